@@ -1,0 +1,120 @@
+"""The rule interface and the registry of rules.
+
+A rule is one module in the top-level ``rules/`` folder (shipped as
+``reglint.rules``) defining one subclass of ``Rule``. The module docstring is
+the user's documentation (``reglint rule CODE`` prints it) in fixed sections:
+What it does, Why is this bad?, Example, Use instead, Options, Formula,
+Thresholds and calibration, References.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+from reglint.engine.finding import Finding, Severity
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reglint.engine.analysis import Analysis
+    from reglint.model import Model
+
+
+@dataclass(frozen=True)
+class Option:
+    """A rule threshold a user may set under [tool.reglint.lint.thresholds]."""
+
+    default: float
+    help: str
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]
+    summary: ClassVar[str]
+    # Threshold options, keyed by the name used in the config table.
+    options: ClassVar[dict[str, Option]] = {}
+
+    def __init__(self, thresholds: dict[str, float] | None = None):
+        self.thresholds = {k: o.default for k, o in self.options.items()}
+        if thresholds:
+            self.thresholds.update(
+                {k: v for k, v in thresholds.items() if k in self.options}
+            )
+
+    def check(self, model: "Model", analysis: "Analysis") -> Iterable[Finding]:
+        raise NotImplementedError
+
+    def finding(
+        self,
+        message: str,
+        *,
+        layer: str | None = None,
+        target: str | None = None,
+        remedy: str | None = None,
+        values: dict[str, Any] | None = None,
+        severity: Severity | None = None,
+    ) -> Finding:
+        return Finding(
+            code=self.code,
+            name=self.name,
+            severity=severity or self.severity,
+            message=message,
+            layer=layer,
+            target=target,
+            remedy=remedy,
+            values=values or {},
+        )
+
+    @classmethod
+    def documentation(cls) -> str:
+        module = sys.modules[cls.__module__]
+        return inspect.cleandoc(module.__doc__ or cls.summary)
+
+
+def _rule_classes(module) -> list[type[Rule]]:
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Rule)
+        and obj is not Rule
+        and obj.__module__ == module.__name__
+    ]
+
+
+_REGISTRY: dict[str, type[Rule]] | None = None
+
+
+def all_rules() -> dict[str, type[Rule]]:
+    """Every rule, by code, in code order. Loaded once, on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        import reglint.rules as package
+
+        found: dict[str, type[Rule]] = {}
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_") or info.name.endswith("_test"):
+                continue
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for cls in _rule_classes(module):
+                if cls.code in found:
+                    raise RuntimeError(f"two rules claim {cls.code}")
+                found[cls.code] = cls
+        _REGISTRY = dict(sorted(found.items()))
+    return _REGISTRY
+
+
+def get_rule(code_or_name: str) -> type[Rule] | None:
+    rules = all_rules()
+    key = code_or_name.strip()
+    if key.upper() in rules:
+        return rules[key.upper()]
+    for cls in rules.values():
+        if cls.name == key:
+            return cls
+    return None

@@ -1,0 +1,31 @@
+"""The framework-neutral model description (see ``description``)."""
+
+from reglint.model.description import (
+    Initializer,
+    Layer,
+    LearningRate,
+    Loss,
+    Model,
+    Optimizer,
+    Output,
+    Provenance,
+    Regularizer,
+    Role,
+    Variable,
+    WeightStats,
+)
+
+__all__ = [
+    "Initializer",
+    "Layer",
+    "LearningRate",
+    "Loss",
+    "Model",
+    "Optimizer",
+    "Output",
+    "Provenance",
+    "Regularizer",
+    "Role",
+    "Variable",
+    "WeightStats",
+]

@@ -1,0 +1,342 @@
+"""The framework-neutral description of a model: what every reader produces and
+every rule, estimator and reporter reads.
+
+Readers (one per file format) translate what a file holds into these plain
+dataclasses; nothing downstream knows whether a number came from a `.keras`
+zip, a legacy HDF5 file or an ONNX graph. Where a value did not come from the
+file (a user option, a documented default), ``Provenance`` says so, and the
+report repeats it.
+
+>>> kernel = Variable(name="kernel", role=Role.KERNEL, shape=(3, 3, 10, 20),
+...                   regularizer=Regularizer(kind="l2", l2=0.01))
+>>> kernel.size
+1800
+>>> kernel.fans()
+(90, 180)
+>>> layer = Layer(name="conv", path="conv", class_name="Conv2D", variables=[kernel])
+>>> layer.trainable_params, layer.non_trainable_params
+(1800, 0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Role(str, Enum):
+    """What a variable is for. Rules key on roles, never on variable names."""
+
+    KERNEL = "kernel"
+    RECURRENT_KERNEL = "recurrent_kernel"
+    DEPTHWISE_KERNEL = "depthwise_kernel"
+    POINTWISE_KERNEL = "pointwise_kernel"
+    BIAS = "bias"
+    EMBEDDINGS = "embeddings"
+    GAMMA = "gamma"
+    BETA = "beta"
+    MOVING_MEAN = "moving_mean"
+    MOVING_VARIANCE = "moving_variance"
+    ALPHA = "alpha"  # PReLU slopes
+    OTHER = "other"
+
+    @property
+    def is_kernel_like(self) -> bool:
+        return self in (
+            Role.KERNEL,
+            Role.RECURRENT_KERNEL,
+            Role.DEPTHWISE_KERNEL,
+            Role.POINTWISE_KERNEL,
+        )
+
+    @property
+    def is_statistic(self) -> bool:
+        """Moving statistics: state, never trained, never regularized."""
+        return self in (Role.MOVING_MEAN, Role.MOVING_VARIANCE)
+
+
+class Provenance(str, Enum):
+    """Where a value came from, so the report can say it."""
+
+    FILE = "file"  # read from the model file
+    USER = "user"  # a command-line option or the [tool.reglint] table
+    DEFAULT = "default"  # reglint's documented default
+    INFERRED = "inferred"  # derived from other values in the file
+
+
+@dataclass
+class Regularizer:
+    """One penalty, in Keras' own convention.
+
+    ``kind`` is one of ``l1``, ``l2``, ``l1l2``, ``orthogonal`` or ``custom``.
+    ``l1``/``l2`` are the factors with Keras' definitions: L2 adds
+    ``l2 * sum(w**2)`` (no 1/2), L1 adds ``l1 * sum(|w|)``.
+    ``factor``/``mode`` belong to ``OrthogonalRegularizer``. ``config`` is the
+    raw config exactly as the file held it.
+
+    >>> Regularizer(kind="l1l2", l1=0.0, l2=1e-4).is_effective
+    True
+    >>> Regularizer(kind="l1l2").is_effective
+    False
+    """
+
+    kind: str
+    l1: float = 0.0
+    l2: float = 0.0
+    factor: float = 0.0
+    mode: str | None = None
+    class_name: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    source: Provenance = Provenance.FILE
+    # Values the reader could not turn into a number (a string, null, a dict).
+    invalid: list[str] = field(default_factory=list)
+
+    @property
+    def is_effective(self) -> bool:
+        """False for L1L2(0, 0) and friends: a regularizer that adds nothing."""
+        if self.kind == "custom":
+            return True
+        if self.kind == "orthogonal":
+            return self.factor != 0.0
+        return self.l1 != 0.0 or self.l2 != 0.0
+
+    def factors(self) -> dict[str, float]:
+        """The non-zero numeric factors, for messages and reports."""
+        out = {}
+        if self.kind == "orthogonal":
+            out["factor"] = self.factor
+        else:
+            if self.l1:
+                out["l1"] = self.l1
+            if self.l2:
+                out["l2"] = self.l2
+        return out
+
+
+@dataclass
+class Initializer:
+    """An initializer config, normalised: ``name`` is Keras' snake_case
+    identifier (``glorot_uniform``, ``he_normal``, ``orthogonal``, ``zeros``,
+    ``ones``, ``constant``, ``random_normal``, ``variance_scaling`` ...)."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WeightStats:
+    """Statistics of a saved tensor, computed chunk by chunk from the file."""
+
+    count: int
+    sum_sq: float
+    sum_abs: float
+    max_abs: float
+    nonfinite: int = 0  # NaN or infinite entries
+
+    @property
+    def rms(self) -> float:
+        return math.sqrt(self.sum_sq / self.count) if self.count else 0.0
+
+    @property
+    def mean_abs(self) -> float:
+        return self.sum_abs / self.count if self.count else 0.0
+
+
+@dataclass
+class Variable:
+    """One weight tensor of a layer."""
+
+    name: str
+    role: Role
+    shape: tuple[int, ...]
+    trainable: bool = True
+    regularizer: Regularizer | None = None
+    initializer: Initializer | None = None
+    stats: WeightStats | None = None
+    dtype: str = "float32"
+    # Where the tensor lives in the file (HDF5 path, ONNX initializer name).
+    location: str = ""
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape) if self.shape else 1
+
+    def fans(self) -> tuple[int, int]:
+        """(fan_in, fan_out) exactly as Keras' ``compute_fans``.
+
+        Rank 1: both the length; rank 2: (rows, cols); higher ranks: the
+        receptive field times the last two dimensions.
+        """
+        shape = self.shape
+        if len(shape) == 0:
+            return 1, 1
+        if len(shape) == 1:
+            return shape[0], shape[0]
+        if len(shape) == 2:
+            return shape[0], shape[1]
+        receptive = math.prod(shape[:-2])
+        return shape[-2] * receptive, shape[-1] * receptive
+
+
+@dataclass
+class Layer:
+    """A layer (or an ONNX node group) and the variables it owns.
+
+    ``path`` is unique in the model (``encoder/dense_1``); ``name`` is the
+    layer's own name. ``inbound`` names the layers feeding this one and
+    ``outbound`` those it feeds, where the file records the graph.
+    """
+
+    name: str
+    path: str
+    class_name: str
+    trainable: bool = True
+    variables: list[Variable] = field(default_factory=list)
+    activity_regularizer: Regularizer | None = None
+    custom: bool = False  # a class reglint does not know
+    activation: str | None = None
+    units: int | None = None  # output width where the config gives it
+    inbound: list[str] = field(default_factory=list)
+    outbound: list[str] = field(default_factory=list)
+    # Count of times the layer is applied (shared layers are counted once).
+    calls: int = 1
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(v.size for v in self.variables if v.trainable)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return sum(v.size for v in self.variables if not v.trainable)
+
+    @property
+    def params(self) -> int:
+        return self.trainable_params + self.non_trainable_params
+
+    def regularized_variables(self) -> list[Variable]:
+        return [v for v in self.variables if v.regularizer is not None]
+
+
+@dataclass
+class LearningRate:
+    """A constant learning rate, or a schedule with its initial value."""
+
+    initial: float | None
+    peak: float | None = None  # the largest value a schedule reaches (warm-up)
+    schedule: str | None = None  # class name of the schedule, None if constant
+    config: dict[str, Any] = field(default_factory=dict)
+    source: Provenance = Provenance.FILE
+
+
+@dataclass
+class Optimizer:
+    """The optimizer settings saved with the model (or given by the user)."""
+
+    class_name: str
+    learning_rate: LearningRate | None = None
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float | None = None  # decoupled, lr-multiplied (Keras 3 / PyTorch AdamW)
+    # Coupled L2 folded into the gradient (PyTorch SGD/Adam weight_decay,
+    # ONNX norm_coefficient), expressed as a Keras L2 factor.
+    coupled_l2: float | None = None
+    beta_1: float | None = None
+    beta_2: float | None = None
+    epsilon: float | None = None
+    # Legacy Keras 2 `decay`: learning-rate time decay, NOT weight decay.
+    lr_decay: float | None = None
+    iterations: int | None = None  # steps taken so far, when the file saved it
+    gradient_accumulation_steps: int | None = None
+    exclude_from_weight_decay: list[str] | None = None  # None: not recorded
+    config: dict[str, Any] = field(default_factory=dict)
+    source: Provenance = Provenance.FILE
+
+    @property
+    def family(self) -> str:
+        """``sgd``, ``adaptive`` (Adam-like, per-weight normalised) or ``other``."""
+        name = self.class_name.lower()
+        if name in ("sgd", "momentum", "sgdw"):
+            return "sgd"
+        if name in (
+            "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta",
+            "lion", "lamb", "adafactor", "amsgrad", "radam", "adamwoptimizer",
+        ):
+            return "adaptive"
+        return "other"
+
+
+@dataclass
+class Loss:
+    """The compiled data loss of one output."""
+
+    name: str | None  # canonical snake_case: categorical_crossentropy, mean_squared_error ...
+    from_logits: bool | None = None
+    label_smoothing: float = 0.0
+    reduction: str | None = None
+    weight: float = 1.0  # loss_weights entry for this output
+    output: str | None = None  # the output layer it applies to
+    config: Any = None  # raw, as saved
+    source: Provenance = Provenance.FILE
+
+
+@dataclass
+class Output:
+    """A model output: the layer producing it, its width and activation."""
+
+    layer: str
+    units: int | None = None
+    activation: str | None = None
+
+
+@dataclass
+class Model:
+    """What reglint knows about one model file."""
+
+    path: str
+    format: str  # keras_v3, keras_h5, savedmodel, onnx
+    layers: list[Layer] = field(default_factory=list)
+    optimizer: Optimizer | None = None
+    losses: list[Loss] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    framework: str = "keras"  # keras, tf.keras, onnx
+    framework_version: str | None = None
+    backend: str | None = None
+    name: str | None = None
+    # What the reader could not interpret, in words, for the report.
+    notes: list[str] = field(default_factory=list)
+    # Values problems found while reading: (layer path or "", message).
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(layer.trainable_params for layer in self.layers)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return sum(layer.non_trainable_params for layer in self.layers)
+
+    @property
+    def total_params(self) -> int:
+        return self.trainable_params + self.non_trainable_params
+
+    def variables(self):
+        """Every (layer, variable) pair, in model order."""
+        for layer in self.layers:
+            for var in layer.variables:
+                yield layer, var
+
+    def layer(self, path: str) -> Layer | None:
+        for layer in self.layers:
+            if layer.path == path or layer.name == path:
+                return layer
+        return None
+
+    @property
+    def has_regularization(self) -> bool:
+        return any(v.regularizer for _, v in self.variables()) or any(
+            layer.activity_regularizer for layer in self.layers
+        )

@@ -1,0 +1,42 @@
+"""Readers: one per file format, each turning a file into a ``Model``.
+
+``read_model(path)`` sniffs the format from the file's first bytes (never from
+the extension alone: a mislabelled file must not reach the wrong parser) and
+hands the file to its reader. Every reader raises ``ModelReadError`` with a
+one-line message for anything it cannot read; none of them imports
+TensorFlow or runs code from the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reglint.errors import ModelReadError
+from reglint.model import Model
+from reglint.readers.limits import ReadOptions
+from reglint.readers.sniff import Format, sniff
+
+__all__ = ["Format", "ReadOptions", "read_model", "sniff"]
+
+
+def read_model(path: str | Path, options: ReadOptions | None = None) -> Model:
+    path = Path(path)
+    options = options or ReadOptions()
+    fmt = sniff(path)
+    if fmt is Format.KERAS_ZIP:
+        from reglint.readers.keras_zip import read_keras_zip
+
+        return read_keras_zip(path, options)
+    if fmt is Format.HDF5:
+        from reglint.readers.keras_h5 import read_keras_h5
+
+        return read_keras_h5(path, options)
+    if fmt is Format.SAVEDMODEL:
+        from reglint.readers.savedmodel import read_savedmodel
+
+        return read_savedmodel(path, options)
+    if fmt is Format.ONNX:
+        from reglint.readers.onnx_reader import read_onnx
+
+        return read_onnx(path, options)
+    raise ModelReadError(f"not a model reglint can read ({fmt.value})")

@@ -1,0 +1,308 @@
+"""Build the model description from a walked Keras config and the tensors the
+file stores. Shared by the ``.keras`` and legacy HDF5 readers, which differ
+only in how they find a layer's tensors:
+
+- ``.keras``: unnamed ``vars/N`` datasets under the layer's save path and
+  the paths of its sub-layers (``cell``, ``forward_layer``, ``query_dense``);
+  names and roles come from ``keras_layers.own_slots``.
+- legacy HDF5: named datasets (``weight_names``), roles from the names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from reglint.model import Layer, Model, Output, Regularizer, Role, Variable
+from reglint.readers.keras_config import LayerNode, ModelConfig
+from reglint.readers.keras_layers import (
+    DEFAULT_INIT,
+    RNN_LAYERS,
+    WEIGHTLESS,
+    child_layers,
+    initializer_keys,
+    match_child,
+    own_slots,
+    regularizer_keys,
+)
+from reglint.readers.keras_objects import (
+    parse_initializer,
+    parse_losses,
+    parse_optimizer,
+    parse_regularizer,
+)
+from reglint.readers.limits import ReadOptions
+from reglint.readers.tensor_stats import h5_dataset_stats
+
+# Stored names of variables that are state, not trained: Keras 1/2 batch-norm
+# statistics and the preprocessing Normalization layer's adapted values.
+NON_TRAINABLE_NAMES = {"moving_mean", "moving_variance", "running_mean", "running_std",
+                       "running_var", "mean", "variance", "count"}
+
+
+@dataclass
+class FoundTensor:
+    """A stored tensor found for a layer, before naming."""
+
+    dataset: Any  # h5py.Dataset
+    location: str
+    owner_class: str | None  # class of the (sub-)layer owning it, if resolved
+    owner_config: dict[str, Any]
+    name: str | None = None  # stored name, where the format has one
+    role: Role | None = None
+    trainable: bool | None = None
+    prefix: str = ""  # sub-layer prefix for the variable name (forward_lstm/)
+
+
+def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOptions,
+                model: Model) -> Layer:
+    """One description ``Layer`` from a config node and its stored tensors."""
+    slots_known = own_slots(node.class_name, node.config) is not None or node.class_name in RNN_LAYERS
+    known = slots_known or bool(child_layers(node.class_name, node.config))
+    custom = not known
+    layer = Layer(
+        name=node.name,
+        path=node.path,
+        class_name=node.class_name,
+        trainable=node.trainable,
+        activity_regularizer=_regularizer(node.config.get("activity_regularizer"), model, node.path, "activity"),
+        custom=custom,
+        activation=_activation(node.config),
+        units=_units(node.config),
+        inbound=list(node.inbound),
+        calls=node.calls,
+        config=node.config,
+    )
+    _name_by_position(tensors, model, node)
+    for found in tensors:
+        layer.variables.append(_variable(found, node, options, model))
+    if custom:
+        _attach_custom_regularizers(layer, node, model)
+    return layer
+
+
+def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode) -> None:
+    """Give unnamed tensors names and roles from their owner's slot list."""
+    groups: dict[tuple[str, str | None], list[FoundTensor]] = {}
+    for found in tensors:
+        if found.role is None:
+            groups.setdefault((found.prefix, found.owner_class), []).append(found)
+    for (prefix, owner_class), items in groups.items():
+        slots = own_slots(owner_class, items[0].owner_config) if owner_class else None
+        if slots is not None and len(slots) != len(items):
+            model.problems.append((node.path, f"{owner_class} under {prefix or node.path} stores "
+                                   f"{len(items)} tensors where its config implies {len(slots)}"))
+            slots = slots if len(slots) < len(items) else slots[: len(items)]
+        for index, found in enumerate(items):
+            if slots is not None and index < len(slots):
+                found.name, found.role, found.trainable = slots[index].name, slots[index].role, slots[index].trainable
+            else:
+                found.name, found.role = _guess(found, index)
+
+
+def _guess(found: FoundTensor, index: int) -> tuple[str, Role]:
+    """Unknown layers: rank >= 2 looks like a kernel, rank 1 like a bias;
+    the report marks such layers as custom."""
+    rank = len(found.dataset.shape or ())
+    return f"var_{index}", (Role.KERNEL if rank >= 2 else Role.BIAS if rank == 1 else Role.OTHER)
+
+
+def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: Model) -> Variable:
+    role = found.role or Role.OTHER
+    owner_class = found.owner_class or node.class_name
+    if owner_class == "Embedding" and role is Role.KERNEL:
+        role = Role.EMBEDDINGS  # Keras 1 named the table W
+    cfg = found.owner_config
+    trainable = node.trainable and not role.is_statistic and found.trainable is not False
+    if (found.name or "") in NON_TRAINABLE_NAMES:
+        trainable = False
+    shape = tuple(int(d) for d in (found.dataset.shape or ()))
+    var = Variable(
+        name=f"{found.prefix}{found.name}",
+        role=role,
+        shape=shape,
+        trainable=trainable,
+        dtype=_dtype(found.dataset),
+        location=found.location,
+    )
+    reg_cfg = _first(cfg, regularizer_keys(owner_class, role))
+    var.regularizer = _regularizer(reg_cfg, model, node.path, var.name)
+    init_cfg = _first(cfg, initializer_keys(owner_class, role))
+    var.initializer = parse_initializer(init_cfg) if init_cfg is not None else parse_initializer(DEFAULT_INIT.get(role))
+    if options.weight_stats:
+        try:
+            var.stats = h5_dataset_stats(found.dataset, options.chunk_bytes)
+        except Exception as exc:  # a corrupt chunk must not sink the whole report
+            model.problems.append((node.path, f"cannot read {var.name} values: {type(exc).__name__}"))
+    return var
+
+
+def _attach_custom_regularizers(layer: Layer, node: LayerNode, model: Model) -> None:
+    """Custom layers: read every ``*_regularizer`` key; attach it to the
+    variable of that name if one exists, else to the first kernel- or
+    bias-shaped variable, and say so in the notes."""
+    for key, value in node.config.items():
+        if not key.endswith("_regularizer") or key == "activity_regularizer" or value is None:
+            continue
+        target = key[: -len("_regularizer")]
+        reg = _regularizer(value, model, node.path, target)
+        if reg is None:
+            continue
+        var = next((v for v in layer.variables if v.name.split("/")[-1] == target and v.regularizer is None), None)
+        if var is None:
+            wanted = Role.BIAS if target in ("bias", "b") else Role.KERNEL
+            var = next((v for v in layer.variables if v.role is wanted and v.regularizer is None), None)
+        if var is None:
+            model.notes.append(f"{layer.path}: {key} could not be matched to a stored variable")
+            continue
+        var.regularizer = reg
+        model.notes.append(f"{layer.path}: custom layer {layer.class_name}; {key} attached to {var.name} "
+                           f"{list(var.shape)} by name and shape")
+
+
+def _regularizer(obj: Any, model: Model, path: str, target: str) -> Regularizer | None:
+    reg = parse_regularizer(obj)
+    if reg is not None and reg.invalid:
+        for problem in reg.invalid:
+            model.problems.append((path, f"{target} regularizer: {problem}"))
+    return reg
+
+
+def _first(cfg: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if cfg.get(key) is not None:
+            return cfg[key]
+    return None
+
+
+def _dtype(ds) -> str:
+    try:
+        stored = ds.attrs.get("dtype")
+    except Exception:
+        stored = None
+    if isinstance(stored, bytes):
+        stored = stored.decode()
+    return stored if isinstance(stored, str) else str(ds.dtype)
+
+
+def _activation(cfg: dict[str, Any]) -> str | None:
+    act = cfg.get("activation")
+    if isinstance(act, str):
+        return act
+    if isinstance(act, dict):
+        name = act.get("class_name") or act.get("config", {}).get("name")
+        return str(name) if name else None
+    return None
+
+
+def _units(cfg: dict[str, Any]) -> int | None:
+    for key in ("units", "filters", "output_dim", "nb_filter"):
+        value = cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+# --------------------------------------------------------------------------
+# owners of named tensors (legacy HDF5)
+
+
+def owner_for_components(class_name: str, cfg: dict[str, Any], components: list[str]) -> tuple[str, dict[str, Any], str]:
+    """For a stored name such as ``bidirectional/backward_lstm/lstm_cell/kernel``,
+    the (class, config) whose regularizer keys apply, and a name prefix."""
+    children = child_layers(class_name, cfg)
+    if not children:
+        return class_name, cfg, ""
+    if class_name == "Bidirectional":
+        backward = any(c.startswith("backward") for c in components)
+        key = "backward_layer" if backward else "forward_layer"
+        child_class, child_cfg = children[key]
+        sub_class, sub_cfg, _ = owner_for_components(child_class, child_cfg, components)
+        name = child_cfg.get("name") or key
+        return sub_class, sub_cfg, f"{name}/"
+    if class_name in RNN_LAYERS or class_name == "RNN":
+        child_class, child_cfg = children["cell"]
+        return child_class, child_cfg, ""
+    if class_name == "TimeDistributed":
+        child_class, child_cfg = children["layer"]
+        sub_class, sub_cfg, prefix = owner_for_components(child_class, child_cfg, components)
+        return sub_class, sub_cfg, prefix
+    if class_name in ("MultiHeadAttention", "GroupQueryAttention"):
+        child_class, child_cfg = next(iter(children.values()))
+        part = components[-2] if len(components) >= 2 else ""
+        return child_class, child_cfg, f"{part}/" if part else ""
+    return class_name, cfg, ""
+
+
+def owner_for_attr_path(class_name: str, cfg: dict[str, Any], attrs: list[str]) -> tuple[str | None, dict[str, Any], str]:
+    """For a ``.keras`` sub-path such as ``forward_layer/cell``, the owning
+    (class, config) and a name prefix; (None, {}, path) when unknown."""
+    prefix_parts: list[str] = []
+    current_class, current_cfg = class_name, cfg
+    for attr in attrs:
+        children = child_layers(current_class, current_cfg)
+        key = match_child(children, attr)
+        if key is None:
+            return None, {}, "/".join(attrs) + "/"
+        current_class, current_cfg = children[key]
+        if key in ("forward_layer", "backward_layer") or key.lstrip("_").endswith("_dense"):
+            label = current_cfg.get("name") if key.endswith("_layer") else key.lstrip("_").replace("_dense", "")
+            prefix_parts.append(str(label or key))
+    prefix = "/".join(prefix_parts) + "/" if prefix_parts else ""
+    return current_class, current_cfg, prefix
+
+
+# --------------------------------------------------------------------------
+# model-level settings
+
+
+def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) -> None:
+    """Optimizer and losses from a Keras 3 ``compile_config`` or a legacy
+    ``training_config`` (same keys except ``optimizer`` vs
+    ``optimizer_config``)."""
+    if not isinstance(compile_cfg, dict):
+        return
+    opt_obj = compile_cfg.get("optimizer", compile_cfg.get("optimizer_config"))
+    try:
+        model.optimizer = parse_optimizer(opt_obj)
+    except Exception as exc:  # hostile shapes of a config must not crash the report
+        model.problems.append(("", f"unreadable optimizer config: {type(exc).__name__}"))
+    try:
+        model.losses = parse_losses(compile_cfg.get("loss"), compile_cfg.get("loss_weights"), tree.output_layers)
+    except Exception as exc:
+        model.problems.append(("", f"unreadable loss config: {type(exc).__name__}"))
+
+
+def attach_outputs(model: Model, tree: ModelConfig) -> None:
+    """Output layers with their width and activation; an Activation or
+    Softmax head takes its width from the layer feeding it."""
+    by_name = {layer.name: layer for layer in model.layers}
+    containers = {node.name: node for node in tree.containers}
+    for name in tree.output_layers:
+        layer = by_name.get(name)
+        if layer is None and name in containers:
+            inner = [l for l in model.layers if l.path.startswith(containers[name].path + "/")]
+            layer = inner[-1] if inner else None
+        if layer is None:
+            continue
+        units, activation = layer.units, layer.activation
+        if layer.class_name in ("Softmax",):
+            activation = "softmax"
+        probe, hops = layer, 0
+        while units is None and probe is not None and probe.inbound and hops < 8:
+            probe = by_name.get(probe.inbound[0])
+            hops += 1
+            if probe is not None:
+                units = probe.units
+                if activation in (None, "linear") and probe.activation:
+                    activation = probe.activation
+        model.outputs.append(Output(layer=layer.path, units=units, activation=activation))
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def is_weightless(class_name: str) -> bool:
+    return class_name in WEIGHTLESS

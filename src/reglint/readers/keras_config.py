@@ -1,0 +1,195 @@
+"""Walk a saved Keras model config (any generation) into its leaf layers.
+
+Containers (Sequential, Functional, Model) are opened recursively; every other
+layer becomes a ``LayerNode`` with a path unique in the model
+(``encoder/dense_1``), its effective ``trainable`` flag (a frozen container
+freezes everything inside it), and the path Keras 3 saves its variables under
+in ``model.weights.h5``. That path is computed the way
+``keras/src/saving/saving_lib.py`` computes it: a container's layers are
+saved in ``model.layers`` order under ``layers/<snake_case class name>`` made
+unique with ``_1``, ``_2`` ... (Sequential leaves its InputLayer out), never
+from the layer's configured name.
+
+Keras 1 wrote Sequential configs as a bare list and used ``name`` where later
+versions use ``class_name``; both are read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from reglint.errors import ModelReadError
+from reglint.readers.keras_layers import CONTAINERS
+from reglint.readers.keras_objects import bare_class_name, class_name_of, to_snake_case
+
+
+@dataclass
+class LayerNode:
+    name: str
+    class_name: str
+    config: dict[str, Any]
+    path: str
+    trainable: bool
+    weights_path: str  # Keras 3 .keras: group path in model.weights.h5
+    registered_name: str | None = None
+    module: str | None = None
+    inbound: list[str] = field(default_factory=list)
+    calls: int = 1
+    container: str = ""  # path of the enclosing container ("" at the top)
+
+
+@dataclass
+class ModelConfig:
+    class_name: str
+    name: str | None
+    leaves: list[LayerNode]
+    output_layers: list[str]  # names of the layers producing the outputs
+    containers: list[LayerNode]  # nested Sequential/Functional entries
+
+
+def is_container(class_name: str, cfg: Any) -> bool:
+    if class_name in CONTAINERS:
+        return True
+    # Subclassed Functional models keep the functional layout.
+    return isinstance(cfg, dict) and isinstance(cfg.get("layers"), list) and "input_layers" in cfg
+
+
+def container_layers(class_name: str, cfg: Any) -> list[dict[str, Any]]:
+    if isinstance(cfg, list):  # Keras 1 Sequential
+        return [c for c in cfg if isinstance(c, dict)]
+    if isinstance(cfg, dict) and isinstance(cfg.get("layers"), list):
+        return [c for c in cfg["layers"] if isinstance(c, dict)]
+    return []
+
+
+def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip: bool = False) -> ModelConfig:
+    """Flatten a model config. ``root`` is the parsed ``config.json`` or
+    ``model_config`` attribute."""
+    if not isinstance(root, dict):
+        raise ModelReadError("model config is not a JSON object")
+    class_name = bare_class_name(class_name_of(root) or "")
+    cfg = root.get("config")
+    if not class_name or cfg is None:
+        raise ModelReadError("model config has no class_name/config")
+    leaves: list[LayerNode] = []
+    containers: list[LayerNode] = []
+    if not is_container(class_name, cfg):
+        # A bare layer or a subclassed model without a layer list: one node.
+        name = cfg.get("name", class_name) if isinstance(cfg, dict) else class_name
+        leaves.append(LayerNode(name=str(name), class_name=class_name, config=cfg if isinstance(cfg, dict) else {},
+                                path=str(name), trainable=_trainable(cfg), weights_path="",
+                                registered_name=root.get("registered_name"), module=root.get("module")))
+    else:
+        _walk(class_name, cfg, prefix="", weights_prefix="", trainable=_trainable(cfg), leaves=leaves,
+              containers=containers, max_layers=max_layers, by_name=keras2_keras_zip)
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    return ModelConfig(class_name=class_name, name=name, leaves=leaves,
+                       output_layers=_output_layers(class_name, cfg, leaves), containers=containers)
+
+
+def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, trainable: bool,
+          leaves: list[LayerNode], containers: list[LayerNode], max_layers: int, by_name: bool) -> None:
+    used: dict[str, int] = {}
+    previous: str | None = None  # Sequential configs record no graph: chain them
+    for entry in container_layers(class_name, cfg):
+        if len(leaves) + len(containers) > max_layers:
+            raise ModelReadError(f"more than {max_layers} layers: refusing to read")
+        child_class = bare_class_name(class_name_of(entry) or "?")
+        child_cfg = entry.get("config", {})
+        if not isinstance(child_cfg, (dict, list)):
+            child_cfg = {}
+        name = _layer_name(entry, child_cfg, child_class)
+        if class_name == "Sequential" and child_class == "InputLayer":
+            continue  # Sequential.layers leaves the InputLayer out (and so does saving)
+        if by_name:
+            # tf.keras 2.13-2.15 .keras files key sub-layers by layer name.
+            weights_path = f"{weights_prefix}_layer_checkpoint_dependencies/{name}"
+        else:
+            weights_path = f"{weights_prefix}layers/{_unique(to_snake_case(child_class), used)}"
+        path = f"{prefix}{name}"
+        child_trainable = trainable and _trainable(child_cfg)
+        node = LayerNode(
+            name=name, class_name=child_class, config=child_cfg if isinstance(child_cfg, dict) else {},
+            path=path, trainable=child_trainable, weights_path=weights_path,
+            registered_name=entry.get("registered_name"), module=entry.get("module"),
+            inbound=_inbound_names(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
+            container=prefix.rstrip("/"),
+        )
+        if not node.inbound and previous is not None and class_name == "Sequential" or (
+            not node.inbound and previous is not None and isinstance(cfg, list)
+        ):
+            node.inbound = [previous]
+        previous = name
+        if is_container(child_class, child_cfg):
+            containers.append(node)
+            _walk(child_class, child_cfg, prefix=path + "/", weights_prefix=weights_path + "/",
+                  trainable=child_trainable, leaves=leaves, containers=containers,
+                  max_layers=max_layers, by_name=by_name)
+        else:
+            leaves.append(node)
+
+
+def _unique(name: str, used: dict[str, int]) -> str:
+    """``saving_lib._get_unique_name``: dense, dense_1, dense_2 ..."""
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+def _layer_name(entry: dict, cfg: Any, class_name: str) -> str:
+    name = entry.get("name")
+    if not isinstance(name, str) and isinstance(cfg, dict):
+        name = cfg.get("name")
+    if not isinstance(name, str) or not name:
+        name = to_snake_case(class_name) or "layer"
+    return name
+
+
+def _trainable(cfg: Any) -> bool:
+    return not (isinstance(cfg, dict) and cfg.get("trainable") is False)
+
+
+def _inbound_names(entry: dict) -> list[str]:
+    """Names of the layers feeding this one, across config generations."""
+    names: list[str] = []
+    for item in _iter_history(entry.get("inbound_nodes")):
+        if item not in names:
+            names.append(item)
+    return names
+
+
+def _iter_history(obj: Any, depth: int = 0) -> Iterator[str]:
+    """Keras 2 nodes are [[name, node, tensor, kwargs], ...]; Keras 3 nodes are
+    {"args": [{"class_name": "__keras_tensor__", "config": {"keras_history":
+    [name, node, tensor]}}], "kwargs": {...}}. Collect the layer names."""
+    if depth > 12:
+        return
+    if isinstance(obj, dict):
+        history = obj.get("keras_history")
+        if isinstance(history, list) and history and isinstance(history[0], str):
+            yield history[0]
+            return
+        for value in obj.values():
+            yield from _iter_history(value, depth + 1)
+    elif isinstance(obj, list):
+        if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):
+            yield obj[0]
+            return
+        for value in obj:
+            yield from _iter_history(value, depth + 1)
+
+
+def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[str]:
+    if isinstance(cfg, dict) and "output_layers" in cfg:
+        outs = cfg["output_layers"]
+        # Keras 3 writes a single output as ["name", 0, 0]; Keras 2 a list of them.
+        if isinstance(outs, list) and outs and isinstance(outs[0], str):
+            outs = [outs]
+        if isinstance(outs, dict):
+            outs = list(outs.values())
+        names = [o[0] for o in outs if isinstance(o, list) and o and isinstance(o[0], str)] if isinstance(outs, list) else []
+        return names
+    return [leaves[-1].name] if leaves else []

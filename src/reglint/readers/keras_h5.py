@@ -1,0 +1,172 @@
+"""Legacy HDF5 full models: Keras 1.x, Keras 2.x, tf.keras and Keras 3's
+``model.save("x.h5")``.
+
+The root attributes hold ``model_config`` (JSON), ``training_config`` (JSON:
+loss, optimizer), ``keras_version`` and ``backend``; weights live under
+``model_weights/<top-level layer name>/`` with the attribute
+``weight_names`` listing the datasets by name (``dense_1/kernel:0``,
+``bidirectional/forward_lstm/lstm_cell/kernel``, Keras 1's ``dense_1_W``).
+A nested model's leaves share their container's group, so each stored name
+is matched to the leaf named in its path.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reglint.errors import ModelReadError
+from reglint.model import Model
+from reglint.readers.keras_build import (
+    FoundTensor,
+    attach_outputs,
+    attach_training_config,
+    build_layer,
+    owner_for_components,
+)
+from reglint.readers.keras_config import LayerNode, walk_model_config
+from reglint.readers.keras_layers import role_from_weight_name
+from reglint.readers.limits import ReadOptions
+from reglint.readers.safe_io import attr_strings, attr_text, h5_children, h5_get, load_json
+
+WEIGHTS_ONLY_HINT = (
+    "weights-only HDF5 file: it holds no architecture, regularizers or optimizer to lint "
+    "(save the full model with model.save(...) and lint that)"
+)
+
+
+def read_keras_h5(path: Path, options: ReadOptions) -> Model:
+    import h5py
+
+    try:
+        h5 = h5py.File(path, "r")
+    except Exception as exc:
+        raise ModelReadError(f"unreadable HDF5 file ({_h5_reason(exc)})") from None
+    with h5:
+        raw_config = attr_text(h5.attrs, "model_config")
+        if raw_config is None:
+            if "layer_names" in h5.attrs or "model_weights" not in h5:
+                raise ModelReadError(WEIGHTS_ONLY_HINT)
+            raise ModelReadError("HDF5 file without a model_config attribute: not a saved Keras model")
+        config = load_json(raw_config, what="model_config", max_bytes=options.max_json_bytes,
+                           max_depth=options.max_json_depth)
+        version = attr_text(h5.attrs, "keras_version")
+        model = Model(path=str(path), format="keras_h5", framework_version=version,
+                      framework="tf.keras" if version and version.endswith("-tf") else "keras",
+                      backend=attr_text(h5.attrs, "backend"))
+        tree = walk_model_config(config, max_layers=options.max_layers)
+        model.name = tree.name
+        weights = h5_get(h5, "model_weights")
+        if weights is None or not isinstance(weights, h5py.Group):
+            model.notes.append("file holds no model_weights group: parameters counted from stored weights are unavailable")
+        assignments = _assign_tensors(weights, tree.leaves) if isinstance(weights, h5py.Group) else {}
+        for node in tree.leaves:
+            model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
+        raw_training = attr_text(h5.attrs, "training_config")
+        if raw_training:
+            training = load_json(raw_training, what="training_config", max_bytes=options.max_json_bytes,
+                                 max_depth=options.max_json_depth)
+            attach_training_config(model, training, tree)
+        if model.optimizer is not None:
+            model.optimizer.iterations = _iterations(h5)
+        attach_outputs(model, tree)
+        return model
+
+
+def _h5_reason(exc: Exception) -> str:
+    text = str(exc).split("(")[0].strip() or type(exc).__name__
+    return text[:120]
+
+
+def _assign_tensors(weights, leaves: list[LayerNode]) -> dict[str, list[FoundTensor]]:
+    """Stored tensors per leaf path, matched by the names HDF5 records."""
+    import h5py
+
+    tops: dict[str, list[LayerNode]] = {}
+    for node in leaves:
+        tops.setdefault(node.path.split("/")[0], []).append(node)
+    out: dict[str, list[FoundTensor]] = {}
+    for top, nodes in tops.items():
+        group = h5_get(weights, top)
+        if not isinstance(group, h5py.Group):
+            continue
+        names = attr_strings(group.attrs, "weight_names")
+        if not names and not group.attrs.keys():
+            names = _dataset_names(group)  # no attribute: list what is stored
+        for name in names:
+            ds = h5_get(group, name)
+            if not isinstance(ds, h5py.Dataset):
+                continue
+            node = _leaf_for(name, nodes, top)
+            if node is None:
+                continue
+            out.setdefault(node.path, []).append(_found(ds, name, node))
+    return out
+
+
+def _leaf_for(name: str, nodes: list[LayerNode], top: str) -> LayerNode | None:
+    if len(nodes) == 1 and nodes[0].path == top:
+        return nodes[0]
+    components = name.split("/")[:-1]
+    best, best_index = None, -1
+    for node in nodes:
+        if node.name in components:
+            index = max(i for i, c in enumerate(components) if c == node.name)
+            # Prefer the deepest leaf: ties go to the most specific path.
+            if index > best_index or (index == best_index and best and len(node.path) > len(best.path)):
+                best, best_index = node, index
+    if best is None:
+        # Keras 1 named nested weights "dense_1_W": match a leaf name prefix.
+        short = name.split("/")[-1]
+        for node in nodes:
+            if short.startswith(node.name + "_"):
+                return node
+    return best
+
+
+def _found(ds, name: str, node: LayerNode) -> FoundTensor:
+    components = name.split("/")
+    owner_class, owner_cfg, prefix = owner_for_components(node.class_name, node.config, components)
+    short, role = role_from_weight_name(name, node.name)
+    found = FoundTensor(dataset=ds, location=ds.name, owner_class=owner_class, owner_config=owner_cfg,
+                        name=short, role=role, prefix=prefix)
+    if re.fullmatch(r"param_\d+", short):
+        found.name, found.role = None, None  # very early Keras 1: name by position
+    return found
+
+
+def _dataset_names(group) -> list[str]:
+    import h5py
+
+    names: list[str] = []
+
+    def visit(prefix: str, g, depth: int) -> None:
+        if depth > 8:
+            return
+        for child_name, obj in h5_children(g):
+            full = f"{prefix}{child_name}"
+            if isinstance(obj, h5py.Dataset):
+                names.append(full)
+            elif isinstance(obj, h5py.Group):
+                visit(full + "/", obj, depth + 1)
+
+    visit("", group, 0)
+    return names
+
+
+def _iterations(h5) -> int | None:
+    import h5py
+
+    group = h5_get(h5, "optimizer_weights")
+    if not isinstance(group, h5py.Group):
+        return None
+    for name in _dataset_names(group):
+        short = name.split("/")[-1].split(":")[0]
+        if short in ("iter", "iterations", "iteration"):
+            ds = h5_get(group, name)
+            try:
+                if isinstance(ds, h5py.Dataset) and ds.size == 1:
+                    return int(ds[()])
+            except Exception:
+                return None
+    return None

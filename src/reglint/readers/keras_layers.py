@@ -1,0 +1,274 @@
+"""What Keras' built-in layers own: their variables in creation order, the
+sub-layers Keras saves them under, and the config keys of each variable's
+regularizer and initializer.
+
+The ``.keras`` weights file stores variables by position (``vars/0``,
+``vars/1``) under the attribute path of the object that owns them
+(``layers/bidirectional/forward_layer/cell/vars/0``): the names come only from
+knowing, per class, what ``build()`` creates and in which order. The orders
+below are read from the Keras 3 layer sources (``keras/src/layers/**``);
+legacy HDF5 files name their weights, so there the role is read from the
+name (``role_from_weight_name``).
+
+>>> [s.name for s in own_slots("BatchNormalization", {"scale": False})]
+['beta', 'moving_mean', 'moving_variance']
+>>> role_from_weight_name("dense_1/kernel:0")
+('kernel', <Role.KERNEL: 'kernel'>)
+>>> role_from_weight_name("lstm_1_U_i")
+('U_i', <Role.RECURRENT_KERNEL: 'recurrent_kernel'>)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from reglint.model import Role
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One variable a layer creates."""
+
+    name: str
+    role: Role
+    trainable: bool = True
+
+
+K, RK, B = Role.KERNEL, Role.RECURRENT_KERNEL, Role.BIAS
+_KB = (Slot("kernel", K), Slot("bias", B))
+_RNN_CELL = (Slot("kernel", K), Slot("recurrent_kernel", RK), Slot("bias", B))
+
+DENSE_LIKE = {
+    "Dense", "EinsumDense",
+    "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
+    "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+    "Convolution2DTranspose", "Convolution3DTranspose", "Deconvolution2D", "Deconvolution3D",
+    "LocallyConnected1D", "LocallyConnected2D",
+}
+DEPTHWISE = {"DepthwiseConv1D", "DepthwiseConv2D"}
+SEPARABLE = {"SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D"}
+RNN_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell", "ConvLSTMCell", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"}
+RNN_LAYERS = {"SimpleRNN": "SimpleRNNCell", "LSTM": "LSTMCell", "GRU": "GRUCell",
+              "ConvLSTM1D": "ConvLSTMCell", "ConvLSTM2D": "ConvLSTMCell", "ConvLSTM3D": "ConvLSTMCell",
+              "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
+NORMALIZATION = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization",
+                 "GroupNormalization", "RMSNormalization", "InstanceNormalization"}
+CONTAINERS = {"Sequential", "Functional", "Model"}
+# Layers known to own no variables (their configs may still carry an
+# activity_regularizer).
+WEIGHTLESS = {
+    "InputLayer", "Activation", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "Flatten", "Reshape", "Permute", "RepeatVector",
+    "Lambda", "Masking", "ActivityRegularization", "Concatenate", "Add", "Subtract", "Multiply",
+    "Average", "Maximum", "Minimum", "Dot", "Merge", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D",
+    "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU",
+    "Softmax", "UnitNormalization", "Identity", "TFOpLambda", "SlicingOpLambda", "Rescaling",
+    "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop",
+    "RandomTranslation", "RandomContrast", "RandomBrightness", "Attention", "Cropping",
+}
+
+
+def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
+    """The variables ``class_name`` creates itself, in order; None if unknown.
+
+    Only slots that exist under this config are returned (``use_bias=False``
+    drops the bias, ``scale=False`` drops gamma).
+    """
+    use_bias = cfg.get("use_bias", cfg.get("bias", True)) is not False
+    if class_name in DENSE_LIKE:
+        if class_name == "EinsumDense":
+            use_bias = bool(cfg.get("bias_axes"))
+        return _KB if use_bias else _KB[:1]
+    if class_name in DEPTHWISE:
+        slots = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL), Slot("bias", B))
+        return slots if use_bias else slots[:1]
+    if class_name in SEPARABLE:
+        slots = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL),
+                 Slot("pointwise_kernel", Role.POINTWISE_KERNEL), Slot("bias", B))
+        return slots if use_bias else slots[:2]
+    if class_name in RNN_CELLS:
+        return _RNN_CELL if use_bias else _RNN_CELL[:2]
+    if class_name in ("BatchNormalization", "SyncBatchNormalization"):
+        slots = []
+        if cfg.get("scale", True) is not False:
+            slots.append(Slot("gamma", Role.GAMMA))
+        if cfg.get("center", True) is not False:
+            slots.append(Slot("beta", Role.BETA))
+        slots += [Slot("moving_mean", Role.MOVING_MEAN, False), Slot("moving_variance", Role.MOVING_VARIANCE, False)]
+        return tuple(slots)
+    if class_name in ("LayerNormalization", "GroupNormalization", "InstanceNormalization"):
+        slots = []
+        if cfg.get("scale", True) is not False:
+            slots.append(Slot("gamma", Role.GAMMA))
+        if cfg.get("center", True) is not False:
+            slots.append(Slot("beta", Role.BETA))
+        return tuple(slots)
+    if class_name == "RMSNormalization":
+        return (Slot("scale", Role.GAMMA),)
+    if class_name == "Embedding":
+        return (Slot("embeddings", Role.EMBEDDINGS),)
+    if class_name == "PReLU":
+        return (Slot("alpha", Role.ALPHA),)
+    if class_name in RNN_LAYERS or class_name in ("RNN", "Bidirectional", "TimeDistributed",
+                                                   "MultiHeadAttention", "GroupQueryAttention"):
+        return ()  # their variables belong to sub-layers
+    if class_name in WEIGHTLESS or class_name in CONTAINERS:
+        return ()
+    return None
+
+
+def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Sub-layers Keras saves under an attribute path: attr -> (class, config).
+
+    A child's config is where its regularizers are read from; for LSTM's cell
+    that is the LSTM's own config, for MultiHeadAttention's projections it is
+    the attention layer's kernel/bias regularizers.
+    """
+    if class_name in RNN_LAYERS:
+        return {"cell": (RNN_LAYERS[class_name], cfg)}
+    if class_name == "RNN":
+        cell = cfg.get("cell")
+        if isinstance(cell, dict):
+            return {"cell": (_class(cell), _config(cell))}
+        return {}
+    if class_name == "Bidirectional":
+        fwd = cfg.get("layer") or {}
+        bwd = cfg.get("backward_layer") or fwd
+        return {"forward_layer": (_class(fwd), _config(fwd)),
+                "backward_layer": (_class(bwd), _config(bwd))}
+    if class_name == "TimeDistributed":
+        inner = cfg.get("layer") or {}
+        return {"layer": (_class(inner), _config(inner))}
+    if class_name in ("MultiHeadAttention", "GroupQueryAttention"):
+        shared = {key: cfg.get(key) for key in ("kernel_regularizer", "bias_regularizer",
+                                                 "kernel_initializer", "bias_initializer")}
+        use_bias = cfg.get("use_bias", True)
+        proj = {**shared, "bias_axes": "x" if use_bias else None}
+        names = ("query_dense", "key_dense", "value_dense", "output_dense")
+        return {name: ("EinsumDense", proj) for name in names}
+    return {}
+
+
+def _class(obj: dict) -> str:
+    name = obj.get("class_name", "") if isinstance(obj, dict) else ""
+    return re.split(r"[>.]", name)[-1] if isinstance(name, str) else ""
+
+
+def _config(obj: dict) -> dict:
+    cfg = obj.get("config") if isinstance(obj, dict) else None
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def match_child(children: dict[str, Any], attr: str) -> str | None:
+    """Keras renamed private attributes over time (``_query_dense`` ->
+    ``query_dense``); match either spelling."""
+    if attr in children:
+        return attr
+    bare = attr.lstrip("_")
+    for name in children:
+        if name.lstrip("_") == bare:
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------
+# config keys per role
+
+_REG_KEYS = {
+    Role.KERNEL: ("kernel_regularizer", "W_regularizer"),
+    Role.RECURRENT_KERNEL: ("recurrent_regularizer", "U_regularizer"),
+    Role.DEPTHWISE_KERNEL: ("depthwise_regularizer",),
+    Role.POINTWISE_KERNEL: ("pointwise_regularizer",),
+    Role.BIAS: ("bias_regularizer", "b_regularizer"),
+    Role.EMBEDDINGS: ("embeddings_regularizer", "W_regularizer"),
+    Role.GAMMA: ("gamma_regularizer",),
+    Role.BETA: ("beta_regularizer",),
+    Role.ALPHA: ("alpha_regularizer",),
+}
+
+_INIT_KEYS = {
+    Role.KERNEL: ("kernel_initializer", "init"),
+    Role.RECURRENT_KERNEL: ("recurrent_initializer", "inner_init"),
+    Role.DEPTHWISE_KERNEL: ("depthwise_initializer",),
+    Role.POINTWISE_KERNEL: ("pointwise_initializer",),
+    Role.BIAS: ("bias_initializer",),
+    Role.EMBEDDINGS: ("embeddings_initializer", "init"),
+    Role.GAMMA: ("gamma_initializer",),
+    Role.BETA: ("beta_initializer",),
+    Role.MOVING_MEAN: ("moving_mean_initializer",),
+    Role.MOVING_VARIANCE: ("moving_variance_initializer",),
+    Role.ALPHA: ("alpha_initializer",),
+}
+
+# Keras' defaults when a config does not name an initializer.
+DEFAULT_INIT = {
+    Role.KERNEL: "glorot_uniform",
+    Role.RECURRENT_KERNEL: "orthogonal",
+    Role.DEPTHWISE_KERNEL: "glorot_uniform",
+    Role.POINTWISE_KERNEL: "glorot_uniform",
+    Role.BIAS: "zeros",
+    Role.EMBEDDINGS: "random_uniform",
+    Role.GAMMA: "ones",
+    Role.BETA: "zeros",
+    Role.MOVING_MEAN: "zeros",
+    Role.MOVING_VARIANCE: "ones",
+    Role.ALPHA: "zeros",
+}
+
+
+def regularizer_keys(class_name: str, role: Role) -> tuple[str, ...]:
+    if class_name in DEPTHWISE and role in (Role.KERNEL, Role.DEPTHWISE_KERNEL):
+        return ("depthwise_regularizer", "kernel_regularizer")
+    return _REG_KEYS.get(role, ())
+
+
+def initializer_keys(class_name: str, role: Role) -> tuple[str, ...]:
+    if class_name in DEPTHWISE and role in (Role.KERNEL, Role.DEPTHWISE_KERNEL):
+        return ("depthwise_initializer", "kernel_initializer")
+    return _INIT_KEYS.get(role, ())
+
+
+# --------------------------------------------------------------------------
+# roles from weight names (legacy HDF5)
+
+_NAME_ROLES = [
+    (r"recurrent_kernel", RK),
+    (r"depthwise_kernel", Role.DEPTHWISE_KERNEL),
+    (r"pointwise_kernel", Role.POINTWISE_KERNEL),
+    (r"kernel", K),
+    (r"bias", B),
+    (r"embeddings", Role.EMBEDDINGS),
+    (r"gamma|scale", Role.GAMMA),
+    (r"beta", Role.BETA),
+    (r"moving_mean|running_mean", Role.MOVING_MEAN),
+    (r"moving_variance|running_std|running_var", Role.MOVING_VARIANCE),
+    (r"alpha|alphas", Role.ALPHA),
+    # Keras 1: W, U, b, with gate suffixes (W_i, U_f, b_o) in recurrent layers.
+    (r"W(_[a-z])?|kernel_[a-z]", K),
+    (r"U(_[a-z])?", RK),
+    (r"b(_[a-z])?", B),
+]
+
+
+def role_from_weight_name(name: str, layer_name: str | None = None) -> tuple[str, Role]:
+    """(short name, role) for a stored weight name such as ``dense_1/kernel:0``,
+    ``dense_1_W`` (Keras 1) or ``lstm_1_U_i``."""
+    short = name.split("/")[-1].split(":")[0]
+    candidates = [short]
+    if layer_name and short.startswith(layer_name + "_"):
+        candidates.insert(0, short[len(layer_name) + 1:])
+    # Keras 1 joined layer and weight name with "_": try every suffix.
+    parts = short.split("_")
+    candidates += ["_".join(parts[i:]) for i in range(1, len(parts))]
+    for candidate in candidates:
+        for pattern, role in _NAME_ROLES:
+            if re.fullmatch(pattern, candidate):
+                return candidate, role
+    return short, Role.OTHER

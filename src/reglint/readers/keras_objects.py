@@ -1,0 +1,427 @@
+"""Plain Keras configs in, description objects out: regularizers,
+initializers, optimizers, learning-rate schedules and losses.
+
+Every Keras generation spelled these differently; this module reads them all
+without importing Keras:
+
+- Keras 3 / tf.keras 2: ``{"class_name": "L2", "config": {"l2": 0.01}}``,
+  optionally with ``module`` and ``registered_name``.
+- Keras 1: ``{"name": "WeightRegularizer", "l1": 0.0, "l2": 0.01}`` and
+  ``"lr"`` for the learning rate.
+- Strings: ``"l2"`` (L2(0.01)), ``"l1"`` (L1(0.01)), ``"l1_l2"`` (tf.keras:
+  0.01/0.01), ``"l1l2"`` (Keras 3: L1L2(0, 0), a no-op).
+
+>>> parse_regularizer({"class_name": "L2", "config": {"l2": 0.01}}).l2
+0.01
+>>> parse_regularizer({"name": "WeightRegularizer", "l1": 0.0, "l2": 0.5}).kind
+'l2'
+>>> parse_regularizer("l1").l1
+0.01
+>>> parse_loss_name("MSE")
+'mean_squared_error'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from reglint.model import (
+    Initializer,
+    LearningRate,
+    Loss,
+    Optimizer,
+    Regularizer,
+)
+
+# --------------------------------------------------------------------------
+# names
+
+
+def class_name_of(obj: Any) -> str | None:
+    """The class name of a serialized object, across Keras generations."""
+    if isinstance(obj, str):
+        return obj
+    if not isinstance(obj, dict):
+        return None
+    name = obj.get("class_name") or obj.get("name")
+    if not isinstance(name, str):
+        return None
+    # tf.keras 2.11+ wrote "Custom>Adam" for legacy optimizers, and some
+    # configs carry a package prefix ("acme>MyL2").
+    return name
+
+
+def bare_class_name(name: str) -> str:
+    """``acme>MyL2`` -> ``MyL2``; ``keras.optimizers.legacy.Adam`` -> ``Adam``."""
+    return re.split(r"[>.]", name)[-1]
+
+
+def to_snake_case(name: str) -> str:
+    """Keras' own ``naming.to_snake_case``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def inner_config(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        cfg = obj.get("config")
+        if isinstance(cfg, dict):
+            return cfg
+        return obj  # Keras 1 put the fields next to "name"
+    return {}
+
+
+# --------------------------------------------------------------------------
+# numbers
+
+
+def as_float(value: Any) -> float | None:
+    """A config value as a float, or None when it is not a number.
+
+    JSON from Python may hold NaN and Infinity; they are returned as floats so
+    a rule can flag them. Booleans are not numbers here.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):  # a serialized tensor / numpy scalar
+        cfg = value.get("config")
+        if isinstance(cfg, dict) and "value" in cfg:
+            return as_float(cfg["value"])
+    return None
+
+
+def tidy(value: float) -> float:
+    """Undo float32 storage noise: a saved L1(0.01) reads 0.009999999776."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.7g}")
+
+
+# --------------------------------------------------------------------------
+# regularizers
+
+_STRING_REGULARIZERS = {
+    "l2": ("l2", 0.0, 0.01),
+    "l1": ("l1", 0.01, 0.0),
+    "l1_l2": ("l1l2", 0.01, 0.01),  # tf.keras 2 meaning; Keras 3 rejects it
+    "l1l2": ("l1l2", 0.0, 0.0),  # Keras 3: L1L2() with defaults, a no-op
+}
+
+_L_CLASSES = {
+    "L1": "l1",
+    "L2": "l2",
+    "L1L2": "l1l2",
+    "L1L2Regularizer": "l1l2",
+    "WeightRegularizer": "l1l2",  # Keras 1
+    "ActivityRegularizer": "l1l2",  # Keras 1
+}
+
+
+def parse_regularizer(obj: Any) -> Regularizer | None:
+    """A serialized regularizer as a ``Regularizer``; None when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        key = obj.lower()
+        if key in _STRING_REGULARIZERS:
+            kind, l1, l2 = _STRING_REGULARIZERS[key]
+            return _normalise(Regularizer(kind=kind, l1=l1, l2=l2, class_name=obj, config={"identifier": obj}))
+        if key == "orthogonal_regularizer":
+            return Regularizer(kind="orthogonal", factor=0.01, mode="rows", class_name=obj)
+        return Regularizer(kind="custom", class_name=obj, config={"identifier": obj})
+    name = class_name_of(obj)
+    if name is None:
+        return Regularizer(kind="custom", class_name="?", config=_jsonable(obj), invalid=["unreadable regularizer config"])
+    cfg = inner_config(obj)
+    bare = bare_class_name(name)
+    module = obj.get("module") if isinstance(obj, dict) else None
+    registered = obj.get("registered_name") if isinstance(obj, dict) else None
+    is_builtin = not registered or registered == bare or ">" not in str(registered)
+    if bare in _L_CLASSES and is_builtin and (module is None or "keras" in str(module)):
+        return _parse_l1l2(bare, name, cfg)
+    if bare == "OrthogonalRegularizer" and is_builtin:
+        reg = Regularizer(kind="orthogonal", class_name=name, config=dict(cfg))
+        _read_factor(reg, cfg, "factor", "factor", default=0.01)
+        mode = cfg.get("mode", "rows")
+        reg.mode = mode if isinstance(mode, str) else "rows"
+        return reg
+    return Regularizer(kind="custom", class_name=str(registered or name), config=_jsonable(cfg))
+
+
+def _parse_l1l2(bare: str, name: str, cfg: dict[str, Any]) -> Regularizer:
+    reg = Regularizer(kind=_L_CLASSES[bare], class_name=name, config=dict(cfg))
+    if bare in ("L1", "L1L2", "L1L2Regularizer", "WeightRegularizer", "ActivityRegularizer"):
+        _read_factor(reg, cfg, "l1", "l1", default=0.01 if bare == "L1" else 0.0)
+    if bare in ("L2", "L1L2", "L1L2Regularizer", "WeightRegularizer", "ActivityRegularizer"):
+        _read_factor(reg, cfg, "l2", "l2", default=0.01 if bare == "L2" else 0.0)
+    return _normalise(reg)
+
+
+def _read_factor(reg: Regularizer, cfg: dict, key: str, attr: str, default: float) -> None:
+    if key not in cfg:
+        setattr(reg, attr, default)
+        return
+    value = as_float(cfg[key])
+    if value is None:
+        reg.invalid.append(f"{key}={cfg[key]!r} is not a number")
+        setattr(reg, attr, math.nan)
+    else:
+        setattr(reg, attr, tidy(value))
+
+
+def _normalise(reg: Regularizer) -> Regularizer:
+    """Name an L1L2 by what it really does, so rules see L2 as L2."""
+    if reg.kind == "l1l2":
+        if reg.l1 == 0.0 and reg.l2 != 0.0:
+            reg.kind = "l2"
+        elif reg.l2 == 0.0 and reg.l1 != 0.0:
+            reg.kind = "l1"
+    return reg
+
+
+# --------------------------------------------------------------------------
+# initializers
+
+_INIT_ALIASES = {
+    "glorotuniform": "glorot_uniform",
+    "glorotnormal": "glorot_normal",
+    "heuniform": "he_uniform",
+    "henormal": "he_normal",
+    "lecununiform": "lecun_uniform",
+    "lecunnormal": "lecun_normal",
+    "orthogonal": "orthogonal",
+    "orthogonalinitializer": "orthogonal",
+    "zeros": "zeros",
+    "zero": "zeros",
+    "ones": "ones",
+    "one": "ones",
+    "constant": "constant",
+    "randomnormal": "random_normal",
+    "normal": "random_normal",
+    "randomuniform": "random_uniform",
+    "uniform": "random_uniform",
+    "truncatednormal": "truncated_normal",
+    "variancescaling": "variance_scaling",
+    "identity": "identity",
+    "identityinitializer": "identity",
+}
+
+
+def parse_initializer(obj: Any) -> Initializer | None:
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        key = obj.lower().replace("_", "")
+        return Initializer(name=_INIT_ALIASES.get(key, obj.lower()), config={})
+    name = class_name_of(obj)
+    if name is None:
+        return None
+    key = bare_class_name(name).lower().replace("_", "")
+    cfg = inner_config(obj)
+    canonical = _INIT_ALIASES.get(key)
+    if canonical is None:
+        return Initializer(name="custom:" + name, config=_jsonable(cfg))
+    return Initializer(name=canonical, config=_jsonable(cfg))
+
+
+# --------------------------------------------------------------------------
+# optimizers
+
+_OPTIMIZER_NAMES = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+    "adadelta": "Adadelta",
+    "adamax": "Adamax",
+    "nadam": "Nadam",
+    "ftrl": "Ftrl",
+    "lion": "Lion",
+    "lamb": "Lamb",
+    "adafactor": "Adafactor",
+    "muon": "Muon",
+    "lossscaleoptimizer": "LossScaleOptimizer",
+}
+
+
+def parse_optimizer(obj: Any) -> Optimizer | None:
+    """A saved optimizer (Keras 3 compile_config, tf.keras optimizer_config,
+    Keras 1 flat dict or a bare string) as an ``Optimizer``."""
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        name = _OPTIMIZER_NAMES.get(obj.lower(), obj)
+        return Optimizer(class_name=name, config={"identifier": obj}, learning_rate=_default_lr(name))
+    name = class_name_of(obj)
+    if name is None:
+        return None
+    cfg = inner_config(obj)
+    bare = bare_class_name(name)
+    if bare.lower() == "lossscaleoptimizer":  # mixed precision wraps the real one
+        inner = cfg.get("inner_optimizer") or cfg.get("optimizer")
+        parsed = parse_optimizer(inner)
+        if parsed is not None:
+            parsed.config["loss_scale_optimizer"] = True
+            return parsed
+    canonical = _OPTIMIZER_NAMES.get(bare.lower(), bare)
+    opt = Optimizer(class_name=canonical, config=_jsonable(cfg))
+    lr_obj = cfg.get("learning_rate", cfg.get("lr"))
+    opt.learning_rate = parse_learning_rate(lr_obj) if lr_obj is not None else _default_lr(canonical)
+    opt.momentum = as_float(cfg.get("momentum")) or 0.0
+    if canonical == "RMSprop":
+        # RMSprop's `momentum` is heavy-ball on the normalised step; `rho` is
+        # its averaging constant, not momentum.
+        opt.momentum = as_float(cfg.get("momentum")) or 0.0
+    opt.nesterov = bool(cfg.get("nesterov", False))
+    wd = cfg.get("weight_decay")
+    opt.weight_decay = as_float(wd) if wd is not None else None
+    if wd is not None and opt.weight_decay is None:
+        opt.config["weight_decay_invalid"] = repr(wd)
+    if canonical == "AdamW" and wd is None and "weight_decay" not in cfg:
+        opt.weight_decay = 0.004  # AdamW's default, when a config omits it
+    opt.beta_1 = as_float(cfg.get("beta_1"))
+    opt.beta_2 = as_float(cfg.get("beta_2"))
+    opt.epsilon = as_float(cfg.get("epsilon"))
+    opt.lr_decay = as_float(cfg.get("decay")) if cfg.get("decay") else None
+    gas = cfg.get("gradient_accumulation_steps")
+    opt.gradient_accumulation_steps = int(gas) if isinstance(gas, int) and not isinstance(gas, bool) else None
+    return opt
+
+
+# Keras 3 defaults, used when a config names an optimizer by string.
+_DEFAULT_LR = {"SGD": 0.01, "Adam": 0.001, "AdamW": 0.001, "RMSprop": 0.001, "Adagrad": 0.001,
+               "Adadelta": 0.001, "Adamax": 0.001, "Nadam": 0.001, "Ftrl": 0.001, "Lion": 0.001}
+
+
+def _default_lr(name: str) -> LearningRate | None:
+    from reglint.model import Provenance
+
+    if name in _DEFAULT_LR:
+        return LearningRate(initial=_DEFAULT_LR[name], peak=_DEFAULT_LR[name], source=Provenance.DEFAULT)
+    return None
+
+
+def parse_learning_rate(obj: Any) -> LearningRate:
+    """A float or a schedule config. ``initial`` is the value at step 0 and
+    ``peak`` the largest value the schedule reaches (warm-up targets)."""
+    value = as_float(obj)
+    if value is not None:
+        return LearningRate(initial=tidy(value), peak=tidy(value))
+    name = class_name_of(obj)
+    cfg = inner_config(obj)
+    if name is None:
+        return LearningRate(initial=None, schedule="unknown", config=_jsonable(obj))
+    bare = bare_class_name(name)
+    initial = as_float(cfg.get("initial_learning_rate"))
+    if initial is None and isinstance(cfg.get("values"), list) and cfg["values"]:
+        initial = as_float(cfg["values"][0])  # PiecewiseConstantDecay
+    values = [as_float(v) for v in cfg.get("values", [])] if isinstance(cfg.get("values"), list) else []
+    candidates = [v for v in [initial, as_float(cfg.get("warmup_target"))] + values if v is not None]
+    peak = max(candidates) if candidates else None
+    return LearningRate(initial=initial, peak=peak, schedule=bare, config=_jsonable(cfg))
+
+
+# --------------------------------------------------------------------------
+# losses
+
+_LOSS_ALIASES = {
+    "mse": "mean_squared_error",
+    "mae": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
+    "kld": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence",
+    "k_l_divergence": "kl_divergence",
+    "logcosh": "log_cosh",
+    "cosine_proximity": "cosine_similarity",
+    "huber_loss": "huber",
+}
+
+
+def parse_loss_name(name: str) -> str:
+    """Canonical snake_case loss name for a string or class name."""
+    bare = bare_class_name(name)
+    snake = to_snake_case(bare) if any(c.isupper() for c in bare) else bare.lower()
+    return _LOSS_ALIASES.get(snake, snake)
+
+
+def parse_loss(obj: Any, *, weight: float = 1.0, output: str | None = None) -> Loss | None:
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        return Loss(name=parse_loss_name(obj), weight=weight, output=output, config=obj)
+    name = class_name_of(obj)
+    if name is None:
+        return Loss(name=None, weight=weight, output=output, config=_jsonable(obj))
+    cfg = inner_config(obj)
+    if bare_class_name(name) == "LossFunctionWrapper" and isinstance(cfg.get("fn"), str):
+        name = cfg["fn"]
+    loss = Loss(name=parse_loss_name(name), weight=weight, output=output, config=_jsonable(obj))
+    if "from_logits" in cfg:
+        loss.from_logits = bool(cfg.get("from_logits"))
+    loss.label_smoothing = as_float(cfg.get("label_smoothing")) or 0.0
+    reduction = cfg.get("reduction")
+    loss.reduction = reduction if isinstance(reduction, str) else None
+    return loss
+
+
+def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> list[Loss]:
+    """One ``Loss`` per output: a single loss applies to every output, a list
+    or dict assigns them, and ``loss_weights`` scales each."""
+    def weight_for(index: int, name: str | None) -> float:
+        if isinstance(loss_weights, list) and index < len(loss_weights):
+            return as_float(loss_weights[index]) or 0.0
+        if isinstance(loss_weights, dict) and name in loss_weights:
+            return as_float(loss_weights[name]) or 0.0
+        return 1.0
+
+    if loss_obj is None:
+        return []
+    if isinstance(loss_obj, dict) and class_name_of(loss_obj) is None or (
+        isinstance(loss_obj, dict) and "class_name" not in loss_obj and "name" not in loss_obj
+    ):
+        out = []
+        for index, (name, item) in enumerate(loss_obj.items()):
+            loss = parse_loss(item, weight=weight_for(index, name), output=name)
+            if loss:
+                out.append(loss)
+        return out
+    if isinstance(loss_obj, list):
+        out = []
+        for index, item in enumerate(loss_obj):
+            name = output_names[index] if index < len(output_names) else None
+            loss = parse_loss(item, weight=weight_for(index, name), output=name)
+            if loss:
+                out.append(loss)
+        return out
+    names = output_names or [None]
+    losses = []
+    for index, name in enumerate(names):
+        loss = parse_loss(loss_obj, weight=weight_for(index, name), output=name)
+        if loss:
+            losses.append(loss)
+    return losses
+
+
+# --------------------------------------------------------------------------
+
+
+def _jsonable(obj: Any, depth: int = 0) -> Any:
+    """A copy safe to put in JSON output (bounded depth, plain types)."""
+    if depth > 20:
+        return "..."
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v, depth + 1) for k, v in obj.items() if k != "shared_object_id"}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return repr(obj)

@@ -1,0 +1,224 @@
+"""Keras 3 (and tf.keras 2.13+) ``.keras`` archives.
+
+The archive holds ``config.json`` (the model, its layers, the compile
+config), ``metadata.json`` (``keras_version``) and ``model.weights.h5``.
+Members are read by name with size limits; nothing is extracted. The
+weights file is opened in place: Keras stores members uncompressed, so
+h5py reads through a window onto the archive, a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.model import Model
+from reglint.readers.keras_build import (
+    FoundTensor,
+    attach_outputs,
+    attach_training_config,
+    build_layer,
+    owner_for_attr_path,
+)
+from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_config
+from reglint.readers.limits import ReadOptions
+from reglint.readers.safe_io import h5_children, h5_get, load_json
+
+CONFIG = "config.json"
+METADATA = "metadata.json"
+WEIGHTS_H5 = "model.weights.h5"
+
+
+def read_keras_zip(path: Path, options: ReadOptions) -> Model:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise ModelReadError(f"not a readable zip archive ({exc})") from None
+    except OSError as exc:
+        raise ModelReadError(f"cannot open archive: {exc.strerror or exc}") from None
+    with archive:
+        names = set(archive.namelist())
+        if CONFIG not in names:
+            raise ModelReadError("zip archive without config.json: not a .keras model")
+        config = load_json(_read_member(archive, CONFIG, options.max_json_bytes, options), what=CONFIG,
+                           max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
+        metadata: dict[str, Any] = {}
+        if METADATA in names:
+            meta = load_json(_read_member(archive, METADATA, options.max_json_bytes, options), what=METADATA,
+                             max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
+            metadata = meta if isinstance(meta, dict) else {}
+        version = metadata.get("keras_version")
+        model = Model(path=str(path), format="keras_v3", framework="keras",
+                      framework_version=str(version) if version is not None else None,
+                      metadata={"date_saved": metadata.get("date_saved")})
+        model.backend = metadata.get("backend") if isinstance(metadata.get("backend"), str) else None
+        uses_keras2_layout = _is_tf_keras(version)
+        if uses_keras2_layout:
+            model.framework = "tf.keras"
+        tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=uses_keras2_layout)
+        model.name = tree.name
+        if WEIGHTS_H5 in names:
+            _read_weights(archive, model, tree, options)
+        elif any(n.endswith(".weights.json") or n.endswith(".npz") for n in names):
+            model.notes.append("weights stored sharded or as .npz: parameters counted from the config alone are not available")
+            _build_without_weights(model, tree)
+        else:
+            model.notes.append("archive holds no model.weights.h5: weights not available")
+            _build_without_weights(model, tree)
+        attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
+        if model.optimizer is not None and "optimizer_iterations" in model.metadata:
+            model.optimizer.iterations = model.metadata["optimizer_iterations"]
+        attach_outputs(model, tree)
+        return model
+
+
+def _is_tf_keras(version: Any) -> bool:
+    return isinstance(version, str) and version.startswith("2.")
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, options: ReadOptions) -> bytes:
+    info = archive.getinfo(name)
+    _check_member(info, limit, options)
+    with archive.open(info) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafeInputError(f"{name} inflates past its size limit")
+    return data
+
+
+def _check_member(info: zipfile.ZipInfo, limit: int, options: ReadOptions) -> None:
+    if info.file_size > limit:
+        raise UnsafeInputError(f"{info.filename} claims {info.file_size} bytes, over the limit")
+    if info.compress_size and info.file_size / max(1, info.compress_size) > options.max_compression_ratio:
+        raise UnsafeInputError(f"{info.filename} has a compression ratio over {options.max_compression_ratio}: zip bomb")
+
+
+def _read_weights(archive: zipfile.ZipFile, model: Model, tree: ModelConfig, options: ReadOptions) -> None:
+    import h5py
+
+    info = archive.getinfo(WEIGHTS_H5)
+    _check_member(info, options.max_member_bytes, options)
+    handle = _open_member(archive, info)
+    try:
+        try:
+            h5 = h5py.File(handle, "r")
+        except Exception as exc:
+            raise ModelReadError(f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
+        with h5:
+            for node in tree.leaves:
+                tensors = _tensors_for(h5, node)
+                model.layers.append(build_layer(node, tensors, options, model))
+            _read_iterations(h5, model)
+    finally:
+        handle.close()
+
+
+def _build_without_weights(model: Model, tree: ModelConfig) -> None:
+    options = ReadOptions(weight_stats=False)
+    for node in tree.leaves:
+        model.layers.append(build_layer(node, [], options, model))
+
+
+def _tensors_for(h5, node: LayerNode) -> list[FoundTensor]:
+    """Every tensor stored under the layer's save path, in Keras' walk order:
+    the layer's own ``vars`` first, then its sub-objects by attribute name
+    (private names last)."""
+    found: list[FoundTensor] = []
+    if not node.weights_path:
+        # A bare layer (or a subclassed model) saved as the model: its own
+        # variables sit at the root, beside the optimizer's.
+        _collect(h5, node, [], found, depth=0, skip=("optimizer", "metrics", "compile_metrics"))
+        return found
+    group = h5_get(h5, node.weights_path)
+    if group is not None:
+        _collect(group, node, [], found, depth=0)
+    return found
+
+
+def _collect(group, node: LayerNode, attrs: list[str], found: list[FoundTensor], depth: int,
+             skip: tuple[str, ...] = ()) -> None:
+    import h5py
+
+    if depth > 16:
+        return
+    children = dict(h5_children(group))
+    vars_group = children.get("vars")
+    if isinstance(vars_group, h5py.Group):
+        owner_class, owner_cfg, prefix = owner_for_attr_path(node.class_name, node.config, attrs)
+        datasets = [(name, obj) for name, obj in h5_children(vars_group) if isinstance(obj, h5py.Dataset)]
+        datasets.sort(key=lambda item: int(item[0]) if item[0].isdigit() else 1 << 30)
+        for name, ds in datasets:
+            found.append(FoundTensor(dataset=ds, location=ds.name, owner_class=owner_class,
+                                     owner_config=owner_cfg, prefix=prefix))
+    for name in sorted(children, key=lambda n: f"~{n}" if n.startswith("_") else n):
+        if name == "vars" or name in skip or name.startswith("seed_generator") \
+                or not isinstance(children[name], h5py.Group):
+            continue
+        _collect(children[name], node, attrs + [name], found, depth + 1)
+
+
+def _read_iterations(h5, model: Model) -> None:
+    group = h5_get(h5, "optimizer/vars")
+    if group is None:
+        return
+    ds = h5_get(group, "0")
+    try:
+        if ds is not None and ds.shape == ():
+            model.metadata["optimizer_iterations"] = int(ds[()])
+    except Exception:
+        pass
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``[offset, offset+size)`` of a file."""
+
+    def __init__(self, path: str, offset: int, size: int):
+        self._file = open(path, "rb")
+        self._offset, self._size, self._pos = offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        remaining = self._size - self._pos
+        if remaining <= 0:
+            return 0
+        n = min(len(buffer), remaining)
+        self._file.seek(self._offset + self._pos)
+        data = self._file.read(n)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    """A seekable handle on a member: a window onto the archive for stored
+    members (no copy), else zipfile's own (decompressing) handle."""
+    if info.compress_type == zipfile.ZIP_STORED and isinstance(archive.filename, str):
+        with open(archive.filename, "rb") as raw:
+            raw.seek(info.header_offset)
+            header = raw.read(30)
+        if len(header) == 30 and header[:4] == b"PK\x03\x04":
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            return _Window(archive.filename, start, info.file_size)
+    return archive.open(info)

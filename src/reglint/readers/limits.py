@@ -1,0 +1,25 @@
+"""Bounds on what a reader will read: a model file is untrusted input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    # Read weight values to compute statistics (sum of squares, non-finite
+    # entries). Streamed in chunks of at most ``chunk_bytes``.
+    weight_stats: bool = True
+    chunk_bytes: int = 16 * MiB
+    # A JSON document larger than this (config.json, model_config) is refused.
+    max_json_bytes: int = 64 * MiB
+    # Nesting deeper than this in a JSON config is refused.
+    max_json_depth: int = 200
+    # A zip member claiming to inflate to more than this is refused.
+    max_member_bytes: int = 8 * 1024 * MiB
+    # Members whose compression ratio exceeds this are a zip bomb.
+    max_compression_ratio: int = 1000
+    # Layers beyond this count are refused (a hostile config could list millions).
+    max_layers: int = 100_000

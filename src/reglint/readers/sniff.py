@@ -1,0 +1,67 @@
+"""Tell a file's format from its first bytes."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from reglint.errors import ModelReadError
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
+
+
+class Format(str, Enum):
+    KERAS_ZIP = "keras zip"
+    HDF5 = "HDF5"
+    SAVEDMODEL = "SavedModel folder"
+    ONNX = "ONNX"
+    UNKNOWN = "unknown format"
+
+
+def sniff(path: Path) -> Format:
+    """The format of ``path``; raises ModelReadError for what no reader takes."""
+    if path.is_symlink() and not path.exists():
+        raise ModelReadError("broken symbolic link")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return Format.SAVEDMODEL
+        raise ModelReadError("a folder without saved_model.pb is not a model")
+    if not path.exists():
+        raise ModelReadError("no such file")
+    if not path.is_file():
+        raise ModelReadError("not a regular file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError as exc:
+        raise ModelReadError(f"cannot open: {exc.strerror or exc}") from None
+    if not head:
+        raise ModelReadError("empty file")
+    if head.startswith(LFS_POINTER):
+        raise ModelReadError(
+            "Git LFS pointer, not the model: fetch it with `git lfs pull` "
+            "(in GitHub Actions, actions/checkout with `lfs: true`)"
+        )
+    if head.startswith(HDF5_MAGIC):
+        return Format.HDF5
+    if head.startswith(ZIP_MAGIC):
+        return Format.KERAS_ZIP
+    if path.name == "saved_model.pb" or path.name == "keras_metadata.pb":
+        return Format.SAVEDMODEL
+    if path.suffix.lower() in (".onnx", ".ort") or _looks_like_onnx(head):
+        return Format.ONNX
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        raise ModelReadError("not an HDF5 file (bad signature): truncated or mislabelled")
+    if path.suffix.lower() == ".keras":
+        raise ModelReadError("not a zip archive: truncated or mislabelled .keras file")
+    raise ModelReadError("unrecognised file format")
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    # A serialized ModelProto starts with field 1 (ir_version, varint: 0x08)
+    # and usually field 2/3 strings; a weak hint used only without a suffix.
+    return len(head) > 2 and head[0] == 0x08 and head[1] < 0x20
