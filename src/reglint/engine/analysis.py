@@ -1,0 +1,220 @@
+"""Everything the rules share about one model: the per-tensor penalties, the
+data-loss scale, the optimizer dynamics and the training context a file
+does not hold. Computed once per model, read by every rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from typing import Any
+
+from reglint.estimate.dynamics import Dynamics, dynamics_of
+from reglint.estimate.loss_scale import LossScale, model_loss_scale
+from reglint.estimate.penalty import TensorPenalty, tensor_penalty
+from reglint.model import LearningRate, Layer, Model, Optimizer, Provenance, Regularizer
+
+# Keras' fit() default batch size, used when the user gives none.
+DEFAULT_BATCH_SIZE = 32
+
+# Layers that normalise their input per channel or per sample: a kernel
+# feeding one is scale-invariant (van Laarhoven 2017).
+NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization", "GroupNormalization",
+               "InstanceNormalization", "RMSNormalization", "UnitNormalization"}
+# Layers between a kernel and the normaliser that keep invariance under a
+# positive rescaling of the kernel (linear or positively homogeneous).
+PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Reshape", "Flatten",
+                "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+                "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+                "AveragePooling3D", "Permute", "ReLU", "LeakyReLU", "Activation"}
+HOMOGENEOUS_ACTIVATIONS = {None, "linear", "relu", "leaky_relu", "relu6"}
+
+
+@dataclass
+class TrainingContext:
+    """What a model file does not say about training. Each field has a
+    documented default; ``provenance`` says which were given by the user."""
+
+    samples: int | None = None  # training examples N
+    batch_size: int | None = None  # B; Keras' default 32 when absent
+    epochs: int | None = None  # E
+    steps: int | None = None  # total optimizer steps T
+    target_var: float | None = None  # variance of regression targets
+    classes: int | None = None  # number of classes
+    loss_scale: float | None = None  # override L_chance entirely
+    # Settings for files that carry none (ONNX inference graphs) or to
+    # override the file: optimizer class, learning rate, momentum, decay.
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    # Layer-pattern regularizers: [{"layers": "fc*", "target": "kernel", "l2": 1e-4}]
+    regularizers: list[dict[str, Any]] = field(default_factory=list)
+    # How to read custom regularizer classes: {"acme>MyL2": {"kind": "l2", "factor": "strength"}}
+    custom_regularizers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size or DEFAULT_BATCH_SIZE
+
+    def steps_per_epoch(self) -> int | None:
+        if self.samples is None:
+            return None
+        return max(1, math.ceil(self.samples / self.effective_batch_size))
+
+    def total_steps(self) -> int | None:
+        if self.steps is not None:
+            return self.steps
+        per_epoch = self.steps_per_epoch()
+        if per_epoch is not None and self.epochs is not None:
+            return per_epoch * self.epochs
+        return None
+
+
+class Analysis:
+    """Shared estimates for one model under one training context."""
+
+    def __init__(self, model: Model, context: TrainingContext | None = None):
+        self.model = model
+        self.context = context or TrainingContext()
+        self._apply_context()
+        self.loss_scale: LossScale = model_loss_scale(
+            model, override=self.context.loss_scale, target_var=self.context.target_var,
+            classes=self.context.classes)
+        self.dynamics: Dynamics = dynamics_of(model.optimizer)
+        self._outbound = _outbound_map(model)
+        self.penalties: list[TensorPenalty] = []
+        for layer, var in model.variables():
+            if var.regularizer is not None and var.regularizer.kind != "custom":
+                penalty = tensor_penalty(layer, var)
+                penalty.scale_invariant = var.role.is_kernel_like and self.feeds_normalizer(layer)
+                self.penalties.append(penalty)
+
+    # -- context -----------------------------------------------------------
+
+    def _apply_context(self) -> None:
+        """User settings fill in (or override) what the file holds, marked USER."""
+        ctx, model = self.context, self.model
+        if ctx.optimizer or ctx.learning_rate is not None or ctx.weight_decay is not None or ctx.momentum is not None:
+            opt = model.optimizer or Optimizer(class_name=ctx.optimizer or "SGD", source=Provenance.USER)
+            if ctx.optimizer:
+                opt.class_name, opt.source = ctx.optimizer, Provenance.USER
+            if ctx.learning_rate is not None:
+                opt.learning_rate = LearningRate(ctx.learning_rate, ctx.learning_rate, source=Provenance.USER)
+            if ctx.weight_decay is not None:
+                opt.weight_decay = ctx.weight_decay
+            if ctx.momentum is not None:
+                opt.momentum = ctx.momentum
+            model.optimizer = opt
+        for spec in ctx.regularizers:
+            self._apply_pattern_regularizer(spec)
+        for layer, var in model.variables():
+            if var.regularizer is not None and var.regularizer.kind == "custom":
+                mapped = _map_custom(var.regularizer, ctx.custom_regularizers)
+                if mapped is not None:
+                    var.regularizer = mapped
+
+    def _apply_pattern_regularizer(self, spec: dict[str, Any]) -> None:
+        pattern = spec.get("layers", "*")
+        target = spec.get("target", "kernel")
+        for layer, var in self.model.variables():
+            if not (fnmatch(layer.path, pattern) or fnmatch(layer.name, pattern)):
+                continue
+            if target not in ("*", var.role.value, var.name):
+                continue
+            l1, l2 = float(spec.get("l1", 0.0)), float(spec.get("l2", 0.0))
+            kind = "l1l2" if l1 and l2 else ("l1" if l1 else "l2")
+            var.regularizer = Regularizer(kind=kind, l1=l1, l2=l2, class_name="(user)",
+                                          config=dict(spec), source=Provenance.USER)
+
+    # -- graph ---------------------------------------------------------------
+
+    def feeds_normalizer(self, layer: Layer) -> bool:
+        """True when every consumer of ``layer`` is a normalization layer,
+        possibly through layers that keep positive scale invariance."""
+        if layer.activation not in HOMOGENEOUS_ACTIVATIONS:
+            return False
+        frontier, seen = list(self._outbound.get(layer.path, [])), set()
+        if not frontier:
+            return False
+        while frontier:
+            nxt = frontier.pop()
+            if nxt.path in seen:
+                continue
+            seen.add(nxt.path)
+            if nxt.class_name in NORMALIZERS:
+                continue
+            if nxt.class_name in PASS_THROUGH and nxt.activation in HOMOGENEOUS_ACTIVATIONS:
+                following = self._outbound.get(nxt.path, [])
+                if not following:
+                    return False
+                frontier.extend(following)
+                continue
+            return False
+        return True
+
+    # -- totals --------------------------------------------------------------
+
+    def active_penalties(self, *, include_invariant: bool = False) -> list[TensorPenalty]:
+        return [p for p in self.penalties if p.active and (include_invariant or not p.scale_invariant)]
+
+    def total_penalty_init(self, *, include_invariant: bool = False) -> float:
+        return sum(p.penalty or 0.0 for p in self.active_penalties(include_invariant=include_invariant))
+
+    def penalty_ratio(self, *, include_invariant: bool = False) -> float:
+        """rho = P_init / L_chance."""
+        return self.total_penalty_init(include_invariant=include_invariant) / self.loss_scale.value
+
+    def lambda_scale(self) -> float | None:
+        """lambda_ref = L_chance / sum E[sum w^2] over the regularized,
+        non-invariant tensors: the L2 factor whose penalty at initialisation
+        equals the data loss (theory section 6)."""
+        energy = sum(p.sum_sq_init or 0.0 for p in self.active_penalties() if p.l2 or p.l1)
+        return self.loss_scale.value / energy if energy else None
+
+
+def _outbound_map(model: Model) -> dict[str, list[Layer]]:
+    """Layer path -> the layers it feeds, resolved within each container."""
+    by_key: dict[tuple[str, str], Layer] = {}
+    for layer in model.layers:
+        container = layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
+        by_key[(container, layer.name)] = layer
+    out: dict[str, list[Layer]] = {}
+    for layer in model.layers:
+        container = layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
+        for name in layer.inbound:
+            source = by_key.get((container, name))
+            if source is not None:
+                out.setdefault(source.path, []).append(layer)
+    for layer in model.layers:
+        for name in layer.outbound:  # readers that record consumers directly (ONNX)
+            container = layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
+            target = by_key.get((container, name))
+            if target is not None and target not in out.setdefault(layer.path, []):
+                out[layer.path].append(target)
+    return out
+
+
+def _map_custom(reg: Regularizer, mapping: dict[str, dict[str, Any]]) -> Regularizer | None:
+    """Read a custom regularizer's factor through a user mapping such as
+    ``{"acme>MyL2": {"kind": "l2", "factor": "strength"}}``."""
+    spec = mapping.get(reg.class_name) or mapping.get(reg.class_name.split(">")[-1])
+    if not spec:
+        return None
+    kind = spec.get("kind", "l2")
+    cfg = reg.config or {}
+    scale = float(spec.get("scale", 1.0))  # e.g. 0.5 for a tf.nn.l2_loss-style 1/2
+
+    def factor(key_name: str) -> float:
+        key = spec.get(key_name)
+        value = cfg.get(key) if key else None
+        return float(value) * scale if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+    l1 = factor("l1") if kind in ("l1", "l1l2") else 0.0
+    l2 = factor("l2") if kind in ("l2", "l1l2") else 0.0
+    if kind == "l2" and not l2:
+        l2 = factor("factor")
+    if kind == "l1" and not l1:
+        l1 = factor("factor")
+    return Regularizer(kind=kind, l1=l1, l2=l2, class_name=reg.class_name, config=cfg, source=Provenance.USER)

@@ -1,0 +1,184 @@
+"""The result of linting files, and its JSON form (a contract: later tools
+read ``version: 1``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from reglint.engine.finding import Finding, Severity
+from reglint.model import Model, Regularizer
+
+JSON_VERSION = 1
+
+
+@dataclass
+class FileReport:
+    path: str
+    model: Model | None = None
+    analysis: Any = None  # reglint.engine.analysis.Analysis
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    cached: bool = False
+
+    def worst(self) -> Severity | None:
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=lambda s: s.rank)
+
+
+@dataclass
+class RunReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[tuple[FileReport, Finding]]:
+        return [(f, finding) for f in self.files for finding in f.findings]
+
+    @property
+    def errors(self) -> list[FileReport]:
+        return [f for f in self.files if f.error]
+
+    def exit_code(self, fail_on: Severity | None) -> int:
+        """0 clean, 1 findings at or above ``fail_on``, 2 unreadable input."""
+        if self.errors:
+            return 2
+        if fail_on is None:
+            return 0
+        return 1 if any(f.severity.rank >= fail_on.rank for _, f in self.findings) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": JSON_VERSION, "files": [file_to_dict(f) for f in self.files]}
+
+
+def number(value: Any) -> Any:
+    """JSON has no NaN or Infinity: write them as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def regularizer_to_dict(target: str, reg: Regularizer) -> dict[str, Any]:
+    out = {
+        "target": target,
+        "kind": reg.kind,
+        "l1": number(reg.l1),
+        "l2": number(reg.l2),
+        "config": reg.config,
+        "source": reg.source.value,
+    }
+    if reg.kind == "orthogonal":
+        out["factor"] = number(reg.factor)
+        out["mode"] = reg.mode
+    if reg.kind == "custom":
+        out["class_name"] = reg.class_name
+    return out
+
+
+def model_to_dict(model: Model, analysis: Any = None) -> dict[str, Any]:
+    layers = []
+    penalties = {}
+    if analysis is not None:
+        for p in analysis.penalties:
+            penalties[(p.layer.path, p.variable.name)] = p
+    for layer in model.layers:
+        regs = [regularizer_to_dict(var.name, var.regularizer) for var in layer.variables if var.regularizer]
+        if layer.activity_regularizer is not None:
+            regs.append(regularizer_to_dict("activity", layer.activity_regularizer))
+        entry = {
+            "name": layer.name,
+            "class": layer.class_name,
+            "path": layer.path,
+            "trainable": layer.trainable,
+            "custom": layer.custom,
+            "params": {"trainable": layer.trainable_params, "non_trainable": layer.non_trainable_params},
+            "regularizers": regs,
+            "variables": [
+                {"name": v.name, "role": v.role.value, "shape": list(v.shape), "trainable": v.trainable,
+                 "initializer": v.initializer.name if v.initializer else None,
+                 "sum_sq": number(v.stats.sum_sq) if v.stats else None,
+                 "nonfinite": v.stats.nonfinite if v.stats else None,
+                 **_penalty_fields(penalties.get((layer.path, v.name)))}
+                for v in layer.variables
+            ],
+        }
+        layers.append(entry)
+    out = {
+        "format": model.format,
+        "framework": model.framework,
+        "keras_version": model.framework_version if model.framework != "onnx" else None,
+        "framework_version": model.framework_version,
+        "params": {"total": model.total_params, "trainable": model.trainable_params,
+                   "non_trainable": model.non_trainable_params},
+        "layers": layers,
+        "optimizer": optimizer_to_dict(model),
+        "loss": [
+            {"name": l.name, "from_logits": l.from_logits, "weight": number(l.weight), "output": l.output,
+             "reduction": l.reduction, "source": l.source.value}
+            for l in model.losses
+        ] or None,
+        "outputs": [{"layer": o.layer, "units": o.units, "activation": o.activation} for o in model.outputs],
+        "notes": list(model.notes),
+    }
+    if analysis is not None:
+        out["analysis"] = analysis_to_dict(analysis)
+    return out
+
+
+def _penalty_fields(p) -> dict[str, Any]:
+    if p is None:
+        return {}
+    return {"penalty_init": number(p.penalty_init), "penalty_saved": number(p.penalty_saved),
+            "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "active": p.active}
+
+
+def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
+    opt = model.optimizer
+    if opt is None:
+        return None
+    lr = opt.learning_rate
+    return {
+        "class": opt.class_name,
+        "learning_rate": None if lr is None else {
+            "initial": number(lr.initial), "peak": number(lr.peak), "schedule": lr.schedule,
+            "config": lr.config, "source": lr.source.value},
+        "momentum": number(opt.momentum),
+        "nesterov": opt.nesterov,
+        "weight_decay": number(opt.weight_decay),
+        "coupled_l2": number(opt.coupled_l2),
+        "lr_decay": number(opt.lr_decay),
+        "iterations": opt.iterations,
+        "source": opt.source.value,
+    }
+
+
+def analysis_to_dict(analysis) -> dict[str, Any]:
+    ls = analysis.loss_scale
+    dyn = analysis.dynamics
+    return {
+        "loss_scale": {"value": number(ls.value), "source": ls.source.value, "explanation": ls.explanation},
+        "penalty_init": number(analysis.total_penalty_init()),
+        "penalty_init_all": number(analysis.total_penalty_init(include_invariant=True)),
+        "penalty_ratio": number(analysis.penalty_ratio()),
+        "lambda_ref": number(analysis.lambda_scale()),
+        "optimizer_family": dyn.family,
+        "learning_rate": number(dyn.lr),
+        "total_steps": analysis.context.total_steps(),
+    }
+
+
+def file_to_dict(report: FileReport) -> dict[str, Any]:
+    return {
+        "path": report.path,
+        "error": report.error,
+        "model": model_to_dict(report.model, report.analysis) if report.model is not None else None,
+        "findings": [_finding_dict(f) for f in report.findings],
+    }
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    d = f.to_dict()
+    d["values"] = {k: number(v) for k, v in d["values"].items()}
+    return d

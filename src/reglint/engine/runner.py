@@ -1,0 +1,34 @@
+"""Lint one file: read -> describe -> analyse -> rules -> filter."""
+
+from __future__ import annotations
+
+from reglint.config.settings import Settings
+from reglint.engine.analysis import Analysis
+from reglint.engine.report import FileReport
+from reglint.engine.selection import filter_findings, selected_rules
+from reglint.errors import ReglintError, one_line
+from reglint.readers import ReadOptions, read_model
+
+
+def lint_file(path: str, settings: Settings, options: ReadOptions | None = None) -> FileReport:
+    report = FileReport(path=path)
+    try:
+        model = read_model(path, options)
+    except ReglintError as exc:
+        report.error = one_line(str(exc))
+        return report
+    except (MemoryError, RecursionError) as exc:
+        report.error = one_line(f"model too large or deeply nested to read ({type(exc).__name__})")
+        return report
+    except Exception as exc:  # never a traceback for a bad file
+        report.error = one_line(f"unreadable model ({type(exc).__name__}: {exc})")
+        return report
+    report.model = model
+    report.analysis = Analysis(model, settings.context)
+    findings = []
+    for cls in selected_rules(settings):
+        rule = cls(settings.thresholds)
+        findings.extend(rule.check(model, report.analysis))
+    kept, report.suppressed = filter_findings(findings, path, settings)
+    report.findings = sorted(kept, key=lambda f: (-f.severity.rank, f.code, f.layer or ""))
+    return report

@@ -1,0 +1,133 @@
+"""Expected size of a tensor at a fresh initialisation, in closed form.
+
+For Keras' ``VarianceScaling`` family the per-element variance is
+``scale / n_mode`` with ``n_mode`` = fan_in, fan_out or their mean
+(``keras/src/initializers/random_initializers.py``); ``E[sum w^2] = n * var``
+and ``E[sum |w|] = n * kappa * sqrt(var)`` with kappa = sqrt(3)/2 (uniform),
+sqrt(2/pi) (normal) or 0.8217 (Keras' variance-corrected truncated normal).
+Checked against sampled Keras tensors in
+``shared/reference/regularization-theory.md`` section 2 (seed conv layer:
+13.33 predicted, 13.63 drawn).
+
+>>> from reglint.model import Variable, Role, Initializer
+>>> seed = Variable("kernel", Role.KERNEL, (2, 3, 10, 20), initializer=Initializer("glorot_uniform"))
+>>> round(expected_sum_sq(seed), 2)
+13.33
+>>> round(expected_sum_abs(seed), 1)
+109.5
+"""
+
+from __future__ import annotations
+
+import math
+
+from reglint.model import Variable
+
+KAPPA_UNIFORM = math.sqrt(3.0) / 2.0
+KAPPA_NORMAL = math.sqrt(2.0 / math.pi)
+# A standard normal truncated at +-2: E|z| = 0.72279, Var = 0.77371; Keras'
+# VarianceScaling divides the stddev by 0.87962566 to restore the variance.
+TRUNC_E_ABS = 0.72279
+TRUNC_VAR = 0.77371
+TRUNC_CORRECTION = 0.87962566
+
+_VS = {  # name -> (scale, mode, distribution)
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "truncated_normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+}
+
+
+def _num(cfg: dict, key: str, default: float) -> float:
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return float(value)
+
+
+def element_moments(var: Variable) -> tuple[float, float] | None:
+    """(E[w^2], E[|w|]) per element at initialisation; None if unknown."""
+    init = var.initializer
+    if init is None:
+        return None
+    name, cfg = init.name, init.config or {}
+    fan_in, fan_out = var.fans()
+    if name in _VS or name == "variance_scaling":
+        scale, mode, dist = _VS.get(name, (None, None, None))
+        if name == "variance_scaling":
+            scale = _num(cfg, "scale", 1.0)
+            mode = cfg.get("mode", "fan_in")
+            dist = cfg.get("distribution", "truncated_normal")
+        n = {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2.0)
+        variance = scale / max(1.0, n)
+        sigma = math.sqrt(variance)
+        kappa = {"uniform": KAPPA_UNIFORM, "untruncated_normal": KAPPA_NORMAL,
+                 "normal": TRUNC_E_ABS / TRUNC_CORRECTION}.get(dist, TRUNC_E_ABS / TRUNC_CORRECTION)
+        return variance, kappa * sigma
+    if name == "random_normal":
+        mean, std = _num(cfg, "mean", 0.0), _num(cfg, "stddev", 0.05)
+        return mean * mean + std * std, _folded_normal_mean(mean, std)
+    if name == "truncated_normal":
+        mean, std = _num(cfg, "mean", 0.0), _num(cfg, "stddev", 0.05)
+        return mean * mean + std * std * TRUNC_VAR, abs(mean) + std * TRUNC_E_ABS if mean else std * TRUNC_E_ABS
+    if name == "random_uniform":
+        low, high = _num(cfg, "minval", -0.05), _num(cfg, "maxval", 0.05)
+        second = (low * low + low * high + high * high) / 3.0
+        return second, _uniform_abs_mean(low, high)
+    if name == "zeros":
+        return 0.0, 0.0
+    if name == "ones":
+        return 1.0, 1.0
+    if name == "constant":
+        value = _num(cfg, "value", 0.0)
+        return value * value, abs(value)
+    if name in ("orthogonal", "identity"):
+        gain = _num(cfg, "gain", 1.0)
+        rows = var.size // var.shape[-1] if var.shape else 1
+        cols = var.shape[-1] if var.shape else 1
+        total = gain * gain * min(rows, cols)
+        per = total / max(1, var.size)
+        # Orthogonal entries are close to normal with that variance.
+        return per, KAPPA_NORMAL * math.sqrt(per) if name == "orthogonal" else per
+    return None
+
+
+def expected_sum_sq(var: Variable) -> float | None:
+    moments = element_moments(var)
+    return None if moments is None else moments[0] * var.size
+
+
+def expected_sum_abs(var: Variable) -> float | None:
+    moments = element_moments(var)
+    return None if moments is None else moments[1] * var.size
+
+
+def init_rms(var: Variable) -> float | None:
+    moments = element_moments(var)
+    return None if moments is None else math.sqrt(moments[0])
+
+
+def _folded_normal_mean(mean: float, std: float) -> float:
+    if std <= 0:
+        return abs(mean)
+    z = mean / std
+    return std * math.sqrt(2 / math.pi) * math.exp(-z * z / 2) + mean * math.erf(z / math.sqrt(2))
+
+
+def _uniform_abs_mean(low: float, high: float) -> float:
+    if high <= low:
+        return abs(low)
+    if low >= 0 or high <= 0:
+        return abs(low + high) / 2.0
+    return (low * low + high * high) / (2.0 * (high - low))
+
+
+def expected_abs_cosine(dim: int) -> float:
+    """E|cos| between two random directions in ``dim`` dimensions:
+    Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2)), about sqrt(2/(pi d))."""
+    if dim <= 1:
+        return 1.0
+    return math.exp(math.lgamma(dim / 2) - math.lgamma((dim + 1) / 2)) / math.sqrt(math.pi)
