@@ -76,9 +76,12 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
     )
     _name_by_position(tensors, model, node)
     for found in tensors:
-        layer.variables.append(_variable(found, node, options, model))
+        layer.variables.append(_variable(found, node, options, model, attach=not custom))
     if custom:
         _attach_custom_regularizers(layer, node, model)
+        if tensors and found_unnamed(tensors):
+            model.notes.append(f"{layer.path}: custom layer {layer.class_name}: the file does not record which "
+                               f"of its {len(tensors)} weights are trainable; all are counted as trainable")
     return layer
 
 
@@ -108,7 +111,12 @@ def _guess(found: FoundTensor, index: int) -> tuple[str, Role]:
     return f"var_{index}", (Role.KERNEL if rank >= 2 else Role.BIAS if rank == 1 else Role.OTHER)
 
 
-def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: Model) -> Variable:
+def found_unnamed(tensors: list[FoundTensor]) -> bool:
+    return any(t.name is None or t.name.startswith("var_") for t in tensors)
+
+
+def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: Model,
+              attach: bool = True) -> Variable:
     role = found.role or Role.OTHER
     owner_class = found.owner_class or node.class_name
     if owner_class == "Embedding" and role is Role.KERNEL:
@@ -126,8 +134,9 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
         dtype=_dtype(found.dataset),
         location=found.location,
     )
-    reg_cfg = _first(cfg, regularizer_keys(owner_class, role))
-    var.regularizer = _regularizer(reg_cfg, model, node.path, var.name)
+    if attach:
+        reg_cfg = _first(cfg, regularizer_keys(owner_class, role))
+        var.regularizer = _regularizer(reg_cfg, model, node.path, var.name)
     init_cfg = _first(cfg, initializer_keys(owner_class, role))
     var.initializer = parse_initializer(init_cfg) if init_cfg is not None else parse_initializer(DEFAULT_INIT.get(role))
     if options.weight_stats:

@@ -56,28 +56,24 @@ def read_keras_zip(path: Path, options: ReadOptions) -> Model:
                       framework_version=str(version) if version is not None else None,
                       metadata={"date_saved": metadata.get("date_saved")})
         model.backend = metadata.get("backend") if isinstance(metadata.get("backend"), str) else None
-        uses_keras2_layout = _is_tf_keras(version)
-        if uses_keras2_layout:
+        if isinstance(version, str) and version.startswith("2."):
             model.framework = "tf.keras"
-        tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=uses_keras2_layout)
-        model.name = tree.name
         if WEIGHTS_H5 in names:
-            _read_weights(archive, model, tree, options)
-        elif any(n.endswith(".weights.json") or n.endswith(".npz") for n in names):
-            model.notes.append("weights stored sharded or as .npz: parameters counted from the config alone are not available")
-            _build_without_weights(model, tree)
+            _read_weights(archive, model, config, options)
         else:
-            model.notes.append("archive holds no model.weights.h5: weights not available")
+            tree = walk_model_config(config, max_layers=options.max_layers)
+            why = "weights stored sharded or as .npz" if any(
+                n.endswith(".weights.json") or n.endswith(".npz") for n in names) else "archive holds no model.weights.h5"
+            model.notes.append(f"{why}: parameters cannot be counted from stored tensors")
             _build_without_weights(model, tree)
+            model.metadata["tree"] = tree
+        tree = model.metadata.pop("tree")
+        model.name = tree.name
         attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
         if model.optimizer is not None and "optimizer_iterations" in model.metadata:
             model.optimizer.iterations = model.metadata["optimizer_iterations"]
         attach_outputs(model, tree)
         return model
-
-
-def _is_tf_keras(version: Any) -> bool:
-    return isinstance(version, str) and version.startswith("2.")
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, limit: int, options: ReadOptions) -> bytes:
@@ -97,7 +93,7 @@ def _check_member(info: zipfile.ZipInfo, limit: int, options: ReadOptions) -> No
         raise UnsafeInputError(f"{info.filename} has a compression ratio over {options.max_compression_ratio}: zip bomb")
 
 
-def _read_weights(archive: zipfile.ZipFile, model: Model, tree: ModelConfig, options: ReadOptions) -> None:
+def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: ReadOptions) -> None:
     import h5py
 
     info = archive.getinfo(WEIGHTS_H5)
@@ -109,6 +105,11 @@ def _read_weights(archive: zipfile.ZipFile, model: Model, tree: ModelConfig, opt
         except Exception as exc:
             raise ModelReadError(f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
         with h5:
+            # tf.keras 2.13 keyed sub-layers by name under
+            # _layer_checkpoint_dependencies; later writers use layers/.
+            by_name = "_layer_checkpoint_dependencies" in h5 and "layers" not in h5
+            tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=by_name)
+            model.metadata["tree"] = tree
             for node in tree.leaves:
                 tensors = _tensors_for(h5, node)
                 model.layers.append(build_layer(node, tensors, options, model))

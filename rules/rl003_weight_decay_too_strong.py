@@ -1,0 +1,100 @@
+"""# weight-decay-too-strong (RL003)
+
+## What it does
+Checks the optimizer's decoupled ``weight_decay`` (Keras 3, tf.keras >= 2.11,
+AdamW, PyTorch-style AdamW in ONNX training artifacts) as what it does each
+step: every trainable weight is multiplied by ``1 - eta*wd`` before the
+gradient step. Reports the per-step shrink, the timescale ``1/(eta*wd)``
+steps, and, when the training length is known (``--epochs`` with
+``--samples``, or ``--steps``), the integrated decay ``D = eta*wd*T``.
+
+## Why is this bad?
+A per-step shrink near 1 wipes the weights every step: at ``eta*wd >= 1``
+the update zeroes or flips them; at a few tenths the network forgets within
+a handful of steps what the data taught it. Over a whole run, a weight the
+data does not hold up decays as ``exp(-D)``; Wang & Aitchison (ICML 2025)
+recommend a timescale between one epoch and the training length.
+
+## Example
+``AdamW(learning_rate=0.01, weight_decay=50)``: every step multiplies each
+weight by 0.5.
+
+## Use instead
+Keep ``eta*wd`` small (AdamW's default is 1e-3 x 0.004 = 4e-6 per step)
+and choose wd so that the timescale ``1/(eta*wd)`` steps is at least an
+epoch: ``wd <= 1/(eta * steps_per_epoch)``.
+
+## Options
+- ``decay-step-error`` (default 0.1): per-step shrink at which RL003 is an error.
+- ``decay-step-warning`` (default 0.01): per-step shrink at which it is a warning.
+- ``decay-epochs-warning`` (default 1.0): warn when the timescale is shorter than this many epochs (needs ``--samples``).
+
+## Formula
+``r = eta_peak * wd`` (Keras ``base_optimizer._apply_weight_decay``:
+``v <- v - v*wd*lr``); ``tau = 1/r`` steps; ``tau_epoch = tau * B / N``;
+``D = r * T``.
+
+## Thresholds and calibration
+``r >= 1`` is exact (the multiplier reaches zero). The error and warning
+levels below it come from the calibration grid (bench/CALIBRATION.md).
+
+## References
+- Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+- Wang & Aitchison, "How to set AdamW's weight decay as you scale model and dataset size", ICML 2025.
+- Keras ``keras/src/optimizers/base_optimizer.py`` (``_apply_weight_decay``).
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Severity
+from reglint.engine.fmt import g
+from reglint.engine.rule import Option, Rule
+
+
+class WeightDecayTooStrong(Rule):
+    code = "RL003"
+    name = "weight-decay-too-strong"
+    severity = Severity.ERROR
+    summary = "Decoupled weight_decay shrinks every weight by a large fraction each step."
+    options = {
+        "decay-step-error": Option(0.1, "per-step shrink lr*weight_decay at which RL003 is an error"),
+        "decay-step-warning": Option(0.01, "per-step shrink lr*weight_decay at which RL003 is a warning"),
+        "decay-epochs-warning": Option(1.0, "warn when the decay timescale is shorter than this many epochs"),
+    }
+
+    def check(self, model, analysis):
+        dyn = analysis.dynamics
+        r = dyn.decoupled_shrink
+        if not r:
+            return
+        ctx = analysis.context
+        per_epoch = ctx.steps_per_epoch()
+        tau = 1.0 / r
+        tau_epochs = tau / per_epoch if per_epoch else None
+        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None)
+        values = {"shrink_per_step": r, "timescale_steps": tau, "learning_rate": dyn.lr,
+                  "weight_decay": dyn.weight_decay, "timescale_epochs": tau_epochs,
+                  "decay_integral": r * total if total else None}
+        severity = None
+        if r >= self.thresholds["decay-step-error"]:
+            severity = Severity.ERROR
+        elif r >= self.thresholds["decay-step-warning"]:
+            severity = Severity.WARNING
+        elif tau_epochs is not None and tau_epochs < self.thresholds["decay-epochs-warning"]:
+            severity = Severity.WARNING
+        if severity is None:
+            return
+        safe_r = self.thresholds["decay-step-warning"] / 2
+        if per_epoch:
+            safe_r = min(safe_r, 1.0 / (per_epoch * self.thresholds["decay-epochs-warning"]))
+        safe_wd = safe_r / dyn.lr if dyn.lr else None
+        horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
+        wipe = "zeroes or flips the weights every step" if r >= 1 else \
+            f"halves an unsupported weight every {g(0.693 * tau, 2)} steps"
+        yield self.finding(
+            f"weight_decay {g(dyn.weight_decay)} at lr {g(dyn.lr)} shrinks every weight by {g(r)} per step "
+            f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
+            target="optimizer.weight_decay", severity=severity,
+            remedy=f"use weight_decay <= {g(safe_wd)} at this learning rate" if safe_wd else None,
+            values={**values, "safe_weight_decay": safe_wd},
+        )

@@ -1,0 +1,120 @@
+"""# regularizer-no-effect (RL005)
+
+## What it does
+Flags penalties and weight decay too weak to change training: a coupled
+L1/L2 penalty whose value at initialisation is a negligible share of the
+data loss *and* (under SGD, when the training length is known) whose
+integrated shrink over the whole run is negligible; and a decoupled
+``weight_decay`` whose integrated decay ``D = eta*wd*T`` over the run is
+negligible.
+
+## Why is this bad?
+A regularizer that does nothing is a hyper-parameter someone believes is
+working. Keras configs make this easy: ``L1L2()`` defaults to 0 and 0, the
+Keras 3 string ``"l1l2"`` resolves to that no-op, and ``AdamW()``'s
+default (lr 1e-3, wd 0.004) decays an unsupported weight by 4e-6 per step,
+about 4% over 10,000 steps.
+
+Under Adam-family optimizers a coupled penalty is *not* weak however small
+lambda is (the gradient is normalised; RL007), so this rule leaves those
+alone.
+
+## Example
+``kernel_regularizer=L2(1e-10)`` on a 64-32-10 MLP: penalty 1e-8 against
+a data loss of 2.3.
+
+## Use instead
+Remove it, or raise it into the range that matters: the report's
+``lambda_ref`` (the L2 factor whose penalty at initialisation equals the
+data loss) sets the scale; useful values are usually 1e-3..1e-1 of it.
+
+## Options
+- ``no-effect-share`` (default 1e-4): penalty / data-loss scale below which a penalty is negligible.
+- ``no-effect-decay`` (default 0.01): integrated decay ``D`` below which decay is negligible.
+
+## Formula
+Share ``P_init / L_chance`` per tensor; ``D = r*T`` with ``r = 2*eta*l2/(1-b)``
+(coupled SGD) or ``eta*wd`` (decoupled), ``T`` the total steps.
+
+## Thresholds and calibration
+A share of 1e-4 is four orders of magnitude below the data loss, and
+``D = 0.01`` moves an unsupported weight by 1% over the whole run; the
+calibration grid (bench/CALIBRATION.md) checks that runs below both are
+indistinguishable from lambda = 0.
+
+## References
+- Wang & Aitchison, ICML 2025 (timescale between one epoch and the run).
+- Keras ``keras/src/regularizers/__init__.py`` (string identifiers).
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Severity
+from reglint.engine.fmt import g, pct
+from reglint.engine.rule import Option, Rule
+
+
+class RegularizerNoEffect(Rule):
+    code = "RL005"
+    name = "regularizer-no-effect"
+    severity = Severity.WARNING
+    summary = "A penalty or weight decay too weak to change training."
+    options = {
+        "no-effect-share": Option(1e-4, "penalty / data-loss scale below which a penalty does nothing"),
+        "no-effect-decay": Option(0.01, "integrated decay over the run below which decay does nothing"),
+    }
+
+    def check(self, model, analysis):
+        yield from self._zero_regularizers(model)
+        yield from self._weak_penalties(analysis)
+        yield from self._weak_decay(model, analysis)
+
+    def _zero_regularizers(self, model):
+        for layer, var in model.variables():
+            reg = var.regularizer
+            if reg is not None and reg.kind in ("l1", "l2", "l1l2") and not reg.is_effective and not reg.invalid:
+                yield self.finding(
+                    f"{var.name}: {reg.class_name or 'L1L2'} with l1 = l2 = 0 adds nothing",
+                    layer=layer.path, target=var.name,
+                    remedy="remove it, or set the factor you meant (the Keras 3 string 'l1l2' is L1L2(0, 0))",
+                    values={"lambda": 0.0})
+
+    def _weak_penalties(self, analysis):
+        dyn = analysis.dynamics
+        if dyn.family == "adaptive":
+            return
+        steps = analysis.context.total_steps()
+        scale = analysis.loss_scale.value
+        for p in analysis.penalties:
+            if not p.active or p.penalty_init is None or not (p.l1 or p.l2):
+                continue
+            share = p.penalty_init / scale
+            if share >= self.thresholds["no-effect-share"]:
+                continue
+            shrink = dyn.coupled_shrink(p.l2) if p.l2 else None
+            decay = shrink * steps if shrink is not None and steps else None
+            if decay is not None and decay >= self.thresholds["no-effect-decay"]:
+                continue
+            detail = f"; over {g(steps)} steps it shrinks an unsupported weight by {pct(decay)}" if decay is not None else ""
+            yield self.finding(
+                f"{p.variable.name}: penalty {g(p.penalty_init)} at init is {pct(share)} of the data-loss "
+                f"scale {g(scale)}{detail}",
+                layer=p.layer.path, target=p.variable.name,
+                remedy="remove it or raise lambda (the summary's lambda_ref sets the scale)",
+                values={"penalty_share": share, "penalty_init": p.penalty_init, "decay_integral": decay,
+                        "lambda": p.l2 or p.l1, "params": p.n})
+
+    def _weak_decay(self, model, analysis):
+        r = analysis.dynamics.decoupled_shrink
+        steps = analysis.context.total_steps()
+        if not r or not steps:
+            return
+        decay = r * steps
+        if decay >= self.thresholds["no-effect-decay"]:
+            return
+        yield self.finding(
+            f"weight_decay {g(analysis.dynamics.weight_decay)} at lr {g(analysis.dynamics.lr)} shrinks an "
+            f"unsupported weight by {pct(decay)} over the {g(steps)}-step run (D = {g(decay)})",
+            target="optimizer.weight_decay",
+            remedy=f"weight_decay around {g(1.0 / (analysis.dynamics.lr * steps))} gives D = 1 over this run",
+            values={"decay_integral": decay, "shrink_per_step": r, "total_steps": steps})

@@ -1,0 +1,75 @@
+"""# decayed-twice (RL006)
+
+## What it does
+Finds weights that are decayed by two mechanisms at once: a coupled
+``kernel_regularizer``/``bias_regularizer`` (L1/L2 in the loss) *and* the
+optimizer's decoupled ``weight_decay``. Reports the combined per-step
+shrink.
+
+## Why is this bad?
+The two add (verified in Keras: theory section 1.4), so the effective
+decay is larger than either setting says; usually one of them was ported
+from another framework's convention and the other left in place. Keras
+does not save ``exclude_from_weight_decay``, so a saved file cannot show
+that the regularized weights were excluded; reglint assumes the decay hits
+every trainable weight, as Keras does by default.
+
+## Example
+``Dense(..., kernel_regularizer=L2(1e-3))`` compiled with
+``AdamW(weight_decay=0.01)``.
+
+## Use instead
+Keep one: decoupled ``weight_decay`` (and no kernel regularizers) under
+Adam-family optimizers; either under SGD, converting with
+``L2(lambda) == weight_decay 2*lambda`` for plain SGD.
+
+## Options
+None.
+
+## Formula
+Per step: ``r = r_coupled + eta*wd``; ``r_coupled = 2*eta*l2/(1-b)`` under
+SGD (under Adam the coupled part is normalised, RL007).
+
+## Thresholds and calibration
+None: the finding is structural (both present and non-zero).
+
+## References
+- Loshchilov & Hutter, ICLR 2019 (coupled vs decoupled decay).
+- Keras ``keras/src/optimizers/base_optimizer.py`` (``exclude_from_weight_decay`` is not serialized).
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Severity
+from reglint.engine.fmt import g, lam
+from reglint.engine.rule import Rule
+
+
+class DecayedTwice(Rule):
+    code = "RL006"
+    name = "decayed-twice"
+    severity = Severity.WARNING
+    summary = "Weights carry a regularizer and are also hit by the optimizer's weight_decay."
+
+    def check(self, model, analysis):
+        dyn = analysis.dynamics
+        if not dyn.weight_decay:
+            return
+        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2)]
+        if not hits:
+            return
+        by_layer: dict[str, list] = {}
+        for p in hits:
+            by_layer.setdefault(p.layer.path, []).append(p)
+        for path, items in by_layer.items():
+            names = ", ".join(f"{p.variable.name} {lam(p.regularizer)}" for p in items)
+            coupled = max((dyn.coupled_shrink(p.l2) or 0.0) for p in items)
+            decoupled = dyn.decoupled_shrink or 0.0
+            combined = f"; together {g(coupled + decoupled)} per step" if coupled else ""
+            yield self.finding(
+                f"{names} and the optimizer's weight_decay {g(dyn.weight_decay)} "
+                f"({g(decoupled)} per step) both decay these weights{combined}",
+                layer=path, target=items[0].variable.name,
+                remedy="keep one: drop the regularizer and rely on weight_decay, or set weight_decay to 0",
+                values={"weight_decay": dyn.weight_decay, "decoupled_shrink": decoupled,
+                        "coupled_shrink": coupled or None, "lambda": items[0].l2 or items[0].l1})

@@ -1,0 +1,70 @@
+"""# l2-scale-invariant-kernel (RL009)
+
+## What it does
+Finds L1/L2 penalties on kernels whose output goes straight into a
+normalization layer (BatchNormalization, LayerNormalization,
+GroupNormalization), possibly through ReLU, dropout, pooling or reshapes,
+which keep the function unchanged when the kernel is rescaled. Reports the
+per-step shrink and the equilibrium angular update it implies.
+
+## Why is this bad?
+For such a kernel ``f(alpha*w) = f(w)``: the penalty cannot regularize the
+function at all. What it does is shrink ``|w|``, which raises the effective
+learning rate ``eta/|w|^2`` (van Laarhoven 2017; Zhang et al. 2019). That
+can be exactly what the recipe relies on (ResNets), so this is not wrong,
+but lambda then acts as a learning-rate knob and should be tuned as one;
+these kernels are also left out of RL001's penalty ratio.
+
+## Example
+``Conv2D(64, 3, kernel_regularizer=L2(5e-4), use_bias=False)`` followed by
+``BatchNormalization()``.
+
+## Use instead
+Keep it if the schedule was tuned with it; otherwise decoupled weight decay,
+whose equilibrium angular update ``sqrt(2*eta*wd)`` is easier to reason about.
+
+## Options
+None.
+
+## Formula
+Equilibrium angular update per step ``theta ~ sqrt(2*r)`` with ``r`` the
+per-step shrink (Kosson, Messmer & Jaggi 2024).
+
+## Thresholds and calibration
+Informational.
+
+## References
+- van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
+- Zhang, Wang, Xu & Grosse, "Three Mechanisms of Weight Decay Regularization", ICLR 2019.
+- Kosson, Messmer & Jaggi, "Rotational Equilibrium", ICML 2024.
+"""
+
+from __future__ import annotations
+
+import math
+
+from reglint.engine.finding import Severity
+from reglint.engine.fmt import g, lam
+from reglint.engine.rule import Rule
+
+
+class L2ScaleInvariantKernel(Rule):
+    code = "RL009"
+    name = "l2-scale-invariant-kernel"
+    severity = Severity.INFO
+    summary = "A penalty on a kernel feeding a normalization layer only changes the effective learning rate."
+
+    def check(self, model, analysis):
+        dyn = analysis.dynamics
+        for p in analysis.penalties:
+            if not (p.active and p.scale_invariant and (p.l1 or p.l2)):
+                continue
+            r = dyn.total_shrink(p.l2)
+            angular = f"; equilibrium angular update ~{g(math.sqrt(2 * r))} rad per step" if r else ""
+            yield self.finding(
+                f"{p.variable.name} has {lam(p.regularizer)} but feeds a normalization layer: rescaling it "
+                f"leaves the function unchanged, so the penalty only raises the effective learning rate{angular}",
+                layer=p.layer.path, target=p.variable.name,
+                remedy="tune this lambda as a learning-rate knob, or use decoupled weight_decay",
+                values={"lambda": p.l2 or p.l1, "shrink_per_step": r,
+                        "angular_update": math.sqrt(2 * r) if r else None})

@@ -1,0 +1,88 @@
+"""# activity-regularizer-scale (RL010)
+
+## What it does
+Estimates each ``activity_regularizer``'s penalty per sample at
+initialisation (from the layer's width, its positions when the saved build
+config gives the input shape, its kernel initializer and activation) and
+compares it with the data-loss scale. On files saved by Keras 3.0-3.13,
+which did not divide activity penalties by the batch size, it multiplies by
+the batch size (``--batch-size``, default 32).
+
+## Why is this bad?
+An activity penalty is summed over every output element: it grows with the
+layer's width and, for sequence or image outputs, with the number of time
+steps or positions, while the data loss does not. A lambda that was fine on
+a Dense layer is far too strong on a Conv2D or a long sequence, and on Keras
+3.0-3.13 it silently scaled with the batch size too (keras-team/keras
+#22018, fixed in 3.14 by PR #22021).
+
+## Example
+``Dense(512, activation="relu", activity_regularizer=L2(0.01))`` after a
+512-wide layer: about 0.01*512*0.5 = 2.6 per sample, more than ln 10.
+
+## Use instead
+Scale lambda down by the number of output elements, or penalise a mean
+(a custom ``add_loss`` of ``lambda * mean(a**2)``).
+
+## Options
+- ``activity-ratio-error`` (default 1.0): per-sample penalty / data-loss scale at which RL010 is an error.
+- ``activity-ratio-warning`` (default 0.3): at which it is a warning.
+
+## Formula
+``P = elements * (l2*E[a^2] + l1*E[|a|])``, ``a = act(z)``,
+``z ~ N(0, fan_in*Var(w))`` (standardised inputs); times ``B`` for Keras 3.0-3.13.
+
+## Thresholds and calibration
+The same break-even as RL001 (a penalty as large as the data loss); the
+calibration grid's activity runs check it (bench/CALIBRATION.md).
+
+## References
+- Keras ``keras/src/layers/layer.py`` (activity penalty divided by the batch size since 3.14).
+- keras-team/keras issue #22018, PR #22021.
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Severity
+from reglint.engine.fmt import g, lam
+from reglint.engine.rule import Option, Rule
+from reglint.estimate.activity import activity_penalty_per_sample, keras_divides_by_batch, output_elements
+
+
+class ActivityRegularizerScale(Rule):
+    code = "RL010"
+    name = "activity-regularizer-scale"
+    severity = Severity.ERROR
+    summary = "An activity regularizer's penalty, summed over output elements, rivals the data loss."
+    options = {
+        "activity-ratio-error": Option(1.0, "activity penalty / data-loss scale at which RL010 is an error"),
+        "activity-ratio-warning": Option(0.3, "activity penalty / data-loss scale at which RL010 is a warning"),
+    }
+
+    def check(self, model, analysis):
+        scale = analysis.loss_scale.value
+        batch_factor = 1
+        if not keras_divides_by_batch(model.framework, model.framework_version):
+            batch_factor = analysis.context.effective_batch_size
+        for layer in model.layers:
+            if layer.activity_regularizer is None or not layer.trainable:
+                continue
+            per_sample = activity_penalty_per_sample(layer)
+            if per_sample is None:
+                continue
+            penalty = per_sample * batch_factor
+            ratio = penalty / scale
+            if ratio < self.thresholds["activity-ratio-warning"]:
+                continue
+            severity = Severity.ERROR if ratio >= self.thresholds["activity-ratio-error"] else Severity.WARNING
+            elements = output_elements(layer)
+            batch_note = (f" x batch {batch_factor} (Keras {model.framework_version} sums over the batch)"
+                          if batch_factor > 1 else "")
+            factor = 0.5 * self.thresholds["activity-ratio-warning"] / ratio
+            yield self.finding(
+                f"activity {lam(layer.activity_regularizer)} over {g(elements)} output elements adds about "
+                f"{g(per_sample)} per sample{batch_note}, {g(ratio, 2)}x the data-loss scale {g(scale)}",
+                layer=layer.path, target="activity", severity=severity,
+                remedy=f"scale the activity lambda by {g(factor, 2)} or penalise a mean instead of a sum",
+                values={"activity_ratio": ratio, "penalty_per_sample": per_sample, "batch_factor": batch_factor,
+                        "output_elements": elements, "lambda_scale_factor": factor})

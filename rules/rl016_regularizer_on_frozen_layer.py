@@ -1,0 +1,58 @@
+"""# regularizer-on-frozen-layer (RL016)
+
+## What it does
+Lists regularizers on layers (or variables) that are not trainable.
+
+## Why is this bad?
+Keras collects weight penalties from trainable weights only
+(``Layer._get_regularization_losses``): a frozen layer's regularizer adds
+nothing (verified: ``model.losses == []`` after freezing). If the layer is
+unfrozen later for fine-tuning, the penalty switches on at that moment,
+computed on pretrained weights that may be far larger than an
+initialisation, which can be a surprise.
+
+## Example
+A pretrained encoder with ``kernel_regularizer=L2(1e-3)`` and
+``trainable=False``.
+
+## Use instead
+Remove it, or keep it deliberately for the fine-tuning phase (add an
+ignore with a reason).
+
+## Options
+None.
+
+## Formula
+Penalty at the saved weights, reported for when the layer is unfrozen.
+
+## Thresholds and calibration
+Structural; informational.
+
+## References
+- Keras ``keras/src/layers/layer.py`` (``_get_regularization_losses``).
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Severity
+from reglint.engine.fmt import g, lam
+from reglint.engine.rule import Rule
+
+
+class RegularizerOnFrozenLayer(Rule):
+    code = "RL016"
+    name = "regularizer-on-frozen-layer"
+    severity = Severity.INFO
+    summary = "A regularizer on a frozen layer adds nothing until the layer is unfrozen."
+
+    def check(self, model, analysis):
+        for p in analysis.penalties:
+            if p.active or not p.regularizer.is_effective:
+                continue
+            later = f"; unfrozen, it would add {g(p.penalty_saved)} at the saved weights" \
+                if p.penalty_saved is not None else ""
+            yield self.finding(
+                f"{p.variable.name} has {lam(p.regularizer)} but is not trainable: Keras adds no penalty{later}",
+                layer=p.layer.path, target=p.variable.name,
+                remedy="remove it, or keep it deliberately for fine-tuning",
+                values={"penalty_saved": p.penalty_saved})

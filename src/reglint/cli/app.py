@@ -1,0 +1,252 @@
+"""The ``reglint`` command (Typer).
+
+``reglint PATH`` is ``reglint check PATH``. Exit codes follow ruff: 0 clean,
+1 findings at or above ``--fail-on``, 2 usage error or unreadable input (a
+one-line message on stderr; the other files are still linted).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from reglint import __version__
+from reglint.errors import ReglintError, one_line
+
+COMMANDS = ("check", "rules", "rule", "explain", "profile", "version", "clean")
+
+app = typer.Typer(
+    name="reglint",
+    help="Lint the regularization of saved Keras and ONNX models: lambdas that dominate the loss, "
+         "destabilise training or do nothing.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    none = "none"
+
+
+class Color(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+def err(message: str) -> None:
+    """One line on stderr, never a traceback."""
+    sys.stderr.write(f"reglint: error: {one_line(message)}\n")
+
+
+def make_console(color: Color = Color.auto, stderr: bool = False):
+    from rich.console import Console
+
+    no_color = bool(os.environ.get("NO_COLOR"))
+    force = True if color is Color.always else (False if color is Color.never else None)
+    return Console(stderr=stderr, highlight=False, force_terminal=force,
+                   color_system=None if (no_color or color is Color.never) else "auto",
+                   no_color=no_color or color is Color.never)
+
+
+# ---------------------------------------------------------------------------
+# check
+
+RULE_SELECTION = "Rule selection"
+CONTEXT = "Training context (what a model file does not say)"
+OUTPUT = "Output"
+FILES = "File selection"
+
+
+@app.command()
+def check(
+    paths: List[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
+    output_format: str = typer.Option("full", "--format", "--output-format", "-f", envvar="REGLINT_OUTPUT_FORMAT",
+                                      help="full, concise, json, json-lines, sarif, github, gitlab, junit, pylint, "
+                                           "html. FORMAT:FILE writes to a file; several separated by commas.",
+                                      rich_help_panel=OUTPUT),
+    output_file: Optional[Path] = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
+                                               help="Write the report here instead of stdout.",
+                                               rich_help_panel=OUTPUT),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
+                                             help="Exit 1 on findings at or above this severity [default: error].",
+                                             rich_help_panel=OUTPUT),
+    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even with findings (2 still means error).",
+                                   rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
+                               rich_help_panel=OUTPUT),
+    statistics: bool = typer.Option(False, "--statistics", help="Count findings per rule.", rich_help_panel=OUTPUT),
+    color: Color = typer.Option(Color.auto, "--color", help="Colour the terminal report.", rich_help_panel=OUTPUT),
+    select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes or prefixes to run (replaces the config).",
+                                               rich_help_panel=RULE_SELECTION),
+    extend_select: Optional[List[str]] = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
+    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
+                                               rich_help_panel=RULE_SELECTION),
+    config: Optional[Path] = typer.Option(None, "--config", help="Use this pyproject.toml or reglint.toml.",
+                                          rich_help_panel=RULE_SELECTION),
+    isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file.",
+                                  rich_help_panel=RULE_SELECTION),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
+                                            rich_help_panel=RULE_SELECTION),
+    create_baseline: bool = typer.Option(False, "--create-baseline",
+                                         help="Write today's findings to the --baseline file and exit 0.",
+                                         rich_help_panel=RULE_SELECTION),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N.", rich_help_panel=CONTEXT),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Batch size B [default: 32].",
+                                             rich_help_panel=CONTEXT),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, rich_help_panel=CONTEXT),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimizer steps T.", rich_help_panel=CONTEXT),
+    classes: Optional[int] = typer.Option(None, "--classes", min=1, rich_help_panel=CONTEXT),
+    target_var: Optional[float] = typer.Option(None, "--target-var", min=0.0, help="Variance of regression targets.",
+                                               rich_help_panel=CONTEXT),
+    loss_scale: Optional[float] = typer.Option(None, "--loss-scale", min=0.0,
+                                               help="Typical data loss, overriding the estimate.", rich_help_panel=CONTEXT),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer class for files that save none (ONNX).",
+                                            rich_help_panel=CONTEXT),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", min=0.0, rich_help_panel=CONTEXT),
+    momentum: Optional[float] = typer.Option(None, "--momentum", min=0.0, max=1.0, rich_help_panel=CONTEXT),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", min=0.0, rich_help_panel=CONTEXT),
+    l2: Optional[List[str]] = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
+                                           help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
+                                           rich_help_panel=CONTEXT),
+    force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
+                                       rich_help_panel=FILES),
+    no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
+                             rich_help_panel=FILES),
+) -> None:
+    """Lint model files: parameters, regularizers and optimizer settings against the data-loss scale."""
+    from reglint.cli.run import CheckOptions, run_check
+
+    options = CheckOptions(**{k: v for k, v in locals().items() if k in CheckOptions.__dataclass_fields__})
+    raise typer.Exit(run_check(options))
+
+
+# ---------------------------------------------------------------------------
+# rules
+
+
+@app.command("rules")
+def rules_command(
+    output_format: str = typer.Option("text", "--format", "-f", help="text or json"),
+) -> None:
+    """List the rules."""
+    from reglint.engine.rule import all_rules
+
+    rules = all_rules()
+    if output_format == "json":
+        import json
+
+        data = [{"code": c, "name": r.name, "severity": r.severity.value, "summary": r.summary,
+                 "options": {k: o.default for k, o in r.options.items()}} for c, r in rules.items()]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    for code, rule in rules.items():
+        sys.stdout.write(f"{code}  {rule.severity.value:<7}  {rule.name:<40}  {rule.summary}\n")
+
+
+@app.command("rule")
+def rule_command(code: str = typer.Argument(..., help="A rule code (RL001) or name.")) -> None:
+    """Print a rule's documentation."""
+    from reglint.engine.rule import get_rule
+
+    rule = get_rule(code)
+    if rule is None:
+        err(f"unknown rule {code!r}; `reglint rules` lists them")
+        raise typer.Exit(2)
+    sys.stdout.write(rule.documentation() + "\n")
+
+
+@app.command()
+def explain(
+    path: Path = typer.Argument(..., help="A model file."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
+    loss_scale: Optional[float] = typer.Option(None, "--loss-scale", min=0.0),
+    classes: Optional[int] = typer.Option(None, "--classes", min=1),
+    output_format: str = typer.Option("full", "--format", "-f", help="full or json"),
+) -> None:
+    """Show, per layer, how the penalty, its gradient and the per-step shrink depend on the weight count."""
+    from reglint.cli.explain import run_explain
+
+    raise typer.Exit(run_explain(path, layer=layer, samples=samples, batch_size=batch_size, epochs=epochs,
+                                 loss_scale=loss_scale, classes=classes, output_format=output_format))
+
+
+@app.command()
+def profile(
+    path: Path = typer.Argument(..., help="A Keras model file (.keras, .h5) or SavedModel folder."),
+    data: Optional[Path] = typer.Option(None, "--data", help=".npz with training inputs and targets."),
+    x_key: str = typer.Option("x", "--x-key", help="Key of the inputs in --data."),
+    y_key: str = typer.Option("y", "--y-key", help="Key of the targets in --data."),
+    steps: int = typer.Option(20, "--steps", min=1, help="Optimizer steps to take on a copy of the model."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or gpu."),
+    trust_model: bool = typer.Option(False, "--trust-model",
+                                     help="Allow Lambda layers and custom objects to run (Keras safe_mode off)."),
+    output_format: str = typer.Option("full", "--format", "-f", help="full, json, sarif, github, html ..."),
+    output_file: Optional[Path] = typer.Option(None, "--output-file", "-o"),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Measure the per-layer ratio of penalty gradient to data gradient with a short training run."""
+    from reglint.profile.command import run_profile
+
+    raise typer.Exit(run_profile(path=path, data=data, x_key=x_key, y_key=y_key, steps=steps,
+                                 batch_size=batch_size, device=device, trust_model=trust_model,
+                                 output_format=output_format, output_file=output_file,
+                                 fail_on=fail_on.value if fail_on else None, seed=seed))
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version."""
+    sys.stdout.write(f"reglint {__version__}\n")
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        sys.stdout.write(f"reglint {__version__}\n")
+        raise typer.Exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: ``reglint PATH`` means ``reglint check PATH``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+        args.insert(0, "check")
+    try:
+        app(args=args, prog_name="reglint", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        return code
+    except ReglintError as exc:
+        err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 2
+    except Exception as exc:  # an internal error: one line, a hint, exit 2
+        err(f"internal error ({type(exc).__name__}: {exc}); please report it with the model file if you can")
+        return 2
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Number formatting for messages: short, exact enough, never 'nan' surprises.
+
+>>> g(0.009999999776482582)
+'0.01'
+>>> g(1220)
+'1,220'
+>>> pct(0.0578)
+'5.8%'
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def g(value: float | int | None, digits: int = 3) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    if value == int(value) and abs(value) < 1e6:
+        return f"{int(value):,}"
+    if 1e-3 <= abs(value) < 1e5:
+        return f"{value:.{digits}g}"
+    return f"{value:.{max(1, digits - 1)}e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def pct(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "?"
+    if value >= 10:
+        return f"{value * 100:,.0f}%"
+    if value >= 0.001:
+        return f"{value * 100:.2g}%" if value < 0.1 else f"{value * 100:.1f}%"
+    return f"{value * 100:.1e}%"
+
+
+def lam(reg) -> str:
+    """A regularizer as the user wrote it: L2(0.01), L1L2(l1=1e-05, l2=0.0001)."""
+    if reg.kind == "l2":
+        return f"L2({g(reg.l2)})"
+    if reg.kind == "l1":
+        return f"L1({g(reg.l1)})"
+    if reg.kind == "l1l2":
+        return f"L1L2(l1={g(reg.l1)}, l2={g(reg.l2)})"
+    if reg.kind == "orthogonal":
+        return f"OrthogonalRegularizer({g(reg.factor)}, mode={reg.mode})"
+    return reg.class_name or "custom"

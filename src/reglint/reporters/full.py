@@ -1,0 +1,116 @@
+"""The default terminal report (rich): a per-layer table with parameters,
+regularizers and penalties, the loss scale and optimizer, then findings."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from reglint.engine.fmt import g, lam, pct
+from reglint.engine.report import FileReport, RunReport
+from reglint.reporters.text import clean, markup
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def render_full(report: RunReport, console: Console, *, show_layers: bool = True) -> None:
+    for file_report in report.files:
+        if file_report.error:
+            console.print(Text(f"{clean(file_report.path)}: error: {clean(file_report.error)}", style="red"))
+            continue
+        if show_layers:
+            _model_summary(file_report, console)
+        _findings(file_report, console)
+    console.print(summary_line(report))
+
+
+def _model_summary(rep: FileReport, console: Console) -> None:
+    model, analysis = rep.model, rep.analysis
+    version = f", {'Keras' if model.framework != 'onnx' else 'ONNX'} {clean(model.framework_version)}" \
+        if model.framework_version else ""
+    console.print(Text.assemble((clean(rep.path), "bold"), f"  ({model.format}{version})  ",
+                                f"{g(model.total_params)} params: {g(model.trainable_params)} trainable, "
+                                f"{g(model.non_trainable_params)} non-trainable"))
+    penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column, justify in (("layer", "left"), ("class", "left"), ("trainable", "right"),
+                            ("non-train.", "right"), ("regularizers", "left"),
+                            ("penalty@init", "right"), ("@saved", "right"), ("share", "right")):
+        table.add_column(column, justify=justify, overflow="fold")
+    scale = analysis.loss_scale.value
+    for layer in model.layers:
+        regs, init, saved = [], 0.0, 0.0
+        has_init = has_saved = False
+        for var in layer.variables:
+            if var.regularizer is None:
+                continue
+            regs.append(f"{markup(var.name)}: {markup(lam(var.regularizer))}")
+            p = penalties.get((layer.path, var.name))
+            if p is not None and p.penalty_init is not None:
+                init += p.penalty_init
+                has_init = True
+            if p is not None and p.penalty_saved is not None:
+                saved += p.penalty_saved
+                has_saved = True
+        if layer.activity_regularizer is not None:
+            regs.append(f"activity: {markup(lam(layer.activity_regularizer))}")
+        if not layer.variables and not regs:
+            continue
+        name = markup(layer.path) + ("" if layer.trainable else " [dim](frozen)[/]") + \
+            (" [dim](custom)[/]" if layer.custom else "")
+        table.add_row(name, markup(layer.class_name), g(layer.trainable_params), g(layer.non_trainable_params),
+                      "\n".join(regs) or "[dim]-[/]", g(init) if has_init else "",
+                      g(saved) if has_saved else "", pct(init / scale) if has_init else "")
+    console.print(table)
+    console.print(f"  data-loss scale: {g(scale)} [dim]({markup(analysis.loss_scale.explanation)})[/]")
+    opt = model.optimizer
+    if opt is not None:
+        lr = opt.learning_rate
+        lr_text = "lr ?" if lr is None or lr.initial is None else (
+            f"lr {g(lr.initial)}" + (f" ({markup(lr.schedule)}, peak {g(lr.peak)})" if lr.schedule else ""))
+        extras = []
+        if opt.momentum:
+            extras.append(f"momentum {g(opt.momentum)}" + (" nesterov" if opt.nesterov else ""))
+        if opt.weight_decay:
+            extras.append(f"weight_decay {g(opt.weight_decay)}")
+        if opt.coupled_l2:
+            extras.append(f"coupled L2 {g(opt.coupled_l2)}")
+        if opt.iterations:
+            extras.append(f"{g(opt.iterations)} steps taken")
+        source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
+        console.print(f"  optimizer: {markup(opt.class_name)} {lr_text}" +
+                      (", " + ", ".join(extras) if extras else "") + source)
+    total = analysis.total_penalty_init(include_invariant=True)
+    if analysis.penalties:
+        console.print(f"  penalty at init: {g(total)} = {pct(total / scale)} of the data-loss scale")
+    for note in model.notes[:5]:
+        console.print(f"  [dim]note: {markup(note)}[/]")
+    console.print()
+
+
+def _findings(rep: FileReport, console: Console) -> None:
+    for finding in rep.findings:
+        style = SEVERITY_STYLE[finding.severity.value]
+        where = f" [{clean(finding.layer)}]" if finding.layer else ""
+        line = Text.assemble((f"{finding.severity.value:<7}", style), " ", (finding.code, "bold"),
+                             f" {finding.name}", (where, "magenta"), f"  {clean(rep.path)}")
+        console.print(line)
+        console.print(Text("        " + clean(finding.message)))
+        if finding.remedy:
+            console.print(Text("        fix: " + clean(finding.remedy), style="green"))
+
+
+def summary_line(report: RunReport) -> str:
+    counts = {"error": 0, "warning": 0, "info": 0}
+    for _, finding in report.findings:
+        counts[finding.severity.value] += 1
+    total = sum(counts.values())
+    n_files = len(report.files)
+    unreadable = len(report.errors)
+    parts = [f"{counts[k]} {k}{'s' if counts[k] != 1 else ''}" for k in ("error", "warning", "info") if counts[k]]
+    text = f"Found {total} finding{'s' if total != 1 else ''}" + (f" ({', '.join(parts)})" if parts else "")
+    text += f" in {n_files} file{'s' if n_files != 1 else ''}"
+    if unreadable:
+        text += f"; {unreadable} unreadable"
+    return text + "."

@@ -1,0 +1,181 @@
+"""Plain machine formats (json-lines, concise, pylint, gitlab) and the
+helpers every CI format shares: repo-relative paths, stable fingerprints and
+the ``RL900`` pseudo-finding for unreadable files.
+
+Paths are repo-relative with ``/`` (relative to the config file's folder,
+else the working directory). Fingerprints hash rule + path + layer + target,
+never a value, so they survive a retrain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator, TextIO
+
+from reglint.engine.finding import Finding, Severity
+from reglint.engine.report import FileReport, RunReport
+from reglint.reporters.text import clean
+
+DOCS_URL = "https://example.invalid/reglint"
+UNREADABLE_CODE = "RL900"
+UNREADABLE_NAME = "unreadable-model"
+UNREADABLE_SUMMARY = "The file could not be read as a model, so none of its regularization was checked."
+
+
+# ---------------------------------------------------------------------------
+# shared helpers
+
+
+def project_root(settings: Any = None) -> str:
+    """The folder paths are reported relative to: the config file's, else the cwd."""
+    root = getattr(settings, "root", None)
+    return os.path.abspath(root) if root else os.getcwd()
+
+
+def display_path(path: str, settings: Any = None) -> str:
+    """``path`` relative to the project root with ``/``; outside the root,
+    the path as given (still with ``/``)."""
+    rel = os.path.relpath(os.path.abspath(path), project_root(settings))
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        rel = path
+    return PurePosixPath(Path(rel).as_posix()).as_posix()
+
+
+def artifact_path(path: str, settings: Any = None) -> str:
+    """A file CI systems can attach a result to: a SavedModel folder is
+    reported at its ``saved_model.pb`` (GitHub cannot fingerprint folders)."""
+    rel = display_path(path, settings)
+    if os.path.isdir(path):
+        return f"{rel.rstrip('/')}/saved_model.pb"
+    return rel
+
+
+def identity(code: str, rel_path: str, layer: str | None, target: str | None) -> str:
+    """The human-readable key a fingerprint hashes: never a value."""
+    return f"{code}:{rel_path}:{layer or ''}:{target or ''}"
+
+
+def fingerprint(code: str, rel_path: str, layer: str | None, target: str | None) -> str:
+    """sha256 hex of rule + repo-relative path + layer + target."""
+    key = "\0".join((code, rel_path, layer or "", target or ""))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def unreadable_finding(file_report: FileReport) -> Finding:
+    """The pseudo-finding that stands for a file no reader could open."""
+    return Finding(code=UNREADABLE_CODE, name=UNREADABLE_NAME, severity=Severity.ERROR,
+                   message=f"unreadable model: {file_report.error}")
+
+
+def results(report: RunReport) -> Iterator[tuple[FileReport, Finding]]:
+    """Every (file, finding) a machine format shows: the findings, and one
+    RL900 per unreadable file, in report order."""
+    for file_report in report.files:
+        if file_report.error:
+            yield file_report, unreadable_finding(file_report)
+        for finding in file_report.findings:
+            yield file_report, finding
+
+
+def sorted_by_severity(items: list[tuple[FileReport, Finding]]) -> list[tuple[FileReport, Finding]]:
+    """Worst first; stable within a severity (report order)."""
+    return sorted(items, key=lambda item: -item[1].severity.rank)
+
+
+def rule_url(code: str) -> str:
+    return f"{DOCS_URL}/rules/{code}"
+
+
+def jsonable(value: Any) -> Any:
+    """Values made safe for strict JSON: NaN/inf become strings, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def headline(finding: Finding) -> str:
+    """``RL001 [dense_1] message``: code, layer and message on one line."""
+    where = f" [{clean(finding.layer)}]" if finding.layer else ""
+    return f"{finding.code}{where} {clean(finding.message)}"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+# ---------------------------------------------------------------------------
+# formats
+
+
+def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
+    """One JSON object per finding (and per unreadable file), one per line."""
+    for file_report, finding in results(report):
+        rel = display_path(file_report.path, settings)
+        record = {
+            "code": finding.code,
+            "name": finding.name,
+            "severity": finding.severity.value,
+            "message": clean(finding.message),
+            "filename": rel,
+            "layer": clean(finding.layer) if finding.layer else None,
+            "target": clean(finding.target) if finding.target else None,
+            "remedy": clean(finding.remedy) if finding.remedy else None,
+            "values": jsonable(finding.values),
+            "url": rule_url(finding.code),
+            "fingerprint": fingerprint(finding.code, rel, finding.layer, finding.target),
+            "cached": file_report.cached,
+        }
+        out.write(json.dumps(record, allow_nan=False, ensure_ascii=False) + "\n")
+
+
+def render_concise(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
+    """ruff's concise shape: ``models/a.keras: RL001 [dense_1] message`` and a count."""
+    count = 0
+    for file_report, finding in results(report):
+        out.write(f"{clean(display_path(file_report.path, settings))}: {headline(finding)}\n")
+        count += 1
+    out.write(f"Found {plural(count, 'error')}.\n" if count else "All checks passed!\n")
+
+
+def render_pylint(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
+    """pylint's parseable shape, line 1 (a model has no lines)."""
+    for file_report, finding in results(report):
+        where = f" [{clean(finding.layer)}]" if finding.layer else ""
+        out.write(f"{clean(display_path(file_report.path, settings))}:1: [{finding.code}]{where} "
+                  f"{clean(finding.message)}\n")
+
+
+GITLAB_SEVERITY = {"error": "critical", "warning": "minor", "info": "info"}
+
+
+def render_gitlab(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
+    """GitLab Code Quality JSON: one issue per finding, unique fingerprints."""
+    issues, seen = [], set()
+    for file_report, finding in results(report):
+        rel = display_path(file_report.path, settings)
+        print_ = fingerprint(finding.code, rel, finding.layer, finding.target)
+        digest, n = print_, 1
+        while digest in seen:  # GitLab drops duplicates: number repeats
+            n += 1
+            digest = hashlib.sha256(f"{print_}:{n}".encode()).hexdigest()
+        seen.add(digest)
+        issues.append({
+            "check_name": finding.code,
+            "description": headline(finding),
+            "severity": GITLAB_SEVERITY[finding.severity.value],
+            "fingerprint": digest,
+            "location": {"path": artifact_path(file_report.path, settings),
+                         "positions": {"begin": {"line": 1, "column": 1}}},
+        })
+    json.dump(issues, out, indent=2, ensure_ascii=False, allow_nan=False)
+    out.write("\n")

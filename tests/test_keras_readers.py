@@ -1,0 +1,125 @@
+"""The Keras readers against what Keras itself reported for each fixture
+(fixtures/keras/manifest.json, written by fixtures/make_keras_fixtures.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reglint.errors import ModelReadError
+from reglint.model import Role
+from reglint.readers import read_model
+
+from conftest import KERAS_FIXTURES, keras_manifest
+
+READABLE = [e for e in keras_manifest() if e["format"] not in ("weights_only", "savedmodel")]
+WEIGHTS_ONLY = [e for e in keras_manifest() if e["format"] == "weights_only"]
+
+
+@pytest.mark.parametrize("entry", READABLE, ids=[e["file"] for e in READABLE])
+def test_totals_equal_keras(entry):
+    model = read_model(KERAS_FIXTURES / entry["file"])
+    assert model.total_params == entry["count_params"]
+    if any(layer.custom for layer in model.layers):
+        # A .keras file does not record which weights of a custom layer are
+        # trainable: reglint says so in a note instead of guessing.
+        assert any("trainable" in note for note in model.notes)
+        return
+    assert model.trainable_params == entry["trainable_params"]
+    assert model.non_trainable_params == entry["non_trainable_params"]
+
+
+@pytest.mark.parametrize("entry", READABLE, ids=[e["file"] for e in READABLE])
+def test_per_layer_counts_and_regularizers(entry):
+    model = read_model(KERAS_FIXTURES / entry["file"])
+    by_path = {layer.path: layer for layer in model.layers}
+    for expected in entry["layers"]:
+        layer = by_path.get(expected["path"]) or next(
+            (l for l in model.layers if l.name == expected["name"]), None)
+        if layer is None:
+            # Weightless layers may be left out of the description.
+            assert expected["trainable_params"] + expected["non_trainable_params"] == 0, expected["path"]
+            continue
+        if layer.custom:
+            assert layer.params == expected["trainable_params"] + expected["non_trainable_params"]
+        else:
+            assert layer.trainable_params == expected["trainable_params"], expected["path"]
+            assert layer.non_trainable_params == expected["non_trainable_params"], expected["path"]
+        for key, reg in expected["regularizers"].items():
+            _check_regularizer(layer, key, reg)
+
+
+def _check_regularizer(layer, key, reg):
+    if key == "activity_regularizer":
+        found = layer.activity_regularizer
+    else:
+        target = key[: -len("_regularizer")]
+        candidates = [v.regularizer for v in layer.variables if v.regularizer is not None and (
+            v.name.split("/")[-1] == target or v.role.value == target
+            or (target == "depthwise" and v.role in (Role.DEPTHWISE_KERNEL, Role.KERNEL))
+            or (target == "pointwise" and v.role is Role.POINTWISE_KERNEL)
+            or (target == "recurrent" and v.role is Role.RECURRENT_KERNEL))]
+        found = candidates[0] if candidates else None
+        if found is None and not any(v.role.value == target or v.name.split("/")[-1] == target
+                                     for v in layer.variables):
+            return  # e.g. bias_regularizer with use_bias=False: no variable to regularize
+    assert found is not None, f"{layer.path}: {key} not read"
+    cfg = reg.get("config", {}) if isinstance(reg, dict) else {}
+    if isinstance(reg, dict) and reg.get("registered_name") and ">" in str(reg.get("registered_name")):
+        assert found.kind == "custom" and found.class_name == reg["registered_name"]
+        return
+    for factor in ("l1", "l2"):
+        if factor in cfg:
+            assert math.isclose(getattr(found, factor), cfg[factor], rel_tol=1e-6), (layer.path, key, factor)
+    if isinstance(reg, dict) and reg.get("class_name") == "OrthogonalRegularizer":
+        assert found.kind == "orthogonal"
+        assert math.isclose(found.factor, cfg.get("factor", 0.01), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("entry", WEIGHTS_ONLY, ids=[e["file"] for e in WEIGHTS_ONLY])
+def test_weights_only_file_is_a_one_line_error(entry):
+    with pytest.raises(ModelReadError) as info:
+        read_model(KERAS_FIXTURES / entry["file"])
+    assert "weights-only" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_seed_layer_counts_1220_and_reads_l2():
+    model = read_model(KERAS_FIXTURES / "conv2d_seed_l2.keras")
+    conv = next(l for l in model.layers if l.class_name == "Conv2D")
+    assert conv.params == 20 * (2 * 3 * 10 + 1) == 1220
+    kernel = next(v for v in conv.variables if v.role is Role.KERNEL)
+    assert kernel.shape == (2, 3, 10, 20)
+    assert kernel.regularizer.kind == "l2" and kernel.regularizer.l2 == 0.01
+
+
+def test_optimizer_and_schedule_are_read():
+    for entry in READABLE:
+        opt = entry.get("optimizer")
+        if not opt:
+            continue
+        model = read_model(KERAS_FIXTURES / entry["file"])
+        assert model.optimizer is not None, entry["file"]
+        cfg = opt.get("config", opt)
+        wd = cfg.get("weight_decay")
+        if isinstance(wd, (int, float)):
+            assert math.isclose(model.optimizer.weight_decay, wd, rel_tol=1e-6), entry["file"]
+        lr = cfg.get("learning_rate")
+        if isinstance(lr, (int, float)):
+            assert math.isclose(model.optimizer.learning_rate.initial, lr, rel_tol=1e-6), entry["file"]
+        elif isinstance(lr, dict):
+            assert model.optimizer.learning_rate.schedule == lr["class_name"], entry["file"]
+        if entry.get("iterations"):
+            assert model.optimizer.iterations == entry["iterations"], entry["file"]
+
+
+def test_weight_statistics_are_streamed_in_chunks():
+    from reglint.readers import ReadOptions
+
+    path = KERAS_FIXTURES / "scenario_penalty_dominates.keras"
+    whole = read_model(path)
+    tiny = read_model(path, ReadOptions(chunk_bytes=1024))
+    for (_, a), (_, b) in zip(whole.variables(), tiny.variables()):
+        assert a.stats.count == b.stats.count == a.size
+        assert math.isclose(a.stats.sum_sq, b.stats.sum_sq, rel_tol=1e-9)
