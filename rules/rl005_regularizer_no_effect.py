@@ -88,6 +88,8 @@ class RegularizerNoEffect(Rule):
         for p in analysis.penalties:
             if not p.active or p.penalty_init is None or not (p.l1 or p.l2):
                 continue
+            if not p.sum_sq_init:
+                continue  # zero-initialised (biases, beta): the init penalty says nothing
             share = p.penalty_init / scale
             if share >= self.thresholds["no-effect-share"]:
                 continue

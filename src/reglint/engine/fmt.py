@@ -4,6 +4,8 @@
 '0.01'
 >>> g(1220)
 '1,220'
+>>> g(261.4, 2)
+'261'
 >>> pct(0.0578)
 '5.8%'
 """
@@ -24,6 +26,8 @@ def g(value: float | int | None, digits: int = 3) -> str:
         return "0"
     if value == int(value) and abs(value) < 1e6:
         return f"{int(value):,}"
+    if 10 ** digits <= abs(value) < 1e6:
+        return f"{round(value):,}"
     if 1e-3 <= abs(value) < 1e5:
         return f"{value:.{digits}g}"
     return f"{value:.{max(1, digits - 1)}e}".replace("e-0", "e-").replace("e+0", "e+")

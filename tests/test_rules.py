@@ -1,0 +1,247 @@
+"""Each rule fires on a real model that has the problem and stays quiet on a
+healthy one. Fixtures: fixtures/keras/scenario_*.keras (written by Keras)
+and mutations of real files (tests/mutate.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reglint.config.settings import Settings
+from reglint.engine.analysis import TrainingContext
+from reglint.engine.finding import Severity
+from reglint.engine.rule import all_rules, get_rule
+from reglint.engine.runner import lint_file
+
+from conftest import KERAS_FIXTURES
+from mutate import add_extra_tensor, poison_first_kernel, rewrite_keras_zip, set_first_regularizer
+
+HEALTHY = ["scenario_healthy_sgd.keras", "scenario_healthy.keras"]
+
+
+def findings(name_or_path, code=None, context=None, **settings):
+    path = name_or_path if not isinstance(name_or_path, str) else KERAS_FIXTURES / name_or_path
+    report = lint_file(str(path), Settings(context=context or TrainingContext(), **settings))
+    assert report.error is None, report.error
+    return [f for f in report.findings if code is None or f.code == code]
+
+
+def codes(name, **kw):
+    return {f.code for f in findings(name, **kw)}
+
+
+@pytest.mark.parametrize("healthy", HEALTHY)
+def test_healthy_models_have_no_errors(healthy):
+    assert not [f for f in findings(healthy) if f.severity is Severity.ERROR]
+
+
+def test_sgd_healthy_model_is_clean():
+    assert findings("scenario_healthy_sgd.keras") == []
+
+
+# -- RL001 -------------------------------------------------------------------
+
+
+def test_rl001_penalty_dominates_with_numbers_and_safe_lambda():
+    [f] = findings("scenario_penalty_dominates.keras", "RL001")
+    assert f.severity is Severity.ERROR
+    assert f.values["penalty_ratio"] > 1
+    assert math.isclose(f.values["data_loss_scale"], math.log(10), rel_tol=1e-9)
+    # The safe lambda brings the ratio to half the warning level.
+    rho_after = f.values["penalty_ratio"] * f.values["lambda_scale_factor"]
+    assert math.isclose(rho_after, 0.15, rel_tol=1e-6)
+    assert "safe" not in f.message and "scale every lambda" in f.remedy
+
+
+def test_rl001_quiet_on_healthy():
+    assert findings("scenario_healthy_sgd.keras", "RL001") == []
+
+
+def test_rl001_threshold_is_configurable():
+    assert findings("scenario_penalty_dominates.keras", "RL001", thresholds={"penalty-ratio-error": 1e9,
+                                                                            "penalty-ratio-warning": 1e9}) == []
+
+
+def test_rl001_loss_scale_override_changes_the_ratio():
+    [base] = findings("scenario_penalty_dominates.keras", "RL001")
+    [scaled] = findings("scenario_penalty_dominates.keras", "RL001", context=TrainingContext(loss_scale=10.0))
+    assert math.isclose(base.values["penalty_ratio"] * base.values["data_loss_scale"] / 10.0,
+                        scaled.values["penalty_ratio"], rel_tol=1e-9)
+
+
+# -- RL002 / RL003 / RL004 ---------------------------------------------------------
+
+
+def test_rl002_sgd_unstable():
+    found = findings("scenario_sgd_unstable.keras", "RL002")
+    assert found and all(f.severity is Severity.ERROR for f in found)
+    assert math.isclose(found[0].values["stability_fraction"], 2 * 0.5 * 5.0 / 3.8, rel_tol=1e-6)
+    assert findings("scenario_healthy_sgd.keras", "RL002") == []
+
+
+def test_rl003_weight_decay_too_fast():
+    [f] = findings("scenario_wd_too_fast.keras", "RL003")
+    assert f.severity is Severity.ERROR
+    assert math.isclose(f.values["shrink_per_step"], 0.01 * 50, rel_tol=1e-6)
+    assert f.values["safe_weight_decay"] < 50
+    assert findings("scenario_healthy.keras", "RL003") == []
+
+
+def test_rl003_timescale_shorter_than_an_epoch_needs_context():
+    # AdamW(1e-3, wd=0.01): 1e-5 per step. With 10M samples at batch 32 an
+    # epoch is 312,500 steps, longer than the 100,000-step timescale.
+    assert findings("scenario_decayed_twice.keras", "RL003") == []
+    ctx = TrainingContext(samples=10_000_000, batch_size=32)
+    [f] = findings("scenario_decayed_twice.keras", "RL003", context=ctx)
+    assert f.severity is Severity.WARNING and f.values["timescale_epochs"] < 1
+
+
+def test_rl004_l1_jitter():
+    found = findings("scenario_l1_jitter.keras", "RL004")
+    assert found and found[0].values["l1_step_ratio"] >= 0.1
+    assert math.isclose(found[0].values["l1_step"], 0.5 * 0.05, rel_tol=1e-6)
+    assert findings("scenario_healthy_sgd.keras", "RL004") == []
+
+
+# -- RL005 ---------------------------------------------------------------------
+
+
+def test_rl005_weight_decay_inert_over_the_run():
+    ctx = TrainingContext(steps=100)
+    [f] = findings("scenario_decayed_twice.keras", "RL005", context=ctx)
+    assert math.isclose(f.values["decay_integral"], 1e-3 * 0.01 * 100, rel_tol=1e-6)
+
+
+def test_rl005_weak_penalty_under_sgd(tmp_path):
+    # The healthy SGD model with its lambdas divided by 1e6.
+    def weaken(cfg):
+        from mutate import layer_configs
+
+        for layer in layer_configs(cfg):
+            reg = layer.get("kernel_regularizer")
+            if isinstance(reg, dict):
+                reg["config"]["l2"] = reg["config"]["l2"] * 1e-6
+
+    path = rewrite_keras_zip(KERAS_FIXTURES / "scenario_healthy_sgd.keras", tmp_path / "weak.keras", config=weaken)
+    found = findings(path, "RL005")
+    assert found and all(f.values["penalty_share"] < 1e-4 for f in found)
+    assert findings("scenario_healthy_sgd.keras", "RL005") == []
+
+
+# -- RL006 - RL011 -------------------------------------------------------------------
+
+
+def test_rl006_decayed_twice():
+    found = findings("scenario_decayed_twice.keras", "RL006")
+    assert found and found[0].values["weight_decay"] == 0.01
+    assert findings("scenario_healthy.keras", "RL006") == []
+
+
+def test_rl007_coupled_under_adam():
+    [f] = findings("scenario_adam_coupled_l2.keras", "RL007")
+    assert f.values["optimizer"] == "Adam"
+    assert findings("scenario_healthy_sgd.keras", "RL007") == []
+
+
+def test_rl008_norm_bias_embedding_regularized():
+    targets = {f.target for f in findings("scenario_norm_regularized.keras", "RL008")}
+    assert {"gamma", "beta", "bias"} <= targets
+    assert {f.target for f in findings("scenario_embedding_regularized.keras", "RL008")} == {"embeddings"}
+    assert findings("scenario_healthy_sgd.keras", "RL008") == []
+
+
+def test_rl009_l2_before_batchnorm():
+    [f] = findings("scenario_l2_before_bn.keras", "RL009")
+    assert f.layer and f.target == "kernel"
+    assert findings("scenario_healthy_sgd.keras", "RL009") == []
+
+
+def test_rl009_kernels_feeding_bn_are_left_out_of_rl001():
+    report = lint_file(str(KERAS_FIXTURES / "scenario_l2_before_bn.keras"), Settings())
+    invariant = [p for p in report.analysis.penalties if p.scale_invariant]
+    assert invariant
+    assert report.analysis.total_penalty_init() < report.analysis.total_penalty_init(include_invariant=True)
+
+
+def test_rl011_inconsistent_lambdas():
+    [f] = findings("scenario_inconsistent.keras", "RL011")
+    assert math.isclose(f.values["spread"], 1e-2 / 1e-5, rel_tol=1e-6)
+    assert findings("scenario_healthy.keras", "RL011") == []
+
+
+# -- RL012 / RL013 / RL019: mutated real files ---------------------------------------------
+
+
+@pytest.mark.parametrize("value", [float("nan"), -0.01, "abc", None, float("inf")])
+def test_rl012_invalid_lambda(tmp_path, value):
+    path = rewrite_keras_zip(KERAS_FIXTURES / "scenario_healthy_sgd.keras", tmp_path / "bad.keras",
+                             config=lambda cfg: set_first_regularizer(cfg, value))
+    found = findings(path, "RL012")
+    assert len(found) == 1 and found[0].severity is Severity.ERROR
+    assert findings("scenario_healthy_sgd.keras", "RL012") == []
+
+
+def test_rl013_nonfinite_weights(tmp_path):
+    path = rewrite_keras_zip(KERAS_FIXTURES / "scenario_healthy_sgd.keras", tmp_path / "nan.keras",
+                             weights=poison_first_kernel)
+    [f] = findings(path, "RL013")
+    assert f.values["nonfinite"] == 1
+    assert findings("scenario_healthy_sgd.keras", "RL013") == []
+
+
+def test_rl019_config_weights_mismatch(tmp_path):
+    path = rewrite_keras_zip(KERAS_FIXTURES / "scenario_healthy_sgd.keras", tmp_path / "extra.keras",
+                             weights=lambda h5: add_extra_tensor(h5, "layers/dense"))
+    found = findings(path, "RL019")
+    assert found and "3 tensors" in found[0].message
+    assert findings("scenario_healthy_sgd.keras", "RL019") == []
+
+
+# -- RL014 - RL017 -----------------------------------------------------------------------
+
+
+def test_rl014_custom_regularizer_and_mapping():
+    assert len(findings("scenario_custom_regularizer.keras", "RL014")) == 3
+    ctx = TrainingContext(custom_regularizers={"acme>ScaledL2": {"kind": "l2", "factor": "l2", "scale": 2.0}})
+    report = lint_file(str(KERAS_FIXTURES / "scenario_custom_regularizer.keras"), Settings(context=ctx))
+    assert not [f for f in report.findings if f.code == "RL014"]
+    assert all(math.isclose(p.l2, 0.002) for p in report.analysis.penalties)
+
+
+def test_rl015_orthogonal_on_conv():
+    [f] = findings("scenario_orthogonal_conv.keras", "RL015")
+    assert f.values["rank"] == 4
+    assert findings("orthogonal_dense.keras", "RL015") == []
+
+
+def test_rl016_regularizer_on_frozen_layer():
+    [f] = findings("scenario_frozen_regularized.keras", "RL016")
+    assert f.layer == "frozen" and f.values["penalty_saved"] > 0
+    assert findings("scenario_healthy.keras", "RL016") == []
+
+
+def test_rl017_collapsed_after_training():
+    [f] = findings("scenario_collapsed.keras", "RL017")
+    assert f.values["max_kappa"] < 0.01 and f.values["iterations"] > 0
+    assert findings("scenario_healthy_sgd.keras", "RL017") == []
+
+
+# -- registry and docs -------------------------------------------------------------------
+
+
+def test_every_rule_documents_itself_in_ruff_sections():
+    for code, rule in all_rules().items():
+        doc = rule.documentation()
+        assert doc.startswith(f"# {rule.name} ({code})"), code
+        for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead",
+                        "## Options", "## Formula", "## Thresholds and calibration", "## References"):
+            assert section in doc, (code, section)
+        for option in rule.options:
+            assert f"``{option}``" in doc, (code, option)
+
+
+def test_get_rule_by_code_or_name():
+    assert get_rule("rl001").code == "RL001"
+    assert get_rule("penalty-dominates-loss").code == "RL001"
+    assert get_rule("nope") is None
