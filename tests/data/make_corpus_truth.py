@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -139,9 +140,15 @@ def _counts(model):
     return tr, ntr
 
 
+def _scrub(msg):
+    """Drop what changes from run to run or machine to machine (addresses, folders)."""
+    msg = re.sub(r" at 0x[0-9a-fA-F]+", "", msg)
+    return re.sub(r"(/[^\s/'\"]+)+/([^\s/'\"]+\.(?:h5|hdf5|keras))", r"\2", msg)
+
+
 def _short(e):
     msg = f"{type(e).__name__}: {e}".replace("\n", " ")
-    return msg[:300]
+    return _scrub(msg)[:300]
 
 
 def load_truth(path):

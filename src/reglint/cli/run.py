@@ -63,6 +63,8 @@ def run_check(opts: CheckOptions) -> int:
     except ReglintError as exc:
         err(str(exc))
         return 2
+    if not files and not missing:
+        sys.stderr.write("reglint: warning: no model files found under the given paths\n")
     report = RunReport()
     for path in missing:
         report.files.append(FileReport(path=path, error="no such file or folder"))

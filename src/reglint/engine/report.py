@@ -50,7 +50,25 @@ class RunReport:
         return 1 if any(f.severity.rank >= fail_on.rank for _, f in self.findings) else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": JSON_VERSION, "files": [file_to_dict(f) for f in self.files]}
+        return jsonable({"version": JSON_VERSION, "files": [file_to_dict(f) for f in self.files]})
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """Deep copy safe for strict JSON: non-finite floats become strings,
+    tuples lists, unknown objects their repr."""
+    if depth > 40:
+        return "..."
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, depth + 1) for v in value]
+    if isinstance(value, float):
+        return number(value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return jsonable(value.item(), depth + 1)
+    return repr(value)
 
 
 def number(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from reglint.errors import ModelReadError
+from reglint.errors import ModelReadError, UnsafeInputError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -24,8 +24,10 @@ class Format(str, Enum):
 
 def sniff(path: Path) -> Format:
     """The format of ``path``; raises ModelReadError for what no reader takes."""
-    if path.is_symlink() and not path.exists():
-        raise ModelReadError("broken symbolic link")
+    if path.is_symlink():
+        if not path.exists():
+            raise ModelReadError("broken symbolic link")
+        check_link_stays_inside(path)
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return Format.SAVEDMODEL
@@ -65,3 +67,13 @@ def _looks_like_onnx(head: bytes) -> bool:
     # A serialized ModelProto starts with field 1 (ir_version, varint: 0x08)
     # and usually field 2/3 strings; a weak hint used only without a suffix.
     return len(head) > 2 and head[0] == 0x08 and head[1] < 0x20
+
+
+def check_link_stays_inside(path: Path) -> None:
+    """A symbolic link is followed only to a target inside the folder that
+    holds it: a model file in a pull request must not make the linter read
+    ``/etc/shadow`` or a file elsewhere on the CI machine."""
+    folder = path.absolute().parent.resolve()
+    target = path.resolve()
+    if folder != target.parent and folder not in target.parents:
+        raise UnsafeInputError("symbolic link pointing outside the model's folder: refused")

@@ -1,0 +1,7 @@
+"""``python -m reglint``."""
+
+import sys
+
+from reglint.cli import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""Issue: model files are untrusted input. Every hostile file ends in exit 0,
+1 or 2 with a one-line message, no traceback, no code from the file run,
+nothing read or written outside the model's folder, in bounded time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hostile_files import write_hostile_files
+
+REGLINT = [sys.executable, "-m", "reglint"]
+PWNED = Path("/tmp/reglint_pwned")
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile") / "models"
+    return folder, write_hostile_files(folder)
+
+
+def run(*args, timeout=60):
+    return subprocess.run([*REGLINT, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_each_hostile_file_alone(hostile):
+    folder, cases = hostile
+    PWNED.unlink(missing_ok=True)
+    slow = []
+    for name, expected in sorted(cases.items()):
+        start = time.monotonic()
+        result = run("check", str(folder / name), "--format", "json", "--no-cache")
+        elapsed = time.monotonic() - start
+        if elapsed > 20:
+            slow.append((name, elapsed))
+        assert result.returncode in expected, (name, result.returncode, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout, name
+        lines = [l for l in result.stderr.splitlines() if l.strip()]
+        if result.returncode == 2 or result.stderr:
+            assert len(lines) == 1 and lines[0].startswith("reglint: "), (name, result.stderr)
+        report = json.loads(result.stdout)  # machine output stays valid JSON even for errors
+        if not report["files"]:
+            assert "no model files" in result.stderr, name
+            continue
+        entry = report["files"][0]
+        assert (entry["error"] is not None) == (result.returncode == 2), name
+    assert not PWNED.exists(), "code from a model file ran"
+    assert not slow, slow
+
+
+def test_whole_folder_lints_the_rest(hostile):
+    folder, cases = hostile
+    result = run("check", str(folder), "--format", "json", "--no-cache", timeout=300)
+    assert result.returncode == 2  # some files are unreadable
+    report = json.loads(result.stdout)
+    linted = {Path(f["path"]).name for f in report["files"] if f["error"] is None}
+    assert {"lambda_nan.keras", "nan_weights.keras", "escape_names.keras"} <= linted
+
+
+def test_names_cannot_drive_the_terminal(hostile):
+    folder, _ = hostile
+    for fmt in ("full", "concise", "json", "sarif", "github", "junit"):
+        result = run("check", str(folder / "escape_names.keras"), "--format", fmt, "--no-cache")
+        out = result.stdout
+        assert "\x1b" not in out and "\x07" not in out, fmt
+        assert "EVIL" in out or fmt == "full" or "evil" in out.lower(), fmt
+    full = run("check", str(folder / "escape_names.keras"), "--color", "always", "--no-cache").stdout
+    assert "[bold red]EVIL[/]" in full  # shown literally, not interpreted as markup
+    assert "\x1b]8;;" not in full
+
+
+def test_lambda_bytecode_and_modules_are_data(hostile):
+    folder, _ = hostile
+    PWNED.unlink(missing_ok=True)
+    for name in ("lambda_layer.keras", "module_import.keras", "member_traversal.keras"):
+        result = run("check", str(folder / name), "--no-cache")
+        assert result.returncode in (0, 1), (name, result.stderr)
+    assert not PWNED.exists()
+    assert "tensorflow" not in subprocess.run(
+        [sys.executable, "-c", "import sys, reglint.cli.app as a; a.main(['check', '-q', sys.argv[1]]); "
+                               "print(' '.join(sorted(m for m in sys.modules if m.startswith(('tensorflow', 'keras')))))",
+         str(folder / "lambda_layer.keras")], capture_output=True, text=True).stdout
