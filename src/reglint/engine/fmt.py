@@ -36,7 +36,7 @@ def g(value: float | int | None, digits: int = 3) -> str:
 def pct(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "?"
-    if value >= 10:
+    if value >= 1:
         return f"{value * 100:,.0f}%"
     if value >= 0.001:
         return f"{value * 100:.2g}%" if value < 0.1 else f"{value * 100:.1f}%"

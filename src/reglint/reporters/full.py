@@ -17,11 +17,10 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 def render_full(report: RunReport, console: Console, *, show_layers: bool = True) -> None:
     for file_report in report.files:
         if file_report.error:
-            console.print(Text(f"{clean(file_report.path)}: error: {clean(file_report.error)}", style="red"))
-            continue
+            continue  # said on stderr, once
         if show_layers:
             _model_summary(file_report, console)
-        _findings(file_report, console)
+        _findings(file_report, console, with_path=not show_layers)
     console.print(summary_line(report))
 
 
@@ -33,35 +32,42 @@ def _model_summary(rep: FileReport, console: Console) -> None:
                                 f"{g(model.total_params)} params: {g(model.trainable_params)} trainable, "
                                 f"{g(model.non_trainable_params)} non-trainable"))
     penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
+    has_saved = any(p.penalty_saved is not None for p in analysis.penalties)
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column, justify in (("layer", "left"), ("class", "left"), ("trainable", "right"),
-                            ("non-train.", "right"), ("regularizers", "left"),
-                            ("penalty@init", "right"), ("@saved", "right"), ("share", "right")):
-        table.add_column(column, justify=justify, overflow="fold")
+    columns = [("layer", "left"), ("class", "left"), ("params", "right"), ("frozen", "right"),
+               ("regularizers", "left"), ("P@init", "right")]
+    if has_saved:
+        columns.append(("P@saved", "right"))
+    columns.append(("share", "right"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold", no_wrap=column in ("regularizers", "params"))
     scale = analysis.loss_scale.value
     for layer in model.layers:
         regs, init, saved = [], 0.0, 0.0
-        has_init = has_saved = False
+        has_init = has_saved_here = False
         for var in layer.variables:
             if var.regularizer is None:
                 continue
-            regs.append(f"{markup(var.name)}: {markup(lam(var.regularizer))}")
+            regs.append(f"{markup(var.name)} {markup(lam(var.regularizer))}")
             p = penalties.get((layer.path, var.name))
             if p is not None and p.penalty_init is not None:
                 init += p.penalty_init
                 has_init = True
             if p is not None and p.penalty_saved is not None:
                 saved += p.penalty_saved
-                has_saved = True
+                has_saved_here = True
         if layer.activity_regularizer is not None:
-            regs.append(f"activity: {markup(lam(layer.activity_regularizer))}")
+            regs.append(f"activity {markup(lam(layer.activity_regularizer))}")
         if not layer.variables and not regs:
             continue
         name = markup(layer.path) + ("" if layer.trainable else " [dim](frozen)[/]") + \
             (" [dim](custom)[/]" if layer.custom else "")
-        table.add_row(name, markup(layer.class_name), g(layer.trainable_params), g(layer.non_trainable_params),
-                      "\n".join(regs) or "[dim]-[/]", g(init) if has_init else "",
-                      g(saved) if has_saved else "", pct(init / scale) if has_init else "")
+        cells = [name, markup(layer.class_name), g(layer.trainable_params), g(layer.non_trainable_params),
+                 "\n".join(regs) or "[dim]-[/]", g(init) if has_init else ""]
+        if has_saved:
+            cells.append(g(saved) if has_saved_here else "")
+        cells.append(pct(init / scale) if has_init else "")
+        table.add_row(*cells)
     console.print(table)
     console.print(f"  data-loss scale: {g(scale)} [dim]({markup(analysis.loss_scale.explanation)})[/]")
     opt = model.optimizer
@@ -89,12 +95,15 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     console.print()
 
 
-def _findings(rep: FileReport, console: Console) -> None:
+def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
+    if with_path and rep.findings:
+        console.print(Text(clean(rep.path), style="bold"))
     for finding in rep.findings:
         style = SEVERITY_STYLE[finding.severity.value]
         where = f" [{clean(finding.layer)}]" if finding.layer else ""
+        measured = " (measured)" if finding.measured else ""
         line = Text.assemble((f"{finding.severity.value:<7}", style), " ", (finding.code, "bold"),
-                             f" {finding.name}", (where, "magenta"), f"  {clean(rep.path)}")
+                             f" {finding.name}{measured}", (where, "magenta"))
         console.print(line)
         console.print(Text("        " + clean(finding.message)))
         if finding.remedy:
