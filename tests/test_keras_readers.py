@@ -123,3 +123,16 @@ def test_weight_statistics_are_streamed_in_chunks():
     for (_, a), (_, b) in zip(whole.variables(), tiny.variables()):
         assert a.stats.count == b.stats.count == a.size
         assert math.isclose(a.stats.sum_sq, b.stats.sum_sq, rel_tol=1e-9)
+
+
+def test_savedmodel_read_without_tensorflow():
+    entry = next(e for e in keras_manifest() if e["format"] == "savedmodel")
+    model = read_model(KERAS_FIXTURES / entry["file"])
+    assert model.format == "savedmodel"
+    assert (model.total_params, model.trainable_params) == (entry["count_params"], entry["trainable_params"])
+    kernels = [v for _, v in model.variables() if v.role is Role.KERNEL]
+    assert kernels and all(v.regularizer is not None and math.isclose(v.regularizer.l2, 0.001) for v in kernels)
+    assert all(v.stats is not None and v.stats.count == v.size for v in kernels)
+    assert model.optimizer is not None and model.optimizer.iterations == entry.get("generator_iterations", 2)
+    # pre-commit passes the files inside the folder: any of them reads the whole SavedModel
+    assert read_model(KERAS_FIXTURES / entry["file"] / "saved_model.pb").total_params == entry["count_params"]

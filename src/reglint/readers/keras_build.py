@@ -141,7 +141,8 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
     var.initializer = parse_initializer(init_cfg) if init_cfg is not None else parse_initializer(DEFAULT_INIT.get(role))
     if options.weight_stats:
         try:
-            var.stats = h5_dataset_stats(found.dataset, options.chunk_bytes)
+            own = getattr(found.dataset, "compute_stats", None)  # non-HDF5 tensors (SavedModel shards)
+            var.stats = own() if own is not None else h5_dataset_stats(found.dataset, options.chunk_bytes)
         except Exception as exc:  # a corrupt chunk must not sink the whole report
             model.problems.append((node.path, f"cannot read {var.name} values: {type(exc).__name__}"))
     return var

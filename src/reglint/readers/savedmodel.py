@@ -1,0 +1,345 @@
+"""TensorFlow SavedModel folders, read without TensorFlow.
+
+A tf.keras SavedModel holds ``keras_metadata.pb`` (a small protobuf whose
+nodes carry each Keras object's JSON metadata; the root's is the model
+config with its ``training_config``) and ``variables/variables.index``, an
+SSTable mapping checkpoint keys such as
+``layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`` to
+``BundleEntryProto`` records (dtype, shape, shard, offset, size) in
+``variables.data-*``. Both formats are simple enough to parse here, which
+keeps the static path free of TensorFlow and of anything that could run a
+graph. The key's object path (``layer_with_weights-0``) is matched to the
+metadata node at the same path, which names the layer.
+
+A SavedModel without ``keras_metadata.pb`` (``tf.saved_model.save``, Keras 3
+``model.export``) still has its variables: reglint counts them and says that
+no regularizers or optimizer can be read.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.model import Layer, Model, Role, Variable
+from reglint.readers.keras_build import (
+    FoundTensor,
+    attach_outputs,
+    attach_training_config,
+    build_layer,
+    owner_for_components,
+)
+from reglint.readers.keras_config import walk_model_config
+from reglint.readers.keras_layers import role_from_weight_name
+from reglint.readers.limits import ReadOptions
+from reglint.readers.safe_io import load_json
+from reglint.readers.sniff import check_link_stays_inside
+from reglint.readers.tensor_stats import array_stats
+
+# tensorflow/core/framework/types.proto
+_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
+           10: np.bool_, 14: "bfloat16", 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
+_MAX_INDEX_BYTES = 256 * 1024 * 1024
+
+
+def read_savedmodel(path: Path, options: ReadOptions) -> Model:
+    root = path if path.is_dir() else path.parent
+    for name in ("keras_metadata.pb", "saved_model.pb", "variables/variables.index"):
+        candidate = root / name
+        if candidate.is_symlink():
+            check_link_stays_inside(candidate)
+    index_path = root / "variables" / "variables.index"
+    entries = read_bundle_index(index_path) if index_path.is_file() else {}
+    metadata_path = root / "keras_metadata.pb"
+    model = Model(path=str(root), format="savedmodel", framework="tf.keras")
+    if not metadata_path.is_file():
+        return _variables_only(model, root, entries, options)
+    nodes = read_keras_metadata(metadata_path, options)
+    root_meta = nodes.get("root")
+    if not isinstance(root_meta, dict) or "config" not in root_meta:
+        raise ModelReadError("keras_metadata.pb has no root model config")
+    model.framework_version = root_meta.get("keras_version") if isinstance(root_meta.get("keras_version"), str) else None
+    tree = walk_model_config(root_meta, max_layers=options.max_layers)
+    model.name = tree.name
+    assignments = _assign(entries, nodes, tree.leaves, root, options)
+    for node in tree.leaves:
+        model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
+    attach_training_config(model, root_meta.get("training_config"), tree)
+    if model.optimizer is not None:
+        model.optimizer.iterations = _iterations(entries, root)
+    attach_outputs(model, tree)
+    return model
+
+
+# ---------------------------------------------------------------------------
+# protobuf wire format
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise ModelReadError("truncated protobuf varint")
+        byte = buf[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result, i
+
+
+def _fields(buf: bytes):
+    """(field number, wire type, value) of a serialized message."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 2:
+            length, i = _varint(buf, i)
+            if i + length > len(buf):
+                raise ModelReadError("truncated protobuf field")
+            value, i = buf[i:i + length], i + length
+        elif wire == 5:
+            value, i = buf[i:i + 4], i + 4
+        elif wire == 1:
+            value, i = buf[i:i + 8], i + 8
+        else:
+            raise ModelReadError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def read_keras_metadata(path: Path, options: ReadOptions) -> dict[str, object]:
+    """node_path -> parsed JSON metadata, from ``SavedMetadata.nodes``
+    (SavedObject: node_id=2, node_path=3, identifier=4, metadata=5)."""
+    data = path.read_bytes()
+    if len(data) > options.max_json_bytes:
+        raise UnsafeInputError("keras_metadata.pb is over the size limit")
+    nodes: dict[str, object] = {}
+    for number, wire, value in _fields(data):
+        if number != 1 or wire != 2:
+            continue
+        node_path, meta = None, None
+        for sub_number, sub_wire, sub_value in _fields(value):
+            if sub_number == 3 and sub_wire == 2:
+                node_path = sub_value.decode("utf-8", errors="replace")
+            elif sub_number == 5 and sub_wire == 2:
+                meta = sub_value
+        if node_path is not None and meta:
+            try:
+                nodes[node_path] = load_json(meta, what="keras_metadata node", max_bytes=options.max_json_bytes,
+                                             max_depth=options.max_json_depth)
+            except ModelReadError:
+                if node_path == "root":
+                    raise
+    return nodes
+
+
+# ---------------------------------------------------------------------------
+# tensor bundle index (an SSTable, tensorflow/core/util/tensor_bundle)
+
+
+@dataclass
+class BundleEntry:
+    dtype: int
+    shape: tuple[int, ...]
+    shard: int
+    offset: int
+    size: int
+
+
+def read_bundle_index(path: Path) -> dict[str, BundleEntry]:
+    data = path.read_bytes()
+    if len(data) > _MAX_INDEX_BYTES:
+        raise UnsafeInputError("variables.index is over the size limit")
+    if len(data) < 48 or data[-8:] != bytes.fromhex("57fb808b247547db"):
+        raise ModelReadError("variables/variables.index is not a TensorFlow checkpoint index")
+    footer = data[-48:]
+    _, i = _varint(footer, 0)  # metaindex offset
+    _, i = _varint(footer, i)  # metaindex size
+    index_offset, i = _varint(footer, i)
+    index_size, _ = _varint(footer, i)
+    entries: dict[str, BundleEntry] = {}
+    for _, handle in _block_items(data, index_offset, index_size):
+        offset, j = _varint(handle, 0)
+        size, _ = _varint(handle, j)
+        for key, value in _block_items(data, offset, size):
+            if key:
+                entries[key.decode("utf-8", errors="replace")] = _bundle_entry(value)
+    return entries
+
+
+def _block_items(data: bytes, offset: int, size: int):
+    if offset + size + 5 > len(data):
+        raise ModelReadError("checkpoint index block out of range: truncated file")
+    if data[offset + size] != 0:
+        raise ModelReadError("compressed checkpoint index blocks are not supported")
+    block = data[offset:offset + size]
+    if len(block) < 4:
+        return
+    restarts = struct.unpack("<I", block[-4:])[0]
+    end = len(block) - 4 - 4 * restarts
+    i, key = 0, b""
+    while 0 <= i < end:
+        shared, i = _varint(block, i)
+        unshared, i = _varint(block, i)
+        length, i = _varint(block, i)
+        key = key[:shared] + block[i:i + unshared]
+        i += unshared
+        yield key, block[i:i + length]
+        i += length
+
+
+def _bundle_entry(value: bytes) -> BundleEntry:
+    dtype, shape, shard, offset, size = 0, [], 0, 0, 0
+    for number, wire, field in _fields(value):
+        if number == 1 and wire == 0:
+            dtype = field
+        elif number == 2 and wire == 2:
+            for dim_number, dim_wire, dim in _fields(field):
+                if dim_number == 2 and dim_wire == 2:
+                    dim_size = 0
+                    for n, w, v in _fields(dim):
+                        if n == 1 and w == 0:
+                            dim_size = v
+                    shape.append(dim_size)
+        elif number == 3 and wire == 0:
+            shard = field
+        elif number == 4 and wire == 0:
+            offset = field
+        elif number == 5 and wire == 0:
+            size = field
+    return BundleEntry(dtype, tuple(shape), shard, offset, size)
+
+
+# ---------------------------------------------------------------------------
+# variables -> layers
+
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _model_variable_keys(entries: dict[str, BundleEntry]) -> list[str]:
+    """Checkpoint keys of model variables: no optimizer slots or state, no
+    metrics, no save counter."""
+    keys = []
+    for key in entries:
+        if not key.endswith(_VALUE_SUFFIX) or ".OPTIMIZER_SLOT" in key:
+            continue
+        if key.startswith(("optimizer/", "keras_api/", "save_counter", "_CHECKPOINTABLE")):
+            continue
+        keys.append(key)
+    return keys
+
+
+def _assign(entries, nodes, leaves, root: Path, options: ReadOptions) -> dict[str, list[FoundTensor]]:
+    by_name = {node.name: node for node in leaves}
+    names = {path: meta.get("name") for path, meta in nodes.items() if isinstance(meta, dict)}
+    out: dict[str, list[FoundTensor]] = {}
+    for key in _model_variable_keys(entries):
+        parts = key[: -len(_VALUE_SUFFIX)].split("/")
+        leaf, rest = None, parts
+        for cut in range(len(parts) - 1, 0, -1):
+            name = names.get("root." + ".".join(parts[:cut]))
+            if name in by_name:
+                leaf, rest = by_name[name], parts[cut:]
+                break
+        if leaf is None:
+            continue
+        out.setdefault(leaf.path, []).append(_found(entries[key], key, leaf, rest, root, options))
+    return out
+
+
+class _Tensor:
+    """What build_layer needs of a stored tensor: shape, dtype, attrs, and
+    chunked statistics over a memory map of the shard."""
+
+    def __init__(self, entry: BundleEntry, key: str, root: Path, options: ReadOptions):
+        self.shape = entry.shape
+        self.entry = entry
+        self.name = key
+        self.attrs: dict[str, str] = {}
+        dtype = _DTYPES.get(entry.dtype)
+        self.dtype = np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype or np.uint8)
+        self.attrs = {"dtype": "bfloat16"} if dtype == "bfloat16" else {}
+        self.root, self.options = root, options
+
+    def compute_stats(self):
+        return shard_stats(self)
+
+
+def _found(entry: BundleEntry, key: str, leaf, rest: list[str], root: Path, options: ReadOptions) -> FoundTensor:
+    owner_class, owner_cfg, prefix = owner_for_components(leaf.class_name, leaf.config, rest)
+    short, role = role_from_weight_name("/".join(rest), leaf.name)
+    tensor = _Tensor(entry, key, root, options)
+    return FoundTensor(dataset=tensor, location=key, owner_class=owner_class, owner_config=owner_cfg,
+                       name=short, role=role, prefix=prefix)
+
+
+def shard_stats(tensor: _Tensor):
+    """Statistics of a float tensor read from its shard through a memory map."""
+    entry = tensor.entry
+    if tensor.dtype.kind != "f" and tensor.attrs.get("dtype") != "bfloat16":
+        return None
+    shard = tensor.root / "variables" / f"variables.data-{entry.shard:05d}-of-{_shard_count(tensor.root):05d}"
+    if not shard.is_file():
+        return None
+    count = int(np.prod(entry.shape)) if entry.shape else 1
+    if entry.offset + count * tensor.dtype.itemsize > shard.stat().st_size:
+        raise ModelReadError(f"{tensor.name}: data past the end of {shard.name}: truncated checkpoint")
+    values = np.memmap(shard, dtype=tensor.dtype, mode="r", offset=entry.offset, shape=(count,))
+    if tensor.attrs.get("dtype") == "bfloat16":
+        from reglint.readers.tensor_stats import bfloat16_to_float32
+
+        values = bfloat16_to_float32(np.asarray(values))
+    return array_stats(values, max(1, tensor.options.chunk_bytes // max(1, tensor.dtype.itemsize)))
+
+
+def _shard_count(root: Path) -> int:
+    for item in (root / "variables").glob("variables.data-*-of-*"):
+        match = re.search(r"-of-(\d{5})$", item.name)
+        if match:
+            return int(match.group(1))
+    return 1
+
+
+def _iterations(entries: dict[str, BundleEntry], root: Path) -> int | None:
+    for key, entry in entries.items():
+        if key.split("/")[:2] in (["optimizer", "iter"], ["optimizer", "_iterations"], ["optimizer", "iterations"]) \
+                and key.endswith(_VALUE_SUFFIX) and entry.dtype == 9:
+            shard = root / "variables" / f"variables.data-{entry.shard:05d}-of-{_shard_count(root):05d}"
+            try:
+                with shard.open("rb") as handle:
+                    handle.seek(entry.offset)
+                    return int(np.frombuffer(handle.read(8), dtype="<i8")[0])
+            except (OSError, IndexError, ValueError):
+                return None
+    return None
+
+
+def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], options: ReadOptions) -> Model:
+    if not entries:
+        raise ModelReadError("SavedModel without keras_metadata.pb or variables: nothing to lint "
+                             "(save the Keras model as .keras and lint that)")
+    model.notes.append("SavedModel without keras_metadata.pb: parameters counted from the checkpoint; "
+                       "regularizers and optimizer are not recorded (lint the .keras file for those)")
+    layers: dict[str, Layer] = {}
+    for key in _model_variable_keys(entries):
+        parts = key[: -len(_VALUE_SUFFIX)].split("/")
+        layer_path = "/".join(parts[:-1]) or parts[0]
+        layer = layers.setdefault(layer_path, Layer(name=parts[-2] if len(parts) > 1 else parts[0],
+                                                    path=layer_path, class_name="?", custom=True))
+        short, role = role_from_weight_name(parts[-1])
+        entry = entries[key]
+        var = Variable(name=short, role=role, shape=entry.shape, trainable=not role.is_statistic, location=key)
+        if options.weight_stats:
+            var.stats = shard_stats(_Tensor(entry, key, root, options))
+        layer.variables.append(var)
+    model.layers = list(layers.values())
+    _ = Role
+    return model
