@@ -30,7 +30,10 @@ Scale lambda down by the number of output elements, or penalise a mean
 
 ## Formula
 ``P = elements * (l2*E[a^2] + l1*E[|a|])``, ``a = act(z)``,
-``z ~ N(0, fan_in*Var(w))`` (standardised inputs); times ``B`` for Keras 3.0-3.13.
+``z ~ N(0, fan_in*E[w^2]*m_in)`` with ``m_in`` the input's second moment
+propagated from standardised model inputs; times ``B`` for Keras 3.0-3.13.
+Checked against Keras 3.15 on fixtures/keras/scenario_activity.keras: 2.84
+predicted, 2.856 measured per sample.
 
 ## Thresholds and calibration
 The same break-even as RL001 (a penalty as large as the data loss); the
@@ -46,7 +49,13 @@ from __future__ import annotations
 from reglint.engine.finding import Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Option, Rule
-from reglint.estimate.activity import activity_penalty_per_sample, keras_divides_by_batch, output_elements
+from reglint.estimate.activity import (
+    activity_penalty_per_sample,
+    input_second_moment,
+    keras_divides_by_batch,
+    output_elements,
+    output_second_moments,
+)
 
 
 class ActivityRegularizerScale(Rule):
@@ -64,10 +73,14 @@ class ActivityRegularizerScale(Rule):
         batch_factor = 1
         if not keras_divides_by_batch(model.framework, model.framework_version):
             batch_factor = analysis.context.effective_batch_size
+        if not any(layer.activity_regularizer for layer in model.layers):
+            return
+        moments = output_second_moments(model)
+        index = {(l.path.rsplit("/", 1)[0] if "/" in l.path else "", l.name): l for l in model.layers}
         for layer in model.layers:
             if layer.activity_regularizer is None or not layer.trainable:
                 continue
-            per_sample = activity_penalty_per_sample(layer)
+            per_sample = activity_penalty_per_sample(layer, input_second_moment(layer, moments, index))
             if per_sample is None:
                 continue
             penalty = per_sample * batch_factor

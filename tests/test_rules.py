@@ -245,3 +245,17 @@ def test_get_rule_by_code_or_name():
     assert get_rule("rl001").code == "RL001"
     assert get_rule("penalty-dominates-loss").code == "RL001"
     assert get_rule("nope") is None
+
+
+def test_rl010_activity_penalty_matches_keras():
+    # Keras 3.15 measured 2.856 per sample on standard-normal inputs for this file.
+    [f] = findings("scenario_activity.keras", "RL010")
+    assert f.severity is Severity.ERROR
+    assert math.isclose(f.values["penalty_per_sample"], 2.856, rel_tol=0.05)
+    assert f.values["batch_factor"] == 1  # Keras 3.15 divides by the batch size
+    assert findings("scenario_healthy.keras", "RL010") == []
+
+
+def test_rl005_weak_l2_under_sgd_fixture():
+    found = findings("scenario_too_weak.keras", "RL005")
+    assert len(found) == 3 and all(f.values["penalty_share"] < 1e-6 for f in found)
