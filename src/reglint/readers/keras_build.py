@@ -53,6 +53,7 @@ class FoundTensor:
     role: Role | None = None
     trainable: bool | None = None
     prefix: str = ""  # sub-layer prefix for the variable name (forward_lstm/)
+    group: str = ""  # the owning object's save path inside the layer (forward_layer/cell)
 
 
 def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOptions,
@@ -90,7 +91,7 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
     groups: dict[tuple[str, str | None], list[FoundTensor]] = {}
     for found in tensors:
         if found.role is None:
-            groups.setdefault((found.prefix, found.owner_class), []).append(found)
+            groups.setdefault((found.group or found.prefix, found.owner_class), []).append(found)
     for (prefix, owner_class), items in groups.items():
         slots = own_slots(owner_class, items[0].owner_config) if owner_class else None
         if slots is not None and len(slots) != len(items):
@@ -256,9 +257,13 @@ def owner_for_attr_path(class_name: str, cfg: dict[str, Any], attrs: list[str]) 
         if key is None:
             return None, {}, "/".join(attrs) + "/"
         current_class, current_cfg = children[key]
-        if key in ("forward_layer", "backward_layer") or key.lstrip("_").endswith("_dense"):
-            label = current_cfg.get("name") if key.endswith("_layer") else key.lstrip("_").replace("_dense", "")
-            prefix_parts.append(str(label or key))
+        if key in ("forward_layer", "backward_layer"):
+            # Keras names the copies forward_<name> / backward_<name> at run time.
+            direction = key.split("_")[0]
+            label = str(current_cfg.get("name") or "layer")
+            prefix_parts.append(label if label.startswith(direction) else f"{direction}_{label}")
+        elif key.lstrip("_").endswith("_dense"):
+            prefix_parts.append(key.lstrip("_").replace("_dense", ""))
     prefix = "/".join(prefix_parts) + "/" if prefix_parts else ""
     return current_class, current_cfg, prefix
 

@@ -154,7 +154,7 @@ def _collect(group, node: LayerNode, attrs: list[str], found: list[FoundTensor],
         datasets.sort(key=lambda item: int(item[0]) if item[0].isdigit() else 1 << 30)
         for name, ds in datasets:
             found.append(FoundTensor(dataset=ds, location=ds.name, owner_class=owner_class,
-                                     owner_config=owner_cfg, prefix=prefix))
+                                     owner_config=owner_cfg, prefix=prefix, group="/".join(attrs)))
     for name in sorted(children, key=lambda n: f"~{n}" if n.startswith("_") else n):
         if name == "vars" or name in skip or name.startswith("seed_generator") \
                 or not isinstance(children[name], h5py.Group):

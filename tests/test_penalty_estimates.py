@@ -1,0 +1,62 @@
+"""Penalties against Keras' own ``sum(model.losses)`` (the manifest's
+``weight_penalty``, computed by Keras after loading each file back), and the
+closed-form expectation at initialisation against untrained draws."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reglint.engine.analysis import Analysis
+from reglint.readers import read_model
+
+from conftest import KERAS_FIXTURES, keras_manifest
+
+WITH_PENALTY = [e for e in keras_manifest()
+                if e.get("weight_penalty") and e["format"] not in ("weights_only", "savedmodel")
+                and "orthogonal" not in e["file"]]
+
+
+def _saved_penalty(model, include_frozen: bool) -> float:
+    analysis = Analysis(model)
+    return sum(p.penalty_saved or 0.0 for p in analysis.penalties if p.active or include_frozen)
+
+
+@pytest.mark.parametrize("entry", WITH_PENALTY, ids=[e["file"] for e in WITH_PENALTY])
+def test_penalty_at_saved_weights_equals_keras(entry):
+    model = read_model(KERAS_FIXTURES / entry["file"])
+    if any(l.custom for l in model.layers) or any(
+            v.regularizer is not None and v.regularizer.kind == "custom" for _, v in model.variables()):
+        pytest.skip("custom classes are not interpreted without a mapping")
+    # Keras 3 drops frozen layers' penalties; tf.keras 2 keeps them as a constant.
+    include_frozen = entry["writer"] != "keras3"
+    assert math.isclose(_saved_penalty(model, include_frozen), entry["weight_penalty"], rel_tol=1e-4)
+
+
+UNTRAINED = [e for e in WITH_PENALTY if e.get("iterations") in (0, None) and e.get("generator_iterations") in (0, None)
+             and e["file"].startswith("scenario_") and e["weight_penalty"] > 1e-6]
+
+
+@pytest.mark.parametrize("entry", UNTRAINED, ids=[e["file"] for e in UNTRAINED])
+def test_expected_penalty_at_init_matches_a_draw(entry):
+    """E[P_init] from the initializers' closed forms against the penalty of
+    the weights Keras actually drew: relative sampling error ~0.9/sqrt(n)."""
+    model = read_model(KERAS_FIXTURES / entry["file"])
+    analysis = Analysis(model)
+    active = [p for p in analysis.penalties if p.active and p.penalty_init is not None]
+    if not active:
+        pytest.skip("no closed form for these penalties")
+    expected = sum(p.penalty_init for p in active)
+    drawn = sum(p.penalty_saved for p in active)
+    n = sum(p.n for p in active)
+    assert math.isclose(expected, drawn, rel_tol=max(0.02, 3 * 0.9 / math.sqrt(n))), (expected, drawn, n)
+
+
+def test_seed_layer_numbers_from_the_reference():
+    """shared/reference: Conv2D(20, (2,3)) on 10 channels, glorot_uniform,
+    L2(0.01): E[sum w^2] = 13.33, penalty about 0.133."""
+    model = read_model(KERAS_FIXTURES / "conv2d_seed_l2.keras")
+    [p] = Analysis(model).penalties
+    assert math.isclose(p.sum_sq_init, 2 * 10 * 20 / 30, rel_tol=1e-9)
+    assert math.isclose(p.penalty_init, 0.1333, rel_tol=1e-3)
