@@ -52,10 +52,7 @@ class InvalidLambda(Rule):
                 yield self.finding(problem, layer=path or None, target="regularizer")
         seen = set()
         for layer in model.layers:
-            regs = [(v.name, v.regularizer) for v in layer.variables if v.regularizer]
-            if layer.activity_regularizer is not None:
-                regs.append(("activity", layer.activity_regularizer))
-            for target, reg in regs:
+            for target, reg in layer.regularizers():
                 bad = _bad_factors(reg)
                 if bad and (layer.path, target) not in seen:
                     seen.add((layer.path, target))

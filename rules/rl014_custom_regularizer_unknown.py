@@ -49,10 +49,7 @@ class CustomRegularizerUnknown(Rule):
 
     def check(self, model, analysis):
         for layer in model.layers:
-            regs = [(v.name, v.regularizer) for v in layer.variables if v.regularizer]
-            if layer.activity_regularizer is not None:
-                regs.append(("activity", layer.activity_regularizer))
-            for target, reg in regs:
+            for target, reg in layer.regularizers():
                 if reg.kind != "custom":
                     continue
                 config = json.dumps(reg.config, sort_keys=True, default=str)[:200]

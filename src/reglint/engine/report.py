@@ -102,9 +102,7 @@ def model_to_dict(model: Model, analysis: Any = None) -> dict[str, Any]:
         for p in analysis.penalties:
             penalties[(p.layer.path, p.variable.name)] = p
     for layer in model.layers:
-        regs = [regularizer_to_dict(var.name, var.regularizer) for var in layer.variables if var.regularizer]
-        if layer.activity_regularizer is not None:
-            regs.append(regularizer_to_dict("activity", layer.activity_regularizer))
+        regs = [regularizer_to_dict(target, reg) for target, reg in layer.regularizers()]
         entry = {
             "name": layer.name,
             "class": layer.class_name,

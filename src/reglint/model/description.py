@@ -219,6 +219,13 @@ class Layer:
     def regularized_variables(self) -> list[Variable]:
         return [v for v in self.variables if v.regularizer is not None]
 
+    def regularizers(self) -> list[tuple[str, Regularizer]]:
+        """(target, regularizer) for every variable penalty and the activity one."""
+        out = [(v.name, v.regularizer) for v in self.variables if v.regularizer is not None]
+        if self.activity_regularizer is not None:
+            out.append(("activity", self.activity_regularizer))
+        return out
+
 
 @dataclass
 class LearningRate:
