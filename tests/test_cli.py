@@ -1,0 +1,90 @@
+"""The command line: exit codes, the JSON contract, rules and explain."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import KERAS_FIXTURES
+
+BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")
+GOOD = str(KERAS_FIXTURES / "scenario_healthy_sgd.keras")
+WARN = str(KERAS_FIXTURES / "scenario_decayed_twice.keras")  # warnings only
+
+
+def reglint(*args):
+    return subprocess.run([sys.executable, "-m", "reglint", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, code", [
+    ((GOOD,), 0),
+    ((BAD,), 1),
+    (("check", BAD), 1),
+    ((BAD, "--exit-zero"), 0),
+    ((WARN,), 0),
+    ((WARN, "--fail-on", "warning"), 1),
+    ((BAD, "--fail-on", "none"), 0),
+    ((BAD, "--ignore", "RL001"), 0),
+    ((BAD, "--select", "RL002"), 0),
+    ((GOOD, "no_such_model.keras"), 2),
+    ((GOOD, "--format", "nope"), 2),
+    ((GOOD, "--fail-on", "sometimes"), 2),
+    ((GOOD, "--no-such-option"), 2),
+])
+def test_exit_codes(args, code):
+    result = reglint(*args, "--no-cache")
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_input_is_one_line_and_others_are_still_linted(tmp_path):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    result = reglint(BAD, str(broken), "--format", "json", "--no-cache")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "broken.keras" in result.stderr
+    files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+    assert files[str(broken)]["error"] and files[str(broken)]["model"] is None
+    assert files[BAD]["error"] is None and files[BAD]["findings"][0]["code"] == "RL001"
+
+
+def test_json_contract():
+    data = json.loads(reglint(BAD, "--format", "json", "--no-cache").stdout)
+    assert data["version"] == 1
+    [entry] = data["files"]
+    assert set(entry) >= {"path", "error", "model", "findings"}
+    model = entry["model"]
+    assert set(model) >= {"format", "keras_version", "params", "layers", "optimizer", "loss"}
+    assert model["params"] == {"total": 118794, "trainable": 118794, "non_trainable": 0}
+    layer = model["layers"][0]
+    assert set(layer) >= {"name", "class", "path", "params", "regularizers"}
+    assert set(layer["params"]) == {"trainable", "non_trainable"}
+    assert set(layer["regularizers"][0]) >= {"target", "kind", "l1", "l2", "config"}
+    finding = entry["findings"][0]
+    assert set(finding) >= {"code", "name", "severity", "layer", "message"}
+    assert finding["severity"] in ("error", "warning", "info")
+
+
+def test_rules_and_rule_commands():
+    listing = reglint("rules").stdout
+    assert "RL001" in listing and "penalty-dominates-loss" in listing
+    data = json.loads(reglint("rules", "--format", "json").stdout)
+    assert {r["code"] for r in data} >= {"RL001", "RL002", "RL003"}
+    doc = reglint("rule", "RL003").stdout
+    assert doc.startswith("# weight-decay-too-strong (RL003)")
+    assert reglint("rule", "RL999").returncode == 2
+
+
+def test_explain_answers_the_seed_question():
+    out = reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras"), "--format", "json")
+    [row] = json.loads(out.stdout)["tensors"]
+    assert row["weights"] == 1200 and row["layer_params"] == 1220
+    assert abs(row["sum_sq_init"] - 13.333) < 1e-3
+    assert abs(row["penalty_init"] - 0.1333) < 1e-3
+    # the per-weight gradient depends on lambda and the init scale, not on the count
+    assert abs(row["gradient_per_weight"] - 2 * 0.01 * row["init_rms"]) < 1e-12
+    text = reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras")).stdout
+    assert "Does NOT depend on the weight count" in text and "E[sum w^2]" in text
