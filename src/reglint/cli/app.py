@@ -72,10 +72,15 @@ FILES = "File selection"
 @app.command()
 def check(
     paths: List[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
-    output_format: str = typer.Option("full", "--format", "--output-format", "-f", envvar="REGLINT_OUTPUT_FORMAT",
-                                      help="full, concise, json, json-lines, sarif, github, gitlab, junit, pylint, "
-                                           "html. FORMAT:FILE writes to a file; several separated by commas.",
-                                      rich_help_panel=OUTPUT),
+    output_format: Optional[str] = typer.Option(None, "--format", "--output-format", "-f",
+                                                envvar="REGLINT_OUTPUT_FORMAT",
+                                                help="full (default), concise, json, json-lines, sarif, github, gitlab, "
+                                                     "junit, pylint, html. FORMAT:FILE writes to a file; several "
+                                                     "separated by commas.",
+                                                rich_help_panel=OUTPUT),
+    sarif_flavor: Optional[str] = typer.Option(None, "--sarif-flavor", envvar="REGLINT_SARIF_FLAVOR",
+                                               help="github (region startLine 1, the default) or strict.",
+                                               rich_help_panel=OUTPUT),
     output_file: Optional[Path] = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
                                                help="Write the report here instead of stdout.",
                                                rich_help_panel=OUTPUT),
@@ -93,8 +98,10 @@ def check(
     extend_select: Optional[List[str]] = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
     ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
                                                rich_help_panel=RULE_SELECTION),
-    config: Optional[Path] = typer.Option(None, "--config", help="Use this pyproject.toml or reglint.toml.",
-                                          rich_help_panel=RULE_SELECTION),
+    config: Optional[str] = typer.Option(None, "--config",
+                                         help="Use this pyproject.toml or reglint.toml, or override one key: "
+                                              "--config \"lint.ignore=['RL011']\".",
+                                         rich_help_panel=RULE_SELECTION),
     isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file.",
                                   rich_help_panel=RULE_SELECTION),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
@@ -123,6 +130,7 @@ def check(
     force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
                                        rich_help_panel=FILES),
     no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
                              rich_help_panel=FILES),
 ) -> None:
@@ -209,6 +217,15 @@ def profile(
                                  batch_size=batch_size, device=device, trust_model=trust_model,
                                  output_format=output_format, output_file=output_file,
                                  fail_on=fail_on.value if fail_on else None, seed=seed))
+
+
+@app.command("clean")
+def clean_command() -> None:
+    """Remove the cache folder (.reglint_cache, or REGLINT_CACHE_DIR)."""
+    from reglint.cli.cache import clear
+    from reglint.config.loader import load_settings
+
+    clear(load_settings(["."]))
 
 
 @app.command("version")

@@ -1,28 +1,201 @@
-"""Find model files under the given paths (minimal; extended for .gitignore)."""
+"""Find the model files under the given paths.
+
+* Folders are searched for ``.keras .h5 .hdf5 .onnx`` files and SavedModel
+  folders (a folder holding ``saved_model.pb`` is one model; its insides are
+  not searched further).
+* Files pre-commit passes from inside a SavedModel (``saved_model.pb``,
+  ``keras_metadata.pb``, ``variables/variables.*`` ...) map back to the
+  folder, which is linted once.
+* ``.gitignore`` files are honoured while searching folders (unless
+  ``respect-gitignore = false``), and so are ``exclude`` (which replaces the
+  default excludes) and ``extend-exclude``, gitignore-style globs relative to
+  the config file's folder.
+* Files named explicitly are always linted, unless ``--force-exclude``
+  applies the excludes to them too (what pre-commit needs).
+* Symlinked folders are never followed; a symlinked file is linted only when
+  it points inside the folder being searched.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pathspec
+
 from reglint.config.settings import Settings
 from reglint.readers.sniff import MODEL_SUFFIXES
 
+# ruff's defaults, plus our own cache: replaced by ``exclude``.
+DEFAULT_EXCLUDE = (
+    ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".ipynb_checkpoints", ".mypy_cache", ".nox",
+    ".pants.d", ".pyenv", ".pytest_cache", ".pytype", ".ruff_cache", ".reglint_cache", ".svn", ".tox", ".venv",
+    ".vscode", "__pypackages__", "_build", "buck-out", "node_modules", "site-packages", "venv",
+)
+SAVEDMODEL_MARKER = "saved_model.pb"
+# Files inside a SavedModel that pre-commit may pass one by one.
+SAVEDMODEL_TOP_FILES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
+
 
 def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]]:
-    files, missing = [], []
+    """(model paths to lint, sorted and unique; paths that do not exist)."""
+    excludes = ExcludeMatcher(settings)
+    found: set[str] = set()
+    missing: list[str] = []
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir() and not (path / "saved_model.pb").is_file():
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                if "saved_model.pb" in names:
-                    files.append(root)
-                    dirs[:] = []
-                    continue
-                files.extend(os.path.join(root, n) for n in sorted(names) if n.lower().endswith(MODEL_SUFFIXES))
-        elif path.exists() or path.is_symlink():
-            files.append(str(path))
+        path = Path(os.path.normpath(raw))
+        if not path.exists() and not path.is_symlink():
+            missing.append(raw)
+        elif path.is_dir() and not is_savedmodel(path):
+            # A folder named explicitly is searched even through a symlink:
+            # the user chose it; links met while searching are not followed.
+            found.update(walk(path, settings, excludes))
         else:
-            missing.append(str(path))
-    return files, missing
+            model = savedmodel_root_of(path) if path.is_file() else str(path)
+            if model is not None and not (settings.force_exclude and excludes.excluded(Path(model))):
+                found.add(model)
+    return sorted(found), missing
+
+
+def is_savedmodel(folder: Path) -> bool:
+    return (folder / SAVEDMODEL_MARKER).is_file()
+
+
+def savedmodel_root_of(path: Path) -> str | None:
+    """The model a named file stands for: its SavedModel folder when it lies
+    inside one, the file itself otherwise; None for a stray checkpoint file
+    (``variables/variables.index`` outside any SavedModel), not a model."""
+    name = path.name
+    if name in SAVEDMODEL_TOP_FILES and is_savedmodel(path.parent):
+        return _folder(path.parent)
+    if path.parent.name == "variables" and name.startswith("variables."):
+        root = path.parent.parent
+        return _folder(root) if is_savedmodel(root) else None
+    return str(path)
+
+
+def _folder(path: Path) -> str:
+    return os.path.normpath(str(path))
+
+
+# ---------------------------------------------------------------------------
+# excludes
+
+
+class ExcludeMatcher:
+    """``exclude`` (or the defaults) plus ``extend-exclude``, matched
+    gitignore-style against paths relative to the project root."""
+
+    def __init__(self, settings: Settings):
+        patterns = list(settings.exclude or DEFAULT_EXCLUDE) + list(settings.extend_exclude)
+        self.spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+        self.root = Path(settings.root or os.getcwd()).absolute()
+
+    def excluded(self, path: Path, is_dir: bool | None = None) -> bool:
+        absolute = path.absolute()
+        try:
+            rel = absolute.relative_to(self.root).as_posix()
+        except ValueError:  # outside the project: only unanchored patterns can match
+            rel = absolute.as_posix().lstrip("/")
+        if rel in ("", "."):
+            return False
+        if is_dir if is_dir is not None else path.is_dir():
+            rel += "/"
+        return self.spec.match_file(rel)
+
+
+class GitIgnore:
+    """The ``.gitignore`` files that apply while walking one folder: those of
+    its ancestors up to the repository root, then those found on the way
+    down. The deepest file with a matching pattern decides, as in Git."""
+
+    def __init__(self, start: Path):
+        self.specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
+        for folder in reversed(_ancestors_in_repo(start)):
+            self.add(folder)
+            info_exclude = folder / ".git" / "info" / "exclude"
+            if info_exclude.is_file():
+                self._load(folder, info_exclude)
+
+    def add(self, folder: Path) -> None:
+        gitignore = folder / ".gitignore"
+        if gitignore.is_file():
+            self._load(folder, gitignore)
+
+    def _load(self, base: Path, file: Path) -> None:
+        try:
+            lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return
+        self.specs.append((base, pathspec.GitIgnoreSpec.from_lines(lines)))
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        for base, spec in reversed(self.specs):
+            try:
+                rel = path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            result = spec.check_file(rel + "/" if is_dir else rel)
+            if result.include is not None:
+                return result.include
+        return False
+
+    def scoped(self, folder: Path) -> GitIgnore:
+        """A copy with ``folder``'s own .gitignore added (siblings must not see it)."""
+        child = GitIgnore.__new__(GitIgnore)
+        child.specs = list(self.specs)
+        child.add(folder)
+        return child
+
+
+def _ancestors_in_repo(start: Path) -> list[Path]:
+    """``start`` and its parents up to the Git repository root; just
+    ``start`` outside a repository (a stray .gitignore above is not ours)."""
+    chain = [start]
+    for parent in start.parents:
+        if (chain[-1] / ".git").exists():
+            return chain
+        chain.append(parent)
+    return chain if (chain[-1] / ".git").exists() else [start]
+
+
+# ---------------------------------------------------------------------------
+# walking
+
+
+def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
+    """Model files and SavedModel folders below ``top``."""
+    top_abs = top.absolute()
+    ignore = GitIgnore(top_abs) if settings.respect_gitignore else None
+    out: list[str] = []
+    stack: list[tuple[Path, GitIgnore | None]] = [(top, ignore)]
+    while stack:
+        folder, ignore = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable folder: nothing to lint there
+        for entry in entries:
+            path = Path(folder, entry.name)
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if excludes.excluded(path, is_dir) or (ignore and ignore.ignored(path.absolute(), is_dir)):
+                continue
+            if is_dir:
+                if is_savedmodel(path):
+                    out.append(_folder(path))
+                else:
+                    stack.append((path, ignore.scoped(path.absolute()) if ignore else None))
+            elif _is_model_file(entry, top_abs):
+                out.append(_folder(path))
+    return out
+
+
+def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
+    if not entry.name.lower().endswith(MODEL_SUFFIXES):
+        return False
+    if entry.is_symlink():
+        # Never read outside the tree through a link (a broken link inside
+        # the tree is kept: the reader reports it).
+        target = Path(os.path.realpath(entry.path))
+        return target == top or top.resolve() in target.parents
+    return entry.is_file()

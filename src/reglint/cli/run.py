@@ -16,7 +16,9 @@ from reglint.errors import ConfigError, ReglintError, one_line
 @dataclass
 class CheckOptions:
     paths: list[Path]
-    output_format: str = "full"
+    output_format: Optional[str] = None
+    sarif_flavor: Optional[str] = None
+    cache_dir: Optional[Path] = None
     output_file: Optional[Path] = None
     fail_on: object = None
     exit_zero: bool = False
@@ -26,7 +28,7 @@ class CheckOptions:
     select: Optional[list[str]] = None
     extend_select: Optional[list[str]] = None
     ignore: Optional[list[str]] = None
-    config: Optional[Path] = None
+    config: Optional[str] = None
     isolated: bool = False
     baseline: Optional[Path] = None
     create_baseline: bool = False
@@ -52,7 +54,7 @@ def run_check(opts: CheckOptions) -> int:
 
     try:
         settings = resolve(opts)
-        outputs = parse_outputs(opts.output_format, opts.output_file)
+        outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -70,7 +72,11 @@ def run_check(opts: CheckOptions) -> int:
         report.files.append(FileReport(path=path, error="no such file or folder"))
     report.files.extend(lint_all(files, settings, jobs=opts.jobs, use_cache=not opts.no_cache,
                                  progress=not opts.quiet))
-    baseline_code = apply_baseline(report, opts, settings)
+    try:
+        baseline_code = apply_baseline(report, opts, settings)
+    except ReglintError as exc:
+        err(str(exc))
+        return 2
     if baseline_code is not None:
         return baseline_code
     for file_report in report.files:
@@ -95,8 +101,15 @@ def run_check(opts: CheckOptions) -> int:
 def resolve(opts: CheckOptions) -> Settings:
     from reglint.config.loader import load_settings
 
-    settings = load_settings([str(p) for p in opts.paths], config=str(opts.config) if opts.config else None,
-                             isolated=opts.isolated)
+    import os
+
+    if opts.cache_dir is not None:
+        os.environ["REGLINT_CACHE_DIR"] = str(opts.cache_dir)
+    settings = load_settings([str(p) for p in opts.paths], config=opts.config, isolated=opts.isolated)
+    if opts.sarif_flavor:
+        if opts.sarif_flavor not in ("github", "strict"):
+            raise ConfigError(f"--sarif-flavor must be github or strict, not {opts.sarif_flavor!r}")
+        settings.sarif_flavor = opts.sarif_flavor
     if opts.select:
         settings.select = _codes(opts.select)
     if opts.extend_select:
@@ -159,6 +172,8 @@ def lint_all(files: list[str], settings: Settings, *, jobs: int, use_cache: bool
 
 
 def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) -> Optional[int]:
+    if opts.baseline is None and settings.baseline:
+        opts.baseline = Path(settings.baseline)
     if opts.baseline is None:
         if opts.create_baseline:
             from reglint.cli.app import err

@@ -42,3 +42,6 @@ class Settings:
     trust_model: bool = False
     root: str | None = None  # folder of the config file, for relative globs
     config_file: str | None = None
+    output_format: str | None = None  # from the config; the command line wins
+    baseline: str | None = None
+    sarif_flavor: str | None = None  # github (default) or strict

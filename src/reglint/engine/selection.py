@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as _dt
 from fnmatch import fnmatch
-from pathlib import PurePosixPath
+import os
+from pathlib import Path, PurePosixPath
 
 from reglint.config.settings import Settings
 from reglint.engine.finding import Finding
@@ -37,13 +38,13 @@ def selected_rules(settings: Settings) -> list[type[Rule]]:
 
 
 def relative_posix(path: str, root: str | None) -> str:
-    p = PurePosixPath(path.replace("\\", "/"))
+    """``path`` relative to the config's folder, with ``/``; unchanged when it
+    lies outside (both made absolute first, so it works from any cwd)."""
     if root:
-        try:
-            return p.relative_to(PurePosixPath(root.replace("\\", "/"))).as_posix()
-        except ValueError:
-            pass
-    return p.as_posix()
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+        if not rel.startswith(os.pardir):
+            return Path(rel).as_posix()
+    return PurePosixPath(path.replace("\\", "/")).as_posix()
 
 
 def _file_matches(rel: str, pattern: str) -> bool:

@@ -14,7 +14,8 @@ import json
 import math
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
+from collections.abc import Iterator
 
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
@@ -68,7 +69,7 @@ def fingerprint(code: str, rel_path: str, layer: str | None, target: str | None)
 def unreadable_finding(file_report: FileReport) -> Finding:
     """The pseudo-finding that stands for a file no reader could open."""
     return Finding(code=UNREADABLE_CODE, name=UNREADABLE_NAME, severity=Severity.ERROR,
-                   message=f"unreadable model: {file_report.error}")
+                   message=str(file_report.error))
 
 
 def results(report: RunReport) -> Iterator[tuple[FileReport, Finding]]:
@@ -91,16 +92,17 @@ def rule_url(code: str) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """Values made safe for strict JSON: NaN/inf become strings, recursively."""
+    """Values made safe for strict JSON (NaN/inf become strings) and for
+    terminals (strings cleaned), recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {clean(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, int, float)):
         return value
-    return str(value)
+    return clean(value)  # strings (layer names among them) and anything else
 
 
 def headline(finding: Finding) -> str:
@@ -133,7 +135,6 @@ def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_:
             "values": jsonable(finding.values),
             "url": rule_url(finding.code),
             "fingerprint": fingerprint(finding.code, rel, finding.layer, finding.target),
-            "cached": file_report.cached,
         }
         out.write(json.dumps(record, allow_nan=False, ensure_ascii=False) + "\n")
 

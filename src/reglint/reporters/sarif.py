@@ -153,10 +153,10 @@ def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: st
         "locations": [location],
         "partialFingerprints": {
             "primaryLocationLineHash": f"{digest[:16]}:{occurrences[digest]}",
-            "reglint/v1": identity(finding.code, rel, finding.layer, finding.target),
+            "reglint/v1": clean(identity(finding.code, rel, finding.layer, finding.target)),
         },
     }
-    properties = {k: v for k, v in (("layer", finding.layer), ("target", finding.target)) if v}
+    properties = {k: clean(v) for k, v in (("layer", finding.layer), ("target", finding.target)) if v}
     if finding.values:
         properties["values"] = jsonable(finding.values)
     if properties:

@@ -1,0 +1,211 @@
+"""Baselines: accept today's findings so that only new ones fail CI.
+
+The file (default ``.reglint-baseline.json``) holds two sections, as
+detekt's does:
+
+* ``findings``: written by ``--create-baseline``; each keyed by a
+  fingerprint, the sha256 of rule + repo-relative path + layer + target.
+  Never a value: lambdas and weights change on every retrain, and a
+  baseline that broke on each one would be useless. ``observed`` records
+  the numbers for the reader only.
+* ``manually-suppressed``: curated by hand (rule, path glob, layer glob,
+  reason, optional expiry date); kept as is when the baseline is rewritten.
+
+Filtering moves matching findings to ``FileReport.suppressed``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from reglint import __version__
+from reglint.config.settings import Settings
+from reglint.engine.finding import Finding
+from reglint.engine.report import RunReport
+from reglint.errors import ConfigError
+from reglint.reporters.machine import display_path, fingerprint
+
+BASELINE_VERSION = 1
+MANUAL = "manually-suppressed"
+
+
+def baseline_fingerprint(finding: Finding, rel_path: str) -> str:
+    return "sha256:" + fingerprint(finding.code, rel_path, finding.layer, finding.target)
+
+
+def write_baseline(path: str | Path, report: RunReport, settings: Settings) -> None:
+    """Write every finding of ``report`` (call it before filtering),
+    preserving the hand-curated section of an existing file."""
+    path = Path(path)
+    manual = load_baseline(path)[MANUAL] if path.exists() else []
+    entries = []
+    for file_report in report.files:
+        rel = display_path(file_report.path, settings)
+        entries.extend(_entry(finding, rel) for finding in file_report.findings)
+    entries.sort(key=lambda e: (e["path"], e["rule"], e["layer"] or "", e["parameter"] or ""))
+    document = {
+        "version": BASELINE_VERSION,
+        "tool": {"name": "reglint", "version": __version__},
+        "generated": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "findings": _unique(entries),
+        MANUAL: manual,
+    }
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def filter_by_baseline(path: str | Path, report: RunReport, settings: Settings,
+                       today: _dt.date | None = None) -> int:
+    """Move findings the baseline accepts to ``suppressed``; returns how many."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"baseline file {path} not found (create it with --create-baseline)")
+    data = load_baseline(path)
+    known = {entry["fingerprint"] for entry in data["findings"]}
+    manual = _active(data[MANUAL], path, today or _dt.date.today())
+    moved = 0
+    for file_report in report.files:
+        rel = display_path(file_report.path, settings)
+        kept = []
+        for finding in file_report.findings:
+            if baseline_fingerprint(finding, rel) in known or _manually(finding, rel, manual):
+                file_report.suppressed.append(finding)
+                moved += 1
+            else:
+                kept.append(finding)
+        file_report.findings = kept
+    return moved
+
+
+# ---------------------------------------------------------------------------
+# reading and validation
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """The parsed, validated file; ConfigError naming what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read baseline {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"malformed baseline {path}: not JSON ({exc})") from None
+    problem = _problem(data)
+    if problem:
+        raise ConfigError(f"malformed baseline {path}: {problem}")
+    data.setdefault(MANUAL, [])
+    for entry in data["findings"]:
+        if "fingerprint" not in entry:  # hand-added entries may omit it
+            entry["fingerprint"] = "sha256:" + fingerprint(entry["rule"], entry["path"], entry.get("layer"),
+                                                           entry.get("parameter"))
+    return data
+
+
+def _problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    if data.get("version") != BASELINE_VERSION:
+        return f"unsupported version {data.get('version')!r} (expected {BASELINE_VERSION})"
+    findings = data.get("findings")
+    if not isinstance(findings, list):
+        return "'findings' must be a list"
+    for i, entry in enumerate(findings):
+        problem = _entry_problem(entry, ("rule", "path"), ("fingerprint", "layer", "parameter"))
+        if problem:
+            return f"findings[{i}]: {problem}"
+    manual = data.get(MANUAL, [])
+    if not isinstance(manual, list):
+        return f"'{MANUAL}' must be a list"
+    for i, entry in enumerate(manual):
+        problem = _entry_problem(entry, ("rule", "path"), ("layer", "reason", "expires"))
+        if problem:
+            return f"{MANUAL}[{i}]: {problem}"
+        if entry.get("expires") is not None and _date(entry["expires"]) is None:
+            return f"{MANUAL}[{i}]: 'expires' must be a date like 2026-12-31"
+    return None
+
+
+def _entry_problem(entry: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> str | None:
+    if not isinstance(entry, dict):
+        return "expected an object"
+    for key in required:
+        if not isinstance(entry.get(key), str):
+            return f"'{key}' must be a string"
+    for key in optional:
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            return f"'{key}' must be a string"
+    return None
+
+
+def _date(text: str) -> _dt.date | None:
+    try:
+        return _dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------
+# matching
+
+
+def _active(manual: list[dict[str, Any]], path: Path, today: _dt.date) -> list[dict[str, Any]]:
+    """Hand-curated entries still in force; one warning per expired one."""
+    active = []
+    for entry in manual:
+        expires = _date(entry["expires"]) if entry.get("expires") else None
+        if expires is not None and expires < today:
+            sys.stderr.write(f"reglint: warning: {path}: the suppression of {entry['rule']} for {entry['path']} "
+                             f"expired on {expires.isoformat()} and no longer applies\n")
+            continue
+        active.append(entry)
+    return active
+
+
+def _manually(finding: Finding, rel: str, manual: list[dict[str, Any]]) -> bool:
+    """Rule (code or prefix), path glob and layer glob all match."""
+    for entry in manual:
+        if not finding.code.startswith(entry["rule"].upper()) and entry["rule"].upper() != "ALL":
+            continue
+        if not fnmatch(rel, entry["path"]):
+            continue
+        pattern = entry.get("layer") or "*"
+        if fnmatch(finding.layer or "", pattern):
+            return True
+    return False
+
+
+def _entry(finding: Finding, rel: str) -> dict[str, Any]:
+    return {
+        "fingerprint": baseline_fingerprint(finding, rel),
+        "rule": finding.code,
+        "path": rel,
+        "layer": finding.layer,
+        "parameter": finding.target,
+        "observed": _observed(finding.values),
+    }
+
+
+def _observed(values: dict[str, Any]) -> dict[str, Any]:
+    """Scalar values, rounded: for the reader, never for matching."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float):
+            value = float(f"{value:.4g}") if math.isfinite(value) else str(value)
+        out[key] = value
+    return out
+
+
+def _unique(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for entry in entries:
+        if entry["fingerprint"] not in seen:
+            seen.add(entry["fingerprint"])
+            out.append(entry)
+    return out

@@ -1,0 +1,289 @@
+"""[tool.reglint] / reglint.toml: discovery, strict validation, and what a
+setting does to a real run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reglint.cli.app import app
+from reglint.config.loader import find_config, load_settings
+from reglint.engine.finding import Severity
+from reglint.errors import ConfigError
+
+from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def settings_from(tmp_path: Path, text: str, name: str = "pyproject.toml"):
+    write(tmp_path / name, text)
+    (tmp_path / "m.keras").touch()
+    return load_settings([str(tmp_path / "m.keras")])
+
+
+def config_error(tmp_path: Path, text: str, name: str = "pyproject.toml") -> str:
+    with pytest.raises(ConfigError) as info:
+        settings_from(tmp_path, text, name)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# ---------------------------------------------------------------------------
+# discovery
+
+
+def test_closest_config_wins_and_sets_the_root(tmp_path):
+    (tmp_path / ".git").mkdir()
+    write(tmp_path / "pyproject.toml", "[tool.reglint]\nfail-on = 'warning'\n")
+    write(tmp_path / "sub" / "reglint.toml", "fail-on = 'info'\n")
+    deep = tmp_path / "sub" / "models" / "a.keras"
+    deep.parent.mkdir(parents=True)
+    assert find_config([str(deep)]) == tmp_path / "sub" / "reglint.toml"
+    settings = load_settings([str(deep)])
+    assert settings.fail_on is Severity.INFO
+    assert settings.root == str((tmp_path / "sub").resolve())
+    assert load_settings([str(tmp_path / "x.keras")]).fail_on is Severity.WARNING
+
+
+def test_pyproject_without_a_reglint_table_is_skipped(tmp_path):
+    (tmp_path / ".git").mkdir()
+    write(tmp_path / "pyproject.toml", "[tool.reglint]\nfail-on = 'warning'\n")
+    write(tmp_path / "pkg" / "pyproject.toml", "[project]\nname = 'x'\n")
+    assert find_config([str(tmp_path / "pkg" / "m.keras")]) == tmp_path / "pyproject.toml"
+
+
+def test_dot_reglint_toml_comes_first(tmp_path):
+    write(tmp_path / ".reglint.toml", "fail-on = 'none'\n")
+    write(tmp_path / "reglint.toml", "fail-on = 'info'\n")
+    write(tmp_path / "pyproject.toml", "[tool.reglint]\nfail-on = 'warning'\n")
+    assert find_config([str(tmp_path)]) == tmp_path / ".reglint.toml"
+
+
+def test_search_stops_at_the_repository_root(tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.reglint]\nfail-on = 'warning'\n")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    assert find_config([str(repo / "models" / "a.keras")]) is None
+
+
+def test_config_flag_replaces_discovery_and_isolated_ignores_it(tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.reglint]\nfail-on = 'warning'\n")
+    other = write(tmp_path / "ci" / "strict.toml", "fail-on = 'info'\n")
+    paths = [str(tmp_path / "m.keras")]
+    assert load_settings(paths, config=str(other)).fail_on is Severity.INFO
+    assert load_settings(paths, isolated=True).fail_on is Severity.ERROR  # the default
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(paths, config=str(tmp_path / "missing.toml"))
+
+
+def test_inline_config_overrides_one_key(tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.reglint]\nfail-on = 'warning'\n[tool.reglint.lint]\nignore = ['RL002']\n")
+    settings = load_settings([str(tmp_path / "m.keras")], config="lint.select = ['RL001']")
+    assert settings.select == ["RL001"] and settings.ignore == ["RL002"] and settings.fail_on is Severity.WARNING
+
+
+# ---------------------------------------------------------------------------
+# every key
+
+
+def test_the_reference_example_parses(tmp_path):
+    text = Path("/work/shared/reference/examples/pyproject.reglint.toml")
+    if not text.is_file():
+        pytest.skip("reference example not available")
+    body = text.read_text().replace('extend-select = ["ACME1"]', "")  # no such plugin installed
+    body = body.replace("l2-max = 1e-2\nl1-max = 1e-3\ndropout-max = 0.7\n", "penalty-ratio-error = 2.0\n")
+    settings = settings_from(tmp_path, body)
+    assert settings.fail_on is Severity.WARNING
+    assert settings.overrides[0].expires == dt.date(2026, 12, 31)
+    assert settings.per_file_ignores == {"models/legacy/*.h5": ["RL001", "RL002"]}
+    assert settings.baseline == str(tmp_path.resolve() / ".reglint-baseline.json")
+
+
+def test_all_sections(tmp_path):
+    settings = settings_from(tmp_path, """
+        [tool.reglint]
+        fail-on = "none"
+        output-format = "github,sarif:reglint.sarif"
+        exclude = ["build"]
+        extend-exclude = ["models/old/**"]
+        respect-gitignore = false
+        [tool.reglint.context]
+        samples = 60000
+        batch-size = 128
+        epochs = 10
+        classes = 10
+        loss-scale = 2.3
+        optimizer = "SGD"
+        learning-rate = 0.1
+        momentum = 0.9
+        weight-decay = 0
+        regularizers = [{layers = "fc*", target = "kernel", l2 = 1e-4}]
+        custom-regularizers = {"acme>MyL2" = {kind = "l2", factor = "strength"}}
+        [tool.reglint.lint]
+        select = ["ALL"]
+        ignore = ["RL01"]
+        require-reason = true
+        [tool.reglint.lint.severity]
+        warning = ["RL001"]
+        info = ["RL00"]
+        [tool.reglint.lint.thresholds]
+        penalty-ratio-error = 3
+        [[tool.reglint.lint.overrides]]
+        files = ["models/*.keras"]
+        layers = ["encoder/*"]
+        ignore = ["RL001"]
+        reason = "tied embeddings"
+        expires = "2999-01-01"
+    """)
+    assert settings.fail_on is None
+    assert settings.output_format == "github,sarif:reglint.sarif"
+    assert settings.exclude == ["build"] and settings.extend_exclude == ["models/old/**"]
+    assert settings.respect_gitignore is False
+    ctx = settings.context
+    assert (ctx.samples, ctx.batch_size, ctx.epochs, ctx.classes) == (60000, 128, 10, 10)
+    assert (ctx.learning_rate, ctx.momentum, ctx.weight_decay, ctx.optimizer) == (0.1, 0.9, 0.0, "SGD")
+    assert ctx.regularizers == [{"layers": "fc*", "target": "kernel", "l2": 1e-4}]
+    assert ctx.custom_regularizers == {"acme>MyL2": {"kind": "l2", "factor": "strength"}}
+    assert settings.select == ["ALL"] and settings.ignore == ["RL01"]
+    assert settings.severity["RL001"] is Severity.WARNING  # the exact code beats the prefix "RL00"
+    assert settings.severity["RL002"] is Severity.INFO
+    assert settings.thresholds == {"penalty-ratio-error": 3.0}
+    assert settings.overrides[0].reason == "tied embeddings"
+    assert settings.overrides[0].expires == dt.date(2999, 1, 1)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[tool.reglint.lint]\nigonre = ['RL001']\n",
+     "unknown key 'tool.reglint.lint.igonre' in pyproject.toml (did you mean 'ignore'?)"),
+    ("[tool.reglint]\nfail_on = 'error'\n", "unknown key 'tool.reglint.fail_on'"),
+    ("[tool.reglint.context]\nlr = 0.1\n", "unknown key 'tool.reglint.context.lr'"),
+    ("[tool.reglint.lint.thresholds]\nl2-max = 0.1\n", "unknown key 'tool.reglint.lint.thresholds.l2-max'"),
+    ("[[tool.reglint.lint.overrides]]\nignore = ['RL001']\nreson = 'x'\n",
+     "unknown key 'tool.reglint.lint.overrides[0].reson'"),
+    ("[tool.reglint.lint.severity]\nfatal = ['RL001']\n", "unknown key 'tool.reglint.lint.severity.fatal'"),
+])
+def test_unknown_keys_are_errors_naming_the_key(tmp_path, monkeypatch, text, expected):
+    monkeypatch.chdir(tmp_path)
+    assert config_error(tmp_path, text).startswith(expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[tool.reglint.lint]\nselect = 'RL001'\nignore = [1]\n", "'tool.reglint.lint.ignore' in pyproject.toml: "
+                                                              "expected a list of strings"),
+    ("[tool.reglint.lint]\nignore = ['XX9']\n", "unknown rule code or prefix 'XX9'"),
+    ("[tool.reglint.lint]\nselect = ['RL999']\n", "unknown rule code or prefix 'RL999'"),
+    ("[tool.reglint]\nfail-on = 'fatal'\n", "expected one of error, warning, info, none"),
+    ("[tool.reglint]\nrespect-gitignore = 'yes'\n", "expected true or false"),
+    ("[tool.reglint]\noutput-format = 'xml'\n", "unknown output format 'xml'"),
+    ("[tool.reglint.context]\nsamples = 0\n", "expected a positive integer"),
+    ("[tool.reglint.context]\nlearning-rate = -1\n", "expected a number >= 0"),
+    ("[tool.reglint.context]\nmomentum = 1.5\n", "expected a number in [0, 1]"),
+    ("[tool.reglint.context]\nregularizers = [{layers = 'fc*'}]\n", "needs l1 or l2"),
+    ("[tool.reglint.context]\ncustom-regularizers = {A = {kind = 'l3'}}\n", "expected one of l1, l2, l1l2"),
+    ("[tool.reglint.lint.thresholds]\npenalty-ratio-error = 'high'\n", "expected a number"),
+    ("[tool.reglint.lint]\noverrides = [{files = ['a']}]\n", "needs an 'ignore' list"),
+    ("[[tool.reglint.lint.overrides]]\nignore = ['RL001']\nexpires = 'soon'\n", "expected a date"),
+    ("[tool.reglint.lint]\nrequire-reason = true\n[[tool.reglint.lint.overrides]]\nignore = ['RL001']\n",
+     "has no 'reason'"),
+    ("[tool.reglint\n", "invalid TOML in pyproject.toml"),
+    ("[tool.reglint.lint.severity]\nerror = ['RL001']\ninfo = ['RL001']\n", "RL001 is put under both error and info"),
+])
+def test_invalid_values_are_errors(tmp_path, monkeypatch, text, expected):
+    monkeypatch.chdir(tmp_path)
+    assert expected in config_error(tmp_path, text)
+
+
+def test_reglint_toml_keys_have_no_prefix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert config_error(tmp_path, "[lint]\nigonre = []\n", name="reglint.toml").startswith(
+        "unknown key 'lint.igonre' in reglint.toml")
+
+
+def test_expired_override_warns_once_on_stderr(tmp_path, capsys):
+    settings = settings_from(tmp_path, """
+        [[tool.reglint.lint.overrides]]
+        files = ["*.keras"]
+        ignore = ["RL001"]
+        reason = "legacy"
+        expires = 2020-01-01
+    """)
+    assert settings.overrides[0].expires == dt.date(2020, 1, 1)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "expired on 2020-01-01" in err[0] and "RL001" in err[0]
+
+
+# ---------------------------------------------------------------------------
+# through the command line, on real models
+
+
+def run(args: list[str]):
+    return CliRunner().invoke(app, ["check", *args, "--no-cache", "-f", "json-lines"])
+
+
+def codes(result) -> list[tuple[str, str | None]]:
+    return sorted((r["code"], r["layer"]) for r in map(json.loads, result.stdout.splitlines()))
+
+
+def test_unknown_key_exits_2_with_one_line(project):
+    write(project / "pyproject.toml", "[tool.reglint.lint]\nigonre = ['RL001']\n")
+    result = run(["models/tiny_bad.keras"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown key 'tool.reglint.lint.igonre' in pyproject.toml" in lines[0]
+
+
+def test_an_ignore_removes_exactly_the_finding_it_names(project):
+    before = codes(run(["models/tiny_bad.keras"]))
+    assert ("RL001", None) in before and ("RL002", "dense_0") in before and ("RL002", "dense_1") in before
+
+    write(project / "pyproject.toml", """
+        [tool.reglint.lint]
+        ignore = ["RL001"]
+    """)
+    assert codes(run(["models/tiny_bad.keras"])) == [c for c in before if c[0] != "RL001"]
+
+    write(project / "pyproject.toml", """
+        [[tool.reglint.lint.overrides]]
+        files = ["models/tiny_bad.keras"]
+        layers = ["dense_0"]
+        ignore = ["RL002"]
+        reason = "checked by hand"
+    """)
+    assert codes(run(["models/tiny_bad.keras"])) == [c for c in before if c != ("RL002", "dense_0")]
+
+
+def test_per_file_ignores_and_severity(project):
+    write(project / "pyproject.toml", """
+        [tool.reglint]
+        fail-on = "error"
+        [tool.reglint.lint.per-file-ignores]
+        "models/tiny_*.keras" = ["RL002"]
+        [tool.reglint.lint.severity]
+        warning = ["RL001"]
+    """)
+    result = run(["models/tiny_bad.keras", "models/wreck.keras"])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {(r["filename"], r["code"]) for r in records} >= {("models/tiny_bad.keras", "RL001"),
+                                                             ("models/wreck.keras", "RL001")}
+    assert not any(r["filename"] == "models/tiny_bad.keras" and r["code"] == "RL002" for r in records)
+    assert all(r["severity"] == "warning" for r in records if r["code"] == "RL001")
+    # Only warnings left and fail-on = error: a passing run.
+    assert result.exit_code == (1 if any(r["severity"] == "error" for r in records) else 0)
+
+
+def test_isolated_flag_ignores_the_config(project):
+    write(project / "pyproject.toml", "[tool.reglint.lint]\nignore = ['RL']\n")
+    assert run(["models/tiny_bad.keras"]).stdout == ""
+    assert codes(run(["models/tiny_bad.keras", "--isolated"]))

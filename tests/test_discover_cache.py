@@ -1,0 +1,210 @@
+"""File discovery (folders, SavedModels, .gitignore, excludes, symlinks), the
+content-hash cache and ``--jobs``."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reglint.cli.app import app
+from reglint.cli.cache import Cache, cache_dir, clear
+from reglint.cli.discover import discover
+from reglint.cli.parallel import lint_many
+from reglint.config.settings import Override, Settings
+
+from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch) -> Path:
+    """A repository with models, a SavedModel, ignored and excluded files."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".git").mkdir()
+    touch(tmp_path, "models/a.keras", "models/B.H5", "models/c.hdf5", "models/d.onnx", "models/notes.txt",
+          "sm/saved_model.pb", "sm/keras_metadata.pb", "sm/fingerprint.pb", "sm/variables/variables.index",
+          "sm/variables/variables.data-00000-of-00001", "sm/assets/inner.keras",
+          ".venv/lib/site.h5", "node_modules/x.onnx",
+          "build/out.keras", "logs/keep.keras", "logs/drop.keras", "deep/er/z.keras", "deep/er/skip.onnx")
+    (tmp_path / ".gitignore").write_text("build/\nlogs/*.keras\n!logs/keep.keras\n")
+    (tmp_path / "deep" / ".gitignore").write_text("*.onnx\n")
+    return tmp_path
+
+
+def test_folders_are_searched_and_a_savedmodel_is_one_model(tree):
+    files, missing = discover(["."], Settings())
+    assert files == ["deep/er/z.keras", "logs/keep.keras", "models/B.H5", "models/a.keras", "models/c.hdf5",
+                     "models/d.onnx", "sm"]
+    assert missing == []
+
+
+def test_gitignore_can_be_turned_off(tree):
+    files, _ = discover(["."], Settings(respect_gitignore=False))
+    assert {"build/out.keras", "logs/drop.keras", "deep/er/skip.onnx"} <= set(files)
+    assert ".venv/lib/site.h5" not in files  # default excludes still apply
+
+
+def test_exclude_replaces_defaults_and_extend_exclude_adds(tree):
+    files, _ = discover(["."], Settings(extend_exclude=["models/*.onnx", "deep/"]))
+    assert "models/d.onnx" not in files and "deep/er/z.keras" not in files and "models/a.keras" in files
+    files, _ = discover(["."], Settings(exclude=["models"]))
+    assert ".venv/lib/site.h5" in files and "node_modules/x.onnx" in files and "models/a.keras" not in files
+
+
+def test_files_pre_commit_passes(tree):
+    """Named files: SavedModel parts map to the folder, linted once; named
+    files are linted even when ignored, unless --force-exclude."""
+    named = ["sm/saved_model.pb", "sm/keras_metadata.pb", "sm/variables/variables.index",
+             "sm/variables/variables.data-00000-of-00001", "./models/a.keras", "models/a.keras",
+             "build/out.keras", ".venv/lib/site.h5", "gone.keras"]
+    files, missing = discover(named, Settings())
+    assert files == [".venv/lib/site.h5", "build/out.keras", "models/a.keras", "sm"]
+    assert missing == ["gone.keras"]
+    files, _ = discover(named, Settings(force_exclude=True, extend_exclude=["build/"]))
+    assert files == ["models/a.keras", "sm"]
+
+
+def test_stray_checkpoint_files_are_not_models(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path, "ckpt/variables/variables.index", "lonely/keras_metadata.pb")
+    files, missing = discover(["ckpt/variables/variables.index", "lonely/keras_metadata.pb"], Settings())
+    assert files == ["lonely/keras_metadata.pb"] and missing == []  # the reader explains that one
+
+
+def test_symlinks_never_lead_out_of_the_tree(tmp_path, monkeypatch):
+    outside = tmp_path / "outside"
+    touch(outside, "secret.keras", "dir/other.keras")
+    repo = tmp_path / "repo"
+    touch(repo, "models/real.keras")
+    (repo / "models" / "link_out.keras").symlink_to(outside / "secret.keras")
+    (repo / "models" / "link_in.keras").symlink_to(repo / "models" / "real.keras")
+    (repo / "models" / "linked_dir").symlink_to(outside / "dir", target_is_directory=True)
+    monkeypatch.chdir(repo)
+    files, _ = discover(["models"], Settings())
+    assert files == ["models/link_in.keras", "models/real.keras"]
+    # Named explicitly, a link is the user's choice.
+    assert discover(["models/link_out.keras"], Settings())[0] == ["models/link_out.keras"]
+
+
+def test_relative_excludes_are_anchored_at_the_config_root(tree):
+    os.chdir(tree / "models")
+    files, _ = discover(["."], Settings(root=str(tree), extend_exclude=["/models/a.keras"]))
+    assert "a.keras" not in files and "c.hdf5" in files
+
+
+# ---------------------------------------------------------------------------
+# cache and jobs
+
+
+@pytest.fixture
+def many(project) -> list[str]:
+    """Two hundred copies of a small wrecked model."""
+    folder = project / "many"
+    folder.mkdir()
+    for i in range(200):
+        shutil.copy(project / "models" / "tiny_bad.keras", folder / f"m{i:03d}.keras")
+    return sorted(str(p.relative_to(project)) for p in folder.iterdir())
+
+
+def summary(reports) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    return [(r.path, [(f.code, f.layer) for f in r.findings]) for r in reports]
+
+
+def test_two_hundred_models_with_jobs_then_from_the_cache(project, many):
+    result = CliRunner().invoke(app, ["check", "many", "--jobs", "2", "-f", "concise"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.count("RL001") == 200
+
+    folder = cache_dir(Settings())
+    assert (folder / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"
+
+    again = lint_many(many, Settings(), jobs=2, use_cache=True, progress=False)
+    assert len(again) == 200 and all(r.cached for r in again)
+    fresh = lint_many(many, Settings(), jobs=1, use_cache=False, progress=False)
+    assert not any(r.cached for r in fresh)
+    assert summary(again) == summary(fresh)
+
+
+def test_parallel_results_match_sequential_ones(project):
+    files = sorted(str(p.relative_to(project)) for p in (project / "models").iterdir())
+    parallel = lint_many(files, Settings(), jobs=3, use_cache=False, progress=False)
+    sequential = lint_many(files, Settings(), jobs=1, use_cache=False, progress=False)
+    assert summary(parallel) == summary(sequential)
+    assert [r.path for r in parallel] == files  # input order kept
+
+
+def test_cache_keys_on_content_settings_and_path(project):
+    path = "models/tiny_bad.keras"
+    lint_many([path], Settings(), use_cache=True, progress=False)
+    assert lint_many([path], Settings(), use_cache=True, progress=False)[0].cached
+    assert not lint_many([path], Settings(ignore=["RL002"]), use_cache=True, progress=False)[0].cached
+    shutil.copy(project / "models" / "healthy.keras", project / path)  # same name, new content
+    report = lint_many([path], Settings(), use_cache=True, progress=False)[0]
+    assert not report.cached and report.findings == []
+    shutil.copy(project / path, project / "models" / "copy.keras")
+    assert not lint_many(["models/copy.keras"], Settings(), use_cache=True, progress=False)[0].cached
+
+
+def test_no_cache_writes_nothing_and_env_moves_the_cache(project, tmp_path, monkeypatch):
+    lint_many(["models/healthy.keras"], Settings(), use_cache=False, progress=False)
+    assert not (project / ".reglint_cache").exists()
+    monkeypatch.setenv("REGLINT_CACHE_DIR", str(tmp_path / "elsewhere"))
+    lint_many(["models/healthy.keras"], Settings(), use_cache=True, progress=False)
+    assert (tmp_path / "elsewhere" / "CACHEDIR.TAG").is_file() and not (project / ".reglint_cache").exists()
+    assert clear(Settings()) and not (tmp_path / "elsewhere").exists()
+
+
+class _Boom:
+    """Unpickling this would create a file: a cache must never do it."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["BOOM_FILE"]),))
+
+
+def test_unsigned_or_tampered_entries_are_never_unpickled(project, tmp_path, monkeypatch):
+    path = "models/healthy.keras"
+    lint_many([path], Settings(), use_cache=True, progress=False)
+    cache = Cache.open(Settings())
+    key = cache.key(path)
+    entry = cache._entry(key)
+    boom = tmp_path / "boom"
+    monkeypatch.setenv("BOOM_FILE", str(boom))
+    # A repository shipping a doctored cache cannot sign it with our key.
+    entry.write_bytes(b"\0" * 32 + pickle.dumps(_Boom()))
+    assert cache.get(key) is None and not boom.exists()
+    report = lint_many([path], Settings(), use_cache=True, progress=False)[0]
+    assert not report.cached and not boom.exists()
+    assert lint_many([path], Settings(), use_cache=True, progress=False)[0].cached  # rewritten, signed
+
+
+def test_override_usage_is_counted_whatever_the_jobs(project):
+    files = ["models/tiny_bad.keras", "models/wreck.keras"]
+
+    def used(jobs: int, use_cache: bool):
+        settings = Settings(overrides=[Override(files=["*"], layers=["dense_0"], ignore=["RL002"])])
+        reports = lint_many(files, settings, jobs=jobs, use_cache=use_cache, progress=False)
+        return reports, settings.overrides[0].used
+
+    _, sequential = used(1, False)
+    assert sequential >= 1
+    assert used(2, False)[1] == sequential
+    used(1, True)  # fill the cache
+    reports, cached = used(1, True)
+    assert all(r.cached for r in reports) and cached == sequential
+
+
+def test_no_progress_output_when_stderr_is_not_a_terminal(project, many, capfd):
+    lint_many(many[:20], Settings(), jobs=1, use_cache=False, progress=True)
+    assert capfd.readouterr().err == ""

@@ -1,0 +1,131 @@
+"""The pre-commit hook: the manifest is valid, its ``files`` regex picks the
+files that make up models, and (slow: pre-commit builds the hook's virtual
+environment from this checkout, which needs the package index) a commit
+holding a wrecked model is refused while a healthy one passes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_reporters import real_models  # noqa: F401  (shared fixture)
+
+yaml = pytest.importorskip("yaml")  # comes with pre-commit
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT / ".pre-commit-hooks.yaml"
+
+
+def pre_commit() -> str:
+    found = shutil.which("pre-commit", path=str(Path(sys.executable).parent)) or shutil.which("pre-commit")
+    if not found:
+        pytest.skip("pre-commit is not installed (pip install pre-commit)")
+    return found
+
+
+def hook() -> dict:
+    return next(h for h in yaml.safe_load(MANIFEST.read_text()) if h["id"] == "reglint")
+
+
+def test_manifest_validates():
+    done = subprocess.run([pre_commit(), "validate-manifest", str(MANIFEST)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_manifest_follows_the_conventions():
+    entry = hook()
+    assert entry["entry"] == "reglint check --force-exclude"
+    assert entry["language"] == "python" and entry["types"] == ["file"]
+    assert entry["require_serial"] is True and entry["minimum_pre_commit_version"] == "3.2.0"
+
+
+@pytest.mark.parametrize("path, matched", [
+    ("models/a.keras", True), ("b.h5", True), ("c.hdf5", True), ("d.onnx", True),
+    ("sm/saved_model.pb", True), ("sm/keras_metadata.pb", True),
+    ("sm/variables/variables.index", True), ("sm/variables/variables.data-00000-of-00001", True),
+    ("notes.txt", False), ("a.keras.txt", False), ("other.pb", False), ("variables/other.index", False),
+])
+def test_files_regex(path, matched):
+    # pre-commit matches with re.search on the repo-relative path.
+    assert bool(re.search(hook()["files"], path)) is matched
+
+
+# ---------------------------------------------------------------------------
+# the real thing
+
+
+def snapshot_checkout(dest: Path) -> Path:
+    """The working tree (tracked and untracked, not ignored files) as a
+    one-commit repository: pre-commit installs hooks from commits, and the
+    checkout may hold uncommitted work."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file() and not name.startswith(("fixtures/", "tests/data/")):
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "snapshot")
+    return dest
+
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_GLOBAL": os.devnull,
+           "GIT_CONFIG_SYSTEM": os.devnull}
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check,
+                          env={**os.environ, **GIT_ENV})
+
+
+@pytest.mark.slow
+def test_commit_with_a_wrecked_model_is_refused(tmp_path, real_models, monkeypatch):
+    tool = pre_commit()
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit-home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    hooks_repo = snapshot_checkout(tmp_path / "reglint-src")
+    repo = tmp_path / "user"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    shutil.copy(real_models["tiny_bad"], repo / "bad.keras")
+    shutil.copy(real_models["healthy"], repo / "good.keras")
+    git(repo, "add", "bad.keras", "good.keras")
+
+    def try_repo(*files: str) -> subprocess.CompletedProcess:
+        return subprocess.run([tool, "try-repo", str(hooks_repo), "reglint", "--files", *files], cwd=repo,
+                              capture_output=True, text=True, timeout=900)
+
+    bad = try_repo("bad.keras")
+    if bad.returncode != 0 and "RL001" not in bad.stdout:
+        pytest.skip("pre-commit could not build the hook environment (is the package index reachable?):\n"
+                    + (bad.stdout + bad.stderr)[-1500:])
+    assert bad.returncode == 1 and "RL001" in bad.stdout
+    good = try_repo("good.keras")
+    assert good.returncode == 0, good.stdout
+
+    # As a user would have it: a config pinning the hook, installed into Git.
+    rev = git(hooks_repo, "rev-parse", "HEAD").stdout.strip()
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n-   repo: {hooks_repo}\n    rev: {rev}\n    hooks:\n    -   id: reglint\n"
+        "        args: [--output-format=concise]\n")
+    subprocess.run([tool, "install"], cwd=repo, check=True, capture_output=True)
+    git(repo, "add", ".pre-commit-config.yaml")
+    refused = git(repo, "commit", "-m", "add a wrecked model", check=False)
+    assert refused.returncode != 0
+    assert "bad.keras: RL001" in refused.stdout + refused.stderr
+    git(repo, "rm", "-q", "--cached", "bad.keras")
+    accepted = git(repo, "commit", "-m", "add a healthy model", check=False)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr

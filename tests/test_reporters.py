@@ -1,0 +1,370 @@
+"""CI output formats on real Keras files: SARIF (schema-valid, both flavors),
+GitHub annotations and job summary, JUnit, GitLab, concise, pylint,
+json-lines.
+
+``real_models`` (a session fixture, also used by the other CLI-integration
+test modules) saves tiny Keras models once per session:
+
+* ``wreck``: Dense(512)-Dense(512)-Dense(10) on 784 inputs, L2(0.05) on the
+  kernels: an RL001 error (penalty 25x the data loss);
+* ``tiny_bad``: 8-16-10 with L2(5.0) under SGD(lr=1.0): RL001 and one RL002
+  per layer;
+* ``healthy``: 8-16-10 with L2(1e-3) under SGD(lr=0.01): no findings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from reglint.config.settings import Settings
+from reglint.engine.finding import Finding, Severity
+from reglint.engine.report import FileReport, RunReport
+from reglint.engine.runner import lint_file
+from reglint.reporters import renderer
+from reglint.reporters.github import escape_data, escape_property, render_github
+from reglint.reporters.junit import render_junit
+from reglint.reporters.machine import render_concise, render_gitlab, render_json_lines, render_pylint
+from reglint.reporters.sarif import sarif_log
+
+SCHEMA = Path("/work/shared/reference/sarif-schema-2.1.0.json")
+if not SCHEMA.is_file():  # outside the workspace: the copy in the repo, if any
+    SCHEMA = Path(__file__).resolve().parents[1] / "src" / "reglint" / "reporters" / "sarif-schema-2.1.0.json"
+
+MODEL_SCRIPT = r"""
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+
+def save(path, l2, lr, units, inputs):
+    layers = [keras.Input((inputs,))] + [
+        keras.layers.Dense(u, kernel_regularizer=keras.regularizers.L2(l2), name=f"dense_{i}")
+        for i, u in enumerate(units)]
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="sparse_categorical_crossentropy")
+    model.save(path)
+
+folder = sys.argv[1]
+save(os.path.join(folder, "wreck.keras"), 0.05, 0.01, (512, 512, 10), 784)
+save(os.path.join(folder, "tiny_bad.keras"), 5.0, 1.0, (16, 10), 8)
+save(os.path.join(folder, "healthy.keras"), 1e-3, 0.01, (16, 10), 8)
+"""
+MODEL_NAMES = ("wreck.keras", "tiny_bad.keras", "healthy.keras")
+
+
+def build_models(folder: Path) -> dict[str, Path]:
+    """Save the three models into ``folder`` once (a subprocess keeps
+    TensorFlow out of the test process); skip when Keras is missing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not all((folder / name).is_file() for name in MODEL_NAMES):
+        try:
+            import keras  # noqa: F401
+        except ImportError:
+            pytest.skip("keras is not installed: cannot save test models")
+        done = subprocess.run([sys.executable, "-c", MODEL_SCRIPT, str(folder)], capture_output=True, text=True,
+                              timeout=600)
+        if done.returncode != 0:
+            pytest.fail(f"saving the test models failed:\n{done.stderr[-2000:]}")
+    return {name.split(".")[0]: folder / name for name in MODEL_NAMES}
+
+
+@pytest.fixture(scope="session")
+def real_models(tmp_path_factory) -> dict[str, Path]:
+    # A fixed folder under the session's base temp: modules importing this
+    # fixture share one set of files.
+    return build_models(tmp_path_factory.getbasetemp() / "reglint-real-models")
+
+
+@pytest.fixture
+def project(tmp_path, real_models, monkeypatch) -> Path:
+    """A project folder holding copies of the models, as the cwd, with the
+    cache's signing key kept out of the real home folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    for name, path in real_models.items():
+        shutil.copy(path, root / "models" / f"{name}.keras")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def report(project) -> RunReport:
+    """wreck + healthy + tiny_bad + an unreadable file, linted for real."""
+    (project / "models" / "broken.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    settings = Settings()
+    files = sorted(str(p.relative_to(project)) for p in (project / "models").iterdir())
+    return RunReport([lint_file(path, settings) for path in files])
+
+
+def render(fn, report: RunReport, **kwargs) -> str:
+    out = io.StringIO()
+    fn(report, out, settings=Settings(), **kwargs)
+    return out.getvalue()
+
+
+def synthetic(layer: str = "dense_1", severity: Severity = Severity.ERROR, code: str = "RL001",
+              path: str = "models/a.keras", **values) -> RunReport:
+    finding = Finding(code=code, name="penalty-dominates-loss", severity=severity, message=f"too much at {layer}",
+                      layer=layer, target="kernel", remedy="lower it", values=values)
+    return RunReport([FileReport(path=path, findings=[finding])])
+
+
+# ---------------------------------------------------------------------------
+# the real report
+
+
+def test_real_report_has_the_expected_findings(report):
+    by_file = {Path(f.path).name: f for f in report.files}
+    assert "RL001" in {f.code for f in by_file["wreck.keras"].findings}
+    assert {f.code for f in by_file["tiny_bad.keras"].findings} >= {"RL001", "RL002"}
+    assert by_file["healthy.keras"].findings == []
+    assert by_file["broken.keras"].error
+
+
+# ---------------------------------------------------------------------------
+# SARIF
+
+
+@pytest.fixture(scope="module")
+def sarif_validator():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+@pytest.mark.parametrize("flavor", ["github", "strict"])
+def test_sarif_validates_against_the_official_schema(report, sarif_validator, flavor):
+    text = render(renderer("sarif"), report, flavor=flavor)
+    doc = json.loads(text)
+    errors = sorted(sarif_validator.iter_errors(doc), key=str)
+    assert not errors, errors[0]
+    regions = [r["locations"][0]["physicalLocation"].get("region") for r in doc["runs"][0]["results"]]
+    expected = {"startLine": 1} if flavor == "github" else None
+    assert regions and all(region == expected for region in regions)
+
+
+def test_sarif_rules_results_and_paths(report):
+    run = sarif_log(report)["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    ids = [r["id"] for r in rules]
+    result_ids = {r["ruleId"] for r in run["results"]}
+    assert ids == sorted(result_ids)  # only rules with results, in code order
+    assert "RL900" in ids  # the unreadable file
+    for rule in rules:
+        assert rule["id"] != rule["name"]
+        assert rule["shortDescription"]["text"] and len(rule["fullDescription"]["text"]) <= 1024
+        assert rule["help"]["text"] and rule["help"]["markdown"] and rule["helpUri"]
+        assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
+        assert rule["properties"]["problem.severity"] in ("error", "warning", "recommendation")
+    for result in run["results"]:
+        assert ids[result["ruleIndex"]] == result["ruleId"]
+        uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert uri.startswith("models/") and "\\" not in uri
+        fingerprints = result["partialFingerprints"]
+        assert fingerprints["primaryLocationLineHash"] and fingerprints["reglint/v1"].startswith(result["ruleId"])
+
+
+def test_sarif_names_the_layer_and_maps_info_to_note():
+    doc = sarif_log(synthetic(layer="block/dense_7", severity=Severity.INFO))
+    result = doc["runs"][0]["results"][0]
+    assert result["level"] == "note"
+    assert "block/dense_7" in result["message"]["text"]
+    assert result["locations"][0]["logicalLocations"][0] == {
+        "name": "dense_7", "fullyQualifiedName": "block/dense_7/kernel", "kind": "member"}
+
+
+def test_sarif_fingerprints_ignore_values_and_separate_layers():
+    def print_of(report):
+        return sarif_log(report)["runs"][0]["results"][0]["partialFingerprints"]
+
+    assert print_of(synthetic(lam=0.5)) == print_of(synthetic(lam=0.01))
+    assert print_of(synthetic(layer="dense_1")) != print_of(synthetic(layer="dense_2"))
+
+
+def test_sarif_points_savedmodel_findings_at_saved_model_pb(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"\x08\x01")
+    report = synthetic(path="sm")
+    uri = sarif_log(report)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "sm/saved_model.pb"
+
+
+def test_sarif_paths_are_relative_to_the_config_root(tmp_path):
+    settings = Settings(root=str(tmp_path))
+    report = synthetic(path=str(tmp_path / "models" / "a.keras"))
+    doc = sarif_log(report, settings)
+    assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+        "models/a.keras"
+
+
+# ---------------------------------------------------------------------------
+# GitHub
+
+
+def test_github_escapes_like_actions_core():
+    assert escape_data("100% a\r\nb") == "100%25 a%0D%0Ab"
+    assert escape_property("dense/kernel:0,x%") == "dense/kernel%3A0%2Cx%25"
+
+
+def test_github_annotation_with_a_hostile_layer_and_path():
+    report = synthetic(layer="a:b,c%d\nx", path="models/we:ird,name%.keras")
+    lines = render(render_github, report).splitlines()
+    assert len(lines) == 1  # the newline in the name did not break the command
+    line = lines[0]
+    props, _, message = line[len("::error "):].partition("::")
+    assert props == "file=models/we%3Aird%2Cname%25.keras,line=1,title=reglint (RL001)"
+    assert "[a:b,c%25dx]" in message  # control characters dropped, % escaped
+    assert "%0Afix: lower it" in message
+    assert "\r" not in line
+
+
+def test_github_real_report_levels_and_order(report):
+    lines = render(render_github, report).splitlines()
+    assert lines and all(line.startswith(("::error ", "::warning ", "::notice ")) for line in lines)
+    ranks = [{"::error": 3, "::warning": 2, "::notice": 1}[line.split(" ", 1)[0]] for line in lines]
+    assert ranks == sorted(ranks, reverse=True)
+    assert any("title=reglint (RL001)" in line and "models/wreck.keras" in line for line in lines)
+    assert any("title=reglint (RL900)" in line for line in lines)
+
+
+def test_github_caps_annotations_per_level():
+    findings = [Finding(code="RL001", name="x", severity=Severity.ERROR, message=f"m{i}", layer=f"d{i}")
+                for i in range(25)]
+    findings += [Finding(code="RL005", name="y", severity=Severity.INFO, message="n", layer="z")]
+    report = RunReport([FileReport(path="a.keras", findings=findings)])
+    lines = render(render_github, report).splitlines()
+    assert sum(line.startswith("::error ") for line in lines) == 10
+    assert sum(line.startswith("::notice file=") for line in lines) == 1  # info -> notice
+    assert lines[-1].startswith("::notice::15 more findings")
+
+
+def test_github_step_summary(report, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    render(render_github, report)
+    text = summary.read_text()
+    assert text.startswith("earlier step\n## reglint")  # appended, not replaced
+    assert "| Model | Severity | Rule | Layer | Message |" in text
+    assert "`models/wreck.keras`" in text and "RL001" in text
+
+
+def test_github_summary_cells_cannot_break_the_table(tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    render(render_github, synthetic(layer="a|b`<script>"))
+    row = [line for line in summary.read_text().splitlines() if line.startswith("| `models")][0]
+    assert row.count(" | ") == 4  # the pipes in the name are escaped
+    assert "`a\\|b'<script>`" in row  # a code span shows HTML literally
+    assert row.endswith("too much at a\\|b`&lt;script&gt; |")  # plain text is escaped
+
+
+# ---------------------------------------------------------------------------
+# JUnit, GitLab, concise, pylint, json-lines
+
+
+def test_junit_is_well_formed_xml(report):
+    root = ET.fromstring(render(render_junit, report).encode("utf-8"))
+    assert root.tag == "testsuites" and root.get("name") == "reglint"
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"models/broken.keras", "models/healthy.keras", "models/tiny_bad.keras",
+                           "models/wreck.keras"}
+    healthy = suites["models/healthy.keras"]
+    assert healthy.get("failures") == "0" and len(healthy.findall("testcase")) == 1
+    assert suites["models/broken.keras"].find("testcase/error") is not None
+    tiny = suites["models/tiny_bad.keras"]
+    names = {case.get("name") for case in tiny.findall("testcase")}
+    assert "RL002 [dense_0]" in names
+    assert all(case.get("classname").startswith("reglint.RL") for case in tiny.findall("testcase"))
+    assert int(root.get("failures")) == sum(int(s.get("failures")) for s in suites.values())
+
+
+def test_junit_survives_hostile_names():
+    text = render(render_junit, synthetic(layer='x"<&>\x1b[31m\x00\ufffe'))
+    case = ET.fromstring(text.encode("utf-8")).find("testsuite/testcase")
+    assert case.get("name") == 'RL001 [x"<&>]'
+
+
+def test_gitlab_code_quality(report):
+    issues = json.loads(render(render_gitlab, report))
+    assert issues and {i["severity"] for i in issues} <= {"critical", "minor", "info"}
+    assert len({i["fingerprint"] for i in issues}) == len(issues)
+    for issue in issues:
+        assert issue["location"]["positions"]["begin"]["line"] == 1
+        assert issue["location"]["path"].startswith("models/")
+        assert issue["check_name"].startswith("RL") and issue["description"]
+
+
+def test_concise_and_pylint_lines(report):
+    concise = render(render_concise, report).splitlines()
+    assert any(line.startswith("models/wreck.keras: RL001 ") for line in concise)
+    assert any(line.startswith("models/tiny_bad.keras: RL002 [dense_0] ") for line in concise)
+    assert any(line.startswith("models/broken.keras: RL900 ") for line in concise)
+    assert concise[-1] == f"Found {len(concise) - 1} errors."
+    pylint = render(render_pylint, report).splitlines()
+    assert any(line.startswith("models/wreck.keras:1: [RL001] ") for line in pylint)
+    assert len(pylint) == len(concise) - 1
+
+
+def test_concise_clean_run():
+    assert render(render_concise, RunReport([FileReport(path="a.keras")])) == "All checks passed!\n"
+
+
+def test_json_lines_one_object_per_finding(report):
+    lines = render(render_json_lines, report).splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == sum(len(f.findings) for f in report.files) + 1
+    assert {"code", "name", "severity", "message", "filename", "layer", "url", "fingerprint"} <= set(records[0])
+    assert any(r["code"] == "RL900" and r["filename"] == "models/broken.keras" for r in records)
+
+
+def test_json_keeps_unreadable_files_as_errors(report):
+    doc = json.loads(render(renderer("json"), report))
+    broken = [f for f in doc["files"] if f["path"].endswith("broken.keras")][0]
+    assert broken["error"] and not broken["findings"]
+
+
+def test_machine_formats_strip_escape_sequences():
+    report = synthetic(layer="dense\x1b[31m_red\x1b[0m")
+    for fmt in ("concise", "pylint", "json-lines", "gitlab", "github", "junit", "sarif"):
+        assert "\x1b" not in render(renderer(fmt), report), fmt
+        assert "\\u001b" not in render(renderer(fmt), report), fmt
+
+
+# ---------------------------------------------------------------------------
+# through the command line
+
+
+def test_cli_writes_annotations_and_a_sarif_file_in_one_run(project):
+    from typer.testing import CliRunner
+
+    from reglint.cli.app import app
+
+    result = CliRunner().invoke(app, ["check", "models/wreck.keras", "models/healthy.keras", "--no-cache",
+                                      "--output-format", "github,sarif:out.sarif"])
+    assert result.exit_code == 1, result.output
+    assert "::error file=models/wreck.keras,line=1,title=reglint (RL001)::" in result.stdout
+    sarif = json.loads((project / "out.sarif").read_text())
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {"RL001"}
+
+
+def test_cli_output_is_not_wrapped(project):
+    """Machine formats bypass rich: a long record stays on one line."""
+    env = {**os.environ, "COLUMNS": "40"}
+    reglint = Path(sys.executable).with_name("reglint")
+    done = subprocess.run([str(reglint), "check", "models/wreck.keras", "-f", "json-lines", "--no-cache"],
+                          capture_output=True, text=True, env=env, cwd=project)
+    assert done.returncode == 1, done.stderr
+    assert len(done.stdout.splitlines()) == 1 and len(done.stdout) > 40
