@@ -66,7 +66,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
                  "\n".join(regs) or "[dim]-[/]", g(init) if has_init else ""]
         if has_saved:
             cells.append(g(saved) if has_saved_here else "")
-        cells.append(pct(init / scale) if has_init else "")
+        reference = init if has_init else (saved if has_saved_here else None)
+        cells.append(pct(reference / scale) if reference is not None else "")
         table.add_row(*cells)
     console.print(table)
     console.print(f"  data-loss scale: {g(scale)} [dim]({markup(analysis.loss_scale.explanation)})[/]")
@@ -89,7 +90,9 @@ def _model_summary(rep: FileReport, console: Console) -> None:
                       (", " + ", ".join(extras) if extras else "") + source)
     total = analysis.total_penalty_init(include_invariant=True)
     if analysis.penalties:
-        console.print(f"  penalty at init: {g(total)} = {pct(total / scale)} of the data-loss scale")
+        at = "at init" if all(p.penalty_init is not None for p in analysis.penalties) else \
+            "at init, or at the saved weights where no initializer is recorded"
+        console.print(f"  penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale")
     for note in model.notes[:5]:
         console.print(f"  [dim]note: {markup(note)}[/]")
     console.print()
