@@ -92,6 +92,12 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
     if parts and not unknown:
         source = Provenance.USER if (target_var is not None or classes is not None) else Provenance.INFERRED
         return LossScale(total, source, "; ".join(parts), parts)
+    if not model.losses and classes is not None:
+        value = math.log(classes) if classes >= 2 else math.log(2.0)
+        return LossScale(value, Provenance.USER, f"cross-entropy over {classes} classes (--classes): ln {classes} = "
+                                                 f"{value:.3g}")
+    if not model.losses and target_var is not None:
+        return LossScale(target_var, Provenance.USER, f"squared error with target variance {target_var:g} (--target-var)")
     if not model.losses:
         why = "no compiled loss saved"
     else:

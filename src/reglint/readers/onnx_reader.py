@@ -158,7 +158,7 @@ def read_onnx(path: Path, options: ReadOptions) -> Model:
     """Describe the ONNX model at ``path``; raises ModelReadError one-liners."""
     proto = _load_proto(path)
     try:
-        return _Reader(path, proto, options).read()
+        return _tidy_float32(_Reader(path, proto, options).read())
     except ReglintError:
         raise
     except OSError as exc:  # a data file vanishing or unreadable mid-read
@@ -1496,3 +1496,25 @@ def _node_scope(name: str) -> str | None:
 def _clean(name: str) -> str:
     """Layer keys never hold '/' (it marks containers in layer paths)."""
     return name.strip("/").replace("/", ".")
+
+
+def _tidy_float32(model: Model) -> Model:
+    """ONNX stores attributes and constants as float32: show 0.01, not
+    0.009999999776, as the Keras readers do (``keras_objects.tidy``)."""
+    from reglint.readers.keras_objects import tidy
+
+    opt = model.optimizer
+    if opt is not None:
+        for name in ("weight_decay", "coupled_l2", "momentum", "beta_1", "beta_2", "epsilon", "lr_decay"):
+            value = getattr(opt, name)
+            if isinstance(value, float):
+                setattr(opt, name, tidy(value))
+        lr = opt.learning_rate
+        if lr is not None:
+            lr.initial = tidy(lr.initial) if isinstance(lr.initial, float) else lr.initial
+            lr.peak = tidy(lr.peak) if isinstance(lr.peak, float) else lr.peak
+    for _, var in model.variables():
+        reg = var.regularizer
+        if reg is not None:
+            reg.l1, reg.l2, reg.factor = tidy(reg.l1), tidy(reg.l2), tidy(reg.factor)
+    return model

@@ -48,7 +48,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         for var in layer.variables:
             if var.regularizer is None:
                 continue
-            regs.append(f"{markup(var.name)} {markup(lam(var.regularizer))}")
+            source = " [dim](user)[/]" if var.regularizer.source.value == "user" else ""
+            regs.append(f"{markup(var.name)} {markup(lam(var.regularizer))}{source}")
             p = penalties.get((layer.path, var.name))
             if p is not None and p.penalty_init is not None:
                 init += p.penalty_init

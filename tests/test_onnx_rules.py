@@ -1,0 +1,50 @@
+"""The same rules on ONNX models: training artifacts carry their optimizer,
+training graphs their penalty, inference graphs take them from the user."""
+
+from __future__ import annotations
+
+import math
+
+from reglint.config.settings import Settings
+from reglint.engine.analysis import TrainingContext
+from reglint.engine.finding import Severity
+from reglint.engine.runner import lint_file
+
+from conftest import FIXTURES
+
+ONNX = FIXTURES / "onnx"
+
+
+def lint(path, **context):
+    report = lint_file(str(path), Settings(context=TrainingContext(**context)))
+    assert report.error is None, report.error
+    return report
+
+
+def test_artifacts_weight_decay_and_learning_rate_are_linted():
+    report = lint(ONNX / "artifacts_adamw" / "training_model.onnx")
+    opt = report.model.optimizer
+    assert opt.class_name == "AdamW" and math.isclose(opt.weight_decay, 0.01)
+    assert math.isclose(report.analysis.dynamics.decoupled_shrink, 0.002 * 0.01, rel_tol=1e-6)
+    # Over a 10-step run the decay integrates to 2e-4: RL005 says it does nothing.
+    short = lint(ONNX / "artifacts_adamw" / "training_model.onnx", steps=10)
+    assert [f.code for f in short.findings if f.code == "RL005"] == ["RL005"]
+
+
+def test_training_graph_penalty_is_checked_against_the_loss():
+    report = lint(ONNX / "train_l2_penalty.onnx")
+    assert {p.l2 for p in report.analysis.penalties} == {0.0005}
+    assert math.isclose(report.analysis.loss_scale.value, math.log(10))
+    assert not [f for f in report.findings if f.severity is Severity.ERROR]
+    # the same graph trained with SGD at lr 2000 would be unstable: 2*2000*5e-4 = 2 > 2(1+0)
+    unstable = lint(ONNX / "train_l2_penalty.onnx", optimizer="SGD", learning_rate=2000.0)
+    assert {f.code for f in unstable.findings if f.severity is Severity.ERROR} >= {"RL002"}
+
+
+def test_inference_graph_takes_user_regularizers():
+    report = lint(ONNX / "mlp.onnx", regularizers=[{"layers": "fc*", "target": "kernel", "l2": 5.0}],
+                  optimizer="SGD", learning_rate=0.5, momentum=0.9, classes=10)
+    codes = {f.code for f in report.findings}
+    assert {"RL001", "RL002"} <= codes
+    assert all(p.regularizer.source.value == "user" for p in report.analysis.penalties)
+    assert lint(ONNX / "mlp.onnx").findings == []
