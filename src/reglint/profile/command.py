@@ -1,0 +1,276 @@
+"""``reglint profile PATH``: the CLI glue.
+
+Order matters: everything that can be refused without TensorFlow (options,
+a missing or unreadable file, a SavedModel folder, a model that would run
+code from the file, a bad ``--data`` file) is refused first, in one line
+with exit code 2, before the slow TensorFlow import. Then the model is
+loaded with Keras, measured (``measure``), turned into findings
+(``findings``) and rendered (``render``). Exit codes as ``check``: 0 clean,
+1 findings at or above ``--fail-on`` (default error), 2 errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from reglint.engine.finding import Severity
+from reglint.engine.report import FileReport, RunReport
+from reglint.errors import ReglintError
+from reglint.model import Model
+from reglint.profile import ProfileError
+
+DEVICES = ("auto", "cpu", "gpu")
+# A config.json larger than this is not read for the safety scan (the
+# static reader has its own limits; this only bounds the second look).
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+
+
+def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: str = "y", steps: int = 20,
+                batch_size: int = 32, device: str = "auto", trust_model: bool = False,
+                output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
+                seed: int = 0) -> int:
+    """Profile one model; returns the exit code."""
+    from reglint.cli.app import err
+
+    try:
+        return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
+                        output_file, fail_on, seed)
+    except ReglintError as exc:
+        err(str(exc))
+        return 2
+    except MemoryError:
+        err(f"{path}: out of memory while profiling; try a smaller --batch-size or --device cpu")
+        return 2
+
+
+def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, batch_size: int, device: str,
+             trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
+             seed: int) -> int:
+    from reglint.cli.run import parse_outputs
+    from reglint.config.loader import load_settings
+    from reglint.engine.runner import lint_file
+
+    settings = load_settings([str(path)])
+    if fail_on is not None:
+        settings.fail_on = None if fail_on == "none" else Severity.parse(fail_on)
+    settings.context.batch_size = batch_size
+    trust = trust_model or settings.trust_model
+    outputs = parse_outputs(output_format, output_file)
+    if str(device).lower() not in DEVICES:
+        raise ProfileError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if steps < 1 or batch_size < 1:
+        raise ProfileError("--steps and --batch-size must be at least 1")
+    refuse_savedmodel(path)
+
+    report = lint_file(str(path), settings)
+    if report.error:
+        raise ProfileError(f"{path}: {report.error}")
+    reasons = refusal_reasons(report.model, path)
+    if reasons and not trust:
+        more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        raise ProfileError(f"{path}: refusing to run code from the model file ({'; '.join(reasons[:3])}{more}); "
+                           f"pass --trust-model if you trust it")
+    npz = None
+    if data is not None:
+        from reglint.profile.data import load_npz
+
+        npz = load_npz(data, x_key, y_key)
+
+    result = _measure(path, report, npz, steps=steps, batch_size=batch_size, device=device, trust=trust, seed=seed)
+
+    from reglint.engine.selection import filter_findings, selected_rules
+    from reglint.profile.findings import measured_findings
+
+    selected = {cls.code for cls in selected_rules(settings)}
+    measured = measured_findings(result, report, settings.thresholds, selected)
+    kept, suppressed = filter_findings(measured, str(path), settings)
+    report.findings = sorted(report.findings + kept,
+                             key=lambda f: (-f.severity.rank, f.code, not f.measured, f.layer or ""))
+    report.suppressed = report.suppressed + suppressed
+    run_report = RunReport(files=[report])
+
+    from reglint.profile.render import write_outputs
+
+    try:
+        write_outputs(run_report, result, outputs, settings)
+    except OSError as exc:
+        raise ProfileError(f"cannot write the report: {exc.strerror or exc}") from None
+    return run_report.exit_code(settings.fail_on)
+
+
+def _measure(path: Path, report: FileReport, npz, *, steps: int, batch_size: int, device: str, trust: bool,
+             seed: int):
+    """Import Keras, load, build the batches and measure."""
+    from reglint.profile import measure
+    from reglint.profile.data import batches_from_npz, synthetic_batches
+
+    tf, keras = measure.import_keras()
+    tf_device, device_name, device_kind = measure.select_device(tf, device)
+    start = time.perf_counter()
+    with tf.device(tf_device):
+        model, compile_problem = measure.load_model(keras, path, trust)
+        # A model saved compiled whose compile settings Keras could not
+        # restore still has the optimizer the file records.
+        optimizer = measure.rebuild_optimizer(keras, report.model.optimizer) \
+            if getattr(model, "optimizer", None) is None else None
+    load_seconds = time.perf_counter() - start
+    try:
+        loss = measure.resolve_loss(keras, model, report.model, reason=compile_problem)
+        inputs, targets = measure.model_specs(model, loss)
+        if npz is not None:
+            batches = batches_from_npz(npz, inputs, targets, batch_size, seed)
+        else:
+            batches = synthetic_batches(inputs, targets, batch_size, seed)
+        with progress_bar(steps) as progress:
+            return measure.run_profile_measurement(
+                tf, keras, model, batches, loss, steps=steps, device=tf_device, device_name=device_name,
+                device_kind=device_kind, load_seconds=load_seconds, analysis=report.analysis,
+                optimizer=optimizer, progress=progress)
+    except ReglintError:
+        raise
+    except Exception as exc:  # TensorFlow errors: one line, never a traceback
+        hint = "; try a smaller --batch-size or --device cpu" if "ResourceExhausted" in type(exc).__name__ else ""
+        raise ProfileError(f"{path}: profiling failed ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:300]}){hint}") from None
+    finally:
+        del model
+        keras.backend.clear_session()
+
+
+@contextmanager
+def progress_bar(total: int) -> Iterator[Any]:
+    """A rich progress bar on stderr, per step, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("profiling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("steps", total=total, info="")
+
+        def update(step: int, values: dict[str, float]) -> None:
+            bar.update(task, completed=step,
+                       info=f"data loss {values['data_loss']:.4g}  penalty {values['penalty']:.4g}")
+
+        yield update
+
+
+# ---------------------------------------------------------------------------
+# refusals before any Keras code runs
+
+
+def refuse_savedmodel(path: Path) -> None:
+    """Keras 3 loads only .keras and .h5 for training: say so in one line."""
+    folder = path if path.is_dir() else path.parent
+    if not ((path.is_dir() and (path / "saved_model.pb").is_file()) or
+            path.name in ("saved_model.pb", "keras_metadata.pb")):
+        return
+    if (folder / "keras_metadata.pb").is_file():
+        raise ProfileError(f"{path}: a tf.keras 2 SavedModel (keras_metadata.pb); Keras 3 cannot load it for "
+                           f"training: load it with tf_keras and save it as .h5, or re-save it as .keras")
+    raise ProfileError(f"{path}: a SavedModel folder is an inference graph Keras 3 cannot train; profile the "
+                       f".keras or .h5 file it was exported from")
+
+
+def refusal_reasons(model: Model, path: Path) -> list[str]:
+    """What in the file would run code on load: ``Lambda`` layers (their
+    function is Python bytecode) and classes outside Keras (``module`` not
+    ``keras``/``keras.*``, registered custom names, custom layers,
+    regularizers or initializers the static reader found)."""
+    reasons: list[str] = []
+    raw = raw_config(path)
+    objects = list(_objects(raw)) if raw is not None else []
+    for obj in objects:
+        if obj.get("class_name") == "Lambda":
+            cfg = obj.get("config")
+            reasons.append(f"Lambda layer {(cfg.get('name') if isinstance(cfg, dict) else None) or '?'}")
+    if raw is None:
+        reasons += [f"Lambda layer {layer.path}" for layer in model.layers if layer.class_name == "Lambda"]
+    if any("module" in obj for obj in objects):
+        for obj in objects:
+            custom = _custom_object(obj)
+            if custom:
+                reasons.append(f"custom class {custom}")
+    else:  # legacy configs without `module`: trust the static reader's judgement
+        for layer in model.layers:
+            if layer.custom:
+                reasons.append(f"custom layer {layer.class_name} ({layer.path})")
+            for var in layer.variables:
+                if var.regularizer is not None and var.regularizer.kind == "custom":
+                    reasons.append(f"custom regularizer {var.regularizer.class_name} ({layer.path}/{var.name})")
+                if var.initializer is not None and var.initializer.name.startswith("custom:"):
+                    reasons.append(f"custom initializer {var.initializer.name[7:]} ({layer.path}/{var.name})")
+            reg = layer.activity_regularizer
+            if reg is not None and reg.kind == "custom":
+                reasons.append(f"custom activity regularizer {reg.class_name} ({layer.path})")
+    seen, out = set(), []
+    for reason in reasons:
+        if reason not in seen:
+            seen.add(reason)
+            out.append(reason)
+    return out
+
+
+def raw_config(path: Path) -> dict[str, Any] | None:
+    """The model config as saved (``config.json`` of a .keras zip,
+    ``model_config`` of an HDF5 file), or None."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                info = archive.getinfo("config.json")
+                if info.file_size > MAX_CONFIG_BYTES:
+                    return None
+                return json.loads(archive.read(info))
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            text = handle.attrs.get("model_config")
+            if text is None:
+                return None
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", errors="replace")
+            return json.loads(text)
+    except Exception:  # the static reader already vouched for the file; this is a second look
+        return None
+
+
+def _objects(node: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Every serialized object ({"class_name": ...}) in a config."""
+    if depth > 200:
+        return
+    if isinstance(node, dict):
+        if "class_name" in node:
+            yield node
+        for value in node.values():
+            yield from _objects(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value, depth + 1)
+
+
+def _keras_module(module: str) -> bool:
+    """Keras' own classes; tf.keras writes ``tf_keras.src...`` into .keras files."""
+    return any(module == root or module.startswith(root + ".") for root in ("keras", "tf_keras"))
+
+
+def _custom_object(obj: dict[str, Any]) -> str | None:
+    """A name for an object Keras would have to find outside itself, else None."""
+    if "module" not in obj and "registered_name" not in obj:
+        return None
+    module, registered = obj.get("module"), obj.get("registered_name")
+    if isinstance(module, str) and _keras_module(module):
+        return None
+    if obj.get("class_name") == "function" and isinstance(obj.get("config"), str):
+        return f"function {obj['config']} ({module})"
+    if registered:
+        return str(registered)
+    return f"{module}.{obj.get('class_name')}" if module else str(obj.get("class_name"))

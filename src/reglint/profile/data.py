@@ -1,0 +1,299 @@
+"""Inputs for ``reglint profile``: batches from the user's ``.npz``, or
+synthetic batches shaped like the model's inputs and compiled loss.
+
+Numpy only: nothing here imports TensorFlow, so a bad ``--data`` file is
+reported before the slow Keras import.
+
+With ``--data``, batches are drawn without replacement from a permutation
+of the examples fixed by ``--seed``; the first batch is the *probe* on which
+the initial and final data losses are compared.
+
+Without data, one synthetic batch is drawn and every step trains on it (the
+"overfit one batch" sanity check): inputs are standard normal floats
+(integer token ids in ``[0, input_dim)`` for inputs that feed an
+``Embedding``), labels are drawn to match the loss: class ids for sparse
+cross-entropy, one-hot rows for categorical losses, {0, 1} for binary
+losses, |N(0, 1)| for losses of positive targets (Poisson, MSLE) and
+N(0, 1) for regression. Random labels carry no signal, so only the scale
+at initialisation is measured; a healthy optimizer can still fit one
+fixed batch, which is what the short run checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reglint.profile import ProfileError
+
+# Unknown non-batch dimensions (variable sequence length, image size) of a
+# synthetic input: small, so a profile stays fast.
+UNKNOWN_DIM = 8
+
+SPARSE = "sparse"
+ONE_HOT = "one_hot"
+BINARY = "binary"
+POSITIVE = "positive"
+REGRESSION = "regression"
+
+_LOSS_ALIASES = {
+    "mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error", "kld": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence", "logcosh": "log_cosh", "bce": "binary_crossentropy",
+    "huber_loss": "huber",
+}
+_KIND_BY_LOSS = {
+    "sparse_categorical_crossentropy": SPARSE,
+    "categorical_crossentropy": ONE_HOT,
+    "categorical_focal_crossentropy": ONE_HOT,
+    "kl_divergence": ONE_HOT,
+    "categorical_hinge": ONE_HOT,
+    "binary_crossentropy": BINARY,
+    "binary_focal_crossentropy": BINARY,
+    "hinge": BINARY,
+    "squared_hinge": BINARY,
+    "poisson": POSITIVE,
+    "mean_squared_logarithmic_error": POSITIVE,
+}
+
+
+def canonical_loss_name(name: str | None) -> str | None:
+    """``"mse"`` -> ``mean_squared_error``; ``SparseCategoricalCrossentropy``
+    -> ``sparse_categorical_crossentropy``."""
+    if not name:
+        return None
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name)).lower()
+    return _LOSS_ALIASES.get(snake, snake)
+
+
+def label_kind(loss_name: str | None) -> str:
+    return _KIND_BY_LOSS.get(canonical_loss_name(loss_name) or "", REGRESSION)
+
+
+@dataclass
+class InputSpec:
+    """One model input: its shape without the batch axis (None: unknown)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+    vocabulary: int | None = None  # input_dim of the Embedding it feeds
+
+
+@dataclass
+class TargetSpec:
+    """One model output and the labels its loss expects."""
+
+    name: str
+    shape: tuple[int | None, ...]  # the output's shape without the batch axis
+    kind: str  # SPARSE, ONE_HOT, BINARY, POSITIVE, REGRESSION
+
+
+@dataclass
+class Batches:
+    """Fixed-size batches, cycled with a seeded permutation.
+
+    ``xs``/``ys`` hold one array per model input/output; ``batch(t)`` is
+    what step ``t`` trains on, ``batch(0)`` the probe.
+    """
+
+    xs: list[np.ndarray]
+    ys: list[np.ndarray]
+    batch_size: int
+    seed: int
+    synthetic: bool
+    source: str  # the .npz path, or "synthetic"
+    keys: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.samples = int(self.xs[0].shape[0])
+        self.batch_size = max(1, min(self.batch_size, self.samples))
+        self._order = np.random.default_rng(self.seed).permutation(self.samples)
+        self.per_epoch = self.samples // self.batch_size  # the last partial batch is dropped, like a fixed shape
+
+    def batch(self, step: int) -> tuple[Any, Any]:
+        start = (step % self.per_epoch) * self.batch_size
+        index = self._order[start:start + self.batch_size]
+        xs = [x[index] for x in self.xs]
+        ys = [y[index] for y in self.ys]
+        return (xs[0] if len(xs) == 1 else xs), (ys[0] if len(ys) == 1 else ys)
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": "synthetic" if self.synthetic else "file", "path": None if self.synthetic else self.source,
+                "samples": self.samples, "batch_size": self.batch_size, "seed": self.seed,
+                "x_shapes": [list(x.shape) for x in self.xs], "y_shapes": [list(y.shape) for y in self.ys],
+                "keys": self.keys or None, "notes": list(self.notes)}
+
+
+# ---------------------------------------------------------------------------
+# --data FILE.npz
+
+
+@dataclass
+class NpzData:
+    """Arrays read from ``--data``, before they are checked against the model."""
+
+    path: str
+    xs: list[np.ndarray]
+    ys: list[np.ndarray]
+    x_keys: list[str]
+    y_keys: list[str]
+
+
+def split_keys(text: str) -> list[str]:
+    """``--x-key a,b`` names one array per model input, in input order."""
+    keys = [k.strip() for k in str(text).split(",") if k.strip()]
+    if not keys:
+        raise ProfileError("empty --x-key/--y-key")
+    return keys
+
+
+def load_npz(path: str | Path, x_key: str, y_key: str) -> NpzData:
+    """Read the named arrays; ``allow_pickle=False``: an ``.npz`` from a pull
+    request must not run code."""
+    path = Path(path)
+    x_keys, y_keys = split_keys(x_key), split_keys(y_key)
+    if not path.is_file():
+        raise ProfileError(f"--data {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            available = list(archive.files)
+            missing = [k for k in x_keys + y_keys if k not in available]
+            if missing:
+                raise ProfileError(f"--data {path}: no array named {', '.join(missing)} (it holds "
+                                   f"{', '.join(available[:10]) or 'nothing'}); choose with --x-key/--y-key")
+            xs = [np.asarray(archive[k]) for k in x_keys]
+            ys = [np.asarray(archive[k]) for k in y_keys]
+    except ProfileError:
+        raise
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise ProfileError(f"--data {path}: cannot read without pickle ({exc})") from None
+    except Exception as exc:
+        raise ProfileError(f"--data {path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+    sizes = {a.shape[0] if a.ndim else None for a in xs + ys}
+    if None in sizes or len(sizes) != 1:
+        raise ProfileError(f"--data {path}: inputs and targets must have the same first (example) axis, got "
+                           f"{[list(a.shape) for a in xs + ys]}")
+    if not sizes.pop():
+        raise ProfileError(f"--data {path}: no examples")
+    return NpzData(str(path), xs, ys, x_keys, y_keys)
+
+
+def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[TargetSpec],
+                     batch_size: int, seed: int) -> Batches:
+    """Check the arrays against the model's inputs and outputs and cast them."""
+    if len(data.xs) != len(inputs):
+        names = ", ".join(i.name for i in inputs)
+        raise ProfileError(f"--data gives {len(data.xs)} input array(s) but the model has {len(inputs)} input(s) "
+                           f"({names}); name one array per input with --x-key a,b,...")
+    if len(data.ys) != len(targets):
+        raise ProfileError(f"--data gives {len(data.ys)} target array(s) but the model has {len(targets)} output(s); "
+                           f"name one array per output with --y-key a,b,...")
+    xs = []
+    for array, spec, key in zip(data.xs, inputs, data.x_keys):
+        if not _shape_fits(array.shape[1:], spec.shape):
+            raise ProfileError(f"--data array {key!r} has examples of shape {list(array.shape[1:])}; the model's "
+                               f"input {spec.name!r} expects {_show(spec.shape)}")
+        xs.append(array.astype(spec.dtype, copy=False) if array.dtype.kind in "fiub" else array)
+    ys = []
+    for array, spec in zip(data.ys, targets):
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32, copy=False)
+        ys.append(array)
+    return Batches(xs, ys, batch_size, seed, synthetic=False, source=data.path,
+                   keys={"x": data.x_keys, "y": data.y_keys})
+
+
+def _shape_fits(actual: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
+    if len(actual) != len(expected):
+        return False
+    return all(e is None or a == e for a, e in zip(actual, expected))
+
+
+def _show(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+# ---------------------------------------------------------------------------
+# synthetic
+
+
+def synthetic_batches(inputs: list[InputSpec], targets: list[TargetSpec], batch_size: int, seed: int) -> Batches:
+    """One batch of synthetic inputs and labels (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    notes = []
+    xs = []
+    for spec in inputs:
+        shape = (batch_size,) + tuple(UNKNOWN_DIM if d is None else int(d) for d in spec.shape)
+        if None in spec.shape:
+            notes.append(f"input {spec.name}: unknown dimensions set to {UNKNOWN_DIM}")
+        if spec.vocabulary:
+            xs.append(rng.integers(0, spec.vocabulary, size=shape).astype(spec.dtype))
+        elif np.dtype(spec.dtype).kind in "iu":
+            xs.append(rng.integers(0, 2, size=shape).astype(spec.dtype))
+            notes.append(f"input {spec.name}: integer input feeding no Embedding; drew 0/1")
+        elif np.dtype(spec.dtype).kind == "b":
+            xs.append(rng.integers(0, 2, size=shape).astype(bool))
+        else:
+            xs.append(rng.standard_normal(shape).astype(spec.dtype))
+    ys = [_labels(spec, batch_size, rng, xs) for spec in targets]
+    return Batches(xs, ys, batch_size, seed, synthetic=True, source="synthetic", notes=notes)
+
+
+def _labels(spec: TargetSpec, batch_size: int, rng: np.random.Generator, xs: list[np.ndarray]) -> np.ndarray:
+    # Unknown output dims follow the inputs' substitution (a sequence output
+    # is as long as the synthetic sequence).
+    shape = (batch_size,) + tuple(UNKNOWN_DIM if d is None else int(d) for d in spec.shape)
+    classes = shape[-1] if len(shape) > 1 else 1
+    if spec.kind == SPARSE:
+        return rng.integers(0, max(classes, 1), size=shape[:-1]).astype(np.int32)
+    if spec.kind == ONE_HOT:
+        ids = rng.integers(0, max(classes, 1), size=shape[:-1])
+        return np.eye(classes, dtype=np.float32)[ids]
+    if spec.kind == BINARY:
+        return rng.integers(0, 2, size=shape).astype(np.float32)
+    if spec.kind == POSITIVE:
+        return np.abs(rng.standard_normal(shape)).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def trivial_loss(y: Any, loss_name: str | None) -> float | None:
+    """The loss of the best constant prediction on labels ``y``: what a
+    network whose kernels collapsed to zero (biases fitted) scores.
+
+    Cross-entropy: ``H(p)`` with p the label frequencies (sparse ids, or the
+    column means of one-hot/soft labels); binary cross-entropy: the mean of
+    ``H_b(p_j)`` per output unit; MSE: the mean per-column variance; MAE:
+    the mean absolute deviation from the median. None for other losses.
+    """
+    name = canonical_loss_name(loss_name)
+    kind = label_kind(name)
+    y = np.asarray(y)
+    if y.size == 0 or y.dtype.kind not in "fiub":
+        return None
+    if kind == SPARSE:
+        ids = y.reshape(-1).astype(np.int64)
+        if ids.min() < 0:
+            return None
+        return _entropy(np.bincount(ids) / ids.size)
+    if name in ("categorical_crossentropy", "kl_divergence") and y.ndim >= 2:
+        return _entropy(y.reshape(-1, y.shape[-1]).astype(np.float64).mean(axis=0))
+    if name == "binary_crossentropy":
+        p = np.clip(y.reshape(y.shape[0], -1).astype(np.float64).mean(axis=0), 1e-12, 1 - 1e-12)
+        return float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
+    flat = y.reshape(y.shape[0], -1).astype(np.float64)
+    if name == "mean_squared_error":
+        return float(flat.var(axis=0).mean())
+    if name == "mean_absolute_error":
+        return float(np.abs(flat - np.median(flat, axis=0)).mean())
+    return None
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())

@@ -1,0 +1,211 @@
+"""Write a profile: the terminal table and run summary (``full``), JSON
+with the measured numbers under ``model.analysis.profile``, and every other
+format through the ordinary reporters (the measured findings travel in
+``findings`` with ``measured: true``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from reglint.engine.fmt import g, pct
+from reglint.engine.report import RunReport, jsonable
+from reglint.profile.measure import ProfileResult
+
+OUTCOME_STYLE = {"learning": "green", "stalled": "yellow", "collapsing": "bold red", "diverged": "bold red",
+                 "not-run": "dim"}
+
+
+def report_dict(report: RunReport, result: ProfileResult | None) -> dict[str, Any]:
+    """``RunReport.to_dict()`` with the measurement under the (single) model's
+    ``analysis.profile``."""
+    data = report.to_dict()
+    if result is not None and data["files"]:
+        model = data["files"][0].get("model")
+        if model is not None:
+            model.setdefault("analysis", {})["profile"] = jsonable(result.to_dict())
+    return data
+
+
+def render_json(report: RunReport, result: ProfileResult | None, out: TextIO) -> None:
+    json.dump(report_dict(report, result), out, indent=2, allow_nan=False)
+    out.write("\n")
+
+
+def write_outputs(report: RunReport, result: ProfileResult | None, outputs: list[tuple[str, str | None]],
+                  settings) -> None:
+    """``outputs`` as ``reglint.cli.run.parse_outputs`` returns them."""
+    from reglint.reporters import renderer
+
+    for fmt, target in outputs:
+        if fmt == "full" and target is None:
+            from reglint.cli.app import Color, make_console
+
+            console = make_console(Color.auto)
+            if not console.is_terminal:  # a pipe or CI log: do not fold the table at 80 columns
+                console.width = max(console.width, 140)
+            render_full(report, result, console)
+            continue
+        buffer = io.StringIO()
+        if fmt == "full":
+            from rich.console import Console
+
+            render_full(report, result, Console(file=buffer, color_system=None, width=140, highlight=False))
+        elif fmt == "json":
+            render_json(report, result, buffer)
+        elif fmt == "html":  # the measurement goes into the page beside the static numbers
+            from reglint.reporters.html import render_html
+
+            render_html(report, buffer, settings=settings, data=report_dict(report, result))
+        else:
+            renderer(fmt)(report, buffer, settings=settings)
+        if target is None:
+            sys.stdout.write(buffer.getvalue())
+        else:
+            Path(target).write_text(buffer.getvalue(), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------
+# full
+
+
+def render_full(report: RunReport, result: ProfileResult | None, console) -> None:
+    from rich.text import Text
+
+    from reglint.reporters.full import summary_line
+    from reglint.reporters.text import clean
+
+    for file_report in report.files:
+        if file_report.error:
+            console.print(Text(f"{clean(file_report.path)}: error: {clean(file_report.error)}", style="red"))
+            continue
+        model = file_report.model
+        version = f", Keras {clean(model.framework_version)}" if model.framework_version else ""
+        console.print(Text.assemble((clean(file_report.path), "bold"), f"  ({model.format}{version})  ",
+                                    f"{g(model.total_params)} params, profiled"))
+        if result is not None:
+            _table(result, console)
+            _summary(result, file_report, console)
+        _findings(file_report, console)
+    console.print(summary_line(report))
+
+
+def _table(result: ProfileResult, console) -> None:
+    from rich.table import Table
+
+    from reglint.reporters.text import markup
+
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column, justify in (("layer", "left"), ("variable", "left"), ("params", "right"), ("lambda", "left"),
+                            ("|g_data|", "right"), ("|g_pen|", "right"), ("ratio", "right"), ("share", "right"),
+                            ("update/|w|", "right"), ("(no pen.)", "right")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in result.variables:
+        ratio = row.ratio
+        ratio_text = g(ratio, 2)
+        if ratio >= 1:
+            ratio_text = f"[bold red]{ratio_text}[/]"
+        name = markup(row.variable) + (" [dim](invariant)[/]" if row.scale_invariant else "")
+        table.add_row(markup(row.layer), name, g(row.params), markup(_lambda(row.regularizer)) or "[dim]activity[/]",
+                      g(row.grad_data_norm), g(row.grad_penalty_norm), ratio_text,
+                      pct(row.share) if row.share is not None and row.regularizer is not None else "",
+                      _num(row.update_ratio), _num(row.update_ratio_data))
+    for lp in result.layer_penalties:
+        table.add_row(markup(lp.layer), f"[dim]({lp.kind})[/]", "", markup(_lambda(lp.regularizer)), "", "", "",
+                      f"{g(lp.penalty)}/sample" if lp.kind == "activity" else g(lp.penalty), "", "")
+    if not result.variables and not result.layer_penalties:
+        console.print("  [dim]no regularized variables[/]")
+    else:
+        console.print(table)
+
+
+def _num(value: float | None) -> str:
+    """Blank for unknown, "-" where w = 0 makes update/|w| meaningless."""
+    if value is None:
+        return ""
+    return g(value) if value != float("inf") else "-"
+
+
+def _lambda(reg: dict[str, Any] | None) -> str:
+    if not reg:
+        return ""
+    cls = reg.get("class", "?")
+    if cls in ("L1", "L2") and reg.get(cls.lower()) is not None:
+        return f"{cls}({g(reg[cls.lower()])})"  # as the user wrote it
+    factors = ", ".join(f"{k}={g(reg[k])}" for k in ("l1", "l2", "factor") if reg.get(k))
+    return f"{cls}({factors})"
+
+
+def _summary(result: ProfileResult, file_report, console) -> None:
+    from reglint.reporters.text import markup
+
+    console.print(f"  device: {markup(result.device)}; load {result.load_seconds:.2f} s, "
+                  f"measure + {len(result.trajectory)} steps {result.run_seconds:.2f} s")
+    data = result.data
+    if result.synthetic:
+        console.print(f"  data: synthetic, one batch of {data['batch_size']} "
+                      f"[yellow]({markup(result.notes[0])})[/]")
+    else:
+        console.print(f"  data: {markup(data.get('path'))}, {g(data['samples'])} examples, "
+                      f"batches of {data['batch_size']} (seed {data['seed']})")
+    loss = result.loss
+    names = ", ".join(n or "?" for n in loss.get("names") or [])
+    console.print(f"  loss: {markup(names)} [dim]({loss.get('source')})[/]")
+    opt = result.optimizer
+    if opt:
+        extras = [f"momentum {g(opt['momentum'])}" + (" nesterov" if opt.get("nesterov") else "")
+                  if opt.get("momentum") else "",
+                  f"weight_decay {g(opt['weight_decay'])}" if opt.get("weight_decay") else ""]
+        console.print(f"  optimizer: {markup(opt['class'])} lr {g(opt.get('learning_rate'))}" +
+                      "".join(f", {e}" for e in extras if e))
+    static_rho = None
+    if file_report.analysis is not None and file_report.analysis.penalties:
+        from reglint.profile.findings import static_rl001_ratio
+
+        static_rho = static_rl001_ratio(file_report)
+    console.print(f"  first batch: data loss {g(result.data_loss)}, penalty {g(result.penalty)} "
+                  f"(weights {g(result.weight_penalty)}); penalty/data {g(result.weight_penalty_ratio(), 2)}" +
+                  (f" [dim](static estimate {g(static_rho, 2)})[/]" if static_rho is not None else ""))
+    outcome = result.outcome
+    if result.trajectory:
+        first, last = result.trajectory[0], result.trajectory[-1]
+        change = outcome.kernel_norm_change
+        console.print(f"  {len(result.trajectory)}/{result.steps_requested} steps: data loss (step batches) "
+                      f"{g(first.data_loss)} -> {g(last.data_loss)}; first batch {g(outcome.data_loss_initial)} -> "
+                      f"{g(outcome.data_loss_final) if outcome.data_loss_final is not None else 'not re-measured'}" +
+                      (f" (constant prediction {g(outcome.trivial_loss)})"
+                       if outcome.trivial_loss is not None else "") +
+                      f"; penalty {g(first.penalty)} -> {g(last.penalty)}" +
+                      (f"; kernel norm {g(outcome.kernel_norm_initial)} -> "
+                       f"{g(outcome.kernel_norm_final)} ({_signed_pct(change)})"
+                       if change is not None else ""))
+    style = OUTCOME_STYLE.get(outcome.label, "")
+    console.print(f"  outcome: [{style}]{outcome.label}[/]: {markup(outcome.reason)}" if style else
+                  f"  outcome: {outcome.label}: {markup(outcome.reason)}")
+    for note in result.notes[1 if result.synthetic else 0:]:
+        console.print(f"  [dim]note: {markup(note)}[/]")
+    console.print()
+
+
+def _signed_pct(change: float) -> str:
+    return ("+" if change >= 0 else "-") + pct(abs(change))
+
+
+def _findings(file_report, console) -> None:
+    from rich.text import Text
+
+    from reglint.reporters.full import SEVERITY_STYLE
+    from reglint.reporters.text import clean
+
+    for finding in file_report.findings:
+        style = SEVERITY_STYLE[finding.severity.value]
+        where = f" [{clean(finding.layer)}]" if finding.layer else ""
+        console.print(Text.assemble((f"{finding.severity.value:<7}", style), " ", (finding.code, "bold"),
+                                    f" {finding.name}", (where, "magenta"),
+                                    (" (measured)" if finding.measured else " (static)", "dim")))
+        console.print(Text("        " + clean(finding.message)))
+        if finding.remedy:
+            console.print(Text("        fix: " + clean(finding.remedy), style="green"))

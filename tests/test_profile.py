@@ -1,0 +1,320 @@
+"""``reglint profile``: measured gradients, a short run and measured findings.
+
+The models are tiny real Keras models built once per session in a temporary
+folder; every profile runs on the CPU in a second or two. Tests that need
+TensorFlow are marked ``slow``; the refusals run before TensorFlow is
+imported and are fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reglint.cli.app import main
+from reglint.profile.data import trivial_loss
+from reglint.profile.measure import COLLAPSE_SHRINK, DIVERGE_FACTOR, classify
+
+ROOT = Path(__file__).resolve().parents[1]
+REGLINT = Path(sys.executable).with_name("reglint")
+KERAS_FIXTURES = ROOT / "fixtures" / "keras"
+
+
+# ---------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny saved models: healthy, SGD-unstable, penalty-dominated, Lambda,
+    uncompiled, plus a learnable .npz data set."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    keras = pytest.importorskip("keras")
+    folder = tmp_path_factory.mktemp("profile_models")
+    keras.utils.set_random_seed(0)
+
+    def mlp(widths, reg, activation="softmax"):
+        layers = [keras.Input((widths[0],))]
+        layers += [keras.layers.Dense(w, activation="relu", kernel_regularizer=reg) for w in widths[1:-1]]
+        layers.append(keras.layers.Dense(widths[-1], activation=activation, kernel_regularizer=reg))
+        return keras.Sequential(layers)
+
+    out = {}
+
+    def save(name, model):
+        out[name] = folder / f"{name}.keras"
+        model.save(out[name])
+
+    healthy = mlp([20, 32, 3], keras.regularizers.L2(1e-4))
+    healthy.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    save("healthy", healthy)
+
+    unstable = mlp([20, 32, 3], keras.regularizers.L2(50.0))
+    unstable.compile(keras.optimizers.SGD(0.5, momentum=0.9), "sparse_categorical_crossentropy")
+    save("unstable", unstable)
+
+    dominated = mlp([20, 128, 128, 3], keras.regularizers.L2(1.0))
+    dominated.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    save("dominated", dominated)
+
+    save("uncompiled", mlp([20, 32, 3], keras.regularizers.L2(1e-3)))
+
+    # coupled L2(1) under plain SGD: each step shrinks an unsupported weight by 2*lr*l2 = 2%
+    collapsing = mlp([20, 128, 3], keras.regularizers.L2(1.0))
+    collapsing.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    save("collapsing", collapsing)
+
+    inputs = keras.Input((20,))
+    hidden = keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3))(inputs)
+    scaled = keras.layers.Lambda(lambda t: t * 0.5, name="halve")(hidden)
+    lam = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(scaled))
+    lam.compile("adam", "sparse_categorical_crossentropy")
+    save("lambda", lam)
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 20)).astype("float32")
+    y = (x @ rng.standard_normal((20, 3))).argmax(axis=1)
+    out["data"] = folder / "data.npz"
+    np.savez(out["data"], inputs=x, labels=y)
+    return out
+
+
+def profile_json(capsys, *args: str) -> tuple[int, dict, str]:
+    """Run ``reglint profile ... -f json`` in-process: (exit code, JSON, stderr)."""
+    code = main(["profile", *args, "-f", "json"])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if captured.out.strip() else {}), captured.err
+
+
+def measured(report: dict, code: str | None = None) -> list[dict]:
+    return [f for f in report["files"][0]["findings"] if f["measured"] and (code is None or f["code"] == code)]
+
+
+def profile_of(report: dict) -> dict:
+    return report["files"][0]["model"]["analysis"]["profile"]
+
+
+# ---------------------------------------------------------------------------
+# measured runs (TensorFlow)
+
+
+@pytest.mark.slow
+def test_healthy_model_learns_without_error_findings(models, capsys):
+    code, report, err = profile_json(capsys, str(models["healthy"]), "--steps", "15")
+    assert code == 0, err
+    prof = profile_of(report)
+    assert prof["outcome"]["label"] == "learning"
+    assert prof["steps"]["taken"] == 15 and len(prof["steps"]["trajectory"]) == 15
+    assert not [f for f in report["files"][0]["findings"] if f["severity"] == "error"]
+    assert "synthetic data: only the scale at initialisation was measured" in prof["notes"]
+    assert prof["device_kind"] in ("cpu", "gpu") and prof["seconds"]["run"] > 0
+
+
+@pytest.mark.slow
+def test_sgd_l2_unstable_diverges_with_measured_rl002(models, capsys):
+    code, report, _ = profile_json(capsys, str(models["unstable"]), "--steps", "20")
+    assert code == 1
+    prof = profile_of(report)
+    assert prof["outcome"]["label"] == "diverged"
+    rl002 = measured(report, "RL002")
+    assert rl002 and all(f["severity"] == "error" for f in rl002)
+    assert rl002[0]["values"]["stability_fraction"] > 1
+    assert "confirmed" in rl002[0]["message"]
+    # the static finding is kept next to the measured one
+    assert any(f["code"] == "RL002" and not f["measured"] for f in report["files"][0]["findings"])
+
+
+@pytest.mark.slow
+def test_dominating_l2_gives_measured_rl001_error(models, capsys):
+    code, report, _ = profile_json(capsys, str(models["dominated"]), "--steps", "3")
+    assert code == 1
+    (rl001,) = measured(report, "RL001")
+    assert rl001["severity"] == "error"
+    assert rl001["values"]["penalty_ratio"] > 1
+    assert "measured penalty/data ratio" in rl001["message"] and "static estimate" in rl001["message"]
+    # measured and static agree within the init-scale spread of one draw
+    assert 0.5 < rl001["values"]["penalty_ratio"] / rl001["values"]["static_penalty_ratio"] < 2
+
+
+@pytest.mark.slow
+def test_collapsing_run_gives_measured_rl017(models, capsys):
+    code, report, _ = profile_json(capsys, str(models["collapsing"]), "--steps", "20")
+    assert code == 1
+    outcome = profile_of(report)["outcome"]
+    assert outcome["label"] == "collapsing"
+    assert outcome["kernel_norm_change"] < -COLLAPSE_SHRINK
+    (rl017,) = measured(report, "RL017")
+    assert rl017["severity"] == "error" and "2*lr*l2/(1-b)" in rl017["message"]
+
+
+@pytest.mark.slow
+def test_json_holds_measured_per_variable_gradients(models, capsys):
+    code, report, _ = profile_json(capsys, str(models["dominated"]), "--steps", "2")
+    prof = profile_of(report)
+    kernels = {v["layer"]: v for v in prof["variables"]}
+    assert len(kernels) == 3
+    for row in kernels.values():
+        assert row["grad_data_norm"] > 0 and row["grad_penalty_norm"] > 0
+        assert math.isclose(row["ratio"], row["grad_penalty_norm"] / row["grad_data_norm"], rel_tol=1e-6)
+        # L2: |dP/dw| = 2*l2*|w| exactly, no activity penalty here
+        assert math.isclose(row["grad_penalty_norm"], 2 * 1.0 * row["weight_norm"], rel_tol=1e-4)
+        assert row["update_ratio"] is not None and row["update_ratio_data"] is not None
+    assert math.isclose(sum(v["share"] for v in kernels.values()), 1.0, rel_tol=1e-6)
+    assert math.isclose(prof["initial"]["weight_penalty"], sum(v["penalty"] for v in kernels.values()), rel_tol=1e-5)
+
+
+@pytest.mark.slow
+def test_data_npz_is_used(models, capsys):
+    code, report, err = profile_json(capsys, str(models["healthy"]), "--data", str(models["data"]),
+                                     "--x-key", "inputs", "--y-key", "labels", "--batch-size", "64",
+                                     "--steps", "8")
+    assert code == 0, err
+    prof = profile_of(report)
+    assert prof["data"]["source"] == "file" and prof["data"]["samples"] == 256
+    assert prof["data"]["batch_size"] == 64
+    assert not any("synthetic" in note for note in prof["notes"])
+    assert prof["outcome"]["label"] == "learning"
+
+
+@pytest.mark.slow
+def test_uncompiled_model_measures_gradients_without_steps(models, capsys):
+    code, report, err = profile_json(capsys, str(models["uncompiled"]))
+    assert code in (0, 1), err
+    prof = profile_of(report)
+    assert prof["optimizer"] is None and prof["steps"]["taken"] == 0
+    assert prof["outcome"]["label"] == "not-run"
+    assert prof["loss"]["source"] == "default" and prof["loss"]["names"] == ["sparse_categorical_crossentropy"]
+    assert any("uncompiled" in note for note in prof["notes"])
+    assert all(v["grad_data_norm"] > 0 for v in prof["variables"])
+
+
+@pytest.mark.slow
+def test_lambda_model_runs_with_trust_model(models, capsys):
+    code, report, err = profile_json(capsys, str(models["lambda"]), "--trust-model", "--steps", "2")
+    assert code in (0, 1), err
+    assert profile_of(report)["steps"]["taken"] == 2
+
+
+@pytest.mark.slow
+def test_full_report_prints_table_and_summary(models, capsys):
+    code = main(["profile", str(models["unstable"]), "--steps", "20"])
+    out = capsys.readouterr().out
+    assert code == 1
+    for text in ("|g_data|", "|g_pen|", "update/|w|", "device:", "outcome: diverged", "(measured)", "(static)"):
+        assert text in out, text
+
+
+@pytest.mark.slow
+def test_html_report_embeds_the_measurement(models, tmp_path, capsys):
+    page = tmp_path / "profile.html"
+    code = main(["profile", str(models["dominated"]), "--steps", "2", "--format", "html",
+                 "--output-file", str(page)])
+    capsys.readouterr()
+    assert code == 1
+    html = page.read_text()
+    # the embedded JSON carries the measured gradients, the page a profile section
+    assert '"grad_penalty_norm"' in html
+    assert "Profile (measured)</h3>" in html
+
+
+# ---------------------------------------------------------------------------
+# refusals: one line, exit 2, before TensorFlow
+
+
+def test_lambda_model_refused_without_trust_model(models, capsys):
+    code = main(["profile", str(models["lambda"])])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Lambda" in err and "--trust-model" in err
+
+
+def test_custom_regularizer_refused(capsys):
+    code = main(["profile", str(KERAS_FIXTURES / "scenario_custom_regularizer.keras")])
+    err = capsys.readouterr().err
+    assert code == 2 and "acme>ScaledL2" in err and "--trust-model" in err
+
+
+def test_missing_file_is_one_line_exit_2():
+    out = subprocess.run([str(REGLINT), "profile", "/nonexistent/model.keras"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "no such file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_savedmodel_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "saved_model.pb").write_bytes(b"\x08\x01")
+    (tmp_path / "keras_metadata.pb").write_bytes(b"")
+    assert main(["profile", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tf_keras" in err
+
+
+def test_bad_device_and_bad_npz_key(models, capsys):
+    assert main(["profile", str(models["healthy"]), "--device", "tpu"]) == 2
+    assert "--device" in capsys.readouterr().err
+    assert main(["profile", str(models["healthy"]), "--data", str(models["data"])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no array named x" in err and "inputs" in err
+
+
+def test_check_does_not_import_tensorflow():
+    path = KERAS_FIXTURES / "scenario_penalty_dominates.keras"
+    code = ("import sys; from reglint.cli.app import main; main(['check', '-q', sys.argv[1]]); "
+            "assert not any(m.startswith(('tensorflow', 'keras')) for m in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+# ---------------------------------------------------------------------------
+# the outcome rule
+
+
+def test_classify_thresholds():
+    assert classify(1.0, 0.5, 10.0, 11.0, None, stepped=True).label == "learning"
+    assert classify(1.0, 1.0, 10.0, 10.0, None, stepped=True).label == "stalled"
+    shrunk = 10.0 * (1 - COLLAPSE_SHRINK) - 0.1
+    assert classify(1.0, 1.0, 10.0, shrunk, None, stepped=True).label == "collapsing"
+    # a data loss well below the constant predictor's wins over shrinking kernels
+    assert classify(1.0, 0.5, 10.0, shrunk, None, stepped=True, trivial=0.95).label == "learning"
+    # ... but falling from an above-chance init to chance is collapse (theory 3.1-3.2)
+    assert classify(1.2, 1.05, 10.0, shrunk, None, stepped=True, trivial=1.08).label == "collapsing"
+    assert classify(1.2, 1.05, 10.0, 10.0, None, stepped=True, trivial=1.08).label == "learning"
+    assert classify(1.0, DIVERGE_FACTOR + 0.1, 10.0, 10.0, None, stepped=True).label == "diverged"
+    assert classify(1.0, None, 10.0, math.nan, 4, stepped=True).label == "diverged"
+    assert classify(1.0, None, None, None, None, stepped=False).label == "not-run"
+
+
+def test_trivial_loss_is_the_constant_predictors():
+    assert math.isclose(trivial_loss(np.array([0, 1, 2, 0, 1, 2]), "sparse_categorical_crossentropy"), math.log(3))
+    assert math.isclose(trivial_loss(np.eye(4)[[0, 1, 2, 3]], "CategoricalCrossentropy"), math.log(4))
+    assert math.isclose(trivial_loss(np.array([[0.0], [1.0]]), "binary_crossentropy"), math.log(2))
+    assert math.isclose(trivial_loss(np.array([[1.0], [3.0]]), "mse"), 1.0)
+    assert trivial_loss(np.array([1.0]), "cosine_similarity") is None
+
+
+def test_device_selection_without_tensorflow():
+    """auto takes the GPU when TensorFlow lists one; gpu without one is an error."""
+    from types import SimpleNamespace
+
+    from reglint.profile import ProfileError
+    from reglint.profile.measure import select_device
+
+    def fake_tf(gpus):
+        experimental = SimpleNamespace(get_device_details=lambda d: {"device_name": "NVIDIA H100 80GB HBM3"})
+        config = SimpleNamespace(list_physical_devices=lambda kind: list(gpus), experimental=experimental)
+        return SimpleNamespace(config=config)
+
+    gpu = SimpleNamespace(name="/physical_device:GPU:0")
+    assert select_device(fake_tf([gpu]), "auto")[::2] == ("/GPU:0", "gpu")
+    assert "H100" in select_device(fake_tf([gpu]), "gpu")[1]
+    assert select_device(fake_tf([gpu]), "cpu")[::2] == ("/CPU:0", "cpu")
+    assert select_device(fake_tf([]), "auto")[::2] == ("/CPU:0", "cpu")
+    with pytest.raises(ProfileError, match="no GPU"):
+        select_device(fake_tf([]), "gpu")
