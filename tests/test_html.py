@@ -229,7 +229,7 @@ def test_numbers_match_the_json(reports):
     # the sweep starts from the same rho
     (sweep,) = parsed.find("svg", class_="sweep")
     assert float(sweep["data-rho-today"]) == pytest.approx(analysis["penalty_ratio"], rel=1e-12)
-    assert "10.8 (1,080%)" in text  # the card: g(rho) and pct(rho), as the terminal prints them
+    assert "43.2 (4,319%)" in text  # the card: g(rho) and pct(rho), as the terminal prints them
 
 
 def test_sections_charts_and_text(reports):
@@ -242,13 +242,13 @@ def test_sections_charts_and_text(reports):
     assert len(svgs) == 2 and all(s.get("role") == "img" and s.get("aria-labelledby") for s in svgs)
     assert text.count("<title id=") == 2 and text.count("<desc id=") == 2
     for needed in ("keras_v3", "118,794 total", "SGD lr 0.01", "ln 10 = 2.3", "from inferred",
-                   "penalty-dominates-loss", "scale every lambda by 0.014", "kernel: L2(0.05)"):
+                   "penalty-dominates-loss", "scale every lambda by 0.023", "kernel: L2(0.2)"):
         assert needed in text, needed
     # SGD: the shrink curve, RL002's zones, the safe range and today's marker
     assert parsed.find("path", class_="curve-rho") and parsed.find("path", class_="curve-shrink")
     assert parsed.find("g", class_="zone-error") and parsed.find("g", class_="zone-warning")
     assert parsed.find("g", class_="safe") and parsed.find("g", class_="today")
-    assert "today's lambda is 36\u00d7 too large" in text
+    assert "today's lambda is 8.6\u00d7 too large" in text
     # severity is spelled out, not only coloured
     assert "\u2716</span> error" in text
 

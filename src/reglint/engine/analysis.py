@@ -13,7 +13,7 @@ from typing import Any
 from reglint.estimate.dynamics import Dynamics, dynamics_of
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
-from reglint.model import LearningRate, Layer, Model, Optimizer, Provenance, Regularizer
+from reglint.model import LearningRate, Layer, Model, Optimizer, Provenance, Regularizer, Role
 
 # Keras' fit() default batch size, used when the user gives none.
 DEFAULT_BATCH_SIZE = 32
@@ -89,6 +89,7 @@ class Analysis:
             if var.regularizer is not None and var.regularizer.kind != "custom":
                 penalty = tensor_penalty(layer, var)
                 penalty.scale_invariant = var.role.is_kernel_like and self.feeds_normalizer(layer)
+                penalty.absorbed = var.role in (Role.GAMMA, Role.BETA)
                 self.penalties.append(penalty)
 
     # -- context -----------------------------------------------------------
@@ -157,7 +158,11 @@ class Analysis:
     # -- totals --------------------------------------------------------------
 
     def active_penalties(self, *, include_invariant: bool = False) -> list[TensorPenalty]:
-        return [p for p in self.penalties if p.active and (include_invariant or not p.scale_invariant)]
+        """The penalties Keras adds; by default without those that cannot
+        force the function toward zero (scale-invariant kernels, absorbed
+        normalization gamma/beta): those are RL009's and RL008's."""
+        return [p for p in self.penalties
+                if p.active and (include_invariant or not (p.scale_invariant or p.absorbed))]
 
     def total_penalty_init(self, *, include_invariant: bool = False) -> float:
         return sum(p.penalty or 0.0 for p in self.active_penalties(include_invariant=include_invariant))

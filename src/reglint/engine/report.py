@@ -147,7 +147,8 @@ def _penalty_fields(p) -> dict[str, Any]:
     if p is None:
         return {}
     return {"penalty_init": number(p.penalty_init), "penalty_saved": number(p.penalty_saved),
-            "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "active": p.active}
+            "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "absorbed": p.absorbed,
+            "active": p.active}
 
 
 def optimizer_to_dict(model: Model) -> dict[str, Any] | None:

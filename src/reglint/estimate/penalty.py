@@ -35,6 +35,10 @@ class TensorPenalty:
     penalty_saved: float | None  # penalty at the saved weights
     active: bool  # False when Keras adds nothing (frozen layer or variable)
     scale_invariant: bool = False  # the tensor feeds a normalization layer
+    # A normalization layer's gamma/beta: the layers after it can take over
+    # its scale, so its penalty can be shed without changing the function
+    # (calibration: 22 gamma-L2 runs healthy up to a penalty 4,660x the loss).
+    absorbed: bool = False
 
     @property
     def l1(self) -> float:
