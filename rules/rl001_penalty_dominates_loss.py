@@ -79,6 +79,12 @@ from reglint.engine.fmt import g, pct
 from reglint.engine.rule import Option, Rule
 
 
+def remedy_ratio(warning: float) -> float:
+    """The penalty ratio RL001's suggested lambda lands at: half the warning
+    level, and never above break-even with the data loss."""
+    return min(1.0, 0.5 * warning)
+
+
 class PenaltyDominatesLoss(Rule):
     code = "RL001"
     name = "penalty-dominates-loss"
@@ -101,7 +107,7 @@ class PenaltyDominatesLoss(Rule):
         if rho < warn_at:
             return
         severity = Severity.ERROR if rho >= error_at else Severity.WARNING
-        target = min(1.0, 0.5 * warn_at)  # at most break-even with the data loss
+        target = remedy_ratio(warn_at)
         scale = min(1.0, target / rho)
         by_layer: dict[str, float] = {}
         for p in penalties:

@@ -1044,11 +1044,13 @@ def _legend(prefix: str, x: float, y: float, sw: Sweep, t: Thresholds, safe_m: f
 
 
 def _fix_multiplier(sw: Sweep, t: Thresholds) -> float | None:
-    """RL001's remedy: scale every lambda to land at half the warning level."""
+    """RL001's remedy: the factor on every lambda that its finding suggests."""
+    from reglint.rules.rl001_penalty_dominates_loss import remedy_ratio
+
     warn = t.rho_warning
     if not warn or sw.rho_today < warn:
         return None
-    return 0.5 * warn / sw.rho_today
+    return remedy_ratio(warn) / sw.rho_today
 
 
 def _sweep_desc(sw: Sweep, t: Thresholds, safe_m: float | None) -> str:
