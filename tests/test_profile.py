@@ -72,6 +72,14 @@ def models(tmp_path_factory) -> dict[str, Path]:
     collapsing.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
     save("collapsing", collapsing)
 
+    # L2(10) on BatchNorm gamma only: a penalty far above the data loss that
+    # the next layer absorbs (calibration: such runs stayed healthy)
+    gamma = keras.Sequential([keras.Input((20,)), keras.layers.Dense(32, use_bias=False),
+                              keras.layers.BatchNormalization(gamma_regularizer=keras.regularizers.L2(10.0)),
+                              keras.layers.ReLU(), keras.layers.Dense(3, activation="softmax")])
+    gamma.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    save("gamma", gamma)
+
     inputs = keras.Input((20,))
     hidden = keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3))(inputs)
     scaled = keras.layers.Lambda(lambda t: t * 0.5, name="halve")(hidden)
@@ -210,6 +218,18 @@ def test_full_report_prints_table_and_summary(models, capsys):
     assert code == 1
     for text in ("|g_data|", "|g_pen|", "update/|w|", "device:", "outcome: diverged", "(measured)", "(static)"):
         assert text in out, text
+
+
+@pytest.mark.slow
+def test_gamma_penalty_is_absorbed_not_counted_as_dominating(models, capsys):
+    code, report, err = profile_json(capsys, str(models["gamma"]), "--data", str(models["data"]),
+                                     "--x-key", "inputs", "--y-key", "labels", "--steps", "5")
+    assert code == 0, err
+    (row,) = [v for v in profile_of(report)["variables"] if v["variable"] == "gamma"]
+    # the penalty is measured (10 * 32 ones = 320, far above the data loss) but not counted
+    assert row["absorbed"] and row["penalty"] == pytest.approx(320.0, rel=1e-5)
+    assert not [f for f in report["files"][0]["findings"] if f["code"] == "RL001"]
+    assert any(f["code"] == "RL008" for f in report["files"][0]["findings"])
 
 
 @pytest.mark.slow

@@ -129,7 +129,7 @@ def static_rl001_ratio(report: FileReport) -> float | None:
 
 
 def _rl001(result: ProfileResult, report: FileReport, t: dict[str, float]) -> Iterable[Finding]:
-    rows = [r for r in result.variables if r.regularizer is not None and not r.scale_invariant]
+    rows = [r for r in result.variables if r.regularizer is not None and r.counted]
     if not rows:
         return
     warn, error = t["penalty-ratio-warning"], t["penalty-ratio-error"]
@@ -149,11 +149,14 @@ def _rl001(result: ProfileResult, report: FileReport, t: dict[str, float]) -> It
     message = (f"measured penalty/data ratio {g(rho, 2)} ({static_text}): {verdict(static, measured)}; "
                f"weight penalty {g(total)} against a data loss of {g(result.data_loss)} {_data_note(result)}; "
                f"largest shares: {shares}{collapse}")
-    scale = min(1.0, 0.5 * warn / rho) if rho and math.isfinite(rho) else None
+    from reglint.rules.rl001_penalty_dominates_loss import remedy_ratio
+
+    target = remedy_ratio(warn)
+    scale = min(1.0, target / rho) if rho and math.isfinite(rho) else None
     remedy = None
     if measured is not None and scale is not None:
         remedy = (f"scale every lambda by {g(scale, 2)} to bring the measured penalty under "
-                  f"{pct(0.5 * warn)} of the data loss, or use decoupled weight_decay")
+                  f"{pct(target)} of the data loss, or use decoupled weight_decay")
     yield _finding(message, measured or Severity.INFO, target="penalty", remedy=remedy, values={
         "penalty_ratio": rho, "static_penalty_ratio": srho, "penalty": total, "data_loss": result.data_loss,
         "penalty_ratio_all": result.weight_penalty_ratio(include_invariant=True),

@@ -37,6 +37,7 @@ import platform
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -98,6 +99,12 @@ class VariableRow:
     update_ratio_data: float | None = None  # ... of L alone
     static_penalty: float | None = None  # the static estimate of R(w) at initialisation
     scale_invariant: bool = False  # feeds a normalization layer (static analysis)
+    absorbed: bool = False  # a normalization gamma/beta: RL001 leaves it out (static analysis)
+
+    @property
+    def counted(self) -> bool:
+        """Counted in RL001's ratio, as the static rule counts it."""
+        return not (self.scale_invariant or self.absorbed)
 
     @property
     def ratio(self) -> float:
@@ -170,8 +177,9 @@ class ProfileResult:
 
     def weight_penalty_ratio(self, *, include_invariant: bool = False) -> float:
         """rho_measured = sum R(w) / L over the weight penalties (RL001's
-        definition: scale-invariant kernels left out unless asked)."""
-        total = sum(r.penalty for r in self.variables if include_invariant or not r.scale_invariant)
+        definition: scale-invariant kernels and normalization gamma/beta left
+        out unless asked)."""
+        total = sum(r.penalty for r in self.variables if include_invariant or r.counted)
         return _div(total, self.data_loss)
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +217,31 @@ def _div(a: float, b: float) -> float:
 # Keras, device, loading
 
 
+@contextmanager
+def quiet_native_stderr():
+    """Send file descriptor 2 to /dev/null for the duration: TensorFlow's
+    C++ start-up lines (absl, cudart stubs, cuInit) ignore
+    TF_CPP_MIN_LOG_LEVEL and would break the one-line-error promise. Python
+    exceptions still propagate; REGLINT_DEBUG=1 keeps the chatter."""
+    if os.environ.get("REGLINT_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreter): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def import_keras():
     """(tf, keras) with the TensorFlow backend and TensorFlow's start-up
     chatter silenced. Imported here, never at module level."""
@@ -216,8 +249,9 @@ def import_keras():
         os.environ["KERAS_BACKEND"] = "tensorflow"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
-        import keras
+        with quiet_native_stderr():
+            import tensorflow as tf
+            import keras
     except ImportError as exc:
         raise ProfileError(f"reglint profile needs TensorFlow and Keras 3 ({exc}); "
                            f"install them with `pip install tensorflow`") from None
@@ -233,7 +267,8 @@ def select_device(tf, device: str) -> tuple[str, str, str]:
     device = (device or "auto").lower()
     if device not in ("auto", "cpu", "gpu"):
         raise ProfileError(f"--device must be auto, cpu or gpu, not {device!r}")
-    gpus = tf.config.list_physical_devices("GPU")
+    with quiet_native_stderr():  # CUDA probing logs through C++, past TF_CPP_MIN_LOG_LEVEL
+        gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
         raise ProfileError("--device gpu: TensorFlow sees no GPU on this machine (use --device cpu or auto)")
     if gpus and device in ("auto", "gpu"):
@@ -665,15 +700,16 @@ def _variable_rows(tf, model, trainable, grads_data, grads_pen, analysis) -> tup
             kernel_like=path.rsplit("/", 1)[-1] in KERNEL_NAMES, regularizer=regularizer_info(reg),
             penalty=penalty, share=None, weight_norm=_norm(tf, var),
             grad_data_norm=_norm(tf, _dense(tf, gd, var)), grad_penalty_norm=_norm(tf, _dense(tf, gp, var)),
-            static_penalty=match[2] if match else None, scale_invariant=bool(match and match[3])))
+            static_penalty=match[2] if match else None, scale_invariant=bool(match and match[3]),
+            absorbed=bool(match and match[4])))
     for row in rows:
         row.share = row.penalty / weight_penalty if weight_penalty else None
     return rows, weight_penalty
 
 
-def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool]]:
-    """(path parts, layer path, variable name, static penalty, scale-invariant)
-    for every static variable."""
+def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool, bool]]:
+    """(path parts, layer path, variable name, static penalty, scale-invariant,
+    absorbed) for every static variable."""
     if analysis is None:
         return []
     penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
@@ -681,17 +717,18 @@ def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, boo
     for layer, var in analysis.model.variables():
         p = penalties.get((layer.path, var.name))
         out.append((layer.path.split("/") + var.name.split("/"), layer.path, var.name,
-                    p.penalty_init if p is not None else None, bool(p and p.scale_invariant)))
+                    p.penalty_init if p is not None else None, bool(p and p.scale_invariant),
+                    bool(p and p.absorbed)))
     return out
 
 
-def _match_static(path: str, index) -> tuple[str, str, float | None, bool] | None:
+def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool] | None:
     """The static variable a Keras variable path names: same last part, and
     every part of the static layer path and variable name found in order
     (``lstm/lstm_cell/kernel`` is the static ``lstm`` + ``kernel``)."""
     parts = path.split("/")
     best, best_score = None, -1
-    for sparts, layer_path, var_name, penalty, invariant in index:
+    for sparts, layer_path, var_name, penalty, invariant, absorbed in index:
         if sparts[-1] != parts[-1]:
             continue
         pos, ok = 0, True
@@ -702,7 +739,7 @@ def _match_static(path: str, index) -> tuple[str, str, float | None, bool] | Non
                 ok = False
                 break
         if ok and len(sparts) > best_score:
-            best, best_score = (layer_path, var_name, penalty, invariant), len(sparts)
+            best, best_score = (layer_path, var_name, penalty, invariant, absorbed), len(sparts)
     return best
 
 
@@ -771,7 +808,7 @@ def _tracked_kernels(model, rows: list[VariableRow]) -> list:
     weight_decay and activity penalties shrink those)."""
     variables = list(model.trainable_variables)
     by_path = {str(getattr(v, "path", v.name)): v for v in variables}
-    for pick in (lambda r: r.regularizer is not None and r.kernel_like and not r.scale_invariant,
+    for pick in (lambda r: r.regularizer is not None and r.kernel_like and r.counted,
                  lambda r: r.regularizer is not None):
         chosen = [by_path[r.path] for r in rows if pick(r) and r.path in by_path]
         if chosen:

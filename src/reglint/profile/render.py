@@ -108,7 +108,8 @@ def _table(result: ProfileResult, console) -> None:
         ratio_text = g(ratio, 2)
         if ratio >= 1:
             ratio_text = f"[bold red]{ratio_text}[/]"
-        name = markup(row.variable) + (" [dim](invariant)[/]" if row.scale_invariant else "")
+        name = markup(row.variable) + (" [dim](invariant)[/]" if row.scale_invariant else
+                                       " [dim](absorbed)[/]" if row.absorbed else "")
         table.add_row(markup(row.layer), name, g(row.params), markup(_lambda(row.regularizer)) or "[dim]activity[/]",
                       g(row.grad_data_norm), g(row.grad_penalty_norm), ratio_text,
                       pct(row.share) if row.share is not None and row.regularizer is not None else "",
