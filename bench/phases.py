@@ -1,6 +1,6 @@
 """Where a ``reglint check`` spends its time: phases, imports, hot functions.
 
-    .venv/bin/python bench/profile.py FILE [FILE ...] [--reps 3] [--cprofile 25] [--imports]
+    .venv/bin/python bench/phases.py FILE [FILE ...] [--reps 3] [--cprofile 25] [--imports]
 
 For each FILE, ``--reps`` fresh subprocesses each run ``reglint check --format
 json --no-cache FILE`` in-process with timers wrapped around its phases:
