@@ -9,6 +9,7 @@ h5py reads through a window onto the archive, a chunk at a time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import zipfile
@@ -27,6 +28,7 @@ from reglint.readers.keras_build import (
 from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_config
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import h5_children, h5_get, load_json
+from reglint.readers.tensor_stats import raw_image
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -104,7 +106,7 @@ def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: 
             h5 = h5py.File(handle, "r")
         except Exception as exc:
             raise ModelReadError(f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
-        with h5:
+        with h5, _direct_reads(h5, handle):
             # tf.keras 2.13 keyed sub-layers by name under
             # _layer_checkpoint_dependencies; later writers use layers/.
             by_name = "_layer_checkpoint_dependencies" in h5 and "layers" not in h5
@@ -116,6 +118,14 @@ def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: 
             _read_iterations(h5, model)
     finally:
         handle.close()
+
+
+def _direct_reads(h5, handle):
+    """Let tensor_stats read contiguous datasets straight from the archive
+    when the member is stored (a window onto it), not deflated."""
+    if isinstance(handle, _Window):
+        return raw_image(h5, *handle.raw_range())
+    return contextlib.nullcontext()
 
 
 def _build_without_weights(model: Model, tree: ModelConfig) -> None:
@@ -205,6 +215,10 @@ class _Window(io.RawIOBase):
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+    def raw_range(self) -> tuple[int, int, int]:
+        """(descriptor of the open archive, offset of the member, its size)."""
+        return self._file.fileno(), self._offset, self._size
 
     def close(self) -> None:
         self._file.close()
