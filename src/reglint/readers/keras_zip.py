@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -27,7 +28,8 @@ from reglint.readers.keras_build import (
 )
 from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_config
 from reglint.readers.limits import ReadOptions
-from reglint.readers.safe_io import h5_children, h5_get, load_json
+from reglint.readers.h5_index import DATASET, GROUP, H5Index
+from reglint.readers.safe_io import h5_get, load_json
 from reglint.readers.tensor_stats import raw_image
 
 CONFIG = "config.json"
@@ -107,13 +109,14 @@ def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: 
         except Exception as exc:
             raise ModelReadError(f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
         with h5, _direct_reads(h5, handle):
+            index = H5Index(h5)
             # tf.keras 2.13 keyed sub-layers by name under
             # _layer_checkpoint_dependencies; later writers use layers/.
-            by_name = "_layer_checkpoint_dependencies" in h5 and "layers" not in h5
+            by_name = index.kind("_layer_checkpoint_dependencies") is not None and index.kind("layers") is None
             tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=by_name)
             model.metadata["tree"] = tree
             for node in tree.leaves:
-                tensors = _tensors_for(h5, node)
+                tensors = _tensors_for(index, node)
                 model.layers.append(build_layer(node, tensors, options, model))
             _read_iterations(h5, model)
     finally:
@@ -134,7 +137,7 @@ def _build_without_weights(model: Model, tree: ModelConfig) -> None:
         model.layers.append(build_layer(node, [], options, model))
 
 
-def _tensors_for(h5, node: LayerNode) -> list[FoundTensor]:
+def _tensors_for(index: H5Index, node: LayerNode) -> list[FoundTensor]:
     """Every tensor stored under the layer's save path, in Keras' walk order:
     the layer's own ``vars`` first, then its sub-objects by attribute name
     (private names last)."""
@@ -142,34 +145,31 @@ def _tensors_for(h5, node: LayerNode) -> list[FoundTensor]:
     if not node.weights_path:
         # A bare layer (or a subclassed model) saved as the model: its own
         # variables sit at the root, beside the optimizer's.
-        _collect(h5, node, [], found, depth=0, skip=("optimizer", "metrics", "compile_metrics"))
+        _collect(index, "", node, [], found, depth=0, skip=("optimizer", "metrics", "compile_metrics"))
         return found
-    group = h5_get(h5, node.weights_path)
-    if group is not None:
-        _collect(group, node, [], found, depth=0)
+    if index.kind(node.weights_path) == GROUP:
+        _collect(index, node.weights_path.strip("/"), node, [], found, depth=0)
     return found
 
 
-def _collect(group, node: LayerNode, attrs: list[str], found: list[FoundTensor], depth: int,
-             skip: tuple[str, ...] = ()) -> None:
-    import h5py
-
+def _collect(index: H5Index, path: str, node: LayerNode, attrs: list[str], found: list[FoundTensor],
+             depth: int, skip: tuple[str, ...] = ()) -> None:
     if depth > 16:
         return
-    children = dict(h5_children(group))
-    vars_group = children.get("vars")
-    if isinstance(vars_group, h5py.Group):
+    children = dict(index.children(path))
+    if children.get("vars") == GROUP:
+        vars_path = f"{path}/vars" if path else "vars"
         owner_class, owner_cfg, prefix = owner_for_attr_path(node.class_name, node.config, attrs)
-        datasets = [(name, obj) for name, obj in h5_children(vars_group) if isinstance(obj, h5py.Dataset)]
-        datasets.sort(key=lambda item: int(item[0]) if item[0].isdigit() else 1 << 30)
-        for name, ds in datasets:
+        names = [name for name, kind in index.children(vars_path) if kind == DATASET]
+        names.sort(key=lambda name: int(name) if name.isdigit() else 1 << 30)
+        for name in names:
+            ds = index.tensor(f"{vars_path}/{name}")
             found.append(FoundTensor(dataset=ds, location=ds.name, owner_class=owner_class,
                                      owner_config=owner_cfg, prefix=prefix, group="/".join(attrs)))
     for name in sorted(children, key=lambda n: f"~{n}" if n.startswith("_") else n):
-        if name == "vars" or name in skip or name.startswith("seed_generator") \
-                or not isinstance(children[name], h5py.Group):
+        if name == "vars" or name in skip or name.startswith("seed_generator") or children[name] != GROUP:
             continue
-        _collect(children[name], node, attrs + [name], found, depth + 1)
+        _collect(index, f"{path}/{name}" if path else name, node, attrs + [name], found, depth + 1)
 
 
 def _read_iterations(h5, model: Model) -> None:
@@ -209,12 +209,13 @@ class _Window(io.RawIOBase):
         remaining = self._size - self._pos
         if remaining <= 0:
             return 0
-        n = min(len(buffer), remaining)
-        self._file.seek(self._offset + self._pos)
-        data = self._file.read(n)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), remaining)
+        # h5py reads every piece of HDF5 metadata through here: one pread
+        # straight into its buffer, rather than a seek, a read and a copy.
+        got = _pread_into(self._file, view[:n], self._offset + self._pos)
+        self._pos += got
+        return got
 
     def raw_range(self) -> tuple[int, int, int]:
         """(descriptor of the open archive, offset of the member, its size)."""
@@ -223,6 +224,13 @@ class _Window(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def _pread_into(file, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(file.fileno(), [view], offset)
+    file.seek(offset)  # no preadv (Windows): the buffered file does it
+    return file.readinto(view)
 
 
 def _open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo):

@@ -21,6 +21,7 @@ import math
 import os
 import threading
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -53,8 +54,9 @@ class StatsAccumulator:
         if block.dtype.kind != "f" or block.dtype.itemsize > 8:
             self._add_float64(block)  # integers, long double: rare, the plain path
             return
-        for start in range(0, block.size, SPAN):
-            self._add_span(block[start:start + SPAN])
+        with np.errstate(over="ignore", invalid="ignore"):  # handled in _add_span
+            for start in range(0, block.size, SPAN):
+                self._add_span(block[start:start + SPAN])
 
     def _add_span(self, part: np.ndarray) -> None:
         """Add up to ``SPAN`` float16/32/64 values (any byte order) through
@@ -63,8 +65,7 @@ class StatsAccumulator:
         which counts and skips the non-finite values."""
         values = _scratch(np.dtype(np.float64), part.size)
         np.copyto(values, part)  # exact: every float16/32 is a float64
-        with np.errstate(over="ignore", invalid="ignore"):  # handled just below
-            sum_sq = float(np.dot(values, values))
+        sum_sq = float(np.dot(values, values))  # overflow and NaN: handled just below
         if not math.isfinite(sum_sq):
             self._add_float64(part)
             return
@@ -228,7 +229,15 @@ def _stored_as_is(dsid, dtype: np.dtype) -> bool:
     plist = dsid.get_create_plist()
     if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count():
         return False
-    return bool(dsid.get_type().equal(h5py.h5t.py_create(dtype)))
+    return bool(dsid.get_type().equal(_hdf5_type(dtype)))
+
+
+@lru_cache(maxsize=32)
+def _hdf5_type(dtype: np.dtype):
+    """The HDF5 type h5py writes for ``dtype`` (made once per dtype)."""
+    import h5py
+
+    return h5py.h5t.py_create(dtype)
 
 
 def _image_of(fid) -> _Image | None:
