@@ -13,12 +13,15 @@ relative).
 
 The patches (each is what the corresponding function in ``src/`` would become;
 1 and 2, the float32 ``StatsAccumulator.add`` and the direct ``os.preadv``
-reads of contiguous HDF5 datasets, are now in ``src/reglint/readers/tensor_stats.py``):
+reads of contiguous HDF5 datasets, are now in ``src/reglint/readers/tensor_stats.py``;
+3 is ``reglint.cli.entry``, the console script):
 
-3. ``reglint.cli.main``: ``os._exit(code)`` once stdout/stderr are flushed,
-   skipping the interpreter's teardown.
+3. ``os._exit(code)`` once stdout/stderr are flushed, skipping the
+   interpreter's teardown (here for runs through this script).
 4. (``--patched-cli`` only) ``check`` parsed with argparse, without Typer:
-   see ``fast_check``.
+   see ``fast_check``. Not taken: pinning Typer below 0.29 (which built a
+   pydantic TypeAdapter per option) removed the same ~230 ms and keeps one
+   parser.
 5. ``onnx_reader._Reader._run_checker``: check a stub of an embedded-weights
    model (``checker_stub``), not a serialised copy of the whole thing.
 

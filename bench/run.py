@@ -210,6 +210,17 @@ def onnx_reader_state() -> str:
 # comparisons
 
 
+def precompile(log) -> None:
+    """Write reglint's bytecode before timing it, as ``pip install`` does for
+    a regular install (and did for Keras, TensorFlow and numpy). An editable
+    install under ``PYTHONDONTWRITEBYTECODE`` would otherwise compile its ~60
+    modules from source in every timed run: ~100 ms no user pays."""
+    import compileall
+
+    ok = all(compileall.compile_dir(str(ROOT / d), quiet=1) for d in ("src", "rules"))
+    log(f"bytecode for src/ and rules/ written ({'ok' if ok else 'with errors'})")
+
+
 def reglint_check(key: str, *files: Path, label: str = "reglint check") -> Cmd:
     # rc 1 = findings at or above --fail-on: a successful lint.
     return Cmd(key, f"`{label} --format json --no-cache FILE`", [REGLINT, "check", "--format", "json", "--no-cache",
@@ -277,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             return []
         return [prototype_check(key, *files), prototype_check(key + "_cli", *files, cli=True)]
 
+    precompile(log)
     started = time.time()
     load_before = os.getloadavg()
     inputs = ensure_inputs(args.big, log)

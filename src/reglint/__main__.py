@@ -1,7 +1,5 @@
 """``python -m reglint``."""
 
-import sys
+from reglint.cli import entry
 
-from reglint.cli import main
-
-sys.exit(main())
+entry()

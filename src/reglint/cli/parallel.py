@@ -12,10 +12,7 @@ sees the same numbers whatever ``--jobs`` is.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
 
@@ -78,6 +75,11 @@ def _lint(todo: list[tuple[int, str, str | None]], settings: Settings,
 
 
 def _lint_in_pool(todo, settings: Settings, workers: int) -> Iterator[tuple[int, FileReport, bool]]:
+    # Imported here: a run over one file (every pre-commit call) never needs a pool.
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(settings,)) as pool:
