@@ -27,9 +27,11 @@ PROGRESS_MIN_FILES = 5  # below this a bar only flickers
 def lint_many(files: list[str], settings: Settings, *, jobs: int = 1, use_cache: bool = True,
               progress: bool = True) -> list[FileReport]:
     """One report per file, in the order of ``files``."""
-    from reglint.cli.cache import Cache
+    cache = None
+    if use_cache and files:
+        from reglint.cli.cache import Cache  # hashlib, pickle, tempfile...: only when caching
 
-    cache = Cache.open(settings) if use_cache and files else None
+        cache = Cache.open(settings)
     reports: list[FileReport | None] = [None] * len(files)
     todo: list[tuple[int, str, str | None]] = []
     for i, path in enumerate(files):
