@@ -102,7 +102,8 @@ class H5Tensor:
             self.id = h5py.h5d.open(h5file.id, path.encode("utf-8", "surrogateescape"))
             self.shape = self.id.shape
             self.dtype = self.id.dtype
-            plist = self.id.get_create_plist()
+            # Kept: the direct read asks it for the layout and filters too.
+            self.create_plist = plist = self.id.get_create_plist()
             virtual = plist.get_layout() == h5py.h5d.VIRTUAL
             external = plist.get_external_count() > 0
         except Exception as exc:

@@ -237,7 +237,7 @@ def _raw_extent(ds) -> _Extent | None:
         return None
     try:
         dsid, dtype = ds.id, ds.dtype
-        if not _stored_as_is(dsid, dtype):
+        if not _stored_as_is(dsid, dtype, getattr(ds, "create_plist", None)):
             return None
         image = _image_of(h5py.h5i.get_file_id(dsid))
         offset = dsid.get_offset()  # absolute: includes any user block
@@ -252,14 +252,14 @@ def _raw_extent(ds) -> _Extent | None:
         return None
 
 
-def _stored_as_is(dsid, dtype: np.dtype) -> bool:
+def _stored_as_is(dsid, dtype: np.dtype, plist=None) -> bool:
     """Whether the dataset's bytes in the file are its values, in ``dtype``,
     in one piece: a contiguous layout, no filters (compression, shuffle,
     checksums), no external storage (never followed), and the very float
     format numpy reads (h5py converts any other on read)."""
     import h5py
 
-    plist = dsid.get_create_plist()
+    plist = plist if plist is not None else dsid.get_create_plist()
     if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count():
         return False
     return bool(dsid.get_type().equal(_hdf5_type(dtype)))
