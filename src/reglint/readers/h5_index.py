@@ -99,9 +99,11 @@ class H5Tensor:
         import h5py
 
         try:
+            self.file_id = h5file.id
             self.id = h5py.h5d.open(h5file.id, path.encode("utf-8", "surrogateescape"))
             self.shape = self.id.shape
-            self.dtype = self.id.dtype
+            self.hdf5_type = self.id.get_type()  # kept: the direct read compares it too
+            self.dtype = self.hdf5_type.dtype
             # Kept: the direct read asks it for the layout and filters too.
             self.create_plist = plist = self.id.get_create_plist()
             virtual = plist.get_layout() == h5py.h5d.VIRTUAL

@@ -236,12 +236,13 @@ def _raw_extent(ds) -> _Extent | None:
     if not hasattr(os, "preadv"):
         return None
     try:
-        dsid, dtype = ds.id, ds.dtype
-        if not _stored_as_is(dsid, dtype, getattr(ds, "create_plist", None)):
+        dsid, dtype, shape = ds.id, ds.dtype, ds.shape
+        # An H5Tensor (readers/h5_index.py) already holds these; a Dataset is asked.
+        if not _stored_as_is(dsid, dtype, getattr(ds, "create_plist", None), getattr(ds, "hdf5_type", None)):
             return None
-        image = _image_of(h5py.h5i.get_file_id(dsid))
+        image = _image_of(getattr(ds, "file_id", None) or h5py.h5i.get_file_id(dsid))
         offset = dsid.get_offset()  # absolute: includes any user block
-        count = math.prod(dsid.shape) if dsid.shape else 0
+        count = math.prod(shape) if shape else 0
         nbytes = count * dtype.itemsize
         if image is None or offset is None or count == 0 or dsid.get_storage_size() != nbytes:
             return None
@@ -252,7 +253,7 @@ def _raw_extent(ds) -> _Extent | None:
         return None
 
 
-def _stored_as_is(dsid, dtype: np.dtype, plist=None) -> bool:
+def _stored_as_is(dsid, dtype: np.dtype, plist=None, hdf5_type=None) -> bool:
     """Whether the dataset's bytes in the file are its values, in ``dtype``,
     in one piece: a contiguous layout, no filters (compression, shuffle,
     checksums), no external storage (never followed), and the very float
@@ -262,7 +263,8 @@ def _stored_as_is(dsid, dtype: np.dtype, plist=None) -> bool:
     plist = plist if plist is not None else dsid.get_create_plist()
     if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count():
         return False
-    return bool(dsid.get_type().equal(_hdf5_type(dtype)))
+    stored = hdf5_type if hdf5_type is not None else dsid.get_type()
+    return bool(stored.equal(_hdf5_type(dtype)))
 
 
 @lru_cache(maxsize=32)
