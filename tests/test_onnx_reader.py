@@ -93,7 +93,9 @@ def test_stats_do_not_depend_on_the_chunk_size(name):
     for key, (_, var) in whole.items():
         small = tiny[key][1].stats
         assert small.count == var.stats.count and small.nonfinite == var.stats.nonfinite
-        assert close(small.sum_sq, var.stats.sum_sq, 1e-9) and close(small.max_abs, var.stats.max_abs)
+        # float32 squares are rounded to float32 (2^-24 relative, every term positive) unless a span
+        # holds NaN/inf and takes the float64 path: chunkings may differ by that much, no more.
+        assert close(small.sum_sq, var.stats.sum_sq, 2**-24) and close(small.max_abs, var.stats.max_abs)
 
 
 def test_weight_stats_can_be_skipped():
