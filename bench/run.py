@@ -20,7 +20,9 @@ and ``bench/RESULTS.md`` (the table the README quotes).
 
 ``--with-prototype``: also time ``bench/prototype.py --patched`` (reglint
 with the reader speed-ups proposed there), a projection of their gain.
-``--quick``: 3 repetitions instead of 7. ``--big``: also the ~1 GB ``.keras``
+reglint is timed as a user's ``pip install`` leaves it: built from this
+checkout into ``bench/out/release`` (``--editable``: this venv's development
+install instead). ``--quick``: 3 repetitions instead of 7. ``--big``: also the ~1 GB ``.keras``
 and ~2 GB external-data ONNX models of ``bench/make_big.py`` (3 repetitions of
 reglint, 1 of the loaders), where the point is reglint's peak memory.
 """
@@ -34,6 +36,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -221,6 +224,34 @@ def precompile(log) -> None:
     log(f"bytecode for src/ and rules/ written ({'ok' if ok else 'with errors'})")
 
 
+def release_install(log) -> str:
+    """reglint as ``pip install reglint`` leaves it: this checkout built and
+    installed (not editable, bytecode compiled by pip) into a fresh venv under
+    ``bench/out/release``, whose dependencies (numpy, h5py, onnx, typer, rich)
+    come from this venv's site-packages through a path entry. The editable
+    install of a checkout costs every run its import hook (~15 ms: pathlib,
+    re, fnmatch at start-up); a user's install does not. Returns its script."""
+    venv = OUT / "release"
+    if venv.exists():
+        shutil.rmtree(venv)
+    base = getattr(sys, "_base_executable", None) or PY
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site_dirs = [Path(p) for p in __import__("site").getsitepackages()]
+    target = next((venv / "lib").glob("python*/site-packages"))
+    # A plain path line: the editable install's own .pth files there are not run.
+    (target / "_bench_dependencies.pth").write_text("\n".join(str(d) for d in site_dirs) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-cache-dir", str(ROOT)], check=True, env=env, cwd=str(OUT))
+    script = venv / "bin" / "reglint"
+    where = subprocess.run([str(script.parent / "python"), "-c", "import reglint; print(reglint.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if not where.startswith(str(venv)):
+        raise SystemExit(f"bench/run.py: the release venv imports reglint from {where}, not its own install")
+    log(f"reglint installed from this checkout into {venv.relative_to(ROOT)} (wheel, not editable)")
+    return str(script)
+
+
 def reglint_check(key: str, *files: Path, label: str = "reglint check") -> Cmd:
     # rc 1 = findings at or above --fail-on: a successful lint.
     return Cmd(key, f"`{label} --format json --no-cache FILE`", [REGLINT, "check", "--format", "json", "--no-cache",
@@ -259,6 +290,7 @@ def reglint_json(cmd: Cmd) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REGLINT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
     parser.add_argument("--big", action="store_true", help="also the ~1 GB .keras and ~2 GB ONNX models")
@@ -266,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None,
                         help="comma-separated groups: startup,small,keras,h5,onnx,onnx_ext,big_keras,big_onnx")
     parser.add_argument("--no-markdown", action="store_true", help="write results.json only")
+    parser.add_argument("--editable", action="store_true",
+                        help="time this venv's (editable) reglint instead of a fresh release install")
     parser.add_argument("--with-prototype", action="store_true",
                         help="also time reglint with bench/prototype.py's proposed patches")
     args = parser.parse_args(argv)
@@ -288,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
             return []
         return [prototype_check(key, *files), prototype_check(key + "_cli", *files, cli=True)]
 
-    precompile(log)
+    if args.editable:
+        precompile(log)
+    else:
+        REGLINT = release_install(log)
     started = time.time()
     load_before = os.getloadavg()
     inputs = ensure_inputs(args.big, log)
