@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import zipfile
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,4 +87,24 @@ def test_optimizer_and_loss_objects(tmp_path, optimizer, loss):
                                  "loss": loss}
 
     path = rewrite_keras_zip(KERAS_FIXTURES / "scenario_healthy_sgd.keras", tmp_path / "l.keras", config=change)
+    _check(path)
+
+
+# Byte flips that once escaped the readers as h5py/zipfile exceptions (found by
+# sweeping single-byte flips over the fixtures): each must end in a one-line
+# ReglintError or a report, never another exception.
+@pytest.mark.parametrize("base, name, position", [
+    (H5, "f.h5", 873),        # attribute message header: h5py RuntimeError
+    (H5, "f.h5", 1067),
+    (H5, "f.h5", 35405),      # model_config text: UnicodeDecodeError
+    (KERAS, "f.keras", 183),  # config.json bytes: zipfile's CRC check, BadZipFile
+    (KERAS, "f.keras", 61),   # metadata.json
+])
+def test_known_bad_flips(tmp_path, base, name, position):
+    raw = bytearray(base)
+    raw[position] ^= 0xFF
+    path = tmp_path / name
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ReglintError, match="corrupt"):
+        read_model(path)
     _check(path)

@@ -391,3 +391,39 @@ def test_fixture_runs_in_onnxruntime(name):
 def test_fixtures_stay_small():
     total = sum(f.stat().st_size for f in ONNX.rglob("*") if f.is_file() and not f.is_symlink())
     assert total < 2_000_000
+
+
+def _graph_with(op_type: str, tmp_path):
+    """A MatMul-like graph with a 64x64 float32 initializer (16 KiB, over the
+    checker stub's 1 KiB), saved with embedded weights."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((64, 64), 0.5, np.float32), "w")
+    node = helper.make_node(op_type, ["x", "w"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    return path, model
+
+
+def test_checker_sees_a_stub_of_large_initializers(tmp_path):
+    from reglint.readers.onnx_reader import _checker_stub
+
+    path, model = _graph_with("MatMul", tmp_path)
+    stub = _checker_stub(model)
+    assert stub.ByteSize() < 1024 < model.ByteSize()
+    assert [list(t.dims) for t in stub.graph.initializer] == [[1, 1]]
+    assert list(stub.graph.node) == list(model.graph.node) and stub.opset_import == model.opset_import
+    read_model(path)  # a valid model: no checker note
+    assert not [n for n in read_model(path).notes if "onnx.checker" in n]
+
+
+def test_checker_still_rejects_a_bad_graph_behind_the_stub(tmp_path):
+    path, _ = _graph_with("NoSuchOp", tmp_path)
+    notes = [n for n in read_model(path).notes if "onnx.checker" in n]
+    assert notes and "NoSuchOp" in notes[0]
+    assert variables(read_model(path))["w"][1].stats.sum_sq == pytest.approx(64 * 64 * 0.25)

@@ -43,34 +43,45 @@ def read_keras_h5(path: Path, options: ReadOptions) -> Model:
     except Exception as exc:
         raise ModelReadError(f"unreadable HDF5 file ({_h5_reason(exc)})") from None
     with h5:
-        raw_config = attr_text(h5.attrs, "model_config")
-        if raw_config is None:
-            if "layer_names" in h5.attrs or "model_weights" not in h5:
-                raise ModelReadError(WEIGHTS_ONLY_HINT)
-            raise ModelReadError("HDF5 file without a model_config attribute: not a saved Keras model")
-        config = load_json(raw_config, what="model_config", max_bytes=options.max_json_bytes,
-                           max_depth=options.max_json_depth)
-        version = attr_text(h5.attrs, "keras_version")
-        model = Model(path=str(path), format="keras_h5", framework_version=version,
-                      framework="tf.keras" if version and version.endswith("-tf") else "keras",
-                      backend=attr_text(h5.attrs, "backend"))
-        tree = walk_model_config(config, max_layers=options.max_layers)
-        model.name = tree.name
-        weights = h5_get(h5, "model_weights")
-        if weights is None or not isinstance(weights, h5py.Group):
-            model.notes.append("file holds no model_weights group: parameters counted from stored weights are unavailable")
-        assignments = _assign_tensors(weights, tree.leaves) if isinstance(weights, h5py.Group) else {}
-        for node in tree.leaves:
-            model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
-        raw_training = attr_text(h5.attrs, "training_config")
-        if raw_training:
-            training = load_json(raw_training, what="training_config", max_bytes=options.max_json_bytes,
-                                 max_depth=options.max_json_depth)
-            attach_training_config(model, training, tree)
-        if model.optimizer is not None:
-            model.optimizer.iterations = _iterations(h5)
-        attach_outputs(model, tree)
-        return model
+        try:
+            return _read_open_h5(h5, path, options)
+        except (RuntimeError, KeyError, OSError, ValueError) as exc:
+            # h5py's errors on a damaged file (bad object headers, attribute
+            # types, links) surface wherever the walk meets them.
+            raise ModelReadError(f"corrupt HDF5 file ({_h5_reason(exc)})") from None
+
+
+def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
+    import h5py
+
+    raw_config = attr_text(h5.attrs, "model_config")
+    if raw_config is None:
+        if "layer_names" in h5.attrs or "model_weights" not in h5:
+            raise ModelReadError(WEIGHTS_ONLY_HINT)
+        raise ModelReadError("HDF5 file without a model_config attribute: not a saved Keras model")
+    config = load_json(raw_config, what="model_config", max_bytes=options.max_json_bytes,
+                       max_depth=options.max_json_depth)
+    version = attr_text(h5.attrs, "keras_version")
+    model = Model(path=str(path), format="keras_h5", framework_version=version,
+                  framework="tf.keras" if version and version.endswith("-tf") else "keras",
+                  backend=attr_text(h5.attrs, "backend"))
+    tree = walk_model_config(config, max_layers=options.max_layers)
+    model.name = tree.name
+    weights = h5_get(h5, "model_weights")
+    if weights is None or not isinstance(weights, h5py.Group):
+        model.notes.append("file holds no model_weights group: parameters counted from stored weights are unavailable")
+    assignments = _assign_tensors(weights, tree.leaves) if isinstance(weights, h5py.Group) else {}
+    for node in tree.leaves:
+        model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
+    raw_training = attr_text(h5.attrs, "training_config")
+    if raw_training:
+        training = load_json(raw_training, what="training_config", max_bytes=options.max_json_bytes,
+                             max_depth=options.max_json_depth)
+        attach_training_config(model, training, tree)
+    if model.optimizer is not None:
+        model.optimizer.iterations = _iterations(h5)
+    attach_outputs(model, tree)
+    return model
 
 
 def _h5_reason(exc: Exception) -> str:

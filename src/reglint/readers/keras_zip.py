@@ -14,10 +14,11 @@ import io
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
-from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model
 from reglint.readers.keras_build import (
     FoundTensor,
@@ -83,8 +84,11 @@ def read_keras_zip(path: Path, options: ReadOptions) -> Model:
 def _read_member(archive: zipfile.ZipFile, name: str, limit: int, options: ReadOptions) -> bytes:
     info = archive.getinfo(name)
     _check_member(info, limit, options)
-    with archive.open(info) as handle:
-        data = handle.read(limit + 1)
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(limit + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # bad CRC, truncated, bad deflate
+        raise ModelReadError(f"{name} inside the archive is corrupt ({one_line(str(exc), 120)})") from None
     if len(data) > limit:
         raise UnsafeInputError(f"{name} inflates past its size limit")
     return data
