@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -88,3 +89,15 @@ def test_explain_answers_the_seed_question():
     assert abs(row["gradient_per_weight"] - 2 * 0.01 * row["init_rms"]) < 1e-12
     text = reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras")).stdout
     assert "Does NOT depend on the weight count" in text and "E[sum w^2]" in text
+
+
+@pytest.mark.parametrize("exported, expected", [(None, "1"), ("4", "4")])
+def test_console_script_asks_numpy_for_one_blas_thread(exported, expected):
+    """Set before numpy loads (it reads the variable once); the user's own value wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if exported:
+        env["OPENBLAS_NUM_THREADS"] = exported
+    code = ("import os, sys; sys.argv = ['reglint', 'rules']; import reglint.cli as cli; cli.one_blas_thread(); "
+            "assert 'numpy' not in sys.modules; print(os.environ['OPENBLAS_NUM_THREADS'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
