@@ -8,6 +8,7 @@ import pytest
 
 from reglint.errors import ModelReadError, UnsafeInputError
 from reglint.readers.h5_index import DATASET, GROUP, H5Index
+from reglint.readers.tensor_stats import keras_dtype_attr
 
 
 def _write(path, build):
@@ -31,9 +32,9 @@ def test_children_kinds_and_tensor(tmp_path):
         assert index.kind("layers/missing") is None
         kernel = index.tensor("layers/dense/vars/0")
         assert (kernel.name, kernel.shape, kernel.dtype) == ("/layers/dense/vars/0", (3, 4), np.float32)
-        assert kernel.attr_count == 1 and kernel.attrs["dtype"] == "bfloat16"
+        assert keras_dtype_attr(kernel) == "bfloat16" and kernel.attrs["dtype"] == "bfloat16"
         assert np.array_equal(kernel[1:], np.ones((2, 4), "float32"))
-        assert index.tensor("layers/dense/vars/1").attr_count == 0
+        assert keras_dtype_attr(index.tensor("layers/dense/vars/1")) is None
         with pytest.raises(ModelReadError):
             index.tensor("layers/dense")  # a group, not a dataset
 

@@ -126,11 +126,5 @@ class H5Tensor:
     def attrs(self):
         return self._dataset.attrs
 
-    @property
-    def attr_count(self) -> int:
-        import h5py
-
-        return h5py.h5a.get_num_attrs(self.id)
-
     def __getitem__(self, key):
         return self._dataset[key]

@@ -33,7 +33,7 @@ from reglint.readers.keras_objects import (
     parse_regularizer,
 )
 from reglint.readers.limits import ReadOptions
-from reglint.readers.tensor_stats import h5_dataset_stats
+from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr
 
 # Stored names of variables that are state, not trained: Keras 1/2 batch-norm
 # statistics and the preprocessing Normalization layer's adapted values.
@@ -189,17 +189,8 @@ def _first(cfg: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 def _dtype(ds) -> str:
     """Keras' ``dtype`` attribute (bfloat16 is stored as uint16), else the
-    stored dtype. Datasets without attributes, nearly all of them, are not
-    asked by name: an h5py attribute lookup costs ~0.1 ms a dataset."""
-    if getattr(ds, "attr_count", None) == 0:
-        return str(ds.dtype)
-    try:
-        stored = ds.attrs.get("dtype")
-    except Exception:
-        stored = None
-    if isinstance(stored, bytes):
-        stored = stored.decode()
-    return stored if isinstance(stored, str) else str(ds.dtype)
+    stored dtype."""
+    return keras_dtype_attr(ds) or str(ds.dtype)
 
 
 def _activation(cfg: dict[str, Any]) -> str | None:

@@ -151,7 +151,7 @@ def bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
 
 def h5_dataset_stats(ds, chunk_bytes: int) -> WeightStats | None:
     """Stats of an HDF5 dataset holding floats; None for other dtypes."""
-    is_bf16 = _has_attrs(ds) and _attr(ds, "dtype") == "bfloat16"
+    is_bf16 = keras_dtype_attr(ds) == "bfloat16"
     if ds.dtype.kind not in FLOAT_KINDS and not is_bf16:
         return None
     if not is_bf16:
@@ -320,6 +320,16 @@ def _read_exact(fd: int, view: np.ndarray, offset: int) -> bool:
             return False
         data, offset = data[n:], offset + n
     return True
+
+
+def keras_dtype_attr(ds) -> str | None:
+    """The ``dtype`` attribute Keras sets on a dataset whose stored type is
+    not its own (bfloat16 is stored as uint16), or None. Asked by name only
+    when the dataset has attributes at all, which nearly none has."""
+    if not _has_attrs(ds):
+        return None
+    value = _attr(ds, "dtype")
+    return value if isinstance(value, str) else None
 
 
 def _has_attrs(ds) -> bool:
