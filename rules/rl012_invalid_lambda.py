@@ -38,6 +38,7 @@ import math
 from reglint.engine.finding import Severity
 from reglint.engine.fmt import lam
 from reglint.engine.rule import Rule
+from reglint.model import ProblemKind
 
 
 class InvalidLambda(Rule):
@@ -47,9 +48,8 @@ class InvalidLambda(Rule):
     summary = "A regularizer factor or optimizer setting is NaN, infinite, negative or not a number."
 
     def check(self, model, analysis):
-        for path, problem in model.problems:
-            if "regularizer:" in problem:
-                yield self.finding(problem, layer=path or None, target="regularizer")
+        for problem in model.problems_of(ProblemKind.INVALID_REGULARIZER):
+            yield self.finding(problem.message, layer=problem.layer or None, target="regularizer")
         seen = set()
         for layer in model.layers:
             for target, reg in layer.regularizers():
@@ -73,9 +73,10 @@ class InvalidLambda(Rule):
             if value is not None and (not math.isfinite(value) or value < 0):
                 yield self.finding(f"optimizer {name} is {value}", target=f"optimizer.{name}",
                                    remedy=f"use a finite, non-negative {name}")
-        if "weight_decay_invalid" in opt.config:
-            yield self.finding(f"optimizer weight_decay is {opt.config['weight_decay_invalid']}, not a number",
-                               target="optimizer.weight_decay", remedy="use a finite, non-negative weight_decay")
+        for problem in model.problems_of(ProblemKind.INVALID_OPTIMIZER):
+            setting = (problem.target or "optimizer.value").split(".")[-1]
+            yield self.finding(problem.message, target=problem.target,
+                               remedy=f"use a finite, non-negative {setting}")
 
 
 def _bad_factors(reg) -> list[str]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from reglint.engine.finding import Severity
 from reglint.engine.rule import Rule
+from reglint.model import ProblemKind
 
 
 class ConfigWeightsMismatch(Rule):
@@ -43,8 +44,8 @@ class ConfigWeightsMismatch(Rule):
     summary = "A layer's stored tensors do not match its config."
 
     def check(self, model, analysis):
-        for path, problem in model.problems:
-            if "regularizer:" in problem:
-                continue  # RL012's
-            yield self.finding(problem, layer=path or None, target="weights",
+        kinds = (ProblemKind.WEIGHTS_MISMATCH, ProblemKind.MISSING_WEIGHTS, ProblemKind.EXTRA_WEIGHTS,
+                 ProblemKind.UNREADABLE)
+        for problem in model.problems_of(*kinds):
+            yield self.finding(problem.message, layer=problem.layer or None, target=problem.target or "weights",
                                remedy="re-save the model with model.save() from the code that trained it")

@@ -259,6 +259,8 @@ class Optimizer:
     gradient_accumulation_steps: int | None = None
     exclude_from_weight_decay: list[str] | None = None  # None: not recorded
     config: dict[str, Any] = field(default_factory=dict)
+    # Settings the file held that are not numbers: name -> repr of the value.
+    invalid: dict[str, str] = field(default_factory=dict)
     source: Provenance = Provenance.FILE
 
     @property
@@ -298,6 +300,42 @@ class Output:
     activation: str | None = None
 
 
+class ProblemKind(str, Enum):
+    """What kind of problem a reader found. Rules select problems by kind,
+    never by the wording of the message."""
+
+    INVALID_REGULARIZER = "invalid_regularizer"  # a lambda that is not a number (RL012)
+    INVALID_OPTIMIZER = "invalid_optimizer"  # an optimizer value that is not a number (RL012)
+    WEIGHTS_MISMATCH = "weights_mismatch"  # stored tensors disagree with the config (RL019)
+    MISSING_WEIGHTS = "missing_weights"  # the config's layer has no stored tensors (RL019)
+    EXTRA_WEIGHTS = "extra_weights"  # stored tensors no layer of the config owns (RL019)
+    UNREADABLE = "unreadable"  # values or a config part that could not be read (RL019)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem a reader found, as data.
+
+    ``layer`` is the layer path ("" for the whole model); ``target`` the
+    variable or setting (``kernel``, ``weight_decay``); ``expected`` and
+    ``stored`` the config's and the file's shapes where the problem is a
+    disagreement; ``blocks_load`` is True where Keras would refuse to load.
+
+    >>> Problem(ProblemKind.WEIGHTS_MISMATCH, "dense", "kernel shape (7, 9) where the config implies (4, 3)",
+    ...         target="kernel", expected=(4, 3), stored=(7, 9), blocks_load=True).blocks_load
+    True
+    """
+
+    kind: ProblemKind
+    layer: str
+    message: str
+    target: str | None = None
+    expected: tuple[int, ...] | None = None
+    stored: tuple[int, ...] | None = None
+    blocks_load: bool = False
+    value: str | None = None  # the offending raw value, repr'd, where there is one
+
+
 @dataclass
 class Model:
     """What reglint knows about one model file."""
@@ -314,8 +352,8 @@ class Model:
     name: str | None = None
     # What the reader could not interpret, in words, for the report.
     notes: list[str] = field(default_factory=list)
-    # Values problems found while reading: (layer path or "", message).
-    problems: list[tuple[str, str]] = field(default_factory=list)
+    # Problems found while reading, as typed records (see ``Problem``).
+    problems: list[Problem] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -335,6 +373,9 @@ class Model:
         for layer in self.layers:
             for var in layer.variables:
                 yield layer, var
+
+    def problems_of(self, *kinds: ProblemKind) -> list[Problem]:
+        return [p for p in self.problems if p.kind in kinds]
 
     def layer(self, path: str) -> Layer | None:
         for layer in self.layers:

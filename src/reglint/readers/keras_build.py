@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from reglint.model import Layer, Model, Output, Regularizer, Role, Variable
+from reglint.model import Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
 from reglint.readers.keras_config import LayerNode, ModelConfig
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
@@ -95,8 +95,10 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
     for (prefix, owner_class), items in groups.items():
         slots = own_slots(owner_class, items[0].owner_config) if owner_class else None
         if slots is not None and len(slots) != len(items):
-            model.problems.append((node.path, f"{owner_class} under {prefix or node.path} stores "
-                                   f"{len(items)} tensors where its config implies {len(slots)}"))
+            model.problems.append(Problem(
+                ProblemKind.WEIGHTS_MISMATCH, node.path,
+                f"{owner_class} under {prefix or node.path} stores {len(items)} tensors where its config "
+                f"implies {len(slots)}", blocks_load=True))
             slots = slots if len(slots) < len(items) else slots[: len(items)]
         for index, found in enumerate(items):
             if slots is not None and index < len(slots):
@@ -145,7 +147,8 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
             own = getattr(found.dataset, "compute_stats", None)  # non-HDF5 tensors (SavedModel shards)
             var.stats = own() if own is not None else h5_dataset_stats(found.dataset, options.chunk_bytes)
         except Exception as exc:  # a corrupt chunk must not sink the whole report
-            model.problems.append((node.path, f"cannot read {var.name} values: {type(exc).__name__}"))
+            model.problems.append(Problem(ProblemKind.UNREADABLE, node.path,
+                                          f"cannot read {var.name} values: {type(exc).__name__}", target=var.name))
     return var
 
 
@@ -176,7 +179,8 @@ def _regularizer(obj: Any, model: Model, path: str, target: str) -> Regularizer 
     reg = parse_regularizer(obj)
     if reg is not None and reg.invalid:
         for problem in reg.invalid:
-            model.problems.append((path, f"{target} regularizer: {problem}"))
+            model.problems.append(Problem(ProblemKind.INVALID_REGULARIZER, path,
+                                          f"{target} regularizer: {problem}", target=target))
     return reg
 
 
@@ -278,11 +282,17 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
     try:
         model.optimizer = parse_optimizer(opt_obj)
     except Exception as exc:  # hostile shapes of a config must not crash the report
-        model.problems.append(("", f"unreadable optimizer config: {type(exc).__name__}"))
+        model.problems.append(Problem(ProblemKind.UNREADABLE, "", f"unreadable optimizer config: {type(exc).__name__}",
+                                      target="optimizer"))
+    if model.optimizer is not None:
+        for name, raw in model.optimizer.invalid.items():
+            model.problems.append(Problem(ProblemKind.INVALID_OPTIMIZER, "", f"optimizer {name} is {raw}, not a number",
+                                          target=f"optimizer.{name}", value=raw))
     try:
         model.losses = parse_losses(compile_cfg.get("loss"), compile_cfg.get("loss_weights"), tree.output_layers)
     except Exception as exc:
-        model.problems.append(("", f"unreadable loss config: {type(exc).__name__}"))
+        model.problems.append(Problem(ProblemKind.UNREADABLE, "", f"unreadable loss config: {type(exc).__name__}",
+                                      target="loss"))
 
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:

@@ -282,7 +282,7 @@ def parse_optimizer(obj: Any) -> Optimizer | None:
     wd = cfg.get("weight_decay")
     opt.weight_decay = as_float(wd) if wd is not None else None
     if wd is not None and opt.weight_decay is None:
-        opt.config["weight_decay_invalid"] = repr(wd)
+        opt.invalid["weight_decay"] = repr(wd)
     if canonical == "AdamW" and wd is None and "weight_decay" not in cfg:
         opt.weight_decay = 0.004  # AdamW's default, when a config omits it
     opt.beta_1 = as_float(cfg.get("beta_1"))
