@@ -43,7 +43,7 @@ level comes from the calibration grid (bench/CALIBRATION.md).
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import expected_sum_abs
@@ -79,6 +79,8 @@ class L1StepExceedsWeights(Rule):
                 f"instead of becoming sparse",
                 layer=p.layer.path, target=p.variable.name, severity=severity,
                 remedy=f"use L1 <= {g(safe)} at this learning rate, or a proximal L1 update",
+                fix=Fix(f"an L1 step of {g(0.5 * self.thresholds['l1-step-warning'], 2)}x the mean |w| per step",
+                        (Change("lambda", p.l1, safe, layer=p.layer.path, target=p.variable.name),)),
                 values={"l1_step_ratio": ratio, "l1_step": step, "mean_abs_weight": mean_abs,
                         "lambda": p.l1, "learning_rate": dyn.lr, "safe_lambda": safe, "params": p.n},
             )

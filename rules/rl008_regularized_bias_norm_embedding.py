@@ -42,7 +42,7 @@ Structural; warning severity.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam, pct
 from reglint.engine.rule import Rule
 from reglint.model import Role
@@ -75,6 +75,8 @@ class RegularizedBiasNormEmbedding(Rule):
                 f"it {_WHY[role]}{cost}",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="drop this regularizer and regularize kernels only",
+                fix=Fix("penalties on kernels only",
+                        (Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name),)),
                 values={"role": role.value, "penalty_init": p.penalty_init, "params": p.n,
                         "lambda": p.l2 or p.l1})
         yield from self._weight_decay_everywhere(model, analysis)

@@ -34,7 +34,7 @@ Two orders of magnitude: informational, not calibrated against outcomes.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
 
@@ -62,5 +62,7 @@ class InconsistentLambdas(Rule):
                 f"({high[1].layer.path}), a {g(spread, 2)}x spread",
                 layer=high[1].layer.path, target=f"kernel.{kind}",
                 remedy="use one factor for all kernels unless the difference is deliberate",
+                fix=Fix("one factor for every kernel",
+                        (Change(kind, high[0], low[0], layer=high[1].layer.path, target=high[1].variable.name),)),
                 values={"spread": spread, "min_lambda": low[0], "max_lambda": high[0],
                         "min_layer": low[1].layer.path})

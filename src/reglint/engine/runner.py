@@ -29,6 +29,7 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
     for cls in selected_rules(settings):
         rule = cls(settings.thresholds)
         findings.extend(rule.check(model, report.analysis))
+        report.curves.extend(rule.sweep(model, report.analysis))
     kept, report.suppressed = filter_findings(findings, path, settings)
     report.findings = sorted(kept, key=lambda f: (-f.severity.rank, f.code, f.layer or ""))
     return report
