@@ -1,0 +1,436 @@
+"""The unregularized twin: does the penalty hurt training on this data?
+
+From the weights saved in the file (never re-initialised), the saved
+optimizer runs twice for the same budgeted number of steps, each time
+rebuilt fresh from its saved config, on the same batches in the same
+order with the same seed (random layers included: their seed state is part
+of the restored variables):
+
+- **penalized**: the recipe as saved, every penalty and weight decay in;
+- **unregularized**: every weight regularizer (``variable.regularizer``)
+  and activity regularizer set to None for the run, and the optimizer's
+  ``weight_decay`` set to 0. ``add_loss`` terms stay: they belong to the
+  objective, not to regularization.
+
+Every few steps both runs record the training data loss, the data loss
+and accuracy on the held-back slice of ``--data`` (``data.split_held_out``),
+the norm of the tracked kernels and, for kernels that feed a normalization
+layer (scale-invariant), the angle they turn per step: their effective
+learning rate. The model is left at its saved weights.
+
+The step budget (``choose_budget``) comes from the penalty's own
+timescales, measured at the saved weights:
+
+- SGD (momentum ``mu``): a penalty gradient ``g_pen`` moves ``w`` by
+  ``lr*|g_pen|/(1-mu)`` per step at steady momentum, so it can move the
+  weights their own size in ``tau = (1-mu)*|w| / (lr*|g_pen|)`` steps;
+  for L2, ``|g_pen| = 2*l2*|w|`` and this is the decay timescale
+  ``(1-mu)/(2*lr*l2)``; for L1 it is ``rms(w)*(1-mu)/(lr*l1)``;
+- adaptive optimizers (Adam, RMSprop ...) move a weight about ``lr`` per
+  step, of which the penalty steers the share ``|g_pen|/(|g_pen|+|g_data|)``:
+  ``tau = rms(w) * (|g_pen|+|g_data|) / (lr*|g_pen|)``;
+- decoupled weight decay: ``tau = 1/(lr*wd)``;
+- scale-invariant kernels under a decay of rate ``r = 1/tau`` reach
+  rotational equilibrium (their squared norm relaxes at ``2r`` per step)
+  in about ``1/(2r)`` steps, at an angular update of about
+  ``sqrt(4*lr*l2/(1+mu))`` (SGD, Keras' coupled L2 whose gradient is
+  ``2*l2*w``) or ``sqrt(2*lr*wd)``
+  (decoupled decay) radians per step (van Laarhoven 2017; Wan et al. 2021;
+  Kosson et al. 2024).
+
+The budget is TIMESCALES x the shortest of them (95% of an unsupported
+weight gone, squared norms of invariant kernels six relaxation times in),
+at least MIN_STEPS (so both runs learn something to compare) and at most
+MAX_STEPS, then cut to what ``--time-budget`` seconds allow at the step
+time measured on a few trial steps. ``--steps`` overrides it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from reglint.engine.fmt import g
+from reglint.profile.data import BINARY, ONE_HOT, SPARSE, HeldOut, trivial_loss
+from reglint.profile.gradients import restore, snapshot
+from reglint.profile.load import DataLoss, flatten
+from reglint.profile.result import Budget, StepRecord, Twin, TwinRun, VariableRow
+from reglint.profile.run import fresh_optimizer, make_train_step, probe_loss, train_step, unregularized_optimizer
+
+# Budget: TIMESCALES x the shortest penalty timescale, within
+# [MIN_STEPS, MAX_STEPS] (see the module docstring).
+TIMESCALES = 3.0
+MIN_STEPS = 100
+MAX_STEPS = 2000
+DEFAULT_TIME_BUDGET = 60.0
+# Records per run besides step 0, evenly spaced.
+POINTS = 24
+# Trial steps timed (after the one that traces) to size the budget.
+TIMING_STEPS = 5
+# Held-back examples per inference call.
+EVAL_CHUNK = 512
+
+
+@dataclass
+class Timescale:
+    steps: float
+    where: str  # the variable or setting
+    formula: str
+
+    def describe(self) -> str:
+        return f"{self.formula} = {g(self.steps, 3)} steps ({self.where})"
+
+
+# ---------------------------------------------------------------------------
+# the budget (no TensorFlow)
+
+
+def penalty_timescales(opt_info: dict[str, Any] | None, rows: list[VariableRow]) -> dict[str, Timescale]:
+    """The shortest timescale of each mechanism, in steps (module docstring)."""
+    if not opt_info:
+        return {}
+    lr = opt_info.get("learning_rate") or 0.0
+    if not lr or lr <= 0:
+        return {}
+    mu = float(opt_info.get("momentum") or 0.0)
+    out: dict[str, Timescale] = {}
+
+    def keep(name: str, scale: Timescale) -> None:
+        if math.isfinite(scale.steps) and scale.steps > 0 and (name not in out or scale.steps < out[name].steps):
+            out[name] = scale
+
+    wd = opt_info.get("weight_decay") or 0.0
+    if wd > 0:
+        keep("weight_decay", Timescale(1.0 / (lr * wd), "optimizer", "decoupled weight decay 1/(lr*wd)"))
+    for row in rows:
+        if not row.grad_penalty_norm or not row.weight_norm:
+            continue
+        where = f"{row.layer}/{row.variable}"
+        if opt_info.get("family") == "sgd":
+            steps = (1.0 - mu) * row.weight_norm / (lr * row.grad_penalty_norm)
+            keep("sgd_penalty", Timescale(steps, where, "penalty under SGD (1-mu)*|w|/(lr*|g_pen|)"))
+        else:
+            rms = row.weight_norm / math.sqrt(max(row.params, 1))
+            share = row.grad_penalty_norm / (row.grad_penalty_norm + row.grad_data_norm)
+            keep("adaptive_penalty", Timescale(rms / (lr * share), where,
+                                               "penalty under an adaptive optimizer rms(w)/(lr*share of |g_pen|)"))
+    return out
+
+
+def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]) -> float | None:
+    """Predicted radians per step of a scale-invariant kernel at rotational
+    equilibrium, ``sqrt(2*lr*lambda/(1+mu))`` with ``lambda`` the decay
+    coefficient of the gradient (``w <- w - lr*lambda*w``): ``2*l2`` for
+    Keras' coupled L2 under SGD (its gradient is ``2*l2*w``); under
+    decoupled decay ``sqrt(2*lr*wd)``; None without either."""
+    if not opt_info or not opt_info.get("learning_rate"):
+        return None
+    lr, mu = opt_info["learning_rate"], float(opt_info.get("momentum") or 0.0)
+    wd = opt_info.get("weight_decay") or 0.0
+    l2 = max(((r.regularizer or {}).get("l2") or 0.0 for r in rows if r.scale_invariant), default=0.0)
+    rates = []
+    if l2 and opt_info.get("family") == "sgd":
+        rates.append(2 * lr * (2 * l2) / (1 + mu))
+    if wd:
+        rates.append(2 * lr * wd)
+    return math.sqrt(max(rates)) if rates else None
+
+
+def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | None, per_step: float | None,
+                  eval_seconds: float, remaining: float, time_budget: float, invariant: bool) -> Budget:
+    """The steps each run takes, and the reason in words."""
+    named = {k: v.steps for k, v in timescales.items()}
+    if timescales:
+        name, shortest = min(timescales.items(), key=lambda kv: kv[1].steps)
+        target = int(math.ceil(TIMESCALES * shortest.steps))
+        reason = f"{g(TIMESCALES)} x the shortest penalty timescale, {shortest.describe()}: {g(target)} steps"
+        if invariant:
+            named["rotational_equilibrium"] = shortest.steps / 2
+            reason += (f"; scale-invariant kernels reach rotational equilibrium in about 1/(2r) = "
+                       f"{g(shortest.steps / 2, 3)} steps")
+        if target < MIN_STEPS:
+            reason += f", raised to the minimum of {g(MIN_STEPS)} so both runs learn"
+        elif target > MAX_STEPS:
+            reason += f", capped at {g(MAX_STEPS)}: the penalty acts slower than a short run can show"
+        target = min(max(target, MIN_STEPS), MAX_STEPS)
+    else:
+        target = MIN_STEPS
+        reason = f"no penalty timescale (nothing to remove, or no learning rate): the minimum of {g(MIN_STEPS)} steps"
+    if steps_override is not None:
+        return Budget(steps=steps_override, reason=f"--steps {steps_override} (the timescales alone: {reason})",
+                      target=target, timescales=named, seconds_per_step=per_step, time_budget=time_budget)
+    steps = target
+    if per_step:
+        affordable = int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step))
+        if affordable < target:
+            steps = max(affordable, 1)
+            reason += (f"; cut to {g(steps)} to fit --time-budget {g(time_budget)} s "
+                       f"({g(per_step * 1000, 3)} ms per step, two runs)")
+    return Budget(steps=steps, reason=reason, target=target, timescales=named, seconds_per_step=per_step,
+                  time_budget=time_budget)
+
+
+def record_steps(budget: int) -> list[int]:
+    """The steps after which both runs record: POINTS evenly spaced, the last included."""
+    every = max(1, math.ceil(budget / POINTS))
+    steps = list(range(every, budget + 1, every))
+    if not steps or steps[-1] != budget:
+        steps.append(budget)
+    return steps
+
+
+# ---------------------------------------------------------------------------
+# penalties off
+
+
+@contextmanager
+def penalties_removed(model) -> Iterator[list[str]]:
+    """Every weight and activity regularizer of ``model`` set to None for
+    the duration, and put back after; yields what was removed."""
+    weights, activities, removed = [], [], []
+    for var in model.trainable_variables:
+        reg = getattr(var, "regularizer", None)
+        if reg is not None:
+            weights.append((var, reg))
+            var.regularizer = None
+            removed.append(f"{getattr(var, 'path', var.name)} {type(reg).__name__}")
+    for layer in [model] + flatten(model):
+        reg = getattr(layer, "activity_regularizer", None)
+        if reg is not None:
+            activities.append((layer, reg))
+            layer.activity_regularizer = None
+            removed.append(f"{layer.name} activity {type(reg).__name__}")
+    try:
+        yield removed
+    finally:
+        for var, reg in weights:
+            var.regularizer = reg
+        for layer, reg in activities:
+            layer.activity_regularizer = reg
+
+
+def has_penalty(model, opt_info: dict[str, Any] | None) -> bool:
+    if opt_info and opt_info.get("weight_decay"):
+        return True
+    if any(getattr(v, "regularizer", None) is not None for v in model.trainable_variables):
+        return True
+    return any(getattr(layer, "activity_regularizer", None) is not None for layer in [model] + flatten(model))
+
+
+# ---------------------------------------------------------------------------
+# held-back evaluation
+
+
+class Evaluator:
+    """Data loss and accuracy on the held-back slice, inference mode."""
+
+    def __init__(self, tf, model, loss: DataLoss, held: HeldOut | None, kind: str | None, from_logits: bool):
+        self.held, self.kind, self.from_logits = held, kind, from_logits
+        self.loss = loss
+        self.classifier = held is not None and len(held.ys) == 1 and kind in (SPARSE, ONE_HOT, BINARY)
+
+        @tf.function(reduce_retracing=True)
+        def evaluate(x, y):
+            y_pred = model(x, training=False)
+            return tf.cast(loss.fn(y, y_pred), tf.float32), y_pred
+
+        self._evaluate = evaluate
+        self.seconds = 0.0
+
+    def __call__(self) -> tuple[float | None, float | None]:
+        if self.held is None:
+            return None, None
+        start = time.perf_counter()
+        total, correct, count = 0.0, 0.0, 0
+        for x, y in self.held.chunks(EVAL_CHUNK):
+            value, pred = self._evaluate(x, y)
+            n = _rows(x)
+            total += float(value) * n
+            count += n
+            if self.classifier:
+                correct += _accuracy(np.asarray(pred), np.asarray(y), self.kind, self.from_logits) * n
+        self.seconds = time.perf_counter() - start
+        return total / count, (correct / count if self.classifier else None)
+
+    def reference(self) -> dict[str, Any]:
+        """What a constant predictor scores on the slice: chance accuracy
+        (the majority class) and the loss of the label frequencies."""
+        if self.held is None:
+            return {}
+        y = self.held.ys[0]
+        out = {"samples": self.held.samples, "available": self.held.available, "kind": self.kind,
+               "trivial_loss": trivial_loss(y, self.loss.names[0]) if len(self.held.ys) == 1 else None,
+               "chance": _chance(np.asarray(y), self.kind) if self.classifier else None,
+               "metric": "accuracy" if self.classifier else "loss"}
+        return out
+
+
+def _rows(x) -> int:
+    first = x[0] if isinstance(x, (list, tuple)) else x
+    return int(np.shape(first)[0])
+
+
+def _accuracy(pred: np.ndarray, y: np.ndarray, kind: str, from_logits: bool) -> float:
+    if kind == SPARSE:
+        ids = y.reshape(pred.shape[:-1]) if y.size == np.prod(pred.shape[:-1]) else y
+        return float(np.mean(pred.argmax(-1) == ids))
+    if kind == ONE_HOT:
+        return float(np.mean(pred.argmax(-1) == y.argmax(-1)))
+    cut = 0.0 if from_logits else 0.5
+    return float(np.mean((pred.reshape(y.shape) > cut) == (y > 0.5)))
+
+
+def _chance(y: np.ndarray, kind: str) -> float:
+    """The majority class's share (binary: per output unit, averaged)."""
+    if kind == SPARSE:
+        ids = y.reshape(-1).astype(np.int64)
+        return float(np.bincount(ids - ids.min()).max() / ids.size)
+    if kind == ONE_HOT:
+        ids = y.reshape(-1, y.shape[-1]).argmax(-1)
+        return float(np.bincount(ids).max() / ids.size)
+    p = (y.reshape(y.shape[0], -1) > 0.5).mean(axis=0)
+    return float(np.mean(np.maximum(p, 1 - p)))
+
+
+# ---------------------------------------------------------------------------
+# the pair of runs
+
+
+@dataclass
+class PairInputs:
+    """What the pair needs from the rest of the measurement."""
+
+    model: Any
+    opt: Any
+    opt_info: dict[str, Any]
+    batches: Any
+    held: HeldOut | None
+    loss: DataLoss
+    rows: list[VariableRow]
+    tracked: list
+    invariant: list
+    data0: float
+    kernel0: float
+    seed: int
+
+
+def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_override: int | None,
+             time_budget: float, deadline: float,
+             progress: Callable[[int, int, dict[str, float]], None] | None = None
+             ) -> tuple[Twin, list[StepRecord], float | None]:
+    """Both runs; returns (the twin, the penalized run's per-step records,
+    the probe batch's data loss after the penalized run, None if it
+    diverged). The model is back at its saved weights afterwards."""
+    model, opt_info = inputs.model, inputs.opt_info
+    saved = snapshot(tf, model.variables)
+    trainable = list(model.trainable_variables)
+    pen_opt = fresh_optimizer(keras, inputs.opt)
+    pen_step = make_train_step(tf, model, pen_opt, inputs.loss, trainable, inputs.tracked, inputs.invariant)
+    per_step = _time_steps(tf, pen_step, pen_opt, inputs.batches, saved, model)
+    val0 = evaluator()
+    timescales = penalty_timescales(opt_info, inputs.rows)
+    budget = choose_budget(timescales, steps_override=steps_override, per_step=per_step,
+                           eval_seconds=evaluator.seconds, remaining=deadline - time.perf_counter(),
+                           time_budget=time_budget, invariant=bool(inputs.invariant))
+    schedule = record_steps(budget.steps)
+    total = budget.steps * 2
+    penalize = has_penalty(model, opt_info)
+
+    def report(offset: int):
+        if progress is None:
+            return None
+        return lambda step, values: progress(offset + step, total if penalize else budget.steps, values)
+
+    keras.utils.set_random_seed(inputs.seed)
+    penalized, records = _one_run(tf, pen_step, pen_opt, inputs, evaluator, val0, budget.steps, schedule,
+                                  report(0))
+    x0, y0 = inputs.batches.batch(0)
+    probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if penalized.diverged_at is None else None
+    removed: list[str] = []
+    if penalize:
+        restore(model.variables, saved)
+        keras.utils.set_random_seed(inputs.seed)
+        with penalties_removed(model) as removed:
+            twin_opt = unregularized_optimizer(keras, inputs.opt)
+            twin_step = make_train_step(tf, model, twin_opt, inputs.loss, trainable, inputs.tracked,
+                                        inputs.invariant)
+            twin, _ = _one_run(tf, twin_step, twin_opt, inputs, evaluator, val0, budget.steps, schedule,
+                               report(budget.steps))
+        if opt_info.get("weight_decay"):
+            removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
+    else:
+        twin = TwinRun(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(penalized).items()})
+    restore(model.variables, saved)
+    notes = []
+    if not penalize:
+        notes.append("nothing to remove (no regularizer, no weight decay): the twin is the same run")
+    held_info = evaluator.reference()
+    if inputs.held is not None and inputs.held.available > inputs.held.samples:
+        notes.append(f"held-back slice scored on its first {inputs.held.samples} of {inputs.held.available} examples")
+    result = Twin(budget=budget, penalized=penalized, unregularized=twin, removed=removed, held_out=held_info,
+                  synthetic=bool(inputs.batches.synthetic),
+                  angular_equilibrium=angular_equilibrium(opt_info, inputs.rows) if inputs.invariant else None,
+                  notes=notes)
+    return result, records, probe_final
+
+
+def _time_steps(tf, step_fn, opt, batches, saved, model) -> float | None:
+    """Seconds per step over TIMING_STEPS steps after the tracing one; the
+    model and the optimizer are put back as they were."""
+    opt_saved = snapshot(tf, opt.variables)
+    step_fn(*batches.batch(0))  # traces
+    start = time.perf_counter()
+    for i in range(TIMING_STEPS):
+        out = step_fn(*batches.batch(i + 1))
+    float(out[0])  # wait for the last step
+    per_step = (time.perf_counter() - start) / TIMING_STEPS
+    restore(model.variables, saved)
+    restore(opt.variables, opt_saved)
+    return per_step
+
+
+def _one_run(tf, step_fn, opt, inputs: PairInputs, evaluator: Evaluator, val0: tuple, steps: int,
+             schedule: list[int], progress) -> tuple[TwinRun, list[StepRecord]]:
+    start = time.perf_counter()
+    held = evaluator.held is not None
+    run = TwinRun(step=[0], data_loss=[inputs.data0], kernel_norm=[inputs.kernel0],
+                  val_loss=[val0[0]] if held else None,
+                  val_accuracy=[val0[1]] if held and evaluator.classifier else None,
+                  angular_update=[None] if inputs.invariant else None)
+    records: list[StepRecord] = []
+    losses, angles = [], []
+    marks = set(schedule)
+    for step in range(1, steps + 1):
+        record = train_step(step_fn, opt, inputs.batches.batch(step - 1), step)
+        records.append(record)
+        if progress is not None:
+            progress(step, {"data_loss": record.data_loss, "penalty": record.penalty})
+        if not all(map(math.isfinite, (record.data_loss, record.penalty, record.weight_norm))):
+            run.diverged_at = step
+            break
+        losses.append(record.data_loss)
+        angles.append(record.angular_update or 0.0)
+        if step in marks:
+            _record(run, step, losses, angles, record, evaluator, inputs)
+            losses, angles = [], []
+    run.seconds = time.perf_counter() - start
+    return run, records
+
+
+def _record(run: TwinRun, step: int, losses: list[float], angles: list[float], record: StepRecord,
+            evaluator: Evaluator, inputs: PairInputs) -> None:
+    run.step.append(step)
+    run.data_loss.append(float(np.mean(losses)))
+    run.kernel_norm.append(record.kernel_norm)
+    if run.angular_update is not None:
+        run.angular_update.append(float(np.mean(angles)))
+    if run.val_loss is not None:
+        val_loss, val_acc = evaluator()
+        run.val_loss.append(val_loss)
+        if run.val_accuracy is not None:
+            run.val_accuracy.append(val_acc)
