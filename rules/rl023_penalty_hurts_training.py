@@ -135,96 +135,118 @@ class PenaltyHurtsTraining(Rule):
     # -- the judgment
 
     def judge(self, result) -> Judgment | None:
+        """The verdict on ``result.twin`` (see Formula); None without a twin."""
         twin = getattr(result, "twin", None)
         if twin is None:
             return None
-        pen, ref = twin.penalized, twin.unregularized
         if not twin.removed:
             return Judgment("nothing-removed", "the model has no penalty and no weight decay: the twin is the "
                                                "same run")
-        where = _where(result, twin)
         metric = _Metric(twin, result)
         values = {"steps": twin.budget.steps, "budget_reason": twin.budget.reason, "metric": metric.name,
                   "synthetic_data": twin.synthetic, "removed": list(twin.removed), **metric.values(),
                   **_evidence(result)}
+        where = _where(result, twin)
+        return self._divergence(twin, metric, where, values) or self._comparison(twin, metric, where, values)
+
+    def _divergence(self, twin, metric: "_Metric", where: str, values: dict) -> Judgment | None:
+        pen, ref = twin.penalized, twin.unregularized
         pen_div, ref_div = _diverged(pen), _diverged(ref)
         if pen_div and ref_div:
-            return Judgment("both-diverged", f"{where}: both runs diverged, the unregularized twin too: the penalty "
-                                             f"is not what fails (look at the learning rate)", None, values)
+            return Judgment("both-diverged", f"{where}: both runs diverged, the unregularized twin too: the "
+                                             f"penalty is not what fails (look at the learning rate)", None, values)
         if pen_div:
             return Judgment("diverged", f"{where}: the penalized run diverged ({_diverge_text(pen)}) while its "
-                                        f"unregularized twin reached {metric.show(ref)}{metric.context()}", Severity.ERROR, values)
+                                        f"unregularized twin reached {metric.show(ref)}{metric.context()}",
+                            Severity.ERROR, values)
+        return None
+
+    def _comparison(self, twin, metric: "_Metric", where: str, values: dict) -> Judgment:
+        pen, ref = twin.penalized, twin.unregularized
         m_pen, m_ref = metric.margin(pen), metric.margin(ref)
         values.update({"margin_penalized": m_pen, "margin_unregularized": m_ref})
         if m_ref is None or m_pen is None:
             return Judgment("not-measured", f"{where}: no {metric.name} to compare", None, values)
         if m_ref < metric.learned:
             return Judgment("twin-did-not-learn", f"{where}: the unregularized twin did not learn either "
-                                                  f"({metric.show(ref)}{metric.context()}): no verdict on the penalty", None, values)
-        gap = (m_ref - m_pen) / m_ref
-        values["gap"] = gap
-        soft = Severity.WARNING if twin.synthetic else Severity.ERROR
+                                                  f"({metric.show(ref)}{metric.context()}): no verdict on the "
+                                                  f"penalty", None, values)
+        gap = values["gap"] = (m_ref - m_pen) / m_ref
         both = (f"the penalized run reached {metric.show(pen)}, its unregularized twin {metric.show(ref, False)}"
                 f"{metric.context()}")
         if m_pen <= COLLAPSED:
-            return Judgment("collapsed", f"{where}: {both}: the penalized run stayed at chance", soft, values)
+            severity = Severity.WARNING if twin.synthetic else Severity.ERROR
+            return Judgment("collapsed", f"{where}: {both}: the penalized run stayed at chance", severity, values)
         level = self.level(gap, "twin-gap-warning", "twin-gap-error")
         if level is not None:
-            level = Severity.WARNING if twin.synthetic else level
-            return Judgment("worse", f"{where}: {both}: it lost {pct(gap)} of the twin's margin "
-                                     f"({'error' if level is Severity.ERROR else 'warning'} from "
-                                     f"{pct(self.thresholds['twin-gap-error' if level is Severity.ERROR else 'twin-gap-warning'])})",
-                            level, values)
+            option = "twin-gap-error" if level is Severity.ERROR else "twin-gap-warning"
+            message = (f"{where}: {both}: it lost {pct(gap)} of the twin's margin ({level.value} from "
+                       f"{pct(self.thresholds[option])})")
+            return Judgment("worse", message, Severity.WARNING if twin.synthetic else level, values)
         if gap <= -self.thresholds["twin-gap-warning"]:
             return Judgment("better", f"{where}: {both}: the penalty helps on the held-back data", None, values)
-        return Judgment("similar", f"{where}: {both}: within {pct(self.thresholds['twin-gap-warning'])} of each "
-                                   f"other", None, values)
+        return Judgment("similar", f"{where}: {both}: within {pct(self.thresholds['twin-gap-warning'])} of "
+                                   f"each other", None, values)
 
     # -- the remedy
 
     def fix(self, result) -> Fix | None:
         """The smallest scale RL001, RL003 and RL010 suggest (see Fix)."""
-        rl001 = get_rule("RL001")(self.user_thresholds)
-        rl003 = get_rule("RL003")(self.user_thresholds)
-        rl010 = get_rule("RL010")(self.user_thresholds)
+        parts = [self._lambda_fix(result), self._decay_fix(result), *self._activity_fixes(result)]
+        parts = [p for p in parts if p is not None and p.changes]
+        if not parts:
+            return _fallback(result)
+        return Fix("; ".join(dict.fromkeys(p.aim for p in parts)), tuple(c for p in parts for c in p.changes))
+
+    def _lambda_fix(self, result) -> Fix | None:
+        """Every weight lambda scaled by the smaller of RL001's scale (the
+        whole measured penalty counted) and the scale that brings a coupled
+        SGD shrink ``2*lr*l2/(1-mu)`` to RL003's safe per-step shrink."""
         from reglint.rules.rl001_penalty_dominates_loss import lambda_changes
 
-        opt = result.optimizer or {}
-        lr = opt.get("learning_rate_peak") or opt.get("learning_rate") or 0.0
-        safe_shrink = rl003.safe_shrink(None)
         rows = [r for r in result.variables if r.regularizer is not None]
-        aims, changes, scale = [], [], 1.0
-        rho = result.weight_penalty_ratio(include_invariant=True) if rows else 0.0
-        if rows and rho and math.isfinite(rho):
-            suggested = rl001.fix(rows, rho)
-            if suggested is not None and rl001.aim() < rho:
-                scale = rl001.aim() / rho
-                aims.append(f"RL001: {suggested.aim}")
+        if not rows:
+            return None
+        rl001 = get_rule("RL001")(self.user_thresholds)
+        scale, aims = 1.0, []
+        rho = result.weight_penalty_ratio(include_invariant=True)
+        suggested = rl001.fix(rows, rho) if rho and math.isfinite(rho) else None
+        if suggested is not None and rl001.aim() < rho:
+            scale, aims = rl001.aim() / rho, [f"RL001: {suggested.aim}"]
+        opt, lr = result.optimizer or {}, _lr(result)
         l2 = max(((r.regularizer or {}).get("l2") or 0.0 for r in rows), default=0.0)
+        safe = get_rule("RL003")(self.user_thresholds).safe_shrink(None)
         if l2 and lr and opt.get("family") == "sgd":
             shrink = 2 * lr * l2 / (1 - float(opt.get("momentum") or 0.0))
-            if shrink > safe_shrink and safe_shrink / shrink < scale:
-                scale = safe_shrink / shrink
-                aims.append(f"RL003: a per-step shrink 2*lr*l2/(1-mu) of at most {g(safe_shrink)}")
-        if scale < 1:
-            changes += lambda_changes(rows, scale)
-        wd = opt.get("weight_decay") or 0.0
-        if wd and lr and lr * wd > safe_shrink:
-            suggested = rl003.fix(wd, safe_shrink / lr)
-            if suggested is not None:
-                changes += suggested.changes
-                aims.append(f"RL003: {suggested.aim}")
+            if shrink > safe and safe / shrink < scale:
+                scale = safe / shrink
+                aims.append(f"RL003: a per-step shrink 2*lr*l2/(1-mu) of at most {g(safe)}")
+        if scale >= 1:
+            return None
+        return Fix("; ".join(aims), lambda_changes(rows, scale))
+
+    def _decay_fix(self, result) -> Fix | None:
+        """RL003's weight_decay for its safe per-step shrink."""
+        wd, lr = (result.optimizer or {}).get("weight_decay") or 0.0, _lr(result)
+        rl003 = get_rule("RL003")(self.user_thresholds)
+        safe = rl003.safe_shrink(None)
+        if not (wd and lr and lr * wd > safe):
+            return None
+        suggested = rl003.fix(wd, safe / lr)
+        return Fix(f"RL003: {suggested.aim}", suggested.changes) if suggested is not None else None
+
+    def _activity_fixes(self, result) -> list[Fix]:
+        """RL010's activity lambda for each measured activity penalty above its aim."""
+        rl010 = get_rule("RL010")(self.user_thresholds)
+        aim = 0.5 * rl010.thresholds["activity-ratio-warning"]
+        out = []
         for lp in result.layer_penalties:
             current = (lp.regularizer or {}).get("l2") or (lp.regularizer or {}).get("l1")
-            aim = 0.5 * rl010.thresholds["activity-ratio-warning"]
             ratio = lp.penalty / result.data_loss if result.data_loss else math.inf
             if lp.kind == "activity" and current and ratio > aim:
                 suggested = rl010.fix(lp.layer, current, aim / ratio)
-                changes += suggested.changes
-                aims.append(f"RL010: {suggested.aim}")
-        if not changes:
-            return _fallback(rows, result, wd)
-        return Fix("; ".join(dict.fromkeys(aims)), tuple(changes))
+                out.append(Fix(f"RL010: {suggested.aim}", suggested.changes))
+        return out
 
     # -- measured
 
@@ -348,9 +370,16 @@ def _evidence(result) -> dict[str, Any]:
             "gradient_ratios": dict(ratios[:5]), "outcome": result.outcome.label}
 
 
-def _fallback(rows, result, wd: float) -> Fix | None:
+def _lr(result) -> float:
+    opt = result.optimizer or {}
+    return opt.get("learning_rate_peak") or opt.get("learning_rate") or 0.0
+
+
+def _fallback(result) -> Fix | None:
     from reglint.rules.rl001_penalty_dominates_loss import lambda_changes
 
+    rows = [r for r in result.variables if r.regularizer is not None]
+    wd = (result.optimizer or {}).get("weight_decay") or 0.0
     changes = list(lambda_changes(rows, FALLBACK_SCALE))
     for lp in result.layer_penalties:
         current = (lp.regularizer or {}).get("l2") or (lp.regularizer or {}).get("l1")

@@ -307,8 +307,10 @@ def test_budget_reason_names_the_decay_timescale(wrecked_twin):
     # L2 under SGD: (1-mu)*|w|/(lr*|g_pen|) with |g_pen| = 2*l2*|w| is exactly (1-mu)/(2*lr*l2)
     assert budget["timescales"]["sgd_penalty"] == pytest.approx((1 - 0.9) / (2 * 0.03 * 0.3), rel=1e-4)
     assert "(1-mu)*|w|/(lr*|g_pen|)" in budget["reason"] and "timescale" in budget["reason"]
-    # 3 timescales (17 steps) is under the minimum that lets both runs learn
-    assert budget["steps"] == 100 and "minimum" in budget["reason"]
+    # 3 timescales (17 steps) is under the minimum that lets both runs learn; the twin ran on
+    # until its held-out loss stopped improving
+    assert budget["target"] == 100 and "minimum" in budget["reason"]
+    assert 100 <= budget["steps"] <= 2000 and "stopped improving" in budget["reason"]
 
 
 @pytest.mark.slow
@@ -345,21 +347,22 @@ def test_full_report_shows_both_runs(models, capsys):
 
 
 def test_budget_from_timescales_without_tensorflow():
-    from reglint.profile.twin import MAX_STEPS, MIN_STEPS, Timescale, choose_budget, record_steps
+    from reglint.profile.twin import MAX_STEPS, MIN_STEPS, Timescale, choose_budget
 
     fast = {"weight_decay": Timescale(10.0, "optimizer", "1/(lr*wd)")}
     slow = {"weight_decay": Timescale(1e6, "optimizer", "1/(lr*wd)")}
     mid = {"sgd_penalty": Timescale(200.0, "d/kernel", "(1-mu)*|w|/(lr*|g_pen|)")}
     common = {"steps_override": None, "eval_seconds": 0.0, "remaining": 1e9, "time_budget": 60.0, "invariant": False}
-    assert choose_budget(mid, per_step=1e-3, **common).steps == 600
-    assert choose_budget(fast, per_step=1e-3, **common).steps == MIN_STEPS
-    assert choose_budget(slow, per_step=1e-3, **common).steps == MAX_STEPS
+    # target: three timescales within [MIN_STEPS, MAX_STEPS]; steps: the most a run may take
+    assert (choose_budget(mid, per_step=1e-3, **common).target, choose_budget(mid, per_step=1e-3, **common).steps) \
+        == (600, MAX_STEPS)
+    assert choose_budget(fast, per_step=1e-3, **common).target == MIN_STEPS
+    assert choose_budget(slow, per_step=1e-3, **common).target == MAX_STEPS
     # 0.1 s per step and 30 s left: two runs of 150 steps fit
     cut = choose_budget(mid, per_step=0.1, **{**common, "remaining": 30.0})
-    assert cut.steps == 150 and cut.target == 600 and "--time-budget" in cut.reason
+    assert cut.steps == cut.target == 150 and "--time-budget" in cut.reason and cut.early_stop
     forced = choose_budget(mid, per_step=0.1, **{**common, "remaining": 30.0, "steps_override": 999})
-    assert forced.steps == 999
-    assert record_steps(100)[-1] == 100 and len(record_steps(100)) <= 25 and record_steps(3) == [1, 2, 3]
+    assert forced.steps == 999 and not forced.early_stop
 
 
 # ---------------------------------------------------------------------------

@@ -101,12 +101,13 @@ class Outcome:
 class Budget:
     """How many steps each run of the twin took, and why."""
 
-    steps: int
+    steps: int  # taken by each run (before the runs: the most either may take)
     reason: str
-    target: int | None = None  # what the timescales asked for, before the time cut
+    target: int | None = None  # what the timescales ask for: the twin does not stop before
     timescales: dict[str, float] = field(default_factory=dict)  # name -> steps
     seconds_per_step: float | None = None  # measured, one run
     time_budget: float | None = None  # --time-budget seconds
+    early_stop: bool = True  # the twin may stop once its held-out loss stops improving (not with --steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -129,8 +129,8 @@ def norm_of(tf, variables) -> float:
 
 def make_train_step(tf, model, opt, loss: DataLoss, trainable, tracked, invariant=()) -> Callable[[Any, Any], tuple]:
     """One optimizer step of L + P as a ``tf.function`` (traced once: every
-    batch has the same shape), returning (L, P, ||tracked||, ||all||,
-    angle): ``angle`` is the mean angle in radians by which the ``invariant``
+    batch has the same shape), returning [L, P, ||tracked||, ||all||,
+    angle] as one tensor: ``angle`` is the mean angle in radians by which the ``invariant``
     variables (scale-invariant kernels) turned in this step, their
     effective learning rate (0 without them). ``P`` is whatever
     ``model.losses`` holds when the step is traced: the twin traces its
@@ -157,7 +157,9 @@ def make_train_step(tf, model, opt, loss: DataLoss, trainable, tracked, invarian
             angle = tf.add_n(angles) / float(len(angles))
         kernel_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in tracked]) if tracked else tf.constant(0.0)
         weight_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in trainable])
-        return data, penalty, kernel_norm, weight_norm, angle
+        # one tensor: one device-to-host copy per step instead of five
+        return tf.stack([data, penalty, tf.cast(kernel_norm, tf.float32), tf.cast(weight_norm, tf.float32),
+                         tf.cast(angle, tf.float32)])
 
     return step
 
@@ -171,7 +173,7 @@ def _angle(tf, a, b):
 
 def train_step(step_fn, opt, batch, step: int) -> StepRecord:
     lr = current_lr(opt)
-    data, penalty, kernel_norm, weight_norm, angle = step_fn(*batch)
+    data, penalty, kernel_norm, weight_norm, angle = (float(v) for v in step_fn(*batch).numpy())
     return StepRecord(step=step, data_loss=float(data), penalty=float(penalty), learning_rate=lr,
                       kernel_norm=float(kernel_norm), weight_norm=float(weight_norm), angular_update=float(angle))
 

@@ -38,11 +38,17 @@ timescales, measured at the saved weights:
   (decoupled decay) radians per step (van Laarhoven 2017; Wan et al. 2021;
   Kosson et al. 2024).
 
-The budget is TIMESCALES x the shortest of them (95% of an unsupported
-weight gone, squared norms of invariant kernels six relaxation times in),
-at least MIN_STEPS (so both runs learn something to compare) and at most
-MAX_STEPS, then cut to what ``--time-budget`` seconds allow at the step
-time measured on a few trial steps. ``--steps`` overrides it.
+The budget's *target* is TIMESCALES x the shortest of them (95% of an
+unsupported weight gone, squared norms of invariant kernels six relaxation
+times in), at least MIN_STEPS (so both runs learn something to compare)
+and at most MAX_STEPS; its *cap* is MAX_STEPS, cut to what
+``--time-budget`` seconds allow for two runs at the step time measured on
+a few trial steps. The twin runs first: past the target it stops as
+Keras' ``EarlyStopping`` would (its held-out loss no better by MIN_DELTA
+of its start for PATIENCE records), so the comparison is made where
+training without the penalty has converged, not while both are still
+learning; the penalized run then takes the same number of steps.
+``--steps`` sets both runs' length and turns the early stop off.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from reglint.engine.fmt import g
+from reglint.engine.fmt import g, pct
 from reglint.profile.data import BINARY, ONE_HOT, SPARSE, HeldOut, trivial_loss
 from reglint.profile.gradients import restore, snapshot
 from reglint.profile.load import DataLoss, flatten
@@ -68,8 +74,14 @@ TIMESCALES = 3.0
 MIN_STEPS = 100
 MAX_STEPS = 2000
 DEFAULT_TIME_BUDGET = 60.0
-# Records per run besides step 0, evenly spaced.
+# Records per run besides step 0, evenly spaced over the most steps a run
+# may take.
 POINTS = 24
+# Early stop of the twin (as Keras' EarlyStopping): after the target steps,
+# once its monitored loss (held-out, else training) has not improved on its
+# best by MIN_DELTA of its starting value for PATIENCE records.
+PATIENCE = 3
+MIN_DELTA = 0.01
 # Trial steps timed (after the one that traces) to size the budget.
 TIMING_STEPS = 5
 # Held-back examples per inference call.
@@ -143,7 +155,9 @@ def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]
 
 def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | None, per_step: float | None,
                   eval_seconds: float, remaining: float, time_budget: float, invariant: bool) -> Budget:
-    """The steps each run takes, and the reason in words."""
+    """The plan before the runs: ``target`` (the steps the timescales ask
+    for: no early stop before them) and ``steps`` (the most either run may
+    take: MAX_STEPS, the time budget's cut, or ``--steps``)."""
     named = {k: v.steps for k, v in timescales.items()}
     if timescales:
         name, shortest = min(timescales.items(), key=lambda kv: kv[1].steps)
@@ -163,25 +177,30 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Non
         reason = f"no penalty timescale (nothing to remove, or no learning rate): the minimum of {g(MIN_STEPS)} steps"
     if steps_override is not None:
         return Budget(steps=steps_override, reason=f"--steps {steps_override} (the timescales alone: {reason})",
-                      target=target, timescales=named, seconds_per_step=per_step, time_budget=time_budget)
-    steps = target
+                      target=target, timescales=named, seconds_per_step=per_step, time_budget=time_budget,
+                      early_stop=False)
+    cap = MAX_STEPS
     if per_step:
-        affordable = int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step))
-        if affordable < target:
-            steps = max(affordable, 1)
-            reason += (f"; cut to {g(steps)} to fit --time-budget {g(time_budget)} s "
+        affordable = max(int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step)), 1)
+        if affordable < MAX_STEPS:
+            cap = affordable
+            reason += (f"; at most {g(cap)} fit --time-budget {g(time_budget)} s "
                        f"({g(per_step * 1000, 3)} ms per step, two runs)")
-    return Budget(steps=steps, reason=reason, target=target, timescales=named, seconds_per_step=per_step,
-                  time_budget=time_budget)
+    return Budget(steps=cap, reason=reason, target=min(target, cap), timescales=named, seconds_per_step=per_step,
+                  time_budget=time_budget, early_stop=True)
 
 
-def record_steps(budget: int) -> list[int]:
-    """The steps after which both runs record: POINTS evenly spaced, the last included."""
-    every = max(1, math.ceil(budget / POINTS))
-    steps = list(range(every, budget + 1, every))
-    if not steps or steps[-1] != budget:
-        steps.append(budget)
-    return steps
+def finish_budget(budget: Budget, taken: int, stopped: bool, monitor: str) -> None:
+    """The steps both runs took, once the twin has run."""
+    if not budget.early_stop:
+        budget.steps = taken
+        return
+    if stopped:
+        budget.reason += (f"; the unregularized twin's {monitor} stopped improving by {pct(MIN_DELTA)} of its start "
+                          f"over {PATIENCE} records at step {g(taken)}: both runs took {g(taken)} steps")
+    else:
+        budget.reason += f"; both runs took the full {g(taken)} steps"
+    budget.steps = taken
 
 
 # ---------------------------------------------------------------------------
@@ -325,58 +344,92 @@ def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_overr
              ) -> tuple[Twin, list[StepRecord], float | None]:
     """Both runs; returns (the twin, the penalized run's per-step records,
     the probe batch's data loss after the penalized run, None if it
-    diverged). The model is back at its saved weights afterwards."""
+    diverged). The twin runs first, until its held-out loss stops improving
+    (not before the budget's target, not past its cap); the penalized run
+    then takes as many steps. The model is back at its saved weights
+    afterwards."""
     model, opt_info = inputs.model, inputs.opt_info
     saved = snapshot(tf, model.variables)
     trainable = list(model.trainable_variables)
     pen_opt = fresh_optimizer(keras, inputs.opt)
     pen_step = make_train_step(tf, model, pen_opt, inputs.loss, trainable, inputs.tracked, inputs.invariant)
     per_step = _time_steps(tf, pen_step, pen_opt, inputs.batches, saved, model)
-    val0 = evaluator()
-    timescales = penalty_timescales(opt_info, inputs.rows)
-    budget = choose_budget(timescales, steps_override=steps_override, per_step=per_step,
-                           eval_seconds=evaluator.seconds, remaining=deadline - time.perf_counter(),
-                           time_budget=time_budget, invariant=bool(inputs.invariant))
-    schedule = record_steps(budget.steps)
-    total = budget.steps * 2
+    evaluator()  # traces
+    val0 = evaluator()  # timed: what each record costs
+    budget = choose_budget(penalty_timescales(opt_info, inputs.rows), steps_override=steps_override,
+                           per_step=per_step, eval_seconds=evaluator.seconds,
+                           remaining=deadline - time.perf_counter(), time_budget=time_budget,
+                           invariant=bool(inputs.invariant))
+    every = max(1, math.ceil(budget.steps / POINTS))
     penalize = has_penalty(model, opt_info)
-
-    def report(offset: int):
-        if progress is None:
-            return None
-        return lambda step, values: progress(offset + step, total if penalize else budget.steps, values)
-
-    keras.utils.set_random_seed(inputs.seed)
-    penalized, records = _one_run(tf, pen_step, pen_opt, inputs, evaluator, val0, budget.steps, schedule,
-                                  report(0))
-    x0, y0 = inputs.batches.batch(0)
-    probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if penalized.diverged_at is None else None
+    runs = 2 if penalize else 1
+    monitor = "held-out loss" if evaluator.held is not None else "training loss"
+    stop = _EarlyStop(budget.target, monitor == "held-out loss") if budget.early_stop else None
     removed: list[str] = []
     if penalize:
-        restore(model.variables, saved)
         keras.utils.set_random_seed(inputs.seed)
         with penalties_removed(model) as removed:
             twin_opt = unregularized_optimizer(keras, inputs.opt)
             twin_step = make_train_step(tf, model, twin_opt, inputs.loss, trainable, inputs.tracked,
                                         inputs.invariant)
-            twin, _ = _one_run(tf, twin_step, twin_opt, inputs, evaluator, val0, budget.steps, schedule,
-                               report(budget.steps))
+            twin, _ = _one_run(twin_step, twin_opt, inputs, evaluator, val0, budget.steps, every, stop,
+                               _progress(progress, 0, budget.steps * runs))
         if opt_info.get("weight_decay"):
             removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
-    else:
+        finish_budget(budget, twin.step[-1] if twin.diverged_at is None else budget.steps,
+                      stop is not None and stop.stopped, monitor)
+        stop = None
+        restore(model.variables, saved)
+    keras.utils.set_random_seed(inputs.seed)
+    penalized, records = _one_run(pen_step, pen_opt, inputs, evaluator, val0, budget.steps, every, stop,
+                                  _progress(progress, budget.steps * (runs - 1), budget.steps * runs))
+    x0, y0 = inputs.batches.batch(0)
+    probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if penalized.diverged_at is None else None
+    if not penalize:
+        finish_budget(budget, len(records), stop is not None and stop.stopped, monitor)
         twin = TwinRun(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(penalized).items()})
     restore(model.variables, saved)
+    result = Twin(budget=budget, penalized=penalized, unregularized=twin, removed=removed,
+                  held_out=evaluator.reference(), synthetic=bool(inputs.batches.synthetic),
+                  angular_equilibrium=angular_equilibrium(opt_info, inputs.rows) if inputs.invariant else None,
+                  notes=_notes(inputs, penalize))
+    return result, records, probe_final
+
+
+def _progress(progress, offset: int, total: int):
+    if progress is None:
+        return None
+    return lambda step, values: progress(offset + step, total, values)
+
+
+def _notes(inputs: PairInputs, penalize: bool) -> list[str]:
     notes = []
     if not penalize:
         notes.append("nothing to remove (no regularizer, no weight decay): the twin is the same run")
-    held_info = evaluator.reference()
     if inputs.held is not None and inputs.held.available > inputs.held.samples:
         notes.append(f"held-back slice scored on its first {inputs.held.samples} of {inputs.held.available} examples")
-    result = Twin(budget=budget, penalized=penalized, unregularized=twin, removed=removed, held_out=held_info,
-                  synthetic=bool(inputs.batches.synthetic),
-                  angular_equilibrium=angular_equilibrium(opt_info, inputs.rows) if inputs.invariant else None,
-                  notes=notes)
-    return result, records, probe_final
+    return notes
+
+
+class _EarlyStop:
+    """Keras' EarlyStopping on the twin's records (see PATIENCE)."""
+
+    def __init__(self, target: int, held_out: bool):
+        self.target, self.held_out = target, held_out
+        self.best, self.start, self.waited, self.stopped = math.inf, None, 0, False
+
+    def __call__(self, run: TwinRun) -> bool:
+        values = run.val_loss if self.held_out else run.data_loss
+        if self.start is None:
+            self.start = values[0]
+            self.best = values[0]
+        value = values[-1]
+        if math.isfinite(value) and value < self.best - MIN_DELTA * abs(self.start):
+            self.best, self.waited = value, 0
+        else:
+            self.waited += 1
+        self.stopped = run.step[-1] >= self.target and self.waited >= PATIENCE
+        return self.stopped
 
 
 def _time_steps(tf, step_fn, opt, batches, saved, model) -> float | None:
@@ -387,15 +440,17 @@ def _time_steps(tf, step_fn, opt, batches, saved, model) -> float | None:
     start = time.perf_counter()
     for i in range(TIMING_STEPS):
         out = step_fn(*batches.batch(i + 1))
-    float(out[0])  # wait for the last step
+    out.numpy()  # wait for the last step
     per_step = (time.perf_counter() - start) / TIMING_STEPS
     restore(model.variables, saved)
     restore(opt.variables, opt_saved)
     return per_step
 
 
-def _one_run(tf, step_fn, opt, inputs: PairInputs, evaluator: Evaluator, val0: tuple, steps: int,
-             schedule: list[int], progress) -> tuple[TwinRun, list[StepRecord]]:
+def _one_run(step_fn, opt, inputs: PairInputs, evaluator: Evaluator, val0: tuple, steps: int, every: int,
+             stop: _EarlyStop | None, progress) -> tuple[TwinRun, list[StepRecord]]:
+    """Up to ``steps`` steps, recording every ``every`` steps and at the
+    last; ``stop`` may end it at a record."""
     start = time.perf_counter()
     held = evaluator.held is not None
     run = TwinRun(step=[0], data_loss=[inputs.data0], kernel_norm=[inputs.kernel0],
@@ -404,7 +459,6 @@ def _one_run(tf, step_fn, opt, inputs: PairInputs, evaluator: Evaluator, val0: t
                   angular_update=[None] if inputs.invariant else None)
     records: list[StepRecord] = []
     losses, angles = [], []
-    marks = set(schedule)
     for step in range(1, steps + 1):
         record = train_step(step_fn, opt, inputs.batches.batch(step - 1), step)
         records.append(record)
@@ -415,15 +469,17 @@ def _one_run(tf, step_fn, opt, inputs: PairInputs, evaluator: Evaluator, val0: t
             break
         losses.append(record.data_loss)
         angles.append(record.angular_update or 0.0)
-        if step in marks:
-            _record(run, step, losses, angles, record, evaluator, inputs)
+        if step % every == 0 or step == steps:
+            _record(run, step, losses, angles, record, evaluator)
             losses, angles = [], []
+            if stop is not None and stop(run):
+                break
     run.seconds = time.perf_counter() - start
     return run, records
 
 
 def _record(run: TwinRun, step: int, losses: list[float], angles: list[float], record: StepRecord,
-            evaluator: Evaluator, inputs: PairInputs) -> None:
+            evaluator: Evaluator) -> None:
     run.step.append(step)
     run.data_loss.append(float(np.mean(losses)))
     run.kernel_norm.append(record.kernel_norm)
