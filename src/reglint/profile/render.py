@@ -147,6 +147,8 @@ def _summary(result: ProfileResult, file_report, console) -> None:
 
     console.print(f"  device: {markup(result.device)}; load {result.load_seconds:.2f} s, "
                   f"measure + {len(result.trajectory)} steps {result.run_seconds:.2f} s")
+    console.print("  [dim]weights: as saved in the file (not re-initialised); every measurement below is taken "
+                  "at them or starts from them[/]")
     data = result.data
     if result.synthetic:
         console.print(f"  data: synthetic, one batch of {data['batch_size']} "

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 KERNEL_NAMES = ("kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel")
+# Where every measurement stands (the JSON says it, the terminal too).
+WEIGHTS = ("saved: the gradients, the first update and the penalty are measured at the weights in the file, "
+           "and both runs of the twin start from them; nothing is re-initialised")
 # The per-step trajectory in the JSON is thinned to this many records (the
 # runs can take thousands of steps; ``steps.taken`` keeps the count).
 MAX_TRAJECTORY = 200
@@ -220,6 +223,7 @@ class ProfileResult:
             "device": self.device,
             "device_kind": self.device_kind,
             "seconds": {"load": self.load_seconds, "run": self.run_seconds},
+            "weights": WEIGHTS,
             "data": self.data,
             "loss": self.loss,
             "optimizer": self.optimizer,

@@ -43,20 +43,21 @@ unsupported weight gone, squared norms of invariant kernels six relaxation
 times in), at least MIN_STEPS (so both runs learn something to compare)
 and at most MAX_STEPS; its *cap* is MAX_STEPS, cut to what
 ``--time-budget`` seconds allow for two runs at the step time measured on
-a few trial steps. The twin runs first: past the target it stops as
-Keras' ``EarlyStopping`` would (its held-out loss no better by MIN_DELTA
-of its start for PATIENCE records), so the comparison is made where
-training without the penalty has converged, not while both are still
-learning; the penalized run then takes the same number of steps.
-``--steps`` sets both runs' length and turns the early stop off.
+a few trial steps. Both runs advance in lockstep, a record interval each
+in turn; past the target they stop together once each has settled as
+Keras' ``EarlyStopping`` would have it (its held-out loss no better by
+MIN_DELTA of its start for PATIENCE records) or diverged: the comparison
+is made where training has converged with and without the penalty, not
+while one of them is still learning. ``--steps`` sets both runs' length
+and turns the early stop off.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -191,15 +192,11 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Non
 
 
 def finish_budget(budget: Budget, taken: int, stopped: bool, monitor: str) -> None:
-    """The steps both runs took, once the twin has run."""
-    if not budget.early_stop:
-        budget.steps = taken
-        return
-    if stopped:
-        budget.reason += (f"; the unregularized twin's {monitor} stopped improving by {pct(MIN_DELTA)} of its start "
-                          f"over {PATIENCE} records at step {g(taken)}: both runs took {g(taken)} steps")
-    else:
-        budget.reason += f"; both runs took the full {g(taken)} steps"
+    """The steps both runs took."""
+    if budget.early_stop:
+        budget.reason += (f"; both runs' {monitor} stopped improving by {pct(MIN_DELTA)} of its start over "
+                          f"{PATIENCE} records (or the run diverged) at step {g(taken)}" if stopped else
+                          f"; both runs took the full {g(taken)} steps")
     budget.steps = taken
 
 
@@ -342,12 +339,12 @@ def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_overr
              time_budget: float, deadline: float,
              progress: Callable[[int, int, dict[str, float]], None] | None = None
              ) -> tuple[Twin, list[StepRecord], float | None]:
-    """Both runs; returns (the twin, the penalized run's per-step records,
-    the probe batch's data loss after the penalized run, None if it
-    diverged). The twin runs first, until its held-out loss stops improving
-    (not before the budget's target, not past its cap); the penalized run
-    then takes as many steps. The model is back at its saved weights
-    afterwards."""
+    """Both runs, in lockstep: each advances a record interval in turn (its
+    weights, statistics and seed states swapped in and out), so both can
+    stop at the same step once both have converged. Returns (the twin, the
+    penalized run's per-step records, the probe batch's data loss after the
+    penalized run, None if it diverged). The model is back at its saved
+    weights afterwards."""
     model, opt_info = inputs.model, inputs.opt_info
     saved = snapshot(tf, model.variables)
     trainable = list(model.trainable_variables)
@@ -360,46 +357,106 @@ def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_overr
                            per_step=per_step, eval_seconds=evaluator.seconds,
                            remaining=deadline - time.perf_counter(), time_budget=time_budget,
                            invariant=bool(inputs.invariant))
-    every = max(1, math.ceil(budget.steps / POINTS))
-    penalize = has_penalty(model, opt_info)
-    runs = 2 if penalize else 1
     monitor = "held-out loss" if evaluator.held is not None else "training loss"
-    stop = _EarlyStop(budget.target, monitor == "held-out loss") if budget.early_stop else None
+    lanes = [_Lane(pen_step, pen_opt, _new_run(inputs, evaluator, val0), saved, keep_records=True)]
     removed: list[str] = []
-    if penalize:
-        keras.utils.set_random_seed(inputs.seed)
-        with penalties_removed(model) as removed:
+    if has_penalty(model, opt_info):
+        with penalties_removed(model) as removed:  # traced without the penalties
             twin_opt = unregularized_optimizer(keras, inputs.opt)
             twin_step = make_train_step(tf, model, twin_opt, inputs.loss, trainable, inputs.tracked,
                                         inputs.invariant)
-            twin, _ = _one_run(twin_step, twin_opt, inputs, evaluator, val0, budget.steps, every, stop,
-                               _progress(progress, 0, budget.steps * runs))
+        lanes.append(_Lane(twin_step, twin_opt, _new_run(inputs, evaluator, val0), saved, unregularized=True))
         if opt_info.get("weight_decay"):
             removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
-        finish_budget(budget, twin.step[-1] if twin.diverged_at is None else budget.steps,
-                      stop is not None and stop.stopped, monitor)
-        stop = None
-        restore(model.variables, saved)
+    for lane in lanes:
+        lane.stop = _EarlyStop(budget.target, evaluator.held is not None) if budget.early_stop else None
     keras.utils.set_random_seed(inputs.seed)
-    penalized, records = _one_run(pen_step, pen_opt, inputs, evaluator, val0, budget.steps, every, stop,
-                                  _progress(progress, budget.steps * (runs - 1), budget.steps * runs))
+    taken, stopped = _lockstep(tf, model, lanes, inputs, evaluator, budget.steps, progress)
+    finish_budget(budget, taken, stopped, monitor)
+    pen = lanes[0]
+    restore(model.variables, pen.state)
     x0, y0 = inputs.batches.batch(0)
-    probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if penalized.diverged_at is None else None
-    if not penalize:
-        finish_budget(budget, len(records), stop is not None and stop.stopped, monitor)
-        twin = TwinRun(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(penalized).items()})
+    probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if pen.run.diverged_at is None else None
     restore(model.variables, saved)
-    result = Twin(budget=budget, penalized=penalized, unregularized=twin, removed=removed,
+    twin = lanes[1].run if len(lanes) > 1 else \
+        TwinRun(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(pen.run).items()})
+    result = Twin(budget=budget, penalized=pen.run, unregularized=twin, removed=removed,
                   held_out=evaluator.reference(), synthetic=bool(inputs.batches.synthetic),
                   angular_equilibrium=angular_equilibrium(opt_info, inputs.rows) if inputs.invariant else None,
-                  notes=_notes(inputs, penalize))
-    return result, records, probe_final
+                  notes=_notes(inputs, len(lanes) > 1))
+    return result, pen.records, probe_final
 
 
-def _progress(progress, offset: int, total: int):
-    if progress is None:
-        return None
-    return lambda step, values: progress(offset + step, total, values)
+@dataclass
+class _Lane:
+    """One run of the pair: its step, optimizer, record and variable values."""
+
+    step_fn: Any
+    opt: Any
+    run: TwinRun
+    state: list  # model.variables values between its turns
+    unregularized: bool = False
+    keep_records: bool = False
+    records: list = field(default_factory=list)  # per-step records (the penalized run's only)
+    stop: "_EarlyStop | None" = None
+
+    @property
+    def settled(self) -> bool:
+        """Diverged, or converged by the early-stop rule."""
+        return self.run.diverged_at is not None or (self.stop is not None and self.stop.stopped)
+
+
+def _lockstep(tf, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Evaluator, cap: int,
+              progress) -> tuple[int, bool]:
+    """Advance every lane a record interval at a time up to ``cap`` steps;
+    stop early once every lane has settled. Returns (steps, stopped early)."""
+    every = max(1, math.ceil(cap / POINTS))
+    step, done = 0, 0
+    while step < cap:
+        end = min(step + every, cap)
+        for lane in lanes:
+            if lane.run.diverged_at is not None:
+                continue
+            restore(model.variables, lane.state)
+            with penalties_removed(model) if lane.unregularized else nullcontext():
+                _advance(lane, step + 1, end, inputs, evaluator)
+            lane.state = snapshot(tf, model.variables)
+            done += end - step
+            if progress is not None and lane.records:
+                progress(done, cap * len(lanes), {"data_loss": lane.records[-1].data_loss,
+                                                  "penalty": lane.records[-1].penalty})
+        step = end
+        if all(lane.stop is not None and lane.settled for lane in lanes):
+            return step, True
+    return step, False
+
+
+def _new_run(inputs: PairInputs, evaluator: Evaluator, val0: tuple) -> TwinRun:
+    held = evaluator.held is not None
+    return TwinRun(step=[0], data_loss=[inputs.data0], kernel_norm=[inputs.kernel0],
+                   val_loss=[val0[0]] if held else None,
+                   val_accuracy=[val0[1]] if held and evaluator.classifier else None,
+                   angular_update=[None] if inputs.invariant else None)
+
+
+def _advance(lane: _Lane, first: int, last: int, inputs: PairInputs, evaluator: Evaluator) -> None:
+    """Steps ``first..last`` of one lane, then one record (unless it diverged)."""
+    start = time.perf_counter()
+    losses, angles, record = [], [], None
+    for step in range(first, last + 1):
+        record = train_step(lane.step_fn, lane.opt, inputs.batches.batch(step - 1), step)
+        if lane.keep_records:
+            lane.records.append(record)
+        if not all(map(math.isfinite, (record.data_loss, record.penalty, record.weight_norm))):
+            lane.run.diverged_at = step
+            break
+        losses.append(record.data_loss)
+        angles.append(record.angular_update or 0.0)
+    if lane.run.diverged_at is None and record is not None:
+        _record(lane.run, last, losses, angles, record, evaluator)
+        if lane.stop is not None:
+            lane.stop(lane.run)
+    lane.run.seconds += time.perf_counter() - start
 
 
 def _notes(inputs: PairInputs, penalize: bool) -> list[str]:
@@ -412,7 +469,8 @@ def _notes(inputs: PairInputs, penalize: bool) -> list[str]:
 
 
 class _EarlyStop:
-    """Keras' EarlyStopping on the twin's records (see PATIENCE)."""
+    """Keras' EarlyStopping on one run's records (see PATIENCE); ``stopped``
+    is its state at the last record (it clears if the run improves again)."""
 
     def __init__(self, target: int, held_out: bool):
         self.target, self.held_out = target, held_out
@@ -445,37 +503,6 @@ def _time_steps(tf, step_fn, opt, batches, saved, model) -> float | None:
     restore(model.variables, saved)
     restore(opt.variables, opt_saved)
     return per_step
-
-
-def _one_run(step_fn, opt, inputs: PairInputs, evaluator: Evaluator, val0: tuple, steps: int, every: int,
-             stop: _EarlyStop | None, progress) -> tuple[TwinRun, list[StepRecord]]:
-    """Up to ``steps`` steps, recording every ``every`` steps and at the
-    last; ``stop`` may end it at a record."""
-    start = time.perf_counter()
-    held = evaluator.held is not None
-    run = TwinRun(step=[0], data_loss=[inputs.data0], kernel_norm=[inputs.kernel0],
-                  val_loss=[val0[0]] if held else None,
-                  val_accuracy=[val0[1]] if held and evaluator.classifier else None,
-                  angular_update=[None] if inputs.invariant else None)
-    records: list[StepRecord] = []
-    losses, angles = [], []
-    for step in range(1, steps + 1):
-        record = train_step(step_fn, opt, inputs.batches.batch(step - 1), step)
-        records.append(record)
-        if progress is not None:
-            progress(step, {"data_loss": record.data_loss, "penalty": record.penalty})
-        if not all(map(math.isfinite, (record.data_loss, record.penalty, record.weight_norm))):
-            run.diverged_at = step
-            break
-        losses.append(record.data_loss)
-        angles.append(record.angular_update or 0.0)
-        if step % every == 0 or step == steps:
-            _record(run, step, losses, angles, record, evaluator)
-            losses, angles = [], []
-            if stop is not None and stop(run):
-                break
-    run.seconds = time.perf_counter() - start
-    return run, records
 
 
 def _record(run: TwinRun, step: int, losses: list[float], angles: list[float], record: StepRecord,
