@@ -225,6 +225,19 @@ def sweep_gap(rows: list[dict], precision: float = 0.95) -> tuple[float | None, 
     return chosen, lines
 
 
+def sweep_warning(rows: list[dict]) -> list[str]:
+    """RL023 at warning or above against *harmed* runs (degraded or worse),
+    per split: where the warning level keeps healthy runs quiet."""
+    lines = ["| warning gap | split | recall (harmed) | precision (harmed) | healthy warned |", "|---|---|---|---|---|"]
+    for t in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4):
+        for split in ("fit", "held_out"):
+            part = [r for r in rows if r["split"] == split]
+            s = cal.score([twin_flag(r, t) for r in part], part, target="harmed")
+            lines.append(f"| {t:g} | {split} | {cal._pct(s['recall'])} | {cal._pct(s['precision'])} | "
+                         f"{cal._pct(s['false_alarm'])} ({s['healthy_flagged']}/{s['healthy']}) |")
+    return lines
+
+
 def label_table(rows: list[dict]) -> str:
     """Twin verdicts against the training outcomes."""
     from collections import Counter
@@ -251,6 +264,8 @@ def cmd_score(args) -> int:
     gap = args.error if args.error is not None else chosen
     print(f"\nscores at gap {gap}:\n")
     print(score_table(rows, gap if gap is not None else 0.5))
+    print("\nRL023 warning level against harmed runs (degraded, collapsed or diverged):\n")
+    print("\n".join(sweep_warning(rows)))
     print("\ntwin verdicts against the training outcomes (all splits):\n")
     print(label_table(rows))
     walls = sorted(r["wall_s"] for r in rows)

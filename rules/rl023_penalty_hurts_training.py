@@ -22,10 +22,13 @@ the penalty the only difference. If the recipe ends at chance while its
 twin learns, the penalty is what fails the training.
 
 ## Example
-A 64-32 MLP on a 20-class data set with ``L2(0.1)`` on every kernel under
-``SGD(0.03, momentum=0.9)``: static RL001 sees a penalty about 8x the data
-loss (a warning); measured over the budget, the penalized run stays at
-chance on the held-back slice while its twin reaches 90%: an error.
+The calibration grid's 64-32 MLP on a 20-class data set (held out when the
+thresholds were chosen) with ``L2(0.1)`` on every kernel under
+``SGD(0.03, momentum=0.9)``: the penalty at initialisation is under RL001's
+warning level and no static rule reports an error, yet the real training
+ended at chance. ``reglint profile --data train.npz`` (2 s): over 420 steps
+the penalized run reached a held-out accuracy of 0.02 (chance 0.083) while
+its unregularized twin reached 0.856: an error, ``collapsed``.
 
 ## Use instead
 The lambda or ``weight_decay`` in the finding's fix (what RL001, RL003
@@ -33,7 +36,7 @@ and RL010 compute for the measured penalty), then profile again: the twin
 shows whether the penalized run still trails.
 
 ## Options
-- ``twin-gap-error`` (default 0.5): share of the twin's margin (held-out
+- ``twin-gap-error`` (default 0.7): share of the twin's margin (held-out
   accuracy over chance; for other losses, the share of the constant
   predictor's loss explained) that the penalized run loses at which RL023 is an error.
 - ``twin-gap-warning`` (default 0.2): the same share at which it is a warning.
@@ -52,7 +55,8 @@ Both runs record every ``steps/24`` steps; the verdict takes the mean of
 each run's last three records. With ``m = acc - chance`` on the held-back
 slice (chance: its majority class), or ``m = 1 - L/L_const`` for other
 losses (``L_const``: the constant predictor's loss on the slice, R^2 for
-MSE), ``gap = (m_twin - m_pen) / m_twin``. In order:
+MSE; for losses without one, or several outputs, the loss at the saved
+weights), ``gap = (m_twin - m_pen) / m_twin``. In order:
 
 - both runs diverged (non-finite, or training loss > 3x its start): no
   verdict on the penalty (``both-diverged``);
@@ -69,11 +73,32 @@ and ``m`` uses its training loss: only a divergence is an error there;
 a gap is at most a warning, and the verdict says so.
 
 ## Thresholds and calibration
-The margins 0.15 / 0.05 (0.2 / 0.05 for R^2) are the calibration grid's
-own outcome rule (a baseline that learned; a run at chance).
-The gap thresholds come from ``bench/profile_grid.py`` (see
-bench/CALIBRATION.md, "The unregularized twin"): chosen on the fit split
-(digits, breast cancer, diabetes), scored on the held-out data sets.
+The margins 0.15 / 0.05 (R^2-like 0.2 / 0.05) are the calibration grid's
+own outcome rule: a baseline that learned, a run at chance. The gap
+levels come from ``python bench/profile_grid.py run`` then ``score``
+(bench/CALIBRATION.md, "The unregularized twin"): every one of the grid's
+671 saved models profiled with its own training split as ``--data``,
+against the outcome of its real training. On the fit split (digits, breast
+cancer, diabetes) the smallest error gap with at least 95% precision for
+wrecked (diverged or collapsed) runs is **0.7** (recall 97.6%, precision
+95.3%): below it, the flagged runs are ones that kept half their accuracy
+and ended merely degraded (L2 0.1 on digits: 0.42 to 0.70 held-out
+accuracy against the twin's 0.98). On the held-out data sets (wine, the
+20-class set) RL023 alone then catches 98.9% (87/88) of wrecked runs at
+100% precision and no false alarm on 158 healthy runs; the static rules
+catch 81.8% there. The warning at **0.2** is the smallest gap at which no
+healthy run of the fit split is warned (0 of 241; at 0.15, 1): it flags
+84% of the degraded-or-worse fit runs. Each profile took 0.7 to 16 s
+(median 3.3 s) on a 2-core CPU, one TensorFlow thread.
+
+What it misses: a BatchNorm model whose real 420-step training was
+caught mid-collapse while its moving statistics lagged the shrinking
+kernels (the twin, run to convergence, recovers), two BatchNorm
+regressions on diabetes whose unregularized twin overfits (no verdict),
+and one AdamW run (wd 30) on wine. Runs flagged that were only degraded:
+three diabetes MLPs whose 110-step real training stopped before the
+collapse the longer twin shows, a digits MLP with activity L2 1 the twin
+saw at chance, and two digits runs at gaps of 0.73 and 0.9.
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
@@ -123,7 +148,7 @@ class PenaltyHurtsTraining(Rule):
     severity = Severity.ERROR
     summary = "Measured: the saved recipe trains clearly worse than the same run without its penalties."
     options = {
-        "twin-gap-error": Option(0.5, "share of the unregularized twin's margin over chance the penalized run "
+        "twin-gap-error": Option(0.7, "share of the unregularized twin's margin over chance the penalized run "
                                       "loses at which RL023 is an error"),
         "twin-gap-warning": Option(0.2, "the same share at which RL023 is a warning"),
     }
@@ -282,10 +307,10 @@ class _Metric:
         else:
             self.series, self.reference = "val_loss", held.get("trivial_loss")
             self.name = "held-out loss"
+        self.against = "the constant predictor's"
         if self.series != "val_accuracy" and not self.reference:
-            # no constant-predictor loss for this loss: the share of the starting loss removed
-            self.reference = _first(twin.penalized, self.series)
-            self.name += " (share of the starting loss removed)"
+            # no constant-predictor loss for this loss (or several outputs): the share of the starting loss removed
+            self.reference, self.against = _first(twin.penalized, self.series), "its start"
         self.learned = LEARNED if self.series == "val_accuracy" else LEARNED_SKILL
 
     def final(self, run) -> float | None:
@@ -309,7 +334,7 @@ class _Metric:
             return f"{label}{g(value)}"
         margin = self.margin(run)
         if self.reference and margin is not None and margin >= 0:
-            return f"{label}{g(value)} ({pct(margin)} below the constant predictor's)"
+            return f"{label}{g(value)} ({pct(margin)} below {self.against})"
         return f"{label}{g(value)}"
 
     def context(self) -> str:

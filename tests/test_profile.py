@@ -20,7 +20,7 @@ import pytest
 
 from reglint.cli.app import main
 from reglint.profile.data import trivial_loss
-from reglint.profile.measure import COLLAPSE_SHRINK, DIVERGE_FACTOR, classify
+from reglint.profile.run import COLLAPSE_SHRINK, DIVERGE_FACTOR, classify
 
 ROOT = Path(__file__).resolve().parents[1]
 REGLINT = Path(sys.executable).with_name("reglint")
@@ -341,6 +341,7 @@ def test_full_report_shows_both_runs(models, capsys):
     code = main(["profile", str(models["wrecked"]), "--data", str(models["data"]), "--x-key", "inputs",
                  "--y-key", "labels", "--steps", "30"])
     out = capsys.readouterr().out
+    assert code == 1
     for text in ("twin: from the saved weights", "penalized: data loss", "twin: data loss", "held-out loss",
                  "verdict: collapsed", "RL023"):
         assert text in out, text
@@ -444,7 +445,7 @@ def test_device_selection_without_tensorflow():
     from types import SimpleNamespace
 
     from reglint.profile import ProfileError
-    from reglint.profile.measure import select_device
+    from reglint.profile.load import select_device
 
     def fake_tf(gpus):
         experimental = SimpleNamespace(get_device_details=lambda d: {"device_name": "NVIDIA H100 80GB HBM3"})

@@ -20,7 +20,7 @@ re-exported for callers of the single-module version.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from reglint.profile import ProfileError
 from reglint.profile.data import label_kind, trivial_loss

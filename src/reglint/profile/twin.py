@@ -422,9 +422,9 @@ def _lockstep(tf, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Eval
                 _advance(lane, step + 1, end, inputs, evaluator)
             lane.state = snapshot(tf, model.variables)
             done += end - step
-            if progress is not None and lane.records:
-                progress(done, cap * len(lanes), {"data_loss": lane.records[-1].data_loss,
-                                                  "penalty": lane.records[-1].penalty})
+            if progress is not None:
+                progress(done, cap * len(lanes), {"data_loss": lane.run.data_loss[-1],
+                                                  "penalty": lane.records[-1].penalty if lane.records else 0.0})
         step = end
         if all(lane.stop is not None and lane.settled for lane in lanes):
             return step, True
