@@ -113,14 +113,14 @@ class PenaltyDominatesLoss(Rule):
         for p in penalties:
             by_layer[p.layer.path] = by_layer.get(p.layer.path, 0.0) + p.penalty
         top = sorted(by_layer.items(), key=lambda kv: -kv[1])[:3]
-        shares = ", ".join(f"{path} {pct(v / total)}" for path, v in top)
+        parts = ", ".join(f"{path} {pct(v / total)}" for path, v in top)
         n_weights = sum(p.n for p in penalties)
         lambdas = sorted({p.l2 or p.l1 for p in penalties if (p.l2 or p.l1)})
         safe = ", ".join(g(lmb * scale) for lmb in lambdas[:3])
         where = "at initialisation" if all(p.penalty_init is not None for p in penalties) else "at the saved weights"
         yield self.finding(
             f"the penalty {where} is {g(total)} over {g(n_weights)} regularized weights, "
-            f"{g(rho, 2)}x the data-loss scale {g(loss.value)} ({loss.explanation}); largest shares: {shares}",
+            f"{g(rho, 2)}x the data-loss scale {g(loss.value)} ({loss.explanation}); largest parts of the penalty: {parts}",
             remedy=f"scale every lambda by {g(scale, 2)} (now {', '.join(g(x) for x in lambdas[:3])} -> {safe}) "
                    f"to keep the penalty under {pct(target)} of the data loss, or use decoupled weight_decay",
             severity=severity,

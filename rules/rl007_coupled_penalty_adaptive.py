@@ -46,7 +46,7 @@ runs were degraded rather than wrecked.
 from __future__ import annotations
 
 from reglint.engine.finding import Severity
-from reglint.engine.fmt import g, lam
+from reglint.engine.fmt import g, lam, plural
 from reglint.engine.rule import Rule
 from reglint.estimate.init_scale import init_rms
 
@@ -73,7 +73,8 @@ class CoupledPenaltyAdaptive(Rule):
         opt = model.optimizer.class_name if model.optimizer else "adaptive optimizer"
         suggestion = "AdamW" if opt in ("Adam", "Nadam", "Adamax") else f"{opt}(weight_decay=...)"
         yield self.finding(
-            f"{len(hits)} kernels in {len(layers)} layers ({', '.join(layers[:3])}{'...' if len(layers) > 3 else ''}) "
+            f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} "
+            f"({', '.join(layers[:3])}{'...' if len(layers) > 3 else ''}) "
             f"carry {', '.join(regs[:3])} under {opt}: a weight whose data gradient is below "
             f"~{g(max(gstars))} drifts to zero at about lr {g(dyn.lr)} per step whatever lambda is",
             target="kernel_regularizer",

@@ -53,15 +53,11 @@ def run_check(opts: CheckOptions) -> int:
     from reglint.cli.app import err
 
     try:
-        settings = resolve(opts)
+        resolver = make_resolver(opts)
+        files, missing = discover_all([str(p) for p in opts.paths], resolver)
+        groups = group_by_settings(files, resolver)
+        settings = report_settings(groups, resolver, opts)
         outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file)
-    except ReglintError as exc:
-        err(str(exc))
-        return 2
-    from reglint.cli.discover import discover
-
-    try:
-        files, missing = discover([str(p) for p in opts.paths], settings)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -70,8 +66,8 @@ def run_check(opts: CheckOptions) -> int:
     report = RunReport()
     for path in missing:
         report.files.append(FileReport(path=path, error="no such file or folder"))
-    report.files.extend(lint_all(files, settings, jobs=opts.jobs, use_cache=not opts.no_cache,
-                                 progress=not opts.quiet))
+    report.files.extend(lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache,
+                                    progress=not opts.quiet))
     try:
         baseline_code = apply_baseline(report, opts, settings)
     except ReglintError as exc:
@@ -87,59 +83,150 @@ def run_check(opts: CheckOptions) -> int:
     except OSError as exc:
         err(f"cannot write the report: {exc.strerror or exc}")
         return 2
-    if opts.statistics:
-        write_statistics(report)
-    code = report.exit_code(settings.fail_on)
+    code = exit_code(report, groups, settings)
     if opts.exit_zero and code == 1:
         return 0
     return code
 
 
 # ---------------------------------------------------------------------------
+# settings: one per config file, the command line applied to each
 
 
-def resolve(opts: CheckOptions) -> Settings:
-    from reglint.config.loader import load_settings
-
+def make_resolver(opts: CheckOptions):
+    """Each file's settings come from its closest config (ruff's discovery),
+    every one adjusted by the command line."""
     import os
+
+    from reglint.config.loader import ConfigResolver
 
     if opts.cache_dir is not None:
         os.environ["REGLINT_CACHE_DIR"] = str(opts.cache_dir)
-    settings = load_settings([str(p) for p in opts.paths], config=opts.config, isolated=opts.isolated)
-    if opts.sarif_flavor:
-        if opts.sarif_flavor not in ("github", "strict"):
-            raise ConfigError(f"--sarif-flavor must be github or strict, not {opts.sarif_flavor!r}")
-        settings.sarif_flavor = opts.sarif_flavor
-    if opts.select:
-        settings.select = _codes(opts.select)
-    if opts.extend_select:
-        settings.extend_select = settings.extend_select + _codes(opts.extend_select)
-    if opts.ignore:
-        settings.ignore = settings.ignore + _codes(opts.ignore)
-    if opts.fail_on is not None:
-        value = getattr(opts.fail_on, "value", opts.fail_on)
-        settings.fail_on = None if value == "none" else Severity.parse(value)
-    if opts.force_exclude:
-        settings.force_exclude = True
-    ctx = settings.context
-    for name in ("samples", "batch_size", "epochs", "steps", "classes", "target_var", "loss_scale",
-                 "optimizer", "learning_rate", "momentum", "weight_decay"):
-        value = getattr(opts, name)
-        if value is not None:
-            setattr(ctx, name, value)
-    for item in opts.l2 or []:
-        pattern, _, value = item.rpartition("=")
-        try:
-            ctx.regularizers.append({"layers": pattern or "*", "target": "kernel", "l2": float(value)})
-        except ValueError:
-            raise ConfigError(f"--l2 expects PATTERN=LAMBDA, got {item!r}") from None
-    return settings
+    if opts.sarif_flavor and opts.sarif_flavor not in ("github", "strict"):
+        raise ConfigError(f"--sarif-flavor must be github or strict, not {opts.sarif_flavor!r}")
+    cli = CommandLine(opts)  # selectors checked once, before any file is read
+    return ConfigResolver(config=opts.config, isolated=opts.isolated, adjust=cli.apply)
 
 
-def _codes(values: list[str]) -> list[str]:
+def resolve(opts: CheckOptions) -> Settings:
+    """The settings of the first path (the working directory's when none)."""
+    return make_resolver(opts).settings_for(str(opts.paths[0]) if opts.paths else None)
+
+
+class CommandLine:
+    """What the flags change in a Settings (flags beat every config file)."""
+
+    def __init__(self, opts: CheckOptions):
+        self.opts = opts
+        self.select = _codes(opts.select, "--select") if opts.select else None
+        self.extend_select = _codes(opts.extend_select, "--extend-select") if opts.extend_select else []
+        self.ignore = _codes(opts.ignore, "--ignore") if opts.ignore else []
+        self.regularizers = []
+        for item in opts.l2 or []:
+            pattern, _, value = item.rpartition("=")
+            try:
+                self.regularizers.append({"layers": pattern or "*", "target": "kernel", "l2": float(value)})
+            except ValueError:
+                raise ConfigError(f"--l2 expects PATTERN=LAMBDA, got {item!r}") from None
+
+    def apply(self, settings: Settings) -> None:
+        opts = self.opts
+        if opts.sarif_flavor:
+            settings.sarif_flavor = opts.sarif_flavor
+        if self.select is not None:
+            settings.select = list(self.select)
+        settings.extend_select = settings.extend_select + self.extend_select
+        settings.ignore = settings.ignore + self.ignore
+        if opts.fail_on is not None:
+            value = getattr(opts.fail_on, "value", opts.fail_on)
+            settings.fail_on = None if value == "none" else Severity.parse(value)
+        if opts.force_exclude:
+            settings.force_exclude = True
+        ctx = settings.context
+        for name in ("samples", "batch_size", "epochs", "steps", "classes", "target_var", "loss_scale",
+                     "optimizer", "learning_rate", "momentum", "weight_decay"):
+            value = getattr(opts, name)
+            if value is not None:
+                setattr(ctx, name, value)
+        ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
+
+
+def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: CheckOptions) -> Settings:
+    """The settings for what concerns the whole run (output format, baseline,
+    the folder paths are shown relative to): those of the files' config when
+    they share one, else the working directory's (ruff's fallback)."""
+    if len(groups) == 1:
+        return groups[0][0]
+    if not groups:
+        return resolver.settings_for(str(opts.paths[0]) if opts.paths else None)
+    return resolver.settings_for(None)
+
+
+def discover_all(paths: list[str], resolver) -> tuple[list[str], list[str]]:
+    """Each path argument searched with the settings that apply to it (its
+    excludes, its .gitignore choice); (sorted unique models, missing paths)."""
+    from reglint.cli.discover import discover
+
+    by_settings: dict[int, tuple[Settings, list[str]]] = {}
+    for raw in paths:
+        settings = resolver.settings_for(raw)
+        by_settings.setdefault(id(settings), (settings, []))[1].append(raw)
+    found: set[str] = set()
+    missing: list[str] = []
+    for settings, group in by_settings.values():
+        files, gone = discover(group, settings)
+        found.update(files)
+        missing.extend(gone)
+    return sorted(found), [raw for raw in paths if raw in missing]
+
+
+def group_by_settings(files: list[str], resolver) -> list[tuple[Settings, list[str]]]:
+    """Files grouped by the settings their closest config gives them."""
+    groups: dict[int, tuple[Settings, list[str]]] = {}
+    for path in files:
+        settings = resolver.settings_for(path)
+        groups.setdefault(id(settings), (settings, []))[1].append(path)
+    return list(groups.values())
+
+
+def lint_groups(groups: list[tuple[Settings, list[str]]], files: list[str], *, jobs: int, use_cache: bool,
+                progress: bool) -> list[FileReport]:
+    """Every file linted with its own settings; reports in ``files`` order."""
+    by_path: dict[str, FileReport] = {}
+    for settings, group in groups:
+        reports = lint_all(group, settings, jobs=jobs, use_cache=use_cache, progress=progress)
+        by_path.update(zip(group, reports))  # lint_many keeps the order it was given
+    return [by_path[path] for path in files if path in by_path]
+
+
+def exit_code(report: RunReport, groups: list[tuple[Settings, list[str]]], default: Settings) -> int:
+    """0, 1 or 2 as ``RunReport.exit_code``, each file judged by its own
+    ``fail-on``."""
+    if report.errors:
+        return 2
+    fail_on = {path: settings.fail_on for settings, group in groups for path in group}
+    for file_report, finding in report.findings:
+        threshold = fail_on.get(file_report.path, default.fail_on)
+        if threshold is not None and finding.severity.rank >= threshold.rank:
+            return 1
+    return 0
+
+
+def _codes(values: list[str], option: str) -> list[str]:
+    """``--select RL001,RL0 --select penalty-dominates-loss`` -> codes and
+    prefixes; an unknown selector is a usage error (ruff: "invalid rule code
+    or prefix"), never a silent no-op."""
+    from reglint.config.loader import normalize_selector, selector_hint
+
     out = []
     for value in values:
-        out.extend(v.strip().upper() for v in value.split(",") if v.strip())
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            sel = normalize_selector(item)
+            if sel is None:
+                raise ConfigError(f"invalid rule code or prefix {item!r} for '{option}'{selector_hint(item)}")
+            out.append(sel)
     return out
 
 
@@ -198,26 +285,25 @@ def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) ->
 
 
 def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Settings) -> None:
+    """Every requested format; with ``--statistics`` stdout gets only the
+    per-rule counts (ruff), the report files are still written."""
     import io
 
+    from reglint.cli.app import Color, make_console
     from reglint.reporters import renderer
+    from reglint.reporters.full import render_full
 
     for fmt, target in outputs:
+        if target is None and opts.statistics:
+            write_statistics(report, sys.stdout, as_json=fmt in ("json", "json-lines"))
+            continue
         if fmt == "full" and target is None:
-            from reglint.cli.app import Color, make_console
-            from reglint.reporters.full import render_full
-
             color = opts.color if opts.color is not None else Color.auto
             render_full(report, make_console(color), show_layers=not opts.quiet)
             continue
         buffer = io.StringIO()
-        if fmt == "full":
-            from rich.console import Console
-
-            from reglint.reporters.full import render_full
-
-            render_full(report, Console(file=buffer, color_system=None, width=120, highlight=False),
-                        show_layers=not opts.quiet)
+        if fmt == "full":  # to a file: no colour, no wrapping
+            render_full(report, make_console(Color.never, file=buffer), show_layers=not opts.quiet)
         else:
             renderer(fmt)(report, buffer, settings=settings)
         text = buffer.getvalue()
@@ -227,12 +313,25 @@ def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Sett
             Path(target).write_text(text, encoding="utf-8")
 
 
-def write_statistics(report: RunReport) -> None:
+def write_statistics(report: RunReport, out, as_json: bool = False) -> None:
+    """ruff's ``--statistics``: ``count<TAB>code<TAB>name`` per rule, most
+    frequent first, then the summary line; as JSON, ``[{code, name, count}]``."""
+    import json
+
+    from reglint.reporters.text import summary_line
+
     counts: dict[tuple[str, str], int] = {}
     for _, finding in report.findings:
         counts[(finding.code, finding.name)] = counts.get((finding.code, finding.name), 0) + 1
-    for (code, name), count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        sys.stderr.write(f"{count}\t{code}\t{name}\n")
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if as_json:
+        out.write(json.dumps([{"code": code, "name": name, "count": count} for (code, name), count in ranked],
+                             indent=2) + "\n")
+        return
+    width = max((len(str(count)) for count in counts.values()), default=1)
+    for (code, name), count in ranked:
+        out.write(f"{count:>{width}}\t{code}\t{name}\n")
+    out.write(summary_line(report) + "\n")
 
 
 def one(message: str) -> str:

@@ -143,12 +143,12 @@ def _rl001(result: ProfileResult, report: FileReport, t: dict[str, float]) -> It
     for r in rows:
         by_layer[r.layer] = by_layer.get(r.layer, 0.0) + r.penalty
     top = sorted(by_layer.items(), key=lambda kv: -kv[1])[:3]
-    shares = ", ".join(f"{layer} {pct(v / total)}" for layer, v in top) if total else "-"
+    parts = ", ".join(f"{layer} {pct(v / total)}" for layer, v in top) if total else "-"
     static_text = f"static estimate {g(srho, 2)}" if srho is not None else "no static estimate"
     collapse = "; the short run collapsed" if result.outcome.label == "collapsing" else ""
     message = (f"measured penalty/data ratio {g(rho, 2)} ({static_text}): {verdict(static, measured)}; "
                f"weight penalty {g(total)} against a data loss of {g(result.data_loss)} {_data_note(result)}; "
-               f"largest shares: {shares}{collapse}")
+               f"largest parts of the penalty: {parts}{collapse}")
     from reglint.rules.rl001_penalty_dominates_loss import remedy_ratio
 
     target = remedy_ratio(warn)

@@ -100,7 +100,7 @@ def _table(result: ProfileResult, console) -> None:
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for column, justify in (("layer", "left"), ("variable", "left"), ("params", "right"), ("lambda", "left"),
-                            ("|g_data|", "right"), ("|g_pen|", "right"), ("ratio", "right"), ("share", "right"),
+                            ("|g_data|", "right"), ("|g_pen|", "right"), ("ratio", "right"), ("of penalty", "right"),
                             ("update/|w|", "right"), ("(no pen.)", "right")):
         table.add_column(column, justify=justify, overflow="fold")
     for row in result.variables:

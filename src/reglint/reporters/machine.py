@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.text import clean
+from reglint.reporters.text import clean, plural, summary_line
 
 DOCS_URL = "https://example.invalid/reglint"
 UNREADABLE_CODE = "RL900"
@@ -111,10 +111,6 @@ def headline(finding: Finding) -> str:
     return f"{finding.code}{where} {clean(finding.message)}"
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 # ---------------------------------------------------------------------------
 # formats
 
@@ -140,12 +136,13 @@ def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_:
 
 
 def render_concise(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
-    """ruff's concise shape: ``models/a.keras: RL001 [dense_1] message`` and a count."""
+    """ruff's concise shape: ``models/a.keras: RL001 [dense_1] message``, then
+    the full report's count by severity (or ruff's ``All checks passed!``)."""
     count = 0
     for file_report, finding in results(report):
         out.write(f"{clean(display_path(file_report.path, settings))}: {headline(finding)}\n")
         count += 1
-    out.write(f"Found {plural(count, 'error')}.\n" if count else "All checks passed!\n")
+    out.write(summary_line(report) + "\n" if count else "All checks passed!\n")
 
 
 def render_pylint(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
