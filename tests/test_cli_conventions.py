@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, KERAS_FIXTURES
+from conftest import FIXTURES, KERAS_FIXTURES, ROOT
 
 BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")  # 1 error (RL001)
 ADAM = str(KERAS_FIXTURES / "scenario_adam_coupled_l2.keras")
@@ -29,7 +29,7 @@ def reglint(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS")}
     environ.update(env or {})
     return subprocess.run([sys.executable, "-m", "reglint", *args], capture_output=True, text=True, timeout=120,
-                          env=environ)
+                          env=environ, cwd=ROOT)
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -167,6 +167,13 @@ def test_color_flag_and_no_color(args, env, coloured):
     assert result.returncode == 1
     assert bool(ANSI.search(result.stdout)) is coloured, result.stdout[:300]
     assert ANSI.sub("", result.stdout).count("RL001") == 1
+
+
+@pytest.mark.parametrize("args", [(BAD, "-f", "concise"), ("-f", "concise", BAD), ("--format=concise", BAD)])
+def test_short_form_is_check_whatever_comes_first(args):
+    result = reglint(*args, "--no-cache")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[0].startswith("fixtures/keras/scenario_penalty_dominates.keras: RL001 ")
 
 
 def test_help_explains_the_short_form_and_the_exit_codes():

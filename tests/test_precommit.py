@@ -1,7 +1,9 @@
 """The pre-commit hook: the manifest is valid, its ``files`` regex picks the
 files that make up models, and (slow: pre-commit builds the hook's virtual
 environment from this checkout, which needs the package index) a commit
-holding a wrecked model is refused while a healthy one passes."""
+holding a wrecked model is refused while a healthy one passes, with the
+README's clone form of ``.pre-commit-config.yaml``. pre-commit and PyYAML are
+in the ``test`` extra, so CI runs all of it."""
 
 from __future__ import annotations
 
@@ -116,16 +118,21 @@ def test_commit_with_a_wrecked_model_is_refused(tmp_path, real_models, monkeypat
     good = try_repo("good.keras")
     assert good.returncode == 0, good.stdout
 
-    # As a user would have it: a config pinning the hook, installed into Git.
+    # As a user would have it: the README's clone form, its two placeholders
+    # filled in, installed into Git.
+    from test_cli_ci import readme_block
+
     rev = git(hooks_repo, "rev-parse", "HEAD").stdout.strip()
+    snippet = readme_block("rev: REV")
+    assert "/path/to/reglint" in snippet
     (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n-   repo: {hooks_repo}\n    rev: {rev}\n    hooks:\n    -   id: reglint\n"
-        "        args: [--output-format=concise]\n")
+        snippet.replace("/path/to/reglint", str(hooks_repo)).replace("rev: REV", f"rev: {rev}"))
     subprocess.run([tool, "install"], cwd=repo, check=True, capture_output=True)
     git(repo, "add", ".pre-commit-config.yaml")
     refused = git(repo, "commit", "-m", "add a wrecked model", check=False)
     assert refused.returncode != 0
-    assert "bad.keras: RL001" in refused.stdout + refused.stderr
+    output = refused.stdout + refused.stderr
+    assert "bad.keras  (keras_v3" in output and "RL001 penalty-dominates-loss" in output
     git(repo, "rm", "-q", "--cached", "bad.keras")
     accepted = git(repo, "commit", "-m", "add a healthy model", check=False)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr

@@ -19,6 +19,7 @@ from reglint import __version__
 from reglint.errors import ReglintError, one_line
 
 COMMANDS = ("check", "rules", "rule", "explain", "profile", "version", "clean")
+ROOT_OPTIONS = ("--version", "--help", "-h")
 
 EXIT_CODES = ("Exit codes: 0 clean (or every finding below --fail-on); 1 findings at or above --fail-on "
               "(default error); 2 usage, configuration or read error.")
@@ -294,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
-        args.insert(0, "check")
+    if args and args[0] not in COMMANDS and args[0] not in ROOT_OPTIONS:
+        args.insert(0, "check")  # `reglint FILE` and `reglint --format json FILE` alike
     try:
         result = app(args=args, prog_name="reglint", standalone_mode=False)
     except NoArgsIsHelpError as exc:  # bare `reglint`: the help, exit 2 (Click's convention)
