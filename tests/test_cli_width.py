@@ -166,3 +166,11 @@ def test_very_narrow_terminal_stacks_each_layer():
 ])
 def test_middle_ellipsis(text, width, expected):
     assert middle_ellipsis(text, width) == expected
+
+
+def test_explain_piped_is_not_as_wide_as_the_unwrapped_console():
+    out = subprocess.run([sys.executable, "-m", "reglint", "explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras")],
+                         capture_output=True, text=True, timeout=120).stdout
+    lines = out.splitlines()
+    assert lines[0] == "── seed_conv Conv2D · kernel [2, 3, 10, 20] · L2(0.01) ──"
+    assert max(map(len, lines)) < 400

@@ -115,8 +115,12 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
         return
     dyn = analysis.dynamics
     for row in rows:
-        console.rule(f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
-                     f"{row['shape']} · {markup(row['regularizer'])}")
+        title = (f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
+                 f"{markup(str(row['shape']))} · {markup(row['regularizer'])}")
+        if console.soft_wrap:  # piped: a rule would be as wide as the unwrapped console
+            console.print(f"── {title} ──")
+        else:
+            console.rule(title)
         lines = [
             f"weights in this tensor: {g(row['weights'])} (layer total {g(row['layer_params'])}); "
             f"fan_in {g(row['fan_in'])}, fan_out {g(row['fan_out'])}, initializer {markup(row['initializer'])}",
