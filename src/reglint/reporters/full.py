@@ -112,6 +112,9 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
         console.print(Text("        " + clean(finding.message)))
         if finding.remedy:
             console.print(Text("        fix: " + clean(finding.remedy), style="green"))
+        if finding.fix is not None and finding.fix.changes:
+            console.print(Text(f"        changes ({clean(finding.fix.aim)}): {clean(finding.fix.describe())}",
+                               style="green"))
 
 
 def summary_line(report: RunReport) -> str:
