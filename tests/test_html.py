@@ -51,7 +51,7 @@ HOSTILE_NAME = "<script>alert(1)</script>"
 SCRIPT_ID = "reglint-report"
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "report-screenshot.png"
-DOCS_WINDOW = "1280,2500"  # the whole penalty-dominates report
+DOCS_WINDOW = "1280,2420"  # the whole penalty-dominates report
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
@@ -421,7 +421,7 @@ def test_totals_that_differ_say_why():
     visible = parsed.visible
     assert f"leaving out {g(invariant)} on scale-invariant kernels" in visible
     assert f"{g(absorbed)} on normalization gamma/beta" in visible
-    assert f"\u03c1 counts {g(analysis['penalty_init'])}" in visible
+    assert f"RL001 (\u03c1) counts {g(analysis['penalty_init'])}" in visible
 
 
 def test_profile_key_is_rendered_when_present():
@@ -640,30 +640,23 @@ def test_html_prints_the_same_fixes_as_check(fixtures_with_fixes, tmp_path):
             assert (g(number) if number is not None else "remove") in visible
 
 
-def test_explain_prints_the_same_fixes_as_check(fixtures_with_fixes):
-    first = next(iter(fixtures_with_fixes))
-    probe = reglint("explain", first, "--format", "json")
-    assert probe.returncode == 0, probe.stderr
-    if "fixes" not in json.loads(probe.stdout):
-        # TODO(issue 14): the lead is adding `fixes` (the findings' fix objects) to
-        # `reglint explain --format json`; once it is on main this test runs.
-        pytest.skip("TODO(issue 14): `reglint explain --format json` has no `fixes` yet")
+def test_check_explain_and_html_give_the_same_fixes(fixtures_with_fixes, tmp_path):
+    """For every fixture with a fix: the suggested values of ``check --format
+    json``, of ``explain --format json`` (its findings' fix objects) and of the
+    HTML's embedded report are the same."""
+    from typer.testing import CliRunner
+
+    from reglint.cli.app import app
+
+    page = tmp_path / "all.html"
+    proc = reglint("check", *fixtures_with_fixes, "--no-cache", "--format", "html", "--output-file", str(page))
+    assert proc.returncode == 1, proc.stderr
+    in_html = {f["path"]: f["findings"] for f in embedded_json(page.read_text(encoding="utf-8"))["files"]}
     for path, findings in fixtures_with_fixes.items():
-        proc = reglint("explain", path, "--format", "json")
-        assert proc.returncode == 0, proc.stderr
-        fixes = json.loads(proc.stdout)["fixes"]
-        # whatever the shape around them, the suggested values are the same multiset
-        assert sorted(json.dumps(v) for v in _suggested_values(fixes)) == \
-            sorted(item[-1] for item in suggested(findings)), path
-
-
-def _suggested_values(node) -> list:
-    if isinstance(node, dict):
-        found = [node["suggested"]] if "suggested" in node and "parameter" in node else []
-        return found + [v for key, value in node.items() if key != "suggested" for v in _suggested_values(value)]
-    if isinstance(node, list):
-        return [v for item in node for v in _suggested_values(item)]
-    return []
+        result = CliRunner().invoke(app, ["explain", path, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        explained = json.loads(result.stdout)
+        assert suggested(explained["findings"]) == suggested(findings) == suggested(in_html[path]), path
 
 
 def test_no_rule_arithmetic_in_the_html_package():

@@ -48,7 +48,7 @@ def label_box(x: float, y: float, content: str, *, size: int = 11, weight: str =
     """Text on a white box, readable over hatching and grid lines; ``content``
     is plain (escaped here). ``x``: the box's left edge (``anchor="end"``:
     its right edge)."""
-    width = len(content) * size * (0.64 if weight else 0.56) + 8  # an estimate: no font metrics here
+    width = len(content) * size * (0.6 if weight else 0.55) + 8  # an estimate: no font metrics here
     left = x - width if anchor == "end" else x
     # the text is anchored at the box's fixed edge, so a wider font spills away from that edge only
     at = text(x - 4, y, esc(content), size=size, weight=weight, fill=fill, anchor="end") if anchor == "end" \

@@ -86,7 +86,10 @@ def penalty_totals(analysis: dict, rows: list[LayerRow]) -> str:
         for k, v in r.left_out.items():
             left_out[k] = left_out.get(k, 0.0) + v
     if counted is not None and (left_out or counted != total):
-        text += (f"; \u03c1 counts {esc(g(counted))}" + (f" ({esc(pctx(counted / scale))})" if scale else "")
+        # the rule that judges the ratio, as its curve names it
+        judge = next((x.code for gr in groups_of(analysis) for x in gr.curves if x.feature == "penalty_ratio"), None)
+        who = f"{esc(judge)} (\u03c1)" if judge else "\u03c1"
+        text += (f"; {who} counts {esc(g(counted))}" + (f" ({esc(pctx(counted / scale))})" if scale else "")
                  + (f", leaving out {esc(left_out_text(left_out))}" if left_out else ""))
     return text
 
