@@ -108,6 +108,12 @@ def make_resolver(opts: CheckOptions):
     return ConfigResolver(config=opts.config, isolated=opts.isolated, adjust=cli.apply)
 
 
+def resolve(opts: CheckOptions) -> Settings:
+    """The settings of the first path (the working directory's when there is
+    none), the command line applied: what ``explain`` lints one file with."""
+    return make_resolver(opts).settings_for(str(opts.paths[0]) if opts.paths else None)
+
+
 class CommandLine:
     """What the flags change in a Settings (flags beat every config file)."""
 

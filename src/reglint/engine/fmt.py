@@ -8,6 +8,8 @@
 '261'
 >>> pct(0.0578)
 '5.8%'
+>>> plural(1, "kernel"), plural(3, "layer")
+('1 kernel', '3 layers')
 """
 
 from __future__ import annotations
@@ -57,13 +59,9 @@ def pct(value: float | None) -> str:
     return "<0.001%"
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``1 kernel``, ``2 kernels``, ``0 findings``.
-
-    >>> plural(1, "layer"), plural(3, "layer"), plural(1, "kernel"), plural(2, "info")
-    ('1 layer', '3 layers', '1 kernel', '2 infos')
-    """
-    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` and the noun in the right number."""
+    return f"{count:,} {noun if count == 1 else (many or noun + 's')}"
 
 
 def lam(reg) -> str:

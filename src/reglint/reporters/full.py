@@ -109,7 +109,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     if analysis.penalties:
         at = "at init" if all(p.penalty_init is not None for p in analysis.penalties) else \
             "at init, or at the saved weights where no initializer is recorded"
-        console.print(_indented(Text(f"penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale"), 2))
+        console.print(_indented(Text(f"penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale"
+                                     + _counted_note(analysis, total, scale)), 2))
     skipped = lambda_note(model)
     for note in model.notes[:5] + ([skipped] if skipped else []):
         console.print(_indented(Text("note: " + clean(note), style="dim"), 2))
@@ -129,6 +130,9 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
         console.print(_indented(Text(clean(finding.message))))
         if finding.remedy:
             console.print(_indented(Text("fix: " + clean(finding.remedy), style="green")))
+        if finding.fix is not None and finding.fix.changes:
+            console.print(_indented(Text(f"changes ({clean(finding.fix.aim)}): {clean(finding.fix.describe())}",
+                                         style="green")))
 
 
 def _table(columns: list[tuple[str, str]], rows: list[list], natural: list[int],
@@ -236,5 +240,20 @@ def middle_ellipsis(text: str, width: int) -> str:
     tail = (width - 1) // 2 + (width - 1) % 2
     head = width - 1 - tail
     return text[:head] + "…" + text[len(text) - tail:]
+
+
+def _counted_note(analysis, total: float, scale: float) -> str:
+    """Where RL001 counts less than the table's total, say how much and why,
+    so the two numbers on one screen never disagree silently."""
+    counted = analysis.total_penalty_init()
+    if total - counted <= 1e-12 * max(1.0, total):
+        return ""
+    left = []
+    if any(p.active and p.scale_invariant and not p.absorbed for p in analysis.penalties):
+        left.append("scale-invariant kernels (RL009)")
+    if any(p.active and p.absorbed for p in analysis.penalties):
+        left.append("normalization gamma/beta (RL008)")
+    return (f"; RL001 counts {g(counted)} = {pct(counted / scale)}, leaving out "
+            f"{' and '.join(left) or 'penalties that cannot pull the function to zero'}")
 
 
