@@ -9,7 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, KERAS_FIXTURES
+from helpers import FIXTURES, KERAS_FIXTURES
 from reglint.cli.app import app
 from reglint.config.settings import Settings
 from reglint.engine.runner import lint_file

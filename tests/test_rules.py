@@ -14,7 +14,7 @@ from reglint.engine.finding import Severity
 from reglint.engine.rule import all_rules, get_rule
 from reglint.engine.runner import lint_file
 
-from conftest import KERAS_FIXTURES
+from helpers import KERAS_FIXTURES
 from mutate import add_extra_tensor, poison_first_kernel, rewrite_keras_zip, set_first_regularizer
 
 HEALTHY = ["scenario_healthy_sgd.keras", "scenario_healthy.keras"]
