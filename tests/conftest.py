@@ -24,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import keras_manifest
-# Still importable from here for tests written before helpers.py existed (other
-# branches): new code imports them from helpers.
-from helpers import CORPUS, FIXTURES, KERAS_FIXTURES, ROOT  # noqa: F401
+# CORPUS, FIXTURES, KERAS_FIXTURES and ROOT stay importable from here for tests
+# written before helpers.py existed (other branches); new code imports helpers.
+from helpers import CORPUS, FIXTURES, KERAS_FIXTURES, ROOT, keras_manifest  # noqa: F401
 
 # --doctest-modules imports every .py under the testpaths: these are scripts
 # that write data (run by hand), not modules with doctests.

@@ -30,14 +30,15 @@ import pytest
 
 from reglint.engine.rule import all_rules
 
-from helpers import ROOT, RULE_FIXTURES as RULE_FIXTURE_DIR, SNAPSHOTS
+from helpers import ROOT, SNAPSHOTS
+from helpers import RULE_FIXTURES as RULE_FIXTURE_DIR
 
 UPDATE = os.environ.get("REGLINT_UPDATE_SNAPSHOTS") == "1"
 UPDATE_HINT = "REGLINT_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_rule_snapshots.py"
 SIGNIFICANT = 4
 FIELDS = ("code", "name", "severity", "layer", "target", "message", "remedy", "values", "fix")
 
-K, R, O = "fixtures/keras/", "fixtures/rules/", "fixtures/onnx/"
+K, R, X = "fixtures/keras/", "fixtures/rules/", "fixtures/onnx/"  # Keras, rules, ONNX
 RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL001": (K + "scenario_penalty_dominates.keras",),
     "RL002": (K + "scenario_sgd_unstable.keras",),
@@ -47,13 +48,13 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL006": (K + "scenario_decayed_twice.keras",),
     "RL007": (K + "scenario_adam_coupled_l2.keras",),
     "RL008": (K + "scenario_norm_regularized.keras", K + "scenario_embedding_regularized.keras",
-              O + "artifacts_adamw/training_model.onnx"),
+              X + "artifacts_adamw/training_model.onnx"),
     "RL009": (K + "scenario_l2_before_bn.keras",),
     "RL010": (K + "scenario_activity.keras",),
-    "RL011": (K + "scenario_inconsistent.keras", O + "train_penalties_mixed.onnx"),
+    "RL011": (K + "scenario_inconsistent.keras", X + "train_penalties_mixed.onnx"),
     "RL012": (R + "k3_adamw_negative_weight_decay.keras", R + "tfk_negative_l2.h5"),
-    "RL013": (R + "k3_diverged.keras", O + "mixed_dtypes.onnx"),
-    "RL014": (K + "scenario_custom_regularizer.keras", O + "train_penalties_mixed.onnx"),
+    "RL013": (R + "k3_diverged.keras", X + "mixed_dtypes.onnx"),
+    "RL014": (K + "scenario_custom_regularizer.keras", X + "train_penalties_mixed.onnx"),
     "RL015": (K + "scenario_orthogonal_conv.keras",),
     "RL016": (K + "scenario_frozen_regularized.keras",),
     "RL017": (K + "scenario_collapsed.keras",),
@@ -100,7 +101,7 @@ def first_difference(expected, actual, where: str = "") -> str | None:
                 return found
         return None
     if isinstance(expected, list) and isinstance(actual, list):
-        for index, (old, new) in enumerate(zip(expected, actual)):
+        for index, (old, new) in enumerate(zip(expected, actual, strict=False)):
             found = first_difference(old, new, f"{where}[{index}]")
             if found:
                 return found
