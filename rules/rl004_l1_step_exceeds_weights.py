@@ -24,6 +24,10 @@ A smaller ``l1`` (``l1 <= target*mean|w|*(1-b)/eta``), or a proximal /
 truncated-gradient update (Langford et al. 2009; Duchi & Singer 2009) if
 real sparsity is the goal.
 
+## Fix
+Aim: an L1 step of half the warning ratio times the mean |w| per step:
+``lambda1 = (warning/2) * mean|w| * (1-b) / eta`` for each flagged tensor.
+
 ## Options
 - ``l1-step-error`` (default 1.0): a / mean|w| at which RL004 is an error.
 - ``l1-step-warning`` (default 0.1): a / mean|w| at which it is a warning.

@@ -28,6 +28,11 @@ Remove it, or raise it into the range that matters: the report's
 ``lambda_ref`` (the L2 factor whose penalty at initialisation equals the
 data loss) sets the scale; useful values are usually 1e-3..1e-1 of it.
 
+## Fix
+Aim: no regularizer that cannot change training: the fix removes a
+zero-factor or negligible penalty; for a weight decay too weak over the
+run, ``weight_decay = 1/(eta*T)`` (integrated decay D = 1 over T steps).
+
 ## Options
 - ``no-effect-share`` (default 1e-4): penalty / data-loss scale below which a penalty is negligible.
 - ``no-effect-decay`` (default 0.01): integrated decay ``D`` below which decay is negligible.

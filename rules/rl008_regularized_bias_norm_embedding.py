@@ -25,6 +25,10 @@ costs 26.6 at init, more than any data loss.
 Regularize kernels only; exclude biases, norms and embeddings from
 ``weight_decay`` with ``optimizer.exclude_from_weight_decay(var_names=[...])``.
 
+## Fix
+Aim: penalties on kernels only: the fix removes the regularizer of each
+flagged bias, gamma/beta, PReLU alpha or embedding table.
+
 ## Options
 None.
 

@@ -18,6 +18,10 @@ Keras 3 dropped the argument.
 A ``LearningRateSchedule`` for learning-rate decay; ``weight_decay=`` (Keras 3,
 tf.keras >= 2.11) or kernel L2 for weight decay.
 
+## Fix
+Aim: the legacy learning-rate decay removed (``lr_decay -> remove``); if
+weight decay was meant, set ``weight_decay`` instead.
+
 ## Options
 None.
 

@@ -3,7 +3,7 @@
 A rule is one module in the top-level ``rules/`` folder (shipped as
 ``reglint.rules``) defining one subclass of ``Rule``. The module docstring is
 the user's documentation (``reglint rule CODE`` prints it) in fixed sections:
-What it does, Why is this bad?, Example, Use instead, Options, Formula,
+What it does, Why is this bad?, Example, Use instead, Fix (what its fix aims at), Options, Formula,
 Thresholds and calibration, References.
 """
 
