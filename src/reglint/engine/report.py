@@ -100,9 +100,11 @@ def regularizer_to_dict(target: str, reg: Regularizer) -> dict[str, Any]:
 def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None = None) -> dict[str, Any]:
     layers = []
     penalties = {}
+    counted: set[int] = set()  # the tensors analysis.penalty_init sums (and RL001 judges)
     if analysis is not None:
         for p in analysis.penalties:
             penalties[(p.layer.path, p.variable.name)] = p
+        counted = {id(p) for p in analysis.active_penalties()}
     for layer in model.layers:
         regs = [regularizer_to_dict(target, reg) for target, reg in layer.regularizers()]
         entry = {
@@ -118,7 +120,7 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
                  "initializer": v.initializer.name if v.initializer else None,
                  "sum_sq": number(v.stats.sum_sq) if v.stats else None,
                  "nonfinite": v.stats.nonfinite if v.stats else None,
-                 **_penalty_fields(penalties.get((layer.path, v.name)))}
+                 **_penalty_fields(penalties.get((layer.path, v.name)), counted)}
                 for v in layer.variables
             ],
         }
@@ -145,12 +147,16 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
     return out
 
 
-def _penalty_fields(p) -> dict[str, Any]:
+def _penalty_fields(p, counted: set[int]) -> dict[str, Any]:
+    """``penalty``: the reference value the totals add up (at init, else at
+    the saved weights); ``counted``: part of ``analysis.penalty_init`` (active,
+    neither scale-invariant nor absorbed), so a reader can say what a total
+    leaves out without re-deriving the rule."""
     if p is None:
         return {}
     return {"penalty_init": number(p.penalty_init), "penalty_saved": number(p.penalty_saved),
             "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "absorbed": p.absorbed,
-            "active": p.active}
+            "active": p.active, "penalty": number(p.penalty), "counted": id(p) in counted}
 
 
 def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
