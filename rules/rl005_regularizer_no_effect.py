@@ -95,6 +95,8 @@ class RegularizerNoEffect(Rule):
         for p in analysis.penalties:
             if not p.active or p.penalty_init is None or not (p.l1 or p.l2):
                 continue
+            if p.l1 < 0 or p.l2 < 0 or p.regularizer.invalid:
+                continue  # an invalid factor is RL012's, not a weak one
             if not p.sum_sq_init:
                 continue  # zero-initialised (biases, beta): the init penalty says nothing
             share = p.penalty_init / scale

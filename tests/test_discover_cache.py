@@ -17,8 +17,6 @@ from reglint.cli.discover import discover
 from reglint.cli.parallel import lint_many
 from reglint.config.settings import Override, Settings
 
-from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
-
 
 def touch(root: Path, *names: str) -> None:
     for name in names:
