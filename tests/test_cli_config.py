@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KERAS_FIXTURES
 from reglint.config.loader import ConfigResolver, load_settings
 from reglint.errors import ConfigError
+
+from helpers import KERAS_FIXTURES
 
 BAD = KERAS_FIXTURES / "scenario_penalty_dominates.keras"  # RL001 error
 WARN = KERAS_FIXTURES / "scenario_decayed_twice.keras"  # warnings only
@@ -93,7 +94,7 @@ def test_the_same_key_twice_is_an_error(tmp_path):
         load_settings([str(tmp_path / "m.keras")])
 
 
-@pytest.mark.parametrize("text, expected", [
+@pytest.mark.parametrize(("text", "expected"), [
     ("[tool.reglint]\nsamples = 6000\n",
      "unknown key 'tool.reglint.samples' in pyproject.toml; did you mean 'tool.reglint.context.samples'?"),
     ("[tool.reglint.lint]\nfail-on = 'warning'\n",

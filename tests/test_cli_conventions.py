@@ -12,10 +12,11 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, KERAS_FIXTURES, ROOT
+from helpers import FIXTURES, KERAS_FIXTURES, ROOT
 
 BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")  # 1 error (RL001)
 ADAM = str(KERAS_FIXTURES / "scenario_adam_coupled_l2.keras")
@@ -45,7 +46,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 # 1. rule selectors
 
 
-@pytest.mark.parametrize("option, value", [
+@pytest.mark.parametrize(("option", "value"), [
     ("--select", "RL999"), ("--ignore", "XYZ"), ("--extend-select", "RL9"), ("--select", "RL001,NOPE"),
     ("--ignore", "penalty-dominates-los"),
 ])
@@ -55,7 +56,7 @@ def test_unknown_selector_is_refused(option, value):
     assert f"invalid rule code or prefix '{bad}' for '{option}'" in line
 
 
-@pytest.mark.parametrize("args, code", [
+@pytest.mark.parametrize(("args", "code"), [
     (("--select", "RL0"), 1), (("--select", "rl"), 1), (("--select", "ALL"), 1),
     (("--select", "RL001"), 1), (("--select", "penalty-dominates-loss"), 1),
     (("--ignore", "penalty-dominates-loss"), 0), (("--ignore", "RL00"), 0), (("--select", "RL002"), 0),
@@ -69,7 +70,7 @@ def test_valid_selectors_still_select(args, code):
 def test_unknown_selector_in_the_config_is_refused(tmp_path):
     (tmp_path / "reglint.toml").write_text("[lint]\nextend-select = ['RL999']\n")
     model = tmp_path / "m.keras"
-    model.write_bytes(open(BAD, "rb").read())
+    model.write_bytes(Path(BAD).read_bytes())
     line = one_error_line(reglint(str(model), "--no-cache"))
     assert "'lint.extend-select' in" in line and "invalid rule code or prefix 'RL999'" in line
 
@@ -78,7 +79,7 @@ def test_unknown_selector_in_the_config_is_refused(tmp_path):
 # 2. usage errors: one line, exit 2, for every kind
 
 
-@pytest.mark.parametrize("args, expected", [
+@pytest.mark.parametrize(("args", "expected"), [
     ((BAD, "--fail-on", "bogus"),
      "reglint: error: invalid value for '--fail-on': 'bogus' is not one of 'error', 'warning', 'info', 'none'."),
     ((BAD, "--color", "sometimes"), "reglint: error: invalid value for '--color': 'sometimes' is not one of"),
@@ -155,7 +156,7 @@ def test_statistics_as_json_and_report_files_still_written(tmp_path):
 # 8. colour and help
 
 
-@pytest.mark.parametrize("args, env, coloured", [
+@pytest.mark.parametrize(("args", "env", "coloured"), [
     (("--color", "always"), {"NO_COLOR": "1"}, True),   # the explicit flag wins (no-color.org)
     (("--color", "always"), {}, True),
     ((), {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),  # NO_COLOR without the flag
@@ -182,8 +183,13 @@ def test_help_explains_the_short_form_and_the_exit_codes():
         assert "reglint FILE ... is short for reglint check FILE ..." in text or args[0] == "check"
         assert "Exit codes: 0 clean" in text and "1 findings at or above --fail-on" in text
         assert "2 usage, configuration or read error" in text
+    for command in ("check", "explain", "profile"):
+        # Typer drops a "[default: x]" written in help text, leaving "severity ."
+        text = " ".join(reglint(command, "--help", env={"COLUMNS": "200"}).stdout.split())
+        stray = re.search(r".{0,30}\w \.(\s|$)", text)
+        assert stray is None, stray.group(0)
     check_help = " ".join(reglint("check", "--help", env={"COLUMNS": "200"}).stdout.split())
-    assert "severity ." not in check_help and "this severity (default: error)." in check_help
+    assert "this severity (default: error)." in check_help and "Batch size B (default: 32)." in check_help
 
 
 # ---------------------------------------------------------------------------

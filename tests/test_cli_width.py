@@ -13,12 +13,13 @@ import sys
 import pytest
 from rich.console import Console
 
-from conftest import KERAS_FIXTURES
 from reglint.cli.app import Color, make_console
 from reglint.config.settings import Settings
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
 from reglint.reporters.full import middle_ellipsis, render_full
+
+from helpers import KERAS_FIXTURES
 
 WIDE = ["tfk_conv_bn.h5", "bidirectional_lstm.keras", "frozen_nested_model.keras", "multi_head_attention.keras",
         "scenario_penalty_dominates.keras", "scenario_adam_coupled_l2.keras", "tfk_bidirectional.keras"]
@@ -168,7 +169,7 @@ def test_very_narrow_terminal_stacks_each_layer():
     assert max(len(line.rstrip()) for line in lines) <= 60
 
 
-@pytest.mark.parametrize("text, width, expected", [
+@pytest.mark.parametrize(("text", "width", "expected"), [
     ("dense", 12, "dense"),
     ("batch_normalization_18", 12, "batch…ion_18"),
     ("model/encoder/block_3/conv", 16, "model/e…k_3/conv"),

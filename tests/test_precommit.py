@@ -7,26 +7,19 @@ in the ``test`` extra, so CI runs all of it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import GIT_ENV, git, pre_commit, readme_block, snapshot_checkout
 
 yaml = pytest.importorskip("yaml")  # comes with pre-commit
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
-
-
-def pre_commit() -> str:
-    found = shutil.which("pre-commit", path=str(Path(sys.executable).parent)) or shutil.which("pre-commit")
-    if not found:
-        pytest.skip("pre-commit is not installed (pip install pre-commit)")
-    return found
 
 
 def hook() -> dict:
@@ -45,7 +38,7 @@ def test_manifest_follows_the_conventions():
     assert entry["require_serial"] is True and entry["minimum_pre_commit_version"] == "3.2.0"
 
 
-@pytest.mark.parametrize("path, matched", [
+@pytest.mark.parametrize(("path", "matched"), [
     ("models/a.keras", True), ("b.h5", True), ("c.hdf5", True), ("d.onnx", True),
     ("sm/saved_model.pb", True), ("sm/keras_metadata.pb", True),
     ("sm/variables/variables.index", True), ("sm/variables/variables.data-00000-of-00001", True),
@@ -58,34 +51,6 @@ def test_files_regex(path, matched):
 
 # ---------------------------------------------------------------------------
 # the real thing
-
-
-def snapshot_checkout(dest: Path) -> Path:
-    """The working tree (tracked and untracked, not ignored files) as a
-    one-commit repository: pre-commit installs hooks from commits, and the
-    checkout may hold uncommitted work."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file() and not name.startswith(("fixtures/", "tests/data/")):
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    git(dest, "init", "-q")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "snapshot")
-    return dest
-
-
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_GLOBAL": os.devnull,
-           "GIT_CONFIG_SYSTEM": os.devnull}
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check,
-                          env={**os.environ, **GIT_ENV})
 
 
 @pytest.mark.slow
@@ -119,8 +84,6 @@ def test_commit_with_a_wrecked_model_is_refused(tmp_path, real_models, monkeypat
 
     # As a user would have it: the README's clone form, its two placeholders
     # filled in, installed into Git.
-    from test_cli_ci import readme_block
-
     rev = git(hooks_repo, "rev-parse", "HEAD").stdout.strip()
     snippet = readme_block("rev: REV")
     assert "/path/to/reglint" in snippet

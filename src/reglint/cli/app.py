@@ -148,7 +148,7 @@ def check(
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N.", rich_help_panel=CONTEXT),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Batch size B [default: 32].",
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Batch size B (default: 32).",
                                              rich_help_panel=CONTEXT),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, rich_help_panel=CONTEXT),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimizer steps T.", rich_help_panel=CONTEXT),

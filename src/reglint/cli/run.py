@@ -196,7 +196,7 @@ def lint_groups(groups: list[tuple[Settings, list[str]]], files: list[str], *, j
     by_path: dict[str, FileReport] = {}
     for settings, group in groups:
         reports = lint_all(group, settings, jobs=jobs, use_cache=use_cache, progress=progress)
-        by_path.update(zip(group, reports))  # lint_many keeps the order it was given
+        by_path.update(zip(group, reports, strict=True))  # lint_many keeps the order it was given
     return [by_path[path] for path in files if path in by_path]
 
 

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from reglint.engine.fmt import g, lam, pct
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.text import clean, lambda_note, markup, summary_line  # noqa: F401  (summary_line: re-exported)
+from reglint.reporters.text import clean, lambda_note, markup, summary_line
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -138,7 +138,7 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
 def _table(columns: list[tuple[str, str]], rows: list[list], natural: list[int],
            fitted: list[int] | None) -> Table:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for (column, justify), width in zip(columns, fitted or natural):
+    for (column, justify), width in zip(columns, fitted or natural, strict=True):
         numeric = justify == "right"
         # Numbers keep their width and never wrap; text columns give way
         # (class names end in an ellipsis, regularizers stack at spaces).
@@ -159,7 +159,7 @@ def _stacked(columns: list[tuple[str, str]], rows: list[list], console: Console)
     for cells in rows:
         path, tags = cells[0]
         console.print(Text.assemble((path, "bold"), (tags, "dim")), soft_wrap=True)
-        pairs = [f"{name} {cell}" for (name, _), cell in zip(columns[1:], cells[1:])
+        pairs = [f"{name} {cell}" for (name, _), cell in zip(columns[1:], cells[1:], strict=True)
                  if Text.from_markup(cell).plain.strip() not in ("", "-")]
         console.print(_indented(Text.from_markup("  ".join(pairs).replace("\n", ", ")), 2))
 

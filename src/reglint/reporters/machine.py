@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.text import clean, plural, summary_line
+from reglint.reporters.text import clean, summary_line
 
 DOCS_URL = "https://example.invalid/reglint"
 UNREADABLE_CODE = "RL900"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from reglint.engine.fmt import plural  # noqa: F401  (re-exported for the reporters)
+from reglint.engine.fmt import plural
 
 # C0/C1 controls and DEL, except nothing: a name never needs a newline.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -45,8 +45,9 @@ def lambda_note(model, ran: bool = False) -> str | None:
     one = len(names) == 1
     subject = f"{plural(len(names), 'Lambda layer')} ({listed})"
     if ran:
+        what = "it computes" if one else "they compute"
         return (f"{subject} ran as Python code from the file (--trust-model) and {'is' if one else 'are'} skipped "
-                f"in the table: no weights of {'its' if one else 'their'} own; what {'it computes' if one else 'they compute'} "
+                f"in the table: no weights of {'its' if one else 'their'} own; what {what} "
                 f"is measured only through the data loss")
     return (f"{subject} {'holds' if one else 'hold'} Python code reglint neither reads nor runs: skipped, "
             f"so nothing {'it computes' if one else 'they compute'} is checked")
