@@ -48,6 +48,7 @@ def test_manifest_follows_the_conventions():
     ("models/a.keras", True), ("b.h5", True), ("c.hdf5", True), ("d.onnx", True),
     ("sm/saved_model.pb", True), ("sm/keras_metadata.pb", True),
     ("sm/variables/variables.index", True), ("sm/variables/variables.data-00000-of-00001", True),
+    ("models/model.json", True),  # passed by name; reglint --force-exclude keeps only Keras architectures
     ("notes.txt", False), ("a.keras.txt", False), ("other.pb", False), ("variables/other.index", False),
 ])
 def test_files_regex(path, matched):

@@ -219,8 +219,8 @@ def _compare(model: Model, layer: Layer, node: LayerNode, expected: list[Expecte
     if not problems:
         return
     # A count mismatch found while naming the tensors says the same thing again.
-    model.problems[:] = [p for p in model.problems
-                         if not (p.layer == node.path and p.kind is ProblemKind.WEIGHTS_MISMATCH and p.expected is None)]
+    model.problems[:] = [p for p in model.problems if not (
+        p.layer == node.path and p.kind is ProblemKind.WEIGHTS_MISMATCH and p.expected is None)]
     model.problems.extend(problems)
     if all(v.known for v in expected):
         _use_config_variables(model, layer, node, expected)

@@ -3,17 +3,17 @@
 Keras adds an activity penalty in ``Layer.__call__`` on the layer's output.
 Two built-in layers make the config say something else:
 
-- ``MultiHeadAttention(activity_regularizer=...)``: the layer hands it to
-  its query, key, value (gate) and output projections
+- ``MultiHeadAttention(activity_regularizer=...)``: Keras 3 hands it to
+  the query, key, value (gate) and output projections
   (``_get_common_kwargs_for_sublayer``), each called through ``__call__``,
-  so Keras adds one penalty per projection output. Keras 3 does not apply
-  it to the attention output itself (the argument is not passed on to
-  ``Layer``); tf-keras 2 does as well (it sets the base layer's
-  ``_activity_regularizer``).
+  so it adds one penalty per projection output and none on the attention
+  output (the argument is not passed on to ``Layer``). tf-keras 2 applies
+  it to the attention output only, like any layer (one penalty).
 - ``TimeDistributed(Dense(..., activity_regularizer=...))``: Keras 3's
   wrapper calls the inner layer's ``call()`` directly, so the inner
   activity penalty is never added; tf-keras 2 calls the inner layer
-  through ``__call__`` and adds it.
+  through ``__call__`` on the time steps folded into the batch, so it adds
+  one penalty divided by batch x time steps.
 
 Both facts were checked on models Keras built (fixtures/keras_exact,
 ``activity_losses`` in its manifest).
@@ -35,13 +35,13 @@ def note_activity_placement(model: Model, tree: ModelConfig, keras3: bool) -> No
         layer = layers.get(node.path)
         if layer is None:
             continue
-        if node.class_name == "MultiHeadAttention" and layer.activity_regularizer is not None:
+        if node.class_name == "MultiHeadAttention" and layer.activity_regularizer is not None and keras3:
             targets = list(PROJECTIONS[:3]) + (["gate"] if node.config.get("use_gate") else []) + [PROJECTIONS[3]]
-            layer.activity_on = targets + ([] if keras3 else [""])
-            own = "" if keras3 else " and to the attention output itself"
+            layer.activity_on = targets
             model.notes.append(
-                f"{layer.path}: MultiHeadAttention's activity_regularizer is applied by Keras to the outputs of "
-                f"its {', '.join(targets)} projections ({len(targets)} penalties per call){own}")
+                f"{layer.path}: MultiHeadAttention's activity_regularizer is applied by Keras 3 to the outputs of "
+                f"its {', '.join(targets)} projections ({len(targets)} penalties per call), not to the "
+                "attention output")
         if node.class_name == "TimeDistributed":
             _time_distributed(model, layer, node, keras3)
 
@@ -63,4 +63,5 @@ def _time_distributed(model: Model, layer, node, keras3: bool) -> None:
     elif layer.activity_regularizer is None:
         layer.activity_regularizer = reg  # tf-keras calls the inner layer through __call__
         model.notes.append(f"{layer.path}: the activity_regularizer of the {inner_class} inside TimeDistributed "
-                           "is applied to its output at every time step (tf-keras)")
+                           "is applied by tf-keras to the output with the time steps folded into the batch (its "
+                           "penalty is divided by batch x time steps)")

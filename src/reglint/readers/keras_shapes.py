@@ -14,7 +14,7 @@ LoRA layer) raises ``CannotInfer`` with the reason.
 
 >>> [(v.name, v.shape) for v in expected_variables("Dense", {"units": 3}, [(None, 4)])]
 [('kernel', (4, 3)), ('bias', (3,))]
->>> [(v.name, v.shape) for v in expected_variables("GRU", {"units": 2}, [(None, 5, 3)])]
+>>> [(v.name, v.shape) for v in expected_variables("GRU", {"units": 2, "reset_after": True}, [(None, 5, 3)])]
 [('kernel', (3, 6)), ('recurrent_kernel', (2, 6)), ('bias', (2, 6))]
 """
 
@@ -91,7 +91,8 @@ def _refuse_variants(cfg: dict[str, Any]) -> None:
         raise CannotInfer("LoRA-enabled layer (lora_rank set): its extra variables are not in the config")
     dtype = cfg.get("dtype")
     name = dtype.get("class_name", "") if isinstance(dtype, dict) else str(dtype or "")
-    inner = dtype.get("config", {}).get("name", "") if isinstance(dtype, dict) and isinstance(dtype.get("config"), dict) else ""
+    inner_cfg = dtype.get("config") if isinstance(dtype, dict) else None
+    inner = inner_cfg.get("name", "") if isinstance(inner_cfg, dict) else ""
     if "Quantized" in name or re.match(r"(int8|int4|float8|gptq|awq)", str(inner)):
         raise CannotInfer("quantized layer: its variables depend on the quantization mode")
 
@@ -307,8 +308,9 @@ def _separable(cls, cfg, shape, inputs):
         raise CannotInfer(f"{cls} config has no kernel_size/filters")
     mult = cfg_int(cfg, "depth_multiplier") or 1
     ch = channel_dim(shape, cfg)
+    expanded = ch * mult if ch is not None else None
     out = [_v("depthwise_kernel", Role.DEPTHWISE_KERNEL, size + (ch, mult)),
-           _v("pointwise_kernel", Role.POINTWISE_KERNEL, (1,) * rank + (ch * mult if ch is not None else None, filters))]
+           _v("pointwise_kernel", Role.POINTWISE_KERNEL, (1,) * rank + (expanded, filters))]
     if use_bias(cfg):
         out.append(_v("bias", B, (filters,)))
     return out
@@ -367,7 +369,8 @@ def _batch_norm(cls, cfg, shape, inputs):
         out.append(_v("gamma", Role.GAMMA, param))
     if cfg.get("center", True) is not False:
         out.append(_v("beta", Role.BETA, param))
-    out += [_v("moving_mean", Role.MOVING_MEAN, param, False), _v("moving_variance", Role.MOVING_VARIANCE, param, False)]
+    out += [_v("moving_mean", Role.MOVING_MEAN, param, False),
+            _v("moving_variance", Role.MOVING_VARIANCE, param, False)]
     if cfg.get("renorm"):
         out += [_v("moving_stddev", Role.OTHER, param, False), _v("renorm_mean", Role.OTHER, param, False),
                 _v("renorm_stddev", Role.OTHER, param, False)]
