@@ -127,55 +127,55 @@ class _Walker:
 
     def functional(self, cls: str, cfg: dict, prefix: str, incoming: list[Shape | None] | None) -> list[Shape | None]:
         entries = container_layers(cls, cfg)
-        by_name = {_layer_name(e, e.get("config") or {}, bare_class_name(class_name_of(e) or "?")): e for e in entries}
+        classes = {id(e): bare_class_name(class_name_of(e) or "?") for e in entries}
+        by_name = {_layer_name(e, e.get("config") or {}, classes[id(e)]): e for e in entries}
         tensors: dict[tuple, Shape | None] = {}
         for index, ref in enumerate(_refs(cfg.get("input_layers"))):
             entry = by_name.get(ref[0])
             given = incoming[index] if incoming and index < len(incoming) else None
             own = input_layer_shape(entry.get("config") or {}) if isinstance(entry, dict) else None
             tensors[ref] = given if given is not None else own
-        pending = [(e, name) for name, e in by_name.items()
-                   if bare_class_name(class_name_of(e) or "?") != "InputLayer"]
-        offsets = _node_offsets(entries, by_name, cfg)
-        done: set[tuple[str, int]] = set()
-        for _ in range(len(pending) + 1):
-            progress = False
-            for entry, name in pending:
-                for k, node in enumerate(_nodes(entry)):
-                    if (name, k) in done:
-                        continue
-                    shapes = _resolve(node, tensors, bare_class_name(class_name_of(entry) or "?"))
+        offsets = _node_offsets(entries, by_name, cfg, classes)
+        pending = [name for name, e in by_name.items() if classes[id(e)] != "InputLayer"]
+        calls_done: dict[str, int] = {}
+        while pending:
+            waiting = []
+            for name in pending:
+                entry, nodes = by_name[name], _nodes(by_name[name])
+                k = calls_done.get(name, 0)
+                while k < len(nodes):
+                    shapes = _resolve(nodes[k], tensors, classes[id(entry)])
                     if shapes is None:
-                        continue
-                    outs = self.layer(entry, prefix, shapes) or []
-                    for j, out in enumerate(outs):
+                        break  # a layer's calls happen in order: wait for this one's inputs
+                    for j, out in enumerate(self.layer(entry, prefix, shapes) or []):
                         tensors[(name, k + offsets.get(name, 0), j)] = out
-                    done.add((name, k))
-                    progress = True
-            if not progress:
+                    k += 1
+                calls_done[name] = k
+                if k < len(nodes):
+                    waiting.append(name)
+            if len(waiting) == len(pending):
                 break
-        for entry, name in pending:  # never reached from the inputs: record what Keras 3 wrote, if anything
-            if not _nodes(entry) or (name, 0) not in done:
-                self.layer(entry, prefix, [None])
+            pending = waiting
+        for name, entry in by_name.items():
+            if classes[id(entry)] != "InputLayer" and not calls_done.get(name):
+                self.layer(entry, prefix, [None])  # never reached from the inputs: what Keras 3 recorded, if anything
         return [tensors.get(ref) for ref in _refs(cfg.get("output_layers"))]
 
 
-def _node_offsets(entries: list[dict], by_name: dict[str, dict], cfg: dict) -> dict[str, int]:
+def _node_offsets(entries: list[dict], by_name: dict[str, dict], cfg: dict, classes: dict[int, str]) -> dict[str, int]:
     """tf-keras numbers a nested model's calls from 1 (its node 0 is the
     model's own, left out of the config: ``_should_skip_first_node``), Keras
     2.2 from 0. A reference past the end of a model's recorded calls shows
     which."""
+    containers = {name for name, e in by_name.items() if is_container(classes[id(e)], e.get("config"))}
+    if not containers:
+        return {}
     highest: dict[str, int] = {}
     refs = [ref for e in entries for node in _nodes(e) for _, ref in _node_tensors(node, "MultiHeadAttention") if ref]
     refs += _refs(cfg.get("output_layers"))
     for name, node, _ in refs:
         highest[name] = max(highest.get(name, 0), node)
-    out = {}
-    for name, entry in by_name.items():
-        cls = bare_class_name(class_name_of(entry) or "?")
-        if is_container(cls, entry.get("config")) and highest.get(name, -1) >= len(_nodes(entry)) > 0:
-            out[name] = 1
-    return out
+    return {name: 1 for name in containers if highest.get(name, -1) >= len(_nodes(by_name[name])) > 0}
 
 
 def _refs(value: Any) -> list[tuple[str, int, int]]:
