@@ -127,7 +127,7 @@ def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount
             continue
         unknown = [v for v in expected if not v.known]
         if unknown:
-            count.unknown[node.path] = _unknown_reason(node, unknown)
+            count.unknown[node.path] = _unknown_reason(node, unknown, shapes)
             model.layers.append(build_layer(node, [], options, model))
             model.notes.append(f"{node.path}: {count.unknown[node.path]}; its parameters cannot be counted "
                                "from the config")
@@ -159,7 +159,7 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
         if all(v.known for v in expected):
             _add(count, node, expected)
         else:
-            count.unknown[node.path] = _unknown_reason(node, [v for v in expected if not v.known])
+            count.unknown[node.path] = _unknown_reason(node, [v for v in expected if not v.known], shapes)
             if layer.variables:
                 model.notes.append(f"{node.path}: {count.unknown[node.path]}; its stored tensors are counted "
                                    "as stored")
@@ -174,9 +174,12 @@ def _add(count: ConfigCount, node: LayerNode, expected: list[Expected]) -> None:
             count.trainable += var.size
 
 
-def _unknown_reason(node: LayerNode, unknown: list[Expected]) -> str:
+def _unknown_reason(node: LayerNode, unknown: list[Expected], shapes) -> str:
     names = ", ".join(f"{v.name} {_fmt(v.shape)}" for v in unknown[:3])
-    return f"input shape not recorded or not inferable from the layers before it ({names})"
+    opaque = [f"{path} ({cls})" for path, cls in getattr(shapes, "opaque", {}).items()
+              if path.rsplit("/", 1)[0] == node.path.rsplit("/", 1)[0] or "/" not in path]
+    after = f"; it follows {', '.join(opaque[:3])}, whose output shape the config does not give" if opaque else ""
+    return f"input shape not recorded or not inferable from the layers before it ({names}){after}"
 
 
 def _fmt(shape) -> str:
@@ -266,6 +269,18 @@ def _use_config_variables(model: Model, layer: Layer, node: LayerNode, expected:
     layer.variables = rebuilt.variables
     model.notes.append(f"{node.path}: counted from the config ({layer.params:,} parameters): the stored "
                        "tensors do not fit it")
+
+
+def no_weights_problem(model: Model, count: ConfigCount, what: str) -> None:
+    """A full-model file that stores no weights at all: Keras cannot load
+    it. The layers were built from the config; one problem names them."""
+    weighted = [layer.path for layer in model.layers if layer.variables]
+    listed = ", ".join(weighted[:5]) + (f" and {len(weighted) - 5} more" if len(weighted) > 5 else "")
+    total = f"{count.total:,} parameters" if count.complete else "parameters"
+    model.problems.append(Problem(
+        ProblemKind.MISSING_WEIGHTS, "", f"{what}: Keras cannot load it; the config's {total} "
+        f"({listed or 'no layer with variables'}) are not stored", target="weights", blocks_load=bool(weighted)))
+    model.notes.append("no weights stored: parameters counted from the config, no saved-weight statistics")
 
 
 def extra_layer_problem(name: str, tensors: int, elements: int, rules: LoadRules, blocks: bool) -> Problem:

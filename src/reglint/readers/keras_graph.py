@@ -27,7 +27,17 @@ from reglint.readers.keras_shapes import Shape
 MAX_DEPTH = 32
 
 
-def input_shapes(root: Any) -> dict[str, list[Shape | None]]:
+class ShapeMap(dict):
+    """Leaf path -> input shapes of its first call; ``opaque`` maps the
+    layers whose output shape the config does not give (a Lambda without
+    ``output_shape``, a custom class) to their class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opaque: dict[str, str] = {}
+
+
+def input_shapes(root: Any) -> ShapeMap:
     """Leaf path -> the input shapes of its first call (None: unknown)."""
     walker = _Walker()
     if isinstance(root, dict):
@@ -68,7 +78,7 @@ def built_inputs(entry: dict, class_name: str) -> list[Shape | None] | None:
 
 class _Walker:
     def __init__(self) -> None:
-        self.inputs: dict[str, list[Shape | None]] = {}
+        self.inputs = ShapeMap()
         self.depth = 0
 
     def model(self, root: dict) -> None:
@@ -102,7 +112,11 @@ class _Walker:
         first = path not in self.inputs
         if first:
             self.inputs[path] = built if built and any(s is not None for s in built) else inputs
-        return output_shapes(cls, cfg if isinstance(cfg, dict) else {}, self.inputs[path] if first else inputs)
+        used = self.inputs[path] if first else inputs
+        outs = output_shapes(cls, cfg if isinstance(cfg, dict) else {}, used)
+        if outs is None and used and used[0] is not None:
+            self.inputs.opaque.setdefault(path, cls)
+        return outs
 
     # -- Sequential ------------------------------------------------------
 

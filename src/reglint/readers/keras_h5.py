@@ -24,7 +24,13 @@ from reglint.readers.keras_build import (
     build_layer,
     owner_for_components,
 )
-from reglint.readers.keras_check import LEGACY_H5, check_against_config, extra_layer_problem
+from reglint.readers.keras_check import (
+    LEGACY_H5,
+    build_from_config,
+    check_against_config,
+    extra_layer_problem,
+    no_weights_problem,
+)
 from reglint.readers.keras_config import LayerNode, walk_model_config
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.keras_layers import role_from_weight_name
@@ -66,16 +72,15 @@ def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
     tree = walk_model_config(config, max_layers=options.max_layers)
     model.name = tree.name
     weights = h5_get(h5, "model_weights")
-    if weights is None or not isinstance(weights, h5py.Group):
-        model.notes.append("file holds no model_weights group: parameters counted from stored weights are unavailable")
-    assignments = _assign_tensors(weights, tree.leaves) if isinstance(weights, h5py.Group) else {}
-    for node in tree.leaves:
-        model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
     if isinstance(weights, h5py.Group):
+        assignments = _assign_tensors(weights, tree.leaves)
+        for node in tree.leaves:
+            model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
         check_against_config(model, tree, config, LEGACY_H5)
         _unclaimed_layers(weights, tree, model)
     else:
-        build_from_config_counts(model, tree, config)
+        # load_model reads model_weights unconditionally: without it Keras refuses the file.
+        no_weights_problem(model, build_from_config(model, tree, config), "the HDF5 file has no model_weights group")
     note_activity_placement(model, tree, keras3=bool(version and version.startswith("3.")))
     raw_training = attr_text(h5.attrs, "training_config")
     if raw_training:
@@ -86,26 +91,6 @@ def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
         model.optimizer.iterations = _iterations(h5)
     attach_outputs(model, tree)
     return model
-
-
-def build_from_config_counts(model: Model, tree, config) -> None:
-    """No model_weights group: the config's count, for the report."""
-    from reglint.readers.keras_check import ConfigCount, expected_for
-    from reglint.readers.keras_graph import input_shapes
-    from reglint.readers.keras_shapes import CannotInfer
-
-    shapes, count = input_shapes(config), ConfigCount()
-    for node in tree.leaves:
-        try:
-            sizes = [v.size for v in expected_for(node, shapes)]
-        except CannotInfer as exc:
-            count.unknown[node.path] = str(exc)
-            continue
-        if None in sizes:
-            count.unknown[node.path] = "input shape unknown"
-        else:
-            count.total += sum(sizes)
-    model.metadata["config_params"] = count.as_dict()
 
 
 def _unclaimed_layers(weights, tree, model: Model) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
-from reglint.model import Model, Problem, ProblemKind
+from reglint.model import Model
 from reglint.readers.keras_build import (
     FoundTensor,
     attach_outputs,
@@ -28,7 +28,13 @@ from reglint.readers.keras_build import (
     build_layer,
     owner_for_attr_path,
 )
-from reglint.readers.keras_check import KERAS_ZIP, build_from_config, check_against_config, extra_layer_problem
+from reglint.readers.keras_check import (
+    KERAS_ZIP,
+    build_from_config,
+    check_against_config,
+    extra_layer_problem,
+    no_weights_problem,
+)
 from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_config
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
@@ -161,14 +167,7 @@ def _build_without_weights(model: Model, tree: ModelConfig, config: Any, names: 
         model.notes.append(f"weights stored as {other[0]} (sharded or .npz), which reglint does not read: "
                            "parameters counted from the config, no saved-weight statistics")
         return
-    weighted = [layer.path for layer in model.layers if layer.variables]
-    listed = ", ".join(weighted[:5]) + (f" and {len(weighted) - 5} more" if len(weighted) > 5 else "")
-    total = f"{count.total:,} parameters" if count.complete else "parameters"
-    model.problems.append(Problem(
-        ProblemKind.MISSING_WEIGHTS, "",
-        f"the archive holds no {WEIGHTS_H5}: Keras cannot load it; the config's {total} "
-        f"({listed or 'no layer with variables'}) are not stored", target="weights", blocks_load=bool(weighted)))
-    model.notes.append("no weights stored: parameters counted from the config, no saved-weight statistics")
+    no_weights_problem(model, count, f"the archive holds no {WEIGHTS_H5}")
 
 
 def _unclaimed_groups(index: H5Index, tree: ModelConfig, model: Model) -> None:
