@@ -121,3 +121,47 @@ def test_tf_keras_nested_model_calls_are_numbered_from_one():
                    {"class_name": "Dense", "name": "head", "config": {"name": "head", "units": 2},
                     "inbound_nodes": [[["inner", 1, 0, {}]]]}]}}
     assert input_shapes(root)["head"] == [(None, 4)]
+
+
+# -- hostile or hand-edited configs ---------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import FIXTURES  # noqa: E402
+
+ARCHITECTURES = [FIXTURES / "exactness" / name for name in
+                 ("json_cnn_bn_residual.json", "json_mha_block.json", "tfk_json_bilstm_embedding.json",
+                  "tfk_zoo.json")]
+SHAPE_KEYS = ["units", "filters", "kernel_size", "strides", "padding", "groups", "axis", "num_heads", "key_dim",
+              "value_dim", "output_shape", "target_shape", "batch_shape", "batch_input_shape", "equation",
+              "bias_axes", "pool_size", "dims", "layer", "cell", "depth_multiplier", "input_dim", "output_dim",
+              "cropping", "size", "data_format", "implementation", "shared_axes", "dilation_rate"]
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(SHAPE_KEYS), children,
+                                                                       max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_shape_value_gives_a_model_or_a_one_line_error(tmp_path, data):
+    import json
+
+    from reglint.errors import ReglintError
+    from reglint.readers import read_model
+
+    source = data.draw(st.sampled_from(ARCHITECTURES))
+    root = json.loads(source.read_text())
+    layers = root["config"]["layers"]
+    entry = layers[data.draw(st.integers(0, len(layers) - 1))]
+    entry.setdefault("config", {})[data.draw(st.sampled_from(SHAPE_KEYS))] = data.draw(values)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(root))
+    try:
+        model = read_model(path)
+    except ReglintError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert model.total_params >= 0

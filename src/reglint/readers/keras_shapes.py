@@ -75,7 +75,14 @@ def expected_variables(class_name: str, cfg: dict[str, Any], inputs: list[Shape 
         if class_name in WEIGHTLESS or class_name in _SHAPE_ONLY:
             return []
         raise CannotInfer(f"{class_name or 'this class'} is not a built-in Keras layer reglint knows")
-    out = builder(class_name, cfg, shape, inputs)
+    try:
+        out = builder(class_name, cfg, shape, inputs)
+    except (TypeError, ValueError, ArithmeticError, IndexError, KeyError, AttributeError) as exc:
+        # A hand-edited or hostile config: say so instead of failing the read.
+        raise CannotInfer(f"{class_name} config not understood ({type(exc).__name__})") from None
+    for var in out:
+        if any(d is not None and (not isinstance(d, int) or isinstance(d, bool) or d < 0) for d in var.shape):
+            raise CannotInfer(f"{class_name} config gives {var.name} an impossible shape {var.shape}")
     return [_owned(v, class_name, cfg) for v in out]
 
 
