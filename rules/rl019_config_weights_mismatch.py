@@ -23,6 +23,10 @@ stores it. Layers whose shapes the config cannot fix (a custom class, an
 input shape lost after a ``Lambda``) are said so in a note, and their
 stored tensors are counted as stored.
 
+Each finding is an error where Keras refuses to load the file, a warning
+where it loads it and ignores the difference (a ``.keras`` weights file
+holding a group no layer owns: Keras 3 skips it).
+
 ## Why is this bad?
 Keras refuses to load such a file: ``Layer 'dense' expected 2 variables,
 but received 0 variables during loading``, ``The shape of the target
@@ -32,11 +36,6 @@ match``, ``Expected a model.weights.h5 or model.weights.npz file``, or
 into a model with 2 layers``. The model in the repository is not the model
 anyone can run, and every number computed from its tensors is about
 something else.
-
-## Severity
-Error where Keras refuses to load the file (``blocks_load``); a warning
-where it loads and ignores the difference (a ``.keras`` weights file
-holding a group no layer owns: Keras 3 skips it).
 
 ## Example
 A ``model.weights.h5`` replaced by the weights of another model, edited by

@@ -122,7 +122,7 @@ def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount
         except CannotInfer as exc:
             count.unknown[node.path] = str(exc)
             model.layers.append(build_layer(node, [], options, model))
-            model.notes.append(f"{node.path}: {node.class_name}: {exc}; its parameters cannot be counted "
+            model.notes.append(f"{node.path} ({node.class_name}): {exc}; its parameters cannot be counted "
                                "from the config")
             continue
         unknown = [v for v in expected if not v.known]
@@ -152,7 +152,7 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
         except CannotInfer as exc:
             count.unknown[node.path] = str(exc)
             if layer.variables:
-                model.notes.append(f"{node.path}: {node.class_name}: {exc}; its {len(layer.variables)} stored "
+                model.notes.append(f"{node.path} ({node.class_name}): {exc}; its {len(layer.variables)} stored "
                                    f"tensors ({layer.params:,} parameters) are counted as stored")
             continue
         _compare(model, layer, node, expected, rules)

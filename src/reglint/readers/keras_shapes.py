@@ -74,7 +74,7 @@ def expected_variables(class_name: str, cfg: dict[str, Any], inputs: list[Shape 
 
         if class_name in WEIGHTLESS or class_name in _SHAPE_ONLY:
             return []
-        raise CannotInfer(f"{class_name or 'this class'} is not a built-in Keras layer reglint knows")
+        raise CannotInfer("not a built-in Keras layer reglint knows (a custom or newer class)")
     try:
         out = builder(class_name, cfg, shape, inputs)
     except (TypeError, ValueError, ArithmeticError, IndexError, KeyError, AttributeError) as exc:

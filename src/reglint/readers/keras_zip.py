@@ -173,7 +173,9 @@ def _build_without_weights(model: Model, tree: ModelConfig, config: Any, names: 
 def _unclaimed_groups(index: H5Index, tree: ModelConfig, model: Model) -> None:
     """Tensors under ``layers/`` that no layer of the config owns: Keras 3
     loads the file and ignores them, so a warning, not an error."""
-    leaves = {node.weights_path.strip("/") for node in tree.leaves if node.weights_path}
+    if any(not node.weights_path for node in tree.leaves):
+        return  # a subclassed model saved whole: its own tensors are everything under the root
+    leaves = {node.weights_path.strip("/") for node in tree.leaves}
     containers = {node.weights_path.strip("/") for node in tree.containers}
     stack = ["layers"] + [f"{c}/layers" for c in containers]
     seen: set[str] = set()
