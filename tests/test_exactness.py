@@ -10,13 +10,12 @@ import sys
 
 import pytest
 
+from conftest import FIXTURES
 from reglint.config.settings import Settings
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file
 from reglint.model import ProblemKind
 from reglint.readers import read_model
-
-from conftest import FIXTURES
 
 EXACT = FIXTURES / "exactness"
 MANIFEST = {e["file"]: e for e in json.loads((EXACT / "manifest.json").read_text())["files"]}

@@ -57,7 +57,8 @@ def test_convolution_families():
                   (None, 9, 9, 4)) == {"depthwise_kernel": (2, 2, 4, 3), "pointwise_kernel": (1, 1, 12, 6),
                                        "bias": (6,)}
     assert shapes("DepthwiseConv2D", {"kernel_size": [3, 3], "depth_multiplier": 2}, (None, 8, 8, 5))["bias"] == (10,)
-    assert shapes("Conv2D", {"filters": 4, "kernel_size": [3, 3], "groups": 2}, (None, 9, 9, 2))["kernel"] == (3, 3, 1, 4)
+    grouped = {"filters": 4, "kernel_size": [3, 3], "groups": 2}
+    assert shapes("Conv2D", grouped, (None, 9, 9, 2))["kernel"] == (3, 3, 1, 4)
     assert shapes("Conv2DTranspose", {"filters": 5, "kernel_size": [3, 3]}, (None, 4, 4, 6))["kernel"] == (3, 3, 5, 6)
     channels_first = {"filters": 4, "kernel_size": [3, 3], "data_format": "channels_first"}
     assert shapes("Conv2D", channels_first, (None, 3, 9, 9))["kernel"] == (3, 3, 3, 4)
@@ -162,6 +163,9 @@ def test_any_shape_value_gives_a_model_or_a_one_line_error(tmp_path, data):
     try:
         model = read_model(path)
     except ReglintError as exc:
-        assert "\n" not in str(exc)
+        message = str(exc)
+        model = None
+    if model is None:
+        assert "\n" not in message
     else:
         assert model.total_params >= 0

@@ -169,9 +169,10 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
 
 def _add(count: ConfigCount, node: LayerNode, expected: list[Expected]) -> None:
     for var in expected:
-        count.total += var.size
+        size = var.size or 0  # called only when every shape is known
+        count.total += size
         if var.trainable and node.trainable:
-            count.trainable += var.size
+            count.trainable += size
 
 
 def _unknown_reason(node: LayerNode, unknown: list[Expected], shapes) -> str:
@@ -216,7 +217,7 @@ def _compare(model: Model, layer: Layer, node: LayerNode, expected: list[Expecte
         for have in extra:
             problems.append(Problem(
                 ProblemKind.EXTRA_WEIGHTS, node.path,
-                f"{len(stored)} tensors stored where the config implies {len(expected)}: {have.name} "
+                f"{len(stored)} tensors stored where the config implies {len(expected)}: {_stored_label(have)} "
                 f"{_fmt(have.shape)} is not a variable this {node.class_name} creates",
                 target=have.name, stored=tuple(have.shape), blocks_load=rules.extra_blocks))
     if not problems:
@@ -229,12 +230,19 @@ def _compare(model: Model, layer: Layer, node: LayerNode, expected: list[Expecte
         _use_config_variables(model, layer, node, expected)
 
 
+def _stored_label(var) -> str:
+    """A stored tensor the reader could only name by position: its place in the file."""
+    if var.name.split("/")[-1].startswith("var_") and var.location:
+        return "stored tensor " + "/".join(var.location.strip("/").split("/")[-2:])
+    return var.name
+
+
 def _listing(expected: list[Expected]) -> str:
     return ", ".join(f"{v.name} {_fmt(v.shape)}" for v in expected[:6]) + (" ..." if len(expected) > 6 else "")
 
 
 def _fits(want, have) -> bool:
-    return len(want) == len(have) and all(w is None or w == h for w, h in zip(want, have))
+    return len(want) == len(have) and all(w is None or w == h for w, h in zip(want, have, strict=False))
 
 
 def pair_variables(expected: list[Expected], stored: list) -> tuple[list, list, list]:
@@ -259,7 +267,7 @@ def pair_variables(expected: list[Expected], stored: list) -> tuple[list, list, 
 
 def _by_position(expected: list, stored: list) -> tuple[list, list, list]:
     n = min(len(expected), len(stored))
-    return list(zip(expected[:n], stored[:n])), expected[n:], stored[n:]
+    return list(zip(expected[:n], stored[:n], strict=False)), expected[n:], stored[n:]
 
 
 def _use_config_variables(model: Model, layer: Layer, node: LayerNode, expected: list[Expected]) -> None:
@@ -285,6 +293,7 @@ def no_weights_problem(model: Model, count: ConfigCount, what: str) -> None:
 
 def extra_layer_problem(name: str, tensors: int, elements: int, rules: LoadRules, blocks: bool) -> Problem:
     return Problem(ProblemKind.EXTRA_WEIGHTS, name,
-                   f"{rules.what} stores {tensors} tensors ({elements:,} values) under {name!r}, which no layer "
+                   f"{rules.what} stores {tensors} tensor{'s' if tensors != 1 else ''} ({elements:,} values) "
+                   f"under {name!r}, which no layer "
                    "of the config owns" + ("" if blocks else " (Keras ignores them)"),
                    target="weights", blocks_load=blocks)

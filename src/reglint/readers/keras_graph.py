@@ -17,6 +17,7 @@ included. Paths are the ones ``keras_config.walk_model_config`` gives.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from reglint.readers.keras_config import _layer_name, container_layers, is_container
@@ -41,15 +42,13 @@ def input_shapes(root: Any) -> ShapeMap:
     """Leaf path -> the input shapes of its first call (None: unknown)."""
     walker = _Walker()
     if isinstance(root, dict):
-        try:
+        with contextlib.suppress(RecursionError):
             walker.model(root)
-        except RecursionError:
-            pass
     return walker.inputs
 
 
 def _shape(value: Any) -> Shape | None:
-    if isinstance(value, (list, tuple)) and all(v is None or isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(value, (list, tuple)) and all(v is None or (isinstance(v, int) and not isinstance(v, bool))
                                                 for v in value):
         return tuple(value)
     return None
@@ -127,7 +126,7 @@ class _Walker:
             shape = _shape(cfg.get("build_input_shape"))
         for entry in entries:
             cls_ = bare_class_name(class_name_of(entry) or "?")
-            cfg_ = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+            cfg_: dict = entry["config"] if isinstance(entry.get("config"), dict) else {}
             if cls_ == "InputLayer":
                 shape = shape or input_layer_shape(cfg_)
                 continue
@@ -220,7 +219,7 @@ def _resolve(node: Any, tensors: dict, cls: str) -> list[Shape | None] | None:
     items = _node_tensors(node, cls)
     if not items:
         return None
-    shapes = []
+    shapes: list[Shape | None] = []
     for shape, ref in items:
         if shape is not None:
             shapes.append(shape)
@@ -237,21 +236,21 @@ def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]
     """(recorded shape, (layer, node, tensor) reference) per input of a call."""
     if isinstance(node, dict):  # Keras 3
         args = list(_flat_tensors(node.get("args")))
-        kwargs = node.get("kwargs") if isinstance(node.get("kwargs"), dict) else {}
+        kwargs: dict = node["kwargs"] if isinstance(node.get("kwargs"), dict) else {}
         if cls == "MultiHeadAttention":
             for key in ("query", "value", "key")[len(args):]:
                 if key in kwargs:
                     args += list(_flat_tensors(kwargs[key]))
         return args
-    out = []
+    out: list[tuple[Shape | None, tuple | None]] = []
     if isinstance(node, list):  # Keras 1/2: [[name, node, tensor, kwargs], ...]
         for item in node:
             if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str):
                 out.append((None, (item[0], _int(item[1]), _int(item[2]))))
-                kwargs = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
+                item_kwargs: dict = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
                 if cls == "MultiHeadAttention":
                     for key in ("value", "key"):
-                        ref = kwargs.get(key)
+                        ref = item_kwargs.get(key)
                         if isinstance(ref, list) and len(ref) >= 3 and isinstance(ref[0], str):
                             out.append((None, (ref[0], _int(ref[1]), _int(ref[2]))))
     return out
@@ -261,7 +260,7 @@ def _flat_tensors(obj: Any, depth: int = 0):
     if depth > 8:
         return
     if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
-        cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+        cfg: dict = obj["config"] if isinstance(obj.get("config"), dict) else {}
         history = cfg.get("keras_history")
         ref = (history[0], _int(history[1]), _int(history[2])) if isinstance(history, list) and len(history) >= 3 \
             and isinstance(history[0], str) else None

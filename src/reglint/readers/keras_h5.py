@@ -32,10 +32,11 @@ from reglint.readers.keras_check import (
     no_weights_problem,
 )
 from reglint.readers.keras_config import LayerNode, walk_model_config
-from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.keras_layers import role_from_weight_name
+from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import attr_strings, attr_text, h5_children, h5_get, load_json
+
 
 def read_keras_h5(path: Path, options: ReadOptions) -> Model:
     import h5py

@@ -38,12 +38,12 @@ SAME_SHAPE = {
     "UnitNormalization", "RMSNormalization", "InstanceNormalization", "GaussianNoise", "GaussianDropout",
     "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "ActivityRegularization",
     "Masking", "Rescaling", "Normalization", "Identity", "RandomFlip", "RandomRotation", "RandomZoom",
-    "RandomTranslation", "RandomContrast", "RandomBrightness", "Activation",
+    "RandomTranslation", "RandomContrast", "RandomBrightness",
 }
 MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 
 
-def output_shapes(class_name: str, cfg: dict[str, Any], inputs: list[Shape | None]) -> list[Shape] | None:
+def output_shapes(class_name: str, cfg: dict[str, Any], inputs: list[Shape | None]) -> list[Shape | None] | None:
     if not isinstance(cfg, dict):
         return None
     try:
@@ -58,9 +58,10 @@ def output_shapes(class_name: str, cfg: dict[str, Any], inputs: list[Shape | Non
 def _output(cls: str, cfg: dict, inputs: list[Shape | None]):
     if cls == "InputLayer":
         return input_layer_shape(cfg)
-    if not inputs or any(s is None for s in inputs[:1]):
+    first = inputs[0] if inputs else None
+    if first is None:
         return None
-    shape = tuple(inputs[0])
+    shape = tuple(first)
     handler = _HANDLERS.get(cls)
     if handler is not None:
         return handler(cls, cfg, shape, inputs)
@@ -79,7 +80,7 @@ def input_layer_shape(cfg: dict) -> Shape | None:
             return tuple(v if isinstance(v, int) and not isinstance(v, bool) else None for v in value)
     shape = cfg.get("input_shape")
     if isinstance(shape, list):
-        return (None,) + tuple(v if isinstance(v, int) else None for v in shape)
+        return (None, *tuple(v if isinstance(v, int) else None for v in shape))
     return None
 
 
@@ -132,20 +133,26 @@ def _split(shape: Shape, cfg: dict, rank: int) -> tuple[tuple, Any]:
 
 
 def _join(batch, spatial: tuple, channels, cfg: dict) -> Shape:
-    return (batch, channels) + spatial if channels_first(cfg) else (batch,) + spatial + (channels,)
+    return (batch, channels, *spatial) if channels_first(cfg) else (batch, *spatial, channels)
 
 
 def _dense(cls, cfg, shape, inputs):
-    return shape[:-1] + (cfg_int(cfg, "units", "output_dim"),)
+    return (*shape[:-1], cfg_int(cfg, "units", "output_dim"))
 
 
 def _einsum(cls, cfg, shape, inputs):
     return einsum_analysis(cfg.get("equation"), cfg.get("bias_axes"), shape, cfg.get("output_shape"))[2]
 
 
+def _sizes(value: tuple | None, what: str) -> tuple:
+    if value is None:
+        raise CannotInfer(f"config has no usable {what}")
+    return value
+
+
 def _conv(cls, cfg, shape, inputs):
     rank = conv_rank(cls)
-    size = kernel_size(cfg, rank)
+    size = _sizes(kernel_size(cfg, rank), "kernel_size")
     filters = cfg_int(cfg, "filters", "nb_filter")
     if cls.startswith("Depthwise"):
         spatial, ch = _split(shape, cfg, rank)
@@ -156,11 +163,12 @@ def _conv(cls, cfg, shape, inputs):
     padding = _padding(cfg)
     if "Transpose" in cls or cls.startswith("Deconvolution"):
         out_pad = cfg.get("output_padding")
-        pads = tuple_arg(out_pad, rank) if out_pad is not None else (None,) * rank
+        pads = (tuple_arg(out_pad, rank) if out_pad is not None else None) or (None,) * rank
         new = tuple(deconv_length(n, k, padding, p, s, d)
-                    for n, k, p, s, d in zip(spatial, size, pads, strides, dilation))
+                    for n, k, p, s, d in zip(spatial, size, pads, strides, dilation, strict=False))
     else:
-        new = tuple(conv_length(n, k, padding, s, d) for n, k, s, d in zip(spatial, size, strides, dilation))
+        new = tuple(conv_length(n, k, padding, s, d)
+                    for n, k, s, d in zip(spatial, size, strides, dilation, strict=False))
     return _join(shape[0], new, filters, cfg)
 
 
@@ -170,13 +178,13 @@ def _pool(cls, cfg, shape, inputs):
     strides = cfg.get("strides", cfg.get("stride"))
     strides = tuple_arg(strides, rank) or pool
     spatial, ch = _split(shape, cfg, rank)
-    new = tuple(conv_length(n, k, _padding(cfg), s) for n, k, s in zip(spatial, pool, strides))
+    new = tuple(conv_length(n, k, _padding(cfg), s) for n, k, s in zip(spatial, pool, strides, strict=False))
     return _join(shape[0], new, ch, cfg)
 
 
 def _global_pool(cls, cfg, shape, inputs):
     rank = conv_rank(cls)
-    spatial, ch = _split(shape, cfg, rank)
+    _spatial, ch = _split(shape, cfg, rank)
     if cfg.get("keepdims"):
         return _join(shape[0], (1,) * rank, ch, cfg)
     return (shape[0], ch)
@@ -197,12 +205,12 @@ def _reshape(cls, cfg, shape, inputs):
         rest = shape[1:]
         total = math.prod(rest) if all(isinstance(d, int) for d in rest) else None
         target[target.index(-1)] = total // known if total is not None and known else None
-    return (shape[0],) + tuple(target)
+    return (shape[0], *tuple(target))
 
 
 def _permute(cls, cfg, shape, inputs):
     dims = cfg.get("dims")
-    return (shape[0],) + tuple(shape[d] for d in dims)
+    return (shape[0], *tuple(shape[d] for d in dims))
 
 
 def _repeat(cls, cfg, shape, inputs):
@@ -233,17 +241,17 @@ def _crop_pad(cls, cfg, shape, inputs):
         spatial, ch = _split(shape, cfg, rank)
         first = channels_first(cfg)
     sign = -1 if key == "cropping" else 1
-    new = tuple(n + sign * (a + b) if n is not None else None for n, (a, b) in zip(spatial, pairs))
-    return (shape[0], ch) + new if first else (shape[0],) + new + (ch,)
+    new = tuple(n + sign * (a + b) if n is not None else None for n, (a, b) in zip(spatial, pairs, strict=False))
+    return (shape[0], ch, *new) if first else (shape[0], *new, ch)
 
 
 def _upsample(cls, cfg, shape, inputs):
     rank = conv_rank(cls)
-    size = tuple_arg(cfg.get("size", cfg.get("length", 2)), rank)
+    size = _sizes(tuple_arg(cfg.get("size", cfg.get("length", 2)), rank), "size")
     if rank == 1:
         return (shape[0], shape[1] * size[0] if shape[1] is not None else None, shape[2])
     spatial, ch = _split(shape, cfg, rank)
-    new = tuple(n * s if n is not None else None for n, s in zip(spatial, size))
+    new = tuple(n * s if n is not None else None for n, s in zip(spatial, size, strict=False))
     return _join(shape[0], new, ch, cfg)
 
 
@@ -277,10 +285,10 @@ def _dot(cls, cfg, shape, inputs):
     a, b = tuple(inputs[0]), tuple(inputs[1])
     axes = cfg.get("axes", -1)
     axes = [axes, axes] if isinstance(axes, int) else list(axes)
-    ax = [x % len(s) for x, s in zip(axes, (a, b))]
+    ax = [x % len(s) for x, s in zip(axes, (a, b), strict=False)]
     rest_a = [d for i, d in enumerate(a) if i not in (0, ax[0])]
     rest_b = [d for i, d in enumerate(b) if i not in (0, ax[1])]
-    out = (a[0],) + tuple(rest_a + rest_b)
+    out = (a[0], *tuple(rest_a + rest_b))
     return out if len(out) > 1 else (a[0], 1)
 
 
@@ -294,7 +302,7 @@ def _merge_keras1(cls, cfg, shape, inputs):
 
 
 def _embedding(cls, cfg, shape, inputs):
-    return tuple(shape) + (cfg_int(cfg, "output_dim"),)
+    return (*tuple(shape), cfg_int(cfg, "output_dim"))
 
 
 def _rnn(cls, cfg, shape, inputs):
@@ -311,9 +319,9 @@ def _rnn(cls, cfg, shape, inputs):
 
 def _conv_lstm(cls, cfg, shape, inputs):
     rank = conv_rank(cls)
-    step = (shape[0],) + tuple(shape[2:])
-    per_step = _conv("Conv%dD" % rank, cfg, step, [step])
-    main = (shape[0], shape[1]) + tuple(per_step[1:]) if cfg.get("return_sequences") else per_step
+    step = (shape[0], *tuple(shape[2:]))
+    per_step = _conv(f"Conv{rank}D", cfg, step, [step])
+    main = (shape[0], shape[1], *tuple(per_step[1:])) if cfg.get("return_sequences") else per_step
     if cfg.get("return_state"):
         return [main, per_step, per_step]
     return main
@@ -326,9 +334,11 @@ def _bidirectional(cls, cfg, shape, inputs):
     if not outs:
         return None
     main = outs[0]
+    if main is None:
+        return None
     mode = cfg.get("merge_mode", "concat")
     if mode == "concat":
-        main = main[:-1] + (main[-1] * 2 if main[-1] is not None else None,)
+        main = (*main[:-1], main[-1] * 2 if main[-1] is not None else None)
     elif mode is None:
         return [main, main]
     return main
@@ -336,8 +346,8 @@ def _bidirectional(cls, cfg, shape, inputs):
 
 def _time_distributed(cls, cfg, shape, inputs):
     child_class, child_cfg = child_layers(cls, cfg)["layer"]
-    inner = output_shapes(child_class, child_cfg, [(shape[0],) + tuple(shape[2:])])
-    return (shape[0], shape[1]) + tuple(inner[0][1:]) if inner else None
+    inner = output_shapes(child_class, child_cfg, [(shape[0], *tuple(shape[2:]))])
+    return (shape[0], shape[1], *tuple(inner[0][1:])) if inner and inner[0] is not None else None
 
 
 def _attention(cls, cfg, shape, inputs):
@@ -346,7 +356,7 @@ def _attention(cls, cfg, shape, inputs):
         out = [out] if isinstance(out, int) else list(out or [shape[-1]])
         return tuple(shape[:-1]) + tuple(out)
     value = inputs[1] if len(inputs) > 1 and inputs[1] is not None else shape
-    return tuple(shape[:-1]) + (value[-1],)
+    return (*tuple(shape[:-1]), value[-1])
 
 
 def _lambda(cls, cfg, shape, inputs):
@@ -355,7 +365,7 @@ def _lambda(cls, cfg, shape, inputs):
         return None
     if out and isinstance(out[0], list):
         return None
-    return (shape[0],) + tuple(d if isinstance(d, int) else None for d in out)
+    return (shape[0], *tuple(d if isinstance(d, int) else None for d in out))
 
 
 def _tf_op(cls, cfg, shape, inputs):
@@ -373,15 +383,16 @@ def _tf_op(cls, cfg, shape, inputs):
 
 def _resize(cls, cfg, shape, inputs):
     h, w = cfg_int(cfg, "height"), cfg_int(cfg, "width")
-    spatial, ch = _split(shape, cfg, 2)
+    _spatial, ch = _split(shape, cfg, 2)
     return _join(shape[0], (h, w), ch, cfg)
 
 
 def _locally_connected(cls, cfg, shape, inputs):
     rank = conv_rank(cls)
-    size = kernel_size(cfg, rank)
+    size = _sizes(kernel_size(cfg, rank), "kernel_size")
     spatial, _ = _split(shape, cfg, rank)
-    new = tuple(conv_length(n, k, _padding(cfg), s) for n, k, s in zip(spatial, size, _strides(cfg, rank)))
+    strides = _strides(cfg, rank)
+    new = tuple(conv_length(n, k, _padding(cfg), s) for n, k, s in zip(spatial, size, strides, strict=False))
     return _join(shape[0], new, cfg_int(cfg, "filters", "nb_filter"), cfg)
 
 

@@ -252,10 +252,10 @@ def einsum_analysis(equation: Any, bias_axes: Any, shape: Shape | None,
         offset = elided if left else 0
         index = {c: out_shape[i + offset] for i, c in enumerate(out_spec) if i + offset < len(out_shape)}
         first = min(out_spec.find(c) for c in bias_axes)
-        bias = [index.get(c) if c in bias_axes else 1 for c in out_spec[first:]]
+        dims = [index.get(c) if c in bias_axes else 1 for c in out_spec[first:]]
         if not left:
-            bias.extend([1] * max(elided, 0))
-        bias = tuple(bias)
+            dims.extend([1] * max(elided, 0))
+        bias = tuple(dims)
     return tuple(kernel), bias, tuple(out_shape)
 
 
@@ -270,9 +270,9 @@ def _conv(cls, cfg, shape, inputs):
         return _conv_keras1(cls, cfg, size, filters, ch)
     groups = cfg_int(cfg, "groups") or 1
     if "Transpose" in cls or cls.startswith("Deconvolution"):
-        kernel = size + (filters, ch)
+        kernel = (*size, filters, ch)
     else:
-        kernel = size + (ch // groups if ch is not None else None, filters)
+        kernel = (*size, ch // groups if ch is not None else None, filters)
     out = [_v("kernel", K, kernel)]
     if use_bias(cfg):
         out.append(_v("bias", B, (filters,)))
@@ -285,9 +285,9 @@ def _conv_keras1(cls, cfg, size, filters, ch):
     if len(size) == 1:
         kernel = (size[0], 1, ch, filters)  # Keras 1 ran 1-D convolutions as 2-D ones
     elif channels_first(cfg):
-        kernel = (filters, ch) + size
+        kernel = (filters, ch, *size)
     else:
-        kernel = size + (ch, filters)
+        kernel = (*size, ch, filters)
     out = [_v("W", K, kernel)]
     if use_bias(cfg):
         out.append(_v("b", B, (filters,)))
@@ -301,7 +301,7 @@ def _depthwise(cls, cfg, shape, inputs):
         raise CannotInfer(f"{cls} config has no kernel_size")
     mult = cfg_int(cfg, "depth_multiplier") or 1
     ch = channel_dim(shape, cfg)
-    out = [_v("depthwise_kernel", Role.DEPTHWISE_KERNEL, size + (ch, mult))]
+    out = [_v("depthwise_kernel", Role.DEPTHWISE_KERNEL, (*size, ch, mult))]
     if use_bias(cfg):
         out.append(_v("bias", B, (ch * mult if ch is not None else None,)))
     return out
@@ -316,7 +316,7 @@ def _separable(cls, cfg, shape, inputs):
     mult = cfg_int(cfg, "depth_multiplier") or 1
     ch = channel_dim(shape, cfg)
     expanded = ch * mult if ch is not None else None
-    out = [_v("depthwise_kernel", Role.DEPTHWISE_KERNEL, size + (ch, mult)),
+    out = [_v("depthwise_kernel", Role.DEPTHWISE_KERNEL, (*size, ch, mult)),
            _v("pointwise_kernel", Role.POINTWISE_KERNEL, (1,) * rank + (expanded, filters))]
     if use_bias(cfg):
         out.append(_v("bias", B, (filters,)))
@@ -337,17 +337,18 @@ def _locally_connected(cls, cfg, shape, inputs):
         shape = (None,) * (rank + 2)
     spatial = shape[2:] if first else shape[1:-1]
     ch = shape[1] if first else shape[-1]
-    outs = tuple(conv_length(n, k, cfg.get("padding", "valid"), s) for n, k, s in zip(spatial, size, strides))
+    padding = cfg.get("padding", "valid")
+    outs = tuple(conv_length(n, k, padding, s) for n, k, s in zip(spatial, size, strides, strict=False))
     impl = cfg_int(cfg, "implementation") or 1
     if impl == 1:
-        kernel = (_prod(outs), _prod(size + (ch,)), filters)
+        kernel = (_prod(outs), _prod((*size, ch)), filters)
     elif impl == 2:
-        kernel = ((ch,) + tuple(spatial) + (filters,) + outs) if first else (tuple(spatial) + (ch,) + outs + (filters,))
+        kernel = ((ch, *tuple(spatial), filters, *outs)) if first else ((*tuple(spatial), ch, *outs, filters))
     else:
         raise CannotInfer(f"{cls} implementation={impl} stores a sparse kernel")
     out = [_v("kernel", K, kernel)]
     if use_bias(cfg):
-        out.append(_v("bias", B, outs + (filters,)))
+        out.append(_v("bias", B, (*outs, filters)))
     return out
 
 
@@ -365,7 +366,7 @@ def _batch_norm(cls, cfg, shape, inputs):
     if shape is None:
         param = (None,)
     elif isinstance(axis, list) and len(axis) > 1:
-        dims = dict(zip([a % len(shape) for a in axis], _axis_dims(shape, axis)))
+        dims = dict(zip([a % len(shape) for a in axis], _axis_dims(shape, axis), strict=False))
         param = tuple(dims.get(i, 1) for i in range(len(shape)))
     else:
         param = tuple(_axis_dims(shape, axis))
@@ -474,7 +475,7 @@ def _rnn(cls, cfg, shape, inputs):
         return _rnn_keras1(base, cfg, d, units)
     out = [_v("kernel", K, (d, gates * units)), _v("recurrent_kernel", RK, (units, gates * units))]
     if cls.startswith("CuDNN"):
-        return out + [_v("bias", B, (2 * gates * units,))]
+        return [*out, _v("bias", B, (2 * gates * units,))]
     if use_bias(cfg):
         two = base == "GRU" and cfg.get("reset_after", False)
         out.append(_v("bias", B, (2, gates * units) if two else (gates * units,)))
@@ -501,7 +502,7 @@ def _conv_lstm(cls, cfg, shape, inputs):
     ch = None
     if shape is not None:
         ch = shape[2] if channels_first(cfg) else shape[-1]
-    out = [_v("kernel", K, size + (ch, 4 * filters)), _v("recurrent_kernel", RK, size + (filters, 4 * filters))]
+    out = [_v("kernel", K, (*size, ch, 4 * filters)), _v("recurrent_kernel", RK, (*size, filters, 4 * filters))]
     if use_bias(cfg):
         out.append(_v("bias", B, (4 * filters,)))
     return out
@@ -534,7 +535,7 @@ def _bidirectional(cls, cfg, shape, inputs):
 
 def _time_distributed(cls, cfg, shape, inputs):
     child_class, child_cfg = child_layers(cls, cfg)["layer"]
-    inner = (shape[0],) + tuple(shape[2:]) if shape and len(shape) > 2 else None
+    inner = (shape[0], *tuple(shape[2:])) if shape and len(shape) > 2 else None
     return expected_variables(child_class, child_cfg, [inner])
 
 
@@ -558,10 +559,11 @@ def _multi_head_attention(cls, cfg, shape, inputs):
     parts.append(("value", value, (heads, value_dim)))
     out = []
     for name, source, tail in parts:
-        out.append(Expected("kernel", K, (source[-1] if source else None,) + tail, True, f"{name}/", "EinsumDense", proj))
+        width = source[-1] if source else None
+        out.append(Expected("kernel", K, (width, *tail), True, f"{name}/", "EinsumDense", proj))
         if bias:
             out.append(Expected("bias", B, tail, True, f"{name}/", "EinsumDense", proj))
-    out.append(Expected("kernel", K, (heads, value_dim) + tuple(out_dims), True, "attention_output/",
+    out.append(Expected("kernel", K, (heads, value_dim, *tuple(out_dims)), True, "attention_output/",
                         "EinsumDense", proj))
     if bias:
         out.append(Expected("bias", B, tuple(out_dims), True, "attention_output/", "EinsumDense", proj))

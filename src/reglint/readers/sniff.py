@@ -62,8 +62,8 @@ def sniff(path: Path) -> Format:
     if path.name == "saved_model.pb" or path.name == "keras_metadata.pb":
         return Format.SAVEDMODEL
     suffix = path.suffix.lower()
-    if suffix == JSON_SUFFIX or suffix not in MODEL_SUFFIXES + (".ort",) and \
-            head.lstrip(_UTF8_BOM + b" \t\r\n").startswith(b"{"):
+    leading_brace = head.lstrip(_UTF8_BOM + b" \t\r\n").startswith(b"{")
+    if suffix == JSON_SUFFIX or (suffix not in (*MODEL_SUFFIXES, ".ort") and leading_brace):
         return Format.KERAS_JSON  # the reader refuses JSON that is not a Keras model
     if path.suffix.lower() in (".onnx", ".ort") or _looks_like_onnx(head):
         return Format.ONNX
@@ -97,7 +97,7 @@ def looks_like_keras_json(path: Path) -> bool:
     if _MODEL_CLASS.search(head):
         return True
     return b'"class_name"' in head and b'"config"' in head and (
-        b'"keras_version"' in head or b'"layers"' in head and b'"inbound_nodes"' in head)
+        b'"keras_version"' in head or (b'"layers"' in head and b'"inbound_nodes"' in head))
 
 
 def check_link_stays_inside(path: Path) -> None:
