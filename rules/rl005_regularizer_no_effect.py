@@ -62,7 +62,7 @@ indistinguishable from lambda = 0.
 - Wang & Aitchison, ICML 2025 (timescale between one epoch and the run).
 - Keras ``keras/src/regularizers/__init__.py`` (string identifiers).
 - Keras ``keras/src/layers/rnn/time_distributed.py`` (``self.layer.call``);
-  checked on fixtures/keras_exact/td_activity.keras (no activity loss).
+  checked on fixtures/exactness/td_activity.keras (no activity loss).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Two built-in layers make the config say something else:
   through ``__call__`` on the time steps folded into the batch, so it adds
   one penalty divided by batch x time steps.
 
-Both facts were checked on models Keras built (fixtures/keras_exact,
+Both facts were checked on models Keras built (fixtures/exactness,
 ``activity_losses`` in its manifest).
 """
 
