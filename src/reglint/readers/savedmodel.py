@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError
-from reglint.model import Layer, Model, Role, Variable
+from reglint.model import Layer, Model, Variable
 from reglint.readers.keras_build import (
     FoundTensor,
     attach_outputs,
@@ -60,7 +60,7 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     if not metadata_path.is_file():
         return _variables_only(model, root, entries, options)
     nodes = read_keras_metadata(metadata_path, options)
-    root_meta = nodes.get("root")
+    root_meta = _untuple(nodes.get("root"))
     if not isinstance(root_meta, dict) or "config" not in root_meta:
         raise ModelReadError("keras_metadata.pb has no root model config")
     model.framework_version = root_meta.get("keras_version") if isinstance(root_meta.get("keras_version"), str) else None
@@ -69,11 +69,28 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     assignments = _assign(entries, nodes, tree.leaves, root, options)
     for node in tree.leaves:
         model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
+    from reglint.readers.keras_check import SAVEDMODEL, check_against_config
+
+    check_against_config(model, tree, root_meta, SAVEDMODEL)
     attach_training_config(model, root_meta.get("training_config"), tree)
     if model.optimizer is not None:
         model.optimizer.iterations = _iterations(entries, root)
     attach_outputs(model, tree)
     return model
+
+
+def _untuple(obj, depth: int = 0):
+    """tf-keras' SavedModel metadata writes tuples as
+    ``{"class_name": "__tuple__", "items": [...]}``; configs elsewhere hold lists."""
+    if depth > 400:
+        return obj
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "__tuple__" and isinstance(obj.get("items"), list):
+            return [_untuple(v, depth + 1) for v in obj["items"]]
+        return {k: _untuple(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_untuple(v, depth + 1) for v in obj]
+    return obj
 
 
 # ---------------------------------------------------------------------------
@@ -323,23 +340,44 @@ def _iterations(entries: dict[str, BundleEntry], root: Path) -> int | None:
 
 
 def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], options: ReadOptions) -> Model:
+    """No Keras metadata (``tf.saved_model.save``, Keras 3 ``model.export()``):
+    the checkpoint's variables, each once (the object graph names them and
+    says which are trainable), grouped by the layer path in their names."""
+    from reglint.readers.savedmodel_graph import read_object_graph, variable_at
+
     if not entries:
         raise ModelReadError("SavedModel without keras_metadata.pb or variables: nothing to lint "
                              "(save the Keras model as .keras and lint that)")
     model.notes.append("SavedModel without keras_metadata.pb: parameters counted from the checkpoint; "
                        "regularizers and optimizer are not recorded (lint the .keras file for those)")
+    graph = read_object_graph(root / "saved_model.pb")
     layers: dict[str, Layer] = {}
-    for key in _model_variable_keys(entries):
+    seen: set[str] = set()
+    for key in sorted(_model_variable_keys(entries), key=_view_order):
         parts = key[: -len(_VALUE_SUFFIX)].split("/")
+        saved = variable_at(*graph, parts) if graph else None
+        if saved is not None and saved.name:
+            if saved.name in seen:
+                continue  # the same variable reached through another list (_all_variables)
+            seen.add(saved.name)
+            parts = saved.name.split("/")
         layer_path = "/".join(parts[:-1]) or parts[0]
         layer = layers.setdefault(layer_path, Layer(name=parts[-2] if len(parts) > 1 else parts[0],
                                                     path=layer_path, class_name="?", custom=True))
         short, role = role_from_weight_name(parts[-1])
         entry = entries[key]
-        var = Variable(name=short, role=role, shape=entry.shape, trainable=not role.is_statistic, location=key)
+        trainable = saved.trainable if saved is not None else not role.is_statistic
+        var = Variable(name=short, role=role, shape=entry.shape, trainable=trainable, location=key)
         if options.weight_stats:
             var.stats = shard_stats(_Tensor(entry, key, root, options))
         layer.variables.append(var)
     model.layers = list(layers.values())
-    _ = Role
     return model
+
+
+def _view_order(key: str) -> tuple[int, list]:
+    """Keys through ``variables`` first (the model's own list), numbered
+    entries in number order, so layers come out in model order."""
+    parts = key.split("/")
+    rank = 0 if parts[0] == "variables" else 1
+    return rank, [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
