@@ -21,6 +21,7 @@ from typing import Any
 
 from reglint.readers.keras_layers import child_layers
 from reglint.readers.keras_shapes import (
+    conv_length,
     CannotInfer,
     Shape,
     cfg_int,
@@ -82,21 +83,6 @@ def input_layer_shape(cfg: dict) -> Shape | None:
     if isinstance(shape, list):
         return (None, *tuple(v if isinstance(v, int) else None for v in shape))
     return None
-
-
-def conv_length(length: int | None, size: int, padding: Any, stride: int, dilation: int = 1) -> int | None:
-    """``conv_utils.conv_output_length`` (valid, same, causal, full)."""
-    if length is None:
-        return None
-    dilated = size + (size - 1) * (dilation - 1)
-    padding = {"valid": "valid", "same": "same"}.get(padding, padding) if isinstance(padding, str) else "valid"
-    if padding in ("same", "causal"):
-        out = length
-    elif padding == "full":
-        out = length + dilated - 1
-    else:
-        out = length - dilated + 1
-    return (out + stride - 1) // stride
 
 
 def deconv_length(length: int | None, size: int, padding: str, output_padding: int | None,

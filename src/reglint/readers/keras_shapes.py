@@ -324,7 +324,6 @@ def _separable(cls, cfg, shape, inputs):
 
 
 def _locally_connected(cls, cfg, shape, inputs):
-    from reglint.readers.keras_outputs import conv_length
 
     rank = conv_rank(cls)
     size = kernel_size(cfg, rank)
@@ -593,3 +592,18 @@ for _name in ("DepthwiseConv1D", "DepthwiseConv2D"):
     _BUILDERS[_name] = _depthwise
 for _name in ("SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D"):
     _BUILDERS[_name] = _separable
+
+
+def conv_length(length: int | None, size: int, padding: Any, stride: int, dilation: int = 1) -> int | None:
+    """``conv_utils.conv_output_length`` (valid, same, causal, full)."""
+    if length is None:
+        return None
+    dilated = size + (size - 1) * (dilation - 1)
+    padding = {"valid": "valid", "same": "same"}.get(padding, padding) if isinstance(padding, str) else "valid"
+    if padding in ("same", "causal"):
+        out = length
+    elif padding == "full":
+        out = length + dilated - 1
+    else:
+        out = length - dilated + 1
+    return (out + stride - 1) // stride

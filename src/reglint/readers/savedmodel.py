@@ -37,6 +37,7 @@ from reglint.readers.keras_build import (
 from reglint.readers.keras_config import walk_model_config
 from reglint.readers.keras_layers import role_from_weight_name
 from reglint.readers.limits import ReadOptions
+from reglint.readers.protobuf_wire import fields, varint
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import check_link_stays_inside
 from reglint.readers.tensor_stats import array_stats
@@ -93,45 +94,6 @@ def _untuple(obj, depth: int = 0):
     return obj
 
 
-# ---------------------------------------------------------------------------
-# protobuf wire format
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise ModelReadError("truncated protobuf varint")
-        byte = buf[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, i
-
-
-def _fields(buf: bytes):
-    """(field number, wire type, value) of a serialized message."""
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 2:
-            length, i = _varint(buf, i)
-            if i + length > len(buf):
-                raise ModelReadError("truncated protobuf field")
-            value, i = buf[i:i + length], i + length
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        else:
-            raise ModelReadError(f"unsupported protobuf wire type {wire}")
-        yield number, wire, value
-
-
 def read_keras_metadata(path: Path, options: ReadOptions) -> dict[str, object]:
     """node_path -> parsed JSON metadata, from ``SavedMetadata.nodes``
     (SavedObject: node_id=2, node_path=3, identifier=4, metadata=5)."""
@@ -139,11 +101,11 @@ def read_keras_metadata(path: Path, options: ReadOptions) -> dict[str, object]:
     if len(data) > options.max_json_bytes:
         raise UnsafeInputError("keras_metadata.pb is over the size limit")
     nodes: dict[str, object] = {}
-    for number, wire, value in _fields(data):
+    for number, wire, value in fields(data):
         if number != 1 or wire != 2:
             continue
         node_path, meta = None, None
-        for sub_number, sub_wire, sub_value in _fields(value):
+        for sub_number, sub_wire, sub_value in fields(value):
             if sub_number == 3 and sub_wire == 2:
                 node_path = sub_value.decode("utf-8", errors="replace")
             elif sub_number == 5 and sub_wire == 2:
@@ -178,14 +140,14 @@ def read_bundle_index(path: Path) -> dict[str, BundleEntry]:
     if len(data) < 48 or data[-8:] != bytes.fromhex("57fb808b247547db"):
         raise ModelReadError("variables/variables.index is not a TensorFlow checkpoint index")
     footer = data[-48:]
-    _, i = _varint(footer, 0)  # metaindex offset
-    _, i = _varint(footer, i)  # metaindex size
-    index_offset, i = _varint(footer, i)
-    index_size, _ = _varint(footer, i)
+    _, i = varint(footer, 0)  # metaindex offset
+    _, i = varint(footer, i)  # metaindex size
+    index_offset, i = varint(footer, i)
+    index_size, _ = varint(footer, i)
     entries: dict[str, BundleEntry] = {}
     for _, handle in _block_items(data, index_offset, index_size):
-        offset, j = _varint(handle, 0)
-        size, _ = _varint(handle, j)
+        offset, j = varint(handle, 0)
+        size, _ = varint(handle, j)
         for key, value in _block_items(data, offset, size):
             if key:
                 entries[key.decode("utf-8", errors="replace")] = _bundle_entry(value)
@@ -204,9 +166,9 @@ def _block_items(data: bytes, offset: int, size: int):
     end = len(block) - 4 - 4 * restarts
     i, key = 0, b""
     while 0 <= i < end:
-        shared, i = _varint(block, i)
-        unshared, i = _varint(block, i)
-        length, i = _varint(block, i)
+        shared, i = varint(block, i)
+        unshared, i = varint(block, i)
+        length, i = varint(block, i)
         key = key[:shared] + block[i:i + unshared]
         i += unshared
         yield key, block[i:i + length]
@@ -215,14 +177,14 @@ def _block_items(data: bytes, offset: int, size: int):
 
 def _bundle_entry(value: bytes) -> BundleEntry:
     dtype, shape, shard, offset, size = 0, [], 0, 0, 0
-    for number, wire, field in _fields(value):
+    for number, wire, field in fields(value):
         if number == 1 and wire == 0:
             dtype = field
         elif number == 2 and wire == 2:
-            for dim_number, dim_wire, dim in _fields(field):
+            for dim_number, dim_wire, dim in fields(field):
                 if dim_number == 2 and dim_wire == 2:
                     dim_size = 0
-                    for n, w, v in _fields(dim):
+                    for n, w, v in fields(dim):
                         if n == 1 and w == 0:
                             dim_size = v
                     shape.append(dim_size)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reglint.errors import ModelReadError
-from reglint.readers.savedmodel import _fields
+from reglint.readers.protobuf_wire import fields
 
 MAX_SAVED_MODEL_BYTES = 1 << 30  # protobuf's own limit is 2 GiB
 
@@ -44,10 +44,10 @@ def read_object_graph(path: Path) -> tuple[list[list[tuple[int, str]]], dict[int
 
 
 def _parse(data: bytes):
-    for number, wire, meta in _fields(data):
+    for number, wire, meta in fields(data):
         if number != 2 or wire != 2:  # SavedModel.meta_graphs
             continue
-        for n, w, graph in _fields(meta):
+        for n, w, graph in fields(meta):
             if n == 7 and w == 2:  # MetaGraphDef.object_graph_def
                 return _nodes(graph)
     return None
@@ -56,21 +56,21 @@ def _parse(data: bytes):
 def _nodes(graph: bytes):
     children: list[list[tuple[int, str]]] = []
     variables: dict[int, SavedVariable] = {}
-    for number, wire, node in _fields(graph):
+    for number, wire, node in fields(graph):
         if number != 1 or wire != 2:  # SavedObjectGraph.nodes
             continue
         index = len(children)
         refs: list[tuple[int, str]] = []
-        for n, w, value in _fields(node):
+        for n, w, value in fields(node):
             if n == 1 and w == 2:  # SavedObject.children: ObjectReference(node_id=1, local_name=2)
-                ref = {a: b for a, _, b in _fields(value)}
+                ref = {a: b for a, _, b in fields(value)}
                 name = ref.get(2, b"")
                 refs.append((int(ref.get(1, 0)), name.decode("utf-8", "replace") if isinstance(name, bytes) else ""))
             elif n == 7 and w == 2:  # SavedObject.variable: SavedVariable(trainable=3, name=6)
-                fields = {a: b for a, _, b in _fields(value)}
-                name = fields.get(6, b"")
+                attrs = {a: b for a, _, b in fields(value)}
+                name = attrs.get(6, b"")
                 variables[index] = SavedVariable(index, name.decode("utf-8", "replace") if isinstance(name, bytes)
-                                                 else "", bool(fields.get(3, 0)))
+                                                 else "", bool(attrs.get(3, 0)))
         children.append(refs)
     return children, variables
 
