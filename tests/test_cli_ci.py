@@ -64,6 +64,7 @@ def test_readme_precommit_local_hook_works_as_written(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True, env=env)
     (repo / ".pre-commit-config.yaml").write_text(snippet)
     (repo / "notes.txt").write_text("not a model\n")
+    (repo / "package.json").write_text('{"name": "not a model"}\n')  # matched by name, skipped by content
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
 
     def run(*files: str) -> subprocess.CompletedProcess:
@@ -73,7 +74,7 @@ def test_readme_precommit_local_hook_works_as_written(tmp_path):
     refused = run("models/bad.keras", "notes.txt")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "RL001" in refused.stdout and "models/bad.keras" in refused.stdout
-    passed = run("models/good.keras", "notes.txt")
+    passed = run("models/good.keras", "notes.txt", "package.json")
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
 
