@@ -26,8 +26,8 @@ def render_full(report: RunReport, console: Console, *, show_layers: bool = True
 
 def _model_summary(rep: FileReport, console: Console) -> None:
     model, analysis = rep.model, rep.analysis
-    version = f", {'Keras' if model.framework != 'onnx' else 'ONNX'} {clean(model.framework_version)}" \
-        if model.framework_version else ""
+    label = {"onnx": "ONNX ", "pytorch": ""}.get(model.framework, "Keras ")  # pytorch: "Lightning 2.6.6"
+    version = f", {label}{clean(model.framework_version)}" if model.framework_version else ""
     console.print(Text.assemble((clean(rep.path), "bold"), f"  ({model.format}{version})  ",
                                 f"{g(model.total_params)} params: {g(model.trainable_params)} trainable, "
                                 f"{g(model.non_trainable_params)} non-trainable"))
@@ -89,6 +89,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
         console.print(f"  optimizer: {markup(opt.class_name)} {lr_text}" +
                       (", " + ", ".join(extras) if extras else "") + source)
+        for line in param_group_lines(model):
+            console.print(f"    {line}")
     total = analysis.total_penalty_init(include_invariant=True)
     if analysis.penalties:
         at = "at init" if all(p.penalty_init is not None for p in analysis.penalties) else \
@@ -97,6 +99,25 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     for note in model.notes[:5]:
         console.print(f"  [dim]note: {markup(note)}[/]")
     console.print()
+
+
+def param_group_lines(model, limit: int = 6) -> list[str]:
+    """One line per optimizer param group (PyTorch): size, lr, decay."""
+    groups = model.optimizer.param_groups if model.optimizer is not None else []
+    sizes = {v.location: v.size for _, v in model.variables()}
+    lines = []
+    for group in groups[:limit]:
+        values = sum(sizes.get(loc, 0) for loc in group.variables)
+        wd = group.hyperparameters.get("weight_decay")
+        decay = "no weight decay" if not group.decays else (
+            f"weight_decay {g(group.weight_decay)} (decoupled)" if group.weight_decay
+            else f"weight_decay {g(wd) if isinstance(wd, (int, float)) else '?'} (coupled: L2 {g(group.coupled_l2)})")
+        mapped = "" if group.mapping == "exact" else f" [dim]({group.mapping} mapping)[/]"
+        lines.append(f"group {group.index}: {group.size} tensors ({g(values)} values), "
+                     f"lr {g(group.learning_rate) if group.learning_rate is not None else '?'}, {decay}{mapped}")
+    if len(groups) > limit:
+        lines.append(f"... and {len(groups) - limit} more groups")
+    return lines
 
 
 def _findings(rep: FileReport, console: Console, with_path: bool) -> None:

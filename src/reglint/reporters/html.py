@@ -307,7 +307,7 @@ def _cards(rep: FileReport, ad: dict, t: Thresholds) -> str:
 def _model_summary(rep: FileReport) -> str:
     model, analysis = rep.model, rep.analysis
     rows: list[tuple[str, str]] = []
-    framework = {"onnx": "ONNX", "tf.keras": "tf.keras"}.get(model.framework, "Keras")
+    framework = {"onnx": "ONNX", "tf.keras": "tf.keras", "pytorch": "PyTorch"}.get(model.framework, "Keras")
     rows.append(("format", f"{esc(model.format)}" + (f" ({esc(framework)} {esc(model.framework_version)})"
                                                      if model.framework_version else f" ({esc(framework)})")))
     rows.append(("parameters", f"{esc(g(model.total_params))} total: {esc(g(model.trainable_params))} trainable, "
