@@ -186,6 +186,9 @@ class TorchArchive:
         if tensor.span() > capacity:
             raise UnsafeInputError(f"a tensor of shape {tensor.shape} at offset {tensor.offset} reads past the end "
                                    f"of storage {storage.key} ({capacity} values): out of range")
+        if tensor.numel > capacity:  # overlapping strides: a broadcast view, never a saved weight
+            raise UnsafeInputError(f"a tensor of shape {tensor.shape} claims more values than storage {storage.key} "
+                                   f"holds ({capacity}): refused")
 
     # -- values ----------------------------------------------------------------
 
@@ -234,7 +237,7 @@ class TorchArchive:
             self._add_contiguous(acc, first, tensor.numel, np_dtype, tensor.dtype == "bfloat16")
         else:
             nbytes = (tensor.span() - tensor.offset) * tensor.itemsize
-            if nbytes > STRIDED_READ_LIMIT:
+            if max(nbytes, tensor.numel * tensor.itemsize) > STRIDED_READ_LIMIT:
                 return None
             raw = np.frombuffer(self._pread(first, nbytes), dtype=np_dtype)
             view = np.lib.stride_tricks.as_strided(
