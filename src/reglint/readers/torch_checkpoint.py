@@ -265,7 +265,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         notes.append("no optimizer state saved: pass --optimizer, --learning-rate and --weight-decay to check decay")
     _attach_extras(model, obj, key, opt_key)
     if archive is not None and archive.compressed_storages:
-        notes.append(f"{archive.compressed_storages} storages are compressed: their statistics were not read")
+        notes.append(f"{archive.compressed_storages} tensors sit in compressed storages: their statistics were not read")
     return model
 
 

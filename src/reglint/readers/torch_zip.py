@@ -29,6 +29,7 @@ TorchScript archives (``torch.jit.save``) hold code and are refused too.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import zipfile
@@ -81,6 +82,7 @@ class TorchArchive:
             self.zip.close()
             raise
         self._file = None
+        self._starts: dict[str, int | None] = {}
         self.compressed_storages = 0
 
     def __enter__(self) -> TorchArchive:
@@ -194,6 +196,11 @@ class TorchArchive:
 
     def _data_start(self, info: zipfile.ZipInfo) -> int | None:
         """Absolute offset of a stored member's bytes; None for a compressed one."""
+        if info.filename not in self._starts:
+            self._starts[info.filename] = self._find_start(info)
+        return self._starts[info.filename]
+
+    def _find_start(self, info: zipfile.ZipInfo) -> int | None:
         if info.compress_type != zipfile.ZIP_STORED:
             return None
         handle = self._handle()
@@ -203,7 +210,7 @@ class TorchArchive:
             raise ModelReadError(f"{info.filename}: bad local header in the archive")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         start = info.header_offset + 30 + name_len + extra_len
-        if start + info.file_size > self.path.stat().st_size:
+        if start + info.file_size > os.fstat(handle.fileno()).st_size:
             raise ModelReadError(f"{info.filename} runs past the end of the file: truncated archive")
         return start
 
