@@ -135,7 +135,7 @@ def test_lightning_checkpoint():
     assert next(iter(parameters(model))).startswith("model.")  # the LightningModule's attribute prefix
     opt = model.optimizer
     assert opt.class_name == "SGD" and opt.nesterov and opt.momentum == 0.9
-    assert opt.learning_rate.schedule == "lr_scheduler" and opt.learning_rate.peak == 0.05
+    assert opt.learning_rate.schedule == "StepLR" and opt.learning_rate.peak == 0.05
     assert opt.iterations == entry["global_step"]  # SGD keeps no step count: Lightning's global_step
 
 
@@ -258,7 +258,7 @@ def shorter_storage(name: str, data: bytes) -> bytes:
 
 
 def zip_bomb(target: Path) -> Path:
-    """data.pkl inflating to 80 MiB (over the pickle's 64 MiB limit), ~80 KiB on disk."""
+    """data.pkl inflating to 80 MiB (over the pickle's 16 MiB limit), ~80 KiB on disk."""
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         with archive.open("archive/data.pkl", "w", force_zip64=True) as member:
             for _ in range(80):

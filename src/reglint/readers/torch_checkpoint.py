@@ -257,6 +257,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     else:
         notes.append("optimizer state only: no model weights, so parameter names are unknown")
     if opt_state is not None:
+        schedule = schedule or scheduler_name(obj)
         model.optimizer = describe_optimizer(opt_state, slots, ordered=ordered, hint=hint, schedule=schedule,
                                              scalar=archive.scalar if archive is not None else (lambda t: None),
                                              notes=notes)
@@ -267,6 +268,28 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     if archive is not None and archive.compressed_storages:
         notes.append(f"{archive.compressed_storages} tensors sit in compressed storages: their statistics were not read")
     return model
+
+
+# torch.optim.lr_scheduler state dicts do not name their class: the settings do.
+SCHEDULER_KEYS = (("max_lrs", "OneCycleLR"), ("T_0", "CosineAnnealingWarmRestarts"), ("T_max", "CosineAnnealingLR"),
+                  ("milestones", "MultiStepLR"), ("step_size", "StepLR"), ("lr_lambdas", "LambdaLR"),
+                  ("patience", "ReduceLROnPlateau"), ("power", "PolynomialLR"), ("start_factor", "LinearLR"),
+                  ("total_iters", "ConstantLR"), ("gamma", "ExponentialLR"))
+
+
+def scheduler_name(obj: Any) -> str | None:
+    """The lr scheduler saved beside the optimizer (Lightning's
+    ``lr_schedulers``, a ``scheduler``/``lr_scheduler`` entry), by its settings."""
+    if not isinstance(obj, dict):
+        return None
+    found = obj.get("lr_schedulers")
+    state = found[0] if isinstance(found, list) and found else obj.get("scheduler", obj.get("lr_scheduler"))
+    if not isinstance(state, dict):
+        return None
+    for key, name in SCHEDULER_KEYS:
+        if key in state:
+            return name
+    return None
 
 
 def _mark_frozen(model: Model) -> None:

@@ -18,7 +18,8 @@ interpreter imports and calls nothing the file names:
 * ``persistent_load`` turns the ``('storage', type, key, location, numel)``
   records into ``StorageRef``s, shared by key as torch shares them;
 * for ``training_args.bin`` (a pickled ``transformers.TrainingArguments``)
-  classes of the ``transformers`` and ``accelerate`` packages may be named:
+  classes of ``transformers``, ``accelerate`` (and TRL, PEFT,
+  sentence-transformers, whose argument classes subclass it) may be named:
   each becomes an ``Opaque`` record of its constructor arguments and state,
   whose class is never imported;
 * the pure-Python ``pickle._Unpickler`` is used, not the C one: its memo is a
@@ -58,8 +59,10 @@ STORAGE_TYPES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfSto
                  "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
                  "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
                  "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128"}
-# Modules whose classes a training_args.bin may name (read as Opaque records).
-TRAINING_ARGS_MODULES = ("transformers.", "accelerate.")
+# Modules whose classes a training_args.bin may name (read as Opaque records):
+# TrainingArguments and its enums, and the subclasses TRL's SFTConfig,
+# sentence-transformers' and PEFT's trainers save in its place.
+TRAINING_ARGS_MODULES = ("transformers.", "accelerate.", "trl.", "peft.", "sentence_transformers.")
 MAX_RANK = 64
 
 

@@ -12,7 +12,7 @@ stored uncompressed and 64-byte aligned), ``byteorder``, ``version``,
   a backslash or a name given twice is refused (``UnsafeInputError``), and
   so is a member whose declared size is over ``ReadOptions.max_member_bytes``
   or whose compression ratio marks a zip bomb;
-* ``data.pkl`` is read with the JSON size limit and interpreted by
+* ``data.pkl`` is read with a size limit (``max_pickle_bytes``) and interpreted by
   ``torch_pickle`` (nothing imported, nothing called);
 * every storage the pickle names must be a member large enough for the
   size the pickle declares, and every tensor must lie inside its storage
@@ -158,7 +158,7 @@ class TorchArchive:
     def load(self, opaque_modules: tuple[str, ...] = ()) -> Any:
         """The pickle's objects, every storage and tensor checked against the archive."""
         info = self.members[self.prefix + PICKLE_NAME]
-        data = self._read(info, self.options.max_json_bytes)
+        data = self._read(info, self.options.max_pickle_bytes)
         storages: dict[str, StorageRef] = {}
         obj = load_pickle(data, what=self.what, opaque_modules=opaque_modules, storages=storages)
         for storage in storages.values():
