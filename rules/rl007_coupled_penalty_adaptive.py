@@ -95,7 +95,8 @@ class CoupledPenaltyAdaptive(Rule):
                    and opt.decays(v.location) is not False]
         sigmas = [init_rms(v) or (v.stats.rms if v.stats and not v.stats.nonfinite else 0.0) for v in kernels]
         gstar = 2 * dyn.coupled_l2 * max(sigmas, default=0.0)
-        drift = f"a weight whose data gradient is below ~{g(gstar)} " if gstar else "a weight with little data gradient "
+        drift = (f"a weight whose data gradient is below ~{g(gstar)} " if gstar
+                 else "a weight with little data gradient ")
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
             f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {drift}"

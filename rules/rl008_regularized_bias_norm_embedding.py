@@ -120,7 +120,7 @@ class RegularizedBiasNormEmbedding(Rule):
         groups = sorted({opt.group_of(v.location).index for v in hit})
         decay = sorted({opt.group_of(v.location).hyperparameters.get("weight_decay") for v in hit}, key=str)
         certain = all(g.mapping == "exact" for g in opt.param_groups)
-        kinds = ", ".join(f"{n} {noun if n == 1 else noun + ('es' if noun == 'bias' else 's')}" for noun, n in sorted(_count_roles(hit).items()))
+        kinds = ", ".join(_plural(n, noun) for noun, n in sorted(_count_roles(hit).items()))
         names = ", ".join(v.location for v in hit[:4]) + ("..." if len(hit) > 4 else "")
         where = "every parameter decays" if not has_no_decay_group else "outside the group without decay"
         if len(opt.param_groups) > 1:
@@ -143,3 +143,7 @@ def _count_roles(variables) -> dict[str, int]:
                "embeddings": "embedding table"}[var.role.value]
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun if n == 1 else noun + ('es' if noun == 'bias' else 's')}"

@@ -7,7 +7,6 @@ Lightning 2.6, transformers 5.24); these tests run without torch.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickletools
@@ -393,3 +392,28 @@ def test_pickle_fuzz_never_escapes_as_a_traceback():
             except ModelReadError:
                 pass
     assert zlib.crc32(data)  # the loop ran over real bytes
+
+
+def test_decayed_twice_skips_the_no_decay_group():
+    from reglint.engine.analysis import Analysis
+    from reglint.engine.rule import get_rule
+    from reglint.model import Regularizer
+
+    model = read_model(TORCH / "adamw_no_decay_group.pth")
+    for _, var in model.variables():
+        if var.location in ("hidden.weight", "embed.weight"):  # group 0 (decays) and group 1 (no decay)
+            var.regularizer = Regularizer(kind="l2", l2=1e-3)
+    rule = get_rule("RL006")({})
+    found = list(rule.check(model, Analysis(model)))
+    assert [f.layer for f in found] == ["hidden"]
+
+
+def test_precommit_files_regex_takes_checkpoints():
+    import re
+
+    yaml = pytest.importorskip("yaml")
+    regex = next(h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text()) if h["id"] == "reglint")["files"]
+    for path in ("a.pt", "m/b.pth", "c.ckpt", "d.safetensors", "run/checkpoint-3/training_args.bin",
+                 "run/checkpoint-3/trainer_state.json"):
+        assert re.search(regex, path), path
+    assert not re.search(regex, "notes.pt.txt")

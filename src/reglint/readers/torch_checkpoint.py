@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reglint.errors import ModelReadError
-from reglint.model import Layer, Model, Optimizer, Role, Variable, WeightStats
+from reglint.model import Layer, Model, Role, Variable, WeightStats
 from reglint.readers.limits import ReadOptions
 from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
 from reglint.readers.torch_pickle import FLOAT_DTYPES, TensorRef
@@ -266,7 +266,8 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         notes.append("no optimizer state saved: pass --optimizer, --learning-rate and --weight-decay to check decay")
     _attach_extras(model, obj, key, opt_key)
     if archive is not None and archive.compressed_storages:
-        notes.append(f"{archive.compressed_storages} tensors sit in compressed storages: their statistics were not read")
+        notes.append(f"{archive.compressed_storages} tensors sit in compressed storages: "
+                     "their statistics were not read")
     return model
 
 

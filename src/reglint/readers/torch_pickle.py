@@ -36,7 +36,7 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
