@@ -295,6 +295,16 @@ def test_hostile_archives_are_one_line_errors(tmp_path, case, needle):
     assert not Path("/tmp/reglint_torch_evil").exists()
 
 
+def test_nan_weights_are_read_from_the_storage(tmp_path):
+    def poison(name: str, data: bytes) -> bytes:  # conv1.weight's storage, every value NaN
+        return b"\x00\x00\xc0\x7f" * (len(data) // 4) if name.endswith("/data/0") else data
+
+    target = rewrite(TORCH / "sgd_momentum_wd.pt", tmp_path / "nan.pt", change=poison)
+    code, found = check_json(target)
+    [rl013] = [f for f in found["files"][0]["findings"] if f["code"] == "RL013"]
+    assert code == 1 and rl013["layer"] == "conv1" and rl013["values"]["nonfinite"] == 8 * 3 * 3 * 3
+
+
 def test_compressed_storages_are_counted_without_statistics(tmp_path):
     target = rewrite(TORCH / "sgd_momentum_wd.pt", tmp_path / "deflated.pt", compression=zipfile.ZIP_DEFLATED)
     model = read_model(target)

@@ -24,7 +24,8 @@ in a module named ``prelu``; RNN ``weight_ih``/``weight_hh``/``bias_*``
 are kernel/recurrent kernel/bias (LSTM, GRU or RNN by the gate count);
 ``in_proj_weight``/``in_proj_bias`` (MultiheadAttention) kernel/bias;
 ``weight_v``/``weight_g`` (weight norm) kernel/gamma; any other ``bias``
-a bias; anything else ``other``. Class names are inferred, not recorded.
+a bias; anything else ``other``. Class names are inferred, not recorded;
+shapes are PyTorch's own layout (a Linear weight is ``(out, in)``).
 
 **The optimizer**: ``optimizer``, ``optimizer_state_dict``,
 ``optimizer_state``, ``optim``, Lightning's ``optimizer_states`` (the

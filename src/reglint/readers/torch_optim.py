@@ -73,12 +73,12 @@ def number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def plain(value: Any) -> Any:
-    """A setting as JSON-friendly data (tuples of numbers kept, objects named)."""
+def plain(value: Any, depth: int = 0) -> Any:
+    """A setting as JSON-friendly data (short tuples kept, objects named)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, (tuple, list)) and len(value) <= 16:
-        return [plain(v) for v in value]
+    if isinstance(value, (tuple, list)) and len(value) <= 16 and depth < 4:
+        return [plain(v, depth + 1) for v in value]
     if isinstance(value, Opaque):
         return repr(value)
     if isinstance(value, TensorRef):
