@@ -24,7 +24,7 @@ as ``bench/calibrate.py`` does, and prints the table and scores.
 Grid: scikit-learn's digits (10 classes, 20 epochs) and breast cancer
 (binary, 30 epochs) to read thresholds from, wine (3 classes, 60 epochs)
 held out; 75/25 split, standardised; MLP 64-32 and a Linear-BatchNorm-ReLU
-x2 (256) net, PyTorch default initialisation; batch 32; optimizers SGD(0.03,
+x2 (64) net, PyTorch default initialisation; batch 32; optimizers SGD(0.03,
 momentum 0.9), SGD(0.1, momentum 0.9), SGD(0.1), AdamW(1e-3), Adam(1e-3);
 weight_decay 0 (the group baseline) and 1e-4 to 100.
 
@@ -83,8 +83,8 @@ def build(arch, features, classes):
 
     if arch == "mlp":
         return nn.Sequential(nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, classes))
-    return nn.Sequential(nn.Linear(features, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
-                         nn.Linear(256, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, classes))
+    return nn.Sequential(nn.Linear(features, 64, bias=False), nn.BatchNorm1d(64), nn.ReLU(),
+                         nn.Linear(64, 64, bias=False), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, classes))
 
 
 def train_one(dataset, arch, opt_key, wd, data, models: Path) -> dict:

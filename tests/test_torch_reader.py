@@ -427,3 +427,13 @@ def test_precommit_files_regex_takes_checkpoints():
                  "run/checkpoint-3/trainer_state.json"):
         assert re.search(regex, path), path
     assert not re.search(regex, "notes.pt.txt")
+
+
+def test_ci_formats_point_at_a_file_of_the_trainer_folder():
+    from reglint.reporters.machine import artifact_path
+
+    folder = TORCH / "hf_trainer" / "checkpoint-3"
+    assert artifact_path(str(folder)).endswith("checkpoint-3/model.safetensors")
+    done = run("check", str(folder), "--format", "sarif", "--no-cache")
+    assert done.returncode in (0, 1), done.stderr
+    json.loads(done.stdout)  # valid SARIF JSON for a folder model
