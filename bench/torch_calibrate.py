@@ -181,7 +181,8 @@ def label(runs: list[dict]) -> None:
 
 def diverged(r: dict) -> bool:
     final = r["final_loss"]
-    return r["nan_loss"] or not r["weights_finite"] or not math.isfinite(final) or final > DIVERGE_FACTOR * r["initial_loss"]
+    return (r["nan_loss"] or not r["weights_finite"] or not math.isfinite(final)
+            or final > DIVERGE_FACTOR * r["initial_loss"])
 
 
 def lint(r: dict, models: Path) -> None:

@@ -43,6 +43,13 @@ epoch: ``wd <= 1/(eta * steps_per_epoch)``.
 - ``decay-step-warning`` (default 0.01): per-step shrink at which it is a warning.
 - ``decay-epochs-warning`` (default 1.0): warn when the timescale is shorter than this many epochs (needs ``--samples``).
 
+## Fix
+Aim: a per-step shrink of half the warning level (``decay-step-warning/2``),
+no faster than one timescale per ``decay-epochs-warning`` epochs when the
+steps per epoch are known, and, under adaptive optimizers, ``wd * init RMS``
+at half its error level: ``weight_decay`` becomes the smallest of these
+divided by the learning rate.
+
 ## Formula
 ``r = eta_peak * wd`` (Keras ``base_optimizer._apply_weight_decay``:
 ``v <- v - v*wd*lr``; PyTorch AdamW ``p <- p*(1 - lr*wd)``); coupled under
@@ -78,9 +85,11 @@ criterion would need initializers to see.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
+from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
+from reglint.engine.sweep import Curve
 from reglint.estimate.init_scale import expected_sum_sq
 
 
@@ -115,6 +124,29 @@ class WeightDecayTooStrong(Rule):
         "decay-epochs-warning": Option(1.0, "warn when the decay timescale is shorter than this many epochs"),
     }
 
+    def safe_shrink(self, steps_per_epoch: int | None) -> float:
+        safe_r = self.thresholds["decay-step-warning"] / 2
+        if steps_per_epoch:
+            safe_r = min(safe_r, 1.0 / (steps_per_epoch * self.thresholds["decay-epochs-warning"]))
+        return safe_r
+
+    def fix(self, wd: float, safe_wd: float | None) -> Fix | None:
+        if not safe_wd:
+            return None
+        aim = f"a per-step shrink lr*weight_decay of at most {g(self.thresholds['decay-step-warning'] / 2)}"
+        return Fix(aim, (Change("weight_decay", wd, safe_wd, target="optimizer"),))
+
+    def sweep(self, model, analysis):
+        dyn = analysis.dynamics
+        if not dyn.decoupled_shrink:
+            return []
+        r = dyn.decoupled_shrink
+        fires = self.level(r, "decay-step-warning", "decay-step-error") is not None
+        fix = self.safe_shrink(analysis.context.steps_per_epoch()) / r if fires else None
+        return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay, the decoupled per-step shrink",
+                      "weight_decay", slope=r, offset=0.0, warning=self.thresholds["decay-step-warning"],
+                      error=self.thresholds["decay-step-error"], fix=fix, lambdas=(dyn.weight_decay,))]
+
     def check(self, model, analysis):
         dyn = analysis.dynamics
         coupled = dyn.coupled_shrink(0.0) if dyn.family == "sgd" and dyn.coupled_l2 else None
@@ -144,9 +176,7 @@ class WeightDecayTooStrong(Rule):
             severity = Severity.WARNING
         if severity is None:
             return
-        safe_r = self.thresholds["decay-step-warning"] / 2
-        if per_epoch:
-            safe_r = min(safe_r, 1.0 / (per_epoch * self.thresholds["decay-epochs-warning"]))
+        safe_r = self.safe_shrink(per_epoch)
         # Coupled under SGD the setting is torch's wd = 2*l2, and momentum amplifies it.
         safe_wd = (safe_r * (1 - dyn.momentum) if coupled else safe_r) / dyn.lr if dyn.lr else None
         horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
@@ -167,8 +197,43 @@ class WeightDecayTooStrong(Rule):
             f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
+            fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe),
             values={**values, "safe_weight_decay": safe},
         )
+
+    def check_measured(self, result, report):
+        """The short run diverged or collapsed with ``lr*wd`` at or above the
+        warning level: decay is the cause."""
+        opt = result.optimizer
+        if not opt or not opt.get("weight_decay") or not opt.get("stepped"):
+            return
+        lr = opt.get("learning_rate_peak") or opt.get("learning_rate")
+        if not lr:
+            return
+        wd = opt["weight_decay"]
+        r = lr * wd
+        outcome = result.outcome
+        found = static_finding(report, self.code)
+        static = found.severity if found else None
+        steps = len(result.trajectory)
+        values = {"shrink_per_step": r, "weight_decay": wd, "learning_rate": lr, "outcome": outcome.label,
+                  "decay_integral": r * steps, "steps": steps, "kernel_norm_change": outcome.kernel_norm_change}
+        harmed = outcome.label in ("diverged", "collapsing")
+        if harmed and self.level(r, "decay-step-warning") is not None:
+            safe = self.safe_shrink(None) / lr
+            yield self.finding(
+                f"measured: the run {outcome.label} ({outcome.reason}) with weight_decay {g(wd)} at lr {g(lr)}, "
+                f"a shrink of {g(r)} per step (D = {g(r * steps, 2)} over {steps} steps); static estimate "
+                f"{verdict(static, Severity.ERROR, report)}",
+                severity=Severity.ERROR, target="optimizer.weight_decay", measured=True,
+                remedy=f"use weight_decay <= {g(safe)} at this learning rate", fix=self.fix(wd, safe),
+                values=values)
+        elif static is Severity.ERROR and outcome.label == "learning":
+            yield self.finding(
+                f"measured: the run still learned in {steps} steps from the saved weights ({outcome.reason}) "
+                f"with weight_decay {g(wd)} (shrink {g(r)} per step): static estimate overturned for this run "
+                f"length",
+                severity=Severity.INFO, target="optimizer.weight_decay", values=values, measured=True)
 
 
 def _group_text(model) -> str:

@@ -17,8 +17,6 @@ from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
 from reglint.errors import ConfigError
 
-from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
-
 
 def check(*args: str):
     return CliRunner().invoke(app, ["check", *args, "--no-cache", "-f", "concise"])

@@ -16,8 +16,6 @@ from reglint.config.loader import find_config, load_settings
 from reglint.engine.finding import Severity
 from reglint.errors import ConfigError
 
-from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
-
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import pytest
 from reglint.config.settings import Settings
 from reglint.engine.runner import lint_file
 
-from conftest import CORPUS
+from helpers import CORPUS
 
 TRUTH = json.loads((Path(__file__).parent / "data" / "corpus_truth.json").read_text())
 

@@ -11,7 +11,7 @@ from reglint.errors import ModelReadError
 from reglint.model import Role
 from reglint.readers import read_model
 
-from conftest import KERAS_FIXTURES, keras_manifest
+from helpers import KERAS_FIXTURES, keras_manifest
 
 READABLE = [e for e in keras_manifest() if e["format"] not in ("weights_only", "savedmodel")]
 WEIGHTS_ONLY = [e for e in keras_manifest() if e["format"] == "weights_only"]

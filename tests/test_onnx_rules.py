@@ -10,7 +10,7 @@ from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 
 ONNX = FIXTURES / "onnx"
 

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_reporters import real_models  # noqa: F401  (shared fixture)
 
 yaml = pytest.importorskip("yaml")  # comes with pre-commit
 

@@ -22,6 +22,8 @@ class FileReport:
     suppressed: list[Finding] = field(default_factory=list)
     error: str | None = None
     cached: bool = False
+    # The selected rules' responses to the lambdas (``Rule.sweep``).
+    curves: list[Any] = field(default_factory=list)
 
     def worst(self) -> Severity | None:
         if not self.findings:
@@ -95,12 +97,14 @@ def regularizer_to_dict(target: str, reg: Regularizer) -> dict[str, Any]:
     return out
 
 
-def model_to_dict(model: Model, analysis: Any = None) -> dict[str, Any]:
+def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None = None) -> dict[str, Any]:
     layers = []
     penalties = {}
+    counted: set[int] = set()  # the tensors analysis.penalty_init sums (and RL001 judges)
     if analysis is not None:
         for p in analysis.penalties:
             penalties[(p.layer.path, p.variable.name)] = p
+        counted = {id(p) for p in analysis.active_penalties()}
     for layer in model.layers:
         regs = [regularizer_to_dict(target, reg) for target, reg in layer.regularizers()]
         entry = {
@@ -116,7 +120,7 @@ def model_to_dict(model: Model, analysis: Any = None) -> dict[str, Any]:
                  "initializer": v.initializer.name if v.initializer else None,
                  "sum_sq": number(v.stats.sum_sq) if v.stats else None,
                  "nonfinite": v.stats.nonfinite if v.stats else None,
-                 **_penalty_fields(penalties.get((layer.path, v.name)))}
+                 **_penalty_fields(penalties.get((layer.path, v.name)), counted)}
                 for v in layer.variables
             ],
         }
@@ -139,16 +143,20 @@ def model_to_dict(model: Model, analysis: Any = None) -> dict[str, Any]:
         "notes": list(model.notes),
     }
     if analysis is not None:
-        out["analysis"] = analysis_to_dict(analysis)
+        out["analysis"] = analysis_to_dict(analysis, curves or [])
     return out
 
 
-def _penalty_fields(p) -> dict[str, Any]:
+def _penalty_fields(p, counted: set[int]) -> dict[str, Any]:
+    """``penalty``: the reference value the totals add up (at init, else at
+    the saved weights); ``counted``: part of ``analysis.penalty_init`` (active,
+    neither scale-invariant nor absorbed), so a reader can say what a total
+    leaves out without re-deriving the rule."""
     if p is None:
         return {}
     return {"penalty_init": number(p.penalty_init), "penalty_saved": number(p.penalty_saved),
             "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "absorbed": p.absorbed,
-            "active": p.active}
+            "active": p.active, "penalty": number(p.penalty), "counted": id(p) in counted}
 
 
 def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
@@ -192,10 +200,16 @@ def param_group_to_dict(group: ParamGroup) -> dict[str, Any]:
     }
 
 
-def analysis_to_dict(analysis) -> dict[str, Any]:
+def analysis_to_dict(analysis, curves: list[Any] | None = None) -> dict[str, Any]:
+    from reglint.engine.sweep import safe_multiplier
+
     ls = analysis.loss_scale
     dyn = analysis.dynamics
+    curves = curves or []
+    safe_m, bound_by = safe_multiplier(curves)
     return {
+        "sweep": {"curves": [c.to_dict() for c in curves], "safe_multiplier": number(safe_m),
+                  "bound_by": bound_by},
         "loss_scale": {"value": number(ls.value), "source": ls.source.value, "explanation": ls.explanation},
         "penalty_init": number(analysis.total_penalty_init()),
         "penalty_init_all": number(analysis.total_penalty_init(include_invariant=True)),
@@ -211,7 +225,7 @@ def file_to_dict(report: FileReport) -> dict[str, Any]:
     return {
         "path": report.path,
         "error": report.error,
-        "model": model_to_dict(report.model, report.analysis) if report.model is not None else None,
+        "model": model_to_dict(report.model, report.analysis, report.curves) if report.model is not None else None,
         "findings": [_finding_dict(f) for f in report.findings],
     }
 

@@ -16,6 +16,7 @@ shape (``torch_optim``).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,12 +77,16 @@ class SafetensorsFile:
 
     def tensors(self) -> list[NamedTensor]:
         out = []
-        for name in self._file.keys():
+        names = self._file.keys()  # a safe_open handle, not a dict
+        for name in names:
             view = self._file.get_slice(name)
             dtype = DTYPES.get(str(view.get_dtype()), str(view.get_dtype()).lower())
             shape = tuple(int(d) for d in view.get_shape())
-            out.append(NamedTensor(name, shape, dtype, None, lambda n=name, d=dtype, s=shape: self.stats(n, d, s)))
+            out.append(NamedTensor(name, shape, dtype, None, self._reader(name, dtype, shape)))
         return out
+
+    def _reader(self, name: str, dtype: str, shape: tuple[int, ...]) -> Callable[[], WeightStats | None]:
+        return lambda: self.stats(name, dtype, shape)
 
     def metadata(self) -> dict:
         return dict(self._file.metadata() or {})

@@ -13,7 +13,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx") + TORCH_SUFFIXES
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", *TORCH_SUFFIXES)
 KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 # A folder holding one of these beside a config.json, or trainer_state.json,
 # is a Hugging Face model or Trainer checkpoint folder (checkpoint-N/).

@@ -38,9 +38,10 @@ Steps: the optimizer's ``step`` state, else Lightning's ``global_step``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.model import Layer, Model, Role, Variable, WeightStats
@@ -123,7 +124,7 @@ def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[s
     last = path.rsplit(".", 1)[-1]
     weight = leaves.get("weight")
     roles: dict[str, Role] = {}
-    for leaf, tensor in leaves.items():
+    for leaf in leaves:
         if leaf in STATISTICS:
             roles[leaf] = STATISTICS[leaf]
         elif leaf == "bias" or leaf.startswith("bias_"):
@@ -233,9 +234,12 @@ def tensors_of(state_dict: dict, archive) -> list[NamedTensor]:
     out = []
     for name, value in state_dict.items():
         if isinstance(value, TensorRef):
-            out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(),
-                                   lambda t=value: archive.stats(t)))
+            out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(), _reader(archive, value)))
     return out
+
+
+def _reader(archive, tensor: TensorRef) -> Callable[[], WeightStats | None]:
+    return lambda: archive.stats(tensor)
 
 
 def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = "torch_checkpoint",
@@ -296,7 +300,7 @@ def scheduler_name(obj: Any) -> str | None:
 
 def _mark_frozen(model: Model) -> None:
     opt = model.optimizer
-    if not opt.param_groups or any(g.mapping != "exact" for g in opt.param_groups) or not model.layers:
+    if opt is None or not opt.param_groups or any(g.mapping != "exact" for g in opt.param_groups) or not model.layers:
         return
     updated = {loc for g in opt.param_groups for loc in g.variables}
     for _, var in model.variables():

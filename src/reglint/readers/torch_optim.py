@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from reglint.model import LearningRate, Optimizer, ParamGroup
 from reglint.readers.torch_pickle import Opaque, TensorRef
@@ -104,9 +105,9 @@ def infer_class(group: dict, state_keys: set[str], hint: str | None) -> tuple[st
         if "amsgrad" in keys:
             return ("AdamW" if decoupled else "Adam"), decoupled, None
         return "RAdam", decoupled, None
-    for name, test, decoupled in _RULES:
+    for name, test, rule_decoupled in _RULES:
         if test(keys, state_keys):
-            return name, decoupled, None
+            return name, rule_decoupled, None
     if "betas" in keys and "amsgrad" in keys:
         if hinted in ("Adam", "AdamW"):
             return hinted, hinted == "AdamW", None
@@ -165,7 +166,7 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     param_groups = [_group(i, g, decoupled, members[i], mapping[i], len(ids[i])) for i, g in enumerate(groups)]
     lead = max(param_groups, key=_shrink, default=None)
     raw = groups[param_groups.index(lead)] if lead is not None else {}
-    betas = raw.get("betas") if isinstance(raw.get("betas"), (tuple, list)) else (None, None)
+    betas = list(raw["betas"]) if isinstance(raw.get("betas"), (tuple, list)) else []
     opt = Optimizer(
         class_name=class_name,
         learning_rate=_learning_rate(raw, schedule),
@@ -200,8 +201,7 @@ def _group(index: int, raw: dict, decoupled: bool | None, members: list[str], ma
 def _peak_lr(raw: dict) -> float | None:
     """The group's largest learning rate: a scheduler's base (``initial_lr``)
     or OneCycleLR's ``max_lr`` where they exceed the saved (current) ``lr``."""
-    rates = [number(raw.get(k)) for k in ("lr", "initial_lr", "max_lr")]
-    rates = [r for r in rates if r is not None]
+    rates = [r for r in (number(raw.get(k)) for k in ("lr", "initial_lr", "max_lr")) if r is not None]
     return max(rates) if rates else None
 
 
@@ -221,7 +221,7 @@ def _learning_rate(raw: dict, schedule: str | None) -> LearningRate | None:
     if base is None:
         return LearningRate(initial=lr) if lr is not None else None
     top = number(raw.get("max_lr"))  # OneCycleLR's peak
-    peak = max(x for x in (base, lr, top) if x is not None)
+    peak = max([x for x in (base, lr, top) if x is not None])
     return LearningRate(initial=base, peak=peak, schedule=schedule or "lr_scheduler",
                         config={"initial_lr": base, "saved_lr": lr, **({"max_lr": top} if top else {})})
 
@@ -275,10 +275,7 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
         notes.append(f"the optimizer updates {total} tensors but the model has {len(slots)} parameters: "
                      "its param groups could not be matched to parameter names")
         return [[] for _ in ids], ["unmapped"] * len(ids)
-    if ordered:
-        result = _match_in_order(slots, want, decays)
-    else:
-        result = _match_by_shape(slots, want, decays)
+    result = _match_in_order(slots, want, decays) if ordered else _match_by_shape(slots, want, decays)
     if result is None:
         notes.append("the optimizer's state tensors do not fit the model's parameters by order and shape: "
                      "its param groups could not be matched to parameter names")
@@ -324,7 +321,8 @@ def _match_in_order(slots: list[Slot], want: list[list], decays: list[bool]):
     for slot in slots:
         nxt: dict = {}
         for (pos, skipped), (count, score, _) in layer.items():
-            moves = [(g, pos[:g] + (pos[g] + 1,) + pos[g + 1:], skipped) for g in range(len(want))
+            moves: list[tuple[int | None, tuple[int, ...], int]] = [
+                (g, (*pos[:g], pos[g] + 1, *pos[g + 1:]), skipped) for g in range(len(want))
                      if pos[g] < len(want[g]) and _fits(want[g][pos[g]], slot)]
             if skipped < skips_allowed:
                 moves.append((None, pos, skipped + 1))
@@ -391,7 +389,7 @@ def _match_by_shape(slots: list[Slot], want: list[list], decays: list[bool]):
     if any(sum(n.values()) for n in need) or any(free):
         return None
     position = {s.location: i for i, s in enumerate(slots)}
-    return [sorted(m, key=position.get) for m in members], unique
+    return [sorted(m, key=lambda loc: position[loc]) for m in members], unique
 
 
 def _greedy(slots: list[Slot], want: list[list], decays: list[bool]):

@@ -36,8 +36,9 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 
@@ -126,11 +127,11 @@ class TensorRef:
         """Elements of the storage the tensor reaches: 1 + the largest offset."""
         if self.numel == 0:
             return 0
-        return self.offset + 1 + sum((dim - 1) * step for dim, step in zip(self.shape, self.stride))
+        return self.offset + 1 + sum((dim - 1) * step for dim, step in zip(self.shape, self.stride, strict=True))
 
     def is_contiguous(self) -> bool:
         expected = 1
-        for dim, step in zip(reversed(self.shape), reversed(self.stride)):
+        for dim, step in zip(reversed(self.shape), reversed(self.stride), strict=True):
             if dim != 1 and step != expected:
                 return False
             expected *= dim
@@ -155,6 +156,8 @@ class Opaque:
 
     module = ""
     qualname = ""
+    args: tuple = ()
+    state: Any = None
 
     def __new__(cls, *args):
         obj = object.__new__(cls)
@@ -335,7 +338,10 @@ ALLOWED = _allowed()
 # the interpreter
 # ---------------------------------------------------------------------------
 class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docstring
-    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch: ClassVar[dict] = dict(pickle._Unpickler.dispatch)
+    # Set by pickle._Unpickler.load(); declared for the opcode methods below.
+    stack: list[Any]
+    append: Callable[[Any], None]
 
     def __init__(self, data: bytes, *, what: str, opaque_modules: tuple[str, ...] = ()):
         super().__init__(io.BytesIO(data), fix_imports=False, encoding="latin1")

@@ -35,7 +35,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class TorchArchive:
         except BaseException:
             self.zip.close()
             raise
-        self._file = None
+        self._file: BinaryIO | None = None
         self._starts: dict[str, int | None] = {}
         self.compressed_storages = 0
 
@@ -216,7 +216,7 @@ class TorchArchive:
 
     def _handle(self):
         if self._file is None:
-            self._file = open(self.path, "rb")
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         return self._file
 
     def _np_dtype(self, dtype: str) -> np.dtype | None:
@@ -236,6 +236,8 @@ class TorchArchive:
             self.compressed_storages += 1
             return None
         np_dtype = self._np_dtype(tensor.dtype)
+        if np_dtype is None:
+            return None
         first = start + tensor.offset * tensor.itemsize
         acc = StatsAccumulator()
         if tensor.numel == 0:
