@@ -130,10 +130,11 @@ class WeightDecayTooStrong(Rule):
             safe_r = min(safe_r, 1.0 / (steps_per_epoch * self.thresholds["decay-epochs-warning"]))
         return safe_r
 
-    def fix(self, wd: float, safe_wd: float | None) -> Fix | None:
+    def fix(self, wd: float, safe_wd: float | None, coupled: bool = False) -> Fix | None:
         if not safe_wd:
             return None
-        aim = f"a per-step shrink lr*weight_decay of at most {g(self.thresholds['decay-step-warning'] / 2)}"
+        shrink = "lr*weight_decay/(1-momentum)" if coupled else "lr*weight_decay"
+        aim = f"a per-step shrink {shrink} of at most {g(self.thresholds['decay-step-warning'] / 2)}"
         return Fix(aim, (Change("weight_decay", wd, safe_wd, target="optimizer"),))
 
     def sweep(self, model, analysis):
@@ -197,7 +198,7 @@ class WeightDecayTooStrong(Rule):
             f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
-            fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe),
+            fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled)),
             values={**values, "safe_weight_decay": safe},
         )
 
