@@ -47,6 +47,7 @@ def test_manifest_follows_the_conventions():
     ("models/a.keras", True), ("b.h5", True), ("c.hdf5", True), ("d.onnx", True),
     ("sm/saved_model.pb", True), ("sm/keras_metadata.pb", True),
     ("sm/variables/variables.index", True), ("sm/variables/variables.data-00000-of-00001", True),
+    ("models/model.json", True),  # passed by name; reglint --force-exclude keeps only Keras architectures
     ("notes.txt", False), ("a.keras.txt", False), ("other.pb", False), ("variables/other.index", False),
 ])
 def test_files_regex(path, matched):
@@ -103,9 +104,9 @@ def test_commit_with_a_wrecked_model_is_refused(tmp_path, real_models, monkeypat
     shutil.copy(real_models["healthy"], repo / "good.keras")
     git(repo, "add", "bad.keras", "good.keras")
 
-    def try_repo(*files: str) -> subprocess.CompletedProcess:
-        return subprocess.run([tool, "try-repo", str(hooks_repo), "reglint", "--files", *files], cwd=repo,
-                              capture_output=True, text=True, timeout=900)
+    def try_repo(*files: str, verbose: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run([tool, "try-repo", str(hooks_repo), "reglint", *(["--verbose"] if verbose else []),
+                               "--files", *files], cwd=repo, capture_output=True, text=True, timeout=900)
 
     bad = try_repo("bad.keras")
     if bad.returncode != 0 and "RL001" not in bad.stdout:
@@ -114,6 +115,14 @@ def test_commit_with_a_wrecked_model_is_refused(tmp_path, real_models, monkeypat
     assert bad.returncode == 1 and "RL001" in bad.stdout
     good = try_repo("good.keras")
     assert good.returncode == 0, good.stdout
+    # Every .json of a commit is passed; only Keras architectures are linted,
+    # and a save_weights checkpoint passes (nothing to lint, not an error).
+    (repo / "package.json").write_text('{"name": "web", "version": "1.0.0"}')
+    shutil.copy(ROOT / "fixtures" / "exactness" / "json_mlp.json", repo / "model.json")
+    shutil.copy(ROOT / "fixtures" / "keras" / "tfk_mlp_weights.h5", repo / "ckpt.h5")
+    others = try_repo("package.json", "model.json", "ckpt.h5", verbose=True)
+    assert others.returncode == 0, others.stdout + others.stderr
+    assert "model.json" in others.stdout and "package.json" not in others.stdout + others.stderr
 
     # As a user would have it: a config pinning the hook, installed into Git.
     rev = git(hooks_repo, "rev-parse", "HEAD").stdout.strip()

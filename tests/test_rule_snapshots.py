@@ -38,13 +38,13 @@ UPDATE_HINT = "REGLINT_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_rule_snaps
 SIGNIFICANT = 4
 FIELDS = ("code", "name", "severity", "layer", "target", "message", "remedy", "values", "fix")
 
-K, R, X = "fixtures/keras/", "fixtures/rules/", "fixtures/onnx/"  # Keras, rules, ONNX
+K, R, X, E = "fixtures/keras/", "fixtures/rules/", "fixtures/onnx/", "fixtures/exactness/"  # E: readers' exactness
 RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL001": (K + "scenario_penalty_dominates.keras",),
     "RL002": (K + "scenario_sgd_unstable.keras",),
     "RL003": (K + "scenario_wd_too_fast.keras",),
     "RL004": (K + "scenario_l1_jitter.keras",),
-    "RL005": (K + "scenario_too_weak.keras",),
+    "RL005": (K + "scenario_too_weak.keras", E + "td_activity.keras"),
     "RL006": (K + "scenario_decayed_twice.keras",),
     "RL007": (K + "scenario_adam_coupled_l2.keras",),
     "RL008": (K + "scenario_norm_regularized.keras", K + "scenario_embedding_regularized.keras",
@@ -59,15 +59,13 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL016": (K + "scenario_frozen_regularized.keras",),
     "RL017": (K + "scenario_collapsed.keras",),
     "RL018": (R + "tfk_legacy_sgd_decay.h5",),
-    "RL019": (R + "k3_bias_dropped_after_build.keras",),
+    "RL019": (R + "k3_bias_dropped_after_build.keras", R + "k3_bias_dropped_after_build.h5",
+              E + "broken_shape_mismatch.keras", E + "broken_no_weights.keras", E + "broken_extra_group.keras",
+              E + "tfk_broken_missing_layer.h5"),
 }
 # Files a rule should fire on and does not yet: each is an xfail(strict) test
 # below, so the fix shows up as an XPASS to move the file into RULE_FIXTURES.
-KNOWN_GAPS: dict[str, tuple[str, str]] = {
-    R + "k3_bias_dropped_after_build.h5": (
-        "RL019", "the legacy-HDF5 reader does not compare a layer's stored tensor count with its config; "
-                 "Keras refuses this file (fixtures/rules/manifest.json load_error)"),
-}
+KNOWN_GAPS: dict[str, tuple[str, str]] = {}
 
 
 def rounded(value):

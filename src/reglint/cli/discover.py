@@ -4,8 +4,10 @@
   checkpoints (``.pt .pth .ckpt .safetensors``, and ``.bin`` files that are
   torch.save archives: any other ``.bin`` is not a model and is skipped,
   even when named), SavedModel folders (a folder holding ``saved_model.pb``
-  is one model; its insides are not searched further) and Hugging Face
-  folders (``checkpoint-N/``, ``save_pretrained``: likewise one model).
+  is one model; its insides are not searched further), Hugging Face
+  folders (``checkpoint-N/``, ``save_pretrained``: likewise one model) and
+  ``.json`` files whose content is a Keras model architecture
+  (``model.to_json()``); other JSON is skipped silently.
 * Files pre-commit passes from inside a SavedModel (``saved_model.pb``,
   ``keras_metadata.pb``, ``variables/variables.*`` ...) or a Hugging Face
   folder (``optimizer.pt``, ``model.safetensors``, ``training_args.bin``...)
@@ -15,7 +17,10 @@
   default excludes) and ``extend-exclude``, gitignore-style globs relative to
   the config file's folder.
 * Files named explicitly are always linted, unless ``--force-exclude``
-  applies the excludes to them too (what pre-commit needs).
+  applies the excludes to them too (what pre-commit needs); under
+  ``--force-exclude`` a named ``.json`` file that is not a Keras
+  architecture is skipped as in a folder search (pre-commit passes every
+  ``.json`` file of a commit: its ``files`` pattern cannot look inside).
 * Symlinked folders are never followed; a symlinked file is linted only when
   it points inside the folder being searched.
 """
@@ -27,7 +32,13 @@ from functools import cached_property
 from pathlib import Path
 
 from reglint.config.settings import Settings
-from reglint.readers.sniff import MODEL_SUFFIXES, is_hf_folder, looks_like_torch_bin
+from reglint.readers.sniff import (
+    JSON_SUFFIX,
+    MODEL_SUFFIXES,
+    is_hf_folder,
+    looks_like_keras_json,
+    looks_like_torch_bin,
+)
 
 # ruff's defaults, plus our own cache: replaced by ``exclude``.
 DEFAULT_EXCLUDE = (
@@ -58,6 +69,8 @@ def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]
             if model is not None and model == str(path) and not _is_torch_or_other(path):
                 continue  # a .bin that is not a torch checkpoint: not a model
             if model is not None and not (settings.force_exclude and excludes.excluded(Path(model))):
+                if settings.force_exclude and model == str(path) and _other_json(path):
+                    continue  # a file of a Hugging Face folder maps to the folder, JSON or not
                 found.add(model)
     return sorted(found), missing
 
@@ -212,8 +225,16 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
     return out
 
 
+def _other_json(path: Path) -> bool:
+    """A ``.json`` file that is not a Keras architecture (package.json, data)."""
+    return path.suffix.lower() == JSON_SUFFIX and path.is_file() and not looks_like_keras_json(path)
+
+
 def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
-    if not entry.name.lower().endswith(MODEL_SUFFIXES):
+    name = entry.name.lower()
+    if name.endswith(JSON_SUFFIX):
+        return _inside(entry, top) and entry.is_file() and looks_like_keras_json(Path(entry.path))
+    if not name.endswith(MODEL_SUFFIXES):
         return False
     if entry.name.lower().endswith(".bin") and not looks_like_torch_bin(Path(entry.path)):
         return False
@@ -223,6 +244,13 @@ def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
         target = Path(os.path.realpath(entry.path))
         return target == top or top.resolve() in target.parents
     return entry.is_file()
+
+
+def _inside(entry: os.DirEntry, top: Path) -> bool:
+    if not entry.is_symlink():
+        return True
+    target = Path(os.path.realpath(entry.path))
+    return target == top or top.resolve() in target.parents
 
 
 def _gitignore_spec(lines: list[str]):

@@ -203,6 +203,11 @@ class Layer:
     # Count of times the layer is applied (shared layers are counted once).
     calls: int = 1
     config: dict[str, Any] = field(default_factory=dict)
+    # Where Keras applies ``activity_regularizer`` when it is not (only) the
+    # layer's own output: the sub-layers whose outputs it penalises
+    # (MultiHeadAttention: query, key, value, attention_output). Empty: the
+    # layer's own output, as for every other layer.
+    activity_on: list[str] = field(default_factory=list)
 
     @property
     def trainable_params(self) -> int:
@@ -367,6 +372,7 @@ class ProblemKind(str, Enum):
     MISSING_WEIGHTS = "missing_weights"  # the config's layer has no stored tensors (RL019)
     EXTRA_WEIGHTS = "extra_weights"  # stored tensors no layer of the config owns (RL019)
     UNREADABLE = "unreadable"  # values or a config part that could not be read (RL019)
+    INACTIVE_REGULARIZER = "inactive_regularizer"  # a configured penalty Keras never adds (RL005)
 
 
 @dataclass(frozen=True)

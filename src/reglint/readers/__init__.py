@@ -35,6 +35,10 @@ def read_model(path: str | Path, options: ReadOptions | None = None) -> Model:
         from reglint.readers.savedmodel import read_savedmodel
 
         return read_savedmodel(path, options)
+    if fmt is Format.KERAS_JSON:
+        from reglint.readers.keras_json import read_keras_json
+
+        return read_keras_json(path, options)
     if fmt is Format.ONNX:
         from reglint.readers.onnx_reader import read_onnx
 

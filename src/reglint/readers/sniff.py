@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from enum import Enum
 from pathlib import Path
@@ -14,12 +15,16 @@ LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", *TORCH_SUFFIXES)
+# A .json file is a model only when its content says so (``looks_like_keras_json``).
+JSON_SUFFIX = ".json"
+JSON_PROBE_BYTES = 64 << 10
+_UTF8_BOM = b"\xef\xbb\xbf"
+_MODEL_CLASS = re.compile(rb'"class_name"\s*:\s*"(Sequential|Functional|Model)"')
 KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 # A folder holding one of these beside a config.json, or trainer_state.json,
 # is a Hugging Face model or Trainer checkpoint folder (checkpoint-N/).
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
               "pytorch_model.bin.index.json")
-HF_TRAINER_FILES = ("trainer_state.json", "optimizer.pt", "training_args.bin")
 # safetensors: an 8-byte little-endian header length, then a JSON object.
 SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 # torch.save before 1.6 pickled this number (LONG1 0x1950a86a20f9469cfc6c) first.
@@ -35,6 +40,7 @@ class Format(str, Enum):
     SAFETENSORS = "safetensors"
     HF_FOLDER = "Hugging Face folder"
     PICKLE = "pickle"
+    KERAS_JSON = "Keras JSON architecture"
     UNKNOWN = "unknown format"
 
 
@@ -77,6 +83,10 @@ def sniff(path: Path) -> Format:
         return Format.SAFETENSORS
     if len(head) > 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO: a bare pickle
         return Format.PICKLE
+    suffix = path.suffix.lower()
+    leading_brace = head.lstrip(_UTF8_BOM + b" \t\r\n").startswith(b"{")
+    if suffix == JSON_SUFFIX or (suffix not in (*MODEL_SUFFIXES, ".ort") and leading_brace):
+        return Format.KERAS_JSON  # the reader refuses JSON that is not a Keras model
     if path.suffix.lower() in (".onnx", ".ort") or _looks_like_onnx(head):
         return Format.ONNX
     if path.suffix.lower() in (".h5", ".hdf5"):
@@ -160,6 +170,26 @@ def _looks_like_onnx(head: bytes) -> bool:
     # A serialized ModelProto starts with field 1 (ir_version, varint: 0x08)
     # and usually field 2/3 strings; a weak hint used only without a suffix.
     return len(head) > 2 and head[0] == 0x08 and head[1] < 0x20
+
+
+def looks_like_keras_json(path: Path) -> bool:
+    """Whether a JSON file is a Keras model architecture, from its first
+    64 KiB (discovery asks this of every ``.json`` file in a tree, so it
+    must be cheap): a JSON object naming a model class, or one with Keras'
+    ``class_name``, ``config`` and ``keras_version``/``layers`` keys. Keras
+    writes ``class_name`` first (Keras 3 after ``module``)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(JSON_PROBE_BYTES)
+    except OSError:
+        return False
+    head = head.lstrip(_UTF8_BOM + b" \t\r\n")
+    if not head.startswith(b"{"):
+        return False
+    if _MODEL_CLASS.search(head):
+        return True
+    return b'"class_name"' in head and b'"config"' in head and (
+        b'"keras_version"' in head or (b'"layers"' in head and b'"inbound_nodes"' in head))
 
 
 def check_link_stays_inside(path: Path) -> None:
