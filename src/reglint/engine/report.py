@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglint.engine.finding import Finding, Severity
-from reglint.model import Model, Regularizer
+from reglint.model import Model, ParamGroup, Regularizer
 
 JSON_VERSION = 1
 
@@ -128,7 +128,7 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
     out = {
         "format": model.format,
         "framework": model.framework,
-        "keras_version": model.framework_version if model.framework != "onnx" else None,
+        "keras_version": model.framework_version if model.framework in ("keras", "tf.keras") else None,
         "framework_version": model.framework_version,
         "params": {"total": model.total_params, "trainable": model.trainable_params,
                    "non_trainable": model.non_trainable_params},
@@ -176,6 +176,27 @@ def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
         "lr_decay": number(opt.lr_decay),
         "iterations": opt.iterations,
         "source": opt.source.value,
+        # PyTorch param groups; null where the optimizer keeps one setting for all.
+        "param_groups": [param_group_to_dict(group) for group in opt.param_groups] or None,
+    }
+
+
+def param_group_to_dict(group: ParamGroup) -> dict[str, Any]:
+    """One param group: ``weight_decay``/``coupled_l2`` in the optimizer's
+    conventions (decoupled as is; coupled as a Keras L2 factor, wd/2), the
+    group's settings as saved in ``hyperparameters`` (there ``weight_decay``
+    is the framework's own number), the variables it updates by location."""
+    return {
+        "index": group.index,
+        "learning_rate": number(group.learning_rate),
+        "weight_decay": number(group.weight_decay),
+        "coupled_l2": number(group.coupled_l2),
+        "momentum": number(group.momentum),
+        "decays": group.decays,
+        "hyperparameters": group.hyperparameters,
+        "params": group.size,
+        "variables": list(group.variables),
+        "mapping": group.mapping,
     }
 
 

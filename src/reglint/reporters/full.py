@@ -17,7 +17,7 @@ from rich.text import Text
 
 from reglint.engine.fmt import g, lam, pct
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.text import clean, lambda_note, markup, summary_line
+from reglint.reporters.text import clean, lambda_note, markup, plural, summary_line
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -34,8 +34,8 @@ def render_full(report: RunReport, console: Console, *, show_layers: bool = True
 
 def _model_summary(rep: FileReport, console: Console) -> None:
     model, analysis = rep.model, rep.analysis
-    version = f", {'Keras' if model.framework != 'onnx' else 'ONNX'} {clean(model.framework_version)}" \
-        if model.framework_version else ""
+    label = {"onnx": "ONNX ", "pytorch": ""}.get(model.framework, "Keras ")  # pytorch: "Lightning 2.6.6"
+    version = f", {label}{clean(model.framework_version)}" if model.framework_version else ""
     about = (f"({model.format}{version})  {g(model.total_params)} params: {g(model.trainable_params)} trainable, "
              f"{g(model.non_trainable_params)} non-trainable")
     path = clean(rep.path)
@@ -105,6 +105,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
         console.print(_indented(Text.from_markup(f"optimizer: {markup(opt.class_name)} {lr_text}" +
                                                  (", " + ", ".join(extras) if extras else "") + source), 2))
+        for line in param_group_lines(model):
+            console.print(_indented(Text.from_markup(line), 4))
     total = analysis.total_penalty_init(include_invariant=True)
     if analysis.penalties:
         at = "at init" if all(p.penalty_init is not None for p in analysis.penalties) else \
@@ -115,6 +117,25 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     for note in model.notes[:5] + ([skipped] if skipped else []):
         console.print(_indented(Text("note: " + clean(note), style="dim"), 2))
     console.print()
+
+
+def param_group_lines(model, limit: int = 6) -> list[str]:
+    """One line per optimizer param group (PyTorch): size, lr, decay."""
+    groups = model.optimizer.param_groups if model.optimizer is not None else []
+    sizes = {v.location: v.size for _, v in model.variables()}
+    lines = []
+    for group in groups[:limit]:
+        values = sum(sizes.get(loc, 0) for loc in group.variables)
+        wd = group.hyperparameters.get("weight_decay")
+        decay = "no weight decay" if not group.decays else (
+            f"weight_decay {g(group.weight_decay)} (decoupled)" if group.weight_decay
+            else f"weight_decay {g(wd) if isinstance(wd, (int, float)) else '?'} (coupled: L2 {g(group.coupled_l2)})")
+        mapped = "" if group.mapping == "exact" else f" [dim]({group.mapping} mapping)[/]"
+        lines.append(f"group {group.index}: {plural(group.size, 'tensor')} ({g(values)} values), "
+                     f"lr {g(group.learning_rate) if group.learning_rate is not None else '?'}, {decay}{mapped}")
+    if len(groups) > limit:
+        lines.append(f"... and {plural(len(groups) - limit, 'more group')}")
+    return lines
 
 
 def _findings(rep: FileReport, console: Console, with_path: bool) -> None:

@@ -46,11 +46,20 @@ def display_path(path: str, settings: Any = None) -> str:
     return PurePosixPath(Path(rel).as_posix()).as_posix()
 
 
+# A Hugging Face folder is reported at the first of these it holds.
+HF_ARTIFACTS = ("model.safetensors", "pytorch_model.bin", "optimizer.pt", "trainer_state.json", "config.json")
+
+
 def artifact_path(path: str, settings: Any = None) -> str:
     """A file CI systems can attach a result to: a SavedModel folder is
-    reported at its ``saved_model.pb`` (GitHub cannot fingerprint folders)."""
+    reported at its ``saved_model.pb`` (GitHub cannot fingerprint folders),
+    a Hugging Face folder at its weights (else optimizer, trainer state)."""
     rel = display_path(path, settings)
     if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            for name in HF_ARTIFACTS:
+                if os.path.isfile(os.path.join(path, name)):
+                    return f"{rel.rstrip('/')}/{name}"
         return f"{rel.rstrip('/')}/saved_model.pb"
     return rel
 
