@@ -641,7 +641,7 @@ def _run_star(args):
 
 def analyse(rec: dict, out: Path):
     """lint_file on the saved pre-training model, with the run's context."""
-    from reglint.config.settings import Settings
+    from reglint.engine.settings import Settings
     from reglint.engine.analysis import TrainingContext
     from reglint.engine.runner import lint_file
 

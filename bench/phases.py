@@ -61,7 +61,7 @@ acc["import cli"] = time.perf_counter() - t
 # imported lazily by `check` anyway; imported here so they can be wrapped
 t = time.perf_counter()
 import reglint.engine.runner as runner  # noqa: E402
-import reglint.cli.parallel as par  # noqa: E402
+import reglint.engine.parallel as par  # noqa: E402
 import reglint.readers.keras_build as kb  # noqa: E402
 acc["import engine+readers"] = time.perf_counter() - t
 runner.read_model = timed("read", runner.read_model)

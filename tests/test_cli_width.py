@@ -13,8 +13,8 @@ import sys
 import pytest
 from rich.console import Console
 
-from reglint.cli.app import Color, make_console
-from reglint.config.settings import Settings
+from reglint.reporters.console import Color, make_console
+from reglint.engine.settings import Settings
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
 from reglint.reporters.full import middle_ellipsis, render_full

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.runner import lint_file
 
 from helpers import CORPUS

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from reglint.cli.app import app
-from reglint.cli.cache import Cache, cache_dir, clear
-from reglint.cli.discover import discover
-from reglint.cli.parallel import lint_many
-from reglint.config.settings import Override, Settings
+from reglint.engine.cache import Cache, cache_dir, clear
+from reglint.engine.discover import discover
+from reglint.engine.parallel import lint_many
+from reglint.engine.settings import Override, Settings
 
 
 def touch(root: Path, *names: str) -> None:

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import FIXTURES
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file
 from reglint.model import ProblemKind
@@ -132,7 +132,7 @@ def test_json_that_is_not_a_model_is_a_one_line_error(tmp_path):
 
 
 def test_discovery_takes_json_by_content(tmp_path):
-    from reglint.cli.discover import discover
+    from reglint.engine.discover import discover
 
     (tmp_path / "model.json").write_text((EXACT / "tfk_json_mlp.json").read_text())
     (tmp_path / "arch.txt.json").write_text((EXACT / "json_mlp.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reglint.cli.app import app
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.runner import lint_file
 
 from helpers import FIXTURES, KERAS_FIXTURES

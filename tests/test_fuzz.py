@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
 from reglint.errors import ReglintError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.runner import lint_file

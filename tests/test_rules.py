@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.rule import all_rules, get_rule

@@ -366,8 +366,8 @@ def test_discovery_takes_the_trainer_folder_once_and_skips_foreign_bin(tmp_path)
     (tmp_path / "weights.bin").write_bytes(os.urandom(256))
     done = run("check", str(tmp_path / "weights.bin"), "--no-cache")
     assert done.returncode == 0 and "no model files" in done.stderr  # not a torch checkpoint: skipped
-    from reglint.cli.discover import discover
-    from reglint.config.settings import Settings
+    from reglint.engine.discover import discover
+    from reglint.engine.settings import Settings
 
     found, _ = discover([str(TORCH)], Settings())
     assert str(TORCH / "hf_trainer" / "checkpoint-3") in found

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.finding import Severity
 from reglint.engine.report import FileReport, RunReport
 from reglint.errors import ConfigError, ReglintError, one_line
@@ -50,13 +50,15 @@ class CheckOptions:
 
 
 def run_check(opts: CheckOptions) -> int:
-    from reglint.cli.app import err
+    from reglint.errors import err
 
     try:
         resolver = make_resolver(opts)
         files, missing = discover_all([str(p) for p in opts.paths], resolver)
         groups = group_by_settings(files, resolver)
         settings = report_settings(groups, resolver, opts)
+        from reglint.reporters import parse_outputs
+
         outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file)
     except ReglintError as exc:
         err(str(exc))
@@ -166,7 +168,7 @@ def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: Ch
 def discover_all(paths: list[str], resolver) -> tuple[list[str], list[str]]:
     """Each path argument searched with the settings that apply to it (its
     excludes, its .gitignore choice); (sorted unique models, missing paths)."""
-    from reglint.cli.discover import discover
+    from reglint.engine.discover import discover
 
     by_settings: dict[int, tuple[Settings, list[str]]] = {}
     for raw in paths:
@@ -231,30 +233,8 @@ def _codes(values: list[str], option: str) -> list[str]:
     return out
 
 
-def parse_outputs(spec: str, output_file: Optional[Path]) -> list[tuple[str, Optional[str]]]:
-    """``github,sarif:reglint.sarif`` -> [("github", None), ("sarif", "reglint.sarif")];
-    at most one format goes to stdout (pylint's convention)."""
-    from reglint.reporters import FORMATS
-
-    outputs = []
-    for part in [p.strip() for p in spec.split(",") if p.strip()]:
-        fmt, _, target = part.partition(":")
-        fmt = fmt.lower()
-        if fmt not in FORMATS:
-            raise ConfigError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-        outputs.append((fmt, target or None))
-    if not outputs:
-        raise ConfigError("no output format given")
-    to_stdout = [o for o in outputs if o[1] is None]
-    if len(to_stdout) > 1:
-        raise ConfigError("only one output format can go to stdout; give the others a file (FORMAT:FILE)")
-    if output_file is not None and to_stdout:
-        outputs = [(f, t if t else str(output_file)) for f, t in outputs]
-    return outputs
-
-
 def lint_all(files: list[str], settings: Settings, *, jobs: int, use_cache: bool, progress: bool) -> list[FileReport]:
-    from reglint.cli.parallel import lint_many
+    from reglint.engine.parallel import lint_many
 
     return lint_many(files, settings, jobs=jobs, use_cache=use_cache, progress=progress)
 
@@ -264,7 +244,7 @@ def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) ->
         opts.baseline = Path(settings.baseline)
     if opts.baseline is None:
         if opts.create_baseline:
-            from reglint.cli.app import err
+            from reglint.errors import err
 
             err("--create-baseline needs --baseline FILE")
             return 2
@@ -275,7 +255,7 @@ def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) ->
         try:
             write_baseline(opts.baseline, report, settings)
         except OSError as exc:
-            from reglint.cli.app import err
+            from reglint.errors import err
 
             err(f"cannot write the baseline: {exc.strerror or exc}")
             return 2
@@ -286,54 +266,13 @@ def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) ->
 
 
 def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Settings) -> None:
-    """Every requested format; with ``--statistics`` stdout gets only the
-    per-rule counts (ruff), the report files are still written."""
-    import io
+    """Every requested format, through the reporters' one writer."""
+    from reglint.reporters import OutputOptions
+    from reglint.reporters import write_outputs as write
+    from reglint.reporters.console import Color
 
-    from reglint.cli.app import Color, make_console
-    from reglint.reporters import renderer
-    from reglint.reporters.full import render_full
-
-    for fmt, target in outputs:
-        if target is None and opts.statistics:
-            write_statistics(report, sys.stdout, as_json=fmt in ("json", "json-lines"))
-            continue
-        if fmt == "full" and target is None:
-            color = opts.color if opts.color is not None else Color.auto
-            render_full(report, make_console(color), show_layers=not opts.quiet)
-            continue
-        buffer = io.StringIO()
-        if fmt == "full":  # to a file: no colour, no wrapping
-            render_full(report, make_console(Color.never, file=buffer), show_layers=not opts.quiet)
-        else:
-            renderer(fmt)(report, buffer, settings=settings)
-        text = buffer.getvalue()
-        if target is None:
-            sys.stdout.write(text)
-        else:
-            Path(target).write_text(text, encoding="utf-8")
+    color = opts.color if opts.color is not None else Color.auto
+    write(report, outputs, settings, OutputOptions(color=color, show_layers=not opts.quiet,
+                                                   statistics=opts.statistics))
 
 
-def write_statistics(report: RunReport, out, as_json: bool = False) -> None:
-    """ruff's ``--statistics``: ``count<TAB>code<TAB>name`` per rule, most
-    frequent first, then the summary line; as JSON, ``[{code, name, count}]``."""
-    import json
-
-    from reglint.reporters.text import summary_line
-
-    counts: dict[tuple[str, str], int] = {}
-    for _, finding in report.findings:
-        counts[(finding.code, finding.name)] = counts.get((finding.code, finding.name), 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    if as_json:
-        out.write(json.dumps([{"code": code, "name": name, "count": count} for (code, name), count in ranked],
-                             indent=2) + "\n")
-        return
-    width = max((len(str(count)) for count in counts.values()), default=1)
-    for (code, name), count in ranked:
-        out.write(f"{count:>{width}}\t{code}\t{name}\n")
-    out.write(summary_line(report) + "\n")
-
-
-def one(message: str) -> str:
-    return one_line(message)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from reglint.config.settings import Override, Settings
+from reglint.engine.settings import Override, Settings
 from reglint.engine.finding import Severity
 from reglint.errors import ConfigError
 
@@ -376,7 +376,7 @@ def _set_fail_on(settings: Settings, where: _Where, value: Any, key: str) -> Non
 
 def _set_output_format(settings: Settings, where: _Where, value: Any, key: str) -> None:
     """Checked here; applied by ``check`` only when the CLI gives none."""
-    from reglint.reporters import FORMATS
+    from reglint.engine.settings import OUTPUT_FORMATS as FORMATS
 
     text = _string(where, value, key)
     for part in filter(None, (p.strip() for p in text.split(","))):

@@ -36,7 +36,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
                 seed: int = 0) -> int:
     """Profile one model; returns the exit code."""
-    from reglint.cli.app import err
+    from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
@@ -52,7 +52,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, batch_size: int, device: str,
              trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
              seed: int) -> int:
-    from reglint.cli.run import parse_outputs
+    from reglint.reporters import parse_outputs
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
 

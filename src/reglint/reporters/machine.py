@@ -13,11 +13,11 @@ import hashlib
 import json
 import math
 import os
-from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 from collections.abc import Iterator
 
 from reglint.engine.finding import Finding, Severity
+from reglint.engine.identity import display_path, fingerprint, identity, project_root
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, summary_line
 
@@ -29,21 +29,6 @@ UNREADABLE_SUMMARY = "The file could not be read as a model, so none of its regu
 
 # ---------------------------------------------------------------------------
 # shared helpers
-
-
-def project_root(settings: Any = None) -> str:
-    """The folder paths are reported relative to: the config file's, else the cwd."""
-    root = getattr(settings, "root", None)
-    return os.path.abspath(root) if root else os.getcwd()
-
-
-def display_path(path: str, settings: Any = None) -> str:
-    """``path`` relative to the project root with ``/``; outside the root,
-    the path as given (still with ``/``)."""
-    rel = os.path.relpath(os.path.abspath(path), project_root(settings))
-    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
-        rel = path
-    return PurePosixPath(Path(rel).as_posix()).as_posix()
 
 
 # A Hugging Face folder is reported at the first of these it holds.
@@ -62,17 +47,6 @@ def artifact_path(path: str, settings: Any = None) -> str:
                     return f"{rel.rstrip('/')}/{name}"
         return f"{rel.rstrip('/')}/saved_model.pb"
     return rel
-
-
-def identity(code: str, rel_path: str, layer: str | None, target: str | None) -> str:
-    """The human-readable key a fingerprint hashes: never a value."""
-    return f"{code}:{rel_path}:{layer or ''}:{target or ''}"
-
-
-def fingerprint(code: str, rel_path: str, layer: str | None, target: str | None) -> str:
-    """sha256 hex of rule + repo-relative path + layer + target."""
-    key = "\0".join((code, rel_path, layer or "", target or ""))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def unreadable_finding(file_report: FileReport) -> Finding:

@@ -31,7 +31,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
     JSON_SUFFIX,
     MODEL_SUFFIXES,
