@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make_inputs: {out} already complete")
         return 0
 
-    import numpy as np
     import keras
+    import numpy as np
     import onnx
 
     keras.utils.set_random_seed(0)

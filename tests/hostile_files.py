@@ -10,7 +10,6 @@ Run as a script to write them to a folder for manual inspection:
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import zipfile

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from reglint.cli.app import app
 from reglint.config.baseline import baseline_fingerprint, filter_by_baseline, write_baseline
-from reglint.engine.settings import Settings
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
+from reglint.engine.settings import Settings
 from reglint.errors import ConfigError
 
 

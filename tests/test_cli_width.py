@@ -13,10 +13,10 @@ import sys
 import pytest
 from rich.console import Console
 
-from reglint.reporters.console import Color, make_console
-from reglint.engine.settings import Settings
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
+from reglint.reporters.console import Color, make_console
 from reglint.reporters.full import middle_ellipsis, render_full
 
 from helpers import KERAS_FIXTURES

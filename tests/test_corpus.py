@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reglint.engine.settings import Settings
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 
 from helpers import CORPUS
 

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from conftest import FIXTURES
-from reglint.engine.settings import Settings
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 from reglint.model import ProblemKind
 from reglint.readers import read_model
 

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from reglint.cli.app import app
-from reglint.engine.settings import Settings
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 
 from helpers import FIXTURES, KERAS_FIXTURES
 

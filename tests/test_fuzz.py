@@ -5,16 +5,14 @@ whatever bytes or config a file holds, reading it either gives a model or a
 from __future__ import annotations
 
 import json
-import zipfile
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reglint.engine.settings import Settings
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 from reglint.errors import ReglintError
 from reglint.readers import read_model
 

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from reglint.engine.settings import Settings
 from reglint.engine.fmt import g
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 from reglint.reporters import renderer
 from reglint.reporters.html import html_document, json_for_script, render_html
 

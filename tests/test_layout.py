@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from helpers import KERAS_FIXTURES, ROOT
 from reglint.cli.app import app
 from reglint.engine.analysis import context_options
+
+from helpers import KERAS_FIXTURES, ROOT
 
 PACKAGES = {"reglint": ROOT / "src" / "reglint", "reglint.rules": ROOT / "rules"}
 MAX_LINES = 800

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 
-from reglint.engine.settings import Settings
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 
 from helpers import FIXTURES
 

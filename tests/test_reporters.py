@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from reglint.engine.settings import Settings
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 from reglint.reporters import renderer
 from reglint.reporters.github import escape_data, escape_property, render_github
 from reglint.reporters.junit import render_junit

@@ -68,7 +68,7 @@ def stored_weights(path):
         return info
     try:
         f = h5py.File(path, "r")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         info["h5_error"] = f"{type(e).__name__}: {e}"[:300]
         return info
     with f:
@@ -181,7 +181,7 @@ def load_truth(path):
                 model_class=type(model).__name__,
             )
             return True
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             res["errors"][tag] = _short(e)
@@ -189,7 +189,7 @@ def load_truth(path):
         finally:
             try:
                 clear()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     import tf_keras

@@ -11,13 +11,13 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from reglint import __version__
-from reglint.errors import ReglintError, err, one_line
-from reglint.reporters.console import Color, make_console
+from reglint.errors import ReglintError, err
+from reglint.reporters.console import Color
 
 COMMANDS = ("check", "rules", "rule", "explain", "profile", "version", "clean")
 ROOT_OPTIONS = ("--version", "--help", "-h")
@@ -95,20 +95,20 @@ FILES = "File selection"
 @app.command(epilog=EXIT_CODES)
 @with_context_options(CONTEXT)
 def check(
-    paths: List[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
-    output_format: Optional[str] = typer.Option(None, "--format", "--output-format", "-f",
+    paths: list[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
+    output_format: str | None = typer.Option(None, "--format", "--output-format", "-f",
                                                 envvar="REGLINT_OUTPUT_FORMAT",
                                                 help="full (default), concise, json, json-lines, sarif, github, gitlab, "
                                                      "junit, pylint, html. FORMAT:FILE writes to a file; several "
                                                      "separated by commas.",
                                                 rich_help_panel=OUTPUT),
-    sarif_flavor: Optional[str] = typer.Option(None, "--sarif-flavor", envvar="REGLINT_SARIF_FLAVOR",
+    sarif_flavor: str | None = typer.Option(None, "--sarif-flavor", envvar="REGLINT_SARIF_FLAVOR",
                                                help="github (region startLine 1, the default) or strict.",
                                                rich_help_panel=OUTPUT),
-    output_file: Optional[Path] = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
+    output_file: Path | None = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
                                                help="Write the report here instead of stdout.",
                                                rich_help_panel=OUTPUT),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
+    fail_on: FailOn | None = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
                                              help="Exit 1 on findings at or above this severity (default: error).",
                                              rich_help_panel=OUTPUT),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even with findings (2 still means error).",
@@ -121,32 +121,32 @@ def check(
     color: Color = typer.Option(Color.auto, "--color",
                                 help="Colour the terminal report; always wins over NO_COLOR, never drops every style.",
                                 rich_help_panel=OUTPUT),
-    select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes or prefixes to run (replaces the config).",
+    select: list[str] | None = typer.Option(None, "--select", help="Rule codes or prefixes to run (replaces the config).",
                                                rich_help_panel=RULE_SELECTION),
-    extend_select: Optional[List[str]] = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
-    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
+    extend_select: list[str] | None = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
                                                rich_help_panel=RULE_SELECTION),
-    config: Optional[str] = typer.Option(None, "--config",
+    config: str | None = typer.Option(None, "--config",
                                          help="Use this pyproject.toml or reglint.toml, or override one key: "
                                               "--config \"lint.ignore=['RL011']\".",
                                          rich_help_panel=RULE_SELECTION),
     isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file.",
                                   rich_help_panel=RULE_SELECTION),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
+    baseline: Path | None = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
                                             rich_help_panel=RULE_SELECTION),
     create_baseline: bool = typer.Option(False, "--create-baseline",
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
-    l2: Optional[List[str]] = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
+    l2: list[str] | None = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
                                            help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
                                            rich_help_panel=CONTEXT),
     force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
                                        rich_help_panel=FILES),
     no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
                              rich_help_panel=FILES),
-    context: Optional[dict] = None,
+    context: dict | None = None,
 ) -> None:
     """Lint model files: parameters, regularizers and optimizer settings against the data-loss scale.
 
@@ -197,9 +197,9 @@ def rule_command(code: str = typer.Argument(..., help="A rule code (RL001) or na
 @with_context_options(CONTEXT)
 def explain(
     path: Path = typer.Argument(..., help="A model file."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
+    layer: str | None = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full or json"),
-    context: Optional[dict] = None,
+    context: dict | None = None,
 ) -> None:
     """Show, per layer, how the penalty, its gradient and the per-step shrink depend on the weight count."""
     from reglint.cli.explain import run_explain
@@ -210,7 +210,7 @@ def explain(
 @app.command()
 def profile(
     path: Path = typer.Argument(..., help="A Keras model file (.keras, .h5) or SavedModel folder."),
-    data: Optional[Path] = typer.Option(None, "--data", help=".npz with training inputs and targets."),
+    data: Path | None = typer.Option(None, "--data", help=".npz with training inputs and targets."),
     x_key: str = typer.Option("x", "--x-key", help="Key of the inputs in --data."),
     y_key: str = typer.Option("y", "--y-key", help="Key of the targets in --data."),
     steps: int = typer.Option(20, "--steps", min=1, help="Optimizer steps to take on a copy of the model."),
@@ -219,8 +219,8 @@ def profile(
     trust_model: bool = typer.Option(False, "--trust-model",
                                      help="Allow Lambda layers and custom objects to run (Keras safe_mode off)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full, json, sarif, github, html ..."),
-    output_file: Optional[Path] = typer.Option(None, "--output-file", "-o"),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on"),
+    output_file: Path | None = typer.Option(None, "--output-file", "-o"),
+    fail_on: FailOn | None = typer.Option(None, "--fail-on"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Measure the per-layer ratio of penalty gradient to data gradient with a short training run."""
@@ -235,8 +235,8 @@ def profile(
 @app.command("clean")
 def clean_command() -> None:
     """Remove the cache folder (.reglint_cache, or REGLINT_CACHE_DIR)."""
-    from reglint.engine.cache import clear
     from reglint.config.loader import load_settings
+    from reglint.engine.cache import clear
 
     clear(load_settings(["."]))
 

@@ -101,9 +101,9 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
 def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], output_format: str) -> int:
     """Lint the file exactly as ``check`` does (settings, rules, fixes),
     then explain its regularized tensors with the rules' answers."""
-    from reglint.errors import err
     from reglint.cli.run import CheckOptions, resolve
     from reglint.engine.runner import lint_file
+    from reglint.errors import err
 
     try:
         settings = resolve(CheckOptions(paths=[path], context=context))

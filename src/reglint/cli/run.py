@@ -5,36 +5,36 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from reglint.engine.settings import Settings
 from reglint.engine.finding import Severity
 from reglint.engine.report import FileReport, RunReport
-from reglint.errors import ConfigError, ReglintError, one_line
+from reglint.engine.settings import Settings
+from reglint.errors import ConfigError, ReglintError
 
 
 @dataclass
 class CheckOptions:
     paths: list[Path]
-    output_format: Optional[str] = None
-    sarif_flavor: Optional[str] = None
-    cache_dir: Optional[Path] = None
-    output_file: Optional[Path] = None
+    output_format: str | None = None
+    sarif_flavor: str | None = None
+    cache_dir: Path | None = None
+    output_file: Path | None = None
     fail_on: object = None
     exit_zero: bool = False
     quiet: bool = False
     statistics: bool = False
     color: object = None
-    select: Optional[list[str]] = None
-    extend_select: Optional[list[str]] = None
-    ignore: Optional[list[str]] = None
-    config: Optional[str] = None
+    select: list[str] | None = None
+    extend_select: list[str] | None = None
+    ignore: list[str] | None = None
+    config: str | None = None
     isolated: bool = False
-    baseline: Optional[Path] = None
+    baseline: Path | None = None
     create_baseline: bool = False
     # Training context given on the command line: TrainingContext field -> value.
     context: dict[str, Any] = field(default_factory=dict)
-    l2: Optional[list[str]] = None
+    l2: list[str] | None = None
     force_exclude: bool = False
     no_cache: bool = False
     jobs: int = 1
@@ -228,7 +228,7 @@ def lint_all(files: list[str], settings: Settings, *, jobs: int, use_cache: bool
     return lint_many(files, settings, jobs=jobs, use_cache=use_cache, progress=progress)
 
 
-def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) -> Optional[int]:
+def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) -> int | None:
     if opts.baseline is None and settings.baseline:
         opts.baseline = Path(settings.baseline)
     if opts.baseline is None:

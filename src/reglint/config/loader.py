@@ -24,13 +24,13 @@ import datetime as _dt
 import difflib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from reglint.engine.analysis import ContextOption, context_options
-from reglint.engine.settings import Override, Settings
 from reglint.engine.finding import Severity
+from reglint.engine.settings import Override, Settings
 from reglint.errors import ConfigError
 
 if sys.version_info >= (3, 11):

@@ -30,8 +30,8 @@ import tempfile
 from pathlib import Path
 
 from reglint import __version__
-from reglint.engine.settings import Settings
 from reglint.engine.report import FileReport
+from reglint.engine.settings import Settings
 
 CACHE_DIR_NAME = ".reglint_cache"
 CACHEDIR_TAG = (

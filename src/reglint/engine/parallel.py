@@ -10,12 +10,12 @@ send back pickled ``FileReport``s.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from reglint.engine.settings import Settings
 from reglint.engine.report import FileReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 
 PROGRESS_MIN_FILES = 5  # below this a bar only flickers
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from reglint.engine.settings import Settings
 from reglint.engine.analysis import Analysis
 from reglint.engine.report import FileReport
 from reglint.engine.selection import filter_findings, selected_rules
+from reglint.engine.settings import Settings
 from reglint.errors import ReglintError, one_line
 from reglint.readers import ReadOptions, read_model
 

@@ -5,13 +5,13 @@ overrides with reasons and expiry dates."""
 from __future__ import annotations
 
 import datetime as _dt
-from fnmatch import fnmatch
 import os
+from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
-from reglint.engine.settings import Settings
 from reglint.engine.finding import Finding
 from reglint.engine.rule import Rule, all_rules
+from reglint.engine.settings import Settings
 
 
 def _matches(code: str, selectors: list[str]) -> int:

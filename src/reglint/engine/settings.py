@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 
-
 # The output formats a run can write (``--format`` / ``output-format``); the
 # reporters register one renderer each.
 OUTPUT_FORMATS = ("full", "json", "json-lines", "sarif", "github", "gitlab", "junit", "pylint", "concise", "html")

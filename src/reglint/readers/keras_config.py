@@ -16,8 +16,9 @@ versions use ``class_name``; both are read here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.readers.keras_layers import CONTAINERS
@@ -123,7 +124,7 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             build_config=entry.get("build_config") if isinstance(entry.get("build_config"), dict) else {},
             inbound_nodes=entry.get("inbound_nodes"),
         )
-        if not node.inbound and previous is not None and class_name == "Sequential" or (
+        if (not node.inbound and previous is not None and class_name == "Sequential") or (
             not node.inbound and previous is not None and isinstance(cfg, list)
         ):
             node.inbound = [previous]

@@ -164,7 +164,7 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
         names = ("query_dense", "key_dense", "value_dense", "output_dense")
         if cfg.get("use_gate"):
             names += ("gate_dense",)
-        return {name: ("EinsumDense", proj) for name in names}
+        return dict.fromkeys(names, ("EinsumDense", proj))
     return {}
 
 

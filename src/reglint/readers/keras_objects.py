@@ -389,7 +389,7 @@ def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> l
 
     if loss_obj is None:
         return []
-    if isinstance(loss_obj, dict) and class_name_of(loss_obj) is None or (
+    if (isinstance(loss_obj, dict) and class_name_of(loss_obj) is None) or (
         isinstance(loss_obj, dict) and "class_name" not in loss_obj and "name" not in loss_obj
     ):
         out = []

@@ -21,11 +21,11 @@ from typing import Any
 
 from reglint.readers.keras_layers import child_layers
 from reglint.readers.keras_shapes import (
-    conv_length,
     CannotInfer,
     Shape,
     cfg_int,
     channels_first,
+    conv_length,
     conv_rank,
     einsum_analysis,
     kernel_size,

@@ -21,6 +21,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model
+from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.keras_build import (
     FoundTensor,
     attach_outputs,
@@ -38,7 +39,6 @@ from reglint.readers.keras_check import (
 from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_config
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
-from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.safe_io import h5_get, load_json
 from reglint.readers.tensor_stats import raw_image
 
@@ -162,7 +162,7 @@ def _build_without_weights(model: Model, tree: ModelConfig, config: Any, names: 
     loads sharded (``model.weights.json``) or ``.npz`` weights, which reglint
     does not read; an archive with no weights at all it refuses."""
     count = build_from_config(model, tree, config)
-    other = sorted(n for n in names if n.endswith((".weights.json", ".npz")) or ".weights" in n and n != WEIGHTS_H5)
+    other = sorted(n for n in names if n.endswith((".weights.json", ".npz")) or (".weights" in n and n != WEIGHTS_H5))
     if other:
         model.notes.append(f"weights stored as {other[0]} (sharded or .npz), which reglint does not read: "
                            "parameters counted from the config, no saved-weight statistics")

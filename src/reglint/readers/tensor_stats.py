@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from dataclasses import dataclass
-from typing import Iterator
+from functools import lru_cache
 
 import numpy as np
 

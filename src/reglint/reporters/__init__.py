@@ -14,9 +14,10 @@ import importlib
 import io
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from reglint.engine.report import RunReport
 from reglint.engine.settings import OUTPUT_FORMATS

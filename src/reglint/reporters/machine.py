@@ -13,11 +13,11 @@ import hashlib
 import json
 import math
 import os
-from typing import Any, TextIO
 from collections.abc import Iterator
+from typing import Any, TextIO
 
 from reglint.engine.finding import Finding, Severity
-from reglint.engine.identity import display_path, fingerprint, identity, project_root
+from reglint.engine.identity import display_path, fingerprint
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, summary_line
 

@@ -22,10 +22,18 @@ from typing import Any, TextIO
 
 from reglint import __version__
 from reglint.engine.finding import Finding, Severity
+from reglint.engine.identity import display_path, fingerprint, identity
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.machine import (DOCS_URL, UNREADABLE_CODE, UNREADABLE_NAME, UNREADABLE_SUMMARY,
-                                       artifact_path, display_path, fingerprint, identity, jsonable,
-                                       results, rule_url)
+from reglint.reporters.machine import (
+    DOCS_URL,
+    UNREADABLE_CODE,
+    UNREADABLE_NAME,
+    UNREADABLE_SUMMARY,
+    artifact_path,
+    jsonable,
+    results,
+    rule_url,
+)
 from reglint.reporters.text import clean
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -9,7 +9,7 @@ has a shape, a dash pattern or a text label, never hue alone.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from reglint.engine.fmt import g
 from reglint.reporters.html.markup import esc, num_attr

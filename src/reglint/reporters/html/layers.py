@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from reglint.engine.fmt import g
 from reglint.reporters.html import charts as c
-from reglint.reporters.html.markup import esc, number, num_attr, pctx, regularizer_text
+from reglint.reporters.html.markup import esc, num_attr, number, pctx, regularizer_text
 
 MAX_BAR_LAYERS = 40
 

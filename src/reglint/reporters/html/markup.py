@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from reglint.engine.fmt import g, pct
 from reglint.reporters.text import clean

@@ -11,8 +11,18 @@ from reglint import __version__
 from reglint.engine.fmt import g
 from reglint.reporters.html.layers import figure_bars, layer_rows, layer_table
 from reglint.reporters.html.markup import (
-    SEVERITIES, SEVERITY_MARK, counts_text, esc, json_for_script, num_attr, number, pctx, plural, sev_label,
-    severity_counts, worst,
+    SEVERITIES,
+    SEVERITY_MARK,
+    counts_text,
+    esc,
+    json_for_script,
+    num_attr,
+    number,
+    pctx,
+    plural,
+    sev_label,
+    severity_counts,
+    worst,
 )
 from reglint.reporters.html.profile_section import find_profile, profile_section
 from reglint.reporters.html.sections import cards, findings_table, model_summary
@@ -123,7 +133,7 @@ def _footer(files: list[dict]) -> str:
     """The levels the charts draw, as the rules' curves carry them."""
     levels: dict[tuple[str, str], str] = {}
     for fd in files:
-        for group in groups_of(((fd.get("model") or {}).get("analysis") or {})):
+        for group in groups_of((fd.get("model") or {}).get("analysis") or {}):
             for curve in group.curves:
                 words = [f"warns at {curve.feature} \u2265 {g(curve.warning)}" if curve.warning is not None else "",
                          f"errs at \u2265 {g(curve.error)}" if curve.error is not None else ""]

@@ -7,7 +7,15 @@ from __future__ import annotations
 from reglint.engine.fmt import g
 from reglint.reporters.html.layers import LayerRow, left_out_text
 from reglint.reporters.html.markup import (
-    change_text, esc, gx, num_attr, num_text, number, pctx, sev_label, zone,
+    change_text,
+    esc,
+    gx,
+    num_attr,
+    num_text,
+    number,
+    pctx,
+    sev_label,
+    zone,
 )
 from reglint.reporters.html.sweep_chart import groups_of, safe_value
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from reglint.engine.fmt import g
 from reglint.reporters.html import charts as c
-from reglint.reporters.html.markup import esc, number, num_attr, positive
+from reglint.reporters.html.markup import esc, num_attr, number, positive
 
 DECADES = 3  # the sweep covers at least 10^-3 .. 10^3 times today's values
 POINTS = 121
@@ -48,7 +48,7 @@ class Curve:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Curve | None":
+    def from_dict(cls, d: Any) -> Curve | None:
         if not isinstance(d, dict):
             return None
         slope, offset = number(d.get("slope")), number(d.get("offset"))
