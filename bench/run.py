@@ -278,7 +278,7 @@ def reglint_json(cmd: Cmd) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global REGLINT  # noqa: PLW0603  (the release install replaces this venv's script for every command)
+    global REGLINT  # the release install replaces this venv's script for every command
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
     parser.add_argument("--big", action="store_true", help="also the ~1 GB .keras and ~2 GB ONNX models")

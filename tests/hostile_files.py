@@ -119,11 +119,11 @@ def _zip(members: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes:
 def _zip_bomb() -> bytes:
     """config.json deflating to 256 MiB of spaces: about 250 KiB on disk."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("config.json", "w", force_zip64=True) as member:
-            chunk = b" " * (1 << 20)
-            for _ in range(256):
-                member.write(chunk)
+    with (zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+          archive.open("config.json", "w", force_zip64=True) as member):
+        chunk = b" " * (1 << 20)
+        for _ in range(256):
+            member.write(chunk)
     return buffer.getvalue()
 
 

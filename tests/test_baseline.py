@@ -96,7 +96,7 @@ def test_manually_suppressed_section_is_kept_and_applied(tmp_path, monkeypatch, 
     assert "expired on 2020-01-01" in capsys.readouterr().err  # ... and says so
 
 
-@pytest.mark.parametrize("content, problem", [
+@pytest.mark.parametrize(("content", "problem"), [
     ("not json", "not JSON"),
     ("[]", "expected a JSON object"),
     ('{"version": 2, "findings": []}', "unsupported version"),

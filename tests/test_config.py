@@ -161,7 +161,7 @@ def test_all_sections(tmp_path):
     assert settings.overrides[0].expires == dt.date(2999, 1, 1)
 
 
-@pytest.mark.parametrize("text, expected", [
+@pytest.mark.parametrize(("text", "expected"), [
     ("[tool.reglint.lint]\nigonre = ['RL001']\n",
      "unknown key 'tool.reglint.lint.igonre' in pyproject.toml; did you mean 'tool.reglint.lint.ignore'?"),
     ("[tool.reglint]\nfail_on = 'error'\n", "unknown key 'tool.reglint.fail_on'"),
@@ -176,7 +176,7 @@ def test_unknown_keys_are_errors_naming_the_key(tmp_path, monkeypatch, text, exp
     assert config_error(tmp_path, text).startswith(expected)
 
 
-@pytest.mark.parametrize("text, expected", [
+@pytest.mark.parametrize(("text", "expected"), [
     ("[tool.reglint.lint]\nselect = 'RL001'\nignore = [1]\n", "'tool.reglint.lint.ignore' in pyproject.toml: "
                                                               "expected a list of strings"),
     ("[tool.reglint.lint]\nignore = ['XX9']\n", "invalid rule code or prefix 'XX9'"),

@@ -288,7 +288,7 @@ def test_numbers_match_the_json(reports):
     bars = parsed.find("rect", class_="bar-penalty")
     assert len(bars) == 3
     groups = [g["data-layer"] for g in parsed.find("g", class_="bar-row")]
-    for layer, bar in zip(groups, bars):
+    for layer, bar in zip(groups, bars, strict=True):
         assert float(bar["data-share"]) == pytest.approx(shares[layer], rel=1e-12)
     params = parsed.find("rect", class_="bar-params")
     assert sum(int(b["data-value"]) for b in params) == data["model"]["params"]["total"]
@@ -334,7 +334,7 @@ def test_fix_objects_are_printed(reports):
     changes = parsed.find("li", class_="change")
     assert [(c["data-layer"], c["data-target"], c["data-parameter"]) for c in changes] == \
         [(c["layer"], c["target"], c["parameter"]) for c in finding["fix"]["changes"]]
-    for li, change in zip(changes, finding["fix"]["changes"]):
+    for li, change in zip(changes, finding["fix"]["changes"], strict=True):
         assert float(li["data-current"]) == change["current"]
         assert float(li["data-suggested"]) == change["suggested"]
     assert f"aim: {finding['fix']['aim']}" in parsed.visible
@@ -549,11 +549,11 @@ def check_markers_follow(analysis: dict, text: str) -> int:
     panels = panel_markers(text)
     assert [p["panel"]["data-code"] for p in panels] == [c["code"] for c in curves]
     checked = 0
-    for curve, p in zip(curves, panels):
+    for curve, p in zip(curves, panels, strict=True):
         a = {k: float(v) for k, v in p["panel"].items() if k in ("data-x0", "data-x1", "data-mmin", "data-mmax",
                                                                   "data-y0", "data-y1", "data-ymin", "data-ymax")}
-        x_of = lambda m: log_position(m, a["data-mmin"], a["data-mmax"], a["data-x0"], a["data-x1"])  # noqa: E731
-        y_of = lambda v: log_position(v, a["data-ymin"], a["data-ymax"], a["data-y0"], a["data-y1"])  # noqa: E731
+        x_of = lambda m, a=a: log_position(m, a["data-mmin"], a["data-mmax"], a["data-x0"], a["data-x1"])  # noqa: E731
+        y_of = lambda v, a=a: log_position(v, a["data-ymin"], a["data-ymax"], a["data-y0"], a["data-y1"])  # noqa: E731
         if curve["fix"]:
             assert p["fix"] is not None, curve["code"]
             assert float(p["fix"]["data-m"]) == curve["fix"]

@@ -35,7 +35,7 @@ def test_per_layer_counts_and_regularizers(entry):
     by_path = {layer.path: layer for layer in model.layers}
     for expected in entry["layers"]:
         layer = by_path.get(expected["path"]) or next(
-            (l for l in model.layers if l.name == expected["name"]), None)
+            (candidate for candidate in model.layers if candidate.name == expected["name"]), None)
         if layer is None:
             # Weightless layers may be left out of the description.
             assert expected["trainable_params"] + expected["non_trainable_params"] == 0, expected["path"]
@@ -90,7 +90,7 @@ def test_weights_only_file_counts_its_tensors_and_says_so(entry):
 
 def test_seed_layer_counts_1220_and_reads_l2():
     model = read_model(KERAS_FIXTURES / "conv2d_seed_l2.keras")
-    conv = next(l for l in model.layers if l.class_name == "Conv2D")
+    conv = next(layer for layer in model.layers if layer.class_name == "Conv2D")
     assert conv.params == 20 * (2 * 3 * 10 + 1) == 1220
     kernel = next(v for v in conv.variables if v.role is Role.KERNEL)
     assert kernel.shape == (2, 3, 10, 20)
@@ -123,7 +123,7 @@ def test_weight_statistics_are_streamed_in_chunks():
     path = KERAS_FIXTURES / "scenario_penalty_dominates.keras"
     whole = read_model(path)
     tiny = read_model(path, ReadOptions(chunk_bytes=1024))
-    for (_, a), (_, b) in zip(whole.variables(), tiny.variables()):
+    for (_, a), (_, b) in zip(whole.variables(), tiny.variables(), strict=True):
         assert a.stats.count == b.stats.count == a.size
         assert math.isclose(a.stats.sum_sq, b.stats.sum_sq, rel_tol=1e-9)
 

@@ -225,7 +225,7 @@ LOSSES = [e for e in READABLE if "losses" in e]
 def test_training_losses(entry):
     model = read(entry["file"])
     assert [loss.name for loss in model.losses] == [want["name"] for want in entry["losses"]]
-    for loss, want in zip(model.losses, entry["losses"]):
+    for loss, want in zip(model.losses, entry["losses"], strict=True):
         if "from_logits" in want:
             assert loss.from_logits is want["from_logits"]
         assert loss.output is not None

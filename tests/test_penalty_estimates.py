@@ -26,7 +26,7 @@ def _saved_penalty(model, include_frozen: bool) -> float:
 @pytest.mark.parametrize("entry", WITH_PENALTY, ids=[e["file"] for e in WITH_PENALTY])
 def test_penalty_at_saved_weights_equals_keras(entry):
     model = read_model(KERAS_FIXTURES / entry["file"])
-    if any(l.custom for l in model.layers) or any(
+    if any(layer.custom for layer in model.layers) or any(
             v.regularizer is not None and v.regularizer.kind == "custom" for _, v in model.variables()):
         pytest.skip("custom classes are not interpreted without a mapping")
     # Keras 3 drops frozen layers' penalties; tf.keras 2 keeps them as a constant.

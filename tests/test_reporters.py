@@ -199,7 +199,7 @@ def test_github_summary_cells_cannot_break_the_table(tmp_path, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     render(render_github, synthetic(layer="a|b`<script>"))
-    row = [line for line in summary.read_text().splitlines() if line.startswith("| `models")][0]
+    row = next(line for line in summary.read_text().splitlines() if line.startswith("| `models"))
     assert row.count(" | ") == 4  # the pipes in the name are escaped
     assert "`a\\|b'<script>`" in row  # a code span shows HTML literally
     assert row.endswith("too much at a\\|b`&lt;script&gt; |")  # plain text is escaped
@@ -267,7 +267,7 @@ def test_json_lines_one_object_per_finding(report):
 
 def test_json_keeps_unreadable_files_as_errors(report):
     doc = json.loads(render(renderer("json"), report))
-    broken = [f for f in doc["files"] if f["path"].endswith("broken.keras")][0]
+    broken = next(f for f in doc["files"] if f["path"].endswith("broken.keras"))
     assert broken["error"] and not broken["findings"]
 
 

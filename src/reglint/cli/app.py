@@ -11,7 +11,6 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -71,13 +70,14 @@ def with_context_options(panel: str):
             return func(*args, context=given, **kwargs)
 
         own = [p for p in inspect.signature(func).parameters.values() if p.name != "context"]
-        extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[o.kind],
+        extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.kind | None,
                                    default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
                                                         help=o.help, rich_help_panel=panel))
                  for o in options]
         hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}
-        wrapper.__signature__ = inspect.Signature(own + extra)
-        wrapper.__annotations__ = {**hints, **{o.name: Optional[o.kind] for o in options}}
+        # inspect.signature() (and so Typer) reads __signature__; typeshed's _Wrapped does not declare it.
+        wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**hints, **{o.name: o.kind | None for o in options}}
         return wrapper
 
     return decorate
@@ -97,20 +97,20 @@ FILES = "File selection"
 def check(
     paths: list[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
     output_format: str | None = typer.Option(None, "--format", "--output-format", "-f",
-                                                envvar="REGLINT_OUTPUT_FORMAT",
-                                                help="full (default), concise, json, json-lines, sarif, github, gitlab, "
-                                                     "junit, pylint, html. FORMAT:FILE writes to a file; several "
-                                                     "separated by commas.",
-                                                rich_help_panel=OUTPUT),
-    sarif_flavor: str | None = typer.Option(None, "--sarif-flavor", envvar="REGLINT_SARIF_FLAVOR",
-                                               help="github (region startLine 1, the default) or strict.",
-                                               rich_help_panel=OUTPUT),
-    output_file: Path | None = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
-                                               help="Write the report here instead of stdout.",
-                                               rich_help_panel=OUTPUT),
-    fail_on: FailOn | None = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
-                                             help="Exit 1 on findings at or above this severity (default: error).",
+                                             envvar="REGLINT_OUTPUT_FORMAT",
+                                             help="full (default), concise, json, json-lines, sarif, github, gitlab, "
+                                                  "junit, pylint, html. FORMAT:FILE writes to a file; several "
+                                                  "separated by commas.",
                                              rich_help_panel=OUTPUT),
+    sarif_flavor: str | None = typer.Option(None, "--sarif-flavor", envvar="REGLINT_SARIF_FLAVOR",
+                                            help="github (region startLine 1, the default) or strict.",
+                                            rich_help_panel=OUTPUT),
+    output_file: Path | None = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
+                                            help="Write the report here instead of stdout.",
+                                            rich_help_panel=OUTPUT),
+    fail_on: FailOn | None = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
+                                          help="Exit 1 on findings at or above this severity (default: error).",
+                                          rich_help_panel=OUTPUT),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even with findings (2 still means error).",
                                    rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
@@ -121,25 +121,26 @@ def check(
     color: Color = typer.Option(Color.auto, "--color",
                                 help="Colour the terminal report; always wins over NO_COLOR, never drops every style.",
                                 rich_help_panel=OUTPUT),
-    select: list[str] | None = typer.Option(None, "--select", help="Rule codes or prefixes to run (replaces the config).",
-                                               rich_help_panel=RULE_SELECTION),
+    select: list[str] | None = typer.Option(None, "--select",
+                                            help="Rule codes or prefixes to run (replaces the config).",
+                                            rich_help_panel=RULE_SELECTION),
     extend_select: list[str] | None = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
     ignore: list[str] | None = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
-                                               rich_help_panel=RULE_SELECTION),
+                                            rich_help_panel=RULE_SELECTION),
     config: str | None = typer.Option(None, "--config",
-                                         help="Use this pyproject.toml or reglint.toml, or override one key: "
-                                              "--config \"lint.ignore=['RL011']\".",
-                                         rich_help_panel=RULE_SELECTION),
+                                      help="Use this pyproject.toml or reglint.toml, or override one key: "
+                                           "--config \"lint.ignore=['RL011']\".",
+                                      rich_help_panel=RULE_SELECTION),
     isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file.",
                                   rich_help_panel=RULE_SELECTION),
     baseline: Path | None = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
-                                            rich_help_panel=RULE_SELECTION),
+                                         rich_help_panel=RULE_SELECTION),
     create_baseline: bool = typer.Option(False, "--create-baseline",
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
     l2: list[str] | None = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
-                                           help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
-                                           rich_help_panel=CONTEXT),
+                                        help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
+                                        rich_help_panel=CONTEXT),
     force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
                                        rich_help_panel=FILES),
     no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),

@@ -197,8 +197,9 @@ def _observed(values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if isinstance(value, float):
-            value = float(f"{value:.4g}") if math.isfinite(value) else str(value)
-        out[key] = value
+            out[key] = float(f"{value:.4g}") if math.isfinite(value) else str(value)
+        else:
+            out[key] = value
     return out
 
 

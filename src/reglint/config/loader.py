@@ -432,9 +432,9 @@ def _regularizers(where: _Where, value: Any, dotted: str) -> list[dict[str, Any]
     if not isinstance(value, list):
         raise where.error(dotted, "expected an array of tables")
     out = []
-    for i, item in enumerate(value):
+    for i, raw in enumerate(value):
         item_key = f"{dotted}[{i}]"
-        item = _table(where, item, item_key)
+        item = _table(where, raw, item_key)
         where.check_keys(item, REGULARIZER_KEYS, item_key)
         spec: dict[str, Any] = {"layers": _string(where, item.get("layers", "*"), f"{item_key}.layers"),
                                 "target": _string(where, item.get("target", "kernel"), f"{item_key}.target")}
@@ -450,9 +450,9 @@ def _regularizers(where: _Where, value: Any, dotted: str) -> list[dict[str, Any]
 def _custom_regularizers(where: _Where, value: Any, dotted: str) -> dict[str, dict[str, Any]]:
     """``{"acme>MyL2" = {kind="l2", factor="strength"}}``: how to read a class's config."""
     out = {}
-    for name, spec in _table(where, value, dotted).items():
+    for name, raw in _table(where, value, dotted).items():
         key = f'{dotted}."{name}"'
-        spec = _table(where, spec, key)
+        spec = _table(where, raw, key)
         where.check_keys(spec, CUSTOM_KEYS, key)
         kind = _string(where, spec.get("kind", "l2"), f"{key}.kind").lower()
         if kind not in CUSTOM_KINDS:
@@ -531,9 +531,9 @@ def _overrides(where: _Where, value: Any, require_reason: bool, dotted: str = "l
     if not isinstance(value, list):
         raise where.error(dotted, f"expected an array of tables ([[{where.prefix}{dotted}]])")
     out = []
-    for i, item in enumerate(value):
+    for i, raw in enumerate(value):
         key = f"{dotted}[{i}]"
-        item = _table(where, item, key)
+        item = _table(where, raw, key)
         where.check_keys(item, OVERRIDE_KEYS, key)
         if "ignore" not in item:
             raise where.error(key, "needs an 'ignore' list of rule codes")

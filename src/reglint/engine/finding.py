@@ -90,7 +90,8 @@ class Fix:
             named = [x for x in layers if x]
             where = ""
             if named:
-                where = " in " + ", ".join(named[:limit]) + (f" and {len(named) - limit} more" if len(named) > limit else "")
+                more = f" and {len(named) - limit} more" if len(named) > limit else ""
+                where = " in " + ", ".join(named[:limit]) + more
             parts.append(f"{target + ' ' if target else ''}{parameter} {to}{where}")
         return "; ".join(parts)
 

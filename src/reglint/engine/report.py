@@ -135,9 +135,9 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
         "layers": layers,
         "optimizer": optimizer_to_dict(model),
         "loss": [
-            {"name": l.name, "from_logits": l.from_logits, "weight": number(l.weight), "output": l.output,
-             "reduction": l.reduction, "source": l.source.value}
-            for l in model.losses
+            {"name": loss.name, "from_logits": loss.from_logits, "weight": number(loss.weight), "output": loss.output,
+             "reduction": loss.reduction, "source": loss.source.value}
+            for loss in model.losses
         ] or None,
         "outputs": [{"layer": o.layer, "units": o.units, "activation": o.activation} for o in model.outputs],
         "notes": list(model.notes),

@@ -17,8 +17,8 @@ from reglint.engine.settings import Settings
 def _matches(code: str, selectors: list[str]) -> int:
     """Length of the longest selector matching ``code`` (0: none); ALL is 1."""
     best = 0
-    for sel in selectors:
-        sel = sel.strip().upper()
+    for raw in selectors:
+        sel = raw.strip().upper()
         if sel == "ALL":
             best = max(best, 1)
         elif code.startswith(sel):

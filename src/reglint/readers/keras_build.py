@@ -221,7 +221,8 @@ def _units(cfg: dict[str, Any]) -> int | None:
 # owners of named tensors (legacy HDF5)
 
 
-def owner_for_components(class_name: str, cfg: dict[str, Any], components: list[str]) -> tuple[str, dict[str, Any], str]:
+def owner_for_components(class_name: str, cfg: dict[str, Any],
+                         components: list[str]) -> tuple[str, dict[str, Any], str]:
     """For a stored name such as ``bidirectional/backward_lstm/lstm_cell/kernel``,
     the (class, config) whose regularizer keys apply, and a name prefix."""
     children = child_layers(class_name, cfg)
@@ -247,7 +248,8 @@ def owner_for_components(class_name: str, cfg: dict[str, Any], components: list[
     return class_name, cfg, ""
 
 
-def owner_for_attr_path(class_name: str, cfg: dict[str, Any], attrs: list[str]) -> tuple[str | None, dict[str, Any], str]:
+def owner_for_attr_path(class_name: str, cfg: dict[str, Any],
+                        attrs: list[str]) -> tuple[str | None, dict[str, Any], str]:
     """For a ``.keras`` sub-path such as ``forward_layer/cell``, the owning
     (class, config) and a name prefix; (None, {}, path) when unknown."""
     prefix_parts: list[str] = []
@@ -302,7 +304,7 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
     for name in tree.output_layers:
         layer = by_name.get(name)
         if layer is None and name in containers:
-            inner = [l for l in model.layers if l.path.startswith(containers[name].path + "/")]
+            inner = [inside for inside in model.layers if inside.path.startswith(containers[name].path + "/")]
             layer = inner[-1] if inner else None
         if layer is None:
             continue

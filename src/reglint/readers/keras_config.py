@@ -198,6 +198,7 @@ def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[s
             outs = [outs]
         if isinstance(outs, dict):
             outs = list(outs.values())
-        names = [o[0] for o in outs if isinstance(o, list) and o and isinstance(o[0], str)] if isinstance(outs, list) else []
-        return names
+        if not isinstance(outs, list):
+            return []
+        return [o[0] for o in outs if isinstance(o, list) and o and isinstance(o[0], str)]
     return [leaves[-1].name] if leaves else []

@@ -49,7 +49,8 @@ DENSE_LIKE = {
 }
 DEPTHWISE = {"DepthwiseConv1D", "DepthwiseConv2D"}
 SEPARABLE = {"SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D"}
-RNN_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell", "ConvLSTMCell", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"}
+RNN_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell",
+             "ConvLSTMCell", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"}
 RNN_LAYERS = {"SimpleRNN": "SimpleRNNCell", "LSTM": "LSTMCell", "GRU": "GRUCell",
               "ConvLSTM1D": "ConvLSTMCell", "ConvLSTM2D": "ConvLSTMCell", "ConvLSTM3D": "ConvLSTMCell",
               "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}

@@ -136,7 +136,8 @@ def parse_regularizer(obj: Any) -> Regularizer | None:
         return Regularizer(kind="custom", class_name=obj, config={"identifier": obj})
     name = class_name_of(obj)
     if name is None:
-        return Regularizer(kind="custom", class_name="?", config=_jsonable(obj), invalid=["unreadable regularizer config"])
+        return Regularizer(kind="custom", class_name="?", config=_jsonable(obj),
+                           invalid=["unreadable regularizer config"])
     cfg = inner_config(obj)
     bare = bare_class_name(name)
     module = obj.get("module") if isinstance(obj, dict) else None
@@ -322,7 +323,7 @@ def parse_learning_rate(obj: Any) -> LearningRate:
     if initial is None and isinstance(cfg.get("values"), list) and cfg["values"]:
         initial = as_float(cfg["values"][0])  # PiecewiseConstantDecay
     values = [as_float(v) for v in cfg.get("values", [])] if isinstance(cfg.get("values"), list) else []
-    candidates = [v for v in [initial, as_float(cfg.get("warmup_target"))] + values if v is not None]
+    candidates = [v for v in [initial, as_float(cfg.get("warmup_target")), *values] if v is not None]
     peak = max(candidates) if candidates else None
     return LearningRate(initial=initial, peak=peak, schedule=bare, config=_jsonable(cfg))
 

@@ -81,7 +81,7 @@ def read_keras_zip(path: Path, options: ReadOptions) -> Model:
             _build_without_weights(model, tree, config, names)
             model.metadata["tree"] = tree
         tree = model.metadata.pop("tree")
-        note_activity_placement(model, tree, keras3=not model.framework == "tf.keras")
+        note_activity_placement(model, tree, keras3=model.framework != "tf.keras")
         model.name = tree.name
         attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
         if model.optimizer is not None and "optimizer_iterations" in model.metadata:
@@ -107,7 +107,8 @@ def _check_member(info: zipfile.ZipInfo, limit: int, options: ReadOptions) -> No
     if info.file_size > limit:
         raise UnsafeInputError(f"{info.filename} claims {info.file_size} bytes, over the limit")
     if info.compress_size and info.file_size / max(1, info.compress_size) > options.max_compression_ratio:
-        raise UnsafeInputError(f"{info.filename} has a compression ratio over {options.max_compression_ratio}: zip bomb")
+        raise UnsafeInputError(
+            f"{info.filename} has a compression ratio over {options.max_compression_ratio}: zip bomb")
 
 
 def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: ReadOptions) -> None:
@@ -120,7 +121,8 @@ def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: 
         try:
             h5 = h5py.File(_buffered(handle), "r")
         except Exception as exc:
-            raise ModelReadError(f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
+            raise ModelReadError(
+                f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
         with h5, _direct_reads(h5, handle):
             index = H5Index(h5)
             # tf.keras 2.13 keyed sub-layers by name under
@@ -240,7 +242,7 @@ def _collect(index: H5Index, path: str, node: LayerNode, attrs: list[str], found
     for name in sorted(children, key=lambda n: f"~{n}" if n.startswith("_") else n):
         if name == "vars" or name in skip or name.startswith("seed_generator") or children[name] != GROUP:
             continue
-        _collect(index, f"{path}/{name}" if path else name, node, attrs + [name], found, depth + 1)
+        _collect(index, f"{path}/{name}" if path else name, node, [*attrs, name], found, depth + 1)
 
 
 def _read_iterations(h5, model: Model) -> None:
@@ -259,7 +261,7 @@ class _Window(io.RawIOBase):
     """A read-only, seekable view of ``[offset, offset+size)`` of a file."""
 
     def __init__(self, path: str, offset: int, size: int):
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115 -- the window owns the handle; close() closes it
         self._offset, self._size, self._pos = offset, size, 0
 
     def readable(self) -> bool:

@@ -18,7 +18,8 @@ from reglint.errors import ModelReadError, UnsafeInputError
 
 def load_json(data: bytes | str, *, what: str, max_bytes: int, max_depth: int) -> Any:
     if len(data) > max_bytes:
-        raise UnsafeInputError(f"{what} is {len(data) // (1024 * 1024)} MiB, over the {max_bytes // (1024 * 1024)} MiB limit")
+        mib = 1024 * 1024
+        raise UnsafeInputError(f"{what} is {len(data) // mib} MiB, over the {max_bytes // mib} MiB limit")
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")

@@ -64,7 +64,8 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     root_meta = _untuple(nodes.get("root"))
     if not isinstance(root_meta, dict) or "config" not in root_meta:
         raise ModelReadError("keras_metadata.pb has no root model config")
-    model.framework_version = root_meta.get("keras_version") if isinstance(root_meta.get("keras_version"), str) else None
+    keras_version = root_meta.get("keras_version")
+    model.framework_version = keras_version if isinstance(keras_version, str) else None
     tree = walk_model_config(root_meta, max_layers=options.max_layers)
     model.name = tree.name
     assignments = _assign(entries, nodes, tree.leaves, root, options)

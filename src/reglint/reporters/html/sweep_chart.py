@@ -144,7 +144,7 @@ def figure_sweep(index: int, analysis: dict) -> str:
     body, y = [], 36.0
     legend = c.Legend(X1 + 14, y + 30)
     styles = {}
-    for gi, group in enumerate(groups):
+    for group in groups:
         xs = c.LogScale(*_x_range(group), X0, X1)
         ms = xs.samples(POINTS)
         for i, curve in enumerate(group.curves):

@@ -32,7 +32,7 @@ def series(run: Any, key: str) -> list[tuple[float, float]]:
     if not isinstance(run, dict) or not isinstance(run.get(key), list) or not isinstance(run.get("step"), list):
         return []
     out = []
-    for step, value in zip(run["step"], run[key]):
+    for step, value in zip(run["step"], run[key], strict=False):  # a ragged run draws its common prefix
         s, v = number(step), number(value)
         if s is not None and v is not None and math.isfinite(s) and math.isfinite(v):
             out.append((s, v))
@@ -78,7 +78,7 @@ def _figure(index: int, runs: dict) -> str:
         top += PANEL_H + 62
     height = top - 10
     legend = c.Legend(X1 + 14, 44)
-    for name, text, colour, dash in RUNS:
+    for _name, text, colour, dash in RUNS:
         legend.line(colour, dash, [text])
     return (f"<figure class=\"chart-wrap\"><svg class=\"chart twin\" viewBox=\"0 0 {WIDTH} {height:.0f}\" "
             f"width=\"{WIDTH}\" role=\"img\" aria-labelledby=\"{prefix}-title\" data-metric=\"{metric}\" "
