@@ -85,3 +85,12 @@ def test_lambda_bytecode_and_modules_are_data(hostile):
               "print(' '.join(sorted(m for m in sys.modules if m.startswith(('tensorflow', 'keras')))))")
     assert "tensorflow" not in subprocess.run(
         [sys.executable, "-c", script, str(folder / "lambda_layer.keras")], capture_output=True, text=True).stdout
+
+
+def test_json_past_the_integer_digit_limit_is_a_read_error():
+    # json.loads raises a plain ValueError here, not a JSONDecodeError (no .msg, no .lineno).
+    from reglint.errors import ModelReadError
+    from reglint.readers.safe_io import load_json
+
+    with pytest.raises(ModelReadError, match=r"^config\.json is not readable JSON \(Exceeds the limit"):
+        load_json(b'{"units": ' + b"1" * 5000 + b"}", what="config.json", max_bytes=1 << 20, max_depth=100)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reglint.engine.finding import Severity
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.settings import Settings
 from reglint.errors import ConfigError, ReglintError
+
+if TYPE_CHECKING:  # rich is imported when a report is written
+    from reglint.reporters.console import Color
 
 
 @dataclass
@@ -20,11 +24,11 @@ class CheckOptions:
     sarif_flavor: str | None = None
     cache_dir: Path | None = None
     output_file: Path | None = None
-    fail_on: object = None
+    fail_on: str | None = None  # a severity name, or the CLI's FailOn (a str Enum)
     exit_zero: bool = False
     quiet: bool = False
     statistics: bool = False
-    color: object = None
+    color: Color | None = None
     select: list[str] | None = None
     extend_select: list[str] | None = None
     ignore: list[str] | None = None
@@ -132,7 +136,7 @@ class CommandLine:
         settings.extend_select = settings.extend_select + self.extend_select
         settings.ignore = settings.ignore + self.ignore
         if opts.fail_on is not None:
-            value = getattr(opts.fail_on, "value", opts.fail_on)
+            value = opts.fail_on.value if isinstance(opts.fail_on, Enum) else opts.fail_on
             settings.fail_on = None if value == "none" else Severity.parse(value)
         if opts.force_exclude:
             settings.force_exclude = True

@@ -44,7 +44,7 @@ def write_baseline(path: str | Path, report: RunReport, settings: Settings) -> N
     preserving the hand-curated section of an existing file."""
     path = Path(path)
     manual = load_baseline(path)[MANUAL] if path.exists() else []
-    entries = []
+    entries: list[dict[str, Any]] = []
     for file_report in report.files:
         rel = display_path(file_report.path, settings)
         entries.extend(_entry(finding, rel) for finding in file_report.findings)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
@@ -39,6 +40,9 @@ from reglint.readers.sniff import (
     looks_like_keras_json,
     looks_like_torch_bin,
 )
+
+if TYPE_CHECKING:  # imported when a .gitignore is read (see GitIgnore)
+    from pathspec import GitIgnoreSpec
 
 # ruff's defaults, plus our own cache: replaced by ``exclude``.
 DEFAULT_EXCLUDE = (
@@ -145,7 +149,7 @@ class GitIgnore:
     down. The deepest file with a matching pattern decides, as in Git."""
 
     def __init__(self, start: Path):
-        self.specs: list[tuple[Path, object]] = []
+        self.specs: list[tuple[Path, GitIgnoreSpec]] = []
         for folder in reversed(_ancestors_in_repo(start)):
             self.add(folder)
             info_exclude = folder / ".git" / "info" / "exclude"
@@ -253,7 +257,7 @@ def _inside(entry: os.DirEntry, top: Path) -> bool:
     return target == top or top.resolve() in target.parents
 
 
-def _gitignore_spec(lines: list[str]):
+def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:
     import pathspec
 
     return pathspec.GitIgnoreSpec.from_lines(lines)

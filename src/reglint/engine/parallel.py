@@ -42,8 +42,9 @@ def lint_many(files: list[str], settings: Settings, *, jobs: int = 1, use_cache:
         advance(len(files) - len(todo))
         for i, report, cacheable in _lint(todo, settings, jobs):
             reports[i] = report
-            if cache and keys[i] and cacheable:
-                cache.put(keys[i], report)
+            key = keys[i]
+            if cache and key and cacheable:
+                cache.put(key, report)
             advance(1)
     return [r for r in reports if r is not None]
 
@@ -98,6 +99,7 @@ def _init_worker(settings: Settings) -> None:
 
 
 def _lint_in_worker(path: str) -> FileReport:
+    assert _WORKER_SETTINGS is not None  # _init_worker set it when the pool started this process
     return lint_file(path, _WORKER_SETTINGS)
 
 

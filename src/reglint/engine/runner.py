@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reglint.engine.analysis import Analysis
+from reglint.engine.finding import Finding
 from reglint.engine.report import FileReport
 from reglint.engine.selection import filter_findings, selected_rules
 from reglint.engine.settings import Settings
@@ -25,7 +26,7 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
         return report
     report.analysis = Analysis(model, settings.context)
     report.model = model = report.analysis.model  # with the user's context applied
-    findings = []
+    findings: list[Finding] = []
     for cls in selected_rules(settings):
         rule = cls(settings.thresholds)
         findings.extend(rule.check(model, report.analysis))

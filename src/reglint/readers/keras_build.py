@@ -311,7 +311,8 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
         units, activation = layer.units, layer.activation
         if layer.class_name in ("Softmax",):
             activation = "softmax"
-        probe, hops = layer, 0
+        probe: Layer | None = layer
+        hops = 0
         while units is None and probe is not None and probe.inbound and hops < 8:
             probe = by_name.get(probe.inbound[0])
             hops += 1

@@ -84,8 +84,7 @@ def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip:
         leaves.append(LayerNode(name=str(name), class_name=class_name, config=cfg if isinstance(cfg, dict) else {},
                                 path=str(name), trainable=_trainable(cfg), weights_path="",
                                 registered_name=root.get("registered_name"), module=root.get("module"),
-                                build_config=root.get("build_config") if isinstance(root.get("build_config"), dict)
-                                else {}))
+                                build_config=_table_or_empty(root.get("build_config"))))
     else:
         _walk(class_name, cfg, prefix="", weights_prefix="", trainable=_trainable(cfg), leaves=leaves,
               containers=containers, max_layers=max_layers, by_name=keras2_keras_zip)
@@ -121,7 +120,7 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             registered_name=entry.get("registered_name"), module=entry.get("module"),
             inbound=_inbound_names(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
             container=prefix.rstrip("/"),
-            build_config=entry.get("build_config") if isinstance(entry.get("build_config"), dict) else {},
+            build_config=_table_or_empty(entry.get("build_config")),
             inbound_nodes=entry.get("inbound_nodes"),
         )
         if (not node.inbound and previous is not None and class_name == "Sequential") or (
@@ -158,6 +157,11 @@ def _layer_name(entry: dict, cfg: Any, class_name: str) -> str:
 
 def _trainable(cfg: Any) -> bool:
     return not (isinstance(cfg, dict) and cfg.get("trainable") is False)
+
+
+def _table_or_empty(value: Any) -> dict[str, Any]:
+    """A config's JSON object, or {} where the file holds anything else there."""
+    return value if isinstance(value, dict) else {}
 
 
 def _inbound_names(entry: dict) -> list[str]:

@@ -138,10 +138,10 @@ def _assign_tensors(weights, leaves: list[LayerNode]) -> dict[str, list[FoundTen
             ds = h5_get(group, name)
             if not isinstance(ds, h5py.Dataset):
                 continue
-            node = _leaf_for(name, nodes, top)
-            if node is None:
+            leaf = _leaf_for(name, nodes, top)
+            if leaf is None:
                 continue
-            out.setdefault(node.path, []).append(_found(ds, name, node))
+            out.setdefault(leaf.path, []).append(_found(ds, name, leaf))
     return out
 
 

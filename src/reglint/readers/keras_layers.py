@@ -88,7 +88,7 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
             use_bias = bool(cfg.get("bias_axes"))
         return _KB if use_bias else _KB[:1]
     if class_name in DEPTHWISE:
-        slots = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL), Slot("bias", B))
+        slots: tuple[Slot, ...] = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL), Slot("bias", B))
         return slots if use_bias else slots[:1]
     if class_name in SEPARABLE:
         slots = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL),
@@ -97,24 +97,24 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
     if class_name in RNN_CELLS:
         return _RNN_CELL if use_bias else _RNN_CELL[:2]
     if class_name in ("BatchNormalization", "SyncBatchNormalization"):
-        slots = []
+        norm: list[Slot] = []
         if cfg.get("scale", True) is not False:
-            slots.append(Slot("gamma", Role.GAMMA))
+            norm.append(Slot("gamma", Role.GAMMA))
         if cfg.get("center", True) is not False:
-            slots.append(Slot("beta", Role.BETA))
-        slots += [Slot("moving_mean", Role.MOVING_MEAN, False), Slot("moving_variance", Role.MOVING_VARIANCE, False)]
+            norm.append(Slot("beta", Role.BETA))
+        norm += [Slot("moving_mean", Role.MOVING_MEAN, False), Slot("moving_variance", Role.MOVING_VARIANCE, False)]
         if cfg.get("renorm"):
-            slots += [Slot("moving_stddev", Role.OTHER, False), Slot("renorm_mean", Role.OTHER, False),
-                      Slot("renorm_stddev", Role.OTHER, False)]
-        return tuple(slots)
+            norm += [Slot("moving_stddev", Role.OTHER, False), Slot("renorm_mean", Role.OTHER, False),
+                     Slot("renorm_stddev", Role.OTHER, False)]
+        return tuple(norm)
     if class_name in ("LayerNormalization", "GroupNormalization", "InstanceNormalization"):
         rms = bool(cfg.get("rms_scaling"))  # Keras 3 LayerNormalization: gamma only
-        slots = []
+        norm = []
         if cfg.get("scale", True) is not False or rms:
-            slots.append(Slot("gamma", Role.GAMMA))
+            norm.append(Slot("gamma", Role.GAMMA))
         if cfg.get("center", True) is not False and not rms:
-            slots.append(Slot("beta", Role.BETA))
-        return tuple(slots)
+            norm.append(Slot("beta", Role.BETA))
+        return tuple(norm)
     if class_name == "Normalization":
         # Adapted statistics, never trained; none when the config fixes them.
         if cfg.get("mean") is not None:
@@ -162,7 +162,7 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
                                                  "kernel_initializer", "bias_initializer")}
         use_bias = cfg.get("use_bias", True)
         proj = {**shared, "bias_axes": "x" if use_bias else None}
-        names = ("query_dense", "key_dense", "value_dense", "output_dense")
+        names: tuple[str, ...] = ("query_dense", "key_dense", "value_dense", "output_dense")
         if cfg.get("use_gate"):
             names += ("gate_dense",)
         return dict.fromkeys(names, ("EinsumDense", proj))

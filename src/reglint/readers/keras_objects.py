@@ -257,8 +257,8 @@ def parse_optimizer(obj: Any) -> Optimizer | None:
     if obj is None:
         return None
     if isinstance(obj, str):
-        name = _OPTIMIZER_NAMES.get(obj.lower(), obj)
-        return Optimizer(class_name=name, config={"identifier": obj}, learning_rate=_default_lr(name))
+        known = _OPTIMIZER_NAMES.get(obj.lower(), obj)
+        return Optimizer(class_name=known, config={"identifier": obj}, learning_rate=_default_lr(known))
     name = class_name_of(obj)
     if name is None:
         return None
@@ -407,7 +407,7 @@ def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> l
             if loss:
                 out.append(loss)
         return out
-    names = output_names or [None]
+    names: list[str | None] = [*output_names] if output_names else [None]
     losses = []
     for index, name in enumerate(names):
         loss = parse_loss(loss_obj, weight=weight_for(index, name), output=name)

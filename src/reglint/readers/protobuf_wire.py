@@ -26,6 +26,7 @@ def fields(buf: bytes):
     while i < len(buf):
         key, i = varint(buf, i)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, i = varint(buf, i)
         elif wire == 2:

@@ -43,8 +43,11 @@ from reglint.readers.sniff import check_link_stays_inside
 from reglint.readers.tensor_stats import array_stats
 
 # tensorflow/core/framework/types.proto
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-           10: np.bool_, 14: "bfloat16", 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
+# TensorFlow's DataType enum; bfloat16 (numpy has none) is read as its uint16 bits.
+_DTYPES: dict[int, type[np.generic]] = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16,
+                                        6: np.int8, 9: np.int64, 10: np.bool_, 17: np.uint16, 19: np.float16,
+                                        22: np.uint32, 23: np.uint64}
+_BFLOAT16 = 14
 _MAX_INDEX_BYTES = 256 * 1024 * 1024
 
 
@@ -244,9 +247,9 @@ class _Tensor:
         self.entry = entry
         self.name = key
         self.attrs: dict[str, str] = {}
-        dtype = _DTYPES.get(entry.dtype)
-        self.dtype = np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype or np.uint8)
-        self.attrs = {"dtype": "bfloat16"} if dtype == "bfloat16" else {}
+        bfloat16 = entry.dtype == _BFLOAT16
+        self.dtype = np.dtype(np.uint16) if bfloat16 else np.dtype(_DTYPES.get(entry.dtype, np.uint8))
+        self.attrs = {"dtype": "bfloat16"} if bfloat16 else {}
         self.root, self.options = root, options
 
     def compute_stats(self):
@@ -272,7 +275,7 @@ def shard_stats(tensor: _Tensor):
     count = int(np.prod(entry.shape)) if entry.shape else 1
     if entry.offset + count * tensor.dtype.itemsize > shard.stat().st_size:
         raise ModelReadError(f"{tensor.name}: data past the end of {shard.name}: truncated checkpoint")
-    values = np.memmap(shard, dtype=tensor.dtype, mode="r", offset=entry.offset, shape=(count,))
+    values: np.ndarray = np.memmap(shard, dtype=tensor.dtype, mode="r", offset=entry.offset, shape=(count,))
     if tensor.attrs.get("dtype") == "bfloat16":
         from reglint.readers.tensor_stats import bfloat16_to_float32
 

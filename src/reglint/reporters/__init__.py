@@ -94,7 +94,9 @@ def write_outputs(report: RunReport, outputs: list[tuple[str, str | None]], sett
     ``report.to_dict()``."""
     options = options or OutputOptions()
     if full is None:
-        from reglint.reporters.full import render_full as full
+        from reglint.reporters.full import render_full
+
+        full = render_full
     for fmt, target in outputs:
         if target is None and options.statistics:
             write_statistics(report, sys.stdout, as_json=fmt in ("json", "json-lines"))

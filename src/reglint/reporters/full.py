@@ -10,7 +10,7 @@ their indent."""
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -18,6 +18,8 @@ from rich.text import Text
 from reglint.engine.fmt import g, lam, pct
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, lambda_note, markup, plural, summary_line
+
+Column = tuple[str, JustifyMethod]  # a table column's header and how its cells are justified
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -34,6 +36,7 @@ def render_full(report: RunReport, console: Console, *, show_layers: bool = True
 
 def _model_summary(rep: FileReport, console: Console) -> None:
     model, analysis = rep.model, rep.analysis
+    assert model is not None  # the runner sets the model of every report without an error
     label = {"onnx": "ONNX ", "pytorch": ""}.get(model.framework, "Keras ")  # pytorch: "Lightning 2.6.6"
     version = f", {label}{clean(model.framework_version)}" if model.framework_version else ""
     about = (f"({model.format}{version})  {g(model.total_params)} params: {g(model.trainable_params)} trainable, "
@@ -46,8 +49,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         console.print(_indented(Text(about), 2))
     penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
     has_saved = any(p.penalty_saved is not None for p in analysis.penalties)
-    columns = [("layer", "left"), ("class", "left"), ("params", "right"), ("frozen", "right"),
-               ("regularizers", "left"), ("P@init", "right")]
+    columns: list[Column] = [("layer", "left"), ("class", "left"), ("params", "right"), ("frozen", "right"),
+                             ("regularizers", "left"), ("P@init", "right")]
     if has_saved:
         columns.append(("P@saved", "right"))
     columns.append(("share", "right"))
@@ -156,7 +159,7 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
                                          style="green")))
 
 
-def _table(columns: list[tuple[str, str]], rows: list[list], natural: list[int],
+def _table(columns: list[Column], rows: list[list], natural: list[int],
            fitted: list[int] | None) -> Table:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for (column, justify), width in zip(columns, fitted or natural, strict=True):
@@ -174,7 +177,7 @@ def _table(columns: list[tuple[str, str]], rows: list[list], natural: list[int],
     return table
 
 
-def _stacked(columns: list[tuple[str, str]], rows: list[list], console: Console) -> None:
+def _stacked(columns: list[Column], rows: list[list], console: Console) -> None:
     """The table for a very narrow terminal: the layer on its own line, then
     ``column value`` pairs that wrap at spaces under an indent."""
     for cells in rows:
@@ -197,7 +200,7 @@ LAYER_MIN_WIDTH = 12  # of the name itself; a "(frozen)" tag comes on top
 CLASS_MIN_WIDTH = 10  # "BatchNorm…"
 
 
-def _natural_widths(columns: list[tuple[str, str]], rows: list[list]) -> list[int]:
+def _natural_widths(columns: list[Column], rows: list[list]) -> list[int]:
     """Each column's width with nothing cut: its header or its longest line."""
     widths = [len(name) for name, _ in columns]
     for cells in rows:
@@ -206,7 +209,7 @@ def _natural_widths(columns: list[tuple[str, str]], rows: list[list]) -> list[in
     return widths
 
 
-def _minimum_widths(columns: list[tuple[str, str]], rows: list[list]) -> list[int]:
+def _minimum_widths(columns: list[Column], rows: list[list]) -> list[int]:
     """How far each column may shrink: numbers not at all, regularizers to
     their longest word (they stack at spaces), names to a readable stub."""
     natural = _natural_widths(columns, rows)
@@ -219,7 +222,7 @@ def _minimum_widths(columns: list[tuple[str, str]], rows: list[list]) -> list[in
     return minimum
 
 
-def _regularizers_column(columns: list[tuple[str, str]]) -> int:
+def _regularizers_column(columns: list[Column]) -> int:
     return [name for name, _ in columns].index("regularizers")
 
 

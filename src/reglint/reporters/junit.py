@@ -28,7 +28,7 @@ def render_junit(report: RunReport, out: TextIO, settings: Any = None, **_: obje
         suite = _suite(file_report, settings)
         root.append(suite)
         for key in totals:
-            totals[key] += int(suite.get(key))
+            totals[key] += int(suite.get(key, "0"))  # _suite sets all three
     for key, value in totals.items():
         root.set(key, str(value))
     ET.indent(root)

@@ -41,7 +41,9 @@ def layer_rows(model: dict) -> list[LayerRow]:
             continue
         inits = [number(v.get("penalty_init")) for v in variables if v.get("penalty_init") is not None]
         saved = [number(v.get("penalty_saved")) for v in variables if v.get("penalty_saved") is not None]
-        counted, left_out, tags = 0.0, {}, []
+        counted = 0.0
+        left_out: dict[str, float] = {}
+        tags: list[str] = []
         for v in variables:
             reference = number(v.get("penalty")) or 0.0
             if v.get("counted"):

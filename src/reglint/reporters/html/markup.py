@@ -65,6 +65,11 @@ def number(value: Any) -> float | None:
     return None
 
 
+def as_object(value: Any) -> dict:
+    """A JSON object as it is, anything else (null, a list) as {}."""
+    return value if isinstance(value, dict) else {}
+
+
 def positive(value: Any) -> float | None:
     """``number(value)`` when it is finite and above zero (a point on a log axis)."""
     v = number(value)

@@ -127,9 +127,9 @@ def _variables(index: int, variables: list[dict]) -> str:
 
 def _figure_trajectory(index: int, trajectory: list[dict], outcome: dict) -> str:
     """Data loss and penalty over the profile's short run (log y)."""
-    points = [(number(s.get("step")), number(s.get("data_loss")), number(s.get("penalty")))
-              for s in trajectory if isinstance(s, dict)]
-    points = [(int(st), dl, pe) for st, dl, pe in points if st is not None and math.isfinite(st)]
+    read = [(number(s.get("step")), number(s.get("data_loss")), number(s.get("penalty")))
+            for s in trajectory if isinstance(s, dict)]
+    points = [(int(st), dl, pe) for st, dl, pe in read if st is not None and math.isfinite(st)]
     finite = [v for _, dl, pe in points for v in (dl, pe) if v is not None and math.isfinite(v) and v > 0]
     trivial = number(outcome.get("trivial_loss"))
     if trivial is not None and math.isfinite(trivial) and trivial > 0:
@@ -145,8 +145,8 @@ def _figure_trajectory(index: int, trajectory: list[dict], outcome: dict) -> str
     ys = c.LogScale(*c.decade_range(finite), bottom, top)
 
     def line(idx: int) -> str:
-        return c.path_of((xs(p[0]), ys(p[idx])) for p in points
-                         if p[idx] is not None and math.isfinite(p[idx]) and p[idx] > 0)
+        series = ((p[0], p[idx]) for p in points)
+        return c.path_of((xs(st), ys(v)) for st, v in series if v is not None and math.isfinite(v) and v > 0)
 
     out = [f"<svg class=\"chart trajectory\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" role=\"img\" "
            f"aria-labelledby=\"{prefix}-traj-title\" xmlns=\"http://www.w3.org/2000/svg\">",

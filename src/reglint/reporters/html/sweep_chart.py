@@ -19,7 +19,7 @@ from typing import Any
 
 from reglint.engine.fmt import g
 from reglint.reporters.html import charts as c
-from reglint.reporters.html.markup import esc, num_attr, number, positive
+from reglint.reporters.html.markup import as_object, esc, num_attr, number, positive
 
 DECADES = 3  # the sweep covers at least 10^-3 .. 10^3 times today's values
 POINTS = 121
@@ -93,7 +93,7 @@ def groups_of(analysis: dict) -> list[Group]:
     """The sweep's curves by knob, lambda first. The lambda group's safe
     range is the runner's ``safe_multiplier``; another knob's is the smallest
     ``limit`` its curves give."""
-    sweep = analysis.get("sweep") if isinstance(analysis.get("sweep"), dict) else {}
+    sweep = as_object(analysis.get("sweep"))
     curves = [x for x in (Curve.from_dict(d) for d in sweep.get("curves") or []) if x is not None]
     knobs = sorted({x.knob for x in curves}, key=lambda k: (k != "lambda", k))
     out = []
@@ -143,7 +143,7 @@ def figure_sweep(index: int, analysis: dict) -> str:
     prefix = f"f{index}"
     body, y = [], 36.0
     legend = c.Legend(X1 + 14, y + 30)
-    styles = {}
+    styles: dict[int, tuple[str, str]] = {}  # id(curve) -> its colour and dash
     for group in groups:
         xs = c.LogScale(*_x_range(group), X0, X1)
         ms = xs.samples(POINTS)

@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from reglint.reporters.html import charts as c
-from reglint.reporters.html.markup import esc, gx, number, pctx
+from reglint.reporters.html.markup import as_object, esc, gx, number, pctx
 
 RUNS = (("penalized", "penalized (as saved)", c.VERMILLION, ""),
         ("unregularized", "unregularized twin", c.BLUE, "8 4"))
@@ -40,13 +40,13 @@ def series(run: Any, key: str) -> list[tuple[float, float]]:
 
 
 def twin_section(index: int, twin: dict) -> str:
-    runs = twin.get("runs") if isinstance(twin.get("runs"), dict) else {}
+    runs = as_object(twin.get("runs"))
     out = [f"<h4 id=\"file-{index}-twin\">Unregularized twin</h4>\n"]
-    verdict = twin.get("verdict") if isinstance(twin.get("verdict"), dict) else {}
+    verdict = as_object(twin.get("verdict"))
     if verdict:
         out.append(f"<p class=\"verdict\" data-label=\"{esc(verdict.get('label') or '')}\"><strong>"
                    f"{esc(verdict.get('label') or '?')}</strong>: {esc(verdict.get('message') or '')}</p>\n")
-    budget = twin.get("budget") if isinstance(twin.get("budget"), dict) else {}
+    budget = as_object(twin.get("budget"))
     steps = budget.get("steps", twin.get("steps"))
     out.append(f"<p class=\"muted\">Both runs start from the same weights and take {esc(gx(steps))} steps each"
                + (f" ({esc(budget['reason'])})" if budget.get("reason") else "") + ".</p>\n")
