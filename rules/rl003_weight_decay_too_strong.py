@@ -63,7 +63,7 @@ merely degraded runs (wd = 10), hence **1.7**. Warning at **0.01** per step
 from __future__ import annotations
 
 from reglint.engine.finding import Severity
-from reglint.engine.fmt import g
+from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import expected_sum_sq
 
@@ -86,6 +86,19 @@ def equilibrium_ratio(model, dyn) -> float | None:
     return dyn.weight_decay * (energy / count) ** 0.5
 
 
+def stacked_shrink(analysis):
+    """(per-step shrink, penalty or None): the decoupled ``eta*wd``, or
+    where a tensor also carries a coupled L2 under SGD, the largest sum
+    ``2*eta*l2/(1-m) + eta*wd`` (Keras applies both: theory section 1.4)."""
+    dyn = analysis.dynamics
+    best, where = dyn.decoupled_shrink or 0.0, None
+    for p in analysis.penalties:
+        total = dyn.total_shrink(p.l2) if p.active and p.l2 else None
+        if total and total > best:
+            best, where = total, p
+    return best, where
+
+
 class WeightDecayTooStrong(Rule):
     code = "RL003"
     name = "weight-decay-too-strong"
@@ -101,9 +114,9 @@ class WeightDecayTooStrong(Rule):
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
-        r = dyn.decoupled_shrink
-        if not r:
+        if not dyn.decoupled_shrink:
             return
+        r, stacked = stacked_shrink(analysis)
         ctx = analysis.context
         per_epoch = ctx.steps_per_epoch()
         tau = 1.0 / r
@@ -111,7 +124,9 @@ class WeightDecayTooStrong(Rule):
         total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None)
         values = {"shrink_per_step": r, "timescale_steps": tau, "learning_rate": dyn.lr,
                   "weight_decay": dyn.weight_decay, "timescale_epochs": tau_epochs,
-                  "decay_integral": r * total if total else None}
+                  "decay_integral": r * total if total else None, "decoupled_shrink": dyn.decoupled_shrink,
+                  "coupled_shrink": (r - dyn.decoupled_shrink) if stacked else None,
+                  "stacked_layer": stacked.layer.path if stacked else None}
         q = equilibrium_ratio(model, dyn)
         values["equilibrium_ratio"] = q
         flattens = (q is not None and q >= self.thresholds["adamw-equilibrium-error"]
@@ -128,7 +143,9 @@ class WeightDecayTooStrong(Rule):
         safe_r = self.thresholds["decay-step-warning"] / 2
         if per_epoch:
             safe_r = min(safe_r, 1.0 / (per_epoch * self.thresholds["decay-epochs-warning"]))
-        safe_wd = safe_r / dyn.lr if dyn.lr else None
+        # The coupled part is fixed by the regularizer: weight_decay can only
+        # take what is left of the safe shrink.
+        safe_wd = max(0.0, safe_r - (r - dyn.decoupled_shrink)) / dyn.lr if dyn.lr else None
         horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
         wipe = "zeroes or flips the weights every step" if r >= 1 else \
             f"halves an unsupported weight every {g(0.693 * tau, 2)} steps"
@@ -139,8 +156,12 @@ class WeightDecayTooStrong(Rule):
         else:
             safe_wd_eq = None
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
+        both = (f" together with {stacked.layer.path}/{stacked.variable.name}'s {lam(stacked.regularizer)} "
+                f"({g(r - dyn.decoupled_shrink)} per step under SGD momentum {g(dyn.momentum)}); the two add"
+                if stacked else "")
         yield self.finding(
-            f"weight_decay {g(dyn.weight_decay)} at lr {g(dyn.lr)} shrinks every weight by {g(r)} per step "
+            f"weight_decay {g(dyn.weight_decay)} at lr {g(dyn.lr)} shrinks every weight by "
+            f"{g(dyn.decoupled_shrink)} per step{both}: {g(r)} per step "
             f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,

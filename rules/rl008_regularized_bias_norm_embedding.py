@@ -10,8 +10,20 @@ and the exclusions are not saved).
 ## Why is this bad?
 - ``gamma`` starts at 1, so ``gamma_regularizer=L2(l)`` costs ``l*C`` per
   normalization layer at initialisation and pulls the layer's output scale
-  toward zero; biases and ``beta`` carry no capacity worth penalising
-  ("no bias decay", He et al. 2019).
+  toward zero. Where the next layers can take that scale over (every path
+  from the layer reaches, through ReLU, pooling, dropout or reshapes, another
+  normalization or a linear layer whose kernel is free to grow), the
+  penalty is shed without changing the function: "absorbed", and left out
+  of RL001. Where the output joins a residual ``Add``, enters attention,
+  passes a saturating activation or reaches the prediction (or the next
+  kernel is itself penalized), gamma scales the branch or the output
+  itself: the penalty shrinks what the network computes and RL001 counts
+  it like a kernel's.
+- Biases and ``beta`` carry no capacity worth penalising ("no bias decay",
+  He et al. 2019). Their penalty pulls them to zero, which is where such
+  offsets start, so RL001 does not count it whatever its size (an LSTM's
+  unit forget bias of 1 included): reaching its minimum leaves an ordinary
+  network. A penalty large enough to destabilise the optimizer is RL002's.
 - An embedding regularizer penalises the whole table every step while a
   row gets data gradient only when its token appears: rare tokens decay to
   zero (Zhou et al. 2018 introduced mini-batch-aware regularization for
@@ -30,7 +42,8 @@ None.
 
 ## Formula
 ``gamma``: ``E[sum gamma^2] = C`` (ones); embeddings: ``E[sum w^2] =
-V*d*0.05^2/3`` (uniform +-0.05 default).
+V*d*0.05^2/3`` (uniform +-0.05 default). Absorption is a walk of the layer
+graph (``reglint.engine.graph``).
 
 ## Thresholds and calibration
 Structural; warning severity.
@@ -49,6 +62,9 @@ from reglint.model import Role
 
 _WHY = {
     Role.GAMMA: "pulls the normalized output scale toward zero",
+    "absorbed": "pulls the normalized output scale toward zero, which the next layer can take over",
+    "branch": "pulls toward zero the scale of what this layer feeds (a residual Add, attention, a penalized "
+              "kernel or the output), which no later layer takes over: RL001 counts it",
     Role.BETA: "penalises an offset that carries no capacity",
     Role.BIAS: "penalises an offset that carries no capacity",
     Role.ALPHA: "pushes activation slopes toward a fixed ReLU",
@@ -70,13 +86,16 @@ class RegularizedBiasNormEmbedding(Rule):
                 continue
             cost = f"; penalty at init {g(p.penalty_init)} ({pct(p.penalty_init / scale)} of the data-loss scale)" \
                 if p.penalty_init else ""
+            why = _WHY[role]
+            if role is Role.GAMMA:
+                why = _WHY["absorbed"] if p.absorbed else _WHY["branch"]
             yield self.finding(
                 f"{p.variable.name} ({role.value}, {g(p.n)} values) has {lam(p.regularizer)}: "
-                f"it {_WHY[role]}{cost}",
+                f"it {why}{cost}",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="drop this regularizer and regularize kernels only",
                 values={"role": role.value, "penalty_init": p.penalty_init, "params": p.n,
-                        "lambda": p.l2 or p.l1})
+                        "lambda": p.l2 or p.l1, "absorbed": p.absorbed, "counted": p.counted})
         yield from self._weight_decay_everywhere(model, analysis)
 
     def _weight_decay_everywhere(self, model, analysis):
