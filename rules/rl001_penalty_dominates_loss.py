@@ -49,6 +49,14 @@ a normalization layer's gamma/beta hand their scale to the layers after them
 VarianceScaling variances; L1 uses ``E[sum |w|]``. The suggested lambda is
 ``lambda * min(1, warning/2) / rho``: the penalty at most the data loss.
 
+## Fix
+Aim: the penalty at ``min(1, warning/2)`` of the data-loss scale (100% by
+default). Every counted lambda is multiplied by ``aim / rho``; the finding's
+``fix.changes`` lists each layer's tensor with its current and suggested
+factor. ``reglint explain`` and the HTML chart print the same values, and
+also the largest multiplier that stays under the warning level
+(``warning / rho``).
+
 ## Thresholds and calibration
 ``rho = 1`` is the break-even of the MAP argument (theory section 6), but
 training does not collapse there: the data gradient grows as the weights
@@ -74,15 +82,43 @@ the fit split 90% of runs with rho >= 5.3 ended degraded or worse. Below
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+import math
+from typing import Any
+
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
+from reglint.engine.measured import data_note, verdict
 from reglint.engine.rule import Option, Rule
+from reglint.engine.sweep import Curve
 
 
 def remedy_ratio(warning: float) -> float:
     """The penalty ratio RL001's suggested lambda lands at: half the warning
     level, and never above break-even with the data loss."""
     return min(1.0, 0.5 * warning)
+
+
+def lambda_changes(penalties: list[Any], scale: float) -> tuple[Change, ...]:
+    """One change per (layer, tensor, factor): today's factor times ``scale``.
+    ``penalties`` are ``TensorPenalty`` (static) or measured rows with the
+    same ``layer_path``/``target``/``l1``/``l2`` meaning."""
+    out: dict[tuple[str, str, str], Change] = {}
+    for p in penalties:
+        layer, target, l1, l2 = _tensor(p)
+        both = bool(l1 and l2)
+        for name, value in (("l1", l1), ("l2", l2)):
+            if value:
+                parameter = name if both else "lambda"
+                out.setdefault((layer, target, parameter),
+                               Change(parameter, value, value * scale, layer=layer, target=target))
+    return tuple(out.values())
+
+
+def _tensor(p: Any) -> tuple[str, str, float, float]:
+    if not isinstance(p.variable, str):  # static TensorPenalty (a measured row names its variable)
+        return p.layer.path, p.variable.name.split("/")[-1], p.l1, p.l2
+    reg = p.regularizer or {}
+    return p.layer, p.variable.split("/")[-1], float(reg.get("l1") or 0.0), float(reg.get("l2") or 0.0)
 
 
 class PenaltyDominatesLoss(Rule):
@@ -95,36 +131,65 @@ class PenaltyDominatesLoss(Rule):
         "penalty-ratio-warning": Option(5.0, "penalty / data-loss scale at which RL001 is a warning"),
     }
 
+    # -- the feature and the remedy, shared by check, check_measured and sweep
+
+    @staticmethod
+    def counted(analysis) -> list[Any]:
+        """The penalties RL001 judges (see Formula)."""
+        return [p for p in analysis.active_penalties() if p.penalty is not None]
+
+    def aim(self) -> float:
+        return remedy_ratio(self.thresholds["penalty-ratio-warning"])
+
+    def fix(self, penalties: list[Any], rho: float) -> Fix | None:
+        """Every counted lambda scaled so the ratio lands at ``aim()``."""
+        if not rho or not math.isfinite(rho):
+            return None
+        scale = min(1.0, self.aim() / rho)
+        return Fix(f"the penalty at {pct(self.aim())} of the data-loss scale (rho = {g(self.aim())})",
+                   lambda_changes(penalties, scale))
+
+    def sweep(self, model, analysis):
+        penalties = self.counted(analysis)
+        if not penalties:
+            return []
+        rho = sum(p.penalty for p in penalties) / analysis.loss_scale.value
+        fires = self.level(rho, "penalty-ratio-warning", "penalty-ratio-error") is not None
+        lambdas = tuple(sorted({v for p in penalties for v in (p.l1, p.l2) if v}))
+        return [Curve(self.code, "penalty_ratio",
+                      "rho = sum P_t(lambda) / L_chance over the tensors RL001 counts", "lambda",
+                      slope=rho, offset=0.0, warning=self.thresholds["penalty-ratio-warning"],
+                      error=self.thresholds["penalty-ratio-error"],
+                      fix=min(1.0, self.aim() / rho) if fires and rho else None, lambdas=lambdas)]
+
+    # -- static
+
     def check(self, model, analysis):
-        penalties = [p for p in analysis.active_penalties() if p.penalty is not None]
+        penalties = self.counted(analysis)
         if not penalties:
             return
         loss = analysis.loss_scale
         total = sum(p.penalty for p in penalties)
         rho = total / loss.value
-        error_at = self.thresholds["penalty-ratio-error"]
-        warn_at = self.thresholds["penalty-ratio-warning"]
-        if rho < warn_at:
+        severity = self.level(rho, "penalty-ratio-warning", "penalty-ratio-error")
+        if severity is None:
             return
-        severity = Severity.ERROR if rho >= error_at else Severity.WARNING
-        target = remedy_ratio(warn_at)
-        scale = min(1.0, target / rho)
-        by_layer: dict[str, float] = {}
-        for p in penalties:
-            by_layer[p.layer.path] = by_layer.get(p.layer.path, 0.0) + p.penalty
-        top = sorted(by_layer.items(), key=lambda kv: -kv[1])[:3]
-        shares = ", ".join(f"{path} {pct(v / total)}" for path, v in top)
+        fix = self.fix(penalties, rho)
+        scale = min(1.0, self.aim() / rho)
+        by_layer = _by_layer((p.layer.path, p.penalty) for p in penalties)
         n_weights = sum(p.n for p in penalties)
         lambdas = sorted({p.l2 or p.l1 for p in penalties if (p.l2 or p.l1)})
         safe = ", ".join(g(lmb * scale) for lmb in lambdas[:3])
         where = "at initialisation" if all(p.penalty_init is not None for p in penalties) else "at the saved weights"
         yield self.finding(
             f"the penalty {where} is {g(total)} over {g(n_weights)} regularized weights, "
-            f"{g(rho, 2)}x the data-loss scale {g(loss.value)} ({loss.explanation}); largest shares: {shares}",
+            f"{g(rho, 2)}x the data-loss scale {g(loss.value)} ({loss.explanation}); "
+            f"largest shares of the penalty: {_shares(by_layer, total)}{_left_out(analysis)}",
             remedy=f"scale every lambda by {g(scale, 2)} (now {', '.join(g(x) for x in lambdas[:3])} -> {safe}) "
-                   f"to keep the penalty under {pct(target)} of the data loss, or use decoupled weight_decay",
+                   f"to keep the penalty under {pct(self.aim())} of the data loss, or use decoupled weight_decay",
             severity=severity,
             target="penalty",
+            fix=fix,
             values={
                 "penalty_ratio": rho,
                 "penalty_init": total,
@@ -135,3 +200,79 @@ class PenaltyDominatesLoss(Rule):
                 "layer_shares": {path: v / total for path, v in by_layer.items()},
             },
         )
+
+    # -- measured (reglint profile)
+
+    def check_measured(self, result, report):
+        """rho_m = sum_w R(w) / L with R the weight penalties RL001 counts and
+        L the data loss measured on the probe batch."""
+        rows = [r for r in result.variables if r.regularizer is not None and r.counted]
+        if not rows:
+            return
+        rho = result.weight_penalty_ratio()
+        srho = static_ratio(report)
+        measured = self.level(rho, "penalty-ratio-warning", "penalty-ratio-error")
+        static = self.level(srho, "penalty-ratio-warning", "penalty-ratio-error")
+        if measured is None and static is None:
+            return
+        total = sum(r.penalty for r in rows)
+        by_layer = _by_layer((r.layer, r.penalty) for r in rows)
+        static_text = f"static estimate {g(srho, 2)}" if srho is not None else "no static estimate"
+        fix = self.fix(rows, rho) if measured is not None else None
+        scale = min(1.0, self.aim() / rho) if rho and math.isfinite(rho) else None
+        remedy = None
+        if fix is not None and scale is not None:
+            remedy = (f"scale every lambda by {g(scale, 2)} to bring the measured penalty under "
+                      f"{pct(self.aim())} of the data loss, or use decoupled weight_decay")
+        yield self.finding(
+            f"measured penalty/data ratio {g(rho, 2)} ({static_text}): "
+            f"{verdict(static, measured, result)}; weight penalty {g(total)} against a data loss of "
+            f"{g(result.data_loss)} {data_note(result)}; largest shares of the penalty: "
+            f"{_shares(by_layer, total) if total else '-'}",
+            severity=measured or Severity.INFO, target="penalty", remedy=remedy, fix=fix, measured=True,
+            values={"penalty_ratio": rho, "static_penalty_ratio": srho, "penalty": total,
+                    "data_loss": result.data_loss,
+                    "penalty_ratio_all": result.weight_penalty_ratio(include_invariant=True),
+                    "layer_shares": {layer: v / total for layer, v in by_layer.items()} if total else {},
+                    "lambda_scale_factor": scale, "synthetic_data": result.synthetic,
+                    "outcome": result.outcome.label})
+
+
+def static_ratio(report) -> float | None:
+    """The static rho, recomputed so it exists below the warning level too."""
+    analysis = getattr(report, "analysis", None)
+    if analysis is None:
+        return None
+    penalties = PenaltyDominatesLoss.counted(analysis)
+    if not penalties:
+        return None
+    return sum(p.penalty for p in penalties) / analysis.loss_scale.value
+
+
+def _by_layer(pairs) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for path, value in pairs:
+        out[path] = out.get(path, 0.0) + value
+    return out
+
+
+def _shares(by_layer: dict[str, float], total: float) -> str:
+    top = sorted(by_layer.items(), key=lambda kv: -kv[1])[:3]
+    return ", ".join(f"{path} {pct(v / total)}" for path, v in top)
+
+
+def _left_out(analysis) -> str:
+    """Name what the model's full penalty holds that RL001 does not count,
+    so a table total and this message never disagree silently."""
+    invariant = sum(p.penalty or 0.0 for p in analysis.penalties if p.active and p.scale_invariant and not p.absorbed)
+    absorbed = sum(p.penalty or 0.0 for p in analysis.penalties if p.active and p.absorbed)
+    offsets = sum(p.penalty or 0.0 for p in analysis.penalties
+                  if p.active and p.offset and not (p.absorbed or p.scale_invariant))
+    parts = []
+    if invariant:
+        parts.append(f"{g(invariant)} on scale-invariant kernels (RL009)")
+    if absorbed:
+        parts.append(f"{g(absorbed)} on absorbed normalization gamma/beta (RL008)")
+    if offsets:
+        parts.append(f"{g(offsets)} on biases and beta (RL008)")
+    return f"; not counted: {' and '.join(parts)}" if parts else ""

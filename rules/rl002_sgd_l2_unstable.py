@@ -27,6 +27,11 @@ not pass through momentum).
 - ``sgd-stability-error`` (default 1.0): fraction of the budget at which RL002 is an error.
 - ``sgd-stability-warning`` (default 0.5): fraction at which it is a warning.
 
+## Fix
+Aim: the penalty's curvature at half the warning level of the budget
+(``f = sgd-stability-warning / 2``): each flagged tensor's L2 becomes
+``f * S / (2*eta)`` minus any coupled L2 the optimizer adds.
+
 ## Formula
 Characteristic polynomial of heavy-ball momentum on curvature h:
 ``z^2 - (1 + b - eta*h) z + b = 0``, stable iff ``0 < eta*h < 2(1+b)``;
@@ -46,9 +51,16 @@ calibration grid (bench/CALIBRATION.md).
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
+from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
+from reglint.engine.sweep import Curve
+
+
+def stability_limit(momentum: float, nesterov: bool) -> float:
+    """S, the largest eta*curvature heavy-ball (or Nesterov) momentum survives."""
+    return 2.0 * (1.0 + momentum) / (1.0 + 2.0 * momentum) if nesterov else 2.0 * (1.0 + momentum)
 
 
 class SgdL2Unstable(Rule):
@@ -61,6 +73,30 @@ class SgdL2Unstable(Rule):
         "sgd-stability-warning": Option(0.5, "share of the SGD stability budget at which RL002 is a warning"),
     }
 
+    def safe_l2(self, lr: float, limit: float, coupled: float = 0.0) -> float:
+        """The L2 factor whose curvature uses half the warning share of the budget."""
+        return max(0.0, 0.5 * self.thresholds["sgd-stability-warning"] * limit / (2 * lr) - coupled)
+
+    def fix(self, items: list[tuple[str, str, float]], lr: float, limit: float, coupled: float = 0.0) -> Fix:
+        """``items``: (layer, tensor, current L2)."""
+        safe = self.safe_l2(lr, limit, coupled)
+        aim = f"the L2 curvature at {pct(0.5 * self.thresholds['sgd-stability-warning'])} of the stability budget"
+        return Fix(aim, tuple(Change("lambda", l2, safe, layer=layer, target=tensor) for layer, tensor, l2 in items))
+
+    def sweep(self, model, analysis):
+        dyn = analysis.dynamics
+        l2s = [p.l2 for p in analysis.penalties if p.active and p.l2]
+        if dyn.family != "sgd" or dyn.lr is None or not l2s:
+            return []
+        l2_max, limit = max(l2s), dyn.stability_limit
+        slope, offset = 2 * dyn.lr * l2_max / limit, 2 * dyn.lr * dyn.coupled_l2 / limit
+        fires = self.level(slope + offset, "sgd-stability-warning", "sgd-stability-error") is not None
+        fix = self.safe_l2(dyn.lr, limit, dyn.coupled_l2) / l2_max if fires else None
+        return [Curve(self.code, "stability_fraction",
+                      "f = 2*lr*lambda/S for the largest L2 (share of the SGD stability budget)", "lambda",
+                      slope=slope, offset=offset, warning=self.thresholds["sgd-stability-warning"],
+                      error=self.thresholds["sgd-stability-error"], fix=fix, lambdas=(l2_max,))]
+
     def check(self, model, analysis):
         dyn = analysis.dynamics
         if dyn.family != "sgd" or dyn.lr is None:
@@ -69,11 +105,11 @@ class SgdL2Unstable(Rule):
             if not p.active or not (p.l2 or dyn.coupled_l2):
                 continue
             f = dyn.l2_stability_fraction(p.l2)
-            if f is None or f < self.thresholds["sgd-stability-warning"]:
+            severity = self.level(f, "sgd-stability-warning", "sgd-stability-error")
+            if severity is None:
                 continue
-            severity = Severity.ERROR if f >= self.thresholds["sgd-stability-error"] else Severity.WARNING
             limit = dyn.stability_limit
-            safe = 0.5 * self.thresholds["sgd-stability-warning"] * limit / (2 * dyn.lr)
+            safe = self.safe_l2(dyn.lr, limit, dyn.coupled_l2)
             method = "Nesterov" if dyn.nesterov else ("momentum " + g(dyn.momentum) if dyn.momentum else "plain SGD")
             outcome = "diverges" if f >= 1 else f"leaves the data loss {pct(1 - f)} of the budget"
             yield self.finding(
@@ -82,7 +118,50 @@ class SgdL2Unstable(Rule):
                 f"(f = {g(f, 2)}): the penalty alone {outcome}",
                 layer=p.layer.path, target=p.variable.name, severity=severity,
                 remedy=f"use L2 <= {g(safe)} at this learning rate, or a smaller learning rate",
+                fix=self.fix([(p.layer.path, p.variable.name, p.l2)], dyn.lr, limit, dyn.coupled_l2),
                 values={"stability_fraction": f, "lambda": p.l2, "learning_rate": dyn.lr,
                         "momentum": dyn.momentum, "stability_limit": limit, "safe_lambda": safe,
                         "params": p.n},
             )
+
+    def check_measured(self, result, report):
+        """A short run that diverged with ``f >= warning`` for some coupled L2:
+        the penalty's curvature is the cause."""
+        opt = result.optimizer
+        if not opt or opt.get("family") != "sgd" or not opt.get("stepped"):
+            return
+        lr = opt.get("learning_rate_peak") or opt.get("learning_rate")
+        if not lr:
+            return
+        momentum, nesterov = float(opt.get("momentum") or 0.0), bool(opt.get("nesterov"))
+        limit = stability_limit(momentum, nesterov)
+        outcome = result.outcome
+        diverged = outcome.label == "diverged"
+        for row in result.variables:
+            l2 = (row.regularizer or {}).get("l2") or 0.0
+            if not l2:
+                continue
+            f = 2.0 * lr * l2 / limit
+            found = static_finding(report, self.code, layer=row.layer, target=row.variable)
+            static = found.severity if found else None
+            values = {"stability_fraction": f, "lambda": l2, "learning_rate": lr, "momentum": momentum,
+                      "stability_limit": limit, "outcome": outcome.label, "diverged_at": outcome.diverged_at,
+                      "data_loss_initial": outcome.data_loss_initial, "data_loss_final": outcome.data_loss_final,
+                      "steps": len(result.trajectory)}
+            product = (f"2 x lr {g(lr)} x L2 {g(l2)} = {g(2 * lr * l2)} against the stability limit {g(limit)} "
+                       f"(f = {g(f, 2)})")
+            if diverged and self.level(f, "sgd-stability-warning") is not None:
+                safe = self.safe_l2(lr, limit)
+                yield self.finding(
+                    f"measured: the run diverged ({outcome.reason}); {product}: the penalty's curvature is the "
+                    f"cause; static estimate {verdict(static, Severity.ERROR, report)}",
+                    severity=Severity.ERROR, layer=row.layer, target=row.variable, measured=True,
+                    remedy=f"use L2 <= {g(safe)} at this learning rate, or a smaller learning rate",
+                    fix=self.fix([(row.layer, row.variable, l2)], lr, limit),
+                    values={**values, "safe_lambda": safe})
+            elif not diverged and static is Severity.ERROR:
+                yield self.finding(
+                    f"measured: no divergence in {len(result.trajectory)} steps from the saved weights "
+                    f"({outcome.label}: {outcome.reason}) although {product}: static estimate overturned for "
+                    f"this run length",
+                    severity=Severity.INFO, layer=row.layer, target=row.variable, values=values, measured=True)

@@ -37,6 +37,13 @@ epoch: ``wd <= 1/(eta * steps_per_epoch)``.
 - ``decay-step-warning`` (default 0.01): per-step shrink at which it is a warning.
 - ``decay-epochs-warning`` (default 1.0): warn when the timescale is shorter than this many epochs (needs ``--samples``).
 
+## Fix
+Aim: a per-step shrink of half the warning level (``decay-step-warning/2``),
+no faster than one timescale per ``decay-epochs-warning`` epochs when the
+steps per epoch are known, and, under adaptive optimizers, ``wd * init RMS``
+at half its error level: ``weight_decay`` becomes the smallest of these
+divided by the learning rate.
+
 ## Formula
 ``r = eta_peak * wd`` (Keras ``base_optimizer._apply_weight_decay``:
 ``v <- v - v*wd*lr``); ``tau = 1/r`` steps; ``tau_epoch = tau * B / N``;
@@ -62,9 +69,11 @@ merely degraded runs (wd = 10), hence **1.7**. Warning at **0.01** per step
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
+from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
+from reglint.engine.sweep import Curve
 from reglint.estimate.init_scale import expected_sum_sq
 
 
@@ -112,6 +121,33 @@ class WeightDecayTooStrong(Rule):
         "decay-epochs-warning": Option(1.0, "warn when the decay timescale is shorter than this many epochs"),
     }
 
+    def safe_shrink(self, steps_per_epoch: int | None) -> float:
+        safe_r = self.thresholds["decay-step-warning"] / 2
+        if steps_per_epoch:
+            safe_r = min(safe_r, 1.0 / (steps_per_epoch * self.thresholds["decay-epochs-warning"]))
+        return safe_r
+
+    def fix(self, wd: float, safe_wd: float | None) -> Fix | None:
+        if not safe_wd:
+            return None
+        aim = f"a per-step shrink lr*weight_decay of at most {g(self.thresholds['decay-step-warning'] / 2)}"
+        return Fix(aim, (Change("weight_decay", wd, safe_wd, target="optimizer"),))
+
+    def sweep(self, model, analysis):
+        dyn = analysis.dynamics
+        if not dyn.decoupled_shrink:
+            return []
+        r, _ = stacked_shrink(analysis)
+        decoupled = dyn.decoupled_shrink
+        fires = self.level(r, "decay-step-warning", "decay-step-error") is not None
+        # A coupled L2 on the same weights is the offset: weight_decay moves only the decoupled part.
+        fix = max(0.0, self.safe_shrink(analysis.context.steps_per_epoch()) - (r - decoupled)) / decoupled \
+            if fires else None
+        return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay (+ 2*lr*l2/(1-momentum) where a kernel "
+                      "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=decoupled,
+                      offset=r - decoupled, warning=self.thresholds["decay-step-warning"],
+                      error=self.thresholds["decay-step-error"], fix=fix, lambdas=(dyn.weight_decay,))]
+
     def check(self, model, analysis):
         dyn = analysis.dynamics
         if not dyn.decoupled_shrink:
@@ -140,12 +176,9 @@ class WeightDecayTooStrong(Rule):
             severity = Severity.WARNING
         if severity is None:
             return
-        safe_r = self.thresholds["decay-step-warning"] / 2
-        if per_epoch:
-            safe_r = min(safe_r, 1.0 / (per_epoch * self.thresholds["decay-epochs-warning"]))
         # The coupled part is fixed by the regularizer: weight_decay can only
         # take what is left of the safe shrink.
-        safe_wd = max(0.0, safe_r - (r - dyn.decoupled_shrink)) / dyn.lr if dyn.lr else None
+        safe_wd = max(0.0, self.safe_shrink(per_epoch) - (r - dyn.decoupled_shrink)) / dyn.lr if dyn.lr else None
         horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
         wipe = "zeroes or flips the weights every step" if r >= 1 else \
             f"halves an unsupported weight every {g(0.693 * tau, 2)} steps"
@@ -165,5 +198,40 @@ class WeightDecayTooStrong(Rule):
             f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
+            fix=self.fix(dyn.weight_decay, safe),
             values={**values, "safe_weight_decay": safe},
         )
+
+    def check_measured(self, result, report):
+        """The short run diverged or collapsed with ``lr*wd`` at or above the
+        warning level: decay is the cause."""
+        opt = result.optimizer
+        if not opt or not opt.get("weight_decay") or not opt.get("stepped"):
+            return
+        lr = opt.get("learning_rate_peak") or opt.get("learning_rate")
+        if not lr:
+            return
+        wd = opt["weight_decay"]
+        r = lr * wd
+        outcome = result.outcome
+        found = static_finding(report, self.code)
+        static = found.severity if found else None
+        steps = len(result.trajectory)
+        values = {"shrink_per_step": r, "weight_decay": wd, "learning_rate": lr, "outcome": outcome.label,
+                  "decay_integral": r * steps, "steps": steps, "kernel_norm_change": outcome.kernel_norm_change}
+        harmed = outcome.label in ("diverged", "collapsing")
+        if harmed and self.level(r, "decay-step-warning") is not None:
+            safe = self.safe_shrink(None) / lr
+            yield self.finding(
+                f"measured: the run {outcome.label} ({outcome.reason}) with weight_decay {g(wd)} at lr {g(lr)}, "
+                f"a shrink of {g(r)} per step (D = {g(r * steps, 2)} over {steps} steps); static estimate "
+                f"{verdict(static, Severity.ERROR, report)}",
+                severity=Severity.ERROR, target="optimizer.weight_decay", measured=True,
+                remedy=f"use weight_decay <= {g(safe)} at this learning rate", fix=self.fix(wd, safe),
+                values=values)
+        elif static is Severity.ERROR and outcome.label == "learning":
+            yield self.finding(
+                f"measured: the run still learned in {steps} steps from the saved weights ({outcome.reason}) "
+                f"with weight_decay {g(wd)} (shrink {g(r)} per step): static estimate overturned for this run "
+                f"length",
+                severity=Severity.INFO, target="optimizer.weight_decay", values=values, measured=True)

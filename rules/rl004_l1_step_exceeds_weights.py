@@ -24,6 +24,10 @@ A smaller ``l1`` (``l1 <= target*mean|w|*(1-b)/eta``), or a proximal /
 truncated-gradient update (Langford et al. 2009; Duchi & Singer 2009) if
 real sparsity is the goal.
 
+## Fix
+Aim: an L1 step of half the warning ratio times the mean |w| per step:
+``lambda1 = (warning/2) * mean|w| * (1-b) / eta`` for each flagged tensor.
+
 ## Options
 - ``l1-step-error`` (default 1.0): a / mean|w| at which RL004 is an error.
 - ``l1-step-warning`` (default 0.1): a / mean|w| at which it is a warning.
@@ -43,7 +47,7 @@ level comes from the calibration grid (bench/CALIBRATION.md).
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import expected_sum_abs
@@ -79,6 +83,8 @@ class L1StepExceedsWeights(Rule):
                 f"instead of becoming sparse",
                 layer=p.layer.path, target=p.variable.name, severity=severity,
                 remedy=f"use L1 <= {g(safe)} at this learning rate, or a proximal L1 update",
+                fix=Fix(f"an L1 step of {g(0.5 * self.thresholds['l1-step-warning'], 2)}x the mean |w| per step",
+                        (Change("lambda", p.l1, safe, layer=p.layer.path, target=p.variable.name),)),
                 values={"l1_step_ratio": ratio, "l1_step": step, "mean_abs_weight": mean_abs,
                         "lambda": p.l1, "learning_rate": dyn.lr, "safe_lambda": safe, "params": p.n},
             )

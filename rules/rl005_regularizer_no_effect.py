@@ -28,6 +28,11 @@ Remove it, or raise it into the range that matters: the report's
 ``lambda_ref`` (the L2 factor whose penalty at initialisation equals the
 data loss) sets the scale; useful values are usually 1e-3..1e-1 of it.
 
+## Fix
+Aim: no regularizer that cannot change training: the fix removes a
+zero-factor or negligible penalty; for a weight decay too weak over the
+run, ``weight_decay = 1/(eta*T)`` (integrated decay D = 1 over T steps).
+
 ## Options
 - ``no-effect-share`` (default 1e-4): penalty / data-loss scale below which a penalty is negligible.
 - ``no-effect-decay`` (default 0.01): integrated decay ``D`` below which decay is negligible.
@@ -49,7 +54,7 @@ indistinguishable from lambda = 0.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
 from reglint.engine.rule import Option, Rule
 
@@ -77,6 +82,8 @@ class RegularizerNoEffect(Rule):
                     f"{var.name}: {reg.class_name or 'L1L2'} with l1 = l2 = 0 adds nothing",
                     layer=layer.path, target=var.name,
                     remedy="remove it, or set the factor you meant (the Keras 3 string 'l1l2' is L1L2(0, 0))",
+                    fix=Fix("no regularizer that adds nothing",
+                            (Change("regularizer", 0.0, None, layer=layer.path, target=var.name),)),
                     values={"lambda": 0.0})
 
     def _weak_penalties(self, analysis):
@@ -103,6 +110,8 @@ class RegularizerNoEffect(Rule):
                 f"scale {g(scale)}{detail}",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="remove it or raise lambda (the summary's lambda_ref sets the scale)",
+                fix=Fix("no penalty that cannot change training",
+                        (Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name),)),
                 values={"penalty_share": share, "penalty_init": p.penalty_init, "decay_integral": decay,
                         "lambda": p.l2 or p.l1, "params": p.n})
 
@@ -119,4 +128,7 @@ class RegularizerNoEffect(Rule):
             f"unsupported weight by {pct(decay)} over the {g(steps)}-step run (D = {g(decay)})",
             target="optimizer.weight_decay",
             remedy=f"weight_decay around {g(1.0 / (analysis.dynamics.lr * steps))} gives D = 1 over this run",
+            fix=Fix("an integrated decay D = lr*weight_decay*steps of 1 over the run",
+                    (Change("weight_decay", analysis.dynamics.weight_decay,
+                            1.0 / (analysis.dynamics.lr * steps), target="optimizer"),)),
             values={"decay_integral": decay, "shrink_per_step": r, "total_steps": steps})

@@ -4,7 +4,7 @@
 Finds weights that are decayed by two mechanisms at once: a coupled
 ``kernel_regularizer``/``bias_regularizer`` (L1/L2 in the loss) *and* the
 optimizer's decoupled ``weight_decay``. Reports the combined per-step
-shrink.
+shrink, once per model: one cause, one finding, with the layers listed.
 
 ## Why is this bad?
 The two add (verified in Keras: theory section 1.4), so the effective
@@ -22,6 +22,11 @@ every trainable weight, as Keras does by default.
 Keep one: decoupled ``weight_decay`` (and no kernel regularizers) under
 Adam-family optimizers; either under SGD, converting with
 ``L2(lambda) == weight_decay 2*lambda`` for plain SGD.
+
+## Fix
+Aim: one decay mechanism. The fix removes the coupled regularizers of the
+listed tensors and keeps the optimizer's ``weight_decay`` (the convention
+that survives a change of optimizer).
 
 ## Options
 None.
@@ -45,8 +50,8 @@ penalty, RL021 the angle the sum sets on scale-invariant kernels.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
-from reglint.engine.fmt import g, lam
+from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.fmt import g, lam, plural
 from reglint.engine.rule import Rule
 
 
@@ -63,18 +68,21 @@ class DecayedTwice(Rule):
         hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2)]
         if not hits:
             return
-        by_layer: dict[str, list] = {}
-        for p in hits:
-            by_layer.setdefault(p.layer.path, []).append(p)
-        for path, items in by_layer.items():
-            names = ", ".join(f"{p.variable.name} {lam(p.regularizer)}" for p in items)
-            coupled = max((dyn.coupled_shrink(p.l2) or 0.0) for p in items)
-            decoupled = dyn.decoupled_shrink or 0.0
-            combined = f"; together {g(coupled + decoupled)} per step" if coupled else ""
-            yield self.finding(
-                f"{names} and the optimizer's weight_decay {g(dyn.weight_decay)} "
-                f"({g(decoupled)} per step) both decay these weights{combined}",
-                layer=path, target=items[0].variable.name,
-                remedy="keep one: drop the regularizer and rely on weight_decay, or set weight_decay to 0",
-                values={"weight_decay": dyn.weight_decay, "decoupled_shrink": decoupled,
-                        "coupled_shrink": coupled or None, "lambda": items[0].l2 or items[0].l1})
+        layers = list(dict.fromkeys(p.layer.path for p in hits))
+        regs = sorted({lam(p.regularizer) for p in hits})
+        coupled = max((dyn.coupled_shrink(p.l2) or 0.0) for p in hits)
+        decoupled = dyn.decoupled_shrink or 0.0
+        combined = f"; together up to {g(coupled + decoupled)} per step" if coupled else ""
+        shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
+        yield self.finding(
+            f"{plural(len(hits), 'tensor')} in {plural(len(layers), 'layer')} ({shown}) carry "
+            f"{', '.join(regs[:3])} and the optimizer's weight_decay {g(dyn.weight_decay)} "
+            f"({g(decoupled)} per step) also decays them{combined}",
+            layer=layers[0] if len(layers) == 1 else None, target="regularizers",
+            remedy="keep one: drop the regularizers and rely on weight_decay, or set weight_decay to 0",
+            fix=Fix("one decay mechanism: the optimizer's weight_decay",
+                    tuple(Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name)
+                          for p in hits)),
+            values={"weight_decay": dyn.weight_decay, "decoupled_shrink": decoupled,
+                    "coupled_shrink": coupled or None, "layers": layers,
+                    "lambdas": sorted({p.l2 or p.l1 for p in hits})})

@@ -4,7 +4,7 @@
 Flags L1/L2 regularizers on weights trained by an Adam-family optimizer
 (Adam, Nadam, Adamax, RMSprop, Adagrad, Adadelta, Lion...), where the
 penalty's gradient passes through the optimizer's per-weight
-normalisation. Reports the critical data-gradient size
+normalisation. One finding per model, with the layers listed. Reports the critical data-gradient size
 ``g* = 2*l2*sigma_init + l1`` below which the penalty takes over a weight.
 
 ## Why is this bad?
@@ -26,6 +26,14 @@ point of equal strength for the weights the data supports is
 ``weight_decay ~ 2*l2/s`` with ``s`` the data-gradient RMS; ``reglint
 profile`` measures ``s``.
 
+## Fix
+Aim: decoupled decay instead of a normalised penalty. Without a
+``weight_decay`` the fix removes the kernel regularizers and sets one of
+``2*l2/s`` (``s`` = the data-gradient RMS ``reglint profile`` measures;
+statically ``2*l2`` over the init RMS as a starting point); with one
+already set (AdamW, Keras 3's ``weight_decay=``) it only removes the
+regularizers: the optimizer decays already.
+
 ## Options
 None.
 
@@ -45,8 +53,11 @@ runs were degraded rather than wrecked.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
-from reglint.engine.fmt import g, lam
+import math
+
+from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.fmt import g, lam, plural
+from reglint.engine.measured import static_finding
 from reglint.engine.rule import Rule
 from reglint.estimate.init_scale import init_rms
 
@@ -56,6 +67,14 @@ class CoupledPenaltyAdaptive(Rule):
     name = "coupled-penalty-adaptive-optimizer"
     severity = Severity.WARNING
     summary = "L1/L2 regularizers under an Adam-family optimizer are normalised away: lambda loses its meaning."
+
+    def fix(self, hits, current_wd: float | None, suggested_wd: float | None) -> Fix:
+        drops = tuple(Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name)
+                      for p in hits)
+        if current_wd:
+            return Fix("decoupled decay only: the optimizer's weight_decay already decays these weights", drops)
+        add = (Change("weight_decay", current_wd or 0.0, suggested_wd, target="optimizer"),) if suggested_wd else ()
+        return Fix("decoupled decay instead of a normalised penalty", drops + add)
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
@@ -71,12 +90,59 @@ class CoupledPenaltyAdaptive(Rule):
         layers = sorted({p.layer.path for p in hits})
         regs = sorted({lam(p.regularizer) for p in hits})
         opt = model.optimizer.class_name if model.optimizer else "adaptive optimizer"
-        suggestion = "AdamW" if opt in ("Adam", "Nadam", "Adamax") else f"{opt}(weight_decay=...)"
+        if dyn.weight_decay:
+            remedy = (f"drop the kernel regularizers: {opt} already applies decoupled weight_decay "
+                      f"{g(dyn.weight_decay)}")
+        else:
+            suggestion = "AdamW" if opt in ("Adam", "Nadam", "Adamax") else f"{opt}(weight_decay=...)"
+            remedy = f"use decoupled decay ({suggestion}) and drop the kernel regularizers"
+        shown = ", ".join(layers[:3]) + ("..." if len(layers) > 3 else "")
         yield self.finding(
-            f"{len(hits)} kernels in {len(layers)} layers ({', '.join(layers[:3])}{'...' if len(layers) > 3 else ''}) "
+            f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
             f"carry {', '.join(regs[:3])} under {opt}: a weight whose data gradient is below "
             f"~{g(max(gstars))} drifts to zero at about lr {g(dyn.lr)} per step whatever lambda is",
-            target="kernel_regularizer",
-            remedy=f"use decoupled decay ({suggestion}) and drop the kernel regularizers",
+            target="kernel_regularizer", remedy=remedy, fix=self.fix(hits, dyn.weight_decay, None),
             values={"critical_gradient": max(gstars), "layers": layers, "learning_rate": dyn.lr,
                     "optimizer": opt})
+
+    def check_measured(self, result, report):
+        """Under an Adam-family optimizer the measured data-gradient RMS per
+        weight ``s`` gives the decoupled weight decay of equal strength,
+        ``wd ~ 2*l2/s`` (Loshchilov & Hutter's equivalence)."""
+        found = static_finding(report, self.code)
+        opt = result.optimizer
+        if found is None or not opt or opt.get("family") != "adaptive":
+            return
+        rms, equivalent = {}, {}
+        for row in result.variables:
+            l2 = (row.regularizer or {}).get("l2") or 0.0
+            if not l2 or not row.params:
+                continue
+            s = row.grad_data_norm / math.sqrt(row.params)
+            rms[row.path] = s
+            if s > 0:
+                equivalent[row.path] = 2.0 * l2 / s
+        if not rms:
+            return
+        typical = sorted(equivalent.values())[len(equivalent) // 2] if equivalent else None
+        lr = opt.get("learning_rate") or 0.0
+        shrink = lr * typical if typical else None
+        remedy, fix = None, None
+        from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
+
+        decay_rule = WeightDecayTooStrong(self.user_thresholds)
+        if typical and shrink is not None and decay_rule.level(shrink, "decay-step-warning") is None:
+            remedy = f"use weight_decay ~ {g(typical)} in the optimizer and no kernel regularizer"
+            hits = [p for p in report.analysis.penalties if p.active and (p.l1 or p.l2)
+                    and p.variable.role.is_kernel_like] if report.analysis is not None else []
+            fix = self.fix(hits, opt.get("weight_decay"), typical)
+        elif typical:
+            remedy = (f"that decay would shrink weights by lr*wd = {g(shrink)} per step, itself too strong (RL003): "
+                      f"lower the lambda first (RL001)")
+        yield self.finding(
+            f"measured data-gradient RMS per weight {g(min(rms.values()))} to {g(max(rms.values()))} under "
+            f"{opt.get('class')}: the coupled L2 acts like a decoupled weight_decay of about 2*l2/s = {g(typical)} "
+            f"where the data holds the weights up, and moves the others by about lr per step: confirmed",
+            severity=found.severity, target="kernel", remedy=remedy, fix=fix, measured=True,
+            values={"grad_rms": rms, "equivalent_weight_decay": equivalent, "typical_weight_decay": typical,
+                    "typical_shrink_per_step": shrink})

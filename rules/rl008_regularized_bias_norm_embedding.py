@@ -37,6 +37,10 @@ costs 26.6 at init, more than any data loss.
 Regularize kernels only; exclude biases, norms and embeddings from
 ``weight_decay`` with ``optimizer.exclude_from_weight_decay(var_names=[...])``.
 
+## Fix
+Aim: penalties on kernels only: the fix removes the regularizer of each
+flagged bias, gamma/beta, PReLU alpha or embedding table.
+
 ## Options
 None.
 
@@ -55,7 +59,7 @@ Structural; warning severity.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam, pct
 from reglint.engine.rule import Rule
 from reglint.model import Role
@@ -94,6 +98,8 @@ class RegularizedBiasNormEmbedding(Rule):
                 f"it {why}{cost}",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="drop this regularizer and regularize kernels only",
+                fix=Fix("penalties on kernels only",
+                        (Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name),)),
                 values={"role": role.value, "penalty_init": p.penalty_init, "params": p.n,
                         "lambda": p.l2 or p.l1, "absorbed": p.absorbed, "counted": p.counted})
         yield from self._weight_decay_everywhere(model, analysis)

@@ -24,6 +24,10 @@ a Dense layer is far too strong on a Conv2D or a long sequence, and on Keras
 Scale lambda down by the number of output elements, or penalise a mean
 (a custom ``add_loss`` of ``lambda * mean(a**2)``).
 
+## Fix
+Aim: the activity penalty at half the warning level: the layer's activity
+lambda is multiplied by ``(warning/2) / ratio``.
+
 ## Options
 - ``activity-ratio-error`` (default 20): per-sample penalty / data-loss scale at which RL010 is an error.
 - ``activity-ratio-warning`` (default 3): at which it is a warning.
@@ -52,8 +56,11 @@ warning there, which ``reglint profile --data`` can confirm on real data.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+import math
+
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
+from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.activity import (
     activity_penalty_per_sample,
@@ -74,6 +81,12 @@ class ActivityRegularizerScale(Rule):
         "activity-ratio-warning": Option(3.0, "activity penalty / data-loss scale at which RL010 is a warning"),
     }
 
+    def fix(self, layer: str, current: float | None, factor: float) -> Fix:
+        """The activity lambda scaled so the penalty lands at half the warning level."""
+        aim = f"the activity penalty at {g(0.5 * self.thresholds['activity-ratio-warning'])}x the data-loss scale"
+        return Fix(aim, (Change("lambda", current, current * factor if current is not None else None,
+                                layer=layer, target="activity"),))
+
     def check(self, model, analysis):
         scale = analysis.loss_scale.value
         batch_factor = 1
@@ -91,9 +104,9 @@ class ActivityRegularizerScale(Rule):
                 continue
             penalty = per_sample * batch_factor
             ratio = penalty / scale
-            if ratio < self.thresholds["activity-ratio-warning"]:
+            severity = self.level(ratio, "activity-ratio-warning", "activity-ratio-error")
+            if severity is None:
                 continue
-            severity = Severity.ERROR if ratio >= self.thresholds["activity-ratio-error"] else Severity.WARNING
             elements = output_elements(layer)
             batch_note = (f" x batch {batch_factor} (Keras {model.framework_version} sums over the batch)"
                           if batch_factor > 1 else "")
@@ -103,5 +116,49 @@ class ActivityRegularizerScale(Rule):
                 f"{g(per_sample)} per sample{batch_note}, {g(ratio, 2)}x the data-loss scale {g(scale)}",
                 layer=layer.path, target="activity", severity=severity,
                 remedy=f"scale the activity lambda by {g(factor, 2)} or penalise a mean instead of a sum",
+                fix=self.fix(layer.path, _factor(layer.activity_regularizer), factor),
                 values={"activity_ratio": ratio, "penalty_per_sample": per_sample, "batch_factor": batch_factor,
                         "output_elements": elements, "lambda_scale_factor": factor})
+
+    def check_measured(self, result, report):
+        """Each layer's measured activity penalty (per sample, as Keras >= 3.14
+        divides by the batch) over the measured data loss."""
+        for lp in result.layer_penalties:
+            if lp.kind != "activity":
+                continue
+            ratio = _ratio(lp.penalty, result.data_loss)
+            found = static_finding(report, self.code, layer=lp.layer)
+            sratio = found.values.get("activity_ratio") if found else None
+            static = found.severity if found else None
+            measured = self.level(ratio, "activity-ratio-warning", "activity-ratio-error")
+            if measured is None and static is None:
+                continue
+            static_text = f"static estimate {g(sratio, 2)}" if sratio is not None else "no static finding"
+            fix = None
+            if measured is not None and ratio:
+                reg = _layer_regularizer(report, lp.layer)
+                fix = self.fix(lp.layer, _factor(reg) if reg else None,
+                               0.5 * self.thresholds["activity-ratio-warning"] / ratio)
+            yield self.finding(
+                f"measured activity penalty {g(lp.penalty)} per sample, {g(ratio, 2)}x the data loss "
+                f"{g(result.data_loss)} ({static_text}): {verdict(static, measured, report)}",
+                severity=measured or Severity.INFO, layer=lp.layer, target="activity", measured=True, fix=fix,
+                remedy="scale the activity lambda down or penalise a mean instead of a sum" if measured else None,
+                values={"activity_ratio": ratio, "static_activity_ratio": sratio, "penalty_per_sample": lp.penalty,
+                        "data_loss": result.data_loss, "synthetic_data": result.synthetic})
+
+
+def _factor(reg) -> float | None:
+    return (reg.l2 or reg.l1 or None) if reg is not None else None
+
+
+def _layer_regularizer(report, path: str):
+    model = getattr(report, "model", None)
+    layer = model.layer(path) if model is not None else None
+    return layer.activity_regularizer if layer is not None else None
+
+
+def _ratio(a: float, b: float) -> float:
+    if b == 0 or not math.isfinite(b):
+        return math.inf if a else 0.0
+    return a / b

@@ -19,6 +19,10 @@ Three Dense layers with ``L2(1e-5)``, ``L2(1e-2)`` and ``L2(1e-4)``.
 One lambda for all kernels, or a documented reason (an ignore with a
 reason in ``[tool.reglint]``).
 
+## Fix
+Aim: one factor for every kernel: the fix brings the largest kernel factor
+down to the smallest (keep the difference only if it is deliberate).
+
 ## Options
 - ``lambda-spread`` (default 100): ratio of largest to smallest factor that triggers the finding.
 
@@ -34,7 +38,7 @@ Two orders of magnitude: informational, not calibrated against outcomes.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
 
@@ -62,5 +66,7 @@ class InconsistentLambdas(Rule):
                 f"({high[1].layer.path}), a {g(spread, 2)}x spread",
                 layer=high[1].layer.path, target=f"kernel.{kind}",
                 remedy="use one factor for all kernels unless the difference is deliberate",
+                fix=Fix("one factor for every kernel",
+                        (Change(kind, high[0], low[0], layer=high[1].layer.path, target=high[1].variable.name),)),
                 values={"spread": spread, "min_lambda": low[0], "max_lambda": high[0],
                         "min_layer": low[1].layer.path})

@@ -17,6 +17,10 @@ saves, and the first ``fit`` step crashes (verified with Keras 3.15).
 Reshape the kernel in a custom regularizer (``ops.reshape(x, (-1,
 x.shape[-1]))``) or regularize Dense kernels only.
 
+## Fix
+Aim: no OrthogonalRegularizer on a tensor of rank other than 2: the fix
+removes it from the flagged tensor.
+
 ## Options
 None.
 
@@ -33,7 +37,7 @@ Exact (rank check).
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.rule import Rule
 
 
@@ -53,4 +57,6 @@ class OrthogonalRegularizerRank(Rule):
                 f"'Inputs to OrthogonalRegularizer must have rank 2' at the first fit step",
                 layer=layer.path, target=var.name,
                 remedy="apply it to rank-2 (Dense) kernels only, or reshape inside a custom regularizer",
+                fix=Fix("no OrthogonalRegularizer on a tensor of rank other than 2",
+                        (Change("regularizer", reg.factor, None, layer=layer.path, target=var.name),)),
                 values={"rank": len(var.shape)})

@@ -21,6 +21,10 @@ A pretrained encoder with ``kernel_regularizer=L2(1e-3)`` and
 Remove it, or keep it deliberately for the fine-tuning phase (add an
 ignore with a reason).
 
+## Fix
+Aim: no regularizer on weights that do not train: the fix removes it
+(keep it only for a planned fine-tuning).
+
 ## Options
 None.
 
@@ -36,7 +40,7 @@ Structural; informational.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Rule
 
@@ -60,4 +64,6 @@ class RegularizerOnFrozenLayer(Rule):
                 f"{p.variable.name} has {lam(p.regularizer)} but is not trainable: {effect}{later}",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="remove it, or keep it deliberately for fine-tuning",
+                fix=Fix("no regularizer on weights that do not train",
+                        (Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name),)),
                 values={"penalty_saved": p.penalty_saved})

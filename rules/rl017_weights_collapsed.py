@@ -39,7 +39,8 @@ collapsed and healthy runs end.
 from __future__ import annotations
 
 from reglint.engine.finding import Severity
-from reglint.engine.fmt import g
+from reglint.engine.fmt import g, pct
+from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
 
 
@@ -67,3 +68,43 @@ class WeightsCollapsed(Rule):
             f"initial sum of squares ({len(kappas)} kernels): the penalty drove the network to its trivial solution",
             target="kernel", remedy="retrain with a smaller lambda (see RL001's safe value)",
             values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations})
+
+    def check_measured(self, result, report):
+        """The live version: in the short run the regularized kernels' norm
+        fell while the data loss did not."""
+        outcome = result.outcome
+        if outcome.label != "collapsing":
+            return
+        found = static_finding(report, self.code)
+        static = found.severity if found else None
+        steps = len(result.trajectory)
+        yield self.finding(
+            f"measured: in {steps} steps from the saved weights the kernels' norm fell "
+            f"{pct(-(outcome.kernel_norm_change or 0))} ({g(outcome.kernel_norm_initial)} -> "
+            f"{g(outcome.kernel_norm_final)}) while the data loss went {g(outcome.data_loss_initial)} -> "
+            f"{g(outcome.data_loss_final)}: the penalty is driving the network to its trivial solution; "
+            f"{_cause(result)}; static check {verdict(static, Severity.ERROR)}",
+            severity=Severity.ERROR, target="kernel", measured=True,
+            remedy="use a smaller lambda (see RL001) or decoupled weight_decay",
+            values={"kernel_norm_initial": outcome.kernel_norm_initial, "kernel_norm_final": outcome.kernel_norm_final,
+                    "kernel_norm_change": outcome.kernel_norm_change, "data_loss_initial": outcome.data_loss_initial,
+                    "data_loss_final": outcome.data_loss_final, "steps": steps,
+                    "penalty_ratio": result.weight_penalty_ratio(), "synthetic_data": result.synthetic})
+
+
+def _cause(result) -> str:
+    """The shrink mechanism in words (RL002/RL003's formulas)."""
+    opt = result.optimizer or {}
+    lr = opt.get("learning_rate_peak") or opt.get("learning_rate") or 0.0
+    l2s = [(r.regularizer or {}).get("l2") or 0.0 for r in result.variables]
+    l2 = max(l2s) if l2s else 0.0
+    if opt.get("family") == "sgd" and l2:
+        b = float(opt.get("momentum") or 0.0)
+        shrink = 2 * lr * l2 / (1 - b)
+        return f"coupled L2 under SGD shrinks an unsupported weight by 2*lr*l2/(1-b) = {g(shrink)} per step"
+    if opt.get("weight_decay"):
+        return f"decoupled weight_decay shrinks every weight by lr*wd = {g(lr * opt['weight_decay'])} per step"
+    if opt.get("family") == "adaptive":
+        return (f"under {opt.get('class')} the penalty gradient is normalised, moving weights the data does "
+                f"not hold up by about lr = {g(lr)} per step")
+    return "the penalty gradient outweighs the data gradient"

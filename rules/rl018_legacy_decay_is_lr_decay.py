@@ -18,6 +18,10 @@ Keras 3 dropped the argument.
 A ``LearningRateSchedule`` for learning-rate decay; ``weight_decay=`` (Keras 3,
 tf.keras >= 2.11) or kernel L2 for weight decay.
 
+## Fix
+Aim: the legacy learning-rate decay removed (``lr_decay -> remove``); if
+weight decay was meant, set ``weight_decay`` instead.
+
 ## Options
 None.
 
@@ -33,7 +37,7 @@ Structural; informational.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
 from reglint.engine.rule import Rule
 
@@ -56,4 +60,6 @@ class LegacyDecayIsLrDecay(Rule):
             f"not the weights{after}",
             target="optimizer.decay",
             remedy="if weight decay was meant, use weight_decay= or a kernel L2 and drop decay",
+            fix=Fix("the legacy learning-rate decay removed (move the value to weight_decay if that was meant)",
+                    (Change("lr_decay", opt.lr_decay, None, target="optimizer"),)),
             values={"lr_decay": opt.lr_decay})

@@ -4,10 +4,7 @@ interactive stderr.
 
 Workers are started with ``spawn`` on every platform, so nothing depends on
 fork-inherited state; they receive the settings once (pool initializer) and
-send back pickled ``FileReport``s. Override usage counters live in the
-parent's settings, so they are recounted here for every report that did not
-come from this process (worker or cache): the stale-ignore report (RL100)
-sees the same numbers whatever ``--jobs`` is.
+send back pickled ``FileReport``s.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from collections.abc import Callable, Iterator
 from reglint.config.settings import Settings
 from reglint.engine.report import FileReport
 from reglint.engine.runner import lint_file
-from reglint.engine.selection import filter_findings
 
 PROGRESS_MIN_FILES = 5  # below this a bar only flickers
 
@@ -38,7 +34,6 @@ def lint_many(files: list[str], settings: Settings, *, jobs: int = 1, use_cache:
         key = cache.key(path) if cache else None
         hit = cache.get(key) if cache and key else None
         if hit is not None:
-            recount_overrides(hit, settings)
             reports[i] = hit
         else:
             todo.append((i, path, key))
@@ -51,13 +46,6 @@ def lint_many(files: list[str], settings: Settings, *, jobs: int = 1, use_cache:
                 cache.put(keys[i], report)
             advance(1)
     return [r for r in reports if r is not None]
-
-
-def recount_overrides(report: FileReport, settings: Settings) -> None:
-    """Replay the suppression of ``report`` against ``settings`` so that the
-    overrides' ``used`` counters include it."""
-    if report.suppressed and settings.overrides:
-        filter_findings(list(report.suppressed), report.path, settings)
 
 
 # ---------------------------------------------------------------------------
@@ -98,7 +86,6 @@ def _lint_in_pool(todo, settings: Settings, workers: int) -> Iterator[tuple[int,
                     yield i, FileReport(path=path, error="the process linting this file died "
                                                          "(out of memory?); try --jobs 1"), False
                     continue
-                recount_overrides(report, settings)
                 yield i, report, True
 
 

@@ -21,7 +21,6 @@ class Override:
     ignore: list[str] = field(default_factory=list)
     reason: str | None = None
     expires: _dt.date | None = None
-    used: int = 0  # findings it removed in this run (for stale-ignore reports)
 
 
 @dataclass

@@ -5,6 +5,7 @@ does not hold. Computed once per model, read by every rule.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -43,6 +44,12 @@ class TrainingContext:
     # How to read custom regularizer classes: {"acme>MyL2": {"kind": "l2", "factor": "strength"}}
     custom_regularizers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def changes_model(self) -> bool:
+        """True when the context overrides what the file holds (optimizer
+        settings, pattern or mapped custom regularizers)."""
+        return bool(self.optimizer or self.learning_rate is not None or self.weight_decay is not None
+                    or self.momentum is not None or self.regularizers or self.custom_regularizers)
+
     @property
     def effective_batch_size(self) -> int:
         return self.batch_size or DEFAULT_BATCH_SIZE
@@ -65,8 +72,11 @@ class Analysis:
     """Shared estimates for one model under one training context."""
 
     def __init__(self, model: Model, context: TrainingContext | None = None):
-        self.model = model
         self.context = context or TrainingContext()
+        # The reader's description stays as the file holds it: user settings
+        # go into a copy, which ``self.model`` then is.
+        self.model = copy.deepcopy(model) if self.context.changes_model() else model
+        model = self.model
         self._apply_context()
         self.loss_scale: LossScale = model_loss_scale(
             model, override=self.context.loss_scale, target_var=self.context.target_var,

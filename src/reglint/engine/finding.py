@@ -29,6 +29,80 @@ class Severity(str, Enum):
             ) from None
 
 
+@dataclass(frozen=True)
+class Change:
+    """One setting a fix changes: ``parameter`` of ``target`` in ``layer``
+    (None: every layer the finding names, or the optimizer) from ``current``
+    to ``suggested`` (None: remove it).
+
+    ``target`` is the variable role (``kernel``, ``bias``, ``gamma`` ...),
+    ``activity``, ``penalty`` (every regularizer the finding counts) or
+    ``optimizer``; ``parameter`` is ``lambda`` (the regularizer's factor, L1
+    or L2 as it is), ``weight_decay``, ``learning_rate``, ``momentum`` or
+    ``regularizer`` (its presence).
+
+    >>> Change(layer="dense", target="kernel", parameter="lambda", current=0.2, suggested=0.0046).to_dict()["suggested"]
+    0.0046
+    """
+
+    parameter: str
+    current: float | None
+    suggested: float | None
+    layer: str | None = None
+    target: str = "optimizer"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "target": self.target, "parameter": self.parameter,
+                "current": _number(self.current), "suggested": _number(self.suggested)}
+
+
+@dataclass(frozen=True)
+class Fix:
+    """What a finding proposes, as data: the ``aim`` the change achieves and
+    the ``changes`` that achieve it. Every reporter, ``explain`` and the HTML
+    print this same object; the rule that made it is its only author.
+
+    >>> fix = Fix("penalty at 100% of the data loss",
+    ...           (Change("lambda", 0.2, 0.005, layer="dense", target="kernel"),))
+    >>> fix.to_dict()["changes"][0]["parameter"]
+    'lambda'
+    >>> fix.describe()
+    'kernel lambda 0.2 -> 0.005 in dense'
+    """
+
+    aim: str
+    changes: tuple[Change, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"aim": self.aim, "changes": [c.to_dict() for c in self.changes]}
+
+    def describe(self, limit: int = 4) -> str:
+        """The changes in one line, grouped where only the layer differs."""
+        from reglint.engine.fmt import g
+
+        groups: dict[tuple, list[str]] = {}
+        for c in self.changes:
+            key = (c.target if c.target != "penalty" else "", c.parameter, c.current, c.suggested)
+            groups.setdefault(key, []).append(c.layer or "")
+        parts = []
+        for (target, parameter, current, suggested), layers in groups.items():
+            to = "remove" if suggested is None else f"{g(current)} -> {g(suggested)}"
+            named = [x for x in layers if x]
+            where = ""
+            if named:
+                where = " in " + ", ".join(named[:limit]) + (f" and {len(named) - limit} more" if len(named) > limit else "")
+            parts.append(f"{target + ' ' if target else ''}{parameter} {to}{where}")
+        return "; ".join(parts)
+
+
+def _number(value: Any) -> Any:
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
 @dataclass
 class Finding:
     """One problem found in one model.
@@ -50,6 +124,7 @@ class Finding:
     remedy: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
     measured: bool = False
+    fix: Fix | None = None
 
     @property
     def key(self) -> str:
@@ -67,4 +142,5 @@ class Finding:
             "remedy": self.remedy,
             "values": self.values,
             "measured": self.measured,
+            "fix": self.fix.to_dict() if self.fix is not None else None,
         }

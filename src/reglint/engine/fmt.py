@@ -8,6 +8,8 @@
 '261'
 >>> pct(0.0578)
 '5.8%'
+>>> plural(1, "kernel"), plural(3, "layer")
+('1 kernel', '3 layers')
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def pct(value: float | None) -> str:
     if value >= 0.001:
         return f"{value * 100:.2g}%" if value < 0.1 else f"{value * 100:.1f}%"
     return f"{value * 100:.1e}%"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` and the noun in the right number."""
+    return f"{count:,} {noun if count == 1 else (many or noun + 's')}"
 
 
 def lam(reg) -> str:

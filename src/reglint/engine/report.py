@@ -22,6 +22,8 @@ class FileReport:
     suppressed: list[Finding] = field(default_factory=list)
     error: str | None = None
     cached: bool = False
+    # The selected rules' responses to the lambdas (``Rule.sweep``).
+    curves: list[Any] = field(default_factory=list)
 
     def worst(self) -> Severity | None:
         if not self.findings:
@@ -95,7 +97,7 @@ def regularizer_to_dict(target: str, reg: Regularizer) -> dict[str, Any]:
     return out
 
 
-def model_to_dict(model: Model, analysis: Any = None) -> dict[str, Any]:
+def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None = None) -> dict[str, Any]:
     layers = []
     penalties = {}
     if analysis is not None:
@@ -139,7 +141,7 @@ def model_to_dict(model: Model, analysis: Any = None) -> dict[str, Any]:
         "notes": list(model.notes),
     }
     if analysis is not None:
-        out["analysis"] = analysis_to_dict(analysis)
+        out["analysis"] = analysis_to_dict(analysis, curves or [])
     return out
 
 
@@ -148,6 +150,7 @@ def _penalty_fields(p) -> dict[str, Any]:
         return {}
     return {"penalty_init": number(p.penalty_init), "penalty_saved": number(p.penalty_saved),
             "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "absorbed": p.absorbed,
+            "offset": p.offset, "counted": p.counted,
             "active": p.active}
 
 
@@ -171,10 +174,16 @@ def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
     }
 
 
-def analysis_to_dict(analysis) -> dict[str, Any]:
+def analysis_to_dict(analysis, curves: list[Any] | None = None) -> dict[str, Any]:
+    from reglint.engine.sweep import safe_multiplier
+
     ls = analysis.loss_scale
     dyn = analysis.dynamics
+    curves = curves or []
+    safe_m, bound_by = safe_multiplier(curves)
     return {
+        "sweep": {"curves": [c.to_dict() for c in curves], "safe_multiplier": number(safe_m),
+                  "bound_by": bound_by},
         "loss_scale": {"value": number(ls.value), "source": ls.source.value, "explanation": ls.explanation},
         "penalty_init": number(analysis.total_penalty_init()),
         "penalty_init_all": number(analysis.total_penalty_init(include_invariant=True)),
@@ -190,7 +199,7 @@ def file_to_dict(report: FileReport) -> dict[str, Any]:
     return {
         "path": report.path,
         "error": report.error,
-        "model": model_to_dict(report.model, report.analysis) if report.model is not None else None,
+        "model": model_to_dict(report.model, report.analysis, report.curves) if report.model is not None else None,
         "findings": [_finding_dict(f) for f in report.findings],
     }
 

@@ -3,7 +3,7 @@
 A rule is one module in the top-level ``rules/`` folder (shipped as
 ``reglint.rules``) defining one subclass of ``Rule``. The module docstring is
 the user's documentation (``reglint rule CODE`` prints it) in fixed sections:
-What it does, Why is this bad?, Example, Use instead, Options, Formula,
+What it does, Why is this bad?, Example, Use instead, Fix (what its fix aims at), Options, Formula,
 Thresholds and calibration, References.
 """
 
@@ -16,10 +16,11 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 
-from reglint.engine.finding import Finding, Severity
+from reglint.engine.finding import Finding, Fix, Severity
 
 if TYPE_CHECKING:  # pragma: no cover
     from reglint.engine.analysis import Analysis
+    from reglint.engine.sweep import Curve
     from reglint.model import Model
 
 
@@ -32,6 +33,21 @@ class Option:
 
 
 class Rule:
+    """One rule: the only owner of its judgment.
+
+    A rule measures one feature of the model, judges it against its own
+    thresholds (``options``, overridable under
+    ``[tool.reglint.lint.thresholds]``) and proposes one remedy as data
+    (``Fix``). Everything that shows a verdict or a safe value asks the rule:
+
+    - ``check(model, analysis)``: the static findings (``reglint check``);
+    - ``check_measured(measurement, report)``: the same judgment on
+      quantities ``reglint profile`` measured (optional);
+    - ``sweep(model, analysis)``: how the feature responds to the lambdas,
+      with its levels and the fix's multiplier (optional; the HTML chart and
+      ``explain`` read it).
+    """
+
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity]
@@ -40,6 +56,9 @@ class Rule:
     options: ClassVar[dict[str, Option]] = {}
 
     def __init__(self, thresholds: dict[str, float] | None = None):
+        # The run's whole [thresholds] table, so a rule can ask another
+        # rule's judgment under the same settings.
+        self.user_thresholds = dict(thresholds or {})
         self.thresholds = {k: o.default for k, o in self.options.items()}
         if thresholds:
             self.thresholds.update(
@@ -48,6 +67,35 @@ class Rule:
 
     def check(self, model: "Model", analysis: "Analysis") -> Iterable[Finding]:
         raise NotImplementedError
+
+    def check_measured(self, measurement: Any, report: Any) -> Iterable[Finding]:
+        """Findings from ``reglint profile``'s measurement (``ProfileResult``)
+        with the static ``FileReport`` for comparison. Rules without a
+        measured counterpart yield nothing."""
+        return ()
+
+    def sweep(self, model: "Model", analysis: "Analysis") -> list["Curve"]:
+        """The rule's feature as a function of a common multiplier on the
+        lambdas it judges; empty for rules without one."""
+        return []
+
+    def level(self, value: float | None, warning: str, error: str | None = None) -> Severity | None:
+        """The rule's verdict on ``value`` against two of its options
+        (``error`` None: the rule only warns).
+
+        >>> class Demo(Rule):
+        ...     code, name, severity, summary = "RL900", "demo", Severity.ERROR, ""
+        ...     options = {"w": Option(1.0, ""), "e": Option(10.0, "")}
+        >>> Demo().level(3.0, "w", "e"), Demo({"e": 2.0}).level(3.0, "w", "e"), Demo().level(0.5, "w", "e")
+        (<Severity.WARNING: 'warning'>, <Severity.ERROR: 'error'>, None)
+        """
+        if value is None or value != value:  # NaN: no verdict
+            return None
+        if error is not None and value >= self.thresholds[error]:
+            return Severity.ERROR
+        if value >= self.thresholds[warning]:
+            return Severity.WARNING
+        return None
 
     def finding(
         self,
@@ -58,6 +106,8 @@ class Rule:
         remedy: str | None = None,
         values: dict[str, Any] | None = None,
         severity: Severity | None = None,
+        fix: Fix | None = None,
+        measured: bool = False,
     ) -> Finding:
         return Finding(
             code=self.code,
@@ -68,6 +118,8 @@ class Rule:
             target=target,
             remedy=remedy,
             values=values or {},
+            fix=fix,
+            measured=measured,
         )
 
     @classmethod

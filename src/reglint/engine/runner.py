@@ -23,12 +23,13 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
     except Exception as exc:  # never a traceback for a bad file
         report.error = one_line(f"unreadable model ({type(exc).__name__}: {exc})")
         return report
-    report.model = model
     report.analysis = Analysis(model, settings.context)
+    report.model = model = report.analysis.model  # with the user's context applied
     findings = []
     for cls in selected_rules(settings):
         rule = cls(settings.thresholds)
         findings.extend(rule.check(model, report.analysis))
+        report.curves.extend(rule.sweep(model, report.analysis))
     kept, report.suppressed = filter_findings(findings, path, settings)
     report.findings = sorted(kept, key=lambda f: (-f.severity.rank, f.code, f.layer or ""))
     return report

@@ -83,6 +83,5 @@ def _suppressed(finding: Finding, rel: str, settings: Settings, today: _dt.date)
         if not layer and override.layers not in (["*"], []):
             continue
         if _matches(finding.code, override.ignore):
-            override.used += 1
             return True
     return False

@@ -164,9 +164,9 @@ def _summary(result: ProfileResult, file_report, console) -> None:
                       "".join(f", {e}" for e in extras if e))
     static_rho = None
     if file_report.analysis is not None and file_report.analysis.penalties:
-        from reglint.profile.findings import static_rl001_ratio
+        from reglint.rules.rl001_penalty_dominates_loss import static_ratio
 
-        static_rho = static_rl001_ratio(file_report)
+        static_rho = static_ratio(file_report)
     console.print(f"  first batch: data loss {g(result.data_loss)}, penalty {g(result.penalty)} "
                   f"(weights {g(result.weight_penalty)}); penalty/data {g(result.weight_penalty_ratio(), 2)}" +
                   (f" [dim](static estimate {g(static_rho, 2)})[/]" if static_rho is not None else ""))

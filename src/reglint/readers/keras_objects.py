@@ -341,11 +341,17 @@ _LOSS_ALIASES = {
     "logcosh": "log_cosh",
     "cosine_proximity": "cosine_similarity",
     "huber_loss": "huber",
+    "bce": "binary_crossentropy",
 }
 
 
 def parse_loss_name(name: str) -> str:
-    """Canonical snake_case loss name for a string or class name."""
+    """Canonical snake_case loss name for a string or class name: the one
+    alias table reglint has (readers and ``profile`` both use it).
+
+    >>> parse_loss_name("SparseCategoricalCrossentropy"), parse_loss_name("mse"), parse_loss_name("bce")
+    ('sparse_categorical_crossentropy', 'mean_squared_error', 'binary_crossentropy')
+    """
     bare = bare_class_name(name)
     snake = to_snake_case(bare) if any(c.isupper() for c in bare) else bare.lower()
     return _LOSS_ALIASES.get(snake, snake)

@@ -93,7 +93,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     if analysis.penalties:
         at = "at init" if all(p.penalty_init is not None for p in analysis.penalties) else \
             "at init, or at the saved weights where no initializer is recorded"
-        console.print(f"  penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale")
+        console.print(f"  penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale"
+                      + _counted_note(analysis, total, scale))
     for note in model.notes[:5]:
         console.print(f"  [dim]note: {markup(note)}[/]")
     console.print()
@@ -112,6 +113,26 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
         console.print(Text("        " + clean(finding.message)))
         if finding.remedy:
             console.print(Text("        fix: " + clean(finding.remedy), style="green"))
+        if finding.fix is not None and finding.fix.changes:
+            console.print(Text(f"        changes ({clean(finding.fix.aim)}): {clean(finding.fix.describe())}",
+                               style="green"))
+
+
+def _counted_note(analysis, total: float, scale: float) -> str:
+    """Where RL001 counts less than the table's total, say how much and why,
+    so the two numbers on one screen never disagree silently."""
+    counted = analysis.total_penalty_init()
+    if total - counted <= 1e-12 * max(1.0, total):
+        return ""
+    left = []
+    if any(p.active and p.scale_invariant and not p.absorbed for p in analysis.penalties):
+        left.append("scale-invariant kernels (RL009)")
+    if any(p.active and p.absorbed for p in analysis.penalties):
+        left.append("absorbed normalization gamma/beta (RL008)")
+    if any(p.active and p.offset and not (p.absorbed or p.scale_invariant) for p in analysis.penalties):
+        left.append("biases and beta (RL008)")
+    return (f"; RL001 counts {g(counted)} = {pct(counted / scale)}, leaving out "
+            f"{' and '.join(left) or 'penalties that cannot pull the function to zero'}")
 
 
 def summary_line(report: RunReport) -> str:

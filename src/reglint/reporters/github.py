@@ -41,6 +41,8 @@ def annotation(file_report: FileReport, finding: Finding, settings: Any = None) 
     message = f"{clean(display_path(file_report.path, settings))}: {headline(finding)}"
     if finding.remedy:  # multi-line detail, as ruff does: %0A in the message
         message += "\nfix: " + clean(finding.remedy)
+    if finding.fix is not None and finding.fix.changes:
+        message += "\nchanges: " + clean(finding.fix.describe())
     return f"::{command} {props}::{escape_data(message)}"
 
 

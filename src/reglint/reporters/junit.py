@@ -71,4 +71,6 @@ def _details(path: str, finding: Finding) -> str:
         lines.insert(1, f"layer: {xml_text(finding.layer)}")
     if finding.remedy:
         lines.append(f"fix: {xml_text(finding.remedy)}")
+    if finding.fix is not None and finding.fix.changes:
+        lines.append(f"changes: {xml_text(finding.fix.describe())}")
     return "\n".join(lines)

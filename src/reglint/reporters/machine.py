@@ -132,6 +132,7 @@ def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_:
             "layer": clean(finding.layer) if finding.layer else None,
             "target": clean(finding.target) if finding.target else None,
             "remedy": clean(finding.remedy) if finding.remedy else None,
+            "fix": jsonable(finding.fix.to_dict()) if finding.fix is not None else None,
             "values": jsonable(finding.values),
             "url": rule_url(finding.code),
             "fingerprint": fingerprint(finding.code, rel, finding.layer, finding.target),

@@ -159,6 +159,8 @@ def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: st
     properties = {k: clean(v) for k, v in (("layer", finding.layer), ("target", finding.target)) if v}
     if finding.values:
         properties["values"] = jsonable(finding.values)
+    if finding.fix is not None:
+        properties["fix"] = jsonable(finding.fix.to_dict())
     if properties:
         result["properties"] = properties
     return result
@@ -171,6 +173,8 @@ def _message(finding: Finding, rel: str) -> str:
     text = f"{where}: {clean(finding.message)}"
     if finding.remedy:
         text += f". Fix: {clean(finding.remedy)}"
+    if finding.fix is not None and finding.fix.changes:
+        text += f" ({clean(finding.fix.describe())})"
     return text
 
 

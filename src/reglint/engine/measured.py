@@ -1,0 +1,64 @@
+"""Helpers the rules share when they judge what ``reglint profile``
+measured (``Rule.check_measured``): how a measured verdict relates to the
+static one, and what the measurement stood on.
+
+The judgments themselves stay in the rules; this module only words the
+comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reglint.engine.finding import Finding, Severity
+
+
+def static_finding(report: Any, code: str, layer: str | None = None,
+                   target: str | None = None) -> Finding | None:
+    """The static finding of ``code`` (kept or suppressed) for that layer/target."""
+    for finding in list(getattr(report, "findings", [])) + list(getattr(report, "suppressed", [])):
+        if finding.code != code or finding.measured:
+            continue
+        if layer is not None and finding.layer != layer:
+            continue
+        if target is not None and finding.target != target:
+            continue
+        return finding
+    return None
+
+
+def collapsed_weights(report: Any) -> bool:
+    """True when the saved weights have already collapsed (RL017 fired on
+    them): a measurement at those weights says nothing about a fresh run."""
+    return static_finding(report, "RL017") is not None
+
+
+def verdict(static: Severity | None, measured: Severity | None, report: Any = None) -> str:
+    """How the measurement relates to the static estimate.
+
+    >>> verdict(Severity.ERROR, Severity.ERROR)
+    'confirmed'
+    >>> verdict(Severity.ERROR, None)
+    'overturned (static error)'
+    """
+    if static == measured:
+        return "confirmed"
+    if static is None:
+        return "not predicted by the static estimate"
+    if measured is None:
+        if report is not None and collapsed_weights(report):
+            return (f"not reproduced at the saved weights, which have already collapsed (RL017): a measurement "
+                    f"there is no evidence against the static {static.value}, which judges weights of "
+                    f"initialisation scale")
+        return f"overturned (static {static.value})"
+    if measured.rank > static.rank:
+        return f"worse than the static estimate ({static.value})"
+    return f"milder than the static estimate ({static.value})"
+
+
+def data_note(result: Any) -> str:
+    """Where the measured data loss came from, and at which weights."""
+    where = "at the saved weights"
+    if getattr(result, "synthetic", False):
+        return f"on synthetic data {where} (scale at initialisation only)"
+    return f"on {result.data.get('path')} {where}"
