@@ -66,6 +66,7 @@ FEATURES = {
     "activity_ratio": "per-sample L2/L1 activity penalty at init (section 1.3 recurrence) / L_chance",
     "theta_eq": "max over trainable scale-invariant kernels of dynamics.equilibrium_angle(l2) (rad per step)",
     "stacked_shrink": "max over tensors with a coupled L2 and the optimizer's weight_decay of total_shrink(l2)",
+    "stacked_counted": "stacked_shrink over the tensors RL001 counts (not scale-invariant, absorbed or offsets)",
     "gamma_ratio": "penalty at init of gammas that are not absorbed / L_chance",
 }
 
@@ -88,6 +89,7 @@ def features_of(report) -> dict:
         "activity_ratio": None if act is None else act / a.loss_scale.value,
         "theta_eq": _theta_eq(a),
         "stacked_shrink": _stacked_shrink(a),
+        "stacked_counted": _stacked_shrink(a, counted_only=True),
         "gamma_ratio": sum(p.penalty or 0.0 for p in a.penalties if p.active and p.variable.role.value == "gamma"
                            and not p.absorbed) / a.loss_scale.value,
         "loss_scale": a.loss_scale.value,
@@ -123,11 +125,12 @@ def _theta_eq(a) -> float | None:
     return max((a.dynamics.equilibrium_angle(l2) or 0.0) for _, _, l2 in kernels)
 
 
-def _stacked_shrink(a) -> float | None:
+def _stacked_shrink(a, counted_only: bool = False) -> float | None:
     dyn = a.dynamics
     if dyn.lr is None:
         return None
-    stacked = [dyn.total_shrink(p.l2) or 0.0 for p in a.penalties if p.active and p.l2 and dyn.weight_decay]
+    stacked = [dyn.total_shrink(p.l2) or 0.0 for p in a.penalties
+               if p.active and p.l2 and dyn.weight_decay and (p.counted or not counted_only)]
     return max(stacked) if stacked else 0.0
 
 

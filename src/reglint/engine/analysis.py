@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Any
 
-from reglint.engine.graph import HOMOGENEOUS_ACTIVATIONS, LINEAR, NORMALIZERS, every_path_ends, outbound_map
+from reglint.engine.graph import HOMOGENEOUS_ACTIVATIONS, NORMALIZERS, ScaleWalk, every_path_ends, outbound_map
 from reglint.estimate.dynamics import Dynamics, dynamics_of
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
@@ -88,9 +88,11 @@ class Analysis:
             if var.regularizer is not None and var.regularizer.kind != "custom":
                 penalty = tensor_penalty(layer, var)
                 penalty.scale_invariant = var.role.is_kernel_like and self.feeds_normalizer(layer)
-                penalty.absorbed = var.role in (Role.GAMMA, Role.BETA) and self.norm_absorbed(layer)
                 penalty.offset = var.role in (Role.BIAS, Role.BETA)
                 self.penalties.append(penalty)
+        unabsorbed = self._unabsorbed_norms()
+        for p in self.penalties:
+            p.absorbed = p.variable.role in (Role.GAMMA, Role.BETA) and p.layer.path not in unabsorbed
 
     # -- context -----------------------------------------------------------
 
@@ -138,27 +140,27 @@ class Analysis:
             return False
         return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS)
 
-    def norm_absorbed(self, layer: Layer) -> bool:
-        """True when the next layers can take over normalization ``layer``'s
-        output scale for free: every path, through scale-passing layers,
-        reaches another normalization or a linear layer whose kernel may grow
-        (trainable, and unpenalized or itself scale-invariant). A residual
-        ``Add``, attention, a non-homogeneous activation or a model output on
-        any path means gamma scales the branch or the prediction itself."""
-        if layer.activation not in HOMOGENEOUS_ACTIVATIONS:
-            return False
-        return every_path_ends(layer, self._outbound, self._absorbs_scale)
+    def _unabsorbed_norms(self) -> set[str]:
+        """Normalization layers whose penalized gamma the network cannot shed
+        for free (``reglint.engine.graph.ScaleWalk``)."""
+        penalized = {p.layer.path for p in self.penalties
+                     if p.active and p.variable.role is Role.GAMMA and (p.l1 or p.l2)}
+        return ScaleWalk(self.model, self._outbound, penalized, self._free_kernel, self._free_gamma).unabsorbed()
 
-    def _absorbs_scale(self, layer: Layer) -> bool:
-        if layer.class_name in NORMALIZERS:
-            return True
-        if layer.class_name not in LINEAR or not layer.trainable:
-            return False
+    def _free_kernel(self, layer: Layer) -> bool:
+        """A linear layer whose kernels may grow at no cost: trainable, and
+        unpenalized or scale-invariant (feeding a normalization)."""
         kernels = [v for v in layer.variables if v.role.is_kernel_like]
-        if not kernels or not all(v.trainable for v in kernels):
+        if not layer.trainable or not kernels or not all(v.trainable for v in kernels):
             return False
         penalized = any(v.regularizer is not None and v.regularizer.is_effective for v in kernels)
         return not penalized or self.feeds_normalizer(layer)
+
+    @staticmethod
+    def _free_gamma(layer: Layer) -> bool:
+        gammas = [v for v in layer.variables if v.role is Role.GAMMA]
+        return layer.trainable and bool(gammas) and all(
+            v.trainable and (v.regularizer is None or not v.regularizer.is_effective) for v in gammas)
 
     def invariant_kernels(self) -> list[tuple[Layer, Variable, float]]:
         """Every trainable scale-invariant kernel, regularized or not (the

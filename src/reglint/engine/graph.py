@@ -85,3 +85,106 @@ def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Call
             return False
         frontier.extend(following)
     return True
+
+
+# Layers that combine tensors elementwise and are jointly positively
+# homogeneous: scaling every input by c scales the output by c. Scaling only
+# some inputs changes the output.
+JOINT = {"Add", "Subtract", "Average", "Maximum", "Minimum"}
+# Layers whose output keeps each input's scale on its own channels or as a
+# factor (concatenation, gating): a scaled input leaves a scaled output.
+CARRY = {"Concatenate", "Multiply"}
+ATTENTION = {"MultiHeadAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention"}
+
+SCALED, FIXED, FREE = "scaled", "fixed", "free"
+
+
+class ScaleWalk:
+    """Which normalization scales the network can shed together.
+
+    The penalty pulls every penalized gamma toward zero at once, so the
+    question is whether multiplying all of them by the same ``c`` can be
+    undone by weights that cost nothing (a trainable, unpenalized kernel or
+    gamma, or a kernel that feeds a normalization anyway). Each layer's
+    output is labelled forward through the graph: ``scaled`` (carries the
+    factor ``c``), ``fixed`` (does not) or ``free`` (a free layer's output,
+    which can take either, its weights compensating). A penalized
+    normalization's output is scaled; another normalization's is fixed, or
+    free when it has a free gamma; a free linear layer (attention with free
+    projections included) absorbs its input's factor and is free; a
+    penalized one passes the factor on; ReLU, pooling, dropout and reshapes
+    pass it on. A residual ``Add`` of scaled and fixed tensors, a scaled
+    tensor entering anything else (a saturating activation, a recurrent
+    layer, attention with penalized projections) or reaching a model output
+    means the scale changes the function: those gammas are *not absorbed*.
+    A residual stream all of whose addends carry penalized gammas is scaled
+    as a whole and can be absorbed by the free layer that reads it.
+    """
+
+    def __init__(self, model: Model, outbound: dict[str, list[Layer]], penalized: set[str],
+                 free_linear: Callable[[Layer], bool], free_norm: Callable[[Layer], bool]):
+        self.model, self.outbound, self.penalized = model, outbound, penalized
+        self.free_linear, self.free_norm = free_linear, free_norm
+        by_path = {layer.path: layer for layer in model.layers}
+        self.inbound: dict[str, list[Layer]] = {}
+        for source, targets in outbound.items():
+            for target in targets:
+                self.inbound.setdefault(target.path, []).append(by_path[source])
+        self.state: dict[str, tuple[str, frozenset[str]]] = {}
+        self.conflicts: set[str] = set()
+
+    def unabsorbed(self) -> set[str]:
+        """Paths of the penalized normalizations whose scale is not absorbed."""
+        if not self.penalized:
+            return set()
+        for layer in self.model.layers:
+            kind, carried = self._state(layer)
+            if kind == SCALED and not self.outbound.get(layer.path):
+                self.conflicts |= carried  # reaches a model output
+        return self.conflicts
+
+    def _state(self, layer: Layer, depth: int = 0) -> tuple[str, frozenset[str]]:
+        if layer.path in self.state:
+            return self.state[layer.path]
+        self.state[layer.path] = (FIXED, frozenset())  # cycles (never in Keras graphs) end here
+        if depth > 2000:
+            return self.state[layer.path]
+        inputs = [self._state(src, depth + 1) for src in self.inbound.get(layer.path, [])]
+        self.state[layer.path] = self._transfer(layer, inputs)
+        return self.state[layer.path]
+
+    def _transfer(self, layer: Layer, inputs: list[tuple[str, frozenset[str]]]) -> tuple[str, frozenset[str]]:
+        carried = frozenset().union(*(c for _, c in inputs)) if inputs else frozenset()
+        kinds = {k for k, _ in inputs}
+        name = layer.class_name
+        if name in NORMALIZERS:
+            if layer.path in self.penalized:
+                return SCALED, frozenset({layer.path})
+            return (FREE if self.free_norm(layer) else FIXED), frozenset()
+        if name in LINEAR or name in ATTENTION:
+            if self.free_linear(layer):
+                return FREE, frozenset()
+            if SCALED in kinds and (name in ATTENTION or layer.activation not in HOMOGENEOUS_ACTIVATIONS):
+                return self._conflict(carried)
+            return self._combine(kinds, carried)
+        if passes_scale(layer) or name in CARRY:
+            return self._combine(kinds, carried)
+        if name in JOINT:
+            if SCALED in kinds and FIXED in kinds:
+                return self._conflict(carried)
+            return self._combine(kinds, carried)
+        if SCALED in kinds:
+            return self._conflict(carried)
+        return FIXED, frozenset()
+
+    @staticmethod
+    def _combine(kinds: set[str], carried: frozenset[str]) -> tuple[str, frozenset[str]]:
+        if SCALED in kinds:
+            return SCALED, carried
+        if FIXED in kinds or not kinds:
+            return FIXED, frozenset()
+        return FREE, frozenset()
+
+    def _conflict(self, carried: frozenset[str]) -> tuple[str, frozenset[str]]:
+        self.conflicts |= carried
+        return FIXED, frozenset()

@@ -805,12 +805,14 @@ def _loss_scale_factor(tf, opt) -> float:
 
 def _tracked_kernels(model, rows: list[VariableRow]) -> list:
     """The variables whose norm tells collapse: regularized kernels; else
-    every weight-regularized variable; else every kernel (decoupled
-    weight_decay and activity penalties shrink those)."""
+    every weight-regularized variable but offsets (a bias penalty pulls
+    biases to zero, their usual initial value: no collapse, issue 15's
+    false alarm on an LSTM); else every kernel (decoupled weight_decay and
+    activity penalties shrink those)."""
     variables = list(model.trainable_variables)
     by_path = {str(getattr(v, "path", v.name)): v for v in variables}
     for pick in (lambda r: r.regularizer is not None and r.kernel_like and r.counted,
-                 lambda r: r.regularizer is not None):
+                 lambda r: r.regularizer is not None and not r.offset):
         chosen = [by_path[r.path] for r in rows if pick(r) and r.path in by_path]
         if chosen:
             return chosen
