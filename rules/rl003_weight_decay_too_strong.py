@@ -97,12 +97,14 @@ def equilibrium_ratio(model, dyn) -> float | None:
 
 def stacked_shrink(analysis):
     """(per-step shrink, penalty or None): the decoupled ``eta*wd``, or
-    where a tensor also carries a coupled L2 under SGD, the largest sum
-    ``2*eta*l2/(1-m) + eta*wd`` (Keras applies both: theory section 1.4)."""
+    where a tensor RL001 counts also carries a coupled L2 under SGD, the
+    largest sum ``2*eta*l2/(1-m) + eta*wd`` (Keras applies both: theory
+    section 1.4). Scale-invariant kernels are left to RL021: their shrink
+    sets an angle, not the function's scale."""
     dyn = analysis.dynamics
     best, where = dyn.decoupled_shrink or 0.0, None
     for p in analysis.penalties:
-        total = dyn.total_shrink(p.l2) if p.active and p.l2 else None
+        total = dyn.total_shrink(p.l2) if p.active and p.l2 and p.counted else None
         if total and total > best:
             best, where = total, p
     return best, where
@@ -146,7 +148,9 @@ class WeightDecayTooStrong(Rule):
         return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay (+ 2*lr*l2/(1-momentum) where a kernel "
                       "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=decoupled,
                       offset=r - decoupled, warning=self.thresholds["decay-step-warning"],
-                      error=self.thresholds["decay-step-error"], fix=fix, lambdas=(dyn.weight_decay,))]
+                      # the error level applies to the decoupled part: shifted by the coupled offset
+                      error=self.thresholds["decay-step-error"] + (r - decoupled), fix=fix,
+                      lambdas=(dyn.weight_decay,))]
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
@@ -157,7 +161,8 @@ class WeightDecayTooStrong(Rule):
         per_epoch = ctx.steps_per_epoch()
         tau = 1.0 / r
         tau_epochs = tau / per_epoch if per_epoch else None
-        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None)
+        # A file saved before training records 0 steps: that is not the run's length.
+        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None) or None
         values = {"shrink_per_step": r, "timescale_steps": tau, "learning_rate": dyn.lr,
                   "weight_decay": dyn.weight_decay, "timescale_epochs": tau_epochs,
                   "decay_integral": r * total if total else None, "decoupled_shrink": dyn.decoupled_shrink,
@@ -168,7 +173,9 @@ class WeightDecayTooStrong(Rule):
         flattens = (q is not None and q >= self.thresholds["adamw-equilibrium-error"]
                     and (total is None or r * total >= 1.0))
         severity = None
-        if r >= self.thresholds["decay-step-error"] or flattens:
+        # Errors come from the decoupled part alone: a coupled L2 added under
+        # SGD momentum made the sum harmful but not fatal (Thresholds).
+        if dyn.decoupled_shrink >= self.thresholds["decay-step-error"] or flattens:
             severity = Severity.ERROR
         elif r >= self.thresholds["decay-step-warning"]:
             severity = Severity.WARNING
@@ -189,13 +196,12 @@ class WeightDecayTooStrong(Rule):
         else:
             safe_wd_eq = None
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
-        both = (f" together with {stacked.layer.path}/{stacked.variable.name}'s {lam(stacked.regularizer)} "
-                f"({g(r - dyn.decoupled_shrink)} per step under SGD momentum {g(dyn.momentum)}); the two add"
+        both = (f" and {stacked.layer.path}/{stacked.variable.name}'s {lam(stacked.regularizer)} another "
+                f"{g(r - dyn.decoupled_shrink)} under SGD momentum {g(dyn.momentum)}; together {g(r)} per step"
                 if stacked else "")
         yield self.finding(
             f"weight_decay {g(dyn.weight_decay)} at lr {g(dyn.lr)} shrinks every weight by "
-            f"{g(dyn.decoupled_shrink)} per step{both}: {g(r)} per step "
-            f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
+            f"{g(dyn.decoupled_shrink)} per step{both} (timescale {g(tau, 3)} steps{horizon}): it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
             fix=self.fix(dyn.weight_decay, safe),

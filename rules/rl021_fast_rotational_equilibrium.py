@@ -35,8 +35,8 @@ convention) gives 0.003. reglint prints the lambda and weight_decay that
 bring the angle under the warning level.
 
 ## Options
-- ``angle-error`` (default 0.05): equilibrium angular update, in radians per step, at which RL021 is an error.
-- ``angle-warning`` (default 0.02): angle at which it is a warning.
+- ``angle-error`` (default 0.3): equilibrium angular update, in radians per step, at which RL021 is an error.
+- ``angle-warning`` (default 0.09): angle at which it is a warning.
 
 ## Formula
 ``R`` = per-step shrink of the norm: ``2*eta*l2/(1-m)`` for Keras' coupled
@@ -46,14 +46,36 @@ momentum's cross terms included): ``theta = sqrt(2*R*(1-m)/(1+m))`` per
 step, with ``m`` = beta_1 under Adam-family optimizers (Kosson et al.'s
 ``sqrt(2*eta*lambda/(1+m))`` for SGD with PyTorch's ``lambda = 2*l2``, and
 ``sqrt(2*eta*wd*(1-b1)/(1+b1))`` for AdamW); ``|w|^2`` relaxes to it in
-``1/(2R)`` steps. Checked against a simulated scale-invariant random walk
-within 1% (``tests/test_penalty_estimates.py``). A coupled L2 under an
+``1/(2r)`` steps, ``r`` the actual per-step contraction (for a coupled L2
+under heavy-ball momentum at most ``1 - sqrt(m)``, 0.051 at m = 0.9, where
+the slow-mode ``R`` overstates it). The angle was checked against a
+simulated scale-invariant random walk within 2%, up to ``eta*h = 0.4``
+(``tests/test_dynamics.py``). A coupled L2 under an
 Adam-family optimizer is normalised by the unknown data-gradient size (the
 simulated angle grows as ``(lambda/s)^(1/3)``), so only the optimizer's
 ``weight_decay`` enters the angle there: the rule then errs on the low side.
 
+## Fix
+Aim: half the warning angle (0.045 rad per step by default). ``theta^2``
+is proportional to both decays, so the coupled L2 of the kernels concerned
+and the optimizer's ``weight_decay`` are both multiplied by
+``(aim/theta)^2``; the finding's ``fix.changes`` lists them.
+
 ## Thresholds and calibration
-See bench/CALIBRATION.md, "modern grid".
+From the calibration grids (``python bench/calibrate.py report``;
+bench/CALIBRATION.md): 112 runs of BatchNorm networks (Dense-BatchNorm
+blocks and residual CNNs) with L2 or weight decay on kernels that feed
+BatchNorm, under SGD momentum, AdamW and RMSprop. Below 0.05 rad per step
+most runs are healthy (22 of 31 on the fit split; the wrecked ones there are
+AdamW ``weight_decay`` 10-30 runs RL003 judges, and one fragile lr-0.1
+residual group). From 0.09 up no run was healthy (26 runs: 15 degraded, 9
+collapsed, 2 diverged), hence the warning at **0.09**, in the gap between
+the largest healthy angle (0.081) and 0.097. Every run from 0.31 up
+collapsed or diverged (5 of 5; the largest angle short of a wreck on both
+splits was 0.26, where 2 of 4 residual runs collapsed and 2 degraded): error
+at **0.3**. Between the two the damage depends on the data (wine stayed
+healthy or degraded where digits collapsed), which ``reglint profile
+--data`` measures.
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
@@ -64,7 +86,7 @@ See bench/CALIBRATION.md, "modern grid".
 
 from __future__ import annotations
 
-from reglint.engine.finding import Severity
+from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
 
@@ -75,8 +97,8 @@ class FastRotationalEquilibrium(Rule):
     severity = Severity.ERROR
     summary = "Decay turns scale-invariant kernels by a large angle every step: their direction becomes noise."
     options = {
-        "angle-error": Option(0.05, "equilibrium angular update (rad per step) at which RL021 is an error"),
-        "angle-warning": Option(0.02, "equilibrium angular update (rad per step) at which RL021 is a warning"),
+        "angle-error": Option(0.3, "equilibrium angular update (rad per step) at which RL021 is an error"),
+        "angle-warning": Option(0.09, "equilibrium angular update (rad per step) at which RL021 is a warning"),
     }
 
     def check(self, model, analysis):
@@ -93,17 +115,23 @@ class FastRotationalEquilibrium(Rule):
         settle = dyn.equilibrium_steps(l2)
         total = analysis.context.total_steps()
         when = f" of the run's {g(total)}" if total else ""
-        # theta^2 is proportional to both decays: scale them by (target/theta)^2.
-        scale = (0.5 * self.thresholds["angle-warning"] / theta) ** 2
-        safe = [f"L2 {g(l2 * scale)}" if l2 else None,
-                f"weight_decay {g(dyn.weight_decay * scale)}" if dyn.weight_decay else None]
+        aim = 0.5 * self.thresholds["angle-warning"]
+        scale = (aim / theta) ** 2  # theta^2 is proportional to both decays
+        fix = self.fix([a for a in angles if a[0] >= self.thresholds["angle-warning"]], dyn.weight_decay, scale, aim)
         yield self.finding(
             f"{len(fast)} scale-invariant kernel(s) ({', '.join(fast[:3])}{'...' if len(fast) > 3 else ''}) feed a "
-            f"normalization layer and decay {g(dyn.total_shrink(l2))} per step: their norm settles within about "
+            f"normalization layer and shrink {g(dyn.contraction(l2))} per step: their norm settles within about "
             f"{g(settle, 2)} steps{when}, after which each step turns them ~{g(theta, 2)} rad whatever the data",
-            layer=layer.path, target=var.name, severity=severity,
-            remedy=f"use {' and '.join(s for s in safe if s)} for ~{g(0.5 * self.thresholds['angle-warning'], 2)} "
-                   f"rad per step, or exclude these kernels from decay",
+            layer=layer.path, target=var.name, severity=severity, fix=fix,
+            remedy=f"{fix.describe()} for ~{g(aim, 2)} rad per step, or exclude these kernels from decay",
             values={"angular_update": theta, "equilibrium_steps": settle, "shrink_per_step": dyn.total_shrink(l2),
                     "total_steps": total, "layers": fast, "lambda": l2 or None,
                     "weight_decay": dyn.weight_decay or None, "decay_scale_factor": scale})
+
+    @staticmethod
+    def fix(angles, weight_decay: float, scale: float, aim: float) -> Fix:
+        changes = {(layer.path, var.name): Change("lambda", l2, l2 * scale, layer=layer.path, target="kernel")
+                   for _, layer, var, l2 in angles if l2}
+        if weight_decay:
+            changes[("", "weight_decay")] = Change("weight_decay", weight_decay, weight_decay * scale)
+        return Fix(f"an equilibrium angle of {g(aim, 2)} rad per step", tuple(changes.values()))

@@ -45,6 +45,7 @@ def simulate_angle(opt: str, lr: float, *, l2: float = 0.0, wd: float = 0.0, mom
     ("sgd", 0.1, 0.0, 0.5, 0.9),      # decoupled weight_decay under SGD momentum
     ("sgd", 0.1, 5e-3, 0.05, 0.9),    # both at once: the shrinks add
     ("adam", 1e-3, 0.0, 5.0, 0.9),    # AdamW
+    ("sgd", 0.1, 0.5, 0.0, 0.9),      # eta*h = 0.1: far past the slow-mode regime, the angle still holds
 ])
 def test_equilibrium_angle_matches_a_simulated_scale_invariant_walk(opt, lr, l2, wd, momentum):
     family = "sgd" if opt == "sgd" else "adaptive"
@@ -66,4 +67,20 @@ def test_resnet_recipe_angle_and_settling_time():
     Keras L2(5e-5): 0.0032 rad per step, settling in 1/(2*R) = 5,000 steps."""
     dyn = Dynamics("sgd", 0.1, 0.1, 0.9, False, 0.0, 0.0)
     assert dyn.equilibrium_angle(5e-5) == pytest.approx(0.003244, rel=1e-3)
-    assert dyn.equilibrium_steps(5e-5) == pytest.approx(5000)
+    assert dyn.equilibrium_steps(5e-5) == pytest.approx(5000, rel=1e-3)
+
+
+def test_settling_uses_the_momentum_systems_actual_contraction():
+    """Once eta*h exceeds (1 - sqrt(m))^2 the heavy-ball roots are complex and
+    an unsupported weight shrinks by 1 - sqrt(m) per step, not the slow
+    mode's eta*h/(1-m): L2(0.5) at lr 0.1, m = 0.9 gives 0.051, not 1.0."""
+    dyn = Dynamics("sgd", 0.1, 0.1, 0.9, False, 0.0, 0.0)
+    assert dyn.total_shrink(0.5) == pytest.approx(1.0)
+    assert dyn.contraction(0.5) == pytest.approx(1 - math.sqrt(0.9))
+    w, v, path = 1.0, 0.0, []
+    for _ in range(200):  # Keras' SGD: v <- m*v - lr*grad; w <- w + v
+        v = 0.9 * v - 0.1 * 2 * 0.5 * w
+        w += v
+        path.append(abs(w))
+    envelope = (max(path[180:]) / max(path[80:100])) ** (1 / 100)  # the oscillation's peaks
+    assert envelope == pytest.approx(math.sqrt(0.9), rel=0.01)

@@ -61,7 +61,68 @@ def test_resnet_recipe_angle_is_the_imagenet_order_of_magnitude():
     [f] = [f for f in report_of(SCENARIOS / "recipe_resnet_sgd.keras").findings if f.code == "RL009"][:1]
     # sqrt(4 * 0.1 * 1e-4 / 1.9): the ImageNet recipe's few thousandths of a radian per step.
     assert f.values["angular_update"] == pytest.approx(math.sqrt(4 * 0.1 * 1e-4 / 1.9))
-    assert f.values["equilibrium_steps"] == pytest.approx(1 / (2 * 2 * 0.1 * 1e-4 / 0.1))
+    assert f.values["equilibrium_steps"] == pytest.approx(1 / (2 * 2 * 0.1 * 1e-4 / 0.1), rel=1e-2)
+
+
+# -- decay on scale-invariant kernels (RL021) and stacked decay (RL003) ----------------------
+
+
+def findings_of(name, code, context=None):
+    return [f for f in report_of(SCENARIOS / name, context).findings if f.code == code]
+
+
+def test_strong_l2_on_kernels_feeding_batchnorm_is_an_rl021_error():
+    [f] = findings_of("scenario_bn_l2_strong.keras", "RL021")
+    assert f.severity is Severity.ERROR
+    assert f.values["angular_update"] == pytest.approx(math.sqrt(4 * 0.1 * 0.5 / 1.9))  # 0.32 rad per step
+    assert len(f.values["layers"]) == 10  # every conv kernel of the residual network feeds a BatchNorm
+    # the fix scales the L2 by (aim / theta)^2, landing at half the warning angle
+    change = f.fix.changes[0]
+    assert change.parameter == "lambda" and change.current == pytest.approx(0.5)
+    assert 4 * 0.1 * change.suggested / 1.9 == pytest.approx((0.5 * 0.09) ** 2)
+
+
+def test_rl021_levels_and_options():
+    [f] = findings_of("scenario_residual_all_l2.keras", "RL021")  # L2(0.05), lr 0.1: 0.103 rad per step
+    assert f.severity is Severity.WARNING
+    report = lint_file(str(SCENARIOS / "scenario_residual_all_l2.keras"),
+                       Settings(thresholds={"angle-error": 0.1}))
+    assert [x.severity for x in report.findings if x.code == "RL021"] == [Severity.ERROR]
+    assert findings_of("recipe_resnet_sgd.keras", "RL021") == []  # 0.0046 rad per step
+
+
+def test_rl003_adds_a_kernels_l2_to_sgd_weight_decay():
+    [f] = findings_of("scenario_stacked_l2_sgdw.keras", "RL003")
+    assert f.severity is Severity.ERROR  # the decoupled part alone: 0.1 * 0.5 = 0.05 per step
+    assert f.values["decoupled_shrink"] == pytest.approx(0.05)
+    assert f.values["coupled_shrink"] == pytest.approx(2 * 0.1 * 0.05 / (1 - 0.9))
+    assert f.values["shrink_per_step"] == pytest.approx(0.15)
+    assert f.values["stacked_layer"] == "dense"  # the classifier: the conv kernels feed BatchNorm (RL021)
+    [angle] = findings_of("scenario_stacked_l2_sgdw.keras", "RL021")
+    assert angle.values["angular_update"] == pytest.approx(math.sqrt(2 * 0.15 * 0.1 / 1.9))
+
+
+def test_a_stacked_sum_alone_is_a_warning():
+    """L2(0.05) on the classifier under SGD(0.1, momentum 0.9) and weight_decay
+    0.1: 0.1 + 0.01 per step together, the decoupled part under RL003's error
+    level. Calibration: such sums harmed 28 of 30 runs but wrecked 12."""
+    [f] = findings_of("scenario_residual_all_l2.keras", "RL003", TrainingContext(weight_decay=0.1))
+    assert f.severity is Severity.WARNING
+    assert f.values["shrink_per_step"] == pytest.approx(0.1 + 0.01)
+
+
+def test_l2_with_a_strong_adamw_decay_is_an_error():
+    found = {f.code: f for f in report_of(SCENARIOS / "scenario_stacked_l2_adamw.keras").findings}
+    assert found["RL003"].severity is Severity.ERROR
+    assert found["RL003"].values["equilibrium_ratio"] >= 1.7  # no weight above ~1/wd = 0.033
+    assert found["RL006"].severity is Severity.WARNING
+
+
+def test_gamma_l2_on_a_residual_network_is_a_warning_not_an_error():
+    report = report_of(SCENARIOS / "scenario_residual_gamma_l2.keras")
+    assert errors(report) == []
+    rl008 = [f for f in report.findings if f.code == "RL008" and f.target == "gamma"]
+    assert len(rl008) == 10 and all("next layer can take over" in f.message for f in rl008)
 
 
 # -- the graph walk ---------------------------------------------------------------

@@ -116,9 +116,30 @@ class Dynamics:
         m = self.averaging
         return math.sqrt(2.0 * r * (1.0 - m) / (1.0 + m))
 
+    def contraction(self, l2: float) -> float | None:
+        """The actual per-step shrink of an unsupported weight: for a coupled
+        L2 under heavy-ball SGD, ``1 - rho`` with ``rho`` the spectral radius of
+        ``z^2 - (1 + m - eta*h) z + m`` (``h = 2*l2``), which is the slow mode
+        ``eta*h/(1-m)`` while ``eta*h`` is small and ``1 - sqrt(m)`` once the
+        roots turn complex (0.051 per step at m = 0.9); plus ``eta*wd``."""
+        if self.lr is None:
+            return None
+        coupled = 0.0
+        if self.family == "sgd" and (l2 or self.coupled_l2):
+            m, a = self.momentum, 2.0 * self.lr * (l2 + self.coupled_l2)
+            disc = (1.0 + m - a) ** 2 - 4.0 * m
+            if disc >= 0:
+                rho = max(abs((1.0 + m - a + math.sqrt(disc)) / 2), abs((1.0 + m - a - math.sqrt(disc)) / 2))
+            else:
+                rho = math.sqrt(m)
+            coupled = max(0.0, 1.0 - rho)
+        total = coupled + (self.decoupled_shrink or 0.0)
+        return total or None
+
     def equilibrium_steps(self, l2: float) -> float | None:
-        """Steps for ``|w|^2`` to relax to its equilibrium (1/e), ``1/(2R)``."""
-        r = self.total_shrink(l2)
+        """Steps for ``|w|^2`` to relax to its equilibrium (1/e): ``1/(2r)``
+        with ``r`` the actual per-step contraction."""
+        r = self.contraction(l2)
         return 1.0 / (2.0 * r) if r else None
 
 
