@@ -154,12 +154,16 @@ class PenaltyDominatesLoss(Rule):
         if not penalties:
             return []
         rho = sum(p.penalty for p in penalties) / analysis.loss_scale.value
+        rho_front = front_ratio(analysis)
         fires = self.level(rho, "penalty-ratio-warning", "penalty-ratio-error") is not None
         lambdas = tuple(sorted({v for p in penalties for v in (p.l1, p.l2) if v}))
+        # errors come from the tensors not behind a normalization: on rho's axis that level is
+        # error * rho / rho_front (both grow with the lambdas)
+        error = self.thresholds["penalty-ratio-error"] * rho / rho_front if rho_front else None
         return [Curve(self.code, "penalty_ratio",
                       "rho = sum P_t(lambda) / L_chance over the tensors RL001 counts", "lambda",
                       slope=rho, offset=0.0, warning=self.thresholds["penalty-ratio-warning"],
-                      error=self.thresholds["penalty-ratio-error"],
+                      error=error,
                       fix=min(1.0, self.aim() / rho) if fires and rho else None, lambdas=lambdas)]
 
     # -- static
@@ -171,7 +175,10 @@ class PenaltyDominatesLoss(Rule):
         loss = analysis.loss_scale
         total = sum(p.penalty for p in penalties)
         rho = total / loss.value
-        severity = self.level(rho, "penalty-ratio-warning", "penalty-ratio-error")
+        rho_front = front_ratio(analysis)
+        severity = self.level(rho, "penalty-ratio-warning")
+        if self.level(rho_front, "penalty-ratio-warning", "penalty-ratio-error") is Severity.ERROR:
+            severity = Severity.ERROR
         if severity is None:
             return
         fix = self.fix(penalties, rho)
@@ -184,7 +191,8 @@ class PenaltyDominatesLoss(Rule):
         yield self.finding(
             f"the penalty {where} is {g(total)} over {g(n_weights)} regularized weights, "
             f"{g(rho, 2)}x the data-loss scale {g(loss.value)} ({loss.explanation}); "
-            f"largest shares of the penalty: {_shares(by_layer, total)}{_left_out(analysis)}",
+            f"largest shares of the penalty: {_shares(by_layer, total)}{_left_out(analysis)}"
+            f"{_behind(rho, rho_front, severity)}",
             remedy=f"scale every lambda by {g(scale, 2)} (now {', '.join(g(x) for x in lambdas[:3])} -> {safe}) "
                    f"to keep the penalty under {pct(self.aim())} of the data loss, or use decoupled weight_decay",
             severity=severity,
@@ -192,6 +200,7 @@ class PenaltyDominatesLoss(Rule):
             fix=fix,
             values={
                 "penalty_ratio": rho,
+                "penalty_ratio_unnormalized": rho_front,
                 "penalty_init": total,
                 "data_loss_scale": loss.value,
                 "regularized_weights": n_weights,
@@ -236,6 +245,22 @@ class PenaltyDominatesLoss(Rule):
                     "layer_shares": {layer: v / total for layer, v in by_layer.items()} if total else {},
                     "lambda_scale_factor": scale, "synthetic_data": result.synthetic,
                     "outcome": result.outcome.label})
+
+
+def front_ratio(analysis) -> float:
+    """rho over the counted tensors that reach an output without passing a
+    normalization layer: the part that can take the prediction to the
+    trivial solution, and the only part that makes RL001 an error."""
+    front = [p for p in PenaltyDominatesLoss.counted(analysis) if not p.behind_norm]
+    return sum(p.penalty for p in front) / analysis.loss_scale.value
+
+
+def _behind(rho: float, rho_front: float, severity: Severity) -> str:
+    if rho_front >= rho * (1 - 1e-9):
+        return ""
+    return (f"; {g(rho - rho_front, 2)}x of it sits behind a normalization layer, which keeps the prediction's "
+            f"scale: that part limits capacity (a warning) but cannot make this an error on its own"
+            if severity is not Severity.ERROR else "")
 
 
 def static_ratio(report) -> float | None:

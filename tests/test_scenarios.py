@@ -125,6 +125,17 @@ def test_gamma_l2_on_a_residual_network_is_a_warning_not_an_error():
     assert len(rl008) == 10 and all("next layer can take over" in f.message for f in rl008)
 
 
+def test_penalties_behind_a_final_layernorm_warn_but_do_not_err():
+    [f] = findings_of("scenario_prenorm_l2_strong.keras", "RL001")
+    assert f.severity is Severity.WARNING
+    assert f.values["penalty_ratio"] > 18  # above the error level as a whole
+    assert f.values["penalty_ratio_unnormalized"] < 5  # the classifier alone: under the warning level
+    assert "behind a normalization layer" in f.message
+    report = report_of(SCENARIOS / "scenario_prenorm_l2_strong.keras")
+    front = [p.layer.path for p in report.analysis.penalties if p.counted and not p.behind_norm]
+    assert front == [report.model.layers[-1].path]  # only the classifier reaches the output unnormalized
+
+
 # -- the graph walk ---------------------------------------------------------------
 
 

@@ -89,6 +89,7 @@ class Analysis:
                 penalty = tensor_penalty(layer, var)
                 penalty.scale_invariant = var.role.is_kernel_like and self.feeds_normalizer(layer)
                 penalty.offset = var.role in (Role.BIAS, Role.BETA)
+                penalty.behind_norm = self.behind_normalizer(layer)
                 self.penalties.append(penalty)
         unabsorbed = self._unabsorbed_norms()
         for p in self.penalties:
@@ -139,6 +140,14 @@ class Analysis:
         if layer.activation not in HOMOGENEOUS_ACTIVATIONS:
             return False
         return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS)
+
+    def behind_normalizer(self, layer: Layer) -> bool:
+        """True when every path from ``layer`` to the model's outputs passes
+        a normalization layer (a transformer's final LayerNorm): whatever
+        the penalty does to its scale, the prediction is computed from
+        normalized features."""
+        return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS,
+                               through=lambda nxt: True)
 
     def _unabsorbed_norms(self) -> set[str]:
         """Normalization layers whose penalized gamma the network cannot shed

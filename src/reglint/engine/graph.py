@@ -64,10 +64,12 @@ def passes_scale(layer: Layer) -> bool:
     return layer.class_name in PASS_THROUGH and layer.activation in HOMOGENEOUS_ACTIVATIONS
 
 
-def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Callable[[Layer], bool]) -> bool:
-    """True when every path from ``start``'s output, through scale-passing
-    layers, ends at a layer ``accept`` takes; False at a model output (no
-    consumer) or at any other layer."""
+def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Callable[[Layer], bool],
+                    through: Callable[[Layer], bool] = passes_scale) -> bool:
+    """True when every path from ``start``'s output, through layers
+    ``through`` lets pass (by default the scale-passing ones), ends at a
+    layer ``accept`` takes; False at a model output (no consumer) or at any
+    other layer."""
     frontier, seen = list(outbound.get(start.path, [])), set()
     if not frontier:
         return False
@@ -78,7 +80,7 @@ def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Call
         seen.add(nxt.path)
         if accept(nxt):
             continue
-        if not passes_scale(nxt):
+        if not through(nxt):
             return False
         following = outbound.get(nxt.path, [])
         if not following:
