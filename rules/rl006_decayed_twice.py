@@ -12,7 +12,8 @@ decay is larger than either setting says; usually one of them was ported
 from another framework's convention and the other left in place. Keras
 does not save ``exclude_from_weight_decay``, so a saved file cannot show
 that the regularized weights were excluded; reglint assumes the decay hits
-every trainable weight, as Keras does by default.
+every trainable weight, as Keras does by default. A PyTorch checkpoint
+records its param groups: a weight in a group without decay is skipped.
 
 ## Example
 ``Dense(..., kernel_regularizer=L2(1e-3))`` compiled with
@@ -65,7 +66,10 @@ class DecayedTwice(Rule):
         dyn = analysis.dynamics
         if not dyn.weight_decay:
             return
-        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2)]
+        opt = model.optimizer
+        # Where param groups say a variable is not decayed (PyTorch's no-decay group), it is decayed once.
+        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2)
+                and (opt is None or opt.decays(p.variable.location) is not False)]
         if not hits:
             return
         layers = list(dict.fromkeys(p.layer.path for p in hits))

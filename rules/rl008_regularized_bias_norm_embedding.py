@@ -7,6 +7,15 @@ initialisation; and notes when the optimizer's ``weight_decay`` will hit
 them too (Keras applies it to every trainable variable unless excluded,
 and the exclusions are not saved).
 
+Where the optimizer records param groups (PyTorch checkpoints, Hugging Face
+Trainer folders), which variables decay is known: it reports the biases,
+normalization gammas/betas and embedding tables in groups that decay
+(coupled or decoupled). Where every parameter decays, all three; where a
+group without decay exists, biases and normalization parameters left out of
+it (a no-decay rule that missed them, e.g. one matching ``LayerNorm.weight``
+on a model naming its norms ``ln_1``), while decayed embeddings are taken
+as chosen (the Trainer decays them by default).
+
 ## Why is this bad?
 - ``gamma`` starts at 1, so ``gamma_regularizer=L2(l)`` costs ``l*C`` per
   normalization layer at initialisation and pulls the layer's output scale
@@ -50,7 +59,8 @@ V*d*0.05^2/3`` (uniform +-0.05 default). Absorption is a walk of the layer
 graph (``reglint.engine.graph``).
 
 ## Thresholds and calibration
-Structural; warning severity.
+Structural; warning severity (info where the exclusions are not recorded,
+or the param groups were matched to names with uncertainty).
 
 ## References
 - He et al., "Bag of Tricks for Image Classification with CNNs", CVPR 2019.
@@ -105,6 +115,10 @@ class RegularizedBiasNormEmbedding(Rule):
         yield from self._weight_decay_everywhere(model, analysis)
 
     def _weight_decay_everywhere(self, model, analysis):
+        opt = model.optimizer
+        if opt is not None and opt.param_groups and all(g.mapping != "unmapped" for g in opt.param_groups):
+            yield from self._decayed_by_groups(model, opt)
+            return
         if not analysis.dynamics.weight_decay or model.optimizer is None:
             return
         if model.optimizer.exclude_from_weight_decay:
@@ -119,3 +133,42 @@ class RegularizedBiasNormEmbedding(Rule):
             target="optimizer.weight_decay", severity=Severity.INFO,
             remedy="exclude them: optimizer.exclude_from_weight_decay(var_names=['bias', 'gamma', 'beta'])",
             values={"values_decayed": n})
+
+    def _decayed_by_groups(self, model, opt):
+        """Param groups say which variables decay: report the biases, norms and embeddings among them."""
+        has_no_decay_group = any(not g.decays for g in opt.param_groups)
+        roles = {Role.GAMMA, Role.BETA, Role.BIAS} | (set() if has_no_decay_group else {Role.EMBEDDINGS})
+        hit = [v for layer, v in model.variables()
+               if layer.trainable and v.trainable and v.role in roles and opt.decays(v.location)]
+        if not hit:
+            return
+        groups = sorted({opt.group_of(v.location).index for v in hit})
+        decay = sorted({opt.group_of(v.location).hyperparameters.get("weight_decay") for v in hit}, key=str)
+        certain = all(g.mapping == "exact" for g in opt.param_groups)
+        kinds = ", ".join(_plural(n, noun) for noun, n in sorted(_count_roles(hit).items()))
+        names = ", ".join(v.location for v in hit[:4]) + ("..." if len(hit) > 4 else "")
+        where = "every parameter decays" if not has_no_decay_group else "outside the group without decay"
+        if len(opt.param_groups) > 1:
+            where = f"param group {', '.join(map(str, groups))}; {where}"
+        yield self.finding(
+            f"weight_decay {', '.join(g(d) if isinstance(d, (int, float)) else str(d) for d in decay)} "
+            f"({where}) decays {g(sum(v.size for v in hit))} values of "
+            f"{kinds}: {names}",
+            target="optimizer.weight_decay", severity=Severity.WARNING if certain else Severity.INFO,
+            remedy="put biases, normalization weights" + ("" if has_no_decay_group else " and embeddings")
+                   + " in a param group with weight_decay=0 (e.g. every parameter with ndim < 2)",
+            values={"values_decayed": sum(v.size for v in hit), "tensors_decayed": len(hit), "groups": groups,
+                    "mapping_certain": certain})
+
+
+def _count_roles(variables) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for var in variables:
+        key = {"gamma": "norm gamma", "beta": "norm beta", "bias": "bias",
+               "embeddings": "embedding table"}[var.role.value]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun if n == 1 else noun + ('es' if noun == 'bias' else 's')}"

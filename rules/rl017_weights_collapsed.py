@@ -39,7 +39,7 @@ collapsed and healthy runs end.
 from __future__ import annotations
 
 from reglint.engine.finding import Severity
-from reglint.engine.fmt import g, pct
+from reglint.engine.fmt import g, pct, plural
 from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
 
@@ -65,7 +65,7 @@ class WeightsCollapsed(Rule):
         worst = max(kappas.values())
         yield self.finding(
             f"after {g(model.optimizer.iterations)} steps every regularized kernel holds at most {g(worst)} of its "
-            f"initial sum of squares ({len(kappas)} kernels): the penalty drove the network to its trivial solution",
+            f"initial sum of squares ({plural(len(kappas), 'kernel')}): the penalty drove the network to its trivial solution",
             target="kernel", remedy="retrain with a smaller lambda (see RL001's safe value)",
             values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations})
 

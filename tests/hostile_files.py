@@ -22,7 +22,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import KERAS_FIXTURES  # noqa: E402
+from helpers import KERAS_FIXTURES  # noqa: E402
 from mutate import layer_configs, poison_first_kernel, rewrite_keras_zip, set_first_regularizer  # noqa: E402
 
 BASE_KERAS = KERAS_FIXTURES / "scenario_healthy_sgd.keras"

@@ -3,9 +3,10 @@ description stays as the file holds it."""
 
 from __future__ import annotations
 
-from conftest import KERAS_FIXTURES
 from reglint.engine.analysis import Analysis, TrainingContext
 from reglint.readers import read_model
+
+from helpers import KERAS_FIXTURES
 
 
 def test_context_does_not_mutate_the_model_it_is_given():

@@ -12,12 +12,10 @@ from typer.testing import CliRunner
 
 from reglint.cli.app import app
 from reglint.config.baseline import baseline_fingerprint, filter_by_baseline, write_baseline
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
 from reglint.errors import ConfigError
-
-from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
 
 
 def check(*args: str):

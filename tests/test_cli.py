@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import KERAS_FIXTURES
+from helpers import KERAS_FIXTURES
 
 BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")
 GOOD = str(KERAS_FIXTURES / "scenario_healthy_sgd.keras")

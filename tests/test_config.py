@@ -16,8 +16,6 @@ from reglint.config.loader import find_config, load_settings
 from reglint.engine.finding import Severity
 from reglint.errors import ConfigError
 
-from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
-
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +163,7 @@ def test_all_sections(tmp_path):
 
 @pytest.mark.parametrize("text, expected", [
     ("[tool.reglint.lint]\nigonre = ['RL001']\n",
-     "unknown key 'tool.reglint.lint.igonre' in pyproject.toml (did you mean 'ignore'?)"),
+     "unknown key 'tool.reglint.lint.igonre' in pyproject.toml; did you mean 'tool.reglint.lint.ignore'?"),
     ("[tool.reglint]\nfail_on = 'error'\n", "unknown key 'tool.reglint.fail_on'"),
     ("[tool.reglint.context]\nlr = 0.1\n", "unknown key 'tool.reglint.context.lr'"),
     ("[tool.reglint.lint.thresholds]\nl2-max = 0.1\n", "unknown key 'tool.reglint.lint.thresholds.l2-max'"),
@@ -181,8 +179,8 @@ def test_unknown_keys_are_errors_naming_the_key(tmp_path, monkeypatch, text, exp
 @pytest.mark.parametrize("text, expected", [
     ("[tool.reglint.lint]\nselect = 'RL001'\nignore = [1]\n", "'tool.reglint.lint.ignore' in pyproject.toml: "
                                                               "expected a list of strings"),
-    ("[tool.reglint.lint]\nignore = ['XX9']\n", "unknown rule code or prefix 'XX9'"),
-    ("[tool.reglint.lint]\nselect = ['RL999']\n", "unknown rule code or prefix 'RL999'"),
+    ("[tool.reglint.lint]\nignore = ['XX9']\n", "invalid rule code or prefix 'XX9'"),
+    ("[tool.reglint.lint]\nselect = ['RL999']\n", "invalid rule code or prefix 'RL999'"),
     ("[tool.reglint]\nfail-on = 'fatal'\n", "expected one of error, warning, info, none"),
     ("[tool.reglint]\nrespect-gitignore = 'yes'\n", "expected true or false"),
     ("[tool.reglint]\noutput-format = 'xml'\n", "unknown output format 'xml'"),

@@ -9,10 +9,11 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, KERAS_FIXTURES
 from reglint.cli.app import app
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.runner import lint_file
+
+from helpers import FIXTURES, KERAS_FIXTURES
 
 MODELS = sorted(KERAS_FIXTURES.glob("scenario_*.keras")) + sorted((FIXTURES / "onnx").glob("*.onnx"))
 

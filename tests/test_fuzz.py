@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
 from reglint.errors import ReglintError
 from reglint.readers import read_model
 
-from conftest import KERAS_FIXTURES
+from helpers import KERAS_FIXTURES
 from mutate import rewrite_keras_zip
 
 KERAS = (KERAS_FIXTURES / "scenario_healthy_sgd.keras").read_bytes()

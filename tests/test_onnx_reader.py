@@ -17,7 +17,7 @@ from reglint.model import Role
 from reglint.readers import ReadOptions, read_model
 from reglint.readers.onnx_reader import INFERENCE_NOTE, read_onnx
 
-from conftest import FIXTURES, ROOT
+from helpers import FIXTURES, ROOT
 
 ONNX = FIXTURES / "onnx"
 MANIFEST = {e["file"]: e for e in json.loads((ONNX / "manifest.json").read_text())["files"]}

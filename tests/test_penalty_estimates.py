@@ -11,7 +11,7 @@ import pytest
 from reglint.engine.analysis import Analysis
 from reglint.readers import read_model
 
-from conftest import KERAS_FIXTURES, keras_manifest
+from helpers import KERAS_FIXTURES, keras_manifest
 
 WITH_PENALTY = [e for e in keras_manifest()
                 if e.get("weight_penalty") and e["format"] not in ("weights_only", "savedmodel")

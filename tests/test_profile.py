@@ -209,6 +209,14 @@ def test_lambda_model_runs_with_trust_model(models, capsys):
     code, report, err = profile_json(capsys, str(models["lambda"]), "--trust-model", "--steps", "2")
     assert code in (0, 1), err
     assert profile_of(report)["steps"]["taken"] == 2
+    # the Lambda layer has no row in the table: a note says why, and what was measured of it
+    assert any(note.startswith("1 Lambda layer (halve) ran as Python code") for note in profile_of(report)["notes"])
+
+
+def test_check_notes_the_lambda_layer_it_skips(models, capsys):
+    assert main(["check", str(models["lambda"]), "--no-cache"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "note: 1 Lambda layer (halve) holds Python code reglint neither reads nor runs" in out
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file

@@ -10,7 +10,7 @@ from .outcomes import clean
 
 def analyse(rec: dict, out: Path):
     """lint_file on the saved pre-training model, with the run's context."""
-    from reglint.config.settings import Settings
+    from reglint.engine.settings import Settings
     from reglint.engine.analysis import TrainingContext
     from reglint.engine.runner import lint_file
 

@@ -16,14 +16,21 @@ from typing import List, Optional
 import typer
 
 from reglint import __version__
-from reglint.errors import ReglintError, one_line
+from reglint.errors import ReglintError, err, one_line
+from reglint.reporters.console import Color, make_console
 
 COMMANDS = ("check", "rules", "rule", "explain", "profile", "version", "clean")
+ROOT_OPTIONS = ("--version", "--help", "-h")
+
+EXIT_CODES = ("Exit codes: 0 clean (or every finding below --fail-on); 1 findings at or above --fail-on "
+              "(default error); 2 usage, configuration or read error.")
 
 app = typer.Typer(
     name="reglint",
     help="Lint the regularization of saved Keras and ONNX models: lambdas that dominate the loss, "
-         "destabilise training or do nothing.",
+         "destabilise training or do nothing.\n\n"
+         "[bold]reglint FILE ...[/] is short for [bold]reglint check FILE ...[/]\n\n" + EXIT_CODES,
+    epilog="reglint check -h lists the options of a lint run.",
     rich_markup_mode="rich",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -39,27 +46,6 @@ class FailOn(str, Enum):
     none = "none"
 
 
-class Color(str, Enum):
-    auto = "auto"
-    always = "always"
-    never = "never"
-
-
-def err(message: str) -> None:
-    """One line on stderr, never a traceback."""
-    sys.stderr.write(f"reglint: error: {one_line(message)}\n")
-
-
-def make_console(color: Color = Color.auto, stderr: bool = False):
-    from rich.console import Console
-
-    no_color = bool(os.environ.get("NO_COLOR"))
-    force = True if color is Color.always else (False if color is Color.never else None)
-    return Console(stderr=stderr, highlight=False, force_terminal=force,
-                   color_system=None if (no_color or color is Color.never) else "auto",
-                   no_color=no_color or color is Color.never)
-
-
 # ---------------------------------------------------------------------------
 # check
 
@@ -69,7 +55,7 @@ OUTPUT = "Output"
 FILES = "File selection"
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def check(
     paths: List[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
     output_format: Optional[str] = typer.Option(None, "--format", "--output-format", "-f",
@@ -85,14 +71,18 @@ def check(
                                                help="Write the report here instead of stdout.",
                                                rich_help_panel=OUTPUT),
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
-                                             help="Exit 1 on findings at or above this severity [default: error].",
+                                             help="Exit 1 on findings at or above this severity (default: error).",
                                              rich_help_panel=OUTPUT),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even with findings (2 still means error).",
                                    rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
                                rich_help_panel=OUTPUT),
-    statistics: bool = typer.Option(False, "--statistics", help="Count findings per rule.", rich_help_panel=OUTPUT),
-    color: Color = typer.Option(Color.auto, "--color", help="Colour the terminal report.", rich_help_panel=OUTPUT),
+    statistics: bool = typer.Option(False, "--statistics",
+                                    help="Print only the count of findings per rule (the report files are still "
+                                         "written).", rich_help_panel=OUTPUT),
+    color: Color = typer.Option(Color.auto, "--color",
+                                help="Colour the terminal report; always wins over NO_COLOR, never drops every style.",
+                                rich_help_panel=OUTPUT),
     select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes or prefixes to run (replaces the config).",
                                                rich_help_panel=RULE_SELECTION),
     extend_select: Optional[List[str]] = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
@@ -110,7 +100,7 @@ def check(
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N.", rich_help_panel=CONTEXT),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Batch size B [default: 32].",
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Batch size B (default: 32).",
                                              rich_help_panel=CONTEXT),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, rich_help_panel=CONTEXT),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimizer steps T.", rich_help_panel=CONTEXT),
@@ -134,7 +124,10 @@ def check(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
                              rich_help_panel=FILES),
 ) -> None:
-    """Lint model files: parameters, regularizers and optimizer settings against the data-loss scale."""
+    """Lint model files: parameters, regularizers and optimizer settings against the data-loss scale.
+
+    [bold]reglint FILE ...[/] is short for [bold]reglint check FILE ...[/]
+    """
     from reglint.cli.run import CheckOptions, run_check
 
     options = CheckOptions(**{k: v for k, v in locals().items() if k in CheckOptions.__dataclass_fields__})
@@ -222,7 +215,7 @@ def profile(
 @app.command("clean")
 def clean_command() -> None:
     """Remove the cache folder (.reglint_cache, or REGLINT_CACHE_DIR)."""
-    from reglint.cli.cache import clear
+    from reglint.engine.cache import clear
     from reglint.config.loader import load_settings
 
     clear(load_settings(["."]))
@@ -244,15 +237,34 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: ``reglint PATH`` means ``reglint check PATH``."""
+    """Console entry point: ``reglint PATH`` means ``reglint check PATH``.
+
+    Click runs outside its standalone mode so that a usage error (unknown
+    option, bad value, missing argument) is one line on stderr and exit 2,
+    like every other error, instead of Typer's boxed usage screen.
+    """
+    # Typer >= 0.26 vendors Click (pyproject pins it); its exceptions live here.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
-        args.insert(0, "check")
+    if args and args[0] not in COMMANDS and args[0] not in ROOT_OPTIONS:
+        args.insert(0, "check")  # `reglint FILE` and `reglint --format json FILE` alike
     try:
-        app(args=args, prog_name="reglint", standalone_mode=True)
+        result = app(args=args, prog_name="reglint", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # bare `reglint`: the help, exit 2 (Click's convention)
+        exc.show()
+        return 2
+    except UsageError as exc:
+        err(usage_message(exc))
+        return 2
+    except ClickException as exc:
+        err(exc.format_message())
+        return 2
+    except typer.Abort:
+        err("aborted")
+        return 2
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        return code
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -262,7 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal error: one line, a hint, exit 2
         err(f"internal error ({type(exc).__name__}: {exc}); please report it with the model file if you can")
         return 2
-    return 0
+    return result if isinstance(result, int) else 0
+
+
+def usage_message(exc) -> str:
+    """Click's message as one lower-case line: ``invalid value for
+    '--fail-on': 'bogus' is not one of 'error', ...``. The environment
+    variable is named only when it is set (then it may be the culprit)."""
+    import re
+
+    text = exc.format_message()
+    match = re.search(r" \(env var: '([^']+)'\)", text)
+    if match and not os.environ.get(match.group(1)):
+        text = text.replace(match.group(0), "")
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
 
 
 def entry() -> None:

@@ -102,7 +102,7 @@ def run_explain(path: Path, *, layer: str | None, samples: int | None, batch_siz
                 epochs: int | None, loss_scale: float | None, classes: int | None, output_format: str) -> int:
     """Lint the file exactly as ``check`` does (settings, rules, fixes),
     then explain its regularized tensors with the rules' answers."""
-    from reglint.cli.app import err
+    from reglint.errors import err
     from reglint.cli.run import CheckOptions, resolve
     from reglint.engine.runner import lint_file
 
@@ -135,7 +135,7 @@ def run_explain(path: Path, *, layer: str | None, samples: int | None, batch_siz
 
 
 def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
-    from reglint.cli.app import make_console
+    from reglint.reporters.console import make_console
 
     console = make_console()
     if not rows:
@@ -143,8 +143,12 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
         return
     dyn = analysis.dynamics
     for row in rows:
-        console.rule(f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
-                     f"{row['shape']} · {markup(row['regularizer'])}")
+        title = (f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
+                 f"{markup(str(row['shape']))} · {markup(row['regularizer'])}")
+        if console.soft_wrap:  # piped: a rule would be as wide as the unwrapped console
+            console.print(f"── {title} ──")
+        else:
+            console.rule(title)
         lines = [
             f"weights in this tensor: {g(row['weights'])} (layer total {g(row['layer_params'])}); "
             f"fan_in {g(row['fan_in'])}, fan_out {g(row['fan_out'])}, initializer {markup(row['initializer'])}",

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from reglint import __version__
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.finding import Finding
 from reglint.engine.report import RunReport
 from reglint.errors import ConfigError
-from reglint.reporters.machine import display_path, fingerprint
+from reglint.engine.identity import display_path, fingerprint
 
 BASELINE_VERSION = 1
 MANUAL = "manually-suppressed"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.analysis import Analysis
 from reglint.engine.report import FileReport
 from reglint.engine.selection import filter_findings, selected_rules

@@ -9,7 +9,7 @@ from fnmatch import fnmatch
 import os
 from pathlib import Path, PurePosixPath
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.finding import Finding
 from reglint.engine.rule import Rule, all_rules
 

@@ -36,7 +36,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
                 seed: int = 0) -> int:
     """Profile one model; returns the exit code."""
-    from reglint.cli.app import err
+    from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
@@ -52,7 +52,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, batch_size: int, device: str,
              trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
              seed: int) -> int:
-    from reglint.cli.run import parse_outputs
+    from reglint.reporters import parse_outputs
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
 
@@ -67,6 +67,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, 
     if steps < 1 or batch_size < 1:
         raise ProfileError("--steps and --batch-size must be at least 1")
     refuse_savedmodel(path)
+    refuse_non_keras(path)
 
     report = lint_file(str(path), settings)
     if report.error:
@@ -83,6 +84,11 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, 
         npz = load_npz(data, x_key, y_key)
 
     result = _measure(path, report, npz, steps=steps, batch_size=batch_size, device=device, trust=trust, seed=seed)
+    from reglint.reporters.text import lambda_note
+
+    skipped = lambda_note(report.model, ran=True)
+    if skipped:
+        result.notes.append(skipped)
 
     from reglint.engine.selection import filter_findings, selected_rules
     from reglint.profile.findings import measured_findings
@@ -179,6 +185,21 @@ def refuse_savedmodel(path: Path) -> None:
                            f"training: load it with tf_keras and save it as .h5, or re-save it as .keras")
     raise ProfileError(f"{path}: a SavedModel folder is an inference graph Keras 3 cannot train; profile the "
                        f".keras or .h5 file it was exported from")
+
+
+def refuse_non_keras(path: Path) -> None:
+    """An ONNX (or any non-Keras) file: one line naming what it is, before
+    TensorFlow is imported, instead of Keras' own error cut mid-word."""
+    from reglint.readers.sniff import Format, sniff
+
+    try:
+        found = sniff(path)
+    except ReglintError:
+        return  # unreadable: the static reader says why, in its own words
+    if found in (Format.KERAS_ZIP, Format.HDF5, Format.SAVEDMODEL):
+        return
+    kind = "onnx" if found is Format.ONNX else found.value
+    raise ProfileError(f"profile reads Keras models (.keras, .h5); {path} is {kind}")
 
 
 def refusal_reasons(model: Model, path: Path) -> list[str]:

@@ -4,7 +4,7 @@
 the extension alone: a mislabelled file must not reach the wrong parser) and
 hands the file to its reader. Every reader raises ``ModelReadError`` with a
 one-line message for anything it cannot read; none of them imports
-TensorFlow or runs code from the file.
+TensorFlow or torch, or runs code from the file.
 """
 
 from __future__ import annotations
@@ -35,8 +35,29 @@ def read_model(path: str | Path, options: ReadOptions | None = None) -> Model:
         from reglint.readers.savedmodel import read_savedmodel
 
         return read_savedmodel(path, options)
+    if fmt is Format.KERAS_JSON:
+        from reglint.readers.keras_json import read_keras_json
+
+        return read_keras_json(path, options)
     if fmt is Format.ONNX:
         from reglint.readers.onnx_reader import read_onnx
 
         return read_onnx(path, options)
+    if fmt is Format.TORCH_ZIP:
+        from reglint.readers.torch_checkpoint import read_torch_checkpoint
+
+        return read_torch_checkpoint(path, options)
+    if fmt is Format.SAFETENSORS:
+        from reglint.readers.safetensors_reader import read_safetensors
+
+        return read_safetensors(path, options)
+    if fmt is Format.HF_FOLDER:
+        from reglint.readers.hf_folder import read_hf_folder
+
+        return read_hf_folder(path, options)
+    if fmt is Format.PICKLE:
+        from reglint.readers.torch_zip import refuse_pickle_file
+
+        with path.open("rb") as handle:
+            refuse_pickle_file(handle.read(64))
     raise ModelReadError(f"not a model reglint can read ({fmt.value})")

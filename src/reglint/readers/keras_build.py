@@ -18,9 +18,11 @@ from reglint.model import Layer, Model, Output, Problem, ProblemKind, Regularize
 from reglint.readers.keras_config import LayerNode, ModelConfig
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
+    PROJECTION_NAMES,
     RNN_LAYERS,
     WEIGHTLESS,
     child_layers,
+    direction_label,
     initializer_keys,
     match_child,
     own_slots,
@@ -230,8 +232,7 @@ def owner_for_components(class_name: str, cfg: dict[str, Any], components: list[
         key = "backward_layer" if backward else "forward_layer"
         child_class, child_cfg = children[key]
         sub_class, sub_cfg, _ = owner_for_components(child_class, child_cfg, components)
-        name = child_cfg.get("name") or key
-        return sub_class, sub_cfg, f"{name}/"
+        return sub_class, sub_cfg, direction_label(key.split("_")[0], child_cfg) + "/"
     if class_name in RNN_LAYERS or class_name == "RNN":
         child_class, child_cfg = children["cell"]
         return child_class, child_cfg, ""
@@ -259,11 +260,9 @@ def owner_for_attr_path(class_name: str, cfg: dict[str, Any], attrs: list[str]) 
         current_class, current_cfg = children[key]
         if key in ("forward_layer", "backward_layer"):
             # Keras names the copies forward_<name> / backward_<name> at run time.
-            direction = key.split("_")[0]
-            label = str(current_cfg.get("name") or "layer")
-            prefix_parts.append(label if label.startswith(direction) else f"{direction}_{label}")
-        elif key.lstrip("_").endswith("_dense"):
-            prefix_parts.append(key.lstrip("_").replace("_dense", ""))
+            prefix_parts.append(direction_label(key.split("_")[0], current_cfg))
+        elif key.lstrip("_") in PROJECTION_NAMES:
+            prefix_parts.append(PROJECTION_NAMES[key.lstrip("_")])
     prefix = "/".join(prefix_parts) + "/" if prefix_parts else ""
     return current_class, current_cfg, prefix
 

@@ -37,6 +37,9 @@ class LayerNode:
     inbound: list[str] = field(default_factory=list)
     calls: int = 1
     container: str = ""  # path of the enclosing container ("" at the top)
+    # Keras 3's record of the input shape the layer was built with.
+    build_config: dict[str, Any] = field(default_factory=dict)
+    inbound_nodes: Any = None  # the raw inbound_nodes entry (functional graphs)
 
 
 @dataclass
@@ -79,7 +82,9 @@ def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip:
         name = cfg.get("name", class_name) if isinstance(cfg, dict) else class_name
         leaves.append(LayerNode(name=str(name), class_name=class_name, config=cfg if isinstance(cfg, dict) else {},
                                 path=str(name), trainable=_trainable(cfg), weights_path="",
-                                registered_name=root.get("registered_name"), module=root.get("module")))
+                                registered_name=root.get("registered_name"), module=root.get("module"),
+                                build_config=root.get("build_config") if isinstance(root.get("build_config"), dict)
+                                else {}))
     else:
         _walk(class_name, cfg, prefix="", weights_prefix="", trainable=_trainable(cfg), leaves=leaves,
               containers=containers, max_layers=max_layers, by_name=keras2_keras_zip)
@@ -115,6 +120,8 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             registered_name=entry.get("registered_name"), module=entry.get("module"),
             inbound=_inbound_names(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
             container=prefix.rstrip("/"),
+            build_config=entry.get("build_config") if isinstance(entry.get("build_config"), dict) else {},
+            inbound_nodes=entry.get("inbound_nodes"),
         )
         if not node.inbound and previous is not None and class_name == "Sequential" or (
             not node.inbound and previous is not None and isinstance(cfg, list)

@@ -69,7 +69,7 @@ WEIGHTLESS = {
     "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
     "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
     "UpSampling1D", "UpSampling2D", "UpSampling3D", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU",
-    "Softmax", "UnitNormalization", "Identity", "TFOpLambda", "SlicingOpLambda", "Rescaling",
+    "Softmax", "UnitNormalization", "Identity", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer", "Rescaling",
     "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop",
     "RandomTranslation", "RandomContrast", "RandomBrightness", "Attention", "Cropping",
 }
@@ -102,14 +102,24 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
         if cfg.get("center", True) is not False:
             slots.append(Slot("beta", Role.BETA))
         slots += [Slot("moving_mean", Role.MOVING_MEAN, False), Slot("moving_variance", Role.MOVING_VARIANCE, False)]
+        if cfg.get("renorm"):
+            slots += [Slot("moving_stddev", Role.OTHER, False), Slot("renorm_mean", Role.OTHER, False),
+                      Slot("renorm_stddev", Role.OTHER, False)]
         return tuple(slots)
     if class_name in ("LayerNormalization", "GroupNormalization", "InstanceNormalization"):
+        rms = bool(cfg.get("rms_scaling"))  # Keras 3 LayerNormalization: gamma only
         slots = []
-        if cfg.get("scale", True) is not False:
+        if cfg.get("scale", True) is not False or rms:
             slots.append(Slot("gamma", Role.GAMMA))
-        if cfg.get("center", True) is not False:
+        if cfg.get("center", True) is not False and not rms:
             slots.append(Slot("beta", Role.BETA))
         return tuple(slots)
+    if class_name == "Normalization":
+        # Adapted statistics, never trained; none when the config fixes them.
+        if cfg.get("mean") is not None:
+            return ()
+        return (Slot("mean", Role.MOVING_MEAN, False), Slot("variance", Role.MOVING_VARIANCE, False),
+                Slot("count", Role.OTHER, False))
     if class_name == "RMSNormalization":
         return (Slot("scale", Role.GAMMA),)
     if class_name == "Embedding":
@@ -152,8 +162,24 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
         use_bias = cfg.get("use_bias", True)
         proj = {**shared, "bias_axes": "x" if use_bias else None}
         names = ("query_dense", "key_dense", "value_dense", "output_dense")
+        if cfg.get("use_gate"):
+            names += ("gate_dense",)
         return {name: ("EinsumDense", proj) for name in names}
     return {}
+
+
+# The names Keras gives MultiHeadAttention's projections (``name="query"``);
+# the ``.keras`` file saves them under the attribute (``_query_dense``).
+PROJECTION_NAMES = {"query_dense": "query", "key_dense": "key", "value_dense": "value",
+                    "output_dense": "attention_output", "gate_dense": "gate"}
+
+
+def direction_label(direction: str, cfg: dict) -> str:
+    """The run-time name of a Bidirectional copy: Keras names them
+    ``forward_<name>``/``backward_<name>`` (a saved Keras 3 config already
+    holds ``forward_lstm``)."""
+    label = str(cfg.get("name") or "layer") if isinstance(cfg, dict) else "layer"
+    return label if label.startswith(direction) else f"{direction}_{label}"
 
 
 def _class(obj: dict) -> str:

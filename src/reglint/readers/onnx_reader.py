@@ -132,8 +132,11 @@ VALUE_PASS = {"Identity", "Cast", "CastLike", "Transpose", "Reshape", "Flatten",
               "DequantizeLinear"}
 # Input slots that hold constants, never weights.
 CONSTANT_SLOTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), ("Clip", 1), ("Clip", 2),
-                  ("Pow", 1), ("Dropout", 1), ("Dropout", 2), ("Pad", 2), ("LayerNormalization", 3)}
-CONSTANT_OPS = {"Range", "ConstantOfShape", "Shape", "Size", "Expand", "Tile"}
+                  ("Pow", 1), ("Dropout", 1), ("Dropout", 2), ("Pad", 2), ("LayerNormalization", 3),
+                  ("Expand", 1), ("Tile", 1)}
+# Expand and Tile take their data in slot 0: a ViT's class_token [1, 1, D]
+# reaches the graph only through Expand and is a trained parameter.
+CONSTANT_OPS = {"Range", "ConstantOfShape", "Shape", "Size"}
 ARITHMETIC = {"Mul", "Div", "Add", "Sub", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
               "Greater", "LessOrEqual", "GreaterOrEqual", "Sqrt", "Neg", "Reciprocal", "Clip", "Cast",
               "Identity", "Expand"}

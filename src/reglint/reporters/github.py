@@ -15,8 +15,8 @@ from typing import Any, TextIO
 
 from reglint.engine.finding import Finding
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.machine import artifact_path, display_path, headline, plural, results, sorted_by_severity
-from reglint.reporters.text import clean
+from reglint.reporters.machine import artifact_path, display_path, headline, results, sorted_by_severity
+from reglint.reporters.text import clean, plural
 
 PER_LEVEL_LIMIT = 10
 COMMAND = {"error": "error", "warning": "warning", "info": "notice"}

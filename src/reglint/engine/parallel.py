@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
 
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.report import FileReport
 from reglint.engine.runner import lint_file
 
@@ -25,7 +25,7 @@ def lint_many(files: list[str], settings: Settings, *, jobs: int = 1, use_cache:
     """One report per file, in the order of ``files``."""
     cache = None
     if use_cache and files:
-        from reglint.cli.cache import Cache  # hashlib, pickle, tempfile...: only when caching
+        from reglint.engine.cache import Cache  # hashlib, pickle, tempfile...: only when caching
 
         cache = Cache.open(settings)
     reports: list[FileReport | None] = [None] * len(files)

@@ -11,6 +11,11 @@ from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 
 
+# The output formats a run can write (``--format`` / ``output-format``); the
+# reporters register one renderer each.
+OUTPUT_FORMATS = ("full", "json", "json-lines", "sarif", "github", "gitlab", "junit", "pylint", "concise", "html")
+
+
 @dataclass
 class Override:
     """A mypy-style override: for files matching ``files`` and layers

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 from reglint import __version__
-from reglint.config.settings import Settings
+from reglint.engine.settings import Settings
 from reglint.engine.report import FileReport
 
 CACHE_DIR_NAME = ".reglint_cache"

@@ -1,17 +1,26 @@
 """Find the model files under the given paths.
 
-* Folders are searched for ``.keras .h5 .hdf5 .onnx`` files and SavedModel
-  folders (a folder holding ``saved_model.pb`` is one model; its insides are
-  not searched further).
+* Folders are searched for ``.keras .h5 .hdf5 .onnx`` files, PyTorch
+  checkpoints (``.pt .pth .ckpt .safetensors``, and ``.bin`` files that are
+  torch.save archives: any other ``.bin`` is not a model and is skipped,
+  even when named), SavedModel folders (a folder holding ``saved_model.pb``
+  is one model; its insides are not searched further), Hugging Face
+  folders (``checkpoint-N/``, ``save_pretrained``: likewise one model) and
+  ``.json`` files whose content is a Keras model architecture
+  (``model.to_json()``); other JSON is skipped silently.
 * Files pre-commit passes from inside a SavedModel (``saved_model.pb``,
-  ``keras_metadata.pb``, ``variables/variables.*`` ...) map back to the
-  folder, which is linted once.
+  ``keras_metadata.pb``, ``variables/variables.*`` ...) or a Hugging Face
+  folder (``optimizer.pt``, ``model.safetensors``, ``training_args.bin``...)
+  map back to the folder, which is linted once.
 * ``.gitignore`` files are honoured while searching folders (unless
   ``respect-gitignore = false``), and so are ``exclude`` (which replaces the
   default excludes) and ``extend-exclude``, gitignore-style globs relative to
   the config file's folder.
 * Files named explicitly are always linted, unless ``--force-exclude``
-  applies the excludes to them too (what pre-commit needs).
+  applies the excludes to them too (what pre-commit needs); under
+  ``--force-exclude`` a named ``.json`` file that is not a Keras
+  architecture is skipped as in a folder search (pre-commit passes every
+  ``.json`` file of a commit: its ``files`` pattern cannot look inside).
 * Symlinked folders are never followed; a symlinked file is linted only when
   it points inside the folder being searched.
 """
@@ -22,8 +31,14 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from reglint.config.settings import Settings
-from reglint.readers.sniff import MODEL_SUFFIXES
+from reglint.engine.settings import Settings
+from reglint.readers.sniff import (
+    JSON_SUFFIX,
+    MODEL_SUFFIXES,
+    is_hf_folder,
+    looks_like_keras_json,
+    looks_like_torch_bin,
+)
 
 # ruff's defaults, plus our own cache: replaced by ``exclude``.
 DEFAULT_EXCLUDE = (
@@ -45,19 +60,33 @@ def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]
         path = Path(os.path.normpath(raw))
         if not path.exists() and not path.is_symlink():
             missing.append(raw)
-        elif path.is_dir() and not is_savedmodel(path):
+        elif path.is_dir() and not is_model_folder(path):
             # A folder named explicitly is searched even through a symlink:
             # the user chose it; links met while searching are not followed.
             found.update(walk(path, settings, excludes))
         else:
             model = savedmodel_root_of(path) if path.is_file() else str(path)
+            if model is not None and model == str(path) and not _is_torch_or_other(path):
+                continue  # a .bin that is not a torch checkpoint: not a model
             if model is not None and not (settings.force_exclude and excludes.excluded(Path(model))):
+                if settings.force_exclude and model == str(path) and _other_json(path):
+                    continue  # a file of a Hugging Face folder maps to the folder, JSON or not
                 found.add(model)
     return sorted(found), missing
 
 
 def is_savedmodel(folder: Path) -> bool:
     return (folder / SAVEDMODEL_MARKER).is_file()
+
+
+def is_model_folder(folder: Path) -> bool:
+    """A folder that is one model: a SavedModel or a Hugging Face folder."""
+    return is_savedmodel(folder) or is_hf_folder(folder)
+
+
+def _is_torch_or_other(path: Path) -> bool:
+    """False only for a ``.bin`` file that is not a torch.save checkpoint."""
+    return path.suffix.lower() != ".bin" or not path.is_file() or looks_like_torch_bin(path)
 
 
 def savedmodel_root_of(path: Path) -> str | None:
@@ -70,6 +99,8 @@ def savedmodel_root_of(path: Path) -> str | None:
     if path.parent.name == "variables" and name.startswith("variables."):
         root = path.parent.parent
         return _folder(root) if is_savedmodel(root) else None
+    if is_hf_folder(path.parent):
+        return _folder(path.parent)
     return str(path)
 
 
@@ -185,7 +216,7 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
             if excludes.excluded(path, is_dir) or (ignore and ignore.ignored(path.absolute(), is_dir)):
                 continue
             if is_dir:
-                if is_savedmodel(path):
+                if is_model_folder(path):
                     out.append(_folder(path))
                 else:
                     stack.append((path, ignore.scoped(path.absolute()) if ignore else None))
@@ -194,8 +225,18 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
     return out
 
 
+def _other_json(path: Path) -> bool:
+    """A ``.json`` file that is not a Keras architecture (package.json, data)."""
+    return path.suffix.lower() == JSON_SUFFIX and path.is_file() and not looks_like_keras_json(path)
+
+
 def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
-    if not entry.name.lower().endswith(MODEL_SUFFIXES):
+    name = entry.name.lower()
+    if name.endswith(JSON_SUFFIX):
+        return _inside(entry, top) and entry.is_file() and looks_like_keras_json(Path(entry.path))
+    if not name.endswith(MODEL_SUFFIXES):
+        return False
+    if entry.name.lower().endswith(".bin") and not looks_like_torch_bin(Path(entry.path)):
         return False
     if entry.is_symlink():
         # Never read outside the tree through a link (a broken link inside
@@ -203,6 +244,13 @@ def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
         target = Path(os.path.realpath(entry.path))
         return target == top or top.resolve() in target.parents
     return entry.is_file()
+
+
+def _inside(entry: os.DirEntry, top: Path) -> bool:
+    if not entry.is_symlink():
+        return True
+    target = Path(os.path.realpath(entry.path))
+    return target == top or top.resolve() in target.parents
 
 
 def _gitignore_spec(lines: list[str]):
