@@ -70,6 +70,19 @@ merely degraded runs (wd = 10), hence **1.7**. Warning at **0.01** per step
 (two of six fit and held-out runs there ended degraded). The thresholds are
 on ``r``, the fraction an unsupported weight loses per step, whatever the
 mechanism; the coupled-SGD case (PyTorch checkpoints) uses them unchanged.
+
+Stacked decay: where a kernel RL001 counts also carries its own coupled L2
+under SGD, the two add (Keras applies both, theory section 1.4) and ``r`` is
+their sum ``2*eta*l2/(1-b) + eta*wd``; scale-invariant kernels are RL021's.
+On the modern calibration grid (bench/CALIBRATION.md) such sums of 0.05 to
+0.63 per step harmed 28 of 30 runs but wrecked only 12 (LSTM, GRU and
+embedding models collapsed where transformers and residual networks
+degraded), so the sum raises a **warning**; the error still needs the decay
+every weight gets (decoupled ``eta*wd``, or the optimizer's own coupled
+decay) past its level. Under heavy-ball momentum the slow-mode formula
+overstates the actual contraction once ``eta*h > (1-sqrt(b))^2``
+(``Dynamics.contraction``: at most ``1 - sqrt(b)``, 0.051 per step at
+b = 0.9), one more reason the sum is not an error.
 Checked, not re-fitted, on 360 PyTorch runs (``bench/TORCH_CALIBRATION.md``):
 coupled SGD at 0.05 finds 97% of wrecked runs at 90% precision (held out:
 33/34 at 92%), with ~9% of healthy runs flagged (small, nearly separable
