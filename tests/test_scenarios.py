@@ -217,3 +217,21 @@ def test_profile_does_not_call_a_bias_penalty_a_collapse(capsys):
     file = report["files"][0]
     assert file["model"]["analysis"]["profile"]["outcome"]["label"] != "collapsing"
     assert not [f for f in file["findings"] if f["severity"] == "error"]
+
+
+def test_the_scale_walk_handles_graphs_deeper_than_the_recursion_limit():
+    """2,400 layers on one path (a description, not a file: the point is the
+    walk's depth). Every gamma hands its scale to the next Dense kernel but
+    the last, which reaches the output."""
+    from reglint.engine.analysis import Analysis
+    from reglint.model import Initializer, Layer, Model, Regularizer, Role, Variable
+
+    layers, previous = [Layer("in", "in", "InputLayer")], "in"
+    for i in range(1200):
+        kernel = Variable("kernel", Role.KERNEL, (8, 8), initializer=Initializer("glorot_uniform"))
+        gamma = Variable("gamma", Role.GAMMA, (8,), initializer=Initializer("ones"), regularizer=Regularizer("l2", l2=0.1))
+        layers += [Layer(f"d{i}", f"d{i}", "Dense", variables=[kernel], inbound=[previous]),
+                   Layer(f"b{i}", f"b{i}", "BatchNormalization", variables=[gamma], inbound=[f"d{i}"])]
+        previous = f"b{i}"
+    analysis = Analysis(Model("deep", "keras_v3", layers=layers))
+    assert [p.layer.path for p in analysis.penalties if not p.absorbed] == ["b1199"]

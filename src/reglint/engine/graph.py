@@ -145,14 +145,23 @@ class ScaleWalk:
                 self.conflicts |= carried  # reaches a model output
         return self.conflicts
 
-    def _state(self, layer: Layer, depth: int = 0) -> tuple[str, frozenset[str]]:
-        if layer.path in self.state:
-            return self.state[layer.path]
-        self.state[layer.path] = (FIXED, frozenset())  # cycles (never in Keras graphs) end here
-        if depth > 2000:
-            return self.state[layer.path]
-        inputs = [self._state(src, depth + 1) for src in self.inbound.get(layer.path, [])]
-        self.state[layer.path] = self._transfer(layer, inputs)
+    def _state(self, layer: Layer) -> tuple[str, frozenset[str]]:
+        """The label of ``layer``'s output, its inputs labelled first (an
+        explicit stack: graphs deeper than Python's recursion limit are
+        common, ResNet-152 has ~500 layers on one path)."""
+        stack = [(layer, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if node.path in self.state:
+                continue
+            sources = self.inbound.get(node.path, [])
+            if expanded:
+                inputs = [self.state.get(src.path, (FIXED, frozenset())) for src in sources]
+                self.state[node.path] = self._transfer(node, inputs)
+                continue
+            stack.append((node, True))
+            # a cycle (never in Keras graphs) reads the pending node as fixed
+            stack.extend((src, False) for src in sources if src.path not in self.state)
         return self.state[layer.path]
 
     def _transfer(self, layer: Layer, inputs: list[tuple[str, frozenset[str]]]) -> tuple[str, frozenset[str]]:
