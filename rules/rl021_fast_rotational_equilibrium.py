@@ -124,7 +124,8 @@ class FastRotationalEquilibrium(Rule):
             f"{g(settle, 2)} steps{when}, after which each step turns them ~{g(theta, 2)} rad whatever the data",
             layer=layer.path, target=var.name, severity=severity, fix=fix,
             remedy=f"{fix.describe()} for ~{g(aim, 2)} rad per step, or exclude these kernels from decay",
-            values={"angular_update": theta, "equilibrium_steps": settle, "shrink_per_step": dyn.total_shrink(l2),
+            values={"angular_update": theta, "equilibrium_steps": settle, "shrink_per_step": dyn.contraction(l2),
+                    "slow_mode_shrink": dyn.total_shrink(l2),
                     "total_steps": total, "layers": fast, "lambda": l2 or None,
                     "weight_decay": dyn.weight_decay or None, "decay_scale_factor": scale})
 
