@@ -67,7 +67,7 @@ acc["import engine+readers"] = time.perf_counter() - t
 runner.read_model = timed("read", runner.read_model)
 kb.h5_dataset_stats = timed("read: stats", kb.h5_dataset_stats)
 try:
-    import reglint.readers.onnx_reader as onx
+    import reglint.readers.onnx.reader as onx  # the module whose _stats calls them
     onx._file_stats = timed("read: stats", onx._file_stats)
     onx._array_stats = timed("read: stats", onx._array_stats)
 except ImportError:

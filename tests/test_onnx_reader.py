@@ -15,7 +15,7 @@ import pytest
 from reglint.errors import ModelReadError, UnsafeInputError
 from reglint.model import Role
 from reglint.readers import ReadOptions, read_model
-from reglint.readers.onnx_reader import INFERENCE_NOTE, read_onnx
+from reglint.readers.onnx import INFERENCE_NOTE, read_onnx
 
 from helpers import FIXTURES, ROOT
 
@@ -411,7 +411,7 @@ def _graph_with(op_type: str, tmp_path):
 
 
 def test_checker_sees_a_stub_of_large_initializers(tmp_path):
-    from reglint.readers.onnx_reader import _checker_stub
+    from reglint.readers.onnx.load import _checker_stub
 
     path, model = _graph_with("MatMul", tmp_path)
     stub = _checker_stub(model)
