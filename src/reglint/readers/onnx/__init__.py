@@ -51,7 +51,18 @@ c. An explicit penalty in a training graph: ``ReduceSumSquare(W)``,
    by the element count; scaled by constants (Mul/Div) and added to the loss
    -> ``Regularizer(l2=lambda)`` with penalty ``lambda * sum(w**2)``.
 d. Inference graphs carry none; a note says so.
+
+**Modules**, in the order ``reader.read_onnx`` uses them: ``load`` (the
+protobuf, external data confined to the model's folder, ``onnx.checker``),
+``graph`` (every node and initializer of every scope), ``training`` (the
+optimizer via ``optimizer``, the onnxruntime-training artifacts and
+``ort_checkpoint``), ``params`` and ``roles`` (which tensors are parameters,
+in which role, trainable or not), ``penalties``, ``stats``, ``layers``,
+``losses`` (losses and outputs); ``tensors`` holds the element types and
+byte ranges they share.
 """
+
+from __future__ import annotations
 
 from reglint.readers.onnx.reader import INFERENCE_NOTE, read_onnx
 

@@ -4,6 +4,7 @@ consumers of the main graph, its subgraphs and training-info graphs."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ ORT_OPTIMIZERS = {"AdamWOptimizer", "SGDOptimizerV2"}
 
 
 @dataclass(eq=False)
-class _Node:
+class Node:
     proto: Any
     scope: str
     index: int
@@ -88,18 +89,18 @@ def _attr_value(attr) -> Any:
     return None
 
 
-class _Index:
+class GraphIndex:
     """Every node, initializer and value name of the model, subgraphs and
     training-info graphs included, with producer and consumer maps."""
 
     def __init__(self, proto):
-        self.nodes: list[_Node] = []
+        self.nodes: list[Node] = []
         self.tensors: list[tuple[str, Any]] = []  # (scope, TensorProto)
         self.sparse: list[tuple[str, Any]] = []  # (scope, SparseTensorProto)
-        self.consumers: dict[str, list[tuple[_Node, int]]] = {}
-        self.producer: dict[str, _Node] = {}
+        self.consumers: dict[str, list[tuple[Node, int]]] = {}
+        self.producer: dict[str, Node] = {}
         self.outputs: set[str] = set()  # graph outputs of every graph
-        self.main_outputs = [o for o in proto.graph.output]
+        self.main_outputs = list(proto.graph.output)
         self.inputs = {i.name: i for i in proto.graph.input}
         self.constants: dict[str, Any] = {}  # small in-proto tensors and Constant outputs
         self.branch_outputs: dict[int, list[str]] = {}  # If/Loop/Scan node -> its subgraphs' outputs
@@ -120,7 +121,7 @@ class _Index:
             self.sparse.append((scope, sparse))
         self.outputs.update(o.name for o in graph.output)
         for proto in graph.node:
-            node = _Node(proto, scope, len(self.nodes))
+            node = Node(proto, scope, len(self.nodes))
             self.nodes.append(node)
             for i, name in enumerate(proto.input):
                 if name:
@@ -131,7 +132,7 @@ class _Index:
                 self._remember_constant_node(node)
             self._walk_subgraphs(node, depth)
 
-    def _walk_subgraphs(self, node: _Node, depth: int) -> None:
+    def _walk_subgraphs(self, node: Node, depth: int) -> None:
         for attr in node.proto.attribute:
             prefix = f"{node.scope}/{node.name or node.op}.{attr.name}".lstrip("/")
             graphs = [attr.g] if attr.type == 5 else list(attr.graphs) if attr.type == 10 else []
@@ -143,7 +144,7 @@ class _Index:
         if tensor.data_location != EXTERNAL and math.prod(tensor.dims) <= 16:
             self.constants.setdefault(name, tensor)
 
-    def _remember_constant_node(self, node: _Node) -> None:
+    def _remember_constant_node(self, node: Node) -> None:
         from onnx import numpy_helper
 
         for attr in node.proto.attribute:
@@ -176,3 +177,14 @@ class _Index:
                 return name
             name = node.inputs[0]
         return name
+
+    def dense_tensors(self) -> Iterator[tuple[str, Any]]:
+        """(scope, TensorProto) of every initializer, sparse ones' values included."""
+        yield from self.tensors
+        for scope, sparse in self.sparse:
+            yield scope, sparse.values
+
+    def gradient_names(self) -> set[str]:
+        """Names P with a gradient value ``P_grad`` (or ``P_grad.<suffix>``)."""
+        names = set(self.producer) | set(self.inputs) | self.outputs
+        return {n.split("_grad")[0] for n in names if "_grad" in n}

@@ -4,19 +4,21 @@ stand-in, and external data confined to the model's folder."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
-from reglint.readers.onnx.tensors import EXTERNAL, _FileRange
+from reglint.readers.onnx.tensors import EXTERNAL, FileRange
 
 GIB = 1024 ** 3
 PROTOBUF_LIMIT = 2 * GIB  # protobuf cannot hold more; larger files are not ModelProtos
 CHECKER_LIMIT = 512 * 1024 * 1024  # onnx.checker copies the model: skip it above this
 
 
-def _load_proto(path: Path):
+def load_proto(path: Path):
     import onnx
 
     try:
@@ -41,14 +43,14 @@ def _load_proto(path: Path):
     return proto
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def inside_folder(path: Path, folder: Path) -> bool:
     try:
         return path.resolve(strict=False).is_relative_to(folder.resolve())
     except (OSError, RuntimeError):  # symlink loops
         return False
 
 
-def _safe_location(location: str, folder: Path, what: str) -> Path:
+def safe_location(location: str, folder: Path, what: str) -> Path:
     """The file a relative ``location`` names inside ``folder``; refuses
     absolute paths, drive letters, ``..`` and links that leave the folder."""
     posix = PurePosixPath(location.replace("\\", "/"))
@@ -56,7 +58,7 @@ def _safe_location(location: str, folder: Path, what: str) -> Path:
             or ".." in posix.parts):
         raise UnsafeInputError(f"{what}: location {location!r} is outside the model's folder: refused")
     candidate = folder / posix
-    if not _inside(candidate, folder):
+    if not inside_folder(candidate, folder):
         raise UnsafeInputError(f"{what}: location {location!r} resolves outside the model's folder: refused")
     try:
         exists, regular = candidate.exists(), candidate.is_file()
@@ -69,11 +71,11 @@ def _safe_location(location: str, folder: Path, what: str) -> Path:
     return candidate
 
 
-def _external_range(tensor, folder: Path, nbytes: int | None) -> _FileRange:
+def external_range(tensor, folder: Path, nbytes: int | None) -> FileRange:
     """Where an external tensor's bytes are, checked against the file size."""
     what = f"tensor {tensor.name!r}"
     info = {entry.key: entry.value for entry in tensor.external_data}
-    path = _safe_location(info.get("location", ""), folder, what)
+    path = safe_location(info.get("location", ""), folder, what)
     try:
         offset = int(info.get("offset", "0") or 0)
         length = int(info["length"]) if info.get("length") else None
@@ -86,19 +88,45 @@ def _external_range(tensor, folder: Path, nbytes: int | None) -> _FileRange:
         raise ModelReadError(f"{what}: external data holds {length} bytes, its shape needs {nbytes}")
     if offset + needed > path.stat().st_size:
         raise ModelReadError(f"{what}: external data runs past the end of {path.name!r}: truncated file")
-    return _FileRange(path, offset, needed)
+    return FileRange(path, offset, needed)
+
+
+def check_external_locations(tensors: Iterable[tuple[str, Any]], folder: Path) -> None:
+    """Every external tensor, parameter or not, must stay in the folder."""
+    for _, tensor in tensors:
+        if tensor.data_location == EXTERNAL:
+            info = {entry.key: entry.value for entry in tensor.external_data}
+            safe_location(info.get("location", ""), folder, f"tensor {tensor.name!r}")
+
+
+def run_checker(path: Path, proto, tensors: Iterable[tuple[str, Any]]) -> str | None:
+    """``onnx.checker``'s objection as a note, or None when it has none."""
+    import onnx
+
+    size = path.stat().st_size
+    if size > CHECKER_LIMIT:
+        return "onnx.checker skipped: the file is over 512 MiB"
+    external = any(t.data_location == EXTERNAL for _, t in tensors)
+    try:
+        # With external data the checker needs the path to find the data
+        # files (locations were checked before); otherwise the proto is enough.
+        onnx.checker.check_model(str(path) if external else checker_stub(proto))
+    except Exception as exc:
+        first = one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, 200)
+        return f"onnx.checker rejects the model ({first}); read anyway"
+    return None
 
 
 # Initializers above this many bytes reach onnx.checker as a one-element stand-in.
 CHECKER_STUB_BYTES = 1024
 
 
-def _checker_stub(proto):
+def checker_stub(proto):
     """What ``onnx.checker`` needs of an embedded-weights model: everything
     but the bulk of large initializers, each cut to one zero of the same
     rank and type. ``check_model(proto)`` serialises the model and parses it
     again in C++: ~0.3 s and +100 MB for ResNet50, a third of the run, to
-    re-read bytes the reader has already checked (``_proto_array`` compares
+    re-read bytes the reader has already checked (``proto_array`` compares
     every initializer's bytes with its shape). Graph, node, opset and name
     errors are still the checker's to find."""
     import onnx
@@ -113,7 +141,7 @@ def _checker_stub(proto):
     for field in proto.graph.DESCRIPTOR.fields:
         if field.name != "initializer":
             _copy_field(proto.graph, stub.graph, field)
-    for init, one in zip(proto.graph.initializer, element):
+    for init, one in zip(proto.graph.initializer, element, strict=True):
         if one is None:  # small, typed fields or odd: the checker sees it whole
             stub.graph.initializer.add().CopyFrom(init)
             continue

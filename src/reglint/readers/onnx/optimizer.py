@@ -1,25 +1,23 @@
-"""Optimizers: ai.onnx.preview.training ops and onnxruntime-training's."""
+"""Optimizer ops in Keras' convention: ai.onnx.preview.training Adam, Momentum
+and Adagrad; onnxruntime-training's AdamWOptimizer and SGDOptimizerV2."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from reglint.model import LearningRate, Optimizer
-from reglint.readers.onnx.graph import MS, ORT_OPTIMIZERS, PREVIEW, _Index, _Node
-
-SIBLING_LIMIT = 64 * 1024 * 1024  # an optimizer_model.onnx is tiny
-ARTIFACT_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx")
+from reglint.readers.onnx.graph import MS, ORT_OPTIMIZERS, PREVIEW, GraphIndex, Node
 
 
 @dataclass
-class _OptimizerFound:
+class OptimizerFound:
     optimizer: Optimizer
     updated: list[str]  # the parameters it updates (names), when the op lists them
     state: list[str]  # optimizer state and hyper-parameter inputs: not parameters
     note: str
 
 
-def _preview_optimizer(node: _Node, index: _Index) -> _OptimizerFound | None:
+def preview_optimizer(node: Node, index: GraphIndex) -> OptimizerFound | None:
     """ai.onnx.preview.training Adam/Momentum/Adagrad: inputs R, T, then X,
     G and one (Momentum V, Adagrad H) or two (Adam V, H) state lists."""
     states = {"Momentum": 1, "Adagrad": 1, "Adam": 2}.get(node.op)
@@ -39,7 +37,7 @@ def _preview_optimizer(node: _Node, index: _Index) -> _OptimizerFound | None:
     if c:
         notes.append(f"norm_coefficient {c:g} is a coupled L2 on the gradient: Keras L2({c / 2:g}) (c/2)")
     getattr(_PreviewSetup, node.op)(opt, attrs, rate, notes)
-    return _OptimizerFound(opt, params, [inputs[0], inputs[1], *state], "; ".join(notes))
+    return OptimizerFound(opt, params, [inputs[0], inputs[1], *state], "; ".join(notes))
 
 
 class _PreviewSetup:
@@ -82,7 +80,7 @@ class _PreviewSetup:
             opt.learning_rate = LearningRate(rate, rate)
 
 
-def _ort_optimizer(node: _Node, index: _Index) -> _OptimizerFound | None:
+def ort_optimizer(node: Node, index: GraphIndex) -> OptimizerFound | None:
     """onnxruntime-training's optimizer_model.onnx ops (com.microsoft)."""
     if node.domain != MS or node.op not in ORT_OPTIMIZERS:
         return None
@@ -105,4 +103,4 @@ def _ort_optimizer(node: _Node, index: _Index) -> _OptimizerFound | None:
                 "multiplied by the learning rate, as Keras weight_decay; applied to every trainable parameter")
     if rate is not None:
         opt.learning_rate = LearningRate(rate, rate)
-    return _OptimizerFound(opt, [], [n for n in node.inputs[:2]], note)
+    return OptimizerFound(opt, [], node.inputs[:2], note)

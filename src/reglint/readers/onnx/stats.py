@@ -1,13 +1,50 @@
-"""Weight statistics, a chunk at a time."""
+"""Weight statistics, a chunk at a time: from the protobuf's own bytes,
+from external data files inside the model's folder, or from an
+onnxruntime-training checkpoint."""
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import numpy as np
 
 from reglint.errors import ModelReadError
 from reglint.model import WeightStats
-from reglint.readers.onnx.tensors import FLOAT_TYPES, _FileRange
+from reglint.readers.limits import ReadOptions
+from reglint.readers.onnx.load import external_range
+from reglint.readers.onnx.params import Param
+from reglint.readers.onnx.tensors import EXTERNAL, FLOAT_TYPES, FileRange, checked_shape
 from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
+
+
+def read_stats(params: list[Param], folder: Path, options: ReadOptions) -> None:
+    for p in params:
+        # Ranges are checked even without statistics: data past the end
+        # of its file is a truncated model either way.
+        where = _external(p, folder)
+        p.stats = _param_stats(p, where, options.chunk_bytes) if options.weight_stats else None
+
+
+def _external(p: Param, folder: Path) -> FileRange | None:
+    if p.tensor is None or p.tensor.data_location != EXTERNAL:
+        return None
+    values = math.prod(checked_shape(p.tensor.dims, f"initializer {p.name!r}")) if p.tensor.dims else 1
+    itemsize = np.dtype(FLOAT_TYPES[p.dtype][1]).itemsize
+    return external_range(p.tensor, folder, values * itemsize)
+
+
+def _param_stats(p: Param, where: FileRange | None, chunk: int) -> WeightStats | None:
+    # file_stats and array_stats are looked up here at each call:
+    # bench/phases.py times them by replacing this module's attributes.
+    if p.tensor is not None:
+        values = math.prod(p.tensor.dims) if p.tensor.dims else 1
+        if where is not None:
+            return file_stats(where, p.dtype, chunk, p.size)
+        return array_stats(proto_array(p.tensor, p.dtype, values), p.dtype, chunk, p.size)
+    if p.ckpt is not None and p.ckpt.where is not None:
+        return file_stats(p.ckpt.where, p.ckpt.dtype, chunk, p.size)
+    return None
 
 
 def _add_block(acc: StatsAccumulator, block: np.ndarray, dtype: int) -> None:
@@ -15,7 +52,7 @@ def _add_block(acc: StatsAccumulator, block: np.ndarray, dtype: int) -> None:
         acc.add(bfloat16_to_float32(block) if dtype == 16 else block)
 
 
-def _array_stats(flat: np.ndarray, dtype: int, chunk_bytes: int, count: int) -> WeightStats:
+def array_stats(flat: np.ndarray, dtype: int, chunk_bytes: int, count: int) -> WeightStats:
     acc = StatsAccumulator()
     step = max(1, chunk_bytes // max(1, flat.itemsize))
     for start in range(0, flat.size, step):
@@ -25,7 +62,7 @@ def _array_stats(flat: np.ndarray, dtype: int, chunk_bytes: int, count: int) -> 
     return stats
 
 
-def _file_stats(where: _FileRange, dtype: int, chunk_bytes: int, count: int) -> WeightStats:
+def file_stats(where: FileRange, dtype: int, chunk_bytes: int, count: int) -> WeightStats:
     """Stream a tensor's bytes from a file: memory is one chunk."""
     storage = np.dtype(FLOAT_TYPES[dtype][1])
     step = max(storage.itemsize, chunk_bytes // storage.itemsize * storage.itemsize)
@@ -44,7 +81,7 @@ def _file_stats(where: _FileRange, dtype: int, chunk_bytes: int, count: int) -> 
     return stats
 
 
-def _proto_array(tensor, dtype: int, count: int) -> np.ndarray:
+def proto_array(tensor, dtype: int, count: int) -> np.ndarray:
     """The values held inside the protobuf, viewed without a second copy of
     the raw bytes; typed fields (float_data ...) are converted."""
     storage = np.dtype(FLOAT_TYPES[dtype][1])

@@ -18,7 +18,7 @@ EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
 @dataclass
-class _FileRange:
+class FileRange:
     """A run of bytes in a file inside the model's folder."""
 
     path: Path
@@ -26,7 +26,7 @@ class _FileRange:
     nbytes: int
 
 
-def _shape(dims: Iterable[int], what: str) -> tuple[int, ...]:
+def checked_shape(dims: Iterable[int], what: str) -> tuple[int, ...]:
     shape = tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         raise ModelReadError(f"{what} has a negative dimension {list(shape)}")
