@@ -37,10 +37,15 @@ def read_onnx(path: Path, options: ReadOptions) -> Model:
 
 
 def _describe(path: Path, proto, options: ReadOptions) -> Model:
+    """The jobs in the order their inputs exist: optimizer state names and
+    updated tensors decide which tensors are parameters; roles decide
+    trainability, penalties and layers; layers decide losses and outputs."""
     folder = path.absolute().parent
     model = Model(path=str(path), format="onnx", framework="onnx")
     index = GraphIndex(proto)
     _describe_file(model, proto)
+    # Every external location is checked before anything opens a data file
+    # (onnx.checker included).
     check_external_locations(index.dense_tensors(), folder)
     checker_note = run_checker(path, proto, index.dense_tensors())
     if checker_note is not None:
@@ -50,7 +55,7 @@ def _describe(path: Path, proto, options: ReadOptions) -> Model:
     params = [p for p in collect_params(index, setup.ckpt) if assign_role(p, index, setup.state_names, setup.updated)]
     assign_trainable(params, index, setup.ckpt, setup.updated, model.notes)
     find_penalties(params, index, setup.loss_targets, model.notes)
-    read_stats(params, folder, options)
+    read_stats(params, folder, options)  # also checks every external range against its file
     layers, owner = build_layers(params, index, options.max_layers)
     model.layers.extend(layers)
     model.losses.extend(find_losses(index, owner, setup.loss_targets))
