@@ -47,6 +47,43 @@ class FailOn(str, Enum):
 
 
 # ---------------------------------------------------------------------------
+# training-context options: declared once, as TrainingContext's fields
+
+
+def with_context_options(panel: str):
+    """Give a command one option per ``TrainingContext`` scalar field
+    (``--samples``, ``--learning-rate``/``--lr`` ...) and hand their values
+    to it as ``context`` (a dict of the given ones)."""
+    import functools
+    import inspect
+    from typing import get_type_hints
+
+    from reglint.engine.analysis import context_options
+
+    options = context_options()
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            given = {o.name: kwargs.pop(o.name) for o in options if kwargs.get(o.name) is not None}
+            for o in options:
+                kwargs.pop(o.name, None)
+            return func(*args, context=given, **kwargs)
+
+        own = [p for p in inspect.signature(func).parameters.values() if p.name != "context"]
+        extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[o.kind],
+                                   default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
+                                                        help=o.help, rich_help_panel=panel))
+                 for o in options]
+        hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}
+        wrapper.__signature__ = inspect.Signature(own + extra)
+        wrapper.__annotations__ = {**hints, **{o.name: Optional[o.kind] for o in options}}
+        return wrapper
+
+    return decorate
+
+
+# ---------------------------------------------------------------------------
 # check
 
 RULE_SELECTION = "Rule selection"
@@ -56,6 +93,7 @@ FILES = "File selection"
 
 
 @app.command(epilog=EXIT_CODES)
+@with_context_options(CONTEXT)
 def check(
     paths: List[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
     output_format: Optional[str] = typer.Option(None, "--format", "--output-format", "-f",
@@ -99,21 +137,6 @@ def check(
     create_baseline: bool = typer.Option(False, "--create-baseline",
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N.", rich_help_panel=CONTEXT),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Batch size B (default: 32).",
-                                             rich_help_panel=CONTEXT),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, rich_help_panel=CONTEXT),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimizer steps T.", rich_help_panel=CONTEXT),
-    classes: Optional[int] = typer.Option(None, "--classes", min=1, rich_help_panel=CONTEXT),
-    target_var: Optional[float] = typer.Option(None, "--target-var", min=0.0, help="Variance of regression targets.",
-                                               rich_help_panel=CONTEXT),
-    loss_scale: Optional[float] = typer.Option(None, "--loss-scale", min=0.0,
-                                               help="Typical data loss, overriding the estimate.", rich_help_panel=CONTEXT),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer class for files that save none (ONNX).",
-                                            rich_help_panel=CONTEXT),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", min=0.0, rich_help_panel=CONTEXT),
-    momentum: Optional[float] = typer.Option(None, "--momentum", min=0.0, max=1.0, rich_help_panel=CONTEXT),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", min=0.0, rich_help_panel=CONTEXT),
     l2: Optional[List[str]] = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
                                            help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
                                            rich_help_panel=CONTEXT),
@@ -123,6 +146,7 @@ def check(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
                              rich_help_panel=FILES),
+    context: Optional[dict] = None,
 ) -> None:
     """Lint model files: parameters, regularizers and optimizer settings against the data-loss scale.
 
@@ -170,21 +194,17 @@ def rule_command(code: str = typer.Argument(..., help="A rule code (RL001) or na
 
 
 @app.command()
+@with_context_options(CONTEXT)
 def explain(
     path: Path = typer.Argument(..., help="A model file."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
-    loss_scale: Optional[float] = typer.Option(None, "--loss-scale", min=0.0),
-    classes: Optional[int] = typer.Option(None, "--classes", min=1),
     output_format: str = typer.Option("full", "--format", "-f", help="full or json"),
+    context: Optional[dict] = None,
 ) -> None:
     """Show, per layer, how the penalty, its gradient and the per-step shrink depend on the weight count."""
     from reglint.cli.explain import run_explain
 
-    raise typer.Exit(run_explain(path, layer=layer, samples=samples, batch_size=batch_size, epochs=epochs,
-                                 loss_scale=loss_scale, classes=classes, output_format=output_format))
+    raise typer.Exit(run_explain(path, layer=layer, context=context or {}, output_format=output_format))
 
 
 @app.command()

@@ -98,8 +98,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     }
 
 
-def run_explain(path: Path, *, layer: str | None, samples: int | None, batch_size: int | None,
-                epochs: int | None, loss_scale: float | None, classes: int | None, output_format: str) -> int:
+def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], output_format: str) -> int:
     """Lint the file exactly as ``check`` does (settings, rules, fixes),
     then explain its regularized tensors with the rules' answers."""
     from reglint.errors import err
@@ -107,8 +106,7 @@ def run_explain(path: Path, *, layer: str | None, samples: int | None, batch_siz
     from reglint.engine.runner import lint_file
 
     try:
-        settings = resolve(CheckOptions(paths=[path], samples=samples, batch_size=batch_size, epochs=epochs,
-                                        loss_scale=loss_scale, classes=classes))
+        settings = resolve(CheckOptions(paths=[path], context=context))
     except ReglintError as exc:
         err(str(exc))
         return 2

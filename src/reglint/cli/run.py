@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from reglint.engine.settings import Settings
 from reglint.engine.finding import Severity
@@ -32,17 +32,8 @@ class CheckOptions:
     isolated: bool = False
     baseline: Optional[Path] = None
     create_baseline: bool = False
-    samples: Optional[int] = None
-    batch_size: Optional[int] = None
-    epochs: Optional[int] = None
-    steps: Optional[int] = None
-    classes: Optional[int] = None
-    target_var: Optional[float] = None
-    loss_scale: Optional[float] = None
-    optimizer: Optional[str] = None
-    learning_rate: Optional[float] = None
-    momentum: Optional[float] = None
-    weight_decay: Optional[float] = None
+    # Training context given on the command line: TrainingContext field -> value.
+    context: dict[str, Any] = field(default_factory=dict)
     l2: Optional[list[str]] = None
     force_exclude: bool = False
     no_cache: bool = False
@@ -146,9 +137,7 @@ class CommandLine:
         if opts.force_exclude:
             settings.force_exclude = True
         ctx = settings.context
-        for name in ("samples", "batch_size", "epochs", "steps", "classes", "target_var", "loss_scale",
-                     "optimizer", "learning_rate", "momentum", "weight_decay"):
-            value = getattr(opts, name)
+        for name, value in opts.context.items():
             if value is not None:
                 setattr(ctx, name, value)
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]

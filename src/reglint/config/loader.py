@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
+from reglint.engine.analysis import ContextOption, context_options
 from reglint.engine.settings import Override, Settings
 from reglint.engine.finding import Severity
 from reglint.errors import ConfigError
@@ -393,34 +394,37 @@ def _relative_to_root(settings: Settings, path: str) -> str:
     return path
 
 
-CONTEXT_INTS = ("samples", "batch-size", "epochs", "steps", "classes")
-CONTEXT_FLOATS = ("target-var", "loss-scale", "learning-rate", "momentum", "weight-decay")
+# The scalar [tool.reglint.context] keys are TrainingContext's option fields.
+SCALAR_OPTIONS = {o.key: o for o in context_options()}
 REGULARIZER_KEYS = ("layers", "target", "l1", "l2")
 CUSTOM_KEYS = ("kind", "factor", "l1", "l2", "scale")
 CUSTOM_KINDS = ("l1", "l2", "l1l2")
 
 
-CONTEXT_KEYS = CONTEXT_INTS + CONTEXT_FLOATS + ("optimizer", "regularizers", "custom-regularizers")
+CONTEXT_KEYS = (*SCALAR_OPTIONS, "regularizers", "custom-regularizers")
 
 
 def _apply_context(settings: Settings, where: _Where, table: dict[str, Any]) -> None:
     where.check_keys(table, CONTEXT_KEYS, "context")
     ctx = settings.context
     for key, value in table.items():
-        dotted, attr = f"context.{key}", key.replace("-", "_")
-        if key in CONTEXT_INTS:
-            setattr(ctx, attr, _integer(where, value, dotted))
-        elif key in CONTEXT_FLOATS:
-            number = _number(where, value, dotted)
-            if key == "momentum" and number > 1:
-                raise where.error(dotted, f"expected a number in [0, 1], got {value!r}")
-            setattr(ctx, attr, number)
-        elif key == "optimizer":
-            ctx.optimizer = _string(where, value, dotted)
+        dotted = f"context.{key}"
+        if key in SCALAR_OPTIONS:
+            setattr(ctx, SCALAR_OPTIONS[key].name, _scalar(where, SCALAR_OPTIONS[key], value, dotted))
         elif key == "regularizers":
             ctx.regularizers = _regularizers(where, value, dotted)
         else:
             ctx.custom_regularizers = _custom_regularizers(where, value, dotted)
+
+
+def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> Any:
+    """A context value of the option's type, within its bounds."""
+    if option.kind is str:
+        return _string(where, value, dotted)
+    number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted)
+    if option.max is not None and number > option.max:
+        raise where.error(dotted, f"expected a number in [{option.min or 0:g}, {option.max:g}], got {value!r}")
+    return number
 
 
 def _regularizers(where: _Where, value: Any, dotted: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fnmatch import fnmatch
 from typing import Any
 
@@ -21,24 +21,52 @@ from reglint.model import LearningRate, Layer, Model, Optimizer, Provenance, Reg
 DEFAULT_BATCH_SIZE = 32
 
 
+@dataclass(frozen=True)
+class ContextOption:
+    """A scalar training-context setting as the user gives it."""
+
+    name: str  # the TrainingContext field
+    kind: type  # int, float or str
+    help: str
+    min: float | None = None
+    max: float | None = None
+    flags: tuple[str, ...] = ()  # extra command-line spellings
+
+    @property
+    def key(self) -> str:
+        """The [tool.reglint.context] key and the command-line flag's word."""
+        return self.name.replace("_", "-")
+
+
+def _opt(help: str, *, min: float | None = None, max: float | None = None,
+         flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"help": help, "min": min, "max": max, "flags": flags}
+
+
 @dataclass
 class TrainingContext:
     """What a model file does not say about training. Each field has a
     documented default; ``provenance`` says which were given by the user."""
 
-    samples: int | None = None  # training examples N
-    batch_size: int | None = None  # B; Keras' default 32 when absent
-    epochs: int | None = None  # E
-    steps: int | None = None  # total optimizer steps T
-    target_var: float | None = None  # variance of regression targets
-    classes: int | None = None  # number of classes
-    loss_scale: float | None = None  # override L_chance entirely
+    # One declaration per option: the field, its type, and (metadata) its
+    # help, bounds and extra command-line flags. The CLI's options (check,
+    # explain), the [tool.reglint.context] keys and reglint.lint()'s keyword
+    # arguments are all made from these fields (``context_options``).
+    samples: int | None = field(default=None, metadata=_opt("Training examples N.", min=1))
+    batch_size: int | None = field(default=None, metadata=_opt("Batch size B (default: 32).", min=1))
+    epochs: int | None = field(default=None, metadata=_opt("Epochs E.", min=1))
+    steps: int | None = field(default=None, metadata=_opt("Total optimizer steps T.", min=1))
+    target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets.", min=0.0))
+    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=1))
+    loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
+                                                                 min=0.0))
     # Settings for files that carry none (ONNX inference graphs) or to
     # override the file: optimizer class, learning rate, momentum, decay.
-    optimizer: str | None = None
-    learning_rate: float | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
+    optimizer: str | None = field(default=None, metadata=_opt("Optimizer class for files that save none (ONNX)."))
+    learning_rate: float | None = field(default=None, metadata=_opt("Learning rate (peak).", min=0.0,
+                                                                    flags=("--lr",)))
+    momentum: float | None = field(default=None, metadata=_opt("Momentum (SGD) in [0, 1].", min=0.0, max=1.0))
+    weight_decay: float | None = field(default=None, metadata=_opt("Decoupled weight decay.", min=0.0))
     # Layer-pattern regularizers: [{"layers": "fc*", "target": "kernel", "l2": 1e-4}]
     regularizers: list[dict[str, Any]] = field(default_factory=list)
     # How to read custom regularizer classes: {"acme>MyL2": {"kind": "l2", "factor": "strength"}}
@@ -66,6 +94,24 @@ class TrainingContext:
         if per_epoch is not None and self.epochs is not None:
             return per_epoch * self.epochs
         return None
+
+
+def context_options() -> list[ContextOption]:
+    """The scalar options of ``TrainingContext``, from its fields.
+
+    >>> [o.key for o in context_options()][:3]
+    ['samples', 'batch-size', 'epochs']
+    >>> next(o for o in context_options() if o.name == "momentum").max
+    1.0
+    """
+    kinds = {"int | None": int, "float | None": float, "str | None": str}
+    out = []
+    for f in fields(TrainingContext):
+        if "help" in f.metadata:
+            meta = f.metadata
+            out.append(ContextOption(f.name, kinds[str(f.type)], meta["help"], meta["min"], meta["max"],
+                                     meta["flags"]))
+    return out
 
 
 class Analysis:
