@@ -804,11 +804,9 @@ def _loss_scale_factor(tf, opt) -> float:
 
 
 def _tracked_kernels(model, rows: list[VariableRow]) -> list:
-    """The variables whose norm tells collapse: regularized kernels; else
-    every weight-regularized variable but offsets (a bias penalty pulls
-    biases to zero, their usual initial value: no collapse, issue 15's
-    false alarm on an LSTM); else every kernel (decoupled weight_decay and
-    activity penalties shrink those)."""
+    """The variables whose norm tells collapse: regularized kernels; else the
+    regularized non-offsets (biases fall to 0, where they start: issue 15);
+    else every kernel (weight_decay and activity penalties shrink those)."""
     variables = list(model.trainable_variables)
     by_path = {str(getattr(v, "path", v.name)): v for v in variables}
     for pick in (lambda r: r.regularizer is not None and r.kernel_like and r.counted,
