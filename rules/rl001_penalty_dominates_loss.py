@@ -77,7 +77,7 @@ also the largest multiplier that stays under the warning level
 (``warning / rho``).
 
 ## Thresholds and calibration
-``rho = 1`` is the break-even of the MAP argument (theory section 6), but
+``rho = 1`` is the break-even of the MAP argument (MacKay 1992; Bishop, PRML §3.3), but
 training does not collapse there: the data gradient grows as the weights
 learn, and how far it can hold the penalty off depends on the data. On the
 calibration grid (``python bench/calibrate.py report``, 678 real trainings;

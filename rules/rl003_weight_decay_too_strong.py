@@ -72,7 +72,7 @@ on ``r``, the fraction an unsupported weight loses per step, whatever the
 mechanism; the coupled-SGD case (PyTorch checkpoints) uses them unchanged.
 
 Stacked decay: where a kernel RL001 counts also carries its own coupled L2
-under SGD, the two add (Keras applies both, theory section 1.4) and ``r`` is
+under SGD, the two add (Keras applies both: ``base_optimizer.py``) and ``r`` is
 their sum ``2*eta*l2/(1-b) + eta*wd``; scale-invariant kernels are RL021's.
 On the modern calibration grid (bench/CALIBRATION.md) such sums of 0.05 to
 0.63 per step harmed 28 of 30 runs but wrecked only 12 (LSTM, GRU and

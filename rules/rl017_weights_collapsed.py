@@ -11,7 +11,7 @@ below where it started.
 That is the signature of a penalty that won: the network settled near the
 trivial solution (kernels near zero, predictions near chance) instead of
 fitting the data. Healthy, weakly regularized non-normalized nets end with
-``sum(w^2)`` at 1.2-4.2 times init (theory section 3.2); collapsed ones end
+``sum(w^2)`` at 1.2-4.2 times init (measured on the calibration runs, bench/CALIBRATION.md); collapsed ones end
 near zero in every layer.
 
 ## Example

@@ -21,7 +21,7 @@ def analyse(rec: dict, out: Path):
 
 def activity_penalty_estimate(model) -> float | None:
     """Per-sample activity penalty at init for a chain of Dense layers on
-    standardised inputs (theory section 1.3): pre-activation variance
+    standardised inputs (Keras' activity penalty on a Dense layer): pre-activation variance
     v = fan_in * sigma_w^2 * q_in, with q the input second moment (1 for
     standardised inputs); ReLU output second moment v/2, E|relu| =
     sqrt(v/(2 pi)); linear: v and sqrt(2 v / pi)."""

@@ -246,7 +246,7 @@ class Analysis:
     def lambda_scale(self) -> float | None:
         """lambda_ref = L_chance / sum E[sum w^2] over the regularized,
         non-invariant tensors: the L2 factor whose penalty at initialisation
-        equals the data loss (theory section 6)."""
+        equals the data loss (the MAP break-even: MacKay 1992; Bishop, PRML §3.3)."""
         energy = sum(p.sum_sq_init or 0.0 for p in self.active_penalties() if p.l2 or p.l1)
         return self.loss_scale.value / energy if energy else None
 

@@ -1,7 +1,8 @@
 """What the optimizer does with a lambda: per-step shrink, stability,
 timescale.
 
-Formulas (``shared/reference/regularization-theory.md`` section 4, each
+Formulas (Polyak 1964 and Goh, "Why Momentum Really Works", Distill 2017 for
+the stability region; Loshchilov & Hutter, ICLR 2019 for decoupled decay; each
 checked by running Keras there):
 
 - Coupled L2 under SGD with heavy-ball momentum b: the penalty alone is the
