@@ -9,7 +9,7 @@ json --no-cache FILE`` in-process with timers wrapped around its phases:
   (measured from outside as the child's wall time minus its inside time);
 - ``import cli``: importing ``reglint.cli.app`` (Typer, Rich, settings ...);
 - ``read: stats``: computing weight statistics (``h5_dataset_stats`` and the
-  ONNX reader's ``_file_stats`` / ``_array_stats``; HDF5 reads included);
+  ONNX reader's ``file_stats`` / ``array_stats``; HDF5 reads included);
 - ``read: rest``: the rest of ``read_model`` (config, HDF5 walk, protobuf
   parse, ``onnx.checker``);
 - ``analyse+rules``: the rest of ``lint_file``;
@@ -67,9 +67,9 @@ acc["import engine+readers"] = time.perf_counter() - t
 runner.read_model = timed("read", runner.read_model)
 kb.h5_dataset_stats = timed("read: stats", kb.h5_dataset_stats)
 try:
-    import reglint.readers.onnx_reader as onx
-    onx._file_stats = timed("read: stats", onx._file_stats)
-    onx._array_stats = timed("read: stats", onx._array_stats)
+    import reglint.readers.onnx.stats as onx  # _param_stats looks them up here at each call
+    onx.file_stats = timed("read: stats", onx.file_stats)
+    onx.array_stats = timed("read: stats", onx.array_stats)
 except ImportError:
     pass
 runner.lint_file = timed("lint", runner.lint_file, mark="lint")

@@ -198,10 +198,10 @@ def ensure_inputs(big: bool, log) -> dict:
 def onnx_reader_state() -> str:
     """'ready', or why the ONNX comparisons are pending."""
     try:
-        spec = importlib.util.find_spec("reglint.readers.onnx_reader")
+        spec = importlib.util.find_spec("reglint.readers.onnx")
     except Exception as exc:  # pragma: no cover
         return f"pending ({type(exc).__name__})"
-    return "ready" if spec is not None else "pending (src/reglint/readers/onnx_reader.py not there yet)"
+    return "ready" if spec is not None else "pending (src/reglint/readers/onnx/ not there yet)"
 
 
 # ---------------------------------------------------------------------------

@@ -70,6 +70,19 @@ merely degraded runs (wd = 10), hence **1.7**. Warning at **0.01** per step
 (two of six fit and held-out runs there ended degraded). The thresholds are
 on ``r``, the fraction an unsupported weight loses per step, whatever the
 mechanism; the coupled-SGD case (PyTorch checkpoints) uses them unchanged.
+
+Stacked decay: where a kernel RL001 counts also carries its own coupled L2
+under SGD, the two add (Keras applies both: ``base_optimizer.py``) and ``r`` is
+their sum ``2*eta*l2/(1-b) + eta*wd``; scale-invariant kernels are RL021's.
+On the modern calibration grid (bench/CALIBRATION.md) such sums of 0.05 to
+0.63 per step harmed 28 of 30 runs but wrecked only 12 (LSTM, GRU and
+embedding models collapsed where transformers and residual networks
+degraded), so the sum raises a **warning**; the error still needs the decay
+every weight gets (decoupled ``eta*wd``, or the optimizer's own coupled
+decay) past its level. Under heavy-ball momentum the slow-mode formula
+overstates the actual contraction once ``eta*h > (1-sqrt(b))^2``
+(``Dynamics.contraction``: at most ``1 - sqrt(b)``, 0.051 per step at
+b = 0.9), one more reason the sum is not an error.
 Checked, not re-fitted, on 360 PyTorch runs (``bench/TORCH_CALIBRATION.md``):
 coupled SGD at 0.05 finds 97% of wrecked runs at 90% precision (held out:
 33/34 at 92%), with ~9% of healthy runs flagged (small, nearly separable
@@ -86,7 +99,7 @@ criterion would need initializers to see.
 from __future__ import annotations
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import g
+from reglint.engine.fmt import g, lam
 from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
@@ -109,6 +122,29 @@ def equilibrium_ratio(model, dyn) -> float | None:
     if not count:
         return None
     return dyn.weight_decay * (energy / count) ** 0.5
+
+
+def every_weight_shrink(dyn) -> float:
+    """The shrink the optimizer applies to every weight: decoupled
+    ``eta*wd``, plus a coupled optimizer weight decay under SGD (PyTorch's
+    ``SGD(weight_decay=...)``, read as ``coupled_l2``)."""
+    coupled = dyn.coupled_shrink(0.0) if dyn.family == "sgd" and dyn.coupled_l2 else None
+    return (dyn.decoupled_shrink or 0.0) + (coupled or 0.0)
+
+
+def stacked_shrink(analysis):
+    """(per-step shrink, penalty or None): the decoupled ``eta*wd``, or
+    where a tensor RL001 counts also carries a coupled L2 under SGD, the
+    largest sum ``2*eta*l2/(1-m) + eta*wd`` (Keras applies both: theory
+    section 1.4). Scale-invariant kernels are left to RL021: their shrink
+    sets an angle, not the function's scale."""
+    dyn = analysis.dynamics
+    best, where = every_weight_shrink(dyn), None
+    for p in analysis.penalties:
+        total = dyn.total_shrink(p.l2) if p.active and p.l2 and p.counted else None
+        if total and total > best:
+            best, where = total, p
+    return best, where
 
 
 class WeightDecayTooStrong(Rule):
@@ -141,27 +177,37 @@ class WeightDecayTooStrong(Rule):
         dyn = analysis.dynamics
         if not dyn.decoupled_shrink:
             return []
-        r = dyn.decoupled_shrink
+        r, _ = stacked_shrink(analysis)
+        decoupled = dyn.decoupled_shrink
         fires = self.level(r, "decay-step-warning", "decay-step-error") is not None
-        fix = self.safe_shrink(analysis.context.steps_per_epoch()) / r if fires else None
-        return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay, the decoupled per-step shrink",
-                      "weight_decay", slope=r, offset=0.0, warning=self.thresholds["decay-step-warning"],
-                      error=self.thresholds["decay-step-error"], fix=fix, lambdas=(dyn.weight_decay,))]
+        # A coupled L2 on the same weights is the offset: weight_decay moves only the decoupled part.
+        fix = max(0.0, self.safe_shrink(analysis.context.steps_per_epoch()) - (r - decoupled)) / decoupled \
+            if fires else None
+        return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay (+ 2*lr*l2/(1-momentum) where a kernel "
+                      "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=decoupled,
+                      offset=r - decoupled, warning=self.thresholds["decay-step-warning"],
+                      # the error level applies to the decoupled part: shifted by the coupled offset
+                      error=self.thresholds["decay-step-error"] + (r - decoupled), fix=fix,
+                      lambdas=(dyn.weight_decay,))]
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
         coupled = dyn.coupled_shrink(0.0) if dyn.family == "sgd" and dyn.coupled_l2 else None
-        r = (dyn.decoupled_shrink or 0.0) + (coupled or 0.0)
-        if not r:
+        base = every_weight_shrink(dyn)
+        if not base:
             return
+        r, stacked = stacked_shrink(analysis)
         ctx = analysis.context
         per_epoch = ctx.steps_per_epoch()
         tau = 1.0 / r
         tau_epochs = tau / per_epoch if per_epoch else None
-        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None)
+        # A file saved before training records 0 steps: that is not the run's length.
+        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None) or None
         values = {"shrink_per_step": r, "timescale_steps": tau, "learning_rate": dyn.lr,
                   "weight_decay": dyn.weight_decay, "timescale_epochs": tau_epochs,
-                  "decay_integral": r * total if total else None}
+                  "decay_integral": r * total if total else None, "decoupled_shrink": dyn.decoupled_shrink,
+                  "coupled_shrink": (r - base) if stacked else None,
+                  "stacked_layer": stacked.layer.path if stacked else None}
         if coupled:
             values.update(coupled_l2=dyn.coupled_l2, momentum=dyn.momentum)
         q = equilibrium_ratio(model, dyn)
@@ -169,7 +215,10 @@ class WeightDecayTooStrong(Rule):
         flattens = (q is not None and q >= self.thresholds["adamw-equilibrium-error"]
                     and (total is None or r * total >= 1.0))
         severity = None
-        if r >= self.thresholds["decay-step-error"] or flattens:
+        # Errors come from the decay every weight gets: a kernel's own coupled
+        # L2 added under SGD momentum made the sum harmful but not fatal
+        # (Thresholds).
+        if base >= self.thresholds["decay-step-error"] or flattens:
             severity = Severity.ERROR
         elif r >= self.thresholds["decay-step-warning"]:
             severity = Severity.WARNING
@@ -177,7 +226,9 @@ class WeightDecayTooStrong(Rule):
             severity = Severity.WARNING
         if severity is None:
             return
-        safe_r = self.safe_shrink(per_epoch)
+        # A kernel's own coupled L2 is fixed by its regularizer: weight_decay
+        # can only take what is left of the safe shrink.
+        safe_r = max(0.0, self.safe_shrink(per_epoch) - (r - base))
         # Coupled under SGD the setting is torch's wd = 2*l2, and momentum amplifies it.
         safe_wd = (safe_r * (1 - dyn.momentum) if coupled else safe_r) / dyn.lr if dyn.lr else None
         horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
@@ -193,8 +244,10 @@ class WeightDecayTooStrong(Rule):
         setting = f"weight_decay {g(dyn.weight_decay)}" if not coupled else (
             f"SGD's coupled weight_decay {g(2 * dyn.coupled_l2)} (L2 {g(dyn.coupled_l2)})"
             + (f" through momentum {g(dyn.momentum)}" if dyn.momentum else ""))
+        both = (f" and {stacked.layer.path}/{stacked.variable.name}'s {lam(stacked.regularizer)} another "
+                f"{g(r - base)} under SGD momentum {g(dyn.momentum)}; together {g(r)} per step" if stacked else "")
         yield self.finding(
-            f"{setting}{_group_text(model)} at lr {g(dyn.lr)} shrinks every weight by {g(r)} per step "
+            f"{setting}{_group_text(model)} at lr {g(dyn.lr)} shrinks every weight by {g(base)} per step{both} "
             f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,

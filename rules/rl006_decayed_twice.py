@@ -7,7 +7,8 @@ optimizer's decoupled ``weight_decay``. Reports the combined per-step
 shrink, once per model: one cause, one finding, with the layers listed.
 
 ## Why is this bad?
-The two add (verified in Keras: theory section 1.4), so the effective
+The two add (verified in Keras 3.15: ``base_optimizer.py`` applies
+``weight_decay`` before the gradient step that carries the penalty), so the effective
 decay is larger than either setting says; usually one of them was ported
 from another framework's convention and the other left in place. Keras
 does not save ``exclude_from_weight_decay``, so a saved file cannot show
@@ -34,10 +35,15 @@ None.
 
 ## Formula
 Per step: ``r = r_coupled + eta*wd``; ``r_coupled = 2*eta*l2/(1-b)`` under
-SGD (under Adam the coupled part is normalised, RL007).
+SGD (under Adam the coupled part is normalised, RL007). Verified additive in
+Keras: ``L2(0.5)`` and ``SGD(0.1, weight_decay=0.5)`` take w from 1 to 0.85
+in one step (Keras ``keras/src/optimizers/base_optimizer.py``).
 
 ## Thresholds and calibration
-None: the finding is structural (both present and non-zero).
+None: the finding is structural (both present and non-zero). Whether the
+sum is too strong is judged where each mechanism is: RL003 holds the
+combined per-step shrink against its threshold, RL001 counts the coupled
+penalty, RL021 the angle the sum sets on scale-invariant kernels.
 
 ## References
 - Loshchilov & Hutter, ICLR 2019 (coupled vs decoupled decay).

@@ -403,10 +403,12 @@ def test_several_files_and_unreadable(tmp_path):
 
 
 def test_totals_that_differ_say_why():
-    """Scale-invariant kernels and normalization gamma/beta are in the total
-    penalty but not in rho: the page shows both totals and names what is left
-    out, with the JSON's numbers."""
-    report = run_report(NORM_REGULARIZED)
+    """Scale-invariant kernels and absorbed normalization gamma/beta are in the
+    total penalty but not in rho: the page shows both totals and names what is
+    left out, with the JSON's numbers. (A residual network with L2 on every
+    kernel, gamma and beta: its conv kernels feed BatchNorm, its blocks' first
+    gammas are absorbed by the next conv.)"""
+    report = run_report(ROOT / "fixtures" / "scenarios" / "scenario_residual_all_l2.keras")
     analysis = report.to_dict()["files"][0]["model"]["analysis"]
     assert analysis["penalty_init"] < analysis["penalty_init_all"]
     text = render(report)

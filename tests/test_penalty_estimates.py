@@ -54,7 +54,7 @@ def test_expected_penalty_at_init_matches_a_draw(entry):
 
 
 def test_seed_layer_numbers_from_the_reference():
-    """shared/reference: Conv2D(20, (2,3)) on 10 channels, glorot_uniform,
+    """The seed question: Conv2D(20, (2,3)) on 10 channels, glorot_uniform,
     L2(0.01): E[sum w^2] = 13.33, penalty about 0.133."""
     model = read_model(KERAS_FIXTURES / "conv2d_seed_l2.keras")
     [p] = Analysis(model).penalties

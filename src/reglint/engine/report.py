@@ -156,6 +156,7 @@ def _penalty_fields(p, counted: set[int]) -> dict[str, Any]:
         return {}
     return {"penalty_init": number(p.penalty_init), "penalty_saved": number(p.penalty_saved),
             "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "absorbed": p.absorbed,
+            "offset": p.offset, "behind_norm": p.behind_norm,
             "active": p.active, "penalty": number(p.penalty), "counted": id(p) in counted}
 
 

@@ -100,11 +100,12 @@ class VariableRow:
     static_penalty: float | None = None  # the static estimate of R(w) at initialisation
     scale_invariant: bool = False  # feeds a normalization layer (static analysis)
     absorbed: bool = False  # a normalization gamma/beta: RL001 leaves it out (static analysis)
+    offset: bool = False  # a bias or beta: RL001 leaves it out (static analysis)
 
     @property
     def counted(self) -> bool:
         """Counted in RL001's ratio, as the static rule counts it."""
-        return not (self.scale_invariant or self.absorbed)
+        return not (self.scale_invariant or self.absorbed or self.offset)
 
     @property
     def ratio(self) -> float:
@@ -701,15 +702,15 @@ def _variable_rows(tf, model, trainable, grads_data, grads_pen, analysis) -> tup
             penalty=penalty, share=None, weight_norm=_norm(tf, var),
             grad_data_norm=_norm(tf, _dense(tf, gd, var)), grad_penalty_norm=_norm(tf, _dense(tf, gp, var)),
             static_penalty=match[2] if match else None, scale_invariant=bool(match and match[3]),
-            absorbed=bool(match and match[4])))
+            absorbed=bool(match and match[4]), offset=bool(match and match[5])))
     for row in rows:
         row.share = row.penalty / weight_penalty if weight_penalty else None
     return rows, weight_penalty
 
 
-def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool, bool]]:
+def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool, bool, bool]]:
     """(path parts, layer path, variable name, static penalty, scale-invariant,
-    absorbed) for every static variable."""
+    absorbed, offset) for every static variable."""
     if analysis is None:
         return []
     penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
@@ -718,17 +719,17 @@ def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, boo
         p = penalties.get((layer.path, var.name))
         out.append((layer.path.split("/") + var.name.split("/"), layer.path, var.name,
                     p.penalty_init if p is not None else None, bool(p and p.scale_invariant),
-                    bool(p and p.absorbed)))
+                    bool(p and p.absorbed), bool(p and p.offset)))
     return out
 
 
-def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool] | None:
+def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool, bool] | None:
     """The static variable a Keras variable path names: same last part, and
     every part of the static layer path and variable name found in order
     (``lstm/lstm_cell/kernel`` is the static ``lstm`` + ``kernel``)."""
     parts = path.split("/")
     best, best_score = None, -1
-    for sparts, layer_path, var_name, penalty, invariant, absorbed in index:
+    for sparts, layer_path, var_name, penalty, invariant, absorbed, offset in index:
         if sparts[-1] != parts[-1]:
             continue
         pos, ok = 0, True
@@ -739,7 +740,7 @@ def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool]
                 ok = False
                 break
         if ok and len(sparts) > best_score:
-            best, best_score = (layer_path, var_name, penalty, invariant, absorbed), len(sparts)
+            best, best_score = (layer_path, var_name, penalty, invariant, absorbed, offset), len(sparts)
     return best
 
 
@@ -803,13 +804,13 @@ def _loss_scale_factor(tf, opt) -> float:
 
 
 def _tracked_kernels(model, rows: list[VariableRow]) -> list:
-    """The variables whose norm tells collapse: regularized kernels; else
-    every weight-regularized variable; else every kernel (decoupled
-    weight_decay and activity penalties shrink those)."""
+    """The variables whose norm tells collapse: regularized kernels; else the
+    regularized non-offsets (biases fall to 0, where they start: issue 15);
+    else every kernel (weight_decay and activity penalties shrink those)."""
     variables = list(model.trainable_variables)
     by_path = {str(getattr(v, "path", v.name)): v for v in variables}
     for pick in (lambda r: r.regularizer is not None and r.kernel_like and r.counted,
-                 lambda r: r.regularizer is not None):
+                 lambda r: r.regularizer is not None and not r.offset):
         chosen = [by_path[r.path] for r in rows if pick(r) and r.path in by_path]
         if chosen:
             return chosen

@@ -40,7 +40,7 @@ def read_model(path: str | Path, options: ReadOptions | None = None) -> Model:
 
         return read_keras_json(path, options)
     if fmt is Format.ONNX:
-        from reglint.readers.onnx_reader import read_onnx
+        from reglint.readers.onnx import read_onnx
 
         return read_onnx(path, options)
     if fmt is Format.TORCH_ZIP:

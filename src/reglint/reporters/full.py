@@ -276,7 +276,9 @@ def _counted_note(analysis, total: float, scale: float) -> str:
     if any(p.active and p.scale_invariant and not p.absorbed for p in analysis.penalties):
         left.append("scale-invariant kernels (RL009)")
     if any(p.active and p.absorbed for p in analysis.penalties):
-        left.append("normalization gamma/beta (RL008)")
+        left.append("absorbed normalization gamma/beta (RL008)")
+    if any(p.active and p.offset and not (p.absorbed or p.scale_invariant) for p in analysis.penalties):
+        left.append("biases and beta (RL008)")
     return (f"; RL001 counts {g(counted)} = {pct(counted / scale)}, leaving out "
             f"{' and '.join(left) or 'penalties that cannot pull the function to zero'}")
 

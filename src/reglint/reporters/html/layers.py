@@ -50,7 +50,7 @@ def layer_rows(model: dict) -> list[LayerRow]:
                 counted += reference
             elif v.get("active") and reference:
                 reason = "absorbed" if v.get("absorbed") else "scale-invariant" if v.get("scale_invariant") else \
-                    "not counted"
+                    "offset" if v.get("offset") else "not counted"
                 left_out[reason] = left_out.get(reason, 0.0) + reference
         if not layer.get("trainable", True):
             tags.append("frozen")
@@ -71,6 +71,7 @@ def left_out_text(left_out: dict[str, float]) -> str:
     """``"1.2 on scale-invariant kernels and 0.3 on normalization gamma/beta"``."""
     names = {"scale-invariant": "on scale-invariant kernels (a normalization layer follows)",
              "absorbed": "on normalization gamma/beta (absorbed by the next layer)",
+             "offset": "on biases and beta (pulled to zero, where they start)",
              "not counted": "on other tensors"}
     return " and ".join(f"{g(v)} {names.get(k, k)}" for k, v in left_out.items() if v)
 
