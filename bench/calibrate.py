@@ -40,9 +40,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "src"))
 
 from calibration.data import inputs_for, load_dataset  # noqa: E402,F401  (bench/profile_grid.py uses these)
+from calibration.features import FEATURES  # noqa: E402
 from calibration.outcomes import label_runs, load_runs, split_of, wrecked  # noqa: E402,F401
 from calibration.scoring import _pct, cmd_report, cmd_sweep, score  # noqa: E402,F401
-from calibration.features import FEATURES  # noqa: E402
 from calibration.train import cmd_export, cmd_models, cmd_train  # noqa: E402
 
 

@@ -41,7 +41,8 @@ epoch: ``wd <= 1/(eta * steps_per_epoch)``.
   (the init scale of the kernels over AdamW's bound ``1/wd``) reaches this and training runs at least
   ``1/(eta*wd)`` steps (or its length is unknown).
 - ``decay-step-warning`` (default 0.01): per-step shrink at which it is a warning.
-- ``decay-epochs-warning`` (default 1.0): warn when the timescale is shorter than this many epochs (needs ``--samples``).
+- ``decay-epochs-warning`` (default 1.0): warn when the timescale is shorter than this many
+  epochs (needs ``--samples``).
 
 ## Fix
 Aim: a per-step shrink of half the warning level (``decay-step-warning/2``),
@@ -220,9 +221,8 @@ class WeightDecayTooStrong(Rule):
         # (Thresholds).
         if base >= self.thresholds["decay-step-error"] or flattens:
             severity = Severity.ERROR
-        elif r >= self.thresholds["decay-step-warning"]:
-            severity = Severity.WARNING
-        elif tau_epochs is not None and tau_epochs < self.thresholds["decay-epochs-warning"]:
+        elif r >= self.thresholds["decay-step-warning"] or (
+                tau_epochs is not None and tau_epochs < self.thresholds["decay-epochs-warning"]):
             severity = Severity.WARNING
         if severity is None:
             return

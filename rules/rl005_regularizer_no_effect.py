@@ -127,7 +127,8 @@ class RegularizerNoEffect(Rule):
             decay = shrink * steps if shrink is not None and steps else None
             if decay is not None and decay >= self.thresholds["no-effect-decay"]:
                 continue
-            detail = f"; over {g(steps)} steps it shrinks an unsupported weight by {pct(decay)}" if decay is not None else ""
+            detail = (f"; over {g(steps)} steps it shrinks an unsupported weight by {pct(decay)}"
+                      if decay is not None else "")
             yield self.finding(
                 f"{p.variable.name}: penalty {g(p.penalty_init)} at init is {pct(share)} of the data-loss "
                 f"scale {g(scale)}{detail}",

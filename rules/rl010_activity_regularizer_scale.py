@@ -95,7 +95,7 @@ class ActivityRegularizerScale(Rule):
         if not any(layer.activity_regularizer for layer in model.layers):
             return
         moments = output_second_moments(model)
-        index = {(l.path.rsplit("/", 1)[0] if "/" in l.path else "", l.name): l for l in model.layers}
+        index = {(lay.path.rsplit("/", 1)[0] if "/" in lay.path else "", lay.name): lay for lay in model.layers}
         for layer in model.layers:
             if layer.activity_regularizer is None or not layer.trainable:
                 continue

@@ -72,7 +72,8 @@ class WeightsCollapsed(Rule):
         worst = max(kappas.values())
         yield self.finding(
             f"after {g(model.optimizer.iterations)} steps every regularized kernel holds at most {g(worst)} of its "
-            f"initial sum of squares ({plural(len(kappas), 'kernel')}): the penalty drove the network to its trivial solution",
+            f"initial sum of squares ({plural(len(kappas), 'kernel')}): the penalty drove the network to its "
+            f"trivial solution",
             target="kernel", remedy="retrain with a smaller lambda (see RL001's safe value)",
             values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations})
 

@@ -39,7 +39,7 @@ def simulate_angle(opt: str, lr: float, *, l2: float = 0.0, wd: float = 0.0, mom
     return float(np.mean(angles))
 
 
-@pytest.mark.parametrize("opt, lr, l2, wd, momentum", [
+@pytest.mark.parametrize(("opt", "lr", "l2", "wd", "momentum"), [
     ("sgd", 0.1, 5e-3, 0.0, 0.9),     # Keras L2 under SGD momentum
     ("sgd", 0.03, 0.01, 0.0, 0.0),    # plain SGD
     ("sgd", 0.1, 0.0, 0.5, 0.9),      # decoupled weight_decay under SGD momentum

@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from reglint.engine.settings import Settings
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.rule import all_rules, get_rule
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 
 from helpers import FIXTURES, KERAS_FIXTURES
 from mutate import add_extra_tensor, poison_first_kernel, rewrite_keras_zip, set_first_regularizer

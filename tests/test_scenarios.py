@@ -11,12 +11,11 @@ import math
 
 import pytest
 
-from reglint.engine.settings import Settings
+from conftest import FIXTURES, KERAS_FIXTURES
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file
-
-from conftest import FIXTURES, KERAS_FIXTURES
+from reglint.engine.settings import Settings
 
 SCENARIOS = FIXTURES / "scenarios"
 RECIPES = ["recipe_resnet_sgd.keras", "recipe_transformer_adamw.keras", "recipe_transformer_adamw_slow.keras",
@@ -229,7 +228,8 @@ def test_the_scale_walk_handles_graphs_deeper_than_the_recursion_limit():
     layers, previous = [Layer("in", "in", "InputLayer")], "in"
     for i in range(1200):
         kernel = Variable("kernel", Role.KERNEL, (8, 8), initializer=Initializer("glorot_uniform"))
-        gamma = Variable("gamma", Role.GAMMA, (8,), initializer=Initializer("ones"), regularizer=Regularizer("l2", l2=0.1))
+        gamma = Variable("gamma", Role.GAMMA, (8,), initializer=Initializer("ones"),
+                         regularizer=Regularizer("l2", l2=0.1))
         layers += [Layer(f"d{i}", f"d{i}", "Dense", variables=[kernel], inbound=[previous]),
                    Layer(f"b{i}", f"b{i}", "BatchNormalization", variables=[gamma], inbound=[f"d{i}"])]
         previous = f"b{i}"

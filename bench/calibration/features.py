@@ -8,11 +8,12 @@ from pathlib import Path
 
 from .outcomes import clean
 
+
 def analyse(rec: dict, out: Path):
     """lint_file on the saved pre-training model, with the run's context."""
-    from reglint.engine.settings import Settings
     from reglint.engine.analysis import TrainingContext
     from reglint.engine.runner import lint_file
+    from reglint.engine.settings import Settings
 
     ctx = TrainingContext(samples=rec["n_samples"], batch_size=rec["batch_size"], epochs=rec["epochs"])
     settings = Settings(context=ctx)

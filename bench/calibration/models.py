@@ -104,8 +104,8 @@ def _classic_body(data, arch, regs):
             h = layers.ReLU()(h)
     elif arch == "cnn":
         conv = layers.Conv2D if data["name"] == "digits" else layers.Conv1D
-        kw = dict(activation="relu", kernel_regularizer=regs["kernel"], bias_regularizer=regs["bias"],
-                  activity_regularizer=regs["activity"])
+        kw = {"activation": "relu", "kernel_regularizer": regs["kernel"], "bias_regularizer": regs["bias"],
+              "activity_regularizer": regs["activity"]}
         h = conv(16, 3, padding="same", **kw)(h)
         h = conv(32, 3, **kw)(h)
         h = layers.Flatten()(h)

@@ -61,8 +61,8 @@ def load_runs(out: Path) -> list[dict]:
     if not path.exists():
         return []
     runs, seen = [], set()
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if not line:
             continue
         rec = json.loads(line)

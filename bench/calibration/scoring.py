@@ -299,7 +299,7 @@ def _rule_table(splits: dict[str, list[dict]], result: dict) -> list[str]:
     result["rules"] = {}
     lines = ["", "## Rules (a run is flagged by a code/severity if any finding has it)", ""]
     if not codes:
-        return lines + ["no findings"]
+        return [*lines, "no findings"]
     lines += ["| code | severity | split | flagged | recall (wrecked) | precision | false alarms on healthy |",
               "|---|---|---|---|---|---|---|"]
     for code, sev in codes:

@@ -219,14 +219,15 @@ def cmd_models(args) -> int:
     t0, rebuilt = time.time(), 0
     with (out / "runs.jsonl").open("a") as fh:
         for record_path in args.records:
-            for line in gzip.open(record_path, "rt"):
-                rec = json.loads(line)
-                if not (out / rec["model_path"]).exists():
-                    build_and_save(rec, str(out))
-                    rebuilt += 1
-                if rec["run_id"] not in have:
-                    have.add(rec["run_id"])
-                    fh.write(json.dumps(rec) + "\n")
+            with gzip.open(record_path, "rt") as records:
+                for line in records:
+                    rec = json.loads(line)
+                    if not (out / rec["model_path"]).exists():
+                        build_and_save(rec, str(out))
+                        rebuilt += 1
+                    if rec["run_id"] not in have:
+                        have.add(rec["run_id"])
+                        fh.write(json.dumps(rec) + "\n")
     print(f"{rebuilt} models rebuilt in {time.time() - t0:.0f} s; {len(have)} runs in {out / 'runs.jsonl'}")
     return 0
 

@@ -15,7 +15,7 @@ from reglint.engine.graph import HOMOGENEOUS_ACTIVATIONS, NORMALIZERS, ScaleWalk
 from reglint.estimate.dynamics import Dynamics, dynamics_of
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
-from reglint.model import LearningRate, Layer, Model, Optimizer, Provenance, Regularizer, Role, Variable
+from reglint.model import Layer, LearningRate, Model, Optimizer, Provenance, Regularizer, Role, Variable
 
 # Keras' fit() default batch size, used when the user gives none.
 DEFAULT_BATCH_SIZE = 32
@@ -159,7 +159,7 @@ class Analysis:
             model.optimizer = opt
         for spec in ctx.regularizers:
             self._apply_pattern_regularizer(spec)
-        for layer, var in model.variables():
+        for _, var in model.variables():
             if var.regularizer is not None and var.regularizer.kind == "custom":
                 mapped = _map_custom(var.regularizer, ctx.custom_regularizers)
                 if mapped is not None:

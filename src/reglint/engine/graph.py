@@ -13,7 +13,7 @@ changes what the network computes.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from reglint.model import Layer, Model
 

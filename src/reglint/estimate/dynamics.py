@@ -42,7 +42,6 @@ from dataclasses import dataclass
 
 from reglint.model import Optimizer
 
-
 ADAM_LIKE = ("adam", "adamw", "nadam", "adamax", "lamb", "amsgrad", "radam", "adamwoptimizer")
 
 

@@ -55,11 +55,12 @@ def element_moments(var: Variable) -> tuple[float, float] | None:
     name, cfg = init.name, init.config or {}
     fan_in, fan_out = var.fans()
     if name in _VS or name == "variance_scaling":
-        scale, mode, dist = _VS.get(name, (None, None, None))
         if name == "variance_scaling":
             scale = _num(cfg, "scale", 1.0)
-            mode = cfg.get("mode", "fan_in")
-            dist = cfg.get("distribution", "truncated_normal")
+            mode = str(cfg.get("mode", "fan_in"))
+            dist = str(cfg.get("distribution", "truncated_normal"))
+        else:
+            scale, mode, dist = _VS[name]
         n = {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2.0)
         variance = scale / max(1.0, n)
         sigma = math.sqrt(variance)

@@ -97,11 +97,9 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
         return LossScale(value, Provenance.USER, f"cross-entropy over {classes} classes (--classes): ln {classes} = "
                                                  f"{value:.3g}")
     if not model.losses and target_var is not None:
-        return LossScale(target_var, Provenance.USER, f"squared error with target variance {target_var:g} (--target-var)")
-    if not model.losses:
-        why = "no compiled loss saved"
-    else:
-        why = f"unknown loss {', '.join(unknown)}"
+        return LossScale(target_var, Provenance.USER,
+                         f"squared error with target variance {target_var:g} (--target-var)")
+    why = "no compiled loss saved" if not model.losses else f"unknown loss {', '.join(unknown)}"
     return LossScale(1.0, Provenance.DEFAULT, f"{why}: data-loss scale taken as 1 (set --loss-scale)")
 
 

@@ -15,9 +15,10 @@ import json
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from reglint.engine.finding import Severity
 from reglint.engine.report import FileReport, RunReport
@@ -52,9 +53,9 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, batch_size: int, device: str,
              trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
              seed: int) -> int:
-    from reglint.reporters import parse_outputs
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
+    from reglint.reporters import parse_outputs
 
     settings = load_settings([str(path)])
     if fail_on is not None:
