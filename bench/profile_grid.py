@@ -1,18 +1,29 @@
 """Does ``reglint profile --data`` predict wrecked trainings better than the
-static rules? Runs it on the calibration grid's saved models with each run's
-own training data, and scores both on the same runs.
+static rules, and does its unregularized twin (RL023) predict them on its
+own? Runs it on the calibration grid's saved models with each run's own
+training data, and scores every kind of finding on the same runs.
 
-    .venv/bin/python bench/profile_grid.py [--split held_out|fit|all]
-        [--placements l2,l1,l1l2,activity,wd,bias,gamma] [--steps 50] [--limit N]
+    .venv/bin/python bench/profile_grid.py run [--split held_out|fit|all]
+        [--placements l2,l1,...] [--steps N] [--time-budget 60] [--limit N] [--every K]
+    .venv/bin/python bench/profile_grid.py score [--error G] [--warning W]
 
 Needs ``bench/calibrate.py train`` first (the saved models and runs.jsonl).
 Each (dataset, architecture) gets one ``.npz`` of its training split
-(``x``, ``y``) under ``bench/out/calibration/npz/``; every profile runs in
-this one process (TensorFlow is imported once), with the run's batch size,
-``--steps`` optimizer steps and seed 0. Writes
-``bench/out/calibration/profile_grid.json`` (per run: outcome, static and
-measured error codes) and prints the score table: a run is flagged when it
-has an error finding, static only versus static plus measured.
+(``x``, ``y``) under ``<out>/npz/``; profile holds back a fifth of it for
+the twin's held-out scores (the calibration's own validation split is never
+shown to it). Every profile runs in this one process (TensorFlow imported
+once), with the run's batch size, seed 0, the twin's own step budget (or
+``--steps``) and ``--time-budget``. ``run`` appends one JSON line per run
+to ``<out>/profile_grid.jsonl`` (resume-safe: runs already there are
+skipped; ``--fresh`` starts over) with the static and measured error
+codes, the twin's verdict, gap and margins, and the wall time of the whole
+profile (load, gradients, both runs).
+
+``score`` prints the tables: error findings of the static rules, of the
+other measured rules, of RL023 alone and of all together, per split; then
+the gap threshold sweep for RL023 on the fit split (the smallest threshold
+at >= 95% precision for wrecked runs, the largest recall), scored on the
+held-out split, and the wall-time distribution.
 """
 
 from __future__ import annotations
@@ -31,6 +42,10 @@ sys.path.insert(0, str(HERE))
 
 import calibrate as cal  # noqa: E402
 
+# Labels that are an error whatever the gap threshold (rules/rl023).
+ALWAYS = ("diverged", "collapsed")
+GAPPED = ("worse", "similar", "better")
+
 
 def npz_for(rec: dict, out: Path) -> Path:
     import numpy as np
@@ -45,39 +60,64 @@ def npz_for(rec: dict, out: Path) -> Path:
     return path
 
 
-def profile_one(rec: dict, out: Path, steps: int) -> dict:
+def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float) -> dict:
     from reglint.cli.app import main
 
     report_path = out / "profile" / f"{rec['run_id']}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    args = ["profile", str(out / rec["model_path"]), "--data", str(npz_for(rec, out)), "--steps", str(steps),
+    args = ["profile", str(out / rec["model_path"]), "--data", str(npz_for(rec, out)),
             "--batch-size", str(rec["batch_size"]), "--format", "json", "--output-file", str(report_path),
-            "--device", "cpu"]
+            "--device", "cpu", "--time-budget", str(time_budget)]
+    if steps:
+        args += ["--steps", str(steps)]
     sink = io.StringIO()
+    start = time.perf_counter()
     with redirect_stdout(sink), redirect_stderr(sink):
         code = main(args)
+    wall = time.perf_counter() - start
     if code == 2 or not report_path.exists():
-        return {"error": sink.getvalue().strip()[-300:]}
+        return {"error": sink.getvalue().strip()[-300:], "wall_s": wall}
     report = json.loads(report_path.read_text())
     file = report["files"][0]
     findings = file["findings"]
     profile = ((file.get("model") or {}).get("analysis") or {}).get("profile") or {}
+    twin = profile.get("twin") or {}
+    rl023 = next((f for f in findings if f["code"] == "RL023"), None)
+    values = (rl023 or {}).get("values") or {}
     return {
         "static_errors": sorted({f["code"] for f in findings if f["severity"] == "error" and not f.get("measured")}),
-        "measured_errors": sorted({f["code"] for f in findings if f["severity"] == "error" and f.get("measured")}),
+        "measured_errors": sorted({f["code"] for f in findings if f["severity"] == "error" and f.get("measured")
+                                   and f["code"] != "RL023"}),
+        "rl023": rl023["severity"] if rl023 else None,
         "measured_label": (profile.get("outcome") or {}).get("label"),
-        "seconds": (profile.get("seconds") or {}).get("run"),
+        "twin_label": (twin.get("verdict") or {}).get("label"),
+        "twin_steps": twin.get("steps"),
+        "budget_target": (twin.get("budget") or {}).get("target"),
+        "twin": _twin_numbers(twin),
+        "gap": values.get("gap"),
+        "wall_s": wall,
+        "seconds": profile.get("seconds"),
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", default="held_out", choices=("held_out", "fit", "all"))
-    parser.add_argument("--placements", default="l2,l1,l1l2,activity,wd,bias,gamma,none")
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--out", default=str(cal.DEFAULT_OUT))
-    args = parser.parse_args(argv)
+def _twin_numbers(twin: dict) -> dict:
+    """The final records of both runs (what RL023 judged), so thresholds
+    can be swept without profiling again."""
+    import math
+
+    out = {"held_out": twin.get("held_out")}
+    for name, run in (twin.get("runs") or {}).items():
+        tail = {}
+        for key in ("val_accuracy", "val_loss", "data_loss"):
+            values = [v for v in (run.get(key) or [])[1:][-3:] if isinstance(v, (int, float))]
+            tail[key] = sum(values) / len(values) if values else None
+        tail["diverged_at"] = run.get("diverged_at")
+        tail["start_loss"] = (run.get("data_loss") or [None])[0]
+        out[name] = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in tail.items()}
+    return out
+
+
+def cmd_run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out = Path(args.out)
     runs = cal.load_runs(out)
@@ -85,36 +125,158 @@ def main(argv=None) -> int:
     placements = set(args.placements.split(","))
     chosen = [r for r in runs if r["outcome"] != "excluded" and r["placement"] in placements
               and (args.split == "all" or cal.split_of(r) == args.split)]
+    chosen = chosen[:: args.every]
     if args.limit:
         chosen = chosen[: args.limit]
-    print(f"profiling {len(chosen)} runs ({args.split}, {args.steps} steps each)", flush=True)
+    path = out / "profile_grid.jsonl"
+    if args.fresh and path.exists():
+        path.unlink()
+    done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
+    pending = [r for r in chosen if r["run_id"] not in done]
+    print(f"profiling {len(pending)} runs ({len(chosen) - len(pending)} done; {args.split}, "
+          f"steps {args.steps or 'auto'}, time budget {args.time_budget} s)", flush=True)
     t0 = time.time()
-    rows = []
-    for i, rec in enumerate(chosen, 1):
-        result = profile_one(rec, out, args.steps)
-        rows.append({"run_id": rec["run_id"], "split": cal.split_of(rec), "outcome": rec["outcome"], **result})
-        if i % 20 == 0:
-            print(f"  {i}/{len(chosen)} ({time.time() - t0:.0f} s)", flush=True)
-    (out / "profile_grid.json").write_text(json.dumps(rows, indent=1))
-    live = [r for r in rows if "error" not in r]
-    print(f"\n{len(live)} profiled, {len(rows) - len(live)} refused or failed, {time.time() - t0:.0f} s\n")
-    print(score_table(live))
+    with path.open("a") as fh:
+        for i, rec in enumerate(pending, 1):
+            result = profile_one(rec, out, args.steps, args.time_budget)
+            row = {"run_id": rec["run_id"], "split": cal.split_of(rec), "outcome": rec["outcome"],
+                   "placement": rec["placement"], "opt": rec["opt"], "arch": rec["arch"], "dataset": rec["dataset"],
+                   "train_steps": rec["steps"], **result}
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            if i % 10 == 0:
+                print(f"  {i}/{len(pending)} ({time.time() - t0:.0f} s)", flush=True)
+    print(f"done in {time.time() - t0:.0f} s")
     return 0
 
 
-def score_table(rows: list[dict]) -> str:
+# ---------------------------------------------------------------------------
+# scoring
+
+
+def load_rows(out: Path) -> list[dict]:
+    path = out / "profile_grid.jsonl"
+    rows = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[row["run_id"]] = row
+    return list(rows.values())
+
+
+def twin_flag(row: dict, error_gap: float) -> bool:
+    """RL023 at error with the gap threshold ``error_gap`` (its labels are
+    independent of the threshold except ``worse``)."""
+    if row.get("twin_label") in ALWAYS:
+        return True
+    gap = row.get("gap")
+    if gap is None:
+        gap = recomputed_gap(row)
+    return row.get("twin_label") in GAPPED and gap is not None and gap >= error_gap
+
+
+def recomputed_gap(row: dict) -> float | None:
+    """The gap from the stored final records (rows whose finding was below
+    the warning level carry no gap)."""
+    twin = row.get("twin") or {}
+    held = twin.get("held_out") or {}
+    pen, ref = twin.get("penalized") or {}, twin.get("unregularized") or {}
+    if held.get("chance") is not None and pen.get("val_accuracy") is not None:
+        m_pen, m_ref = pen["val_accuracy"] - held["chance"], ref["val_accuracy"] - held["chance"]
+    elif held.get("trivial_loss") and isinstance(pen.get("val_loss"), float):
+        m_pen, m_ref = 1 - pen["val_loss"] / held["trivial_loss"], 1 - ref["val_loss"] / held["trivial_loss"]
+    else:
+        return None
+    return (m_ref - m_pen) / m_ref if m_ref > 0 else None
+
+
+def score_table(rows: list[dict], error_gap: float) -> str:
     lines = ["| split | error findings | flagged | recall (wrecked) | precision | false alarms on healthy |",
              "|---|---|---|---|---|---|"]
+    kinds = (("static", lambda r: bool(r["static_errors"])),
+             ("measured, RL023 left out", lambda r: bool(r["measured_errors"])),
+             ("twin (RL023)", lambda r: twin_flag(r, error_gap)),
+             ("static + measured + twin", lambda r: bool(r["static_errors"] or r["measured_errors"]
+                                                         or twin_flag(r, error_gap))))
     for split in sorted({r["split"] for r in rows}):
         part = [r for r in rows if r["split"] == split]
-        for name, flag in (("static", lambda r: bool(r["static_errors"])),
-                           ("measured", lambda r: bool(r["measured_errors"])),
-                           ("static + measured", lambda r: bool(r["static_errors"] or r["measured_errors"]))):
+        for name, flag in kinds:
             s = cal.score([flag(r) for r in part], part)
             lines.append(f"| {split} | {name} | {s['flagged']} | {cal._pct(s['recall'])} "
                          f"({s['wrecked_caught']}/{s['wrecked']}) | {cal._pct(s['precision'])} | "
                          f"{cal._pct(s['false_alarm'])} ({s['healthy_flagged']}/{s['healthy']}) |")
     return "\n".join(lines)
+
+
+def sweep_gap(rows: list[dict], precision: float = 0.95) -> tuple[float | None, list[str]]:
+    """The smallest error gap with ``precision`` on the fit split, and a table."""
+    fit = [r for r in rows if r["split"] == "fit"]
+    held = [r for r in rows if r["split"] == "held_out"]
+    lines = ["| gap threshold | fit recall | fit precision | held-out recall | held-out precision |",
+             "|---|---|---|---|---|"]
+    chosen = None
+    for t in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01):
+        sf = cal.score([twin_flag(r, t) for r in fit], fit)
+        sh = cal.score([twin_flag(r, t) for r in held], held)
+        lines.append(f"| {t:g} | {cal._pct(sf['recall'])} | {cal._pct(sf['precision'])} | "
+                     f"{cal._pct(sh['recall'])} | {cal._pct(sh['precision'])} |")
+        if chosen is None and sf["precision"] is not None and sf["precision"] >= precision:
+            chosen = t
+    return chosen, lines
+
+
+def label_table(rows: list[dict]) -> str:
+    """Twin verdicts against the training outcomes."""
+    from collections import Counter
+
+    counts = Counter((r.get("twin_label"), r["outcome"]) for r in rows)
+    outcomes = ("healthy", "degraded", "collapsed", "diverged")
+    labels = sorted({k[0] or "-" for k in counts})
+    lines = ["| twin verdict | " + " | ".join(outcomes) + " |", "|---" * (len(outcomes) + 1) + "|"]
+    for label in labels:
+        lines.append(f"| {label} | " + " | ".join(str(counts.get((None if label == '-' else label, o), 0))
+                                                   for o in outcomes) + " |")
+    return "\n".join(lines)
+
+
+def cmd_score(args) -> int:
+    rows = [r for r in load_rows(Path(args.out)) if "error" not in r]
+    failed = [r for r in load_rows(Path(args.out)) if "error" in r]
+    print(f"{len(rows)} profiled, {len(failed)} refused or failed")
+    for r in failed[:5]:
+        print("  failed:", r["run_id"], r["error"][:200])
+    chosen, lines = sweep_gap(rows)
+    print("\nRL023 gap threshold, error findings (chosen on the fit split: the smallest with >= 95% precision):\n")
+    print("\n".join(lines))
+    gap = args.error if args.error is not None else chosen
+    print(f"\nscores at gap {gap}:\n")
+    print(score_table(rows, gap if gap is not None else 0.5))
+    print("\ntwin verdicts against the training outcomes (all splits):\n")
+    print(label_table(rows))
+    walls = sorted(r["wall_s"] for r in rows)
+    if walls:
+        print(f"\nwall time per profile: median {walls[len(walls) // 2]:.1f} s, max {walls[-1]:.1f} s; "
+              f"over 120 s: {sum(w > 120 for w in walls)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--split", default="all", choices=("held_out", "fit", "all"))
+    run.add_argument("--placements", default="l2,l1,l1l2,activity,wd,bias,gamma,none")
+    run.add_argument("--steps", type=int, default=None)
+    run.add_argument("--time-budget", type=float, default=60.0)
+    run.add_argument("--limit", type=int, default=0)
+    run.add_argument("--every", type=int, default=1, help="profile every K-th run of the selection")
+    run.add_argument("--fresh", action="store_true")
+    score = sub.add_parser("score")
+    score.add_argument("--error", type=float, default=None, help="score at this gap (default: the sweep's)")
+    for p in (run, score):
+        p.add_argument("--out", default=str(cal.DEFAULT_OUT))
+    args = parser.parse_args(argv)
+    return cmd_run(args) if args.command == "run" else cmd_score(args)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ def models(tmp_path_factory) -> dict[str, Path]:
     collapsing.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
     save("collapsing", collapsing)
 
+    # L2(0.3) on every kernel under SGD(0.03, momentum 0.9): a coupled shrink
+    # of 2*lr*l2/(1-mu) = 18% per step, which flattens the net within tens of
+    # steps on any data; its unregularized twin learns the linear labels
+    wrecked = mlp([20, 64, 3], keras.regularizers.L2(0.3))
+    wrecked.compile(keras.optimizers.SGD(0.03, momentum=0.9), "sparse_categorical_crossentropy")
+    save("wrecked", wrecked)
+
     # L2(10) on BatchNorm gamma only: a penalty far above the data loss that
     # the next layer absorbs (calibration: such runs stayed healthy)
     gamma = keras.Sequential([keras.Input((20,)), keras.layers.Dense(32, use_bias=False),
@@ -251,6 +258,119 @@ def test_html_report_embeds_the_measurement(models, tmp_path, capsys):
     # the embedded JSON carries the measured gradients, the page a profile section
     assert '"grad_penalty_norm"' in html
     assert "Profile (measured)</h3>" in html
+
+
+# ---------------------------------------------------------------------------
+# the unregularized twin (RL023)
+
+
+TWIN_KEYS = {"step", "data_loss", "val_loss", "val_accuracy", "kernel_norm"}
+
+
+@pytest.fixture(scope="module")
+def wrecked_twin(models, tmp_path_factory) -> dict:
+    """One default-budget profile of the wrecked model on the .npz (JSON)."""
+    out = tmp_path_factory.mktemp("twin") / "wrecked.json"
+    code = main(["profile", str(models["wrecked"]), "--data", str(models["data"]), "--x-key", "inputs",
+                 "--y-key", "labels", "-f", "json", "-o", str(out)])
+    return {"code": code, "report": json.loads(out.read_text())}
+
+
+@pytest.mark.slow
+def test_l2_that_wrecks_training_gets_rl023_error_with_both_runs(wrecked_twin):
+    assert wrecked_twin["code"] == 1
+    report = wrecked_twin["report"]
+    twin = profile_of(report)["twin"]
+    # the JSON shape the HTML report draws
+    assert {"steps", "budget", "runs", "verdict"} <= set(twin)
+    assert set(twin["budget"]) >= {"steps", "reason"} and set(twin["verdict"]) == {"label", "message"}
+    pen, ref = twin["runs"]["penalized"], twin["runs"]["unregularized"]
+    for run in (pen, ref):
+        assert set(run) >= TWIN_KEYS
+        assert run["step"][0] == 0 and run["step"][-1] == twin["steps"]
+        assert all(len(run[k]) == len(run["step"]) for k in TWIN_KEYS)
+    # both runs start from the same saved weights on the same first batch
+    assert pen["data_loss"][0] == ref["data_loss"][0] and pen["val_loss"][0] == ref["val_loss"][0]
+    assert twin["start"]["weights"].startswith("saved")
+    # the penalty flattened the kernels; without it they grew and the twin learned
+    assert pen["kernel_norm"][-1] < 0.1 * pen["kernel_norm"][0] < ref["kernel_norm"][-1]
+    chance = twin["held_out"]["chance"]
+    assert ref["val_accuracy"][-1] > chance + 0.3 and pen["val_accuracy"][-1] < chance + 0.05
+    assert twin["verdict"]["label"] == "collapsed"
+    (rl023,) = measured(report, "RL023")
+    assert rl023["severity"] == "error" and rl023["message"] == twin["verdict"]["message"]
+    # the fix is what RL001/RL003 compute: the smaller of the two scales, for every kernel
+    changes = rl023["fix"]["changes"]
+    assert {c["layer"] for c in changes} == {v["layer"] for v in profile_of(report)["variables"]}
+    assert all(c["parameter"] == "lambda" and 0 < c["suggested"] < 0.3 * 0.2 for c in changes)
+    # the gradient ratios are kept as evidence
+    assert rl023["values"]["gradient_ratios"] and rl023["values"]["penalty_ratio"] > 1
+    # a fifth of the file held back, never trained on
+    assert profile_of(report)["data"]["held_out"] == round(256 * 0.2) == twin["held_out"]["samples"]
+
+
+@pytest.mark.slow
+def test_budget_reason_names_the_decay_timescale(wrecked_twin):
+    budget = profile_of(wrecked_twin["report"])["twin"]["budget"]
+    # L2 under SGD: (1-mu)*|w|/(lr*|g_pen|) with |g_pen| = 2*l2*|w| is exactly (1-mu)/(2*lr*l2)
+    assert budget["timescales"]["sgd_penalty"] == pytest.approx((1 - 0.9) / (2 * 0.03 * 0.3), rel=1e-4)
+    assert "(1-mu)*|w|/(lr*|g_pen|)" in budget["reason"] and "timescale" in budget["reason"]
+    # 3 timescales (17 steps) is under the minimum that lets both runs learn; the twin ran on
+    # until its held-out loss stopped improving
+    assert budget["target"] == 100 and "minimum" in budget["reason"]
+    assert 100 <= budget["steps"] <= 2000 and "stopped improving" in budget["reason"]
+
+
+@pytest.mark.slow
+def test_healthy_model_has_no_rl023_error_and_steps_override_the_budget(models, capsys):
+    code, report, err = profile_json(capsys, str(models["healthy"]), "--data", str(models["data"]),
+                                     "--x-key", "inputs", "--y-key", "labels", "--steps", "60")
+    assert code == 0, err
+    twin = profile_of(report)["twin"]
+    assert twin["steps"] == twin["budget"]["steps"] == 60 and twin["runs"]["penalized"]["step"][-1] == 60
+    assert twin["budget"]["reason"].startswith("--steps 60")
+    assert twin["budget"]["target"] > 60  # what the timescales alone would have run
+    assert twin["verdict"]["label"] in ("similar", "better")
+    assert not measured(report, "RL023")
+
+
+@pytest.mark.slow
+def test_twin_on_synthetic_data_says_so(models, capsys):
+    code, report, _ = profile_json(capsys, str(models["wrecked"]), "--steps", "40")
+    twin = profile_of(report)["twin"]
+    assert twin["synthetic"] and twin["runs"]["penalized"]["val_loss"] is None
+    assert "synthetic data" in twin["verdict"]["message"]
+    # a gap measured on random labels is at most a warning
+    assert all(f["severity"] != "error" for f in measured(report, "RL023"))
+
+
+@pytest.mark.slow
+def test_full_report_shows_both_runs(models, capsys):
+    code = main(["profile", str(models["wrecked"]), "--data", str(models["data"]), "--x-key", "inputs",
+                 "--y-key", "labels", "--steps", "30"])
+    out = capsys.readouterr().out
+    for text in ("twin: from the saved weights", "penalized: data loss", "twin: data loss", "held-out loss",
+                 "verdict: collapsed", "RL023"):
+        assert text in out, text
+
+
+def test_budget_from_timescales_without_tensorflow():
+    from reglint.profile.twin import MAX_STEPS, MIN_STEPS, Timescale, choose_budget
+
+    fast = {"weight_decay": Timescale(10.0, "optimizer", "1/(lr*wd)")}
+    slow = {"weight_decay": Timescale(1e6, "optimizer", "1/(lr*wd)")}
+    mid = {"sgd_penalty": Timescale(200.0, "d/kernel", "(1-mu)*|w|/(lr*|g_pen|)")}
+    common = {"steps_override": None, "eval_seconds": 0.0, "remaining": 1e9, "time_budget": 60.0, "invariant": False}
+    # target: three timescales within [MIN_STEPS, MAX_STEPS]; steps: the most a run may take
+    assert (choose_budget(mid, per_step=1e-3, **common).target, choose_budget(mid, per_step=1e-3, **common).steps) \
+        == (600, MAX_STEPS)
+    assert choose_budget(fast, per_step=1e-3, **common).target == MIN_STEPS
+    assert choose_budget(slow, per_step=1e-3, **common).target == MAX_STEPS
+    # 0.1 s per step and 30 s left: two runs of 150 steps fit
+    cut = choose_budget(mid, per_step=0.1, **{**common, "remaining": 30.0})
+    assert cut.steps == cut.target == 150 and "--time-budget" in cut.reason and cut.early_stop
+    forced = choose_budget(mid, per_step=0.1, **{**common, "remaining": 30.0, "steps_override": 999})
+    assert forced.steps == 999 and not forced.early_stop
 
 
 # ---------------------------------------------------------------------------

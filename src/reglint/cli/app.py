@@ -214,7 +214,11 @@ def profile(
     data: Path | None = typer.Option(None, "--data", help=".npz with training inputs and targets."),
     x_key: str = typer.Option("x", "--x-key", help="Key of the inputs in --data."),
     y_key: str = typer.Option("y", "--y-key", help="Key of the targets in --data."),
-    steps: int = typer.Option(20, "--steps", min=1, help="Optimizer steps to take on a copy of the model."),
+    steps: int | None = typer.Option(None, "--steps", min=1,
+                                        help="Steps of each run (penalized and twin); default: from the penalty's "
+                                             "timescales, within --time-budget."),
+    time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
+                                      help="Seconds for loading and both runs; the step budget is cut to fit."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu or gpu."),
     trust_model: bool = typer.Option(False, "--trust-model",
@@ -224,13 +228,15 @@ def profile(
     fail_on: FailOn | None = typer.Option(None, "--fail-on"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Measure the per-layer ratio of penalty gradient to data gradient with a short training run."""
+    """Measure the penalty against the data gradient per layer, and train the saved recipe beside an
+    unregularized twin to see whether the penalty hurts."""
     from reglint.profile.command import run_profile
 
     raise typer.Exit(run_profile(path=path, data=data, x_key=x_key, y_key=y_key, steps=steps,
                                  batch_size=batch_size, device=device, trust_model=trust_model,
                                  output_format=output_format, output_file=output_file,
-                                 fail_on=fail_on.value if fail_on else None, seed=seed))
+                                 fail_on=fail_on.value if fail_on else None, seed=seed,
+                                 time_budget=time_budget))
 
 
 @app.command("clean")

@@ -32,16 +32,17 @@ DEVICES = ("auto", "cpu", "gpu")
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
 
-def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: str = "y", steps: int = 20,
-                batch_size: int = 32, device: str = "auto", trust_model: bool = False,
+def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: str = "y",
+                steps: int | None = None, batch_size: int = 32, device: str = "auto", trust_model: bool = False,
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
-                seed: int = 0) -> int:
-    """Profile one model; returns the exit code."""
+                seed: int = 0, time_budget: float = 60.0) -> int:
+    """Profile one model; returns the exit code. ``steps`` None: the twin's
+    budget decides (``twin.choose_budget``) within ``time_budget`` seconds."""
     from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
-                        output_file, fail_on, seed)
+                        output_file, fail_on, seed, time_budget)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -50,9 +51,9 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
         return 2
 
 
-def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, batch_size: int, device: str,
-             trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
-             seed: int) -> int:
+def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
+             device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
+             seed: int, time_budget: float) -> int:
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
     from reglint.reporters import parse_outputs
@@ -65,8 +66,10 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, 
     outputs = parse_outputs(output_format, output_file)
     if str(device).lower() not in DEVICES:
         raise ProfileError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
-    if steps < 1 or batch_size < 1:
+    if (steps is not None and steps < 1) or batch_size < 1:
         raise ProfileError("--steps and --batch-size must be at least 1")
+    if not time_budget > 0:
+        raise ProfileError("--time-budget must be a positive number of seconds")
     refuse_savedmodel(path)
     refuse_non_keras(path)
 
@@ -84,7 +87,8 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, 
 
         npz = load_npz(data, x_key, y_key)
 
-    result = _measure(path, report, npz, steps=steps, batch_size=batch_size, device=device, trust=trust, seed=seed)
+    result = _measure(path, report, npz, steps=steps, batch_size=batch_size, device=device, trust=trust, seed=seed,
+                      time_budget=time_budget)
     from reglint.reporters.text import lambda_note
 
     skipped = lambda_note(report.model, ran=True)
@@ -92,8 +96,9 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, 
         result.notes.append(skipped)
 
     from reglint.engine.selection import filter_findings, selected_rules
-    from reglint.profile.findings import measured_findings
+    from reglint.profile.findings import attach_twin_verdict, measured_findings
 
+    attach_twin_verdict(result, report, settings.thresholds)
     selected = {cls.code for cls in selected_rules(settings)}
     measured = measured_findings(result, report, settings.thresholds, selected)
     kept, suppressed = filter_findings(measured, str(path), settings)
@@ -111,11 +116,12 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int, 
     return run_report.exit_code(settings.fail_on)
 
 
-def _measure(path: Path, report: FileReport, npz, *, steps: int, batch_size: int, device: str, trust: bool,
-             seed: int):
-    """Import Keras, load, build the batches and measure."""
+def _measure(path: Path, report: FileReport, npz, *, steps: int | None, batch_size: int, device: str,
+             trust: bool, seed: int, time_budget: float):
+    """Import Keras, load, build the batches and measure; ``time_budget``
+    counts from the start of loading (the TensorFlow import is not counted)."""
     from reglint.profile import measure
-    from reglint.profile.data import batches_from_npz, synthetic_batches
+    from reglint.profile.data import batches_from_npz, split_held_out, synthetic_batches
 
     tf, keras = measure.import_keras()
     tf_device, device_name, device_kind = measure.select_device(tf, device)
@@ -130,15 +136,16 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int, batch_size: int
     try:
         loss = measure.resolve_loss(keras, model, report.model, reason=compile_problem)
         inputs, targets = measure.model_specs(model, loss)
+        held = None
         if npz is not None:
-            batches = batches_from_npz(npz, inputs, targets, batch_size, seed)
+            batches, held = split_held_out(batches_from_npz(npz, inputs, targets, batch_size, seed))
         else:
             batches = synthetic_batches(inputs, targets, batch_size, seed)
-        with progress_bar(steps) as progress:
+        with progress_bar() as progress:
             return measure.run_profile_measurement(
                 tf, keras, model, batches, loss, steps=steps, device=tf_device, device_name=device_name,
                 device_kind=device_kind, load_seconds=load_seconds, analysis=report.analysis,
-                optimizer=optimizer, progress=progress)
+                optimizer=optimizer, held=held, time_budget=time_budget, started=start, progress=progress)
     except ReglintError:
         raise
     except Exception as exc:  # TensorFlow errors: one line, never a traceback
@@ -151,8 +158,9 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int, batch_size: int
 
 
 @contextmanager
-def progress_bar(total: int) -> Iterator[Any]:
-    """A rich progress bar on stderr, per step, only when stderr is a terminal."""
+def progress_bar() -> Iterator[Any]:
+    """A rich progress bar on stderr, per step of both runs, only when
+    stderr is a terminal; its total is known once the budget is."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -162,10 +170,10 @@ def progress_bar(total: int) -> Iterator[Any]:
     columns = (TextColumn("profiling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("steps", total=total, info="")
+        task = bar.add_task("steps", total=None, info="")
 
-        def update(step: int, values: dict[str, float]) -> None:
-            bar.update(task, completed=step,
+        def update(step: int, total: int, values: dict[str, float]) -> None:
+            bar.update(task, completed=step, total=total,
                        info=f"data loss {values['data_loss']:.4g}  penalty {values['penalty']:.4g}")
 
         yield update

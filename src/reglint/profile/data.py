@@ -4,9 +4,11 @@ synthetic batches shaped like the model's inputs and compiled loss.
 Numpy only: nothing here imports TensorFlow, so a bad ``--data`` file is
 reported before the slow Keras import.
 
-With ``--data``, batches are drawn without replacement from a permutation
-of the examples fixed by ``--seed``; the first batch is the *probe* on which
-the initial and final data losses are compared.
+With ``--data``, a fifth of the examples (``HOLD_OUT``, drawn with
+``--seed``, never trained on) is held back to compare the penalized run
+with its unregularized twin; batches are drawn without replacement from a
+permutation of the rest, fixed by ``--seed``; the first batch is the
+*probe* on which the initial and final data losses are compared.
 
 Without data, one synthetic batch is drawn and every step trains on it (the
 "overfit one batch" sanity check): inputs are standard normal floats
@@ -28,6 +30,18 @@ from typing import Any
 import numpy as np
 
 from reglint.profile import ProfileError
+
+# The share of --data held back from training, to score both runs of the
+# twin on examples neither saw (Keras' validation_split default is also 0.2,
+# but takes the file's last rows; a random slice, because files saved class
+# by class are common and their last fifth would hold one class).
+HOLD_OUT = 0.2
+# Fewer examples than this: nothing is held back (a slice of one or two
+# examples scores nothing).
+MIN_HOLD_OUT_SAMPLES = 10
+# At most this many held-back examples are scored at each record (the cost
+# of ~50 evaluations per profile stays small next to the steps).
+MAX_HELD_OUT = 2048
 
 # Unknown non-batch dimensions (variable sequence length, image size) of a
 # synthetic input: small, so a profile stays fast.
@@ -109,6 +123,8 @@ class Batches:
         self.batch_size = max(1, min(self.batch_size, self.samples))
         self._order = np.random.default_rng(self.seed).permutation(self.samples)
         self.per_epoch = self.samples // self.batch_size  # the last partial batch is dropped, like a fixed shape
+        self.file_samples = self.samples  # examples in the file, held-back ones included
+        self.held_out = 0  # examples held back (split_held_out)
 
     def batch(self, step: int) -> tuple[Any, Any]:
         start = (step % self.per_epoch) * self.batch_size
@@ -119,9 +135,49 @@ class Batches:
 
     def describe(self) -> dict[str, Any]:
         return {"source": "synthetic" if self.synthetic else "file", "path": None if self.synthetic else self.source,
-                "samples": self.samples, "batch_size": self.batch_size, "seed": self.seed,
+                "samples": self.file_samples, "train_samples": self.samples, "held_out": self.held_out,
+                "batch_size": self.batch_size, "seed": self.seed,
                 "x_shapes": [list(x.shape) for x in self.xs], "y_shapes": [list(y.shape) for y in self.ys],
                 "keys": self.keys or None, "notes": list(self.notes)}
+
+
+@dataclass
+class HeldOut:
+    """Examples held back from training, one array per input/output."""
+
+    xs: list[np.ndarray]
+    ys: list[np.ndarray]
+    available: int  # examples held back before the MAX_HELD_OUT cap
+
+    @property
+    def samples(self) -> int:
+        return int(self.xs[0].shape[0])
+
+    def chunks(self, size: int):
+        """(x, y) in pieces of ``size`` examples, shaped as the model takes them."""
+        for start in range(0, self.samples, size):
+            xs = [x[start:start + size] for x in self.xs]
+            ys = [y[start:start + size] for y in self.ys]
+            yield (xs[0] if len(xs) == 1 else xs), (ys[0] if len(ys) == 1 else ys)
+
+
+def split_held_out(batches: Batches, fraction: float = HOLD_OUT) -> tuple[Batches, HeldOut | None]:
+    """(training batches, held-back examples): the last ``fraction`` of a
+    ``seed`` permutation is held back, the rest batched as before. Synthetic
+    batches and files of fewer than MIN_HOLD_OUT_SAMPLES examples hold
+    nothing back."""
+    if batches.synthetic or batches.samples < MIN_HOLD_OUT_SAMPLES:
+        return batches, None
+    order = np.random.default_rng([batches.seed, 1]).permutation(batches.samples)
+    n_held = max(1, int(round(batches.samples * fraction)))
+    train, held = order[:-n_held], order[-n_held:]
+    capped = held[:MAX_HELD_OUT]
+    kept = Batches([x[train] for x in batches.xs], [y[train] for y in batches.ys], batches.batch_size,
+                   batches.seed, synthetic=False, source=batches.source, keys=batches.keys,
+                   notes=list(batches.notes))
+    kept.file_samples = batches.samples
+    kept.held_out = n_held
+    return kept, HeldOut([x[capped] for x in batches.xs], [y[capped] for y in batches.ys], n_held)
 
 
 # ---------------------------------------------------------------------------

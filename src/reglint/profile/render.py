@@ -9,7 +9,7 @@ from typing import Any
 
 from reglint.engine.fmt import g, pct
 from reglint.engine.report import RunReport, jsonable
-from reglint.profile.measure import ProfileResult
+from reglint.profile.result import ProfileResult
 
 OUTCOME_STYLE = {"learning": "green", "stalled": "yellow", "collapsing": "bold red", "diverged": "bold red",
                  "not-run": "dim"}
@@ -60,6 +60,8 @@ def render_full(report: RunReport, result: ProfileResult | None, console) -> Non
         if result is not None:
             _table(result, console)
             _summary(result, file_report, console)
+            if result.twin is not None:
+                _twin(result, console)
         _findings(file_report, console)
     console.print(summary_line(report))
 
@@ -116,12 +118,15 @@ def _summary(result: ProfileResult, file_report, console) -> None:
 
     console.print(f"  device: {markup(result.device)}; load {result.load_seconds:.2f} s, "
                   f"measure + {len(result.trajectory)} steps {result.run_seconds:.2f} s")
+    console.print("  [dim]weights: as saved in the file (not re-initialised); every measurement below is taken "
+                  "at them or starts from them[/]")
     data = result.data
     if result.synthetic:
         console.print(f"  data: synthetic, one batch of {data['batch_size']} "
                       f"[yellow]({markup(result.notes[0])})[/]")
     else:
-        console.print(f"  data: {markup(data.get('path'))}, {g(data['samples'])} examples, "
+        held = f" ({g(data['held_out'])} held back for the twin)" if data.get("held_out") else ""
+        console.print(f"  data: {markup(data.get('path'))}, {g(data['samples'])} examples{held}, "
                       f"batches of {data['batch_size']} (seed {data['seed']})")
     loss = result.loss
     names = ", ".join(n or "?" for n in loss.get("names") or [])
@@ -160,6 +165,72 @@ def _summary(result: ProfileResult, file_report, console) -> None:
     for note in result.notes[1 if result.synthetic else 0:]:
         console.print(f"  [dim]note: {markup(note)}[/]")
     console.print()
+
+
+VERDICT_STYLE = {"diverged": "bold red", "collapsed": "bold red", "worse": "yellow", "similar": "green",
+                 "better": "green"}
+# Rows of the twin table: step 0, then evenly spaced records, the last included.
+TWIN_ROWS = 7
+
+
+def _twin(result: ProfileResult, console) -> None:
+    """Both runs side by side at a few recorded steps, and the verdict."""
+    from rich.table import Table
+
+    from reglint.reporters.text import markup
+
+    twin = result.twin
+    pen, ref = twin.penalized, twin.unregularized
+    where = "synthetic data (one batch), no held-back slice" if twin.synthetic else \
+        f"held-back slice of {g(twin.held_out.get('samples'))} examples"
+    console.print(f"  twin: from the saved weights, fresh optimizers, the same batches in the same order; {where}")
+    console.print(f"  [dim]budget: {markup(twin.budget.reason)}[/]")
+    if twin.removed:
+        shown = ", ".join(twin.removed[:4]) + (f" and {len(twin.removed) - 4} more" if len(twin.removed) > 4 else "")
+        console.print(f"  [dim]removed in the twin: {markup(shown)}[/]")
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    columns = [("step", "right")]
+    for run_name in ("penalized", "twin"):
+        columns += [(f"{run_name}: data loss", "right")]
+        if pen.val_loss is not None:
+            columns += [("held-out loss", "right")]
+        if pen.val_accuracy is not None:
+            columns += [("accuracy", "right")]
+        columns += [("|kernels|", "right")]
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
+    for i in _row_indices(len(ref.step)):
+        cells = [g(ref.step[i])]
+        for run in (pen, ref):
+            inside = i < len(run.step)
+            cells.append(g(run.data_loss[i]) if inside else "")
+            if pen.val_loss is not None:
+                cells.append(g(run.val_loss[i]) if inside and run.val_loss else "")
+            if pen.val_accuracy is not None:
+                cells.append(g(run.val_accuracy[i]) if inside and run.val_accuracy else "")
+            cells.append(g(run.kernel_norm[i]) if inside else "")
+        table.add_row(*cells)
+    console.print(table)
+    if pen.diverged_at is not None:
+        console.print(f"  [red]the penalized run diverged at step {g(pen.diverged_at)}[/]")
+    if pen.angular_update is not None and len(pen.angular_update) > 1:
+        eq = f" (predicted at equilibrium {g(twin.angular_equilibrium)})" if twin.angular_equilibrium else ""
+        console.print(f"  scale-invariant kernels turn {g(pen.angular_update[-1])} rad per step penalized, "
+                      f"{g(ref.angular_update[-1])} in the twin{eq}")
+    label, message = twin.verdict.get("label", "?"), twin.verdict.get("message", "")
+    style = VERDICT_STYLE.get(label, "")
+    console.print(f"  verdict: [{style}]{markup(label)}[/]: {markup(message)}" if style else
+                  f"  verdict: {markup(label)}: {markup(message)}")
+    for note in twin.notes:
+        console.print(f"  [dim]note: {markup(note)}[/]")
+    console.print()
+
+
+def _row_indices(count: int) -> list[int]:
+    if count <= TWIN_ROWS:
+        return list(range(count))
+    picks = {round(i * (count - 1) / (TWIN_ROWS - 1)) for i in range(TWIN_ROWS)}
+    return sorted(picks)
 
 
 def _signed_pct(change: float) -> str:

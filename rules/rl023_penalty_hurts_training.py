@@ -1,0 +1,401 @@
+"""# penalty-hurts-training (RL023)
+
+## What it does
+Judges ``reglint profile --data``'s unregularized twin: from the weights
+saved in the file, the saved optimizer trains the model twice for the same
+budgeted number of steps on the same batches in the same order, once as
+saved and once with every weight and activity regularizer and the
+optimizer's ``weight_decay`` removed, and both runs are scored on a slice
+of ``--data`` held back from training. RL023 reports when the penalized run
+is clearly worse than its twin: it diverged while the twin did not, it sits
+at chance while the twin learned, or it lost a large share of what the twin
+gained over chance. Only measured: ``reglint check`` never reports it.
+
+## Why is this bad?
+Every static rule estimates the damage from a formula (the penalty against
+the data-loss scale, the per-step shrink, a stability bound). Whether a
+penalty wrecks a training also depends on how large the weights must grow
+to fit *this* data, which no file holds: the same L2 is harmless on one
+data set and collapses the network on a harder one (bench/CALIBRATION.md).
+The twin answers it by measurement: same start, same data, same optimizer,
+the penalty the only difference. If the recipe ends at chance while its
+twin learns, the penalty is what fails the training.
+
+## Example
+A 64-32 MLP on a 20-class data set with ``L2(0.1)`` on every kernel under
+``SGD(0.03, momentum=0.9)``: static RL001 sees a penalty about 8x the data
+loss (a warning); measured over the budget, the penalized run stays at
+chance on the held-back slice while its twin reaches 90%: an error.
+
+## Use instead
+The lambda or ``weight_decay`` in the finding's fix (what RL001, RL003
+and RL010 compute for the measured penalty), then profile again: the twin
+shows whether the penalized run still trails.
+
+## Options
+- ``twin-gap-error`` (default 0.5): share of the twin's margin (held-out
+  accuracy over chance; for other losses, the share of the constant
+  predictor's loss explained) that the penalized run loses at which RL023 is an error.
+- ``twin-gap-warning`` (default 0.2): the same share at which it is a warning.
+
+## Fix
+The smallest of the scales the other rules suggest for the measured
+penalty: RL001's (every lambda scaled so the measured penalty lands at its
+aim, the whole penalty counted, scale-invariant kernels and gamma/beta
+included), RL003's safe per-step shrink applied to decoupled
+``weight_decay`` and to coupled L2 under SGD (shrink ``2*lr*l2/(1-mu)``),
+and RL010's for activity penalties. When none of them asks for a change,
+every lambda and ``weight_decay`` one decade lower.
+
+## Formula
+Both runs record every ``steps/24`` steps; the verdict takes the mean of
+each run's last three records. With ``m = acc - chance`` on the held-back
+slice (chance: its majority class), or ``m = 1 - L/L_const`` for other
+losses (``L_const``: the constant predictor's loss on the slice, R^2 for
+MSE), ``gap = (m_twin - m_pen) / m_twin``. In order:
+
+- both runs diverged (non-finite, or training loss > 3x its start): no
+  verdict on the penalty (``both-diverged``);
+- the penalized run diverged, the twin did not: error (``diverged``);
+- the twin did not learn (``m_twin < 0.15``, R^2-like ``< 0.2``): no
+  verdict (``twin-did-not-learn``);
+- ``m_pen <= 0.05``: error (``collapsed``);
+- ``gap >= twin-gap-error``: error; ``>= twin-gap-warning``: warning
+  (``worse``); ``gap <= -twin-gap-warning``: ``better`` (no finding);
+  otherwise ``similar``.
+
+On synthetic data (no ``--data``) the runs fit one batch of random labels
+and ``m`` uses its training loss: only a divergence is an error there;
+a gap is at most a warning, and the verdict says so.
+
+## Thresholds and calibration
+The margins 0.15 / 0.05 (0.2 / 0.05 for R^2) are the calibration grid's
+own outcome rule (a baseline that learned; a run at chance).
+The gap thresholds come from ``bench/profile_grid.py`` (see
+bench/CALIBRATION.md, "The unregularized twin"): chosen on the fit split
+(digits, breast cancer, diabetes), scored on the held-out data sets.
+
+## References
+- van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
+- Wan et al., "Spherical Motion Dynamics", NeurIPS 2021.
+- Kosson et al., "Rotational Equilibrium: How Weight Decay Balances Learning Across Neural Networks", ICML 2024.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.fmt import g, pct
+from reglint.engine.rule import Option, Rule
+
+# The calibration grid's outcome rule (bench/calibrate.py): a run that
+# learned beats chance by LEARNED accuracy points (R^2-like LEARNED_SKILL);
+# one within COLLAPSED of chance (R^2-like 0.05) has collapsed.
+LEARNED = 0.15
+LEARNED_SKILL = 0.20
+COLLAPSED = 0.05
+# A run whose training loss ends above DIVERGE_FACTOR x its start diverged
+# (the same factor as the calibration's and ``profile.run.classify``).
+DIVERGE_FACTOR = 3.0
+# Records averaged at the end of each run.
+FINAL_RECORDS = 3
+# No rule asks for a change: one decade lower.
+FALLBACK_SCALE = 0.1
+
+
+@dataclass
+class Judgment:
+    """RL023's verdict on a twin: the label and message the JSON shows,
+    the severity of the finding (None: no finding) and its numbers."""
+
+    label: str
+    message: str
+    severity: Severity | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class PenaltyHurtsTraining(Rule):
+    code = "RL023"
+    name = "penalty-hurts-training"
+    severity = Severity.ERROR
+    summary = "Measured: the saved recipe trains clearly worse than the same run without its penalties."
+    options = {
+        "twin-gap-error": Option(0.5, "share of the unregularized twin's margin over chance the penalized run "
+                                      "loses at which RL023 is an error"),
+        "twin-gap-warning": Option(0.2, "the same share at which RL023 is a warning"),
+    }
+
+    def check(self, model, analysis):
+        """Nothing from a file alone: RL023 judges a measurement."""
+        return ()
+
+    # -- the judgment
+
+    def judge(self, result) -> Judgment | None:
+        """The verdict on ``result.twin`` (see Formula); None without a twin."""
+        twin = getattr(result, "twin", None)
+        if twin is None:
+            return None
+        if not twin.removed:
+            return Judgment("nothing-removed", "the model has no penalty and no weight decay: the twin is the "
+                                               "same run")
+        metric = _Metric(twin, result)
+        values = {"steps": twin.budget.steps, "budget_reason": twin.budget.reason, "metric": metric.name,
+                  "synthetic_data": twin.synthetic, "removed": list(twin.removed), **metric.values(),
+                  **_evidence(result)}
+        where = _where(result, twin)
+        return self._divergence(twin, metric, where, values) or self._comparison(twin, metric, where, values)
+
+    def _divergence(self, twin, metric: _Metric, where: str, values: dict) -> Judgment | None:
+        pen, ref = twin.penalized, twin.unregularized
+        pen_div, ref_div = _diverged(pen), _diverged(ref)
+        if pen_div and ref_div:
+            return Judgment("both-diverged", f"{where}: both runs diverged, the unregularized twin too: the "
+                                             f"penalty is not what fails (look at the learning rate)", None, values)
+        if pen_div:
+            return Judgment("diverged", f"{where}: the penalized run diverged ({_diverge_text(pen)}) while its "
+                                        f"unregularized twin reached {metric.show(ref)}{metric.context()}",
+                            Severity.ERROR, values)
+        return None
+
+    def _comparison(self, twin, metric: _Metric, where: str, values: dict) -> Judgment:
+        pen, ref = twin.penalized, twin.unregularized
+        m_pen, m_ref = metric.margin(pen), metric.margin(ref)
+        values.update({"margin_penalized": m_pen, "margin_unregularized": m_ref})
+        if m_ref is None or m_pen is None:
+            return Judgment("not-measured", f"{where}: no {metric.name} to compare", None, values)
+        if m_ref < metric.learned:
+            return Judgment("twin-did-not-learn", f"{where}: the unregularized twin did not learn either "
+                                                  f"({metric.show(ref)}{metric.context()}): no verdict on the "
+                                                  f"penalty", None, values)
+        gap = values["gap"] = (m_ref - m_pen) / m_ref
+        both = (f"the penalized run reached {metric.show(pen)}, its unregularized twin {metric.show(ref, False)}"
+                f"{metric.context()}")
+        if m_pen <= COLLAPSED:
+            severity = Severity.WARNING if twin.synthetic else Severity.ERROR
+            return Judgment("collapsed", f"{where}: {both}: the penalized run stayed at chance", severity, values)
+        level = self.level(gap, "twin-gap-warning", "twin-gap-error")
+        if level is not None:
+            option = "twin-gap-error" if level is Severity.ERROR else "twin-gap-warning"
+            message = (f"{where}: {both}: it lost {pct(gap)} of the twin's margin ({level.value} from "
+                       f"{pct(self.thresholds[option])})")
+            return Judgment("worse", message, Severity.WARNING if twin.synthetic else level, values)
+        if gap <= -self.thresholds["twin-gap-warning"]:
+            return Judgment("better", f"{where}: {both}: the penalty helps on the held-back data", None, values)
+        return Judgment("similar", f"{where}: {both}: within {pct(self.thresholds['twin-gap-warning'])} of "
+                                   f"each other", None, values)
+
+    # -- the remedy
+
+    def fix(self, result) -> Fix | None:
+        """The smallest scale RL001, RL003 and RL010 suggest (see Fix)."""
+        candidates = [self._lambda_fix(result), self._decay_fix(result), *self._activity_fixes(result)]
+        parts: list[Fix] = [p for p in candidates if p is not None and p.changes]
+        if not parts:
+            return _fallback(result)
+        return Fix("; ".join(dict.fromkeys(p.aim for p in parts)), tuple(c for p in parts for c in p.changes))
+
+    def _lambda_fix(self, result) -> Fix | None:
+        """Every weight lambda scaled by the smaller of RL001's scale (the
+        whole measured penalty counted) and the scale that brings a coupled
+        SGD shrink ``2*lr*l2/(1-mu)`` to RL003's safe per-step shrink."""
+        from reglint.rules.rl001_penalty_dominates_loss import lambda_changes
+
+        rows = [r for r in result.variables if r.regularizer is not None]
+        if not rows:
+            return None
+        from reglint.rules.rl001_penalty_dominates_loss import PenaltyDominatesLoss
+
+        rl001 = PenaltyDominatesLoss(self.user_thresholds)
+        scale, aims = 1.0, []
+        rho = result.weight_penalty_ratio(include_invariant=True)
+        suggested = rl001.fix(rows, rho) if rho and math.isfinite(rho) else None
+        if suggested is not None and rl001.aim() < rho:
+            scale, aims = rl001.aim() / rho, [f"RL001: {suggested.aim}"]
+        opt, lr = result.optimizer or {}, _lr(result)
+        l2 = max(((r.regularizer or {}).get("l2") or 0.0 for r in rows), default=0.0)
+        from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
+
+        safe = WeightDecayTooStrong(self.user_thresholds).safe_shrink(None)
+        if l2 and lr and opt.get("family") == "sgd":
+            shrink = 2 * lr * l2 / (1 - float(opt.get("momentum") or 0.0))
+            if shrink > safe and safe / shrink < scale:
+                scale = safe / shrink
+                aims.append(f"RL003: a per-step shrink 2*lr*l2/(1-mu) of at most {g(safe)}")
+        if scale >= 1:
+            return None
+        return Fix("; ".join(aims), lambda_changes(rows, scale))
+
+    def _decay_fix(self, result) -> Fix | None:
+        """RL003's weight_decay for its safe per-step shrink."""
+        wd, lr = (result.optimizer or {}).get("weight_decay") or 0.0, _lr(result)
+        from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
+
+        rl003 = WeightDecayTooStrong(self.user_thresholds)
+        safe = rl003.safe_shrink(None)
+        if not (wd and lr and lr * wd > safe):
+            return None
+        suggested = rl003.fix(wd, safe / lr)
+        return Fix(f"RL003: {suggested.aim}", suggested.changes) if suggested is not None else None
+
+    def _activity_fixes(self, result) -> list[Fix]:
+        """RL010's activity lambda for each measured activity penalty above its aim."""
+        from reglint.rules.rl010_activity_regularizer_scale import ActivityRegularizerScale
+
+        rl010 = ActivityRegularizerScale(self.user_thresholds)
+        aim = 0.5 * rl010.thresholds["activity-ratio-warning"]
+        out = []
+        for lp in result.layer_penalties:
+            current = (lp.regularizer or {}).get("l2") or (lp.regularizer or {}).get("l1")
+            ratio = lp.penalty / result.data_loss if result.data_loss else math.inf
+            if lp.kind == "activity" and current and ratio > aim:
+                suggested = rl010.fix(lp.layer, current, aim / ratio)
+                out.append(Fix(f"RL010: {suggested.aim}", suggested.changes))
+        return out
+
+    # -- measured
+
+    def check_measured(self, result, report):
+        judgment = self.judge(result)
+        if judgment is None or judgment.severity is None:
+            return
+        fix = self.fix(result)
+        remedy = f"{fix.describe()}, then profile again" if fix is not None and fix.changes else None
+        values = {**judgment.values, "verdict": judgment.label}
+        yield self.finding(judgment.message, severity=judgment.severity, target="penalty", fix=fix,
+                           remedy=remedy, values=values, measured=True)
+
+
+# ---------------------------------------------------------------------------
+# the metric
+
+
+class _Metric:
+    """Held-out accuracy over chance, or the share of the constant
+    predictor's loss explained (held-out; on synthetic data, the training
+    batch's)."""
+
+    def __init__(self, twin, result):
+        held = twin.held_out or {}
+        self.accuracy = twin.penalized.val_accuracy is not None and held.get("chance") is not None
+        self.chance = held.get("chance")
+        if twin.synthetic or twin.penalized.val_loss is None:
+            self.series, self.reference = "data_loss", result.outcome.trivial_loss
+            self.name = "training-batch loss (synthetic data)" if twin.synthetic else "training loss"
+        elif self.accuracy:
+            self.series, self.reference, self.name = "val_accuracy", None, "held-out accuracy"
+        else:
+            self.series, self.reference = "val_loss", held.get("trivial_loss")
+            self.name = "held-out loss"
+        if self.series != "val_accuracy" and not self.reference:
+            # no constant-predictor loss for this loss: the share of the starting loss removed
+            self.reference = _first(twin.penalized, self.series)
+            self.name += " (share of the starting loss removed)"
+        self.learned = LEARNED if self.series == "val_accuracy" else LEARNED_SKILL
+
+    def final(self, run) -> float | None:
+        return _final(run, self.series)
+
+    def margin(self, run) -> float | None:
+        value = self.final(run)
+        if value is None or not math.isfinite(value):
+            return None
+        if self.series == "val_accuracy":
+            return value - self.chance if self.chance is not None else None
+        reference = self.reference
+        if not reference:
+            return None
+        return 1.0 - value / reference
+
+    def show(self, run, name: bool = True) -> str:
+        """The run's final value, with the metric's name unless ``name`` is False."""
+        value = self.final(run)
+        label = f"{self.name} " if name else ""
+        if self.series == "val_accuracy":
+            return f"{label}{g(value)}"
+        margin = self.margin(run)
+        if self.reference and margin is not None and margin >= 0:
+            return f"{label}{g(value)} ({pct(margin)} below the constant predictor's)"
+        return f"{label}{g(value)}"
+
+    def context(self) -> str:
+        return f" (chance {g(self.chance)})" if self.series == "val_accuracy" else ""
+
+    def values(self) -> dict[str, Any]:
+        return {"chance": self.chance, "reference_loss": self.reference}
+
+
+def _final(run, series: str) -> float | None:
+    values = getattr(run, series)
+    if not values:
+        return None
+    tail = [v for v in values[1:][-FINAL_RECORDS:] if v is not None]
+    if not tail:
+        return None
+    return sum(tail) / len(tail)
+
+
+def _first(run, series: str) -> float | None:
+    values = getattr(run, series) or []
+    return values[0] if values else None
+
+
+def _diverged(run) -> bool:
+    if run.diverged_at is not None:
+        return True
+    start, end = _first(run, "data_loss"), _final(run, "data_loss")
+    if end is None or start is None:
+        return False
+    if not math.isfinite(end):
+        return True
+    val = _final(run, "val_loss") if run.val_loss is not None else None
+    if val is not None and not math.isfinite(val):
+        return True
+    return start > 0 and end > DIVERGE_FACTOR * start
+
+
+def _diverge_text(run) -> str:
+    if run.diverged_at is not None:
+        return f"non-finite at step {g(run.diverged_at)}"
+    return f"training loss {g(_first(run, 'data_loss'))} -> {g(_final(run, 'data_loss'))}"
+
+
+def _where(result, twin) -> str:
+    data = result.data or {}
+    source = "synthetic data (one batch of random labels)" if twin.synthetic else \
+        f"{data.get('path')}, {g(data.get('held_out') or 0)} examples held back"
+    return f"measured over {g(twin.budget.steps)} steps from the saved weights on {source}"
+
+
+def _evidence(result) -> dict[str, Any]:
+    """The gradient-ratio measurements behind the verdict."""
+    ratios = sorted(((f"{r.layer}/{r.variable}", r.ratio) for r in result.variables if r.grad_penalty_norm),
+                    key=lambda kv: -kv[1] if math.isfinite(kv[1]) else -math.inf)
+    return {"penalty_ratio": result.weight_penalty_ratio(),
+            "penalty_ratio_all": result.weight_penalty_ratio(include_invariant=True),
+            "gradient_ratios": dict(ratios[:5]), "outcome": result.outcome.label}
+
+
+def _lr(result) -> float:
+    opt = result.optimizer or {}
+    return opt.get("learning_rate_peak") or opt.get("learning_rate") or 0.0
+
+
+def _fallback(result) -> Fix | None:
+    from reglint.rules.rl001_penalty_dominates_loss import lambda_changes
+
+    rows = [r for r in result.variables if r.regularizer is not None]
+    wd = (result.optimizer or {}).get("weight_decay") or 0.0
+    changes = list(lambda_changes(rows, FALLBACK_SCALE))
+    for lp in result.layer_penalties:
+        current = (lp.regularizer or {}).get("l2") or (lp.regularizer or {}).get("l1")
+        if lp.kind == "activity" and current:
+            changes.append(Change("lambda", current, current * FALLBACK_SCALE, layer=lp.layer, target="activity"))
+    if wd:
+        changes.append(Change("weight_decay", wd, wd * FALLBACK_SCALE, target="optimizer"))
+    if not changes:
+        return None
+    return Fix("one decade lower: no rule's formula asks for less, the twin measured the damage", tuple(changes))

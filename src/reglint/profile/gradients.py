@@ -1,0 +1,239 @@
+"""Per-variable gradient measurement at the saved weights (theory sections
+1.2-1.4), with Keras' own definitions, on the probe batch (the first
+training batch):
+
+- data loss ``L = compiled_loss(y, f(x))``, a mean over the batch;
+- penalty ``P = sum(model.losses)``: weight penalties ``R(w)`` summed as
+  plain sums (``L2``: ``l2 * sum(w**2)``), activity penalties summed over
+  the output and divided by the batch size (Keras >= 3.14), and any
+  ``add_loss`` term;
+- per regularized variable w: ``|g_data| = ||dL/dw||``,
+  ``|g_pen| = ||dP/dw||`` (the weight penalty's own gradient, plus what
+  activity penalties downstream send back through w) and their ratio
+  ``|g_pen| / |g_data|``; its share ``R(w) / P_weights`` of the weight
+  penalties;
+- the first update of the compiled optimizer, ``||w_1 - w_0|| / ||w_0||``,
+  once with the gradient of ``L + P`` and once with that of ``L`` alone
+  (a fresh optimizer each time, so momentum starts at zero as in training;
+  decoupled ``weight_decay`` acts in both, being the optimizer's own).
+
+Functions take ``tf`` (and ``keras``) as arguments: nothing here imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from reglint.profile.load import DataLoss, flatten, layer_paths
+from reglint.profile.result import KERNEL_NAMES, LayerPenalty, VariableRow, div
+from reglint.profile.run import fresh_optimizer
+
+# ---------------------------------------------------------------------------
+# the measurement
+
+
+def regularizer_info(reg) -> dict[str, Any] | None:
+    if reg is None:
+        return None
+    out: dict[str, Any] = {"class": type(reg).__name__}
+    for attr in ("l1", "l2", "factor"):
+        value = getattr(reg, attr, None)
+        if isinstance(value, (int, float, np.floating)):
+            out[attr] = float(value)
+    mode = getattr(reg, "mode", None)
+    if isinstance(mode, str):
+        out["mode"] = mode
+    return out
+
+
+def forward_backward(tf, model, loss: DataLoss, x, y, trainable):
+    """(L, P, dL/dw, dP/dw) on one batch in training mode."""
+    with tf.GradientTape(persistent=True) as tape:
+        y_pred = model(x, training=True)
+        data = tf.cast(loss.fn(y, y_pred), tf.float32)
+        extra = [tf.cast(t, tf.float32) for t in model.losses]
+        penalty = tf.add_n(extra) if extra else tf.constant(0.0)
+    grads_data = tape.gradient(data, trainable)
+    grads_pen = tape.gradient(penalty, trainable) if extra else [None] * len(trainable)
+    del tape
+    return float(data), float(penalty), grads_data, grads_pen
+
+
+def dense(tf, g, var):
+    if g is None:
+        return tf.zeros_like(var)
+    if isinstance(g, tf.IndexedSlices):  # Embedding gradients
+        return tf.convert_to_tensor(g)
+    return g
+
+
+def norm(tf, value) -> float:
+    return float(tf.norm(tf.cast(value, tf.float32)))
+
+
+def variable_rows(tf, model, trainable, grads_data, grads_pen, analysis) -> tuple[list[VariableRow], float]:
+    """Rows for variables with a weight regularizer, and for the variables
+    of activity-regularized layers (their gradient carries that penalty)."""
+    owners = _Owners(model, analysis)
+    rows, weight_penalty = [], 0.0
+    for var, gd, gp in zip(trainable, grads_data, grads_pen):
+        reg = getattr(var, "regularizer", None)
+        if reg is None and id(var) not in owners.activity_vars:
+            continue
+        penalty = float(reg(var)) if reg is not None else 0.0
+        weight_penalty += penalty
+        path, layer_path, variable, match = owners.match(var)
+        rows.append(VariableRow(
+            path=path, layer=layer_path, variable=variable, params=int(np.prod(var.shape)) if var.shape else 1,
+            kernel_like=path.rsplit("/", 1)[-1] in KERNEL_NAMES, regularizer=regularizer_info(reg),
+            penalty=penalty, share=None, weight_norm=norm(tf, var),
+            grad_data_norm=norm(tf, dense(tf, gd, var)), grad_penalty_norm=norm(tf, dense(tf, gp, var)),
+            static_penalty=match[2] if match else None, scale_invariant=bool(match and match[3]),
+            absorbed=bool(match and match[4]), offset=bool(match and match[5])))
+    for row in rows:
+        row.share = row.penalty / weight_penalty if weight_penalty else None
+    return rows, weight_penalty
+
+
+def scale_invariant_variables(model, analysis) -> list:
+    """The trainable kernels the static analysis finds scale-invariant
+    (they feed a normalization layer), regularized or not: their angular
+    update per step is their effective learning rate."""
+    owners = _Owners(model, analysis)
+    out = []
+    for var in model.trainable_variables:
+        match = owners.match(var)[3]
+        if match and match[3]:
+            out.append(var)
+    return out
+
+
+class _Owners:
+    """Keras variables matched to the static report's layer paths."""
+
+    def __init__(self, model, analysis):
+        self.layer_of: dict[int, Any] = {}
+        self.paths = layer_paths(model)
+        self.activity_vars: set[int] = set()
+        for layer in flatten(model):
+            owned = list(getattr(layer, "trainable_weights", []) or [])
+            for var in owned:
+                self.layer_of.setdefault(id(var), layer)
+            if getattr(layer, "activity_regularizer", None) is not None:
+                self.activity_vars.update(id(v) for v in owned)
+        self.static = _static_index(analysis)
+
+    def match(self, var) -> tuple[str, str, str, tuple | None]:
+        """(Keras path, static layer path, static variable name, the static match)."""
+        path = str(getattr(var, "path", var.name))
+        owner = self.layer_of.get(id(var))
+        owner_path = self.paths.get(id(owner), path.rsplit("/", 1)[0] if "/" in path else path)
+        # Wrappers' variables omit the wrapper (Bidirectional's are
+        # forward_lstm/lstm_cell/kernel): search under the owner's path.
+        found = _match_static(path if path.startswith(owner_path + "/") else f"{owner_path}/{path}", self.static)
+        layer_path = found[0] if found else owner_path
+        variable = found[1] if found else path.rsplit("/", 1)[-1]
+        return path, layer_path, variable, found
+
+
+def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool, bool, bool]]:
+    """(path parts, layer path, variable name, static penalty, scale-invariant,
+    absorbed, offset) for every static variable, regularized or not."""
+    if analysis is None:
+        return []
+    penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
+    out = []
+    for layer, var in analysis.model.variables():
+        p = penalties.get((layer.path, var.name))
+        invariant = p.scale_invariant if p is not None else (var.role.is_kernel_like and
+                                                              analysis.feeds_normalizer(layer))
+        out.append((layer.path.split("/") + var.name.split("/"), layer.path, var.name,
+                    p.penalty_init if p is not None else None, bool(invariant), bool(p and p.absorbed),
+                    bool(p and p.offset)))
+    return out
+
+
+def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool, bool] | None:
+    """The static variable a Keras variable path names: same last part, and
+    every part of the static layer path and variable name found in order
+    (``lstm/lstm_cell/kernel`` is the static ``lstm`` + ``kernel``)."""
+    parts = path.split("/")
+    best, best_score = None, -1
+    for sparts, layer_path, var_name, penalty, invariant, absorbed, offset in index:
+        if sparts[-1] != parts[-1]:
+            continue
+        pos, ok = 0, True
+        for part in sparts:
+            try:
+                pos = parts.index(part, pos) + 1
+            except ValueError:
+                ok = False
+                break
+        if ok and len(sparts) > best_score:
+            best, best_score = (layer_path, var_name, penalty, invariant, absorbed, offset), len(sparts)
+    return best
+
+
+def layer_penalties(model) -> list[LayerPenalty]:
+    """Activity and ``add_loss`` penalties, per layer, from the last call."""
+    paths = layer_paths(model)
+    out = []
+    for layer in [model] + flatten(model):
+        own = getattr(layer, "_get_own_losses", None)
+        if own is None:
+            continue
+        try:
+            values = [float(v) for v in own()]
+        except Exception:
+            continue
+        if not values:
+            continue
+        reg = getattr(layer, "activity_regularizer", None)
+        out.append(LayerPenalty(layer=paths.get(id(layer), layer.name),
+                                kind="activity" if reg is not None else "add_loss",
+                                regularizer=regularizer_info(reg), penalty=sum(values)))
+    return out
+
+
+def snapshot(tf, variables) -> list:
+    """Copies of the variables' values (``model.variables`` holds the
+    weights, BatchNorm statistics and random layers' seed states)."""
+    return [tf.identity(v.value) for v in variables]
+
+
+def restore(variables, saved: list) -> None:
+    for var, value in zip(variables, saved):
+        var.assign(value)
+
+
+def first_update(tf, keras, model, opt, trainable, grads_data, grads_pen, rows) -> None:
+    """||w1 - w0|| / ||w0|| for one step of L + P and one of L alone."""
+    by_path = {row.path: row for row in rows}
+    watched = [(i, var) for i, var in enumerate(trainable) if str(getattr(var, "path", var.name)) in by_path]
+    scale = loss_scale_factor(tf, opt)
+    dense_data = [dense(tf, g, v) for g, v in zip(grads_data, trainable)]
+    dense_pen = [dense(tf, g, v) for g, v in zip(grads_pen, trainable)]
+    saved = snapshot(tf, model.variables)
+    for attr, grads in (("update_ratio", [d + p for d, p in zip(dense_data, dense_pen)]),
+                        ("update_ratio_data", dense_data)):
+        trial = fresh_optimizer(keras, opt)
+        before = {i: tf.identity(var.value) for i, var in watched}
+        trial.apply_gradients(zip([g * scale for g in grads], trainable))
+        for i, var in watched:
+            row = by_path[str(getattr(var, "path", var.name))]
+            w0 = norm(tf, before[i])
+            setattr(row, attr, div(norm(tf, var.value - before[i]), w0))
+        restore(model.variables, saved)
+
+
+def loss_scale_factor(tf, opt) -> float:
+    """Gradients handed to a LossScaleOptimizer (or an optimizer with
+    ``loss_scale_factor``) must be scaled like the loss it would scale."""
+    try:
+        return float(opt.scale_loss(tf.constant(1.0)))
+    except Exception:
+        return 1.0
+

@@ -1,0 +1,341 @@
+"""Keras for ``reglint profile``: the lazy TensorFlow import, the device,
+safe-mode loading, the data loss and the model's inputs and outputs.
+
+TensorFlow and Keras are imported only inside ``import_keras()``:
+importing this module (or any of ``reglint.profile``) costs nothing, so
+``reglint check`` never pays for them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reglint.profile import ProfileError
+from reglint.profile.data import InputSpec, TargetSpec, canonical_loss_name, label_kind
+
+CONTAINER_CLASSES = ("Sequential", "Functional", "Model")
+
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Send file descriptor 2 to /dev/null for the duration: TensorFlow's
+    C++ start-up lines (absl, cudart stubs, cuInit) ignore
+    TF_CPP_MIN_LOG_LEVEL and would break the one-line-error promise. Python
+    exceptions still propagate; REGLINT_DEBUG=1 keeps the chatter."""
+    if os.environ.get("REGLINT_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreter): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_keras():
+    """(tf, keras) with the TensorFlow backend and TensorFlow's start-up
+    chatter silenced. Imported here, never at module level."""
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        with quiet_native_stderr():
+            import keras
+            import tensorflow as tf
+    except ImportError as exc:
+        raise ProfileError(f"reglint profile needs TensorFlow and Keras 3 ({exc}); "
+                           f"install them with `pip install tensorflow`") from None
+    if keras.backend.backend() != "tensorflow":
+        raise ProfileError(f"reglint profile runs on Keras' TensorFlow backend; Keras is already using "
+                           f"{keras.backend.backend()} (set KERAS_BACKEND=tensorflow)")
+    tf.get_logger().setLevel("ERROR")
+    return tf, keras
+
+
+def select_device(tf, device: str) -> tuple[str, str, str]:
+    """(TensorFlow device string, readable name, kind) for auto/cpu/gpu."""
+    device = (device or "auto").lower()
+    if device not in ("auto", "cpu", "gpu"):
+        raise ProfileError(f"--device must be auto, cpu or gpu, not {device!r}")
+    with quiet_native_stderr():  # CUDA probing logs through C++, past TF_CPP_MIN_LOG_LEVEL
+        gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise ProfileError("--device gpu: TensorFlow sees no GPU on this machine (use --device cpu or auto)")
+    if gpus and device in ("auto", "gpu"):
+        try:
+            details = tf.config.experimental.get_device_details(gpus[0])
+        except Exception:  # details are cosmetic
+            details = {}
+        name = details.get("device_name") or gpus[0].name
+        return "/GPU:0", f"GPU 0: {name}", "gpu"
+    return "/CPU:0", f"CPU: {_cpu_name()} ({os.cpu_count()} logical cores)", "cpu"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def load_model(keras, path: Path, trust_model: bool) -> tuple[Any, str | None]:
+    """``keras.saving.load_model`` with ``safe_mode`` unless trusted; any
+    failure becomes one line. When only the compile settings fail to
+    deserialize (legacy HDF5 files whose loss or metrics Keras 3 no longer
+    reads), the model is loaded uncompiled and the reason returned: the
+    loss and optimizer the static reader found stand in."""
+
+    def load(compile: bool):
+        with warnings.catch_warnings():
+            # "Skipping variable loading for optimizer": an unbuilt saved
+            # optimizer; the profile builds fresh ones anyway.
+            warnings.simplefilter("ignore")
+            return keras.saving.load_model(str(path), safe_mode=not trust_model, compile=compile)
+
+    try:
+        return load(True), None
+    except Exception as exc:
+        first = _one(exc)
+    if "safe_mode" in first:
+        raise ProfileError(f"Keras refused to load it in safe mode ({first[:200]}); pass --trust-model "
+                           f"to run the model's code if you trust the file")
+    try:
+        model = load(False)
+    except Exception as exc:
+        raise ProfileError(f"Keras could not load the model ({_one(exc)[:300]})") from None
+    return model, f"Keras could not restore the compile settings ({first[:160]})"
+
+
+def _one(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def rebuild_optimizer(keras, static_optimizer):
+    """The optimizer the static reader found, rebuilt from its saved config
+    (for files whose compile settings Keras could not restore); None if
+    Keras cannot build it."""
+    if static_optimizer is None or not static_optimizer.config:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return keras.optimizers.deserialize({"class_name": static_optimizer.class_name,
+                                                 "config": dict(static_optimizer.config)})
+    except Exception:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# the model's inputs, outputs and loss
+
+
+@dataclass
+class DataLoss:
+    """The data loss L(y, y_pred) and where it came from."""
+
+    fn: Callable[[Any, Any], Any]
+    names: list[str | None]  # one per output, canonical where known
+    source: str  # compiled, file, default
+    note: str | None = None
+    from_logits: list[bool | None] = field(default_factory=list)  # per output, where known
+
+    def describe(self) -> dict[str, Any]:
+        return {"names": self.names, "source": self.source, "note": self.note}
+
+
+def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataLoss:
+    """The compiled loss; else the loss the file records; else a documented
+    default from the output activation: softmax -> sparse categorical
+    cross-entropy, sigmoid -> binary cross-entropy, anything else -> mean
+    squared error."""
+    outputs = outputs_of(model)
+    compile_loss = getattr(model, "_compile_loss", None)
+    if getattr(model, "compiled", False) and compile_loss is not None:
+        names = _compiled_names(getattr(model, "loss", None), len(outputs), [o[0] for o in outputs])
+        return DataLoss(lambda y, y_pred: compile_loss(y, y_pred), names, "compiled",
+                        from_logits=_compiled_from_logits(getattr(model, "loss", None), len(outputs)))
+    static_losses = list(static_model.losses) if static_model is not None else []
+    static_outputs = list(static_model.outputs) if static_model is not None else []
+    names, objs, weights, source = [], [], [], "file" if static_losses else "default"
+    logits: list[bool | None] = []
+    for index, (out_name, _) in enumerate(outputs):
+        spec = next((l for l in static_losses if l.output == out_name), None)
+        if spec is None and index < len(static_losses) and (len(static_losses) == len(outputs) or
+                                                            len(static_losses) == 1):
+            spec = static_losses[min(index, len(static_losses) - 1)]
+        activation = next((o.activation for o in static_outputs if o.layer == out_name), None)
+        if activation is None and index < len(static_outputs):
+            activation = static_outputs[index].activation
+        name = canonical_loss_name(spec.name) if spec is not None else None
+        if name is None:
+            source = "default" if not static_losses else source
+            name = {"softmax": "sparse_categorical_crossentropy",
+                    "sigmoid": "binary_crossentropy"}.get(activation or "", "mean_squared_error")
+        from_logits = spec.from_logits if spec is not None and spec.from_logits is not None else \
+            activation not in ("softmax", "sigmoid")
+        names.append(name)
+        logits.append(from_logits)
+        weights.append(spec.weight if spec is not None else 1.0)
+        objs.append(_loss_object(keras, name, from_logits))
+    note = ((reason or "the model was saved uncompiled") + ": " +
+            ("the loss the file records is used" if source == "file" else
+             f"no loss recorded, so reglint's default from the output activation is used ({', '.join(names)})"))
+
+    def fn(y, y_pred):
+        ys = y if isinstance(y, (list, tuple)) else [y]
+        ps = y_pred if isinstance(y_pred, (list, tuple)) else [y_pred]
+        if isinstance(y_pred, dict):
+            ps = list(y_pred.values())
+        total = None
+        for obj, weight, yt, yp in zip(objs, weights, ys, ps):
+            # a loss *function* returns per-example values; Keras' compiled
+            # losses reduce with sum_over_batch_size, i.e. a mean
+            value = keras.ops.mean(obj(yt, yp)) * weight
+            total = value if total is None else total + value
+        return total
+
+    return DataLoss(fn, names, source, note, from_logits=logits)
+
+
+def _loss_object(keras, name: str, from_logits: bool):
+    try:
+        return keras.losses.get({"class_name": _class_of(name), "config": {"from_logits": from_logits}}) \
+            if "crossentropy" in name else keras.losses.get(name)
+    except Exception:
+        try:
+            return keras.losses.get(name)
+        except Exception:
+            raise ProfileError(f"unknown loss {name!r} for an uncompiled model") from None
+
+
+def _class_of(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _compiled_names(loss: Any, n_outputs: int, output_names: list[str]) -> list[str | None]:
+    def one(obj: Any) -> str | None:
+        if obj is None:
+            return None
+        if isinstance(obj, str):
+            return canonical_loss_name(obj)
+        fn = getattr(obj, "fn", None)  # LossFunctionWrapper subclasses: SparseCategoricalCrossentropy ...
+        if getattr(fn, "__name__", None):
+            return canonical_loss_name(fn.__name__)
+        return canonical_loss_name(getattr(obj, "__name__", None) or type(obj).__name__)
+
+    if isinstance(loss, dict):
+        return [one(loss.get(name)) for name in output_names]
+    if isinstance(loss, (list, tuple)):
+        return [one(x) for x in loss] + [None] * max(0, n_outputs - len(loss))
+    return [one(loss)] * max(1, n_outputs)
+
+
+def _compiled_from_logits(loss: Any, n_outputs: int) -> list[bool | None]:
+    """Whether each compiled loss takes logits: a string loss takes
+    probabilities; a loss object says so in ``from_logits``."""
+    def one(obj: Any) -> bool | None:
+        if obj is None:
+            return None
+        if isinstance(obj, str):
+            return False
+        value = getattr(obj, "from_logits", None)
+        return bool(value) if value is not None else None
+
+    if isinstance(loss, dict):
+        return [one(v) for v in loss.values()]
+    if isinstance(loss, (list, tuple)):
+        return [one(x) for x in loss]
+    return [one(loss)] * max(1, n_outputs)
+
+
+def outputs_of(model) -> list[tuple[str, tuple]]:
+    outputs = getattr(model, "outputs", None)
+    if not outputs:
+        raise ProfileError("cannot tell the model's outputs (a subclassed model without a functional graph)")
+    out = []
+    for tensor in outputs:
+        history = getattr(tensor, "_keras_history", None)
+        layer = getattr(history, "operation", None) if history is not None else None
+        out.append((getattr(layer, "name", None) or str(getattr(tensor, "name", "output")),
+                    tuple(tensor.shape[1:])))
+    return out
+
+
+def model_specs(model, loss: DataLoss) -> tuple[list[InputSpec], list[TargetSpec]]:
+    """The model's inputs (shape, dtype, Embedding vocabulary) and the labels
+    each output's loss expects."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ProfileError("cannot tell the model's input shapes (a subclassed or unbuilt model)")
+    embeddings = [layer for layer in flatten(model) if type(layer).__name__ == "Embedding"]
+    specs = []
+    for index, tensor in enumerate(inputs):
+        vocab = None
+        for emb in embeddings:
+            try:
+                if emb.input is tensor:
+                    vocab = int(emb.input_dim)
+            except Exception:  # a layer called more than once has no single input
+                continue
+        if vocab is None and embeddings and (len(inputs) == 1 or "int" in str(tensor.dtype)):
+            vocab = min(int(e.input_dim) for e in embeddings)
+        name = getattr(getattr(getattr(tensor, "_keras_history", None), "operation", None), "name", None)
+        specs.append(InputSpec(name=name or f"input_{index}", shape=tuple(tensor.shape[1:]),
+                               dtype=str(getattr(tensor.dtype, "name", tensor.dtype)), vocabulary=vocab))
+    targets = [TargetSpec(name=name, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None))
+               for i, (name, shape) in enumerate(outputs_of(model))]
+    return specs, targets
+
+
+def flatten(model) -> list:
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        try:
+            return list(flatten(include_self=False, recursive=True))
+        except TypeError:
+            pass
+    out, stack = [], list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop(0)
+        out.append(layer)
+        stack.extend(getattr(layer, "layers", []) or [])
+    return out
+
+
+def layer_paths(model) -> dict[int, str]:
+    """id(layer) -> path the way the static reader writes it: container
+    names joined with '/', the top model left out."""
+    paths: dict[int, str] = {}
+
+    def walk(container, prefix: str) -> None:
+        for layer in getattr(container, "layers", []) or []:
+            path = f"{prefix}{layer.name}"
+            paths[id(layer)] = path
+            if type(layer).__name__ in CONTAINER_CLASSES or (hasattr(layer, "layers") and layer.layers):
+                walk(layer, path + "/")
+
+    walk(model, "")
+    return paths
+
+

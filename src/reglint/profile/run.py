@@ -1,0 +1,235 @@
+"""Optimizer runs for ``reglint profile``: the saved optimizer rebuilt
+fresh (as saved, or without its weight decay for the twin), one compiled
+training step, and the outcome rule of a run.
+
+Functions take ``tf``/``keras`` as arguments: nothing here imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from reglint.model import Optimizer as StaticOptimizer
+from reglint.profile import ProfileError
+from reglint.profile.load import DataLoss
+from reglint.profile.result import KERNEL_NAMES, Outcome, StepRecord, VariableRow
+
+# Outcome thresholds (``classify``).
+# Diverged: the data loss at the end exceeds DIVERGE_FACTOR x its initial
+# batch-to-batch noise of a loss measured twice on the same probe batch,
+# and cross-entropy at init is already near chance, so tripling it needs
+# confidently wrong predictions, i.e. weights that blew up.
+DIVERGE_FACTOR = 3.0
+# Learning: the probe's data loss fell by at least LEARN_DROP (2%), beyond
+# the run-to-run jitter of dropout and batch statistics on one batch.
+LEARN_DROP = 0.02
+# Collapsing: the regularized kernels' Frobenius norm fell by more than
+# COLLAPSE_SHRINK (20%, i.e. 36% of their energy) during the run while the
+# data loss did not learn. A healthy run grows its kernels (trained nets end
+# at 1.2-4.2x their initial sum of squares, theory section 3.2) and moves
+# them by a few percent in a few dozen steps; a 20% fall means an integrated
+# decay D = -ln(0.8) = 0.22 within the run, so the penalty alone would
+# take the weights to 1/e in under five times the run's length.
+COLLAPSE_SHRINK = 0.20
+# ... and the data loss stayed within TRIVIAL_BAND (10%) of what a constant
+# prediction scores: a net whose kernels are shrinking that fast can only
+# beat the constant predictor by memorising a little (a 32-example batch's
+# label entropy alone differs from ln C by a few percent).
+TRIVIAL_BAND = 0.10
+
+# ---------------------------------------------------------------------------
+# the optimizer
+
+
+def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | None]:
+    """(the compiled optimizer, else ``fallback``, else None; its settings
+    for the report)."""
+    opt = getattr(model, "optimizer", None) or fallback
+    if opt is None:
+        return None, None
+    inner = getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
+    cfg = {}
+    try:
+        cfg = inner.get_config()
+    except Exception:
+        pass
+    lr = current_lr(opt)
+    name = type(inner).__name__
+    return opt, {
+        "class": name,
+        "family": StaticOptimizer(class_name=name).family,
+        "learning_rate": lr,
+        "learning_rate_schedule": None if isinstance(cfg.get("learning_rate"), (int, float)) else
+        type(getattr(inner, "_learning_rate", None)).__name__,
+        "momentum": float(cfg.get("momentum") or 0.0),
+        "nesterov": bool(cfg.get("nesterov", False)),
+        "weight_decay": float(cfg["weight_decay"]) if cfg.get("weight_decay") is not None else None,
+        "clipnorm": cfg.get("clipnorm"),
+        "global_clipnorm": cfg.get("global_clipnorm"),
+        "stepped": False,
+    }
+
+
+def current_lr(opt) -> float | None:
+    try:
+        return float(opt.learning_rate)
+    except Exception:
+        return None
+
+
+def fresh_optimizer(keras, opt):
+    """A new optimizer with the compiled one's settings and no state."""
+    try:
+        return keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    except Exception as exc:
+        raise ProfileError(f"cannot copy the compiled optimizer {type(opt).__name__} ({exc})") from None
+
+
+def unregularized_optimizer(keras, opt):
+    """A new optimizer with the compiled one's settings, no state and no
+    decoupled weight decay (``weight_decay`` 0 wherever the config holds
+    one, a LossScaleOptimizer's inner optimizer included): the twin's."""
+    try:
+        config = _without_weight_decay(keras.optimizers.serialize(opt))
+        return keras.optimizers.deserialize(config)
+    except Exception as exc:
+        raise ProfileError(f"cannot build the optimizer {type(opt).__name__} without weight decay ({exc})") from None
+
+
+def _without_weight_decay(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: (0.0 if k == "weight_decay" and v is not None else _without_weight_decay(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_weight_decay(v) for v in node]
+    return node
+
+
+def tracked_kernels(model, rows: list[VariableRow]) -> list:
+    """The variables whose norm tells collapse: regularized kernels; else the
+    regularized non-offsets (biases fall to 0, where they start: issue 15);
+    else every kernel (weight_decay and activity penalties shrink those)."""
+    variables = list(model.trainable_variables)
+    by_path = {str(getattr(v, "path", v.name)): v for v in variables}
+    for pick in (lambda r: r.regularizer is not None and r.kernel_like and r.counted,
+                 lambda r: r.regularizer is not None and not r.offset):
+        chosen = [by_path[r.path] for r in rows if pick(r) and r.path in by_path]
+        if chosen:
+            return chosen
+    return [v for v in variables if str(getattr(v, "path", v.name)).rsplit("/", 1)[-1] in KERNEL_NAMES]
+
+
+def norm_of(tf, variables) -> float:
+    if not variables:
+        return 0.0
+    return float(tf.linalg.global_norm([tf.cast(v.value, tf.float32) for v in variables]))
+
+
+def make_train_step(tf, model, opt, loss: DataLoss, trainable, tracked, invariant=()) -> Callable[[Any, Any], tuple]:
+    """One optimizer step of L + P as a ``tf.function`` (traced once: every
+    batch has the same shape), returning [L, P, ||tracked||, ||all||,
+    angle] as one tensor: ``angle`` is the mean angle in radians by which the ``invariant``
+    variables (scale-invariant kernels) turned in this step, their
+    effective learning rate (0 without them). ``P`` is whatever
+    ``model.losses`` holds when the step is traced: the twin traces its
+    step with the penalties removed. Eager Keras costs ~0.1-0.4 s a step
+    even for a tiny model."""
+    opt.build(trainable)  # variables must exist before tracing
+    invariant = list(invariant)
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            data = tf.cast(loss.fn(y, y_pred), tf.float32)
+            extra = [tf.cast(t, tf.float32) for t in model.losses]
+            penalty = tf.add_n(extra) if extra else tf.constant(0.0)
+            scaled = opt.scale_loss(data + penalty)
+        grads = tape.gradient(scaled, trainable)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, trainable)]
+        before = [tf.identity(tf.cast(v, tf.float32)) for v in invariant]
+        opt.apply_gradients(zip(grads, trainable))
+        angle = tf.constant(0.0)
+        if invariant:
+            angles = [_angle(tf, b, tf.cast(v, tf.float32)) for b, v in zip(before, invariant)]
+            angle = tf.add_n(angles) / float(len(angles))
+        kernel_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in tracked]) if tracked else tf.constant(0.0)
+        weight_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in trainable])
+        # one tensor: one device-to-host copy per step instead of five
+        return tf.stack([data, penalty, tf.cast(kernel_norm, tf.float32), tf.cast(weight_norm, tf.float32),
+                         tf.cast(angle, tf.float32)])
+
+    return step
+
+
+def _angle(tf, a, b):
+    """The angle between two tensors seen as vectors (0 when either is 0)."""
+    na, nb = tf.norm(a), tf.norm(b)
+    cos = tf.math.divide_no_nan(tf.reduce_sum(a * b), na * nb)
+    return tf.acos(tf.clip_by_value(cos, -1.0, 1.0))
+
+
+def train_step(step_fn, opt, batch, step: int) -> StepRecord:
+    lr = current_lr(opt)
+    data, penalty, kernel_norm, weight_norm, angle = (float(v) for v in step_fn(*batch).numpy())
+    return StepRecord(step=step, data_loss=float(data), penalty=float(penalty), learning_rate=lr,
+                      kernel_norm=float(kernel_norm), weight_norm=float(weight_norm), angular_update=float(angle))
+
+
+def probe_loss(tf, model, loss: DataLoss, x, y) -> float:
+    y_pred = model(x, training=True)
+    return float(tf.cast(loss.fn(y, y_pred), tf.float32))
+
+
+def classify(data0: float, data_final: float | None, kernel0: float | None, kernel_final: float | None,
+             diverged_at: int | None, *, stepped: bool, trivial: float | None = None) -> Outcome:
+    """The run's outcome, first match wins:
+
+    - ``diverged``: a non-finite loss or weight at some step, or the probe's
+      final data loss > DIVERGE_FACTOR x its initial value L0;
+    - ``collapsing``: the tracked kernels' norm fell by more than
+      COLLAPSE_SHRINK while the final data loss stayed above
+      ``(1 - TRIVIAL_BAND) * min(L0, L_triv)``, L_triv being the loss of the
+      best constant prediction on the probe batch (``data.trivial_loss``):
+      the collapse signature is the loss heading to L_triv, not below it
+      (theory section 3.2), and since cross-entropy at init sits above
+      chance (``ln C + s^2/2``, section 3.1) a collapsing net's loss first
+      *falls* to L_triv, so "fell below L0" alone would call it learning;
+    - ``learning``: the probe's data loss fell by at least LEARN_DROP;
+    - ``stalled``: none of these.
+    """
+    change = None
+    if kernel0 and kernel_final is not None and math.isfinite(kernel_final):
+        change = kernel_final / kernel0 - 1.0
+    out = Outcome(label="not-run", reason="", data_loss_initial=data0, data_loss_final=data_final,
+                  kernel_norm_initial=kernel0, kernel_norm_final=kernel_final, kernel_norm_change=change,
+                  diverged_at=diverged_at, trivial_loss=trivial)
+    if not stepped:
+        out.reason = "no optimizer: no step taken"
+        return out
+    if diverged_at is not None or not math.isfinite(data0):
+        out.label = "diverged"
+        out.reason = f"loss or weights became non-finite at step {diverged_at or 0}"
+        return out
+    assert data_final is not None
+    if not math.isfinite(data_final) or data_final > DIVERGE_FACTOR * data0:
+        out.label = "diverged"
+        out.reason = f"the data loss rose from {data0:.4g} to {data_final:.4g} (> {DIVERGE_FACTOR:g}x)"
+        return out
+    floor = min(data0, trivial) if trivial is not None and math.isfinite(trivial) else data0
+    if change is not None and change < -COLLAPSE_SHRINK and data_final >= (1.0 - TRIVIAL_BAND) * floor:
+        baseline = f", constant-prediction loss {trivial:.4g}" if trivial is not None else ""
+        out.label = "collapsing"
+        out.reason = (f"the kernel norm fell {-change:.0%} (> {COLLAPSE_SHRINK:.0%}) while the data "
+                      f"loss went {data0:.4g} -> {data_final:.4g}{baseline}")
+        return out
+    if data_final < (1.0 - LEARN_DROP) * data0:
+        out.label = "learning"
+        out.reason = f"the data loss fell {data0:.4g} -> {data_final:.4g}"
+        return out
+    out.label = "stalled"
+    out.reason = f"the data loss did not fall by {LEARN_DROP:.0%} ({data0:.4g} -> {data_final:.4g})"
+    return out

@@ -1,0 +1,520 @@
+"""The unregularized twin: does the penalty hurt training on this data?
+
+From the weights saved in the file (never re-initialised), the saved
+optimizer runs twice for the same budgeted number of steps, each time
+rebuilt fresh from its saved config, on the same batches in the same
+order with the same seed (random layers included: their seed state is part
+of the restored variables):
+
+- **penalized**: the recipe as saved, every penalty and weight decay in;
+- **unregularized**: every weight regularizer (``variable.regularizer``)
+  and activity regularizer set to None for the run, and the optimizer's
+  ``weight_decay`` set to 0. ``add_loss`` terms stay: they belong to the
+  objective, not to regularization.
+
+Every few steps both runs record the training data loss, the data loss
+and accuracy on the held-back slice of ``--data`` (``data.split_held_out``),
+the norm of the tracked kernels and, for kernels that feed a normalization
+layer (scale-invariant), the angle they turn per step: their effective
+learning rate. The model is left at its saved weights.
+
+The step budget (``choose_budget``) comes from the penalty's own
+timescales, measured at the saved weights:
+
+- SGD (momentum ``mu``): a penalty gradient ``g_pen`` moves ``w`` by
+  ``lr*|g_pen|/(1-mu)`` per step at steady momentum, so it can move the
+  weights their own size in ``tau = (1-mu)*|w| / (lr*|g_pen|)`` steps;
+  for L2, ``|g_pen| = 2*l2*|w|`` and this is the decay timescale
+  ``(1-mu)/(2*lr*l2)``; for L1 it is ``rms(w)*(1-mu)/(lr*l1)``;
+- adaptive optimizers (Adam, RMSprop ...) move a weight about ``lr`` per
+  step, of which the penalty steers the share ``|g_pen|/(|g_pen|+|g_data|)``:
+  ``tau = rms(w) * (|g_pen|+|g_data|) / (lr*|g_pen|)``;
+- decoupled weight decay: ``tau = 1/(lr*wd)``;
+- scale-invariant kernels under a decay of rate ``r = 1/tau`` reach
+  rotational equilibrium (their squared norm relaxes at ``2r`` per step)
+  in about ``1/(2r)`` steps, at an angular update of about
+  ``sqrt(4*lr*l2/(1+mu))`` (SGD, Keras' coupled L2 whose gradient is
+  ``2*l2*w``) or ``sqrt(2*lr*wd)``
+  (decoupled decay) radians per step (van Laarhoven 2017; Wan et al. 2021;
+  Kosson et al. 2024).
+
+The budget's *target* is TIMESCALES x the shortest of them (95% of an
+unsupported weight gone, squared norms of invariant kernels six relaxation
+times in), at least MIN_STEPS (so both runs learn something to compare)
+and at most MAX_STEPS; its *cap* is MAX_STEPS, cut to what
+``--time-budget`` seconds allow for two runs at the step time measured on
+a few trial steps. Both runs advance in lockstep, a record interval each
+in turn; past the target they stop together once each has settled as
+Keras' ``EarlyStopping`` would have it (its held-out loss no better by
+MIN_DELTA of its start for PATIENCE records) or diverged: the comparison
+is made where training has converged with and without the penalty, not
+while one of them is still learning. ``--steps`` sets both runs' length
+and turns the early stop off.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reglint.engine.fmt import g, pct
+from reglint.profile.data import BINARY, ONE_HOT, SPARSE, HeldOut, trivial_loss
+from reglint.profile.gradients import restore, snapshot
+from reglint.profile.load import DataLoss, flatten
+from reglint.profile.result import Budget, StepRecord, Twin, TwinRun, VariableRow
+from reglint.profile.run import fresh_optimizer, make_train_step, probe_loss, train_step, unregularized_optimizer
+
+# Budget: TIMESCALES x the shortest penalty timescale, within
+# [MIN_STEPS, MAX_STEPS] (see the module docstring).
+TIMESCALES = 3.0
+MIN_STEPS = 100
+MAX_STEPS = 2000
+DEFAULT_TIME_BUDGET = 60.0
+# Records per run besides step 0, evenly spaced over the most steps a run
+# may take.
+POINTS = 24
+# Early stop of the twin (as Keras' EarlyStopping): after the target steps,
+# once its monitored loss (held-out, else training) has not improved on its
+# best by MIN_DELTA of its starting value for PATIENCE records.
+PATIENCE = 3
+MIN_DELTA = 0.01
+# Trial steps timed (after the one that traces) to size the budget.
+TIMING_STEPS = 5
+# Held-back examples per inference call.
+EVAL_CHUNK = 512
+
+
+@dataclass
+class Timescale:
+    steps: float
+    where: str  # the variable or setting
+    formula: str
+
+    def describe(self) -> str:
+        return f"{self.formula} = {g(self.steps, 3)} steps ({self.where})"
+
+
+# ---------------------------------------------------------------------------
+# the budget (no TensorFlow)
+
+
+def penalty_timescales(opt_info: dict[str, Any] | None, rows: list[VariableRow]) -> dict[str, Timescale]:
+    """The shortest timescale of each mechanism, in steps (module docstring)."""
+    if not opt_info:
+        return {}
+    lr = opt_info.get("learning_rate") or 0.0
+    if not lr or lr <= 0:
+        return {}
+    mu = float(opt_info.get("momentum") or 0.0)
+    out: dict[str, Timescale] = {}
+
+    def keep(name: str, scale: Timescale) -> None:
+        if math.isfinite(scale.steps) and scale.steps > 0 and (name not in out or scale.steps < out[name].steps):
+            out[name] = scale
+
+    wd = opt_info.get("weight_decay") or 0.0
+    if wd > 0:
+        keep("weight_decay", Timescale(1.0 / (lr * wd), "optimizer", "decoupled weight decay 1/(lr*wd)"))
+    for row in rows:
+        if not row.grad_penalty_norm or not row.weight_norm:
+            continue
+        where = f"{row.layer}/{row.variable}"
+        if opt_info.get("family") == "sgd":
+            steps = (1.0 - mu) * row.weight_norm / (lr * row.grad_penalty_norm)
+            keep("sgd_penalty", Timescale(steps, where, "penalty under SGD (1-mu)*|w|/(lr*|g_pen|)"))
+        else:
+            rms = row.weight_norm / math.sqrt(max(row.params, 1))
+            share = row.grad_penalty_norm / (row.grad_penalty_norm + row.grad_data_norm)
+            keep("adaptive_penalty", Timescale(rms / (lr * share), where,
+                                               "penalty under an adaptive optimizer rms(w)/(lr*share of |g_pen|)"))
+    return out
+
+
+def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]) -> float | None:
+    """Predicted radians per step of a scale-invariant kernel at rotational
+    equilibrium, ``sqrt(2*lr*lambda/(1+mu))`` with ``lambda`` the decay
+    coefficient of the gradient (``w <- w - lr*lambda*w``): ``2*l2`` for
+    Keras' coupled L2 under SGD (its gradient is ``2*l2*w``); under
+    decoupled decay ``sqrt(2*lr*wd)``; None without either."""
+    if not opt_info or not opt_info.get("learning_rate"):
+        return None
+    lr, mu = opt_info["learning_rate"], float(opt_info.get("momentum") or 0.0)
+    wd = opt_info.get("weight_decay") or 0.0
+    l2 = max(((r.regularizer or {}).get("l2") or 0.0 for r in rows if r.scale_invariant), default=0.0)
+    rates = []
+    if l2 and opt_info.get("family") == "sgd":
+        rates.append(2 * lr * (2 * l2) / (1 + mu))
+    if wd:
+        rates.append(2 * lr * wd)
+    return math.sqrt(max(rates)) if rates else None
+
+
+def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | None, per_step: float | None,
+                  eval_seconds: float, remaining: float, time_budget: float, invariant: bool) -> Budget:
+    """The plan before the runs: ``target`` (the steps the timescales ask
+    for: no early stop before them) and ``steps`` (the most either run may
+    take: MAX_STEPS, the time budget's cut, or ``--steps``)."""
+    named = {k: v.steps for k, v in timescales.items()}
+    if timescales:
+        name, shortest = min(timescales.items(), key=lambda kv: kv[1].steps)
+        target = int(math.ceil(TIMESCALES * shortest.steps))
+        reason = f"{g(TIMESCALES)} x the shortest penalty timescale, {shortest.describe()}: {g(target)} steps"
+        if invariant:
+            named["rotational_equilibrium"] = shortest.steps / 2
+            reason += (f"; scale-invariant kernels reach rotational equilibrium in about 1/(2r) = "
+                       f"{g(shortest.steps / 2, 3)} steps")
+        if target < MIN_STEPS:
+            reason += f", raised to the minimum of {g(MIN_STEPS)} so both runs learn"
+        elif target > MAX_STEPS:
+            reason += f", capped at {g(MAX_STEPS)}: the penalty acts slower than a short run can show"
+        target = min(max(target, MIN_STEPS), MAX_STEPS)
+    else:
+        target = MIN_STEPS
+        reason = f"no penalty timescale (nothing to remove, or no learning rate): the minimum of {g(MIN_STEPS)} steps"
+    if steps_override is not None:
+        return Budget(steps=steps_override, reason=f"--steps {steps_override} (the timescales alone: {reason})",
+                      target=target, timescales=named, seconds_per_step=per_step, time_budget=time_budget,
+                      early_stop=False)
+    cap = MAX_STEPS
+    if per_step:
+        affordable = max(int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step)), 1)
+        if affordable < MAX_STEPS:
+            cap = affordable
+            reason += (f"; at most {g(cap)} fit --time-budget {g(time_budget)} s "
+                       f"({g(per_step * 1000, 3)} ms per step, two runs)")
+    return Budget(steps=cap, reason=reason, target=min(target, cap), timescales=named, seconds_per_step=per_step,
+                  time_budget=time_budget, early_stop=True)
+
+
+def finish_budget(budget: Budget, taken: int, stopped: bool, monitor: str) -> None:
+    """The steps both runs took."""
+    if budget.early_stop:
+        budget.reason += (f"; both runs' {monitor} stopped improving by {pct(MIN_DELTA)} of its start over "
+                          f"{PATIENCE} records (or the run diverged) at step {g(taken)}" if stopped else
+                          f"; both runs took the full {g(taken)} steps")
+    budget.steps = taken
+
+
+# ---------------------------------------------------------------------------
+# penalties off
+
+
+@contextmanager
+def penalties_removed(model) -> Iterator[list[str]]:
+    """Every weight and activity regularizer of ``model`` set to None for
+    the duration, and put back after; yields what was removed."""
+    weights, activities, removed = [], [], []
+    for var in model.trainable_variables:
+        reg = getattr(var, "regularizer", None)
+        if reg is not None:
+            weights.append((var, reg))
+            var.regularizer = None
+            removed.append(f"{getattr(var, 'path', var.name)} {type(reg).__name__}")
+    for layer in [model] + flatten(model):
+        reg = getattr(layer, "activity_regularizer", None)
+        if reg is not None:
+            activities.append((layer, reg))
+            layer.activity_regularizer = None
+            removed.append(f"{layer.name} activity {type(reg).__name__}")
+    try:
+        yield removed
+    finally:
+        for var, reg in weights:
+            var.regularizer = reg
+        for layer, reg in activities:
+            layer.activity_regularizer = reg
+
+
+def has_penalty(model, opt_info: dict[str, Any] | None) -> bool:
+    if opt_info and opt_info.get("weight_decay"):
+        return True
+    if any(getattr(v, "regularizer", None) is not None for v in model.trainable_variables):
+        return True
+    return any(getattr(layer, "activity_regularizer", None) is not None for layer in [model] + flatten(model))
+
+
+# ---------------------------------------------------------------------------
+# held-back evaluation
+
+
+class Evaluator:
+    """Data loss and accuracy on the held-back slice, inference mode."""
+
+    def __init__(self, tf, model, loss: DataLoss, held: HeldOut | None, kind: str | None, from_logits: bool):
+        self.held, self.kind, self.from_logits = held, kind, from_logits
+        self.loss = loss
+        self.classifier = held is not None and len(held.ys) == 1 and kind in (SPARSE, ONE_HOT, BINARY)
+
+        @tf.function(reduce_retracing=True)
+        def evaluate(x, y):
+            y_pred = model(x, training=False)
+            return tf.cast(loss.fn(y, y_pred), tf.float32), y_pred
+
+        self._evaluate = evaluate
+        self.seconds = 0.0
+
+    def __call__(self) -> tuple[float | None, float | None]:
+        if self.held is None:
+            return None, None
+        start = time.perf_counter()
+        total, correct, count = 0.0, 0.0, 0
+        for x, y in self.held.chunks(EVAL_CHUNK):
+            value, pred = self._evaluate(x, y)
+            n = _rows(x)
+            total += float(value) * n
+            count += n
+            if self.classifier:
+                correct += _accuracy(np.asarray(pred), np.asarray(y), self.kind, self.from_logits) * n
+        self.seconds = time.perf_counter() - start
+        return total / count, (correct / count if self.classifier else None)
+
+    def reference(self) -> dict[str, Any]:
+        """What a constant predictor scores on the slice: chance accuracy
+        (the majority class) and the loss of the label frequencies."""
+        if self.held is None:
+            return {}
+        y = self.held.ys[0]
+        out = {"samples": self.held.samples, "available": self.held.available, "kind": self.kind,
+               "trivial_loss": trivial_loss(y, self.loss.names[0]) if len(self.held.ys) == 1 else None,
+               "chance": _chance(np.asarray(y), self.kind) if self.classifier else None,
+               "metric": "accuracy" if self.classifier else "loss"}
+        return out
+
+
+def _rows(x) -> int:
+    first = x[0] if isinstance(x, (list, tuple)) else x
+    return int(np.shape(first)[0])
+
+
+def _accuracy(pred: np.ndarray, y: np.ndarray, kind: str, from_logits: bool) -> float:
+    if kind == SPARSE:
+        ids = y.reshape(pred.shape[:-1]) if y.size == np.prod(pred.shape[:-1]) else y
+        return float(np.mean(pred.argmax(-1) == ids))
+    if kind == ONE_HOT:
+        return float(np.mean(pred.argmax(-1) == y.argmax(-1)))
+    cut = 0.0 if from_logits else 0.5
+    return float(np.mean((pred.reshape(y.shape) > cut) == (y > 0.5)))
+
+
+def _chance(y: np.ndarray, kind: str) -> float:
+    """The majority class's share (binary: per output unit, averaged)."""
+    if kind == SPARSE:
+        ids = y.reshape(-1).astype(np.int64)
+        return float(np.bincount(ids - ids.min()).max() / ids.size)
+    if kind == ONE_HOT:
+        ids = y.reshape(-1, y.shape[-1]).argmax(-1)
+        return float(np.bincount(ids).max() / ids.size)
+    p = (y.reshape(y.shape[0], -1) > 0.5).mean(axis=0)
+    return float(np.mean(np.maximum(p, 1 - p)))
+
+
+# ---------------------------------------------------------------------------
+# the pair of runs
+
+
+@dataclass
+class PairInputs:
+    """What the pair needs from the rest of the measurement."""
+
+    model: Any
+    opt: Any
+    opt_info: dict[str, Any]
+    batches: Any
+    held: HeldOut | None
+    loss: DataLoss
+    rows: list[VariableRow]
+    tracked: list
+    invariant: list
+    data0: float
+    kernel0: float
+    seed: int
+
+
+def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_override: int | None,
+             time_budget: float, deadline: float,
+             progress: Callable[[int, int, dict[str, float]], None] | None = None
+             ) -> tuple[Twin, list[StepRecord], float | None]:
+    """Both runs, in lockstep: each advances a record interval in turn (its
+    weights, statistics and seed states swapped in and out), so both can
+    stop at the same step once both have converged. Returns (the twin, the
+    penalized run's per-step records, the probe batch's data loss after the
+    penalized run, None if it diverged). The model is back at its saved
+    weights afterwards."""
+    model, opt_info = inputs.model, inputs.opt_info
+    saved = snapshot(tf, model.variables)
+    trainable = list(model.trainable_variables)
+    pen_opt = fresh_optimizer(keras, inputs.opt)
+    pen_step = make_train_step(tf, model, pen_opt, inputs.loss, trainable, inputs.tracked, inputs.invariant)
+    per_step = _time_steps(tf, pen_step, pen_opt, inputs.batches, saved, model)
+    evaluator()  # traces
+    val0 = evaluator()  # timed: what each record costs
+    budget = choose_budget(penalty_timescales(opt_info, inputs.rows), steps_override=steps_override,
+                           per_step=per_step, eval_seconds=evaluator.seconds,
+                           remaining=deadline - time.perf_counter(), time_budget=time_budget,
+                           invariant=bool(inputs.invariant))
+    monitor = "held-out loss" if evaluator.held is not None else "training loss"
+    lanes = [_Lane(pen_step, pen_opt, _new_run(inputs, evaluator, val0), saved, keep_records=True)]
+    removed: list[str] = []
+    if has_penalty(model, opt_info):
+        with penalties_removed(model) as removed:  # traced without the penalties
+            twin_opt = unregularized_optimizer(keras, inputs.opt)
+            twin_step = make_train_step(tf, model, twin_opt, inputs.loss, trainable, inputs.tracked,
+                                        inputs.invariant)
+        lanes.append(_Lane(twin_step, twin_opt, _new_run(inputs, evaluator, val0), saved, unregularized=True))
+        if opt_info.get("weight_decay"):
+            removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
+    for lane in lanes:
+        lane.stop = _EarlyStop(budget.target, evaluator.held is not None) if budget.early_stop else None
+    keras.utils.set_random_seed(inputs.seed)
+    taken, stopped = _lockstep(tf, model, lanes, inputs, evaluator, budget.steps, progress)
+    finish_budget(budget, taken, stopped, monitor)
+    pen = lanes[0]
+    restore(model.variables, pen.state)
+    x0, y0 = inputs.batches.batch(0)
+    probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if pen.run.diverged_at is None else None
+    restore(model.variables, saved)
+    twin = lanes[1].run if len(lanes) > 1 else \
+        TwinRun(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(pen.run).items()})
+    result = Twin(budget=budget, penalized=pen.run, unregularized=twin, removed=removed,
+                  held_out=evaluator.reference(), synthetic=bool(inputs.batches.synthetic),
+                  angular_equilibrium=angular_equilibrium(opt_info, inputs.rows) if inputs.invariant else None,
+                  notes=_notes(inputs, len(lanes) > 1))
+    return result, pen.records, probe_final
+
+
+@dataclass
+class _Lane:
+    """One run of the pair: its step, optimizer, record and variable values."""
+
+    step_fn: Any
+    opt: Any
+    run: TwinRun
+    state: list  # model.variables values between its turns
+    unregularized: bool = False
+    keep_records: bool = False
+    records: list = field(default_factory=list)  # per-step records (the penalized run's only)
+    stop: _EarlyStop | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Diverged, or converged by the early-stop rule."""
+        return self.run.diverged_at is not None or (self.stop is not None and self.stop.stopped)
+
+
+def _lockstep(tf, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Evaluator, cap: int,
+              progress) -> tuple[int, bool]:
+    """Advance every lane a record interval at a time up to ``cap`` steps;
+    stop early once every lane has settled. Returns (steps, stopped early)."""
+    every = max(1, math.ceil(cap / POINTS))
+    step, done = 0, 0
+    while step < cap:
+        end = min(step + every, cap)
+        for lane in lanes:
+            if lane.run.diverged_at is not None:
+                continue
+            restore(model.variables, lane.state)
+            with penalties_removed(model) if lane.unregularized else nullcontext():
+                _advance(lane, step + 1, end, inputs, evaluator)
+            lane.state = snapshot(tf, model.variables)
+            done += end - step
+            if progress is not None and lane.records:
+                progress(done, cap * len(lanes), {"data_loss": lane.records[-1].data_loss,
+                                                  "penalty": lane.records[-1].penalty})
+        step = end
+        if all(lane.stop is not None and lane.settled for lane in lanes):
+            return step, True
+    return step, False
+
+
+def _new_run(inputs: PairInputs, evaluator: Evaluator, val0: tuple) -> TwinRun:
+    held = evaluator.held is not None
+    return TwinRun(step=[0], data_loss=[inputs.data0], kernel_norm=[inputs.kernel0],
+                   val_loss=[val0[0]] if held else None,
+                   val_accuracy=[val0[1]] if held and evaluator.classifier else None,
+                   angular_update=[None] if inputs.invariant else None)
+
+
+def _advance(lane: _Lane, first: int, last: int, inputs: PairInputs, evaluator: Evaluator) -> None:
+    """Steps ``first..last`` of one lane, then one record (unless it diverged)."""
+    start = time.perf_counter()
+    losses, angles, record = [], [], None
+    for step in range(first, last + 1):
+        record = train_step(lane.step_fn, lane.opt, inputs.batches.batch(step - 1), step)
+        if lane.keep_records:
+            lane.records.append(record)
+        if not all(map(math.isfinite, (record.data_loss, record.penalty, record.weight_norm))):
+            lane.run.diverged_at = step
+            break
+        losses.append(record.data_loss)
+        angles.append(record.angular_update or 0.0)
+    if lane.run.diverged_at is None and record is not None:
+        _record(lane.run, last, losses, angles, record, evaluator)
+        if lane.stop is not None:
+            lane.stop(lane.run)
+    lane.run.seconds += time.perf_counter() - start
+
+
+def _notes(inputs: PairInputs, penalize: bool) -> list[str]:
+    notes = []
+    if not penalize:
+        notes.append("nothing to remove (no regularizer, no weight decay): the twin is the same run")
+    if inputs.held is not None and inputs.held.available > inputs.held.samples:
+        notes.append(f"held-back slice scored on its first {inputs.held.samples} of {inputs.held.available} examples")
+    return notes
+
+
+class _EarlyStop:
+    """Keras' EarlyStopping on one run's records (see PATIENCE); ``stopped``
+    is its state at the last record (it clears if the run improves again)."""
+
+    def __init__(self, target: int, held_out: bool):
+        self.target, self.held_out = target, held_out
+        self.best, self.start, self.waited, self.stopped = math.inf, None, 0, False
+
+    def __call__(self, run: TwinRun) -> bool:
+        values = run.val_loss if self.held_out else run.data_loss
+        if self.start is None:
+            self.start = values[0]
+            self.best = values[0]
+        value = values[-1]
+        if math.isfinite(value) and value < self.best - MIN_DELTA * abs(self.start):
+            self.best, self.waited = value, 0
+        else:
+            self.waited += 1
+        self.stopped = run.step[-1] >= self.target and self.waited >= PATIENCE
+        return self.stopped
+
+
+def _time_steps(tf, step_fn, opt, batches, saved, model) -> float | None:
+    """Seconds per step over TIMING_STEPS steps after the tracing one; the
+    model and the optimizer are put back as they were."""
+    opt_saved = snapshot(tf, opt.variables)
+    step_fn(*batches.batch(0))  # traces
+    start = time.perf_counter()
+    for i in range(TIMING_STEPS):
+        out = step_fn(*batches.batch(i + 1))
+    out.numpy()  # wait for the last step
+    per_step = (time.perf_counter() - start) / TIMING_STEPS
+    restore(model.variables, saved)
+    restore(opt.variables, opt_saved)
+    return per_step
+
+
+def _record(run: TwinRun, step: int, losses: list[float], angles: list[float], record: StepRecord,
+            evaluator: Evaluator) -> None:
+    run.step.append(step)
+    run.data_loss.append(float(np.mean(losses)))
+    run.kernel_norm.append(record.kernel_norm)
+    if run.angular_update is not None:
+        run.angular_update.append(float(np.mean(angles)))
+    if run.val_loss is not None:
+        val_loss, val_acc = evaluator()
+        run.val_loss.append(val_loss)
+        if run.val_accuracy is not None:
+            run.val_accuracy.append(val_acc)
