@@ -82,17 +82,18 @@ def export_onnx(model):
         layer = model.get_layer(name)
         y = f"{name}_out"
         if cls == "ZeroPadding2D":
-            (t, b), (l, r) = cfg["padding"]
+            (top, bottom), (left, right) = cfg["padding"]
             pads = f"{name}.pads"
-            inits.append(numpy_helper.from_array(np.array([0, 0, t, l, 0, 0, b, r], dtype=np.int64), pads))
+            onnx_pads = np.array([0, 0, top, left, 0, 0, bottom, right], dtype=np.int64)
+            inits.append(numpy_helper.from_array(onnx_pads, pads))
             nodes.append(helper.make_node("Pad", [tensor_in(args[0]), pads], [y], name=name))
         elif cls == "Conv2D":
             kernel = layer.kernel.numpy()
             ins = [tensor_in(args[0]), add_init(f"{name}.weight", kernel.transpose(3, 2, 0, 1))]
             if cfg["use_bias"]:
                 ins.append(add_init(f"{name}.bias", layer.bias.numpy()))
-            attrs = dict(kernel_shape=list(cfg["kernel_size"]), strides=list(cfg["strides"]),
-                         dilations=list(cfg["dilation_rate"]), group=cfg.get("groups", 1))
+            attrs = {"kernel_shape": list(cfg["kernel_size"]), "strides": list(cfg["strides"]),
+                     "dilations": list(cfg["dilation_rate"]), "group": cfg.get("groups", 1)}
             if cfg["padding"] == "same":
                 attrs["auto_pad"] = "SAME_UPPER"
             nodes.append(helper.make_node("Conv", ins, [y], name=name, **attrs))
@@ -161,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make_inputs: {out} already complete")
         return 0
 
-    import numpy as np
     import keras
+    import numpy as np
     import onnx
 
     keras.utils.set_random_seed(0)

@@ -9,14 +9,13 @@ json --no-cache FILE`` in-process with timers wrapped around its phases:
   (measured from outside as the child's wall time minus its inside time);
 - ``import cli``: importing ``reglint.cli.app`` (Typer, Rich, settings ...);
 - ``read: stats``: computing weight statistics (``h5_dataset_stats`` and the
-  ONNX reader's ``_file_stats`` / ``_array_stats``; HDF5 reads included);
+  ONNX reader's ``file_stats`` / ``array_stats``; HDF5 reads included);
 - ``read: rest``: the rest of ``read_model`` (config, HDF5 walk, protobuf
   parse, ``onnx.checker``);
 - ``analyse+rules``: the rest of ``lint_file``;
 - ``report``: rendering JSON (``write_outputs``);
 - ``other``: argument parsing, settings, discovery, lazy imports elsewhere.
 
-``--patched``: with ``bench/prototype.py``'s reader patches applied.
 Medians over the repetitions are printed, with the peak RSS of each child.
 ``--cprofile N``: one more in-process run under cProfile, top N by own time.
 ``--imports``: ``python -X importtime`` of the same command, self time
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -41,7 +39,6 @@ PHASES = ["python start+exit", "import cli", "import engine+readers", "cli parse
 CHILD = r"""
 import time, json, sys, io, contextlib
 T0 = time.perf_counter()
-PATCHED = sys.argv[2] == "1"
 acc = {"import cli": 0.0, "read": 0.0, "read: stats": 0.0, "lint": 0.0, "report": 0.0, "teardown": 0.0}
 marks = {}
 
@@ -64,19 +61,15 @@ acc["import cli"] = time.perf_counter() - t
 # imported lazily by `check` anyway; imported here so they can be wrapped
 t = time.perf_counter()
 import reglint.engine.runner as runner  # noqa: E402
-import reglint.cli.parallel as par  # noqa: E402
+import reglint.engine.parallel as par  # noqa: E402
 import reglint.readers.keras_build as kb  # noqa: E402
-if PATCHED:
-    sys.path.insert(0, "bench")
-    import prototype
-    prototype.apply()
 acc["import engine+readers"] = time.perf_counter() - t
 runner.read_model = timed("read", runner.read_model)
 kb.h5_dataset_stats = timed("read: stats", kb.h5_dataset_stats)
 try:
-    import reglint.readers.onnx_reader as onx
-    onx._file_stats = timed("read: stats", onx._file_stats)
-    onx._array_stats = timed("read: stats", onx._array_stats)
+    import reglint.readers.onnx.stats as onx  # _param_stats looks them up here at each call
+    onx.file_stats = timed("read: stats", onx.file_stats)
+    onx.array_stats = timed("read: stats", onx.array_stats)
 except ImportError:
     pass
 runner.lint_file = timed("lint", runner.lint_file, mark="lint")
@@ -100,9 +93,9 @@ sys.__stdout__.flush()
 """
 
 
-def child_run(path: str, patched: bool = False) -> dict:
+def child_run(path: str) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, path, "1" if patched else "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             cwd=ROOT)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
@@ -137,13 +130,12 @@ def cprofile(path: str, top: int) -> None:
 
     sys.argv = ["reglint", "check", "--format", "json", "--no-cache", path]
     prof = cProfile.Profile()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
         prof.enable()
         try:
             main()
-        except SystemExit:
-            pass
-        prof.disable()
+        finally:
+            prof.disable()
     stream = io.StringIO()
     pstats.Stats(prof, stream=stream).sort_stats("tottime").print_stats(top)
     print(stream.getvalue())
@@ -151,8 +143,8 @@ def cprofile(path: str, top: int) -> None:
 
 def imports(path: str, top: int = 15) -> None:
     reglint = str(Path(sys.executable).parent / "reglint")
-    proc = subprocess.run([sys.executable, "-X", "importtime", reglint, "check", "--format", "json", "--no-cache", path],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-X", "importtime", reglint, "check", "--format", "json", "--no-cache",
+                           path], capture_output=True, text=True, cwd=ROOT)
     per_pkg: dict[str, int] = {}
     total = 0
     for line in proc.stderr.splitlines():
@@ -179,11 +171,10 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
     parser.add_argument("--imports", action="store_true")
-    parser.add_argument("--patched", action="store_true", help="apply bench/prototype.py's patches 1-2 first")
     args = parser.parse_args()
     for path in args.files:
-        runs = [child_run(path, args.patched) for _ in range(args.reps)]
-        print(f"{path}  (median of {args.reps}{', with bench/prototype.py patches 1-2' if args.patched else ''})")
+        runs = [child_run(path) for _ in range(args.reps)]
+        print(f"{path}  (median of {args.reps})")
         for phase in PHASES:
             print(f"  {phase:<22} {statistics.median(r[phase] for r in runs) * 1000:8.0f} ms")
         if args.imports:

@@ -18,8 +18,6 @@ the per-repetition paired ratios.
 Writes ``bench/out/results.json`` (every sample, the machine, the targets)
 and ``bench/RESULTS.md`` (the table the README quotes).
 
-``--with-prototype``: also time ``bench/prototype.py --patched`` (reglint
-with the reader speed-ups proposed there), a projection of their gain.
 reglint is timed as a user's ``pip install`` leaves it: built from this
 checkout into ``bench/out/release`` (``--editable``: this venv's development
 install instead). ``--quick``: 3 repetitions instead of 7. ``--big``: also the ~1 GB ``.keras``
@@ -30,6 +28,7 @@ reglint, 1 of the loaders), where the point is reglint's peak memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import importlib.util
 import json
@@ -109,20 +108,16 @@ def measure(cmd: Cmd, keep_output: bool) -> Sample:
     reap, peak RSS of that child alone from wait4."""
     LOGS.mkdir(parents=True, exist_ok=True)
     out_path = LOGS / f"{cmd.key}.stdout" if keep_output else None
-    err = tempfile.TemporaryFile()
-    stdout = open(out_path, "wb") if out_path else subprocess.DEVNULL
-    try:
+    with contextlib.ExitStack() as files:
+        err = files.enter_context(tempfile.TemporaryFile())
+        stdout = files.enter_context(open(out_path, "wb")) if out_path else subprocess.DEVNULL
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd.argv, stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        if out_path:
-            stdout.close()
-    err.seek(0)
-    tail = err.read()[-2000:].decode("utf-8", "replace")
-    err.close()
+        err.seek(0)
+        tail = err.read()[-2000:].decode("utf-8", "replace")
     if proc.returncode not in cmd.ok_rc:
         cmd.stderr_tail = tail
     if out_path:
@@ -203,10 +198,10 @@ def ensure_inputs(big: bool, log) -> dict:
 def onnx_reader_state() -> str:
     """'ready', or why the ONNX comparisons are pending."""
     try:
-        spec = importlib.util.find_spec("reglint.readers.onnx_reader")
+        spec = importlib.util.find_spec("reglint.readers.onnx")
     except Exception as exc:  # pragma: no cover
         return f"pending ({type(exc).__name__})"
-    return "ready" if spec is not None else "pending (src/reglint/readers/onnx_reader.py not there yet)"
+    return "ready" if spec is not None else "pending (src/reglint/readers/onnx/ not there yet)"
 
 
 # ---------------------------------------------------------------------------
@@ -258,16 +253,9 @@ def reglint_check(key: str, *files: Path, label: str = "reglint check") -> Cmd:
                                                               *map(str, files)], ok_rc=(0, 1))
 
 
-def prototype_check(key: str, *files: Path, cli: bool = False) -> Cmd:
-    """reglint with bench/prototype.py's proposed patches: a projection."""
-    return Cmd(key, f"same, with `bench/prototype.py` patches {'1-5' if cli else '1-3,5'} (projection)",
-               [PY, str(HERE / "prototype.py"), "--patched-cli" if cli else "--patched", "--", "check", "--format",
-                "json", "--no-cache", *map(str, files)], ok_rc=(0, 1))
-
-
 def keras_load(key: str, file: Path, reps: int | None = None) -> Cmd:
-    return Cmd(key, "`keras.saving.load_model(FILE, compile=False); m.count_params()`", [PY, "-c", KERAS_LOAD, str(file)],
-               reps=reps)
+    return Cmd(key, "`keras.saving.load_model(FILE, compile=False); m.count_params()`",
+               [PY, "-c", KERAS_LOAD, str(file)], reps=reps)
 
 
 def bare_reads(prefix: str, *files: Path) -> list[Cmd]:
@@ -290,7 +278,7 @@ def reglint_json(cmd: Cmd) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global REGLINT
+    global REGLINT  # the release install replaces this venv's script for every command
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
     parser.add_argument("--big", action="store_true", help="also the ~1 GB .keras and ~2 GB ONNX models")
@@ -300,8 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-markdown", action="store_true", help="write results.json only")
     parser.add_argument("--editable", action="store_true",
                         help="time this venv's (editable) reglint instead of a fresh release install")
-    parser.add_argument("--with-prototype", action="store_true",
-                        help="also time reglint with bench/prototype.py's proposed patches")
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     only = set(args.only.split(",")) if args.only else None
@@ -316,11 +302,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def wanted(name: str) -> bool:
         return only is None or name in only
-
-    def proto(key: str, *files: Path) -> list[Cmd]:
-        if not args.with_prototype:
-            return []
-        return [prototype_check(key, *files), prototype_check(key + "_cli", *files, cli=True)]
 
     if args.editable:
         precompile(log)
@@ -361,13 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         by = record("startup", f"start-up (FILE = {small.relative_to(ROOT)})", [
             Cmd("startup.version", "`reglint --version`", [REGLINT, "--version"]),
             Cmd("startup.pass", "`python -c pass`", [PY, "-c", "pass"]),
-            reglint_check("startup.reglint", small), *proto("startup.proto", small),
+            reglint_check("startup.reglint", small),
             Cmd("startup.import_keras", '`python -c "import keras"`', [PY, "-c", "import keras"]),
         ], small.stat().st_size)
         add_ratios("startup", by, [("version / python -c pass", "version", "pass"),
-                                   ("reglint check small / import keras", "reglint", "import_keras"),
-                                   ("proto check small / import keras", "proto", "import_keras"),
-                                   ("proto_cli check small / import keras", "proto_cli", "import_keras")])
+                                   ("reglint check small / import keras", "reglint", "import_keras")])
 
     # 1. small models: reglint vs Keras' loader
     if wanted("small"):
@@ -384,15 +363,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         by = record(f"resnet50:{name}", f"ResNet50 {path.name}", [
             reglint_check(f"{name}.reglint", path), keras_load(f"{name}.keras", path), *bare_reads(name, path),
-            *proto(f"{name}.proto", path),
         ], path.stat().st_size, {"params_keras": rn["keras_params"]})
         add_ratios(f"resnet50:{name}", by, [("keras / reglint", "keras", "reglint"),
                                              ("reglint / pyread", "reglint", "pyread"),
-                                             ("reglint / cat", "reglint", "cat"),
-                                             ("keras / proto", "keras", "proto"),
-                                             ("proto / pyread", "proto", "pyread"),
-                                             ("keras / proto_cli", "keras", "proto_cli"),
-                                             ("proto_cli / pyread", "proto_cli", "pyread")])
+                                             ("reglint / cat", "reglint", "cat")])
 
     # 3. ONNX, embedded and external data
     for name, path, data in (("onnx", f_onnx, None), ("onnx_ext", f_onnx_ext, f_onnx_data)):
@@ -407,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         by = record(f"resnet50:{name}", f"ResNet50 {path.name}" + (" + .data" if data else ""), [
             reglint_check(f"{name}.reglint", path),
             Cmd(f"{name}.onnx_load", "`onnx.load(FILE)`", [PY, "-c", ONNX_LOAD, str(path)]),
-            *bare_reads(name, *files), *proto(f"{name}.proto", path),
+            *bare_reads(name, *files),
         ], size, {"params_onnx": rn["onnx_params"]})
         add_ratios(f"resnet50:{name}", by, [("onnx.load / reglint", "onnx_load", "reglint"),
                                              ("reglint / pyread", "reglint", "pyread"),
@@ -420,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("big_keras"):
             path = Path(bi["files"]["keras"]["path"])
             by = record("big:keras", f"big {path.name}", [
-                reglint_check("big_keras.reglint", path), *bare_reads("big_keras", path), *proto("big_keras.proto", path),
+                reglint_check("big_keras.reglint", path), *bare_reads("big_keras", path),
                 keras_load("big_keras.keras", path, reps=1),
             ], path.stat().st_size, {"largest_tensor_bytes": bi["keras_largest_tensor_bytes"]}, group_reps=big_reps)
             add_ratios("big:keras", by, [("keras / reglint", "keras", "reglint"),
@@ -434,7 +408,6 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 by = record("big:onnx", f"big {path.name} + .data", [
                     reglint_check("big_onnx.reglint", path), *bare_reads("big_onnx", path, data),
-                    *proto("big_onnx.proto", path),
                     Cmd("big_onnx.onnx_load", "`onnx.load(FILE)`", [PY, "-c", ONNX_LOAD, str(path)], reps=1),
                 ], size, {"largest_tensor_bytes": bi["onnx_largest_tensor_bytes"]}, group_reps=big_reps)
                 add_ratios("big:onnx", by, [("onnx.load / reglint", "onnx_load", "reglint"),
@@ -486,8 +459,8 @@ def evaluate_targets(groups: dict) -> list[dict]:
 
     g = "resnet50:keras"
     rk = groups.get(g, {}).get("ratios", {})
-    add(f"ResNet50 .keras: Keras loader / reglint >= {T_SPEEDUP:g}x", (rk.get("keras / reglint") or {}).get("of_medians"),
-        T_SPEEDUP, False, "{:.1f}x")
+    add(f"ResNet50 .keras: Keras loader / reglint >= {T_SPEEDUP:g}x",
+        (rk.get("keras / reglint") or {}).get("of_medians"), T_SPEEDUP, False, "{:.1f}x")
     rss = ratio(_med(groups, g, "reglint", "rss_median_mib"), _med(groups, g, "keras", "rss_median_mib"))
     add(f"ResNet50 .keras: reglint peak RSS / Keras loader's <= {T_RSS:g}", rss, T_RSS, True, "{:.3f}")
     add(f"ResNet50 .keras: reglint / bare read (python, 16 MiB chunks) <= {T_BARE:g}",
@@ -498,21 +471,11 @@ def evaluate_targets(groups: dict) -> list[dict]:
     # against what reading it adds to python -c pass.
     net_r = _sub(_med(groups, g, "reglint"), _med(groups, "startup", "reglint"))
     net_b = _sub(_med(groups, g, "pyread"), _med(groups, "startup", "pass"))
-    add(f"ResNet50 .keras, net of start-up: (reglint - reglint on a small file) / (pyread - python -c pass) <= {T_BARE:g}",
-        ratio(net_r, net_b) if net_b and net_b > 0 else None, T_BARE, True, "{:.1f}x")
-    if "proto" in groups.get(g, {}).get("commands", {}):
-        for key, which in (("proto", "1-3,5"), ("proto_cli", "1-5")):
-            add(f"projection with bench/prototype.py patches {which}: ResNet50 .keras Keras loader / reglint "
-                f">= {T_SPEEDUP:g}x", (rk.get(f"keras / {key}") or {}).get("of_medians"), T_SPEEDUP, False, "{:.1f}x")
-            add(f"projection with bench/prototype.py patches {which}: ResNet50 .keras reglint / bare read (python) "
-                f"<= {T_BARE:g}", (rk.get(f"{key} / pyread") or {}).get("of_medians"), T_BARE, True, "{:.1f}x")
+    add("ResNet50 .keras, net of start-up: (reglint - reglint on a small file) / (pyread - python -c pass) "
+        f"<= {T_BARE:g}", ratio(net_r, net_b) if net_b and net_b > 0 else None, T_BARE, True, "{:.1f}x")
     rs = groups.get("startup", {}).get("ratios", {})
     add(f"small model: reglint check / python -c \"import keras\" <= {T_SMALL:g}",
         (rs.get("reglint check small / import keras") or {}).get("of_medians"), T_SMALL, True, "{:.3f}")
-    for key, which in (("proto", "1-3,5"), ("proto_cli", "1-5")):
-        if (rs.get(f"{key} check small / import keras") or {}).get("of_medians") is not None:
-            add(f"projection with bench/prototype.py patches {which}: small model check / import keras <= {T_SMALL:g}",
-                rs[f"{key} check small / import keras"]["of_medians"], T_SMALL, True, "{:.3f}")
     add(f"reglint --version < {T_VERSION_S * 1000:.0f} ms", _med(groups, "startup", "version"), T_VERSION_S, True,
         "{:.3f} s")
     for g in ("big:keras", "big:onnx"):
@@ -527,11 +490,6 @@ def evaluate_targets(groups: dict) -> list[dict]:
         bound = (base or 0) + grp["largest_tensor_bytes"] / MiB
         add(f"{g}: reglint peak RSS <= small-model RSS ({base:.0f} MiB) + largest tensor "
             f"({grp['largest_tensor_bytes'] / MiB:.0f} MiB) = {bound:.0f} MiB", peak, bound, True, "{:.0f} MiB")
-        if "proto" in grp["commands"]:
-            add(f"{g}: projection with bench/prototype.py patches 1-3,5: reglint / bare read (python) <= {T_BARE:g}",
-                ratio(_med(groups, g, "proto"), _med(groups, g, "pyread")), T_BARE, True, "{:.2f}x")
-            add(f"{g}: projection with bench/prototype.py patches 1-3,5: peak RSS <= small-model RSS + largest tensor",
-                _med(groups, g, "proto", "rss_max_mib"), bound, True, "{:.0f} MiB")
     return out
 
 
@@ -612,7 +570,7 @@ def markdown(res: dict) -> str:
     out += ["", "## Timings", "",
             "| case | file | command | n | wall (median) | min | peak RSS | vs reglint (of medians / paired) |",
             "|---|---|---|---|---|---|---|---|"]
-    for name, grp in res["groups"].items():
+    for grp in res["groups"].values():
         if "pending" in grp:
             out.append(f"| {grp['title']} | {_mb(grp['file_bytes'])} | — | — | — | — | — | {grp['pending']} |")
             continue
@@ -623,14 +581,15 @@ def markdown(res: dict) -> str:
             if ref and key != "reglint" and c["wall_median_s"] and ref["wall_median_s"]:
                 of_med = c["wall_median_s"] / ref["wall_median_s"]
                 paired = statistics.median(
-                    a["wall_s"] / b["wall_s"] for a, b in zip(c["samples"], ref["samples"])) if c["samples"] else None
+                    a["wall_s"] / b["wall_s"] for a, b in zip(c["samples"], ref["samples"], strict=False)
+                ) if c["samples"] else None
                 rel = f"{_x(of_med)}x / {_x(paired)}x"
             flag = "" if c["ok"] else f" (rc {c['rcs']})"
             out.append(f"| {grp['title']} | {_mb(grp['file_bytes'])} | {c['label']}{flag} | {c['n']} | "
                        f"{_ms(c['wall_median_s'])} | {_ms(c['wall_min_s'])} | {c['rss_median_mib']:.0f} MiB | {rel} |")
     out += ["", "## What reglint reported", "",
             "| case | params (reglint) | params (Keras/ONNX) | findings | error |", "|---|---|---|---|---|"]
-    for name, grp in res["groups"].items():
+    for grp in res["groups"].values():
         ro = grp.get("reglint_output")
         if not ro:
             continue

@@ -41,7 +41,7 @@ Nesterov: ``eta*h < 2(1+b)/(1+2b)``. Coupled L2 from the optimizer itself
 ## Thresholds and calibration
 ``f = 1`` is the exact linear-stability boundary, verified by running Keras
 (b=0.9: ``eta*h`` = 3.7 converged, 3.9 diverged; Nesterov 1.30 converged,
-1.40 diverged; theory section 4.1). The warning level is set from the
+1.40 diverged, runs with Keras 3.15). The warning level is set from the
 calibration grid (bench/CALIBRATION.md).
 
 ## References

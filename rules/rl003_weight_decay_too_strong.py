@@ -2,11 +2,17 @@
 
 ## What it does
 Checks the optimizer's decoupled ``weight_decay`` (Keras 3, tf.keras >= 2.11,
-AdamW, PyTorch-style AdamW in ONNX training artifacts) as what it does each
-step: every trainable weight is multiplied by ``1 - eta*wd`` before the
-gradient step. Reports the per-step shrink, the timescale ``1/(eta*wd)``
-steps, and, when the training length is known (``--epochs`` with
-``--samples``, or ``--steps``), the integrated decay ``D = eta*wd*T``.
+AdamW, PyTorch-style AdamW in ONNX training artifacts and PyTorch
+checkpoints) as what it does each step: every trainable weight is multiplied
+by ``1 - eta*wd`` before the gradient step. Under SGD the optimizer's own
+coupled decay (PyTorch ``SGD(weight_decay=wd)``, ONNX Momentum's
+``norm_coefficient``) is checked the same way: it adds ``wd*w`` to the
+gradient, and through momentum b an unsupported weight loses
+``eta*wd/(1-b)`` of itself per step. Reports the per-step shrink, the
+timescale ``1/r`` steps, and, when the training length is known
+(``--epochs`` with ``--samples``, or ``--steps``), the integrated decay
+``D = r*T``. Where the optimizer keeps param groups (PyTorch), the group
+that shrinks fastest is checked and named.
 
 ## Why is this bad?
 Under AdamW the data's update to a weight is at most about ``eta`` per step
@@ -35,7 +41,8 @@ epoch: ``wd <= 1/(eta * steps_per_epoch)``.
   (the init scale of the kernels over AdamW's bound ``1/wd``) reaches this and training runs at least
   ``1/(eta*wd)`` steps (or its length is unknown).
 - ``decay-step-warning`` (default 0.01): per-step shrink at which it is a warning.
-- ``decay-epochs-warning`` (default 1.0): warn when the timescale is shorter than this many epochs (needs ``--samples``).
+- ``decay-epochs-warning`` (default 1.0): warn when the timescale is shorter than this many
+  epochs (needs ``--samples``).
 
 ## Fix
 Aim: a per-step shrink of half the warning level (``decay-step-warning/2``),
@@ -46,7 +53,9 @@ divided by the learning rate.
 
 ## Formula
 ``r = eta_peak * wd`` (Keras ``base_optimizer._apply_weight_decay``:
-``v <- v - v*wd*lr``); ``tau = 1/r`` steps; ``tau_epoch = tau * B / N``;
+``v <- v - v*wd*lr``; PyTorch AdamW ``p <- p*(1 - lr*wd)``); coupled under
+SGD: ``r = 2*eta*l2/(1-b) = eta*wd/(1-b)`` with ``l2 = wd/2`` the Keras L2
+factor (``estimate/dynamics.py``, slow mode of heavy-ball momentum); ``tau = 1/r`` steps; ``tau_epoch = tau * B / N``;
 ``D = r * T``; adaptive: ``q = wd * rms(w_init)`` with ``rms`` over the
 trainable kernels and embeddings, count-weighted, from their initializers.
 
@@ -59,7 +68,28 @@ every run from 0.09 up collapsed or diverged: error at **0.05**, between
 them. Under AdamW (lr 1e-3) wd = 30 collapsed every model while its shrink
 was only 0.03: ``q`` was 2.0 to 4.9 there, at most 1.46 on healthy or
 merely degraded runs (wd = 10), hence **1.7**. Warning at **0.01** per step
-(two of six fit and held-out runs there ended degraded).
+(two of six fit and held-out runs there ended degraded). The thresholds are
+on ``r``, the fraction an unsupported weight loses per step, whatever the
+mechanism; the coupled-SGD case (PyTorch checkpoints) uses them unchanged.
+
+Stacked decay: where a kernel RL001 counts also carries its own coupled L2
+under SGD, the two add (Keras applies both: ``base_optimizer.py``) and ``r`` is
+their sum ``2*eta*l2/(1-b) + eta*wd``; scale-invariant kernels are RL021's.
+On the modern calibration grid (bench/CALIBRATION.md) such sums of 0.05 to
+0.63 per step harmed 28 of 30 runs but wrecked only 12 (LSTM, GRU and
+embedding models collapsed where transformers and residual networks
+degraded), so the sum raises a **warning**; the error still needs the decay
+every weight gets (decoupled ``eta*wd``, or the optimizer's own coupled
+decay) past its level. Under heavy-ball momentum the slow-mode formula
+overstates the actual contraction once ``eta*h > (1-sqrt(b))^2``
+(``Dynamics.contraction``: at most ``1 - sqrt(b)``, 0.051 per step at
+b = 0.9), one more reason the sum is not an error.
+Checked, not re-fitted, on 360 PyTorch runs (``bench/TORCH_CALIBRATION.md``):
+coupled SGD at 0.05 finds 97% of wrecked runs at 90% precision (held out:
+33/34 at 92%), with ~9% of healthy runs flagged (small, nearly separable
+sets under momentum at r = 0.09-0.3, where the data holds the weights up);
+AdamW: no false alarm, the misses are wd = 30 collapses the equilibrium
+criterion would need initializers to see.
 
 ## References
 - Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
@@ -70,7 +100,7 @@ merely degraded runs (wd = 10), hence **1.7**. Warning at **0.01** per step
 from __future__ import annotations
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import g
+from reglint.engine.fmt import g, lam
 from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
@@ -95,6 +125,29 @@ def equilibrium_ratio(model, dyn) -> float | None:
     return dyn.weight_decay * (energy / count) ** 0.5
 
 
+def every_weight_shrink(dyn) -> float:
+    """The shrink the optimizer applies to every weight: decoupled
+    ``eta*wd``, plus a coupled optimizer weight decay under SGD (PyTorch's
+    ``SGD(weight_decay=...)``, read as ``coupled_l2``)."""
+    coupled = dyn.coupled_shrink(0.0) if dyn.family == "sgd" and dyn.coupled_l2 else None
+    return (dyn.decoupled_shrink or 0.0) + (coupled or 0.0)
+
+
+def stacked_shrink(analysis):
+    """(per-step shrink, penalty or None): the decoupled ``eta*wd``, or
+    where a tensor RL001 counts also carries a coupled L2 under SGD, the
+    largest sum ``2*eta*l2/(1-m) + eta*wd`` (Keras applies both: theory
+    section 1.4). Scale-invariant kernels are left to RL021: their shrink
+    sets an angle, not the function's scale."""
+    dyn = analysis.dynamics
+    best, where = every_weight_shrink(dyn), None
+    for p in analysis.penalties:
+        total = dyn.total_shrink(p.l2) if p.active and p.l2 and p.counted else None
+        if total and total > best:
+            best, where = total, p
+    return best, where
+
+
 class WeightDecayTooStrong(Rule):
     code = "RL003"
     name = "weight-decay-too-strong"
@@ -114,50 +167,70 @@ class WeightDecayTooStrong(Rule):
             safe_r = min(safe_r, 1.0 / (steps_per_epoch * self.thresholds["decay-epochs-warning"]))
         return safe_r
 
-    def fix(self, wd: float, safe_wd: float | None) -> Fix | None:
+    def fix(self, wd: float, safe_wd: float | None, coupled: bool = False) -> Fix | None:
         if not safe_wd:
             return None
-        aim = f"a per-step shrink lr*weight_decay of at most {g(self.thresholds['decay-step-warning'] / 2)}"
+        shrink = "lr*weight_decay/(1-momentum)" if coupled else "lr*weight_decay"
+        aim = f"a per-step shrink {shrink} of at most {g(self.thresholds['decay-step-warning'] / 2)}"
         return Fix(aim, (Change("weight_decay", wd, safe_wd, target="optimizer"),))
 
     def sweep(self, model, analysis):
         dyn = analysis.dynamics
         if not dyn.decoupled_shrink:
             return []
-        r = dyn.decoupled_shrink
+        r, _ = stacked_shrink(analysis)
+        decoupled = dyn.decoupled_shrink
         fires = self.level(r, "decay-step-warning", "decay-step-error") is not None
-        fix = self.safe_shrink(analysis.context.steps_per_epoch()) / r if fires else None
-        return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay, the decoupled per-step shrink",
-                      "weight_decay", slope=r, offset=0.0, warning=self.thresholds["decay-step-warning"],
-                      error=self.thresholds["decay-step-error"], fix=fix, lambdas=(dyn.weight_decay,))]
+        # A coupled L2 on the same weights is the offset: weight_decay moves only the decoupled part.
+        fix = max(0.0, self.safe_shrink(analysis.context.steps_per_epoch()) - (r - decoupled)) / decoupled \
+            if fires else None
+        return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay (+ 2*lr*l2/(1-momentum) where a kernel "
+                      "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=decoupled,
+                      offset=r - decoupled, warning=self.thresholds["decay-step-warning"],
+                      # the error level applies to the decoupled part: shifted by the coupled offset
+                      error=self.thresholds["decay-step-error"] + (r - decoupled), fix=fix,
+                      lambdas=(dyn.weight_decay,))]
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
-        r = dyn.decoupled_shrink
-        if not r:
+        coupled = dyn.coupled_shrink(0.0) if dyn.family == "sgd" and dyn.coupled_l2 else None
+        base = every_weight_shrink(dyn)
+        if not base:
             return
+        r, stacked = stacked_shrink(analysis)
         ctx = analysis.context
         per_epoch = ctx.steps_per_epoch()
         tau = 1.0 / r
         tau_epochs = tau / per_epoch if per_epoch else None
-        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None)
+        # A file saved before training records 0 steps: that is not the run's length.
+        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None) or None
         values = {"shrink_per_step": r, "timescale_steps": tau, "learning_rate": dyn.lr,
                   "weight_decay": dyn.weight_decay, "timescale_epochs": tau_epochs,
-                  "decay_integral": r * total if total else None}
+                  "decay_integral": r * total if total else None, "decoupled_shrink": dyn.decoupled_shrink,
+                  "coupled_shrink": (r - base) if stacked else None,
+                  "stacked_layer": stacked.layer.path if stacked else None}
+        if coupled:
+            values.update(coupled_l2=dyn.coupled_l2, momentum=dyn.momentum)
         q = equilibrium_ratio(model, dyn)
         values["equilibrium_ratio"] = q
         flattens = (q is not None and q >= self.thresholds["adamw-equilibrium-error"]
                     and (total is None or r * total >= 1.0))
         severity = None
-        if r >= self.thresholds["decay-step-error"] or flattens:
+        # Errors come from the decay every weight gets: a kernel's own coupled
+        # L2 added under SGD momentum made the sum harmful but not fatal
+        # (Thresholds).
+        if base >= self.thresholds["decay-step-error"] or flattens:
             severity = Severity.ERROR
-        elif r >= self.thresholds["decay-step-warning"]:
-            severity = Severity.WARNING
-        elif tau_epochs is not None and tau_epochs < self.thresholds["decay-epochs-warning"]:
+        elif r >= self.thresholds["decay-step-warning"] or (
+                tau_epochs is not None and tau_epochs < self.thresholds["decay-epochs-warning"]):
             severity = Severity.WARNING
         if severity is None:
             return
-        safe_wd = self.safe_shrink(per_epoch) / dyn.lr if dyn.lr else None
+        # A kernel's own coupled L2 is fixed by its regularizer: weight_decay
+        # can only take what is left of the safe shrink.
+        safe_r = max(0.0, self.safe_shrink(per_epoch) - (r - base))
+        # Coupled under SGD the setting is torch's wd = 2*l2, and momentum amplifies it.
+        safe_wd = (safe_r * (1 - dyn.momentum) if coupled else safe_r) / dyn.lr if dyn.lr else None
         horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
         wipe = "zeroes or flips the weights every step" if r >= 1 else \
             f"halves an unsupported weight every {g(0.693 * tau, 2)} steps"
@@ -168,12 +241,17 @@ class WeightDecayTooStrong(Rule):
         else:
             safe_wd_eq = None
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
+        setting = f"weight_decay {g(dyn.weight_decay)}" if not coupled else (
+            f"SGD's coupled weight_decay {g(2 * dyn.coupled_l2)} (L2 {g(dyn.coupled_l2)})"
+            + (f" through momentum {g(dyn.momentum)}" if dyn.momentum else ""))
+        both = (f" and {stacked.layer.path}/{stacked.variable.name}'s {lam(stacked.regularizer)} another "
+                f"{g(r - base)} under SGD momentum {g(dyn.momentum)}; together {g(r)} per step" if stacked else "")
         yield self.finding(
-            f"weight_decay {g(dyn.weight_decay)} at lr {g(dyn.lr)} shrinks every weight by {g(r)} per step "
+            f"{setting}{_group_text(model)} at lr {g(dyn.lr)} shrinks every weight by {g(base)} per step{both} "
             f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
-            fix=self.fix(dyn.weight_decay, safe),
+            fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled)),
             values={**values, "safe_weight_decay": safe},
         )
 
@@ -210,3 +288,15 @@ class WeightDecayTooStrong(Rule):
                 f"with weight_decay {g(wd)} (shrink {g(r)} per step): static estimate overturned for this run "
                 f"length",
                 severity=Severity.INFO, target="optimizer.weight_decay", values=values, measured=True)
+
+
+def _group_text(model) -> str:
+    """`` in param group 1 (12 tensors)`` where the optimizer has several groups."""
+    opt = model.optimizer
+    groups = opt.param_groups if opt is not None else []
+    if len(groups) < 2:
+        return ""
+    for group in groups:
+        if (group.weight_decay, group.coupled_l2) == (opt.weight_decay, opt.coupled_l2):
+            return f" in param group {group.index} ({group.size} tensors)"
+    return ""

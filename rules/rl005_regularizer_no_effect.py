@@ -1,7 +1,10 @@
 """# regularizer-no-effect (RL005)
 
 ## What it does
-Flags penalties and weight decay too weak to change training: a coupled
+Flags regularizers that do nothing: one Keras never applies (an
+``activity_regularizer`` on the layer inside Keras 3's
+``TimeDistributed``, which calls the inner layer's ``call()`` directly),
+and penalties and weight decay too weak to change training: a coupled
 L1/L2 penalty whose value at initialisation is a negligible share of the
 data loss *and* (under SGD, when the training length is known) whose
 integrated shrink over the whole run is negligible; and a decoupled
@@ -15,6 +18,9 @@ Keras 3 string ``"l1l2"`` resolves to that no-op, and ``AdamW()``'s
 default (lr 1e-3, wd 0.004) decays an unsupported weight by 4e-6 per step,
 about 4% over 10,000 steps.
 
+A regularizer Keras never applies is worse: nothing in the training log
+shows it missing.
+
 Under Adam-family optimizers a coupled penalty is *not* weak however small
 lambda is (the gradient is normalised; RL007), so this rule leaves those
 alone.
@@ -23,10 +29,20 @@ alone.
 ``kernel_regularizer=L2(1e-10)`` on a 64-32-10 MLP: penalty 1e-8 against
 a data loss of 2.3.
 
+``TimeDistributed(Dense(64, activity_regularizer=L1(1e-5)))`` in Keras 3:
+no activity loss is ever added.
+
 ## Use instead
-Remove it, or raise it into the range that matters: the report's
+For the inactive one: put an ``ActivityRegularization`` layer after the
+``TimeDistributed`` (or set the wrapper's own ``activity_regularizer``).
+For the weak ones: remove it, or raise it into the range that matters: the report's
 ``lambda_ref`` (the L2 factor whose penalty at initialisation equals the
 data loss) sets the scale; useful values are usually 1e-3..1e-1 of it.
+
+## Fix
+Aim: no regularizer that cannot change training: the fix removes a
+zero-factor or negligible penalty; for a weight decay too weak over the
+run, ``weight_decay = 1/(eta*T)`` (integrated decay D = 1 over T steps).
 
 ## Options
 - ``no-effect-share`` (default 1e-4): penalty / data-loss scale below which a penalty is negligible.
@@ -45,6 +61,8 @@ indistinguishable from lambda = 0.
 ## References
 - Wang & Aitchison, ICML 2025 (timescale between one epoch and the run).
 - Keras ``keras/src/regularizers/__init__.py`` (string identifiers).
+- Keras ``keras/src/layers/rnn/time_distributed.py`` (``self.layer.call``);
+  checked on fixtures/exactness/td_activity.keras (no activity loss).
 """
 
 from __future__ import annotations
@@ -52,6 +70,7 @@ from __future__ import annotations
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
 from reglint.engine.rule import Option, Rule
+from reglint.model import ProblemKind
 
 
 class RegularizerNoEffect(Rule):
@@ -65,9 +84,16 @@ class RegularizerNoEffect(Rule):
     }
 
     def check(self, model, analysis):
+        yield from self._inactive(model)
         yield from self._zero_regularizers(model)
         yield from self._weak_penalties(analysis)
         yield from self._weak_decay(model, analysis)
+
+    def _inactive(self, model):
+        for problem in model.problems_of(ProblemKind.INACTIVE_REGULARIZER):
+            yield self.finding(problem.message, layer=problem.layer or None, target=problem.target,
+                               remedy="add an ActivityRegularization layer after the wrapper, or set the "
+                                      "wrapper's own activity_regularizer")
 
     def _zero_regularizers(self, model):
         for layer, var in model.variables():
@@ -90,6 +116,8 @@ class RegularizerNoEffect(Rule):
         for p in analysis.penalties:
             if not p.active or p.penalty_init is None or not (p.l1 or p.l2):
                 continue
+            if p.l1 < 0 or p.l2 < 0 or p.regularizer.invalid:
+                continue  # an invalid factor is RL012's, not a weak one
             if not p.sum_sq_init:
                 continue  # zero-initialised (biases, beta): the init penalty says nothing
             share = p.penalty_init / scale
@@ -99,7 +127,8 @@ class RegularizerNoEffect(Rule):
             decay = shrink * steps if shrink is not None and steps else None
             if decay is not None and decay >= self.thresholds["no-effect-decay"]:
                 continue
-            detail = f"; over {g(steps)} steps it shrinks an unsupported weight by {pct(decay)}" if decay is not None else ""
+            detail = (f"; over {g(steps)} steps it shrinks an unsupported weight by {pct(decay)}"
+                      if decay is not None else "")
             yield self.finding(
                 f"{p.variable.name}: penalty {g(p.penalty_init)} at init is {pct(share)} of the data-loss "
                 f"scale {g(scale)}{detail}",

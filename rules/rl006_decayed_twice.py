@@ -7,12 +7,14 @@ optimizer's decoupled ``weight_decay``. Reports the combined per-step
 shrink, once per model: one cause, one finding, with the layers listed.
 
 ## Why is this bad?
-The two add (verified in Keras: theory section 1.4), so the effective
+The two add (verified in Keras 3.15: ``base_optimizer.py`` applies
+``weight_decay`` before the gradient step that carries the penalty), so the effective
 decay is larger than either setting says; usually one of them was ported
 from another framework's convention and the other left in place. Keras
 does not save ``exclude_from_weight_decay``, so a saved file cannot show
 that the regularized weights were excluded; reglint assumes the decay hits
-every trainable weight, as Keras does by default.
+every trainable weight, as Keras does by default. A PyTorch checkpoint
+records its param groups: a weight in a group without decay is skipped.
 
 ## Example
 ``Dense(..., kernel_regularizer=L2(1e-3))`` compiled with
@@ -33,10 +35,15 @@ None.
 
 ## Formula
 Per step: ``r = r_coupled + eta*wd``; ``r_coupled = 2*eta*l2/(1-b)`` under
-SGD (under Adam the coupled part is normalised, RL007).
+SGD (under Adam the coupled part is normalised, RL007). Verified additive in
+Keras: ``L2(0.5)`` and ``SGD(0.1, weight_decay=0.5)`` take w from 1 to 0.85
+in one step (Keras ``keras/src/optimizers/base_optimizer.py``).
 
 ## Thresholds and calibration
-None: the finding is structural (both present and non-zero).
+None: the finding is structural (both present and non-zero). Whether the
+sum is too strong is judged where each mechanism is: RL003 holds the
+combined per-step shrink against its threshold, RL001 counts the coupled
+penalty, RL021 the angle the sum sets on scale-invariant kernels.
 
 ## References
 - Loshchilov & Hutter, ICLR 2019 (coupled vs decoupled decay).
@@ -60,7 +67,10 @@ class DecayedTwice(Rule):
         dyn = analysis.dynamics
         if not dyn.weight_decay:
             return
-        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2)]
+        opt = model.optimizer
+        # Where param groups say a variable is not decayed (PyTorch's no-decay group), it is decayed once.
+        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2)
+                and (opt is None or opt.decays(p.variable.location) is not False)]
         if not hits:
             return
         layers = list(dict.fromkeys(p.layer.path for p in hits))

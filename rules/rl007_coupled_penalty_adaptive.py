@@ -6,14 +6,18 @@ Flags L1/L2 regularizers on weights trained by an Adam-family optimizer
 penalty's gradient passes through the optimizer's per-weight
 normalisation. One finding per model, with the layers listed. Reports the critical data-gradient size
 ``g* = 2*l2*sigma_init + l1`` below which the penalty takes over a weight.
+The optimizer's own coupled decay is the same penalty and is flagged the
+same way: PyTorch ``Adam(weight_decay=wd)`` (and RMSprop, Adagrad...) adds
+``wd*w`` to the gradient, Keras' ``L2(wd/2)``; ``sigma`` is then the saved
+weights' RMS where no initializer is recorded.
 
 ## Why is this bad?
 Adam divides every gradient by the running RMS of that weight's gradient.
 A weight whose data gradient is small relative to the penalty gradient
 moves toward zero by about ``eta`` per step *whatever lambda is*: L1(1e-6)
-took a weight from 0.05 to 0.0008 in 100 steps at lr 1e-3 (theory section
-4.4). Weights with large gradients are regularized less (Loshchilov &
-Hutter). So "weak" lambdas are not weak, and strong ones are no stronger:
+took a weight from 0.05 to 0.0008 in 100 steps at lr 1e-3 (a run with
+Keras 3.15). Weights with large gradients are regularized less (Loshchilov &
+Hutter 2019). So "weak" lambdas are not weak, and strong ones are no stronger:
 lambda stops meaning what it means under SGD.
 
 ## Example
@@ -80,6 +84,7 @@ class CoupledPenaltyAdaptive(Rule):
         dyn = analysis.dynamics
         if dyn.family != "adaptive":
             return
+        yield from self._optimizer_coupled(model, dyn)
         hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2) and p.variable.role.is_kernel_like]
         if not hits:
             return
@@ -104,6 +109,27 @@ class CoupledPenaltyAdaptive(Rule):
             target="kernel_regularizer", remedy=remedy, fix=self.fix(hits, dyn.weight_decay, None),
             values={"critical_gradient": max(gstars), "layers": layers, "learning_rate": dyn.lr,
                     "optimizer": opt})
+
+    def _optimizer_coupled(self, model, dyn):
+        """The optimizer's own weight_decay folded into the gradient (PyTorch Adam)."""
+        if not dyn.coupled_l2:
+            return
+        opt = model.optimizer
+        kernels = [v for layer, v in model.variables() if layer.trainable and v.trainable and v.role.is_kernel_like
+                   and opt.decays(v.location) is not False]
+        sigmas = [init_rms(v) or (v.stats.rms if v.stats and not v.stats.nonfinite else 0.0) for v in kernels]
+        gstar = 2 * dyn.coupled_l2 * max(sigmas, default=0.0)
+        drift = (f"a weight whose data gradient is below ~{g(gstar)} " if gstar
+                 else "a weight with little data gradient ")
+        yield self.finding(
+            f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
+            f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {drift}"
+            f"drifts to zero at about lr {g(dyn.lr)} per step whatever weight_decay is",
+            target="optimizer.weight_decay",
+            remedy="use decoupled decay: torch.optim.AdamW (or decoupled_weight_decay=True where the optimizer "
+                   "has it) with the weight_decay you meant",
+            values={"critical_gradient": gstar or None, "coupled_l2": dyn.coupled_l2, "learning_rate": dyn.lr,
+                    "optimizer": opt.class_name, "kernels": len(kernels)})
 
     def check_measured(self, result, report):
         """Under an Adam-family optimizer the measured data-gradient RMS per

@@ -13,7 +13,8 @@ function at all. What it does is shrink ``|w|``, which raises the effective
 learning rate ``eta/|w|^2`` (van Laarhoven 2017; Zhang et al. 2019). That
 can be exactly what the recipe relies on (ResNets), so this is not wrong,
 but lambda then acts as a learning-rate knob and should be tuned as one;
-these kernels are also left out of RL001's penalty ratio.
+these kernels are also left out of RL001's penalty ratio. When the knob is
+turned so far that the kernels' direction becomes noise, RL021 errs.
 
 ## Example
 ``Conv2D(64, 3, kernel_regularizer=L2(5e-4), use_bias=False)`` followed by
@@ -27,11 +28,15 @@ whose equilibrium angular update ``sqrt(2*eta*wd)`` is easier to reason about.
 None.
 
 ## Formula
-Equilibrium angular update per step ``theta ~ sqrt(2*r)`` with ``r`` the
-per-step shrink (Kosson, Messmer & Jaggi 2024).
+Per-step norm shrink ``R = 2*eta*l2/(1-m) + eta*wd`` (coupled L2 under SGD
+with momentum ``m``, plus decoupled weight decay); equilibrium angular
+update per step ``theta = sqrt(2*R*(1-m)/(1+m))`` (``sqrt(4*eta*l2/(1+m))``
+for Keras' L2 under SGD: Kosson, Messmer & Jaggi 2024 with PyTorch's
+``lambda = 2*l2``); the norm settles in about ``1/(2R)`` steps. The
+derivation and its check against a simulation are in RL021.
 
 ## Thresholds and calibration
-Informational.
+Informational: RL021 judges the angle.
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
@@ -40,8 +45,6 @@ Informational.
 """
 
 from __future__ import annotations
-
-import math
 
 from reglint.engine.finding import Severity
 from reglint.engine.fmt import g, lam
@@ -60,11 +63,13 @@ class L2ScaleInvariantKernel(Rule):
             if not (p.active and p.scale_invariant and (p.l1 or p.l2)):
                 continue
             r = dyn.total_shrink(p.l2)
-            angular = f"; equilibrium angular update ~{g(math.sqrt(2 * r))} rad per step" if r else ""
+            theta, settle = dyn.equilibrium_angle(p.l2), dyn.equilibrium_steps(p.l2)
+            angular = (f"; its norm settles in ~{g(settle, 2)} steps at an angular update of ~{g(theta, 2)} rad "
+                       f"per step" if theta else "")
             yield self.finding(
                 f"{p.variable.name} has {lam(p.regularizer)} but feeds a normalization layer: rescaling it "
                 f"leaves the function unchanged, so the penalty only raises the effective learning rate{angular}",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="tune this lambda as a learning-rate knob, or use decoupled weight_decay",
-                values={"lambda": p.l2 or p.l1, "shrink_per_step": r,
-                        "angular_update": math.sqrt(2 * r) if r else None})
+                values={"lambda": p.l2 or p.l1, "shrink_per_step": r, "angular_update": theta,
+                        "equilibrium_steps": settle})

@@ -24,6 +24,10 @@ a Dense layer is far too strong on a Conv2D or a long sequence, and on Keras
 Scale lambda down by the number of output elements, or penalise a mean
 (a custom ``add_loss`` of ``lambda * mean(a**2)``).
 
+## Fix
+Aim: the activity penalty at half the warning level: the layer's activity
+lambda is multiplied by ``(warning/2) / ratio``.
+
 ## Options
 - ``activity-ratio-error`` (default 20): per-sample penalty / data-loss scale at which RL010 is an error.
 - ``activity-ratio-warning`` (default 3): at which it is a warning.
@@ -91,7 +95,7 @@ class ActivityRegularizerScale(Rule):
         if not any(layer.activity_regularizer for layer in model.layers):
             return
         moments = output_second_moments(model)
-        index = {(l.path.rsplit("/", 1)[0] if "/" in l.path else "", l.name): l for l in model.layers}
+        index = {(lay.path.rsplit("/", 1)[0] if "/" in lay.path else "", lay.name): lay for lay in model.layers}
         for layer in model.layers:
             if layer.activity_regularizer is None or not layer.trainable:
                 continue

@@ -19,6 +19,10 @@ Three Dense layers with ``L2(1e-5)``, ``L2(1e-2)`` and ``L2(1e-4)``.
 One lambda for all kernels, or a documented reason (an ignore with a
 reason in ``[tool.reglint]``).
 
+## Fix
+Aim: one factor for every kernel: the fix brings the largest kernel factor
+down to the smallest (keep the difference only if it is deliberate).
+
 ## Options
 - ``lambda-spread`` (default 100): ratio of largest to smallest factor that triggers the finding.
 

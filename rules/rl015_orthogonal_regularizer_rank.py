@@ -17,6 +17,10 @@ saves, and the first ``fit`` step crashes (verified with Keras 3.15).
 Reshape the kernel in a custom regularizer (``ops.reshape(x, (-1,
 x.shape[-1]))``) or regularize Dense kernels only.
 
+## Fix
+Aim: no OrthogonalRegularizer on a tensor of rank other than 2: the fix
+removes it from the flagged tensor.
+
 ## Options
 None.
 

@@ -21,6 +21,10 @@ A pretrained encoder with ``kernel_regularizer=L2(1e-3)`` and
 Remove it, or keep it deliberately for the fine-tuning phase (add an
 ignore with a reason).
 
+## Fix
+Aim: no regularizer on weights that do not train: the fix removes it
+(keep it only for a planned fine-tuning).
+
 ## Options
 None.
 

@@ -11,7 +11,7 @@ below where it started.
 That is the signature of a penalty that won: the network settled near the
 trivial solution (kernels near zero, predictions near chance) instead of
 fitting the data. Healthy, weakly regularized non-normalized nets end with
-``sum(w^2)`` at 1.2-4.2 times init (theory section 3.2); collapsed ones end
+``sum(w^2)`` at 1.2-4.2 times init (measured on the calibration runs, bench/CALIBRATION.md); collapsed ones end
 near zero in every layer.
 
 ## Example
@@ -25,7 +25,14 @@ Retrain with a smaller lambda (RL001 gives one).
 - ``collapse-ratio`` (default 0.01): kappa below which a kernel counts as collapsed.
 
 ## Formula
-``kappa_t = sum(w_t^2) / (n_t * Var_init(w_t))`` per kernel.
+``kappa_t = sum(w_t^2) / (n_t * Var_init(w_t))`` per kernel, over the
+kernels RL001 counts: biases, beta and absorbed gammas are left out (a
+penalty that drives a bias to zero leaves an ordinary network), and so are
+kernels feeding a normalization (their scale does not matter). The measured
+check (``reglint profile``) tracks the same: regularized counted kernels,
+else the regularized variables that are not offsets, else every kernel;
+issue 15's false alarm was an LSTM with L2 10 on its biases whose bias norm
+fell 79% in 30 steps while training learned.
 
 ## Thresholds and calibration
 A kernel at 1% of its initial energy has shrunk tenfold in RMS; the
@@ -39,7 +46,7 @@ collapsed and healthy runs end.
 from __future__ import annotations
 
 from reglint.engine.finding import Severity
-from reglint.engine.fmt import g, pct
+from reglint.engine.fmt import g, pct, plural
 from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
 
@@ -65,7 +72,8 @@ class WeightsCollapsed(Rule):
         worst = max(kappas.values())
         yield self.finding(
             f"after {g(model.optimizer.iterations)} steps every regularized kernel holds at most {g(worst)} of its "
-            f"initial sum of squares ({len(kappas)} kernels): the penalty drove the network to its trivial solution",
+            f"initial sum of squares ({plural(len(kappas), 'kernel')}): the penalty drove the network to its "
+            f"trivial solution",
             target="kernel", remedy="retrain with a smaller lambda (see RL001's safe value)",
             values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations})
 

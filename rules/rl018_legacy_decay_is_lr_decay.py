@@ -18,6 +18,10 @@ Keras 3 dropped the argument.
 A ``LearningRateSchedule`` for learning-rate decay; ``weight_decay=`` (Keras 3,
 tf.keras >= 2.11) or kernel L2 for weight decay.
 
+## Fix
+Aim: the legacy learning-rate decay removed (``lr_decay -> remove``); if
+weight decay was meant, set ``weight_decay`` instead.
+
 ## Options
 None.
 
@@ -49,8 +53,8 @@ class LegacyDecayIsLrDecay(Rule):
         if opt is None or not opt.lr_decay:
             return
         steps = analysis.context.total_steps() or opt.iterations
-        after = f"; after {g(steps)} steps the learning rate is divided by {g(1 + opt.lr_decay * steps)}" \
-            if steps else ""
+        divisor = 1 + opt.lr_decay * steps if steps else None
+        after = f"; after {g(steps)} steps the learning rate is divided by {g(divisor, 6)}" if divisor else ""
         yield self.finding(
             f"{opt.class_name}(decay={g(opt.lr_decay)}) decays the learning rate as lr/(1 + decay*t), "
             f"not the weights{after}",
@@ -58,4 +62,4 @@ class LegacyDecayIsLrDecay(Rule):
             remedy="if weight decay was meant, use weight_decay= or a kernel L2 and drop decay",
             fix=Fix("the legacy learning-rate decay removed (move the value to weight_decay if that was meant)",
                     (Change("lr_decay", opt.lr_decay, None, target="optimizer"),)),
-            values={"lr_decay": opt.lr_decay})
+            values={"lr_decay": opt.lr_decay, "lr_divisor": divisor})

@@ -114,7 +114,7 @@ from typing import Any
 
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
-from reglint.engine.rule import Option, Rule, get_rule
+from reglint.engine.rule import Option, Rule
 
 # The calibration grid's outcome rule (bench/calibrate.py): a run that
 # learned beats chance by LEARNED accuracy points (R^2-like LEARNED_SKILL);
@@ -174,7 +174,7 @@ class PenaltyHurtsTraining(Rule):
         where = _where(result, twin)
         return self._divergence(twin, metric, where, values) or self._comparison(twin, metric, where, values)
 
-    def _divergence(self, twin, metric: "_Metric", where: str, values: dict) -> Judgment | None:
+    def _divergence(self, twin, metric: _Metric, where: str, values: dict) -> Judgment | None:
         pen, ref = twin.penalized, twin.unregularized
         pen_div, ref_div = _diverged(pen), _diverged(ref)
         if pen_div and ref_div:
@@ -186,7 +186,7 @@ class PenaltyHurtsTraining(Rule):
                             Severity.ERROR, values)
         return None
 
-    def _comparison(self, twin, metric: "_Metric", where: str, values: dict) -> Judgment:
+    def _comparison(self, twin, metric: _Metric, where: str, values: dict) -> Judgment:
         pen, ref = twin.penalized, twin.unregularized
         m_pen, m_ref = metric.margin(pen), metric.margin(ref)
         values.update({"margin_penalized": m_pen, "margin_unregularized": m_ref})
@@ -217,8 +217,8 @@ class PenaltyHurtsTraining(Rule):
 
     def fix(self, result) -> Fix | None:
         """The smallest scale RL001, RL003 and RL010 suggest (see Fix)."""
-        parts = [self._lambda_fix(result), self._decay_fix(result), *self._activity_fixes(result)]
-        parts = [p for p in parts if p is not None and p.changes]
+        candidates = [self._lambda_fix(result), self._decay_fix(result), *self._activity_fixes(result)]
+        parts: list[Fix] = [p for p in candidates if p is not None and p.changes]
         if not parts:
             return _fallback(result)
         return Fix("; ".join(dict.fromkeys(p.aim for p in parts)), tuple(c for p in parts for c in p.changes))
@@ -232,7 +232,9 @@ class PenaltyHurtsTraining(Rule):
         rows = [r for r in result.variables if r.regularizer is not None]
         if not rows:
             return None
-        rl001 = get_rule("RL001")(self.user_thresholds)
+        from reglint.rules.rl001_penalty_dominates_loss import PenaltyDominatesLoss
+
+        rl001 = PenaltyDominatesLoss(self.user_thresholds)
         scale, aims = 1.0, []
         rho = result.weight_penalty_ratio(include_invariant=True)
         suggested = rl001.fix(rows, rho) if rho and math.isfinite(rho) else None
@@ -240,7 +242,9 @@ class PenaltyHurtsTraining(Rule):
             scale, aims = rl001.aim() / rho, [f"RL001: {suggested.aim}"]
         opt, lr = result.optimizer or {}, _lr(result)
         l2 = max(((r.regularizer or {}).get("l2") or 0.0 for r in rows), default=0.0)
-        safe = get_rule("RL003")(self.user_thresholds).safe_shrink(None)
+        from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
+
+        safe = WeightDecayTooStrong(self.user_thresholds).safe_shrink(None)
         if l2 and lr and opt.get("family") == "sgd":
             shrink = 2 * lr * l2 / (1 - float(opt.get("momentum") or 0.0))
             if shrink > safe and safe / shrink < scale:
@@ -253,7 +257,9 @@ class PenaltyHurtsTraining(Rule):
     def _decay_fix(self, result) -> Fix | None:
         """RL003's weight_decay for its safe per-step shrink."""
         wd, lr = (result.optimizer or {}).get("weight_decay") or 0.0, _lr(result)
-        rl003 = get_rule("RL003")(self.user_thresholds)
+        from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
+
+        rl003 = WeightDecayTooStrong(self.user_thresholds)
         safe = rl003.safe_shrink(None)
         if not (wd and lr and lr * wd > safe):
             return None
@@ -262,7 +268,9 @@ class PenaltyHurtsTraining(Rule):
 
     def _activity_fixes(self, result) -> list[Fix]:
         """RL010's activity lambda for each measured activity penalty above its aim."""
-        rl010 = get_rule("RL010")(self.user_thresholds)
+        from reglint.rules.rl010_activity_regularizer_scale import ActivityRegularizerScale
+
+        rl010 = ActivityRegularizerScale(self.user_thresholds)
         aim = 0.5 * rl010.thresholds["activity-ratio-warning"]
         out = []
         for lp in result.layer_penalties:
@@ -321,10 +329,11 @@ class _Metric:
         if value is None or not math.isfinite(value):
             return None
         if self.series == "val_accuracy":
-            return value - self.chance
-        if not self.reference:
+            return value - self.chance if self.chance is not None else None
+        reference = self.reference
+        if not reference:
             return None
-        return 1.0 - value / self.reference
+        return 1.0 - value / reference
 
     def show(self, run, name: bool = True) -> str:
         """The run's final value, with the metric's name unless ``name`` is False."""

@@ -10,7 +10,6 @@ Run as a script to write them to a folder for manual inspection:
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import zipfile
@@ -22,7 +21,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import KERAS_FIXTURES  # noqa: E402
+from helpers import KERAS_FIXTURES  # noqa: E402
 from mutate import layer_configs, poison_first_kernel, rewrite_keras_zip, set_first_regularizer  # noqa: E402
 
 BASE_KERAS = KERAS_FIXTURES / "scenario_healthy_sgd.keras"
@@ -120,11 +119,11 @@ def _zip(members: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes:
 def _zip_bomb() -> bytes:
     """config.json deflating to 256 MiB of spaces: about 250 KiB on disk."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("config.json", "w", force_zip64=True) as member:
-            chunk = b" " * (1 << 20)
-            for _ in range(256):
-                member.write(chunk)
+    with (zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+          archive.open("config.json", "w", force_zip64=True) as member):
+        chunk = b" " * (1 << 20)
+        for _ in range(256):
+            member.write(chunk)
     return buffer.getvalue()
 
 

@@ -7,7 +7,7 @@ import sys
 
 import reglint
 
-from conftest import KERAS_FIXTURES
+from helpers import KERAS_FIXTURES
 
 
 def test_lint_returns_the_report():

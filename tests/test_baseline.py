@@ -12,12 +12,10 @@ from typer.testing import CliRunner
 
 from reglint.cli.app import app
 from reglint.config.baseline import baseline_fingerprint, filter_by_baseline, write_baseline
-from reglint.config.settings import Settings
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
+from reglint.engine.settings import Settings
 from reglint.errors import ConfigError
-
-from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
 
 
 def check(*args: str):
@@ -98,7 +96,7 @@ def test_manually_suppressed_section_is_kept_and_applied(tmp_path, monkeypatch, 
     assert "expired on 2020-01-01" in capsys.readouterr().err  # ... and says so
 
 
-@pytest.mark.parametrize("content, problem", [
+@pytest.mark.parametrize(("content", "problem"), [
     ("not json", "not JSON"),
     ("[]", "expected a JSON object"),
     ('{"version": 2, "findings": []}', "unsupported version"),

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import KERAS_FIXTURES
+from helpers import KERAS_FIXTURES
 
 BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")
 GOOD = str(KERAS_FIXTURES / "scenario_healthy_sgd.keras")
@@ -20,7 +20,7 @@ def reglint(*args):
     return subprocess.run([sys.executable, "-m", "reglint", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("args, code", [
+@pytest.mark.parametrize(("args", "code"), [
     ((GOOD,), 0),
     ((BAD,), 1),
     (("check", BAD), 1),
@@ -91,7 +91,7 @@ def test_explain_answers_the_seed_question():
     assert "Does NOT depend on the weight count" in text and "E[sum w^2]" in text
 
 
-@pytest.mark.parametrize("exported, expected", [(None, "1"), ("4", "4")])
+@pytest.mark.parametrize(("exported", "expected"), [(None, "1"), ("4", "4")])
 def test_console_script_asks_numpy_for_one_blas_thread(exported, expected):
     """Set before numpy loads (it reads the variable once); the user's own value wins."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}

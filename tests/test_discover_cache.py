@@ -12,12 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from reglint.cli.app import app
-from reglint.cli.cache import Cache, cache_dir, clear
-from reglint.cli.discover import discover
-from reglint.cli.parallel import lint_many
-from reglint.config.settings import Override, Settings
-
-from test_reporters import project, real_models  # noqa: F401  (shared fixtures)
+from reglint.engine.cache import Cache, cache_dir, clear
+from reglint.engine.discover import discover
+from reglint.engine.parallel import lint_many
+from reglint.engine.settings import Override, Settings
 
 
 def touch(root: Path, *names: str) -> None:
@@ -189,19 +187,19 @@ def test_unsigned_or_tampered_entries_are_never_unpickled(project, tmp_path, mon
     assert lint_many([path], Settings(), use_cache=True, progress=False)[0].cached  # rewritten, signed
 
 
-def test_override_usage_is_counted_whatever_the_jobs(project):
+def test_overrides_suppress_the_same_findings_whatever_the_jobs(project):
     files = ["models/tiny_bad.keras", "models/wreck.keras"]
 
-    def used(jobs: int, use_cache: bool):
+    def suppressed(jobs: int, use_cache: bool):
         settings = Settings(overrides=[Override(files=["*"], layers=["dense_0"], ignore=["RL002"])])
         reports = lint_many(files, settings, jobs=jobs, use_cache=use_cache, progress=False)
-        return reports, settings.overrides[0].used
+        return reports, sorted(f.key for r in reports for f in r.suppressed)
 
-    _, sequential = used(1, False)
-    assert sequential >= 1
-    assert used(2, False)[1] == sequential
-    used(1, True)  # fill the cache
-    reports, cached = used(1, True)
+    _, sequential = suppressed(1, False)
+    assert sequential and all(key.startswith("RL002:") for key in sequential)
+    assert suppressed(2, False)[1] == sequential
+    suppressed(1, True)  # fill the cache
+    reports, cached = suppressed(1, True)
     assert all(r.cached for r in reports) and cached == sequential
 
 

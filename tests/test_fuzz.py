@@ -5,20 +5,18 @@ whatever bytes or config a file holds, reading it either gives a model or a
 from __future__ import annotations
 
 import json
-import zipfile
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reglint.config.settings import Settings
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 from reglint.errors import ReglintError
 from reglint.readers import read_model
 
-from conftest import KERAS_FIXTURES
+from helpers import KERAS_FIXTURES
 from mutate import rewrite_keras_zip
 
 KERAS = (KERAS_FIXTURES / "scenario_healthy_sgd.keras").read_bytes()
@@ -34,8 +32,8 @@ json_values = st.recursive(
 def _check(path):
     try:
         read_model(path)
-    except ReglintError as exc:
-        assert "\n" not in str(exc)
+    except ReglintError as exc:  # reading may succeed: only an error, if raised, must be one line
+        assert "\n" not in str(exc)  # noqa: PT017
     report = lint_file(str(path), Settings())
     assert report.error is None or "\n" not in report.error
     json.dumps(RunReport(files=[report]).to_dict(), allow_nan=False)  # the JSON contract holds
@@ -93,7 +91,7 @@ def test_optimizer_and_loss_objects(tmp_path, optimizer, loss):
 # Byte flips that once escaped the readers as h5py/zipfile exceptions (found by
 # sweeping single-byte flips over the fixtures): each must end in a one-line
 # ReglintError or a report, never another exception.
-@pytest.mark.parametrize("base, name, position", [
+@pytest.mark.parametrize(("base", "name", "position"), [
     (H5, "f.h5", 873),        # attribute message header: h5py RuntimeError
     (H5, "f.h5", 1067),
     (H5, "f.h5", 35405),      # model_config text: UnicodeDecodeError

@@ -40,7 +40,7 @@ def test_each_hostile_file_alone(hostile):
             slow.append((name, elapsed))
         assert result.returncode in expected, (name, result.returncode, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout, name
-        lines = [l for l in result.stderr.splitlines() if l.strip()]
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
         if result.returncode == 2 or result.stderr:
             assert len(lines) == 1 and lines[0].startswith("reglint: "), (name, result.stderr)
         report = json.loads(result.stdout)  # machine output stays valid JSON even for errors
@@ -54,7 +54,7 @@ def test_each_hostile_file_alone(hostile):
 
 
 def test_whole_folder_lints_the_rest(hostile):
-    folder, cases = hostile
+    folder, _cases = hostile
     result = run("check", str(folder), "--format", "json", "--no-cache", timeout=300)
     assert result.returncode == 2  # some files are unreadable
     report = json.loads(result.stdout)
@@ -81,7 +81,16 @@ def test_lambda_bytecode_and_modules_are_data(hostile):
         result = run("check", str(folder / name), "--no-cache")
         assert result.returncode in (0, 1), (name, result.stderr)
     assert not PWNED.exists()
+    script = ("import sys, reglint.cli.app as a; a.main(['check', '-q', sys.argv[1]]); "
+              "print(' '.join(sorted(m for m in sys.modules if m.startswith(('tensorflow', 'keras')))))")
     assert "tensorflow" not in subprocess.run(
-        [sys.executable, "-c", "import sys, reglint.cli.app as a; a.main(['check', '-q', sys.argv[1]]); "
-                               "print(' '.join(sorted(m for m in sys.modules if m.startswith(('tensorflow', 'keras')))))",
-         str(folder / "lambda_layer.keras")], capture_output=True, text=True).stdout
+        [sys.executable, "-c", script, str(folder / "lambda_layer.keras")], capture_output=True, text=True).stdout
+
+
+def test_json_past_the_integer_digit_limit_is_a_read_error():
+    # json.loads raises a plain ValueError here, not a JSONDecodeError (no .msg, no .lineno).
+    from reglint.errors import ModelReadError
+    from reglint.readers.safe_io import load_json
+
+    with pytest.raises(ModelReadError, match=r"^config\.json is not readable JSON \(Exceeds the limit"):
+        load_json(b'{"units": ' + b"1" * 5000 + b"}", what="config.json", max_bytes=1 << 20, max_depth=100)

@@ -1,7 +1,12 @@
 """The HTML report (``--format html``): one self-contained file with the model
-summary, findings, per-layer table, a parameters/penalty bar chart and a
-lambda sweep, on real fixtures and on a model whose layer is named
-``<script>alert(1)</script>``.
+summary, findings and their fixes, per-layer table, a parameters/penalty bar
+chart and each rule's lambda curve, on real fixtures and on a model whose
+layer is named ``<script>alert(1)</script>``.
+
+The page embeds the JSON report and is drawn from it: the tests compare the
+embedded JSON with ``reglint check --format json``, the printed fixes with
+the JSON's ``fix`` objects over every fixture, and the chart's markers with
+the JSON's curves, also after editing the dict the page is drawn from.
 
 The browser tests open the report in headless Chromium (Debian's
 ``chromium`` package) and are skipped, with the reason, where
@@ -11,8 +16,10 @@ The browser tests open the report in headless Chromium (Debian's
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -24,23 +31,27 @@ from pathlib import Path
 
 import pytest
 
-from reglint.config.settings import Settings
+from reglint.engine.fmt import g
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 from reglint.reporters import renderer
-from reglint.reporters.html import Thresholds, html_document, json_for_script, render_html
+from reglint.reporters.html import html_document, json_for_script, render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 KERAS = ROOT / "fixtures" / "keras"
+ONNX = ROOT / "fixtures" / "onnx"
 DOMINATES = KERAS / "scenario_penalty_dominates.keras"
 HEALTHY_SGD = KERAS / "scenario_healthy_sgd.keras"
 SGD_UNSTABLE = KERAS / "scenario_sgd_unstable.keras"
 WD_TOO_FAST = KERAS / "scenario_wd_too_fast.keras"
 ADAM_L2 = KERAS / "scenario_adam_coupled_l2.keras"
+NORM_REGULARIZED = KERAS / "scenario_norm_regularized.keras"
 HOSTILE_NAME = "<script>alert(1)</script>"
+SCRIPT_ID = "reglint-report"
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "report-screenshot.png"
-DOCS_WINDOW = "1280,2300"  # the whole penalty-dominates report
+DOCS_WINDOW = "1280,2420"  # the whole penalty-dominates report
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
@@ -70,10 +81,15 @@ def run_report(*paths: Path, settings: Settings | None = None) -> RunReport:
     return RunReport(files=[lint_file(str(p), settings) for p in paths])
 
 
-def render(report: RunReport, settings: Settings | None = None) -> str:
+def render(report: RunReport, settings: Settings | None = None, data: dict | None = None) -> str:
     out = io.StringIO()
-    renderer("html")(report, out, settings=settings or Settings())
+    renderer("html")(report, out, settings=settings or Settings(), data=data)
     return out.getvalue()
+
+
+def reglint(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reglint", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -91,19 +107,23 @@ def reports(hostile) -> dict[str, tuple[RunReport, str]]:
 
 
 class Elements(HTMLParser):
-    """Start tags with their attributes, and the text of <script> elements."""
+    """Start tags with their attributes, the text of <script> elements, and
+    the visible text (outside scripts and styles)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.scripts: list[tuple[dict[str, str | None], str]] = []
+        self.text: list[str] = []
         self._in_script: dict | None = None
+        self._in_style = False
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
         if tag == "script":
             self._in_script = dict(attrs)
             self.scripts.append((self._in_script, ""))
+        self._in_style = self._in_style or tag == "style"
 
     def handle_startendtag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
@@ -111,11 +131,15 @@ class Elements(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "script":
             self._in_script = None
+        if tag == "style":
+            self._in_style = False
 
     def handle_data(self, data):
         if self._in_script is not None:
             attrs, text = self.scripts[-1]
             self.scripts[-1] = (attrs, text + data)
+        elif not self._in_style:
+            self.text.append(data)
 
     def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
         found = []
@@ -127,6 +151,10 @@ class Elements(HTMLParser):
                 found.append(a)
         return found
 
+    @property
+    def visible(self) -> str:
+        return "".join(self.text)
+
 
 def parse(text: str) -> Elements:
     parser = Elements()
@@ -137,9 +165,14 @@ def parse(text: str) -> Elements:
 
 def embedded_json(text: str) -> dict:
     scripts = parse(text).scripts
-    data = [body for attrs, body in scripts if attrs.get("id") == "reglint-data"]
+    data = [body for attrs, body in scripts if attrs.get("id") == SCRIPT_ID]
     assert len(data) == 1
     return json.loads(data[0])
+
+
+def log_position(value: float, lo: float, hi: float, p0: float, p1: float) -> float:
+    """Where a log axis from ``lo`` (at pixel ``p0``) to ``hi`` (at ``p1``) puts ``value``."""
+    return p0 + (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (p1 - p0)
 
 
 # ---------------------------------------------------------------------------
@@ -159,7 +192,25 @@ def test_self_contained(reports, key):
     assert not re.search(r"@import|url\(\s*['\"]?\s*(https?:|//)", text, re.I)
     # the only script is inert data
     assert [a.get("type") for a, _ in parsed.scripts] == ["application/json"]
-    assert "<style>" in text and "@media print" in text
+    assert "<style>" in text and "@media print" in text  # the package's style.css, inlined
+
+
+def test_stylesheet_ships_as_package_data():
+    """The CSS is a file in the package, declared as package data so a wheel
+    carries it, and the page inlines it whole."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    from reglint.reporters.html.page import stylesheet
+
+    css_file = ROOT / "src" / "reglint" / "reporters" / "html" / "style.css"
+    assert stylesheet() == css_file.read_text(encoding="utf-8")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "reglint.reporters.html" in config["packages"]
+    assert "*.css" in config["package-data"]["reglint.reporters.html"]
+    assert stylesheet() in html_document({"version": 1, "files": []})
 
 
 def test_hostile_name_is_escaped(reports):
@@ -172,6 +223,8 @@ def test_hostile_name_is_escaped(reports):
     assert len(parsed.scripts) == 1
     rows = parsed.find("tr", **{"data-layer": HOSTILE_NAME})
     assert rows, "the layer row carries the name, escaped in the attribute"
+    # the fix names the layer too, escaped
+    assert parsed.find("li", class_="change", **{"data-layer": HOSTILE_NAME})
     assert embedded_json(text) == report.to_dict()
 
 
@@ -179,10 +232,22 @@ def test_hostile_name_is_escaped(reports):
 def test_embedded_json_is_the_json_report(reports, key):
     report, text = reports[key]
     assert embedded_json(text) == report.to_dict()
-    # and it is what --format json writes
     out = io.StringIO()
     renderer("json")(report, out)
     assert embedded_json(text) == json.loads(out.getvalue())
+
+
+@pytest.mark.parametrize("path", [DOMINATES, SGD_UNSTABLE, ONNX / "train_l2_penalty.onnx"],
+                         ids=lambda p: p.name)
+def test_embedded_json_equals_check_format_json(path, tmp_path):
+    """Two separate runs of the CLI: the page's data is what ``--format
+    json`` prints for the same file (the report has no timestamps)."""
+    relative = path.relative_to(ROOT).as_posix()
+    as_json = reglint("check", relative, "--no-cache", "--format", "json")
+    page = tmp_path / "report.html"
+    as_html = reglint("check", relative, "--no-cache", "--format", "html", "--output-file", str(page))
+    assert as_json.returncode == as_html.returncode and as_json.returncode in (0, 1), as_json.stderr
+    assert embedded_json(page.read_text(encoding="utf-8")) == json.loads(as_json.stdout)
 
 
 def test_json_for_script_cannot_close_the_element():
@@ -200,6 +265,7 @@ def test_numbers_match_the_json(reports):
     (section,) = parsed.find("section", class_="file")
     assert float(section["data-penalty-ratio"]) == analysis["penalty_ratio"]
     assert float(section["data-penalty-init"]) == analysis["penalty_init"]
+    assert float(section["data-penalty-init-all"]) == analysis["penalty_init_all"]
     assert float(section["data-loss-scale"]) == analysis["loss_scale"]["value"]
     assert int(section["data-params-total"]) == data["model"]["params"]["total"]
     # findings: one row each, same codes and severities, in order
@@ -222,13 +288,15 @@ def test_numbers_match_the_json(reports):
     bars = parsed.find("rect", class_="bar-penalty")
     assert len(bars) == 3
     groups = [g["data-layer"] for g in parsed.find("g", class_="bar-row")]
-    for layer, bar in zip(groups, bars):
+    for layer, bar in zip(groups, bars, strict=True):
         assert float(bar["data-share"]) == pytest.approx(shares[layer], rel=1e-12)
     params = parsed.find("rect", class_="bar-params")
     assert sum(int(b["data-value"]) for b in params) == data["model"]["params"]["total"]
-    # the sweep starts from the same rho
-    (sweep,) = parsed.find("svg", class_="sweep")
-    assert float(sweep["data-rho-today"]) == pytest.approx(analysis["penalty_ratio"], rel=1e-12)
+    # one panel per curve of analysis.sweep, today's value from the curve
+    panels = parsed.find("g", class_="panel")
+    assert [p["data-code"] for p in panels] == [c["code"] for c in analysis["sweep"]["curves"]]
+    todays = [float(t["data-value"]) for t in parsed.find("g", class_="today")]
+    assert todays == [c["today"] for c in analysis["sweep"]["curves"]]
     assert "43.2 (4,319%)" in text  # the card: g(rho) and pct(rho), as the terminal prints them
 
 
@@ -241,47 +309,73 @@ def test_sections_charts_and_text(reports):
     svgs = parsed.find("svg")
     assert len(svgs) == 2 and all(s.get("role") == "img" and s.get("aria-labelledby") for s in svgs)
     assert text.count("<title id=") == 2 and text.count("<desc id=") == 2
+    visible = parsed.visible
     for needed in ("keras_v3", "118,794 total", "SGD lr 0.01", "ln 10 = 2.3", "from inferred",
-                   "penalty-dominates-loss", "scale every lambda by 0.023", "kernel: L2(0.2)"):
-        assert needed in text, needed
-    # SGD: the shrink curve, RL002's zones, the safe range and today's marker
-    assert parsed.find("path", class_="curve-rho") and parsed.find("path", class_="curve-shrink")
+                   "penalty-dominates-loss", "scale every lambda by 0.023", "kernel: L2(0.2)",
+                   "aim: the penalty at 100% of the data-loss scale", "dense_1 kernel lambda 0.2 -> 0.00463"):
+        assert needed in visible, needed
+    # both rules' curves, their zones, the safe range, today's point and RL001's fix
+    assert parsed.find("path", class_="curve-RL001") and parsed.find("path", class_="curve-RL002")
     assert parsed.find("g", class_="zone-error") and parsed.find("g", class_="zone-warning")
     assert parsed.find("g", class_="safe") and parsed.find("g", class_="today")
-    assert "today's lambda is 8.6\u00d7 too large" in text
+    assert [m["data-code"] for m in parsed.find("g", class_="marker-fix")] == ["RL001"]
+    assert "today's \u03bb is 8.6\u00d7 too large" in visible
+    assert "RL001 fix: \u00d70.023 = 0.00463" in visible  # the marker's label: RL001's suggested lambda
     # severity is spelled out, not only coloured
     assert "\u2716</span> error" in text
 
 
-def test_thresholds_follow_settings():
-    from reglint.engine.rule import get_rule
+def test_fix_objects_are_printed(reports):
+    """Each finding's fix: the aim and one line per change, with the JSON's
+    numbers in the row's attributes and g() of them in the visible text."""
+    report, text = reports["dominates"]
+    (finding,) = report.to_dict()["files"][0]["findings"]
+    parsed = parse(text)
+    changes = parsed.find("li", class_="change")
+    assert [(c["data-layer"], c["data-target"], c["data-parameter"]) for c in changes] == \
+        [(c["layer"], c["target"], c["parameter"]) for c in finding["fix"]["changes"]]
+    for li, change in zip(changes, finding["fix"]["changes"], strict=True):
+        assert float(li["data-current"]) == change["current"]
+        assert float(li["data-suggested"]) == change["suggested"]
+    assert f"aim: {finding['fix']['aim']}" in parsed.visible
+    # drawn from the dict: an edited fix is what the page prints
+    data = report.to_dict()
+    data["files"][0]["findings"][0]["fix"]["changes"][1]["suggested"] = 0.000123456
+    edited = parse(render(report, data=data))
+    assert [float(li["data-suggested"]) for li in edited.find("li", class_="change")][1] == 0.000123456
+    assert "dense_1 kernel lambda 0.2 -> 1.23e-4" in edited.visible
 
-    defaults = Thresholds.from_settings(Settings())
-    rl001 = get_rule("RL001")
-    assert defaults.rho_warning == rl001.options["penalty-ratio-warning"].default
-    assert defaults.rho_error == rl001.options["penalty-ratio-error"].default
-    assert defaults.f_warning == get_rule("RL002").options["sgd-stability-warning"].default
-    settings = Settings(thresholds={"penalty-ratio-warning": 0.05, "penalty-ratio-error": 0.2})
-    custom = Thresholds.from_settings(settings)
-    assert (custom.rho_warning, custom.rho_error) == (0.05, 0.2)
+
+def test_levels_follow_settings():
+    """Thresholds set by the user move the rules' levels in the JSON curves,
+    and the page draws those."""
+    settings = Settings(thresholds={"penalty-ratio-warning": 0.005, "penalty-ratio-error": 0.02})
     report = run_report(HEALTHY_SGD, settings=settings)
-    text = html_document(report, settings)
-    assert "RL001 warning: \u03c1 \u2265 0.05" in text and "RL001 error: \u03c1 \u2265 0.2" in text
+    data = report.to_dict()
+    (rl001,) = [c for c in data["files"][0]["model"]["analysis"]["sweep"]["curves"] if c["code"] == "RL001"]
+    assert (rl001["warning"], rl001["error"]) == (0.005, 0.02)
+    text = render(report, settings)
+    visible = parse(text).visible
+    assert "RL001 warning: penalty_ratio \u2265 0.005" in visible
+    assert "RL001 error: penalty_ratio \u2265 0.02" in visible
     (sweep,) = parse(text).find("svg", class_="sweep")
-    rho = report.to_dict()["files"][0]["model"]["analysis"]["penalty_ratio"]
-    assert float(sweep["data-safe-multiplier"]) == pytest.approx(0.05 / rho)
+    rho = data["files"][0]["model"]["analysis"]["penalty_ratio"]
+    assert float(sweep["data-safe-multiplier"]) == pytest.approx(0.005 / rho)
+    assert float(sweep["data-safe-multiplier"]) == data["files"][0]["model"]["analysis"]["sweep"]["safe_multiplier"]
 
 
 def test_optimizer_variants():
     report = run_report(SGD_UNSTABLE, WD_TOO_FAST, ADAM_L2)
     text = render(report)
     parsed = parse(text)
-    kinds = [g.get("data-kind") for g in parsed.find("g", class_="panel-shrink")]
-    assert kinds == ["sgd", "decoupled", "none"]  # SGD + L2, AdamW decay only, Adam + coupled L2
-    assert "Adam-family optimizer: the coupled penalty gradient is normalised" in text
-    assert "decoupled weight_decay: lr \u00d7 wd = 0.5 per step" in text
-    assert "RL002 error: f \u2265 1, diverges" in text
-    assert "Nothing to plot: no weight regularizer in this model." in text
+    # SGD + L2: RL001 and RL002; AdamW decay only: RL003 on its own knob; Adam + coupled L2: RL001 only
+    panels = [(p["data-code"], p["data-knob"]) for p in parsed.find("g", class_="panel")]
+    assert panels == [("RL001", "lambda"), ("RL002", "lambda"), ("RL003", "weight_decay"), ("RL001", "lambda")]
+    visible = parsed.visible
+    assert "RL002 error: stability_fraction \u2265 1" in visible
+    assert ">What a different weight_decay would do</h3>" in text
+    assert "No rule's quantity depends on a regularizer's lambda in this model." in visible
+    assert "weight_decay \u2264 1" in visible  # RL003's limit (x0.02 of 50), as the rule computed it
     assert embedded_json(text) == report.to_dict()
 
 
@@ -300,8 +394,36 @@ def test_several_files_and_unreadable(tmp_path):
     unreadable = parsed.find("section", **{"data-unreadable": "true"})
     assert len(unreadable) == 2
     assert "no such file or folder" in text and report.files[2].error.split(" (")[0] in text
-    assert "Found 1 finding (1 error) in 4 files; 2 unreadable." in text
+    # the summary line, computed from the JSON, says what the terminal says
+    from reglint.reporters.full import summary_line
+
+    assert summary_line(report) == "Found 1 finding (1 error) in 4 files; 2 unreadable."
+    assert summary_line(report) in parsed.visible
     assert embedded_json(text) == report.to_dict()
+
+
+def test_totals_that_differ_say_why():
+    """Scale-invariant kernels and absorbed normalization gamma/beta are in the
+    total penalty but not in rho: the page shows both totals and names what is
+    left out, with the JSON's numbers. (A residual network with L2 on every
+    kernel, gamma and beta: its conv kernels feed BatchNorm, its blocks' first
+    gammas are absorbed by the next conv.)"""
+    report = run_report(ROOT / "fixtures" / "scenarios" / "scenario_residual_all_l2.keras")
+    analysis = report.to_dict()["files"][0]["model"]["analysis"]
+    assert analysis["penalty_init"] < analysis["penalty_init_all"]
+    text = render(report)
+    parsed = parse(text)
+    totals = {r["data-total"]: float(r["data-value"]) for r in parsed.find("tr") if r.get("data-total")}
+    assert totals == {"total penalty": analysis["penalty_init_all"], "counted in \u03c1": analysis["penalty_init"]}
+    variables = [v for layer in report.to_dict()["files"][0]["model"]["layers"] for v in layer["variables"]
+                 if "counted" in v]
+    invariant = sum(v["penalty"] for v in variables if v["scale_invariant"] and v["active"])
+    absorbed = sum(v["penalty"] for v in variables if v["absorbed"] and v["active"])
+    assert invariant and absorbed
+    visible = parsed.visible
+    assert f"leaving out {g(invariant)} on scale-invariant kernels" in visible
+    assert f"{g(absorbed)} on normalization gamma/beta" in visible
+    assert f"RL001 (\u03c1) counts {g(analysis['penalty_init'])}" in visible
 
 
 def test_profile_key_is_rendered_when_present():
@@ -321,25 +443,65 @@ def test_profile_key_is_rendered_when_present():
         "outcome": {"label": "learning", "reason": "the data loss fell", "trivial_loss": 2.3},
         "notes": ["synthetic data"], "future_key": {"answer": 42},
     }
-    out = io.StringIO()
-    render_html(report, out, settings=Settings(), data=data)
-    text = out.getvalue()
+    text = render(report, data=data)
     assert embedded_json(text) == data
     parsed = parse(text)
     assert "Profile (measured)" in text and "static estimate 0.0265" in text and "future_key" in text
     assert parsed.find("svg", class_="trajectory") and len(parsed.find("path", class_="curve-data-loss")) == 1
     assert [r["data-layer"] for r in parsed.find("tr") if r.get("data-ratio")] == [HOSTILE_NAME]
     assert "<script>alert" not in text
-    # or carried by the FileReport itself
-    report.files[0].profile = {"steps": {"requested": 20, "taken": 0, "trajectory": []}, "device": "cpu"}
-    assert "Profile (measured)" in render(report)
+    assert not parsed.find("svg", class_="twin")  # no twin in this profile
+
+
+def twin_dict(val_accuracy: bool = True) -> dict:
+    """The shape ``reglint profile`` writes under ``profile.twin``."""
+    steps = [0, 5, 10, 15, 20]
+
+    def run(losses, accs, norms):
+        return {"step": steps, "data_loss": losses, "val_loss": [x * 1.05 for x in losses],
+                "val_accuracy": accs if val_accuracy else None, "kernel_norm": norms}
+
+    return {"steps": 20, "budget": {"steps": 20, "reason": "4x the profile's steps"},
+            "runs": {"penalized": run([2.3, 2.29, 2.29, 2.28, 2.28], [0.1, 0.11, 0.11, 0.12, 0.12],
+                                      [9.0, 4.0, 2.0, 1.0, 0.5]),
+                     "unregularized": run([2.3, 1.6, 1.1, 0.8, 0.6], [0.1, 0.45, 0.7, 0.8, 0.85],
+                                          [9.0, 9.2, 9.5, 9.7, 9.9])},
+            "verdict": {"label": "penalty-prevents-learning",
+                        "message": "without its regularizers the model learns; with them it stays at chance"}}
+
+
+@pytest.mark.parametrize("val_accuracy", [True, False])
+def test_unregularized_twin(val_accuracy):
+    report = run_report(DOMINATES)
+    data = report.to_dict()
+    twin = twin_dict(val_accuracy)
+    data["files"][0]["model"]["analysis"]["profile"] = {"device": "CPU", "twin": twin}
+    text = render(report, data=data)
+    assert embedded_json(text) == data
+    parsed = parse(text)
+    (svg,) = parsed.find("svg", class_="twin")
+    metric = "val_accuracy" if val_accuracy else "val_loss"
+    assert svg["data-metric"] == metric
+    curves = [(p["data-run"], p["data-series"]) for p in parsed.find("path", class_="curve")
+              if p.get("data-run")]
+    assert curves == [("penalized", "data_loss"), ("unregularized", "data_loss"),
+                      ("penalized", metric), ("unregularized", metric)]
+    for p in parsed.find("path", class_="curve"):
+        if p.get("data-run"):
+            assert p["d"].count("L") == len(twin["runs"][p["data-run"]]["step"]) - 1
+    visible = parsed.visible
+    assert "Unregularized twin" in visible and twin["verdict"]["message"] in visible
+    assert "penalty-prevents-learning" in visible and "4x the profile's steps" in visible
+    runs = {r["data-run"] for r in parsed.find("tr") if r.get("data-run")}
+    assert runs == {"penalized", "unregularized"}
+    assert "2.3 \u2192 0.6" in visible  # the twin's data loss, first to last
+    assert "twin" not in [c.get("caption") for c in parsed.find("table", class_="profile")]  # not dumped generically
 
 
 def test_cli_writes_the_file(tmp_path):
     target = tmp_path / "report.html"
-    proc = subprocess.run([sys.executable, "-m", "reglint", "check", str(DOMINATES), "--no-cache",
-                           "--format", "html", "--output-file", str(target)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    proc = reglint("check", str(DOMINATES), "--no-cache", "--format", "html", "--output-file", str(target),
+                   cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr  # an RL001 error
     text = target.read_text(encoding="utf-8")
     assert proc.stdout == ""
@@ -354,6 +516,165 @@ def test_render_html_signature():
     text = out.getvalue()
     assert "Found 0 findings in 0 files." in text
     assert embedded_json(text) == {"version": 1, "files": []}
+
+
+# ---------------------------------------------------------------------------
+# the sweep chart follows the JSON curves
+
+
+def panel_markers(text: str) -> list[dict]:
+    """Per panel of the sweep chart: its axes (from its data attributes) and
+    the safe band and fix marker drawn in it."""
+    tags = parse(text).tags
+    out, current = [], None
+    for name, attrs in tags:
+        klass = (attrs.get("class") or "").split()
+        if name == "g" and "panel" in klass and attrs.get("data-x0"):
+            current = {"panel": attrs, "safe": None, "fix": None, "safe_rect": None}
+            out.append(current)
+        elif current is not None and name == "g" and "safe" in klass:
+            current["safe"] = attrs
+        elif current is not None and current["safe"] is not None and current["safe_rect"] is None \
+                and name == "rect":
+            current["safe_rect"] = attrs
+        elif current is not None and name == "g" and "marker-fix" in klass:
+            current["fix"] = attrs
+    return out
+
+
+def check_markers_follow(analysis: dict, text: str) -> int:
+    """Every fix marker sits at (fix, slope*fix + offset) and every safe band
+    ends at the safe multiplier, on the panel's own axes. Returns the
+    number of positions checked."""
+    sweep = analysis["sweep"]
+    curves = sweep["curves"]
+    panels = panel_markers(text)
+    assert [p["panel"]["data-code"] for p in panels] == [c["code"] for c in curves]
+    checked = 0
+    for curve, p in zip(curves, panels, strict=True):
+        a = {k: float(v) for k, v in p["panel"].items() if k in ("data-x0", "data-x1", "data-mmin", "data-mmax",
+                                                                  "data-y0", "data-y1", "data-ymin", "data-ymax")}
+        x_of = lambda m, a=a: log_position(m, a["data-mmin"], a["data-mmax"], a["data-x0"], a["data-x1"])  # noqa: E731
+        y_of = lambda v, a=a: log_position(v, a["data-ymin"], a["data-ymax"], a["data-y0"], a["data-y1"])  # noqa: E731
+        if curve["fix"]:
+            assert p["fix"] is not None, curve["code"]
+            assert float(p["fix"]["data-m"]) == curve["fix"]
+            assert float(p["fix"]["data-x"]) == pytest.approx(x_of(curve["fix"]), abs=0.06)
+            value = curve["slope"] * curve["fix"] + curve["offset"]
+            assert float(p["fix"]["data-y"]) == pytest.approx(y_of(value), abs=0.06)
+            checked += 1
+        else:
+            assert p["fix"] is None
+        safe = sweep["safe_multiplier"] if curve["knob"] == "lambda" else curve["limit"]
+        if safe and safe > a["data-mmin"]:
+            assert float(p["safe"]["data-multiplier"]) == safe
+            right = float(p["safe_rect"]["x"]) + float(p["safe_rect"]["width"])
+            assert right == pytest.approx(min(x_of(safe), a["data-x1"]), abs=0.11)
+            checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("path", [DOMINATES, SGD_UNSTABLE, WD_TOO_FAST, HEALTHY_SGD], ids=lambda p: p.name)
+def test_sweep_markers_follow_the_json_curves(path):
+    report = run_report(path)
+    data = report.to_dict()
+    analysis = data["files"][0]["model"]["analysis"]
+    assert check_markers_follow(analysis, render(report)) >= 1
+    # the page is drawn from the dict: move the fixes and the safe bound there, and the marks move
+    edited = copy.deepcopy(data)
+    sweep = edited["files"][0]["model"]["analysis"]["sweep"]
+    for curve in sweep["curves"]:
+        curve["fix"] = 0.3
+        curve["limit"] = 0.5
+    sweep["safe_multiplier"] = 0.5
+    text = render(report, data=edited)
+    assert check_markers_follow(edited["files"][0]["model"]["analysis"], text) == 2 * len(sweep["curves"])
+
+
+# ---------------------------------------------------------------------------
+# one answer everywhere: check, explain and the HTML give the same fixes
+
+
+def suggested(findings: list[dict]) -> list[tuple]:
+    return sorted((f["code"], f.get("layer") or "", f.get("target") or "", c.get("layer") or "",
+                   c.get("target") or "", c["parameter"], json.dumps(c["suggested"]))
+                  for f in findings if f.get("fix") for c in f["fix"]["changes"])
+
+
+@pytest.fixture(scope="module")
+def fixtures_with_fixes() -> dict[str, list[dict]]:
+    """``reglint check --format json`` over every Keras and ONNX fixture:
+    the findings of each readable file that has a fix."""
+    proc = reglint("check", "fixtures/keras", "fixtures/onnx", "--no-cache", "--format", "json")
+    assert proc.returncode in (1, 2), proc.stderr  # the hostile ONNX fixtures are refused (2)
+    out = {}
+    for entry in json.loads(proc.stdout)["files"]:
+        if entry["error"] is None and any(f.get("fix") for f in entry["findings"]):
+            out[entry["path"]] = entry["findings"]
+    return out
+
+
+def test_html_prints_the_same_fixes_as_check(fixtures_with_fixes, tmp_path):
+    assert len(fixtures_with_fixes) >= 20  # RL001-RL016 fixes across the fixtures
+    page = tmp_path / "all.html"
+    proc = reglint("check", *fixtures_with_fixes, "--no-cache", "--format", "html", "--output-file", str(page))
+    assert proc.returncode == 1, proc.stderr
+    text = page.read_text(encoding="utf-8")
+    data = embedded_json(text)
+    assert [f["path"] for f in data["files"]] == list(fixtures_with_fixes)
+    parsed = parse(text)
+    changes = parsed.find("li", class_="change")
+    assert len(changes) == sum(len(f["fix"]["changes"]) for fs in fixtures_with_fixes.values()
+                               for f in fs if f.get("fix"))
+    printed = iter(changes)
+    for entry in data["files"]:
+        assert suggested(entry["findings"]) == suggested(fixtures_with_fixes[entry["path"]]), entry["path"]
+        for finding in entry["findings"]:
+            for change in (finding.get("fix") or {}).get("changes", []):
+                li = next(printed)
+                assert li["data-parameter"] == change["parameter"]
+                assert json.loads(li["data-suggested"] or "null") == change["suggested"]
+    # the visible text shows every suggested value as the terminal formats it
+    visible = parsed.visible
+    for findings in fixtures_with_fixes.values():
+        for *_, value in suggested(findings):
+            number = json.loads(value)
+            assert (g(number) if number is not None else "remove") in visible
+
+
+def test_check_explain_and_html_give_the_same_fixes(fixtures_with_fixes, tmp_path):
+    """For every fixture with a fix: the suggested values of ``check --format
+    json``, of ``explain --format json`` (its findings' fix objects) and of the
+    HTML's embedded report are the same."""
+    from typer.testing import CliRunner
+
+    from reglint.cli.app import app
+
+    page = tmp_path / "all.html"
+    proc = reglint("check", *fixtures_with_fixes, "--no-cache", "--format", "html", "--output-file", str(page))
+    assert proc.returncode == 1, proc.stderr
+    in_html = {f["path"]: f["findings"] for f in embedded_json(page.read_text(encoding="utf-8"))["files"]}
+    for path, findings in fixtures_with_fixes.items():
+        result = CliRunner().invoke(app, ["explain", path, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        explained = json.loads(result.stdout)
+        assert suggested(explained["findings"]) == suggested(findings) == suggested(in_html[path]), path
+
+
+def test_no_rule_arithmetic_in_the_html_package():
+    """The page draws the JSON: no module of the package imports the rules,
+    the analysis or the estimators."""
+    package = ROOT / "src" / "reglint" / "reporters" / "html"
+    allowed = ("reglint", "reglint.engine.fmt", "reglint.reporters.text", "reglint.reporters.html")
+    modules = sorted(package.glob("*.py"))
+    assert len(modules) >= 6
+    for module in modules:
+        source = module.read_text()
+        imported = re.findall(r"^\s*(?:from|import)\s+(reglint[\w.]*)", source, re.M)
+        assert imported, module.name
+        for name in imported:
+            assert name in allowed or name.startswith("reglint.reporters.html."), (module.name, name)
+        assert len(source.splitlines()) <= 800, module.name
 
 
 # ---------------------------------------------------------------------------
@@ -391,14 +712,31 @@ def test_chromium_renders_charts_and_findings(reports, key, tmp_path):
     assert all(float(b["width"]) >= 0 for b in bars)
     assert any(float(b["width"]) > 50 for b in dom.find("rect", class_="bar-params"))
     curves = dom.find("path", class_="curve")
-    assert {c["class"].split()[1] for c in curves} == {"curve-rho", "curve-shrink"}
+    codes = [c["code"] for c in report.to_dict()["files"][0]["model"]["analysis"]["sweep"]["curves"]]
+    assert [c["class"].split()[1] for c in curves] == [f"curve-{code}" for code in codes]
     assert all(len(c["d"].split("L")) > 50 for c in curves)
-    # findings rows
+    # findings rows and their fixes
     rows = dom.find("tr", class_="finding")
-    assert len(rows) == len(report.files[0].findings)
     assert [r["data-code"] for r in rows] == [f.code for f in report.files[0].findings]
+    assert len(dom.find("li", class_="change")) == sum(len(f.fix.changes) for f in report.files[0].findings
+                                                       if f.fix)
     # the embedded JSON survives the browser's parser
     assert embedded_json(proc.stdout) == report.to_dict()
+
+
+@needs_chromium
+def test_chromium_renders_the_twin(tmp_path):
+    report = run_report(DOMINATES)
+    data = report.to_dict()
+    data["files"][0]["model"]["analysis"]["profile"] = {"device": "CPU", "twin": twin_dict()}
+    page = tmp_path / "report.html"
+    page.write_text(render(report, data=data), encoding="utf-8")
+    proc = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = parse(proc.stdout)
+    assert len(dom.find("svg", class_="twin")) == 1
+    assert len([p for p in dom.find("path", class_="curve") if p.get("data-run")]) == 4
+    assert embedded_json(proc.stdout) == data
 
 
 @needs_chromium

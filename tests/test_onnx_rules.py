@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 
-from reglint.config.settings import Settings
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 
 ONNX = FIXTURES / "onnx"
 

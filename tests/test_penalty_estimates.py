@@ -11,7 +11,7 @@ import pytest
 from reglint.engine.analysis import Analysis
 from reglint.readers import read_model
 
-from conftest import KERAS_FIXTURES, keras_manifest
+from helpers import KERAS_FIXTURES, keras_manifest
 
 WITH_PENALTY = [e for e in keras_manifest()
                 if e.get("weight_penalty") and e["format"] not in ("weights_only", "savedmodel")
@@ -26,7 +26,7 @@ def _saved_penalty(model, include_frozen: bool) -> float:
 @pytest.mark.parametrize("entry", WITH_PENALTY, ids=[e["file"] for e in WITH_PENALTY])
 def test_penalty_at_saved_weights_equals_keras(entry):
     model = read_model(KERAS_FIXTURES / entry["file"])
-    if any(l.custom for l in model.layers) or any(
+    if any(layer.custom for layer in model.layers) or any(
             v.regularizer is not None and v.regularizer.kind == "custom" for _, v in model.variables()):
         pytest.skip("custom classes are not interpreted without a mapping")
     # Keras 3 drops frozen layers' penalties; tf.keras 2 keeps them as a constant.
@@ -54,7 +54,7 @@ def test_expected_penalty_at_init_matches_a_draw(entry):
 
 
 def test_seed_layer_numbers_from_the_reference():
-    """shared/reference: Conv2D(20, (2,3)) on 10 channels, glorot_uniform,
+    """The seed question: Conv2D(20, (2,3)) on 10 channels, glorot_uniform,
     L2(0.01): E[sum w^2] = 13.33, penalty about 0.133."""
     model = read_model(KERAS_FIXTURES / "conv2d_seed_l2.keras")
     [p] = Analysis(model).penalties

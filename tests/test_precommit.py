@@ -1,31 +1,25 @@
 """The pre-commit hook: the manifest is valid, its ``files`` regex picks the
 files that make up models, and (slow: pre-commit builds the hook's virtual
 environment from this checkout, which needs the package index) a commit
-holding a wrecked model is refused while a healthy one passes."""
+holding a wrecked model is refused while a healthy one passes, with the
+README's clone form of ``.pre-commit-config.yaml``. pre-commit and PyYAML are
+in the ``test`` extra, so CI runs all of it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_reporters import real_models  # noqa: F401  (shared fixture)
+
+from helpers import GIT_ENV, git, pre_commit, readme_block, snapshot_checkout
 
 yaml = pytest.importorskip("yaml")  # comes with pre-commit
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
-
-
-def pre_commit() -> str:
-    found = shutil.which("pre-commit", path=str(Path(sys.executable).parent)) or shutil.which("pre-commit")
-    if not found:
-        pytest.skip("pre-commit is not installed (pip install pre-commit)")
-    return found
 
 
 def hook() -> dict:
@@ -44,10 +38,11 @@ def test_manifest_follows_the_conventions():
     assert entry["require_serial"] is True and entry["minimum_pre_commit_version"] == "3.2.0"
 
 
-@pytest.mark.parametrize("path, matched", [
+@pytest.mark.parametrize(("path", "matched"), [
     ("models/a.keras", True), ("b.h5", True), ("c.hdf5", True), ("d.onnx", True),
     ("sm/saved_model.pb", True), ("sm/keras_metadata.pb", True),
     ("sm/variables/variables.index", True), ("sm/variables/variables.data-00000-of-00001", True),
+    ("models/model.json", True),  # passed by name; reglint --force-exclude keeps only Keras architectures
     ("notes.txt", False), ("a.keras.txt", False), ("other.pb", False), ("variables/other.index", False),
 ])
 def test_files_regex(path, matched):
@@ -57,34 +52,6 @@ def test_files_regex(path, matched):
 
 # ---------------------------------------------------------------------------
 # the real thing
-
-
-def snapshot_checkout(dest: Path) -> Path:
-    """The working tree (tracked and untracked, not ignored files) as a
-    one-commit repository: pre-commit installs hooks from commits, and the
-    checkout may hold uncommitted work."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file() and not name.startswith(("fixtures/", "tests/data/")):
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    git(dest, "init", "-q")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "snapshot")
-    return dest
-
-
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_GLOBAL": os.devnull,
-           "GIT_CONFIG_SYSTEM": os.devnull}
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check,
-                          env={**os.environ, **GIT_ENV})
 
 
 @pytest.mark.slow
@@ -104,9 +71,9 @@ def test_commit_with_a_wrecked_model_is_refused(tmp_path, real_models, monkeypat
     shutil.copy(real_models["healthy"], repo / "good.keras")
     git(repo, "add", "bad.keras", "good.keras")
 
-    def try_repo(*files: str) -> subprocess.CompletedProcess:
-        return subprocess.run([tool, "try-repo", str(hooks_repo), "reglint", "--files", *files], cwd=repo,
-                              capture_output=True, text=True, timeout=900)
+    def try_repo(*files: str, verbose: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run([tool, "try-repo", str(hooks_repo), "reglint", *(["--verbose"] if verbose else []),
+                               "--files", *files], cwd=repo, capture_output=True, text=True, timeout=900)
 
     bad = try_repo("bad.keras")
     if bad.returncode != 0 and "RL001" not in bad.stdout:
@@ -115,17 +82,28 @@ def test_commit_with_a_wrecked_model_is_refused(tmp_path, real_models, monkeypat
     assert bad.returncode == 1 and "RL001" in bad.stdout
     good = try_repo("good.keras")
     assert good.returncode == 0, good.stdout
+    # Every .json of a commit is passed; only Keras architectures are linted,
+    # and a save_weights checkpoint passes (nothing to lint, not an error).
+    (repo / "package.json").write_text('{"name": "web", "version": "1.0.0"}')
+    shutil.copy(ROOT / "fixtures" / "exactness" / "json_mlp.json", repo / "model.json")
+    shutil.copy(ROOT / "fixtures" / "keras" / "tfk_mlp_weights.h5", repo / "ckpt.h5")
+    others = try_repo("package.json", "model.json", "ckpt.h5", verbose=True)
+    assert others.returncode == 0, others.stdout + others.stderr
+    assert "model.json" in others.stdout and "package.json" not in others.stdout + others.stderr
 
-    # As a user would have it: a config pinning the hook, installed into Git.
+    # As a user would have it: the README's clone form, its two placeholders
+    # filled in, installed into Git.
     rev = git(hooks_repo, "rev-parse", "HEAD").stdout.strip()
+    snippet = readme_block("rev: REV")
+    assert "/path/to/reglint" in snippet
     (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n-   repo: {hooks_repo}\n    rev: {rev}\n    hooks:\n    -   id: reglint\n"
-        "        args: [--output-format=concise]\n")
+        snippet.replace("/path/to/reglint", str(hooks_repo)).replace("rev: REV", f"rev: {rev}"))
     subprocess.run([tool, "install"], cwd=repo, check=True, capture_output=True)
     git(repo, "add", ".pre-commit-config.yaml")
     refused = git(repo, "commit", "-m", "add a wrecked model", check=False)
     assert refused.returncode != 0
-    assert "bad.keras: RL001" in refused.stdout + refused.stderr
+    output = refused.stdout + refused.stderr
+    assert "bad.keras  (keras_v3" in output and "RL001 penalty-dominates-loss" in output
     git(repo, "rm", "-q", "--cached", "bad.keras")
     accepted = git(repo, "commit", "-m", "add a healthy model", check=False)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr

@@ -2,14 +2,8 @@
 GitHub annotations and job summary, JUnit, GitLab, concise, pylint,
 json-lines.
 
-``real_models`` (a session fixture, also used by the other CLI-integration
-test modules) saves tiny Keras models once per session:
-
-* ``wreck``: Dense(512)-Dense(512)-Dense(10) on 784 inputs, L2(0.05) on the
-  kernels: an RL001 error (penalty 25x the data loss);
-* ``tiny_bad``: 8-16-10 with L2(5.0) under SGD(lr=1.0): RL001 and one RL002
-  per layer;
-* ``healthy``: 8-16-10 with L2(1e-3) under SGD(lr=0.01): no findings.
+The models are conftest's ``real_models`` (``wreck``, ``tiny_bad``,
+``healthy``), copied into a project folder by ``project``.
 """
 
 from __future__ import annotations
@@ -17,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -25,76 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from reglint.config.settings import Settings
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 from reglint.reporters import renderer
 from reglint.reporters.github import escape_data, escape_property, render_github
 from reglint.reporters.junit import render_junit
 from reglint.reporters.machine import render_concise, render_gitlab, render_json_lines, render_pylint
 from reglint.reporters.sarif import sarif_log
 
-SCHEMA = Path("/work/shared/reference/sarif-schema-2.1.0.json")
-if not SCHEMA.is_file():  # outside the workspace: the copy in the repo, if any
-    SCHEMA = Path(__file__).resolve().parents[1] / "src" / "reglint" / "reporters" / "sarif-schema-2.1.0.json"
-
-MODEL_SCRIPT = r"""
-import os, sys
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import keras
-
-def save(path, l2, lr, units, inputs):
-    layers = [keras.Input((inputs,))] + [
-        keras.layers.Dense(u, kernel_regularizer=keras.regularizers.L2(l2), name=f"dense_{i}")
-        for i, u in enumerate(units)]
-    model = keras.Sequential(layers)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="sparse_categorical_crossentropy")
-    model.save(path)
-
-folder = sys.argv[1]
-save(os.path.join(folder, "wreck.keras"), 0.05, 0.01, (512, 512, 10), 784)
-save(os.path.join(folder, "tiny_bad.keras"), 5.0, 1.0, (16, 10), 8)
-save(os.path.join(folder, "healthy.keras"), 1e-3, 0.01, (16, 10), 8)
-"""
-MODEL_NAMES = ("wreck.keras", "tiny_bad.keras", "healthy.keras")
-
-
-def build_models(folder: Path) -> dict[str, Path]:
-    """Save the three models into ``folder`` once (a subprocess keeps
-    TensorFlow out of the test process); skip when Keras is missing."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if not all((folder / name).is_file() for name in MODEL_NAMES):
-        try:
-            import keras  # noqa: F401
-        except ImportError:
-            pytest.skip("keras is not installed: cannot save test models")
-        done = subprocess.run([sys.executable, "-c", MODEL_SCRIPT, str(folder)], capture_output=True, text=True,
-                              timeout=600)
-        if done.returncode != 0:
-            pytest.fail(f"saving the test models failed:\n{done.stderr[-2000:]}")
-    return {name.split(".")[0]: folder / name for name in MODEL_NAMES}
-
-
-@pytest.fixture(scope="session")
-def real_models(tmp_path_factory) -> dict[str, Path]:
-    # A fixed folder under the session's base temp: modules importing this
-    # fixture share one set of files.
-    return build_models(tmp_path_factory.getbasetemp() / "reglint-real-models")
-
-
-@pytest.fixture
-def project(tmp_path, real_models, monkeypatch) -> Path:
-    """A project folder holding copies of the models, as the cwd, with the
-    cache's signing key kept out of the real home folder."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    root = tmp_path / "proj"
-    (root / "models").mkdir(parents=True)
-    for name, path in real_models.items():
-        shutil.copy(path, root / "models" / f"{name}.keras")
-    monkeypatch.chdir(root)
-    return root
+from helpers import SARIF_SCHEMA
 
 
 @pytest.fixture
@@ -138,7 +72,7 @@ def test_real_report_has_the_expected_findings(report):
 @pytest.fixture(scope="module")
 def sarif_validator():
     jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
@@ -265,7 +199,7 @@ def test_github_summary_cells_cannot_break_the_table(tmp_path, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     render(render_github, synthetic(layer="a|b`<script>"))
-    row = [line for line in summary.read_text().splitlines() if line.startswith("| `models")][0]
+    row = next(line for line in summary.read_text().splitlines() if line.startswith("| `models"))
     assert row.count(" | ") == 4  # the pipes in the name are escaped
     assert "`a\\|b'<script>`" in row  # a code span shows HTML literally
     assert row.endswith("too much at a\\|b`&lt;script&gt; |")  # plain text is escaped
@@ -312,7 +246,8 @@ def test_concise_and_pylint_lines(report):
     assert any(line.startswith("models/wreck.keras: RL001 ") for line in concise)
     assert any(line.startswith("models/tiny_bad.keras: RL002 [dense_0] ") for line in concise)
     assert any(line.startswith("models/broken.keras: RL900 ") for line in concise)
-    assert concise[-1] == f"Found {len(concise) - 1} errors."
+    # the full report's count by severity (the unreadable file is counted apart)
+    assert concise[-1] == f"Found {len(concise) - 2} findings ({len(concise) - 2} errors) in 4 files; 1 unreadable."
     pylint = render(render_pylint, report).splitlines()
     assert any(line.startswith("models/wreck.keras:1: [RL001] ") for line in pylint)
     assert len(pylint) == len(concise) - 1
@@ -332,7 +267,7 @@ def test_json_lines_one_object_per_finding(report):
 
 def test_json_keeps_unreadable_files_as_errors(report):
     doc = json.loads(render(renderer("json"), report))
-    broken = [f for f in doc["files"] if f["path"].endswith("broken.keras")][0]
+    broken = next(f for f in doc["files"] if f["path"].endswith("broken.keras"))
     assert broken["error"] and not broken["findings"]
 
 

@@ -8,13 +8,13 @@ import math
 
 import pytest
 
-from reglint.config.settings import Settings
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.rule import all_rules, get_rule
 from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
 
-from conftest import KERAS_FIXTURES
+from helpers import FIXTURES, KERAS_FIXTURES
 from mutate import add_extra_tensor, poison_first_kernel, rewrite_keras_zip, set_first_regularizer
 
 HEALTHY = ["scenario_healthy_sgd.keras", "scenario_healthy.keras"]
@@ -281,3 +281,9 @@ def test_rl010_activity_penalty_matches_keras():
 def test_rl005_weak_l2_under_sgd_fixture():
     found = findings("scenario_too_weak.keras", "RL005")
     assert len(found) == 3 and all(f.values["penalty_share"] < 1e-6 for f in found)
+
+
+def test_rl005_leaves_invalid_factors_to_rl012():
+    found = findings(FIXTURES / "rules" / "tfk_negative_l2.h5")
+    assert {f.code for f in found} >= {"RL012"}
+    assert not [f for f in found if f.code == "RL005"]

@@ -22,11 +22,11 @@ def lint(*paths, select=None, ignore=None, thresholds=None, **context):
     Unreadable files come back with ``FileReport.error`` set; nothing raises
     for a bad model.
     """
-    from reglint.cli.discover import discover
-    from reglint.config.settings import Settings
     from reglint.engine.analysis import TrainingContext
+    from reglint.engine.discover import discover
     from reglint.engine.report import FileReport, RunReport
     from reglint.engine.runner import lint_file
+    from reglint.engine.settings import Settings
 
     settings = Settings(context=TrainingContext(**context))
     if select is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class ReglintError(Exception):
     """Base class: anything reglint reports to the user as one line."""
@@ -26,3 +28,8 @@ def one_line(message: str, limit: int = 400) -> str:
     text = " ".join(str(message).split())
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def err(message: str) -> None:
+    """One line on stderr, never a traceback."""
+    sys.stderr.write(f"reglint: error: {one_line(message)}\n")

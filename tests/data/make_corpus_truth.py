@@ -20,6 +20,7 @@ one pathological file cannot take the whole run down.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -68,7 +69,7 @@ def stored_weights(path):
         return info
     try:
         f = h5py.File(path, "r")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         info["h5_error"] = f"{type(e).__name__}: {e}"[:300]
         return info
     with f:
@@ -88,7 +89,7 @@ def stored_weights(path):
         by_layer = {}
         total = 0
         ndsets = 0
-        for name in root.keys():
+        for name in root:
             if root is f and name == "optimizer_weights":
                 continue
             obj = root[name]
@@ -99,7 +100,8 @@ def stored_weights(path):
             else:
                 dsets = []
                 obj.visititems(
-                    lambda _k, o: dsets.append(o) if isinstance(o, h5py.Dataset) else None
+                    # visititems calls it before the loop moves on: dsets is this iteration's list
+                    lambda _k, o: dsets.append(o) if isinstance(o, h5py.Dataset) else None  # noqa: B023
                 )
                 for d in dsets:
                     n += int(np.prod(d.shape)) if d.shape else 1
@@ -181,16 +183,14 @@ def load_truth(path):
                 model_class=type(model).__name__,
             )
             return True
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             res["errors"][tag] = _short(e)
             return False
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 clear()
-            except Exception:  # noqa: BLE001
-                pass
 
     import tf_keras
 
@@ -318,10 +318,8 @@ def main():
         json.dump(truth, fh, indent=1, sort_keys=True)
         fh.write("\n")
     for ext in ("", ".list"):
-        try:
+        with contextlib.suppress(OSError):
             os.remove(jsonl + ext)
-        except OSError:
-            pass
     n_tf = sum(1 for r in truth.values() if r["loader"] == "tf_keras")
     n_k3 = sum(1 for r in truth.values() if r["loader"] == "keras3")
     n_fail = sum(1 for r in truth.values() if r["loader"] is None)

@@ -11,19 +11,25 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 from reglint import __version__
-from reglint.errors import ReglintError, one_line
+from reglint.errors import ReglintError, err
+from reglint.reporters.console import Color
 
 COMMANDS = ("check", "rules", "rule", "explain", "profile", "version", "clean")
+ROOT_OPTIONS = ("--version", "--help", "-h")
+
+EXIT_CODES = ("Exit codes: 0 clean (or every finding below --fail-on); 1 findings at or above --fail-on "
+              "(default error); 2 usage, configuration or read error.")
 
 app = typer.Typer(
     name="reglint",
     help="Lint the regularization of saved Keras and ONNX models: lambdas that dominate the loss, "
-         "destabilise training or do nothing.",
+         "destabilise training or do nothing.\n\n"
+         "[bold]reglint FILE ...[/] is short for [bold]reglint check FILE ...[/]\n\n" + EXIT_CODES,
+    epilog="reglint check -h lists the options of a lint run.",
     rich_markup_mode="rich",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -39,25 +45,42 @@ class FailOn(str, Enum):
     none = "none"
 
 
-class Color(str, Enum):
-    auto = "auto"
-    always = "always"
-    never = "never"
+# ---------------------------------------------------------------------------
+# training-context options: declared once, as TrainingContext's fields
 
 
-def err(message: str) -> None:
-    """One line on stderr, never a traceback."""
-    sys.stderr.write(f"reglint: error: {one_line(message)}\n")
+def with_context_options(panel: str):
+    """Give a command one option per ``TrainingContext`` scalar field
+    (``--samples``, ``--learning-rate``/``--lr`` ...) and hand their values
+    to it as ``context`` (a dict of the given ones)."""
+    import functools
+    import inspect
+    from typing import get_type_hints
 
+    from reglint.engine.analysis import context_options
 
-def make_console(color: Color = Color.auto, stderr: bool = False):
-    from rich.console import Console
+    options = context_options()
 
-    no_color = bool(os.environ.get("NO_COLOR"))
-    force = True if color is Color.always else (False if color is Color.never else None)
-    return Console(stderr=stderr, highlight=False, force_terminal=force,
-                   color_system=None if (no_color or color is Color.never) else "auto",
-                   no_color=no_color or color is Color.never)
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            given = {o.name: kwargs.pop(o.name) for o in options if kwargs.get(o.name) is not None}
+            for o in options:
+                kwargs.pop(o.name, None)
+            return func(*args, context=given, **kwargs)
+
+        own = [p for p in inspect.signature(func).parameters.values() if p.name != "context"]
+        extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.kind | None,
+                                   default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
+                                                        help=o.help, rich_help_panel=panel))
+                 for o in options]
+        hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}
+        # inspect.signature() (and so Typer) reads __signature__; typeshed's _Wrapped does not declare it.
+        wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**hints, **{o.name: o.kind | None for o in options}}
+        return wrapper
+
+    return decorate
 
 
 # ---------------------------------------------------------------------------
@@ -69,72 +92,67 @@ OUTPUT = "Output"
 FILES = "File selection"
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
+@with_context_options(CONTEXT)
 def check(
-    paths: List[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
-    output_format: Optional[str] = typer.Option(None, "--format", "--output-format", "-f",
-                                                envvar="REGLINT_OUTPUT_FORMAT",
-                                                help="full (default), concise, json, json-lines, sarif, github, gitlab, "
-                                                     "junit, pylint, html. FORMAT:FILE writes to a file; several "
-                                                     "separated by commas.",
-                                                rich_help_panel=OUTPUT),
-    sarif_flavor: Optional[str] = typer.Option(None, "--sarif-flavor", envvar="REGLINT_SARIF_FLAVOR",
-                                               help="github (region startLine 1, the default) or strict.",
-                                               rich_help_panel=OUTPUT),
-    output_file: Optional[Path] = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
-                                               help="Write the report here instead of stdout.",
-                                               rich_help_panel=OUTPUT),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
-                                             help="Exit 1 on findings at or above this severity [default: error].",
+    paths: list[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
+    output_format: str | None = typer.Option(None, "--format", "--output-format", "-f",
+                                             envvar="REGLINT_OUTPUT_FORMAT",
+                                             help="full (default), concise, json, json-lines, sarif, github, gitlab, "
+                                                  "junit, pylint, html. FORMAT:FILE writes to a file; several "
+                                                  "separated by commas.",
                                              rich_help_panel=OUTPUT),
+    sarif_flavor: str | None = typer.Option(None, "--sarif-flavor", envvar="REGLINT_SARIF_FLAVOR",
+                                            help="github (region startLine 1, the default) or strict.",
+                                            rich_help_panel=OUTPUT),
+    output_file: Path | None = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
+                                            help="Write the report here instead of stdout.",
+                                            rich_help_panel=OUTPUT),
+    fail_on: FailOn | None = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
+                                          help="Exit 1 on findings at or above this severity (default: error).",
+                                          rich_help_panel=OUTPUT),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even with findings (2 still means error).",
                                    rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
                                rich_help_panel=OUTPUT),
-    statistics: bool = typer.Option(False, "--statistics", help="Count findings per rule.", rich_help_panel=OUTPUT),
-    color: Color = typer.Option(Color.auto, "--color", help="Colour the terminal report.", rich_help_panel=OUTPUT),
-    select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes or prefixes to run (replaces the config).",
-                                               rich_help_panel=RULE_SELECTION),
-    extend_select: Optional[List[str]] = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
-    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
-                                               rich_help_panel=RULE_SELECTION),
-    config: Optional[str] = typer.Option(None, "--config",
-                                         help="Use this pyproject.toml or reglint.toml, or override one key: "
-                                              "--config \"lint.ignore=['RL011']\".",
-                                         rich_help_panel=RULE_SELECTION),
+    statistics: bool = typer.Option(False, "--statistics",
+                                    help="Print only the count of findings per rule (the report files are still "
+                                         "written).", rich_help_panel=OUTPUT),
+    color: Color = typer.Option(Color.auto, "--color",
+                                help="Colour the terminal report; always wins over NO_COLOR, never drops every style.",
+                                rich_help_panel=OUTPUT),
+    select: list[str] | None = typer.Option(None, "--select",
+                                            help="Rule codes or prefixes to run (replaces the config).",
+                                            rich_help_panel=RULE_SELECTION),
+    extend_select: list[str] | None = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
+                                            rich_help_panel=RULE_SELECTION),
+    config: str | None = typer.Option(None, "--config",
+                                      help="Use this pyproject.toml or reglint.toml, or override one key: "
+                                           "--config \"lint.ignore=['RL011']\".",
+                                      rich_help_panel=RULE_SELECTION),
     isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file.",
                                   rich_help_panel=RULE_SELECTION),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
-                                            rich_help_panel=RULE_SELECTION),
+    baseline: Path | None = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
+                                         rich_help_panel=RULE_SELECTION),
     create_baseline: bool = typer.Option(False, "--create-baseline",
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N.", rich_help_panel=CONTEXT),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Batch size B [default: 32].",
-                                             rich_help_panel=CONTEXT),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, rich_help_panel=CONTEXT),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimizer steps T.", rich_help_panel=CONTEXT),
-    classes: Optional[int] = typer.Option(None, "--classes", min=1, rich_help_panel=CONTEXT),
-    target_var: Optional[float] = typer.Option(None, "--target-var", min=0.0, help="Variance of regression targets.",
-                                               rich_help_panel=CONTEXT),
-    loss_scale: Optional[float] = typer.Option(None, "--loss-scale", min=0.0,
-                                               help="Typical data loss, overriding the estimate.", rich_help_panel=CONTEXT),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer class for files that save none (ONNX).",
-                                            rich_help_panel=CONTEXT),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", min=0.0, rich_help_panel=CONTEXT),
-    momentum: Optional[float] = typer.Option(None, "--momentum", min=0.0, max=1.0, rich_help_panel=CONTEXT),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", min=0.0, rich_help_panel=CONTEXT),
-    l2: Optional[List[str]] = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
-                                           help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
-                                           rich_help_panel=CONTEXT),
+    l2: list[str] | None = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
+                                        help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
+                                        rich_help_panel=CONTEXT),
     force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
                                        rich_help_panel=FILES),
     no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
                              rich_help_panel=FILES),
+    context: dict | None = None,
 ) -> None:
-    """Lint model files: parameters, regularizers and optimizer settings against the data-loss scale."""
+    """Lint model files: parameters, regularizers and optimizer settings against the data-loss scale.
+
+    [bold]reglint FILE ...[/] is short for [bold]reglint check FILE ...[/]
+    """
     from reglint.cli.run import CheckOptions, run_check
 
     options = CheckOptions(**{k: v for k, v in locals().items() if k in CheckOptions.__dataclass_fields__})
@@ -177,30 +195,26 @@ def rule_command(code: str = typer.Argument(..., help="A rule code (RL001) or na
 
 
 @app.command()
+@with_context_options(CONTEXT)
 def explain(
     path: Path = typer.Argument(..., help="A model file."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Training examples N."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
-    loss_scale: Optional[float] = typer.Option(None, "--loss-scale", min=0.0),
-    classes: Optional[int] = typer.Option(None, "--classes", min=1),
+    layer: str | None = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full or json"),
+    context: dict | None = None,
 ) -> None:
     """Show, per layer, how the penalty, its gradient and the per-step shrink depend on the weight count."""
     from reglint.cli.explain import run_explain
 
-    raise typer.Exit(run_explain(path, layer=layer, samples=samples, batch_size=batch_size, epochs=epochs,
-                                 loss_scale=loss_scale, classes=classes, output_format=output_format))
+    raise typer.Exit(run_explain(path, layer=layer, context=context or {}, output_format=output_format))
 
 
 @app.command()
 def profile(
     path: Path = typer.Argument(..., help="A Keras model file (.keras, .h5) or SavedModel folder."),
-    data: Optional[Path] = typer.Option(None, "--data", help=".npz with training inputs and targets."),
+    data: Path | None = typer.Option(None, "--data", help=".npz with training inputs and targets."),
     x_key: str = typer.Option("x", "--x-key", help="Key of the inputs in --data."),
     y_key: str = typer.Option("y", "--y-key", help="Key of the targets in --data."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1,
+    steps: int | None = typer.Option(None, "--steps", min=1,
                                         help="Steps of each run (penalized and twin); default: from the penalty's "
                                              "timescales, within --time-budget."),
     time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
@@ -210,8 +224,8 @@ def profile(
     trust_model: bool = typer.Option(False, "--trust-model",
                                      help="Allow Lambda layers and custom objects to run (Keras safe_mode off)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full, json, sarif, github, html ..."),
-    output_file: Optional[Path] = typer.Option(None, "--output-file", "-o"),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on"),
+    output_file: Path | None = typer.Option(None, "--output-file", "-o"),
+    fail_on: FailOn | None = typer.Option(None, "--fail-on"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Measure the penalty against the data gradient per layer, and train the saved recipe beside an
@@ -228,8 +242,8 @@ def profile(
 @app.command("clean")
 def clean_command() -> None:
     """Remove the cache folder (.reglint_cache, or REGLINT_CACHE_DIR)."""
-    from reglint.cli.cache import clear
     from reglint.config.loader import load_settings
+    from reglint.engine.cache import clear
 
     clear(load_settings(["."]))
 
@@ -250,15 +264,34 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: ``reglint PATH`` means ``reglint check PATH``."""
+    """Console entry point: ``reglint PATH`` means ``reglint check PATH``.
+
+    Click runs outside its standalone mode so that a usage error (unknown
+    option, bad value, missing argument) is one line on stderr and exit 2,
+    like every other error, instead of Typer's boxed usage screen.
+    """
+    # Typer >= 0.26 vendors Click (pyproject pins it); its exceptions live here.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
-        args.insert(0, "check")
+    if args and args[0] not in COMMANDS and args[0] not in ROOT_OPTIONS:
+        args.insert(0, "check")  # `reglint FILE` and `reglint --format json FILE` alike
     try:
-        app(args=args, prog_name="reglint", standalone_mode=True)
+        result = app(args=args, prog_name="reglint", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # bare `reglint`: the help, exit 2 (Click's convention)
+        exc.show()
+        return 2
+    except UsageError as exc:
+        err(usage_message(exc))
+        return 2
+    except ClickException as exc:
+        err(exc.format_message())
+        return 2
+    except typer.Abort:
+        err("aborted")
+        return 2
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        return code
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -268,7 +301,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal error: one line, a hint, exit 2
         err(f"internal error ({type(exc).__name__}: {exc}); please report it with the model file if you can")
         return 2
-    return 0
+    return result if isinstance(result, int) else 0
+
+
+def usage_message(exc) -> str:
+    """Click's message as one lower-case line: ``invalid value for
+    '--fail-on': 'bogus' is not one of 'error', ...``. The environment
+    variable is named only when it is set (then it may be the culprit)."""
+    import re
+
+    text = exc.format_message()
+    match = re.search(r" \(env var: '([^']+)'\)", text)
+    if match and not os.environ.get(match.group(1)):
+        text = text.replace(match.group(0), "")
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
 
 
 def entry() -> None:

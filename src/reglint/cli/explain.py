@@ -19,22 +19,43 @@ tensor this prints what depends on the weight count and what does not:
 from __future__ import annotations
 
 import json
-import math
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from reglint.engine.analysis import Analysis, TrainingContext
+from reglint.engine.analysis import Analysis
 from reglint.engine.fmt import g, lam, pct
+from reglint.engine.report import FileReport
+from reglint.engine.sweep import safe_multiplier
 from reglint.errors import ReglintError
 from reglint.estimate.init_scale import init_rms
-from reglint.readers import read_model
-from reglint.reporters.text import clean, markup
+from reglint.reporters.text import markup
 
 
-def explain_tensor(analysis: Analysis, p) -> dict[str, Any]:
+def rule_changes(report: FileReport, layer: str, tensor: str) -> list[dict[str, Any]]:
+    """The changes the findings' fixes make to this tensor: the rules'
+    own suggested values, never re-derived here."""
+    out = []
+    for finding in report.findings:
+        if finding.fix is None:
+            continue
+        for change in finding.fix.changes:
+            if change.layer == layer and change.target == tensor.split("/")[-1]:
+                out.append({"code": finding.code, "aim": finding.fix.aim, **change.to_dict()})
+    return out
+
+
+def largest_safe_lambda(report: FileReport, factor: float) -> tuple[float | None, list[str]]:
+    """Today's factor times the largest common multiplier under every
+    selected rule's warning level (the rules' ``sweep`` curves)."""
+    m, bound_by = safe_multiplier(report.curves)
+    return (factor * m if m is not None and factor else None), bound_by
+
+
+def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     """The numbers for one regularized tensor."""
+    analysis: Analysis = report.analysis
     var, layer = p.variable, p.layer
     dyn, ctx = analysis.dynamics, analysis.context
     scale = analysis.loss_scale.value
@@ -43,12 +64,7 @@ def explain_tensor(analysis: Analysis, p) -> dict[str, Any]:
     l2, l1 = p.l2, p.l1
     shrink = dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink
     per_epoch = ctx.steps_per_epoch()
-    total_penalty = analysis.total_penalty_init()
-    rho = total_penalty / scale if scale else None
-    warn = 0.3  # RL001's default warning level; the safe lambda lands at half of it
-    safe = None
-    if rho and p.penalty_init:
-        safe = (l2 or l1) * 0.5 * warn / rho
+    safe, bound_by = largest_safe_lambda(report, l2 or l1)
     return {
         "layer": layer.path,
         "class": layer.class_name,
@@ -71,43 +87,53 @@ def explain_tensor(analysis: Analysis, p) -> dict[str, Any]:
         "shrink_per_step": shrink,
         "timescale_steps": (1 / shrink) if shrink else None,
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
-        "model_penalty_ratio": rho,
-        "safe_lambda": safe,
+        "model_penalty_ratio": analysis.penalty_ratio(),
+        "rule_changes": rule_changes(report, layer.path, var.name),
+        "largest_safe_lambda": safe,
+        "largest_safe_lambda_bound_by": bound_by,
         "scale_invariant": p.scale_invariant,
+        "absorbed": p.absorbed,
         "active": p.active,
         "optimizer_family": dyn.family,
     }
 
 
-def run_explain(path: Path, *, layer: str | None, samples: int | None, batch_size: int | None,
-                epochs: int | None, loss_scale: float | None, classes: int | None, output_format: str) -> int:
-    from reglint.cli.app import err
+def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], output_format: str) -> int:
+    """Lint the file exactly as ``check`` does (settings, rules, fixes),
+    then explain its regularized tensors with the rules' answers."""
+    from reglint.cli.run import CheckOptions, resolve
+    from reglint.engine.runner import lint_file
+    from reglint.errors import err
 
     try:
-        model = read_model(path)
+        settings = resolve(CheckOptions(paths=[path], context=context))
     except ReglintError as exc:
-        err(f"{path}: {exc}")
+        err(str(exc))
         return 2
-    ctx = TrainingContext(samples=samples, batch_size=batch_size, epochs=epochs, loss_scale=loss_scale,
-                          classes=classes)
-    analysis = Analysis(model, ctx)
-    items = [p for p in analysis.penalties
+    report = lint_file(str(path), settings)
+    if report.error or report.analysis is None:
+        err(f"{path}: {report.error}")
+        return 2
+    items = [p for p in report.analysis.penalties
              if layer is None or p.layer.path == layer or p.layer.name == layer or fnmatch(p.layer.path, layer)]
     if layer is not None and not items:
         err(f"no regularized layer matches {layer!r}")
         return 2
-    rows = [explain_tensor(analysis, p) for p in items]
+    rows = [explain_tensor(report, p) for p in items]
     if output_format == "json":
-        from reglint.engine.report import jsonable
+        from reglint.engine.report import file_to_dict, jsonable
 
-        sys.stdout.write(json.dumps(jsonable({"path": str(path), "tensors": rows}), indent=2) + "\n")
+        whole = file_to_dict(report)
+        sweep = (whole.get("model") or {}).get("analysis", {}).get("sweep")
+        doc = {"path": str(path), "tensors": rows, "findings": whole["findings"], "sweep": sweep}
+        sys.stdout.write(json.dumps(jsonable(doc), indent=2) + "\n")
         return 0
-    _print(rows, analysis, path)
+    _print(rows, report.analysis, path)
     return 0
 
 
 def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
-    from reglint.cli.app import make_console
+    from reglint.reporters.console import make_console
 
     console = make_console()
     if not rows:
@@ -115,8 +141,12 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
         return
     dyn = analysis.dynamics
     for row in rows:
-        console.rule(f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
-                     f"{row['shape']} · {markup(row['regularizer'])}")
+        title = (f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
+                 f"{markup(str(row['shape']))} · {markup(row['regularizer'])}")
+        if console.soft_wrap:  # piped: a rule would be as wide as the unwrapped console
+            console.print(f"── {title} ──")
+        else:
+            console.rule(title)
         lines = [
             f"weights in this tensor: {g(row['weights'])} (layer total {g(row['layer_params'])}); "
             f"fan_in {g(row['fan_in'])}, fan_out {g(row['fan_out'])}, initializer {markup(row['initializer'])}",
@@ -148,10 +178,7 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
             f"  doubling this layer's width roughly doubles its penalty; its per-weight pull and per-step "
             f"shrink stay the same. The whole model's penalty is {pct(row['model_penalty_ratio'])} of the data loss.",
         ]
-        if row["safe_lambda"] is not None:
-            lines.append(f"  scaling every lambda to {g(row['safe_lambda'])} here puts the whole model's penalty at 15% "
-                         f"of the data loss (half RL001's warning level); with more data (N), the MAP view "
-                         f"lambda = 1/(2*sigma^2*N) shrinks as 1/N.")
+        lines += _rule_lines(row)
         if row["scale_invariant"]:
             lines.append("  [yellow]this kernel feeds a normalization layer: its scale does not change the "
                          "function, so the penalty only changes the effective learning rate (RL009)[/]")
@@ -160,4 +187,17 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
         for line in lines:
             console.print(line, highlight=False)
         console.print()
-    _ = clean  # names are escaped through markup()
+
+
+def _rule_lines(row: dict[str, Any]) -> list[str]:
+    """What the rules say about this tensor's lambda: their fixes, else the
+    largest lambda none of them warns about."""
+    lines = []
+    for change in row["rule_changes"]:
+        to = "remove it" if change["suggested"] is None else f"{g(change['current'])} -> {g(change['suggested'])}"
+        lines.append(f"  {change['code']} suggests {change['parameter']} {to} ({markup(change['aim'])})")
+    if not row["rule_changes"] and row["largest_safe_lambda"] is not None:
+        lines.append(f"  no rule asks to change this lambda; the largest before any rule warns is "
+                     f"{g(row['largest_safe_lambda'])} (bound by {', '.join(row['largest_safe_lambda_bound_by'])})")
+    lines.append("  with more data (N), the MAP view lambda = 1/(2*sigma^2*N) shrinks as 1/N.")
+    return lines

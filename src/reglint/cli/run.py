@@ -3,65 +3,58 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any
 
-from reglint.config.settings import Settings
 from reglint.engine.finding import Severity
 from reglint.engine.report import FileReport, RunReport
-from reglint.errors import ConfigError, ReglintError, one_line
+from reglint.engine.settings import Settings
+from reglint.errors import ConfigError, ReglintError
+
+if TYPE_CHECKING:  # rich is imported when a report is written
+    from reglint.reporters.console import Color
 
 
 @dataclass
 class CheckOptions:
     paths: list[Path]
-    output_format: Optional[str] = None
-    sarif_flavor: Optional[str] = None
-    cache_dir: Optional[Path] = None
-    output_file: Optional[Path] = None
-    fail_on: object = None
+    output_format: str | None = None
+    sarif_flavor: str | None = None
+    cache_dir: Path | None = None
+    output_file: Path | None = None
+    fail_on: str | None = None  # a severity name, or the CLI's FailOn (a str Enum)
     exit_zero: bool = False
     quiet: bool = False
     statistics: bool = False
-    color: object = None
-    select: Optional[list[str]] = None
-    extend_select: Optional[list[str]] = None
-    ignore: Optional[list[str]] = None
-    config: Optional[str] = None
+    color: Color | None = None
+    select: list[str] | None = None
+    extend_select: list[str] | None = None
+    ignore: list[str] | None = None
+    config: str | None = None
     isolated: bool = False
-    baseline: Optional[Path] = None
+    baseline: Path | None = None
     create_baseline: bool = False
-    samples: Optional[int] = None
-    batch_size: Optional[int] = None
-    epochs: Optional[int] = None
-    steps: Optional[int] = None
-    classes: Optional[int] = None
-    target_var: Optional[float] = None
-    loss_scale: Optional[float] = None
-    optimizer: Optional[str] = None
-    learning_rate: Optional[float] = None
-    momentum: Optional[float] = None
-    weight_decay: Optional[float] = None
-    l2: Optional[list[str]] = None
+    # Training context given on the command line: TrainingContext field -> value.
+    context: dict[str, Any] = field(default_factory=dict)
+    l2: list[str] | None = None
     force_exclude: bool = False
     no_cache: bool = False
     jobs: int = 1
 
 
 def run_check(opts: CheckOptions) -> int:
-    from reglint.cli.app import err
+    from reglint.errors import err
 
     try:
-        settings = resolve(opts)
+        resolver = make_resolver(opts)
+        files, missing = discover_all([str(p) for p in opts.paths], resolver)
+        groups = group_by_settings(files, resolver)
+        settings = report_settings(groups, resolver, opts)
+        from reglint.reporters import parse_outputs
+
         outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file)
-    except ReglintError as exc:
-        err(str(exc))
-        return 2
-    from reglint.cli.discover import discover
-
-    try:
-        files, missing = discover([str(p) for p in opts.paths], settings)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -70,8 +63,8 @@ def run_check(opts: CheckOptions) -> int:
     report = RunReport()
     for path in missing:
         report.files.append(FileReport(path=path, error="no such file or folder"))
-    report.files.extend(lint_all(files, settings, jobs=opts.jobs, use_cache=not opts.no_cache,
-                                 progress=not opts.quiet))
+    report.files.extend(lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache,
+                                    progress=not opts.quiet))
     try:
         baseline_code = apply_baseline(report, opts, settings)
     except ReglintError as exc:
@@ -87,96 +80,164 @@ def run_check(opts: CheckOptions) -> int:
     except OSError as exc:
         err(f"cannot write the report: {exc.strerror or exc}")
         return 2
-    if opts.statistics:
-        write_statistics(report)
-    code = report.exit_code(settings.fail_on)
+    code = exit_code(report, groups, settings)
     if opts.exit_zero and code == 1:
         return 0
     return code
 
 
 # ---------------------------------------------------------------------------
+# settings: one per config file, the command line applied to each
 
 
-def resolve(opts: CheckOptions) -> Settings:
-    from reglint.config.loader import load_settings
-
+def make_resolver(opts: CheckOptions):
+    """Each file's settings come from its closest config (ruff's discovery),
+    every one adjusted by the command line."""
     import os
+
+    from reglint.config.loader import ConfigResolver
 
     if opts.cache_dir is not None:
         os.environ["REGLINT_CACHE_DIR"] = str(opts.cache_dir)
-    settings = load_settings([str(p) for p in opts.paths], config=opts.config, isolated=opts.isolated)
-    if opts.sarif_flavor:
-        if opts.sarif_flavor not in ("github", "strict"):
-            raise ConfigError(f"--sarif-flavor must be github or strict, not {opts.sarif_flavor!r}")
-        settings.sarif_flavor = opts.sarif_flavor
-    if opts.select:
-        settings.select = _codes(opts.select)
-    if opts.extend_select:
-        settings.extend_select = settings.extend_select + _codes(opts.extend_select)
-    if opts.ignore:
-        settings.ignore = settings.ignore + _codes(opts.ignore)
-    if opts.fail_on is not None:
-        value = getattr(opts.fail_on, "value", opts.fail_on)
-        settings.fail_on = None if value == "none" else Severity.parse(value)
-    if opts.force_exclude:
-        settings.force_exclude = True
-    ctx = settings.context
-    for name in ("samples", "batch_size", "epochs", "steps", "classes", "target_var", "loss_scale",
-                 "optimizer", "learning_rate", "momentum", "weight_decay"):
-        value = getattr(opts, name)
-        if value is not None:
-            setattr(ctx, name, value)
-    for item in opts.l2 or []:
-        pattern, _, value = item.rpartition("=")
-        try:
-            ctx.regularizers.append({"layers": pattern or "*", "target": "kernel", "l2": float(value)})
-        except ValueError:
-            raise ConfigError(f"--l2 expects PATTERN=LAMBDA, got {item!r}") from None
-    return settings
+    if opts.sarif_flavor and opts.sarif_flavor not in ("github", "strict"):
+        raise ConfigError(f"--sarif-flavor must be github or strict, not {opts.sarif_flavor!r}")
+    cli = CommandLine(opts)  # selectors checked once, before any file is read
+    return ConfigResolver(config=opts.config, isolated=opts.isolated, adjust=cli.apply)
 
 
-def _codes(values: list[str]) -> list[str]:
+def resolve(opts: CheckOptions) -> Settings:
+    """The settings of the first path (the working directory's when there is
+    none), the command line applied: what ``explain`` lints one file with."""
+    return make_resolver(opts).settings_for(str(opts.paths[0]) if opts.paths else None)
+
+
+class CommandLine:
+    """What the flags change in a Settings (flags beat every config file)."""
+
+    def __init__(self, opts: CheckOptions):
+        self.opts = opts
+        self.select = _codes(opts.select, "--select") if opts.select else None
+        self.extend_select = _codes(opts.extend_select, "--extend-select") if opts.extend_select else []
+        self.ignore = _codes(opts.ignore, "--ignore") if opts.ignore else []
+        self.regularizers = []
+        for item in opts.l2 or []:
+            pattern, _, value = item.rpartition("=")
+            try:
+                self.regularizers.append({"layers": pattern or "*", "target": "kernel", "l2": float(value)})
+            except ValueError:
+                raise ConfigError(f"--l2 expects PATTERN=LAMBDA, got {item!r}") from None
+
+    def apply(self, settings: Settings) -> None:
+        opts = self.opts
+        if opts.sarif_flavor:
+            settings.sarif_flavor = opts.sarif_flavor
+        if self.select is not None:
+            settings.select = list(self.select)
+        settings.extend_select = settings.extend_select + self.extend_select
+        settings.ignore = settings.ignore + self.ignore
+        if opts.fail_on is not None:
+            value = opts.fail_on.value if isinstance(opts.fail_on, Enum) else opts.fail_on
+            settings.fail_on = None if value == "none" else Severity.parse(value)
+        if opts.force_exclude:
+            settings.force_exclude = True
+        ctx = settings.context
+        for name, value in opts.context.items():
+            if value is not None:
+                setattr(ctx, name, value)
+        ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
+
+
+def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: CheckOptions) -> Settings:
+    """The settings for what concerns the whole run (output format, baseline,
+    the folder paths are shown relative to): those of the files' config when
+    they share one, else the working directory's (ruff's fallback)."""
+    if len(groups) == 1:
+        return groups[0][0]
+    if not groups:
+        return resolver.settings_for(str(opts.paths[0]) if opts.paths else None)
+    return resolver.settings_for(None)
+
+
+def discover_all(paths: list[str], resolver) -> tuple[list[str], list[str]]:
+    """Each path argument searched with the settings that apply to it (its
+    excludes, its .gitignore choice); (sorted unique models, missing paths)."""
+    from reglint.engine.discover import discover
+
+    by_settings: dict[int, tuple[Settings, list[str]]] = {}
+    for raw in paths:
+        settings = resolver.settings_for(raw)
+        by_settings.setdefault(id(settings), (settings, []))[1].append(raw)
+    found: set[str] = set()
+    missing: list[str] = []
+    for settings, group in by_settings.values():
+        files, gone = discover(group, settings)
+        found.update(files)
+        missing.extend(gone)
+    return sorted(found), [raw for raw in paths if raw in missing]
+
+
+def group_by_settings(files: list[str], resolver) -> list[tuple[Settings, list[str]]]:
+    """Files grouped by the settings their closest config gives them."""
+    groups: dict[int, tuple[Settings, list[str]]] = {}
+    for path in files:
+        settings = resolver.settings_for(path)
+        groups.setdefault(id(settings), (settings, []))[1].append(path)
+    return list(groups.values())
+
+
+def lint_groups(groups: list[tuple[Settings, list[str]]], files: list[str], *, jobs: int, use_cache: bool,
+                progress: bool) -> list[FileReport]:
+    """Every file linted with its own settings; reports in ``files`` order."""
+    by_path: dict[str, FileReport] = {}
+    for settings, group in groups:
+        reports = lint_all(group, settings, jobs=jobs, use_cache=use_cache, progress=progress)
+        by_path.update(zip(group, reports, strict=True))  # lint_many keeps the order it was given
+    return [by_path[path] for path in files if path in by_path]
+
+
+def exit_code(report: RunReport, groups: list[tuple[Settings, list[str]]], default: Settings) -> int:
+    """0, 1 or 2 as ``RunReport.exit_code``, each file judged by its own
+    ``fail-on``."""
+    if report.errors:
+        return 2
+    fail_on = {path: settings.fail_on for settings, group in groups for path in group}
+    for file_report, finding in report.findings:
+        threshold = fail_on.get(file_report.path, default.fail_on)
+        if threshold is not None and finding.severity.rank >= threshold.rank:
+            return 1
+    return 0
+
+
+def _codes(values: list[str], option: str) -> list[str]:
+    """``--select RL001,RL0 --select penalty-dominates-loss`` -> codes and
+    prefixes; an unknown selector is a usage error (ruff: "invalid rule code
+    or prefix"), never a silent no-op."""
+    from reglint.config.loader import normalize_selector, selector_hint
+
     out = []
     for value in values:
-        out.extend(v.strip().upper() for v in value.split(",") if v.strip())
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            sel = normalize_selector(item)
+            if sel is None:
+                raise ConfigError(f"invalid rule code or prefix {item!r} for '{option}'{selector_hint(item)}")
+            out.append(sel)
     return out
 
 
-def parse_outputs(spec: str, output_file: Optional[Path]) -> list[tuple[str, Optional[str]]]:
-    """``github,sarif:reglint.sarif`` -> [("github", None), ("sarif", "reglint.sarif")];
-    at most one format goes to stdout (pylint's convention)."""
-    from reglint.reporters import FORMATS
-
-    outputs = []
-    for part in [p.strip() for p in spec.split(",") if p.strip()]:
-        fmt, _, target = part.partition(":")
-        fmt = fmt.lower()
-        if fmt not in FORMATS:
-            raise ConfigError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-        outputs.append((fmt, target or None))
-    if not outputs:
-        raise ConfigError("no output format given")
-    to_stdout = [o for o in outputs if o[1] is None]
-    if len(to_stdout) > 1:
-        raise ConfigError("only one output format can go to stdout; give the others a file (FORMAT:FILE)")
-    if output_file is not None and to_stdout:
-        outputs = [(f, t if t else str(output_file)) for f, t in outputs]
-    return outputs
-
-
 def lint_all(files: list[str], settings: Settings, *, jobs: int, use_cache: bool, progress: bool) -> list[FileReport]:
-    from reglint.cli.parallel import lint_many
+    from reglint.engine.parallel import lint_many
 
     return lint_many(files, settings, jobs=jobs, use_cache=use_cache, progress=progress)
 
 
-def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) -> Optional[int]:
+def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) -> int | None:
     if opts.baseline is None and settings.baseline:
         opts.baseline = Path(settings.baseline)
     if opts.baseline is None:
         if opts.create_baseline:
-            from reglint.cli.app import err
+            from reglint.errors import err
 
             err("--create-baseline needs --baseline FILE")
             return 2
@@ -187,7 +248,7 @@ def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) ->
         try:
             write_baseline(opts.baseline, report, settings)
         except OSError as exc:
-            from reglint.cli.app import err
+            from reglint.errors import err
 
             err(f"cannot write the baseline: {exc.strerror or exc}")
             return 2
@@ -198,42 +259,13 @@ def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) ->
 
 
 def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Settings) -> None:
-    import io
+    """Every requested format, through the reporters' one writer."""
+    from reglint.reporters import OutputOptions
+    from reglint.reporters import write_outputs as write
+    from reglint.reporters.console import Color
 
-    from reglint.reporters import renderer
-
-    for fmt, target in outputs:
-        if fmt == "full" and target is None:
-            from reglint.cli.app import Color, make_console
-            from reglint.reporters.full import render_full
-
-            color = opts.color if opts.color is not None else Color.auto
-            render_full(report, make_console(color), show_layers=not opts.quiet)
-            continue
-        buffer = io.StringIO()
-        if fmt == "full":
-            from rich.console import Console
-
-            from reglint.reporters.full import render_full
-
-            render_full(report, Console(file=buffer, color_system=None, width=120, highlight=False),
-                        show_layers=not opts.quiet)
-        else:
-            renderer(fmt)(report, buffer, settings=settings)
-        text = buffer.getvalue()
-        if target is None:
-            sys.stdout.write(text)
-        else:
-            Path(target).write_text(text, encoding="utf-8")
+    color = opts.color if opts.color is not None else Color.auto
+    write(report, outputs, settings, OutputOptions(color=color, show_layers=not opts.quiet,
+                                                   statistics=opts.statistics))
 
 
-def write_statistics(report: RunReport) -> None:
-    counts: dict[tuple[str, str], int] = {}
-    for _, finding in report.findings:
-        counts[(finding.code, finding.name)] = counts.get((finding.code, finding.name), 0) + 1
-    for (code, name), count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        sys.stderr.write(f"{count}\t{code}\t{name}\n")
-
-
-def one(message: str) -> str:
-    return one_line(message)

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from reglint import __version__
-from reglint.config.settings import Settings
 from reglint.engine.finding import Finding
+from reglint.engine.identity import display_path, fingerprint
 from reglint.engine.report import RunReport
+from reglint.engine.settings import Settings
 from reglint.errors import ConfigError
-from reglint.reporters.machine import display_path, fingerprint
 
 BASELINE_VERSION = 1
 MANUAL = "manually-suppressed"
@@ -44,7 +44,7 @@ def write_baseline(path: str | Path, report: RunReport, settings: Settings) -> N
     preserving the hand-curated section of an existing file."""
     path = Path(path)
     manual = load_baseline(path)[MANUAL] if path.exists() else []
-    entries = []
+    entries: list[dict[str, Any]] = []
     for file_report in report.files:
         rel = display_path(file_report.path, settings)
         entries.extend(_entry(finding, rel) for finding in file_report.findings)
@@ -197,8 +197,9 @@ def _observed(values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if isinstance(value, float):
-            value = float(f"{value:.4g}") if math.isfinite(value) else str(value)
-        out[key] = value
+            out[key] = float(f"{value:.4g}") if math.isfinite(value) else str(value)
+        else:
+            out[key] = value
     return out
 
 

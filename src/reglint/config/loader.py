@@ -1,11 +1,17 @@
 """Find and read ``[tool.reglint]`` (or ``reglint.toml``) into ``Settings``.
 
-Discovery follows ruff: the closest ``.reglint.toml``, ``reglint.toml`` or
-``pyproject.toml`` with a ``[tool.reglint]`` table, searching upward from the
-first path and stopping at the root of the Git repository (the folder holding
-``.git``) or of the filesystem. Settings are never merged across files.
-``--config FILE`` replaces discovery, ``--config "key = value"`` overrides one
-key as inline TOML, ``--isolated`` ignores every file.
+Discovery follows ruff: each file gets the closest ``.reglint.toml``,
+``reglint.toml`` or ``pyproject.toml`` with a ``[tool.reglint]`` table among
+its real (symlink-resolved) ancestors, the search stopping at the root of the
+Git repository (the folder holding ``.git``) or of the filesystem; a file
+with none gets the working directory's config. Files in different folders
+may so get different settings (``ConfigResolver``); settings are never merged
+across files. ``--config FILE`` replaces discovery, ``--config "key = value"``
+overrides one key as inline TOML (on whichever file applies), ``--isolated``
+ignores every file.
+
+As in ruff, the ``lint`` keys (``select``, ``ignore`` ...) are also accepted
+at the top of the table (``[tool.reglint] ignore = [...]``).
 
 Validation is strict, like ruff's: an unknown key, a wrong type, an unknown
 rule code or a bad severity is a ``ConfigError`` naming the key and the file
@@ -18,12 +24,13 @@ import datetime as _dt
 import difflib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
-from reglint.config.settings import Override, Settings
+from reglint.engine.analysis import ContextOption, context_options
 from reglint.engine.finding import Severity
+from reglint.engine.settings import Override, Settings
 from reglint.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -36,16 +43,61 @@ FAIL_ON = ("error", "warning", "info", "none")
 
 
 def load_settings(paths: list[str], config: str | None = None, isolated: bool = False) -> Settings:
-    """Settings for a run over ``paths``: defaults, then the config file."""
+    """Settings for the first of ``paths`` (the working directory's when
+    there is none): defaults, then the config file that applies there."""
+    resolver = ConfigResolver(config=config, isolated=isolated)
+    return resolver.settings_for(paths[0] if paths else None)
+
+
+class ConfigResolver:
+    """Settings per file, each read once per config file.
+
+    ``adjust`` (the command line's overrides) is applied to every Settings
+    made, so flags beat whichever file applies."""
+
+    def __init__(self, config: str | None = None, isolated: bool = False,
+                 adjust: Callable[[Settings], None] | None = None):
+        self.isolated, self.adjust = isolated, adjust
+        self.inline: dict[str, Any] | None = None
+        self.fixed: Path | None = None
+        if config is not None and _is_inline(config):
+            self.inline = _parse_inline(config)
+        elif config is not None:
+            self.fixed = Path(config)
+            if not self.fixed.is_file():
+                raise ConfigError(f"configuration file {config} not found")
+        self._settings: dict[Path | None, Settings] = {}
+        self._cwd_config: tuple[Path | None] | None = None
+
+    def source_for(self, path: str | None) -> Path | None:
+        """The config file that applies to ``path`` (None: defaults)."""
+        if self.isolated:
+            return None
+        if self.fixed is not None:
+            return self.fixed
+        found = find_config([path]) if path is not None else None
+        return found if found is not None else self.cwd_config()
+
+    def cwd_config(self) -> Path | None:
+        if self._cwd_config is None:
+            self._cwd_config = (find_config([os.getcwd()]),)
+        return self._cwd_config[0]
+
+    def settings_for(self, path: str | None) -> Settings:
+        source = self.source_for(path)
+        key = source.resolve() if source is not None else None
+        if key not in self._settings:
+            settings = _settings_from(source, self.inline, isolated=self.isolated)
+            if self.adjust is not None:
+                self.adjust(settings)
+            self._settings[key] = settings
+        return self._settings[key]
+
+
+def _settings_from(source: Path | None, inline: dict[str, Any] | None, isolated: bool = False) -> Settings:
     settings = Settings()
     if isolated:
         return settings
-    inline = None
-    if config is not None and _is_inline(config):
-        inline, config = _parse_inline(config), None
-    source = Path(config) if config is not None else find_config(paths)
-    if config is not None and not source.is_file():
-        raise ConfigError(f"configuration file {config} not found")
     table: dict[str, Any] = {}
     prefix = ""
     if source is not None:
@@ -64,7 +116,9 @@ def load_settings(paths: list[str], config: str | None = None, isolated: bool = 
 
 
 def find_config(paths: list[str], start: str | None = None) -> Path | None:
-    """The closest config file above the first path (or ``start``/the cwd)."""
+    """The closest config file among the real ancestors of the first path
+    (or of ``start``/the cwd); None when there is none up to the repository
+    root."""
     folder = _start_folder(paths[0] if paths else (start or os.getcwd()))
     while True:
         for name in CONFIG_NAMES:
@@ -77,7 +131,9 @@ def find_config(paths: list[str], start: str | None = None) -> Path | None:
 
 
 def _start_folder(path: str) -> Path:
-    current = Path(path).absolute()
+    # resolve(), not absolute(): `../models/a.keras` or a symlinked folder
+    # must be searched from where the file really is, not from lexical parents.
+    current = Path(path).resolve()
     while not current.exists() and current.parent != current:
         current = current.parent  # a missing path: search from what exists
     return current if current.is_dir() else current.parent
@@ -162,9 +218,36 @@ class _Where:
         for key in table:
             if key not in allowed:
                 name = f"{dotted}.{key}" if dotted else key
-                close = difflib.get_close_matches(key, list(allowed), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ConfigError(f"unknown key {self.key(name)} in {self.file}{hint}")
+                hint = self.suggest(key, list(allowed), dotted)
+                raise ConfigError(f"unknown key {self.key(name)} in {self.file}"
+                                  + (f"; did you mean {self.key(hint)}?" if hint else ""))
+
+    @staticmethod
+    def suggest(key: str, allowed: list[str], dotted: str) -> str | None:
+        """The dotted key meant: the same key in another table
+        (``samples`` -> ``context.samples``, ``lint.fail-on`` -> ``fail-on``),
+        else a close spelling here, else a close spelling elsewhere."""
+        sections = _sections()
+        elsewhere = [f"{section}.{key}" if section else key
+                     for section, keys in sections.items() if section != dotted and key in keys]
+        if elsewhere:
+            return elsewhere[0]
+        close = difflib.get_close_matches(key, allowed, n=1)
+        if close:
+            return f"{dotted}.{close[0]}" if dotted else close[0]
+        if dotted not in sections:
+            return None
+        everywhere = {(f"{section}.{k}" if section else k): k for section, keys in sections.items() for k in keys}
+        close = difflib.get_close_matches(key, list(everywhere.values()), n=1, cutoff=0.8)
+        return next((full for full, k in everywhere.items() if close and k == close[0]), None)
+
+
+def _sections() -> dict[str, tuple[str, ...]]:
+    """Every table a key can live in, by its dotted name (top level first)."""
+    from reglint.engine.rule import all_rules
+
+    options = tuple(sorted({name for rule in all_rules().values() for name in rule.options}))
+    return {"": TOP_KEYS, "context": CONTEXT_KEYS, "lint": LINT_KEYS, "lint.thresholds": options}
 
 
 def _type_name(value: Any) -> str:
@@ -212,22 +295,49 @@ def _integer(where: _Where, value: Any, dotted: str) -> int:
     return value
 
 
-def _selectors(where: _Where, value: Any, dotted: str) -> list[str]:
-    """Rule codes or prefixes (or ALL), each matching at least one rule."""
+def normalize_selector(item: str) -> str | None:
+    """A rule selector as the rule table knows it, or None when it selects
+    nothing: ``ALL``, a code or a prefix of one (``RL001``, ``RL0``, ``RL``;
+    any case), or a rule's name (``penalty-dominates-loss`` -> ``RL001``).
+    A selector matching no rule is refused, as ruff refuses one: a typo must
+    not quietly turn the lint off."""
     from reglint.engine.rule import all_rules
 
-    codes = list(all_rules())
+    rules = all_rules()
+    sel = item.strip().upper()
+    if sel == "ALL" or (sel and any(code.startswith(sel) for code in rules)):
+        return sel
+    named = [code for code, rule in rules.items() if rule.name == item.strip().lower()]
+    return named[0] if named else None
+
+
+def selector_hint(item: str) -> str:
+    """`` (did you mean 'RL001'?)`` for a near miss, else a pointer to the list."""
+    from reglint.engine.rule import all_rules
+
+    rules = all_rules()
+    close = difflib.get_close_matches(item.strip().upper(), list(rules), n=1, cutoff=0.8) or \
+        difflib.get_close_matches(item.strip().lower(), [r.name for r in rules.values()], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else " (`reglint rules` lists them)"
+
+
+def _selectors(where: _Where, value: Any, dotted: str) -> list[str]:
+    """Rule codes or prefixes (or ALL or rule names), each matching at least one rule."""
     out = []
     for item in _strings(where, value, dotted):
-        sel = item.strip().upper()
-        if sel != "ALL" and not any(code.startswith(sel) for code in codes):
-            raise where.error(dotted, f"unknown rule code or prefix {item!r} (`reglint rules` lists them)")
+        sel = normalize_selector(item)
+        if sel is None:
+            raise where.error(dotted, f"invalid rule code or prefix {item!r}{selector_hint(item)}")
         out.append(sel)
     return out
 
 
 # ---------------------------------------------------------------------------
 # the tables
+
+
+TOP_KEYS = ("fail-on", "output-format", "exclude", "extend-exclude", "respect-gitignore", "force-exclude",
+            "baseline", "context", "lint")
 
 
 def apply_table(settings: Settings, table: dict[str, Any], where: _Where) -> None:
@@ -241,11 +351,21 @@ def apply_table(settings: Settings, table: dict[str, Any], where: _Where) -> Non
         "force-exclude": lambda v, k: setattr(settings, "force_exclude", _bool(where, v, k)),
         "baseline": lambda v, k: setattr(settings, "baseline", _relative_to_root(settings, _string(where, v, k))),
         "context": lambda v, k: _apply_context(settings, where, _table(where, v, k)),
-        "lint": lambda v, k: _apply_lint(settings, where, _table(where, v, k)),
     }
-    where.check_keys(table, top)
+    where.check_keys(table, TOP_KEYS + LINT_KEYS)
+    lint = _table(where, table["lint"], "lint") if "lint" in table else {}
+    where.check_keys(lint, LINT_KEYS, "lint")
+    # ruff's top-level aliases: [tool.reglint] ignore = [...] is lint.ignore.
+    entries = {key: (value, f"lint.{key}") for key, value in lint.items()}
+    for key in LINT_KEYS:
+        if key in table:
+            if key in lint:
+                raise where.error(key, f"is also set as {where.key('lint.' + key)}; keep one")
+            entries[key] = (table[key], key)
     for key, value in table.items():
-        top[key](value, key)
+        if key in top:
+            top[key](value, key)
+    _apply_lint(settings, where, entries)
 
 
 def _set_fail_on(settings: Settings, where: _Where, value: Any, key: str) -> None:
@@ -257,7 +377,7 @@ def _set_fail_on(settings: Settings, where: _Where, value: Any, key: str) -> Non
 
 def _set_output_format(settings: Settings, where: _Where, value: Any, key: str) -> None:
     """Checked here; applied by ``check`` only when the CLI gives none."""
-    from reglint.reporters import FORMATS
+    from reglint.engine.settings import OUTPUT_FORMATS as FORMATS
 
     text = _string(where, value, key)
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -274,32 +394,37 @@ def _relative_to_root(settings: Settings, path: str) -> str:
     return path
 
 
-CONTEXT_INTS = ("samples", "batch-size", "epochs", "steps", "classes")
-CONTEXT_FLOATS = ("target-var", "loss-scale", "learning-rate", "momentum", "weight-decay")
+# The scalar [tool.reglint.context] keys are TrainingContext's option fields.
+SCALAR_OPTIONS = {o.key: o for o in context_options()}
 REGULARIZER_KEYS = ("layers", "target", "l1", "l2")
 CUSTOM_KEYS = ("kind", "factor", "l1", "l2", "scale")
 CUSTOM_KINDS = ("l1", "l2", "l1l2")
 
 
+CONTEXT_KEYS = (*SCALAR_OPTIONS, "regularizers", "custom-regularizers")
+
+
 def _apply_context(settings: Settings, where: _Where, table: dict[str, Any]) -> None:
-    allowed = CONTEXT_INTS + CONTEXT_FLOATS + ("optimizer", "regularizers", "custom-regularizers")
-    where.check_keys(table, allowed, "context")
+    where.check_keys(table, CONTEXT_KEYS, "context")
     ctx = settings.context
     for key, value in table.items():
-        dotted, attr = f"context.{key}", key.replace("-", "_")
-        if key in CONTEXT_INTS:
-            setattr(ctx, attr, _integer(where, value, dotted))
-        elif key in CONTEXT_FLOATS:
-            number = _number(where, value, dotted)
-            if key == "momentum" and number > 1:
-                raise where.error(dotted, f"expected a number in [0, 1], got {value!r}")
-            setattr(ctx, attr, number)
-        elif key == "optimizer":
-            ctx.optimizer = _string(where, value, dotted)
+        dotted = f"context.{key}"
+        if key in SCALAR_OPTIONS:
+            setattr(ctx, SCALAR_OPTIONS[key].name, _scalar(where, SCALAR_OPTIONS[key], value, dotted))
         elif key == "regularizers":
             ctx.regularizers = _regularizers(where, value, dotted)
         else:
             ctx.custom_regularizers = _custom_regularizers(where, value, dotted)
+
+
+def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> Any:
+    """A context value of the option's type, within its bounds."""
+    if option.kind is str:
+        return _string(where, value, dotted)
+    number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted)
+    if option.max is not None and number > option.max:
+        raise where.error(dotted, f"expected a number in [{option.min or 0:g}, {option.max:g}], got {value!r}")
+    return number
 
 
 def _regularizers(where: _Where, value: Any, dotted: str) -> list[dict[str, Any]]:
@@ -307,9 +432,9 @@ def _regularizers(where: _Where, value: Any, dotted: str) -> list[dict[str, Any]
     if not isinstance(value, list):
         raise where.error(dotted, "expected an array of tables")
     out = []
-    for i, item in enumerate(value):
+    for i, raw in enumerate(value):
         item_key = f"{dotted}[{i}]"
-        item = _table(where, item, item_key)
+        item = _table(where, raw, item_key)
         where.check_keys(item, REGULARIZER_KEYS, item_key)
         spec: dict[str, Any] = {"layers": _string(where, item.get("layers", "*"), f"{item_key}.layers"),
                                 "target": _string(where, item.get("target", "kernel"), f"{item_key}.target")}
@@ -325,9 +450,9 @@ def _regularizers(where: _Where, value: Any, dotted: str) -> list[dict[str, Any]
 def _custom_regularizers(where: _Where, value: Any, dotted: str) -> dict[str, dict[str, Any]]:
     """``{"acme>MyL2" = {kind="l2", factor="strength"}}``: how to read a class's config."""
     out = {}
-    for name, spec in _table(where, value, dotted).items():
+    for name, raw in _table(where, value, dotted).items():
         key = f'{dotted}."{name}"'
-        spec = _table(where, spec, key)
+        spec = _table(where, raw, key)
         where.check_keys(spec, CUSTOM_KEYS, key)
         kind = _string(where, spec.get("kind", "l2"), f"{key}.kind").lower()
         if kind not in CUSTOM_KINDS:
@@ -346,70 +471,75 @@ LINT_KEYS = ("select", "extend-select", "ignore", "severity", "per-file-ignores"
              "require-reason")
 
 
-def _apply_lint(settings: Settings, where: _Where, table: dict[str, Any]) -> None:
-    where.check_keys(table, LINT_KEYS, "lint")
+def _apply_lint(settings: Settings, where: _Where, entries: dict[str, tuple[Any, str]]) -> None:
+    """``entries``: key -> (value, the dotted key it was given as)."""
     for key in ("select", "extend-select", "ignore"):
-        if key in table:
-            setattr(settings, key.replace("-", "_"), _selectors(where, table[key], f"lint.{key}"))
-    if "severity" in table:
-        settings.severity = _severity(where, _table(where, table["severity"], "lint.severity"))
-    if "per-file-ignores" in table:
-        pfi = _table(where, table["per-file-ignores"], "lint.per-file-ignores")
-        settings.per_file_ignores = {pattern: _selectors(where, codes, f'lint.per-file-ignores."{pattern}"')
-                                     for pattern, codes in pfi.items()}
-    if "thresholds" in table:
-        settings.thresholds = _thresholds(where, _table(where, table["thresholds"], "lint.thresholds"))
-    require_reason = _bool(where, table.get("require-reason", False), "lint.require-reason")
-    if "overrides" in table:
-        settings.overrides = _overrides(where, table["overrides"], require_reason)
+        if key in entries:
+            value, dotted = entries[key]
+            setattr(settings, key.replace("-", "_"), _selectors(where, value, dotted))
+    if "severity" in entries:
+        value, dotted = entries["severity"]
+        settings.severity = _severity(where, _table(where, value, dotted), dotted)
+    if "per-file-ignores" in entries:
+        value, dotted = entries["per-file-ignores"]
+        settings.per_file_ignores = {pattern: _selectors(where, codes, f'{dotted}."{pattern}"')
+                                     for pattern, codes in _table(where, value, dotted).items()}
+    if "thresholds" in entries:
+        value, dotted = entries["thresholds"]
+        settings.thresholds = _thresholds(where, _table(where, value, dotted), dotted)
+    value, dotted = entries.get("require-reason", (False, "lint.require-reason"))
+    require_reason = _bool(where, value, dotted)
+    if "overrides" in entries:
+        value, dotted = entries["overrides"]
+        settings.overrides = _overrides(where, value, require_reason, dotted)
 
 
-def _severity(where: _Where, table: dict[str, Any]) -> dict[str, Severity]:
+def _severity(where: _Where, table: dict[str, Any], dotted: str = "lint.severity") -> dict[str, Severity]:
     """``error = ["RL001"]``, ``info = ["RL00"]`` -> {code: severity}.
     Prefixes expand to codes; the most specific selector wins (RL001 stays
     an error above), and one code at one specificity in two lists is an error."""
     from reglint.engine.rule import all_rules
 
-    where.check_keys(table, [s.value for s in Severity], "lint.severity")
+    where.check_keys(table, [s.value for s in Severity], dotted)
     best: dict[str, tuple[int, str]] = {}  # code -> (selector length, level)
     for level, value in table.items():
-        for sel in _selectors(where, value, f"lint.severity.{level}"):
+        for sel in _selectors(where, value, f"{dotted}.{level}"):
             length = 0 if sel == "ALL" else len(sel)
             for code in (c for c in all_rules() if sel == "ALL" or c.startswith(sel)):
                 previous = best.get(code)
                 if previous and previous[0] == length and previous[1] != level:
-                    raise where.error("lint.severity", f"{code} is put under both {previous[1]} and {level}")
+                    raise where.error(dotted, f"{code} is put under both {previous[1]} and {level}")
                 if not previous or length > previous[0]:
                     best[code] = (length, level)
     return {code: Severity(level) for code, (_, level) in best.items()}
 
 
-def _thresholds(where: _Where, table: dict[str, Any]) -> dict[str, float]:
+def _thresholds(where: _Where, table: dict[str, Any], dotted: str = "lint.thresholds") -> dict[str, float]:
     """Option names of every rule (``penalty-ratio-error`` ...)."""
     from reglint.engine.rule import all_rules
 
     options = sorted({name for rule in all_rules().values() for name in rule.options})
-    where.check_keys(table, options, "lint.thresholds")
-    return {name: _number(where, value, f"lint.thresholds.{name}", minimum=float("-inf"))
+    where.check_keys(table, options, dotted)
+    return {name: _number(where, value, f"{dotted}.{name}", minimum=float("-inf"))
             for name, value in table.items()}
 
 
 OVERRIDE_KEYS = ("files", "layers", "ignore", "reason", "expires")
 
 
-def _overrides(where: _Where, value: Any, require_reason: bool) -> list[Override]:
+def _overrides(where: _Where, value: Any, require_reason: bool, dotted: str = "lint.overrides") -> list[Override]:
     if not isinstance(value, list):
-        raise where.error("lint.overrides", "expected an array of tables ([[lint.overrides]])")
+        raise where.error(dotted, f"expected an array of tables ([[{where.prefix}{dotted}]])")
     out = []
-    for i, item in enumerate(value):
-        key = f"lint.overrides[{i}]"
-        item = _table(where, item, key)
+    for i, raw in enumerate(value):
+        key = f"{dotted}[{i}]"
+        item = _table(where, raw, key)
         where.check_keys(item, OVERRIDE_KEYS, key)
         if "ignore" not in item:
             raise where.error(key, "needs an 'ignore' list of rule codes")
         reason = _string(where, item["reason"], f"{key}.reason") if "reason" in item else None
         if require_reason and not (reason and reason.strip()):
-            raise where.error(key, "has no 'reason' (lint.require-reason = true)")
+            raise where.error(key, "has no 'reason' (require-reason = true)")
         out.append(Override(
             files=_strings(where, item.get("files", ["*"]), f"{key}.files"),
             layers=_strings(where, item.get("layers", ["*"]), f"{key}.layers"),

@@ -5,30 +5,42 @@ does not hold. Computed once per model, read by every rule.
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fnmatch import fnmatch
 from typing import Any
 
+from reglint.engine.graph import HOMOGENEOUS_ACTIVATIONS, NORMALIZERS, ScaleWalk, every_path_ends, outbound_map
 from reglint.estimate.dynamics import Dynamics, dynamics_of
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
-from reglint.model import LearningRate, Layer, Model, Optimizer, Provenance, Regularizer, Role
+from reglint.model import Layer, LearningRate, Model, Optimizer, Provenance, Regularizer, Role, Variable
 
 # Keras' fit() default batch size, used when the user gives none.
 DEFAULT_BATCH_SIZE = 32
 
-# Layers that normalise their input per channel or per sample: a kernel
-# feeding one is scale-invariant (van Laarhoven 2017).
-NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization", "GroupNormalization",
-               "InstanceNormalization", "RMSNormalization", "UnitNormalization"}
-# Layers between a kernel and the normaliser that keep invariance under a
-# positive rescaling of the kernel (linear or positively homogeneous).
-PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Reshape", "Flatten",
-                "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
-                "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
-                "AveragePooling3D", "Permute", "ReLU", "LeakyReLU", "Activation"}
-HOMOGENEOUS_ACTIVATIONS = {None, "linear", "relu", "leaky_relu", "relu6"}
+
+@dataclass(frozen=True)
+class ContextOption:
+    """A scalar training-context setting as the user gives it."""
+
+    name: str  # the TrainingContext field
+    kind: type  # int, float or str
+    help: str
+    min: float | None = None
+    max: float | None = None
+    flags: tuple[str, ...] = ()  # extra command-line spellings
+
+    @property
+    def key(self) -> str:
+        """The [tool.reglint.context] key and the command-line flag's word."""
+        return self.name.replace("_", "-")
+
+
+def _opt(help: str, *, min: float | None = None, max: float | None = None,
+         flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"help": help, "min": min, "max": max, "flags": flags}
 
 
 @dataclass
@@ -36,23 +48,35 @@ class TrainingContext:
     """What a model file does not say about training. Each field has a
     documented default; ``provenance`` says which were given by the user."""
 
-    samples: int | None = None  # training examples N
-    batch_size: int | None = None  # B; Keras' default 32 when absent
-    epochs: int | None = None  # E
-    steps: int | None = None  # total optimizer steps T
-    target_var: float | None = None  # variance of regression targets
-    classes: int | None = None  # number of classes
-    loss_scale: float | None = None  # override L_chance entirely
+    # One declaration per option: the field, its type, and (metadata) its
+    # help, bounds and extra command-line flags. The CLI's options (check,
+    # explain), the [tool.reglint.context] keys and reglint.lint()'s keyword
+    # arguments are all made from these fields (``context_options``).
+    samples: int | None = field(default=None, metadata=_opt("Training examples N.", min=1))
+    batch_size: int | None = field(default=None, metadata=_opt("Batch size B (default: 32).", min=1))
+    epochs: int | None = field(default=None, metadata=_opt("Epochs E.", min=1))
+    steps: int | None = field(default=None, metadata=_opt("Total optimizer steps T.", min=1))
+    target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets.", min=0.0))
+    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=1))
+    loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
+                                                                 min=0.0))
     # Settings for files that carry none (ONNX inference graphs) or to
     # override the file: optimizer class, learning rate, momentum, decay.
-    optimizer: str | None = None
-    learning_rate: float | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
+    optimizer: str | None = field(default=None, metadata=_opt("Optimizer class for files that save none (ONNX)."))
+    learning_rate: float | None = field(default=None, metadata=_opt("Learning rate (peak).", min=0.0,
+                                                                    flags=("--lr",)))
+    momentum: float | None = field(default=None, metadata=_opt("Momentum (SGD) in [0, 1].", min=0.0, max=1.0))
+    weight_decay: float | None = field(default=None, metadata=_opt("Decoupled weight decay.", min=0.0))
     # Layer-pattern regularizers: [{"layers": "fc*", "target": "kernel", "l2": 1e-4}]
     regularizers: list[dict[str, Any]] = field(default_factory=list)
     # How to read custom regularizer classes: {"acme>MyL2": {"kind": "l2", "factor": "strength"}}
     custom_regularizers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def changes_model(self) -> bool:
+        """True when the context overrides what the file holds (optimizer
+        settings, pattern or mapped custom regularizers)."""
+        return bool(self.optimizer or self.learning_rate is not None or self.weight_decay is not None
+                    or self.momentum is not None or self.regularizers or self.custom_regularizers)
 
     @property
     def effective_batch_size(self) -> int:
@@ -72,25 +96,50 @@ class TrainingContext:
         return None
 
 
+def context_options() -> list[ContextOption]:
+    """The scalar options of ``TrainingContext``, from its fields.
+
+    >>> [o.key for o in context_options()][:3]
+    ['samples', 'batch-size', 'epochs']
+    >>> next(o for o in context_options() if o.name == "momentum").max
+    1.0
+    """
+    kinds = {"int | None": int, "float | None": float, "str | None": str}
+    out = []
+    for f in fields(TrainingContext):
+        if "help" in f.metadata:
+            meta = f.metadata
+            out.append(ContextOption(f.name, kinds[str(f.type)], meta["help"], meta["min"], meta["max"],
+                                     meta["flags"]))
+    return out
+
+
 class Analysis:
     """Shared estimates for one model under one training context."""
 
     def __init__(self, model: Model, context: TrainingContext | None = None):
-        self.model = model
         self.context = context or TrainingContext()
+        # The reader's description stays as the file holds it: user settings
+        # go into a copy, which ``self.model`` then is.
+        self.model = copy.deepcopy(model) if self.context.changes_model() else model
+        model = self.model
         self._apply_context()
         self.loss_scale: LossScale = model_loss_scale(
             model, override=self.context.loss_scale, target_var=self.context.target_var,
             classes=self.context.classes)
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
-        self._outbound = _outbound_map(model)
+        self._outbound = outbound_map(model)
         self.penalties: list[TensorPenalty] = []
         for layer, var in model.variables():
             if var.regularizer is not None and var.regularizer.kind != "custom":
                 penalty = tensor_penalty(layer, var)
                 penalty.scale_invariant = var.role.is_kernel_like and self.feeds_normalizer(layer)
-                penalty.absorbed = var.role in (Role.GAMMA, Role.BETA)
+                penalty.offset = var.role in (Role.BIAS, Role.BETA)
+                penalty.behind_norm = self.behind_normalizer(layer)
                 self.penalties.append(penalty)
+        unabsorbed = self._unabsorbed_norms()
+        for p in self.penalties:
+            p.absorbed = p.variable.role in (Role.GAMMA, Role.BETA) and p.layer.path not in unabsorbed
 
     # -- context -----------------------------------------------------------
 
@@ -110,7 +159,7 @@ class Analysis:
             model.optimizer = opt
         for spec in ctx.regularizers:
             self._apply_pattern_regularizer(spec)
-        for layer, var in model.variables():
+        for _, var in model.variables():
             if var.regularizer is not None and var.regularizer.kind == "custom":
                 mapped = _map_custom(var.regularizer, ctx.custom_regularizers)
                 if mapped is not None:
@@ -136,33 +185,56 @@ class Analysis:
         possibly through layers that keep positive scale invariance."""
         if layer.activation not in HOMOGENEOUS_ACTIVATIONS:
             return False
-        frontier, seen = list(self._outbound.get(layer.path, [])), set()
-        if not frontier:
+        return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS)
+
+    def behind_normalizer(self, layer: Layer) -> bool:
+        """True when every path from ``layer`` to the model's outputs passes
+        a normalization layer (a transformer's final LayerNorm): whatever
+        the penalty does to its scale, the prediction is computed from
+        normalized features."""
+        return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS,
+                               through=lambda nxt: True)
+
+    def _unabsorbed_norms(self) -> set[str]:
+        """Normalization layers whose penalized gamma the network cannot shed
+        for free (``reglint.engine.graph.ScaleWalk``)."""
+        penalized = {p.layer.path for p in self.penalties
+                     if p.active and p.variable.role is Role.GAMMA and (p.l1 or p.l2)}
+        return ScaleWalk(self.model, self._outbound, penalized, self._free_kernel, self._free_gamma).unabsorbed()
+
+    def _free_kernel(self, layer: Layer) -> bool:
+        """A linear layer whose kernels may grow at no cost: trainable, and
+        unpenalized or scale-invariant (feeding a normalization)."""
+        kernels = [v for v in layer.variables if v.role.is_kernel_like]
+        if not layer.trainable or not kernels or not all(v.trainable for v in kernels):
             return False
-        while frontier:
-            nxt = frontier.pop()
-            if nxt.path in seen:
-                continue
-            seen.add(nxt.path)
-            if nxt.class_name in NORMALIZERS:
-                continue
-            if nxt.class_name in PASS_THROUGH and nxt.activation in HOMOGENEOUS_ACTIVATIONS:
-                following = self._outbound.get(nxt.path, [])
-                if not following:
-                    return False
-                frontier.extend(following)
-                continue
-            return False
-        return True
+        penalized = any(v.regularizer is not None and v.regularizer.is_effective for v in kernels)
+        return not penalized or self.feeds_normalizer(layer)
+
+    @staticmethod
+    def _free_gamma(layer: Layer) -> bool:
+        gammas = [v for v in layer.variables if v.role is Role.GAMMA]
+        return layer.trainable and bool(gammas) and all(
+            v.trainable and (v.regularizer is None or not v.regularizer.is_effective) for v in gammas)
+
+    def invariant_kernels(self) -> list[tuple[Layer, Variable, float]]:
+        """Every trainable scale-invariant kernel, regularized or not (the
+        optimizer's weight_decay reaches them all), with its coupled L2."""
+        l2_of = {(p.layer.path, p.variable.name): p.l2 for p in self.penalties if p.active}
+        found = []
+        for layer, var in self.model.variables():
+            if var.role.is_kernel_like and layer.trainable and var.trainable and self.feeds_normalizer(layer):
+                found.append((layer, var, l2_of.get((layer.path, var.name), 0.0)))
+        return found
 
     # -- totals --------------------------------------------------------------
 
     def active_penalties(self, *, include_invariant: bool = False) -> list[TensorPenalty]:
-        """The penalties Keras adds; by default without those that cannot
-        force the function toward zero (scale-invariant kernels, absorbed
-        normalization gamma/beta): those are RL009's and RL008's."""
-        return [p for p in self.penalties
-                if p.active and (include_invariant or not (p.scale_invariant or p.absorbed))]
+        """The penalties Keras adds; by default only those that pull the
+        function toward the trivial solution (``TensorPenalty.counted``):
+        not scale-invariant kernels (RL009, RL021), absorbed normalization
+        gamma/beta or offsets (biases, beta), which RL008 reports."""
+        return [p for p in self.penalties if p.active and (include_invariant or p.counted)]
 
     def total_penalty_init(self, *, include_invariant: bool = False) -> float:
         return sum(p.penalty or 0.0 for p in self.active_penalties(include_invariant=include_invariant))
@@ -174,31 +246,9 @@ class Analysis:
     def lambda_scale(self) -> float | None:
         """lambda_ref = L_chance / sum E[sum w^2] over the regularized,
         non-invariant tensors: the L2 factor whose penalty at initialisation
-        equals the data loss (theory section 6)."""
+        equals the data loss (the MAP break-even: MacKay 1992; Bishop, PRML §3.3)."""
         energy = sum(p.sum_sq_init or 0.0 for p in self.active_penalties() if p.l2 or p.l1)
         return self.loss_scale.value / energy if energy else None
-
-
-def _outbound_map(model: Model) -> dict[str, list[Layer]]:
-    """Layer path -> the layers it feeds, resolved within each container."""
-    by_key: dict[tuple[str, str], Layer] = {}
-    for layer in model.layers:
-        container = layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
-        by_key[(container, layer.name)] = layer
-    out: dict[str, list[Layer]] = {}
-    for layer in model.layers:
-        container = layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
-        for name in layer.inbound:
-            source = by_key.get((container, name))
-            if source is not None:
-                out.setdefault(source.path, []).append(layer)
-    for layer in model.layers:
-        for name in layer.outbound:  # readers that record consumers directly (ONNX)
-            container = layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
-            target = by_key.get((container, name))
-            if target is not None and target not in out.setdefault(layer.path, []):
-                out[layer.path].append(target)
-    return out
 
 
 def _map_custom(reg: Regularizer, mapping: dict[str, dict[str, Any]]) -> Regularizer | None:

@@ -20,7 +20,7 @@ class Severity(str, Enum):
         return {"info": 1, "warning": 2, "error": 3}[self.value]
 
     @classmethod
-    def parse(cls, text: str) -> "Severity":
+    def parse(cls, text: str) -> Severity:
         try:
             return cls(text.lower())
         except ValueError:
@@ -67,7 +67,7 @@ class Fix:
     >>> fix.to_dict()["changes"][0]["parameter"]
     'lambda'
     >>> fix.describe()
-    'dense kernel lambda 0.2 -> 0.005'
+    'kernel lambda 0.2 -> 0.005 in dense'
     """
 
     aim: str
@@ -76,17 +76,23 @@ class Fix:
     def to_dict(self) -> dict[str, Any]:
         return {"aim": self.aim, "changes": [c.to_dict() for c in self.changes]}
 
-    def describe(self, limit: int = 3) -> str:
-        """The changes in one line (at most ``limit``, then a count)."""
+    def describe(self, limit: int = 4) -> str:
+        """The changes in one line, grouped where only the layer differs."""
         from reglint.engine.fmt import g
 
+        groups: dict[tuple, list[str]] = {}
+        for c in self.changes:
+            key = (c.target if c.target != "penalty" else "", c.parameter, c.current, c.suggested)
+            groups.setdefault(key, []).append(c.layer or "")
         parts = []
-        for c in self.changes[:limit]:
-            where = " ".join(x for x in (c.layer, c.target if c.target != "penalty" else None) if x)
-            to = "remove" if c.suggested is None else f"{g(c.current)} -> {g(c.suggested)}"
-            parts.append(f"{where + ' ' if where else ''}{c.parameter} {to}")
-        if len(self.changes) > limit:
-            parts.append(f"+{len(self.changes) - limit} more")
+        for (target, parameter, current, suggested), layers in groups.items():
+            to = "remove" if suggested is None else f"{g(current)} -> {g(suggested)}"
+            named = [x for x in layers if x]
+            where = ""
+            if named:
+                more = f" and {len(named) - limit} more" if len(named) > limit else ""
+                where = " in " + ", ".join(named[:limit]) + more
+            parts.append(f"{target + ' ' if target else ''}{parameter} {to}{where}")
         return "; ".join(parts)
 
 

@@ -36,13 +36,27 @@ def g(value: float | int | None, digits: int = 3) -> str:
 
 
 def pct(value: float | None) -> str:
+    """A ratio as a percentage a reader takes in at a glance: never in
+    scientific notation, two significant digits below 10%, and ``<0.001%``
+    for what is practically nothing.
+
+    >>> [pct(v) for v in (19.28, 0.515, 0.058, 0.00052, 0.000031, 1e-9, 0.0, -0.25)]
+    ['1,928%', '51.5%', '5.8%', '0.052%', '0.0031%', '<0.001%', '0%', '-25.0%']
+    """
     if value is None or not math.isfinite(value):
         return "?"
-    if value >= 1:
-        return f"{value * 100:,.0f}%"
-    if value >= 0.001:
-        return f"{value * 100:.2g}%" if value < 0.1 else f"{value * 100:.1f}%"
-    return f"{value * 100:.1e}%"
+    if value < 0:
+        return "-" + pct(-value)
+    percent = value * 100
+    if percent == 0:
+        return "0%"
+    if percent >= 100:
+        return f"{percent:,.0f}%"
+    if percent >= 10:
+        return f"{percent:.1f}%"
+    if percent >= 0.001:
+        return f"{percent:.2g}%"
+    return "<0.001%"
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglint.engine.finding import Finding, Severity
-from reglint.model import Model, Regularizer
+from reglint.model import Model, ParamGroup, Regularizer
 
 JSON_VERSION = 1
 
@@ -100,9 +100,11 @@ def regularizer_to_dict(target: str, reg: Regularizer) -> dict[str, Any]:
 def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None = None) -> dict[str, Any]:
     layers = []
     penalties = {}
+    counted: set[int] = set()  # the tensors analysis.penalty_init sums (and RL001 judges)
     if analysis is not None:
         for p in analysis.penalties:
             penalties[(p.layer.path, p.variable.name)] = p
+        counted = {id(p) for p in analysis.active_penalties()}
     for layer in model.layers:
         regs = [regularizer_to_dict(target, reg) for target, reg in layer.regularizers()]
         entry = {
@@ -118,7 +120,7 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
                  "initializer": v.initializer.name if v.initializer else None,
                  "sum_sq": number(v.stats.sum_sq) if v.stats else None,
                  "nonfinite": v.stats.nonfinite if v.stats else None,
-                 **_penalty_fields(penalties.get((layer.path, v.name)))}
+                 **_penalty_fields(penalties.get((layer.path, v.name)), counted)}
                 for v in layer.variables
             ],
         }
@@ -126,16 +128,16 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
     out = {
         "format": model.format,
         "framework": model.framework,
-        "keras_version": model.framework_version if model.framework != "onnx" else None,
+        "keras_version": model.framework_version if model.framework in ("keras", "tf.keras") else None,
         "framework_version": model.framework_version,
         "params": {"total": model.total_params, "trainable": model.trainable_params,
                    "non_trainable": model.non_trainable_params},
         "layers": layers,
         "optimizer": optimizer_to_dict(model),
         "loss": [
-            {"name": l.name, "from_logits": l.from_logits, "weight": number(l.weight), "output": l.output,
-             "reduction": l.reduction, "source": l.source.value}
-            for l in model.losses
+            {"name": loss.name, "from_logits": loss.from_logits, "weight": number(loss.weight), "output": loss.output,
+             "reduction": loss.reduction, "source": loss.source.value}
+            for loss in model.losses
         ] or None,
         "outputs": [{"layer": o.layer, "units": o.units, "activation": o.activation} for o in model.outputs],
         "notes": list(model.notes),
@@ -145,12 +147,17 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
     return out
 
 
-def _penalty_fields(p) -> dict[str, Any]:
+def _penalty_fields(p, counted: set[int]) -> dict[str, Any]:
+    """``penalty``: the reference value the totals add up (at init, else at
+    the saved weights); ``counted``: part of ``analysis.penalty_init`` (active,
+    neither scale-invariant nor absorbed), so a reader can say what a total
+    leaves out without re-deriving the rule."""
     if p is None:
         return {}
     return {"penalty_init": number(p.penalty_init), "penalty_saved": number(p.penalty_saved),
             "sum_sq_init": number(p.sum_sq_init), "scale_invariant": p.scale_invariant, "absorbed": p.absorbed,
-            "active": p.active}
+            "offset": p.offset, "behind_norm": p.behind_norm,
+            "active": p.active, "penalty": number(p.penalty), "counted": id(p) in counted}
 
 
 def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
@@ -170,6 +177,27 @@ def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
         "lr_decay": number(opt.lr_decay),
         "iterations": opt.iterations,
         "source": opt.source.value,
+        # PyTorch param groups; null where the optimizer keeps one setting for all.
+        "param_groups": [param_group_to_dict(group) for group in opt.param_groups] or None,
+    }
+
+
+def param_group_to_dict(group: ParamGroup) -> dict[str, Any]:
+    """One param group: ``weight_decay``/``coupled_l2`` in the optimizer's
+    conventions (decoupled as is; coupled as a Keras L2 factor, wd/2), the
+    group's settings as saved in ``hyperparameters`` (there ``weight_decay``
+    is the framework's own number), the variables it updates by location."""
+    return {
+        "index": group.index,
+        "learning_rate": number(group.learning_rate),
+        "weight_decay": number(group.weight_decay),
+        "coupled_l2": number(group.coupled_l2),
+        "momentum": number(group.momentum),
+        "decays": group.decays,
+        "hyperparameters": group.hyperparameters,
+        "params": group.size,
+        "variables": list(group.variables),
+        "mapping": group.mapping,
     }
 
 

@@ -3,7 +3,7 @@
 A rule is one module in the top-level ``rules/`` folder (shipped as
 ``reglint.rules``) defining one subclass of ``Rule``. The module docstring is
 the user's documentation (``reglint rule CODE`` prints it) in fixed sections:
-What it does, Why is this bad?, Example, Use instead, Options, Formula,
+What it does, Why is this bad?, Example, Use instead, Fix (what its fix aims at), Options, Formula,
 Thresholds and calibration, References.
 """
 
@@ -13,8 +13,9 @@ import importlib
 import inspect
 import pkgutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reglint.engine.finding import Finding, Fix, Severity
 
@@ -65,7 +66,7 @@ class Rule:
                 {k: v for k, v in thresholds.items() if k in self.options}
             )
 
-    def check(self, model: "Model", analysis: "Analysis") -> Iterable[Finding]:
+    def check(self, model: Model, analysis: Analysis) -> Iterable[Finding]:
         raise NotImplementedError
 
     def check_measured(self, measurement: Any, report: Any) -> Iterable[Finding]:
@@ -74,7 +75,7 @@ class Rule:
         measured counterpart yield nothing."""
         return ()
 
-    def sweep(self, model: "Model", analysis: "Analysis") -> list["Curve"]:
+    def sweep(self, model: Model, analysis: Analysis) -> list[Curve]:
         """The rule's feature as a function of a common multiplier on the
         lambdas it judges; empty for rules without one."""
         return []

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from reglint.config.settings import Settings
 from reglint.engine.analysis import Analysis
+from reglint.engine.finding import Finding
 from reglint.engine.report import FileReport
 from reglint.engine.selection import filter_findings, selected_rules
+from reglint.engine.settings import Settings
 from reglint.errors import ReglintError, one_line
 from reglint.readers import ReadOptions, read_model
 
@@ -23,9 +24,9 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
     except Exception as exc:  # never a traceback for a bad file
         report.error = one_line(f"unreadable model ({type(exc).__name__}: {exc})")
         return report
-    report.model = model
     report.analysis = Analysis(model, settings.context)
-    findings = []
+    report.model = model = report.analysis.model  # with the user's context applied
+    findings: list[Finding] = []
     for cls in selected_rules(settings):
         rule = cls(settings.thresholds)
         findings.extend(rule.check(model, report.analysis))

@@ -5,20 +5,20 @@ overrides with reasons and expiry dates."""
 from __future__ import annotations
 
 import datetime as _dt
-from fnmatch import fnmatch
 import os
+from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
-from reglint.config.settings import Settings
 from reglint.engine.finding import Finding
 from reglint.engine.rule import Rule, all_rules
+from reglint.engine.settings import Settings
 
 
 def _matches(code: str, selectors: list[str]) -> int:
     """Length of the longest selector matching ``code`` (0: none); ALL is 1."""
     best = 0
-    for sel in selectors:
-        sel = sel.strip().upper()
+    for raw in selectors:
+        sel = raw.strip().upper()
         if sel == "ALL":
             best = max(best, 1)
         elif code.startswith(sel):
@@ -83,6 +83,5 @@ def _suppressed(finding: Finding, rel: str, settings: Settings, today: _dt.date)
         if not layer and override.layers not in (["*"], []):
             continue
         if _matches(finding.code, override.ignore):
-            override.used += 1
             return True
     return False

@@ -1,7 +1,8 @@
 """What the optimizer does with a lambda: per-step shrink, stability,
 timescale.
 
-Formulas (``shared/reference/regularization-theory.md`` section 4, each
+Formulas (Polyak 1964 and Goh, "Why Momentum Really Works", Distill 2017 for
+the stability region; Loshchilov & Hutter, ICLR 2019 for decoupled decay; each
 checked by running Keras there):
 
 - Coupled L2 under SGD with heavy-ball momentum b: the penalty alone is the
@@ -19,13 +20,29 @@ checked by running Keras there):
   any gradient: a weight with no data gradient moves by about eta per step
   whatever lambda is.
 - Timescale ``tau = 1/r`` steps; integrated decay ``D = r*T`` over T steps.
+- Scale-invariant tensors (a kernel feeding a normalization layer): the
+  data gradient is orthogonal to ``w`` and scales as ``1/|w|``, so the norm
+  settles where the decay's shrink ``2*R*|w|^2`` per step balances the
+  growth the updates add (van Laarhoven 2017; Wan et al. 2021, "Spherical
+  Motion Dynamics"; Kosson et al. 2024, "Rotational Equilibrium"). With
+  ``R`` the per-step norm shrink and heavy-ball averaging ``m`` (SGD's
+  momentum, Adam's beta_1), the updates' cross terms ``<w, u>`` add
+  ``(1+m)/(1-m)`` to the growth, and the expected angle per step is
+  ``theta = sqrt(2*R*(1-m)/(1+m))``: ``sqrt(4*eta*l2/(1+m))`` for Keras' L2
+  under SGD (``R = 2*eta*l2/(1-m)``; Kosson's ``sqrt(2*eta*lambda/(1+m))``
+  with PyTorch's ``lambda = 2*l2``), ``sqrt(2*eta*wd*(1-m)/(1+m))`` for
+  decoupled decay under SGD or AdamW (Kosson's AdamW form). ``|w|^2``
+  relaxes to it with rate ``2*R``: ``1/(2R)`` steps.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from reglint.model import Optimizer
+
+ADAM_LIKE = ("adam", "adamw", "nadam", "adamax", "lamb", "amsgrad", "radam", "adamwoptimizer")
 
 
 @dataclass
@@ -39,6 +56,15 @@ class Dynamics:
     nesterov: bool
     weight_decay: float  # decoupled, 0 when none
     coupled_l2: float  # coupled L2 folded into the gradient by the optimizer, Keras convention
+    beta_1: float | None = None  # Adam-family first-moment averaging
+
+    @property
+    def averaging(self) -> float:
+        """m: the heavy-ball averaging of the updates (SGD momentum; Adam's
+        beta_1, 0.9 when unsaved; RMSprop's momentum)."""
+        if self.family == "adaptive" and self.beta_1 is not None:
+            return min(max(self.beta_1, 0.0), 0.999999)
+        return self.momentum
 
     @property
     def stability_limit(self) -> float:
@@ -75,14 +101,54 @@ class Dynamics:
         return self.lr * l1 / max(1e-12, 1.0 - self.momentum)
 
     def total_shrink(self, l2: float) -> float | None:
-        """Coupled and decoupled shrinks add (verified additive in Keras)."""
-        parts = [p for p in (self.coupled_shrink(l2) if l2 else None, self.decoupled_shrink) if p]
+        """Coupled and decoupled shrinks add (verified additive in Keras).
+        Under an adaptive optimizer only the decoupled part is static."""
+        coupled = self.coupled_shrink(l2) if (l2 or self.coupled_l2) else None
+        parts = [p for p in (coupled, self.decoupled_shrink) if p]
         return sum(parts) if parts else None
+
+    def equilibrium_angle(self, l2: float) -> float | None:
+        """theta: the angular update per step a scale-invariant tensor settles
+        at, in radians (module docstring)."""
+        r = self.total_shrink(l2)
+        if not r:
+            return None
+        m = self.averaging
+        return math.sqrt(2.0 * r * (1.0 - m) / (1.0 + m))
+
+    def contraction(self, l2: float) -> float | None:
+        """The actual per-step shrink of an unsupported weight: for a coupled
+        L2 under heavy-ball SGD, ``1 - rho`` with ``rho`` the spectral radius of
+        ``z^2 - (1 + m - eta*h) z + m`` (``h = 2*l2``), which is the slow mode
+        ``eta*h/(1-m)`` while ``eta*h`` is small and ``1 - sqrt(m)`` once the
+        roots turn complex (0.051 per step at m = 0.9); plus ``eta*wd``."""
+        if self.lr is None:
+            return None
+        coupled = 0.0
+        if self.family == "sgd" and (l2 or self.coupled_l2):
+            m, a = self.momentum, 2.0 * self.lr * (l2 + self.coupled_l2)
+            disc = (1.0 + m - a) ** 2 - 4.0 * m
+            if disc >= 0:
+                rho = max(abs((1.0 + m - a + math.sqrt(disc)) / 2), abs((1.0 + m - a - math.sqrt(disc)) / 2))
+            else:
+                rho = math.sqrt(m)
+            coupled = max(0.0, 1.0 - rho)
+        total = coupled + (self.decoupled_shrink or 0.0)
+        return total or None
+
+    def equilibrium_steps(self, l2: float) -> float | None:
+        """Steps for ``|w|^2`` to relax to its equilibrium (1/e): ``1/(2r)``
+        with ``r`` the actual per-step contraction."""
+        r = self.contraction(l2)
+        return 1.0 / (2.0 * r) if r else None
 
 
 def dynamics_of(optimizer: Optimizer | None) -> Dynamics:
     if optimizer is None:
         return Dynamics("unknown", None, None, 0.0, False, 0.0, 0.0)
+    beta_1 = optimizer.beta_1
+    if beta_1 is None and optimizer.class_name.lower() in ADAM_LIKE:
+        beta_1 = 0.9  # Keras' default, also when the config leaves it out
     lr = optimizer.learning_rate
     peak = lr.peak if lr and lr.peak is not None else (lr.initial if lr else None)
     return Dynamics(
@@ -93,4 +159,5 @@ def dynamics_of(optimizer: Optimizer | None) -> Dynamics:
         nesterov=optimizer.nesterov,
         weight_decay=optimizer.weight_decay or 0.0,
         coupled_l2=optimizer.coupled_l2 or 0.0,
+        beta_1=beta_1,
     )

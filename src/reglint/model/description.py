@@ -203,6 +203,11 @@ class Layer:
     # Count of times the layer is applied (shared layers are counted once).
     calls: int = 1
     config: dict[str, Any] = field(default_factory=dict)
+    # Where Keras applies ``activity_regularizer`` when it is not (only) the
+    # layer's own output: the sub-layers whose outputs it penalises
+    # (MultiHeadAttention: query, key, value, attention_output). Empty: the
+    # layer's own output, as for every other layer.
+    activity_on: list[str] = field(default_factory=list)
 
     @property
     def trainable_params(self) -> int:
@@ -239,8 +244,48 @@ class LearningRate:
 
 
 @dataclass
+class ParamGroup:
+    """One optimizer param group (PyTorch ``optimizer.param_groups[i]``): its
+    own settings and the variables it updates, by ``Variable.location``.
+
+    ``weight_decay`` and ``coupled_l2`` follow ``Optimizer``'s conventions:
+    decoupled, lr-multiplied decay (AdamW's ``weight_decay`` as is), or a
+    coupled L2 folded into the gradient as a Keras L2 factor (PyTorch
+    SGD/Adam ``weight_decay`` wd adds ``wd*w`` to the gradient, which is
+    Keras' ``L2(wd/2)``). ``hyperparameters`` holds the group's settings as
+    saved (``weight_decay`` there is the framework's own number, ``lr`` the
+    rate when saved); ``learning_rate`` is the group's peak (a scheduler's
+    base rate where one ran).
+    ``mapping`` says how the variables were matched to the group: ``exact``
+    (one assignment fits), ``uncertain`` (several fit; the likeliest was
+    taken) or ``unmapped`` (none fits: ``variables`` is empty).
+
+    >>> ParamGroup(0, ["fc.weight"], coupled_l2=2.5e-4).decays
+    True
+    """
+
+    index: int
+    variables: list[str] = field(default_factory=list)
+    learning_rate: float | None = None
+    weight_decay: float | None = None
+    coupled_l2: float | None = None
+    momentum: float | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    mapping: str = "exact"
+    size: int = 0  # parameters the group updates, as the optimizer counts them
+
+    @property
+    def decays(self) -> bool:
+        return bool(self.weight_decay) or bool(self.coupled_l2)
+
+
+@dataclass
 class Optimizer:
-    """The optimizer settings saved with the model (or given by the user)."""
+    """The optimizer settings saved with the model (or given by the user).
+
+    Where the optimizer keeps settings per parameter group (PyTorch),
+    ``param_groups`` lists them and the top-level fields hold the group
+    whose decay shrinks weights fastest."""
 
     class_name: str
     learning_rate: LearningRate | None = None
@@ -262,6 +307,23 @@ class Optimizer:
     # Settings the file held that are not numbers: name -> repr of the value.
     invalid: dict[str, str] = field(default_factory=dict)
     source: Provenance = Provenance.FILE
+    param_groups: list[ParamGroup] = field(default_factory=list)
+
+    def group_of(self, location: str) -> ParamGroup | None:
+        """The param group updating the variable at ``location``; None when
+        the optimizer has no groups or the variable is in none."""
+        for group in self.param_groups:
+            if location in group.variables:
+                return group
+        return None
+
+    def decays(self, location: str) -> bool | None:
+        """Whether the optimizer decays the variable at ``location``: from its
+        param group where groups are recorded and mapped, else None (unknown)."""
+        if not self.param_groups or any(g.mapping == "unmapped" for g in self.param_groups):
+            return None
+        group = self.group_of(location)
+        return group.decays if group is not None else False
 
     @property
     def family(self) -> str:
@@ -310,6 +372,7 @@ class ProblemKind(str, Enum):
     MISSING_WEIGHTS = "missing_weights"  # the config's layer has no stored tensors (RL019)
     EXTRA_WEIGHTS = "extra_weights"  # stored tensors no layer of the config owns (RL019)
     UNREADABLE = "unreadable"  # values or a config part that could not be read (RL019)
+    INACTIVE_REGULARIZER = "inactive_regularizer"  # a configured penalty Keras never adds (RL005)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import json
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from reglint.engine.finding import Severity
 from reglint.engine.report import FileReport, RunReport
@@ -37,7 +38,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
                 seed: int = 0, time_budget: float = 60.0) -> int:
     """Profile one model; returns the exit code. ``steps`` None: the twin's
     budget decides (``twin.choose_budget``) within ``time_budget`` seconds."""
-    from reglint.cli.app import err
+    from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
@@ -53,9 +54,9 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
              device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
              seed: int, time_budget: float) -> int:
-    from reglint.cli.run import parse_outputs
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
+    from reglint.reporters import parse_outputs
 
     settings = load_settings([str(path)])
     if fail_on is not None:
@@ -70,6 +71,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     if not time_budget > 0:
         raise ProfileError("--time-budget must be a positive number of seconds")
     refuse_savedmodel(path)
+    refuse_non_keras(path)
 
     report = lint_file(str(path), settings)
     if report.error:
@@ -87,6 +89,11 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
     result = _measure(path, report, npz, steps=steps, batch_size=batch_size, device=device, trust=trust, seed=seed,
                       time_budget=time_budget)
+    from reglint.reporters.text import lambda_note
+
+    skipped = lambda_note(report.model, ran=True)
+    if skipped:
+        result.notes.append(skipped)
 
     from reglint.engine.selection import filter_findings, selected_rules
     from reglint.profile.findings import attach_twin_verdict, measured_findings
@@ -187,6 +194,21 @@ def refuse_savedmodel(path: Path) -> None:
                            f"training: load it with tf_keras and save it as .h5, or re-save it as .keras")
     raise ProfileError(f"{path}: a SavedModel folder is an inference graph Keras 3 cannot train; profile the "
                        f".keras or .h5 file it was exported from")
+
+
+def refuse_non_keras(path: Path) -> None:
+    """An ONNX (or any non-Keras) file: one line naming what it is, before
+    TensorFlow is imported, instead of Keras' own error cut mid-word."""
+    from reglint.readers.sniff import Format, sniff
+
+    try:
+        found = sniff(path)
+    except ReglintError:
+        return  # unreadable: the static reader says why, in its own words
+    if found in (Format.KERAS_ZIP, Format.HDF5, Format.SAVEDMODEL):
+        return
+    kind = "onnx" if found is Format.ONNX else found.value
+    raise ProfileError(f"profile reads Keras models (.keras, .h5); {path} is {kind}")
 
 
 def refusal_reasons(model: Model, path: Path) -> list[str]:

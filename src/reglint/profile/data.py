@@ -23,7 +23,6 @@ fixed batch, which is what the short run checks.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,12 +53,6 @@ BINARY = "binary"
 POSITIVE = "positive"
 REGRESSION = "regression"
 
-_LOSS_ALIASES = {
-    "mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
-    "msle": "mean_squared_logarithmic_error", "kld": "kl_divergence",
-    "kullback_leibler_divergence": "kl_divergence", "logcosh": "log_cosh", "bce": "binary_crossentropy",
-    "huber_loss": "huber",
-}
 _KIND_BY_LOSS = {
     "sparse_categorical_crossentropy": SPARSE,
     "categorical_crossentropy": ONE_HOT,
@@ -80,8 +73,9 @@ def canonical_loss_name(name: str | None) -> str | None:
     -> ``sparse_categorical_crossentropy``."""
     if not name:
         return None
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name)).lower()
-    return _LOSS_ALIASES.get(snake, snake)
+    from reglint.readers.keras_objects import parse_loss_name
+
+    return parse_loss_name(str(name))
 
 
 def label_kind(loss_name: str | None) -> str:

@@ -31,7 +31,6 @@ from reglint.profile.load import DataLoss, flatten, layer_paths
 from reglint.profile.result import KERNEL_NAMES, LayerPenalty, VariableRow, div
 from reglint.profile.run import fresh_optimizer
 
-
 # ---------------------------------------------------------------------------
 # the measurement
 
@@ -93,7 +92,7 @@ def variable_rows(tf, model, trainable, grads_data, grads_pen, analysis) -> tupl
             penalty=penalty, share=None, weight_norm=norm(tf, var),
             grad_data_norm=norm(tf, dense(tf, gd, var)), grad_penalty_norm=norm(tf, dense(tf, gp, var)),
             static_penalty=match[2] if match else None, scale_invariant=bool(match and match[3]),
-            absorbed=bool(match and match[4])))
+            absorbed=bool(match and match[4]), offset=bool(match and match[5])))
     for row in rows:
         row.share = row.penalty / weight_penalty if weight_penalty else None
     return rows, weight_penalty
@@ -140,9 +139,9 @@ class _Owners:
         return path, layer_path, variable, found
 
 
-def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool, bool]]:
+def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool, bool, bool]]:
     """(path parts, layer path, variable name, static penalty, scale-invariant,
-    absorbed) for every static variable, regularized or not."""
+    absorbed, offset) for every static variable, regularized or not."""
     if analysis is None:
         return []
     penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
@@ -152,17 +151,18 @@ def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, boo
         invariant = p.scale_invariant if p is not None else (var.role.is_kernel_like and
                                                               analysis.feeds_normalizer(layer))
         out.append((layer.path.split("/") + var.name.split("/"), layer.path, var.name,
-                    p.penalty_init if p is not None else None, bool(invariant), bool(p and p.absorbed)))
+                    p.penalty_init if p is not None else None, bool(invariant), bool(p and p.absorbed),
+                    bool(p and p.offset)))
     return out
 
 
-def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool] | None:
+def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool, bool] | None:
     """The static variable a Keras variable path names: same last part, and
     every part of the static layer path and variable name found in order
     (``lstm/lstm_cell/kernel`` is the static ``lstm`` + ``kernel``)."""
     parts = path.split("/")
     best, best_score = None, -1
-    for sparts, layer_path, var_name, penalty, invariant, absorbed in index:
+    for sparts, layer_path, var_name, penalty, invariant, absorbed, offset in index:
         if sparts[-1] != parts[-1]:
             continue
         pos, ok = 0, True
@@ -173,7 +173,7 @@ def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool]
                 ok = False
                 break
         if ok and len(sparts) > best_score:
-            best, best_score = (layer_path, var_name, penalty, invariant, absorbed), len(sparts)
+            best, best_score = (layer_path, var_name, penalty, invariant, absorbed, offset), len(sparts)
     return best
 
 

@@ -12,10 +12,11 @@ import os
 import platform
 import sys
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from reglint.profile import ProfileError
 from reglint.profile.data import InputSpec, TargetSpec, canonical_loss_name, label_kind
@@ -57,8 +58,8 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         with quiet_native_stderr():
-            import tensorflow as tf
             import keras
+            import tensorflow as tf
     except ImportError as exc:
         raise ProfileError(f"reglint profile needs TensorFlow and Keras 3 ({exc}); "
                            f"install them with `pip install tensorflow`") from None
@@ -331,7 +332,7 @@ def layer_paths(model) -> dict[int, str]:
         for layer in getattr(container, "layers", []) or []:
             path = f"{prefix}{layer.name}"
             paths[id(layer)] = path
-            if type(layer).__name__ in CONTAINER_CLASSES or hasattr(layer, "layers") and layer.layers:
+            if type(layer).__name__ in CONTAINER_CLASSES or (hasattr(layer, "layers") and layer.layers):
                 walk(layer, path + "/")
 
     walk(model, "")

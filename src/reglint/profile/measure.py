@@ -20,7 +20,7 @@ re-exported for callers of the single-module version.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from reglint.profile import ProfileError
 from reglint.profile.data import label_kind, trivial_loss
@@ -65,7 +65,7 @@ from reglint.profile.run import (  # noqa: F401  (re-exported)
 )
 from reglint.profile.twin import DEFAULT_TIME_BUDGET, Evaluator, PairInputs, run_pair
 
-__all__ = ["run_profile_measurement", "regularizer_info", "classify", "ProfileResult"]
+__all__ = ["ProfileResult", "classify", "regularizer_info", "run_profile_measurement"]
 
 
 def run_profile_measurement(tf, keras, model, batches, loss: DataLoss, *, steps: int | None, device: str,

@@ -5,11 +5,7 @@ format through the ordinary reporters (the measured findings travel in
 
 from __future__ import annotations
 
-import io
-import json
-import sys
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from reglint.engine.fmt import g, pct
 from reglint.engine.report import RunReport, jsonable
@@ -30,42 +26,17 @@ def report_dict(report: RunReport, result: ProfileResult | None) -> dict[str, An
     return data
 
 
-def render_json(report: RunReport, result: ProfileResult | None, out: TextIO) -> None:
-    json.dump(report_dict(report, result), out, indent=2, allow_nan=False)
-    out.write("\n")
-
-
 def write_outputs(report: RunReport, result: ProfileResult | None, outputs: list[tuple[str, str | None]],
                   settings) -> None:
-    """``outputs`` as ``reglint.cli.run.parse_outputs`` returns them."""
-    from reglint.reporters import renderer
+    """``outputs`` as ``reglint.reporters.parse_outputs`` returns them, written
+    by the reporters' one writer with this module's terminal report and the
+    measurement in the JSON document (json, html)."""
+    from reglint.reporters import write_outputs as write
 
-    for fmt, target in outputs:
-        if fmt == "full" and target is None:
-            from reglint.cli.app import Color, make_console
+    def full(run: RunReport, console, show_layers: bool = True) -> None:
+        render_full(run, result, console)
 
-            console = make_console(Color.auto)
-            if not console.is_terminal:  # a pipe or CI log: do not fold the table at 80 columns
-                console.width = max(console.width, 140)
-            render_full(report, result, console)
-            continue
-        buffer = io.StringIO()
-        if fmt == "full":
-            from rich.console import Console
-
-            render_full(report, result, Console(file=buffer, color_system=None, width=140, highlight=False))
-        elif fmt == "json":
-            render_json(report, result, buffer)
-        elif fmt == "html":  # the measurement goes into the page beside the static numbers
-            from reglint.reporters.html import render_html
-
-            render_html(report, buffer, settings=settings, data=report_dict(report, result))
-        else:
-            renderer(fmt)(report, buffer, settings=settings)
-        if target is None:
-            sys.stdout.write(buffer.getvalue())
-        else:
-            Path(target).write_text(buffer.getvalue(), encoding="utf-8")
+    write(report, outputs, settings, full=full, data=report_dict(report, result))
 
 
 # ---------------------------------------------------------------------------
@@ -102,7 +73,7 @@ def _table(result: ProfileResult, console) -> None:
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for column, justify in (("layer", "left"), ("variable", "left"), ("params", "right"), ("lambda", "left"),
-                            ("|g_data|", "right"), ("|g_pen|", "right"), ("ratio", "right"), ("share", "right"),
+                            ("|g_data|", "right"), ("|g_pen|", "right"), ("ratio", "right"), ("of penalty", "right"),
                             ("update/|w|", "right"), ("(no pen.)", "right")):
         table.add_column(column, justify=justify, overflow="fold")
     for row in result.variables:

@@ -46,11 +46,12 @@ class VariableRow:
     static_penalty: float | None = None  # the static estimate of R(w) at initialisation
     scale_invariant: bool = False  # feeds a normalization layer (static analysis)
     absorbed: bool = False  # a normalization gamma/beta: RL001 leaves it out (static analysis)
+    offset: bool = False  # a bias or beta: RL001 leaves it out (static analysis)
 
     @property
     def counted(self) -> bool:
         """Counted in RL001's ratio, as the static rule counts it."""
-        return not (self.scale_invariant or self.absorbed)
+        return not (self.scale_invariant or self.absorbed or self.offset)
 
     @property
     def ratio(self) -> float:

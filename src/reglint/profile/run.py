@@ -9,7 +9,8 @@ TensorFlow.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from reglint.model import Optimizer as StaticOptimizer
 from reglint.profile import ProfileError
@@ -108,13 +109,13 @@ def _without_weight_decay(node: Any) -> Any:
 
 
 def tracked_kernels(model, rows: list[VariableRow]) -> list:
-    """The variables whose norm tells collapse: regularized kernels; else
-    every weight-regularized variable; else every kernel (decoupled
-    weight_decay and activity penalties shrink those)."""
+    """The variables whose norm tells collapse: regularized kernels; else the
+    regularized non-offsets (biases fall to 0, where they start: issue 15);
+    else every kernel (weight_decay and activity penalties shrink those)."""
     variables = list(model.trainable_variables)
     by_path = {str(getattr(v, "path", v.name)): v for v in variables}
     for pick in (lambda r: r.regularizer is not None and r.kernel_like and r.counted,
-                 lambda r: r.regularizer is not None):
+                 lambda r: r.regularizer is not None and not r.offset):
         chosen = [by_path[r.path] for r in rows if pick(r) and r.path in by_path]
         if chosen:
             return chosen

@@ -56,9 +56,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -398,7 +399,7 @@ class _Lane:
     unregularized: bool = False
     keep_records: bool = False
     records: list = field(default_factory=list)  # per-step records (the penalized run's only)
-    stop: "_EarlyStop | None" = None
+    stop: _EarlyStop | None = None
 
     @property
     def settled(self) -> bool:

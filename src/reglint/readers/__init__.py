@@ -4,11 +4,12 @@
 the extension alone: a mislabelled file must not reach the wrong parser) and
 hands the file to its reader. Every reader raises ``ModelReadError`` with a
 one-line message for anything it cannot read; none of them imports
-TensorFlow or runs code from the file.
+TensorFlow or torch, or runs code from the file.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from reglint.errors import ModelReadError
@@ -19,24 +20,31 @@ from reglint.readers.sniff import Format, sniff
 __all__ = ["Format", "ReadOptions", "read_model", "sniff"]
 
 
+# format -> "module:function", imported only when a file of that format is
+# read: a run pays for the readers it uses (the Keras readers never load
+# onnx, the ONNX reader never loads h5py's Keras layer tables).
+READERS = {
+    Format.KERAS_ZIP: "reglint.readers.keras_zip:read_keras_zip",
+    Format.HDF5: "reglint.readers.keras_h5:read_keras_h5",
+    Format.SAVEDMODEL: "reglint.readers.savedmodel:read_savedmodel",
+    Format.KERAS_JSON: "reglint.readers.keras_json:read_keras_json",
+    Format.ONNX: "reglint.readers.onnx:read_onnx",
+    Format.TORCH_ZIP: "reglint.readers.torch_checkpoint:read_torch_checkpoint",
+    Format.SAFETENSORS: "reglint.readers.safetensors_reader:read_safetensors",
+    Format.HF_FOLDER: "reglint.readers.hf_folder:read_hf_folder",
+}
+
+
 def read_model(path: str | Path, options: ReadOptions | None = None) -> Model:
     path = Path(path)
     options = options or ReadOptions()
     fmt = sniff(path)
-    if fmt is Format.KERAS_ZIP:
-        from reglint.readers.keras_zip import read_keras_zip
+    if fmt in READERS:
+        module, _, name = READERS[fmt].partition(":")
+        return getattr(importlib.import_module(module), name)(path, options)
+    if fmt is Format.PICKLE:  # a legacy torch.save pickle: refused by name, never unpickled
+        from reglint.readers.torch_zip import refuse_pickle_file
 
-        return read_keras_zip(path, options)
-    if fmt is Format.HDF5:
-        from reglint.readers.keras_h5 import read_keras_h5
-
-        return read_keras_h5(path, options)
-    if fmt is Format.SAVEDMODEL:
-        from reglint.readers.savedmodel import read_savedmodel
-
-        return read_savedmodel(path, options)
-    if fmt is Format.ONNX:
-        from reglint.readers.onnx_reader import read_onnx
-
-        return read_onnx(path, options)
+        with path.open("rb") as handle:
+            refuse_pickle_file(handle.read(64))
     raise ModelReadError(f"not a model reglint can read ({fmt.value})")

@@ -18,9 +18,11 @@ from reglint.model import Layer, Model, Output, Problem, ProblemKind, Regularize
 from reglint.readers.keras_config import LayerNode, ModelConfig
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
+    PROJECTION_NAMES,
     RNN_LAYERS,
     WEIGHTLESS,
     child_layers,
+    direction_label,
     initializer_keys,
     match_child,
     own_slots,
@@ -219,7 +221,8 @@ def _units(cfg: dict[str, Any]) -> int | None:
 # owners of named tensors (legacy HDF5)
 
 
-def owner_for_components(class_name: str, cfg: dict[str, Any], components: list[str]) -> tuple[str, dict[str, Any], str]:
+def owner_for_components(class_name: str, cfg: dict[str, Any],
+                         components: list[str]) -> tuple[str, dict[str, Any], str]:
     """For a stored name such as ``bidirectional/backward_lstm/lstm_cell/kernel``,
     the (class, config) whose regularizer keys apply, and a name prefix."""
     children = child_layers(class_name, cfg)
@@ -230,8 +233,7 @@ def owner_for_components(class_name: str, cfg: dict[str, Any], components: list[
         key = "backward_layer" if backward else "forward_layer"
         child_class, child_cfg = children[key]
         sub_class, sub_cfg, _ = owner_for_components(child_class, child_cfg, components)
-        name = child_cfg.get("name") or key
-        return sub_class, sub_cfg, f"{name}/"
+        return sub_class, sub_cfg, direction_label(key.split("_")[0], child_cfg) + "/"
     if class_name in RNN_LAYERS or class_name == "RNN":
         child_class, child_cfg = children["cell"]
         return child_class, child_cfg, ""
@@ -246,7 +248,8 @@ def owner_for_components(class_name: str, cfg: dict[str, Any], components: list[
     return class_name, cfg, ""
 
 
-def owner_for_attr_path(class_name: str, cfg: dict[str, Any], attrs: list[str]) -> tuple[str | None, dict[str, Any], str]:
+def owner_for_attr_path(class_name: str, cfg: dict[str, Any],
+                        attrs: list[str]) -> tuple[str | None, dict[str, Any], str]:
     """For a ``.keras`` sub-path such as ``forward_layer/cell``, the owning
     (class, config) and a name prefix; (None, {}, path) when unknown."""
     prefix_parts: list[str] = []
@@ -259,11 +262,9 @@ def owner_for_attr_path(class_name: str, cfg: dict[str, Any], attrs: list[str]) 
         current_class, current_cfg = children[key]
         if key in ("forward_layer", "backward_layer"):
             # Keras names the copies forward_<name> / backward_<name> at run time.
-            direction = key.split("_")[0]
-            label = str(current_cfg.get("name") or "layer")
-            prefix_parts.append(label if label.startswith(direction) else f"{direction}_{label}")
-        elif key.lstrip("_").endswith("_dense"):
-            prefix_parts.append(key.lstrip("_").replace("_dense", ""))
+            prefix_parts.append(direction_label(key.split("_")[0], current_cfg))
+        elif key.lstrip("_") in PROJECTION_NAMES:
+            prefix_parts.append(PROJECTION_NAMES[key.lstrip("_")])
     prefix = "/".join(prefix_parts) + "/" if prefix_parts else ""
     return current_class, current_cfg, prefix
 
@@ -303,14 +304,15 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
     for name in tree.output_layers:
         layer = by_name.get(name)
         if layer is None and name in containers:
-            inner = [l for l in model.layers if l.path.startswith(containers[name].path + "/")]
+            inner = [inside for inside in model.layers if inside.path.startswith(containers[name].path + "/")]
             layer = inner[-1] if inner else None
         if layer is None:
             continue
         units, activation = layer.units, layer.activation
         if layer.class_name in ("Softmax",):
             activation = "softmax"
-        probe, hops = layer, 0
+        probe: Layer | None = layer
+        hops = 0
         while units is None and probe is not None and probe.inbound and hops < 8:
             probe = by_name.get(probe.inbound[0])
             hops += 1

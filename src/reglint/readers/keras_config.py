@@ -16,8 +16,9 @@ versions use ``class_name``; both are read here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.readers.keras_layers import CONTAINERS
@@ -37,6 +38,9 @@ class LayerNode:
     inbound: list[str] = field(default_factory=list)
     calls: int = 1
     container: str = ""  # path of the enclosing container ("" at the top)
+    # Keras 3's record of the input shape the layer was built with.
+    build_config: dict[str, Any] = field(default_factory=dict)
+    inbound_nodes: Any = None  # the raw inbound_nodes entry (functional graphs)
 
 
 @dataclass
@@ -79,7 +83,8 @@ def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip:
         name = cfg.get("name", class_name) if isinstance(cfg, dict) else class_name
         leaves.append(LayerNode(name=str(name), class_name=class_name, config=cfg if isinstance(cfg, dict) else {},
                                 path=str(name), trainable=_trainable(cfg), weights_path="",
-                                registered_name=root.get("registered_name"), module=root.get("module")))
+                                registered_name=root.get("registered_name"), module=root.get("module"),
+                                build_config=_table_or_empty(root.get("build_config"))))
     else:
         _walk(class_name, cfg, prefix="", weights_prefix="", trainable=_trainable(cfg), leaves=leaves,
               containers=containers, max_layers=max_layers, by_name=keras2_keras_zip)
@@ -115,8 +120,10 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             registered_name=entry.get("registered_name"), module=entry.get("module"),
             inbound=_inbound_names(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
             container=prefix.rstrip("/"),
+            build_config=_table_or_empty(entry.get("build_config")),
+            inbound_nodes=entry.get("inbound_nodes"),
         )
-        if not node.inbound and previous is not None and class_name == "Sequential" or (
+        if (not node.inbound and previous is not None and class_name == "Sequential") or (
             not node.inbound and previous is not None and isinstance(cfg, list)
         ):
             node.inbound = [previous]
@@ -150,6 +157,11 @@ def _layer_name(entry: dict, cfg: Any, class_name: str) -> str:
 
 def _trainable(cfg: Any) -> bool:
     return not (isinstance(cfg, dict) and cfg.get("trainable") is False)
+
+
+def _table_or_empty(value: Any) -> dict[str, Any]:
+    """A config's JSON object, or {} where the file holds anything else there."""
+    return value if isinstance(value, dict) else {}
 
 
 def _inbound_names(entry: dict) -> list[str]:
@@ -190,6 +202,7 @@ def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[s
             outs = [outs]
         if isinstance(outs, dict):
             outs = list(outs.values())
-        names = [o[0] for o in outs if isinstance(o, list) and o and isinstance(o[0], str)] if isinstance(outs, list) else []
-        return names
+        if not isinstance(outs, list):
+            return []
+        return [o[0] for o in outs if isinstance(o, list) and o and isinstance(o[0], str)]
     return [leaves[-1].name] if leaves else []

@@ -24,15 +24,18 @@ from reglint.readers.keras_build import (
     build_layer,
     owner_for_components,
 )
+from reglint.readers.keras_check import (
+    LEGACY_H5,
+    build_from_config,
+    check_against_config,
+    extra_layer_problem,
+    no_weights_problem,
+)
 from reglint.readers.keras_config import LayerNode, walk_model_config
 from reglint.readers.keras_layers import role_from_weight_name
+from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import attr_strings, attr_text, h5_children, h5_get, load_json
-
-WEIGHTS_ONLY_HINT = (
-    "weights-only HDF5 file: it holds no architecture, regularizers or optimizer to lint "
-    "(save the full model with model.save(...) and lint that)"
-)
 
 
 def read_keras_h5(path: Path, options: ReadOptions) -> Model:
@@ -56,8 +59,10 @@ def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
 
     raw_config = attr_text(h5.attrs, "model_config")
     if raw_config is None:
-        if "layer_names" in h5.attrs or "model_weights" not in h5:
-            raise ModelReadError(WEIGHTS_ONLY_HINT)
+        from reglint.readers.keras_weights_only import is_weights_only, read_weights_only
+
+        if is_weights_only(h5):
+            return read_weights_only(h5, path, options)
         raise ModelReadError("HDF5 file without a model_config attribute: not a saved Keras model")
     config = load_json(raw_config, what="model_config", max_bytes=options.max_json_bytes,
                        max_depth=options.max_json_depth)
@@ -68,11 +73,16 @@ def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
     tree = walk_model_config(config, max_layers=options.max_layers)
     model.name = tree.name
     weights = h5_get(h5, "model_weights")
-    if weights is None or not isinstance(weights, h5py.Group):
-        model.notes.append("file holds no model_weights group: parameters counted from stored weights are unavailable")
-    assignments = _assign_tensors(weights, tree.leaves) if isinstance(weights, h5py.Group) else {}
-    for node in tree.leaves:
-        model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
+    if isinstance(weights, h5py.Group):
+        assignments = _assign_tensors(weights, tree.leaves)
+        for node in tree.leaves:
+            model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
+        check_against_config(model, tree, config, LEGACY_H5)
+        _unclaimed_layers(weights, tree, model)
+    else:
+        # load_model reads model_weights unconditionally: without it Keras refuses the file.
+        no_weights_problem(model, build_from_config(model, tree, config), "the HDF5 file has no model_weights group")
+    note_activity_placement(model, tree, keras3=bool(version and version.startswith("3.")))
     raw_training = attr_text(h5.attrs, "training_config")
     if raw_training:
         training = load_json(raw_training, what="training_config", max_bytes=options.max_json_bytes,
@@ -82,6 +92,26 @@ def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
         model.optimizer.iterations = _iterations(h5)
     attach_outputs(model, tree)
     return model
+
+
+def _unclaimed_layers(weights, tree, model: Model) -> None:
+    """Layers the file stores weights for that the config does not have:
+    Keras matches the file's layers to the model's and refuses a different
+    number of them ("a weight file containing 3 layers into a model with 2")."""
+    import h5py
+
+    tops = {node.path.split("/")[0] for node in tree.leaves} | {node.path.split("/")[0] for node in tree.containers}
+    for name in attr_strings(weights.attrs, "layer_names"):
+        if name in tops:
+            continue
+        group = h5_get(weights, name)
+        if not isinstance(group, h5py.Group):
+            continue
+        stored = [h5_get(group, w) for w in attr_strings(group.attrs, "weight_names")]
+        stored = [ds for ds in stored if isinstance(ds, h5py.Dataset)]
+        if stored:
+            elements = sum(int(ds.size) for ds in stored)
+            model.problems.append(extra_layer_problem(name, len(stored), elements, LEGACY_H5, blocks=True))
 
 
 def _h5_reason(exc: Exception) -> str:
@@ -108,10 +138,10 @@ def _assign_tensors(weights, leaves: list[LayerNode]) -> dict[str, list[FoundTen
             ds = h5_get(group, name)
             if not isinstance(ds, h5py.Dataset):
                 continue
-            node = _leaf_for(name, nodes, top)
-            if node is None:
+            leaf = _leaf_for(name, nodes, top)
+            if leaf is None:
                 continue
-            out.setdefault(node.path, []).append(_found(ds, name, node))
+            out.setdefault(leaf.path, []).append(_found(ds, name, leaf))
     return out
 
 

@@ -49,7 +49,8 @@ DENSE_LIKE = {
 }
 DEPTHWISE = {"DepthwiseConv1D", "DepthwiseConv2D"}
 SEPARABLE = {"SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D"}
-RNN_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell", "ConvLSTMCell", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"}
+RNN_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell",
+             "ConvLSTMCell", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"}
 RNN_LAYERS = {"SimpleRNN": "SimpleRNNCell", "LSTM": "LSTMCell", "GRU": "GRUCell",
               "ConvLSTM1D": "ConvLSTMCell", "ConvLSTM2D": "ConvLSTMCell", "ConvLSTM3D": "ConvLSTMCell",
               "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
@@ -69,7 +70,7 @@ WEIGHTLESS = {
     "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
     "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
     "UpSampling1D", "UpSampling2D", "UpSampling3D", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU",
-    "Softmax", "UnitNormalization", "Identity", "TFOpLambda", "SlicingOpLambda", "Rescaling",
+    "Softmax", "UnitNormalization", "Identity", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer", "Rescaling",
     "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop",
     "RandomTranslation", "RandomContrast", "RandomBrightness", "Attention", "Cropping",
 }
@@ -87,7 +88,7 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
             use_bias = bool(cfg.get("bias_axes"))
         return _KB if use_bias else _KB[:1]
     if class_name in DEPTHWISE:
-        slots = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL), Slot("bias", B))
+        slots: tuple[Slot, ...] = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL), Slot("bias", B))
         return slots if use_bias else slots[:1]
     if class_name in SEPARABLE:
         slots = (Slot("depthwise_kernel", Role.DEPTHWISE_KERNEL),
@@ -96,20 +97,30 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
     if class_name in RNN_CELLS:
         return _RNN_CELL if use_bias else _RNN_CELL[:2]
     if class_name in ("BatchNormalization", "SyncBatchNormalization"):
-        slots = []
+        norm: list[Slot] = []
         if cfg.get("scale", True) is not False:
-            slots.append(Slot("gamma", Role.GAMMA))
+            norm.append(Slot("gamma", Role.GAMMA))
         if cfg.get("center", True) is not False:
-            slots.append(Slot("beta", Role.BETA))
-        slots += [Slot("moving_mean", Role.MOVING_MEAN, False), Slot("moving_variance", Role.MOVING_VARIANCE, False)]
-        return tuple(slots)
+            norm.append(Slot("beta", Role.BETA))
+        norm += [Slot("moving_mean", Role.MOVING_MEAN, False), Slot("moving_variance", Role.MOVING_VARIANCE, False)]
+        if cfg.get("renorm"):
+            norm += [Slot("moving_stddev", Role.OTHER, False), Slot("renorm_mean", Role.OTHER, False),
+                     Slot("renorm_stddev", Role.OTHER, False)]
+        return tuple(norm)
     if class_name in ("LayerNormalization", "GroupNormalization", "InstanceNormalization"):
-        slots = []
-        if cfg.get("scale", True) is not False:
-            slots.append(Slot("gamma", Role.GAMMA))
-        if cfg.get("center", True) is not False:
-            slots.append(Slot("beta", Role.BETA))
-        return tuple(slots)
+        rms = bool(cfg.get("rms_scaling"))  # Keras 3 LayerNormalization: gamma only
+        norm = []
+        if cfg.get("scale", True) is not False or rms:
+            norm.append(Slot("gamma", Role.GAMMA))
+        if cfg.get("center", True) is not False and not rms:
+            norm.append(Slot("beta", Role.BETA))
+        return tuple(norm)
+    if class_name == "Normalization":
+        # Adapted statistics, never trained; none when the config fixes them.
+        if cfg.get("mean") is not None:
+            return ()
+        return (Slot("mean", Role.MOVING_MEAN, False), Slot("variance", Role.MOVING_VARIANCE, False),
+                Slot("count", Role.OTHER, False))
     if class_name == "RMSNormalization":
         return (Slot("scale", Role.GAMMA),)
     if class_name == "Embedding":
@@ -151,9 +162,25 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
                                                  "kernel_initializer", "bias_initializer")}
         use_bias = cfg.get("use_bias", True)
         proj = {**shared, "bias_axes": "x" if use_bias else None}
-        names = ("query_dense", "key_dense", "value_dense", "output_dense")
-        return {name: ("EinsumDense", proj) for name in names}
+        names: tuple[str, ...] = ("query_dense", "key_dense", "value_dense", "output_dense")
+        if cfg.get("use_gate"):
+            names += ("gate_dense",)
+        return dict.fromkeys(names, ("EinsumDense", proj))
     return {}
+
+
+# The names Keras gives MultiHeadAttention's projections (``name="query"``);
+# the ``.keras`` file saves them under the attribute (``_query_dense``).
+PROJECTION_NAMES = {"query_dense": "query", "key_dense": "key", "value_dense": "value",
+                    "output_dense": "attention_output", "gate_dense": "gate"}
+
+
+def direction_label(direction: str, cfg: dict) -> str:
+    """The run-time name of a Bidirectional copy: Keras names them
+    ``forward_<name>``/``backward_<name>`` (a saved Keras 3 config already
+    holds ``forward_lstm``)."""
+    label = str(cfg.get("name") or "layer") if isinstance(cfg, dict) else "layer"
+    return label if label.startswith(direction) else f"{direction}_{label}"
 
 
 def _class(obj: dict) -> str:

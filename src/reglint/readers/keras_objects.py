@@ -136,7 +136,8 @@ def parse_regularizer(obj: Any) -> Regularizer | None:
         return Regularizer(kind="custom", class_name=obj, config={"identifier": obj})
     name = class_name_of(obj)
     if name is None:
-        return Regularizer(kind="custom", class_name="?", config=_jsonable(obj), invalid=["unreadable regularizer config"])
+        return Regularizer(kind="custom", class_name="?", config=_jsonable(obj),
+                           invalid=["unreadable regularizer config"])
     cfg = inner_config(obj)
     bare = bare_class_name(name)
     module = obj.get("module") if isinstance(obj, dict) else None
@@ -256,8 +257,8 @@ def parse_optimizer(obj: Any) -> Optimizer | None:
     if obj is None:
         return None
     if isinstance(obj, str):
-        name = _OPTIMIZER_NAMES.get(obj.lower(), obj)
-        return Optimizer(class_name=name, config={"identifier": obj}, learning_rate=_default_lr(name))
+        known = _OPTIMIZER_NAMES.get(obj.lower(), obj)
+        return Optimizer(class_name=known, config={"identifier": obj}, learning_rate=_default_lr(known))
     name = class_name_of(obj)
     if name is None:
         return None
@@ -322,7 +323,7 @@ def parse_learning_rate(obj: Any) -> LearningRate:
     if initial is None and isinstance(cfg.get("values"), list) and cfg["values"]:
         initial = as_float(cfg["values"][0])  # PiecewiseConstantDecay
     values = [as_float(v) for v in cfg.get("values", [])] if isinstance(cfg.get("values"), list) else []
-    candidates = [v for v in [initial, as_float(cfg.get("warmup_target"))] + values if v is not None]
+    candidates = [v for v in [initial, as_float(cfg.get("warmup_target")), *values] if v is not None]
     peak = max(candidates) if candidates else None
     return LearningRate(initial=initial, peak=peak, schedule=bare, config=_jsonable(cfg))
 
@@ -341,11 +342,17 @@ _LOSS_ALIASES = {
     "logcosh": "log_cosh",
     "cosine_proximity": "cosine_similarity",
     "huber_loss": "huber",
+    "bce": "binary_crossentropy",
 }
 
 
 def parse_loss_name(name: str) -> str:
-    """Canonical snake_case loss name for a string or class name."""
+    """Canonical snake_case loss name for a string or class name: the one
+    alias table reglint has (readers and ``profile`` both use it).
+
+    >>> parse_loss_name("SparseCategoricalCrossentropy"), parse_loss_name("mse"), parse_loss_name("bce")
+    ('sparse_categorical_crossentropy', 'mean_squared_error', 'binary_crossentropy')
+    """
     bare = bare_class_name(name)
     snake = to_snake_case(bare) if any(c.isupper() for c in bare) else bare.lower()
     return _LOSS_ALIASES.get(snake, snake)
@@ -383,7 +390,7 @@ def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> l
 
     if loss_obj is None:
         return []
-    if isinstance(loss_obj, dict) and class_name_of(loss_obj) is None or (
+    if (isinstance(loss_obj, dict) and class_name_of(loss_obj) is None) or (
         isinstance(loss_obj, dict) and "class_name" not in loss_obj and "name" not in loss_obj
     ):
         out = []
@@ -400,7 +407,7 @@ def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> l
             if loss:
                 out.append(loss)
         return out
-    names = output_names or [None]
+    names: list[str | None] = [*output_names] if output_names else [None]
     losses = []
     for index, name in enumerate(names):
         loss = parse_loss(loss_obj, weight=weight_for(index, name), output=name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import struct
 import zipfile
@@ -20,6 +21,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model
+from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.keras_build import (
     FoundTensor,
     attach_outputs,
@@ -27,9 +29,16 @@ from reglint.readers.keras_build import (
     build_layer,
     owner_for_attr_path,
 )
+from reglint.readers.keras_check import (
+    KERAS_ZIP,
+    build_from_config,
+    check_against_config,
+    extra_layer_problem,
+    no_weights_problem,
+)
 from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_config
+from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
-from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.safe_io import h5_get, load_json
 from reglint.readers.tensor_stats import raw_image
 
@@ -69,12 +78,10 @@ def read_keras_zip(path: Path, options: ReadOptions) -> Model:
             _read_weights(archive, model, config, options)
         else:
             tree = walk_model_config(config, max_layers=options.max_layers)
-            why = "weights stored sharded or as .npz" if any(
-                n.endswith(".weights.json") or n.endswith(".npz") for n in names) else "archive holds no model.weights.h5"
-            model.notes.append(f"{why}: parameters cannot be counted from stored tensors")
-            _build_without_weights(model, tree)
+            _build_without_weights(model, tree, config, names)
             model.metadata["tree"] = tree
         tree = model.metadata.pop("tree")
+        note_activity_placement(model, tree, keras3=model.framework != "tf.keras")
         model.name = tree.name
         attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
         if model.optimizer is not None and "optimizer_iterations" in model.metadata:
@@ -100,7 +107,8 @@ def _check_member(info: zipfile.ZipInfo, limit: int, options: ReadOptions) -> No
     if info.file_size > limit:
         raise UnsafeInputError(f"{info.filename} claims {info.file_size} bytes, over the limit")
     if info.compress_size and info.file_size / max(1, info.compress_size) > options.max_compression_ratio:
-        raise UnsafeInputError(f"{info.filename} has a compression ratio over {options.max_compression_ratio}: zip bomb")
+        raise UnsafeInputError(
+            f"{info.filename} has a compression ratio over {options.max_compression_ratio}: zip bomb")
 
 
 def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: ReadOptions) -> None:
@@ -113,7 +121,8 @@ def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: 
         try:
             h5 = h5py.File(_buffered(handle), "r")
         except Exception as exc:
-            raise ModelReadError(f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
+            raise ModelReadError(
+                f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
         with h5, _direct_reads(h5, handle):
             index = H5Index(h5)
             # tf.keras 2.13 keyed sub-layers by name under
@@ -124,6 +133,9 @@ def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: 
             for node in tree.leaves:
                 tensors = _tensors_for(index, node)
                 model.layers.append(build_layer(node, tensors, options, model))
+            check_against_config(model, tree, config, KERAS_ZIP)
+            if not by_name:
+                _unclaimed_groups(index, tree, model)
             _read_iterations(h5, model)
     finally:
         handle.close()
@@ -147,10 +159,55 @@ def _direct_reads(h5, handle):
     return contextlib.nullcontext()
 
 
-def _build_without_weights(model: Model, tree: ModelConfig) -> None:
-    options = ReadOptions(weight_stats=False)
-    for node in tree.leaves:
-        model.layers.append(build_layer(node, [], options, model))
+def _build_without_weights(model: Model, tree: ModelConfig, config: Any, names: set[str]) -> None:
+    """No ``model.weights.h5``: the layers as the config builds them. Keras
+    loads sharded (``model.weights.json``) or ``.npz`` weights, which reglint
+    does not read; an archive with no weights at all it refuses."""
+    count = build_from_config(model, tree, config)
+    other = sorted(n for n in names if n.endswith((".weights.json", ".npz")) or (".weights" in n and n != WEIGHTS_H5))
+    if other:
+        model.notes.append(f"weights stored as {other[0]} (sharded or .npz), which reglint does not read: "
+                           "parameters counted from the config, no saved-weight statistics")
+        return
+    no_weights_problem(model, count, f"the archive holds no {WEIGHTS_H5}")
+
+
+def _unclaimed_groups(index: H5Index, tree: ModelConfig, model: Model) -> None:
+    """Tensors under ``layers/`` that no layer of the config owns: Keras 3
+    loads the file and ignores them, so a warning, not an error."""
+    if any(not node.weights_path for node in tree.leaves):
+        return  # a subclassed model saved whole: its own tensors are everything under the root
+    leaves = {node.weights_path.strip("/") for node in tree.leaves}
+    containers = {node.weights_path.strip("/") for node in tree.containers}
+    stack = ["layers"] + [f"{c}/layers" for c in containers]
+    seen: set[str] = set()
+    while stack:
+        path = stack.pop()
+        if path in seen or index.kind(path) != GROUP:
+            continue
+        seen.add(path)
+        for name, kind in index.children(path):
+            child = f"{path}/{name}"
+            if kind != GROUP or child in leaves or child in containers:
+                continue
+            tensors, elements = _datasets_under(index, child)
+            if tensors:
+                model.problems.append(extra_layer_problem(child, tensors, elements, KERAS_ZIP, blocks=False))
+
+
+def _datasets_under(index: H5Index, path: str, depth: int = 0) -> tuple[int, int]:
+    if depth > 16:
+        return 0, 0
+    tensors = elements = 0
+    for name, kind in index.children(path):
+        if kind == DATASET:
+            shape = index.tensor(f"{path}/{name}").shape or ()
+            tensors += 1
+            elements += int(math.prod(shape))
+        elif kind == GROUP:
+            more = _datasets_under(index, f"{path}/{name}", depth + 1)
+            tensors, elements = tensors + more[0], elements + more[1]
+    return tensors, elements
 
 
 def _tensors_for(index: H5Index, node: LayerNode) -> list[FoundTensor]:
@@ -185,7 +242,7 @@ def _collect(index: H5Index, path: str, node: LayerNode, attrs: list[str], found
     for name in sorted(children, key=lambda n: f"~{n}" if n.startswith("_") else n):
         if name == "vars" or name in skip or name.startswith("seed_generator") or children[name] != GROUP:
             continue
-        _collect(index, f"{path}/{name}" if path else name, node, attrs + [name], found, depth + 1)
+        _collect(index, f"{path}/{name}" if path else name, node, [*attrs, name], found, depth + 1)
 
 
 def _read_iterations(h5, model: Model) -> None:
@@ -204,7 +261,7 @@ class _Window(io.RawIOBase):
     """A read-only, seekable view of ``[offset, offset+size)`` of a file."""
 
     def __init__(self, path: str, offset: int, size: int):
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115 -- the window owns the handle; close() closes it
         self._offset, self._size, self._pos = offset, size, 0
 
     def readable(self) -> bool:

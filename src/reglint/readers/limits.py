@@ -23,3 +23,7 @@ class ReadOptions:
     max_compression_ratio: int = 1000
     # Layers beyond this count are refused (a hostile config could list millions).
     max_layers: int = 100_000
+    # A PyTorch checkpoint's pickle (data.pkl) larger than this is refused: the
+    # interpreter can make a Python object per byte (~60 bytes each), and a
+    # real one holds ~150 bytes per tensor (16 MiB: ~100,000 tensors).
+    max_pickle_bytes: int = 16 * MiB

@@ -18,7 +18,8 @@ from reglint.errors import ModelReadError, UnsafeInputError
 
 def load_json(data: bytes | str, *, what: str, max_bytes: int, max_depth: int) -> Any:
     if len(data) > max_bytes:
-        raise UnsafeInputError(f"{what} is {len(data) // (1024 * 1024)} MiB, over the {max_bytes // (1024 * 1024)} MiB limit")
+        mib = 1024 * 1024
+        raise UnsafeInputError(f"{what} is {len(data) // mib} MiB, over the {max_bytes // mib} MiB limit")
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
@@ -28,8 +29,10 @@ def load_json(data: bytes | str, *, what: str, max_bytes: int, max_depth: int) -
         value = json.loads(data)
     except RecursionError:
         raise UnsafeInputError(f"{what} is nested too deeply") from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ModelReadError(f"{what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # e.g. an integer past Python's 4300-digit conversion limit
+        raise ModelReadError(f"{what} is not readable JSON ({str(exc).split(':')[0]})") from None
     if _depth(value) > max_depth:
         raise UnsafeInputError(f"{what} is nested more than {max_depth} levels deep")
     return value

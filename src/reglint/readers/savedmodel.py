@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError
-from reglint.model import Layer, Model, Role, Variable
+from reglint.model import Layer, Model, Variable
 from reglint.readers.keras_build import (
     FoundTensor,
     attach_outputs,
@@ -37,13 +37,17 @@ from reglint.readers.keras_build import (
 from reglint.readers.keras_config import walk_model_config
 from reglint.readers.keras_layers import role_from_weight_name
 from reglint.readers.limits import ReadOptions
+from reglint.readers.protobuf_wire import fields, varint
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import check_link_stays_inside
 from reglint.readers.tensor_stats import array_stats
 
 # tensorflow/core/framework/types.proto
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-           10: np.bool_, 14: "bfloat16", 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
+# TensorFlow's DataType enum; bfloat16 (numpy has none) is read as its uint16 bits.
+_DTYPES: dict[int, type[np.generic]] = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16,
+                                        6: np.int8, 9: np.int64, 10: np.bool_, 17: np.uint16, 19: np.float16,
+                                        22: np.uint32, 23: np.uint64}
+_BFLOAT16 = 14
 _MAX_INDEX_BYTES = 256 * 1024 * 1024
 
 
@@ -60,15 +64,19 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     if not metadata_path.is_file():
         return _variables_only(model, root, entries, options)
     nodes = read_keras_metadata(metadata_path, options)
-    root_meta = nodes.get("root")
+    root_meta = _untuple(nodes.get("root"))
     if not isinstance(root_meta, dict) or "config" not in root_meta:
         raise ModelReadError("keras_metadata.pb has no root model config")
-    model.framework_version = root_meta.get("keras_version") if isinstance(root_meta.get("keras_version"), str) else None
+    keras_version = root_meta.get("keras_version")
+    model.framework_version = keras_version if isinstance(keras_version, str) else None
     tree = walk_model_config(root_meta, max_layers=options.max_layers)
     model.name = tree.name
     assignments = _assign(entries, nodes, tree.leaves, root, options)
     for node in tree.leaves:
         model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
+    from reglint.readers.keras_check import SAVEDMODEL, check_against_config
+
+    check_against_config(model, tree, root_meta, SAVEDMODEL)
     attach_training_config(model, root_meta.get("training_config"), tree)
     if model.optimizer is not None:
         model.optimizer.iterations = _iterations(entries, root)
@@ -76,43 +84,18 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     return model
 
 
-# ---------------------------------------------------------------------------
-# protobuf wire format
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise ModelReadError("truncated protobuf varint")
-        byte = buf[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, i
-
-
-def _fields(buf: bytes):
-    """(field number, wire type, value) of a serialized message."""
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 2:
-            length, i = _varint(buf, i)
-            if i + length > len(buf):
-                raise ModelReadError("truncated protobuf field")
-            value, i = buf[i:i + length], i + length
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        else:
-            raise ModelReadError(f"unsupported protobuf wire type {wire}")
-        yield number, wire, value
+def _untuple(obj, depth: int = 0):
+    """tf-keras' SavedModel metadata writes tuples as
+    ``{"class_name": "__tuple__", "items": [...]}``; configs elsewhere hold lists."""
+    if depth > 400:
+        return obj
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "__tuple__" and isinstance(obj.get("items"), list):
+            return [_untuple(v, depth + 1) for v in obj["items"]]
+        return {k: _untuple(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_untuple(v, depth + 1) for v in obj]
+    return obj
 
 
 def read_keras_metadata(path: Path, options: ReadOptions) -> dict[str, object]:
@@ -122,11 +105,11 @@ def read_keras_metadata(path: Path, options: ReadOptions) -> dict[str, object]:
     if len(data) > options.max_json_bytes:
         raise UnsafeInputError("keras_metadata.pb is over the size limit")
     nodes: dict[str, object] = {}
-    for number, wire, value in _fields(data):
+    for number, wire, value in fields(data):
         if number != 1 or wire != 2:
             continue
         node_path, meta = None, None
-        for sub_number, sub_wire, sub_value in _fields(value):
+        for sub_number, sub_wire, sub_value in fields(value):
             if sub_number == 3 and sub_wire == 2:
                 node_path = sub_value.decode("utf-8", errors="replace")
             elif sub_number == 5 and sub_wire == 2:
@@ -161,14 +144,14 @@ def read_bundle_index(path: Path) -> dict[str, BundleEntry]:
     if len(data) < 48 or data[-8:] != bytes.fromhex("57fb808b247547db"):
         raise ModelReadError("variables/variables.index is not a TensorFlow checkpoint index")
     footer = data[-48:]
-    _, i = _varint(footer, 0)  # metaindex offset
-    _, i = _varint(footer, i)  # metaindex size
-    index_offset, i = _varint(footer, i)
-    index_size, _ = _varint(footer, i)
+    _, i = varint(footer, 0)  # metaindex offset
+    _, i = varint(footer, i)  # metaindex size
+    index_offset, i = varint(footer, i)
+    index_size, _ = varint(footer, i)
     entries: dict[str, BundleEntry] = {}
     for _, handle in _block_items(data, index_offset, index_size):
-        offset, j = _varint(handle, 0)
-        size, _ = _varint(handle, j)
+        offset, j = varint(handle, 0)
+        size, _ = varint(handle, j)
         for key, value in _block_items(data, offset, size):
             if key:
                 entries[key.decode("utf-8", errors="replace")] = _bundle_entry(value)
@@ -187,9 +170,9 @@ def _block_items(data: bytes, offset: int, size: int):
     end = len(block) - 4 - 4 * restarts
     i, key = 0, b""
     while 0 <= i < end:
-        shared, i = _varint(block, i)
-        unshared, i = _varint(block, i)
-        length, i = _varint(block, i)
+        shared, i = varint(block, i)
+        unshared, i = varint(block, i)
+        length, i = varint(block, i)
         key = key[:shared] + block[i:i + unshared]
         i += unshared
         yield key, block[i:i + length]
@@ -198,14 +181,14 @@ def _block_items(data: bytes, offset: int, size: int):
 
 def _bundle_entry(value: bytes) -> BundleEntry:
     dtype, shape, shard, offset, size = 0, [], 0, 0, 0
-    for number, wire, field in _fields(value):
+    for number, wire, field in fields(value):
         if number == 1 and wire == 0:
             dtype = field
         elif number == 2 and wire == 2:
-            for dim_number, dim_wire, dim in _fields(field):
+            for dim_number, dim_wire, dim in fields(field):
                 if dim_number == 2 and dim_wire == 2:
                     dim_size = 0
-                    for n, w, v in _fields(dim):
+                    for n, w, v in fields(dim):
                         if n == 1 and w == 0:
                             dim_size = v
                     shape.append(dim_size)
@@ -264,9 +247,9 @@ class _Tensor:
         self.entry = entry
         self.name = key
         self.attrs: dict[str, str] = {}
-        dtype = _DTYPES.get(entry.dtype)
-        self.dtype = np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype or np.uint8)
-        self.attrs = {"dtype": "bfloat16"} if dtype == "bfloat16" else {}
+        bfloat16 = entry.dtype == _BFLOAT16
+        self.dtype = np.dtype(np.uint16) if bfloat16 else np.dtype(_DTYPES.get(entry.dtype, np.uint8))
+        self.attrs = {"dtype": "bfloat16"} if bfloat16 else {}
         self.root, self.options = root, options
 
     def compute_stats(self):
@@ -292,7 +275,7 @@ def shard_stats(tensor: _Tensor):
     count = int(np.prod(entry.shape)) if entry.shape else 1
     if entry.offset + count * tensor.dtype.itemsize > shard.stat().st_size:
         raise ModelReadError(f"{tensor.name}: data past the end of {shard.name}: truncated checkpoint")
-    values = np.memmap(shard, dtype=tensor.dtype, mode="r", offset=entry.offset, shape=(count,))
+    values: np.ndarray = np.memmap(shard, dtype=tensor.dtype, mode="r", offset=entry.offset, shape=(count,))
     if tensor.attrs.get("dtype") == "bfloat16":
         from reglint.readers.tensor_stats import bfloat16_to_float32
 
@@ -323,23 +306,44 @@ def _iterations(entries: dict[str, BundleEntry], root: Path) -> int | None:
 
 
 def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], options: ReadOptions) -> Model:
+    """No Keras metadata (``tf.saved_model.save``, Keras 3 ``model.export()``):
+    the checkpoint's variables, each once (the object graph names them and
+    says which are trainable), grouped by the layer path in their names."""
+    from reglint.readers.savedmodel_graph import read_object_graph, variable_at
+
     if not entries:
         raise ModelReadError("SavedModel without keras_metadata.pb or variables: nothing to lint "
                              "(save the Keras model as .keras and lint that)")
     model.notes.append("SavedModel without keras_metadata.pb: parameters counted from the checkpoint; "
                        "regularizers and optimizer are not recorded (lint the .keras file for those)")
+    graph = read_object_graph(root / "saved_model.pb")
     layers: dict[str, Layer] = {}
-    for key in _model_variable_keys(entries):
+    seen: set[str] = set()
+    for key in sorted(_model_variable_keys(entries), key=_view_order):
         parts = key[: -len(_VALUE_SUFFIX)].split("/")
+        saved = variable_at(*graph, parts) if graph else None
+        if saved is not None and saved.name:
+            if saved.name in seen:
+                continue  # the same variable reached through another list (_all_variables)
+            seen.add(saved.name)
+            parts = saved.name.split("/")
         layer_path = "/".join(parts[:-1]) or parts[0]
         layer = layers.setdefault(layer_path, Layer(name=parts[-2] if len(parts) > 1 else parts[0],
                                                     path=layer_path, class_name="?", custom=True))
         short, role = role_from_weight_name(parts[-1])
         entry = entries[key]
-        var = Variable(name=short, role=role, shape=entry.shape, trainable=not role.is_statistic, location=key)
+        trainable = saved.trainable if saved is not None else not role.is_statistic
+        var = Variable(name=short, role=role, shape=entry.shape, trainable=trainable, location=key)
         if options.weight_stats:
             var.stats = shard_stats(_Tensor(entry, key, root, options))
         layer.variables.append(var)
     model.layers = list(layers.values())
-    _ = Role
     return model
+
+
+def _view_order(key: str) -> tuple[int, list]:
+    """Keys through ``variables`` first (the model's own list), numbered
+    entries in number order, so layers come out in model order."""
+    parts = key.split("/")
+    rank = 0 if parts[0] == "variables" else 1
+    return rank, [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import struct
 from enum import Enum
 from pathlib import Path
 
@@ -11,7 +13,22 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", *TORCH_SUFFIXES)
+# A .json file is a model only when its content says so (``looks_like_keras_json``).
+JSON_SUFFIX = ".json"
+JSON_PROBE_BYTES = 64 << 10
+_UTF8_BOM = b"\xef\xbb\xbf"
+_MODEL_CLASS = re.compile(rb'"class_name"\s*:\s*"(Sequential|Functional|Model)"')
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+# A folder holding one of these beside a config.json, or trainer_state.json,
+# is a Hugging Face model or Trainer checkpoint folder (checkpoint-N/).
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+              "pytorch_model.bin.index.json")
+# safetensors: an 8-byte little-endian header length, then a JSON object.
+SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
+# torch.save before 1.6 pickled this number (LONG1 0x1950a86a20f9469cfc6c) first.
+LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
 class Format(str, Enum):
@@ -19,6 +36,11 @@ class Format(str, Enum):
     HDF5 = "HDF5"
     SAVEDMODEL = "SavedModel folder"
     ONNX = "ONNX"
+    TORCH_ZIP = "PyTorch checkpoint"
+    SAFETENSORS = "safetensors"
+    HF_FOLDER = "Hugging Face folder"
+    PICKLE = "pickle"
+    KERAS_JSON = "Keras JSON architecture"
     UNKNOWN = "unknown format"
 
 
@@ -31,7 +53,10 @@ def sniff(path: Path) -> Format:
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return Format.SAVEDMODEL
-        raise ModelReadError("a folder without saved_model.pb is not a model")
+        if is_hf_folder(path):
+            return Format.HF_FOLDER
+        raise ModelReadError("a folder without saved_model.pb (SavedModel) or model weights and trainer_state.json "
+                             "(Hugging Face) is not a model")
     if not path.exists():
         raise ModelReadError("no such file")
     if not path.is_file():
@@ -51,9 +76,17 @@ def sniff(path: Path) -> Format:
     if head.startswith(HDF5_MAGIC):
         return Format.HDF5
     if head.startswith(ZIP_MAGIC):
-        return Format.KERAS_ZIP
+        return _zip_format(path, head)
     if path.name == "saved_model.pb" or path.name == "keras_metadata.pb":
         return Format.SAVEDMODEL
+    if looks_like_safetensors(head, path) or path.suffix.lower() == ".safetensors":
+        return Format.SAFETENSORS
+    if len(head) > 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO: a bare pickle
+        return Format.PICKLE
+    suffix = path.suffix.lower()
+    leading_brace = head.lstrip(_UTF8_BOM + b" \t\r\n").startswith(b"{")
+    if suffix == JSON_SUFFIX or (suffix not in (*MODEL_SUFFIXES, ".ort") and leading_brace):
+        return Format.KERAS_JSON  # the reader refuses JSON that is not a Keras model
     if path.suffix.lower() in (".onnx", ".ort") or _looks_like_onnx(head):
         return Format.ONNX
     if path.suffix.lower() in (".h5", ".hdf5"):
@@ -63,10 +96,100 @@ def sniff(path: Path) -> Format:
     raise ModelReadError("unrecognised file format")
 
 
+def _zip_format(path: Path, head: bytes) -> Format:
+    """A zip archive is a Keras model or a torch.save checkpoint. torch.save
+    writes ``<folder>/data.pkl`` first and Keras its JSON first; an archive
+    starting otherwise is told by its member list."""
+    first = _first_member(head)
+    if first is not None and first.endswith("data.pkl"):
+        return Format.TORCH_ZIP
+    if first in KERAS_MEMBERS:
+        return Format.KERAS_ZIP
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return Format.KERAS_ZIP  # its reader says what is wrong
+    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names) and "config.json" not in names:
+        return Format.TORCH_ZIP
+    return Format.KERAS_ZIP
+
+
+def _first_member(head: bytes) -> str | None:
+    if len(head) < 30 or not head.startswith(ZIP_MAGIC):
+        return None
+    name_len = struct.unpack("<H", head[26:28])[0]
+    name = head[30:30 + name_len]
+    return name.decode("utf-8", errors="replace") if len(name) == name_len else None
+
+
+def looks_like_safetensors(head: bytes, path: Path | None = None) -> bool:
+    """An 8-byte header length within the file, then ``{``."""
+    if len(head) < 10 or head[8:9] != b"{":
+        return False
+    size = struct.unpack("<Q", head[:8])[0]
+    if size > SAFETENSORS_HEADER_LIMIT:
+        return False
+    try:
+        return path is None or size + 8 <= path.stat().st_size
+    except OSError:
+        return False
+
+
+def looks_like_torch_bin(path: Path) -> bool:
+    """A ``.bin`` file is linted only when it is a torch.save archive (or a
+    legacy torch pickle, to be refused); any other ``.bin`` is not a model."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    first = _first_member(head)
+    if first is not None:
+        return first.endswith("data.pkl")
+    return is_legacy_pickle(head)
+
+
+def is_legacy_pickle(head: bytes) -> bool:
+    """A pre-1.6 torch.save file: a pickle (PROTO opcode) holding torch's magic number first."""
+    return len(head) > 2 and head[0] == 0x80 and head[1] <= 5 and LEGACY_MAGIC in head[:64]
+
+
+def is_hf_folder(path: Path) -> bool:
+    """A Hugging Face ``save_pretrained`` folder or Trainer ``checkpoint-N/``."""
+    if (path / "trainer_state.json").is_file():
+        return True
+    if (path / "config.json").is_file() and any((path / name).is_file() for name in HF_WEIGHTS):
+        return True
+    return (path / "optimizer.pt").is_file() and (path / "training_args.bin").is_file()
+
+
 def _looks_like_onnx(head: bytes) -> bool:
     # A serialized ModelProto starts with field 1 (ir_version, varint: 0x08)
     # and usually field 2/3 strings; a weak hint used only without a suffix.
     return len(head) > 2 and head[0] == 0x08 and head[1] < 0x20
+
+
+def looks_like_keras_json(path: Path) -> bool:
+    """Whether a JSON file is a Keras model architecture, from its first
+    64 KiB (discovery asks this of every ``.json`` file in a tree, so it
+    must be cheap): a JSON object naming a model class, or one with Keras'
+    ``class_name``, ``config`` and ``keras_version``/``layers`` keys. Keras
+    writes ``class_name`` first (Keras 3 after ``module``)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(JSON_PROBE_BYTES)
+    except OSError:
+        return False
+    head = head.lstrip(_UTF8_BOM + b" \t\r\n")
+    if not head.startswith(b"{"):
+        return False
+    if _MODEL_CLASS.search(head):
+        return True
+    return b'"class_name"' in head and b'"config"' in head and (
+        b'"keras_version"' in head or (b'"layers"' in head and b'"inbound_nodes"' in head))
 
 
 def check_link_stays_inside(path: Path) -> None:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from dataclasses import dataclass
-from typing import Iterator
+from functools import lru_cache
 
 import numpy as np
 
@@ -313,7 +313,7 @@ def _raw_stats(extent: _Extent, chunk_bytes: int) -> WeightStats | None:
 def _read_exact(fd: int, view: np.ndarray, offset: int) -> bool:
     """Fill ``view`` from ``fd`` at ``offset``; False on end of file. ``preadv``
     leaves the descriptor's position alone, which h5py may rely on."""
-    data = memoryview(view)
+    data = view.data  # the array's own memoryview (numpy's stubs do not type ndarray as a Buffer before 3.12)
     while data:
         n = os.preadv(fd, [data], offset)
         if n <= 0:

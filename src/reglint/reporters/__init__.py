@@ -1,58 +1,134 @@
 """Reporters: turn a ``RunReport`` into text for a terminal, a file or a CI
-system. Machine formats are written as plain text, never through rich (which
-would wrap and colour them)."""
+system, all through one registry and one ``write_outputs``.
+
+Machine formats are written as plain text, never through rich (which would
+wrap and colour them); the ``full`` report is drawn on a rich console, the
+terminal's when it goes to stdout, an unwrapped colourless one for a file.
+``reglint check`` and ``reglint profile`` both write through here; profile
+passes its own ``full`` drawer and the JSON document with its measurement.
+"""
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
-from typing import Callable, TextIO
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
 
 from reglint.engine.report import RunReport
+from reglint.engine.settings import OUTPUT_FORMATS
+from reglint.reporters.console import Color, make_console
 
-MACHINE_FORMATS = ("json", "json-lines", "sarif", "github", "gitlab", "junit", "pylint", "concise", "html")
-FORMATS = ("full",) + MACHINE_FORMATS
+# format -> "module:function", imported only when used: a run pays for the
+# format it writes. Every renderer takes (report, out, settings=..., data=...).
+REGISTRY = {
+    "json": "reglint.reporters:render_json",
+    "json-lines": "reglint.reporters.machine:render_json_lines",
+    "sarif": "reglint.reporters.sarif:render_sarif",
+    "github": "reglint.reporters.github:render_github",
+    "gitlab": "reglint.reporters.machine:render_gitlab",
+    "junit": "reglint.reporters.junit:render_junit",
+    "pylint": "reglint.reporters.machine:render_pylint",
+    "concise": "reglint.reporters.machine:render_concise",
+    "html": "reglint.reporters.html:render_html",
+}
+FORMATS = OUTPUT_FORMATS
+MACHINE_FORMATS = tuple(f for f in FORMATS if f != "full")
+assert set(REGISTRY) == set(MACHINE_FORMATS), "every output format needs a renderer"
 
 
-def render_json(report: RunReport, out: TextIO, **_: object) -> None:
-    json.dump(report.to_dict(), out, indent=2, allow_nan=False)
+def render_json(report: RunReport, out: TextIO, data: dict | None = None, **_: object) -> None:
+    json.dump(data if data is not None else report.to_dict(), out, indent=2, allow_nan=False)
     out.write("\n")
 
 
 def renderer(fmt: str) -> Callable[..., None]:
-    """The function writing ``fmt``; imported lazily so a run pays only for
-    the format it uses."""
-    if fmt == "json":
-        return render_json
-    if fmt == "json-lines":
-        from reglint.reporters.machine import render_json_lines
+    """The function writing machine format ``fmt``."""
+    try:
+        module, _, name = REGISTRY[fmt].partition(":")
+    except KeyError:
+        raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
+    return getattr(importlib.import_module(module), name)
 
-        return render_json_lines
-    if fmt == "concise":
-        from reglint.reporters.machine import render_concise
 
-        return render_concise
-    if fmt == "pylint":
-        from reglint.reporters.machine import render_pylint
+def parse_outputs(spec: str, output_file: str | Path | None) -> list[tuple[str, str | None]]:
+    """``github,sarif:reglint.sarif`` -> [("github", None), ("sarif", "reglint.sarif")];
+    at most one format goes to stdout (pylint's convention)."""
+    from reglint.errors import ConfigError
 
-        return render_pylint
-    if fmt == "sarif":
-        from reglint.reporters.sarif import render_sarif
+    outputs = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        fmt, _, target = part.partition(":")
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
+        outputs.append((fmt, target or None))
+    if not outputs:
+        raise ConfigError("no output format given")
+    to_stdout = [o for o in outputs if o[1] is None]
+    if len(to_stdout) > 1:
+        raise ConfigError("only one output format can go to stdout; give the others a file (FORMAT:FILE)")
+    if output_file is not None and to_stdout:
+        outputs = [(f, t if t else str(output_file)) for f, t in outputs]
+    return outputs
 
-        return render_sarif
-    if fmt == "github":
-        from reglint.reporters.github import render_github
 
-        return render_github
-    if fmt == "gitlab":
-        from reglint.reporters.machine import render_gitlab
+@dataclass
+class OutputOptions:
+    color: Color = Color.auto
+    show_layers: bool = True  # the per-layer table of the full report (-q drops it)
+    statistics: bool = False  # stdout gets only the per-rule counts (ruff's --statistics)
 
-        return render_gitlab
-    if fmt == "junit":
-        from reglint.reporters.junit import render_junit
 
-        return render_junit
-    if fmt == "html":
-        from reglint.reporters.html import render_html
+def write_outputs(report: RunReport, outputs: list[tuple[str, str | None]], settings: Any,
+                  options: OutputOptions | None = None, *, full: Callable[..., None] | None = None,
+                  data: dict | None = None) -> None:
+    """Write every (format, target) of ``outputs`` (target None: stdout).
 
-        return render_html
-    raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
+    ``full`` draws the terminal report (default ``reporters.full.render_full``);
+    ``data`` is the JSON document json and html embed when it holds more than
+    ``report.to_dict()``."""
+    options = options or OutputOptions()
+    if full is None:
+        from reglint.reporters.full import render_full
+
+        full = render_full
+    for fmt, target in outputs:
+        if target is None and options.statistics:
+            write_statistics(report, sys.stdout, as_json=fmt in ("json", "json-lines"))
+            continue
+        if fmt == "full" and target is None:
+            full(report, make_console(options.color), show_layers=options.show_layers)
+            continue
+        buffer = io.StringIO()
+        if fmt == "full":  # to a file: no colour, no wrapping
+            full(report, make_console(Color.never, file=buffer), show_layers=options.show_layers)
+        else:
+            renderer(fmt)(report, buffer, settings=settings, data=data)
+        if target is None:
+            sys.stdout.write(buffer.getvalue())
+        else:
+            Path(target).write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def write_statistics(report: RunReport, out: TextIO, as_json: bool = False) -> None:
+    """ruff's ``--statistics``: ``count<TAB>code<TAB>name`` per rule, most
+    frequent first, then the summary line; as JSON, ``[{code, name, count}]``."""
+    from reglint.reporters.text import summary_line
+
+    counts: dict[tuple[str, str], int] = {}
+    for _, finding in report.findings:
+        counts[(finding.code, finding.name)] = counts.get((finding.code, finding.name), 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if as_json:
+        out.write(json.dumps([{"code": code, "name": name, "count": count} for (code, name), count in ranked],
+                             indent=2) + "\n")
+        return
+    width = max((len(str(count)) for count in counts.values()), default=1)
+    for (code, name), count in ranked:
+        out.write(f"{count:>{width}}\t{code}\t{name}\n")
+    out.write(summary_line(report) + "\n")

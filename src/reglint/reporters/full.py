@@ -1,15 +1,25 @@
 """The default terminal report (rich): a per-layer table with parameters,
-regularizers and penalties, the loss scale and optimizer, then findings."""
+regularizers and penalties, the loss scale and optimizer, then findings.
+
+Width: piped, the console is as wide as the longest line (nothing wraps, as
+in ruff). On a terminal the table fits the width: numbers are never cut,
+regularizers stack at spaces, and a layer path too long for what is left
+loses its middle (``encoder/blo…/conv_18``), so the distinguishing ends of a
+name stay; nothing is split mid-word. Finding messages wrap at spaces under
+their indent."""
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from reglint.engine.fmt import g, lam, pct
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.text import clean, markup
+from reglint.reporters.text import clean, lambda_note, markup, plural, summary_line
+
+Column = tuple[str, JustifyMethod]  # a table column's header and how its cells are justified
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -26,22 +36,26 @@ def render_full(report: RunReport, console: Console, *, show_layers: bool = True
 
 def _model_summary(rep: FileReport, console: Console) -> None:
     model, analysis = rep.model, rep.analysis
-    version = f", {'Keras' if model.framework != 'onnx' else 'ONNX'} {clean(model.framework_version)}" \
-        if model.framework_version else ""
-    console.print(Text.assemble((clean(rep.path), "bold"), f"  ({model.format}{version})  ",
-                                f"{g(model.total_params)} params: {g(model.trainable_params)} trainable, "
-                                f"{g(model.non_trainable_params)} non-trainable"))
+    assert model is not None  # the runner sets the model of every report without an error
+    label = {"onnx": "ONNX ", "pytorch": ""}.get(model.framework, "Keras ")  # pytorch: "Lightning 2.6.6"
+    version = f", {label}{clean(model.framework_version)}" if model.framework_version else ""
+    about = (f"({model.format}{version})  {g(model.total_params)} params: {g(model.trainable_params)} trainable, "
+             f"{g(model.non_trainable_params)} non-trainable")
+    path = clean(rep.path)
+    if console.soft_wrap or len(path) + 2 + len(about) <= console.width:
+        console.print(Text.assemble((path, "bold"), "  " + about))
+    else:  # the path alone on its line, never broken by rich (a terminal may still fold it)
+        console.print(Text(path, style="bold"), soft_wrap=True)
+        console.print(_indented(Text(about), 2))
     penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
     has_saved = any(p.penalty_saved is not None for p in analysis.penalties)
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    columns = [("layer", "left"), ("class", "left"), ("params", "right"), ("frozen", "right"),
-               ("regularizers", "left"), ("P@init", "right")]
+    columns: list[Column] = [("layer", "left"), ("class", "left"), ("params", "right"), ("frozen", "right"),
+                             ("regularizers", "left"), ("P@init", "right")]
     if has_saved:
         columns.append(("P@saved", "right"))
     columns.append(("share", "right"))
-    for column, justify in columns:
-        table.add_column(column, justify=justify, overflow="fold", no_wrap=column in ("regularizers", "params"))
     scale = analysis.loss_scale.value
+    rows = []
     for layer in model.layers:
         regs, init, saved = [], 0.0, 0.0
         has_init = has_saved_here = False
@@ -61,17 +75,22 @@ def _model_summary(rep: FileReport, console: Console) -> None:
             regs.append(f"activity {markup(lam(layer.activity_regularizer))}")
         if not layer.variables and not regs:
             continue
-        name = markup(layer.path) + ("" if layer.trainable else " [dim](frozen)[/]") + \
-            (" [dim](custom)[/]" if layer.custom else "")
-        cells = [name, markup(layer.class_name), g(layer.trainable_params), g(layer.non_trainable_params),
-                 "\n".join(regs) or "[dim]-[/]", g(init) if has_init else ""]
+        tags = ("" if layer.trainable else " (frozen)") + (" (custom)" if layer.custom else "")
+        cells = [(clean(layer.path), tags), markup(layer.class_name), g(layer.trainable_params),
+                 g(layer.non_trainable_params), "\n".join(regs) or "[dim]-[/]", g(init) if has_init else ""]
         if has_saved:
             cells.append(g(saved) if has_saved_here else "")
         reference = init if has_init else (saved if has_saved_here else None)
         cells.append(pct(reference / scale) if reference is not None else "")
-        table.add_row(*cells)
-    console.print(table)
-    console.print(f"  data-loss scale: {g(scale)} [dim]({markup(analysis.loss_scale.explanation)})[/]")
+        rows.append(cells)
+    natural, minimum = _natural_widths(columns, rows), _minimum_widths(columns, rows)
+    if not console.soft_wrap and sum(minimum) + _gaps(columns) > console.width:
+        _stacked(columns, rows, console)  # too narrow for any table: one block per layer
+    else:
+        order = (1, _regularizers_column(columns), 0)
+        console.print(_table(columns, rows, natural, fit_widths(natural, minimum, console, order)))
+    console.print(_indented(Text.from_markup(
+        f"data-loss scale: {g(scale)} [dim]({markup(analysis.loss_scale.explanation)})[/]"), 2))
     opt = model.optimizer
     if opt is not None:
         lr = opt.learning_rate
@@ -87,16 +106,39 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         if opt.iterations:
             extras.append(f"{g(opt.iterations)} steps taken")
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
-        console.print(f"  optimizer: {markup(opt.class_name)} {lr_text}" +
-                      (", " + ", ".join(extras) if extras else "") + source)
+        console.print(_indented(Text.from_markup(f"optimizer: {markup(opt.class_name)} {lr_text}" +
+                                                 (", " + ", ".join(extras) if extras else "") + source), 2))
+        for line in param_group_lines(model):
+            console.print(_indented(Text.from_markup(line), 4))
     total = analysis.total_penalty_init(include_invariant=True)
     if analysis.penalties:
         at = "at init" if all(p.penalty_init is not None for p in analysis.penalties) else \
             "at init, or at the saved weights where no initializer is recorded"
-        console.print(f"  penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale")
-    for note in model.notes[:5]:
-        console.print(f"  [dim]note: {markup(note)}[/]")
+        console.print(_indented(Text(f"penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale"
+                                     + _counted_note(analysis, total, scale)), 2))
+    skipped = lambda_note(model)
+    for note in model.notes[:5] + ([skipped] if skipped else []):
+        console.print(_indented(Text("note: " + clean(note), style="dim"), 2))
     console.print()
+
+
+def param_group_lines(model, limit: int = 6) -> list[str]:
+    """One line per optimizer param group (PyTorch): size, lr, decay."""
+    groups = model.optimizer.param_groups if model.optimizer is not None else []
+    sizes = {v.location: v.size for _, v in model.variables()}
+    lines = []
+    for group in groups[:limit]:
+        values = sum(sizes.get(loc, 0) for loc in group.variables)
+        wd = group.hyperparameters.get("weight_decay")
+        decay = "no weight decay" if not group.decays else (
+            f"weight_decay {g(group.weight_decay)} (decoupled)" if group.weight_decay
+            else f"weight_decay {g(wd) if isinstance(wd, (int, float)) else '?'} (coupled: L2 {g(group.coupled_l2)})")
+        mapped = "" if group.mapping == "exact" else f" [dim]({group.mapping} mapping)[/]"
+        lines.append(f"group {group.index}: {plural(group.size, 'tensor')} ({g(values)} values), "
+                     f"lr {g(group.learning_rate) if group.learning_rate is not None else '?'}, {decay}{mapped}")
+    if len(groups) > limit:
+        lines.append(f"... and {plural(len(groups) - limit, 'more group')}")
+    return lines
 
 
 def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
@@ -109,21 +151,135 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
         line = Text.assemble((f"{finding.severity.value:<7}", style), " ", (finding.code, "bold"),
                              f" {finding.name}{measured}", (where, "magenta"))
         console.print(line)
-        console.print(Text("        " + clean(finding.message)))
+        console.print(_indented(Text(clean(finding.message))))
         if finding.remedy:
-            console.print(Text("        fix: " + clean(finding.remedy), style="green"))
+            console.print(_indented(Text("fix: " + clean(finding.remedy), style="green")))
+        if finding.fix is not None and finding.fix.changes:
+            console.print(_indented(Text(f"changes ({clean(finding.fix.aim)}): {clean(finding.fix.describe())}",
+                                         style="green")))
 
 
-def summary_line(report: RunReport) -> str:
-    counts = {"error": 0, "warning": 0, "info": 0}
-    for _, finding in report.findings:
-        counts[finding.severity.value] += 1
-    total = sum(counts.values())
-    n_files = len(report.files)
-    unreadable = len(report.errors)
-    parts = [f"{counts[k]} {k}{'s' if counts[k] != 1 else ''}" for k in ("error", "warning", "info") if counts[k]]
-    text = f"Found {total} finding{'s' if total != 1 else ''}" + (f" ({', '.join(parts)})" if parts else "")
-    text += f" in {n_files} file{'s' if n_files != 1 else ''}"
-    if unreadable:
-        text += f"; {unreadable} unreadable"
-    return text + "."
+def _table(columns: list[Column], rows: list[list], natural: list[int],
+           fitted: list[int] | None) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for (column, justify), width in zip(columns, fitted or natural, strict=True):
+        numeric = justify == "right"
+        # Numbers keep their width and never wrap; text columns give way
+        # (class names end in an ellipsis, regularizers stack at spaces).
+        # The layer column never wraps: its names are cut to fit by middle_ellipsis.
+        table.add_column(column, justify=justify, overflow="ellipsis", no_wrap=numeric or column == "layer",
+                         min_width=width if numeric else None, width=width if fitted and not numeric else None)
+    for cells in rows:
+        path, tags = cells[0]
+        name = Text(middle_ellipsis(path, fitted[0] - len(tags)) if fitted else path)
+        name.append(tags, style="dim")
+        table.add_row(name, *cells[1:])
+    return table
+
+
+def _stacked(columns: list[Column], rows: list[list], console: Console) -> None:
+    """The table for a very narrow terminal: the layer on its own line, then
+    ``column value`` pairs that wrap at spaces under an indent."""
+    for cells in rows:
+        path, tags = cells[0]
+        console.print(Text.assemble((path, "bold"), (tags, "dim")), soft_wrap=True)
+        pairs = [f"{name} {cell}" for (name, _), cell in zip(columns[1:], cells[1:], strict=True)
+                 if Text.from_markup(cell).plain.strip() not in ("", "-")]
+        console.print(_indented(Text.from_markup("  ".join(pairs).replace("\n", ", ")), 2))
+
+
+def _indented(text: Text, spaces: int = 8) -> Padding:
+    """``spaces`` in front of every line, wrapped ones included."""
+    return Padding(text, (0, 0, 0, spaces), expand=False)
+
+
+# ---------------------------------------------------------------------------
+# fitting the table to a terminal
+
+LAYER_MIN_WIDTH = 12  # of the name itself; a "(frozen)" tag comes on top
+CLASS_MIN_WIDTH = 10  # "BatchNorm…"
+
+
+def _natural_widths(columns: list[Column], rows: list[list]) -> list[int]:
+    """Each column's width with nothing cut: its header or its longest line."""
+    widths = [len(name) for name, _ in columns]
+    for cells in rows:
+        for i, text in enumerate(_plain(cells)):
+            widths[i] = max(widths[i], max((len(line) for line in text.split("\n")), default=0))
+    return widths
+
+
+def _minimum_widths(columns: list[Column], rows: list[list]) -> list[int]:
+    """How far each column may shrink: numbers not at all, regularizers to
+    their longest word (they stack at spaces), names to a readable stub."""
+    natural = _natural_widths(columns, rows)
+    minimum = list(natural)
+    tags = max((len(cells[0][1]) for cells in rows), default=0)
+    minimum[0] = min(natural[0], LAYER_MIN_WIDTH + tags)
+    minimum[1] = min(natural[1], CLASS_MIN_WIDTH)
+    regs = _regularizers_column(columns)
+    minimum[regs] = max([len("regularizers")] + [len(word) for cells in rows for word in _plain(cells)[regs].split()])
+    return minimum
+
+
+def _regularizers_column(columns: list[Column]) -> int:
+    return [name for name, _ in columns].index("regularizers")
+
+
+def _plain(cells: list) -> list[str]:
+    return [cells[0][0] + cells[0][1]] + [Text.from_markup(cell).plain for cell in cells[1:]]
+
+
+def _gaps(columns: list) -> int:
+    return 2 * (len(columns) - 1)  # box=None: one space each side between columns
+
+
+def fit_widths(natural: list[int], minimum: list[int], console: Console,
+               order: tuple[int, ...] = (1, 4, 0)) -> list[int] | None:
+    """Column widths that fit the terminal: the columns in ``order`` (class,
+    regularizers, then the layer, whose name matters most) give way in turn,
+    each down to its minimum; None when the table fits as it is (or the
+    console never wraps: piped output)."""
+    excess = sum(natural) + _gaps(natural) - console.width
+    if console.soft_wrap or excess <= 0:
+        return None
+    widths = list(natural)
+    for i in order:
+        cut = min(excess, widths[i] - minimum[i])
+        widths[i] -= cut
+        excess -= cut
+    return widths
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """``text`` in ``width`` characters, the middle replaced by ``…``: both
+    ends of a layer path say which layer it is (``…_18`` tells apart what
+    ``batch_normalization_1…`` cannot).
+
+    >>> middle_ellipsis("model/batch_normalization_18", 16)
+    'model/b…ation_18'
+    """
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2 + (width - 1) % 2
+    head = width - 1 - tail
+    return text[:head] + "…" + text[len(text) - tail:]
+
+
+def _counted_note(analysis, total: float, scale: float) -> str:
+    """Where RL001 counts less than the table's total, say how much and why,
+    so the two numbers on one screen never disagree silently."""
+    counted = analysis.total_penalty_init()
+    if total - counted <= 1e-12 * max(1.0, total):
+        return ""
+    left = []
+    if any(p.active and p.scale_invariant and not p.absorbed for p in analysis.penalties):
+        left.append("scale-invariant kernels (RL009)")
+    if any(p.active and p.absorbed for p in analysis.penalties):
+        left.append("absorbed normalization gamma/beta (RL008)")
+    if any(p.active and p.offset and not (p.absorbed or p.scale_invariant) for p in analysis.penalties):
+        left.append("biases and beta (RL008)")
+    return (f"; RL001 counts {g(counted)} = {pct(counted / scale)}, leaving out "
+            f"{' and '.join(left) or 'penalties that cannot pull the function to zero'}")
+
+

@@ -15,8 +15,8 @@ from typing import Any, TextIO
 
 from reglint.engine.finding import Finding
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.machine import artifact_path, display_path, headline, plural, results, sorted_by_severity
-from reglint.reporters.text import clean
+from reglint.reporters.machine import artifact_path, display_path, headline, results, sorted_by_severity
+from reglint.reporters.text import clean, plural
 
 PER_LEVEL_LIMIT = 10
 COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
@@ -41,6 +41,8 @@ def annotation(file_report: FileReport, finding: Finding, settings: Any = None) 
     message = f"{clean(display_path(file_report.path, settings))}: {headline(finding)}"
     if finding.remedy:  # multi-line detail, as ruff does: %0A in the message
         message += "\nfix: " + clean(finding.remedy)
+    if finding.fix is not None and finding.fix.changes:
+        message += "\nchanges: " + clean(finding.fix.describe())
     return f"::{command} {props}::{escape_data(message)}"
 
 

@@ -28,7 +28,7 @@ def render_junit(report: RunReport, out: TextIO, settings: Any = None, **_: obje
         suite = _suite(file_report, settings)
         root.append(suite)
         for key in totals:
-            totals[key] += int(suite.get(key))
+            totals[key] += int(suite.get(key, "0"))  # _suite sets all three
     for key, value in totals.items():
         root.set(key, str(value))
     ET.indent(root)
@@ -71,4 +71,6 @@ def _details(path: str, finding: Finding) -> str:
         lines.insert(1, f"layer: {xml_text(finding.layer)}")
     if finding.remedy:
         lines.append(f"fix: {xml_text(finding.remedy)}")
+    if finding.fix is not None and finding.fix.changes:
+        lines.append(f"changes: {xml_text(finding.fix.describe())}")
     return "\n".join(lines)

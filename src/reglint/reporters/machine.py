@@ -13,13 +13,13 @@ import hashlib
 import json
 import math
 import os
-from pathlib import Path, PurePosixPath
-from typing import Any, TextIO
 from collections.abc import Iterator
+from typing import Any, TextIO
 
 from reglint.engine.finding import Finding, Severity
+from reglint.engine.identity import display_path, fingerprint
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.text import clean
+from reglint.reporters.text import clean, summary_line
 
 DOCS_URL = "https://example.invalid/reglint"
 UNREADABLE_CODE = "RL900"
@@ -31,39 +31,22 @@ UNREADABLE_SUMMARY = "The file could not be read as a model, so none of its regu
 # shared helpers
 
 
-def project_root(settings: Any = None) -> str:
-    """The folder paths are reported relative to: the config file's, else the cwd."""
-    root = getattr(settings, "root", None)
-    return os.path.abspath(root) if root else os.getcwd()
-
-
-def display_path(path: str, settings: Any = None) -> str:
-    """``path`` relative to the project root with ``/``; outside the root,
-    the path as given (still with ``/``)."""
-    rel = os.path.relpath(os.path.abspath(path), project_root(settings))
-    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
-        rel = path
-    return PurePosixPath(Path(rel).as_posix()).as_posix()
+# A Hugging Face folder is reported at the first of these it holds.
+HF_ARTIFACTS = ("model.safetensors", "pytorch_model.bin", "optimizer.pt", "trainer_state.json", "config.json")
 
 
 def artifact_path(path: str, settings: Any = None) -> str:
     """A file CI systems can attach a result to: a SavedModel folder is
-    reported at its ``saved_model.pb`` (GitHub cannot fingerprint folders)."""
+    reported at its ``saved_model.pb`` (GitHub cannot fingerprint folders),
+    a Hugging Face folder at its weights (else optimizer, trainer state)."""
     rel = display_path(path, settings)
     if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            for name in HF_ARTIFACTS:
+                if os.path.isfile(os.path.join(path, name)):
+                    return f"{rel.rstrip('/')}/{name}"
         return f"{rel.rstrip('/')}/saved_model.pb"
     return rel
-
-
-def identity(code: str, rel_path: str, layer: str | None, target: str | None) -> str:
-    """The human-readable key a fingerprint hashes: never a value."""
-    return f"{code}:{rel_path}:{layer or ''}:{target or ''}"
-
-
-def fingerprint(code: str, rel_path: str, layer: str | None, target: str | None) -> str:
-    """sha256 hex of rule + repo-relative path + layer + target."""
-    key = "\0".join((code, rel_path, layer or "", target or ""))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def unreadable_finding(file_report: FileReport) -> Finding:
@@ -111,10 +94,6 @@ def headline(finding: Finding) -> str:
     return f"{finding.code}{where} {clean(finding.message)}"
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 # ---------------------------------------------------------------------------
 # formats
 
@@ -132,6 +111,7 @@ def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_:
             "layer": clean(finding.layer) if finding.layer else None,
             "target": clean(finding.target) if finding.target else None,
             "remedy": clean(finding.remedy) if finding.remedy else None,
+            "fix": jsonable(finding.fix.to_dict()) if finding.fix is not None else None,
             "values": jsonable(finding.values),
             "url": rule_url(finding.code),
             "fingerprint": fingerprint(finding.code, rel, finding.layer, finding.target),
@@ -140,12 +120,13 @@ def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_:
 
 
 def render_concise(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
-    """ruff's concise shape: ``models/a.keras: RL001 [dense_1] message`` and a count."""
+    """ruff's concise shape: ``models/a.keras: RL001 [dense_1] message``, then
+    the full report's count by severity (or ruff's ``All checks passed!``)."""
     count = 0
     for file_report, finding in results(report):
         out.write(f"{clean(display_path(file_report.path, settings))}: {headline(finding)}\n")
         count += 1
-    out.write(f"Found {plural(count, 'error')}.\n" if count else "All checks passed!\n")
+    out.write(summary_line(report) + "\n" if count else "All checks passed!\n")
 
 
 def render_pylint(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:

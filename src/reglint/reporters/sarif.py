@@ -22,10 +22,18 @@ from typing import Any, TextIO
 
 from reglint import __version__
 from reglint.engine.finding import Finding, Severity
+from reglint.engine.identity import display_path, fingerprint, identity
 from reglint.engine.report import FileReport, RunReport
-from reglint.reporters.machine import (DOCS_URL, UNREADABLE_CODE, UNREADABLE_NAME, UNREADABLE_SUMMARY,
-                                       artifact_path, display_path, fingerprint, identity, jsonable,
-                                       results, rule_url)
+from reglint.reporters.machine import (
+    DOCS_URL,
+    UNREADABLE_CODE,
+    UNREADABLE_NAME,
+    UNREADABLE_SUMMARY,
+    artifact_path,
+    jsonable,
+    results,
+    rule_url,
+)
 from reglint.reporters.text import clean
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -159,6 +167,8 @@ def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: st
     properties = {k: clean(v) for k, v in (("layer", finding.layer), ("target", finding.target)) if v}
     if finding.values:
         properties["values"] = jsonable(finding.values)
+    if finding.fix is not None:
+        properties["fix"] = jsonable(finding.fix.to_dict())
     if properties:
         result["properties"] = properties
     return result
@@ -171,6 +181,8 @@ def _message(finding: Finding, rel: str) -> str:
     text = f"{where}: {clean(finding.message)}"
     if finding.remedy:
         text += f". Fix: {clean(finding.remedy)}"
+    if finding.fix is not None and finding.fix.changes:
+        text += f" ({clean(finding.fix.describe())})"
     return text
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from reglint.engine.fmt import plural
+
 # C0/C1 controls and DEL, except nothing: a name never needs a newline.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Whole escape sequences first (CSI, OSC), so no fragment survives.
@@ -29,3 +31,39 @@ def markup(text: object) -> str:
     from rich.markup import escape
 
     return escape(clean(text))
+
+
+def lambda_note(model, ran: bool = False) -> str | None:
+    """The note for a model's ``Lambda`` layers, which neither ``check`` nor
+    ``profile`` shows in its table (no weights of their own): ``check`` reads
+    no code, ``profile`` (under ``--trust-model``) runs it but sees what it
+    does only through the data loss. None when there is no Lambda layer."""
+    names = [layer.path for layer in model.layers if layer.class_name == "Lambda"]
+    if not names:
+        return None
+    listed = ", ".join(clean(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    one = len(names) == 1
+    subject = f"{plural(len(names), 'Lambda layer')} ({listed})"
+    if ran:
+        what = "it computes" if one else "they compute"
+        return (f"{subject} ran as Python code from the file (--trust-model) and {'is' if one else 'are'} skipped "
+                f"in the table: no weights of {'its' if one else 'their'} own; what {what} "
+                f"is measured only through the data loss")
+    return (f"{subject} {'holds' if one else 'hold'} Python code reglint neither reads nor runs: skipped, "
+            f"so nothing {'it computes' if one else 'they compute'} is checked")
+
+
+def summary_line(report) -> str:
+    """The last line of the full and concise reports, counted by severity:
+    ``Found 6 findings (1 error, 3 warnings, 2 infos) in 2 files.``"""
+    counts = {"error": 0, "warning": 0, "info": 0}
+    for _, finding in report.findings:
+        counts[finding.severity.value] += 1
+    total = sum(counts.values())
+    parts = [plural(n, level) for level, n in counts.items() if n]
+    text = f"Found {plural(total, 'finding')}" + (f" ({', '.join(parts)})" if parts else "")
+    text += f" in {plural(len(report.files), 'file')}"
+    unreadable = len(report.errors)
+    if unreadable:
+        text += f"; {unreadable} unreadable"
+    return text + "."

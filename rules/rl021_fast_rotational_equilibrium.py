@@ -1,0 +1,138 @@
+"""# fast-rotational-equilibrium (RL021)
+
+## What it does
+For kernels that feed a normalization layer (BatchNormalization,
+LayerNormalization, GroupNormalization; through ReLU, pooling, dropout or
+reshapes), computes the angle by which decay makes them turn every step
+once their norm has settled, from the learning rate, the momentum, the
+coupled L2 and the optimizer's ``weight_decay``; and how many steps it
+takes to settle. Errs when that angle is large enough that the kernels'
+direction is noise.
+
+## Why is this bad?
+Such a kernel computes the same function at any scale, so the data
+gradient is orthogonal to it and shrinks as ``1/|w|``. Decay shrinks
+``|w|``; the updates grow it; the norm settles where the two balance, and
+from then on each step turns the kernel by a fixed angle whatever the
+data: decay sets the *effective learning rate* (van Laarhoven 2017; Zhang
+et al. 2019; Wan et al. 2021; Kosson et al. 2024). ImageNet ResNets turn
+about 0.003 rad per step. At a tenth of a radian per step a kernel forgets
+its direction within tens of steps, and BatchNorm networks train at chance
+or degrade, however small their penalty is next to the data loss (RL001
+leaves these kernels out for that reason). RL009 says that such a penalty
+is a learning-rate knob; this rule says when the knob is too far up.
+
+## Example
+A residual CNN (Conv -> BatchNorm blocks) with ``kernel_regularizer=L2(0.1)``
+under ``SGD(0.1, momentum=0.9)``: each kernel's norm shrinks 20% a step
+until it settles, after about 2.5 steps, at 0.15 rad per step.
+
+## Use instead
+Size the decay for the angle: ``L2(lambda)`` under SGD with momentum ``m``
+turns scale-invariant kernels ``sqrt(4*eta*lambda/(1+m))`` rad per step.
+``L2(5e-5)`` at lr 0.1 (the ImageNet recipe's weight decay 1e-4 in Keras'
+convention) gives 0.003. reglint prints the lambda and weight_decay that
+bring the angle under the warning level.
+
+## Options
+- ``angle-error`` (default 0.3): equilibrium angular update, in radians per step, at which RL021 is an error.
+- ``angle-warning`` (default 0.09): angle at which it is a warning.
+
+## Formula
+``R`` = per-step shrink of the norm: ``2*eta*l2/(1-m)`` for Keras' coupled
+L2 under SGD with momentum ``m`` (slow mode), plus ``eta*wd`` for decoupled
+``weight_decay``. Random-walk balance (updates orthogonal to ``w``, the
+momentum's cross terms included): ``theta = sqrt(2*R*(1-m)/(1+m))`` per
+step, with ``m`` = beta_1 under Adam-family optimizers (Kosson et al.'s
+``sqrt(2*eta*lambda/(1+m))`` for SGD with PyTorch's ``lambda = 2*l2``, and
+``sqrt(2*eta*wd*(1-b1)/(1+b1))`` for AdamW); ``|w|^2`` relaxes to it in
+``1/(2r)`` steps, ``r`` the actual per-step contraction (for a coupled L2
+under heavy-ball momentum at most ``1 - sqrt(m)``, 0.051 at m = 0.9, where
+the slow-mode ``R`` overstates it). The angle was checked against a
+simulated scale-invariant random walk within 2%, up to ``eta*h = 0.4``
+(``tests/test_dynamics.py``). A coupled L2 under an
+Adam-family optimizer is normalised by the unknown data-gradient size (the
+simulated angle grows as ``(lambda/s)^(1/3)``), so only the optimizer's
+``weight_decay`` enters the angle there: the rule then errs on the low side.
+
+## Fix
+Aim: half the warning angle (0.045 rad per step by default). ``theta^2``
+is proportional to both decays, so the coupled L2 of the kernels concerned
+and the optimizer's ``weight_decay`` are both multiplied by
+``(aim/theta)^2``; the finding's ``fix.changes`` lists them.
+
+## Thresholds and calibration
+From the calibration grids (``python bench/calibrate.py report``;
+bench/CALIBRATION.md): 112 runs of BatchNorm networks (Dense-BatchNorm
+blocks and residual CNNs) with L2 or weight decay on kernels that feed
+BatchNorm, under SGD momentum, AdamW and RMSprop. Below 0.05 rad per step
+most runs are healthy (22 of 31 on the fit split; the wrecked ones there are
+AdamW ``weight_decay`` 10-30 runs RL003 judges, and one fragile lr-0.1
+residual group). From 0.09 up no run was healthy (26 runs: 15 degraded, 9
+collapsed, 2 diverged), hence the warning at **0.09**, in the gap between
+the largest healthy angle (0.081) and 0.097. Every run from 0.31 up
+collapsed or diverged (5 of 5; the largest angle short of a wreck on both
+splits was 0.26, where 2 of 4 residual runs collapsed and 2 degraded): error
+at **0.3**. Between the two the damage depends on the data (wine stayed
+healthy or degraded where digits collapsed), which ``reglint profile
+--data`` measures.
+
+## References
+- van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
+- Zhang, Wang, Xu & Grosse, "Three Mechanisms of Weight Decay Regularization", ICLR 2019.
+- Wan, Zhu, Zhang & Sun, "Spherical Motion Dynamics", NeurIPS 2021.
+- Kosson, Messmer & Jaggi, "Rotational Equilibrium", ICML 2024.
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.fmt import g
+from reglint.engine.rule import Option, Rule
+
+
+class FastRotationalEquilibrium(Rule):
+    code = "RL021"
+    name = "fast-rotational-equilibrium"
+    severity = Severity.ERROR
+    summary = "Decay turns scale-invariant kernels by a large angle every step: their direction becomes noise."
+    options = {
+        "angle-error": Option(0.3, "equilibrium angular update (rad per step) at which RL021 is an error"),
+        "angle-warning": Option(0.09, "equilibrium angular update (rad per step) at which RL021 is a warning"),
+    }
+
+    def check(self, model, analysis):
+        dyn = analysis.dynamics
+        angles = [(dyn.equilibrium_angle(l2), layer, var, l2) for layer, var, l2 in analysis.invariant_kernels()]
+        angles = [a for a in angles if a[0]]
+        if not angles:
+            return
+        theta, layer, var, l2 = max(angles, key=lambda a: a[0])
+        if theta < self.thresholds["angle-warning"]:
+            return
+        severity = Severity.ERROR if theta >= self.thresholds["angle-error"] else Severity.WARNING
+        fast = sorted({a[1].path for a in angles if a[0] >= self.thresholds["angle-warning"]})
+        settle = dyn.equilibrium_steps(l2)
+        total = analysis.context.total_steps()
+        when = f" of the run's {g(total)}" if total else ""
+        aim = 0.5 * self.thresholds["angle-warning"]
+        scale = (aim / theta) ** 2  # theta^2 is proportional to both decays
+        fix = self.fix([a for a in angles if a[0] >= self.thresholds["angle-warning"]], dyn.weight_decay, scale, aim)
+        yield self.finding(
+            f"{len(fast)} scale-invariant kernel(s) ({', '.join(fast[:3])}{'...' if len(fast) > 3 else ''}) feed a "
+            f"normalization layer and shrink {g(dyn.contraction(l2))} per step: their norm settles within about "
+            f"{g(settle, 2)} steps{when}, after which each step turns them ~{g(theta, 2)} rad whatever the data",
+            layer=layer.path, target=var.name, severity=severity, fix=fix,
+            remedy=f"{fix.describe()} for ~{g(aim, 2)} rad per step, or exclude these kernels from decay",
+            values={"angular_update": theta, "equilibrium_steps": settle, "shrink_per_step": dyn.contraction(l2),
+                    "slow_mode_shrink": dyn.total_shrink(l2),
+                    "total_steps": total, "layers": fast, "lambda": l2 or None,
+                    "weight_decay": dyn.weight_decay or None, "decay_scale_factor": scale})
+
+    @staticmethod
+    def fix(angles, weight_decay: float, scale: float, aim: float) -> Fix:
+        changes = {(layer.path, var.name): Change("lambda", l2, l2 * scale, layer=layer.path, target="kernel")
+                   for _, layer, var, l2 in angles if l2}
+        if weight_decay:
+            changes[("", "weight_decay")] = Change("weight_decay", weight_decay, weight_decay * scale)
+        return Fix(f"an equilibrium angle of {g(aim, 2)} rad per step", tuple(changes.values()))

@@ -1,0 +1,263 @@
+"""Find the model files under the given paths.
+
+* Folders are searched for ``.keras .h5 .hdf5 .onnx`` files, PyTorch
+  checkpoints (``.pt .pth .ckpt .safetensors``, and ``.bin`` files that are
+  torch.save archives: any other ``.bin`` is not a model and is skipped,
+  even when named), SavedModel folders (a folder holding ``saved_model.pb``
+  is one model; its insides are not searched further), Hugging Face
+  folders (``checkpoint-N/``, ``save_pretrained``: likewise one model) and
+  ``.json`` files whose content is a Keras model architecture
+  (``model.to_json()``); other JSON is skipped silently.
+* Files pre-commit passes from inside a SavedModel (``saved_model.pb``,
+  ``keras_metadata.pb``, ``variables/variables.*`` ...) or a Hugging Face
+  folder (``optimizer.pt``, ``model.safetensors``, ``training_args.bin``...)
+  map back to the folder, which is linted once.
+* ``.gitignore`` files are honoured while searching folders (unless
+  ``respect-gitignore = false``), and so are ``exclude`` (which replaces the
+  default excludes) and ``extend-exclude``, gitignore-style globs relative to
+  the config file's folder.
+* Files named explicitly are always linted, unless ``--force-exclude``
+  applies the excludes to them too (what pre-commit needs); under
+  ``--force-exclude`` a named ``.json`` file that is not a Keras
+  architecture is skipped as in a folder search (pre-commit passes every
+  ``.json`` file of a commit: its ``files`` pattern cannot look inside).
+* Symlinked folders are never followed; a symlinked file is linted only when
+  it points inside the folder being searched.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reglint.engine.settings import Settings
+from reglint.readers.sniff import (
+    JSON_SUFFIX,
+    MODEL_SUFFIXES,
+    is_hf_folder,
+    looks_like_keras_json,
+    looks_like_torch_bin,
+)
+
+if TYPE_CHECKING:  # imported when a .gitignore is read (see GitIgnore)
+    from pathspec import GitIgnoreSpec
+
+# ruff's defaults, plus our own cache: replaced by ``exclude``.
+DEFAULT_EXCLUDE = (
+    ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".ipynb_checkpoints", ".mypy_cache", ".nox",
+    ".pants.d", ".pyenv", ".pytest_cache", ".pytype", ".ruff_cache", ".reglint_cache", ".svn", ".tox", ".venv",
+    ".vscode", "__pypackages__", "_build", "buck-out", "node_modules", "site-packages", "venv",
+)
+SAVEDMODEL_MARKER = "saved_model.pb"
+# Files inside a SavedModel that pre-commit may pass one by one.
+SAVEDMODEL_TOP_FILES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
+
+
+def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]]:
+    """(model paths to lint, sorted and unique; paths that do not exist)."""
+    excludes = ExcludeMatcher(settings)
+    found: set[str] = set()
+    missing: list[str] = []
+    for raw in paths:
+        path = Path(os.path.normpath(raw))
+        if not path.exists() and not path.is_symlink():
+            missing.append(raw)
+        elif path.is_dir() and not is_model_folder(path):
+            # A folder named explicitly is searched even through a symlink:
+            # the user chose it; links met while searching are not followed.
+            found.update(walk(path, settings, excludes))
+        else:
+            model = savedmodel_root_of(path) if path.is_file() else str(path)
+            if model is not None and model == str(path) and not _is_torch_or_other(path):
+                continue  # a .bin that is not a torch checkpoint: not a model
+            if model is not None and not (settings.force_exclude and excludes.excluded(Path(model))):
+                if settings.force_exclude and model == str(path) and _other_json(path):
+                    continue  # a file of a Hugging Face folder maps to the folder, JSON or not
+                found.add(model)
+    return sorted(found), missing
+
+
+def is_savedmodel(folder: Path) -> bool:
+    return (folder / SAVEDMODEL_MARKER).is_file()
+
+
+def is_model_folder(folder: Path) -> bool:
+    """A folder that is one model: a SavedModel or a Hugging Face folder."""
+    return is_savedmodel(folder) or is_hf_folder(folder)
+
+
+def _is_torch_or_other(path: Path) -> bool:
+    """False only for a ``.bin`` file that is not a torch.save checkpoint."""
+    return path.suffix.lower() != ".bin" or not path.is_file() or looks_like_torch_bin(path)
+
+
+def savedmodel_root_of(path: Path) -> str | None:
+    """The model a named file stands for: its SavedModel folder when it lies
+    inside one, the file itself otherwise; None for a stray checkpoint file
+    (``variables/variables.index`` outside any SavedModel), not a model."""
+    name = path.name
+    if name in SAVEDMODEL_TOP_FILES and is_savedmodel(path.parent):
+        return _folder(path.parent)
+    if path.parent.name == "variables" and name.startswith("variables."):
+        root = path.parent.parent
+        return _folder(root) if is_savedmodel(root) else None
+    if is_hf_folder(path.parent):
+        return _folder(path.parent)
+    return str(path)
+
+
+def _folder(path: Path) -> str:
+    return os.path.normpath(str(path))
+
+
+# ---------------------------------------------------------------------------
+# excludes
+
+
+class ExcludeMatcher:
+    """``exclude`` (or the defaults) plus ``extend-exclude``, matched
+    gitignore-style against paths relative to the project root."""
+
+    def __init__(self, settings: Settings):
+        self.patterns = list(settings.exclude or DEFAULT_EXCLUDE) + list(settings.extend_exclude)
+        self.root = Path(settings.root or os.getcwd()).absolute()
+
+    @cached_property
+    def spec(self):
+        # Compiled on first use: a single named file never needs it, and
+        # importing pathspec costs ~15 ms of every pre-commit run.
+        return _gitignore_spec(self.patterns)
+
+    def excluded(self, path: Path, is_dir: bool | None = None) -> bool:
+        absolute = path.absolute()
+        try:
+            rel = absolute.relative_to(self.root).as_posix()
+        except ValueError:  # outside the project: only unanchored patterns can match
+            rel = absolute.as_posix().lstrip("/")
+        if rel in ("", "."):
+            return False
+        if is_dir if is_dir is not None else path.is_dir():
+            rel += "/"
+        return self.spec.match_file(rel)
+
+
+class GitIgnore:
+    """The ``.gitignore`` files that apply while walking one folder: those of
+    its ancestors up to the repository root, then those found on the way
+    down. The deepest file with a matching pattern decides, as in Git."""
+
+    def __init__(self, start: Path):
+        self.specs: list[tuple[Path, GitIgnoreSpec]] = []
+        for folder in reversed(_ancestors_in_repo(start)):
+            self.add(folder)
+            info_exclude = folder / ".git" / "info" / "exclude"
+            if info_exclude.is_file():
+                self._load(folder, info_exclude)
+
+    def add(self, folder: Path) -> None:
+        gitignore = folder / ".gitignore"
+        if gitignore.is_file():
+            self._load(folder, gitignore)
+
+    def _load(self, base: Path, file: Path) -> None:
+        try:
+            lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return
+        self.specs.append((base, _gitignore_spec(lines)))
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        for base, spec in reversed(self.specs):
+            try:
+                rel = path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            result = spec.check_file(rel + "/" if is_dir else rel)
+            if result.include is not None:
+                return result.include
+        return False
+
+    def scoped(self, folder: Path) -> GitIgnore:
+        """A copy with ``folder``'s own .gitignore added (siblings must not see it)."""
+        child = GitIgnore.__new__(GitIgnore)
+        child.specs = list(self.specs)
+        child.add(folder)
+        return child
+
+
+def _ancestors_in_repo(start: Path) -> list[Path]:
+    """``start`` and its parents up to the Git repository root; just
+    ``start`` outside a repository (a stray .gitignore above is not ours)."""
+    chain = [start]
+    for parent in start.parents:
+        if (chain[-1] / ".git").exists():
+            return chain
+        chain.append(parent)
+    return chain if (chain[-1] / ".git").exists() else [start]
+
+
+# ---------------------------------------------------------------------------
+# walking
+
+
+def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
+    """Model files and SavedModel folders below ``top``."""
+    top_abs = top.absolute()
+    ignore = GitIgnore(top_abs) if settings.respect_gitignore else None
+    out: list[str] = []
+    stack: list[tuple[Path, GitIgnore | None]] = [(top, ignore)]
+    while stack:
+        folder, ignore = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable folder: nothing to lint there
+        for entry in entries:
+            path = Path(folder, entry.name)
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if excludes.excluded(path, is_dir) or (ignore and ignore.ignored(path.absolute(), is_dir)):
+                continue
+            if is_dir:
+                if is_model_folder(path):
+                    out.append(_folder(path))
+                else:
+                    stack.append((path, ignore.scoped(path.absolute()) if ignore else None))
+            elif _is_model_file(entry, top_abs):
+                out.append(_folder(path))
+    return out
+
+
+def _other_json(path: Path) -> bool:
+    """A ``.json`` file that is not a Keras architecture (package.json, data)."""
+    return path.suffix.lower() == JSON_SUFFIX and path.is_file() and not looks_like_keras_json(path)
+
+
+def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
+    name = entry.name.lower()
+    if name.endswith(JSON_SUFFIX):
+        return _inside(entry, top) and entry.is_file() and looks_like_keras_json(Path(entry.path))
+    if not name.endswith(MODEL_SUFFIXES):
+        return False
+    if entry.name.lower().endswith(".bin") and not looks_like_torch_bin(Path(entry.path)):
+        return False
+    if entry.is_symlink():
+        # Never read outside the tree through a link (a broken link inside
+        # the tree is kept: the reader reports it).
+        target = Path(os.path.realpath(entry.path))
+        return target == top or top.resolve() in target.parents
+    return entry.is_file()
+
+
+def _inside(entry: os.DirEntry, top: Path) -> bool:
+    if not entry.is_symlink():
+        return True
+    target = Path(os.path.realpath(entry.path))
+    return target == top or top.resolve() in target.parents
+
+
+def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)

@@ -1,0 +1,201 @@
+"""Walks of the layer graph the readers record (Keras' functional
+``inbound_nodes``, ONNX consumers): which kernels are scale-invariant and
+which normalization scales the next layer can absorb.
+
+Both questions follow a tensor forward through operations that commute with
+a positive per-channel rescaling (ReLU, dropout, pooling, reshapes,
+padding): ``relu(a*x) = a*relu(x)`` for ``a > 0``. A scale that reaches a
+normalization layer on every path is divided out; one that reaches a linear
+layer can be taken over by that layer's kernel; one that reaches a residual
+``Add``, an attention layer, a saturating activation or a model output
+changes what the network computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reglint.model import Layer, Model
+
+# Layers that normalise their input per channel or per sample: a kernel
+# feeding one is scale-invariant (van Laarhoven 2017). Keras class names and
+# ONNX op types.
+NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization", "GroupNormalization",
+               "InstanceNormalization", "RMSNormalization", "UnitNormalization", "SimplifiedLayerNormalization"}
+# Layers between a kernel and the normaliser that keep invariance under a
+# positive rescaling (linear or positively homogeneous, per channel).
+PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Reshape", "Flatten",
+                "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+                "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+                "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+                "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "UpSampling1D", "UpSampling2D",
+                "UpSampling3D", "Permute", "Identity", "ReLU", "LeakyReLU", "Activation"}
+# Positively homogeneous activations (relu6 is not: it clips at 6).
+HOMOGENEOUS_ACTIVATIONS = {None, "linear", "relu", "leaky_relu"}
+# Layers whose kernel multiplies its input: a per-channel input scale can be
+# moved into the kernel's rows.
+LINEAR = {"Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
+          "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
+          "Conv", "ConvTranspose", "Gemm", "MatMul"}
+
+
+def outbound_map(model: Model) -> dict[str, list[Layer]]:
+    """Layer path -> the layers it feeds, resolved within each container."""
+    by_key: dict[tuple[str, str], Layer] = {(_container(layer), layer.name): layer for layer in model.layers}
+    out: dict[str, list[Layer]] = {}
+    for layer in model.layers:
+        for name in layer.inbound:
+            source = by_key.get((_container(layer), name))
+            if source is not None:
+                out.setdefault(source.path, []).append(layer)
+    for layer in model.layers:
+        for name in layer.outbound:  # readers that record consumers directly (ONNX)
+            target = by_key.get((_container(layer), name))
+            if target is not None and target not in out.setdefault(layer.path, []):
+                out[layer.path].append(target)
+    return out
+
+
+def _container(layer: Layer) -> str:
+    return layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
+
+
+def passes_scale(layer: Layer) -> bool:
+    return layer.class_name in PASS_THROUGH and layer.activation in HOMOGENEOUS_ACTIVATIONS
+
+
+def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Callable[[Layer], bool],
+                    through: Callable[[Layer], bool] = passes_scale) -> bool:
+    """True when every path from ``start``'s output, through layers
+    ``through`` lets pass (by default the scale-passing ones), ends at a
+    layer ``accept`` takes; False at a model output (no consumer) or at any
+    other layer."""
+    frontier, seen = list(outbound.get(start.path, [])), set()
+    if not frontier:
+        return False
+    while frontier:
+        nxt = frontier.pop()
+        if nxt.path in seen:
+            continue
+        seen.add(nxt.path)
+        if accept(nxt):
+            continue
+        if not through(nxt):
+            return False
+        following = outbound.get(nxt.path, [])
+        if not following:
+            return False
+        frontier.extend(following)
+    return True
+
+
+# Layers that combine tensors elementwise and are jointly positively
+# homogeneous: scaling every input by c scales the output by c. Scaling only
+# some inputs changes the output.
+JOINT = {"Add", "Subtract", "Average", "Maximum", "Minimum"}
+# Layers whose output keeps each input's scale on its own channels or as a
+# factor (concatenation, gating): a scaled input leaves a scaled output.
+CARRY = {"Concatenate", "Multiply"}
+ATTENTION = {"MultiHeadAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention"}
+
+SCALED, FIXED, FREE = "scaled", "fixed", "free"
+
+
+class ScaleWalk:
+    """Which normalization scales the network can shed together.
+
+    The penalty pulls every penalized gamma toward zero at once, so the
+    question is whether multiplying all of them by the same ``c`` can be
+    undone by weights that cost nothing (a trainable, unpenalized kernel or
+    gamma, or a kernel that feeds a normalization anyway). Each layer's
+    output is labelled forward through the graph: ``scaled`` (carries the
+    factor ``c``), ``fixed`` (does not) or ``free`` (a free layer's output,
+    which can take either, its weights compensating). A penalized
+    normalization's output is scaled; another normalization's is fixed, or
+    free when it has a free gamma; a free linear layer (attention with free
+    projections included) absorbs its input's factor and is free; a
+    penalized one passes the factor on; ReLU, pooling, dropout and reshapes
+    pass it on. A residual ``Add`` of scaled and fixed tensors, a scaled
+    tensor entering anything else (a saturating activation, a recurrent
+    layer, attention with penalized projections) or reaching a model output
+    means the scale changes the function: those gammas are *not absorbed*.
+    A residual stream all of whose addends carry penalized gammas is scaled
+    as a whole and can be absorbed by the free layer that reads it.
+    """
+
+    def __init__(self, model: Model, outbound: dict[str, list[Layer]], penalized: set[str],
+                 free_linear: Callable[[Layer], bool], free_norm: Callable[[Layer], bool]):
+        self.model, self.outbound, self.penalized = model, outbound, penalized
+        self.free_linear, self.free_norm = free_linear, free_norm
+        by_path = {layer.path: layer for layer in model.layers}
+        self.inbound: dict[str, list[Layer]] = {}
+        for source, targets in outbound.items():
+            for target in targets:
+                self.inbound.setdefault(target.path, []).append(by_path[source])
+        self.state: dict[str, tuple[str, frozenset[str]]] = {}
+        self.conflicts: set[str] = set()
+
+    def unabsorbed(self) -> set[str]:
+        """Paths of the penalized normalizations whose scale is not absorbed."""
+        if not self.penalized:
+            return set()
+        for layer in self.model.layers:
+            kind, carried = self._state(layer)
+            if kind == SCALED and not self.outbound.get(layer.path):
+                self.conflicts |= carried  # reaches a model output
+        return self.conflicts
+
+    def _state(self, layer: Layer) -> tuple[str, frozenset[str]]:
+        """The label of ``layer``'s output, its inputs labelled first (an
+        explicit stack: graphs deeper than Python's recursion limit are
+        common, ResNet-152 has ~500 layers on one path)."""
+        stack = [(layer, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if node.path in self.state:
+                continue
+            sources = self.inbound.get(node.path, [])
+            if expanded:
+                inputs = [self.state.get(src.path, (FIXED, frozenset())) for src in sources]
+                self.state[node.path] = self._transfer(node, inputs)
+                continue
+            stack.append((node, True))
+            # a cycle (never in Keras graphs) reads the pending node as fixed
+            stack.extend((src, False) for src in sources if src.path not in self.state)
+        return self.state[layer.path]
+
+    def _transfer(self, layer: Layer, inputs: list[tuple[str, frozenset[str]]]) -> tuple[str, frozenset[str]]:
+        carried = frozenset().union(*(c for _, c in inputs)) if inputs else frozenset()
+        kinds = {k for k, _ in inputs}
+        name = layer.class_name
+        if name in NORMALIZERS:
+            if layer.path in self.penalized:
+                return SCALED, frozenset({layer.path})
+            return (FREE if self.free_norm(layer) else FIXED), frozenset()
+        if name in LINEAR or name in ATTENTION:
+            if self.free_linear(layer):
+                return FREE, frozenset()
+            if SCALED in kinds and (name in ATTENTION or layer.activation not in HOMOGENEOUS_ACTIVATIONS):
+                return self._conflict(carried)
+            return self._combine(kinds, carried)
+        if passes_scale(layer) or name in CARRY:
+            return self._combine(kinds, carried)
+        if name in JOINT:
+            if SCALED in kinds and FIXED in kinds:
+                return self._conflict(carried)
+            return self._combine(kinds, carried)
+        if SCALED in kinds:
+            return self._conflict(carried)
+        return FIXED, frozenset()
+
+    @staticmethod
+    def _combine(kinds: set[str], carried: frozenset[str]) -> tuple[str, frozenset[str]]:
+        if SCALED in kinds:
+            return SCALED, carried
+        if FIXED in kinds or not kinds:
+            return FIXED, frozenset()
+        return FREE, frozenset()
+
+    def _conflict(self, carried: frozenset[str]) -> tuple[str, frozenset[str]]:
+        self.conflicts |= carried
+        return FIXED, frozenset()

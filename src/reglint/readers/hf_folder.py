@@ -1,0 +1,199 @@
+"""Hugging Face folders: a ``Trainer`` ``checkpoint-N/`` or a
+``save_pretrained`` model folder, read as one model.
+
+* weights: ``model.safetensors`` (or the shards a
+  ``model.safetensors.index.json`` lists), else ``pytorch_model.bin`` (or
+  its shards), a torch.save archive read by ``torch_zip``;
+* ``optimizer.pt``: the optimizer's state dict (``torch_optim``); the
+  Trainer puts biases and LayerNorm weights in a group without decay;
+* ``training_args.bin``: a pickled ``TrainingArguments``, read through the
+  same refusing interpreter with ``transformers``/``accelerate`` classes as
+  inert records: ``weight_decay``, ``learning_rate``, ``optim`` (the class
+  hint), ``lr_scheduler_type``, warm-up, batch size. Without
+  ``optimizer.pt`` these describe the optimizer;
+* ``trainer_state.json``: ``global_step`` (steps taken), ``max_steps``;
+* ``config.json``: the architecture's name and the transformers version.
+
+``rng_state.pth`` and ``scheduler.pt`` are not read (RNG states pickle numpy
+objects, outside the allow-list). Every file is opened by name inside the
+folder; a symbolic link pointing out of it is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.model import LearningRate, Model, Optimizer, Provenance
+from reglint.readers.limits import ReadOptions
+from reglint.readers.safe_io import load_json
+from reglint.readers.sniff import check_link_stays_inside
+from reglint.readers.torch_checkpoint import NamedTensor, describe, find_state_dict, tensors_of
+from reglint.readers.torch_optim import infer_class, number
+from reglint.readers.torch_pickle import TRAINING_ARGS_MODULES, Opaque
+
+ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "warmup_steps", "warmup_ratio",
+              "adam_beta1", "adam_beta2", "adam_epsilon", "per_device_train_batch_size",
+              "gradient_accumulation_steps", "num_train_epochs", "max_steps")
+
+
+def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
+    with contextlib.ExitStack() as stack:
+        tensors, ordered = _weights(folder, options, stack)
+        args = _training_args(folder, options)
+        hint = _text(args.get("optim"))
+        schedule = _text(args.get("lr_scheduler_type"))
+        opt_path = _member(folder, "optimizer.pt")
+        if opt_path is not None:
+            from reglint.readers.torch_zip import TorchArchive
+
+            archive = stack.enter_context(TorchArchive(opt_path, options, what="optimizer.pt"))
+            model = describe(archive.load(), archive, folder, options, fmt="hf_trainer", model_tensors=tensors,
+                             ordered=ordered, hint=hint, schedule=schedule)
+        elif tensors is not None:
+            model = describe({}, None, folder, options, fmt="hf_folder", model_tensors=tensors, ordered=ordered,
+                             optimizer_note=not args)
+            if args:
+                model.optimizer = _optimizer_from_args(args, model.notes)
+        else:
+            raise ModelReadError("Hugging Face folder without model weights or optimizer.pt")
+    if args:
+        model.metadata["training_args"] = {k: _plain(args[k]) for k in ARG_FIELDS if k in args}
+    _trainer_state(folder, options, model)
+    _config(folder, options, model)
+    return model
+
+
+def _member(folder: Path, name: str) -> Path | None:
+    path = folder / name
+    if path.is_symlink():
+        check_link_stays_inside(path)
+    return path if path.is_file() else None
+
+
+def _weights(folder: Path, options: ReadOptions, stack) -> tuple[list[NamedTensor] | None, bool]:
+    """The model's tensors and whether their order is the module order."""
+    for index_name, single, safetensors in (("model.safetensors.index.json", "model.safetensors", True),
+                                            ("pytorch_model.bin.index.json", "pytorch_model.bin", False)):
+        files = _shards(folder, index_name, options) or ([single] if _member(folder, single) else [])
+        if not files:
+            continue
+        tensors: list[NamedTensor] = []
+        for name in files:
+            path = _member(folder, name)
+            if path is None:
+                raise ModelReadError(f"weights shard {name} listed in {index_name} is missing")
+            tensors.extend(_tensors_in(path, options, stack, safetensors))
+        return tensors, not safetensors
+    return None, True
+
+
+def _tensors_in(path: Path, options: ReadOptions, stack, safetensors: bool) -> list[NamedTensor]:
+    if safetensors:
+        from reglint.readers.safetensors_reader import SafetensorsFile
+
+        return stack.enter_context(SafetensorsFile(path, options)).tensors()
+    from reglint.readers.torch_zip import TorchArchive
+
+    archive = stack.enter_context(TorchArchive(path, options))
+    _, state_dict = find_state_dict(archive.load())
+    if state_dict is None:
+        raise ModelReadError(f"{path.name} holds no state_dict")
+    return tensors_of(state_dict, archive)
+
+
+def _shards(folder: Path, index_name: str, options: ReadOptions) -> list[str]:
+    path = _member(folder, index_name)
+    if path is None:
+        return []
+    index = _json(path, index_name, options)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise ModelReadError(f"{index_name} has no weight_map")
+    names = []
+    for name in weight_map.values():
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise ModelReadError(f"{index_name} names a shard outside the folder")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _json(path: Path, what: str, options: ReadOptions) -> Any:
+    """A JSON file of the folder, its size checked before it is read."""
+    if path.stat().st_size > options.max_json_bytes:
+        raise UnsafeInputError(f"{what} is over the {options.max_json_bytes >> 20} MiB limit")
+    return load_json(path.read_bytes(), what=what, max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
+
+
+def _training_args(folder: Path, options: ReadOptions) -> dict[str, Any]:
+    path = _member(folder, "training_args.bin")
+    if path is None:
+        return {}
+    from reglint.readers.torch_zip import TorchArchive
+
+    with TorchArchive(path, options, what="training_args.bin") as archive:
+        obj = archive.load(opaque_modules=TRAINING_ARGS_MODULES)
+    return obj.fields() if isinstance(obj, Opaque) else obj if isinstance(obj, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, Opaque):
+        value = value.value
+    return value if isinstance(value, str) else None
+
+
+def _plain(value: Any) -> Any:
+    text = _text(value)
+    if text is not None:
+        return text
+    return value if isinstance(value, (int, float, bool)) or value is None else repr(value)
+
+
+def _optimizer_from_args(args: dict, notes: list[str]) -> Optimizer:
+    """No optimizer.pt: what the Trainer would build from its arguments."""
+    hint = _text(args.get("optim")) or "adamw_torch"
+    class_name, decoupled, _ = infer_class({}, set(), hint)
+    wd = number(args.get("weight_decay")) or 0.0
+    lr = number(args.get("learning_rate"))
+    notes.append("optimizer.pt not saved: optimizer taken from training_args.bin (the Trainer leaves biases and "
+                 "LayerNorm weights undecayed)")
+    return Optimizer(class_name=class_name,
+                     learning_rate=LearningRate(initial=lr, peak=lr, schedule=_text(args.get("lr_scheduler_type")))
+                     if lr is not None else None,
+                     weight_decay=wd if decoupled else None, coupled_l2=wd / 2 if decoupled is False else None,
+                     beta_1=number(args.get("adam_beta1")), beta_2=number(args.get("adam_beta2")),
+                     epsilon=number(args.get("adam_epsilon")), source=Provenance.INFERRED)
+
+
+def _trainer_state(folder: Path, options: ReadOptions, model: Model) -> None:
+    path = _member(folder, "trainer_state.json")
+    if path is None:
+        return
+    state = _json(path, "trainer_state.json", options)
+    if not isinstance(state, dict):
+        return
+    for key in ("global_step", "max_steps", "train_batch_size"):
+        value = number(state.get(key))
+        if value is not None:
+            model.metadata[key] = int(value)
+    steps = model.metadata.get("global_step")
+    if model.optimizer is not None and steps and not model.optimizer.iterations:
+        model.optimizer.iterations = steps
+
+
+def _config(folder: Path, options: ReadOptions, model: Model) -> None:
+    path = _member(folder, "config.json")
+    if path is None:
+        return
+    config = _json(path, "config.json", options)
+    if not isinstance(config, dict):
+        return
+    names = config.get("architectures")
+    if isinstance(names, list) and names and isinstance(names[0], str):
+        model.name = names[0]
+    version = config.get("transformers_version")
+    if isinstance(version, str):
+        model.framework_version = f"transformers {version}"

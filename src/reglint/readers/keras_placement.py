@@ -1,0 +1,67 @@
+"""Where Keras really applies a layer's ``activity_regularizer``.
+
+Keras adds an activity penalty in ``Layer.__call__`` on the layer's output.
+Two built-in layers make the config say something else:
+
+- ``MultiHeadAttention(activity_regularizer=...)``: Keras 3 hands it to
+  the query, key, value (gate) and output projections
+  (``_get_common_kwargs_for_sublayer``), each called through ``__call__``,
+  so it adds one penalty per projection output and none on the attention
+  output (the argument is not passed on to ``Layer``). tf-keras 2 applies
+  it to the attention output only, like any layer (one penalty).
+- ``TimeDistributed(Dense(..., activity_regularizer=...))``: Keras 3's
+  wrapper calls the inner layer's ``call()`` directly, so the inner
+  activity penalty is never added; tf-keras 2 calls the inner layer
+  through ``__call__`` on the time steps folded into the batch, so it adds
+  one penalty divided by batch x time steps.
+
+Both facts were checked on models Keras built (fixtures/exactness,
+``activity_losses`` in its manifest).
+"""
+
+from __future__ import annotations
+
+from reglint.model import Model, Problem, ProblemKind
+from reglint.readers.keras_config import ModelConfig
+from reglint.readers.keras_layers import child_layers
+from reglint.readers.keras_objects import parse_regularizer
+
+PROJECTIONS = ("query", "key", "value", "attention_output")
+
+
+def note_activity_placement(model: Model, tree: ModelConfig, keras3: bool) -> None:
+    layers = {layer.path: layer for layer in model.layers}
+    for node in tree.leaves:
+        layer = layers.get(node.path)
+        if layer is None:
+            continue
+        if node.class_name == "MultiHeadAttention" and layer.activity_regularizer is not None and keras3:
+            targets = list(PROJECTIONS[:3]) + (["gate"] if node.config.get("use_gate") else []) + [PROJECTIONS[3]]
+            layer.activity_on = targets
+            model.notes.append(
+                f"{layer.path}: MultiHeadAttention's activity_regularizer is applied by Keras 3 to the outputs of "
+                f"its {', '.join(targets)} projections ({len(targets)} penalties per call), not to the "
+                "attention output")
+        if node.class_name == "TimeDistributed":
+            _time_distributed(model, layer, node, keras3)
+
+
+def _time_distributed(model: Model, layer, node, keras3: bool) -> None:
+    inner = child_layers(node.class_name, node.config).get("layer")
+    if inner is None:
+        return
+    inner_class, inner_cfg = inner
+    reg = parse_regularizer(inner_cfg.get("activity_regularizer"))
+    if reg is None:
+        return
+    if keras3:
+        model.problems.append(Problem(
+            ProblemKind.INACTIVE_REGULARIZER, layer.path,
+            f"activity_regularizer of the {inner_class} inside TimeDistributed is never applied: Keras 3's "
+            "TimeDistributed calls the inner layer's call() directly, so no activity loss is added",
+            target="activity"))
+    elif layer.activity_regularizer is None:
+        layer.activity_regularizer = reg  # tf-keras calls the inner layer through __call__
+        model.notes.append(f"{layer.path}: the activity_regularizer of the {inner_class} inside TimeDistributed "
+                           "is applied by tf-keras to the output with the time steps folded into the batch (its "
+                           "penalty is divided by batch x time steps)")

@@ -1,0 +1,190 @@
+"""The graph, all scopes at once: nodes, initializers, producers and
+consumers of the main graph, its subgraphs and training-info graphs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reglint.errors import UnsafeInputError
+from reglint.readers.onnx.tensors import EXTERNAL
+
+MAX_GRAPH_DEPTH = 64
+MAX_WALK = 10_000  # steps of any forward/backward walk through the graph
+
+PREVIEW = "ai.onnx.preview.training"
+MS = "com.microsoft"
+# Ops a weight passes through unchanged in meaning on its way to its consumer.
+VALUE_PASS = {"Identity", "Cast", "CastLike", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+              "DequantizeLinear"}
+ORT_OPTIMIZERS = {"AdamWOptimizer", "SGDOptimizerV2"}
+
+
+@dataclass(eq=False)
+class Node:
+    proto: Any
+    scope: str
+    index: int
+
+    @property
+    def op(self) -> str:
+        return self.proto.op_type
+
+    @property
+    def domain(self) -> str:
+        return "" if self.proto.domain in ("", "ai.onnx") else self.proto.domain
+
+    @property
+    def name(self) -> str:
+        return self.proto.name
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.proto.input)
+
+    @property
+    def outputs(self) -> list[str]:
+        return [o for o in self.proto.output if o]
+
+    def attrs(self) -> dict[str, Any]:
+        return {a.name: _attr_value(a) for a in self.proto.attribute}
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for a in self.proto.attribute:
+            if a.name == name:
+                return _attr_value(a)
+        return default
+
+    @property
+    def is_gradient(self) -> bool:
+        """Nodes of a gradient graph (onnxruntime's ``*Grad`` ops and the
+        nodes it names ``<forward>_Grad/...``, ONNX's Gradient op)."""
+        return (self.op.endswith("Grad") or "_Grad" in self.name or self.op == "Gradient"
+                or self.op.startswith("InPlaceAccumulator"))
+
+    @property
+    def is_training_op(self) -> bool:
+        return self.domain == PREVIEW or (self.domain == MS and self.op in ORT_OPTIMIZERS)
+
+
+def _attr_value(attr) -> Any:
+    """Scalars and short lists only; tensors and graphs are left out."""
+    kind = attr.type
+    if kind == 1:
+        return float(attr.f)
+    if kind == 2:
+        return int(attr.i)
+    if kind == 3:
+        return attr.s.decode("utf-8", "replace")
+    if kind == 6:
+        return [float(v) for v in attr.floats[:64]]
+    if kind == 7:
+        return [int(v) for v in attr.ints[:64]]
+    if kind == 8:
+        return [s.decode("utf-8", "replace") for s in attr.strings[:64]]
+    return None
+
+
+class GraphIndex:
+    """Every node, initializer and value name of the model, subgraphs and
+    training-info graphs included, with producer and consumer maps."""
+
+    def __init__(self, proto):
+        self.nodes: list[Node] = []
+        self.tensors: list[tuple[str, Any]] = []  # (scope, TensorProto)
+        self.sparse: list[tuple[str, Any]] = []  # (scope, SparseTensorProto)
+        self.consumers: dict[str, list[tuple[Node, int]]] = {}
+        self.producer: dict[str, Node] = {}
+        self.outputs: set[str] = set()  # graph outputs of every graph
+        self.main_outputs = list(proto.graph.output)
+        self.inputs = {i.name: i for i in proto.graph.input}
+        self.constants: dict[str, Any] = {}  # small in-proto tensors and Constant outputs
+        self.branch_outputs: dict[int, list[str]] = {}  # If/Loop/Scan node -> its subgraphs' outputs
+        self._walk(proto.graph, "", 0)
+        for k, info in enumerate(proto.training_info):
+            if info.HasField("initialization"):
+                self._walk(info.initialization, f"training_info[{k}].initialization", 1)
+            if info.HasField("algorithm"):
+                self._walk(info.algorithm, f"training_info[{k}].algorithm", 1)
+
+    def _walk(self, graph, scope: str, depth: int) -> None:
+        if depth > MAX_GRAPH_DEPTH:
+            raise UnsafeInputError(f"subgraphs nested more than {MAX_GRAPH_DEPTH} levels deep")
+        for tensor in graph.initializer:
+            self.tensors.append((scope, tensor))
+            self._remember_constant(tensor.name, tensor)
+        for sparse in graph.sparse_initializer:
+            self.sparse.append((scope, sparse))
+        self.outputs.update(o.name for o in graph.output)
+        for proto in graph.node:
+            node = Node(proto, scope, len(self.nodes))
+            self.nodes.append(node)
+            for i, name in enumerate(proto.input):
+                if name:
+                    self.consumers.setdefault(name, []).append((node, i))
+            for name in node.outputs:
+                self.producer[name] = node
+            if node.op == "Constant" and node.domain == "":
+                self._remember_constant_node(node)
+            self._walk_subgraphs(node, depth)
+
+    def _walk_subgraphs(self, node: Node, depth: int) -> None:
+        for attr in node.proto.attribute:
+            prefix = f"{node.scope}/{node.name or node.op}.{attr.name}".lstrip("/")
+            graphs = [attr.g] if attr.type == 5 else list(attr.graphs) if attr.type == 10 else []
+            for k, graph in enumerate(graphs):
+                self._walk(graph, prefix if attr.type == 5 else f"{prefix}[{k}]", depth + 1)
+                self.branch_outputs.setdefault(node.index, []).extend(o.name for o in graph.output)
+
+    def _remember_constant(self, name: str, tensor) -> None:
+        if tensor.data_location != EXTERNAL and math.prod(tensor.dims) <= 16:
+            self.constants.setdefault(name, tensor)
+
+    def _remember_constant_node(self, node: Node) -> None:
+        from onnx import numpy_helper
+
+        for attr in node.proto.attribute:
+            if attr.name == "value" and attr.type == 4:
+                self._remember_constant(node.outputs[0] if node.outputs else "", attr.t)
+            elif attr.name in ("value_float", "value_int") and node.outputs:
+                value = attr.f if attr.name == "value_float" else attr.i
+                self.constants[node.outputs[0]] = numpy_helper.from_array(np.array(value, np.float64))
+
+    def scalar(self, name: str) -> float | None:
+        """The value of a one-element constant, or None."""
+        from onnx import numpy_helper
+
+        tensor = self.constants.get(name)
+        if tensor is None:
+            return None
+        try:
+            array = numpy_helper.to_array(tensor)
+        except Exception:
+            return None
+        if array.size != 1 or array.dtype.kind not in "fiub":
+            return None
+        return float(array.reshape(-1)[0])
+
+    def source(self, name: str) -> str:
+        """Follow a tensor back through value-preserving ops (Cast, Identity ...)."""
+        for _ in range(MAX_WALK):
+            node = self.producer.get(name)
+            if node is None or node.op not in VALUE_PASS or not node.inputs:
+                return name
+            name = node.inputs[0]
+        return name
+
+    def dense_tensors(self) -> Iterator[tuple[str, Any]]:
+        """(scope, TensorProto) of every initializer, sparse ones' values included."""
+        yield from self.tensors
+        for scope, sparse in self.sparse:
+            yield scope, sparse.values
+
+    def gradient_names(self) -> set[str]:
+        """Names P with a gradient value ``P_grad`` (or ``P_grad.<suffix>``)."""
+        names = set(self.producer) | set(self.inputs) | self.outputs
+        return {n.split("_grad")[0] for n in names if "_grad" in n}

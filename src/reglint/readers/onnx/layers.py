@@ -1,0 +1,172 @@
+"""Layers: variables grouped by name (``fc1.weight``/``fc1.bias`` ->
+``fc1``; anonymous names take the consuming node's scope or name), the op
+type as ``class_name``, the activation right after, and the layers fed
+through positively homogeneous, parameter-free ops (``outbound``, left
+empty when any path leaves through another op)."""
+
+from __future__ import annotations
+
+from reglint.errors import UnsafeInputError
+from reglint.model import Layer, Role, Variable
+from reglint.readers.onnx.graph import MAX_WALK, GraphIndex
+from reglint.readers.onnx.params import Param
+from reglint.readers.onnx.roles import ROLE_RANK, role_at, uses
+from reglint.readers.onnx.tensors import FLOAT_TYPES
+
+# Positively homogeneous, parameter-free ops: scale invariance survives them.
+HOMOGENEOUS = {"Relu", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+               "Reshape", "Flatten", "Transpose", "Identity", "Dropout", "Squeeze", "Unsqueeze"}
+ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
+               "Softmax": "softmax", "LogSoftmax": "log_softmax", "Elu": "elu", "Selu": "selu",
+               "Gelu": "gelu", "HardSigmoid": "hard_sigmoid", "Softplus": "softplus", "Softsign": "softsign",
+               "HardSwish": "hard_swish", "Mish": "mish", "Celu": "celu"}
+# Trailing name components of TensorFlow-exported tensors that name the
+# variable or the op reading it, not the layer.
+TF_SUFFIXES = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings",
+               "ReadVariableOp", "MatMul", "BiasAdd", "Conv2D", "weights", "weight"}
+
+
+def build_layers(params: list[Param], index: GraphIndex, max_layers: int) -> tuple[list[Layer], dict[str, str]]:
+    """The layers in graph order, and parameter name -> layer key."""
+    param_names = {p.name for p in params}
+    groups: dict[str, list[Param]] = {}
+    for p in params:
+        p.layer = _layer_key(p, param_names)
+        groups.setdefault(p.layer, []).append(p)
+    owner = {p.name: p.layer for p in params}
+    if len(groups) > max_layers:
+        raise UnsafeInputError(f"{len(groups)} layers, over the limit of {max_layers}")
+    order = sorted(groups, key=lambda k: min((p.node.index for p in groups[k] if p.node), default=1 << 60))
+    node_layer = _node_layers(index, groups)
+    layer_nodes: dict[str, set[int]] = {}
+    for node_index, key in node_layer.items():
+        layer_nodes.setdefault(key, set()).add(node_index)
+    layers = [_layer(index, key, groups[key], node_layer, layer_nodes.get(key, set())) for key in order]
+    return layers, owner
+
+
+def _layer_key(p: Param, param_names: set[str]) -> str:
+    prefix = _name_prefix(p.name)
+    if prefix:
+        return prefix
+    node = p.node
+    if node is None:
+        return _clean(p.name)
+    for other in node.inputs:  # a sibling weight with a readable name
+        sibling = _name_prefix(other) if other != p.name and other in param_names else None
+        if sibling:
+            return sibling
+    return _node_scope(node.name) or _clean(node.name) or f"{node.op}_{node.index}"
+
+
+def _node_layers(index: GraphIndex, groups: dict[str, list[Param]]) -> dict[int, str]:
+    """Node index -> the layer whose weights it consumes in a role."""
+    out: dict[int, str] = {}
+    for key, members in groups.items():
+        for p in members:
+            for node, i in uses(index, p.name):
+                if role_at(index, node, i, p) is not Role.OTHER or node is p.node:
+                    out.setdefault(node.index, key)
+    return out
+
+
+def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[int, str], own: set[int]) -> Layer:
+    main = min(members, key=lambda p: (ROLE_RANK[p.role], p.node.index if p.node else 1 << 60))
+    node = main.node
+    variables = [Variable(name=p.name, role=p.role, shape=p.shape, trainable=p.trainable,
+                          regularizer=p.regularizer, stats=p.stats, dtype=FLOAT_TYPES[p.dtype][0],
+                          location=f"{p.scope}:{p.name}" if p.scope else p.name) for p in members]
+    outbound, activation = _outbound(index, own, node_layer)
+    config = {"op_type": node.op if node else None, "domain": node.domain if node else None,
+              "node": node.name if node else None, "graph": main.scope or "main",
+              "attributes": {k: v for k, v in (node.attrs() if node else {}).items() if v is not None}}
+    return Layer(name=key, path=key, class_name=node.op if node else "Initializer",
+                 trainable=any(p.trainable for p in members), variables=variables,
+                 activation=activation, units=_units(main), outbound=outbound,
+                 calls=max(1, *(p.uses for p in members)), config=config)
+
+
+def _units(p: Param) -> int | None:
+    """The output width of the layer's main op, where the weight shows it."""
+    node, shape = p.node, p.shape
+    if node is None or not shape:
+        return None
+    op = node.op
+    if op in ("LSTM", "GRU", "RNN"):
+        return node.attr("hidden_size")
+    if p.role is Role.EMBEDDINGS:
+        return shape[-1]
+    if not p.role.is_kernel_like:
+        return None
+    if op == "Gemm" and len(shape) == 2:
+        return shape[0] if node.attr("transB", 0) else shape[1]
+    if op in ("MatMul", "FusedMatMul"):
+        return shape[-1]
+    if op in ("Conv", "FusedConv"):
+        return shape[0]
+    if op == "ConvTranspose" and len(shape) > 1:
+        return shape[1] * int(node.attr("group", 1) or 1)
+    return None
+
+
+def _outbound(index: GraphIndex, own: set[int], node_layer: dict[int, str]) -> tuple[list[str], str | None]:
+    """Layers fed through homogeneous parameter-free ops, and the
+    activation applied right after the layer (``own``: its nodes)."""
+    frontier = [o for i in own for o in index.nodes[i].outputs]
+    first = [n for name in frontier for n, _ in index.consumers.get(name, [])
+             if n.index not in own and not n.is_gradient]
+    activation = ACTIVATIONS.get(first[0].op) if len(first) == 1 else None
+    found: list[str] = []
+    clean, seen, steps = True, set(), 0
+    while frontier and steps < MAX_WALK:
+        name = frontier.pop()
+        steps += 1
+        if name in index.outputs:
+            clean = False
+        for node, _ in index.consumers.get(name, []):
+            if node.index in own or node.index in seen or node.is_gradient:
+                continue
+            seen.add(node.index)
+            owner = node_layer.get(node.index)
+            if owner is not None:
+                if owner not in found:
+                    found.append(owner)
+            elif node.op in HOMOGENEOUS:
+                frontier.extend(node.outputs)
+            else:
+                clean = False
+    return (found if clean else []), activation
+
+
+def _name_prefix(name: str) -> str | None:
+    """``fc1.weight`` -> ``fc1``; ``dense/kernel:0`` -> ``dense``; None for
+    anonymous names (``onnx::Conv_12``, ``W``)."""
+    if not name or "::" in name:
+        return None
+    if "/" in name:
+        parts = [p for p in name.split(":")[0].split("/") if p]
+        while parts and parts[-1] in TF_SUFFIXES:
+            parts.pop()
+        return ".".join(parts) or None
+    if "." not in name:
+        return None
+    prefix = name.rsplit(".", 1)[0]
+    return prefix or None
+
+
+def _node_scope(name: str) -> str | None:
+    """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1`` (torch's
+    exporter repeats each parent's prefix); None without a scope."""
+    parts = [p for p in name.split("/") if p][:-1]
+    out: list[str] = []
+    for part in parts:
+        if out and part.startswith(out[-1] + "."):
+            out[-1] = part
+        else:
+            out.append(part)
+    return ".".join(out) or None
+
+
+def _clean(name: str) -> str:
+    """Layer keys never hold '/' (it marks containers in layer paths)."""
+    return name.strip("/").replace("/", ".")

@@ -1,0 +1,122 @@
+"""The ONNX reader: parse the graph once, then do each job in turn
+(see the package docstring for what becomes of the graph)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from reglint.errors import ModelReadError, ReglintError, one_line
+from reglint.model import Model
+from reglint.readers.limits import ReadOptions
+from reglint.readers.onnx.graph import GraphIndex
+from reglint.readers.onnx.layers import build_layers
+from reglint.readers.onnx.load import check_external_locations, load_proto, run_checker
+from reglint.readers.onnx.losses import find_losses, find_outputs
+from reglint.readers.onnx.params import Param, assign_trainable, collect_params
+from reglint.readers.onnx.penalties import find_penalties
+from reglint.readers.onnx.roles import assign_role
+from reglint.readers.onnx.stats import read_stats
+from reglint.readers.onnx.training import TrainingSetup
+
+INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
+
+
+def read_onnx(path: Path, options: ReadOptions) -> Model:
+    """Describe the ONNX model at ``path``; raises ModelReadError one-liners."""
+    proto = load_proto(path)
+    try:
+        return _tidy_float32(_describe(path, proto, options))
+    except ReglintError:
+        raise
+    except OSError as exc:  # a data file vanishing or unreadable mid-read
+        raise ModelReadError(one_line(f"cannot read the model's data: {exc.strerror or exc}")) from None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error) as exc:
+        # A malformed graph (bad dims, inconsistent fields) must end in one line.
+        raise ModelReadError(one_line(f"malformed ONNX model: {type(exc).__name__}: {exc}")) from None
+
+
+def _describe(path: Path, proto, options: ReadOptions) -> Model:
+    """The jobs in the order their inputs exist: optimizer state names and
+    updated tensors decide which tensors are parameters; roles decide
+    trainability, penalties and layers; layers decide losses and outputs."""
+    folder = path.absolute().parent
+    model = Model(path=str(path), format="onnx", framework="onnx")
+    index = GraphIndex(proto)
+    _describe_file(model, proto)
+    # Every external location is checked before anything opens a data file
+    # (onnx.checker included).
+    check_external_locations(index.dense_tensors(), folder)
+    checker_note = run_checker(path, proto, index.dense_tensors())
+    if checker_note is not None:
+        model.notes.append(checker_note)
+    setup = TrainingSetup(path, proto, index, model.notes, options.max_layers).find()
+    model.optimizer = setup.optimizer
+    params = [p for p in collect_params(index, setup.ckpt) if assign_role(p, index, setup.state_names, setup.updated)]
+    assign_trainable(params, index, setup.ckpt, setup.updated, model.notes)
+    find_penalties(params, index, setup.loss_targets, model.notes)
+    read_stats(params, folder, options)  # also checks every external range against its file
+    layers, owner = build_layers(params, index, options.max_layers)
+    model.layers.extend(layers)
+    model.losses.extend(find_losses(index, owner, setup.loss_targets))
+    find_outputs(model, index, owner)
+    _final_notes(model, proto, index, setup, params, options)
+    return model
+
+
+def _describe_file(model: Model, proto) -> None:
+    opsets = {(o.domain or "ai.onnx"): int(o.version) for o in proto.opset_import}
+    default = opsets.get("ai.onnx")
+    model.framework_version = f"ir {proto.ir_version}" + (f", opset {default}" if default is not None else "")
+    model.name = proto.graph.name or None
+    model.metadata = {
+        "producer_name": proto.producer_name or None,
+        "producer_version": proto.producer_version or None,
+        "ir_version": int(proto.ir_version),
+        "opsets": opsets,
+        "model_version": int(proto.model_version),
+        "domain": proto.domain or None,
+        "metadata_props": {p.key[:200]: p.value[:200] for p in list(proto.metadata_props)[:50]},
+    }
+    if proto.producer_name:
+        model.metadata["producer"] = f"{proto.producer_name} {proto.producer_version}".strip()
+
+
+def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, params: list[Param],
+                 options: ReadOptions) -> None:
+    training = bool(model.optimizer or model.losses or model.has_regularization or proto.training_info
+                    or setup.ckpt is not None or (index.gradient_names() & {p.name for p in params}))
+    if not training:
+        model.notes.append(INFERENCE_NOTE)
+    elif model.optimizer is None:
+        model.notes.append("training graph without optimizer settings: pass them with options")
+    if options.weight_stats is False:
+        model.notes.append("weight statistics not read (weight_stats disabled)")
+    skipped = len(index.tensors) + len(index.sparse) - sum(1 for p in params if p.tensor is not None)
+    if skipped:
+        model.notes.append(f"{skipped} initializers are constants, integer tensors or optimizer state, "
+                           "not parameters")
+    if index.sparse:
+        model.notes.append("sparse initializers are counted at their dense size")
+
+
+def _tidy_float32(model: Model) -> Model:
+    """ONNX stores attributes and constants as float32: show 0.01, not
+    0.009999999776, as the Keras readers do (``keras_objects.tidy``)."""
+    from reglint.readers.keras_objects import tidy
+
+    opt = model.optimizer
+    if opt is not None:
+        for name in ("weight_decay", "coupled_l2", "momentum", "beta_1", "beta_2", "epsilon", "lr_decay"):
+            value = getattr(opt, name)
+            if isinstance(value, float):
+                setattr(opt, name, tidy(value))
+        lr = opt.learning_rate
+        if lr is not None:
+            lr.initial = tidy(lr.initial) if isinstance(lr.initial, float) else lr.initial
+            lr.peak = tidy(lr.peak) if isinstance(lr.peak, float) else lr.peak
+    for _, var in model.variables():
+        reg = var.regularizer
+        if reg is not None:
+            reg.l1, reg.l2, reg.factor = tidy(reg.l1), tidy(reg.l2), tidy(reg.factor)
+    return model

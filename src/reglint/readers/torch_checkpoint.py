@@ -1,0 +1,335 @@
+"""What a PyTorch checkpoint's objects mean: the model's parameters and the
+optimizer that trained them.
+
+**The model** is the first of these that is a ``state_dict`` (string keys,
+tensor values): the checkpoint itself, or its ``state_dict`` (Lightning,
+whose keys keep the LightningModule's attribute prefixes, ``model.0.weight``),
+``model_state_dict``, ``model``, ``module``, ``net``, ``network``,
+``model_state``, ``weights``. Entries that share a tensor (tied weights:
+``lm_head.weight`` is ``wte.weight``) are one parameter, as
+``model.parameters()`` counts them. Not parameters: BatchNorm's
+``running_mean``/``running_var`` (kept as non-trainable moving statistics),
+``num_batches_tracked`` and every other integer tensor, ``position_ids``,
+``inv_freq``.
+
+**Layers** are the module prefixes (``layer1.0.conv1.weight`` ->
+``layer1.0.conv1``); a parameter at the root is its own layer. Roles come
+from the names and shapes a module holds: a module with running statistics
+is a BatchNorm (``weight`` -> gamma, ``bias`` -> beta); a ``weight`` of rank
+>= 2 is a kernel (class ``Linear``/``Conv1d``/``Conv2d``/``Conv3d`` by rank),
+or an embedding table in a module named like one (``embed``, ``wte``,
+``word_embeddings``) without a bias; a rank-1 ``weight`` without running
+statistics is a normalization gamma (its ``bias`` beta), or PReLU's slopes
+in a module named ``prelu``; RNN ``weight_ih``/``weight_hh``/``bias_*``
+are kernel/recurrent kernel/bias (LSTM, GRU or RNN by the gate count);
+``in_proj_weight``/``in_proj_bias`` (MultiheadAttention) kernel/bias;
+``weight_v``/``weight_g`` (weight norm) kernel/gamma; any other ``bias``
+a bias; anything else ``other``. Class names are inferred, not recorded;
+shapes are PyTorch's own layout (a Linear weight is ``(out, in)``).
+
+**The optimizer**: ``optimizer``, ``optimizer_state_dict``,
+``optimizer_state``, ``optim``, Lightning's ``optimizer_states`` (the
+first; a note counts the others), or the checkpoint itself when it is an
+optimizer state dict; read by ``torch_optim``. A parameter the optimizer
+does not update (when every group is matched exactly) is marked frozen.
+Steps: the optimizer's ``step`` state, else Lightning's ``global_step``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reglint.errors import ModelReadError
+from reglint.model import Layer, Model, Role, Variable, WeightStats
+from reglint.readers.limits import ReadOptions
+from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
+from reglint.readers.torch_pickle import FLOAT_DTYPES, TensorRef
+
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "model_state", "weights")
+OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
+STATISTICS = {"running_mean": Role.MOVING_MEAN, "running_var": Role.MOVING_VARIANCE}
+NOT_PARAMETERS = {"num_batches_tracked", "position_ids", "inv_freq", "masked_bias", "_float_tensor"}
+EMBEDDING_NAME = re.compile(r"emb|^(wte|wpe|shared|tok_embeddings|lookup)$", re.IGNORECASE)
+RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh|hr)_l\d+(_reverse)?$")
+RNN_GATES = {4: "LSTM", 3: "GRU", 1: "RNN"}
+CONV_CLASSES = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
+
+
+@dataclass
+class NamedTensor:
+    """A stored tensor, whatever the file format: name, shape, dtype, and
+    how to get its statistics (read only when asked)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # torch's name: float32, bfloat16, int64...
+    alias: Any  # equal for entries that are one tensor (tied weights); None if unknown
+    read_stats: Callable[[], WeightStats | None]
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+
+# ---------------------------------------------------------------------------
+# the layers
+# ---------------------------------------------------------------------------
+def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[str]) -> tuple[list[Layer], list[Slot]]:
+    """Layers by module prefix, and the parameters in order (what an
+    optimizer built from ``model.parameters()`` numbers)."""
+    modules: dict[str, dict[str, NamedTensor]] = {}
+    seen: dict[Any, str] = {}
+    tied = []
+    for tensor in tensors:
+        if tensor.alias is not None and tensor.alias in seen:
+            tied.append(f"{tensor.name} = {seen[tensor.alias]}")
+            continue
+        if tensor.alias is not None:
+            seen[tensor.alias] = tensor.name
+        module, _, leaf = tensor.name.rpartition(".")
+        if leaf in NOT_PARAMETERS or not tensor.is_float:
+            continue
+        modules.setdefault(module if module else tensor.name, {})[leaf] = tensor
+    if tied:
+        notes.append(f"tied weights counted once: {', '.join(tied[:3])}{'...' if len(tied) > 3 else ''}")
+    if len(modules) > options.max_layers:
+        raise ModelReadError(f"more than {options.max_layers} modules: refused")
+    layers, slots = [], []
+    for path, leaves in modules.items():
+        class_name, roles = module_roles(path, leaves)
+        variables = []
+        for leaf, tensor in leaves.items():
+            role = roles.get(leaf, Role.OTHER)
+            var = Variable(name=leaf, role=role, shape=tensor.shape, trainable=not role.is_statistic,
+                           dtype=tensor.dtype, location=tensor.name)
+            if options.weight_stats:
+                var.stats = tensor.read_stats()
+            variables.append(var)
+            if var.trainable:
+                slots.append(Slot(tensor.name, tensor.shape))
+        units = variables[0].shape[0] if class_name in CONV_CLASSES.values() and variables[0].shape else None
+        layers.append(Layer(name=path.rsplit(".", 1)[-1], path=path, class_name=class_name, variables=variables,
+                            units=units))
+    order = {t.name: i for i, t in enumerate(tensors)}
+    slots.sort(key=lambda s: order[s.location])
+    return layers, slots
+
+
+def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[str, Role]]:
+    """(inferred class name, role of each tensor) for one module."""
+    last = path.rsplit(".", 1)[-1]
+    weight = leaves.get("weight")
+    roles: dict[str, Role] = {}
+    for leaf in leaves:
+        if leaf in STATISTICS:
+            roles[leaf] = STATISTICS[leaf]
+        elif leaf == "bias" or leaf.startswith("bias_"):
+            roles[leaf] = Role.BIAS
+        elif leaf in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "weight_v", "original1"):
+            roles[leaf] = Role.KERNEL
+        elif leaf in ("weight_g", "original0"):
+            roles[leaf] = Role.GAMMA
+        elif RNN_LEAF.match(leaf):
+            roles[leaf] = Role.RECURRENT_KERNEL if "_hh_" in leaf else Role.KERNEL
+        elif "emb" in leaf.lower():
+            roles[leaf] = Role.EMBEDDINGS  # pos_embed, absolute position tables
+    if any(leaf in STATISTICS for leaf in leaves):
+        roles.update({"weight": Role.GAMMA, "bias": Role.BETA})
+        return "BatchNorm", roles
+    if any(RNN_LEAF.match(leaf) for leaf in leaves):
+        return _rnn_class(leaves), roles
+    if "in_proj_weight" in leaves:
+        return "MultiheadAttention", roles
+    if weight is None:
+        return "Module", roles
+    rank = len(weight.shape)
+    if rank >= 2:
+        if rank == 2 and "bias" not in leaves and EMBEDDING_NAME.search(last):
+            roles["weight"] = Role.EMBEDDINGS
+            return "Embedding", roles
+        roles["weight"] = Role.KERNEL
+        return CONV_CLASSES.get(rank, "ConvNd"), roles
+    if "prelu" in last.lower():
+        roles["weight"] = Role.ALPHA
+        return "PReLU", roles
+    roles["weight"] = Role.GAMMA
+    if "bias" in leaves:
+        roles["bias"] = Role.BETA
+    return _norm_class(last), roles
+
+
+def _rnn_class(leaves: dict[str, NamedTensor]) -> str:
+    ih, hh = leaves.get("weight_ih_l0"), leaves.get("weight_hh_l0")
+    if ih is None or hh is None or len(hh.shape) != 2 or not hh.shape[1]:
+        return "RNN"
+    return RNN_GATES.get(ih.shape[0] // hh.shape[1], "RNN")
+
+
+def _norm_class(name: str) -> str:
+    lower = name.lower()
+    if "rms" in lower:
+        return "RMSNorm"
+    if "group" in lower or re.search(r"(^|_)gn", lower):
+        return "GroupNorm"
+    if "layer" in lower or re.search(r"(^|_)ln|ln(_|$)|norm", lower):
+        return "LayerNorm"
+    return "Norm"
+
+
+# ---------------------------------------------------------------------------
+# the checkpoint
+# ---------------------------------------------------------------------------
+def is_state_dict(value: Any) -> bool:
+    if not isinstance(value, dict) or not value:
+        return False
+    if not all(isinstance(k, str) for k in value):
+        return False
+    tensors = sum(isinstance(v, TensorRef) for v in value.values())
+    others = [k for k, v in value.items() if not isinstance(v, TensorRef)]
+    return tensors > 0 and all(k.endswith("_extra_state") for k in others)
+
+
+def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
+    """(key, state_dict) of the model's weights; (None, obj) for a bare state_dict."""
+    if is_state_dict(obj):
+        return None, obj
+    if not isinstance(obj, dict):
+        return None, None
+    for key in STATE_DICT_KEYS:
+        if is_state_dict(obj.get(key)):
+            return key, obj[key]
+    for key in STATE_DICT_KEYS:  # one level deeper: {"model": {"state_dict": ...}}
+        inner = obj.get(key)
+        if isinstance(inner, dict):
+            for sub in STATE_DICT_KEYS:
+                if is_state_dict(inner.get(sub)):
+                    return f"{key}.{sub}", inner[sub]
+    return None, None
+
+
+def find_optimizer(obj: Any, notes: list[str]) -> tuple[str | None, dict | None]:
+    if is_optimizer_state(obj):
+        return None, obj
+    if not isinstance(obj, dict):
+        return None, None
+    for key in OPTIMIZER_KEYS:
+        if is_optimizer_state(obj.get(key)):
+            return key, obj[key]
+    states = obj.get("optimizer_states")  # Lightning: one per optimizer
+    if isinstance(states, list):
+        found = [s for s in states if is_optimizer_state(s)]
+        if len(found) > 1:
+            notes.append(f"{len(found)} optimizers saved (optimizer_states): the first is described")
+        if found:
+            return "optimizer_states", found[0]
+    return None, None
+
+
+def tensors_of(state_dict: dict, archive) -> list[NamedTensor]:
+    """A torch state_dict's tensors as ``NamedTensor``s reading from ``archive``."""
+    out = []
+    for name, value in state_dict.items():
+        if isinstance(value, TensorRef):
+            out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(), _reader(archive, value)))
+    return out
+
+
+def _reader(archive, tensor: TensorRef) -> Callable[[], WeightStats | None]:
+    return lambda: archive.stats(tensor)
+
+
+def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = "torch_checkpoint",
+             model_tensors: list[NamedTensor] | None = None, ordered: bool = True, hint: str | None = None,
+             schedule: str | None = None, optimizer_note: bool = True) -> Model:
+    """The ``Model`` a checkpoint's objects describe. ``model_tensors``
+    (a Trainer folder's safetensors) stands in for a state_dict in ``obj``."""
+    model = Model(path=str(path), format=fmt, framework="pytorch")
+    notes = model.notes
+    key, state_dict = find_state_dict(obj)
+    if model_tensors is None and state_dict is not None:
+        model_tensors = tensors_of(state_dict, archive)
+    opt_key, opt_state = find_optimizer(obj, notes)
+    if model_tensors is None and opt_state is None:
+        keys = ", ".join(sorted(str(k) for k in obj)[:8]) if isinstance(obj, dict) else type(obj).__name__
+        raise ModelReadError(f"no model weights or optimizer state in this checkpoint (it holds {keys})")
+    slots: list = []
+    if model_tensors is not None:
+        model.layers, slots = build_layers(model_tensors, options, notes)
+    else:
+        notes.append("optimizer state only: no model weights, so parameter names are unknown")
+    if opt_state is not None:
+        schedule = schedule or scheduler_name(obj)
+        model.optimizer = describe_optimizer(opt_state, slots, ordered=ordered, hint=hint, schedule=schedule,
+                                             scalar=archive.scalar if archive is not None else (lambda t: None),
+                                             notes=notes)
+        _mark_frozen(model)
+    elif model_tensors is not None and optimizer_note:
+        notes.append("no optimizer state saved: pass --optimizer, --learning-rate and --weight-decay to check decay")
+    _attach_extras(model, obj, key, opt_key)
+    if archive is not None and archive.compressed_storages:
+        notes.append(f"{archive.compressed_storages} tensors sit in compressed storages: "
+                     "their statistics were not read")
+    return model
+
+
+# torch.optim.lr_scheduler state dicts do not name their class: the settings do.
+SCHEDULER_KEYS = (("max_lrs", "OneCycleLR"), ("T_0", "CosineAnnealingWarmRestarts"), ("T_max", "CosineAnnealingLR"),
+                  ("milestones", "MultiStepLR"), ("step_size", "StepLR"), ("lr_lambdas", "LambdaLR"),
+                  ("patience", "ReduceLROnPlateau"), ("power", "PolynomialLR"), ("start_factor", "LinearLR"),
+                  ("total_iters", "ConstantLR"), ("gamma", "ExponentialLR"))
+
+
+def scheduler_name(obj: Any) -> str | None:
+    """The lr scheduler saved beside the optimizer (Lightning's
+    ``lr_schedulers``, a ``scheduler``/``lr_scheduler`` entry), by its settings."""
+    if not isinstance(obj, dict):
+        return None
+    found = obj.get("lr_schedulers")
+    state = found[0] if isinstance(found, list) and found else obj.get("scheduler", obj.get("lr_scheduler"))
+    if not isinstance(state, dict):
+        return None
+    for key, name in SCHEDULER_KEYS:
+        if key in state:
+            return name
+    return None
+
+
+def _mark_frozen(model: Model) -> None:
+    opt = model.optimizer
+    if opt is None or not opt.param_groups or any(g.mapping != "exact" for g in opt.param_groups) or not model.layers:
+        return
+    updated = {loc for g in opt.param_groups for loc in g.variables}
+    for _, var in model.variables():
+        if var.trainable and var.location not in updated:
+            var.trainable = False
+
+
+def _attach_extras(model: Model, obj: Any, key: str | None, opt_key: str | None) -> None:
+    meta: dict[str, Any] = {"state_dict_key": key, "optimizer_key": opt_key}
+    if isinstance(obj, dict):
+        meta["checkpoint_keys"] = [str(k) for k in list(obj)[:50]]
+        for name in ("epoch", "global_step", "step"):
+            value = number(obj.get(name))
+            if value is not None:
+                meta[name] = int(value)
+        version = obj.get("pytorch-lightning_version")
+        if isinstance(version, str):
+            model.format = "lightning_checkpoint"
+            model.framework_version = f"Lightning {version}"
+    model.metadata.update(meta)
+    opt = model.optimizer
+    if opt is not None and not opt.iterations and meta.get("global_step"):
+        opt.iterations = meta["global_step"]
+
+
+def read_torch_checkpoint(path: Path, options: ReadOptions) -> Model:
+    """A ``torch.save`` zip archive (``.pt``, ``.pth``, ``.bin``, ``.ckpt``)."""
+    from reglint.readers.torch_zip import TorchArchive
+
+    with TorchArchive(path, options) as archive:
+        obj = archive.load()
+        return describe(obj, archive, path, options)

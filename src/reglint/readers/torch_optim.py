@@ -1,0 +1,398 @@
+"""What a PyTorch optimizer's ``state_dict()`` says about regularization.
+
+An optimizer state dict is ``{"state": {id: {...}}, "param_groups": [{...,
+"params": [id, ...]}]}``: the ids number the parameters in the order the
+optimizer was given them, group after group; the class is not recorded.
+
+**Class**, from the groups' setting names and the state's tensor names
+(torch 2.x): ``decoupled_weight_decay`` (Adam False, AdamW True; NAdam and
+RAdam carry it too, told apart by ``momentum_decay`` and ``amsgrad``);
+``nesterov``/``dampening`` -> SGD; ``centered``/``alpha`` -> RMSprop;
+``lr_decay``/``initial_accumulator_value`` -> Adagrad; ``rho`` -> Adadelta;
+``exp_inf`` state -> Adamax; ``correct_bias`` -> transformers' AdamW;
+``relative_step`` -> Adafactor; betas without eps -> Lion. Before torch
+gained ``decoupled_weight_decay``, Adam and AdamW saved the same names: a
+class hint (Trainer's ``optim``) decides, else AdamW is assumed and a note
+says so.
+
+**Decay**, in Keras' conventions (``reglint.model.ParamGroup``): SGD, Adam,
+RMSprop, Adagrad, Adadelta, Adamax and NAdam/RAdam without the decoupled
+flag add ``wd*w`` to the gradient: ``coupled_l2 = wd/2``. AdamW, the
+decoupled NAdam/RAdam, transformers' AdamW, Lion and Adafactor multiply the
+weights by ``1 - lr*wd``: ``weight_decay = wd`` (Keras 3's decoupled
+``weight_decay`` is also lr-multiplied). The top-level fields hold the
+group that shrinks weights fastest per step.
+
+**Which parameters each group updates**: where torch recorded
+``param_names`` they are used; else the ids are matched to the model's
+parameters (``state_dict`` order minus buffers and tied duplicates) by
+order, each group taking its ids' parameters in the order they come, and
+checked against the shapes of the parameter-shaped state tensors
+(``exp_avg``, ``momentum_buffer``...). A dynamic programme counts the
+assignments that fit: one -> ``exact``; several -> ``uncertain`` (the one
+putting rank <= 1 tensors in groups without decay is taken, and a note says
+so); none -> ``unmapped``. Files whose order is not the module order
+(safetensors sorts its keys) are matched by shape alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reglint.model import LearningRate, Optimizer, ParamGroup
+from reglint.readers.torch_pickle import Opaque, TensorRef
+
+# State tensors with the parameter's own shape.
+PARAM_SHAPED_STATE = ("exp_avg", "exp_avg_sq", "momentum_buffer", "square_avg", "sum", "acc_delta", "exp_inf",
+                      "max_exp_avg_sq", "prev", "ax", "grad_avg")
+DECOUPLED_CLASSES = {"AdamW", "Lion", "Adafactor"}
+NO_DECAY_CLASSES = {"Rprop", "LBFGS"}
+MAX_STATES = 50_000  # per step of the matching programme; past it the mapping is a heuristic
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A model parameter the optimizer may update."""
+
+    location: str
+    shape: tuple[int, ...]
+
+    @property
+    def looks_undecayed(self) -> bool:
+        """Biases and normalization scales (rank <= 1): the usual no-decay group."""
+        return len(self.shape) <= 1
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """A setting as JSON-friendly data (short tuples kept, objects named)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) <= 16 and depth < 4:
+        return [plain(v, depth + 1) for v in value]
+    if isinstance(value, Opaque):
+        return repr(value)
+    if isinstance(value, TensorRef):
+        return f"<tensor {list(value.shape)}>"
+    return type(value).__name__
+
+
+def is_optimizer_state(obj: Any) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("param_groups"), list) and isinstance(obj.get("state"), dict)
+
+
+# ---------------------------------------------------------------------------
+# class
+# ---------------------------------------------------------------------------
+def infer_class(group: dict, state_keys: set[str], hint: str | None) -> tuple[str, bool | None, str | None]:
+    """(class name, decoupled decay?, note). ``decoupled`` is None for classes without decay."""
+    keys = set(group)
+    hinted = _class_from_hint(hint)
+    if "decoupled_weight_decay" in keys:
+        decoupled = bool(group["decoupled_weight_decay"])
+        if "momentum_decay" in keys:
+            return "NAdam", decoupled, None
+        if "amsgrad" in keys:
+            return ("AdamW" if decoupled else "Adam"), decoupled, None
+        return "RAdam", decoupled, None
+    for name, test, rule_decoupled in _RULES:
+        if test(keys, state_keys):
+            return name, rule_decoupled, None
+    if "betas" in keys and "amsgrad" in keys:
+        if hinted in ("Adam", "AdamW"):
+            return hinted, hinted == "AdamW", None
+        return "AdamW", True, ("Adam and AdamW saved the same settings before torch 2.x: read as AdamW "
+                               "(decoupled weight_decay); if it was Adam, its weight_decay is a coupled L2")
+    if "betas" in keys:
+        return "RAdam", False, None
+    if hinted:
+        return hinted, hinted in DECOUPLED_CLASSES, f"optimizer class taken from the training arguments ({hint})"
+    names = ", ".join(sorted(k for k in keys if k != "params")[:8])
+    return "unknown", False, f"optimizer class not recognised from its settings ({names}): weight_decay read as coupled"
+
+
+_RULES: list[tuple[str, Callable[[set, set], bool], bool | None]] = [
+    ("NAdam", lambda k, s: "momentum_decay" in k, False),
+    ("AdamW", lambda k, s: "correct_bias" in k, True),  # transformers.AdamW
+    ("Adafactor", lambda k, s: "relative_step" in k or "scale_parameter" in k, True),
+    ("SGD", lambda k, s: "nesterov" in k or "dampening" in k or "momentum_buffer" in s, False),
+    ("RMSprop", lambda k, s: "centered" in k or ("alpha" in k and "square_avg" in s), False),
+    ("Adagrad", lambda k, s: "lr_decay" in k or "initial_accumulator_value" in k, False),
+    ("Adadelta", lambda k, s: "rho" in k, False),
+    ("ASGD", lambda k, s: "lambd" in k and "t0" in k, False),
+    ("Rprop", lambda k, s: "etas" in k, None),
+    ("LBFGS", lambda k, s: "history_size" in k, None),
+    ("Adamax", lambda k, s: "exp_inf" in s, False),
+    ("Lion", lambda k, s: "betas" in k and "eps" not in k, True),
+]
+
+_HINTS = (("adamw", "AdamW"), ("adafactor", "Adafactor"), ("lion", "Lion"), ("sgd", "SGD"),
+          ("rmsprop", "RMSprop"), ("adagrad", "Adagrad"), ("adam", "Adam"))
+
+
+def _class_from_hint(hint: str | None) -> str | None:
+    text = (hint or "").lower()
+    for needle, name in _HINTS:
+        if needle in text:
+            return name
+    return None
+
+
+# ---------------------------------------------------------------------------
+# the description
+# ---------------------------------------------------------------------------
+def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
+                       scalar: Callable[[TensorRef], float | None], hint: str | None = None,
+                       schedule: str | None = None, notes: list[str]) -> Optimizer:
+    """The ``Optimizer`` (with its ``param_groups``) an optimizer state dict describes."""
+    groups = [g for g in state_dict["param_groups"] if isinstance(g, dict)]
+    state = state_dict["state"]
+    state_keys = {k for entry in state.values() if isinstance(entry, dict) for k in entry}
+    class_name, decoupled, note = infer_class(groups[0] if groups else {}, state_keys, hint)
+    if note:
+        notes.append(note)
+    ids = [[i for i in g.get("params", []) if isinstance(i, (int, str))] for g in groups]
+    members, mapping = map_groups(slots, ids, groups, _id_shapes(state), ordered=ordered, notes=notes)
+    param_groups = [_group(i, g, decoupled, members[i], mapping[i], len(ids[i])) for i, g in enumerate(groups)]
+    lead = max(param_groups, key=_shrink, default=None)
+    raw = groups[param_groups.index(lead)] if lead is not None else {}
+    betas = list(raw["betas"]) if isinstance(raw.get("betas"), (tuple, list)) else []
+    opt = Optimizer(
+        class_name=class_name,
+        learning_rate=_learning_rate(raw, schedule),
+        momentum=number(raw.get("momentum")) or 0.0,
+        nesterov=bool(raw.get("nesterov", False)),
+        weight_decay=lead.weight_decay if lead else None,
+        coupled_l2=lead.coupled_l2 if lead else None,
+        beta_1=number(betas[0]) if len(betas) > 0 else None,
+        beta_2=number(betas[1]) if len(betas) > 1 else None,
+        epsilon=number(raw.get("eps")),
+        iterations=_steps(state, scalar),
+        exclude_from_weight_decay=_excluded(param_groups),
+        config={k: plain(v) for k, v in raw.items() if k != "params"},
+        param_groups=param_groups,
+    )
+    if len(param_groups) > 1 and lead is not None and lead.decays:
+        notes.append(f"{len(param_groups)} param groups; the optimizer's settings shown are group {lead.index}'s, "
+                     "whose decay shrinks weights fastest")
+    return opt
+
+
+def _group(index: int, raw: dict, decoupled: bool | None, members: list[str], mapping: str, size: int) -> ParamGroup:
+    wd = number(raw.get("weight_decay")) or 0.0
+    hyper = {k: plain(v) for k, v in raw.items() if k not in ("params", "param_names")}
+    return ParamGroup(
+        index=index, variables=members, learning_rate=_peak_lr(raw),
+        weight_decay=wd if decoupled else None,
+        coupled_l2=wd / 2.0 if decoupled is False else None,
+        momentum=number(raw.get("momentum")), hyperparameters=hyper, mapping=mapping, size=size)
+
+
+def _peak_lr(raw: dict) -> float | None:
+    """The group's largest learning rate: a scheduler's base (``initial_lr``)
+    or OneCycleLR's ``max_lr`` where they exceed the saved (current) ``lr``."""
+    rates = [r for r in (number(raw.get(k)) for k in ("lr", "initial_lr", "max_lr")) if r is not None]
+    return max(rates) if rates else None
+
+
+def _shrink(group: ParamGroup) -> float:
+    """Fraction an unsupported weight loses per step, to rank groups."""
+    lr = group.learning_rate or 0.0
+    if group.weight_decay:
+        return lr * group.weight_decay
+    if group.coupled_l2:
+        return 2.0 * lr * group.coupled_l2 / max(1e-6, 1.0 - (group.momentum or 0.0))
+    return 0.0
+
+
+def _learning_rate(raw: dict, schedule: str | None) -> LearningRate | None:
+    lr = number(raw.get("lr"))
+    base = number(raw.get("initial_lr"))  # set by every torch lr_scheduler
+    if base is None:
+        return LearningRate(initial=lr) if lr is not None else None
+    top = number(raw.get("max_lr"))  # OneCycleLR's peak
+    peak = max([x for x in (base, lr, top) if x is not None])
+    return LearningRate(initial=base, peak=peak, schedule=schedule or "lr_scheduler",
+                        config={"initial_lr": base, "saved_lr": lr, **({"max_lr": top} if top else {})})
+
+
+def _steps(state: dict, scalar: Callable[[TensorRef], float | None]) -> int | None:
+    best = None
+    for entry in state.values():
+        step = entry.get("step") if isinstance(entry, dict) else None
+        value = scalar(step) if isinstance(step, TensorRef) else number(step)
+        if value is not None and value >= 0:
+            best = max(best or 0, int(value))
+    return best
+
+
+def _excluded(groups: list[ParamGroup]) -> list[str] | None:
+    """Variables in groups without decay, when some group decays and every
+    group is mapped; [] when every group decays; None when unknown."""
+    if not groups or any(g.mapping == "unmapped" for g in groups):
+        return None
+    if not any(g.decays for g in groups):
+        return None
+    return [loc for g in groups if not g.decays for loc in g.variables]
+
+
+def _id_shapes(state: dict) -> dict[Any, tuple[int, ...]]:
+    shapes = {}
+    for key, entry in state.items():
+        if not isinstance(entry, dict):
+            continue
+        for name in PARAM_SHAPED_STATE:
+            tensor = entry.get(name)
+            if isinstance(tensor, TensorRef):
+                shapes[key] = tensor.shape
+                break
+    return shapes
+
+
+# ---------------------------------------------------------------------------
+# which parameters each group updates
+# ---------------------------------------------------------------------------
+def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: dict, *, ordered: bool,
+               notes: list[str]) -> tuple[list[list[str]], list[str]]:
+    """(locations per group, mapping per group)."""
+    named = _by_names(slots, groups)
+    if named is not None:
+        return named, ["exact"] * len(groups)
+    decays = [bool(number(g.get("weight_decay"))) for g in groups]
+    want = [[shapes.get(i) for i in group_ids] for group_ids in ids]
+    total = sum(len(w) for w in want)
+    if total > len(slots):
+        notes.append(f"the optimizer updates {total} tensors but the model has {len(slots)} parameters: "
+                     "its param groups could not be matched to parameter names")
+        return [[] for _ in ids], ["unmapped"] * len(ids)
+    result = _match_in_order(slots, want, decays) if ordered else _match_by_shape(slots, want, decays)
+    if result is None:
+        notes.append("the optimizer's state tensors do not fit the model's parameters by order and shape: "
+                     "its param groups could not be matched to parameter names")
+        return [[] for _ in ids], ["unmapped"] * len(ids)
+    members, unique = result
+    if not unique and len(ids) > 1:
+        notes.append("several assignments of parameters to param groups fit the saved shapes: the one putting "
+                     "biases and normalization scales in the groups without decay was taken")
+    if total < len(slots):
+        notes.append(f"the optimizer updates {total} of the model's {len(slots)} parameters; the rest are frozen "
+                     "or trained by another optimizer")
+    if not shapes and any(ids):
+        notes.append("the optimizer state holds no per-parameter tensors (saved before its first step): "
+                     "param groups matched by order without a shape check")
+    return members, ["exact" if unique else "uncertain"] * len(ids)
+
+
+def _by_names(slots: list[Slot], groups: list[dict]) -> list[list[str]] | None:
+    """torch >= 2.6 records ``param_names`` when given named parameters."""
+    known = {s.location for s in slots}
+    out = []
+    for group in groups:
+        names = group.get("param_names")
+        if not isinstance(names, list) or not all(isinstance(n, str) and n in known for n in names):
+            return None
+        out.append(list(names))
+    return out if groups else None
+
+
+def _fits(shape: tuple[int, ...] | None, slot: Slot) -> bool:
+    return shape is None or tuple(shape) == slot.shape
+
+
+def _match_in_order(slots: list[Slot], want: list[list], decays: list[bool]):
+    """Dynamic programme over (position in each group, parameters skipped):
+    each parameter, in order, goes to the group whose next id fits its shape,
+    or (when the optimizer updates fewer) to none. Returns (members, unique)
+    or None when nothing fits."""
+    skips_allowed = len(slots) - sum(len(w) for w in want)
+    start = (tuple(0 for _ in want), 0)
+    layer = {start: (1, 0, None)}  # state -> (paths capped at 2, best score, (previous state, group))
+    history = []
+    for slot in slots:
+        nxt: dict = {}
+        for (pos, skipped), (count, score, _) in layer.items():
+            moves: list[tuple[int | None, tuple[int, ...], int]] = [
+                (g, (*pos[:g], pos[g] + 1, *pos[g + 1:]), skipped) for g in range(len(want))
+                     if pos[g] < len(want[g]) and _fits(want[g][pos[g]], slot)]
+            if skipped < skips_allowed:
+                moves.append((None, pos, skipped + 1))
+            for g, new_pos, new_skipped in moves:
+                gain = 0 if g is None else int(slot.looks_undecayed != decays[g])
+                key = (new_pos, new_skipped)
+                old = nxt.get(key)
+                total = min(2, count + (old[0] if old else 0))
+                if old is None or score + gain > old[1]:
+                    nxt[key] = (total, score + gain, ((pos, skipped), g))
+                else:
+                    nxt[key] = (total, old[1], old[2])
+        if not nxt or len(nxt) > MAX_STATES:
+            return None if not nxt else _greedy(slots, want, decays)
+        history.append(nxt)
+        layer = nxt
+    end = ((tuple(len(w) for w in want)), skips_allowed)
+    if end not in layer:
+        return None
+    members: list[list[str]] = [[] for _ in want]
+    state = end
+    for index in range(len(slots) - 1, -1, -1):
+        previous, group = history[index][state][2]
+        if group is not None:
+            members[group].append(slots[index].location)
+        state = previous
+    for group_members in members:
+        group_members.reverse()
+    return members, layer[end][0] == 1
+
+
+def _match_by_shape(slots: list[Slot], want: list[list], decays: list[bool]):
+    """For files that do not keep the module order: each shape's parameters
+    go to the groups whose ids have that shape (unknown shapes take any).
+    Unique when no shape is shared between groups."""
+    if len(want) == 1 and len(want[0]) == len(slots):
+        return [[s.location for s in slots]], True
+    need = [Counter(tuple(s) for s in w if s is not None) for w in want]
+    free = [sum(1 for s in w if s is None) for w in want]
+    unique = not any(free) or len(want) == 1
+    members: list[list[str]] = [[] for _ in want]
+    # Likely-undecayed tensors first, offered to groups without decay first.
+    order = sorted(slots, key=lambda s: not s.looks_undecayed)
+    leftovers = []
+    for slot in order:
+        takers = [g for g in range(len(want)) if need[g][slot.shape] > 0]
+        if len(takers) > 1:
+            unique = False
+        if takers:
+            g = min(takers, key=lambda g: decays[g] == slot.looks_undecayed)
+            need[g][slot.shape] -= 1
+            members[g].append(slot.location)
+        else:
+            leftovers.append(slot)
+    for slot in leftovers:
+        takers = [g for g in range(len(want)) if free[g] > 0]
+        if not takers:
+            continue
+        if len(takers) > 1:
+            unique = False
+        g = min(takers, key=lambda g: decays[g] == slot.looks_undecayed)
+        free[g] -= 1
+        members[g].append(slot.location)
+    if any(sum(n.values()) for n in need) or any(free):
+        return None
+    position = {s.location: i for i, s in enumerate(slots)}
+    return [sorted(m, key=lambda loc: position[loc]) for m in members], unique
+
+
+def _greedy(slots: list[Slot], want: list[list], decays: list[bool]):
+    """Too many assignments to enumerate: fill groups by shape, undecayed-looking first."""
+    result = _match_by_shape(slots, want, decays)
+    return (result[0], False) if result is not None else None

@@ -1,0 +1,79 @@
+"""Plain values and functions shared by the test modules (fixtures live in
+``conftest.py``; no test module imports another test module or conftest).
+
+>>> (KERAS_FIXTURES / "manifest.json").is_file() and SARIF_SCHEMA.is_file()
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+KERAS_FIXTURES = FIXTURES / "keras"
+RULE_FIXTURES = FIXTURES / "rules"
+DATA = Path(__file__).resolve().parent / "data"
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+# The OASIS SARIF 2.1.0 schema, vendored (origin and licence: tests/data/README.md).
+SARIF_SCHEMA = DATA / "sarif-schema-2.1.0.json"
+# The shared corpus is outside the repository: tests that need it skip without it.
+CORPUS = ROOT.parent / "shared" / "corpus" / "keras-dl4j"
+
+
+def keras_manifest() -> list[dict]:
+    """The entries of fixtures/keras/manifest.json (what Keras reported)."""
+    return json.loads((KERAS_FIXTURES / "manifest.json").read_text())["files"]
+
+
+def readme_block(marker: str, language: str = "yaml") -> str:
+    """The README's one fenced ``language`` block that contains ``marker``:
+    tests run the README's snippets as written."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"{len(found)} README {language} blocks contain {marker!r}"
+    return found[0]
+
+
+def pre_commit() -> str:
+    """The pre-commit executable (this environment's first); skips without it."""
+    import pytest
+
+    found = shutil.which("pre-commit", path=str(Path(sys.executable).parent)) or shutil.which("pre-commit")
+    if not found:
+        pytest.skip("pre-commit is not installed (pip install pre-commit)")
+    return found
+
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_GLOBAL": os.devnull,
+           "GIT_CONFIG_SYSTEM": os.devnull}
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check,
+                          env={**os.environ, **GIT_ENV})
+
+
+def snapshot_checkout(dest: Path) -> Path:
+    """The working tree (tracked and untracked, not ignored files) as a
+    one-commit repository: pre-commit installs hooks from commits, and the
+    checkout may hold uncommitted work."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file() and not name.startswith(("fixtures/", "tests/data/")):
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "snapshot")
+    return dest

@@ -1,0 +1,88 @@
+"""One answer everywhere: the fix a rule proposes is data, and `check`,
+`explain` and the JSON's lambda curves carry the same suggested values."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from reglint.cli.app import app
+from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
+
+from helpers import FIXTURES, KERAS_FIXTURES
+
+MODELS = sorted(KERAS_FIXTURES.glob("scenario_*.keras")) + sorted((FIXTURES / "onnx").glob("*.onnx"))
+
+
+def run_json(*args) -> dict | None:
+    """The JSON a command wrote, None where it refused the file (exit 2)."""
+    result = CliRunner().invoke(app, list(args))
+    if result.exit_code == 2:
+        return None
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def suggested(findings: list[dict]) -> dict[tuple, float | None]:
+    out = {}
+    for f in findings:
+        for c in (f.get("fix") or {}).get("changes", []):
+            out[(f["code"], c["layer"], c["target"], c["parameter"])] = c["suggested"]
+    return out
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
+def test_explain_carries_checks_fixes(path):
+    whole = run_json("check", str(path), "--format", "json")
+    explain = run_json("explain", str(path), "--format", "json")
+    if whole is None or whole["files"][0]["error"]:
+        assert explain is None  # explain refuses what check cannot read
+        return
+    check = whole["files"][0]
+    assert suggested(explain["findings"]) == suggested(check["findings"])
+    assert explain["sweep"] == check["model"]["analysis"]["sweep"]
+    # each tensor's rule_changes are the findings' own changes for that tensor
+    fixes = suggested(check["findings"])
+    for row in explain["tensors"]:
+        for change in row["rule_changes"]:
+            key = (change["code"], change["layer"], change["target"], change["parameter"])
+            assert fixes[key] == change["suggested"]
+
+
+def test_rl001_fix_lands_at_its_aim():
+    report = lint_file(str(KERAS_FIXTURES / "scenario_penalty_dominates.keras"), Settings())
+    [f] = [f for f in report.findings if f.code == "RL001"]
+    assert f.fix is not None and f.fix.changes
+    scale = f.values["lambda_scale_factor"]
+    for change in f.fix.changes:
+        assert change.parameter == "lambda" and change.target == "kernel"
+        assert math.isclose(change.suggested, change.current * scale)
+    # the curve the HTML draws puts the fix where the finding does
+    [curve] = [c for c in report.curves if c.code == "RL001"]
+    assert math.isclose(curve.fix, scale)
+    assert math.isclose(curve.at(curve.fix), 1.0)  # aim: penalty at 100% of the data-loss scale
+    assert math.isclose(curve.today, f.values["penalty_ratio"])
+
+
+def test_decayed_twice_is_one_finding_with_its_layers():
+    report = lint_file(str(KERAS_FIXTURES / "scenario_decayed_twice.keras"), Settings())
+    rl006 = [f for f in report.findings if f.code == "RL006"]
+    assert len(rl006) == 1
+    assert rl006[0].values["layers"] == ["dense", "dense_1", "dense_2"]
+    assert {c.layer for c in rl006[0].fix.changes} == {"dense", "dense_1", "dense_2"}
+    [rl007] = [f for f in report.findings if f.code == "RL007"]
+    # the model is on AdamW already: the fix must not tell it to switch to AdamW
+    assert "AdamW(" not in (rl007.remedy or "") and "use decoupled decay (AdamW)" not in (rl007.remedy or "")
+    assert all(c.parameter == "regularizer" for c in rl007.fix.changes)
+
+
+def test_weight_decay_fix_is_rl003s_safe_value():
+    report = lint_file(str(KERAS_FIXTURES / "scenario_wd_too_fast.keras"), Settings())
+    [f] = [f for f in report.findings if f.code == "RL003"]
+    [change] = f.fix.changes
+    assert change.parameter == "weight_decay" and change.target == "optimizer"
+    assert math.isclose(change.suggested, f.values["safe_weight_decay"])

@@ -1,0 +1,237 @@
+"""Normalized and residual networks (issue 15): famous healthy recipes stay
+free of errors, the mechanisms the static rules must catch there are caught,
+and the graph walk tells absorbed normalization scales from those that scale
+a residual branch. Fixtures: fixtures/scenarios/*.keras, written by Keras
+(fixtures/make_scenario_fixtures.py), and fixtures/keras/ files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import FIXTURES, KERAS_FIXTURES
+from reglint.engine.analysis import TrainingContext
+from reglint.engine.finding import Severity
+from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
+
+SCENARIOS = FIXTURES / "scenarios"
+RECIPES = ["recipe_resnet_sgd.keras", "recipe_transformer_adamw.keras", "recipe_transformer_adamw_slow.keras",
+           "recipe_small_cnn.keras"]
+
+
+def report_of(path, context=None):
+    report = lint_file(str(path), Settings(context=context or TrainingContext()))
+    assert report.error is None, report.error
+    return report
+
+
+def manifest() -> dict[str, dict]:
+    return {e["file"]: e for e in json.loads((SCENARIOS / "manifest.json").read_text())["files"]}
+
+
+def errors(report) -> list:
+    return [f for f in report.findings if f.severity is Severity.ERROR]
+
+
+def penalty_flags(report) -> dict[tuple[str, str], tuple[bool, bool, bool]]:
+    return {(p.layer.path, p.variable.name): (p.scale_invariant, p.absorbed, p.counted)
+            for p in report.analysis.penalties}
+
+
+# -- healthy recipes ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_famous_recipes_have_no_errors(name):
+    assert errors(report_of(SCENARIOS / name)) == []
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_famous_recipes_have_no_errors_over_a_long_run(name):
+    # An ImageNet-length run (90 epochs of 1.28 M images at batch 256) does not change that.
+    context = TrainingContext(samples=1_281_167, batch_size=256, epochs=90)
+    assert errors(report_of(SCENARIOS / name, context)) == []
+
+
+def test_resnet_recipe_angle_is_the_imagenet_order_of_magnitude():
+    [f] = [f for f in report_of(SCENARIOS / "recipe_resnet_sgd.keras").findings if f.code == "RL009"][:1]
+    # sqrt(4 * 0.1 * 1e-4 / 1.9): the ImageNet recipe's few thousandths of a radian per step.
+    assert f.values["angular_update"] == pytest.approx(math.sqrt(4 * 0.1 * 1e-4 / 1.9))
+    assert f.values["equilibrium_steps"] == pytest.approx(1 / (2 * 2 * 0.1 * 1e-4 / 0.1), rel=1e-2)
+
+
+# -- decay on scale-invariant kernels (RL021) and stacked decay (RL003) ----------------------
+
+
+def findings_of(name, code, context=None):
+    return [f for f in report_of(SCENARIOS / name, context).findings if f.code == code]
+
+
+def test_strong_l2_on_kernels_feeding_batchnorm_is_an_rl021_error():
+    [f] = findings_of("scenario_bn_l2_strong.keras", "RL021")
+    assert f.severity is Severity.ERROR
+    assert f.values["angular_update"] == pytest.approx(math.sqrt(4 * 0.1 * 0.5 / 1.9))  # 0.32 rad per step
+    assert len(f.values["layers"]) == 10  # every conv kernel of the residual network feeds a BatchNorm
+    # the fix scales the L2 by (aim / theta)^2, landing at half the warning angle
+    change = f.fix.changes[0]
+    assert change.parameter == "lambda" and change.current == pytest.approx(0.5)
+    assert 4 * 0.1 * change.suggested / 1.9 == pytest.approx((0.5 * 0.09) ** 2)
+
+
+def test_rl021_levels_and_options():
+    [f] = findings_of("scenario_residual_all_l2.keras", "RL021")  # L2(0.05), lr 0.1: 0.103 rad per step
+    assert f.severity is Severity.WARNING
+    report = lint_file(str(SCENARIOS / "scenario_residual_all_l2.keras"),
+                       Settings(thresholds={"angle-error": 0.1}))
+    assert [x.severity for x in report.findings if x.code == "RL021"] == [Severity.ERROR]
+    assert findings_of("recipe_resnet_sgd.keras", "RL021") == []  # 0.0046 rad per step
+
+
+def test_rl003_adds_a_kernels_l2_to_sgd_weight_decay():
+    [f] = findings_of("scenario_stacked_l2_sgdw.keras", "RL003")
+    assert f.severity is Severity.ERROR  # the decoupled part alone: 0.1 * 0.5 = 0.05 per step
+    assert f.values["decoupled_shrink"] == pytest.approx(0.05)
+    assert f.values["coupled_shrink"] == pytest.approx(2 * 0.1 * 0.05 / (1 - 0.9))
+    assert f.values["shrink_per_step"] == pytest.approx(0.15)
+    assert f.values["stacked_layer"] == "dense"  # the classifier: the conv kernels feed BatchNorm (RL021)
+    [angle] = findings_of("scenario_stacked_l2_sgdw.keras", "RL021")
+    assert angle.values["angular_update"] == pytest.approx(math.sqrt(2 * 0.15 * 0.1 / 1.9))
+
+
+def test_a_stacked_sum_alone_is_a_warning():
+    """L2(0.05) on the classifier under SGD(0.1, momentum 0.9) and weight_decay
+    0.1: 0.1 + 0.01 per step together, the decoupled part under RL003's error
+    level. Calibration: such sums harmed 28 of 30 runs but wrecked 12."""
+    [f] = findings_of("scenario_residual_all_l2.keras", "RL003", TrainingContext(weight_decay=0.1))
+    assert f.severity is Severity.WARNING
+    assert f.values["shrink_per_step"] == pytest.approx(0.1 + 0.01)
+
+
+def test_l2_with_a_strong_adamw_decay_is_an_error():
+    found = {f.code: f for f in report_of(SCENARIOS / "scenario_stacked_l2_adamw.keras").findings}
+    assert found["RL003"].severity is Severity.ERROR
+    assert found["RL003"].values["equilibrium_ratio"] >= 1.7  # no weight above ~1/wd = 0.033
+    assert found["RL006"].severity is Severity.WARNING
+
+
+def test_gamma_l2_on_a_residual_network_is_a_warning_not_an_error():
+    report = report_of(SCENARIOS / "scenario_residual_gamma_l2.keras")
+    assert errors(report) == []
+    rl008 = [f for f in report.findings if f.code == "RL008" and f.target == "gamma"]
+    assert len(rl008) == 10 and all("next layer can take over" in f.message for f in rl008)
+
+
+def test_penalties_behind_a_final_layernorm_warn_but_do_not_err():
+    [f] = findings_of("scenario_prenorm_l2_strong.keras", "RL001")
+    assert f.severity is Severity.WARNING
+    assert f.values["penalty_ratio"] > 18  # above the error level as a whole
+    assert f.values["penalty_ratio_unnormalized"] < 5  # the classifier alone: under the warning level
+    assert "behind a normalization layer" in f.message
+    report = report_of(SCENARIOS / "scenario_prenorm_l2_strong.keras")
+    front = [p.layer.path for p in report.analysis.penalties if p.counted and not p.behind_norm]
+    assert front == [report.model.layers[-1].path]  # only the classifier reaches the output unnormalized
+
+
+# -- the graph walk ---------------------------------------------------------------
+
+
+def consumers_of(model) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for layer in model.layers:
+        for name in layer.inbound:
+            out.setdefault(name, []).append(layer)
+    return out
+
+
+def test_a_residual_stream_of_penalized_gammas_is_absorbed_by_a_free_classifier():
+    """Every addend of the residual stream carries a penalized gamma, so all of
+    them shrinking together scale the stream, which the unpenalized
+    classifier takes over: the penalty can be shed without changing the
+    function (calibration: no residual gamma+beta run wrecked under AdamW or
+    RMSprop; wine healthy at L2(1) under all three optimizers)."""
+    report = report_of(SCENARIOS / "scenario_residual_gamma_l2.keras")
+    flags = penalty_flags(report)
+    assert flags and all(absorbed and not counted for _, absorbed, counted in flags.values())
+    assert not [f for f in report.findings if f.code == "RL001"]
+
+
+def test_a_penalized_classifier_leaves_the_last_stream_unabsorbed():
+    report = report_of(SCENARIOS / "scenario_residual_all_l2.keras")
+    flags = penalty_flags(report)
+    consumers = consumers_of(report.model)
+    gammas = {path: f for (path, var), f in flags.items() if var == "gamma"}
+    unabsorbed = {path for path, (_, absorbed, _) in gammas.items() if not absorbed}
+    # the last stage's stream: its projection BatchNorm and the two blocks' final ones
+    assert len(unabsorbed) == 3
+    for path in unabsorbed:
+        after = consumers[path]
+        assert [layer.class_name for layer in after] == ["Add"], path
+    # the first BatchNorm of each block feeds a conv that feeds BatchNorm: absorbed;
+    # the first stage's stream ends in the second stage's (free, scale-invariant) convs
+    assert len(gammas) - len(unabsorbed) == 7
+    assert all(counted for path, (_, _, counted) in gammas.items() if path in unabsorbed)
+
+
+def test_layernorm_before_penalized_attention_is_not_absorbed_before_a_free_mlp_it_is():
+    report = report_of(SCENARIOS / "scenario_prenorm_ln_l2.keras")
+    consumers = consumers_of(report.model)
+    for (path, var), (_, absorbed, _) in penalty_flags(report).items():
+        if var != "gamma":
+            continue
+        reads = {layer.class_name for layer in consumers[path]}
+        assert absorbed is (reads == {"Dense"}), (path, reads)
+
+
+def test_a_gamma_before_a_free_classifier_is_absorbed_before_a_penalized_one_is_not():
+    # layernorm.keras: LayerNorm -> Dense head without a kernel regularizer
+    flags = penalty_flags(report_of(KERAS_FIXTURES / "layernorm.keras"))
+    assert flags[("layer_normalization", "gamma")][1] is True
+    # scenario_norm_regularized.keras: BN -> ReLU -> pooling -> Dense head with L2 on its kernel
+    flags = penalty_flags(report_of(KERAS_FIXTURES / "scenario_norm_regularized.keras"))
+    assert flags[("bn", "gamma")] == (False, False, True)
+
+
+def test_bias_penalties_are_not_counted_whatever_their_size():
+    report = report_of(SCENARIOS / "scenario_lstm_bias_l2.keras")
+    lstm_bias = next(p for p in report.analysis.penalties if p.layer.path == "lstm")
+    # Keras' own penalty at the saved weights: 10 x 32 units x forget bias 1.
+    assert lstm_bias.penalty_saved == pytest.approx(manifest()["scenario_lstm_bias_l2.keras"]["weight_penalty"])
+    assert lstm_bias.offset and not lstm_bias.counted
+    assert not [f for f in report.findings if f.code in ("RL001", "RL017")]
+    assert errors(report) == []
+
+
+@pytest.mark.slow
+def test_profile_does_not_call_a_bias_penalty_a_collapse(capsys):
+    """Issue 15's one profile false alarm: L2(10) on an LSTM's biases under SGD
+    momentum. The biases fall toward zero within a few steps, but the kernels
+    (what collapse is measured on) do not, and training learns."""
+    from reglint.cli.app import main
+
+    main(["profile", str(SCENARIOS / "scenario_lstm_bias_l2.keras"), "--steps", "30", "-f", "json"])
+    report = json.loads(capsys.readouterr().out)
+    file = report["files"][0]
+    assert file["model"]["analysis"]["profile"]["outcome"]["label"] != "collapsing"
+    assert not [f for f in file["findings"] if f["severity"] == "error"]
+
+
+def test_the_scale_walk_handles_graphs_deeper_than_the_recursion_limit():
+    """2,400 layers on one path (a description, not a file: the point is the
+    walk's depth). Every gamma hands its scale to the next Dense kernel but
+    the last, which reaches the output."""
+    from reglint.engine.analysis import Analysis
+    from reglint.model import Initializer, Layer, Model, Regularizer, Role, Variable
+
+    layers, previous = [Layer("in", "in", "InputLayer")], "in"
+    for i in range(1200):
+        kernel = Variable("kernel", Role.KERNEL, (8, 8), initializer=Initializer("glorot_uniform"))
+        gamma = Variable("gamma", Role.GAMMA, (8,), initializer=Initializer("ones"),
+                         regularizer=Regularizer("l2", l2=0.1))
+        layers += [Layer(f"d{i}", f"d{i}", "Dense", variables=[kernel], inbound=[previous]),
+                   Layer(f"b{i}", f"b{i}", "BatchNormalization", variables=[gamma], inbound=[f"d{i}"])]
+        previous = f"b{i}"
+    analysis = Analysis(Model("deep", "keras_v3", layers=layers))
+    assert [p.layer.path for p in analysis.penalties if not p.absorbed] == ["b1199"]

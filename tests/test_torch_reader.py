@@ -1,0 +1,444 @@
+"""Issue 18: PyTorch checkpoints read without torch and without running the pickle.
+
+Every expected number comes from fixtures/torch/manifest.json, written by
+fixtures/make_torch_fixtures.py from torch's own objects (torch 2.13,
+Lightning 2.6, transformers 5.24); these tests run without torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickletools
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.model import Role
+from reglint.readers import read_model
+from reglint.readers.torch_optim import Slot, map_groups
+from reglint.readers.torch_pickle import load_pickle
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH = ROOT / "fixtures" / "torch"
+MANIFEST = {e["file"]: e for e in json.loads((TORCH / "manifest.json").read_text())["files"]}
+REGLINT = [sys.executable, "-m", "reglint"]
+WITH_PARAMETERS = sorted(name for name, entry in MANIFEST.items() if entry.get("parameters"))
+WITH_OPTIMIZER = sorted(name for name, entry in MANIFEST.items() if entry.get("optimizer"))
+
+
+def run(*args, env=None):
+    return subprocess.run([*REGLINT, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def check_json(path: Path, *extra) -> tuple[int, dict]:
+    done = run("check", str(path), "--format", "json", "--no-cache", *extra)
+    return done.returncode, json.loads(done.stdout)
+
+
+def parameters(model):
+    """Variables that are parameters (torch's model.parameters()), by state_dict name."""
+    return {v.location: v for _, v in model.variables() if not v.role.is_statistic}
+
+
+# ---------------------------------------------------------------------------
+# counts, names, statistics
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", WITH_PARAMETERS)
+def test_parameter_count_is_torchs(name):
+    entry = MANIFEST[name]
+    model = read_model(TORCH / name)
+    params = parameters(model)
+    assert sum(v.size for v in params.values()) == entry["parameters"]
+    assert set(params) == set(entry["parameter_names"])
+    statistics = sum(v.size for _, v in model.variables() if v.role.is_statistic)
+    assert statistics == entry["float_buffers"]  # BatchNorm running_mean/var, not parameters
+    assert model.trainable_params == entry["parameters"]
+    assert model.framework == "pytorch"
+
+
+@pytest.mark.parametrize("name", WITH_PARAMETERS)
+def test_weight_statistics_match_torch(name):
+    params = parameters(read_model(TORCH / name))
+    for location, want in MANIFEST[name]["sum_sq"].items():
+        got = params[location].stats.sum_sq
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-12), location
+
+
+def test_roles_from_module_structure():
+    cnn = {v.location: v for _, v in read_model(TORCH / "sgd_momentum_wd.pt").variables()}
+    assert cnn["conv1.weight"].role is Role.KERNEL and cnn["conv1.bias"].role is Role.BIAS
+    assert cnn["bn1.weight"].role is Role.GAMMA and cnn["bn1.bias"].role is Role.BETA  # a module with running stats
+    assert cnn["bn1.running_mean"].role is Role.MOVING_MEAN and not cnn["bn1.running_mean"].trainable
+    assert "bn1.num_batches_tracked" not in cnn
+    text = read_model(TORCH / "adamw_all_decayed.pth")
+    roles = {v.location: v.role for _, v in text.variables()}
+    assert roles == {"embed.weight": Role.EMBEDDINGS, "norm.weight": Role.GAMMA, "norm.bias": Role.BETA,
+                     "hidden.weight": Role.KERNEL, "hidden.bias": Role.BIAS,
+                     "out.weight": Role.KERNEL, "out.bias": Role.BIAS}
+    assert [layer.class_name for layer in text.layers] == ["Embedding", "LayerNorm", "Linear", "Linear"]
+
+
+def test_tied_weights_counted_once():
+    model = read_model(TORCH / "tied_state_dict.pth")
+    assert "lm_head.weight" not in parameters(model)
+    assert any("lm_head.weight = wte.weight" in note for note in model.notes)
+
+
+# ---------------------------------------------------------------------------
+# the optimizer
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", WITH_OPTIMIZER)
+def test_every_group_in_the_json(name):
+    code, report = check_json(TORCH / name)
+    assert code in (0, 1)
+    opt = report["files"][0]["model"]["optimizer"]
+    want = MANIFEST[name]["optimizer"]
+    assert opt["class"] == want["class"]
+    assert len(opt["param_groups"]) == len(want["groups"])
+    for got, expected in zip(opt["param_groups"], want["groups"], strict=True):
+        assert got["hyperparameters"]["weight_decay"] == expected["weight_decay"]
+        assert got["hyperparameters"]["lr"] == expected["lr"]
+        assert got["mapping"] == "exact"
+        if name.startswith("hf_trainer"):  # safetensors sorts its keys: membership, not order
+            assert sorted(got["variables"]) == sorted(expected["params"])
+        else:
+            assert got["variables"] == expected["params"]
+        assert got["params"] == len(expected["params"])
+
+
+def test_weight_decay_conventions():
+    sgd = read_model(TORCH / "sgd_momentum_wd.pt").optimizer
+    assert sgd.family == "sgd" and sgd.momentum == 0.9 and sgd.weight_decay is None
+    assert sgd.coupled_l2 == pytest.approx(5e-4 / 2)  # wd*w in the gradient == Keras L2(wd/2)
+    adamw = read_model(TORCH / "adamw_no_decay_group.pth").optimizer
+    assert adamw.class_name == "AdamW" and adamw.weight_decay == 0.05 and adamw.coupled_l2 is None
+    assert [g.decays for g in adamw.param_groups] == [True, False]
+    assert sorted(adamw.exclude_from_weight_decay) == sorted(MANIFEST["adamw_no_decay_group.pth"]
+                                                             ["optimizer"]["groups"][1]["params"])
+    assert adamw.decays("norm.weight") is False and adamw.decays("hidden.weight") is True
+    assert adamw.iterations == 3  # Adam's step state
+    adam = read_model(TORCH / "adam_coupled_wd.pt").optimizer
+    assert adam.class_name == "Adam" and adam.coupled_l2 == pytest.approx(1e-4 / 2) and adam.weight_decay is None
+
+
+def test_lightning_checkpoint():
+    entry = MANIFEST["lightning.ckpt"]
+    model = read_model(TORCH / "lightning.ckpt")
+    assert model.format == "lightning_checkpoint" and entry["lightning_version"] in model.framework_version
+    assert next(iter(parameters(model))).startswith("model.")  # the LightningModule's attribute prefix
+    opt = model.optimizer
+    assert opt.class_name == "SGD" and opt.nesterov and opt.momentum == 0.9
+    assert opt.learning_rate.schedule == "StepLR" and opt.learning_rate.peak == 0.05
+    assert opt.iterations == entry["global_step"]  # SGD keeps no step count: Lightning's global_step
+
+
+def test_trainer_folder():
+    entry = MANIFEST["hf_trainer/checkpoint-3"]
+    model = read_model(TORCH / "hf_trainer" / "checkpoint-3")
+    assert model.format == "hf_trainer" and model.name == "BertForSequenceClassification"
+    args = model.metadata["training_args"]
+    assert args["weight_decay"] == entry["training_args"]["weight_decay"]
+    assert args["learning_rate"] == entry["training_args"]["learning_rate"]
+    assert args["optim"] == entry["training_args"]["optim"]
+    opt = model.optimizer
+    assert opt.class_name == "AdamW" and opt.weight_decay == entry["training_args"]["weight_decay"]
+    assert opt.learning_rate.peak == entry["training_args"]["learning_rate"]  # the schedule's base, not the saved 0
+    assert opt.iterations == entry["global_step"]
+
+
+def test_safetensors_file_alone():
+    model = read_model(TORCH / "tiny_text.safetensors")
+    assert model.format == "safetensors" and model.optimizer is None
+    assert any("no optimizer" in note for note in model.notes)
+
+
+# ---------------------------------------------------------------------------
+# the rules on it
+# ---------------------------------------------------------------------------
+def findings(name, *extra):
+    code, report = check_json(TORCH / name, *extra)
+    return code, report["files"][0]["findings"]
+
+
+def test_sgd_weight_decay_one_at_lr_point_one_is_an_error():
+    code, found = findings("sgd_wd_too_strong.pt")
+    [rl003] = [f for f in found if f["code"] == "RL003"]
+    assert rl003["severity"] == "error" and code == 1
+    assert rl003["values"]["shrink_per_step"] == pytest.approx(0.1 * 1.0 / (1 - 0.9))
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum_wd.pt", "adamw_all_decayed.pth", "adamw_no_decay_group.pth",
+                                  "adam_coupled_wd.pt", "lightning.ckpt", "hf_trainer/checkpoint-3",
+                                  "tied_state_dict.pth", "tiny_text.safetensors"])
+def test_sane_settings_have_no_error(name):
+    code, found = findings(name)
+    assert code == 0 and not [f for f in found if f["severity"] == "error"]
+
+
+def test_decay_on_biases_norms_embeddings_where_every_parameter_decays():
+    _, found = findings("adamw_all_decayed.pth")
+    [rl008] = [f for f in found if f["code"] == "RL008"]
+    assert rl008["severity"] == "warning"
+    assert rl008["values"]["values_decayed"] == 800 + 32 + 32 + 4  # embedding, LayerNorm, both biases
+    for name in ("adamw_no_decay_group.pth", "hf_trainer/checkpoint-3"):
+        assert not [f for f in findings(name)[1] if f["code"] == "RL008"], name
+
+
+def test_adam_coupled_weight_decay_is_normalised_away():
+    _, found = findings("adam_coupled_wd.pt")
+    [rl007] = [f for f in found if f["code"] == "RL007"]
+    assert rl007["target"] == "optimizer.weight_decay" and rl007["values"]["coupled_l2"] == pytest.approx(5e-5)
+    assert not [f for f in findings("adamw_all_decayed.pth")[1] if f["code"] == "RL007"]
+
+
+def test_terminal_report_shows_the_groups():
+    out = run("check", str(TORCH / "adamw_no_decay_group.pth"), "--no-cache").stdout
+    assert "group 0: 2 tensors" in out and "weight_decay 0.05 (decoupled)" in out
+    assert "group 1: 5 tensors" in out and "no weight decay" in out
+
+
+# ---------------------------------------------------------------------------
+# hostile input
+# ---------------------------------------------------------------------------
+def assert_one_line_refusal(done, *needles):
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("reglint: ") and "Traceback" not in done.stderr, done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_os_system_pickle_is_refused_and_nothing_runs():
+    entry = MANIFEST["os_system.pt"]
+    marker = Path(entry["marker"])
+    marker.unlink(missing_ok=True)
+    path = TORCH / "os_system.pt"
+    with zipfile.ZipFile(path) as archive:  # the fixture really calls os.system when unpickled
+        ops = [(op.name, arg) for op, arg, _ in pickletools.genops(archive.read("archive/data.pkl"))]
+    assert ("GLOBAL", "os system") in ops and ("REDUCE", None) in ops
+    done = run("check", str(path), "--no-cache")
+    assert_one_line_refusal(done, "os.system", "refused")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("name", "needle"), [("legacy_format.pt", "legacy"),
+                                          ("whole_module.pt", "torch.nn.modules.container.Sequential")])
+def test_other_refusals(name, needle):
+    assert_one_line_refusal(run("check", str(TORCH / name), "--no-cache"), needle)
+
+
+def rewrite(source: Path, target: Path, change=None, extra=None, compression=zipfile.ZIP_STORED) -> Path:
+    """Copy a real archive member by member, changing some on the way."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", compression) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if change is not None:
+                data = change(info.filename, data)
+            if data is not None:
+                zout.writestr(info.filename, data)
+        for name, data in (extra or {}).items():
+            zout.writestr(zipfile.ZipInfo(name), data)
+    return target
+
+
+def first_offset_beyond_storage(name: str, data: bytes) -> bytes:
+    # The first tensor record: BINPERSID then its storage offset (BININT1 0).
+    return data.replace(b"QK\x00", b"QK\xff", 1) if name.endswith("data.pkl") else data
+
+
+def shorter_storage(name: str, data: bytes) -> bytes:
+    return data[: len(data) // 2] if name.endswith("/data/0") else data
+
+
+def zip_bomb(target: Path) -> Path:
+    """data.pkl inflating to 80 MiB (over the pickle's 16 MiB limit), ~80 KiB on disk."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("archive/data.pkl", "w", force_zip64=True) as member:
+        for _ in range(80):
+            member.write(b"\x80\x02" + b" " * ((1 << 20) - 2))
+    return target
+
+
+@pytest.mark.parametrize(("case", "needle"), [
+    ("traversal", "points outside the archive"),
+    ("absolute", "points outside the archive"),
+    ("bomb", "limit"),
+    ("storage_short", "out of range"),
+    ("offset_past_storage", "out of range"),
+    ("torchscript", "TorchScript"),
+    ("bare_pickle", "bare Python pickle"),
+])
+def test_hostile_archives_are_one_line_errors(tmp_path, case, needle):
+    base = TORCH / "sgd_momentum_wd.pt"
+    target = tmp_path / f"{case}.pt"
+    if case == "traversal":
+        rewrite(base, target, extra={"../../../tmp/reglint_torch_evil": b"x"})
+    elif case == "absolute":
+        rewrite(base, target, extra={"/etc/reglint_torch_evil": b"x"})
+    elif case == "bomb":
+        zip_bomb(target)
+    elif case == "storage_short":
+        rewrite(base, target, change=shorter_storage)
+    elif case == "offset_past_storage":
+        rewrite(base, target, change=first_offset_beyond_storage)
+    elif case == "torchscript":
+        rewrite(base, target, extra={"sgd_momentum_wd/code/__torch__/model.py": b"import os"})
+    elif case == "bare_pickle":
+        target.write_bytes(b"\x80\x02}q\x00.")
+    assert_one_line_refusal(run("check", str(target), "--no-cache"), needle)
+    assert not Path("/tmp/reglint_torch_evil").exists()
+
+
+def test_nan_weights_are_read_from_the_storage(tmp_path):
+    def poison(name: str, data: bytes) -> bytes:  # conv1.weight's storage, every value NaN
+        return b"\x00\x00\xc0\x7f" * (len(data) // 4) if name.endswith("/data/0") else data
+
+    target = rewrite(TORCH / "sgd_momentum_wd.pt", tmp_path / "nan.pt", change=poison)
+    code, found = check_json(target)
+    [rl013] = [f for f in found["files"][0]["findings"] if f["code"] == "RL013"]
+    assert code == 1 and rl013["layer"] == "conv1" and rl013["values"]["nonfinite"] == 8 * 3 * 3 * 3
+
+
+def test_compressed_storages_are_counted_without_statistics(tmp_path):
+    target = rewrite(TORCH / "sgd_momentum_wd.pt", tmp_path / "deflated.pt", compression=zipfile.ZIP_DEFLATED)
+    model = read_model(target)
+    assert sum(v.size for v in parameters(model).values()) == MANIFEST["sgd_momentum_wd.pt"]["parameters"]
+    assert any("compressed" in note for note in model.notes)
+
+
+# ---------------------------------------------------------------------------
+# the interpreter itself
+# ---------------------------------------------------------------------------
+def test_interpreter_keeps_its_memo_in_a_dict():
+    # LONG_BINPUT 2**31-1: the C unpickler grows its memo array to 16 GiB.
+    assert load_pickle(b"\x80\x02K\x07r\xff\xff\xff\x7f.", what="t") == 7
+
+
+@pytest.mark.parametrize(("data", "error", "needle"), [
+    (b"\x80\x02c__builtin__\neval\nX\x01\x00\x00\x001\x85R.", UnsafeInputError, "builtins.eval"),
+    (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00zlib\x86R.", UnsafeInputError, "codec"),
+    (b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x00\x7f\x85R.", UnsafeInputError, "bytearray"),
+    (b"\x80\x02\x82\x01.", UnsafeInputError, "extension"),
+    (b"\x80\x02}X\x01\x00\x00\x00a}b.", ModelReadError, "BUILD"),
+    (b"\x80\x02\x85.", ModelReadError, "not a readable pickle"),
+])
+def test_interpreter_refusals(data, error, needle):
+    with pytest.raises(error, match=needle):
+        load_pickle(data, what="data.pkl")
+
+
+def test_training_args_classes_only_where_asked():
+    data = (b"\x80\x02ctransformers.training_args\nTrainingArguments\n)\x81"  # NEWOBJ
+            b"}X\x0c\x00\x00\x00weight_decayG?\x84z\xe1G\xae\x14{sb.")  # {"weight_decay": 0.01}, BUILD
+    args = load_pickle(data, what="training_args.bin", opaque_modules=("transformers.",))
+    assert args.fields() == {"weight_decay": 0.01}
+    with pytest.raises(UnsafeInputError, match=r"transformers\.training_args\.TrainingArguments"):
+        load_pickle(data, what="model.pt")
+
+
+def test_group_mapping_says_when_it_is_uncertain():
+    slots = [Slot("a.weight", (4, 4)), Slot("a.bias", (4,)), Slot("b.weight", (4, 4)), Slot("b.bias", (4,))]
+    groups = [{"weight_decay": 0.1}, {"weight_decay": 0.0}]
+    notes: list[str] = []
+    shapes = {0: (4, 4), 1: (4, 4), 2: (4,), 3: (4,)}
+    members, how = map_groups(slots, [[0, 1], [2, 3]], groups, shapes, ordered=True, notes=notes)
+    assert members == [["a.weight", "b.weight"], ["a.bias", "b.bias"]] and how == ["exact", "exact"]
+    # Without state tensors any split fits: the likeliest is taken and a note says so.
+    members, how = map_groups(slots, [[0, 1], [2, 3]], groups, {}, ordered=True, notes=notes)
+    assert members == [["a.weight", "b.weight"], ["a.bias", "b.bias"]] and how == ["uncertain", "uncertain"]
+    assert any("several assignments" in note for note in notes)
+    # Shapes that fit nothing: unmapped, never guessed.
+    members, how = map_groups(slots, [[0, 1], [2, 3]], groups, {0: (9,)}, ordered=True, notes=notes)
+    assert how == ["unmapped", "unmapped"] and members == [[], []]
+
+
+# ---------------------------------------------------------------------------
+# integration: discovery, torch never imported
+# ---------------------------------------------------------------------------
+def test_discovery_takes_the_trainer_folder_once_and_skips_foreign_bin(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(os.urandom(256))
+    done = run("check", str(tmp_path / "weights.bin"), "--no-cache")
+    assert done.returncode == 0 and "no model files" in done.stderr  # not a torch checkpoint: skipped
+    from reglint.engine.discover import discover
+    from reglint.engine.settings import Settings
+
+    found, _ = discover([str(TORCH)], Settings())
+    assert str(TORCH / "hf_trainer" / "checkpoint-3") in found
+    assert not [f for f in found if "checkpoint-3/" in f]
+    named, _ = discover([str(TORCH / "hf_trainer" / "checkpoint-3" / "optimizer.pt")], Settings())
+    assert named == [str(TORCH / "hf_trainer" / "checkpoint-3")]
+    hook = Settings()
+    hook.force_exclude = True  # what pre-commit runs: trainer_state.json is not skipped as "other JSON"
+    named, _ = discover([str(TORCH / "hf_trainer" / "checkpoint-3" / "trainer_state.json")], hook)
+    assert named == [str(TORCH / "hf_trainer" / "checkpoint-3")]
+
+
+def test_check_never_imports_torch(tmp_path):
+    # A `torch` package that leaves a mark if anything imports it.
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    mark = tmp_path / "torch_was_imported"
+    (fake / "__init__.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    code = ("import sys, reglint.cli.app as a; a.main(['check', '-q', '--no-cache', *sys.argv[1:]]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')))")
+    done = subprocess.run([sys.executable, "-c", code, str(TORCH)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert not mark.exists()
+
+
+def test_pickle_fuzz_never_escapes_as_a_traceback():
+    """Every single-byte change of a real data.pkl ends in data or a one-line error."""
+    with zipfile.ZipFile(TORCH / "adamw_no_decay_group.pth") as archive:
+        data = archive.read("adamw_no_decay_group/data.pkl")
+    for position in range(0, len(data), 7):
+        for value in (0x00, 0x7F, 0xFF):
+            mutated = data[:position] + bytes([value]) + data[position + 1:]
+            with contextlib.suppress(ModelReadError):
+                load_pickle(mutated, what="data.pkl")
+    assert zlib.crc32(data)  # the loop ran over real bytes
+
+
+def test_decayed_twice_skips_the_no_decay_group():
+    from reglint.engine.analysis import Analysis
+    from reglint.engine.rule import get_rule
+    from reglint.model import Regularizer
+
+    model = read_model(TORCH / "adamw_no_decay_group.pth")
+    for _, var in model.variables():
+        if var.location in ("hidden.weight", "embed.weight"):  # group 0 (decays) and group 1 (no decay)
+            var.regularizer = Regularizer(kind="l2", l2=1e-3)
+    rule = get_rule("RL006")({})
+    found = list(rule.check(model, Analysis(model)))
+    assert [f.layer for f in found] == ["hidden"]
+
+
+def test_precommit_files_regex_takes_checkpoints():
+    import re
+
+    yaml = pytest.importorskip("yaml")
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    regex = next(h for h in hooks if h["id"] == "reglint")["files"]
+    for path in ("a.pt", "m/b.pth", "c.ckpt", "d.safetensors", "run/checkpoint-3/training_args.bin",
+                 "run/checkpoint-3/trainer_state.json"):
+        assert re.search(regex, path), path
+    assert not re.search(regex, "notes.pt.txt")
+
+
+def test_ci_formats_point_at_a_file_of_the_trainer_folder():
+    from reglint.reporters.machine import artifact_path
+
+    folder = TORCH / "hf_trainer" / "checkpoint-3"
+    assert artifact_path(str(folder)).endswith("checkpoint-3/model.safetensors")
+    done = run("check", str(folder), "--format", "sarif", "--no-cache")
+    assert done.returncode in (0, 1), done.stderr
+    json.loads(done.stdout)  # valid SARIF JSON for a folder model
