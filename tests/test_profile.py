@@ -172,7 +172,7 @@ def test_collapsing_run_gives_measured_rl017(models, capsys):
 
 @pytest.mark.slow
 def test_json_holds_measured_per_variable_gradients(models, capsys):
-    code, report, _ = profile_json(capsys, str(models["dominated"]), "--steps", "2")
+    _, report, _ = profile_json(capsys, str(models["dominated"]), "--steps", "2")
     prof = profile_of(report)
     kernels = {v["layer"]: v for v in prof["variables"]}
     assert len(kernels) == 3
@@ -336,7 +336,7 @@ def test_healthy_model_has_no_rl023_error_and_steps_override_the_budget(models, 
 
 @pytest.mark.slow
 def test_twin_on_synthetic_data_says_so(models, capsys):
-    code, report, _ = profile_json(capsys, str(models["wrecked"]), "--steps", "40")
+    _, report, _ = profile_json(capsys, str(models["wrecked"]), "--steps", "40")
     twin = profile_of(report)["twin"]
     assert twin["synthetic"] and twin["runs"]["penalized"]["val_loss"] is None
     assert "synthetic data" in twin["verdict"]["message"]
