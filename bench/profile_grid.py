@@ -123,7 +123,7 @@ def cmd_run(args) -> int:
     runs = cal.load_runs(out)
     cal.label_runs(runs)
     placements = set(args.placements.split(","))
-    chosen = [r for r in runs if r["outcome"] != "excluded" and r["placement"] in placements
+    chosen = [r for r in runs if r["outcome"] != "excluded" and ("all" in placements or r["placement"] in placements)
               and (args.split == "all" or cal.split_of(r) == args.split)]
     chosen = chosen[:: args.every]
     if args.limit:
@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")
     run.add_argument("--split", default="all", choices=("held_out", "fit", "all"))
-    run.add_argument("--placements", default="l2,l1,l1l2,activity,wd,bias,gamma,none")
+    run.add_argument("--placements", default="all", help="comma-separated placements, or all")
     run.add_argument("--steps", type=int, default=None)
     run.add_argument("--time-budget", type=float, default=60.0)
     run.add_argument("--limit", type=int, default=0)

@@ -64,6 +64,10 @@ weights), ``gap = (m_twin - m_pen) / m_twin``. In order:
 - the twin did not learn (``m_twin < 0.15``, R^2-like ``< 0.2``): no
   verdict (``twin-did-not-learn``);
 - ``m_pen <= 0.05``: error (``collapsed``);
+- the penalized run at chance for at least 3 consecutive records while
+  the twin had learned, recovered by the end: warning (``stalled``; a
+  training stopped in that window ends at chance: BatchNorm networks whose
+  kernels shrink faster than the moving statistics follow);
 - ``gap >= twin-gap-error``: error; ``>= twin-gap-warning``: warning
   (``worse``); ``gap <= -twin-gap-warning``: ``better`` (no finding);
   otherwise ``similar``.
@@ -98,7 +102,11 @@ regressions on diabetes whose unregularized twin overfits (no verdict),
 and one AdamW run (wd 30) on wine. Runs flagged that were only degraded:
 three diabetes MLPs whose 110-step real training stopped before the
 collapse the longer twin shows, a digits MLP with activity L2 1 the twin
-saw at chance, and two digits runs at gaps of 0.73 and 0.9.
+saw at chance, and two digits runs at gaps of 0.73 and 0.9. The
+``stalled`` warning needs 3 records at chance: with 2 it warned a healthy
+fit run, with 3 none (on the held-out sets 2 healthy, 2 degraded, and on
+the fit split 1 collapsed and 2 degraded runs; the modern grid's residual
+networks under kernel L2 plus weight decay: 2 collapsed, 4 degraded).
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
@@ -127,6 +135,10 @@ COLLAPSED = 0.05
 DIVERGE_FACTOR = 3.0
 # Records averaged at the end of each run.
 FINAL_RECORDS = 3
+# A penalized run at chance for this many consecutive records while its
+# twin had learned, which then recovered, is ``stalled`` (a warning): a
+# training stopped in that window ends at chance.
+STALL_RECORDS = 3
 # No rule asks for a change: one decade lower.
 FALLBACK_SCALE = 0.1
 
@@ -203,6 +215,12 @@ class PenaltyHurtsTraining(Rule):
             severity = Severity.WARNING if twin.synthetic else Severity.ERROR
             return Judgment("collapsed", f"{where}: {both}: the penalized run stayed at chance", severity, values)
         level = self.level(gap, "twin-gap-warning", "twin-gap-error")
+        stall = _stall(metric, pen, ref)
+        if stall is not None and level is not Severity.ERROR:
+            values["stalled_steps"] = list(stall)
+            return Judgment("stalled", f"{where}: the penalized run sat at chance from step {g(stall[0])} to "
+                                       f"{g(stall[1])} while its twin had learned, then recovered: {both}; a "
+                                       f"training stopped in that window ends at chance", Severity.WARNING, values)
         if level is not None:
             option = "twin-gap-error" if level is Severity.ERROR else "twin-gap-warning"
             message = (f"{where}: {both}: it lost {pct(gap)} of the twin's margin ({level.value} from "
@@ -346,11 +364,39 @@ class _Metric:
             return f"{label}{g(value)} ({pct(margin)} below {self.against})"
         return f"{label}{g(value)}"
 
+    def margin_at(self, run, index: int) -> float | None:
+        """The margin of one record (the final one averages the last few)."""
+        values = getattr(run, self.series) or []
+        value = values[index] if index < len(values) else None
+        if value is None or not math.isfinite(value):
+            return None
+        if self.series == "val_accuracy":
+            return value - self.chance
+        return 1.0 - value / self.reference if self.reference else None
+
     def context(self) -> str:
         return f" (chance {g(self.chance)})" if self.series == "val_accuracy" else ""
 
     def values(self) -> dict[str, Any]:
         return {"chance": self.chance, "reference_loss": self.reference}
+
+
+def _stall(metric: _Metric, pen, ref) -> tuple[int, int] | None:
+    """(first, last step) of the longest stretch of at least STALL_RECORDS
+    records, before the final ones, in which the penalized run was at chance
+    while the twin had learned."""
+    best, start = None, None
+    for i in range(1, len(pen.step) - FINAL_RECORDS + 1):
+        m_pen, m_ref = metric.margin_at(pen, i), metric.margin_at(ref, i)
+        at_chance = m_pen is not None and m_ref is not None and m_pen <= COLLAPSED and m_ref >= metric.learned
+        if at_chance and start is None:
+            start = i
+        if start is not None and (not at_chance or i == len(pen.step) - FINAL_RECORDS):
+            end = i - 1 if not at_chance else i
+            if end - start + 1 >= STALL_RECORDS and (best is None or end - start > best[1] - best[0]):
+                best = (start, end)
+            start = None
+    return (pen.step[best[0]], pen.step[best[1]]) if best is not None else None
 
 
 def _final(run, series: str) -> float | None:

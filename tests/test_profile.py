@@ -172,7 +172,7 @@ def test_collapsing_run_gives_measured_rl017(models, capsys):
 
 @pytest.mark.slow
 def test_json_holds_measured_per_variable_gradients(models, capsys):
-    code, report, _ = profile_json(capsys, str(models["dominated"]), "--steps", "2")
+    _, report, _ = profile_json(capsys, str(models["dominated"]), "--steps", "2")
     prof = profile_of(report)
     kernels = {v["layer"]: v for v in prof["variables"]}
     assert len(kernels) == 3
@@ -336,7 +336,7 @@ def test_healthy_model_has_no_rl023_error_and_steps_override_the_budget(models, 
 
 @pytest.mark.slow
 def test_twin_on_synthetic_data_says_so(models, capsys):
-    code, report, _ = profile_json(capsys, str(models["wrecked"]), "--steps", "40")
+    _, report, _ = profile_json(capsys, str(models["wrecked"]), "--steps", "40")
     twin = profile_of(report)["twin"]
     assert twin["synthetic"] and twin["runs"]["penalized"]["val_loss"] is None
     assert "synthetic data" in twin["verdict"]["message"]
@@ -353,6 +353,47 @@ def test_full_report_shows_both_runs(models, capsys):
     for text in ("twin: from the saved weights", "penalized: data loss", "twin: data loss", "held-out loss",
                  "verdict: collapsed", "RL023"):
         assert text in out, text
+
+
+def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, diverged_at: int | None = None):
+    """RL023's verdict on two recorded runs (held-out accuracy), no TensorFlow."""
+    from types import SimpleNamespace
+
+    from reglint.profile.result import Budget, Twin, TwinRun
+    from reglint.rules.rl023_penalty_hurts_training import PenaltyHurtsTraining
+
+    def run(acc, diverged=None):
+        steps = list(range(0, 10 * len(acc), 10))
+        return TwinRun(step=steps, data_loss=[1.0] * len(acc), val_loss=[1.0] * len(acc), val_accuracy=list(acc),
+                       kernel_norm=[1.0] * len(acc), diverged_at=diverged)
+
+    twin = Twin(budget=Budget(steps=10 * (len(ref_acc) - 1), reason="test"), penalized=run(pen_acc, diverged_at),
+                unregularized=run(ref_acc), removed=["d/kernel L2"], held_out={"chance": chance, "samples": 50},
+                synthetic=False)
+    result = SimpleNamespace(twin=twin, data={"path": "d.npz", "held_out": 50}, variables=[], optimizer={},
+                             outcome=SimpleNamespace(trivial_loss=None, label="learning"), layer_penalties=[],
+                             data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0)
+    return PenaltyHurtsTraining().judge(result)
+
+
+def test_rl023_verdicts_follow_the_documented_order():
+    from reglint.engine.finding import Severity
+
+    learned = [0.1, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9]
+    # the twin's margin is 0.8; losing 0.7 of it is the error level, 0.2 the warning
+    cases = {
+        "collapsed": ([0.1, 0.12, 0.1, 0.1, 0.1, 0.1, 0.12], Severity.ERROR),
+        "worse": ([0.1, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3], Severity.ERROR),  # gap 0.75
+        "similar": ([0.1, 0.4, 0.7, 0.85, 0.85, 0.85, 0.85], None),  # gap 0.06
+        "stalled": ([0.1, 0.1, 0.1, 0.1, 0.85, 0.9, 0.9], Severity.WARNING),  # at chance for 3 records
+    }
+    for label, (pen, severity) in cases.items():
+        judgment = _judge(pen, learned)
+        assert (judgment.label, judgment.severity) == (label, severity), (label, judgment.message)
+    mild = _judge([0.1, 0.3, 0.6, 0.7, 0.7, 0.7, 0.7], learned)  # gap 0.25
+    assert (mild.label, mild.severity) == ("worse", Severity.WARNING)
+    assert _judge(learned[:3], learned, diverged_at=25).label == "diverged"
+    assert _judge([0.1] * 7, [0.1, 0.12, 0.15, 0.15, 0.15, 0.15, 0.15]).label == "twin-did-not-learn"
 
 
 def test_budget_from_timescales_without_tensorflow():

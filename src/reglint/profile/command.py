@@ -74,8 +74,8 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     refuse_non_keras(path)
 
     report = lint_file(str(path), settings)
-    if report.error:
-        raise ProfileError(f"{path}: {report.error}")
+    if report.error or report.model is None:
+        raise ProfileError(f"{path}: {report.error or 'no model read'}")
     reasons = refusal_reasons(report.model, path)
     if reasons and not trust:
         more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
@@ -130,7 +130,8 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | None, batch_si
         model, compile_problem = measure.load_model(keras, path, trust)
         # A model saved compiled whose compile settings Keras could not
         # restore still has the optimizer the file records.
-        optimizer = measure.rebuild_optimizer(keras, report.model.optimizer) \
+        static_optimizer = report.model.optimizer if report.model is not None else None
+        optimizer = measure.rebuild_optimizer(keras, static_optimizer) \
             if getattr(model, "optimizer", None) is None else None
     load_seconds = time.perf_counter() - start
     try:

@@ -169,7 +169,7 @@ def split_held_out(batches: Batches, fraction: float = HOLD_OUT) -> tuple[Batche
     if batches.synthetic or batches.samples < MIN_HOLD_OUT_SAMPLES:
         return batches, None
     order = np.random.default_rng([batches.seed, 1]).permutation(batches.samples)
-    n_held = max(1, int(round(batches.samples * fraction)))
+    n_held = max(1, round(batches.samples * fraction))
     train, held = order[:-n_held], order[-n_held:]
     capped = held[:MAX_HELD_OUT]
     kept = Batches([x[train] for x in batches.xs], [y[train] for y in batches.ys], batches.batch_size,
@@ -245,16 +245,12 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
         raise ProfileError(f"--data gives {len(data.ys)} target array(s) but the model has {len(targets)} output(s); "
                            f"name one array per output with --y-key a,b,...")
     xs = []
-    for array, spec, key in zip(data.xs, inputs, data.x_keys):
+    for array, spec, key in zip(data.xs, inputs, data.x_keys, strict=True):
         if not _shape_fits(array.shape[1:], spec.shape):
             raise ProfileError(f"--data array {key!r} has examples of shape {list(array.shape[1:])}; the model's "
                                f"input {spec.name!r} expects {_show(spec.shape)}")
         xs.append(array.astype(spec.dtype, copy=False) if array.dtype.kind in "fiub" else array)
-    ys = []
-    for array, spec in zip(data.ys, targets):
-        if array.dtype.kind == "f":
-            array = array.astype(np.float32, copy=False)
-        ys.append(array)
+    ys = [y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y for y in data.ys]
     return Batches(xs, ys, batch_size, seed, synthetic=False, source=data.path,
                    keys={"x": data.x_keys, "y": data.y_keys})
 
@@ -262,7 +258,7 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
 def _shape_fits(actual: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
     if len(actual) != len(expected):
         return False
-    return all(e is None or a == e for a, e in zip(actual, expected))
+    return all(e is None or a == e for a, e in zip(actual, expected, strict=True))
 
 
 def _show(shape: tuple[int | None, ...]) -> str:
@@ -279,7 +275,7 @@ def synthetic_batches(inputs: list[InputSpec], targets: list[TargetSpec], batch_
     notes = []
     xs = []
     for spec in inputs:
-        shape = (batch_size,) + tuple(UNKNOWN_DIM if d is None else int(d) for d in spec.shape)
+        shape = (batch_size, *(UNKNOWN_DIM if d is None else int(d) for d in spec.shape))
         if None in spec.shape:
             notes.append(f"input {spec.name}: unknown dimensions set to {UNKNOWN_DIM}")
         if spec.vocabulary:
@@ -298,7 +294,7 @@ def synthetic_batches(inputs: list[InputSpec], targets: list[TargetSpec], batch_
 def _labels(spec: TargetSpec, batch_size: int, rng: np.random.Generator, xs: list[np.ndarray]) -> np.ndarray:
     # Unknown output dims follow the inputs' substitution (a sequence output
     # is as long as the synthetic sequence).
-    shape = (batch_size,) + tuple(UNKNOWN_DIM if d is None else int(d) for d in spec.shape)
+    shape = (batch_size, *(UNKNOWN_DIM if d is None else int(d) for d in spec.shape))
     classes = shape[-1] if len(shape) > 1 else 1
     if spec.kind == SPARSE:
         return rng.integers(0, max(classes, 1), size=shape[:-1]).astype(np.int32)

@@ -34,6 +34,7 @@ def attach_twin_verdict(result, report: FileReport, thresholds: dict[str, float]
     rule = get_rule("RL023")
     if twin is None or rule is None:
         return
-    judgment = rule(thresholds).judge(result)
+    judge = getattr(rule(thresholds), "judge", None)
+    judgment = judge(result) if judge is not None else None
     if judgment is not None:
         twin.verdict = {"label": judgment.label, "message": judgment.message}

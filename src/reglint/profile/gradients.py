@@ -79,7 +79,7 @@ def variable_rows(tf, model, trainable, grads_data, grads_pen, analysis) -> tupl
     of activity-regularized layers (their gradient carries that penalty)."""
     owners = _Owners(model, analysis)
     rows, weight_penalty = [], 0.0
-    for var, gd, gp in zip(trainable, grads_data, grads_pen):
+    for var, gd, gp in zip(trainable, grads_data, grads_pen, strict=True):
         reg = getattr(var, "regularizer", None)
         if reg is None and id(var) not in owners.activity_vars:
             continue
@@ -181,7 +181,7 @@ def layer_penalties(model) -> list[LayerPenalty]:
     """Activity and ``add_loss`` penalties, per layer, from the last call."""
     paths = layer_paths(model)
     out = []
-    for layer in [model] + flatten(model):
+    for layer in [model, *flatten(model)]:
         own = getattr(layer, "_get_own_losses", None)
         if own is None:
             continue
@@ -205,7 +205,7 @@ def snapshot(tf, variables) -> list:
 
 
 def restore(variables, saved: list) -> None:
-    for var, value in zip(variables, saved):
+    for var, value in zip(variables, saved, strict=True):
         var.assign(value)
 
 
@@ -214,14 +214,14 @@ def first_update(tf, keras, model, opt, trainable, grads_data, grads_pen, rows) 
     by_path = {row.path: row for row in rows}
     watched = [(i, var) for i, var in enumerate(trainable) if str(getattr(var, "path", var.name)) in by_path]
     scale = loss_scale_factor(tf, opt)
-    dense_data = [dense(tf, g, v) for g, v in zip(grads_data, trainable)]
-    dense_pen = [dense(tf, g, v) for g, v in zip(grads_pen, trainable)]
+    dense_data = [dense(tf, g, v) for g, v in zip(grads_data, trainable, strict=True)]
+    dense_pen = [dense(tf, g, v) for g, v in zip(grads_pen, trainable, strict=True)]
     saved = snapshot(tf, model.variables)
-    for attr, grads in (("update_ratio", [d + p for d, p in zip(dense_data, dense_pen)]),
+    for attr, grads in (("update_ratio", [d + p for d, p in zip(dense_data, dense_pen, strict=True)]),
                         ("update_ratio_data", dense_data)):
         trial = fresh_optimizer(keras, opt)
         before = {i: tf.identity(var.value) for i, var in watched}
-        trial.apply_gradients(zip([g * scale for g in grads], trainable))
+        trial.apply_gradients(zip([g * scale for g in grads], trainable, strict=True))
         for i, var in watched:
             row = by_path[str(getattr(var, "path", var.name))]
             w0 = norm(tf, before[i])

@@ -173,14 +173,14 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
     compile_loss = getattr(model, "_compile_loss", None)
     if getattr(model, "compiled", False) and compile_loss is not None:
         names = _compiled_names(getattr(model, "loss", None), len(outputs), [o[0] for o in outputs])
-        return DataLoss(lambda y, y_pred: compile_loss(y, y_pred), names, "compiled",
+        return DataLoss(compile_loss, names, "compiled",
                         from_logits=_compiled_from_logits(getattr(model, "loss", None), len(outputs)))
     static_losses = list(static_model.losses) if static_model is not None else []
     static_outputs = list(static_model.outputs) if static_model is not None else []
     names, objs, weights, source = [], [], [], "file" if static_losses else "default"
     logits: list[bool | None] = []
     for index, (out_name, _) in enumerate(outputs):
-        spec = next((l for l in static_losses if l.output == out_name), None)
+        spec = next((entry for entry in static_losses if entry.output == out_name), None)
         if spec is None and index < len(static_losses) and (len(static_losses) == len(outputs) or
                                                             len(static_losses) == 1):
             spec = static_losses[min(index, len(static_losses) - 1)]
@@ -200,7 +200,8 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
         objs.append(_loss_object(keras, name, from_logits))
     note = ((reason or "the model was saved uncompiled") + ": " +
             ("the loss the file records is used" if source == "file" else
-             f"no loss recorded, so reglint's default from the output activation is used ({', '.join(names)})"))
+             f"no loss recorded, so reglint's default from the output activation is used "
+             f"({', '.join(str(n) for n in names)})"))
 
     def fn(y, y_pred):
         ys = y if isinstance(y, (list, tuple)) else [y]
@@ -208,7 +209,9 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
         if isinstance(y_pred, dict):
             ps = list(y_pred.values())
         total = None
-        for obj, weight, yt, yp in zip(objs, weights, ys, ps):
+        # several outputs: one loss, weight, target and prediction each (the
+        # targets were checked against the outputs when the data was read)
+        for obj, weight, yt, yp in zip(objs, weights, ys, ps, strict=False):
             # a loss *function* returns per-example values; Keras' compiled
             # losses reduce with sum_over_batch_size, i.e. a mean
             value = keras.ops.mean(obj(yt, yp)) * weight
@@ -239,9 +242,10 @@ def _compiled_names(loss: Any, n_outputs: int, output_names: list[str]) -> list[
             return None
         if isinstance(obj, str):
             return canonical_loss_name(obj)
-        fn = getattr(obj, "fn", None)  # LossFunctionWrapper subclasses: SparseCategoricalCrossentropy ...
-        if getattr(fn, "__name__", None):
-            return canonical_loss_name(fn.__name__)
+        # LossFunctionWrapper subclasses (SparseCategoricalCrossentropy ...) wrap a named function
+        wrapped = getattr(getattr(obj, "fn", None), "__name__", None)
+        if wrapped:
+            return canonical_loss_name(wrapped)
         return canonical_loss_name(getattr(obj, "__name__", None) or type(obj).__name__)
 
     if isinstance(loss, dict):

@@ -81,7 +81,7 @@ def run_profile_measurement(tf, keras, model, batches, loss: DataLoss, *, steps:
     opt, opt_info = optimizer_info(keras, model, optimizer)
     if loss.note:
         notes.append(loss.note)
-    if opt is not None and getattr(model, "optimizer", None) is None:
+    if opt_info is not None and getattr(model, "optimizer", None) is None:
         notes.append(f"the optimizer was rebuilt from the {opt_info['class']} settings the file records")
     if opt is None:
         notes.append("the model was saved without an optimizer: gradients were measured, no step was taken")
@@ -106,8 +106,10 @@ def run_profile_measurement(tf, keras, model, batches, loss: DataLoss, *, steps:
             first_update(tf, keras, model, opt, trainable, grads_data, grads_pen, rows)
         tracked = tracked_kernels(model, rows)
         kernel_norm0 = norm_of(tf, tracked)
-        twin, trajectory, data_final, budget_steps = None, [], None, steps or 0
-        if opt is not None:
+        twin: Twin | None = None
+        trajectory: list[StepRecord] = []
+        data_final, budget_steps = None, steps or 0
+        if opt is not None and opt_info is not None:
             twin, trajectory, data_final = _run_twin(tf, keras, model, opt, opt_info, batches, held, loss, rows,
                                                      tracked, data0, kernel_norm0, analysis, steps=steps,
                                                      time_budget=time_budget, deadline=deadline,

@@ -5,11 +5,14 @@ format through the ordinary reporters (the measured findings travel in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reglint.engine.fmt import g, pct
 from reglint.engine.report import RunReport, jsonable
 from reglint.profile.result import ProfileResult
+
+if TYPE_CHECKING:  # rich is imported where a table is drawn
+    from rich.console import JustifyMethod
 
 OUTCOME_STYLE = {"learning": "green", "stalled": "yellow", "collapsing": "bold red", "diverged": "bold red",
                  "not-run": "dim"}
@@ -54,6 +57,8 @@ def render_full(report: RunReport, result: ProfileResult | None, console) -> Non
             console.print(Text(f"{clean(file_report.path)}: error: {clean(file_report.error)}", style="red"))
             continue
         model = file_report.model
+        if model is None:
+            continue
         version = f", Keras {clean(model.framework_version)}" if model.framework_version else ""
         console.print(Text.assemble((clean(file_report.path), "bold"), f"  ({model.format}{version})  ",
                                     f"{g(model.total_params)} params, profiled"))
@@ -72,9 +77,11 @@ def _table(result: ProfileResult, console) -> None:
     from reglint.reporters.text import markup
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column, justify in (("layer", "left"), ("variable", "left"), ("params", "right"), ("lambda", "left"),
-                            ("|g_data|", "right"), ("|g_pen|", "right"), ("ratio", "right"), ("of penalty", "right"),
-                            ("update/|w|", "right"), ("(no pen.)", "right")):
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("layer", "left"), ("variable", "left"), ("params", "right"), ("lambda", "left"), ("|g_data|", "right"),
+        ("|g_pen|", "right"), ("ratio", "right"), ("of penalty", "right"), ("update/|w|", "right"),
+        ("(no pen.)", "right")]
+    for column, justify in columns:
         table.add_column(column, justify=justify, overflow="fold")
     for row in result.variables:
         ratio = row.ratio
@@ -180,6 +187,8 @@ def _twin(result: ProfileResult, console) -> None:
     from reglint.reporters.text import markup
 
     twin = result.twin
+    if twin is None:
+        return
     pen, ref = twin.penalized, twin.unregularized
     where = "synthetic data (one batch), no held-back slice" if twin.synthetic else \
         f"held-back slice of {g(twin.held_out.get('samples'))} examples"
@@ -189,7 +198,7 @@ def _twin(result: ProfileResult, console) -> None:
         shown = ", ".join(twin.removed[:4]) + (f" and {len(twin.removed) - 4} more" if len(twin.removed) > 4 else "")
         console.print(f"  [dim]removed in the twin: {markup(shown)}[/]")
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    columns = [("step", "right")]
+    columns: list[tuple[str, JustifyMethod]] = [("step", "right")]
     for run_name in ("penalized", "twin"):
         columns += [(f"{run_name}: data loss", "right")]
         if pen.val_loss is not None:
@@ -213,7 +222,7 @@ def _twin(result: ProfileResult, console) -> None:
     console.print(table)
     if pen.diverged_at is not None:
         console.print(f"  [red]the penalized run diverged at step {g(pen.diverged_at)}[/]")
-    if pen.angular_update is not None and len(pen.angular_update) > 1:
+    if pen.angular_update and ref.angular_update and len(pen.angular_update) > 1:
         eq = f" (predicted at equilibrium {g(twin.angular_equilibrium)})" if twin.angular_equilibrium else ""
         console.print(f"  scale-invariant kernels turn {g(pen.angular_update[-1])} rad per step penalized, "
                       f"{g(ref.angular_update[-1])} in the twin{eq}")

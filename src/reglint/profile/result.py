@@ -133,10 +133,10 @@ class TwinRun:
 
     step: list[int] = field(default_factory=list)
     data_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] | None = None
-    val_accuracy: list[float] | None = None
+    val_loss: list[float | None] | None = None
+    val_accuracy: list[float | None] | None = None
     kernel_norm: list[float] = field(default_factory=list)
-    angular_update: list[float] | None = None
+    angular_update: list[float | None] | None = None  # None at step 0: no update yet
     diverged_at: int | None = None  # first step with a non-finite loss or weight
     seconds: float = 0.0
 

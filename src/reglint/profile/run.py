@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from reglint.model import Optimizer as StaticOptimizer
@@ -52,10 +53,8 @@ def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | N
         return None, None
     inner = getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
     cfg = {}
-    try:
+    with suppress(Exception):
         cfg = inner.get_config()
-    except Exception:
-        pass
     lr = current_lr(opt)
     name = type(inner).__name__
     return opt, {
@@ -149,12 +148,12 @@ def make_train_step(tf, model, opt, loss: DataLoss, trainable, tracked, invarian
             penalty = tf.add_n(extra) if extra else tf.constant(0.0)
             scaled = opt.scale_loss(data + penalty)
         grads = tape.gradient(scaled, trainable)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, trainable)]
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, trainable, strict=True)]
         before = [tf.identity(tf.cast(v, tf.float32)) for v in invariant]
-        opt.apply_gradients(zip(grads, trainable))
+        opt.apply_gradients(zip(grads, trainable, strict=True))
         angle = tf.constant(0.0)
         if invariant:
-            angles = [_angle(tf, b, tf.cast(v, tf.float32)) for b, v in zip(before, invariant)]
+            angles = [_angle(tf, b, tf.cast(v, tf.float32)) for b, v in zip(before, invariant, strict=True)]
             angle = tf.add_n(angles) / float(len(angles))
         kernel_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in tracked]) if tracked else tf.constant(0.0)
         weight_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in trainable])

@@ -54,6 +54,7 @@ and turns the early stop off.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -162,8 +163,8 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Non
     take: MAX_STEPS, the time budget's cut, or ``--steps``)."""
     named = {k: v.steps for k, v in timescales.items()}
     if timescales:
-        name, shortest = min(timescales.items(), key=lambda kv: kv[1].steps)
-        target = int(math.ceil(TIMESCALES * shortest.steps))
+        shortest = min(timescales.values(), key=lambda scale: scale.steps)
+        target = math.ceil(TIMESCALES * shortest.steps)
         reason = f"{g(TIMESCALES)} x the shortest penalty timescale, {shortest.describe()}: {g(target)} steps"
         if invariant:
             named["rotational_equilibrium"] = shortest.steps / 2
@@ -216,7 +217,7 @@ def penalties_removed(model) -> Iterator[list[str]]:
             weights.append((var, reg))
             var.regularizer = None
             removed.append(f"{getattr(var, 'path', var.name)} {type(reg).__name__}")
-    for layer in [model] + flatten(model):
+    for layer in [model, *flatten(model)]:
         reg = getattr(layer, "activity_regularizer", None)
         if reg is not None:
             activities.append((layer, reg))
@@ -236,7 +237,7 @@ def has_penalty(model, opt_info: dict[str, Any] | None) -> bool:
         return True
     if any(getattr(v, "regularizer", None) is not None for v in model.trainable_variables):
         return True
-    return any(getattr(layer, "activity_regularizer", None) is not None for layer in [model] + flatten(model))
+    return any(getattr(layer, "activity_regularizer", None) is not None for layer in [model, *flatten(model)])
 
 
 # ---------------------------------------------------------------------------
@@ -292,7 +293,7 @@ def _rows(x) -> int:
     return int(np.shape(first)[0])
 
 
-def _accuracy(pred: np.ndarray, y: np.ndarray, kind: str, from_logits: bool) -> float:
+def _accuracy(pred: np.ndarray, y: np.ndarray, kind: str | None, from_logits: bool) -> float:
     if kind == SPARSE:
         ids = y.reshape(pred.shape[:-1]) if y.size == np.prod(pred.shape[:-1]) else y
         return float(np.mean(pred.argmax(-1) == ids))
@@ -302,7 +303,7 @@ def _accuracy(pred: np.ndarray, y: np.ndarray, kind: str, from_logits: bool) -> 
     return float(np.mean((pred.reshape(y.shape) > cut) == (y > 0.5)))
 
 
-def _chance(y: np.ndarray, kind: str) -> float:
+def _chance(y: np.ndarray, kind: str | None) -> float:
     """The majority class's share (binary: per output unit, averaged)."""
     if kind == SPARSE:
         ids = y.reshape(-1).astype(np.int64)
@@ -370,7 +371,7 @@ def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_overr
         if opt_info.get("weight_decay"):
             removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
     for lane in lanes:
-        lane.stop = _EarlyStop(budget.target, evaluator.held is not None) if budget.early_stop else None
+        lane.stop = _EarlyStop(budget.target or 0, evaluator.held is not None) if budget.early_stop else None
     keras.utils.set_random_seed(inputs.seed)
     taken, stopped = _lockstep(tf, model, lanes, inputs, evaluator, budget.steps, progress)
     finish_budget(budget, taken, stopped, monitor)
@@ -379,8 +380,7 @@ def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_overr
     x0, y0 = inputs.batches.batch(0)
     probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if pen.run.diverged_at is None else None
     restore(model.variables, saved)
-    twin = lanes[1].run if len(lanes) > 1 else \
-        TwinRun(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(pen.run).items()})
+    twin = lanes[1].run if len(lanes) > 1 else copy.deepcopy(pen.run)
     result = Twin(budget=budget, penalized=pen.run, unregularized=twin, removed=removed,
                   held_out=evaluator.reference(), synthetic=bool(inputs.batches.synthetic),
                   angular_equilibrium=angular_equilibrium(opt_info, inputs.rows) if inputs.invariant else None,
@@ -475,15 +475,17 @@ class _EarlyStop:
 
     def __init__(self, target: int, held_out: bool):
         self.target, self.held_out = target, held_out
-        self.best, self.start, self.waited, self.stopped = math.inf, None, 0, False
+        self.best = math.inf
+        self.start: float | None = None
+        self.waited, self.stopped = 0, False
 
     def __call__(self, run: TwinRun) -> bool:
-        values = run.val_loss if self.held_out else run.data_loss
-        if self.start is None:
-            self.start = values[0]
-            self.best = values[0]
-        value = values[-1]
-        if math.isfinite(value) and value < self.best - MIN_DELTA * abs(self.start):
+        values = run.val_loss if self.held_out and run.val_loss is not None else run.data_loss
+        first, value = values[0], values[-1]
+        if self.start is None and first is not None:
+            self.start = self.best = first
+        delta = MIN_DELTA * abs(self.start) if self.start is not None else 0.0
+        if value is not None and math.isfinite(value) and value < self.best - delta:
             self.best, self.waited = value, 0
         else:
             self.waited += 1
