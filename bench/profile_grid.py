@@ -141,6 +141,7 @@ def cmd_run(args) -> int:
             result = profile_one(rec, out, args.steps, args.time_budget)
             row = {"run_id": rec["run_id"], "split": cal.split_of(rec), "outcome": rec["outcome"],
                    "placement": rec["placement"], "opt": rec["opt"], "arch": rec["arch"], "dataset": rec["dataset"],
+                   "grid": rec.get("grid", "classic"), "lam": rec["lam"],
                    "train_steps": rec["steps"], **result}
             fh.write(json.dumps(row) + "\n")
             fh.flush()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+
+import pytest
 
 import reglint
 
@@ -40,3 +43,14 @@ def test_lint_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code, str(KERAS_FIXTURES / "lstm.keras")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize(("context", "message"), [
+    ({"loss_scale": 0}, "loss_scale must be > 0"),
+    ({"momentum": 2.0}, "momentum must be in [0.0, 1.0]"),
+])
+def test_context_bounds_hold_for_the_api(context, message):
+    """The bounds the CLI and config enforce hold for reglint.lint() too:
+    a zero loss scale is refused, not divided by."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        reglint.lint(str(KERAS_FIXTURES / "loss_weights_zero.keras"), **context)

@@ -101,3 +101,19 @@ def test_console_script_asks_numpy_for_one_blas_thread(exported, expected):
             "assert 'numpy' not in sys.modules; print(os.environ['OPENBLAS_NUM_THREADS'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("model", ["loss_weights_zero.keras", "loss_weights_by_position.keras"])
+def test_odd_loss_weights_are_linted_not_crashed(model):
+    result = reglint(str(KERAS_FIXTURES / model), "--no-cache", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["files"][0]["model"]["analysis"]["loss_scale"]["value"] > 0
+
+
+def test_a_zero_loss_scale_is_a_usage_error(tmp_path):
+    result = reglint(GOOD, "--no-cache", "--loss-scale", "0")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip().splitlines() == ["reglint: error: invalid value for '--loss-scale': 0 is not > 0"]
+    (tmp_path / "pyproject.toml").write_text("[tool.reglint.context]\nloss-scale = 0\n")
+    result = reglint(GOOD, "--no-cache", "--config", str(tmp_path / "pyproject.toml"))
+    assert result.returncode == 2 and "expected a number > 0" in result.stderr

@@ -161,3 +161,23 @@ def test_config_derived_counts_equal_the_stored_ones(entry):
         return
     assert config["unknown"] == {}
     assert (config["total"], config["trainable"]) == (entry["count_params"], entry["trainable_params"])
+
+
+def test_metrics_passed_as_loss_weights_read_as_weight_one():
+    """compile(opt, loss, ["accuracy"]) saves ``loss_weights: ["accuracy"]``:
+    the data loss keeps its weight and its chance-level scale (ln 2)."""
+    from reglint.engine.analysis import Analysis
+
+    model = read_model(str(KERAS_FIXTURES / "loss_weights_by_position.keras"))
+    assert [loss.weight for loss in model.losses] == [1.0]
+    assert Analysis(model).loss_scale.value == pytest.approx(math.log(2))
+
+
+def test_zero_loss_weights_fall_back_to_the_default_scale():
+    """loss_weights=[0.0] leaves no data loss: the scale falls back to 1 and
+    says why instead of dividing by zero."""
+    from reglint.engine.analysis import Analysis
+
+    scale = Analysis(read_model(str(KERAS_FIXTURES / "loss_weights_zero.keras"))).loss_scale
+    assert scale.value == 1.0
+    assert "loss_weights sum to 0" in scale.explanation

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from enum import Enum
 from pathlib import Path
 
@@ -49,6 +50,13 @@ class FailOn(str, Enum):
 # training-context options: declared once, as TrainingContext's fields
 
 
+def _positive(value: float | None) -> float | None:
+    """A context option whose 0 means nothing (``--loss-scale``)."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} is not > 0")
+    return value
+
+
 def with_context_options(panel: str):
     """Give a command one option per ``TrainingContext`` scalar field
     (``--samples``, ``--learning-rate``/``--lr`` ...) and hand their values
@@ -72,7 +80,8 @@ def with_context_options(panel: str):
         own = [p for p in inspect.signature(func).parameters.values() if p.name != "context"]
         extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.kind | None,
                                    default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
-                                                        help=o.help, rich_help_panel=panel))
+                                                        help=o.help, rich_help_panel=panel,
+                                                        callback=_positive if o.positive else None))
                  for o in options]
         hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}
         # inspect.signature() (and so Typer) reads __signature__; typeshed's _Wrapped does not declare it.
@@ -299,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         err("interrupted")
         return 2
     except Exception as exc:  # an internal error: one line, a hint, exit 2
+        if os.environ.get("REGLINT_DEBUG"):  # the maintainers' traceback, on request only
+            traceback.print_exc()
         err(f"internal error ({type(exc).__name__}: {exc}); please report it with the model file if you can")
         return 2
     return result if isinstance(result, int) else 0

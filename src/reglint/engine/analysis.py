@@ -31,6 +31,7 @@ class ContextOption:
     min: float | None = None
     max: float | None = None
     flags: tuple[str, ...] = ()  # extra command-line spellings
+    positive: bool = False  # the bound ``min`` is excluded (a scale of 0 divides by zero)
 
     @property
     def key(self) -> str:
@@ -39,8 +40,8 @@ class ContextOption:
 
 
 def _opt(help: str, *, min: float | None = None, max: float | None = None,
-         flags: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"help": help, "min": min, "max": max, "flags": flags}
+         flags: tuple[str, ...] = (), positive: bool = False) -> dict[str, Any]:
+    return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive}
 
 
 @dataclass
@@ -59,7 +60,7 @@ class TrainingContext:
     target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets.", min=0.0))
     classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=1))
     loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
-                                                                 min=0.0))
+                                                                 min=0.0, positive=True))
     # Settings for files that carry none (ONNX inference graphs) or to
     # override the file: optimizer class, learning rate, momentum, decay.
     optimizer: str | None = field(default=None, metadata=_opt("Optimizer class for files that save none (ONNX)."))
@@ -71,6 +72,20 @@ class TrainingContext:
     regularizers: list[dict[str, Any]] = field(default_factory=list)
     # How to read custom regularizer classes: {"acme>MyL2": {"kind": "l2", "factor": "strength"}}
     custom_regularizers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The bounds of each option hold for reglint.lint(**context) too,
+        # not only for the command line and the config file.
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if "help" not in meta or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            low, high = meta["min"], meta["max"]
+            if (low is not None and not (value > low if meta["positive"] else value >= low)) or (
+                    high is not None and value > high):
+                bound = f"> {low:g}" if meta["positive"] else f"in [{low if low is not None else '-inf'}, " \
+                        f"{high if high is not None else 'inf'}]"
+                raise ValueError(f"{f.name} must be {bound}, got {value!r}")
 
     def changes_model(self) -> bool:
         """True when the context overrides what the file holds (optimizer
@@ -110,7 +125,7 @@ def context_options() -> list[ContextOption]:
         if "help" in f.metadata:
             meta = f.metadata
             out.append(ContextOption(f.name, kinds[str(f.type)], meta["help"], meta["min"], meta["max"],
-                                     meta["flags"]))
+                                     meta["flags"], meta["positive"]))
     return out
 
 

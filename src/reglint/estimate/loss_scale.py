@@ -89,7 +89,7 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
             continue
         total += loss.weight * value
         parts.append(_describe(loss, output, value, target_var, classes))
-    if parts and not unknown:
+    if parts and not unknown and total > 0:
         source = Provenance.USER if (target_var is not None or classes is not None) else Provenance.INFERRED
         return LossScale(total, source, "; ".join(parts), parts)
     if not model.losses and classes is not None:
@@ -99,7 +99,12 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
     if not model.losses and target_var is not None:
         return LossScale(target_var, Provenance.USER,
                          f"squared error with target variance {target_var:g} (--target-var)")
-    why = "no compiled loss saved" if not model.losses else f"unknown loss {', '.join(unknown)}"
+    if not model.losses:
+        why = "no compiled loss saved"
+    elif unknown:
+        why = f"unknown loss {', '.join(unknown)}"
+    else:  # every loss_weights entry 0: no data loss to compare against
+        why = "the saved loss_weights sum to 0"
     return LossScale(1.0, Provenance.DEFAULT, f"{why}: data-loss scale taken as 1 (set --loss-scale)")
 
 

@@ -382,11 +382,15 @@ def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> l
     """One ``Loss`` per output: a single loss applies to every output, a list
     or dict assigns them, and ``loss_weights`` scales each."""
     def weight_for(index: int, name: str | None) -> float:
+        # Keras saves whatever compile() was given: a non-numeric entry
+        # (``loss_weights=["accuracy"]``, metrics passed by position) is
+        # read as the default weight 1 rather than as a zero data loss.
+        value = None
         if isinstance(loss_weights, list) and index < len(loss_weights):
-            return as_float(loss_weights[index]) or 0.0
-        if isinstance(loss_weights, dict) and name in loss_weights:
-            return as_float(loss_weights[name]) or 0.0
-        return 1.0
+            value = as_float(loss_weights[index])
+        elif isinstance(loss_weights, dict) and name in loss_weights:
+            value = as_float(loss_weights[name])
+        return 1.0 if value is None else value
 
     if loss_obj is None:
         return []
