@@ -1,0 +1,1 @@
+"""Model builders and checks for bench/robustness_sweep.py (a script, not a test)."""
