@@ -181,3 +181,28 @@ def test_zero_loss_weights_fall_back_to_the_default_scale():
     scale = Analysis(read_model(str(KERAS_FIXTURES / "loss_weights_zero.keras"))).loss_scale
     assert scale.value == 1.0
     assert "loss_weights sum to 0" in scale.explanation
+
+
+# ---------------------------------------------------------------------------
+# files bench/robustness_sweep.py found read wrong (fixtures/sweep_fixtures.py,
+# fixtures/make_tf_keras_fixtures.py); their counts and penalties are also
+# checked against Keras by the tests above and test_penalty_estimates.py
+
+
+def _entry(file):
+    return next(e for e in keras_manifest() if e["file"] == file)
+
+
+def _var(model, layer_path, name):
+    layer = next(layer for layer in model.layers if layer.path == layer_path)
+    return next(v for v in layer.variables if v.name == name)
+
+
+def test_layer_names_holding_a_slash_find_their_hdf5_group():
+    """tf.keras applications name layers 'Conv/BatchNorm': HDF5 stores their
+    weights under nested groups, which belong to that one layer."""
+    model = read_model(KERAS_FIXTURES / "tfk_slash_names.h5")
+    assert not model.problems
+    gamma = _var(model, "Conv/BatchNorm", "gamma")
+    assert gamma.regularizer.l2 == pytest.approx(0.01) and gamma.stats is not None
+    assert _var(model, "Logits/dense", "kernel").stats is not None

@@ -41,6 +41,13 @@ class LayerNode:
     # Keras 3's record of the input shape the layer was built with.
     build_config: dict[str, Any] = field(default_factory=dict)
     inbound_nodes: Any = None  # the raw inbound_nodes entry (functional graphs)
+    # Name of the top-level layer holding this one (itself at the top): the
+    # legacy HDF5 group of its weights. Not ``path.split("/")[0]``: layer
+    # names may hold "/" (tf.keras applications name theirs "Conv/BatchNorm").
+    top: str = ""
+
+    def __post_init__(self) -> None:
+        self.top = self.top or self.name
 
 
 @dataclass
@@ -87,14 +94,14 @@ def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip:
                                 build_config=_table_or_empty(root.get("build_config"))))
     else:
         _walk(class_name, cfg, prefix="", weights_prefix="", trainable=_trainable(cfg), leaves=leaves,
-              containers=containers, max_layers=max_layers, by_name=keras2_keras_zip)
+              containers=containers, max_layers=max_layers, by_name=keras2_keras_zip, top="")
     name = cfg.get("name") if isinstance(cfg, dict) else None
     return ModelConfig(class_name=class_name, name=name, leaves=leaves,
                        output_layers=_output_layers(class_name, cfg, leaves), containers=containers)
 
 
 def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, trainable: bool,
-          leaves: list[LayerNode], containers: list[LayerNode], max_layers: int, by_name: bool) -> None:
+          leaves: list[LayerNode], containers: list[LayerNode], max_layers: int, by_name: bool, top: str) -> None:
     used: dict[str, int] = {}
     previous: str | None = None  # Sequential configs record no graph: chain them
     for entry in container_layers(class_name, cfg):
@@ -121,7 +128,7 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             inbound=_inbound_names(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
             container=prefix.rstrip("/"),
             build_config=_table_or_empty(entry.get("build_config")),
-            inbound_nodes=entry.get("inbound_nodes"),
+            inbound_nodes=entry.get("inbound_nodes"), top=top or name,
         )
         if (not node.inbound and previous is not None and class_name == "Sequential") or (
             not node.inbound and previous is not None and isinstance(cfg, list)
@@ -132,7 +139,7 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             containers.append(node)
             _walk(child_class, child_cfg, prefix=path + "/", weights_prefix=weights_path + "/",
                   trainable=child_trainable, leaves=leaves, containers=containers,
-                  max_layers=max_layers, by_name=by_name)
+                  max_layers=max_layers, by_name=by_name, top=node.top)
         else:
             leaves.append(node)
 

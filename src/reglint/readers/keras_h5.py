@@ -100,7 +100,7 @@ def _unclaimed_layers(weights, tree, model: Model) -> None:
     number of them ("a weight file containing 3 layers into a model with 2")."""
     import h5py
 
-    tops = {node.path.split("/")[0] for node in tree.leaves} | {node.path.split("/")[0] for node in tree.containers}
+    tops = {node.top for node in tree.leaves} | {node.top for node in tree.containers}
     for name in attr_strings(weights.attrs, "layer_names"):
         if name in tops:
             continue
@@ -125,7 +125,7 @@ def _assign_tensors(weights, leaves: list[LayerNode]) -> dict[str, list[FoundTen
 
     tops: dict[str, list[LayerNode]] = {}
     for node in leaves:
-        tops.setdefault(node.path.split("/")[0], []).append(node)
+        tops.setdefault(node.top, []).append(node)
     out: dict[str, list[FoundTensor]] = {}
     for top, nodes in tops.items():
         group = h5_get(weights, top)
