@@ -12,7 +12,7 @@ from reglint.readers import read_model
 
 from helpers import KERAS_FIXTURES, keras_manifest
 
-READABLE = [e for e in keras_manifest() if e["format"] not in ("weights_only", "savedmodel")]
+READABLE = [e for e in keras_manifest() if e["format"] not in ("weights_only", "savedmodel", "savedmodel_export")]
 WEIGHTS_ONLY = [e for e in keras_manifest() if e["format"] == "weights_only"]
 
 
@@ -144,6 +144,8 @@ def test_savedmodel_read_without_tensorflow():
 # Fixtures whose config does not fix every shape, with the reason.
 CONFIG_COUNT_EXCEPTIONS = {
     "custom_layer.keras": "acme>ScaledDense is a custom class: its variables are known only from the file",
+    "tfk_savedmodel_subclassed": "a subclassed model's config has no layers: its variables are known only "
+                                 "from the checkpoint",
 }
 
 
@@ -206,3 +208,29 @@ def test_layer_names_holding_a_slash_find_their_hdf5_group():
     gamma = _var(model, "Conv/BatchNorm", "gamma")
     assert gamma.regularizer.l2 == pytest.approx(0.01) and gamma.stats is not None
     assert _var(model, "Logits/dense", "kernel").stats is not None
+
+
+def test_export_counts_no_rng_state():
+    """model.export() saves a Dropout's seed_generator_state (2 integers):
+    Keras' count_params() leaves it out, and so does reglint."""
+    model = read_model(KERAS_FIXTURES / "export_dropout")
+    assert model.total_params == _entry("export_dropout")["count_params"] == 8
+    assert not any("seed" in layer.path for layer in model.layers)
+
+
+def test_savedmodel_nested_model_weights_found_through_the_object_graph():
+    """A checkpoint keys a nested model's weights through the root's
+    variables list (variables/0): saved_model.pb's object graph says which
+    layer holds them, so their values are read, not taken from the config."""
+    model = read_model(KERAS_FIXTURES / "tfk_savedmodel_nested")
+    kernel = _var(model, "inner/dense", "kernel")
+    assert kernel.stats is not None and kernel.regularizer.l2 == pytest.approx(0.01)
+    assert not any("counted from the config" in note for note in model.notes)
+    penalty = kernel.regularizer.l2 * kernel.stats.sum_sq
+    assert penalty == pytest.approx(_entry("tfk_savedmodel_nested")["weight_penalty"], rel=1e-5)
+
+
+def test_savedmodel_of_a_subclassed_model_counts_its_variables():
+    model = read_model(KERAS_FIXTURES / "tfk_savedmodel_subclassed")
+    assert model.total_params == _entry("tfk_savedmodel_subclassed")["count_params"] == 10
+    assert sorted(v.role.value for _, v in model.variables()) == ["bias", "kernel"]

@@ -71,7 +71,9 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     model.framework_version = keras_version if isinstance(keras_version, str) else None
     tree = walk_model_config(root_meta, max_layers=options.max_layers)
     model.name = tree.name
-    assignments = _assign(entries, nodes, tree.leaves, root, options)
+    # A subclassed model's config has no layer list: the root is its one (custom) layer.
+    root_leaf = tree.leaves[0] if len(tree.leaves) == 1 and not tree.leaves[0].weights_path else None
+    assignments = _assign(entries, nodes, tree.leaves, root, options, root_leaf)
     for node in tree.leaves:
         model.layers.append(build_layer(node, assignments.get(node.path, []), options, model))
     from reglint.readers.keras_check import SAVEDMODEL, check_against_config
@@ -220,9 +222,11 @@ def _model_variable_keys(entries: dict[str, BundleEntry]) -> list[str]:
     return keys
 
 
-def _assign(entries, nodes, leaves, root: Path, options: ReadOptions) -> dict[str, list[FoundTensor]]:
+def _assign(entries, nodes, leaves, root: Path, options: ReadOptions,
+            root_leaf=None) -> dict[str, list[FoundTensor]]:
     by_name = {node.name: node for node in leaves}
     names = {path: meta.get("name") for path, meta in nodes.items() if isinstance(meta, dict)}
+    owners: _GraphOwners | None = None
     out: dict[str, list[FoundTensor]] = {}
     for key in _model_variable_keys(entries):
         parts = key[: -len(_VALUE_SUFFIX)].split("/")
@@ -233,9 +237,73 @@ def _assign(entries, nodes, leaves, root: Path, options: ReadOptions) -> dict[st
                 leaf, rest = by_name[name], parts[cut:]
                 break
         if leaf is None:
+            # A checkpoint saves each variable once, under the first path
+            # that reaches it: a nested model's weights are often keyed
+            # through its ``variables`` list (``variables/0``), not through
+            # the layer. The object graph says which layer holds them.
+            owners = owners or _GraphOwners(root, nodes, names, by_name, root_leaf)
+            leaf, rest = owners.find(parts)
+        if leaf is None:
             continue
         out.setdefault(leaf.path, []).append(_found(entries[key], key, leaf, rest, root, options))
     return out
+
+
+class _GraphOwners:
+    """The leaf layer holding a checkpoint key's variable, found in
+    ``saved_model.pb``'s object graph: up from the variable's node to the
+    nearest node that the Keras metadata names as a leaf layer."""
+
+    MAX_DEPTH = 4  # layer -> cell -> kernel, with room for wrappers
+
+    def __init__(self, root: Path, nodes: dict[str, object], names: dict[str, object], by_name: dict,
+                 root_leaf=None) -> None:
+        from reglint.readers.savedmodel_graph import read_object_graph
+
+        graph = read_object_graph(root / "saved_model.pb")
+        self.children = graph[0] if graph else []
+        self.parents: dict[int, list[tuple[int, str]]] = {}
+        for parent, refs in enumerate(self.children):
+            for child, local in refs:
+                self.parents.setdefault(child, []).append((parent, local))
+        self.leaf_at: dict[int, object] = {0: root_leaf} if root_leaf is not None and self.children else {}
+        for meta_path in nodes:
+            name = names.get(meta_path)
+            node = self._walk(meta_path.split(".")[1:]) if meta_path.startswith("root.") else None
+            if node is not None and name in by_name:
+                self.leaf_at.setdefault(node, by_name[name])
+
+    def _walk(self, path: list[str]) -> int | None:
+        node = 0
+        for part in path:
+            if node >= len(self.children):
+                return None
+            nxt = next((child for child, local in self.children[node] if local == part), None)
+            if nxt is None:
+                return None
+            node = nxt
+        return node
+
+    def find(self, object_path: list[str]):
+        start = self._walk(object_path)
+        if start is None:
+            return None, object_path
+        frontier: list[tuple[int, list[str]]] = [(start, [])]
+        seen = {start}
+        for _ in range(self.MAX_DEPTH):
+            hits, nxt = [], []
+            for node, rest in frontier:
+                for parent, local in self.parents.get(node, []):
+                    if parent in self.leaf_at:
+                        hits.append((self.leaf_at[parent], [local, *rest]))
+                    elif parent not in seen:
+                        seen.add(parent)
+                        nxt.append((parent, [local, *rest]))
+            if hits:
+                # Through attributes (``dense/kernel``) rather than lists (``variables/0``): names give roles.
+                return min(hits, key=lambda hit: sum(part.isdigit() for part in hit[1]))
+            frontier = nxt
+        return None, object_path
 
 
 class _Tensor:
@@ -327,6 +395,8 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
                 continue  # the same variable reached through another list (_all_variables)
             seen.add(saved.name)
             parts = saved.name.split("/")
+        if any(part.startswith("seed_generator") for part in parts):
+            continue  # Keras 3's RNG state (Dropout, LSTM): no model weight, not in count_params()
         layer_path = "/".join(parts[:-1]) or parts[0]
         layer = layers.setdefault(layer_path, Layer(name=parts[-2] if len(parts) > 1 else parts[0],
                                                     path=layer_path, class_name="?", custom=True))
