@@ -83,13 +83,22 @@ def _keras3(h5, model: Model, options: ReadOptions) -> None:
     index = H5Index(h5)
     if index.kind("vars") == GROUP:
         _collect_layer(index, "vars", "(model)", model, options)
-    stack = ["layers"]
+    # A subclassed model's sub-layers are saved under their attribute names
+    # (``d1/vars``, ``bn/vars``) beside ``layers/``; only the optimizer's
+    # state is not the model's.
+    for name, kind in index.children(""):
+        if kind == GROUP and name not in ("layers", "vars", "optimizer"):
+            _collect_layer(index, name, name, model, options)
+    stack = ["layers"] + [f"{name}/layers" for name, kind in index.children("")
+                          if kind == GROUP and name not in ("layers", "optimizer")
+                          and index.kind(f"{name}/layers") == GROUP]
     while stack:
         path = stack.pop()
         for name, kind in sorted(index.children(path), reverse=True):
             child = f"{path}/{name}"
             if kind == GROUP:
-                _collect_layer(index, child, child[len("layers/"):].replace("/layers/", "/"), model, options)
+                label = child[len("layers/"):] if child.startswith("layers/") else child
+                _collect_layer(index, child, label.replace("/layers/", "/"), model, options)
                 if index.kind(f"{child}/layers") == GROUP:
                     stack.append(f"{child}/layers")
     model.layers.sort(key=lambda layer: layer.path)
