@@ -234,3 +234,13 @@ def test_savedmodel_of_a_subclassed_model_counts_its_variables():
     model = read_model(KERAS_FIXTURES / "tfk_savedmodel_subclassed")
     assert model.total_params == _entry("tfk_savedmodel_subclassed")["count_params"] == 10
     assert sorted(v.role.value for _, v in model.variables()) == ["bias", "kernel"]
+
+
+def test_bidirectional_backward_layer_keeps_its_own_regularizer():
+    """A backward_layer given by the user keeps its name (gru_1) in Keras 3's
+    HDF5 weight names: it is the backward copy, with its own L1."""
+    model = read_model(KERAS_FIXTURES / "k3_legacy_bidirectional_backward.h5")
+    layer = next(layer for layer in model.layers if layer.class_name == "Bidirectional")
+    kernels = {v.name: v.regularizer for v in layer.variables if v.role is Role.KERNEL}
+    assert {name: (reg.kind, reg.l1 or reg.l2) for name, reg in kernels.items()} == {
+        "forward_gru/kernel": ("l2", pytest.approx(0.01)), "backward_gru_1/kernel": ("l1", pytest.approx(0.01))}

@@ -229,8 +229,7 @@ def owner_for_components(class_name: str, cfg: dict[str, Any],
     if not children:
         return class_name, cfg, ""
     if class_name == "Bidirectional":
-        backward = any(c.startswith("backward") for c in components)
-        key = "backward_layer" if backward else "forward_layer"
+        key = "backward_layer" if _is_backward(children, components) else "forward_layer"
         child_class, child_cfg = children[key]
         sub_class, sub_cfg, _ = owner_for_components(child_class, child_cfg, components)
         return sub_class, sub_cfg, direction_label(key.split("_")[0], child_cfg) + "/"
@@ -246,6 +245,18 @@ def owner_for_components(class_name: str, cfg: dict[str, Any],
         part = components[-2] if len(components) >= 2 else ""
         return child_class, child_cfg, f"{part}/" if part else ""
     return class_name, cfg, ""
+
+
+def _is_backward(children: dict[str, tuple[str, dict[str, Any]]], components: list[str]) -> bool:
+    """Whether a Bidirectional's stored name is its backward copy's: Keras
+    names the copies ``forward_<name>``/``backward_<name>``, but a
+    ``backward_layer`` given by the user keeps its own name in Keras 3
+    (``bidirectional/gru_1/gru_cell/kernel``)."""
+    forward_cfg, backward_cfg = children["forward_layer"][1], children["backward_layer"][1]
+    own = backward_cfg.get("name") if backward_cfg is not forward_cfg else None
+    names = {direction_label("backward", backward_cfg)} | ({str(own)} if own else set())
+    names -= {direction_label("forward", forward_cfg)}
+    return any(c.startswith("backward") or c in names for c in components)
 
 
 def owner_for_attr_path(class_name: str, cfg: dict[str, Any],
