@@ -72,7 +72,7 @@ WEIGHTLESS = {
     "UpSampling1D", "UpSampling2D", "UpSampling3D", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU",
     "Softmax", "UnitNormalization", "Identity", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer", "Rescaling",
     "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop",
-    "RandomTranslation", "RandomContrast", "RandomBrightness", "Attention", "Cropping",
+    "RandomTranslation", "RandomContrast", "RandomBrightness", "Cropping",
 }
 
 
@@ -127,6 +127,8 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
         return (Slot("embeddings", Role.EMBEDDINGS),)
     if class_name == "PReLU":
         return (Slot("alpha", Role.ALPHA),)
+    if class_name in ("Attention", "AdditiveAttention"):
+        return tuple(Slot(v, Role.OTHER) for v in attention_variables(class_name, cfg))
     if class_name in RNN_LAYERS or class_name in ("RNN", "Bidirectional", "TimeDistributed",
                                                    "MultiHeadAttention", "GroupQueryAttention"):
         return ()  # their variables belong to sub-layers
@@ -173,6 +175,25 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
 # the ``.keras`` file saves them under the attribute (``_query_dense``).
 PROJECTION_NAMES = {"query_dense": "query", "key_dense": "key", "value_dense": "value",
                     "output_dense": "attention_output", "gate_dense": "gate"}
+
+def attention_variables(class_name: str, cfg: dict[str, Any]) -> list[str]:
+    """The scalars (Attention) or per-feature scale (AdditiveAttention) the
+    dot-product attention layers learn: ``scale`` with ``use_scale`` (off by
+    default in Attention, on in AdditiveAttention), ``concat_score_weight``
+    with ``score_mode="concat"``.
+
+    >>> attention_variables("Attention", {"use_scale": True, "score_mode": "concat"})
+    ['scale', 'concat_score_weight']
+    >>> attention_variables("AdditiveAttention", {})
+    ['scale']
+    """
+    names = []
+    if cfg.get("use_scale", class_name == "AdditiveAttention"):
+        names.append("scale")
+    if class_name == "Attention" and cfg.get("score_mode") == "concat":
+        names.append("concat_score_weight")
+    return names
+
 
 
 def direction_label(direction: str, cfg: dict) -> str:

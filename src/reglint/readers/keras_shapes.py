@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglint.model import Role
-from reglint.readers.keras_layers import child_layers, direction_label
+from reglint.readers.keras_layers import attention_variables, child_layers, direction_label
 
 Shape = tuple  # of int | None; None: a dimension the config does not fix
 K, RK, B = Role.KERNEL, Role.RECURRENT_KERNEL, Role.BIAS
@@ -457,6 +457,19 @@ def _prelu(cls, cfg, shape, inputs):
             param[axis - 1] = 1
     return [_v("alpha", Role.ALPHA, tuple(param))]
 
+def _attention(cls, cfg, shape, inputs):
+    """Attention: scalars; AdditiveAttention: a scale per feature of the
+    query (Keras 3) or value (tf-keras), the same width in a valid call."""
+    out = []
+    for name in attention_variables(cls, cfg):
+        if cls == "AdditiveAttention":
+            width = shape[-1] if shape else (inputs[1][-1] if len(inputs) > 1 and inputs[1] else None)
+            out.append(_v(name, Role.OTHER, (width,)))
+        else:
+            out.append(_v(name, Role.OTHER, ()))
+    return out
+
+
 
 # ---- recurrent -------------------------------------------------------------
 
@@ -575,6 +588,7 @@ _SHAPE_ONLY = {"InputLayer", "Normalization"}
 _BUILDERS = {
     "Dense": _dense, "EinsumDense": _einsum_dense,
     "Embedding": _embedding, "PReLU": _prelu, "Normalization": _normalization,
+    "Attention": _attention, "AdditiveAttention": _attention,
     "BatchNormalization": _batch_norm, "SyncBatchNormalization": _batch_norm,
     "LayerNormalization": _layer_norm, "RMSNormalization": _layer_norm, "GroupNormalization": _group_norm,
     "SimpleRNN": _rnn, "LSTM": _rnn, "GRU": _rnn, "CuDNNLSTM": _rnn, "CuDNNGRU": _rnn,
