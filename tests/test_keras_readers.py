@@ -244,3 +244,11 @@ def test_bidirectional_backward_layer_keeps_its_own_regularizer():
     kernels = {v.name: v.regularizer for v in layer.variables if v.role is Role.KERNEL}
     assert {name: (reg.kind, reg.l1 or reg.l2) for name, reg in kernels.items()} == {
         "forward_gru/kernel": ("l2", pytest.approx(0.01)), "backward_gru_1/kernel": ("l1", pytest.approx(0.01))}
+
+
+@pytest.mark.parametrize("file", ["stacked_rnn_cells.keras", "k3_legacy_stacked_rnn_cells.h5"])
+def test_stacked_rnn_cells_read_each_cells_regularizers(file):
+    model = read_model(KERAS_FIXTURES / file)
+    assert not model.problems
+    regularized = {v.name: v.regularizer.l2 for _, v in model.variables() if v.regularizer is not None}
+    assert regularized == {"lstm_cell/kernel": pytest.approx(0.01), "gru_cell/recurrent_kernel": pytest.approx(0.01)}

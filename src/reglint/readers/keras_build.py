@@ -21,6 +21,7 @@ from reglint.readers.keras_layers import (
     PROJECTION_NAMES,
     RNN_LAYERS,
     WEIGHTLESS,
+    cell_label,
     child_layers,
     direction_label,
     initializer_keys,
@@ -235,6 +236,12 @@ def owner_for_components(class_name: str, cfg: dict[str, Any],
         return sub_class, sub_cfg, direction_label(key.split("_")[0], child_cfg) + "/"
     if class_name in RNN_LAYERS or class_name == "RNN":
         child_class, child_cfg = children["cell"]
+        if child_class == "StackedRNNCells":
+            # rnn/stacked_rnn_cells/lstm_cell/kernel: the cell named in the path
+            for key, (cell_class, cell_cfg) in child_layers(child_class, child_cfg).items():
+                label = cell_label(cell_cfg, key)
+                if label in components:
+                    return cell_class, cell_cfg, f"{label}/"
         return child_class, child_cfg, ""
     if class_name == "TimeDistributed":
         child_class, child_cfg = children["layer"]
@@ -266,12 +273,17 @@ def owner_for_attr_path(class_name: str, cfg: dict[str, Any],
     prefix_parts: list[str] = []
     current_class, current_cfg = class_name, cfg
     for attr in attrs:
+        if current_class == "StackedRNNCells" and attr == "cells":
+            continue  # the list holding the cells: cell/cells/lstm_cell
         children = child_layers(current_class, current_cfg)
         key = match_child(children, attr)
         if key is None:
             return None, {}, "/".join(attrs) + "/"
+        stacked = current_class == "StackedRNNCells"
         current_class, current_cfg = children[key]
-        if key in ("forward_layer", "backward_layer"):
+        if stacked:
+            prefix_parts.append(cell_label(current_cfg, key))
+        elif key in ("forward_layer", "backward_layer"):
             # Keras names the copies forward_<name> / backward_<name> at run time.
             prefix_parts.append(direction_label(key.split("_")[0], current_cfg))
         elif key.lstrip("_") in PROJECTION_NAMES:

@@ -151,6 +151,8 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
         if isinstance(cell, dict):
             return {"cell": (_class(cell), _config(cell))}
         return {}
+    if class_name == "StackedRNNCells":
+        return stacked_cells(cfg)
     if class_name == "Bidirectional":
         fwd = cfg.get("layer") or {}
         bwd = cfg.get("backward_layer") or fwd
@@ -175,6 +177,35 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
 # the ``.keras`` file saves them under the attribute (``_query_dense``).
 PROJECTION_NAMES = {"query_dense": "query", "key_dense": "key", "value_dense": "value",
                     "output_dense": "attention_output", "gate_dense": "gate"}
+def stacked_cells(cfg: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """A ``StackedRNNCells``' cells in order, keyed as Keras 3 saves them
+    (``cells/lstm_cell``, ``cells/lstm_cell_1``: the snake-case class name
+    made unique, as ``saving_lib`` names a list's items).
+
+    >>> list(stacked_cells({"cells": [{"class_name": "LSTMCell", "config": {"name": "a"}},
+    ...                               {"class_name": "LSTMCell", "config": {"name": "b"}}]}))
+    ['lstm_cell', 'lstm_cell_1']
+    """
+    from reglint.readers.keras_objects import to_snake_case
+
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    used: dict[str, int] = {}
+    for cell in cfg.get("cells") or []:
+        if not isinstance(cell, dict):
+            continue
+        base = to_snake_case(_class(cell)) or "cell"
+        used[base] = used.get(base, -1) + 1
+        out[f"{base}_{used[base]}" if used[base] else base] = (_class(cell), _config(cell))
+    return out
+
+
+def cell_label(cell_cfg: dict[str, Any], key: str) -> str:
+    """The name a stacked cell's variables carry (``lstm_cell/kernel``):
+    its configured name, as legacy HDF5 files store it."""
+    name = cell_cfg.get("name")
+    return name if isinstance(name, str) and name else key
+
+
 
 def attention_variables(class_name: str, cfg: dict[str, Any]) -> list[str]:
     """The scalars (Attention) or per-feature scale (AdditiveAttention) the

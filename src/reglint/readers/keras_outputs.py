@@ -295,6 +295,8 @@ def _rnn(cls, cfg, shape, inputs):
     units = cfg_int(cfg, "units", "output_dim")
     if cls == "RNN":
         cell = child_layers(cls, cfg).get("cell")
+        if cell and cell[0] == "StackedRNNCells":  # the last cell's output
+            cell = ([None, *child_layers(*cell).values()])[-1]
         units = cfg_int(cell[1], "units") if cell else None
     main = (shape[0], shape[1], units) if cfg.get("return_sequences") else (shape[0], units)
     if cfg.get("return_state"):

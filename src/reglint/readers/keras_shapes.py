@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglint.model import Role
-from reglint.readers.keras_layers import attention_variables, child_layers, direction_label
+from reglint.readers.keras_layers import attention_variables, cell_label, child_layers, direction_label, stacked_cells
 
 Shape = tuple  # of int | None; None: a dimension the config does not fix
 K, RK, B = Role.KERNEL, Role.RECURRENT_KERNEL, Role.BIAS
@@ -525,9 +525,26 @@ def _generic_rnn(cls, cfg, shape, inputs):
     if "cell" not in children:
         raise CannotInfer("RNN without a readable cell")
     cell_class, cell_cfg = children["cell"]
+    if cell_class == "StackedRNNCells":
+        return _stacked_cells(cell_cfg, shape)
     if cell_class not in _GATES:
         raise CannotInfer(f"RNN cell {cell_class} is not a built-in cell reglint knows")
     return [_owned(v, cell_class, cell_cfg) for v in _rnn(cell_class, cell_cfg, shape, inputs)]
+
+def _stacked_cells(cfg: dict, shape: Shape | None) -> list[Expected]:
+    """``StackedRNNCells``: each cell reads the previous one's output
+    (its ``units``), the first the sequence's features."""
+    out: list[Expected] = []
+    width = shape[-1] if shape else None
+    for key, (cell_class, cell_cfg) in stacked_cells(cfg).items():
+        if cell_class not in _GATES:
+            raise CannotInfer(f"stacked RNN cell {cell_class} is not a built-in cell reglint knows")
+        prefix = cell_label(cell_cfg, key) + "/"
+        for var in _rnn(cell_class, cell_cfg, (None, None, width), []):
+            out.append(Expected(var.short, var.role, var.shape, var.trainable, prefix, cell_class, cell_cfg))
+        width = cfg_int(cell_cfg, "units")
+    return out
+
 
 
 # ---- wrappers --------------------------------------------------------------
