@@ -18,6 +18,7 @@ from reglint.model import Layer, Model, Output, Problem, ProblemKind, Regularize
 from reglint.readers.keras_config import LayerNode, ModelConfig
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
+    MHA_LIKE,
     PROJECTION_NAMES,
     RNN_LAYERS,
     WEIGHTLESS,
@@ -247,7 +248,7 @@ def owner_for_components(class_name: str, cfg: dict[str, Any],
         child_class, child_cfg = children["layer"]
         sub_class, sub_cfg, prefix = owner_for_components(child_class, child_cfg, components)
         return sub_class, sub_cfg, prefix
-    if class_name in ("MultiHeadAttention", "GroupQueryAttention"):
+    if class_name in MHA_LIKE:
         child_class, child_cfg = next(iter(children.values()))
         part = components[-2] if len(components) >= 2 else ""
         return child_class, child_cfg, f"{part}/" if part else ""

@@ -118,7 +118,8 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             # tf.keras 2.13-2.15 .keras files key sub-layers by layer name.
             weights_path = f"{weights_prefix}_layer_checkpoint_dependencies/{name}"
         else:
-            weights_path = f"{weights_prefix}layers/{_unique(to_snake_case(child_class), used)}"
+            saved_as = to_snake_case(_SAVED_CLASS.get(child_class, child_class))
+            weights_path = f"{weights_prefix}layers/{_unique(saved_as, used)}"
         path = f"{prefix}{name}"
         child_trainable = trainable and _trainable(child_cfg)
         node = LayerNode(
@@ -142,6 +143,11 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
                   max_layers=max_layers, by_name=by_name, top=node.top)
         else:
             leaves.append(node)
+
+
+# Configs carry the class's public (exported) name, saving_lib the Python
+# class's own: they differ for one built-in layer.
+_SAVED_CLASS = {"GroupQueryAttention": "GroupedQueryAttention"}
 
 
 def _unique(name: str, used: dict[str, int]) -> str:

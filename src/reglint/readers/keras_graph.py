@@ -21,6 +21,7 @@ import contextlib
 from typing import Any
 
 from reglint.readers.keras_config import _layer_name, container_layers, is_container
+from reglint.readers.keras_layers import MHA_LIKE
 from reglint.readers.keras_objects import bare_class_name, class_name_of
 from reglint.readers.keras_outputs import input_layer_shape, output_shapes
 from reglint.readers.keras_shapes import Shape
@@ -61,7 +62,7 @@ def built_inputs(entry: dict, class_name: str) -> list[Shape | None] | None:
         return None
     if isinstance(build.get("shapes_dict"), dict):
         shapes = build["shapes_dict"]
-        if class_name == "MultiHeadAttention":
+        if class_name in MHA_LIKE:
             order = ("query_shape", "value_shape", "key_shape")
             return [_shape(shapes.get(k)) for k in order]
         return [_shape(v) for v in shapes.values()]
@@ -237,7 +238,7 @@ def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]
     if isinstance(node, dict):  # Keras 3
         args = list(_flat_tensors(node.get("args")))
         kwargs: dict = node["kwargs"] if isinstance(node.get("kwargs"), dict) else {}
-        if cls == "MultiHeadAttention":
+        if cls in MHA_LIKE:
             for key in ("query", "value", "key")[len(args):]:
                 if key in kwargs:
                     args += list(_flat_tensors(kwargs[key]))
@@ -248,7 +249,7 @@ def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]
             if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str):
                 out.append((None, (item[0], _int(item[1]), _int(item[2]))))
                 item_kwargs: dict = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
-                if cls == "MultiHeadAttention":
+                if cls in MHA_LIKE:
                     for key in ("value", "key"):
                         ref = item_kwargs.get(key)
                         if isinstance(ref, list) and len(ref) >= 3 and isinstance(ref[0], str):

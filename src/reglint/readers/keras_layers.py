@@ -57,6 +57,10 @@ RNN_LAYERS = {"SimpleRNN": "SimpleRNNCell", "LSTM": "LSTMCell", "GRU": "GRUCell"
 NORMALIZATION = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization",
                  "GroupNormalization", "RMSNormalization", "InstanceNormalization"}
 CONTAINERS = {"Sequential", "Functional", "Model"}
+# Attention layers made of EinsumDense projections (query, key, value,
+# output); Keras 3 exports GroupedQueryAttention as ``GroupQueryAttention``,
+# the name its configs carry.
+MHA_LIKE = frozenset({"MultiHeadAttention", "GroupQueryAttention", "GroupedQueryAttention"})
 # Layers known to own no variables (their configs may still carry an
 # activity_regularizer).
 WEIGHTLESS = {
@@ -129,8 +133,7 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
         return (Slot("alpha", Role.ALPHA),)
     if class_name in ("Attention", "AdditiveAttention"):
         return tuple(Slot(v, Role.OTHER) for v in attention_variables(class_name, cfg))
-    if class_name in RNN_LAYERS or class_name in ("RNN", "Bidirectional", "TimeDistributed",
-                                                   "MultiHeadAttention", "GroupQueryAttention"):
+    if class_name in RNN_LAYERS or class_name in ("RNN", "Bidirectional", "TimeDistributed") or class_name in MHA_LIKE:
         return ()  # their variables belong to sub-layers
     if class_name in WEIGHTLESS or class_name in CONTAINERS:
         return ()
@@ -161,7 +164,7 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
     if class_name == "TimeDistributed":
         inner = cfg.get("layer") or {}
         return {"layer": (_class(inner), _config(inner))}
-    if class_name in ("MultiHeadAttention", "GroupQueryAttention"):
+    if class_name in MHA_LIKE:
         shared = {key: cfg.get(key) for key in ("kernel_regularizer", "bias_regularizer",
                                                  "kernel_initializer", "bias_initializer")}
         use_bias = cfg.get("use_bias", True)

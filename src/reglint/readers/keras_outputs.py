@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reglint.readers.keras_layers import child_layers
+from reglint.readers.keras_layers import MHA_LIKE, child_layers
 from reglint.readers.keras_shapes import (
     CannotInfer,
     Shape,
@@ -339,7 +339,7 @@ def _time_distributed(cls, cfg, shape, inputs):
 
 
 def _attention(cls, cfg, shape, inputs):
-    if cls == "MultiHeadAttention":
+    if cls in MHA_LIKE:  # GroupedQueryAttention has no output_shape: the query's width
         out = cfg.get("output_shape")
         out = [out] if isinstance(out, int) else list(out or [shape[-1]])
         return tuple(shape[:-1]) + tuple(out)
@@ -392,6 +392,7 @@ _HANDLERS = {
     "ConvLSTM1D": _conv_lstm, "ConvLSTM2D": _conv_lstm, "ConvLSTM3D": _conv_lstm,
     "Bidirectional": _bidirectional, "TimeDistributed": _time_distributed,
     "MultiHeadAttention": _attention, "Attention": _attention, "AdditiveAttention": _attention,
+    "GroupQueryAttention": _attention, "GroupedQueryAttention": _attention,
     "Resizing": _resize, "CenterCrop": _resize, "RandomCrop": _resize,
     "LocallyConnected1D": _locally_connected, "LocallyConnected2D": _locally_connected,
 }

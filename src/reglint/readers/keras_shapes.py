@@ -598,6 +598,35 @@ def _multi_head_attention(cls, cfg, shape, inputs):
         out.append(Expected("bias", B, tuple(out_dims), True, "attention_output/", "EinsumDense", proj))
     return out
 
+def _grouped_query_attention(cls, cfg, shape, inputs):
+    """GroupedQueryAttention.build: query (and gate) project to
+    ``num_query_heads`` heads, key and value to ``num_key_value_heads``, the
+    output back to the query's width; biases per head unless ``use_bias``
+    is off (keras/src/layers/attention/grouped_query_attention.py)."""
+    head_dim = _need(cfg_int(cfg, "head_dim"), "head_dim")
+    q_heads = _need(cfg_int(cfg, "num_query_heads"), "num_query_heads")
+    kv_heads = _need(cfg_int(cfg, "num_key_value_heads"), "num_key_value_heads")
+    query = inputs[0] if inputs else None
+    value = inputs[1] if len(inputs) > 1 and inputs[1] is not None else query
+    key = inputs[2] if len(inputs) > 2 and inputs[2] is not None else value
+    feature = query[-1] if query else None
+    proj = child_layers(cls, cfg)["query_dense"][1]
+    parts = [("query", query, q_heads), ("key", key, kv_heads)]
+    if cfg.get("use_gate"):
+        parts.append(("gate", query, q_heads))
+    parts.append(("value", value, kv_heads))
+    out = []
+    for name, source, heads in parts:
+        out.append(Expected("kernel", K, (source[-1] if source else None, heads, head_dim), True, f"{name}/",
+                            "EinsumDense", proj))
+        if use_bias(cfg):
+            out.append(Expected("bias", B, (heads, head_dim), True, f"{name}/", "EinsumDense", proj))
+    out.append(Expected("kernel", K, (q_heads, head_dim, feature), True, "attention_output/", "EinsumDense", proj))
+    if use_bias(cfg):
+        out.append(Expected("bias", B, (feature,), True, "attention_output/", "EinsumDense", proj))
+    return out
+
+
 
 # Classes that own no variables but whose output shape reglint computes.
 _SHAPE_ONLY = {"InputLayer", "Normalization"}
@@ -613,6 +642,7 @@ _BUILDERS = {
     "ConvLSTM1D": _conv_lstm, "ConvLSTM2D": _conv_lstm, "ConvLSTM3D": _conv_lstm,
     "Bidirectional": _bidirectional, "TimeDistributed": _time_distributed,
     "MultiHeadAttention": _multi_head_attention,
+    "GroupQueryAttention": _grouped_query_attention, "GroupedQueryAttention": _grouped_query_attention,
     "LocallyConnected1D": _locally_connected, "LocallyConnected2D": _locally_connected,
 }
 for _name in ("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
