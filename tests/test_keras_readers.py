@@ -252,3 +252,19 @@ def test_stacked_rnn_cells_read_each_cells_regularizers(file):
     assert not model.problems
     regularized = {v.name: v.regularizer.l2 for _, v in model.variables() if v.regularizer is not None}
     assert regularized == {"lstm_cell/kernel": pytest.approx(0.01), "gru_cell/recurrent_kernel": pytest.approx(0.01)}
+
+
+@pytest.mark.parametrize("file", ["dense_lora.keras", "k3_legacy_dense_lora.h5"])
+def test_lora_kernel_is_frozen_and_its_factors_train_under_the_regularizer(file):
+    """enable_lora(2): Keras freezes the kernel and trains the two factors,
+    which carry the kernel's regularizer. A .keras file stores the kernel
+    with the factors merged in; Keras loads them as zeros."""
+    model = read_model(KERAS_FIXTURES / file)
+    entry = _entry(file)
+    counts = (model.total_params, model.trainable_params)
+    assert counts == (entry["count_params"], entry["trainable_params"]) == (72, 42)
+    assert not _var(model, "adapted", "kernel").trainable
+    for factor in ("lora_kernel_a", "lora_kernel_b"):
+        var = _var(model, "adapted", factor)
+        assert var.trainable and var.regularizer.l2 == pytest.approx(0.01)
+    assert any("LoRA" in note for note in model.notes) == file.endswith(".keras")

@@ -86,10 +86,23 @@ def test_normalization_layers():
 def test_what_the_config_cannot_fix():
     with pytest.raises(CannotInfer, match="not a built-in"):
         expected_variables("ScaledDense", {"units": 3}, [(None, 4)])
-    with pytest.raises(CannotInfer, match="LoRA"):
-        expected_variables("Dense", {"units": 3, "lora_rank": 2}, [(None, 4)])
     unknown = expected_variables("Dense", {"units": 3}, [None])
     assert unknown[0].shape == (None, 3) and not unknown[0].known
+
+def test_lora_freezes_the_kernel_and_adds_two_factors():
+    """Dense.enable_lora(2) as build() calls it for a saved lora_rank: the
+    kernel frozen, lora_kernel_a (in x rank) and lora_kernel_b (rank x units)
+    trainable, after the bias; the factors are what a .keras file merges."""
+    lora = expected_variables("Dense", {"units": 3, "lora_rank": 2}, [(None, 4)])
+    assert [(v.name, v.shape, v.trainable, v.merged) for v in lora] == [
+        ("kernel", (4, 3), False, False), ("bias", (3,), True, False),
+        ("lora_kernel_a", (4, 2), True, True), ("lora_kernel_b", (2, 3), True, True)]
+    conv = expected_variables("Conv2D", {"filters": 5, "kernel_size": [3, 3], "lora_rank": 1}, [(None, 8, 8, 2)])
+    assert {v.name: v.shape for v in conv}["lora_kernel_a"] == (3, 3, 2, 1)
+    emb = expected_variables("Embedding", {"input_dim": 10, "output_dim": 4, "lora_rank": 2}, [(None, 5)])
+    assert [(v.name, v.shape) for v in emb] == [("embeddings", (10, 4)), ("lora_embeddings_a", (10, 2)),
+                                                ("lora_embeddings_b", (2, 4))]
+
 
 
 def test_output_shapes():

@@ -82,12 +82,34 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
     _name_by_position(tensors, model, node)
     for found in tensors:
         layer.variables.append(_variable(found, node, options, model, attach=not custom))
+    if node.config.get("lora_rank"):
+        _lora_variables(layer, node)
     if custom:
         _attach_custom_regularizers(layer, node, model)
         if tensors and found_unnamed(tensors):
             model.notes.append(f"{layer.path}: custom layer {layer.class_name}: the file does not record which "
                                f"of its {len(tensors)} weights are trainable; all are counted as trainable")
     return layer
+
+def _lora_variables(layer: Layer, node: LayerNode) -> None:
+    """A LoRA-enabled layer (``lora_rank`` saved): the base kernel is frozen
+    (Keras adds no penalty for it) and the factors train under its
+    regularizer. Legacy HDF5 names them ``lora_kernel_a``, which the weight
+    name reader shortens to ``kernel_a``: their names and initializers are
+    restored here."""
+    from reglint.readers.keras_shapes import lora_base
+
+    base = lora_base(node.class_name)
+    if base is None:
+        return
+    for var in layer.variables:
+        short = var.name.split("/")[-1]
+        if short == base:
+            var.trainable = False
+        elif short in (f"{base}_a", f"{base}_b", f"lora_{base}_a", f"lora_{base}_b"):
+            var.name = var.name[: len(var.name) - len(short)] + "lora_" + short.removeprefix("lora_")
+            var.initializer = parse_initializer("zeros" if short.endswith("_b") else "he_uniform")
+
 
 
 def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode) -> None:

@@ -37,9 +37,12 @@ class LoadRules:
     missing_blocks: bool = True  # a layer's variables absent from the file
     extra_blocks: bool = True  # tensors in a layer beyond what it creates
     what: str = "the weights file"
+    # .keras files store a LoRA layer's kernel with its factors merged in;
+    # Keras re-creates the factors (as zeros) when it loads the file.
+    merges_lora: bool = False
 
 
-KERAS_ZIP = LoadRules(what="model.weights.h5")
+KERAS_ZIP = LoadRules(what="model.weights.h5", merges_lora=True)
 LEGACY_H5 = LoadRules(what="the HDF5 file")
 SAVEDMODEL = LoadRules(missing_blocks=False, extra_blocks=False, what="the checkpoint")
 
@@ -192,6 +195,14 @@ def _fmt(shape) -> str:
 
 
 def _compare(model: Model, layer: Layer, node: LayerNode, expected: list[Expected], rules: LoadRules) -> None:
+    factors = [v for v in expected if v.merged] if rules.merges_lora else []
+    _compare_stored(model, layer, node, [v for v in expected if v not in factors], rules)
+    if factors:
+        _add_lora_factors(model, layer, node, factors)
+
+
+def _compare_stored(model: Model, layer: Layer, node: LayerNode, expected: list[Expected],
+                    rules: LoadRules) -> None:
     stored = layer.variables
     if not expected and not stored:
         return
@@ -228,6 +239,19 @@ def _compare(model: Model, layer: Layer, node: LayerNode, expected: list[Expecte
     model.problems.extend(problems)
     if all(v.known for v in expected):
         _use_config_variables(model, layer, node, expected)
+
+
+def _add_lora_factors(model: Model, layer: Layer, node: LayerNode, factors: list[Expected]) -> None:
+    """The LoRA factors a .keras file does not store: Keras creates them when
+    it loads the layer (zeros), so they are counted from the config."""
+    if not all(v.known for v in factors):
+        return
+    scratch = Model(path=model.path, format=model.format)
+    rebuilt = build_layer(node, config_tensors(node, factors), ReadOptions(weight_stats=False), scratch)
+    layer.variables.extend(rebuilt.variables)
+    model.notes.append(f"{node.path}: LoRA rank {node.config.get('lora_rank')}: the file stores the kernel with "
+                       f"its factors merged in; Keras loads {', '.join(v.name for v in factors)} as zeros and "
+                       "freezes the kernel")
 
 
 def _stored_label(var) -> str:

@@ -9,8 +9,10 @@ layer's expected and stored variables can be paired by name, and by
 position where a generation names them differently.
 
 A dimension the input shape leaves unknown is ``None``; a layer whose
-variables cannot be known from its config (a custom class, a quantized or
-LoRA layer) raises ``CannotInfer`` with the reason.
+variables cannot be known from its config (a custom class, a quantized
+layer) raises ``CannotInfer`` with the reason. A LoRA-enabled layer
+(``lora_rank`` in its config) has its base kernel frozen and two trainable
+factors beside it (``lora_kernel_a``/``_b``, under the kernel's regularizer).
 
 >>> [(v.name, v.shape) for v in expected_variables("Dense", {"units": 3}, [(None, 4)])]
 [('kernel', (4, 3)), ('bias', (3,))]
@@ -47,6 +49,9 @@ class Expected:
     prefix: str = ""  # sub-layer prefix (forward_lstm/, query/)
     owner_class: str = ""  # class whose config holds its regularizer/initializer
     owner_config: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # A LoRA factor: a .keras file stores the base kernel with it merged in
+    # (save_own_variables), and Keras loads the factor as zeros.
+    merged: bool = False
 
     @property
     def name(self) -> str:
@@ -77,6 +82,8 @@ def expected_variables(class_name: str, cfg: dict[str, Any], inputs: list[Shape 
         raise CannotInfer("not a built-in Keras layer reglint knows (a custom or newer class)")
     try:
         out = builder(class_name, cfg, shape, inputs)
+        if cfg.get("lora_rank"):
+            out = _with_lora(class_name, cfg, out)
     except (TypeError, ValueError, ArithmeticError, IndexError, KeyError, AttributeError) as exc:
         # A hand-edited or hostile config: say so instead of failing the read.
         raise CannotInfer(f"{class_name} config not understood ({type(exc).__name__})") from None
@@ -89,13 +96,45 @@ def expected_variables(class_name: str, cfg: dict[str, Any], inputs: list[Shape 
 def _owned(var: Expected, class_name: str, cfg: dict) -> Expected:
     if var.owner_class:
         return var
-    return Expected(var.short, var.role, var.shape, var.trainable, var.prefix, class_name, cfg)
+    return Expected(var.short, var.role, var.shape, var.trainable, var.prefix, class_name, cfg, var.merged)
+
+
+def lora_base(class_name: str) -> str | None:
+    """The variable ``enable_lora()`` freezes and factors, for the Keras 3
+    layers that have it (Dense, EinsumDense, Embedding, the convolutions)."""
+    if class_name == "Embedding":
+        return "embeddings"
+    if class_name in ("Dense", "EinsumDense") or class_name in _CONV_CLASSES:
+        return "kernel"
+    return None
+
+
+def _with_lora(class_name: str, cfg: dict, out: list[Expected]) -> list[Expected]:
+    """``enable_lora(rank)`` as ``build()`` calls it for a saved ``lora_rank``:
+    the base is frozen; ``lora_<base>_a`` (base shape with its last axis
+    replaced by the rank, he_uniform) and ``lora_<base>_b`` (rank x the last
+    axis, zeros) are added after the layer's own variables, both under the
+    base's regularizer (keras/src/layers/core/dense.py ``enable_lora``)."""
+    base, rank = lora_base(class_name), cfg_int(cfg, "lora_rank")
+    if base is None or rank is None or rank < 1:
+        raise CannotInfer(f"LoRA on {class_name} (lora_rank {cfg.get('lora_rank')!r}) is not one reglint knows")
+    init_key = f"{base}_initializer"
+    result: list[Expected] = []
+    factors: list[Expected] = []
+    for var in out:
+        if var.short != base or var.prefix:
+            result.append(var)
+            continue
+        result.append(Expected(var.short, var.role, var.shape, False, var.prefix, class_name, cfg))
+        for suffix, shape, init in (("a", (*var.shape[:-1], rank), "he_uniform"),
+                                    ("b", (rank, var.shape[-1]), "zeros")):
+            factors.append(Expected(f"lora_{base}_{suffix}", var.role, shape, True, var.prefix, class_name,
+                                    {**cfg, init_key: init}, merged=True))
+    return result + factors
 
 
 def _refuse_variants(cfg: dict[str, Any]) -> None:
-    """Quantized and LoRA layers add or replace variables at run time."""
-    if cfg.get("lora_rank"):
-        raise CannotInfer("LoRA-enabled layer (lora_rank set): its extra variables are not in the config")
+    """Quantized layers replace their variables at run time."""
     dtype = cfg.get("dtype")
     name = dtype.get("class_name", "") if isinstance(dtype, dict) else str(dtype or "")
     inner_cfg = dtype.get("config") if isinstance(dtype, dict) else None
@@ -457,6 +496,7 @@ def _prelu(cls, cfg, shape, inputs):
             param[axis - 1] = 1
     return [_v("alpha", Role.ALPHA, tuple(param))]
 
+
 def _attention(cls, cfg, shape, inputs):
     """Attention: scalars; AdditiveAttention: a scale per feature of the
     query (Keras 3) or value (tf-keras), the same width in a valid call."""
@@ -468,7 +508,6 @@ def _attention(cls, cfg, shape, inputs):
         else:
             out.append(_v(name, Role.OTHER, ()))
     return out
-
 
 
 # ---- recurrent -------------------------------------------------------------
@@ -531,6 +570,7 @@ def _generic_rnn(cls, cfg, shape, inputs):
         raise CannotInfer(f"RNN cell {cell_class} is not a built-in cell reglint knows")
     return [_owned(v, cell_class, cell_cfg) for v in _rnn(cell_class, cell_cfg, shape, inputs)]
 
+
 def _stacked_cells(cfg: dict, shape: Shape | None) -> list[Expected]:
     """``StackedRNNCells``: each cell reads the previous one's output
     (its ``units``), the first the sequence's features."""
@@ -544,7 +584,6 @@ def _stacked_cells(cfg: dict, shape: Shape | None) -> list[Expected]:
             out.append(Expected(var.short, var.role, var.shape, var.trainable, prefix, cell_class, cell_cfg))
         width = cfg_int(cell_cfg, "units")
     return out
-
 
 
 # ---- wrappers --------------------------------------------------------------
@@ -598,6 +637,12 @@ def _multi_head_attention(cls, cfg, shape, inputs):
         out.append(Expected("bias", B, tuple(out_dims), True, "attention_output/", "EinsumDense", proj))
     return out
 
+
+_CONV_CLASSES = ("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
+                 "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution2DTranspose",
+                 "Convolution3DTranspose", "Deconvolution2D", "Deconvolution3D")
+
+
 def _grouped_query_attention(cls, cfg, shape, inputs):
     """GroupedQueryAttention.build: query (and gate) project to
     ``num_query_heads`` heads, key and value to ``num_key_value_heads``, the
@@ -627,7 +672,6 @@ def _grouped_query_attention(cls, cfg, shape, inputs):
     return out
 
 
-
 # Classes that own no variables but whose output shape reglint computes.
 _SHAPE_ONLY = {"InputLayer", "Normalization"}
 
@@ -645,9 +689,7 @@ _BUILDERS = {
     "GroupQueryAttention": _grouped_query_attention, "GroupedQueryAttention": _grouped_query_attention,
     "LocallyConnected1D": _locally_connected, "LocallyConnected2D": _locally_connected,
 }
-for _name in ("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
-              "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution2DTranspose",
-              "Convolution3DTranspose", "Deconvolution2D", "Deconvolution3D"):
+for _name in _CONV_CLASSES:
     _BUILDERS[_name] = _conv
 for _name in ("DepthwiseConv1D", "DepthwiseConv2D"):
     _BUILDERS[_name] = _depthwise
