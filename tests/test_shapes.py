@@ -86,8 +86,12 @@ def test_normalization_layers():
 def test_what_the_config_cannot_fix():
     with pytest.raises(CannotInfer, match="not a built-in"):
         expected_variables("ScaledDense", {"units": 3}, [(None, 4)])
+    with pytest.raises(CannotInfer, match="quantized"):
+        expected_variables("Dense", {"units": 3, "dtype": {"class_name": "QuantizedDTypePolicy",
+                                                           "config": {"name": "int8_from_float32"}}}, [(None, 4)])
     unknown = expected_variables("Dense", {"units": 3}, [None])
     assert unknown[0].shape == (None, 3) and not unknown[0].known
+
 
 def test_lora_freezes_the_kernel_and_adds_two_factors():
     """Dense.enable_lora(2) as build() calls it for a saved lora_rank: the
@@ -102,7 +106,6 @@ def test_lora_freezes_the_kernel_and_adds_two_factors():
     emb = expected_variables("Embedding", {"input_dim": 10, "output_dim": 4, "lora_rank": 2}, [(None, 5)])
     assert [(v.name, v.shape) for v in emb] == [("embeddings", (10, 4)), ("lora_embeddings_a", (10, 2)),
                                                 ("lora_embeddings_b", (2, 4))]
-
 
 
 def test_output_shapes():

@@ -28,6 +28,7 @@ from reglint.readers.keras_layers import (
     initializer_keys,
     match_child,
     own_slots,
+    quantization_mode,
     regularizer_keys,
 )
 from reglint.readers.keras_objects import (
@@ -84,12 +85,16 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
         layer.variables.append(_variable(found, node, options, model, attach=not custom))
     if node.config.get("lora_rank"):
         _lora_variables(layer, node)
+    if quantization_mode(node.config) in ("int8", "int4"):
+        for var in layer.variables:  # integer weights and scales: not trained (only the bias is)
+            var.trainable = var.trainable and var.role is Role.BIAS
     if custom:
         _attach_custom_regularizers(layer, node, model)
         if tensors and found_unnamed(tensors):
             model.notes.append(f"{layer.path}: custom layer {layer.class_name}: the file does not record which "
                                f"of its {len(tensors)} weights are trainable; all are counted as trainable")
     return layer
+
 
 def _lora_variables(layer: Layer, node: LayerNode) -> None:
     """A LoRA-enabled layer (``lora_rank`` saved): the base kernel is frozen
@@ -109,7 +114,6 @@ def _lora_variables(layer: Layer, node: LayerNode) -> None:
         elif short in (f"{base}_a", f"{base}_b", f"lora_{base}_a", f"lora_{base}_b"):
             var.name = var.name[: len(var.name) - len(short)] + "lora_" + short.removeprefix("lora_")
             var.initializer = parse_initializer("zeros" if short.endswith("_b") else "he_uniform")
-
 
 
 def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode) -> None:

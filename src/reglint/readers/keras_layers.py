@@ -87,6 +87,9 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
     drops the bias, ``scale=False`` drops gamma).
     """
     use_bias = cfg.get("use_bias", cfg.get("bias", True)) is not False
+    mode = quantization_mode(cfg)
+    if mode is not None:
+        return _quantized_slots(class_name, mode, use_bias)
     if class_name in DENSE_LIKE:
         if class_name == "EinsumDense":
             use_bias = bool(cfg.get("bias_axes"))
@@ -180,6 +183,8 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
 # the ``.keras`` file saves them under the attribute (``_query_dense``).
 PROJECTION_NAMES = {"query_dense": "query", "key_dense": "key", "value_dense": "value",
                     "output_dense": "attention_output", "gate_dense": "gate"}
+
+
 def stacked_cells(cfg: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """A ``StackedRNNCells``' cells in order, keyed as Keras 3 saves them
     (``cells/lstm_cell``, ``cells/lstm_cell_1``: the snake-case class name
@@ -209,6 +214,39 @@ def cell_label(cell_cfg: dict[str, Any], key: str) -> str:
     return name if isinstance(name, str) and name else key
 
 
+def quantization_mode(cfg: dict[str, Any]) -> str | None:
+    """The mode of a Keras 3 quantized layer (``model.quantize("int8")``
+    saves a ``QuantizedDTypePolicy``), else None.
+
+    >>> quantization_mode({"dtype": {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8"}}})
+    'int8'
+    """
+    dtype = cfg.get("dtype")
+    if not isinstance(dtype, dict) or "Quantized" not in str(dtype.get("class_name", "")):
+        return None
+    inner = dtype.get("config")
+    mode = inner.get("mode") if isinstance(inner, dict) else None
+    if not isinstance(mode, str) and isinstance(inner, dict):  # older spelling: name "int8_from_float32"
+        mode = str(inner.get("name", "")).split("_from_")[0] or None
+    return mode if isinstance(mode, str) else "unknown"
+
+
+# What a quantized layer stores, in order (``variable_serialization_spec``):
+# integer weights and their scales, none of them trained; the bias still is.
+_QUANTIZED = {
+    ("dense", "int8"): ("kernel", "bias", "kernel_scale"),
+    ("embedding", "int8"): ("embeddings", "embeddings_scale"),
+}
+
+
+def _quantized_slots(class_name: str, mode: str, use_bias: bool) -> tuple[Slot, ...] | None:
+    kind = "embedding" if class_name == "Embedding" else "dense" if class_name in ("Dense", "EinsumDense") else None
+    names = _QUANTIZED.get((kind or "", mode))
+    if names is None:
+        return None  # another mode or class: what it stores is not known here
+    roles = {"kernel": K, "embeddings": Role.EMBEDDINGS, "bias": B}
+    return tuple(Slot(n, roles.get(n, Role.OTHER), n == "bias") for n in names if use_bias or n != "bias")
+
 
 def attention_variables(class_name: str, cfg: dict[str, Any]) -> list[str]:
     """The scalars (Attention) or per-feature scale (AdditiveAttention) the
@@ -227,7 +265,6 @@ def attention_variables(class_name: str, cfg: dict[str, Any]) -> list[str]:
     if class_name == "Attention" and cfg.get("score_mode") == "concat":
         names.append("concat_score_weight")
     return names
-
 
 
 def direction_label(direction: str, cfg: dict) -> str:
