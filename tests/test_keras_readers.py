@@ -269,3 +269,20 @@ def test_lora_kernel_is_frozen_and_its_factors_train_under_the_regularizer(file)
         var = _var(model, "adapted", factor)
         assert var.trainable and var.regularizer.l2 == pytest.approx(0.01)
     assert any("LoRA" in note for note in model.notes) == file.endswith(".keras")
+
+
+def test_unzipped_keras_folder_is_one_model_with_its_weights():
+    """model.save(folder, zipped=False) writes the archive's members as
+    files: reglint reads the folder as the .keras it stands for (saved
+    weights and all), whether named itself or through one of its files."""
+    from reglint.engine.discover import discover
+    from reglint.engine.settings import Settings
+
+    folder = KERAS_FIXTURES / "keras_folder"
+    model = read_model(folder)
+    assert model.format == "keras_v3" and model.total_params == _entry("keras_folder")["count_params"]
+    assert all(v.stats is not None for _, v in model.variables())
+    for name in ("config.json", "model.weights.h5"):
+        assert discover([str(folder / name)], Settings())[0] == [str(folder)]
+    found, _ = discover([str(KERAS_FIXTURES)], Settings())
+    assert str(folder) in found and not [f for f in found if f.startswith(str(folder) + "/")]

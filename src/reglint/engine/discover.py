@@ -5,12 +5,15 @@
   torch.save archives: any other ``.bin`` is not a model and is skipped,
   even when named), SavedModel folders (a folder holding ``saved_model.pb``
   is one model; its insides are not searched further), Hugging Face
-  folders (``checkpoint-N/``, ``save_pretrained``: likewise one model) and
-  ``.json`` files whose content is a Keras model architecture
-  (``model.to_json()``); other JSON is skipped silently.
+  folders (``checkpoint-N/``, ``save_pretrained``: likewise one model),
+  Keras 3 folders (``model.save(folder, zipped=False)``: ``config.json``
+  beside ``model.weights.h5``; one model) and ``.json`` files whose content
+  is a Keras model architecture (``model.to_json()``); other JSON is
+  skipped silently.
 * Files pre-commit passes from inside a SavedModel (``saved_model.pb``,
-  ``keras_metadata.pb``, ``variables/variables.*`` ...) or a Hugging Face
+  ``keras_metadata.pb``, ``variables/variables.*`` ...), a Hugging Face
   folder (``optimizer.pt``, ``model.safetensors``, ``training_args.bin``...)
+  or a Keras folder (``config.json``, ``metadata.json``, ``model.weights.h5``)
   map back to the folder, which is linted once.
 * ``.gitignore`` files are honoured while searching folders (unless
   ``respect-gitignore = false``), and so are ``exclude`` (which replaces the
@@ -35,8 +38,10 @@ from typing import TYPE_CHECKING
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
     JSON_SUFFIX,
+    KERAS_MEMBERS,
     MODEL_SUFFIXES,
     is_hf_folder,
+    is_keras_folder,
     looks_like_keras_json,
     looks_like_torch_bin,
 )
@@ -84,8 +89,9 @@ def is_savedmodel(folder: Path) -> bool:
 
 
 def is_model_folder(folder: Path) -> bool:
-    """A folder that is one model: a SavedModel or a Hugging Face folder."""
-    return is_savedmodel(folder) or is_hf_folder(folder)
+    """A folder that is one model: a SavedModel, a Hugging Face folder or a
+    Keras 3 model saved with ``zipped=False``."""
+    return is_savedmodel(folder) or is_hf_folder(folder) or is_keras_folder(folder)
 
 
 def _is_torch_or_other(path: Path) -> bool:
@@ -103,7 +109,7 @@ def savedmodel_root_of(path: Path) -> str | None:
     if path.parent.name == "variables" and name.startswith("variables."):
         root = path.parent.parent
         return _folder(root) if is_savedmodel(root) else None
-    if is_hf_folder(path.parent):
+    if is_hf_folder(path.parent) or (name in KERAS_MEMBERS and is_keras_folder(path.parent)):
         return _folder(path.parent)
     return str(path)
 

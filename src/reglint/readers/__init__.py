@@ -25,6 +25,7 @@ __all__ = ["Format", "ReadOptions", "read_model", "sniff"]
 # onnx, the ONNX reader never loads h5py's Keras layer tables).
 READERS = {
     Format.KERAS_ZIP: "reglint.readers.keras_zip:read_keras_zip",
+    Format.KERAS_FOLDER: "reglint.readers.keras_zip:read_keras_folder",
     Format.HDF5: "reglint.readers.keras_h5:read_keras_h5",
     Format.SAVEDMODEL: "reglint.readers.savedmodel:read_savedmodel",
     Format.KERAS_JSON: "reglint.readers.keras_json:read_keras_json",

@@ -1,10 +1,12 @@
-"""Keras 3 (and tf.keras 2.13+) ``.keras`` archives.
+"""Keras 3 (and tf.keras 2.13+) ``.keras`` archives, and the folders
+``model.save(folder, zipped=False)`` writes instead.
 
 The archive holds ``config.json`` (the model, its layers, the compile
 config), ``metadata.json`` (``keras_version``) and ``model.weights.h5``.
 Members are read by name with size limits; nothing is extracted. The
 weights file is opened in place: Keras stores members uncompressed, so
-h5py reads through a window onto the archive, a chunk at a time.
+h5py reads through a window onto the archive, a chunk at a time. A folder
+holds the same three files, read the same way (links must stay inside it).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_conf
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import h5_get, load_json
+from reglint.readers.sniff import check_link_stays_inside
 from reglint.readers.tensor_stats import raw_image
 
 CONFIG = "config.json"
@@ -60,34 +63,111 @@ def read_keras_zip(path: Path, options: ReadOptions) -> Model:
         names = set(archive.namelist())
         if CONFIG not in names:
             raise ModelReadError("zip archive without config.json: not a .keras model")
-        config = load_json(_read_member(archive, CONFIG, options.max_json_bytes, options), what=CONFIG,
-                           max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
-        metadata: dict[str, Any] = {}
-        if METADATA in names:
-            meta = load_json(_read_member(archive, METADATA, options.max_json_bytes, options), what=METADATA,
-                             max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
-            metadata = meta if isinstance(meta, dict) else {}
-        version = metadata.get("keras_version")
-        model = Model(path=str(path), format="keras_v3", framework="keras",
-                      framework_version=str(version) if version is not None else None,
-                      metadata={"date_saved": metadata.get("date_saved")})
-        model.backend = metadata.get("backend") if isinstance(metadata.get("backend"), str) else None
-        if isinstance(version, str) and version.startswith("2."):
-            model.framework = "tf.keras"
-        if WEIGHTS_H5 in names:
-            _read_weights(archive, model, config, options)
-        else:
-            tree = walk_model_config(config, max_layers=options.max_layers)
-            _build_without_weights(model, tree, config, names)
-            model.metadata["tree"] = tree
-        tree = model.metadata.pop("tree")
-        note_activity_placement(model, tree, keras3=model.framework != "tf.keras")
-        model.name = tree.name
-        attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
-        if model.optimizer is not None and "optimizer_iterations" in model.metadata:
-            model.optimizer.iterations = model.metadata["optimizer_iterations"]
-        attach_outputs(model, tree)
-        return model
+        return _read_keras_v3(path, names, _ZipMembers(archive, options), options)
+
+
+def read_keras_folder(path: Path, options: ReadOptions) -> Model:
+    """``model.save(folder, zipped=False)``: the archive's members as files."""
+    try:
+        names = {entry.name for entry in os.scandir(path) if entry.is_file()}
+    except OSError as exc:
+        raise ModelReadError(f"cannot list the folder: {exc.strerror or exc}") from None
+    if CONFIG not in names:
+        raise ModelReadError("folder without config.json: not a Keras model")
+    return _read_keras_v3(path, names, _FolderMembers(path, options), options)
+
+
+def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptions) -> Model:
+    config = load_json(members.read(CONFIG, options.max_json_bytes), what=CONFIG,
+                       max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
+    metadata: dict[str, Any] = {}
+    if METADATA in names:
+        meta = load_json(members.read(METADATA, options.max_json_bytes), what=METADATA,
+                         max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
+        metadata = meta if isinstance(meta, dict) else {}
+    version = metadata.get("keras_version")
+    model = Model(path=str(path), format="keras_v3", framework="keras",
+                  framework_version=str(version) if version is not None else None,
+                  metadata={"date_saved": metadata.get("date_saved")})
+    model.backend = metadata.get("backend") if isinstance(metadata.get("backend"), str) else None
+    if isinstance(version, str) and version.startswith("2."):
+        model.framework = "tf.keras"
+    if WEIGHTS_H5 in names:
+        with members.weights() as h5:
+            _read_weights(h5, model, config, options)
+    else:
+        tree = walk_model_config(config, max_layers=options.max_layers)
+        _build_without_weights(model, tree, config, names)
+        model.metadata["tree"] = tree
+    tree = model.metadata.pop("tree")
+    note_activity_placement(model, tree, keras3=model.framework != "tf.keras")
+    model.name = tree.name
+    attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
+    if model.optimizer is not None and "optimizer_iterations" in model.metadata:
+        model.optimizer.iterations = model.metadata["optimizer_iterations"]
+    attach_outputs(model, tree)
+    return model
+
+
+class _ZipMembers:
+    """The members of a ``.keras`` archive, read with size limits."""
+
+    def __init__(self, archive: zipfile.ZipFile, options: ReadOptions):
+        self.archive, self.options = archive, options
+
+    def read(self, name: str, limit: int) -> bytes:
+        return _read_member(self.archive, name, limit, self.options)
+
+    @contextlib.contextmanager
+    def weights(self):
+        import h5py
+
+        info = self.archive.getinfo(WEIGHTS_H5)
+        _check_member(info, self.options.max_member_bytes, self.options)
+        handle = _open_member(self.archive, info)
+        try:
+            try:
+                h5 = h5py.File(_buffered(handle), "r")
+            except Exception as exc:
+                raise ModelReadError(
+                    f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
+            with h5, _direct_reads(h5, handle):
+                yield h5
+        finally:
+            handle.close()
+
+
+class _FolderMembers:
+    """The same files in a folder (``zipped=False``), read with the same limits."""
+
+    def __init__(self, root: Path, options: ReadOptions):
+        self.root, self.options = root, options
+
+    def _file(self, name: str, limit: int) -> Path:
+        path = self.root / name
+        if path.is_symlink():
+            check_link_stays_inside(path)
+        if path.stat().st_size > limit:
+            raise UnsafeInputError(f"{name} is {path.stat().st_size} bytes, over the limit")
+        return path
+
+    def read(self, name: str, limit: int) -> bytes:
+        try:
+            return self._file(name, limit).read_bytes()
+        except OSError as exc:
+            raise ModelReadError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+    @contextlib.contextmanager
+    def weights(self):
+        import h5py
+
+        path = self._file(WEIGHTS_H5, self.options.max_member_bytes)
+        try:
+            h5 = h5py.File(path, "r")
+        except Exception as exc:
+            raise ModelReadError(f"{WEIGHTS_H5} is not readable HDF5 ({type(exc).__name__})") from None
+        with h5:
+            yield h5
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, limit: int, options: ReadOptions) -> bytes:
@@ -111,34 +191,20 @@ def _check_member(info: zipfile.ZipInfo, limit: int, options: ReadOptions) -> No
             f"{info.filename} has a compression ratio over {options.max_compression_ratio}: zip bomb")
 
 
-def _read_weights(archive: zipfile.ZipFile, model: Model, config: Any, options: ReadOptions) -> None:
-    import h5py
-
-    info = archive.getinfo(WEIGHTS_H5)
-    _check_member(info, options.max_member_bytes, options)
-    handle = _open_member(archive, info)
-    try:
-        try:
-            h5 = h5py.File(_buffered(handle), "r")
-        except Exception as exc:
-            raise ModelReadError(
-                f"{WEIGHTS_H5} inside the archive is not readable HDF5 ({type(exc).__name__})") from None
-        with h5, _direct_reads(h5, handle):
-            index = H5Index(h5)
-            # tf.keras 2.13 keyed sub-layers by name under
-            # _layer_checkpoint_dependencies; later writers use layers/.
-            by_name = index.kind("_layer_checkpoint_dependencies") is not None and index.kind("layers") is None
-            tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=by_name)
-            model.metadata["tree"] = tree
-            for node in tree.leaves:
-                tensors = _tensors_for(index, node)
-                model.layers.append(build_layer(node, tensors, options, model))
-            check_against_config(model, tree, config, KERAS_ZIP)
-            if not by_name:
-                _unclaimed_groups(index, tree, model)
-            _read_iterations(h5, model)
-    finally:
-        handle.close()
+def _read_weights(h5, model: Model, config: Any, options: ReadOptions) -> None:
+    index = H5Index(h5)
+    # tf.keras 2.13 keyed sub-layers by name under
+    # _layer_checkpoint_dependencies; later writers use layers/.
+    by_name = index.kind("_layer_checkpoint_dependencies") is not None and index.kind("layers") is None
+    tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=by_name)
+    model.metadata["tree"] = tree
+    for node in tree.leaves:
+        tensors = _tensors_for(index, node)
+        model.layers.append(build_layer(node, tensors, options, model))
+    check_against_config(model, tree, config, KERAS_ZIP)
+    if not by_name:
+        _unclaimed_groups(index, tree, model)
+    _read_iterations(h5, model)
 
 
 def _buffered(handle):

@@ -39,6 +39,7 @@ class Format(str, Enum):
     TORCH_ZIP = "PyTorch checkpoint"
     SAFETENSORS = "safetensors"
     HF_FOLDER = "Hugging Face folder"
+    KERAS_FOLDER = "Keras folder"
     PICKLE = "pickle"
     KERAS_JSON = "Keras JSON architecture"
     UNKNOWN = "unknown format"
@@ -55,7 +56,10 @@ def sniff(path: Path) -> Format:
             return Format.SAVEDMODEL
         if is_hf_folder(path):
             return Format.HF_FOLDER
-        raise ModelReadError("a folder without saved_model.pb (SavedModel) or model weights and trainer_state.json "
+        if is_keras_folder(path):
+            return Format.KERAS_FOLDER
+        raise ModelReadError("a folder without saved_model.pb (SavedModel), config.json with model.weights.h5 "
+                             "(Keras, zipped=False) or model weights and trainer_state.json "
                              "(Hugging Face) is not a model")
     if not path.exists():
         raise ModelReadError("no such file")
@@ -155,6 +159,12 @@ def looks_like_torch_bin(path: Path) -> bool:
 def is_legacy_pickle(head: bytes) -> bool:
     """A pre-1.6 torch.save file: a pickle (PROTO opcode) holding torch's magic number first."""
     return len(head) > 2 and head[0] == 0x80 and head[1] <= 5 and LEGACY_MAGIC in head[:64]
+
+
+def is_keras_folder(path: Path) -> bool:
+    """A Keras 3 ``model.save(folder, zipped=False)``: the ``.keras``
+    archive's members as files (a Hugging Face folder is told first)."""
+    return (path / "config.json").is_file() and (path / "model.weights.h5").is_file()
 
 
 def is_hf_folder(path: Path) -> bool:
