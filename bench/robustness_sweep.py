@@ -118,7 +118,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                  + (f" (other {sum(v for k, v in t['exits'][c].items() if k not in (0, 1, 2))})"
                     if any(k not in (0, 1, 2) for k in t["exits"][c]) else "") for t in tables.values()]
         print(f"| `{c}` exit 0 / 1 / 2 | " + " | ".join(cells) + " |")
-    for kind in ("internal", "nonfinite", "count", "penalty", "refused", "output"):
+    for kind in ("internal", "nonfinite", "count", "penalty", "refused", "output", "custom"):
         print(f"| files with `{kind}` | " + " | ".join(str(t["files_with"].get(kind, 0)) for t in tables.values())
               + " |")
     last = _load_json(OUT / f"results-{args.tags[-1]}.json")
