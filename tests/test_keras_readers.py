@@ -186,6 +186,20 @@ def test_zero_loss_weights_fall_back_to_the_default_scale():
     assert "loss_weights sum to 0" in scale.explanation
 
 
+
+def test_a_cross_entropy_over_unknown_classes_asks_for_the_class_count():
+    """A subclassed model's file gives no output width: its sparse
+    cross-entropy is a known loss whose class count is missing, not an
+    unknown loss; --classes resolves it."""
+    from reglint.estimate.loss_scale import model_loss_scale
+    from reglint.model import Loss, Model
+
+    model = Model(path="m.keras", format="keras_v3", losses=[Loss("sparse_categorical_crossentropy")])
+    scale = model_loss_scale(model)
+    assert scale.value == 1.0 and "unknown number of classes" in scale.explanation
+    assert "--classes" in scale.explanation and "unknown loss" not in scale.explanation
+    assert model_loss_scale(model, classes=10).value == pytest.approx(math.log(10))
+
 # ---------------------------------------------------------------------------
 # files bench/robustness_sweep.py found read wrong (fixtures/sweep_fixtures.py,
 # fixtures/make_tf_keras_fixtures.py); their counts and penalties are also

@@ -85,7 +85,10 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
         output = _output_for(loss, index, model, outputs)
         value = chance_loss(loss, output, target_var=target_var or 1.0, classes=classes)
         if value is None:
-            unknown.append(loss.name or "custom loss")
+            # A known cross-entropy whose output width the file does not
+            # give (a subclassed model) needs the class count, not a scale.
+            unknown.append(f"{loss.name} over an unknown number of classes"
+                           if loss.name in _CLASS_LOSSES else f"unknown loss {loss.name or 'custom loss'}")
             continue
         total += loss.weight * value
         parts.append(_describe(loss, output, value, target_var, classes))
@@ -102,10 +105,11 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
     if not model.losses:
         why = "no compiled loss saved"
     elif unknown:
-        why = f"unknown loss {', '.join(unknown)}"
+        why = ", ".join(unknown)
     else:  # every loss_weights entry 0: no data loss to compare against
         why = "the saved loss_weights sum to 0"
-    return LossScale(1.0, Provenance.DEFAULT, f"{why}: data-loss scale taken as 1 (set --loss-scale)")
+    hint = "--classes or --loss-scale" if any("classes" in u for u in unknown) else "--loss-scale"
+    return LossScale(1.0, Provenance.DEFAULT, f"{why}: data-loss scale taken as 1 (set {hint})")
 
 
 def _output_for(loss: Loss, index: int, model: Model, outputs: dict[str, Output]) -> Output | None:
