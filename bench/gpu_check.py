@@ -2,12 +2,12 @@
 the same runs on the CPU: one short script for a machine with PyTorch and
 no TensorFlow.
 
-Run from the repository root (python 3.10+ with torch, numpy, h5py, rich,
-typer and Keras 3 with its dependencies importable, e.g. wheels installed
-with ``pip install --no-index --no-deps --target /tmp/site`` and
-``PYTHONPATH=/tmp/site``)::
+Run from the repository root with python 3.10+, torch, numpy, h5py and
+rich; Keras 3 and its pure dependencies either importable or as wheels in
+``--wheels DIR`` (installed, offline and only where missing, into a
+temporary folder: keras, namex, optree, absl-py, ml-dtypes, packaging)::
 
-    python3 bench/gpu_check.py                 # --device gpu and --device cpu
+    python3 bench/gpu_check.py --wheels .whl   # --device gpu and --device cpu
     python3 bench/gpu_check.py --devices cpu   # no GPU: the CPU half only
 
 Every profile runs in its own process with ``KERAS_BACKEND=torch``, a
@@ -86,14 +86,20 @@ with keras.device("cpu"):
 """
 # One profile (a fresh process: imports, CUDA start-up, load, both runs).
 RUN_TIMEOUT = 150
-IMPORTS = ("numpy", "h5py", "rich", "typer", "packaging", "absl", "ml_dtypes", "namex", "optree", "torch")
+IMPORTS = ("numpy", "h5py", "rich", "packaging", "absl", "ml_dtypes", "namex", "optree", "keras", "torch")
+# The import name of each module --wheels may supply, and its wheel's file name.
+WHEELS = {"keras": "keras-", "namex": "namex-", "optree": "optree-", "absl": "absl_py-", "ml_dtypes": "ml_dtypes-",
+          "packaging": "packaging-"}
 
-# Runs one profile in a fresh process, then reports the CUDA memory it used.
+# Runs one profile in a fresh process (``run_profile``, the CLI's body:
+# Typer's version does not matter here), then reports the CUDA memory it used.
 WRAPPER = """
 import json, sys, time
-from reglint.cli.app import main
+from reglint.profile.command import run_profile
+model, data, device, steps, report = sys.argv[1:]
 start = time.perf_counter()
-code = main(sys.argv[1:])
+code = run_profile(model, data=data, device=device, steps=int(steps), backend="torch", output_format="json",
+                   output_file=report, fail_on="none")
 wall = time.perf_counter() - start
 import torch
 peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
@@ -110,13 +116,15 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="gpu_check_work_"))  # code, data, built models: not returned in $OUT
     try:
-        return check(out, work, devices, args.steps)
+        env = environment(work)
+        if args.wheels and not install_wheels(Path(args.wheels), work / "site", env):
+            return 2
+        return check(out, work, env, devices, args.steps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check(out: Path, work: Path, devices: list[str], steps_override: int | None) -> int:
-    env = environment(work)
+def check(out: Path, work: Path, env: dict[str, str], devices: list[str], steps_override: int | None) -> int:
     missing = missing_imports(env)
     if missing:
         print(f"missing imports: {', '.join(missing)} (carry their wheels; keras needs absl-py and ml-dtypes)")
@@ -161,6 +169,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", default="gpu,cpu", help="comma-separated: gpu, cpu (default both)")
     parser.add_argument("--steps", type=int, help="steps of each run, both devices alike (default: per model)")
+    parser.add_argument("--wheels", help="folder of wheels for what is missing (keras, namex, optree, absl-py ...)")
     parser.add_argument("--out", help="folder for the reports (default $OUT, else a temporary folder)")
     return parser.parse_args()
 
@@ -189,10 +198,37 @@ def environment(work: Path) -> dict[str, str]:
     return env
 
 
+def install_wheels(folder: Path, target: Path, env: dict[str, str]) -> bool:
+    """``pip install --no-index --no-deps`` into ``target`` the wheels of
+    the WHEELS modules this interpreter cannot import; ``target`` goes first
+    on PYTHONPATH."""
+    needed = unimportable(list(WHEELS), env)
+    files = [f for m in needed for f in sorted(folder.glob(f"{WHEELS[m]}*.whl"))[-1:]]
+    lacking = [m for m in needed if not list(folder.glob(f"{WHEELS[m]}*.whl"))]
+    if lacking:
+        print(f"missing imports with no wheel in {folder}: {', '.join(lacking)}")
+        return False
+    if files:
+        print("installing " + ", ".join(f.name for f in files))
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target",
+                               str(target), *map(str, files)], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"pip failed: {done.stderr.strip()[-600:]}")
+            return False
+        env["PYTHONPATH"] = os.pathsep.join([str(target), env["PYTHONPATH"]])
+    return True
+
+
+def unimportable(modules: list[str], env: dict[str, str]) -> list[str]:
+    probe = f"import importlib.util; print(' '.join(m for m in {modules!r} if importlib.util.find_spec(m) is None))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.split()
+
+
 def missing_imports(env: dict[str, str]) -> list[str]:
     code = ("import importlib.util, sys\n"
             f"print(' '.join(m for m in {IMPORTS!r} if importlib.util.find_spec(m) is None))\n"
             "import keras, torch; assert keras.backend.backend() == 'torch', keras.backend.backend()\n"
+            "import reglint.profile.command, reglint.profile.backend_torch, reglint.rules\n"
             "print(f'python {sys.version.split()[0]}, torch {torch.__version__} (CUDA available: '\n"
             "      f'{torch.cuda.is_available()}), keras {keras.__version__}', file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
@@ -200,7 +236,7 @@ def missing_imports(env: dict[str, str]) -> list[str]:
     if done.returncode == 0:
         print(done.stderr.strip().splitlines()[-1])
     if not missing and done.returncode != 0:
-        missing = [f"keras ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'})"]
+        missing = [f"(an import failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'})"]
     return missing
 
 
@@ -224,8 +260,7 @@ def write_data(path: Path, shape: tuple[int, ...], classes: int, kind: str, seed
 
 def profile(name: str, model: Path, data: Path, device: str, out: Path, env: dict[str, str], steps: int) -> dict:
     report_path = out / f"{name}.{device}.json"
-    argv = ["profile", str(model), "--data", str(data), "--device", device, "--backend", "torch",
-            "--steps", str(steps), "--fail-on", "none", "-f", "json", "-o", str(report_path)]
+    argv = [str(model), str(data), device, str(steps), str(report_path)]
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-c", WRAPPER, *argv], capture_output=True, text=True, env=env,
