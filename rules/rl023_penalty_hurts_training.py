@@ -220,7 +220,8 @@ class PenaltyHurtsTraining(Rule):
             values["stalled_steps"] = list(stall)
             return Judgment("stalled", f"{where}: the penalized run sat at chance from step {g(stall[0])} to "
                                        f"{g(stall[1])} while its twin had learned, then recovered: {both}; a "
-                                       f"training stopped in that window ends at chance", Severity.WARNING, values)
+                                       f"training stopped in that window ends at chance (--steps N, your "
+                                       f"training's length, judges it there)", Severity.WARNING, values)
         if level is not None:
             option = "twin-gap-error" if level is Severity.ERROR else "twin-gap-warning"
             message = (f"{where}: {both}: it lost {pct(gap)} of the twin's margin ({level.value} from "

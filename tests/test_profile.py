@@ -131,6 +131,7 @@ def test_healthy_model_learns_without_error_findings(models, capsys):
     assert not [f for f in report["files"][0]["findings"] if f["severity"] == "error"]
     assert "synthetic data: only the scale at initialisation was measured" in prof["notes"]
     assert prof["device_kind"] in ("cpu", "gpu") and prof["seconds"]["run"] > 0
+    assert prof["backend"] == "tensorflow"  # the test process runs Keras on TensorFlow
 
 
 @pytest.mark.slow
@@ -457,7 +458,7 @@ def test_bad_device_and_bad_npz_key(models, capsys):
 def test_check_does_not_import_tensorflow():
     path = KERAS_FIXTURES / "scenario_penalty_dominates.keras"
     code = ("import sys; from reglint.cli.app import main; main(['check', '-q', sys.argv[1]]); "
-            "assert not any(m.startswith(('tensorflow', 'keras')) for m in sys.modules)")
+            "assert not any(m.startswith(('tensorflow', 'keras', 'torch')) for m in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
@@ -494,7 +495,7 @@ def test_device_selection_without_tensorflow():
     from types import SimpleNamespace
 
     from reglint.profile import ProfileError
-    from reglint.profile.load import select_device
+    from reglint.profile.backend_tf import select_device
 
     def fake_tf(gpus):
         experimental = SimpleNamespace(get_device_details=lambda d: {"device_name": "NVIDIA H100 80GB HBM3"})

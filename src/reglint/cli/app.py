@@ -230,6 +230,9 @@ def profile(
                                       help="Seconds for loading and both runs; the step budget is cut to fit."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu or gpu."),
+    backend: str = typer.Option("auto", "--backend",
+                                help="Keras backend: auto (KERAS_BACKEND, else TensorFlow, else PyTorch), "
+                                     "tensorflow or torch."),
     trust_model: bool = typer.Option(False, "--trust-model",
                                      help="Allow Lambda layers and custom objects to run (Keras safe_mode off)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full, json, sarif, github, html ..."),
@@ -245,7 +248,7 @@ def profile(
                                  batch_size=batch_size, device=device, trust_model=trust_model,
                                  output_format=output_format, output_file=output_file,
                                  fail_on=fail_on.value if fail_on else None, seed=seed,
-                                 time_budget=time_budget))
+                                 time_budget=time_budget, backend=backend))
 
 
 @app.command("clean")

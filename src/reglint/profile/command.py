@@ -1,10 +1,10 @@
 """``reglint profile PATH``: the CLI glue.
 
-Order matters: everything that can be refused without TensorFlow (options,
-a missing or unreadable file, a SavedModel folder, a model that would run
-code from the file, a bad ``--data`` file) is refused first, in one line
-with exit code 2, before the slow TensorFlow import. Then the model is
-loaded with Keras, measured (``measure``), turned into findings
+Order matters: everything that can be refused without TensorFlow or
+PyTorch (options, the backend, a missing or unreadable file, a SavedModel
+folder, a model that would run code from the file, a bad ``--data`` file) is
+refused first, in one line with exit code 2, before the slow import. Then
+the model is loaded with Keras on the chosen backend, measured (``measure``), turned into findings
 (``findings``) and rendered (``render``). Exit codes as ``check``: 0 clean,
 1 findings at or above ``--fail-on`` (default error), 2 errors.
 """
@@ -35,14 +35,15 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: str = "y",
                 steps: int | None = None, batch_size: int = 32, device: str = "auto", trust_model: bool = False,
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
-                seed: int = 0, time_budget: float = 60.0) -> int:
+                seed: int = 0, time_budget: float = 60.0, backend: str = "auto") -> int:
     """Profile one model; returns the exit code. ``steps`` None: the twin's
-    budget decides (``twin.choose_budget``) within ``time_budget`` seconds."""
+    budget decides (``twin.choose_budget``) within ``time_budget`` seconds;
+    ``backend`` is auto, tensorflow or torch (``framework.resolve_backend``)."""
     from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
-                        output_file, fail_on, seed, time_budget)
+                        output_file, fail_on, seed, time_budget, backend)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -53,9 +54,10 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
              device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
-             seed: int, time_budget: float) -> int:
+             seed: int, time_budget: float, backend: str) -> int:
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
+    from reglint.profile.framework import resolve_backend
     from reglint.reporters import parse_outputs
 
     settings = load_settings([str(path)])
@@ -70,6 +72,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         raise ProfileError("--steps and --batch-size must be at least 1")
     if not time_budget > 0:
         raise ProfileError("--time-budget must be a positive number of seconds")
+    backend_name = resolve_backend(backend)
     refuse_savedmodel(path)
     refuse_non_keras(path)
 
@@ -88,7 +91,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         npz = load_npz(data, x_key, y_key)
 
     result = _measure(path, report, npz, steps=steps, batch_size=batch_size, device=device, trust=trust, seed=seed,
-                      time_budget=time_budget)
+                      time_budget=time_budget, backend_name=backend_name)
     from reglint.reporters.text import lambda_note
 
     skipped = lambda_note(report.model, ran=True)
@@ -117,16 +120,19 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
 
 def _measure(path: Path, report: FileReport, npz, *, steps: int | None, batch_size: int, device: str,
-             trust: bool, seed: int, time_budget: float):
-    """Import Keras, load, build the batches and measure; ``time_budget``
-    counts from the start of loading (the TensorFlow import is not counted)."""
+             trust: bool, seed: int, time_budget: float, backend_name: str):
+    """Import Keras on ``backend_name``, load, build the batches and
+    measure; ``time_budget`` counts from the start of loading (the import is
+    not counted)."""
     from reglint.profile import measure
     from reglint.profile.data import batches_from_npz, split_held_out, synthetic_batches
+    from reglint.profile.framework import load_backend
 
-    tf, keras = measure.import_keras()
-    tf_device, device_name, device_kind = measure.select_device(tf, device)
+    backend = load_backend(backend_name)
+    keras = backend.keras
+    handle, device_name, device_kind = backend.select_device(device)
     start = time.perf_counter()
-    with tf.device(tf_device):
+    with backend.device_scope(handle):
         model, compile_problem = measure.load_model(keras, path, trust)
         # A model saved compiled whose compile settings Keras could not
         # restore still has the optimizer the file records.
@@ -144,18 +150,24 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | None, batch_si
             batches = synthetic_batches(inputs, targets, batch_size, seed)
         with progress_bar() as progress:
             return measure.run_profile_measurement(
-                tf, keras, model, batches, loss, steps=steps, device=tf_device, device_name=device_name,
+                backend, model, batches, loss, steps=steps, device=handle, device_name=device_name,
                 device_kind=device_kind, load_seconds=load_seconds, analysis=report.analysis,
                 optimizer=optimizer, held=held, time_budget=time_budget, started=start, progress=progress)
     except ReglintError:
         raise
-    except Exception as exc:  # TensorFlow errors: one line, never a traceback
-        hint = "; try a smaller --batch-size or --device cpu" if "ResourceExhausted" in type(exc).__name__ else ""
+    except Exception as exc:  # TensorFlow and PyTorch errors: one line, never a traceback
+        hint = "; try a smaller --batch-size or --device cpu" if _out_of_memory(exc) else ""
         raise ProfileError(f"{path}: profiling failed ({type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:300]}){hint}") from None
     finally:
         del model
-        keras.backend.clear_session()
+        backend.clear_session()
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """TensorFlow's ResourceExhaustedError, PyTorch's OutOfMemoryError."""
+    name = type(exc).__name__
+    return "ResourceExhausted" in name or "OutOfMemory" in name or "out of memory" in str(exc)[:200]
 
 
 @contextmanager

@@ -17,8 +17,8 @@ training batch):
   (a fresh optimizer each time, so momentum starts at zero as in training;
   decoupled ``weight_decay`` acts in both, being the optimizer's own).
 
-Functions take ``tf`` (and ``keras``) as arguments: nothing here imports
-TensorFlow.
+Functions take a ``backend`` (``backend.Backend``: TensorFlow or PyTorch
+under Keras) as an argument: nothing here imports either.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from reglint.profile.load import DataLoss, flatten, layer_paths
+from reglint.profile.load import flatten, layer_paths
 from reglint.profile.result import KERNEL_NAMES, LayerPenalty, VariableRow, div
 from reglint.profile.run import fresh_optimizer
 
@@ -49,32 +49,7 @@ def regularizer_info(reg) -> dict[str, Any] | None:
     return out
 
 
-def forward_backward(tf, model, loss: DataLoss, x, y, trainable):
-    """(L, P, dL/dw, dP/dw) on one batch in training mode."""
-    with tf.GradientTape(persistent=True) as tape:
-        y_pred = model(x, training=True)
-        data = tf.cast(loss.fn(y, y_pred), tf.float32)
-        extra = [tf.cast(t, tf.float32) for t in model.losses]
-        penalty = tf.add_n(extra) if extra else tf.constant(0.0)
-    grads_data = tape.gradient(data, trainable)
-    grads_pen = tape.gradient(penalty, trainable) if extra else [None] * len(trainable)
-    del tape
-    return float(data), float(penalty), grads_data, grads_pen
-
-
-def dense(tf, g, var):
-    if g is None:
-        return tf.zeros_like(var)
-    if isinstance(g, tf.IndexedSlices):  # Embedding gradients
-        return tf.convert_to_tensor(g)
-    return g
-
-
-def norm(tf, value) -> float:
-    return float(tf.norm(tf.cast(value, tf.float32)))
-
-
-def variable_rows(tf, model, trainable, grads_data, grads_pen, analysis) -> tuple[list[VariableRow], float]:
+def variable_rows(backend, model, trainable, grads_data, grads_pen, analysis) -> tuple[list[VariableRow], float]:
     """Rows for variables with a weight regularizer, and for the variables
     of activity-regularized layers (their gradient carries that penalty)."""
     owners = _Owners(model, analysis)
@@ -83,14 +58,14 @@ def variable_rows(tf, model, trainable, grads_data, grads_pen, analysis) -> tupl
         reg = getattr(var, "regularizer", None)
         if reg is None and id(var) not in owners.activity_vars:
             continue
-        penalty = float(reg(var)) if reg is not None else 0.0
+        penalty = backend.scalar(reg(var)) if reg is not None else 0.0
         weight_penalty += penalty
         path, layer_path, variable, match = owners.match(var)
         rows.append(VariableRow(
             path=path, layer=layer_path, variable=variable, params=int(np.prod(var.shape)) if var.shape else 1,
             kernel_like=path.rsplit("/", 1)[-1] in KERNEL_NAMES, regularizer=regularizer_info(reg),
-            penalty=penalty, share=None, weight_norm=norm(tf, var),
-            grad_data_norm=norm(tf, dense(tf, gd, var)), grad_penalty_norm=norm(tf, dense(tf, gp, var)),
+            penalty=penalty, share=None, weight_norm=backend.norm(var),
+            grad_data_norm=backend.norm(backend.dense(gd, var)), grad_penalty_norm=backend.norm(backend.dense(gp, var)),
             static_penalty=match[2] if match else None, scale_invariant=bool(match and match[3]),
             absorbed=bool(match and match[4]), offset=bool(match and match[5])))
     for row in rows:
@@ -177,7 +152,7 @@ def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool,
     return best
 
 
-def layer_penalties(model) -> list[LayerPenalty]:
+def layer_penalties(backend, model) -> list[LayerPenalty]:
     """Activity and ``add_loss`` penalties, per layer, from the last call."""
     paths = layer_paths(model)
     out = []
@@ -186,7 +161,7 @@ def layer_penalties(model) -> list[LayerPenalty]:
         if own is None:
             continue
         try:
-            values = [float(v) for v in own()]
+            values = [backend.scalar(v) for v in own()]
         except Exception:
             continue
         if not values:
@@ -198,10 +173,10 @@ def layer_penalties(model) -> list[LayerPenalty]:
     return out
 
 
-def snapshot(tf, variables) -> list:
+def snapshot(backend, variables) -> list:
     """Copies of the variables' values (``model.variables`` holds the
     weights, BatchNorm statistics and random layers' seed states)."""
-    return [tf.identity(v.value) for v in variables]
+    return [backend.copy(v.value) for v in variables]
 
 
 def restore(variables, saved: list) -> None:
@@ -209,31 +184,21 @@ def restore(variables, saved: list) -> None:
         var.assign(value)
 
 
-def first_update(tf, keras, model, opt, trainable, grads_data, grads_pen, rows) -> None:
+def first_update(backend, model, opt, trainable, grads_data, grads_pen, rows) -> None:
     """||w1 - w0|| / ||w0|| for one step of L + P and one of L alone."""
     by_path = {row.path: row for row in rows}
     watched = [(i, var) for i, var in enumerate(trainable) if str(getattr(var, "path", var.name)) in by_path]
-    scale = loss_scale_factor(tf, opt)
-    dense_data = [dense(tf, g, v) for g, v in zip(grads_data, trainable, strict=True)]
-    dense_pen = [dense(tf, g, v) for g, v in zip(grads_pen, trainable, strict=True)]
-    saved = snapshot(tf, model.variables)
+    scale = backend.loss_scale_factor(opt)
+    dense_data = [backend.dense(g, v) for g, v in zip(grads_data, trainable, strict=True)]
+    dense_pen = [backend.dense(g, v) for g, v in zip(grads_pen, trainable, strict=True)]
+    saved = snapshot(backend, model.variables)
     for attr, grads in (("update_ratio", [d + p for d, p in zip(dense_data, dense_pen, strict=True)]),
                         ("update_ratio_data", dense_data)):
-        trial = fresh_optimizer(keras, opt)
-        before = {i: tf.identity(var.value) for i, var in watched}
-        trial.apply_gradients(zip([g * scale for g in grads], trainable, strict=True))
+        trial = fresh_optimizer(backend.keras, opt)
+        before = {i: backend.copy(var.value) for i, var in watched}
+        backend.apply_gradients(trial, [g * scale for g in grads], trainable)
         for i, var in watched:
             row = by_path[str(getattr(var, "path", var.name))]
-            w0 = norm(tf, before[i])
-            setattr(row, attr, div(norm(tf, var.value - before[i]), w0))
+            w0 = backend.norm(before[i])
+            setattr(row, attr, div(backend.norm(var.value - before[i]), w0))
         restore(model.variables, saved)
-
-
-def loss_scale_factor(tf, opt) -> float:
-    """Gradients handed to a LossScaleOptimizer (or an optimizer with
-    ``loss_scale_factor``) must be scaled like the loss it would scale."""
-    try:
-        return float(opt.scale_loss(tf.constant(1.0)))
-    except Exception:
-        return 1.0
-

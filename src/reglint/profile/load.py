@@ -1,9 +1,11 @@
-"""Keras for ``reglint profile``: the lazy TensorFlow import, the device,
-safe-mode loading, the data loss and the model's inputs and outputs.
+"""Keras for ``reglint profile``: safe-mode loading, the data loss and
+the model's inputs and outputs, written against Keras' own API (the same
+on TensorFlow and PyTorch), plus the host's CPU name and a stderr silencer
+for the backends.
 
-TensorFlow and Keras are imported only inside ``import_keras()``:
-importing this module (or any of ``reglint.profile``) costs nothing, so
-``reglint check`` never pays for them.
+Nothing here imports TensorFlow, PyTorch or Keras: ``keras`` comes in as
+an argument from ``framework.load_backend``, so ``reglint check`` never
+pays for them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from reglint.profile import ProfileError
 from reglint.profile.data import InputSpec, TargetSpec, canonical_loss_name, label_kind
 
 CONTAINER_CLASSES = ("Sequential", "Functional", "Model")
-
 
 
 @contextmanager
@@ -50,43 +51,9 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
-def import_keras():
-    """(tf, keras) with the TensorFlow backend and TensorFlow's start-up
-    chatter silenced. Imported here, never at module level."""
-    if "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = "tensorflow"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        with quiet_native_stderr():
-            import keras
-            import tensorflow as tf
-    except ImportError as exc:
-        raise ProfileError(f"reglint profile needs TensorFlow and Keras 3 ({exc}); "
-                           f"install them with `pip install tensorflow`") from None
-    if keras.backend.backend() != "tensorflow":
-        raise ProfileError(f"reglint profile runs on Keras' TensorFlow backend; Keras is already using "
-                           f"{keras.backend.backend()} (set KERAS_BACKEND=tensorflow)")
-    tf.get_logger().setLevel("ERROR")
-    return tf, keras
-
-
-def select_device(tf, device: str) -> tuple[str, str, str]:
-    """(TensorFlow device string, readable name, kind) for auto/cpu/gpu."""
-    device = (device or "auto").lower()
-    if device not in ("auto", "cpu", "gpu"):
-        raise ProfileError(f"--device must be auto, cpu or gpu, not {device!r}")
-    with quiet_native_stderr():  # CUDA probing logs through C++, past TF_CPP_MIN_LOG_LEVEL
-        gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu" and not gpus:
-        raise ProfileError("--device gpu: TensorFlow sees no GPU on this machine (use --device cpu or auto)")
-    if gpus and device in ("auto", "gpu"):
-        try:
-            details = tf.config.experimental.get_device_details(gpus[0])
-        except Exception:  # details are cosmetic
-            details = {}
-        name = details.get("device_name") or gpus[0].name
-        return "/GPU:0", f"GPU 0: {name}", "gpu"
-    return "/CPU:0", f"CPU: {_cpu_name()} ({os.cpu_count()} logical cores)", "cpu"
+def cpu_description() -> str:
+    """The CPU as the report names it."""
+    return f"CPU: {_cpu_name()} ({os.cpu_count()} logical cores)"
 
 
 def _cpu_name() -> str:

@@ -10,10 +10,12 @@ of the model loaded from the file (the file is only read):
    every penalty and weight decay removed (the *unregularized twin*), both
    scored on the held-back slice of ``--data`` (``twin``).
 
-The parts: ``load`` (TensorFlow import, device, safe-mode loading, loss),
-``gradients``, ``run`` (optimizers, the training step, ``classify``),
-``twin`` (the budget and the pair of runs), ``result`` (what is returned).
-TensorFlow is imported only by ``load.import_keras``; the names below are
+The parts: ``framework`` (which backend, the import), ``backend`` (what
+the measurement asks of TensorFlow or PyTorch: ``backend_tf``,
+``backend_torch``), ``load`` (safe-mode loading, loss), ``gradients``,
+``run`` (optimizers, the training step, ``classify``), ``twin`` (the budget
+and the pair of runs), ``result`` (what is returned). A framework is
+imported only by ``framework.load_backend``; the names below are
 re-exported for callers of the single-module version.
 """
 
@@ -26,7 +28,6 @@ from reglint.profile import ProfileError
 from reglint.profile.data import label_kind, trivial_loss
 from reglint.profile.gradients import (
     first_update,
-    forward_backward,
     layer_penalties,
     regularizer_info,
     scale_invariant_variables,
@@ -34,13 +35,11 @@ from reglint.profile.gradients import (
 )
 from reglint.profile.load import (  # noqa: F401  (re-exported)
     DataLoss,
-    import_keras,
     load_model,
     model_specs,
     quiet_native_stderr,
     rebuild_optimizer,
     resolve_loss,
-    select_device,
 )
 from reglint.profile.result import (  # noqa: F401  (re-exported)
     Budget,
@@ -68,7 +67,7 @@ from reglint.profile.twin import DEFAULT_TIME_BUDGET, Evaluator, PairInputs, run
 __all__ = ["ProfileResult", "classify", "regularizer_info", "run_profile_measurement"]
 
 
-def run_profile_measurement(tf, keras, model, batches, loss: DataLoss, *, steps: int | None, device: str,
+def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: int | None, device: str,
                             device_name: str, device_kind: str, load_seconds: float, analysis=None,
                             optimizer=None, held=None, time_budget: float = DEFAULT_TIME_BUDGET,
                             started: float | None = None,
@@ -76,7 +75,9 @@ def run_profile_measurement(tf, keras, model, batches, loss: DataLoss, *, steps:
     """Everything in the module docstring, on ``device``. ``optimizer``
     stands in for a model loaded without its compiled one; ``held`` is the
     held-back slice (``data.split_held_out``); ``steps`` None lets the twin's
-    budget decide; ``started`` is when the time budget began (load start)."""
+    budget decide; ``started`` is when the time budget began (load start).
+    ``backend`` is a ``backend.Backend`` (TensorFlow or PyTorch)."""
+    keras = backend.keras
     notes: list[str] = []
     opt, opt_info = optimizer_info(keras, model, optimizer)
     if loss.note:
@@ -87,30 +88,30 @@ def run_profile_measurement(tf, keras, model, batches, loss: DataLoss, *, steps:
         notes.append("the model was saved without an optimizer: gradients were measured, no step was taken")
     start = time.perf_counter()
     deadline = (started if started is not None else start) + time_budget
-    with tf.device(device):
-        keras.utils.set_random_seed(batches.seed)
+    with backend.device_scope(device):
+        backend.set_seed(batches.seed)
         trainable = list(model.trainable_variables)
         if not trainable:
             raise ProfileError("the model has no trainable variables: nothing to measure")
         x0, y0 = batches.batch(0)
         try:
-            data0, penalty0, grads_data, grads_pen = forward_backward(tf, model, loss, x0, y0, trainable)
+            data0, penalty0, grads_data, grads_pen = backend.forward_backward(model, loss, x0, y0, trainable)
         except ProfileError:
             raise
         except Exception as exc:
             raise ProfileError(f"the forward/backward pass failed ({type(exc).__name__}: "
                                f"{' '.join(str(exc).split())[:300]})") from None
-        rows, weight_penalty = variable_rows(tf, model, trainable, grads_data, grads_pen, analysis)
-        penalties = layer_penalties(model)
+        rows, weight_penalty = variable_rows(backend, model, trainable, grads_data, grads_pen, analysis)
+        penalties = layer_penalties(backend, model)
         if opt is not None:
-            first_update(tf, keras, model, opt, trainable, grads_data, grads_pen, rows)
+            first_update(backend, model, opt, trainable, grads_data, grads_pen, rows)
         tracked = tracked_kernels(model, rows)
-        kernel_norm0 = norm_of(tf, tracked)
+        kernel_norm0 = norm_of(backend, tracked)
         twin: Twin | None = None
         trajectory: list[StepRecord] = []
         data_final, budget_steps = None, steps or 0
         if opt is not None and opt_info is not None:
-            twin, trajectory, data_final = _run_twin(tf, keras, model, opt, opt_info, batches, held, loss, rows,
+            twin, trajectory, data_final = _run_twin(backend, model, opt, opt_info, batches, held, loss, rows,
                                                      tracked, data0, kernel_norm0, analysis, steps=steps,
                                                      time_budget=time_budget, deadline=deadline,
                                                      progress=progress)
@@ -127,21 +128,22 @@ def run_profile_measurement(tf, keras, model, batches, loss: DataLoss, *, steps:
     if batches.synthetic:
         notes.insert(0, "synthetic data: only the scale at initialisation was measured")
     return ProfileResult(
-        device=device_name, device_kind=device_kind, load_seconds=load_seconds, run_seconds=run_seconds,
-        data=batches.describe(), loss=loss.describe(), optimizer=opt_info, data_loss=data0, penalty=penalty0,
-        weight_penalty=weight_penalty, layer_penalties=penalties, variables=rows, steps_requested=budget_steps,
-        trajectory=trajectory, outcome=outcome, notes=notes, twin=twin)
+        device=device_name, device_kind=device_kind, backend=backend.name, load_seconds=load_seconds,
+        run_seconds=run_seconds, data=batches.describe(), loss=loss.describe(), optimizer=opt_info,
+        data_loss=data0, penalty=penalty0, weight_penalty=weight_penalty, layer_penalties=penalties,
+        variables=rows, steps_requested=budget_steps, trajectory=trajectory, outcome=outcome, notes=notes,
+        twin=twin)
 
 
-def _run_twin(tf, keras, model, opt, opt_info, batches, held, loss: DataLoss, rows, tracked, data0: float,
+def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows, tracked, data0: float,
               kernel_norm0: float, analysis, *, steps: int | None, time_budget: float, deadline: float,
               progress) -> tuple[Twin, list[StepRecord], float | None]:
     kind = label_kind(loss.names[0]) if len(loss.names) == 1 else None
     from_logits = bool(loss.from_logits and loss.from_logits[0])
-    evaluator = Evaluator(tf, model, loss, held, kind, from_logits)
+    evaluator = Evaluator(backend, model, loss, held, kind, from_logits)
     inputs = PairInputs(model=model, opt=opt, opt_info=opt_info, batches=batches, held=held, loss=loss,
                         rows=rows, tracked=tracked, invariant=scale_invariant_variables(model, analysis),
                         data0=data0, kernel0=kernel_norm0, seed=batches.seed)
-    return run_pair(tf, keras, inputs, evaluator, steps_override=steps, time_budget=time_budget,
+    return run_pair(backend, inputs, evaluator, steps_override=steps, time_budget=time_budget,
                     deadline=deadline, progress=progress)
 

@@ -123,7 +123,7 @@ def _lambda(reg: dict[str, Any] | None) -> str:
 def _summary(result: ProfileResult, file_report, console) -> None:
     from reglint.reporters.text import markup
 
-    console.print(f"  device: {markup(result.device)}; load {result.load_seconds:.2f} s, "
+    console.print(f"  device: {markup(result.device)}; Keras on {result.backend}; load {result.load_seconds:.2f} s, "
                   f"measure + {len(result.trajectory)} steps {result.run_seconds:.2f} s")
     console.print("  [dim]weights: as saved in the file (not re-initialised); every measurement below is taken "
                   "at them or starts from them[/]")

@@ -207,6 +207,7 @@ class ProfileResult:
     outcome: Outcome
     notes: list[str] = field(default_factory=list)
     twin: Twin | None = None
+    backend: str = "tensorflow"  # the framework under Keras: tensorflow, torch
 
     @property
     def synthetic(self) -> bool:
@@ -223,6 +224,7 @@ class ProfileResult:
         return {
             "device": self.device,
             "device_kind": self.device_kind,
+            "backend": self.backend,
             "seconds": {"load": self.load_seconds, "run": self.run_seconds},
             "weights": WEIGHTS,
             "data": self.data,

@@ -2,8 +2,8 @@
 fresh (as saved, or without its weight decay for the twin), one compiled
 training step, and the outcome rule of a run.
 
-Functions take ``tf``/``keras`` as arguments: nothing here imports
-TensorFlow.
+Functions take ``keras`` or a ``backend`` (``backend.Backend``) as
+arguments: nothing here imports TensorFlow or PyTorch.
 """
 
 from __future__ import annotations
@@ -121,66 +121,32 @@ def tracked_kernels(model, rows: list[VariableRow]) -> list:
     return [v for v in variables if str(getattr(v, "path", v.name)).rsplit("/", 1)[-1] in KERNEL_NAMES]
 
 
-def norm_of(tf, variables) -> float:
-    if not variables:
-        return 0.0
-    return float(tf.linalg.global_norm([tf.cast(v.value, tf.float32) for v in variables]))
+def norm_of(backend, variables) -> float:
+    return backend.global_norm(list(variables))
 
 
-def make_train_step(tf, model, opt, loss: DataLoss, trainable, tracked, invariant=()) -> Callable[[Any, Any], tuple]:
-    """One optimizer step of L + P as a ``tf.function`` (traced once: every
-    batch has the same shape), returning [L, P, ||tracked||, ||all||,
-    angle] as one tensor: ``angle`` is the mean angle in radians by which the ``invariant``
-    variables (scale-invariant kernels) turned in this step, their
-    effective learning rate (0 without them). ``P`` is whatever
-    ``model.losses`` holds when the step is traced: the twin traces its
-    step with the penalties removed. Eager Keras costs ~0.1-0.4 s a step
-    even for a tiny model."""
+def make_train_step(backend, model, opt, loss: DataLoss, trainable, tracked, invariant=()) -> Callable[[Any, Any], Any]:
+    """One optimizer step of L + P (the backend's: a ``tf.function`` traced
+    once on TensorFlow, every batch having the same shape; eager on
+    PyTorch), whose output ``backend.fetch`` turns into [L, P, ||tracked||,
+    ||all||, angle]: ``angle`` is the mean angle in radians by which the
+    ``invariant`` variables (scale-invariant kernels) turned in this step,
+    their effective learning rate (0 without them). ``P`` is whatever
+    ``model.losses`` holds when the step is traced (TensorFlow) or run
+    (PyTorch): the twin removes the penalties around both."""
     opt.build(trainable)  # variables must exist before tracing
-    invariant = list(invariant)
-
-    @tf.function(reduce_retracing=True)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            data = tf.cast(loss.fn(y, y_pred), tf.float32)
-            extra = [tf.cast(t, tf.float32) for t in model.losses]
-            penalty = tf.add_n(extra) if extra else tf.constant(0.0)
-            scaled = opt.scale_loss(data + penalty)
-        grads = tape.gradient(scaled, trainable)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, trainable, strict=True)]
-        before = [tf.identity(tf.cast(v, tf.float32)) for v in invariant]
-        opt.apply_gradients(zip(grads, trainable, strict=True))
-        angle = tf.constant(0.0)
-        if invariant:
-            angles = [_angle(tf, b, tf.cast(v, tf.float32)) for b, v in zip(before, invariant, strict=True)]
-            angle = tf.add_n(angles) / float(len(angles))
-        kernel_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in tracked]) if tracked else tf.constant(0.0)
-        weight_norm = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in trainable])
-        # one tensor: one device-to-host copy per step instead of five
-        return tf.stack([data, penalty, tf.cast(kernel_norm, tf.float32), tf.cast(weight_norm, tf.float32),
-                         tf.cast(angle, tf.float32)])
-
-    return step
+    return backend.make_train_step(model, opt, loss, list(trainable), list(tracked), list(invariant))
 
 
-def _angle(tf, a, b):
-    """The angle between two tensors seen as vectors (0 when either is 0)."""
-    na, nb = tf.norm(a), tf.norm(b)
-    cos = tf.math.divide_no_nan(tf.reduce_sum(a * b), na * nb)
-    return tf.acos(tf.clip_by_value(cos, -1.0, 1.0))
-
-
-def train_step(step_fn, opt, batch, step: int) -> StepRecord:
+def train_step(backend, step_fn, opt, batch, step: int) -> StepRecord:
     lr = current_lr(opt)
-    data, penalty, kernel_norm, weight_norm, angle = (float(v) for v in step_fn(*batch).numpy())
+    data, penalty, kernel_norm, weight_norm, angle = (float(v) for v in backend.fetch(step_fn(*batch)))
     return StepRecord(step=step, data_loss=float(data), penalty=float(penalty), learning_rate=lr,
                       kernel_norm=float(kernel_norm), weight_norm=float(weight_norm), angular_update=float(angle))
 
 
-def probe_loss(tf, model, loss: DataLoss, x, y) -> float:
-    y_pred = model(x, training=True)
-    return float(tf.cast(loss.fn(y, y_pred), tf.float32))
+def probe_loss(backend, model, loss: DataLoss, x, y) -> float:
+    return backend.probe_loss(model, loss, x, y)
 
 
 def classify(data0: float, data_final: float | None, kernel0: float | None, kernel_final: float | None,

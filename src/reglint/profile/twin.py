@@ -247,17 +247,11 @@ def has_penalty(model, opt_info: dict[str, Any] | None) -> bool:
 class Evaluator:
     """Data loss and accuracy on the held-back slice, inference mode."""
 
-    def __init__(self, tf, model, loss: DataLoss, held: HeldOut | None, kind: str | None, from_logits: bool):
+    def __init__(self, backend, model, loss: DataLoss, held: HeldOut | None, kind: str | None, from_logits: bool):
         self.held, self.kind, self.from_logits = held, kind, from_logits
         self.loss = loss
         self.classifier = held is not None and len(held.ys) == 1 and kind in (SPARSE, ONE_HOT, BINARY)
-
-        @tf.function(reduce_retracing=True)
-        def evaluate(x, y):
-            y_pred = model(x, training=False)
-            return tf.cast(loss.fn(y, y_pred), tf.float32), y_pred
-
-        self._evaluate = evaluate
+        self._evaluate = backend.make_evaluate(model, loss)
         self.seconds = 0.0
 
     def __call__(self) -> tuple[float | None, float | None]:
@@ -337,7 +331,7 @@ class PairInputs:
     seed: int
 
 
-def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_override: int | None,
+def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_override: int | None,
              time_budget: float, deadline: float,
              progress: Callable[[int, int, dict[str, float]], None] | None = None
              ) -> tuple[Twin, list[StepRecord], float | None]:
@@ -347,12 +341,12 @@ def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_overr
     penalized run's per-step records, the probe batch's data loss after the
     penalized run, None if it diverged). The model is back at its saved
     weights afterwards."""
-    model, opt_info = inputs.model, inputs.opt_info
-    saved = snapshot(tf, model.variables)
+    model, opt_info, keras = inputs.model, inputs.opt_info, backend.keras
+    saved = snapshot(backend, model.variables)
     trainable = list(model.trainable_variables)
     pen_opt = fresh_optimizer(keras, inputs.opt)
-    pen_step = make_train_step(tf, model, pen_opt, inputs.loss, trainable, inputs.tracked, inputs.invariant)
-    per_step = _time_steps(tf, pen_step, pen_opt, inputs.batches, saved, model)
+    pen_step = make_train_step(backend, model, pen_opt, inputs.loss, trainable, inputs.tracked, inputs.invariant)
+    per_step = _time_steps(backend, pen_step, pen_opt, inputs.batches, saved, model)
     evaluator()  # traces
     val0 = evaluator()  # timed: what each record costs
     budget = choose_budget(penalty_timescales(opt_info, inputs.rows), steps_override=steps_override,
@@ -363,22 +357,22 @@ def run_pair(tf, keras, inputs: PairInputs, evaluator: Evaluator, *, steps_overr
     lanes = [_Lane(pen_step, pen_opt, _new_run(inputs, evaluator, val0), saved, keep_records=True)]
     removed: list[str] = []
     if has_penalty(model, opt_info):
-        with penalties_removed(model) as removed:  # traced without the penalties
+        with penalties_removed(model) as removed:  # traced without the penalties (TensorFlow)
             twin_opt = unregularized_optimizer(keras, inputs.opt)
-            twin_step = make_train_step(tf, model, twin_opt, inputs.loss, trainable, inputs.tracked,
+            twin_step = make_train_step(backend, model, twin_opt, inputs.loss, trainable, inputs.tracked,
                                         inputs.invariant)
         lanes.append(_Lane(twin_step, twin_opt, _new_run(inputs, evaluator, val0), saved, unregularized=True))
         if opt_info.get("weight_decay"):
             removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
     for lane in lanes:
         lane.stop = _EarlyStop(budget.target or 0, evaluator.held is not None) if budget.early_stop else None
-    keras.utils.set_random_seed(inputs.seed)
-    taken, stopped = _lockstep(tf, model, lanes, inputs, evaluator, budget.steps, progress)
+    backend.set_seed(inputs.seed)
+    taken, stopped = _lockstep(backend, model, lanes, inputs, evaluator, budget.steps, progress)
     finish_budget(budget, taken, stopped, monitor)
     pen = lanes[0]
     restore(model.variables, pen.state)
     x0, y0 = inputs.batches.batch(0)
-    probe_final = probe_loss(tf, model, inputs.loss, x0, y0) if pen.run.diverged_at is None else None
+    probe_final = probe_loss(backend, model, inputs.loss, x0, y0) if pen.run.diverged_at is None else None
     restore(model.variables, saved)
     twin = lanes[1].run if len(lanes) > 1 else copy.deepcopy(pen.run)
     result = Twin(budget=budget, penalized=pen.run, unregularized=twin, removed=removed,
@@ -407,7 +401,7 @@ class _Lane:
         return self.run.diverged_at is not None or (self.stop is not None and self.stop.stopped)
 
 
-def _lockstep(tf, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Evaluator, cap: int,
+def _lockstep(backend, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Evaluator, cap: int,
               progress) -> tuple[int, bool]:
     """Advance every lane a record interval at a time up to ``cap`` steps;
     stop early once every lane has settled. Returns (steps, stopped early)."""
@@ -419,9 +413,10 @@ def _lockstep(tf, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Eval
             if lane.run.diverged_at is not None:
                 continue
             restore(model.variables, lane.state)
+            # (PyTorch runs eagerly: its twin's steps need the penalties off as they run)
             with penalties_removed(model) if lane.unregularized else nullcontext():
-                _advance(lane, step + 1, end, inputs, evaluator)
-            lane.state = snapshot(tf, model.variables)
+                _advance(backend, lane, step + 1, end, inputs, evaluator)
+            lane.state = snapshot(backend, model.variables)
             done += end - step
             if progress is not None:
                 progress(done, cap * len(lanes), {"data_loss": lane.run.data_loss[-1],
@@ -440,12 +435,12 @@ def _new_run(inputs: PairInputs, evaluator: Evaluator, val0: tuple) -> TwinRun:
                    angular_update=[None] if inputs.invariant else None)
 
 
-def _advance(lane: _Lane, first: int, last: int, inputs: PairInputs, evaluator: Evaluator) -> None:
+def _advance(backend, lane: _Lane, first: int, last: int, inputs: PairInputs, evaluator: Evaluator) -> None:
     """Steps ``first..last`` of one lane, then one record (unless it diverged)."""
     start = time.perf_counter()
     losses, angles, record = [], [], None
     for step in range(first, last + 1):
-        record = train_step(lane.step_fn, lane.opt, inputs.batches.batch(step - 1), step)
+        record = train_step(backend, lane.step_fn, lane.opt, inputs.batches.batch(step - 1), step)
         if lane.keep_records:
             lane.records.append(record)
         if not all(map(math.isfinite, (record.data_loss, record.penalty, record.weight_norm))):
@@ -493,15 +488,15 @@ class _EarlyStop:
         return self.stopped
 
 
-def _time_steps(tf, step_fn, opt, batches, saved, model) -> float | None:
+def _time_steps(backend, step_fn, opt, batches, saved, model) -> float | None:
     """Seconds per step over TIMING_STEPS steps after the tracing one; the
     model and the optimizer are put back as they were."""
-    opt_saved = snapshot(tf, opt.variables)
+    opt_saved = snapshot(backend, opt.variables)
     step_fn(*batches.batch(0))  # traces
     start = time.perf_counter()
     for i in range(TIMING_STEPS):
         out = step_fn(*batches.batch(i + 1))
-    out.numpy()  # wait for the last step
+    backend.fetch(out)  # wait for the last step
     per_step = (time.perf_counter() - start) / TIMING_STEPS
     restore(model.variables, saved)
     restore(opt.variables, opt_saved)

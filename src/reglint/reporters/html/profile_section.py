@@ -13,7 +13,7 @@ from reglint.reporters.html import charts as c
 from reglint.reporters.html.markup import esc, gx, num_attr, num_text, number, pctx, sev_label
 from reglint.reporters.html.twin_chart import twin_section
 
-PROFILE_KEYS = ("device", "device_kind", "seconds", "data", "loss", "optimizer", "initial", "variables",
+PROFILE_KEYS = ("device", "device_kind", "backend", "seconds", "data", "loss", "optimizer", "initial", "variables",
                 "layer_penalties", "steps", "outcome", "notes", "twin")
 OUTCOME_SEVERITY = {"diverged": "error", "collapsing": "error", "stalled": "warning"}
 
@@ -61,7 +61,8 @@ def profile_section(index: int, profile: Any, analysis: dict) -> str:
 def _summary_rows(profile: dict, analysis: dict) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if profile.get("device"):
-        rows.append(("device", esc(profile["device"])))
+        backend = f" (Keras on {profile['backend']})" if profile.get("backend") else ""
+        rows.append(("device", esc(f"{profile['device']}{backend}")))
     data = profile.get("data")
     if isinstance(data, dict):
         rows.append(("data", esc(f"{data.get('source', '?')}" + (f" {data['path']}" if data.get("path") else "")
