@@ -133,6 +133,15 @@ def cmd_run(args) -> int:
         path.unlink()
     done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
     pending = [r for r in chosen if r["run_id"] not in done]
+    if args.harmed_first:
+        # Recall needs every harmed run; precision and false alarms are
+        # estimated from the healthy runs, in a seeded shuffle so a partial
+        # run covers every family.
+        import random
+
+        healthy = [r for r in pending if r["outcome"] == "healthy"]
+        random.Random(0).shuffle(healthy)
+        pending = [r for r in pending if r["outcome"] != "healthy"] + healthy
     print(f"profiling {len(pending)} runs ({len(chosen) - len(pending)} done; {args.split}, "
           f"steps {args.steps or 'auto'}, time budget {args.time_budget} s)", flush=True)
     t0 = time.time()
@@ -192,8 +201,9 @@ def recomputed_gap(row: dict) -> float | None:
 
 
 def score_table(rows: list[dict], error_gap: float) -> str:
-    lines = ["| split | error findings | flagged | recall (wrecked) | precision | false alarms on healthy |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| split | error findings | flagged | recall (wrecked) | precision | precision, degraded counted as "
+             "harmed | false alarms on healthy |",
+             "|---|---|---|---|---|---|---|"]
     kinds = (("static", lambda r: bool(r["static_errors"])),
              ("measured, RL023 left out", lambda r: bool(r["measured_errors"])),
              ("twin (RL023)", lambda r: twin_flag(r, error_gap)),
@@ -202,9 +212,11 @@ def score_table(rows: list[dict], error_gap: float) -> str:
     for split in sorted({r["split"] for r in rows}):
         part = [r for r in rows if r["split"] == split]
         for name, flag in kinds:
-            s = cal.score([flag(r) for r in part], part)
+            flags = [flag(r) for r in part]
+            s, harmed = cal.score(flags, part), cal.score(flags, part, target="harmed")
             lines.append(f"| {split} | {name} | {s['flagged']} | {cal._pct(s['recall'])} "
                          f"({s['wrecked_caught']}/{s['wrecked']}) | {cal._pct(s['precision'])} | "
+                         f"{cal._pct(harmed['precision'])} | "
                          f"{cal._pct(s['false_alarm'])} ({s['healthy_flagged']}/{s['healthy']}) |")
     return "\n".join(lines)
 
@@ -287,6 +299,8 @@ def main(argv=None) -> int:
     run.add_argument("--limit", type=int, default=0)
     run.add_argument("--every", type=int, default=1, help="profile every K-th run of the selection")
     run.add_argument("--fresh", action="store_true")
+    run.add_argument("--harmed-first", action="store_true",
+                     help="profile degraded, collapsed and diverged runs first, then healthy ones shuffled")
     score = sub.add_parser("score")
     score.add_argument("--error", type=float, default=None, help="score at this gap (default: the sweep's)")
     for p in (run, score):
