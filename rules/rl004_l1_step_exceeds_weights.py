@@ -40,6 +40,12 @@ Aim: an L1 step of half the warning ratio times the mean |w| per step:
 At ratio 1 a typical weight crosses zero every step (exact). The warning
 level comes from the calibration grid (bench/CALIBRATION.md).
 
+Biases and BatchNorm/LayerNorm beta are left out: they start at zero, so
+their mean |w| at the saved weights says how far training has moved them
+(about 1e-9 after one step with L1 under SGD: an error at any lambda, on a
+file whose untrained twin had no finding), not a scale the L1 kick can be
+compared with; an L1 penalty on them is RL008's finding.
+
 ## References
 - Tsuruoka, Tsujii & Ananiadou, ACL 2009 (cumulative L1 penalty).
 - Langford, Li & Zhang, JMLR 2009 (truncated gradient); Duchi & Singer, JMLR 2009 (FOBOS).
@@ -66,7 +72,7 @@ class L1StepExceedsWeights(Rule):
     def check(self, model, analysis):
         dyn = analysis.dynamics
         for p in analysis.penalties:
-            if not p.active or not p.l1:
+            if not p.active or not p.l1 or p.offset:  # biases and beta: see Thresholds
                 continue
             step = dyn.l1_step(p.l1)
             mean_abs = _mean_abs(p)

@@ -287,3 +287,13 @@ def test_rl005_leaves_invalid_factors_to_rl012():
     found = findings(FIXTURES / "rules" / "tfk_negative_l2.h5")
     assert {f.code for f in found} >= {"RL012"}
     assert not [f for f in found if f.code == "RL005"]
+
+
+def test_rl004_leaves_zero_initialised_offsets_to_rl008():
+    """An L1 bias after one SGD step has moved ~1e-3 from its zero start:
+    its mean |w| is no scale for the L1 kick (RL004 flagged it, an error at
+    smaller steps), while RL008 still names the bias penalty."""
+    report = lint_file(str(KERAS_FIXTURES / "l1_bias_one_step.keras"), Settings())
+    codes = [f.code for f in report.findings]
+    assert "RL004" not in codes
+    assert codes.count("RL008") == 1
