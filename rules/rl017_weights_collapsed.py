@@ -39,6 +39,14 @@ A kernel at 1% of its initial energy has shrunk tenfold in RMS; the
 calibration grid's trained models (bench/CALIBRATION.md) show where
 collapsed and healthy runs end.
 
+Kernels of fewer than 8 weights are not judged: a single weight drawn at
+initialisation is already below 1% of its expected square with probability
+``P(|u| < 0.1/sqrt(3)) = 5.8%`` for a uniform draw on ``[-a, a]`` (Glorot
+uniform) and ``P(|z| < 0.1) = 8%`` for a normal one, so a one-weight kernel
+trained for one step was called collapsed (found by
+bench/robustness_sweep.py); 8 normal draws whose squares sum below 1% of
+their expectation have probability ``P(chi2_8 < 0.08)``, about 1e-7.
+
 ## References
 - Theory notes section 3.2 (collapse signature: penalty -> 0, data loss -> L_chance).
 """
@@ -49,6 +57,10 @@ from reglint.engine.finding import Severity
 from reglint.engine.fmt import g, pct, plural
 from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
+
+# Kernels smaller than this are left out: their saved size says more about
+# one random draw than about the penalty (see Thresholds and calibration).
+MIN_WEIGHTS = 8
 
 
 class WeightsCollapsed(Rule):
@@ -63,7 +75,7 @@ class WeightsCollapsed(Rule):
             return
         kernels = [p for p in analysis.active_penalties()
                    if p.variable.role.is_kernel_like and p.sum_sq_init and p.variable.stats
-                   and not p.variable.stats.nonfinite]
+                   and not p.variable.stats.nonfinite and p.n >= MIN_WEIGHTS]
         if not kernels:
             return
         kappas = {f"{p.layer.path}/{p.variable.name}": p.variable.stats.sum_sq / p.sum_sq_init for p in kernels}

@@ -297,3 +297,13 @@ def test_rl004_leaves_zero_initialised_offsets_to_rl008():
     codes = [f.code for f in report.findings]
     assert "RL004" not in codes
     assert codes.count("RL008") == 1
+
+
+def test_rl017_does_not_judge_a_one_weight_kernel():
+    """A single weight drawn 0.08 sd from zero and trained one step is a
+    draw, not a collapse (RL017 called it an error): kernels under 8 weights
+    are not judged."""
+    report = lint_file(str(KERAS_FIXTURES / "one_weight_kernel_small_draw.keras"), Settings())
+    assert "RL017" not in [f.code for f in report.findings]
+    kernel = report.model.layers[0].variables[0]
+    assert kernel.stats.sum_sq / 0.05 ** 2 < 0.01  # the saved kernel is below RL017's 1% of its expected square
