@@ -108,6 +108,15 @@ fit run, with 3 none (on the held-out sets 2 healthy, 2 degraded, and on
 the fit split 1 collapsed and 2 degraded runs; the modern grid's residual
 networks under kernel L2 plus weight decay: 2 collapsed, 4 degraded).
 
+On the modern grid (residual CNNs with BatchNorm, transformers, LSTM,
+GRU, Embedding: 388 runs the levels never saw; bench/CALIBRATION.md) the
+same levels catch 84.6% (11/13) of the held-out wrecks and 73.3% (11/15)
+on its fit split, every recurrent and embedding wreck included; no healthy
+run gets an error on the fit split and 3 of 180 held out (residual CNNs
+under SGD at lr 0.1 whose real training stopped at 200-470 steps). The
+misses are mostly trainings shorter than the twin that stopped inside a
+``stalled`` window; ``--steps`` set to the training's length judges there.
+
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
 - Wan et al., "Spherical Motion Dynamics", NeurIPS 2021.
