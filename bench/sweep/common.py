@@ -11,12 +11,17 @@ file (where the framework can load it).
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# The fixture scripts' JSON helper (fixtures/plain_json.py): one copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+import plain_json
 
 
 @dataclass
@@ -42,20 +47,7 @@ class Registry:
 
 
 def jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [jsonable(v) for v in o]
-    if isinstance(o, (bool, type(None), str)):
-        return o
-    if isinstance(o, (int, np.integer)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        f = float(o)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(o, np.ndarray):
-        return jsonable(o.tolist())
-    return repr(o)
+    return plain_json.jsonable(o)
 
 
 def nparams(weights: list) -> int:
