@@ -115,7 +115,7 @@ on its fit split, every recurrent and embedding wreck included; no healthy
 run gets an error on the fit split and 3 of 180 held out (residual CNNs
 under SGD at lr 0.1 whose real training stopped at 200-470 steps). The
 misses are mostly trainings shorter than the twin that stopped inside a
-``stalled`` window; ``--steps`` set to the training's length judges there.
+``stalled`` window; ``--epochs`` (the training's length) judges there.
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
@@ -229,7 +229,7 @@ class PenaltyHurtsTraining(Rule):
             values["stalled_steps"] = list(stall)
             return Judgment("stalled", f"{where}: the penalized run sat at chance from step {g(stall[0])} to "
                                        f"{g(stall[1])} while its twin had learned, then recovered: {both}; a "
-                                       f"training stopped in that window ends at chance (--steps N, your "
+                                       f"training stopped in that window ends at chance (--epochs E, your "
                                        f"training's length, judges it there)", Severity.WARNING, values)
         if level is not None:
             option = "twin-gap-error" if level is Severity.ERROR else "twin-gap-warning"

@@ -416,6 +416,30 @@ def test_budget_from_timescales_without_tensorflow():
     assert forced.steps == 999 and not forced.early_stop
 
 
+def test_epochs_set_the_horizon_within_the_time_budget():
+    """--epochs E over N examples at batch B: both runs take E*ceil(N/B)
+    steps and RL023 judges there (no early stop); unlike --steps, the time
+    budget still cuts it, and the reason says so."""
+    from reglint.profile.twin import Horizon, Timescale, choose_budget
+
+    mid = {"sgd_penalty": Timescale(200.0, "d/kernel", "(1-mu)*|w|/(lr*|g_pen|)")}
+    horizon = Horizon.from_epochs(10, 1347, 32)
+    assert horizon.steps == 430 and "10 x ceil(1347 examples / batch 32) = 430 steps" in horizon.reason
+    common = {"eval_seconds": 0.0, "time_budget": 60.0, "invariant": False, "steps_override": horizon}
+    whole = choose_budget(mid, per_step=1e-3, remaining=1e9, **common)
+    assert (whole.steps, whole.early_stop) == (430, False) and whole.reason.startswith("--epochs 10")
+    cut = choose_budget(mid, per_step=0.1, remaining=30.0, **common)
+    assert cut.steps == 150 and "cut to 150" in cut.reason
+
+
+def test_epochs_refusals_are_one_line(tmp_path):
+    model = str(KERAS_FIXTURES / "dense_l2.keras")
+    for args, message in (([], "--epochs needs --data"), (["--data", "d.npz", "--steps", "5"], "not both")):
+        result = subprocess.run([sys.executable, "-m", "reglint", "profile", model, "--epochs", "2", *args],
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------
 # refusals: one line, exit 2, before TensorFlow
 

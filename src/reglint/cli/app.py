@@ -226,6 +226,10 @@ def profile(
     steps: int | None = typer.Option(None, "--steps", min=1,
                                         help="Steps of each run (penalized and twin); default: from the penalty's "
                                              "timescales, within --time-budget."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1,
+                                      help="Your training's length in epochs over --data: both runs take "
+                                           "epochs x ceil(examples/batch) steps (cut to --time-budget) and "
+                                           "RL023 judges there."),
     time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
                                       help="Seconds for loading and both runs; the step budget is cut to fit."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
@@ -248,7 +252,7 @@ def profile(
                                  batch_size=batch_size, device=device, trust_model=trust_model,
                                  output_format=output_format, output_file=output_file,
                                  fail_on=fail_on.value if fail_on else None, seed=seed,
-                                 time_budget=time_budget, backend=backend))
+                                 time_budget=time_budget, backend=backend, epochs=epochs))
 
 
 @app.command("clean")

@@ -25,6 +25,7 @@ from reglint.engine.report import FileReport, RunReport
 from reglint.errors import ReglintError
 from reglint.model import Model
 from reglint.profile import ProfileError
+from reglint.profile.twin import Horizon
 
 DEVICES = ("auto", "cpu", "gpu")
 # A config.json larger than this is not read for the safety scan (the
@@ -35,15 +36,17 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: str = "y",
                 steps: int | None = None, batch_size: int = 32, device: str = "auto", trust_model: bool = False,
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
-                seed: int = 0, time_budget: float = 60.0, backend: str = "auto") -> int:
+                seed: int = 0, time_budget: float = 60.0, backend: str = "auto", epochs: int | None = None) -> int:
     """Profile one model; returns the exit code. ``steps`` None: the twin's
-    budget decides (``twin.choose_budget``) within ``time_budget`` seconds;
-    ``backend`` is auto, tensorflow or torch (``framework.resolve_backend``)."""
+    budget decides (``twin.choose_budget``) within ``time_budget`` seconds,
+    unless ``epochs`` (the user's training length over the examples in
+    ``data``) sets it; ``backend`` is auto, tensorflow or torch
+    (``framework.resolve_backend``)."""
     from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
-                        output_file, fail_on, seed, time_budget, backend)
+                        output_file, fail_on, seed, time_budget, backend, epochs)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -54,7 +57,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
              device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
-             seed: int, time_budget: float, backend: str) -> int:
+             seed: int, time_budget: float, backend: str, epochs: int | None = None) -> int:
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
     from reglint.profile.framework import resolve_backend
@@ -72,6 +75,9 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         raise ProfileError("--steps and --batch-size must be at least 1")
     if not time_budget > 0:
         raise ProfileError("--time-budget must be a positive number of seconds")
+    if epochs is not None and (steps is not None or data is None or epochs < 1):
+        raise ProfileError("--epochs needs --data (its examples make an epoch), at least 1, and no --steps"
+                           if steps is None else "give --steps or --epochs, not both")
     backend_name = resolve_backend(backend)
     refuse_savedmodel(path)
     refuse_non_keras(path)
@@ -89,8 +95,11 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         from reglint.profile.data import load_npz
 
         npz = load_npz(data, x_key, y_key)
+    horizon: int | Horizon | None = steps
+    if epochs is not None and npz is not None:
+        horizon = Horizon.from_epochs(epochs, npz.examples, batch_size)
 
-    result = _measure(path, report, npz, steps=steps, batch_size=batch_size, device=device, trust=trust, seed=seed,
+    result = _measure(path, report, npz, steps=horizon, batch_size=batch_size, device=device, trust=trust, seed=seed,
                       time_budget=time_budget, backend_name=backend_name)
     from reglint.reporters.text import lambda_note
 
@@ -119,7 +128,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     return run_report.exit_code(settings.fail_on)
 
 
-def _measure(path: Path, report: FileReport, npz, *, steps: int | None, batch_size: int, device: str,
+def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None, batch_size: int, device: str,
              trust: bool, seed: int, time_budget: float, backend_name: str):
     """Import Keras on ``backend_name``, load, build the batches and
     measure; ``time_budget`` counts from the start of loading (the import is

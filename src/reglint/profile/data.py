@@ -194,6 +194,11 @@ class NpzData:
     x_keys: list[str]
     y_keys: list[str]
 
+    @property
+    def examples(self) -> int:
+        """Rows of the first input (load_npz checks that they all agree)."""
+        return len(self.xs[0]) if self.xs else 0
+
 
 def split_keys(text: str) -> list[str]:
     """``--x-key a,b`` names one array per model input, in input order."""

@@ -62,20 +62,20 @@ from reglint.profile.run import (  # noqa: F401  (re-exported)
     optimizer_info,
     tracked_kernels,
 )
-from reglint.profile.twin import DEFAULT_TIME_BUDGET, Evaluator, PairInputs, run_pair
+from reglint.profile.twin import DEFAULT_TIME_BUDGET, Evaluator, Horizon, PairInputs, run_pair
 
 __all__ = ["ProfileResult", "classify", "regularizer_info", "run_profile_measurement"]
 
 
-def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: int | None, device: str,
+def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: int | Horizon | None, device: str,
                             device_name: str, device_kind: str, load_seconds: float, analysis=None,
                             optimizer=None, held=None, time_budget: float = DEFAULT_TIME_BUDGET,
                             started: float | None = None,
                             progress: Callable[[int, int, dict[str, float]], None] | None = None) -> ProfileResult:
     """Everything in the module docstring, on ``device``. ``optimizer``
     stands in for a model loaded without its compiled one; ``held`` is the
-    held-back slice (``data.split_held_out``); ``steps`` None lets the twin's
-    budget decide; ``started`` is when the time budget began (load start).
+    held-back slice (``data.split_held_out``); ``steps`` (a count or a
+    ``twin.Horizon``) None lets the twin's budget decide; ``started`` is when the time budget began (load start).
     ``backend`` is a ``backend.Backend`` (TensorFlow or PyTorch)."""
     keras = backend.keras
     notes: list[str] = []
@@ -109,7 +109,7 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
         kernel_norm0 = norm_of(backend, tracked)
         twin: Twin | None = None
         trajectory: list[StepRecord] = []
-        data_final, budget_steps = None, steps or 0
+        data_final, budget_steps = None, (steps.steps if isinstance(steps, Horizon) else steps) or 0
         if opt is not None and opt_info is not None:
             twin, trajectory, data_final = _run_twin(backend, model, opt, opt_info, batches, held, loss, rows,
                                                      tracked, data0, kernel_norm0, analysis, steps=steps,
@@ -136,7 +136,7 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
 
 
 def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows, tracked, data0: float,
-              kernel_norm0: float, analysis, *, steps: int | None, time_budget: float, deadline: float,
+              kernel_norm0: float, analysis, *, steps: int | Horizon | None, time_budget: float, deadline: float,
               progress) -> tuple[Twin, list[StepRecord], float | None]:
     kind = label_kind(loss.names[0]) if len(loss.names) == 1 else None
     from_logits = bool(loss.from_logits and loss.from_logits[0])

@@ -156,11 +156,35 @@ def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]
     return math.sqrt(max(rates)) if rates else None
 
 
-def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | None, per_step: float | None,
-                  eval_seconds: float, remaining: float, time_budget: float, invariant: bool) -> Budget:
+@dataclass
+class Horizon:
+    """The length the user asked for: ``--steps N`` (exactly N steps, the
+    time budget not applied) or ``--epochs E`` (their training's length,
+    ``E * ceil(examples / batch)``, cut to the time budget)."""
+
+    steps: int
+    reason: str
+    exact: bool
+
+    @classmethod
+    def from_steps(cls, steps: int) -> Horizon:
+        return cls(steps, f"--steps {steps}", exact=True)
+
+    @classmethod
+    def from_epochs(cls, epochs: int, examples: int, batch_size: int) -> Horizon:
+        per_epoch = math.ceil(examples / batch_size)
+        return cls(epochs * per_epoch, f"--epochs {epochs}, the training's length: {epochs} x ceil({examples} "
+                                       f"examples / batch {batch_size}) = {epochs * per_epoch} steps", exact=False)
+
+
+def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Horizon | None,
+                  per_step: float | None, eval_seconds: float, remaining: float, time_budget: float,
+                  invariant: bool) -> Budget:
     """The plan before the runs: ``target`` (the steps the timescales ask
     for: no early stop before them) and ``steps`` (the most either run may
-    take: MAX_STEPS, the time budget's cut, or ``--steps``)."""
+    take: MAX_STEPS, the time budget's cut, or the user's ``Horizon``: both
+    runs then take exactly its steps, an ``--epochs`` one cut to the time
+    budget, and RL023 judges there)."""
     named = {k: v.steps for k, v in timescales.items()}
     if timescales:
         shortest = min(timescales.values(), key=lambda scale: scale.steps)
@@ -178,17 +202,21 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Non
     else:
         target = MIN_STEPS
         reason = f"no penalty timescale (nothing to remove, or no learning rate): the minimum of {g(MIN_STEPS)} steps"
-    if steps_override is not None:
-        return Budget(steps=steps_override, reason=f"--steps {steps_override} (the timescales alone: {reason})",
-                      target=target, timescales=named, seconds_per_step=per_step, time_budget=time_budget,
-                      early_stop=False)
+    horizon = Horizon.from_steps(steps_override) if isinstance(steps_override, int) else steps_override
+    affordable = max(int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step)), 1) if per_step else None
+    ms = g((per_step or 0.0) * 1000, 3)  # per step, for the reasons below
+    if horizon is not None:
+        steps, told = horizon.steps, horizon.reason
+        if not horizon.exact and affordable is not None and affordable < steps:
+            steps = affordable
+            told += (f", cut to {g(steps)} to fit --time-budget {g(time_budget)} s ({ms} ms per step, two runs): "
+                     f"judged there")
+        return Budget(steps=steps, reason=f"{told} (the timescales alone: {reason})", target=target,
+                      timescales=named, seconds_per_step=per_step, time_budget=time_budget, early_stop=False)
     cap = MAX_STEPS
-    if per_step:
-        affordable = max(int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step)), 1)
-        if affordable < MAX_STEPS:
-            cap = affordable
-            reason += (f"; at most {g(cap)} fit --time-budget {g(time_budget)} s "
-                       f"({g(per_step * 1000, 3)} ms per step, two runs)")
+    if affordable is not None and affordable < MAX_STEPS:
+        cap = affordable
+        reason += f"; at most {g(cap)} fit --time-budget {g(time_budget)} s ({ms} ms per step, two runs)"
     return Budget(steps=cap, reason=reason, target=min(target, cap), timescales=named, seconds_per_step=per_step,
                   time_budget=time_budget, early_stop=True)
 
@@ -331,7 +359,7 @@ class PairInputs:
     seed: int
 
 
-def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_override: int | None,
+def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_override: int | Horizon | None,
              time_budget: float, deadline: float,
              progress: Callable[[int, int, dict[str, float]], None] | None = None
              ) -> tuple[Twin, list[StepRecord], float | None]:
