@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-# The fixture scripts' JSON helper (fixtures/plain_json.py): one copy.
+# The fixture scripts' JSON helper (fixtures/manifest_values.py): one copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
-import plain_json
+import manifest_values
 
 
 @dataclass
@@ -47,19 +47,10 @@ class Registry:
 
 
 def jsonable(o: Any) -> Any:
-    return plain_json.jsonable(o)
+    return manifest_values.jsonable(o)
 
 
-def nparams(weights: list) -> int:
-    """Elements of ``weights``, each variable once (shared layers)."""
-    seen: set[int] = set()
-    n = 0
-    for w in weights:
-        if id(w) in seen:
-            continue
-        seen.add(id(w))
-        n += int(np.prod(w.shape))
-    return n
+nparams = manifest_values.nparams
 
 
 def error_line(exc: BaseException) -> str:
