@@ -60,16 +60,18 @@ def npz_for(rec: dict, out: Path) -> Path:
     return path
 
 
-def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float) -> dict:
+def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, epochs: bool = False) -> dict:
     from reglint.cli.app import main
 
-    report_path = out / "profile" / f"{rec['run_id']}.json"
+    report_path = out / ("profile-epochs" if epochs else "profile") / f"{rec['run_id']}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     args = ["profile", str(out / rec["model_path"]), "--data", str(npz_for(rec, out)),
             "--batch-size", str(rec["batch_size"]), "--format", "json", "--output-file", str(report_path),
             "--device", "cpu", "--time-budget", str(time_budget)]
     if steps:
         args += ["--steps", str(steps)]
+    elif epochs:
+        args += ["--epochs", str(rec["epochs_run"])]
     sink = io.StringIO()
     start = time.perf_counter()
     with redirect_stdout(sink), redirect_stderr(sink):
@@ -128,7 +130,7 @@ def cmd_run(args) -> int:
     chosen = chosen[:: args.every]
     if args.limit:
         chosen = chosen[: args.limit]
-    path = out / "profile_grid.jsonl"
+    path = out / rows_file(args.epochs)
     if args.fresh and path.exists():
         path.unlink()
     done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
@@ -147,7 +149,7 @@ def cmd_run(args) -> int:
     t0 = time.time()
     with path.open("a") as fh:
         for i, rec in enumerate(pending, 1):
-            result = profile_one(rec, out, args.steps, args.time_budget)
+            result = profile_one(rec, out, args.steps, args.time_budget, args.epochs)
             row = {"run_id": rec["run_id"], "split": cal.split_of(rec), "outcome": rec["outcome"],
                    "placement": rec["placement"], "opt": rec["opt"], "arch": rec["arch"], "dataset": rec["dataset"],
                    "grid": rec.get("grid", "classic"), "lam": rec["lam"],
@@ -164,8 +166,13 @@ def cmd_run(args) -> int:
 # scoring
 
 
-def load_rows(out: Path) -> list[dict]:
-    path = out / "profile_grid.jsonl"
+def rows_file(epochs: bool) -> str:
+    """Default budget, or ``--epochs`` = the real training's epochs."""
+    return "profile_grid-epochs.jsonl" if epochs else "profile_grid.jsonl"
+
+
+def load_rows(out: Path, epochs: bool = False) -> list[dict]:
+    path = out / rows_file(epochs)
     rows = {}
     for line in path.read_text().splitlines():
         if line.strip():
@@ -266,8 +273,8 @@ def label_table(rows: list[dict]) -> str:
 
 
 def cmd_score(args) -> int:
-    rows = [r for r in load_rows(Path(args.out)) if "error" not in r]
-    failed = [r for r in load_rows(Path(args.out)) if "error" in r]
+    rows = [r for r in load_rows(Path(args.out), args.epochs) if "error" not in r]
+    failed = [r for r in load_rows(Path(args.out), args.epochs) if "error" in r]
     print(f"{len(rows)} profiled, {len(failed)} refused or failed")
     for r in failed[:5]:
         print("  failed:", r["run_id"], r["error"][:200])
@@ -305,6 +312,9 @@ def main(argv=None) -> int:
     score.add_argument("--error", type=float, default=None, help="score at this gap (default: the sweep's)")
     for p in (run, score):
         p.add_argument("--out", default=str(cal.DEFAULT_OUT))
+        p.add_argument("--epochs", action="store_true",
+                       help="profile with --epochs = each run's own epochs (the training's length); rows in "
+                            "profile_grid-epochs.jsonl, reports in profile-epochs/")
     args = parser.parse_args(argv)
     return cmd_run(args) if args.command == "run" else cmd_score(args)
 
