@@ -80,11 +80,11 @@ class TrainingContext:
             value, meta = getattr(self, f.name), f.metadata
             if "help" not in meta or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            low, high = meta["min"], meta["max"]
-            if (low is not None and not (value > low if meta["positive"] else value >= low)) or (
-                    high is not None and value > high):
-                bound = f"> {low:g}" if meta["positive"] else f"in [{low if low is not None else '-inf'}, " \
-                        f"{high if high is not None else 'inf'}]"
+            low, high, positive = meta["min"], meta["max"], meta["positive"]
+            too_low = low is not None and not (value > low if positive else value >= low)
+            if too_low or (high is not None and value > high):
+                lower, upper = ("-inf" if low is None else low), ("inf" if high is None else high)
+                bound = f"> {low:g}" if positive else f"in [{lower}, {upper}]"
                 raise ValueError(f"{f.name} must be {bound}, got {value!r}")
 
     def changes_model(self) -> bool:
