@@ -115,7 +115,9 @@ on its fit split, every recurrent and embedding wreck included; no healthy
 run gets an error on the fit split and 3 of 180 held out (residual CNNs
 under SGD at lr 0.1 whose real training stopped at 200-470 steps). The
 misses are mostly trainings shorter than the twin that stopped inside a
-``stalled`` window; ``--epochs`` (the training's length) judges there.
+``stalled`` window; with ``--epochs`` (the training's length) the same
+levels catch 100% (15/15) on the fit split and 84.6% (11/13) held out, at
+0/103 and 1/180 healthy errors.
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
