@@ -48,6 +48,15 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _quiet_tensorflow() -> None:
+    """TensorFlow's and absl's loggers at ERROR: a sweep saves hundreds of files."""
+    import absl.logging
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
 class Keras3:
     writer = "keras3"
 
@@ -56,12 +65,8 @@ class Keras3:
 
     def __init__(self) -> None:
         import keras
-        import tensorflow as tf
 
-        tf.get_logger().setLevel("ERROR")
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
+        _quiet_tensorflow()
         from . import k3_cases, k3_layers, k3_more  # noqa: F401  (the last two register their cases)
 
         self.keras = keras
@@ -127,13 +132,9 @@ class TfKeras(Keras3):
     writer = "tf_keras"
 
     def __init__(self) -> None:
-        import tensorflow as tf
         import tf_keras
 
-        tf.get_logger().setLevel("ERROR")
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
+        _quiet_tensorflow()
         from . import tfk_cases
 
         self.keras = tf_keras
