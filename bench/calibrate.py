@@ -7,7 +7,7 @@ recorded outcome. The code lives in ``bench/calibration/`` (grid, data,
 models, train, outcomes, features, scoring: read their docstrings); this is
 the command line::
 
-    python bench/calibrate.py train  [--grid full|modern|quick] [--jobs 2] [--limit N] [--out DIR]
+    python bench/calibrate.py train  [--grid full|modern|quick] [--jobs 2] [--limit N] [--replicate K] [--out DIR]
     python bench/calibrate.py models RECORD.jsonl.gz ... [--out DIR]
     python bench/calibrate.py export --grid modern RECORD.jsonl.gz [--out DIR]
     python bench/calibrate.py report [--grid classic|modern|all] [--out DIR]
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--grid", default="full", choices=("full", "modern", "quick"))
             p.add_argument("--jobs", type=int, default=1, help="worker processes (1 thread each)")
             p.add_argument("--limit", type=int, default=0, help="train only the first N runs of the grid")
+            p.add_argument("--replicate", type=int, default=0,
+                           help="K >= 1: the same grid from other seeds (initial weights, batch order)")
         elif name == "models":
             p.add_argument("records", nargs="+", help="gzipped JSON-lines records to restore")
         elif name == "export":

@@ -65,8 +65,10 @@ an output without passing a normalization layer (``penalty_ratio_unnormalized``)
 behind a transformer's final LayerNorm the prediction is computed from
 normalized features whatever the penalty does to their scale, so that part
 limits capacity (the warning) but cannot take the prediction to chance on
-its own. The suggested lambda is ``lambda * min(1, warning/2) / rho``: the
-penalty at most the data loss.
+its own. ``reglint profile`` judges its measured ratio (the penalties at
+the saved weights against the data loss on the user's batch) the same way:
+one ``severity_of`` for both. The suggested lambda is
+``lambda * min(1, warning/2) / rho``: the penalty at most the data loss.
 
 ## Fix
 Aim: the penalty at ``min(1, warning/2)`` of the data-loss scale (100% by
@@ -172,6 +174,18 @@ class PenaltyDominatesLoss(Rule):
         """The penalties RL001 judges (see Formula)."""
         return [p for p in analysis.active_penalties() if p.penalty is not None]
 
+    def severity_of(self, rho: float | None, rho_front: float | None) -> Severity | None:
+        """A warning from the whole counted ratio, an error only from the part
+        that reaches an output without passing a normalization (Formula):
+        one judgement for the static estimate and the measured ratio."""
+        if rho is None:
+            return None
+        severity = self.level(rho, "penalty-ratio-warning")
+        if rho_front is not None and self.level(rho_front, "penalty-ratio-warning",
+                                                "penalty-ratio-error") is Severity.ERROR:
+            severity = Severity.ERROR
+        return severity
+
     def aim(self) -> float:
         return remedy_ratio(self.thresholds["penalty-ratio-warning"])
 
@@ -210,9 +224,7 @@ class PenaltyDominatesLoss(Rule):
         total = sum(p.penalty for p in penalties)
         rho = total / loss.value
         rho_front = front_ratio(analysis)
-        severity = self.level(rho, "penalty-ratio-warning")
-        if self.level(rho_front, "penalty-ratio-warning", "penalty-ratio-error") is Severity.ERROR:
-            severity = Severity.ERROR
+        severity = self.severity_of(rho, rho_front)
         if severity is None:
             return
         fix = self.fix(penalties, rho)
@@ -253,9 +265,10 @@ class PenaltyDominatesLoss(Rule):
         if not rows:
             return
         rho = result.weight_penalty_ratio()
+        rho_front = result.weight_penalty_ratio(front_only=True)
         srho = static_ratio(report)
-        measured = self.level(rho, "penalty-ratio-warning", "penalty-ratio-error")
-        static = self.level(srho, "penalty-ratio-warning", "penalty-ratio-error")
+        measured = self.severity_of(rho, rho_front)
+        static = self.severity_of(srho, front_ratio(report.analysis) if srho is not None else None)
         if measured is None and static is None:
             return
         total = sum(r.penalty for r in rows)
@@ -271,9 +284,10 @@ class PenaltyDominatesLoss(Rule):
             f"measured penalty/data ratio {g(rho, 2)} ({static_text}): "
             f"{verdict(static, measured, result)}; weight penalty {g(total)} against a data loss of "
             f"{g(result.data_loss)} {data_note(result)}; largest shares of the penalty: "
-            f"{_shares(by_layer, total) if total else '-'}",
+            f"{_shares(by_layer, total) if total else '-'}{_behind(rho, rho_front, measured or Severity.INFO)}",
             severity=measured or Severity.INFO, target="penalty", remedy=remedy, fix=fix, measured=True,
-            values={"penalty_ratio": rho, "static_penalty_ratio": srho, "penalty": total,
+            values={"penalty_ratio": rho, "penalty_ratio_unnormalized": rho_front,
+                    "static_penalty_ratio": srho, "penalty": total,
                     "data_loss": result.data_loss,
                     "penalty_ratio_all": result.weight_penalty_ratio(include_invariant=True),
                     "layer_shares": {layer: v / total for layer, v in by_layer.items()} if total else {},

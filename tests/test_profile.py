@@ -161,6 +161,23 @@ def test_dominating_l2_gives_measured_rl001_error(models, capsys):
 
 
 @pytest.mark.slow
+def test_measured_penalty_behind_a_final_layernorm_warns_like_the_static_rule(capsys):
+    # L2 0.3 on every kernel of a pre-norm transformer: ~95x the data loss measured, but all except the
+    # classifier's share reaches the output through the final LayerNorm; check and profile give one verdict
+    model = ROOT / "fixtures" / "scenarios" / "scenario_prenorm_l2_strong.keras"
+    code, report, err = profile_json(capsys, str(model), "--steps", "3")
+    assert code == 0, err
+    (static,) = [f for f in report["files"][0]["findings"] if f["code"] == "RL001" and not f["measured"]]
+    (rl001,) = measured(report, "RL001")
+    assert rl001["values"]["penalty_ratio"] > 18 > rl001["values"]["penalty_ratio_unnormalized"]
+    assert rl001["severity"] == static["severity"] == "warning"
+    assert "behind a normalization layer" in rl001["message"]
+    rows = {v["layer"]: v for v in profile_of(report)["variables"]}
+    assert [layer for layer, v in rows.items() if not v["behind_norm"] and v["regularizer"]] == \
+        [report["files"][0]["model"]["layers"][-1]["path"]]
+
+
+@pytest.mark.slow
 def test_collapsing_run_gives_measured_rl017(models, capsys):
     code, report, _ = profile_json(capsys, str(models["collapsing"]), "--steps", "20")
     assert code == 1

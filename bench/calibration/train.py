@@ -3,7 +3,10 @@
 Seeds: one seed per (dataset, arch) (a CRC32 of the pair), set with
 ``keras.utils.set_random_seed`` before building, so every lambda, placement
 and optimizer of a pair starts from the same weights and sees the same batch
-order; workers run TensorFlow with one thread each.
+order; workers run TensorFlow with one thread each. ``train --replicate K``
+(K >= 1) trains the same grid again from other seeds (a CRC32 of
+``dataset/arch/rK``: other initial weights and batch order, same data
+split); the record's ``replicate`` field lets ``models`` rebuild it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def _worker_init():
 
 
 def seed_of(spec: dict) -> int:
-    return zlib.crc32(f"{spec['dataset']}/{spec['arch']}".encode()) % (2 ** 31)
+    replicate = spec.get("replicate") or 0
+    key = f"{spec['dataset']}/{spec['arch']}" + (f"/r{replicate}" if replicate else "")
+    return zlib.crc32(key.encode()) % (2 ** 31)
 
 
 def build_and_save(spec: dict, out_dir: str):
@@ -173,6 +178,8 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grid = build_grid(args.grid)
+    if args.replicate:
+        grid = [{**spec, "replicate": args.replicate} for spec in grid]
     if args.limit:
         grid = grid[: args.limit]
     done = {r["run_id"] for r in load_runs(out)}

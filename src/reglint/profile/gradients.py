@@ -23,7 +23,7 @@ under Keras) as an argument: nothing here imports either.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,8 +66,9 @@ def variable_rows(backend, model, trainable, grads_data, grads_pen, analysis) ->
             kernel_like=path.rsplit("/", 1)[-1] in KERNEL_NAMES, regularizer=regularizer_info(reg),
             penalty=penalty, share=None, weight_norm=backend.norm(var),
             grad_data_norm=backend.norm(backend.dense(gd, var)), grad_penalty_norm=backend.norm(backend.dense(gp, var)),
-            static_penalty=match[2] if match else None, scale_invariant=bool(match and match[3]),
-            absorbed=bool(match and match[4]), offset=bool(match and match[5])))
+            static_penalty=match.penalty if match else None, scale_invariant=bool(match and match.invariant),
+            absorbed=bool(match and match.absorbed), offset=bool(match and match.offset),
+            behind_norm=bool(match and match.behind_norm)))
     for row in rows:
         row.share = row.penalty / weight_penalty if weight_penalty else None
     return rows, weight_penalty
@@ -81,7 +82,7 @@ def scale_invariant_variables(model, analysis) -> list:
     out = []
     for var in model.trainable_variables:
         match = owners.match(var)[3]
-        if match and match[3]:
+        if match and match.invariant:
             out.append(var)
     return out
 
@@ -101,7 +102,7 @@ class _Owners:
                 self.activity_vars.update(id(v) for v in owned)
         self.static = _static_index(analysis)
 
-    def match(self, var) -> tuple[str, str, str, tuple | None]:
+    def match(self, var) -> tuple[str, str, str, StaticVariable | None]:
         """(Keras path, static layer path, static variable name, the static match)."""
         path = str(getattr(var, "path", var.name))
         owner = self.layer_of.get(id(var))
@@ -109,14 +110,26 @@ class _Owners:
         # Wrappers' variables omit the wrapper (Bidirectional's are
         # forward_lstm/lstm_cell/kernel): search under the owner's path.
         found = _match_static(path if path.startswith(owner_path + "/") else f"{owner_path}/{path}", self.static)
-        layer_path = found[0] if found else owner_path
-        variable = found[1] if found else path.rsplit("/", 1)[-1]
+        layer_path = found.layer_path if found else owner_path
+        variable = found.name if found else path.rsplit("/", 1)[-1]
         return path, layer_path, variable, found
 
 
-def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, bool, bool, bool]]:
-    """(path parts, layer path, variable name, static penalty, scale-invariant,
-    absorbed, offset) for every static variable, regularized or not."""
+class StaticVariable(NamedTuple):
+    """What the static analysis says about one variable of the file."""
+
+    parts: list[str]  # layer path and variable name split on "/"
+    layer_path: str
+    name: str
+    penalty: float | None  # static estimate of R(w) at initialisation
+    invariant: bool  # a kernel feeding a normalization layer
+    absorbed: bool  # a normalization gamma/beta the next layers take over
+    offset: bool  # a bias or beta
+    behind_norm: bool  # reaches the outputs only through a normalization layer
+
+
+def _static_index(analysis) -> list[StaticVariable]:
+    """Every static variable, regularized or not."""
     if analysis is None:
         return []
     penalties = {(p.layer.path, p.variable.name): p for p in analysis.penalties}
@@ -125,30 +138,30 @@ def _static_index(analysis) -> list[tuple[list[str], str, str, float | None, boo
         p = penalties.get((layer.path, var.name))
         invariant = p.scale_invariant if p is not None else (var.role.is_kernel_like and
                                                               analysis.feeds_normalizer(layer))
-        out.append((layer.path.split("/") + var.name.split("/"), layer.path, var.name,
-                    p.penalty_init if p is not None else None, bool(invariant), bool(p and p.absorbed),
-                    bool(p and p.offset)))
+        out.append(StaticVariable(layer.path.split("/") + var.name.split("/"), layer.path, var.name,
+                                  p.penalty_init if p is not None else None, bool(invariant),
+                                  bool(p and p.absorbed), bool(p and p.offset), bool(p and p.behind_norm)))
     return out
 
 
-def _match_static(path: str, index) -> tuple[str, str, float | None, bool, bool, bool] | None:
+def _match_static(path: str, index: list[StaticVariable]) -> StaticVariable | None:
     """The static variable a Keras variable path names: same last part, and
     every part of the static layer path and variable name found in order
     (``lstm/lstm_cell/kernel`` is the static ``lstm`` + ``kernel``)."""
     parts = path.split("/")
     best, best_score = None, -1
-    for sparts, layer_path, var_name, penalty, invariant, absorbed, offset in index:
-        if sparts[-1] != parts[-1]:
+    for static in index:
+        if static.parts[-1] != parts[-1]:
             continue
         pos, ok = 0, True
-        for part in sparts:
+        for part in static.parts:
             try:
                 pos = parts.index(part, pos) + 1
             except ValueError:
                 ok = False
                 break
-        if ok and len(sparts) > best_score:
-            best, best_score = (layer_path, var_name, penalty, invariant, absorbed, offset), len(sparts)
+        if ok and len(static.parts) > best_score:
+            best, best_score = static, len(static.parts)
     return best
 
 

@@ -47,6 +47,7 @@ class VariableRow:
     scale_invariant: bool = False  # feeds a normalization layer (static analysis)
     absorbed: bool = False  # a normalization gamma/beta: RL001 leaves it out (static analysis)
     offset: bool = False  # a bias or beta: RL001 leaves it out (static analysis)
+    behind_norm: bool = False  # reaches the outputs only through a normalization layer (static analysis)
 
     @property
     def counted(self) -> bool:
@@ -213,11 +214,14 @@ class ProfileResult:
     def synthetic(self) -> bool:
         return self.data.get("source") == "synthetic"
 
-    def weight_penalty_ratio(self, *, include_invariant: bool = False) -> float:
+    def weight_penalty_ratio(self, *, include_invariant: bool = False, front_only: bool = False) -> float:
         """rho_measured = sum R(w) / L over the weight penalties (RL001's
         definition: scale-invariant kernels and normalization gamma/beta left
-        out unless asked)."""
-        total = sum(r.penalty for r in self.variables if include_invariant or r.counted)
+        out unless asked; ``front_only``: only the counted tensors that reach
+        an output without passing a normalization layer, the part RL001's
+        error is judged on)."""
+        total = sum(r.penalty for r in self.variables
+                    if (include_invariant or r.counted) and not (front_only and r.behind_norm))
         return div(total, self.data_loss)
 
     def to_dict(self) -> dict[str, Any]:
