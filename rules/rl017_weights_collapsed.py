@@ -47,8 +47,22 @@ trained for one step was called collapsed (found by
 bench/robustness_sweep.py); 8 normal draws whose squares sum below 1% of
 their expectation have probability ``P(chi2_8 < 0.08)``, about 1e-7.
 
+## The optimizer's own L1 (Ftrl)
+Keras' ``Ftrl`` (FTRL-Proximal, McMahan et al. 2013) has an L1 of its own,
+``l1_regularization_strength``: a weight is set to exactly zero while the
+absolute sum of its gradients (less a term in the weight itself) stays at or
+under it (``keras/src/optimizers/ftrl.py``: ``linear_clipped = clip(linear,
+-l1, l1)``; ``variable = (linear_clipped - linear) / quadratic``). After the
+first step that sum is one gradient, so a strength above the typical
+per-weight gradient (often 1e-3 to 1e-2) zeroes most of the network
+whatever the layers' regularizers say (bench/robustness_sweep.py: Ftrl
+with l1 0.01 left 0.1% of the initial energy after one step under L2 1e-3).
+The finding then names that setting as the likely cause and asks to lower it
+instead of the layers' lambdas.
+
 ## References
 - Theory notes section 3.2 (collapse signature: penalty -> 0, data loss -> L_chance).
+- McMahan et al. 2013, "Ad Click Prediction: a View from the Trenches" (FTRL-Proximal, its L1).
 """
 
 from __future__ import annotations
@@ -82,12 +96,21 @@ class WeightsCollapsed(Rule):
         if max(kappas.values()) >= self.thresholds["collapse-ratio"]:
             return
         worst = max(kappas.values())
+        own_l1 = optimizer_l1(model.optimizer)
+        cause, remedy = "the penalty drove the network to its trivial solution", \
+            "retrain with a smaller lambda (see RL001's safe value)"
+        if own_l1:
+            cause = (f"the likely cause is Ftrl's own l1_regularization_strength {g(own_l1)}, which sets every "
+                     f"weight to exactly zero while the sum of its gradients stays within it, whatever the layers' "
+                     f"regularizers")
+            remedy = (f"lower Ftrl's l1_regularization_strength (now {g(own_l1)}) below the scale of the "
+                      f"per-weight gradients, or set it to 0 and regularize the layers")
         yield self.finding(
             f"after {g(model.optimizer.iterations)} steps every regularized kernel holds at most {g(worst)} of its "
-            f"initial sum of squares ({plural(len(kappas), 'kernel')}): the penalty drove the network to its "
-            f"trivial solution",
-            target="kernel", remedy="retrain with a smaller lambda (see RL001's safe value)",
-            values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations})
+            f"initial sum of squares ({plural(len(kappas), 'kernel')}): {cause}",
+            target="kernel", remedy=remedy,
+            values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations,
+                    "optimizer_l1": own_l1})
 
     def check_measured(self, result, report):
         """The live version: in the short run the regularized kernels' norm
@@ -110,6 +133,14 @@ class WeightsCollapsed(Rule):
                     "kernel_norm_change": outcome.kernel_norm_change, "data_loss_initial": outcome.data_loss_initial,
                     "data_loss_final": outcome.data_loss_final, "steps": steps,
                     "penalty_ratio": result.weight_penalty_ratio(), "synthetic_data": result.synthetic})
+
+
+def optimizer_l1(optimizer) -> float:
+    """The optimizer's own proximal L1 (Keras' Ftrl ``l1_regularization_strength``), 0 when it has none."""
+    if optimizer is None or optimizer.class_name != "Ftrl":
+        return 0.0
+    value = optimizer.config.get("l1_regularization_strength")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
 def _cause(result) -> str:

@@ -299,6 +299,17 @@ def test_rl004_leaves_zero_initialised_offsets_to_rl008():
     assert codes.count("RL008") == 1
 
 
+def test_rl017_names_ftrl_own_l1_as_the_cause():
+    """Ftrl's l1_regularization_strength 0.01 zeroed a net whose layers'
+    L2(1e-3) is 1% of the data loss: RL017 blamed the layers' lambda."""
+    report = lint_file(str(KERAS_FIXTURES / "ftrl_l1_one_step.keras"), Settings())
+    (rl017,) = [f for f in report.findings if f.code == "RL017"]
+    assert rl017.values["optimizer_l1"] == pytest.approx(0.01)
+    assert "Ftrl's own l1_regularization_strength 0.01" in rl017.message
+    assert "l1_regularization_strength" in (rl017.remedy or "") and "smaller lambda" not in (rl017.remedy or "")
+    assert "RL001" not in [f.code for f in report.findings]  # the layers' penalty is not the problem
+
+
 def test_rl017_does_not_judge_a_one_weight_kernel():
     """A single weight drawn 0.08 sd from zero and trained one step is a
     draw, not a collapse (RL017 called it an error): kernels under 8 weights
