@@ -300,3 +300,17 @@ def test_unzipped_keras_folder_is_one_model_with_its_weights():
         assert discover([str(folder / name)], Settings())[0] == [str(folder)]
     found, _ = discover([str(KERAS_FIXTURES)], Settings())
     assert str(folder) in found and not [f for f in found if f.startswith(str(folder) + "/")]
+
+
+def test_tf_op_lambda_layers_carry_the_shape_through_hard_swish():
+    """tf.keras writes ``x + 3.0``, ``relu6``, ``* (1/6)`` and ``x * gate`` as
+    TFOpLambda layers (MobileNetV3's hard-swish; each call one flat
+    ``[name, node, tensor, kwargs]`` entry): the Conv2D after them gets its
+    input depth from the graph, not from the stored tensor (tf.keras
+    MobileNetV3Small gave 86 'not inferable' notes)."""
+    model = read_model(KERAS_FIXTURES / "tfk_tf_op_hard_swish.h5")
+    assert not [note for note in model.notes if "not inferable" in note]
+    assert model.total_params == _entry("tfk_tf_op_hard_swish.h5")["count_params"] == 270
+    assert _var(model, "project", "kernel").shape == (1, 1, 8, 4)
+    gate = next(layer for layer in model.layers if layer.class_name == "TFOpLambda" and len(layer.inbound) == 2)
+    assert "stem" in gate.inbound  # x * gate: the tensor operand in the call's kwargs is an input too

@@ -202,6 +202,8 @@ def _iter_history(obj: Any, depth: int = 0) -> Iterator[str]:
     elif isinstance(obj, list):
         if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):
             yield obj[0]
+            for extra in obj[3:]:  # a call's kwargs may hold tensors too (a TF op's ``y``, attention's value)
+                yield from _iter_history(extra, depth + 1)
             return
         for value in obj:
             yield from _iter_history(value, depth + 1)

@@ -42,6 +42,19 @@ SAME_SHAPE = {
     "RandomTranslation", "RandomContrast", "RandomBrightness",
 }
 MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+# tf.keras wraps a TensorFlow call on symbolic tensors in a functional model
+# (``x + 3.0``, ``x * (1/6)``: the hard-swish of MobileNetV3 and EfficientNet)
+# as a TFOpLambda layer whose config names the function. These are
+# elementwise: the output has the broadcast shape of their tensor operands
+# when every other operand is a Python scalar (``tf_op_lambda_shapes``).
+ELEMENTWISE_TF_OPS = frozenset({
+    "__operators__.add", "__operators__.sub", "__operators__.neg", "math.add", "math.subtract",
+    "math.multiply", "math.truediv", "math.divide", "math.maximum", "math.minimum", "math.pow",
+    "math.negative", "math.abs", "math.square", "math.sqrt", "math.rsqrt", "math.reciprocal", "math.exp",
+    "math.log", "math.erf", "math.sigmoid", "math.tanh", "nn.relu", "nn.relu6", "nn.elu", "nn.selu",
+    "nn.gelu", "nn.silu", "nn.swish", "nn.sigmoid", "nn.softplus", "nn.leaky_relu", "nn.softmax",
+    "clip_by_value", "cast", "identity",
+})
 
 
 def output_shapes(class_name: str, cfg: dict[str, Any], inputs: list[Shape | None]) -> list[Shape | None] | None:
@@ -71,6 +84,44 @@ def _output(cls: str, cfg: dict, inputs: list[Shape | None]):
     if cls in MERGES:
         return _broadcast([tuple(s) for s in inputs if s is not None])
     return None
+
+
+def tf_op_lambda_shapes(cfg: dict[str, Any], inbound_nodes: Any,
+                        inputs: list[Shape | None]) -> list[Shape | None] | None:
+    """A TFOpLambda's output shape (see ``ELEMENTWISE_TF_OPS``); None for any
+    other function, an operand that is a constant array, or an unknown input.
+
+    >>> node = [["conv", 0, 0, {"y": 3.0, "name": None}]]
+    >>> tf_op_lambda_shapes({"function": "__operators__.add"}, node, [(None, 8, 8, 16)])
+    [(None, 8, 8, 16)]
+    >>> tf_op_lambda_shapes({"function": "math.multiply"}, [["conv", 0, 0, {"y": [1.0, 2.0]}]], [(None, 2)])
+    >>> tf_op_lambda_shapes({"function": "math.reduce_mean"}, node, [(None, 8, 8, 16)])
+    """
+    if cfg.get("function") not in ELEMENTWISE_TF_OPS or not inputs or any(s is None for s in inputs):
+        return None
+    if not _scalar_operands(inbound_nodes):
+        return None
+    out = _broadcast([tuple(s) for s in inputs if s is not None])
+    return [out] if out is not None else None
+
+
+def _scalar_operands(obj: Any, depth: int = 0) -> bool:
+    """Whether every operand in a node that is not a tensor is a scalar
+    (tensors: Keras 2 ``[name, node, tensor, kwargs]`` entries, Keras 3
+    ``keras_history`` dicts)."""
+    if depth > 8:
+        return False
+    if isinstance(obj, dict):
+        if "keras_history" in obj or obj.get("class_name") == "__keras_tensor__":
+            return True
+        return all(_scalar_operands(v, depth + 1) for v in obj.values())
+    if isinstance(obj, list):
+        if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):
+            return all(_scalar_operands(v, depth + 1) for v in obj[3:])
+        if obj and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj):
+            return False  # a constant array: it may broadcast to a larger shape
+        return all(_scalar_operands(v, depth + 1) for v in obj)
+    return True
 
 
 def input_layer_shape(cfg: dict) -> Shape | None:
