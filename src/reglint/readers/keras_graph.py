@@ -258,7 +258,7 @@ def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]
                 keys = ("value", "key") if cls in MHA_LIKE else tuple(item_kwargs) if cls == "TFOpLambda" else ()
                 for key in keys:
                     ref = item_kwargs.get(key)
-                    if _is_history(ref):
+                    if ref is not None and _is_history(ref):
                         out.append((None, (ref[0], _int(ref[1]), _int(ref[2]))))
     return out
 
