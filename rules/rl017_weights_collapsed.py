@@ -128,7 +128,8 @@ class WeightsCollapsed(Rule):
             f"{g(outcome.data_loss_final)}: the penalty is driving the network to its trivial solution; "
             f"{_cause(result)}; static check {verdict(static, Severity.ERROR)}",
             severity=Severity.ERROR, target="kernel", measured=True,
-            remedy="use a smaller lambda (see RL001) or decoupled weight_decay",
+            remedy="lower the optimizer's l1_regularization_strength" if _own_l1(result)
+            else "use a smaller lambda (see RL001) or decoupled weight_decay",
             values={"kernel_norm_initial": outcome.kernel_norm_initial, "kernel_norm_final": outcome.kernel_norm_final,
                     "kernel_norm_change": outcome.kernel_norm_change, "data_loss_initial": outcome.data_loss_initial,
                     "data_loss_final": outcome.data_loss_final, "steps": steps,
@@ -143,9 +144,18 @@ def optimizer_l1(optimizer) -> float:
     return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
+def _own_l1(result) -> float:
+    """The profiled optimizer's own L1 (Ftrl), 0 when it has none."""
+    return float(((result.optimizer or {}).get("own_penalties") or {}).get("l1_regularization_strength") or 0.0)
+
+
 def _cause(result) -> str:
     """The shrink mechanism in words (RL002/RL003's formulas)."""
     opt = result.optimizer or {}
+    own_l1 = _own_l1(result)
+    if own_l1:
+        return (f"{opt.get('class')}'s own l1_regularization_strength {g(own_l1)} sets every weight to exactly zero "
+                f"while the sum of its gradients stays within it")
     lr = opt.get("learning_rate_peak") or opt.get("learning_rate") or 0.0
     l2s = [(r.regularizer or {}).get("l2") or 0.0 for r in result.variables]
     l2 = max(l2s) if l2s else 0.0

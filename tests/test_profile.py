@@ -178,6 +178,23 @@ def test_measured_penalty_behind_a_final_layernorm_warns_like_the_static_rule(ca
 
 
 @pytest.mark.slow
+def test_ftrl_own_l1_is_removed_in_the_twin_and_named_as_the_cause(tmp_path, capsys):
+    # Ftrl(l1_regularization_strength=0.01) zeroed the saved kernels in one step; the twin runs Ftrl without it
+    model = KERAS_FIXTURES / "ftrl_l1_one_step.keras"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(320, 8)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(x @ rng.normal(size=(8, 3))).argmax(1).astype("int32"))
+    code, report, err = profile_json(capsys, str(model), "--data", str(tmp_path / "data.npz"), "--steps", "30")
+    assert code == 1, err
+    prof = profile_of(report)
+    assert prof["optimizer"]["own_penalties"] == {"l1_regularization_strength": pytest.approx(0.01)}
+    assert "optimizer l1_regularization_strength 0.01" in prof["twin"]["removed"]
+    (rl017,) = measured(report, "RL017")
+    assert "Ftrl's own l1_regularization_strength 0.01" in rl017["message"]
+    assert "l1_regularization_strength" in rl017["remedy"]
+
+
+@pytest.mark.slow
 def test_collapsing_run_gives_measured_rl017(models, capsys):
     code, report, _ = profile_json(capsys, str(models["collapsing"]), "--steps", "20")
     assert code == 1

@@ -45,6 +45,11 @@ TRIVIAL_BAND = 0.10
 # the optimizer
 
 
+# Optimizer settings that are penalties of their own: Ftrl's L1 and L2
+# (FTRL-Proximal) and L2 shrinkage. The twin sets them to 0 with weight_decay.
+OWN_PENALTIES = ("l1_regularization_strength", "l2_regularization_strength", "l2_shrinkage_regularization_strength")
+
+
 def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | None]:
     """(the compiled optimizer, else ``fallback``, else None; its settings
     for the report)."""
@@ -66,6 +71,7 @@ def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | N
         "momentum": float(cfg.get("momentum") or 0.0),
         "nesterov": bool(cfg.get("nesterov", False)),
         "weight_decay": float(cfg["weight_decay"]) if cfg.get("weight_decay") is not None else None,
+        "own_penalties": {k: float(cfg[k]) for k in OWN_PENALTIES if isinstance(cfg.get(k), (int, float)) and cfg[k]},
         "clipnorm": cfg.get("clipnorm"),
         "global_clipnorm": cfg.get("global_clipnorm"),
         "stepped": False,
@@ -89,21 +95,23 @@ def fresh_optimizer(keras, opt):
 
 def unregularized_optimizer(keras, opt):
     """A new optimizer with the compiled one's settings, no state and no
-    decoupled weight decay (``weight_decay`` 0 wherever the config holds
-    one, a LossScaleOptimizer's inner optimizer included): the twin's."""
+    penalty of its own (``weight_decay`` and ``OWN_PENALTIES`` 0 wherever
+    the config holds them, a LossScaleOptimizer's inner optimizer
+    included): the twin's."""
     try:
-        config = _without_weight_decay(keras.optimizers.serialize(opt))
+        config = _without_optimizer_penalties(keras.optimizers.serialize(opt))
         return keras.optimizers.deserialize(config)
     except Exception as exc:
         raise ProfileError(f"cannot build the optimizer {type(opt).__name__} without weight decay ({exc})") from None
 
 
-def _without_weight_decay(node: Any) -> Any:
+def _without_optimizer_penalties(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: (0.0 if k == "weight_decay" and v is not None else _without_weight_decay(v))
+        return {k: (0.0 if k in ("weight_decay", *OWN_PENALTIES) and v is not None
+                    else _without_optimizer_penalties(v))
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [_without_weight_decay(v) for v in node]
+        return [_without_optimizer_penalties(v) for v in node]
     return node
 
 

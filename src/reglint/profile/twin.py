@@ -9,8 +9,8 @@ of the restored variables):
 - **penalized**: the recipe as saved, every penalty and weight decay in;
 - **unregularized**: every weight regularizer (``variable.regularizer``)
   and activity regularizer set to None for the run, and the optimizer's
-  ``weight_decay`` set to 0. ``add_loss`` terms stay: they belong to the
-  objective, not to regularization.
+  ``weight_decay`` (and Ftrl's own L1/L2 strengths) set to 0. ``add_loss``
+  terms stay: they belong to the objective, not to regularization.
 
 Every few steps both runs record the training data loss, the data loss
 and accuracy on the held-back slice of ``--data`` (``data.split_held_out``),
@@ -261,7 +261,7 @@ def penalties_removed(model) -> Iterator[list[str]]:
 
 
 def has_penalty(model, opt_info: dict[str, Any] | None) -> bool:
-    if opt_info and opt_info.get("weight_decay"):
+    if opt_info and (opt_info.get("weight_decay") or opt_info.get("own_penalties")):
         return True
     if any(getattr(v, "regularizer", None) is not None for v in model.trainable_variables):
         return True
@@ -392,6 +392,7 @@ def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_overrid
         lanes.append(_Lane(twin_step, twin_opt, _new_run(inputs, evaluator, val0), saved, unregularized=True))
         if opt_info.get("weight_decay"):
             removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
+        removed += [f"optimizer {name} {g(value)}" for name, value in (opt_info.get("own_penalties") or {}).items()]
     for lane in lanes:
         lane.stop = _EarlyStop(budget.target or 0, evaluator.held is not None) if budget.early_stop else None
     backend.set_seed(inputs.seed)
