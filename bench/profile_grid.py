@@ -5,7 +5,7 @@ training data, and scores every kind of finding on the same runs.
 
     .venv/bin/python bench/profile_grid.py run [--split held_out|fit|all]
         [--placements l2,l1,...] [--steps N] [--time-budget 60] [--limit N] [--every K]
-    .venv/bin/python bench/profile_grid.py score [--error G] [--warning W]
+    .venv/bin/python bench/profile_grid.py score [--error G] [--out DIR] [--also DIR] [--epochs]
 
 Needs ``bench/calibrate.py train`` first (the saved models and runs.jsonl).
 Each (dataset, architecture) gets one ``.npz`` of its training split
@@ -273,8 +273,9 @@ def label_table(rows: list[dict]) -> str:
 
 
 def cmd_score(args) -> int:
-    rows = [r for r in load_rows(Path(args.out), args.epochs) if "error" not in r]
-    failed = [r for r in load_rows(Path(args.out), args.epochs) if "error" in r]
+    every = [r for out in [args.out, *(args.also or [])] for r in load_rows(Path(out), args.epochs)]
+    rows = [r for r in every if "error" not in r]
+    failed = [r for r in every if "error" in r]
     print(f"{len(rows)} profiled, {len(failed)} refused or failed")
     for r in failed[:5]:
         print("  failed:", r["run_id"], r["error"][:200])
@@ -310,6 +311,9 @@ def main(argv=None) -> int:
                      help="profile degraded, collapsed and diverged runs first, then healthy ones shuffled")
     score = sub.add_parser("score")
     score.add_argument("--error", type=float, default=None, help="score at this gap (default: the sweep's)")
+    score.add_argument("--also", action="append", metavar="OUT",
+                       help="score the rows of this folder too (another seed of the grid: calibrate.py train "
+                            "--replicate K); repeatable")
     for p in (run, score):
         p.add_argument("--out", default=str(cal.DEFAULT_OUT))
         p.add_argument("--epochs", action="store_true",
