@@ -172,11 +172,17 @@ def rows_file(epochs: bool) -> str:
 
 
 def load_rows(out: Path, epochs: bool = False) -> list[dict]:
+    """The profile rows of one grid folder, each with its run's
+    ``margin_lost`` (calibration.outcomes) from ``runs.jsonl``."""
     path = out / rows_file(epochs)
+    runs = cal.load_runs(out)
+    cal.label_runs(runs)
+    lost = {r["run_id"]: r.get("margin_lost") for r in runs}
     rows = {}
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
+            row["margin_lost"] = lost.get(row["run_id"])
             rows[row["run_id"]] = row
     return list(rows.values())
 
@@ -208,9 +214,9 @@ def recomputed_gap(row: dict) -> float | None:
 
 
 def score_table(rows: list[dict], error_gap: float) -> str:
-    lines = ["| split | error findings | flagged | recall (wrecked) | precision | precision, degraded counted as "
-             "harmed | false alarms on healthy |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| split | error findings | flagged | recall (wrecked) | precision | precision, severe (wrecked or lost "
+             ">= half the margin) | precision, degraded counted as harmed | false alarms on healthy |",
+             "|---|---|---|---|---|---|---|---|"]
     kinds = (("static", lambda r: bool(r["static_errors"])),
              ("measured, RL023 left out", lambda r: bool(r["measured_errors"])),
              ("twin (RL023)", lambda r: twin_flag(r, error_gap)),
@@ -221,9 +227,10 @@ def score_table(rows: list[dict], error_gap: float) -> str:
         for name, flag in kinds:
             flags = [flag(r) for r in part]
             s, harmed = cal.score(flags, part), cal.score(flags, part, target="harmed")
+            severe = cal.score(flags, part, target="severe")
             lines.append(f"| {split} | {name} | {s['flagged']} | {cal._pct(s['recall'])} "
                          f"({s['wrecked_caught']}/{s['wrecked']}) | {cal._pct(s['precision'])} | "
-                         f"{cal._pct(harmed['precision'])} | "
+                         f"{cal._pct(severe['precision'])} | {cal._pct(harmed['precision'])} | "
                          f"{cal._pct(s['false_alarm'])} ({s['healthy_flagged']}/{s['healthy']}) |")
     return "\n".join(lines)
 

@@ -13,6 +13,12 @@ arch, base optimizer), whose baseline is the lambda=0 run:
   group).
 - **healthy** otherwise. "wrecked" = diverged or collapsed.
 
+``margin_lost`` (not an outcome, a measure beside it): the share of the
+baseline's margin over chance the run lost, ``(baseline - val) / (baseline -
+chance)`` (chance 0 for R^2), 1 for a diverged run. "Severe" = wrecked, or
+degraded with ``margin_lost >= 0.5``: a 10-class run at 20% accuracy whose
+baseline reached 95% is degraded by the rule above, not collapsed.
+
 Split: a run is held out when its data set is (wine, synth: 3 and 20
 classes, loss scales the fit split never sees) or its architecture family is
 (GRU, post-norm transformer: ``grid.HELD_OUT_ARCHS``).
@@ -114,6 +120,9 @@ def _label_group(members: list[dict], base: dict) -> None:
     for r in members:
         v = num(r["val_metric"])
         r["baseline_val"] = bval
+        floor = 0.0 if reg else chance
+        r["margin_lost"] = 1.0 if is_diverged(r) or not finite(v) else \
+            (bval - v) / (bval - floor) if finite(bval) and bval > floor else None
         if not base_ok:
             r["outcome"], r["why"] = "excluded", f"baseline failed (val {bval})"
         elif is_diverged(r):
@@ -131,6 +140,15 @@ def _label_group(members: list[dict], base: dict) -> None:
 
 def wrecked(rec: dict) -> bool:
     return rec.get("outcome") in ("diverged", "collapsed")
+
+
+SEVERE_MARGIN_LOST = 0.5
+
+
+def severe(rec: dict) -> bool:
+    """Wrecked, or degraded after losing at least half the baseline's margin over chance."""
+    lost = rec.get("margin_lost")
+    return wrecked(rec) or (rec.get("outcome") == "degraded" and lost is not None and lost >= SEVERE_MARGIN_LOST)
 
 
 def grid_of(rec: dict) -> str:

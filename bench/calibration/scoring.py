@@ -17,12 +17,13 @@ from pathlib import Path
 
 from .features import FEATURES, lint_all
 from .grid import HELD_OUT_ARCHS, HELD_OUT_DATASETS
-from .outcomes import group_key, label_runs, load_runs, split_of, wrecked
+from .outcomes import group_key, label_runs, load_runs, severe, split_of, wrecked
 
 TARGETS = {
     "wrecked": lambda r: r.get("outcome") in ("diverged", "collapsed"),
     "diverged": lambda r: r.get("outcome") == "diverged",
     "harmed": lambda r: r.get("outcome") in ("diverged", "collapsed", "degraded"),
+    "severe": severe,
 }
 
 
