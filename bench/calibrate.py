@@ -43,7 +43,7 @@ from calibration.data import inputs_for, load_dataset  # noqa: E402,F401  (bench
 from calibration.features import FEATURES  # noqa: E402
 from calibration.outcomes import label_runs, load_runs, split_of, wrecked  # noqa: E402,F401
 from calibration.scoring import _pct, cmd_report, cmd_sweep, score  # noqa: E402,F401
-from calibration.train import cmd_export, cmd_models, cmd_train  # noqa: E402
+from calibration.train import cmd_export, cmd_models, cmd_train, training_steps  # noqa: E402,F401
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ training data, and scores every kind of finding on the same runs.
 
     .venv/bin/python bench/profile_grid.py run [--split held_out|fit|all]
         [--placements l2,l1,...] [--steps N] [--time-budget 60] [--limit N] [--every K]
-    .venv/bin/python bench/profile_grid.py score [--error G] [--out DIR] [--also DIR] [--epochs]
+    .venv/bin/python bench/profile_grid.py score [--error G] [--out DIR] [--also DIR] [--epochs | --train-steps]
 
 Needs ``bench/calibrate.py train`` first (the saved models and runs.jsonl).
 Each (dataset, architecture) gets one ``.npz`` of its training split
@@ -60,18 +60,25 @@ def npz_for(rec: dict, out: Path) -> Path:
     return path
 
 
-def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, epochs: bool = False) -> dict:
+def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, mode: str | None = None,
+                backend: str = "auto") -> dict:
+    """One profile. ``mode``: None, the default budget; "epochs",
+    ``--epochs`` = the run's epochs (what a user's fit(epochs=E) means:
+    E * ceil(n/32) steps); "steps", ``--steps`` = the optimizer steps the
+    run's training really took (``training_steps``)."""
     from reglint.cli.app import main
 
-    report_path = out / ("profile-epochs" if epochs else "profile") / f"{rec['run_id']}.json"
+    report_path = out / (f"profile-{mode}" if mode else "profile") / f"{rec['run_id']}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     args = ["profile", str(out / rec["model_path"]), "--data", str(npz_for(rec, out)),
             "--batch-size", str(rec["batch_size"]), "--format", "json", "--output-file", str(report_path),
-            "--device", "cpu", "--time-budget", str(time_budget)]
+            "--device", "cpu", "--time-budget", str(time_budget), "--backend", backend]
     if steps:
         args += ["--steps", str(steps)]
-    elif epochs:
+    elif mode == "epochs":
         args += ["--epochs", str(rec["epochs_run"])]
+    elif mode == "steps":
+        args += ["--steps", str(cal.training_steps(rec))]
     sink = io.StringIO()
     start = time.perf_counter()
     with redirect_stdout(sink), redirect_stderr(sink):
@@ -99,6 +106,7 @@ def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, epo
         "gap": values.get("gap"),
         "wall_s": wall,
         "seconds": profile.get("seconds"),
+        "backend": profile.get("backend"),
     }
 
 
@@ -130,7 +138,7 @@ def cmd_run(args) -> int:
     chosen = chosen[:: args.every]
     if args.limit:
         chosen = chosen[: args.limit]
-    path = out / rows_file(args.epochs)
+    path = out / rows_file(args.mode)
     if args.fresh and path.exists():
         path.unlink()
     done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
@@ -147,42 +155,75 @@ def cmd_run(args) -> int:
     print(f"profiling {len(pending)} runs ({len(chosen) - len(pending)} done; {args.split}, "
           f"steps {args.steps or 'auto'}, time budget {args.time_budget} s)", flush=True)
     t0 = time.time()
-    with path.open("a") as fh:
-        for i, rec in enumerate(pending, 1):
-            result = profile_one(rec, out, args.steps, args.time_budget, args.epochs)
-            row = {"run_id": rec["run_id"], "split": cal.split_of(rec), "outcome": rec["outcome"],
-                   "placement": rec["placement"], "opt": rec["opt"], "arch": rec["arch"], "dataset": rec["dataset"],
-                   "grid": rec.get("grid", "classic"), "lam": rec["lam"],
-                   "train_steps": rec["steps"], **result}
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
-            if i % 10 == 0:
-                print(f"  {i}/{len(pending)} ({time.time() - t0:.0f} s)", flush=True)
+    for rec in pending:
+        npz_for(rec, out)  # written once, before any worker reads it
+    tasks = [(rec, str(out), args.steps, args.time_budget, args.mode, args.backend) for rec in pending]
+    pool = None
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("spawn").Pool(args.jobs, initializer=_one_thread, initargs=(args.backend,))
+        results = pool.imap_unordered(_profile_task, tasks)
+    else:
+        results = map(_profile_task, tasks)
+    try:
+        with path.open("a") as fh:
+            for i, (rec, result) in enumerate(results, 1):
+                row = {"run_id": rec["run_id"], "split": cal.split_of(rec), "outcome": rec["outcome"],
+                       "placement": rec["placement"], "opt": rec["opt"], "arch": rec["arch"],
+                       "dataset": rec["dataset"], "grid": rec.get("grid", "classic"), "lam": rec["lam"],
+                       "train_steps": cal.training_steps(rec), **result}
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                if i % 10 == 0:
+                    print(f"  {i}/{len(pending)} ({time.time() - t0:.0f} s)", flush=True)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     print(f"done in {time.time() - t0:.0f} s")
     return 0
+
+
+def _one_thread(backend: str) -> None:
+    """A --jobs worker: one thread per framework, so N workers use N cores."""
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ[name] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if backend == "torch" or os.environ.get("KERAS_BACKEND") == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _profile_task(task: tuple) -> tuple[dict, dict]:
+    rec, out, steps, time_budget, mode, backend = task
+    return rec, profile_one(rec, Path(out), steps, time_budget, mode, backend)
 
 
 # ---------------------------------------------------------------------------
 # scoring
 
 
-def rows_file(epochs: bool) -> str:
-    """Default budget, or ``--epochs`` = the real training's epochs."""
-    return "profile_grid-epochs.jsonl" if epochs else "profile_grid.jsonl"
+def rows_file(mode: str | None) -> str:
+    """The rows of one mode (``profile_one``)."""
+    return f"profile_grid-{mode}.jsonl" if mode else "profile_grid.jsonl"
 
 
-def load_rows(out: Path, epochs: bool = False) -> list[dict]:
+def load_rows(out: Path, mode: str | None = None) -> list[dict]:
     """The profile rows of one grid folder, each with its run's
     ``margin_lost`` (calibration.outcomes) from ``runs.jsonl``."""
-    path = out / rows_file(epochs)
+    path = out / rows_file(mode)
     runs = cal.load_runs(out)
     cal.label_runs(runs)
     lost = {r["run_id"]: r.get("margin_lost") for r in runs}
+    steps = {r["run_id"]: cal.training_steps(r) for r in runs}
     rows = {}
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
             row["margin_lost"] = lost.get(row["run_id"])
+            row["train_steps"] = steps.get(row["run_id"], row.get("train_steps"))
             rows[row["run_id"]] = row
     return list(rows.values())
 
@@ -280,7 +321,7 @@ def label_table(rows: list[dict]) -> str:
 
 
 def cmd_score(args) -> int:
-    every = [r for out in [args.out, *(args.also or [])] for r in load_rows(Path(out), args.epochs)]
+    every = [r for out in [args.out, *(args.also or [])] for r in load_rows(Path(out), args.mode)]
     rows = [r for r in every if "error" not in r]
     failed = [r for r in every if "error" in r]
     print(f"{len(rows)} profiled, {len(failed)} refused or failed")
@@ -316,6 +357,9 @@ def main(argv=None) -> int:
     run.add_argument("--fresh", action="store_true")
     run.add_argument("--harmed-first", action="store_true",
                      help="profile degraded, collapsed and diverged runs first, then healthy ones shuffled")
+    run.add_argument("--jobs", type=int, default=1, help="profiles in parallel (one thread each)")
+    run.add_argument("--backend", default="auto", choices=("auto", "tensorflow", "torch"),
+                     help="reglint profile --backend (rows record the one used)")
     score = sub.add_parser("score")
     score.add_argument("--error", type=float, default=None, help="score at this gap (default: the sweep's)")
     score.add_argument("--also", action="append", metavar="OUT",
@@ -323,9 +367,14 @@ def main(argv=None) -> int:
                             "--replicate K); repeatable")
     for p in (run, score):
         p.add_argument("--out", default=str(cal.DEFAULT_OUT))
-        p.add_argument("--epochs", action="store_true",
-                       help="profile with --epochs = each run's own epochs (the training's length); rows in "
-                            "profile_grid-epochs.jsonl, reports in profile-epochs/")
+        mode = p.add_mutually_exclusive_group()
+        mode.add_argument("--epochs", dest="mode", action="store_const", const="epochs",
+                          help="profile with --epochs = each run's own epochs (E * ceil(n/32) steps); rows in "
+                               "profile_grid-epochs.jsonl, reports in profile-epochs/")
+        mode.add_argument("--train-steps", dest="mode", action="store_const", const="steps",
+                          help="profile with --steps = the steps each run's training really took "
+                               "(calibration.train.training_steps); rows in profile_grid-steps.jsonl, reports in "
+                               "profile-steps/")
     args = parser.parse_args(argv)
     return cmd_run(args) if args.command == "run" else cmd_score(args)
 

@@ -525,6 +525,23 @@ def test_check_does_not_import_tensorflow():
 # the outcome rule
 
 
+def test_batches_are_reshuffled_every_epoch_like_fit():
+    """A fixed order trained every epoch on the same few batches (wine's 106
+    examples: the same 3 batches of 32, 10 examples never seen), unlike
+    fit(shuffle=True); every epoch now draws its own seeded permutation."""
+    from reglint.profile.data import Batches
+
+    x = np.arange(10, dtype="float32").reshape(10, 1)
+    batches = Batches([x], [x.ravel().astype("int32")], batch_size=4, seed=3, synthetic=False, source="t.npz")
+    assert batches.per_epoch == 2  # the partial batch of 2 is dropped
+    epochs = [sorted(np.concatenate([batches.batch(2 * e)[0][:, 0], batches.batch(2 * e + 1)[0][:, 0]]))
+              for e in range(6)]
+    assert len({tuple(e) for e in epochs}) > 1  # not the same 8 examples every epoch
+    assert set(np.concatenate(epochs)) == set(range(10))  # every example trains at some point
+    again = Batches([x], [x.ravel().astype("int32")], batch_size=4, seed=3, synthetic=False, source="t.npz")
+    assert all((again.batch(t)[0] == batches.batch(t)[0]).all() for t in (0, 5, 3, 11, 0))  # seeded, any order
+
+
 def test_classify_thresholds():
     assert classify(1.0, 0.5, 10.0, 11.0, None, stepped=True).label == "learning"
     assert classify(1.0, 1.0, 10.0, 10.0, None, stepped=True).label == "stalled"

@@ -103,10 +103,14 @@ class TargetSpec:
 
 @dataclass
 class Batches:
-    """Fixed-size batches, cycled with a seeded permutation.
+    """Fixed-size batches, reshuffled every epoch with a seeded permutation
+    (as ``fit(shuffle=True)`` does: a fixed order would train every epoch
+    on the same few batches, whose BatchNorm statistics and gradients a
+    penalized small-data run then fits unlike any real training).
 
     ``xs``/``ys`` hold one array per model input/output; ``batch(t)`` is
-    what step ``t`` trains on, ``batch(0)`` the probe.
+    what step ``t`` trains on, ``batch(0)`` the probe. Epoch 0's order is
+    ``default_rng(seed)``'s permutation, epoch k's ``default_rng([seed, k])``.
     """
 
     xs: list[np.ndarray]
@@ -122,16 +126,26 @@ class Batches:
         self.samples = int(self.xs[0].shape[0])
         self.batch_size = max(1, min(self.batch_size, self.samples))
         self._order = np.random.default_rng(self.seed).permutation(self.samples)
+        self._epoch_order: tuple[int, np.ndarray] = (0, self._order)
         self.per_epoch = self.samples // self.batch_size  # the last partial batch is dropped, like a fixed shape
         self.file_samples = self.samples  # examples in the file, held-back ones included
         self.held_out = 0  # examples held back (split_held_out)
 
     def batch(self, step: int) -> tuple[Any, Any]:
-        start = (step % self.per_epoch) * self.batch_size
-        index = self._order[start:start + self.batch_size]
+        epoch, within = divmod(step, self.per_epoch)
+        start = within * self.batch_size
+        index = self.order(epoch)[start:start + self.batch_size]
         xs = [x[index] for x in self.xs]
         ys = [y[index] for y in self.ys]
         return (xs[0] if len(xs) == 1 else xs), (ys[0] if len(ys) == 1 else ys)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The permutation of the examples for ``epoch`` (the last one cached)."""
+        if epoch == 0:
+            return self._order
+        if self._epoch_order[0] != epoch:
+            self._epoch_order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.samples))
+        return self._epoch_order[1]
 
     def describe(self) -> dict[str, Any]:
         return {"source": "synthetic" if self.synthetic else "file", "path": None if self.synthetic else self.source,
