@@ -3,7 +3,8 @@
 ## What it does
 Judges ``reglint profile --data``'s unregularized twin: from the weights
 saved in the file, the saved optimizer trains the model twice for the same
-budgeted number of steps on the same batches in the same order, once as
+budgeted number of steps on the same batches in the same order (reshuffled
+every epoch, as ``fit`` does), once as
 saved and once with every weight and activity regularizer and the
 optimizer's ``weight_decay`` removed, and both runs are scored on a slice
 of ``--data`` held back from training. RL023 reports when the penalized run
@@ -85,39 +86,47 @@ levels come from ``python bench/profile_grid.py run`` then ``score``
 against the outcome of its real training. On the fit split (digits, breast
 cancer, diabetes) the smallest error gap with at least 95% precision for
 wrecked (diverged or collapsed) runs is **0.7** (recall 97.6%, precision
-95.3%): below it, the flagged runs are ones that kept half their accuracy
+95.3%; re-run on 2026-11-30 with batches reshuffled every epoch: 96.8%,
+96.0%, two verdicts of 671 moved): below it, the flagged runs are ones that kept half their accuracy
 and ended merely degraded (L2 0.1 on digits: 0.42 to 0.70 held-out
 accuracy against the twin's 0.98). On the held-out data sets (wine, the
 20-class set) RL023 alone then catches 98.9% (87/88) of wrecked runs at
 100% precision and no false alarm on 158 healthy runs; the static rules
 catch 81.8% there. The warning at **0.2** is the smallest gap at which no
 healthy run of the fit split is warned (0 of 241; at 0.15, 1): it flags
-84% of the degraded-or-worse fit runs. Each profile took 0.7 to 16 s
-(median 3.3 s) on a 2-core CPU, one TensorFlow thread.
+84% of the degraded-or-worse fit runs (81% in the re-run, still none
+healthy). Each profile took 0.6 to 16 s (median 2.9 s) on a 2-core CPU,
+one TensorFlow thread.
 
-What it misses: a BatchNorm model whose real 420-step training was
-caught mid-collapse while its moving statistics lagged the shrinking
-kernels (the twin, run to convergence, recovers), two BatchNorm
-regressions on diabetes whose unregularized twin overfits (no verdict),
-and one AdamW run (wd 30) on wine. Runs flagged that were only degraded:
-three diabetes MLPs whose 110-step real training stopped before the
-collapse the longer twin shows, a digits MLP with activity L2 1 the twin
-saw at chance, and two digits runs at gaps of 0.73 and 0.9. The
+What it misses (re-run): a BatchNorm model whose real 480-step training
+was caught mid-collapse while its moving statistics lagged the shrinking
+kernels (the twin, run to convergence, recovers: ``stalled``), two
+BatchNorm regressions on diabetes and one AdamW run (wd 30) on wine, also
+``stalled``, and a digits MLP at a gap of 0.65. Runs flagged that were
+only degraded: three diabetes MLPs whose 160-step real training stopped
+before the collapse the longer twin shows, a digits MLP with activity L2
+1 the twin saw at chance, and a digits Embedding model at a gap of 0.89. The
 ``stalled`` warning needs 3 records at chance: with 2 it warned a healthy
 fit run, with 3 none (on the held-out sets 2 healthy, 2 degraded, and on
 the fit split 1 collapsed and 2 degraded runs; the modern grid's residual
 networks under kernel L2 plus weight decay: 2 collapsed, 4 degraded).
 
 On the modern grid (residual CNNs with BatchNorm, transformers, LSTM,
-GRU, Embedding: 388 runs the levels never saw; bench/CALIBRATION.md) the
-same levels catch 84.6% (11/13) of the held-out wrecks and 73.3% (11/15)
-on its fit split, every recurrent and embedding wreck included; no healthy
-run gets an error on the fit split and 3 of 180 held out (residual CNNs
-under SGD at lr 0.1 whose real training stopped at 200-470 steps). The
-misses are mostly trainings shorter than the twin that stopped inside a
-``stalled`` window; with ``--epochs`` (the training's length) the same
-levels catch 100% (15/15) on the fit split and 84.6% (11/13) held out, at
-0/103 and 1/180 healthy errors.
+GRU, Embedding: runs the levels never saw, two seeds of 388 runs;
+bench/CALIBRATION.md), judged at each real training's own length
+(``--steps`` = the steps it ran), the same levels catch 92.0% (23/25) of
+the held-out wrecks with no error on 351 healthy runs, every one of them a
+severely harmed training (wrecked, or half the baseline's margin over
+chance lost), and 87.1% (27/31) on its fit split with 2 healthy runs of
+217 flagged. The misses are post-norm transformers with gamma+beta L2 1,
+which collapsed with one seed and only degraded with the other, and
+residual CNNs under SGD at lr 0.1, the grid's weakest baseline.
+With the default budget (which runs longer than these 320-640-step
+trainings: a median of 1,512 steps) the first seed's held-out recall is
+92.3% (12/13) with 1 error on 180 healthy runs, its fit split's 60%
+(9/15): residual networks whose twin stalled and recovered inside the
+budget (``stalled`` warnings) and SGD runs at gaps of 0.58-0.66. Pass
+``--epochs E`` (your training's length) to be judged there.
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
