@@ -45,7 +45,13 @@ STEPS_PER_EXECUTION = 16
 def training_steps(rec: dict) -> int:
     """The optimizer steps a run's training took: the recorded
     ``iterations`` where the record has them, else what Keras ran for
-    ``epochs`` epochs of ceil(n/32) batches at ``STEPS_PER_EXECUTION``."""
+    ``epochs`` epochs of ceil(n/32) batches at ``STEPS_PER_EXECUTION``.
+
+    >>> training_steps({"n_samples": 133, "batch_size": 32, "epochs": 40})  # wine: 5 batches, 16 steps
+    640
+    >>> training_steps({"n_samples": 1347, "batch_size": 32, "epochs": 10, "iterations": 480})
+    480
+    """
     if rec.get("iterations"):
         return int(rec["iterations"])
     per_epoch = math.ceil(rec["n_samples"] / rec.get("batch_size", BATCH))
