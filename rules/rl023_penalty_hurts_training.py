@@ -115,10 +115,10 @@ On the modern grid (residual CNNs with BatchNorm, transformers, LSTM,
 GRU, Embedding: runs the levels never saw, two seeds of 388 runs;
 bench/CALIBRATION.md), judged at each real training's own length
 (``--steps`` = the steps it ran), the same levels catch 92.0% (23/25) of
-the held-out wrecks with no error on 351 healthy runs, every one of them a
+the held-out wrecks; every error they give on a held-out run marks a
 severely harmed training (wrecked, or half the baseline's margin over
-chance lost), and 87.1% (27/31) on its fit split with 2 healthy runs of
-217 flagged. The misses are post-norm transformers with gamma+beta L2 1,
+chance lost), none of the 351 healthy runs gets one. On the fit split:
+87.1% (27/31), 2 of 217 healthy runs flagged. The misses are post-norm transformers with gamma+beta L2 1,
 which collapsed with one seed and only degraded with the other, and
 residual CNNs under SGD at lr 0.1, the grid's weakest baseline.
 With the default budget (which runs longer than these 320-640-step
