@@ -122,10 +122,10 @@ chance lost), none of the 351 healthy runs gets one. On the fit split:
 which collapsed with one seed and only degraded with the other, and
 residual CNNs under SGD at lr 0.1, the grid's weakest baseline.
 With the default budget (which runs longer than these 320-640-step
-trainings: a median of 1,512 steps) the first seed's held-out recall is
-92.3% (12/13) with 1 error on 180 healthy runs, its fit split's 60%
-(9/15): residual networks whose twin stalled and recovered inside the
-budget (``stalled`` warnings) and SGD runs at gaps of 0.58-0.66. Pass
+trainings: a median of about 1,450 steps) both seeds' held-out recall is
+96.0% (24/25) with 2 errors on 351 healthy runs, the fit split's 71.0%
+(22/31): residual networks whose twin stalled and recovered inside the
+budget (``stalled`` warnings) and SGD runs at gaps of 0.58-0.68. Pass
 ``--epochs E`` (your training's length) to be judged there.
 
 ## References
