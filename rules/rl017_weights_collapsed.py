@@ -100,11 +100,8 @@ class WeightsCollapsed(Rule):
         cause, remedy = "the penalty drove the network to its trivial solution", \
             "retrain with a smaller lambda (see RL001's safe value)"
         if own_l1:
-            cause = (f"the likely cause is Ftrl's own l1_regularization_strength {g(own_l1)}, which sets every "
-                     f"weight to exactly zero while the sum of its gradients stays within it, whatever the layers' "
-                     f"regularizers")
-            remedy = (f"lower Ftrl's l1_regularization_strength (now {g(own_l1)}) below the scale of the "
-                      f"per-weight gradients, or set it to 0 and regularize the layers")
+            cause, remedy = f"the likely cause is {own_l1_cause(own_l1)}, whatever the layers' regularizers", \
+                own_l1_remedy(own_l1)
         yield self.finding(
             f"after {g(model.optimizer.iterations)} steps every regularized kernel holds at most {g(worst)} of its "
             f"initial sum of squares ({plural(len(kappas), 'kernel')}): {cause}",
@@ -128,7 +125,7 @@ class WeightsCollapsed(Rule):
             f"{g(outcome.data_loss_final)}: the penalty is driving the network to its trivial solution; "
             f"{_cause(result)}; static check {verdict(static, Severity.ERROR)}",
             severity=Severity.ERROR, target="kernel", measured=True,
-            remedy="lower the optimizer's l1_regularization_strength" if _own_l1(result)
+            remedy=own_l1_remedy(_own_l1(result)) if _own_l1(result)
             else "use a smaller lambda (see RL001) or decoupled weight_decay",
             values={"kernel_norm_initial": outcome.kernel_norm_initial, "kernel_norm_final": outcome.kernel_norm_final,
                     "kernel_norm_change": outcome.kernel_norm_change, "data_loss_initial": outcome.data_loss_initial,
@@ -144,6 +141,16 @@ def optimizer_l1(optimizer) -> float:
     return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
+def own_l1_cause(l1: float) -> str:
+    return (f"Ftrl's own l1_regularization_strength {g(l1)}, which sets every weight to exactly zero while the sum "
+            f"of its gradients stays within it")
+
+
+def own_l1_remedy(l1: float) -> str:
+    return (f"lower Ftrl's l1_regularization_strength (now {g(l1)}) below the scale of the per-weight gradients, "
+            f"or set it to 0 and regularize the layers")
+
+
 def _own_l1(result) -> float:
     """The profiled optimizer's own L1 (Ftrl), 0 when it has none."""
     return float(((result.optimizer or {}).get("own_penalties") or {}).get("l1_regularization_strength") or 0.0)
@@ -154,8 +161,7 @@ def _cause(result) -> str:
     opt = result.optimizer or {}
     own_l1 = _own_l1(result)
     if own_l1:
-        return (f"{opt.get('class')}'s own l1_regularization_strength {g(own_l1)} sets every weight to exactly zero "
-                f"while the sum of its gradients stays within it")
+        return f"the likely cause is {own_l1_cause(own_l1)}"
     lr = opt.get("learning_rate_peak") or opt.get("learning_rate") or 0.0
     l2s = [(r.regularizer or {}).get("l2") or 0.0 for r in result.variables]
     l2 = max(l2s) if l2s else 0.0

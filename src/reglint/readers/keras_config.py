@@ -22,7 +22,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.readers.keras_layers import CONTAINERS
-from reglint.readers.keras_objects import bare_class_name, class_name_of, to_snake_case
+from reglint.readers.keras_objects import bare_class_name, class_name_of, is_tensor_ref, to_snake_case
 
 
 @dataclass
@@ -200,7 +200,7 @@ def _iter_history(obj: Any, depth: int = 0) -> Iterator[str]:
         for value in obj.values():
             yield from _iter_history(value, depth + 1)
     elif isinstance(obj, list):
-        if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):
+        if is_tensor_ref(obj):
             yield obj[0]
             for extra in obj[3:]:  # a call's kwargs may hold tensors too (a TF op's ``y``, attention's value)
                 yield from _iter_history(extra, depth + 1)

@@ -22,7 +22,7 @@ from typing import Any
 
 from reglint.readers.keras_config import _layer_name, container_layers, is_container
 from reglint.readers.keras_layers import MHA_LIKE
-from reglint.readers.keras_objects import bare_class_name, class_name_of
+from reglint.readers.keras_objects import bare_class_name, class_name_of, is_tensor_ref
 from reglint.readers.keras_outputs import input_layer_shape, output_shapes, tf_op_lambda_shapes
 from reglint.readers.keras_shapes import Shape
 
@@ -247,25 +247,20 @@ def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]
                     args += list(_flat_tensors(kwargs[key]))
         return args
     out: list[tuple[Shape | None, tuple | None]] = []
-    if _is_history(node):  # tf.keras TFOpLambda: each call is one flat [name, node, tensor, kwargs]
+    if is_tensor_ref(node):  # tf.keras TFOpLambda: each call is one flat [name, node, tensor, kwargs]
         node = [node]
     if isinstance(node, list):  # Keras 1/2: [[name, node, tensor, kwargs], ...]
         for item in node:
-            if _is_history(item):
+            if is_tensor_ref(item):
                 out.append((None, (item[0], _int(item[1]), _int(item[2]))))
                 item_kwargs: dict = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
                 # MultiHeadAttention's value/key, a TF op's second tensor operand (``y``)
                 keys = ("value", "key") if cls in MHA_LIKE else tuple(item_kwargs) if cls == "TFOpLambda" else ()
                 for key in keys:
                     ref = item_kwargs.get(key)
-                    if ref is not None and _is_history(ref):
+                    if is_tensor_ref(ref):
                         out.append((None, (ref[0], _int(ref[1]), _int(ref[2]))))
     return out
-
-
-def _is_history(value: Any) -> bool:
-    """A Keras 2 tensor reference: [layer name, node index, tensor index, (kwargs)]."""
-    return isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
 def _flat_tensors(obj: Any, depth: int = 0):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from reglint.model import (
     Initializer,
@@ -51,6 +51,16 @@ def class_name_of(obj: Any) -> str | None:
     # tf.keras 2.11+ wrote "Custom>Adam" for legacy optimizers, and some
     # configs carry a package prefix ("acme>MyL2").
     return name
+
+
+def is_tensor_ref(value: Any) -> TypeGuard[list]:
+    """A Keras 1/2 tensor reference in a node: ``[layer name, node index,
+    tensor index, (kwargs)]``.
+
+    >>> is_tensor_ref(["conv", 0, 0, {"y": 3.0}]), is_tensor_ref([1.0, 2.0, 3.0])
+    (True, False)
+    """
+    return isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
 def bare_class_name(name: str) -> str:

@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 from reglint.readers.keras_layers import MHA_LIKE, child_layers
+from reglint.readers.keras_objects import is_tensor_ref
 from reglint.readers.keras_shapes import (
     CannotInfer,
     Shape,
@@ -116,7 +117,7 @@ def _scalar_operands(obj: Any, depth: int = 0) -> bool:
             return True
         return all(_scalar_operands(v, depth + 1) for v in obj.values())
     if isinstance(obj, list):
-        if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):
+        if is_tensor_ref(obj):
             return all(_scalar_operands(v, depth + 1) for v in obj[3:])
         if obj and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj):
             return False  # a constant array: it may broadcast to a larger shape
