@@ -69,10 +69,12 @@ class Keras3:
         _quiet_tensorflow()
         from . import k3_cases, k3_layers, k3_more  # noqa: F401  (the last two register their cases)
 
-        self.keras = keras
-        self.version = keras.__version__
-        self.cases = k3_cases.REG.cases
-        self.custom = k3_cases.CUSTOM_OBJECTS
+        self._bind(keras, k3_cases)
+
+    def _bind(self, keras_module, cases) -> None:
+        """The Keras this writer saves with, and its registered cases."""
+        self.keras, self.version = keras_module, keras_module.__version__
+        self.cases, self.custom = cases.REG.cases, cases.CUSTOM_OBJECTS
 
     def reset(self) -> None:
         k = self.keras
@@ -137,10 +139,7 @@ class TfKeras(Keras3):
         _quiet_tensorflow()
         from . import tfk_cases
 
-        self.keras = tf_keras
-        self.version = tf_keras.__version__
-        self.cases = tfk_cases.REG.cases
-        self.custom = tfk_cases.CUSTOM_OBJECTS
+        self._bind(tf_keras, tfk_cases)
 
     def reset(self) -> None:
         self.keras.mixed_precision.set_global_policy("float32")
