@@ -63,6 +63,7 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
               E + "broken_shape_mismatch.keras", E + "broken_no_weights.keras", E + "broken_extra_group.keras",
               E + "tfk_broken_missing_layer.h5"),
     "RL021": ("fixtures/scenarios/scenario_bn_l2_strong.keras", "fixtures/scenarios/scenario_residual_all_l2.keras"),
+    "RL024": (K + "scenario_chain_shrink.keras",),
 }
 # Files a rule should fire on and does not yet: each is an xfail(strict) test
 # below, so the fix shows up as an XPASS to move the file into RULE_FIXTURES.

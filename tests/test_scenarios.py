@@ -110,6 +110,70 @@ def test_a_stacked_sum_alone_is_a_warning():
     assert f.values["shrink_per_step"] == pytest.approx(0.1 + 0.01)
 
 
+def chain_findings(path, context=None, **settings):
+    report = lint_file(str(path), Settings(context=context or TrainingContext(), **settings))
+    assert report.error is None, report.error
+    return [f for f in report.findings if f.code == "RL024"]
+
+
+def test_l2_shrinking_a_chain_of_dense_layers_is_an_rl024_error():
+    """L2(0.3) on an MLP's three kernels under SGD(0.03, momentum 0.9): each
+    shrinks 2*0.03*0.3/0.1 = 0.18 per step, in series; RL001's ratio at
+    initialisation (16x) stays under its error level."""
+    [f] = chain_findings(KERAS_FIXTURES / "scenario_chain_shrink.keras")
+    assert f.severity is Severity.ERROR
+    assert f.values["chain"] == ["dense", "dense_1", "dense_2"]
+    assert f.values["shrink_per_step"] == pytest.approx(2 * 0.03 * 0.3 / (1 - 0.9))
+    # the fix sets every L2 of the chain at a shrink of half the warning level
+    assert {c.layer for c in f.fix.changes} == {"dense", "dense_1", "dense_2"}
+    assert all(2 * 0.03 * c.suggested / 0.1 == pytest.approx(0.025) for c in f.fix.changes)
+    rl001 = [x for x in lint_file(str(KERAS_FIXTURES / "scenario_chain_shrink.keras"), Settings()).findings
+             if x.code == "RL001"]
+    assert [x.severity for x in rl001] == [Severity.WARNING]
+
+
+def test_rl024_levels_follow_the_learning_rate():
+    # a tenth of the step size: 0.018 per step, under the warning level
+    assert chain_findings(KERAS_FIXTURES / "scenario_chain_shrink.keras", TrainingContext(learning_rate=0.003)) == []
+    # 0.06 per step: a warning; a lower error level makes it an error
+    [f] = chain_findings(KERAS_FIXTURES / "scenario_chain_shrink.keras", TrainingContext(learning_rate=0.01))
+    assert f.severity is Severity.WARNING
+    [f] = chain_findings(KERAS_FIXTURES / "scenario_chain_shrink.keras", TrainingContext(learning_rate=0.01),
+                         thresholds={"chain-shrink-error": 0.05})
+    assert f.severity is Severity.ERROR
+
+
+def test_rl024_needs_layers_in_series_without_a_normalization():
+    # Residual CNN with L2(0.05) under SGD(0.1, momentum 0.9): 0.1 per step on
+    # every kernel, but the conv kernels feed BatchNorm (RL021's) and only the
+    # classifier is left: a single layer, no chain.
+    assert chain_findings(SCENARIOS / "scenario_residual_all_l2.keras",
+                          thresholds={"chain-shrink-error": 0.05, "chain-shrink-warning": 0.05}) == []
+    # A pre-norm transformer's kernels reach the outputs through the final LayerNorm.
+    assert chain_findings(SCENARIOS / "scenario_prenorm_l2_strong.keras") == []
+    # Coupled L2 under Adam is normalised away: RL007's, not a shrink rate.
+    assert chain_findings(KERAS_FIXTURES / "scenario_adam_coupled_l2.keras") == []
+    for name in RECIPES:
+        assert chain_findings(SCENARIOS / name) == []
+
+
+def test_longest_chain_stops_at_a_normalization():
+    from reglint.engine.graph import longest_chain
+    from reglint.model import Layer
+
+    def layer(name, cls="Dense"):
+        return Layer(name=name, path=name, class_name=cls)
+
+    bn, d2, d3 = layer("bn", "BatchNormalization"), layer("d2"), layer("d3")
+    outbound = {"d1": [bn], "bn": [d2], "d2": [d3]}
+    stop = lambda nxt: nxt.class_name == "BatchNormalization"  # noqa: E731
+    assert longest_chain({"d1", "d2", "d3"}, outbound, stop) == ["d2", "d3"]
+    assert longest_chain({"d1", "d2"}, outbound, stop) in (["d1"], ["d2"])
+    # two heads fed by one layer are not in series
+    outbound = {"d1": [d2, d3]}
+    assert len(longest_chain({"d2", "d3"}, outbound, lambda nxt: False)) == 1
+
+
 def test_l2_with_a_strong_adamw_decay_is_an_error():
     found = {f.code: f for f in report_of(SCENARIOS / "scenario_stacked_l2_adamw.keras").findings}
     assert found["RL003"].severity is Severity.ERROR

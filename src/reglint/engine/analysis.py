@@ -11,7 +11,14 @@ from dataclasses import dataclass, field, fields
 from fnmatch import fnmatch
 from typing import Any
 
-from reglint.engine.graph import HOMOGENEOUS_ACTIVATIONS, NORMALIZERS, ScaleWalk, every_path_ends, outbound_map
+from reglint.engine.graph import (
+    HOMOGENEOUS_ACTIVATIONS,
+    NORMALIZERS,
+    ScaleWalk,
+    every_path_ends,
+    longest_chain,
+    outbound_map,
+)
 from reglint.estimate.dynamics import Dynamics, dynamics_of
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
@@ -209,6 +216,12 @@ class Analysis:
         normalized features."""
         return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS,
                                through=lambda nxt: True)
+
+    def unnormalized_chain(self, layers: set[str]) -> list[str]:
+        """Of ``layers`` (paths), the most that one forward path passes
+        without crossing a normalization layer, in order: kernels that
+        shrink in series multiply their shrinks (RL024)."""
+        return longest_chain(layers, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS)
 
     def _unabsorbed_norms(self) -> set[str]:
         """Normalization layers whose penalized gamma the network cannot shed

@@ -89,6 +89,36 @@ def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Call
     return True
 
 
+
+def longest_chain(marked: set[str], outbound: dict[str, list[Layer]], stop: Callable[[Layer], bool]) -> list[str]:
+    """The marked layers along the path that holds the most of them, from
+    any marked layer forward through layers ``stop`` does not take (a
+    normalization re-scales the signal: what shrank before it does not
+    compound with what shrinks after). Paths of layers, in order; shared
+    layers that feed themselves are walked once.
+
+    >>> from reglint.model import Layer
+    >>> a, b, c = (Layer(name=n, path=n, class_name="Dense") for n in "abc")
+    >>> longest_chain({"a", "c"}, {"a": [b], "b": [c]}, lambda layer: False)
+    ['a', 'c']
+    """
+    best: dict[str, list[str]] = {}
+    walking: set[str] = set()
+
+    def chain_from(path: str) -> list[str]:
+        if path in best:
+            return best[path]
+        if path in walking:
+            return []
+        walking.add(path)
+        tails = [chain_from(nxt.path) for nxt in outbound.get(path, []) if not stop(nxt)]
+        walking.discard(path)
+        tail = max(tails, key=len, default=[])
+        best[path] = ([path] if path in marked else []) + tail
+        return best[path]
+
+    return max((chain_from(path) for path in sorted(marked)), key=len, default=[])
+
 # Layers that combine tensors elementwise and are jointly positively
 # homogeneous: scaling every input by c scales the output by c. Scaling only
 # some inputs changes the output.

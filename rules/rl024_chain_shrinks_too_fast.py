@@ -1,0 +1,180 @@
+"""# chain-shrinks-too-fast (RL024)
+
+## What it does
+Under SGD, finds layers in series, with no normalization layer between them
+or after them, whose kernels (or embeddings) carry an L2 that shrinks them by
+a large fraction every step: ``2*eta*l2/(1-m)`` for Keras' coupled L2 with
+learning rate ``eta`` and momentum ``m``, plus the optimizer's decoupled
+``eta*wd``. Errs when at least two such layers on one forward path each
+shrink at or above the error level.
+
+## Why is this bad?
+A weight the data gradient does not hold up loses that fraction of itself
+every step; at 0.15 it halves in under five steps, so within a few dozen
+steps every kernel of the chain sits where its data gradient balances
+``2*l2*w``. Layers in series multiply: when each shrinks, the signal that
+reaches the output is the product of the shrunk scales and the network falls
+to the trivial solution, which RL001's penalty-to-loss ratio can miss because
+that ratio is taken at initialisation and the L2 ends up far stronger than
+the data at the weights the training reaches. A normalization layer
+re-scales the signal, so what shrank before it does not compound with what
+shrinks after: a single penalized classifier behind BatchNorm only shrinks
+the logits (the calibration's BatchNorm and residual networks at the same
+shrinks degraded where plain chains collapsed). Scale-invariant kernels
+(feeding a normalization) are RL021's; decay on every weight alone is
+RL003's.
+
+## Example
+A 64-32 MLP with ``L2(0.3)`` on every kernel under ``SGD(0.03,
+momentum=0.9)``: each kernel shrinks ``2*0.03*0.3/0.1 = 0.18`` per step
+(RL001's ratio at initialisation is 5.6-17.5 on the calibration's data sets,
+under its error level); every such training on the calibration grids ended
+at chance.
+
+## Use instead
+The L2 in the finding's fix: per-step shrink ``2*eta*l2/(1-m)`` at half the
+warning level (0.025), i.e. ``l2 <= 0.0125*(1-m)/eta`` less what the
+optimizer's ``weight_decay`` already takes, or decoupled weight decay sized
+with RL003.
+
+## Options
+- ``chain-shrink-error`` (default 0.15): per-step shrink at which two layers in series make RL024 an error.
+- ``chain-shrink-warning`` (default 0.05): the same shrink at which it is a warning.
+
+## Fix
+Each kernel of the chain at or above the warning level gets the L2 whose
+coupled shrink, added to the optimizer's decoupled ``eta*wd``, lands at half
+the warning level; where ``eta*wd`` alone already exceeds it, the L2 is
+removed (lower ``weight_decay`` with RL003).
+
+## Formula
+Per penalized kernel RL001 counts (not scale-invariant, not behind a
+normalization on every path to the outputs): ``r = 2*eta*(l2 + l2_opt)/(1-m)
++ eta*wd`` (``estimate/dynamics.py``, ``Dynamics.total_shrink``; ``l2_opt``
+the optimizer's own coupled decay, PyTorch's ``wd/2``). Per layer, its
+largest ``r``. The chain: the most layers with ``r`` at a level that one
+forward path passes without crossing a normalization layer
+(``Analysis.unnormalized_chain``). ``r`` is the slow-mode rate of
+heavy-ball momentum: past ``eta*h > (1-sqrt(m))^2`` the real contraction
+saturates at ``1 - sqrt(m)`` (RL003, Formula), so read ``r`` as the
+strength of the L2 at this step size, which sets where the weights settle.
+
+## Thresholds and calibration
+From the calibration grids (``python bench/calibrate.py report --grid
+all``; bench/CALIBRATION.md), runs whose counted kernels form such a chain
+under SGD, by the chain's per-step shrink (classic grid, and the modern
+grid's LSTM, GRU and Embedding models over two seeds):
+
+- 0.006-0.02: 32 healthy, 3 degraded, 3 wrecked (two of them RL001 errors);
+- 0.06 (classic SGD momentum, L2 0.1; modern L2 + weight decay 0.1): 2
+  healthy, 10 degraded, 10 collapsed;
+- 0.1 (L2 0.1 at lr 0.5 without momentum, or at lr 0.05 Nesterov): 3
+  healthy (breast cancer, wine), 2 degraded, 3 collapsed;
+- 0.18-0.19 (L2 0.3 at lr 0.03, momentum 0.9): 20 of 21 collapsed, one
+  degraded (RL001 already an error there); from 0.2 up every run wrecked.
+
+Error at **0.15**, between the largest shrink with a healthy run (0.1) and
+the first from which every run ended wrecked; the 14 runs it adds to the
+other rules' errors all collapsed (5 classic, 9 modern, held-out data sets
+and the held-out GRU family among them). Warning at **0.05**: from there up
+25 of 30 runs were harmed (degraded or worse), below it 32 of 38 healthy.
+With a single penalized layer at the same shrinks (a classifier behind
+BatchNorm, residual CNNs, pre-norm transformers) 7 of 37 runs wrecked and 28
+degraded: not this rule's error (RL001, RL021 and ``reglint profile``
+judge them).
+
+## References
+- Krogh & Hertz, "A Simple Weight Decay Can Improve Generalization", NIPS 1991 (L2 as a per-step shrink).
+- Keras ``keras/src/regularizers/regularizers.py`` (``L2``: ``l2 * sum(w^2)``, gradient ``2*l2*w``).
+- Goh, "Why Momentum Really Works", Distill 2017 (heavy-ball modes).
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.fmt import g, lam
+from reglint.engine.rule import Option, Rule
+from reglint.model import Role
+
+
+class ChainShrinksTooFast(Rule):
+    code = "RL024"
+    name = "chain-shrinks-too-fast"
+    severity = Severity.ERROR
+    summary = "L2 under SGD shrinks layers in series, with no normalization between them, by a large fraction per step."
+    options = {
+        "chain-shrink-error": Option(0.15, "per-step shrink 2*lr*l2/(1-momentum) (+ lr*weight_decay) at which two "
+                                           "layers in series make RL024 an error"),
+        "chain-shrink-warning": Option(0.05, "the same shrink at which RL024 is a warning"),
+    }
+
+    def check(self, model, analysis):
+        shrinks = self.shrink_per_layer(analysis)
+        if not shrinks:
+            return
+        dyn = analysis.dynamics
+        severity, chain = self.judge(analysis, shrinks)
+        if severity is None:
+            return
+        rates = [shrinks[path][0] for path in chain]
+        slowest = min(rates)
+        fix = self.fix(analysis, shrinks)
+        penalty = shrinks[chain[0]][1]
+        names = ", ".join(chain[:4]) + (f" and {len(chain) - 4} more" if len(chain) > 4 else "")
+        decay = f" and weight_decay {g(dyn.weight_decay)}" if dyn.weight_decay else ""
+        yield self.finding(
+            f"{len(chain)} layers in series with no normalization between them ({names}) carry "
+            f"{lam(penalty.regularizer)}{decay} under SGD (lr {g(dyn.lr)}, momentum {g(dyn.momentum)}): each shrinks "
+            f"at least {g(slowest)} per step, halving an unsupported weight every {g(0.693 / slowest, 2)} steps; "
+            f"the shrunk scales multiply along the chain toward the trivial solution",
+            layer=chain[0], target=penalty.variable.name, severity=severity, fix=fix,
+            remedy=f"{fix.describe()} (a shrink of {g(self.aim)} per step), or decoupled weight decay sized with RL003",
+            values={"shrink_per_step": slowest, "chain": chain, "chain_shrinks": rates, "learning_rate": dyn.lr,
+                    "momentum": dyn.momentum, "weight_decay": dyn.weight_decay or None,
+                    "halving_steps": 0.693 / slowest})
+
+    def judge(self, analysis, shrinks: dict) -> tuple[Severity | None, list[str]]:
+        """The severity and the chain: two or more layers in series, each at
+        the error level, else each at the warning level."""
+        for severity, level in ((Severity.ERROR, "chain-shrink-error"), (Severity.WARNING, "chain-shrink-warning")):
+            chain = analysis.unnormalized_chain({path for path, (r, _) in shrinks.items()
+                                                 if r >= self.thresholds[level]})
+            if len(chain) >= 2:
+                return severity, chain
+        return None, []
+
+    @property
+    def aim(self) -> float:
+        return 0.5 * self.thresholds["chain-shrink-warning"]
+
+    @staticmethod
+    def shrink_per_layer(analysis) -> dict:
+        """Layer path -> (largest per-step shrink of its counted L2 kernels,
+        that penalty), for layers some path leaves without a normalization;
+        SGD only (an adaptive optimizer normalises the L2's gradient)."""
+        dyn = analysis.dynamics
+        if dyn.family != "sgd" or not dyn.lr:
+            return {}
+        out: dict = {}
+        for p in analysis.penalties:
+            kernel = p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS
+            if not (p.active and p.l2 and p.counted and kernel and not p.behind_norm):
+                continue
+            r = dyn.total_shrink(p.l2) or 0.0
+            if r > out.get(p.layer.path, (0.0, None))[0]:
+                out[p.layer.path] = (r, p)
+        return out
+
+    def fix(self, analysis, shrinks: dict) -> Fix:
+        """Every L2 at or above the warning level set so that its shrink,
+        the optimizer's decoupled part included, lands at ``aim``."""
+        dyn = analysis.dynamics
+        room = self.aim - (dyn.decoupled_shrink or 0.0)
+        changes = []
+        for p in analysis.penalties:
+            r = shrinks.get(p.layer.path, (0.0, None))[0]
+            if p.l2 and p.counted and r >= self.thresholds["chain-shrink-warning"] and p.layer.path in shrinks:
+                safe = room * (1.0 - dyn.momentum) / (2.0 * dyn.lr) - dyn.coupled_l2 if room > 0 else 0.0
+                changes.append(Change("lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path,
+                                      target=p.variable.role.value))
+        return Fix(f"a per-step shrink 2*lr*l2/(1-momentum) of {g(self.aim)}", tuple(changes))
