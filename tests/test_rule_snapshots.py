@@ -46,7 +46,7 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL004": (K + "scenario_l1_jitter.keras",),
     "RL005": (K + "scenario_too_weak.keras", E + "td_activity.keras"),
     "RL006": (K + "scenario_decayed_twice.keras",),
-    "RL007": (K + "scenario_adam_coupled_l2.keras",),
+    "RL007": (K + "scenario_adam_coupled_l2.keras", K + "scenario_adam_l2_chain.keras"),
     "RL008": (K + "scenario_norm_regularized.keras", K + "scenario_embedding_regularized.keras",
               X + "artifacts_adamw/training_model.onnx"),
     "RL009": (K + "scenario_l2_before_bn.keras",),

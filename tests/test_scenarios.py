@@ -157,6 +157,43 @@ def test_rl024_needs_layers_in_series_without_a_normalization():
         assert chain_findings(SCENARIOS / name) == []
 
 
+def rl007_of(path, context=None):
+    report = lint_file(str(path), Settings(context=context or TrainingContext()))
+    assert report.error is None, report.error
+    return [f for f in report.findings if f.code == "RL007"]
+
+
+def test_coupled_l2_under_adam_on_a_chain_is_an_rl007_error():
+    """L2(0.3) on an MLP's three kernels under Adam(1e-3): g* = 2*0.3*sigma is
+    above nearly every weight's data gradient; the layers are in series."""
+    [f] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras")
+    assert f.severity is Severity.ERROR
+    assert f.values["drifting_chain"] == ["dense", "dense_1", "dense_2"]
+    assert f.values["critical_gradient"] >= 0.035
+    # steps to drift to zero at lr per step from the largest init RMS: the
+    # 32->10 classifier's glorot_uniform, sqrt(2/(32+10))
+    assert f.values["drift_steps"] == pytest.approx(math.sqrt(2 / 42) / 1e-3, rel=1e-3)
+    # L2(1e-3): g* ~ 4e-4, a warning only
+    [weak] = rl007_of(KERAS_FIXTURES / "scenario_adam_coupled_l2.keras")
+    assert weak.severity is Severity.WARNING and weak.values["drifting_chain"] is None
+
+
+def test_rl007_error_needs_a_run_long_enough_to_drift():
+    [f] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras")
+    half = 0.5 * f.values["drift_steps"]
+    short = TrainingContext(steps=int(half) - 1)
+    [g] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras", short)
+    assert g.severity is Severity.WARNING
+    [h] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras", TrainingContext(steps=int(half) + 1))
+    assert h.severity is Severity.ERROR
+
+
+def test_rl007_error_leaves_kernels_behind_normalization_alone():
+    # AdamW with L2 on every kernel of a pre-norm transformer: behind the final LayerNorm.
+    for name in ("scenario_prenorm_l2_strong.keras", *RECIPES):
+        assert all(f.severity is not Severity.ERROR for f in rl007_of(SCENARIOS / name))
+
+
 def test_longest_chain_stops_at_a_normalization():
     from reglint.engine.graph import longest_chain
     from reglint.model import Layer
