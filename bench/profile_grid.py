@@ -6,6 +6,7 @@ training data, and scores every kind of finding on the same runs.
     .venv/bin/python bench/profile_grid.py run [--split held_out|fit|all]
         [--placements l2,l1,...] [--steps N] [--time-budget 60] [--limit N] [--every K]
     .venv/bin/python bench/profile_grid.py score [--error G] [--out DIR] [--also DIR] [--epochs | --train-steps]
+        [--relint]
 
 Needs ``bench/calibrate.py train`` first (the saved models and runs.jsonl).
 Each (dataset, architecture) gets one ``.npz`` of its training split
@@ -320,8 +321,27 @@ def label_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def relint(rows: list[dict], out: Path) -> None:
+    """Replaces ``static_errors`` with today's rules' verdict on the saved
+    model (``calibration.features.analyse``: the run's own context)."""
+    from calibration.features import analyse
+
+    runs = {r["run_id"]: r for r in cal.load_runs(out)}
+    for row in rows:
+        rec = runs.get(row["run_id"])
+        if rec is None or "error" in row:
+            continue
+        report = analyse(rec, out)
+        row["static_errors"] = sorted({f.code for f in report.findings if f.severity.value == "error"})
+
+
 def cmd_score(args) -> int:
-    every = [r for out in [args.out, *(args.also or [])] for r in load_rows(Path(out), args.mode)]
+    every = []
+    for out in [args.out, *(args.also or [])]:
+        rows_of_out = load_rows(Path(out), args.mode)
+        if args.relint:
+            relint(rows_of_out, Path(out))
+        every.extend(rows_of_out)
     rows = [r for r in every if "error" not in r]
     failed = [r for r in every if "error" in r]
     print(f"{len(rows)} profiled, {len(failed)} refused or failed")
@@ -365,6 +385,9 @@ def main(argv=None) -> int:
     score.add_argument("--also", action="append", metavar="OUT",
                        help="score the rows of this folder too (another seed of the grid: calibrate.py train "
                             "--replicate K); repeatable")
+    score.add_argument("--relint", action="store_true",
+                       help="recompute each row's static errors with today's rules (the saved model linted with "
+                            "its run's samples, batch size and epochs) instead of those stored at profile time")
     for p in (run, score):
         p.add_argument("--out", default=str(cal.DEFAULT_OUT))
         mode = p.add_mutually_exclusive_group()
