@@ -112,15 +112,16 @@ the fit split 1 collapsed and 2 degraded runs; the modern grid's residual
 networks under kernel L2 plus weight decay: 2 collapsed, 4 degraded).
 
 On the modern grid (residual CNNs with BatchNorm, transformers, LSTM,
-GRU, Embedding: runs the levels never saw, two seeds of 388 runs;
-bench/CALIBRATION.md), judged at each real training's own length
-(``--steps`` = the steps it ran), the same levels catch 92.0% (23/25) of
-the held-out wrecks; every error they give on a held-out run marks a
-severely harmed training (wrecked, or half the baseline's margin over
-chance lost), none of the 351 healthy runs gets one. On the fit split:
-87.1% (27/31), 2 of 217 healthy runs flagged. The misses are post-norm transformers with gamma+beta L2 1,
-which collapsed with one seed and only degraded with the other, and
-residual CNNs under SGD at lr 0.1, the grid's weakest baseline.
+GRU, Embedding: runs the levels never saw, three seeds of 388 runs, the
+third trained after every level was set; bench/CALIBRATION.md), judged at
+each real training's own length (``--steps`` = the steps it ran), the same
+levels catch 94.3% (33/35) of the held-out wrecks; every error they give on
+a held-out run marks a severely harmed training (wrecked, or half the
+baseline's margin over chance lost), none of the 527 healthy runs gets
+one. On the fit split: 88.0% (44/50), 2 of 327 healthy runs flagged. The
+misses are post-norm transformers with gamma+beta L2 1, which collapsed
+with one seed and only degraded with the others, and residual CNNs under
+SGD at lr 0.1, the grid's weakest baseline.
 With the default budget (which runs longer than these 320-640-step
 trainings: a median of about 1,450 steps) both seeds' held-out recall is
 96.0% (24/25) with 2 errors on 351 healthy runs, the fit split's 71.0%

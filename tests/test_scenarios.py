@@ -180,11 +180,10 @@ def test_coupled_l2_under_adam_on_a_chain_is_an_rl007_error():
 
 def test_rl007_error_needs_a_run_long_enough_to_drift():
     [f] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras")
-    half = 0.5 * f.values["drift_steps"]
-    short = TrainingContext(steps=int(half) - 1)
-    [g] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras", short)
+    drift = f.values["drift_steps"]
+    [g] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras", TrainingContext(steps=int(drift) - 1))
     assert g.severity is Severity.WARNING
-    [h] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras", TrainingContext(steps=int(half) + 1))
+    [h] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras", TrainingContext(steps=int(drift) + 1))
     assert h.severity is Severity.ERROR
 
 

@@ -15,7 +15,11 @@ def analyse(rec: dict, out: Path):
     from reglint.engine.runner import lint_file
     from reglint.engine.settings import Settings
 
-    ctx = TrainingContext(samples=rec["n_samples"], batch_size=rec["batch_size"], epochs=rec["epochs"])
+    from .train import training_steps
+
+    # The steps the training really ran (Keras ran whole executions of 16 steps: train.training_steps).
+    ctx = TrainingContext(samples=rec["n_samples"], batch_size=rec["batch_size"], epochs=rec["epochs"],
+                          steps=training_steps(rec))
     settings = Settings(context=ctx)
     return lint_file(str(out / rec["model_path"]), settings)
 
