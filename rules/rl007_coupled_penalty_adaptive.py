@@ -72,7 +72,12 @@ runs degraded at every lambda: 160 steps are shorter than ``sigma/eta``
 = 246 (hence the length condition; every other run trained 480 steps or
 more). Error at **0.035**,
 between the largest ``g*`` with a healthy run (0.033) and the first from
-which runs are wrecked; it is one grid step (L2 0.1 to 0.3) wide. Kernels
+which runs are wrecked; it is one grid step (L2 0.1 to 0.3) wide. Checked,
+not fitted, on the PyTorch runs (bench/TORCH_CALIBRATION.md): Adam with
+its coupled ``weight_decay`` on a 64-32 MLP collapsed all 15 runs from
+``g*`` = 0.072 (wd 1) and gave 2 collapses, 1 healthy at 0.022 (wd 0.3).
+A PyTorch state dict records no graph, so the chain (and this error) is
+judged only on files that do (Keras, ONNX). Kernels
 behind a normalization (residual CNNs, transformers, a classifier after
 BatchNorm) are not judged: a single penalized layer only scales the logits.
 
