@@ -46,7 +46,8 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL004": (K + "scenario_l1_jitter.keras",),
     "RL005": (K + "scenario_too_weak.keras", E + "td_activity.keras"),
     "RL006": (K + "scenario_decayed_twice.keras",),
-    "RL007": (K + "scenario_adam_coupled_l2.keras", K + "scenario_adam_l2_chain.keras"),
+    "RL007": (K + "scenario_adam_coupled_l2.keras", K + "scenario_adam_l2_chain.keras",
+              K + "scenario_embedding_chain_adam.keras"),
     "RL008": (K + "scenario_norm_regularized.keras", K + "scenario_embedding_regularized.keras",
               X + "artifacts_adamw/training_model.onnx"),
     "RL009": (K + "scenario_l2_before_bn.keras",),
@@ -63,7 +64,7 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
               E + "broken_shape_mismatch.keras", E + "broken_no_weights.keras", E + "broken_extra_group.keras",
               E + "tfk_broken_missing_layer.h5"),
     "RL021": ("fixtures/scenarios/scenario_bn_l2_strong.keras", "fixtures/scenarios/scenario_residual_all_l2.keras"),
-    "RL024": (K + "scenario_chain_shrink.keras",),
+    "RL024": (K + "scenario_chain_shrink.keras", K + "scenario_gru_chain_sgd.keras"),
 }
 # Files a rule should fire on and does not yet: each is an xfail(strict) test
 # below, so the fix shows up as an XPASS to move the file into RULE_FIXTURES.

@@ -193,6 +193,24 @@ def test_rl007_error_leaves_kernels_behind_normalization_alone():
         assert all(f.severity is not Severity.ERROR for f in rl007_of(SCENARIOS / name))
 
 
+def test_rl024_follows_a_recurrent_layer_into_its_classifier():
+    """GRU -> Dense with L2(0.3) and weight_decay 0.3 under SGD(0.03, momentum
+    0.9): the kernel, recurrent kernel and classifier each shrink 0.189 per step."""
+    [f] = chain_findings(KERAS_FIXTURES / "scenario_gru_chain_sgd.keras")
+    assert f.severity is Severity.ERROR and f.values["chain"] == ["gru", "dense"]
+    assert f.values["shrink_per_step"] == pytest.approx(2 * 0.03 * 0.3 / 0.1 + 0.03 * 0.3)
+    # the fix lands each L2 at 0.025 per step with the decoupled 0.009 counted: (0.025 - 0.009) * 0.1 / 0.06
+    assert {(c.layer, c.target) for c in f.fix.changes} == {("gru", "kernel"), ("gru", "recurrent_kernel"),
+                                                           ("dense", "kernel")}
+    assert all(c.suggested == pytest.approx((0.025 - 0.009) * 0.1 / (2 * 0.03)) for c in f.fix.changes)
+
+
+def test_rl007_chain_runs_from_an_embedding_through_pooling():
+    [f] = rl007_of(KERAS_FIXTURES / "scenario_embedding_chain_adam.keras")
+    assert f.severity is Severity.ERROR
+    assert f.values["drifting_chain"] == ["embedding", "dense", "dense_1"]
+
+
 def test_longest_chain_stops_at_a_normalization():
     from reglint.engine.graph import longest_chain
     from reglint.model import Layer
