@@ -178,6 +178,18 @@ def test_coupled_l2_under_adam_on_a_chain_is_an_rl007_error():
     assert weak.severity is Severity.WARNING and weak.values["drifting_chain"] is None
 
 
+def test_rl007_error_is_judged_on_the_pull_per_unit_of_weight():
+    """2*l2 = 0.6 for L2(0.3) whatever the layers' widths (the data gradient per
+    weight scales with the weights' size): the level decides, not g*."""
+    path = str(KERAS_FIXTURES / "scenario_adam_l2_chain.keras")
+    severities = {}
+    for level in (0.55, 0.65):
+        report = lint_file(path, Settings(thresholds={"drift-pull-error": level}))
+        [f] = [x for x in report.findings if x.code == "RL007"]
+        severities[level] = f.severity
+    assert severities == {0.55: Severity.ERROR, 0.65: Severity.WARNING}
+
+
 def test_rl007_error_needs_a_run_long_enough_to_drift():
     [f] = rl007_of(KERAS_FIXTURES / "scenario_adam_l2_chain.keras")
     drift = f.values["drift_steps"]
