@@ -38,6 +38,8 @@ yours), or decoupled ``weight_decay`` in the optimizer.
 ## Options
 - ``penalty-ratio-error`` (default 18): ratio at which the finding is an error.
 - ``penalty-ratio-warning`` (default 5): ratio at which it is a warning.
+- ``penalty-pull-error`` (default 0.4): the error also needs the penalty's pull per unit of weight,
+  ``2*l2 + l1/sigma_init``, at this level (penalty-weighted over the tensors the error judges).
 - Context: ``--loss-scale``, ``--classes``, ``--target-var`` refine the data-loss scale.
 
 ## Formula
@@ -67,7 +69,14 @@ normalized features whatever the penalty does to their scale, so that part
 limits capacity (the warning) but cannot take the prediction to chance on
 its own. ``reglint profile`` judges its measured ratio (the penalties at
 the saved weights against the data loss on the user's batch) the same way:
-one ``severity_of`` for both. The suggested lambda is
+one ``severity_of`` for both. The error also needs the penalty to pull each
+weight hard enough: ``k = 2*l2 + l1/sigma_init`` (penalty-weighted over the
+same tensors), the penalty's gradient per unit of weight. ``rho`` at
+initialisation grows with the layers' widths at a fixed lambda (Glorot:
+``E[sum w^2]`` is about the harmonic mean of fan-in and fan-out), while a
+layer's data gradient per weight scales with its weights' size, so whether
+the pull wins does not depend on the width; a wide layer's large penalty at
+initialisation is shed without harm when ``k`` is small. The suggested lambda is
 ``lambda * min(1, warning/2) / rho``: the penalty at most the data loss.
 
 ## Fix
@@ -93,6 +102,17 @@ the fit split 90% of runs with rho >= 5.3 ended degraded or worse. Below
 18 a collapse is possible on hard data (the 20-class set collapsed from rho
 3.9; breast cancer was healthy at 12.3), which no file can tell: run
 ``reglint profile --data`` to measure it on yours.
+
+The pull gate at **0.4** (L2 0.2; the grids' lambdas put 0.2 and 0.6 on
+either side) comes from ``python bench/width_check.py``: ReLU MLPs 32 to
+512 wide on breast cancer, digits and wine under SGD and Adam, where the
+outcome followed lambda at every width (L2 0.03: 18 of 18 healthy; 0.1: 12
+healthy, 6 degraded; 0.3: 15 collapsed, 3 degraded) while ``rho`` grew
+with the width; without the gate RL001 erred on 8 of the 30 healthy runs
+there (128- and 512-wide at L2 0.03-0.1, rho 25-83), with it on none and
+still on 13 of 15 collapses. On the calibration grids it keeps every
+held-out error and drops two fit-split catches (the 512-512-512 MLP at L2
+0.1 on digits, rho 49, collapsed under SGD and Adam).
 
 The modern grid (394 runs: residual CNNs with BatchNorm, pre- and post-norm
 transformers, LSTM/GRU, embeddings) left the levels where they were and
@@ -126,6 +146,7 @@ from reglint.engine.fmt import g, pct
 from reglint.engine.measured import data_note, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
+from reglint.estimate.init_scale import init_rms
 
 
 def remedy_ratio(warning: float) -> float:
@@ -165,6 +186,8 @@ class PenaltyDominatesLoss(Rule):
     options = {
         "penalty-ratio-error": Option(18.0, "penalty / data-loss scale at which RL001 is an error"),
         "penalty-ratio-warning": Option(5.0, "penalty / data-loss scale at which RL001 is a warning"),
+        "penalty-pull-error": Option(0.4, "the error also needs the penalty's pull per unit of weight, 2*l2 + "
+                                          "l1/sigma_init (penalty-weighted over the tensors it judges), at this level"),
     }
 
     # -- the feature and the remedy, shared by check, check_measured and sweep
@@ -174,17 +197,30 @@ class PenaltyDominatesLoss(Rule):
         """The penalties RL001 judges (see Formula)."""
         return [p for p in analysis.active_penalties() if p.penalty is not None]
 
-    def severity_of(self, rho: float | None, rho_front: float | None) -> Severity | None:
+    def severity_of(self, rho: float | None, rho_front: float | None,
+                    pull: float | None = None) -> Severity | None:
         """A warning from the whole counted ratio, an error only from the part
-        that reaches an output without passing a normalization (Formula):
-        one judgement for the static estimate and the measured ratio."""
+        that reaches an output without passing a normalization, pulling each
+        weight hard enough (``pull``, None: not known; Formula): one
+        judgement for the static estimate and the measured ratio."""
         if rho is None:
             return None
         severity = self.level(rho, "penalty-ratio-warning")
         if rho_front is not None and self.level(rho_front, "penalty-ratio-warning",
-                                                "penalty-ratio-error") is Severity.ERROR:
+                                                "penalty-ratio-error") is Severity.ERROR \
+                and (pull is None or pull >= self.thresholds["penalty-pull-error"]):
             severity = Severity.ERROR
         return severity
+
+    def _weak_pull(self, rho_front: float, pull: float | None, severity: Severity) -> str:
+        """Why a ratio past the error level is a warning: each weight is
+        pulled too weakly to be taken to zero (a wide layer's penalty at
+        initialisation is large, what training must carry is not)."""
+        if severity is Severity.ERROR or pull is None or rho_front < self.thresholds["penalty-ratio-error"]:
+            return ""
+        return (f"; its pull per unit of weight (2*l2 + l1/sigma = {g(pull, 2)}) is under "
+                f"{g(self.thresholds['penalty-pull-error'])}: a penalty this size at initialisation comes from the "
+                f"layers' width, which training sheds without harm (a warning)")
 
     def aim(self) -> float:
         return remedy_ratio(self.thresholds["penalty-ratio-warning"])
@@ -205,9 +241,13 @@ class PenaltyDominatesLoss(Rule):
         rho_front = front_ratio(analysis)
         fires = self.level(rho, "penalty-ratio-warning", "penalty-ratio-error") is not None
         lambdas = tuple(sorted({v for p in penalties for v in (p.l1, p.l2) if v}))
-        # errors come from the tensors not behind a normalization: on rho's axis that level is
-        # error * rho / rho_front (both grow with the lambdas)
+        # errors come from the tensors not behind a normalization, pulling hard enough: on rho's
+        # axis that level is the larger of error * rho / rho_front and pull-error * rho / pull
+        # (all three grow with the lambdas)
+        pull = front_pull(analysis)
         error = self.thresholds["penalty-ratio-error"] * rho / rho_front if rho_front else None
+        if error is not None and pull:
+            error = max(error, self.thresholds["penalty-pull-error"] * rho / pull)
         return [Curve(self.code, "penalty_ratio",
                       "rho = sum P_t(lambda) / L_chance over the tensors RL001 counts", "lambda",
                       slope=rho, offset=0.0, warning=self.thresholds["penalty-ratio-warning"],
@@ -224,7 +264,8 @@ class PenaltyDominatesLoss(Rule):
         total = sum(p.penalty for p in penalties)
         rho = total / loss.value
         rho_front = front_ratio(analysis)
-        severity = self.severity_of(rho, rho_front)
+        pull = front_pull(analysis)
+        severity = self.severity_of(rho, rho_front, pull)
         if severity is None:
             return
         fix = self.fix(penalties, rho)
@@ -238,7 +279,7 @@ class PenaltyDominatesLoss(Rule):
             f"the penalty {where} is {g(total)} over {g(n_weights)} regularized weights, "
             f"{g(rho, 2)}x the data-loss scale {g(loss.value)} ({loss.explanation}); "
             f"largest shares of the penalty: {_shares(by_layer, total)}{_left_out(analysis)}"
-            f"{_behind(rho, rho_front, severity)}",
+            f"{_behind(rho, rho_front, severity)}{self._weak_pull(rho_front, pull, severity)}",
             remedy=f"scale every lambda by {g(scale, 2)} (now {', '.join(g(x) for x in lambdas[:3])} -> {safe}) "
                    f"to keep the penalty under {pct(self.aim())} of the data loss, or use decoupled weight_decay",
             severity=severity,
@@ -247,6 +288,7 @@ class PenaltyDominatesLoss(Rule):
             values={
                 "penalty_ratio": rho,
                 "penalty_ratio_unnormalized": rho_front,
+                "pull_per_weight": pull,
                 "penalty_init": total,
                 "data_loss_scale": loss.value,
                 "regularized_weights": n_weights,
@@ -267,8 +309,9 @@ class PenaltyDominatesLoss(Rule):
         rho = result.weight_penalty_ratio()
         rho_front = result.weight_penalty_ratio(front_only=True)
         srho = static_ratio(report)
-        measured = self.severity_of(rho, rho_front)
-        static = self.severity_of(srho, front_ratio(report.analysis) if srho is not None else None)
+        pull = front_pull(report.analysis) if report.analysis is not None else None
+        measured = self.severity_of(rho, rho_front, pull)
+        static = self.severity_of(srho, front_ratio(report.analysis) if srho is not None else None, pull)
         if measured is None and static is None:
             return
         total = sum(r.penalty for r in rows)
@@ -301,6 +344,23 @@ def front_ratio(analysis) -> float:
     trivial solution, and the only part that makes RL001 an error."""
     front = [p for p in PenaltyDominatesLoss.counted(analysis) if not p.behind_norm]
     return sum(p.penalty for p in front) / analysis.loss_scale.value
+
+
+def front_pull(analysis) -> float | None:
+    """The pull per unit of weight ``2*l2 + l1/sigma_init`` of the tensors
+    ``front_ratio`` sums, weighted by their penalties; None where no
+    initializer scale is known. Width-free: a layer's data gradient per
+    weight scales with its weights' size, while ``rho`` at initialisation
+    grows with the layers' widths (Thresholds)."""
+    front = [p for p in PenaltyDominatesLoss.counted(analysis) if not p.behind_norm]
+    weighted, total = 0.0, 0.0
+    for p in front:
+        sigma = init_rms(p.variable)
+        if not sigma or not p.penalty:
+            continue
+        weighted += p.penalty * (2 * p.l2 + p.l1 / sigma)
+        total += p.penalty
+    return weighted / total if total else None
 
 
 def _behind(rho: float, rho_front: float, severity: Severity) -> str:

@@ -349,11 +349,17 @@ def test_fix_objects_are_printed(reports):
 def test_levels_follow_settings():
     """Thresholds set by the user move the rules' levels in the JSON curves,
     and the page draws those."""
-    settings = Settings(thresholds={"penalty-ratio-warning": 0.005, "penalty-ratio-error": 0.02})
+    # RL001's error also needs the per-weight pull 2*l2 (1e-3 here) at its level: set low, the ratio decides
+    settings = Settings(thresholds={"penalty-ratio-warning": 0.005, "penalty-ratio-error": 0.02,
+                                    "penalty-pull-error": 1e-6})
     report = run_report(HEALTHY_SGD, settings=settings)
     data = report.to_dict()
     (rl001,) = [c for c in data["files"][0]["model"]["analysis"]["sweep"]["curves"] if c["code"] == "RL001"]
     assert (rl001["warning"], rl001["error"]) == (0.005, 0.02)
+    # at its default the pull sets the error level on the ratio's axis: rho * 0.4 / pull
+    default = run_report(HEALTHY_SGD, settings=Settings(thresholds={"penalty-ratio-error": 0.02})).to_dict()
+    (curve,) = [c for c in default["files"][0]["model"]["analysis"]["sweep"]["curves"] if c["code"] == "RL001"]
+    assert curve["error"] == pytest.approx(curve["slope"] * 0.4 / (2 * 5e-4))
     text = render(report, settings)
     visible = parse(text).visible
     assert "RL001 warning: penalty_ratio \u2265 0.005" in visible
