@@ -95,6 +95,8 @@ depends on the data, which ``reglint profile --data`` measures.
 
 from __future__ import annotations
 
+import math
+
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Option, Rule
@@ -122,6 +124,7 @@ class ChainShrinksTooFast(Rule):
             return
         rates = [shrinks[path][0] for path in chain]
         slowest = min(rates)
+        halving = math.log(2) / slowest  # steps for an unsupported weight to halve at that rate
         fix = self.fix(analysis, shrinks)
         penalty = shrinks[chain[0]][1]
         names = ", ".join(chain[:4]) + (f" and {len(chain) - 4} more" if len(chain) > 4 else "")
@@ -129,13 +132,13 @@ class ChainShrinksTooFast(Rule):
         yield self.finding(
             f"{len(chain)} layers in series with no normalization between them ({names}) carry "
             f"{lam(penalty.regularizer)}{decay} under SGD (lr {g(dyn.lr)}, momentum {g(dyn.momentum)}): each shrinks "
-            f"at least {g(slowest)} per step, halving an unsupported weight every {g(0.693 / slowest, 2)} steps; "
+            f"at least {g(slowest)} per step, halving an unsupported weight every {g(halving, 2)} steps; "
             f"the shrunk scales multiply along the chain toward the trivial solution",
             layer=chain[0], target=penalty.variable.name, severity=severity, fix=fix,
             remedy=f"{fix.describe()} (a shrink of {g(self.aim)} per step), or decoupled weight decay sized with RL003",
             values={"shrink_per_step": slowest, "chain": chain, "chain_shrinks": rates, "learning_rate": dyn.lr,
                     "momentum": dyn.momentum, "weight_decay": dyn.weight_decay or None,
-                    "halving_steps": 0.693 / slowest})
+                    "halving_steps": halving})
 
     def judge(self, analysis, shrinks: dict) -> tuple[Severity | None, list[str]]:
         """The severity and the chain: two or more layers in series, each at
