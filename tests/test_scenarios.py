@@ -6,6 +6,7 @@ a residual branch. Fixtures: fixtures/scenarios/*.keras, written by Keras
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -238,6 +239,18 @@ def test_longest_chain_stops_at_a_normalization():
     # two heads fed by one layer are not in series
     outbound = {"d1": [d2, d3]}
     assert len(longest_chain({"d2", "d3"}, outbound, lambda nxt: False)) == 1
+    # a shared layer that feeds itself is walked once
+    assert longest_chain({"d2", "d3"}, {"d2": [d3], "d3": [d2]}, lambda nxt: False) == ["d2", "d3"]
+
+
+def test_longest_chain_walks_graphs_deeper_than_the_recursion_limit():
+    from reglint.engine.graph import longest_chain
+    from reglint.model import Layer
+
+    layers = [Layer(name=f"l{i}", path=f"l{i}", class_name="Dense") for i in range(5000)]
+    outbound = {a.path: [b] for a, b in itertools.pairwise(layers)}
+    chain = longest_chain({layer.path for layer in layers[::2]}, outbound, lambda nxt: False)
+    assert len(chain) == 2500 and chain[:2] == ["l0", "l2"]
 
 
 def test_l2_with_a_strong_adamw_decay_is_an_error():

@@ -95,7 +95,8 @@ def longest_chain(marked: set[str], outbound: dict[str, list[Layer]], stop: Call
     any marked layer forward through layers ``stop`` does not take (a
     normalization re-scales the signal: what shrank before it does not
     compound with what shrinks after). Paths of layers, in order; shared
-    layers that feed themselves are walked once.
+    layers that feed themselves are walked once. Iterative: graphs of
+    thousands of layers stay within Python's recursion limit.
 
     >>> from reglint.model import Layer
     >>> a, b, c = (Layer(name=n, path=n, class_name="Dense") for n in "abc")
@@ -103,21 +104,24 @@ def longest_chain(marked: set[str], outbound: dict[str, list[Layer]], stop: Call
     ['a', 'c']
     """
     best: dict[str, list[str]] = {}
-    walking: set[str] = set()
-
-    def chain_from(path: str) -> list[str]:
-        if path in best:
-            return best[path]
-        if path in walking:
-            return []
-        walking.add(path)
-        tails = [chain_from(nxt.path) for nxt in outbound.get(path, []) if not stop(nxt)]
-        walking.discard(path)
-        tail = max(tails, key=len, default=[])
-        best[path] = ([path] if path in marked else []) + tail
-        return best[path]
-
-    return max((chain_from(path) for path in sorted(marked)), key=len, default=[])
+    for root in sorted(marked):
+        # post-order walk: a layer's chain once every layer after it has one
+        stack: list[tuple[str, bool]] = [(root, False)]
+        walking: set[str] = set()
+        while stack:
+            path, expanded = stack.pop()
+            if path in best:
+                continue
+            following = [nxt.path for nxt in outbound.get(path, []) if not stop(nxt)]
+            if not expanded:
+                walking.add(path)
+                stack.append((path, True))
+                stack.extend((nxt, False) for nxt in following if nxt not in best and nxt not in walking)
+                continue
+            walking.discard(path)
+            tail = max((best.get(nxt, []) for nxt in following), key=len, default=[])
+            best[path] = ([path] if path in marked else []) + tail
+    return max((best[path] for path in sorted(marked)), key=len, default=[])
 
 # Layers that combine tensors elementwise and are jointly positively
 # homogeneous: scaling every input by c scales the output by c. Scaling only
