@@ -146,7 +146,6 @@ from reglint.engine.fmt import g, pct
 from reglint.engine.measured import data_note, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
-from reglint.estimate.init_scale import init_rms
 
 
 def remedy_ratio(warning: float) -> float:
@@ -355,10 +354,9 @@ def front_pull(analysis) -> float | None:
     front = [p for p in PenaltyDominatesLoss.counted(analysis) if not p.behind_norm]
     weighted, total = 0.0, 0.0
     for p in front:
-        sigma = init_rms(p.variable)
-        if not sigma or not p.penalty:
+        if p.pull is None or not p.penalty:
             continue
-        weighted += p.penalty * (2 * p.l2 + p.l1 / sigma)
+        weighted += p.penalty * p.pull
         total += p.penalty
     return weighted / total if total else None
 

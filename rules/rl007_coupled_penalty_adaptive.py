@@ -103,7 +103,6 @@ from reglint.engine.fmt import g, lam, plural
 from reglint.engine.measured import static_finding
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import init_rms
-from reglint.model import Role
 
 
 class CoupledPenaltyAdaptive(Rule):
@@ -172,12 +171,9 @@ class CoupledPenaltyAdaptive(Rule):
         dyn = analysis.dynamics
         level = self.thresholds["drift-pull-error"]
         sigma_of: dict[str, float] = {}
-        for p in analysis.penalties:
-            kernel = p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS
-            if not (p.active and (p.l1 or p.l2) and p.counted and kernel and not p.behind_norm):
-                continue
-            sigma = init_rms(p.variable)
-            if sigma and 2 * p.l2 + p.l1 / sigma >= level:
+        for p in analysis.chain_penalties():
+            pull, sigma = p.pull, init_rms(p.variable)
+            if pull is not None and sigma and pull >= level:
                 sigma_of[p.layer.path] = max(sigma, sigma_of.get(p.layer.path, 0.0))
         chain = analysis.unnormalized_chain(set(sigma_of)) if dyn.lr else []
         if len(chain) < 2:

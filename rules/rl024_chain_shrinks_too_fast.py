@@ -100,7 +100,6 @@ import math
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Option, Rule
-from reglint.model import Role
 
 
 class ChainShrinksTooFast(Rule):
@@ -163,9 +162,8 @@ class ChainShrinksTooFast(Rule):
         if dyn.family != "sgd" or not dyn.lr:
             return {}
         out: dict = {}
-        for p in analysis.penalties:
-            kernel = p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS
-            if not (p.active and p.l2 and p.counted and kernel and not p.behind_norm):
+        for p in analysis.chain_penalties():
+            if not p.l2:
                 continue
             r = dyn.total_shrink(p.l2) or 0.0
             if r > out.get(p.layer.path, (0.0, None))[0]:

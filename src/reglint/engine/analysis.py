@@ -217,6 +217,14 @@ class Analysis:
         return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS,
                                through=lambda nxt: True)
 
+    def chain_penalties(self) -> list[TensorPenalty]:
+        """Active penalties on kernels and embeddings that RL001 counts and
+        whose layer reaches an output without passing a normalization: the
+        tensors whose shrinks compound along a chain (RL024, RL007)."""
+        return [p for p in self.penalties
+                if p.active and p.counted and not p.behind_norm and (p.l1 or p.l2)
+                and (p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS)]
+
     def unnormalized_chain(self, layers: set[str]) -> list[str]:
         """Of ``layers`` (paths), the most that one forward path passes
         without crossing a normalization layer, in order: kernels that

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reglint.estimate.init_scale import expected_abs_cosine, expected_sum_abs, expected_sum_sq
+from reglint.estimate.init_scale import expected_abs_cosine, expected_sum_abs, expected_sum_sq, init_rms
 from reglint.model import Layer, Regularizer, Variable
 
 
@@ -77,6 +77,15 @@ class TensorPenalty:
         """The reference penalty: at initialisation where it can be computed
         (the lambda's design point), else at the saved weights."""
         return self.penalty_init if self.penalty_init is not None else self.penalty_saved
+
+    @property
+    def pull(self) -> float | None:
+        """The penalty's gradient per unit of weight at its init scale,
+        ``2*l2 + l1/sigma_init``: width-free, since a layer's data gradient
+        per weight scales with its weights' size (RL001's error gate, RL007's
+        chain error). None without an initializer scale."""
+        sigma = init_rms(self.variable)
+        return 2 * self.l2 + self.l1 / sigma if sigma else None
 
 
 def tensor_penalty(layer: Layer, var: Variable) -> TensorPenalty:
