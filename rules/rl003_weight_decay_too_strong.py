@@ -83,7 +83,10 @@ every weight gets (decoupled ``eta*wd``, or the optimizer's own coupled
 decay) past its level. Under heavy-ball momentum the slow-mode formula
 overstates the actual contraction once ``eta*h > (1-sqrt(b))^2``
 (``Dynamics.contraction``: at most ``1 - sqrt(b)``, 0.051 per step at
-b = 0.9), one more reason the sum is not an error.
+b = 0.9), one more reason the sum is not an error here. Where the kernels
+carrying such sums follow one another with no normalization (the LSTM, GRU
+and Embedding models that collapsed), RL024 judges the same sum as an error
+from 0.15 per step.
 Checked, not re-fitted, on 360 PyTorch runs (``bench/TORCH_CALIBRATION.md``):
 coupled SGD at 0.05 finds 97% of wrecked runs at 90% precision (held out:
 33/34 at 92%), with ~9% of healthy runs flagged (small, nearly separable

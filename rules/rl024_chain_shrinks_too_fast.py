@@ -176,9 +176,9 @@ class ChainShrinksTooFast(Rule):
         dyn = analysis.dynamics
         room = self.aim - (dyn.decoupled_shrink or 0.0)
         changes = []
-        for p in analysis.penalties:
+        for p in analysis.chain_penalties():
             r = shrinks.get(p.layer.path, (0.0, None))[0]
-            if p.l2 and p.counted and r >= self.thresholds["chain-shrink-warning"] and p.layer.path in shrinks:
+            if p.l2 and r >= self.thresholds["chain-shrink-warning"]:
                 safe = room * (1.0 - dyn.momentum) / (2.0 * dyn.lr) - dyn.coupled_l2 if room > 0 else 0.0
                 changes.append(Change("lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path,
                                       target=p.variable.role.value))
