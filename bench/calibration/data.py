@@ -21,7 +21,7 @@ SPLIT_SEED = 0
 N_BINS_EMB = 8
 TOKEN_WIDTH = 4
 SEQUENCE_ARCHS = ("tfm", "tfm_post", "lstm", "gru")
-IMAGE_ARCHS = ("cnn", "res")
+IMAGE_ARCHS = ("cnn", "res", "sep")
 
 _DATA: dict[str, dict] = {}
 

@@ -12,6 +12,11 @@ Two grids share one output folder and one outcome rule:
   kernel L2 + optimizer weight decay together, biases, kernel L2 alone,
   weight decay alone; SGD momentum, AdamW and RMSprop at their usual
   learning rates.
+- ``fresh`` (2026-11-30, ``bench/calibration-runs-fresh.jsonl.gz``): the
+  families of issue 15's third set that neither grid above has, trained
+  after every threshold was fixed and used only for scoring: a separable
+  CNN with BatchNorm and a LayerNorm MLP under SGD momentum, AdamW and
+  Nadam; kernel L2, kernel L2 + weight decay, gamma+beta L2, weight decay.
 
 Held out when choosing thresholds: whole data sets (wine, synth) and whole
 architecture families (``gru``, ``tfm_post``): their runs are only scored.
@@ -20,13 +25,17 @@ architecture families (``gru``, ``tfm_post``): their runs are only scored.
 from __future__ import annotations
 
 HELD_OUT_DATASETS = ("wine", "synth")
-HELD_OUT_ARCHS = ("gru", "tfm_post")
+# The fresh grid's families never took part in choosing a threshold.
+FRESH_ARCHS = ("sep", "mlp_ln")
+HELD_OUT_ARCHS = ("gru", "tfm_post", *FRESH_ARCHS)
 EPOCHS = {"digits": 20, "breast": 30, "wine": 60, "diabetes": 10, "synth": 20}
 # The modern architectures are 3-10x slower per step: fewer epochs, chosen
 # in pre-tests so that every lambda = 0 baseline still trains well.
 MODERN_EPOCHS = {"digits": 10, "breast": 20, "wine": 40, "synth": 10}
 BATCH = 32
 MODERN_ARCHS = ("res", "tfm", "tfm_post", "lstm", "gru")
+# Architectures trained for the modern grid's epochs (classic ones keep theirs).
+SHORT_EPOCH_ARCHS = (*MODERN_ARCHS, *FRESH_ARCHS)
 
 OPTIMIZERS = {
     # key: (class, kwargs, base key for the group baseline)
@@ -43,6 +52,7 @@ OPTIMIZERS = {
     "sgdw": ("SGD", {"learning_rate": 0.03, "momentum": 0.9}, "sgd_m"),
     # The ResNet recipe's learning rate (He et al. 2016).
     "sgd_m1": ("SGD", {"learning_rate": 0.1, "momentum": 0.9}, "sgd_m1"),
+    "nadam": ("Nadam", {"learning_rate": 1e-3}, "nadam"),
 }
 # Placements in which the optimizer's weight_decay is lambda.
 WD_PLACEMENTS = ("wd", "l2_wd")
@@ -79,7 +89,7 @@ def _spec(dataset, arch, opt, placement, lam, grid="classic"):
             "opt": opt, "placement": placement, "lam": float(lam)}
     if grid != "classic":
         spec["grid"] = grid
-    if arch in MODERN_ARCHS:  # classic architectures keep their epochs: a shared run_id is one training
+    if arch in SHORT_EPOCH_ARCHS:  # classic architectures keep their epochs: a shared run_id is one training
         spec["epochs"] = MODERN_EPOCHS[dataset]
     return spec
 
@@ -87,9 +97,11 @@ def _spec(dataset, arch, opt, placement, lam, grid="classic"):
 def build_grid(kind: str = "full") -> list[dict]:
     """The list of run specs; baselines first so a partial grid is usable.
     ``kind``: ``full`` (the classic grid), ``quick`` (a ~20-run smoke grid),
-    ``modern``."""
+    ``modern``, ``fresh``."""
     if kind == "modern":
         return _with_baselines(_modern_runs(), grid="modern")
+    if kind == "fresh":
+        return _with_baselines(_fresh_runs(), grid="fresh")
     runs: list[dict] = []
     block = _blocks(runs, "classic")
     if kind == "quick":
@@ -160,6 +172,28 @@ def _modern_runs() -> list[dict]:
     each(("lstm", "gru", "emb"), two, "l2_wd", LAM_STACKED_SHORT)
     each(("res",), four, "wd", LAM_WD_ADAPTIVE, opts=("adamw",))
     each(("res",), four, "wd", LAM_WD_SGD, opts=("sgd",))
+    return runs
+
+
+# Fresh grid lambdas: the same decades as the modern grid's.
+LAM_FRESH_KERNEL = [1e-3, 1e-2, 0.1, 1.0]
+LAM_FRESH_STACKED = [1e-2, 0.1, 0.3]
+LAM_FRESH_NORM = [1e-2, 0.1, 1.0]
+
+
+def _fresh_runs() -> list[dict]:
+    """Issue 15's third set, the families no threshold was chosen on: a
+    separable CNN with BatchNorm (``sep``) and a LayerNorm MLP (``mlp_ln``)
+    on the four classification sets, under SGD momentum, AdamW and Nadam."""
+    runs: list[dict] = []
+    block = _blocks(runs, "fresh")
+    pairs = [(d, a) for a in FRESH_ARCHS for d in ("digits", "breast", "wine", "synth")]
+    opts = ["sgd_m", "adamw", "nadam"]
+    block(pairs, opts, "l2", LAM_FRESH_KERNEL)
+    block(pairs, opts, "l2_wd", LAM_FRESH_STACKED)
+    block(pairs, opts, "gamma_beta", LAM_FRESH_NORM)
+    block(pairs, ["adamw", "nadam"], "wd", LAM_WD_ADAPTIVE)
+    block(pairs, ["sgd_m"], "wd", LAM_WD_SGD)
     return runs
 
 
