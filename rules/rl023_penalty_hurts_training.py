@@ -144,18 +144,18 @@ from typing import Any
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
 from reglint.engine.rule import Option, Rule
+from reglint.engine.twin_metric import FINAL_RECORDS, TwinMetric
+from reglint.engine.twin_metric import final_value as _final
+from reglint.engine.twin_metric import first_value as _first
 
 # The calibration grid's outcome rule (bench/calibrate.py): a run that
-# learned beats chance by LEARNED accuracy points (R^2-like LEARNED_SKILL);
-# one within COLLAPSED of chance (R^2-like 0.05) has collapsed.
-LEARNED = 0.15
-LEARNED_SKILL = 0.20
+# learned beats chance by LEARNED accuracy points (R^2-like LEARNED_SKILL,
+# both in reglint.engine.twin_metric); one within COLLAPSED of chance
+# (R^2-like 0.05) has collapsed.
 COLLAPSED = 0.05
 # A run whose training loss ends above DIVERGE_FACTOR x its start diverged
 # (the same factor as the calibration's and ``profile.run.classify``).
 DIVERGE_FACTOR = 3.0
-# Records averaged at the end of each run.
-FINAL_RECORDS = 3
 # A penalized run at chance for this many consecutive records while its
 # twin had learned, which then recovered, is ``stalled`` (a warning): a
 # training stopped in that window ends at chance.
@@ -200,14 +200,14 @@ class PenaltyHurtsTraining(Rule):
         if not twin.removed:
             return Judgment("nothing-removed", "the model has no penalty and no weight decay: the twin is the "
                                                "same run")
-        metric = _Metric(twin, result)
+        metric = TwinMetric(twin, result)
         values = {"steps": twin.budget.steps, "budget_reason": twin.budget.reason, "metric": metric.name,
                   "synthetic_data": twin.synthetic, "removed": list(twin.removed), **metric.values(),
                   **_evidence(result)}
         where = _where(result, twin)
         return self._divergence(twin, metric, where, values) or self._comparison(twin, metric, where, values)
 
-    def _divergence(self, twin, metric: _Metric, where: str, values: dict) -> Judgment | None:
+    def _divergence(self, twin, metric: TwinMetric, where: str, values: dict) -> Judgment | None:
         pen, ref = twin.penalized, twin.unregularized
         pen_div, ref_div = _diverged(pen), _diverged(ref)
         if pen_div and ref_div:
@@ -219,7 +219,7 @@ class PenaltyHurtsTraining(Rule):
                             Severity.ERROR, values)
         return None
 
-    def _comparison(self, twin, metric: _Metric, where: str, values: dict) -> Judgment:
+    def _comparison(self, twin, metric: TwinMetric, where: str, values: dict) -> Judgment:
         pen, ref = twin.penalized, twin.unregularized
         m_pen, m_ref = metric.margin(pen), metric.margin(ref)
         values.update({"margin_penalized": m_pen, "margin_unregularized": m_ref})
@@ -335,75 +335,10 @@ class PenaltyHurtsTraining(Rule):
 
 
 # ---------------------------------------------------------------------------
-# the metric
+# the stall and the runs' ends
 
 
-class _Metric:
-    """Held-out accuracy over chance, or the share of the constant
-    predictor's loss explained (held-out; on synthetic data, the training
-    batch's)."""
-
-    def __init__(self, twin, result):
-        held = twin.held_out or {}
-        self.accuracy = twin.penalized.val_accuracy is not None and held.get("chance") is not None
-        self.chance = held.get("chance")
-        if twin.synthetic or twin.penalized.val_loss is None:
-            self.series, self.reference = "data_loss", result.outcome.trivial_loss
-            self.name = "training-batch loss (synthetic data)" if twin.synthetic else "training loss"
-        elif self.accuracy:
-            self.series, self.reference, self.name = "val_accuracy", None, "held-out accuracy"
-        else:
-            self.series, self.reference = "val_loss", held.get("trivial_loss")
-            self.name = "held-out loss"
-        self.against = "the constant predictor's"
-        if self.series != "val_accuracy" and not self.reference:
-            # no constant-predictor loss for this loss (or several outputs): the share of the starting loss removed
-            self.reference, self.against = _first(twin.penalized, self.series), "its start"
-        self.learned = LEARNED if self.series == "val_accuracy" else LEARNED_SKILL
-
-    def final(self, run) -> float | None:
-        return _final(run, self.series)
-
-    def margin(self, run) -> float | None:
-        value = self.final(run)
-        if value is None or not math.isfinite(value):
-            return None
-        if self.series == "val_accuracy":
-            return value - self.chance if self.chance is not None else None
-        reference = self.reference
-        if not reference:
-            return None
-        return 1.0 - value / reference
-
-    def show(self, run, name: bool = True) -> str:
-        """The run's final value, with the metric's name unless ``name`` is False."""
-        value = self.final(run)
-        label = f"{self.name} " if name else ""
-        if self.series == "val_accuracy":
-            return f"{label}{g(value)}"
-        margin = self.margin(run)
-        if self.reference and margin is not None and margin >= 0:
-            return f"{label}{g(value)} ({pct(margin)} below {self.against})"
-        return f"{label}{g(value)}"
-
-    def margin_at(self, run, index: int) -> float | None:
-        """The margin of one record (the final one averages the last few)."""
-        values = getattr(run, self.series) or []
-        value = values[index] if index < len(values) else None
-        if value is None or not math.isfinite(value):
-            return None
-        if self.series == "val_accuracy":
-            return value - self.chance
-        return 1.0 - value / self.reference if self.reference else None
-
-    def context(self) -> str:
-        return f" (chance {g(self.chance)})" if self.series == "val_accuracy" else ""
-
-    def values(self) -> dict[str, Any]:
-        return {"chance": self.chance, "reference_loss": self.reference}
-
-
-def _stall(metric: _Metric, pen, ref) -> tuple[int, int] | None:
+def _stall(metric: TwinMetric, pen, ref) -> tuple[int, int] | None:
     """(first, last step) of the longest stretch of at least STALL_RECORDS
     records, before the final ones, in which the penalized run was at chance
     while the twin had learned."""
@@ -419,21 +354,6 @@ def _stall(metric: _Metric, pen, ref) -> tuple[int, int] | None:
                 best = (start, end)
             start = None
     return (pen.step[best[0]], pen.step[best[1]]) if best is not None else None
-
-
-def _final(run, series: str) -> float | None:
-    values = getattr(run, series)
-    if not values:
-        return None
-    tail = [v for v in values[1:][-FINAL_RECORDS:] if v is not None]
-    if not tail:
-        return None
-    return sum(tail) / len(tail)
-
-
-def _first(run, series: str) -> float | None:
-    values = getattr(run, series) or []
-    return values[0] if values else None
 
 
 def _diverged(run) -> bool:

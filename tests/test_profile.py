@@ -431,6 +431,55 @@ def test_rl023_verdicts_follow_the_documented_order():
     assert _judge([0.1] * 7, [0.1, 0.12, 0.15, 0.15, 0.15, 0.15, 0.15]).label == "twin-did-not-learn"
 
 
+def _collapsing_result(pen_acc: list[float], chance: float = 0.1, synthetic: bool = False):
+    """A profiled run whose kernels' norm fell while the data loss did not
+    move (``collapsing``), under AdamW with weight_decay 10, its penalized
+    twin run scored ``pen_acc`` on the held-back slice; no TensorFlow."""
+    from types import SimpleNamespace
+
+    from reglint.profile.result import Budget, Twin, TwinRun
+
+    def run(acc):
+        return TwinRun(step=list(range(0, 10 * len(acc), 10)), data_loss=[2.3] * len(acc), val_loss=[2.3] * len(acc),
+                       val_accuracy=list(acc), kernel_norm=[1.0] * len(acc))
+
+    twin = Twin(budget=Budget(steps=60, reason="test"), penalized=run(pen_acc), unregularized=run([0.1] + [0.95] * 6),
+                removed=["weight_decay 10"], held_out={} if synthetic else {"chance": chance, "samples": 50},
+                synthetic=synthetic)
+    outcome = SimpleNamespace(label="collapsing", reason="kernel norm -95%", kernel_norm_change=-0.95,
+                              kernel_norm_initial=1.0, kernel_norm_final=0.05, data_loss_initial=2.3,
+                              data_loss_final=2.3, trivial_loss=2.3)
+    return SimpleNamespace(twin=twin, outcome=outcome, trajectory=[None] * 60, variables=[], synthetic=synthetic,
+                           optimizer={"class": "AdamW", "family": "adaptive", "learning_rate": 1e-3,
+                                      "weight_decay": 10.0, "stepped": True},
+                           weight_penalty_ratio=lambda include_invariant=False: 0.0)
+
+
+def test_collapse_signature_yields_to_a_held_out_run_that_learned():
+    """RL017 and RL003 read a collapse from the loss and the kernel norms;
+    when the same run scored well above chance on the held-back data, that
+    measurement outranks them: a warning that says so, not an error."""
+    from types import SimpleNamespace
+
+    from reglint.engine.finding import Severity
+    from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
+    from reglint.rules.rl017_weights_collapsed import WeightsCollapsed
+
+    report = SimpleNamespace(findings=[], suppressed=[])
+    for rule in (WeightsCollapsed(), WeightDecayTooStrong()):
+        (learned,) = rule.check_measured(_collapsing_result([0.1, 0.5, 0.8, 0.85, 0.85, 0.85, 0.85]), report)
+        assert learned.severity is Severity.WARNING, rule.code
+        assert "held-out accuracy 0.85 (chance 0.1)" in learned.message, learned.message
+        (at_chance,) = rule.check_measured(_collapsing_result([0.1, 0.12, 0.1, 0.1, 0.1, 0.12, 0.1]), report)
+        assert at_chance.severity is Severity.ERROR, rule.code
+        # 0.1 over chance is short of "learned" (0.15 over chance): the error stands
+        (weak,) = rule.check_measured(_collapsing_result([0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]), report)
+        assert weak.severity is Severity.ERROR, rule.code
+        # synthetic data holds no held-back slice: the signature stands
+        (synthetic,) = rule.check_measured(_collapsing_result([0.1, 0.9, 0.9, 0.9], synthetic=True), report)
+        assert synthetic.severity is Severity.ERROR, rule.code
+
+
 def test_budget_from_timescales_without_tensorflow():
     from reglint.profile.twin import MAX_STEPS, MIN_STEPS, Timescale, choose_budget
 

@@ -1,0 +1,127 @@
+"""The measure RL023 compares a penalized run and its unregularized twin by
+(``reglint profile --data``): held-out accuracy over chance, or the share of
+the constant predictor's loss explained; and whether the penalized run
+learned by it. One owner for RL023's verdict and for the measured rules that
+yield to it (RL003, RL017).
+
+>>> from types import SimpleNamespace
+>>> run = SimpleNamespace(val_accuracy=[0.1, 0.5, 0.8, 0.9, 0.9], val_loss=[2.3] * 5, data_loss=[2.3] * 5)
+>>> twin = SimpleNamespace(held_out={"chance": 0.1}, penalized=run, synthetic=False)
+>>> metric = TwinMetric(twin, None)
+>>> round(metric.margin(run), 3), metric.learned
+(0.767, 0.15)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from reglint.engine.fmt import g, pct
+
+# The calibration grid's outcome rule (bench/calibrate.py): a run that
+# learned beats chance by LEARNED accuracy points (R^2-like LEARNED_SKILL).
+LEARNED = 0.15
+LEARNED_SKILL = 0.20
+# Records averaged at the end of each run.
+FINAL_RECORDS = 3
+
+
+class TwinMetric:
+    """Held-out accuracy over chance, or the share of the constant
+    predictor's loss explained (held-out; on synthetic data, the training
+    batch's)."""
+
+    def __init__(self, twin, result):
+        held = twin.held_out or {}
+        self.accuracy = twin.penalized.val_accuracy is not None and held.get("chance") is not None
+        self.chance = held.get("chance")
+        if twin.synthetic or twin.penalized.val_loss is None:
+            self.series, self.reference = "data_loss", result.outcome.trivial_loss
+            self.name = "training-batch loss (synthetic data)" if twin.synthetic else "training loss"
+        elif self.accuracy:
+            self.series, self.reference, self.name = "val_accuracy", None, "held-out accuracy"
+        else:
+            self.series, self.reference = "val_loss", held.get("trivial_loss")
+            self.name = "held-out loss"
+        self.against = "the constant predictor's"
+        if self.series != "val_accuracy" and not self.reference:
+            # no constant-predictor loss for this loss (or several outputs): the share of the starting loss removed
+            self.reference, self.against = first_value(twin.penalized, self.series), "its start"
+        self.learned = LEARNED if self.series == "val_accuracy" else LEARNED_SKILL
+
+    def final(self, run) -> float | None:
+        return final_value(run, self.series)
+
+    def margin(self, run) -> float | None:
+        value = self.final(run)
+        if value is None or not math.isfinite(value):
+            return None
+        if self.series == "val_accuracy":
+            return value - self.chance if self.chance is not None else None
+        reference = self.reference
+        if not reference:
+            return None
+        return 1.0 - value / reference
+
+    def show(self, run, name: bool = True) -> str:
+        """The run's final value, with the metric's name unless ``name`` is False."""
+        value = self.final(run)
+        label = f"{self.name} " if name else ""
+        if self.series == "val_accuracy":
+            return f"{label}{g(value)}"
+        margin = self.margin(run)
+        if self.reference and margin is not None and margin >= 0:
+            return f"{label}{g(value)} ({pct(margin)} below {self.against})"
+        return f"{label}{g(value)}"
+
+    def margin_at(self, run, index: int) -> float | None:
+        """The margin of one record (the final one averages the last few)."""
+        values = getattr(run, self.series) or []
+        value = values[index] if index < len(values) else None
+        if value is None or not math.isfinite(value):
+            return None
+        if self.series == "val_accuracy":
+            return value - self.chance
+        return 1.0 - value / self.reference if self.reference else None
+
+    def context(self) -> str:
+        return f" (chance {g(self.chance)})" if self.series == "val_accuracy" else ""
+
+    def values(self) -> dict[str, Any]:
+        return {"chance": self.chance, "reference_loss": self.reference}
+
+
+def final_value(run, series: str) -> float | None:
+    values = getattr(run, series)
+    if not values:
+        return None
+    tail = [v for v in values[1:][-FINAL_RECORDS:] if v is not None]
+    if not tail:
+        return None
+    return sum(tail) / len(tail)
+
+
+def first_value(run, series: str) -> float | None:
+    values = getattr(run, series) or []
+    return values[0] if values else None
+
+
+def learned_on_held_out(result) -> str | None:
+    """When the penalized run (the short run the other measured rules judge)
+    ended clearly above chance on the data held back from training, the
+    words that say so; else None (no twin, synthetic data, no metric, or
+    at chance).
+
+    RL003 and RL017 infer a collapse from the run's training loss and
+    kernel norms; a held-out margin at or above the grid's "learned" level
+    (0.15 over chance; R^2-like 0.2) is the direct measurement of what they
+    infer, and outranks it (their docstrings give the calibration)."""
+    twin = getattr(result, "twin", None)
+    if twin is None or twin.synthetic or not twin.held_out:
+        return None
+    metric = TwinMetric(twin, result)
+    margin = metric.margin(twin.penalized)
+    if margin is None or margin < metric.learned:
+        return None
+    return f"yet on the held-back data it reached {metric.show(twin.penalized)}{metric.context()}"
