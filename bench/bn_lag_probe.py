@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     def accuracy(training: bool) -> float:
         kept = [v.numpy() for v in moving]
         p = model(xv, training=training).numpy()
-        for v, value in zip(moving, kept):
+        for v, value in zip(moving, kept, strict=True):
             v.assign(value)
         return float(((p[:, 0] > 0.5) == yv).mean() if p.shape[1] == 1 else (p.argmax(1) == yv).mean())
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
                 if model.losses:
                     loss += tf.add_n(model.losses)
             grads = tape.gradient(loss, model.trainable_variables)
-            model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            model.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             step += 1
             if step % args.every == 0:
                 variances = [round(float(np.mean(layer.moving_variance.numpy())), 4) for layer in norms]

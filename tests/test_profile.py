@@ -390,21 +390,24 @@ def test_full_report_shows_both_runs(models, capsys):
         assert text in out, text
 
 
-def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, diverged_at: int | None = None):
-    """RL023's verdict on two recorded runs (held-out accuracy), no TensorFlow."""
+def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, diverged_at: int | None = None,
+           pen_loss: list[float] | None = None, moving_statistics: dict | None = None):
+    """RL023's verdict on two recorded runs (held-out accuracy; the
+    penalized run's training-batch loss ``pen_loss``), no TensorFlow."""
     from types import SimpleNamespace
 
     from reglint.profile.result import Budget, Twin, TwinRun
     from reglint.rules.rl023_penalty_hurts_training import PenaltyHurtsTraining
 
-    def run(acc, diverged=None):
+    def run(acc, diverged=None, loss=None):
         steps = list(range(0, 10 * len(acc), 10))
-        return TwinRun(step=steps, data_loss=[1.0] * len(acc), val_loss=[1.0] * len(acc), val_accuracy=list(acc),
-                       kernel_norm=[1.0] * len(acc), diverged_at=diverged)
+        return TwinRun(step=steps, data_loss=list(loss or [1.0] * len(acc)), val_loss=[1.0] * len(acc),
+                       val_accuracy=list(acc), kernel_norm=[1.0] * len(acc), diverged_at=diverged)
 
-    twin = Twin(budget=Budget(steps=10 * (len(ref_acc) - 1), reason="test"), penalized=run(pen_acc, diverged_at),
-                unregularized=run(ref_acc), removed=["d/kernel L2"], held_out={"chance": chance, "samples": 50},
-                synthetic=False)
+    twin = Twin(budget=Budget(steps=10 * (len(ref_acc) - 1), reason="test"),
+                penalized=run(pen_acc, diverged_at, pen_loss), unregularized=run(ref_acc), removed=["d/kernel L2"],
+                held_out={"chance": chance, "samples": 50, "trivial_loss": 2.3}, synthetic=False,
+                moving_statistics=moving_statistics)
     result = SimpleNamespace(twin=twin, data={"path": "d.npz", "held_out": 50}, variables=[], optimizer={},
                              outcome=SimpleNamespace(trivial_loss=None, label="learning"), layer_penalties=[],
                              data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0)
@@ -478,6 +481,28 @@ def test_collapse_signature_yields_to_a_held_out_run_that_learned():
         # synthetic data holds no held-back slice: the signature stands
         (synthetic,) = rule.check_measured(_collapsing_result([0.1, 0.9, 0.9, 0.9], synthetic=True), report)
         assert synthetic.severity is Severity.ERROR, rule.code
+
+
+def test_rl023_names_stale_batchnorm_statistics_when_the_run_fits_its_batches():
+    """A penalized run at chance on the held-back slice that fits its own
+    batches (training-batch loss well under the constant predictor's 2.3)
+    in a model with BatchNorm: the cause is the moving statistics, and the
+    verdict says so; without BatchNorm, or without the fit, it does not."""
+    learned = [0.1, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9]
+    bn = {"layers": ["batch_normalization"], "momentum": 0.99}
+    stalled = [0.1, 0.1, 0.1, 0.1, 0.85, 0.9, 0.9]
+    fits, flat = [2.3, 0.3, 0.3, 0.3, 0.2, 0.2, 0.2], [2.3] * 7
+    judged = _judge(stalled, learned, pen_loss=fits, moving_statistics=bn)
+    assert judged.label == "stalled" and "BatchNorm's moving statistics (momentum 0.99" in judged.message
+    assert "about 100 steps" in judged.message
+    assert judged.values["stale_moving_statistics"]["training_batch_loss"] == pytest.approx(0.3)
+    collapsed = _judge([0.1] * 7, learned, pen_loss=fits, moving_statistics=bn)
+    assert collapsed.label == "collapsed" and "moving statistics" in collapsed.message
+    assert collapsed.values["stale_moving_statistics"]["training_batch_loss"] == pytest.approx(0.2)
+    for pen_loss, stats in ((fits, None), (flat, bn)):
+        plain = _judge(stalled, learned, pen_loss=pen_loss, moving_statistics=stats)
+        assert plain.label == "stalled" and "moving statistics" not in plain.message
+        assert "stale_moving_statistics" not in plain.values
 
 
 def test_budget_from_timescales_without_tensorflow():

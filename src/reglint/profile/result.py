@@ -166,6 +166,9 @@ class Twin:
     held_out: dict[str, Any]  # samples, chance, trivial_loss, kind; {} on synthetic data
     synthetic: bool
     angular_equilibrium: float | None = None  # predicted radians per step for scale-invariant kernels
+    # BatchNormalization-like layers that predict with moving statistics:
+    # {"layers": [paths], "momentum": the slowest one's} (None: none)
+    moving_statistics: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     verdict: dict[str, Any] = field(default_factory=lambda: {"label": "pending", "message": ""})
 
@@ -185,6 +188,7 @@ class Twin:
             "held_out": dict(self.held_out),
             "synthetic": self.synthetic,
             "angular_equilibrium": self.angular_equilibrium,
+            "moving_statistics": self.moving_statistics,
             "notes": list(self.notes),
         }
 

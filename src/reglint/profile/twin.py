@@ -67,7 +67,7 @@ import numpy as np
 from reglint.engine.fmt import g, pct
 from reglint.profile.data import BINARY, ONE_HOT, SPARSE, HeldOut, trivial_loss
 from reglint.profile.gradients import restore, snapshot
-from reglint.profile.load import DataLoss, flatten
+from reglint.profile.load import DataLoss, flatten, layer_paths
 from reglint.profile.result import Budget, StepRecord, Twin, TwinRun, VariableRow
 from reglint.profile.run import fresh_optimizer, make_train_step, probe_loss, train_step, unregularized_optimizer
 
@@ -268,6 +268,19 @@ def has_penalty(model, opt_info: dict[str, Any] | None) -> bool:
     return any(getattr(layer, "activity_regularizer", None) is not None for layer in [model, *flatten(model)])
 
 
+def moving_statistics(model) -> dict[str, Any] | None:
+    """The layers that predict with moving statistics (BatchNormalization:
+    a ``moving_variance`` and a ``momentum``), and the slowest momentum: a
+    moving average over about ``1/(1-momentum)`` steps, which RL023 names
+    when a penalized run fits its batches yet predicts at chance."""
+    paths = layer_paths(model)
+    found = [(paths.get(id(layer), layer.name), float(layer.momentum)) for layer in flatten(model)
+             if hasattr(layer, "moving_variance") and isinstance(getattr(layer, "momentum", None), (int, float))]
+    if not found:
+        return None
+    return {"layers": [path for path, _ in found], "momentum": max(m for _, m in found)}
+
+
 # ---------------------------------------------------------------------------
 # held-back evaluation
 
@@ -407,7 +420,7 @@ def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_overrid
     result = Twin(budget=budget, penalized=pen.run, unregularized=twin, removed=removed,
                   held_out=evaluator.reference(), synthetic=bool(inputs.batches.synthetic),
                   angular_equilibrium=angular_equilibrium(opt_info, inputs.rows) if inputs.invariant else None,
-                  notes=_notes(inputs, len(lanes) > 1))
+                  moving_statistics=moving_statistics(model), notes=_notes(inputs, len(lanes) > 1))
     return result, pen.records, probe_final
 
 
