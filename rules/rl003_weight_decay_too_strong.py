@@ -94,6 +94,24 @@ sets under momentum at r = 0.09-0.3, where the data holds the weights up);
 AdamW: no false alarm, the misses are wd = 30 collapses the equilibrium
 criterion would need initializers to see.
 
+BatchNorm's moving statistics: where the decay every weight gets shrinks
+kernels that feed a BatchNormalization layer, their output variance falls
+``2*r`` per step; when that exceeds ``1 - momentum`` (0.01 at Keras'
+default 0.99) the moving variance cannot follow, and until the kernels'
+norm settles the layer divides by a stale, too-large variance at
+inference. The warning then says so (the severity does not change). On
+the grids (AdamW at lr 1e-3 with weight decay 10, ``2*r = 0.02``): the
+residual CNN collapsed in 6 of 12 runs (three seeds: breast cancer and
+digits, 320 and 480 steps), degraded mildly on synth and stayed healthy on
+wine (640 steps); the fresh grid's separable CNN collapsed in 6 of 8
+(Nadam too) and degraded on wine; the classic Dense-BatchNorm model on
+digits (960 steps) stayed healthy. ``bench/bn_lag_probe.py`` measured the
+cause on one of them: 0.93 held-out accuracy with batch statistics, the
+majority class with the moving ones from step 42 to 420. Whether a run
+ends inside that window depends on its length and data (wine's ran past
+it), so this stays a warning; ``reglint profile --data --epochs E`` judges
+it at the user's length (RL023 names the cause).
+
 Measured (``reglint profile``): an error when the short run from the saved
 weights diverged or collapsed with the shrink at or above the warning
 level. A collapse read from the training loss and the kernel norms is a
@@ -145,6 +163,23 @@ def every_weight_shrink(dyn) -> float:
     ``SGD(weight_decay=...)``, read as ``coupled_l2``)."""
     coupled = dyn.coupled_shrink(0.0) if dyn.family == "sgd" and dyn.coupled_l2 else None
     return (dyn.decoupled_shrink or 0.0) + (coupled or 0.0)
+
+
+def moving_statistics_lag(model, analysis, shrink: float) -> dict | None:
+    """BatchNormalization layers fed directly by kernels that a decay of
+    ``shrink`` per step reaches, when the variance those kernels feed them
+    falls faster (``2*shrink``) than the moving statistics follow
+    (``1 - momentum``): {"layers", "momentum" (the slowest)}; else None."""
+    if not shrink:
+        return None
+    feeding = {layer.path for layer, _, _ in analysis.invariant_kernels()}
+    lagging = [(layer.path, float(layer.config["momentum"])) for layer in model.layers
+               if layer.class_name in ("BatchNormalization", "SyncBatchNormalization")
+               and isinstance(layer.config.get("momentum"), (int, float)) and 0 <= layer.config["momentum"] < 1
+               and set(layer.inbound) & feeding and 2 * shrink > 1 - float(layer.config["momentum"])]
+    if not lagging:
+        return None
+    return {"layers": [path for path, _ in lagging], "momentum": max(m for _, m in lagging)}
 
 
 def stacked_shrink(analysis):
@@ -254,6 +289,14 @@ class WeightDecayTooStrong(Rule):
             safe_wd_eq = 0.5 * self.thresholds["adamw-equilibrium-error"] * dyn.weight_decay / q
         else:
             safe_wd_eq = None
+        lag = moving_statistics_lag(model, analysis, base)
+        if lag:
+            values["moving_statistics_lag"] = lag
+            wipe += (f"; the kernels feeding {len(lag['layers'])} BatchNormalization layer(s) lose {g(2 * base)} of "
+                     f"their output variance per step, faster than the moving statistics follow "
+                     f"({g(1 - lag['momentum'])} per step at momentum {g(lag['momentum'])}): until their norm "
+                     f"settles the network predicts from stale statistics, and a training stopped then saves a "
+                     f"model that predicts one class (reglint profile --data --epochs E measures it)")
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
         setting = f"weight_decay {g(dyn.weight_decay)}" if not coupled else (
             f"SGD's coupled weight_decay {g(2 * dyn.coupled_l2)} (L2 {g(dyn.coupled_l2)})"

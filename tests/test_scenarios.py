@@ -111,6 +111,29 @@ def test_a_stacked_sum_alone_is_a_warning():
     assert f.values["shrink_per_step"] == pytest.approx(0.1 + 0.01)
 
 
+def test_decay_faster_than_batchnorm_statistics_names_the_lag():
+    """AdamW(1e-3, weight_decay 10) on a Conv -> BatchNorm CNN: the BN-fed
+    kernels lose 2*lr*wd = 0.02 of their output variance per step, faster
+    than the moving statistics follow (1 - 0.99): RL003's warning says so.
+    The same CNN with LayerNorm (no moving statistics) gets the plain
+    warning. Calibration: such BatchNorm CNNs collapsed when training
+    stopped inside the lag (bench/bn_lag_probe.py measured the cause)."""
+    def rl003(name):
+        report = lint_file(str(KERAS_FIXTURES / name), Settings(context=TrainingContext()))
+        assert report.error is None, report.error
+        [f] = [f for f in report.findings if f.code == "RL003"]
+        return f
+
+    lagging = rl003("scenario_bn_statistics_lag.keras")
+    assert lagging.severity is Severity.WARNING
+    assert lagging.values["moving_statistics_lag"] == {"layers": ["batch_normalization", "batch_normalization_1"],
+                                                       "momentum": pytest.approx(0.99)}
+    assert "faster than the moving statistics follow (0.01 per step at momentum 0.99)" in lagging.message
+    plain = rl003("scenario_ln_no_statistics.keras")
+    assert plain.severity is Severity.WARNING and "moving_statistics_lag" not in plain.values
+    assert "stale statistics" not in plain.message
+
+
 def chain_findings(path, context=None, **settings):
     report = lint_file(str(path), Settings(context=context or TrainingContext(), **settings))
     assert report.error is None, report.error
