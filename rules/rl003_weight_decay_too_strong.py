@@ -172,14 +172,14 @@ def moving_statistics_lag(model, analysis, shrink: float) -> dict | None:
     (``1 - momentum``): {"layers", "momentum" (the slowest)}; else None."""
     if not shrink:
         return None
-    feeding = {layer.path for layer, _, _ in analysis.invariant_kernels()}
-    lagging = [(layer.path, float(layer.config["momentum"])) for layer in model.layers
+    fed = {nxt.path: nxt for layer, _, _ in analysis.invariant_kernels() for nxt in analysis.consumers(layer)}
+    lagging = [(layer.path, float(layer.config["momentum"])) for layer in fed.values()
                if layer.class_name in ("BatchNormalization", "SyncBatchNormalization")
                and isinstance(layer.config.get("momentum"), (int, float)) and 0 <= layer.config["momentum"] < 1
-               and set(layer.inbound) & feeding and 2 * shrink > 1 - float(layer.config["momentum"])]
+               and 2 * shrink > 1 - float(layer.config["momentum"])]
     if not lagging:
         return None
-    return {"layers": [path for path, _ in lagging], "momentum": max(m for _, m in lagging)}
+    return {"layers": sorted(path for path, _ in lagging), "momentum": max(m for _, m in lagging)}
 
 
 def stacked_shrink(analysis):
@@ -294,7 +294,8 @@ class WeightDecayTooStrong(Rule):
             values["moving_statistics_lag"] = lag
             wipe += (f"; the kernels feeding {len(lag['layers'])} BatchNormalization layer(s) lose {g(2 * base)} of "
                      f"their output variance per step, faster than the moving statistics follow "
-                     f"({g(1 - lag['momentum'])} per step at momentum {g(lag['momentum'])}): until their norm "
+                     f"({g(1 - lag['momentum'])} per step at momentum {g(lag['momentum'])}; they keep up below a "
+                     f"shrink of {g((1 - lag['momentum']) / 2)} per step): until their norm "
                      f"settles the network predicts from stale statistics, and a training stopped then saves a "
                      f"model that predicts one class (reglint profile --data --epochs E measures it)")
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)

@@ -128,7 +128,8 @@ def test_decay_faster_than_batchnorm_statistics_names_the_lag():
     assert lagging.severity is Severity.WARNING
     assert lagging.values["moving_statistics_lag"] == {"layers": ["batch_normalization", "batch_normalization_1"],
                                                        "momentum": pytest.approx(0.99)}
-    assert "faster than the moving statistics follow (0.01 per step at momentum 0.99)" in lagging.message
+    assert "faster than the moving statistics follow (0.01 per step at momentum 0.99; they keep up below a " \
+        "shrink of 0.005 per step)" in lagging.message
     plain = rl003("scenario_ln_no_statistics.keras")
     assert plain.severity is Severity.WARNING and "moving_statistics_lag" not in plain.values
     assert "stale statistics" not in plain.message

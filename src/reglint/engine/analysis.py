@@ -209,6 +209,10 @@ class Analysis:
             return False
         return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS)
 
+    def consumers(self, layer: Layer) -> list[Layer]:
+        """The layers ``layer``'s output feeds directly (within its container)."""
+        return list(self._outbound.get(layer.path, []))
+
     def behind_normalizer(self, layer: Layer) -> bool:
         """True when every path from ``layer`` to the model's outputs passes
         a normalization layer (a transformer's final LayerNorm): whatever
