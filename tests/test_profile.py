@@ -195,6 +195,25 @@ def test_ftrl_own_l1_is_removed_in_the_twin_and_named_as_the_cause(tmp_path, cap
 
 
 @pytest.mark.slow
+def test_twin_records_the_layers_that_predict_with_moving_statistics(tmp_path, capsys):
+    """The BatchNorm fixture's twin names both BatchNormalization layers and
+    their momentum (RL023 reads it to name a stale-statistics collapse); its
+    LayerNorm counterpart has none."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 8, 8, 1)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(x.reshape(160, -1)[:, :10].argmax(1)).astype("int32"))
+    found = {}
+    for name in ("scenario_bn_statistics_lag.keras", "scenario_ln_no_statistics.keras"):
+        code, report, err = profile_json(capsys, str(KERAS_FIXTURES / name), "--data", str(tmp_path / "data.npz"),
+                                         "--steps", "12")
+        assert code in (0, 1), err
+        found[name] = profile_of(report)["twin"]["moving_statistics"]
+    assert found["scenario_bn_statistics_lag.keras"] == {"layers": ["batch_normalization", "batch_normalization_1"],
+                                                         "momentum": pytest.approx(0.99)}
+    assert found["scenario_ln_no_statistics.keras"] is None
+
+
+@pytest.mark.slow
 def test_collapsing_run_gives_measured_rl017(models, capsys):
     code, report, _ = profile_json(capsys, str(models["collapsing"]), "--steps", "20")
     assert code == 1
