@@ -91,6 +91,24 @@ def test_explain_answers_the_seed_question():
     assert "Does NOT depend on the weight count" in text and "E[sum w^2]" in text
 
 
+def test_explain_answers_for_the_optimizers_weight_decay_too():
+    """A model with no regularizer objects and AdamW(weight_decay=10): the
+    decay reaches every weight, so explain shows its per-step shrink and
+    timescale and RL003's verdict and fix instead of "nothing to explain"."""
+    path = str(KERAS_FIXTURES / "scenario_bn_statistics_lag.keras")
+    doc = json.loads(reglint("explain", path, "--format", "json").stdout)
+    assert doc["tensors"] == []
+    decay = doc["optimizer_decay"]
+    assert decay["shrink_per_step"] == pytest.approx(1e-3 * 10) and decay["timescale_steps"] == pytest.approx(100)
+    assert [f["code"] for f in decay["findings"]] == ["RL003", "RL008"]  # RL008: it decays gamma and beta too
+    assert [(c["code"], c["current"], c["suggested"]) for c in decay["rule_changes"]] == [("RL003", 10.0, 5.0)]
+    text = reglint("explain", path).stdout
+    assert "optimizer weight_decay 10 at lr 0.001" in text and "timescale 100 steps" in text
+    assert "nothing to explain" not in text
+    seed = json.loads(reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras"), "--format", "json").stdout)
+    assert seed["optimizer_decay"] is None
+
+
 @pytest.mark.parametrize(("exported", "expected"), [(None, "1"), ("4", "4")])
 def test_console_script_asks_numpy_for_one_blas_thread(exported, expected):
     """Set before numpy loads (it reads the variable once); the user's own value wins."""

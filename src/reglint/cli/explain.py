@@ -14,6 +14,10 @@ tensor this prints what depends on the weight count and what does not:
   size cancelling; compared with a data loss that does not grow at all;
 - what the dataset size changes: the MAP prior ``lambda = 1/(2*sigma^2*N)``
   shrinks with N, and the decay timescale in epochs is ``tau*B/N``.
+
+The optimizer's ``weight_decay`` reaches every weight without a penalty in
+the loss: its shrink, timescale and the rules' verdicts on it come first
+(``optimizer_decay`` in JSON), also for a model with no regularizer.
 """
 
 from __future__ import annotations
@@ -98,6 +102,26 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     }
 
 
+def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
+    """The optimizer's own ``weight_decay``, which reaches every weight
+    whether or not a layer has a regularizer: its per-step shrink
+    ``lr*weight_decay``, the timescale, and what the rules say of it (their
+    findings and fixes, never re-derived here). None without one."""
+    dyn, ctx = report.analysis.dynamics, report.analysis.context
+    shrink = dyn.decoupled_shrink
+    if not shrink:
+        return None
+    per_epoch = ctx.steps_per_epoch()
+    findings = [f for f in report.findings if f.target == "optimizer.weight_decay"]
+    changes = [{"code": f.code, "aim": f.fix.aim, **c.to_dict()} for f in report.findings if f.fix is not None
+               for c in f.fix.changes if c.target == "optimizer" and c.parameter == "weight_decay"]
+    return {"weight_decay": dyn.weight_decay, "learning_rate": dyn.lr, "optimizer_family": dyn.family,
+            "shrink_per_step": shrink, "timescale_steps": 1 / shrink,
+            "timescale_epochs": (1 / shrink / per_epoch) if per_epoch else None,
+            "findings": [{"code": f.code, "severity": f.severity.value, "message": f.message} for f in findings],
+            "rule_changes": changes}
+
+
 def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], output_format: str) -> int:
     """Lint the file exactly as ``check`` does (settings, rules, fixes),
     then explain its regularized tensors with the rules' answers."""
@@ -120,24 +144,29 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
         err(f"no regularized layer matches {layer!r}")
         return 2
     rows = [explain_tensor(report, p) for p in items]
+    decay = explain_optimizer_decay(report)
     if output_format == "json":
         from reglint.engine.report import file_to_dict, jsonable
 
         whole = file_to_dict(report)
         sweep = (whole.get("model") or {}).get("analysis", {}).get("sweep")
-        doc = {"path": str(path), "tensors": rows, "findings": whole["findings"], "sweep": sweep}
+        doc = {"path": str(path), "tensors": rows, "optimizer_decay": decay, "findings": whole["findings"],
+               "sweep": sweep}
         sys.stdout.write(json.dumps(jsonable(doc), indent=2) + "\n")
         return 0
-    _print(rows, report.analysis, path)
+    _print(rows, report.analysis, path, decay)
     return 0
 
 
-def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
+def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: dict[str, Any] | None) -> None:
     from reglint.reporters.console import make_console
 
     console = make_console()
+    if decay is not None:
+        _print_decay(console, decay)
     if not rows:
-        console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
+        if decay is None:
+            console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
         return
     dyn = analysis.dynamics
     for row in rows:
@@ -187,6 +216,27 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path) -> None:
         for line in lines:
             console.print(line, highlight=False)
         console.print()
+
+
+def _print_decay(console, decay: dict[str, Any]) -> None:
+    """The optimizer's weight_decay: the same shrink for every weight, whatever its layer's size."""
+    title = (f"[bold]optimizer weight_decay {g(decay['weight_decay'])}[/] at lr {g(decay['learning_rate'])} · "
+             f"every weight")
+    if console.soft_wrap:
+        console.print(f"── {title} ──")
+    else:
+        console.rule(title)
+    horizon = f" = {g(decay['timescale_epochs'], 2)} epochs" if decay["timescale_epochs"] else ""
+    lines = [f"  per-step shrink      lr*weight_decay = {g(decay['shrink_per_step'])} -> timescale "
+             f"{g(decay['timescale_steps'])} steps{horizon}: the same for every weight, whatever the layer's size",
+             "  penalty              none in the loss: decoupled decay acts on the weights directly"]
+    lines += [f"  {f['code']} ({f['severity']}): {markup(f['message'])}" for f in decay["findings"]]
+    for change in decay["rule_changes"]:
+        lines.append(f"  {change['code']} suggests weight_decay {g(change['current'])} -> {g(change['suggested'])} "
+                     f"({markup(change['aim'])})")
+    for line in lines:
+        console.print(line, highlight=False)
+    console.print()
 
 
 def _rule_lines(row: dict[str, Any]) -> list[str]:
