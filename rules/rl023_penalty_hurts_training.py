@@ -68,7 +68,9 @@ weights), ``gap = (m_twin - m_pen) / m_twin``. In order:
 - the penalized run at chance for at least 3 consecutive records while
   the twin had learned, recovered by the end: warning (``stalled``; a
   training stopped in that window ends at chance: BatchNorm networks whose
-  kernels shrink faster than the moving statistics follow);
+  kernels shrink faster than the moving statistics follow). The window is
+  also given in epochs of the examples the twin trained on,
+  ``step / ceil(examples / batch)``, the unit a training is planned in;
 - ``collapsed`` and ``stalled`` add a cause when the model has layers
   that predict with moving statistics (BatchNormalization) and the
   penalized run's training-batch loss over those records, computed with
@@ -143,6 +145,20 @@ trainings: a median of about 1,450 steps) both seeds' held-out recall is
 (22/31): residual networks whose twin stalled and recovered inside the
 budget (``stalled`` warnings) and SGD runs at gaps of 0.58-0.68. Pass
 ``--epochs E`` (your training's length) to be judged there.
+
+Why ``stalled`` stays a warning: whether a stalled recipe wrecks a training
+depends on where that training stops, which the file does not record.
+Over the four grids' default-budget profiles (classic, modern seeds 0 and
+1, fresh) 68 runs got ``stalled``: 26 wrecked, 19 degraded by at least
+half their margin, 14 degraded less, 9 healthy: 66% severely harmed,
+short of the 90% an error needs. The twin had reached 90% of its final
+margin before the stall ended in 67 of the 68, so "the unregularized run was
+done first" does not tell them apart; nor does a stall that began after
+the penalized run had learned (12 runs: 6 wrecked, 4 degraded, 2
+healthy; ``python bench/stall_tally.py`` prints these counts). The real
+training's length does (the fresh grid's separable CNN: 320-step
+trainings inside windows ending at step 336-588 collapsed, 640-step ones
+past windows ending at 252-420 were healthy).
 
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
@@ -224,7 +240,7 @@ class PenaltyHurtsTraining(Rule):
                   "synthetic_data": twin.synthetic, "removed": list(twin.removed), **metric.values(),
                   **_evidence(result)}
         where = _where(result, twin)
-        return self._divergence(twin, metric, where, values) or self._comparison(twin, metric, where, values)
+        return self._divergence(twin, metric, where, values) or self._comparison(result, metric, where, values)
 
     def _divergence(self, twin, metric: TwinMetric, where: str, values: dict) -> Judgment | None:
         pen, ref = twin.penalized, twin.unregularized
@@ -238,7 +254,8 @@ class PenaltyHurtsTraining(Rule):
                             Severity.ERROR, values)
         return None
 
-    def _comparison(self, twin, metric: TwinMetric, where: str, values: dict) -> Judgment:
+    def _comparison(self, result, metric: TwinMetric, where: str, values: dict) -> Judgment:
+        twin = result.twin
         pen, ref = twin.penalized, twin.unregularized
         m_pen, m_ref = metric.margin(pen), metric.margin(ref)
         values.update({"margin_penalized": m_pen, "margin_unregularized": m_ref})
@@ -259,12 +276,14 @@ class PenaltyHurtsTraining(Rule):
         level = self.level(gap, "twin-gap-warning", "twin-gap-error")
         stall = _stall(metric, pen, ref)
         if stall is not None and level is not Severity.ERROR:
-            values["stalled_steps"] = [pen.step[stall[0]], pen.step[stall[1]]]
+            first, last = pen.step[stall[0]], pen.step[stall[1]]
+            values["stalled_steps"] = [first, last]
             stale = _stale_statistics(twin, pen, stall[0], stall[1], values)
-            return Judgment("stalled", f"{where}: the penalized run sat at chance from step {g(pen.step[stall[0]])} "
-                                       f"to {g(pen.step[stall[1]])} while its twin had learned, then recovered: "
-                                       f"{both}; a training stopped in that window ends at chance (--epochs E, your "
-                                       f"training's length, judges it there){stale}", Severity.WARNING, values)
+            return Judgment("stalled", f"{where}: the penalized run sat at chance from step {g(first)} to {g(last)}"
+                                       f"{_in_epochs(result, first, last, values)} while its twin had learned, "
+                                       f"then recovered: {both}; a training stopped in that window ends at chance "
+                                       f"(--epochs E, your training's length, judges it there){stale}",
+                            Severity.WARNING, values)
         if level is not None:
             option = "twin-gap-error" if level is Severity.ERROR else "twin-gap-warning"
             message = (f"{where}: {both}: it lost {pct(gap)} of the twin's margin ({level.value} from "
@@ -376,6 +395,22 @@ def _stall(metric: TwinMetric, pen, ref) -> tuple[int, int] | None:
                 best = (start, end)
             start = None
     return best
+
+
+def _in_epochs(result, first: int, last: int, values: dict) -> str:
+    """Steps ``first..last`` in the unit a training is planned in: epochs of
+    the examples the twin trained on, ``ceil(examples / batch)`` steps each
+    (as ``fit`` counts them); '' when the data's size is not known (the
+    synthetic batch)."""
+    data = result.data or {}
+    examples, batch = data.get("train_samples"), data.get("batch_size")
+    if not examples or not batch:
+        return ""
+    per_epoch = math.ceil(examples / batch)
+    span = [first / per_epoch, last / per_epoch]
+    values["stalled_epochs"] = span
+    return (f" (epochs {g(span[0], 2)} to {g(span[1], 2)} at {g(per_epoch)} steps per epoch: {g(examples)} "
+            f"examples, batch {g(batch)})")
 
 
 def _stale_statistics(twin, pen, first: int, last: int, values: dict) -> str:

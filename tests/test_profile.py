@@ -410,7 +410,7 @@ def test_full_report_shows_both_runs(models, capsys):
 
 
 def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, diverged_at: int | None = None,
-           pen_loss: list[float] | None = None, moving_statistics: dict | None = None):
+           pen_loss: list[float] | None = None, moving_statistics: dict | None = None, data: dict | None = None):
     """RL023's verdict on two recorded runs (held-out accuracy; the
     penalized run's training-batch loss ``pen_loss``), no TensorFlow."""
     from types import SimpleNamespace
@@ -427,7 +427,7 @@ def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, dive
                 penalized=run(pen_acc, diverged_at, pen_loss), unregularized=run(ref_acc), removed=["d/kernel L2"],
                 held_out={"chance": chance, "samples": 50, "trivial_loss": 2.3}, synthetic=False,
                 moving_statistics=moving_statistics)
-    result = SimpleNamespace(twin=twin, data={"path": "d.npz", "held_out": 50}, variables=[], optimizer={},
+    result = SimpleNamespace(twin=twin, data=data or {"path": "d.npz", "held_out": 50}, variables=[], optimizer={},
                              outcome=SimpleNamespace(trivial_loss=None, label="learning"), layer_penalties=[],
                              data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0)
     return PenaltyHurtsTraining().judge(result)
@@ -451,6 +451,20 @@ def test_rl023_verdicts_follow_the_documented_order():
     assert (mild.label, mild.severity) == ("worse", Severity.WARNING)
     assert _judge(learned[:3], learned, diverged_at=25).label == "diverged"
     assert _judge([0.1] * 7, [0.1, 0.12, 0.15, 0.15, 0.15, 0.15, 0.15]).label == "twin-did-not-learn"
+
+
+def test_rl023_stall_is_told_in_epochs_of_the_data():
+    """A stall from step 10 to 30 (records of 10 steps) on 200 examples in
+    batches of 32 (7 steps per epoch, as fit counts them) spans epochs
+    1.4 to 4.3: the unit a training is planned in."""
+    learned = [0.1, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9]
+    stalled = [0.1, 0.1, 0.1, 0.1, 0.85, 0.9, 0.9]
+    data = {"path": "d.npz", "held_out": 50, "train_samples": 200, "batch_size": 32}
+    judged = _judge(stalled, learned, data=data)
+    assert judged.label == "stalled"
+    assert "from step 10 to 30 (epochs 1.4 to 4.3 at 7 steps per epoch: 200 examples, batch 32)" in judged.message
+    assert judged.values["stalled_epochs"] == pytest.approx([10 / 7, 30 / 7])
+    assert "epochs" not in _judge(stalled, learned).message.split("(--epochs")[0]  # size unknown: steps only
 
 
 def _collapsing_result(pen_acc: list[float], chance: float = 0.1, synthetic: bool = False):

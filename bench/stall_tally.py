@@ -1,0 +1,87 @@
+"""Tally RL023's ``stalled`` verdicts against the real trainings' outcomes.
+
+Reads the default-budget profiles ``profile_grid.py run`` stored for each
+grid (``OUT/profile_grid.jsonl`` and ``OUT/profile/<run>.json``) and prints,
+for every run RL023 called ``stalled``: its outcome (wrecked; degraded by at
+least half its margin, "severe"; degraded less; healthy), whether the
+unregularized twin had reached 90% of its final margin before the stall
+ended, and whether the stall began after the penalized run had learned.
+These are the numbers behind RL023's "Why ``stalled`` stays a warning".
+
+    .venv/bin/python bench/stall_tally.py bench/out/classic bench/out/modern bench/out/modern-r1 bench/out/fresh
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from calibration.outcomes import label_runs
+
+LEARNED = {"accuracy": 0.15, "loss": 0.20}  # reglint.engine.twin_metric
+COLLAPSED = 0.05
+
+
+def outcome_class(run: dict) -> str:
+    if run["outcome"] in ("collapsed", "diverged"):
+        return "wrecked"
+    if run["outcome"] == "degraded":
+        lost = run.get("margin_lost")
+        return "severe" if lost is not None and lost >= 0.5 else "degraded"
+    return run["outcome"]
+
+
+def margins(twin: dict, run: dict) -> tuple[list[float], float]:
+    """Per-record margins of one run and the 'learned' level."""
+    held = twin["held_out"]
+    if held.get("metric") == "accuracy":
+        return [a - held["chance"] for a in run["val_accuracy"]], LEARNED["accuracy"]
+    return [1 - v / held["trivial_loss"] for v in run["val_loss"]], LEARNED["loss"]
+
+
+def stall_features(report: dict) -> tuple[bool, bool]:
+    """(twin at 90% of its final margin before the stall ended, the stall
+    began after the penalized run had learned)."""
+    twin = report["analysis"]["profile"]["twin"]
+    values = next(f["values"] for f in report["findings"] if f["code"] == "RL023")
+    first, last = values["stalled_steps"]
+    steps = twin["runs"]["penalized"]["step"]
+    ref, learned = margins(twin, twin["runs"]["unregularized"])
+    pen, _ = margins(twin, twin["runs"]["penalized"])
+    final = sum(ref[-3:]) / 3
+    converged = next(s for s, m in zip(steps, ref, strict=True) if m >= 0.9 * final)
+    relapsed = any(m >= learned for s, m in zip(steps, pen, strict=True) if 0 < s < first)
+    return converged <= last, relapsed
+
+
+def main(outs: list[str]) -> None:
+    classes, converged, relapsed = Counter(), Counter(), Counter()
+    for out in map(Path, outs):
+        runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines() if line.strip()]
+        label_runs(runs)
+        by_id = {r["run_id"]: r for r in runs}
+        for line in (out / "profile_grid.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if row.get("twin_label") != "stalled":
+                continue
+            doc = json.loads((out / "profile" / f"{row['run_id']}.json").read_text())["files"][0]
+            report = {"analysis": doc["model"]["analysis"], "findings": doc["findings"]}
+            kind = outcome_class(by_id[row["run_id"]])
+            done_first, after = stall_features(report)
+            classes[kind] += 1
+            converged[(done_first, kind)] += 1
+            if after:
+                relapsed[kind] += 1
+    total = sum(classes.values())
+    harmed = classes["wrecked"] + classes["severe"]
+    print(f"stalled: {total}; {dict(classes)}; severely harmed {harmed}/{total} = {harmed / max(total, 1):.0%}")
+    print(f"twin at 90% of its margin before the stall ended: {dict(converged)}")
+    print(f"stall began after the penalized run had learned: {dict(relapsed)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["bench/out/classic", "bench/out/modern", "bench/out/modern-r1", "bench/out/fresh"])
