@@ -314,3 +314,16 @@ def test_tf_op_lambda_layers_carry_the_shape_through_hard_swish():
     assert _var(model, "project", "kernel").shape == (1, 1, 8, 4)
     gate = next(layer for layer in model.layers if layer.class_name == "TFOpLambda" and len(layer.inbound) == 2)
     assert "stem" in gate.inbound  # x * gate: the tensor operand in the call's kwargs is an input too
+
+
+def test_bfloat16_weights_are_read_as_keras_loads_them():
+    """Keras 3 writes a bfloat16 variable as 2-byte opaque HDF5 data tagged
+    dtype='bfloat16'; its values are the bit patterns' upper halves of
+    float32: the sums of squares equal those of the weights Keras loads."""
+    model = read_model(KERAS_FIXTURES / "dense_bfloat16.keras")
+    assert not model.problems
+    for path, expected in _entry("dense_bfloat16.keras")["kernel_stats"].items():
+        kernel = _var(model, path.rsplit("/", 1)[0], "kernel")
+        assert kernel.stats.sum_sq == pytest.approx(expected["sum_sq"], rel=1e-9)
+        assert kernel.stats.max_abs == pytest.approx(expected["max_abs"], rel=1e-9)
+        assert kernel.regularizer.l2 == pytest.approx(0.01)

@@ -344,7 +344,12 @@ def _has_attrs(ds) -> bool:
 
 
 def _convert(block: np.ndarray, is_bf16: bool) -> np.ndarray:
-    return bfloat16_to_float32(block) if is_bf16 else block
+    if not is_bf16:
+        return block
+    # Keras 3 writes bfloat16 as an HDF5 opaque type of 2 bytes (numpy |V2,
+    # little-endian bit patterns) tagged dtype="bfloat16"; older writers as uint16.
+    bits = np.ascontiguousarray(block).view("<u2") if block.dtype.kind == "V" else block
+    return bfloat16_to_float32(bits)
 
 
 def _attr(ds, key: str):
