@@ -196,3 +196,22 @@ def test_onnx_class_token_read_only_by_expand_is_a_parameter():
     model = read_model(EXACT / "vit_class_token.onnx")
     assert model.total_params == entry["count_params"] == entry["initializer_elements"]
     assert any(v.name == "class_token" and v.shape == (1, 1, 16) for _, v in model.variables())
+
+
+@pytest.mark.parametrize("units", [-3, 0, "three"])
+def test_a_size_keras_cannot_build_is_an_error(tmp_path, units):
+    """Dense(units) raises for anything but a positive integer
+    (keras/src/layers/core/dense.py), so Keras refuses the file: RL019 says
+    so by name instead of silently counting the stored tensors."""
+    from mutate import layer_configs, rewrite_keras_zip
+
+    def set_units(cfg):
+        next(c for c in layer_configs(cfg) if "units" in c)["units"] = units
+
+    path = rewrite_keras_zip(FIXTURES / "keras" / "dense_l2.keras", tmp_path / "bad_units.keras", config=set_units)
+    report = lint_file(str(path), Settings())
+    assert report.error is None
+    [found] = [f for f in report.findings if f.code == "RL019"]
+    assert found.severity is Severity.ERROR and found.layer == "dense"
+    assert f"units={units!r} is not a positive integer" in found.message and "refuses to load" in found.message
+    assert report.model.total_params == read_model(FIXTURES / "keras" / "dense_l2.keras").total_params

@@ -26,7 +26,7 @@ from reglint.model import Layer, Model, Problem, ProblemKind
 from reglint.readers.keras_build import FoundTensor, build_layer
 from reglint.readers.keras_config import LayerNode, ModelConfig
 from reglint.readers.keras_graph import input_shapes
-from reglint.readers.keras_shapes import CannotInfer, Expected, expected_variables
+from reglint.readers.keras_shapes import CannotInfer, Expected, InvalidConfig, expected_variables
 from reglint.readers.limits import ReadOptions
 
 
@@ -152,6 +152,13 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
             continue
         try:
             expected = expected_for(node, shapes)
+        except InvalidConfig as exc:  # Keras' constructor raises: the file does not load
+            count.unknown[node.path] = str(exc)
+            model.problems.append(Problem(
+                ProblemKind.UNREADABLE, node.path, f"{exc}: Keras cannot build this layer, so it refuses to load "
+                f"the file; its {len(layer.variables)} stored tensors are counted as stored", target="config",
+                blocks_load=True))
+            continue
         except CannotInfer as exc:
             count.unknown[node.path] = str(exc)
             if layer.variables:

@@ -38,6 +38,19 @@ class CannotInfer(Exception):
     """The config does not fix this layer's variables; the message says why."""
 
 
+class InvalidConfig(CannotInfer):
+    """The config sets a size Keras cannot build (``units=-3``,
+    ``filters="three"``): the layer's constructor would raise, so Keras
+    refuses to load the file."""
+
+
+# Config sizes every Keras layer that has them requires to be a positive
+# integer (Dense's ``units``, Conv's ``filters``, Embedding's
+# ``input_dim``/``output_dim``, attention's ``num_heads``/``key_dim``, a
+# depthwise ``depth_multiplier``); the constructors raise on anything else.
+_POSITIVE_SIZES = ("units", "filters", "input_dim", "output_dim", "num_heads", "key_dim", "depth_multiplier")
+
+
 @dataclass(frozen=True)
 class Expected:
     """One variable the config implies."""
@@ -80,6 +93,7 @@ def expected_variables(class_name: str, cfg: dict[str, Any], inputs: list[Shape 
         if class_name in WEIGHTLESS or class_name in _SHAPE_ONLY:
             return []
         raise CannotInfer("not a built-in Keras layer reglint knows (a custom or newer class)")
+    _check_sizes(class_name, cfg)
     try:
         out = builder(class_name, cfg, shape, inputs)
         if cfg.get("lora_rank"):
@@ -89,8 +103,16 @@ def expected_variables(class_name: str, cfg: dict[str, Any], inputs: list[Shape 
         raise CannotInfer(f"{class_name} config not understood ({type(exc).__name__})") from None
     for var in out:
         if any(d is not None and (not isinstance(d, int) or isinstance(d, bool) or d < 0) for d in var.shape):
-            raise CannotInfer(f"{class_name} config gives {var.name} an impossible shape {var.shape}")
+            raise InvalidConfig(f"{class_name} config gives {var.name} an impossible shape {var.shape}")
     return [_owned(v, class_name, cfg) for v in out]
+
+
+def _check_sizes(class_name: str, cfg: dict[str, Any]) -> None:
+    """InvalidConfig when a size the constructor checks is not a positive integer."""
+    for key in _POSITIVE_SIZES:
+        value = cfg.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise InvalidConfig(f"{class_name} config's {key}={value!r} is not a positive integer")
 
 
 def _owned(var: Expected, class_name: str, cfg: dict) -> Expected:
