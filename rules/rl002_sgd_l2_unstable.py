@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
-from reglint.engine.measured import static_finding, verdict
+from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
 
@@ -154,7 +154,7 @@ class SgdL2Unstable(Rule):
                 safe = self.safe_l2(lr, limit)
                 yield self.finding(
                     f"measured: the run diverged ({outcome.reason}); {product}: the penalty's curvature is the "
-                    f"cause; static estimate {verdict(static, Severity.ERROR, report)}",
+                    f"cause; {static_said(static, Severity.ERROR)}",
                     severity=Severity.ERROR, layer=row.layer, target=row.variable, measured=True,
                     remedy=f"use L2 <= {g(safe)} at this learning rate, or a smaller learning rate",
                     fix=self.fix([(row.layer, row.variable, l2)], lr, limit),

@@ -132,7 +132,7 @@ from __future__ import annotations
 
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
-from reglint.engine.measured import static_finding, verdict
+from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
 from reglint.engine.twin_metric import learned_on_held_out
@@ -338,7 +338,7 @@ class WeightDecayTooStrong(Rule):
             yield self.finding(
                 f"measured: the run {outcome.label} ({outcome.reason}) with weight_decay {g(wd)} at lr {g(lr)}, "
                 f"a shrink of {g(r)} per step (D = {g(r * steps, 2)} over {steps} steps)"
-                + (f", {learned}" if learned else f"; static estimate {verdict(static, Severity.ERROR, report)}"),
+                + (f", {learned}" if learned else f"; {static_said(static, Severity.ERROR)}"),
                 severity=Severity.WARNING if learned else Severity.ERROR, target="optimizer.weight_decay",
                 measured=True,
                 remedy=f"use weight_decay <= {g(safe)} at this learning rate", fix=self.fix(wd, safe),

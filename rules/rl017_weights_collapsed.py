@@ -85,7 +85,7 @@ from __future__ import annotations
 
 from reglint.engine.finding import Severity
 from reglint.engine.fmt import g, pct, plural
-from reglint.engine.measured import static_finding, verdict
+from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.twin_metric import learned_on_held_out
 
@@ -145,11 +145,10 @@ class WeightsCollapsed(Rule):
                                  f"weights (small logits); {_cause(result)}"), Severity.WARNING
         else:
             message, severity = (f"{fell}: the penalty is driving the network to its trivial solution; "
-                                 f"{_cause(result)}; static check {verdict(static, Severity.ERROR)}"), Severity.ERROR
+                                 f"{_cause(result)}; {static_said(static, Severity.ERROR)}"), Severity.ERROR
         yield self.finding(
             message, severity=severity, target="kernel", measured=True,
-            remedy=own_l1_remedy(_own_l1(result)) if _own_l1(result)
-            else "use a smaller lambda (see RL001) or decoupled weight_decay",
+            remedy=_remedy(result),
             values={"kernel_norm_initial": outcome.kernel_norm_initial, "kernel_norm_final": outcome.kernel_norm_final,
                     "kernel_norm_change": outcome.kernel_norm_change, "data_loss_initial": outcome.data_loss_initial,
                     "data_loss_final": outcome.data_loss_final, "steps": steps,
@@ -177,6 +176,21 @@ def own_l1_remedy(l1: float) -> str:
 def _own_l1(result) -> float:
     """The profiled optimizer's own L1 (Ftrl), 0 when it has none."""
     return float(((result.optimizer or {}).get("own_penalties") or {}).get("l1_regularization_strength") or 0.0)
+
+
+def _remedy(result) -> str:
+    """What to change, for the cause ``_cause`` names (same order)."""
+    own_l1 = _own_l1(result)
+    if own_l1:
+        return own_l1_remedy(own_l1)
+    opt = result.optimizer or {}
+    has_l2 = any((r.regularizer or {}).get("l2") for r in result.variables)
+    if opt.get("family") == "sgd" and has_l2:
+        return "use a smaller lambda (see RL001 and RL003's shrink) or decoupled weight_decay sized with RL003"
+    if opt.get("weight_decay"):
+        lower = f"lower the optimizer's weight_decay (now {g(opt['weight_decay'])}; RL003 sizes it for this lr)"
+        return lower + (" and the lambdas (RL001)" if has_l2 else "")
+    return "use a smaller lambda (see RL001) or decoupled weight_decay"
 
 
 def _cause(result) -> str:

@@ -123,7 +123,11 @@ class ChainShrinksTooFast(Rule):
             return
         rates = [shrinks[path][0] for path in chain]
         slowest = min(rates)
-        halving = math.log(2) / slowest  # steps for an unsupported weight to halve at that rate
+        # steps for an unsupported weight to halve at that rate; from a shrink
+        # of 1 per step the update overshoots zero instead (as RL003 says)
+        halving = math.log(2) / slowest if slowest < 1 else None
+        pace = (f"halving an unsupported weight every {g(halving, 2)} steps" if halving is not None else
+                "over 1, so each step overshoots zero and flips the weights")
         fix = self.fix(analysis, shrinks)
         penalty = shrinks[chain[0]][1]
         names = ", ".join(chain[:4]) + (f" and {len(chain) - 4} more" if len(chain) > 4 else "")
@@ -131,7 +135,7 @@ class ChainShrinksTooFast(Rule):
         yield self.finding(
             f"{len(chain)} layers in series with no normalization between them ({names}) carry "
             f"{lam(penalty.regularizer)}{decay} under SGD (lr {g(dyn.lr)}, momentum {g(dyn.momentum)}): each shrinks "
-            f"at least {g(slowest)} per step, halving an unsupported weight every {g(halving, 2)} steps; "
+            f"at least {g(slowest)} per step, {pace}; "
             f"the shrunk scales multiply along the chain toward the trivial solution",
             layer=chain[0], target=penalty.variable.name, severity=severity, fix=fix,
             remedy=f"{fix.describe()} (a shrink of {g(self.aim)} per step), or decoupled weight decay sized with RL003",

@@ -94,3 +94,19 @@ def test_json_past_the_integer_digit_limit_is_a_read_error():
 
     with pytest.raises(ModelReadError, match=r"^config\.json is not readable JSON \(Exceeds the limit"):
         load_json(b'{"units": ' + b"1" * 5000 + b"}", what="config.json", max_bytes=1 << 20, max_depth=100)
+
+
+@pytest.mark.parametrize("name", ["notes.pt", "archive.zip"])
+def test_zip_that_is_neither_keras_nor_torch_says_so(tmp_path, name):
+    """A zip archive with neither config.json nor data.pkl is no model: the
+    error says what either kind would hold, not 'not a .keras model'."""
+    import zipfile
+
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes/readme.txt", "hello")
+    result = subprocess.run([sys.executable, "-m", "reglint", "check", str(path), "--no-cache"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "neither config.json (a .keras model) nor data.pkl (a torch.save checkpoint)" in line

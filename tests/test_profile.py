@@ -143,7 +143,7 @@ def test_sgd_l2_unstable_diverges_with_measured_rl002(models, capsys):
     rl002 = measured(report, "RL002")
     assert rl002 and all(f["severity"] == "error" for f in rl002)
     assert rl002[0]["values"]["stability_fraction"] > 1
-    assert "confirmed" in rl002[0]["message"]
+    assert "the static check estimated it too (error)" in rl002[0]["message"]
     # the static finding is kept next to the measured one
     assert any(f["code"] == "RL002" and not f["measured"] for f in report["files"][0]["findings"])
 
@@ -555,6 +555,11 @@ def test_budget_from_timescales_without_tensorflow():
     assert cut.steps == cut.target == 150 and "--time-budget" in cut.reason and cut.early_stop
     forced = choose_budget(mid, per_step=0.1, **{**common, "remaining": 30.0, "steps_override": 999})
     assert forced.steps == 999 and not forced.early_stop
+    # --steps 50 where the timescales alone ask for fewer than the minimum: 50
+    # run, and the reason does not claim a raise to the minimum
+    short = choose_budget(fast, per_step=1e-3, **{**common, "steps_override": 50})
+    assert short.steps == 50 and short.reason.startswith("--steps 50 (the timescales alone: 3 x")
+    assert "raised to the minimum" not in short.reason
 
 
 def test_epochs_set_the_horizon_within_the_time_budget():
@@ -691,3 +696,36 @@ def test_device_selection_without_tensorflow():
     assert select_device(fake_tf([]), "auto")[::2] == ("/CPU:0", "cpu")
     with pytest.raises(ProfileError, match="no GPU"):
         select_device(fake_tf([]), "gpu")
+
+
+def test_data_that_is_not_an_npz_or_needs_pickle_is_refused_by_name(tmp_path):
+    """Anything but a zip archive would reach np.load's pickle fallback, and
+    object arrays need pickle: both refused with what to do, no numpy hint
+    about allow_pickle."""
+    from reglint.profile import ProfileError
+    from reglint.profile.data import load_npz
+
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not an npz at all")
+    with pytest.raises(ProfileError, match=r"not a \.npz archive") as raised:
+        load_npz(junk, "x", "y")
+    assert "allow_pickle" not in str(raised.value)
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x=np.array([{"a": 1}] * 4, dtype=object), y=np.zeros(4))
+    with pytest.raises(ProfileError, match="object arrays") as raised:
+        load_npz(objects, "x", "y")
+    assert "allow_pickle" not in str(raised.value)
+
+
+def test_rl017_remedy_names_the_decay_that_collapsed_the_run():
+    """Under AdamW with weight_decay 10 and no regularizer, RL017's remedy is
+    the weight_decay, not 'a smaller lambda or decoupled weight_decay'."""
+    from types import SimpleNamespace
+
+    from reglint.rules.rl017_weights_collapsed import WeightsCollapsed
+
+    report = SimpleNamespace(findings=[], suppressed=[])
+    (finding,) = WeightsCollapsed().check_measured(_collapsing_result([0.1] * 7), report)
+    assert "lower the optimizer's weight_decay (now 10" in finding.remedy
+    assert "decoupled" not in finding.remedy
+    assert "the static check did not predict it" in finding.message

@@ -81,6 +81,15 @@ def test_rl002_sgd_unstable():
     assert findings("scenario_healthy_sgd.keras", "RL002") == []
 
 
+def test_rl024_shrink_over_one_flips_instead_of_halving():
+    """At a per-step shrink of 50 the update overshoots zero: the message says
+    so instead of 'halving every 0.014 steps' (as RL003 does from 1)."""
+    [f] = findings("scenario_sgd_unstable.keras", "RL024")
+    assert f.values["shrink_per_step"] == pytest.approx(2 * 0.5 * 5.0 / (1 - 0.9))
+    assert "overshoots zero and flips the weights" in f.message and "halving" not in f.message
+    assert f.values["halving_steps"] is None
+
+
 def test_rl003_weight_decay_too_fast():
     [f] = findings("scenario_wd_too_fast.keras", "RL003")
     assert f.severity is Severity.ERROR

@@ -56,6 +56,25 @@ def verdict(static: Severity | None, measured: Severity | None, report: Any = No
     return f"milder than the static estimate ({static.value})"
 
 
+def static_said(static: Severity | None, measured: Severity) -> str:
+    """What the static check said of a finding measured at ``measured``, as
+    the end of a sentence that begins "the static check ...".
+
+    >>> static_said(Severity.ERROR, Severity.ERROR)
+    'the static check estimated it too (error)'
+    >>> static_said(None, Severity.ERROR)
+    'the static check did not predict it'
+    >>> static_said(Severity.WARNING, Severity.ERROR)
+    'the static check rated it a warning'
+    """
+    if static is None:
+        return "the static check did not predict it"
+    if static == measured:
+        return f"the static check estimated it too ({static.value})"
+    article = "an" if static.value[0] in "aeiou" else "a"
+    return f"the static check rated it {article} {static.value}"
+
+
 def data_note(result: Any) -> str:
     """Where the measured data loss came from, and at which weights."""
     where = "at the saved weights"

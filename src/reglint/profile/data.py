@@ -31,6 +31,9 @@ import numpy as np
 
 from reglint.profile import ProfileError
 
+# A .npz is a zip archive; anything else np.load would try to unpickle.
+_NPZ_MAGIC = b"PK"
+
 # The share of --data held back from training, to score both runs of the
 # twin on examples neither saw (Keras' validation_split default is also 0.2,
 # but takes the file's last rows; a random slice, because files saved class
@@ -229,6 +232,11 @@ def load_npz(path: str | Path, x_key: str, y_key: str) -> NpzData:
     x_keys, y_keys = split_keys(x_key), split_keys(y_key)
     if not path.is_file():
         raise ProfileError(f"--data {path}: no such file")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if not magic.startswith(_NPZ_MAGIC):  # np.load would fall back to pickle on anything else
+        raise ProfileError(f"--data {path}: not a .npz archive (numpy.savez writes one; the file starts with "
+                           f"{magic!r})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             available = list(archive.files)
@@ -240,8 +248,9 @@ def load_npz(path: str | Path, x_key: str, y_key: str) -> NpzData:
             ys = [np.asarray(archive[k]) for k in y_keys]
     except ProfileError:
         raise
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise ProfileError(f"--data {path}: cannot read without pickle ({exc})") from None
+    except ValueError:  # object arrays need pickle: refused
+        raise ProfileError(f"--data {path}: holds object arrays, which only pickle can read, and a data file is "
+                           f"untrusted input: save numeric arrays (numpy.savez with numbers, not objects)") from None
     except Exception as exc:
         raise ProfileError(f"--data {path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
     sizes = {a.shape[0] if a.ndim else None for a in xs + ys}

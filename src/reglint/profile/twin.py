@@ -194,6 +194,7 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Hor
             named["rotational_equilibrium"] = shortest.steps / 2
             reason += (f"; scale-invariant kernels reach rotational equilibrium in about 1/(2r) = "
                        f"{g(shortest.steps / 2, 3)} steps")
+        alone = reason  # what the timescales ask for, before the default budget's bounds
         if target < MIN_STEPS:
             reason += f", raised to the minimum of {g(MIN_STEPS)} so both runs learn"
         elif target > MAX_STEPS:
@@ -202,6 +203,7 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Hor
     else:
         target = MIN_STEPS
         reason = f"no penalty timescale (nothing to remove, or no learning rate): the minimum of {g(MIN_STEPS)} steps"
+        alone = "no penalty timescale (nothing to remove, or no learning rate)"
     horizon = Horizon.from_steps(steps_override) if isinstance(steps_override, int) else steps_override
     affordable = max(int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step)), 1) if per_step else None
     ms = g((per_step or 0.0) * 1000, 3)  # per step, for the reasons below
@@ -211,7 +213,7 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Hor
             steps = affordable
             told += (f", cut to {g(steps)} to fit --time-budget {g(time_budget)} s ({ms} ms per step, two runs): "
                      f"judged there")
-        return Budget(steps=steps, reason=f"{told} (the timescales alone: {reason})", target=target,
+        return Budget(steps=steps, reason=f"{told} (the timescales alone: {alone})", target=target,
                       timescales=named, seconds_per_step=per_step, time_budget=time_budget, early_stop=False)
     cap = MAX_STEPS
     if affordable is not None and affordable < MAX_STEPS:

@@ -118,7 +118,10 @@ def _zip_format(path: Path, head: bytes) -> Format:
         return Format.KERAS_ZIP  # its reader says what is wrong
     if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names) and "config.json" not in names:
         return Format.TORCH_ZIP
-    return Format.KERAS_ZIP
+    if "config.json" in names or path.suffix.lower() == ".keras":
+        return Format.KERAS_ZIP  # a .keras without config.json: its reader says so
+    raise ModelReadError("a zip archive holding neither config.json (a .keras model) nor data.pkl (a torch.save "
+                         "checkpoint): not a model")
 
 
 def _first_member(head: bytes) -> str | None:
