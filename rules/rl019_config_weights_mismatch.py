@@ -15,6 +15,10 @@ naming the layer and both shapes:
 - a tensor whose shape does not fit the config, or one the layer does
   not create;
 - tensors stored under a layer name the config does not have;
+- a size the layer's constructor refuses (``units=-3``, ``filters="8"``;
+  Keras checks ``units``, ``filters``, ``input_dim``/``output_dim``,
+  ``num_heads``/``key_dim`` and ``depth_multiplier`` to be positive
+  integers), so the file does not load;
 - values or a config part that could not be read.
 
 Where the config fixes every shape, the report counts the layer as the
