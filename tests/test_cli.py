@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import KERAS_FIXTURES
+from helpers import FIXTURES, KERAS_FIXTURES
 
 BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")
 GOOD = str(KERAS_FIXTURES / "scenario_healthy_sgd.keras")
@@ -39,6 +39,84 @@ def test_exit_codes(args, code):
     result = reglint(*args, "--no-cache")
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
+
+
+CNN_ONNX = str(FIXTURES / "onnx" / "cnn.onnx")
+HEALTHY_ADAM = str(KERAS_FIXTURES / "scenario_healthy.keras")
+
+
+def one_usage_error(result) -> str:
+    """The run refused its input: exit 2, nothing on stdout, one stderr line (returned)."""
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    return line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--lr", "inf"), "invalid value for '--learning-rate' / '--lr': inf is not a finite number"),
+    (("--lr", "nan"), "invalid value for '--learning-rate' / '--lr': nan is not a finite number"),
+    (("--weight-decay", "nan"), "invalid value for '--weight-decay': nan is not a finite number"),
+    (("--weight-decay", "inf"), "invalid value for '--weight-decay': inf is not a finite number"),
+    (("--momentum", "nan"), "invalid value for '--momentum': nan is not a finite number"),
+    (("--target-var", "inf"), "invalid value for '--target-var': inf is not a finite number"),
+    (("--samples", "-5"), "invalid value for '--samples'"),
+    (("--epochs", "0"), "invalid value for '--epochs'"),
+    (("--steps", "nan"), "invalid value for '--steps'"),
+])
+def test_non_finite_or_out_of_range_context_values_are_usage_errors(args, expected):
+    """Not an RL012 finding against the file ("optimizer learning_rate is inf"), not exit 1."""
+    line = one_usage_error(reglint(str(KERAS_FIXTURES / "dense_l2.keras"), *args, "--no-cache"))
+    assert line.startswith("reglint: error: " + expected), line
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x"])
+@pytest.mark.parametrize("flag", ["--l2", "--l1"])
+def test_bad_pattern_factors_are_usage_errors(flag, value):
+    line = one_usage_error(reglint(CNN_ONNX, flag, f"conv1={value}", "--no-cache"))
+    assert flag in line and f"conv1={value}" in line and "RL012" not in line, line
+
+
+def test_optimizer_must_be_a_known_class():
+    line = one_usage_error(reglint("-f", "concise", HEALTHY_ADAM, "--optimizer", "Bogus", "--no-cache"))
+    assert line.startswith("reglint: error: invalid value for '--optimizer': unknown optimizer 'Bogus'; known: ")
+    assert all(name in line for name in ("AdamW", "SGD", "RMSprop", "Lion", "RAdam")), line
+    # the names the readers know, in any case or with torch's module path, mean that class: Adam's
+    # RL007 is reported as for the file's own (Adam) optimizer, not lost to an unknown class
+    for name in ("adam", "ADAM", "torch.optim.Adam", "keras.optimizers.Adam"):
+        result = reglint("-f", "json", HEALTHY_ADAM, "--optimizer", name, "--no-cache")
+        data = json.loads(result.stdout)["files"][0]
+        assert data["model"]["optimizer"]["class"] == "Adam", name
+        assert "RL007" in {f["code"] for f in data["findings"]}, name
+    result = reglint("-f", "json", HEALTHY_ADAM, "--optimizer", "torch.optim.adamw", "--no-cache")
+    assert json.loads(result.stdout)["files"][0]["model"]["optimizer"]["class"] == "AdamW"
+
+
+def test_l2_pattern_matching_nothing_is_a_usage_error():
+    """A typo in --l2 must not lint the model without the regularizer the user meant."""
+    line = one_usage_error(reglint(CNN_ONNX, "--l2", "nomatch=0.1", "--no-cache"))
+    assert "--l2 'nomatch=0.1' matches no layer" in line and "conv1" in line and "head" in line, line
+    line = one_usage_error(reglint(CNN_ONNX, "--l1", "bn1=0.1", "--no-cache"))
+    assert "--l1 'bn1=0.1' matches layers without a kernel (bn1)" in line, line
+    # a pattern matching in one of the files linted is fine
+    result = reglint(CNN_ONNX, str(FIXTURES / "onnx" / "mlp.onnx"), "--l2", "conv1=0.01", "--no-cache")
+    assert result.returncode in (0, 1) and "error" not in result.stderr, result.stderr
+
+
+def test_l2_covers_depthwise_kernels_and_combines_with_l1():
+    """cnn.onnx's "dw" is a depthwise Conv (role depthwise_kernel): --l2 'dw=...' regularizes it, as
+    Keras' DepthwiseConv2D(depthwise_regularizer=...) would; --l2 and --l1 on one layer make an L1L2."""
+    data = json.loads(reglint(CNN_ONNX, "-f", "json", "--no-cache", "--l2", "dw=0.1", "--l2", "conv1=0.01",
+                              "--l1", "conv1=0.001").stdout)
+    layers = data["files"][0]["model"]["layers"]
+    roles = {(layer["path"], v["name"]): v["role"] for layer in layers for v in layer["variables"]}
+    regs = {(layer["path"], roles[(layer["path"], r["target"])]): r for layer in layers
+            for r in layer["regularizers"]}
+    assert regs[("dw", "depthwise_kernel")]["l2"] == pytest.approx(0.1)
+    assert regs[("conv1", "kernel")]["kind"] == "l1l2"
+    assert (regs[("conv1", "kernel")]["l1"], regs[("conv1", "kernel")]["l2"]) == (pytest.approx(0.001),
+                                                                                  pytest.approx(0.01))
+    assert set(regs) == {("dw", "depthwise_kernel"), ("conv1", "kernel")}
 
 
 def test_unreadable_input_is_one_line_and_others_are_still_linted(tmp_path):

@@ -7,6 +7,7 @@ one-line message on stderr; the other files are still linted).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -50,11 +51,28 @@ class FailOn(str, Enum):
 # training-context options: declared once, as TrainingContext's fields
 
 
-def _positive(value: float | None) -> float | None:
-    """A context option whose 0 means nothing (``--loss-scale``)."""
-    if value is not None and not value > 0:
-        raise typer.BadParameter(f"{value:g} is not > 0")
-    return value
+def _context_check(option):
+    """The option's value checked beyond Typer's range: a number must be
+    finite (Click's FloatRange lets nan and inf through), > 0 where 0 means
+    nothing (``--loss-scale``); an optimizer must be a class the readers
+    know, given back in its canonical spelling."""
+    def check(value):
+        if value is None:
+            return value
+        if option.kind is str and option.name == "optimizer":
+            from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+
+            name = canonical_optimizer(value)
+            if name is None:
+                raise typer.BadParameter(unknown_optimizer_message(value))
+            return name
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"{value!r} is not a finite number")
+        if option.positive and not value > 0:
+            raise typer.BadParameter(f"{value:g} is not > 0")
+        return value
+
+    return check
 
 
 def with_context_options(panel: str):
@@ -81,7 +99,7 @@ def with_context_options(panel: str):
         extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.kind | None,
                                    default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
                                                         help=o.help, rich_help_panel=panel,
-                                                        callback=_positive if o.positive else None))
+                                                        callback=_context_check(o)))
                  for o in options]
         hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}
         # inspect.signature() (and so Typer) reads __signature__; typeshed's _Wrapped does not declare it.
@@ -92,13 +110,24 @@ def with_context_options(panel: str):
     return decorate
 
 
-# ---------------------------------------------------------------------------
-# check
-
 RULE_SELECTION = "Rule selection"
 CONTEXT = "Training context (what a model file does not say)"
 OUTPUT = "Output"
 FILES = "File selection"
+
+
+def pattern_option(factor: str):
+    """``--l2``/``--l1 PATTERN=LAMBDA``: check's and explain's alike."""
+    return typer.Option(
+        None, f"--{factor}", metavar="PATTERN=LAMBDA",
+        help=f"Apply {factor.upper()}(LAMBDA) to the kernels (depthwise and pointwise ones included) of layers "
+             f"whose name or path matches the glob PATTERN, replacing what the file says (ONNX files save none). "
+             f"Repeatable; a PATTERN reaching no kernel is an error.",
+        rich_help_panel=CONTEXT)
+
+
+# ---------------------------------------------------------------------------
+# check
 
 
 @app.command(epilog=EXIT_CODES)
@@ -147,9 +176,8 @@ def check(
     create_baseline: bool = typer.Option(False, "--create-baseline",
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
-    l2: list[str] | None = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
-                                        help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
-                                        rich_help_panel=CONTEXT),
+    l2: list[str] | None = pattern_option("l2"),
+    l1: list[str] | None = pattern_option("l1"),
     force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
                                        rich_help_panel=FILES),
     no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),

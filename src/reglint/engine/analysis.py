@@ -85,8 +85,16 @@ class TrainingContext:
         # not only for the command line and the config file.
         for f in fields(self):
             value, meta = getattr(self, f.name), f.metadata
+            if f.name == "optimizer" and value is not None:
+                from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+
+                if canonical_optimizer(value) is None:
+                    raise ValueError(unknown_optimizer_message(value))
+                self.optimizer = canonical_optimizer(value)
             if "help" not in meta or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
+            if not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
             low, high, positive = meta["min"], meta["max"], meta["positive"]
             too_low = low is not None and not (value > low if positive else value >= low)
             if too_low or (high is not None and value > high):
@@ -116,6 +124,29 @@ class TrainingContext:
         if per_epoch is not None and self.epochs is not None:
             return per_epoch * self.epochs
         return None
+
+
+# ``target = "kernel"`` (``--l2``'s target) means a layer's weight kernels as
+# Keras regularizes them: ``kernel_regularizer``, and for depthwise and
+# separable convolutions ``depthwise_regularizer``/``pointwise_regularizer``
+# (they have no plain kernel). Recurrent kernels keep their own
+# ``recurrent_regularizer`` in Keras: target them by name.
+KERNEL_TARGET_ROLES = (Role.KERNEL, Role.DEPTHWISE_KERNEL, Role.POINTWISE_KERNEL)
+
+
+def pattern_targets(model: Model, spec: dict[str, Any]) -> list[tuple[Layer, Variable]]:
+    """The variables a pattern regularizer (``[tool.reglint.context]
+    regularizers``, ``--l2``, ``--l1``) applies to: layers whose path or name
+    matches ``layers``, variables whose role or name is ``target`` (``*``:
+    all; ``kernel``: ``KERNEL_TARGET_ROLES``)."""
+    pattern, target = spec.get("layers", "*"), spec.get("target", "kernel")
+    out = []
+    for layer, var in model.variables():
+        if not (fnmatch(layer.path, pattern) or fnmatch(layer.name, pattern)):
+            continue
+        if target in ("*", var.role.value, var.name) or (target == "kernel" and var.role in KERNEL_TARGET_ROLES):
+            out.append((layer, var))
+    return out
 
 
 def context_options() -> list[ContextOption]:
@@ -188,14 +219,13 @@ class Analysis:
                     var.regularizer = mapped
 
     def _apply_pattern_regularizer(self, spec: dict[str, Any]) -> None:
-        pattern = spec.get("layers", "*")
-        target = spec.get("target", "kernel")
-        for layer, var in self.model.variables():
-            if not (fnmatch(layer.path, pattern) or fnmatch(layer.name, pattern)):
-                continue
-            if target not in ("*", var.role.value, var.name):
-                continue
+        for _, var in pattern_targets(self.model, spec):
             l1, l2 = float(spec.get("l1", 0.0)), float(spec.get("l2", 0.0))
+            previous = var.regularizer
+            if previous is not None and previous.class_name == "(user)":
+                # --l2 'fc=1e-4' --l1 'fc=1e-5': one L1L2, as Keras' L1L2 would be
+                l1 = l1 if "l1" in spec else previous.l1
+                l2 = l2 if "l2" in spec else previous.l2
             kind = "l1l2" if l1 and l2 else ("l1" if l1 else "l2")
             var.regularizer = Regularizer(kind=kind, l1=l1, l2=l2, class_name="(user)",
                                           config=dict(spec), source=Provenance.USER)
