@@ -117,7 +117,8 @@ def test_unknown_keys_name_the_key_meant(tmp_path, monkeypatch, text, expected):
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("weight-decay = inf", "'tool.reglint.context.weight-decay' in pyproject.toml: expected a finite number, got inf"),
-    ("learning-rate = nan", "'tool.reglint.context.learning-rate' in pyproject.toml: expected a finite number, got nan"),
+    ("learning-rate = nan",
+     "'tool.reglint.context.learning-rate' in pyproject.toml: expected a finite number, got nan"),
     ("momentum = -inf", "'tool.reglint.context.momentum' in pyproject.toml: expected a finite number, got -inf"),
     ('regularizers = [{layers = "*", l2 = inf}]',
      "'tool.reglint.context.regularizers[0].l2' in pyproject.toml: expected a finite number, got inf"),

@@ -51,4 +51,5 @@ def known_optimizer_list() -> str:
 
 
 def unknown_optimizer_message(name: str) -> str:
-    return f"unknown optimizer {name!r}; known: {known_optimizer_list()} (any case, torch.optim. or keras.optimizers. prefix allowed)"
+    return (f"unknown optimizer {name!r}; known: {known_optimizer_list()} "
+            "(any case, torch.optim. or keras.optimizers. prefix allowed)")
