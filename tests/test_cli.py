@@ -157,6 +157,17 @@ def test_rules_and_rule_commands():
     assert reglint("rule", "RL999").returncode == 2
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (("rules", "-f", "yaml"), "'yaml' is not one of text, json"),
+    (("rules", "--format", "sarif"), "'sarif' is not one of text, json"),
+    (("explain", str(KERAS_FIXTURES / "dense_l2.keras"), "-f", "bogus"), "'bogus' is not one of full, json"),
+    (("explain", str(KERAS_FIXTURES / "dense_l2.keras"), "-f", "sarif"), "'sarif' is not one of full, json"),
+])
+def test_rules_and_explain_accept_only_their_own_formats(args, expected):
+    line = one_usage_error(reglint(*args))
+    assert line == f"reglint: error: invalid value for '--format' / '-f': {expected}", line
+
+
 def test_explain_answers_the_seed_question():
     out = reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras"), "--format", "json")
     [row] = json.loads(out.stdout)["tensors"]

@@ -200,9 +200,20 @@ def check(
 # rules
 
 
+def one_of(*formats: str):
+    """A --format callback: only the command's own formats (the others are check's)."""
+    def check(value: str) -> str:
+        if value.lower() not in formats:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(formats)}")
+        return value.lower()
+
+    return check
+
+
 @app.command("rules")
 def rules_command(
-    output_format: str = typer.Option("text", "--format", "-f", help="text or json"),
+    output_format: str = typer.Option("text", "--format", "-f", help="text (default) or json.",
+                                      callback=one_of("text", "json")),
 ) -> None:
     """List the rules."""
     from reglint.engine.rule import all_rules
@@ -236,7 +247,8 @@ def rule_command(code: str = typer.Argument(..., help="A rule code (RL001) or na
 def explain(
     path: Path = typer.Argument(..., help="A model file."),
     layer: str | None = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
-    output_format: str = typer.Option("full", "--format", "-f", help="full or json"),
+    output_format: str = typer.Option("full", "--format", "-f", help="full (default) or json.",
+                                      callback=one_of("full", "json")),
     context: dict | None = None,
 ) -> None:
     """Show, per layer, how the penalty, its gradient and the per-step shrink depend on the weight count."""
