@@ -198,6 +198,82 @@ def test_explain_answers_for_the_optimizers_weight_decay_too():
     assert seed["optimizer_decay"] is None
 
 
+def torch_manifest_group(name: str) -> dict:
+    entry = next(f for f in json.loads((FIXTURES / "torch" / "manifest.json").read_text())["files"]
+                 if f["file"] == name)
+    return entry["optimizer"]["groups"][0]
+
+
+@pytest.mark.parametrize("name", ["sgd_wd_too_strong.pt", "sgd_momentum_wd.pt", "lightning.ckpt",
+                                  "adam_coupled_wd.pt"])
+def test_explain_answers_for_a_coupled_weight_decay(name):
+    """PyTorch SGD/Adam weight_decay adds wd*w to the gradient: explain shows it (torch's own wd, its
+    lr*wd/(1-momentum) shrink under SGD; RL007's normalisation under Adam) with the rules' findings on it,
+    the ones check reports, instead of "nothing to explain"."""
+    path, group = str(FIXTURES / "torch" / name), torch_manifest_group(name)
+    doc = json.loads(reglint("explain", path, "--format", "json").stdout)
+    decay = doc["optimizer_decay"]
+    assert decay["kind"] == "coupled" and decay["weight_decay"] == pytest.approx(group["weight_decay"])
+    checked = json.loads(reglint(path, "-f", "json", "--no-cache").stdout)["files"][0]["findings"]
+    assert [f["code"] for f in decay["findings"]] == [f["code"] for f in checked
+                                                      if f["target"] == "optimizer.weight_decay"]
+    text = reglint("explain", path).stdout
+    assert "nothing to explain" not in text and "(coupled: wd*w added to the gradient" in text
+    if group["momentum"] is not None:  # SGD: the manifest's lr*wd/(1-b)
+        shrink = group["lr"] * group["weight_decay"] / (1 - group["momentum"])
+        assert decay["shrink_per_step"] == pytest.approx(shrink)
+        assert f"lr*weight_decay/(1-momentum) = {shrink:.3g}" in text.replace("5.00e-4", "0.0005")
+    else:
+        assert decay["shrink_per_step"] is None and "normalised" in text and "RL007 (warning)" in text
+    if name == "sgd_wd_too_strong.pt":
+        assert [(c["code"], c["current"]) for c in decay["rule_changes"]] == [("RL003", 1.0)]
+        assert "RL003 (error)" in text and "RL003 suggests weight_decay 1 -> 0.005" in text
+
+
+def test_explain_takes_checks_context_options_on_onnx():
+    """explain mlp.onnx --l2 ... / --optimizer AdamW --lr --weight-decay explain what check reports."""
+    mlp = str(FIXTURES / "onnx" / "mlp.onnx")
+    doc = json.loads(reglint("explain", mlp, "-f", "json", "--l2", "fc1=0.01").stdout)
+    [row] = doc["tensors"]
+    checked = json.loads(reglint(mlp, "-f", "json", "--no-cache", "--l2", "fc1=0.01").stdout)["files"][0]
+    [saved] = [v["penalty_saved"] for layer in checked["model"]["layers"] for v in layer["variables"]
+               if v["name"] == "fc1.weight"]
+    assert (row["layer"], row["regularizer"], row["penalty_saved"]) == ("fc1", "L2(0.01)", pytest.approx(saved))
+    args = ("--optimizer", "AdamW", "--lr", "0.01", "--weight-decay", "50")
+    decay = json.loads(reglint("explain", mlp, "-f", "json", *args).stdout)["optimizer_decay"]
+    checked = json.loads(reglint(mlp, "-f", "json", "--no-cache", *args).stdout)["files"][0]["findings"]
+    assert decay["shrink_per_step"] == pytest.approx(0.5)
+    assert [f["code"] for f in decay["findings"]] == [f["code"] for f in checked
+                                                      if f["target"] == "optimizer.weight_decay"]
+    assert "RL003" in [f["code"] for f in decay["findings"]]
+    line = one_usage_error(reglint("explain", mlp, "--l2", "fc=0.01"))
+    assert "--l2 'fc=0.01' matches no layer" in line and "did you mean 'fc*'?" in line, line
+
+
+def test_explain_words_the_whole_penalty_as_check_does():
+    """scenario_l2_before_bn: the kernel feeds a BatchNorm; check says "penalty (at init): ... = 0.19% ...;
+    RL001 counts 0 = 0%"; explain's "whole model's penalty" is that 0.19%, RL001's part named as such."""
+    path = str(KERAS_FIXTURES / "scenario_l2_before_bn.keras")
+    check_line = next(line for line in reglint(path, "--no-cache").stdout.splitlines() if "penalty (at init)" in line)
+    assert "= 0.19% of the data-loss scale; RL001 counts 0 = 0%" in check_line
+    text = reglint("explain", path).stdout
+    assert "The whole model's penalty is 0.19% of the data loss; RL001 counts 0% of it." in text
+    row = json.loads(reglint("explain", path, "-f", "json").stdout)["tensors"][0]
+    assert row["model_penalty_whole_ratio"] == pytest.approx(0.0019, abs=5e-5) and row["model_penalty_ratio"] == 0
+
+
+def test_explain_l1_zero_init_and_unrecorded_initializers():
+    text = reglint("explain", str(KERAS_FIXTURES / "dense_l2.keras")).stdout
+    bias = text[text.index("bias [16] · L1(1.00e-4)"):]
+    bias = bias[:bias.index("with more data")]
+    assert "gradient per weight  lambda*sign(w) ~ 1.00e-4" in bias and "2*lambda*w" not in bias
+    assert "E[sum w^2] at init  0: initialised to zeros, so the penalty is 0 at init" in bias
+    assert "x ? each" not in text and "Glorot" not in bias
+    onnx = reglint("explain", str(FIXTURES / "onnx" / "mlp.onnx"), "--l2", "fc1=0.01").stdout
+    assert "initializer None" not in onnx and "the file does not record an initializer" in onnx
+    assert "in the saved weights" in onnx and " ? " not in onnx.split("penalty at init")[0]
+
+
 @pytest.mark.parametrize(("exported", "expected"), [(None, "1"), ("4", "4")])
 def test_console_script_asks_numpy_for_one_blas_thread(exported, expected):
     """Set before numpy loads (it reads the variable once); the user's own value wins."""

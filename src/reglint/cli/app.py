@@ -249,12 +249,15 @@ def explain(
     layer: str | None = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full (default) or json.",
                                       callback=one_of("full", "json")),
+    l2: list[str] | None = pattern_option("l2"),
+    l1: list[str] | None = pattern_option("l1"),
     context: dict | None = None,
 ) -> None:
     """Show, per layer, how the penalty, its gradient and the per-step shrink depend on the weight count."""
     from reglint.cli.explain import run_explain
 
-    raise typer.Exit(run_explain(path, layer=layer, context=context or {}, output_format=output_format))
+    raise typer.Exit(run_explain(path, layer=layer, context=context or {}, output_format=output_format,
+                                 patterns={"l2": l2, "l1": l1}))
 
 
 @app.command()

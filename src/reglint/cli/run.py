@@ -182,8 +182,11 @@ def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
             why = (f"matches layers without a kernel ({', '.join(matched[:5])})" if matched else
                    "matches no layer")
             close = difflib.get_close_matches(spec["layers"], kernels, n=5, cutoff=0.3) or kernels[:8]
+            glob = f"{spec['layers']}*"  # PATTERN is a whole-name glob: 'fc' is not a prefix
+            hint = (f" (a PATTERN matches whole names: did you mean {glob!r}?)"
+                    if any(pattern_targets_layer(glob, name) for name in kernels) else "")
             raise ConfigError(f"--{factor} {item!r} {why} in the files linted; layers with kernels: "
-                              f"{', '.join(close)}{' ...' if len(kernels) > len(close) else ''}")
+                              f"{', '.join(close)}{' ...' if len(kernels) > len(close) else ''}{hint}")
 
 
 def pattern_targets_layer(pattern: str, path: str) -> bool:
