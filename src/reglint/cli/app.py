@@ -28,8 +28,9 @@ EXIT_CODES = ("Exit codes: 0 clean (or every finding below --fail-on); 1 finding
 
 app = typer.Typer(
     name="reglint",
-    help="Lint the regularization of saved Keras and ONNX models: lambdas that dominate the loss, "
-         "destabilise training or do nothing.\n\n"
+    help="Lint the regularization of saved Keras, ONNX and PyTorch models (.pt/.pth/.ckpt checkpoints, "
+         "safetensors, Hugging Face folders): lambdas and weight decays that dominate the loss, destabilise "
+         "training or do nothing.\n\n"
          "[bold]reglint FILE ...[/] is short for [bold]reglint check FILE ...[/]\n\n" + EXIT_CODES,
     epilog="reglint check -h lists the options of a lint run.",
     rich_markup_mode="rich",
@@ -162,7 +163,10 @@ def check(
     select: list[str] | None = typer.Option(None, "--select",
                                             help="Rule codes or prefixes to run (replaces the config).",
                                             rich_help_panel=RULE_SELECTION),
-    extend_select: list[str] | None = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
+    extend_select: list[str] | None = typer.Option(None, "--extend-select",
+                                                   help="Rule codes or prefixes to run on top of the selected "
+                                                        "ones (the config's select, or --select).",
+                                                   rich_help_panel=RULE_SELECTION),
     ignore: list[str] | None = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
                                             rich_help_panel=RULE_SELECTION),
     config: str | None = typer.Option(None, "--config",
@@ -180,8 +184,14 @@ def check(
     l1: list[str] | None = pattern_option("l1"),
     force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
                                        rich_help_panel=FILES),
-    no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
+    no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE",
+                                  help="Read every file again instead of reusing cached results (keyed by the "
+                                       "file's content, the settings and reglint's version).",
+                                  rich_help_panel=FILES),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR",
+                                          help="Where the cache lives (default: .reglint_cache in the project "
+                                               "root; `reglint clean` removes it).",
+                                          rich_help_panel=FILES),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
                              rich_help_panel=FILES),
     context: dict | None = None,
@@ -275,7 +285,8 @@ def profile(
                                            "RL023 judges there."),
     time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
                                       help="Seconds for loading and both runs; the step budget is cut to fit."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1,
+                                   help="Examples per step of both runs (your training's batch size)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or gpu."),
     backend: str = typer.Option("auto", "--backend",
                                 help="Keras backend: auto (KERAS_BACKEND, else TensorFlow, else PyTorch), "
@@ -283,9 +294,12 @@ def profile(
     trust_model: bool = typer.Option(False, "--trust-model",
                                      help="Allow Lambda layers and custom objects to run (Keras safe_mode off)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full, json, sarif, github, html ..."),
-    output_file: Path | None = typer.Option(None, "--output-file", "-o"),
-    fail_on: FailOn | None = typer.Option(None, "--fail-on"),
-    seed: int = typer.Option(0, "--seed"),
+    output_file: Path | None = typer.Option(None, "--output-file", "-o",
+                                            help="Write the report here instead of stdout."),
+    fail_on: FailOn | None = typer.Option(None, "--fail-on",
+                                          help="Exit 1 on findings at or above this severity (default: error)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the held-out split, the batches' order and the "
+                                                "framework's random state (one seed, one measurement)."),
 ) -> None:
     """Measure the penalty against the data gradient per layer, and train the saved recipe beside an
     unregularized twin to see whether the penalty hurts."""

@@ -70,7 +70,10 @@ class TrainingContext:
                                                                  min=0.0, positive=True))
     # Settings for files that carry none (ONNX inference graphs) or to
     # override the file: optimizer class, learning rate, momentum, decay.
-    optimizer: str | None = field(default=None, metadata=_opt("Optimizer class for files that save none (ONNX)."))
+    optimizer: str | None = field(default=None, metadata=_opt(
+        "Optimizer class (SGD, Adam, AdamW ...; any case, torch.optim. prefix allowed), for files that save none "
+        "(ONNX) or replacing a saved one's class: the file's learning rate, momentum and weight decay are kept "
+        "unless --lr, --momentum or --weight-decay are given, and a note says what was kept."))
     learning_rate: float | None = field(default=None, metadata=_opt("Learning rate (peak).", min=0.0,
                                                                     flags=("--lr",)))
     momentum: float | None = field(default=None, metadata=_opt("Momentum (SGD) in [0, 1].", min=0.0, max=1.0))
@@ -124,6 +127,31 @@ class TrainingContext:
         if per_epoch is not None and self.epochs is not None:
             return per_epoch * self.epochs
         return None
+
+
+def optimizer_context_note(saved: Optimizer | None, ctx: TrainingContext) -> str | None:
+    """What the user's optimizer settings leave to the file or to an
+    assumption, said in the report: a class replaced keeps the file's other
+    settings; with no optimizer saved, SGD is assumed and a missing
+    learning rate leaves the decay's shrink unjudged."""
+    if saved is None:
+        assumed = [] if ctx.optimizer else ["SGD assumed (give --optimizer)"]
+        if ctx.learning_rate is None:
+            assumed.append("no learning rate (give --lr: without it no per-step shrink is judged)")
+        return f"no optimizer saved: {'; '.join(assumed)}" if assumed else None
+    if not ctx.optimizer or ctx.optimizer.lower() == saved.class_name.lower():
+        return None
+    kept = []
+    if ctx.learning_rate is None and saved.learning_rate is not None and saved.learning_rate.initial is not None:
+        kept.append(f"lr {saved.learning_rate.initial:g}")
+    if ctx.momentum is None and saved.momentum:
+        kept.append(f"momentum {saved.momentum:g}" + (" nesterov" if saved.nesterov else ""))
+    if ctx.weight_decay is None and saved.weight_decay:
+        kept.append(f"weight_decay {saved.weight_decay:g}")
+    if saved.coupled_l2:
+        kept.append(f"coupled L2 {saved.coupled_l2:g}")
+    return (f"optimizer class {saved.class_name} (from the file) replaced by {ctx.optimizer} (--optimizer)"
+            + (f"; kept from the file: {', '.join(kept)}" if kept else ""))
 
 
 # ``target = "kernel"`` (``--l2``'s target) means a layer's weight kernels as
@@ -201,6 +229,9 @@ class Analysis:
         ctx, model = self.context, self.model
         if ctx.optimizer or ctx.learning_rate is not None or ctx.weight_decay is not None or ctx.momentum is not None:
             opt = model.optimizer or Optimizer(class_name=ctx.optimizer or "SGD", source=Provenance.USER)
+            note = optimizer_context_note(model.optimizer, ctx)
+            if note:
+                model.notes.append(note)
             if ctx.optimizer:
                 opt.class_name, opt.source = ctx.optimizer, Provenance.USER
             if ctx.learning_rate is not None:
