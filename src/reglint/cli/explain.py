@@ -166,7 +166,8 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
     from reglint.engine.runner import lint_file
     from reglint.errors import err
 
-    options = CheckOptions(paths=[path], context=context, **(patterns or {}))
+    patterns = patterns or {}
+    options = CheckOptions(paths=[path], context=context, l2=patterns.get("l2"), l1=patterns.get("l1"))
     try:
         settings = resolve(options)
     except ReglintError as exc:
