@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import KERAS_FIXTURES
+from helpers import FIXTURES, KERAS_FIXTURES
 
 BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")
 GOOD = str(KERAS_FIXTURES / "scenario_healthy_sgd.keras")
@@ -39,6 +39,84 @@ def test_exit_codes(args, code):
     result = reglint(*args, "--no-cache")
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
+
+
+CNN_ONNX = str(FIXTURES / "onnx" / "cnn.onnx")
+HEALTHY_ADAM = str(KERAS_FIXTURES / "scenario_healthy.keras")
+
+
+def one_usage_error(result) -> str:
+    """The run refused its input: exit 2, nothing on stdout, one stderr line (returned)."""
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    return line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--lr", "inf"), "invalid value for '--learning-rate' / '--lr': inf is not a finite number"),
+    (("--lr", "nan"), "invalid value for '--learning-rate' / '--lr': nan is not a finite number"),
+    (("--weight-decay", "nan"), "invalid value for '--weight-decay': nan is not a finite number"),
+    (("--weight-decay", "inf"), "invalid value for '--weight-decay': inf is not a finite number"),
+    (("--momentum", "nan"), "invalid value for '--momentum': nan is not a finite number"),
+    (("--target-var", "inf"), "invalid value for '--target-var': inf is not a finite number"),
+    (("--samples", "-5"), "invalid value for '--samples'"),
+    (("--epochs", "0"), "invalid value for '--epochs'"),
+    (("--steps", "nan"), "invalid value for '--steps'"),
+])
+def test_non_finite_or_out_of_range_context_values_are_usage_errors(args, expected):
+    """Not an RL012 finding against the file ("optimizer learning_rate is inf"), not exit 1."""
+    line = one_usage_error(reglint(str(KERAS_FIXTURES / "dense_l2.keras"), *args, "--no-cache"))
+    assert line.startswith("reglint: error: " + expected), line
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x"])
+@pytest.mark.parametrize("flag", ["--l2", "--l1"])
+def test_bad_pattern_factors_are_usage_errors(flag, value):
+    line = one_usage_error(reglint(CNN_ONNX, flag, f"conv1={value}", "--no-cache"))
+    assert flag in line and f"conv1={value}" in line and "RL012" not in line, line
+
+
+def test_optimizer_must_be_a_known_class():
+    line = one_usage_error(reglint("-f", "concise", HEALTHY_ADAM, "--optimizer", "Bogus", "--no-cache"))
+    assert line.startswith("reglint: error: invalid value for '--optimizer': unknown optimizer 'Bogus'; known: ")
+    assert all(name in line for name in ("AdamW", "SGD", "RMSprop", "Lion", "RAdam")), line
+    # the names the readers know, in any case or with torch's module path, mean that class: Adam's
+    # RL007 is reported as for the file's own (Adam) optimizer, not lost to an unknown class
+    for name in ("adam", "ADAM", "torch.optim.Adam", "keras.optimizers.Adam"):
+        result = reglint("-f", "json", HEALTHY_ADAM, "--optimizer", name, "--no-cache")
+        data = json.loads(result.stdout)["files"][0]
+        assert data["model"]["optimizer"]["class"] == "Adam", name
+        assert "RL007" in {f["code"] for f in data["findings"]}, name
+    result = reglint("-f", "json", HEALTHY_ADAM, "--optimizer", "torch.optim.adamw", "--no-cache")
+    assert json.loads(result.stdout)["files"][0]["model"]["optimizer"]["class"] == "AdamW"
+
+
+def test_l2_pattern_matching_nothing_is_a_usage_error():
+    """A typo in --l2 must not lint the model without the regularizer the user meant."""
+    line = one_usage_error(reglint(CNN_ONNX, "--l2", "nomatch=0.1", "--no-cache"))
+    assert "--l2 'nomatch=0.1' matches no layer" in line and "conv1" in line and "head" in line, line
+    line = one_usage_error(reglint(CNN_ONNX, "--l1", "bn1=0.1", "--no-cache"))
+    assert "--l1 'bn1=0.1' matches layers without a kernel (bn1)" in line, line
+    # a pattern matching in one of the files linted is fine
+    result = reglint(CNN_ONNX, str(FIXTURES / "onnx" / "mlp.onnx"), "--l2", "conv1=0.01", "--no-cache")
+    assert result.returncode in (0, 1) and "error" not in result.stderr, result.stderr
+
+
+def test_l2_covers_depthwise_kernels_and_combines_with_l1():
+    """cnn.onnx's "dw" is a depthwise Conv (role depthwise_kernel): --l2 'dw=...' regularizes it, as
+    Keras' DepthwiseConv2D(depthwise_regularizer=...) would; --l2 and --l1 on one layer make an L1L2."""
+    data = json.loads(reglint(CNN_ONNX, "-f", "json", "--no-cache", "--l2", "dw=0.1", "--l2", "conv1=0.01",
+                              "--l1", "conv1=0.001").stdout)
+    layers = data["files"][0]["model"]["layers"]
+    roles = {(layer["path"], v["name"]): v["role"] for layer in layers for v in layer["variables"]}
+    regs = {(layer["path"], roles[(layer["path"], r["target"])]): r for layer in layers
+            for r in layer["regularizers"]}
+    assert regs[("dw", "depthwise_kernel")]["l2"] == pytest.approx(0.1)
+    assert regs[("conv1", "kernel")]["kind"] == "l1l2"
+    assert (regs[("conv1", "kernel")]["l1"], regs[("conv1", "kernel")]["l2"]) == (pytest.approx(0.001),
+                                                                                  pytest.approx(0.01))
+    assert set(regs) == {("dw", "depthwise_kernel"), ("conv1", "kernel")}
 
 
 def test_unreadable_input_is_one_line_and_others_are_still_linted(tmp_path):
@@ -79,6 +157,17 @@ def test_rules_and_rule_commands():
     assert reglint("rule", "RL999").returncode == 2
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (("rules", "-f", "yaml"), "'yaml' is not one of text, json"),
+    (("rules", "--format", "sarif"), "'sarif' is not one of text, json"),
+    (("explain", str(KERAS_FIXTURES / "dense_l2.keras"), "-f", "bogus"), "'bogus' is not one of full, json"),
+    (("explain", str(KERAS_FIXTURES / "dense_l2.keras"), "-f", "sarif"), "'sarif' is not one of full, json"),
+])
+def test_rules_and_explain_accept_only_their_own_formats(args, expected):
+    line = one_usage_error(reglint(*args))
+    assert line == f"reglint: error: invalid value for '--format' / '-f': {expected}", line
+
+
 def test_explain_answers_the_seed_question():
     out = reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras"), "--format", "json")
     [row] = json.loads(out.stdout)["tensors"]
@@ -107,6 +196,82 @@ def test_explain_answers_for_the_optimizers_weight_decay_too():
     assert "nothing to explain" not in text
     seed = json.loads(reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras"), "--format", "json").stdout)
     assert seed["optimizer_decay"] is None
+
+
+def torch_manifest_group(name: str) -> dict:
+    entry = next(f for f in json.loads((FIXTURES / "torch" / "manifest.json").read_text())["files"]
+                 if f["file"] == name)
+    return entry["optimizer"]["groups"][0]
+
+
+@pytest.mark.parametrize("name", ["sgd_wd_too_strong.pt", "sgd_momentum_wd.pt", "lightning.ckpt",
+                                  "adam_coupled_wd.pt"])
+def test_explain_answers_for_a_coupled_weight_decay(name):
+    """PyTorch SGD/Adam weight_decay adds wd*w to the gradient: explain shows it (torch's own wd, its
+    lr*wd/(1-momentum) shrink under SGD; RL007's normalisation under Adam) with the rules' findings on it,
+    the ones check reports, instead of "nothing to explain"."""
+    path, group = str(FIXTURES / "torch" / name), torch_manifest_group(name)
+    doc = json.loads(reglint("explain", path, "--format", "json").stdout)
+    decay = doc["optimizer_decay"]
+    assert decay["kind"] == "coupled" and decay["weight_decay"] == pytest.approx(group["weight_decay"])
+    checked = json.loads(reglint(path, "-f", "json", "--no-cache").stdout)["files"][0]["findings"]
+    assert [f["code"] for f in decay["findings"]] == [f["code"] for f in checked
+                                                      if f["target"] == "optimizer.weight_decay"]
+    text = reglint("explain", path).stdout
+    assert "nothing to explain" not in text and "(coupled: wd*w added to the gradient" in text
+    if group["momentum"] is not None:  # SGD: the manifest's lr*wd/(1-b)
+        shrink = group["lr"] * group["weight_decay"] / (1 - group["momentum"])
+        assert decay["shrink_per_step"] == pytest.approx(shrink)
+        assert f"lr*weight_decay/(1-momentum) = {shrink:.3g}" in text.replace("5.00e-4", "0.0005")
+    else:
+        assert decay["shrink_per_step"] is None and "normalised" in text and "RL007 (warning)" in text
+    if name == "sgd_wd_too_strong.pt":
+        assert [(c["code"], c["current"]) for c in decay["rule_changes"]] == [("RL003", 1.0)]
+        assert "RL003 (error)" in text and "RL003 suggests weight_decay 1 -> 0.005" in text
+
+
+def test_explain_takes_checks_context_options_on_onnx():
+    """explain mlp.onnx --l2 ... / --optimizer AdamW --lr --weight-decay explain what check reports."""
+    mlp = str(FIXTURES / "onnx" / "mlp.onnx")
+    doc = json.loads(reglint("explain", mlp, "-f", "json", "--l2", "fc1=0.01").stdout)
+    [row] = doc["tensors"]
+    checked = json.loads(reglint(mlp, "-f", "json", "--no-cache", "--l2", "fc1=0.01").stdout)["files"][0]
+    [saved] = [v["penalty_saved"] for layer in checked["model"]["layers"] for v in layer["variables"]
+               if v["name"] == "fc1.weight"]
+    assert (row["layer"], row["regularizer"], row["penalty_saved"]) == ("fc1", "L2(0.01)", pytest.approx(saved))
+    args = ("--optimizer", "AdamW", "--lr", "0.01", "--weight-decay", "50")
+    decay = json.loads(reglint("explain", mlp, "-f", "json", *args).stdout)["optimizer_decay"]
+    checked = json.loads(reglint(mlp, "-f", "json", "--no-cache", *args).stdout)["files"][0]["findings"]
+    assert decay["shrink_per_step"] == pytest.approx(0.5)
+    assert [f["code"] for f in decay["findings"]] == [f["code"] for f in checked
+                                                      if f["target"] == "optimizer.weight_decay"]
+    assert "RL003" in [f["code"] for f in decay["findings"]]
+    line = one_usage_error(reglint("explain", mlp, "--l2", "fc=0.01"))
+    assert "--l2 'fc=0.01' matches no layer" in line and "did you mean 'fc*'?" in line, line
+
+
+def test_explain_words_the_whole_penalty_as_check_does():
+    """scenario_l2_before_bn: the kernel feeds a BatchNorm; check says "penalty (at init): ... = 0.19% ...;
+    RL001 counts 0 = 0%"; explain's "whole model's penalty" is that 0.19%, RL001's part named as such."""
+    path = str(KERAS_FIXTURES / "scenario_l2_before_bn.keras")
+    check_line = next(line for line in reglint(path, "--no-cache").stdout.splitlines() if "penalty (at init)" in line)
+    assert "= 0.19% of the data-loss scale; RL001 counts 0 = 0%" in check_line
+    text = reglint("explain", path).stdout
+    assert "The whole model's penalty is 0.19% of the data loss; RL001 counts 0% of it." in text
+    row = json.loads(reglint("explain", path, "-f", "json").stdout)["tensors"][0]
+    assert row["model_penalty_whole_ratio"] == pytest.approx(0.0019, abs=5e-5) and row["model_penalty_ratio"] == 0
+
+
+def test_explain_l1_zero_init_and_unrecorded_initializers():
+    text = reglint("explain", str(KERAS_FIXTURES / "dense_l2.keras")).stdout
+    bias = text[text.index("bias [16] · L1(1.00e-4)"):]
+    bias = bias[:bias.index("with more data")]
+    assert "gradient per weight  lambda*sign(w) ~ 1.00e-4" in bias and "2*lambda*w" not in bias
+    assert "E[sum w^2] at init  0: initialised to zeros, so the penalty is 0 at init" in bias
+    assert "x ? each" not in text and "Glorot" not in bias
+    onnx = reglint("explain", str(FIXTURES / "onnx" / "mlp.onnx"), "--l2", "fc1=0.01").stdout
+    assert "initializer None" not in onnx and "the file does not record an initializer" in onnx
+    assert "in the saved weights" in onnx and " ? " not in onnx.split("penalty at init")[0]
 
 
 @pytest.mark.parametrize(("exported", "expected"), [(None, "1"), ("4", "4")])

@@ -22,6 +22,7 @@ from helpers import KERAS_FIXTURES
 
 BAD = KERAS_FIXTURES / "scenario_penalty_dominates.keras"  # RL001 error
 WARN = KERAS_FIXTURES / "scenario_decayed_twice.keras"  # warnings only
+GOOD_ADAM = KERAS_FIXTURES / "scenario_healthy.keras"  # Adam, L2 on its kernels: RL007
 
 
 def write(path: Path, text: str) -> Path:
@@ -112,6 +113,32 @@ def test_unknown_keys_name_the_key_meant(tmp_path, monkeypatch, text, expected):
     with pytest.raises(ConfigError) as info:
         load_settings([str(tmp_path / "m.keras")])
     assert str(info.value) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("weight-decay = inf", "'tool.reglint.context.weight-decay' in pyproject.toml: expected a finite number, got inf"),
+    ("learning-rate = nan",
+     "'tool.reglint.context.learning-rate' in pyproject.toml: expected a finite number, got nan"),
+    ("momentum = -inf", "'tool.reglint.context.momentum' in pyproject.toml: expected a finite number, got -inf"),
+    ('regularizers = [{layers = "*", l2 = inf}]',
+     "'tool.reglint.context.regularizers[0].l2' in pyproject.toml: expected a finite number, got inf"),
+    ('optimizer = "Bogus"', "'tool.reglint.context.optimizer' in pyproject.toml: unknown optimizer 'Bogus'; known: "),
+])
+def test_non_finite_context_values_and_unknown_optimizers_are_config_errors(tmp_path, text, expected):
+    write(tmp_path / "pyproject.toml", f"[tool.reglint.context]\n{text}\n")
+    result = reglint(tmp_path, str(model(tmp_path / "m.keras", GOOD_ADAM)), "-f", "concise")
+    assert (result.returncode, result.stdout) == (2, ""), result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("reglint: error: " + expected), line
+
+
+def test_a_config_optimizer_is_read_in_any_spelling(tmp_path):
+    """"torch.optim.adam" means Adam: RL007 (L2 under Adam) as for the file's own Adam."""
+    write(tmp_path / "pyproject.toml", '[tool.reglint.context]\noptimizer = "torch.optim.adam"\n')
+    result = reglint(tmp_path, str(model(tmp_path / "m.keras", GOOD_ADAM)), "-f", "json")
+    data = json.loads(result.stdout)["files"][0]
+    assert data["model"]["optimizer"]["class"] == "Adam"
+    assert "RL007" in {f["code"] for f in data["findings"]}
 
 
 # ---------------------------------------------------------------------------

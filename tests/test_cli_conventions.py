@@ -192,6 +192,59 @@ def test_help_explains_the_short_form_and_the_exit_codes():
     assert "this severity (default: error)." in check_help and "Batch size B (default: 32)." in check_help
 
 
+def test_every_option_of_every_command_has_help():
+    from typer.main import get_command
+
+    from reglint.cli.app import app
+
+    root = get_command(app)
+    missing = [f"{name} {param.opts[0]}" for name, command in root.commands.items() for param in command.params
+               if param.param_type_name == "option" and not (param.help or "").strip()]
+    missing += [f"reglint {param.opts[0]}" for param in root.params
+                if param.param_type_name == "option" and not (param.help or "").strip()]
+    assert missing == []
+    text = " ".join(reglint("--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "Keras, ONNX and PyTorch models" in text
+
+
+def test_optimizer_option_says_and_does_what_it_keeps():
+    """--optimizer over a saved optimizer replaces the class and keeps the file's lr and momentum: the help
+    says so, and the report says what came from the user and what from the file."""
+    from reglint.engine.analysis import context_options
+
+    [option] = [o for o in context_options() if o.name == "optimizer"]
+    assert "replacing a saved one's class: the file's learning rate, momentum and weight decay are kept" in option.help
+    assert "Optimizer class (SGD, Adam, AdamW" in reglint("check", "--help", env={"COLUMNS": "200"}).stdout
+    path = str(FIXTURES / "torch" / "sgd_wd_too_strong.pt")  # SGD lr 0.1 momentum 0.9 weight_decay 1
+    out = reglint(path, "--optimizer", "adam", "--no-cache", env={"COLUMNS": "200"}).stdout
+    assert "optimizer: Adam lr 0.1, momentum 0.9, coupled L2 0.5 (class from user, the rest from the file)" in out
+    assert ("note: optimizer class SGD (from the file) replaced by Adam (--optimizer); kept from the file: lr 0.1, "
+            "momentum 0.9, coupled L2 0.5") in out
+    data = json.loads(reglint(path, "--optimizer", "adam", "--lr", "0.01", "-f", "json", "--no-cache").stdout)
+    model = data["files"][0]["model"]
+    assert model["optimizer"]["class"] == "Adam" and model["optimizer"]["learning_rate"]["initial"] == 0.01
+    assert any("kept from the file: momentum 0.9, coupled L2 0.5" in note for note in model["notes"])
+
+
+def test_weight_decay_alone_on_onnx_says_what_is_assumed():
+    out = reglint(str(FIXTURES / "onnx" / "cnn.onnx"), "--weight-decay", "0.1", "--no-cache",
+                  env={"COLUMNS": "200"}).stdout
+    assert "optimizer: SGD lr ? (not saved: give --lr), weight_decay 0.1 (from user)" in out
+    assert "note: no optimizer saved: SGD assumed (give --optimizer); no learning rate (give --lr" in out
+
+
+def test_readme_statistics_example_is_current():
+    """The README's --statistics example, re-run as written."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("$ reglint fixtures/keras/scenario_*.keras --statistics\n"):]
+    block = block[:block.index("```")]
+    import glob
+
+    files = sorted(glob.glob(str(ROOT / "fixtures" / "keras" / "scenario_*.keras")))
+    result = reglint(*[os.path.relpath(f, ROOT) for f in files], "--statistics", "--no-cache")
+    assert block.splitlines()[1:] == result.stdout.splitlines()
+
+
 # ---------------------------------------------------------------------------
 # 10. profile reads Keras files only, and says so before TensorFlow
 

@@ -143,6 +143,38 @@ def test_sarif_paths_are_relative_to_the_config_root(tmp_path):
         "models/a.keras"
 
 
+def test_sarif_uris_are_percent_encoded_and_outside_files_are_file_uris(tmp_path):
+    """SARIF 2.1.0 §3.10: artifactLocation.uri is an RFC 3986 URI reference. A space, comma, colon and
+    percent in a project path are encoded (a raw ':' would read as a scheme); a file outside the project
+    is an absolute file:// URI, without the %SRCROOT% base the relative ones carry."""
+    import shutil
+    from urllib.parse import unquote
+
+    from helpers import KERAS_FIXTURES
+
+    bad = KERAS_FIXTURES / "scenario_penalty_dominates.keras"
+    project = tmp_path / "proj"
+    (project / "weird dir").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.reglint]\n")
+    shutil.copy(bad, project / "weird dir" / "a,b:c%d.keras")
+    (tmp_path / "out side").mkdir()
+    shutil.copy(bad, tmp_path / "out side" / "m.keras")
+    result = subprocess.run([sys.executable, "-m", "reglint", "weird dir/a,b:c%d.keras", "../out side/m.keras",
+                             "-f", "sarif", "--no-cache"], cwd=project, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in document["runs"][0]["results"]]
+    outside = (tmp_path / "out side" / "m.keras").resolve().as_uri()
+    assert {loc["uri"] for loc in locations} == {"weird%20dir/a%2Cb%3Ac%25d.keras", outside}
+    assert outside.startswith("file:///") and "%20" in outside
+    for loc in locations:
+        assert ("uriBaseId" in loc) != loc["uri"].startswith("file:")
+        assert loc.get("uriBaseId") in (None, "%SRCROOT%")
+    assert unquote("weird%20dir/a%2Cb%3Ac%25d.keras") == "weird dir/a,b:c%d.keras"
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(document, json.loads(SARIF_SCHEMA.read_text()))
+
+
 # ---------------------------------------------------------------------------
 # GitHub
 

@@ -7,6 +7,7 @@ one-line message on stderr; the other files are still linted).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -27,8 +28,9 @@ EXIT_CODES = ("Exit codes: 0 clean (or every finding below --fail-on); 1 finding
 
 app = typer.Typer(
     name="reglint",
-    help="Lint the regularization of saved Keras and ONNX models: lambdas that dominate the loss, "
-         "destabilise training or do nothing.\n\n"
+    help="Lint the regularization of saved Keras, ONNX and PyTorch models (.pt/.pth/.ckpt checkpoints, "
+         "safetensors, Hugging Face folders): lambdas and weight decays that dominate the loss, destabilise "
+         "training or do nothing.\n\n"
          "[bold]reglint FILE ...[/] is short for [bold]reglint check FILE ...[/]\n\n" + EXIT_CODES,
     epilog="reglint check -h lists the options of a lint run.",
     rich_markup_mode="rich",
@@ -50,11 +52,28 @@ class FailOn(str, Enum):
 # training-context options: declared once, as TrainingContext's fields
 
 
-def _positive(value: float | None) -> float | None:
-    """A context option whose 0 means nothing (``--loss-scale``)."""
-    if value is not None and not value > 0:
-        raise typer.BadParameter(f"{value:g} is not > 0")
-    return value
+def _context_check(option):
+    """The option's value checked beyond Typer's range: a number must be
+    finite (Click's FloatRange lets nan and inf through), > 0 where 0 means
+    nothing (``--loss-scale``); an optimizer must be a class the readers
+    know, given back in its canonical spelling."""
+    def check(value):
+        if value is None:
+            return value
+        if option.kind is str and option.name == "optimizer":
+            from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+
+            name = canonical_optimizer(value)
+            if name is None:
+                raise typer.BadParameter(unknown_optimizer_message(value))
+            return name
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"{value!r} is not a finite number")
+        if option.positive and not value > 0:
+            raise typer.BadParameter(f"{value:g} is not > 0")
+        return value
+
+    return check
 
 
 def with_context_options(panel: str):
@@ -81,7 +100,7 @@ def with_context_options(panel: str):
         extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.kind | None,
                                    default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
                                                         help=o.help, rich_help_panel=panel,
-                                                        callback=_positive if o.positive else None))
+                                                        callback=_context_check(o)))
                  for o in options]
         hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}
         # inspect.signature() (and so Typer) reads __signature__; typeshed's _Wrapped does not declare it.
@@ -92,13 +111,24 @@ def with_context_options(panel: str):
     return decorate
 
 
-# ---------------------------------------------------------------------------
-# check
-
 RULE_SELECTION = "Rule selection"
 CONTEXT = "Training context (what a model file does not say)"
 OUTPUT = "Output"
 FILES = "File selection"
+
+
+def pattern_option(factor: str):
+    """``--l2``/``--l1 PATTERN=LAMBDA``: check's and explain's alike."""
+    return typer.Option(
+        None, f"--{factor}", metavar="PATTERN=LAMBDA",
+        help=f"Apply {factor.upper()}(LAMBDA) to the kernels (depthwise and pointwise ones included) of layers "
+             f"whose name or path matches the glob PATTERN, replacing what the file says (ONNX files save none). "
+             f"Repeatable; a PATTERN reaching no kernel is an error.",
+        rich_help_panel=CONTEXT)
+
+
+# ---------------------------------------------------------------------------
+# check
 
 
 @app.command(epilog=EXIT_CODES)
@@ -133,7 +163,10 @@ def check(
     select: list[str] | None = typer.Option(None, "--select",
                                             help="Rule codes or prefixes to run (replaces the config).",
                                             rich_help_panel=RULE_SELECTION),
-    extend_select: list[str] | None = typer.Option(None, "--extend-select", rich_help_panel=RULE_SELECTION),
+    extend_select: list[str] | None = typer.Option(None, "--extend-select",
+                                                   help="Rule codes or prefixes to run on top of the selected "
+                                                        "ones (the config's select, or --select).",
+                                                   rich_help_panel=RULE_SELECTION),
     ignore: list[str] | None = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
                                             rich_help_panel=RULE_SELECTION),
     config: str | None = typer.Option(None, "--config",
@@ -147,13 +180,18 @@ def check(
     create_baseline: bool = typer.Option(False, "--create-baseline",
                                          help="Write today's findings to the --baseline file and exit 0.",
                                          rich_help_panel=RULE_SELECTION),
-    l2: list[str] | None = typer.Option(None, "--l2", metavar="PATTERN=LAMBDA",
-                                        help="Apply L2(LAMBDA) to kernels of layers matching PATTERN (ONNX).",
-                                        rich_help_panel=CONTEXT),
+    l2: list[str] | None = pattern_option("l2"),
+    l1: list[str] | None = pattern_option("l1"),
     force_exclude: bool = typer.Option(False, "--force-exclude", help="Apply excludes to files named explicitly.",
                                        rich_help_panel=FILES),
-    no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE", rich_help_panel=FILES),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR", rich_help_panel=FILES),
+    no_cache: bool = typer.Option(False, "--no-cache", "-n", envvar="REGLINT_NO_CACHE",
+                                  help="Read every file again instead of reusing cached results (keyed by the "
+                                       "file's content, the settings and reglint's version).",
+                                  rich_help_panel=FILES),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="REGLINT_CACHE_DIR",
+                                          help="Where the cache lives (default: .reglint_cache in the project "
+                                               "root; `reglint clean` removes it).",
+                                          rich_help_panel=FILES),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint files in parallel processes.",
                              rich_help_panel=FILES),
     context: dict | None = None,
@@ -172,9 +210,20 @@ def check(
 # rules
 
 
+def one_of(*formats: str):
+    """A --format callback: only the command's own formats (the others are check's)."""
+    def check(value: str) -> str:
+        if value.lower() not in formats:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(formats)}")
+        return value.lower()
+
+    return check
+
+
 @app.command("rules")
 def rules_command(
-    output_format: str = typer.Option("text", "--format", "-f", help="text or json"),
+    output_format: str = typer.Option("text", "--format", "-f", help="text (default) or json.",
+                                      callback=one_of("text", "json")),
 ) -> None:
     """List the rules."""
     from reglint.engine.rule import all_rules
@@ -208,13 +257,17 @@ def rule_command(code: str = typer.Argument(..., help="A rule code (RL001) or na
 def explain(
     path: Path = typer.Argument(..., help="A model file."),
     layer: str | None = typer.Option(None, "--layer", help="Only this layer (name, path or glob)."),
-    output_format: str = typer.Option("full", "--format", "-f", help="full or json"),
+    output_format: str = typer.Option("full", "--format", "-f", help="full (default) or json.",
+                                      callback=one_of("full", "json")),
+    l2: list[str] | None = pattern_option("l2"),
+    l1: list[str] | None = pattern_option("l1"),
     context: dict | None = None,
 ) -> None:
     """Show, per layer, how the penalty, its gradient and the per-step shrink depend on the weight count."""
     from reglint.cli.explain import run_explain
 
-    raise typer.Exit(run_explain(path, layer=layer, context=context or {}, output_format=output_format))
+    raise typer.Exit(run_explain(path, layer=layer, context=context or {}, output_format=output_format,
+                                 patterns={"l2": l2, "l1": l1}))
 
 
 @app.command()
@@ -232,7 +285,8 @@ def profile(
                                            "RL023 judges there."),
     time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
                                       help="Seconds for loading and both runs; the step budget is cut to fit."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1,
+                                   help="Examples per step of both runs (your training's batch size)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or gpu."),
     backend: str = typer.Option("auto", "--backend",
                                 help="Keras backend: auto (KERAS_BACKEND, else TensorFlow, else PyTorch), "
@@ -240,9 +294,12 @@ def profile(
     trust_model: bool = typer.Option(False, "--trust-model",
                                      help="Allow Lambda layers and custom objects to run (Keras safe_mode off)."),
     output_format: str = typer.Option("full", "--format", "-f", help="full, json, sarif, github, html ..."),
-    output_file: Path | None = typer.Option(None, "--output-file", "-o"),
-    fail_on: FailOn | None = typer.Option(None, "--fail-on"),
-    seed: int = typer.Option(0, "--seed"),
+    output_file: Path | None = typer.Option(None, "--output-file", "-o",
+                                            help="Write the report here instead of stdout."),
+    fail_on: FailOn | None = typer.Option(None, "--fail-on",
+                                          help="Exit 1 on findings at or above this severity (default: error)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the held-out split, the batches' order and the "
+                                                "framework's random state (one seed, one measurement)."),
 ) -> None:
     """Measure the penalty against the data gradient per layer, and train the saved recipe beside an
     unregularized twin to see whether the penalty hurts."""

@@ -17,7 +17,15 @@ tensor this prints what depends on the weight count and what does not:
 
 The optimizer's ``weight_decay`` reaches every weight without a penalty in
 the loss: its shrink, timescale and the rules' verdicts on it come first
-(``optimizer_decay`` in JSON), also for a model with no regularizer.
+(``optimizer_decay`` in JSON, ``kind`` decoupled or coupled), also for a
+model with no regularizer. Decoupled (AdamW): ``lr*wd`` per step. Coupled
+(PyTorch SGD/Adam ``weight_decay``): ``wd*w`` joins the gradient, an L2 of
+factor ``wd/2``, shrinking ``lr*wd/(1-momentum)`` per step under SGD and
+normalised away under Adam (RL007).
+
+"The whole model's penalty" is check's "penalty (at init)" figure (every
+active penalty); the part RL001 counts (leaving out scale-invariant kernels,
+absorbed normalization parameters, biases) is named as such when it differs.
 """
 
 from __future__ import annotations
@@ -64,7 +72,9 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     dyn, ctx = analysis.dynamics, analysis.context
     scale = analysis.loss_scale.value
     fan_in, fan_out = var.fans()
-    sigma = init_rms(var)
+    sigma, weights_from = init_rms(var), "init"
+    if var.initializer is None and var.stats is not None:  # ONNX: no initializer, the saved weights stand in
+        sigma, weights_from = var.stats.rms, "saved"
     l2, l1 = p.l2, p.l1
     shrink = dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink
     per_epoch = ctx.steps_per_epoch()
@@ -81,17 +91,23 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "regularizer": lam(p.regularizer),
         "initializer": var.initializer.name if var.initializer else None,
         "init_rms": sigma,
-        "gradient_per_weight": (2 * l2 * sigma + l1) if sigma is not None else None,
+        "rms_from": weights_from,  # "init" (the initializer's) or "saved" (no initializer recorded)
+        "gradient_per_weight": (2 * l2 * sigma + l1) if sigma is not None or not l2 else None,
+        "gradient_formula": gradient_formula(l2, l1),
+        "l1_step": dyn.l1_step(l1) if l1 else None,
         "sum_sq_init": p.sum_sq_init,
+        "sum_sq_saved": var.stats.sum_sq if var.stats is not None else None,
         "sum_sq_init_per_weight": (p.sum_sq_init / var.size) if p.sum_sq_init else None,
         "penalty_init": p.penalty_init,
         "penalty_saved": p.penalty_saved,
-        "share_of_data_loss": (p.penalty_init / scale) if p.penalty_init is not None else None,
+        "share_of_data_loss": (p.penalty_init / scale) if p.penalty_init is not None else (
+            p.penalty_saved / scale if p.penalty_saved is not None else None),  # as check's share column
         "data_loss_scale": scale,
         "shrink_per_step": shrink,
         "timescale_steps": (1 / shrink) if shrink else None,
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
-        "model_penalty_ratio": analysis.penalty_ratio(),
+        "model_penalty_ratio": analysis.penalty_ratio(),  # the part RL001 counts
+        "model_penalty_whole_ratio": analysis.penalty_ratio(include_invariant=True),  # check's "penalty" line
         "rule_changes": rule_changes(report, layer.path, var.name),
         "largest_safe_lambda": safe,
         "largest_safe_lambda_bound_by": bound_by,
@@ -102,41 +118,69 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     }
 
 
+def gradient_formula(l2: float, l1: float) -> str:
+    """The penalty's gradient on one weight: ``2*lambda*w`` (L2), ``lambda*sign(w)`` (L1)."""
+    if l1 and l2:
+        return "2*l2*w + l1*sign(w)"
+    return "lambda*sign(w)" if l1 else "2*lambda*w"
+
+
 def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
     """The optimizer's own ``weight_decay``, which reaches every weight
-    whether or not a layer has a regularizer: its per-step shrink
-    ``lr*weight_decay``, the timescale, and what the rules say of it (their
-    findings and fixes, never re-derived here). None without one."""
+    whether or not a layer has a regularizer, and what the rules say of it
+    (their findings and fixes, never re-derived here). None without one.
+
+    Decoupled (AdamW, Keras 3): ``w <- w - lr*wd*w``, shrink ``lr*wd``.
+    Coupled (PyTorch SGD/Adam ``weight_decay``, ONNX training graphs): ``wd*w``
+    joins the gradient, an L2 penalty of factor ``wd/2``; under SGD the
+    shrink is ``lr*wd/(1-momentum)``, under Adam-family optimizers the
+    gradient's normalisation leaves no static shrink (RL007)."""
     dyn, ctx = report.analysis.dynamics, report.analysis.context
-    shrink = dyn.decoupled_shrink
-    if not shrink:
+    coupled_wd = 2.0 * dyn.coupled_l2  # torch's weight_decay: coupled_l2 is its L2 factor wd/2
+    if not dyn.weight_decay and not coupled_wd:
         return None
+    kind = "decoupled" if not coupled_wd else ("coupled" if not dyn.weight_decay else "coupled+decoupled")
+    formula = {"decoupled": "lr*weight_decay", "coupled+decoupled": "lr*wd/(1-momentum) + lr*weight_decay",
+               "coupled": "lr*weight_decay/(1-momentum)"}[kind]
+    shrink = dyn.total_shrink(0.0) if kind != "decoupled" else dyn.decoupled_shrink
+    if kind != "decoupled" and dyn.family != "sgd":
+        shrink = dyn.decoupled_shrink  # the coupled part is normalised away (RL007): no static shrink
     per_epoch = ctx.steps_per_epoch()
     findings = [f for f in report.findings if f.target == "optimizer.weight_decay"]
     changes = [{"code": f.code, "aim": f.fix.aim, **c.to_dict()} for f in report.findings if f.fix is not None
                for c in f.fix.changes if c.target == "optimizer" and c.parameter == "weight_decay"]
-    return {"weight_decay": dyn.weight_decay, "learning_rate": dyn.lr, "optimizer_family": dyn.family,
-            "shrink_per_step": shrink, "timescale_steps": 1 / shrink,
-            "timescale_epochs": (1 / shrink / per_epoch) if per_epoch else None,
+    return {"weight_decay": dyn.weight_decay or coupled_wd, "learning_rate": dyn.lr, "optimizer_family": dyn.family,
+            "kind": kind, "coupled_l2": dyn.coupled_l2 or None, "momentum": dyn.momentum, "formula": formula,
+            "shrink_per_step": shrink, "timescale_steps": (1 / shrink) if shrink else None,
+            "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
             "findings": [{"code": f.code, "severity": f.severity.value, "message": f.message} for f in findings],
             "rule_changes": changes}
 
 
-def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], output_format: str) -> int:
-    """Lint the file exactly as ``check`` does (settings, rules, fixes),
-    then explain its regularized tensors with the rules' answers."""
-    from reglint.cli.run import CheckOptions, resolve
+def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], output_format: str,
+                patterns: dict[str, list[str] | None] | None = None) -> int:
+    """Lint the file exactly as ``check`` does (settings, context options,
+    ``--l2``/``--l1`` patterns, rules, fixes), then explain its regularized
+    tensors with the rules' answers."""
+    from reglint.cli.run import CheckOptions, check_patterns, resolve
     from reglint.engine.runner import lint_file
     from reglint.errors import err
 
+    patterns = patterns or {}
+    options = CheckOptions(paths=[path], context=context, l2=patterns.get("l2"), l1=patterns.get("l1"))
     try:
-        settings = resolve(CheckOptions(paths=[path], context=context))
+        settings = resolve(options)
     except ReglintError as exc:
         err(str(exc))
         return 2
     report = lint_file(str(path), settings)
     if report.error or report.analysis is None:
         err(f"{path}: {report.error}")
+        return 2
+    try:
+        check_patterns(options, [report])
+    except ReglintError as exc:
+        err(str(exc))
         return 2
     items = [p for p in report.analysis.penalties
              if layer is None or p.layer.path == layer or p.layer.name == layer or fnmatch(p.layer.path, layer)]
@@ -176,13 +220,17 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             console.print(f"── {title} ──")
         else:
             console.rule(title)
+        initializer = (f"initializer {markup(row['initializer'])}" if row["initializer"] else
+                       "the file does not record an initializer")
+        typical = (f"(|w| ~ {g(row['init_rms'])} at init)" if row["rms_from"] == "init" else
+                   f"(|w| ~ {g(row['init_rms'])} in the saved weights)")
         lines = [
             f"weights in this tensor: {g(row['weights'])} (layer total {g(row['layer_params'])}); "
-            f"fan_in {g(row['fan_in'])}, fan_out {g(row['fan_out'])}, initializer {markup(row['initializer'])}",
+            f"fan_in {g(row['fan_in'])}, fan_out {g(row['fan_out'])}, {initializer}",
             "",
             "[bold]Does NOT depend on the weight count[/]",
-            f"  gradient per weight  2*lambda*w ~ {g(row['gradient_per_weight'])} for a typical weight "
-            f"(|w| ~ {g(row['init_rms'])} at init)",
+            f"  gradient per weight  {row['gradient_formula']} ~ {g(row['gradient_per_weight'])} for a typical "
+            f"weight {typical}",
         ]
         if row["shrink_per_step"]:
             how = "2*lr*lambda/(1-momentum)" if dyn.family == "sgd" else "lr*weight_decay"
@@ -192,12 +240,14 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
         elif dyn.family == "adaptive":
             lines.append("  per-step shrink      under an Adam-family optimizer the penalty gradient is normalised: "
                          "an unsupported weight moves ~lr per step whatever lambda is (RL007)")
+        if row["l1_step"]:
+            lines.append(f"  per-step L1 pull     lr*l1/(1-momentum) = {g(row['l1_step'])} toward zero, whatever "
+                         f"the weight's size")
+        whole, counted = row["model_penalty_whole_ratio"], row["model_penalty_ratio"]
         lines += [
             "",
             "[bold]DOES depend on the layer's size[/]",
-            f"  E\\[sum w^2] at init  {g(row['sum_sq_init'])} = {g(row['weights'])} weights x "
-            f"{g(row['sum_sq_init_per_weight'])} each: for Glorot/He/LeCun kernels this is a width, "
-            f"not a count (kernel size cancels)",
+            _sum_sq_line(row),
             f"  penalty at init      {g(row['penalty_init'])}"
             + (f"; at the saved weights {g(row['penalty_saved'])}" if row["penalty_saved"] is not None else ""),
             f"  share of data loss   {pct(row['share_of_data_loss'])} of {g(row['data_loss_scale'])} "
@@ -205,7 +255,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             "",
             "[bold]So[/]",
             f"  doubling this layer's width roughly doubles its penalty; its per-weight pull and per-step "
-            f"shrink stay the same. The whole model's penalty is {pct(row['model_penalty_ratio'])} of the data loss.",
+            f"shrink stay the same. The whole model's penalty is {pct(whole)} of the data loss"
+            + (f"; RL001 counts {pct(counted)} of it" if whole - counted > 1e-12 * max(1.0, whole) else "") + ".",
         ]
         lines += _rule_lines(row)
         if row["scale_invariant"]:
@@ -218,18 +269,46 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
         console.print()
 
 
+def _sum_sq_line(row: dict[str, Any]) -> str:
+    """sum w^2: its expectation at init (0 for a zeros initializer, a width
+    for variance-scaling kernels), else the saved weights'."""
+    if row["sum_sq_init"] == 0:
+        return (f"  E\\[sum w^2] at init  0: initialised to {markup(row['initializer'])}, so the penalty is 0 at init "
+                f"and grows only as training moves these {g(row['weights'])} weights")
+    if row["sum_sq_init"] is not None:
+        width = (": for Glorot/He/LeCun kernels this is a width, not a count (kernel size cancels)"
+                 if row["fan_in"] != row["fan_out"] or len(row["shape"]) > 1 else "")
+        return (f"  E\\[sum w^2] at init  {g(row['sum_sq_init'])} = {g(row['weights'])} weights x "
+                f"{g(row['sum_sq_init_per_weight'])} each{width}")
+    if row["sum_sq_saved"] is not None:
+        return (f"  sum w^2 saved        {g(row['sum_sq_saved'])} = {g(row['weights'])} weights x "
+                f"{g(row['sum_sq_saved'] / row['weights'])} each (no initializer recorded: the saved weights "
+                f"stand in)")
+    return "  E\\[sum w^2]          unknown: the file records neither an initializer nor the weights"
+
+
 def _print_decay(console, decay: dict[str, Any]) -> None:
     """The optimizer's weight_decay: the same shrink for every weight, whatever its layer's size."""
-    title = (f"[bold]optimizer weight_decay {g(decay['weight_decay'])}[/] at lr {g(decay['learning_rate'])} · "
-             f"every weight")
+    coupled = decay["kind"] != "decoupled"
+    how = f" (coupled: wd*w added to the gradient, L2 {g(decay['coupled_l2'])})" if coupled else ""
+    lr = g(decay["learning_rate"]) if decay["learning_rate"] is not None else "? (not saved; give --lr)"
+    title = f"[bold]optimizer weight_decay {g(decay['weight_decay'])}[/]{how} at lr {lr} · every weight"
     if console.soft_wrap:
         console.print(f"── {title} ──")
     else:
         console.rule(title)
     horizon = f" = {g(decay['timescale_epochs'], 2)} epochs" if decay["timescale_epochs"] else ""
-    lines = [f"  per-step shrink      lr*weight_decay = {g(decay['shrink_per_step'])} -> timescale "
-             f"{g(decay['timescale_steps'])} steps{horizon}: the same for every weight, whatever the layer's size",
-             "  penalty              none in the loss: decoupled decay acts on the weights directly"]
+    if decay["shrink_per_step"]:
+        lines = [f"  per-step shrink      {decay['formula']} = {g(decay['shrink_per_step'])} -> timescale "
+                 f"{g(decay['timescale_steps'])} steps{horizon}: the same for every weight, whatever the layer's size"]
+    elif decay["learning_rate"] is None:
+        lines = ["  per-step shrink      unknown: the file saves no learning rate; give --lr (and --optimizer)"]
+    else:
+        lines = ["  per-step shrink      under an Adam-family optimizer wd*w is normalised with the data gradient: "
+                 "an unsupported weight moves ~lr per step whatever weight_decay is (RL007)"]
+    lines.append("  penalty              (wd/2)*sum w^2 in effect: its gradient wd*w joins the data gradient, but no "
+                 "loss term is reported" if coupled else
+                 "  penalty              none in the loss: decoupled decay acts on the weights directly")
     lines += [f"  {f['code']} ({f['severity']}): {markup(f['message'])}" for f in decay["findings"]]
     for change in decay["rule_changes"]:
         lines.append(f"  {change['code']} suggests weight_decay {g(change['current'])} -> {g(change['suggested'])} "

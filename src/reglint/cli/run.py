@@ -39,6 +39,7 @@ class CheckOptions:
     # Training context given on the command line: TrainingContext field -> value.
     context: dict[str, Any] = field(default_factory=dict)
     l2: list[str] | None = None
+    l1: list[str] | None = None
     force_exclude: bool = False
     no_cache: bool = False
     jobs: int = 1
@@ -66,6 +67,7 @@ def run_check(opts: CheckOptions) -> int:
     report.files.extend(lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache,
                                     progress=not opts.quiet))
     try:
+        check_patterns(opts, report.files)
         baseline_code = apply_baseline(report, opts, settings)
     except ReglintError as exc:
         err(str(exc))
@@ -119,13 +121,8 @@ class CommandLine:
         self.select = _codes(opts.select, "--select") if opts.select else None
         self.extend_select = _codes(opts.extend_select, "--extend-select") if opts.extend_select else []
         self.ignore = _codes(opts.ignore, "--ignore") if opts.ignore else []
-        self.regularizers = []
-        for item in opts.l2 or []:
-            pattern, _, value = item.rpartition("=")
-            try:
-                self.regularizers.append({"layers": pattern or "*", "target": "kernel", "l2": float(value)})
-            except ValueError:
-                raise ConfigError(f"--l2 expects PATTERN=LAMBDA, got {item!r}") from None
+        self.regularizers = [pattern_regularizer(item, factor)
+                             for factor, items in (("l2", opts.l2), ("l1", opts.l1)) for item in items or []]
 
     def apply(self, settings: Settings) -> None:
         opts = self.opts
@@ -145,6 +142,57 @@ class CommandLine:
             if value is not None:
                 setattr(ctx, name, value)
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
+
+
+def pattern_regularizer(item: str, factor: str) -> dict[str, Any]:
+    """``--l2 'conv*=1e-4'`` -> ``{"layers": "conv*", "target": "kernel", "l2": 1e-4}``;
+    a factor that is not a finite number >= 0 is a usage error."""
+    import math
+
+    pattern, _, value = item.rpartition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"--{factor} expects PATTERN=LAMBDA, got {item!r}") from None
+    if not (math.isfinite(number) and number >= 0):
+        raise ConfigError(f"--{factor} {item!r}: LAMBDA must be a finite number >= 0, got {value}")
+    return {"layers": pattern or "*", "target": "kernel", factor: number}
+
+
+def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
+    """A ``--l2``/``--l1`` pattern that reaches no kernel in any file read is
+    a usage error naming the layers it could have meant: a typo must not
+    silently lint the model without the regularizer the user meant."""
+    import difflib
+
+    from reglint.engine.analysis import pattern_targets
+
+    models = [r.model for r in reports if r.model is not None]
+    if not models:
+        return  # nothing was read: the read errors say why
+    for factor, items in (("l2", opts.l2), ("l1", opts.l1)):
+        for item in items or []:
+            spec = pattern_regularizer(item, factor)
+            if any(pattern_targets(model, spec) for model in models):
+                continue
+            kernels = sorted({name for model in models for layer, var in model.variables()
+                              if var.role.is_kernel_like for name in (layer.name, layer.path)})
+            layers = {layer.path for model in models for layer, _ in model.variables()}
+            matched = sorted(path for path in layers if pattern_targets_layer(spec["layers"], path))
+            why = (f"matches layers without a kernel ({', '.join(matched[:5])})" if matched else
+                   "matches no layer")
+            close = difflib.get_close_matches(spec["layers"], kernels, n=5, cutoff=0.3) or kernels[:8]
+            glob = f"{spec['layers']}*"  # PATTERN is a whole-name glob: 'fc' is not a prefix
+            hint = (f" (a PATTERN matches whole names: did you mean {glob!r}?)"
+                    if any(pattern_targets_layer(glob, name) for name in kernels) else "")
+            raise ConfigError(f"--{factor} {item!r} {why} in the files linted; layers with kernels: "
+                              f"{', '.join(close)}{' ...' if len(kernels) > len(close) else ''}{hint}")
+
+
+def pattern_targets_layer(pattern: str, path: str) -> bool:
+    from fnmatch import fnmatch
+
+    return fnmatch(path, pattern) or fnmatch(path.rsplit("/", 1)[-1], pattern)
 
 
 def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: CheckOptions) -> Settings:

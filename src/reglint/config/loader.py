@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -281,9 +282,11 @@ def _bool(where: _Where, value: Any, dotted: str) -> bool:
     return value
 
 
-def _number(where: _Where, value: Any, dotted: str, minimum: float = 0.0) -> float:
+def _number(where: _Where, value: Any, dotted: str, minimum: float = 0.0, finite: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise where.error(dotted, f"expected a number, got {_type_name(value)}")
+    if finite and not math.isfinite(value):  # TOML's inf and nan
+        raise where.error(dotted, f"expected a finite number, got {value!r}")
     if not value >= minimum:  # also rejects NaN
         raise where.error(dotted, f"expected a number >= {minimum:g}, got {value!r}")
     return float(value)
@@ -420,7 +423,15 @@ def _apply_context(settings: Settings, where: _Where, table: dict[str, Any]) -> 
 def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> Any:
     """A context value of the option's type, within its bounds."""
     if option.kind is str:
-        return _string(where, value, dotted)
+        text = _string(where, value, dotted)
+        if option.name == "optimizer":
+            from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+
+            name = canonical_optimizer(text)
+            if name is None:
+                raise where.error(dotted, unknown_optimizer_message(text))
+            return name
+        return text
     number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted)
     if option.positive and not number > 0:
         raise where.error(dotted, f"expected a number > 0, got {value!r}")
@@ -522,7 +533,7 @@ def _thresholds(where: _Where, table: dict[str, Any], dotted: str = "lint.thresh
 
     options = sorted({name for rule in all_rules().values() for name in rule.options})
     where.check_keys(table, options, dotted)
-    return {name: _number(where, value, f"{dotted}.{name}", minimum=float("-inf"))
+    return {name: _number(where, value, f"{dotted}.{name}", minimum=float("-inf"), finite=False)
             for name, value in table.items()}
 
 

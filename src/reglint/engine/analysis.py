@@ -70,7 +70,10 @@ class TrainingContext:
                                                                  min=0.0, positive=True))
     # Settings for files that carry none (ONNX inference graphs) or to
     # override the file: optimizer class, learning rate, momentum, decay.
-    optimizer: str | None = field(default=None, metadata=_opt("Optimizer class for files that save none (ONNX)."))
+    optimizer: str | None = field(default=None, metadata=_opt(
+        "Optimizer class (SGD, Adam, AdamW ...; any case, torch.optim. prefix allowed), for files that save none "
+        "(ONNX) or replacing a saved one's class: the file's learning rate, momentum and weight decay are kept "
+        "unless --lr, --momentum or --weight-decay are given, and a note says what was kept."))
     learning_rate: float | None = field(default=None, metadata=_opt("Learning rate (peak).", min=0.0,
                                                                     flags=("--lr",)))
     momentum: float | None = field(default=None, metadata=_opt("Momentum (SGD) in [0, 1].", min=0.0, max=1.0))
@@ -85,8 +88,16 @@ class TrainingContext:
         # not only for the command line and the config file.
         for f in fields(self):
             value, meta = getattr(self, f.name), f.metadata
+            if f.name == "optimizer" and value is not None:
+                from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+
+                if canonical_optimizer(value) is None:
+                    raise ValueError(unknown_optimizer_message(value))
+                self.optimizer = canonical_optimizer(value)
             if "help" not in meta or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
+            if not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
             low, high, positive = meta["min"], meta["max"], meta["positive"]
             too_low = low is not None and not (value > low if positive else value >= low)
             if too_low or (high is not None and value > high):
@@ -116,6 +127,54 @@ class TrainingContext:
         if per_epoch is not None and self.epochs is not None:
             return per_epoch * self.epochs
         return None
+
+
+def optimizer_context_note(saved: Optimizer | None, ctx: TrainingContext) -> str | None:
+    """What the user's optimizer settings leave to the file or to an
+    assumption, said in the report: a class replaced keeps the file's other
+    settings; with no optimizer saved, SGD is assumed and a missing
+    learning rate leaves the decay's shrink unjudged."""
+    if saved is None:
+        assumed = [] if ctx.optimizer else ["SGD assumed (give --optimizer)"]
+        if ctx.learning_rate is None:
+            assumed.append("no learning rate (give --lr: without it no per-step shrink is judged)")
+        return f"no optimizer saved: {'; '.join(assumed)}" if assumed else None
+    if not ctx.optimizer or ctx.optimizer.lower() == saved.class_name.lower():
+        return None
+    kept = []
+    if ctx.learning_rate is None and saved.learning_rate is not None and saved.learning_rate.initial is not None:
+        kept.append(f"lr {saved.learning_rate.initial:g}")
+    if ctx.momentum is None and saved.momentum:
+        kept.append(f"momentum {saved.momentum:g}" + (" nesterov" if saved.nesterov else ""))
+    if ctx.weight_decay is None and saved.weight_decay:
+        kept.append(f"weight_decay {saved.weight_decay:g}")
+    if saved.coupled_l2:
+        kept.append(f"coupled L2 {saved.coupled_l2:g}")
+    return (f"optimizer class {saved.class_name} (from the file) replaced by {ctx.optimizer} (--optimizer)"
+            + (f"; kept from the file: {', '.join(kept)}" if kept else ""))
+
+
+# ``target = "kernel"`` (``--l2``'s target) means a layer's weight kernels as
+# Keras regularizes them: ``kernel_regularizer``, and for depthwise and
+# separable convolutions ``depthwise_regularizer``/``pointwise_regularizer``
+# (they have no plain kernel). Recurrent kernels keep their own
+# ``recurrent_regularizer`` in Keras: target them by name.
+KERNEL_TARGET_ROLES = (Role.KERNEL, Role.DEPTHWISE_KERNEL, Role.POINTWISE_KERNEL)
+
+
+def pattern_targets(model: Model, spec: dict[str, Any]) -> list[tuple[Layer, Variable]]:
+    """The variables a pattern regularizer (``[tool.reglint.context]
+    regularizers``, ``--l2``, ``--l1``) applies to: layers whose path or name
+    matches ``layers``, variables whose role or name is ``target`` (``*``:
+    all; ``kernel``: ``KERNEL_TARGET_ROLES``)."""
+    pattern, target = spec.get("layers", "*"), spec.get("target", "kernel")
+    out = []
+    for layer, var in model.variables():
+        if not (fnmatch(layer.path, pattern) or fnmatch(layer.name, pattern)):
+            continue
+        if target in ("*", var.role.value, var.name) or (target == "kernel" and var.role in KERNEL_TARGET_ROLES):
+            out.append((layer, var))
+    return out
 
 
 def context_options() -> list[ContextOption]:
@@ -170,6 +229,9 @@ class Analysis:
         ctx, model = self.context, self.model
         if ctx.optimizer or ctx.learning_rate is not None or ctx.weight_decay is not None or ctx.momentum is not None:
             opt = model.optimizer or Optimizer(class_name=ctx.optimizer or "SGD", source=Provenance.USER)
+            note = optimizer_context_note(model.optimizer, ctx)
+            if note:
+                model.notes.append(note)
             if ctx.optimizer:
                 opt.class_name, opt.source = ctx.optimizer, Provenance.USER
             if ctx.learning_rate is not None:
@@ -188,14 +250,13 @@ class Analysis:
                     var.regularizer = mapped
 
     def _apply_pattern_regularizer(self, spec: dict[str, Any]) -> None:
-        pattern = spec.get("layers", "*")
-        target = spec.get("target", "kernel")
-        for layer, var in self.model.variables():
-            if not (fnmatch(layer.path, pattern) or fnmatch(layer.name, pattern)):
-                continue
-            if target not in ("*", var.role.value, var.name):
-                continue
+        for _, var in pattern_targets(self.model, spec):
             l1, l2 = float(spec.get("l1", 0.0)), float(spec.get("l2", 0.0))
+            previous = var.regularizer
+            if previous is not None and previous.class_name == "(user)":
+                # --l2 'fc=1e-4' --l1 'fc=1e-5': one L1L2, as Keras' L1L2 would be
+                l1 = l1 if "l1" in spec else previous.l1
+                l2 = l2 if "l2" in spec else previous.l2
             kind = "l1l2" if l1 and l2 else ("l1" if l1 else "l2")
             var.regularizer = Regularizer(kind=kind, l1=l1, l2=l2, class_name="(user)",
                                           config=dict(spec), source=Provenance.USER)

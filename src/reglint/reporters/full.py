@@ -94,7 +94,7 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     opt = model.optimizer
     if opt is not None:
         lr = opt.learning_rate
-        lr_text = "lr ?" if lr is None or lr.initial is None else (
+        lr_text = "lr ? (not saved: give --lr)" if lr is None or lr.initial is None else (
             f"lr {g(lr.initial)}" + (f" ({markup(lr.schedule)}, peak {g(lr.peak)})" if lr.schedule else ""))
         extras = []
         if opt.momentum:
@@ -106,6 +106,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         if opt.iterations:
             extras.append(f"{g(opt.iterations)} steps taken")
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
+        if opt.source.value == "user" and lr is not None and lr.initial is not None and lr.source.value == "file":
+            source = " [dim](class from user, the rest from the file)[/]"  # --optimizer over a saved one
         console.print(_indented(Text.from_markup(f"optimizer: {markup(opt.class_name)} {lr_text}" +
                                                  (", " + ", ".join(extras) if extras else "") + source), 2))
         for line in param_group_lines(model):

@@ -146,7 +146,7 @@ def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: st
     # GitHub numbers repeated hashes within a file ("hash:2"); do the same so
     # two findings with one identity stay two alerts.
     occurrences[digest] = occurrences.get(digest, 0) + 1
-    physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+    physical: dict[str, Any] = {"artifactLocation": artifact_location(uri)}
     if flavor == "github":
         physical["region"] = {"startLine": 1}
     location: dict[str, Any] = {"physicalLocation": physical}
@@ -172,6 +172,27 @@ def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: st
     if properties:
         result["properties"] = properties
     return result
+
+
+def artifact_location(path: str) -> dict[str, Any]:
+    """SARIF's ``artifactLocation`` for ``artifact_path``'s answer: a URI
+    reference percent-encoded per RFC 3986 (SARIF 2.1.0 §3.10: a space,
+    ``%``, ``#``, ``?`` and a ``:`` that would read as a scheme all break a
+    raw path), relative to the project root (``%SRCROOT%``, the base GitHub
+    code scanning resolves against the checkout), or an absolute ``file://``
+    URI for a file outside the project.
+
+    >>> artifact_location("weird dir/a,b:c%d.keras")
+    {'uri': 'weird%20dir/a%2Cb%3Ac%25d.keras', 'uriBaseId': '%SRCROOT%'}
+    >>> artifact_location("/data/m 1.keras")["uri"]
+    'file:///data/m%201.keras'
+    """
+    from pathlib import Path
+    from urllib.parse import quote
+
+    if os.path.isabs(path) or path == ".." or path.startswith("../"):
+        return {"uri": Path(os.path.abspath(path)).as_uri()}
+    return {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}
 
 
 def _message(finding: Finding, rel: str) -> str:

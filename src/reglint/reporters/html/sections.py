@@ -63,7 +63,7 @@ def _optimizer(opt: dict | None, family: str | None) -> str:
         return "none saved (not compiled; set --optimizer and --learning-rate)"
     lr = opt.get("learning_rate") or {}
     text = esc(opt.get("class")) + " "
-    text += "lr ?" if lr.get("initial") is None else (
+    text += "lr ? (not saved: give --lr)" if lr.get("initial") is None else (
         f"lr {esc(gx(lr['initial']))}" + (f" ({esc(lr['schedule'])}, peak {esc(gx(lr.get('peak')))})"
                                           if lr.get("schedule") else ""))
     extras = []
