@@ -128,6 +128,9 @@ class CommandLine:
         self.select = _codes(opts.select, "--select") if opts.select else None
         self.extend_select = _codes(opts.extend_select, "--extend-select") if opts.extend_select else []
         self.ignore = _codes(opts.ignore, "--ignore") if opts.ignore else []
+        if opts.context.get("steps") is not None and opts.context.get("epochs") is not None:
+            raise ConfigError("--steps and --epochs both set the training's length: give --steps T, or --epochs E "
+                              "with --samples N")
         self.regularizers = []
         for item in opts.l2 or []:
             pattern, _, value = item.rpartition("=")
@@ -153,6 +156,15 @@ class CommandLine:
         for name, value in opts.context.items():
             if value is not None:
                 setattr(ctx, name, value)
+        # One length of training: a flag replaces the config's other measure
+        # of it; a config giving both is refused rather than one silently winning.
+        if opts.context.get("steps") is not None:
+            ctx.epochs = None
+        elif opts.context.get("epochs") is not None:
+            ctx.steps = None
+        elif ctx.steps is not None and ctx.epochs is not None:
+            raise ConfigError(f"the configuration sets both context.steps ({ctx.steps}) and context.epochs "
+                              f"({ctx.epochs}): keep one")
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
 
 
