@@ -195,6 +195,11 @@ def test_a_report_never_overwrites_a_model_being_linted(tmp_path, spec):
     assert victim.read_bytes() == before
     folder = reglint(str(tmp_path), "-o", str(victim), "--no-cache")  # found by searching the folder
     assert folder.returncode == 2 and victim.read_bytes() == before
+    beside = reglint(str(tmp_path), "-o", str(tmp_path / "report.txt"), "--no-cache")  # a report beside it is fine
+    assert beside.returncode == 0 and (tmp_path / "report.txt").is_file()
+    savedmodel = KERAS_FIXTURES / "tfk_savedmodel_mlp"
+    inside = reglint(str(savedmodel), "-o", str(savedmodel / "report.txt"), "--no-cache")
+    assert inside.returncode == 2 and "it is a model being linted" in inside.stderr
 
 
 @pytest.mark.parametrize(("outputs", "message"), [

@@ -87,10 +87,11 @@ def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
     naming the path, so that nothing is written when one is wrong."""
     import os
 
+    from reglint.engine.discover import is_model_folder
     from reglint.errors import ConfigError
 
     models = {Path(p).resolve() for p in inputs}
-    folders = [m for m in models if m.is_dir()]
+    folders = [m for m in models if m.is_dir() and is_model_folder(m)]  # not a folder searched for models
     seen: dict[Path, str] = {}
     for what, target in [(f"{fmt} report", t) for fmt, t in outputs if t is not None] + list(extra):
         path = Path(target)
