@@ -169,6 +169,10 @@ def test_a_json_that_is_no_model_is_skipped_in_a_folder_but_refused_when_named(t
         result = reglint(str(tmp_path / name), "--no-cache")
         assert (result.returncode, result.stdout) == (2, "")
         assert result.stderr.count("\n") == 1 and "not a Keras model architecture" in result.stderr
+        # pre-commit names every .json of a commit (with --force-exclude): skipped there too
+        result = reglint("--force-exclude", str(tmp_path / name), GOOD, "--no-cache", "-f", "json")
+        assert (result.returncode, result.stderr) == (0, "")
+        assert [f["path"] for f in json.loads(result.stdout)["files"]] == [GOOD]
 
 
 def test_create_baseline_reports_read_errors_and_exits_2(tmp_path):

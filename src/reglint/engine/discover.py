@@ -75,14 +75,16 @@ def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]
 
 def discover_searched(paths: list[str], settings: Settings) -> tuple[list[str], list[str], set[str]]:
     """``discover``, plus the models that were found by searching a folder
-    (not named): a reader's "not a model" for one of them is a skip."""
+    (not named), or named under ``--force-exclude`` as pre-commit names
+    every ``.json``: a reader's "not a model" for one of them is a skip."""
     return _discover(paths, settings)
 
 
 def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str], set[str]]:
     excludes = ExcludeMatcher(settings)
     found: list[str] = []
-    searched: set[str] = set()
+    skippable: set[str] = set()  # absolute paths whose "not a model" is a skip
+    named: set[str] = set()  # absolute paths whose "not a model" is an error
     missing: list[str] = []
     for raw in paths:
         path = Path(os.path.normpath(raw))
@@ -95,7 +97,7 @@ def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str
             # the user chose it; links met while searching are not followed.
             below = walk(path, settings, excludes)
             found.extend(below)
-            searched.update(below)
+            skippable.update(os.path.abspath(p) for p in below)
         else:
             model = savedmodel_root_of(path) if path.is_file() else str(path)
             if model is not None and model == str(path) and not _is_torch_or_other(path):
@@ -104,8 +106,9 @@ def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str
                 if settings.force_exclude and model == str(path) and _other_json(path):
                     continue  # a file of a Hugging Face folder maps to the folder, JSON or not
                 found.append(model)
+                (skippable if settings.force_exclude else named).add(os.path.abspath(model))
     unique = unique_paths(found)
-    return unique, missing, {p for p in unique if p in searched and p not in _named(paths, unique)}
+    return unique, missing, {p for p in unique if os.path.abspath(p) in skippable - named}
 
 
 def unique_paths(paths: list[str]) -> list[str]:
@@ -116,11 +119,6 @@ def unique_paths(paths: list[str]) -> list[str]:
         first.setdefault(os.path.abspath(path), path)
     return sorted(first.values())
 
-
-def _named(paths: list[str], found: list[str]) -> set[str]:
-    """The models in ``found`` that were also named on the command line."""
-    named = {os.path.abspath(p) for p in paths}
-    return {p for p in found if os.path.abspath(p) in named}
 
 
 def is_savedmodel(folder: Path) -> bool:
