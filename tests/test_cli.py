@@ -300,3 +300,108 @@ def test_a_zero_loss_scale_is_a_usage_error(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.reglint.context]\nloss-scale = 0\n")
     result = reglint(GOOD, "--no-cache", "--config", str(tmp_path / "pyproject.toml"))
     assert result.returncode == 2 and "expected a number > 0" in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# inputs and outputs (the CLI review of 2026-11-30): what is read, what is
+# written, and that a bad path writes nothing
+
+
+def broken_model(folder) -> str:
+    path = folder / "text.keras"
+    path.write_text("not a model")
+    return str(path)
+
+
+def test_a_json_that_is_no_model_is_skipped_in_a_folder_but_refused_when_named(tmp_path):
+    """A training log quoting its model's class (nested) does not pass the
+    sniff; a top-level class_name/config that the reader rejects is skipped
+    too when found by searching; named, either is one line and exit 2."""
+    import shutil
+
+    from reglint.readers.sniff import looks_like_keras_json
+
+    shutil.copy(GOOD, tmp_path / "model.keras")
+    (tmp_path / "training_log.json").write_text('{"model": {"class_name": "Sequential", "config": {}}}')
+    (tmp_path / "layer.json").write_text('{"class_name": "Dense", "config": {"units": 3}}')
+    assert not looks_like_keras_json(tmp_path / "training_log.json")
+    assert looks_like_keras_json(tmp_path / "layer.json")
+    assert looks_like_keras_json(KERAS_FIXTURES.parent / "exactness" / "json_mlp.json")
+    result = reglint(str(tmp_path), "--format", "json", "--no-cache")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert [f["path"] for f in json.loads(result.stdout)["files"]] == [str(tmp_path / "model.keras")]
+    for name in ("training_log.json", "layer.json"):
+        result = reglint(str(tmp_path / name), "--no-cache")
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.count("\n") == 1 and "not a Keras model architecture" in result.stderr
+        # pre-commit names every .json of a commit (with --force-exclude): skipped there too
+        result = reglint("--force-exclude", str(tmp_path / name), GOOD, "--no-cache", "-f", "json")
+        assert (result.returncode, result.stderr) == (0, "")
+        assert [f["path"] for f in json.loads(result.stdout)["files"]] == [GOOD]
+
+
+def test_create_baseline_reports_read_errors_and_exits_2(tmp_path):
+    baseline = tmp_path / "bl.json"
+    result = reglint(BAD, broken_model(tmp_path), "--baseline", str(baseline), "--create-baseline", "--no-cache")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("reglint: error: ") and "text.keras" in lines[0]
+    assert lines[1] == f"reglint: wrote 1 finding to {baseline}; 1 unreadable file left out of it"
+    assert [f["rule"] for f in json.loads(baseline.read_text())["findings"]] == ["RL001"]
+
+
+@pytest.mark.parametrize("spec", [("-o", "{victim}"), ("-f", "json:{victim}"), ("-f", "concise,sarif:{victim}")])
+def test_a_report_never_overwrites_a_model_being_linted(tmp_path, spec):
+    import shutil
+
+    victim = tmp_path / "victim.keras"
+    shutil.copy(GOOD, victim)
+    before = victim.read_bytes()
+    option, value = spec
+    result = reglint(str(victim), option, value.format(victim=victim), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and f"to {victim}: it is a model being linted" in result.stderr
+    assert victim.read_bytes() == before
+    folder = reglint(str(tmp_path), "-o", str(victim), "--no-cache")  # found by searching the folder
+    assert folder.returncode == 2 and victim.read_bytes() == before
+    beside = reglint(str(tmp_path), "-o", str(tmp_path / "report.txt"), "--no-cache")  # a report beside it is fine
+    assert beside.returncode == 0 and (tmp_path / "report.txt").is_file()
+    savedmodel = KERAS_FIXTURES / "tfk_savedmodel_mlp"
+    inside = reglint(str(savedmodel), "-o", str(savedmodel / "report.txt"), "--no-cache")
+    assert inside.returncode == 2 and "it is a model being linted" in inside.stderr
+
+
+@pytest.mark.parametrize(("outputs", "message"), [
+    ("json:{tmp}/ok.json,sarif:/nonexistent/x.sarif", "cannot write the sarif report to /nonexistent/x.sarif: "
+                                                      "no such folder /nonexistent"),
+    ("json:{tmp}/same.txt,sarif:{tmp}/same.txt", "the json report and the sarif report both go to {tmp}/same.txt"),
+    ("json:{tmp}/ok.json,sarif:{tmp}", "cannot write the sarif report to {tmp}: it is a folder"),
+])
+def test_report_paths_are_checked_before_anything_is_written(tmp_path, outputs, message):
+    result = reglint(BAD, "-f", outputs.format(tmp=tmp_path), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and message.format(tmp=tmp_path) in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_profile_checks_the_report_path_before_loading_anything(tmp_path):
+    """The output path is refused before --data is even opened (so long
+    before any training)."""
+    result = reglint("profile", GOOD, "--data", str(tmp_path / "missing.npz"), "-o", "/nonexistent/x")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("reglint: error: cannot write the full report to /nonexistent/x: "
+                             "no such folder /nonexistent\n")
+
+
+@pytest.mark.parametrize("output", [("-o", "{tmp}/out.txt"), ("-f", "json"), ("-f", "sarif:{tmp}/out.sarif")])
+def test_when_nothing_could_be_read_only_the_errors_are_printed(tmp_path, output):
+    bad = broken_model(tmp_path)
+    option, value = output
+    result = reglint(bad, option, value.format(tmp=tmp_path), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "text.keras" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.keras"]
+    # some read, some not: the report for those read, and exit 2
+    result = reglint(BAD, bad, option, value.format(tmp=tmp_path), "--no-cache")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert len(list(tmp_path.iterdir())) == (1 if option == "-f" and value == "json" else 2)

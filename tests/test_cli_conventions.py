@@ -152,6 +152,14 @@ def test_statistics_as_json_and_report_files_still_written(tmp_path):
     assert json.loads(sarif.read_text())["runs"][0]["results"]
 
 
+def test_statistics_go_to_the_output_file_as_in_ruff(tmp_path):
+    stats, sarif = tmp_path / "s.txt", tmp_path / "out.sarif"
+    result = reglint(BAD, "--no-cache", "--statistics", "-o", str(stats), "-f", f"concise,sarif:{sarif}")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
+    assert stats.read_text() == "1\tRL001\tpenalty-dominates-loss\nFound 1 finding (1 error) in 1 file.\n"
+    assert json.loads(sarif.read_text())["runs"][0]["results"]  # FORMAT:FILE stays a whole report
+
+
 # ---------------------------------------------------------------------------
 # 8. colour and help
 
@@ -280,3 +288,55 @@ def test_share_means_the_data_loss_in_the_table():
     assert header.split()[-1] == "share"
     # dense_1: P@init 51.2 against the data-loss scale ln 10: 2,224%
     assert re.search(r"^dense_1 .* 2,224%$", out, re.MULTILINE)
+
+
+# ---------------------------------------------------------------------------
+# 12. a pipe closed early, a file named twice, one length of training
+
+
+def run_into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess:
+    """``reglint ... | head -1`` without the race: the pipe's read end is
+    closed before reglint writes a byte, so every write meets EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "reglint", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120, cwd=ROOT)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("fmt", ["full", "json", "concise"])
+def test_a_closed_pipe_keeps_the_runs_own_exit_code_quietly(fmt):
+    clean = str(KERAS_FIXTURES / "dense_l2.keras")  # a warning only: exit 0
+    for path, code in ((clean, 0), (BAD, 1)):
+        result = run_into_a_closed_pipe(path, "--no-cache", "-f", fmt)
+        assert (result.returncode, result.stderr) == (code, "")
+    result = run_into_a_closed_pipe("rules")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_file_named_in_several_spellings_is_linted_once():
+    relative = os.path.relpath(BAD, ROOT)
+    result = reglint(relative, BAD, f"./{relative}", "--no-cache", "-f", "json")
+    assert result.returncode == 1, result.stderr
+    assert [f["path"] for f in json.loads(result.stdout)["files"]] == [relative]
+
+
+def test_steps_and_epochs_are_one_length_of_training(tmp_path):
+    """Given together on the command line they are a usage error; a flag
+    replaces the config's other measure; a config with both is refused."""
+    line = one_error_line(reglint(BAD, "--no-cache", "--epochs", "5", "--samples", "1000", "--steps", "7"))
+    assert "--steps and --epochs both set the training's length" in line
+    one_error_line(reglint("explain", BAD, "--epochs", "5", "--steps", "7"))
+    config = tmp_path / "reglint.toml"
+    config.write_text("[context]\nsteps = 7\nepochs = 5\nsamples = 640\n")
+    line = one_error_line(reglint(BAD, "--no-cache", "--config", str(config)))
+    assert "sets both context.steps (7) and context.epochs (5)" in line
+
+    def total_steps(*flags: str) -> int:
+        result = reglint(BAD, "--no-cache", "-f", "json", "--config", str(config), *flags)
+        return json.loads(result.stdout)["files"][0]["model"]["analysis"]["total_steps"]
+
+    assert total_steps("--steps", "9") == 9
+    assert total_steps("--epochs", "2") == 2 * 640 // 32

@@ -73,6 +73,32 @@ def test_files_pre_commit_passes(tree):
     assert files == ["models/a.keras", "sm"]
 
 
+def test_a_named_folder_is_searched_even_when_it_is_ignored(tree):
+    """Patterns that match the named folder or its parents do not hide its
+    contents (model folders are often gitignored); patterns that match
+    what lies below it still do; --force-exclude skips an excluded folder."""
+    touch(tree, "build/sub/deep.keras", "build/tmp/scratch.keras", "build/sub/x.onnx")
+    (tree / "build" / ".gitignore").write_text("tmp/\n")
+    (tree / ".gitignore").write_text("build/\nlogs/*.keras\n!logs/keep.keras\n*.onnx\n")
+    assert discover(["build"], Settings())[0] == ["build/out.keras", "build/sub/deep.keras"]
+    assert discover(["build/sub"], Settings())[0] == ["build/sub/deep.keras"]
+    assert discover([".venv"], Settings())[0] == [".venv/lib/site.h5"]
+    assert discover(["."], Settings())[0] == ["deep/er/z.keras", "logs/keep.keras", "models/B.H5", "models/a.keras",
+                                              "models/c.hdf5", "sm"]  # the root's own search is unchanged
+    excluded = Settings(extend_exclude=["models/", "*.hdf5"])
+    assert discover(["models"], excluded)[0] == ["models/B.H5", "models/a.keras"]
+    forced = Settings(extend_exclude=["models/"], force_exclude=True)
+    assert discover(["models"], forced)[0] == []
+    os.chdir(tree / "build")
+    assert discover(["."], Settings())[0] == ["out.keras", "sub/deep.keras"]
+
+
+def test_a_file_named_twice_is_linted_once(tree):
+    spellings = ["models/a.keras", str(tree / "models" / "a.keras"), "./models/../models/a.keras", "models"]
+    files, _ = discover(spellings, Settings())
+    assert files == ["models/B.H5", "models/a.keras", "models/c.hdf5", "models/d.onnx"]
+
+
 def test_stray_checkpoint_files_are_not_models(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     touch(tmp_path, "ckpt/variables/variables.index", "lonely/keras_metadata.pb")

@@ -23,7 +23,7 @@ def lint(*paths, select=None, ignore=None, thresholds=None, **context):
     for a bad model.
     """
     from reglint.engine.analysis import TrainingContext
-    from reglint.engine.discover import discover
+    from reglint.engine.discover import discover_searched
     from reglint.engine.report import FileReport, RunReport
     from reglint.engine.runner import lint_file
     from reglint.engine.settings import Settings
@@ -35,7 +35,8 @@ def lint(*paths, select=None, ignore=None, thresholds=None, **context):
         settings.ignore = list(ignore)
     if thresholds:
         settings.thresholds = dict(thresholds)
-    files, missing = discover([str(p) for p in paths], settings)
+    files, missing, searched = discover_searched([str(p) for p in paths], settings)
     report = RunReport(files=[FileReport(path=m, error="no such file or folder") for m in missing])
-    report.files.extend(lint_file(f, settings) for f in files)
+    linted = (lint_file(f, settings) for f in files)
+    report.files.extend(r for r in linted if not (r.not_a_model and r.path in searched))  # JSON that is no model
     return report

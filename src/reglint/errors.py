@@ -19,6 +19,11 @@ class UnsafeInputError(ModelReadError):
     model's folder, a zip bomb, absurd nesting."""
 
 
+class NotAModelError(ModelReadError):
+    """A file that is no model at all (a ``.json`` file that is not a Keras
+    architecture): an error when named, skipped when found by searching."""
+
+
 class ConfigError(ReglintError):
     """The [tool.reglint] table or a command-line option is invalid."""
 

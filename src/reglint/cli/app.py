@@ -2,7 +2,9 @@
 
 ``reglint PATH`` is ``reglint check PATH``. Exit codes follow ruff: 0 clean,
 1 findings at or above ``--fail-on``, 2 usage error or unreadable input (a
-one-line message on stderr; the other files are still linted).
+one-line message on stderr; the other files are still linted). A reader of
+stdout that stops early (``| head``) changes nothing: the exit code is the
+run's own, without a message (``reglint.cli.PipeSafe``).
 """
 
 from __future__ import annotations
@@ -155,8 +157,9 @@ def check(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
                                rich_help_panel=OUTPUT),
     statistics: bool = typer.Option(False, "--statistics",
-                                    help="Print only the count of findings per rule (the report files are still "
-                                         "written).", rich_help_panel=OUTPUT),
+                                    help="Print only the count of findings per rule, to stdout or to "
+                                         "--output-file (as ruff); FORMAT:FILE reports are still written whole.",
+                                    rich_help_panel=OUTPUT),
     color: Color = typer.Option(Color.auto, "--color",
                                 help="Colour the terminal report; always wins over NO_COLOR, never drops every style.",
                                 rich_help_panel=OUTPUT),
@@ -178,7 +181,8 @@ def check(
     baseline: Path | None = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",
                                          rich_help_panel=RULE_SELECTION),
     create_baseline: bool = typer.Option(False, "--create-baseline",
-                                         help="Write today's findings to the --baseline file and exit 0.",
+                                         help="Write today's findings to the --baseline file and exit 0 (2 when "
+                                              "a file could not be read: its findings are left out).",
                                          rich_help_panel=RULE_SELECTION),
     l2: list[str] | None = pattern_option("l2"),
     l1: list[str] | None = pattern_option("l1"),

@@ -46,16 +46,23 @@ class CheckOptions:
 
 
 def run_check(opts: CheckOptions) -> int:
+    """Exit 0 clean, 1 findings at or above ``fail-on``, 2 a usage,
+    configuration or read error. Every path and option is checked before a
+    model is read (a bad report path writes nothing). An unreadable file is
+    one line on stderr; the report still covers the files that were read
+    (exit 2), and when none could be read nothing is written at all."""
     from reglint.errors import err
 
     try:
         resolver = make_resolver(opts)
-        files, missing = discover_all([str(p) for p in opts.paths], resolver)
+        files, missing, searched = discover_all([str(p) for p in opts.paths], resolver)
         groups = group_by_settings(files, resolver)
         settings = report_settings(groups, resolver, opts)
-        from reglint.reporters import parse_outputs
+        from reglint.reporters import check_targets, parse_outputs
 
         outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file)
+        baseline = baseline_to_create(opts, settings)
+        check_targets(outputs, [str(p) for p in opts.paths] + files, (("baseline", str(baseline)),) if baseline else ())
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -64,23 +71,25 @@ def run_check(opts: CheckOptions) -> int:
     report = RunReport()
     for path in missing:
         report.files.append(FileReport(path=path, error="no such file or folder"))
-    report.files.extend(lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache,
-                                    progress=not opts.quiet))
+    linted = lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache, progress=not opts.quiet)
+    # A file found by searching a folder that holds no model (a .json that
+    # is not a Keras architecture) is skipped, as the docs say; named, it is an error.
+    report.files.extend(r for r in linted if not (r.not_a_model and r.path in searched))
+    for file_report in report.errors:
+        err(f"{file_report.path}: {file_report.error}")
+    if report.files and len(report.errors) == len(report.files):
+        return 2  # nothing was read: the error lines are the whole answer, no report
     try:
         check_patterns(opts, report.files)
-        baseline_code = apply_baseline(report, opts, settings)
+        if baseline is not None:
+            return create_baseline(report, baseline, settings)
+        if opts.baseline is not None:
+            from reglint.config.baseline import filter_by_baseline
+
+            filter_by_baseline(opts.baseline, report, settings)
+        write_outputs(report, outputs, opts, settings)
     except ReglintError as exc:
         err(str(exc))
-        return 2
-    if baseline_code is not None:
-        return baseline_code
-    for file_report in report.files:
-        if file_report.error:
-            err(f"{file_report.path}: {file_report.error}")
-    try:
-        write_outputs(report, outputs, opts, settings)
-    except OSError as exc:
-        err(f"cannot write the report: {exc.strerror or exc}")
         return 2
     code = exit_code(report, groups, settings)
     if opts.exit_zero and code == 1:
@@ -121,6 +130,9 @@ class CommandLine:
         self.select = _codes(opts.select, "--select") if opts.select else None
         self.extend_select = _codes(opts.extend_select, "--extend-select") if opts.extend_select else []
         self.ignore = _codes(opts.ignore, "--ignore") if opts.ignore else []
+        if opts.context.get("steps") is not None and opts.context.get("epochs") is not None:
+            raise ConfigError("--steps and --epochs both set the training's length: give --steps T, or --epochs E "
+                              "with --samples N")
         self.regularizers = [pattern_regularizer(item, factor)
                              for factor, items in (("l2", opts.l2), ("l1", opts.l1)) for item in items or []]
 
@@ -141,6 +153,15 @@ class CommandLine:
         for name, value in opts.context.items():
             if value is not None:
                 setattr(ctx, name, value)
+        # One length of training: a flag replaces the config's other measure
+        # of it; a config giving both is refused rather than one silently winning.
+        if opts.context.get("steps") is not None:
+            ctx.epochs = None
+        elif opts.context.get("epochs") is not None:
+            ctx.steps = None
+        elif ctx.steps is not None and ctx.epochs is not None:
+            raise ConfigError(f"the configuration sets both context.steps ({ctx.steps}) and context.epochs "
+                              f"({ctx.epochs}): keep one")
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
 
 
@@ -206,22 +227,26 @@ def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: Ch
     return resolver.settings_for(None)
 
 
-def discover_all(paths: list[str], resolver) -> tuple[list[str], list[str]]:
+def discover_all(paths: list[str], resolver) -> tuple[list[str], list[str], set[str]]:
     """Each path argument searched with the settings that apply to it (its
-    excludes, its .gitignore choice); (sorted unique models, missing paths)."""
-    from reglint.engine.discover import discover
+    excludes, its .gitignore choice); (sorted unique models, missing paths,
+    the models found by searching a folder rather than named)."""
+    from reglint.engine.discover import discover_searched, unique_paths
 
     by_settings: dict[int, tuple[Settings, list[str]]] = {}
     for raw in paths:
         settings = resolver.settings_for(raw)
         by_settings.setdefault(id(settings), (settings, []))[1].append(raw)
-    found: set[str] = set()
+    found: list[str] = []
+    searched: set[str] = set()
     missing: list[str] = []
     for settings, group in by_settings.values():
-        files, gone = discover(group, settings)
-        found.update(files)
+        files, gone, below = discover_searched(group, settings)
+        found.extend(files)
+        searched.update(below)
         missing.extend(gone)
-    return sorted(found), [raw for raw in paths if raw in missing]
+    unique = unique_paths(found)
+    return unique, [raw for raw in paths if raw in missing], searched & set(unique)
 
 
 def group_by_settings(files: list[str], resolver) -> list[tuple[Settings, list[str]]]:
@@ -280,30 +305,33 @@ def lint_all(files: list[str], settings: Settings, *, jobs: int, use_cache: bool
     return lint_many(files, settings, jobs=jobs, use_cache=use_cache, progress=progress)
 
 
-def apply_baseline(report: RunReport, opts: CheckOptions, settings: Settings) -> int | None:
+def baseline_to_create(opts: CheckOptions, settings: Settings) -> Path | None:
+    """The baseline file ``--create-baseline`` writes (``--baseline``, else
+    the config's ``baseline``), None without ``--create-baseline``."""
     if opts.baseline is None and settings.baseline:
         opts.baseline = Path(settings.baseline)
-    if opts.baseline is None:
-        if opts.create_baseline:
-            from reglint.errors import err
-
-            err("--create-baseline needs --baseline FILE")
-            return 2
+    if not opts.create_baseline:
         return None
-    from reglint.config.baseline import filter_by_baseline, write_baseline
+    if opts.baseline is None:
+        raise ConfigError("--create-baseline needs --baseline FILE")
+    return opts.baseline
 
-    if opts.create_baseline:
-        try:
-            write_baseline(opts.baseline, report, settings)
-        except OSError as exc:
-            from reglint.errors import err
 
-            err(f"cannot write the baseline: {exc.strerror or exc}")
-            return 2
-        sys.stderr.write(f"reglint: wrote {sum(len(f.findings) for f in report.files)} findings to {opts.baseline}\n")
-        return 0
-    filter_by_baseline(opts.baseline, report, settings)
-    return None
+def create_baseline(report: RunReport, path: Path, settings: Settings) -> int:
+    """Write every finding of the files read to the baseline; exit 0, or 2
+    when some files could not be read (their findings are not in it: the
+    baseline would hide them once they are readable again)."""
+    from reglint.config.baseline import write_baseline
+
+    try:
+        write_baseline(path, report, settings)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the baseline {path}: {exc.strerror or exc}") from None
+    count = sum(len(f.findings) for f in report.files)
+    unread = len(report.errors)
+    sys.stderr.write(f"reglint: wrote {count} finding{'s' if count != 1 else ''} to {path}"
+                     + (f"; {unread} unreadable file{'s' if unread != 1 else ''} left out of it\n" if unread else "\n"))
+    return 2 if unread else 0
 
 
 def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Settings) -> None:
@@ -313,7 +341,10 @@ def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Sett
     from reglint.reporters.console import Color
 
     color = opts.color if opts.color is not None else Color.auto
+    # --statistics replaces the report --output-file (or stdout) gets, as ruff
+    # does; the FORMAT:FILE reports stay whole.
+    stats_file = str(opts.output_file) if opts.output_file is not None else None
     write(report, outputs, settings, OutputOptions(color=color, show_layers=not opts.quiet,
-                                                   statistics=opts.statistics))
+                                                   statistics=opts.statistics, statistics_file=stats_file))
 
 

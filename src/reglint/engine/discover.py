@@ -19,11 +19,19 @@
   ``respect-gitignore = false``), and so are ``exclude`` (which replaces the
   default excludes) and ``extend-exclude``, gitignore-style globs relative to
   the config file's folder.
-* Files named explicitly are always linted, unless ``--force-exclude``
-  applies the excludes to them too (what pre-commit needs); under
-  ``--force-exclude`` a named ``.json`` file that is not a Keras
+* Files and folders named explicitly are always linted (searched), even when
+  they or a folder above them are ignored or excluded: the user chose them
+  (model folders, ``models/`` or ``checkpoints/``, are very often
+  gitignored). Below a named folder, ``.gitignore`` and the excludes still
+  hide what they match, but a pattern that matches the named folder or one
+  of its parents (``bench/out/`` when ``bench/out/sweep`` is named) does not
+  hide the folder's contents. ``--force-exclude`` applies the excludes to
+  what is named too (what pre-commit needs): a named file or folder that is
+  excluded is skipped; under it a named ``.json`` file that is not a Keras
   architecture is skipped as in a folder search (pre-commit passes every
   ``.json`` file of a commit: its ``files`` pattern cannot look inside).
+* A path named twice (``a.keras``, ``./a.keras``, ``/abs/a.keras``) is
+  linted once, shown as it was first spelled.
 * Symlinked folders are never followed; a symlinked file is linted only when
   it points inside the folder being searched.
 """
@@ -62,17 +70,34 @@ SAVEDMODEL_TOP_FILES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
 
 def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]]:
     """(model paths to lint, sorted and unique; paths that do not exist)."""
+    return _discover(paths, settings)[:2]
+
+
+def discover_searched(paths: list[str], settings: Settings) -> tuple[list[str], list[str], set[str]]:
+    """``discover``, plus the models that were found by searching a folder
+    (not named), or named under ``--force-exclude`` as pre-commit names
+    every ``.json``: a reader's "not a model" for one of them is a skip."""
+    return _discover(paths, settings)
+
+
+def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str], set[str]]:
     excludes = ExcludeMatcher(settings)
-    found: set[str] = set()
+    found: list[str] = []
+    skippable: set[str] = set()  # absolute paths whose "not a model" is a skip
+    named: set[str] = set()  # absolute paths whose "not a model" is an error
     missing: list[str] = []
     for raw in paths:
         path = Path(os.path.normpath(raw))
         if not path.exists() and not path.is_symlink():
             missing.append(raw)
         elif path.is_dir() and not is_model_folder(path):
+            if settings.force_exclude and excludes.excluded(path, is_dir=True):
+                continue
             # A folder named explicitly is searched even through a symlink:
             # the user chose it; links met while searching are not followed.
-            found.update(walk(path, settings, excludes))
+            below = walk(path, settings, excludes)
+            found.extend(below)
+            skippable.update(os.path.abspath(p) for p in below)
         else:
             model = savedmodel_root_of(path) if path.is_file() else str(path)
             if model is not None and model == str(path) and not _is_torch_or_other(path):
@@ -80,8 +105,20 @@ def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]
             if model is not None and not (settings.force_exclude and excludes.excluded(Path(model))):
                 if settings.force_exclude and model == str(path) and _other_json(path):
                     continue  # a file of a Hugging Face folder maps to the folder, JSON or not
-                found.add(model)
-    return sorted(found), missing
+                found.append(model)
+                (skippable if settings.force_exclude else named).add(os.path.abspath(model))
+    unique = unique_paths(found)
+    return unique, missing, {p for p in unique if os.path.abspath(p) in skippable - named}
+
+
+def unique_paths(paths: list[str]) -> list[str]:
+    """Sorted, each file once whatever its spelling (relative or absolute,
+    ``./`` or ``..``), as first spelled."""
+    first: dict[str, str] = {}
+    for path in paths:
+        first.setdefault(os.path.abspath(path), path)
+    return sorted(first.values())
+
 
 
 def is_savedmodel(folder: Path) -> bool:
@@ -129,6 +166,7 @@ class ExcludeMatcher:
     def __init__(self, settings: Settings):
         self.patterns = list(settings.exclude or DEFAULT_EXCLUDE) + list(settings.extend_exclude)
         self.root = Path(settings.root or os.getcwd()).absolute()
+        self._scopes: dict[str, RootScope] = {}  # per named folder
 
     @cached_property
     def spec(self):
@@ -136,17 +174,75 @@ class ExcludeMatcher:
         # importing pathspec costs ~15 ms of every pre-commit run.
         return _gitignore_spec(self.patterns)
 
-    def excluded(self, path: Path, is_dir: bool | None = None) -> bool:
-        absolute = path.absolute()
-        try:
-            rel = absolute.relative_to(self.root).as_posix()
-        except ValueError:  # outside the project: only unanchored patterns can match
-            rel = absolute.as_posix().lstrip("/")
+    def excluded(self, path: Path, is_dir: bool | None = None, named: Path | None = None) -> bool:
+        """Whether ``path`` is excluded; ``named``: the folder named on the
+        command line it was found under, whose own exclusion (or its
+        parents') does not hide what lies below it (``RootScope``)."""
+        rel = self._relative(path.absolute())
         if rel in ("", "."):
             return False
         if is_dir if is_dir is not None else path.is_dir():
             rel += "/"
-        return self.spec.match_file(rel)
+        if named is None:
+            return self.spec.match_file(rel)
+        key = self._relative(named.absolute())
+        if key not in self._scopes:
+            self._scopes[key] = RootScope(self.spec, key)
+        return bool(self._scopes[key].check(rel))
+
+    def _relative(self, absolute: Path) -> str:
+        try:
+            return absolute.relative_to(self.root).as_posix()
+        except ValueError:  # outside the project: only unanchored patterns can match
+            return absolute.as_posix().lstrip("/")
+
+
+# A path component no gitignore glob names (only wildcards match it).
+_MASK = "\x00"
+
+
+class RootScope:
+    """One gitignore-style spec seen from a folder named on the command line
+    (``root``, relative to the spec's base). A pattern that ignores the root
+    or one of its parents (``bench/out/`` when ``bench/out/sweep`` is named)
+    does not hide the root's contents through them: it is matched against
+    the path with the root's components masked, so it still hides what it
+    names below the root (``sweep/`` hides ``bench/out/sweep/a/sweep/``).
+    Every other pattern matches as usual; the last match decides, as in Git.
+    """
+
+    def __init__(self, spec: GitIgnoreSpec, root: str):
+        self.spec = spec
+        self.root = root.strip("/")
+        parts = self.root.split("/") if self.root not in ("", ".") else []
+        folders = ["/".join(parts[:n]) + "/" for n in range(1, len(parts) + 1)]
+        self.exempt = {i for i, pattern in enumerate(spec.patterns)
+                       if pattern.include and any(pattern.match_file(f) is not None for f in folders)}
+
+    def check(self, rel: str) -> bool | None:
+        """True ignored, False re-included (``!``), None no pattern matched."""
+        if not self.exempt:
+            return self.spec.check_file(rel).include
+        masked = mask_prefix(rel, self.root)
+        decision = None
+        for i, pattern in enumerate(self.spec.patterns):
+            if pattern.include is not None and pattern.match_file(masked if i in self.exempt else rel) is not None:
+                decision = pattern.include
+        return decision
+
+
+def mask_prefix(rel: str, prefix: str) -> str:
+    r"""``rel`` with the components of ``prefix`` (a folder above it) masked.
+
+    >>> mask_prefix("bench/out/sweep/a.keras", "bench/out/sweep")
+    '\x00/\x00/\x00/a.keras'
+    >>> mask_prefix("other/a.keras", "bench")
+    'other/a.keras'
+    """
+    prefix = prefix.strip("/")
+    if prefix in ("", ".") or not rel.startswith(prefix + "/"):
+        return rel
+    return "/".join([_MASK] * len(prefix.split("/"))) + rel[len(prefix):]
 
 
 class GitIgnore:
@@ -155,7 +251,10 @@ class GitIgnore:
     down. The deepest file with a matching pattern decides, as in Git."""
 
     def __init__(self, start: Path):
-        self.specs: list[tuple[Path, GitIgnoreSpec]] = []
+        # (base folder, its spec, the spec seen from the named folder ``start``
+        # when the base lies above it: see RootScope)
+        self.specs: list[tuple[Path, GitIgnoreSpec, RootScope | None]] = []
+        self.start = start
         for folder in reversed(_ancestors_in_repo(start)):
             self.add(folder)
             info_exclude = folder / ".git" / "info" / "exclude"
@@ -172,22 +271,26 @@ class GitIgnore:
             lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return
-        self.specs.append((base, _gitignore_spec(lines)))
+        spec = _gitignore_spec(lines)
+        above = base in self.start.parents
+        self.specs.append((base, spec, RootScope(spec, self.start.relative_to(base).as_posix()) if above else None))
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
-        for base, spec in reversed(self.specs):
+        for base, spec, scope in reversed(self.specs):
             try:
                 rel = path.relative_to(base).as_posix()
             except ValueError:
                 continue
-            result = spec.check_file(rel + "/" if is_dir else rel)
-            if result.include is not None:
-                return result.include
+            rel = rel + "/" if is_dir else rel
+            include = scope.check(rel) if scope is not None else spec.check_file(rel).include
+            if include is not None:
+                return include
         return False
 
     def scoped(self, folder: Path) -> GitIgnore:
         """A copy with ``folder``'s own .gitignore added (siblings must not see it)."""
         child = GitIgnore.__new__(GitIgnore)
+        child.start = self.start
         child.specs = list(self.specs)
         child.add(folder)
         return child
@@ -223,7 +326,7 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
         for entry in entries:
             path = Path(folder, entry.name)
             is_dir = entry.is_dir(follow_symlinks=False)
-            if excludes.excluded(path, is_dir) or (ignore and ignore.ignored(path.absolute(), is_dir)):
+            if excludes.excluded(path, is_dir, named=top) or (ignore and ignore.ignored(path.absolute(), is_dir)):
                 continue
             if is_dir:
                 if is_model_folder(path):

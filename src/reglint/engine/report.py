@@ -22,6 +22,9 @@ class FileReport:
     suppressed: list[Finding] = field(default_factory=list)
     error: str | None = None
     cached: bool = False
+    # The reader found no model at all (NotAModelError): a file found by
+    # searching a folder is then skipped, not an error.
+    not_a_model: bool = False
     # The selected rules' responses to the lambdas (``Rule.sweep``).
     curves: list[Any] = field(default_factory=list)
 

@@ -7,7 +7,7 @@ from reglint.engine.finding import Finding
 from reglint.engine.report import FileReport
 from reglint.engine.selection import filter_findings, selected_rules
 from reglint.engine.settings import Settings
-from reglint.errors import ReglintError, one_line
+from reglint.errors import NotAModelError, ReglintError, one_line
 from reglint.readers import ReadOptions, read_model
 
 
@@ -17,6 +17,7 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
         model = read_model(path, options)
     except ReglintError as exc:
         report.error = one_line(str(exc))
+        report.not_a_model = isinstance(exc, NotAModelError)
         return report
     except (MemoryError, RecursionError) as exc:
         report.error = one_line(f"model too large or deeply nested to read ({type(exc).__name__})")

@@ -61,7 +61,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
     from reglint.profile.framework import resolve_backend
-    from reglint.reporters import parse_outputs
+    from reglint.reporters import check_targets, parse_outputs
 
     settings = load_settings([str(path)])
     if fail_on is not None:
@@ -69,6 +69,8 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     settings.context.batch_size = batch_size
     trust = trust_model or settings.trust_model
     outputs = parse_outputs(output_format, output_file)
+    # A report path that cannot be written fails now, not after the training.
+    check_targets(outputs, [str(path)] + ([str(data)] if data is not None else []))
     if str(device).lower() not in DEVICES:
         raise ProfileError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
     if (steps is not None and steps < 1) or batch_size < 1:
@@ -121,10 +123,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
     from reglint.profile.render import write_outputs
 
-    try:
-        write_outputs(run_report, result, outputs, settings)
-    except OSError as exc:
-        raise ProfileError(f"cannot write the report: {exc.strerror or exc}") from None
+    write_outputs(run_report, result, outputs, settings)  # a file it cannot write: ReglintError naming it
     return run_report.exit_code(settings.fail_on)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.errors import ModelReadError, NotAModelError, UnsafeInputError
 from reglint.model import Model
 from reglint.readers.keras_build import attach_outputs, attach_training_config
 from reglint.readers.keras_check import build_from_config
@@ -56,7 +56,7 @@ def read_keras_json(path: Path, options: ReadOptions) -> Model:
     obj = load_json(data.lstrip(b"\xef\xbb\xbf"), what="JSON file", max_bytes=options.max_json_bytes,
                     max_depth=options.max_json_depth)
     if not is_keras_architecture(obj):
-        raise ModelReadError("a JSON file that is not a Keras model architecture (no class_name/config of a "
+        raise NotAModelError("a JSON file that is not a Keras model architecture (no class_name/config of a "
                              "model, as model.to_json() writes): nothing to lint")
     version = obj.get("keras_version") if isinstance(obj.get("keras_version"), str) else None
     keras3 = _is_keras3(obj, version)

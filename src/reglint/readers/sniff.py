@@ -19,7 +19,8 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", *TORCH_SUFFIXES)
 JSON_SUFFIX = ".json"
 JSON_PROBE_BYTES = 64 << 10
 _UTF8_BOM = b"\xef\xbb\xbf"
-_MODEL_CLASS = re.compile(rb'"class_name"\s*:\s*"(Sequential|Functional|Model)"')
+# JSON's strings and structural characters: enough to follow the nesting.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]')
 KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 # A folder holding one of these beside a config.json, or trainer_state.json,
 # is a Hugging Face model or Trainer checkpoint folder (checkpoint-N/).
@@ -188,21 +189,59 @@ def _looks_like_onnx(head: bytes) -> bool:
 def looks_like_keras_json(path: Path) -> bool:
     """Whether a JSON file is a Keras model architecture, from its first
     64 KiB (discovery asks this of every ``.json`` file in a tree, so it
-    must be cheap): a JSON object naming a model class, or one with Keras'
-    ``class_name``, ``config`` and ``keras_version``/``layers`` keys. Keras
-    writes ``class_name`` first (Keras 3 after ``module``)."""
+    must be cheap): ``model.to_json()`` writes an object whose top level
+    holds ``class_name`` (a string) and ``config``; a ``class_name`` nested
+    deeper (a training log quoting its model) does not count. The reader
+    then decides; a file found by searching that it refuses is skipped."""
     try:
         with path.open("rb") as handle:
             head = handle.read(JSON_PROBE_BYTES)
     except OSError:
         return False
+    keys = top_level_keys(head)
+    return isinstance(keys.get("class_name"), str) and "config" in keys
+
+
+def top_level_keys(head: bytes) -> dict[str, str | None]:
+    """The keys of a JSON object's top level found in ``head`` (the start of
+    the document), each with its value when that is a string, without
+    parsing the rest: a scan of strings and brackets, stopped at the end of
+    the top-level object or of ``head``.
+
+    >>> top_level_keys(b'{"class_name": "Sequential", "config": {"class_name": "x", "layers": [')
+    {'class_name': 'Sequential', 'config': None}
+    >>> top_level_keys(b'{"model": {"class_name": "Sequential", "config": {}}}')
+    {'model': None}
+    >>> top_level_keys(b'[{"class_name": "Sequential"}]')
+    {}
+    """
     head = head.lstrip(_UTF8_BOM + b" \t\r\n")
     if not head.startswith(b"{"):
-        return False
-    if _MODEL_CLASS.search(head):
-        return True
-    return b'"class_name"' in head and b'"config"' in head and (
-        b'"keras_version"' in head or (b'"layers"' in head and b'"inbound_nodes"' in head))
+        return {}
+    keys: dict[str, str | None] = {}
+    depth, key, after_colon = 0, None, False
+    for match in _JSON_TOKEN.finditer(head):
+        token = match.group()
+        if token in (b"{", b"["):
+            depth += 1
+        elif token in (b"}", b"]"):
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth != 1:
+            continue
+        elif token == b":":
+            after_colon = True
+        elif token == b",":
+            key, after_colon = None, False
+        elif token.startswith(b'"'):
+            text = token[1:-1].decode("utf-8", errors="replace")
+            if after_colon and key is not None:
+                keys[key] = text
+            elif not after_colon:
+                key = text
+                keys.setdefault(key, None)
+    return keys
 
 
 def check_link_stays_inside(path: Path) -> None:

@@ -77,11 +77,48 @@ def parse_outputs(spec: str, output_file: str | Path | None) -> list[tuple[str, 
     return outputs
 
 
+def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
+                  extra: tuple[tuple[str, str], ...] = ()) -> None:
+    """Refuse, before any model is read, a report file that cannot be written
+    or must not be: its folder missing or read-only, a folder in its place,
+    two reports (or a report and ``extra``, the baseline being created) in
+    one file, or one of the ``inputs`` (the models and the paths named on the
+    command line; also anything inside a model folder). Raises ConfigError
+    naming the path, so that nothing is written when one is wrong."""
+    import os
+
+    from reglint.engine.discover import is_model_folder
+    from reglint.errors import ConfigError
+
+    models = {Path(p).resolve() for p in inputs}
+    folders = [m for m in models if m.is_dir() and is_model_folder(m)]  # not a folder searched for models
+    seen: dict[Path, str] = {}
+    for what, target in [(f"{fmt} report", t) for fmt, t in outputs if t is not None] + list(extra):
+        path = Path(target)
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ConfigError(f"the {seen[resolved]} and the {what} both go to {target}: give each its own file")
+        seen[resolved] = what
+        if resolved in models or any(folder in resolved.parents for folder in folders):
+            raise ConfigError(f"refusing to write the {what} to {target}: it is a model being linted")
+        if resolved.is_dir():
+            raise ConfigError(f"cannot write the {what} to {target}: it is a folder")
+        folder = resolved.parent
+        if not folder.is_dir():
+            raise ConfigError(f"cannot write the {what} to {target}: no such folder {path.parent}")
+        writable = os.access(resolved, os.W_OK) if resolved.exists() else os.access(folder, os.W_OK | os.X_OK)
+        if not writable:
+            raise ConfigError(f"cannot write the {what} to {target}: permission denied")
+
+
 @dataclass
 class OutputOptions:
     color: Color = Color.auto
     show_layers: bool = True  # the per-layer table of the full report (-q drops it)
-    statistics: bool = False  # stdout gets only the per-rule counts (ruff's --statistics)
+    # Only the per-rule counts (ruff's --statistics), where the report would
+    # go: stdout, or ``statistics_file`` (--output-file, as ruff).
+    statistics: bool = False
+    statistics_file: str | None = None
 
 
 def write_outputs(report: RunReport, outputs: list[tuple[str, str | None]], settings: Any,
@@ -91,28 +128,37 @@ def write_outputs(report: RunReport, outputs: list[tuple[str, str | None]], sett
 
     ``full`` draws the terminal report (default ``reporters.full.render_full``);
     ``data`` is the JSON document json and html embed when it holds more than
-    ``report.to_dict()``."""
+    ``report.to_dict()``. Files are written once every report is rendered
+    (``check_targets`` has vetted their paths); a file that still cannot be
+    written raises ReglintError naming it."""
     options = options or OutputOptions()
     if full is None:
         from reglint.reporters.full import render_full
 
         full = render_full
+    files: list[tuple[str, str]] = []  # every file rendered before the first is written
     for fmt, target in outputs:
-        if target is None and options.statistics:
-            write_statistics(report, sys.stdout, as_json=fmt in ("json", "json-lines"))
-            continue
-        if fmt == "full" and target is None:
+        buffer = io.StringIO()
+        if options.statistics and target == options.statistics_file:
+            write_statistics(report, buffer, as_json=fmt in ("json", "json-lines"))
+        elif fmt == "full" and target is None:
             full(report, make_console(options.color), show_layers=options.show_layers)
             continue
-        buffer = io.StringIO()
-        if fmt == "full":  # to a file: no colour, no wrapping
+        elif fmt == "full":  # to a file: no colour, no wrapping
             full(report, make_console(Color.never, file=buffer), show_layers=options.show_layers)
         else:
             renderer(fmt)(report, buffer, settings=settings, data=data)
         if target is None:
             sys.stdout.write(buffer.getvalue())
         else:
-            Path(target).write_text(buffer.getvalue(), encoding="utf-8")
+            files.append((target, buffer.getvalue()))
+    for target, text in files:
+        try:
+            Path(target).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            from reglint.errors import ReglintError
+
+            raise ReglintError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
 
 
 def write_statistics(report: RunReport, out: TextIO, as_json: bool = False) -> None:
