@@ -89,6 +89,7 @@ from __future__ import annotations
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
+from reglint.engine.sweep import Curve
 
 
 class FastRotationalEquilibrium(Rule):
@@ -100,6 +101,36 @@ class FastRotationalEquilibrium(Rule):
         "angle-error": Option(0.3, "equilibrium angular update (rad per step) at which RL021 is an error"),
         "angle-warning": Option(0.09, "equilibrium angular update (rad per step) at which RL021 is a warning"),
     }
+
+    def sweep(self, model, analysis):
+        """``theta^2 = 2*r*(1-m)/(1+m)`` is affine in the decays that make up
+        ``r`` (the square of the angle: its levels squared). Under SGD the
+        knob is the kernels' L2 (the largest one binds, as in ``check``);
+        where only the optimizer's weight_decay acts, it is the knob."""
+        dyn = analysis.dynamics
+        kernels = analysis.invariant_kernels()
+        if not kernels or not dyn.lr:
+            return []
+        c = 2.0 * (1.0 - dyn.averaging) / (1.0 + dyn.averaging)
+        l2_max = max(l2 for _, _, l2 in kernels)
+        warning, error = self.thresholds["angle-warning"] ** 2, self.thresholds["angle-error"] ** 2
+        label = "theta^2 = 2*r*(1-m)/(1+m), the equilibrium angle squared (r: the per-step shrink)"
+        if dyn.family == "sgd" and l2_max:
+            slope = c * (dyn.coupled_shrink(l2_max) - (dyn.coupled_shrink(0.0) or 0.0))
+            offset = c * (dyn.total_shrink(l2_max) or 0.0) - slope
+            knob, lambdas = "lambda", (l2_max,)
+        elif dyn.decoupled_shrink:
+            slope = c * dyn.decoupled_shrink
+            offset = c * (dyn.coupled_shrink(0.0) or 0.0) if dyn.family == "sgd" else 0.0
+            knob, lambdas = "weight_decay", (dyn.weight_decay,)
+        else:
+            return []
+        today = slope + offset
+        fires = today >= warning
+        # the fix scales every decay by (aim/theta)^2 (see fix): theta^2 lands at aim^2
+        fix = (0.5 * self.thresholds["angle-warning"]) ** 2 / today if fires else None
+        return [Curve(self.code, "angle_squared", label, knob, slope=slope, offset=offset, warning=warning,
+                      error=error, fix=fix, lambdas=lambdas)]
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
@@ -131,7 +162,8 @@ class FastRotationalEquilibrium(Rule):
 
     @staticmethod
     def fix(angles, weight_decay: float, scale: float, aim: float) -> Fix:
-        changes = {(layer.path, var.name): Change("lambda", l2, l2 * scale, layer=layer.path, target="kernel")
+        changes = {(layer.path, var.name): Change("lambda", l2, l2 * scale, layer=layer.path,
+                                                         target=var.name.split("/")[-1])
                    for _, layer, var, l2 in angles if l2}
         if weight_decay:
             changes[("", "weight_decay")] = Change("weight_decay", weight_decay, weight_decay * scale)

@@ -100,6 +100,7 @@ import math
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Option, Rule
+from reglint.engine.sweep import Curve
 
 
 class ChainShrinksTooFast(Rule):
@@ -112,6 +113,33 @@ class ChainShrinksTooFast(Rule):
                                            "layers in series make RL024 an error"),
         "chain-shrink-warning": Option(0.05, "the same shrink at which RL024 is a warning"),
     }
+
+    def sweep(self, model, analysis):
+        """Each layer's shrink ``a_i*m + b`` is affine in a common multiplier
+        ``m`` of the L2s (``b``: the optimizer's own decay). As ``m`` grows,
+        layers pass the warning level in order of ``a_i``; the curve is the
+        shrink of the layer whose passing first closes a chain of two in
+        series (its limit is RL024's exactly; above it the chain may grow)."""
+        shrinks = self.shrink_per_layer(analysis)
+        if len(shrinks) < 2:
+            return []
+        dyn = analysis.dynamics
+        offset = dyn.total_shrink(0.0) or 0.0
+        slopes = {path: r - offset for path, (r, _) in shrinks.items()}
+        warning = self.thresholds["chain-shrink-warning"]
+        joined: set[str] = set()
+        for path in sorted(slopes, key=lambda q: -slopes[q]):  # first to pass the level first
+            joined.add(path)
+            if len(analysis.unnormalized_chain(joined)) >= 2:
+                break
+        else:
+            return []  # no two of these layers lie in series
+        slope, l2 = slopes[path], shrinks[path][1].l2
+        fires = slope + offset >= warning
+        fix = (self.aim - offset) / slope if fires and slope > 0 and self.aim > offset else (0.0 if fires else None)
+        return [Curve(self.code, "shrink_per_step", "r = 2*lr*l2/(1-momentum) (+ lr*weight_decay) of the layer that "
+                      "closes a chain of two in series", "lambda", slope=slope, offset=offset, warning=warning,
+                      error=self.thresholds["chain-shrink-error"], fix=fix, lambdas=(l2,))]
 
     def check(self, model, analysis):
         shrinks = self.shrink_per_layer(analysis)
@@ -185,5 +213,5 @@ class ChainShrinksTooFast(Rule):
             if p.l2 and r >= self.thresholds["chain-shrink-warning"]:
                 safe = room * (1.0 - dyn.momentum) / (2.0 * dyn.lr) - dyn.coupled_l2 if room > 0 else 0.0
                 changes.append(Change("lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path,
-                                      target=p.variable.role.value))
+                                      target=p.variable.name.split("/")[-1]))
         return Fix(f"a per-step shrink 2*lr*l2/(1-momentum) of {g(self.aim)}", tuple(changes))

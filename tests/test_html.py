@@ -374,9 +374,11 @@ def test_optimizer_variants():
     report = run_report(SGD_UNSTABLE, WD_TOO_FAST, ADAM_L2)
     text = render(report)
     parsed = parse(text)
-    # SGD + L2: RL001 and RL002; AdamW decay only: RL003 on its own knob; Adam + coupled L2: RL001 only
+    # SGD + L2 on three Dense in series: RL001, RL002 and RL024; AdamW decay only: RL003 on its own
+    # knob; Adam + coupled L2: RL001 only
     panels = [(p["data-code"], p["data-knob"]) for p in parsed.find("g", class_="panel")]
-    assert panels == [("RL001", "lambda"), ("RL002", "lambda"), ("RL003", "weight_decay"), ("RL001", "lambda")]
+    assert panels == [("RL001", "lambda"), ("RL002", "lambda"), ("RL024", "lambda"), ("RL003", "weight_decay"),
+                      ("RL001", "lambda")]
     visible = parsed.visible
     assert "RL002 error: stability_fraction \u2265 1" in visible
     assert ">What a different weight_decay would do</h3>" in text

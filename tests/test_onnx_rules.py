@@ -48,3 +48,26 @@ def test_inference_graph_takes_user_regularizers():
     assert {"RL001", "RL002"} <= codes
     assert all(p.regularizer.source.value == "user" for p in report.analysis.penalties)
     assert lint(ONNX / "mlp.onnx").findings == []
+
+
+def test_chain_and_angle_fixes_name_the_tensor_and_bound_the_safe_lambda():
+    """On an ONNX CNN under SGD(0.5, momentum 0.9) with L2 0.3 everywhere,
+    RL024 (shrink 2*0.5*0.3/0.1 = 3 per step in series) and RL021 are errors:
+    their fixes name each tensor as the graph does (conv1.weight, not the
+    role 'kernel'), as every other rule's do, and their curves bound the
+    largest lambda before a warning (RL024: 0.05/3 of today's)."""
+    report = lint(ONNX / "cnn.onnx", regularizers=[{"layers": "*", "target": "kernel", "l2": 0.3}],
+                  optimizer="SGD", learning_rate=0.5, momentum=0.9)
+    names = {(layer.path, var.name) for layer in report.model.layers for var in layer.variables}
+    for code in ("RL021", "RL024"):
+        [finding] = [f for f in report.findings if f.code == code]
+        assert finding.severity is Severity.ERROR
+        assert finding.fix.changes and all((c.layer, c.target) in names for c in finding.fix.changes), code
+    curves = {c.code: c for c in report.curves}
+    assert math.isclose(curves["RL024"].today, 3.0, rel_tol=1e-9)
+    assert math.isclose(curves["RL024"].limit, 0.05 / 3.0, rel_tol=1e-9)
+    theta = next(f for f in report.findings if f.code == "RL021").values["angular_update"]
+    assert math.isclose(curves["RL021"].today, theta ** 2, rel_tol=1e-9)
+    from reglint.engine.sweep import safe_multiplier
+
+    assert safe_multiplier(report.curves) == (curves["RL024"].limit, ["RL024"])

@@ -35,8 +35,9 @@ class Change:
     (None: every layer the finding names, or the optimizer) from ``current``
     to ``suggested`` (None: remove it).
 
-    ``target`` is the variable role (``kernel``, ``bias``, ``gamma`` ...),
-    ``activity``, ``penalty`` (every regularizer the finding counts) or
+    ``target`` is the variable's own name in its layer (the last part of
+    its path: ``kernel``, ``bias``, ``gamma`` in Keras, ``conv1.weight`` in
+    ONNX), ``activity``, ``penalty`` (every regularizer the finding counts) or
     ``optimizer``; ``parameter`` is ``lambda`` (the regularizer's factor, L1
     or L2 as it is), ``weight_decay``, ``learning_rate``, ``momentum`` or
     ``regularizer`` (its presence).
