@@ -147,12 +147,26 @@ class RegularizerNoEffect(Rule):
         decay = r * steps
         if decay >= self.thresholds["no-effect-decay"]:
             return
+        lr = analysis.dynamics.lr
+        # D = 1 over the run, but never past the per-step shrink RL003 calls
+        # safe: on a run of a few steps D = 1 would need a shrink RL003 flags.
+        from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
+
+        safe = WeightDecayTooStrong(self.user_thresholds).safe_shrink(analysis.context.steps_per_epoch())
+        suggested = min(1.0 / (lr * steps), safe / lr)
+        if suggested * lr * steps >= 1.0 - 1e-9:
+            aim, remedy = ("an integrated decay D = lr*weight_decay*steps of 1 over the run",
+                           f"weight_decay around {g(suggested)} gives D = 1 over this run")
+        else:
+            reach = suggested * lr * steps
+            aim = (f"the largest decay RL003 calls safe, a shrink of {g(safe)} per step: D = {g(reach, 2)} over "
+                   f"this {g(steps)}-step run")
+            remedy = (f"weight_decay {g(suggested)} (RL003's safe shrink of {g(safe)} per step) reaches only D = "
+                      f"{g(reach, 2)} in {g(steps)} steps: the run is too short for decay to matter, so drop it "
+                      f"or train longer")
         yield self.finding(
-            f"weight_decay {g(analysis.dynamics.weight_decay)} at lr {g(analysis.dynamics.lr)} shrinks an "
+            f"weight_decay {g(analysis.dynamics.weight_decay)} at lr {g(lr)} shrinks an "
             f"unsupported weight by {pct(decay)} over the {g(steps)}-step run (D = {g(decay)})",
-            target="optimizer.weight_decay",
-            remedy=f"weight_decay around {g(1.0 / (analysis.dynamics.lr * steps))} gives D = 1 over this run",
-            fix=Fix("an integrated decay D = lr*weight_decay*steps of 1 over the run",
-                    (Change("weight_decay", analysis.dynamics.weight_decay,
-                            1.0 / (analysis.dynamics.lr * steps), target="optimizer"),)),
+            target="optimizer.weight_decay", remedy=remedy,
+            fix=Fix(aim, (Change("weight_decay", analysis.dynamics.weight_decay, suggested, target="optimizer"),)),
             values={"decay_integral": decay, "shrink_per_step": r, "total_steps": steps})

@@ -73,6 +73,11 @@ class InvalidLambda(Rule):
             if value is not None and (not math.isfinite(value) or value < 0):
                 yield self.finding(f"optimizer {name} is {value}", target=f"optimizer.{name}",
                                    remedy=f"use a finite, non-negative {name}")
+            elif name == "momentum" and value is not None and value > 1:
+                # keras/src/optimizers/sgd.py: "`momentum` must be a float between [0, 1]"
+                yield self.finding(f"optimizer momentum is {value}: a heavy-ball momentum above 1 amplifies every "
+                                   f"step without bound (Keras' SGD refuses it)",
+                                   target="optimizer.momentum", remedy="use a momentum in [0, 1), 0.9 typically")
         for problem in model.problems_of(ProblemKind.INVALID_OPTIMIZER):
             setting = (problem.target or "optimizer.value").split(".")[-1]
             yield self.finding(problem.message, target=problem.target,

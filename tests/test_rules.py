@@ -327,3 +327,38 @@ def test_rl017_does_not_judge_a_one_weight_kernel():
     assert "RL017" not in [f.code for f in report.findings]
     kernel = report.model.layers[0].variables[0]
     assert kernel.stats.sum_sq / 0.05 ** 2 < 0.01  # the saved kernel is below RL017's 1% of its expected square
+
+
+def test_rl005_fix_on_a_short_run_stays_within_rl003():
+    """weight_decay 0.01 at lr 1e-3 over 7 steps decays nothing (RL005);
+    D = 1 would need weight_decay 143, a shrink of 0.143 per step that RL003
+    flags. The fix stops at RL003's safe shrink and says the run is too
+    short; applied, neither rule fires at error level."""
+    short = TrainingContext(steps=7)
+    [f] = findings("scenario_decayed_twice.keras", "RL005", context=short)
+    [change] = f.fix.changes
+    assert change.suggested == pytest.approx(5.0)  # 0.005 per step / lr 1e-3
+    assert "too short" in f.remedy
+    applied = findings("scenario_decayed_twice.keras", context=TrainingContext(steps=7, weight_decay=change.suggested))
+    assert not [x for x in applied if x.code == "RL003"]
+    # a long run still gets D = 1
+    [long] = findings("scenario_decayed_twice.keras", "RL005", context=TrainingContext(steps=500))
+    assert long.fix.changes[0].suggested == pytest.approx(1.0 / (1e-3 * 500))
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [("learning_rate", float("inf"), "learning_rate is inf"),
+                                              ("learning_rate", -0.1, "learning_rate is -0.1"),
+                                              ("momentum", 2.0, "momentum is 2.0: a heavy-ball momentum above 1")])
+def test_invalid_optimizer_settings_are_rl012s_alone(tmp_path, key, value, says):
+    """A saved optimizer with lr inf, a negative lr or momentum 2 (Keras' SGD
+    refuses momentum outside [0, 1]): RL012 says so, and no rule computes a
+    shrink or a stability bound from the value."""
+    from mutate import rewrite_keras_zip
+
+    def edit(cfg):
+        cfg["compile_config"]["optimizer"]["config"][key] = value
+
+    path = rewrite_keras_zip(KERAS_FIXTURES / "dense_l2.keras", tmp_path / "bad_opt.keras", config=edit)
+    found = findings(path)
+    errors = [f for f in found if f.severity is Severity.ERROR]
+    assert [f.code for f in errors] == ["RL012"] and says in errors[0].message, [(f.code, f.message) for f in found]

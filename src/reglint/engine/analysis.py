@@ -214,7 +214,8 @@ class Analysis:
         self._outbound = outbound_map(model)
         self.penalties: list[TensorPenalty] = []
         for layer, var in model.variables():
-            if var.regularizer is not None and var.regularizer.kind != "custom":
+            # a NaN, infinite or negative factor is RL012's: no penalty to estimate from it
+            if var.regularizer is not None and var.regularizer.kind != "custom" and var.regularizer.is_valid:
                 penalty = tensor_penalty(layer, var)
                 penalty.scale_invariant = var.role.is_kernel_like and self.feeds_normalizer(layer)
                 penalty.offset = var.role in (Role.BIAS, Role.BETA)

@@ -153,11 +153,17 @@ def dynamics_of(optimizer: Optimizer | None) -> Dynamics:
     peak = lr.peak if lr and lr.peak is not None else (lr.initial if lr else None)
     return Dynamics(
         family=optimizer.family,
-        lr=peak,
-        lr_initial=lr.initial if lr else None,
-        momentum=min(max(optimizer.momentum or 0.0, 0.0), 0.999999),
+        # a NaN, infinite or negative setting is RL012's finding: no dynamics are estimated from it
+        lr=_usable(peak),
+        lr_initial=_usable(lr.initial) if lr else None,
+        momentum=min(_usable(optimizer.momentum if (optimizer.momentum or 0.0) <= 1 else None) or 0.0, 0.999999),
         nesterov=optimizer.nesterov,
-        weight_decay=optimizer.weight_decay or 0.0,
-        coupled_l2=optimizer.coupled_l2 or 0.0,
+        weight_decay=_usable(optimizer.weight_decay) or 0.0,
+        coupled_l2=_usable(optimizer.coupled_l2) or 0.0,
         beta_1=beta_1,
     )
+
+
+def _usable(value: float | None) -> float | None:
+    """``value`` when it is a finite number >= 0, else None (unknown)."""
+    return value if value is not None and math.isfinite(value) and value >= 0 else None

@@ -94,6 +94,17 @@ class Regularizer:
     invalid: list[str] = field(default_factory=list)
 
     @property
+    def is_valid(self) -> bool:
+        """Every factor a finite number >= 0 (what Keras' constructors accept);
+        RL012 reports the others, and no rule estimates a penalty from them.
+
+        >>> Regularizer(kind="l2", l2=float("inf")).is_valid, Regularizer(kind="l2", l2=0.01).is_valid
+        (False, True)
+        """
+        values = (self.l1, self.l2, self.factor)
+        return not self.invalid and all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values)
+
+    @property
     def is_effective(self) -> bool:
         """False for L1L2(0, 0) and friends: a regularizer that adds nothing."""
         if self.kind == "custom":
