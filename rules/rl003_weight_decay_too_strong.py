@@ -136,6 +136,7 @@ from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
 from reglint.engine.twin_metric import learned_on_held_out
+from reglint.estimate.dynamics import halving_steps
 from reglint.estimate.init_scale import expected_sum_sq
 
 
@@ -281,8 +282,10 @@ class WeightDecayTooStrong(Rule):
         # Coupled under SGD the setting is torch's wd = 2*l2, and momentum amplifies it.
         safe_wd = (safe_r * (1 - dyn.momentum) if coupled else safe_r) / dyn.lr if dyn.lr else None
         horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
+        # halving from the real per-step contraction (momentum's oscillating mode included)
+        halving = halving_steps(dyn.contraction(stacked.l2 if stacked else 0.0) or r)
         wipe = "zeroes or flips the weights every step" if r >= 1 else \
-            f"halves an unsupported weight every {g(0.693 * tau, 2)} steps"
+            f"halves an unsupported weight every {_steps(halving)}"
         if flattens and r < self.thresholds["decay-step-error"]:
             wipe += (f"; under {model.optimizer.class_name} no weight can stay above about 1/wd = "
                      f"{g(1 / dyn.weight_decay)}, {g(q, 2)}x below the kernels' init RMS")
@@ -361,3 +364,9 @@ def _group_text(model) -> str:
         if (group.weight_decay, group.coupled_l2) == (opt.weight_decay, opt.coupled_l2):
             return f" in param group {group.index} ({group.size} tensors)"
     return ""
+
+
+def _steps(count: float | None) -> str:
+    """A number of steps, in words: "1 step", "3.5 steps"."""
+    text = g(count, 2)
+    return f"{text} step" if text == "1" else f"{text} steps"

@@ -95,12 +95,11 @@ depends on the data, which ``reglint profile --data`` measures.
 
 from __future__ import annotations
 
-import math
-
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
+from reglint.estimate.dynamics import halving_steps
 
 
 class ChainShrinksTooFast(Rule):
@@ -151,10 +150,14 @@ class ChainShrinksTooFast(Rule):
             return
         rates = [shrinks[path][0] for path in chain]
         slowest = min(rates)
-        # steps for an unsupported weight to halve at that rate; from a shrink
-        # of 1 per step the update overshoots zero instead (as RL003 says)
-        halving = math.log(2) / slowest if slowest < 1 else None
-        pace = (f"halving an unsupported weight every {g(halving, 2)} steps" if halving is not None else
+        # steps for an unsupported weight of the slowest layer to halve, from
+        # the real per-step contraction (momentum's oscillating mode included:
+        # the slow-mode shrink overstates it once the roots turn complex);
+        # from a shrink of 1 per step the update overshoots zero instead
+        slow_layer = min(chain, key=lambda path: shrinks[path][0])
+        halving = halving_steps(dyn.contraction(shrinks[slow_layer][1].l2)) if slowest < 1 else None
+        pace = (f"halving an unsupported weight every {g(halving, 2)} step{'' if g(halving, 2) == '1' else 's'}"
+                if halving is not None else
                 "over 1, so each step overshoots zero and flips the weights")
         fix = self.fix(analysis, shrinks)
         penalty = shrinks[chain[0]][1]

@@ -167,3 +167,17 @@ def dynamics_of(optimizer: Optimizer | None) -> Dynamics:
 def _usable(value: float | None) -> float | None:
     """``value`` when it is a finite number >= 0, else None (unknown)."""
     return value if value is not None and math.isfinite(value) and value >= 0 else None
+
+
+def halving_steps(shrink: float) -> float | None:
+    """Steps for an unsupported weight to halve when each step multiplies it
+    by ``1 - shrink``: ``ln 2 / -ln(1 - shrink)`` (``ln 2 / shrink`` only
+    while the shrink is small); None from a shrink of 1, where a step
+    overshoots zero instead.
+
+    >>> round(halving_steps(0.5), 3), round(halving_steps(0.01), 1), halving_steps(1.5)
+    (1.0, 69.0, None)
+    """
+    if shrink <= 0 or shrink >= 1:
+        return None
+    return math.log(2) / -math.log1p(-shrink)
