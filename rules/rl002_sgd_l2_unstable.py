@@ -162,6 +162,7 @@ class SgdL2Unstable(Rule):
             elif not diverged and static is Severity.ERROR:
                 yield self.finding(
                     f"measured: no divergence in {len(result.trajectory)} steps from the saved weights "
-                    f"({outcome.label}: {outcome.reason}) although {product}: static estimate overturned for "
-                    f"this run length",
+                    f"({outcome.label}: {outcome.reason}) although {product}: the static error (listed beside "
+                    f"this) is not reproduced over this short run; a longer one, or other batches, may still "
+                    f"diverge",
                     severity=Severity.INFO, layer=row.layer, target=row.variable, values=values, measured=True)

@@ -266,8 +266,9 @@ class PenaltyHurtsTraining(Rule):
                                                   f"({metric.show(ref)}{metric.context()}): no verdict on the "
                                                   f"penalty", None, values)
         gap = values["gap"] = (m_ref - m_pen) / m_ref
+        # each the mean of the run's last FINAL_RECORDS records (the curves' last row is one of them)
         both = (f"the penalized run reached {metric.show(pen)}, its unregularized twin {metric.show(ref, False)}"
-                f"{metric.context()}")
+                f"{metric.context()}, means of their last {FINAL_RECORDS} records")
         if m_pen <= COLLAPSED:
             severity = Severity.WARNING if twin.synthetic else Severity.ERROR
             stale = _stale_statistics(twin, pen, len(pen.step) - FINAL_RECORDS, len(pen.step) - 1, values)

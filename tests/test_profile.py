@@ -557,6 +557,8 @@ def test_budget_from_timescales_without_tensorflow():
     assert forced.steps == 999 and not forced.early_stop
     # --steps 50 where the timescales alone ask for fewer than the minimum: 50
     # run, and the reason does not claim a raise to the minimum
+    assert choose_budget(mid, per_step=1e-3, **common).reason.startswith(
+        "3 x the shortest penalty timescale ((1-mu)*|w|/(lr*|g_pen|) = 200 steps (d/kernel)) = 600 steps")
     short = choose_budget(fast, per_step=1e-3, **{**common, "steps_override": 50})
     assert short.steps == 50 and short.reason.startswith("--steps 50 (the timescales alone: 3 x")
     assert "raised to the minimum" not in short.reason
@@ -657,6 +659,10 @@ def test_batches_are_reshuffled_every_epoch_like_fit():
 def test_classify_thresholds():
     assert classify(1.0, 0.5, 10.0, 11.0, None, stepped=True).label == "learning"
     assert classify(1.0, 1.0, 10.0, 10.0, None, stepped=True).label == "stalled"
+    # a loss that rose (but not 3x) is said to have risen, not to have "not fallen by 2%"
+    rose = classify(6.017, 8.34, 10.0, 10.0, None, stepped=True)
+    assert rose.label == "stalled" and rose.reason == "the data loss rose 39% (6.017 -> 8.34)"
+    assert classify(1.0, 0.99, 10.0, 10.0, None, stepped=True).reason.startswith("the data loss fell less than 2%")
     shrunk = 10.0 * (1 - COLLAPSE_SHRINK) - 0.1
     assert classify(1.0, 1.0, 10.0, shrunk, None, stepped=True).label == "collapsing"
     # a data loss well below the constant predictor's wins over shrinking kernels

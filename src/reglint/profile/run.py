@@ -204,5 +204,7 @@ def classify(data0: float, data_final: float | None, kernel0: float | None, kern
         out.reason = f"the data loss fell {data0:.4g} -> {data_final:.4g}"
         return out
     out.label = "stalled"
-    out.reason = f"the data loss did not fall by {LEARN_DROP:.0%} ({data0:.4g} -> {data_final:.4g})"
+    moved = (f"rose {data_final / data0 - 1:.0%}" if data_final > data0 and data0 > 0
+             else f"fell less than {LEARN_DROP:.0%}")
+    out.reason = f"the data loss {moved} ({data0:.4g} -> {data_final:.4g})"
     return out

@@ -189,7 +189,7 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Hor
     if timescales:
         shortest = min(timescales.values(), key=lambda scale: scale.steps)
         target = math.ceil(TIMESCALES * shortest.steps)
-        reason = f"{g(TIMESCALES)} x the shortest penalty timescale, {shortest.describe()}: {g(target)} steps"
+        reason = f"{g(TIMESCALES)} x the shortest penalty timescale ({shortest.describe()}) = {g(target)} steps"
         if invariant:
             named["rotational_equilibrium"] = shortest.steps / 2
             reason += (f"; scale-invariant kernels reach rotational equilibrium in about 1/(2r) = "
