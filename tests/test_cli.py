@@ -302,6 +302,24 @@ def test_a_zero_loss_scale_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "expected a number > 0" in result.stderr
 
 
+@pytest.mark.parametrize(("flag", "value", "key", "valid"), [
+    ("--target-var", "0", "target-var", "> 0"),  # the data-loss scale divides by it
+    ("--classes", "1", "classes", ">= 2"),  # ln 1 = 0: no classification
+    ("--momentum", "1", "momentum", "in [0, 1)"),  # the shrink divides by 1 - momentum
+])
+def test_context_values_a_formula_cannot_use_are_usage_errors(tmp_path, flag, value, key, valid):
+    """Each one line with the valid range, exit 2, from the flag and from the
+    config alike (not a ZeroDivisionError, not a silent ln 2)."""
+    onnx = str(FIXTURES / "onnx" / "mlp.onnx")
+    result = reglint(onnx, "--no-cache", flag, value, "--l2", "*=0.01", "--lr", "0.1")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip().splitlines() == [f"reglint: error: invalid value for '{flag}': {value} is not {valid}"]
+    (tmp_path / "pyproject.toml").write_text(f"[tool.reglint.context]\n{key} = {value}\n")
+    result = reglint(onnx, "--no-cache", "--l2", "*=0.01", "--config", str(tmp_path / "pyproject.toml"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert len(result.stderr.strip().splitlines()) == 1 and f"expected a number {valid}, got {value}" in result.stderr
+
+
 # ---------------------------------------------------------------------------
 # inputs and outputs (the CLI review of 2026-11-30): what is read, what is
 # written, and that a bad path writes nothing

@@ -83,7 +83,7 @@ def test_unknown_selector_in_the_config_is_refused(tmp_path):
     ((BAD, "--fail-on", "bogus"),
      "reglint: error: invalid value for '--fail-on': 'bogus' is not one of 'error', 'warning', 'info', 'none'."),
     ((BAD, "--color", "sometimes"), "reglint: error: invalid value for '--color': 'sometimes' is not one of"),
-    ((BAD, "--samples", "0"), "reglint: error: invalid value for '--samples': 0 is not in the range x>=1"),
+    ((BAD, "--samples", "0"), "reglint: error: invalid value for '--samples': 0 is not >= 1"),
     ((BAD, "--no-such-option"), "reglint: error: no such option: --no-such-option"),
     (("check",), "reglint: error: missing argument 'paths'"),
     (("rule",), "reglint: error: missing argument 'code'"),

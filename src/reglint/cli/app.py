@@ -55,10 +55,11 @@ class FailOn(str, Enum):
 
 
 def _context_check(option):
-    """The option's value checked beyond Typer's range: a number must be
-    finite (Click's FloatRange lets nan and inf through), > 0 where 0 means
-    nothing (``--loss-scale``); an optimizer must be a class the readers
-    know, given back in its canonical spelling."""
+    """The option's value checked against its range (``ContextOption.violation``,
+    the config's and reglint.lint()'s check too, so that every way in says
+    the same range): finite, > 0 where a formula divides by it, < 1 for
+    momentum; an optimizer must be a class the readers know, given back in
+    its canonical spelling."""
     def check(value):
         if value is None:
             return value
@@ -71,8 +72,8 @@ def _context_check(option):
             return name
         if isinstance(value, float) and not math.isfinite(value):
             raise typer.BadParameter(f"{value!r} is not a finite number")
-        if option.positive and not value > 0:
-            raise typer.BadParameter(f"{value:g} is not > 0")
+        if option.violation(value):
+            raise typer.BadParameter(f"{value:g} is not {option.range_text()}")
         return value
 
     return check
@@ -100,8 +101,9 @@ def with_context_options(panel: str):
 
         own = [p for p in inspect.signature(func).parameters.values() if p.name != "context"]
         extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.kind | None,
-                                   default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
-                                                        help=o.help, rich_help_panel=panel,
+                                   default=typer.Option(None, f"--{o.key}", *o.flags,
+                                                        help=f"{o.help} Valid: {o.range_text()}." if o.min is not None
+                                                        else o.help, rich_help_panel=panel,
                                                         callback=_context_check(o)))
                  for o in options]
         hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}

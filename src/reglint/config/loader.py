@@ -433,10 +433,8 @@ def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> An
             return name
         return text
     number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted)
-    if option.positive and not number > 0:
-        raise where.error(dotted, f"expected a number > 0, got {value!r}")
-    if option.max is not None and number > option.max:
-        raise where.error(dotted, f"expected a number in [{option.min or 0:g}, {option.max:g}], got {value!r}")
+    if option.violation(number):
+        raise where.error(dotted, f"expected a number {option.range_text()}, got {value!r}")
     return number
 
 

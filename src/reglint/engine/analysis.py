@@ -39,6 +39,29 @@ class ContextOption:
     max: float | None = None
     flags: tuple[str, ...] = ()  # extra command-line spellings
     positive: bool = False  # the bound ``min`` is excluded (a scale of 0 divides by zero)
+    below_max: bool = False  # the bound ``max`` is excluded (momentum 1 never forgets a gradient)
+
+    def range_text(self) -> str:
+        """The valid values, as an error message says them: ``> 0``,
+        ``in [0, 1)``, ``>= 2``."""
+        low = None if self.min is None else f"{self.min:g}"
+        if self.max is None:
+            return f"> {low}" if self.positive else f">= {low}"
+        left = "(" if self.positive else "["
+        return f"in {left}{low or '-inf'}, {self.max:g}{')' if self.below_max else ']'}"
+
+    def violation(self, value: float) -> str | None:
+        """Why ``value`` is refused (not finite, out of range), None when valid.
+
+        >>> next(o for o in context_options() if o.name == "momentum").violation(1.0)
+        'must be in [0, 1), got 1'
+        """
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        low, high = self.min, self.max
+        too_low = low is not None and not (value > low if self.positive else value >= low)
+        too_high = high is not None and not (value < high if self.below_max else value <= high)
+        return f"must be {self.range_text()}, got {value:g}" if too_low or too_high else None
 
     @property
     def key(self) -> str:
@@ -47,8 +70,8 @@ class ContextOption:
 
 
 def _opt(help: str, *, min: float | None = None, max: float | None = None,
-         flags: tuple[str, ...] = (), positive: bool = False) -> dict[str, Any]:
-    return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive}
+         flags: tuple[str, ...] = (), positive: bool = False, below_max: bool = False) -> dict[str, Any]:
+    return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive, "below_max": below_max}
 
 
 @dataclass
@@ -66,8 +89,11 @@ class TrainingContext:
                                                            "--samples). Give --epochs or --steps, not both.", min=1))
     steps: int | None = field(default=None, metadata=_opt("Total optimizer steps T, instead of --epochs (either "
                                                           "flag replaces the other's config value).", min=1))
-    target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets.", min=0.0))
-    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=1))
+    target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets (> 0: the "
+                                                                     "data-loss scale divides by it).", min=0.0,
+                                                                     positive=True))
+    # One class is no classification (ln 1 = 0: no data loss to compare with).
+    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=2))
     loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
                                                                  min=0.0, positive=True))
     # Settings for files that carry none (ONNX inference graphs) or to
@@ -78,7 +104,9 @@ class TrainingContext:
         "unless --lr, --momentum or --weight-decay are given, and a note says what was kept."))
     learning_rate: float | None = field(default=None, metadata=_opt("Learning rate (peak).", min=0.0,
                                                                     flags=("--lr",)))
-    momentum: float | None = field(default=None, metadata=_opt("Momentum (SGD) in [0, 1].", min=0.0, max=1.0))
+    momentum: float | None = field(default=None, metadata=_opt(
+        "Momentum (SGD): the steady-state shrink divides by 1 - momentum.", min=0.0, max=1.0,
+        below_max=True))
     weight_decay: float | None = field(default=None, metadata=_opt("Decoupled weight decay.", min=0.0))
     # Layer-pattern regularizers: [{"layers": "fc*", "target": "kernel", "l2": 1e-4}]
     regularizers: list[dict[str, Any]] = field(default_factory=list)
@@ -98,14 +126,9 @@ class TrainingContext:
                 self.optimizer = canonical_optimizer(value)
             if "help" not in meta or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            if not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
-            low, high, positive = meta["min"], meta["max"], meta["positive"]
-            too_low = low is not None and not (value > low if positive else value >= low)
-            if too_low or (high is not None and value > high):
-                lower, upper = ("-inf" if low is None else low), ("inf" if high is None else high)
-                bound = f"> {low:g}" if positive else f"in [{lower}, {upper}]"
-                raise ValueError(f"{f.name} must be {bound}, got {value!r}")
+            why = _option_of(f).violation(value)
+            if why:
+                raise ValueError(f"{f.name} {why}")
 
     def changes_model(self) -> bool:
         """True when the context overrides what the file holds (optimizer
@@ -187,14 +210,16 @@ def context_options() -> list[ContextOption]:
     >>> next(o for o in context_options() if o.name == "momentum").max
     1.0
     """
-    kinds = {"int | None": int, "float | None": float, "str | None": str}
-    out = []
-    for f in fields(TrainingContext):
-        if "help" in f.metadata:
-            meta = f.metadata
-            out.append(ContextOption(f.name, kinds[str(f.type)], meta["help"], meta["min"], meta["max"],
-                                     meta["flags"], meta["positive"]))
-    return out
+    return [_option_of(f) for f in fields(TrainingContext) if "help" in f.metadata]
+
+
+_KINDS = {"int | None": int, "float | None": float, "str | None": str}
+
+
+def _option_of(f) -> ContextOption:
+    meta = f.metadata
+    return ContextOption(f.name, _KINDS[str(f.type)], meta["help"], meta["min"], meta["max"], meta["flags"],
+                         meta["positive"], meta["below_max"])
 
 
 class Analysis:
