@@ -88,6 +88,12 @@ def test_unknown_selector_in_the_config_is_refused(tmp_path):
     (("check",), "reglint: error: missing argument 'paths'"),
     (("rule",), "reglint: error: missing argument 'code'"),
     ((BAD, "--samples"), "reglint: error: option '--samples' requires an argument"),
+    # an unset variable in a CI job (--select "$RULES") must not select nothing and pass
+    ((BAD, "--select", ""), "reglint: error: '--select' got no rule code (''): give codes or prefixes"),
+    ((BAD, "--select", " "), "reglint: error: '--select' got no rule code (' ')"),
+    ((BAD, "--select", ","), "reglint: error: '--select' got no rule code (',')"),
+    ((BAD, "--ignore", ""), "reglint: error: '--ignore' got no rule code"),
+    ((BAD, "--extend-select", ","), "reglint: error: '--extend-select' got no rule code"),
 ])
 def test_usage_errors_are_one_line(args, expected):
     assert one_error_line(reglint(*args)).startswith(expected)
