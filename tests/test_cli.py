@@ -70,11 +70,28 @@ def test_non_finite_or_out_of_range_context_values_are_usage_errors(args, expect
     assert line.startswith("reglint: error: " + expected), line
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x", "1_0", "1e999", "0x1", ""])
 @pytest.mark.parametrize("flag", ["--l2", "--l1"])
 def test_bad_pattern_factors_are_usage_errors(flag, value):
+    """LAMBDA is a plain decimal or scientific number: Python's float() would
+    read '1_0' as 10 and lint with a lambda the user never typed."""
     line = one_usage_error(reglint(CNN_ONNX, flag, f"conv1={value}", "--no-cache"))
     assert flag in line and f"conv1={value}" in line and "RL012" not in line, line
+
+
+@pytest.mark.parametrize("item", ["=0.1", " =0.1"])
+def test_an_empty_pattern_is_a_usage_error(item):
+    """'=0.1' reaching every layer while 'conv1=' is refused was a trap: '*' says every layer."""
+    line = one_usage_error(reglint(CNN_ONNX, "--l2", item, "--no-cache"))
+    assert line == f"reglint: error: --l2 '{item}' has an empty PATTERN: use '*=0.1' for every layer"
+
+
+@pytest.mark.parametrize("value", ["1e-4", ".5", "3.", "2E+1"])
+def test_plain_pattern_factors_are_read(value):
+    data = json.loads(reglint(CNN_ONNX, "-f", "json", "--no-cache", "--l2", f"conv1={value}").stdout)
+    regs = [r for layer in data["files"][0]["model"]["layers"] if layer["name"] == "conv1"
+            for r in layer["regularizers"]]
+    assert [r["l2"] for r in regs] == [float(value)]
 
 
 def test_optimizer_must_be_a_known_class():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
@@ -166,18 +168,20 @@ class CommandLine:
 
 
 def pattern_regularizer(item: str, factor: str) -> dict[str, Any]:
-    """``--l2 'conv*=1e-4'`` -> ``{"layers": "conv*", "target": "kernel", "l2": 1e-4}``;
-    a factor that is not a finite number >= 0 is a usage error."""
-    import math
+    """``--l2 'conv*=1e-4'`` -> ``{"layers": "conv*", "target": "kernel", "l2": 1e-4}``.
+    An empty PATTERN (``'=0.1'``: '*' is every layer) and a LAMBDA that is
+    not a plain decimal or scientific number >= 0 (Python's float() would
+    take ``1_0`` as 10, ``inf``, ``nan``) are usage errors."""
+    pattern, sep, value = item.rpartition("=")
+    if not sep or not FACTOR.fullmatch(value.strip()) or not math.isfinite(float(value)):
+        raise ConfigError(f"--{factor} expects PATTERN=LAMBDA with LAMBDA a number >= 0 such as 1e-4, got {item!r}")
+    if not pattern.strip():
+        raise ConfigError(f"--{factor} {item!r} has an empty PATTERN: use '*={value}' for every layer")
+    return {"layers": pattern, "target": "kernel", factor: float(value)}
 
-    pattern, _, value = item.rpartition("=")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"--{factor} expects PATTERN=LAMBDA, got {item!r}") from None
-    if not (math.isfinite(number) and number >= 0):
-        raise ConfigError(f"--{factor} {item!r}: LAMBDA must be a finite number >= 0, got {value}")
-    return {"layers": pattern or "*", "target": "kernel", factor: number}
+
+# A decimal or scientific number >= 0, as a user types a lambda.
+FACTOR = re.compile(r"\+?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
