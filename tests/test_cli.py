@@ -419,6 +419,56 @@ def test_report_paths_are_checked_before_anything_is_written(tmp_path, outputs, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_hard_links_are_the_same_file_to_the_output_checks(tmp_path):
+    """A hard link is the model (or the other report) under another name: refused like the name itself."""
+    import shutil
+
+    victim = tmp_path / "victim.keras"
+    shutil.copy(GOOD, victim)
+    os.link(victim, tmp_path / "hard.keras")
+    before = victim.read_bytes()
+    result = reglint(str(victim), "-o", str(tmp_path / "hard.keras"), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "hard.keras: it is a model being linted" in result.stderr
+    assert victim.read_bytes() == before
+    (tmp_path / "same.txt").write_text("")
+    os.link(tmp_path / "same.txt", tmp_path / "link.txt")
+    result = reglint(GOOD, "-f", f"json:{tmp_path}/same.txt,sarif:{tmp_path}/link.txt", "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"the json report and the sarif report both go to {tmp_path}/link.txt" in result.stderr
+    assert (tmp_path / "same.txt").read_text() == ""
+
+
+def test_output_file_and_statistics_never_drop_or_replace_a_report(tmp_path):
+    """-o is where the stdout report goes (ruff); --statistics replace that report. A FORMAT:FILE
+    report is never replaced by the statistics, and an -o that no report would reach is refused."""
+    sarif, other = tmp_path / "a.json", tmp_path / "b.txt"
+    result = reglint(BAD, "-f", f"sarif:{sarif}", "--statistics", "-o", str(sarif), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip() == f"reglint: error: the sarif report and the statistics both go to {sarif}: " \
+                                    "give each its own file"
+    result = reglint(BAD, "-f", f"json:{sarif}", "-o", str(other), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"--output-file {other} gets no report: every format has its own file" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    # every format with its own file: the statistics are one more output, to -o
+    result = reglint(BAD, "-f", f"sarif:{sarif}", "--statistics", "-o", str(other), "--no-cache")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert json.loads(sarif.read_text())["runs"][0]["results"]
+    assert other.read_text() == "1\tRL001\tpenalty-dominates-loss\nFound 1 finding (1 error) in 1 file.\n"
+
+
+def test_output_file_dash_is_stdout(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "reglint", BAD, "-f", "concise", "-o", "-", "--no-cache"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout.startswith(BAD + ": RL001")
+    assert list(tmp_path.iterdir()) == []
+    result = subprocess.run([sys.executable, "-m", "reglint", BAD, "-f", "concise:-", "--no-cache"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout.startswith(BAD + ": RL001")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_profile_checks_the_report_path_before_loading_anything(tmp_path):
     """The output path is refused before --data is even opened (so long
     before any training)."""

@@ -149,7 +149,8 @@ def check(
                                             help="github (region startLine 1, the default) or strict.",
                                             rich_help_panel=OUTPUT),
     output_file: Path | None = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
-                                            help="Write the report here instead of stdout.",
+                                            help="Write the report that would go to stdout here ('-': "
+                                                 "stdout); an error when every format has its own FILE.",
                                             rich_help_panel=OUTPUT),
     fail_on: FailOn | None = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
                                           help="Exit 1 on findings at or above this severity (default: error).",
@@ -159,8 +160,9 @@ def check(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
                                rich_help_panel=OUTPUT),
     statistics: bool = typer.Option(False, "--statistics",
-                                    help="Print only the count of findings per rule, to stdout or to "
-                                         "--output-file (as ruff); FORMAT:FILE reports are still written whole.",
+                                    help="Print only the count of findings per rule in place of the "
+                                         "stdout report, to stdout or to --output-file (as ruff); FORMAT:FILE "
+                                         "reports are still written whole.",
                                     rich_help_panel=OUTPUT),
     color: Color = typer.Option(Color.auto, "--color",
                                 help="Colour the terminal report; always wins over NO_COLOR, never drops every style.",

@@ -62,7 +62,8 @@ def run_check(opts: CheckOptions) -> int:
         settings = report_settings(groups, resolver, opts)
         from reglint.reporters import check_targets, parse_outputs
 
-        outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file)
+        outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file,
+                                statistics=opts.statistics)
         baseline = baseline_to_create(opts, settings)
         check_targets(outputs, [str(p) for p in opts.paths] + files, (("baseline", str(baseline)),) if baseline else ())
     except ReglintError as exc:
@@ -348,10 +349,8 @@ def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Sett
     from reglint.reporters.console import Color
 
     color = opts.color if opts.color is not None else Color.auto
-    # --statistics replaces the report --output-file (or stdout) gets, as ruff
-    # does; the FORMAT:FILE reports stay whole.
-    stats_file = str(opts.output_file) if opts.output_file is not None else None
-    write(report, outputs, settings, OutputOptions(color=color, show_layers=not opts.quiet,
-                                                   statistics=opts.statistics, statistics_file=stats_file))
+    # --statistics already replaced, in ``outputs``, the report --output-file
+    # (or stdout) gets, as ruff does; the FORMAT:FILE reports stay whole.
+    write(report, outputs, settings, OutputOptions(color=color, show_layers=not opts.quiet))
 
 
