@@ -379,15 +379,20 @@ def _set_fail_on(settings: Settings, where: _Where, value: Any, key: str) -> Non
 
 
 def _set_output_format(settings: Settings, where: _Where, value: Any, key: str) -> None:
-    """Checked here; applied by ``check`` only when the CLI gives none."""
+    """Checked here; applied by ``check`` only when the CLI gives none. A
+    FORMAT:FILE path is relative to the config file's folder, as
+    ``baseline`` is: the report lands in one place whatever folder reglint
+    runs from."""
     from reglint.engine.settings import OUTPUT_FORMATS as FORMATS
 
     text = _string(where, value, key)
+    parts = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        fmt = part.partition(":")[0].lower()
-        if fmt not in FORMATS:
+        fmt, sep, target = part.partition(":")
+        if fmt.lower() not in FORMATS:
             raise where.error(key, f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-    settings.output_format = text
+        parts.append(f"{fmt}:{_relative_to_root(settings, target)}" if target and target != "-" else part)
+    settings.output_format = ",".join(parts)
 
 
 def _relative_to_root(settings: Settings, path: str) -> str:
