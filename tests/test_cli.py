@@ -490,3 +490,21 @@ def test_when_nothing_could_be_read_only_the_errors_are_printed(tmp_path, output
     result = reglint(BAD, bad, option, value.format(tmp=tmp_path), "--no-cache")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert len(list(tmp_path.iterdir())) == (1 if option == "-f" and value == "json" else 2)
+
+
+def test_a_training_output_folder_lints_every_model_in_it(tmp_path):
+    """A Keras folder (the real keras_folder fixture) holding best.keras (RL001 error), an ONNX export and a
+    Trainer checkpoint-3/: the error of best.keras is reported, not hidden by the folder's own model."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(KERAS_FIXTURES / "keras_folder", run)
+    shutil.copy(BAD, run / "best.keras")
+    shutil.copy(FIXTURES / "onnx" / "mlp.onnx", run / "export.onnx")
+    shutil.copytree(FIXTURES / "torch" / "hf_trainer" / "checkpoint-3", run / "checkpoint-3")
+    result = reglint(str(run), "-f", "json", "--no-cache")
+    paths = [os.path.relpath(f["path"], run) for f in json.loads(result.stdout)["files"]]
+    assert paths == [".", "best.keras", "checkpoint-3", "export.onnx"], result.stderr
+    assert result.returncode == 1
+    by_path = {os.path.relpath(f["path"], run): f for f in json.loads(result.stdout)["files"]}
+    assert "RL001" in {f["code"] for f in by_path["best.keras"]["findings"]}
