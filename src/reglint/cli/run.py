@@ -136,8 +136,16 @@ class CommandLine:
         if opts.context.get("steps") is not None and opts.context.get("epochs") is not None:
             raise ConfigError("--steps and --epochs both set the training's length: give --steps T, or --epochs E "
                               "with --samples N")
+        self.noted: set[str] = set()
         self.regularizers = [pattern_regularizer(item, factor)
                              for factor, items in (("l2", opts.l2), ("l1", opts.l1)) for item in items or []]
+
+    def _replaced(self, key: str, value: Any, flag: str) -> None:
+        """Say once which length of training is used when a flag replaces the config's."""
+        if value is None or key in self.noted:
+            return
+        self.noted.add(key)
+        sys.stderr.write(f"reglint: note: {flag} replaces the configuration's context.{key} = {value}\n")
 
     def apply(self, settings: Settings) -> None:
         opts = self.opts
@@ -157,14 +165,23 @@ class CommandLine:
             if value is not None:
                 setattr(ctx, name, value)
         # One length of training: a flag replaces the config's other measure
-        # of it; a config giving both is refused rather than one silently winning.
+        # of it (a note says so); a config giving both is refused rather than
+        # one silently winning.
         if opts.context.get("steps") is not None:
+            self._replaced("epochs", ctx.epochs, f"--steps {ctx.steps}")
             ctx.epochs = None
         elif opts.context.get("epochs") is not None:
+            self._replaced("steps", ctx.steps, f"--epochs {ctx.epochs}")
             ctx.steps = None
         elif ctx.steps is not None and ctx.epochs is not None:
             raise ConfigError(f"the configuration sets both context.steps ({ctx.steps}) and context.epochs "
                               f"({ctx.epochs}): keep one")
+        if ctx.epochs is not None and ctx.samples is None:
+            # E epochs are E x ceil(N/B) steps: without N no length is known, and a silent no-op would
+            # leave the user believing RL023 judged at their training's end.
+            raise ConfigError(f"{'--epochs' if opts.context.get('epochs') is not None else 'context.epochs'} "
+                              f"{ctx.epochs} needs --samples N (training examples) to count steps; or give "
+                              "--steps T")
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
 
 

@@ -106,7 +106,7 @@ def _settings_from(source: Path | None, inline: dict[str, Any] | None, isolated:
         settings.root = str(source.resolve().parent)
         settings.config_file = str(source)
     if inline:
-        table = _merge(table, inline)
+        table = _merge(_without_replaced_length(table, inline), inline)
     apply_table(settings, table, _Where(prefix, _show(source) if source else "--config"))
     warn_expired(settings)
     return settings
@@ -177,6 +177,20 @@ def _parse_inline(config: str) -> dict[str, Any]:
         return tomllib.loads(config)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config {config!r} is neither a file nor valid TOML: {exc}") from None
+
+
+def _without_replaced_length(table: dict[str, Any], inline: dict[str, Any]) -> dict[str, Any]:
+    """One length of training: ``--config context.epochs=3`` replaces the
+    file's ``context.steps`` (and the reverse), as ``--epochs`` does."""
+    given = inline.get("context")
+    context = table.get("context")
+    if not isinstance(given, dict) or not isinstance(context, dict):
+        return table
+    for key, other in (("epochs", "steps"), ("steps", "epochs")):
+        if key in given and other not in given and other in context:
+            table = {**table, "context": {k: v for k, v in context.items() if k != other}}
+            context = table["context"]
+    return table
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -85,7 +85,7 @@ class TrainingContext:
     # arguments are all made from these fields (``context_options``).
     samples: int | None = field(default=None, metadata=_opt("Training examples N.", min=1))
     batch_size: int | None = field(default=None, metadata=_opt("Batch size B (default: 32).", min=1))
-    epochs: int | None = field(default=None, metadata=_opt("Epochs E: the training lasts E x ceil(N/B) steps (with "
+    epochs: int | None = field(default=None, metadata=_opt("Epochs E: the training lasts E x ceil(N/B) steps (needs "
                                                            "--samples). Give --epochs or --steps, not both.", min=1))
     steps: int | None = field(default=None, metadata=_opt("Total optimizer steps T, instead of --epochs (either "
                                                           "flag replaces the other's config value).", min=1))
