@@ -49,6 +49,9 @@ class InvalidConfig(CannotInfer):
 # ``input_dim``/``output_dim``, attention's ``num_heads``/``key_dim``, a
 # depthwise ``depth_multiplier``); the constructors raise on anything else.
 _POSITIVE_SIZES = ("units", "filters", "input_dim", "output_dim", "num_heads", "key_dim", "depth_multiplier")
+# Of those, the ones whose constructor refuses None too (Keras 3.15: Dense(None), Embedding(None, 3),
+# MultiHeadAttention(None, 2), LSTM(None) raise; Conv2D(None, 3) and depth_multiplier=None construct).
+_REQUIRED_SIZES = ("units", "input_dim", "output_dim", "num_heads", "key_dim")
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,9 @@ def _check_sizes(class_name: str, cfg: dict[str, Any]) -> None:
     """InvalidConfig when a size the constructor checks is not a positive integer."""
     for key in _POSITIVE_SIZES:
         value = cfg.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        if value is None and not (key in cfg and key in _REQUIRED_SIZES):
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise InvalidConfig(f"{class_name} config's {key}={value!r} is not a positive integer")
 
 
