@@ -109,6 +109,38 @@ def test_optimizer_must_be_a_known_class():
     assert json.loads(result.stdout)["files"][0]["model"]["optimizer"]["class"] == "AdamW"
 
 
+@pytest.mark.parametrize(("name", "weight_decay", "coupled_l2", "code"), [
+    ("torch.optim.Adam", None, 1.0, "RL007"),  # torch's Adam: wd*w in the gradient = Keras L2(wd/2)
+    ("torch.optim.SGD", None, 1.0, None),
+    ("torch.optim.AdamW", 2.0, None, None),  # decoupled, as torch's AdamW
+    ("Adam", 2.0, None, None),  # Keras' Adam: decoupled weight_decay
+])
+def test_a_torch_spelled_optimizer_gets_torch_decay_semantics(name, weight_decay, coupled_l2, code):
+    """--optimizer torch.optim.Adam on an ONNX file is read as the same optimizer saved in a .pt is."""
+    result = reglint(str(FIXTURES / "onnx" / "mlp.onnx"), "-f", "json", "--no-cache", "--optimizer", name,
+                     "--lr", "0.1", "--weight-decay", "2")
+    data = json.loads(result.stdout)["files"][0]
+    opt = data["model"]["optimizer"]
+    assert (opt["class"], opt["weight_decay"], opt["coupled_l2"]) == (name.split(".")[-1], weight_decay, coupled_l2)
+    if code:
+        assert code in {f["code"] for f in data["findings"]}
+
+
+def test_weight_decay_replaces_a_torch_checkpoints_decay():
+    """adam_coupled_wd.pt saved Adam weight_decay 1e-4 (coupled): --weight-decay 0.5 is the one decay,
+    read as torch's Adam reads it (L2 0.25), in the optimizer and its param group, with a note."""
+    result = reglint(str(FIXTURES / "torch" / "adam_coupled_wd.pt"), "-f", "json", "--no-cache",
+                     "--weight-decay", "0.5")
+    model = json.loads(result.stdout)["files"][0]["model"]
+    opt = model["optimizer"]
+    assert (opt["weight_decay"], opt["coupled_l2"]) == (None, 0.25)
+    [group] = opt["param_groups"]
+    assert (group["weight_decay"], group["coupled_l2"], group["hyperparameters"]["weight_decay"]) == (None, 0.25, 0.5)
+    assert "weight_decay 0.5 (--weight-decay) replaces the file's 0.0001" in model["notes"]
+    full = reglint(str(FIXTURES / "torch" / "adam_coupled_wd.pt"), "--no-cache", "--weight-decay", "0.5").stdout
+    assert "1.00e-4" not in full.split("data-loss scale")[1].split("warning")[0]
+
+
 def test_l2_pattern_matching_nothing_is_a_usage_error():
     """A typo in --l2 must not lint the model without the regularizer the user meant."""
     line = one_usage_error(reglint(CNN_ONNX, "--l2", "nomatch=0.1", "--no-cache"))

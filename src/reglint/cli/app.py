@@ -64,9 +64,9 @@ def _context_check(option):
         if value is None:
             return value
         if option.kind is str and option.name == "optimizer":
-            from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+            from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
 
-            name = canonical_optimizer(value)
+            name = optimizer_setting(value)
             if name is None:
                 raise typer.BadParameter(unknown_optimizer_message(value))
             return name

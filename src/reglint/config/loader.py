@@ -444,9 +444,9 @@ def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> An
     if option.kind is str:
         text = _string(where, value, dotted)
         if option.name == "optimizer":
-            from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+            from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
 
-            name = canonical_optimizer(text)
+            name = optimizer_setting(text)
             if name is None:
                 raise where.error(dotted, unknown_optimizer_message(text))
             return name
