@@ -141,6 +141,24 @@ def test_weight_decay_replaces_a_torch_checkpoints_decay():
     assert "1.00e-4" not in full.split("data-loss scale")[1].split("warning")[0]
 
 
+def test_explain_shrink_labels_name_the_numbers_they_show():
+    """L2(0.5) + weight_decay 2 at lr 0.1 (SGD): the L2 part 2*lr*lambda = 0.1 and the decay's lr*wd = 0.2
+    are shown as two terms adding to 0.3; an L1-only tensor shows the decay alone, its L1 pull apart."""
+    onnx = str(FIXTURES / "onnx" / "mlp.onnx")
+    flags = ("--optimizer", "SGD", "--lr", "0.1", "--weight-decay", "2", "--layer", "fc1")
+    both = reglint("explain", onnx, "--l2", "fc1=0.5", *flags).stdout
+    assert "per-step shrink      2*lr*lambda/(1-momentum) + lr*weight_decay = 0.1 + 0.2 = 0.3 ->" in both
+    l1_only = reglint("explain", onnx, "--l1", "fc1=0.5", *flags).stdout
+    shrink_lines = [line.strip() for line in l1_only.splitlines() if line.strip().startswith("per-step shrink")]
+    assert shrink_lines and all("lambda" not in line for line in shrink_lines), shrink_lines
+    assert "per-step shrink      lr*weight_decay = 0.2 -> timescale 5 steps\n" in l1_only
+    assert "per-step L1 pull     lr*l1/(1-momentum) = 0.05" in l1_only
+    data = json.loads(reglint("explain", onnx, "-f", "json", "--l2", "fc1=0.5", *flags).stdout)
+    [row] = data["tensors"]
+    assert [t["value"] for t in row["shrink_terms"]] == pytest.approx([0.1, 0.2])
+    assert row["shrink_per_step"] == pytest.approx(0.3)
+
+
 def test_l2_pattern_matching_nothing_is_a_usage_error():
     """A typo in --l2 must not lint the model without the regularizer the user meant."""
     line = one_usage_error(reglint(CNN_ONNX, "--l2", "nomatch=0.1", "--no-cache"))
