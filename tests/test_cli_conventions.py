@@ -360,7 +360,7 @@ def test_epochs_need_samples_and_a_replaced_length_is_said(tmp_path):
     assert result.stderr == "reglint: note: --epochs 2 replaces the configuration's context.steps = 500\n"
     (tmp_path / "pyproject.toml").write_text("[tool.reglint.context]\nsteps = 500\nsamples = 640\n")
     model = tmp_path / "m.keras"
-    model.write_bytes(open(BAD, "rb").read())
+    model.write_bytes(Path(BAD).read_bytes())
     result = reglint(str(model), "--no-cache", "-f", "json", "--config", "context.epochs=3")
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["files"][0]["model"]["analysis"]["total_steps"] == 3 * 640 // 32

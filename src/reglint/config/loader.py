@@ -402,7 +402,7 @@ def _set_output_format(settings: Settings, where: _Where, value: Any, key: str) 
     text = _string(where, value, key)
     parts = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        fmt, sep, target = part.partition(":")
+        fmt, _, target = part.partition(":")
         if fmt.lower() not in FORMATS:
             raise where.error(key, f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
         parts.append(f"{fmt}:{_relative_to_root(settings, target)}" if target and target != "-" else part)

@@ -22,7 +22,6 @@ from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, summary_line
 
 
-
 def _docs_url() -> str | None:
     """The documentation location pyproject.toml declares (``[project.urls]
     Documentation``, read from the installed package's metadata); None when
