@@ -47,7 +47,10 @@ def test_lint_does_not_import_tensorflow():
 
 @pytest.mark.parametrize(("context", "message"), [
     ({"loss_scale": 0}, "loss_scale must be > 0"),
-    ({"momentum": 2.0}, "momentum must be in [0.0, 1.0]"),
+    ({"momentum": 2.0}, "momentum must be in [0, 1)"),
+    ({"momentum": 1.0}, "momentum must be in [0, 1)"),
+    ({"target_var": 0.0}, "target_var must be > 0"),
+    ({"classes": 1}, "classes must be >= 2"),
 ])
 def test_context_bounds_hold_for_the_api(context, message):
     """The bounds the CLI and config enforce hold for reglint.lint() too:

@@ -70,11 +70,28 @@ def test_non_finite_or_out_of_range_context_values_are_usage_errors(args, expect
     assert line.startswith("reglint: error: " + expected), line
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x", "1_0", "1e999", "0x1", ""])
 @pytest.mark.parametrize("flag", ["--l2", "--l1"])
 def test_bad_pattern_factors_are_usage_errors(flag, value):
+    """LAMBDA is a plain decimal or scientific number: Python's float() would
+    read '1_0' as 10 and lint with a lambda the user never typed."""
     line = one_usage_error(reglint(CNN_ONNX, flag, f"conv1={value}", "--no-cache"))
     assert flag in line and f"conv1={value}" in line and "RL012" not in line, line
+
+
+@pytest.mark.parametrize("item", ["=0.1", " =0.1"])
+def test_an_empty_pattern_is_a_usage_error(item):
+    """'=0.1' reaching every layer while 'conv1=' is refused was a trap: '*' says every layer."""
+    line = one_usage_error(reglint(CNN_ONNX, "--l2", item, "--no-cache"))
+    assert line == f"reglint: error: --l2 '{item}' has an empty PATTERN: use '*=0.1' for every layer"
+
+
+@pytest.mark.parametrize("value", ["1e-4", ".5", "3.", "2E+1"])
+def test_plain_pattern_factors_are_read(value):
+    data = json.loads(reglint(CNN_ONNX, "-f", "json", "--no-cache", "--l2", f"conv1={value}").stdout)
+    regs = [r for layer in data["files"][0]["model"]["layers"] if layer["name"] == "conv1"
+            for r in layer["regularizers"]]
+    assert [r["l2"] for r in regs] == [float(value)]
 
 
 def test_optimizer_must_be_a_known_class():
@@ -90,6 +107,56 @@ def test_optimizer_must_be_a_known_class():
         assert "RL007" in {f["code"] for f in data["findings"]}, name
     result = reglint("-f", "json", HEALTHY_ADAM, "--optimizer", "torch.optim.adamw", "--no-cache")
     assert json.loads(result.stdout)["files"][0]["model"]["optimizer"]["class"] == "AdamW"
+
+
+@pytest.mark.parametrize(("name", "weight_decay", "coupled_l2", "code"), [
+    ("torch.optim.Adam", None, 1.0, "RL007"),  # torch's Adam: wd*w in the gradient = Keras L2(wd/2)
+    ("torch.optim.SGD", None, 1.0, None),
+    ("torch.optim.AdamW", 2.0, None, None),  # decoupled, as torch's AdamW
+    ("Adam", 2.0, None, None),  # Keras' Adam: decoupled weight_decay
+])
+def test_a_torch_spelled_optimizer_gets_torch_decay_semantics(name, weight_decay, coupled_l2, code):
+    """--optimizer torch.optim.Adam on an ONNX file is read as the same optimizer saved in a .pt is."""
+    result = reglint(str(FIXTURES / "onnx" / "mlp.onnx"), "-f", "json", "--no-cache", "--optimizer", name,
+                     "--lr", "0.1", "--weight-decay", "2")
+    data = json.loads(result.stdout)["files"][0]
+    opt = data["model"]["optimizer"]
+    assert (opt["class"], opt["weight_decay"], opt["coupled_l2"]) == (name.split(".")[-1], weight_decay, coupled_l2)
+    if code:
+        assert code in {f["code"] for f in data["findings"]}
+
+
+def test_weight_decay_replaces_a_torch_checkpoints_decay():
+    """adam_coupled_wd.pt saved Adam weight_decay 1e-4 (coupled): --weight-decay 0.5 is the one decay,
+    read as torch's Adam reads it (L2 0.25), in the optimizer and its param group, with a note."""
+    result = reglint(str(FIXTURES / "torch" / "adam_coupled_wd.pt"), "-f", "json", "--no-cache",
+                     "--weight-decay", "0.5")
+    model = json.loads(result.stdout)["files"][0]["model"]
+    opt = model["optimizer"]
+    assert (opt["weight_decay"], opt["coupled_l2"]) == (None, 0.25)
+    [group] = opt["param_groups"]
+    assert (group["weight_decay"], group["coupled_l2"], group["hyperparameters"]["weight_decay"]) == (None, 0.25, 0.5)
+    assert "weight_decay 0.5 (--weight-decay) replaces the file's 0.0001" in model["notes"]
+    full = reglint(str(FIXTURES / "torch" / "adam_coupled_wd.pt"), "--no-cache", "--weight-decay", "0.5").stdout
+    assert "1.00e-4" not in full.split("data-loss scale")[1].split("warning")[0]
+
+
+def test_explain_shrink_labels_name_the_numbers_they_show():
+    """L2(0.5) + weight_decay 2 at lr 0.1 (SGD): the L2 part 2*lr*lambda = 0.1 and the decay's lr*wd = 0.2
+    are shown as two terms adding to 0.3; an L1-only tensor shows the decay alone, its L1 pull apart."""
+    onnx = str(FIXTURES / "onnx" / "mlp.onnx")
+    flags = ("--optimizer", "SGD", "--lr", "0.1", "--weight-decay", "2", "--layer", "fc1")
+    both = reglint("explain", onnx, "--l2", "fc1=0.5", *flags).stdout
+    assert "per-step shrink      2*lr*lambda/(1-momentum) + lr*weight_decay = 0.1 + 0.2 = 0.3 ->" in both
+    l1_only = reglint("explain", onnx, "--l1", "fc1=0.5", *flags).stdout
+    shrink_lines = [line.strip() for line in l1_only.splitlines() if line.strip().startswith("per-step shrink")]
+    assert shrink_lines and all("lambda" not in line for line in shrink_lines), shrink_lines
+    assert "per-step shrink      lr*weight_decay = 0.2 -> timescale 5 steps\n" in l1_only
+    assert "per-step L1 pull     lr*l1/(1-momentum) = 0.05" in l1_only
+    data = json.loads(reglint("explain", onnx, "-f", "json", "--l2", "fc1=0.5", *flags).stdout)
+    [row] = data["tensors"]
+    assert [t["value"] for t in row["shrink_terms"]] == pytest.approx([0.1, 0.2])
+    assert row["shrink_per_step"] == pytest.approx(0.3)
 
 
 def test_l2_pattern_matching_nothing_is_a_usage_error():
@@ -302,6 +369,24 @@ def test_a_zero_loss_scale_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "expected a number > 0" in result.stderr
 
 
+@pytest.mark.parametrize(("flag", "value", "key", "valid"), [
+    ("--target-var", "0", "target-var", "> 0"),  # the data-loss scale divides by it
+    ("--classes", "1", "classes", ">= 2"),  # ln 1 = 0: no classification
+    ("--momentum", "1", "momentum", "in [0, 1)"),  # the shrink divides by 1 - momentum
+])
+def test_context_values_a_formula_cannot_use_are_usage_errors(tmp_path, flag, value, key, valid):
+    """Each one line with the valid range, exit 2, from the flag and from the
+    config alike (not a ZeroDivisionError, not a silent ln 2)."""
+    onnx = str(FIXTURES / "onnx" / "mlp.onnx")
+    result = reglint(onnx, "--no-cache", flag, value, "--l2", "*=0.01", "--lr", "0.1")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip().splitlines() == [f"reglint: error: invalid value for '{flag}': {value} is not {valid}"]
+    (tmp_path / "pyproject.toml").write_text(f"[tool.reglint.context]\n{key} = {value}\n")
+    result = reglint(onnx, "--no-cache", "--l2", "*=0.01", "--config", str(tmp_path / "pyproject.toml"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert len(result.stderr.strip().splitlines()) == 1 and f"expected a number {valid}, got {value}" in result.stderr
+
+
 # ---------------------------------------------------------------------------
 # inputs and outputs (the CLI review of 2026-11-30): what is read, what is
 # written, and that a bad path writes nothing
@@ -384,6 +469,56 @@ def test_report_paths_are_checked_before_anything_is_written(tmp_path, outputs, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_hard_links_are_the_same_file_to_the_output_checks(tmp_path):
+    """A hard link is the model (or the other report) under another name: refused like the name itself."""
+    import shutil
+
+    victim = tmp_path / "victim.keras"
+    shutil.copy(GOOD, victim)
+    os.link(victim, tmp_path / "hard.keras")
+    before = victim.read_bytes()
+    result = reglint(str(victim), "-o", str(tmp_path / "hard.keras"), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "hard.keras: it is a model being linted" in result.stderr
+    assert victim.read_bytes() == before
+    (tmp_path / "same.txt").write_text("")
+    os.link(tmp_path / "same.txt", tmp_path / "link.txt")
+    result = reglint(GOOD, "-f", f"json:{tmp_path}/same.txt,sarif:{tmp_path}/link.txt", "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"the json report and the sarif report both go to {tmp_path}/link.txt" in result.stderr
+    assert (tmp_path / "same.txt").read_text() == ""
+
+
+def test_output_file_and_statistics_never_drop_or_replace_a_report(tmp_path):
+    """-o is where the stdout report goes (ruff); --statistics replace that report. A FORMAT:FILE
+    report is never replaced by the statistics, and an -o that no report would reach is refused."""
+    sarif, other = tmp_path / "a.json", tmp_path / "b.txt"
+    result = reglint(BAD, "-f", f"sarif:{sarif}", "--statistics", "-o", str(sarif), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip() == f"reglint: error: the sarif report and the statistics both go to {sarif}: " \
+                                    "give each its own file"
+    result = reglint(BAD, "-f", f"json:{sarif}", "-o", str(other), "--no-cache")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"--output-file {other} gets no report: every format has its own file" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    # every format with its own file: the statistics are one more output, to -o
+    result = reglint(BAD, "-f", f"sarif:{sarif}", "--statistics", "-o", str(other), "--no-cache")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert json.loads(sarif.read_text())["runs"][0]["results"]
+    assert other.read_text() == "1\tRL001\tpenalty-dominates-loss\nFound 1 finding (1 error) in 1 file.\n"
+
+
+def test_output_file_dash_is_stdout(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "reglint", BAD, "-f", "concise", "-o", "-", "--no-cache"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout.startswith(BAD + ": RL001")
+    assert list(tmp_path.iterdir()) == []
+    result = subprocess.run([sys.executable, "-m", "reglint", BAD, "-f", "concise:-", "--no-cache"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout.startswith(BAD + ": RL001")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_profile_checks_the_report_path_before_loading_anything(tmp_path):
     """The output path is refused before --data is even opened (so long
     before any training)."""
@@ -405,3 +540,21 @@ def test_when_nothing_could_be_read_only_the_errors_are_printed(tmp_path, output
     result = reglint(BAD, bad, option, value.format(tmp=tmp_path), "--no-cache")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert len(list(tmp_path.iterdir())) == (1 if option == "-f" and value == "json" else 2)
+
+
+def test_a_training_output_folder_lints_every_model_in_it(tmp_path):
+    """A Keras folder (the real keras_folder fixture) holding best.keras (RL001 error), an ONNX export and a
+    Trainer checkpoint-3/: the error of best.keras is reported, not hidden by the folder's own model."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(KERAS_FIXTURES / "keras_folder", run)
+    shutil.copy(BAD, run / "best.keras")
+    shutil.copy(FIXTURES / "onnx" / "mlp.onnx", run / "export.onnx")
+    shutil.copytree(FIXTURES / "torch" / "hf_trainer" / "checkpoint-3", run / "checkpoint-3")
+    result = reglint(str(run), "-f", "json", "--no-cache")
+    paths = [os.path.relpath(f["path"], run) for f in json.loads(result.stdout)["files"]]
+    assert paths == [".", "best.keras", "checkpoint-3", "export.onnx"], result.stderr
+    assert result.returncode == 1
+    by_path = {os.path.relpath(f["path"], run): f for f in json.loads(result.stdout)["files"]}
+    assert "RL001" in {f["code"] for f in by_path["best.keras"]["findings"]}

@@ -232,3 +232,19 @@ def test_a_broken_config_below_is_one_line_exit_2(tree):
     result = reglint(tree, "a/models/m.keras", "b/models/m.keras")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "'lint.ignore' in b/reglint.toml" in result.stderr
+
+
+def test_report_paths_in_a_config_are_relative_to_its_folder(tmp_path):
+    """output-format's FILE resolves against the config's folder, as baseline does: running from a
+    subfolder writes the report where the config says, not under the working directory."""
+    write(tmp_path / "pyproject.toml", """
+        [tool.reglint]
+        output-format = "concise,json:out/r.json"
+    """)
+    (tmp_path / "out").mkdir()
+    model(tmp_path / "data" / "d.keras")
+    result = reglint(tmp_path / "data", "d.keras")
+    assert result.returncode == 1, result.stderr
+    assert "RL001" in result.stdout
+    assert json.loads((tmp_path / "out" / "r.json").read_text())["files"][0]["findings"]
+    assert not (tmp_path / "data" / "out").exists()

@@ -83,11 +83,17 @@ def test_unknown_selector_in_the_config_is_refused(tmp_path):
     ((BAD, "--fail-on", "bogus"),
      "reglint: error: invalid value for '--fail-on': 'bogus' is not one of 'error', 'warning', 'info', 'none'."),
     ((BAD, "--color", "sometimes"), "reglint: error: invalid value for '--color': 'sometimes' is not one of"),
-    ((BAD, "--samples", "0"), "reglint: error: invalid value for '--samples': 0 is not in the range x>=1"),
+    ((BAD, "--samples", "0"), "reglint: error: invalid value for '--samples': 0 is not >= 1"),
     ((BAD, "--no-such-option"), "reglint: error: no such option: --no-such-option"),
     (("check",), "reglint: error: missing argument 'paths'"),
     (("rule",), "reglint: error: missing argument 'code'"),
     ((BAD, "--samples"), "reglint: error: option '--samples' requires an argument"),
+    # an unset variable in a CI job (--select "$RULES") must not select nothing and pass
+    ((BAD, "--select", ""), "reglint: error: '--select' got no rule code (''): give codes or prefixes"),
+    ((BAD, "--select", " "), "reglint: error: '--select' got no rule code (' ')"),
+    ((BAD, "--select", ","), "reglint: error: '--select' got no rule code (',')"),
+    ((BAD, "--ignore", ""), "reglint: error: '--ignore' got no rule code"),
+    ((BAD, "--extend-select", ","), "reglint: error: '--extend-select' got no rule code"),
 ])
 def test_usage_errors_are_one_line(args, expected):
     assert one_error_line(reglint(*args)).startswith(expected)
@@ -340,3 +346,21 @@ def test_steps_and_epochs_are_one_length_of_training(tmp_path):
 
     assert total_steps("--steps", "9") == 9
     assert total_steps("--epochs", "2") == 2 * 640 // 32
+
+
+def test_epochs_need_samples_and_a_replaced_length_is_said(tmp_path):
+    """--epochs without --samples counts no steps: a usage error, not a silent no-op. The CLI's length
+    replaces the config's other one and a note says so; --config 'context.epochs=3' does as --epochs."""
+    line = one_error_line(reglint(BAD, "--no-cache", "--epochs", "2"))
+    assert line == "reglint: error: --epochs 2 needs --samples N (training examples) to count steps; or give --steps T"
+    config = tmp_path / "reglint.toml"
+    config.write_text("[context]\nsteps = 500\nsamples = 640\n")
+    result = reglint(BAD, "--no-cache", "-f", "json", "--config", str(config), "--epochs", "2")
+    assert json.loads(result.stdout)["files"][0]["model"]["analysis"]["total_steps"] == 2 * 640 // 32
+    assert result.stderr == "reglint: note: --epochs 2 replaces the configuration's context.steps = 500\n"
+    (tmp_path / "pyproject.toml").write_text("[tool.reglint.context]\nsteps = 500\nsamples = 640\n")
+    model = tmp_path / "m.keras"
+    model.write_bytes(Path(BAD).read_bytes())
+    result = reglint(str(model), "--no-cache", "-f", "json", "--config", "context.epochs=3")
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["files"][0]["model"]["analysis"]["total_steps"] == 3 * 640 // 32

@@ -99,6 +99,51 @@ def test_a_file_named_twice_is_linted_once(tree):
     assert files == ["models/B.H5", "models/a.keras", "models/c.hdf5", "models/d.onnx"]
 
 
+def test_a_file_reached_through_symlinks_is_linted_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path, "models/m.keras")
+    (tmp_path / "models" / "alias.keras").symlink_to(tmp_path / "models" / "m.keras")
+    (tmp_path / "mirror").symlink_to(tmp_path / "models", target_is_directory=True)
+    assert discover(["models/m.keras", "models/alias.keras"], Settings())[0] == ["models/m.keras"]
+    assert discover(["models", "mirror"], Settings())[0] == ["models/alias.keras"]
+    assert discover(["mirror/m.keras", "models/m.keras"], Settings())[0] == ["mirror/m.keras"]
+
+
+def test_a_folder_named_inside_a_savedmodel_is_the_savedmodel(tree):
+    """'saved/variables' named (tab completion stops there) is the SavedModel, as its files are."""
+    assert discover(["sm/variables"], Settings())[0] == ["sm"]
+    assert discover(["sm/assets", "sm/variables/variables.index"], Settings())[0] == ["sm"]
+
+
+def hf_and_keras_training_folder(root: Path) -> Path:
+    """A Keras folder (config.json + model.weights.h5) holding a Trainer checkpoint folder, other models
+    beside its own files and a sub-folder with a model."""
+    touch(root, "run/config.json", "run/metadata.json", "run/model.weights.h5", "run/best.keras",
+          "run/export.onnx", "run/weights.pt", "run/sub/x.keras", "run/checkpoint-3/config.json",
+          "run/checkpoint-3/model.safetensors", "run/checkpoint-3/optimizer.pt", "run/checkpoint-3/rng_state.pth",
+          "run/checkpoint-3/trainer_state.json", "run/checkpoint-3/training_args.bin",
+          "run/checkpoint-3/scheduler.pt", "run/checkpoint-3/extra.onnx",
+          "hf/config.json", "hf/model-00001-of-00002.safetensors", "hf/model-00002-of-00002.safetensors",
+          "hf/model.safetensors.index.json", "hf/checkpoint-6/trainer_state.json",
+          "hf/checkpoint-6/model.safetensors", "hf/checkpoint-6/config.json")
+    return root
+
+
+def test_a_keras_or_hf_folder_does_not_hide_the_models_inside_it(tmp_path, monkeypatch):
+    """The folder's own model is linted as the folder; every other model in it (best.keras, an ONNX
+    export, checkpoint-N/, a sub-folder's model) is found too. Its own files are not linted twice."""
+    monkeypatch.chdir(tmp_path)
+    hf_and_keras_training_folder(tmp_path)
+    expected = ["hf", "hf/checkpoint-6", "run", "run/best.keras", "run/checkpoint-3", "run/checkpoint-3/extra.onnx",
+                "run/export.onnx", "run/sub/x.keras", "run/weights.pt"]
+    assert discover(["."], Settings())[0] == expected
+    assert discover(["run", "hf"], Settings())[0] == expected  # named, the same
+    # pre-commit names files: the folder's own map to it, the others are themselves
+    assert discover(["run/config.json", "run/best.keras", "hf/model-00002-of-00002.safetensors",
+                     "run/checkpoint-3/rng_state.pth"], Settings())[0] == \
+        ["hf", "run", "run/best.keras", "run/checkpoint-3"]
+
+
 def test_stray_checkpoint_files_are_not_models(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     touch(tmp_path, "ckpt/variables/variables.index", "lonely/keras_metadata.pb")
@@ -116,7 +161,7 @@ def test_symlinks_never_lead_out_of_the_tree(tmp_path, monkeypatch):
     (repo / "models" / "linked_dir").symlink_to(outside / "dir", target_is_directory=True)
     monkeypatch.chdir(repo)
     files, _ = discover(["models"], Settings())
-    assert files == ["models/link_in.keras", "models/real.keras"]
+    assert files == ["models/link_in.keras"]  # a link and its target: one file, linted once, first spelling
     # Named explicitly, a link is the user's choice.
     assert discover(["models/link_out.keras"], Settings())[0] == ["models/link_out.keras"]
 

@@ -198,7 +198,7 @@ def test_onnx_class_token_read_only_by_expand_is_a_parameter():
     assert any(v.name == "class_token" and v.shape == (1, 1, 16) for _, v in model.variables())
 
 
-@pytest.mark.parametrize("units", [-3, 0, "three"])
+@pytest.mark.parametrize("units", [-3, 0, "three", None])
 def test_a_size_keras_cannot_build_is_an_error(tmp_path, units):
     """Dense(units) raises for anything but a positive integer
     (keras/src/layers/core/dense.py), so Keras refuses the file: RL019 says
@@ -215,3 +215,30 @@ def test_a_size_keras_cannot_build_is_an_error(tmp_path, units):
     assert found.severity is Severity.ERROR and found.layer == "dense"
     assert f"units={units!r} is not a positive integer" in found.message and "refuses to load" in found.message
     assert report.model.total_params == read_model(FIXTURES / "keras" / "dense_l2.keras").total_params
+
+
+@pytest.mark.parametrize("units", [-3, None])
+def test_a_size_keras_cannot_build_is_an_error_in_an_architecture_json_too(tmp_path, units):
+    """model.to_json() of the MLP with a Dense's units made one Keras refuses: the same RL019 as in a
+    .keras (the JSON path builds from the config with the same size check)."""
+    from mutate import layer_configs
+
+    arch = json.loads((EXACT / "json_mlp.json").read_text())
+    next(c for c in layer_configs(arch) if "units" in c)["units"] = units
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(arch))
+    report = lint_file(str(path), Settings())
+    assert report.error is None
+    [found] = [f for f in report.findings if f.code == "RL019"]
+    assert found.severity is Severity.ERROR
+    assert f"units={units!r} is not a positive integer" in found.message and "refuses to load" in found.message
+
+
+def test_an_architecture_whose_layers_are_not_a_list_is_a_read_error(tmp_path):
+    path = tmp_path / "arch.json"
+    arch = json.loads((EXACT / "json_mlp.json").read_text())
+    arch["config"]["layers"] = "x"
+    path.write_text(json.dumps(arch))
+    report = lint_file(str(path), Settings())
+    assert report.error == ("the Sequential config's layers is a str, not a list of layer configs: "
+                            "Keras cannot load this model")

@@ -26,7 +26,7 @@ from reglint.reporters import renderer
 from reglint.reporters.github import escape_data, escape_property, render_github
 from reglint.reporters.junit import render_junit
 from reglint.reporters.machine import render_concise, render_gitlab, render_json_lines, render_pylint
-from reglint.reporters.sarif import sarif_log
+from reglint.reporters.sarif import SCHEMA_URI, sarif_log
 
 from helpers import SARIF_SCHEMA
 
@@ -98,7 +98,7 @@ def test_sarif_rules_results_and_paths(report):
     for rule in rules:
         assert rule["id"] != rule["name"]
         assert rule["shortDescription"]["text"] and len(rule["fullDescription"]["text"]) <= 1024
-        assert rule["help"]["text"] and rule["help"]["markdown"] and rule["helpUri"]
+        assert rule["help"]["text"] and rule["help"]["markdown"]
         assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
         assert rule["properties"]["problem.severity"] in ("error", "warning", "recommendation")
     for result in run["results"]:
@@ -148,7 +148,7 @@ def test_sarif_uris_are_percent_encoded_and_outside_files_are_file_uris(tmp_path
     percent in a project path are encoded (a raw ':' would read as a scheme); a file outside the project
     is an absolute file:// URI, without the %SRCROOT% base the relative ones carry."""
     import shutil
-    from urllib.parse import unquote
+    from urllib.parse import unquote, urljoin
 
     from helpers import KERAS_FIXTURES
 
@@ -171,8 +171,25 @@ def test_sarif_uris_are_percent_encoded_and_outside_files_are_file_uris(tmp_path
         assert ("uriBaseId" in loc) != loc["uri"].startswith("file:")
         assert loc.get("uriBaseId") in (None, "%SRCROOT%")
     assert unquote("weird%20dir/a%2Cb%3Ac%25d.keras") == "weird dir/a,b:c%d.keras"
+    # %SRCROOT% is declared (§3.14.14: absolute, ending in '/') as the config's folder, so that a
+    # viewer other than GitHub resolves the relative URIs to the files linted
+    base = document["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+    assert base == project.resolve().as_uri() + "/"
+    relative = next(loc["uri"] for loc in locations if "uriBaseId" in loc)
+    assert unquote(urljoin(base, relative)) == unquote((project / "weird dir" / "a,b:c%d.keras").resolve().as_uri())
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(document, json.loads(SARIF_SCHEMA.read_text()))
+
+
+def test_no_report_links_to_a_placeholder_address(report):
+    """pyproject.toml declares no documentation location: SARIF's informationUri/helpUri are optional
+    and left out, json-lines' url is null, rather than pointing at an invented address."""
+    sarif = render(renderer("sarif"), report)
+    lines = render(render_json_lines, report)
+    assert "example.invalid" not in sarif + lines and "http" not in sarif.replace(SCHEMA_URI, "")
+    driver = json.loads(sarif)["runs"][0]["tool"]["driver"]
+    assert "informationUri" not in driver and all("helpUri" not in rule for rule in driver["rules"])
+    assert {json.loads(line)["url"] for line in lines.splitlines()} == {None}
 
 
 # ---------------------------------------------------------------------------

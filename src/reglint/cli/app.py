@@ -55,24 +55,25 @@ class FailOn(str, Enum):
 
 
 def _context_check(option):
-    """The option's value checked beyond Typer's range: a number must be
-    finite (Click's FloatRange lets nan and inf through), > 0 where 0 means
-    nothing (``--loss-scale``); an optimizer must be a class the readers
-    know, given back in its canonical spelling."""
+    """The option's value checked against its range (``ContextOption.violation``,
+    the config's and reglint.lint()'s check too, so that every way in says
+    the same range): finite, > 0 where a formula divides by it, < 1 for
+    momentum; an optimizer must be a class the readers know, given back in
+    its canonical spelling."""
     def check(value):
         if value is None:
             return value
         if option.kind is str and option.name == "optimizer":
-            from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+            from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
 
-            name = canonical_optimizer(value)
+            name = optimizer_setting(value)
             if name is None:
                 raise typer.BadParameter(unknown_optimizer_message(value))
             return name
         if isinstance(value, float) and not math.isfinite(value):
             raise typer.BadParameter(f"{value!r} is not a finite number")
-        if option.positive and not value > 0:
-            raise typer.BadParameter(f"{value:g} is not > 0")
+        if option.violation(value):
+            raise typer.BadParameter(f"{value:g} is not {option.range_text()}")
         return value
 
     return check
@@ -100,8 +101,9 @@ def with_context_options(panel: str):
 
         own = [p for p in inspect.signature(func).parameters.values() if p.name != "context"]
         extra = [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.kind | None,
-                                   default=typer.Option(None, f"--{o.key}", *o.flags, min=o.min, max=o.max,
-                                                        help=o.help, rich_help_panel=panel,
+                                   default=typer.Option(None, f"--{o.key}", *o.flags,
+                                                        help=f"{o.help} Valid: {o.range_text()}." if o.min is not None
+                                                        else o.help, rich_help_panel=panel,
                                                         callback=_context_check(o)))
                  for o in options]
         hints = {k: v for k, v in get_type_hints(func).items() if k != "context"}
@@ -147,7 +149,8 @@ def check(
                                             help="github (region startLine 1, the default) or strict.",
                                             rich_help_panel=OUTPUT),
     output_file: Path | None = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
-                                            help="Write the report here instead of stdout.",
+                                            help="Write the report that would go to stdout here ('-': "
+                                                 "stdout); an error when every format has its own FILE.",
                                             rich_help_panel=OUTPUT),
     fail_on: FailOn | None = typer.Option(None, "--fail-on", envvar="REGLINT_FAIL_ON",
                                           help="Exit 1 on findings at or above this severity (default: error).",
@@ -157,8 +160,9 @@ def check(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
                                rich_help_panel=OUTPUT),
     statistics: bool = typer.Option(False, "--statistics",
-                                    help="Print only the count of findings per rule, to stdout or to "
-                                         "--output-file (as ruff); FORMAT:FILE reports are still written whole.",
+                                    help="Print only the count of findings per rule in place of the "
+                                         "stdout report, to stdout or to --output-file (as ruff); FORMAT:FILE "
+                                         "reports are still written whole.",
                                     rich_help_panel=OUTPUT),
     color: Color = typer.Option(Color.auto, "--color",
                                 help="Colour the terminal report; always wins over NO_COLOR, never drops every style.",

@@ -77,6 +77,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         sigma, weights_from = var.stats.rms, "saved"
     l2, l1 = p.l2, p.l1
     shrink = dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink
+    terms = shrink_terms(dyn, l2)
     per_epoch = ctx.steps_per_epoch()
     safe, bound_by = largest_safe_lambda(report, l2 or l1)
     return {
@@ -104,6 +105,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
             p.penalty_saved / scale if p.penalty_saved is not None else None),  # as check's share column
         "data_loss_scale": scale,
         "shrink_per_step": shrink,
+        "shrink_terms": terms,  # [{formula, value}]: what adds up to shrink_per_step
         "timescale_steps": (1 / shrink) if shrink else None,
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
         "model_penalty_ratio": analysis.penalty_ratio(),  # the part RL001 counts
@@ -116,6 +118,31 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "active": p.active,
         "optimizer_family": dyn.family,
     }
+
+
+def shrink_terms(dyn, l2: float) -> list[dict[str, Any]]:
+    """The parts of a tensor's per-step shrink, each with the formula that
+    gives its value (``Dynamics``' own numbers, as check uses them): the
+    coupled L2 (the penalty's, plus the optimizer's coupled decay) under
+    SGD, and the optimizer's decoupled weight decay. An L1-only tensor has
+    no L2 part: its pull is ``l1_step``."""
+    terms = []
+    coupled = dyn.coupled_shrink(l2) if l2 else None
+    if coupled:
+        inner = "(lambda+coupled_l2)" if dyn.coupled_l2 else "lambda"
+        terms.append({"formula": f"2*lr*{inner}/(1-momentum)", "value": coupled})
+    if dyn.decoupled_shrink:
+        terms.append({"formula": "lr*weight_decay", "value": dyn.decoupled_shrink})
+    return terms
+
+
+def shrink_text(terms: list[dict[str, Any]], total: float) -> str:
+    """``2*lr*lambda/(1-momentum) + lr*weight_decay = 0.1 + 0.2 = 0.3``: every
+    label names the number beside it."""
+    formulas = " + ".join(t["formula"] for t in terms)
+    if len(terms) < 2:
+        return f"{formulas or 'shrink'} = {g(total)}"
+    return f"{formulas} = {' + '.join(g(t['value']) for t in terms)} = {g(total)}"
 
 
 def gradient_formula(l2: float, l1: float) -> str:
@@ -233,9 +260,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             f"weight {typical}",
         ]
         if row["shrink_per_step"]:
-            how = "2*lr*lambda/(1-momentum)" if dyn.family == "sgd" else "lr*weight_decay"
             horizon = f" = {g(row['timescale_epochs'], 2)} epochs" if row["timescale_epochs"] else ""
-            lines.append(f"  per-step shrink      {how} = {g(row['shrink_per_step'])} "
+            lines.append(f"  per-step shrink      {shrink_text(row['shrink_terms'], row['shrink_per_step'])} "
                          f"-> timescale {g(row['timescale_steps'])} steps{horizon}")
         elif dyn.family == "adaptive":
             lines.append("  per-step shrink      under an Adam-family optimizer the penalty gradient is normalised: "

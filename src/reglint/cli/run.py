@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
@@ -60,7 +62,8 @@ def run_check(opts: CheckOptions) -> int:
         settings = report_settings(groups, resolver, opts)
         from reglint.reporters import check_targets, parse_outputs
 
-        outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file)
+        outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file,
+                                statistics=opts.statistics)
         baseline = baseline_to_create(opts, settings)
         check_targets(outputs, [str(p) for p in opts.paths] + files, (("baseline", str(baseline)),) if baseline else ())
     except ReglintError as exc:
@@ -133,8 +136,16 @@ class CommandLine:
         if opts.context.get("steps") is not None and opts.context.get("epochs") is not None:
             raise ConfigError("--steps and --epochs both set the training's length: give --steps T, or --epochs E "
                               "with --samples N")
+        self.noted: set[str] = set()
         self.regularizers = [pattern_regularizer(item, factor)
                              for factor, items in (("l2", opts.l2), ("l1", opts.l1)) for item in items or []]
+
+    def _replaced(self, key: str, value: Any, flag: str) -> None:
+        """Say once which length of training is used when a flag replaces the config's."""
+        if value is None or key in self.noted:
+            return
+        self.noted.add(key)
+        sys.stderr.write(f"reglint: note: {flag} replaces the configuration's context.{key} = {value}\n")
 
     def apply(self, settings: Settings) -> None:
         opts = self.opts
@@ -154,30 +165,41 @@ class CommandLine:
             if value is not None:
                 setattr(ctx, name, value)
         # One length of training: a flag replaces the config's other measure
-        # of it; a config giving both is refused rather than one silently winning.
+        # of it (a note says so); a config giving both is refused rather than
+        # one silently winning.
         if opts.context.get("steps") is not None:
+            self._replaced("epochs", ctx.epochs, f"--steps {ctx.steps}")
             ctx.epochs = None
         elif opts.context.get("epochs") is not None:
+            self._replaced("steps", ctx.steps, f"--epochs {ctx.epochs}")
             ctx.steps = None
         elif ctx.steps is not None and ctx.epochs is not None:
             raise ConfigError(f"the configuration sets both context.steps ({ctx.steps}) and context.epochs "
                               f"({ctx.epochs}): keep one")
+        if ctx.epochs is not None and ctx.samples is None:
+            # E epochs are E x ceil(N/B) steps: without N no length is known, and a silent no-op would
+            # leave the user believing RL023 judged at their training's end.
+            raise ConfigError(f"{'--epochs' if opts.context.get('epochs') is not None else 'context.epochs'} "
+                              f"{ctx.epochs} needs --samples N (training examples) to count steps; or give "
+                              "--steps T")
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
 
 
 def pattern_regularizer(item: str, factor: str) -> dict[str, Any]:
-    """``--l2 'conv*=1e-4'`` -> ``{"layers": "conv*", "target": "kernel", "l2": 1e-4}``;
-    a factor that is not a finite number >= 0 is a usage error."""
-    import math
+    """``--l2 'conv*=1e-4'`` -> ``{"layers": "conv*", "target": "kernel", "l2": 1e-4}``.
+    An empty PATTERN (``'=0.1'``: '*' is every layer) and a LAMBDA that is
+    not a plain decimal or scientific number >= 0 (Python's float() would
+    take ``1_0`` as 10, ``inf``, ``nan``) are usage errors."""
+    pattern, sep, value = item.rpartition("=")
+    if not sep or not FACTOR.fullmatch(value.strip()) or not math.isfinite(float(value)):
+        raise ConfigError(f"--{factor} expects PATTERN=LAMBDA with LAMBDA a number >= 0 such as 1e-4, got {item!r}")
+    if not pattern.strip():
+        raise ConfigError(f"--{factor} {item!r} has an empty PATTERN: use '*={value}' for every layer")
+    return {"layers": pattern, "target": "kernel", factor: float(value)}
 
-    pattern, _, value = item.rpartition("=")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"--{factor} expects PATTERN=LAMBDA, got {item!r}") from None
-    if not (math.isfinite(number) and number >= 0):
-        raise ConfigError(f"--{factor} {item!r}: LAMBDA must be a finite number >= 0, got {value}")
-    return {"layers": pattern or "*", "target": "kernel", factor: number}
+
+# A decimal or scientific number >= 0, as a user types a lambda.
+FACTOR = re.compile(r"\+?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
@@ -283,15 +305,18 @@ def exit_code(report: RunReport, groups: list[tuple[Settings, list[str]]], defau
 
 def _codes(values: list[str], option: str) -> list[str]:
     """``--select RL001,RL0 --select penalty-dominates-loss`` -> codes and
-    prefixes; an unknown selector is a usage error (ruff: "invalid rule code
-    or prefix"), never a silent no-op."""
+    prefixes; an unknown selector, or a value holding none (``''``, ``,``),
+    is a usage error (ruff: "invalid rule code or prefix"), never a silent
+    no-op."""
     from reglint.config.loader import normalize_selector, selector_hint
 
     out = []
     for value in values:
-        for item in (v.strip() for v in value.split(",")):
-            if not item:
-                continue
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if not items:
+            # An unset shell variable (--select "$RULES") must not select nothing and pass every model.
+            raise ConfigError(f"'{option}' got no rule code ({value!r}): give codes or prefixes such as RL001,RL01")
+        for item in items:
             sel = normalize_selector(item)
             if sel is None:
                 raise ConfigError(f"invalid rule code or prefix {item!r} for '{option}'{selector_hint(item)}")
@@ -341,10 +366,8 @@ def write_outputs(report: RunReport, outputs, opts: CheckOptions, settings: Sett
     from reglint.reporters.console import Color
 
     color = opts.color if opts.color is not None else Color.auto
-    # --statistics replaces the report --output-file (or stdout) gets, as ruff
-    # does; the FORMAT:FILE reports stay whole.
-    stats_file = str(opts.output_file) if opts.output_file is not None else None
-    write(report, outputs, settings, OutputOptions(color=color, show_layers=not opts.quiet,
-                                                   statistics=opts.statistics, statistics_file=stats_file))
+    # --statistics already replaced, in ``outputs``, the report --output-file
+    # (or stdout) gets, as ruff does; the FORMAT:FILE reports stay whole.
+    write(report, outputs, settings, OutputOptions(color=color, show_layers=not opts.quiet))
 
 

@@ -106,7 +106,7 @@ def _settings_from(source: Path | None, inline: dict[str, Any] | None, isolated:
         settings.root = str(source.resolve().parent)
         settings.config_file = str(source)
     if inline:
-        table = _merge(table, inline)
+        table = _merge(_without_replaced_length(table, inline), inline)
     apply_table(settings, table, _Where(prefix, _show(source) if source else "--config"))
     warn_expired(settings)
     return settings
@@ -177,6 +177,20 @@ def _parse_inline(config: str) -> dict[str, Any]:
         return tomllib.loads(config)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config {config!r} is neither a file nor valid TOML: {exc}") from None
+
+
+def _without_replaced_length(table: dict[str, Any], inline: dict[str, Any]) -> dict[str, Any]:
+    """One length of training: ``--config context.epochs=3`` replaces the
+    file's ``context.steps`` (and the reverse), as ``--epochs`` does."""
+    given = inline.get("context")
+    context = table.get("context")
+    if not isinstance(given, dict) or not isinstance(context, dict):
+        return table
+    for key, other in (("epochs", "steps"), ("steps", "epochs")):
+        if key in given and other not in given and other in context:
+            table = {**table, "context": {k: v for k, v in context.items() if k != other}}
+            context = table["context"]
+    return table
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -379,15 +393,20 @@ def _set_fail_on(settings: Settings, where: _Where, value: Any, key: str) -> Non
 
 
 def _set_output_format(settings: Settings, where: _Where, value: Any, key: str) -> None:
-    """Checked here; applied by ``check`` only when the CLI gives none."""
+    """Checked here; applied by ``check`` only when the CLI gives none. A
+    FORMAT:FILE path is relative to the config file's folder, as
+    ``baseline`` is: the report lands in one place whatever folder reglint
+    runs from."""
     from reglint.engine.settings import OUTPUT_FORMATS as FORMATS
 
     text = _string(where, value, key)
+    parts = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        fmt = part.partition(":")[0].lower()
-        if fmt not in FORMATS:
+        fmt, _, target = part.partition(":")
+        if fmt.lower() not in FORMATS:
             raise where.error(key, f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-    settings.output_format = text
+        parts.append(f"{fmt}:{_relative_to_root(settings, target)}" if target and target != "-" else part)
+    settings.output_format = ",".join(parts)
 
 
 def _relative_to_root(settings: Settings, path: str) -> str:
@@ -425,18 +444,16 @@ def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> An
     if option.kind is str:
         text = _string(where, value, dotted)
         if option.name == "optimizer":
-            from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+            from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
 
-            name = canonical_optimizer(text)
+            name = optimizer_setting(text)
             if name is None:
                 raise where.error(dotted, unknown_optimizer_message(text))
             return name
         return text
     number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted)
-    if option.positive and not number > 0:
-        raise where.error(dotted, f"expected a number > 0, got {value!r}")
-    if option.max is not None and number > option.max:
-        raise where.error(dotted, f"expected a number in [{option.min or 0:g}, {option.max:g}], got {value!r}")
+    if option.violation(number):
+        raise where.error(dotted, f"expected a number {option.range_text()}, got {value!r}")
     return number
 
 

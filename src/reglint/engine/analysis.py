@@ -39,6 +39,29 @@ class ContextOption:
     max: float | None = None
     flags: tuple[str, ...] = ()  # extra command-line spellings
     positive: bool = False  # the bound ``min`` is excluded (a scale of 0 divides by zero)
+    below_max: bool = False  # the bound ``max`` is excluded (momentum 1 never forgets a gradient)
+
+    def range_text(self) -> str:
+        """The valid values, as an error message says them: ``> 0``,
+        ``in [0, 1)``, ``>= 2``."""
+        low = None if self.min is None else f"{self.min:g}"
+        if self.max is None:
+            return f"> {low}" if self.positive else f">= {low}"
+        left = "(" if self.positive else "["
+        return f"in {left}{low or '-inf'}, {self.max:g}{')' if self.below_max else ']'}"
+
+    def violation(self, value: float) -> str | None:
+        """Why ``value`` is refused (not finite, out of range), None when valid.
+
+        >>> next(o for o in context_options() if o.name == "momentum").violation(1.0)
+        'must be in [0, 1), got 1'
+        """
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        low, high = self.min, self.max
+        too_low = low is not None and not (value > low if self.positive else value >= low)
+        too_high = high is not None and not (value < high if self.below_max else value <= high)
+        return f"must be {self.range_text()}, got {value:g}" if too_low or too_high else None
 
     @property
     def key(self) -> str:
@@ -47,8 +70,8 @@ class ContextOption:
 
 
 def _opt(help: str, *, min: float | None = None, max: float | None = None,
-         flags: tuple[str, ...] = (), positive: bool = False) -> dict[str, Any]:
-    return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive}
+         flags: tuple[str, ...] = (), positive: bool = False, below_max: bool = False) -> dict[str, Any]:
+    return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive, "below_max": below_max}
 
 
 @dataclass
@@ -62,24 +85,33 @@ class TrainingContext:
     # arguments are all made from these fields (``context_options``).
     samples: int | None = field(default=None, metadata=_opt("Training examples N.", min=1))
     batch_size: int | None = field(default=None, metadata=_opt("Batch size B (default: 32).", min=1))
-    epochs: int | None = field(default=None, metadata=_opt("Epochs E: the training lasts E x ceil(N/B) steps (with "
+    epochs: int | None = field(default=None, metadata=_opt("Epochs E: the training lasts E x ceil(N/B) steps (needs "
                                                            "--samples). Give --epochs or --steps, not both.", min=1))
     steps: int | None = field(default=None, metadata=_opt("Total optimizer steps T, instead of --epochs (either "
                                                           "flag replaces the other's config value).", min=1))
-    target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets.", min=0.0))
-    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=1))
+    target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets (> 0: the "
+                                                                     "data-loss scale divides by it).", min=0.0,
+                                                                     positive=True))
+    # One class is no classification (ln 1 = 0: no data loss to compare with).
+    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=2))
     loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
                                                                  min=0.0, positive=True))
     # Settings for files that carry none (ONNX inference graphs) or to
     # override the file: optimizer class, learning rate, momentum, decay.
     optimizer: str | None = field(default=None, metadata=_opt(
-        "Optimizer class (SGD, Adam, AdamW ...; any case, torch.optim. prefix allowed), for files that save none "
-        "(ONNX) or replacing a saved one's class: the file's learning rate, momentum and weight decay are kept "
-        "unless --lr, --momentum or --weight-decay are given, and a note says what was kept."))
+        "Optimizer class (SGD, Adam, AdamW ...; any case), for files that save none (ONNX) or replacing a saved "
+        "one's class: the file's learning rate, momentum and weight decay are kept unless --lr, --momentum or "
+        "--weight-decay are given, and a note says what was kept. Spelled torch.optim.X (or on a PyTorch "
+        "checkpoint), PyTorch's weight_decay semantics apply: coupled (an L2 in the gradient, Keras' "
+        "L2(wd/2)) for SGD, Adam, RMSprop ..., decoupled for AdamW."))
     learning_rate: float | None = field(default=None, metadata=_opt("Learning rate (peak).", min=0.0,
                                                                     flags=("--lr",)))
-    momentum: float | None = field(default=None, metadata=_opt("Momentum (SGD) in [0, 1].", min=0.0, max=1.0))
-    weight_decay: float | None = field(default=None, metadata=_opt("Decoupled weight decay.", min=0.0))
+    momentum: float | None = field(default=None, metadata=_opt(
+        "Momentum (SGD): the steady-state shrink divides by 1 - momentum.", min=0.0, max=1.0,
+        below_max=True))
+    weight_decay: float | None = field(default=None, metadata=_opt(
+        "Weight decay, replacing the file's (one decay, this value): decoupled for Keras optimizers and AdamW; "
+        "for a torch.optim class or a PyTorch checkpoint, torch's own (coupled for SGD, Adam ...).", min=0.0))
     # Layer-pattern regularizers: [{"layers": "fc*", "target": "kernel", "l2": 1e-4}]
     regularizers: list[dict[str, Any]] = field(default_factory=list)
     # How to read custom regularizer classes: {"acme>MyL2": {"kind": "l2", "factor": "strength"}}
@@ -91,21 +123,16 @@ class TrainingContext:
         for f in fields(self):
             value, meta = getattr(self, f.name), f.metadata
             if f.name == "optimizer" and value is not None:
-                from reglint.readers.optimizer_names import canonical_optimizer, unknown_optimizer_message
+                from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
 
-                if canonical_optimizer(value) is None:
+                if optimizer_setting(value) is None:
                     raise ValueError(unknown_optimizer_message(value))
-                self.optimizer = canonical_optimizer(value)
+                self.optimizer = optimizer_setting(value)
             if "help" not in meta or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            if not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
-            low, high, positive = meta["min"], meta["max"], meta["positive"]
-            too_low = low is not None and not (value > low if positive else value >= low)
-            if too_low or (high is not None and value > high):
-                lower, upper = ("-inf" if low is None else low), ("inf" if high is None else high)
-                bound = f"> {low:g}" if positive else f"in [{lower}, {upper}]"
-                raise ValueError(f"{f.name} must be {bound}, got {value!r}")
+            why = _option_of(f).violation(value)
+            if why:
+                raise ValueError(f"{f.name} {why}")
 
     def changes_model(self) -> bool:
         """True when the context overrides what the file holds (optimizer
@@ -141,7 +168,7 @@ def optimizer_context_note(saved: Optimizer | None, ctx: TrainingContext) -> str
         if ctx.learning_rate is None:
             assumed.append("no learning rate (give --lr: without it no per-step shrink is judged)")
         return f"no optimizer saved: {'; '.join(assumed)}" if assumed else None
-    if not ctx.optimizer or ctx.optimizer.lower() == saved.class_name.lower():
+    if not ctx.optimizer or _class_of(ctx.optimizer).lower() == saved.class_name.lower():
         return None
     kept = []
     if ctx.learning_rate is None and saved.learning_rate is not None and saved.learning_rate.initial is not None:
@@ -152,8 +179,22 @@ def optimizer_context_note(saved: Optimizer | None, ctx: TrainingContext) -> str
         kept.append(f"weight_decay {saved.weight_decay:g}")
     if saved.coupled_l2:
         kept.append(f"coupled L2 {saved.coupled_l2:g}")
-    return (f"optimizer class {saved.class_name} (from the file) replaced by {ctx.optimizer} (--optimizer)"
+    return (f"optimizer class {saved.class_name} (from the file) replaced by {_class_of(ctx.optimizer)} (--optimizer)"
             + (f"; kept from the file: {', '.join(kept)}" if kept else ""))
+
+
+def _class_of(setting: str) -> str:
+    from reglint.readers.optimizer_names import split_setting
+
+    return split_setting(setting)[0]
+
+
+def _torch_number(opt: Optimizer) -> float | None:
+    """The decay as the file's framework wrote it: a decoupled one as is, a
+    coupled ``L2(c)`` as torch's ``weight_decay`` 2c."""
+    if opt.weight_decay:
+        return opt.weight_decay
+    return 2.0 * opt.coupled_l2 if opt.coupled_l2 else None
 
 
 # ``target = "kernel"`` (``--l2``'s target) means a layer's weight kernels as
@@ -187,14 +228,16 @@ def context_options() -> list[ContextOption]:
     >>> next(o for o in context_options() if o.name == "momentum").max
     1.0
     """
-    kinds = {"int | None": int, "float | None": float, "str | None": str}
-    out = []
-    for f in fields(TrainingContext):
-        if "help" in f.metadata:
-            meta = f.metadata
-            out.append(ContextOption(f.name, kinds[str(f.type)], meta["help"], meta["min"], meta["max"],
-                                     meta["flags"], meta["positive"]))
-    return out
+    return [_option_of(f) for f in fields(TrainingContext) if "help" in f.metadata]
+
+
+_KINDS = {"int | None": int, "float | None": float, "str | None": str}
+
+
+def _option_of(f) -> ContextOption:
+    meta = f.metadata
+    return ContextOption(f.name, _KINDS[str(f.type)], meta["help"], meta["min"], meta["max"], meta["flags"],
+                         meta["positive"], meta["below_max"])
 
 
 class Analysis:
@@ -231,16 +274,20 @@ class Analysis:
         """User settings fill in (or override) what the file holds, marked USER."""
         ctx, model = self.context, self.model
         if ctx.optimizer or ctx.learning_rate is not None or ctx.weight_decay is not None or ctx.momentum is not None:
-            opt = model.optimizer or Optimizer(class_name=ctx.optimizer or "SGD", source=Provenance.USER)
+            opt = model.optimizer or Optimizer(class_name=_class_of(ctx.optimizer or "SGD"), source=Provenance.USER)
             note = optimizer_context_note(model.optimizer, ctx)
             if note:
                 model.notes.append(note)
+            torch = model.framework == "pytorch" or (ctx.optimizer or "").startswith("torch.optim.")
+            file_wd = _torch_number(opt) if model.optimizer is not None else None
             if ctx.optimizer:
-                opt.class_name, opt.source = ctx.optimizer, Provenance.USER
+                opt.class_name, opt.source = _class_of(ctx.optimizer), Provenance.USER
             if ctx.learning_rate is not None:
                 opt.learning_rate = LearningRate(ctx.learning_rate, ctx.learning_rate, source=Provenance.USER)
             if ctx.weight_decay is not None:
-                opt.weight_decay = ctx.weight_decay
+                self._replace_decay(opt, ctx.weight_decay, torch, file_wd)
+            elif torch and ctx.optimizer and model.framework == "pytorch" and file_wd:
+                self._replace_decay(opt, file_wd, torch, None)  # the file's number, read as the new class reads it
             if ctx.momentum is not None:
                 opt.momentum = ctx.momentum
             model.optimizer = opt
@@ -251,6 +298,24 @@ class Analysis:
                 mapped = _map_custom(var.regularizer, ctx.custom_regularizers)
                 if mapped is not None:
                     var.regularizer = mapped
+
+    def _replace_decay(self, opt: Optimizer, wd: float, torch: bool, file_wd: float | None) -> None:
+        """One decay, ``wd``, in place of the file's: decoupled for Keras;
+        as ``torch.optim`` reads its ``weight_decay`` for torch (coupled
+        ``L2(wd/2)`` for SGD/Adam..., decoupled for AdamW: the reader's
+        ``decay_fields``). Each param group that decayed takes it (groups
+        saved without decay, the usual biases-and-norms group, keep none;
+        when none decayed, every group takes it)."""
+        from reglint.readers.torch_optim import class_decoupled, decay_fields
+
+        decoupled = class_decoupled(opt.class_name) if torch else True
+        opt.weight_decay, opt.coupled_l2 = decay_fields(wd, decoupled)
+        decaying = [g for g in opt.param_groups if g.decays] or opt.param_groups
+        for group in decaying:
+            group.weight_decay, group.coupled_l2 = decay_fields(wd, decoupled)
+            group.hyperparameters = {**group.hyperparameters, "weight_decay": wd}
+        if file_wd and file_wd != wd and self.context.weight_decay is not None:
+            self.model.notes.append(f"weight_decay {wd:g} (--weight-decay) replaces the file's {file_wd:g}")
 
     def _apply_pattern_regularizer(self, spec: dict[str, Any]) -> None:
         for _, var in pattern_targets(self.model, spec):

@@ -10,11 +10,19 @@
   beside ``model.weights.h5``; one model) and ``.json`` files whose content
   is a Keras model architecture (``model.to_json()``); other JSON is
   skipped silently.
+* A Hugging Face or Keras folder is its own model (its weights, config,
+  optimizer.pt, training_args.bin ...: ``folder_members``) and is searched
+  further like any folder for the rest: a training output folder's
+  ``best.keras``, ``export.onnx``, ``checkpoint-N/`` subfolders are models
+  too, never hidden by the folder's own. A SavedModel's insides are the
+  model (``variables/``, ``assets/``): never searched.
 * Files pre-commit passes from inside a SavedModel (``saved_model.pb``,
   ``keras_metadata.pb``, ``variables/variables.*`` ...), a Hugging Face
   folder (``optimizer.pt``, ``model.safetensors``, ``training_args.bin``...)
   or a Keras folder (``config.json``, ``metadata.json``, ``model.weights.h5``)
-  map back to the folder, which is linted once.
+  map back to the folder, which is linted once; so does a folder named
+  inside a SavedModel (``saved/variables``). Other model files in a Hugging
+  Face or Keras folder are themselves.
 * ``.gitignore`` files are honoured while searching folders (unless
   ``respect-gitignore = false``), and so are ``exclude`` (which replaces the
   default excludes) and ``extend-exclude``, gitignore-style globs relative to
@@ -30,8 +38,9 @@
   excluded is skipped; under it a named ``.json`` file that is not a Keras
   architecture is skipped as in a folder search (pre-commit passes every
   ``.json`` file of a commit: its ``files`` pattern cannot look inside).
-* A path named twice (``a.keras``, ``./a.keras``, ``/abs/a.keras``) is
-  linted once, shown as it was first spelled.
+* A file reached twice (``a.keras``, ``./a.keras``, ``/abs/a.keras``, a
+  symlink and its target, a folder named directly and through a symlink)
+  is linted once, shown as it was first spelled.
 * Symlinked folders are never followed; a symlinked file is linted only when
   it points inside the folder being searched.
 """
@@ -39,12 +48,14 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
+    HF_WEIGHTS,
     JSON_SUFFIX,
     KERAS_MEMBERS,
     MODEL_SUFFIXES,
@@ -90,9 +101,15 @@ def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str
         path = Path(os.path.normpath(raw))
         if not path.exists() and not path.is_symlink():
             missing.append(raw)
-        elif path.is_dir() and not is_model_folder(path):
+        elif path.is_dir() and is_savedmodel(path.parent) and not is_model_folder(path):
+            found.append(_folder(path.parent))  # saved/variables: the SavedModel it is part of
+            named.add(os.path.abspath(_folder(path.parent)))
+        elif path.is_dir() and not is_savedmodel(path):
             if settings.force_exclude and excludes.excluded(path, is_dir=True):
                 continue
+            if is_model_folder(path):  # a HF or Keras folder: itself, then the rest of it
+                found.append(_folder(path))
+                named.add(os.path.abspath(_folder(path)))
             # A folder named explicitly is searched even through a symlink:
             # the user chose it; links met while searching are not followed.
             below = walk(path, settings, excludes)
@@ -113,10 +130,10 @@ def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str
 
 def unique_paths(paths: list[str]) -> list[str]:
     """Sorted, each file once whatever its spelling (relative or absolute,
-    ``./`` or ``..``), as first spelled."""
+    ``./`` or ``..``, a symlink or its target), as first spelled."""
     first: dict[str, str] = {}
     for path in paths:
-        first.setdefault(os.path.abspath(path), path)
+        first.setdefault(os.path.realpath(path), path)
     return sorted(first.values())
 
 
@@ -146,9 +163,38 @@ def savedmodel_root_of(path: Path) -> str | None:
     if path.parent.name == "variables" and name.startswith("variables."):
         root = path.parent.parent
         return _folder(root) if is_savedmodel(root) else None
-    if is_hf_folder(path.parent) or (name in KERAS_MEMBERS and is_keras_folder(path.parent)):
+    if name in folder_members(path.parent):
         return _folder(path.parent)
     return str(path)
+
+
+# Files of a Hugging Face folder's own model besides its weights (HF_WEIGHTS
+# and their shards): what the Trainer writes beside them.
+HF_MEMBERS = ("config.json", "generation_config.json", "trainer_state.json", "training_args.bin", "optimizer.pt",
+              "optimizer.bin", "scheduler.pt", "scaler.pt", "adapter_config.json", "adapter_model.safetensors",
+              "adapter_model.bin")
+
+
+def folder_members(folder: Path) -> frozenset[str]:
+    """The names of the files directly in ``folder`` that make up its own
+    model (a Hugging Face or Keras folder; nothing for any other folder):
+    any other model file in it is a model of its own."""
+    names: set[str] = set()
+    if is_keras_folder(folder):
+        names.update(KERAS_MEMBERS)
+    if is_hf_folder(folder):
+        names.update(HF_WEIGHTS + HF_MEMBERS)
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            entries = []
+        # weight shards (model-00001-of-00002.safetensors) and per-process RNG states
+        names.update(n for n in entries if _HF_SHARD.fullmatch(n) or _HF_RNG.fullmatch(n))
+    return frozenset(names)
+
+
+_HF_SHARD = re.compile(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)")
+_HF_RNG = re.compile(r"rng_state(_\d+)?\.pth")
 
 
 def _folder(path: Path) -> str:
@@ -323,6 +369,7 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
             continue  # unreadable folder: nothing to lint there
+        own = folder_members(folder)  # a HF/Keras folder's own files: linted as the folder
         for entry in entries:
             path = Path(folder, entry.name)
             is_dir = entry.is_dir(follow_symlinks=False)
@@ -331,8 +378,10 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
             if is_dir:
                 if is_model_folder(path):
                     out.append(_folder(path))
-                else:
+                if not is_savedmodel(path):
                     stack.append((path, ignore.scoped(path.absolute()) if ignore else None))
+            elif entry.name in own:
+                continue
             elif _is_model_file(entry, top_abs):
                 out.append(_folder(path))
     return out

@@ -113,6 +113,13 @@ def _dtype_name(cfg: dict) -> str:
     return dtype if isinstance(dtype, str) and dtype else "float32"
 
 
+def invalid_config_problem(node: LayerNode, exc: InvalidConfig, counted: str) -> Problem:
+    """A size Keras' constructor refuses (RL019): the file does not load,
+    whether its weights are stored (.keras) or not (an architecture JSON)."""
+    return Problem(ProblemKind.UNREADABLE, node.path, f"{exc}: Keras cannot build this layer, so it refuses to "
+                   f"load the file; {counted}", target="config", blocks_load=True)
+
+
 def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount:
     """Layers built from the config alone (an architecture JSON, a ``.keras``
     without its weights file): every variable from ``build()``'s shapes."""
@@ -122,6 +129,11 @@ def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount
     for node in tree.leaves:
         try:
             expected = expected_for(node, shapes)
+        except InvalidConfig as exc:  # Keras' constructor raises: the model does not load
+            count.unknown[node.path] = str(exc)
+            model.layers.append(build_layer(node, [], options, model))
+            model.problems.append(invalid_config_problem(node, exc, "its parameters are not counted"))
+            continue
         except CannotInfer as exc:
             count.unknown[node.path] = str(exc)
             model.layers.append(build_layer(node, [], options, model))
@@ -154,10 +166,8 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
             expected = expected_for(node, shapes)
         except InvalidConfig as exc:  # Keras' constructor raises: the file does not load
             count.unknown[node.path] = str(exc)
-            model.problems.append(Problem(
-                ProblemKind.UNREADABLE, node.path, f"{exc}: Keras cannot build this layer, so it refuses to load "
-                f"the file; its {len(layer.variables)} stored tensors are counted as stored", target="config",
-                blocks_load=True))
+            model.problems.append(invalid_config_problem(
+                node, exc, f"its {len(layer.variables)} stored tensors are counted as stored"))
             continue
         except CannotInfer as exc:
             count.unknown[node.path] = str(exc)

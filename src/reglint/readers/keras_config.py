@@ -71,6 +71,10 @@ def container_layers(class_name: str, cfg: Any) -> list[dict[str, Any]]:
         return [c for c in cfg if isinstance(c, dict)]
     if isinstance(cfg, dict) and isinstance(cfg.get("layers"), list):
         return [c for c in cfg["layers"] if isinstance(c, dict)]
+    if isinstance(cfg, dict) and "layers" in cfg and class_name in ("Sequential", "Functional", "Model"):
+        # Keras cannot load it: a model of no layers would be an empty, clean-looking lint.
+        raise ModelReadError(f"the {class_name} config's layers is a {type(cfg['layers']).__name__}, not a list "
+                             "of layer configs: Keras cannot load this model")
     return []
 
 

@@ -49,6 +49,13 @@ class InvalidConfig(CannotInfer):
 # ``input_dim``/``output_dim``, attention's ``num_heads``/``key_dim``, a
 # depthwise ``depth_multiplier``); the constructors raise on anything else.
 _POSITIVE_SIZES = ("units", "filters", "input_dim", "output_dim", "num_heads", "key_dim", "depth_multiplier")
+# Of those, the ones whose constructor refuses None too, and in which classes (Keras 3.15: Dense(None),
+# LSTM(None), Embedding(None, 3), MultiHeadAttention(None, 2) raise; Conv2D(None, 3) and
+# depth_multiplier=None construct). Only where the size is the class's own argument: Keras 1/2 configs
+# carry the base layer's input_dim=None in LSTM and Dense, which load.
+_REQUIRED_SIZES: dict[str, tuple[str, ...] | None] = {
+    "units": None, "input_dim": ("Embedding",), "output_dim": ("Embedding",),
+    "num_heads": ("MultiHeadAttention",), "key_dim": ("MultiHeadAttention",)}
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,17 @@ def _check_sizes(class_name: str, cfg: dict[str, Any]) -> None:
     """InvalidConfig when a size the constructor checks is not a positive integer."""
     for key in _POSITIVE_SIZES:
         value = cfg.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        if value is None and not (key in cfg and _required(key, class_name)):
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise InvalidConfig(f"{class_name} config's {key}={value!r} is not a positive integer")
+
+
+def _required(key: str, class_name: str) -> bool:
+    if key not in _REQUIRED_SIZES:
+        return False
+    classes = _REQUIRED_SIZES[key]
+    return classes is None or class_name in classes
 
 
 def _owned(var: Expected, class_name: str, cfg: dict) -> Expected:

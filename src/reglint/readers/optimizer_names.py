@@ -45,6 +45,30 @@ def canonical_optimizer(name: str) -> str | None:
     return KNOWN_OPTIMIZERS.get(text.lower())
 
 
+TORCH_PREFIX = "torch.optim."
+
+
+def optimizer_setting(name: str) -> str | None:
+    """What ``--optimizer NAME`` is kept as: the canonical class, prefixed
+    ``torch.optim.`` when so spelled (PyTorch's decay semantics then apply:
+    ``split_setting``); None when unknown.
+
+    >>> optimizer_setting("torch.optim.adam"), optimizer_setting("keras.optimizers.Adam")
+    ('torch.optim.Adam', 'Adam')
+    """
+    canonical = canonical_optimizer(name)
+    if canonical is None:
+        return None
+    return TORCH_PREFIX + canonical if name.strip().lower().startswith(TORCH_PREFIX) else canonical
+
+
+def split_setting(setting: str) -> tuple[str, bool]:
+    """(class name, spelled as a torch class) of an ``optimizer_setting``."""
+    if setting.startswith(TORCH_PREFIX):
+        return setting[len(TORCH_PREFIX):], True
+    return setting, False
+
+
 def known_optimizer_list() -> str:
     """``Adadelta, Adafactor, ...``: for an error message."""
     return ", ".join(sorted(set(KNOWN_OPTIMIZERS.values()), key=str.lower))

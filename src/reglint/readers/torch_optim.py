@@ -188,13 +188,34 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     return opt
 
 
+def decay_fields(wd: float, decoupled: bool | None) -> tuple[float | None, float | None]:
+    """A torch ``weight_decay`` wd as (``weight_decay``, ``coupled_l2``) in
+    Keras' conventions: decoupled (AdamW) as is; coupled (SGD, Adam: ``wd*w``
+    added to the gradient) as Keras' ``L2(wd/2)``; neither for classes
+    without decay (``decoupled`` None).
+
+    >>> decay_fields(2.0, False), decay_fields(2.0, True), decay_fields(2.0, None)
+    ((None, 1.0), (2.0, None), (None, None))
+    """
+    return (wd if decoupled else None, wd / 2.0 if decoupled is False else None)
+
+
+def class_decoupled(class_name: str) -> bool | None:
+    """Whether torch class ``class_name``'s ``weight_decay`` is decoupled (its
+    default: NAdam/RAdam without ``decoupled_weight_decay=True`` couple it);
+    None for classes without decay."""
+    if class_name in NO_DECAY_CLASSES:
+        return None
+    return class_name in DECOUPLED_CLASSES
+
+
 def _group(index: int, raw: dict, decoupled: bool | None, members: list[str], mapping: str, size: int) -> ParamGroup:
     wd = number(raw.get("weight_decay")) or 0.0
     hyper = {k: plain(v) for k, v in raw.items() if k not in ("params", "param_names")}
+    weight_decay, coupled_l2 = decay_fields(wd, decoupled)
     return ParamGroup(
         index=index, variables=members, learning_rate=_peak_lr(raw),
-        weight_decay=wd if decoupled else None,
-        coupled_l2=wd / 2.0 if decoupled is False else None,
+        weight_decay=weight_decay, coupled_l2=coupled_l2,
         momentum=number(raw.get("momentum")), hyperparameters=hyper, mapping=mapping, size=size)
 
 

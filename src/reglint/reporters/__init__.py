@@ -55,9 +55,21 @@ def renderer(fmt: str) -> Callable[..., None]:
     return getattr(importlib.import_module(module), name)
 
 
-def parse_outputs(spec: str, output_file: str | Path | None) -> list[tuple[str, str | None]]:
-    """``github,sarif:reglint.sarif`` -> [("github", None), ("sarif", "reglint.sarif")];
-    at most one format goes to stdout (pylint's convention)."""
+STATISTICS = "statistics"  # the pseudo-format --statistics writes (ruff's per-rule counts)
+
+
+def parse_outputs(spec: str, output_file: str | Path | None, *,
+                  statistics: bool = False) -> list[tuple[str, str | None]]:
+    """``github,sarif:reglint.sarif`` -> [("github", None), ("sarif", "reglint.sarif")].
+
+    One rule, as ruff's: at most one format goes to stdout (pylint's
+    convention), and ``--output-file`` (``-o``; ``-`` is stdout) is where
+    that report goes; with no such format, ``-o`` would be dropped, so it is
+    a usage error. ``statistics`` (``--statistics``) replaces that report by
+    the per-rule counts, written as ``("statistics", target)`` (JSON where
+    the report was json or json-lines); when every format has its own file,
+    the counts are one more output, to ``-o`` or stdout. So no report
+    replaces or silently drops another."""
     from reglint.errors import ConfigError
 
     outputs = []
@@ -66,15 +78,21 @@ def parse_outputs(spec: str, output_file: str | Path | None) -> list[tuple[str, 
         fmt = fmt.lower()
         if fmt not in FORMATS:
             raise ConfigError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-        outputs.append((fmt, target or None))
+        outputs.append((fmt, None if target in ("", "-") else target))
     if not outputs:
         raise ConfigError("no output format given")
     to_stdout = [o for o in outputs if o[1] is None]
     if len(to_stdout) > 1:
         raise ConfigError("only one output format can go to stdout; give the others a file (FORMAT:FILE)")
-    if output_file is not None and to_stdout:
-        outputs = [(f, t if t else str(output_file)) for f, t in outputs]
-    return outputs
+    main_file = None if output_file is None or str(output_file) == "-" else str(output_file)
+    if main_file is not None and not to_stdout and not statistics:
+        raise ConfigError(f"--output-file {main_file} gets no report: every format has its own file "
+                          f"({spec}); drop -o or name a format without :FILE")
+    if statistics:
+        counts = [(STATISTICS + ("-json" if f in ("json", "json-lines") else ""), main_file)
+                  for f, _ in to_stdout] or [(STATISTICS, main_file)]
+        return [o for o in outputs if o[1] is not None] + counts
+    return [(f, t if t is not None else main_file) for f, t in outputs]
 
 
 def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
@@ -83,8 +101,10 @@ def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
     or must not be: its folder missing or read-only, a folder in its place,
     two reports (or a report and ``extra``, the baseline being created) in
     one file, or one of the ``inputs`` (the models and the paths named on the
-    command line; also anything inside a model folder). Raises ConfigError
-    naming the path, so that nothing is written when one is wrong."""
+    command line; also anything inside a model folder). "One file" is the
+    file, not its spelling: a symlink or a hard link to it is the same file
+    (compared by device and inode). Raises ConfigError naming the path, so
+    that nothing is written when one is wrong."""
     import os
 
     from reglint.engine.discover import is_model_folder
@@ -92,14 +112,19 @@ def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
 
     models = {Path(p).resolve() for p in inputs}
     folders = [m for m in models if m.is_dir() and is_model_folder(m)]  # not a folder searched for models
-    seen: dict[Path, str] = {}
-    for what, target in [(f"{fmt} report", t) for fmt, t in outputs if t is not None] + list(extra):
+    model_files = {_file_id(m) for m in models if m.is_file()}
+    model_files |= {_file_id(Path(root) / name) for folder in folders
+                    for root, _, names in os.walk(folder) for name in names}
+    seen: dict[Any, str] = {}
+    for what, target in [(_label(fmt), t) for fmt, t in outputs if t is not None] + list(extra):
         path = Path(target)
         resolved = path.resolve()
-        if resolved in seen:
-            raise ConfigError(f"the {seen[resolved]} and the {what} both go to {target}: give each its own file")
-        seen[resolved] = what
-        if resolved in models or any(folder in resolved.parents for folder in folders):
+        key = _file_id(resolved) if resolved.is_file() else resolved
+        if key in seen:
+            raise ConfigError(f"the {seen[key]} and the {what} both go to {target}: give each its own file")
+        seen[key] = what
+        if (resolved in models or key in model_files
+                or any(folder in resolved.parents for folder in folders)):
             raise ConfigError(f"refusing to write the {what} to {target}: it is a model being linted")
         if resolved.is_dir():
             raise ConfigError(f"cannot write the {what} to {target}: it is a folder")
@@ -111,14 +136,24 @@ def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
             raise ConfigError(f"cannot write the {what} to {target}: permission denied")
 
 
+def _file_id(path: Path) -> tuple[int, int] | Path:
+    """An existing file's (device, inode): every name of it (hard links
+    included) gives the same answer; the path itself when it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return path
+    return (st.st_dev, st.st_ino)
+
+
+def _label(fmt: str) -> str:
+    return "statistics" if fmt.startswith(STATISTICS) else f"{fmt} report"
+
+
 @dataclass
 class OutputOptions:
     color: Color = Color.auto
     show_layers: bool = True  # the per-layer table of the full report (-q drops it)
-    # Only the per-rule counts (ruff's --statistics), where the report would
-    # go: stdout, or ``statistics_file`` (--output-file, as ruff).
-    statistics: bool = False
-    statistics_file: str | None = None
 
 
 def write_outputs(report: RunReport, outputs: list[tuple[str, str | None]], settings: Any,
@@ -139,8 +174,8 @@ def write_outputs(report: RunReport, outputs: list[tuple[str, str | None]], sett
     files: list[tuple[str, str]] = []  # every file rendered before the first is written
     for fmt, target in outputs:
         buffer = io.StringIO()
-        if options.statistics and target == options.statistics_file:
-            write_statistics(report, buffer, as_json=fmt in ("json", "json-lines"))
+        if fmt.startswith(STATISTICS):
+            write_statistics(report, buffer, as_json=fmt.endswith("-json"))
         elif fmt == "full" and target is None:
             full(report, make_console(options.color), show_layers=options.show_layers)
             continue

@@ -21,7 +21,26 @@ from reglint.engine.identity import display_path, fingerprint
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, summary_line
 
-DOCS_URL = "https://example.invalid/reglint"
+
+def _docs_url() -> str | None:
+    """The documentation location pyproject.toml declares (``[project.urls]
+    Documentation``, read from the installed package's metadata); None when
+    it declares none: reports then leave the links out rather than point at
+    an invented address."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        entries = metadata("reglint").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        return None
+    for entry in entries:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "documentation" and url.strip():
+            return url.strip().rstrip("/")
+    return None
+
+
+DOCS_URL = _docs_url()
 UNREADABLE_CODE = "RL900"
 UNREADABLE_NAME = "unreadable-model"
 UNREADABLE_SUMMARY = "The file could not be read as a model, so none of its regularization was checked."
@@ -70,8 +89,9 @@ def sorted_by_severity(items: list[tuple[FileReport, Finding]]) -> list[tuple[Fi
     return sorted(items, key=lambda item: -item[1].severity.rank)
 
 
-def rule_url(code: str) -> str:
-    return f"{DOCS_URL}/rules/{code}"
+def rule_url(code: str) -> str | None:
+    """The rule's documentation page; None without a documentation location."""
+    return f"{DOCS_URL}/rules/{code}" if DOCS_URL else None
 
 
 def jsonable(value: Any) -> Any:

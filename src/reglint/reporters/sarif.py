@@ -58,17 +58,36 @@ def sarif_log(report: RunReport, settings: Any = None, flavor: str | None = None
     index = {rule["id"]: i for i, rule in enumerate(rules)}
     occurrences: dict[str, int] = {}
     sarif_results = [_result(fr, f, settings, flavor, index, occurrences) for fr, f in items]
-    return {
-        "$schema": SCHEMA_URI,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "reglint", "semanticVersion": __version__, "version": __version__,
-                                "informationUri": DOCS_URL, "rules": rules}},
-            "automationDetails": {"id": "reglint/"},
-            "invocations": [{"executionSuccessful": not report.errors}],
-            "results": sarif_results,
-        }],
+    driver: dict[str, Any] = {"name": "reglint", "semanticVersion": __version__, "version": __version__}
+    if DOCS_URL:  # optional in SARIF: left out rather than invented
+        driver["informationUri"] = DOCS_URL
+    run: dict[str, Any] = {
+        "tool": {"driver": {**driver, "rules": rules}},
+        "automationDetails": {"id": "reglint/"},
+        "invocations": [{"executionSuccessful": not report.errors}],
+        "results": sarif_results,
     }
+    if any(loc.get("physicalLocation", {}).get("artifactLocation", {}).get("uriBaseId") == SRCROOT
+           for result in sarif_results for loc in result.get("locations", [])):
+        run["originalUriBaseIds"] = {SRCROOT: source_root(settings)}
+    return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+
+
+SRCROOT = "%SRCROOT%"
+
+
+def source_root(settings: Any = None) -> dict[str, Any]:
+    """Where ``%SRCROOT%`` pointed on the machine that ran reglint (SARIF
+    2.1.0 §3.14.14: an absolute URI ending in ``/``): the project root the
+    relative paths are relative to. GitHub code scanning resolves
+    ``%SRCROOT%`` against its checkout instead; other viewers use this."""
+    from pathlib import Path
+
+    from reglint.engine.identity import project_root
+
+    return {"uri": Path(project_root(settings)).as_uri().rstrip("/") + "/",
+            "description": {"text": "The project root: the folder of the reglint configuration, else the "
+                                    "working directory."}}
 
 
 def resolve_flavor(settings: Any, flavor: str | None) -> str:
@@ -113,7 +132,7 @@ def _rule_descriptor(code: str, rule: Any) -> dict[str, Any]:
         "shortDescription": {"text": _limit(summary)},
         "fullDescription": {"text": _limit(full)},
         "help": {"text": help_text, "markdown": doc or help_text},
-        "helpUri": rule_url(code),
+        **({"helpUri": rule_url(code)} if rule_url(code) else {}),
         "defaultConfiguration": {"level": LEVEL[default.value]},
         "properties": {
             "tags": tags,
@@ -192,7 +211,7 @@ def artifact_location(path: str) -> dict[str, Any]:
 
     if os.path.isabs(path) or path == ".." or path.startswith("../"):
         return {"uri": Path(os.path.abspath(path)).as_uri()}
-    return {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}
+    return {"uri": quote(path, safe="/"), "uriBaseId": SRCROOT}
 
 
 def _message(finding: Finding, rel: str) -> str:
