@@ -155,7 +155,8 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
         yield self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
-            f"carry {', '.join(regs[:3])} under {opt}: a weight whose data gradient is below "
+            f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: a weight whose data "
+            f"gradient is below "
             f"~{g(max(gstars))} drifts to zero at about lr {g(dyn.lr)} per step whatever lambda is{collapse}",
             target="kernel_regularizer", remedy=remedy, fix=self.fix(hits, dyn.weight_decay, None),
             severity=Severity.ERROR if chain else None,
@@ -240,9 +241,15 @@ class CoupledPenaltyAdaptive(Rule):
             remedy = (f"that decay would shrink weights by lr*wd = {g(shrink)} per step, itself too strong (RL003): "
                       f"lower the lambda first (RL001)")
         yield self.finding(
-            f"measured data-gradient RMS per weight {g(min(rms.values()))} to {g(max(rms.values()))} under "
+            f"measured data-gradient RMS per weight {_span(rms.values())} under "
             f"{opt.get('class')}: the coupled L2 acts like a decoupled weight_decay of about 2*l2/s = {g(typical)} "
             f"where the data holds the weights up, and moves the others by about lr per step: confirmed",
             severity=found.severity, target="kernel", remedy=remedy, fix=fix, measured=True,
             values={"grad_rms": rms, "equivalent_weight_decay": equivalent, "typical_weight_decay": typical,
                     "typical_shrink_per_step": shrink})
+
+
+def _span(values) -> str:
+    """'0.1 to 0.3', or one number when they agree at the shown precision."""
+    low, high = g(min(values)), g(max(values))
+    return low if low == high else f"{low} to {high}"

@@ -263,8 +263,8 @@ class PenaltyHurtsTraining(Rule):
             return Judgment("not-measured", f"{where}: no {metric.name} to compare", None, values)
         if m_ref < metric.learned:
             return Judgment("twin-did-not-learn", f"{where}: the unregularized twin did not learn either "
-                                                  f"({metric.show(ref)}{metric.context()}): no verdict on the "
-                                                  f"penalty", None, values)
+                                                  f"({metric.show(ref)}{metric.context()}; {metric.criterion()}): "
+                                                  f"no verdict on the penalty", None, values)
         gap = values["gap"] = (m_ref - m_pen) / m_ref
         # each the mean of the run's last FINAL_RECORDS records (the curves' last row is one of them)
         both = (f"the penalized run reached {metric.show(pen)}, its unregularized twin {metric.show(ref, False)}"
@@ -460,8 +460,12 @@ def _diverge_text(run) -> str:
 
 def _where(result, twin) -> str:
     data = result.data or {}
-    source = "synthetic data (one batch of random labels)" if twin.synthetic else \
-        f"{data.get('path')}, {g(data.get('held_out') or 0)} examples held back"
+    if twin.synthetic:
+        source = "synthetic data (one batch of random labels)"
+    elif data.get("held_out"):
+        source = f"{data.get('path')}, {g(data.get('held_out'))} examples held back"
+    else:
+        source = f"{data.get('path')}, too few examples to hold any back (judged on the training loss)"
     return f"measured over {g(twin.budget.steps)} steps from the saved weights on {source}"
 
 

@@ -450,7 +450,8 @@ def test_rl023_verdicts_follow_the_documented_order():
     mild = _judge([0.1, 0.3, 0.6, 0.7, 0.7, 0.7, 0.7], learned)  # gap 0.25
     assert (mild.label, mild.severity) == ("worse", Severity.WARNING)
     assert _judge(learned[:3], learned, diverged_at=25).label == "diverged"
-    assert _judge([0.1] * 7, [0.1, 0.12, 0.15, 0.15, 0.15, 0.15, 0.15]).label == "twin-did-not-learn"
+    unlearned = _judge([0.1] * 7, [0.1, 0.12, 0.15, 0.15, 0.15, 0.15, 0.15])
+    assert unlearned.label == "twin-did-not-learn" and "learning means at least 0.15 over chance" in unlearned.message
 
 
 def test_rl023_stall_is_told_in_epochs_of_the_data():
@@ -716,6 +717,8 @@ def test_data_that_is_not_an_npz_or_needs_pickle_is_refused_by_name(tmp_path):
     with pytest.raises(ProfileError, match=r"not a \.npz archive") as raised:
         load_npz(junk, "x", "y")
     assert "allow_pickle" not in str(raised.value)
+    with pytest.raises(ProfileError, match=r"a zip archive with no arrays in it \(it holds metadata.json"):
+        load_npz(KERAS_FIXTURES / "dense_l2.keras", "x", "y")  # a model given as --data
     objects = tmp_path / "objects.npz"
     np.savez(objects, x=np.array([{"a": 1}] * 4, dtype=object), y=np.zeros(4))
     with pytest.raises(ProfileError, match="object arrays") as raised:
@@ -735,3 +738,79 @@ def test_rl017_remedy_names_the_decay_that_collapsed_the_run():
     assert "lower the optimizer's weight_decay (now 10" in finding.remedy
     assert "decoupled" not in finding.remedy
     assert "the static check did not predict it" in finding.message
+
+
+def test_profile_rows_keep_l1_and_orthogonal_factors():
+    """Keras 3 keeps L1's l1 and OrthogonalRegularizer's factor as tensors:
+    the profile's rows read them (from the config) as numbers, as it does
+    for L2's float."""
+    keras = pytest.importorskip("keras")
+    from reglint.profile.gradients import regularizer_info
+
+    assert regularizer_info(keras.regularizers.L1(0.01))["l1"] == pytest.approx(0.01, rel=1e-6)
+    assert regularizer_info(keras.regularizers.L2(0.02))["l2"] == pytest.approx(0.02)
+    both = regularizer_info(keras.regularizers.L1L2(l1=0.1, l2=0.2))
+    assert (both["l1"], both["l2"]) == (pytest.approx(0.1), pytest.approx(0.2))
+    ortho = regularizer_info(keras.regularizers.OrthogonalRegularizer(0.1, mode="columns"))
+    assert ortho["factor"] == pytest.approx(0.1, rel=1e-6) and ortho["mode"] == "columns"
+
+
+@pytest.mark.slow
+def test_too_few_examples_to_hold_back_says_so(models, tmp_path, capsys):
+    """7 examples: nothing is held back; the report says both runs are judged
+    on their training loss instead of 'a held-back slice of ? examples'."""
+    with np.load(models["data"]) as data:
+        np.savez(tmp_path / "tiny.npz", inputs=data["inputs"][:7], labels=data["labels"][:7])
+    code = main(["profile", str(models["healthy"]), "--data", str(tmp_path / "tiny.npz"), "--x-key", "inputs",
+                 "--y-key", "labels", "--steps", "5"])
+    out = capsys.readouterr().out
+    assert code in (0, 1)
+    assert "no held-back slice (too few examples)" in " ".join(out.split()) and "? examples" not in out
+
+
+def test_labels_are_checked_against_the_loss_before_training():
+    """One-hot rows for a sparse loss, class ids past the output's width and
+    integer ids for a categorical loss: a ProfileError that says what fits,
+    before TensorFlow sees them (its own errors name neither)."""
+    from reglint.profile import ProfileError
+    from reglint.profile.data import ONE_HOT, SPARSE, InputSpec, NpzData, TargetSpec, batches_from_npz
+
+    x = np.zeros((8, 4), "float32")
+    inputs = [InputSpec("x", (4,), "float32")]
+
+    def batches(y, kind):
+        data = NpzData("d.npz", [x], [y], ["x"], ["y"])
+        return batches_from_npz(data, inputs, [TargetSpec("out", (4,), kind)], 4, 0)
+
+    ids = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    assert batches(ids, SPARSE) is not None and batches(np.eye(4)[ids], ONE_HOT) is not None
+    with pytest.raises(ProfileError, match=r"one-hot rows of 4.*argmax"):
+        batches(np.eye(4)[ids], SPARSE)
+    with pytest.raises(ProfileError, match=r"class ids 10\.\.13, but output 'out' has 4 classes"):
+        batches(ids + 10, SPARSE)
+    with pytest.raises(ProfileError, match=r"one-hot rows of 4: save numpy.eye\(4\)\[y\]"):
+        batches(ids, ONE_HOT)
+
+
+def test_custom_objects_are_named_plainly():
+    """What safe mode refuses, in words: a registered function by its name
+    (no '(builtins)'), a class as a class."""
+    from reglint.profile.command import _custom_object
+
+    fn = {"module": "builtins", "class_name": "function", "config": "my_loss", "registered_name": "mine>my_loss"}
+    assert _custom_object(fn) == "function mine>my_loss"
+    assert _custom_object({"module": "acme.losses", "class_name": "function", "config": "f",
+                           "registered_name": None}) == "function f (module acme.losses)"
+    assert _custom_object({"module": None, "class_name": "ScaledL2", "registered_name": "acme>ScaledL2"}) \
+        == "class acme>ScaledL2"
+    assert _custom_object({"module": "keras.losses", "class_name": "Huber", "registered_name": None}) is None
+
+
+def test_report_over_the_data_file_is_refused_by_name(tmp_path):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((4, 8), "float32"), y=np.zeros(4, "int32"))
+    before = data.read_bytes()
+    result = subprocess.run([str(REGLINT), "profile", str(KERAS_FIXTURES / "dense_l2.keras"), "--data", str(data),
+                             "-o", str(data)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().endswith("it is the --data file")
+    assert data.read_bytes() == before

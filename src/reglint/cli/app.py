@@ -306,7 +306,7 @@ def profile(
                                             help="Write the report here instead of stdout."),
     fail_on: FailOn | None = typer.Option(None, "--fail-on",
                                           help="Exit 1 on findings at or above this severity (default: error)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the held-out split, the batches' order and the "
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the held-out split, the batches' order and the "
                                                 "framework's random state (one seed, one measurement)."),
 ) -> None:
     """Measure the penalty against the data gradient per layer, and train the saved recipe beside an

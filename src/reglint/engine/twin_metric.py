@@ -88,6 +88,12 @@ class TwinMetric:
     def context(self) -> str:
         return f" (chance {g(self.chance)})" if self.series == "val_accuracy" else ""
 
+    def criterion(self) -> str:
+        """What "learned" means for this metric, in words."""
+        if self.series == "val_accuracy":
+            return f"learning means at least {g(self.learned)} over chance"
+        return f"learning means at least {pct(self.learned)} below {self.against} loss {g(self.reference)}"
+
     def values(self) -> dict[str, Any]:
         return {"chance": self.chance, "reference_loss": self.reference}
 

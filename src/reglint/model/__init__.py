@@ -1,6 +1,7 @@
 """The framework-neutral model description (see ``description``)."""
 
 from reglint.model.description import (
+    UNRECORDED_CLASS,
     Initializer,
     Layer,
     LearningRate,
@@ -19,6 +20,7 @@ from reglint.model.description import (
 )
 
 __all__ = [
+    "UNRECORDED_CLASS",
     "Initializer",
     "Layer",
     "LearningRate",

@@ -191,6 +191,11 @@ class Variable:
         return shape[-2] * receptive, shape[-1] * receptive
 
 
+# The class of a layer known only by its stored tensors (a weights-only file,
+# a model.export() SavedModel): not recorded, which is not "custom".
+UNRECORDED_CLASS = "(not recorded)"
+
+
 @dataclass
 class Layer:
     """A layer (or an ONNX node group) and the variables it owns.

@@ -70,7 +70,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     trust = trust_model or settings.trust_model
     outputs = parse_outputs(output_format, output_file)
     # A report path that cannot be written fails now, not after the training.
-    check_targets(outputs, [str(path)] + ([str(data)] if data is not None else []))
+    check_targets(outputs, [str(path)], data=str(data) if data is not None else None)
     if str(device).lower() not in DEVICES:
         raise ProfileError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
     if (steps is not None and steps < 1) or batch_size < 1:
@@ -250,7 +250,7 @@ def refusal_reasons(model: Model, path: Path) -> list[str]:
         for obj in objects:
             custom = _custom_object(obj)
             if custom:
-                reasons.append(f"custom class {custom}")
+                reasons.append(f"custom {custom}")
     else:  # legacy configs without `module`: trust the static reader's judgement
         for layer in model.layers:
             if layer.custom:
@@ -321,7 +321,8 @@ def _custom_object(obj: dict[str, Any]) -> str | None:
     if isinstance(module, str) and _keras_module(module):
         return None
     if obj.get("class_name") == "function" and isinstance(obj.get("config"), str):
-        return f"function {obj['config']} ({module})"
+        name = registered or obj["config"]
+        return f"function {name}" + (f" (module {module})" if module and module != "builtins" else "")
     if registered:
-        return str(registered)
-    return f"{module}.{obj.get('class_name')}" if module else str(obj.get("class_name"))
+        return f"class {registered}"
+    return f"class {module}.{obj.get('class_name')}" if module else f"class {obj.get('class_name')}"

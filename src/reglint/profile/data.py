@@ -240,6 +240,10 @@ def load_npz(path: str | Path, x_key: str, y_key: str) -> NpzData:
     try:
         with np.load(path, allow_pickle=False) as archive:
             available = list(archive.files)
+            if not any(name.endswith(".npy") for name in archive.zip.namelist()):
+                raise ProfileError(f"--data {path}: a zip archive with no arrays in it (it holds "
+                                   f"{', '.join(available[:5]) or 'nothing'}): numpy.savez writes x.npy, y.npy ...; "
+                                   f"is it a model file?")
             missing = [k for k in x_keys + y_keys if k not in available]
             if missing:
                 raise ProfileError(f"--data {path}: no array named {', '.join(missing)} (it holds "
@@ -278,9 +282,39 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
             raise ProfileError(f"--data array {key!r} has examples of shape {list(array.shape[1:])}; the model's "
                                f"input {spec.name!r} expects {_show(spec.shape)}")
         xs.append(array.astype(spec.dtype, copy=False) if array.dtype.kind in "fiub" else array)
+    for y, target, y_key in zip(data.ys, targets, data.y_keys, strict=True):
+        _check_labels(y, target, y_key)
     ys = [y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y for y in data.ys]
     return Batches(xs, ys, batch_size, seed, synthetic=False, source=data.path,
                    keys={"x": data.x_keys, "y": data.y_keys})
+
+
+def _check_labels(y: np.ndarray, spec: TargetSpec, key: str) -> None:
+    """Labels the output's loss can take, or a ProfileError saying what
+    fits: integer class ids below the output's width for a sparse loss, one
+    row per example of that width for a one-hot loss (TensorFlow's own
+    errors name neither, and on a GPU an out-of-range id gives NaN)."""
+    width = spec.shape[-1] if spec.shape and isinstance(spec.shape[-1], int) else None
+    if spec.kind == SPARSE:
+        if y.ndim >= 2 and y.shape[-1] > 1 and width is not None and y.shape[-1] == width:
+            raise ProfileError(f"--data array {key!r} holds one-hot rows of {y.shape[-1]}, but output {spec.name!r} "
+                               f"is trained with a sparse loss that takes class ids: save y.argmax(-1), or use a "
+                               f"categorical loss")
+        ids = y.reshape(-1)
+        if ids.size and (ids.dtype.kind not in "iu" and not np.all(np.equal(np.mod(ids, 1), 0))):
+            raise ProfileError(f"--data array {key!r} holds non-integer labels; output {spec.name!r}'s sparse loss "
+                               f"takes class ids 0..{(width or 1) - 1}")
+        if ids.size and width is not None and (ids.min() < 0 or ids.max() >= width):
+            raise ProfileError(f"--data array {key!r} holds class ids {_value_range(ids)}, but output {spec.name!r} "
+                               f"has {width} classes (ids 0..{width - 1})")
+    elif spec.kind == ONE_HOT and width is not None and (y.ndim < 2 or y.shape[-1] != width):
+        raise ProfileError(f"--data array {key!r} has labels of shape {list(y.shape[1:])}, but output "
+                           f"{spec.name!r}'s categorical loss takes one-hot rows of {width}: save "
+                           f"numpy.eye({width})[y], or use a sparse loss")
+
+
+def _value_range(values: np.ndarray) -> str:
+    return f"{values.min():g}..{values.max():g}"
 
 
 def _shape_fits(actual: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:

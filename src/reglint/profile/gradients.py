@@ -39,9 +39,15 @@ def regularizer_info(reg) -> dict[str, Any] | None:
     if reg is None:
         return None
     out: dict[str, Any] = {"class": type(reg).__name__}
+    try:  # Keras 3 keeps L1's l1 and the orthogonal factor as tensors; its config holds them as numbers
+        config = reg.get_config() or {}
+    except Exception:  # a custom regularizer without a usable config
+        config = {}
     for attr in ("l1", "l2", "factor"):
         value = getattr(reg, attr, None)
-        if isinstance(value, (int, float, np.floating)):
+        if not isinstance(value, (int, float, np.floating)):
+            value = config.get(attr)
+        if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool):
             out[attr] = float(value)
     mode = getattr(reg, "mode", None)
     if isinstance(mode, str):

@@ -190,8 +190,12 @@ def _twin(result: ProfileResult, console) -> None:
     if twin is None:
         return
     pen, ref = twin.penalized, twin.unregularized
-    where = "synthetic data (one batch), no held-back slice" if twin.synthetic else \
-        f"held-back slice of {g(twin.held_out.get('samples'))} examples"
+    if twin.synthetic:
+        where = "synthetic data (one batch), no held-back slice"
+    elif twin.held_out.get("samples"):
+        where = f"held-back slice of {g(twin.held_out.get('samples'))} examples"
+    else:  # too few examples to hold any back (data.MIN_HOLD_OUT_SAMPLES)
+        where = "no held-back slice (too few examples): both runs are judged on their training loss"
     console.print(f"  twin: from the saved weights, fresh optimizers, the same batches in the same order; {where}")
     console.print(f"  [dim]budget: {markup(twin.budget.reason)}[/]")
     if twin.removed:

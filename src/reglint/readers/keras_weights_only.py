@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reglint.errors import ModelReadError
-from reglint.model import Layer, Model, Role, Variable
+from reglint.model import UNRECORDED_CLASS, Layer, Model, Role, Variable
 from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.keras_layers import role_from_weight_name
 from reglint.readers.limits import ReadOptions
@@ -66,7 +66,7 @@ def _legacy(h5, model: Model, options: ReadOptions) -> None:
         group = h5_get(h5, name)
         if not isinstance(group, h5py.Group):
             continue
-        layer = Layer(name=name, path=name, class_name="?", custom=True)
+        layer = Layer(name=name, path=name, class_name=UNRECORDED_CLASS)
         for weight in attr_strings(group.attrs, "weight_names"):
             ds = h5_get(group, weight)
             if not isinstance(ds, h5py.Dataset):
@@ -108,7 +108,7 @@ def _collect_layer(index: H5Index, path: str, label: str, model: Model, options:
     """One layer: its own ``vars`` and those of its sub-objects (``cell``,
     ``forward_layer``), but not nested layers (``layers/``), which are
     layers of their own."""
-    layer = Layer(name=label.split("/")[-1], path=label, class_name="?", custom=True)
+    layer = Layer(name=label.split("/")[-1], path=label, class_name=UNRECORDED_CLASS)
 
     def visit(group: str, prefix: str, depth: int) -> None:
         for name, kind in sorted(index.children(group), key=lambda c: (c[1] != DATASET, _order(c[0]))):

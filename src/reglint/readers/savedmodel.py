@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError
-from reglint.model import Layer, Model, Variable
+from reglint.model import UNRECORDED_CLASS, Layer, Model, Variable
 from reglint.readers.keras_build import (
     FoundTensor,
     attach_outputs,
@@ -399,7 +399,7 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
             continue  # Keras 3's RNG state (Dropout, LSTM): no model weight, not in count_params()
         layer_path = "/".join(parts[:-1]) or parts[0]
         layer = layers.setdefault(layer_path, Layer(name=parts[-2] if len(parts) > 1 else parts[0],
-                                                    path=layer_path, class_name="?", custom=True))
+                                                    path=layer_path, class_name=UNRECORDED_CLASS))
         short, role = role_from_weight_name(parts[-1])
         entry = entries[key]
         trainable = saved.trainable if saved is not None else not role.is_statistic

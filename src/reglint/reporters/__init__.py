@@ -96,7 +96,7 @@ def parse_outputs(spec: str, output_file: str | Path | None, *,
 
 
 def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
-                  extra: tuple[tuple[str, str], ...] = ()) -> None:
+                  extra: tuple[tuple[str, str], ...] = (), data: str | None = None) -> None:
     """Refuse, before any model is read, a report file that cannot be written
     or must not be: its folder missing or read-only, a folder in its place,
     two reports (or a report and ``extra``, the baseline being created) in
@@ -115,11 +115,14 @@ def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
     model_files = {_file_id(m) for m in models if m.is_file()}
     model_files |= {_file_id(Path(root) / name) for folder in folders
                     for root, _, names in os.walk(folder) for name in names}
+    data_file = _file_id(Path(data).resolve()) if data is not None and Path(data).is_file() else None
     seen: dict[Any, str] = {}
     for what, target in [(_label(fmt), t) for fmt, t in outputs if t is not None] + list(extra):
         path = Path(target)
         resolved = path.resolve()
         key = _file_id(resolved) if resolved.is_file() else resolved
+        if data_file is not None and key == data_file:
+            raise ConfigError(f"refusing to write the {what} to {target}: it is the --data file")
         if key in seen:
             raise ConfigError(f"the {seen[key]} and the {what} both go to {target}: give each its own file")
         seen[key] = what
