@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reglint.engine.finding import Severity
+from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.settings import Settings
 from reglint.errors import ConfigError, ReglintError
@@ -79,7 +80,7 @@ def run_check(opts: CheckOptions) -> int:
     # is not a Keras architecture) is skipped, as the docs say; named, it is an error.
     report.files.extend(r for r in linted if not (r.not_a_model and r.path in searched))
     for file_report in report.errors:
-        err(f"{file_report.path}: {file_report.error}")
+        err(f"{display_path(file_report.path)}: {file_report.error}")
     if report.files and len(report.errors) == len(report.files):
         return 2  # nothing was read: the error lines are the whole answer, no report
     try:
