@@ -36,9 +36,9 @@ def model_paths(paths: tuple[Any, ...]) -> list[str]:
 
 def selectors(value: Any, option: str, *, allow_empty: bool = True) -> list[str]:
     """Rule codes, prefixes or names as the CLI's ``--select`` takes them
-    (``cli.run._codes``): a string is one value of the flag (``"RL001"``,
+    (``config.loader.parse_selectors``, as the CLI): a string is one value of the flag (``"RL001"``,
     ``"RL001,RL0"``), any other iterable holds such strings."""
-    from reglint.cli.run import _codes
+    from reglint.config.loader import parse_selectors
 
     if isinstance(value, str):
         values = [value]
@@ -55,7 +55,7 @@ def selectors(value: Any, option: str, *, allow_empty: bool = True) -> list[str]
             return []
         raise ValueError(f"{option} is empty: it would run no rule; give codes or prefixes such as ['RL001', 'RL01']")
     try:
-        return _codes(values, option)
+        return parse_selectors(values, option)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
 
