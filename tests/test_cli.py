@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from reglint.engine.identity import display_path
+
 from helpers import FIXTURES, KERAS_FIXTURES
 
 BAD = str(KERAS_FIXTURES / "scenario_penalty_dominates.keras")
@@ -192,9 +194,9 @@ def test_unreadable_input_is_one_line_and_others_are_still_linted(tmp_path):
     result = reglint(BAD, str(broken), "--format", "json", "--no-cache")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "broken.keras" in result.stderr
-    files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
-    assert files[str(broken)]["error"] and files[str(broken)]["model"] is None
-    assert files[BAD]["error"] is None and files[BAD]["findings"][0]["code"] == "RL001"
+    files = {f["path"]: f for f in json.loads(result.stdout)["files"]}  # named from the working directory
+    assert files[display_path(str(broken))]["error"] and files[display_path(str(broken))]["model"] is None
+    assert files[display_path(BAD)]["error"] is None and files[display_path(BAD)]["findings"][0]["code"] == "RL001"
 
 
 def test_json_contract():
@@ -414,7 +416,7 @@ def test_a_json_that_is_no_model_is_skipped_in_a_folder_but_refused_when_named(t
     assert looks_like_keras_json(KERAS_FIXTURES.parent / "exactness" / "json_mlp.json")
     result = reglint(str(tmp_path), "--format", "json", "--no-cache")
     assert (result.returncode, result.stderr) == (0, "")
-    assert [f["path"] for f in json.loads(result.stdout)["files"]] == [str(tmp_path / "model.keras")]
+    assert [f["path"] for f in json.loads(result.stdout)["files"]] == [display_path(str(tmp_path / "model.keras"))]
     for name in ("training_log.json", "layer.json"):
         result = reglint(str(tmp_path / name), "--no-cache")
         assert (result.returncode, result.stdout) == (2, "")
@@ -422,7 +424,7 @@ def test_a_json_that_is_no_model_is_skipped_in_a_folder_but_refused_when_named(t
         # pre-commit names every .json of a commit (with --force-exclude): skipped there too
         result = reglint("--force-exclude", str(tmp_path / name), GOOD, "--no-cache", "-f", "json")
         assert (result.returncode, result.stderr) == (0, "")
-        assert [f["path"] for f in json.loads(result.stdout)["files"]] == [GOOD]
+        assert [f["path"] for f in json.loads(result.stdout)["files"]] == [display_path(GOOD)]
 
 
 def test_create_baseline_reports_read_errors_and_exits_2(tmp_path):

@@ -181,9 +181,12 @@ def test_a_folder_argument_splits_by_config_too(tree):
     assert set(found) == {"a/models/w.keras", "b/models/m.keras"} and found["b/models/m.keras"] == {"RL001"}
 
 
-def test_one_config_keeps_paths_relative_to_its_folder(tree):
-    found = codes_by_file(reglint(tree, "a/models/w.keras", "-f", "json-lines"))
-    assert set(found) == {"models/w.keras"}  # relative to a/, where its config lives
+def test_a_file_under_its_own_config_is_named_from_the_working_directory(tree):
+    # Alone or beside another file, a/models/w.keras keeps one name: relative to
+    # where reglint ran (where CI resolves it), not to a/, where its config lives.
+    alone = codes_by_file(reglint(tree, "a/models/w.keras", "-f", "json-lines"))
+    beside = codes_by_file(reglint(tree, "a/models/w.keras", "b/models/m.keras", "-f", "json-lines"))
+    assert set(alone) == {"a/models/w.keras"} and "a/models/w.keras" in beside
 
 
 def test_relative_path_uses_its_real_ancestors(tree):

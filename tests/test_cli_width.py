@@ -13,6 +13,7 @@ import sys
 import pytest
 from rich.console import Console
 
+from reglint.engine.identity import display_path
 from reglint.engine.report import RunReport
 from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
@@ -64,7 +65,7 @@ def test_piped_output_never_wraps(columns):
             assert "        fix: " + finding.remedy in lines
     for report in reports:
         file_report = report.files[0]
-        header = next(line for line in lines if line.startswith(file_report.path + "  ("))
+        header = next(line for line in lines if line.startswith(display_path(file_report.path) + "  ("))
         assert header.endswith("non-trainable")  # path and parameter counts on one line
         for layer in file_report.model.layers:
             if layer.variables:

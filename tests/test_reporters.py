@@ -135,12 +135,15 @@ def test_sarif_points_savedmodel_findings_at_saved_model_pb(tmp_path, monkeypatc
     assert uri == "sm/saved_model.pb"
 
 
-def test_sarif_paths_are_relative_to_the_config_root(tmp_path):
-    settings = Settings(root=str(tmp_path))
+def test_sarif_paths_are_relative_to_the_working_directory_not_the_config(tmp_path, monkeypatch):
+    """%SRCROOT% is where reglint ran (the checkout GitHub resolves against), even
+    when the file's configuration lives deeper."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(root=str(tmp_path / "models"))
     report = synthetic(path=str(tmp_path / "models" / "a.keras"))
-    doc = sarif_log(report, settings)
-    assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
-        "models/a.keras"
+    run = sarif_log(report, settings)["runs"][0]
+    assert run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/a.keras"
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == tmp_path.resolve().as_uri() + "/"
 
 
 def test_sarif_uris_are_percent_encoded_and_outside_files_are_file_uris(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reglint.engine.finding import Severity
+from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.settings import Settings
 from reglint.errors import ConfigError, ReglintError
@@ -79,7 +80,7 @@ def run_check(opts: CheckOptions) -> int:
     # is not a Keras architecture) is skipped, as the docs say; named, it is an error.
     report.files.extend(r for r in linted if not (r.not_a_model and r.path in searched))
     for file_report in report.errors:
-        err(f"{file_report.path}: {file_report.error}")
+        err(f"{display_path(file_report.path)}: {file_report.error}")
     if report.files and len(report.errors) == len(report.files):
         return 2  # nothing was read: the error lines are the whole answer, no report
     try:
@@ -305,23 +306,10 @@ def exit_code(report: RunReport, groups: list[tuple[Settings, list[str]]], defau
 
 def _codes(values: list[str], option: str) -> list[str]:
     """``--select RL001,RL0 --select penalty-dominates-loss`` -> codes and
-    prefixes; an unknown selector, or a value holding none (``''``, ``,``),
-    is a usage error (ruff: "invalid rule code or prefix"), never a silent
-    no-op."""
-    from reglint.config.loader import normalize_selector, selector_hint
+    prefixes (``config.loader.parse_selectors``, which reglint.lint() shares)."""
+    from reglint.config.loader import parse_selectors
 
-    out = []
-    for value in values:
-        items = [v.strip() for v in value.split(",") if v.strip()]
-        if not items:
-            # An unset shell variable (--select "$RULES") must not select nothing and pass every model.
-            raise ConfigError(f"'{option}' got no rule code ({value!r}): give codes or prefixes such as RL001,RL01")
-        for item in items:
-            sel = normalize_selector(item)
-            if sel is None:
-                raise ConfigError(f"invalid rule code or prefix {item!r} for '{option}'{selector_hint(item)}")
-            out.append(sel)
-    return out
+    return parse_selectors(values, option)
 
 
 def lint_all(files: list[str], settings: Settings, *, jobs: int, use_cache: bool, progress: bool) -> list[FileReport]:

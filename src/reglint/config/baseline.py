@@ -4,12 +4,22 @@ The file (default ``.reglint-baseline.json``) holds two sections, as
 detekt's does:
 
 * ``findings``: written by ``--create-baseline``; each keyed by a
-  fingerprint, the sha256 of rule + repo-relative path + layer + target.
+  fingerprint, the sha256 of rule + path + layer + target.
   Never a value: lambdas and weights change on every retrain, and a
   baseline that broke on each one would be useless. ``observed`` records
   the numbers for the reader only.
 * ``manually-suppressed``: curated by hand (rule, path glob, layer glob,
   reason, optional expiry date); kept as is when the baseline is rewritten.
+
+Paths in the file (and the hand-curated globs) are relative to the
+baseline file's folder, with ``/``: a baseline committed at the repository
+root matches from any working directory and whatever configuration governs
+each model. The file says so (``"paths": "relative-to-baseline"``). A file
+written before that (no ``paths`` key) stored paths relative to the
+configuration's folder, else the working directory, which depended on the
+command line; its entries still match where they name one file without
+doubt: relative to the baseline's folder or to the working directory, and
+only when those two readings do not name two different existing files.
 
 Filtering moves matching findings to ``FileReport.suppressed``.
 """
@@ -19,6 +29,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
@@ -26,13 +37,14 @@ from typing import Any
 
 from reglint import __version__
 from reglint.engine.finding import Finding
-from reglint.engine.identity import display_path, fingerprint
+from reglint.engine.identity import display_path, fingerprint, relative_to
 from reglint.engine.report import RunReport
 from reglint.engine.settings import Settings
 from reglint.errors import ConfigError
 
 BASELINE_VERSION = 1
 MANUAL = "manually-suppressed"
+PATHS_KEY, PATHS_RELATIVE_TO_BASELINE = "paths", "relative-to-baseline"
 
 
 def baseline_fingerprint(finding: Finding, rel_path: str) -> str:
@@ -46,12 +58,13 @@ def write_baseline(path: str | Path, report: RunReport, settings: Settings) -> N
     manual = load_baseline(path)[MANUAL] if path.exists() else []
     entries: list[dict[str, Any]] = []
     for file_report in report.files:
-        rel = display_path(file_report.path, settings)
+        rel = baseline_path(file_report.path, path)
         entries.extend(_entry(finding, rel) for finding in file_report.findings)
     entries.sort(key=lambda e: (e["path"], e["rule"], e["layer"] or "", e["parameter"] or ""))
     document = {
         "version": BASELINE_VERSION,
         "tool": {"name": "reglint", "version": __version__},
+        PATHS_KEY: PATHS_RELATIVE_TO_BASELINE,
         "generated": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "findings": _unique(entries),
         MANUAL: manual,
@@ -69,18 +82,52 @@ def filter_by_baseline(path: str | Path, report: RunReport, settings: Settings,
     data = load_baseline(path)
     known = {entry["fingerprint"] for entry in data["findings"]}
     manual = _active(data[MANUAL], path, today or _dt.date.today())
+    legacy = data.get(PATHS_KEY) != PATHS_RELATIVE_TO_BASELINE
     moved = 0
     for file_report in report.files:
-        rel = display_path(file_report.path, settings)
+        names = _names(file_report.path, path, legacy)
         kept = []
         for finding in file_report.findings:
-            if baseline_fingerprint(finding, rel) in known or _manually(finding, rel, manual):
+            if any(baseline_fingerprint(finding, rel) in known or _manually(finding, rel, manual) for rel in names):
                 file_report.suppressed.append(finding)
                 moved += 1
             else:
                 kept.append(finding)
         file_report.findings = kept
     return moved
+
+
+def baseline_path(model_path: str, baseline: str | Path) -> str:
+    """``model_path`` as the baseline stores it: relative to the baseline
+    file's folder with ``/`` (``../`` where it lies beside that folder;
+    absolute on another drive)."""
+    folder = os.path.dirname(os.path.abspath(baseline))
+    inside = relative_to(model_path, folder)
+    if inside is not None:
+        return inside
+    try:
+        return Path(os.path.relpath(os.path.abspath(model_path), folder)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return Path(os.path.abspath(model_path)).as_posix()
+
+
+def _names(model_path: str, baseline: Path, legacy: bool) -> list[str]:
+    """The paths an entry may name ``model_path`` by. A legacy baseline's
+    path may also be relative to the working directory; that reading counts
+    only when the same text, read relative to the baseline's folder, is not
+    another existing file (else the entry is ambiguous and matches neither)."""
+    names = [baseline_path(model_path, baseline)]
+    if not legacy:
+        return names
+    folder, here = os.path.dirname(os.path.abspath(baseline)), os.path.abspath(model_path)
+    bases = (folder, os.getcwd())
+    for name in {baseline_path(model_path, baseline), display_path(model_path)}:
+        readings = {os.path.normpath(os.path.join(base, name)) for base in bases}
+        if any(os.path.exists(other) for other in readings - {here}):
+            names = [n for n in names if n != name]
+        elif name not in names:
+            names.append(name)
+    return names
 
 
 # ---------------------------------------------------------------------------

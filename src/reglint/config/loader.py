@@ -338,6 +338,25 @@ def selector_hint(item: str) -> str:
     return f"; did you mean '{close[0]}'?" if close else " (`reglint rules` lists them)"
 
 
+def parse_selectors(values: list[str], option: str) -> list[str]:
+    """``["RL001,RL0", "penalty-dominates-loss"]`` (the values of ``--select``
+    or of reglint.lint()'s ``select``) -> codes and prefixes; an unknown
+    selector, or a value holding none (``''``, ``,``), is a ConfigError
+    (ruff: "invalid rule code or prefix"), never a silent no-op."""
+    out = []
+    for value in values:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if not items:
+            # An unset shell variable (--select "$RULES") must not select nothing and pass every model.
+            raise ConfigError(f"'{option}' got no rule code ({value!r}): give codes or prefixes such as RL001,RL01")
+        for item in items:
+            sel = normalize_selector(item)
+            if sel is None:
+                raise ConfigError(f"invalid rule code or prefix {item!r} for '{option}'{selector_hint(item)}")
+            out.append(sel)
+    return out
+
+
 def _selectors(where: _Where, value: Any, dotted: str) -> list[str]:
     """Rule codes or prefixes (or ALL or rule names), each matching at least one rule."""
     out = []

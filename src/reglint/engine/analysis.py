@@ -122,6 +122,8 @@ class TrainingContext:
         # not only for the command line and the config file.
         for f in fields(self):
             value, meta = getattr(self, f.name), f.metadata
+            if "help" in meta and value is not None:
+                _check_kind(f.name, value, _option_of(f).kind)
             if f.name == "optimizer" and value is not None:
                 from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
 
@@ -156,6 +158,18 @@ class TrainingContext:
         if per_epoch is not None and self.epochs is not None:
             return per_epoch * self.epochs
         return None
+
+
+def _check_kind(name: str, value: Any, kind: type) -> None:
+    """TypeError naming the option when ``value`` is not of its kind (an
+    integer, a number, a string): ``samples="many"`` must not reach the
+    arithmetic. A bool is no number here."""
+    import numbers
+
+    wanted = {int: (numbers.Integral, "an integer"), float: (numbers.Real, "a number"), str: (str, "a string")}
+    base, words = wanted[kind]
+    if isinstance(value, bool) or not isinstance(value, base):
+        raise TypeError(f"{name} must be {words}, got {value!r} ({type(value).__name__})")
 
 
 def optimizer_context_note(saved: Optimizer | None, ctx: TrainingContext) -> str | None:

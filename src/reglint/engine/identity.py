@@ -1,8 +1,11 @@
 """The stable identity of a finding and the paths it is reported under:
-repo-relative paths with ``/`` (relative to the config file's folder, else
-the working directory) and fingerprints that hash rule + path + layer +
-target, never a value, so they survive a retrain. Baselines and every CI
-format share them.
+paths relative to the working directory with ``/`` (as ruff shows them: as
+the user sees them from where reglint ran; absolute for a file outside it),
+the same for every file whatever configuration governs it and whatever else
+is on the command line, and fingerprints that hash rule + path + layer +
+target, never a value, so they survive a retrain. Every CI format shares
+them; baselines store their own paths (relative to the baseline file's
+folder, see ``reglint.config.baseline``).
 
 >>> fingerprint("RL001", "models/a.keras", None, "penalty") == fingerprint("RL001", "models/a.keras", "", "penalty")
 True
@@ -12,23 +15,34 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 
-def project_root(settings: Any = None) -> str:
-    """The folder paths are reported relative to: the config file's, else the cwd."""
-    root = getattr(settings, "root", None)
-    return os.path.abspath(root) if root else os.getcwd()
+def project_root() -> str:
+    """The folder reported paths are relative to: the working directory
+    (GitHub and GitLab resolve paths against the checkout, where CI runs)."""
+    return os.getcwd()
 
 
-def display_path(path: str, settings: Any = None) -> str:
-    """``path`` relative to the project root with ``/``; outside the root,
-    the path as given (still with ``/``)."""
-    rel = os.path.relpath(os.path.abspath(path), project_root(settings))
-    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
-        rel = path
-    return PurePosixPath(Path(rel).as_posix()).as_posix()
+def relative_to(path: str, base: str) -> str | None:
+    """``path`` relative to the folder ``base`` with ``/``, None when it
+    lies outside ``base``. Symbolic links in either are resolved when the
+    plain comparison fails (``/var`` and ``/private/var`` name one folder)."""
+    for resolve in (os.path.abspath, os.path.realpath):
+        try:
+            rel = os.path.relpath(resolve(path), resolve(base))
+        except ValueError:  # another drive (Windows)
+            continue
+        if not (rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel)):
+            return Path(rel).as_posix()
+    return None
+
+
+def display_path(path: str) -> str:
+    """``path`` as every reporter names it: relative to the working
+    directory with ``/``; outside it, absolute (still with ``/``)."""
+    rel = relative_to(path, project_root())
+    return rel if rel is not None else Path(os.path.abspath(path)).as_posix()
 
 
 def identity(code: str, rel_path: str, layer: str | None, target: str | None) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglint.engine.finding import Finding, Severity
+from reglint.engine.identity import display_path
 from reglint.model import Model, ParamGroup, Regularizer
 
 JSON_VERSION = 1
@@ -227,7 +228,7 @@ def analysis_to_dict(analysis, curves: list[Any] | None = None) -> dict[str, Any
 
 def file_to_dict(report: FileReport) -> dict[str, Any]:
     return {
-        "path": report.path,
+        "path": display_path(report.path),  # as every reporter names it: relative to the working directory
         "error": report.error,
         "model": model_to_dict(report.model, report.analysis, report.curves) if report.model is not None else None,
         "findings": [_finding_dict(f) for f in report.findings],

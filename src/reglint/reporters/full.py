@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reglint.engine.fmt import g, lam, pct
+from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, lambda_note, markup, plural, summary_line
 
@@ -41,7 +42,7 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     version = f", {label}{clean(model.framework_version)}" if model.framework_version else ""
     about = (f"({model.format}{version})  {g(model.total_params)} params: {g(model.trainable_params)} trainable, "
              f"{g(model.non_trainable_params)} non-trainable")
-    path = clean(rep.path)
+    path = clean(display_path(rep.path))
     if console.soft_wrap or len(path) + 2 + len(about) <= console.width:
         console.print(Text.assemble((path, "bold"), "  " + about))
     else:  # the path alone on its line, never broken by rich (a terminal may still fold it)
@@ -145,7 +146,7 @@ def param_group_lines(model, limit: int = 6) -> list[str]:
 
 def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
     if with_path and rep.findings:
-        console.print(Text(clean(rep.path), style="bold"))
+        console.print(Text(clean(display_path(rep.path)), style="bold"))
     for finding in rep.findings:
         style = SEVERITY_STYLE[finding.severity.value]
         where = f" [{clean(finding.layer)}]" if finding.layer else ""

@@ -36,9 +36,9 @@ def escape_property(text: str) -> str:
 def annotation(file_report: FileReport, finding: Finding, settings: Any = None) -> str:
     """One workflow command for one finding."""
     command = COMMAND[finding.severity.value]
-    path = artifact_path(file_report.path, settings)
+    path = artifact_path(file_report.path)
     props = f"file={escape_property(path)},line=1,title={escape_property(f'reglint ({finding.code})')}"
-    message = f"{clean(display_path(file_report.path, settings))}: {headline(finding)}"
+    message = f"{clean(display_path(file_report.path))}: {headline(finding)}"
     if finding.remedy:  # multi-line detail, as ruff does: %0A in the message
         message += "\nfix: " + clean(finding.remedy)
     if finding.fix is not None and finding.fix.changes:
@@ -80,10 +80,10 @@ def step_summary(report: RunReport, items: list[tuple[FileReport, Finding]], set
     lines.append(f"{plural(len(items), 'finding')} in {plural(len(report.files), 'model')}: "
                  + ", ".join(f"{n} {level}" for level, n in counts.items() if n) + ".")
     lines += ["", "| Model | Severity | Rule | Layer | Message |", "| --- | --- | --- | --- | --- |"]
-    by_model = sorted(items, key=lambda item: (display_path(item[0].path, settings), -item[1].severity.rank))
+    by_model = sorted(items, key=lambda item: (display_path(item[0].path), -item[1].severity.rank))
     for file_report, finding in by_model[:SUMMARY_ROWS]:
         lines.append("| " + " | ".join((
-            _code_span(display_path(file_report.path, settings)),
+            _code_span(display_path(file_report.path)),
             finding.severity.value,
             f"{finding.code} {_cell(finding.name)}",
             _code_span(finding.layer) if finding.layer else "",

@@ -38,7 +38,7 @@ def render_junit(report: RunReport, out: TextIO, settings: Any = None, **_: obje
 
 
 def _suite(file_report: FileReport, settings: Any) -> ET.Element:
-    path = xml_text(display_path(file_report.path, settings))
+    path = xml_text(display_path(file_report.path))
     suite = ET.Element("testsuite", name=path)
     failures = errors = 0
     if file_report.error:

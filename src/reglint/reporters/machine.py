@@ -2,8 +2,8 @@
 helpers every CI format shares: repo-relative paths, stable fingerprints and
 the ``RL900`` pseudo-finding for unreadable files.
 
-Paths are repo-relative with ``/`` (relative to the config file's folder,
-else the working directory). Fingerprints hash rule + path + layer + target,
+Paths are relative to the working directory with ``/`` (absolute for a
+file outside it), whatever configuration governs the file. Fingerprints hash rule + path + layer + target,
 never a value, so they survive a retrain.
 """
 
@@ -54,11 +54,11 @@ UNREADABLE_SUMMARY = "The file could not be read as a model, so none of its regu
 HF_ARTIFACTS = ("model.safetensors", "pytorch_model.bin", "optimizer.pt", "trainer_state.json", "config.json")
 
 
-def artifact_path(path: str, settings: Any = None) -> str:
+def artifact_path(path: str) -> str:
     """A file CI systems can attach a result to: a SavedModel folder is
     reported at its ``saved_model.pb`` (GitHub cannot fingerprint folders),
     a Hugging Face folder at its weights (else optimizer, trainer state)."""
-    rel = display_path(path, settings)
+    rel = display_path(path)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             for name in HF_ARTIFACTS:
@@ -121,7 +121,7 @@ def headline(finding: Finding) -> str:
 def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
     """One JSON object per finding (and per unreadable file), one per line."""
     for file_report, finding in results(report):
-        rel = display_path(file_report.path, settings)
+        rel = display_path(file_report.path)
         record = {
             "code": finding.code,
             "name": finding.name,
@@ -144,7 +144,7 @@ def render_concise(report: RunReport, out: TextIO, settings: Any = None, **_: ob
     the full report's count by severity (or ruff's ``All checks passed!``)."""
     count = 0
     for file_report, finding in results(report):
-        out.write(f"{clean(display_path(file_report.path, settings))}: {headline(finding)}\n")
+        out.write(f"{clean(display_path(file_report.path))}: {headline(finding)}\n")
         count += 1
     out.write(summary_line(report) + "\n" if count else "All checks passed!\n")
 
@@ -153,7 +153,7 @@ def render_pylint(report: RunReport, out: TextIO, settings: Any = None, **_: obj
     """pylint's parseable shape, line 1 (a model has no lines)."""
     for file_report, finding in results(report):
         where = f" [{clean(finding.layer)}]" if finding.layer else ""
-        out.write(f"{clean(display_path(file_report.path, settings))}:1: [{finding.code}]{where} "
+        out.write(f"{clean(display_path(file_report.path))}:1: [{finding.code}]{where} "
                   f"{clean(finding.message)}\n")
 
 
@@ -164,7 +164,7 @@ def render_gitlab(report: RunReport, out: TextIO, settings: Any = None, **_: obj
     """GitLab Code Quality JSON: one issue per finding, unique fingerprints."""
     issues, seen = [], set()
     for file_report, finding in results(report):
-        rel = display_path(file_report.path, settings)
+        rel = display_path(file_report.path)
         print_ = fingerprint(finding.code, rel, finding.layer, finding.target)
         digest, n = print_, 1
         while digest in seen:  # GitLab drops duplicates: number repeats
@@ -176,7 +176,7 @@ def render_gitlab(report: RunReport, out: TextIO, settings: Any = None, **_: obj
             "description": headline(finding),
             "severity": GITLAB_SEVERITY[finding.severity.value],
             "fingerprint": digest,
-            "location": {"path": artifact_path(file_report.path, settings),
+            "location": {"path": artifact_path(file_report.path),
                          "positions": {"begin": {"line": 1, "column": 1}}},
         })
     json.dump(issues, out, indent=2, ensure_ascii=False, allow_nan=False)

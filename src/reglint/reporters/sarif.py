@@ -69,25 +69,25 @@ def sarif_log(report: RunReport, settings: Any = None, flavor: str | None = None
     }
     if any(loc.get("physicalLocation", {}).get("artifactLocation", {}).get("uriBaseId") == SRCROOT
            for result in sarif_results for loc in result.get("locations", [])):
-        run["originalUriBaseIds"] = {SRCROOT: source_root(settings)}
+        run["originalUriBaseIds"] = {SRCROOT: source_root()}
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
 SRCROOT = "%SRCROOT%"
 
 
-def source_root(settings: Any = None) -> dict[str, Any]:
+def source_root() -> dict[str, Any]:
     """Where ``%SRCROOT%`` pointed on the machine that ran reglint (SARIF
-    2.1.0 §3.14.14: an absolute URI ending in ``/``): the project root the
-    relative paths are relative to. GitHub code scanning resolves
-    ``%SRCROOT%`` against its checkout instead; other viewers use this."""
+    2.1.0 §3.14.14: an absolute URI ending in ``/``): the working directory
+    the relative paths are relative to (the repository root in CI). GitHub
+    code scanning resolves ``%SRCROOT%`` against its checkout instead;
+    other viewers use this."""
     from pathlib import Path
 
     from reglint.engine.identity import project_root
 
-    return {"uri": Path(project_root(settings)).as_uri().rstrip("/") + "/",
-            "description": {"text": "The project root: the folder of the reglint configuration, else the "
-                                    "working directory."}}
+    return {"uri": Path(project_root()).as_uri().rstrip("/") + "/",
+            "description": {"text": "The working directory reglint ran in (the repository root in CI)."}}
 
 
 def resolve_flavor(settings: Any, flavor: str | None) -> str:
@@ -159,8 +159,8 @@ def _limit(text: str) -> str:
 
 def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: str,
             index: dict[str, int], occurrences: dict[str, int]) -> dict[str, Any]:
-    rel = display_path(file_report.path, settings)
-    uri = artifact_path(file_report.path, settings)
+    rel = display_path(file_report.path)
+    uri = artifact_path(file_report.path)
     digest = fingerprint(finding.code, rel, finding.layer, finding.target)
     # GitHub numbers repeated hashes within a file ("hash:2"); do the same so
     # two findings with one identity stay two alerts.
@@ -197,9 +197,9 @@ def artifact_location(path: str) -> dict[str, Any]:
     """SARIF's ``artifactLocation`` for ``artifact_path``'s answer: a URI
     reference percent-encoded per RFC 3986 (SARIF 2.1.0 §3.10: a space,
     ``%``, ``#``, ``?`` and a ``:`` that would read as a scheme all break a
-    raw path), relative to the project root (``%SRCROOT%``, the base GitHub
-    code scanning resolves against the checkout), or an absolute ``file://``
-    URI for a file outside the project.
+    raw path), relative to the working directory (``%SRCROOT%``, the base
+    GitHub code scanning resolves against the checkout), or an absolute
+    ``file://`` URI for a file outside it.
 
     >>> artifact_location("weird dir/a,b:c%d.keras")
     {'uri': 'weird%20dir/a%2Cb%3Ac%25d.keras', 'uriBaseId': '%SRCROOT%'}
