@@ -560,3 +560,21 @@ def test_a_training_output_folder_lints_every_model_in_it(tmp_path):
     assert result.returncode == 1
     by_path = {os.path.relpath(f["path"], run): f for f in json.loads(result.stdout)["files"]}
     assert "RL001" in {f["code"] for f in by_path["best.keras"]["findings"]}
+
+
+def test_explain_l1_tensor_with_an_unknown_initializer(tmp_path):
+    """L1 on a kernel whose initializer reglint cannot size (a custom one):
+    the L1 pull lambda*sign(w) needs no weight scale, so explain shows it
+    (it used to fail with an internal TypeError on 0.0 * None)."""
+    arch = json.loads((FIXTURES / "exactness" / "json_mlp.json").read_text())
+    dense = arch["config"]["layers"][1]["config"]
+    dense["kernel_regularizer"] = {"module": "keras.regularizers", "class_name": "L1", "config": {"l1": 0.01},
+                                   "registered_name": None}
+    dense["kernel_initializer"] = {"module": None, "class_name": "MyInit", "config": {},
+                                   "registered_name": "acme>MyInit"}
+    path = tmp_path / "l1_custom_init.json"
+    path.write_text(json.dumps(arch))
+    result = reglint("explain", str(path), "-f", "json")
+    assert result.returncode == 0, result.stderr
+    tensors = json.loads(result.stdout)["tensors"]
+    assert [t["gradient_per_weight"] for t in tensors if t["regularizer"] == "L1(0.01)"] == [pytest.approx(0.01)]

@@ -93,7 +93,8 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "initializer": var.initializer.name if var.initializer else None,
         "init_rms": sigma,
         "rms_from": weights_from,  # "init" (the initializer's) or "saved" (no initializer recorded)
-        "gradient_per_weight": (2 * l2 * sigma + l1) if sigma is not None or not l2 else None,
+        # L1's pull lambda*sign(w) needs no weight scale; L2's 2*lambda*w needs sigma
+        "gradient_per_weight": (2 * l2 * sigma if l2 else 0.0) + l1 if sigma is not None or not l2 else None,
         "gradient_formula": gradient_formula(l2, l1),
         "l1_step": dyn.l1_step(l1) if l1 else None,
         "sum_sq_init": p.sum_sq_init,
