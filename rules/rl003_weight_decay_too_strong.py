@@ -131,7 +131,7 @@ degraded (bench/CALIBRATION.md).
 from __future__ import annotations
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import g, lam
+from reglint.engine.fmt import amount, g, lam
 from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
@@ -285,7 +285,7 @@ class WeightDecayTooStrong(Rule):
         # halving from the real per-step contraction (momentum's oscillating mode included)
         halving = halving_steps(dyn.contraction(stacked.l2 if stacked else 0.0) or r)
         wipe = "zeroes or flips the weights every step" if r >= 1 else \
-            f"halves an unsupported weight every {_steps(halving)}"
+            f"halves an unsupported weight every {amount(halving, 'step')}"
         if flattens and r < self.thresholds["decay-step-error"]:
             wipe += (f"; under {model.optimizer.class_name} no weight can stay above about 1/wd = "
                      f"{g(1 / dyn.weight_decay)}, {g(q, 2)}x below the kernels' init RMS")
@@ -364,9 +364,3 @@ def _group_text(model) -> str:
         if (group.weight_decay, group.coupled_l2) == (opt.weight_decay, opt.coupled_l2):
             return f" in param group {group.index} ({group.size} tensors)"
     return ""
-
-
-def _steps(count: float | None) -> str:
-    """A number of steps, in words: "1 step", "3.5 steps"."""
-    text = g(count, 2)
-    return f"{text} step" if text == "1" else f"{text} steps"

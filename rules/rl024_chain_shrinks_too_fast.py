@@ -96,7 +96,7 @@ depends on the data, which ``reglint profile --data`` measures.
 from __future__ import annotations
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import g, lam
+from reglint.engine.fmt import amount, g, lam
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
 from reglint.estimate.dynamics import halving_steps
@@ -156,8 +156,7 @@ class ChainShrinksTooFast(Rule):
         # from a shrink of 1 per step the update overshoots zero instead
         slow_layer = min(chain, key=lambda path: shrinks[path][0])
         halving = halving_steps(dyn.contraction(shrinks[slow_layer][1].l2)) if slowest < 1 else None
-        pace = (f"halving an unsupported weight every {g(halving, 2)} step{'' if g(halving, 2) == '1' else 's'}"
-                if halving is not None else
+        pace = (f"halving an unsupported weight every {amount(halving, 'step')}" if halving is not None else
                 "over 1, so each step overshoots zero and flips the weights")
         fix = self.fix(analysis, shrinks)
         penalty = shrinks[chain[0]][1]

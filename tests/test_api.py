@@ -93,6 +93,7 @@ def test_a_plain_string_is_one_value_of_the_flag_not_its_characters():
     ({"thresholds": {"penalty-ratio-warning": "abc"}},
      "'thresholds.penalty-ratio-warning' in reglint.lint(): expected a number"),
     ({"epochs": 3, "steps": 5}, "epochs and steps both set the training's length"),
+    ({"epochs": 3}, "epochs=3 needs samples=N (training examples) to count steps"),
 ])
 def test_bad_selection_thresholds_and_length_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)) as raised:

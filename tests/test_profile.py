@@ -705,27 +705,6 @@ def test_device_selection_without_tensorflow():
         select_device(fake_tf([]), "gpu")
 
 
-def test_data_that_is_not_an_npz_or_needs_pickle_is_refused_by_name(tmp_path):
-    """Anything but a zip archive would reach np.load's pickle fallback, and
-    object arrays need pickle: both refused with what to do, no numpy hint
-    about allow_pickle."""
-    from reglint.profile import ProfileError
-    from reglint.profile.data import load_npz
-
-    junk = tmp_path / "junk.npz"
-    junk.write_bytes(b"not an npz at all")
-    with pytest.raises(ProfileError, match=r"not a \.npz archive") as raised:
-        load_npz(junk, "x", "y")
-    assert "allow_pickle" not in str(raised.value)
-    with pytest.raises(ProfileError, match=r"a zip archive with no arrays in it \(it holds metadata.json"):
-        load_npz(KERAS_FIXTURES / "dense_l2.keras", "x", "y")  # a model given as --data
-    objects = tmp_path / "objects.npz"
-    np.savez(objects, x=np.array([{"a": 1}] * 4, dtype=object), y=np.zeros(4))
-    with pytest.raises(ProfileError, match="object arrays") as raised:
-        load_npz(objects, "x", "y")
-    assert "allow_pickle" not in str(raised.value)
-
-
 def test_rl017_remedy_names_the_decay_that_collapsed_the_run():
     """Under AdamW with weight_decay 10 and no regularizer, RL017's remedy is
     the weight_decay, not 'a smaller lambda or decoupled weight_decay'."""
@@ -766,51 +745,3 @@ def test_too_few_examples_to_hold_back_says_so(models, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert "no held-back slice (too few examples)" in " ".join(out.split()) and "? examples" not in out
-
-
-def test_labels_are_checked_against_the_loss_before_training():
-    """One-hot rows for a sparse loss, class ids past the output's width and
-    integer ids for a categorical loss: a ProfileError that says what fits,
-    before TensorFlow sees them (its own errors name neither)."""
-    from reglint.profile import ProfileError
-    from reglint.profile.data import ONE_HOT, SPARSE, InputSpec, NpzData, TargetSpec, batches_from_npz
-
-    x = np.zeros((8, 4), "float32")
-    inputs = [InputSpec("x", (4,), "float32")]
-
-    def batches(y, kind):
-        data = NpzData("d.npz", [x], [y], ["x"], ["y"])
-        return batches_from_npz(data, inputs, [TargetSpec("out", (4,), kind)], 4, 0)
-
-    ids = np.array([0, 1, 2, 3, 0, 1, 2, 3])
-    assert batches(ids, SPARSE) is not None and batches(np.eye(4)[ids], ONE_HOT) is not None
-    with pytest.raises(ProfileError, match=r"one-hot rows of 4.*argmax"):
-        batches(np.eye(4)[ids], SPARSE)
-    with pytest.raises(ProfileError, match=r"class ids 10\.\.13, but output 'out' has 4 classes"):
-        batches(ids + 10, SPARSE)
-    with pytest.raises(ProfileError, match=r"one-hot rows of 4: save numpy.eye\(4\)\[y\]"):
-        batches(ids, ONE_HOT)
-
-
-def test_custom_objects_are_named_plainly():
-    """What safe mode refuses, in words: a registered function by its name
-    (no '(builtins)'), a class as a class."""
-    from reglint.profile.command import _custom_object
-
-    fn = {"module": "builtins", "class_name": "function", "config": "my_loss", "registered_name": "mine>my_loss"}
-    assert _custom_object(fn) == "function mine>my_loss"
-    assert _custom_object({"module": "acme.losses", "class_name": "function", "config": "f",
-                           "registered_name": None}) == "function f (module acme.losses)"
-    assert _custom_object({"module": None, "class_name": "ScaledL2", "registered_name": "acme>ScaledL2"}) \
-        == "class acme>ScaledL2"
-    assert _custom_object({"module": "keras.losses", "class_name": "Huber", "registered_name": None}) is None
-
-
-def test_report_over_the_data_file_is_refused_by_name(tmp_path):
-    data = tmp_path / "d.npz"
-    np.savez(data, x=np.zeros((4, 8), "float32"), y=np.zeros(4, "int32"))
-    before = data.read_bytes()
-    result = subprocess.run([str(REGLINT), "profile", str(KERAS_FIXTURES / "dense_l2.keras"), "--data", str(data),
-                             "-o", str(data)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip().endswith("it is the --data file")
-    assert data.read_bytes() == before

@@ -76,7 +76,8 @@ def thresholds(value: Any) -> dict[str, float]:
 
 def context_keys(context: dict[str, Any]) -> None:
     """The training-context keywords: known names (TypeError with a
-    suggestion), and not both ``epochs`` and ``steps`` (as the CLI)."""
+    suggestion), not both ``epochs`` and ``steps``, and ``epochs`` only with
+    ``samples`` (as the CLI)."""
     import difflib
     from dataclasses import fields
 
@@ -90,3 +91,7 @@ def context_keys(context: dict[str, Any]) -> None:
                             + (f"; did you mean {close[0]!r}?" if close else f"; context keys: {', '.join(known)}"))
     if context.get("epochs") is not None and context.get("steps") is not None:
         raise ValueError("epochs and steps both set the training's length: give steps=T, or epochs=E with samples=N")
+    if context.get("epochs") is not None and context.get("samples") is None:
+        # as the CLI's --epochs: without N no length is known, and a silent no-op would mislead
+        raise ValueError(f"epochs={context['epochs']} needs samples=N (training examples) to count steps; or give "
+                         f"steps=T")

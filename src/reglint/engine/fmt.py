@@ -64,6 +64,16 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     return f"{count:,} {noun if count == 1 else (many or noun + 's')}"
 
 
+def amount(value: float | None, noun: str, digits: int = 2) -> str:
+    """A measured quantity and its noun in the right number, as shown.
+
+    >>> amount(1.0, "step"), amount(3.49, "step"), amount(13.16, "step")
+    ('1 step', '3.5 steps', '13 steps')
+    """
+    text = g(value, digits)
+    return f"{text} {noun}" if text == "1" else f"{text} {noun}s"
+
+
 def lam(reg) -> str:
     """A regularizer as the user wrote it: L2(0.01), L1L2(l1=1e-05, l2=0.0001)."""
     if reg.kind == "l2":
