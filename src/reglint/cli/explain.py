@@ -163,16 +163,17 @@ def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
     joins the gradient, an L2 penalty of factor ``wd/2``; under SGD the
     shrink is ``lr*wd/(1-momentum)``, under Adam-family optimizers the
     gradient's normalisation leaves no static shrink (RL007)."""
+    from reglint.readers.torch_optim import torch_weight_decay
+
     dyn, ctx = report.analysis.dynamics, report.analysis.context
-    coupled_wd = 2.0 * dyn.coupled_l2  # torch's weight_decay: coupled_l2 is its L2 factor wd/2
+    coupled_wd = torch_weight_decay(None, dyn.coupled_l2) or 0.0  # torch's wd: coupled_l2 is its L2 factor wd/2
     if not dyn.weight_decay and not coupled_wd:
         return None
     kind = "decoupled" if not coupled_wd else ("coupled" if not dyn.weight_decay else "coupled+decoupled")
     formula = {"decoupled": "lr*weight_decay", "coupled+decoupled": "lr*wd/(1-momentum) + lr*weight_decay",
                "coupled": "lr*weight_decay/(1-momentum)"}[kind]
-    shrink = dyn.total_shrink(0.0) if kind != "decoupled" else dyn.decoupled_shrink
-    if kind != "decoupled" and dyn.family != "sgd":
-        shrink = dyn.decoupled_shrink  # the coupled part is normalised away (RL007): no static shrink
+    # Dynamics adds the coupled part only under SGD: elsewhere it is normalised away (RL007)
+    shrink = dyn.total_shrink(0.0)
     per_epoch = ctx.steps_per_epoch()
     findings = [f for f in report.findings if f.target == "optimizer.weight_decay"]
     changes = [{"code": f.code, "aim": f.fix.aim, **c.to_dict()} for f in report.findings if f.fix is not None

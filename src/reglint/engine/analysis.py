@@ -206,9 +206,9 @@ def _class_of(setting: str) -> str:
 def _torch_number(opt: Optimizer) -> float | None:
     """The decay as the file's framework wrote it: a decoupled one as is, a
     coupled ``L2(c)`` as torch's ``weight_decay`` 2c."""
-    if opt.weight_decay:
-        return opt.weight_decay
-    return 2.0 * opt.coupled_l2 if opt.coupled_l2 else None
+    from reglint.readers.torch_optim import torch_weight_decay
+
+    return torch_weight_decay(opt.weight_decay, opt.coupled_l2)
 
 
 # ``target = "kernel"`` (``--l2``'s target) means a layer's weight kernels as

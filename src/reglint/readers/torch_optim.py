@@ -200,6 +200,18 @@ def decay_fields(wd: float, decoupled: bool | None) -> tuple[float | None, float
     return (wd if decoupled else None, wd / 2.0 if decoupled is False else None)
 
 
+def torch_weight_decay(weight_decay: float | None, coupled_l2: float | None) -> float | None:
+    """``decay_fields`` inverted: the ``weight_decay`` a torch optimizer was
+    given, from Keras-convention fields (a coupled ``L2(c)`` is wd = 2c).
+
+    >>> torch_weight_decay(None, 1.0), torch_weight_decay(2.0, None), torch_weight_decay(None, None)
+    (2.0, 2.0, None)
+    """
+    if weight_decay:
+        return weight_decay
+    return 2.0 * coupled_l2 if coupled_l2 else None
+
+
 def class_decoupled(class_name: str) -> bool | None:
     """Whether torch class ``class_name``'s ``weight_decay`` is decoupled (its
     default: NAdam/RAdam without ``decoupled_weight_decay=True`` couple it);
