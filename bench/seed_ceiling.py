@@ -51,23 +51,8 @@ def seeds_of(outs: list[str]) -> tuple[list[dict[str, dict]], list[str]]:
 
 def score(seeds: list[dict[str, dict]], ids: list[str], k: int) -> dict[str, float | int]:
     """The predictor 'wrecked when >= k seeds were', against every seed."""
-    tp = fp = fn = false_alarms = healthy = fp_not_severe = 0
-    for run_id in ids:
-        flagged = sum(wrecked(s[run_id]) for s in seeds) >= k
-        for seed in seeds:
-            run = seed[run_id]
-            tp += flagged and wrecked(run)
-            fn += (not flagged) and wrecked(run)
-            if flagged and not wrecked(run):
-                fp += 1
-                fp_not_severe += not severe(run)
-            if run["outcome"] == "healthy":
-                healthy += 1
-                false_alarms += flagged
-    flagged_total = tp + fp
-    return {"wrecked": tp + fn, "recall": tp / max(tp + fn, 1), "precision": tp / max(flagged_total, 1),
-            "precision_severe": (flagged_total - fp_not_severe) / max(flagged_total, 1),
-            "false_alarms": false_alarms, "healthy": healthy}
+    recipes = [[seed[run_id] for seed in seeds] for run_id in ids]
+    return _tally(recipes, lambda runs: sum(map(wrecked, runs)) >= k)
 
 
 def score_blind(seeds: list[dict[str, dict]], ids: list[str], share: float) -> dict[str, float | int]:
@@ -77,9 +62,15 @@ def score_blind(seeds: list[dict[str, dict]], ids: list[str], share: float) -> d
     for run_id in ids:
         run = seeds[0][run_id]
         groups[(run["arch"], run["opt"], run["placement"], run["lam"])].extend(s[run_id] for s in seeds)
+    return _tally(list(groups.values()), lambda runs: sum(map(wrecked, runs)) / len(runs) >= share)
+
+
+def _tally(groups: list[list[dict]], flags) -> dict[str, float | int]:
+    """One verdict per group of trainings (``flags(runs)``), scored against
+    each training's own outcome."""
     tp = fp = fn = false_alarms = healthy = fp_not_severe = 0
-    for runs in groups.values():
-        flagged = sum(map(wrecked, runs)) / len(runs) >= share
+    for runs in groups:
+        flagged = flags(runs)
         for run in runs:
             tp += flagged and wrecked(run)
             fn += (not flagged) and wrecked(run)
