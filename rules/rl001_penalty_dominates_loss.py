@@ -125,9 +125,11 @@ weights up to 460x) never harmed training; pre-norm
 transformers with L2 up to 0.3 on every kernel (ratio up to 59) degraded 12
 of 30 runs and collapsed none, hence errors only on the unnormalized part.
 Held out (wine, synth, the GRU and post-norm families), errors flag 2 of 13
-wrecked modern runs with no false alarm; the misses are recurrent and
+wrecked modern runs with no false alarm; the misses were recurrent and
 embedding models with L2 + weight decay at ratios 3-14 and runs whose
-damage depends on the data (bench/CALIBRATION.md).
+damage depends on the data (bench/CALIBRATION.md); the embedding models'
+are RL025's errors now (a small table feeding penalized kernels: the ratio
+at initialisation understates a penalty on weights that must grow).
 
 ## References
 - Keras ``keras/src/regularizers/regularizers.py`` (L1, L2 definitions) and

@@ -71,7 +71,8 @@ Embedding model, LSTM and GRU under Adam, RMSprop and AdamW; ``python
 bench/calibrate.py report``), by the chain's ``k`` (its smallest layer's):
 below 0.1, 85 of 93 runs healthy; at 0.2 (L2 0.1) the outcome depends on
 the data (6 healthy, 15 degraded, 9 collapsed: healthy on breast cancer
-and wine, collapsed on the 20-class set and the Embedding models); from
+and wine, collapsed on the 20-class set and the Embedding models, whose small
+table makes them RL025's error); from
 0.6 (L2 0.3 and up, L1 0.1 and up) 65 of 67 runs on the classic grid and
 three seeds of the modern one collapsed and two degraded (the small CNN on
 digits, a GRU with one seed), while the diabetes regression's 160-step

@@ -36,7 +36,9 @@ as chosen (the Trainer decays them by default).
 - An embedding regularizer penalises the whole table every step while a
   row gets data gradient only when its token appears: rare tokens decay to
   zero (Zhou et al. 2018 introduced mini-batch-aware regularization for
-  this).
+  this). A table that starts small and feeds penalized kernels in series is
+  RL025's error: there the chain, not the table alone, ends training at
+  chance (``bench/emb_probe.py``).
 
 ## Example
 ``BatchNormalization(gamma_regularizer=L2(1e-3))`` after 26,560 channels

@@ -65,6 +65,7 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
               E + "tfk_broken_missing_layer.h5"),
     "RL021": ("fixtures/scenarios/scenario_bn_l2_strong.keras", "fixtures/scenarios/scenario_residual_all_l2.keras"),
     "RL024": (K + "scenario_chain_shrink.keras", K + "scenario_gru_chain_sgd.keras"),
+    "RL025": (K + "scenario_embedding_chain_sgd.keras", K + "scenario_embedding_chain_adam.keras"),
 }
 # Files a rule should fire on and does not yet: each is an xfail(strict) test
 # below, so the fix shows up as an XPASS to move the file into RULE_FIXTURES.

@@ -362,3 +362,46 @@ def test_invalid_optimizer_settings_are_rl012s_alone(tmp_path, key, value, says)
     found = findings(path)
     errors = [f for f in found if f.severity is Severity.ERROR]
     assert [f.code for f in errors] == ["RL012"] and says in errors[0].message, [(f.code, f.message) for f in found]
+
+
+def test_rl025_small_table_feeding_penalized_kernels_is_an_error():
+    """Keras' default table (uniform +-0.05, RMS 0.05/sqrt(3)) with L2 0.1,
+    feeding two penalized Dense layers in series: an error, and the fix drops
+    the table's L2 and sets each kernel's to half the warning level."""
+    [f] = findings("scenario_embedding_chain_sgd.keras", "RL025")
+    assert f.severity is Severity.ERROR
+    assert f.values["table_rms"] == pytest.approx(0.05 / math.sqrt(3))
+    assert f.values["fed_layers"] == ["dense", "dense_1"] and f.values["strength"] == pytest.approx(0.1)
+    changes = {(c.layer, c.parameter): c.suggested for c in f.fix.changes}
+    assert changes == {("embedding", "regularizer"): None, ("dense", "lambda"): 0.015, ("dense_1", "lambda"): 0.015}
+
+
+def test_rl025_levels_follow_the_weaker_lambda_and_the_options():
+    """The error needs both lambdas at 0.1: raising the error level to 0.2
+    leaves a warning (0.1 >= 0.03), raising the warning above 0.1 leaves none."""
+    [f] = findings("scenario_embedding_chain_sgd.keras", "RL025", thresholds={"embedding-chain-error": 0.2})
+    assert f.severity is Severity.WARNING
+    assert findings("scenario_embedding_chain_sgd.keras", "RL025",
+                    thresholds={"embedding-chain-error": 0.5, "embedding-chain-warning": 0.2}) == []
+
+
+def test_rl025_table_at_unit_scale_is_not_small():
+    """The same chain from an N(0, 1) table (RMS 1): no finding; with the gate
+    raised above 1 it fires (the gate is what keeps it quiet)."""
+    assert findings("scenario_embedding_chain_unit.keras", "RL025") == []
+    [f] = findings("scenario_embedding_chain_unit.keras", "RL025", thresholds={"small-table-rms": 2.0})
+    assert f.values["table_rms"] == pytest.approx(1.0)
+
+
+def test_rl025_needs_penalized_kernels_after_the_table():
+    """A penalized table feeding an unpenalized head (the table's L2 alone
+    left every flattened model healthy on the probe): RL008's warning only."""
+    assert findings("scenario_embedding_regularized.keras", "RL025") == []
+    assert codes("scenario_embedding_regularized.keras") == {"RL008"}
+
+
+def test_rl025_table_behind_a_normalization_is_not_a_chain():
+    """LayerNorm between the table and the penalized kernels re-scales the
+    signal: the kernels still form RL024's chain, the table is not in it."""
+    assert findings("scenario_embedding_chain_norm.keras", "RL025") == []
+    assert findings("scenario_embedding_chain_norm.keras", "RL024")

@@ -1,0 +1,187 @@
+"""Is it the embedding table's own L2 that collapses an embedding model?
+
+The calibration grids put one L2 on every kernel *and* the embedding table
+at once, and the Embedding model collapsed from L2 0.03-0.1 under SGD
+momentum and Adam(W) (classic digits; modern digits and wine, 28 of 28 runs
+from 0.1), where MLPs of the same penalty size only degraded. This probe
+separates the two: the table alone, the Dense kernels alone, both; two
+embedding models (the grid's ``Flatten`` one, and a bag-of-tokens one that
+averages the table's rows as a text classifier does); three data sets;
+SGD momentum and Adam. The outcome rule is the grid's
+(``calibration.outcomes``: collapsed = validation accuracy within 5 points
+of chance, degraded = lost a tenth of the baseline's margin).
+
+    .venv/bin/python bench/emb_probe.py run --jobs 2 [--seeds 1]   # ~10 min on 2 cores
+    .venv/bin/python bench/emb_probe.py table
+
+Rows go to ``bench/out/emb_probe/runs.jsonl`` (resume-safe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+OUT = HERE / "out" / "emb_probe"
+DATASETS = ("digits", "wine", "breast")
+ARCHS = ("flat", "bag")
+PLACEMENTS = ("table", "dense", "both")
+OPTS = ("sgd_m", "adam")
+LAMBDAS = (0.01, 0.03, 0.1, 0.3)
+EPOCHS = {"digits": 20, "breast": 30, "wine": 60}
+
+
+def specs(seeds: int) -> list[dict]:
+    out = []
+    for seed in range(seeds):
+        for ds in DATASETS:
+            for arch in ARCHS:
+                for opt in OPTS:
+                    out.append(dict(dataset=ds, arch=arch, opt=opt, placement="none", lam=0.0, seed=seed))
+                    for plc in PLACEMENTS:
+                        for lam in LAMBDAS:
+                            out.append(dict(dataset=ds, arch=arch, opt=opt, placement=plc, lam=lam, seed=seed))
+    # The same chains from a table drawn at unit scale (PyTorch's N(0, 1)
+    # default): does the small starting signal matter?
+    for seed in range(seeds):
+        for ds in DATASETS:
+            for arch in ARCHS:
+                for opt in OPTS:
+                    for plc, lam in [("none", 0.0)] + [("both", lam) for lam in LAMBDAS]:
+                        out.append(dict(dataset=ds, arch=arch, opt=opt, placement=plc, lam=lam, seed=seed,
+                                        init="unit"))
+    for s in out:
+        s.setdefault("init", "small")
+        unit = "-unit" if s["init"] == "unit" else ""
+        s["run_id"] = f"{s['dataset']}-{s['arch']}{unit}-{s['opt']}-{s['placement']}-{s['lam']:g}-s{s['seed']}"
+    return out
+
+
+def build(data: dict, spec: dict):
+    import keras
+    from keras import layers, regularizers
+
+    lam, plc = spec["lam"], spec["placement"]
+    table = regularizers.L2(lam) if plc in ("table", "both") and lam else None
+    dense = regularizers.L2(lam) if plc in ("dense", "both") and lam else None
+    F = data["features"]
+    inp = keras.Input((F,), dtype="int32")
+    width = 8 if spec["arch"] == "flat" else 32
+    init = keras.initializers.RandomNormal(stddev=1.0) if spec["init"] == "unit" else "uniform"
+    h = layers.Embedding(F * 8, width, embeddings_initializer=init, embeddings_regularizer=table)(inp)
+    h = layers.Flatten()(h) if spec["arch"] == "flat" else layers.GlobalAveragePooling1D()(h)
+    h = layers.Dense(64, activation="relu", kernel_regularizer=dense)(h)
+    if data["task"] == "multiclass":
+        out, loss = layers.Dense(data["classes"], activation="softmax", kernel_regularizer=dense)(h), \
+            "sparse_categorical_crossentropy"
+    else:
+        out, loss = layers.Dense(1, activation="sigmoid", kernel_regularizer=dense)(h), "binary_crossentropy"
+    return keras.Model(inp, out), loss
+
+
+def run_one(spec: dict) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from calibration.data import load_dataset
+    from calibration.grid import OPTIMIZERS
+
+    data = load_dataset(spec["dataset"])
+    keras.utils.set_random_seed(1000 + spec["seed"])
+    model, loss = build(data, spec)
+    cls, kwargs, _ = OPTIMIZERS[spec["opt"]]
+    model.compile(optimizer=getattr(keras.optimizers, cls)(**kwargs), loss=loss)
+    Xtr, ytr, Xva, yva = data["Ttr"], data["ytr"], data["Tva"], data["yva"]
+    ds = (tf.data.Dataset.from_tensor_slices((Xtr, ytr)).shuffle(len(ytr), seed=spec["seed"])
+          .batch(32).repeat())
+    model.fit(ds, epochs=EPOCHS[spec["dataset"]], steps_per_epoch=math.ceil(len(ytr) / 32), verbose=0,
+              callbacks=[keras.callbacks.TerminateOnNaN()])
+    p = np.asarray(model(Xva, training=False))
+    if not np.all(np.isfinite(p)):
+        val = float("nan")
+    elif data["task"] == "multiclass":
+        val = float(np.mean(np.argmax(p, 1) == yva))
+    else:
+        val = float(np.mean((p[:, 0] > 0.5).astype("int32") == yva))
+    chance = float(np.max(np.bincount(yva.astype("int64"))) / len(yva))
+    sq = {w.path: float(np.sum(np.square(np.asarray(w)))) for w in model.trainable_weights}
+    return {**spec, "val": val, "chance": chance, "sq": sq}
+
+
+def cmd_run(args) -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "runs.jsonl"
+    done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
+    todo = [s for s in specs(args.seeds) if s["run_id"] not in done]
+    print(f"{len(todo)} runs to train", flush=True)
+    with ProcessPoolExecutor(args.jobs) as pool, path.open("a") as fh:
+        for rec in pool.map(run_one, todo):
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+    return 0
+
+
+def outcome(rec: dict, base: float) -> str:
+    """The grid's rule (calibration.outcomes), against this group's baseline."""
+    v, chance = rec["val"], rec["chance"]
+    if not math.isfinite(v):
+        return "diverged"
+    if v <= chance + 0.05:
+        return "collapsed"
+    return "degraded" if v < base - 0.10 * (base - chance) else "healthy"
+
+
+def cmd_table(args) -> int:
+    recs = [json.loads(line) for line in (OUT / "runs.jsonl").read_text().splitlines()]
+    for r in recs:  # rows before the unit-scale tables carry no init
+        if r.get("init", "small") == "unit":
+            r["arch"] += "-unit"
+    base = {(r["dataset"], r["arch"], r["opt"], r["seed"]): r["val"] for r in recs if r["placement"] == "none"}
+    cells: dict[tuple, list[str]] = defaultdict(list)
+    for r in recs:
+        if r["placement"] == "none":
+            continue
+        b = base.get((r["dataset"], r["arch"], r["opt"], r["seed"]))
+        if b is None or b < r["chance"] + 0.15:
+            continue
+        cells[(r["arch"], r["placement"], r["opt"], r["lam"])].append(f"{r['dataset'][:3]}:{outcome(r, b)[:4]}")
+    print("| arch | L2 on | optimizer | " + " | ".join(f"L2 {lam:g}" for lam in LAMBDAS) + " |")
+    print("|---|---|---|" + "---|" * len(LAMBDAS))
+    for arch in (*ARCHS, *(f"{a}-unit" for a in ARCHS)):
+        for plc in PLACEMENTS:
+            for opt in OPTS:
+                row = [" ".join(sorted(cells.get((arch, plc, opt, lam), []))) or "-" for lam in LAMBDAS]
+                if row == ["-"] * len(LAMBDAS):
+                    continue
+                print(f"| {arch} | {plc} | {opt} | " + " | ".join(row) + " |")
+    print("\nbaselines:", {f"{k[0][:3]}-{k[1]}-{k[2]}": round(v, 3) for k, v in sorted(base.items())})
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--seeds", type=int, default=1)
+    sub.add_parser("table")
+    args = ap.parse_args(argv)
+    return cmd_run(args) if args.cmd == "run" else cmd_table(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
