@@ -41,26 +41,21 @@ EPOCHS = {"digits": 20, "breast": 30, "wine": 60}
 
 
 def specs(seeds: int) -> list[dict]:
+    """Every run: each table scale's baselines and penalized chains."""
     out = []
     for seed in range(seeds):
         for ds in DATASETS:
             for arch in ARCHS:
                 for opt in OPTS:
-                    out.append(dict(dataset=ds, arch=arch, opt=opt, placement="none", lam=0.0, seed=seed))
-                    for plc in PLACEMENTS:
-                        for lam in LAMBDAS:
-                            out.append(dict(dataset=ds, arch=arch, opt=opt, placement=plc, lam=lam, seed=seed))
-    # The same chains from a table drawn at unit scale (PyTorch's N(0, 1)
-    # default): does the small starting signal matter?
-    for seed in range(seeds):
-        for ds in DATASETS:
-            for arch in ARCHS:
-                for opt in OPTS:
-                    for plc, lam in [("none", 0.0)] + [("both", lam) for lam in LAMBDAS]:
-                        out.append(dict(dataset=ds, arch=arch, opt=opt, placement=plc, lam=lam, seed=seed,
-                                        init="unit"))
+                    cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed}
+                    out.append({**cell, "placement": "none", "lam": 0.0, "init": "small"})
+                    out += [{**cell, "placement": plc, "lam": lam, "init": "small"}
+                            for plc in PLACEMENTS for lam in LAMBDAS]
+                    # The same chains from a table drawn at unit scale
+                    # (PyTorch's N(0, 1) default): does the small start matter?
+                    out.append({**cell, "placement": "none", "lam": 0.0, "init": "unit"})
+                    out += [{**cell, "placement": "both", "lam": lam, "init": "unit"} for lam in LAMBDAS]
     for s in out:
-        s.setdefault("init", "small")
         unit = "-unit" if s["init"] == "unit" else ""
         s["run_id"] = f"{s['dataset']}-{s['arch']}{unit}-{s['opt']}-{s['placement']}-{s['lam']:g}-s{s['seed']}"
     return out
