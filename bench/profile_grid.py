@@ -229,6 +229,13 @@ def load_rows(out: Path, mode: str | None = None) -> list[dict]:
     return list(rows.values())
 
 
+def rl023_default_gap() -> float:
+    """RL023's ``twin-gap-error`` as the rule ships it."""
+    from reglint.engine.rule import get_rule
+
+    return get_rule("RL023").options["twin-gap-error"].default
+
+
 def twin_flag(row: dict, error_gap: float) -> bool:
     """RL023 at error with the gap threshold ``error_gap`` (its labels are
     independent of the threshold except ``worse``)."""
@@ -350,9 +357,11 @@ def cmd_score(args) -> int:
     chosen, lines = sweep_gap(rows)
     print("\nRL023 gap threshold, error findings (chosen on the fit split: the smallest with >= 95% precision):\n")
     print("\n".join(lines))
-    gap = args.error if args.error is not None else chosen
-    print(f"\nscores at gap {gap}:\n")
-    print(score_table(rows, gap if gap is not None else 0.5))
+    # Without --error, the sweep's choice; where no gap reaches 95% on the
+    # fit split (or there is none), RL023's own default level.
+    gap = args.error if args.error is not None else chosen if chosen is not None else rl023_default_gap()
+    print(f"\nscores at gap {gap:g}:\n")
+    print(score_table(rows, gap))
     print("\nRL023 warning level against harmed runs (degraded, collapsed or diverged):\n")
     print("\n".join(sweep_warning(rows)))
     print("\ntwin verdicts against the training outcomes (all splits):\n")
