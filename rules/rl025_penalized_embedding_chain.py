@@ -93,6 +93,7 @@ the fit sets, 18 of 18 wrecked at >= 0.1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, plural
@@ -101,14 +102,17 @@ from reglint.engine.sweep import Curve
 from reglint.estimate.init_scale import init_rms
 from reglint.model import Role
 
+if TYPE_CHECKING:  # pragma: no cover
+    from reglint.estimate.penalty import TensorPenalty
+
 
 @dataclass(frozen=True)
 class EmbeddingChain:
     """A small table with an L2 and the penalized kernels it feeds in series."""
 
-    table: object  # TensorPenalty of the embeddings
+    table: TensorPenalty  # of the embeddings
     rms: float
-    kernels: tuple  # TensorPenalty per fed layer (its largest L2)
+    kernels: tuple[TensorPenalty, ...]  # per fed layer, its largest L2
 
     @property
     def strength(self) -> float:
@@ -133,7 +137,7 @@ class PenalizedEmbeddingChain(Rule):
     def chains(self, analysis) -> list[EmbeddingChain]:
         """Every small penalized table with the penalized kernels it feeds."""
         penalties = [p for p in analysis.chain_penalties() if p.l2]
-        kernels: dict = {}
+        kernels: dict[str, TensorPenalty] = {}
         for p in penalties:
             if p.variable.role is not Role.EMBEDDINGS and p.l2 > getattr(kernels.get(p.layer.path), "l2", 0.0):
                 kernels[p.layer.path] = p
@@ -150,7 +154,7 @@ class PenalizedEmbeddingChain(Rule):
 
     def check(self, model, analysis):
         for chain in self.chains(analysis):
-            severity = self.level(chain.strength)
+            severity = self.judge(chain)
             if severity is None:
                 continue
             table, names = chain.table, [k.layer.path for k in chain.kernels]
@@ -167,12 +171,8 @@ class PenalizedEmbeddingChain(Rule):
                 values={"strength": chain.strength, "table_rms": chain.rms, "table_l2": table.l2,
                         "fed_layers": names, "fed_l2": [k.l2 for k in chain.kernels]})
 
-    def level(self, strength: float) -> Severity | None:
-        if strength >= self.thresholds["embedding-chain-error"]:
-            return Severity.ERROR
-        if strength >= self.thresholds["embedding-chain-warning"]:
-            return Severity.WARNING
-        return None
+    def judge(self, chain: EmbeddingChain) -> Severity | None:
+        return self.level(chain.strength, "embedding-chain-warning", "embedding-chain-error")
 
     @property
     def aim(self) -> float:
@@ -193,7 +193,7 @@ class PenalizedEmbeddingChain(Rule):
         if not chains:
             return []
         chain = max(chains, key=lambda c: c.strength)
-        fires = self.level(chain.strength) is not None
+        fires = self.judge(chain) is not None
         return [Curve(self.code, "strength", "min(L2 of a small embedding table, largest L2 of the kernels it "
                       "feeds in series)", "lambda", slope=chain.strength, offset=0.0,
                       warning=self.thresholds["embedding-chain-warning"],

@@ -14,7 +14,6 @@ from reglint.cli.app import app
 from reglint.config.baseline import baseline_fingerprint, filter_by_baseline, write_baseline
 from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport, RunReport
-from reglint.engine.settings import Settings
 from reglint.errors import ConfigError
 
 
@@ -67,9 +66,9 @@ def test_fingerprint_is_rule_path_layer_target_never_values():
 def test_retrained_values_stay_baselined(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "b.json"
-    write_baseline(path, RunReport([FileReport("m.keras", findings=[finding(lam=0.5)])]), Settings())
+    write_baseline(path, RunReport([FileReport("m.keras", findings=[finding(lam=0.5)])]))
     retrained = RunReport([FileReport("m.keras", findings=[finding(lam=0.9), finding(layer="new")])])
-    assert filter_by_baseline(path, retrained, Settings()) == 1
+    assert filter_by_baseline(path, retrained) == 1
     assert [f.layer for f in retrained.files[0].findings] == ["new"]
     assert [f.layer for f in retrained.files[0].suppressed] == ["dense_1"]
 
@@ -82,7 +81,7 @@ def test_manually_suppressed_section_is_kept_and_applied(tmp_path, monkeypatch, 
         {"rule": "RL001", "path": "old.keras", "reason": "gone", "expires": "2020-01-01"},
     ]
     path.write_text(json.dumps({"version": 1, "findings": [], "manually-suppressed": manual}))
-    write_baseline(path, RunReport([FileReport("x.keras", findings=[finding()])]), Settings())
+    write_baseline(path, RunReport([FileReport("x.keras", findings=[finding()])]))
     data = json.loads(path.read_text())
     assert data["manually-suppressed"] == manual and len(data["findings"]) == 1
 
@@ -90,7 +89,7 @@ def test_manually_suppressed_section_is_kept_and_applied(tmp_path, monkeypatch, 
         FileReport("models/a.keras", findings=[finding(layer="encoder_1"), finding(layer="head")]),
         FileReport("old.keras", findings=[finding()]),
     ])
-    filter_by_baseline(path, report, Settings())
+    filter_by_baseline(path, report)
     assert [f.layer for f in report.files[0].findings] == ["head"]
     assert report.files[1].findings  # the expired entry no longer applies ...
     assert "expired on 2020-01-01" in capsys.readouterr().err  # ... and says so
@@ -109,7 +108,7 @@ def test_malformed_baseline_is_a_config_error(tmp_path, content, problem):
     path = tmp_path / "b.json"
     path.write_text(content)
     with pytest.raises(ConfigError, match="malformed baseline") as info:
-        filter_by_baseline(path, RunReport(), Settings())
+        filter_by_baseline(path, RunReport())
     assert problem in str(info.value)
 
 
@@ -126,10 +125,10 @@ def test_malformed_or_missing_baseline_exits_2(project, capsys):
 
 
 def test_paths_are_relative_to_the_project_root(tmp_path, monkeypatch):
-    """Run from a subfolder: the config root, not the cwd, anchors paths."""
+    """Run from a subfolder: the baseline's folder, not the cwd, anchors paths."""
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     path = tmp_path / "b.json"
     report = RunReport([FileReport(str(Path("..") / "models" / "a.keras"), findings=[finding()])])
-    write_baseline(path, report, Settings(root=str(tmp_path)))
+    write_baseline(path, report)
     assert json.loads(path.read_text())["findings"][0]["path"] == "models/a.keras"

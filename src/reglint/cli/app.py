@@ -64,12 +64,12 @@ def _context_check(option):
         if value is None:
             return value
         if option.kind is str and option.name == "optimizer":
-            from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
+            from reglint.readers.optimizer_names import checked_optimizer_setting
 
-            name = optimizer_setting(value)
-            if name is None:
-                raise typer.BadParameter(unknown_optimizer_message(value))
-            return name
+            try:
+                return checked_optimizer_setting(value)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise typer.BadParameter(f"{value!r} is not a finite number")
         if option.violation(value):

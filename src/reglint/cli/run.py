@@ -90,7 +90,7 @@ def run_check(opts: CheckOptions) -> int:
         if opts.baseline is not None:
             from reglint.config.baseline import filter_by_baseline
 
-            filter_by_baseline(opts.baseline, report, settings)
+            filter_by_baseline(opts.baseline, report)
         write_outputs(report, outputs, opts, settings)
     except ReglintError as exc:
         err(str(exc))
@@ -209,7 +209,7 @@ def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
     silently lint the model without the regularizer the user meant."""
     import difflib
 
-    from reglint.engine.analysis import pattern_targets
+    from reglint.engine.analysis import layer_matches, pattern_targets
 
     models = [r.model for r in reports if r.model is not None]
     if not models:
@@ -222,21 +222,15 @@ def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
             kernels = sorted({name for model in models for layer, var in model.variables()
                               if var.role.is_kernel_like for name in (layer.name, layer.path)})
             layers = {layer.path for model in models for layer, _ in model.variables()}
-            matched = sorted(path for path in layers if pattern_targets_layer(spec["layers"], path))
+            matched = sorted(path for path in layers if layer_matches(spec["layers"], path))
             why = (f"matches layers without a kernel ({', '.join(matched[:5])})" if matched else
                    "matches no layer")
             close = difflib.get_close_matches(spec["layers"], kernels, n=5, cutoff=0.3) or kernels[:8]
             glob = f"{spec['layers']}*"  # PATTERN is a whole-name glob: 'fc' is not a prefix
             hint = (f" (a PATTERN matches whole names: did you mean {glob!r}?)"
-                    if any(pattern_targets_layer(glob, name) for name in kernels) else "")
+                    if any(layer_matches(glob, name) for name in kernels) else "")
             raise ConfigError(f"--{factor} {item!r} {why} in the files linted; layers with kernels: "
                               f"{', '.join(close)}{' ...' if len(kernels) > len(close) else ''}{hint}")
-
-
-def pattern_targets_layer(pattern: str, path: str) -> bool:
-    from fnmatch import fnmatch
-
-    return fnmatch(path, pattern) or fnmatch(path.rsplit("/", 1)[-1], pattern)
 
 
 def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: CheckOptions) -> Settings:
@@ -337,7 +331,7 @@ def create_baseline(report: RunReport, path: Path, settings: Settings) -> int:
     from reglint.config.baseline import write_baseline
 
     try:
-        write_baseline(path, report, settings)
+        write_baseline(path, report)
     except OSError as exc:
         raise ConfigError(f"cannot write the baseline {path}: {exc.strerror or exc}") from None
     count = sum(len(f.findings) for f in report.files)

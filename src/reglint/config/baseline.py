@@ -39,7 +39,6 @@ from reglint import __version__
 from reglint.engine.finding import Finding
 from reglint.engine.identity import display_path, fingerprint, relative_to
 from reglint.engine.report import RunReport
-from reglint.engine.settings import Settings
 from reglint.errors import ConfigError
 
 BASELINE_VERSION = 1
@@ -51,7 +50,7 @@ def baseline_fingerprint(finding: Finding, rel_path: str) -> str:
     return "sha256:" + fingerprint(finding.code, rel_path, finding.layer, finding.target)
 
 
-def write_baseline(path: str | Path, report: RunReport, settings: Settings) -> None:
+def write_baseline(path: str | Path, report: RunReport) -> None:
     """Write every finding of ``report`` (call it before filtering),
     preserving the hand-curated section of an existing file."""
     path = Path(path)
@@ -73,8 +72,7 @@ def write_baseline(path: str | Path, report: RunReport, settings: Settings) -> N
     path.write_text(text, encoding="utf-8")
 
 
-def filter_by_baseline(path: str | Path, report: RunReport, settings: Settings,
-                       today: _dt.date | None = None) -> int:
+def filter_by_baseline(path: str | Path, report: RunReport, today: _dt.date | None = None) -> int:
     """Move findings the baseline accepts to ``suppressed``; returns how many."""
     path = Path(path)
     if not path.is_file():

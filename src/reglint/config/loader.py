@@ -463,12 +463,12 @@ def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> An
     if option.kind is str:
         text = _string(where, value, dotted)
         if option.name == "optimizer":
-            from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
+            from reglint.readers.optimizer_names import checked_optimizer_setting
 
-            name = optimizer_setting(text)
-            if name is None:
-                raise where.error(dotted, unknown_optimizer_message(text))
-            return name
+            try:
+                return checked_optimizer_setting(text)
+            except ValueError as exc:
+                raise where.error(dotted, str(exc)) from None
         return text
     number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted)
     if option.violation(number):

@@ -125,11 +125,9 @@ class TrainingContext:
             if "help" in meta and value is not None:
                 _check_kind(f.name, value, _option_of(f).kind)
             if f.name == "optimizer" and value is not None:
-                from reglint.readers.optimizer_names import optimizer_setting, unknown_optimizer_message
+                from reglint.readers.optimizer_names import checked_optimizer_setting
 
-                if optimizer_setting(value) is None:
-                    raise ValueError(unknown_optimizer_message(value))
-                self.optimizer = optimizer_setting(value)
+                self.optimizer = checked_optimizer_setting(value)
             if "help" not in meta or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
             why = _option_of(f).violation(value)
@@ -219,6 +217,16 @@ def _torch_number(opt: Optimizer) -> float | None:
 KERNEL_TARGET_ROLES = (Role.KERNEL, Role.DEPTHWISE_KERNEL, Role.POINTWISE_KERNEL)
 
 
+def layer_matches(pattern: str, path: str, name: str | None = None) -> bool:
+    """Whether a layer PATTERN (a whole-name glob) matches a layer by its
+    path or its name (the path's last part when no name is given).
+
+    >>> layer_matches("fc*", "encoder/fc1"), layer_matches("fc", "encoder/fc1")
+    (True, False)
+    """
+    return fnmatch(path, pattern) or fnmatch(path.rsplit("/", 1)[-1] if name is None else name, pattern)
+
+
 def pattern_targets(model: Model, spec: dict[str, Any]) -> list[tuple[Layer, Variable]]:
     """The variables a pattern regularizer (``[tool.reglint.context]
     regularizers``, ``--l2``, ``--l1``) applies to: layers whose path or name
@@ -227,7 +235,7 @@ def pattern_targets(model: Model, spec: dict[str, Any]) -> list[tuple[Layer, Var
     pattern, target = spec.get("layers", "*"), spec.get("target", "kernel")
     out = []
     for layer, var in model.variables():
-        if not (fnmatch(layer.path, pattern) or fnmatch(layer.name, pattern)):
+        if not layer_matches(pattern, layer.path, layer.name):
             continue
         if target in ("*", var.role.value, var.name) or (target == "kernel" and var.role in KERNEL_TARGET_ROLES):
             out.append((layer, var))

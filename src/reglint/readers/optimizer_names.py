@@ -62,6 +62,19 @@ def optimizer_setting(name: str) -> str | None:
     return TORCH_PREFIX + canonical if name.strip().lower().startswith(TORCH_PREFIX) else canonical
 
 
+def checked_optimizer_setting(name: str) -> str:
+    """``optimizer_setting``, or ValueError with the message every entry
+    point (command line, config file, ``reglint.lint()``) shows.
+
+    >>> checked_optimizer_setting("sgd")
+    'SGD'
+    """
+    setting = optimizer_setting(name)
+    if setting is None:
+        raise ValueError(unknown_optimizer_message(name))
+    return setting
+
+
 def split_setting(setting: str) -> tuple[str, bool]:
     """(class name, spelled as a torch class) of an ``optimizer_setting``."""
     if setting.startswith(TORCH_PREFIX):
