@@ -41,22 +41,22 @@ def tree(tmp_path, monkeypatch) -> Path:
 
 
 def test_folders_are_searched_and_a_savedmodel_is_one_model(tree):
-    files, missing = discover(["."], Settings())
+    files, missing, _ = discover(["."], Settings())
     assert files == ["deep/er/z.keras", "logs/keep.keras", "models/B.H5", "models/a.keras", "models/c.hdf5",
                      "models/d.onnx", "sm"]
     assert missing == []
 
 
 def test_gitignore_can_be_turned_off(tree):
-    files, _ = discover(["."], Settings(respect_gitignore=False))
+    files, _, _ = discover(["."], Settings(respect_gitignore=False))
     assert {"build/out.keras", "logs/drop.keras", "deep/er/skip.onnx"} <= set(files)
     assert ".venv/lib/site.h5" not in files  # default excludes still apply
 
 
 def test_exclude_replaces_defaults_and_extend_exclude_adds(tree):
-    files, _ = discover(["."], Settings(extend_exclude=["models/*.onnx", "deep/"]))
+    files, _, _ = discover(["."], Settings(extend_exclude=["models/*.onnx", "deep/"]))
     assert "models/d.onnx" not in files and "deep/er/z.keras" not in files and "models/a.keras" in files
-    files, _ = discover(["."], Settings(exclude=["models"]))
+    files, _, _ = discover(["."], Settings(exclude=["models"]))
     assert ".venv/lib/site.h5" in files and "node_modules/x.onnx" in files and "models/a.keras" not in files
 
 
@@ -66,10 +66,10 @@ def test_files_pre_commit_passes(tree):
     named = ["sm/saved_model.pb", "sm/keras_metadata.pb", "sm/variables/variables.index",
              "sm/variables/variables.data-00000-of-00001", "./models/a.keras", "models/a.keras",
              "build/out.keras", ".venv/lib/site.h5", "gone.keras"]
-    files, missing = discover(named, Settings())
+    files, missing, _ = discover(named, Settings())
     assert files == [".venv/lib/site.h5", "build/out.keras", "models/a.keras", "sm"]
     assert missing == ["gone.keras"]
-    files, _ = discover(named, Settings(force_exclude=True, extend_exclude=["build/"]))
+    files, _, _ = discover(named, Settings(force_exclude=True, extend_exclude=["build/"]))
     assert files == ["models/a.keras", "sm"]
 
 
@@ -95,7 +95,7 @@ def test_a_named_folder_is_searched_even_when_it_is_ignored(tree):
 
 def test_a_file_named_twice_is_linted_once(tree):
     spellings = ["models/a.keras", str(tree / "models" / "a.keras"), "./models/../models/a.keras", "models"]
-    files, _ = discover(spellings, Settings())
+    files, _, _ = discover(spellings, Settings())
     assert files == ["models/B.H5", "models/a.keras", "models/c.hdf5", "models/d.onnx"]
 
 
@@ -147,7 +147,7 @@ def test_a_keras_or_hf_folder_does_not_hide_the_models_inside_it(tmp_path, monke
 def test_stray_checkpoint_files_are_not_models(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     touch(tmp_path, "ckpt/variables/variables.index", "lonely/keras_metadata.pb")
-    files, missing = discover(["ckpt/variables/variables.index", "lonely/keras_metadata.pb"], Settings())
+    files, missing, _ = discover(["ckpt/variables/variables.index", "lonely/keras_metadata.pb"], Settings())
     assert files == ["lonely/keras_metadata.pb"] and missing == []  # the reader explains that one
 
 
@@ -160,7 +160,7 @@ def test_symlinks_never_lead_out_of_the_tree(tmp_path, monkeypatch):
     (repo / "models" / "link_in.keras").symlink_to(repo / "models" / "real.keras")
     (repo / "models" / "linked_dir").symlink_to(outside / "dir", target_is_directory=True)
     monkeypatch.chdir(repo)
-    files, _ = discover(["models"], Settings())
+    files, _, _ = discover(["models"], Settings())
     assert files == ["models/link_in.keras"]  # a link and its target: one file, linted once, first spelling
     # Named explicitly, a link is the user's choice.
     assert discover(["models/link_out.keras"], Settings())[0] == ["models/link_out.keras"]
@@ -168,7 +168,7 @@ def test_symlinks_never_lead_out_of_the_tree(tmp_path, monkeypatch):
 
 def test_relative_excludes_are_anchored_at_the_config_root(tree):
     os.chdir(tree / "models")
-    files, _ = discover(["."], Settings(root=str(tree), extend_exclude=["/models/a.keras"]))
+    files, _, _ = discover(["."], Settings(root=str(tree), extend_exclude=["/models/a.keras"]))
     assert "a.keras" not in files and "c.hdf5" in files
 
 

@@ -138,7 +138,7 @@ def test_discovery_takes_json_by_content(tmp_path):
     (tmp_path / "arch.txt.json").write_text((EXACT / "json_mlp.json").read_text())
     (tmp_path / "package.json").write_text('{"name": "web", "class_name": "not a model"}')
     (tmp_path / "data.json").write_text("[1, 2, 3]")
-    found, _ = discover([str(tmp_path)], Settings(root=str(tmp_path)))
+    found, _, _ = discover([str(tmp_path)], Settings(root=str(tmp_path)))
     assert sorted(p.split("/")[-1] for p in found) == ["arch.txt.json", "model.json"]
     named = [str(tmp_path / "package.json"), str(tmp_path / "model.json")]
     assert len(discover(named, Settings(root=str(tmp_path)))[0]) == 2  # named: linted (and refused)

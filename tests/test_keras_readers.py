@@ -298,7 +298,7 @@ def test_unzipped_keras_folder_is_one_model_with_its_weights():
     assert all(v.stats is not None for _, v in model.variables())
     for name in ("config.json", "model.weights.h5"):
         assert discover([str(folder / name)], Settings())[0] == [str(folder)]
-    found, _ = discover([str(KERAS_FIXTURES)], Settings())
+    found, _, _ = discover([str(KERAS_FIXTURES)], Settings())
     assert str(folder) in found and not [f for f in found if f.startswith(str(folder) + "/")]
 
 

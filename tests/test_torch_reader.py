@@ -369,14 +369,14 @@ def test_discovery_takes_the_trainer_folder_once_and_skips_foreign_bin(tmp_path)
     from reglint.engine.discover import discover
     from reglint.engine.settings import Settings
 
-    found, _ = discover([str(TORCH)], Settings())
+    found, _, _ = discover([str(TORCH)], Settings())
     assert str(TORCH / "hf_trainer" / "checkpoint-3") in found
     assert not [f for f in found if "checkpoint-3/" in f]
-    named, _ = discover([str(TORCH / "hf_trainer" / "checkpoint-3" / "optimizer.pt")], Settings())
+    named, _, _ = discover([str(TORCH / "hf_trainer" / "checkpoint-3" / "optimizer.pt")], Settings())
     assert named == [str(TORCH / "hf_trainer" / "checkpoint-3")]
     hook = Settings()
     hook.force_exclude = True  # what pre-commit runs: trainer_state.json is not skipped as "other JSON"
-    named, _ = discover([str(TORCH / "hf_trainer" / "checkpoint-3" / "trainer_state.json")], hook)
+    named, _, _ = discover([str(TORCH / "hf_trainer" / "checkpoint-3" / "trainer_state.json")], hook)
     assert named == [str(TORCH / "hf_trainer" / "checkpoint-3")]
 
 

@@ -44,7 +44,7 @@ def lint(*paths, select=None, extend_select=None, ignore=None, thresholds=None, 
     """
     from reglint import api
     from reglint.engine.analysis import TrainingContext
-    from reglint.engine.discover import discover_searched
+    from reglint.engine.discover import discover
     from reglint.engine.report import FileReport, RunReport
     from reglint.engine.runner import lint_file
     from reglint.engine.settings import Settings
@@ -60,7 +60,7 @@ def lint(*paths, select=None, extend_select=None, ignore=None, thresholds=None, 
         settings.ignore = api.selectors(ignore, "ignore")
     if thresholds is not None:
         settings.thresholds = api.thresholds(thresholds)
-    files, missing, searched = discover_searched(names, settings)
+    files, missing, searched = discover(names, settings)
     report = RunReport(files=[FileReport(path=m, error="no such file or folder") for m in missing])
     linted = (lint_file(f, settings) for f in files)
     report.files.extend(r for r in linted if not (r.not_a_model and r.path in searched))  # JSON that is no model

@@ -248,7 +248,7 @@ def discover_all(paths: list[str], resolver) -> tuple[list[str], list[str], set[
     """Each path argument searched with the settings that apply to it (its
     excludes, its .gitignore choice); (sorted unique models, missing paths,
     the models found by searching a folder rather than named)."""
-    from reglint.engine.discover import discover_searched, unique_paths
+    from reglint.engine.discover import discover, unique_paths
 
     by_settings: dict[int, tuple[Settings, list[str]]] = {}
     for raw in paths:
@@ -258,7 +258,7 @@ def discover_all(paths: list[str], resolver) -> tuple[list[str], list[str], set[
     searched: set[str] = set()
     missing: list[str] = []
     for settings, group in by_settings.values():
-        files, gone, below = discover_searched(group, settings)
+        files, gone, below = discover(group, settings)
         found.extend(files)
         searched.update(below)
         missing.extend(gone)

@@ -51,7 +51,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
@@ -79,16 +79,20 @@ SAVEDMODEL_MARKER = "saved_model.pb"
 SAVEDMODEL_TOP_FILES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
 
 
-def discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str]]:
-    """(model paths to lint, sorted and unique; paths that do not exist)."""
-    return _discover(paths, settings)[:2]
+class Discovery(NamedTuple):
+    """What ``discover`` found."""
+
+    files: list[str]  # model paths to lint, sorted and unique
+    missing: list[str]  # paths that do not exist
+    # models found by searching a folder (not named), or named under
+    # ``--force-exclude`` as pre-commit names every ``.json``: a reader's
+    # "not a model" for one of them is a skip, not an error
+    searched: set[str]
 
 
-def discover_searched(paths: list[str], settings: Settings) -> tuple[list[str], list[str], set[str]]:
-    """``discover``, plus the models that were found by searching a folder
-    (not named), or named under ``--force-exclude`` as pre-commit names
-    every ``.json``: a reader's "not a model" for one of them is a skip."""
-    return _discover(paths, settings)
+def discover(paths: list[str], settings: Settings) -> Discovery:
+    """The model files under ``paths`` that ``settings`` does not exclude."""
+    return Discovery(*_discover(paths, settings))
 
 
 def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str], set[str]]:
