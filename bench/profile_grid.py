@@ -62,18 +62,22 @@ def npz_for(rec: dict, out: Path) -> Path:
 
 
 def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, mode: str | None = None,
-                backend: str = "auto") -> dict:
+                backend: str = "auto", init: str | None = None) -> dict:
     """One profile. ``mode``: None, the default budget; "epochs",
     ``--epochs`` = the run's epochs (what a user's fit(epochs=E) means:
     E * ceil(n/32) steps); "steps", ``--steps`` = the optimizer steps the
-    run's training really took (``training_steps``)."""
+    run's training really took (``training_steps``). ``init``: profile's
+    ``--init`` (None: its default); reports go to a folder of their own."""
     from reglint.cli.app import main
 
-    report_path = out / (f"profile-{mode}" if mode else "profile") / f"{rec['run_id']}.json"
+    folder = (f"profile-{mode}" if mode else "profile") + (f"-init-{init}" if init else "")
+    report_path = out / folder / f"{rec['run_id']}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     args = ["profile", str(out / rec["model_path"]), "--data", str(npz_for(rec, out)),
             "--batch-size", str(rec["batch_size"]), "--format", "json", "--output-file", str(report_path),
             "--device", "cpu", "--time-budget", str(time_budget), "--backend", backend]
+    if init:
+        args += ["--init", init]
     if steps:
         args += ["--steps", str(steps)]
     elif mode == "epochs":

@@ -161,7 +161,7 @@ class SgdL2Unstable(Rule):
                     values={**values, "safe_lambda": safe})
             elif not diverged and static is Severity.ERROR:
                 yield self.finding(
-                    f"measured: no divergence in {len(result.trajectory)} steps from the saved weights "
+                    f"measured: no divergence in {len(result.trajectory)} steps {result.start.phrase} "
                     f"({outcome.label}: {outcome.reason}) although {product}: the static error (listed beside "
                     f"this) is not reproduced over this short run; a longer one, or other batches, may still "
                     f"diverge",

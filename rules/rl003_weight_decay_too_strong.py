@@ -348,7 +348,7 @@ class WeightDecayTooStrong(Rule):
                 values=values)
         elif static is Severity.ERROR and outcome.label == "learning":
             yield self.finding(
-                f"measured: the run still learned in {steps} steps from the saved weights ({outcome.reason}) "
+                f"measured: the run still learned in {steps} steps {result.start.phrase} ({outcome.reason}) "
                 f"with weight_decay {g(wd)} (shrink {g(r)} per step): the static error (listed beside this) is not "
                 f"reproduced over this short run; a longer one may still decay the weights away",
                 severity=Severity.INFO, target="optimizer.weight_decay", values=values, measured=True)

@@ -49,7 +49,7 @@ their expectation have probability ``P(chi2_8 < 0.08)``, about 1e-7.
 
 ## Measured
 ``reglint profile`` reports the live version: in the short run from the
-saved weights the tracked kernels' norm fell while the data loss did not
+starting weights (the saved ones, or a fresh draw for a trained file) the tracked kernels' norm fell while the data loss did not
 improve (``collapsing``): an error. With ``--data``, the same run is scored
 on a slice held back from training; when it ends at least 0.15 over chance
 there (R^2-like 0.2: the calibration grid's "learned"), the network still
@@ -135,7 +135,7 @@ class WeightsCollapsed(Rule):
         found = static_finding(report, self.code)
         static = found.severity if found else None
         steps = len(result.trajectory)
-        fell = (f"measured: in {steps} steps from the saved weights the kernels' norm fell "
+        fell = (f"measured: in {steps} steps {result.start.phrase} the kernels' norm fell "
                 f"{pct(-(outcome.kernel_norm_change or 0))} ({g(outcome.kernel_norm_initial)} -> "
                 f"{g(outcome.kernel_norm_final)}) while the data loss went {g(outcome.data_loss_initial)} -> "
                 f"{g(outcome.data_loss_final)}")

@@ -2,7 +2,8 @@
 
 ## What it does
 Judges ``reglint profile --data``'s unregularized twin: from the weights
-saved in the file, the saved optimizer trains the model twice for the same
+saved in the file (for a file whose optimizer recorded steps, a fresh draw
+of its initializers: ``--init``), the saved optimizer trains the model twice for the same
 budgeted number of steps on the same batches in the same order (reshuffled
 every epoch, as ``fit`` does), once as
 saved and once with every weight and activity regularizer and the
@@ -466,7 +467,7 @@ def _where(result, twin) -> str:
         source = f"{data.get('path')}, {g(data.get('held_out'))} examples held back"
     else:
         source = f"{data.get('path')}, too few examples to hold any back (judged on the training loss)"
-    return f"measured over {g(twin.budget.steps)} steps from the saved weights on {source}"
+    return f"measured over {g(twin.budget.steps)} steps {result.start.phrase} on {source}"
 
 
 def _evidence(result) -> dict[str, Any]:

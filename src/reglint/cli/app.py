@@ -50,6 +50,14 @@ class FailOn(str, Enum):
     none = "none"
 
 
+class ProfileInit(str, Enum):
+    """``reglint profile --init`` (``profile.load.choose_start``)."""
+
+    auto = "auto"
+    saved = "saved"
+    fresh = "fresh"
+
+
 # ---------------------------------------------------------------------------
 # training-context options: declared once, as TrainingContext's fields
 
@@ -308,6 +316,10 @@ def profile(
                                           help="Exit 1 on findings at or above this severity (default: error)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the held-out split, the batches' order and the "
                                                 "framework's random state (one seed, one measurement)."),
+    init: ProfileInit = typer.Option(ProfileInit.auto, "--init",
+                                     help="Where both runs start: the file's weights (saved), a new draw of the "
+                                          "initializers its config records (fresh), or auto: fresh when the "
+                                          "file's optimizer took steps (trained weights), else saved."),
 ) -> None:
     """Measure the penalty against the data gradient per layer, and train the saved recipe beside an
     unregularized twin to see whether the penalty hurts."""
@@ -317,7 +329,7 @@ def profile(
                                  batch_size=batch_size, device=device, trust_model=trust_model,
                                  output_format=output_format, output_file=output_file,
                                  fail_on=fail_on.value if fail_on else None, seed=seed,
-                                 time_budget=time_budget, backend=backend, epochs=epochs))
+                                 time_budget=time_budget, backend=backend, epochs=epochs, init=init.value))
 
 
 @app.command("clean")

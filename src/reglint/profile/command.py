@@ -25,6 +25,7 @@ from reglint.engine.report import FileReport, RunReport
 from reglint.errors import ReglintError
 from reglint.model import Model
 from reglint.profile import ProfileError
+from reglint.profile.result import Start
 from reglint.profile.twin import Horizon
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -36,17 +37,19 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: str = "y",
                 steps: int | None = None, batch_size: int = 32, device: str = "auto", trust_model: bool = False,
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
-                seed: int = 0, time_budget: float = 60.0, backend: str = "auto", epochs: int | None = None) -> int:
+                seed: int = 0, time_budget: float = 60.0, backend: str = "auto", epochs: int | None = None,
+                init: str = "auto") -> int:
     """Profile one model; returns the exit code. ``steps`` None: the twin's
     budget decides (``twin.choose_budget``) within ``time_budget`` seconds,
     unless ``epochs`` (the user's training length over the examples in
     ``data``) sets it; ``backend`` is auto, tensorflow or torch
-    (``framework.resolve_backend``)."""
+    (``framework.resolve_backend``); ``init`` is where both runs start
+    (``load.choose_start``: auto, saved or fresh)."""
     from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
-                        output_file, fail_on, seed, time_budget, backend, epochs)
+                        output_file, fail_on, seed, time_budget, backend, epochs, init)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -57,7 +60,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
              device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
-             seed: int, time_budget: float, backend: str, epochs: int | None = None) -> int:
+             seed: int, time_budget: float, backend: str, epochs: int | None = None, init: str = "auto") -> int:
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
     from reglint.profile.framework import resolve_backend
@@ -80,6 +83,10 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     if epochs is not None and (steps is not None or data is None or epochs < 1):
         raise ProfileError("--epochs needs --data (its examples make an epoch), at least 1, and no --steps"
                            if steps is None else "give --steps or --epochs, not both")
+    from reglint.profile.load import INITS
+
+    if init not in INITS:
+        raise ProfileError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
     backend_name = resolve_backend(backend)
     refuse_savedmodel(path)
     refuse_non_keras(path)
@@ -101,8 +108,10 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     if epochs is not None and npz is not None:
         horizon = Horizon.from_epochs(epochs, npz.examples, batch_size)
 
+    from reglint.profile.load import choose_start
+
     result = _measure(path, report, npz, steps=horizon, batch_size=batch_size, device=device, trust=trust, seed=seed,
-                      time_budget=time_budget, backend_name=backend_name)
+                      time_budget=time_budget, backend_name=backend_name, start=choose_start(init, report.model))
     from reglint.reporters.text import lambda_note
 
     skipped = lambda_note(report.model, ran=True)
@@ -128,10 +137,10 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
 
 def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None, batch_size: int, device: str,
-             trust: bool, seed: int, time_budget: float, backend_name: str):
-    """Import Keras on ``backend_name``, load, build the batches and
-    measure; ``time_budget`` counts from the start of loading (the import is
-    not counted)."""
+             trust: bool, seed: int, time_budget: float, backend_name: str, start: Start | None = None):
+    """Import Keras on ``backend_name``, load (re-initialised for a fresh
+    ``start``), build the batches and measure; ``time_budget`` counts from
+    the start of loading (the import is not counted)."""
     from reglint.profile import measure
     from reglint.profile.data import batches_from_npz, split_held_out, synthetic_batches
     from reglint.profile.framework import load_backend
@@ -139,15 +148,17 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
     backend = load_backend(backend_name)
     keras = backend.keras
     handle, device_name, device_kind = backend.select_device(device)
-    start = time.perf_counter()
+    started = time.perf_counter()
     with backend.device_scope(handle):
         model, compile_problem = measure.load_model(keras, path, trust)
+        if start is not None and start.fresh:
+            measure.reinitialize(keras, model, seed)
         # A model saved compiled whose compile settings Keras could not
         # restore still has the optimizer the file records.
         static_optimizer = report.model.optimizer if report.model is not None else None
         optimizer = measure.rebuild_optimizer(keras, static_optimizer) \
             if getattr(model, "optimizer", None) is None else None
-    load_seconds = time.perf_counter() - start
+    load_seconds = time.perf_counter() - started
     try:
         loss = measure.resolve_loss(keras, model, report.model, reason=compile_problem)
         inputs, targets = measure.model_specs(model, loss)
@@ -160,7 +171,8 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
             return measure.run_profile_measurement(
                 backend, model, batches, loss, steps=steps, device=handle, device_name=device_name,
                 device_kind=device_kind, load_seconds=load_seconds, analysis=report.analysis,
-                optimizer=optimizer, held=held, time_budget=time_budget, started=start, progress=progress)
+                optimizer=optimizer, held=held, time_budget=time_budget, started=started, progress=progress,
+                start_at=start)
     except ReglintError:
         raise
     except Exception as exc:  # TensorFlow and PyTorch errors: one line, never a traceback

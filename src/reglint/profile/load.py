@@ -22,6 +22,7 @@ from typing import Any
 
 from reglint.profile import ProfileError
 from reglint.profile.data import InputSpec, TargetSpec, canonical_loss_name, label_kind
+from reglint.profile.result import Start
 
 CONTAINER_CLASSES = ("Sequential", "Functional", "Model")
 
@@ -92,6 +93,51 @@ def load_model(keras, path: Path, trust_model: bool) -> tuple[Any, str | None]:
     except Exception as exc:
         raise ProfileError(f"Keras could not load the model ({_one(exc)[:300]})") from None
     return model, f"Keras could not restore the compile settings ({first[:160]})"
+
+
+INITS = ("auto", "saved", "fresh")
+
+
+def choose_start(init: str, static_model) -> Start:
+    """``--init``: ``saved`` starts every measurement at the file's weights,
+    ``fresh`` at a new draw of its initializers; ``auto`` (the default)
+    takes a fresh draw when the file's optimizer records steps (the weights
+    are trained: a penalty that already collapsed them leaves neither run
+    anything to learn from, and a trained network says little about whether
+    the recipe trains), else the saved weights (the untrained file a
+    project commits)."""
+    if init not in INITS:
+        raise ProfileError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
+    opt = getattr(static_model, "optimizer", None)
+    taken = getattr(opt, "iterations", None) or 0
+    if init == "fresh":
+        return Start(True, "--init fresh")
+    if init == "saved":
+        return Start(False, "--init saved")
+    if taken > 0:
+        return Start(True, f"the file's optimizer took {taken:,} steps, so its weights are trained; "
+                           f"--init saved starts from them")
+    return Start(False, "the file's optimizer took no step: its weights are an initialisation")
+
+
+def reinitialize(keras, model, seed: int) -> None:
+    """Every variable of ``model`` redrawn from the initializers its config
+    records: ``keras.models.clone_model`` builds the same architecture with
+    new weights (seeded), whose values are copied into the loaded model (its
+    compile state kept). Moving statistics restart at their initial values
+    too, as in a new training."""
+    keras.utils.set_random_seed(seed)
+    try:
+        fresh = keras.models.clone_model(model)
+    except Exception as exc:
+        raise ProfileError(f"cannot draw a fresh initialisation of this model ({_one(exc)[:200]}); "
+                           f"pass --init saved to start from the file's weights") from None
+    old, new = list(model.weights), list(fresh.weights)
+    if len(old) != len(new) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(old, new, strict=False)):
+        raise ProfileError("cannot draw a fresh initialisation: the rebuilt model's weights differ from the "
+                           "file's; pass --init saved to start from the file's weights")
+    for variable, drawn in zip(old, new, strict=True):
+        variable.assign(keras.ops.convert_to_numpy(drawn))
 
 
 def _one(exc: BaseException) -> str:

@@ -1,10 +1,11 @@
 """The measurement of ``reglint profile``, in order, on an in-memory copy
 of the model loaded from the file (the file is only read):
 
-1. the gradients at the saved weights on the probe batch, per regularized
-   variable, and the optimizer's first update with and without the
-   penalty (``gradients``);
-2. the saved optimizer run twice from the saved weights for a budgeted
+1. the gradients at the starting weights (the saved ones, or a fresh
+   initialisation for a trained file: ``result.Start``) on the probe
+   batch, per regularized variable, and the optimizer's first update with
+   and without the penalty (``gradients``);
+2. the saved optimizer run twice from those weights for a budgeted
    number of steps: as saved (the *penalized* run, whose per-step records
    are the ``trajectory`` and whose end decides the ``outcome``) and with
    every penalty and weight decay removed (the *unregularized twin*), both
@@ -39,6 +40,7 @@ from reglint.profile.load import (  # noqa: F401  (re-exported)
     model_specs,
     quiet_native_stderr,
     rebuild_optimizer,
+    reinitialize,
     resolve_loss,
 )
 from reglint.profile.result import (  # noqa: F401  (re-exported)
@@ -46,6 +48,7 @@ from reglint.profile.result import (  # noqa: F401  (re-exported)
     LayerPenalty,
     Outcome,
     ProfileResult,
+    Start,
     StepRecord,
     Twin,
     TwinRun,
@@ -71,12 +74,14 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
                             device_name: str, device_kind: str, load_seconds: float, analysis=None,
                             optimizer=None, held=None, time_budget: float = DEFAULT_TIME_BUDGET,
                             started: float | None = None,
-                            progress: Callable[[int, int, dict[str, float]], None] | None = None) -> ProfileResult:
+                            progress: Callable[[int, int, dict[str, float]], None] | None = None,
+                            start_at: Start | None = None) -> ProfileResult:
     """Everything in the module docstring, on ``device``. ``optimizer``
     stands in for a model loaded without its compiled one; ``held`` is the
     held-back slice (``data.split_held_out``); ``steps`` (a count or a
     ``twin.Horizon``) None lets the twin's budget decide; ``started`` is when the time budget began (load start).
-    ``backend`` is a ``backend.Backend`` (TensorFlow or PyTorch)."""
+    ``backend`` is a ``backend.Backend`` (TensorFlow or PyTorch); ``start_at`` says where the model's
+    weights come from (the caller re-initialised them for a fresh start)."""
     keras = backend.keras
     notes: list[str] = []
     opt, opt_info = optimizer_info(keras, model, optimizer)
@@ -132,7 +137,7 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
         run_seconds=run_seconds, data=batches.describe(), loss=loss.describe(), optimizer=opt_info,
         data_loss=data0, penalty=penalty0, weight_penalty=weight_penalty, layer_penalties=penalties,
         variables=rows, steps_requested=budget_steps, trajectory=trajectory, outcome=outcome, notes=notes,
-        twin=twin)
+        twin=twin, start=start_at or Start())
 
 
 def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows, tracked, data0: float,

@@ -125,8 +125,12 @@ def _summary(result: ProfileResult, file_report, console) -> None:
 
     console.print(f"  device: {markup(result.device)}; Keras on {result.backend}; load {result.load_seconds:.2f} s, "
                   f"measure + {len(result.trajectory)} steps {result.run_seconds:.2f} s")
-    console.print("  [dim]weights: as saved in the file (not re-initialised); every measurement below is taken "
-                  "at them or starts from them[/]")
+    if result.start.fresh:
+        console.print(f"  [dim]weights: a fresh initialisation drawn from the initializers the file records "
+                      f"({markup(result.start.reason)}); every measurement below is taken at it or starts from it[/]")
+    else:
+        console.print("  [dim]weights: as saved in the file (not re-initialised); every measurement below is taken "
+                      "at them or starts from them[/]")
     data = result.data
     if result.synthetic:
         console.print(f"  data: synthetic, one batch of {data['batch_size']} "
@@ -196,7 +200,7 @@ def _twin(result: ProfileResult, console) -> None:
         where = f"held-back slice of {g(twin.held_out.get('samples'))} examples"
     else:  # too few examples to hold any back (data.MIN_HOLD_OUT_SAMPLES)
         where = "no held-back slice (too few examples): both runs are judged on their training loss"
-    console.print(f"  twin: from the saved weights, fresh optimizers, the same batches in the same order; {where}")
+    console.print(f"  twin: {result.start.phrase}, fresh optimizers, the same batches in the same order; {where}")
     console.print(f"  [dim]budget: {markup(twin.budget.reason)}[/]")
     if twin.removed:
         shown = ", ".join(twin.removed[:4]) + (f" and {len(twin.removed) - 4} more" if len(twin.removed) > 4 else "")

@@ -4,11 +4,13 @@ form (``ProfileResult.to_dict`` goes under ``analysis.profile``).
 No TensorFlow here: the rules read these objects (``Rule.check_measured``)
 and the reporters print them.
 
-Every measurement is taken at, or starts from, the weights saved in the
-file (they are never re-initialised): the gradients and the first update
-at the saved weights, and both runs of the twin from them (the penalized
-one is the run whose trajectory and outcome the other rules judge), each
-with a fresh optimizer built from the saved optimizer's config.
+Every measurement is taken at, or starts from, one set of weights
+(``Start``): the weights saved in the file, or, for a file whose optimizer
+took steps (its weights are trained), a fresh draw of the initializers its
+config records. The gradients and the first update are measured there, and
+both runs of the twin start there (the penalized one is the run whose
+trajectory and outcome the other rules judge), each with a fresh optimizer
+built from the saved optimizer's config.
 """
 
 from __future__ import annotations
@@ -18,9 +20,28 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 KERNEL_NAMES = ("kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel")
-# Where every measurement stands (the JSON says it, the terminal too).
-WEIGHTS = ("saved: the gradients, the first update and the penalty are measured at the weights in the file, "
-           "and both runs of the twin start from them; nothing is re-initialised")
+
+@dataclass(frozen=True)
+class Start:
+    """Where every measurement stands (the JSON says it, the terminal too):
+    the weights in the file, or a fresh initialisation drawn from the
+    initializers the file's config records (``load.reinitialize``)."""
+
+    fresh: bool = False
+    reason: str = "the file's weights"
+
+    @property
+    def phrase(self) -> str:
+        """'from the saved weights', for the measured findings' messages."""
+        return "from a fresh initialisation" if self.fresh else "from the saved weights"
+
+    def describe(self) -> str:
+        if self.fresh:
+            return (f"fresh: the gradients, the first update and the penalty are measured at a new draw of the "
+                    f"initializers the file's config records, and both runs of the twin start from it ({self.reason})")
+        return ("saved: the gradients, the first update and the penalty are measured at the weights in the file, "
+                f"and both runs of the twin start from them; nothing is re-initialised ({self.reason})")
+
 # The per-step trajectory in the JSON is thinned to this many records (the
 # runs can take thousands of steps; ``steps.taken`` keeps the count).
 MAX_TRAJECTORY = 200
@@ -213,6 +234,7 @@ class ProfileResult:
     notes: list[str] = field(default_factory=list)
     twin: Twin | None = None
     backend: str = "tensorflow"  # the framework under Keras: tensorflow, torch
+    start: Start = field(default_factory=Start)
 
     @property
     def synthetic(self) -> bool:
@@ -234,7 +256,7 @@ class ProfileResult:
             "device_kind": self.device_kind,
             "backend": self.backend,
             "seconds": {"load": self.load_seconds, "run": self.run_seconds},
-            "weights": WEIGHTS,
+            "weights": self.start.describe(),
             "data": self.data,
             "loss": self.loss,
             "optimizer": self.optimizer,
@@ -252,8 +274,16 @@ class ProfileResult:
                       "trajectory": [asdict(s) for s in thinned(self.trajectory, MAX_TRAJECTORY)]},
             "outcome": asdict(self.outcome),
             "notes": list(self.notes),
-            "twin": self.twin.to_dict() if self.twin is not None else None,
+            "twin": self._twin_dict(),
         }
+
+    def _twin_dict(self) -> dict[str, Any] | None:
+        if self.twin is None:
+            return None
+        twin = self.twin.to_dict()
+        twin["start"]["weights"] = "fresh (a new draw of the file's initializers)" if self.start.fresh else \
+            "saved (the file's weights, not re-initialised)"
+        return twin
 
 
 def thinned(records: list, limit: int) -> list:

@@ -1,6 +1,7 @@
 """The unregularized twin: does the penalty hurt training on this data?
 
-From the weights saved in the file (never re-initialised), the saved
+From the starting weights (``result.Start``: the file's, or for a trained
+file a fresh draw of its initializers, ``load.reinitialize``), the saved
 optimizer runs twice for the same budgeted number of steps, each time
 rebuilt fresh from its saved config, on the same batches in the same
 order with the same seed (random layers included: their seed state is part
@@ -16,10 +17,10 @@ Every few steps both runs record the training data loss, the data loss
 and accuracy on the held-back slice of ``--data`` (``data.split_held_out``),
 the norm of the tracked kernels and, for kernels that feed a normalization
 layer (scale-invariant), the angle they turn per step: their effective
-learning rate. The model is left at its saved weights.
+learning rate. The model is left at its starting weights.
 
 The step budget (``choose_budget``) comes from the penalty's own
-timescales, measured at the saved weights:
+timescales, measured at the starting weights:
 
 - SGD (momentum ``mu``): a penalty gradient ``g_pen`` moves ``w`` by
   ``lr*|g_pen|/(1-mu)`` per step at steady momentum, so it can move the
