@@ -49,7 +49,8 @@ their expectation have probability ``P(chi2_8 < 0.08)``, about 1e-7.
 
 ## Measured
 ``reglint profile`` reports the live version: in the short run from the
-starting weights (the saved ones, or a fresh draw for a trained file) the tracked kernels' norm fell while the data loss did not
+starting weights (the saved ones, or a fresh draw for a trained file) the
+tracked kernels' norm fell while the data loss did not
 improve (``collapsing``): an error. With ``--data``, the same run is scored
 on a slice held back from training; when it ends at least 0.15 over chance
 there (R^2-like 0.2: the calibration grid's "learned"), the network still

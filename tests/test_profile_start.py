@@ -78,3 +78,12 @@ def test_init_saved_keeps_the_trained_weights(capsys):
 def test_unknown_init_is_a_usage_error(capsys):
     assert main(["profile", str(COLLAPSED), "--init", "random"]) == 2
     assert "'random' is not one of" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_html_report_says_where_the_runs_started(tmp_path, capsys):
+    page = tmp_path / "report.html"
+    main(["profile", str(COLLAPSED), "--steps", "5", "-f", "html", "-o", str(page)])
+    capsys.readouterr()
+    html = page.read_text(encoding="utf-8")
+    assert "<dt>weights</dt><dd>fresh: " in html and "<dt>at the fresh draw</dt>" in html

@@ -13,8 +13,8 @@ from reglint.reporters.html import charts as c
 from reglint.reporters.html.markup import esc, gx, num_attr, num_text, number, pctx, sev_label
 from reglint.reporters.html.twin_chart import twin_section
 
-PROFILE_KEYS = ("device", "device_kind", "backend", "seconds", "data", "loss", "optimizer", "initial", "variables",
-                "layer_penalties", "steps", "outcome", "notes", "twin")
+PROFILE_KEYS = ("device", "device_kind", "backend", "seconds", "weights", "data", "loss", "optimizer", "initial",
+                "variables", "layer_penalties", "steps", "outcome", "notes", "twin")
 OUTCOME_SEVERITY = {"diverged": "error", "collapsing": "error", "stalled": "warning"}
 
 
@@ -63,6 +63,8 @@ def _summary_rows(profile: dict, analysis: dict) -> list[tuple[str, str]]:
     if profile.get("device"):
         backend = f" (Keras on {profile['backend']})" if profile.get("backend") else ""
         rows.append(("device", esc(f"{profile['device']}{backend}")))
+    if isinstance(profile.get("weights"), str):
+        rows.append(("weights", esc(profile["weights"])))
     data = profile.get("data")
     if isinstance(data, dict):
         rows.append(("data", esc(f"{data.get('source', '?')}" + (f" {data['path']}" if data.get("path") else "")
@@ -75,7 +77,8 @@ def _summary_rows(profile: dict, analysis: dict) -> list[tuple[str, str]]:
     if isinstance(initial, dict):
         static = analysis.get("penalty_ratio")
         static_text = f" (static estimate {gx(static)})" if static is not None else ""
-        rows.append(("at the loaded weights", esc(
+        where = "at the fresh draw" if str(profile.get("weights", "")).startswith("fresh") else "at the loaded weights"
+        rows.append((where, esc(
             f"data loss {gx(initial.get('data_loss'))}, penalty {gx(initial.get('penalty'))} "
             f"(weights {gx(initial.get('weight_penalty'))}); measured penalty / data loss "
             f"{gx(initial.get('penalty_ratio'))}{static_text}")))
