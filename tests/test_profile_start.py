@@ -40,6 +40,16 @@ def test_auto_starts_fresh_only_when_the_file_took_steps():
         choose_start("random", static_model(UNTRAINED))
 
 
+def test_auto_keeps_a_trained_file_with_frozen_layers():
+    """Frozen kernels hold pretrained features (transfer learning): a fresh
+    draw would replace them with noise, so auto keeps the saved weights;
+    --init fresh still redraws."""
+    frozen = static_model(KERAS_FIXTURES / "frozen_layer.keras")  # 2 steps taken, one Dense frozen
+    start = choose_start("auto", frozen)
+    assert not start.fresh and "frozen kernel" in start.reason
+    assert choose_start("fresh", frozen).fresh
+
+
 def run_json(capsys, *args: str) -> tuple[int, dict]:
     code = main(["profile", *args, "-f", "json"])
     out = capsys.readouterr().out

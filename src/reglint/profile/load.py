@@ -105,7 +105,9 @@ def choose_start(init: str, static_model) -> Start:
     are trained: a penalty that already collapsed them leaves neither run
     anything to learn from, and a trained network says little about whether
     the recipe trains), else the saved weights (the untrained file a
-    project commits)."""
+    project commits). A trained file with frozen kernels keeps its weights:
+    frozen layers hold pretrained features (transfer learning) that a fresh
+    draw would replace with noise the twin cannot train."""
     if init not in INITS:
         raise ProfileError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
     opt = getattr(static_model, "optimizer", None)
@@ -114,10 +116,23 @@ def choose_start(init: str, static_model) -> Start:
         return Start(True, "--init fresh")
     if init == "saved":
         return Start(False, "--init saved")
+    frozen = _frozen_kernels(static_model)
+    if taken > 0 and frozen:
+        return Start(False, f"the file's optimizer took {taken:,} steps, but {frozen} frozen kernel(s) hold "
+                            f"pretrained features a fresh draw would replace; --init fresh redraws every weight")
     if taken > 0:
         return Start(True, f"the file's optimizer took {taken:,} steps, so its weights are trained; "
                            f"--init saved starts from them")
     return Start(False, "the file's optimizer took no step: its weights are an initialisation")
+
+
+def _frozen_kernels(static_model) -> int:
+    """Kernels and embeddings training does not update (frozen layer or variable)."""
+    if static_model is None:
+        return 0
+    return sum(1 for layer, var in static_model.variables()
+               if (var.role.is_kernel_like or var.role.value == "embeddings")
+               and not (layer.trainable and var.trainable))
 
 
 def reinitialize(keras, model, seed: int) -> None:
