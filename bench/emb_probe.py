@@ -34,6 +34,9 @@ sys.path.insert(0, str(HERE))
 OUT = HERE / "out" / "emb_probe"
 DATASETS = ("digits", "wine", "breast")
 ARCHS = ("flat", "bag")
+# Checked after the levels were set: chains from a table through an LSTM or
+# a Conv1D (L2 on table and kernels together, Keras' default table).
+CHECK_ARCHS = ("lstm", "conv")
 PLACEMENTS = ("table", "dense", "both")
 OPTS = ("sgd_m", "adam")
 LAMBDAS = (0.01, 0.03, 0.1, 0.3)
@@ -55,6 +58,13 @@ def specs(seeds: int) -> list[dict]:
                     # (PyTorch's N(0, 1) default): does the small start matter?
                     out.append({**cell, "placement": "none", "lam": 0.0, "init": "unit"})
                     out += [{**cell, "placement": "both", "lam": lam, "init": "unit"} for lam in LAMBDAS]
+    for seed in range(seeds):
+        for ds in DATASETS:
+            for arch in CHECK_ARCHS:
+                for opt in OPTS:
+                    cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed, "init": "small"}
+                    out.append({**cell, "placement": "none", "lam": 0.0})
+                    out += [{**cell, "placement": "both", "lam": lam} for lam in LAMBDAS]
     for s in out:
         unit = "-unit" if s["init"] == "unit" else ""
         s["run_id"] = f"{s['dataset']}-{s['arch']}{unit}-{s['opt']}-{s['placement']}-{s['lam']:g}-s{s['seed']}"
@@ -73,7 +83,13 @@ def build(data: dict, spec: dict):
     width = 8 if spec["arch"] == "flat" else 32
     init = keras.initializers.RandomNormal(stddev=1.0) if spec["init"] == "unit" else "uniform"
     h = layers.Embedding(F * 8, width, embeddings_initializer=init, embeddings_regularizer=table)(inp)
-    h = layers.Flatten()(h) if spec["arch"] == "flat" else layers.GlobalAveragePooling1D()(h)
+    if spec["arch"] == "lstm":
+        h = layers.LSTM(32, kernel_regularizer=dense, recurrent_regularizer=dense)(h)
+    elif spec["arch"] == "conv":
+        h = layers.Conv1D(32, 3, activation="relu", kernel_regularizer=dense)(h)
+        h = layers.GlobalMaxPooling1D()(h)
+    else:
+        h = layers.Flatten()(h) if spec["arch"] == "flat" else layers.GlobalAveragePooling1D()(h)
     h = layers.Dense(64, activation="relu", kernel_regularizer=dense)(h)
     if data["task"] == "multiclass":
         out, loss = layers.Dense(data["classes"], activation="softmax", kernel_regularizer=dense)(h), \
@@ -156,7 +172,7 @@ def cmd_table(args) -> int:
         cells[(r["arch"], r["placement"], r["opt"], r["lam"])].append(f"{r['dataset'][:3]}:{outcome(r, b)[:4]}")
     print("| arch | L2 on | optimizer | " + " | ".join(f"L2 {lam:g}" for lam in LAMBDAS) + " |")
     print("|---|---|---|" + "---|" * len(LAMBDAS))
-    for arch in (*ARCHS, *(f"{a}-unit" for a in ARCHS)):
+    for arch in (*ARCHS, *(f"{a}-unit" for a in ARCHS), *CHECK_ARCHS):
         for plc in PLACEMENTS:
             for opt in OPTS:
                 row = [" ".join(sorted(cells.get((arch, plc, opt, lam), []))) or "-" for lam in LAMBDAS]
