@@ -97,3 +97,20 @@ def test_html_report_says_where_the_runs_started(tmp_path, capsys):
     capsys.readouterr()
     html = page.read_text(encoding="utf-8")
     assert "<dt>weights</dt><dd>fresh: " in html and "<dt>at the fresh draw</dt>" in html
+
+
+@pytest.mark.slow
+def test_trained_file_with_data_is_judged_at_its_training_length(tmp_path, capsys):
+    """Without --steps or --epochs, the steps the file's optimizer records
+    are the training's length: both runs take them (RL023 judges there)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "train.npz"
+    np.savez(data, x=rng.normal(size=(200, 64)).astype("float32"), y=rng.integers(0, 10, size=200))
+    _code, report = run_json(capsys, str(COLLAPSED), "--data", str(data))
+    twin = profile_of(report)["twin"]
+    assert twin["steps"] == 40
+    assert twin["budget"]["reason"].startswith("the file's optimizer took 40 steps, the training's length")
+    _code, report = run_json(capsys, str(COLLAPSED), "--data", str(data), "--steps", "12")
+    assert profile_of(report)["twin"]["steps"] == 12

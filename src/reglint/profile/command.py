@@ -107,6 +107,10 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     horizon: int | Horizon | None = steps
     if epochs is not None and npz is not None:
         horizon = Horizon.from_epochs(epochs, npz.examples, batch_size)
+    elif steps is None and npz is not None and _steps_taken(report.model):
+        # A trained file says how long its training was: judge there, as
+        # --epochs would (the default budget may run past a stall window).
+        horizon = Horizon.from_file(_steps_taken(report.model))
 
     from reglint.profile.load import choose_start
 
@@ -182,6 +186,12 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
     finally:
         del model
         backend.clear_session()
+
+
+def _steps_taken(model: Model | None) -> int:
+    """The optimizer steps the file records (0: untrained or not recorded)."""
+    opt = model.optimizer if model is not None else None
+    return int(opt.iterations or 0) if opt is not None else 0
 
 
 def _out_of_memory(exc: BaseException) -> bool:

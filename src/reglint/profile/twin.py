@@ -161,7 +161,8 @@ def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]
 class Horizon:
     """The length the user asked for: ``--steps N`` (exactly N steps, the
     time budget not applied) or ``--epochs E`` (their training's length,
-    ``E * ceil(examples / batch)``, cut to the time budget)."""
+    ``E * ceil(examples / batch)``, cut to the time budget); without either,
+    the steps a trained file's optimizer records (cut the same way)."""
 
     steps: int
     reason: str
@@ -170,6 +171,13 @@ class Horizon:
     @classmethod
     def from_steps(cls, steps: int) -> Horizon:
         return cls(steps, f"--steps {steps}", exact=True)
+
+    @classmethod
+    def from_file(cls, steps: int) -> Horizon:
+        """The steps the file's optimizer records (``iterations``): the
+        length of the training that produced it, cut to the time budget."""
+        return cls(steps, f"the file's optimizer took {steps:,} steps, the training's length (--steps or --epochs "
+                          f"to choose another)", exact=False)
 
     @classmethod
     def from_epochs(cls, epochs: int, examples: int, batch_size: int) -> Horizon:
