@@ -20,6 +20,7 @@ import pytest
 
 from reglint.cli.app import main
 from reglint.profile.data import trivial_loss
+from reglint.profile.result import Start
 from reglint.profile.run import COLLAPSE_SHRINK, DIVERGE_FACTOR, classify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -429,7 +430,8 @@ def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, dive
                 moving_statistics=moving_statistics)
     result = SimpleNamespace(twin=twin, data=data or {"path": "d.npz", "held_out": 50}, variables=[], optimizer={},
                              outcome=SimpleNamespace(trivial_loss=None, label="learning"), layer_penalties=[],
-                             data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0)
+                             data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0,
+                             start=Start())
     return PenaltyHurtsTraining().judge(result)
 
 
@@ -487,6 +489,7 @@ def _collapsing_result(pen_acc: list[float], chance: float = 0.1, synthetic: boo
                               kernel_norm_initial=1.0, kernel_norm_final=0.05, data_loss_initial=2.3,
                               data_loss_final=2.3, trivial_loss=2.3)
     return SimpleNamespace(twin=twin, outcome=outcome, trajectory=[None] * 60, variables=[], synthetic=synthetic,
+                           start=Start(),
                            optimizer={"class": "AdamW", "family": "adaptive", "learning_rate": 1e-3,
                                       "weight_decay": 10.0, "stepped": True},
                            weight_penalty_ratio=lambda include_invariant=False: 0.0)
