@@ -38,8 +38,9 @@ to 1e-4.
 - ``embedding-chain-error`` (default 0.1): the weaker L2 of the table and the kernels it feeds at which
   RL025 is an error.
 - ``embedding-chain-warning`` (default 0.03): the same L2 at which it is a warning.
-- ``small-table-rms`` (default 0.1): the table's RMS (its initializer's; the saved values' where no
-  initializer is recorded) at or below which it counts as starting small.
+- ``small-table-rms`` (default 0.1): the table's RMS (the larger of its initializer's and its saved
+  values', so that a table loaded from pre-trained vectors is not taken for a fresh one) at or below
+  which it counts as starting small.
 
 ## Fix
 Aim: penalties on the kernels only, at half the warning level: the table's
@@ -49,9 +50,10 @@ it.
 
 ## Formula
 Tables: embedding penalties RL001 counts (not behind a normalization on
-every path to the outputs) with ``l2 > 0`` and RMS ``<= small-table-rms``
-(``estimate.init_scale.init_rms``: ``0.05/sqrt(3)`` for Keras' uniform
-default; ``stddev`` for a normal initializer). Kernels: counted kernel
+every path to the outputs) with ``l2 > 0`` and RMS ``<= small-table-rms``:
+the larger of the initializer's (``estimate.init_scale.init_rms``:
+``0.05/sqrt(3)`` for Keras' uniform default; ``stddev`` for a normal
+initializer; 0 for zeros) and the saved values'. Kernels: counted kernel
 penalties with ``l2 > 0`` that one forward path reaches from the table
 without crossing a normalization (``Analysis.unnormalized_chain``).
 ``strength = min(l2_table, max l2_kernel)``.
@@ -162,11 +164,13 @@ class PenalizedEmbeddingChain(Rule):
                 continue
             table, names = chain.table, [k.layer.path for k in chain.kernels]
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            below = f"about {g(1 / chain.rms, 2)}x below" if chain.rms > 0 else "far below"
             fix = self.fix(chain)
             yield self.finding(
-                f"embedding table {table.variable.name} starts at RMS {g(chain.rms)}, about {g(1 / chain.rms, 2)}x "
-                f"below the unit scale the kernels after it are initialised for, and carries L2({g(table.l2)}) while "
-                f"{plural(len(names), 'layer')} it feeds in series with no normalization ({shown}) carry L2 up to "
+                f"embedding table {table.variable.name} starts at RMS {g(chain.rms)}, {below} the unit scale the "
+                f"kernels after it are initialised for, and carries L2({g(table.l2)}) while "
+                f"{plural(len(names), 'layer')} it feeds in series with no normalization ({shown}) "
+                f"{'carries' if len(names) == 1 else 'carry'} L2 up to "
                 f"{g(max(k.l2 for k in chain.kernels))}: the weights must grow through penalized layers to carry "
                 f"any signal, and every step pulls them back toward the trivial solution",
                 layer=table.layer.path, target=table.variable.name, severity=severity, fix=fix,
@@ -205,8 +209,11 @@ class PenalizedEmbeddingChain(Rule):
 
 
 def table_rms(variable) -> float | None:
-    """The RMS a table starts at: its initializer's, else its saved values'."""
-    rms = init_rms(variable)
-    if rms is None and variable.stats is not None and not variable.stats.nonfinite and variable.stats.count:
-        rms = variable.stats.rms
-    return rms
+    """The scale a table works at: the larger of its initializer's RMS and
+    its saved values' (a table loaded from pre-trained vectors is stored
+    large whatever its initializer says; one a penalty shrank is judged by
+    where it started); either alone where the other is unknown."""
+    saved = variable.stats.rms if variable.stats is not None and not variable.stats.nonfinite \
+        and variable.stats.count else None
+    known = [rms for rms in (init_rms(variable), saved) if rms is not None]
+    return max(known) if known else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from reglint.engine.analysis import TrainingContext
@@ -15,7 +16,7 @@ from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
 
 from helpers import FIXTURES, KERAS_FIXTURES
-from mutate import add_extra_tensor, poison_first_kernel, rewrite_keras_zip, set_first_regularizer
+from mutate import add_extra_tensor, layer_configs, poison_first_kernel, rewrite_keras_zip, set_first_regularizer
 
 HEALTHY = ["scenario_healthy_sgd.keras", "scenario_healthy.keras"]
 
@@ -405,3 +406,42 @@ def test_rl025_table_behind_a_normalization_is_not_a_chain():
     signal: the kernels still form RL024's chain, the table is not in it."""
     assert findings("scenario_embedding_chain_norm.keras", "RL025") == []
     assert findings("scenario_embedding_chain_norm.keras", "RL024")
+
+
+def _embedding_chain_variant(tmp_path, name, *, initializer=None, table_values=None):
+    """scenario_embedding_chain_sgd.keras with the table's initializer or
+    its stored values replaced."""
+    def config(cfg):
+        if initializer is not None:
+            for layer in layer_configs(cfg):
+                if "embeddings_initializer" in layer:
+                    layer["embeddings_initializer"] = initializer
+
+    def weights(h5):
+        if table_values is not None:
+            h5["layers/embedding/vars/0"][...] = table_values
+
+    return rewrite_keras_zip(KERAS_FIXTURES / "scenario_embedding_chain_sgd.keras", tmp_path / name,
+                             config=config, weights=weights)
+
+
+def test_rl025_zero_initialised_table_is_small_and_does_not_divide_by_zero(tmp_path):
+    """A table initialised to zeros (position or segment tables often are)
+    starts at RMS 0: an error like any small table, with no 'Nx below'."""
+    zeros = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
+    path = _embedding_chain_variant(tmp_path, "zeros.keras", initializer=zeros,
+                                    table_values=np.zeros((64, 8), dtype="float32"))
+    [f] = findings(path, "RL025")
+    assert f.severity is Severity.ERROR and f.values["table_rms"] == 0.0
+    assert "starts at RMS 0, far below the unit scale" in f.message
+
+
+def test_rl025_pretrained_table_stored_large_is_not_small(tmp_path):
+    """Pre-trained vectors loaded into a table keep its initializer in the
+    config: the stored values (RMS 0.6) say the table is not small."""
+    rng = np.random.default_rng(0)
+    path = _embedding_chain_variant(tmp_path, "pretrained.keras",
+                                    table_values=rng.normal(0.0, 0.6, size=(64, 8)).astype("float32"))
+    assert findings(path, "RL025") == []
+    [f] = findings(path, "RL025", thresholds={"small-table-rms": 1.0})
+    assert f.values["table_rms"] == pytest.approx(0.6, rel=0.15)
