@@ -167,6 +167,10 @@ def test_l2_pattern_matching_nothing_is_a_usage_error():
     assert "--l2 'nomatch=0.1' matches no layer" in line and "conv1" in line and "head" in line, line
     line = one_usage_error(reglint(CNN_ONNX, "--l1", "bn1=0.1", "--no-cache"))
     assert "--l1 'bn1=0.1' matches layers without a kernel (bn1)" in line, line
+    # a layer with no variables at all (Flatten) is named too, not "no layer"
+    flat = str(FIXTURES / "keras" / "scenario_embedding_chain_sgd.keras")
+    line = one_usage_error(reglint(flat, "--l2", "flatten=0.1", "--no-cache"))
+    assert "--l2 'flatten=0.1' matches layers without a kernel (flatten)" in line, line
     # a pattern matching in one of the files linted is fine
     result = reglint(CNN_ONNX, str(FIXTURES / "onnx" / "mlp.onnx"), "--l2", "conv1=0.01", "--no-cache")
     assert result.returncode in (0, 1) and "error" not in result.stderr, result.stderr

@@ -327,3 +327,13 @@ def test_bfloat16_weights_are_read_as_keras_loads_them():
         assert kernel.stats.sum_sq == pytest.approx(expected["sum_sq"], rel=1e-9)
         assert kernel.stats.max_abs == pytest.approx(expected["max_abs"], rel=1e-9)
         assert kernel.regularizer.l2 == pytest.approx(0.01)
+
+
+def test_mixed_precision_steps_are_the_inner_optimizers():
+    """Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer
+    whose own counter stays 0 (Keras' loaded model reports 0 too): the steps
+    trained are the inner optimizer's, which the generator counted."""
+    entry = next(e for e in keras_manifest() if e["file"] == "mixed_float16_trained.keras")
+    model = read_model(KERAS_FIXTURES / entry["file"])
+    assert entry["generator_iterations"] == 3 and entry["iterations"] == 0
+    assert model.optimizer is not None and model.optimizer.iterations == 3

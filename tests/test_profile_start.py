@@ -111,6 +111,27 @@ def test_trained_file_with_data_is_judged_at_its_training_length(tmp_path, capsy
     _code, report = run_json(capsys, str(COLLAPSED), "--data", str(data))
     twin = profile_of(report)["twin"]
     assert twin["steps"] == 40
-    assert twin["budget"]["reason"].startswith("the file's optimizer took 40 steps, the training's length")
+    assert twin["budget"]["reason"].startswith("the file's optimizer took 40 steps, the training's length, "
+                                               "run here at --batch-size 32")
     _code, report = run_json(capsys, str(COLLAPSED), "--data", str(data), "--steps", "12")
     assert profile_of(report)["twin"]["steps"] == 12
+
+
+@pytest.mark.slow
+def test_trusted_lambda_model_is_redrawn_in_the_mode_it_was_loaded(tmp_path, capsys):
+    """Cloning deserializes the layers again: with --trust-model a trained
+    file with a Lambda layer is redrawn (safe mode off for the clone too);
+    without it the file is refused before anything runs."""
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, kernel_regularizer=keras.regularizers.L2(0.01)),
+                              keras.layers.Lambda(lambda t: t * 2.0), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    model.fit(np.ones((8, 4), "float32"), np.zeros(8, "int64"), epochs=1, batch_size=4, verbose=0)
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    code, report = run_json(capsys, str(path), "--trust-model", "--steps", "3")
+    assert code in (0, 1) and profile_of(report)["weights"].startswith("fresh:")
+    assert main(["profile", str(path), "--steps", "3"]) == 2
+    assert "pass --trust-model" in capsys.readouterr().err

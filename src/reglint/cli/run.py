@@ -221,7 +221,7 @@ def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
                 continue
             kernels = sorted({name for model in models for layer, var in model.variables()
                               if var.role.is_kernel_like for name in (layer.name, layer.path)})
-            layers = {layer.path for model in models for layer, _ in model.variables()}
+            layers = {layer.path for model in models for layer in model.layers}
             matched = sorted(path for path in layers if layer_matches(spec["layers"], path))
             why = (f"matches layers without a kernel ({', '.join(matched[:5])})" if matched else
                    "matches no layer")

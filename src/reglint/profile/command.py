@@ -110,7 +110,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     elif steps is None and npz is not None and _steps_taken(report.model):
         # A trained file says how long its training was: judge there, as
         # --epochs would (the default budget may run past a stall window).
-        horizon = Horizon.from_file(_steps_taken(report.model))
+        horizon = Horizon.from_file(_steps_taken(report.model), batch_size)
 
     from reglint.profile.load import choose_start
 
@@ -156,7 +156,7 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
     with backend.device_scope(handle):
         model, compile_problem = measure.load_model(keras, path, trust)
         if start is not None and start.fresh:
-            measure.reinitialize(keras, model, seed)
+            measure.reinitialize(keras, model, seed, trust_model=trust)
         # A model saved compiled whose compile settings Keras could not
         # restore still has the optimizer the file records.
         static_optimizer = report.model.optimizer if report.model is not None else None

@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +126,16 @@ def choose_start(init: str, static_model) -> Start:
     return Start(False, "the file's optimizer took no step: its weights are an initialisation")
 
 
+@contextmanager
+def _safe_mode(keras, on: bool) -> Iterator[None]:
+    """Keras' deserialization safe mode for the block (what ``load_model``'s
+    ``safe_mode`` sets for loading)."""
+    from keras.src.saving.serialization_lib import SafeModeScope
+
+    with SafeModeScope(on):
+        yield
+
+
 def _frozen_kernels(static_model) -> int:
     """Kernels and embeddings training does not update (frozen layer or variable)."""
     if static_model is None:
@@ -135,15 +145,17 @@ def _frozen_kernels(static_model) -> int:
                and not (layer.trainable and var.trainable))
 
 
-def reinitialize(keras, model, seed: int) -> None:
+def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
     """Every variable of ``model`` redrawn from the initializers its config
     records: ``keras.models.clone_model`` builds the same architecture with
     new weights (seeded), whose values are copied into the loaded model (its
     compile state kept). Moving statistics restart at their initial values
-    too, as in a new training."""
+    too, as in a new training. Cloning deserializes the layers again, so it
+    runs in the safe mode the model was loaded in (off with --trust-model)."""
     keras.utils.set_random_seed(seed)
     try:
-        fresh = keras.models.clone_model(model)
+        with _safe_mode(keras, not trust_model):
+            fresh = keras.models.clone_model(model)
     except Exception as exc:
         raise ProfileError(f"cannot draw a fresh initialisation of this model ({_one(exc)[:200]}); "
                            f"pass --init saved to start from the file's weights") from None

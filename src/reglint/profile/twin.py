@@ -173,11 +173,14 @@ class Horizon:
         return cls(steps, f"--steps {steps}", exact=True)
 
     @classmethod
-    def from_file(cls, steps: int) -> Horizon:
+    def from_file(cls, steps: int, batch_size: int) -> Horizon:
         """The steps the file's optimizer records (``iterations``): the
-        length of the training that produced it, cut to the time budget."""
-        return cls(steps, f"the file's optimizer took {steps:,} steps, the training's length (--steps or --epochs "
-                          f"to choose another)", exact=False)
+        length of the training that produced it, cut to the time budget.
+        The file does not record that training's batch size: the runs take
+        these steps at ``--batch-size``."""
+        return cls(steps, f"the file's optimizer took {steps:,} steps, the training's length, run here at "
+                          f"--batch-size {batch_size} (the file does not record the training's: pass it; --steps or "
+                          f"--epochs to choose another length)", exact=False)
 
     @classmethod
     def from_epochs(cls, epochs: int, examples: int, batch_size: int) -> Horizon:

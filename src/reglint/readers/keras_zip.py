@@ -312,15 +312,21 @@ def _collect(index: H5Index, path: str, node: LayerNode, attrs: list[str], found
 
 
 def _read_iterations(h5, model: Model) -> None:
-    group = h5_get(h5, "optimizer/vars")
-    if group is None:
-        return
-    ds = h5_get(group, "0")
-    try:
-        if ds is not None and ds.shape == ():
-            model.metadata["optimizer_iterations"] = int(ds[()])
-    except Exception:
-        pass
+    """The optimizer's step count (its variable 0). Under a mixed-precision
+    policy Keras wraps the optimizer in a LossScaleOptimizer whose own
+    counter stays 0 while the inner optimizer's counts the steps: the larger
+    of the two."""
+    counts = []
+    for where in ("optimizer/vars", "optimizer/inner_optimizer/vars"):
+        group = h5_get(h5, where)
+        ds = h5_get(group, "0") if group is not None else None
+        try:
+            if ds is not None and ds.shape == ():
+                counts.append(int(ds[()]))
+        except Exception:
+            pass
+    if counts:
+        model.metadata["optimizer_iterations"] = max(counts)
 
 
 class _Window(io.RawIOBase):
