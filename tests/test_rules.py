@@ -445,3 +445,15 @@ def test_rl025_pretrained_table_stored_large_is_not_small(tmp_path):
     assert findings(path, "RL025") == []
     [f] = findings(path, "RL025", thresholds={"small-table-rms": 1.0})
     assert f.values["table_rms"] == pytest.approx(0.6, rel=0.15)
+
+
+def test_chains_cross_nested_model_boundaries():
+    """The flat model's chain split over a functional encoder and a
+    Sequential head: the layer graph links the encoder's output to the
+    head's first layer, so RL025 and RL024 see the same chain as flat."""
+    [f] = findings("scenario_embedding_chain_nested.keras", "RL025")
+    assert f.severity is Severity.ERROR and f.values["fed_layers"] == ["head/dense", "head/dense_1"]
+    [chain] = findings("scenario_embedding_chain_nested.keras", "RL024")
+    assert chain.values["chain"] == ["encoder/embedding", "head/dense", "head/dense_1"]
+    [flat] = findings("scenario_embedding_chain_sgd.keras", "RL024")
+    assert flat.values["chain"] == ["embedding", "dense", "dense_1"]

@@ -40,20 +40,57 @@ LINEAR = {"Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose
 
 
 def outbound_map(model: Model) -> dict[str, list[Layer]]:
-    """Layer path -> the layers it feeds, resolved within each container."""
+    """Layer path -> the layers it feeds, resolved within each container and
+    across nested models' boundaries: a layer fed by a nested model is fed
+    by that model's output layers, and the layers behind a nested model's
+    inputs by what feeds the nested model."""
     by_key: dict[tuple[str, str], Layer] = {(_container(layer), layer.name): layer for layer in model.layers}
+    nested = {(_parent(c.path), c.path.rsplit("/", 1)[-1]): c for c in model.containers}
     out: dict[str, list[Layer]] = {}
+
+    def link(source: Layer, target: Layer) -> None:
+        if target not in out.setdefault(source.path, []):
+            out[source.path].append(target)
+
+    def sources(container: str, name: str, depth: int = 0) -> list[Layer]:
+        """The layers whose output the name ``name`` in ``container`` stands for."""
+        layer = by_key.get((container, name))
+        if layer is not None:
+            return [layer]
+        inner = nested.get((container, name))
+        if inner is None or depth > _MAX_NESTING:
+            return []
+        return [src for output in inner.outputs for src in sources(inner.path, output, depth + 1)]
+
     for layer in model.layers:
         for name in layer.inbound:
-            source = by_key.get((_container(layer), name))
-            if source is not None:
-                out.setdefault(source.path, []).append(layer)
+            for source in sources(_container(layer), name):
+                link(source, layer)
+    for inner in model.containers:
+        feeders = [src for name in inner.inbound for src in sources(_parent(inner.path), name)]
+        for name in inner.inputs:
+            entry = by_key.get((inner.path, name))
+            if entry is None:
+                continue
+            # An InputLayer only renames the tensor: feed what it feeds.
+            targets = list(out.get(entry.path, [])) if entry.class_name == "InputLayer" else [entry]
+            for source in feeders:
+                for target in targets:
+                    link(source, target)
     for layer in model.layers:
         for name in layer.outbound:  # readers that record consumers directly (ONNX)
-            target = by_key.get((_container(layer), name))
-            if target is not None and target not in out.setdefault(layer.path, []):
-                out[layer.path].append(target)
+            consumer = by_key.get((_container(layer), name))
+            if consumer is not None:
+                link(layer, consumer)
     return out
+
+
+# Nested models inside nested models, as deep as a config plausibly goes.
+_MAX_NESTING = 32
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
 def _container(layer: Layer) -> str:

@@ -2,6 +2,7 @@
 
 from reglint.model.description import (
     UNRECORDED_CLASS,
+    Container,
     Initializer,
     Layer,
     LearningRate,
@@ -21,6 +22,7 @@ from reglint.model.description import (
 
 __all__ = [
     "UNRECORDED_CLASS",
+    "Container",
     "Initializer",
     "Layer",
     "LearningRate",

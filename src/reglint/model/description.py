@@ -416,12 +416,26 @@ class Problem:
 
 
 @dataclass
+class Container:
+    """A model nested in another (a Functional or Sequential used as a
+    layer): where it sits, what feeds it in its parent, and the names of
+    its own input and output layers, so the layer graph can cross its
+    boundary (``engine.graph.outbound_map``)."""
+
+    path: str
+    inbound: list[str] = field(default_factory=list)  # names in the parent container
+    inputs: list[str] = field(default_factory=list)  # names inside it
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Model:
     """What reglint knows about one model file."""
 
     path: str
     format: str  # keras_v3, keras_h5, savedmodel, onnx
     layers: list[Layer] = field(default_factory=list)
+    containers: list[Container] = field(default_factory=list)  # nested models, for the graph
     optimizer: Optimizer | None = None
     losses: list[Loss] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)

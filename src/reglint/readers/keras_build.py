@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from reglint.model import Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
-from reglint.readers.keras_config import LayerNode, ModelConfig
+from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
+from reglint.readers.keras_config import LayerNode, ModelConfig, container_io
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
     MHA_LIKE,
@@ -344,6 +344,16 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
     except Exception as exc:
         model.problems.append(Problem(ProblemKind.UNREADABLE, "", f"unreadable loss config: {type(exc).__name__}",
                                       target="loss"))
+
+
+def attach_graph(model: Model, tree: ModelConfig) -> None:
+    """What the layer graph needs beyond each layer's inbound names: the
+    nested models (their boundaries) and the outputs."""
+    for node in tree.containers:
+        inputs, outputs = container_io(node)
+        model.containers.append(Container(path=node.path, inbound=list(node.inbound), inputs=inputs,
+                                          outputs=outputs))
+    attach_outputs(model, tree)
 
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:

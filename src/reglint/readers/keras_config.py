@@ -213,15 +213,32 @@ def _iter_history(obj: Any, depth: int = 0) -> Iterator[str]:
             yield from _iter_history(value, depth + 1)
 
 
+def container_io(node: LayerNode) -> tuple[list[str], list[str]]:
+    """(input layer names, output layer names) inside a nested model: a
+    Functional's ``input_layers``/``output_layers``; a Sequential's first
+    and last layers (its InputLayer left out, as Keras does)."""
+    cfg = node.config
+    entries = [(bare_class_name(class_name_of(e) or "?"), e) for e in container_layers(node.class_name, cfg)]
+    names = [_layer_name(e, e.get("config", {}), cls) for cls, e in entries if cls != "InputLayer"]
+    inputs = _ref_names(cfg.get("input_layers")) if "input_layers" in cfg else names[:1]
+    outputs = _ref_names(cfg.get("output_layers")) if "output_layers" in cfg else names[-1:]
+    return inputs, outputs
+
+
+def _ref_names(refs: Any) -> list[str]:
+    """Layer names of ``input_layers``/``output_layers``: [[name, node,
+    tensor], ...], Keras 3's single [name, node, tensor], or a dict of them."""
+    if isinstance(refs, list) and refs and isinstance(refs[0], str):
+        refs = [refs]
+    if isinstance(refs, dict):
+        refs = list(refs.values())
+    if not isinstance(refs, list):
+        return []
+    return [r[0] for r in refs if isinstance(r, list) and r and isinstance(r[0], str)]
+
+
 def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[str]:
     if isinstance(cfg, dict) and "output_layers" in cfg:
-        outs = cfg["output_layers"]
         # Keras 3 writes a single output as ["name", 0, 0]; Keras 2 a list of them.
-        if isinstance(outs, list) and outs and isinstance(outs[0], str):
-            outs = [outs]
-        if isinstance(outs, dict):
-            outs = list(outs.values())
-        if not isinstance(outs, list):
-            return []
-        return [o[0] for o in outs if isinstance(o, list) and o and isinstance(o[0], str)]
+        return _ref_names(cfg["output_layers"])
     return [leaves[-1].name] if leaves else []

@@ -19,7 +19,7 @@ from reglint.errors import ModelReadError
 from reglint.model import Model
 from reglint.readers.keras_build import (
     FoundTensor,
-    attach_outputs,
+    attach_graph,
     attach_training_config,
     build_layer,
     owner_for_components,
@@ -90,7 +90,7 @@ def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
         attach_training_config(model, training, tree)
     if model.optimizer is not None:
         model.optimizer.iterations = _iterations(h5)
-    attach_outputs(model, tree)
+    attach_graph(model, tree)
     return model
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError, NotAModelError, UnsafeInputError
 from reglint.model import Model
-from reglint.readers.keras_build import attach_outputs, attach_training_config
+from reglint.readers.keras_build import attach_graph, attach_training_config
 from reglint.readers.keras_check import build_from_config
 from reglint.readers.keras_config import is_container, walk_model_config
 from reglint.readers.keras_objects import bare_class_name, class_name_of
@@ -69,7 +69,7 @@ def read_keras_json(path: Path, options: ReadOptions) -> Model:
     build_from_config(model, tree, obj)
     model.notes.insert(0, NOTE)
     attach_training_config(model, obj.get("compile_config") or obj.get("training_config"), tree)
-    attach_outputs(model, tree)
+    attach_graph(model, tree)
     note_activity_placement(model, tree, keras3=keras3)
     return model
 

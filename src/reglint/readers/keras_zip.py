@@ -26,7 +26,7 @@ from reglint.model import Model
 from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.keras_build import (
     FoundTensor,
-    attach_outputs,
+    attach_graph,
     attach_training_config,
     build_layer,
     owner_for_attr_path,
@@ -105,7 +105,7 @@ def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptio
     attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
     if model.optimizer is not None and "optimizer_iterations" in model.metadata:
         model.optimizer.iterations = model.metadata["optimizer_iterations"]
-    attach_outputs(model, tree)
+    attach_graph(model, tree)
     return model
 
 

@@ -29,7 +29,7 @@ from reglint.errors import ModelReadError, UnsafeInputError
 from reglint.model import UNRECORDED_CLASS, Layer, Model, Variable
 from reglint.readers.keras_build import (
     FoundTensor,
-    attach_outputs,
+    attach_graph,
     attach_training_config,
     build_layer,
     owner_for_components,
@@ -82,7 +82,7 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     attach_training_config(model, root_meta.get("training_config"), tree)
     if model.optimizer is not None:
         model.optimizer.iterations = _iterations(entries, root)
-    attach_outputs(model, tree)
+    attach_graph(model, tree)
     return model
 
 
