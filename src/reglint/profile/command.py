@@ -83,10 +83,6 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     if epochs is not None and (steps is not None or data is None or epochs < 1):
         raise ProfileError("--epochs needs --data (its examples make an epoch), at least 1, and no --steps"
                            if steps is None else "give --steps or --epochs, not both")
-    from reglint.profile.load import INITS
-
-    if init not in INITS:
-        raise ProfileError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
     backend_name = resolve_backend(backend)
     refuse_savedmodel(path)
     refuse_non_keras(path)
@@ -94,6 +90,9 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     report = lint_file(str(path), settings)
     if report.error or report.model is None:
         raise ProfileError(f"{path}: {report.error or 'no model read'}")
+    from reglint.profile.load import choose_start
+
+    start = choose_start(init, report.model)  # before any data is read: a bad --init is a usage error
     reasons = refusal_reasons(report.model, path)
     if reasons and not trust:
         more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
@@ -112,10 +111,8 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         # --epochs would (the default budget may run past a stall window).
         horizon = Horizon.from_file(_steps_taken(report.model), batch_size)
 
-    from reglint.profile.load import choose_start
-
     result = _measure(path, report, npz, steps=horizon, batch_size=batch_size, device=device, trust=trust, seed=seed,
-                      time_budget=time_budget, backend_name=backend_name, start=choose_start(init, report.model))
+                      time_budget=time_budget, backend_name=backend_name, start=start)
     from reglint.reporters.text import lambda_note
 
     skipped = lambda_note(report.model, ran=True)
