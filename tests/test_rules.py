@@ -457,3 +457,18 @@ def test_chains_cross_nested_model_boundaries():
     assert chain.values["chain"] == ["encoder/embedding", "head/dense", "head/dense_1"]
     [flat] = findings("scenario_embedding_chain_sgd.keras", "RL024")
     assert flat.values["chain"] == ["embedding", "dense", "dense_1"]
+
+
+def test_nested_models_are_linked_in_order_and_only_where_unambiguous():
+    """Three nested Functionals, and a Sequential whose first layer is a
+    Sequential: the whole chain, as flat. A sub-model with two inputs is fed
+    in order (dx reaches only the Identity, not s1: no chain). A residual
+    block written as a sub-model (its input goes straight into the Add):
+    both gammas absorbed by the free Dense after it, as flat."""
+    [deep] = findings("nested_chain_three_deep.keras", "RL024")
+    assert [p.rsplit("/", 1)[-1] for p in deep.values["chain"]] == ["d0", "d1", "d2", "d3", "d4", "out"]
+    [seq] = findings("nested_seq_first_is_seq.keras", "RL024")
+    assert [p.rsplit("/", 1)[-1] for p in seq.values["chain"]] == ["d1", "d2", "d3", "d4", "out"]
+    assert findings("nested_multi_input.keras", "RL024") == []
+    gammas = findings("nested_residual_block.keras", "RL008")
+    assert len(gammas) == 2 and all(f.values["absorbed"] and not f.values["counted"] for f in gammas)

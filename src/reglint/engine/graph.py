@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reglint.model import Layer, Model
+from reglint.model import Container, Layer, Model
 
 # Layers that normalise their input per channel or per sample: a kernel
 # feeding one is scale-invariant (van Laarhoven 2017). Keras class names and
@@ -41,42 +41,20 @@ LINEAR = {"Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose
 
 def outbound_map(model: Model) -> dict[str, list[Layer]]:
     """Layer path -> the layers it feeds, resolved within each container and
-    across nested models' boundaries: a layer fed by a nested model is fed
-    by that model's output layers, and the layers behind a nested model's
-    inputs by what feeds the nested model."""
-    by_key: dict[tuple[str, str], Layer] = {(_container(layer), layer.name): layer for layer in model.layers}
-    nested = {(_parent(c.path), c.path.rsplit("/", 1)[-1]): c for c in model.containers}
+    across nested models' boundaries (``NestedGraph``)."""
+    graph = NestedGraph(model)
     out: dict[str, list[Layer]] = {}
 
     def link(source: Layer, target: Layer) -> None:
         if target not in out.setdefault(source.path, []):
             out[source.path].append(target)
 
-    def sources(container: str, name: str, depth: int = 0) -> list[Layer]:
-        """The layers whose output the name ``name`` in ``container`` stands for."""
-        layer = by_key.get((container, name))
-        if layer is not None:
-            return [layer]
-        inner = nested.get((container, name))
-        if inner is None or depth > _MAX_NESTING:
-            return []
-        return [src for output in inner.outputs for src in sources(inner.path, output, depth + 1)]
-
     for layer in model.layers:
-        for name in layer.inbound:
-            for source in sources(_container(layer), name):
-                link(source, layer)
-    for inner in model.containers:
-        feeders = [src for name in inner.inbound for src in sources(_parent(inner.path), name)]
-        for name in inner.inputs:
-            entry = by_key.get((inner.path, name))
-            if entry is None:
-                continue
-            # An InputLayer only renames the tensor: feed what it feeds.
-            targets = list(out.get(entry.path, [])) if entry.class_name == "InputLayer" else [entry]
-            for source in feeders:
-                for target in targets:
-                    link(source, target)
+        if layer.class_name == "InputLayer":
+            continue  # an input feeds its consumers through their inbound names
+        for source in graph.feeding(layer):
+            link(source, layer)
+    by_key = graph.by_key
     for layer in model.layers:
         for name in layer.outbound:  # readers that record consumers directly (ONNX)
             consumer = by_key.get((_container(layer), name))
@@ -85,8 +63,80 @@ def outbound_map(model: Model) -> dict[str, list[Layer]]:
     return out
 
 
-# Nested models inside nested models, as deep as a config plausibly goes.
-_MAX_NESTING = 32
+class NestedGraph:
+    """Which layers feed a layer, through nested models: a name that stands
+    for a nested model stands for its output layer; a nested model's
+    InputLayer (or a nested Sequential's first layer) stands for what feeds
+    the nested model. Only unambiguous links are made: a nested model with
+    several outputs, or several inputs fed by a different number of
+    tensors, is not linked through (the names a layer records do not say
+    which tensor), so no chain is invented. Resolution is memoised, so deep
+    nesting stays linear."""
+
+    def __init__(self, model: Model):
+        self.by_key: dict[tuple[str, str], Layer] = {(_container(layer), layer.name): layer
+                                                     for layer in model.layers}
+        self.nested = {(_parent(c.path), c.path.rsplit("/", 1)[-1]): c for c in model.containers}
+        self.containers = {c.path: c for c in model.containers}
+        self._memo: dict[tuple[str, str], tuple[Layer, ...]] = {}
+        self._busy: set[tuple[str, str]] = set()
+
+    def feeding(self, layer: Layer) -> tuple[Layer, ...]:
+        container = _container(layer)
+        if layer.inbound:
+            return _unique(src for name in layer.inbound for src in self.sources(container, name))
+        inner = self.containers.get(container)
+        if inner is not None and inner.inputs[:1] == [layer.name]:
+            return self.feeders(inner)  # a nested Sequential's first layer
+        return ()
+
+    def sources(self, container: str, name: str) -> tuple[Layer, ...]:
+        """The layers whose output ``name`` in ``container`` stands for."""
+        key = (container, name)
+        if key in self._memo:
+            return self._memo[key]
+        if key in self._busy:  # a cycle in a malformed config
+            return ()
+        self._busy.add(key)
+        layer, inner = self.by_key.get(key), self.nested.get(key)
+        if layer is not None and layer.class_name == "InputLayer" and container in self.containers:
+            found = self._input_feeders(self.containers[container], name)
+        elif layer is not None:
+            found = (layer,)
+        elif inner is not None and len(inner.outputs) == 1:
+            found = self.sources(inner.path, inner.outputs[0])
+        else:
+            found = ()
+        self._busy.discard(key)
+        self._memo[key] = found
+        return found
+
+    def feeders(self, inner: Container) -> tuple[Layer, ...]:
+        """What feeds a nested model: its inbound names in its parent, or,
+        for the first entry of a nested Sequential, what feeds that parent."""
+        parent = _parent(inner.path)
+        if inner.inbound:
+            return _unique(src for name in inner.inbound for src in self.sources(parent, name))
+        outer = self.containers.get(parent)
+        if outer is not None and outer.inputs[:1] == [inner.path.rsplit("/", 1)[-1]] and outer is not inner:
+            return self.feeders(outer)
+        return ()
+
+    def _input_feeders(self, inner: Container, name: str) -> tuple[Layer, ...]:
+        if name not in inner.inputs:
+            return ()
+        if len(inner.inputs) == 1:
+            return self.feeders(inner)
+        if len(inner.inbound) == len(inner.inputs):  # called with one tensor per input, in order
+            return self.sources(_parent(inner.path), inner.inbound[inner.inputs.index(name)])
+        return ()
+
+
+def _unique(layers) -> tuple[Layer, ...]:
+    seen: dict[str, Layer] = {}
+    for layer in layers:
+        seen.setdefault(layer.path, layer)
+    return tuple(seen.values())
 
 
 def _parent(path: str) -> str:

@@ -202,6 +202,9 @@ def _refs(value: Any) -> list[tuple[str, int, int]]:
         value = list(value.values())
     if isinstance(value, list) and len(value) >= 1 and isinstance(value[0], str):
         value = [value]
+    if value is not None and not isinstance(value, list):
+        # Keras cannot load such a model; an empty list keeps the walk going.
+        return []
     out = []
     for item in value or []:
         if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str):
