@@ -472,3 +472,14 @@ def test_nested_models_are_linked_in_order_and_only_where_unambiguous():
     assert findings("nested_multi_input.keras", "RL024") == []
     gammas = findings("nested_residual_block.keras", "RL008")
     assert len(gammas) == 2 and all(f.values["absorbed"] and not f.values["counted"] for f in gammas)
+
+
+def test_nested_tf_keras_layers_with_slash_names_are_read_and_linked():
+    """tf.keras applications name layers 'Conv/BatchNorm'; used as a nested
+    base, their weight names ('blk/d1/kernel:0') span several components:
+    every tensor is found (no RL019) and the chain crosses the nested model
+    (the container is the path less the layer's own name, not its last part)."""
+    report = lint_file(str(KERAS_FIXTURES / "tfk_slash_names_nested.h5"), Settings())
+    assert not [f for f in report.findings if f.code == "RL019"]
+    [chain] = [f for f in report.findings if f.code == "RL024"]
+    assert chain.values["chain"] == ["blk/d0", "sub/blk/d1", "sub/blk/d2", "d3", "out"]

@@ -76,7 +76,7 @@ class NestedGraph:
     def __init__(self, model: Model):
         self.by_key: dict[tuple[str, str], Layer] = {(_container(layer), layer.name): layer
                                                      for layer in model.layers}
-        self.nested = {(_parent(c.path), c.path.rsplit("/", 1)[-1]): c for c in model.containers}
+        self.nested = {(_parent_of(c.path, c.name), c.name): c for c in model.containers}
         self.containers = {c.path: c for c in model.containers}
         self._memo: dict[tuple[str, str], tuple[Layer, ...]] = {}
         self._busy: set[tuple[str, str]] = set()
@@ -114,11 +114,11 @@ class NestedGraph:
     def feeders(self, inner: Container) -> tuple[Layer, ...]:
         """What feeds a nested model: its inbound names in its parent, or,
         for the first entry of a nested Sequential, what feeds that parent."""
-        parent = _parent(inner.path)
+        parent = _parent_of(inner.path, inner.name)
         if inner.inbound:
             return _unique(src for name in inner.inbound for src in self.sources(parent, name))
         outer = self.containers.get(parent)
-        if outer is not None and outer.inputs[:1] == [inner.path.rsplit("/", 1)[-1]] and outer is not inner:
+        if outer is not None and outer.inputs[:1] == [inner.name] and outer is not inner:
             return self.feeders(outer)
         return ()
 
@@ -128,7 +128,7 @@ class NestedGraph:
         if len(inner.inputs) == 1:
             return self.feeders(inner)
         if len(inner.inbound) == len(inner.inputs):  # called with one tensor per input, in order
-            return self.sources(_parent(inner.path), inner.inbound[inner.inputs.index(name)])
+            return self.sources(_parent_of(inner.path, inner.name), inner.inbound[inner.inputs.index(name)])
         return ()
 
 
@@ -139,12 +139,18 @@ def _unique(layers) -> tuple[Layer, ...]:
     return tuple(seen.values())
 
 
-def _parent(path: str) -> str:
-    return path.rsplit("/", 1)[0] if "/" in path else ""
-
-
 def _container(layer: Layer) -> str:
-    return layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
+    """The enclosing container's path: the layer's path less its own name
+    (which may hold "/": tf.keras applications name layers "Conv/BatchNorm")."""
+    return _parent_of(layer.path, layer.name)
+
+
+def _parent_of(path: str, name: str) -> str:
+    if path == name:
+        return ""
+    if path.endswith("/" + name):
+        return path[: -len(name) - 1]
+    return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
 def passes_scale(layer: Layer) -> bool:

@@ -423,9 +423,13 @@ class Container:
     boundary (``engine.graph.outbound_map``)."""
 
     path: str
+    name: str = ""  # its own name (may hold "/"); the path's last part when empty
     inbound: list[str] = field(default_factory=list)  # names in the parent container
     inputs: list[str] = field(default_factory=list)  # names inside it
     outputs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.path.rsplit("/", 1)[-1]
 
 
 @dataclass

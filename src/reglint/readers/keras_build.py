@@ -351,8 +351,8 @@ def attach_graph(model: Model, tree: ModelConfig) -> None:
     nested models (their boundaries) and the outputs."""
     for node in tree.containers:
         inputs, outputs = container_io(node)
-        model.containers.append(Container(path=node.path, inbound=list(node.inbound), inputs=inputs,
-                                          outputs=outputs))
+        model.containers.append(Container(path=node.path, name=node.name, inbound=list(node.inbound),
+                                          inputs=inputs, outputs=outputs))
     attach_outputs(model, tree)
 
 

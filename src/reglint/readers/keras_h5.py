@@ -151,11 +151,10 @@ def _leaf_for(name: str, nodes: list[LayerNode], top: str) -> LayerNode | None:
     components = name.split("/")[:-1]
     best, best_index = None, -1
     for node in nodes:
-        if node.name in components:
-            index = max(i for i, c in enumerate(components) if c == node.name)
-            # Prefer the deepest leaf: ties go to the most specific path.
-            if index > best_index or (index == best_index and best and len(node.path) > len(best.path)):
-                best, best_index = node, index
+        index = _last_run(components, node.name.split("/"))
+        # Prefer the deepest leaf: ties go to the most specific path.
+        if index >= 0 and (index > best_index or (index == best_index and best and len(node.path) > len(best.path))):
+            best, best_index = node, index
     if best is None:
         # Keras 1 named nested weights "dense_1_W": match a leaf name prefix.
         short = name.split("/")[-1]
@@ -163,6 +162,19 @@ def _leaf_for(name: str, nodes: list[LayerNode], top: str) -> LayerNode | None:
             if short.startswith(node.name + "_"):
                 return node
     return best
+
+
+def _last_run(components: list[str], parts: list[str]) -> int:
+    """Where the last run of ``parts`` in ``components`` ends, -1 if none: a
+    layer name may hold "/" (tf.keras applications name layers
+    "Conv/BatchNorm"), so it can span several components of a weight name.
+
+    >>> _last_run(["sub", "Conv", "BatchNorm"], ["Conv", "BatchNorm"]), _last_run(["a", "b"], ["c"])
+    (2, -1)
+    """
+    k = len(parts)
+    ends = [i + k - 1 for i in range(len(components) - k + 1) if components[i:i + k] == parts]
+    return max(ends) if ends else -1
 
 
 def _found(ds, name: str, node: LayerNode) -> FoundTensor:
