@@ -135,3 +135,38 @@ def test_trusted_lambda_model_is_redrawn_in_the_mode_it_was_loaded(tmp_path, cap
     assert code in (0, 1) and profile_of(report)["weights"].startswith("fresh:")
     assert main(["profile", str(path), "--steps", "3"]) == 2
     assert "pass --trust-model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fresh_draw_redraws_what_training_learns_and_keeps_the_rest():
+    """reinitialize: trainable variables get a new draw and BatchNorm's
+    moving statistics restart (0 and 1); other non-trainable state (a
+    Normalization layer's adapted mean and variance, a frozen kernel) keeps
+    its saved value."""
+    import keras
+    import numpy as np
+
+    from reglint.profile.load import reinitialize
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(100.0, 10.0, size=(64, 4)).astype("float32")
+    norm = keras.layers.Normalization()
+    norm.adapt(x)
+    frozen = keras.layers.Dense(4, trainable=False)
+    model = keras.Sequential([keras.Input((4,)), norm, frozen, keras.layers.Dense(4), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    model.fit(x, rng.integers(0, 3, size=64), epochs=2, batch_size=16, verbose=0)
+    before = {w.path: np.array(w) for w in model.weights}
+    reinitialize(keras, model, seed=0)
+    after = {w.path: np.array(w) for w in model.weights}
+    for w in model.weights:
+        name = w.path.rsplit("/", 1)[-1]
+        if name == "moving_mean":
+            assert np.all(after[w.path] == 0.0)
+        elif name == "moving_variance":
+            assert np.all(after[w.path] == 1.0)
+        elif w.trainable:
+            assert not np.array_equal(after[w.path], before[w.path]), w.path
+        else:  # adapted statistics, the frozen kernel
+            assert np.array_equal(after[w.path], before[w.path]), w.path

@@ -96,6 +96,8 @@ def load_model(keras, path: Path, trust_model: bool) -> tuple[Any, str | None]:
 
 
 INITS = ("auto", "saved", "fresh")
+# Non-trainable variables a new training starts afresh (BatchNormalization's).
+MOVING_STATISTICS = ("moving_mean", "moving_variance")
 
 
 def choose_start(init: str, static_model) -> Start:
@@ -149,9 +151,12 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
     """Every variable of ``model`` redrawn from the initializers its config
     records: ``keras.models.clone_model`` builds the same architecture with
     new weights (seeded), whose values are copied into the loaded model (its
-    compile state kept). Moving statistics restart at their initial values
-    too, as in a new training. Cloning deserializes the layers again, so it
-    runs in the safe mode the model was loaded in (off with --trust-model)."""
+    compile state kept). Trainable variables are redrawn, and normalization
+    layers' moving statistics restart at their initial values, as in a new
+    training; every other non-trainable variable keeps its saved value (a
+    Normalization layer's adapted mean and variance come from the data, not
+    from training). Cloning deserializes the layers again, so it runs in the
+    safe mode the model was loaded in (off with --trust-model)."""
     keras.utils.set_random_seed(seed)
     try:
         with _safe_mode(keras, not trust_model):
@@ -164,7 +169,8 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
         raise ProfileError("cannot draw a fresh initialisation: the rebuilt model's weights differ from the "
                            "file's; pass --init saved to start from the file's weights")
     for variable, drawn in zip(old, new, strict=True):
-        variable.assign(keras.ops.convert_to_numpy(drawn))
+        if variable.trainable or variable.path.rsplit("/", 1)[-1] in MOVING_STATISTICS:
+            variable.assign(keras.ops.convert_to_numpy(drawn))
 
 
 def _one(exc: BaseException) -> str:
