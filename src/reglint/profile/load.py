@@ -131,10 +131,9 @@ def choose_start(init: str, static_model) -> Start:
 @contextmanager
 def _safe_mode(keras, on: bool) -> Iterator[None]:
     """Keras' deserialization safe mode for the block (what ``load_model``'s
-    ``safe_mode`` sets for loading)."""
-    from keras.src.saving.serialization_lib import SafeModeScope
-
-    with SafeModeScope(on):
+    ``safe_mode`` sets for loading), through the Keras module the backend
+    imported (the static path imports none)."""
+    with keras.src.saving.serialization_lib.SafeModeScope(on):
         yield
 
 
