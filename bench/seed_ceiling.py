@@ -95,23 +95,24 @@ def main(name: str, outs: list[str]) -> None:
     seeds, ids = seeds_of(outs)
     print(f"## {name}: {len(seeds)} seed(s), {len(ids)} recipes labelled in every seed\n")
     if len(seeds) > 1:  # one seed: the per-recipe predictor is its own outcome
-        print("| split | predictor | recall (wrecked) | precision (wrecked) | precision, severe | false alarms |")
-        print("|---|---|---|---|---|---|")
-        for split in ("held_out", "fit", "all"):
-            chosen = [i for i in ids if split == "all" or split_of(seeds[0][i]) == split]
-            if not chosen:
-                continue
-            for k in range(1, len(seeds) + 1):
-                print(_row(split, f"wrecked in >= {k} of {len(seeds)} seeds", score(seeds, chosen, k)))
+        _table(seeds, ids, [(f"wrecked in >= {k} of {len(seeds)} seeds",
+                             lambda chosen, k=k: score(seeds, chosen, k)) for k in range(1, len(seeds) + 1)])
     print(f"\n## {name}, blind to the data set: the recipe's trainings over every data set and seed\n")
+    _table(seeds, ids, [(f"wrecked in >= {share:.0%} of them",
+                         lambda chosen, share=share: score_blind(seeds, chosen, share)) for share in BLIND_SHARES])
+
+
+def _table(seeds: list[dict[str, dict]], ids: list[str], predictors: list) -> None:
+    """One markdown table: every predictor (label, scorer of the chosen
+    recipes) on each split."""
     print("| split | predictor | recall (wrecked) | precision (wrecked) | precision, severe | false alarms |")
     print("|---|---|---|---|---|---|")
     for split in ("held_out", "fit", "all"):
         chosen = [i for i in ids if split == "all" or split_of(seeds[0][i]) == split]
         if not chosen:
             continue
-        for share in BLIND_SHARES:
-            print(_row(split, f"wrecked in >= {share:.0%} of them", score_blind(seeds, chosen, share)))
+        for label, scorer in predictors:
+            print(_row(split, label, scorer(chosen)))
 
 
 if __name__ == "__main__":
