@@ -157,9 +157,9 @@ def test_fresh_draw_redraws_what_training_learns_and_keeps_the_rest():
                               keras.layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
     model.fit(x, rng.integers(0, 3, size=64), epochs=2, batch_size=16, verbose=0)
-    before = {w.path: np.array(w) for w in model.weights}
+    before = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
     reinitialize(keras, model, seed=0)
-    after = {w.path: np.array(w) for w in model.weights}
+    after = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
     for w in model.weights:
         name = w.path.rsplit("/", 1)[-1]
         if name == "moving_mean":
