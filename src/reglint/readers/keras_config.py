@@ -226,15 +226,29 @@ def container_io(node: LayerNode) -> tuple[list[str], list[str]]:
 
 
 def _ref_names(refs: Any) -> list[str]:
-    """Layer names of ``input_layers``/``output_layers``: [[name, node,
-    tensor], ...], Keras 3's single [name, node, tensor], or a dict of them."""
-    if isinstance(refs, list) and refs and isinstance(refs[0], str):
-        refs = [refs]
-    if isinstance(refs, dict):
-        refs = list(refs.values())
-    if not isinstance(refs, list):
+    """Layer names of ``input_layers``/``output_layers``."""
+    return [name for name, _, _ in tensor_refs(refs)]
+
+
+def tensor_refs(value: Any) -> list[tuple[str, int, int]]:
+    """``input_layers``/``output_layers``: [[name, node, tensor], ...], a
+    single flat [name, node, tensor] (Keras 3) or a dict of them."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list) and len(value) >= 1 and isinstance(value[0], str):
+        value = [value]
+    if value is not None and not isinstance(value, list):
+        # Keras cannot load such a model; an empty list keeps the walk going.
         return []
-    return [r[0] for r in refs if isinstance(r, list) and r and isinstance(r[0], str)]
+    out = []
+    for item in value or []:
+        if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str):
+            out.append((item[0], ref_int(item[1]), ref_int(item[2])))
+    return out
+
+
+def ref_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[str]:

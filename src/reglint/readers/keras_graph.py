@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from reglint.readers.keras_config import _layer_name, container_layers, is_container
+from reglint.readers.keras_config import _layer_name, container_layers, is_container, ref_int, tensor_refs
 from reglint.readers.keras_layers import MHA_LIKE
 from reglint.readers.keras_objects import bare_class_name, class_name_of, is_tensor_ref
 from reglint.readers.keras_outputs import input_layer_shape, output_shapes, tf_op_lambda_shapes
@@ -147,7 +147,7 @@ class _Walker:
         classes = {id(e): bare_class_name(class_name_of(e) or "?") for e in entries}
         by_name = {_layer_name(e, e.get("config") or {}, classes[id(e)]): e for e in entries}
         tensors: dict[tuple, Shape | None] = {}
-        for index, ref in enumerate(_refs(cfg.get("input_layers"))):
+        for index, ref in enumerate(tensor_refs(cfg.get("input_layers"))):
             entry = by_name.get(ref[0])
             given = incoming[index] if incoming and index < len(incoming) else None
             own = input_layer_shape(entry.get("config") or {}) if isinstance(entry, dict) else None
@@ -176,7 +176,7 @@ class _Walker:
         for name, entry in by_name.items():
             if classes[id(entry)] != "InputLayer" and not calls_done.get(name):
                 self.layer(entry, prefix, [None])  # never reached from the inputs: what Keras 3 recorded, if anything
-        return [tensors.get(ref) for ref in _refs(cfg.get("output_layers"))]
+        return [tensors.get(ref) for ref in tensor_refs(cfg.get("output_layers"))]
 
 
 def _node_offsets(entries: list[dict], by_name: dict[str, dict], cfg: dict, classes: dict[int, str]) -> dict[str, int]:
@@ -189,31 +189,10 @@ def _node_offsets(entries: list[dict], by_name: dict[str, dict], cfg: dict, clas
         return {}
     highest: dict[str, int] = {}
     refs = [ref for e in entries for node in _nodes(e) for _, ref in _node_tensors(node, "MultiHeadAttention") if ref]
-    refs += _refs(cfg.get("output_layers"))
+    refs += tensor_refs(cfg.get("output_layers"))
     for name, node, _ in refs:
         highest[name] = max(highest.get(name, 0), node)
     return {name: 1 for name in containers if highest.get(name, -1) >= len(_nodes(by_name[name])) > 0}
-
-
-def _refs(value: Any) -> list[tuple[str, int, int]]:
-    """``input_layers``/``output_layers``: [[name, node, tensor], ...], a
-    single flat [name, node, tensor] (Keras 3) or a dict of them."""
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list) and len(value) >= 1 and isinstance(value[0], str):
-        value = [value]
-    if value is not None and not isinstance(value, list):
-        # Keras cannot load such a model; an empty list keeps the walk going.
-        return []
-    out = []
-    for item in value or []:
-        if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str):
-            out.append((item[0], _int(item[1]), _int(item[2])))
-    return out
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _nodes(entry: dict) -> list:
@@ -255,14 +234,14 @@ def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]
     if isinstance(node, list):  # Keras 1/2: [[name, node, tensor, kwargs], ...]
         for item in node:
             if is_tensor_ref(item):
-                out.append((None, (item[0], _int(item[1]), _int(item[2]))))
+                out.append((None, (item[0], ref_int(item[1]), ref_int(item[2]))))
                 item_kwargs: dict = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
                 # MultiHeadAttention's value/key, a TF op's second tensor operand (``y``)
                 keys = ("value", "key") if cls in MHA_LIKE else tuple(item_kwargs) if cls == "TFOpLambda" else ()
                 for key in keys:
                     ref = item_kwargs.get(key)
                     if is_tensor_ref(ref):
-                        out.append((None, (ref[0], _int(ref[1]), _int(ref[2]))))
+                        out.append((None, (ref[0], ref_int(ref[1]), ref_int(ref[2]))))
     return out
 
 
@@ -272,8 +251,9 @@ def _flat_tensors(obj: Any, depth: int = 0):
     if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
         cfg: dict = obj["config"] if isinstance(obj.get("config"), dict) else {}
         history = cfg.get("keras_history")
-        ref = (history[0], _int(history[1]), _int(history[2])) if isinstance(history, list) and len(history) >= 3 \
-            and isinstance(history[0], str) else None
+        ref = None
+        if isinstance(history, list) and len(history) >= 3 and isinstance(history[0], str):
+            ref = (history[0], ref_int(history[1]), ref_int(history[2]))
         yield _shape(cfg.get("shape")), ref
     elif isinstance(obj, (list, tuple)):
         for item in obj:
