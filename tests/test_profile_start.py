@@ -139,10 +139,10 @@ def test_trusted_lambda_model_is_redrawn_in_the_mode_it_was_loaded(tmp_path, cap
 
 @pytest.mark.slow
 def test_fresh_draw_redraws_what_training_learns_and_keeps_the_rest():
-    """reinitialize: trainable variables get a new draw and BatchNorm's
-    moving statistics restart (0 and 1); other non-trainable state (a
-    Normalization layer's adapted mean and variance, a frozen kernel) keeps
-    its saved value."""
+    """reinitialize: trainable variables get a new draw and a training
+    BatchNorm's moving statistics restart (0 and 1); other non-trainable
+    state (a Normalization layer's adapted mean and variance, a frozen
+    kernel, a frozen BatchNorm's statistics) keeps its saved value."""
     import keras
     import numpy as np
 
@@ -152,21 +152,24 @@ def test_fresh_draw_redraws_what_training_learns_and_keeps_the_rest():
     x = rng.normal(100.0, 10.0, size=(64, 4)).astype("float32")
     norm = keras.layers.Normalization()
     norm.adapt(x)
-    frozen = keras.layers.Dense(4, trainable=False)
-    model = keras.Sequential([keras.Input((4,)), norm, frozen, keras.layers.Dense(4), keras.layers.BatchNormalization(),
+    frozen, frozen_bn = keras.layers.Dense(4), keras.layers.BatchNormalization(name="frozen_bn")
+    model = keras.Sequential([keras.Input((4,)), norm, frozen, frozen_bn, keras.layers.Dense(4),
+                              keras.layers.BatchNormalization(name="training_bn"),
                               keras.layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
-    model.fit(x, rng.integers(0, 3, size=64), epochs=2, batch_size=16, verbose=0)
+    model.fit(x, rng.integers(0, 3, size=64), epochs=2, batch_size=16, verbose=0)  # every statistic moves
+    frozen.trainable = frozen_bn.trainable = False
     before = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
     reinitialize(keras, model, seed=0)
     after = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
     for w in model.weights:
         name = w.path.rsplit("/", 1)[-1]
-        if name == "moving_mean":
+        if "training_bn/" in w.path and name == "moving_mean":
             assert np.all(after[w.path] == 0.0)
-        elif name == "moving_variance":
+        elif "training_bn/" in w.path and name == "moving_variance":
             assert np.all(after[w.path] == 1.0)
         elif w.trainable:
             assert not np.array_equal(after[w.path], before[w.path]), w.path
-        else:  # adapted statistics, the frozen kernel
+        else:  # adapted statistics, the frozen kernel and BatchNorm
             assert np.array_equal(after[w.path], before[w.path]), w.path
+    assert any("frozen_bn/" in w.path and w.path.endswith("moving_mean") for w in model.weights)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reglint.model import Role
 from reglint.profile import ProfileError
 from reglint.profile.data import InputSpec, TargetSpec, canonical_loss_name, label_kind
 from reglint.profile.result import Start
@@ -108,8 +109,9 @@ def choose_start(init: str, static_model) -> Start:
     anything to learn from, and a trained network says little about whether
     the recipe trains), else the saved weights (the untrained file a
     project commits). A trained file with frozen kernels keeps its weights:
-    frozen layers hold pretrained features (transfer learning) that a fresh
-    draw would replace with noise the twin cannot train."""
+    frozen layers hold pretrained features (transfer learning), and the
+    trainable layers after them were fitted to those features; ``--init
+    fresh`` redraws only the trainable weights (``reinitialize``)."""
     if init not in INITS:
         raise ProfileError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
     opt = getattr(static_model, "optimizer", None)
@@ -121,7 +123,7 @@ def choose_start(init: str, static_model) -> Start:
     frozen = _frozen_kernels(static_model)
     if taken > 0 and frozen:
         return Start(False, f"the file's optimizer took {taken:,} steps, but {frozen} frozen kernel(s) hold "
-                            f"pretrained features a fresh draw would replace; --init fresh redraws every weight")
+                            f"pretrained features; --init fresh redraws the trainable weights only")
     if taken > 0:
         return Start(True, f"the file's optimizer took {taken:,} steps, so its weights are trained; "
                            f"--init saved starts from them")
@@ -142,7 +144,7 @@ def _frozen_kernels(static_model) -> int:
     if static_model is None:
         return 0
     return sum(1 for layer, var in static_model.variables()
-               if (var.role.is_kernel_like or var.role.value == "embeddings")
+               if (var.role.is_kernel_like or var.role is Role.EMBEDDINGS)
                and not (layer.trainable and var.trainable))
 
 
@@ -150,11 +152,12 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
     """Every variable of ``model`` redrawn from the initializers its config
     records: ``keras.models.clone_model`` builds the same architecture with
     new weights (seeded), whose values are copied into the loaded model (its
-    compile state kept). Trainable variables are redrawn, and normalization
-    layers' moving statistics restart at their initial values, as in a new
-    training; every other non-trainable variable keeps its saved value (a
-    Normalization layer's adapted mean and variance come from the data, not
-    from training). Cloning deserializes the layers again, so it runs in the
+    compile state kept). Trainable variables are redrawn, and the moving
+    statistics of normalization layers that train restart at their initial
+    values, as in a new training; every other non-trainable variable keeps
+    its saved value (a Normalization layer's adapted mean and variance come
+    from the data; a frozen BatchNormalization keeps the statistics of the
+    features it was frozen with). Cloning deserializes the layers again, so it runs in the
     safe mode the model was loaded in (off with --trust-model)."""
     keras.utils.set_random_seed(seed)
     try:
@@ -167,9 +170,18 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
     if len(old) != len(new) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(old, new, strict=False)):
         raise ProfileError("cannot draw a fresh initialisation: the rebuilt model's weights differ from the "
                            "file's; pass --init saved to start from the file's weights")
+    restart = _training_statistics(model)
     for variable, drawn in zip(old, new, strict=True):
-        if variable.trainable or variable.path.rsplit("/", 1)[-1] in MOVING_STATISTICS:
+        if variable.trainable or id(variable) in restart:
             variable.assign(keras.ops.convert_to_numpy(drawn))
+
+
+def _training_statistics(model) -> set[int]:
+    """The moving statistics of the normalization layers that train (a
+    frozen one's are part of what it was frozen with)."""
+    layers = model._flatten_layers(include_self=False) if hasattr(model, "_flatten_layers") else model.layers
+    return {id(getattr(layer, name)) for layer in layers if layer.trainable
+            for name in MOVING_STATISTICS if getattr(layer, name, None) is not None}
 
 
 def _one(exc: BaseException) -> str:
