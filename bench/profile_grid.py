@@ -62,20 +62,21 @@ def npz_for(rec: dict, out: Path) -> Path:
 
 
 def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, mode: str | None = None,
-                backend: str = "auto", init: str | None = None) -> dict:
+                backend: str = "auto", init: str | None = None, seed: int = 0) -> dict:
     """One profile. ``mode``: None, the default budget; "epochs",
     ``--epochs`` = the run's epochs (what a user's fit(epochs=E) means:
     E * ceil(n/32) steps); "steps", ``--steps`` = the optimizer steps the
     run's training really took (``training_steps``). ``init``: profile's
-    ``--init`` (None: its default); reports go to a folder of their own."""
+    ``--init`` (None: its default); ``seed``: profile's ``--seed`` (another
+    held-back slice and batch order); reports go to a folder of their own."""
     from reglint.cli.app import main
 
-    folder = (f"profile-{mode}" if mode else "profile") + (f"-init-{init}" if init else "")
+    folder = (f"profile-{mode}" if mode else "profile") + (f"-init-{init}" if init else "") + _seed_tag(seed)
     report_path = out / folder / f"{rec['run_id']}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     args = ["profile", str(out / rec["model_path"]), "--data", str(npz_for(rec, out)),
             "--batch-size", str(rec["batch_size"]), "--format", "json", "--output-file", str(report_path),
-            "--device", "cpu", "--time-budget", str(time_budget), "--backend", backend]
+            "--device", "cpu", "--time-budget", str(time_budget), "--backend", backend, "--seed", str(seed)]
     if init:
         args += ["--init", init]
     if steps:
@@ -143,7 +144,7 @@ def cmd_run(args) -> int:
     chosen = chosen[:: args.every]
     if args.limit:
         chosen = chosen[: args.limit]
-    path = out / rows_file(args.mode)
+    path = out / rows_file(args.mode, args.seed)
     if args.fresh and path.exists():
         path.unlink()
     done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
@@ -162,7 +163,7 @@ def cmd_run(args) -> int:
     t0 = time.time()
     for rec in pending:
         npz_for(rec, out)  # written once, before any worker reads it
-    tasks = [(rec, str(out), args.steps, args.time_budget, args.mode, args.backend) for rec in pending]
+    tasks = [(rec, str(out), args.steps, args.time_budget, args.mode, args.backend, args.seed) for rec in pending]
     pool = None
     if args.jobs > 1:
         import multiprocessing as mp
@@ -202,23 +203,27 @@ def _one_thread(backend: str) -> None:
 
 
 def _profile_task(task: tuple) -> tuple[dict, dict]:
-    rec, out, steps, time_budget, mode, backend = task
-    return rec, profile_one(rec, Path(out), steps, time_budget, mode, backend)
+    rec, out, steps, time_budget, mode, backend, seed = task
+    return rec, profile_one(rec, Path(out), steps, time_budget, mode, backend, seed=seed)
 
 
 # ---------------------------------------------------------------------------
 # scoring
 
 
-def rows_file(mode: str | None) -> str:
-    """The rows of one mode (``profile_one``)."""
-    return f"profile_grid-{mode}.jsonl" if mode else "profile_grid.jsonl"
+def _seed_tag(seed: int) -> str:
+    return f"-seed{seed}" if seed else ""
 
 
-def load_rows(out: Path, mode: str | None = None) -> list[dict]:
+def rows_file(mode: str | None, seed: int = 0) -> str:
+    """The rows of one mode and profile seed (``profile_one``)."""
+    return (f"profile_grid-{mode}" if mode else "profile_grid") + _seed_tag(seed) + ".jsonl"
+
+
+def load_rows(out: Path, mode: str | None = None, seed: int = 0) -> list[dict]:
     """The profile rows of one grid folder, each with its run's
     ``margin_lost`` (calibration.outcomes) from ``runs.jsonl``."""
-    path = out / rows_file(mode)
+    path = out / rows_file(mode, seed)
     runs = cal.load_runs(out)
     cal.label_runs(runs)
     lost = {r["run_id"]: r.get("margin_lost") for r in runs}
@@ -390,6 +395,7 @@ def main(argv=None) -> int:
     run.add_argument("--fresh", action="store_true")
     run.add_argument("--harmed-first", action="store_true",
                      help="profile degraded, collapsed and diverged runs first, then healthy ones shuffled")
+    run.add_argument("--seed", type=int, default=0, help="profile's --seed (rows go to a file of their own)")
     run.add_argument("--jobs", type=int, default=1, help="profiles in parallel (one thread each)")
     run.add_argument("--backend", default="auto", choices=("auto", "tensorflow", "torch"),
                      help="reglint profile --backend (rows record the one used)")
