@@ -16,6 +16,7 @@ from reglint.model.description import (
     Provenance,
     Regularizer,
     Role,
+    TensorRef,
     Variable,
     WeightStats,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Provenance",
     "Regularizer",
     "Role",
+    "TensorRef",
     "Variable",
     "WeightStats",
 ]

@@ -191,6 +191,23 @@ class Variable:
         return shape[-2] * receptive, shape[-1] * receptive
 
 
+@dataclass(frozen=True)
+class TensorRef:
+    """One tensor a layer (or a nested model) reads, as Keras records it:
+    the producing layer's name in the same container, which call of it
+    (``node``) and which of that call's outputs (``tensor``, the position in
+    the flattened outputs; None where the file does not say). A nested model
+    with several outputs is only crossed where ``tensor`` is known.
+
+    >>> TensorRef("backbone", 0, 1).tensor
+    1
+    """
+
+    name: str
+    node: int = 0
+    tensor: int | None = 0
+
+
 # The class of a layer known only by its stored tensors (a weights-only file,
 # a model.export() SavedModel): not recorded, which is not "custom".
 UNRECORDED_CLASS = "(not recorded)"
@@ -202,7 +219,10 @@ class Layer:
 
     ``path`` is unique in the model (``encoder/dense_1``); ``name`` is the
     layer's own name. ``inbound`` names the layers feeding this one and
-    ``outbound`` those it feeds, where the file records the graph.
+    ``outbound`` those it feeds, where the file records the graph;
+    ``inbound_tensors`` holds the same references with the tensor each
+    reads, every call's in order (empty where the reader does not know:
+    a Sequential's implicit chain, ONNX).
     """
 
     name: str
@@ -216,6 +236,7 @@ class Layer:
     units: int | None = None  # output width where the config gives it
     inbound: list[str] = field(default_factory=list)
     outbound: list[str] = field(default_factory=list)
+    inbound_tensors: list[TensorRef] = field(default_factory=list)
     # Count of times the layer is applied (shared layers are counted once).
     calls: int = 1
     config: dict[str, Any] = field(default_factory=dict)
@@ -420,13 +441,20 @@ class Container:
     """A model nested in another (a Functional or Sequential used as a
     layer): where it sits, what feeds it in its parent, and the names of
     its own input and output layers, so the layer graph can cross its
-    boundary (``engine.graph.outbound_map``)."""
+    boundary (``engine.graph.outbound_map``). ``inbound_tensors`` and
+    ``output_tensors`` are ``inbound`` and ``outputs`` with the tensor each
+    stands for: the tensors fed to it, every call's in order, and its
+    outputs in the order a consumer's tensor index counts them (an output
+    can be a nested model's own output, or a layer listed twice). Empty
+    where the file does not say (a Sequential's outputs)."""
 
     path: str
     name: str = ""  # its own name (may hold "/"); the path's last part when empty
     inbound: list[str] = field(default_factory=list)  # names in the parent container
     inputs: list[str] = field(default_factory=list)  # names inside it
     outputs: list[str] = field(default_factory=list)
+    inbound_tensors: list[TensorRef] = field(default_factory=list)  # in the parent container
+    output_tensors: list[TensorRef] = field(default_factory=list)  # inside it
 
     def __post_init__(self) -> None:
         self.name = self.name or self.path.rsplit("/", 1)[-1]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
-from reglint.readers.keras_config import LayerNode, ModelConfig, container_io
+from reglint.readers.keras_config import LayerNode, ModelConfig, container_io, container_output_refs
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
     MHA_LIKE,
@@ -77,6 +77,7 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
         activation=_activation(node.config),
         units=_units(node.config),
         inbound=list(node.inbound),
+        inbound_tensors=list(node.inbound_tensors),
         calls=node.calls,
         config=node.config,
     )
@@ -347,12 +348,15 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
 
 
 def attach_graph(model: Model, tree: ModelConfig) -> None:
-    """What the layer graph needs beyond each layer's inbound names: the
-    nested models (their boundaries) and the outputs."""
+    """What the layer graph needs beyond each layer's inbound references:
+    the nested models (their boundaries, the tensors they read and the
+    order of their outputs) and the outputs."""
     for node in tree.containers:
         inputs, outputs = container_io(node)
         model.containers.append(Container(path=node.path, name=node.name, inbound=list(node.inbound),
-                                          inputs=inputs, outputs=outputs))
+                                          inputs=inputs, outputs=outputs,
+                                          inbound_tensors=list(node.inbound_tensors),
+                                          output_tensors=container_output_refs(node)))
     attach_outputs(model, tree)
 
 

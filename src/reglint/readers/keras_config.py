@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglint.errors import ModelReadError
+from reglint.model import TensorRef
 from reglint.readers.keras_layers import CONTAINERS
 from reglint.readers.keras_objects import bare_class_name, class_name_of, is_tensor_ref, to_snake_case
 
@@ -36,6 +37,9 @@ class LayerNode:
     registered_name: str | None = None
     module: str | None = None
     inbound: list[str] = field(default_factory=list)
+    # The same references with the tensor each reads, every call's in order
+    # (empty for a Sequential's implicit chain).
+    inbound_tensors: list[TensorRef] = field(default_factory=list)
     calls: int = 1
     container: str = ""  # path of the enclosing container ("" at the top)
     # Keras 3's record of the input shape the layer was built with.
@@ -130,11 +134,12 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             name=name, class_name=child_class, config=child_cfg if isinstance(child_cfg, dict) else {},
             path=path, trainable=child_trainable, weights_path=weights_path,
             registered_name=entry.get("registered_name"), module=entry.get("module"),
-            inbound=_inbound_names(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
+            inbound_tensors=inbound_refs(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
             container=prefix.rstrip("/"),
             build_config=_table_or_empty(entry.get("build_config")),
             inbound_nodes=entry.get("inbound_nodes"), top=top or name,
         )
+        node.inbound = _unique_names(node.inbound_tensors)
         if (not node.inbound and previous is not None and class_name == "Sequential") or (
             not node.inbound and previous is not None and isinstance(cfg, list)
         ):
@@ -181,36 +186,50 @@ def _table_or_empty(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _inbound_names(entry: dict) -> list[str]:
-    """Names of the layers feeding this one, across config generations."""
-    names: list[str] = []
-    for item in _iter_history(entry.get("inbound_nodes")):
-        if item not in names:
-            names.append(item)
-    return names
+def inbound_refs(entry: dict) -> list[TensorRef]:
+    """The tensors feeding this layer, every call's in order, across config
+    generations (the one parser of ``inbound_nodes``)."""
+    return list(_iter_history(entry.get("inbound_nodes")))
 
 
-def _iter_history(obj: Any, depth: int = 0) -> Iterator[str]:
+def _unique_names(refs: list[TensorRef]) -> list[str]:
+    """Names of the layers feeding this one, each once, in order."""
+    return list(dict.fromkeys(ref.name for ref in refs))
+
+
+def _iter_history(obj: Any, depth: int = 0) -> Iterator[TensorRef]:
     """Keras 2 nodes are [[name, node, tensor, kwargs], ...]; Keras 3 nodes are
     {"args": [{"class_name": "__keras_tensor__", "config": {"keras_history":
-    [name, node, tensor]}}], "kwargs": {...}}. Collect the layer names."""
+    [name, node, tensor]}}], "kwargs": {...}}. Collect the references; a
+    tensor index that is not a number is unknown (None), not 0."""
     if depth > 12:
         return
     if isinstance(obj, dict):
         history = obj.get("keras_history")
         if isinstance(history, list) and history and isinstance(history[0], str):
-            yield history[0]
+            yield _tensor_ref(history)
             return
         for value in obj.values():
             yield from _iter_history(value, depth + 1)
     elif isinstance(obj, list):
         if is_tensor_ref(obj):
-            yield obj[0]
+            yield _tensor_ref(obj)
             for extra in obj[3:]:  # a call's kwargs may hold tensors too (a TF op's ``y``, attention's value)
                 yield from _iter_history(extra, depth + 1)
             return
         for value in obj:
             yield from _iter_history(value, depth + 1)
+
+
+def _tensor_ref(item: list) -> TensorRef:
+    """[name, node, tensor, ...] as a ``TensorRef``; a missing or
+    non-integer tensor index stays unknown."""
+    tensor = item[2] if len(item) > 2 and _is_int(item[2]) else None
+    return TensorRef(item[0], ref_int(item[1]) if len(item) > 1 else 0, tensor)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def container_io(node: LayerNode) -> tuple[list[str], list[str]]:
@@ -225,30 +244,50 @@ def container_io(node: LayerNode) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
+def container_output_refs(node: LayerNode) -> list[TensorRef]:
+    """A nested Functional's outputs with the tensor each is, in the order a
+    consumer's tensor index counts them; empty for a Sequential (its config
+    records no output tensors)."""
+    cfg = node.config
+    return [_tensor_ref(item) for item in _flat_refs(cfg.get("output_layers"))] if "output_layers" in cfg else []
+
+
 def _ref_names(refs: Any) -> list[str]:
     """Layer names of ``input_layers``/``output_layers``."""
     return [name for name, _, _ in tensor_refs(refs)]
 
 
 def tensor_refs(value: Any) -> list[tuple[str, int, int]]:
-    """``input_layers``/``output_layers``: [[name, node, tensor], ...], a
-    single flat [name, node, tensor] (Keras 3) or a dict of them."""
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list) and len(value) >= 1 and isinstance(value[0], str):
-        value = [value]
-    if value is not None and not isinstance(value, list):
-        # Keras cannot load such a model; an empty list keeps the walk going.
+    """``input_layers``/``output_layers`` as (name, node, tensor), in the
+    order Keras numbers the model's tensors (see ``_flat_refs``)."""
+    return [(item[0], ref_int(item[1]), ref_int(item[2])) for item in _flat_refs(value)]
+
+
+def _flat_refs(value: Any, depth: int = 0) -> list[list]:
+    """The [name, node, tensor] entries of ``input_layers``/``output_layers``
+    flattened: [[name, node, tensor], ...], a single flat [name, node,
+    tensor] (Keras 3), nested lists, or dicts of them taken in sorted key
+    order, as Keras' ``tree.flatten`` and ``tf.nest.flatten`` take them
+    (the file keeps the insertion order, a consumer's tensor index counts
+    the sorted one). Anything else holds none: Keras cannot load such a
+    model, and an empty list keeps the walk going.
+
+    >>> _flat_refs({"z": ["z", 0, 0], "a": [["aa", 0, 0], ["b", 1, 2]]})
+    [['aa', 0, 0], ['b', 1, 2], ['z', 0, 0]]
+    """
+    if depth > 12:
         return []
-    out = []
-    for item in value or []:
-        if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str):
-            out.append((item[0], ref_int(item[1]), ref_int(item[2])))
-    return out
+    if isinstance(value, dict):
+        return [ref for key in sorted(value, key=str) for ref in _flat_refs(value[key], depth + 1)]
+    if not isinstance(value, list):
+        return []
+    if value and isinstance(value[0], str):
+        return [value] if len(value) >= 3 else []
+    return [ref for item in value for ref in _flat_refs(item, depth + 1)]
 
 
 def ref_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if _is_int(value) else 0
 
 
 def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[str]:

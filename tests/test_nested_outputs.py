@@ -1,0 +1,181 @@
+"""Nested models with several outputs: a consumer reads one of them, named
+by the tensor index Keras records (``keras_history`` / ``inbound_nodes``),
+and the layer graph links it to the layer behind that output only.
+
+The files are real (fixtures/make_keras_fixtures.py, make_tf_keras_fixtures.py);
+the last tests build descriptions by hand for what no file shows: an index
+the reader does not know, an index out of range, and memoised resolution.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reglint.engine.graph import NestedGraph, outbound_map
+from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
+from reglint.model import Container, Layer, Model, TensorRef
+from reglint.readers import read_model
+from reglint.readers.keras_config import inbound_refs, tensor_refs
+
+from helpers import KERAS_FIXTURES
+
+
+def links(path) -> dict[str, list[str]]:
+    return {src: [layer.path for layer in dst] for src, dst in outbound_map(read_model(path)).items()}
+
+
+def findings(name, code):
+    report = lint_file(str(KERAS_FIXTURES / name), Settings())
+    assert report.error is None, report.error
+    return [f for f in report.findings if f.code == code]
+
+
+@pytest.mark.parametrize("name", ["nested_two_output_backbone.keras", "tfk_nested_two_output_backbone.h5"])
+def test_each_head_reads_its_own_feature_map_of_a_two_output_backbone(name):
+    """Keras 3 ({"keras_history": ["backbone", 0, 1]}) and tf-keras HDF5
+    ([["backbone", 1, 1, {}]]) alike: h1 reads r1, h2 reads bn2. Before,
+    neither head had an input, so bn2's penalized gamma looked like it
+    reached the output (not absorbed, counted by RL001); the free h2 takes
+    its scale over."""
+    assert links(KERAS_FIXTURES / name) == {
+        "inp": ["backbone/c1"], "backbone/c1": ["backbone/bn1"], "backbone/bn1": ["backbone/r1"],
+        "backbone/r1": ["backbone/c2", "h1"], "backbone/c2": ["backbone/bn2"], "backbone/bn2": ["h2"],
+        "h1": ["gap1"], "h2": ["gap2"]}
+    [gamma] = findings(name, "RL008")
+    assert (gamma.layer, gamma.target) == ("backbone/bn2", "gamma")
+    assert gamma.values["absorbed"] is True and gamma.values["counted"] is False
+
+
+def test_outputs_listed_out_of_creation_order_follow_each_index_through_two_levels():
+    """inner lists [b, a]; sub lists inner's tensors [1, 0], i.e. [a, b]:
+    sub's output 0 is a, read by oa; output 1 is b, read by hb. The RL024
+    chain runs d0, a, b, hb, ob (before: d0, a, b; reading the outputs in
+    creation order would give d0, a, hb, ob)."""
+    model = read_model(KERAS_FIXTURES / "nested_outputs_reordered.keras")
+    sub = next(c for c in model.containers if c.path == "sub")
+    assert [(r.name, r.tensor) for r in sub.output_tensors] == [("inner", 1), ("inner", 0)]
+    assert links(KERAS_FIXTURES / "nested_outputs_reordered.keras") == {
+        "inp": ["d0"], "d0": ["sub/inner/a"], "sub/inner/a": ["sub/inner/b", "oa"], "sub/inner/b": ["hb"],
+        "hb": ["ob"]}
+    [chain] = findings("nested_outputs_reordered.keras", "RL024")
+    assert chain.values["chain"] == ["d0", "sub/inner/a", "sub/inner/b", "hb", "ob"]
+
+
+def test_a_layer_with_several_outputs_returned_by_a_nested_encoder():
+    """The encoder returns its LSTM's (sequence, state): outputs 0 and 1 of
+    one layer. Both consumers read the LSTM; the state's Dense layers are in
+    series with it (RL024: lstm, hs, os2; before: hs, os2)."""
+    assert links(KERAS_FIXTURES / "nested_encoder_state.keras") == {
+        "inp": ["encoder/lstm"], "encoder/lstm": ["pool", "hs"], "pool": ["os"], "hs": ["os2"]}
+    [chain] = findings("nested_encoder_state.keras", "RL024")
+    assert chain.values["chain"] == ["encoder/lstm", "hs", "os2"]
+
+
+def test_dict_outputs_are_counted_in_sorted_key_order_and_feed_a_two_input_model_in_order():
+    """split returns {'z': ..., 'a': ...}; the file keeps z first but the
+    consumers' tensor indexes count the sorted keys (a = y is 0, z is 1).
+    fuse([z, a]) feeds fa from z and fb from y."""
+    model = read_model(KERAS_FIXTURES / "nested_dict_outputs.keras")
+    split = next(c for c in model.containers if c.path == "split")
+    assert split.outputs == ["y", "z"]
+    assert links(KERAS_FIXTURES / "nested_dict_outputs.keras") == {
+        "inp": ["d0"], "d0": ["split/y", "split/z"], "split/z": ["fuse/ga"], "split/y": ["fuse/gb"],
+        "fuse/ga": ["fuse/cat"], "fuse/gb": ["fuse/cat"], "fuse/cat": ["out"]}
+    [chain] = findings("nested_dict_outputs.keras", "RL024")
+    assert chain.values["chain"] == ["d0", "split/z", "fuse/ga"]
+
+
+# -- the one parser of inbound nodes and output_layers --------------------------
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [
+    ([{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["bb", 0, 1]}}], "kwargs": {}}],
+     [TensorRef("bb", 0, 1)]),  # Keras 3
+    ([[["bb", 1, 1, {}], ["x", 0, 0, {}]]], [TensorRef("bb", 1, 1), TensorRef("x", 0, 0)]),  # Keras 2
+    ([[["bb", 0, 2]]], [TensorRef("bb", 0, 2)]),  # Keras 1
+    ([[["bb", 0, "1", {}]]], [TensorRef("bb", 0, None)]),  # malformed: unknown, not 0
+    ([{"args": [{"config": {"keras_history": ["bb"]}}]}], [TensorRef("bb", 0, None)]),
+])
+def test_inbound_references_keep_the_tensor_index_or_say_it_is_unknown(nodes, expected):
+    assert inbound_refs({"inbound_nodes": nodes}) == expected
+
+
+def test_output_layers_flatten_as_keras_numbers_the_tensors():
+    assert tensor_refs(["d", 0, 0]) == [("d", 0, 0)]
+    assert tensor_refs([["d", 0, 0], ["e", 1, 2]]) == [("d", 0, 0), ("e", 1, 2)]
+    assert tensor_refs([[["d", 0, 0], ["e", 0, 0]], ["f", 0, 0]]) == [("d", 0, 0), ("e", 0, 0), ("f", 0, 0)]
+    assert tensor_refs({"z": ["z", 0, 0], "a": ["aa", 0, 0]}) == [("aa", 0, 0), ("z", 0, 0)]
+    assert tensor_refs("d") == [] and tensor_refs(None) == []
+
+
+# -- descriptions: what no file shows --------------------------------------------
+
+
+def backbone_model(head_refs: list[TensorRef]) -> Model:
+    """bb(bi) returns [a, b]; one head reads bb by ``head_refs``."""
+    layers = [Layer("x", "x", "InputLayer"), Layer("bi", "bb/bi", "InputLayer"),
+              Layer("a", "bb/a", "Dense", inbound=["bi"]), Layer("b", "bb/b", "Dense", inbound=["a"]),
+              Layer("head", "head", "Dense", inbound=["bb"], inbound_tensors=head_refs)]
+    bb = Container("bb", inbound=["x"], inputs=["bi"], outputs=["a", "b"],
+                   output_tensors=[TensorRef("a"), TensorRef("b")])
+    return Model("m", "keras_v3", layers=layers, containers=[bb])
+
+
+def test_a_known_index_links_an_unknown_or_out_of_range_one_does_not():
+    def fed_by(model):
+        return [layer.path for layer in NestedGraph(model).feeding(model.layers[-1])]
+
+    assert fed_by(backbone_model([TensorRef("bb", 0, 1)])) == ["bb/b"]
+    assert fed_by(backbone_model([TensorRef("bb", 0, 0)])) == ["bb/a"]
+    assert fed_by(backbone_model([])) == []  # a reader that records names only
+    assert fed_by(backbone_model([TensorRef("bb", 0, None)])) == []
+    assert fed_by(backbone_model([TensorRef("bb", 0, 2)])) == []
+
+
+def test_a_single_output_wrapper_of_a_multi_output_model_links_through_its_recorded_index():
+    """wrap returns bb's second output only: a consumer of wrap needs no index."""
+    model = backbone_model([])
+    for layer in model.layers:
+        if layer.path.startswith("bb"):
+            layer.path = "wrap/" + layer.path
+    model.layers[-1].inbound = ["wrap"]
+    model.containers[0].path = "wrap/bb"
+    model.containers.append(Container("wrap", inbound=["x"], outputs=["bb"], output_tensors=[TensorRef("bb", 0, 1)]))
+    assert [layer.path for layer in NestedGraph(model).feeding(model.layers[-1])] == ["wrap/bb/b"]
+
+
+def test_resolution_through_deep_multi_output_nesting_is_memoised():
+    """Each level calls the level below twice on its input and returns one
+    output of each call; the innermost returns its own input as output 1.
+    Resolving the top consumer branches in two at every level: without the
+    memo 2**depth resolutions, with it a few per level."""
+    depth = 12
+    layers, containers = [Layer("x", "x", "InputLayer")], []
+    for k in range(depth + 1):  # m0 innermost
+        path = "/".join(f"m{j}" for j in range(depth, k - 1, -1))
+        layers.append(Layer(f"i{k}", f"{path}/i{k}", "InputLayer"))
+        if k == 0:
+            layers.append(Layer("d", f"{path}/d", "Dense", inbound=["i0"], inbound_tensors=[TensorRef("i0")]))
+            outputs = [TensorRef("d"), TensorRef("i0")]
+        else:
+            outputs = [TensorRef(f"m{k - 1}", 0, 1), TensorRef(f"m{k - 1}", 1, 1)]
+        parent = f"i{k + 1}" if k < depth else "x"
+        containers.append(Container(path, inbound=[parent], inputs=[f"i{k}"], outputs=[o.name for o in outputs],
+                                    inbound_tensors=[TensorRef(parent, 0, 0), TensorRef(parent, 0, 0)],
+                                    output_tensors=outputs))
+    head = Layer("head", "head", "Dense", inbound=[f"m{depth}"], inbound_tensors=[TensorRef(f"m{depth}", 0, 1)])
+    model = Model("deep", "keras_v3", layers=[*layers, head], containers=containers)
+
+    calls = 0
+    graph = NestedGraph(model)
+    resolve = graph.sources
+
+    def counted(*args):
+        nonlocal calls
+        calls += 1
+        return resolve(*args)
+
+    graph.sources = counted
+    assert [layer.path for layer in graph.feeding(head)] == ["x"]
+    assert calls <= 10 * depth
