@@ -7,6 +7,7 @@ training data, and scores every kind of finding on the same runs.
         [--placements l2,l1,...] [--steps N] [--time-budget 60] [--limit N] [--every K]
     .venv/bin/python bench/profile_grid.py score [--error G] [--out DIR] [--also DIR] [--epochs | --train-steps]
         [--relint]
+    .venv/bin/python bench/profile_grid.py seeds --seeds 0,1 [--out DIR] [--epochs | --train-steps]
 
 Needs ``bench/calibrate.py train`` first (the saved models and runs.jsonl).
 Each (dataset, architecture) gets one ``.npz`` of its training split
@@ -382,6 +383,30 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_seeds(args) -> int:
+    """Error findings (measured + RL023) of the same runs profiled with
+    several ``--seed``s: each seed alone, then "at least k of n" seeds."""
+    seeds = [int(s) for s in args.seeds.split(",")]
+    by_seed = {s: {r["run_id"]: r for r in load_rows(Path(args.out), args.mode, s) if "error" not in r} for s in seeds}
+    ids = sorted(set.intersection(*(set(rows) for rows in by_seed.values())))
+    base = [by_seed[seeds[0]][i] for i in ids]
+    gap = args.error if args.error is not None else rl023_default_gap()
+    flags = {s: [bool(by_seed[s][i]["measured_errors"]) or twin_flag(by_seed[s][i], gap) for i in ids]
+             for s in seeds}
+    print(f"{len(ids)} runs profiled with every seed {seeds}, RL023 error gap {gap:g}\n")
+    print("| error findings (measured + twin) | flagged | recall (wrecked) | precision | precision, severe | "
+          "healthy flagged |\n|---|---|---|---|---|---|")
+    rows = [(f"seed {s}", flags[s]) for s in seeds]
+    rows += [(f"at least {k} of {len(seeds)} seeds", [sum(flags[s][j] for s in seeds) >= k for j in range(len(ids))])
+             for k in range(1, len(seeds) + 1)]
+    for name, flagged in rows:
+        s, severe = cal.score(flagged, base), cal.score(flagged, base, target="severe")
+        print(f"| {name} | {s['flagged']} | {cal._pct(s['recall'])} ({s['wrecked_caught']}/{s['wrecked']}) | "
+              f"{cal._pct(s['precision'])} | {cal._pct(severe['precision'])} | "
+              f"{s['healthy_flagged']}/{s['healthy']} |")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -407,7 +432,10 @@ def main(argv=None) -> int:
     score.add_argument("--relint", action="store_true",
                        help="recompute each row's static errors with today's rules (the saved model linted with "
                             "its run's samples, batch size and epochs) instead of those stored at profile time")
-    for p in (run, score):
+    seeds = sub.add_parser("seeds", help="the same runs profiled with several --seed: agreement and k-of-n scores")
+    seeds.add_argument("--seeds", default="0,1", help="comma-separated profile seeds (rows of `run --seed`)")
+    seeds.add_argument("--error", type=float, default=None, help="RL023's error gap (default: the rule's)")
+    for p in (run, score, seeds):
         p.add_argument("--out", default=str(cal.DEFAULT_OUT))
         mode = p.add_mutually_exclusive_group()
         mode.add_argument("--epochs", dest="mode", action="store_const", const="epochs",
@@ -418,7 +446,7 @@ def main(argv=None) -> int:
                                "(calibration.train.training_steps); rows in profile_grid-steps.jsonl, reports in "
                                "profile-steps/")
     args = parser.parse_args(argv)
-    return cmd_run(args) if args.command == "run" else cmd_score(args)
+    return {"run": cmd_run, "score": cmd_score, "seeds": cmd_seeds}[args.command](args)
 
 
 if __name__ == "__main__":
