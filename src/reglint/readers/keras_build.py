@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
+from reglint.model.nesting import OUTPUTS, NestedGraph
 from reglint.readers.keras_config import LayerNode, ModelConfig, container_io, container_output_refs
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
@@ -361,24 +362,29 @@ def attach_graph(model: Model, tree: ModelConfig) -> None:
 
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:
-    """Output layers with their width and activation; an Activation or
+    """Output layers with their width and activation. Each output is
+    resolved in the top container, through nested models, to the layer
+    that produces it (a nested model's output is the layer behind its
+    tensor index, not its last layer; a name is looked up where the output
+    sits, not among same-named layers of nested models); an Activation or
     Softmax head takes its width from the layer feeding it."""
-    by_name = {layer.name: layer for layer in model.layers}
-    containers = {node.name: node for node in tree.containers}
-    for name in tree.output_layers:
-        layer = by_name.get(name)
-        if layer is None and name in containers:
-            inner = [inside for inside in model.layers if inside.path.startswith(containers[name].path + "/")]
-            layer = inner[-1] if inner else None
-        if layer is None:
+    graph = NestedGraph(model, tree.output_refs)
+    nested = {node.path: node for node in tree.containers}
+    for ref in tree.output_refs:
+        found = graph.sources("", ref.name, ref.tensor, ref.node, OUTPUTS)
+        if len(found) != 1:
+            if ref.name in nested:  # a nested model's output no reference pins down: width unknown
+                model.outputs.append(Output(layer=ref.name))
             continue
+        layer = found[0]
         units, activation = layer.units, layer.activation
         if layer.class_name in ("Softmax",):
             activation = "softmax"
         probe: Layer | None = layer
         hops = 0
-        while units is None and probe is not None and probe.inbound and hops < 8:
-            probe = by_name.get(probe.inbound[0])
+        while units is None and probe is not None and hops < 8:
+            feeding = graph.feeding(probe)
+            probe = feeding[0] if feeding else None
             hops += 1
             if probe is not None:
                 units = probe.units
