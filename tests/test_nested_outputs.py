@@ -14,14 +14,16 @@ import math
 import pytest
 
 from reglint.engine.analysis import Analysis
+from reglint.engine.finding import Severity
 from reglint.engine.graph import NestedGraph, outbound_map
 from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
+from reglint.estimate.activity import input_second_moment, output_second_moments
 from reglint.model import Container, Layer, Model, Output, TensorRef
 from reglint.readers import read_model
 from reglint.readers.keras_config import inbound_refs, tensor_refs
 
-from helpers import KERAS_FIXTURES
+from helpers import KERAS_FIXTURES, keras_manifest
 
 
 def links(path) -> dict[str, list[str]]:
@@ -145,6 +147,26 @@ def test_an_output_name_is_looked_up_where_the_output_sits():
     model = read_model(KERAS_FIXTURES / "nested_output_name_clash.keras")
     assert model.outputs == [Output("head", 3, "softmax"), Output("last", 2, "sigmoid")]
     assert Analysis(model).loss_scale.value == pytest.approx(math.log(3) + math.log(2))
+
+
+def test_an_activity_penalty_inside_a_nested_model_reads_what_the_parent_feeds_it():
+    """wide (activity L2 0.05, 128 relu units) sits in sub, fed by pre: relu
+    of RandomNormal(1) weights on 16 standard inputs, second moment 8. The
+    estimate took wide's input as standardised (2.1 per sample, no RL010);
+    it now reads pre's output (17.1: a warning, as Keras' own 13.9 is, 6x
+    ln 10). The gap to Keras: its 128 realized units give E[relu(z)^2] =
+    2.18 where the Gaussian estimate gives 2.67 (z's second moment is right,
+    5.0 against 5.25). The head after sub reads wide's output, not 1."""
+    model = read_model(KERAS_FIXTURES / "nested_activity_after_preprocessing.keras")
+    moments = output_second_moments(model)
+    assert moments["sub/si"] == moments["pre"] == pytest.approx(8.0)
+    head = next(layer for layer in model.layers if layer.path == "head")
+    assert input_second_moment(head, moments, NestedGraph(model)) == moments["sub/wide"] == pytest.approx(8 / 3)
+    [found] = findings("nested_activity_after_preprocessing.keras", "RL010")
+    entry = next(e for e in keras_manifest() if e["file"] == "nested_activity_after_preprocessing.keras")
+    measured = entry["measured"]["activity_penalty_per_sample"]
+    assert found.values["penalty_per_sample"] == pytest.approx(measured, rel=0.25)
+    assert found.severity is Severity.WARNING
 
 
 # -- the one parser of inbound nodes and output_layers --------------------------
