@@ -127,14 +127,20 @@ def test_a_nested_model_returning_its_input_gives_each_call_its_own(name):
     assert findings(name, "RL024") == []
 
 
-@pytest.mark.parametrize("name", ["nested_outputs_are_model_outputs.keras", "tfk_nested_outputs_are_model_outputs.h5"])
-def test_outputs_that_are_a_nested_models_outputs_keep_their_own_width(name):
+@pytest.mark.parametrize(("name", "names"), [
+    ("nested_outputs_are_model_outputs.keras", ["bb", "bb_1"]),
+    ("tfk_nested_outputs_are_model_outputs.h5", ["bb", "bb_1"]),
+    # a loss dict keyed by tf-keras' output names, out of order: matched by name, not position
+    ("tfk_nested_outputs_dict_loss.h5", ["bb", "bb_1"]),
+])
+def test_outputs_that_are_a_nested_models_outputs_keep_their_own_width(name, names):
     """The model's outputs are bb's [cls (softmax 10), bin (sigmoid 1)]:
     each is the layer behind its tensor index, as in the flat model, and
     the data-loss scale is ln 10 + ln 2 as flat (before: both were bb's
-    last layer, 'ln 1' for the cross-entropy, and RL001 warned at 8.1x)."""
+    last layer, 'ln 1' for the cross-entropy, and RL001 warned at 8.1x;
+    the dict loss went by position, the cross-entropy to bin)."""
     nested, flat = read_model(KERAS_FIXTURES / name), read_model(KERAS_FIXTURES / "two_heads_flat.keras")
-    assert nested.outputs == [Output("bb/cls", 10, "softmax"), Output("bb/bin", 1, "sigmoid")]
+    assert nested.outputs == [Output("bb/cls", 10, "softmax", names[0]), Output("bb/bin", 1, "sigmoid", names[1])]
     assert [(o.units, o.activation) for o in flat.outputs] == [(o.units, o.activation) for o in nested.outputs]
     scale = Analysis(nested).loss_scale
     assert scale.value == pytest.approx(math.log(10) + math.log(2)) == Analysis(flat).loss_scale.value
@@ -145,7 +151,7 @@ def test_an_output_name_is_looked_up_where_the_output_sits():
     """Output 0 is the top-level 'head' (softmax 3); bb, walked after it,
     holds its own 'head' (relu 7), which used to stand in for it."""
     model = read_model(KERAS_FIXTURES / "nested_output_name_clash.keras")
-    assert model.outputs == [Output("head", 3, "softmax"), Output("last", 2, "sigmoid")]
+    assert model.outputs == [Output("head", 3, "softmax", "head"), Output("last", 2, "sigmoid", "last")]
     assert Analysis(model).loss_scale.value == pytest.approx(math.log(3) + math.log(2))
 
 

@@ -113,7 +113,12 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
 
 
 def _output_for(loss: Loss, index: int, model: Model, outputs: dict[str, Output]) -> Output | None:
+    """The output a loss applies to: by the output's Keras name (a loss
+    dict's key), by its layer, else by position."""
     if loss.output is not None:
+        named = [output for output in model.outputs if output.name == loss.output]
+        if named:
+            return named[0]
         for output in model.outputs:
             if output.layer == loss.output or output.layer.split("/")[-1] == loss.output:
                 return output

@@ -395,11 +395,16 @@ class Loss:
 
 @dataclass
 class Output:
-    """A model output: the layer producing it, its width and activation."""
+    """A model output: the layer producing it, its width and activation;
+    ``name``: the name Keras gives the output, which a loss dict is keyed
+    by (the top-level layer or nested model producing it; tf-keras makes
+    repeats unique with _1, _2: a nested model's two outputs are "bb",
+    "bb_1"). None where the format has none."""
 
     layer: str
     units: int | None = None
     activation: str | None = None
+    name: str | None = None
 
 
 class ProblemKind(str, Enum):

@@ -55,12 +55,15 @@ class NestedGraph:
                                                      for layer in model.layers}
         self.nested = {(parent_of(c.path, c.name), c.name): c for c in model.containers}
         self.containers = {c.path: c for c in model.containers}
-        self._outputs = {"": list(outputs), **{c.path: c.output_tensors for c in model.containers}}
-        self._readers: dict[str, list[list[TensorRef]]] = {}  # container path -> its layers' and models' refs
-        for layer in model.layers:
-            self._readers.setdefault(layer_container(layer), []).append(layer.inbound_tensors)
-        for c in model.containers:
-            self._readers.setdefault(parent_of(c.path, c.name), []).append(c.inbound_tensors)
+        # (kind, container path, name) -> the node indexes its references there name
+        self._nodes_named: dict[tuple[str, str, str], set[int]] = {}
+        readers = [(layer_container(layer), layer.inbound_tensors) for layer in model.layers]
+        readers += [(parent_of(c.path, c.name), c.inbound_tensors) for c in model.containers]
+        outputs_of = [("", list(outputs))] + [(c.path, c.output_tensors) for c in model.containers]
+        for kind, refs_in in ((ARGS, readers), (OUTPUTS, outputs_of)):
+            for container, refs in refs_in:
+                for ref in refs:
+                    self._nodes_named.setdefault((kind, container, ref.name), set()).add(ref.node)
         self._memo: dict[tuple, tuple[Item, ...]] = {}
         self._inlets: dict[Inlet, tuple[Layer, ...]] = {}
         self._offsets: dict[tuple[str, str], int | None] = {}
@@ -163,7 +166,7 @@ class NestedGraph:
         parent = parent_of(inner.path, inner.name)
         calls = by_call(inner.inbound_tensors)
         if calls:
-            chosen = [calls[call]] if call is not None and 0 <= call < len(calls) else calls
+            chosen = [calls[call]] if call in calls else list(calls.values())
             if len(inner.inputs) <= 1:
                 refs = [ref for refs in chosen for ref in refs]
             else:
@@ -188,11 +191,8 @@ class NestedGraph:
             return None
         key = (inner.path, kind)
         if key not in self._offsets:
-            parent = parent_of(inner.path, inner.name)
-            refs = self._outputs.get(parent, []) if kind == OUTPUTS else [
-                ref for refs in self._readers.get(parent, []) for ref in refs]
-            nodes = {ref.node for ref in refs if ref.name == inner.name}
-            count = len(by_call(inner.inbound_tensors))
+            nodes = self._nodes_named.get((kind, parent_of(inner.path, inner.name), inner.name), set())
+            count = max(by_call(inner.inbound_tensors), default=-1) + 1
             self._offsets[key] = 1 if any(n >= count for n in nodes) else 0 if 0 in nodes else None
         offset = self._offsets[key]
         return None if offset is None else node - offset
@@ -206,12 +206,12 @@ def references(names: list[str], tensors: list[TensorRef]) -> list[tuple[str, in
     return found + [(name, None, None) for name in names if name not in recorded]
 
 
-def by_call(refs: list[TensorRef]) -> list[list[TensorRef]]:
+def by_call(refs: list[TensorRef]) -> dict[int, list[TensorRef]]:
     """References grouped by the call that reads them, calls in order."""
     calls: dict[int, list[TensorRef]] = {}
-    for ref in refs:
+    for ref in sorted(refs, key=lambda ref: ref.call):  # stable: a call's own order is kept
         calls.setdefault(ref.call, []).append(ref)
-    return [calls[k] for k in sorted(calls)]
+    return calls
 
 
 def _unique(layers: Iterable[Layer]) -> tuple[Layer, ...]:

@@ -370,11 +370,12 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
     Softmax head takes its width from the layer feeding it."""
     graph = NestedGraph(model, tree.output_refs)
     nested = {node.path: node for node in tree.containers}
-    for ref in tree.output_refs:
+    names = output_names([ref.name for ref in tree.output_refs])
+    for ref, name in zip(tree.output_refs, names, strict=True):
         found = graph.sources("", ref.name, ref.tensor, ref.node, OUTPUTS)
         if len(found) != 1:
             if ref.name in nested:  # a nested model's output no reference pins down: width unknown
-                model.outputs.append(Output(layer=ref.name))
+                model.outputs.append(Output(layer=ref.name, name=name))
             continue
         layer = found[0]
         units, activation = layer.units, layer.activation
@@ -390,7 +391,30 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
                 units = probe.units
                 if activation in (None, "linear") and probe.activation:
                     activation = probe.activation
-        model.outputs.append(Output(layer=layer.path, units=units, activation=activation))
+        model.outputs.append(Output(layer=layer.path, units=units, activation=activation, name=name))
+
+
+def output_names(layers: list[str]) -> list[str]:
+    """The names Keras gives a model's outputs, from the names of the
+    top-level layers producing them: repeats made unique as tf-keras makes
+    them (``Functional._set_output_names``: bb, bb_1, bb_2); Keras 3 keeps
+    repeats, whose first then matches a loss keyed by the name.
+
+    >>> output_names(["bb", "bb", "head", "bb"])
+    ['bb', 'bb_1', 'head', 'bb_2']
+    """
+    taken: set[str] = set()
+    counts: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        proposal = layer
+        while proposal in taken:
+            counts[layer] = counts.get(layer, 1)
+            proposal = f"{layer}_{counts[layer]}"
+            counts[layer] += 1
+        taken.add(proposal)
+        names.append(proposal)
+    return names
 
 
 def finite_or_none(value: float | None) -> float | None:
