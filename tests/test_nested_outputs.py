@@ -147,6 +147,17 @@ def test_outputs_that_are_a_nested_models_outputs_keep_their_own_width(name, nam
     assert findings(name, "RL001") == []
 
 
+@pytest.mark.parametrize("name", ["dict_outputs_loss_by_key.keras", "tfk_dict_outputs_loss_by_key.h5"])
+def test_a_loss_dict_finds_dict_outputs_by_key(name):
+    """Outputs {'z_prob': p (softmax 10), 'a_bin': q (sigmoid 1)} are
+    numbered in sorted key order (q, p); the loss dict keeps z_prob first.
+    Each loss goes to the output its key names (since outputs were sorted,
+    position put the cross-entropy on q: 'ln 1')."""
+    model = read_model(KERAS_FIXTURES / name)
+    assert model.outputs == [Output("q", 1, "sigmoid", "a_bin"), Output("p", 10, "softmax", "z_prob")]
+    assert Analysis(model).loss_scale.value == pytest.approx(math.log(10) + math.log(2))
+
+
 def test_an_output_name_is_looked_up_where_the_output_sits():
     """Output 0 is the top-level 'head' (softmax 3); bb, walked after it,
     holds its own 'head' (relu 7), which used to stand in for it."""

@@ -396,10 +396,11 @@ class Loss:
 @dataclass
 class Output:
     """A model output: the layer producing it, its width and activation;
-    ``name``: the name Keras gives the output, which a loss dict is keyed
-    by (the top-level layer or nested model producing it; tf-keras makes
-    repeats unique with _1, _2: a nested model's two outputs are "bb",
-    "bb_1"). None where the format has none."""
+    ``name``: what a loss dict is keyed by: the output's key where the
+    outputs are a dict, else the name Keras gives it (the top-level layer
+    or nested model producing it; tf-keras makes repeats unique with _1,
+    _2: a nested model's two outputs are "bb", "bb_1"). None where the
+    format has none."""
 
     layer: str
     units: int | None = None

@@ -362,7 +362,8 @@ def attach_graph(model: Model, tree: ModelConfig) -> None:
 
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:
-    """Output layers with their width and activation. Each output is
+    """Output layers with their width, activation and Keras name (a dict
+    output's key, else its layer's). Each output is
     resolved in the top container, through nested models, to the layer
     that produces it (a nested model's output is the layer behind its
     tensor index, not its last layer; a name is looked up where the output
@@ -371,6 +372,8 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
     graph = NestedGraph(model, tree.output_refs)
     nested = {node.path: node for node in tree.containers}
     names = output_names([ref.name for ref in tree.output_refs])
+    keys = tree.output_keys if len(tree.output_keys) == len(names) else [None] * len(names)
+    names = [key if key is not None else name for key, name in zip(keys, names, strict=True)]
     for ref, name in zip(tree.output_refs, names, strict=True):
         found = graph.sources("", ref.name, ref.tensor, ref.node, OUTPUTS)
         if len(found) != 1:

@@ -65,6 +65,9 @@ class ModelConfig:
     # numbers them: a nested model's output is that model with its tensor
     # index (output_layers names the nested model, not the layer inside).
     output_refs: list[TensorRef] = field(default_factory=list)
+    # Where the outputs are a dict, each output's key (what a loss dict is
+    # keyed by), aligned with output_refs; None elsewhere.
+    output_keys: list[str | None] = field(default_factory=list)
 
 
 def is_container(class_name: str, cfg: Any) -> bool:
@@ -110,7 +113,8 @@ def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip:
     name = cfg.get("name") if isinstance(cfg, dict) else None
     return ModelConfig(class_name=class_name, name=name, leaves=leaves,
                        output_layers=_output_layers(class_name, cfg, leaves), containers=containers,
-                       output_refs=_output_refs(class_name, cfg, leaves))
+                       output_refs=_output_refs(class_name, cfg, leaves),
+                       output_keys=_output_keys(cfg.get("output_layers") if isinstance(cfg, dict) else None))
 
 
 def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, trainable: bool,
@@ -313,6 +317,21 @@ def _output_refs(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[Ten
         names = [_layer_name(e, e.get("config", {}), cls) for cls, e in entries if cls != "InputLayer"]
         return [TensorRef(names[-1], 0, None)] if names else []
     return [TensorRef(leaves[-1].name, 0, None)] if leaves else []
+
+
+def _output_keys(value: Any) -> list[str | None]:
+    """For outputs written as a dict ({"z_prob": [...], "a_bin": [...]}),
+    the key of each flattened output (sorted, as ``_flat_refs`` takes
+    them): Keras matches a loss dict to the outputs by these keys.
+
+    >>> _output_keys({"z": ["p", 0, 0], "a": ["q", 0, 0]})
+    ['a', 'z']
+    >>> _output_keys([["p", 0, 0], ["q", 0, 0]])
+    [None, None]
+    """
+    if isinstance(value, dict):
+        return [str(key) for key in sorted(value, key=str) for _ in _flat_refs(value[key], 1)]
+    return [None] * len(_flat_refs(value))
 
 
 def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[str]:
