@@ -69,6 +69,7 @@ from reglint.estimate.activity import (
     output_elements,
     output_second_moments,
 )
+from reglint.model.nesting import NestedGraph
 
 
 class ActivityRegularizerScale(Rule):
@@ -94,12 +95,12 @@ class ActivityRegularizerScale(Rule):
             batch_factor = analysis.context.effective_batch_size
         if not any(layer.activity_regularizer for layer in model.layers):
             return
-        moments = output_second_moments(model)
-        index = {(lay.path.rsplit("/", 1)[0] if "/" in lay.path else "", lay.name): lay for lay in model.layers}
+        graph = NestedGraph(model)
+        moments = output_second_moments(model, graph)
         for layer in model.layers:
             if layer.activity_regularizer is None or not layer.trainable:
                 continue
-            per_sample = activity_penalty_per_sample(layer, input_second_moment(layer, moments, index))
+            per_sample = activity_penalty_per_sample(layer, input_second_moment(layer, moments, graph))
             if per_sample is None:
                 continue
             penalty = per_sample * batch_factor

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reglint.model import Container, Layer, Model, TensorRef
+from reglint.model import Layer, Model
+from reglint.model.nesting import NestedGraph, layer_container
 
 # Layers that normalise their input per channel or per sample: a kernel
 # feeding one is scale-invariant (van Laarhoven 2017). Keras class names and
@@ -41,7 +42,7 @@ LINEAR = {"Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose
 
 def outbound_map(model: Model) -> dict[str, list[Layer]]:
     """Layer path -> the layers it feeds, resolved within each container and
-    across nested models' boundaries (``NestedGraph``)."""
+    across nested models' boundaries (``reglint.model.nesting.NestedGraph``)."""
     graph = NestedGraph(model)
     out: dict[str, list[Layer]] = {}
 
@@ -57,130 +58,10 @@ def outbound_map(model: Model) -> dict[str, list[Layer]]:
     by_key = graph.by_key
     for layer in model.layers:
         for name in layer.outbound:  # readers that record consumers directly (ONNX)
-            consumer = by_key.get((_container(layer), name))
+            consumer = by_key.get((layer_container(layer), name))
             if consumer is not None:
                 link(layer, consumer)
     return out
-
-
-class NestedGraph:
-    """Which layers feed a layer, through nested models: a reference to a
-    nested model stands for the output it names (its tensor index counts
-    the nested model's outputs in order; that output may be a layer with
-    several outputs, or a model nested deeper); a nested model's InputLayer
-    (or a nested Sequential's first layer) stands for what feeds the nested
-    model. Only unambiguous links are made: a nested model with several
-    outputs read where the tensor index is unknown (a reader that does not
-    record it, a malformed config), or with several inputs fed by a
-    different number of tensors, is not linked through, so no chain is
-    invented. Resolution is memoised, so deep nesting stays linear."""
-
-    def __init__(self, model: Model):
-        self.by_key: dict[tuple[str, str], Layer] = {(_container(layer), layer.name): layer
-                                                     for layer in model.layers}
-        self.nested = {(_parent_of(c.path, c.name), c.name): c for c in model.containers}
-        self.containers = {c.path: c for c in model.containers}
-        self._memo: dict[tuple[str, str, int | None], tuple[Layer, ...]] = {}
-        self._busy: set[tuple[str, str, int | None]] = set()
-
-    def feeding(self, layer: Layer) -> tuple[Layer, ...]:
-        container = _container(layer)
-        if layer.inbound or layer.inbound_tensors:
-            return _unique(src for name, tensor in _references(layer.inbound, layer.inbound_tensors)
-                           for src in self.sources(container, name, tensor))
-        inner = self.containers.get(container)
-        if inner is not None and inner.inputs[:1] == [layer.name]:
-            return self.feeders(inner)  # a nested Sequential's first layer
-        return ()
-
-    def sources(self, container: str, name: str, tensor: int | None = None) -> tuple[Layer, ...]:
-        """The layers whose output ``name`` in ``container`` stands for;
-        ``tensor``: which of its outputs (None: unknown)."""
-        layer, inner = self.by_key.get((container, name)), self.nested.get((container, name))
-        # only a nested model's outputs differ by index: a layer's are all its own
-        key = (container, name, tensor if layer is None and inner is not None else None)
-        if key in self._memo:
-            return self._memo[key]
-        if key in self._busy:  # a cycle in a malformed config
-            return ()
-        self._busy.add(key)
-        if layer is not None and layer.class_name == "InputLayer" and container in self.containers:
-            found = self._input_feeders(self.containers[container], name)
-        elif layer is not None:
-            found = (layer,)
-        elif inner is not None:
-            found = self._output_sources(inner, tensor)
-        else:
-            found = ()
-        self._busy.discard(key)
-        self._memo[key] = found
-        return found
-
-    def _output_sources(self, inner: Container, tensor: int | None) -> tuple[Layer, ...]:
-        """The layers behind output ``tensor`` of the nested model ``inner``:
-        its ``tensor``-th recorded output, itself resolved with the index
-        it records; a model with one output needs no index."""
-        outputs = inner.output_tensors
-        if tensor is not None and len(outputs) == len(inner.outputs) and 0 <= tensor < len(outputs):
-            return self.sources(inner.path, outputs[tensor].name, outputs[tensor].tensor)
-        if len(inner.outputs) == 1:
-            recorded = outputs[0].tensor if len(outputs) == 1 else None
-            return self.sources(inner.path, inner.outputs[0], recorded)
-        return ()
-
-    def feeders(self, inner: Container) -> tuple[Layer, ...]:
-        """What feeds a nested model: its inbound tensors in its parent, or,
-        for the first entry of a nested Sequential, what feeds that parent."""
-        parent = _parent_of(inner.path, inner.name)
-        if inner.inbound or inner.inbound_tensors:
-            return _unique(src for name, tensor in _references(inner.inbound, inner.inbound_tensors)
-                           for src in self.sources(parent, name, tensor))
-        outer = self.containers.get(parent)
-        if outer is not None and outer.inputs[:1] == [inner.name] and outer is not inner:
-            return self.feeders(outer)
-        return ()
-
-    def _input_feeders(self, inner: Container, name: str) -> tuple[Layer, ...]:
-        if name not in inner.inputs:
-            return ()
-        if len(inner.inputs) == 1:
-            return self.feeders(inner)
-        parent, index = _parent_of(inner.path, inner.name), inner.inputs.index(name)
-        if len(inner.inbound_tensors) == len(inner.inputs):  # called once, one tensor per input, in order
-            fed = inner.inbound_tensors[index]
-            return self.sources(parent, fed.name, fed.tensor)
-        if len(inner.inbound) == len(inner.inputs):  # no tensors recorded (or several calls): by name, as before
-            return self.sources(parent, inner.inbound[index])
-        return ()
-
-
-def _references(names: list[str], tensors: list[TensorRef]) -> list[tuple[str, int | None]]:
-    """(name, tensor index) of every tensor read: the recorded references,
-    then any name they leave out with its index unknown."""
-    found = [(ref.name, ref.tensor) for ref in tensors]
-    recorded = {ref.name for ref in tensors}
-    return found + [(name, None) for name in names if name not in recorded]
-
-
-def _unique(layers) -> tuple[Layer, ...]:
-    seen: dict[str, Layer] = {}
-    for layer in layers:
-        seen.setdefault(layer.path, layer)
-    return tuple(seen.values())
-
-
-def _container(layer: Layer) -> str:
-    """The enclosing container's path: the layer's path less its own name
-    (which may hold "/": tf.keras applications name layers "Conv/BatchNorm")."""
-    return _parent_of(layer.path, layer.name)
-
-
-def _parent_of(path: str, name: str) -> str:
-    if path == name:
-        return ""
-    if path.endswith("/" + name):
-        return path[: -len(name) - 1]
-    return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
 def passes_scale(layer: Layer) -> bool:

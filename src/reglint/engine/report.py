@@ -143,7 +143,8 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
              "reduction": loss.reduction, "source": loss.source.value}
             for loss in model.losses
         ] or None,
-        "outputs": [{"layer": o.layer, "units": o.units, "activation": o.activation} for o in model.outputs],
+        "outputs": [{"layer": o.layer, "units": o.units, "activation": o.activation, "name": o.name}
+                    for o in model.outputs],
         "notes": list(model.notes),
     }
     if analysis is not None:

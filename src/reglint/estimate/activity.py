@@ -26,7 +26,8 @@ from functools import lru_cache
 import numpy as np
 
 from reglint.estimate.init_scale import element_moments
-from reglint.model import Layer, Role
+from reglint.model import Layer, Model, Role
+from reglint.model.nesting import NestedGraph
 
 
 @lru_cache(maxsize=1)
@@ -84,13 +85,16 @@ _NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalizat
                 "RMSNormalization", "UnitNormalization"}
 
 
-def output_second_moments(model) -> dict[str, float]:
+def output_second_moments(model: Model, graph: NestedGraph | None = None) -> dict[str, float]:
     """E[a^2] of each layer's output at initialisation, for standardised
-    model inputs, propagated in model order along the recorded graph."""
+    model inputs, propagated in model order along the recorded graph,
+    across nested models' boundaries (a layer inside a nested model reads
+    what the parent feeds it; a layer after a nested model reads the layer
+    behind the output it takes)."""
     out: dict[str, float] = {}
-    index = {(_container(lay), lay.name): lay for lay in model.layers}
+    graph = graph or NestedGraph(model)
     for layer in model.layers:
-        m_in = input_second_moment(layer, out, index)
+        m_in = input_second_moment(layer, out, graph)
         kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
         if layer.class_name in _NORMALIZERS:
             moment = 1.0
@@ -112,14 +116,11 @@ def output_second_moments(model) -> dict[str, float]:
     return out
 
 
-def input_second_moment(layer: Layer, moments: dict[str, float], index: dict) -> float:
-    sources = [index.get((_container(layer), name)) for name in layer.inbound]
-    values = [moments[s.path] for s in sources if s is not None and s.path in moments]
+def input_second_moment(layer: Layer, moments: dict[str, float], graph: NestedGraph) -> float:
+    """The mean second moment of the layers feeding ``layer`` (1: a model
+    input, or nothing known)."""
+    values = [moments[src.path] for src in graph.feeding(layer) if src.path in moments]
     return sum(values) / len(values) if values else 1.0
-
-
-def _container(layer: Layer) -> str:
-    return layer.path.rsplit("/", 1)[0] if "/" in layer.path else ""
 
 
 def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0) -> float | None:

@@ -20,6 +20,8 @@ Several outputs add up with their ``loss_weights``.
 >>> from reglint.model import Loss, Output
 >>> round(chance_loss(Loss("sparse_categorical_crossentropy"), Output("out", 10, "softmax")), 3)
 2.303
+>>> _describe(Loss("categorical_crossentropy"), Output("out", 1, "sigmoid"), math.log(2), None, None)
+'categorical_crossentropy over 1 output unit, taken as 2 classes: ln 2 = 0.693'
 """
 
 from __future__ import annotations
@@ -113,7 +115,12 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
 
 
 def _output_for(loss: Loss, index: int, model: Model, outputs: dict[str, Output]) -> Output | None:
+    """The output a loss applies to: by the output's Keras name (a loss
+    dict's key), by its layer, else by position."""
     if loss.output is not None:
+        named = [output for output in model.outputs if output.name == loss.output]
+        if named:
+            return named[0]
         for output in model.outputs:
             if output.layer == loss.output or output.layer.split("/")[-1] == loss.output:
                 return output
@@ -128,6 +135,8 @@ def _describe(loss: Loss, output: Output | None, value: float, target_var: float
     weight = f"{loss.weight:g} x " if loss.weight != 1.0 else ""
     if name in _CLASS_LOSSES:
         c = classes or (output.units if output else None)
+        if c is not None and c < 2:  # chance_loss takes one unit as two classes (a sigmoid read as softmax)
+            return f"{weight}{name} over {c} output unit, taken as 2 classes: ln 2 = {value:.3g}"
         return f"{weight}{name}: ln {c} = {value:.3g}"
     if name in _BINARY_LOSSES:
         return f"{weight}{name}: ln 2 = {value:.3g}"

@@ -195,9 +195,11 @@ class Variable:
 class TensorRef:
     """One tensor a layer (or a nested model) reads, as Keras records it:
     the producing layer's name in the same container, which call of it
-    (``node``) and which of that call's outputs (``tensor``, the position in
-    the flattened outputs; None where the file does not say). A nested model
-    with several outputs is only crossed where ``tensor`` is known.
+    (``node``, Keras' node index) and which of that call's outputs
+    (``tensor``, the position in the flattened outputs; None where the file
+    does not say); ``call``: which call of the *reading* layer or model it
+    is fed to (its position in ``inbound_nodes``). A nested model with
+    several outputs is only crossed where ``tensor`` is known.
 
     >>> TensorRef("backbone", 0, 1).tensor
     1
@@ -206,6 +208,7 @@ class TensorRef:
     name: str
     node: int = 0
     tensor: int | None = 0
+    call: int = 0
 
 
 # The class of a layer known only by its stored tensors (a weights-only file,
@@ -392,11 +395,17 @@ class Loss:
 
 @dataclass
 class Output:
-    """A model output: the layer producing it, its width and activation."""
+    """A model output: the layer producing it, its width and activation;
+    ``name``: what a loss dict is keyed by: the output's key where the
+    outputs are a dict, else the name Keras gives it (the top-level layer
+    or nested model producing it; tf-keras makes repeats unique with _1,
+    _2: a nested model's two outputs are "bb", "bb_1"). None where the
+    format has none."""
 
     layer: str
     units: int | None = None
     activation: str | None = None
+    name: str | None = None
 
 
 class ProblemKind(str, Enum):

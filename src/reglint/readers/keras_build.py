@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
+from reglint.model.nesting import OUTPUTS, NestedGraph
 from reglint.readers.keras_config import LayerNode, ModelConfig, container_io, container_output_refs
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
@@ -361,30 +362,62 @@ def attach_graph(model: Model, tree: ModelConfig) -> None:
 
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:
-    """Output layers with their width and activation; an Activation or
+    """Output layers with their width, activation and Keras name (a dict
+    output's key, else its layer's). Each output is
+    resolved in the top container, through nested models, to the layer
+    that produces it (a nested model's output is the layer behind its
+    tensor index, not its last layer; a name is looked up where the output
+    sits, not among same-named layers of nested models); an Activation or
     Softmax head takes its width from the layer feeding it."""
-    by_name = {layer.name: layer for layer in model.layers}
-    containers = {node.name: node for node in tree.containers}
-    for name in tree.output_layers:
-        layer = by_name.get(name)
-        if layer is None and name in containers:
-            inner = [inside for inside in model.layers if inside.path.startswith(containers[name].path + "/")]
-            layer = inner[-1] if inner else None
-        if layer is None:
+    graph = NestedGraph(model, tree.output_refs)
+    nested = {node.path: node for node in tree.containers}
+    names = output_names([ref.name for ref in tree.output_refs])
+    keys = tree.output_keys if len(tree.output_keys) == len(names) else [None] * len(names)
+    names = [key if key is not None else name for key, name in zip(keys, names, strict=True)]
+    for ref, name in zip(tree.output_refs, names, strict=True):
+        found = graph.sources("", ref.name, ref.tensor, ref.node, OUTPUTS)
+        if len(found) != 1:
+            if ref.name in nested:  # a nested model's output no reference pins down: width unknown
+                model.outputs.append(Output(layer=ref.name, name=name))
             continue
+        layer = found[0]
         units, activation = layer.units, layer.activation
         if layer.class_name in ("Softmax",):
             activation = "softmax"
         probe: Layer | None = layer
         hops = 0
-        while units is None and probe is not None and probe.inbound and hops < 8:
-            probe = by_name.get(probe.inbound[0])
+        while units is None and probe is not None and hops < 8:
+            feeding = graph.feeding(probe)
+            probe = feeding[0] if feeding else None
             hops += 1
             if probe is not None:
                 units = probe.units
                 if activation in (None, "linear") and probe.activation:
                     activation = probe.activation
-        model.outputs.append(Output(layer=layer.path, units=units, activation=activation))
+        model.outputs.append(Output(layer=layer.path, units=units, activation=activation, name=name))
+
+
+def output_names(layers: list[str]) -> list[str]:
+    """The names Keras gives a model's outputs, from the names of the
+    top-level layers producing them: repeats made unique as tf-keras makes
+    them (``Functional._set_output_names``: bb, bb_1, bb_2); Keras 3 keeps
+    repeats, whose first then matches a loss keyed by the name.
+
+    >>> output_names(["bb", "bb", "head", "bb"])
+    ['bb', 'bb_1', 'head', 'bb_2']
+    """
+    taken: set[str] = set()
+    counts: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        proposal = layer
+        while proposal in taken:
+            counts[layer] = counts.get(layer, 1)
+            proposal = f"{layer}_{counts[layer]}"
+            counts[layer] += 1
+        taken.add(proposal)
+        names.append(proposal)
+    return names
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -17,7 +17,7 @@ versions use ``class_name``; both are read here.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reglint.errors import ModelReadError
@@ -61,6 +61,13 @@ class ModelConfig:
     leaves: list[LayerNode]
     output_layers: list[str]  # names of the layers producing the outputs
     containers: list[LayerNode]  # nested Sequential/Functional entries
+    # The outputs as references in the top container, in the order Keras
+    # numbers them: a nested model's output is that model with its tensor
+    # index (output_layers names the nested model, not the layer inside).
+    output_refs: list[TensorRef] = field(default_factory=list)
+    # Where the outputs are a dict, each output's key (what a loss dict is
+    # keyed by), aligned with output_refs; None elsewhere.
+    output_keys: list[str | None] = field(default_factory=list)
 
 
 def is_container(class_name: str, cfg: Any) -> bool:
@@ -105,7 +112,9 @@ def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip:
               containers=containers, max_layers=max_layers, by_name=keras2_keras_zip, top="")
     name = cfg.get("name") if isinstance(cfg, dict) else None
     return ModelConfig(class_name=class_name, name=name, leaves=leaves,
-                       output_layers=_output_layers(class_name, cfg, leaves), containers=containers)
+                       output_layers=_output_layers(class_name, cfg, leaves), containers=containers,
+                       output_refs=_output_refs(class_name, cfg, leaves),
+                       output_keys=_output_keys(cfg.get("output_layers") if isinstance(cfg, dict) else None))
 
 
 def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, trainable: bool,
@@ -187,9 +196,13 @@ def _table_or_empty(value: Any) -> dict[str, Any]:
 
 
 def inbound_refs(entry: dict) -> list[TensorRef]:
-    """The tensors feeding this layer, every call's in order, across config
-    generations (the one parser of ``inbound_nodes``)."""
-    return list(_iter_history(entry.get("inbound_nodes")))
+    """The tensors feeding this layer, every call's in order, each with the
+    call it belongs to, across config generations (the one parser of
+    ``inbound_nodes``: a list of calls; tf.keras writes a TF op layer's
+    call as one flat [name, node, tensor, kwargs])."""
+    nodes = entry.get("inbound_nodes")
+    calls = nodes if isinstance(nodes, list) and not is_tensor_ref(nodes) else [nodes]
+    return [replace(ref, call=call) for call, node in enumerate(calls) for ref in _iter_history(node)]
 
 
 def _unique_names(refs: list[TensorRef]) -> list[str]:
@@ -200,8 +213,11 @@ def _unique_names(refs: list[TensorRef]) -> list[str]:
 def _iter_history(obj: Any, depth: int = 0) -> Iterator[TensorRef]:
     """Keras 2 nodes are [[name, node, tensor, kwargs], ...]; Keras 3 nodes are
     {"args": [{"class_name": "__keras_tensor__", "config": {"keras_history":
-    [name, node, tensor]}}], "kwargs": {...}}. Collect the references; a
-    tensor index that is not a number is unknown (None), not 0."""
+    [name, node, tensor]}}], "kwargs": {...}}. Collect the references in the
+    order Keras flattens a call's arguments: a dict (a model called with
+    {"b": ..., "a": ...}) in sorted key order, as ``tree.flatten`` and
+    ``tf.nest.flatten`` take it, not the file's insertion order. A tensor
+    index that is not a number is unknown (None), not 0."""
     if depth > 12:
         return
     if isinstance(obj, dict):
@@ -209,8 +225,8 @@ def _iter_history(obj: Any, depth: int = 0) -> Iterator[TensorRef]:
         if isinstance(history, list) and history and isinstance(history[0], str):
             yield _tensor_ref(history)
             return
-        for value in obj.values():
-            yield from _iter_history(value, depth + 1)
+        for key in sorted(obj, key=str):
+            yield from _iter_history(obj[key], depth + 1)
     elif isinstance(obj, list):
         if is_tensor_ref(obj):
             yield _tensor_ref(obj)
@@ -288,6 +304,34 @@ def _flat_refs(value: Any, depth: int = 0) -> list[list]:
 
 def ref_int(value: Any) -> int:
     return value if _is_int(value) else 0
+
+
+def _output_refs(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[TensorRef]:
+    """The model's outputs as references in its top container: a
+    Functional's ``output_layers``; a Sequential's last entry (a nested
+    model there stands for its output); a bare layer itself."""
+    if isinstance(cfg, dict) and "output_layers" in cfg:
+        return [_tensor_ref(item) for item in _flat_refs(cfg["output_layers"])]
+    if is_container(class_name, cfg):
+        entries = [(bare_class_name(class_name_of(e) or "?"), e) for e in container_layers(class_name, cfg)]
+        names = [_layer_name(e, e.get("config", {}), cls) for cls, e in entries if cls != "InputLayer"]
+        return [TensorRef(names[-1], 0, None)] if names else []
+    return [TensorRef(leaves[-1].name, 0, None)] if leaves else []
+
+
+def _output_keys(value: Any) -> list[str | None]:
+    """For outputs written as a dict ({"z_prob": [...], "a_bin": [...]}),
+    the key of each flattened output (sorted, as ``_flat_refs`` takes
+    them): Keras matches a loss dict to the outputs by these keys.
+
+    >>> _output_keys({"z": ["p", 0, 0], "a": ["q", 0, 0]})
+    ['a', 'z']
+    >>> _output_keys([["p", 0, 0], ["q", 0, 0]])
+    [None, None]
+    """
+    if isinstance(value, dict):
+        return [str(key) for key in sorted(value, key=str) for _ in _flat_refs(value[key], 1)]
+    return [None] * len(_flat_refs(value))
 
 
 def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[str]:

@@ -219,7 +219,11 @@ def _resolve(node: Any, tensors: dict, cls: str) -> list[Shape | None] | None:
 
 
 def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]]:
-    """(recorded shape, (layer, node, tensor) reference) per input of a call."""
+    """(recorded shape, (layer, node, tensor) reference) per input of a call,
+    in the order Keras flattens the call (a dict by sorted key)."""
+    if isinstance(node, dict) and not ("args" in node or "kwargs" in node):
+        # tf-keras: a model called with a dict, {key: [name, node, tensor, kwargs]}
+        node = [node[key] for key in sorted(node, key=str)]
     if isinstance(node, dict):  # Keras 3
         args = list(_flat_tensors(node.get("args")))
         kwargs: dict = node["kwargs"] if isinstance(node.get("kwargs"), dict) else {}
@@ -255,6 +259,9 @@ def _flat_tensors(obj: Any, depth: int = 0):
         if isinstance(history, list) and len(history) >= 3 and isinstance(history[0], str):
             ref = (history[0], ref_int(history[1]), ref_int(history[2]))
         yield _shape(cfg.get("shape")), ref
+    elif isinstance(obj, dict):  # a model called with a dict: Keras feeds it in sorted key order
+        for key in sorted(obj, key=str):
+            yield from _flat_tensors(obj[key], depth + 1)
     elif isinstance(obj, (list, tuple)):
         for item in obj:
             yield from _flat_tensors(item, depth + 1)
