@@ -145,6 +145,32 @@ def test_torch_device_selection_without_torch():
         select_device(fake_torch(False), "gpu")
 
 
+@requires_torch
+@pytest.mark.parametrize("preset", [None, "ACTIVE"])
+def test_torch_threads_wait_passively_unless_the_user_says(preset):
+    """PyTorch's OpenMP runtime reads OMP_WAIT_POLICY once, when it loads:
+    load_torch_backend sets PASSIVE before importing PyTorch (idle threads
+    sleep instead of spinning on a shared machine); a value the user set
+    wins. libgomp prints what it made of it (OMP_DISPLAY_ENV=VERBOSE;
+    REGLINT_DEBUG keeps the import's stderr): its spin count before an idle
+    thread sleeps, 300,000 by default (its display says PASSIVE then too),
+    0 for PASSIVE, 3e10 for ACTIVE."""
+    code = ("from reglint.profile.backend_torch import load_torch_backend\n"
+            "backend = load_torch_backend()\n"
+            "backend.torch.ones(64).sum()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env.update(KERAS_BACKEND="torch", OMP_DISPLAY_ENV="VERBOSE", REGLINT_DEBUG="1")
+    if preset is not None:
+        env["OMP_WAIT_POLICY"] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    spins = {line.split("=", 1)[1].strip().strip("'") for line in (out.stdout + out.stderr).splitlines()
+             if line.strip().startswith("GOMP_SPINCOUNT")}
+    if not spins:
+        pytest.skip("PyTorch's OpenMP runtime is not libgomp (LLVM's libomp on macOS): no spin count to read")
+    assert spins == {"30000000000" if preset == "ACTIVE" else "0"}
+
+
 # ---------------------------------------------------------------------------
 # the same measurement on both backends
 
