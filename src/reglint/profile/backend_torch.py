@@ -27,9 +27,22 @@ from reglint.profile import ProfileError
 from reglint.profile.backend import Backend, Device, check_running, installed, missing
 from reglint.profile.load import cpu_description, quiet_native_stderr
 
+# OpenMP's wait policy for PyTorch's CPU threads, unless the user set one.
+# libgomp's default spins an idle thread 300,000 times before it sleeps, at
+# every gap between parallel regions: on a shared 2-core runner, 100 steps of
+# a 6,570-parameter MLP took 1.3-10 s (once 28 s) instead of 0.4 s with
+# PASSIVE (no spin) or one thread; a 95k-parameter conv net kept its two
+# threads' gain with PASSIVE (6.2-6.8 s; spinning 6.0-6.3 s, 27 s under
+# load; one thread 10.3-10.8 s).
+# bench/backend_wall.py --threads measures the three.
+OMP_WAIT_POLICY = "PASSIVE"
+
 
 def load_torch_backend() -> TorchBackend:
-    """Keras on PyTorch (``KERAS_BACKEND`` is set by the caller)."""
+    """Keras on PyTorch (``KERAS_BACKEND`` is set by the caller).
+    ``OMP_WAIT_POLICY`` is set first (PASSIVE unless set): the OpenMP
+    runtime PyTorch loads reads it once, at load."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     try:
         with quiet_native_stderr():
             import keras
