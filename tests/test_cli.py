@@ -361,9 +361,12 @@ def test_console_script_asks_numpy_for_one_blas_thread(exported, expected):
 
 @pytest.mark.parametrize("model", ["loss_weights_zero.keras", "loss_weights_by_position.keras"])
 def test_odd_loss_weights_are_linted_not_crashed(model):
+    """Linted with a positive loss scale, and reported (RL026), not a crash."""
     result = reglint(str(KERAS_FIXTURES / model), "--no-cache", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["files"][0]["model"]["analysis"]["loss_scale"]["value"] > 0
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)["files"][0]
+    assert report["model"]["analysis"]["loss_scale"]["value"] > 0
+    assert [f["code"] for f in report["findings"] if f["severity"] == "error"] == ["RL026"]
 
 
 def test_a_zero_loss_scale_is_a_usage_error(tmp_path):

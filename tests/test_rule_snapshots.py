@@ -66,10 +66,17 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL021": ("fixtures/scenarios/scenario_bn_l2_strong.keras", "fixtures/scenarios/scenario_residual_all_l2.keras"),
     "RL024": (K + "scenario_chain_shrink.keras", K + "scenario_gru_chain_sgd.keras"),
     "RL025": (K + "scenario_embedding_chain_sgd.keras", K + "scenario_embedding_chain_adam.keras"),
+    "RL026": (K + "loss_weights_by_position.keras", K + "loss_weights_zero.keras",
+              R + "k3_loss_weights_negative.keras"),
 }
 # Files a rule should fire on and does not yet: each is an xfail(strict) test
 # below, so the fix shows up as an XPASS to move the file into RULE_FIXTURES.
 KNOWN_GAPS: dict[str, tuple[str, str]] = {}
+
+# Files a rule must stay quiet on: the legitimate neighbour of what it reports.
+RULE_QUIET: dict[str, tuple[str, ...]] = {
+    "RL026": (R + "k3_loss_weights_aux_zero.keras",),  # an auxiliary head switched off, loss_weights [1, 0]
+}
 
 # Rules that judge only what `reglint profile` measures (their static check
 # yields nothing, so no file makes them fire in `check`); each is tested by the
@@ -124,7 +131,8 @@ def first_difference(expected, actual, where: str = "") -> str | None:
 def checked() -> dict[str, dict]:
     """One ``reglint check --format json`` over every fixture file, by path:
     isolated from configuration files, the cache and REGLINT_* variables."""
-    paths = sorted({path for paths in RULE_FIXTURES.values() for path in paths} | set(KNOWN_GAPS))
+    paths = sorted({path for paths in (*RULE_FIXTURES.values(), *RULE_QUIET.values()) for path in paths}
+                   | set(KNOWN_GAPS))
     env = {key: value for key, value in os.environ.items() if not key.startswith("REGLINT_")}
     done = subprocess.run([sys.executable, "-m", "reglint", "check", "--format", "json", "--isolated", "--no-cache",
                            "--exit-zero", *paths], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -158,7 +166,13 @@ def test_every_rule_fixture_file_is_snapshot_or_a_known_gap():
     entries = json.loads((RULE_FIXTURE_DIR / "manifest.json").read_text())["files"]
     for entry in entries:
         path = f"{R}{entry['file']}"
-        assert path in RULE_FIXTURES.get(entry["rule"], ()) or KNOWN_GAPS.get(path, ("",))[0] == entry["rule"], path
+        assert (path in RULE_FIXTURES.get(entry["rule"], ()) or path in RULE_QUIET.get(entry["rule"], ())
+                or KNOWN_GAPS.get(path, ("",))[0] == entry["rule"]), path
+
+
+@pytest.mark.parametrize(("code", "path"), [(code, path) for code, paths in RULE_QUIET.items() for path in paths])
+def test_rule_stays_quiet_on_its_legitimate_neighbour(code, path, checked):
+    assert findings_of(code, checked[path]) == []
 
 
 @pytest.mark.parametrize("code", sorted(set(all_rules()) - set(MEASURED_ONLY)))

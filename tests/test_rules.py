@@ -483,3 +483,60 @@ def test_nested_tf_keras_layers_with_slash_names_are_read_and_linked():
     assert not [f for f in report.findings if f.code == "RL019"]
     [chain] = [f for f in report.findings if f.code == "RL024"]
     assert chain.values["chain"] == ["blk/d0", "sub/blk/d1", "sub/blk/d2", "d3", "out"]
+
+
+# -- RL026 unusable-loss-weights ------------------------------------------------------------------------------
+
+
+def test_rl026_metrics_passed_by_position_land_in_loss_weights():
+    """compile(opt, loss, ["accuracy"]) in Keras 3 saves loss_weights=["accuracy"]; fit fails on it."""
+    [f] = findings("loss_weights_by_position.keras", "RL026")
+    assert f.severity is Severity.ERROR and "'accuracy'" in f.message and "by position" in f.message
+    assert [c.to_dict() for c in f.fix.changes] == [{"layer": None, "target": "compile", "parameter": "loss_weights",
+                                                     "current": None, "suggested": None}]
+
+
+def test_rl026_a_negative_weight_is_ascended_by_keras():
+    """Keras' own training of the file (the manifest) raised the negatively weighted output's loss."""
+    import json
+
+    manifest = {e["file"]: e for e in json.loads((FIXTURES / "rules" / "manifest.json").read_text())["files"]}
+    keras_says = manifest["k3_loss_weights_negative.keras"]
+    assert keras_says["losses_after_20_steps"]["aux_loss"] > 1.5 * keras_says["losses_before"]["aux_loss"]
+    [f] = findings(FIXTURES / "rules" / "k3_loss_weights_negative.keras", "RL026")
+    assert "aux -0.5" in f.message
+    assert [(c.layer, c.current, c.suggested) for c in f.fix.changes] == [("aux", -0.5, 0.5)]
+
+
+def test_rl026_quiet_on_an_auxiliary_head_switched_off():
+    assert findings(FIXTURES / "rules" / "k3_loss_weights_aux_zero.keras", "RL026") == []
+
+
+def test_rl026_all_zero_weights_say_what_trains_instead(tmp_path):
+    [f] = findings("loss_weights_zero.keras", "RL026")
+    assert "the penalties alone train it" in f.message
+    # the same file without its regularizer: nothing trains it at all
+    bare = rewrite_keras_zip(KERAS_FIXTURES / "loss_weights_zero.keras", tmp_path / "bare.keras",
+                             config=lambda cfg: [layer.pop("kernel_regularizer", None)
+                                                 for layer in layer_configs(cfg)] and None)
+    [f] = findings(bare, "RL026")
+    assert "nothing trains it" in f.message
+
+
+@pytest.mark.parametrize(("weights", "bad"), [(["accuracy", 1.0], "'accuracy'"), ({"dense_1": "NaN"}, "'NaN'"),
+                                          ([None], "None")])
+def test_rl026_reads_every_unusable_weight(tmp_path, weights, bad):
+    def rewrite(cfg):
+        cfg["compile_config"]["loss_weights"] = weights
+
+    path = rewrite_keras_zip(KERAS_FIXTURES / "loss_weights_by_position.keras", tmp_path / "w.keras", config=rewrite)
+    [f] = findings(path, "RL026")
+    assert bad in f.message
+
+
+def test_profile_refuses_unusable_loss_weights_in_one_line(capsys):
+    from reglint.cli.app import main
+
+    assert main(["profile", str(KERAS_FIXTURES / "loss_weights_by_position.keras"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loss_weights hold 'accuracy'" in err[0] and "RL026" in err[0]

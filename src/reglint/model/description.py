@@ -419,6 +419,7 @@ class ProblemKind(str, Enum):
     EXTRA_WEIGHTS = "extra_weights"  # stored tensors no layer of the config owns (RL019)
     UNREADABLE = "unreadable"  # values or a config part that could not be read (RL019)
     INACTIVE_REGULARIZER = "inactive_regularizer"  # a configured penalty Keras never adds (RL005)
+    INVALID_LOSS_WEIGHT = "invalid_loss_weight"  # a compile loss_weights entry that is not a number (RL026)
 
 
 @dataclass(frozen=True)

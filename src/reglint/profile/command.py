@@ -93,6 +93,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     from reglint.profile.load import choose_start
 
     start = choose_start(init, report.model)  # before any data is read: a bad --init is a usage error
+    refuse_unusable_loss_weights(report.model, path)
     reasons = refusal_reasons(report.model, path)
     if reasons and not trust:
         more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
@@ -234,6 +235,17 @@ def refuse_savedmodel(path: Path) -> None:
                            f"training: load it with tf_keras and save it as .h5, or re-save it as .keras")
     raise ProfileError(f"{path}: a SavedModel folder is an inference graph Keras 3 cannot train; profile the "
                        f".keras or .h5 file it was exported from")
+
+
+def refuse_unusable_loss_weights(model: Model, path: Path) -> None:
+    """Loss weights Keras' ``fit`` fails on (RL026: metrics passed by
+    position to Keras 3's compile): one line, before TensorFlow is imported,
+    instead of Keras' dtype error from the first step."""
+    from reglint.model import ProblemKind
+
+    for problem in model.problems_of(ProblemKind.INVALID_LOSS_WEIGHT):
+        raise ProfileError(f"{path}: {problem.message}: Keras' fit fails on them (RL026); re-save the model "
+                           f"compiled without them (metrics=[...] by keyword)")
 
 
 def refuse_non_keras(path: Path) -> None:

@@ -37,6 +37,7 @@ from reglint.readers.keras_objects import (
     parse_losses,
     parse_optimizer,
     parse_regularizer,
+    unusable_loss_weights,
 )
 from reglint.readers.limits import ReadOptions
 from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr
@@ -341,6 +342,11 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
         for name, raw in model.optimizer.invalid.items():
             model.problems.append(Problem(ProblemKind.INVALID_OPTIMIZER, "", f"optimizer {name} is {raw}, not a number",
                                           target=f"optimizer.{name}", value=raw))
+    bad_weights = unusable_loss_weights(compile_cfg.get("loss_weights"))
+    if bad_weights:
+        model.problems.append(Problem(ProblemKind.INVALID_LOSS_WEIGHT, "",
+                                      f"compile's loss_weights hold {', '.join(bad_weights)}, not numbers",
+                                      target="loss_weights", value=repr(compile_cfg.get("loss_weights"))[:200]))
     try:
         model.losses = parse_losses(compile_cfg.get("loss"), compile_cfg.get("loss_weights"), tree.output_layers)
     except Exception as exc:

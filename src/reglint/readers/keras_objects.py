@@ -388,6 +388,24 @@ def parse_loss(obj: Any, *, weight: float = 1.0, output: str | None = None) -> L
     return loss
 
 
+def unusable_loss_weights(loss_weights: Any) -> list[str]:
+    """The ``loss_weights`` entries (list items or dict values) that are not
+    finite numbers, repr'd: Keras saves whatever ``compile`` was given, and
+    its ``fit`` multiplies each output's loss by them (a string fails there).
+
+    >>> unusable_loss_weights(["accuracy"]), unusable_loss_weights({"a": 1.0, "b": float("nan")})
+    (["'accuracy'"], ['nan'])
+    """
+    items = loss_weights.values() if isinstance(loss_weights, dict) else \
+        loss_weights if isinstance(loss_weights, list) else []
+    out = []
+    for item in items:
+        value = as_float(item)
+        if value is None or not math.isfinite(value):
+            out.append(repr(item)[:80])
+    return out
+
+
 def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> list[Loss]:
     """One ``Loss`` per output: a single loss applies to every output, a list
     or dict assigns them, and ``loss_weights`` scales each."""
