@@ -748,3 +748,19 @@ def test_too_few_examples_to_hold_back_says_so(models, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert "no held-back slice (too few examples)" in " ".join(out.split()) and "? examples" not in out
+
+
+@pytest.mark.slow
+def test_a_legacy_h5_profile_writes_nothing_on_stderr(tmp_path):
+    """Keras' absl line on loading a legacy HDF5 file ("Compiled the loaded
+    model, but the compiled metrics have yet to be built") and its
+    UserWarning for a one-input model fed a tensor were printed under every
+    report; REGLINT_DEBUG=1 keeps them."""
+    path = KERAS_FIXTURES / "tfk_dict_outputs_loss_by_key.h5"
+    args = [sys.executable, "-m", "reglint", "profile", str(path), "--steps", "2", "-f", "json",
+            "-o", str(tmp_path / "r.json")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGLINT_")}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-500:]
+    debug = subprocess.run(args, capture_output=True, text=True, env={**env, "REGLINT_DEBUG": "1"}, timeout=300)
+    assert "compiled metrics have yet to be built" in debug.stderr and "UserWarning" in debug.stderr

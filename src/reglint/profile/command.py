@@ -169,7 +169,7 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
             batches, held = split_held_out(batches_from_npz(npz, inputs, targets, batch_size, seed))
         else:
             batches = synthetic_batches(inputs, targets, batch_size, seed)
-        with progress_bar() as progress:
+        with progress_bar() as progress, keras_warnings_quiet():
             return measure.run_profile_measurement(
                 backend, model, batches, loss, steps=steps, device=handle, device_name=device_name,
                 device_kind=device_kind, load_seconds=load_seconds, analysis=report.analysis,
@@ -184,6 +184,21 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
     finally:
         del model
         backend.clear_session()
+
+
+@contextmanager
+def keras_warnings_quiet() -> Iterator[None]:
+    """Keras' own UserWarnings while the profile runs (a functional model
+    fed one tensor where its config lists one input: "The structure of
+    `inputs` doesn't match"): advice to the model's author, noise in a
+    report; REGLINT_DEBUG=1 keeps them."""
+    import os
+    import warnings
+
+    with warnings.catch_warnings():
+        if not os.environ.get("REGLINT_DEBUG"):
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+        yield
 
 
 def _steps_taken(model: Model | None) -> int:

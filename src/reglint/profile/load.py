@@ -53,6 +53,22 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
+@contextmanager
+def quiet_python_logger(name: str):
+    """Python logger ``name`` (absl's, which Keras logs through) at ERROR
+    for the duration, unless REGLINT_DEBUG is set."""
+    import logging
+
+    logger = logging.getLogger(name)
+    level = logger.level
+    if not os.environ.get("REGLINT_DEBUG"):
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def cpu_description() -> str:
     """The CPU as the report names it."""
     return f"CPU: {_cpu_name()} ({os.cpu_count()} logical cores)"
@@ -76,9 +92,11 @@ def load_model(keras, path: Path, trust_model: bool) -> tuple[Any, str | None]:
     loss and optimizer the static reader found stand in."""
 
     def load(compile: bool):
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_python_logger("absl"):
             # "Skipping variable loading for optimizer": an unbuilt saved
-            # optimizer; the profile builds fresh ones anyway.
+            # optimizer; the profile builds fresh ones anyway. absl's
+            # "Compiled the loaded model, but the compiled metrics have yet
+            # to be built" (legacy HDF5): metrics the profile never reads.
             warnings.simplefilter("ignore")
             return keras.saving.load_model(str(path), safe_mode=not trust_model, compile=compile)
 
