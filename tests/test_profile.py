@@ -764,3 +764,26 @@ def test_a_legacy_h5_profile_writes_nothing_on_stderr(tmp_path):
     assert done.returncode == 0 and done.stderr == "", done.stderr[-500:]
     debug = subprocess.run(args, capture_output=True, text=True, env={**env, "REGLINT_DEBUG": "1"}, timeout=300)
     assert "compiled metrics have yet to be built" in debug.stderr and "UserWarning" in debug.stderr
+
+
+@pytest.mark.slow
+def test_an_uncompiled_models_loss_dict_finds_its_outputs_by_key(tmp_path):
+    """Where Keras cannot restore the compile settings, the losses the file
+    records stand in: a loss dict keyed by the outputs' dict keys (not their
+    layers' names) reaches the right output, not the one at its position."""
+    import keras
+
+    from reglint.profile.load import outputs_of, resolve_loss
+    from reglint.readers import read_model
+
+    x = keras.Input((8,), name="x")
+    h = keras.layers.Dense(16, activation="relu", name="h")(x)
+    model = keras.Model(x, {"z_prob": keras.layers.Dense(10, activation="softmax", name="zd")(h),
+                            "a_bin": keras.layers.Dense(1, activation="sigmoid", name="ad")(h)})
+    model.compile("sgd", loss={"z_prob": "sparse_categorical_crossentropy", "a_bin": "mean_absolute_error"})
+    path = tmp_path / "dict_outputs.keras"
+    model.save(path)
+    bare = keras.saving.load_model(path, compile=False)
+    loss = resolve_loss(keras, bare, read_model(str(path)), reason="test")
+    by_layer = dict(zip([name for name, _ in outputs_of(bare)], loss.names, strict=True))
+    assert by_layer == {"zd": "sparse_categorical_crossentropy", "ad": "mean_absolute_error"}

@@ -255,7 +255,10 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
     names, objs, weights, source = [], [], [], "file" if static_losses else "default"
     logits: list[bool | None] = []
     for index, (out_name, _) in enumerate(outputs):
-        spec = next((entry for entry in static_losses if entry.output == out_name), None)
+        # a loss dict is keyed by the output's name (its dict key, or the
+        # name Keras gives it), which is not always its layer's name
+        keys = {out_name} | {o.name for o in static_outputs if o.name and o.layer.split("/")[-1] == out_name}
+        spec = next((entry for entry in static_losses if entry.output in keys), None)
         if spec is None and index < len(static_losses) and (len(static_losses) == len(outputs) or
                                                             len(static_losses) == 1):
             spec = static_losses[min(index, len(static_losses) - 1)]
