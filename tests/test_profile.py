@@ -764,3 +764,22 @@ def test_a_legacy_h5_profile_writes_nothing_on_stderr(tmp_path):
     assert done.returncode == 0 and done.stderr == "", done.stderr[-500:]
     debug = subprocess.run(args, capture_output=True, text=True, env={**env, "REGLINT_DEBUG": "1"}, timeout=300)
     assert "compiled metrics have yet to be built" in debug.stderr and "UserWarning" in debug.stderr
+
+
+def test_profile_keeps_keras_warnings_about_the_model_itself():
+    """Only Keras' advice on how the profile feeds the model is silenced: its
+    warning that a loss with from_logits=True reads a softmax output (the
+    loss is wrong) still reaches the user."""
+    import warnings
+
+    import keras
+    import numpy as np
+
+    from reglint.profile.command import keras_warnings_quiet
+
+    probabilities = keras.activations.softmax(keras.ops.convert_to_tensor(np.ones((2, 3), "float32")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with keras_warnings_quiet():
+            keras.losses.sparse_categorical_crossentropy(np.array([0, 1]), probabilities, from_logits=True)
+    assert any("from_logits=True" in str(w.message) for w in caught), [str(w.message) for w in caught]
