@@ -2,8 +2,10 @@
 
 ## What it does
 Reports ``loss_weights`` saved with the model that leave no usable data
-loss: an entry that is not a finite number, a negative weight, or every
-weight zero.
+loss: an entry that is not a finite number, weights a Keras 3 file cannot
+pair with its losses, a negative weight, or every weight zero. ``None`` is
+Keras' default weight 1 (both Keras 3 and tf-keras train it) and a scalar
+weighs every output, as Keras does.
 
 ## Why is this bad?
 Keras trains on ``sum_i w_i * L_i + penalties``: the loss weights are the
@@ -17,6 +19,15 @@ data side of the balance every other rule weighs a lambda against.
   fails on the first step (Keras 3.15: ``ValueError: dtype='string' is not
   a valid dtype for Keras type promotion``); a NaN or infinite weight
   makes the loss NaN.
+- **Not paired (Keras 3 files).** Keras 3's ``CompileLoss.build`` needs
+  one weight per loss: ``compile(loss="mse", loss_weights=[1, 0.5])`` on two
+  outputs (Keras 2 applied the one loss to every output), a list shorter or
+  longer than the losses, or a dict of weights missing an output of a dict
+  of losses: ``fit`` raises ("`loss_weights` must match the number of
+  losses" or a KeyError). tf-keras trains the same calls (a missing name
+  weighs 1). A dict of weights with a *list* of losses is paired by
+  position in sorted-key order (``{"main": 1, "aux": -0.5}`` gives ``main``
+  -0.5): the rule reads it that way.
 - **Negative.** The optimizer ascends that output's loss: the prediction
   is pushed away from its target, without bound.
 - **Every weight zero.** No data gradient reaches the model. With a
@@ -54,7 +65,10 @@ the loss is weighted out when every weight is 0. Checked on files Keras
 wrote (fixtures/keras/loss_weights_by_position.keras: ``fit`` raises;
 fixtures/keras/loss_weights_zero.keras; fixtures/rules/
 k3_loss_weights_negative.keras, whose manifest records Keras' own training
-of the negatively weighted output moving away from its target).
+of the negatively weighted output moving away from its target;
+k3_loss_weights_one_loss_two_weights.keras: Keras 3's ``fit`` raises, the
+tf-keras twin .h5 trains; k3_loss_weights_dict_by_sorted_key.keras: Keras'
+own loss is ``-0.5 main + aux``; k3_loss_weights_none_entry.keras trains).
 
 ## References
 - Keras ``keras/src/trainers/trainer.py`` (``compile``'s signature) and
@@ -81,14 +95,7 @@ class UnusableLossWeights(Rule):
     def check(self, model, analysis):
         problems = model.problems_of(ProblemKind.INVALID_LOSS_WEIGHT)
         for problem in problems:
-            yield self.finding(
-                f"{problem.message}: Keras' fit fails on them (compile(optimizer, loss, loss_weights, metrics) "
-                f"in Keras 3: metrics passed by position land in loss_weights)",
-                target="loss_weights", remedy="remove loss_weights and pass the metrics by keyword "
-                                              "(metrics=[...])",
-                values={"loss_weights": problem.value},
-                fix=Fix("a data loss the optimizer descends: no loss_weights",
-                        (Change("loss_weights", None, None, target="compile"),)))
+            yield self._unusable(problem)
         if problems or not model.losses:
             return
         weights = [(loss.output or f"output {i}", loss.weight) for i, loss in enumerate(model.losses)]
@@ -112,6 +119,28 @@ class UnusableLossWeights(Rule):
                 values={"loss_weights": dict(weights)},
                 fix=Fix("a data loss the optimizer descends: loss weights 1",
                         tuple(Change("loss_weight", 0.0, 1.0, layer=name, target="loss") for name, _ in weights)))
+
+
+    def _unusable(self, problem):
+        """What the reader found Keras cannot train on, with its remedy."""
+        raw = {"loss_weights": problem.value}
+        if problem.target == "loss_weights:nonfinite":
+            return self.finding(problem.message, target="loss_weights", values=raw,
+                                remedy="a finite weight (1 unless the outputs need balancing)",
+                                fix=Fix("a data loss the optimizer descends: finite loss weights",
+                                        (Change("loss_weights", None, None, target="compile"),)))
+        if problem.target == "loss_weights:pairing":
+            return self.finding(problem.message, target="loss_weights", values=raw,
+                                remedy="one loss per output (a list or a dict by output name) with one weight each, "
+                                       "or a dict of weights naming every output",
+                                fix=Fix("loss_weights Keras 3 pairs with the losses: one per loss",
+                                        (Change("loss_weights", None, None, target="compile"),)))
+        return self.finding(
+            f"{problem.message} (compile(optimizer, loss, loss_weights, metrics) in Keras 3: metrics passed by "
+            f"position land in loss_weights)",
+            target="loss_weights", remedy="remove loss_weights and pass the metrics by keyword (metrics=[...])",
+            values=raw, fix=Fix("a data loss the optimizer descends: no loss_weights",
+                                (Change("loss_weights", None, None, target="compile"),)))
 
 
 def _what_trains(model, analysis) -> str:

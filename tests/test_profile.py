@@ -787,3 +787,22 @@ def test_an_uncompiled_models_loss_dict_finds_its_outputs_by_key(tmp_path):
     loss = resolve_loss(keras, bare, read_model(str(path)), reason="test")
     by_layer = dict(zip([name for name, _ in outputs_of(bare)], loss.names, strict=True))
     assert by_layer == {"zd": "sparse_categorical_crossentropy", "ad": "mean_absolute_error"}
+
+
+def test_profile_keeps_keras_warnings_about_the_model_itself():
+    """Only Keras' advice on how the profile feeds the model is silenced: its
+    warning that a loss with from_logits=True reads a softmax output (the
+    loss is wrong) still reaches the user."""
+    import warnings
+
+    import keras
+    import numpy as np
+
+    from reglint.profile.command import keras_warnings_quiet
+
+    probabilities = keras.activations.softmax(keras.ops.convert_to_tensor(np.ones((2, 3), "float32")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with keras_warnings_quiet():
+            keras.losses.sparse_categorical_crossentropy(np.array([0, 1]), probabilities, from_logits=True)
+    assert any("from_logits=True" in str(w.message) for w in caught), [str(w.message) for w in caught]

@@ -14,6 +14,7 @@ from reglint.engine.finding import Severity
 from reglint.engine.rule import all_rules, get_rule
 from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
+from reglint.readers import read_model
 
 from helpers import FIXTURES, KERAS_FIXTURES
 from mutate import add_extra_tensor, layer_configs, poison_first_kernel, rewrite_keras_zip, set_first_regularizer
@@ -523,8 +524,7 @@ def test_rl026_all_zero_weights_say_what_trains_instead(tmp_path):
     assert "nothing trains it" in f.message
 
 
-@pytest.mark.parametrize(("weights", "bad"), [(["accuracy", 1.0], "'accuracy'"), ({"dense_1": "NaN"}, "'NaN'"),
-                                          ([None], "None")])
+@pytest.mark.parametrize(("weights", "bad"), [(["accuracy", 1.0], "'accuracy'"), ({"dense_1": "NaN"}, "'NaN'")])
 def test_rl026_reads_every_unusable_weight(tmp_path, weights, bad):
     def rewrite(cfg):
         cfg["compile_config"]["loss_weights"] = weights
@@ -540,3 +540,55 @@ def test_profile_refuses_unusable_loss_weights_in_one_line(capsys):
     assert main(["profile", str(KERAS_FIXTURES / "loss_weights_by_position.keras"), "--steps", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "loss_weights hold 'accuracy'" in err[0] and "RL026" in err[0]
+
+
+def rl026_manifest(file):
+    import json
+
+    return {e["file"]: e for e in json.loads((FIXTURES / "rules" / "manifest.json").read_text())["files"]}[file]
+
+
+def test_rl026_a_none_entry_is_keras_default_weight_one():
+    """Keras 3 (and tf-keras) train a None loss weight as 1: no finding, and profile does not refuse it."""
+    keras_says = rl026_manifest("k3_loss_weights_none_entry.keras")
+    assert keras_says["fit"] == "trains"
+    total = keras_says["evaluate"]
+    assert total["loss"] > total["main_loss"] + total["aux_loss"]  # both heads at weight 1 (+ the L2)
+    path = FIXTURES / "rules" / "k3_loss_weights_none_entry.keras"
+    assert findings(path, "RL026") == []
+    assert [loss.weight for loss in read_model(path).losses] == [1, 1]
+
+
+def test_rl026_a_scalar_weight_applies_to_every_output():
+    """loss_weights=0.0 (a scalar) weights the one output 0: Keras' loss is the L2 penalty alone."""
+    keras_says = rl026_manifest("k3_loss_weights_scalar_zero.keras")
+    assert keras_says["evaluate"]["loss"] < 0.05
+    [f] = findings(FIXTURES / "rules" / "k3_loss_weights_scalar_zero.keras", "RL026")
+    assert "every loss weight is 0 (main)" in f.message and "the penalties alone train it" in f.message
+
+
+def test_rl026_keras3_one_loss_with_a_list_of_weights_fails_to_fit():
+    """Keras 2's loss='mse', loss_weights=[1, 0.5] on two outputs: Keras 3's fit raises; tf-keras trains it."""
+    assert "must match the number of losses" in rl026_manifest("k3_loss_weights_one_loss_two_weights.keras")["fit"]
+    [f] = findings(FIXTURES / "rules" / "k3_loss_weights_one_loss_two_weights.keras", "RL026")
+    assert "2 weights for 1 loss" in f.message and "Keras 3" in f.message
+    assert rl026_manifest("tfk_loss_weights_one_loss_two_weights.h5")["fit"] == "trains"
+    assert findings(FIXTURES / "rules" / "tfk_loss_weights_one_loss_two_weights.h5", "RL026") == []
+
+
+def test_rl026_keras3_pairs_a_dict_of_weights_with_a_loss_list_by_sorted_key():
+    """compile(loss=[l, l], loss_weights={"main": 1, "aux": -0.5}): Keras 3 gives main -0.5 (its own loss says so)."""
+    total = rl026_manifest("k3_loss_weights_dict_by_sorted_key.keras")["evaluate"]
+    penalty = total["loss"] - (-0.5 * total["main_loss"] + total["aux_loss"])
+    assert 0 < penalty < 0.05  # main at -0.5, aux at 1, plus the small L2
+    [f] = findings(FIXTURES / "rules" / "k3_loss_weights_dict_by_sorted_key.keras", "RL026")
+    assert "main -0.5" in f.message
+
+
+def test_rl026_a_nan_weight_makes_the_loss_nan_rather_than_failing(tmp_path):
+    def rewrite(cfg):
+        cfg["compile_config"]["loss_weights"] = [float("nan")]
+
+    path = rewrite_keras_zip(KERAS_FIXTURES / "loss_weights_by_position.keras", tmp_path / "w.keras", config=rewrite)
+    [f] = findings(path, "RL026")
+    assert "nan" in f.message and "NaN" in f.message and "fails" not in f.message

@@ -188,16 +188,19 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
 
 @contextmanager
 def keras_warnings_quiet() -> Iterator[None]:
-    """Keras' own UserWarnings while the profile runs (a functional model
-    fed one tensor where its config lists one input: "The structure of
+    """Keras' UserWarning while the profile runs that a functional model
+    is fed one tensor where its config lists one input ("The structure of
     `inputs` doesn't match"): advice to the model's author, noise in a
-    report; REGLINT_DEBUG=1 keeps them."""
+    report; REGLINT_DEBUG=1 keeps it."""
     import os
     import warnings
 
     with warnings.catch_warnings():
         if not os.environ.get("REGLINT_DEBUG"):
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+            # that one message only: Keras' other UserWarnings are about the
+            # model itself (a from_logits=True loss reading a softmax output)
+            warnings.filterwarnings("ignore", message=r"The structure of `inputs` doesn't match",
+                                    category=UserWarning, module=r"keras(\.|$)")
         yield
 
 
@@ -253,14 +256,14 @@ def refuse_savedmodel(path: Path) -> None:
 
 
 def refuse_unusable_loss_weights(model: Model, path: Path) -> None:
-    """Loss weights Keras' ``fit`` fails on (RL026: metrics passed by
-    position to Keras 3's compile): one line, before TensorFlow is imported,
-    instead of Keras' dtype error from the first step."""
+    """Loss weights Keras' ``fit`` fails on or turns the loss NaN with (RL026:
+    metrics passed by position to Keras 3's compile, weights Keras 3 cannot
+    pair with the losses, NaN): one line, before TensorFlow is imported,
+    instead of Keras' error from the first step."""
     from reglint.model import ProblemKind
 
     for problem in model.problems_of(ProblemKind.INVALID_LOSS_WEIGHT):
-        raise ProfileError(f"{path}: {problem.message}: Keras' fit fails on them (RL026); re-save the model "
-                           f"compiled without them (metrics=[...] by keyword)")
+        raise ProfileError(f"{path}: {problem.message} (RL026; `reglint check` says how to fix it)")
 
 
 def refuse_non_keras(path: Path) -> None:

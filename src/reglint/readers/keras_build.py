@@ -33,6 +33,8 @@ from reglint.readers.keras_layers import (
     regularizer_keys,
 )
 from reglint.readers.keras_objects import (
+    keras3_unpaired_loss_weights,
+    keras3_weights_in_loss_order,
     parse_initializer,
     parse_losses,
     parse_optimizer,
@@ -342,16 +344,41 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
         for name, raw in model.optimizer.invalid.items():
             model.problems.append(Problem(ProblemKind.INVALID_OPTIMIZER, "", f"optimizer {name} is {raw}, not a number",
                                           target=f"optimizer.{name}", value=raw))
-    bad_weights = unusable_loss_weights(compile_cfg.get("loss_weights"))
-    if bad_weights:
-        model.problems.append(Problem(ProblemKind.INVALID_LOSS_WEIGHT, "",
-                                      f"compile's loss_weights hold {', '.join(bad_weights)}, not numbers",
-                                      target="loss_weights", value=repr(compile_cfg.get("loss_weights"))[:200]))
+    loss_obj, loss_weights = compile_cfg.get("loss"), compile_cfg.get("loss_weights")
+    keras3 = (model.framework_version or "").startswith("3")
+    model.problems.extend(loss_weight_problems(loss_obj, loss_weights, keras3=keras3))
+    if keras3:
+        loss_weights = keras3_weights_in_loss_order(loss_obj, loss_weights)
     try:
-        model.losses = parse_losses(compile_cfg.get("loss"), compile_cfg.get("loss_weights"), tree.output_layers)
+        model.losses = parse_losses(loss_obj, loss_weights, tree.output_layers)
     except Exception as exc:
         model.problems.append(Problem(ProblemKind.UNREADABLE, "", f"unreadable loss config: {type(exc).__name__}",
                                       target="loss"))
+
+
+def loss_weight_problems(loss_obj: Any, loss_weights: Any, *, keras3: bool) -> list[Problem]:
+    """Saved ``loss_weights`` Keras cannot train on (RL026): entries that are
+    not numbers (``fit`` fails), numbers that are not finite (the loss is
+    NaN), or, in a Keras 3 file, weights ``fit`` cannot pair with the
+    losses. Each message says what Keras does; ``target`` says which case."""
+    raw = repr(loss_weights)[:200]
+    not_numbers, not_finite = unusable_loss_weights(loss_weights)
+    if not_numbers:
+        return [Problem(ProblemKind.INVALID_LOSS_WEIGHT, "", f"compile's loss_weights hold {', '.join(not_numbers)}, "
+                        f"not numbers: Keras' fit fails on them", target="loss_weights", value=raw)]
+    problems = []
+    if not_finite:
+        problems.append(Problem(ProblemKind.INVALID_LOSS_WEIGHT, "",
+                                f"compile's loss_weights hold {', '.join(not_finite)}, not finite numbers: the loss "
+                                f"is NaN from the first step", target="loss_weights:nonfinite", value=raw))
+    unpaired = keras3_unpaired_loss_weights(loss_obj, loss_weights) if keras3 else None
+    if unpaired:
+        problems.append(Problem(ProblemKind.INVALID_LOSS_WEIGHT, "",
+                                f"compile's loss_weights hold {unpaired}: Keras 3's fit fails on them "
+                                f"(\"`loss_weights` must match the number of losses\"; Keras 2 applied one loss to "
+                                f"every output and read a missing name as 1)", target="loss_weights:pairing",
+                                value=raw))
+    return problems
 
 
 def attach_graph(model: Model, tree: ModelConfig) -> None:

@@ -388,32 +388,94 @@ def parse_loss(obj: Any, *, weight: float = 1.0, output: str | None = None) -> L
     return loss
 
 
-def unusable_loss_weights(loss_weights: Any) -> list[str]:
-    """The ``loss_weights`` entries (list items or dict values) that are not
-    finite numbers, repr'd: Keras saves whatever ``compile`` was given, and
-    its ``fit`` multiplies each output's loss by them (a string fails there).
+def _is_loss_map(loss_obj: Any) -> bool:
+    """A ``loss`` dict keyed by output name (not one serialized loss)."""
+    return isinstance(loss_obj, dict) and (class_name_of(loss_obj) is None or
+                                           ("class_name" not in loss_obj and "name" not in loss_obj))
 
-    >>> unusable_loss_weights(["accuracy"]), unusable_loss_weights({"a": 1.0, "b": float("nan")})
-    (["'accuracy'"], ['nan'])
+
+def _weight_entries(loss_weights: Any) -> list[Any]:
+    """The entries of ``loss_weights``: list items, dict values, or the one
+    scalar (a serialized number counts as a scalar)."""
+    if isinstance(loss_weights, list):
+        return loss_weights
+    if isinstance(loss_weights, dict) and not ("class_name" in loss_weights and as_float(loss_weights) is not None):
+        return list(loss_weights.values())
+    return [] if loss_weights is None else [loss_weights]
+
+
+def unusable_loss_weights(loss_weights: Any) -> tuple[list[str], list[str]]:
+    """The ``loss_weights`` entries that are not numbers, and those that are
+    numbers but not finite, repr'd. Keras saves whatever ``compile`` was
+    given and its ``fit`` multiplies each output's loss by them: a string
+    fails there, a NaN or infinity makes the loss NaN. None is Keras' own
+    default (weight 1; Keras 3 and tf-keras both train it), not an error.
+
+    >>> unusable_loss_weights(["accuracy", None]), unusable_loss_weights({"a": 1.0, "b": float("nan")})
+    ((["'accuracy'"], []), ([], ['nan']))
     """
-    items = loss_weights.values() if isinstance(loss_weights, dict) else \
-        loss_weights if isinstance(loss_weights, list) else []
-    out = []
-    for item in items:
+    not_numbers, not_finite = [], []
+    for item in _weight_entries(loss_weights):
         value = as_float(item)
-        if value is None or not math.isfinite(value):
-            out.append(repr(item)[:80])
-    return out
+        if item is None:
+            continue
+        if value is None:
+            not_numbers.append(repr(item)[:80])
+        elif not math.isfinite(value):
+            not_finite.append(repr(item)[:80])
+    return not_numbers, not_finite
+
+
+def keras3_unpaired_loss_weights(loss_obj: Any, loss_weights: Any) -> str | None:
+    """Why Keras 3's ``fit`` cannot pair ``loss_weights`` with the losses
+    (``CompileLoss.build``: unless both have the same structure, the number
+    of weights must equal the number of losses; a dict of losses takes its
+    weights by name), or None. Keras 2 applied one loss to every output and
+    read a missing name as 1: the same file trains in tf-keras.
+
+    >>> keras3_unpaired_loss_weights("mse", [1.0, 0.5])
+    '2 weights for 1 loss'
+    >>> keras3_unpaired_loss_weights({"a": "mse", "b": "mae"}, {"a": 2.0})
+    '1 weight for 2 losses (no weight for b)'
+    >>> keras3_unpaired_loss_weights(["mse", "mae"], {"b": 2.0, "a": 1.0}) is None
+    True
+    """
+    if loss_obj is None or loss_weights is None:
+        return None
+    losses = len(loss_obj) if isinstance(loss_obj, list) or _is_loss_map(loss_obj) else 1
+    weights = len(_weight_entries(loss_weights))
+    missing = sorted(map(str, set(loss_obj) - set(loss_weights))) \
+        if _is_loss_map(loss_obj) and isinstance(loss_weights, dict) else []
+    if weights == losses and not missing:
+        return None
+    counts = f"{weights} weight{'s' if weights != 1 else ''} for {losses} loss{'es' if losses != 1 else ''}"
+    return f"{counts} (no weight for {', '.join(missing)})" if missing else counts
+
+
+def keras3_weights_in_loss_order(loss_obj: Any, loss_weights: Any) -> Any:
+    """A dict of weights as Keras 3 pairs it with a loss that is not a dict:
+    flattened in sorted-key order (``tree.flatten``), by position, whatever
+    the names say (``{"main": 1, "aux": 0}`` with a loss list gives the first
+    output 0). Anything else unchanged."""
+    if isinstance(loss_weights, dict) and len(_weight_entries(loss_weights)) > 1 and not _is_loss_map(loss_obj):
+        return [loss_weights[key] for key in sorted(loss_weights)]
+    if isinstance(loss_weights, dict) and len(loss_weights) == 1 and not _is_loss_map(loss_obj):
+        return list(loss_weights.values())  # one output: Keras 3 ignores the key
+    return loss_weights
 
 
 def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> list[Loss]:
     """One ``Loss`` per output: a single loss applies to every output, a list
-    or dict assigns them, and ``loss_weights`` scales each."""
+    or dict assigns them, and ``loss_weights`` scales each (a scalar scales
+    every output, as in Keras 2 and 3)."""
+    scalar = as_float(loss_weights) if not isinstance(loss_weights, list) else None
+
     def weight_for(index: int, name: str | None) -> float:
         # Keras saves whatever compile() was given: a non-numeric entry
         # (``loss_weights=["accuracy"]``, metrics passed by position) is
-        # read as the default weight 1 rather than as a zero data loss.
-        value = None
+        # read as the default weight 1 rather than as a zero data loss;
+        # None and a name the dict lacks are Keras' default 1.
+        value = scalar
         if isinstance(loss_weights, list) and index < len(loss_weights):
             value = as_float(loss_weights[index])
         elif isinstance(loss_weights, dict) and name in loss_weights:
@@ -422,9 +484,7 @@ def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> l
 
     if loss_obj is None:
         return []
-    if (isinstance(loss_obj, dict) and class_name_of(loss_obj) is None) or (
-        isinstance(loss_obj, dict) and "class_name" not in loss_obj and "name" not in loss_obj
-    ):
+    if _is_loss_map(loss_obj):
         out = []
         for index, (name, item) in enumerate(loss_obj.items()):
             loss = parse_loss(item, weight=weight_for(index, name), output=name)
