@@ -385,25 +385,37 @@ def cmd_score(args) -> int:
 
 def cmd_seeds(args) -> int:
     """Error findings (measured + RL023) of the same runs profiled with
-    several ``--seed``s: each seed alone, then "at least k of n" seeds."""
+    several ``--seed``s, per split: each seed alone, then "at least k of n"
+    seeds. Runs missing or failed under any seed are left out, and counted."""
     seeds = [int(s) for s in args.seeds.split(",")]
-    by_seed = {s: {r["run_id"]: r for r in load_rows(Path(args.out), args.mode, s) if "error" not in r} for s in seeds}
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds lists a seed twice: {args.seeds}")
+    by_seed = {}
+    for seed in seeds:
+        path = Path(args.out) / rows_file(args.mode, seed)
+        if not path.exists():
+            raise SystemExit(f"{path}: no rows for seed {seed} (profile_grid.py run --seed {seed} first)")
+        by_seed[seed] = {r["run_id"]: r for r in load_rows(Path(args.out), args.mode, seed) if "error" not in r}
     ids = sorted(set.intersection(*(set(rows) for rows in by_seed.values())))
-    base = [by_seed[seeds[0]][i] for i in ids]
+    dropped = {seed: len(rows) - len(ids) for seed, rows in by_seed.items()}
     gap = args.error if args.error is not None else rl023_default_gap()
-    flags = {s: [bool(by_seed[s][i]["measured_errors"]) or twin_flag(by_seed[s][i], gap) for i in ids]
-             for s in seeds}
-    print(f"{len(ids)} runs profiled with every seed {seeds}, RL023 error gap {gap:g}\n")
-    print("| error findings (measured + twin) | flagged | recall (wrecked) | precision | precision, severe | "
-          "healthy flagged |\n|---|---|---|---|---|---|")
-    rows = [(f"seed {s}", flags[s]) for s in seeds]
-    rows += [(f"at least {k} of {len(seeds)} seeds", [sum(flags[s][j] for s in seeds) >= k for j in range(len(ids))])
-             for k in range(1, len(seeds) + 1)]
-    for name, flagged in rows:
-        s, severe = cal.score(flagged, base), cal.score(flagged, base, target="severe")
-        print(f"| {name} | {s['flagged']} | {cal._pct(s['recall'])} ({s['wrecked_caught']}/{s['wrecked']}) | "
-              f"{cal._pct(s['precision'])} | {cal._pct(severe['precision'])} | "
-              f"{s['healthy_flagged']}/{s['healthy']} |")
+    print(f"{len(ids)} runs profiled with every seed {seeds}, RL023 error gap {gap:g}; left out (missing or failed "
+          f"under another seed): {dropped}\n")
+    print("| split | error findings (measured + twin) | flagged | recall (wrecked) | precision | precision, severe | "
+          "healthy flagged |\n|---|---|---|---|---|---|---|")
+    for split in sorted({by_seed[seeds[0]][i]["split"] for i in ids}):
+        part = [i for i in ids if by_seed[seeds[0]][i]["split"] == split]
+        base = [by_seed[seeds[0]][i] for i in part]
+        flags = {s: [bool(by_seed[s][i]["measured_errors"]) or twin_flag(by_seed[s][i], gap) for i in part]
+                 for s in seeds}
+        rows = [(f"seed {s}", flags[s]) for s in seeds]
+        rows += [(f"at least {k} of {len(seeds)} seeds",
+                  [sum(flags[s][j] for s in seeds) >= k for j in range(len(part))]) for k in range(1, len(seeds) + 1)]
+        for name, flagged in rows:
+            sc, severe = cal.score(flagged, base), cal.score(flagged, base, target="severe")
+            print(f"| {split} | {name} | {sc['flagged']} | {cal._pct(sc['recall'])} ({sc['wrecked_caught']}/"
+                  f"{sc['wrecked']}) | {cal._pct(sc['precision'])} | {cal._pct(severe['precision'])} | "
+                  f"{sc['healthy_flagged']}/{sc['healthy']} |")
     return 0
 
 
