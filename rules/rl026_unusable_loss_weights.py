@@ -90,7 +90,7 @@ class UnusableLossWeights(Rule):
     code = "RL026"
     name = "unusable-loss-weights"
     severity = Severity.ERROR
-    summary = "The saved loss_weights are not numbers, negative, or all zero: no usable data loss."
+    summary = "The saved loss_weights leave no usable data loss: not numbers, unpaired, negative or all zero."
 
     def check(self, model, analysis):
         problems = model.problems_of(ProblemKind.INVALID_LOSS_WEIGHT)
@@ -119,7 +119,6 @@ class UnusableLossWeights(Rule):
                 values={"loss_weights": dict(weights)},
                 fix=Fix("a data loss the optimizer descends: loss weights 1",
                         tuple(Change("loss_weight", 0.0, 1.0, layer=name, target="loss") for name, _ in weights)))
-
 
     def _unusable(self, problem):
         """What the reader found Keras cannot train on, with its remedy."""
