@@ -806,3 +806,27 @@ def test_profile_keeps_keras_warnings_about_the_model_itself():
         with keras_warnings_quiet():
             keras.losses.sparse_categorical_crossentropy(np.array([0, 1]), probabilities, from_logits=True)
     assert any("from_logits=True" in str(w.message) for w in caught), [str(w.message) for w in caught]
+
+
+@pytest.mark.slow
+def test_a_model_built_on_a_dict_of_inputs_takes_a_dict(tmp_path, capsys):
+    """Keras 3 refuses a list for a model whose inputs are a dict (KerasHub
+    backbones take {"token_ids", "segment_ids", "padding_mask"}); --x-key
+    names every input, in any order."""
+    import keras
+
+    inputs = {"tokens": keras.Input((6,), name="tokens"), "extra": keras.Input((3,), name="extra")}
+    joined = keras.layers.Concatenate()([inputs["tokens"], inputs["extra"]])
+    hidden = keras.layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01))(joined)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    path = tmp_path / "dict_inputs.keras"
+    model.save(path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", tokens=rng.normal(size=(120, 6)), extra=rng.normal(size=(120, 3)),
+             y=rng.integers(0, 3, 120))
+    code, report, err = profile_json(capsys, str(path), "--data", str(tmp_path / "d.npz"), "--x-key", "tokens,extra",
+                                     "--steps", "6")
+    assert code in (0, 1), err
+    profile = profile_of(report)
+    assert profile["twin"]["steps"] == 6 and profile["data"]["keys"]["x"] == ["extra", "tokens"]

@@ -165,10 +165,10 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
         loss = measure.resolve_loss(keras, model, report.model, reason=compile_problem)
         inputs, targets = measure.model_specs(model, loss)
         held = None
-        if npz is not None:
-            batches, held = split_held_out(batches_from_npz(npz, inputs, targets, batch_size, seed))
-        else:
-            batches = synthetic_batches(inputs, targets, batch_size, seed)
+        every = batches_from_npz(npz, inputs, targets, batch_size, seed) if npz is not None else \
+            synthetic_batches(inputs, targets, batch_size, seed)
+        every.input_keys = measure.input_keys(model)
+        batches, held = split_held_out(every) if npz is not None else (every, None)
         with progress_bar() as progress, keras_warnings_quiet():
             return measure.run_profile_measurement(
                 backend, model, batches, loss, steps=steps, device=handle, device_name=device_name,

@@ -124,6 +124,9 @@ class Batches:
     source: str  # the .npz path, or "synthetic"
     keys: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The model's input dict keys, in the order of ``xs`` (a model built on
+    # a dict of inputs takes a dict: KerasHub backbones, dict Functionals).
+    input_keys: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.samples = int(self.xs[0].shape[0])
@@ -138,9 +141,8 @@ class Batches:
         epoch, within = divmod(step, self.per_epoch)
         start = within * self.batch_size
         index = self.order(epoch)[start:start + self.batch_size]
-        xs = [x[index] for x in self.xs]
         ys = [y[index] for y in self.ys]
-        return (xs[0] if len(xs) == 1 else xs), (ys[0] if len(ys) == 1 else ys)
+        return model_inputs([x[index] for x in self.xs], self.input_keys), (ys[0] if len(ys) == 1 else ys)
 
     def order(self, epoch: int) -> np.ndarray:
         """The permutation of the examples for ``epoch`` (the last one cached)."""
@@ -165,6 +167,7 @@ class HeldOut:
     xs: list[np.ndarray]
     ys: list[np.ndarray]
     available: int  # examples held back before the MAX_HELD_OUT cap
+    input_keys: list[str] | None = None  # as Batches.input_keys
 
     @property
     def samples(self) -> int:
@@ -173,9 +176,21 @@ class HeldOut:
     def chunks(self, size: int):
         """(x, y) in pieces of ``size`` examples, shaped as the model takes them."""
         for start in range(0, self.samples, size):
-            xs = [x[start:start + size] for x in self.xs]
             ys = [y[start:start + size] for y in self.ys]
-            yield (xs[0] if len(xs) == 1 else xs), (ys[0] if len(ys) == 1 else ys)
+            yield model_inputs([x[start:start + size] for x in self.xs], self.input_keys), \
+                (ys[0] if len(ys) == 1 else ys)
+
+
+def model_inputs(xs: list[Any], keys: list[str] | None) -> Any:
+    """The arrays as the model takes them: a dict by key for a model built
+    on a dict of inputs, else one array, or a list in the inputs' order.
+
+    >>> model_inputs([1, 2], ["a", "b"]), model_inputs([1], None), model_inputs([1, 2], None)
+    ({'a': 1, 'b': 2}, 1, [1, 2])
+    """
+    if keys is not None:
+        return dict(zip(keys, xs, strict=True))
+    return xs[0] if len(xs) == 1 else xs
 
 
 def split_held_out(batches: Batches, fraction: float = HOLD_OUT) -> tuple[Batches, HeldOut | None]:
@@ -191,10 +206,11 @@ def split_held_out(batches: Batches, fraction: float = HOLD_OUT) -> tuple[Batche
     capped = held[:MAX_HELD_OUT]
     kept = Batches([x[train] for x in batches.xs], [y[train] for y in batches.ys], batches.batch_size,
                    batches.seed, synthetic=False, source=batches.source, keys=batches.keys,
-                   notes=list(batches.notes))
+                   notes=list(batches.notes), input_keys=batches.input_keys)
     kept.file_samples = batches.samples
     kept.held_out = n_held
-    return kept, HeldOut([x[capped] for x in batches.xs], [y[capped] for y in batches.ys], n_held)
+    return kept, HeldOut([x[capped] for x in batches.xs], [y[capped] for y in batches.ys], n_held,
+                         input_keys=batches.input_keys)
 
 
 # ---------------------------------------------------------------------------
@@ -277,7 +293,12 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
         raise ProfileError(f"--data gives {len(data.ys)} target array(s) but the model has {len(targets)} output(s); "
                            f"name one array per output with --y-key a,b,...")
     xs = []
-    for array, spec, key in zip(data.xs, inputs, data.x_keys, strict=True):
+    arrays, keys = data.xs, data.x_keys
+    if set(keys) == {spec.name for spec in inputs} and len(set(keys)) == len(keys):
+        # --x-key named every input, in any order: each array to its input
+        arrays = [data.xs[keys.index(spec.name)] for spec in inputs]
+        keys = [spec.name for spec in inputs]
+    for array, spec, key in zip(arrays, inputs, keys, strict=True):
         if not _shape_fits(array.shape[1:], spec.shape):
             raise ProfileError(f"--data array {key!r} has examples of shape {list(array.shape[1:])}; the model's "
                                f"input {spec.name!r} expects {_show(spec.shape)}")
@@ -286,7 +307,7 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
         _check_labels(y, target, y_key)
     ys = [y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y for y in data.ys]
     return Batches(xs, ys, batch_size, seed, synthetic=False, source=data.path,
-                   keys={"x": data.x_keys, "y": data.y_keys})
+                   keys={"x": keys, "y": data.y_keys})
 
 
 def _check_labels(y: np.ndarray, spec: TargetSpec, key: str) -> None:

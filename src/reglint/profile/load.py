@@ -390,6 +390,16 @@ def model_specs(model, loss: DataLoss) -> tuple[list[InputSpec], list[TargetSpec
     return specs, targets
 
 
+def input_keys(model) -> list[str] | None:
+    """The keys of a model built on a dict of inputs, in the order of
+    ``model.inputs`` (Keras flattens a dict by sorted key), else None: such
+    a model takes a dict, not a list (KerasHub backbones, dict Functionals)."""
+    structure = getattr(model, "input", None) if getattr(model, "inputs", None) else None
+    if isinstance(structure, dict) and len(structure) == len(model.inputs):
+        return sorted(structure)
+    return None
+
+
 def flatten(model) -> list:
     flatten = getattr(model, "_flatten_layers", None)
     if flatten is not None:

@@ -338,7 +338,7 @@ class Evaluator:
 
 
 def _rows(x) -> int:
-    first = x[0] if isinstance(x, (list, tuple)) else x
+    first = x[0] if isinstance(x, (list, tuple)) else next(iter(x.values())) if isinstance(x, dict) else x
     return int(np.shape(first)[0])
 
 
