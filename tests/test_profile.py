@@ -830,3 +830,23 @@ def test_a_model_built_on_a_dict_of_inputs_takes_a_dict(tmp_path, capsys):
     assert code in (0, 1), err
     profile = profile_of(report)
     assert profile["twin"]["steps"] == 6 and profile["data"]["keys"]["x"] == ["extra", "tokens"]
+
+
+@pytest.mark.slow
+def test_an_optimizer_keras_cannot_rebuild_by_name_is_rebuilt_from_its_class(tmp_path, capsys):
+    """A legacy .h5 compiled with Lamb: Keras 3.15 cannot restore its compile
+    settings ("Could not interpret optimizer identifier: lamb") and
+    keras.optimizers.deserialize hands back the bare name 'Lamb', a str; the
+    profile rebuilt nothing and failed ("'str' object has no attribute
+    'apply_gradients'"). Now the runs step a real Lamb."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.01)),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Lamb(learning_rate=1e-3), "sparse_categorical_crossentropy")
+    path = tmp_path / "lamb.h5"
+    model.save(path)
+    code, report, err = profile_json(capsys, str(path), "--steps", "3")
+    assert code in (0, 1), err
+    profile = profile_of(report)
+    assert profile["optimizer"]["class"] == "Lamb" and profile["twin"]["steps"] == 3

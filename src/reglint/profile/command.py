@@ -159,7 +159,7 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
         # restore still has the optimizer the file records.
         static_optimizer = report.model.optimizer if report.model is not None else None
         optimizer = measure.rebuild_optimizer(keras, static_optimizer) \
-            if getattr(model, "optimizer", None) is None else None
+            if measure.compiled_optimizer(keras, model) is None else None
     load_seconds = time.perf_counter() - started
     try:
         loss = measure.resolve_loss(keras, model, report.model, reason=compile_problem)

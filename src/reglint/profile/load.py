@@ -212,13 +212,22 @@ def rebuild_optimizer(keras, static_optimizer):
     Keras cannot build it."""
     if static_optimizer is None or not static_optimizer.config:
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return keras.optimizers.deserialize({"class_name": static_optimizer.class_name,
-                                                 "config": dict(static_optimizer.config)})
-    except Exception:
-        return None
+    config = dict(static_optimizer.config)
+    cls: Any = getattr(keras.optimizers, static_optimizer.class_name, None)
+    builders = [lambda: keras.optimizers.deserialize({"class_name": static_optimizer.class_name, "config": config})]
+    if isinstance(cls, type):  # deserialize knows only the classes it has string names for (not Lamb)
+        builders.insert(0, lambda: cls.from_config(config))
+    for build in builders:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                built = build()
+        except Exception:
+            continue
+        # deserialize hands back the bare class name (a str) for a class it cannot find
+        if isinstance(built, keras.optimizers.Optimizer):
+            return built
+    return None
 
 
 # ---------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from reglint.profile.run import (  # noqa: F401  (re-exported)
     LEARN_DROP,
     TRIVIAL_BAND,
     classify,
+    compiled_optimizer,
     fresh_optimizer,
     norm_of,
     optimizer_info,
@@ -88,7 +89,7 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
     opt, opt_info = optimizer_info(keras, model, optimizer)
     if loss.note:
         notes.append(loss.note)
-    if opt_info is not None and getattr(model, "optimizer", None) is None:
+    if opt_info is not None and compiled_optimizer(keras, model) is None:
         notes.append(f"the optimizer was rebuilt from the {opt_info['class']} settings the file records")
     if opt is None:
         notes.append("the model was saved without an optimizer: gradients were measured, no step was taken")

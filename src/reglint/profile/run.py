@@ -50,10 +50,18 @@ TRIVIAL_BAND = 0.10
 OWN_PENALTIES = ("l1_regularization_strength", "l2_regularization_strength", "l2_shrinkage_regularization_strength")
 
 
+def compiled_optimizer(keras, model):
+    """The model's compiled optimizer, or None: Keras leaves a legacy HDF5
+    file's optimizer it cannot rebuild (``Lamb`` saved without its module)
+    as the bare name, a str, which no step can use."""
+    opt = getattr(model, "optimizer", None)
+    return opt if isinstance(opt, keras.optimizers.Optimizer) else None
+
+
 def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | None]:
     """(the compiled optimizer, else ``fallback``, else None; its settings
     for the report)."""
-    opt = getattr(model, "optimizer", None) or fallback
+    opt = compiled_optimizer(keras, model) or fallback
     if opt is None:
         return None, None
     inner = getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
@@ -88,9 +96,22 @@ def current_lr(opt) -> float | None:
 def fresh_optimizer(keras, opt):
     """A new optimizer with the compiled one's settings and no state."""
     try:
-        return keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+        return deserialize_optimizer(keras, keras.optimizers.serialize(opt))
     except Exception as exc:
         raise ProfileError(f"cannot copy the compiled optimizer {type(opt).__name__} ({exc})") from None
+
+
+def deserialize_optimizer(keras, config: dict[str, Any]):
+    """``keras.optimizers.deserialize``, which hands back the bare class name
+    (a str) for an optimizer missing from its name table (Keras 3.15:
+    ``Lamb``); then Keras' general deserializer, which follows the config's
+    ``module``."""
+    built = keras.optimizers.deserialize(config)
+    if not isinstance(built, keras.optimizers.Optimizer):
+        built = keras.saving.deserialize_keras_object(config)
+    if not isinstance(built, keras.optimizers.Optimizer):
+        raise ValueError(f"{config.get('class_name')!r} did not deserialize to an optimizer")
+    return built
 
 
 def unregularized_optimizer(keras, opt):
@@ -100,7 +121,7 @@ def unregularized_optimizer(keras, opt):
     included): the twin's."""
     try:
         config = _without_optimizer_penalties(keras.optimizers.serialize(opt))
-        return keras.optimizers.deserialize(config)
+        return deserialize_optimizer(keras, config)
     except Exception as exc:
         raise ProfileError(f"cannot build the optimizer {type(opt).__name__} without weight decay ({exc})") from None
 
