@@ -213,10 +213,11 @@ def rebuild_optimizer(keras, static_optimizer):
     if static_optimizer is None or not static_optimizer.config:
         return None
     config = dict(static_optimizer.config)
-    cls: Any = getattr(keras.optimizers, static_optimizer.class_name, None)
+    cls = getattr(keras.optimizers, static_optimizer.class_name, None)
+    from_config = getattr(cls, "from_config", None) if isinstance(cls, type) else None
     builders = [lambda: keras.optimizers.deserialize({"class_name": static_optimizer.class_name, "config": config})]
-    if isinstance(cls, type):  # deserialize knows only the classes it has string names for (not Lamb)
-        builders.insert(0, lambda: cls.from_config(config))
+    if from_config is not None:  # deserialize knows only the classes it has string names for (not Lamb)
+        builders.insert(0, lambda: from_config(config))
     for build in builders:
         try:
             with warnings.catch_warnings():
