@@ -29,7 +29,11 @@ data side of the balance every other rule weighs a lambda against.
   position in sorted-key order (``{"main": 1, "aux": -0.5}`` gives ``main``
   -0.5): the rule reads it that way.
 - **Negative.** The optimizer ascends that output's loss: the prediction
-  is pushed away from its target, without bound.
+  is pushed away from its target, without bound. A negative weight is not
+  a gradient-reversal layer (domain-adversarial training): it reverses
+  the gradient of the head itself too, so the head diverges instead of
+  learning the domain; put the reversal between the features and the
+  head and keep the weight positive.
 - **Every weight zero.** No data gradient reaches the model. With a
   penalty or weight decay, the penalty alone trains it: every penalized
   weight decays toward zero (RL001's ratio of penalty to data loss is

@@ -420,10 +420,18 @@ def unusable_loss_weights(loss_weights: Any) -> tuple[list[str], list[str]]:
         if item is None:
             continue
         if value is None:
-            not_numbers.append(repr(item)[:80])
+            not_numbers.append(_shown(item))
         elif not math.isfinite(value):
             not_finite.append(repr(item)[:80])
     return not_numbers, not_finite
+
+
+def _shown(item: Any) -> str:
+    """A loss-weights entry as a message names it: a serialized object
+    (a metric passed by position) by its class, anything else repr'd."""
+    if isinstance(item, dict) and isinstance(item.get("class_name"), str):
+        return f"a {item['class_name']} object"
+    return repr(item)[:80]
 
 
 def keras3_unpaired_loss_weights(loss_obj: Any, loss_weights: Any) -> str | None:
