@@ -850,3 +850,19 @@ def test_an_optimizer_keras_cannot_rebuild_by_name_is_rebuilt_from_its_class(tmp
     assert code in (0, 1), err
     profile = profile_of(report)
     assert profile["optimizer"]["class"] == "Lamb" and profile["twin"]["steps"] == 3
+
+
+def test_files_profile_cannot_train_are_refused_in_one_line(tmp_path, capsys):
+    """A weights-only file (Keras: "No model config found") and a stateful
+    RNN (Keras' batch-size error came cut mid-sentence): one line, exit 2,
+    before TensorFlow is imported."""
+    from mutate import layer_configs, rewrite_keras_zip
+
+    stateful = rewrite_keras_zip(KERAS_FIXTURES / "lstm.keras", tmp_path / "stateful.keras",
+                                 config=lambda cfg: [c.update(stateful=True) for c in layer_configs(cfg)
+                                                     if "units" in c and "recurrent_initializer" in c] and None)
+    for path, words in ((KERAS_FIXTURES / "k3_mlp.weights.h5", "weights-only file has no architecture"),
+                        (stateful, "is a stateful RNN")):
+        assert main(["profile", str(path), "--steps", "2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err

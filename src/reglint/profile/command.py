@@ -94,6 +94,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
     start = choose_start(init, report.model)  # before any data is read: a bad --init is a usage error
     refuse_unusable_loss_weights(report.model, path)
+    refuse_untrainable(report.model, path)
     reasons = refusal_reasons(report.model, path)
     if reasons and not trust:
         more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
@@ -264,6 +265,21 @@ def refuse_unusable_loss_weights(model: Model, path: Path) -> None:
 
     for problem in model.problems_of(ProblemKind.INVALID_LOSS_WEIGHT):
         raise ProfileError(f"{path}: {problem.message} (RL026; `reglint check` says how to fix it)")
+
+
+def refuse_untrainable(model: Model, path: Path) -> None:
+    """Files the profile cannot train, in one line before TensorFlow loads:
+    a weights-only file (no architecture: Keras' "No model config found")
+    and a stateful RNN (it runs only on batches of its fixed size with its
+    state carried from one to the next; Keras' error was cut mid-sentence)."""
+    if model.format == "keras_weights":
+        raise ProfileError(f"{path}: a weights-only file has no architecture to train; profile the model saved "
+                           f"whole (model.save('model.keras'))")
+    stateful = [layer.path for layer in model.layers if layer.config.get("stateful") is True]
+    if stateful:
+        raise ProfileError(f"{path}: {stateful[0]} is a stateful RNN (it takes batches of one fixed size and carries "
+                           f"its state between them), which profile does not train; profile the model rebuilt with "
+                           f"stateful=False")
 
 
 def refuse_non_keras(path: Path) -> None:
