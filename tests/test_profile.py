@@ -866,3 +866,29 @@ def test_files_profile_cannot_train_are_refused_in_one_line(tmp_path, capsys):
         assert main(["profile", str(path), "--steps", "2"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
+
+
+@pytest.mark.slow
+def test_a_text_input_needs_text_data(tmp_path, capsys):
+    """A model reading strings (StringLookup): synthetic numbers cannot feed
+    it (it failed with "data type 'string' not understood"); --data with
+    text trains it."""
+    import keras
+
+    words = ["good", "bad", "fine", "poor"]
+    text = keras.Input((1,), dtype="string")
+    ids = keras.layers.StringLookup(vocabulary=words)(text)
+    hidden = keras.layers.Flatten()(keras.layers.Embedding(len(words) + 1, 4)(ids))
+    model = keras.Model(text, keras.layers.Dense(2, activation="softmax",
+                                                 kernel_regularizer=keras.regularizers.L2(0.01))(hidden))
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    path = tmp_path / "text.keras"
+    model.save(path)
+    assert main(["profile", str(path), "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "takes text" in err[0], err
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "t.npz", x=rng.choice(words, (60, 1)), y=rng.integers(0, 2, 60))
+    code, report, err = profile_json(capsys, str(path), "--data", str(tmp_path / "t.npz"), "--steps", "3")
+    assert code in (0, 1), err
+    assert profile_of(report)["twin"]["steps"] == 3

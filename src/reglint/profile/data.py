@@ -302,6 +302,12 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
         if not _shape_fits(array.shape[1:], spec.shape):
             raise ProfileError(f"--data array {key!r} has examples of shape {list(array.shape[1:])}; the model's "
                                f"input {spec.name!r} expects {_show(spec.shape)}")
+        if spec.dtype == "string":
+            if array.dtype.kind not in "USO":
+                raise ProfileError(f"--data array {key!r} holds {array.dtype} values; the model's input {spec.name!r} "
+                                   f"takes text (a string tensor)")
+            xs.append(array)
+            continue
         xs.append(array.astype(spec.dtype, copy=False) if array.dtype.kind in "fiub" else array)
     for y, target, y_key in zip(data.ys, targets, data.y_keys, strict=True):
         _check_labels(y, target, y_key)
@@ -358,6 +364,10 @@ def synthetic_batches(inputs: list[InputSpec], targets: list[TargetSpec], batch_
     notes = []
     xs = []
     for spec in inputs:
+        if spec.dtype == "string":
+            raise ProfileError(f"the model's input {spec.name!r} takes text (a string tensor, read by a layer such "
+                               f"as TextVectorization or StringLookup); synthetic inputs are numbers: give --data "
+                               f"with that input's text")
         shape = (batch_size, *(UNKNOWN_DIM if d is None else int(d) for d in spec.shape))
         if None in spec.shape:
             notes.append(f"input {spec.name}: unknown dimensions set to {UNKNOWN_DIM}")
