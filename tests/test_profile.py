@@ -892,3 +892,13 @@ def test_a_text_input_needs_text_data(tmp_path, capsys):
     code, report, err = profile_json(capsys, str(path), "--data", str(tmp_path / "t.npz"), "--steps", "3")
     assert code in (0, 1), err
     assert profile_of(report)["twin"]["steps"] == 3
+
+
+@pytest.mark.slow
+def test_a_tf_keras_file_keras_3_cannot_load_says_who_wrote_it(capsys):
+    """tf.keras 2 writes .keras files Keras 3 cannot deserialize ("Could not
+    locate class 'Functional'"): the one line says what wrote it and the
+    way out (its .h5)."""
+    assert main(["profile", str(KERAS_FIXTURES / "tfk_mlp.keras"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "written by Keras 2." in err[0] and "model.save('model.h5')" in err[0], err

@@ -153,7 +153,7 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
     handle, device_name, device_kind = backend.select_device(device)
     started = time.perf_counter()
     with backend.device_scope(handle):
-        model, compile_problem = measure.load_model(keras, path, trust)
+        model, compile_problem = measure.load_model(keras, path, trust, hint=_writer_hint(report.model, path))
         if start is not None and start.fresh:
             measure.reinitialize(keras, model, seed, trust_model=trust)
         # A model saved compiled whose compile settings Keras could not
@@ -203,6 +203,18 @@ def keras_warnings_quiet() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=r"The structure of `inputs` doesn't match",
                                     category=UserWarning, module=r"keras(\.|$)")
         yield
+
+
+def _writer_hint(model: Model | None, path: Path) -> str:
+    """What to do with a file Keras 3 may not load: one written by tf.keras
+    2 (its .keras files name classes Keras 3 does not know; its .h5 files
+    mostly load)."""
+    version = (model.framework_version or "") if model is not None else ""
+    if model is None or not (model.framework == "tf.keras" or version.startswith(("1.", "2."))):
+        return ""
+    fix = ": save it from tf.keras as .h5, model.save('model.h5'), which Keras 3 reads better" \
+        if model.format != "keras_h5" else ""
+    return f" written by Keras {version} (profile loads with Keras 3{fix})"
 
 
 def _steps_taken(model: Model | None) -> int:

@@ -84,12 +84,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def load_model(keras, path: Path, trust_model: bool) -> tuple[Any, str | None]:
+def load_model(keras, path: Path, trust_model: bool, hint: str = "") -> tuple[Any, str | None]:
     """``keras.saving.load_model`` with ``safe_mode`` unless trusted; any
     failure becomes one line. When only the compile settings fail to
     deserialize (legacy HDF5 files whose loss or metrics Keras 3 no longer
     reads), the model is loaded uncompiled and the reason returned: the
-    loss and optimizer the static reader found stand in."""
+    loss and optimizer the static reader found stand in. ``hint`` ends
+    the message of a file Keras cannot load (what wrote it)."""
 
     def load(compile: bool):
         with warnings.catch_warnings(), quiet_python_logger("absl"):
@@ -110,7 +111,7 @@ def load_model(keras, path: Path, trust_model: bool) -> tuple[Any, str | None]:
     try:
         model = load(False)
     except Exception as exc:
-        raise ProfileError(f"Keras could not load the model ({_one(exc)[:300]})") from None
+        raise ProfileError(f"Keras could not load the model{hint} ({_one(exc)[:300]})") from None
     return model, f"Keras could not restore the compile settings ({first[:160]})"
 
 
