@@ -213,23 +213,37 @@ def rebuild_optimizer(keras, static_optimizer):
     Keras cannot build it."""
     if static_optimizer is None or not static_optimizer.config:
         return None
-    config = dict(static_optimizer.config)
-    cls = getattr(keras.optimizers, static_optimizer.class_name, None)
-    from_config = getattr(cls, "from_config", None) if isinstance(cls, type) else None
-    builders = [lambda: keras.optimizers.deserialize({"class_name": static_optimizer.class_name, "config": config})]
-    if from_config is not None:  # deserialize knows only the classes it has string names for (not Lamb)
-        builders.insert(0, lambda: from_config(config))
-    for build in builders:
+    try:
+        return deserialize_optimizer(keras, {"class_name": static_optimizer.class_name,
+                                             "config": dict(static_optimizer.config)})
+    except Exception:
+        return None
+
+
+def deserialize_optimizer(keras, config: dict[str, Any]):
+    """An optimizer from its serialized config: ``keras.optimizers.deserialize``,
+    which hands back the bare class name (a str) for an optimizer missing
+    from its name table (Keras 3.15: ``Lamb``); else Keras' general
+    deserializer, which follows the config's ``module``; else the class of
+    that name in ``keras.optimizers`` (legacy HDF5 configs name no module).
+    Raises when none gives an optimizer."""
+    def by_class_name():
+        cls: Any = getattr(keras.optimizers, str(config.get("class_name")))
+        return cls.from_config(config.get("config", {}))
+
+    error: Exception | None = None
+    for attempt in (lambda: keras.optimizers.deserialize(config),
+                    lambda: keras.saving.deserialize_keras_object(config), by_class_name):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                built = build()
-        except Exception:
+                built = attempt()
+        except Exception as exc:
+            error = exc
             continue
-        # deserialize hands back the bare class name (a str) for a class it cannot find
         if isinstance(built, keras.optimizers.Optimizer):
             return built
-    return None
+    raise ValueError(f"{config.get('class_name')!r} did not deserialize to an optimizer") from error
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from reglint.model import Optimizer as StaticOptimizer
 from reglint.profile import ProfileError
-from reglint.profile.load import DataLoss
+from reglint.profile.load import DataLoss, deserialize_optimizer
 from reglint.profile.result import KERNEL_NAMES, Outcome, StepRecord, VariableRow
 
 # Outcome thresholds (``classify``).
@@ -99,19 +99,6 @@ def fresh_optimizer(keras, opt):
         return deserialize_optimizer(keras, keras.optimizers.serialize(opt))
     except Exception as exc:
         raise ProfileError(f"cannot copy the compiled optimizer {type(opt).__name__} ({exc})") from None
-
-
-def deserialize_optimizer(keras, config: dict[str, Any]):
-    """``keras.optimizers.deserialize``, which hands back the bare class name
-    (a str) for an optimizer missing from its name table (Keras 3.15:
-    ``Lamb``); then Keras' general deserializer, which follows the config's
-    ``module``."""
-    built = keras.optimizers.deserialize(config)
-    if not isinstance(built, keras.optimizers.Optimizer):
-        built = keras.saving.deserialize_keras_object(config)
-    if not isinstance(built, keras.optimizers.Optimizer):
-        raise ValueError(f"{config.get('class_name')!r} did not deserialize to an optimizer")
-    return built
 
 
 def unregularized_optimizer(keras, opt):
