@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -833,19 +834,29 @@ def test_a_model_built_on_a_dict_of_inputs_takes_a_dict(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_an_optimizer_keras_cannot_rebuild_by_name_is_rebuilt_from_its_class(tmp_path, capsys):
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_an_optimizer_keras_cannot_rebuild_by_name_is_rebuilt_from_its_class(tmp_path, capsys, policy):
     """A legacy .h5 compiled with Lamb: Keras 3.15 cannot restore its compile
     settings ("Could not interpret optimizer identifier: lamb") and
     keras.optimizers.deserialize hands back the bare name 'Lamb', a str; the
     profile rebuilt nothing and failed ("'str' object has no attribute
-    'apply_gradients'"). Now the runs step a real Lamb."""
+    'apply_gradients'"). Now the runs step a real Lamb. Under mixed
+    precision the file records a LossScaleOptimizer wrapping the Lamb: the
+    same path rebuilds the wrapper and its inner optimizer."""
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.01)),
-                              keras.layers.Dense(2, activation="softmax")])
-    model.compile(keras.optimizers.Lamb(learning_rate=1e-3), "sparse_categorical_crossentropy")
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        model = keras.Sequential([keras.Input((4,)),
+                                  keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.01)),
+                                  keras.layers.Dense(2, activation="softmax", dtype="float32")])
+        model.compile(keras.optimizers.Lamb(learning_rate=1e-3), "sparse_categorical_crossentropy")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     path = tmp_path / "lamb.h5"
     model.save(path)
+    wrapped = json.loads(h5py.File(path, "r").attrs["training_config"])["optimizer_config"]["class_name"]
+    assert wrapped == ("LossScaleOptimizer" if policy == "mixed_float16" else "Lamb")
     code, report, err = profile_json(capsys, str(path), "--steps", "3")
     assert code in (0, 1), err
     profile = profile_of(report)
