@@ -68,7 +68,9 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL025": (K + "scenario_embedding_chain_sgd.keras", K + "scenario_embedding_chain_adam.keras"),
     "RL026": (K + "loss_weights_by_position.keras", K + "loss_weights_zero.keras",
               R + "k3_loss_weights_negative.keras", R + "k3_loss_weights_scalar_zero.keras",
-              R + "k3_loss_weights_one_loss_two_weights.keras", R + "k3_loss_weights_dict_by_sorted_key.keras"),
+              R + "k3_loss_weights_one_loss_two_weights.keras", R + "k3_loss_weights_dict_by_sorted_key.keras",
+              R + "tfk_loss_weights_unknown_name.h5", R + "tfk_loss_weights_extra_name.keras",
+              R + "tfk_loss_weights_short_list.h5"),
 }
 # Files a rule should fire on and does not yet: each is an xfail(strict) test
 # below, so the fix shows up as an XPASS to move the file into RULE_FIXTURES.
@@ -78,7 +80,9 @@ KNOWN_GAPS: dict[str, tuple[str, str]] = {}
 RULE_QUIET: dict[str, tuple[str, ...]] = {
     "RL026": (R + "k3_loss_weights_aux_zero.keras",  # an auxiliary head switched off, loss_weights [1, 0]
               R + "k3_loss_weights_none_entry.keras",  # [1, None]: None is Keras' default weight 1
-              R + "tfk_loss_weights_one_loss_two_weights.h5"),  # tf-keras applies one loss to both outputs
+              R + "tfk_loss_weights_one_loss_two_weights.h5",  # tf-keras applies one loss to both outputs
+              R + "tfk_loss_weights_long_list.h5",  # tf-keras ignores weights past the last output
+              R + "tfk_loss_weights_dict_loss_list_weights.h5"),  # weights by output, whatever the losses' order
 }
 
 # Rules that judge only what `reglint profile` measures (their static check

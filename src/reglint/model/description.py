@@ -419,7 +419,8 @@ class ProblemKind(str, Enum):
     EXTRA_WEIGHTS = "extra_weights"  # stored tensors no layer of the config owns (RL019)
     UNREADABLE = "unreadable"  # values or a config part that could not be read (RL019)
     INACTIVE_REGULARIZER = "inactive_regularizer"  # a configured penalty Keras never adds (RL005)
-    INVALID_LOSS_WEIGHT = "invalid_loss_weight"  # a compile loss_weights entry that is not a number (RL026)
+    INVALID_LOSS_WEIGHT = "invalid_loss_weight"  # loss_weights the file's Keras cannot train on (RL026)
+    DROPPED_LOSS = "dropped_loss"  # an output tf-keras gives no loss: the list of loss_weights ends first (RL026)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ from reglint.readers.keras_layers import (
     regularizer_keys,
 )
 from reglint.readers.keras_objects import (
+    keras2_unknown_weight_names,
+    keras2_unreached_outputs,
+    keras2_weights_by_output,
     keras3_unpaired_loss_weights,
     keras3_weights_in_loss_order,
     parse_initializer,
@@ -345,22 +348,58 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
             model.problems.append(Problem(ProblemKind.INVALID_OPTIMIZER, "", f"optimizer {name} is {raw}, not a number",
                                           target=f"optimizer.{name}", value=raw))
     loss_obj, loss_weights = compile_cfg.get("loss"), compile_cfg.get("loss_weights")
-    keras3 = (model.framework_version or "").startswith("3")
-    model.problems.extend(loss_weight_problems(loss_obj, loss_weights, keras3=keras3))
+    version = model.framework_version or ""
+    keras3 = version.startswith("3")
+    # Keras 1/2 (tf.keras, tf-keras) pair the weights with the outputs by
+    # the names Keras gives them; None where those are unknown.
+    keras2_names = keras2_output_names(tree) if version.startswith(("1.", "2.")) else None
+    model.problems.extend(loss_weight_problems(loss_obj, loss_weights, keras3=keras3, keras2_outputs=keras2_names))
+    saved_weights = loss_weights
     if keras3:
         loss_weights = keras3_weights_in_loss_order(loss_obj, loss_weights)
+    elif keras2_names is not None:
+        loss_weights = keras2_weights_by_output(loss_weights, keras2_names)
     try:
-        model.losses = parse_losses(loss_obj, loss_weights, tree.output_layers)
+        model.losses = parse_losses(loss_obj, loss_weights, keras2_names or tree.output_layers)
     except Exception as exc:
         model.problems.append(Problem(ProblemKind.UNREADABLE, "", f"unreadable loss config: {type(exc).__name__}",
                                       target="loss"))
+    if keras2_names is not None:
+        model.problems.extend(dropped_loss_problems(model, saved_weights, keras2_names))
 
 
-def loss_weight_problems(loss_obj: Any, loss_weights: Any, *, keras3: bool) -> list[Problem]:
+def keras2_output_names(tree: ModelConfig) -> list[str] | None:
+    """The names tf-keras gives the outputs of a Functional or Sequential
+    model whose outputs are one tensor or a flat list (what its
+    ``map_to_output_names`` keys a dict of weights by, and what a list of
+    weights is zipped with); None for outputs written as a dict and for a
+    subclassed model (pseudo names ``output_1``...)."""
+    refs = [ref.name for ref in tree.output_refs]
+    subclassed = len(tree.leaves) == 1 and not tree.containers and tree.leaves[0].class_name == tree.class_name
+    if not refs or subclassed or any(key is not None for key in tree.output_keys):
+        return None
+    return output_names(refs)
+
+
+def dropped_loss_problems(model: Model, loss_weights: Any, names: list[str]) -> list[Problem]:
+    """One ``DROPPED_LOSS`` per output that has a loss but no entry in a
+    list of weights shorter than the outputs: tf-keras never computes
+    that loss (its weight reads 0 in ``model.losses``)."""
+    unreached = keras2_unreached_outputs(loss_weights, names)
+    raw = repr(loss_weights)[:200]
+    return [Problem(ProblemKind.DROPPED_LOSS, loss.output, f"{loss.output} gets no loss: compile's loss_weights "
+                    f"{raw} end before it and tf-keras zips the outputs with them", target="loss_weights", value=raw)
+            for loss in model.losses if loss.output in unreached]
+
+
+def loss_weight_problems(loss_obj: Any, loss_weights: Any, *, keras3: bool,
+                         keras2_outputs: list[str] | None = None) -> list[Problem]:
     """Saved ``loss_weights`` Keras cannot train on (RL026): entries that are
     not numbers (``fit`` fails), numbers that are not finite (the loss is
-    NaN), or, in a Keras 3 file, weights ``fit`` cannot pair with the
-    losses. Each message says what Keras does; ``target`` says which case."""
+    NaN), in a Keras 3 file, weights ``fit`` cannot pair with the losses,
+    and in a tf-keras file (``keras2_outputs``: its output names), a dict
+    of weights naming no output (tf-keras' ``fit`` raises). Each message
+    says what Keras does; ``target`` says which case."""
     raw = repr(loss_weights)[:200]
     not_numbers, not_finite = unusable_loss_weights(loss_weights)
     if not_numbers:
@@ -378,6 +417,15 @@ def loss_weight_problems(loss_obj: Any, loss_weights: Any, *, keras3: bool) -> l
                                 f"(\"`loss_weights` must match the number of losses\"; Keras 2 applied one loss to "
                                 f"every output and read a missing name as 1)", target="loss_weights:pairing",
                                 value=raw))
+    unknown = keras2_unknown_weight_names(loss_weights, keras2_outputs) if keras2_outputs is not None else []
+    if unknown:
+        one = len(unknown) == 1
+        problems.append(Problem(
+            ProblemKind.INVALID_LOSS_WEIGHT, "",
+            f"compile's loss_weights name {', '.join(unknown)}, which {'is' if one else 'are'} no output of the "
+            f"model (its outputs: {', '.join(keras2_outputs or [])}): tf-keras' fit fails on {'it' if one else 'them'} "
+            f"(\"Found unexpected losses or metrics that do not correspond to any Model output\")",
+            target="loss_weights:unknown_output", value=raw))
     return problems
 
 

@@ -472,6 +472,55 @@ def keras3_weights_in_loss_order(loss_obj: Any, loss_weights: Any) -> Any:
     return loss_weights
 
 
+def _is_weight_map(loss_weights: Any) -> bool:
+    """A ``loss_weights`` dict keyed by output name (not one serialized number)."""
+    return isinstance(loss_weights, dict) and not ("class_name" in loss_weights and as_float(loss_weights) is not None)
+
+
+def keras2_unknown_weight_names(loss_weights: Any, output_names: list[str]) -> list[str]:
+    """The keys of a dict of weights that name no output. tf-keras maps the
+    dict onto the outputs by name (``compile_utils.map_to_output_names``)
+    and raises on any key left over, on a one-output model too ("Found
+    unexpected losses or metrics that do not correspond to any Model
+    output"); Keras 1 and 2.0-2.3 raised in ``compile`` ("Unknown entry in
+    loss_weights dictionary").
+
+    >>> keras2_unknown_weight_names({"out": 1.0, "nope": 0.0}, ["out"])
+    ['nope']
+    """
+    if not _is_weight_map(loss_weights):
+        return []
+    return [str(key) for key in loss_weights if key not in output_names]
+
+
+def keras2_unreached_outputs(loss_weights: Any, output_names: list[str]) -> list[str]:
+    """The outputs past the end of a list of weights: tf-keras' loss
+    (``LossesContainer.__call__``) zips the outputs with the weights, so
+    such an output gets no loss at all, not weight 1.
+
+    >>> keras2_unreached_outputs([1.0], ["main", "aux"]), keras2_unreached_outputs([1, 2, 3], ["main"])
+    (['aux'], [])
+    """
+    return output_names[len(loss_weights):] if isinstance(loss_weights, list) else []
+
+
+def keras2_weights_by_output(loss_weights: Any, output_names: list[str]) -> Any:
+    """A list of weights as tf-keras pairs it: with the *outputs* by position
+    (never with the losses: a dict of losses in another order takes the
+    weight of its output), an output past the list's end weighted 0 (its
+    loss is never computed), entries past the last output ignored; as a
+    dict by output name. A dict or a scalar unchanged (tf-keras reads a
+    dict by name and a scalar for every output, as ``parse_losses`` does).
+
+    >>> keras2_weights_by_output([2.0], ["main", "aux"])
+    {'main': 2.0, 'aux': 0.0}
+    """
+    if not isinstance(loss_weights, list):
+        return loss_weights
+    return {name: loss_weights[index] if index < len(loss_weights) else 0.0
+            for index, name in enumerate(output_names)}
+
+
 def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> list[Loss]:
     """One ``Loss`` per output: a single loss applies to every output, a list
     or dict assigns them, and ``loss_weights`` scales each (a scalar scales
