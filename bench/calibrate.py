@@ -7,15 +7,18 @@ recorded outcome. The code lives in ``bench/calibration/`` (grid, data,
 models, train, outcomes, features, scoring: read their docstrings); this is
 the command line::
 
-    python bench/calibrate.py train  [--grid full|modern|fresh|quick] [--jobs 2] [--limit N] [--replicate K] [--out DIR]
+    python bench/calibrate.py train  [--grid full|modern|fresh|third|quick] [--jobs 2] [--limit N] [--replicate K]
+                                     [--out DIR]
     python bench/calibrate.py models RECORD.jsonl.gz ... [--out DIR]
     python bench/calibrate.py export --grid modern RECORD.jsonl.gz [--out DIR]
-    python bench/calibrate.py report [--grid classic|modern|fresh|all] [--out DIR]
+    python bench/calibrate.py report [--grid classic|modern|fresh|third|all] [--out DIR]
     python bench/calibrate.py sweep FEATURE|all [--grid ...] [--precision 0.95]
 
 ``train`` builds the grid (``full`` is the classic grid of 2026-11-25,
 ``modern`` the residual/transformer/recurrent grid of issue 15, ``fresh``
-the separable-CNN and LayerNorm-MLP families scored only, ``quick`` a
+the separable-CNN and LayerNorm-MLP families scored only, ``third`` the
+post-norm transformer and GRU under all three of issue 15's third-set
+optimizers and kernel L2 up to 10, scored only, ``quick`` a
 ~20-run smoke grid), saves each compiled, untrained model to
 ``<out>/models/<run_id>.keras``, trains it with ``fit`` and appends one JSON
 line per run to ``<out>/runs.jsonl``; resume-safe (run_ids already there
@@ -55,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name)
         p.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
         if name == "train":
-            p.add_argument("--grid", default="full", choices=("full", "modern", "fresh", "quick"))
+            p.add_argument("--grid", default="full", choices=("full", "modern", "fresh", "third", "quick"))
             p.add_argument("--jobs", type=int, default=1, help="worker processes (1 thread each)")
             p.add_argument("--limit", type=int, default=0, help="train only the first N runs of the grid")
             p.add_argument("--replicate", type=int, default=0,
@@ -63,10 +66,10 @@ def _parser() -> argparse.ArgumentParser:
         elif name == "models":
             p.add_argument("records", nargs="+", help="gzipped JSON-lines records to restore")
         elif name == "export":
-            p.add_argument("--grid", default="modern", choices=("classic", "modern", "fresh"))
+            p.add_argument("--grid", default="modern", choices=("classic", "modern", "fresh", "third"))
             p.add_argument("record", help="gzipped JSON-lines file to write")
         else:
-            p.add_argument("--grid", default="all", choices=("classic", "modern", "fresh", "all"))
+            p.add_argument("--grid", default="all", choices=("classic", "modern", "fresh", "third", "all"))
         if name == "sweep":
             p.add_argument("feature", help=f"one of {', '.join(FEATURES)}, or all")
             p.add_argument("--precision", type=float, default=0.95)

@@ -17,6 +17,12 @@ Two grids share one output folder and one outcome rule:
   after every threshold was fixed and used only for scoring: a separable
   CNN with BatchNorm and a LayerNorm MLP under SGD momentum, AdamW and
   Nadam; kernel L2, kernel L2 + weight decay, gamma+beta L2, weight decay.
+- ``third`` (2026-11-30, ``bench/calibration-runs-third.jsonl.gz``): the
+  rest of issue 15's third set, also scored only: the post-norm transformer
+  and the GRU (which the modern grid trained under AdamW and SGD momentum on
+  one or two placements) under SGD momentum, AdamW and Nadam on every
+  placement, and every family of the set at kernel L2 up to 10, where the
+  static rules' errors start.
 
 Held out when choosing thresholds: whole data sets (wine, synth) and whole
 architecture families (``gru``, ``tfm_post``): their runs are only scored.
@@ -102,6 +108,8 @@ def build_grid(kind: str = "full") -> list[dict]:
         return _with_baselines(_modern_runs(), grid="modern")
     if kind == "fresh":
         return _with_baselines(_fresh_runs(), grid="fresh")
+    if kind == "third":
+        return _with_baselines(_third_runs(), grid="third")
     runs: list[dict] = []
     block = _blocks(runs, "classic")
     if kind == "quick":
@@ -194,6 +202,33 @@ def _fresh_runs() -> list[dict]:
     block(pairs, opts, "gamma_beta", LAM_FRESH_NORM)
     block(pairs, ["adamw", "nadam"], "wd", LAM_WD_ADAPTIVE)
     block(pairs, ["sgd_m"], "wd", LAM_WD_SGD)
+    return runs
+
+
+# Third grid: kernel L2 one decade past the fresh grid's, where the classic
+# grid's wrecks begin.
+LAM_THIRD_KERNEL = [1e-3, 1e-2, 0.1, 1.0, 10.0]
+
+
+def _third_runs() -> list[dict]:
+    """Issue 15's third set where the grids above left it out: the
+    post-norm transformer and the GRU under SGD momentum, AdamW and Nadam on
+    every placement they have (the GRU has no normalization: no gamma+beta),
+    then kernel L2 10 on the fresh grid's two families. Data sets: digits,
+    breast cancer and wine (the modern grid's recurrent and transformer
+    sets; the 20-class set's 2,000 examples make a GRU run 3x longer)."""
+    runs: list[dict] = []
+    block = _blocks(runs, "third")
+    opts = ["sgd_m", "adamw", "nadam"]
+    for arch in ("tfm_post", "gru"):
+        pairs = [(d, arch) for d in ("digits", "breast", "wine")]
+        block(pairs, opts, "l2", LAM_THIRD_KERNEL)
+        block(pairs, opts, "l2_wd", LAM_FRESH_STACKED)
+        if arch == "tfm_post":
+            block(pairs, opts, "gamma_beta", LAM_FRESH_NORM)
+        block(pairs, ["adamw", "nadam"], "wd", LAM_WD_ADAPTIVE)
+        block(pairs, ["sgd_m"], "wd", LAM_WD_SGD)
+    block([(d, a) for a in FRESH_ARCHS for d in ("digits", "breast", "wine", "synth")], opts, "l2", [10.0])
     return runs
 
 
