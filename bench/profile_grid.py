@@ -272,6 +272,42 @@ def recomputed_gap(row: dict) -> float | None:
     return (m_ref - m_pen) / m_ref if m_ref > 0 else None
 
 
+def predicting_rules() -> set[str]:
+    """The codes whose errors yield to a twin that learned as well
+    (``Rule.predicts_outcome``)."""
+    from reglint.engine.rule import all_rules
+
+    return {code for code, rule in all_rules().items() if rule.predicts_outcome}
+
+
+def learned_as_well(row: dict) -> bool:
+    """RL023's ``learned_as_well`` from a stored row: ``similar`` or
+    ``better``; or ``stalled`` within the warning gap when the run was
+    judged at the training's length (rows profiled with ``--steps`` or
+    ``--epochs``: ``row["mode"]``)."""
+    from reglint.engine.rule import get_rule
+
+    label = row.get("twin_label")
+    if label in ("similar", "better"):
+        return True
+    gap = row.get("gap") if row.get("gap") is not None else recomputed_gap(row)
+    warning = get_rule("RL023").options["twin-gap-warning"].default
+    return label == "stalled" and row.get("mode") in ("steps", "epochs") and gap is not None and gap < warning
+
+
+def shipped_flag(row: dict, error_gap: float, predicting: set[str]) -> bool:
+    """What ``reglint profile --data`` reports as errors: RL023's, and the
+    static and measured errors, those of rules that predict the outcome
+    made warnings when the twin learned as well
+    (``reglint.profile.findings.yield_to_twin``)."""
+    if twin_flag(row, error_gap):
+        return True
+    errors = set(row["static_errors"]) | set(row["measured_errors"])
+    if learned_as_well(row):
+        errors -= predicting
+    return bool(errors)
+
+
 def score_table(rows: list[dict], error_gap: float) -> str:
     lines = ["| split | error findings | flagged | recall (wrecked) | precision | precision, severe (wrecked or lost "
              ">= half the margin) | precision, degraded counted as harmed | false alarms on healthy |",
@@ -280,7 +316,10 @@ def score_table(rows: list[dict], error_gap: float) -> str:
              ("measured, RL023 left out", lambda r: bool(r["measured_errors"])),
              ("twin (RL023)", lambda r: twin_flag(r, error_gap)),
              ("static + measured + twin", lambda r: bool(r["static_errors"] or r["measured_errors"]
-                                                         or twin_flag(r, error_gap))))
+                                                         or twin_flag(r, error_gap))),
+             ("**as shipped**: the above, predictions yielding to a twin that learned as well",
+              lambda r: shipped_flag(r, error_gap, predicting)))
+    predicting = predicting_rules()
     for split in sorted({r["split"] for r in rows}):
         part = [r for r in rows if r["split"] == split]
         for name, flag in kinds:
@@ -356,6 +395,8 @@ def cmd_score(args) -> int:
     every = []
     for out in [args.out, *(args.also or [])]:
         rows_of_out = load_rows(Path(out), args.mode)
+        for row in rows_of_out:
+            row["mode"] = args.mode
         if args.relint:
             relint(rows_of_out, Path(out))
         every.extend(rows_of_out)

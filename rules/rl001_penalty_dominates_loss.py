@@ -184,6 +184,7 @@ class PenaltyDominatesLoss(Rule):
     name = "penalty-dominates-loss"
     severity = Severity.ERROR
     summary = "The weight penalty at initialisation rivals or exceeds the data loss."
+    predicts_outcome = True
     options = {
         "penalty-ratio-error": Option(18.0, "penalty / data-loss scale at which RL001 is an error"),
         "penalty-ratio-warning": Option(5.0, "penalty / data-loss scale at which RL001 is a warning"),

@@ -68,6 +68,7 @@ class SgdL2Unstable(Rule):
     name = "sgd-l2-unstable"
     severity = Severity.ERROR
     summary = "Under SGD the L2 curvature 2*lambda uses up the step-size stability budget."
+    predicts_outcome = True
     options = {
         "sgd-stability-error": Option(1.0, "share of the SGD stability budget at which RL002 is an error"),
         "sgd-stability-warning": Option(0.5, "share of the SGD stability budget at which RL002 is a warning"),

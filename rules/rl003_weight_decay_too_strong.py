@@ -203,6 +203,7 @@ class WeightDecayTooStrong(Rule):
     name = "weight-decay-too-strong"
     severity = Severity.ERROR
     summary = "Decoupled weight_decay shrinks every weight by a large fraction each step."
+    predicts_outcome = True
     options = {
         "decay-step-error": Option(0.05, "per-step shrink lr*weight_decay at which RL003 is an error"),
         "adamw-equilibrium-error": Option(1.7, "adaptive optimizers: weight_decay * kernel init RMS at which "

@@ -111,6 +111,7 @@ class CoupledPenaltyAdaptive(Rule):
     name = "coupled-penalty-adaptive-optimizer"
     severity = Severity.WARNING
     summary = "L1/L2 regularizers under an Adam-family optimizer are normalised away: lambda loses its meaning."
+    predicts_outcome = True
     options = {
         "drift-pull-error": Option(0.4, "the penalty's pull per unit of weight, g*/sigma_init = 2*l2 + l1/sigma_init, "
                                         "at which two layers in series without a normalization make RL007 an error"),

@@ -77,6 +77,7 @@ class ActivityRegularizerScale(Rule):
     name = "activity-regularizer-scale"
     severity = Severity.ERROR
     summary = "An activity regularizer's penalty, summed over output elements, rivals the data loss."
+    predicts_outcome = True
     options = {
         "activity-ratio-error": Option(20.0, "activity penalty / data-loss scale at which RL010 is an error"),
         "activity-ratio-warning": Option(3.0, "activity penalty / data-loss scale at which RL010 is a warning"),

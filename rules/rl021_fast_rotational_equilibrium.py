@@ -97,6 +97,7 @@ class FastRotationalEquilibrium(Rule):
     name = "fast-rotational-equilibrium"
     severity = Severity.ERROR
     summary = "Decay turns scale-invariant kernels by a large angle every step: their direction becomes noise."
+    predicts_outcome = True
     options = {
         "angle-error": Option(0.3, "equilibrium angular update (rad per step) at which RL021 is an error"),
         "angle-warning": Option(0.09, "equilibrium angular update (rad per step) at which RL021 is a warning"),

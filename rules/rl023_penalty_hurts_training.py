@@ -95,6 +95,26 @@ On synthetic data (no ``--data``) the runs fit one batch of random labels
 and ``m`` uses its training loss: only a divergence is an error there;
 a gap is at most a warning, and the verdict says so.
 
+## Errors that yield to the twin
+The static rules that judge a penalty's size or speed (RL001, RL002,
+RL003, RL004, RL007, RL010, RL021, RL024, RL025: ``Rule.predicts_outcome``)
+predict from the recipe that training will be wrecked; they cannot see the
+data, and the same recipe collapses on one data set and trains on another.
+When the twin measured, on real held-back data, the penalized run ending as
+well as its twin where it was judged, their errors (static and measured)
+become warnings that quote the measurement (``values.overturned_by`` is
+``RL023``, ``values.severity_before_twin`` ``error``;
+``analysis.profile.twin.verdict.learned_as_well`` is true). "As well":
+``similar`` or ``better``; or ``stalled`` and recovered to within
+``twin-gap-warning`` when the run was judged at the user's training length
+(``--epochs``, ``--steps``, the steps a trained file records), since a
+training of that length ends where the twin was judged; at the default
+budget a stall stays evidence that a shorter training ends at chance.
+Without ``--data``, at a collapse, a divergence, a ``worse`` gap or no
+verdict, the errors stand. Exact rules (an invalid lambda, loss weights
+Keras cannot train on, weights that do not match the architecture) never
+yield: they are facts about the file, not predictions.
+
 ## Thresholds and calibration
 The margins 0.15 / 0.05 (R^2-like 0.2 / 0.05) are the calibration grid's
 own outcome rule: a baseline that learned, a run at chance. The gap
@@ -242,6 +262,22 @@ class PenaltyHurtsTraining(Rule):
                   **_evidence(result)}
         where = _where(result, twin)
         return self._divergence(twin, metric, where, values) or self._comparison(result, metric, where, values)
+
+    def learned_as_well(self, result, judgment: Judgment) -> bool:
+        """True when, on real held-back data, the penalized run ended as
+        well as its twin where it was judged: ``similar`` or ``better``; or
+        ``stalled`` and recovered to within ``twin-gap-warning`` when that
+        length is the user's training's (``--epochs``, ``--steps``, the
+        steps a trained file records): a training of that length ends there
+        (see "Errors that yield to the twin")."""
+        twin = getattr(result, "twin", None)
+        if twin is None or twin.synthetic or not twin.held_out:
+            return False
+        if judgment.label in ("similar", "better"):
+            return True
+        gap = judgment.values.get("gap")
+        return (judgment.label == "stalled" and not twin.budget.early_stop and gap is not None
+                and gap < self.thresholds["twin-gap-warning"])
 
     def _divergence(self, twin, metric: TwinMetric, where: str, values: dict) -> Judgment | None:
         pen, ref = twin.penalized, twin.unregularized

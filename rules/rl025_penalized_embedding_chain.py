@@ -131,6 +131,7 @@ class PenalizedEmbeddingChain(Rule):
     severity = Severity.ERROR
     summary = ("An embedding table that starts small and the kernels it feeds in series, with no normalization, "
                "carry L2 together.")
+    predicts_outcome = True
     options = {
         "embedding-chain-error": Option(0.1, "the weaker L2 of a small embedding table and the kernels it feeds in "
                                              "series at which RL025 is an error"),

@@ -55,6 +55,12 @@ class Rule:
     summary: ClassVar[str]
     # Threshold options, keyed by the name used in the config table.
     options: ClassVar[dict[str, Option]] = {}
+    # True when the rule's errors predict, from the recipe, that training
+    # will be wrecked: ``reglint profile --data`` measures that outcome on
+    # the user's data (RL023's twin), which outranks the prediction
+    # (``reglint.profile.findings.yield_to_twin``). Exact rules (a config
+    # Keras cannot train, weights that do not match) leave it False.
+    predicts_outcome: ClassVar[bool] = False
 
     def __init__(self, thresholds: dict[str, float] | None = None):
         # The run's whole [thresholds] table, so a rule can ask another

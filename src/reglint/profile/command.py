@@ -122,13 +122,13 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         result.notes.append(skipped)
 
     from reglint.engine.selection import filter_findings, selected_rules
-    from reglint.profile.findings import attach_twin_verdict, measured_findings
+    from reglint.profile.findings import attach_twin_verdict, measured_findings, yield_to_twin
 
     attach_twin_verdict(result, report, settings.thresholds)
     selected = {cls.code for cls in selected_rules(settings)}
     measured = measured_findings(result, report, settings.thresholds, selected)
     kept, suppressed = filter_findings(measured, str(path), settings)
-    report.findings = sorted(report.findings + kept,
+    report.findings = sorted(yield_to_twin(result, report.findings + kept),
                              key=lambda f: (-f.severity.rank, f.code, not f.measured, f.layer or ""))
     report.suppressed = report.suppressed + suppressed
     run_report = RunReport(files=[report])
