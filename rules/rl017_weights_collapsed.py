@@ -5,7 +5,10 @@ For a model saved after training (the file records optimizer steps taken),
 compares each regularized kernel's saved ``sum(w^2)`` with its expected
 value at initialisation, ``kappa = sum(w_saved^2) / E[sum(w_init^2)]``, and
 reports when every regularized, non-scale-invariant kernel has shrunk far
-below where it started.
+below where it started. Under an optimizer ``weight_decay`` every trainable
+kernel is decayed, regularizer or not, and all of them are judged (a
+network whose only shrink is the optimizer's decay, every kernel near zero,
+was silent before: review 9).
 
 ## Why is this bad?
 That is the signature of a penalty that won: the network settled near the
@@ -26,7 +29,8 @@ Retrain with a smaller lambda (RL001 gives one).
 
 ## Formula
 ``kappa_t = sum(w_t^2) / (n_t * Var_init(w_t))`` per kernel, over the
-kernels RL001 counts: biases, beta and absorbed gammas are left out (a
+kernels RL001 counts, and with a ``weight_decay`` every trainable kernel
+that does not feed a normalization: biases, beta and absorbed gammas are left out (a
 penalty that drives a bias to zero leaves an ordinary network), and so are
 kernels feeding a normalization (their scale does not matter). The measured
 check (``reglint profile``) tracks the same: regularized counted kernels,
@@ -89,10 +93,34 @@ from reglint.engine.fmt import g, pct, plural
 from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.twin_metric import learned_on_held_out
+from reglint.estimate.init_scale import expected_sum_sq
 
 # Kernels smaller than this are left out: their saved size says more about
 # one random draw than about the penalty (see Thresholds and calibration).
 MIN_WEIGHTS = 8
+
+
+def regularized_kappas(analysis) -> dict[str, float]:
+    """``kappa`` of every kernel RL001 counts whose penalty is active."""
+    kernels = [p for p in analysis.active_penalties()
+               if p.variable.role.is_kernel_like and p.sum_sq_init and p.variable.stats
+               and not p.variable.stats.nonfinite and p.n >= MIN_WEIGHTS]
+    return {f"{p.layer.path}/{p.variable.name}": p.variable.stats.sum_sq / p.sum_sq_init for p in kernels}
+
+
+def decayed_kappas(model, analysis) -> dict[str, float]:
+    """``kappa`` of every trainable kernel the optimizer's ``weight_decay``
+    reaches (all of them: a saved file does not record exclusions), scale-
+    invariant ones left out as for the penalties (their scale does not
+    matter)."""
+    out = {}
+    for layer, var in model.variables():
+        if not (var.role.is_kernel_like and layer.trainable and var.trainable) or analysis.feeds_normalizer(layer):
+            continue
+        expected, stats = expected_sum_sq(var), var.stats
+        if expected and stats is not None and not stats.nonfinite and var.size >= MIN_WEIGHTS:
+            out[f"{layer.path}/{var.name}"] = stats.sum_sq / expected
+    return out
 
 
 class WeightsCollapsed(Rule):
@@ -105,23 +133,29 @@ class WeightsCollapsed(Rule):
     def check(self, model, analysis):
         if not (model.optimizer and model.optimizer.iterations):
             return
-        kernels = [p for p in analysis.active_penalties()
-                   if p.variable.role.is_kernel_like and p.sum_sq_init and p.variable.stats
-                   and not p.variable.stats.nonfinite and p.n >= MIN_WEIGHTS]
-        if not kernels:
-            return
-        kappas = {f"{p.layer.path}/{p.variable.name}": p.variable.stats.sum_sq / p.sum_sq_init for p in kernels}
-        if max(kappas.values()) >= self.thresholds["collapse-ratio"]:
+        kappas = regularized_kappas(analysis)
+        penalized = bool(kappas)
+        decay = analysis.dynamics.weight_decay if analysis.dynamics is not None else 0.0
+        if decay:
+            kappas.update(decayed_kappas(model, analysis))
+        if not kappas or max(kappas.values()) >= self.thresholds["collapse-ratio"]:
             return
         worst = max(kappas.values())
         own_l1 = optimizer_l1(model.optimizer)
         cause, remedy = "the penalty drove the network to its trivial solution", \
             "retrain with a smaller lambda (see RL001's safe value)"
+        if decay and not penalized:
+            cause, remedy = (f"the optimizer's weight_decay {g(decay)} drove the network to its trivial solution "
+                             f"(no layer carries a regularizer)"), \
+                "retrain with a smaller weight_decay (see RL003's safe value)"
+        elif decay:
+            cause += f", with the optimizer's weight_decay {g(decay)}"
         if own_l1:
             cause, remedy = f"the likely cause is {own_l1_cause(own_l1)}, whatever the layers' regularizers", \
                 own_l1_remedy(own_l1)
+        which = "regularized or weight-decayed" if decay else "regularized"
         yield self.finding(
-            f"after {g(model.optimizer.iterations)} steps every regularized kernel holds at most {g(worst)} of its "
+            f"after {g(model.optimizer.iterations)} steps every {which} kernel holds at most {g(worst)} of its "
             f"initial sum of squares ({plural(len(kappas), 'kernel')}): {cause}",
             target="kernel", remedy=remedy,
             values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations,

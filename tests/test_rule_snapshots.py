@@ -58,7 +58,7 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
     "RL014": (K + "scenario_custom_regularizer.keras", X + "train_penalties_mixed.onnx"),
     "RL015": (K + "scenario_orthogonal_conv.keras",),
     "RL016": (K + "scenario_frozen_regularized.keras",),
-    "RL017": (K + "scenario_collapsed.keras", K + "ftrl_l1_one_step.keras"),
+    "RL017": (K + "scenario_collapsed.keras", K + "ftrl_l1_one_step.keras", K + "sgd_weight_decay_collapsed.keras"),
     "RL018": (R + "tfk_legacy_sgd_decay.h5",),
     "RL019": (R + "k3_bias_dropped_after_build.keras", R + "k3_bias_dropped_after_build.h5",
               E + "broken_shape_mismatch.keras", E + "broken_no_weights.keras", E + "broken_extra_group.keras",
