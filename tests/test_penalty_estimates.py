@@ -68,8 +68,8 @@ def test_einsum_kernels_drawn_with_the_equations_fans():
     fan_in 64 and fan_out 64, so E[sum w^2] = 4096 * 2/128 = 64, not the rank
     rule's 4096 * 2/1024 = 8. Each kernel's expectation against its own draw
     (4,096 weights: relative sampling error ~1.4%)."""
-    model = read_model(KERAS_FIXTURES / "scenario_einsum_fans.keras")
-    assert _entry_version("scenario_einsum_fans.keras").startswith("3.15")
+    model = read_model(KERAS_FIXTURES / "einsum_fans.keras")
+    assert _entry_version("einsum_fans.keras").startswith("3.15")
     kernels = {f"{p.layer.path}/{p.variable.name}": p for p in Analysis(model).penalties
                if p.layer.class_name in ("MultiHeadAttention", "EinsumDense")}
     assert len(kernels) == 5  # query, key, value, attention_output, the EinsumDense
