@@ -60,3 +60,24 @@ def test_seed_layer_numbers_from_the_reference():
     [p] = Analysis(model).penalties
     assert math.isclose(p.sum_sq_init, 2 * 10 * 20 / 30, rel_tol=1e-9)
     assert math.isclose(p.penalty_init, 0.1333, rel_tol=1e-3)
+
+
+def test_einsum_kernels_drawn_with_the_equations_fans():
+    """Keras 3.15 draws EinsumDense kernels (MultiHeadAttention's projections
+    included) with fans from the equation's axes: a query kernel (64, 8, 8) has
+    fan_in 64 and fan_out 64, so E[sum w^2] = 4096 * 2/128 = 64, not the rank
+    rule's 4096 * 2/1024 = 8. Each kernel's expectation against its own draw
+    (4,096 weights: relative sampling error ~1.4%)."""
+    model = read_model(KERAS_FIXTURES / "einsum_fans.keras")
+    assert _entry_version("einsum_fans.keras").startswith("3.15")
+    kernels = {f"{p.layer.path}/{p.variable.name}": p for p in Analysis(model).penalties
+               if p.layer.class_name in ("MultiHeadAttention", "EinsumDense")}
+    assert len(kernels) == 5  # query, key, value, attention_output, the EinsumDense
+    for name, p in kernels.items():
+        drawn = p.penalty_saved / 1e-3
+        assert math.isclose(p.sum_sq_init, drawn, rel_tol=0.07), (name, p.sum_sq_init, drawn)
+        assert math.isclose(p.sum_sq_init, 64.0, rel_tol=1e-9), name
+
+
+def _entry_version(file: str) -> str:
+    return next(e for e in keras_manifest() if e["file"] == file)["keras_version"]

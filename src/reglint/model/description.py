@@ -169,6 +169,10 @@ class Variable:
     dtype: str = "float32"
     # Where the tensor lives in the file (HDF5 path, ONNX initializer name).
     location: str = ""
+    # The axes Keras counts as input and output units when it draws this
+    # tensor (Keras >= 3.15: an initializer's ``input_axes``/``output_axes``,
+    # which EinsumDense fills from its equation); None: the rank rule.
+    fan_axes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def size(self) -> int:
@@ -177,10 +181,17 @@ class Variable:
     def fans(self) -> tuple[int, int]:
         """(fan_in, fan_out) exactly as Keras' ``compute_fans``.
 
-        Rank 1: both the length; rank 2: (rows, cols); higher ranks: the
+        With ``fan_axes``: the products of those axes' lengths. Otherwise
+        rank 1: both the length; rank 2: (rows, cols); higher ranks: the
         receptive field times the last two dimensions.
+
+        >>> Variable("query/kernel", Role.KERNEL, (32, 2, 16), fan_axes=((0,), (1, 2))).fans()
+        (32, 32)
         """
         shape = self.shape
+        if self.fan_axes is not None:
+            inputs, outputs = self.fan_axes
+            return math.prod(shape[a] for a in inputs), math.prod(shape[a] for a in outputs)
         if len(shape) == 0:
             return 1, 1
         if len(shape) == 1:

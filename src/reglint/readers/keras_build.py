@@ -17,6 +17,7 @@ from typing import Any
 from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
 from reglint.model.nesting import OUTPUTS, NestedGraph
 from reglint.readers.keras_config import LayerNode, ModelConfig, container_io, container_output_refs
+from reglint.readers.keras_fans import kernel_fan_axes
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
     MHA_LIKE,
@@ -180,6 +181,7 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
         var.regularizer = _regularizer(reg_cfg, model, node.path, var.name)
     init_cfg = _first(cfg, initializer_keys(owner_class, role))
     var.initializer = parse_initializer(init_cfg) if init_cfg is not None else parse_initializer(DEFAULT_INIT.get(role))
+    var.fan_axes = kernel_fan_axes(var, owner_class, cfg, model.framework_version)
     if options.weight_stats:
         try:
             own = getattr(found.dataset, "compute_stats", None)  # non-HDF5 tensors (SavedModel shards)
