@@ -324,8 +324,10 @@ class PenaltyHurtsTraining(Rule):
                             Severity.WARNING, values)
         if level is not None:
             option = "twin-gap-error" if level is Severity.ERROR else "twin-gap-warning"
-            message = (f"{where}: {both}: it lost {pct(gap)} of the twin's margin ({level.value} from "
-                       f"{pct(self.thresholds[option])})")
+            levels = f"{level.value} from {pct(self.thresholds[option])}"
+            if level is Severity.WARNING:  # say where the error starts, too
+                levels += f", error from {pct(self.thresholds['twin-gap-error'])}"
+            message = f"{where}: {both}: it lost {pct(gap)} of the twin's margin ({levels})"
             return Judgment("worse", message, Severity.WARNING if twin.synthetic else level, values)
         if gap <= -self.thresholds["twin-gap-warning"]:
             return Judgment("better", f"{where}: {both}: the penalty helps on the held-back data", None, values)
