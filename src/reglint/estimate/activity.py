@@ -28,6 +28,7 @@ import numpy as np
 from reglint.estimate.init_scale import element_moments
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph
+from reglint.model.versions import major_minor
 
 
 @lru_cache(maxsize=1)
@@ -142,11 +143,7 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0) -> floa
 
 def keras_divides_by_batch(framework: str, version: str | None) -> bool:
     """False for Keras 3.0-3.13, which summed activity penalties over the batch."""
-    if framework != "keras" or not version:
+    found = major_minor(version) if framework == "keras" else None
+    if found is None:
         return True
-    parts = version.split(".")
-    try:
-        major, minor = int(parts[0]), int(parts[1])
-    except (ValueError, IndexError):
-        return True
-    return not (major == 3 and minor < 14)
+    return not (found[0] == 3 and found[1] < 14)

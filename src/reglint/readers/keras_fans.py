@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from reglint.model import Role, Variable
+from reglint.model.versions import major_minor
 
 # Keras' VarianceScaling subclasses, by the names parse_initializer gives them.
 VARIANCE_SCALING = frozenset({"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
@@ -100,7 +101,5 @@ def _axes(value: Any, var: Variable) -> tuple[int, ...] | None:
 
 
 def _at_least(version: str | None, wanted: tuple[int, int]) -> bool:
-    match = re.match(r"(\d+)\.(\d+)", version or "")
-    if match is None:
-        return False
-    return (int(match.group(1)), int(match.group(2))) >= wanted
+    found = major_minor(version)
+    return found is not None and found >= wanted
