@@ -281,18 +281,19 @@ def predicting_rules() -> set[str]:
 
 
 def learned_as_well(row: dict) -> bool:
-    """RL023's ``learned_as_well`` from a stored row: ``similar`` or
-    ``better``; or ``stalled`` within the warning gap when the run was
-    judged at the training's length (rows profiled with ``--steps`` or
-    ``--epochs``: ``row["mode"]``)."""
+    """RL023's own ``learned_as_well`` asked of a stored row: its verdict
+    and gap, judged at the training's length when the row was profiled
+    with ``--steps`` or ``--epochs`` (``row["mode"]``), on real held-back
+    data (every grid profile has ``--data``)."""
+    from types import SimpleNamespace
+
     from reglint.engine.rule import get_rule
 
-    label = row.get("twin_label")
-    if label in ("similar", "better"):
-        return True
     gap = row.get("gap") if row.get("gap") is not None else recomputed_gap(row)
-    warning = get_rule("RL023").options["twin-gap-warning"].default
-    return label == "stalled" and row.get("mode") in ("steps", "epochs") and gap is not None and gap < warning
+    twin = SimpleNamespace(synthetic=False, held_out=(row.get("twin") or {}).get("held_out") or {"kept": True},
+                           budget=SimpleNamespace(early_stop=row.get("mode") not in ("steps", "epochs")))
+    judgment = SimpleNamespace(label=row.get("twin_label"), values={"gap": gap})
+    return get_rule("RL023")().learned_as_well(SimpleNamespace(twin=twin), judgment)
 
 
 def shipped_flag(row: dict, error_gap: float, predicting: set[str]) -> bool:
