@@ -71,6 +71,8 @@ RULE_FIXTURES: dict[str, tuple[str, ...]] = {
               R + "k3_loss_weights_one_loss_two_weights.keras", R + "k3_loss_weights_dict_by_sorted_key.keras",
               R + "tfk_loss_weights_unknown_name.h5", R + "tfk_loss_weights_extra_name.keras",
               R + "tfk_loss_weights_short_list.h5"),
+    "RL027": (R + "k3_loss_dict_unknown_output.keras", R + "k3_loss_dict_outputs_extra_key.keras",
+              R + "tfk_loss_dict_unknown_output.h5"),
 }
 # Files a rule should fire on and does not yet: each is an xfail(strict) test
 # below, so the fix shows up as an XPASS to move the file into RULE_FIXTURES.
@@ -83,6 +85,8 @@ RULE_QUIET: dict[str, tuple[str, ...]] = {
               R + "tfk_loss_weights_one_loss_two_weights.h5",  # tf-keras applies one loss to both outputs
               R + "tfk_loss_weights_long_list.h5",  # tf-keras ignores weights past the last output
               R + "tfk_loss_weights_dict_loss_list_weights.h5"),  # weights by output, whatever the losses' order
+    "RL027": (R + "k3_loss_dict_outputs_none_key.keras",  # None under a key no dict output has: Keras skips it
+              R + "tfk_loss_dict_outputs_extra_key.h5"),  # tf-keras ignores a dict output's unknown key
 }
 
 # Rules that judge only what `reglint profile` measures (their static check

@@ -432,6 +432,7 @@ class ProblemKind(str, Enum):
     INACTIVE_REGULARIZER = "inactive_regularizer"  # a configured penalty Keras never adds (RL005)
     INVALID_LOSS_WEIGHT = "invalid_loss_weight"  # loss_weights the file's Keras cannot train on (RL026)
     DROPPED_LOSS = "dropped_loss"  # an output tf-keras gives no loss: the list of loss_weights ends first (RL026)
+    UNKNOWN_LOSS_OUTPUT = "unknown_loss_output"  # a dict of losses names no output: fit raises (RL027)
 
 
 @dataclass(frozen=True)

@@ -271,12 +271,15 @@ def refuse_savedmodel(path: Path) -> None:
 def refuse_unusable_loss_weights(model: Model, path: Path) -> None:
     """Loss weights Keras' ``fit`` fails on or turns the loss NaN with (RL026:
     metrics passed by position to Keras 3's compile, weights Keras 3 cannot
-    pair with the losses, NaN): one line, before TensorFlow is imported,
+    pair with the losses, NaN) and a dict of losses naming no output
+    (RL027): one line, before TensorFlow is imported,
     instead of Keras' error from the first step."""
     from reglint.model import ProblemKind
 
     for problem in model.problems_of(ProblemKind.INVALID_LOSS_WEIGHT):
         raise ProfileError(f"{path}: {problem.message} (RL026; `reglint check` says how to fix it)")
+    for problem in model.problems_of(ProblemKind.UNKNOWN_LOSS_OUTPUT):
+        raise ProfileError(f"{path}: {problem.message} (RL027; `reglint check` says how to fix it)")
 
 
 def refuse_untrainable(model: Model, path: Path) -> None:

@@ -34,6 +34,7 @@ from reglint.readers.keras_layers import (
     regularizer_keys,
 )
 from reglint.readers.keras_objects import (
+    is_loss_map,
     keras2_unknown_weight_names,
     keras2_unreached_outputs,
     keras2_weights_by_output,
@@ -368,6 +369,7 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
                                       target="loss"))
     if keras2_names is not None:
         model.problems.extend(dropped_loss_problems(model, saved_weights, keras2_names))
+    model.problems.extend(loss_name_problems(loss_obj, tree, keras3=keras3, keras2_outputs=keras2_names))
 
 
 def keras2_output_names(tree: ModelConfig) -> list[str] | None:
@@ -429,6 +431,59 @@ def loss_weight_problems(loss_obj: Any, loss_weights: Any, *, keras3: bool,
             f"(\"Found unexpected losses or metrics that do not correspond to any Model output\")",
             target="loss_weights:unknown_output", value=raw))
     return problems
+
+
+def loss_name_problems(loss_obj: Any, tree: ModelConfig, *, keras3: bool,
+                       keras2_outputs: list[str] | None) -> list[Problem]:
+    """One ``UNKNOWN_LOSS_OUTPUT`` when a dict of losses has keys that name
+    no output of the model, in the cases where the file's own Keras raises
+    in ``fit`` on them (RL027's table):
+
+    - Keras 3, outputs one tensor or a list: any such key (3.15's
+      ``CompileLoss.build``: "Expected keys [...] in loss dict"; earlier 3.x:
+      "does not correspond to any model output"). A model written as
+      ``Sequential`` counts its last layer as its output.
+    - Keras 3, outputs a dict: a key with a loss (not None) that is neither
+      an output's key nor its layer's name ("can't be found in ... the
+      model's output"). A None loss there is skipped by Keras.
+    - tf-keras, outputs one tensor or a flat list: any such key
+      (``map_to_output_names``: "Found unexpected losses or metrics").
+      tf-keras ignores unknown keys when the outputs are a dict: not
+      reported.
+
+    Subclassed models (no output names in the file) are not judged."""
+    if not is_loss_map(loss_obj) or not tree.output_refs:
+        return []
+    subclassed = len(tree.leaves) == 1 and not tree.containers and tree.leaves[0].class_name == tree.class_name
+    if subclassed:
+        return []
+    layers = [ref.name for ref in tree.output_refs]
+    keyed = any(key is not None for key in tree.output_keys)
+    if keras3:
+        valid = set(output_names(layers)) | set(layers) | {key for key in tree.output_keys if key is not None}
+        unknown = [str(key) for key, loss in loss_obj.items()
+                   if str(key) not in valid and (loss is not None or not keyed)]
+        raises = ("Keras 3's fit raises (\"... can't be found in the model's output\")" if keyed else
+                  "Keras 3's fit raises (\"Expected keys [...] in loss dict\"; before 3.15: \"does not correspond "
+                  "to any model output\")")
+        names = [key for key in tree.output_keys if key is not None] if keyed else output_names(layers)
+    elif keras2_outputs is not None:
+        unknown = [str(key) for key in loss_obj if str(key) not in keras2_outputs]
+        raises = ("tf-keras' fit raises (\"Found unexpected losses or metrics that do not correspond to any "
+                  "Model output\")")
+        names = list(keras2_outputs)
+    else:
+        return []
+    if not unknown:
+        return []
+    one = len(unknown) == 1
+    unkeyed = [name for name in names if name not in {str(key) for key in loss_obj}]
+    hint = f"; no loss is keyed by {', '.join(repr(n) for n in unkeyed)}" if unkeyed else ""
+    return [Problem(ProblemKind.UNKNOWN_LOSS_OUTPUT, "",
+                    f"compile's loss dict names {', '.join(repr(k) for k in unknown)}, which "
+                    f"{'is' if one else 'are'} no output of the model (its outputs: "
+                    f"{', '.join(names)}): {raises}{hint}",
+                    target="loss", value=repr(sorted(map(str, loss_obj)))[:200])]
 
 
 def attach_graph(model: Model, tree: ModelConfig) -> None:

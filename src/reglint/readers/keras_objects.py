@@ -388,7 +388,7 @@ def parse_loss(obj: Any, *, weight: float = 1.0, output: str | None = None) -> L
     return loss
 
 
-def _is_loss_map(loss_obj: Any) -> bool:
+def is_loss_map(loss_obj: Any) -> bool:
     """A ``loss`` dict keyed by output name (not one serialized loss)."""
     return isinstance(loss_obj, dict) and (class_name_of(loss_obj) is None or
                                            ("class_name" not in loss_obj and "name" not in loss_obj))
@@ -450,10 +450,10 @@ def keras3_unpaired_loss_weights(loss_obj: Any, loss_weights: Any) -> str | None
     """
     if loss_obj is None or loss_weights is None:
         return None
-    losses = len(loss_obj) if isinstance(loss_obj, list) or _is_loss_map(loss_obj) else 1
+    losses = len(loss_obj) if isinstance(loss_obj, list) or is_loss_map(loss_obj) else 1
     weights = len(_weight_entries(loss_weights))
     missing = sorted(map(str, set(loss_obj) - set(loss_weights))) \
-        if _is_loss_map(loss_obj) and isinstance(loss_weights, dict) else []
+        if is_loss_map(loss_obj) and isinstance(loss_weights, dict) else []
     if weights == losses and not missing:
         return None
     counts = f"{weights} weight{'s' if weights != 1 else ''} for {losses} loss{'es' if losses != 1 else ''}"
@@ -465,9 +465,9 @@ def keras3_weights_in_loss_order(loss_obj: Any, loss_weights: Any) -> Any:
     flattened in sorted-key order (``tree.flatten``), by position, whatever
     the names say (``{"main": 1, "aux": 0}`` with a loss list gives the first
     output 0). Anything else unchanged."""
-    if isinstance(loss_weights, dict) and len(_weight_entries(loss_weights)) > 1 and not _is_loss_map(loss_obj):
+    if isinstance(loss_weights, dict) and len(_weight_entries(loss_weights)) > 1 and not is_loss_map(loss_obj):
         return [loss_weights[key] for key in sorted(loss_weights)]
-    if isinstance(loss_weights, dict) and len(loss_weights) == 1 and not _is_loss_map(loss_obj):
+    if isinstance(loss_weights, dict) and len(loss_weights) == 1 and not is_loss_map(loss_obj):
         return list(loss_weights.values())  # one output: Keras 3 ignores the key
     return loss_weights
 
@@ -541,7 +541,7 @@ def parse_losses(loss_obj: Any, loss_weights: Any, output_names: list[str]) -> l
 
     if loss_obj is None:
         return []
-    if _is_loss_map(loss_obj):
+    if is_loss_map(loss_obj):
         out = []
         for index, (name, item) in enumerate(loss_obj.items()):
             loss = parse_loss(item, weight=weight_for(index, name), output=name)

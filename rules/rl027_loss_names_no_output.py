@@ -1,0 +1,99 @@
+"""# loss-names-no-output (RL027)
+
+## What it does
+Reports a dict of losses saved with the model (``compile(loss={...})``)
+whose keys name no output of the model, where the file's own Keras refuses
+it: ``fit`` raises on the first step.
+
+## Why is this bad?
+Keras matches a dict of losses to the outputs by name, and the names are
+easy to get wrong: for a Functional model whose outputs are a tensor or a
+list, they are the names of the *layers* producing the outputs, not of the
+variables in the user's code nor of the label columns. A model built with
+``Dense(4, name="bbox_out")`` and compiled with
+``loss={"regression": "huber"}`` saves and loads without a word; ``fit``
+fails:
+
+- Keras 3 (outputs a tensor or a list): ``ValueError: Expected keys
+  ['class_out', 'bbox_out'] in loss dict, but found loss.keys()=[...]``
+  (3.15's ``CompileLoss.build``; earlier 3.x: "key ... does not correspond
+  to any model output");
+- Keras 3 (outputs a dict): a key with a loss that is not one of the
+  dict's keys raises ``KeyError`` ("can't be found in ... the model's
+  output"); a key whose loss is None is skipped;
+- tf-keras (outputs a tensor or a flat list): ``ValueError: Found unexpected
+  losses or metrics that do not correspond to any Model output``. With
+  outputs written as a dict tf-keras ignores the unknown key (not
+  reported).
+
+A file that cannot train is also a file whose penalties nothing can be
+weighed against: reglint's data-loss scale counts the losses by their keys,
+and ``reglint profile`` refuses the file in one line.
+
+## Example
+```python
+inputs = keras.Input((32,))
+class_out = keras.layers.Dense(10, activation="softmax", name="class_out")(inputs)
+bbox_out = keras.layers.Dense(4, name="bbox_out")(inputs)
+model = keras.Model(inputs, [class_out, bbox_out])
+model.compile("adam", loss={"classification": "sparse_categorical_crossentropy", "regression": "huber"})
+```
+
+## Use instead
+```python
+model.compile("adam", loss={"class_out": "sparse_categorical_crossentropy", "bbox_out": "huber"})
+```
+or a list in the outputs' order, or outputs written as a dict
+(``keras.Model(inputs, {"classification": class_out, "regression": bbox_out})``)
+whose keys the losses then use.
+
+## Options
+None.
+
+## Formula
+Exact: the keys of the saved loss dict against the outputs the config
+records (``output_layers``: the layers' names, and a dict output's keys).
+Keras 3 keeps a repeated layer name as it is (its first output matches),
+tf-keras makes repeats unique (``bb``, ``bb_1``); both are accepted where
+their Keras accepts them. A subclassed model records no output names and
+is not judged. Keras 3.15 also raises when a key is *missing* for an
+output of a list-output model (set equality); earlier Keras 3 releases and
+tf-keras leave that output without a loss, so it is not reported.
+
+## Thresholds and calibration
+None: exact. Checked on files Keras 3.15.1 and tf-keras 2.21 wrote, loaded
+back and fitted (``fixtures/make_rule_fixtures.py``; their manifest records
+each framework's own error or its training): a two-output Keras 3 model
+compiled with the output variables' names (``classification``,
+``regression``; ``fit`` raises), a Keras 3 dict-output model with a loss
+under a key it does not output (raises) and with ``None`` there (trains:
+quiet), a one-output tf-keras model with ``{"nope": "mse"}`` (raises) and a
+tf-keras dict-output model with an extra key (trains: quiet).
+
+## References
+- Keras ``keras/src/trainers/compile_utils.py`` (``CompileLoss.build``,
+  ``_build_nested``).
+- tf-keras ``tf_keras/src/engine/compile_utils.py`` (``map_to_output_names``).
+- Keras guide "The Functional API", models with multiple inputs and outputs
+  (losses keyed by the output layers' names).
+"""
+
+from __future__ import annotations
+
+from reglint.engine.finding import Severity
+from reglint.engine.rule import Rule
+from reglint.model import ProblemKind
+
+
+class LossNamesNoOutput(Rule):
+    code = "RL027"
+    name = "loss-names-no-output"
+    severity = Severity.ERROR
+    summary = "A dict of losses names no output of the model: the file's Keras raises in fit."
+
+    def check(self, model, analysis):
+        for problem in model.problems_of(ProblemKind.UNKNOWN_LOSS_OUTPUT):
+            yield self.finding(
+                problem.message, target="loss", values={"loss_keys": problem.value},
+                remedy="key the losses by the output layers' names (or by the keys of outputs written as a dict), "
+                       "or give a list in the outputs' order")
