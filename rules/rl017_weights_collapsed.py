@@ -2,7 +2,8 @@
 
 ## What it does
 For a model saved after training (the file records optimizer steps taken),
-compares each regularized kernel's saved ``sum(w^2)`` with its expected
+reports a network whose normalization scales (gamma) a penalty drove to zero
+on every path to the outputs (below), and compares each regularized kernel's saved ``sum(w^2)`` with its expected
 value at initialisation, ``kappa = sum(w_saved^2) / E[sum(w_init^2)]``, and
 reports when every regularized, non-scale-invariant kernel has shrunk far
 below where it started. Under an optimizer ``weight_decay`` every trainable
@@ -68,6 +69,35 @@ more, also 1 and 5. Where the held-back run had not learned (or had no
 metric), the error marked a wrecked training in 220 of 232 runs of the
 older grids.
 
+## A signal cut by a zero scale
+A penalty on BatchNorm or LayerNorm ``gamma`` (or weight decay, which reaches
+it) can take the scale itself to zero. A normalization's output is
+``gamma * x_hat + beta``: with every ``|gamma|`` at or under ``1e-3`` of its
+initial 1 it passes at most a thousandth of the normalized signal and adds its
+offset. When that normalization is the *last* one on every path from the
+inputs to the outputs, no later layer renormalizes what it lets through and
+the prediction is all but constant; the finding names those layers. An
+earlier dead scale followed by a live normalization is not reported (the
+later one divides the shrunk signal back out). Two normalizations in series
+whose scales both shrink stop each other's data gradient (each one's gamma
+gradient is proportional to the other's scale), so the decay alone drives
+them geometrically toward zero: review 9's separable CNN (gamma+beta
+L2(10), SGD momentum) saved both gammas at exactly 0.0 and predicted one
+class, with no penalized kernel for the kernel check above to judge.
+``fixtures/keras/bn_scale_zeroed.keras`` is that mechanism written by Keras
+(two Dense -> BatchNorm -> ReLU blocks, gamma+beta L2(10), SGD(0.01,
+momentum 0.9), 160 steps: both gammas at 3.4e-4, Keras' own model predicts
+one class). On the grids' trained files (``bench/out/trained-fresh-r2``,
+``trained-modern-r2``: 180 files) it fires on 3, all collapsed trainings
+(the separable CNN with gamma+beta L2 1 under SGD momentum on the 20-class
+set, gammas at 1e-11; two residual CNNs with L2 + weight decay 0.3 under SGD
+at lr 0.1), on none that trained. The level: healthy trainings there ended
+with the last normalization's largest ``|gamma|`` at 0.098 or more (a
+LayerNorm MLP under gamma L2 0.1; the separable CNN under 0.1 at 0.12),
+collapsed ones from 0.0074 down: ``1e-3`` leaves a factor of 7 below the
+lowest collapsed value that is not already zero, and is not an option (a
+file whose scale is this small does not depend on the data set).
+
 ## The optimizer's own L1 (Ftrl)
 Keras' ``Ftrl`` (FTRL-Proximal, McMahan et al. 2013) has an L1 of its own,
 ``l1_regularization_strength``: a weight is set to exactly zero while the
@@ -90,10 +120,12 @@ from __future__ import annotations
 
 from reglint.engine.finding import Severity
 from reglint.engine.fmt import g, pct, plural
+from reglint.engine.graph import NORMALIZERS
 from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.twin_metric import learned_on_held_out
 from reglint.estimate.init_scale import expected_sum_sq
+from reglint.model import Role
 
 # Kernels smaller than this are left out: their saved size says more about
 # one random draw than about the penalty (see Thresholds and calibration).
@@ -123,6 +155,53 @@ def decayed_kappas(model, analysis) -> dict[str, float]:
     return out
 
 
+# A normalization's scale at or under this (its initializer's is 1) passes
+# at most 1/1000 of the normalized signal (see "A signal cut by a zero scale").
+DEAD_SCALE = 1e-3
+
+
+def dead_scale(layer) -> float | None:
+    """The largest |gamma| of a normalization layer, when it is at or under
+    ``DEAD_SCALE``; None for a layer with no saved scale or a live one."""
+    if layer.class_name not in NORMALIZERS:
+        return None
+    gammas = [v.stats for v in layer.variables if v.role is Role.GAMMA and v.stats is not None]
+    if not gammas or any(st.nonfinite or not st.count for st in gammas):
+        return None
+    largest = max(st.max_abs for st in gammas)
+    return largest if largest <= DEAD_SCALE else None
+
+
+def signal_cut(model, analysis) -> dict[str, float]:
+    """The normalization layers whose scale is dead, when the last
+    normalization on every path from the inputs to every output is one of
+    them: no later layer renormalizes what they let through. Empty when any
+    path reaches an output without crossing a normalization or through a
+    live one, or when the file records no outputs."""
+    outputs = {o.layer for o in model.outputs}
+    by_path = {layer.path: layer for layer in model.layers}
+    if not outputs or not all(path in by_path for path in outputs):
+        return {}
+    dead: dict[str, float] = {}
+    stack, seen = [by_path[path] for path in outputs], set()
+    while stack:
+        layer = stack.pop()
+        if layer.path in seen:
+            continue
+        seen.add(layer.path)
+        if layer.class_name in NORMALIZERS:
+            scale = dead_scale(layer)
+            if scale is None:
+                return {}  # a live normalization: this path carries the signal
+            dead[layer.path] = scale
+            continue
+        feeding = analysis.producers(layer)
+        if not feeding:
+            return {}  # an input reached without crossing a normalization
+        stack.extend(feeding)
+    return dead
+
+
 class WeightsCollapsed(Rule):
     code = "RL017"
     name = "weights-collapsed"
@@ -132,6 +211,10 @@ class WeightsCollapsed(Rule):
 
     def check(self, model, analysis):
         if not (model.optimizer and model.optimizer.iterations):
+            return
+        cut = signal_cut(model, analysis)
+        if cut:
+            yield self._cut(model, cut)
             return
         kappas = regularized_kappas(analysis)
         penalized = bool(kappas)
@@ -160,6 +243,18 @@ class WeightsCollapsed(Rule):
             target="kernel", remedy=remedy,
             values={"max_kappa": worst, "kappas": kappas, "iterations": model.optimizer.iterations,
                     "optimizer_l1": own_l1})
+
+    def _cut(self, model, cut: dict[str, float]):
+        """Every path to the outputs leaves its last normalization through a
+        scale at zero: the prediction no longer depends on the input."""
+        where = ", ".join(f"{path} (max |gamma| {g(scale)})" for path, scale in sorted(cut.items()))
+        return self.finding(
+            f"after {g(model.optimizer.iterations)} steps the last normalization on every path to the outputs has "
+            f"its scale at zero: {where}; each passes at most {g(DEAD_SCALE)} of its normalized signal and adds its "
+            f"offset, so the prediction is all but constant: a gamma penalty (or weight decay) drove the network "
+            f"to its trivial solution",
+            target="gamma", remedy="retrain with a much smaller gamma penalty, or none (RL008)",
+            values={"dead_scales": cut, "iterations": model.optimizer.iterations, "dead_scale_level": DEAD_SCALE})
 
     def check_measured(self, result, report):
         """The live version: in the short run the regularized kernels' norm

@@ -277,6 +277,7 @@ class Analysis:
             classes=self.context.classes)
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
         self._outbound = outbound_map(model)
+        self._inbound: dict[str, list[Layer]] | None = None  # built on first use (producers)
         self.penalties: list[TensorPenalty] = []
         for layer, var in model.variables():
             # a NaN, infinite or negative factor is RL012's: no penalty to estimate from it
@@ -363,6 +364,17 @@ class Analysis:
     def consumers(self, layer: Layer) -> list[Layer]:
         """The layers ``layer``'s output feeds directly (within its container)."""
         return list(self._outbound.get(layer.path, []))
+
+    def producers(self, layer: Layer) -> list[Layer]:
+        """The layers feeding ``layer`` directly: ``consumers`` inverted."""
+        if self._inbound is None:
+            by_path = {item.path: item for item in self.model.layers}
+            self._inbound = {}
+            for source, targets in self._outbound.items():
+                for target in targets:
+                    if source in by_path:
+                        self._inbound.setdefault(target.path, []).append(by_path[source])
+        return list(self._inbound.get(layer.path, []))
 
     def behind_normalizer(self, layer: Layer) -> bool:
         """True when every path from ``layer`` to the model's outputs passes
