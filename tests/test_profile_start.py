@@ -118,6 +118,38 @@ def test_trained_file_with_data_is_judged_at_its_training_length(tmp_path, capsy
 
 
 @pytest.mark.slow
+def test_a_schedule_that_ends_sets_the_training_length(tmp_path, capsys):
+    """An untrained file whose CosineDecay ends at step 30 (10 warm-up + 20
+    decay steps): without --steps or --epochs both runs take those 30 steps
+    and RL023 judges there; --steps still wins. A schedule without an end
+    (ExponentialDecay) leaves the default budget."""
+    import keras
+    import numpy as np
+
+    def saved(schedule, name):
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu",
+                                  kernel_regularizer=keras.regularizers.L2(1e-3)), keras.layers.Dense(3)])
+        model.compile(keras.optimizers.SGD(schedule, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.save(tmp_path / name)
+        return str(tmp_path / name)
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "train.npz"
+    np.savez(data, x=rng.normal(size=(120, 8)).astype("float32"), y=rng.integers(0, 3, size=120))
+    cosine = saved(keras.optimizers.schedules.CosineDecay(0.0, 20, warmup_target=0.05, warmup_steps=10), "cos.keras")
+    _code, report = run_json(capsys, cosine, "--data", str(data))
+    twin = profile_of(report)["twin"]
+    assert twin["steps"] == 30
+    assert twin["budget"]["reason"].startswith("the learning-rate schedule CosineDecay ends at step 30")
+    _code, report = run_json(capsys, cosine, "--data", str(data), "--steps", "12")
+    assert profile_of(report)["twin"]["steps"] == 12
+    endless = saved(keras.optimizers.schedules.ExponentialDecay(0.05, 20, 0.9), "exp.keras")
+    _code, report = run_json(capsys, endless, "--data", str(data))
+    assert "schedule" not in profile_of(report)["twin"]["budget"]["reason"]
+
+
+@pytest.mark.slow
 def test_trusted_lambda_model_is_redrawn_in_the_mode_it_was_loaded(tmp_path, capsys):
     """Cloning deserializes the layers again: with --trust-model a trained
     file with a Lambda layer is redrawn (safe mode off for the clone too);

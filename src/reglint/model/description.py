@@ -293,6 +293,29 @@ class LearningRate:
     config: dict[str, Any] = field(default_factory=dict)
     source: Provenance = Provenance.FILE
 
+    def length(self) -> int | None:
+        """The step at which the schedule ends, for the kinds that end:
+        ``CosineDecay`` (``warmup_steps + decay_steps``; the rate then stays
+        at ``alpha`` times its start) and ``PolynomialDecay`` without
+        ``cycle`` (``decay_steps``; then ``end_learning_rate``). A schedule
+        sized this way is sized to the training. None for constant rates
+        and schedules that go on (exponential, inverse-time, piecewise,
+        restarts) or a length that is not a positive whole number.
+
+        >>> LearningRate(1e-3, schedule="CosineDecay", config={"decay_steps": 900, "warmup_steps": 100}).length()
+        1000
+        >>> LearningRate(1e-3, schedule="PolynomialDecay", config={"decay_steps": 500, "cycle": True}).length()
+        >>> LearningRate(1e-3, schedule="ExponentialDecay", config={"decay_steps": 500}).length()
+        """
+        if self.schedule not in ("CosineDecay", "PolynomialDecay") or self.config.get("cycle") is True:
+            return None
+        decay, warmup = self.config.get("decay_steps"), self.config.get("warmup_steps") or 0
+        whole = [v for v in (decay, warmup)
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0]
+        if len(whole) != 2 or not whole[0]:
+            return None
+        return int(whole[0]) + int(whole[1])
+
 
 @dataclass
 class ParamGroup:

@@ -112,6 +112,10 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         # A trained file says how long its training was: judge there, as
         # --epochs would (the default budget may run past a stall window).
         horizon = Horizon.from_file(_steps_taken(report.model), batch_size)
+    elif steps is None and npz is not None and (end := _schedule_end(report.model)) is not None:
+        # A schedule that ends (CosineDecay's decay_steps) was sized to the
+        # training: judge where it ends, not past it.
+        horizon = Horizon.from_schedule(*end)
 
     result = _measure(path, report, npz, steps=horizon, batch_size=batch_size, device=device, trust=trust, seed=seed,
                       time_budget=time_budget, backend_name=backend_name, start=start)
@@ -221,6 +225,15 @@ def _steps_taken(model: Model | None) -> int:
     """The optimizer steps the file records (0: untrained or not recorded)."""
     opt = model.optimizer if model is not None else None
     return int(opt.iterations or 0) if opt is not None else 0
+
+
+def _schedule_end(model: Model | None) -> tuple[int, str] | None:
+    """Where the file's learning-rate schedule ends, and its name (None:
+    a constant rate, or a schedule without an end)."""
+    opt = model.optimizer if model is not None else None
+    lr = opt.learning_rate if opt is not None else None
+    length = lr.length() if lr is not None and lr.schedule else None
+    return (length, str(lr.schedule)) if length and lr is not None else None
 
 
 def _out_of_memory(exc: BaseException) -> bool:

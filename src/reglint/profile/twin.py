@@ -162,7 +162,8 @@ class Horizon:
     """The length the user asked for: ``--steps N`` (exactly N steps, the
     time budget not applied) or ``--epochs E`` (their training's length,
     ``E * ceil(examples / batch)``, cut to the time budget); without either,
-    the steps a trained file's optimizer records (cut the same way)."""
+    the steps a trained file's optimizer records, or where its learning-rate
+    schedule ends (cut the same way)."""
 
     steps: int
     reason: str
@@ -181,6 +182,13 @@ class Horizon:
         return cls(steps, f"the file's optimizer took {steps:,} steps, the training's length, run here at "
                           f"--batch-size {batch_size} (the file does not record the training's: pass it; --steps or "
                           f"--epochs to choose another length)", exact=False)
+
+    @classmethod
+    def from_schedule(cls, steps: int, schedule: str) -> Horizon:
+        """The step where the file's learning-rate schedule ends: a training
+        sized to it (``LearningRate.length``), cut to the time budget."""
+        return cls(steps, f"the learning-rate schedule {schedule} ends at step {steps:,}, the training's length "
+                          f"(--steps or --epochs to choose another)", exact=False)
 
     @classmethod
     def from_epochs(cls, epochs: int, examples: int, batch_size: int) -> Horizon:
