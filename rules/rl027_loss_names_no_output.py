@@ -20,11 +20,15 @@ fails:
   to any model output");
 - Keras 3 (outputs a dict): a key with a loss that is not one of the
   dict's keys raises ``KeyError`` ("can't be found in ... the model's
-  output"); a key whose loss is None is skipped;
+  output"), the output's layer name included; a key whose loss is None is
+  skipped;
+- Keras 3.15, a ``Sequential`` model: any dict of losses raises
+  ``TypeError`` (the model has no output names to compare the keys with);
 - tf-keras (outputs a tensor or a flat list): ``ValueError: Found unexpected
   losses or metrics that do not correspond to any Model output``. With
-  outputs written as a dict tf-keras ignores the unknown key (not
-  reported).
+  outputs written as a dict tf-keras ignores an unknown key (not reported)
+  unless no key names an output: then no data loss is computed, and ``fit``
+  raises "No loss found" (or trains on the penalties alone).
 
 A file that cannot train is also a file whose penalties nothing can be
 weighed against: reglint's data-loss scale counts the losses by their keys,
@@ -53,12 +57,15 @@ None.
 ## Formula
 Exact: the keys of the saved loss dict against the outputs the config
 records (``output_layers``: the layers' names, and a dict output's keys).
-Keras 3 keeps a repeated layer name as it is (its first output matches),
-tf-keras makes repeats unique (``bb``, ``bb_1``); both are accepted where
-their Keras accepts them. A subclassed model records no output names and
-is not judged. Keras 3.15 also raises when a key is *missing* for an
-output of a list-output model (set equality); earlier Keras 3 releases and
-tf-keras leave that output without a loss, so it is not reported.
+Keras 3 keeps a repeated layer name as it is (an ``LSTM`` returning its
+states names three outputs ``lstm``), tf-keras makes repeats unique
+(``bb``, ``bb_1``); each is accepted where its Keras accepts it. A
+subclassed model records no output names and is not judged. Keras 3.15
+also raises when a key is *missing* for an output of a list-output model
+(set equality): reported for files it wrote. For files of earlier Keras 3
+releases (not checked here) the names any of them accepted are let
+through: the uniquified names, a dict output's layer name, a Sequential's
+last layer, and a missing key.
 
 ## Thresholds and calibration
 None: exact. Checked on files Keras 3.15.1 and tf-keras 2.21 wrote, loaded
@@ -68,7 +75,12 @@ compiled with the output variables' names (``classification``,
 ``regression``; ``fit`` raises), a Keras 3 dict-output model with a loss
 under a key it does not output (raises) and with ``None`` there (trains:
 quiet), a one-output tf-keras model with ``{"nope": "mse"}`` (raises) and a
-tf-keras dict-output model with an extra key (trains: quiet).
+tf-keras dict-output model with an extra key (trains: quiet). Review 10's
+files (``tests/test_review10_real_files.py``, written and fitted by the
+tests): Keras 3.15 dict outputs keyed by layer names, an LSTM's states keyed
+``lstm_1``, ``lstm_2``, a Sequential keyed by its last layer and a missing
+key all raise; tf-keras dict outputs with no key naming one raise "No loss
+found" (with a kernel penalty they train on it alone).
 
 ## References
 - Keras ``keras/src/trainers/compile_utils.py`` (``CompileLoss.build``,

@@ -81,8 +81,9 @@ def test_a_list_output_with_a_none_loss_under_an_unknown_key_still_raises_in_ker
 
 
 def test_a_dict_output_accepts_its_keys_not_only_its_layers_names(tmp_path):
-    """A dict output's layer name is accepted as well as its key (older
-    Keras 3 keyed such losses by layer name); neither raises a finding."""
+    """Keys equal to the dict output's keys (here also its layers' names)
+    are quiet. A layer name that is not a key raises in Keras 3.15 and is
+    reported (tests/test_review10_real_files.py)."""
     edited = with_loss(RULE_FIXTURES / "k3_loss_dict_outputs_extra_key.keras", tmp_path / "keys.keras",
                        {"main": "mse", "aux": "mse"})
     assert rl027(edited) == []

@@ -295,21 +295,27 @@ class LearningRate:
 
     def length(self) -> int | None:
         """The step at which the schedule ends, for the kinds that end:
-        ``CosineDecay`` (``warmup_steps + decay_steps``; the rate then stays
+        ``CosineDecay`` (``warmup_steps + decay_steps``, the warm-up counted
+        only with a ``warmup_target`` as Keras counts it; the rate then stays
         at ``alpha`` times its start) and ``PolynomialDecay`` without
         ``cycle`` (``decay_steps``; then ``end_learning_rate``). A schedule
         sized this way is sized to the training. None for constant rates
         and schedules that go on (exponential, inverse-time, piecewise,
         restarts) or a length that is not a positive whole number.
 
-        >>> LearningRate(1e-3, schedule="CosineDecay", config={"decay_steps": 900, "warmup_steps": 100}).length()
+        >>> LearningRate(0.0, schedule="CosineDecay",
+        ...              config={"decay_steps": 900, "warmup_steps": 100, "warmup_target": 0.1}).length()
         1000
+        >>> LearningRate(0.1, schedule="CosineDecay", config={"decay_steps": 900, "warmup_steps": 100}).length()
+        900
         >>> LearningRate(1e-3, schedule="PolynomialDecay", config={"decay_steps": 500, "cycle": True}).length()
         >>> LearningRate(1e-3, schedule="ExponentialDecay", config={"decay_steps": 500}).length()
         """
         if self.schedule not in ("CosineDecay", "PolynomialDecay") or self.config.get("cycle") is True:
             return None
         decay, warmup = self.config.get("decay_steps"), self.config.get("warmup_steps") or 0
+        if self.config.get("warmup_target") is None:
+            warmup = 0  # CosineDecay warms up only toward a warmup_target: without one it ignores warmup_steps
         whole = [v for v in (decay, warmup)
                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0]
         if len(whole) != 2 or not whole[0]:

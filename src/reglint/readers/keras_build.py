@@ -16,6 +16,7 @@ from typing import Any
 
 from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
 from reglint.model.nesting import OUTPUTS, NestedGraph
+from reglint.model.versions import major_minor
 from reglint.readers.keras_config import LayerNode, ModelConfig, container_io, container_output_refs
 from reglint.readers.keras_fans import kernel_fan_axes
 from reglint.readers.keras_layers import (
@@ -369,7 +370,8 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
                                       target="loss"))
     if keras2_names is not None:
         model.problems.extend(dropped_loss_problems(model, saved_weights, keras2_names))
-    model.problems.extend(loss_name_problems(loss_obj, tree, keras3=keras3, keras2_outputs=keras2_names))
+    model.problems.extend(loss_name_problems(loss_obj, tree, keras3=keras3, keras2_outputs=keras2_names,
+                                              version=version))
 
 
 def keras2_output_names(tree: ModelConfig) -> list[str] | None:
@@ -434,22 +436,30 @@ def loss_weight_problems(loss_obj: Any, loss_weights: Any, *, keras3: bool,
 
 
 def loss_name_problems(loss_obj: Any, tree: ModelConfig, *, keras3: bool,
-                       keras2_outputs: list[str] | None) -> list[Problem]:
+                       keras2_outputs: list[str] | None, version: str = "") -> list[Problem]:
     """One ``UNKNOWN_LOSS_OUTPUT`` when a dict of losses has keys that name
     no output of the model, in the cases where the file's own Keras raises
     in ``fit`` on them (RL027's table):
 
     - Keras 3, outputs one tensor or a list: any such key (3.15's
       ``CompileLoss.build``: "Expected keys [...] in loss dict"; earlier 3.x:
-      "does not correspond to any model output"). A model written as
-      ``Sequential`` counts its last layer as its output.
-    - Keras 3, outputs a dict: a key with a loss (not None) that is neither
-      an output's key nor its layer's name ("can't be found in ... the
-      model's output"). A None loss there is skipped by Keras.
+      "does not correspond to any model output"). From 3.15 the names are
+      the output layers' own, repeats kept (an ``LSTM`` returning its
+      states is ``lstm`` three times), the key set must equal theirs (a
+      missing key raises too), and a ``Sequential`` (no output names)
+      raises ``TypeError`` on any dict; before 3.15 a tf-keras-style
+      ``bb_1`` and a missing key are let through, and a ``Sequential``
+      counts its last layer as its output.
+    - Keras 3, outputs a dict: a key with a loss (not None) that is not one
+      of the dict's keys (3.15: ``KeyError`` "can't be found in ... the
+      model's output"; before 3.15 the output's layer name is also let
+      through). A None loss there is skipped by Keras.
     - tf-keras, outputs one tensor or a flat list: any such key
       (``map_to_output_names``: "Found unexpected losses or metrics").
-      tf-keras ignores unknown keys when the outputs are a dict: not
-      reported.
+    - tf-keras, outputs a dict: unknown keys are ignored, so only a dict
+      none of whose keys (with a loss) is an output's key or its layer's
+      name is reported: no data loss is computed ("No loss found", or the
+      penalties alone are trained on).
 
     Subclassed models (no output names in the file) are not judged."""
     if not is_loss_map(loss_obj) or not tree.output_refs:
@@ -457,33 +467,87 @@ def loss_name_problems(loss_obj: Any, tree: ModelConfig, *, keras3: bool,
     subclassed = len(tree.leaves) == 1 and not tree.containers and tree.leaves[0].class_name == tree.class_name
     if subclassed:
         return []
-    layers = [ref.name for ref in tree.output_refs]
-    keyed = any(key is not None for key in tree.output_keys)
     if keras3:
-        valid = set(output_names(layers)) | set(layers) | {key for key in tree.output_keys if key is not None}
-        unknown = [str(key) for key, loss in loss_obj.items()
-                   if str(key) not in valid and (loss is not None or not keyed)]
-        raises = ("Keras 3's fit raises (\"... can't be found in the model's output\")" if keyed else
-                  "Keras 3's fit raises (\"Expected keys [...] in loss dict\"; before 3.15: \"does not correspond "
-                  "to any model output\")")
-        names = [key for key in tree.output_keys if key is not None] if keyed else output_names(layers)
+        found = _keras3_unknown_loss_keys(loss_obj, tree, since_315=(major_minor(version) or (3, 0)) >= (3, 15))
     elif keras2_outputs is not None:
-        unknown = [str(key) for key in loss_obj if str(key) not in keras2_outputs]
-        raises = ("tf-keras' fit raises (\"Found unexpected losses or metrics that do not correspond to any "
-                  "Model output\")")
-        names = list(keras2_outputs)
+        found = LossKeys([str(key) for key in loss_obj if str(key) not in keras2_outputs], list(keras2_outputs),
+                         "tf-keras' fit raises (\"Found unexpected losses or metrics that do not correspond to "
+                         "any Model output\")")
+    elif version.startswith(("1.", "2.")):
+        found = _keras2_dict_output_unmatched(loss_obj, tree)
     else:
         return []
-    if not unknown:
+    if found is None:
         return []
-    one = len(unknown) == 1
-    unkeyed = [name for name in names if name not in {str(key) for key in loss_obj}]
-    hint = f"; no loss is keyed by {', '.join(repr(n) for n in unkeyed)}" if unkeyed else ""
-    return [Problem(ProblemKind.UNKNOWN_LOSS_OUTPUT, "",
-                    f"compile's loss dict names {', '.join(repr(k) for k in unknown)}, which "
-                    f"{'is' if one else 'are'} no output of the model (its outputs: "
-                    f"{', '.join(names)}): {raises}{hint}",
-                    target="loss", value=repr(sorted(map(str, loss_obj)))[:200])]
+    unknown, names, raises = found.unknown, found.names, found.raises
+    unkeyed = [name for name in dict.fromkeys(names) if name not in {str(key) for key in loss_obj}]
+    if unknown:
+        one = len(unknown) == 1
+        hint = f"; no loss is keyed by {', '.join(repr(n) for n in unkeyed)}" if unkeyed else ""
+        said = (f"compile's loss dict names {', '.join(repr(k) for k in unknown)}, which {'is' if one else 'are'} "
+                f"no output of the model (its outputs: {', '.join(dict.fromkeys(names))}): {raises}{hint}")
+    elif unkeyed and found.missing_raises:  # Keras 3.15: a missing key raises as well
+        said = (f"compile's loss dict has no key for {', '.join(repr(n) for n in unkeyed)} (its outputs: "
+                f"{', '.join(dict.fromkeys(names))}): {raises}")
+    else:
+        return []
+    return [Problem(ProblemKind.UNKNOWN_LOSS_OUTPUT, "", said, target="loss",
+                    value=repr(sorted(map(str, loss_obj)))[:200])]
+
+
+@dataclass(frozen=True)
+class LossKeys:
+    """What a Keras makes of a dict of losses: the keys it rejects, the
+    output names it expects, what its fit raises, and whether an output
+    left without a key raises too (Keras 3.15)."""
+
+    unknown: list[str]
+    names: list[str]
+    raises: str
+    missing_raises: bool = False
+
+
+def _keras3_unknown_loss_keys(loss_obj: dict, tree: ModelConfig, *, since_315: bool) -> LossKeys:
+    """The keys Keras 3's ``fit`` rejects, the output names it expects and
+    what it raises (``loss_name_problems``' table); nothing rejected when
+    it accepts the dict. Checked on 3.15.1; earlier 3.x are judged by the union of
+    the names any of them accepted."""
+    layers = [ref.name for ref in tree.output_refs]
+    keys = [key for key in tree.output_keys if key is not None]
+    if since_315 and tree.class_name == "Sequential":
+        # No output_names: CompileLoss.build compares the dict's keys with None.
+        return LossKeys([str(key) for key in loss_obj], layers[-1:],
+                        "Keras 3.15's fit raises (TypeError: 'NoneType' object is not iterable) on any dict of "
+                        "losses for a Sequential model: pass the loss itself")
+    if keys:
+        valid = set(keys) if since_315 else set(keys) | set(layers)
+        return LossKeys([str(key) for key, loss in loss_obj.items() if str(key) not in valid and loss is not None],
+                        keys, "Keras 3's fit raises (\"... can't be found in the model's output\")")
+    if since_315:
+        unknown = [str(key) for key in loss_obj if str(key) not in set(layers)]
+        if not unknown:  # the key set must equal the output names'
+            return LossKeys([], layers, "Keras 3.15's fit raises (\"Expected keys [...] in loss dict\"): every "
+                                        "output needs a key (None for no loss)", missing_raises=True)
+        return LossKeys(unknown, layers, "Keras 3's fit raises (\"Expected keys [...] in loss dict\")")
+    valid = set(output_names(layers)) | set(layers)
+    return LossKeys([str(key) for key in loss_obj if str(key) not in valid], output_names(layers),
+                    "Keras 3's fit raises (\"Expected keys [...] in loss dict\"; before 3.15: \"does not correspond "
+                    "to any model output\")")
+
+
+def _keras2_dict_output_unmatched(loss_obj: dict, tree: ModelConfig) -> LossKeys | None:
+    """tf-keras with outputs written as a dict: the keys when none of those
+    with a loss names an output (by its key or its layer): tf-keras ignores
+    unknown keys, so no data loss is computed at all. None otherwise."""
+    keys = [key for key in tree.output_keys if key is not None]
+    if not keys:
+        return None
+    known = set(keys) | {ref.name for ref in tree.output_refs}
+    with_loss = [str(key) for key, loss in loss_obj.items() if loss is not None]
+    if not with_loss or any(key in known for key in with_loss):
+        return None
+    return LossKeys(with_loss, keys, "tf-keras computes no data loss: its fit raises (\"No loss found\") or, "
+                                     "with penalties in the model, trains on the penalties alone")
 
 
 def attach_graph(model: Model, tree: ModelConfig) -> None:

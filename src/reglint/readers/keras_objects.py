@@ -274,7 +274,9 @@ def parse_optimizer(obj: Any) -> Optimizer | None:
         return None
     cfg = inner_config(obj)
     bare = bare_class_name(name)
-    if bare.lower() == "lossscaleoptimizer":  # mixed precision wraps the real one
+    # mixed precision wraps the real one (tf-keras saves its wrapper of a
+    # non-legacy optimizer as LossScaleOptimizerV3)
+    if bare.lower() in ("lossscaleoptimizer", "lossscaleoptimizerv3"):
         inner = cfg.get("inner_optimizer") or cfg.get("optimizer")
         parsed = parse_optimizer(inner)
         if parsed is not None:
