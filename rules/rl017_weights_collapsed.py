@@ -77,8 +77,12 @@ initial 1 it passes at most a thousandth of the normalized signal and adds its
 offset. When that normalization is the *last* one on every path from the
 inputs to the outputs, no later layer renormalizes what it lets through and
 the prediction is all but constant; the finding names those layers. An
-earlier dead scale followed by a live normalization is not reported (the
-later one divides the shrunk signal back out). Two normalizations in series
+earlier dead scale followed by a live normalization is not reported: the
+later one rescales what comes through, though not always all of it (a
+LayerNorm whose input is mostly the earlier offset, a BatchNorm whose input
+variance has fallen under its epsilon), so these are misses on the cautious
+side (review 10: the fixture with its last gamma set back to 1 still
+predicts one class in Keras). Two normalizations in series
 whose scales both shrink stop each other's data gradient (each one's gamma
 gradient is proportional to the other's scale), so the decay alone drives
 them geometrically toward zero: review 9's separable CNN (gamma+beta
