@@ -467,6 +467,7 @@ def loss_name_problems(loss_obj: Any, tree: ModelConfig, *, keras3: bool,
     subclassed = len(tree.leaves) == 1 and not tree.containers and tree.leaves[0].class_name == tree.class_name
     if subclassed:
         return []
+    found: LossKeys | None
     if keras3:
         found = _keras3_unknown_loss_keys(loss_obj, tree, since_315=(major_minor(version) or (3, 0)) >= (3, 15))
     elif keras2_outputs is not None:
