@@ -2,8 +2,10 @@
 
 ## What it does
 Reports a dict of losses saved with the model (``compile(loss={...})``)
-whose keys name no output of the model, where the file's own Keras refuses
-it: ``fit`` raises on the first step.
+that the file's own Keras cannot pair with the model's outputs, so ``fit``
+raises on the first step (or, in tf-keras, computes no data loss): keys that
+name no output; in files Keras 3.15 wrote, also an output left without a key
+and any dict on a ``Sequential`` model.
 
 ## Why is this bad?
 Keras matches a dict of losses to the outputs by name, and the names are
@@ -101,7 +103,7 @@ class LossNamesNoOutput(Rule):
     code = "RL027"
     name = "loss-names-no-output"
     severity = Severity.ERROR
-    summary = "A dict of losses names no output of the model: the file's Keras raises in fit."
+    summary = "A dict of losses the file's Keras cannot pair with the model's outputs: fit raises on it."
 
     def check(self, model, analysis):
         for problem in model.problems_of(ProblemKind.UNKNOWN_LOSS_OUTPUT):
