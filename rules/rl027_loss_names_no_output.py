@@ -25,7 +25,8 @@ fails:
   output"), the output's layer name included; a key whose loss is None is
   skipped;
 - Keras 3.15, a ``Sequential`` model: any dict of losses raises
-  ``TypeError`` (the model has no output names to compare the keys with);
+  ``TypeError`` (the model has no output names to compare the keys with;
+  reported for files 3.15 wrote, a later release may mend it);
 - tf-keras (outputs a tensor or a flat list): ``ValueError: Found unexpected
   losses or metrics that do not correspond to any Model output``. With
   outputs written as a dict tf-keras ignores an unknown key (not reported)

@@ -17,7 +17,7 @@ from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
 from reglint.model import ProblemKind
 
-from helpers import RULE_FIXTURES
+from helpers import KERAS_FIXTURES, RULE_FIXTURES
 from mutate import rewrite_keras_zip
 
 
@@ -105,3 +105,36 @@ def test_cli_exits_1_on_it_and_profile_refuses_in_one_line():
     profiled = runner.invoke(app, ["profile", path])
     assert profiled.exit_code == 2
     assert "RL027" in profiled.output and "Traceback" not in profiled.output
+
+
+def sequential_with_loss_dict(src, dst, loss, keras_version):
+    """A Sequential file Keras 3.15.1 wrote, with a dict of losses and the
+    writer's version in metadata.json replaced."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin:
+        members = {name: zin.read(name) for name in zin.namelist()}
+    config = json.loads(members["config.json"])
+    config["compile_config"]["loss"] = loss
+    members["config.json"] = json.dumps(config).encode()
+    metadata = json.loads(members["metadata.json"])
+    metadata["keras_version"] = keras_version
+    members["metadata.json"] = json.dumps(metadata).encode()
+    with zipfile.ZipFile(dst, "w") as zout:
+        for name, data in members.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def test_a_sequential_dict_loss_is_judged_as_the_writer_judges_it(tmp_path):
+    """Keras 3.15's fit raises on any dict of losses for a Sequential (review
+    10, tests/test_review10_real_files.py); a later writer may have mended
+    that, so its file is judged by names only: the last layer's name passes,
+    another name does not."""
+    src = KERAS_FIXTURES / "scenario_penalty_dominates.keras"  # Sequential, last layer dense_2
+    own = {"dense_2": "sparse_categorical_crossentropy"}
+    [finding] = rl027(sequential_with_loss_dict(src, tmp_path / "k315.keras", own, "3.15.1"))
+    assert "TypeError" in finding.message
+    assert rl027(sequential_with_loss_dict(src, tmp_path / "k316.keras", own, "3.16.0")) == []
+    [finding] = rl027(sequential_with_loss_dict(src, tmp_path / "k316_bad.keras", {"out": "mse"}, "3.16.0"))
+    assert "'out'" in finding.message
