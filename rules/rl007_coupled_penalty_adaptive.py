@@ -79,7 +79,14 @@ digits, a GRU with one seed), while the diabetes regression's 160-step
 runs degraded at every lambda: 160 steps are shorter than ``sigma/eta`` =
 246 (hence the length condition; every other run trained 480 steps or
 more). Error at **0.4**, between the two; it is one grid step (L2 0.1 to
-0.3) wide. An earlier version judged ``g*`` itself (error 0.035): the same
+0.3) wide. The pull has no term for the optimizer's decoupled
+``weight_decay``: review 9's GRU on the 20-class set with L2 0.1 and AdamW
+``weight_decay`` 1 ended at chance, but retrained with ``weight_decay`` 0,
+0.1 and 1 it ended at 0.072, 0.062 and 0.050 accuracy (chance 0.05,
+unpenalized 0.578), and on digits at 0.32, 0.31 and 0.30 (unpenalized 0.93)
+(``python bench/stacked_decay_check.py``): the L2 at ``k`` = 0.2 on hard
+data did it, and ``lr*wd`` of at most 1e-3 per step added nothing
+(RL003 judges the decay alone). An earlier version judged ``g*`` itself (error 0.035): the same
 runs on the grids, but a false alarm on a 32-wide MLP at L2 0.1 on breast
 cancer (``g*`` 0.036, healthy) in the width check. Checked, not fitted,
 on the PyTorch runs (bench/TORCH_CALIBRATION.md): Adam with its coupled
