@@ -255,11 +255,13 @@ class WeightsCollapsed(Rule):
         """Every path to the outputs leaves its last normalization through a
         scale at zero: the prediction no longer depends on the input."""
         where = ", ".join(f"{path} (max |gamma| {g(scale)})" for path, scale in sorted(cut.items()))
+        one = len(cut) == 1
         return self.finding(
             f"after {g(model.optimizer.iterations)} steps the last normalization on every path to the outputs has "
-            f"its scale at zero: {where}; each passes at most {g(DEAD_SCALE)} of its normalized signal and adds its "
-            f"offset, so the prediction is all but constant: a gamma penalty (or weight decay) drove the network "
-            f"to its trivial solution",
+            f"its scale at zero: {where}; {'it passes' if one else 'each passes'} at most "
+            f"{g(max(cut.values()))} of its normalized signal and adds its offset, so the prediction is all but "
+            f"constant: a gamma penalty (or weight decay) drove the network to its trivial solution",
+            layer=next(iter(cut)) if one else None,
             target="gamma", remedy="retrain with a much smaller gamma penalty, or none (RL008)",
             values={"dead_scales": cut, "iterations": model.optimizer.iterations, "dead_scale_level": DEAD_SCALE})
 
