@@ -31,7 +31,9 @@ fails:
   losses or metrics that do not correspond to any Model output``. With
   outputs written as a dict tf-keras ignores an unknown key (not reported)
   unless no key names an output: then no data loss is computed, and ``fit``
-  raises "No loss found" (or trains on the penalties alone).
+  raises "No loss found" (or trains on the penalties alone). An output's
+  layer name counts as its key in .h5 and SavedModel files, not in a
+  .keras file (tf-keras 2.21 trains the first, raises on the second).
 
 A file that cannot train is also a file whose penalties nothing can be
 weighed against: reglint's data-loss scale counts the losses by their keys,

@@ -107,6 +107,17 @@ TF_KERAS_SCRIPT = textwrap.dedent("""
             out[name] = "trains"
         except Exception as exc:
             out[name] = str(exc).strip().splitlines()[-1]
+    for ext in ("keras", "h5"):  # dict outputs, losses keyed by the layers' names, not the dict's keys
+        inputs = keras.Input((8,))
+        model = keras.Model(inputs, {"a": L.Dense(3, name="la")(inputs), "b": L.Dense(2, name="lb")(inputs)})
+        model.compile(keras.optimizers.SGD(0.01), {"la": "mse", "lb": "mse"})
+        path = sys.argv[1] + "/layer_keys." + ext
+        model.save(path) if ext == "keras" else model.save(path, save_format="h5")
+        try:
+            keras.models.load_model(path).fit(x, y, epochs=1, batch_size=8, verbose=0)
+            out["layer_keys_" + ext] = "trains"
+        except Exception as exc:
+            out["layer_keys_" + ext] = str(exc).strip().splitlines()[-1]
     schedule = S.CosineDecay(0.1, 900, warmup_steps=100)  # no warmup_target: Keras ignores warmup_steps
     rates = [float(schedule(step)) for step in range(0, 1001)]
     out["schedule_stops_at"] = max(i + 1 for i in range(1000) if rates[i + 1] != rates[i])
@@ -136,6 +147,16 @@ def test_tf_keras_dict_outputs_with_no_key_naming_one_compute_no_data_loss(tf_ke
     for name in ("no_key_matches", "no_key_matches_penalized"):
         [finding] = rl027(folder / f"{name}.h5")
         assert "'c'" in finding.message and "no data loss" in finding.message
+
+
+def test_tf_keras_dict_outputs_keyed_by_layer_names_follow_the_format(tf_keras_files):
+    """tf-keras reads a dict output's layer name as its key when it loads an
+    .h5 file, not a .keras one: the .keras file computes no data loss."""
+    folder, said = tf_keras_files
+    assert "No loss found" in said["layer_keys_keras"] and said["layer_keys_h5"] == "trains"  # tf-keras' own fit
+    [finding] = rl027(folder / "layer_keys.keras")
+    assert "'la', 'lb'" in finding.message and "no data loss" in finding.message
+    assert rl027(folder / "layer_keys.h5") == []
 
 
 def test_tf_keras_loss_scale_optimizer_v3_is_unwrapped_and_its_schedule_ends_where_keras_stops(tf_keras_files):

@@ -371,7 +371,7 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
     if keras2_names is not None:
         model.problems.extend(dropped_loss_problems(model, saved_weights, keras2_names))
     model.problems.extend(loss_name_problems(loss_obj, tree, keras3=keras3, keras2_outputs=keras2_names,
-                                              version=version))
+                                              version=version, zip_format=model.format == "keras_v3"))
 
 
 def keras2_output_names(tree: ModelConfig) -> list[str] | None:
@@ -436,7 +436,8 @@ def loss_weight_problems(loss_obj: Any, loss_weights: Any, *, keras3: bool,
 
 
 def loss_name_problems(loss_obj: Any, tree: ModelConfig, *, keras3: bool,
-                       keras2_outputs: list[str] | None, version: str = "") -> list[Problem]:
+                       keras2_outputs: list[str] | None, version: str = "",
+                       zip_format: bool | None = None) -> list[Problem]:
     """One ``UNKNOWN_LOSS_OUTPUT`` when a dict of losses has keys that name
     no output of the model, in the cases where the file's own Keras raises
     in ``fit`` on them (RL027's table):
@@ -457,9 +458,11 @@ def loss_name_problems(loss_obj: Any, tree: ModelConfig, *, keras3: bool,
     - tf-keras, outputs one tensor or a flat list: any such key
       (``map_to_output_names``: "Found unexpected losses or metrics").
     - tf-keras, outputs a dict: unknown keys are ignored, so only a dict
-      none of whose keys (with a loss) is an output's key or its layer's
-      name is reported: no data loss is computed ("No loss found", or the
-      penalties alone are trained on).
+      none of whose keys (with a loss) is an output's key is reported: no
+      data loss is computed ("No loss found", or the penalties alone are
+      trained on). An output's layer name counts as its key in .h5 and
+      SavedModel files (tf-keras trains them), not in a .keras file
+      (``zip_format``: its fit raises "No loss found"; review 10).
 
     Subclassed models (no output names in the file) are not judged."""
     if not is_loss_map(loss_obj) or not tree.output_refs:
@@ -476,7 +479,7 @@ def loss_name_problems(loss_obj: Any, tree: ModelConfig, *, keras3: bool,
                          "tf-keras' fit raises (\"Found unexpected losses or metrics that do not correspond to "
                          "any Model output\")")
     elif version.startswith(("1.", "2.")):
-        found = _keras2_dict_output_unmatched(loss_obj, tree)
+        found = _keras2_dict_output_unmatched(loss_obj, tree, by_layer_name=not zip_format)
     else:
         return []
     if found is None:
@@ -539,14 +542,15 @@ def _keras3_unknown_loss_keys(loss_obj: dict, tree: ModelConfig, *, since_315: b
                     "to any model output\")")
 
 
-def _keras2_dict_output_unmatched(loss_obj: dict, tree: ModelConfig) -> LossKeys | None:
+def _keras2_dict_output_unmatched(loss_obj: dict, tree: ModelConfig, *, by_layer_name: bool = True) -> LossKeys | None:
     """tf-keras with outputs written as a dict: the keys when none of those
-    with a loss names an output (by its key or its layer): tf-keras ignores
-    unknown keys, so no data loss is computed at all. None otherwise."""
+    with a loss names an output (by its key, or its layer where
+    ``by_layer_name``): tf-keras ignores unknown keys, so no data loss is
+    computed at all. None otherwise."""
     keys = [key for key in tree.output_keys if key is not None]
     if not keys:
         return None
-    known = set(keys) | {ref.name for ref in tree.output_refs}
+    known = set(keys) | ({ref.name for ref in tree.output_refs} if by_layer_name else set())
     with_loss = [str(key) for key, loss in loss_obj.items() if loss is not None]
     if not with_loss or any(key in known for key in with_loss):
         return None
