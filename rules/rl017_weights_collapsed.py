@@ -101,8 +101,8 @@ largest ``|gamma|`` of 0.18 or more, the collapsed ones' ranged from 1e-11,
 4e-7 and 8e-7 (the three reported) through 0.0074, 0.021, 0.033 and 0.083
 (not reported: a scale that size can be taken over by the next layer, and
 those networks collapsed with their heads and kernels shrunk, which is not a
-cut). ``1e-3`` sits 7x under the smallest of those and 180x under the
-smallest healthy one; it is a level for a scale that no longer carries
+cut; ``python bench/ceiling_tallies.py gamma-cut``). ``1e-3`` sits 7x under
+the smallest of those and 180x under the smallest healthy one; it is a level for a scale that no longer carries
 the signal, not a fit, and not an option.
 
 ## The optimizer's own L1 (Ftrl)
