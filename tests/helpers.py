@@ -8,6 +8,7 @@ True
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -77,3 +78,34 @@ def snapshot_checkout(dest: Path) -> Path:
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "snapshot")
     return dest
+
+
+def check_regularizer(layer, key, reg) -> None:
+    """``layer`` (a reglint Layer) carries the regularizer ``reg`` that Keras'
+    ``get_config()`` reported under ``key`` (``kernel_regularizer``...)."""
+    from reglint.model import Role
+
+    if key == "activity_regularizer":
+        found = layer.activity_regularizer
+    else:
+        target = key[: -len("_regularizer")]
+        candidates = [v.regularizer for v in layer.variables if v.regularizer is not None and (
+            v.name.split("/")[-1] == target or v.role.value == target
+            or (target == "depthwise" and v.role in (Role.DEPTHWISE_KERNEL, Role.KERNEL))
+            or (target == "pointwise" and v.role is Role.POINTWISE_KERNEL)
+            or (target == "recurrent" and v.role is Role.RECURRENT_KERNEL))]
+        found = candidates[0] if candidates else None
+        if found is None and not any(v.role.value == target or v.name.split("/")[-1] == target
+                                     for v in layer.variables):
+            return  # e.g. bias_regularizer with use_bias=False: no variable to regularize
+    assert found is not None, f"{layer.path}: {key} not read"
+    cfg = reg.get("config", {}) if isinstance(reg, dict) else {}
+    if isinstance(reg, dict) and reg.get("registered_name") and ">" in str(reg.get("registered_name")):
+        assert found.kind == "custom" and found.class_name == reg["registered_name"]
+        return
+    for factor in ("l1", "l2"):
+        if factor in cfg:
+            assert math.isclose(getattr(found, factor), cfg[factor], rel_tol=1e-6), (layer.path, key, factor)
+    if isinstance(reg, dict) and reg.get("class_name") == "OrthogonalRegularizer":
+        assert found.kind == "orthogonal"
+        assert math.isclose(found.factor, cfg.get("factor", 0.01), rel_tol=1e-6)

@@ -10,7 +10,7 @@ import pytest
 from reglint.model import Role
 from reglint.readers import read_model
 
-from helpers import KERAS_FIXTURES, keras_manifest
+from helpers import KERAS_FIXTURES, check_regularizer, keras_manifest
 
 READABLE = [e for e in keras_manifest() if e["format"] not in ("weights_only", "savedmodel", "savedmodel_export")]
 WEIGHTS_ONLY = [e for e in keras_manifest() if e["format"] == "weights_only"]
@@ -46,34 +46,7 @@ def test_per_layer_counts_and_regularizers(entry):
             assert layer.trainable_params == expected["trainable_params"], expected["path"]
             assert layer.non_trainable_params == expected["non_trainable_params"], expected["path"]
         for key, reg in expected["regularizers"].items():
-            _check_regularizer(layer, key, reg)
-
-
-def _check_regularizer(layer, key, reg):
-    if key == "activity_regularizer":
-        found = layer.activity_regularizer
-    else:
-        target = key[: -len("_regularizer")]
-        candidates = [v.regularizer for v in layer.variables if v.regularizer is not None and (
-            v.name.split("/")[-1] == target or v.role.value == target
-            or (target == "depthwise" and v.role in (Role.DEPTHWISE_KERNEL, Role.KERNEL))
-            or (target == "pointwise" and v.role is Role.POINTWISE_KERNEL)
-            or (target == "recurrent" and v.role is Role.RECURRENT_KERNEL))]
-        found = candidates[0] if candidates else None
-        if found is None and not any(v.role.value == target or v.name.split("/")[-1] == target
-                                     for v in layer.variables):
-            return  # e.g. bias_regularizer with use_bias=False: no variable to regularize
-    assert found is not None, f"{layer.path}: {key} not read"
-    cfg = reg.get("config", {}) if isinstance(reg, dict) else {}
-    if isinstance(reg, dict) and reg.get("registered_name") and ">" in str(reg.get("registered_name")):
-        assert found.kind == "custom" and found.class_name == reg["registered_name"]
-        return
-    for factor in ("l1", "l2"):
-        if factor in cfg:
-            assert math.isclose(getattr(found, factor), cfg[factor], rel_tol=1e-6), (layer.path, key, factor)
-    if isinstance(reg, dict) and reg.get("class_name") == "OrthogonalRegularizer":
-        assert found.kind == "orthogonal"
-        assert math.isclose(found.factor, cfg.get("factor", 0.01), rel_tol=1e-6)
+            check_regularizer(layer, key, reg)
 
 
 @pytest.mark.parametrize("entry", WEIGHTS_ONLY, ids=[e["file"] for e in WEIGHTS_ONLY])

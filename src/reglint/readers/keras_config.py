@@ -22,6 +22,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.model import TensorRef
+from reglint.model.versions import major_minor
 from reglint.readers.keras_layers import CONTAINERS
 from reglint.readers.keras_objects import bare_class_name, class_name_of, is_tensor_ref, to_snake_case
 
@@ -184,6 +185,33 @@ def _layer_name(entry: dict, cfg: Any, class_name: str) -> str:
     if not isinstance(name, str) or not name:
         name = to_snake_case(class_name) or "layer"
     return name
+
+
+def thaw_for_writer(tree: ModelConfig, version: str | None) -> str | None:
+    """Keras 3.0 and 3.1 rebuilt every layer of a file with trainable
+    variables whatever its config's ``trainable`` (keras-team/keras#19398,
+    fixed in 3.2.0): a file they wrote trains its frozen layers when they
+    load it, and their ``model.summary()`` counts them as trainable. Count
+    them as the writer trains them; the note (returned, None when nothing
+    changed) names the layers and says what later releases do.
+
+    >>> tree = ModelConfig("Sequential", "m", [LayerNode("conv", "Conv2D", {}, "conv", False, "")], [], [])
+    >>> thaw_for_writer(tree, "3.2.1") is None, thaw_for_writer(tree, "3.1.1")[:45]
+    (True, 'written by Keras 3.1.1, whose load_model igno')
+    >>> tree.leaves[0].trainable
+    True
+    """
+    if major_minor(version) not in ((3, 0), (3, 1)):
+        return None
+    frozen = [node for node in tree.leaves if not node.trainable]
+    if not frozen:
+        return None
+    for node in frozen:
+        node.trainable = True
+    names = ", ".join(node.path for node in frozen[:5]) + (f" and {len(frozen) - 5} more" if len(frozen) > 5 else "")
+    return (f"written by Keras {version}, whose load_model ignores trainable=False (keras-team/keras#19398, fixed in "
+            f"3.2.0): the layers the config marks frozen ({names}) train when that release loads the file and are "
+            "counted as trainable; Keras 3.2 or later keeps them frozen")
 
 
 def _trainable(cfg: Any) -> bool:

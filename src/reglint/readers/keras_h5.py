@@ -31,7 +31,7 @@ from reglint.readers.keras_check import (
     extra_layer_problem,
     no_weights_problem,
 )
-from reglint.readers.keras_config import LayerNode, walk_model_config
+from reglint.readers.keras_config import LayerNode, thaw_for_writer, walk_model_config
 from reglint.readers.keras_layers import role_from_weight_name
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
@@ -71,6 +71,9 @@ def _read_open_h5(h5, path: Path, options: ReadOptions) -> Model:
                   framework="tf.keras" if version and version.endswith("-tf") else "keras",
                   backend=attr_text(h5.attrs, "backend"))
     tree = walk_model_config(config, max_layers=options.max_layers)
+    thawed = thaw_for_writer(tree, version)
+    if thawed:
+        model.notes.append(thawed)
     model.name = tree.name
     weights = h5_get(h5, "model_weights")
     if isinstance(weights, h5py.Group):

@@ -38,7 +38,7 @@ from reglint.readers.keras_check import (
     extra_layer_problem,
     no_weights_problem,
 )
-from reglint.readers.keras_config import LayerNode, ModelConfig, walk_model_config
+from reglint.readers.keras_config import LayerNode, ModelConfig, thaw_for_writer, walk_model_config
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import h5_get, load_json
@@ -97,6 +97,7 @@ def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptio
             _read_weights(h5, model, config, options)
     else:
         tree = walk_model_config(config, max_layers=options.max_layers)
+        _thaw(model, tree)
         _build_without_weights(model, tree, config, names)
         model.metadata["tree"] = tree
     tree = model.metadata.pop("tree")
@@ -197,6 +198,7 @@ def _read_weights(h5, model: Model, config: Any, options: ReadOptions) -> None:
     # _layer_checkpoint_dependencies; later writers use layers/.
     by_name = index.kind("_layer_checkpoint_dependencies") is not None and index.kind("layers") is None
     tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=by_name)
+    _thaw(model, tree)
     model.metadata["tree"] = tree
     for node in tree.leaves:
         tensors = _tensors_for(index, node)
@@ -205,6 +207,12 @@ def _read_weights(h5, model: Model, config: Any, options: ReadOptions) -> None:
     if not by_name:
         _unclaimed_groups(index, tree, model)
     _read_iterations(h5, model)
+
+
+def _thaw(model: Model, tree: ModelConfig) -> None:
+    note = thaw_for_writer(tree, model.framework_version)
+    if note:
+        model.notes.append(note)
 
 
 def _buffered(handle):

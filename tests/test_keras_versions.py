@@ -1,0 +1,146 @@
+"""Files written by every Keras 3 release, not only the project's own.
+
+fixtures/versions/keras-<release>/ holds the same zoo of models written by
+each release (fixtures/make_version_fixtures.py, JAX backend) and a manifest
+of what that release reported after loading each file back. The readers must
+give each release's own counts, regularizers, optimizer and penalty, and must
+not call a file broken (RL019) that its own release loads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from reglint.engine.analysis import Analysis
+from reglint.engine.finding import Severity
+from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
+from reglint.model import ProblemKind
+from reglint.readers import read_model
+
+from helpers import FIXTURES, check_regularizer
+
+VERSIONS = FIXTURES / "versions"
+RL019_KINDS = (ProblemKind.WEIGHTS_MISMATCH, ProblemKind.MISSING_WEIGHTS, ProblemKind.EXTRA_WEIGHTS,
+               ProblemKind.UNREADABLE)
+
+
+def _entries() -> list[dict]:
+    out = []
+    for manifest in sorted(VERSIONS.glob("keras-*/manifest.json")):
+        for entry in json.loads(manifest.read_text())["files"]:
+            out.append({**entry, "path": manifest.parent / entry["file"]})
+    return out
+
+
+ENTRIES = _entries()
+MODELS = [e for e in ENTRIES if e["format"] != "weights_only"]
+WEIGHTS = [e for e in ENTRIES if e["format"] == "weights_only"]
+
+
+def _id(entry: dict) -> str:
+    return f"{entry['keras_version']}/{entry['file']}"
+
+
+def test_every_release_since_3_0_is_covered():
+    releases = {e["keras_version"] for e in ENTRIES}
+    minors = {tuple(int(x) for x in v.split(".")[:2]) for v in releases}
+    assert {(3, m) for m in range(16)} <= minors, sorted(minors)
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=_id)
+def test_counts_equal_the_writers(entry):
+    model = read_model(entry["path"])
+    assert not [p for p in model.problems if p.kind in RL019_KINDS], model.problems[:3]
+    assert (model.total_params, model.trainable_params, model.non_trainable_params) == (
+        entry["count_params"], entry["trainable_params"], entry["non_trainable_params"])
+    config = model.metadata["config_params"]
+    assert config["unknown"] == {}
+    assert (config["total"], config["trainable"]) == (entry["count_params"], entry["trainable_params"])
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=_id)
+def test_layers_and_regularizers_equal_the_writers(entry):
+    model = read_model(entry["path"])
+    by_path = {layer.path: layer for layer in model.layers}
+    for expected in entry["layers"]:
+        layer = by_path.get(expected["path"])
+        if layer is None:
+            assert expected["trainable_params"] + expected["non_trainable_params"] == 0, expected["path"]
+            continue
+        if not expected["trainable"] and _thawing_writer(entry):
+            # Keras 3.0/3.1's layer.trainable_weights is empty for a frozen
+            # layer, yet the model's trainable variables (what fit trains,
+            # the model total above) hold its weights.
+            assert layer.params == expected["trainable_params"] + expected["non_trainable_params"]
+            assert layer.non_trainable_params == sum(v.size for v in layer.variables if v.role.is_statistic)
+        else:
+            assert (layer.trainable_params, layer.non_trainable_params) == (
+                expected["trainable_params"], expected["non_trainable_params"]), expected["path"]
+        for key, reg in expected["regularizers"].items():
+            check_regularizer(layer, key, reg)
+
+
+def _thawing_writer(entry: dict) -> bool:
+    return entry["keras_version"].startswith(("3.0.", "3.1."))
+
+
+def test_frozen_layers_train_under_the_releases_that_ignored_trainable_false():
+    """keras-team/keras#19398: Keras 3.0 and 3.1 load a frozen layer with
+    trainable variables, and fit trains them; 3.2 keeps it frozen. The
+    counts follow the writer, and a note says so."""
+    for version, thawed in (("3.0.5", True), ("3.1.1", True), ("3.2.1", False)):
+        for name in ("frozen_conv_sgd.keras", "frozen_conv_sgd.h5", "frozen_backbone_adam.keras"):
+            model = read_model(VERSIONS / f"keras-{version}" / name)
+            notes = [n for n in model.notes if "keras-team/keras#19398" in n]
+            assert bool(notes) is thawed, (version, name)
+            frozen = [layer.path for layer in model.layers if not layer.trainable]
+            assert (frozen == []) is thawed, (version, name, frozen)
+
+
+@pytest.mark.parametrize("entry", [e for e in MODELS if e["optimizer"]], ids=_id)
+def test_optimizer_equals_the_writers(entry):
+    opt = read_model(entry["path"]).optimizer
+    config = entry["optimizer"]["config"]
+    assert opt is not None and opt.class_name == entry["optimizer"]["class_name"]
+    lr = config["learning_rate"]
+    if isinstance(lr, dict):
+        assert opt.learning_rate.schedule == lr["class_name"]
+    else:
+        assert math.isclose(opt.learning_rate.initial, lr, rel_tol=1e-6)
+    for key in ("momentum", "weight_decay"):
+        if isinstance(config.get(key), (int, float)):
+            assert math.isclose(getattr(opt, key) or 0.0, config[key], rel_tol=1e-6), key
+    # The counter the file stores, as the writer held it before saving: the
+    # loaded-back ``iterations`` is 0 where Keras could not restore the
+    # optimizer (3.0/3.1 with thawed frozen layers, a LossScaleOptimizer's
+    # own counter) or divides it by gradient_accumulation_steps (3.5+).
+    assert opt.iterations == entry["generator_iterations"]
+
+
+@pytest.mark.parametrize("entry", [e for e in MODELS if e.get("weight_penalty")], ids=_id)
+def test_penalty_at_saved_weights_equals_the_writers(entry):
+    """sum(model.losses) after loading back: Keras 3 leaves frozen layers out."""
+    penalties = Analysis(read_model(entry["path"])).penalties
+    assert math.isclose(sum(p.penalty_saved or 0.0 for p in penalties if p.active), entry["weight_penalty"],
+                        rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=_id)
+def test_healthy_zoo_lints_without_errors(entry):
+    """Small lambdas and usual optimizers: no file of the zoo is an error for
+    any release (the loss scale is read: no 'unknown loss' note either)."""
+    report = lint_file(str(entry["path"]), Settings())
+    assert report.error is None, report.error
+    assert [f.code for f in report.findings if f.severity is Severity.ERROR] == []
+    assert report.analysis.loss_scale.value is not None
+
+
+@pytest.mark.parametrize("entry", WEIGHTS, ids=_id)
+def test_weights_files_count_their_tensors(entry):
+    model = read_model(entry["path"])
+    assert model.format == "keras_weights" and model.total_params == entry["count_params"]
+    assert not model.problems
