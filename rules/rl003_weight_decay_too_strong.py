@@ -254,7 +254,7 @@ class WeightDecayTooStrong(Rule):
         tau = 1.0 / r
         tau_epochs = tau / per_epoch if per_epoch else None
         # A file saved before training records 0 steps: that is not the run's length.
-        total = ctx.total_steps() or (model.optimizer.iterations if model.optimizer else None) or None
+        total = ctx.total_steps() or analysis.optimizer_steps_taken() or None
         values = {"shrink_per_step": r, "timescale_steps": tau, "learning_rate": dyn.lr,
                   "weight_decay": dyn.weight_decay, "timescale_epochs": tau_epochs,
                   "decay_integral": r * total if total else None, "decoupled_shrink": dyn.decoupled_shrink,

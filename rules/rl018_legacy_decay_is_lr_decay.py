@@ -52,7 +52,7 @@ class LegacyDecayIsLrDecay(Rule):
         opt = model.optimizer
         if opt is None or not opt.lr_decay:
             return
-        steps = analysis.context.total_steps() or opt.iterations
+        steps = analysis.context.total_steps() or analysis.optimizer_steps_taken()
         divisor = 1 + opt.lr_decay * steps if steps else None
         after = f"; after {g(steps)} steps the learning rate is divided by {g(divisor, 6)}" if divisor else ""
         yield self.finding(

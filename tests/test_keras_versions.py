@@ -144,3 +144,21 @@ def test_weights_files_count_their_tensors(entry):
     model = read_model(entry["path"])
     assert model.format == "keras_weights" and model.total_params == entry["count_params"]
     assert not model.problems
+
+
+def test_gradient_accumulation_counts_optimizer_steps():
+    """Adam(gradient_accumulation_steps=2): Keras applies one update every
+    two batches; its stored counter counts batches, and from 3.5 its
+    ``optimizer.iterations`` floor-divides by 2. The rules' steps are updates."""
+    from reglint.engine.analysis import TrainingContext
+
+    for version in ("3.4.1", "3.15.1"):
+        model = read_model(VERSIONS / f"keras-{version}" / "ema_accumulate_adam.keras")
+        assert model.optimizer.gradient_accumulation_steps == 2 and model.optimizer.iterations == 1
+        analysis = Analysis(model, TrainingContext(samples=1000, batch_size=32, epochs=10))
+        assert analysis.optimizer_steps_taken() == 0
+        assert analysis.context.steps_per_epoch() == 16 and analysis.context.total_steps() == 160
+        assert any("gradient_accumulation_steps 2" in note for note in analysis.model.notes)
+    plain = Analysis(read_model(VERSIONS / "keras-3.15.1" / "mlp_sgd_trained.keras"),
+                     TrainingContext(samples=1000, batch_size=32, epochs=10))
+    assert plain.context.total_steps() == 320 and plain.optimizer_steps_taken() == 4

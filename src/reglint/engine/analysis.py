@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from fnmatch import fnmatch
 from typing import Any
 
@@ -134,6 +134,12 @@ class TrainingContext:
             if why:
                 raise ValueError(f"{f.name} {why}")
 
+    # Batches per optimizer step: the file's gradient_accumulation_steps
+    # (set by Analysis, not an option). Keras applies one update every
+    # ``accumulation`` batches, so an epoch of ceil(N/B) batches is that many
+    # times fewer optimizer steps.
+    accumulation: int = 1
+
     def changes_model(self) -> bool:
         """True when the context overrides what the file holds (optimizer
         settings, pattern or mapped custom regularizers)."""
@@ -145,9 +151,16 @@ class TrainingContext:
         return self.batch_size or DEFAULT_BATCH_SIZE
 
     def steps_per_epoch(self) -> int | None:
+        """Optimizer steps per epoch.
+
+        >>> TrainingContext(samples=1000, batch_size=32).steps_per_epoch()
+        32
+        >>> TrainingContext(samples=1000, batch_size=32, accumulation=4).steps_per_epoch()
+        8
+        """
         if self.samples is None:
             return None
-        return max(1, math.ceil(self.samples / self.effective_batch_size))
+        return max(1, math.ceil(math.ceil(self.samples / self.effective_batch_size) / self.accumulation))
 
     def total_steps(self) -> int | None:
         if self.steps is not None:
@@ -276,6 +289,7 @@ class Analysis:
             model, override=self.context.loss_scale, target_var=self.context.target_var,
             classes=self.context.classes)
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
+        self._apply_accumulation()
         self._outbound = outbound_map(model)
         self._inbound: dict[str, list[Layer]] | None = None  # built on first use (producers)
         self.penalties: list[TensorPenalty] = []
@@ -292,6 +306,27 @@ class Analysis:
             p.absorbed = p.variable.role in (Role.GAMMA, Role.BETA) and p.layer.path not in unabsorbed
 
     # -- context -----------------------------------------------------------
+
+    def _apply_accumulation(self) -> None:
+        """Under gradient accumulation every step the rules count is an
+        optimizer update, one per ``k`` batches (Keras' BaseOptimizer.apply)."""
+        opt = self.model.optimizer
+        k = opt.gradient_accumulation_steps if opt is not None else None
+        if k is not None and k > 1:
+            self.context = replace(self.context, accumulation=k)
+            note = (f"gradient_accumulation_steps {k}: one optimizer step every {k} batches; steps and timescales "
+                    "here are optimizer steps")
+            if note not in self.model.notes:  # the reader's model, when no setting copied it
+                self.model.notes.append(note)
+
+    def optimizer_steps_taken(self) -> int | None:
+        """The updates the file's optimizer applied: its stored counter, which
+        counts batches, divided by the accumulation (Keras 3.5+ reports
+        ``optimizer.iterations`` the same way)."""
+        opt = self.model.optimizer
+        if opt is None or opt.iterations is None:
+            return None
+        return opt.iterations // self.context.accumulation
 
     def _apply_context(self) -> None:
         """User settings fill in (or override) what the file holds, marked USER."""

@@ -180,7 +180,8 @@ def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
         "weight_decay": number(opt.weight_decay),
         "coupled_l2": number(opt.coupled_l2),
         "lr_decay": number(opt.lr_decay),
-        "iterations": opt.iterations,
+        "iterations": opt.iterations,  # as stored: batches under gradient accumulation
+        "gradient_accumulation_steps": opt.gradient_accumulation_steps,
         "source": opt.source.value,
         # PyTorch param groups; null where the optimizer keeps one setting for all.
         "param_groups": [param_group_to_dict(group) for group in opt.param_groups] or None,

@@ -380,7 +380,9 @@ class Optimizer:
     epsilon: float | None = None
     # Legacy Keras 2 `decay`: learning-rate time decay, NOT weight decay.
     lr_decay: float | None = None
-    iterations: int | None = None  # steps taken so far, when the file saved it
+    # The step counter the file saved (Keras counts batches: under gradient
+    # accumulation, Analysis.optimizer_steps_taken gives the updates).
+    iterations: int | None = None
     gradient_accumulation_steps: int | None = None
     exclude_from_weight_decay: list[str] | None = None  # None: not recorded
     config: dict[str, Any] = field(default_factory=dict)

@@ -105,7 +105,9 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         if opt.coupled_l2:
             extras.append(f"coupled L2 {g(opt.coupled_l2)}")
         if opt.iterations:
-            extras.append(f"{g(opt.iterations)} steps taken")
+            k = opt.gradient_accumulation_steps or 1
+            extras.append(f"{g(opt.iterations)} steps taken" if k <= 1 else
+                          f"{g(opt.iterations // k)} steps taken ({g(opt.iterations)} batches, {k} per step)")
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
         if opt.source.value == "user" and lr is not None and lr.initial is not None and lr.source.value == "file":
             source = " [dim](class from user, the rest from the file)[/]"  # --optimizer over a saved one
