@@ -120,7 +120,9 @@ data held back by ``--data`` (R^2-like 0.2): the network still separates
 the data with shrunken weights. On the older grids' profiles 3 runs got
 the error while having learned there (1 collapsed, 2 degraded) and 40 while
 not (35 collapsed, 5 diverged); the fresh grid added 2 learned, both
-degraded (bench/CALIBRATION.md).
+degraded (bench/CALIBRATION.md). It is a warning too when the unregularized
+twin did not learn either (RL017's Measured: nothing held the weights, so
+the decay shrank them unopposed).
 
 ## References
 - Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
@@ -135,7 +137,7 @@ from reglint.engine.fmt import amount, g, lam
 from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
-from reglint.engine.twin_metric import learned_on_held_out
+from reglint.engine.twin_metric import learned_on_held_out, twin_learned_nothing
 from reglint.estimate.dynamics import halving_steps
 from reglint.estimate.init_scale import expected_sum_sq
 
@@ -338,7 +340,8 @@ class WeightDecayTooStrong(Rule):
         if harmed and self.level(r, "decay-step-warning") is not None:
             safe = self.safe_shrink(None) / lr
             # a collapse read from the loss and the norms yields to the held-out measurement (RL017's Measured)
-            learned = learned_on_held_out(result) if outcome.label == "collapsing" else None
+            learned = (learned_on_held_out(result) or twin_learned_nothing(result)) \
+                if outcome.label == "collapsing" else None
             yield self.finding(
                 f"measured: the run {outcome.label} ({outcome.reason}) with weight_decay {g(wd)} at lr {g(lr)}, "
                 f"a shrink of {g(r)} per step (D = {g(r * steps, 2)} over {steps} steps)"

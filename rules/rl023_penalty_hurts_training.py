@@ -197,6 +197,7 @@ from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, pct
 from reglint.engine.rule import Option, Rule
 from reglint.engine.twin_metric import FINAL_RECORDS, TwinMetric
+from reglint.engine.twin_metric import diverged as _diverged
 from reglint.engine.twin_metric import final_value as _final
 from reglint.engine.twin_metric import first_value as _first
 
@@ -205,9 +206,6 @@ from reglint.engine.twin_metric import first_value as _first
 # both in reglint.engine.twin_metric); one within COLLAPSED of chance
 # (R^2-like 0.05) has collapsed.
 COLLAPSED = 0.05
-# A run whose training loss ends above DIVERGE_FACTOR x its start diverged
-# (the same factor as the calibration's and ``profile.run.classify``).
-DIVERGE_FACTOR = 3.0
 # A penalized run at chance for this many consecutive records while its
 # twin had learned, which then recovered, is ``stalled`` (a warning): a
 # training stopped in that window ends at chance.
@@ -475,20 +473,6 @@ def _stale_statistics(twin, pen, first: int, last: int, values: dict) -> str:
             f"faster than that: the network fits but predicts from stale statistics, and so would a model saved "
             f"then. Lower the decay on BatchNorm-fed kernels, train past the window, or re-estimate the "
             f"statistics on training data before saving")
-
-
-def _diverged(run) -> bool:
-    if run.diverged_at is not None:
-        return True
-    start, end = _first(run, "data_loss"), _final(run, "data_loss")
-    if end is None or start is None:
-        return False
-    if not math.isfinite(end):
-        return True
-    val = _final(run, "val_loss") if run.val_loss is not None else None
-    if val is not None and not math.isfinite(val):
-        return True
-    return start > 0 and end > DIVERGE_FACTOR * start
 
 
 def _diverge_text(run) -> str:

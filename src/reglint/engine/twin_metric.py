@@ -25,6 +25,9 @@ LEARNED = 0.15
 LEARNED_SKILL = 0.20
 # Records averaged at the end of each run.
 FINAL_RECORDS = 3
+# A run whose training loss ends above DIVERGE_FACTOR x its start diverged
+# (the same factor as the calibration's and ``profile.run.classify``).
+DIVERGE_FACTOR = 3.0
 
 
 class TwinMetric:
@@ -96,6 +99,48 @@ class TwinMetric:
 
     def values(self) -> dict[str, Any]:
         return {"chance": self.chance, "reference_loss": self.reference}
+
+
+def twin_learned_nothing(result) -> str | None:
+    """When the unregularized twin ran to the end without learning either
+    (RL023's ``twin-did-not-learn``: its margin under the "learned" level,
+    neither run diverged), the words that say so; else None.
+
+    RL003 and RL017 read a collapse from the penalized run's loss sitting at
+    the constant predictor's while its kernels shrink. With a twin that
+    also stayed at the constant predictor without any penalty (random labels
+    a small network cannot fit, the synthetic batch's usual case) the data
+    gives the weights nothing to hold on to: the shrink is the penalty
+    acting unopposed, not evidence that it fails a training that would
+    otherwise learn."""
+    twin = getattr(result, "twin", None)
+    if twin is None or not twin.removed or twin.unregularized is None:
+        return None
+    if diverged(twin.penalized) or diverged(twin.unregularized):
+        return None
+    metric = TwinMetric(twin, result)
+    margin = metric.margin(twin.unregularized)
+    if margin is None or margin >= metric.learned:
+        return None
+    return (f"but the unregularized twin did not learn either ({metric.show(twin.unregularized)}"
+            f"{metric.context()}; {metric.criterion()}): the data holds the weights to nothing, so the shrink is "
+            f"not shown to harm a training that learns")
+
+
+def diverged(run) -> bool:
+    """The run blew up: a divergence recorded, a non-finite final loss, or
+    a training loss ending above ``DIVERGE_FACTOR`` x its start."""
+    if run.diverged_at is not None:
+        return True
+    start, end = first_value(run, "data_loss"), final_value(run, "data_loss")
+    if end is None or start is None:
+        return False
+    if not math.isfinite(end):
+        return True
+    val = final_value(run, "val_loss") if run.val_loss is not None else None
+    if val is not None and not math.isfinite(val):
+        return True
+    return start > 0 and end > DIVERGE_FACTOR * start
 
 
 def final_value(run, series: str) -> float | None:

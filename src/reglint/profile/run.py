@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
+from reglint.engine.twin_metric import DIVERGE_FACTOR
 from reglint.model import Optimizer as StaticOptimizer
 from reglint.profile import ProfileError
 from reglint.profile.load import DataLoss, deserialize_optimizer
@@ -20,10 +21,10 @@ from reglint.profile.result import KERNEL_NAMES, Outcome, StepRecord, VariableRo
 
 # Outcome thresholds (``classify``).
 # Diverged: the data loss at the end exceeds DIVERGE_FACTOR x its initial
-# batch-to-batch noise of a loss measured twice on the same probe batch,
+# value, far beyond the batch-to-batch noise of a loss measured twice on the same probe batch,
 # and cross-entropy at init is already near chance, so tripling it needs
-# confidently wrong predictions, i.e. weights that blew up.
-DIVERGE_FACTOR = 3.0
+# confidently wrong predictions, i.e. weights that blew up (one owner with
+# the twin's judgment: reglint.engine.twin_metric).
 # Learning: the probe's data loss fell by at least LEARN_DROP (2%), beyond
 # the run-to-run jitter of dropout and batch statistics on one batch.
 LEARN_DROP = 0.02
