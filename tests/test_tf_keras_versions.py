@@ -148,3 +148,18 @@ def test_weights_files_count_their_tensors(entry):
     model = read_model(entry["path"])
     assert model.format == "keras_weights" and model.total_params == entry["count_params"]
     assert not model.problems
+
+
+@pytest.mark.parametrize(("release", "saved_as"), [
+    ("tf-keras-2.12.0", ["dense", "dropout", "dense_2"]),  # each weighted layer's dict entry numbered twice
+    ("tf-keras-2.13.1", ["dense", "dropout", "dense_2"]),
+    ("tf-keras-2.14.0", ["dense", "dropout", "dense_1"]),  # the duplicate entry skipped
+    ("tf-keras-2.15.0", ["dense", "dropout", "dense_1"]),  # layers/, as Keras 3
+])
+def test_keras_zip_layer_groups_follow_the_writer(release, saved_as):
+    """Where each release's .keras file keeps the MLP's Dense, Dropout, Dense
+    (tf.keras 2.12-2.14: _layer_checkpoint_dependencies, by class, not name)."""
+    model = read_model(VERSIONS / release / "mlp_sgd_trained.keras")
+    kernels = {layer.path: layer.variables[0].location for layer in model.layers if layer.variables}
+    folder = "layers" if release >= "tf-keras-2.15" else "_layer_checkpoint_dependencies"
+    assert kernels == {"dense": f"/{folder}/{saved_as[0]}/vars/0", "dense_1": f"/{folder}/{saved_as[2]}/vars/0"}
