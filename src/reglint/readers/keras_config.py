@@ -16,7 +16,8 @@ versions use ``class_name``; both are read here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -90,7 +91,23 @@ def container_layers(class_name: str, cfg: Any) -> list[dict[str, Any]]:
     return []
 
 
-def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip: bool = False) -> ModelConfig:
+@dataclass(frozen=True)
+class Keras2ZipLayout:
+    """Where a tf.keras 2.12-2.14 ``.keras`` file keeps a container's layers:
+    ``_layer_checkpoint_dependencies/<snake_case class>[_N]`` (saving_lib
+    walks that attribute before ``layers``; 2.15 skips it and writes
+    ``layers/``). Named by class, as Keras 3 names ``layers/``, never by the
+    layer's name. The attribute is a dict listing each layer that holds
+    weights twice ('layer_with_weights-i', then 'layer-j'): 2.12 and 2.13
+    number both entries (dense, dropout, dense_2 for a second Dense), 2.14
+    skips the one already saved (dense, dropout, dense_1)."""
+
+    counts_duplicates: bool
+    holds_tensors: Callable[[str], bool]  # whether the group at a path holds any tensor
+
+
+def walk_model_config(root: Any, *, max_layers: int = 100_000,
+                      keras2_keras_zip: Keras2ZipLayout | None = None) -> ModelConfig:
     """Flatten a model config. ``root`` is the parsed ``config.json`` or
     ``model_config`` attribute."""
     if not isinstance(root, dict):
@@ -119,7 +136,8 @@ def walk_model_config(root: Any, *, max_layers: int = 100_000, keras2_keras_zip:
 
 
 def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, trainable: bool,
-          leaves: list[LayerNode], containers: list[LayerNode], max_layers: int, by_name: bool, top: str) -> None:
+          leaves: list[LayerNode], containers: list[LayerNode], max_layers: int, by_name: Keras2ZipLayout | None,
+          top: str) -> None:
     used: dict[str, int] = {}
     previous: str | None = None  # Sequential configs record no graph: chain them
     for entry in container_layers(class_name, cfg):
@@ -132,9 +150,11 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
         name = _layer_name(entry, child_cfg, child_class)
         if class_name == "Sequential" and child_class == "InputLayer":
             continue  # Sequential.layers leaves the InputLayer out (and so does saving)
-        if by_name:
-            # tf.keras 2.13-2.15 .keras files key sub-layers by layer name.
-            weights_path = f"{weights_prefix}_layer_checkpoint_dependencies/{name}"
+        if by_name is not None:
+            saved_as = _unique(_keras2_snake_case(child_class), used)
+            weights_path = f"{weights_prefix}_layer_checkpoint_dependencies/{saved_as}"
+            if by_name.counts_duplicates and by_name.holds_tensors(weights_path):
+                _unique(_keras2_snake_case(child_class), used)  # its second entry in the dict
         else:
             saved_as = to_snake_case(_SAVED_CLASS.get(child_class, child_class))
             weights_path = f"{weights_prefix}layers/{_unique(saved_as, used)}"
@@ -176,6 +196,14 @@ def _unique(name: str, used: dict[str, int]) -> str:
         return f"{name}_{used[name]}"
     used[name] = 0
     return name
+
+
+def _keras2_snake_case(name: str) -> str:
+    """tf.keras 2's ``generic_utils.to_snake_case``: digits join the word
+    before them (ConvLSTM2D -> conv_lst_m2d; Keras 3 writes conv_lstm2d)."""
+    name = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    return name if not name.startswith("_") else "private" + name
 
 
 def _layer_name(entry: dict, cfg: Any, class_name: str) -> str:

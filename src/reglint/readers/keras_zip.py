@@ -23,6 +23,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model
+from reglint.model.versions import major_minor
 from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.keras_build import (
     FoundTensor,
@@ -38,7 +39,13 @@ from reglint.readers.keras_check import (
     extra_layer_problem,
     no_weights_problem,
 )
-from reglint.readers.keras_config import LayerNode, ModelConfig, thaw_for_writer, walk_model_config
+from reglint.readers.keras_config import (
+    Keras2ZipLayout,
+    LayerNode,
+    ModelConfig,
+    thaw_for_writer,
+    walk_model_config,
+)
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import h5_get, load_json
@@ -194,10 +201,12 @@ def _check_member(info: zipfile.ZipInfo, limit: int, options: ReadOptions) -> No
 
 def _read_weights(h5, model: Model, config: Any, options: ReadOptions) -> None:
     index = H5Index(h5)
-    # tf.keras 2.13 keyed sub-layers by name under
-    # _layer_checkpoint_dependencies; later writers use layers/.
+    # tf.keras 2.12-2.14 saved sub-layers under _layer_checkpoint_dependencies;
+    # 2.15 and later writers use layers/.
     by_name = index.kind("_layer_checkpoint_dependencies") is not None and index.kind("layers") is None
-    tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=by_name)
+    layout = Keras2ZipLayout(counts_duplicates=_numbers_duplicates(model.framework_version),
+                             holds_tensors=lambda path: _holds_tensors(index, path)) if by_name else None
+    tree = walk_model_config(config, max_layers=options.max_layers, keras2_keras_zip=layout)
     _thaw(model, tree)
     model.metadata["tree"] = tree
     for node in tree.leaves:
@@ -207,6 +216,22 @@ def _read_weights(h5, model: Model, config: Any, options: ReadOptions) -> None:
     if not by_name:
         _unclaimed_groups(index, tree, model)
     _read_iterations(h5, model)
+
+
+def _numbers_duplicates(version: str | None) -> bool:
+    """tf.keras 2.12 and 2.13's saving_lib numbered a layer's second entry in
+    _layer_checkpoint_dependencies; 2.14 skips entries already saved
+    (keras/src/saving/saving_lib.py, _save_container_state)."""
+    return major_minor(version) in ((2, 12), (2, 13))
+
+
+def _holds_tensors(index: H5Index, path: str, depth: int = 0) -> bool:
+    """Whether the group at ``path`` holds a tensor at any depth: a layer
+    whose ``weights`` tf.keras found non-empty."""
+    if depth > 16:
+        return False
+    return any(kind == DATASET or (kind == GROUP and _holds_tensors(index, f"{path}/{name}", depth + 1))
+               for name, kind in index.children(path))
 
 
 def _thaw(model: Model, tree: ModelConfig) -> None:
