@@ -109,3 +109,13 @@ def check_regularizer(layer, key, reg) -> None:
     if isinstance(reg, dict) and reg.get("class_name") == "OrthogonalRegularizer":
         assert found.kind == "orthogonal"
         assert math.isclose(found.factor, cfg.get("factor", 0.01), rel_tol=1e-6)
+
+
+def version_entries(pattern: str) -> list[dict]:
+    """The entries of every ``fixtures/versions/<pattern>/manifest.json``
+    (one zoo per writer release), each with its file's ``path``."""
+    out = []
+    for manifest in sorted((FIXTURES / "versions").glob(f"{pattern}/manifest.json")):
+        for entry in json.loads(manifest.read_text())["files"]:
+            out.append({**entry, "path": manifest.parent / entry["file"]})
+    return out

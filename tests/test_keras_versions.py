@@ -9,7 +9,6 @@ not call a file broken (RL019) that its own release loads.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -21,22 +20,14 @@ from reglint.engine.settings import Settings
 from reglint.model import ProblemKind
 from reglint.readers import read_model
 
-from helpers import FIXTURES, check_regularizer
+from helpers import FIXTURES, check_regularizer, version_entries
 
 VERSIONS = FIXTURES / "versions"
 RL019_KINDS = (ProblemKind.WEIGHTS_MISMATCH, ProblemKind.MISSING_WEIGHTS, ProblemKind.EXTRA_WEIGHTS,
                ProblemKind.UNREADABLE)
 
 
-def _entries() -> list[dict]:
-    out = []
-    for manifest in sorted(VERSIONS.glob("keras-*/manifest.json")):
-        for entry in json.loads(manifest.read_text())["files"]:
-            out.append({**entry, "path": manifest.parent / entry["file"]})
-    return out
-
-
-ENTRIES = _entries()
+ENTRIES = version_entries("keras-*")
 MODELS = [e for e in ENTRIES if e["format"] != "weights_only"]
 WEIGHTS = [e for e in ENTRIES if e["format"] == "weights_only"]
 
