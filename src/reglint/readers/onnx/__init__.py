@@ -11,7 +11,12 @@ the gradient graph) names as parameters. Not parameters: integer tensors
 (shapes, indices), rank-0 or one-element constants whose only consumers are
 arithmetic or constant slots (``Resize`` scales, ``Pow`` exponents, penalty
 factors), optimizer state (momentum/velocity buffers, learning rates). An
-initializer that is also a graph input (IR < 4) is counted once.
+initializer that is also a graph input (IR < 4) is counted once, and so is
+a tied weight the exporter stored again as its exact transpose (``tied``).
+Quantized weights (integer or float8 tensors read by DequantizeLinear,
+MatMulInteger, ConvInteger, QLinear*, onnxruntime's DynamicQuantizeLSTM
+...) count one parameter per stored value; their scales and zero points
+are constants (``quantized``).
 
 **Roles**, from the consuming node (through ``Cast``/``Transpose``/
 ``Reshape``/``Identity``): Conv/ConvTranspose W -> kernel (depthwise when
@@ -26,8 +31,10 @@ initializer is counted once, with its most specific role.
 
 **Layers** group variables by name: ``fc1.weight``/``fc1.bias`` -> ``fc1``;
 ``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; anonymous names
-(``onnx::Conv_12``) take the consuming node's scope (``/layer1/layer1.0/Conv``
--> ``layer1.0``) or its name. ``class_name`` is the op type. ``outbound`` lists
+(``onnx::Conv_12``, ``val_4``) take the consuming node's scope
+(``/layer1/layer1.0/Conv`` -> ``layer1.0``; the dynamo exporter's
+``pkg.torch.onnx.name_scopes`` metadata), the layer of the bias added to
+the node's output, or the node's name. ``class_name`` is the op type. ``outbound`` lists
 the layers reached through parameter-free, positively homogeneous ops (Relu,
 pooling, reshapes) and is left empty when any path leaves through another op,
 so scale-invariance checks stay conservative. Shapes are ONNX's own layout.

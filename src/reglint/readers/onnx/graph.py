@@ -103,6 +103,7 @@ class GraphIndex:
         self.main_outputs = list(proto.graph.output)
         self.inputs = {i.name: i for i in proto.graph.input}
         self.constants: dict[str, Any] = {}  # small in-proto tensors and Constant outputs
+        self.named: dict[str, Any] = {}  # every initializer and Constant node tensor, by name
         self.branch_outputs: dict[int, list[str]] = {}  # If/Loop/Scan node -> its subgraphs' outputs
         self._walk(proto.graph, "", 0)
         for k, info in enumerate(proto.training_info):
@@ -116,6 +117,7 @@ class GraphIndex:
             raise UnsafeInputError(f"subgraphs nested more than {MAX_GRAPH_DEPTH} levels deep")
         for tensor in graph.initializer:
             self.tensors.append((scope, tensor))
+            self.named.setdefault(tensor.name, tensor)
             self._remember_constant(tensor.name, tensor)
         for sparse in graph.sparse_initializer:
             self.sparse.append((scope, sparse))
@@ -150,6 +152,8 @@ class GraphIndex:
         for attr in node.proto.attribute:
             if attr.name == "value" and attr.type == 4:
                 self._remember_constant(node.outputs[0] if node.outputs else "", attr.t)
+                if node.outputs:
+                    self.named.setdefault(node.outputs[0], attr.t)
             elif attr.name in ("value_float", "value_int") and node.outputs:
                 value = attr.f if attr.name == "value_float" else attr.i
                 self.constants[node.outputs[0]] = numpy_helper.from_array(np.array(value, np.float64))
@@ -168,6 +172,10 @@ class GraphIndex:
         if array.size != 1 or array.dtype.kind not in "fiub":
             return None
         return float(array.reshape(-1)[0])
+
+    def full_constant(self, name: str) -> Any:
+        """The TensorProto of an initializer or Constant node of any size, or None."""
+        return self.named.get(name)
 
     def source(self, name: str) -> str:
         """Follow a tensor back through value-preserving ops (Cast, Identity ...)."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from reglint.errors import UnsafeInputError
 from reglint.model import Layer, Role, Variable
-from reglint.readers.onnx.graph import MAX_WALK, GraphIndex
+from reglint.readers.onnx.graph import MAX_WALK, GraphIndex, Node
 from reglint.readers.onnx.params import Param
-from reglint.readers.onnx.roles import ROLE_RANK, role_at, uses
-from reglint.readers.onnx.tensors import FLOAT_TYPES
+from reglint.readers.onnx.roles import BIASED_OPS, ROLE_RANK, linear_producer, role_at, uses
+from reglint.readers.onnx.tensors import type_name
 
 # Positively homogeneous, parameter-free ops: scale invariance survives them.
 HOMOGENEOUS = {"Relu", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
@@ -20,6 +20,7 @@ ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", 
                "Softmax": "softmax", "LogSoftmax": "log_softmax", "Elu": "elu", "Selu": "selu",
                "Gelu": "gelu", "HardSigmoid": "hard_sigmoid", "Softplus": "softplus", "Softsign": "softsign",
                "HardSwish": "hard_swish", "Mish": "mish", "Celu": "celu"}
+MAX_SCOPES_TEXT = 4096  # a name_scopes list longer than this is not an exporter's
 # Trailing name components of TensorFlow-exported tensors that name the
 # variable or the op reading it, not the layer.
 TF_SUFFIXES = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings",
@@ -29,9 +30,10 @@ TF_SUFFIXES = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_varianc
 def build_layers(params: list[Param], index: GraphIndex, max_layers: int) -> tuple[list[Layer], dict[str, str]]:
     """The layers in graph order, and parameter name -> layer key."""
     param_names = {p.name for p in params}
+    partners = _bias_partners(params, index)
     groups: dict[str, list[Param]] = {}
     for p in params:
-        p.layer = _layer_key(p, param_names)
+        p.layer = _layer_key(p, param_names, partners)
         groups.setdefault(p.layer, []).append(p)
     owner = {p.name: p.layer for p in params}
     if len(groups) > max_layers:
@@ -45,7 +47,7 @@ def build_layers(params: list[Param], index: GraphIndex, max_layers: int) -> tup
     return layers, owner
 
 
-def _layer_key(p: Param, param_names: set[str]) -> str:
+def _layer_key(p: Param, param_names: set[str], partners: dict[int, str]) -> str:
     prefix = _name_prefix(p.name)
     if prefix:
         return prefix
@@ -56,7 +58,26 @@ def _layer_key(p: Param, param_names: set[str]) -> str:
         sibling = _name_prefix(other) if other != p.name and other in param_names else None
         if sibling:
             return sibling
-    return _node_scope(node.name) or _clean(node.name) or f"{node.op}_{node.index}"
+    if node.index in partners:
+        return partners[node.index]
+    return _torch_module(node) or _node_scope(node.name) or _clean(node.name) or f"{node.op}_{node.index}"
+
+
+def _bias_partners(params: list[Param], index: GraphIndex) -> dict[int, str]:
+    """MatMul/Conv node index -> the readable name prefix of the bias added
+    to its output. A folded or quantized kernel (``val_1_quantized``, its
+    MatMulInteger node renamed by onnxruntime's quantize_dynamic and
+    stripped of the dynamo exporter's scope) joins its bias's layer."""
+    out: dict[int, str] = {}
+    for p in params:
+        prefix = _name_prefix(p.name)
+        if p.role is not Role.BIAS or p.node is None or p.node.op != "Add" or not prefix:
+            continue
+        for name in p.node.inputs:
+            producer = linear_producer(index, name)
+            if producer is not None and producer.op in BIASED_OPS:
+                out.setdefault(producer.index, prefix)
+    return out
 
 
 def _node_layers(index: GraphIndex, groups: dict[str, list[Param]]) -> dict[int, str]:
@@ -74,7 +95,7 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
     main = min(members, key=lambda p: (ROLE_RANK[p.role], p.node.index if p.node else 1 << 60))
     node = main.node
     variables = [Variable(name=p.name, role=p.role, shape=p.shape, trainable=p.trainable,
-                          regularizer=p.regularizer, stats=p.stats, dtype=FLOAT_TYPES[p.dtype][0],
+                          regularizer=p.regularizer, stats=p.stats, dtype=type_name(p.dtype),
                           location=f"{p.scope}:{p.name}" if p.scope else p.name) for p in members]
     outbound, activation = _outbound(index, own, node_layer)
     config = {"op_type": node.op if node else None, "domain": node.domain if node else None,
@@ -152,6 +173,27 @@ def _name_prefix(name: str) -> str | None:
         return None
     prefix = name.rsplit(".", 1)[0]
     return prefix or None
+
+
+def _torch_module(node: Node) -> str | None:
+    """The module path the dynamo exporter (torch 2.5+) records on each node:
+    metadata ``pkg.torch.onnx.name_scopes`` = ``"['', 'encoder',
+    'encoder.self_attn', 'linear_1']"`` (module paths, then the op) ->
+    ``encoder.self_attn``. Its node names (``node_MatMul_5``) and folded
+    weights (``val_4``) carry no scope."""
+    import ast
+
+    for prop in node.proto.metadata_props:
+        if prop.key != "pkg.torch.onnx.name_scopes" or len(prop.value) > MAX_SCOPES_TEXT:
+            continue
+        try:
+            scopes = ast.literal_eval(prop.value)  # a list of str literals, never evaluated code
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+        if isinstance(scopes, list) and all(isinstance(x, str) for x in scopes):
+            modules = [x for x in scopes[:-1] if x]
+            return _clean(modules[-1]) if modules else None
+    return None
 
 
 def _node_scope(name: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 from reglint.model import Regularizer, Role, WeightStats
 from reglint.readers.onnx.graph import GraphIndex, Node
 from reglint.readers.onnx.ort_checkpoint import Checkpoint, CkptTensor
+from reglint.readers.onnx.quantized import quantized_weights
 from reglint.readers.onnx.tensors import FLOAT_TYPES, checked_shape
 
 
@@ -34,6 +35,10 @@ class Param:
     layer: str = ""
 
     @property
+    def quantized(self) -> bool:
+        return self.dtype not in FLOAT_TYPES
+
+    @property
     def size(self) -> int:
         if self.dense_size is not None:
             return self.dense_size
@@ -41,10 +46,12 @@ class Param:
 
 
 def collect_params(index: GraphIndex, ckpt: Checkpoint | None) -> list[Param]:
-    """Every float tensor that may be a parameter; roles weed out constants."""
+    """Every float tensor that may be a parameter, and the integer tensors
+    that are quantized weights; roles weed out constants."""
     params: list[Param] = []
+    quantized = quantized_weights(index)
     for scope, tensor in index.tensors:
-        if tensor.data_type in FLOAT_TYPES:
+        if tensor.data_type in FLOAT_TYPES or tensor.name in quantized:
             shape = checked_shape(tensor.dims, f"initializer {tensor.name!r}")
             params.append(Param(tensor.name, shape, tensor.data_type, scope, tensor=tensor))
     for scope, sparse in index.sparse:

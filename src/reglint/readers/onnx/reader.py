@@ -17,6 +17,8 @@ from reglint.readers.onnx.params import Param, assign_trainable, collect_params
 from reglint.readers.onnx.penalties import find_penalties
 from reglint.readers.onnx.roles import assign_role
 from reglint.readers.onnx.stats import read_stats
+from reglint.readers.onnx.tensors import type_name
+from reglint.readers.onnx.tied import merge_transposed_copies
 from reglint.readers.onnx.training import TrainingSetup
 
 INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
@@ -52,15 +54,19 @@ def _describe(path: Path, proto, options: ReadOptions) -> Model:
         model.notes.append(checker_note)
     setup = TrainingSetup(path, proto, index, model.notes, options.max_layers).find()
     model.optimizer = setup.optimizer
-    params = [p for p in collect_params(index, setup.ckpt) if assign_role(p, index, setup.state_names, setup.updated)]
+    roled = [p for p in collect_params(index, setup.ckpt) if assign_role(p, index, setup.state_names, setup.updated)]
+    params = merge_transposed_copies(roled, folder)
+    if len(params) < len(roled):
+        model.notes.append(f"{len(roled) - len(params)} initializers are the transpose of another parameter "
+                           "(a tied weight the exporter stored twice): counted once")
     assign_trainable(params, index, setup.ckpt, setup.updated, model.notes)
     find_penalties(params, index, setup.loss_targets, model.notes)
-    read_stats(params, folder, options)  # also checks every external range against its file
+    read_stats(params, index, folder, options)  # also checks every external range against its file
     layers, owner = build_layers(params, index, options.max_layers)
     model.layers.extend(layers)
     model.losses.extend(find_losses(index, owner, setup.loss_targets))
     find_outputs(model, index, owner)
-    _final_notes(model, proto, index, setup, params, options)
+    _final_notes(model, proto, index, setup, params, len(roled) - len(params), options)
     return model
 
 
@@ -82,7 +88,7 @@ def _describe_file(model: Model, proto) -> None:
         model.metadata["producer"] = f"{proto.producer_name} {proto.producer_version}".strip()
 
 
-def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, params: list[Param],
+def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, params: list[Param], copies: int,
                  options: ReadOptions) -> None:
     training = bool(model.optimizer or model.losses or model.has_regularization or proto.training_info
                     or setup.ckpt is not None or (index.gradient_names() & {p.name for p in params}))
@@ -92,12 +98,21 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
         model.notes.append("training graph without optimizer settings: pass them with options")
     if options.weight_stats is False:
         model.notes.append("weight statistics not read (weight_stats disabled)")
-    skipped = len(index.tensors) + len(index.sparse) - sum(1 for p in params if p.tensor is not None)
+    skipped = len(index.tensors) + len(index.sparse) - sum(1 for p in params if p.tensor is not None) - copies
     if skipped:
         model.notes.append(f"{skipped} initializers are constants, integer tensors or optimizer state, "
                            "not parameters")
     if index.sparse:
         model.notes.append("sparse initializers are counted at their dense size")
+    quantized = sorted({type_name(p.dtype) for p in params if p.quantized})
+    if quantized:
+        model.notes.append(f"{sum(1 for p in params if p.quantized)} weights are stored quantized "
+                           f"({', '.join(quantized)}): each value counts as the float parameter it stands for; "
+                           "scales and zero points are not parameters")
+        unread = sum(1 for p in params if p.quantized and p.stats is None)
+        if unread and options.weight_stats:
+            model.notes.append(f"weight statistics of {unread} quantized weights not read: no DequantizeLinear "
+                               "with constant scale beside them (the scale is applied after the integer op)")
 
 
 def _tidy_float32(model: Model) -> Model:

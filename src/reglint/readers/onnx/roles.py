@@ -8,6 +8,7 @@ from __future__ import annotations
 from reglint.model import Role
 from reglint.readers.onnx.graph import MAX_WALK, MS, VALUE_PASS, GraphIndex, Node
 from reglint.readers.onnx.params import Param
+from reglint.readers.onnx.quantized import is_dynamic_scale
 
 # (domain, op) -> {input index: role}. "" is the default ONNX domain.
 INPUT_ROLES: dict[tuple[str, str], dict[int, Role]] = {
@@ -32,17 +33,36 @@ INPUT_ROLES: dict[tuple[str, str], dict[int, Role]] = {
     (MS, "Attention"): {1: Role.KERNEL, 2: Role.BIAS},
     (MS, "MultiHeadAttention"): {3: Role.BIAS},
     **{(MS, op): {1: Role.BIAS} for op in ("BiasGelu", "FastGelu", "BiasAdd")},
+    # Quantized ops (onnxruntime.quantization): the integer weight and bias
+    # slots; QDQ weights get their role from the float op after
+    # DequantizeLinear (a value-preserving op).
+    ("", "MatMulInteger"): {0: Role.KERNEL, 1: Role.KERNEL},
+    ("", "ConvInteger"): {1: Role.KERNEL},
+    ("", "QLinearConv"): {3: Role.KERNEL, 8: Role.BIAS},
+    ("", "QLinearMatMul"): {0: Role.KERNEL, 3: Role.KERNEL},
+    (MS, "DynamicQuantizeLSTM"): {1: Role.KERNEL, 2: Role.RECURRENT_KERNEL, 3: Role.BIAS},
+    (MS, "MatMulIntegerToFloat"): {0: Role.KERNEL, 1: Role.KERNEL, 6: Role.BIAS},
+    (MS, "DynamicQuantizeMatMul"): {1: Role.KERNEL, 4: Role.BIAS},
+    (MS, "QGemm"): {0: Role.KERNEL, 3: Role.KERNEL, 6: Role.BIAS},
+    (MS, "QAttention"): {1: Role.KERNEL, 2: Role.BIAS},
 }
 # A shared tensor takes the most specific role among its consumers.
 ROLE_RANK = {Role.EMBEDDINGS: 0, Role.KERNEL: 1, Role.DEPTHWISE_KERNEL: 1, Role.POINTWISE_KERNEL: 1,
              Role.RECURRENT_KERNEL: 1, Role.GAMMA: 2, Role.BETA: 2, Role.MOVING_MEAN: 2,
              Role.MOVING_VARIANCE: 2, Role.ALPHA: 2, Role.BIAS: 3, Role.OTHER: 9}
 # Ops whose output a constant added to is a bias.
-BIASED_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul"}
+BIASED_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger", "ConvInteger"}
 # Input slots that hold constants, never weights.
 CONSTANT_SLOTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), ("Clip", 1), ("Clip", 2),
                   ("Pow", 1), ("Dropout", 1), ("Dropout", 2), ("Pad", 2), ("LayerNormalization", 3),
-                  ("Expand", 1), ("Tile", 1)}
+                  ("Expand", 1), ("Tile", 1),
+                  # quantization scales and zero points (x_scale, y_zero_point ...)
+                  ("QuantizeLinear", 1), ("QuantizeLinear", 2), ("DequantizeLinear", 1), ("DequantizeLinear", 2),
+                  *(("DynamicQuantizeLSTM", i) for i in range(8, 12)),
+                  *(("MatMulIntegerToFloat", i) for i in range(2, 6)),
+                  ("DynamicQuantizeMatMul", 2), ("DynamicQuantizeMatMul", 3),
+                  *((op, i) for op in ("QLinearConv", "QLinearMatMul") for i in (1, 2, 4, 5, 6, 7)),
+                  *(("QGemm", i) for i in (1, 2, 4, 5, 7, 8)), *(("QAttention", i) for i in (3, 4, 6, 7))}
 # Expand and Tile take their data in slot 0: a ViT's class_token [1, 1, D]
 # reaches the graph only through Expand and is a trained parameter.
 CONSTANT_OPS = {"Range", "ConstantOfShape", "Shape", "Size"}
@@ -51,9 +71,16 @@ ARITHMETIC = {"Mul", "Div", "Add", "Sub", "Pow", "Max", "Min", "Sum", "Mean", "W
               "Identity", "Expand"}
 
 
+# A weight split into parts or joined with others keeps its role: the
+# dynamo exporter without its optimizer (torch.onnx.export(dynamo=True,
+# optimize=False), torch 2.9+) slices an LSTM/GRU's weight_ih_l0 into its
+# gates and concatenates them in ONNX's gate order before the LSTM op.
+SPLIT_PASS = {"Slice", "Split", "Concat"}
+
+
 def uses(index: GraphIndex, name: str) -> list[tuple[Node, int]]:
-    """Consumers of a tensor through value-preserving ops, gradient and
-    training ops left out."""
+    """Consumers of a tensor through value-preserving, slicing and
+    concatenating ops, gradient and training ops left out."""
     out, frontier, steps = [], [name], 0
     while frontier and steps < MAX_WALK:
         current = frontier.pop()
@@ -61,7 +88,8 @@ def uses(index: GraphIndex, name: str) -> list[tuple[Node, int]]:
             steps += 1
             if node.is_gradient or node.is_training_op:
                 continue
-            if node.op in VALUE_PASS and i == 0 and node.outputs:
+            if node.outputs and ((node.op in VALUE_PASS and i == 0) or (node.op in SPLIT_PASS and node.domain == ""
+                                                                        and (i == 0 or node.op == "Concat"))):
                 frontier.extend(node.outputs)
             else:
                 out.append((node, i))
@@ -75,10 +103,65 @@ def role_at(index: GraphIndex, node: Node, i: int, p: Param) -> Role:
             and len(p.shape) > 1 and p.shape[1] == 1:
         return Role.DEPTHWISE_KERNEL
     if role is None and node.op == "Add" and node.domain == "" and len(node.inputs) == 2:
-        producer = index.producer.get(node.inputs[1 - i])
+        scaled = index.producer.get(node.inputs[1 - i])
+        if scaled is not None and scaled.op == "Mul" and _scales_normalized(index, scaled):
+            return Role.BETA
+        producer = linear_producer(index, node.inputs[1 - i])
         if producer is not None and producer.op in BIASED_OPS:
             return Role.BIAS
+    if role is None and node.op == "Mul" and node.domain == "" and len(node.inputs) == 2 \
+            and _normalized(index, node.inputs[1 - i]):
+        return Role.GAMMA
     return role or Role.OTHER
+
+
+def linear_producer(index: GraphIndex, name: str) -> Node | None:
+    """The op producing ``name``, looking through what quantization puts
+    between a MatMul and its bias Add: QDQ's QuantizeLinear/DequantizeLinear
+    pair (quantize_static), and the Cast to float and the Mul by scales
+    after MatMulInteger (quantize_dynamic)."""
+    producer = index.producer.get(name)
+    for _ in range(6):
+        if producer is None or not producer.inputs:
+            return producer
+        if producer.op in ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity"):
+            producer = index.producer.get(producer.inputs[0])
+        elif producer.op == "Mul" and len(producer.inputs) == 2 and producer.domain == "":
+            scales = [x for x in producer.inputs if _is_scale(index, x)]
+            if len(scales) != 1:
+                return producer
+            other = producer.inputs[1 - producer.inputs.index(scales[0])]
+            producer = index.producer.get(other)
+        else:
+            return producer
+    return producer
+
+
+def _is_scale(index: GraphIndex, name: str) -> bool:
+    """A constant, or DynamicQuantizeLinear's scale times constants."""
+    if index.full_constant(name) is not None:
+        return True
+    producer = index.producer.get(name)
+    if producer is None:
+        return False
+    if producer.op == "DynamicQuantizeLinear":
+        return producer.outputs[1:2] == [name]
+    return producer.op == "Mul" and all(_is_scale(index, x) for x in producer.inputs if x != name)
+
+
+def _normalized(index: GraphIndex, name: str) -> bool:
+    """``(x - mean) / Sqrt(var + eps)``: LayerNorm as the TorchScript
+    exporter writes it below opset 17 (no LayerNormalization op), and
+    tf2onnx's and Keras' decompositions alike."""
+    producer = index.producer.get(name)
+    if producer is None or producer.op != "Div" or len(producer.inputs) != 2:
+        return False
+    denominator = index.producer.get(producer.inputs[1])
+    return denominator is not None and denominator.op == "Sqrt"
+
+
+def _scales_normalized(index: GraphIndex, mul: Node) -> bool:
+    return len(mul.inputs) == 2 and any(_normalized(index, x) for x in mul.inputs)
 
 
 def assign_role(p: Param, index: GraphIndex, state_names: set[str], updated: set[str] | None) -> bool:
@@ -106,6 +189,8 @@ def _is_constant(p: Param, consumers: list[tuple[Node, int]], index: GraphIndex,
         # Only gradient ops read it (loss-gradient seeds), or nothing at all.
         readers = index.consumers.get(p.name, [])
         return bool(readers) and all(n.is_gradient for n, _ in readers)
+    if is_dynamic_scale(index, consumers):
+        return True  # a weight scale of onnxruntime's dynamic quantization
     slots = all((n.op, i) in CONSTANT_SLOTS or n.op in CONSTANT_OPS for n, i in consumers)
     arithmetic = p.size == 1 and all(n.op in ARITHMETIC or (n.op, i) in CONSTANT_SLOTS for n, i in consumers)
     return slots or arithmetic or len(p.shape) == 0

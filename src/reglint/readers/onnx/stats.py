@@ -12,26 +12,33 @@ import numpy as np
 from reglint.errors import ModelReadError
 from reglint.model import WeightStats
 from reglint.readers.limits import ReadOptions
+from reglint.readers.onnx.graph import GraphIndex
 from reglint.readers.onnx.load import external_range
 from reglint.readers.onnx.params import Param
-from reglint.readers.onnx.tensors import EXTERNAL, FLOAT_TYPES, FileRange, checked_shape
+from reglint.readers.onnx.quantized import quantized_stats
+from reglint.readers.onnx.tensors import EXTERNAL, FLOAT_TYPES, FileRange, checked_shape, storage_nbytes
 from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
 
 
-def read_stats(params: list[Param], folder: Path, options: ReadOptions) -> None:
+def read_stats(params: list[Param], index: GraphIndex, folder: Path, options: ReadOptions) -> None:
     for p in params:
         # Ranges are checked even without statistics: data past the end
         # of its file is a truncated model either way.
         where = _external(p, folder)
-        p.stats = _param_stats(p, where, options.chunk_bytes) if options.weight_stats else None
+        if not options.weight_stats:
+            p.stats = None
+        elif p.quantized:
+            p.stats = quantized_stats(index, p.name, p.tensor, p.dtype, options.chunk_bytes,
+                                      where.path if where else None, where.offset if where else 0)
+        else:
+            p.stats = _param_stats(p, where, options.chunk_bytes)
 
 
 def _external(p: Param, folder: Path) -> FileRange | None:
     if p.tensor is None or p.tensor.data_location != EXTERNAL:
         return None
     values = math.prod(checked_shape(p.tensor.dims, f"initializer {p.name!r}")) if p.tensor.dims else 1
-    itemsize = np.dtype(FLOAT_TYPES[p.dtype][1]).itemsize
-    return external_range(p.tensor, folder, values * itemsize)
+    return external_range(p.tensor, folder, storage_nbytes(p.dtype, values))
 
 
 def _param_stats(p: Param, where: FileRange | None, chunk: int) -> WeightStats | None:
