@@ -459,3 +459,24 @@ def test_the_reader_package_has_no_import_cycle_and_no_long_module():
 
     cycles = [name for name in edges if reaches(name, name, {name})]
     assert not cycles, {name: sorted(edges[name]) for name in cycles}
+
+
+@pytest.mark.parametrize(("copy_name", "expected"), [("onnx::MatMul_7", 6), ("head.weight", 12)])
+def test_a_transposed_copy_is_one_parameter_only_when_the_exporter_named_it(tmp_path, copy_name, expected):
+    """A folded Transpose(W) (an exporter-made name) is the tied parameter W
+    again; two parameters the model names stay two, even when one is the
+    other's exact transpose."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["embed.weight", "ids"], ["h"]),
+         helper.make_node("MatMul", ["h", copy_name], ["logits"])],
+        "tied", [helper.make_tensor_value_info("ids", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4, 2])],
+        [numpy_helper.from_array(table, "embed.weight"), numpy_helper.from_array(table.T.copy(), copy_name)])
+    path = tmp_path / "tied.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert read_model(path).total_params == expected

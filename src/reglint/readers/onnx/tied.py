@@ -9,8 +9,9 @@ the exporter having folded ``Transpose(weight)`` into a new constant
 dynamo exporter's optimizer, torch 2.9+: ``val_4``; both kept by
 float16 conversion). The copy is the same parameter: counted once, under
 the readable name. Matched exactly (every element equal to its transposed
-counterpart, values not all equal), never by name or closeness: a
-quantized copy, requantized with its own scale, stays two tensors.
+counterpart, values not all equal, one of the two named by the exporter),
+never by closeness: a quantized copy, requantized with its own scale,
+stays two tensors.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ def merge_transposed_copies(params: list[Param], folder: Path) -> list[Param]:
         if id(p) in dropped:
             continue
         for q in by_shape.get((p.dtype, (p.shape[1], p.shape[0])), []):
-            if q is p or id(q) in dropped or not _transposed(p, q, folder):
+            # A folded Transpose is a constant the exporter named: two named
+            # parameters are two parameters, even when one equals the other's
+            # transpose (identity or symmetric initialisations).
+            if q is p or id(q) in dropped or not (_anonymous(p.name) or _anonymous(q.name)):
+                continue
+            if not _transposed(p, q, folder):
                 continue
             keep, copy = (q, p) if _anonymous(p.name) and not _anonymous(q.name) else (p, q)
             _absorb(keep, copy)
