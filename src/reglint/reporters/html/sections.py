@@ -73,8 +73,14 @@ def _optimizer(opt: dict | None, family: str | None) -> str:
         extras.append(f"weight_decay {esc(gx(opt['weight_decay']))}")
     if number(opt.get("coupled_l2")):
         extras.append(f"coupled L2 {esc(gx(opt['coupled_l2']))}")
-    if opt.get("iterations"):
-        extras.append(f"{esc(gx(opt['iterations']))} steps taken")
+    if number(opt.get("iterations")):
+        # The stored counter counts batches: under gradient accumulation one
+        # optimizer step is k of them (as the terminal report says).
+        k = opt.get("gradient_accumulation_steps")
+        k = int(k) if number(k) and k > 1 else 1
+        extras.append(f"{esc(gx(opt['iterations']))} steps taken" if k == 1 else
+                      f"{esc(gx(opt['iterations'] // k))} steps taken ({esc(gx(opt['iterations']))} batches, "
+                      f"{k} per step)")
     if extras:
         text += ", " + ", ".join(extras)
     return text + (f" <span class=\"muted\">(from {esc(opt.get('source'))}"
