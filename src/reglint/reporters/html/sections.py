@@ -4,6 +4,8 @@ the file's entry in the JSON report."""
 
 from __future__ import annotations
 
+import math
+
 from reglint.engine.fmt import g
 from reglint.reporters.html.layers import LayerRow, left_out_text
 from reglint.reporters.html.markup import (
@@ -76,8 +78,8 @@ def _optimizer(opt: dict | None, family: str | None) -> str:
     if number(opt.get("iterations")):
         # The stored counter counts batches: under gradient accumulation one
         # optimizer step is k of them (as the terminal report says).
-        k = opt.get("gradient_accumulation_steps")
-        k = int(k) if number(k) and k > 1 else 1
+        given = number(opt.get("gradient_accumulation_steps"))
+        k = int(given) if given is not None and math.isfinite(given) and given > 1 else 1
         extras.append(f"{esc(gx(opt['iterations']))} steps taken" if k == 1 else
                       f"{esc(gx(opt['iterations'] // k))} steps taken ({esc(gx(opt['iterations']))} batches, "
                       f"{k} per step)")
