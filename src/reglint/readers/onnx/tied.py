@@ -9,7 +9,10 @@ the exporter having folded ``Transpose(weight)`` into a new constant
 dynamo exporter's optimizer, torch 2.9+: ``val_4``; both kept by
 float16 conversion). The copy is the same parameter: counted once, under
 the readable name. Matched exactly (every element equal to its transposed
-counterpart, values not all equal, one of the two named by the exporter),
+counterpart, values not all equal, exactly one of the two named by the
+exporter: a tie keeps the readable name of the table the Gather reads; two
+folded constants are two parameters, e.g. an untied decoder initialised as
+the encoder's transpose),
 never by closeness: a quantized copy, requantized with its own scale,
 stays two tensors.
 """
@@ -40,10 +43,12 @@ def merge_transposed_copies(params: list[Param], folder: Path) -> list[Param]:
         if id(p) in dropped:
             continue
         for q in by_shape.get((p.dtype, (p.shape[1], p.shape[0])), []):
-            # A folded Transpose is a constant the exporter named: two named
-            # parameters are two parameters, even when one equals the other's
-            # transpose (identity or symmetric initialisations).
-            if q is p or id(q) in dropped or not (_anonymous(p.name) or _anonymous(q.name)):
+            # A folded Transpose is a constant the exporter named, its source a
+            # named parameter: two named parameters, or two folded constants
+            # (each a different parameter's transpose), stay two, even when
+            # one equals the other's transpose (identity or symmetric
+            # initialisations, a decoder initialised as the encoder's transpose).
+            if q is p or id(q) in dropped or _anonymous(p.name) == _anonymous(q.name):
                 continue
             if not _transposed(p, q, folder):
                 continue
