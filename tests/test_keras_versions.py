@@ -46,11 +46,16 @@ def test_every_release_since_3_0_is_covered():
 def test_counts_equal_the_writers(entry):
     model = read_model(entry["path"])
     assert not [p for p in model.problems if p.kind in RL019_KINDS], model.problems[:3]
-    assert (model.total_params, model.trainable_params, model.non_trainable_params) == (
-        entry["count_params"], entry["trainable_params"], entry["non_trainable_params"])
     config = model.metadata["config_params"]
     assert config["unknown"] == {}
-    assert (config["total"], config["trainable"]) == (entry["count_params"], entry["trainable_params"])
+    assert model.total_params == config["total"] == entry["count_params"]
+    if entry.get("load_error"):
+        # The release cannot load its own file (Keras 3.0-3.2 and Bidirectional): the manifest's split is the
+        # writing model's, in memory, not what a load trains.
+        return
+    assert (model.trainable_params, model.non_trainable_params) == (
+        entry["trainable_params"], entry["non_trainable_params"])
+    assert config["trainable"] == entry["trainable_params"]
 
 
 @pytest.mark.parametrize("entry", MODELS, ids=_id)
@@ -62,21 +67,16 @@ def test_layers_and_regularizers_equal_the_writers(entry):
         if layer is None:
             assert expected["trainable_params"] + expected["non_trainable_params"] == 0, expected["path"]
             continue
-        if not expected["trainable"] and _thawing_writer(entry):
-            # Keras 3.0/3.1's layer.trainable_weights is empty for a frozen
-            # layer, yet the model's trainable variables (what fit trains,
-            # the model total above) hold its weights.
-            assert layer.params == expected["trainable_params"] + expected["non_trainable_params"]
-            assert layer.non_trainable_params == sum(v.size for v in layer.variables if v.role.is_statistic)
+        if not expected["trainable"]:
+            # Keras 3's layer.trainable_weights is empty for a layer whose flag is off, yet the model's trainable
+            # variables (what fit trains, the model's split above) can hold its weights: all of them in 3.0/3.1,
+            # a frozen MultiHeadAttention's or wrapper's sub-layers' from 3.2 (variable_trains).
+            assert layer.params == expected["trainable_params"] + expected["non_trainable_params"], expected["path"]
         else:
             assert (layer.trainable_params, layer.non_trainable_params) == (
                 expected["trainable_params"], expected["non_trainable_params"]), expected["path"]
         for key, reg in expected["regularizers"].items():
             check_regularizer(layer, key, reg)
-
-
-def _thawing_writer(entry: dict) -> bool:
-    return entry["keras_version"].startswith(("3.0.", "3.1."))
 
 
 def test_frozen_layers_train_under_the_releases_that_ignored_trainable_false():
@@ -90,6 +90,24 @@ def test_frozen_layers_train_under_the_releases_that_ignored_trainable_false():
             assert bool(notes) is thawed, (version, name)
             frozen = [layer.path for layer in model.layers if not layer.trainable]
             assert (frozen == []) is thawed, (version, name, frozen)
+
+
+def test_frozen_sub_layers_train_as_keras_3_loads_them():
+    """From Keras 3.2 a loaded layer's trainable=False freezes the variables
+    it creates itself, not its sub-layers': a frozen MultiHeadAttention and
+    a Bidirectional or TimeDistributed frozen by a constructor argument train
+    (their inner configs are trainable), a Bidirectional around a frozen GRU
+    does not, a frozen Dense and LSTM stay frozen. The model totals above are
+    Keras' own after load (693 of 1,143 for every release from 3.3)."""
+    for version in ("3.3.3", "3.8.0", "3.15.1"):
+        model = read_model(VERSIONS / f"keras-{version}" / "frozen_owners_adam.keras")
+        layers = {layer.path: layer for layer in model.layers}
+        trains = {path: layer.trainable_params > 0 for path, layer in layers.items() if layer.params}
+        assert trains == {"mha": True, "frozen_dense": False, "bi_wrapper_frozen": True, "bi_inner_frozen": False,
+                          "td_wrapper_frozen": True, "lstm_frozen": False, "dense_1": True}, (version, trains)
+        # the MHA's L2 is active again: Keras adds the penalty of what it trains
+        active = [p for p in Analysis(model).penalties if p.layer.path == "mha"]
+        assert active and all(p.active for p in active)
 
 
 @pytest.mark.parametrize("entry", [e for e in MODELS if e["optimizer"]], ids=_id)

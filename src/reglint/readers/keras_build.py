@@ -17,7 +17,14 @@ from typing import Any
 from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
 from reglint.model.nesting import OUTPUTS, NestedGraph
 from reglint.model.versions import major_minor
-from reglint.readers.keras_config import LayerNode, ModelConfig, container_io, container_output_refs
+from reglint.readers.keras_config import (
+    LayerNode,
+    ModelConfig,
+    container_io,
+    container_output_refs,
+    keras3_loads_frozen_per_owner,
+    variable_trains,
+)
 from reglint.readers.keras_fans import kernel_fan_axes
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
@@ -94,6 +101,11 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
     _name_by_position(tensors, model, node)
     for found in tensors:
         layer.variables.append(_variable(found, node, options, model, attach=not custom))
+    if not layer.trainable and any(v.trainable for v in layer.variables):
+        layer.trainable = True  # Keras 3 trains what a frozen layer's sub-layers own (variable_trains)
+        model.notes.append(f"{node.path}: the config freezes this {node.class_name}, but Keras 3 does not hand the "
+                           "flag to the sub-layers it holds when it loads the file: their weights train (counted as "
+                           "trainable); set trainable = False again after loading to freeze them")
     if node.config.get("lora_rank"):
         _lora_variables(layer, node)
     if quantization_mode(node.config) in ("int8", "int4"):
@@ -166,7 +178,8 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
     if owner_class == "Embedding" and role is Role.KERNEL:
         role = Role.EMBEDDINGS  # Keras 1 named the table W
     cfg = found.owner_config
-    trainable = node.trainable and not role.is_statistic and found.trainable is not False
+    per_owner = keras3_loads_frozen_per_owner(model.framework_version) and model.framework != "tf.keras"
+    trainable = variable_trains(node, cfg, per_owner) and not role.is_statistic and found.trainable is not False
     if (found.name or "") in NON_TRAINABLE_NAMES:
         trainable = False
     shape = tuple(int(d) for d in (found.dataset.shape or ()))

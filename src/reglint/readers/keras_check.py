@@ -24,7 +24,7 @@ import numpy as np
 
 from reglint.model import Layer, Model, Problem, ProblemKind
 from reglint.readers.keras_build import FoundTensor, build_layer
-from reglint.readers.keras_config import LayerNode, ModelConfig
+from reglint.readers.keras_config import LayerNode, ModelConfig, keras3_loads_frozen_per_owner, variable_trains
 from reglint.readers.keras_graph import input_shapes
 from reglint.readers.keras_shapes import CannotInfer, Expected, InvalidConfig, expected_variables
 from reglint.readers.limits import ReadOptions
@@ -147,7 +147,7 @@ def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount
             model.notes.append(f"{node.path}: {count.unknown[node.path]}; its parameters cannot be counted "
                                "from the config")
             continue
-        _add(count, node, expected)
+        _add(count, node, expected, model)
         model.layers.append(build_layer(node, config_tensors(node, expected), options, model))
     model.metadata["config_params"] = count.as_dict()
     return count
@@ -177,7 +177,7 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
             continue
         _compare(model, layer, node, expected, rules)
         if all(v.known for v in expected):
-            _add(count, node, expected)
+            _add(count, node, expected, model)
         else:
             count.unknown[node.path] = _unknown_reason(node, [v for v in expected if not v.known], shapes)
             if layer.variables:
@@ -187,11 +187,12 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
     return count
 
 
-def _add(count: ConfigCount, node: LayerNode, expected: list[Expected]) -> None:
+def _add(count: ConfigCount, node: LayerNode, expected: list[Expected], model: Model) -> None:
+    per_owner = keras3_loads_frozen_per_owner(model.framework_version) and model.framework != "tf.keras"
     for var in expected:
         size = var.size or 0  # called only when every shape is known
         count.total += size
-        if var.trainable and node.trainable:
+        if var.trainable and variable_trains(node, var.owner_config, per_owner):
             count.trainable += size
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from reglint.errors import ModelReadError
 from reglint.model import TensorRef
 from reglint.model.versions import major_minor
-from reglint.readers.keras_layers import CONTAINERS
+from reglint.readers.keras_layers import CONTAINERS, MHA_LIKE
 from reglint.readers.keras_objects import bare_class_name, class_name_of, is_tensor_ref, to_snake_case
 
 
@@ -240,6 +240,39 @@ def thaw_for_writer(tree: ModelConfig, version: str | None) -> str | None:
     return (f"written by Keras {version}, whose load_model ignores trainable=False (keras-team/keras#19398, fixed in "
             f"3.2.0): the layers the config marks frozen ({names}) train when that release loads the file and are "
             "counted as trainable; Keras 3.2 or later keeps them frozen")
+
+
+def keras3_loads_frozen_per_owner(version: str | None) -> bool:
+    """Whether the writer's release loads a file's trainable flags owner by
+    owner (``variable_trains``): Keras 3.2 and later (3.0/3.1 thaw
+    everything: ``thaw_for_writer``)."""
+    release = major_minor(version)
+    return release is not None and release[0] == 3 and release >= (3, 2)
+
+
+def variable_trains(node: LayerNode, owner_config: Any, per_owner: bool) -> bool:
+    """Whether the release that loads the file trains a variable of ``node``
+    whose owning (sub-)layer's config is ``owner_config`` (before roles:
+    statistics never train).
+
+    Keras 3 (``per_owner``) rebuilds a layer with ``trainable=False`` from
+    its config; the variables the layer creates itself are frozen
+    (``add_weight`` reads the flag, since 3.2), but the flag is not handed to
+    the sub-layers it holds. A wrapper's inner layer, an RNN's cell and a
+    Bidirectional's two layers keep their own config's flag (which
+    ``layer.trainable = False`` set before saving, and a constructor
+    argument on the wrapper did not), and MultiHeadAttention's and
+    GroupQueryAttention's projections, made in ``build`` with no flag, always
+    train (review 11: Keras 3.8 and 3.15.1 trained a frozen MHA's 288
+    weights after loading, and a ``Bidirectional(GRU, trainable=False)``'s
+    234). tf.keras skips every variable of a frozen layer: the node's flag."""
+    if not per_owner:
+        return node.trainable
+    if node.class_name in MHA_LIKE:
+        return True
+    if owner_config is not node.config and isinstance(owner_config, dict) and "trainable" in owner_config:
+        return owner_config["trainable"] is not False
+    return node.trainable
 
 
 def _trainable(cfg: Any) -> bool:
