@@ -188,3 +188,15 @@ def test_lint_healthy_model_without_errors(entry):
     report = lint_file(str(ROOT / entry["file"]), Settings())
     assert report.error is None
     assert [f.code for f in report.findings if f.severity is Severity.ERROR] == []
+
+
+@pytest.mark.parametrize("exporter", ["torchscript_opset14", "torchscript_opset17", "dynamo", "dynamo_unoptimized",
+                                      "float16"])
+def test_layer_norms_are_normalizers_however_exported(exporter):
+    """Below opset 17 TorchScript writes LayerNorm as ReduceMean/Sub/Sqrt/Div
+    ops closed by a gamma Mul; the layer is a LayerNormalization all the
+    same, as the graph walk's normalizers need (a kernel feeding it is
+    scale-invariant, a gamma before a linear layer is absorbed)."""
+    model = read_model(ROOT / exporter / "transformer.onnx")
+    norms = {layer.path: layer.class_name for layer in model.layers if "norm" in layer.path}
+    assert norms == dict.fromkeys(("encoder.norm1", "encoder.norm2", "norm"), "LayerNormalization")

@@ -480,3 +480,35 @@ def test_a_transposed_copy_is_one_parameter_only_when_the_exporter_named_it(tmp_
     path = tmp_path / "tied.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     assert read_model(path).total_params == expected
+
+
+@pytest.mark.parametrize(("centred", "expected"), [(True, "LayerNormalization"), (False, "RMSNormalization")])
+def test_a_normalization_written_as_ops_is_named_by_what_it_computes(tmp_path, centred, expected):
+    """``gamma * (x - mean) / Sqrt(var + eps)`` is a LayerNorm and
+    ``gamma * x / Sqrt(mean(x^2) + eps)`` an RMSNorm, written as ops (an
+    exporter below opset 17, or tf2onnx): the layer the gamma makes is
+    named so, and gamma is its scale."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1])]
+    centre = "x"
+    if centred:
+        nodes.append(helper.make_node("Sub", ["x", "mean"], ["xc"]))
+        centre = "xc"
+    nodes += [helper.make_node("Mul", [centre, centre], ["sq"]),
+              helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1]),
+              helper.make_node("Add", ["var", "eps"], ["var_eps"]),
+              helper.make_node("Sqrt", ["var_eps"], ["std"]),
+              helper.make_node("Div", [centre, "std"], ["normed"]),
+              helper.make_node("Mul", ["normed", "norm.weight"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "norm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(np.array(1e-5, dtype=np.float32), "eps"),
+         numpy_helper.from_array(np.linspace(0.5, 1.5, 4).astype(np.float32), "norm.weight")])
+    path = tmp_path / "norm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    [layer] = read_model(path).layers
+    assert layer.class_name == expected and [v.role for v in layer.variables] == [Role.GAMMA]

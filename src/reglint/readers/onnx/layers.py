@@ -10,7 +10,7 @@ from reglint.errors import UnsafeInputError
 from reglint.model import Layer, Role, Variable
 from reglint.readers.onnx.graph import MAX_WALK, GraphIndex, Node
 from reglint.readers.onnx.params import Param
-from reglint.readers.onnx.roles import BIASED_OPS, ROLE_RANK, linear_producer, role_at, uses
+from reglint.readers.onnx.roles import BIASED_OPS, ROLE_RANK, decomposed_norm_class, linear_producer, role_at, uses
 from reglint.readers.onnx.tensors import type_name
 
 # Positively homogeneous, parameter-free ops: scale invariance survives them.
@@ -101,7 +101,10 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
     config = {"op_type": node.op if node else None, "domain": node.domain if node else None,
               "node": node.name if node else None, "graph": main.scope or "main",
               "attributes": {k: v for k, v in (node.attrs() if node else {}).items() if v is not None}}
-    return Layer(name=key, path=key, class_name=node.op if node else "Initializer",
+    class_name = node.op if node else "Initializer"
+    if node is not None and node.op == "Mul" and main.role is Role.GAMMA:
+        class_name = decomposed_norm_class(index, node)  # a LayerNorm written as ops: a normalizer to the rules
+    return Layer(name=key, path=key, class_name=class_name,
                  trainable=any(p.trainable for p in members), variables=variables,
                  activation=activation, units=_units(main), outbound=outbound,
                  calls=max(1, *(p.uses for p in members)), config=config)

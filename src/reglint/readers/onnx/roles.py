@@ -160,6 +160,19 @@ def _normalized(index: GraphIndex, name: str) -> bool:
     return denominator is not None and denominator.op == "Sqrt"
 
 
+def decomposed_norm_class(index: GraphIndex, mul: Node) -> str:
+    """The normalization a gamma ``Mul`` closes, for the graph walk's
+    NORMALIZERS: ``(x - mean) / Sqrt(...)`` is a LayerNorm (TorchScript
+    below opset 17), ``x / Sqrt(mean(x^2) + eps)`` an RMSNorm; anything
+    else keeps the op's name."""
+    for name in mul.inputs:
+        if _normalized(index, name):
+            div = index.producer[name]
+            numerator = index.producer.get(div.inputs[0])
+            return "LayerNormalization" if numerator is not None and numerator.op == "Sub" else "RMSNormalization"
+    return mul.op
+
+
 def _scales_normalized(index: GraphIndex, mul: Node) -> bool:
     return len(mul.inputs) == 2 and any(_normalized(index, x) for x in mul.inputs)
 
