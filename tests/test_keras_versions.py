@@ -171,3 +171,12 @@ def test_gradient_accumulation_counts_optimizer_steps():
     plain = Analysis(read_model(VERSIONS / "keras-3.15.1" / "mlp_sgd_trained.keras"),
                      TrainingContext(samples=1000, batch_size=32, epochs=10))
     assert plain.context.total_steps() == 320 and plain.optimizer_steps_taken() == 4
+
+
+def test_a_release_that_cannot_load_its_own_file_is_noted():
+    """Keras 3.0-3.2 raise loading their own Bidirectional layers (the
+    manifest's load_error); the note says so, and that 3.3 loads the file."""
+    for entry in MODELS:
+        notes = [n for n in read_model(entry["path"]).notes if "cannot load its own Bidirectional" in n]
+        raised = "could not be loaded" in (entry.get("load_error") or "")
+        assert bool(notes) is raised, (entry["keras_version"], entry["file"])

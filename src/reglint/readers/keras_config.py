@@ -242,6 +242,26 @@ def thaw_for_writer(tree: ModelConfig, version: str | None) -> str | None:
             "counted as trainable; Keras 3.2 or later keeps them frozen")
 
 
+def writer_load_note(tree: ModelConfig, version: str | None) -> str | None:
+    """Keras 3.0 to 3.2 cannot load a ``.keras`` file holding a Bidirectional
+    layer they wrote themselves (its cells' variables are not found: "Layer
+    'gru_cell' expected 3 variables, but received 0"; fixtures/versions,
+    every release's ``rnn_rmsprop.keras``); 3.3 and later load it. The file
+    is sound: a note, not a problem.
+
+    >>> tree = ModelConfig("Sequential", "m", [LayerNode("bi", "Bidirectional", {}, "bi", True, "")], [], [])
+    >>> writer_load_note(tree, "3.3.3") is None, writer_load_note(tree, "3.2.1")[:40]
+    (True, 'written by Keras 3.2.1, which cannot loa')
+    """
+    if major_minor(version) not in ((3, 0), (3, 1), (3, 2)):
+        return None
+    wrapped = [node.path for node in tree.leaves if node.class_name == "Bidirectional"]
+    if not wrapped:
+        return None
+    return (f"written by Keras {version}, which cannot load its own Bidirectional layers from this file "
+            f"({', '.join(wrapped[:3])}: their cells' weights are not found); Keras 3.3 or later loads it")
+
+
 def keras3_loads_frozen_per_owner(version: str | None) -> bool:
     """Whether the writer's release loads a file's trainable flags owner by
     owner (``variable_trains``): Keras 3.2 and later (3.0/3.1 thaw

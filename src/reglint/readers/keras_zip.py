@@ -45,6 +45,7 @@ from reglint.readers.keras_config import (
     ModelConfig,
     thaw_for_writer,
     walk_model_config,
+    writer_load_note,
 )
 from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.limits import ReadOptions
@@ -235,9 +236,10 @@ def _holds_tensors(index: H5Index, path: str, depth: int = 0) -> bool:
 
 
 def _thaw(model: Model, tree: ModelConfig) -> None:
-    note = thaw_for_writer(tree, model.framework_version)
-    if note:
-        model.notes.append(note)
+    """What the writing release does with the file when it loads it."""
+    for note in (thaw_for_writer(tree, model.framework_version), writer_load_note(tree, model.framework_version)):
+        if note:
+            model.notes.append(note)
 
 
 def _buffered(handle):
