@@ -22,7 +22,7 @@ from reglint.readers.keras_config import (
     ModelConfig,
     container_io,
     container_output_refs,
-    keras3_loads_frozen_per_owner,
+    keras3_release,
     variable_trains,
 )
 from reglint.readers.keras_fans import kernel_fan_axes
@@ -103,9 +103,11 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
         layer.variables.append(_variable(found, node, options, model, attach=not custom))
     if not layer.trainable and any(v.trainable for v in layer.variables):
         layer.trainable = True  # Keras 3 trains what a frozen layer's sub-layers own (variable_trains)
-        model.notes.append(f"{node.path}: the config freezes this {node.class_name}, but Keras 3 does not hand the "
-                           "flag to the sub-layers it holds when it loads the file: their weights train (counted as "
-                           "trainable); set trainable = False again after loading to freeze them")
+        holder = (f"this {node.class_name}" if node.config.get("trainable") is False
+                  else f"the model holding it ({node.container or 'the model'})")
+        model.notes.append(f"{node.path}: the config freezes {holder}, but Keras 3 does not hand that flag to the "
+                           "layers inside when it builds them: their weights train (counted as trainable); set "
+                           "trainable = False on it after loading to freeze them")
     if node.config.get("lora_rank"):
         _lora_variables(layer, node)
     if quantization_mode(node.config) in ("int8", "int4"):
@@ -178,8 +180,8 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
     if owner_class == "Embedding" and role is Role.KERNEL:
         role = Role.EMBEDDINGS  # Keras 1 named the table W
     cfg = found.owner_config
-    per_owner = keras3_loads_frozen_per_owner(model.framework_version) and model.framework != "tf.keras"
-    trainable = variable_trains(node, cfg, per_owner) and not role.is_statistic and found.trainable is not False
+    release = keras3_release(model.framework_version, model.framework)
+    trainable = variable_trains(node, cfg, release) and not role.is_statistic and found.trainable is not False
     if (found.name or "") in NON_TRAINABLE_NAMES:
         trainable = False
     shape = tuple(int(d) for d in (found.dataset.shape or ()))

@@ -24,7 +24,7 @@ import numpy as np
 
 from reglint.model import Layer, Model, Problem, ProblemKind
 from reglint.readers.keras_build import FoundTensor, build_layer
-from reglint.readers.keras_config import LayerNode, ModelConfig, keras3_loads_frozen_per_owner, variable_trains
+from reglint.readers.keras_config import LayerNode, ModelConfig, keras3_release, variable_trains
 from reglint.readers.keras_graph import input_shapes
 from reglint.readers.keras_shapes import CannotInfer, Expected, InvalidConfig, expected_variables
 from reglint.readers.limits import ReadOptions
@@ -188,11 +188,11 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
 
 
 def _add(count: ConfigCount, node: LayerNode, expected: list[Expected], model: Model) -> None:
-    per_owner = keras3_loads_frozen_per_owner(model.framework_version) and model.framework != "tf.keras"
+    release = keras3_release(model.framework_version, model.framework)
     for var in expected:
         size = var.size or 0  # called only when every shape is known
         count.total += size
-        if var.trainable and variable_trains(node, var.owner_config, per_owner):
+        if var.trainable and variable_trains(node, var.owner_config, release):
             count.trainable += size
 
 

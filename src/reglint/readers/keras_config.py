@@ -262,37 +262,39 @@ def writer_load_note(tree: ModelConfig, version: str | None) -> str | None:
             f"({', '.join(wrapped[:3])}: their cells' weights are not found); Keras 3.3 or later loads it")
 
 
-def keras3_loads_frozen_per_owner(version: str | None) -> bool:
-    """Whether the writer's release loads a file's trainable flags owner by
-    owner (``variable_trains``): Keras 3.2 and later (3.0/3.1 thaw
-    everything: ``thaw_for_writer``)."""
+def keras3_release(version: str | None, framework: str | None) -> tuple[int, int] | None:
+    """The Keras 3 release (major, minor) that wrote the file, None for
+    tf.keras and Keras 1/2 files or an unknown version (``variable_trains``)."""
     release = major_minor(version)
-    return release is not None and release[0] == 3 and release >= (3, 2)
+    return release if release is not None and release[0] == 3 and framework != "tf.keras" else None
 
 
-def variable_trains(node: LayerNode, owner_config: Any, per_owner: bool) -> bool:
+def variable_trains(node: LayerNode, owner_config: Any, release: tuple[int, int] | None) -> bool:
     """Whether the release that loads the file trains a variable of ``node``
     whose owning (sub-)layer's config is ``owner_config`` (before roles:
     statistics never train).
 
-    Keras 3 (``per_owner``) rebuilds a layer with ``trainable=False`` from
-    its config; the variables the layer creates itself are frozen
-    (``add_weight`` reads the flag, since 3.2), but the flag is not handed to
-    the sub-layers it holds. A wrapper's inner layer, an RNN's cell and a
-    Bidirectional's two layers keep their own config's flag (which
-    ``layer.trainable = False`` set before saving, and a constructor
+    From Keras 3.2 a layer rebuilt with ``trainable=False`` freezes the
+    variables it creates itself (``add_weight`` reads the flag) but does not
+    hand the flag to the sub-layers it holds. A wrapper's inner layer, an
+    RNN's cell and a Bidirectional's two layers keep their own config's flag
+    (which ``layer.trainable = False`` set before saving, and a constructor
     argument on the wrapper did not), and MultiHeadAttention's and
     GroupQueryAttention's projections, made in ``build`` with no flag, always
-    train (review 11: Keras 3.8 and 3.15.1 trained a frozen MHA's 288
-    weights after loading, and a ``Bidirectional(GRU, trainable=False)``'s
-    234). tf.keras skips every variable of a frozen layer: the node's flag."""
-    if not per_owner:
+    train (review 11: Keras 3.3 to 3.15.1 train 693 of the 1,143 weights of
+    ``fixtures/versions/*/frozen_owners_adam.keras`` after loading). From 3.4
+    a nested model's flag is not handed to its layers either (3.2 and 3.3
+    freeze them: 12 of 47 trainable in ``frozen_model_constructor_sgd.keras``,
+    47 from 3.4). Keras 3.0/3.1 thaw everything (``thaw_for_writer``), and
+    tf.keras skips every variable of a frozen layer or model: the node's
+    flag for both (``release`` None or before 3.2)."""
+    if release is None or release < (3, 2):
         return node.trainable
     if node.class_name in MHA_LIKE:
         return True
     if owner_config is not node.config and isinstance(owner_config, dict) and "trainable" in owner_config:
         return owner_config["trainable"] is not False
-    return node.trainable
+    return _trainable(node.config) if release >= (3, 4) else node.trainable
 
 
 def _trainable(cfg: Any) -> bool:
