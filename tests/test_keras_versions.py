@@ -47,15 +47,17 @@ def test_counts_equal_the_writers(entry):
     model = read_model(entry["path"])
     assert not [p for p in model.problems if p.kind in RL019_KINDS], model.problems[:3]
     config = model.metadata["config_params"]
-    assert config["unknown"] == {}
-    assert model.total_params == config["total"] == entry["count_params"]
+    # a quantized layer's variables come from its stored tensors (what the mode made), not from the config
+    assert all("quantized layer" in why for why in config["unknown"].values()), config["unknown"]
+    assert model.total_params == entry["count_params"]
+    assert config["unknown"] or config["total"] == entry["count_params"]
     if entry.get("load_error"):
         # The release cannot load its own file (Keras 3.0-3.2 and Bidirectional): the manifest's split is the
         # writing model's, in memory, not what a load trains.
         return
     assert (model.trainable_params, model.non_trainable_params) == (
         entry["trainable_params"], entry["non_trainable_params"])
-    assert config["trainable"] == entry["trainable_params"]
+    assert config["unknown"] or config["trainable"] == entry["trainable_params"]
 
 
 @pytest.mark.parametrize("entry", MODELS, ids=_id)

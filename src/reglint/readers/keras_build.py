@@ -111,8 +111,11 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
     if node.config.get("lora_rank"):
         _lora_variables(layer, node)
     if quantization_mode(node.config) in ("int8", "int4"):
-        for var in layer.variables:  # integer weights and scales: not trained (only the bias is)
-            var.trainable = var.trainable and var.role is Role.BIAS
+        # integer weights and scales: not trained; the bias is, except in
+        # Keras 3.1, whose Dense.quantize set bias.trainable = False
+        bias_trains = keras3_release(model.framework_version, model.framework) != (3, 1)
+        for var in layer.variables:
+            var.trainable = var.trainable and var.role is Role.BIAS and bias_trains
     if custom:
         _attach_custom_regularizers(layer, node, model)
         if tensors and found_unnamed(tensors):

@@ -220,8 +220,13 @@ def quantization_mode(cfg: dict[str, Any]) -> str | None:
 
     >>> quantization_mode({"dtype": {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8"}}})
     'int8'
+    >>> quantization_mode({"dtype": "int8_from_float32"}), quantization_mode({"dtype": "float32"})
+    ('int8', None)
     """
     dtype = cfg.get("dtype")
+    if isinstance(dtype, str):  # Keras 3.1-3.3 saved the policy's name: "int8_from_float32"
+        named, sep, _ = dtype.partition("_from_")
+        return named if sep and named in QUANTIZATION_MODES else None
     if not isinstance(dtype, dict) or "Quantized" not in str(dtype.get("class_name", "")):
         return None
     inner = dtype.get("config")
@@ -231,6 +236,8 @@ def quantization_mode(cfg: dict[str, Any]) -> str | None:
     return mode if isinstance(mode, str) else "unknown"
 
 
+# The modes Keras 3 quantizes to (``model.quantize(mode)``).
+QUANTIZATION_MODES = frozenset({"int8", "int4", "float8", "gptq", "awq"})
 # What a quantized layer stores, in order (``variable_serialization_spec``):
 # integer weights and their scales, none of them trained; the bias still is.
 _QUANTIZED = {

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglint.model import Role
-from reglint.readers.keras_layers import attention_variables, cell_label, child_layers, direction_label, stacked_cells
+from reglint.readers.keras_layers import (
+    attention_variables,
+    cell_label,
+    child_layers,
+    direction_label,
+    quantization_mode,
+    stacked_cells,
+)
 
 Shape = tuple  # of int | None; None: a dimension the config does not fix
 K, RK, B = Role.KERNEL, Role.RECURRENT_KERNEL, Role.BIAS
@@ -172,7 +179,10 @@ def _with_lora(class_name: str, cfg: dict, out: list[Expected]) -> list[Expected
 
 
 def _refuse_variants(cfg: dict[str, Any]) -> None:
-    """Quantized layers replace their variables at run time."""
+    """Quantized layers replace their variables at run time (Keras 3.1-3.3
+    name the policy in a string: "int8_from_float32")."""
+    if quantization_mode(cfg) is not None:
+        raise CannotInfer("quantized layer: its variables depend on the quantization mode")
     dtype = cfg.get("dtype")
     name = dtype.get("class_name", "") if isinstance(dtype, dict) else str(dtype or "")
     inner_cfg = dtype.get("config") if isinstance(dtype, dict) else None
