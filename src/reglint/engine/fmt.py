@@ -85,3 +85,17 @@ def lam(reg) -> str:
     if reg.kind == "orthogonal":
         return f"OrthogonalRegularizer({g(reg.factor)}, mode={reg.mode})"
     return reg.class_name or "custom"
+
+
+def steps_taken(iterations: int, accumulation: int | None) -> str:
+    """The optimizer's recorded steps as both reports say them: the stored
+    counter counts batches, and under gradient accumulation one optimizer
+    step is ``accumulation`` of them.
+
+    >>> steps_taken(1200, None), steps_taken(10, 4)
+    ('1,200 steps taken', '2 steps taken (10 batches, 4 per step)')
+    """
+    k = accumulation if accumulation is not None and accumulation > 1 else 1
+    if k == 1:
+        return f"{g(iterations)} steps taken"
+    return f"{g(iterations // k)} steps taken ({g(iterations)} batches, {k} per step)"

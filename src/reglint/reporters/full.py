@@ -15,7 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from reglint.engine.fmt import g, lam, pct
+from reglint.engine.fmt import g, lam, pct, steps_taken
 from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, lambda_note, markup, plural, summary_line
@@ -105,9 +105,7 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         if opt.coupled_l2:
             extras.append(f"coupled L2 {g(opt.coupled_l2)}")
         if opt.iterations:
-            k = opt.gradient_accumulation_steps or 1
-            extras.append(f"{g(opt.iterations)} steps taken" if k <= 1 else
-                          f"{g(opt.iterations // k)} steps taken ({g(opt.iterations)} batches, {k} per step)")
+            extras.append(steps_taken(opt.iterations, opt.gradient_accumulation_steps))
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
         if opt.source.value == "user" and lr is not None and lr.initial is not None and lr.source.value == "file":
             source = " [dim](class from user, the rest from the file)[/]"  # --optimizer over a saved one

@@ -52,7 +52,7 @@ def merge_transposed_copies(params: list[Param], folder: Path) -> list[Param]:
                 continue
             if not _transposed(p, q, folder):
                 continue
-            keep, copy = (q, p) if _anonymous(p.name) and not _anonymous(q.name) else (p, q)
+            keep, copy = (q, p) if _anonymous(p.name) else (p, q)  # the named one stays
             _absorb(keep, copy)
             dropped.add(id(copy))
             if copy is p:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from reglint.engine.fmt import g
+from reglint.engine.fmt import g, steps_taken
 from reglint.reporters.html.layers import LayerRow, left_out_text
 from reglint.reporters.html.markup import (
     change_text,
@@ -75,14 +75,10 @@ def _optimizer(opt: dict | None, family: str | None) -> str:
         extras.append(f"weight_decay {esc(gx(opt['weight_decay']))}")
     if number(opt.get("coupled_l2")):
         extras.append(f"coupled L2 {esc(gx(opt['coupled_l2']))}")
-    if number(opt.get("iterations")):
-        # The stored counter counts batches: under gradient accumulation one
-        # optimizer step is k of them (as the terminal report says).
-        given = number(opt.get("gradient_accumulation_steps"))
-        k = int(given) if given is not None and math.isfinite(given) and given > 1 else 1
-        extras.append(f"{esc(gx(opt['iterations']))} steps taken" if k == 1 else
-                      f"{esc(gx(opt['iterations'] // k))} steps taken ({esc(gx(opt['iterations']))} batches, "
-                      f"{k} per step)")
+    iterations, given = number(opt.get("iterations")), number(opt.get("gradient_accumulation_steps"))
+    if iterations and math.isfinite(iterations):
+        k = int(given) if given is not None and math.isfinite(given) else None
+        extras.append(esc(steps_taken(int(iterations), k)))
     if extras:
         text += ", " + ", ".join(extras)
     return text + (f" <span class=\"muted\">(from {esc(opt.get('source'))}"
