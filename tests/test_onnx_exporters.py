@@ -58,7 +58,8 @@ def test_every_exporter_is_covered():
     exporters = {e["exporter"] for e in ENTRIES}
     assert {"torchscript_opset14", "torchscript_opset17", "dynamo", "dynamo_unoptimized", "float16",
             "float16_dynamo", "int8_dynamic", "int8_dynamic_per_channel", "int8_qdq",
-            "int8_qdq_per_channel"} <= exporters
+            "int8_qdq_per_channel", "int4_matmulnbits", "int4_matmulnbits_dynamo", "int4_matmulnbits_symmetric",
+            "int8_matmulnbits", "int4_qdq_blocked", "int4_gather_block_quantized"} <= exporters
     models = {e["model"] for e in ENTRIES if e["exporter"] in ("torchscript_opset17", "dynamo")}
     assert models == {"mlp", "cnn_bn_residual", "transformer", "recurrent", "tied_embedding", "depthwise"}
 
@@ -148,23 +149,49 @@ def test_roles_follow_the_modules(entry):
         assert roles <= allowed and roles & allowed - {Role.BIAS}, (layer.name, roles)
 
 
-@pytest.mark.parametrize("file", ["int8_qdq/mlp.onnx", "int8_qdq/depthwise.onnx",
-                                  "int8_qdq_per_channel/transformer.onnx", "float16/transformer.onnx"])
+# file -> relative tolerance on a weight's RMS: int8 rounding moves a
+# 0.2-RMS tensor's RMS under 1%; 4 bits (15 steps over a 16-value block's
+# range, about 0.4 sigma a step) a few percent; float16 its own rounding.
+DEQUANTIZED = {"int8_qdq/mlp.onnx": 0.01, "int8_qdq/depthwise.onnx": 0.01,
+               "int8_qdq_per_channel/transformer.onnx": 0.01, "float16/transformer.onnx": 0.01,
+               "int8_matmulnbits/transformer.onnx": 0.01, "int4_matmulnbits/transformer.onnx": 0.05,
+               "int4_matmulnbits_symmetric/transformer.onnx": 0.05, "int4_qdq_blocked/transformer.onnx": 0.05,
+               "int4_matmulnbits_dynamo/transformer.onnx": 0.05,
+               "int4_gather_block_quantized/tied_embedding.onnx": 0.05}
+
+
+@pytest.mark.parametrize("file", sorted(DEQUANTIZED))
 def test_quantized_statistics_are_the_dequantized_weights(file):
-    """QDQ weights' statistics are those of ``(x - zero_point) * scale``:
-    within int8 rounding (half a step of a 0.2-RMS tensor is under 1%) of
-    the float file they were quantized from; float16 within its rounding."""
+    """Quantized weights' statistics are those of the dequantized values
+    (``(x - zero_point) * scale``, per tensor, channel or block): within
+    the format's rounding of the float file they were quantized from."""
     entry = BY_FILE[file]
     source = {(layer.name, v.role): v.stats for layer in read_model(ROOT / entry["source"]).layers
               for v in layer.variables}
-    checked = 0
+    checked = quantized = 0
     for layer in read_model(ROOT / file).layers:
         for v in layer.variables:
             reference = source[(layer.name, v.role)]
             assert v.stats is not None and v.stats.count == reference.count == v.size
-            assert v.stats.rms == pytest.approx(reference.rms, rel=0.01), (layer.name, v.role)
+            assert v.stats.rms == pytest.approx(reference.rms, rel=DEQUANTIZED[file]), (layer.name, v.role)
             checked += 1
-    assert checked >= 4
+            quantized += v.dtype not in ("float32", "float16")
+    assert checked >= 4 and (quantized >= 2 or file.startswith("float16"))
+
+
+@pytest.mark.parametrize("folder", ["int4_matmulnbits", "int4_matmulnbits_dynamo", "int4_matmulnbits_symmetric",
+                                    "int8_matmulnbits", "int4_qdq_blocked", "int4_gather_block_quantized"])
+def test_tied_weight_quantized_as_a_copy_counts_once(folder):
+    """The quantizer turns a tied lm_head (the embedding's folded transpose)
+    into a block-quantized copy of its own: within a quantization step of
+    the table (or of the table's own quantization), so one parameter."""
+    entry = BY_FILE[f"{folder}/tied_embedding.onnx"]
+    model = read_model(ROOT / entry["file"])
+    assert any("transpose of another parameter" in note for note in model.notes)
+    owners = {name.rsplit(".", 1)[0] for name in entry["tied"][0]["names"]}  # embed, lm_head
+    [holder] = [layer for layer in model.layers if layer.name in owners]  # the exporter's name for it
+    assert [v.role for v in holder.variables] == [Role.EMBEDDINGS] and holder.calls == 2
+    assert holder.params == entry["tied"][0]["size"]
 
 
 def test_integer_op_weights_have_no_statistics_without_their_scale():

@@ -16,7 +16,12 @@ a tied weight the exporter stored again as its exact transpose (``tied``).
 Quantized weights (integer or float8 tensors read by DequantizeLinear,
 MatMulInteger, ConvInteger, QLinear*, onnxruntime's DynamicQuantizeLSTM
 ...) count one parameter per stored value; their scales and zero points
-are constants (``quantized``).
+are constants (``quantized``). Block-quantized weights (int4/uint4, and 2-,
+4- and 8-bit values packed into bytes: onnxruntime's MatMulNBits and
+GatherBlockQuantized, opset 21's blocked DequantizeLinear, what LLMs are
+deployed as) count at the float weight's shape, their statistics those of
+the dequantized values, and a quantized copy of a tied weight within a
+quantization step of it is counted once (``blockwise``, ``tied``).
 
 **Roles**, from the consuming node (through ``Cast``/``Transpose``/
 ``Reshape``/``Identity``): Conv/ConvTranspose W -> kernel (depthwise when

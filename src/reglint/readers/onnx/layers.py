@@ -124,7 +124,7 @@ def _units(p: Param) -> int | None:
         return None
     if op == "Gemm" and len(shape) == 2:
         return shape[0] if node.attr("transB", 0) else shape[1]
-    if op in ("MatMul", "FusedMatMul"):
+    if op in ("MatMul", "FusedMatMul", "MatMulNBits", "MatMulBnb4"):
         return shape[-1]
     if op in ("Conv", "FusedConv"):
         return shape[0]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reglint.model import Regularizer, Role, WeightStats
+from reglint.readers.onnx.blockwise import packed_weight
 from reglint.readers.onnx.graph import GraphIndex, Node
 from reglint.readers.onnx.ort_checkpoint import Checkpoint, CkptTensor
 from reglint.readers.onnx.quantized import quantized_weights
@@ -53,6 +54,8 @@ def collect_params(index: GraphIndex, ckpt: Checkpoint | None) -> list[Param]:
     for scope, tensor in index.tensors:
         if tensor.data_type in FLOAT_TYPES or tensor.name in quantized:
             shape = checked_shape(tensor.dims, f"initializer {tensor.name!r}")
+            packed = packed_weight(index, tensor.name, shape, tensor.data_type) if tensor.name in quantized else None
+            shape = packed.shape if packed else shape  # the float weight's shape, not the bytes'
             params.append(Param(tensor.name, shape, tensor.data_type, scope, tensor=tensor))
     for scope, sparse in index.sparse:
         values = sparse.values

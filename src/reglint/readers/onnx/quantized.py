@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from reglint.model import WeightStats
+from reglint.readers.onnx.blockwise import NIBBLES, dequantized, stored_bytes, unpack_nibbles
 from reglint.readers.onnx.graph import MAX_WALK, MS, GraphIndex, Node
 from reglint.readers.onnx.tensors import EXTERNAL, QUANT_TYPES
 from reglint.readers.tensor_stats import StatsAccumulator
@@ -44,6 +45,10 @@ QUANTIZED_SLOTS: dict[tuple[str, str], set[int]] = {
     (MS, "DynamicQuantizeMatMul"): {1},
     (MS, "QGemm"): {0, 3, 6},
     (MS, "QAttention"): {1},
+    # block-quantized, values packed into bytes (``blockwise.py``)
+    (MS, "MatMulNBits"): {1},
+    (MS, "GatherBlockQuantized"): {0},
+    (MS, "MatMulBnb4"): {1},
 }
 # A quantized table or weight reaches its integer op through these (slot 0).
 QUANTIZED_PASS = {"Gather", "Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"}
@@ -88,21 +93,21 @@ def is_dynamic_scale(index: GraphIndex, consumers: list[tuple[Node, int]]) -> bo
 def quantized_stats(index: GraphIndex, name: str, tensor, dtype: int, chunk_bytes: int,
                     where_path: Path | None, offset: int) -> WeightStats | None:
     """Statistics of ``(x - zero_point) * scale`` when a DequantizeLinear with
-    constant per-tensor or per-axis scale reads ``name``; None otherwise."""
+    constant scale reads ``name`` (per tensor, per axis or in blocks) or a
+    block-quantized op packs it; None otherwise."""
+    shape = tuple(int(d) for d in tensor.dims)
+    blocks = dequantized(index, name, tensor, dtype, where_path, offset)
+    if blocks is not None:
+        return blocks.stats(chunk_bytes)
     storage = QUANT_TYPES[dtype][1]
     params = _dequantize_params(index, name, tensor.dims)
-    if storage is None or params is None:
+    if params is None or (storage is None and dtype not in NIBBLES):
         return None
     scale, zero, axis = params
-    shape = tuple(int(d) for d in tensor.dims)
     count = math.prod(shape) if shape else 1
-    values: np.ndarray
-    if where_path is not None:
-        values = np.memmap(where_path, dtype=storage, mode="r", offset=offset, shape=(count,))
-    elif tensor.raw_data:
-        values = np.frombuffer(tensor.raw_data, dtype=storage)
-    else:  # int8/uint8/int16/uint16/int32 travel in int32_data
-        values = np.asarray(tensor.int32_data, dtype=np.int64).astype(storage)
+    values = _stored_values(tensor, dtype, count, where_path, offset)
+    if values is None:
+        return None
     if values.size != count:
         return None  # a truncated tensor: the float path reports it
     values = values.reshape(shape if shape else (1,))
@@ -114,6 +119,24 @@ def quantized_stats(index: GraphIndex, name: str, tensor, dtype: int, chunk_byte
         block = values[start:start + rows].astype(np.float64)
         acc.add((block - _along(zero, axis, block.ndim, start, rows)) * _along(scale, axis, block.ndim, start, rows))
     return acc.result()
+
+
+def _stored_values(tensor, dtype: int, count: int, where_path: Path | None, offset: int) -> np.ndarray | None:
+    """The integer values as stored (int4/uint4 unpacked, two a byte)."""
+    storage = QUANT_TYPES[dtype][1]
+    if dtype in NIBBLES:
+        raw = stored_bytes(tensor, where_path, offset)
+        if raw is None or raw.size != (count + 1) // 2:
+            return None
+        return unpack_nibbles(raw, count, signed=NIBBLES[dtype])
+    if storage is None:
+        return None  # float8: no numpy type
+    if where_path is not None:
+        return np.memmap(where_path, dtype=storage, mode="r", offset=offset, shape=(count,))
+    if tensor.raw_data:
+        return np.frombuffer(tensor.raw_data, dtype=storage)
+    # int8/uint8/int16/uint16/int32 travel in int32_data
+    return np.asarray(tensor.int32_data, dtype=np.int64).astype(storage)
 
 
 def _dequantize_params(index: GraphIndex, name: str, dims) -> tuple[np.ndarray, np.ndarray, int] | None:

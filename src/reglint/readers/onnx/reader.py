@@ -18,7 +18,7 @@ from reglint.readers.onnx.penalties import find_penalties
 from reglint.readers.onnx.roles import assign_role
 from reglint.readers.onnx.stats import read_stats
 from reglint.readers.onnx.tensors import type_name
-from reglint.readers.onnx.tied import merge_transposed_copies
+from reglint.readers.onnx.tied import merge_quantized_copies, merge_transposed_copies
 from reglint.readers.onnx.training import TrainingSetup
 
 INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
@@ -55,7 +55,7 @@ def _describe(path: Path, proto, options: ReadOptions) -> Model:
     setup = TrainingSetup(path, proto, index, model.notes, options.max_layers).find()
     model.optimizer = setup.optimizer
     roled = [p for p in collect_params(index, setup.ckpt) if assign_role(p, index, setup.state_names, setup.updated)]
-    params = merge_transposed_copies(roled, folder)
+    params = merge_quantized_copies(merge_transposed_copies(roled, folder), index, folder)
     if len(params) < len(roled):
         model.notes.append(f"{len(roled) - len(params)} initializers are the transpose of another parameter "
                            "(a tied weight the exporter stored twice): counted once")
@@ -111,8 +111,9 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
                            "scales and zero points are not parameters")
         unread = sum(1 for p in params if p.quantized and p.stats is None)
         if unread and options.weight_stats:
-            model.notes.append(f"weight statistics of {unread} quantized weights not read: no DequantizeLinear "
-                               "with constant scale beside them (the scale is applied after the integer op)")
+            model.notes.append(f"weight statistics of {unread} quantized weights not read: their scale is applied "
+                               "after the integer op, or they are stored in a form without an affine grid "
+                               "(FP4/NF4 tables, act-order g_idx)")
 
 
 def _tidy_float32(model: Model) -> Model:

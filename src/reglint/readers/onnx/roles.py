@@ -45,13 +45,18 @@ INPUT_ROLES: dict[tuple[str, str], dict[int, Role]] = {
     (MS, "DynamicQuantizeMatMul"): {1: Role.KERNEL, 4: Role.BIAS},
     (MS, "QGemm"): {0: Role.KERNEL, 3: Role.KERNEL, 6: Role.BIAS},
     (MS, "QAttention"): {1: Role.KERNEL, 2: Role.BIAS},
+    # Block-quantized weights (``blockwise.py``): LLM deployments.
+    (MS, "MatMulNBits"): {1: Role.KERNEL, 5: Role.BIAS},
+    (MS, "MatMulBnb4"): {1: Role.KERNEL},
+    (MS, "GatherBlockQuantized"): {0: Role.EMBEDDINGS},
 }
 # A shared tensor takes the most specific role among its consumers.
 ROLE_RANK = {Role.EMBEDDINGS: 0, Role.KERNEL: 1, Role.DEPTHWISE_KERNEL: 1, Role.POINTWISE_KERNEL: 1,
              Role.RECURRENT_KERNEL: 1, Role.GAMMA: 2, Role.BETA: 2, Role.MOVING_MEAN: 2,
              Role.MOVING_VARIANCE: 2, Role.ALPHA: 2, Role.BIAS: 3, Role.OTHER: 9}
 # Ops whose output a constant added to is a bias.
-BIASED_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger", "ConvInteger"}
+BIASED_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger", "ConvInteger",
+              "MatMulNBits", "MatMulBnb4"}
 # Input slots that hold constants, never weights.
 CONSTANT_SLOTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), ("Clip", 1), ("Clip", 2),
                   ("Pow", 1), ("Dropout", 1), ("Dropout", 2), ("Pad", 2), ("LayerNormalization", 3),
@@ -62,7 +67,9 @@ CONSTANT_SLOTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), 
                   *(("MatMulIntegerToFloat", i) for i in range(2, 6)),
                   ("DynamicQuantizeMatMul", 2), ("DynamicQuantizeMatMul", 3),
                   *((op, i) for op in ("QLinearConv", "QLinearMatMul") for i in (1, 2, 4, 5, 6, 7)),
-                  *(("QGemm", i) for i in (1, 2, 4, 5, 7, 8)), *(("QAttention", i) for i in (3, 4, 6, 7))}
+                  *(("QGemm", i) for i in (1, 2, 4, 5, 7, 8)), *(("QAttention", i) for i in (3, 4, 6, 7)),
+                  ("MatMulNBits", 2), ("MatMulNBits", 3), ("MatMulNBits", 4), ("MatMulBnb4", 2),
+                  ("GatherBlockQuantized", 2), ("GatherBlockQuantized", 3)}
 # Expand and Tile take their data in slot 0: a ViT's class_token [1, 1, D]
 # reaches the graph only through Expand and is a trained parameter.
 CONSTANT_OPS = {"Range", "ConstantOfShape", "Shape", "Size"}

@@ -13,21 +13,41 @@ counterpart, values not all equal, exactly one of the two named by the
 exporter: a tie keeps the readable name of the table the Gather reads; two
 folded constants are two parameters, e.g. an untied decoder initialised as
 the encoder's transpose),
-never by closeness: a quantized copy, requantized with its own scale,
-stays two tensors.
+never by closeness between float tensors.
+
+A quantized copy is matched by what quantization guarantees instead: a
+block-quantized transposed weight (``MatMulNBits``, ``GatherBlockQuantized``,
+blocked ``DequantizeLinear``: what onnxruntime's ``MatMulNBitsQuantizer``
+makes of a tied ``lm_head``) whose every dequantized value lies within one
+quantization step of the named parameter's (of each side's step when both
+are quantized): a round-to-nearest quantizer moves a value half a step,
+a symmetric one up to a whole step at the end of the range it clips
+(``scale = absmax / -8`` leaves +8 steps out of int4's [-8, 7]). Quantizers that move values further (GPTQ, AWQ) leave two
+parameters; so does onnxruntime's per-tensor int8 ``quantize_dynamic``,
+whose copies are not block-quantized.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from reglint.readers.onnx.blockwise import Dequantized, dequantized
+from reglint.readers.onnx.graph import GraphIndex
 from reglint.readers.onnx.load import external_range
 from reglint.readers.onnx.params import Param
 from reglint.readers.onnx.roles import ROLE_RANK
 from reglint.readers.onnx.tensors import EXTERNAL, FLOAT_TYPES, storage_nbytes
+
+# A side read across its storage order (a blocked DequantizeLinear's
+# columns) is materialised whole; past this many values it is not compared.
+MAX_MATERIALISED = 1 << 24
+# One step, widened for float16 scales and float32 rounding.
+STEP = 1 + 2e-3
+RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 
 
 def merge_transposed_copies(params: list[Param], folder: Path) -> list[Param]:
@@ -102,3 +122,77 @@ def _matrix(p: Param, folder: Path) -> np.ndarray | None:
     else:
         return None  # typed fields: small helper-written tensors, not an exporter's
     return flat.reshape(p.shape)
+
+
+def merge_quantized_copies(params: list[Param], index: GraphIndex, folder: Path) -> list[Param]:
+    """``params`` without the block-quantized transposed copies of a named
+    parameter (module docstring); the named one stays, as above."""
+    readers: dict[int, Dequantized | None] = {}
+
+    def reader(p: Param) -> Dequantized | None:
+        if id(p) not in readers:
+            readers[id(p)] = _dequantizer(p, index, folder) if p.quantized else None
+        return readers[id(p)]
+
+    copies = [p for p in params if len(p.shape) == 2 and p.quantized and _anonymous(p.name) and reader(p)]
+    named = [p for p in params if len(p.shape) == 2 and not _anonymous(p.name) and p.tensor is not None
+             and p.dense_size is None and (not p.quantized or reader(p))]
+    dropped: set[int] = set()
+    for copy in copies:
+        for keep in named:
+            if id(keep) in dropped or keep.shape != (copy.shape[1], copy.shape[0]):
+                continue
+            if _within_steps(_rows(keep, reader(keep), folder, transposed=False),
+                                  _rows(copy, reader(copy), folder, transposed=True), keep.shape):
+                _absorb(keep, copy)
+                dropped.add(id(copy))
+                break
+    return [p for p in params if id(p) not in dropped]
+
+
+def _dequantizer(p: Param, index: GraphIndex, folder: Path) -> Dequantized | None:
+    where = None
+    if p.tensor.data_location == EXTERNAL:
+        count = math.prod(int(d) for d in p.tensor.dims) if p.tensor.dims else 1
+        where = external_range(p.tensor, folder, storage_nbytes(p.dtype, count))
+    return dequantized(index, p.name, p.tensor, p.dtype, where.path if where else None, where.offset if where else 0)
+
+
+def _rows(p: Param, blocks: Dequantized | None, folder: Path, transposed: bool) -> RowReader | None:
+    """Rows of ``p``'s float matrix (of its transpose when ``transposed``)
+    with each value's quantization step (0 for a float tensor)."""
+    if blocks is None:
+        matrix = _matrix(p, folder)
+        if matrix is None:
+            return None
+        oriented = matrix.T if transposed else matrix
+        return lambda start, stop: (oriented[start:stop].astype(np.float64), np.zeros(1))
+    if blocks.transposed == transposed:
+        return blocks.read
+    if math.prod(blocks.shape) > MAX_MATERIALISED:
+        return None
+    values, steps = blocks.read(0, blocks.rows)
+    values, steps = values.reshape(blocks.rows, -1).T, steps.reshape(blocks.rows, -1).T
+    return lambda start, stop: (values[start:stop], steps[start:stop])
+
+
+def _within_steps(left: RowReader | None, right: RowReader | None, shape: tuple[int, ...]) -> bool:
+    """Every value of ``left`` within a step (each side's) of ``right``'s;
+    a constant fill is no evidence."""
+    if left is None or right is None:
+        return False
+    rows, row = shape
+    step = max(1, (1 << 22) // max(1, row))
+    first: float | None = None
+    varied = False
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        (a, a_step), (b, b_step) = left(start, stop), right(start, stop)
+        a, b = a.reshape(stop - start, row), b.reshape(stop - start, row)
+        allowed = STEP * (np.broadcast_to(a_step, a.shape).reshape(a.shape)
+                               + np.broadcast_to(b_step, b.shape).reshape(b.shape)) + 1e-12
+        if not bool(np.all(np.abs(a - b) <= allowed)):
+            return False
+        first = float(a.flat[0]) if first is None else first
+        varied = varied or bool(np.any(a != first))
+    return varied

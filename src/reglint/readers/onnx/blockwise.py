@@ -1,0 +1,317 @@
+"""Block-quantized weights: 2-, 4- and 8-bit values packed into bytes, one
+scale (and zero point) per block of ``block_size`` values along one axis.
+
+What large language models are deployed with, written by onnxruntime's
+``MatMulNBitsQuantizer`` (``onnxruntime.quantization.matmul_nbits_quantizer``),
+onnxruntime-genai's model builder, Olive and NVIDIA's ModelOpt:
+
+``com.microsoft.MatMulNBits(A, B, scales, zero_points, g_idx, bias)``
+    ``B`` is the [K, N] weight of a ``MatMul``, stored column by column as
+    uint8 [N, k_blocks, block_size * bits / 8], low bits first, the last
+    block of a column padded with zeros when ``block_size`` does not
+    divide K; ``scales`` [N, k_blocks] (or flat); ``zero_points`` packed
+    like ``B`` (uint8 [N, ceil(k_blocks * bits / 8)]) or unpacked in the
+    scales' float type; absent, ``2 ** (bits - 1)``. Attributes K, N,
+    bits, block_size.
+``com.microsoft.GatherBlockQuantized(data, indices, scales, zero_points)``
+    an embedding table, int4/uint4 (two values a byte) or uint8 (two 4-bit
+    values a byte along the last axis when ``bits`` is 4); ``scales``
+    has the table's shape with ``quantize_axis`` cut to ``ceil(d / block)``.
+``DequantizeLinear`` with ``block_size`` (ONNX opset 21)
+    ``x`` int4/uint4 (two a byte, in row-major order), int8/uint8 ...;
+    ``x_scale`` and ``x_zero_point`` as ``scales`` above along ``axis``.
+``com.microsoft.MatMulBnb4(A, B, absmax)``
+    bitsandbytes' FP4/NF4: counted, no statistics (a lookup table, not an
+    affine grid).
+
+Each stored value is one parameter of the float model, counted at the
+float shape; scales and zero points are quantization constants. The
+statistics are those of ``(q - zero_point) * scale``, read a slab of
+whole rows (or columns) at a time, checked against onnxruntime's own
+kernels on every layout above (``tests/test_onnx_blockwise.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reglint.model import WeightStats
+from reglint.readers.onnx.graph import MS, GraphIndex, Node
+from reglint.readers.onnx.tensors import EXTERNAL
+from reglint.readers.tensor_stats import StatsAccumulator
+
+UINT8, INT8, UINT4, INT4 = 2, 3, 21, 22
+NIBBLES = {UINT4: False, INT4: True}  # 4-bit types -> signed
+# (domain, op) -> the slot holding the packed weight.
+PACKED_SLOTS = {(MS, "MatMulNBits"): 1, (MS, "GatherBlockQuantized"): 0, (MS, "MatMulBnb4"): 1}
+MAX_BLOCKS = 1 << 20  # a block_size under 1 or a scales tensor this long per row is not a quantizer's
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A packed weight: the op reading it and the float shape it stands for."""
+
+    node: Node
+    shape: tuple[int, ...]
+
+
+def packed_weight(index: GraphIndex, name: str, dims: tuple[int, ...], dtype: int) -> Packed | None:
+    """The float shape of a packed weight, read from its op; None for any
+    other tensor (or a layout these ops do not write)."""
+    readers = index.consumers.get(name, [])
+    if len(readers) != 1:
+        return None
+    node, slot = readers[0]
+    if PACKED_SLOTS.get((node.domain, node.op)) != slot:
+        return None
+    if node.op in ("MatMulNBits", "MatMulBnb4"):
+        k, n = int(node.attr("K", 0) or 0), int(node.attr("N", 0) or 0)
+        # K and N only where the stored bytes agree (else the bytes are counted)
+        return Packed(node, (k, n)) if k > 0 and n > 0 and dtype == UINT8 and _holds(node, dims, k, n) else None
+    bits = int(node.attr("bits", 4) or 4)
+    if dtype == UINT8 and bits == 4 and dims:
+        return Packed(node, (*dims[:-1], dims[-1] * 2))  # two values a byte along the last axis
+    return Packed(node, dims) if dtype in (UINT8, UINT4, INT4) and dims else None
+
+
+def _holds(node: Node, dims: tuple[int, ...], k: int, n: int) -> bool:
+    """The stored bytes are the layout of a [K, N] weight."""
+    if node.op == "MatMulBnb4":
+        return dims == ((k * n + 1) // 2,)
+    bits, block = int(node.attr("bits", 4) or 4), int(node.attr("block_size", 0) or 0)
+    return block > 0 and dims == (n, -(-k // block), -(-block * bits // 8))
+
+
+@dataclass(frozen=True)
+class Dequantized:
+    """Row-by-row access to a block-quantized weight's float values."""
+
+    shape: tuple[int, ...]  # the float weight's
+    transposed: bool  # rows are the weight's columns (MatMulNBits stores a column at a time)
+    rows: int
+    row_size: int
+    # rows [start, stop) -> (values, the quantization step |scale| of each),
+    # both [stop - start, *rest]
+    read: Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+    def chunks(self, chunk_bytes: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(start, stop, values, steps) a slab of about ``chunk_bytes`` at a time."""
+        step = max(1, chunk_bytes // max(1, 16 * self.row_size))
+        for start in range(0, self.rows, step):
+            stop = min(self.rows, start + step)
+            yield (start, stop, *self.read(start, stop))
+
+    def stats(self, chunk_bytes: int) -> WeightStats:
+        acc = StatsAccumulator()
+        for _, _, values, _ in self.chunks(chunk_bytes):
+            acc.add(values)
+        return acc.result()
+
+
+def dequantized(index: GraphIndex, name: str, tensor, dtype: int, where_path: Path | None,
+                offset: int) -> Dequantized | None:
+    """The block-quantized weight ``name`` (MatMulNBits, GatherBlockQuantized,
+    blocked DequantizeLinear), or None for any other tensor or a layout
+    whose constants cannot be read."""
+    shape = tuple(int(d) for d in tensor.dims)
+    packed = packed_weight(index, name, shape, dtype)
+    readers = index.consumers.get(name, [])
+    blocked_dq = (packed is None and len(readers) == 1 and readers[0][0].op == "DequantizeLinear"
+                  and readers[0][1] == 0 and bool(int(readers[0][0].attr("block_size", 0) or 0)))
+    if packed is None and not blocked_dq:
+        return None
+    raw = stored_bytes(tensor, where_path, offset)
+    if raw is None:
+        return None
+    if packed is not None and packed.node.op == "MatMulNBits":
+        return _matmul_nbits(index, packed.node, packed.shape, raw)
+    if packed is not None and packed.node.op == "GatherBlockQuantized":
+        node = packed.node
+        bits = int(node.attr("bits", 4) or 4)
+        signed = dtype == INT4
+        width = 4 if dtype in NIBBLES or bits == 4 else 8
+        return _blocked(index, node, packed.shape, raw, width, signed, 0 if signed else 1 << (bits - 1),
+                        int(node.attr("quantize_axis", 1) or 0), int(node.attr("block_size", 128) or 0), 2, 3)
+    if blocked_dq and dtype in (UINT8, INT8, UINT4, INT4):
+        node = readers[0][0]
+        return _blocked(index, node, shape, raw, 4 if dtype in NIBBLES else 8, dtype in (INT8, INT4), 0,
+                        int(node.attr("axis", 1)), int(node.attr("block_size", 0) or 0), 1, 2)
+    return None  # MatMulBnb4: FP4/NF4 lookup tables, not an affine grid
+
+
+# -- MatMulNBits ----------------------------------------------------------
+
+
+def _matmul_nbits(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np.ndarray) -> Dequantized | None:
+    k, n = shape
+    bits, block = int(node.attr("bits", 4) or 4), int(node.attr("block_size", 0) or 0)
+    if bits not in (2, 4, 8) or block < 1 or block % (8 // bits) or _has(node, 4):
+        return None  # other widths pack across bytes; g_idx reorders rows
+    blocks = -(-k // block)
+    if blocks > MAX_BLOCKS:
+        return None
+    per_column = blocks * block * bits // 8
+    scales = _constant(index, node, 2)
+    if raw.size != n * per_column or scales is None or scales.size != n * blocks:
+        return None
+    scales = scales.reshape(n, blocks)
+    zeros = _nbits_zero_points(index, node, n, blocks, bits)
+    if zeros is None:
+        return None
+    columns = raw.reshape(n, per_column)
+
+    def read(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        q = _unpack(columns[start:stop], bits, signed=False).reshape(-1, blocks, block)
+        scale = scales[start:stop, :, None]
+        values = ((q - zeros[start:stop, :, None]) * scale).reshape(stop - start, -1)
+        steps = np.broadcast_to(np.abs(scale), q.shape).reshape(stop - start, -1)
+        return values[:, :k], steps[:, :k]  # the last block's padding is not a weight
+
+    return Dequantized(shape, True, n, k, read)
+
+
+def _nbits_zero_points(index: GraphIndex, node: Node, n: int, blocks: int, bits: int) -> np.ndarray | None:
+    if not _has(node, 3):
+        return np.full((n, blocks), float(1 << (bits - 1)))
+    zeros = _constant(index, node, 3, keep_integers=True)
+    if zeros is None:
+        return None
+    if zeros.dtype == np.uint8:
+        per_row = -(-blocks * bits // 8)
+        if zeros.size != n * per_row:
+            return None
+        return _unpack(zeros.reshape(n, per_row), bits, signed=False)[:, :blocks].astype(np.float64)
+    return zeros.reshape(n, blocks).astype(np.float64) if zeros.size == n * blocks else None
+
+
+# -- blocks along one axis (GatherBlockQuantized, blocked DequantizeLinear)
+
+
+def _blocked(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np.ndarray, width: int, signed: bool,
+             default_zero: int, axis: int, block: int, scale_slot: int, zero_slot: int) -> Dequantized | None:
+    rank = len(shape)
+    axis = axis + rank if axis < 0 else axis
+    count = math.prod(shape)
+    if not shape or not 0 <= axis < rank or block < 1 or raw.size != (count * width + 7) // 8:
+        return None
+    cut = list(shape)
+    cut[axis] = -(-shape[axis] // block)
+    if cut[axis] > MAX_BLOCKS:
+        return None
+    scales = _constant(index, node, scale_slot)
+    zeros = _blocked_zero_points(index, node, zero_slot, cut, width, default_zero)
+    if scales is None or scales.size != math.prod(cut) or zeros is None:
+        return None
+    scales, row = scales.reshape(cut), count // shape[0]
+
+    def read(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        q = _elements(raw, start * row, stop * row, width, signed).reshape(stop - start, *shape[1:])
+        zero, scale = (_expand(c, axis, block, start, stop, shape) for c in (zeros, scales))
+        return (q - zero) * scale, np.broadcast_to(np.abs(scale), q.shape)
+
+    return Dequantized(shape, False, shape[0], row, read)
+
+
+def _blocked_zero_points(index: GraphIndex, node: Node, slot: int, cut: list[int], width: int,
+                         default_zero: int) -> np.ndarray | None:
+    if not _has(node, slot):
+        return np.full(cut, float(default_zero))
+    tensor = index.full_constant(node.inputs[slot])
+    if tensor is None or tensor.data_location == EXTERNAL:
+        return None
+    count = math.prod(cut)
+    if tensor.data_type in NIBBLES or (width == 4 and tensor.data_type == UINT8):
+        raw = stored_bytes(tensor, None, 0)
+        if raw is None or raw.size != (count + 1) // 2:
+            return None
+        return _elements(raw, 0, count, 4, tensor.data_type == INT4).reshape(cut)
+    values = _constant(index, node, slot, keep_integers=True)
+    return values.reshape(cut).astype(np.float64) if values is not None and values.size == count else None
+
+
+def _expand(values: np.ndarray, axis: int, block: int, start: int, stop: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-block constants repeated over their block, for rows start:stop."""
+    if axis == 0:
+        out = np.repeat(values[start // block:-(-stop // block)], block, axis=0)
+        return out[start - start // block * block:][:stop - start]
+    out = np.repeat(values[start:stop], block, axis=axis)
+    return np.take(out, np.arange(shape[axis]), axis=axis)
+
+
+# -- bytes ------------------------------------------------------------------
+
+
+def _unpack(data: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+    """Values packed ``8 // bits`` a byte, lowest bits first, along the last
+    axis, as int16 (two bytes a value, not eight: slabs stay small)."""
+    if bits == 8:
+        return (data.view(np.int8) if signed else data).astype(np.int16)
+    per = 8 // bits
+    shifts = np.arange(per, dtype=np.uint8) * bits
+    values = ((data[..., None] >> shifts) & ((1 << bits) - 1)).reshape(*data.shape[:-1], -1).astype(np.int16)
+    if signed:
+        values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values).astype(np.int16)
+    return values
+
+
+def unpack_nibbles(raw: np.ndarray, count: int, signed: bool) -> np.ndarray:
+    """The ``count`` int4/uint4 values stored two a byte (row-major)."""
+    return _elements(raw, 0, count, 4, signed)
+
+
+def _elements(raw: np.ndarray, start: int, stop: int, width: int, signed: bool) -> np.ndarray:
+    """Elements start:stop of a row-major run of ``width``-bit values."""
+    if width == 8:
+        return _unpack(raw[start:stop], 8, signed)
+    first = start // 2
+    values = _unpack(raw[first:(stop + 1) // 2], 4, signed)
+    return values[start - first * 2:][:stop - start]
+
+
+def stored_bytes(tensor, where_path: Path | None, offset: int) -> np.ndarray | None:
+    """A tensor's stored bytes as uint8 (memory-mapped when external)."""
+    if where_path is not None:
+        nbytes = where_path.stat().st_size - offset
+        count = _stored_nbytes(tensor)
+        if count is None or count > nbytes:
+            return None
+        return np.memmap(where_path, dtype=np.uint8, mode="r", offset=offset, shape=(count,))
+    if tensor.raw_data:
+        return np.frombuffer(tensor.raw_data, dtype=np.uint8)
+    if tensor.data_type in (UINT8, INT8, *NIBBLES) and tensor.int32_data:
+        # one byte per int32 (4-bit types: already two values a byte)
+        return np.asarray(tensor.int32_data, dtype=np.int64).astype(np.uint8)
+    return None
+
+
+def _stored_nbytes(tensor) -> int | None:
+    count = math.prod(int(d) for d in tensor.dims) if tensor.dims else 1
+    if tensor.data_type in NIBBLES:
+        return (count + 1) // 2
+    return count if tensor.data_type in (UINT8, INT8) else None
+
+
+def _has(node: Node, slot: int) -> bool:
+    return len(node.inputs) > slot and bool(node.inputs[slot])
+
+
+def _constant(index: GraphIndex, node: Node, slot: int, keep_integers: bool = False) -> np.ndarray | None:
+    """The constant in ``slot`` as a flat array (float64 unless
+    ``keep_integers`` and it is uint8); None when it is not one."""
+    from onnx import numpy_helper
+
+    if not _has(node, slot):
+        return None
+    tensor = index.full_constant(node.inputs[slot])
+    if tensor is None or tensor.data_location == EXTERNAL or tensor.data_type in NIBBLES:
+        return None
+    values = numpy_helper.to_array(tensor).reshape(-1)
+    if keep_integers and values.dtype == np.uint8:
+        return values
+    return values.astype(np.float64)
+
