@@ -22,9 +22,10 @@ makes of a tied ``lm_head``) whose every dequantized value lies within one
 quantization step of the named parameter's (of each side's step when both
 are quantized): a round-to-nearest quantizer moves a value half a step,
 a symmetric one up to a whole step at the end of the range it clips
-(``scale = absmax / -8`` leaves +8 steps out of int4's [-8, 7]). Quantizers that move values further (GPTQ, AWQ) leave two
-parameters; so does onnxruntime's per-tensor int8 ``quantize_dynamic``,
-whose copies are not block-quantized.
+(``scale = absmax / -8`` leaves +8 steps out of int4's [-8, 7]).
+Quantizers that move values further (GPTQ, AWQ) leave two parameters; so
+does onnxruntime's per-tensor int8 ``quantize_dynamic``, whose copies are
+not block-quantized.
 """
 
 from __future__ import annotations
