@@ -86,7 +86,7 @@ def test_matmul_nbits_is_the_dequantized_weight(tmp_path, k, n, config):
     model, kernel = _kernel(path)
     assert (model.total_params, kernel.shape, kernel.role) == (k * n, (k, n), Role.KERNEL)
     _assert_stats(kernel.stats, dequantized)
-    assert any("stored quantized (uint8)" in note for note in model.notes)
+    assert any(f"stored quantized (uint{config.get('bits', 4)})" in note for note in model.notes)
 
 
 def test_blocked_dequantize_linear_is_the_dequantized_weight(tmp_path):

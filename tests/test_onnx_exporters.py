@@ -2,8 +2,10 @@
 
 fixtures/onnx_exporters/ holds the same six PyTorch models written by the
 TorchScript exporter (opsets 14 and 17), the dynamo exporter (torch 2.9+'s
-default, with and without its optimizer), converted to float16 and
-quantized to int8 (onnxruntime's dynamic and static QDQ quantization), with
+default, with and without its optimizer), converted to float16,
+quantized to int8 (onnxruntime's dynamic and static QDQ quantization) and
+to 4 and 8 bits weight-only (MatMulNBits, GatherBlockQuantized, blocked
+DequantizeLinear: fixtures/make_onnx_weight_only_fixtures.py), with
 PyTorch's own numbers in manifest.json (fixtures/make_onnx_exporter_fixtures.py).
 The reader must give PyTorch's parameter count whatever the exporter added
 (shape tensors, folded scalars, attention scales, quantization scales and

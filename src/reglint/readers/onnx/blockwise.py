@@ -59,6 +59,14 @@ class Packed:
     node: Node
     shape: tuple[int, ...]
 
+    @property
+    def dtype_name(self) -> str:
+        """The width of each stored value: ``uint4`` for two a byte."""
+        if self.node.op == "MatMulBnb4":
+            return "nf4" if int(self.node.attr("quant_type", 1) or 0) == 1 else "fp4"
+        bits = int(self.node.attr("bits", 4) or 4)
+        return f"uint{bits}" if bits in (2, 4, 8) else f"{bits}-bit"
+
 
 def packed_weight(index: GraphIndex, name: str, dims: tuple[int, ...], dtype: int) -> Packed | None:
     """The float shape of a packed weight, read from its op; None for any
@@ -77,6 +85,11 @@ def packed_weight(index: GraphIndex, name: str, dims: tuple[int, ...], dtype: in
     if dtype == UINT8 and bits == 4 and dims:
         return Packed(node, (*dims[:-1], dims[-1] * 2))  # two values a byte along the last axis
     return Packed(node, dims) if dtype in (UINT8, UINT4, INT4) and dims else None
+
+
+def stored_type_name(packed: Packed | None, dtype: int, plain: str) -> str:
+    """The type a packed weight's values have (not the bytes holding them)."""
+    return packed.dtype_name if packed is not None and dtype == UINT8 else plain
 
 
 def _holds(node: Node, dims: tuple[int, ...], k: int, n: int) -> bool:

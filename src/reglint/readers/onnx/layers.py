@@ -11,7 +11,6 @@ from reglint.model import Layer, Role, Variable
 from reglint.readers.onnx.graph import MAX_WALK, GraphIndex, Node
 from reglint.readers.onnx.params import Param
 from reglint.readers.onnx.roles import BIASED_OPS, ROLE_RANK, decomposed_norm_class, linear_producer, role_at, uses
-from reglint.readers.onnx.tensors import type_name
 
 # Positively homogeneous, parameter-free ops: scale invariance survives them.
 HOMOGENEOUS = {"Relu", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
@@ -95,7 +94,7 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
     main = min(members, key=lambda p: (ROLE_RANK[p.role], p.node.index if p.node else 1 << 60))
     node = main.node
     variables = [Variable(name=p.name, role=p.role, shape=p.shape, trainable=p.trainable,
-                          regularizer=p.regularizer, stats=p.stats, dtype=type_name(p.dtype),
+                          regularizer=p.regularizer, stats=p.stats, dtype=p.type_name,
                           location=f"{p.scope}:{p.name}" if p.scope else p.name) for p in members]
     outbound, activation = _outbound(index, own, node_layer)
     config = {"op_type": node.op if node else None, "domain": node.domain if node else None,

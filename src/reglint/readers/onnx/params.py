@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from reglint.model import Regularizer, Role, WeightStats
-from reglint.readers.onnx.blockwise import packed_weight
+from reglint.readers.onnx.blockwise import packed_weight, stored_type_name
 from reglint.readers.onnx.graph import GraphIndex, Node
 from reglint.readers.onnx.ort_checkpoint import Checkpoint, CkptTensor
 from reglint.readers.onnx.quantized import quantized_weights
-from reglint.readers.onnx.tensors import FLOAT_TYPES, checked_shape
+from reglint.readers.onnx.tensors import FLOAT_TYPES, checked_shape, type_name
 
 
 @dataclass
@@ -34,6 +34,11 @@ class Param:
     regularizer: Regularizer | None = None
     stats: WeightStats | None = None
     layer: str = ""
+    dtype_name: str = ""  # the stored values' type ("uint4" for 4-bit values packed in uint8)
+
+    @property
+    def type_name(self) -> str:
+        return self.dtype_name or type_name(self.dtype)
 
     @property
     def quantized(self) -> bool:
@@ -56,7 +61,8 @@ def collect_params(index: GraphIndex, ckpt: Checkpoint | None) -> list[Param]:
             shape = checked_shape(tensor.dims, f"initializer {tensor.name!r}")
             packed = packed_weight(index, tensor.name, shape, tensor.data_type) if tensor.name in quantized else None
             shape = packed.shape if packed else shape  # the float weight's shape, not the bytes'
-            params.append(Param(tensor.name, shape, tensor.data_type, scope, tensor=tensor))
+            params.append(Param(tensor.name, shape, tensor.data_type, scope, tensor=tensor,
+                                dtype_name=stored_type_name(packed, tensor.data_type, type_name(tensor.data_type))))
     for scope, sparse in index.sparse:
         values = sparse.values
         if values.data_type in FLOAT_TYPES:

@@ -17,7 +17,6 @@ from reglint.readers.onnx.params import Param, assign_trainable, collect_params
 from reglint.readers.onnx.penalties import find_penalties
 from reglint.readers.onnx.roles import assign_role
 from reglint.readers.onnx.stats import read_stats
-from reglint.readers.onnx.tensors import type_name
 from reglint.readers.onnx.tied import merge_quantized_copies, merge_transposed_copies
 from reglint.readers.onnx.training import TrainingSetup
 
@@ -104,7 +103,7 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
                            "not parameters")
     if index.sparse:
         model.notes.append("sparse initializers are counted at their dense size")
-    quantized = sorted({type_name(p.dtype) for p in params if p.quantized})
+    quantized = sorted({p.type_name for p in params if p.quantized})
     if quantized:
         model.notes.append(f"{sum(1 for p in params if p.quantized)} weights are stored quantized "
                            f"({', '.join(quantized)}): each value counts as the float parameter it stands for; "
