@@ -37,7 +37,7 @@ HOMOGENEOUS_ACTIVATIONS = {None, "linear", "relu", "leaky_relu"}
 # moved into the kernel's rows.
 LINEAR = {"Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
           "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
-          "Conv", "ConvTranspose", "Gemm", "MatMul",
+          "Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum",
           # ONNX's fused and quantized forms of the same ops (onnxruntime)
           "FusedConv", "FusedGemm", "FusedMatMul", "MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul",
           "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QGemm", "MatMulNBits", "MatMulBnb4"}

@@ -6,6 +6,8 @@ empty when any path leaves through another op)."""
 
 from __future__ import annotations
 
+import re
+
 from reglint.errors import UnsafeInputError
 from reglint.model import Layer, Role, Variable
 from reglint.readers.onnx.graph import MAX_WALK, GraphIndex, Node
@@ -21,18 +23,29 @@ ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", 
                "HardSwish": "hard_swish", "Mish": "mish", "Celu": "celu"}
 MAX_SCOPES_TEXT = 4096  # a name_scopes list longer than this is not an exporter's
 # Trailing name components of TensorFlow-exported tensors that name the
-# variable or the op reading it, not the layer.
+# variable or the op reading it, not the layer (tf2onnx: ``model/fc1/MatMul/
+# ReadVariableOp:0``, ``model/embed/Tensordot/ReadVariableOp:0``, ``model/
+# emb/embedding_lookup/12335:0``, ``model/norm/mul/ReadVariableOp:0``,
+# ``model/stem/BiasAdd_weights_fused_bn``).
 TF_SUFFIXES = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings",
-               "ReadVariableOp", "MatMul", "BiasAdd", "Conv2D", "weights", "weight"}
+               "ReadVariableOp", "MatMul", "BiasAdd", "Conv2D", "Conv1D", "Conv3D", "weights", "weight",
+               "Tensordot", "embedding_lookup", "separable_conv2d", "separable_conv1d", "FusedBatchNormV3",
+               "add", "mul", "einsum", "Einsum", "Cast", "convolution", "conv1d", "Conv2DBackpropInput",
+               "PartitionedCall", "StatefulPartitionedCall", "transpose", "Reshape", "Squeeze", "depthwise"}
+TF_OP_SUFFIX = re.compile(r"ReadVariableOp_\d+|\d+|\w+_fused_bn")
+# A TensorFlow path keeps its scope and the layer's name: ``model/depthwise``
+# is the layer named depthwise, not a depthwise op.
+TF_MIN_PARTS = 2
 
 
 def build_layers(params: list[Param], index: GraphIndex, max_layers: int) -> tuple[list[Layer], dict[str, str]]:
     """The layers in graph order, and parameter name -> layer key."""
     param_names = {p.name for p in params}
     partners = _bias_partners(params, index)
+    keys = strip_common_scope({p.name: _layer_key(p, param_names, partners) for p in params}, params)
     groups: dict[str, list[Param]] = {}
     for p in params:
-        p.layer = _layer_key(p, param_names, partners)
+        p.layer = keys[p.name]
         groups.setdefault(p.layer, []).append(p)
     owner = {p.name: p.layer for p in params}
     if len(groups) > max_layers:
@@ -59,7 +72,8 @@ def _layer_key(p: Param, param_names: set[str], partners: dict[int, str]) -> str
             return sibling
     if node.index in partners:
         return partners[node.index]
-    return _torch_module(node) or _node_scope(node.name) or _clean(node.name) or f"{node.op}_{node.index}"
+    return (_torch_module(node) or _node_scope(node.name) or _input_scope(node) or _clean(node.name)
+            or f"{node.op}_{node.index}")
 
 
 def _bias_partners(params: list[Param], index: GraphIndex) -> dict[int, str]:
@@ -93,8 +107,9 @@ def _node_layers(index: GraphIndex, groups: dict[str, list[Param]]) -> dict[int,
 def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[int, str], own: set[int]) -> Layer:
     main = min(members, key=lambda p: (ROLE_RANK[p.role], p.node.index if p.node else 1 << 60))
     node = main.node
-    variables = [Variable(name=p.name, role=p.role, shape=p.shape, trainable=p.trainable,
-                          regularizer=p.regularizer, stats=p.stats, dtype=p.type_name,
+    pointwise = any(p.role is Role.DEPTHWISE_KERNEL for p in members)
+    variables = [Variable(name=p.name, role=_pointwise(p) if pointwise else p.role, shape=p.shape,
+                          trainable=p.trainable, regularizer=p.regularizer, stats=p.stats, dtype=p.type_name,
                           location=f"{p.scope}:{p.name}" if p.scope else p.name) for p in members]
     outbound, activation = _outbound(index, own, node_layer)
     config = {"op_type": node.op if node else None, "domain": node.domain if node else None,
@@ -107,6 +122,14 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
                  trainable=any(p.trainable for p in members), variables=variables,
                  activation=activation, units=_units(main), outbound=outbound,
                  calls=max(1, *(p.uses for p in members)), config=config)
+
+
+def _pointwise(p: Param) -> Role:
+    """In a layer that also holds a depthwise kernel (a separable
+    convolution, as tf2onnx writes Keras' SeparableConv2D: a grouped Conv
+    then a 1x1 Conv), the 1x1 kernel is the pointwise one."""
+    spatial = p.shape[2:]
+    return Role.POINTWISE_KERNEL if p.role is Role.KERNEL and spatial and all(d == 1 for d in spatial) else p.role
 
 
 def _units(p: Param) -> int | None:
@@ -168,7 +191,7 @@ def _name_prefix(name: str) -> str | None:
         return None
     if "/" in name:
         parts = [p for p in name.split(":")[0].split("/") if p]
-        while parts and parts[-1] in TF_SUFFIXES:
+        while len(parts) > TF_MIN_PARTS and (parts[-1] in TF_SUFFIXES or TF_OP_SUFFIX.fullmatch(parts[-1])):
             parts.pop()
         return ".".join(parts) or None
     if "." not in name:
@@ -200,7 +223,12 @@ def _torch_module(node: Node) -> str | None:
 
 def _node_scope(name: str) -> str | None:
     """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1`` (torch's
-    exporter repeats each parent's prefix); None without a scope."""
+    exporter repeats each parent's prefix); a TensorFlow path (no leading
+    '/': tf2onnx) -> its layer, as for parameter names; None without a
+    scope."""
+    if "/" in name and not name.startswith("/"):
+        prefix = _name_prefix(name)
+        return prefix if prefix and "." in prefix else None
     parts = [p for p in name.split("/") if p][:-1]
     out: list[str] = []
     for part in parts:
@@ -209,6 +237,33 @@ def _node_scope(name: str) -> str | None:
         else:
             out.append(part)
     return ".".join(out) or None
+
+
+def _input_scope(node: Node) -> str | None:
+    """A node tf2onnx made without a scope (``LSTM__1380``, reading
+    ``model/lstm/PartitionedCall/transpose:0``): the layer of its data
+    input."""
+    if "/" in node.name or not node.inputs or "/" not in node.inputs[0] or node.inputs[0].startswith("/"):
+        return None
+    prefix = _name_prefix(node.inputs[0])
+    if prefix and node.op in ("LSTM", "GRU", "RNN") and node.attr("direction") in ("bidirectional", b"bidirectional"):
+        # Keras' Bidirectional: both directions in one op, read from the forward layer's scope
+        head, _, last = prefix.rpartition(".")
+        prefix = head if head and last.startswith("forward_") else prefix
+    return prefix if prefix and "." in prefix else None
+
+
+def strip_common_scope(keys: dict[str, str], params: list[Param]) -> dict[str, str]:
+    """tf2onnx starts every TensorFlow name with the model's own scope
+    (``mlp/fc1/MatMul/ReadVariableOp:0``): the layer is ``fc1``, as Keras
+    names it. Dropped only when every TensorFlow-style parameter name
+    shares that first component."""
+    scoped = [p.name.split("/")[0] for p in params if "/" in p.name and not p.name.startswith("/")]
+    if not scoped or len(set(scoped)) != 1:
+        return keys
+    head = scoped[0] + "."
+    return {name: key[len(head):] if key.startswith(head) and len(key) > len(head) else key
+            for name, key in keys.items()}
 
 
 def _clean(name: str) -> str:

@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 from reglint.errors import ModelReadError, ReglintError, one_line
-from reglint.model import Model
+from reglint.model import Model, Role
 from reglint.readers.limits import ReadOptions
 from reglint.readers.onnx.graph import GraphIndex
 from reglint.readers.onnx.layers import build_layers
@@ -17,6 +17,7 @@ from reglint.readers.onnx.params import Param, assign_trainable, collect_params
 from reglint.readers.onnx.penalties import find_penalties
 from reglint.readers.onnx.roles import assign_role
 from reglint.readers.onnx.stats import read_stats
+from reglint.readers.onnx.tensors import EXTERNAL
 from reglint.readers.onnx.tied import merge_quantized_copies, merge_transposed_copies
 from reglint.readers.onnx.training import TrainingSetup
 
@@ -103,6 +104,7 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
                            "not parameters")
     if index.sparse:
         model.notes.append("sparse initializers are counted at their dense size")
+    model.notes.extend(_zero_recurrence_biases(params))
     quantized = sorted({p.type_name for p in params if p.quantized})
     if quantized:
         model.notes.append(f"{sum(1 for p in params if p.quantized)} weights are stored quantized "
@@ -135,3 +137,24 @@ def _tidy_float32(model: Model) -> Model:
         if reg is not None:
             reg.l1, reg.l2, reg.factor = tidy(reg.l1), tidy(reg.l2), tidy(reg.factor)
     return model
+
+
+def _zero_recurrence_biases(params: list[Param]) -> list[str]:
+    """ONNX's LSTM/GRU/RNN bias ``B`` holds two biases a gate, ``[Wb, Rb]``;
+    a framework with one (Keras) converts with ``Rb`` all zeros (tf2onnx).
+    Counted, as the ONNX op holds them, and said."""
+    from onnx import numpy_helper
+
+    notes = []
+    for p in params:
+        node, tensor = p.node, p.tensor
+        if node is None or node.op not in ("LSTM", "GRU", "RNN") or p.role is not Role.BIAS or tensor is None \
+                or tensor.data_location == EXTERNAL or len(p.shape) != 2 or p.shape[1] % 2 or p.size > 1 << 20:
+            continue
+        values = numpy_helper.to_array(tensor)
+        half = p.shape[1] // 2
+        if values.shape == p.shape and not values[:, half:].any() and values[:, :half].any():
+            notes.append(f"{p.layer or p.name}: the recurrence half of {node.op}'s bias (Rb, {values[:, half:].size} "
+                         "values) is all zeros, as a converter writes a framework's single bias (Keras through "
+                         f"tf2onnx): counted as ONNX holds them; Keras counts {values[:, half:].size} fewer")
+    return notes

@@ -17,6 +17,7 @@ INPUT_ROLES: dict[tuple[str, str], dict[int, Role]] = {
     ("", "Gemm"): {1: Role.KERNEL, 2: Role.BIAS},
     (MS, "FusedGemm"): {1: Role.KERNEL, 2: Role.BIAS},
     ("", "MatMul"): {0: Role.KERNEL, 1: Role.KERNEL},
+    ("", "Einsum"): {0: Role.KERNEL, 1: Role.KERNEL, 2: Role.KERNEL},  # tf2onnx: Keras' EinsumDense, attention
     (MS, "FusedMatMul"): {0: Role.KERNEL, 1: Role.KERNEL},
     **{("", op): {1: Role.KERNEL, 2: Role.RECURRENT_KERNEL, 3: Role.BIAS} for op in ("LSTM", "GRU", "RNN")},
     ("", "BatchNormalization"): {1: Role.GAMMA, 2: Role.BETA, 3: Role.MOVING_MEAN, 4: Role.MOVING_VARIANCE},
@@ -55,7 +56,7 @@ ROLE_RANK = {Role.EMBEDDINGS: 0, Role.KERNEL: 1, Role.DEPTHWISE_KERNEL: 1, Role.
              Role.RECURRENT_KERNEL: 1, Role.GAMMA: 2, Role.BETA: 2, Role.MOVING_MEAN: 2,
              Role.MOVING_VARIANCE: 2, Role.ALPHA: 2, Role.BIAS: 3, Role.OTHER: 9}
 # Ops whose output a constant added to is a bias.
-BIASED_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger", "ConvInteger",
+BIASED_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger", "ConvInteger", "Einsum",
               "MatMulNBits", "MatMulBnb4"}
 # Input slots that hold constants, never weights.
 CONSTANT_SLOTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), ("Clip", 1), ("Clip", 2),
@@ -83,6 +84,14 @@ ARITHMETIC = {"Mul", "Div", "Add", "Sub", "Pow", "Max", "Min", "Sum", "Mean", "W
 # optimize=False), torch 2.9+) slices an LSTM/GRU's weight_ih_l0 into its
 # gates and concatenates them in ONNX's gate order before the LSTM op.
 SPLIT_PASS = {"Slice", "Split", "Concat"}
+# Ops that move values without changing them.
+RESHAPES = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose"}
+# Ops that normalize their input: a constant multiplying their output
+# (through reshapes) is a gamma. tf2onnx writes Keras' LayerNormalization
+# as Reshape -> BatchNormalization (scale ones, bias zeros, the batch's
+# own statistics) -> Reshape -> Mul(gamma) -> Add(beta).
+NORMALIZING_OPS = {"BatchNormalization", "InstanceNormalization", "MeanVarianceNormalization",
+                   "LayerNormalization", "GroupNormalization", "RMSNormalization"}
 
 
 def uses(index: GraphIndex, name: str) -> list[tuple[Node, int]]:
@@ -126,12 +135,14 @@ def linear_producer(index: GraphIndex, name: str) -> Node | None:
     """The op producing ``name``, looking through what quantization puts
     between a MatMul and its bias Add: QDQ's QuantizeLinear/DequantizeLinear
     pair (quantize_static), and the Cast to float and the Mul by scales
-    after MatMulInteger (quantize_dynamic)."""
+    after MatMulInteger (quantize_dynamic); and through the reshapes
+    tf2onnx leaves between a MatMul and its bias (Keras' Tensordot on 3-D
+    inputs, MultiHeadAttention's per-head [heads, dim] biases)."""
     producer = index.producer.get(name)
     for _ in range(6):
         if producer is None or not producer.inputs:
             return producer
-        if producer.op in ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity"):
+        if producer.op in ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity") or producer.op in RESHAPES:
             producer = index.producer.get(producer.inputs[0])
         elif producer.op == "Mul" and len(producer.inputs) == 2 and producer.domain == "":
             scales = [x for x in producer.inputs if _is_scale(index, x)]
@@ -160,11 +171,22 @@ def _normalized(index: GraphIndex, name: str) -> bool:
     """``(x - mean) / Sqrt(var + eps)``: LayerNorm as the TorchScript
     exporter writes it below opset 17 (no LayerNormalization op), and
     tf2onnx's and Keras' decompositions alike."""
-    producer = index.producer.get(name)
+    producer = _through_reshapes(index, name)
+    if producer is not None and producer.op in NORMALIZING_OPS and producer.domain == "":
+        return True
     if producer is None or producer.op != "Div" or len(producer.inputs) != 2:
         return False
     denominator = index.producer.get(producer.inputs[1])
     return denominator is not None and denominator.op == "Sqrt"
+
+
+def _through_reshapes(index: GraphIndex, name: str) -> Node | None:
+    producer = index.producer.get(name)
+    for _ in range(4):
+        if producer is None or producer.op not in RESHAPES or not producer.inputs:
+            return producer
+        producer = index.producer.get(producer.inputs[0])
+    return producer
 
 
 def decomposed_norm_class(index: GraphIndex, mul: Node) -> str:
@@ -174,6 +196,12 @@ def decomposed_norm_class(index: GraphIndex, mul: Node) -> str:
     else keeps the op's name."""
     for name in mul.inputs:
         if _normalized(index, name):
+            producer = _through_reshapes(index, name)
+            if producer is not None and producer.op in NORMALIZING_OPS:
+                # tf2onnx's LayerNorm: a BatchNormalization of the reshaped
+                # input whose scale is computed (ones), not a parameter
+                computed = len(producer.inputs) > 1 and index.full_constant(producer.inputs[1]) is None
+                return "LayerNormalization" if producer.op == "BatchNormalization" and computed else mul.op
             div = index.producer[name]
             numerator = index.producer.get(div.inputs[0])
             return "LayerNormalization" if numerator is not None and numerator.op == "Sub" else "RMSNormalization"
