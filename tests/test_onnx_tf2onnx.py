@@ -1,7 +1,8 @@
 """ONNX files converted from Keras by tf2onnx.
 
 fixtures/onnx_tf2onnx/ holds six Keras models (TensorFlow 2.15) converted by
-``tf2onnx.convert.from_keras`` at opsets 13 and 17, with Keras' own numbers
+``tf2onnx.convert.from_keras`` at opsets 13 and 17 and by its command line
+from a SavedModel folder, with Keras' own numbers
 in manifest.json (fixtures/make_tf2onnx_fixtures.py). tf2onnx names tensors
 by TensorFlow op path (``mlp/fc1/MatMul/ReadVariableOp:0``), folds
 transposes into anonymous constants (``const_fold_opt__12``), folds
@@ -34,10 +35,12 @@ def _id(entry: dict) -> str:
     return entry["file"]
 
 
-def test_every_model_at_both_opsets():
-    assert {(e["model"], e["opset"]) for e in ENTRIES} == {
-        (m, o) for m in ("mlp", "cnn_bn_residual", "transformer", "recurrent", "embedding", "separable")
-        for o in (13, 17)}
+def test_every_model_every_route():
+    """from_keras at opsets 13 and 17, and the command line on a SavedModel
+    (names under StatefulPartitionedCall/, inputs as Func/...)."""
+    assert {(e["model"], e["file"].split("/")[0]) for e in ENTRIES} == {
+        (m, folder) for m in ("mlp", "cnn_bn_residual", "transformer", "recurrent", "embedding", "separable")
+        for folder in ("opset13", "opset17", "saved_model_opset17")}
     assert all(e["producer"].startswith("tf2onnx") for e in ENTRIES)
     assert any(e["folded"] for e in ENTRIES) and any(e["zero_recurrence_bias"] for e in ENTRIES)
 

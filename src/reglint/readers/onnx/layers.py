@@ -23,18 +23,21 @@ ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", 
                "HardSwish": "hard_swish", "Mish": "mish", "Celu": "celu"}
 MAX_SCOPES_TEXT = 4096  # a name_scopes list longer than this is not an exporter's
 # Trailing name components of TensorFlow-exported tensors that name the
-# variable or the op reading it, not the layer (tf2onnx: ``model/fc1/MatMul/
-# ReadVariableOp:0``, ``model/embed/Tensordot/ReadVariableOp:0``, ``model/
-# emb/embedding_lookup/12335:0``, ``model/norm/mul/ReadVariableOp:0``,
-# ``model/stem/BiasAdd_weights_fused_bn``).
-TF_SUFFIXES = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings",
-               "ReadVariableOp", "MatMul", "BiasAdd", "Conv2D", "Conv1D", "Conv3D", "weights", "weight",
-               "Tensordot", "embedding_lookup", "separable_conv2d", "separable_conv1d", "FusedBatchNormV3",
-               "add", "mul", "einsum", "Einsum", "Cast", "convolution", "conv1d", "Conv2DBackpropInput",
-               "PartitionedCall", "StatefulPartitionedCall", "transpose", "Reshape", "Squeeze", "depthwise"}
+# variable (``dense/kernel:0``) or the op reading it, not the layer (tf2onnx:
+# ``model/fc1/MatMul/ReadVariableOp:0``, ``model/embed/Tensordot/
+# ReadVariableOp:0``, ``model/emb/embedding_lookup/12335:0``, ``model/norm/
+# mul/ReadVariableOp:0``, ``model/stem/BiasAdd_weights_fused_bn``).
+TF_VARIABLES = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings", "weights",
+                "weight", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel"}
+TF_OPS = {"ReadVariableOp", "MatMul", "BiasAdd", "Conv2D", "Conv1D", "Conv3D", "Tensordot", "embedding_lookup",
+          "separable_conv2d", "separable_conv1d", "FusedBatchNormV3", "add", "mul", "einsum", "Einsum", "Cast",
+          "convolution", "conv1d", "Conv2DBackpropInput", "transpose", "Reshape", "Squeeze"}
 TF_OP_SUFFIX = re.compile(r"ReadVariableOp_\d+|\d+|\w+_fused_bn")
-# A TensorFlow path keeps its scope and the layer's name: ``model/depthwise``
-# is the layer named depthwise, not a depthwise op.
+# Function-call scopes (a SavedModel conversion puts one in front of every
+# path, a Keras RNN one around its loop).
+TF_WRAPPERS = {"StatefulPartitionedCall", "PartitionedCall"}
+# An op component is dropped only while the model's scope and a layer name
+# remain: ``model/depthwise`` is the layer named depthwise.
 TF_MIN_PARTS = 2
 
 
@@ -190,14 +193,24 @@ def _name_prefix(name: str) -> str | None:
     if not name or "::" in name:
         return None
     if "/" in name:
-        parts = [p for p in name.split(":")[0].split("/") if p]
-        while len(parts) > TF_MIN_PARTS and (parts[-1] in TF_SUFFIXES or TF_OP_SUFFIX.fullmatch(parts[-1])):
-            parts.pop()
-        return ".".join(parts) or None
+        return _tf_layer(name.split(":")[0].split("/"))
     if "." not in name:
         return None
     prefix = name.rsplit(".", 1)[0]
     return prefix or None
+
+
+def _tf_layer(parts: list[str]) -> str | None:
+    """A TensorFlow path's layer: wrappers, variable and op names dropped;
+    None for a function's input (``Func/StatefulPartitionedCall/input/_1``)."""
+    parts = [p for p in parts if p and p not in TF_WRAPPERS]
+    if not parts or parts[0] == "Func":
+        return None
+    while len(parts) > 1 and parts[-1] in TF_VARIABLES:
+        parts.pop()
+    while len(parts) > TF_MIN_PARTS and (parts[-1] in TF_OPS or TF_OP_SUFFIX.fullmatch(parts[-1])):
+        parts.pop()
+    return ".".join(parts) or None
 
 
 def _torch_module(node: Node) -> str | None:
@@ -227,7 +240,7 @@ def _node_scope(name: str) -> str | None:
     '/': tf2onnx) -> its layer, as for parameter names; None without a
     scope."""
     if "/" in name and not name.startswith("/"):
-        prefix = _name_prefix(name)
+        prefix = _tf_layer(name.split("/")[:-1])  # the last component is the node's own name
         return prefix if prefix and "." in prefix else None
     parts = [p for p in name.split("/") if p][:-1]
     out: list[str] = []
@@ -257,11 +270,13 @@ def strip_common_scope(keys: dict[str, str], params: list[Param]) -> dict[str, s
     """tf2onnx starts every TensorFlow name with the model's own scope
     (``mlp/fc1/MatMul/ReadVariableOp:0``): the layer is ``fc1``, as Keras
     names it. Dropped only when every TensorFlow-style parameter name
-    shares that first component."""
-    scoped = [p.name.split("/")[0] for p in params if "/" in p.name and not p.name.startswith("/")]
-    if not scoped or len(set(scoped)) != 1:
+    gives a key under that one scope."""
+    tf_keys = [keys[p.name] for p in params if "/" in p.name and not p.name.startswith("/")
+               and _name_prefix(p.name)]
+    heads = {key.split(".")[0] for key in tf_keys}
+    if len(heads) != 1 or not all("." in key for key in tf_keys):
         return keys
-    head = scoped[0] + "."
+    head = heads.pop() + "."
     return {name: key[len(head):] if key.startswith(head) and len(key) > len(head) else key
             for name, key in keys.items()}
 
