@@ -258,3 +258,41 @@ def test_quantized_head_merges_with_its_table_only_when_tied(tmp_path, head, sym
     model = read_model(path)
     assert model.total_params == (1 if head == "tied" else 2) * vocab * dim
     assert any("transpose of another parameter" in note for note in model.notes) is (head == "tied")
+
+
+@pytest.mark.parametrize("quant_format", ["QOperator", "QDQ"])
+def test_external_scales_and_zero_points(tmp_path, quant_format):
+    """A large model keeps every tensor over a kilobyte outside the
+    protobuf, scales and zero points included: they are read from the
+    model's folder (before, their weights had no statistics)."""
+    from onnxruntime.quantization import QuantFormat
+
+    settings = {"block_size": 16}
+    if quant_format == "QDQ":
+        settings["quant_format"] = QuantFormat.QDQ
+    inline = _quantized(40, 24, tmp_path, **settings)
+    path = str(tmp_path / "external.onnx")
+    onnx.save(onnx.load(inline), path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="external.data", size_threshold=0)
+    stored = onnx.load(path, load_external_data=False)
+    assert all(t.data_location == TensorProto.EXTERNAL for t in stored.graph.initializer)
+    dequantized = _run(path, {"x": np.eye(40, dtype=np.float32)})
+    _, kernel = _kernel(path)
+    _assert_stats(kernel.stats, dequantized)
+
+
+def test_external_per_channel_scales_of_int8_qdq(tmp_path):
+    """The same for onnxruntime's int8 QDQ files: per-channel scales saved
+    outside the protobuf give the same statistics as inline ones."""
+    from helpers import FIXTURES
+
+    source = FIXTURES / "onnx_exporters" / "int8_qdq_per_channel" / "transformer.onnx"
+    path = str(tmp_path / "external.onnx")
+    onnx.save(onnx.load(str(source)), path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="external.data", size_threshold=0)
+    inline = {v.name: v.stats for layer in read_model(source).layers for v in layer.variables}
+    external = {v.name: v.stats for layer in read_model(path).layers for v in layer.variables}
+    assert external.keys() == inline.keys() and len(external) >= 8
+    for name, stats in inline.items():
+        assert stats is not None and external[name] is not None, name
+        assert external[name].sum_sq == pytest.approx(stats.sum_sq, rel=1e-12), name

@@ -42,10 +42,15 @@ import numpy as np
 
 from reglint.model import WeightStats
 from reglint.readers.onnx.graph import MS, GraphIndex, Node
-from reglint.readers.onnx.tensors import EXTERNAL
-from reglint.readers.tensor_stats import StatsAccumulator
+from reglint.readers.onnx.tensors import EXTERNAL, FileRange
+from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
 
-UINT8, INT8, UINT4, INT4 = 2, 3, 21, 22
+UINT8, INT8, UINT4, INT4, BFLOAT16 = 2, 3, 21, 22, 16
+# Element types of scales and zero points -> how they are stored (bfloat16
+# as 16-bit words, widened when read; 4-bit types two a byte).
+STORAGE = {1: np.float32, 10: np.float16, 11: np.float64, BFLOAT16: np.uint16, UINT8: np.uint8, INT8: np.int8,
+           4: np.uint16, 5: np.int16, 6: np.int32, UINT4: np.uint8, INT4: np.uint8}
+MAX_CONSTANT_BYTES = 1 << 28  # scales of a 70B model's largest layer are a few MB
 NIBBLES = {UINT4: False, INT4: True}  # 4-bit types -> signed
 # (domain, op) -> the slot holding the packed weight.
 PACKED_SLOTS = {(MS, "MatMulNBits"): 1, (MS, "GatherBlockQuantized"): 0, (MS, "MatMulBnb4"): 1}
@@ -126,11 +131,13 @@ class Dequantized:
         return acc.result()
 
 
-def dequantized(index: GraphIndex, name: str, tensor, dtype: int, where_path: Path | None,
-                offset: int) -> Dequantized | None:
+def dequantized(index: GraphIndex, name: str, tensor, dtype: int, where_path: Path | None, offset: int,
+                folder: Path | None = None) -> Dequantized | None:
     """The block-quantized weight ``name`` (MatMulNBits, GatherBlockQuantized,
     blocked DequantizeLinear), or None for any other tensor or a layout
-    whose constants cannot be read."""
+    whose constants cannot be read (``folder``: where external scales and
+    zero points are, the model's own folder)."""
+    consts = Constants(index, folder)
     shape = tuple(int(d) for d in tensor.dims)
     packed = packed_weight(index, name, shape, dtype)
     readers = index.consumers.get(name, [])
@@ -142,17 +149,17 @@ def dequantized(index: GraphIndex, name: str, tensor, dtype: int, where_path: Pa
     if raw is None:
         return None
     if packed is not None and packed.node.op == "MatMulNBits":
-        return _matmul_nbits(index, packed.node, packed.shape, raw)
+        return _matmul_nbits(consts, packed.node, packed.shape, raw)
     if packed is not None and packed.node.op == "GatherBlockQuantized":
         node = packed.node
         bits = int(node.attr("bits", 4) or 4)
         signed = dtype == INT4
         width = 4 if dtype in NIBBLES or bits == 4 else 8
-        return _blocked(index, node, packed.shape, raw, width, signed, 0 if signed else 1 << (bits - 1),
+        return _blocked(consts, node, packed.shape, raw, width, signed, 0 if signed else 1 << (bits - 1),
                         int(node.attr("quantize_axis", 1) or 0), int(node.attr("block_size", 128) or 0), 2, 3)
     if blocked_dq and dtype in (UINT8, INT8, UINT4, INT4):
         node = readers[0][0]
-        return _blocked(index, node, shape, raw, 4 if dtype in NIBBLES else 8, dtype in (INT8, INT4), 0,
+        return _blocked(consts, node, shape, raw, 4 if dtype in NIBBLES else 8, dtype in (INT8, INT4), 0,
                         int(node.attr("axis", 1)), int(node.attr("block_size", 0) or 0), 1, 2)
     return None  # MatMulBnb4: FP4/NF4 lookup tables, not an affine grid
 
@@ -160,7 +167,7 @@ def dequantized(index: GraphIndex, name: str, tensor, dtype: int, where_path: Pa
 # -- MatMulNBits ----------------------------------------------------------
 
 
-def _matmul_nbits(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np.ndarray) -> Dequantized | None:
+def _matmul_nbits(consts: Constants, node: Node, shape: tuple[int, ...], raw: np.ndarray) -> Dequantized | None:
     k, n = shape
     bits, block = int(node.attr("bits", 4) or 4), int(node.attr("block_size", 0) or 0)
     if bits not in (2, 4, 8) or block < 1 or block % (8 // bits) or _has(node, 4):
@@ -169,11 +176,11 @@ def _matmul_nbits(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np
     if blocks > MAX_BLOCKS:
         return None
     per_column = blocks * block * bits // 8
-    scales = _constant(index, node, 2)
+    scales = consts.values(node, 2)
     if raw.size != n * per_column or scales is None or scales.size != n * blocks:
         return None
     scales = scales.reshape(n, blocks)
-    zeros = _nbits_zero_points(index, node, n, blocks, bits)
+    zeros = _nbits_zero_points(consts, node, n, blocks, bits)
     if zeros is None:
         return None
     columns = raw.reshape(n, per_column)
@@ -188,10 +195,10 @@ def _matmul_nbits(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np
     return Dequantized(shape, True, n, k, read)
 
 
-def _nbits_zero_points(index: GraphIndex, node: Node, n: int, blocks: int, bits: int) -> np.ndarray | None:
+def _nbits_zero_points(consts: Constants, node: Node, n: int, blocks: int, bits: int) -> np.ndarray | None:
     if not _has(node, 3):
         return np.full((n, blocks), float(1 << (bits - 1)))
-    zeros = _constant(index, node, 3, keep_integers=True)
+    zeros = consts.values(node, 3, keep_integers=True)
     if zeros is None:
         return None
     if zeros.dtype == np.uint8:
@@ -205,7 +212,7 @@ def _nbits_zero_points(index: GraphIndex, node: Node, n: int, blocks: int, bits:
 # -- blocks along one axis (GatherBlockQuantized, blocked DequantizeLinear)
 
 
-def _blocked(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np.ndarray, width: int, signed: bool,
+def _blocked(consts: Constants, node: Node, shape: tuple[int, ...], raw: np.ndarray, width: int, signed: bool,
              default_zero: int, axis: int, block: int, scale_slot: int, zero_slot: int) -> Dequantized | None:
     rank = len(shape)
     axis = axis + rank if axis < 0 else axis
@@ -216,8 +223,8 @@ def _blocked(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np.ndar
     cut[axis] = -(-shape[axis] // block)
     if cut[axis] > MAX_BLOCKS:
         return None
-    scales = _constant(index, node, scale_slot)
-    zeros = _blocked_zero_points(index, node, zero_slot, cut, width, default_zero)
+    scales = consts.values(node, scale_slot)
+    zeros = _blocked_zero_points(consts, node, zero_slot, cut, width, default_zero)
     if scales is None or scales.size != math.prod(cut) or zeros is None:
         return None
     scales, row = scales.reshape(cut), count // shape[0]
@@ -230,20 +237,20 @@ def _blocked(index: GraphIndex, node: Node, shape: tuple[int, ...], raw: np.ndar
     return Dequantized(shape, False, shape[0], row, read)
 
 
-def _blocked_zero_points(index: GraphIndex, node: Node, slot: int, cut: list[int], width: int,
+def _blocked_zero_points(consts: Constants, node: Node, slot: int, cut: list[int], width: int,
                          default_zero: int) -> np.ndarray | None:
     if not _has(node, slot):
         return np.full(cut, float(default_zero))
-    tensor = index.full_constant(node.inputs[slot])
-    if tensor is None or tensor.data_location == EXTERNAL:
+    tensor = consts.tensor(node, slot)
+    if tensor is None:
         return None
     count = math.prod(cut)
     if tensor.data_type in NIBBLES or (width == 4 and tensor.data_type == UINT8):
-        raw = stored_bytes(tensor, None, 0)
+        raw = consts.stored(tensor)
         if raw is None or raw.size != (count + 1) // 2:
             return None
         return _elements(raw, 0, count, 4, tensor.data_type == INT4).reshape(cut)
-    values = _constant(index, node, slot, keep_integers=True)
+    values = consts.values(node, slot, keep_integers=True)
     return values.reshape(cut).astype(np.float64) if values is not None and values.size == count else None
 
 
@@ -313,18 +320,59 @@ def _has(node: Node, slot: int) -> bool:
     return len(node.inputs) > slot and bool(node.inputs[slot])
 
 
-def _constant(index: GraphIndex, node: Node, slot: int, keep_integers: bool = False) -> np.ndarray | None:
-    """The constant in ``slot`` as a flat array (float64 unless
-    ``keep_integers`` and it is uint8); None when it is not one."""
-    from onnx import numpy_helper
+@dataclass(frozen=True)
+class Constants:
+    """The graph's scales and zero points; external ones (a large model
+    keeps every tensor over a kilobyte outside the protobuf) read from
+    their file in the model's folder, each checked against it."""
 
-    if not _has(node, slot):
-        return None
-    tensor = index.full_constant(node.inputs[slot])
-    if tensor is None or tensor.data_location == EXTERNAL or tensor.data_type in NIBBLES:
-        return None
-    values = numpy_helper.to_array(tensor).reshape(-1)
-    if keep_integers and values.dtype == np.uint8:
-        return values
-    return values.astype(np.float64)
+    index: GraphIndex
+    folder: Path | None
 
+    def tensor(self, node: Node, slot: int):
+        """The constant in ``slot``; None for a computed input."""
+        return self.index.full_constant(node.inputs[slot]) if _has(node, slot) else None
+
+    def stored(self, tensor) -> np.ndarray | None:
+        """Its stored bytes (as ``stored_bytes``), wherever they are."""
+        if tensor.data_location != EXTERNAL:
+            return stored_bytes(tensor, None, 0)
+        where = self._where(tensor)
+        return stored_bytes(tensor, where.path, where.offset) if where is not None else None
+
+    def values(self, node: Node, slot: int, keep_integers: bool = False) -> np.ndarray | None:
+        """The constant in ``slot`` as a flat array (float64 unless
+        ``keep_integers`` and it is uint8); None when it is not one."""
+        from onnx import numpy_helper
+
+        tensor = self.tensor(node, slot)
+        if tensor is None or tensor.data_type in NIBBLES:
+            return None
+        if tensor.data_location == EXTERNAL:
+            values = self._external_values(tensor)
+            if values is None:
+                return None
+        else:
+            values = numpy_helper.to_array(tensor).reshape(-1)
+        if keep_integers and values.dtype == np.uint8:
+            return values
+        return values.astype(np.float64)
+
+    def _where(self, tensor) -> FileRange | None:
+        from reglint.readers.onnx.load import external_range
+
+        count = math.prod(int(d) for d in tensor.dims) if tensor.dims else 1
+        if self.folder is None or tensor.data_type not in STORAGE:
+            return None
+        itemsize = np.dtype(STORAGE[tensor.data_type]).itemsize
+        nbytes = (count + 1) // 2 if tensor.data_type in NIBBLES else count * itemsize
+        return external_range(tensor, self.folder, nbytes) if nbytes <= MAX_CONSTANT_BYTES else None
+
+    def _external_values(self, tensor) -> np.ndarray | None:
+        where = self._where(tensor)
+        if where is None:
+            return None
+        storage = STORAGE[tensor.data_type]
+        values = np.fromfile(where.path, dtype=storage, count=where.nbytes // np.dtype(storage).itemsize,
+                             offset=where.offset)
+        return bfloat16_to_float32(values) if tensor.data_type == BFLOAT16 else values

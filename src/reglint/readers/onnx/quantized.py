@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from reglint.model import WeightStats
-from reglint.readers.onnx.blockwise import NIBBLES, dequantized, stored_bytes, unpack_nibbles
+from reglint.readers.onnx.blockwise import NIBBLES, Constants, dequantized, stored_bytes, unpack_nibbles
 from reglint.readers.onnx.graph import MAX_WALK, MS, GraphIndex, Node
-from reglint.readers.onnx.tensors import EXTERNAL, QUANT_TYPES
+from reglint.readers.onnx.tensors import QUANT_TYPES
 from reglint.readers.tensor_stats import StatsAccumulator
 
 # (domain, op) -> the input slots that hold quantized weights (never the
@@ -91,16 +91,16 @@ def is_dynamic_scale(index: GraphIndex, consumers: list[tuple[Node, int]]) -> bo
 
 
 def quantized_stats(index: GraphIndex, name: str, tensor, dtype: int, chunk_bytes: int,
-                    where_path: Path | None, offset: int) -> WeightStats | None:
+                    where_path: Path | None, offset: int, folder: Path | None = None) -> WeightStats | None:
     """Statistics of ``(x - zero_point) * scale`` when a DequantizeLinear with
     constant scale reads ``name`` (per tensor, per axis or in blocks) or a
     block-quantized op packs it; None otherwise."""
     shape = tuple(int(d) for d in tensor.dims)
-    blocks = dequantized(index, name, tensor, dtype, where_path, offset)
+    blocks = dequantized(index, name, tensor, dtype, where_path, offset, folder)
     if blocks is not None:
         return blocks.stats(chunk_bytes)
     storage = QUANT_TYPES[dtype][1]
-    params = _dequantize_params(index, name, tensor.dims)
+    params = _dequantize_params(Constants(index, folder), name, tensor.dims)
     if params is None or (storage is None and dtype not in NIBBLES):
         return None
     scale, zero, axis = params
@@ -139,27 +139,28 @@ def _stored_values(tensor, dtype: int, count: int, where_path: Path | None, offs
     return np.asarray(tensor.int32_data, dtype=np.int64).astype(storage)
 
 
-def _dequantize_params(index: GraphIndex, name: str, dims) -> tuple[np.ndarray, np.ndarray, int] | None:
+def _dequantize_params(consts: Constants, name: str, dims) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(scale, zero point, axis) of the one DequantizeLinear reading ``name``,
     when both are constants; None for blocked scales and anything else."""
-    from onnx import numpy_helper
-
-    readers = index.consumers.get(name, [])
+    readers = consts.index.consumers.get(name, [])
     if len(readers) != 1 or readers[0][0].op != "DequantizeLinear" or readers[0][1] != 0:
         return None
     node = readers[0][0]
     if int(node.attr("block_size", 0) or 0):
         return None
-    arrays = []
-    for slot in (1, 2):
-        tensor = index.full_constant(node.inputs[slot]) if len(node.inputs) > slot and node.inputs[slot] else None
-        if slot == 2 and tensor is None and (len(node.inputs) <= 2 or not node.inputs[2]):
-            arrays.append(np.zeros(1))  # the zero point is optional: 0
-            continue
-        if tensor is None or tensor.data_location == EXTERNAL:
-            return None
-        arrays.append(numpy_helper.to_array(tensor).astype(np.float64).reshape(-1))
-    scale, zero = arrays
+    scale = consts.values(node, 1)
+    if scale is None:
+        return None
+    if consts.tensor(node, 2) is not None and consts.tensor(node, 2).data_type in NIBBLES:
+        raw = consts.stored(consts.tensor(node, 2))
+        zero = None if raw is None else unpack_nibbles(raw, scale.size, NIBBLES[consts.tensor(node, 2).data_type])
+    elif len(node.inputs) > 2 and node.inputs[2]:
+        zero = consts.values(node, 2)
+    else:
+        zero = np.zeros(1)  # the zero point is optional: 0
+    if zero is None:
+        return None
+    zero = zero.astype(np.float64).reshape(-1)
     rank = len(dims)
     axis = int(node.attr("axis", 1))
     axis = axis + rank if axis < 0 else axis

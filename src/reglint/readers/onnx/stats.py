@@ -29,7 +29,7 @@ def read_stats(params: list[Param], index: GraphIndex, folder: Path, options: Re
             p.stats = None
         elif p.quantized:
             p.stats = quantized_stats(index, p.name, p.tensor, p.dtype, options.chunk_bytes,
-                                      where.path if where else None, where.offset if where else 0)
+                                      where.path if where else None, where.offset if where else 0, folder)
         else:
             p.stats = _param_stats(p, where, options.chunk_bytes)
 

@@ -156,7 +156,8 @@ def _dequantizer(p: Param, index: GraphIndex, folder: Path) -> Dequantized | Non
     if p.tensor.data_location == EXTERNAL:
         count = math.prod(int(d) for d in p.tensor.dims) if p.tensor.dims else 1
         where = external_range(p.tensor, folder, storage_nbytes(p.dtype, count))
-    return dequantized(index, p.name, p.tensor, p.dtype, where.path if where else None, where.offset if where else 0)
+    return dequantized(index, p.name, p.tensor, p.dtype, where.path if where else None, where.offset if where else 0,
+                       folder)
 
 
 def _rows(p: Param, blocks: Dequantized | None, folder: Path, transposed: bool) -> RowReader | None:
