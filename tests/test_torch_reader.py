@@ -31,6 +31,7 @@ MANIFEST = {e["file"]: e for e in json.loads((TORCH / "manifest.json").read_text
 REGLINT = [sys.executable, "-m", "reglint"]
 WITH_PARAMETERS = sorted(name for name, entry in MANIFEST.items() if entry.get("parameters"))
 WITH_OPTIMIZER = sorted(name for name, entry in MANIFEST.items() if entry.get("optimizer"))
+PEFT = "peft_trainer/checkpoint-3"
 
 
 def run(*args, env=None):
@@ -106,7 +107,11 @@ def test_every_group_in_the_json(name):
         assert got["hyperparameters"]["weight_decay"] == expected["weight_decay"]
         assert got["hyperparameters"]["lr"] == expected["lr"]
         assert got["mapping"] == "exact"
-        if name.startswith("hf_trainer"):  # safetensors sorts its keys: membership, not order
+        if name.startswith("peft_trainer"):  # the adapter file's names, PEFT's wrapper prefix dropped
+            saved = MANIFEST[name]["saved_names"]
+            assert sorted(got["variables"]) == sorted(saved[n].removeprefix("base_model.model.")
+                                                      for n in expected["params"])
+        elif name.startswith("hf_trainer"):  # safetensors sorts its keys: membership, not order
             assert sorted(got["variables"]) == sorted(expected["params"])
         else:
             assert got["variables"] == expected["params"]
@@ -153,6 +158,47 @@ def test_trainer_folder():
     assert opt.iterations == entry["global_step"]
 
 
+def test_peft_adapter_checkpoint():
+    """A LoRA fine-tune's Trainer checkpoint holds the adapters and the
+    modules trained in full (adapter_model.safetensors), not the frozen base
+    model: counted are exactly the tensors torch trained, with their values,
+    the optimizer's two groups mapped onto them, and a note that says what
+    the counts cover and the LoRA scale alpha / r. (Before: 0 parameters,
+    exit 0, the groups unmapped.)"""
+    entry = MANIFEST[PEFT]
+    model = read_model(TORCH / PEFT)
+    assert model.format == "hf_trainer"
+    variables = {v.location: v for _, v in model.variables()}
+    saved = {name: entry["saved_names"][name].removeprefix("base_model.model.") for name in entry["trainable_names"]}
+    assert set(variables) == set(saved.values())
+    assert model.total_params == model.trainable_params == entry["trainable_parameters"] < entry["base_parameters"]
+    for name, want in entry["sum_sq"].items():
+        assert variables[saved[name]].stats.sum_sq == pytest.approx(want, rel=1e-6, abs=1e-12), name
+    lora = [v for v in variables.values() if ".lora_" in v.location]
+    assert sum(v.size for v in lora) == entry["lora_parameters"] and all(v.role is Role.KERNEL for v in lora)
+    opt = model.optimizer
+    assert opt.class_name == entry["optimizer"]["class"] and opt.iterations == entry["global_step"]
+    assert [g.decays for g in opt.param_groups] == [g["weight_decay"] > 0 for g in entry["optimizer"]["groups"]]
+    adapter = model.metadata["adapter"]
+    assert (adapter["peft_type"], adapter["r"], adapter["lora_alpha"]) == ("LORA", entry["lora"]["r"],
+                                                                           entry["lora"]["lora_alpha"])
+    assert adapter["scaling"] == entry["lora"]["lora_alpha"] / entry["lora"]["r"]
+    assert any("LORA adapter" in note and "not the frozen base model" in note for note in model.notes)
+
+
+def test_peft_save_pretrained_folder(tmp_path):
+    """``model.save_pretrained(folder)`` of a PEFT model writes only
+    adapter_config.json and adapter_model.safetensors: a folder reglint
+    reads as one model (before: the safetensors file alone, under PEFT's
+    wrapper names, with no word of the adapter)."""
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (tmp_path / name).write_bytes((TORCH / PEFT / name).read_bytes())
+    model = read_model(tmp_path)
+    assert model.format == "hf_folder" and model.total_params == MANIFEST[PEFT]["trainable_parameters"]
+    assert not any(v.location.startswith("base_model.") for _, v in model.variables())
+    assert model.metadata["adapter"]["r"] == MANIFEST[PEFT]["lora"]["r"]
+
+
 def test_safetensors_file_alone():
     model = read_model(TORCH / "tiny_text.safetensors")
     assert model.format == "safetensors" and model.optimizer is None
@@ -176,7 +222,7 @@ def test_sgd_weight_decay_one_at_lr_point_one_is_an_error():
 
 @pytest.mark.parametrize("name", ["sgd_momentum_wd.pt", "adamw_all_decayed.pth", "adamw_no_decay_group.pth",
                                   "adam_coupled_wd.pt", "lightning.ckpt", "hf_trainer/checkpoint-3",
-                                  "tied_state_dict.pth", "tiny_text.safetensors"])
+                                  "tied_state_dict.pth", "tiny_text.safetensors", PEFT])
 def test_sane_settings_have_no_error(name):
     code, found = findings(name)
     assert code == 0 and not [f for f in found if f["severity"] == "error"]

@@ -3,7 +3,10 @@
 
 * weights: ``model.safetensors`` (or the shards a
   ``model.safetensors.index.json`` lists), else ``pytorch_model.bin`` (or
-  its shards), a torch.save archive read by ``torch_zip``;
+  its shards), a torch.save archive read by ``torch_zip``; else a PEFT
+  adapter's ``adapter_model.safetensors``/``.bin`` (the adapters and the
+  modules trained in full, PEFT's ``base_model.model.`` prefix dropped),
+  described by ``adapter_config.json`` (type, r, lora_alpha, targets);
 * ``optimizer.pt``: the optimizer's state dict (``torch_optim``); the
   Trainer puts biases and LayerNorm weights in a group without decay;
 * ``training_args.bin``: a pickled ``TrainingArguments``, read through the
@@ -22,6 +25,7 @@ folder; a symbolic link pointing out of it is refused.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,7 @@ def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
         model.metadata["training_args"] = {k: _plain(args[k]) for k in ARG_FIELDS if k in args}
     _trainer_state(folder, options, model)
     _config(folder, options, model)
+    _adapter_config(folder, options, model)
     return model
 
 
@@ -87,7 +92,22 @@ def _weights(folder: Path, options: ReadOptions, stack) -> tuple[list[NamedTenso
                 raise ModelReadError(f"weights shard {name} listed in {index_name} is missing")
             tensors.extend(_tensors_in(path, options, stack, safetensors))
         return tensors, not safetensors
+    for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
+        path = _member(folder, single)
+        if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model
+            return [_unwrapped(t) for t in _tensors_in(path, options, stack, safetensors)], not safetensors
     return None, True
+
+
+# PEFT saves an adapter's tensors under its wrapper's attributes
+# (``PeftModel.base_model`` -> ``LoraModel.model``).
+PEFT_PREFIX = "base_model.model."
+
+
+def _unwrapped(tensor: NamedTensor) -> NamedTensor:
+    if tensor.name.startswith(PEFT_PREFIX) and len(tensor.name) > len(PEFT_PREFIX):
+        return dataclasses.replace(tensor, name=tensor.name[len(PEFT_PREFIX):])
+    return tensor
 
 
 def _tensors_in(path: Path, options: ReadOptions, stack, safetensors: bool) -> list[NamedTensor]:
@@ -197,3 +217,33 @@ def _config(folder: Path, options: ReadOptions, model: Model) -> None:
     version = config.get("transformers_version")
     if isinstance(version, str):
         model.framework_version = f"transformers {version}"
+
+
+ADAPTER_FIELDS = ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save",
+                  "base_model_name_or_path", "use_rslora", "use_dora", "bias", "task_type")
+
+
+def _adapter_config(folder: Path, options: ReadOptions, model: Model) -> None:
+    """A PEFT adapter's ``adapter_config.json``: what the counts cover (the
+    adapter and the modules trained in full, not the frozen base model) and
+    the LoRA scale ``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) that
+    multiplies every adapter's update."""
+    path = _member(folder, "adapter_config.json")
+    if path is None:
+        return
+    config = _json(path, "adapter_config.json", options)
+    if not isinstance(config, dict):
+        return
+    adapter = {k: _plain(config[k]) for k in ADAPTER_FIELDS if k in config}
+    model.metadata["adapter"] = adapter
+    kind = str(adapter.get("peft_type") or "PEFT")
+    rank, alpha = number(config.get("r")), number(config.get("lora_alpha"))
+    scale = ""
+    if rank and alpha is not None and rank > 0:
+        factor = alpha / rank ** 0.5 if config.get("use_rslora") else alpha / rank
+        adapter["scaling"] = factor
+        scale = f", r {rank:g}, alpha {alpha:g}: each update scaled by {factor:g}"
+    base = config.get("base_model_name_or_path")
+    model.notes.append(f"a {kind} adapter{scale}; the counts are the adapter's tensors and the modules trained in "
+                       f"full, not the frozen base model ({base if isinstance(base, str) and base else 'not named'}),"
+                       " whose weights are not in the folder")

@@ -26,6 +26,7 @@ KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 # is a Hugging Face model or Trainer checkpoint folder (checkpoint-N/).
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
               "pytorch_model.bin.index.json")
+PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 # safetensors: an 8-byte little-endian header length, then a JSON object.
 SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 # torch.save before 1.6 pickled this number (LONG1 0x1950a86a20f9469cfc6c) first.
@@ -177,6 +178,8 @@ def is_hf_folder(path: Path) -> bool:
         return True
     if (path / "config.json").is_file() and any((path / name).is_file() for name in HF_WEIGHTS):
         return True
+    if (path / "adapter_config.json").is_file() and any((path / name).is_file() for name in PEFT_WEIGHTS):
+        return True  # a PEFT adapter's save_pretrained folder
     return (path / "optimizer.pt").is_file() and (path / "training_args.bin").is_file()
 
 
