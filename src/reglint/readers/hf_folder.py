@@ -31,6 +31,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError, UnsafeInputError
 from reglint.model import LearningRate, Model, Optimizer, Provenance
+from reglint.readers.bnb_quantized import bitsandbytes_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import check_link_stays_inside
@@ -45,7 +46,8 @@ ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "wa
 
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     with contextlib.ExitStack() as stack:
-        tensors, ordered = _weights(folder, options, stack)
+        quantized: dict[str, int] = {}
+        tensors, ordered = _weights(folder, options, stack, quantized)
         args = _training_args(folder, options)
         hint = _text(args.get("optim"))
         schedule = _text(args.get("lr_scheduler_type"))
@@ -68,6 +70,8 @@ def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     _trainer_state(folder, options, model)
     _config(folder, options, model)
     _adapter_config(folder, options, model)
+    if quantized:
+        model.notes.append(bitsandbytes_note(quantized))
     return model
 
 
@@ -78,8 +82,10 @@ def _member(folder: Path, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _weights(folder: Path, options: ReadOptions, stack) -> tuple[list[NamedTensor] | None, bool]:
-    """The model's tensors and whether their order is the module order."""
+def _weights(folder: Path, options: ReadOptions, stack,
+             quantized: dict[str, int]) -> tuple[list[NamedTensor] | None, bool]:
+    """The model's tensors and whether their order is the module order
+    (``quantized``: bitsandbytes weights found, by kind)."""
     for index_name, single, safetensors in (("model.safetensors.index.json", "model.safetensors", True),
                                             ("pytorch_model.bin.index.json", "pytorch_model.bin", False)):
         files = _shards(folder, index_name, options) or ([single] if _member(folder, single) else [])
@@ -90,12 +96,12 @@ def _weights(folder: Path, options: ReadOptions, stack) -> tuple[list[NamedTenso
             path = _member(folder, name)
             if path is None:
                 raise ModelReadError(f"weights shard {name} listed in {index_name} is missing")
-            tensors.extend(_tensors_in(path, options, stack, safetensors))
+            tensors.extend(_tensors_in(path, options, stack, safetensors, quantized))
         return tensors, not safetensors
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
         if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model
-            return [_unwrapped(t) for t in _tensors_in(path, options, stack, safetensors)], not safetensors
+            return [_unwrapped(t) for t in _tensors_in(path, options, stack, safetensors, quantized)], not safetensors
     return None, True
 
 
@@ -110,11 +116,17 @@ def _unwrapped(tensor: NamedTensor) -> NamedTensor:
     return tensor
 
 
-def _tensors_in(path: Path, options: ReadOptions, stack, safetensors: bool) -> list[NamedTensor]:
+def _tensors_in(path: Path, options: ReadOptions, stack, safetensors: bool,
+                quantized: dict[str, int] | None = None) -> list[NamedTensor]:
     if safetensors:
         from reglint.readers.safetensors_reader import SafetensorsFile
 
-        return stack.enter_context(SafetensorsFile(path, options)).tensors()
+        file = stack.enter_context(SafetensorsFile(path, options))
+        tensors = file.tensors()
+        for kind, count in file.quantized.items():  # summed over the shards
+            if quantized is not None:
+                quantized[kind] = quantized.get(kind, 0) + count
+        return tensors
     from reglint.readers.torch_zip import TorchArchive
 
     archive = stack.enter_context(TorchArchive(path, options))

@@ -23,6 +23,7 @@ import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model, WeightStats
+from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_bitsandbytes
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import SAFETENSORS_HEADER_LIMIT
@@ -43,6 +44,7 @@ class SafetensorsFile:
         from safetensors import safe_open
 
         self.path, self.options = Path(path), options
+        self.quantized: dict[str, int] = {}  # bitsandbytes weights by kind (nf4, fp4, int8)
         self._header = self._read_header()
         try:
             self._handle = safe_open(str(self.path), framework="numpy")
@@ -76,6 +78,8 @@ class SafetensorsFile:
         return header
 
     def tensors(self) -> list[NamedTensor]:
+        """Every tensor; a bitsandbytes-quantized weight as the float
+        parameter it stands for (``bnb_quantized``; counted in ``quantized``)."""
         out = []
         names = self._file.keys()  # a safe_open handle, not a dict
         for name in names:
@@ -83,6 +87,9 @@ class SafetensorsFile:
             dtype = DTYPES.get(str(view.get_dtype()), str(view.get_dtype()).lower())
             shape = tuple(int(d) for d in view.get_shape())
             out.append(NamedTensor(name, shape, dtype, None, self._reader(name, dtype, shape)))
+        out, self.quantized = dequantized_bitsandbytes(out, self._file.get_tensor,
+                                                   lambda name, start, stop: self._file.get_slice(name)[start:stop],
+                                                   self.options.chunk_bytes)
         return out
 
     def _reader(self, name: str, dtype: str, shape: tuple[int, ...]) -> Callable[[], WeightStats | None]:
@@ -123,6 +130,8 @@ def read_safetensors(path: Path, options: ReadOptions) -> Model:
     model = Model(path=str(path), format="safetensors", framework="pytorch")
     with SafetensorsFile(path, options) as file:
         model.layers, _ = build_layers(file.tensors(), options, model.notes)
+        if file.quantized:
+            model.notes.append(bitsandbytes_note(file.quantized))
         meta = file.metadata()
     if meta:
         model.metadata["safetensors_metadata"] = {k: one_line(v, 200) for k, v in list(meta.items())[:20]}

@@ -69,6 +69,7 @@ class NamedTensor:
     dtype: str  # torch's name: float32, bfloat16, int64...
     alias: Any  # equal for entries that are one tensor (tied weights); None if unknown
     read_stats: Callable[[], WeightStats | None]
+    quantized: bool = False  # integer codes standing for a float parameter (bnb_quantized)
 
     @property
     def is_float(self) -> bool:
@@ -91,7 +92,7 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
         if tensor.alias is not None:
             seen[tensor.alias] = tensor.name
         module, _, leaf = tensor.name.rpartition(".")
-        if leaf in NOT_PARAMETERS or not tensor.is_float:
+        if leaf in NOT_PARAMETERS or not (tensor.is_float or tensor.quantized):
             continue
         modules.setdefault(module if module else tensor.name, {})[leaf] = tensor
     if tied:

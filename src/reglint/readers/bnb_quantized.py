@@ -1,0 +1,172 @@
+"""bitsandbytes-quantized weights, as transformers' ``save_pretrained`` writes
+a model loaded with ``BitsAndBytesConfig`` (QLoRA's base models, 8-bit
+deployments) into ``model.safetensors``.
+
+4-bit (``load_in_4bit``, NF4 or FP4)
+    ``X.weight`` is uint8 [ceil(n / 2), 1]: two 4-bit codes a byte, the
+    first in the high nibble; ``X.weight.quant_state.bitsandbytes__nf4``
+    (or ``__fp4``) is a uint8 tensor holding JSON with the float ``shape``,
+    ``blocksize`` and, for the nested ("double") quantization, its block
+    size and offset; ``X.weight.quant_map`` [16] maps a code to a value,
+    ``X.weight.absmax`` [n / blocksize] scales each block. With double
+    quantization ``absmax`` is itself uint8 codes into
+    ``X.weight.nested_quant_map`` [256], scaled per ``nested_blocksize``
+    block by ``X.weight.nested_absmax``, plus ``nested_offset``.
+    ``value = quant_map[code] * absmax[i // blocksize]``.
+8-bit (``load_in_8bit``, LLM.int8)
+    ``X.weight`` is int8 [out, in] beside ``X.SCB`` [out], each row's
+    absolute maximum, and ``X.weight_format``:
+    ``value = code * SCB[row] / 127``.
+
+Each weight counts as the float parameter it stands for, at its float
+shape; the scales, maps, states and formats are quantization constants.
+Statistics are those of the dequantized values, held to bitsandbytes' own
+``dequantize_4bit`` and ``int8_vectorwise_dequant``
+(``fixtures/make_torch_fixtures.py``, ``tests/test_torch_reader.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from reglint.model import WeightStats
+from reglint.readers.tensor_stats import StatsAccumulator
+from reglint.readers.torch_checkpoint import NamedTensor
+
+STATE = re.compile(r"(?P<weight>.+)\.quant_state\.bitsandbytes__(?P<kind>nf4|fp4)")
+FOUR_BIT_CONSTANTS = ("absmax", "quant_map", "nested_absmax", "nested_quant_map")
+MAX_STATE_BYTES = 1 << 16  # the JSON is ~200 bytes
+MAX_CONSTANT_VALUES = 1 << 26  # absmax of a 70B model's largest layer is a few million values
+
+# name -> the whole (small) tensor; name, start, stop -> rows of a tensor
+Values = Callable[[str], np.ndarray]
+Rows = Callable[[str, int, int], np.ndarray]
+
+
+def dequantized_bitsandbytes(tensors: list[NamedTensor], values: Values, rows: Rows,
+                             chunk_bytes: int) -> tuple[list[NamedTensor], dict[str, int]]:
+    """``tensors`` with each bitsandbytes weight standing for its float
+    parameter and the quantization constants dropped; how many weights of
+    each kind (nf4, fp4, int8) were replaced."""
+    by_name = {t.name: t for t in tensors}
+    replaced: dict[str, NamedTensor] = {}
+    constants: set[str] = set()
+    kinds: dict[str, int] = {}
+    for tensor in tensors:
+        match = STATE.fullmatch(tensor.name)
+        weight = by_name.get(match["weight"]) if match else None
+        if match and weight is not None and weight.dtype == "uint8" and tensor.dtype == "uint8":
+            state = _state(values, tensor)
+            if state is None or math.prod(weight.shape) != (math.prod(state["shape"]) + 1) // 2:
+                continue  # not what bitsandbytes writes: the bytes are left uncounted, as any integer tensor
+            replaced[weight.name] = _four_bit(weight, state, match["kind"], by_name, values, rows, chunk_bytes)
+            constants |= {tensor.name, *(f"{weight.name}.{c}" for c in FOUR_BIT_CONSTANTS)}
+            kinds[match["kind"]] = kinds.get(match["kind"], 0) + 1
+        elif tensor.dtype == "int8" and tensor.name.endswith(".weight") and len(tensor.shape) == 2:
+            module = tensor.name[:-len(".weight")]
+            scb = by_name.get(f"{module}.SCB")
+            if scb is not None and scb.shape == tensor.shape[:1]:
+                replaced[tensor.name] = _eight_bit(tensor, scb.name, values, rows, chunk_bytes)
+                constants |= {scb.name, f"{module}.weight_format"}
+                kinds["int8"] = kinds.get("int8", 0) + 1
+    if not replaced:
+        return tensors, {}
+    return [replaced.get(t.name, t) for t in tensors if t.name not in constants or t.name in replaced], kinds
+
+
+def bitsandbytes_note(kinds: dict[str, int]) -> str:
+    """The model's note for the weights ``dequantized_bitsandbytes`` replaced."""
+    return (f"{sum(kinds.values())} weights are stored quantized by bitsandbytes ({', '.join(sorted(kinds))}): each "
+            "counts as the float parameter it stands for, at its float shape; absmax, quant maps, quant states and "
+            "SCB are not parameters; statistics are of the dequantized values")
+
+
+def _state(values: Values, tensor: NamedTensor) -> dict | None:
+    if math.prod(tensor.shape) > MAX_STATE_BYTES:
+        return None
+    try:
+        state = json.loads(bytes(np.asarray(values(tensor.name), dtype=np.uint8).reshape(-1)))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    shape = state.get("shape") if isinstance(state, dict) else None
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return None
+    blocksize = state.get("blocksize")
+    return state if isinstance(blocksize, int) and blocksize > 1 and blocksize % 2 == 0 else None
+
+
+def _four_bit(weight: NamedTensor, state: dict, kind: str, by_name: dict[str, NamedTensor], values: Values,
+              rows: Rows, chunk_bytes: int) -> NamedTensor:
+    shape = tuple(int(d) for d in state["shape"])
+    count = math.prod(shape)
+
+    def stats() -> WeightStats | None:
+        return _four_bit_stats(weight.name, state, count, by_name, values, rows, chunk_bytes)
+
+    return replace(weight, shape=shape, dtype=kind, quantized=True, read_stats=stats)
+
+
+def _four_bit_stats(name: str, state: dict, count: int, by_name: dict[str, NamedTensor], values: Values,
+                    rows: Rows, chunk_bytes: int) -> WeightStats | None:
+    block = int(state["blocksize"])
+    blocks = -(-count // block)
+    code_map = _small(values, by_name, f"{name}.quant_map", 16)
+    absmax = _absmax(name, state, blocks, by_name, values)
+    if code_map is None or absmax is None:
+        return None
+    acc = StatsAccumulator()
+    per_chunk = max(1, chunk_bytes // (16 * block)) * block  # whole blocks, about chunk_bytes of float64
+    for start in range(0, count, per_chunk):
+        stop = min(count, start + per_chunk)
+        packed = np.asarray(rows(name, start // 2, (stop + 1) // 2), dtype=np.uint8).reshape(-1)
+        codes = np.stack([packed >> 4, packed & 0x0F], axis=1).reshape(-1)[:stop - start]  # high nibble first
+        acc.add(code_map[codes] * np.repeat(absmax[start // block:-(-stop // block)], block)[:stop - start])
+    return acc.result()
+
+
+def _absmax(name: str, state: dict, blocks: int, by_name: dict[str, NamedTensor], values: Values) -> np.ndarray | None:
+    """Each block's scale; dequantized first when it is itself quantized."""
+    tensor = by_name.get(f"{name}.absmax")
+    if tensor is None or math.prod(tensor.shape) != blocks or blocks > MAX_CONSTANT_VALUES:
+        return None
+    if tensor.dtype != "uint8":
+        return np.asarray(values(tensor.name), dtype=np.float64).reshape(-1)
+    nested_block = state.get("nested_blocksize")
+    offset = state.get("nested_offset", 0.0)
+    code_map = _small(values, by_name, f"{name}.nested_quant_map", 256)
+    if not isinstance(nested_block, int) or nested_block < 1 or not isinstance(offset, (int, float)) \
+            or code_map is None:
+        return None
+    nested = _small(values, by_name, f"{name}.nested_absmax", -(-blocks // nested_block))
+    if nested is None:
+        return None
+    codes = np.asarray(values(tensor.name), dtype=np.uint8).reshape(-1)
+    return code_map[codes] * np.repeat(nested, nested_block)[:blocks] + float(offset)
+
+
+def _small(values: Values, by_name: dict[str, NamedTensor], name: str, size: int) -> np.ndarray | None:
+    tensor = by_name.get(name)
+    if tensor is None or math.prod(tensor.shape) != size or size > MAX_CONSTANT_VALUES or tensor.dtype not in (
+            "float32", "float16", "float64"):
+        return None
+    return np.asarray(values(name), dtype=np.float64).reshape(-1)
+
+
+def _eight_bit(weight: NamedTensor, scb: str, values: Values, rows: Rows, chunk_bytes: int) -> NamedTensor:
+    def stats() -> WeightStats | None:
+        scale = np.asarray(values(scb), dtype=np.float64).reshape(-1) / 127.0
+        acc = StatsAccumulator()
+        height, width = weight.shape
+        step = max(1, chunk_bytes // max(1, 8 * width))
+        for start in range(0, height, step):
+            stop = min(height, start + step)
+            acc.add(np.asarray(rows(weight.name, start, stop), dtype=np.float64) * scale[start:stop, None])
+        return acc.result()
+
+    return replace(weight, quantized=True, read_stats=stats)
