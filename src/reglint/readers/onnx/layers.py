@@ -46,6 +46,7 @@ def build_layers(params: list[Param], index: GraphIndex, max_layers: int) -> tup
     param_names = {p.name for p in params}
     partners = _bias_partners(params, index)
     keys = strip_common_scope({p.name: _layer_key(p, param_names, partners) for p in params}, params)
+    keys.update(_nameless_biases(params, index, keys))
     groups: dict[str, list[Param]] = {}
     for p in params:
         p.layer = keys[p.name]
@@ -77,6 +78,24 @@ def _layer_key(p: Param, param_names: set[str], partners: dict[int, str]) -> str
         return partners[node.index]
     return (_torch_module(node) or _node_scope(node.name) or _input_scope(node) or _clean(node.name)
             or f"{node.op}_{node.index}")
+
+
+def _nameless_biases(params: list[Param], index: GraphIndex, keys: dict[str, str]) -> dict[str, str]:
+    """A bias with no readable name, added to the output of a kernel's op
+    with none either (Keras 3's torch-backend export names nothing:
+    ``onnx::Conv_131``, ``onnx::Add_134``), joins the kernel's layer."""
+    kernels = {p.node.index: p for p in params if p.node is not None and p.role.is_kernel_like}
+    out = {}
+    for p in params:
+        if p.role is not Role.BIAS or p.node is None or p.node.op != "Add" or _name_prefix(p.name):
+            continue
+        for name in p.node.inputs:
+            producer = linear_producer(index, name) if name != p.name else None
+            kernel = kernels.get(producer.index) if producer is not None else None
+            if kernel is not None and not _name_prefix(kernel.name):
+                out[p.name] = keys[kernel.name]
+                break
+    return out
 
 
 def _bias_partners(params: list[Param], index: GraphIndex) -> dict[int, str]:
