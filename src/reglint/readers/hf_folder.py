@@ -200,12 +200,18 @@ def _optimizer_from_args(args: dict, notes: list[str]) -> Optimizer:
                      epsilon=number(args.get("adam_epsilon")), source=Provenance.INFERRED)
 
 
-def _trainer_state(folder: Path, options: ReadOptions, model: Model) -> None:
-    path = _member(folder, "trainer_state.json")
+def _json_object(folder: Path, name: str, options: ReadOptions) -> dict | None:
+    """The folder's JSON file ``name`` when it holds an object."""
+    path = _member(folder, name)
     if path is None:
-        return
-    state = _json(path, "trainer_state.json", options)
-    if not isinstance(state, dict):
+        return None
+    value = _json(path, name, options)
+    return value if isinstance(value, dict) else None
+
+
+def _trainer_state(folder: Path, options: ReadOptions, model: Model) -> None:
+    state = _json_object(folder, "trainer_state.json", options)
+    if state is None:
         return
     for key in ("global_step", "max_steps", "train_batch_size"):
         value = number(state.get(key))
@@ -217,11 +223,8 @@ def _trainer_state(folder: Path, options: ReadOptions, model: Model) -> None:
 
 
 def _config(folder: Path, options: ReadOptions, model: Model) -> None:
-    path = _member(folder, "config.json")
-    if path is None:
-        return
-    config = _json(path, "config.json", options)
-    if not isinstance(config, dict):
+    config = _json_object(folder, "config.json", options)
+    if config is None:
         return
     names = config.get("architectures")
     if isinstance(names, list) and names and isinstance(names[0], str):
@@ -240,11 +243,8 @@ def _adapter_config(folder: Path, options: ReadOptions, model: Model) -> None:
     adapter and the modules trained in full, not the frozen base model) and
     the LoRA scale ``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) that
     multiplies every adapter's update."""
-    path = _member(folder, "adapter_config.json")
-    if path is None:
-        return
-    config = _json(path, "adapter_config.json", options)
-    if not isinstance(config, dict):
+    config = _json_object(folder, "adapter_config.json", options)
+    if config is None:
         return
     adapter = {k: _plain(config[k]) for k in ADAPTER_FIELDS if k in config}
     model.metadata["adapter"] = adapter
