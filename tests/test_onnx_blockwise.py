@@ -158,21 +158,36 @@ def test_matmul_nbits_float_zero_points(tmp_path):
     _assert_stats(kernel.stats, dequantized)
 
 
+def _pack_rows(values: np.ndarray) -> np.ndarray:
+    """Two 4-bit values a byte along the last axis, low first, each row
+    padded to whole bytes (how MatMulNBits and uint8 GatherBlockQuantized
+    store codes and zero points)."""
+    if values.shape[-1] % 2:
+        values = np.concatenate([values, np.zeros((*values.shape[:-1], 1), values.dtype)], axis=-1)
+    return (values[..., 0::2] | (values[..., 1::2] << 4)).astype(np.uint8)
+
+
 @pytest.mark.parametrize("layout", ["uint8-packed", "uint4", "int4", "uint8-8bit"])
-def test_gather_block_quantized_is_the_dequantized_table(tmp_path, layout):
+@pytest.mark.parametrize(("dim", "with_zeros"), [(32, True), (48, True), (40, True), (32, False)],
+                         ids=["2-blocks", "3-blocks", "padded-block", "no-zero-points"])
+def test_gather_block_quantized_is_the_dequantized_table(tmp_path, layout, dim, with_zeros):
     """An embedding table for GatherBlockQuantized, in each storage it
-    accepts; every row gathered is the dequantized table."""
-    vocab, dim, block = 9, 32, 16
+    accepts, with an odd number of blocks a row (zero points packed row by
+    row, each row padded: Qwen2.5-0.5B's 896 columns are 7 blocks of 128),
+    a last block the row does not fill, and without zero points (8 for
+    uint8 data, as MatMulNBits; 0 for int4 and uint4); every row gathered
+    is the dequantized table."""
+    vocab, block = 9, 16
     bits = 8 if layout == "uint8-8bit" else 4
     signed = layout == "int4"
     low, high = (-8, 8) if signed else (0, 1 << bits)
     q = RNG.integers(low, high, (vocab, dim))
-    cut = (vocab, dim // block)
+    cut = (vocab, -(-dim // block))
     scale = RNG.uniform(0.01, 0.1, cut).astype(np.float32)
     zero = RNG.integers(low, high, cut)
     if layout == "uint8-packed":
-        data = numpy_helper.from_array((q[:, 0::2] | (q[:, 1::2] << 4)).astype(np.uint8), "embed.weight_Q4")
-        zeros = numpy_helper.from_array((zero[:, 0::2] | (zero[:, 1::2] << 4)).astype(np.uint8), "embed.zeros")
+        data = numpy_helper.from_array(_pack_rows(q), "embed.weight_Q4")
+        zeros = numpy_helper.from_array(_pack_rows(zero), "embed.zeros")
     elif layout == "uint8-8bit":
         data = numpy_helper.from_array(q.astype(np.uint8), "embed.weight_Q8")
         zeros = numpy_helper.from_array(zero.astype(np.uint8), "embed.zeros")
@@ -180,18 +195,64 @@ def test_gather_block_quantized_is_the_dequantized_table(tmp_path, layout):
         kind = TensorProto.INT4 if signed else TensorProto.UINT4
         data = helper.make_tensor("embed.weight_Q4", kind, (vocab, dim), q.reshape(-1).tolist())
         zeros = helper.make_tensor("embed.zeros", kind, cut, zero.reshape(-1).tolist())
-    inits = [data, numpy_helper.from_array(scale, "embed.scales"), zeros]
-    nodes = [helper.make_node("GatherBlockQuantized", [data.name, "ids", "embed.scales", "embed.zeros"], ["y"],
-                              domain=MS, gather_axis=0, quantize_axis=1, block_size=block, bits=bits)]
+    inits = [data, numpy_helper.from_array(scale, "embed.scales")] + ([zeros] if with_zeros else [])
+    inputs = [data.name, "ids", "embed.scales"] + (["embed.zeros"] if with_zeros else [])
+    nodes = [helper.make_node("GatherBlockQuantized", inputs, ["y"], domain=MS, gather_axis=0, quantize_axis=1,
+                              block_size=block, bits=bits)]
     path = _handmade(tmp_path, nodes, inits, [helper.make_tensor_value_info("ids", TensorProto.INT64, [vocab])],
                      [vocab, dim])
-    try:
-        dequantized = _run(path, {"ids": np.arange(vocab, dtype=np.int64)})
-    except Exception as error:  # an onnxruntime without this layout's kernel
-        pytest.skip(f"onnxruntime cannot run {layout}: {str(error)[:120]}")
+    dequantized = _run(path, {"ids": np.arange(vocab, dtype=np.int64)})
     model, table = _kernel(path)
     assert (model.total_params, table.shape, table.role) == (vocab * dim, (vocab, dim), Role.EMBEDDINGS)
     _assert_stats(table.stats, dequantized)
+
+
+def test_a_block_longer_than_the_axis_is_the_axis(tmp_path):
+    """block_size 2^27 over 32 columns is one block a row: read as such, in
+    no more memory than the table (it took 6 GB to expand the scales)."""
+    vocab, dim = 6, 32
+    q = RNG.integers(0, 16, (vocab, dim))
+    scale = RNG.uniform(0.01, 0.1, (vocab, 1)).astype(np.float32)
+    inits = [numpy_helper.from_array(_pack_rows(q), "embed.weight_Q4"), numpy_helper.from_array(scale, "embed.s")]
+    nodes = [helper.make_node("GatherBlockQuantized", ["embed.weight_Q4", "ids", "embed.s"], ["y"], domain=MS,
+                              gather_axis=0, quantize_axis=1, block_size=1 << 27, bits=4)]
+    path = _handmade(tmp_path, nodes, inits, [helper.make_tensor_value_info("ids", TensorProto.INT64, [vocab])],
+                     [vocab, dim])
+    _, table = _kernel(path)
+    _assert_stats(table.stats, (q - 8) * scale.astype(np.float64))
+
+
+@pytest.mark.parametrize("op", ["MatMulNBits", "GatherBlockQuantized"])
+def test_a_weight_shared_by_two_ops_is_one_parameter(tmp_path, op):
+    """ALBERT's layers share one weight; an encoder and a decoder one table.
+    The quantizer writes it once, read by two packed ops alike: one
+    parameter at its float shape (it was counted as its bytes)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    weight = RNG.normal(0, 0.2, (32, 32)).astype(np.float32)
+    if op == "MatMulNBits":
+        nodes = [helper.make_node("MatMul", ["x", "shared.weight"], ["h"], name="/l1/MatMul"),
+                 helper.make_node("MatMul", ["h", "shared.weight"], ["y"], name="/l2/MatMul")]
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 32])]
+        types = ("MatMul",)
+    else:
+        nodes = [helper.make_node("Gather", ["shared.weight", "ids"], ["a"], name="/enc/Gather"),
+                 helper.make_node("Gather", ["shared.weight", "ids"], ["b"], name="/dec/Gather"),
+                 helper.make_node("Add", ["a", "b"], ["y"])]
+        inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])]
+        types = ("Gather",)
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(weight, "shared.weight")])
+    quantizer = MatMulNBitsQuantizer(helper.make_model(graph, opset_imports=_opsets()), algo_config=(
+        DefaultWeightOnlyQuantConfig(block_size=16, op_types_to_quantize=types)))
+    quantizer.process()
+    path = str(tmp_path / "shared.onnx")
+    quantizer.model.save_model_to_file(path)
+    packed = [t for t in onnx.load(path).graph.initializer if t.name.endswith("_Q4")]
+    assert len(packed) == 1  # written once
+    model, variable = _kernel(path)
+    assert (model.total_params, variable.shape, variable.dtype) == (32 * 32, (32, 32), "uint4")
+    assert variable.stats is not None and variable.stats.count == 32 * 32
 
 
 def test_scales_and_zero_points_are_not_parameters(tmp_path):
@@ -296,3 +357,19 @@ def test_external_per_channel_scales_of_int8_qdq(tmp_path):
     for name, stats in inline.items():
         assert stats is not None and external[name] is not None, name
         assert external[name].sum_sq == pytest.approx(stats.sum_sq, rel=1e-12), name
+
+
+def test_tied_qdq_copy_merges_without_materialising(monkeypatch):
+    """A blocked DequantizeLinear copy is stored [dim, vocab], across the
+    table's rows: it is compared in its own storage order, the float table
+    read transposed, so no side is materialised and a real LLM head (past
+    2^24 values, every one of them) merges too. The limit set to nothing
+    here proves it."""
+    from reglint.readers.onnx import tied
+
+    from helpers import FIXTURES
+
+    monkeypatch.setattr(tied, "MAX_MATERIALISED", 0)
+    model = read_model(FIXTURES / "onnx_exporters" / "int4_qdq_blocked" / "tied_embedding.onnx")
+    assert model.total_params == 660
+    assert any("transpose of another parameter" in note for note in model.notes)

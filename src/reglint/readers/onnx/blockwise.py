@@ -54,6 +54,7 @@ MAX_CONSTANT_BYTES = 1 << 28  # scales of a 70B model's largest layer are a few 
 NIBBLES = {UINT4: False, INT4: True}  # 4-bit types -> signed
 # (domain, op) -> the slot holding the packed weight.
 PACKED_SLOTS = {(MS, "MatMulNBits"): 1, (MS, "GatherBlockQuantized"): 0, (MS, "MatMulBnb4"): 1}
+MAX_ROW_VALUES = 1 << 25  # values one row of a packed weight may hold for statistics (~1.3 GB of temporaries)
 MAX_BLOCKS = 1 << 20  # a block_size under 1 or a scales tensor this long per row is not a quantizer's
 
 
@@ -70,17 +71,16 @@ class Packed:
         if self.node.op == "MatMulBnb4":
             return "nf4" if int(self.node.attr("quant_type", 1) or 0) == 1 else "fp4"
         bits = int(self.node.attr("bits", 4) or 4)
+        if self.node.op == "GatherBlockQuantized":
+            return "uint4" if bits == 4 else "uint8"  # other widths are not unpacked: counted as bytes
         return f"uint{bits}" if bits in (2, 4, 8) else f"{bits}-bit"
 
 
 def packed_weight(index: GraphIndex, name: str, dims: tuple[int, ...], dtype: int) -> Packed | None:
     """The float shape of a packed weight, read from its op; None for any
     other tensor (or a layout these ops do not write)."""
-    readers = index.consumers.get(name, [])
-    if len(readers) != 1:
-        return None
-    node, slot = readers[0]
-    if PACKED_SLOTS.get((node.domain, node.op)) != slot:
+    node = _one_reader(index, name)
+    if node is None:
         return None
     if node.op in ("MatMulNBits", "MatMulBnb4"):
         k, n = int(node.attr("K", 0) or 0), int(node.attr("N", 0) or 0)
@@ -90,6 +90,20 @@ def packed_weight(index: GraphIndex, name: str, dims: tuple[int, ...], dtype: in
     if dtype == UINT8 and bits == 4 and dims:
         return Packed(node, (*dims[:-1], dims[-1] * 2))  # two values a byte along the last axis
     return Packed(node, dims) if dtype in (UINT8, UINT4, INT4) and dims else None
+
+
+def _one_reader(index: GraphIndex, name: str) -> Node | None:
+    """The packed op reading ``name``; a weight shared by several (ALBERT's
+    layers, an encoder-decoder's table) when they read it alike: the same
+    op at the packed slot, the same attributes and constants."""
+    readers = index.consumers.get(name, [])
+    if not readers or any(PACKED_SLOTS.get((node.domain, node.op)) != slot for node, slot in readers):
+        return None
+    first = readers[0][0]
+    constants = slice(2, 4) if first.op == "GatherBlockQuantized" else slice(1, 5)  # scales, zero points, g_idx
+    same = all(node.op == first.op and node.attrs() == first.attrs()
+               and node.inputs[constants] == first.inputs[constants] for node, _ in readers)
+    return first if same else None
 
 
 def stored_type_name(packed: Packed | None, dtype: int, plain: str) -> str:
@@ -122,9 +136,14 @@ class Dequantized:
         step = max(1, chunk_bytes // max(1, 16 * self.row_size))
         for start in range(0, self.rows, step):
             stop = min(self.rows, start + step)
-            yield (start, stop, *self.read(start, stop))
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN scales: the sums say so
+                yield (start, stop, *self.read(start, stop))
 
-    def stats(self, chunk_bytes: int) -> WeightStats:
+    def stats(self, chunk_bytes: int) -> WeightStats | None:
+        """None for a row too long to dequantize at once (about 40 bytes of
+        temporaries a value): the count stands, the statistics are not read."""
+        if self.row_size > MAX_ROW_VALUES:
+            return None
         acc = StatsAccumulator()
         for _, _, values, _ in self.chunks(chunk_bytes):
             acc.add(values)
@@ -153,10 +172,13 @@ def dequantized(index: GraphIndex, name: str, tensor, dtype: int, where_path: Pa
     if packed is not None and packed.node.op == "GatherBlockQuantized":
         node = packed.node
         bits = int(node.attr("bits", 4) or 4)
-        signed = dtype == INT4
         width = 4 if dtype in NIBBLES or bits == 4 else 8
-        return _blocked(consts, node, packed.shape, raw, width, signed, 0 if signed else 1 << (bits - 1),
-                        int(node.attr("quantize_axis", 1) or 0), int(node.attr("block_size", 128) or 0), 2, 3)
+        # onnxruntime's default zero point: MatMulNBits' 2^(bits-1) for uint8
+        # data, 0 for int4/uint4 (its gather_block_quantized_op_test)
+        zero = 1 << (width - 1) if dtype == UINT8 else 0
+        return _blocked(consts, node, packed.shape, raw, width, dtype == INT4, zero,
+                        int(node.attr("quantize_axis", 1) or 0), int(node.attr("block_size", 128) or 0), 2, 3,
+                        zeros_by_row=dtype == UINT8 and width == 4)
     if blocked_dq and dtype in (UINT8, INT8, UINT4, INT4):
         node = readers[0][0]
         return _blocked(consts, node, shape, raw, 4 if dtype in NIBBLES else 8, dtype in (INT8, INT4), 0,
@@ -213,18 +235,20 @@ def _nbits_zero_points(consts: Constants, node: Node, n: int, blocks: int, bits:
 
 
 def _blocked(consts: Constants, node: Node, shape: tuple[int, ...], raw: np.ndarray, width: int, signed: bool,
-             default_zero: int, axis: int, block: int, scale_slot: int, zero_slot: int) -> Dequantized | None:
+             default_zero: int, axis: int, block: int, scale_slot: int, zero_slot: int,
+             zeros_by_row: bool = False) -> Dequantized | None:
     rank = len(shape)
     axis = axis + rank if axis < 0 else axis
     count = math.prod(shape)
     if not shape or not 0 <= axis < rank or block < 1 or raw.size != (count * width + 7) // 8:
         return None
+    block = min(block, max(1, shape[axis]))  # a block past the axis is the whole axis (and costs no memory)
     cut = list(shape)
     cut[axis] = -(-shape[axis] // block)
     if cut[axis] > MAX_BLOCKS:
         return None
     scales = consts.values(node, scale_slot)
-    zeros = _blocked_zero_points(consts, node, zero_slot, cut, width, default_zero)
+    zeros = _blocked_zero_points(consts, node, zero_slot, cut, width, default_zero, zeros_by_row)
     if scales is None or scales.size != math.prod(cut) or zeros is None:
         return None
     scales, row = scales.reshape(cut), count // shape[0]
@@ -238,13 +262,22 @@ def _blocked(consts: Constants, node: Node, shape: tuple[int, ...], raw: np.ndar
 
 
 def _blocked_zero_points(consts: Constants, node: Node, slot: int, cut: list[int], width: int,
-                         default_zero: int) -> np.ndarray | None:
+                         default_zero: int, by_row: bool = False) -> np.ndarray | None:
+    """Per-block zero points: 4-bit ones two a byte, in row-major order
+    (int4/uint4), or ``by_row`` each row of the last axis padded to whole
+    bytes (GatherBlockQuantized's uint8 data, as MatMulNBits packs them)."""
     if not _has(node, slot):
         return np.full(cut, float(default_zero))
     tensor = consts.tensor(node, slot)
     if tensor is None:
         return None
     count = math.prod(cut)
+    if by_row and tensor.data_type == UINT8:
+        raw = consts.stored(tensor)
+        per_row = -(-cut[-1] // 2)
+        if raw is None or raw.size != count // cut[-1] * per_row:
+            return None
+        return _unpack(raw.reshape(-1, per_row), 4, signed=False)[:, :cut[-1]].reshape(cut)
     if tensor.data_type in NIBBLES or (width == 4 and tensor.data_type == UINT8):
         raw = consts.stored(tensor)
         if raw is None or raw.size != (count + 1) // 2:
@@ -354,6 +387,8 @@ class Constants:
                 return None
         else:
             values = numpy_helper.to_array(tensor).reshape(-1)
+        if values.dtype.kind not in "fiub":
+            return None  # complex or string constants are no scales
         if keep_integers and values.dtype == np.uint8:
             return values
         return values.astype(np.float64)

@@ -143,8 +143,12 @@ def merge_quantized_copies(params: list[Param], index: GraphIndex, folder: Path)
         for keep in named:
             if id(keep) in dropped or keep.shape != (copy.shape[1], copy.shape[0]):
                 continue
-            if _within_steps(_rows(keep, reader(keep), folder, transposed=False),
-                                  _rows(copy, reader(copy), folder, transposed=True), keep.shape):
+            # compare in the copy's storage order (no copy of either side materialised)
+            blocks = reader(copy)
+            flip = blocks is not None and not blocks.transposed
+            if _within_steps(_rows(keep, reader(keep), folder, transposed=flip),
+                             _rows(copy, reader(copy), folder, transposed=not flip),
+                             copy.shape if flip else keep.shape):
                 _absorb(keep, copy)
                 dropped.add(id(copy))
                 break
@@ -187,8 +191,9 @@ def _within_steps(left: RowReader | None, right: RowReader | None, shape: tuple[
     step = max(1, (1 << 22) // max(1, row))
     first: float | None = None
     varied = False
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
+    # one row first: a pair that differs almost always differs there
+    spans = [(0, min(rows, 1))] + [(start, min(rows, start + step)) for start in range(1, rows, step)]
+    for start, stop in spans:
         (a, a_step), (b, b_step) = left(start, stop), right(start, stop)
         a, b = a.reshape(stop - start, row), b.reshape(stop - start, row)
         allowed = STEP * (np.broadcast_to(a_step, a.shape).reshape(a.shape)
