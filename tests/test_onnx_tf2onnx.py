@@ -36,11 +36,14 @@ def _id(entry: dict) -> str:
 
 
 def test_every_model_every_route():
-    """from_keras at opsets 13 and 17, and the command line on a SavedModel
-    (names under StatefulPartitionedCall/, inputs as Func/...)."""
+    """from_keras at opsets 13 and 17, the command line on a SavedModel
+    (names under StatefulPartitionedCall/, inputs as Func/...), and
+    from_function on the layers themselves (no model scope:
+    ``fc1/MatMul/ReadVariableOp:0``)."""
     assert {(e["model"], e["file"].split("/")[0]) for e in ENTRIES} == {
         (m, folder) for m in ("mlp", "cnn_bn_residual", "transformer", "recurrent", "embedding", "separable")
-        for folder in ("opset13", "opset17", "saved_model_opset17")}
+        for folder in ("opset13", "opset17", "saved_model_opset17")} | {
+        (m, "function_opset17") for m in ("mlp", "recurrent", "embedding", "separable")}
     assert all(e["producer"].startswith("tf2onnx") for e in ENTRIES)
     assert any(e["folded"] for e in ENTRIES) and any(e["zero_recurrence_bias"] for e in ENTRIES)
 

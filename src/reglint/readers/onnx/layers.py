@@ -32,20 +32,22 @@ TF_VARIABLES = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_varian
 TF_OPS = {"ReadVariableOp", "MatMul", "BiasAdd", "Conv2D", "Conv1D", "Conv3D", "Tensordot", "embedding_lookup",
           "separable_conv2d", "separable_conv1d", "FusedBatchNormV3", "add", "mul", "einsum", "Einsum", "Cast",
           "convolution", "conv1d", "Conv2DBackpropInput", "transpose", "Reshape", "Squeeze"}
-TF_OP_SUFFIX = re.compile(r"ReadVariableOp_\d+|\d+|\w+_fused_bn")
+TF_OP_SUFFIX = re.compile(r"ReadVariableOp(_\d+)?|\d+|\w+_fused_bn")
 # Function-call scopes (a SavedModel conversion puts one in front of every
 # path, a Keras RNN one around its loop).
 TF_WRAPPERS = {"StatefulPartitionedCall", "PartitionedCall"}
 # An op component is dropped only while the model's scope and a layer name
 # remain: ``model/depthwise`` is the layer named depthwise.
 TF_MIN_PARTS = 2
+MAX_SCOPE_NAMES = 100_000  # tensor names read to tell a model's scope
 
 
 def build_layers(params: list[Param], index: GraphIndex, max_layers: int) -> tuple[list[Layer], dict[str, str]]:
     """The layers in graph order, and parameter name -> layer key."""
     param_names = {p.name for p in params}
-    partners = _bias_partners(params, index)
-    keys = strip_common_scope({p.name: _layer_key(p, param_names, partners) for p in params}, params)
+    tf_min = _tf_min_parts(params, index)
+    partners = _bias_partners(params, index, tf_min)
+    keys = strip_common_scope({p.name: _layer_key(p, param_names, partners, tf_min) for p in params}, params)
     keys.update(_nameless_biases(params, index, keys))
     groups: dict[str, list[Param]] = {}
     for p in params:
@@ -63,20 +65,20 @@ def build_layers(params: list[Param], index: GraphIndex, max_layers: int) -> tup
     return layers, owner
 
 
-def _layer_key(p: Param, param_names: set[str], partners: dict[int, str]) -> str:
-    prefix = _name_prefix(p.name)
+def _layer_key(p: Param, param_names: set[str], partners: dict[int, str], tf_min: int) -> str:
+    prefix = _name_prefix(p.name, tf_min)
     if prefix:
         return prefix
     node = p.node
     if node is None:
         return _clean(p.name)
     for other in node.inputs:  # a sibling weight with a readable name
-        sibling = _name_prefix(other) if other != p.name and other in param_names else None
+        sibling = _name_prefix(other, tf_min) if other != p.name and other in param_names else None
         if sibling:
             return sibling
     if node.index in partners:
         return partners[node.index]
-    return (_torch_module(node) or _node_scope(node.name) or _input_scope(node) or _clean(node.name)
+    return (_torch_module(node) or _node_scope(node.name, tf_min) or _input_scope(node, tf_min) or _clean(node.name)
             or f"{node.op}_{node.index}")
 
 
@@ -98,14 +100,35 @@ def _nameless_biases(params: list[Param], index: GraphIndex, keys: dict[str, str
     return out
 
 
-def _bias_partners(params: list[Param], index: GraphIndex) -> dict[int, str]:
+def _tf_min_parts(params: list[Param], index: GraphIndex) -> int:
+    """How many components of a TensorFlow path an op name may not take:
+    two (the model's scope and a layer: ``model/depthwise`` is a layer)
+    when every parameter and tensor name starts with one scope, as a Keras
+    model's do; one when they start with their layers (``from_function``
+    on layers called without a model: ``separable/separable_conv2d/
+    depthwise``)."""
+    names = [p.name for p in params] + list(index.producer)[:MAX_SCOPE_NAMES]
+    heads = {parts[0] for parts in map(_tf_parts, names) if len(parts) > 1}
+    return TF_MIN_PARTS if len(heads) <= 1 else 1
+
+
+def _tf_parts(name: str) -> list[str]:
+    if "/" not in name or name.startswith("/") or "::" in name:
+        return []
+    raw = [p for p in name.split(":")[0].split("/") if p]
+    if len(raw) > 1 and raw[0] == "Func" and raw[1] in TF_WRAPPERS:
+        return []
+    return [p for p in raw if p not in TF_WRAPPERS]
+
+
+def _bias_partners(params: list[Param], index: GraphIndex, tf_min: int = TF_MIN_PARTS) -> dict[int, str]:
     """MatMul/Conv node index -> the readable name prefix of the bias added
     to its output. A folded or quantized kernel (``val_1_quantized``, its
     MatMulInteger node renamed by onnxruntime's quantize_dynamic and
     stripped of the dynamo exporter's scope) joins its bias's layer."""
     out: dict[int, str] = {}
     for p in params:
-        prefix = _name_prefix(p.name)
+        prefix = _name_prefix(p.name, tf_min)
         if p.role is not Role.BIAS or p.node is None or p.node.op != "Add" or not prefix:
             continue
         for name in p.node.inputs:
@@ -206,28 +229,30 @@ def _outbound(index: GraphIndex, own: set[int], node_layer: dict[int, str]) -> t
     return (found if clean else []), activation
 
 
-def _name_prefix(name: str) -> str | None:
+def _name_prefix(name: str, tf_min: int = TF_MIN_PARTS) -> str | None:
     """``fc1.weight`` -> ``fc1``; ``dense/kernel:0`` -> ``dense``; None for
     anonymous names (``onnx::Conv_12``, ``W``)."""
     if not name or "::" in name:
         return None
     if "/" in name:
-        return _tf_layer(name.split(":")[0].split("/"))
+        return _tf_layer(name.split(":")[0].split("/"), tf_min)
     if "." not in name:
         return None
     prefix = name.rsplit(".", 1)[0]
     return prefix or None
 
 
-def _tf_layer(parts: list[str]) -> str | None:
+def _tf_layer(parts: list[str], tf_min: int = TF_MIN_PARTS) -> str | None:
     """A TensorFlow path's layer: wrappers, variable and op names dropped;
     None for a function's input (``Func/StatefulPartitionedCall/input/_1``)."""
-    parts = [p for p in parts if p and p not in TF_WRAPPERS]
-    if not parts or parts[0] == "Func":
+    parts = _tf_parts("/".join(parts)) if "/" in "/".join(parts) else [p for p in parts if p]
+    if not parts:
         return None
     while len(parts) > 1 and parts[-1] in TF_VARIABLES:
         parts.pop()
-    while len(parts) > TF_MIN_PARTS and (parts[-1] in TF_OPS or TF_OP_SUFFIX.fullmatch(parts[-1])):
+    if len(parts) > 2 and TF_OP_SUFFIX.fullmatch(parts[-1]) and parts[-2] in TF_OPS:
+        parts = parts[:-2]  # ``fc/MatMul/ReadVariableOp``: a variable an op reads, whatever is left
+    while len(parts) > tf_min and (parts[-1] in TF_OPS or TF_OP_SUFFIX.fullmatch(parts[-1])):
         parts.pop()
     return ".".join(parts) or None
 
@@ -253,14 +278,14 @@ def _torch_module(node: Node) -> str | None:
     return None
 
 
-def _node_scope(name: str) -> str | None:
+def _node_scope(name: str, tf_min: int = TF_MIN_PARTS) -> str | None:
     """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1`` (torch's
     exporter repeats each parent's prefix); a TensorFlow path (no leading
     '/': tf2onnx) -> its layer, as for parameter names; None without a
     scope."""
     if "/" in name and not name.startswith("/"):
-        prefix = _tf_layer(name.split("/")[:-1])  # the last component is the node's own name
-        return prefix if prefix and "." in prefix else None
+        prefix = _tf_layer(name.split("/")[:-1], tf_min)  # the last component is the node's own name
+        return prefix if prefix and ("." in prefix or tf_min < TF_MIN_PARTS) else None
     parts = [p for p in name.split("/") if p][:-1]
     out: list[str] = []
     for part in parts:
@@ -271,18 +296,18 @@ def _node_scope(name: str) -> str | None:
     return ".".join(out) or None
 
 
-def _input_scope(node: Node) -> str | None:
+def _input_scope(node: Node, tf_min: int = TF_MIN_PARTS) -> str | None:
     """A node tf2onnx made without a scope (``LSTM__1380``, reading
     ``model/lstm/PartitionedCall/transpose:0``): the layer of its data
     input."""
     if "/" in node.name or not node.inputs or "/" not in node.inputs[0] or node.inputs[0].startswith("/"):
         return None
-    prefix = _name_prefix(node.inputs[0])
+    prefix = _name_prefix(node.inputs[0], tf_min)
     if prefix and node.op in ("LSTM", "GRU", "RNN") and node.attr("direction") in ("bidirectional", b"bidirectional"):
         # Keras' Bidirectional: both directions in one op, read from the forward layer's scope
         head, _, last = prefix.rpartition(".")
         prefix = head if head and last.startswith("forward_") else prefix
-    return prefix if prefix and "." in prefix else None
+    return prefix if prefix and ("." in prefix or tf_min < TF_MIN_PARTS) else None
 
 
 def strip_common_scope(keys: dict[str, str], params: list[Param]) -> dict[str, str]:

@@ -104,7 +104,8 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
                            "not parameters")
     if index.sparse:
         model.notes.append("sparse initializers are counted at their dense size")
-    model.notes.extend(_zero_recurrence_biases(params))
+    if proto.producer_name in ("tf2onnx", "keras2onnx"):
+        model.notes.extend(_zero_recurrence_biases(params))
     quantized = sorted({p.type_name for p in params if p.quantized})
     if quantized:
         model.notes.append(f"{sum(1 for p in params if p.quantized)} weights are stored quantized "
@@ -141,8 +142,10 @@ def _tidy_float32(model: Model) -> Model:
 
 def _zero_recurrence_biases(params: list[Param]) -> list[str]:
     """ONNX's LSTM/GRU/RNN bias ``B`` holds two biases a gate, ``[Wb, Rb]``;
-    a framework with one (Keras) converts with ``Rb`` all zeros (tf2onnx).
-    Counted, as the ONNX op holds them, and said."""
+    a framework with one (Keras) converts with ``Rb`` all zeros (tf2onnx,
+    keras2onnx: the only producers this is said of; PyTorch's ``b_hh`` is
+    a parameter even when it starts at zero). Counted, as the ONNX op holds
+    them, and said."""
     from onnx import numpy_helper
 
     notes = []

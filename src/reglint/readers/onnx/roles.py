@@ -115,6 +115,8 @@ def uses(index: GraphIndex, name: str) -> list[tuple[Node, int]]:
 def role_at(index: GraphIndex, node: Node, i: int, p: Param) -> Role:
     """The role input ``i`` of ``node`` gives ``p``."""
     role = INPUT_ROLES.get((node.domain, node.op), {}).get(i)
+    if role is Role.KERNEL and node.op == "Einsum" and len(p.shape) < 2:
+        return Role.OTHER  # a vector in an Einsum is a buffer (rotary inv_freq), not a kernel
     if role is Role.KERNEL and node.op == "Conv" and int(node.attr("group", 1) or 1) > 1 \
             and len(p.shape) > 1 and p.shape[1] == 1:
         return Role.DEPTHWISE_KERNEL
@@ -122,8 +124,11 @@ def role_at(index: GraphIndex, node: Node, i: int, p: Param) -> Role:
         scaled = index.producer.get(node.inputs[1 - i])
         if scaled is not None and scaled.op == "Mul" and _scales_normalized(index, scaled):
             return Role.BETA
-        producer = linear_producer(index, node.inputs[1 - i])
-        if producer is not None and producer.op in BIASED_OPS:
+        producer, reshaped = _linear_producer(index, node.inputs[1 - i])
+        if producer is not None and producer.op in BIASED_OPS and (
+                not reshaped or _out_features(index, producer) in (None, p.size)):
+            # after a reshape one value an output feature, where the weight tells
+            # the features (a ViT's pos_embed after its patch Conv is no bias)
             return Role.BIAS
     if role is None and node.op == "Mul" and node.domain == "" and len(node.inputs) == 2 \
             and _normalized(index, node.inputs[1 - i]):
@@ -138,21 +143,46 @@ def linear_producer(index: GraphIndex, name: str) -> Node | None:
     after MatMulInteger (quantize_dynamic); and through the reshapes
     tf2onnx leaves between a MatMul and its bias (Keras' Tensordot on 3-D
     inputs, MultiHeadAttention's per-head [heads, dim] biases)."""
+    return _linear_producer(index, name)[0]
+
+
+def _linear_producer(index: GraphIndex, name: str) -> tuple[Node | None, bool]:
+    """``linear_producer``, and whether the walk went through a reshape."""
     producer = index.producer.get(name)
+    reshaped = False
     for _ in range(6):
         if producer is None or not producer.inputs:
-            return producer
+            return producer, reshaped
         if producer.op in ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity") or producer.op in RESHAPES:
+            reshaped = reshaped or producer.op in RESHAPES
             producer = index.producer.get(producer.inputs[0])
         elif producer.op == "Mul" and len(producer.inputs) == 2 and producer.domain == "":
             scales = [x for x in producer.inputs if _is_scale(index, x)]
             if len(scales) != 1:
-                return producer
+                return producer, reshaped
             other = producer.inputs[1 - producer.inputs.index(scales[0])]
             producer = index.producer.get(other)
         else:
-            return producer
-    return producer
+            return producer, reshaped
+    return producer, reshaped
+
+
+def _out_features(index: GraphIndex, op: Node) -> int | None:
+    """The output features of a linear op, from its constant weight."""
+    if op.op in ("MatMulNBits", "MatMulBnb4"):
+        return int(op.attr("N", 0) or 0) or None
+    slot = 0 if op.op in ("MatMul", "FusedMatMul", "MatMulInteger") and index.full_constant(op.inputs[0]) else 1
+    weight = index.full_constant(op.inputs[slot]) if len(op.inputs) > slot else None
+    dims = [int(d) for d in weight.dims] if weight is not None else []
+    if len(dims) < 2:
+        return None
+    if op.op in ("Conv", "ConvInteger", "FusedConv"):
+        return dims[0]
+    if op.op in ("Gemm", "FusedGemm"):
+        return dims[0] if op.attr("transB", 0) else dims[1]
+    if op.op == "ConvTranspose":
+        return dims[1] * int(op.attr("group", 1) or 1)
+    return dims[-1]
 
 
 def _is_scale(index: GraphIndex, name: str) -> bool:
