@@ -226,6 +226,27 @@ def test_cache_keys_on_content_settings_and_path(project):
     assert not lint_many(["models/copy.keras"], Settings(), use_cache=True, progress=False)[0].cached
 
 
+def test_running_out_of_memory_is_never_cached(project, monkeypatch):
+    """Memory is the machine's, not the file's: a report that ran out of it
+    (a run under a memory limit) is not kept, and the next run reads the
+    file again (review 12: the cached error came back until --no-cache)."""
+    import reglint.engine.runner as runner
+
+    path = "models/healthy.keras"
+    real = runner.read_model
+
+    def starved(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(runner, "read_model", starved)
+    first = lint_many([path], Settings(), use_cache=True, progress=False)[0]
+    assert first.error and "MemoryError" in first.error and first.transient
+    monkeypatch.setattr(runner, "read_model", real)
+    second = lint_many([path], Settings(), use_cache=True, progress=False)[0]
+    assert not second.cached and second.error is None
+    assert lint_many([path], Settings(), use_cache=True, progress=False)[0].cached  # a real report is kept
+
+
 def test_no_cache_writes_nothing_and_env_moves_the_cache(project, tmp_path, monkeypatch):
     lint_many(["models/healthy.keras"], Settings(), use_cache=False, progress=False)
     assert not (project / ".reglint_cache").exists()

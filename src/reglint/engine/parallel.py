@@ -57,10 +57,12 @@ def _lint(todo: list[tuple[int, str, str | None]], settings: Settings,
           jobs: int) -> Iterator[tuple[int, FileReport, bool]]:
     """(index, report, whether the report may be cached). A report depends
     only on the content and the settings (a corrupt file stays corrupt), except
-    when the worker process died: that one is never cached."""
+    when the worker process died or memory ran out (``transient``): those
+    are never cached."""
     if jobs <= 1 or len(todo) <= 1:
         for i, path, _ in todo:
-            yield i, lint_file(path, settings), True
+            report = lint_file(path, settings)
+            yield i, report, not report.transient
         return
     yield from _lint_in_pool(todo, settings, min(jobs, len(todo)))
 
@@ -87,7 +89,7 @@ def _lint_in_pool(todo, settings: Settings, workers: int) -> Iterator[tuple[int,
                     yield i, FileReport(path=path, error="the process linting this file died "
                                                          "(out of memory?); try --jobs 1"), False
                     continue
-                yield i, report, True
+                yield i, report, not report.transient
 
 
 _WORKER_SETTINGS: Settings | None = None

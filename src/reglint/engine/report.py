@@ -28,6 +28,9 @@ class FileReport:
     not_a_model: bool = False
     # The selected rules' responses to the lambdas (``Rule.sweep``).
     curves: list[Any] = field(default_factory=list)
+    # The error came from this machine, not the file (out of memory): the
+    # report is never cached, the next run tries again.
+    transient: bool = False
 
     def worst(self) -> Severity | None:
         if not self.findings:

@@ -21,6 +21,7 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
         return report
     except (MemoryError, RecursionError) as exc:
         report.error = one_line(f"model too large or deeply nested to read ({type(exc).__name__})")
+        report.transient = isinstance(exc, MemoryError)  # another run, with more memory, may read it
         return report
     except Exception as exc:  # never a traceback for a bad file
         report.error = one_line(f"unreadable model ({type(exc).__name__}: {exc})")
