@@ -49,6 +49,7 @@ ROOT = HERE.parent
 OUT = HERE / "out"
 INPUTS = OUT / "inputs"
 BIG = OUT / "big"
+INT4 = OUT / "int4"
 LOGS = OUT / "logs"
 PY = sys.executable
 BIN = Path(PY).parent
@@ -59,6 +60,8 @@ SMALL_MODELS = [ROOT / "fixtures/keras/scenario_healthy.keras", ROOT / "fixtures
 
 KERAS_LOAD = "import sys, keras; m = keras.saving.load_model(sys.argv[1], compile=False); m.count_params()"
 ONNX_LOAD = "import sys, onnx; onnx.load(sys.argv[1])"
+ORT_SESSION = ("import sys, onnxruntime; "
+               "onnxruntime.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])")
 # The physical floor in the same runtime: start Python, read every byte in 16 MiB chunks.
 PY_READ = ("import sys\nbuf = bytearray(16 << 20)\nfor p in sys.argv[1:]:\n"
            "    with open(p, 'rb', buffering=0) as f:\n        while f.readinto(buf): pass")
@@ -284,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="also the ~1 GB .keras and ~2 GB ONNX models")
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--only", default=None,
-                        help="comma-separated groups: startup,small,keras,h5,onnx,onnx_ext,big_keras,big_onnx")
+                        help="comma-separated groups: startup,small,keras,h5,onnx,onnx_ext,onnx_int4,big_keras,"
+                             "big_onnx")
     parser.add_argument("--no-markdown", action="store_true", help="write results.json only")
     parser.add_argument("--editable", action="store_true",
                         help="time this venv's (editable) reglint instead of a fresh release install")
@@ -386,6 +390,25 @@ def main(argv: list[str] | None = None) -> int:
         add_ratios(f"resnet50:{name}", by, [("onnx.load / reglint", "onnx_load", "reglint"),
                                              ("reglint / pyread", "reglint", "pyread"),
                                              ("reglint / cat", "reglint", "cat")])
+
+    # 4. a 4-bit weight-only ONNX model (MatMulNBits, external data): reglint
+    # dequantizes every block for its statistics; onnxruntime builds a session
+    if wanted("onnx_int4") and onnx_state == "ready":
+        int4 = INT4 / "manifest.json"
+        if not int4.exists():
+            log("building the 4-bit input (bench/make_int4.py) ...")
+            subprocess.run([PY, str(HERE / "make_int4.py"), str(INT4)], check=True, cwd=ROOT)
+        q4 = json.loads(int4.read_text())
+        path, data = Path(q4["path"]), Path(q4["data"])
+        by = record("int4:onnx", f"4-bit {path.name} + .data (MatMulNBits)", [
+            reglint_check("int4.reglint", path),
+            Cmd("int4.onnx_load", "`onnx.load(FILE)`", [PY, "-c", ONNX_LOAD, str(path)]),
+            Cmd("int4.ort", "`onnxruntime.InferenceSession(FILE)`", [PY, "-c", ORT_SESSION, str(path)]),
+            *bare_reads("int4", path, data),
+        ], path.stat().st_size + data.stat().st_size, {"float_params": q4["float_params"]})
+        add_ratios("int4:onnx", by, [("onnxruntime / reglint", "ort", "reglint"),
+                                     ("onnx.load / reglint", "onnx_load", "reglint"),
+                                     ("reglint / pyread", "reglint", "pyread")])
 
     # --big: peak memory on ~1 GB .keras and ~2 GB ONNX
     if args.big:

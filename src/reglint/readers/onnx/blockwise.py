@@ -128,16 +128,17 @@ class Dequantized:
     rows: int
     row_size: int
     # rows [start, stop) -> (values, the quantization step |scale| of each),
-    # both [stop - start, *rest]
-    read: Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+    # both [stop - start, *rest]; the steps only when asked (the tied-copy
+    # comparison): the statistics need none, and they cost a copy
+    read: Callable[..., tuple[np.ndarray, np.ndarray | None]]
 
-    def chunks(self, chunk_bytes: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-        """(start, stop, values, steps) a slab of about ``chunk_bytes`` at a time."""
+    def chunks(self, chunk_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(start, stop, values) a slab of about ``chunk_bytes`` at a time."""
         step = max(1, chunk_bytes // max(1, 16 * self.row_size))
         for start in range(0, self.rows, step):
             stop = min(self.rows, start + step)
             with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN scales: the sums say so
-                yield (start, stop, *self.read(start, stop))
+                yield start, stop, self.read(start, stop, steps=False)[0]
 
     def stats(self, chunk_bytes: int) -> WeightStats | None:
         """None for a row too long to dequantize at once (about 40 bytes of
@@ -145,7 +146,7 @@ class Dequantized:
         if self.row_size > MAX_ROW_VALUES:
             return None
         acc = StatsAccumulator()
-        for _, _, values, _ in self.chunks(chunk_bytes):
+        for _, _, values in self.chunks(chunk_bytes):
             acc.add(values)
         return acc.result()
 
@@ -201,18 +202,22 @@ def _matmul_nbits(consts: Constants, node: Node, shape: tuple[int, ...], raw: np
     scales = consts.values(node, 2)
     if raw.size != n * per_column or scales is None or scales.size != n * blocks:
         return None
-    scales = scales.reshape(n, blocks)
     zeros = _nbits_zero_points(consts, node, n, blocks, bits)
     if zeros is None:
         return None
+    # float32, as the op computes: the statistics take their fast path
+    scales, zeros = scales.reshape(n, blocks).astype(np.float32), zeros.astype(np.float32)
     columns = raw.reshape(n, per_column)
 
-    def read(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        q = _unpack(columns[start:stop], bits, signed=False).reshape(-1, blocks, block)
+    def read(start: int, stop: int, steps: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        q = _unpack(columns[start:stop], bits, signed=False, dtype=np.float32).reshape(-1, blocks, block)
         scale = scales[start:stop, :, None]
-        values = ((q - zeros[start:stop, :, None]) * scale).reshape(stop - start, -1)
-        steps = np.broadcast_to(np.abs(scale), q.shape).reshape(stop - start, -1)
-        return values[:, :k], steps[:, :k]  # the last block's padding is not a weight
+        q -= zeros[start:stop, :, None]
+        q *= scale
+        values = q.reshape(stop - start, -1)[:, :k]  # the last block's padding is not a weight
+        if not steps:
+            return values, None
+        return values, np.broadcast_to(np.abs(scale), q.shape).reshape(stop - start, -1)[:, :k]
 
     return Dequantized(shape, True, n, k, read)
 
@@ -251,12 +256,15 @@ def _blocked(consts: Constants, node: Node, shape: tuple[int, ...], raw: np.ndar
     zeros = _blocked_zero_points(consts, node, zero_slot, cut, width, default_zero, zeros_by_row)
     if scales is None or scales.size != math.prod(cut) or zeros is None:
         return None
-    scales, row = scales.reshape(cut), count // shape[0]
+    scales, zeros = scales.reshape(cut).astype(np.float32), zeros.astype(np.float32)  # as the op computes
+    row = count // shape[0]
 
-    def read(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        q = _elements(raw, start * row, stop * row, width, signed).reshape(stop - start, *shape[1:])
+    def read(start: int, stop: int, steps: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        q = _elements(raw, start * row, stop * row, width, signed, np.float32).reshape(stop - start, *shape[1:])
         zero, scale = (_expand(c, axis, block, start, stop, shape) for c in (zeros, scales))
-        return (q - zero) * scale, np.broadcast_to(np.abs(scale), q.shape)
+        q -= zero
+        q *= scale
+        return q, (np.broadcast_to(np.abs(scale), q.shape) if steps else None)
 
     return Dequantized(shape, False, shape[0], row, read)
 
@@ -299,17 +307,21 @@ def _expand(values: np.ndarray, axis: int, block: int, start: int, stop: int, sh
 # -- bytes ------------------------------------------------------------------
 
 
-def _unpack(data: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+def _unpack(data: np.ndarray, bits: int, signed: bool, dtype=np.int16) -> np.ndarray:
     """Values packed ``8 // bits`` a byte, lowest bits first, along the last
-    axis, as int16 (two bytes a value, not eight: slabs stay small)."""
+    axis, as ``dtype`` (int16 by default; float32 for dequantizing, which
+    then runs on the statistics' fast float32 path). Each position of a
+    byte is shifted out into a strided slice of the result: 100M 4-bit
+    values in about 0.15 s, a fifth of a table lookup's time."""
     if bits == 8:
-        return (data.view(np.int8) if signed else data).astype(np.int16)
-    per = 8 // bits
-    shifts = np.arange(per, dtype=np.uint8) * bits
-    values = ((data[..., None] >> shifts) & ((1 << bits) - 1)).reshape(*data.shape[:-1], -1).astype(np.int16)
+        return (data.view(np.int8) if signed else data).astype(dtype)
+    per, mask = 8 // bits, (1 << bits) - 1
+    out = np.empty((*data.shape[:-1], data.shape[-1] * per), dtype=dtype)
+    for position in range(per):
+        out[..., position::per] = (data >> (position * bits)) & mask
     if signed:
-        values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values).astype(np.int16)
-    return values
+        out[out >= 1 << (bits - 1)] -= 1 << bits
+    return out
 
 
 def unpack_nibbles(raw: np.ndarray, count: int, signed: bool) -> np.ndarray:
@@ -317,12 +329,12 @@ def unpack_nibbles(raw: np.ndarray, count: int, signed: bool) -> np.ndarray:
     return _elements(raw, 0, count, 4, signed)
 
 
-def _elements(raw: np.ndarray, start: int, stop: int, width: int, signed: bool) -> np.ndarray:
+def _elements(raw: np.ndarray, start: int, stop: int, width: int, signed: bool, dtype=np.int16) -> np.ndarray:
     """Elements start:stop of a row-major run of ``width``-bit values."""
     if width == 8:
-        return _unpack(raw[start:stop], 8, signed)
+        return _unpack(raw[start:stop], 8, signed, dtype)
     first = start // 2
-    values = _unpack(raw[first:(stop + 1) // 2], 4, signed)
+    values = _unpack(raw[first:(stop + 1) // 2], 4, signed, dtype)
     return values[start - first * 2:][:stop - start]
 
 

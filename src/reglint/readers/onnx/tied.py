@@ -174,12 +174,17 @@ def _rows(p: Param, blocks: Dequantized | None, folder: Path, transposed: bool) 
         oriented = matrix.T if transposed else matrix
         return lambda start, stop: (oriented[start:stop].astype(np.float64), np.zeros(1))
     if blocks.transposed == transposed:
-        return blocks.read
+        return lambda start, stop: _with_steps(blocks, start, stop)
     if math.prod(blocks.shape) > MAX_MATERIALISED:
         return None
-    values, steps = blocks.read(0, blocks.rows)
+    values, steps = _with_steps(blocks, 0, blocks.rows)
     values, steps = values.reshape(blocks.rows, -1).T, steps.reshape(blocks.rows, -1).T
     return lambda start, stop: (values[start:stop], steps[start:stop])
+
+
+def _with_steps(blocks: Dequantized, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    values, steps = blocks.read(start, stop, steps=True)
+    return values, (steps if steps is not None else np.zeros(1))
 
 
 def _within_steps(left: RowReader | None, right: RowReader | None, shape: tuple[int, ...]) -> bool:
