@@ -46,6 +46,12 @@ def test_every_bias_stays_with_its_kernel(entry):
     for layer in layers:
         roles = {v.role for v in layer.variables}
         assert roles != {Role.BIAS}, layer.name
+        kernels = [v for v in layer.variables if v.role.is_kernel_like and v.role is not Role.EMBEDDINGS]
+        for bias in (v for v in layer.variables if v.role is Role.BIAS):
+            # its own kernel's outputs: a MatMul's last axis, a Conv's first
+            kernel = kernels[-1]
+            features = kernel.shape[0] if layer.class_name == "Conv" else kernel.shape[-1]
+            assert bias.size == features, (layer.name, bias.shape, kernel.shape)
     biases = sum(1 for layer in layers for v in layer.variables if v.role is Role.BIAS)
     assert biases >= 2
 

@@ -200,6 +200,59 @@ def test_peft_save_pretrained_folder(tmp_path):
     assert model.metadata["adapter"]["r"] == MANIFEST[PEFT]["lora"]["r"]
 
 
+def test_rslora_and_rank_patterns_give_peft_scales():
+    """rsLoRA scales by alpha / sqrt(r), and rank_pattern / alpha_pattern
+    give some modules their own: the note and the metadata hold every scale
+    peft's own modules use (4 and 32/sqrt(2) here)."""
+    entry = MANIFEST["peft_rslora_patterns"]
+    model = read_model(TORCH / "peft_rslora_patterns")
+    assert model.total_params == model.trainable_params == entry["trainable_parameters"]
+    adapter = model.metadata["adapter"]
+    found = sorted([adapter["scaling"], *adapter.get("scaling_by_pattern", {}).values()])
+    assert found == pytest.approx(entry["scales"])
+    [note] = [n for n in model.notes if "LORA adapter" in n]
+    assert "scaled by 4 (22.6274 for value)" in note
+
+
+def test_vera_projections_are_counted_but_not_trained():
+    """VeRA saves its shared random projections (vera_A, vera_B) beside
+    the trained vectors, under base_model. alone; they are buffers: the
+    trainable count is torch's."""
+    entry = MANIFEST["peft_vera"]
+    model = read_model(TORCH / "peft_vera")
+    assert model.total_params == entry["saved_values"]
+    assert model.trainable_params == entry["trainable_parameters"] < entry["saved_values"]
+    assert not any(v.location.startswith("base_model") for _, v in model.variables())
+
+
+def test_an_adapter_config_beside_a_full_model_says_so(tmp_path):
+    """A hub repository with a merged model and the adapter's files: the
+    counts are the full model's, and the note says the adapter was not read
+    (it used to claim the counts were the adapter's)."""
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((TORCH / "bnb_nf4" / name).read_bytes())
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (tmp_path / name).write_bytes((TORCH / PEFT / name).read_bytes())
+    model = read_model(tmp_path)
+    assert model.total_params == MANIFEST["bnb_nf4"]["float_parameters"]
+    assert any("beside the model's own weights" in note for note in model.notes)
+    assert not any("not the frozen base model" in note for note in model.notes)
+
+
+@pytest.mark.parametrize("config", ['{"peft_type": "LORA", "r": 1' + "0" * 400 + ', "lora_alpha": 8}',
+                                    '{"peft_type": "LORA", "r": 1e-300, "lora_alpha": 1e300}',
+                                    "[" * 5000, b"\xff\xfe"])
+def test_a_bad_adapter_config_costs_the_note_not_the_model(tmp_path, config):
+    """adapter_config.json is optional metadata: an integer past float's
+    range, a scale that overflows, nesting past the limit or bytes that are
+    not UTF-8 leave the adapter readable."""
+    (tmp_path / "adapter_model.safetensors").write_bytes((TORCH / PEFT / "adapter_model.safetensors").read_bytes())
+    (tmp_path / "adapter_config.json").write_bytes(config if isinstance(config, bytes) else config.encode())
+    model = read_model(tmp_path)
+    assert model.total_params == MANIFEST[PEFT]["trainable_parameters"]
+    assert not any("scaled by inf" in note for note in model.notes)
+
+
 BITSANDBYTES = sorted(name for name in MANIFEST if name.startswith("bnb_"))
 
 
@@ -224,6 +277,15 @@ def test_bitsandbytes_weights_are_the_float_parameters(name):
     assert sum(1 for note in model.notes if "quantized by bitsandbytes" in note) == 1
     code, found = findings(name)
     assert code == 0 and not [f for f in found if f["severity"] == "error"]
+
+
+def test_the_bitsandbytes_fixtures_hold_what_they_are_for():
+    """The cases the counts above exercise, checked so the fixtures keep
+    them: codes stored as bfloat16, weights and their scales in different
+    shards (int8 and 4-bit), a torch.save archive."""
+    assert {"bnb_nf4_bf16_storage", "bnb_int8_sharded", "bnb_nf4_sharded", "bnb_nf4_bin"} <= set(BITSANDBYTES)
+    assert MANIFEST["bnb_int8_sharded"]["straddles_shards"] and MANIFEST["bnb_nf4_sharded"]["straddles_shards"]
+    assert MANIFEST["bnb_nf4_bin"]["files"] == ["config.json", "pytorch_model.bin"]
 
 
 def test_bitsandbytes_file_alone():
@@ -523,15 +585,18 @@ def test_ci_formats_point_at_a_file_of_the_trainer_folder():
     json.loads(done.stdout)  # valid SARIF JSON for a folder model
 
 
-@pytest.mark.parametrize("damage", ["deep_json", "huge_shape", "short_absmax", "short_quant_map", "not_json"])
+@pytest.mark.parametrize("damage", ["deep_json", "huge_shape", "short_absmax", "short_quant_map", "not_json",
+                                    "huge_blocksize", "huge_nested_blocksize"])
 def test_damaged_bitsandbytes_states_do_not_escape(tmp_path, damage):
     """A quant state that is not bitsandbytes' (deeply nested or non-JSON
-    bytes, a shape the packed bytes cannot hold) leaves the weight uncounted
-    as any integer tensor; scales of the wrong size leave it without
-    statistics. Never a traceback, never an absurd count."""
+    bytes, a shape the packed bytes cannot hold, a block of 2^36 values:
+    a 1-KB file once took 4 GB) leaves the weight uncounted as any integer
+    tensor; scales of the wrong size leave it without statistics. Never a
+    traceback, never an absurd count or allocation."""
     from safetensors.numpy import load_file, save_file
 
-    tensors = load_file(str(TORCH / "bnb_nf4" / "model.safetensors"))
+    source = "bnb_nf4_double_quant" if damage == "huge_nested_blocksize" else "bnb_nf4"
+    tensors = load_file(str(TORCH / source / "model.safetensors"))
     weight = "bert.encoder.layer.0.attention.self.query.weight"
     state = f"{weight}.quant_state.bitsandbytes__nf4"
     if damage == "deep_json":
@@ -541,6 +606,10 @@ def test_damaged_bitsandbytes_states_do_not_escape(tmp_path, damage):
     elif damage == "huge_shape":
         tensors[state] = np.frombuffer(json.dumps({"quant_type": "nf4", "blocksize": 64,
                                                    "shape": [10 ** 12, 10 ** 12]}).encode(), dtype=np.uint8).copy()
+    elif damage in ("huge_blocksize", "huge_nested_blocksize"):
+        state_json = json.loads(bytes(tensors[state]))
+        state_json["blocksize" if damage == "huge_blocksize" else "nested_blocksize"] = 1 << 36
+        tensors[state] = np.frombuffer(json.dumps(state_json).encode(), dtype=np.uint8).copy()
     elif damage == "short_absmax":
         tensors[f"{weight}.absmax"] = tensors[f"{weight}.absmax"][:3].copy()
     else:
@@ -550,7 +619,7 @@ def test_damaged_bitsandbytes_states_do_not_escape(tmp_path, damage):
     model = read_model(path)
     full = MANIFEST["bnb_nf4"]["float_parameters"]
     variables = {v.location: v for _, v in model.variables()}
-    if damage in ("short_absmax", "short_quant_map"):
+    if damage in ("short_absmax", "short_quant_map", "huge_nested_blocksize"):
         assert model.total_params == full and variables[weight].stats is None
     else:
         assert model.total_params < full and weight not in variables

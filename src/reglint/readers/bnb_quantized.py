@@ -20,6 +20,10 @@ deployments) into ``model.safetensors``.
 
 Each weight counts as the float parameter it stands for, at its float
 shape; the scales, maps, states and formats are quantization constants.
+The packed bytes are read as bytes whatever dtype holds them
+(``bnb_4bit_quant_storage=torch.bfloat16``, QLoRA with FSDP, stores them as
+bfloat16 [n / 4, 1]), and a sharded save is dequantized over all its shards
+at once (transformers puts a weight and its scales in different shards).
 Statistics are those of the dequantized values, held to bitsandbytes' own
 ``dequantize_4bit`` and ``int8_vectorwise_dequant``
 (``fixtures/make_torch_fixtures.py``, ``tests/test_torch_reader.py``).
@@ -30,8 +34,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
 
@@ -43,13 +47,23 @@ STATE = re.compile(r"(?P<weight>.+)\.quant_state\.bitsandbytes__(?P<kind>nf4|fp4
 FOUR_BIT_CONSTANTS = ("absmax", "quant_map", "nested_absmax", "nested_quant_map")
 MAX_STATE_BYTES = 1 << 16  # the JSON is ~200 bytes
 MAX_CONSTANT_VALUES = 1 << 26  # absmax of a 70B model's largest layer is a few million values
+MAX_BLOCKSIZE = 1 << 16  # bitsandbytes' block sizes are 32 to 4096; the nested one 256
+FLOATS = ("float32", "float16", "float64")
+ITEMSIZE = {"uint8": 1, "int8": 1, "bool": 1, "float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2, "float32": 4,
+            "int32": 4, "uint32": 4, "float64": 8, "int64": 8, "uint64": 8}
 
-# name -> the whole (small) tensor; name, start, stop -> rows of a tensor
-Values = Callable[[str], np.ndarray]
-Rows = Callable[[str, int, int], np.ndarray]
+
+class TensorSource(Protocol):
+    """Where the stored tensors' values are: one file, or a sharded save's."""
+
+    def values(self, name: str) -> np.ndarray:
+        """A small tensor's values (float16/32/64 or integer dtypes)."""
+
+    def stored_bytes(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Bytes start:stop of a tensor as stored, as uint8."""
 
 
-def dequantized_bitsandbytes(tensors: list[NamedTensor], values: Values, rows: Rows,
+def dequantized_bitsandbytes(tensors: list[NamedTensor], source: TensorSource,
                              chunk_bytes: int) -> tuple[list[NamedTensor], dict[str, int]]:
     """``tensors`` with each bitsandbytes weight standing for its float
     parameter and the quantization constants dropped; how many weights of
@@ -61,18 +75,19 @@ def dequantized_bitsandbytes(tensors: list[NamedTensor], values: Values, rows: R
     for tensor in tensors:
         match = STATE.fullmatch(tensor.name)
         weight = by_name.get(match["weight"]) if match else None
-        if match and weight is not None and weight.dtype == "uint8" and tensor.dtype == "uint8":
-            state = _state(values, tensor)
-            if state is None or math.prod(weight.shape) != (math.prod(state["shape"]) + 1) // 2:
+        if match and weight is not None and tensor.dtype == "uint8":
+            state = _state(source, tensor)
+            if state is None or _stored_nbytes(weight) != (math.prod(state["shape"]) + 1) // 2 \
+                    or len([d for d in weight.shape if d != 1]) > 1:
                 continue  # not what bitsandbytes writes: the bytes are left uncounted, as any integer tensor
-            replaced[weight.name] = _four_bit(weight, state, match["kind"], by_name, values, rows, chunk_bytes)
+            replaced[weight.name] = _four_bit(weight, state, match["kind"], by_name, source, chunk_bytes)
             constants |= {tensor.name, *(f"{weight.name}.{c}" for c in FOUR_BIT_CONSTANTS)}
             kinds[match["kind"]] = kinds.get(match["kind"], 0) + 1
         elif tensor.dtype == "int8" and tensor.name.endswith(".weight") and len(tensor.shape) == 2:
             module = tensor.name[:-len(".weight")]
             scb = by_name.get(f"{module}.SCB")
             if scb is not None and scb.shape == tensor.shape[:1]:
-                replaced[tensor.name] = _eight_bit(tensor, scb.name, values, rows, chunk_bytes)
+                replaced[tensor.name] = _eight_bit(tensor, scb, source, chunk_bytes)
                 constants |= {scb.name, f"{module}.weight_format"}
                 kinds["int8"] = kinds.get("int8", 0) + 1
     if not replaced:
@@ -87,86 +102,102 @@ def bitsandbytes_note(kinds: dict[str, int]) -> str:
             "SCB are not parameters; statistics are of the dequantized values")
 
 
-def _state(values: Values, tensor: NamedTensor) -> dict | None:
+def _stored_nbytes(tensor: NamedTensor) -> int | None:
+    size = ITEMSIZE.get(tensor.dtype)
+    return math.prod(tensor.shape) * size if size else None
+
+
+def _state(source: TensorSource, tensor: NamedTensor) -> dict | None:
     if math.prod(tensor.shape) > MAX_STATE_BYTES:
         return None
     try:
-        state = json.loads(bytes(np.asarray(values(tensor.name), dtype=np.uint8).reshape(-1)))
+        state = json.loads(bytes(np.asarray(source.values(tensor.name), dtype=np.uint8).reshape(-1)))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     shape = state.get("shape") if isinstance(state, dict) else None
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
         return None
     blocksize = state.get("blocksize")
-    return state if isinstance(blocksize, int) and blocksize > 1 and blocksize % 2 == 0 else None
+    if not isinstance(blocksize, int) or not 1 < blocksize <= MAX_BLOCKSIZE or blocksize % 2:
+        return None
+    return state
 
 
-def _four_bit(weight: NamedTensor, state: dict, kind: str, by_name: dict[str, NamedTensor], values: Values,
-              rows: Rows, chunk_bytes: int) -> NamedTensor:
+def _four_bit(weight: NamedTensor, state: dict, kind: str, by_name: dict[str, NamedTensor], source: TensorSource,
+              chunk_bytes: int) -> NamedTensor:
     shape = tuple(int(d) for d in state["shape"])
     count = math.prod(shape)
 
     def stats() -> WeightStats | None:
-        return _four_bit_stats(weight.name, state, count, by_name, values, rows, chunk_bytes)
+        return _four_bit_stats(weight.name, state, count, by_name, source, chunk_bytes)
 
     return replace(weight, shape=shape, dtype=kind, quantized=True, read_stats=stats)
 
 
-def _four_bit_stats(name: str, state: dict, count: int, by_name: dict[str, NamedTensor], values: Values,
-                    rows: Rows, chunk_bytes: int) -> WeightStats | None:
+def _four_bit_stats(name: str, state: dict, count: int, by_name: dict[str, NamedTensor], source: TensorSource,
+                    chunk_bytes: int) -> WeightStats | None:
     block = int(state["blocksize"])
     blocks = -(-count // block)
-    code_map = _small(values, by_name, f"{name}.quant_map", 16)
-    absmax = _absmax(name, state, blocks, by_name, values)
+    code_map = _small(source, by_name, f"{name}.quant_map", 16)
+    absmax = _absmax(name, state, blocks, by_name, source)
     if code_map is None or absmax is None:
         return None
     acc = StatsAccumulator()
-    per_chunk = max(1, chunk_bytes // (16 * block)) * block  # whole blocks, about chunk_bytes of float64
-    for start in range(0, count, per_chunk):
-        stop = min(count, start + per_chunk)
-        packed = np.asarray(rows(name, start // 2, (stop + 1) // 2), dtype=np.uint8).reshape(-1)
-        codes = np.stack([packed >> 4, packed & 0x0F], axis=1).reshape(-1)[:stop - start]  # high nibble first
-        acc.add(code_map[codes] * np.repeat(absmax[start // block:-(-stop // block)], block)[:stop - start])
+    per_chunk = max(2, chunk_bytes // 16 // 2 * 2)  # values a slab, even: whole bytes
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN scales: the sums say so
+        for start in range(0, count, per_chunk):
+            stop = min(count, start + per_chunk)
+            packed = source.stored_bytes(name, start // 2, (stop + 1) // 2)
+            codes = np.empty(packed.size * 2, dtype=np.uint8)
+            codes[0::2], codes[1::2] = packed >> 4, packed & 0x0F  # high nibble first
+            acc.add(code_map[codes[:stop - start]] * absmax[np.arange(start, stop) // block])
     return acc.result()
 
 
-def _absmax(name: str, state: dict, blocks: int, by_name: dict[str, NamedTensor], values: Values) -> np.ndarray | None:
+def _absmax(name: str, state: dict, blocks: int, by_name: dict[str, NamedTensor],
+            source: TensorSource) -> np.ndarray | None:
     """Each block's scale; dequantized first when it is itself quantized."""
     tensor = by_name.get(f"{name}.absmax")
     if tensor is None or math.prod(tensor.shape) != blocks or blocks > MAX_CONSTANT_VALUES:
         return None
+    if tensor.dtype in FLOATS:
+        return np.asarray(source.values(tensor.name), dtype=np.float64).reshape(-1)
     if tensor.dtype != "uint8":
-        return np.asarray(values(tensor.name), dtype=np.float64).reshape(-1)
+        return None
     nested_block = state.get("nested_blocksize")
     offset = state.get("nested_offset", 0.0)
-    code_map = _small(values, by_name, f"{name}.nested_quant_map", 256)
-    if not isinstance(nested_block, int) or nested_block < 1 or not isinstance(offset, (int, float)) \
-            or code_map is None:
+    code_map = _small(source, by_name, f"{name}.nested_quant_map", 256)
+    if not isinstance(nested_block, int) or not 0 < nested_block <= MAX_BLOCKSIZE \
+            or not isinstance(offset, (int, float)) or isinstance(offset, bool) or code_map is None:
         return None
-    nested = _small(values, by_name, f"{name}.nested_absmax", -(-blocks // nested_block))
+    nested = _small(source, by_name, f"{name}.nested_absmax", -(-blocks // nested_block))
     if nested is None:
         return None
-    codes = np.asarray(values(tensor.name), dtype=np.uint8).reshape(-1)
-    return code_map[codes] * np.repeat(nested, nested_block)[:blocks] + float(offset)
+    codes = np.asarray(source.values(tensor.name), dtype=np.uint8).reshape(-1)
+    return code_map[codes] * nested[np.arange(blocks) // nested_block] + float(offset)
 
 
-def _small(values: Values, by_name: dict[str, NamedTensor], name: str, size: int) -> np.ndarray | None:
+def _small(source: TensorSource, by_name: dict[str, NamedTensor], name: str, size: int) -> np.ndarray | None:
     tensor = by_name.get(name)
-    if tensor is None or math.prod(tensor.shape) != size or size > MAX_CONSTANT_VALUES or tensor.dtype not in (
-            "float32", "float16", "float64"):
+    if tensor is None or math.prod(tensor.shape) != size or size > MAX_CONSTANT_VALUES or tensor.dtype not in FLOATS:
         return None
-    return np.asarray(values(name), dtype=np.float64).reshape(-1)
+    return np.asarray(source.values(name), dtype=np.float64).reshape(-1)
 
 
-def _eight_bit(weight: NamedTensor, scb: str, values: Values, rows: Rows, chunk_bytes: int) -> NamedTensor:
+def _eight_bit(weight: NamedTensor, scb: NamedTensor, source: TensorSource, chunk_bytes: int) -> NamedTensor:
     def stats() -> WeightStats | None:
-        scale = np.asarray(values(scb), dtype=np.float64).reshape(-1) / 127.0
+        if scb.dtype not in FLOATS:
+            return None
+        scale = np.asarray(source.values(scb.name), dtype=np.float64).reshape(-1) / 127.0
         acc = StatsAccumulator()
         height, width = weight.shape
         step = max(1, chunk_bytes // max(1, 8 * width))
-        for start in range(0, height, step):
-            stop = min(height, start + step)
-            acc.add(np.asarray(rows(weight.name, start, stop), dtype=np.float64) * scale[start:stop, None])
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, height, step):
+                stop = min(height, start + step)
+                codes = source.stored_bytes(weight.name, start * width, stop * width).view(np.int8)
+                acc.add(codes.reshape(stop - start, width).astype(np.float64) * scale[start:stop, None])
         return acc.result()
 
     return replace(weight, quantized=True, read_stats=stats)

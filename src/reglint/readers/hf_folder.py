@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
+import re
 from pathlib import Path
 from typing import Any
 
-from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.errors import ModelReadError, ReglintError, UnsafeInputError, one_line
 from reglint.model import LearningRate, Model, Optimizer, Provenance
-from reglint.readers.bnb_quantized import bitsandbytes_note
+from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_bitsandbytes
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import check_link_stays_inside
@@ -47,7 +49,7 @@ ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "wa
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     with contextlib.ExitStack() as stack:
         quantized: dict[str, int] = {}
-        tensors, ordered = _weights(folder, options, stack, quantized)
+        tensors, ordered, adapter = _weights(folder, options, stack, quantized)
         args = _training_args(folder, options)
         hint = _text(args.get("optim"))
         schedule = _text(args.get("lr_scheduler_type"))
@@ -69,7 +71,7 @@ def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
         model.metadata["training_args"] = {k: _plain(args[k]) for k in ARG_FIELDS if k in args}
     _trainer_state(folder, options, model)
     _config(folder, options, model)
-    _adapter_config(folder, options, model)
+    _adapter_config(folder, options, model, adapter)
     if quantized:
         model.notes.append(bitsandbytes_note(quantized))
     return model
@@ -83,37 +85,77 @@ def _member(folder: Path, name: str) -> Path | None:
 
 
 def _weights(folder: Path, options: ReadOptions, stack,
-             quantized: dict[str, int]) -> tuple[list[NamedTensor] | None, bool]:
-    """The model's tensors and whether their order is the module order
-    (``quantized``: bitsandbytes weights found, by kind)."""
+             quantized: dict[str, int]) -> tuple[list[NamedTensor] | None, bool, bool]:
+    """The model's tensors, whether their order is the module order, and
+    whether they are a PEFT adapter's (``quantized``: bitsandbytes weights
+    found, by kind)."""
     for index_name, single, safetensors in (("model.safetensors.index.json", "model.safetensors", True),
                                             ("pytorch_model.bin.index.json", "pytorch_model.bin", False)):
         files = _shards(folder, index_name, options) or ([single] if _member(folder, single) else [])
         if not files:
             continue
         tensors: list[NamedTensor] = []
+        shards = Shards()
         for name in files:
             path = _member(folder, name)
             if path is None:
                 raise ModelReadError(f"weights shard {name} listed in {index_name} is missing")
-            tensors.extend(_tensors_in(path, options, stack, safetensors, quantized))
-        return tensors, not safetensors
+            if safetensors:
+                tensors.extend(shards.add(_safetensors(path, options, stack)))
+            else:
+                tensors.extend(_tensors_in(path, options, stack, safetensors, quantized))
+        if safetensors:  # over every shard at once: a weight and its scales may sit in two
+            tensors, found = dequantized_bitsandbytes(tensors, shards, options.chunk_bytes)
+            for kind, count in found.items():
+                quantized[kind] = quantized.get(kind, 0) + count
+        return tensors, not safetensors, False
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
         if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model
-            return [_unwrapped(t) for t in _tensors_in(path, options, stack, safetensors, quantized)], not safetensors
-    return None, True
+            tensors = [_unwrapped(t) for t in _tensors_in(path, options, stack, safetensors, quantized)]
+            return tensors, not safetensors, True
+    return None, True, False
 
 
 # PEFT saves an adapter's tensors under its wrapper's attributes
-# (``PeftModel.base_model`` -> ``LoraModel.model``).
-PEFT_PREFIX = "base_model.model."
+# (``PeftModel.base_model`` -> ``LoraModel.model``); VeRA's shared random
+# projections under ``base_model.`` alone, frozen buffers, not parameters
+# (torch counts them as none: they are counted here, not trained).
+PEFT_PREFIXES = ("base_model.model.", "base_model.")
+PEFT_FROZEN = re.compile(r"(^|\.)vera_[AB](\.|$)")
 
 
 def _unwrapped(tensor: NamedTensor) -> NamedTensor:
-    if tensor.name.startswith(PEFT_PREFIX) and len(tensor.name) > len(PEFT_PREFIX):
-        return dataclasses.replace(tensor, name=tensor.name[len(PEFT_PREFIX):])
-    return tensor
+    for prefix in PEFT_PREFIXES:
+        if tensor.name.startswith(prefix) and len(tensor.name) > len(prefix):
+            tensor = dataclasses.replace(tensor, name=tensor.name[len(prefix):])
+            break
+    return dataclasses.replace(tensor, frozen=True) if PEFT_FROZEN.search(tensor.name) else tensor
+
+
+class Shards:
+    """The tensors of a sharded safetensors save, each read from its file."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Any] = {}
+
+    def add(self, file) -> list[NamedTensor]:
+        tensors = file.stored_tensors()
+        for tensor in tensors:
+            self.files[tensor.name] = file
+        return tensors
+
+    def values(self, name: str):
+        return self.files[name].values(name)
+
+    def stored_bytes(self, name: str, start: int, stop: int):
+        return self.files[name].stored_bytes(name, start, stop)
+
+
+def _safetensors(path: Path, options: ReadOptions, stack):
+    from reglint.readers.safetensors_reader import SafetensorsFile
+
+    return stack.enter_context(SafetensorsFile(path, options))
 
 
 def _tensors_in(path: Path, options: ReadOptions, stack, safetensors: bool,
@@ -133,7 +175,7 @@ def _tensors_in(path: Path, options: ReadOptions, stack, safetensors: bool,
     _, state_dict = find_state_dict(archive.load())
     if state_dict is None:
         raise ModelReadError(f"{path.name} holds no state_dict")
-    return tensors_of(state_dict, archive)
+    return tensors_of(state_dict, archive, quantized)
 
 
 def _shards(folder: Path, index_name: str, options: ReadOptions) -> list[str]:
@@ -238,24 +280,59 @@ ADAPTER_FIELDS = ("peft_type", "r", "lora_alpha", "lora_dropout", "target_module
                   "base_model_name_or_path", "use_rslora", "use_dora", "bias", "task_type")
 
 
-def _adapter_config(folder: Path, options: ReadOptions, model: Model) -> None:
+def _adapter_config(folder: Path, options: ReadOptions, model: Model, read: bool) -> None:
     """A PEFT adapter's ``adapter_config.json``: what the counts cover (the
-    adapter and the modules trained in full, not the frozen base model) and
-    the LoRA scale ``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) that
-    multiplies every adapter's update."""
-    config = _json_object(folder, "adapter_config.json", options)
+    adapter and the modules trained in full, not the frozen base model,
+    when ``read``: the weights were the adapter's) and, for LoRA, the scale
+    ``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) that multiplies each
+    adapter's update, per module where ``rank_pattern``/``alpha_pattern``
+    set other ranks."""
+    try:
+        config = _json_object(folder, "adapter_config.json", options)
+    except ReglintError as exc:  # optional metadata: a bad one costs the note, not the model
+        model.notes.append(f"adapter_config.json not read: {one_line(str(exc), 120)}")
+        return
     if config is None:
         return
     adapter = {k: _plain(config[k]) for k in ADAPTER_FIELDS if k in config}
     model.metadata["adapter"] = adapter
     kind = str(adapter.get("peft_type") or "PEFT")
-    rank, alpha = number(config.get("r")), number(config.get("lora_alpha"))
-    scale = ""
-    if rank and alpha is not None and rank > 0:
-        factor = alpha / rank ** 0.5 if config.get("use_rslora") else alpha / rank
-        adapter["scaling"] = factor
-        scale = f", r {rank:g}, alpha {alpha:g}: each update scaled by {factor:g}"
+    if not read:
+        model.notes.append(f"adapter_config.json ({kind}) beside the model's own weights: the counts are the "
+                           "model's; adapter_model.* was not read")
+        return
+    scale = _lora_scales(config, adapter) if kind == "LORA" else ""
     base = config.get("base_model_name_or_path")
-    model.notes.append(f"a {kind} adapter{scale}; the counts are the adapter's tensors and the modules trained in "
-                       f"full, not the frozen base model ({base if isinstance(base, str) and base else 'not named'}),"
-                       " whose weights are not in the folder")
+    article = "an" if kind[:1] in "AEIOU" else "a"
+    model.notes.append(f"{article} {kind} adapter{scale}; the counts are the adapter's tensors and the modules "
+                       f"trained in full, not the frozen base model "
+                       f"({base if isinstance(base, str) and base else 'not named'}), whose weights are not in the "
+                       "folder")
+
+
+def _lora_scales(config: dict, adapter: dict) -> str:
+    """", r 4, alpha 8: each update scaled by 2" (and the patterns' other
+    scales), as peft's ``LoraLayer.update_layer`` computes them."""
+    rank, alpha = number(config.get("r")), number(config.get("lora_alpha"))
+    if not rank or rank <= 0 or alpha is None:
+        return ""
+
+    def scale(r: float, a: float) -> float:
+        return a / r ** 0.5 if config.get("use_rslora") else a / r
+
+    factor = scale(rank, alpha)
+    if not math.isfinite(factor):
+        return ""
+    adapter["scaling"] = factor
+    ranks: dict = config["rank_pattern"] if isinstance(config.get("rank_pattern"), dict) else {}
+    alphas: dict = config["alpha_pattern"] if isinstance(config.get("alpha_pattern"), dict) else {}
+    others = {}
+    for key in list(ranks)[:20] + [k for k in list(alphas)[:20] if k not in ranks]:
+        r, a = number(ranks.get(key, rank)), number(alphas.get(key, alpha))
+        if r and r > 0 and a is not None and math.isfinite(scale(r, a)) and scale(r, a) != factor:
+            others[str(key)[:60]] = scale(r, a)
+    text = f", r {rank:g}, alpha {alpha:g}: each update scaled by {factor:g}"
+    if others:
+        adapter["scaling_by_pattern"] = others
+        text += " (" + ", ".join(f"{v:g} for {k}" for k, v in others.items()) + ")"
+    return text

@@ -80,6 +80,12 @@ class SafetensorsFile:
     def tensors(self) -> list[NamedTensor]:
         """Every tensor; a bitsandbytes-quantized weight as the float
         parameter it stands for (``bnb_quantized``; counted in ``quantized``)."""
+        out, self.quantized = dequantized_bitsandbytes(self.stored_tensors(), self, self.options.chunk_bytes)
+        return out
+
+    def stored_tensors(self) -> list[NamedTensor]:
+        """Every tensor as stored (a sharded save dequantizes over all its
+        shards at once: ``hf_folder``)."""
         out = []
         names = self._file.keys()  # a safe_open handle, not a dict
         for name in names:
@@ -87,10 +93,20 @@ class SafetensorsFile:
             dtype = DTYPES.get(str(view.get_dtype()), str(view.get_dtype()).lower())
             shape = tuple(int(d) for d in view.get_shape())
             out.append(NamedTensor(name, shape, dtype, None, self._reader(name, dtype, shape)))
-        out, self.quantized = dequantized_bitsandbytes(out, self._file.get_tensor,
-                                                   lambda name, start, stop: self._file.get_slice(name)[start:stop],
-                                                   self.options.chunk_bytes)
         return out
+
+    def values(self, name: str) -> np.ndarray:
+        """A (small) tensor's values."""
+        return np.asarray(self._file.get_tensor(name))
+
+    def stored_bytes(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Bytes start:stop of a tensor as stored (offsets checked by
+        safe_open when the file was opened), as uint8."""
+        begin, end = self._header[name]["data_offsets"]
+        start, stop = max(0, start), min(stop, end - begin)
+        if stop <= start:
+            return np.zeros(0, dtype=np.uint8)
+        return np.fromfile(self.path, dtype=np.uint8, count=stop - start, offset=self.data_start + begin + start)
 
     def _reader(self, name: str, dtype: str, shape: tuple[int, ...]) -> Callable[[], WeightStats | None]:
         return lambda: self.stats(name, dtype, shape)

@@ -70,6 +70,7 @@ class NamedTensor:
     alias: Any  # equal for entries that are one tensor (tied weights); None if unknown
     read_stats: Callable[[], WeightStats | None]
     quantized: bool = False  # integer codes standing for a float parameter (bnb_quantized)
+    frozen: bool = False  # stored with the parameters, never trained (PEFT's VeRA projections)
 
     @property
     def is_float(self) -> bool:
@@ -105,7 +106,7 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
         variables = []
         for leaf, tensor in leaves.items():
             role = roles.get(leaf, Role.OTHER)
-            var = Variable(name=leaf, role=role, shape=tensor.shape, trainable=not role.is_statistic,
+            var = Variable(name=leaf, role=role, shape=tensor.shape, trainable=not (role.is_statistic or tensor.frozen),
                            dtype=tensor.dtype, location=tensor.name)
             if options.weight_stats:
                 var.stats = tensor.read_stats()
@@ -230,13 +231,45 @@ def find_optimizer(obj: Any, notes: list[str]) -> tuple[str | None, dict | None]
     return None, None
 
 
-def tensors_of(state_dict: dict, archive) -> list[NamedTensor]:
-    """A torch state_dict's tensors as ``NamedTensor``s reading from ``archive``."""
-    out = []
+def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = None) -> list[NamedTensor]:
+    """A torch state_dict's tensors as ``NamedTensor``s reading from
+    ``archive``; bitsandbytes weights as the float parameters they stand
+    for (``bnb_quantized``), counted by kind into ``quantized``."""
+    from reglint.readers.bnb_quantized import dequantized_bitsandbytes
+
+    out, refs = [], {}
     for name, value in state_dict.items():
         if isinstance(value, TensorRef):
             out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(), _reader(archive, value)))
+            refs[name] = value
+    if archive is None or not hasattr(archive, "stored_bytes"):
+        return out
+    out, found = dequantized_bitsandbytes(out, ArchiveSource(archive, refs), archive.options.chunk_bytes)
+    for kind, count in found.items():
+        if quantized is not None:
+            quantized[kind] = quantized.get(kind, 0) + count
     return out
+
+
+class ArchiveSource:
+    """A torch archive's tensors by state_dict name (``bnb_quantized``'s
+    TensorSource): values and bytes read from their storages; a tensor it
+    cannot read (strided, compressed) reads as empty."""
+
+    def __init__(self, archive, refs: dict[str, TensorRef]):
+        self.archive, self.refs = archive, refs
+
+    def values(self, name: str):
+        import numpy as np
+
+        values = self.archive.values(self.refs[name])
+        return values if values is not None else np.zeros(0)
+
+    def stored_bytes(self, name: str, start: int, stop: int):
+        import numpy as np
+
+        data = self.archive.stored_bytes(self.refs[name], start, stop)
+        return data if data is not None else np.zeros(0, dtype=np.uint8)
 
 
 def _reader(archive, tensor: TensorRef) -> Callable[[], WeightStats | None]:
@@ -251,8 +284,13 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     model = Model(path=str(path), format=fmt, framework="pytorch")
     notes = model.notes
     key, state_dict = find_state_dict(obj)
+    quantized: dict[str, int] = {}
     if model_tensors is None and state_dict is not None:
-        model_tensors = tensors_of(state_dict, archive)
+        model_tensors = tensors_of(state_dict, archive, quantized)
+        if quantized:
+            from reglint.readers.bnb_quantized import bitsandbytes_note
+
+            notes.append(bitsandbytes_note(quantized))
     opt_key, opt_state = find_optimizer(obj, notes)
     if model_tensors is None and opt_state is None:
         keys = ", ".join(sorted(str(k) for k in obj)[:8]) if isinstance(obj, dict) else type(obj).__name__

@@ -70,7 +70,10 @@ class Slot:
 def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int past float's range (a hostile config)
+        return None
     return value if math.isfinite(value) else None
 
 

@@ -271,6 +271,26 @@ class TorchArchive:
             raise ModelReadError("the archive ended inside a storage: truncated file")
         return data
 
+    def stored_bytes(self, tensor: TensorRef, start: int, stop: int) -> np.ndarray | None:
+        """Bytes start:stop of a contiguous tensor as stored, as uint8; None
+        for a strided view or a compressed storage."""
+        first = self._data_start(self._storage_member(tensor.storage))
+        if first is None or not tensor.is_contiguous():
+            return None
+        start, stop = max(0, start), min(stop, tensor.numel * tensor.itemsize)
+        if stop <= start:
+            return np.zeros(0, dtype=np.uint8)
+        return np.frombuffer(self._pread(first + tensor.offset * tensor.itemsize + start, stop - start),
+                             dtype=np.uint8)
+
+    def values(self, tensor: TensorRef) -> np.ndarray | None:
+        """A (small) contiguous tensor's values in its numpy dtype."""
+        np_dtype = self._np_dtype(tensor.dtype)
+        raw = self.stored_bytes(tensor, 0, tensor.numel * tensor.itemsize)
+        if np_dtype is None or raw is None or tensor.dtype == "bfloat16":
+            return None
+        return raw.view(np_dtype).reshape(tensor.shape)
+
     def scalar(self, tensor: TensorRef) -> float | None:
         """The value of a one-element tensor (an optimizer's ``step``)."""
         if tensor.numel != 1:
