@@ -39,6 +39,7 @@ from reglint.readers.keras_layers import (
     match_child,
     own_slots,
     quantization_mode,
+    quantized_layouts,
     regularizer_keys,
 )
 from reglint.readers.keras_objects import (
@@ -110,7 +111,7 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
                            "trainable = False on it after loading to freeze them")
     if node.config.get("lora_rank"):
         _lora_variables(layer, node)
-    if quantization_mode(node.config) in ("int8", "int4"):
+    if quantization_mode(node.config) in ("int8", "int4", "gptq", "awq"):
         # integer weights and scales: not trained; the bias is, except in
         # Keras 3.1, whose Dense.quantize set bias.trainable = False
         bias_trains = keras3_release(model.framework_version, model.framework) != (3, 1)
@@ -152,6 +153,9 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
             groups.setdefault((found.group or found.prefix, found.owner_class), []).append(found)
     for (prefix, owner_class), items in groups.items():
         slots = own_slots(owner_class, items[0].owner_config) if owner_class else None
+        if slots is not None and len(slots) != len(items):  # another release's layout of a quantized layer?
+            slots = next((layout for layout in _layouts(owner_class, items[0].owner_config)
+                          if len(layout) == len(items)), slots)
         if slots is not None and len(slots) != len(items):
             model.problems.append(Problem(
                 ProblemKind.WEIGHTS_MISMATCH, node.path,
@@ -163,6 +167,14 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
                 found.name, found.role, found.trainable = slots[index].name, slots[index].role, slots[index].trainable
             else:
                 found.name, found.role = _guess(found, index)
+
+
+def _layouts(owner_class: str | None, cfg: dict) -> list:
+    mode = quantization_mode(cfg) if owner_class else None
+    if mode is None or owner_class is None:
+        return []
+    use_bias = cfg.get("use_bias", True) is not False and (owner_class != "EinsumDense" or bool(cfg.get("bias_axes")))
+    return quantized_layouts(owner_class, mode, use_bias)
 
 
 def _guess(found: FoundTensor, index: int) -> tuple[str, Role]:

@@ -222,37 +222,65 @@ def quantization_mode(cfg: dict[str, Any]) -> str | None:
     'int8'
     >>> quantization_mode({"dtype": "int8_from_float32"}), quantization_mode({"dtype": "float32"})
     ('int8', None)
+    >>> quantization_mode({"dtype": {"class_name": "Int4DTypePolicy", "config": {"mode": "int4/128"}}})
+    'int4'
     """
     dtype = cfg.get("dtype")
     if isinstance(dtype, str):  # Keras 3.1-3.3 saved the policy's name: "int8_from_float32"
         named, sep, _ = dtype.partition("_from_")
         return named if sep and named in QUANTIZATION_MODES else None
-    if not isinstance(dtype, dict) or "Quantized" not in str(dtype.get("class_name", "")):
+    if not isinstance(dtype, dict):
         return None
+    class_name = str(dtype.get("class_name", ""))
     inner = dtype.get("config")
     mode = inner.get("mode") if isinstance(inner, dict) else None
     if not isinstance(mode, str) and isinstance(inner, dict):  # older spelling: name "int8_from_float32"
         mode = str(inner.get("name", "")).split("_from_")[0] or None
-    return mode if isinstance(mode, str) else "unknown"
+    # Keras 3.14+ names each mode's policy (Int4DTypePolicy, GPTQDTypePolicy,
+    # AWQDTypePolicy) and writes a block size into the mode: "int4/128"
+    base = mode.split("/")[0] if isinstance(mode, str) else None
+    if "Quantized" not in class_name and base not in QUANTIZATION_MODES:
+        return None
+    return base if base else "unknown"
 
 
 # The modes Keras 3 quantizes to (``model.quantize(mode)``).
 QUANTIZATION_MODES = frozenset({"int8", "int4", "float8", "gptq", "awq"})
-# What a quantized layer stores, in order (``variable_serialization_spec``):
-# integer weights and their scales, none of them trained; the bias still is.
-_QUANTIZED = {
-    ("dense", "int8"): ("kernel", "bias", "kernel_scale"),
-    ("embedding", "int8"): ("embeddings", "embeddings_scale"),
+# What a quantized layer stores, in order (``variable_serialization_spec``,
+# or ``save_own_variables`` before it), each release's layout where they
+# differ (the stored count tells which: ``quantized_layouts``). int8, int4,
+# GPTQ, AWQ: integer weights and their scales, none of them trained; the
+# bias still is. float8: the float kernel and bias, and scales and amax
+# histories that Keras marks trainable (``overwrite_with_gradient``: each
+# step writes them, no gradient descends on them).
+_FLOAT8 = ("kernel", "bias", "inputs_scale", "inputs_amax_history", "kernel_scale", "kernel_amax_history",
+           "outputs_grad_scale", "outputs_grad_amax_history")
+_QUANTIZED: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
+    ("dense", "int8"): (("kernel", "bias", "kernel_scale"),),
+    ("dense", "int4"): (("kernel", "bias", "kernel_scale"),  # 3.9-3.13
+                        ("kernel", "bias", "kernel_scale", "kernel_zero", "g_idx")),  # 3.14+: int4/<block>
+    ("dense", "float8"): (_FLOAT8,),
+    ("dense", "gptq"): (("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "g_idx"),),
+    ("dense", "awq"): (("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "awq_scales", "g_idx"),),
+    ("embedding", "int8"): (("embeddings", "embeddings_scale"),),
+    ("embedding", "int4"): (("embeddings", "embeddings_scale"),
+                            ("embeddings", "embeddings_scale", "embeddings_zero", "g_idx")),
 }
+_QUANTIZED_TRAINS = {"float8"}  # modes whose every variable Keras counts as trainable
 
 
 def _quantized_slots(class_name: str, mode: str, use_bias: bool) -> tuple[Slot, ...] | None:
+    layouts = quantized_layouts(class_name, mode, use_bias)
+    return layouts[0] if layouts else None  # another mode or class: what it stores is not known here
+
+
+def quantized_layouts(class_name: str, mode: str, use_bias: bool) -> list[tuple[Slot, ...]]:
+    """Every layout a release wrote for ``class_name`` in ``mode``."""
     kind = "embedding" if class_name == "Embedding" else "dense" if class_name in ("Dense", "EinsumDense") else None
-    names = _QUANTIZED.get((kind or "", mode))
-    if names is None:
-        return None  # another mode or class: what it stores is not known here
-    roles = {"kernel": K, "embeddings": Role.EMBEDDINGS, "bias": B}
-    return tuple(Slot(n, roles.get(n, Role.OTHER), n == "bias") for n in names if use_bias or n != "bias")
+    roles = {"kernel": K, "quantized_kernel": K, "embeddings": Role.EMBEDDINGS, "bias": B}
+    return [tuple(Slot(n, roles.get(n, Role.OTHER), n == "bias" or mode in _QUANTIZED_TRAINS) for n in names
+                  if use_bias or n != "bias")
+            for names in _QUANTIZED.get((kind or "", mode), ())]
 
 
 def attention_variables(class_name: str, cfg: dict[str, Any]) -> list[str]:
