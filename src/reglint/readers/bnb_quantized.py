@@ -40,8 +40,8 @@ from typing import Protocol
 import numpy as np
 
 from reglint.model import WeightStats
+from reglint.readers.named_tensor import NamedTensor
 from reglint.readers.tensor_stats import StatsAccumulator
-from reglint.readers.torch_checkpoint import NamedTensor
 
 STATE = re.compile(r"(?P<weight>.+)\.quant_state\.bitsandbytes__(?P<kind>nf4|fp4)")
 FOUR_BIT_CONSTANTS = ("absmax", "quant_map", "nested_absmax", "nested_quant_map")

@@ -39,15 +39,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.model import Layer, Model, Role, Variable, WeightStats
+from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_bitsandbytes
 from reglint.readers.limits import ReadOptions
+from reglint.readers.named_tensor import NamedTensor
 from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
-from reglint.readers.torch_pickle import FLOAT_DTYPES, TensorRef
+from reglint.readers.torch_pickle import TensorRef
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "model_state", "weights")
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
@@ -59,22 +60,6 @@ RNN_GATES = {4: "LSTM", 3: "GRU", 1: "RNN"}
 CONV_CLASSES = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
 
 
-@dataclass
-class NamedTensor:
-    """A stored tensor, whatever the file format: name, shape, dtype, and
-    how to get its statistics (read only when asked)."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str  # torch's name: float32, bfloat16, int64...
-    alias: Any  # equal for entries that are one tensor (tied weights); None if unknown
-    read_stats: Callable[[], WeightStats | None]
-    quantized: bool = False  # integer codes standing for a float parameter (bnb_quantized)
-    frozen: bool = False  # stored with the parameters, never trained (PEFT's VeRA projections)
-
-    @property
-    def is_float(self) -> bool:
-        return self.dtype in FLOAT_DTYPES
 
 
 # ---------------------------------------------------------------------------
@@ -235,8 +220,6 @@ def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = Non
     """A torch state_dict's tensors as ``NamedTensor``s reading from
     ``archive``; bitsandbytes weights as the float parameters they stand
     for (``bnb_quantized``), counted by kind into ``quantized``."""
-    from reglint.readers.bnb_quantized import dequantized_bitsandbytes
-
     out, refs = [], {}
     for name, value in state_dict.items():
         if isinstance(value, TensorRef):
@@ -288,8 +271,6 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     if model_tensors is None and state_dict is not None:
         model_tensors = tensors_of(state_dict, archive, quantized)
         if quantized:
-            from reglint.readers.bnb_quantized import bitsandbytes_note
-
             notes.append(bitsandbytes_note(quantized))
     opt_key, opt_state = find_optimizer(obj, notes)
     if model_tensors is None and opt_state is None:

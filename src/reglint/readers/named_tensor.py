@@ -1,0 +1,30 @@
+"""A stored tensor as the PyTorch-side readers pass it around: name, shape,
+dtype and how to read its statistics (torch archives, safetensors files,
+Hugging Face folders, bitsandbytes' quantized weights)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reglint.model import WeightStats
+from reglint.readers.torch_pickle import FLOAT_DTYPES
+
+
+@dataclass
+class NamedTensor:
+    """A stored tensor, whatever the file format: name, shape, dtype, and
+    how to get its statistics (read only when asked)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # torch's name: float32, bfloat16, int64...
+    alias: Any  # equal for entries that are one tensor (tied weights); None if unknown
+    read_stats: Callable[[], WeightStats | None]
+    quantized: bool = False  # integer codes standing for a float parameter (bnb_quantized)
+    frozen: bool = False  # stored with the parameters, never trained (PEFT's VeRA projections)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
