@@ -96,6 +96,7 @@ class ConfigWeightsMismatch(Rule):
             if config.get("total") is not None:
                 values["config_params"] = config["total"]
             yield self.finding(problem.message, layer=problem.layer or None, target=problem.target or "weights",
-                               remedy="re-save the model with model.save() from the code that trained it",
+                               remedy=problem.remedy or "re-save the model with model.save() from the code that "
+                                                        "trained it",
                                values=values,
                                severity=Severity.ERROR if problem.blocks_load else Severity.WARNING)

@@ -28,7 +28,8 @@ RL019_KINDS = (ProblemKind.WEIGHTS_MISMATCH, ProblemKind.MISSING_WEIGHTS, Proble
 
 
 ENTRIES = version_entries("keras-*")
-MODELS = [e for e in ENTRIES if e["format"] != "weights_only"]
+MODELS = [e for e in ENTRIES if e["format"] != "weights_only" and not e.get("broken")]
+BROKEN = [e for e in ENTRIES if e.get("broken")]
 WEIGHTS = [e for e in ENTRIES if e["format"] == "weights_only"]
 
 
@@ -148,6 +149,26 @@ def test_healthy_zoo_lints_without_errors(entry):
     assert report.error is None, report.error
     assert [f.code for f in report.findings if f.severity is Severity.ERROR] == []
     assert report.analysis.loss_scale.value is not None
+
+
+@pytest.mark.parametrize("entry", BROKEN, ids=_id)
+def test_files_their_writer_cannot_load_are_errors(entry):
+    """A float8 layer in a legacy .h5 (no release loads it back: its HDF5
+    loader assigns weights by position) and a GPTQ file from 3.14+ (it
+    stores no kernel_zero): RL019 says the file will not load and what to
+    do instead, not a re-save that writes the same file."""
+    assert entry.get("load_error"), "the writer loaded it: not broken"
+    report = lint_file(str(entry["path"]), Settings())
+    errors = [f for f in report.findings if f.code == "RL019" and f.severity is Severity.ERROR]
+    assert errors and not any(f.remedy.startswith("re-save") for f in errors), [f.message for f in errors]
+    # what the file stores: the writing model's count, less the kernel_zero a 3.14+ GPTQ file leaves out
+    assert 0 < report.model.total_params <= entry["count_params"]
+
+
+def test_the_broken_files_are_there():
+    assert {e["file"] for e in BROKEN} == {"quantized_float8.h5", "quantized_gptq_unloadable.keras"}
+    gptq = {e["keras_version"] for e in BROKEN if e["file"] == "quantized_gptq_unloadable.keras"}
+    assert gptq >= {"3.14.1", "3.15.1"}
 
 
 @pytest.mark.parametrize("entry", WEIGHTS, ids=_id)

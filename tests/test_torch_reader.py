@@ -253,7 +253,42 @@ def test_a_bad_adapter_config_costs_the_note_not_the_model(tmp_path, config):
     assert not any("scaled by inf" in note for note in model.notes)
 
 
-BITSANDBYTES = sorted(name for name in MANIFEST if name.startswith("bnb_"))
+BITSANDBYTES = sorted(name for name, entry in MANIFEST.items() if name.startswith("bnb_") and "quantized" in entry)
+BNB_VIEWS = sorted(name for name in MANIFEST if name.startswith("bnb_views/"))
+
+
+@pytest.mark.parametrize("name", BNB_VIEWS)
+def test_bitsandbytes_tensors_saved_as_views(name):
+    """torch.save keeps a view's storage and strides: the 4-bit codes as a
+    column of a wider tensor, absmax as a strided view, an int8 weight
+    transposed twice, an archive re-zipped with deflate. Each is read in
+    its logical order (these once ended in exit 2, or in 337 parameters
+    for the deflated archive), with bitsandbytes' own numbers."""
+    entry = MANIFEST[name]
+    model = read_model(TORCH / name)
+    assert model.total_params == entry["float_parameters"]
+    weight = {v.location: v for _, v in model.variables()}[entry["weight"]]
+    assert weight.stats.sum_sq == pytest.approx(entry["sum_sq"], rel=1e-6)
+
+
+def test_a_long_int8_row_is_read_in_slabs(tmp_path):
+    """LLM.int8 statistics are read a slab of values at a time, the row
+    scales with them: a 16M-value row stays far under its float64 size
+    (128 MB; the slabs are 16 MiB of values)."""
+    import tracemalloc
+
+    from safetensors.numpy import save_file
+
+    width = 1 << 24
+    save_file({"l.weight": np.ones((1, width), dtype=np.int8), "l.SCB": np.full(1, 127.0, dtype=np.float32)},
+              str(tmp_path / "model.safetensors"))
+    tracemalloc.start()
+    model = read_model(tmp_path / "model.safetensors")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    weight = {v.location: v for _, v in model.variables()}["l.weight"]
+    assert model.total_params == width and weight.stats.sum_sq == pytest.approx(width)
+    assert peak < 4 * width  # a float64 copy of the row is 8 bytes a value
 
 
 @pytest.mark.parametrize("name", BITSANDBYTES)

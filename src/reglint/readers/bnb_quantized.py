@@ -56,11 +56,13 @@ ITEMSIZE = {"uint8": 1, "int8": 1, "bool": 1, "float16": 2, "bfloat16": 2, "int1
 class TensorSource(Protocol):
     """Where the stored tensors' values are: one file, or a sharded save's."""
 
-    def values(self, name: str) -> np.ndarray:
-        """A small tensor's values (float16/32/64 or integer dtypes)."""
+    def values(self, name: str) -> np.ndarray | None:
+        """A small tensor's values (float16/32/64 or integer dtypes); None
+        where they cannot be read."""
 
-    def stored_bytes(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Bytes start:stop of a tensor as stored, as uint8."""
+    def stored_bytes(self, name: str, start: int, stop: int) -> np.ndarray | None:
+        """Bytes start:stop of a tensor as stored, as uint8; None where they
+        cannot be read."""
 
 
 def dequantized_bitsandbytes(tensors: list[NamedTensor], source: TensorSource,
@@ -110,8 +112,11 @@ def _stored_nbytes(tensor: NamedTensor) -> int | None:
 def _state(source: TensorSource, tensor: NamedTensor) -> dict | None:
     if math.prod(tensor.shape) > MAX_STATE_BYTES:
         return None
+    raw = source.values(tensor.name)
+    if raw is None:
+        return None
     try:
-        state = json.loads(bytes(np.asarray(source.values(tensor.name), dtype=np.uint8).reshape(-1)))
+        state = json.loads(bytes(np.asarray(raw, dtype=np.uint8).reshape(-1)))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     shape = state.get("shape") if isinstance(state, dict) else None
@@ -149,6 +154,8 @@ def _four_bit_stats(name: str, state: dict, count: int, by_name: dict[str, Named
         for start in range(0, count, per_chunk):
             stop = min(count, start + per_chunk)
             packed = source.stored_bytes(name, start // 2, (stop + 1) // 2)
+            if packed is None or packed.size != (stop + 1) // 2 - start // 2:
+                return None  # unreadable here: no statistics, the count stands
             codes = np.empty(packed.size * 2, dtype=np.uint8)
             codes[0::2], codes[1::2] = packed >> 4, packed & 0x0F  # high nibble first
             acc.add(code_map[codes[:stop - start]] * absmax[np.arange(start, stop) // block])
@@ -162,7 +169,7 @@ def _absmax(name: str, state: dict, blocks: int, by_name: dict[str, NamedTensor]
     if tensor is None or math.prod(tensor.shape) != blocks or blocks > MAX_CONSTANT_VALUES:
         return None
     if tensor.dtype in FLOATS:
-        return np.asarray(source.values(tensor.name), dtype=np.float64).reshape(-1)
+        return _sized(source.values(tensor.name), blocks)
     if tensor.dtype != "uint8":
         return None
     nested_block = state.get("nested_blocksize")
@@ -174,7 +181,10 @@ def _absmax(name: str, state: dict, blocks: int, by_name: dict[str, NamedTensor]
     nested = _small(source, by_name, f"{name}.nested_absmax", -(-blocks // nested_block))
     if nested is None:
         return None
-    codes = np.asarray(source.values(tensor.name), dtype=np.uint8).reshape(-1)
+    codes = source.values(tensor.name)
+    if codes is None or codes.size != blocks:
+        return None
+    codes = np.asarray(codes, dtype=np.uint8).reshape(-1)
     return code_map[codes] * nested[np.arange(blocks) // nested_block] + float(offset)
 
 
@@ -182,22 +192,35 @@ def _small(source: TensorSource, by_name: dict[str, NamedTensor], name: str, siz
     tensor = by_name.get(name)
     if tensor is None or math.prod(tensor.shape) != size or size > MAX_CONSTANT_VALUES or tensor.dtype not in FLOATS:
         return None
-    return np.asarray(source.values(name), dtype=np.float64).reshape(-1)
+    return _sized(source.values(name), size)
+
+
+def _sized(values: np.ndarray | None, size: int) -> np.ndarray | None:
+    """Flat float64 values when ``size`` of them could be read."""
+    if values is None or values.size != size:
+        return None
+    return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
 def _eight_bit(weight: NamedTensor, scb: NamedTensor, source: TensorSource, chunk_bytes: int) -> NamedTensor:
     def stats() -> WeightStats | None:
-        if scb.dtype not in FLOATS:
-            return None
-        scale = np.asarray(source.values(scb.name), dtype=np.float64).reshape(-1) / 127.0
-        acc = StatsAccumulator()
         height, width = weight.shape
-        step = max(1, chunk_bytes // max(1, 8 * width))
+        if scb.dtype not in FLOATS or width == 0:
+            return None
+        itemsize = ITEMSIZE[scb.dtype]
+        acc = StatsAccumulator()
+        per_chunk = max(1, chunk_bytes // 8)  # values a slab, however long or short the rows
         with np.errstate(over="ignore", invalid="ignore"):
-            for start in range(0, height, step):
-                stop = min(height, start + step)
-                codes = source.stored_bytes(weight.name, start * width, stop * width).view(np.int8)
-                acc.add(codes.reshape(stop - start, width).astype(np.float64) * scale[start:stop, None])
+            for start in range(0, height * width, per_chunk):
+                stop = min(height * width, start + per_chunk)
+                first, last = start // width, (stop - 1) // width + 1  # the rows this slab touches: their scales
+                codes = source.stored_bytes(weight.name, start, stop)
+                scales = source.stored_bytes(scb.name, first * itemsize, last * itemsize)
+                if codes is None or codes.size != stop - start or scales is None or \
+                        scales.size != (last - first) * itemsize:
+                    return None
+                scale = scales.view(np.dtype(scb.dtype)).astype(np.float32) / np.float32(127.0)
+                acc.add(codes.view(np.int8).astype(np.float32) * scale[np.arange(start, stop) // width - first])
         return acc.result()
 
     return replace(weight, quantized=True, read_stats=stats)

@@ -111,6 +111,13 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
                            "trainable = False on it after loading to freeze them")
     if node.config.get("lora_rank"):
         _lora_variables(layer, node)
+    if quantization_mode(node.config) == "float8" and model.format == "keras_h5":
+        model.problems.append(Problem(
+            ProblemKind.WEIGHTS_MISMATCH, node.path,
+            "a float8-quantized layer in a legacy .h5 file: Keras' HDF5 loader assigns weights by position, and a "
+            "float8 layer built from the config orders them otherwise (every release from 3.3 to 3.15 refuses it: "
+            "'Shape mismatch ... inputs_scale')", blocks_load=True,
+            remedy="save it as .keras (model.save('model.keras')), which stores each variable by name"))
     if quantization_mode(node.config) in ("int8", "int4", "gptq", "awq"):
         # integer weights and scales: not trained; the bias is, except in
         # Keras 3.1, whose Dense.quantize set bias.trainable = False
@@ -156,6 +163,14 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
         if slots is not None and len(slots) != len(items):  # another release's layout of a quantized layer?
             slots = next((layout for layout in _layouts(owner_class, items[0].owner_config)
                           if len(layout) == len(items)), slots)
+        unsaved_zero = _without_kernel_zero(slots, items, items[0].owner_config)
+        if unsaved_zero is not None:
+            slots = unsaved_zero
+            model.problems.append(Problem(
+                ProblemKind.WEIGHTS_MISMATCH, node.path,
+                f"{owner_class} under {prefix or node.path} stores no kernel_zero: Keras 3.14 and 3.15 save GPTQ and "
+                "AWQ layers without it and cannot load the file they wrote", target="kernel_zero", blocks_load=True,
+                remedy="quantize the float model again after loading it (a re-save writes the same file)"))
         if slots is not None and len(slots) != len(items):
             model.problems.append(Problem(
                 ProblemKind.WEIGHTS_MISMATCH, node.path,
@@ -169,12 +184,21 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
                 found.name, found.role = _guess(found, index)
 
 
+def _without_kernel_zero(slots, items: list, cfg: dict):
+    """The GPTQ/AWQ layout without ``kernel_zero`` when that is what was
+    stored (Keras 3.14/3.15's ``save_own_variables`` skips it), else None."""
+    if slots is None or len(slots) != len(items) + 1 or quantization_mode(cfg) not in ("gptq", "awq"):
+        return None
+    trimmed = tuple(slot for slot in slots if slot.name != "kernel_zero")
+    return trimmed if len(trimmed) == len(items) else None
+
+
 def _layouts(owner_class: str | None, cfg: dict) -> list:
     mode = quantization_mode(cfg) if owner_class else None
     if mode is None or owner_class is None:
         return []
     use_bias = cfg.get("use_bias", True) is not False and (owner_class != "EinsumDense" or bool(cfg.get("bias_axes")))
-    return quantized_layouts(owner_class, mode, use_bias)
+    return quantized_layouts(owner_class, mode, use_bias, cfg.get("tie_weights", True) is not False)
 
 
 def _guess(found: FoundTensor, index: int) -> tuple[str, Role]:

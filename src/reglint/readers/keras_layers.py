@@ -89,7 +89,7 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
     use_bias = cfg.get("use_bias", cfg.get("bias", True)) is not False
     mode = quantization_mode(cfg)
     if mode is not None:
-        return _quantized_slots(class_name, mode, use_bias)
+        return _quantized_slots(class_name, mode, use_bias, cfg.get("tie_weights", True) is not False)
     if class_name in DENSE_LIKE:
         if class_name == "EinsumDense":
             use_bias = bool(cfg.get("bias_axes"))
@@ -132,6 +132,10 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
         return (Slot("scale", Role.GAMMA),)
     if class_name == "Embedding":
         return (Slot("embeddings", Role.EMBEDDINGS),)
+    if class_name == "ReversibleEmbedding":  # Keras 3.12+: the table, and the output projection unless tied
+        table = (Slot("embeddings", Role.EMBEDDINGS),)
+        return table if cfg.get("tie_weights", True) is not False else (*table, Slot("reverse_embeddings",
+                                                                                     Role.EMBEDDINGS))
     if class_name == "PReLU":
         return (Slot("alpha", Role.ALPHA),)
     if class_name in ("Attention", "AdditiveAttention"):
@@ -269,18 +273,30 @@ _QUANTIZED: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
 _QUANTIZED_TRAINS = {"float8"}  # modes whose every variable Keras counts as trainable
 
 
-def _quantized_slots(class_name: str, mode: str, use_bias: bool) -> tuple[Slot, ...] | None:
-    layouts = quantized_layouts(class_name, mode, use_bias)
+def _quantized_slots(class_name: str, mode: str, use_bias: bool, tied: bool = True) -> tuple[Slot, ...] | None:
+    layouts = quantized_layouts(class_name, mode, use_bias, tied)
     return layouts[0] if layouts else None  # another mode or class: what it stores is not known here
 
 
-def quantized_layouts(class_name: str, mode: str, use_bias: bool) -> list[tuple[Slot, ...]]:
+# ReversibleEmbedding (3.12+) stores Embedding's variables, then, untied,
+# the projection's: its scale (int8, int4) and from 3.14 its zero (int4).
+_REVERSE = {"int8": (("reverse_embeddings", "reverse_embeddings_scale"),),
+            "int4": (("reverse_embeddings", "reverse_embeddings_scale"),
+                     ("reverse_embeddings", "reverse_embeddings_scale", "reverse_embeddings_zero"))}
+
+
+def quantized_layouts(class_name: str, mode: str, use_bias: bool, tied: bool = True) -> list[tuple[Slot, ...]]:
     """Every layout a release wrote for ``class_name`` in ``mode``."""
-    kind = "embedding" if class_name == "Embedding" else "dense" if class_name in ("Dense", "EinsumDense") else None
-    roles = {"kernel": K, "quantized_kernel": K, "embeddings": Role.EMBEDDINGS, "bias": B}
+    embedding = class_name in ("Embedding", "ReversibleEmbedding")
+    kind = "embedding" if embedding else "dense" if class_name in ("Dense", "EinsumDense") else None
+    layouts = list(_QUANTIZED.get((kind or "", mode), ()))
+    if class_name == "ReversibleEmbedding" and not tied:  # each release's table layout with its own projection's
+        layouts = [(*table, *reverse) for table, reverse in zip(layouts, _REVERSE.get(mode, ()), strict=False)]
+    roles = {"kernel": K, "quantized_kernel": K, "embeddings": Role.EMBEDDINGS, "reverse_embeddings": Role.EMBEDDINGS,
+             "bias": B}
     return [tuple(Slot(n, roles.get(n, Role.OTHER), n == "bias" or mode in _QUANTIZED_TRAINS) for n in names
                   if use_bias or n != "bias")
-            for names in _QUANTIZED.get((kind or "", mode), ())]
+            for names in layouts]
 
 
 def attention_variables(class_name: str, cfg: dict[str, Any]) -> list[str]:
@@ -393,6 +409,10 @@ def initializer_keys(class_name: str, role: Role) -> tuple[str, ...]:
 # roles from weight names (legacy HDF5)
 
 _NAME_ROLES = [
+    # Keras 3 quantized layers' constants (not a gamma's "scale", not a kernel)
+    (r"(kernel|embeddings|reverse_embeddings|inputs|outputs_grad)_(scale|zero)|\w+_amax_history|g_idx|awq_scales",
+     Role.OTHER),
+    (r"reverse_embeddings", Role.EMBEDDINGS),
     (r"recurrent_kernel", RK),
     (r"depthwise_kernel", Role.DEPTHWISE_KERNEL),
     (r"pointwise_kernel", Role.POINTWISE_KERNEL),

@@ -236,23 +236,17 @@ def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = Non
 
 class ArchiveSource:
     """A torch archive's tensors by state_dict name (``bnb_quantized``'s
-    TensorSource): values and bytes read from their storages; a tensor it
-    cannot read (strided, compressed) reads as empty."""
+    TensorSource): values and bytes read from their storages; None for a
+    tensor it cannot read (too large a strided view or compressed storage)."""
 
     def __init__(self, archive, refs: dict[str, TensorRef]):
         self.archive, self.refs = archive, refs
 
     def values(self, name: str):
-        import numpy as np
-
-        values = self.archive.values(self.refs[name])
-        return values if values is not None else np.zeros(0)
+        return self.archive.values(self.refs[name])
 
     def stored_bytes(self, name: str, start: int, stop: int):
-        import numpy as np
-
-        data = self.archive.stored_bytes(self.refs[name], start, stop)
-        return data if data is not None else np.zeros(0, dtype=np.uint8)
+        return self.archive.stored_bytes(self.refs[name], start, stop)
 
 
 def _reader(archive, tensor: TensorRef) -> Callable[[], WeightStats | None]:

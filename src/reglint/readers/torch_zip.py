@@ -51,6 +51,9 @@ PICKLE_NAME = "data.pkl"
 SMALL_MEMBER = 4096
 # A strided (non-contiguous) tensor is read whole for its statistics up to this many bytes.
 STRIDED_READ_LIMIT = 256 << 20
+# A strided or compressed tensor read whole for its bytes (bitsandbytes' codes
+# and scales in a torch.save archive): larger ones get no statistics.
+SMALL_GATHER_BYTES = 64 << 20
 # Elements per chunk handed to the accumulator.
 CHUNK_BYTES = 1 << 20
 
@@ -272,16 +275,38 @@ class TorchArchive:
         return data
 
     def stored_bytes(self, tensor: TensorRef, start: int, stop: int) -> np.ndarray | None:
-        """Bytes start:stop of a contiguous tensor as stored, as uint8; None
-        for a strided view or a compressed storage."""
-        first = self._data_start(self._storage_member(tensor.storage))
-        if first is None or not tensor.is_contiguous():
-            return None
+        """Bytes start:stop of a tensor in its logical (row-major) order, as
+        uint8: read in place when contiguous; a strided view or a compressed
+        storage gathered whole first, up to ``SMALL_GATHER_BYTES``; None past
+        that."""
         start, stop = max(0, start), min(stop, tensor.numel * tensor.itemsize)
         if stop <= start:
             return np.zeros(0, dtype=np.uint8)
-        return np.frombuffer(self._pread(first + tensor.offset * tensor.itemsize + start, stop - start),
-                             dtype=np.uint8)
+        info = self._storage_member(tensor.storage)
+        first = self._data_start(info)
+        if first is not None and tensor.is_contiguous():
+            return np.frombuffer(self._pread(first + tensor.offset * tensor.itemsize + start, stop - start),
+                                 dtype=np.uint8)
+        whole = self._gathered(tensor, info, first)
+        return None if whole is None else whole[start:stop]
+
+    def _gathered(self, tensor: TensorRef, info, first: int | None) -> np.ndarray | None:
+        """A small strided or compressed tensor's bytes, row-major."""
+        span = (tensor.span() - tensor.offset) * tensor.itemsize
+        if max(span, tensor.numel * tensor.itemsize) > SMALL_GATHER_BYTES:
+            return None
+        if first is not None:
+            raw = self._pread(first + tensor.offset * tensor.itemsize, span)
+        else:  # a compressed storage: inflated whole (bounded above by the tensor, and by _read's limit)
+            member = self._read(info, min(self.options.max_member_bytes, SMALL_GATHER_BYTES + (8 << 20)))
+            raw = member[tensor.offset * tensor.itemsize:tensor.offset * tensor.itemsize + span]
+            if len(raw) != span:
+                return None
+        flat = np.frombuffer(raw, dtype=np.uint8)
+        view = np.lib.stride_tricks.as_strided(
+            flat, shape=(*tensor.shape, tensor.itemsize),
+            strides=(*[st * tensor.itemsize for st in tensor.stride], 1), writeable=False)
+        return np.ascontiguousarray(view).reshape(-1)
 
     def values(self, tensor: TensorRef) -> np.ndarray | None:
         """A (small) contiguous tensor's values in its numpy dtype."""
