@@ -61,8 +61,8 @@ def sniff(path: Path) -> Format:
         if is_keras_folder(path):
             return Format.KERAS_FOLDER
         raise ModelReadError("a folder without saved_model.pb (SavedModel), config.json with model.weights.h5 "
-                             "(Keras, zipped=False) or model weights and trainer_state.json "
-                             "(Hugging Face) is not a model")
+                             "(Keras, zipped=False), model weights and trainer_state.json (Hugging Face) or "
+                             "adapter_config.json with adapter_model.* (PEFT) is not a model")
     if not path.exists():
         raise ModelReadError("no such file")
     if not path.is_file():
