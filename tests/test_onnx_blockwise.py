@@ -373,3 +373,22 @@ def test_tied_qdq_copy_merges_without_materialising(monkeypatch):
     model = read_model(FIXTURES / "onnx_exporters" / "int4_qdq_blocked" / "tied_embedding.onnx")
     assert model.total_params == 660
     assert any("transpose of another parameter" in note for note in model.notes)
+
+
+@pytest.mark.parametrize("quant_type", [0, 1], ids=["fp4", "nf4"])
+def test_matmul_bnb4_is_the_dequantized_weight(tmp_path, quant_type):
+    """bitsandbytes' FP4 and NF4 in ONNX (onnxruntime's MatMulBnb4Quantizer):
+    a lookup table's value times its block's absmax, over the weight
+    transposed and flattened, the first code in the high nibble; K * N not a
+    whole number of blocks."""
+    from onnxruntime.quantization.matmul_bnb4_quantizer import MatMulBnb4Quantizer
+
+    quantizer = MatMulBnb4Quantizer(_matmul_model(40, 24), quant_type, 16)
+    quantizer.process()
+    path = str(tmp_path / "bnb4.onnx")
+    quantizer.model.save_model_to_file(path)
+    assert {node.op_type for node in onnx.load(path).graph.node} == {"MatMulBnb4"}
+    dequantized = _run(path, {"x": np.eye(40, dtype=np.float32)})
+    model, kernel = _kernel(path)
+    assert (model.total_params, kernel.shape, kernel.dtype) == (960, (40, 24), ("fp4", "nf4")[quant_type])
+    _assert_stats(kernel.stats, dequantized)

@@ -21,8 +21,9 @@ onnxruntime-genai's model builder, Olive and NVIDIA's ModelOpt:
     ``x`` int4/uint4 (two a byte, in row-major order), int8/uint8 ...;
     ``x_scale`` and ``x_zero_point`` as ``scales`` above along ``axis``.
 ``com.microsoft.MatMulBnb4(A, B, absmax)``
-    bitsandbytes' FP4/NF4: counted, no statistics (a lookup table, not an
-    affine grid).
+    bitsandbytes' FP4/NF4: the [K, N] weight transposed and flattened, two
+    codes a byte (high nibble first), a code's table value times its
+    block's absmax.
 
 Each stored value is one parameter of the float model, counted at the
 float shape; scales and zero points are quantization constants. The
@@ -184,7 +185,9 @@ def dequantized(index: GraphIndex, name: str, tensor, dtype: int, where_path: Pa
         node = readers[0][0]
         return _blocked(consts, node, shape, raw, 4 if dtype in NIBBLES else 8, dtype in (INT8, INT4), 0,
                         int(node.attr("axis", 1)), int(node.attr("block_size", 0) or 0), 1, 2)
-    return None  # MatMulBnb4: FP4/NF4 lookup tables, not an affine grid
+    if packed is not None and packed.node.op == "MatMulBnb4":
+        return _matmul_bnb4(consts, packed.node, packed.shape, raw)
+    return None
 
 
 # -- MatMulNBits ----------------------------------------------------------
@@ -234,6 +237,48 @@ def _nbits_zero_points(consts: Constants, node: Node, n: int, blocks: int, bits:
             return None
         return _unpack(zeros.reshape(n, per_row), bits, signed=False)[:, :blocks].astype(np.float64)
     return zeros.reshape(n, blocks).astype(np.float64) if zeros.size == n * blocks else None
+
+
+# -- MatMulBnb4 (bitsandbytes' FP4 and NF4) --------------------------------
+
+# onnxruntime's tables (contrib_ops/cpu/quantization/blockwise_quant_block_bnb4.h,
+# bitsandbytes' own), checked against its kernel: a code's value times its
+# block's absmax. quant_type 0 is FP4, 1 NF4.
+BNB4_TABLES = {
+    0: np.array([0.0, 0.0052083333, 0.6666667, 1.0, 0.3333333, 0.5, 0.1666667, 0.25,
+                 -0.0, -0.0052083333, -0.6666667, -1.0, -0.3333333, -0.5, -0.1666667, -0.25], dtype=np.float32),
+    1: np.array([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+                 -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+                 0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+                 0.7229568362236023, 1.0], dtype=np.float32),
+}
+
+
+def _matmul_bnb4(consts: Constants, node: Node, shape: tuple[int, ...], raw: np.ndarray) -> Dequantized | None:
+    """B is the [K, N] weight transposed, [N, K] flattened, two codes a byte
+    (the first in the high nibble), one absmax a block of ``block_size``
+    values of that flat order."""
+    k, n = shape
+    table = BNB4_TABLES.get(int(node.attr("quant_type", 1) or 0))
+    block = int(node.attr("block_size", 0) or 0)
+    absmax = consts.values(node, 2)
+    if table is None or block < 1 or absmax is None or absmax.size != -(-k * n // block) \
+            or raw.size != (k * n + 1) // 2:
+        return None
+    absmax = absmax.astype(np.float32)
+    gap = np.float32(np.max(np.diff(np.sort(table))))  # the table's widest step
+
+    def read(start: int, stop: int, steps: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        first, last = start * k, stop * k
+        packed = raw[first // 2:(last + 1) // 2]
+        codes = np.empty(packed.size * 2, dtype=np.uint8)
+        codes[0::2], codes[1::2] = packed >> 4, packed & 0x0F
+        codes = codes[first - first // 2 * 2:][:last - first]
+        scale = absmax[np.arange(first, last) // block]
+        values = (table[codes] * scale).reshape(stop - start, k)
+        return values, ((np.abs(scale) * gap).reshape(stop - start, k) if steps else None)
+
+    return Dequantized(shape, True, n, k, read)
 
 
 # -- blocks along one axis (GatherBlockQuantized, blocked DequantizeLinear)

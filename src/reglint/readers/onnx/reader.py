@@ -114,8 +114,8 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
         unread = sum(1 for p in params if p.quantized and p.stats is None)
         if unread and options.weight_stats:
             model.notes.append(f"weight statistics of {unread} quantized weights not read: their scale is applied "
-                               "after the integer op, or they are stored in a form without an affine grid "
-                               "(FP4/NF4 tables, act-order g_idx)")
+                               "after the integer op, or they are stored in a layout not read here (act-order "
+                               "g_idx, widths other than 2, 4 and 8 bits)")
 
 
 def _tidy_float32(model: Model) -> Model:
