@@ -97,11 +97,23 @@ def dequantized_bitsandbytes(tensors: list[NamedTensor], source: TensorSource,
     return [replaced.get(t.name, t) for t in tensors if t.name not in constants or t.name in replaced], kinds
 
 
+def dequantized_checkpoint(tensors: list[NamedTensor], source: TensorSource,
+                           chunk_bytes: int) -> tuple[list[NamedTensor], dict[str, int]]:
+    """bitsandbytes' weights, then optimum-quanto's (``quanto_quantized``),
+    each as the float parameter it stands for; the kinds found."""
+    from reglint.readers.quanto_quantized import dequantized_quanto
+
+    tensors, kinds = dequantized_bitsandbytes(tensors, source, chunk_bytes)
+    tensors, more = dequantized_quanto(tensors, source, chunk_bytes)
+    return tensors, {**kinds, **more}
+
+
 def bitsandbytes_note(kinds: dict[str, int]) -> str:
-    """The model's note for the weights ``dequantized_bitsandbytes`` replaced."""
-    return (f"{sum(kinds.values())} weights are stored quantized by bitsandbytes ({', '.join(sorted(kinds))}): each "
-            "counts as the float parameter it stands for, at its float shape; absmax, quant maps, quant states and "
-            "SCB are not parameters; statistics are of the dequantized values")
+    """The model's note for the weights ``dequantized_checkpoint`` replaced."""
+    libraries = sorted({"optimum-quanto" if kind.startswith("quanto") else "bitsandbytes" for kind in kinds})
+    return (f"{sum(kinds.values())} weights are stored quantized by {' and '.join(libraries)} "
+            f"({', '.join(sorted(kinds))}): each counts as the float parameter it stands for; absmax, quant maps, "
+            "quant states, SCB, scales and shifts are not parameters; statistics are of the dequantized values")
 
 
 def _stored_nbytes(tensor: NamedTensor) -> int | None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError, ReglintError, UnsafeInputError, one_line
 from reglint.model import LearningRate, Model, Optimizer, Provenance
-from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_bitsandbytes
+from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_checkpoint
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import check_link_stays_inside
@@ -105,7 +105,7 @@ def _weights(folder: Path, options: ReadOptions, stack,
             else:
                 tensors.extend(_tensors_in(path, options, stack, safetensors, quantized))
         if safetensors:  # over every shard at once: a weight and its scales may sit in two
-            tensors, found = dequantized_bitsandbytes(tensors, shards, options.chunk_bytes)
+            tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes)
             for kind, count in found.items():
                 quantized[kind] = quantized.get(kind, 0) + count
         return tensors, not safetensors, False

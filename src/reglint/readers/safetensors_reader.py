@@ -23,7 +23,7 @@ import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model, WeightStats
-from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_bitsandbytes
+from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_checkpoint
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import SAFETENSORS_HEADER_LIMIT
@@ -80,7 +80,7 @@ class SafetensorsFile:
     def tensors(self) -> list[NamedTensor]:
         """Every tensor; a bitsandbytes-quantized weight as the float
         parameter it stands for (``bnb_quantized``; counted in ``quantized``)."""
-        out, self.quantized = dequantized_bitsandbytes(self.stored_tensors(), self, self.options.chunk_bytes)
+        out, self.quantized = dequantized_checkpoint(self.stored_tensors(), self, self.options.chunk_bytes)
         return out
 
     def stored_tensors(self) -> list[NamedTensor]:

@@ -44,7 +44,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.model import Layer, Model, Role, Variable, WeightStats
-from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_bitsandbytes
+from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_checkpoint
 from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
 from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
@@ -227,7 +227,7 @@ def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = Non
             refs[name] = value
     if archive is None or not hasattr(archive, "stored_bytes"):
         return out
-    out, found = dequantized_bitsandbytes(out, ArchiveSource(archive, refs), archive.options.chunk_bytes)
+    out, found = dequantized_checkpoint(out, ArchiveSource(archive, refs), archive.options.chunk_bytes)
     for kind, count in found.items():
         if quantized is not None:
             quantized[kind] = quantized.get(kind, 0) + count
