@@ -40,7 +40,8 @@ from typing import Protocol
 import numpy as np
 
 from reglint.model import WeightStats
-from reglint.readers.named_tensor import NamedTensor
+from reglint.readers.named_tensor import FLOAT_CONSTANTS as FLOATS
+from reglint.readers.named_tensor import ITEMSIZE, NamedTensor
 from reglint.readers.tensor_stats import StatsAccumulator
 
 STATE = re.compile(r"(?P<weight>.+)\.quant_state\.bitsandbytes__(?P<kind>nf4|fp4)")
@@ -48,9 +49,6 @@ FOUR_BIT_CONSTANTS = ("absmax", "quant_map", "nested_absmax", "nested_quant_map"
 MAX_STATE_BYTES = 1 << 16  # the JSON is ~200 bytes
 MAX_CONSTANT_VALUES = 1 << 26  # absmax of a 70B model's largest layer is a few million values
 MAX_BLOCKSIZE = 1 << 16  # bitsandbytes' block sizes are 32 to 4096; the nested one 256
-FLOATS = ("float32", "float16", "float64")
-ITEMSIZE = {"uint8": 1, "int8": 1, "bool": 1, "float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2, "float32": 4,
-            "int32": 4, "uint32": 4, "float64": 8, "int64": 8, "uint64": 8}
 
 
 class TensorSource(Protocol):

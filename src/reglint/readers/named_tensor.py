@@ -11,6 +11,12 @@ from typing import Any
 from reglint.model import WeightStats
 from reglint.readers.torch_pickle import FLOAT_DTYPES
 
+# What quantized checkpoints' constants may be stored as (scales, absmax),
+# and each stored dtype's bytes a value (read as raw bytes where numpy has
+# no such type: bfloat16).
+FLOAT_CONSTANTS = ("float32", "float16", "float64")
+ITEMSIZE = {"uint8": 1, "int8": 1, "bool": 1, "float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2, "float32": 4,
+            "int32": 4, "uint32": 4, "float64": 8, "int64": 8, "uint64": 8}
 
 @dataclass
 class NamedTensor:

@@ -26,12 +26,11 @@ from dataclasses import replace
 import numpy as np
 
 from reglint.model import WeightStats
-from reglint.readers.named_tensor import NamedTensor
+from reglint.readers.named_tensor import FLOAT_CONSTANTS as FLOATS
+from reglint.readers.named_tensor import ITEMSIZE, NamedTensor
 from reglint.readers.tensor_stats import StatsAccumulator
 
-FLOATS = ("float32", "float16", "float64")
 ACTIVATION_SCALES = ("input_scale", "output_scale")
-ITEMSIZE = {"float32": 4, "float16": 2, "float64": 8}
 
 
 def dequantized_quanto(tensors: list[NamedTensor], source,

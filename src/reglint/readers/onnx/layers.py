@@ -6,6 +6,7 @@ empty when any path leaves through another op)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from reglint.errors import UnsafeInputError
@@ -107,7 +108,7 @@ def _tf_min_parts(params: list[Param], index: GraphIndex) -> int:
     model's do; one when they start with their layers (``from_function``
     on layers called without a model: ``separable/separable_conv2d/
     depthwise``)."""
-    names = [p.name for p in params] + list(index.producer)[:MAX_SCOPE_NAMES]
+    names = [p.name for p in params] + list(itertools.islice(index.producer, MAX_SCOPE_NAMES))
     heads = {parts[0] for parts in map(_tf_parts, names) if len(parts) > 1}
     return TF_MIN_PARTS if len(heads) <= 1 else 1
 
