@@ -47,6 +47,11 @@ hand, or dropped from the archive by a packaging script.
 
 ## Use instead
 Re-save the model with ``model.save()`` from the code that trained it.
+Two files no re-save mends, because the release that wrote them cannot load
+them back: a float8-quantized layer in a legacy ``.h5`` (save it as
+``.keras``, which stores each variable by name), and a GPTQ or AWQ layer
+saved by Keras 3.14/3.15 without its ``kernel_zero`` (quantize the float
+model again after loading it).
 
 ## Options
 None.
@@ -76,6 +81,18 @@ from reglint.engine.finding import Severity
 from reglint.engine.rule import Rule
 from reglint.model import ProblemKind
 
+# The remedy, by the cause a reader recognised (``Problem.reason``): a
+# re-save helps a file written by code that has since changed, not a file
+# the writing release cannot load back.
+REMEDIES = {
+    "": "re-save the model with model.save() from the code that trained it",
+    # Keras 3.3-3.15: the legacy HDF5 loader assigns weights by position and a
+    # float8 layer built from its config creates them in another order
+    "float8_legacy_h5": "save it as .keras (model.save('model.keras')), which stores each variable by name",
+    # Keras 3.14/3.15's Dense.save_own_variables skips kernel_zero for GPTQ/AWQ
+    "unsaved_kernel_zero": "quantize the float model again after loading it (a re-save writes the same file)",
+}
+
 
 class ConfigWeightsMismatch(Rule):
     code = "RL019"
@@ -96,7 +113,6 @@ class ConfigWeightsMismatch(Rule):
             if config.get("total") is not None:
                 values["config_params"] = config["total"]
             yield self.finding(problem.message, layer=problem.layer or None, target=problem.target or "weights",
-                               remedy=problem.remedy or "re-save the model with model.save() from the code that "
-                                                        "trained it",
+                               remedy=REMEDIES.get(problem.reason or "", REMEDIES[""]),
                                values=values,
                                severity=Severity.ERROR if problem.blocks_load else Severity.WARNING)

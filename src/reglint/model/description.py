@@ -488,7 +488,7 @@ class Problem:
     stored: tuple[int, ...] | None = None
     blocks_load: bool = False
     value: str | None = None  # the offending raw value, repr'd, where there is one
-    remedy: str | None = None  # what to do where the rule's usual remedy would not help
+    reason: str | None = None  # a known cause with a remedy of its own (the rule owns the remedy)
 
 
 @dataclass

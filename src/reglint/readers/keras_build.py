@@ -117,7 +117,7 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
             "a float8-quantized layer in a legacy .h5 file: Keras' HDF5 loader assigns weights by position, and a "
             "float8 layer built from the config orders them otherwise (every release from 3.3 to 3.15 refuses it: "
             "'Shape mismatch ... inputs_scale')", blocks_load=True,
-            remedy="save it as .keras (model.save('model.keras')), which stores each variable by name"))
+            reason="float8_legacy_h5"))
     if quantization_mode(node.config) in ("int8", "int4", "gptq", "awq"):
         # integer weights and scales: not trained; the bias is, except in
         # Keras 3.1, whose Dense.quantize set bias.trainable = False
@@ -170,7 +170,7 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
                 ProblemKind.WEIGHTS_MISMATCH, node.path,
                 f"{owner_class} under {prefix or node.path} stores no kernel_zero: Keras 3.14 and 3.15 save GPTQ and "
                 "AWQ layers without it and cannot load the file they wrote", target="kernel_zero", blocks_load=True,
-                remedy="quantize the float model again after loading it (a re-save writes the same file)"))
+                reason="unsaved_kernel_zero"))
         if slots is not None and len(slots) != len(items):
             model.problems.append(Problem(
                 ProblemKind.WEIGHTS_MISMATCH, node.path,
