@@ -95,23 +95,34 @@ def dequantized_bitsandbytes(tensors: list[NamedTensor], source: TensorSource,
     return [replaced.get(t.name, t) for t in tensors if t.name not in constants or t.name in replaced], kinds
 
 
-def dequantized_checkpoint(tensors: list[NamedTensor], source: TensorSource,
-                           chunk_bytes: int) -> tuple[list[NamedTensor], dict[str, int]]:
+def dequantized_checkpoint(tensors: list[NamedTensor], source: TensorSource, chunk_bytes: int,
+                           quantization_config: object = None) -> tuple[list[NamedTensor], dict[str, int]]:
     """bitsandbytes' weights, then optimum-quanto's (``quanto_quantized``),
-    each as the float parameter it stands for; the kinds found."""
+    then GPTQ's, AWQ's, compressed-tensors' and block FP8's
+    (``packed_quantized``; ``quantization_config``: a Hugging Face
+    ``config.json``'s, where there is one), each as the float parameter it
+    stands for; the kinds found."""
+    from reglint.readers.packed_quantized import Hints, dequantized_packed
     from reglint.readers.quanto_quantized import dequantized_quanto
 
     tensors, kinds = dequantized_bitsandbytes(tensors, source, chunk_bytes)
     tensors, more = dequantized_quanto(tensors, source, chunk_bytes)
-    return tensors, {**kinds, **more}
+    tensors, packed = dequantized_packed(tensors, source, chunk_bytes, Hints.of(quantization_config))
+    return tensors, {**kinds, **more, **packed}
 
 
-def bitsandbytes_note(kinds: dict[str, int]) -> str:
+# The library each kind of ``dequantized_checkpoint`` comes from, by prefix.
+LIBRARIES = {"quanto": "optimum-quanto", "gptq": "GPTQ", "awq": "AWQ", "compressed-tensors": "compressed-tensors",
+             "fp8": "FP8 block scaling"}
+
+
+def quantized_note(kinds: dict[str, int]) -> str:
     """The model's note for the weights ``dequantized_checkpoint`` replaced."""
-    libraries = sorted({"optimum-quanto" if kind.startswith("quanto") else "bitsandbytes" for kind in kinds})
+    libraries = sorted({LIBRARIES.get(kind.split(" ")[0], "bitsandbytes") for kind in kinds})
     return (f"{sum(kinds.values())} weights are stored quantized by {' and '.join(libraries)} "
-            f"({', '.join(sorted(kinds))}): each counts as the float parameter it stands for; absmax, quant maps, "
-            "quant states, SCB, scales and shifts are not parameters; statistics are of the dequantized values")
+            f"({', '.join(sorted(kinds))}): each counts as the float parameter it stands for, at its float shape; "
+            "scales, zero points, absmax, quant maps and states, group indices and activation scales are not "
+            "parameters; statistics are of the dequantized values")
 
 
 def _stored_nbytes(tensor: NamedTensor) -> int | None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError, ReglintError, UnsafeInputError, one_line
 from reglint.model import LearningRate, Model, Optimizer, Provenance
-from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_checkpoint
+from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import check_link_stays_inside
@@ -49,7 +49,7 @@ ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "wa
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     with contextlib.ExitStack() as stack:
         quantized: dict[str, int] = {}
-        tensors, ordered, adapter = _weights(folder, options, stack, quantized)
+        tensors, ordered, adapter = _weights(folder, options, stack, quantized, _quantization_config(folder, options))
         args = _training_args(folder, options)
         hint = _text(args.get("optim"))
         schedule = _text(args.get("lr_scheduler_type"))
@@ -73,7 +73,7 @@ def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     _config(folder, options, model)
     _adapter_config(folder, options, model, adapter)
     if quantized:
-        model.notes.append(bitsandbytes_note(quantized))
+        model.notes.append(quantized_note(quantized))
     return model
 
 
@@ -84,10 +84,10 @@ def _member(folder: Path, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _weights(folder: Path, options: ReadOptions, stack,
-             quantized: dict[str, int]) -> tuple[list[NamedTensor] | None, bool, bool]:
+def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int],
+             quantization_config: dict | None = None) -> tuple[list[NamedTensor] | None, bool, bool]:
     """The model's tensors, whether their order is the module order, and
-    whether they are a PEFT adapter's (``quantized``: bitsandbytes weights
+    whether they are a PEFT adapter's (``quantized``: quantized weights
     found, by kind)."""
     for index_name, single, safetensors in (("model.safetensors.index.json", "model.safetensors", True),
                                             ("pytorch_model.bin.index.json", "pytorch_model.bin", False)):
@@ -105,7 +105,7 @@ def _weights(folder: Path, options: ReadOptions, stack,
             else:
                 tensors.extend(_tensors_in(path, options, stack, safetensors, quantized))
         if safetensors:  # over every shard at once: a weight and its scales may sit in two
-            tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes)
+            tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes, quantization_config)
             for kind, count in found.items():
                 quantized[kind] = quantized.get(kind, 0) + count
         return tensors, not safetensors, False
@@ -262,6 +262,14 @@ def _trainer_state(folder: Path, options: ReadOptions, model: Model) -> None:
     steps = model.metadata.get("global_step")
     if model.optimizer is not None and steps and not model.optimizer.iterations:
         model.optimizer.iterations = steps
+
+
+def _quantization_config(folder: Path, options: ReadOptions) -> dict | None:
+    """``config.json``'s ``quantization_config`` (GPTQ's bits and format,
+    FP8's block size), where there is one."""
+    config = _json_object(folder, "config.json", options)
+    found = config.get("quantization_config") if config else None
+    return found if isinstance(found, dict) else None
 
 
 def _config(folder: Path, options: ReadOptions, model: Model) -> None:

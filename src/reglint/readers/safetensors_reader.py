@@ -5,7 +5,8 @@ and validates its header: offsets inside the file, contiguous, sizes that
 match dtype and shape. Values are read lazily for statistics, along the
 first axis a chunk at a time (``get_slice``). numpy has no bfloat16 or
 float8: bfloat16 values are read as raw 16-bit words at the offsets the
-header gives (already validated by the library) and widened to float32.
+header gives (already validated by the library) and widened to float32, and
+float8 through a table of its 256 codes (``small_floats``).
 
 A bare ``.safetensors`` gives parameter counts and weight statistics; no
 optimizer is stored in one. Keys come sorted (the format does not keep the
@@ -23,9 +24,10 @@ import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model, WeightStats
-from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_checkpoint
+from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
+from reglint.readers.small_floats import FLOAT8, widen
 from reglint.readers.sniff import SAFETENSORS_HEADER_LIMIT
 from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
 from reglint.readers.torch_checkpoint import NamedTensor, build_layers
@@ -115,11 +117,11 @@ class SafetensorsFile:
         return dict(self._file.metadata() or {})
 
     def stats(self, name: str, dtype: str, shape: tuple[int, ...]) -> WeightStats | None:
-        if dtype not in ("float32", "float64", "float16", "bfloat16"):
+        if dtype not in ("float32", "float64", "float16", "bfloat16", *FLOAT8):
             return None
         acc = StatsAccumulator()
-        if dtype == "bfloat16":
-            self._bf16_stats(acc, name)
+        if dtype == "bfloat16" or dtype in FLOAT8:
+            self._raw_stats(acc, name, dtype)
             return acc.result()
         if not shape:
             acc.add(np.asarray(self._file.get_tensor(name)))
@@ -131,14 +133,17 @@ class SafetensorsFile:
             acc.add(np.asarray(view[start:min(start + rows, shape[0])]))
         return acc.result()
 
-    def _bf16_stats(self, acc: StatsAccumulator, name: str) -> None:
+    def _raw_stats(self, acc: StatsAccumulator, name: str, dtype: str) -> None:
+        """bfloat16 and float8, which numpy has no dtype for: read as their
+        stored words and widened."""
         begin, end = self._header[name]["data_offsets"]  # validated by safe_open
         step = max(2, self.options.chunk_bytes // 2 * 2)
         with self.path.open("rb") as handle:
             for offset in range(begin, end, step):
                 handle.seek(self.data_start + offset)
                 raw = handle.read(min(step, end - offset))
-                acc.add(bfloat16_to_float32(np.frombuffer(raw, dtype="<u2")))
+                acc.add(bfloat16_to_float32(np.frombuffer(raw, dtype="<u2")) if dtype == "bfloat16"
+                        else widen(np.frombuffer(raw, dtype=np.uint8), dtype))
 
 
 def read_safetensors(path: Path, options: ReadOptions) -> Model:
@@ -147,7 +152,7 @@ def read_safetensors(path: Path, options: ReadOptions) -> Model:
     with SafetensorsFile(path, options) as file:
         model.layers, _ = build_layers(file.tensors(), options, model.notes)
         if file.quantized:
-            model.notes.append(bitsandbytes_note(file.quantized))
+            model.notes.append(quantized_note(file.quantized))
         meta = file.metadata()
     if meta:
         model.metadata["safetensors_metadata"] = {k: one_line(v, 200) for k, v in list(meta.items())[:20]}

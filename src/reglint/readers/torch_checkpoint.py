@@ -44,7 +44,7 @@ from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.model import Layer, Model, Role, Variable, WeightStats
-from reglint.readers.bnb_quantized import bitsandbytes_note, dequantized_checkpoint
+from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
 from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
@@ -265,7 +265,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     if model_tensors is None and state_dict is not None:
         model_tensors = tensors_of(state_dict, archive, quantized)
         if quantized:
-            notes.append(bitsandbytes_note(quantized))
+            notes.append(quantized_note(quantized))
     opt_key, opt_state = find_optimizer(obj, notes)
     if model_tensors is None and opt_state is None:
         keys = ", ".join(sorted(str(k) for k in obj)[:8]) if isinstance(obj, dict) else type(obj).__name__

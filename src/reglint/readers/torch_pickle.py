@@ -51,7 +51,10 @@ DTYPES: dict[str, tuple[str | None, int]] = {
     "float8_e4m3fn": (None, 1), "float8_e5m2": (None, 1), "float8_e4m3fnuz": (None, 1),
     "float8_e5m2fnuz": (None, 1), "float8_e8m0fnu": (None, 1), "float4_e2m1fn_x2": (None, 1),
 }
-FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16"}
+# Float parameters: numpy's floats, and bfloat16 and float8 read from their
+# bytes (``tensor_stats.bfloat16_to_float32``, ``small_floats``).
+FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                "float8_e5m2fnuz"}
 # torch's aliases for the same dtypes, as ``torch.<name>`` globals.
 DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
                  "short": "int16", "cfloat": "complex64", "cdouble": "complex128", "chalf": "complex32"}

@@ -42,6 +42,7 @@ import numpy as np
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import WeightStats
 from reglint.readers.limits import ReadOptions
+from reglint.readers.small_floats import FLOAT8, widen
 from reglint.readers.sniff import is_legacy_pickle
 from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
 from reglint.readers.torch_pickle import DTYPES, FLOAT_DTYPES, Opaque, StorageRef, TensorRef, load_pickle
@@ -223,7 +224,7 @@ class TorchArchive:
         return self._file
 
     def _np_dtype(self, dtype: str) -> np.dtype | None:
-        code = "<u2" if dtype == "bfloat16" else DTYPES[dtype][0]
+        code = "<u2" if dtype == "bfloat16" else "u1" if dtype in FLOAT8 else DTYPES[dtype][0]
         if code is None:
             return None
         np_dtype = np.dtype(code)
@@ -246,7 +247,7 @@ class TorchArchive:
         if tensor.numel == 0:
             return acc.result()
         if tensor.is_contiguous():
-            self._add_contiguous(acc, first, tensor.numel, np_dtype, tensor.dtype == "bfloat16")
+            self._add_contiguous(acc, first, tensor.numel, np_dtype, tensor.dtype)
         else:
             nbytes = (tensor.span() - tensor.offset) * tensor.itemsize
             if max(nbytes, tensor.numel * tensor.itemsize) > STRIDED_READ_LIMIT:
@@ -254,17 +255,17 @@ class TorchArchive:
             raw = np.frombuffer(self._pread(first, nbytes), dtype=np_dtype)
             view = np.lib.stride_tricks.as_strided(
                 raw, shape=tensor.shape, strides=[s * tensor.itemsize for s in tensor.stride], writeable=False)
-            acc.add(_widen(np.ascontiguousarray(view), tensor.dtype == "bfloat16"))
+            acc.add(_widen(np.ascontiguousarray(view), tensor.dtype))
         return acc.result()
 
     def _add_contiguous(self, acc: StatsAccumulator, first: int, count: int, np_dtype: np.dtype,
-                        bf16: bool) -> None:
+                        dtype: str) -> None:
         step = max(1, min(self.options.chunk_bytes, CHUNK_BYTES) // np_dtype.itemsize)
         for done in range(0, count, step):
             n = min(step, count - done)
             block = np.frombuffer(self._pread(first + done * np_dtype.itemsize, n * np_dtype.itemsize),
                                   dtype=np_dtype)
-            acc.add(_widen(block, bf16))
+            acc.add(_widen(block, dtype))
 
     def _pread(self, offset: int, nbytes: int) -> bytes:
         handle = self._handle()
@@ -312,7 +313,7 @@ class TorchArchive:
         """A (small) contiguous tensor's values in its numpy dtype."""
         np_dtype = self._np_dtype(tensor.dtype)
         raw = self.stored_bytes(tensor, 0, tensor.numel * tensor.itemsize)
-        if np_dtype is None or raw is None or tensor.dtype == "bfloat16":
+        if np_dtype is None or raw is None or tensor.dtype == "bfloat16" or tensor.dtype in FLOAT8:
             return None
         return raw.view(np_dtype).reshape(tensor.shape)
 
@@ -325,12 +326,15 @@ class TorchArchive:
         if np_dtype is None or start is None or tensor.dtype == "bool":
             return None
         value = np.frombuffer(self._pread(start + tensor.offset * tensor.itemsize, tensor.itemsize), dtype=np_dtype)
-        value = _widen(value, tensor.dtype == "bfloat16")
+        value = _widen(value, tensor.dtype)
         return float(value[0].real) if value.dtype.kind == "c" else float(value[0])
 
 
-def _widen(block: np.ndarray, bf16: bool) -> np.ndarray:
-    return bfloat16_to_float32(block.astype(np.uint16, copy=False)) if bf16 else block
+def _widen(block: np.ndarray, dtype: str) -> np.ndarray:
+    """Values of a dtype numpy has none for, from their stored words."""
+    if dtype == "bfloat16":
+        return bfloat16_to_float32(block.astype(np.uint16, copy=False))
+    return widen(block, dtype) if dtype in FLOAT8 else block
 
 
 def _check_name(name: str) -> None:

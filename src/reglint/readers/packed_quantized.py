@@ -1,0 +1,507 @@
+"""Integer- and float8-quantized weights in Hugging Face checkpoints: how
+most quantized LLMs on the Hub are published.
+
+GPTQ (AutoGPTQ, GPTQModel, optimum; ``quant_method: gptq``)
+    ``X.qweight`` int32 [in * bits / 32, out]: each output column's codes
+    packed along the input axis as one little-endian bit stream (2, 3, 4 or
+    8 bits a code); ``X.qzeros`` int32 [groups, out * bits / 32], packed the
+    same way along the output axis, stored as ``zero - 1`` (the v1 format;
+    ``checkpoint_format: gptq_v2`` stores the zero itself); ``X.scales``
+    [groups, out]; ``X.g_idx`` int32 [in], each input's group (act-order
+    permutes them). ``value = scale[g] * (code - zero[g])``.
+AWQ (AutoAWQ GEMM; ``quant_method: awq``)
+    ``X.qweight`` int32 [in, out / 8], eight 4-bit codes a word in the
+    order 0, 2, 4, 6, 1, 3, 5, 7 of their output columns; ``X.qzeros``
+    [groups, out / 8] the same; ``X.scales`` [groups, out].
+    ``value = (code - zero[g]) * scale[g]``, ``g = input // group size``.
+compressed-tensors (llm-compressor, vLLM; ``quant_method: compressed-tensors``)
+    ``pack-quantized``: ``X.weight_packed`` int32 [out, ceil(in * bits / 32)],
+    each row a little-endian bit stream of ``code + 2^(bits-1)``;
+    ``X.weight_shape`` [out, in]; ``X.weight_scale`` [out, groups] (one
+    column per channel); an asymmetric ``X.weight_zero_point`` packed the
+    same way along the output axis; ``X.weight_g_idx`` for act-order.
+    ``int-quantized`` / ``naive-quantized``: ``X.weight`` int8 beside
+    ``X.weight_scale`` (and a zero point). ``float-quantized``: ``X.weight``
+    float8 beside ``X.weight_scale``. ``nvfp4-pack-quantized``:
+    ``X.weight_packed`` uint8 [out, in / 2], two E2M1 codes a byte (low
+    nibble first), ``X.weight_scale`` float8 [out, in / 16] and
+    ``X.weight_global_scale``: ``value = e2m1 * scale / global_scale``.
+    ``mxfp4-pack-quantized``: the same codes, ``X.weight_scale`` E8M0
+    exponents [out, in / 32]: ``value = e2m1 * 2^(scale - 127)``.
+FP8 with block scales (DeepSeek-V3, transformers' ``FineGrainedFP8``; ``quant_method: fp8``)
+    ``X.weight`` float8 [out, in] beside ``X.weight_scale_inv`` [ceil(out / b),
+    ceil(in / b)] (``weight_block_size`` b, 128): ``value = w * scale_inv``.
+
+Each weight counts as the float parameter it stands for, at its float
+shape ``[out, in]`` (torch's ``nn.Linear`` before quantization); scales,
+zero points, group indices, shapes and the activation and KV-cache scales
+beside them are quantization constants. Statistics are those of the
+dequantized values, held to each library's own dequantization
+(``fixtures/make_packed_quantized_fixtures.py``,
+``tests/test_packed_quantized.py``). A scale grid ``[S0, S1]`` over a weight
+``[out, in]`` covers ``ceil(out / S0)`` rows and ``ceil(in / S1)`` columns a
+cell, which is every strategy these formats store: a tensor (1 x 1), a
+channel (out x 1), a group (out x in / group) or a block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from reglint.model import WeightStats
+from reglint.readers.named_tensor import ITEMSIZE, NamedTensor
+from reglint.readers.small_floats import E2M1, FLOAT8, widen
+from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
+
+MAX_CONSTANT_VALUES = 1 << 26  # scales of a 70B model's largest layer: a few million
+SCALE_DTYPES = ("float32", "float16", "bfloat16", "float64", *FLOAT8)
+INTEGER_CODES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32}
+GPTQ_BITS = (2, 3, 4, 8)
+AWQ_ORDER = np.array([0, 2, 4, 6, 1, 3, 5, 7])  # output column of each nibble of a word (AutoAWQ's pack)
+# What sits beside a quantized Linear and is no parameter: activation and
+# KV-cache scales written by llm-compressor, vLLM's FP8 and ModelOpt.
+ACTIVATION_CONSTANTS = ("input_scale", "input_zero_point", "input_global_scale", "output_scale",
+                        "output_zero_point", "weight_observer", "input_observer")
+CACHE_SCALES = ("k_scale", "v_scale", "q_scale", "prob_scale")
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What a checkpoint's ``quantization_config`` says, where it says it."""
+
+    method: str | None = None  # gptq, awq, compressed-tensors, fp8
+    bits: int | None = None
+    gptq_v2: bool = False  # zero points stored as themselves, not zero - 1
+    block: tuple[int, int] | None = None  # FP8 weight_block_size
+
+    @classmethod
+    def of(cls, config: object) -> Hints:
+        if not isinstance(config, dict):
+            return cls()
+        method = config.get("quant_method")
+        bits = config.get("bits")
+        block = config.get("weight_block_size")
+        return cls(method=method if isinstance(method, str) else None,
+                   bits=bits if isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 8 else None,
+                   gptq_v2=config.get("checkpoint_format") == "gptq_v2",
+                   block=(int(block[0]), int(block[1])) if isinstance(block, list) and len(block) == 2
+                   and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block) else None)
+
+
+def dequantized_packed(tensors: list[NamedTensor], source, chunk_bytes: int,
+                       hints: Hints | None = None) -> tuple[list[NamedTensor], dict[str, int]]:
+    """``tensors`` with each GPTQ, AWQ, compressed-tensors or block-FP8
+    weight as the float parameter it stands for and its constants dropped;
+    how many weights of each kind were replaced."""
+    hints = hints or Hints()
+    by_name = {t.name: t for t in tensors}
+    replaced: dict[str, NamedTensor] = {}
+    dropped: set[str] = set()
+    kinds: dict[str, int] = {}
+    for tensor in tensors:
+        found = _recognised(tensor, by_name, source, chunk_bytes, hints)
+        if found is None:
+            continue
+        weight, kind, constants = found
+        replaced[tensor.name] = weight
+        module = weight.name.rpartition(".")[0]
+        dropped |= set(constants) | {f"{module}.{name}" for name in ACTIVATION_CONSTANTS}
+        kinds[kind] = kinds.get(kind, 0) + 1
+    if not replaced:
+        return tensors, {}
+    dropped |= {t.name for t in tensors if t.name.rpartition(".")[2] in CACHE_SCALES and t.is_float
+                and math.prod(t.shape) <= 1}
+    return [replaced.get(t.name, t) for t in tensors if t.name in replaced or t.name not in dropped], kinds
+
+
+def _recognised(tensor: NamedTensor, by_name: dict[str, NamedTensor], source, chunk_bytes: int,
+                hints: Hints) -> tuple[NamedTensor, str, list[str]] | None:
+    module, _, leaf = tensor.name.rpartition(".")
+    if len(tensor.shape) != 2 or not module:
+        return None
+    if leaf == "qweight" and tensor.dtype == "int32":
+        return _gptq_or_awq(tensor, module, by_name, source, chunk_bytes, hints)
+    if leaf == "weight_packed":
+        return _compressed_packed(tensor, module, by_name, source, chunk_bytes, hints)
+    if leaf == "weight" and (tensor.dtype in FLOAT8 or tensor.dtype in INTEGER_CODES):
+        return _scaled(tensor, module, by_name, source, chunk_bytes)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# GPTQ and AWQ
+# ---------------------------------------------------------------------------
+def _gptq_or_awq(qweight: NamedTensor, module: str, by_name: dict[str, NamedTensor], source, chunk_bytes: int,
+                 hints: Hints) -> tuple[NamedTensor, str, list[str]] | None:
+    qzeros, scales = by_name.get(f"{module}.qzeros"), by_name.get(f"{module}.scales")
+    if qzeros is None or scales is None or qzeros.dtype != "int32" or scales.dtype not in SCALE_DTYPES \
+            or len(qzeros.shape) != 2 or len(scales.shape) != 2 or qzeros.shape[0] != scales.shape[0]:
+        return None
+    rows, words = qweight.shape
+    _groups, out = scales.shape
+    constants = [qzeros.name, scales.name, f"{module}.g_idx"]
+    if hints.method != "awq" and words == out and qzeros.shape[1] * 32 % out == 0:
+        bits = qzeros.shape[1] * 32 // out
+        if bits not in GPTQ_BITS or rows * 32 % bits:
+            return None
+        shape = (out, rows * 32 // bits)
+        g_idx = by_name.get(f"{module}.g_idx")
+
+        def gptq_stats() -> WeightStats | None:
+            return _gptq_stats(qweight, qzeros, scales, g_idx, bits, shape, source, chunk_bytes, hints.gptq_v2)
+
+        return _weight(qweight, module, shape, f"gptq int{bits}", gptq_stats), f"gptq int{bits}", constants
+    if hints.method != "gptq" and words == qzeros.shape[1] and words * 8 == out:
+        shape = (out, rows)
+
+        def awq_stats() -> WeightStats | None:
+            return _awq_stats(qweight, qzeros, scales, shape, source, chunk_bytes)
+
+        return _weight(qweight, module, shape, "awq int4", awq_stats), "awq int4", constants
+    return None
+
+
+def _gptq_stats(qweight: NamedTensor, qzeros: NamedTensor, scales: NamedTensor, g_idx: NamedTensor | None,
+                bits: int, shape: tuple[int, int], source, chunk_bytes: int, v2: bool) -> WeightStats | None:
+    out, inputs = shape
+    groups = scales.shape[0]
+    scale = _floats(source, scales)
+    zero_codes = _stream_rows(_raw(source, qzeros), bits, out)
+    columns = _group_index(source, g_idx, inputs, groups)
+    if scale is None or zero_codes is None or columns is None:
+        return None
+    zero = zero_codes if v2 else (zero_codes.astype(np.int32) + 1) & ((1 << bits) - 1)
+    scale_t, zero_t = scale.reshape(groups, out).T, zero.reshape(groups, out).T.astype(np.float32)
+    acc = StatsAccumulator()
+    step = max(bits, chunk_bytes // max(1, 64 * out) // bits * bits)  # word rows a slab: whole 32-input blocks
+    for first in range(0, qweight.shape[0], step):
+        last = min(qweight.shape[0], first + step)
+        raw = source.stored_bytes(qweight.name, first * out * 4, last * out * 4)
+        if raw is None or raw.size != (last - first) * out * 4:
+            return None
+        per_column = raw.reshape(last - first, out, 4).transpose(1, 0, 2).reshape(out, -1)  # each column's stream
+        codes = _stream_rows(per_column, bits, (last - first) * 32 // bits)
+        span = columns[first * 32 // bits:last * 32 // bits]
+        with np.errstate(over="ignore", invalid="ignore"):
+            acc.add(scale_t[:, span] * (codes - zero_t[:, span]))
+    return acc.result()
+
+
+def _awq_stats(qweight: NamedTensor, qzeros: NamedTensor, scales: NamedTensor, shape: tuple[int, int], source,
+               chunk_bytes: int) -> WeightStats | None:
+    out, inputs = shape
+    groups = scales.shape[0]
+    if inputs % groups:
+        return None
+    size = inputs // groups
+    target = (np.arange(out) // 8) * 8 + AWQ_ORDER[np.arange(out) % 8]
+    scale = _floats(source, scales)
+    zero_stream = _stream_rows(_raw(source, qzeros), 4, out)
+    if scale is None or zero_stream is None:
+        return None
+    scale = scale.reshape(groups, out)
+    zero = np.empty((groups, out), dtype=np.float32)
+    zero[:, target] = zero_stream
+    acc = StatsAccumulator()
+    step = max(1, chunk_bytes // max(1, 16 * out))
+    for first in range(0, inputs, step):
+        last = min(inputs, first + step)
+        raw = source.stored_bytes(qweight.name, first * out // 2, last * out // 2)
+        if raw is None or raw.size != (last - first) * out // 2:
+            return None
+        codes = np.empty((last - first, out), dtype=np.float32)
+        codes[:, target] = _stream_rows(raw.reshape(last - first, -1), 4, out)
+        group = np.arange(first, last) // size
+        with np.errstate(over="ignore", invalid="ignore"):
+            acc.add((codes - zero[group]) * scale[group])
+    return acc.result()
+
+
+# ---------------------------------------------------------------------------
+# compressed-tensors and FP8
+# ---------------------------------------------------------------------------
+def _compressed_packed(packed: NamedTensor, module: str, by_name: dict[str, NamedTensor], source,
+                       chunk_bytes: int, hints: Hints) -> tuple[NamedTensor, str, list[str]] | None:
+    scale = by_name.get(f"{module}.weight_scale")
+    if scale is None or scale.dtype not in (*SCALE_DTYPES, "uint8") or len(scale.shape) > 2:
+        return None
+    constants = [scale.name, f"{module}.weight_shape", f"{module}.weight_zero_point", f"{module}.weight_g_idx",
+                 f"{module}.weight_global_scale"]
+    out = packed.shape[0]
+    if packed.dtype == "uint8":  # NVFP4 (float8 scales, a global scale) or MXFP4 (E8M0 exponents)
+        global_scale = by_name.get(f"{module}.weight_global_scale")
+        kind = "nvfp4" if scale.dtype in FLOAT8 and global_scale is not None else \
+            "mxfp4" if scale.dtype in ("uint8", "float8_e8m0fnu") else None
+        if kind is None:
+            return None
+        shape = (out, packed.shape[1] * 2)
+
+        def fp4_stats() -> WeightStats | None:
+            return _fp4_stats(packed, scale, global_scale if kind == "nvfp4" else None, shape, source, chunk_bytes)
+
+        return _weight(packed, module, shape, kind, fp4_stats), f"compressed-tensors {kind}", constants
+    if packed.dtype != "int32":
+        return None
+    dims = _small_ints(source, by_name.get(f"{module}.weight_shape"), 2)
+    if dims is None or dims[0] != out or dims[1] <= 0:
+        return None
+    shape = (out, int(dims[1]))
+    bits = _packed_bits(shape[1], packed.shape[1], hints.bits)
+    if bits is None:  # a stored shape the packed words cannot hold: not counted from it
+        return None
+    kind = f"int{bits}"
+
+    def packed_stats() -> WeightStats | None:
+        return _packed_stats(packed, scale, by_name, module, bits, shape, source, chunk_bytes)
+
+    return _weight(packed, module, shape, kind, packed_stats), f"compressed-tensors {kind}", constants
+
+
+def _packed_bits(inputs: int, words: int, hint: int | None) -> int | None:
+    """The code width that packs ``inputs`` codes a row into ``words``
+    32-bit words; the configured one where several would."""
+    fits = [b for b in range(1, 9) if -(-inputs * b // 32) == words]
+    if hint in fits:
+        return hint
+    return fits[0] if len(fits) == 1 else (4 if 4 in fits else None)
+
+
+def _packed_stats(packed: NamedTensor, scale_tensor: NamedTensor, by_name: dict[str, NamedTensor], module: str,
+                  bits: int, shape: tuple[int, int], source, chunk_bytes: int) -> WeightStats | None:
+    out, inputs = shape
+    offset = 1 << (bits - 1)
+    grid = _grid(source, scale_tensor, shape, by_name.get(f"{module}.weight_g_idx"))
+    if grid is None:
+        return None
+    zero_tensor = by_name.get(f"{module}.weight_zero_point")
+    if zero_tensor is not None:
+        cells = grid.scale.shape
+        if zero_tensor.dtype == "int32":  # packed along the output axis
+            stream = _stream_rows(_raw(source, zero_tensor, transpose=True), bits, cells[0])
+            zero = None if stream is None else stream.T.astype(np.float32) - offset
+        else:
+            zero = _ints(source, zero_tensor)
+        if zero is None or zero.size != math.prod(cells):
+            return None
+        grid = replace(grid, zero=zero.reshape(cells).astype(np.float32))
+    row_bytes = packed.shape[1] * 4
+    step = max(1, chunk_bytes // max(1, 8 * inputs))
+    acc = StatsAccumulator()
+    for first in range(0, out, step):
+        last = min(out, first + step)
+        raw = source.stored_bytes(packed.name, first * row_bytes, last * row_bytes)
+        if raw is None or raw.size != (last - first) * row_bytes:
+            return None
+        codes = _stream_rows(raw.reshape(last - first, row_bytes), bits, inputs)
+        if codes is None:
+            return None
+        acc.add(grid.values(codes.astype(np.float32) - offset, first))
+    return acc.result()
+
+
+def _fp4_stats(packed: NamedTensor, scale_tensor: NamedTensor, global_scale: NamedTensor | None,
+               shape: tuple[int, int], source, chunk_bytes: int) -> WeightStats | None:
+    out, inputs = shape
+    grid = _grid(source, scale_tensor, shape, None)
+    if grid is None:
+        return None
+    if global_scale is not None:
+        divisor = _floats(source, global_scale)
+        if divisor is None or divisor.size != 1:
+            return None
+        grid = replace(grid, scale=grid.scale / np.float32(divisor[0]))
+    row_bytes = packed.shape[1]
+    step = max(1, chunk_bytes // max(1, 8 * inputs))
+    acc = StatsAccumulator()
+    for first in range(0, out, step):
+        last = min(out, first + step)
+        raw = source.stored_bytes(packed.name, first * row_bytes, last * row_bytes)
+        if raw is None or raw.size != (last - first) * row_bytes:
+            return None
+        acc.add(grid.values(E2M1[_stream_rows(raw.reshape(last - first, row_bytes), 4, inputs)], first))
+    return acc.result()
+
+
+def _scaled(weight: NamedTensor, module: str, by_name: dict[str, NamedTensor], source,
+            chunk_bytes: int) -> tuple[NamedTensor, str, list[str]] | None:
+    """A weight stored as int8 or float8 codes beside its scale
+    (compressed-tensors' int-, naive- and float-quantized, block FP8);
+    bitsandbytes' int8 (``X.SCB``) is ``bnb_quantized``'s."""
+    scale = by_name.get(f"{module}.weight_scale") or by_name.get(f"{module}.weight_scale_inv")
+    if scale is None or scale.dtype not in SCALE_DTYPES or len(scale.shape) > 2 or f"{module}.SCB" in by_name:
+        return None
+    zero = by_name.get(f"{module}.weight_zero_point")
+    constants = [scale.name, f"{module}.weight_zero_point", f"{module}.weight_g_idx"]
+    kind = "fp8" if weight.dtype in FLOAT8 else weight.dtype
+    label = "fp8" if scale.name.endswith("_inv") else f"compressed-tensors {kind}"
+
+    def stats() -> WeightStats | None:
+        grid = _grid(source, scale, weight.shape, by_name.get(f"{module}.weight_g_idx"))
+        if grid is None:
+            return None
+        if zero is not None:
+            values = _ints(source, zero)
+            if values is None or values.size != grid.scale.size:
+                return None
+            grid = replace(grid, zero=values.reshape(grid.scale.shape).astype(np.float32))
+        acc = StatsAccumulator()
+        for first, codes in _rows(weight, source, chunk_bytes):
+            acc.add(grid.values(codes, first))
+        return acc.result()
+
+    return replace(weight, dtype=kind, quantized=True, read_stats=_guarded(stats)), label, constants
+
+
+def _rows(weight: NamedTensor, source, chunk_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
+    """A one-byte-coded weight's rows a slab at a time, as float32 codes
+    (int8) or values (float8)."""
+    out, inputs = weight.shape
+    step = max(1, chunk_bytes // max(1, 8 * inputs))
+    for first in range(0, out, step):
+        last = min(out, first + step)
+        raw = source.stored_bytes(weight.name, first * inputs, last * inputs)
+        if raw is None or raw.size != (last - first) * inputs:
+            raise _Unreadable
+        block = raw.reshape(last - first, inputs)
+        yield first, (widen(block, weight.dtype) if weight.dtype in FLOAT8 else
+                      block.view(INTEGER_CODES[weight.dtype]).astype(np.float32))
+
+
+class _Unreadable(Exception):
+    """A slab the source could not give: no statistics."""
+
+
+# ---------------------------------------------------------------------------
+# shared pieces
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Grid:
+    """Scales (and zero points) over a weight [out, in]: cell
+    ``[r // ceil(out / S0), column[c]]``."""
+
+    scale: np.ndarray  # [S0, S1] float32
+    zero: np.ndarray | None
+    rows_a_cell: int
+    column: np.ndarray  # [in]: each input's scale column (g_idx, or c // ceil(in / S1))
+
+    def values(self, codes: np.ndarray, first: int) -> np.ndarray:
+        """Dequantized rows ``first:first + len(codes)``."""
+        cells = np.arange(first, first + codes.shape[0]) // self.rows_a_cell
+        scale = self.scale[cells][:, self.column]
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.zero is None:
+                return codes * scale
+            return (codes - self.zero[cells][:, self.column]) * scale
+
+
+def _grid(source, scale_tensor: NamedTensor, shape: tuple[int, ...], g_idx: NamedTensor | None) -> Grid | None:
+    out, inputs = shape
+    scale = _floats(source, scale_tensor)
+    if scale is None:
+        return None
+    cells = tuple(scale_tensor.shape) if len(scale_tensor.shape) == 2 else \
+        (out, 1) if scale.size == out else (1, scale.size)  # a vector [out]: one scale a row
+    if scale.size != math.prod(cells) or not 0 < cells[0] <= out or not 0 < cells[1] <= inputs:
+        return None
+    column = _group_index(source, g_idx, inputs, cells[1])
+    if column is None:
+        return None
+    return Grid(scale.reshape(cells), None, -(-out // cells[0]), column)
+
+
+def _group_index(source, g_idx: NamedTensor | None, inputs: int, groups: int) -> np.ndarray | None:
+    """Each input's group: the stored ``g_idx`` (act-order), else contiguous
+    groups of ``ceil(in / groups)``."""
+    if g_idx is not None and math.prod(g_idx.shape) == inputs:
+        index = _ints(source, g_idx)
+        if index is None or index.size != inputs or (inputs and (index.min() < 0 or index.max() >= groups)):
+            return None
+        return index.astype(np.int64)
+    return np.arange(inputs) // -(-inputs // groups)
+
+
+def _stream_rows(raw: np.ndarray | None, bits: int, count: int) -> np.ndarray | None:
+    """The first ``count`` codes of each row of bytes, read as one
+    little-endian bit stream (code j at bits ``bits*j .. bits*j + bits``)."""
+    if raw is None or raw.ndim != 2 or raw.shape[1] * 8 < count * bits:
+        return None
+    if bits == 8:
+        return raw[:, :count]
+    if bits == 4:
+        codes = np.empty((raw.shape[0], raw.shape[1] * 2), dtype=np.uint8)
+        codes[:, 0::2], codes[:, 1::2] = raw & 0x0F, raw >> 4
+        return codes[:, :count]
+    stream = np.unpackbits(raw, axis=1, bitorder="little")[:, :count * bits]
+    weights = (1 << np.arange(bits)).astype(np.uint8)
+    return (stream.reshape(raw.shape[0], count, bits) * weights).sum(axis=2, dtype=np.uint16).astype(np.uint8)
+
+
+def _raw(source, tensor: NamedTensor, *, transpose: bool = False) -> np.ndarray | None:
+    """A small 2-D tensor's bytes, one row of bytes a row (or a column, as
+    its little-endian words, with ``transpose``)."""
+    size = math.prod(tensor.shape)
+    itemsize = ITEMSIZE.get(tensor.dtype)
+    if itemsize is None or size > MAX_CONSTANT_VALUES or len(tensor.shape) != 2:
+        return None
+    raw = source.stored_bytes(tensor.name, 0, size * itemsize)
+    if raw is None or raw.size != size * itemsize:
+        return None
+    rows, cols = tensor.shape
+    if transpose:
+        return raw.reshape(rows, cols, itemsize).transpose(1, 0, 2).reshape(cols, rows * itemsize)
+    return raw.reshape(rows, cols * itemsize)
+
+
+def _floats(source, tensor: NamedTensor) -> np.ndarray | None:
+    """A small float tensor's values as float32 (bfloat16 and float8 read
+    from their bytes)."""
+    size = math.prod(tensor.shape)
+    itemsize = ITEMSIZE.get(tensor.dtype, 1 if tensor.dtype in FLOAT8 or tensor.dtype == "float8_e8m0fnu" else 0)
+    if not itemsize or size > MAX_CONSTANT_VALUES:
+        return None
+    raw = source.stored_bytes(tensor.name, 0, size * itemsize)
+    if raw is None or raw.size != size * itemsize:
+        return None
+    if tensor.dtype == "bfloat16":
+        return bfloat16_to_float32(raw.view("<u2"))
+    if tensor.dtype in FLOAT8 or tensor.dtype in ("uint8", "float8_e8m0fnu"):  # uint8 scales: E8M0 exponents
+        return widen(raw, "float8_e8m0fnu" if tensor.dtype == "uint8" else tensor.dtype)
+    if tensor.dtype not in ("float32", "float16", "float64"):
+        return None
+    return raw.view(np.dtype(tensor.dtype).newbyteorder("<")).astype(np.float32)
+
+
+def _ints(source, tensor: NamedTensor) -> np.ndarray | None:
+    size = math.prod(tensor.shape)
+    if tensor.dtype not in ("int8", "uint8", "int16", "int32", "int64") or size > MAX_CONSTANT_VALUES:
+        return None
+    itemsize = ITEMSIZE[tensor.dtype]
+    raw = source.stored_bytes(tensor.name, 0, size * itemsize)
+    if raw is None or raw.size != size * itemsize:
+        return None
+    return raw.view(np.dtype(tensor.dtype).newbyteorder("<")).astype(np.int64)
+
+
+def _small_ints(source, tensor: NamedTensor | None, size: int) -> np.ndarray | None:
+    if tensor is None or math.prod(tensor.shape) != size:
+        return None
+    values = _ints(source, tensor)
+    return values if values is not None and values.size == size else None
+
+
+def _weight(stored: NamedTensor, module: str, shape: tuple[int, int], kind: str, read_stats) -> NamedTensor:
+    return replace(stored, name=f"{module}.weight", shape=shape, dtype=kind, quantized=True,
+                   read_stats=_guarded(read_stats))
+
+
+def _guarded(read_stats):
+    def stats() -> WeightStats | None:
+        try:
+            return read_stats()
+        except _Unreadable:
+            return None
+    return stats
