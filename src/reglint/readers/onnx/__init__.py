@@ -10,7 +10,9 @@ size; in onnxruntime-training artifacts, the graph inputs the checkpoint (or
 the gradient graph) names as parameters. Not parameters: integer tensors
 (shapes, indices), rank-0 or one-element constants whose only consumers are
 arithmetic or constant slots (``Resize`` scales, ``Pow`` exponents, penalty
-factors), optimizer state (momentum/velocity buffers, learning rates). An
+factors), optimizer state (momentum/velocity buffers, learning rates), the
+rotary cos/sin caches of onnxruntime's ``RotaryEmbedding`` and
+``GroupQueryAttention`` (tables of ``cos(position * inv_freq)``). An
 initializer that is also a graph input (IR < 4) is counted once, and so is
 a tied weight the exporter stored again as its exact transpose (``tied``).
 Quantized weights (integer or float8 tensors read by DequantizeLinear,
@@ -30,8 +32,12 @@ C -> bias; a constant MatMul operand -> kernel; a constant added to a
 MatMul/Gemm/Conv output -> bias; LSTM/GRU/RNN W/R/B -> kernel/recurrent
 kernel/bias; BatchNormalization scale/B -> gamma/beta, mean/var -> moving
 statistics (not trainable); Layer/Group/Instance/RMS normalization scale/bias
--> gamma/beta; Gather data -> embeddings; PRelu slope -> alpha; com.microsoft
-Attention weights/bias -> kernel/bias; anything else -> other. A shared
+-> gamma/beta; Gather data -> embeddings; PRelu slope -> alpha; onnxruntime's
+fused transformer ops by their schema's slots (``Attention``'s packed Q/K/V
+weight and bias -> kernel/bias, ``EmbedLayerNormalization``'s tables ->
+embeddings, ``SkipLayerNormalization``/``SimplifiedLayerNormalization``
+scale and bias -> gamma/beta/bias, ``BiasGelu``/``FastGelu`` bias -> bias);
+anything else -> other. A shared
 initializer is counted once, with its most specific role.
 
 **Layers** group variables by name: ``fc1.weight``/``fc1.bias`` -> ``fc1``;

@@ -24,7 +24,9 @@ INPUT_ROLES: dict[tuple[str, str], dict[int, Role]] = {
     **{("", op): {1: Role.GAMMA, 2: Role.BETA}
        for op in ("LayerNormalization", "GroupNormalization", "InstanceNormalization")},
     ("", "RMSNormalization"): {1: Role.GAMMA},
-    (MS, "SimplifiedLayerNormalization"): {1: Role.GAMMA},
+    # onnxruntime registers SimplifiedLayerNormalization (RMSNorm) in the ONNX
+    # domain, as its transformer optimizer and onnxruntime-genai write it.
+    **{(domain, "SimplifiedLayerNormalization"): {1: Role.GAMMA} for domain in ("", MS)},
     (MS, "SkipLayerNormalization"): {2: Role.GAMMA, 3: Role.BETA, 4: Role.BIAS},
     (MS, "SkipSimplifiedLayerNormalization"): {2: Role.GAMMA, 3: Role.BIAS},
     ("", "Gather"): {0: Role.EMBEDDINGS},
@@ -70,7 +72,12 @@ CONSTANT_SLOTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), 
                   *((op, i) for op in ("QLinearConv", "QLinearMatMul") for i in (1, 2, 4, 5, 6, 7)),
                   *(("QGemm", i) for i in (1, 2, 4, 5, 7, 8)), *(("QAttention", i) for i in (3, 4, 6, 7)),
                   ("MatMulNBits", 2), ("MatMulNBits", 3), ("MatMulNBits", 4), ("MatMulBnb4", 2),
-                  ("GatherBlockQuantized", 2), ("GatherBlockQuantized", 3)}
+                  ("GatherBlockQuantized", 2), ("GatherBlockQuantized", 3),
+                  # rotary cos/sin caches, tables of cos(position * inv_freq): onnxruntime's
+                  # RotaryEmbedding (2, 3; ONNX's opset-23 op: 1, 2; the other slot
+                  # is the integer position ids) and GroupQueryAttention (7, 8)
+                  ("RotaryEmbedding", 1), ("RotaryEmbedding", 2), ("RotaryEmbedding", 3),
+                  ("GroupQueryAttention", 7), ("GroupQueryAttention", 8)}
 # Expand and Tile take their data in slot 0: a ViT's class_token [1, 1, D]
 # reaches the graph only through Expand and is a trained parameter.
 CONSTANT_OPS = {"Range", "ConstantOfShape", "Shape", "Size"}
