@@ -41,13 +41,12 @@ import numpy as np
 
 from reglint.model import WeightStats
 from reglint.readers.named_tensor import FLOAT_CONSTANTS as FLOATS
-from reglint.readers.named_tensor import ITEMSIZE, NamedTensor
+from reglint.readers.named_tensor import ITEMSIZE, MAX_CONSTANT_VALUES, NamedTensor
 from reglint.readers.tensor_stats import StatsAccumulator
 
 STATE = re.compile(r"(?P<weight>.+)\.quant_state\.bitsandbytes__(?P<kind>nf4|fp4)")
 FOUR_BIT_CONSTANTS = ("absmax", "quant_map", "nested_absmax", "nested_quant_map")
 MAX_STATE_BYTES = 1 << 16  # the JSON is ~200 bytes
-MAX_CONSTANT_VALUES = 1 << 26  # absmax of a 70B model's largest layer is a few million values
 MAX_BLOCKSIZE = 1 << 16  # bitsandbytes' block sizes are 32 to 4096; the nested one 256
 
 
@@ -111,14 +110,12 @@ def dequantized_checkpoint(tensors: list[NamedTensor], source: TensorSource, chu
     return tensors, {**kinds, **more, **packed}
 
 
-# The library each kind of ``dequantized_checkpoint`` comes from, by prefix.
-LIBRARIES = {"quanto": "optimum-quanto", "gptq": "GPTQ", "awq": "AWQ", "compressed-tensors": "compressed-tensors",
-             "fp8": "FP8 block scaling"}
-
-
 def quantized_note(kinds: dict[str, int]) -> str:
     """The model's note for the weights ``dequantized_checkpoint`` replaced."""
-    libraries = sorted({LIBRARIES.get(kind.split(" ")[0], "bitsandbytes") for kind in kinds})
+    from reglint.readers.packed_quantized import LIBRARIES
+
+    libraries = sorted({{**LIBRARIES, "quanto": "optimum-quanto"}.get(kind.split(" ")[0], "bitsandbytes")
+                        for kind in kinds})
     return (f"{sum(kinds.values())} weights are stored quantized by {' and '.join(libraries)} "
             f"({', '.join(sorted(kinds))}): each counts as the float parameter it stands for, at its float shape; "
             "scales, zero points, absmax, quant maps and states, group indices and activation scales are not "

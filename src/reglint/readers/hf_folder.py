@@ -37,7 +37,7 @@ from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import check_link_stays_inside
-from reglint.readers.torch_checkpoint import NamedTensor, describe, find_state_dict, tensors_of
+from reglint.readers.torch_checkpoint import NamedTensor, describe, find_state_dict, stored_tensors_of, tensors_of
 from reglint.readers.torch_optim import infer_class, number
 from reglint.readers.torch_pickle import TRAINING_ARGS_MODULES, Opaque
 
@@ -101,13 +101,14 @@ def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int
             if path is None:
                 raise ModelReadError(f"weights shard {name} listed in {index_name} is missing")
             if safetensors:
-                tensors.extend(shards.add(_safetensors(path, options, stack)))
+                file = _safetensors(path, options, stack)
+                tensors.extend(shards.add(name, file.stored_tensors(), file))
             else:
-                tensors.extend(_tensors_in(path, options, stack, safetensors, quantized))
-        if safetensors:  # over every shard at once: a weight and its scales may sit in two
-            tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes, quantization_config)
-            for kind, count in found.items():
-                quantized[kind] = quantized.get(kind, 0) + count
+                tensors.extend(shards.add(name, *_archive_tensors(path, options, stack)))
+        # over every shard at once: a weight and its scales may sit in two
+        tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes, quantization_config)
+        for kind, count in found.items():
+            quantized[kind] = quantized.get(kind, 0) + count
         return tensors, not safetensors, False
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
@@ -134,22 +135,36 @@ def _unwrapped(tensor: NamedTensor) -> NamedTensor:
 
 
 class Shards:
-    """The tensors of a sharded safetensors save, each read from its file."""
+    """The tensors of a (sharded) save, each read from its file: a
+    safetensors file or a torch archive's ``ArchiveSource``."""
 
     def __init__(self) -> None:
         self.files: dict[str, Any] = {}
 
-    def add(self, file) -> list[NamedTensor]:
-        tensors = file.stored_tensors()
+    def add(self, shard: str, tensors: list[NamedTensor], source) -> list[NamedTensor]:
+        """``tensors`` of one shard, their aliases made the shard's own
+        (each torch archive numbers its storages from "0": two shards'
+        first tensors are not one tied tensor)."""
         for tensor in tensors:
-            self.files[tensor.name] = file
-        return tensors
+            self.files[tensor.name] = source
+        return [t if t.alias is None else dataclasses.replace(t, alias=(shard, t.alias)) for t in tensors]
 
     def values(self, name: str):
         return self.files[name].values(name)
 
     def stored_bytes(self, name: str, start: int, stop: int):
         return self.files[name].stored_bytes(name, start, stop)
+
+
+def _archive_tensors(path: Path, options: ReadOptions, stack) -> tuple[list[NamedTensor], Any]:
+    """A ``pytorch_model*.bin``'s tensors as stored, and their source."""
+    from reglint.readers.torch_zip import TorchArchive
+
+    archive = stack.enter_context(TorchArchive(path, options))
+    _, state_dict = find_state_dict(archive.load())
+    if state_dict is None:
+        raise ModelReadError(f"{path.name} holds no state_dict")
+    return stored_tensors_of(state_dict, archive)
 
 
 def _safetensors(path: Path, options: ReadOptions, stack):

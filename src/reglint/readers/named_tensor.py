@@ -18,6 +18,11 @@ FLOAT_CONSTANTS = ("float32", "float16", "float64")
 ITEMSIZE = {"uint8": 1, "int8": 1, "bool": 1, "float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2, "float32": 4,
             "int32": 4, "uint32": 4, "float64": 8, "int64": 8, "uint64": 8}
 
+# The most values a quantization constant (scales, absmax, zero points,
+# decoded) may hold: a 405B model's largest layer has a few million scales.
+MAX_CONSTANT_VALUES = 1 << 24
+
+
 @dataclass
 class NamedTensor:
     """A stored tensor, whatever the file format: name, shape, dtype, and

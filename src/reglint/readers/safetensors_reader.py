@@ -36,6 +36,7 @@ from reglint.readers.torch_checkpoint import NamedTensor, build_layers
 DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
           "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "U16": "uint16", "U32": "uint32",
           "U64": "uint64", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+          "F8_E8M0": "float8_e8m0fnu",
           "C64": "complex64"}
 
 
@@ -46,7 +47,7 @@ class SafetensorsFile:
         from safetensors import safe_open
 
         self.path, self.options = Path(path), options
-        self.quantized: dict[str, int] = {}  # bitsandbytes weights by kind (nf4, fp4, int8)
+        self.quantized: dict[str, int] = {}  # quantized weights by kind (nf4, gptq int4 ...)
         self._header = self._read_header()
         try:
             self._handle = safe_open(str(self.path), framework="numpy")
@@ -80,8 +81,9 @@ class SafetensorsFile:
         return header
 
     def tensors(self) -> list[NamedTensor]:
-        """Every tensor; a bitsandbytes-quantized weight as the float
-        parameter it stands for (``bnb_quantized``; counted in ``quantized``)."""
+        """Every tensor; a quantized weight as the float parameter it
+        stands for (``bnb_quantized.dequantized_checkpoint``; counted in
+        ``quantized``)."""
         out, self.quantized = dequantized_checkpoint(self.stored_tensors(), self, self.options.chunk_bytes)
         return out
 

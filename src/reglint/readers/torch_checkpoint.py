@@ -218,20 +218,28 @@ def find_optimizer(obj: Any, notes: list[str]) -> tuple[str | None, dict | None]
 
 def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = None) -> list[NamedTensor]:
     """A torch state_dict's tensors as ``NamedTensor``s reading from
-    ``archive``; bitsandbytes weights as the float parameters they stand
-    for (``bnb_quantized``), counted by kind into ``quantized``."""
+    ``archive``; quantized weights as the float parameters they stand for
+    (``bnb_quantized.dequantized_checkpoint``), counted by kind into
+    ``quantized``."""
+    out, source = stored_tensors_of(state_dict, archive)
+    if archive is None or not hasattr(archive, "stored_bytes"):
+        return out
+    out, found = dequantized_checkpoint(out, source, archive.options.chunk_bytes)
+    for kind, count in found.items():
+        if quantized is not None:
+            quantized[kind] = quantized.get(kind, 0) + count
+    return out
+
+
+def stored_tensors_of(state_dict: dict, archive) -> tuple[list[NamedTensor], ArchiveSource]:
+    """A torch state_dict's tensors as stored, and where their bytes are
+    (a sharded save dequantizes over all its shards at once: ``hf_folder``)."""
     out, refs = [], {}
     for name, value in state_dict.items():
         if isinstance(value, TensorRef):
             out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(), _reader(archive, value)))
             refs[name] = value
-    if archive is None or not hasattr(archive, "stored_bytes"):
-        return out
-    out, found = dequantized_checkpoint(out, ArchiveSource(archive, refs), archive.options.chunk_bytes)
-    for kind, count in found.items():
-        if quantized is not None:
-            quantized[kind] = quantized.get(kind, 0) + count
-    return out
+    return out, ArchiveSource(archive, refs)
 
 
 class ArchiveSource:

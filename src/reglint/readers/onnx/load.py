@@ -4,6 +4,7 @@ stand-in, and external data confined to the model's folder."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -99,6 +100,14 @@ def check_external_locations(tensors: Iterable[tuple[str, Any]], folder: Path) -
             safe_location(info.get("location", ""), folder, f"tensor {tensor.name!r}")
 
 
+# onnxruntime's own ops that it registers in the default ONNX domain
+# (onnxruntime/core/graph/contrib_ops/onnx_function_util / contrib_defs.cc:
+# ``ONNX_CONTRIB_OPERATOR_SCHEMA`` with domain ""), which onnx.checker has no
+# schema for.
+ORT_OPS_IN_DEFAULT_DOMAIN = {"SimplifiedLayerNormalization"}
+UNREGISTERED = re.compile(r"No Op registered for (?P<op>\w+) with domain_version")
+
+
 def run_checker(path: Path, proto, tensors: Iterable[tuple[str, Any]]) -> str | None:
     """``onnx.checker``'s objection as a note, or None when it has none."""
     import onnx
@@ -113,6 +122,10 @@ def run_checker(path: Path, proto, tensors: Iterable[tuple[str, Any]]) -> str | 
         onnx.checker.check_model(str(path) if external else checker_stub(proto))
     except Exception as exc:
         first = one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, 200)
+        unknown = UNREGISTERED.search(first)
+        if unknown and unknown["op"] in ORT_OPS_IN_DEFAULT_DOMAIN:
+            return (f"onnx.checker does not know {unknown['op']}, an op onnxruntime registers in the default ONNX "
+                    "domain (its transformer optimizer and onnxruntime-genai write it there); read anyway")
         return f"onnx.checker rejects the model ({first}); read anyway"
     return None
 
