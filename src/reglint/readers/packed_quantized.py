@@ -411,7 +411,7 @@ def _scaled(weight: NamedTensor, module: str, by_name: dict[str, NamedTensor], s
     if weight.dtype in FLOAT8:
         if scale.dtype not in SCALE_DTYPES + E8M0:
             return None
-        kind = "mxfp8" if scale.dtype in E8M0 else "fp8"
+        kind = "mxfp8" if scale.dtype in E8M0 and not inverse else "fp8"
     elif scale.dtype in SCALE_DTYPES and not inverse:
         kind = weight.dtype
     else:
