@@ -50,6 +50,13 @@ OUT = HERE / "out"
 INPUTS = OUT / "inputs"
 BIG = OUT / "big"
 INT4 = OUT / "int4"
+HF_INT4 = OUT / "hf_int4"
+# A Python with torch, transformers and compressed-tensors for the hf_int4
+# group's input and its alternative (never reglint's own environment).
+TORCH_PY = os.environ.get("REGLINT_TORCH_PYTHON", "/work/torchenv/bin/python")
+HF_LOAD = ("import sys, torch, transformers; "
+           "m = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1]); "
+           "sum(p.numel() for p in m.parameters())")
 LOGS = OUT / "logs"
 PY = sys.executable
 BIN = Path(PY).parent
@@ -287,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="also the ~1 GB .keras and ~2 GB ONNX models")
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--only", default=None,
-                        help="comma-separated groups: startup,small,keras,h5,onnx,onnx_ext,onnx_int4,big_keras,"
-                             "big_onnx")
+                        help="comma-separated groups: startup,small,keras,h5,onnx,onnx_ext,onnx_int4,hf_int4,"
+                             "big_keras,big_onnx")
     parser.add_argument("--no-markdown", action="store_true", help="write results.json only")
     parser.add_argument("--editable", action="store_true",
                         help="time this venv's (editable) reglint instead of a fresh release install")
@@ -409,6 +416,27 @@ def main(argv: list[str] | None = None) -> int:
         add_ratios("int4:onnx", by, [("onnxruntime / reglint", "ort", "reglint"),
                                      ("onnx.load / reglint", "onnx_load", "reglint"),
                                      ("reglint / pyread", "reglint", "pyread")])
+
+    # 5. a 4-bit Hugging Face checkpoint (compressed-tensors W4A16, as vLLM
+    # serves them): reglint dequantizes every group for its statistics;
+    # transformers builds the model (it decompresses on the CPU)
+    if wanted("hf_int4") and Path(TORCH_PY).exists():
+        manifest = HF_INT4 / "manifest.json"
+        if not manifest.exists():
+            log("building the 4-bit Hugging Face input (bench/make_hf_int4.py) ...")
+            subprocess.run([TORCH_PY, str(HERE / "make_hf_int4.py"), str(HF_INT4)], check=True, cwd=ROOT)
+        q4 = json.loads(manifest.read_text())
+        weights = sorted(HF_INT4.glob("*.safetensors"))
+        by = record("int4:hf", "4-bit Llama, compressed-tensors W4A16 (HF folder)", [
+            reglint_check("hf_int4.reglint", HF_INT4),
+            Cmd("hf_int4.transformers", "`transformers.AutoModelForCausalLM.from_pretrained(FOLDER)` (torch env)",
+                [TORCH_PY, "-c", HF_LOAD, str(HF_INT4)]),
+            *bare_reads("hf_int4", *weights),
+        ], q4["bytes"], {"float_params": q4["float_params"]})
+        add_ratios("int4:hf", by, [("transformers / reglint", "transformers", "reglint"),
+                                   ("reglint / pyread", "reglint", "pyread")])
+    elif wanted("hf_int4"):
+        log(f"== hf_int4 skipped: no torch environment at {TORCH_PY} (REGLINT_TORCH_PYTHON)")
 
     # --big: peak memory on ~1 GB .keras and ~2 GB ONNX
     if args.big:
