@@ -25,8 +25,12 @@ import torch.nn as nn
 
 def main() -> None:
     from compressed_tensors.compressors import ModelCompressor
-    from compressed_tensors.quantization import (QuantizationArgs, QuantizationConfig, QuantizationScheme,
-                                                 apply_quantization_config)
+    from compressed_tensors.quantization import (
+        QuantizationArgs,
+        QuantizationConfig,
+        QuantizationScheme,
+        apply_quantization_config,
+    )
     from compressed_tensors.quantization.utils import calculate_qparams
     from transformers import LlamaConfig, LlamaForCausalLM
 
