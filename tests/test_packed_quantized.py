@@ -293,3 +293,19 @@ def test_a_zero_global_scale_says_nothing_on_stderr(tmp_path):
         warnings.simplefilter("error")
         weight = variables(read_model(folder))["fc.weight"]
     assert weight.size == 256
+
+
+def test_a_bitsandbytes_weight_is_not_dequantized_twice(tmp_path):
+    """An LLM.int8 layer (``weight`` int8 beside ``SCB``) is bitsandbytes'
+    (``value = code * SCB[row] / 127``) even with a ``weight_scale`` beside
+    it: the second pass leaves weights the first replaced."""
+    codes = np.arange(-8, 8, dtype=np.int8).reshape(4, 4)
+    scb = np.array([127.0, 254.0, 127.0, 63.5], dtype=np.float32)
+    path = write_safetensors(tmp_path / "bnb.safetensors", {
+        "fc.weight": ("I8", (4, 4), codes.tobytes()),
+        "fc.SCB": ("F32", (4,), scb.tobytes()),
+        "fc.weight_scale": ("F32", (4, 1), np.full(4, 100.0, np.float32).tobytes())})
+    model = read_model(path)
+    want = (codes.astype(np.float64) * (scb[:, None] / 127.0)) ** 2
+    assert variables(model)["fc.weight"].stats.sum_sq == pytest.approx(float(want.sum()))
+    assert [n for n in model.notes if "stored quantized by bitsandbytes (int8)" in n]
