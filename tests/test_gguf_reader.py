@@ -227,6 +227,7 @@ def gguf_file(kvs=(), tensors=(), data=b"", version=3, n_tensors=None, n_kv=None
 
 
 VALUES = np.arange(-4, 4, dtype=np.float32) / 4
+TENSOR = tensor_info("blk.0.attn_q.weight", [4, 2], 0, 0)
 GOOD = gguf_file([kv("general.architecture", 8, gstr("llama"))],
                  [tensor_info("blk.0.attn_q.weight", [4, 2], 0, 0)], VALUES.tobytes())
 
@@ -264,6 +265,51 @@ def test_a_file_made_here(tmp_path):
     assert var.stats.sum_sq == pytest.approx(float(np.dot(VALUES, VALUES)))
 
 
+def test_version_2_reads_as_3(tmp_path):
+    """GGUF v2 (August-October 2023) has v3's layout."""
+    path = tmp_path / "v2.gguf"
+    path.write_bytes(gguf_file([], [tensor_info("output.weight", [4, 2], 0, 0)], VALUES.tobytes(), version=2))
+    model = read_model(path)
+    assert model.total_params == 8 and model.metadata["gguf_version"] == 2
+
+
+def test_roles_of_other_architectures_names(tmp_path):
+    """GGUF's names beyond a Llama's (gguf-py TENSOR_NAMES): BERT's
+    token_types and position_embd tables, a LayerNorm's bias (beta), a
+    Qwen-style attention bias, Mamba's suffix-less ssm_d, rope factors (no
+    parameter), a LoRA adapter's lora_a/lora_b, an integer tensor."""
+    names = [("token_types.weight", [4, 2], 0), ("position_embd.weight", [4, 2], 0),
+             ("blk.0.attn_output_norm.weight", [4], 0), ("blk.0.attn_output_norm.bias", [4], 0),
+             ("blk.0.attn_q.weight", [4, 2], 0), ("blk.0.attn_q.bias", [2], 0), ("blk.0.ssm_d", [4], 0),
+             ("rope_factors_long.weight", [2], 0), ("blk.0.ffn_up.weight.lora_a", [4, 2], 0),
+             ("blk.0.ffn_up.weight.lora_b", [2, 4], 0), ("blk.0.ids", [4], 26)]
+    infos = [tensor_info(name, dims, type_id, 32 * i) for i, (name, dims, type_id) in enumerate(names)]
+    path = tmp_path / "names.gguf"
+    path.write_bytes(gguf_file([], infos, bytes(32 * len(names))))
+    model = read_model(path)
+    roles = {v.location: v.role for _, v in model.variables()}
+    classes = {layer.path: layer.class_name for layer in model.layers}
+    assert roles == {"token_types.weight": Role.EMBEDDINGS, "position_embd.weight": Role.EMBEDDINGS,
+                     "blk.0.attn_output_norm.weight": Role.GAMMA, "blk.0.attn_output_norm.bias": Role.BETA,
+                     "blk.0.attn_q.weight": Role.KERNEL, "blk.0.attn_q.bias": Role.BIAS, "blk.0.ssm_d": Role.OTHER,
+                     "blk.0.ffn_up.weight.lora_a": Role.KERNEL, "blk.0.ffn_up.weight.lora_b": Role.KERNEL}
+    assert classes["blk.0.attn_output_norm"] == "LayerNorm" and classes["blk.0.ffn_up"] == "LoRA"
+    assert classes["token_types"] == "Embedding" and classes["blk.0.attn_q"] == "Linear"
+    assert model.total_params == 8 + 8 + 4 + 4 + 8 + 2 + 4 + 8 + 8
+    assert any("rope_factors_long.weight" in n for n in model.notes)
+    assert any("1 integer tensors are not parameters: blk.0.ids" in n for n in model.notes)
+
+
+def test_a_split_file_says_which_part_it_is(tmp_path):
+    """gguf-split's shards: each a GGUF of its own holding some tensors."""
+    kvs = [kv("split.no", 2, struct.pack("<H", 0)), kv("split.count", 2, struct.pack("<H", 3)),
+           kv("split.tensors.count", 5, struct.pack("<i", 30))]
+    path = tmp_path / "model-00001-of-00003.gguf"
+    path.write_bytes(gguf_file(kvs, [TENSOR], VALUES.tobytes()))
+    model = read_model(path)
+    assert any("split 1 of 3: this file holds 1 of the model's 30 tensors" in n for n in model.notes)
+
+
 def test_an_unknown_ggml_type_is_counted_without_statistics(tmp_path):
     path = tmp_path / "m.gguf"
     path.write_bytes(gguf_file([], [tensor_info("blk.0.attn_q.weight", [4, 2], 99, 0)], VALUES.tobytes()))
@@ -294,7 +340,6 @@ def test_a_large_vocabulary_is_skipped_fast(tmp_path):
     assert model.total_params == 8 and "tokenizer.ggml.tokens" not in model.metadata["gguf_metadata"]
 
 
-TENSOR = tensor_info("blk.0.attn_q.weight", [4, 2], 0, 0)
 HUGE = 1 << 60
 HOSTILE = {
     "header_cut": (GOOD[:20], "runs past the end"),
