@@ -350,6 +350,8 @@ HOSTILE = {
     "nested_arrays": (gguf_file([kv("x", 9, struct.pack("<IQ", 9, 1) * 20 + struct.pack("<IQ", 0, 0))]), "nested"),
     "kv_count_2e60": (gguf_file(n_kv=HUGE), "cannot fit"),
     "tensor_count_2e60": (gguf_file(n_tensors=HUGE), "cannot fit"),
+    "kv_count_1e6": (gguf_file([kv("a", 0, b"\0")] * 3, n_kv=1 << 20) + bytes(16 << 20), "key-value pairs"),
+    "tensor_count_1e6": (gguf_file(n_tensors=1 << 20) + bytes(32 << 20), "1048576 tensors"),
     "value_type_13": (gguf_file([kv("x", 13, b"\0" * 8)]), "value type 13"),
     "n_dims_9": (gguf_file([], [tensor_info("w.weight", [1] * 9, 0, 0)], bytes(64)), "9 dimensions"),
     "dims_overflow": (gguf_file([], [tensor_info("w.weight", [1 << 40, 1 << 40], 0, 0)], bytes(64)), "overflow"),

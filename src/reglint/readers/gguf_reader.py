@@ -45,6 +45,7 @@ experts stacked, [experts, out, in]); a bias is a bias; anything else
 from __future__ import annotations
 
 import math
+import os
 import re
 import struct
 from collections.abc import Callable
@@ -67,7 +68,10 @@ MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_NAME = 64  # GGML_MAX_NAME: llama.cpp refuses tensor names of 64 bytes or more
 MAX_KEY = 1 << 16  # the GGUF spec: keys of at most 65,535 bytes
 MAX_NESTING = 8  # arrays of arrays: gguf-py writes them, llama.cpp refuses them
-MAX_TENSORS = 1 << 20
+# Real files hold tens of key-value pairs and at most a few thousand tensors
+# (a MoE's experts are stacked); each pair and tensor is Python work.
+MAX_KV = 1 << 16
+MAX_TENSORS = 1 << 18
 KEEP_STRING = 1024  # a metadata string kept for the report (longer: skipped)
 KEEP_ITEMS = 64  # an array kept for the report (longer: skipped)
 READ_AHEAD = 1 << 20
@@ -197,18 +201,32 @@ class _Cursor:
 
 
 class GGUFFile:
-    """One GGUF file's header: metadata and tensor table, checked."""
+    """One GGUF file's header: metadata and tensor table, checked (use as a
+    context manager: the file stays open for the statistics)."""
 
     def __init__(self, path: Path, options: ReadOptions):
         self.path, self.options = Path(path), options
         self.metadata: dict[str, Any] = {}
         self.tensors: list[TensorInfo] = []
         try:
-            self.size = self.path.stat().st_size
-            with self.path.open("rb") as handle:
-                self._parse(_Cursor(handle, self.size, options.max_header_bytes))
+            self._handle = self.path.open("rb")
         except OSError as exc:
             raise ModelReadError(f"cannot open: {exc.strerror or exc}") from None
+        try:
+            self.size = os.fstat(self._handle.fileno()).st_size
+            self._parse(_Cursor(self._handle, self.size, options.max_header_bytes))
+        except OSError as exc:
+            self._handle.close()
+            raise ModelReadError(f"cannot read: {exc.strerror or exc}") from None
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def __enter__(self) -> GGUFFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.close()
 
     # -- header ---------------------------------------------------------------
     def _parse(self, cur: _Cursor) -> None:
@@ -230,6 +248,8 @@ class GGUFFile:
             raise ModelReadError(f"not a valid GGUF file: {n_tensors} tensors cannot fit in the file")
         if n_tensors > MAX_TENSORS:
             raise UnsafeInputError(f"GGUF file lists {n_tensors} tensors (more than {MAX_TENSORS}): refused")
+        if n_kv > MAX_KV:
+            raise UnsafeInputError(f"GGUF file lists {n_kv} key-value pairs (more than {MAX_KV}): refused")
         types: dict[str, int] = {}
         for i in range(n_kv):
             key = cur.text(f"key {i}", MAX_KEY)
@@ -352,18 +372,20 @@ class GGUFFile:
         # Bounded by the chunk in bytes read and in float32 values made.
         step = max(1, self.options.chunk_bytes // max(block_bytes, 4 * block))
         acc = StatsAccumulator()
-        with self.path.open("rb") as handle:
-            for first in range(0, blocks, step):
-                n = min(step, blocks - first)
-                handle.seek(tensor.offset + first * block_bytes)
-                raw = handle.read(n * block_bytes)
-                if len(raw) != n * block_bytes:
-                    return None
-                try:
-                    values = decode(raw)
-                except (ValueError, IndexError, TypeError, NotImplementedError):
-                    return None
-                acc.add(values)
+        for first in range(0, blocks, step):
+            n = min(step, blocks - first)
+            try:
+                self._handle.seek(tensor.offset + first * block_bytes)
+                raw = self._handle.read(n * block_bytes)
+            except OSError:
+                return None
+            if len(raw) != n * block_bytes:
+                return None
+            try:
+                values = decode(raw)
+            except (ValueError, IndexError, TypeError, NotImplementedError):
+                return None
+            acc.add(values)
         return acc.result()
 
 
@@ -519,14 +541,14 @@ def gguf_note(file: GGUFFile) -> str | None:
 
 def read_gguf(path: Path, options: ReadOptions) -> Model:
     """A ``.gguf`` file: parameter counts and statistics of the dequantized weights."""
-    file = GGUFFile(path, options)
-    if not file.tensors:
-        raise ModelReadError("a GGUF file without tensors (a vocabulary-only file?): no model weights")
+    with GGUFFile(path, options) as file:
+        if not file.tensors:
+            raise ModelReadError("a GGUF file without tensors (a vocabulary-only file?): no model weights")
+        model = Model(path=str(path), format="gguf", framework="pytorch")
+        model.layers = build_gguf_layers(file, options, model.notes)
     meta = file.metadata
-    model = Model(path=str(path), format="gguf", framework="pytorch")
     name = meta.get("general.name")
     model.name = name if isinstance(name, str) and name else None
-    model.layers = build_gguf_layers(file, options, model.notes)
     note = gguf_note(file)
     if note:
         model.notes.append(note)
