@@ -51,6 +51,10 @@ def write_hostile_files(folder: Path) -> dict[str, set[int]]:
     raw("random.keras", os.urandom(4096), ERROR)
     raw("random.h5", os.urandom(4096), ERROR)
     raw("random.onnx", os.urandom(4096), ERROR)
+    # GGUF (llama.cpp): the magic, then a header claiming what no file holds.
+    raw("random.gguf", b"GGUF" + os.urandom(4092), ERROR)
+    raw("gguf_string_2e60.gguf", b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little")
+        + (1).to_bytes(8, "little") + (1 << 60).to_bytes(8, "little") + b"general.name", ERROR)
     raw("text_named.h5", b"this is not a model\n" * 10, ERROR)
     raw("h5_named.keras", h5_bytes, LINTED)  # sniffed by content: it is a real HDF5 model
     raw("keras_named.h5", keras_bytes, LINTED)

@@ -31,8 +31,8 @@ EXIT_CODES = ("Exit codes: 0 clean (or every finding below --fail-on); 1 finding
 app = typer.Typer(
     name="reglint",
     help="Lint the regularization of saved Keras, ONNX and PyTorch models (.pt/.pth/.ckpt checkpoints, "
-         "safetensors, Hugging Face folders): lambdas and weight decays that dominate the loss, destabilise "
-         "training or do nothing.\n\n"
+         "safetensors, Hugging Face folders) and GGUF files: lambdas and weight decays that dominate the loss, "
+         "destabilise training or do nothing.\n\n"
          "[bold]reglint FILE ...[/] is short for [bold]reglint check FILE ...[/]\n\n" + EXIT_CODES,
     epilog="reglint check -h lists the options of a lint run.",
     rich_markup_mode="rich",

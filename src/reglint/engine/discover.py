@@ -1,6 +1,6 @@
 """Find the model files under the given paths.
 
-* Folders are searched for ``.keras .h5 .hdf5 .onnx`` files, PyTorch
+* Folders are searched for ``.keras .h5 .hdf5 .onnx .gguf`` files, PyTorch
   checkpoints (``.pt .pth .ckpt .safetensors``, and ``.bin`` files that are
   torch.save archives: any other ``.bin`` is not a model and is skipped,
   even when named), SavedModel folders (a folder holding ``saved_model.pb``

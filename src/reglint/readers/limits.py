@@ -27,3 +27,6 @@ class ReadOptions:
     # interpreter can make a Python object per byte (~60 bytes each), and a
     # real one holds ~150 bytes per tensor (16 MiB: ~100,000 tensors).
     max_pickle_bytes: int = 16 * MiB
+    # A GGUF file's header (metadata and tensor table) larger than this is
+    # refused: a 256k-token vocabulary with its merges is ~15 MiB.
+    max_header_bytes: int = 64 * MiB

@@ -12,9 +12,10 @@ from reglint.errors import ModelReadError, UnsafeInputError
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+GGUF_MAGIC = b"GGUF"  # llama.cpp's format
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", *TORCH_SUFFIXES)
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".gguf", *TORCH_SUFFIXES)
 # A .json file is a model only when its content says so (``looks_like_keras_json``).
 JSON_SUFFIX = ".json"
 JSON_PROBE_BYTES = 64 << 10
@@ -42,6 +43,7 @@ class Format(str, Enum):
     SAFETENSORS = "safetensors"
     HF_FOLDER = "Hugging Face folder"
     KERAS_FOLDER = "Keras folder"
+    GGUF = "GGUF"
     PICKLE = "pickle"
     KERAS_JSON = "Keras JSON architecture"
     UNKNOWN = "unknown format"
@@ -83,6 +85,8 @@ def sniff(path: Path) -> Format:
         return Format.HDF5
     if head.startswith(ZIP_MAGIC):
         return _zip_format(path, head)
+    if head.startswith(GGUF_MAGIC):
+        return Format.GGUF
     if path.name == "saved_model.pb" or path.name == "keras_metadata.pb":
         return Format.SAVEDMODEL
     if looks_like_safetensors(head, path) or path.suffix.lower() == ".safetensors":
@@ -93,6 +97,8 @@ def sniff(path: Path) -> Format:
     leading_brace = head.lstrip(_UTF8_BOM + b" \t\r\n").startswith(b"{")
     if suffix == JSON_SUFFIX or (suffix not in (*MODEL_SUFFIXES, ".ort") and leading_brace):
         return Format.KERAS_JSON  # the reader refuses JSON that is not a Keras model
+    if suffix == ".gguf":
+        raise ModelReadError("not a GGUF file (bad magic): truncated or mislabelled")
     if path.suffix.lower() in (".onnx", ".ort") or _looks_like_onnx(head):
         return Format.ONNX
     if path.suffix.lower() in (".h5", ".hdf5"):
