@@ -14,7 +14,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", *TORCH_SUFFIXES)
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".tflite", *TORCH_SUFFIXES)
 # A .json file is a model only when its content says so (``looks_like_keras_json``).
 JSON_SUFFIX = ".json"
 JSON_PROBE_BYTES = 64 << 10
@@ -30,6 +30,8 @@ PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 # safetensors: an 8-byte little-endian header length, then a JSON object.
 SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 # torch.save before 1.6 pickled this number (LONG1 0x1950a86a20f9469cfc6c) first.
+# A TFLite FlatBuffer: a 4-byte root offset, then the file identifier.
+TFLITE_IDENTIFIER = b"TFL3"
 LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
@@ -44,6 +46,7 @@ class Format(str, Enum):
     KERAS_FOLDER = "Keras folder"
     PICKLE = "pickle"
     KERAS_JSON = "Keras JSON architecture"
+    TFLITE = "TensorFlow Lite"
     UNKNOWN = "unknown format"
 
 
@@ -83,6 +86,10 @@ def sniff(path: Path) -> Format:
         return Format.HDF5
     if head.startswith(ZIP_MAGIC):
         return _zip_format(path, head)
+    if head[4:8] == TFLITE_IDENTIFIER:  # before the pickle and JSON guesses a root offset could pass
+        return Format.TFLITE
+    if path.suffix.lower() == ".tflite":
+        raise ModelReadError("not a TensorFlow Lite flatbuffer (no TFL3 identifier): truncated or mislabelled")
     if path.name == "saved_model.pb" or path.name == "keras_metadata.pb":
         return Format.SAVEDMODEL
     if looks_like_safetensors(head, path) or path.suffix.lower() == ".safetensors":
