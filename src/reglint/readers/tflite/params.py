@@ -89,6 +89,7 @@ class Param:
     role: Role = Role.OTHER
     slot_name: str = ""
     op: OperatorInfo | None = None  # the consumer that gave the role
+    slot: int = 0  # the op's input that gave it
     uses: int = 0
     dequantize: bool = False  # reaches its op through a DEQUANTIZE (float16 or int8 storage)
     layer: str = ""
@@ -187,15 +188,15 @@ def collect_params(sub: SubgraphInfo, has_data) -> tuple[list[Param], int]:
             constants += 1
             continue
         consumers, dequantized = graph.uses(tensor.index)
-        best: tuple[int, Role, str, OperatorInfo | None] = (ROLE_RANK[Role.OTHER] + 1, Role.OTHER, "", None)
+        best: tuple[int, Role, str, OperatorInfo | None, int] = (ROLE_RANK[Role.OTHER] + 1, Role.OTHER, "", None, 0)
         for op, slot in consumers:
             found = role_at(graph, op, slot, tensor)
             if found is not None and ROLE_RANK[found[0]] < best[0]:
-                best = (ROLE_RANK[found[0]], found[0], found[1], op)
+                best = (ROLE_RANK[found[0]], found[0], found[1], op, slot)
         if best[3] is None:
             constants += 1
             continue
-        params.append(Param(sub.index, tensor, best[1], best[2], best[3],
+        params.append(Param(sub.index, tensor, best[1], best[2], best[3], best[4],
                             uses=len({op.index for op, _ in consumers}), dequantize=dequantized))
     return params, constants
 

@@ -108,7 +108,26 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     order = sorted(groups, key=lambda k: min((p.subgraph, p.op.index if p.op else 1 << 60) for p in groups[k]))
     model.layers = [_layer(key, groups[key], stats, graphs) for key in order]
     _notes(model, params, constants, shared, unnamed, folded, options)
+    model.notes[1:1] = [_zero_depthwise_bias(key, groups[key], stats) for key in order
+                        if _zero_depthwise_bias(key, groups[key], stats)]
     return model
+
+
+def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
+    """The converter gives a SeparableConv2D's depthwise step a bias of
+    zeros (Keras' layer has one bias, after the pointwise step)."""
+    if not any(p.op is not None and p.op.opcode == CONV_2D for p in members):
+        return ""
+    zeros = 0
+    for p in members:
+        found = stats.get(id(p))
+        if p.role is Role.BIAS and p.op is not None and p.op.opcode == DEPTHWISE_CONV_2D and found is not None \
+                and found.max_abs == 0 and not found.nonfinite:
+            zeros += p.tensor.size
+    if not zeros or not any(p.role is Role.DEPTHWISE_KERNEL for p in members):
+        return ""
+    return (f"{key}: the depthwise step's bias ({zeros} zeros) is the converter's (Keras' SeparableConv2D has one "
+            f"bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
 
 
 def _shared_buffers(params: list[Param]) -> tuple[list[Param], int]:
@@ -236,11 +255,7 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
 
 def _op_slot(p: Param) -> tuple[int, int]:
     """A variable's place: its op's, then its input slot's."""
-    op = p.op
-    if op is None:
-        return 1 << 60, 0
-    slots = [i for i, t in enumerate(op.inputs) if t == p.tensor.index]
-    return op.index, slots[0] if slots else len(op.inputs)
+    return (p.op.index if p.op is not None else 1 << 60), p.slot
 
 
 def _fan_axes(p: Param, role: Role) -> tuple[tuple[int, ...], tuple[int, ...]] | None:

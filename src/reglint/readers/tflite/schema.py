@@ -97,6 +97,7 @@ class BufferRef:
 
     start: int
     size: int
+    external: bool = False  # after the flatbuffer, at Buffer.offset/size
 
 
 @dataclass
@@ -118,11 +119,11 @@ class _Reader:
 
     def table(self, pos: int) -> Table:
         if not 0 <= pos <= self.size - 4:
-            raise ModelReadError(f"table at byte {pos} is outside the flatbuffer")
+            raise ModelReadError(f"table at byte {pos} is outside the flatbuffer: truncated or corrupt")
         tab = Table(self.buf, pos)
         vtable = pos - tab.Get(N.SOffsetTFlags, pos)
         if not 0 <= vtable <= self.size - 4:
-            raise ModelReadError(f"table at byte {pos} has its vtable outside the flatbuffer")
+            raise ModelReadError(f"table at byte {pos} has its vtable outside the flatbuffer: truncated or corrupt")
         vsize, tsize = tab.Get(N.VOffsetTFlags, vtable), tab.Get(N.VOffsetTFlags, vtable + 2)
         if vsize < 4 or vsize % 2 or vtable + vsize > self.size or pos + tsize > self.size:
             raise ModelReadError(f"table at byte {pos} has a malformed vtable")
@@ -135,7 +136,7 @@ class _Reader:
             return None
         pos = tab.Pos + off
         if pos + width > self.size:
-            raise ModelReadError("a field runs past the end of the flatbuffer")
+            raise ModelReadError("a field runs past the end of the flatbuffer: truncated or corrupt")
         return pos
 
     def scalar(self, tab: Table, slot: int, flags, default):
@@ -153,7 +154,7 @@ class _Reader:
         if pos is None:
             return 0, 0
         if pos + 4 > self.size:
-            raise ModelReadError(f"{what} lies outside the flatbuffer")
+            raise ModelReadError(f"{what} lies outside the flatbuffer: truncated or corrupt")
         count = tab.Get(N.UOffsetTFlags, pos)
         if pos + 4 + count * itemsize > self.size:
             raise ModelReadError(f"{what} claims {count} entries, more than the file holds: truncated or corrupt")
@@ -195,7 +196,7 @@ def parse(buf, file_size: int) -> TfliteFile:
     metadata = {}
     for meta in reader.tables(root, 6, MAX_OPCODES, "the metadata list"):
         metadata[reader.string(meta, 0, "a metadata name")] = int(reader.scalar(meta, 1, N.Uint32Flags, 0))
-    external = sum(1 for b in buffers if b.size and b.start >= reader.size)
+    external = sum(1 for b in buffers if b.external)
     model = TfliteFile(version, description, subgraphs, buffers, metadata, external)
     for sub in subgraphs:
         for tensor in sub.tensors:
@@ -257,7 +258,7 @@ def _tensor(reader: _Reader, index: int, tab: Table) -> TensorInfo:
 
 
 def _quantization(reader: _Reader, tab: Table, name: str, shape: tuple[int, ...]) -> Quantization | None:
-    limit = max(shape, default=1)
+    limit = max((1, *shape))
     scale = reader.array(tab, 2, "<f4", limit, f"tensor {name!r}'s scales")
     zero = reader.array(tab, 3, "<i8", limit, f"tensor {name!r}'s zero points")
     if not scale.size:
@@ -279,5 +280,5 @@ def _buffer(reader: _Reader, tab: Table, index: int) -> BufferRef:
         if offset + size > reader.file_size:
             raise ModelReadError(f"buffer {index} runs past the end of the file ({offset} + {size} bytes of "
                                  f"{reader.file_size}): truncated")
-        return BufferRef(offset, size)
+        return BufferRef(offset, size, external=True)
     return BufferRef(0, 0)
