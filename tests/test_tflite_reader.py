@@ -451,3 +451,29 @@ def test_mislabelled_tflite_suffix(tmp_path):
     path.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelReadError, match="no TFL3 identifier"):
         read_model(path)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_int4_weights_are_unpacked_and_dequantized(axis):
+    """int4 values, two a byte (low nibble first), per-channel scales:
+    the statistics of (q - zero_point) * scale."""
+    from reglint.readers.tflite.schema import INT4, BufferRef, Quantization, TensorInfo
+    from reglint.readers.tflite.stats import check_extent, tensor_stats
+
+    rng = np.random.default_rng(3)
+    q = rng.integers(-8, 8, size=(5, 3))
+    scale = rng.uniform(0.01, 0.1, size=q.shape[axis])
+    nibbles = (q.reshape(-1) & 0x0F).astype(np.uint8)
+    nibbles = np.append(nibbles, np.uint8(0)) if nibbles.size % 2 else nibbles
+    packed = (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
+    data = b"\x00" * 4 + packed
+    tensor = TensorInfo(0, "w", q.shape, INT4, 1, Quantization(scale, np.zeros(1, np.int64), axis))
+    ref = BufferRef(4, len(packed))
+    check_extent(tensor, ref)
+    stats = tensor_stats(data, ref, tensor, chunk_bytes=16)  # a few rows a chunk
+    shape = [1, 1]
+    shape[axis] = scale.size
+    want = q * scale.reshape(shape)
+    assert stats.count == q.size
+    assert stats.sum_sq == pytest.approx(float((want ** 2).sum()), rel=1e-12)
+    assert stats.max_abs == pytest.approx(float(np.abs(want).max()), rel=1e-12)
