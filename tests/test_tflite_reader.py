@@ -32,6 +32,10 @@ from helpers import FIXTURES, ROOT
 TFLITE = FIXTURES / "tflite"
 MANIFEST = json.loads((TFLITE / "manifest.json").read_text())
 ENTRIES = MANIFEST["files"]
+# The same CNN and text models through TensorFlow 2.15's converter (tf.keras
+# 2.15: no Keras 3 suffixes; the folded bias named after the BatchNorm alone).
+LEGACY = json.loads((TFLITE / "tf2.15" / "manifest.json").read_text())["files"]
+ALL = ENTRIES + LEGACY
 LOCATION = re.compile(r"tensor (\d+): ")
 
 
@@ -54,12 +58,14 @@ def test_every_model_every_variant():
     assert {(e["model"], e["variant"]) for e in ENTRIES} == {
         (m, v) for m in ("mlp", "cnn", "text", "transformer")
         for v in ("float32", "float16", "dynamic_int8", "full_int8")}
-    assert sum(e["bytes"] for e in ENTRIES) < 512 * 1024
+    assert {(e["model"], e["variant"], e["tensorflow"]) for e in LEGACY} == {
+        (m, v, "2.15.1") for m in ("cnn", "text") for v in ("float32", "full_int8")}
+    assert sum(e["bytes"] for e in ALL) < 512 * 1024
     assert {t for e in ENTRIES for t in e["stored_types"]} == {"float32", "float16", "int8", "int32"}
     assert all(sniff(TFLITE / e["file"]) is Format.TFLITE for e in ENTRIES)
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=_id)
+@pytest.mark.parametrize("entry", ALL, ids=_id)
 def test_parameters_equal_the_interpreters(entry):
     """Every parameter tensor the interpreter finds, and no other: its
     shape, count and the statistics of its dequantized values."""
@@ -80,7 +86,7 @@ def test_parameters_equal_the_interpreters(entry):
     assert model.format == "tflite" and model.problems == []
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=_id)
+@pytest.mark.parametrize("entry", ALL, ids=_id)
 def test_counts_are_keras_less_what_conversion_folded(entry):
     """Keras' count, less each BatchNormalization folded into the
     convolution before it, plus the bias folding gave that convolution and
@@ -104,7 +110,7 @@ def _keras_layer_params(entry: dict) -> dict[str, int]:
     return layers
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=_id)
+@pytest.mark.parametrize("entry", ALL, ids=_id)
 def test_layers_are_named_as_keras_names_them(entry):
     """Keras 3's tracing suffix (``mlp_1/fc1_1/MatMul``) and the model scope
     are dropped; MultiHeadAttention's projections are its sub-layers
@@ -192,11 +198,10 @@ def test_kernel_fans_are_keras_fans():
     assert mlp.layer("fc1").variables[0].fans() == (32, 64)
 
 
-@pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "full_int8"])
-def test_folded_batchnorm_is_said(variant):
+@pytest.mark.parametrize("entry", [e for e in ALL if e["model"] == "cnn"], ids=_id)
+def test_folded_batchnorm_is_said(entry):
     """The converter folds BatchNormalization into the convolution before
     it: the note names both and what Keras counted there."""
-    entry = _entry("cnn", variant)
     model = read_model(TFLITE / entry["file"])
     (fold,) = entry["folded"]
     assert model.layer(fold["batchnorm"]) is None
