@@ -34,6 +34,7 @@ READERS = {
     Format.SAFETENSORS: "reglint.readers.safetensors_reader:read_safetensors",
     Format.HF_FOLDER: "reglint.readers.hf_folder:read_hf_folder",
     Format.GGUF: "reglint.readers.gguf_reader:read_gguf",
+    Format.TFLITE: "reglint.readers.tflite:read_tflite",
 }
 
 

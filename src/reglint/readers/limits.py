@@ -17,7 +17,8 @@ class ReadOptions:
     max_json_bytes: int = 64 * MiB
     # Nesting deeper than this in a JSON config is refused.
     max_json_depth: int = 200
-    # A zip member claiming to inflate to more than this is refused.
+    # A zip member claiming to inflate to more than this is refused, and so is
+    # a TFLite file larger than this (it is memory-mapped, never read whole).
     max_member_bytes: int = 8 * 1024 * MiB
     # Members whose compression ratio exceeds this are a zip bomb.
     max_compression_ratio: int = 1000

@@ -15,7 +15,7 @@ LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 GGUF_MAGIC = b"GGUF"  # llama.cpp's format
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".gguf", *TORCH_SUFFIXES)
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".gguf", ".tflite", *TORCH_SUFFIXES)
 # A .json file is a model only when its content says so (``looks_like_keras_json``).
 JSON_SUFFIX = ".json"
 JSON_PROBE_BYTES = 64 << 10
@@ -31,6 +31,8 @@ PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 # safetensors: an 8-byte little-endian header length, then a JSON object.
 SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 # torch.save before 1.6 pickled this number (LONG1 0x1950a86a20f9469cfc6c) first.
+# A TFLite FlatBuffer: a 4-byte root offset, then the file identifier.
+TFLITE_IDENTIFIER = b"TFL3"
 LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
@@ -46,6 +48,7 @@ class Format(str, Enum):
     GGUF = "GGUF"
     PICKLE = "pickle"
     KERAS_JSON = "Keras JSON architecture"
+    TFLITE = "TensorFlow Lite"
     UNKNOWN = "unknown format"
 
 
@@ -87,6 +90,10 @@ def sniff(path: Path) -> Format:
         return _zip_format(path, head)
     if head.startswith(GGUF_MAGIC):
         return Format.GGUF
+    if head[4:8] == TFLITE_IDENTIFIER:  # before the pickle and JSON guesses a root offset could pass
+        return Format.TFLITE
+    if path.suffix.lower() == ".tflite":
+        raise ModelReadError("not a TensorFlow Lite flatbuffer (no TFL3 identifier): truncated or mislabelled")
     if path.name == "saved_model.pb" or path.name == "keras_metadata.pb":
         return Format.SAVEDMODEL
     if looks_like_safetensors(head, path) or path.suffix.lower() == ".safetensors":

@@ -38,7 +38,8 @@ def render_full(report: RunReport, console: Console, *, show_layers: bool = True
 def _model_summary(rep: FileReport, console: Console) -> None:
     model, analysis = rep.model, rep.analysis
     assert model is not None  # the runner sets the model of every report without an error
-    label = {"onnx": "ONNX ", "pytorch": ""}.get(model.framework, "Keras ")  # pytorch: "Lightning 2.6.6"
+    # pytorch: "Lightning 2.6.6"
+    label = {"onnx": "ONNX ", "tflite": "TFLite ", "pytorch": ""}.get(model.framework, "Keras ")
     version = f", {label}{clean(model.framework_version)}" if model.framework_version else ""
     about = (f"({model.format}{version})  {g(model.total_params)} params: {g(model.trainable_params)} trainable, "
              f"{g(model.non_trainable_params)} non-trainable")

@@ -22,7 +22,7 @@ from reglint.reporters.html.markup import (
 from reglint.reporters.html.sweep_chart import groups_of, safe_value
 
 MAX_CHANGES = 8  # a fix's changes shown before the rest fold into "N more"
-FRAMEWORK = {"onnx": "ONNX", "tf.keras": "tf.keras", "pytorch": "PyTorch"}
+FRAMEWORK = {"onnx": "ONNX", "tflite": "TFLite", "tf.keras": "tf.keras", "pytorch": "PyTorch"}
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,202 @@
+"""Which constant tensors are parameters, in which role, read from the op
+and input slot that consume them (through DEQUANTIZE, DENSIFY, CAST and
+reshapes); every other constant (shapes, indices, paddings, epsilons,
+scalars) is not a parameter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reglint.model import Role
+from reglint.readers.tflite.schema import FLOAT_TYPES, OperatorInfo, SubgraphInfo, TensorInfo
+
+# BuiltinOperator codes (schema.fbs).
+ADD, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, EMBEDDING_LOOKUP, FULLY_CONNECTED = 0, 3, 4, 6, 7, 9
+LSTM, MUL, RESHAPE, RNN, SVDF, CUSTOM = 16, 18, 22, 24, 27, 32
+UNIDIRECTIONAL_SEQUENCE_RNN, GATHER, TRANSPOSE, SUB, DIV, SQUEEZE = 35, 36, 39, 41, 42, 43
+UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_RNN, BIDIRECTIONAL_SEQUENCE_LSTM = 44, 46, 52
+CAST, PRELU, TRANSPOSE_CONV, EXPAND_DIMS, RSQRT, DENSIFY, BATCH_MATMUL = 53, 54, 67, 70, 76, 124, 126
+CONV_3D, CONV_3D_TRANSPOSE = 132, 141
+
+K, RK, B, G = Role.KERNEL, Role.RECURRENT_KERNEL, Role.BIAS, Role.GAMMA
+_GATES = ("input", "forget", "cell", "output")
+
+
+def _lstm_slots(first: int, prefix: str = "") -> dict[int, tuple[Role, str]]:
+    """One direction of an LSTM op's weight inputs, from slot ``first`` (1):
+    input-to-gate kernels, recurrent kernels, peepholes, gate biases,
+    projection (lstm.cc's tensor order)."""
+    slots: dict[int, tuple[Role, str]] = {}
+    for i, gate in enumerate(_GATES):
+        slots[first + i] = (K, f"{prefix}input_to_{gate}_weights")
+        slots[first + 4 + i] = (RK, f"{prefix}recurrent_to_{gate}_weights")
+        slots[first + 11 + i] = (B, f"{prefix}{gate}_gate_bias")
+    for i, gate in enumerate(("input", "forget", "output")):
+        slots[first + 8 + i] = (Role.OTHER, f"{prefix}cell_to_{gate}_weights")  # peepholes
+    slots[first + 15] = (K, f"{prefix}projection_weights")
+    slots[first + 16] = (B, f"{prefix}projection_bias")
+    return slots
+
+
+_LSTM = {**_lstm_slots(1), **{20 + i: (G, f"{gate}_layer_norm_coefficients") for i, gate in enumerate(_GATES)}}
+_BI_LSTM = {**_lstm_slots(1, "fw_"), **_lstm_slots(18, "bw_"),
+            **{40 + i: (K, f"aux_input_to_{gate}_weights_fw") for i, gate in enumerate(_GATES)},
+            **{44 + i: (K, f"aux_input_to_{gate}_weights_bw") for i, gate in enumerate(_GATES)}}
+_RNN = {1: (K, "input_weights"), 2: (RK, "recurrent_weights"), 3: (B, "bias")}
+
+# op -> {input slot: (role, variable name)}: the slots that hold weights
+# (register.cc kernels' input tensors).
+WEIGHT_SLOTS: dict[int, dict[int, tuple[Role, str]]] = {
+    CONV_2D: {1: (K, "kernel"), 2: (B, "bias")},
+    DEPTHWISE_CONV_2D: {1: (Role.DEPTHWISE_KERNEL, "depthwise_kernel"), 2: (B, "bias")},
+    TRANSPOSE_CONV: {1: (K, "kernel"), 3: (B, "bias")},  # (output_shape, weights, input, bias)
+    CONV_3D: {1: (K, "kernel"), 2: (B, "bias")},
+    CONV_3D_TRANSPOSE: {1: (K, "kernel"), 3: (B, "bias")},
+    FULLY_CONNECTED: {1: (K, "kernel"), 2: (B, "bias")},
+    BATCH_MATMUL: {0: (K, "kernel"), 1: (K, "kernel")},  # a constant operand only
+    EMBEDDING_LOOKUP: {1: (Role.EMBEDDINGS, "embeddings")},
+    GATHER: {0: (Role.EMBEDDINGS, "embeddings")},  # a constant float or quantized table only
+    PRELU: {1: (Role.ALPHA, "alpha")},
+    LSTM: _LSTM,
+    UNIDIRECTIONAL_SEQUENCE_LSTM: _LSTM,
+    BIDIRECTIONAL_SEQUENCE_LSTM: _BI_LSTM,
+    RNN: _RNN,
+    UNIDIRECTIONAL_SEQUENCE_RNN: _RNN,
+    BIDIRECTIONAL_SEQUENCE_RNN: {1: (K, "fw_input_weights"), 2: (RK, "fw_recurrent_weights"), 3: (B, "fw_bias"),
+                                 5: (K, "bw_input_weights"), 6: (RK, "bw_recurrent_weights"), 7: (B, "bw_bias"),
+                                 10: (K, "fw_aux_input_weights"), 11: (K, "bw_aux_input_weights")},
+    SVDF: {1: (K, "weights_feature"), 2: (K, "weights_time"), 3: (B, "bias")},
+}
+# A weight reaches its op through these (input 0) unchanged in meaning:
+# float16 and int8 weights behind DEQUANTIZE, sparse ones behind DENSIFY.
+VALUE_PASS = {DEQUANTIZE, DENSIFY, CAST, RESHAPE, TRANSPOSE, SQUEEZE, EXPAND_DIMS}
+# Ops whose output a constant added to is a bias.
+BIASED_OPS = {FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, CONV_3D, CONV_3D_TRANSPOSE, BATCH_MATMUL}
+ARITHMETIC = {ADD, SUB, MUL, DIV}
+MAX_WALK = 10_000
+# A shared tensor takes the most specific role among its consumers.
+ROLE_RANK = {Role.EMBEDDINGS: 0, Role.KERNEL: 1, Role.DEPTHWISE_KERNEL: 1, Role.POINTWISE_KERNEL: 1,
+             Role.RECURRENT_KERNEL: 1, Role.GAMMA: 2, Role.BETA: 2, Role.MOVING_MEAN: 2,
+             Role.MOVING_VARIANCE: 2, Role.ALPHA: 2, Role.BIAS: 3, Role.OTHER: 9}
+
+
+@dataclass
+class Param:
+    """A constant tensor that is a parameter, as the reader learns it."""
+
+    subgraph: int
+    tensor: TensorInfo
+    role: Role = Role.OTHER
+    slot_name: str = ""
+    op: OperatorInfo | None = None  # the consumer that gave the role
+    slot: int = 0  # the op's input that gave it
+    uses: int = 0
+    dequantize: bool = False  # reaches its op through a DEQUANTIZE (float16 or int8 storage)
+    layer: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def quantized(self) -> bool:
+        return self.tensor.type not in FLOAT_TYPES
+
+
+class Graph:
+    """Producers and consumers of one subgraph's tensors."""
+
+    def __init__(self, sub: SubgraphInfo):
+        self.sub = sub
+        self.producer: dict[int, OperatorInfo] = {}
+        self.consumers: dict[int, list[tuple[OperatorInfo, int]]] = {}
+        for op in sub.operators:
+            for t in op.outputs:
+                if t >= 0:
+                    self.producer.setdefault(t, op)
+            for slot, t in enumerate(op.inputs):
+                if t >= 0:
+                    self.consumers.setdefault(t, []).append((op, slot))
+
+    def uses(self, index: int) -> tuple[list[tuple[OperatorInfo, int]], bool]:
+        """Consumers of a tensor through value-preserving ops, and whether a
+        DEQUANTIZE was on the way."""
+        out, frontier, steps, dequantized = [], [index], 0, False
+        seen = {index}
+        while frontier and steps < MAX_WALK:
+            current = frontier.pop()
+            for op, slot in self.consumers.get(current, []):
+                steps += 1
+                if op.opcode in VALUE_PASS and slot == 0 and op.outputs:
+                    dequantized = dequantized or op.opcode == DEQUANTIZE
+                    frontier.extend(t for t in op.outputs if t >= 0 and t not in seen)
+                    seen.update(op.outputs)
+                else:
+                    out.append((op, slot))
+        return sorted(out, key=lambda item: item[0].index), dequantized
+
+    def source(self, index: int) -> OperatorInfo | None:
+        """The op producing ``index``, looking back through reshapes,
+        transposes and (de)quantization."""
+        producer = self.producer.get(index)
+        for _ in range(8):
+            if producer is None or producer.opcode not in VALUE_PASS or not producer.inputs:
+                return producer
+            producer = self.producer.get(producer.inputs[0])
+        return producer
+
+
+def is_constant(tensor: TensorInfo, graph: Graph, has_data: bool) -> bool:
+    return has_data and not tensor.is_variable and tensor.index not in graph.producer
+
+
+def weighty(tensor: TensorInfo) -> bool:
+    """Floats, and integers that carry a dequantization scale."""
+    return tensor.type in FLOAT_TYPES or tensor.quant is not None
+
+
+def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tuple[Role, str] | None:
+    """The role input ``slot`` of ``op`` gives ``tensor``; None: not a weight slot."""
+    found = WEIGHT_SLOTS.get(op.opcode, {}).get(slot)
+    if found is not None:
+        if op.opcode in (GATHER, BATCH_MATMUL) and len(tensor.shape) < 2:
+            return None  # a gathered index list, a vector operand: constants
+        return found
+    if op.opcode not in ARITHMETIC or len(op.inputs) != 2 or tensor.size < 2:
+        return None  # epsilons, scales, 1/sqrt(d): arithmetic constants
+    other = op.inputs[1 - slot]
+    producer = graph.source(other) if other >= 0 else None
+    if op.opcode in (ADD, SUB):
+        if producer is not None and producer.opcode in BIASED_OPS:
+            return B, "bias"
+        if producer is not None and producer.opcode == MUL:
+            return Role.BETA, "beta"  # a folded BatchNorm's offset, LayerNorm's beta
+        return Role.OTHER, "constant"
+    if op.opcode == MUL:
+        if producer is not None and producer.opcode == RSQRT:
+            return G, "gamma"  # LayerNormalization: rsqrt(var + eps) * gamma
+        if any(o.opcode in (ADD, SUB) for o, _ in graph.consumers.get(op.outputs[0] if op.outputs else -1, [])):
+            return G, "gamma"  # x * scale + offset: a BatchNormalization the converter could not fold
+    return Role.OTHER, "constant"
+
+
+def collect_params(sub: SubgraphInfo, has_data) -> tuple[list[Param], int]:
+    """The parameters of one subgraph, and how many constants are not."""
+    graph = Graph(sub)
+    params, constants = [], 0
+    for tensor in sub.tensors:
+        if not is_constant(tensor, graph, has_data(tensor)):
+            continue
+        if not weighty(tensor):
+            constants += 1
+            continue
+        consumers, dequantized = graph.uses(tensor.index)
+        best: tuple[int, Role, str, OperatorInfo | None, int] = (ROLE_RANK[Role.OTHER] + 1, Role.OTHER, "", None, 0)
+        for op, slot in consumers:
+            found = role_at(graph, op, slot, tensor)
+            if found is not None and ROLE_RANK[found[0]] < best[0]:
+                best = (ROLE_RANK[found[0]], found[0], found[1], op, slot)
+        if best[3] is None:
+            constants += 1
+            continue
+        params.append(Param(sub.index, tensor, best[1], best[2], best[3], best[4],
+                            uses=len({op.index for op, _ in consumers}), dequantize=dequantized))
+    return params, constants
+

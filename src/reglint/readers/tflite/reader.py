@@ -1,0 +1,327 @@
+"""The TFLite reader: map the file, parse its tables once (``schema``),
+find the parameters and their roles (``params``), name their layers
+(``names``) and read their statistics (``stats``)."""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import re
+import struct
+from pathlib import Path
+
+from reglint.errors import ModelReadError, ReglintError, UnsafeInputError, one_line
+from reglint.model import Layer, Model, Role, Variable
+from reglint.readers.limits import ReadOptions
+from reglint.readers.tflite.names import layer_parts, tidy_keys
+from reglint.readers.tflite.params import (
+    BIASED_OPS,
+    CONV_2D,
+    DEPTHWISE_CONV_2D,
+    FULLY_CONNECTED,
+    MUL,
+    RSQRT,
+    TRANSPOSE_CONV,
+    WEIGHT_SLOTS,
+    Graph,
+    Param,
+    collect_params,
+)
+from reglint.readers.tflite.schema import FLOAT_TYPES, SubgraphInfo, TfliteFile, parse
+from reglint.readers.tflite.stats import check_extent, tensor_stats
+
+INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
+OP_NAMES = {0: "ADD", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 7: "EMBEDDING_LOOKUP",
+            9: "FULLY_CONNECTED", 16: "LSTM", 18: "MUL", 24: "RNN", 27: "SVDF", 35: "UNIDIRECTIONAL_SEQUENCE_RNN",
+            36: "GATHER", 41: "SUB", 42: "DIV", 44: "UNIDIRECTIONAL_SEQUENCE_LSTM", 46: "BIDIRECTIONAL_SEQUENCE_RNN",
+            52: "BIDIRECTIONAL_SEQUENCE_LSTM", 54: "PRELU", 67: "TRANSPOSE_CONV", 126: "BATCH_MATMUL",
+            132: "CONV_3D", 141: "CONV_3D_TRANSPOSE"}
+BATCHNORM = re.compile(r"FusedBatchNorm(V\d)?|batchnorm")
+
+
+def read_tflite(path: Path, options: ReadOptions) -> Model:
+    """Describe the TFLite model at ``path``; raises ModelReadError one-liners."""
+    try:
+        size = path.stat().st_size
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ModelReadError(f"cannot open: {exc.strerror or exc}") from None
+    if size > options.max_member_bytes:
+        handle.close()
+        raise UnsafeInputError(f"TFLite file of {size} bytes, over the limit of {options.max_member_bytes}")
+    buf = None
+    try:
+        if size < 16:
+            raise ModelReadError("not a TensorFlow Lite flatbuffer: the file is too short (truncated)")
+        buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        return _describe(path, parse(buf, size), buf, options)
+    except ReglintError:
+        raise
+    except OSError as exc:
+        raise ModelReadError(one_line(f"cannot read the model: {exc.strerror or exc}")) from None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error, MemoryError) as exc:
+        # garbage offsets: the flatbuffers runtime raises from struct, numpy from frombuffer
+        raise ModelReadError(one_line(f"malformed TFLite model: {type(exc).__name__}: {exc}")) from None
+    finally:
+        if buf is not None:
+            with contextlib.suppress(BufferError):  # a view still held by a traceback: closed when collected
+                buf.close()
+        handle.close()
+
+
+def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
+    model = Model(path=str(path), format="tflite", framework="tflite", framework_version=f"schema {tfl.version}")
+    model.metadata = {"schema_version": tfl.version, "description": tfl.description[:200] or None,
+                      "subgraphs": len(tfl.subgraphs), "metadata": sorted(tfl.metadata)[:50]}
+    if tfl.external_buffers:
+        model.metadata["buffers_after_flatbuffer"] = tfl.external_buffers
+    if not tfl.subgraphs:
+        raise ModelReadError("TFLite model without a subgraph")
+
+    def has_data(tensor) -> bool:
+        return tfl.buffers[tensor.buffer].size > 0 if tensor.buffer < len(tfl.buffers) else False
+
+    params: list[Param] = []
+    constants = 0
+    graphs = {}
+    for sub in tfl.subgraphs:
+        found, skipped = collect_params(sub, has_data)
+        params += found
+        constants += skipped
+        graphs[sub.index] = Graph(sub)
+    params, shared = _shared_buffers(params)
+    for p in params:
+        ref = tfl.buffers[p.tensor.buffer]
+        check_extent(p.tensor, ref)
+    if options.weight_stats:
+        stats = {id(p): tensor_stats(buf, tfl.buffers[p.tensor.buffer], p.tensor, options.chunk_bytes)
+                 for p in params}
+    else:
+        stats = {}
+    keys, unnamed, folded = _layer_keys(params, graphs, tfl.subgraphs)
+    groups: dict[str, list[Param]] = {}
+    for p in params:
+        p.layer = keys[id(p)]
+        groups.setdefault(p.layer, []).append(p)
+    if len(groups) > options.max_layers:
+        raise UnsafeInputError(f"{len(groups)} layers, over the limit of {options.max_layers}")
+    order = sorted(groups, key=lambda k: min((p.subgraph, p.op.index if p.op else 1 << 60) for p in groups[k]))
+    model.layers = [_layer(key, groups[key], stats, graphs) for key in order]
+    _notes(model, params, constants, shared, unnamed, folded, options)
+    model.notes[1:1] = [_zero_depthwise_bias(key, groups[key], stats) for key in order
+                        if _zero_depthwise_bias(key, groups[key], stats)]
+    return model
+
+
+def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
+    """The converter gives a SeparableConv2D's depthwise step a bias of
+    zeros (Keras' layer has one bias, after the pointwise step)."""
+    if not any(p.op is not None and p.op.opcode == CONV_2D for p in members):
+        return ""
+    zeros = 0
+    for p in members:
+        found = stats.get(id(p))
+        if p.role is Role.BIAS and p.op is not None and p.op.opcode == DEPTHWISE_CONV_2D and found is not None \
+                and found.max_abs == 0 and not found.nonfinite:
+            zeros += p.tensor.size
+    if not zeros or not any(p.role is Role.DEPTHWISE_KERNEL for p in members):
+        return ""
+    return (f"{key}: the depthwise step's bias ({zeros} zeros) is the converter's (Keras' SeparableConv2D has one "
+            f"bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
+
+
+def _shared_buffers(params: list[Param]) -> tuple[list[Param], int]:
+    """A buffer read by several constant tensors (the converter stores
+    identical constants once) is one parameter, with its most specific role."""
+    by_buffer: dict[int, Param] = {}
+    out = []
+    for p in params:
+        first = by_buffer.get(p.tensor.buffer)
+        if first is None:
+            by_buffer[p.tensor.buffer] = p
+            out.append(p)
+        else:
+            first.uses += p.uses
+    return out, len(params) - len(out)
+
+
+def _layer_keys(params: list[Param], graphs: dict[int, Graph], subgraphs: list[SubgraphInfo]
+                ) -> tuple[dict[int, str], int, dict[str, str]]:
+    """Layer key of each parameter (by id), how many layers no name gave,
+    and BatchNorm layers folded away -> the layer they were folded into."""
+    op_parts: dict[tuple[int, int], list[str] | None] = {}
+    for p in sorted(params, key=lambda p: ROLE_ORDER.get(p.role, 9)):
+        if p.op is None:
+            continue
+        key = (p.subgraph, p.op.index)
+        if op_parts.get(key) is None and p.role is not Role.BIAS:
+            op_parts[key] = layer_parts(p.tensor.name)
+    for (s, index), parts in list(op_parts.items()):
+        if parts is None:
+            outputs = [subgraphs[s].tensors[t].name for t in subgraphs[s].operators[index].outputs if t >= 0]
+            op_parts[(s, index)] = next((found for found in map(layer_parts, outputs) if found), None)
+    raw: dict[int, list[str]] = {}
+    fallback: dict[int, tuple[int, int, str]] = {}
+    for p in params:
+        op_key = (p.subgraph, p.op.index) if p.op else None
+        slot_bias = p.role is Role.BIAS and p.op is not None and p.op.opcode in WEIGHT_SLOTS
+        parts = op_parts.get(op_key) if slot_bias and op_key else layer_parts(p.tensor.name)
+        if parts is None and p.role is Role.BIAS and p.op is not None:
+            parts = _producer_parts(p, graphs, op_parts)
+        if parts is None and op_key is not None:
+            parts = op_parts.get(op_key)
+        if parts is None:
+            op = p.op
+            fallback[id(p)] = (p.subgraph, op.index if op else -1, OP_NAMES.get(op.opcode, "CONSTANT") if op
+                               else "CONSTANT")
+        else:
+            raw[id(p)] = parts
+    # BatchNorm scopes in fused names of weights another layer owns
+    folded_raw: dict[int, list[str]] = {}
+    for i, p in enumerate(params):
+        for part in p.tensor.name.split(";"):
+            if BATCHNORM.search(part) and id(p) in raw:
+                scope = layer_parts(part)
+                if scope is not None and scope != raw[id(p)]:
+                    folded_raw[-1 - i] = scope
+    tidy = tidy_keys({**raw, **folded_raw})
+    keys = {k: v for k, v in tidy.items() if k >= 0 or k in raw}
+    names = set(keys.values())
+    counters: dict[str, int] = {}
+    by_op: dict[tuple[int, int], str] = {}
+    for pid, (s, index, op_name) in sorted(fallback.items(), key=lambda item: item[1][:2]):
+        if (s, index) not in by_op:
+            base = op_name.lower()
+            n = counters.get(base, 0)
+            while (name := base if n == 0 else f"{base}_{n}") in names:
+                n += 1
+            counters[base] = n + 1
+            names.add(name)
+            by_op[(s, index)] = name
+        keys[pid] = by_op[(s, index)]
+    folded: dict[str, str] = {}
+    for k, norm in tidy.items():
+        if k < 0:
+            owner = keys[id(params[-1 - k])]
+            if norm not in names and norm != owner:
+                folded.setdefault(norm, owner)
+    return keys, len(by_op), folded
+
+
+ROLE_ORDER = {Role.KERNEL: 0, Role.DEPTHWISE_KERNEL: 0, Role.EMBEDDINGS: 0, Role.RECURRENT_KERNEL: 1,
+              Role.GAMMA: 2, Role.ALPHA: 2, Role.BETA: 3, Role.OTHER: 4, Role.BIAS: 5}
+
+
+def _producer_parts(p: Param, graphs: dict[int, Graph], op_parts) -> list[str] | None:
+    """A bias added to a linear op's output: that op's layer."""
+    op = p.op
+    if op is None or len(op.inputs) != 2:
+        return None
+    graph = graphs[p.subgraph]
+    other = op.inputs[1] if op.inputs[0] == p.tensor.index else op.inputs[0]
+    source = graph.source(other) if other >= 0 else None
+    if source is None or source.opcode not in BIASED_OPS:
+        return None
+    return op_parts.get((p.subgraph, source.index))
+
+
+def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]) -> Layer:
+    main = min(members, key=lambda p: (ROLE_ORDER.get(p.role, 9), p.op.index if p.op else 1 << 60))
+    op = main.op
+    depthwise = any(p.role is Role.DEPTHWISE_KERNEL for p in members)
+    variables = []
+    for p in sorted(members, key=_op_slot):
+        role = p.role
+        if depthwise and role is Role.KERNEL and p.op is not None and p.op.opcode == CONV_2D \
+                and len(p.tensor.shape) == 4 and p.tensor.shape[1:3] == (1, 1):
+            role = Role.POINTWISE_KERNEL  # SeparableConv2D: its depthwise step, then a 1x1 convolution
+        location = f"tensor {p.tensor.index}: {p.tensor.name}"
+        if p.subgraph:
+            location = f"subgraph {p.subgraph} {location}"
+        variables.append(Variable(name=p.slot_name or role.value, role=role, shape=p.tensor.shape,
+                                  stats=stats.get(id(p)), dtype=p.tensor.type_name, location=location,
+                                  fan_axes=_fan_axes(p, role)))
+    class_name = OP_NAMES.get(op.opcode, f"BUILTIN_{op.opcode}") if op else "CONSTANT"
+    if op is not None and op.opcode == MUL and main.role is Role.GAMMA:
+        graph = graphs[main.subgraph]
+        other = [t for t in op.inputs if t != main.tensor.index]
+        source = graph.source(other[0]) if other and other[0] >= 0 else None
+        class_name = "LayerNormalization" if source is not None and source.opcode == RSQRT else "BatchNormalization"
+    config = {"op": class_name if op is None else OP_NAMES.get(op.opcode, f"BUILTIN_{op.opcode}"),
+              "subgraph": main.subgraph, "operator": op.index if op else None}
+    return Layer(name=key, path=key, class_name=class_name, variables=variables, units=_units(main),
+                 calls=max(1, *(p.uses for p in members)), config=config)
+
+
+def _op_slot(p: Param) -> tuple[int, int]:
+    """A variable's place: its op's, then its input slot's."""
+    return (p.op.index if p.op is not None else 1 << 60), p.slot
+
+
+def _fan_axes(p: Param, role: Role) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """Keras' fans in TFLite's layouts: FULLY_CONNECTED and LSTM gate
+    weights are [out, in], CONV_2D [out, h, w, in], DEPTHWISE_CONV_2D
+    [1, h, w, channels x multiplier], TRANSPOSE_CONV [out, h, w, in]."""
+    shape, op = p.tensor.shape, p.op
+    if op is None or not role.is_kernel_like:
+        return None
+    if len(shape) == 2 and op.opcode != 126:  # not BATCH_MATMUL: its operand is [in, out] unless adjoint
+        return (1,), (0,)
+    if len(shape) == 4 and op.opcode in (CONV_2D, TRANSPOSE_CONV):
+        return ((1, 2, 3), (0, 1, 2)) if op.opcode == CONV_2D else ((0, 1, 2), (1, 2, 3))
+    if len(shape) == 4 and op.opcode == DEPTHWISE_CONV_2D:
+        return (1, 2, 3), (1, 2)
+    return None
+
+
+def _units(p: Param) -> int | None:
+    shape, op = p.tensor.shape, p.op
+    if op is None or not shape:
+        return None
+    if p.role is Role.EMBEDDINGS:
+        return shape[-1]
+    if op.opcode in (FULLY_CONNECTED, CONV_2D) and p.role.is_kernel_like:
+        return shape[0]
+    if op.opcode == DEPTHWISE_CONV_2D and p.role is Role.DEPTHWISE_KERNEL:
+        return shape[-1]
+    if p.role in (Role.KERNEL, Role.RECURRENT_KERNEL) and op.opcode in (16, 44, 24, 35) and len(shape) == 2:
+        return shape[0]
+    return None
+
+
+def _notes(model: Model, params: list[Param], constants: int, shared: int, unnamed: int, folded: dict[str, str],
+           options: ReadOptions) -> None:
+    model.notes.append(INFERENCE_NOTE)
+    if options.weight_stats is False:
+        model.notes.append("weight statistics not read (weight_stats disabled)")
+    for bn, owner in folded.items():
+        layer = model.layer(owner)
+        channels = layer.units if layer is not None else None
+        keras = f" (4 x {channels} = {4 * channels} values in Keras, with center and scale)" if channels else ""
+        model.notes.append(f"{bn}: BatchNormalization folded by the converter into {owner}'s kernel and bias: "
+                           f"its gamma, beta and moving statistics are not in the file{keras}; counted as the file "
+                           "holds them")
+    quantized = [p for p in params if p.quantized]
+    if quantized:
+        types = ", ".join(sorted({p.tensor.type_name for p in quantized}))
+        model.notes.append(f"{len(quantized)} weights are stored quantized ({types}): each value counts as the "
+                           "float parameter it stands for, with statistics of (q - zero_point) * scale; scales and "
+                           "zero points are not parameters")
+    halves = [p for p in params if p.dequantize and p.tensor.type in FLOAT_TYPES]
+    if halves:
+        model.notes.append(f"{len(halves)} weights are stored as {halves[0].tensor.type_name} and widened to float32 "
+                           "by DEQUANTIZE ops: counted once, at the float weight's shape")
+    sparse = sum(1 for p in params if p.tensor.sparse)
+    if sparse:
+        model.notes.append(f"{sparse} weights are stored sparse: counted at their dense shape, statistics not read")
+    if constants:
+        model.notes.append(f"{constants} constant tensors are shapes, indices, scalars or other constants, "
+                           "not parameters")
+    if shared:
+        model.notes.append(f"{shared} constant tensors share a buffer with another parameter (the converter stores "
+                           "identical constants once): counted once")
+    if unnamed:
+        model.notes.append(f"{unnamed} layers have no name in the file (the converter named their weights after "
+                           "itself, as arith.constant): named after their op")
+    model.notes.append("shapes are TFLite's own layouts: FULLY_CONNECTED weights [out, in], CONV_2D [out, h, w, "
+                       "in], DEPTHWISE_CONV_2D [1, h, w, channels], recurrent weights split by gate")

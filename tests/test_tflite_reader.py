@@ -1,0 +1,484 @@
+"""TensorFlow Lite files (``.tflite``).
+
+fixtures/tflite/ holds four Keras models (an MLP; a CNN with Conv2D +
+BatchNormalization, DepthwiseConv2D, SeparableConv2D and PReLU; an
+Embedding + LSTM + Bidirectional(LSTM) text model; a MultiHeadAttention +
+LayerNormalization block), each converted by TensorFlow's converter as
+float32, float16, dynamic-range int8 and full-integer int8
+(fixtures/make_tflite_fixtures.py). The manifest holds Keras' numbers and
+every parameter tensor as ``tf.lite.Interpreter`` reads and dequantizes
+it: the reader is held to the interpreter, tensor by tensor, and its
+counts to Keras' less what conversion folded away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from reglint.errors import ModelReadError
+from reglint.model import Role
+from reglint.readers import Format, read_model, sniff
+
+from helpers import FIXTURES, ROOT
+
+TFLITE = FIXTURES / "tflite"
+MANIFEST = json.loads((TFLITE / "manifest.json").read_text())
+ENTRIES = MANIFEST["files"]
+# The same CNN and text models through TensorFlow 2.15's converter (tf.keras
+# 2.15: no Keras 3 suffixes; the folded bias named after the BatchNorm alone).
+LEGACY = json.loads((TFLITE / "tf2.15" / "manifest.json").read_text())["files"]
+ALL = ENTRIES + LEGACY
+LOCATION = re.compile(r"tensor (\d+): ")
+
+
+def _id(entry: dict) -> str:
+    return entry["file"]
+
+
+def _by_index(model) -> dict[int, tuple]:
+    out = {}
+    for layer, var in model.variables():
+        out[int(LOCATION.match(var.location).group(1))] = (layer, var)
+    return out
+
+
+def _entry(model: str, variant: str) -> dict:
+    return next(e for e in ENTRIES if e["model"] == model and e["variant"] == variant)
+
+
+def test_every_model_every_variant():
+    assert {(e["model"], e["variant"]) for e in ENTRIES} == {
+        (m, v) for m in ("mlp", "cnn", "text", "transformer")
+        for v in ("float32", "float16", "dynamic_int8", "full_int8")}
+    assert {(e["model"], e["variant"], e["tensorflow"]) for e in LEGACY} == {
+        (m, v, "2.15.1") for m in ("cnn", "text") for v in ("float32", "full_int8")}
+    assert sum(e["bytes"] for e in ALL) < 512 * 1024
+    assert {t for e in ENTRIES for t in e["stored_types"]} == {"float32", "float16", "int8", "int32"}
+    assert all(sniff(TFLITE / e["file"]) is Format.TFLITE for e in ENTRIES)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=_id)
+def test_parameters_equal_the_interpreters(entry):
+    """Every parameter tensor the interpreter finds, and no other: its
+    shape, count and the statistics of its dequantized values."""
+    model = read_model(TFLITE / entry["file"])
+    found = _by_index(model)
+    reference = {p["index"]: p for p in entry["interpreter"]}
+    assert set(found) == set(reference)
+    for index, ref in reference.items():
+        _, var = found[index]
+        assert list(var.shape) == ref["shape"] and var.size == ref["count"], ref["name"]
+        assert var.dtype == ref["dtype"], ref["name"]
+        stats = var.stats
+        assert stats is not None and stats.count == ref["count"] and stats.nonfinite == 0
+        assert stats.sum_sq == pytest.approx(ref["sum_sq"], rel=1e-6), ref["name"]
+        assert stats.sum_abs == pytest.approx(ref["sum_abs"], rel=1e-6), ref["name"]
+        assert stats.max_abs == pytest.approx(ref["max_abs"], rel=1e-6), ref["name"]
+    assert model.total_params == entry["expected_params"] == sum(p["count"] for p in entry["interpreter"])
+    assert model.format == "tflite" and model.problems == []
+
+
+@pytest.mark.parametrize("entry", ALL, ids=_id)
+def test_counts_are_keras_less_what_conversion_folded(entry):
+    """Keras' count, less each BatchNormalization folded into the
+    convolution before it, plus the bias folding gave that convolution and
+    the zero bias the converter gives a SeparableConv2D's depthwise step."""
+    keras = entry["keras"]
+    change = sum(f["bias_added"] - f["keras_params"] for f in entry["folded"]) + sum(entry["zero_biases"].values())
+    assert read_model(TFLITE / entry["file"]).total_params == keras["count_params"] + change
+    if entry["model"] == "cnn":
+        assert change == 16 - 64 + 16
+
+
+def _keras_layer_params(entry: dict) -> dict[str, int]:
+    """Keras' layers as the file holds them: folded BatchNorms gone, their
+    convolution with the folded bias, converter zero biases added."""
+    layers = {name: info["params"] for name, info in entry["keras"]["layers"].items()}
+    for fold in entry["folded"]:
+        del layers[fold["batchnorm"]]
+        layers[fold["into"]] += fold["bias_added"]
+    for name, zeros in entry["zero_biases"].items():
+        layers[name] += zeros
+    return layers
+
+
+@pytest.mark.parametrize("entry", ALL, ids=_id)
+def test_layers_are_named_as_keras_names_them(entry):
+    """Keras 3's tracing suffix (``mlp_1/fc1_1/MatMul``) and the model scope
+    are dropped; MultiHeadAttention's projections are its sub-layers
+    (``mha.query``); the fused LSTM ops' weights carry no name
+    (``arith.constant``): named after their op."""
+    model = read_model(TFLITE / entry["file"])
+    expected = _keras_layer_params(entry)
+    found: dict[str, int] = {}
+    for layer in model.layers:
+        name = layer.name.split(".")[0]
+        if name.startswith("unidirectional_sequence_lstm"):
+            name = "lstm+bi"
+        found[name] = found.get(name, 0) + layer.params
+    if entry["model"] == "text":
+        expected["lstm+bi"] = expected.pop("lstm") + expected.pop("bi")
+        assert any(n.startswith("3 layers have no name in the file") for n in model.notes)
+    assert found == expected
+    if entry["model"] == "transformer":
+        assert [layer.name for layer in model.layers if layer.name.startswith("mha.")] == [
+            "mha.key", "mha.query", "mha.value", "mha.attention_output"]
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "transformer", "text", "cnn"])
+def test_float32_statistics_equal_keras(model_name):
+    """The float32 file's weights are Keras' (transposed or split by gate,
+    the same values): each layer's sum of squares is Keras', except where
+    BatchNorm was folded in."""
+    entry = _entry(model_name, "float32")
+    model = read_model(TFLITE / entry["file"])
+    folded = {f["into"] for f in entry["folded"]}
+    sums: dict[str, float] = {}
+    for layer in model.layers:
+        name = layer.name.split(".")[0]
+        name = "lstm+bi" if name.startswith("unidirectional_sequence_lstm") else name
+        sums[name] = sums.get(name, 0.0) + sum(v.stats.sum_sq for v in layer.variables)
+    keras = {name: sum(w["sum_sq"] for w in info["weights"].values())
+             for name, info in entry["keras"]["layers"].items()}
+    if model_name == "text":
+        keras["lstm+bi"] = keras.pop("lstm") + keras.pop("bi")
+    checked = 0
+    for name, value in keras.items():
+        if name in folded or name not in sums:
+            continue
+        assert sums[name] == pytest.approx(value, rel=1e-6), name
+        checked += 1
+    assert checked == len(sums) - len(folded)
+
+
+def _roles(model, name: str) -> list[tuple[str, str]]:
+    layer = model.layer(name)
+    assert layer is not None, [x.name for x in model.layers]
+    return [(v.name, v.role.value) for v in layer.variables]
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "full_int8"])
+def test_roles(variant):
+    cnn = read_model(TFLITE / "cnn" / f"{variant}.tflite")
+    assert _roles(cnn, "conv") == [("kernel", "kernel"), ("bias", "bias")]
+    assert _roles(cnn, "dw") == [("depthwise_kernel", "depthwise_kernel"), ("bias", "bias")]
+    assert _roles(cnn, "sep") == [("depthwise_kernel", "depthwise_kernel"), ("bias", "bias"),
+                                  ("kernel", "pointwise_kernel"), ("bias", "bias")]
+    assert _roles(cnn, "prelu") == [("alpha", "alpha")]
+    assert _roles(cnn, "head") == [("kernel", "kernel"), ("bias", "bias")]
+    assert cnn.layer("head").units == 4 and cnn.layer("conv").units == 16
+    block = read_model(TFLITE / "transformer" / f"{variant}.tflite")
+    assert _roles(block, "ln") == [("gamma", "gamma"), ("beta", "beta")]
+    assert block.layer("ln").class_name == "LayerNormalization"
+    assert _roles(block, "mha.query") == [("kernel", "kernel"), ("bias", "bias")]
+    assert block.layer("mha.query").variables[1].shape == (2, 8)  # per-head bias, added after a reshape
+    text = read_model(TFLITE / "text" / f"{variant}.tflite")
+    assert _roles(text, "emb") == [("embeddings", "embeddings")]
+    lstm = text.layer("unidirectional_sequence_lstm")
+    assert [v.role for v in lstm.variables] == [Role.KERNEL] * 4 + [Role.RECURRENT_KERNEL] * 4 + [Role.BIAS] * 4
+    assert [v.name for v in lstm.variables][:2] == ["input_to_input_weights", "input_to_forget_weights"]
+    assert lstm.units == 16 and lstm.params == 16 * 4 * (16 + 16 + 1)
+
+
+def test_kernel_fans_are_keras_fans():
+    """FULLY_CONNECTED stores [out, in], CONV_2D [out, h, w, in]: the fans
+    are Keras' for its (in, out) and (h, w, in, out) kernels."""
+    cnn = read_model(TFLITE / "cnn" / "float32.tflite")
+    assert cnn.layer("conv").variables[0].fans() == (3 * 3 * 3, 3 * 3 * 16)
+    assert cnn.layer("head").variables[0].fans() == (64, 4)
+    mlp = read_model(TFLITE / "mlp" / "float32.tflite")
+    assert mlp.layer("fc1").variables[0].fans() == (32, 64)
+
+
+@pytest.mark.parametrize("entry", [e for e in ALL if e["model"] == "cnn"], ids=_id)
+def test_folded_batchnorm_is_said(entry):
+    """The converter folds BatchNormalization into the convolution before
+    it: the note names both and what Keras counted there."""
+    model = read_model(TFLITE / entry["file"])
+    (fold,) = entry["folded"]
+    assert model.layer(fold["batchnorm"]) is None
+    note = next(n for n in model.notes if n.startswith(f"{fold['batchnorm']}: BatchNormalization folded"))
+    assert f"into {fold['into']}'s kernel and bias" in note and f"= {fold['keras_params']} values in Keras" in note
+    conv = entry["keras"]["layers"][fold["into"]]["params"]
+    assert model.layer(fold["into"]).params == conv + fold["bias_added"]
+    zeros = entry["zero_biases"]["sep"]
+    assert any(n.startswith("sep: the depthwise step's bias") and f"Keras counts {zeros} fewer" in n
+               for n in model.notes)
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "cnn", "text", "transformer"])
+def test_quantized_weights_count_at_float_shape(model_name):
+    """int8 weights (and int32 biases) count as the float parameters they
+    stand for, at the float file's shapes; float16 weights behind
+    DEQUANTIZE count once."""
+    shapes = {}
+    for variant in ("float32", "float16", "dynamic_int8", "full_int8"):
+        model = read_model(TFLITE / model_name / f"{variant}.tflite")
+        shapes[variant] = sorted((layer.name, v.name, v.shape) for layer, v in model.variables())
+        dtypes = {v.dtype for _, v in model.variables()}
+        if variant == "full_int8":
+            assert dtypes == {"int8", "int32"}
+            assert any("stored quantized (int32, int8)" in n for n in model.notes)
+        if variant == "dynamic_int8":
+            assert "int8" in dtypes
+        if variant == "float16":
+            assert dtypes == {"float16"}
+            assert any("stored as float16 and widened to float32 by DEQUANTIZE" in n for n in model.notes)
+    assert shapes["float16"] == shapes["dynamic_int8"] == shapes["full_int8"] == shapes["float32"]
+
+
+def test_per_channel_int8_statistics_are_close_to_float():
+    """Dequantized per-channel weights are within a quantization step of
+    the float weights they stand for."""
+    floats = {(layer.name, v.name): v.stats for layer, v in read_model(TFLITE / "cnn" / "float32.tflite").variables()}
+    model = read_model(TFLITE / "cnn" / "full_int8.tflite")
+    for layer, var in model.variables():
+        if var.dtype == "int8":
+            assert var.stats.sum_sq == pytest.approx(floats[(layer.name, var.name)].sum_sq, rel=0.02), layer.name
+
+
+def test_cli_reads_tflite_without_tensorflow():
+    path = TFLITE / "cnn" / "dynamic_int8.tflite"
+    code = ("import sys; from reglint.cli.app import main; rc = main(['check', sys.argv[1], '--format', 'json', "
+            "'--no-cache']); loaded = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', "
+            "'tf_keras', 'tflite')]; assert not loaded, loaded; sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                            cwd=ROOT)
+    assert result.returncode in (0, 1), result.stderr
+    (report,) = json.loads(result.stdout)["files"]
+    assert report["error"] is None
+    assert report["model"]["format"] == "tflite"
+    assert report["model"]["params"]["total"] == _entry("cnn", "dynamic_int8")["expected_params"]
+
+
+def test_folder_walk_finds_tflite(tmp_path):
+    from reglint.readers.sniff import MODEL_SUFFIXES
+
+    assert ".tflite" in MODEL_SUFFIXES
+    (tmp_path / "m.tflite").write_bytes((TFLITE / "mlp" / "float32.tflite").read_bytes())
+    result = subprocess.run([sys.executable, "-m", "reglint", "check", str(tmp_path), "--format", "json",
+                             "--no-cache"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode in (0, 1), result.stderr
+    assert [f["model"]["params"]["total"] for f in json.loads(result.stdout)["files"]] == [
+        _entry("mlp", "float32")["expected_params"]]
+
+
+# ---------------------------------------------------------------------------
+# Files written here with the flatbuffers builder: buffers after the
+# flatbuffer (models over 2 GiB), and hostile files.
+
+FULLY_CONNECTED = 9
+
+
+def build_tflite(weights: np.ndarray, *, external: bool = False, offset: int | None = None,
+                 shape: list[int] | None = None) -> bytes:
+    """One FULLY_CONNECTED op reading ``weights`` ([out, in] float32) from
+    the buffer's data or, ``external``, from after the flatbuffer at an
+    ``offset``/``size`` from the start of the file (how the converter
+    writes models over 2 GiB); ``offset`` places it elsewhere."""
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    raw = weights.astype("<f4").tobytes()
+    placeholder = 0x0123456789ABCDEF
+
+    def vector(values, prepend):
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            prepend(v)
+        return b.EndVector()
+
+    def table(*fields):
+        b.StartObject(max((slot for slot, _, _ in fields), default=-1) + 1)
+        for slot, kind, value in fields:
+            getattr(b, f"Prepend{kind}Slot")(slot, value, 0)
+        return b.EndObject()
+
+    if external:
+        weight_buffer = table((1, "Uint64", placeholder), (2, "Uint64", len(raw)))
+    else:
+        data = b.CreateByteVector(raw)
+        weight_buffer = table((0, "UOffsetTRelative", data))
+    buffers = [table(), weight_buffer]
+    out, inp = weights.shape
+    tensors = []
+    for i, (name, dims) in enumerate([("input", [1, inp]), ("model/dense/MatMul", shape or [out, inp]),
+                                      ("output", [1, out])]):
+        name_ref, dims_ref = b.CreateString(name), vector(dims, b.PrependInt32)
+        tensors.append(table((0, "UOffsetTRelative", dims_ref), (1, "Int8", 0), (2, "Uint32", int(i == 1)),
+                             (3, "UOffsetTRelative", name_ref)))
+    op_inputs, op_outputs = vector([0, 1, -1], b.PrependInt32), vector([2], b.PrependInt32)
+    op = table((0, "Uint32", 0), (1, "UOffsetTRelative", op_inputs), (2, "UOffsetTRelative", op_outputs))
+    tensor_list, sub_inputs, sub_outputs = (vector(tensors, b.PrependUOffsetTRelative),
+                                            vector([0], b.PrependInt32), vector([2], b.PrependInt32))
+    ops = vector([op], b.PrependUOffsetTRelative)
+    sub = table((0, "UOffsetTRelative", tensor_list), (1, "UOffsetTRelative", sub_inputs),
+                (2, "UOffsetTRelative", sub_outputs), (3, "UOffsetTRelative", ops))
+    code = table((0, "Int8", FULLY_CONNECTED), (3, "Int32", FULLY_CONNECTED))
+    codes, subs, buffer_list = (vector([code], b.PrependUOffsetTRelative), vector([sub], b.PrependUOffsetTRelative),
+                                vector(buffers, b.PrependUOffsetTRelative))
+    root = table((0, "Uint32", 3), (1, "UOffsetTRelative", codes), (2, "UOffsetTRelative", subs),
+                 (4, "UOffsetTRelative", buffer_list))
+    b.Finish(root, file_identifier=b"TFL3")
+    head = bytearray(b.Output())
+    if not external:
+        return bytes(head)
+    head += bytes(-len(head) % 16)
+    at = bytes(head).index(np.array([placeholder], "<u8").tobytes())
+    head[at:at + 8] = np.array([len(head) if offset is None else offset], "<u8").tobytes()
+    return bytes(head) + raw
+
+
+def _tensor_list_length_at(data: bytes) -> int:
+    """Where the first subgraph's tensor list keeps its length."""
+    from flatbuffers.table import Table
+
+    def field(tab: Table, slot: int) -> int:
+        return tab.Pos + tab.Offset(4 + 2 * slot)
+
+    def deref(pos: int) -> int:
+        return pos + int(np.frombuffer(data, "<u4", 1, pos)[0])
+
+    root = Table(data, deref(0))
+    subgraphs = deref(field(root, 2))
+    sub = Table(data, deref(subgraphs + 4))
+    return deref(field(sub, 0))
+
+
+WEIGHTS = np.arange(12, dtype=np.float32).reshape(3, 4) / 10 - 0.5
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_buffers_in_the_flatbuffer_or_after_it(tmp_path, external):
+    """Models over 2 GiB keep their buffers after the flatbuffer, at
+    ``offset``/``size``: read there, with the same numbers."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(build_tflite(WEIGHTS, external=external))
+    model = read_model(path)
+    (layer,) = model.layers
+    assert layer.name == "dense" and layer.class_name == "FULLY_CONNECTED"
+    (var,) = layer.variables
+    assert var.shape == (3, 4) and var.role is Role.KERNEL
+    assert var.stats.sum_sq == pytest.approx(float((WEIGHTS.astype(np.float64) ** 2).sum()), rel=1e-7)
+    assert var.stats.max_abs == pytest.approx(0.6)
+    assert (model.metadata.get("buffers_after_flatbuffer") == 1) is external
+
+
+def _hostile(tmp_path) -> dict[str, bytes]:
+    good = build_tflite(WEIGHTS)
+    real = (TFLITE / "cnn" / "full_int8.tflite").read_bytes()
+    huge = bytearray(good)
+    at = _tensor_list_length_at(good)
+    huge[at:at + 4] = np.array([1 << 31], "<u4").tobytes()
+    wrong = bytearray(real)
+    wrong[4:8] = b"TFL4"
+    garbage_root = bytearray(real)
+    garbage_root[0:4] = np.array([len(real) + 12345], "<u4").tobytes()
+    return {
+        "truncated": real[:len(real) // 2],
+        "wrong_identifier": bytes(wrong),
+        "vector_length_2_31": bytes(huge),
+        "buffer_offset_past_end": build_tflite(WEIGHTS, external=True, offset=1 << 40),
+        "shape_product_overflows": build_tflite(WEIGHTS, shape=[2**31 - 1, 2**31 - 1, 2**31 - 1, 2**31 - 1]),
+        "root_offset_past_end": bytes(garbage_root),
+        "tiny": real[:12],
+    }
+
+
+EXPECTED = {
+    "truncated": "truncated or corrupt",
+    "wrong_identifier": "no TFL3 identifier",
+    "vector_length_2_31": "claims 2147483648 entries, more than the file holds",
+    "buffer_offset_past_end": "runs past the end of the file",
+    "shape_product_overflows": "needs",
+    "root_offset_past_end": "outside the flatbuffer",
+    "tiny": "too short",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_hostile_files_are_one_line_errors(tmp_path, name):
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(_hostile(tmp_path)[name])
+    with pytest.raises(ModelReadError, match=re.escape(EXPECTED[name])):
+        read_model(path)
+
+
+def test_hostile_files_exit_2_quickly_with_one_line(tmp_path):
+    files = _hostile(tmp_path)
+    for name, data in files.items():
+        (tmp_path / f"{name}.tflite").write_bytes(data)
+    for name in files:
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "reglint", "check", str(tmp_path / f"{name}.tflite"),
+                                 "--no-cache"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert result.returncode == 2, (name, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("reglint: error:") and "Traceback" not in result.stderr, name
+        assert time.monotonic() - started < 20, name
+
+
+def test_truncating_anywhere_is_a_read_error(tmp_path):
+    """Every cut of a real file either still holds what the reader needs
+    (never: the buffers are at the end) or is one ModelReadError."""
+    real = (TFLITE / "mlp" / "dynamic_int8.tflite").read_bytes()
+    path = tmp_path / "cut.tflite"
+    for cut in range(8, len(real), max(1, len(real) // 97)):
+        path.write_bytes(real[:cut])
+        with pytest.raises(ModelReadError):
+            read_model(path)
+
+
+def test_flipped_bytes_never_escape_as_another_error(tmp_path):
+    """Random corruption of a real file: a model or one ModelReadError."""
+    real = bytearray((TFLITE / "transformer" / "full_int8.tflite").read_bytes())
+    rng = np.random.default_rng(7)
+    path = tmp_path / "flipped.tflite"
+    for _ in range(150):
+        data = bytearray(real)
+        for at in rng.integers(8, len(data), size=4):
+            data[at] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(data))
+        with contextlib.suppress(ModelReadError):
+            read_model(path)
+
+
+def test_mislabelled_tflite_suffix(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelReadError, match="no TFL3 identifier"):
+        read_model(path)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_int4_weights_are_unpacked_and_dequantized(axis):
+    """int4 values, two a byte (low nibble first), per-channel scales:
+    the statistics of (q - zero_point) * scale."""
+    from reglint.readers.tflite.schema import INT4, BufferRef, Quantization, TensorInfo
+    from reglint.readers.tflite.stats import check_extent, tensor_stats
+
+    rng = np.random.default_rng(3)
+    q = rng.integers(-8, 8, size=(5, 3))
+    scale = rng.uniform(0.01, 0.1, size=q.shape[axis])
+    nibbles = (q.reshape(-1) & 0x0F).astype(np.uint8)
+    nibbles = np.append(nibbles, np.uint8(0)) if nibbles.size % 2 else nibbles
+    packed = (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
+    data = b"\x00" * 4 + packed
+    tensor = TensorInfo(0, "w", q.shape, INT4, 1, Quantization(scale, np.zeros(1, np.int64), axis))
+    ref = BufferRef(4, len(packed))
+    check_extent(tensor, ref)
+    stats = tensor_stats(data, ref, tensor, chunk_bytes=16)  # a few rows a chunk
+    shape = [1, 1]
+    shape[axis] = scale.size
+    want = q * scale.reshape(shape)
+    assert stats.count == q.size
+    assert stats.sum_sq == pytest.approx(float((want ** 2).sum()), rel=1e-12)
+    assert stats.max_abs == pytest.approx(float(np.abs(want).max()), rel=1e-12)
