@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
+    GGUF_SPLIT,
     HF_WEIGHTS,
     JSON_SUFFIX,
     KERAS_MEMBERS,
@@ -403,6 +404,9 @@ def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
     if not name.endswith(MODEL_SUFFIXES):
         return False
     if entry.name.lower().endswith(".bin") and not looks_like_torch_bin(Path(entry.path)):
+        return False
+    split = GGUF_SPLIT.fullmatch(entry.name)
+    if split and int(split["no"]) > 1:  # read with the first part, as one model
         return False
     if entry.is_symlink():
         # Never read outside the tree through a link (a broken link inside

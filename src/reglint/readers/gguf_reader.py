@@ -16,12 +16,16 @@ offset is checked against the file's size and ``ReadOptions`` before
 anything is read or allocated; large arrays (the tokenizer's 150,000
 strings) are skipped over, not built. What llama.cpp's own loader
 (``gguf.cpp``) refuses is refused too: key and tensor names that repeat,
-tensor names of 64 bytes or more, a row not a whole number of blocks.
+tensor names of 64 bytes or more, a row not a whole number of blocks, a
+ggml type id it does not know, tensors' data not laid end to end (each
+padded to the alignment) in the order listed.
 
 **Counts**: each tensor at its float shape, whatever its ggml type (byte
 sizes from ggml's block tables, ``GGML_TYPES``: never from
-dequantization). A type reglint does not know is counted from its
-dimensions, without statistics. Not parameters: the rope factors
+dequantization). A model split into parts (``gguf-split``:
+``<stem>-00001-of-00003.gguf``; the first part may hold metadata only) is
+read as one model from all its parts, whichever part is named; a folder
+walk lints the first. Not parameters: the rope factors
 llama.cpp computes from the config (``rope_freqs``, ``rope_factors_*``,
 ``attn_rot_embd``) and integer tensors.
 
@@ -44,6 +48,7 @@ experts stacked, [experts, out, in]); a bias is a bias; anything else
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -59,6 +64,7 @@ import numpy as np
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Layer, Model, Role, Variable, WeightStats
 from reglint.readers.limits import ReadOptions
+from reglint.readers.sniff import GGUF_SPLIT as SPLIT_NAME
 from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
 
 GGUF_MAGIC = b"GGUF"
@@ -130,16 +136,11 @@ class TensorInfo:
     shape: tuple[int, ...]  # PyTorch's order: ggml's dims reversed
     type_id: int
     offset: int  # from the start of the file
-    nbytes: int | None  # None: a type reglint does not know
+    nbytes: int
 
     @property
     def type_name(self) -> str:
-        known = GGML_TYPES.get(self.type_id)
-        return known[0] if known else f"type {self.type_id}"
-
-    @property
-    def count(self) -> int:
-        return math.prod(self.shape)
+        return GGML_TYPES[self.type_id][0]
 
 
 class _Cursor:
@@ -294,8 +295,19 @@ class GGUFFile:
         data_bytes = self.size - self.data_start
         if raw and data_bytes < 0:
             raise ModelReadError("not a valid GGUF file: no data section after the tensor table (truncated?)")
+        expected = 0
         for name, shape, type_id, offset in raw:
-            self.tensors.append(self._tensor(name, shape, type_id, offset, data_bytes))
+            tensor = self._tensor(name, shape, type_id, offset, data_bytes)
+            # llama.cpp lays the tensors' data end to end, each padded to the
+            # alignment, and refuses any other offset: overlapping tensors
+            # would let a small file claim (and make reglint decode) any
+            # number of parameters.
+            if offset != expected:
+                raise ModelReadError(f"not a valid GGUF file: tensor {one_line(name, 80)!r} starts at offset "
+                                     f"{offset}, where the tensors before it end at {expected} (llama.cpp "
+                                     "refuses tensors that overlap or leave gaps)")
+            expected += -(-tensor.nbytes // alignment) * alignment
+            self.tensors.append(tensor)
 
     def _value(self, cur: _Cursor, vtype: int, key: str, depth: int, keep: bool) -> Any:
         if vtype in SCALARS:
@@ -340,14 +352,9 @@ class GGUFFile:
         label = one_line(name, 80)
         count = math.prod(shape)
         known = GGML_TYPES.get(type_id)
-        if known is None:
-            # Not even 1 bit a value: the file could not hold it, whatever the type.
-            if count > 8 * data_bytes:
-                raise ModelReadError(f"not a valid GGUF file: tensor {label!r} claims {count} values of ggml type "
-                                     f"{type_id} in {data_bytes} bytes of data")
-            if offset > data_bytes:
-                raise ModelReadError(f"not a valid GGUF file: tensor {label!r} starts past the end of the file")
-            return TensorInfo(name, shape, type_id, self.data_start + offset, None)
+        if known is None:  # llama.cpp refuses a type id it does not know, and so its size
+            raise ModelReadError(f"not a valid GGUF file: tensor {label!r} has ggml type {type_id}, which reglint "
+                                 "does not know (a llama.cpp newer than reglint's table, or a damaged file)")
         type_name, block, block_bytes = known
         row = shape[-1] if shape else 1
         if row % block:
@@ -362,8 +369,6 @@ class GGUFFile:
     # -- values ---------------------------------------------------------------
     def stats(self, tensor: TensorInfo) -> WeightStats | None:
         """Statistics of the dequantized values, a slab of whole blocks at a time."""
-        if tensor.nbytes is None:
-            return None
         _, block, block_bytes = GGML_TYPES[tensor.type_id]
         decode = _decoder(tensor.type_id)
         if decode is None:
@@ -476,32 +481,31 @@ def class_of(module: str, variables: list[Variable]) -> str:
     return "Module"
 
 
-def build_gguf_layers(file: GGUFFile, options: ReadOptions, notes: list[str]) -> list[Layer]:
+def build_gguf_layers(files: list[GGUFFile], options: ReadOptions, notes: list[str]) -> list[Layer]:
+    """The layers of a model's GGUF files (one, or every part of a split)."""
     modules: dict[str, list[Variable]] = {}
     skipped: list[str] = []
     integers: list[str] = []
-    unknown: dict[str, int] = {}
     undecoded: dict[str, int] = {}
-    for tensor in file.tensors:
-        if NOT_PARAMETERS.search(tensor.name.removesuffix(".weight")):
-            skipped.append(tensor.name)
-            continue
-        if tensor.type_name in INTEGERS:
-            integers.append(tensor.name)
-            continue
-        module, leaf = split_name(tensor.name)
-        role = role_of(module, leaf, len(tensor.shape))
-        dtype = FLOATS[tensor.type_name][0] if tensor.type_name in FLOATS else f"gguf {tensor.type_name}"
-        var = Variable(name=leaf, role=role, shape=tensor.shape, dtype=dtype, location=tensor.name)
-        if tensor.nbytes is None:
-            unknown[tensor.type_name] = unknown.get(tensor.type_name, 0) + 1
-        elif options.weight_stats:
-            var.stats = file.stats(tensor)
-            if var.stats is None:
-                undecoded[tensor.type_name] = undecoded.get(tensor.type_name, 0) + 1
-        modules.setdefault(module, []).append(var)
-        if len(modules) > options.max_layers:
-            raise ModelReadError(f"more than {options.max_layers} modules: refused")
+    for file in files:
+        for tensor in file.tensors:
+            if NOT_PARAMETERS.search(tensor.name.removesuffix(".weight")):
+                skipped.append(tensor.name)
+                continue
+            if tensor.type_name in INTEGERS:
+                integers.append(tensor.name)
+                continue
+            module, leaf = split_name(tensor.name)
+            role = role_of(module, leaf, len(tensor.shape))
+            dtype = FLOATS[tensor.type_name][0] if tensor.type_name in FLOATS else f"gguf {tensor.type_name}"
+            var = Variable(name=leaf, role=role, shape=tensor.shape, dtype=dtype, location=tensor.name)
+            if options.weight_stats:
+                var.stats = file.stats(tensor)
+                if var.stats is None:
+                    undecoded[tensor.type_name] = undecoded.get(tensor.type_name, 0) + 1
+            modules.setdefault(module, []).append(var)
+            if len(modules) > options.max_layers:
+                raise ModelReadError(f"more than {options.max_layers} modules: refused")
     layers = []
     for path, variables in modules.items():
         class_name = class_of(path, variables)
@@ -515,59 +519,99 @@ def build_gguf_layers(file: GGUFFile, options: ReadOptions, notes: list[str]) ->
     if integers:
         notes.append(f"{len(integers)} integer tensors are not parameters: {', '.join(integers[:3])}"
                      f"{'...' if len(integers) > 3 else ''}")
-    if unknown:
-        notes.append(f"{sum(unknown.values())} tensors of ggml types reglint does not know "
-                     f"({', '.join(sorted(unknown))}): counted from their dimensions, without statistics")
     if undecoded:
         why = "install the gguf package (llama.cpp's) to read them" if gguf_quants() is None else \
-            "the installed gguf package does not dequantize them"
+            "the installed gguf package does not dequantize them, or their bytes did not decode"
         notes.append(f"{sum(undecoded.values())} tensors stored as {', '.join(sorted(undecoded))}: counted, "
                      f"statistics not read ({why})")
     return layers
 
 
-def gguf_note(file: GGUFFile) -> str | None:
+def gguf_note(files: list[GGUFFile], undecoded: bool) -> str | None:
     """The note for the weights stored quantized."""
     kinds: dict[str, int] = {}
-    for tensor in file.tensors:
-        if tensor.nbytes is not None and tensor.type_name not in FLOATS and tensor.type_name not in INTEGERS:
-            kinds[tensor.type_name] = kinds.get(tensor.type_name, 0) + 1
+    for file in files:
+        for tensor in file.tensors:
+            if tensor.type_name not in FLOATS and tensor.type_name not in INTEGERS:
+                kinds[tensor.type_name] = kinds.get(tensor.type_name, 0) + 1
     if not kinds:
         return None
+    how = "statistics are of the dequantized values (gguf's dequantize) where they could be read" if undecoded \
+        else "statistics are of the dequantized values (gguf's dequantize)"
     return (f"{sum(kinds.values())} weights are stored quantized by llama.cpp (GGUF {', '.join(sorted(kinds))}): "
-            "each counts as the float parameter it stands for, at its float shape; statistics are of the "
-            "dequantized values (gguf's dequantize)")
+            f"each counts as the float parameter it stands for, at its float shape; {how}")
+
+
+MAX_SPLITS = 1024
+# Architectures whose converter stores a (1 + w) norm's scale as 1 + w
+# (llama.cpp's conversion/gemma.py, nemotron.py, qwen.py's Qwen3-Next,
+# minimax.py's M3): the file holds the effective scale, not the parameter.
+NORM_PLUS_ONE = {"gemma", "gemma2", "gemma3", "gemma3n", "gemma-embedding", "nemotron", "qwen3next", "minimax-m3"}
+
+
+def split_parts(path: Path, metadata: dict[str, Any]) -> list[Path]:
+    """Every part of the split model ``path`` is one of, in order; just
+    ``path`` for a model in one file."""
+    count = metadata.get("split.count")
+    match = SPLIT_NAME.fullmatch(path.name)
+    if not isinstance(count, int) or count <= 1 or match is None or int(match["count"]) != count:
+        return [path]
+    if count > MAX_SPLITS:
+        raise UnsafeInputError(f"a GGUF model split into {count} files (more than {MAX_SPLITS}): refused")
+    return [path.with_name(f"{match['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
 
 
 def read_gguf(path: Path, options: ReadOptions) -> Model:
-    """A ``.gguf`` file: parameter counts and statistics of the dequantized weights."""
-    with GGUFFile(path, options) as file:
-        if not file.tensors:
+    """A ``.gguf`` file (every part of a split one): parameter counts and
+    statistics of the dequantized weights."""
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(GGUFFile(path, options))
+        parts = split_parts(path, first.metadata)
+        files, missing = [], []
+        for part in parts:
+            if part == path:
+                files.append(first)
+            elif part.is_file():
+                files.append(stack.enter_context(GGUFFile(part, options)))
+            else:
+                missing.append(part.name)
+        names = [t.name for f in files for t in f.tensors]
+        if len(set(names)) != len(names):
+            raise ModelReadError("not a valid GGUF split: a tensor name repeats across its parts")
+        if not names:
             raise ModelReadError("a GGUF file without tensors (a vocabulary-only file?): no model weights")
         model = Model(path=str(path), format="gguf", framework="pytorch")
-        model.layers = build_gguf_layers(file, options, model.notes)
-    meta = file.metadata
+        model.layers = build_gguf_layers(files, options, model.notes)
+    # the model's metadata is the first part's (gguf-split writes the others with split.* keys alone)
+    head = next((f for f in files if f.path.name == parts[0].name), first)
+    meta = head.metadata
     name = meta.get("general.name")
     model.name = name if isinstance(name, str) and name else None
-    note = gguf_note(file)
+    note = gguf_note(files, any("statistics not read" in n for n in model.notes))
     if note:
         model.notes.append(note)
     types: dict[str, int] = {}
-    for tensor in file.tensors:
-        types[tensor.type_name] = types.get(tensor.type_name, 0) + 1
+    for file in files:
+        for tensor in file.tensors:
+            types[tensor.type_name] = types.get(tensor.type_name, 0) + 1
     file_type = meta.get("general.file_type")
+    architecture = meta.get("general.architecture")
     model.metadata.update({
-        "gguf_version": file.version,
-        "architecture": meta.get("general.architecture"),
+        "gguf_version": head.version,
+        "architecture": architecture,
         "file_type": FILE_TYPES.get(file_type, file_type) if isinstance(file_type, int) else None,
         "quantization_version": meta.get("general.quantization_version"),
         "tensor_types": dict(sorted(types.items())),
         "gguf_metadata": dict(list(meta.items())[:40]),
     })
-    count, number = meta.get("split.count"), meta.get("split.no")
-    if isinstance(count, int) and count > 1 and isinstance(number, int):
-        model.notes.append(f"split {number + 1} of {count}: this file holds {len(file.tensors)} of the model's "
-                           f"{meta.get('split.tensors.count', '?')} tensors; the counts are this file's")
+    if len(parts) > 1:
+        read = len(parts) - len(missing)
+        model.notes.append(f"a model split into {len(parts)} GGUF files: {read} read together as one model"
+                           + (f"; missing: {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''} (the counts "
+                              "are of the parts present)" if missing else ""))
+    if architecture in NORM_PLUS_ONE:
+        model.notes.append(f"{architecture}: llama.cpp's converter stores each (1 + w) norm's scale as 1 + w, so "
+                           "the norms' statistics are of the effective scale, not of the trained parameter w")
     model.notes.append("weights only: no optimizer in a GGUF file; pass --optimizer, --learning-rate and "
                        "--weight-decay to check decay")
     return model

@@ -13,6 +13,9 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 GGUF_MAGIC = b"GGUF"  # llama.cpp's format
+# The parts of a split GGUF model (llama.cpp's ``llama_split_path``:
+# gguf-split and convert_hf_to_gguf.py --split-max-*), read together.
+GGUF_SPLIT = re.compile(r"(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".gguf", ".tflite", *TORCH_SUFFIXES)
