@@ -72,7 +72,7 @@ VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_NAME = 64  # GGML_MAX_NAME: llama.cpp refuses tensor names of 64 bytes or more
-MAX_KEY = 1 << 16  # the GGUF spec: keys of at most 65,535 bytes
+MAX_KEY = (1 << 16) - 1  # the GGUF spec: keys of at most 65,535 bytes
 MAX_NESTING = 8  # arrays of arrays: gguf-py writes them, llama.cpp refuses them
 # Real files hold tens of key-value pairs and at most a few thousand tensors
 # (a MoE's experts are stacked); each pair and tensor is Python work.
