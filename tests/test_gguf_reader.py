@@ -385,7 +385,7 @@ HUGE = 1 << 60
 HOSTILE = {
     "header_cut": (GOOD[:20], "runs past the end"),
     "string_2e60": (gguf_file([struct.pack("<Q", HUGE) + b"general.name"]), "claims"),
-    "key_too_long": (gguf_file([kv("k" * 70_000, 4, b"\0" * 4)]), "at most 65536"),
+    "key_too_long": (gguf_file([kv("k" * 70_000, 4, b"\0" * 4)]), "at most 65535"),
     "array_2e60": (gguf_file([kv("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, HUGE))]), "claims"),
     "string_array_2e60": (gguf_file([kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, HUGE))]), "claims"),
     "nested_arrays": (gguf_file([kv("x", 9, struct.pack("<IQ", 9, 1) * 20 + struct.pack("<IQ", 0, 0))]), "nested"),
