@@ -335,15 +335,9 @@ def _packed_stats(packed: NamedTensor, scale_tensor: NamedTensor, by_name: dict[
         if zero is None or zero.size != math.prod(cells):
             return None
         grid = replace(grid, zero=zero.reshape(cells).astype(np.float32))
-    row_bytes = packed.shape[1] * 4
-    step = max(1, chunk_bytes // (BYTES_A_VALUE * inputs))
     acc = StatsAccumulator()
-    for first in range(0, out, step):
-        last = min(out, first + step)
-        raw = source.stored_bytes(packed.name, first * row_bytes, last * row_bytes)
-        if raw is None or raw.size != (last - first) * row_bytes:
-            return None
-        codes = _stream_rows(raw.reshape(last - first, row_bytes), bits, inputs)
+    for first, block in _slabs(source, packed.name, out, packed.shape[1] * 4, inputs, chunk_bytes):
+        codes = _stream_rows(block, bits, inputs)
         if codes is None:
             return None
         acc.add(grid.values(codes.astype(np.float32) - offset, first))
@@ -375,15 +369,9 @@ def _fp4_stats(packed: NamedTensor, scale_tensor: NamedTensor, global_scale: Nam
             return None
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # a zero global scale: inf, counted
             grid = replace(grid, scale=grid.scale * second[0] if multiply else grid.scale / second[0])
-    row_bytes = packed.shape[1]
-    step = max(1, chunk_bytes // (BYTES_A_VALUE * inputs))
     acc = StatsAccumulator()
-    for first in range(0, out, step):
-        last = min(out, first + step)
-        raw = source.stored_bytes(packed.name, first * row_bytes, last * row_bytes)
-        if raw is None or raw.size != (last - first) * row_bytes:
-            return None
-        codes = _stream_rows(raw.reshape(last - first, row_bytes), 4, inputs)
+    for first, block in _slabs(source, packed.name, out, packed.shape[1], inputs, chunk_bytes):
+        codes = _stream_rows(block, 4, inputs)
         if codes is None:
             return None
         acc.add(grid.values(E2M1[codes], first))
@@ -441,15 +429,22 @@ def _rows(weight: NamedTensor, source, chunk_bytes: int) -> Iterator[tuple[int, 
     (integers) or values (float8)."""
     out, inputs = weight.shape
     itemsize = 1 if weight.dtype in FLOAT8 else np.dtype(INTEGER_CODES[weight.dtype]).itemsize
-    step = max(1, chunk_bytes // (BYTES_A_VALUE * inputs))
-    for first in range(0, out, step):
-        last = min(out, first + step)
-        raw = source.stored_bytes(weight.name, first * inputs * itemsize, last * inputs * itemsize)
-        if raw is None or raw.size != (last - first) * inputs * itemsize:
-            raise _Unreadable
-        block = raw.reshape(last - first, inputs * itemsize)
+    for first, block in _slabs(source, weight.name, out, inputs * itemsize, inputs, chunk_bytes):
         yield first, (widen(block, weight.dtype) if weight.dtype in FLOAT8 else
                       block.view(np.dtype(INTEGER_CODES[weight.dtype]).newbyteorder("<")).astype(np.float32))
+
+
+def _slabs(source, name: str, rows: int, row_bytes: int, values_a_row: int,
+           chunk_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
+    """A stored tensor's rows a slab at a time, as [rows, row_bytes] bytes:
+    as many rows as make about ``chunk_bytes`` of dequantized values."""
+    step = max(1, chunk_bytes // (BYTES_A_VALUE * values_a_row))
+    for first in range(0, rows, step):
+        last = min(rows, first + step)
+        raw = source.stored_bytes(name, first * row_bytes, last * row_bytes)
+        if raw is None or raw.size != (last - first) * row_bytes:
+            raise _Unreadable
+        yield first, raw.reshape(last - first, row_bytes)
 
 
 class _Unreadable(Exception):
