@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 
-from reglint.errors import ModelReadError
+from reglint.errors import ModelReadError, UnsafeInputError
 from reglint.model import Role
 from reglint.readers import Format, read_model, sniff
 
@@ -482,3 +482,92 @@ def test_int4_weights_are_unpacked_and_dequantized(axis):
     assert stats.count == q.size
     assert stats.sum_sq == pytest.approx(float((want ** 2).sum()), rel=1e-12)
     assert stats.max_abs == pytest.approx(float(np.abs(want).max()), rel=1e-12)
+
+
+def build_graph(tensors: list[tuple[str, list[int], int]], ops: list[tuple[int, list[int], list[int]]],
+                codes: list[int], buffers: list[bytes], *, tensor_table: list[int] | None = None,
+                op_table: list[int] | None = None) -> bytes:
+    """A one-subgraph file: ``tensors`` (name, shape, buffer), ``ops``
+    (opcode index, inputs, outputs); equal index vectors are written once
+    (shared), and ``tensor_table``/``op_table`` list which table each entry
+    of the tensor/operator vector points at (repeats: one table named many
+    times, as a crafted file may)."""
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    vectors: dict[tuple[int, ...], int] = {}
+
+    def vector(values, prepend=b.PrependInt32):
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            prepend(v)
+        return b.EndVector()
+
+    def ivec(values):
+        if tuple(values) not in vectors:
+            vectors[tuple(values)] = vector(values)
+        return vectors[tuple(values)]
+
+    def table(*fields):
+        b.StartObject(max((slot for slot, _, _ in fields), default=-1) + 1)
+        for slot, kind, value in fields:
+            getattr(b, f"Prepend{kind}Slot")(slot, value, 0)
+        return b.EndObject()
+
+    buffer_tables = [table((0, "UOffsetTRelative", b.CreateByteVector(raw))) if raw else table() for raw in buffers]
+    tensor_tables = []
+    for name, shape, buffer in tensors:
+        name_ref, dims = b.CreateString(name), vector(shape)
+        tensor_tables.append(table((0, "UOffsetTRelative", dims), (1, "Int8", 0), (2, "Uint32", buffer),
+                                   (3, "UOffsetTRelative", name_ref)))
+    op_tables = [table((0, "Uint32", code), (1, "UOffsetTRelative", ivec(inputs)),
+                       (2, "UOffsetTRelative", ivec(outputs))) for code, inputs, outputs in ops]
+    tensor_list = vector([tensor_tables[i] for i in tensor_table or range(len(tensors))],
+                         b.PrependUOffsetTRelative)
+    op_list = vector([op_tables[i] for i in op_table or range(len(ops))], b.PrependUOffsetTRelative)
+    sub = table((0, "UOffsetTRelative", tensor_list), (3, "UOffsetTRelative", op_list))
+    code_tables = [table((0, "Int8", min(code, 127)), (3, "Int32", code)) for code in codes]
+    root = table((0, "Uint32", 3), (1, "UOffsetTRelative", vector(code_tables, b.PrependUOffsetTRelative)),
+                 (2, "UOffsetTRelative", vector([sub], b.PrependUOffsetTRelative)),
+                 (4, "UOffsetTRelative", vector(buffer_tables, b.PrependUOffsetTRelative)))
+    b.Finish(root, file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+ADD, RESHAPE = 0, 22
+
+
+def _hostile_graphs() -> dict[str, bytes]:
+    """Review 17's small files that cost minutes and gigabytes: (a) one
+    tensor table named by 20,000 entries; (b) 2,000 operators sharing one
+    table whose inputs name 3,000 tensors; (c) the same with distinct
+    operator tables sharing the input vector; (d) 1,500 constants each
+    RESHAPEd into one tensor X that 1,500 ADDs read (a quadratic walk)."""
+    one = np.ones(2, "<f4").tobytes()
+    fan = [(f"t{i}", [2], 0) for i in range(3000)]
+    inputs = list(range(3000))
+    k = 1500
+    walk_tensors = [(f"c{i}", [2], 1) for i in range(k)] + [("x", [2], 0), ("y", [2], 0)]
+    walk_ops = [(1, [i], [k]) for i in range(k)] + [(0, [k, k], [k + 1])] * k
+    return {
+        "tensor_table_repeated": build_graph([("model/dense/MatMul", [3, 4], 1)], [], [FULLY_CONNECTED],
+                                             [b"", WEIGHTS.astype("<f4").tobytes()], tensor_table=[0] * 20_000),
+        "operator_table_repeated": build_graph(fan, [(0, inputs, [0])], [FULLY_CONNECTED], [b""],
+                                               op_table=[0] * 2000),
+        "operator_inputs_shared": build_graph(fan, [(0, inputs, [0])] * 2000, [FULLY_CONNECTED], [b""]),
+        "quadratic_walk": build_graph(walk_tensors, walk_ops, [ADD, RESHAPE], [b"", one]),
+    }
+
+
+@pytest.mark.parametrize("name", ["tensor_table_repeated", "operator_table_repeated", "operator_inputs_shared",
+                                  "quadratic_walk"])
+def test_hostile_graphs_refused_in_linear_time(tmp_path, name):
+    """Each was minutes or gigabytes before (review 17: 3,000 shared-table
+    operators 71 s / 4.3 GB; a 6,000 x 6,000 walk 85 s); now a one-line
+    refusal in well under a second of reading."""
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(_hostile_graphs()[name])
+    start = time.perf_counter()
+    with pytest.raises(UnsafeInputError):
+        read_model(path)
+    assert time.perf_counter() - start < 5

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reglint.errors import UnsafeInputError
 from reglint.model import Role
 from reglint.readers.tflite.schema import FLOAT_TYPES, OperatorInfo, SubgraphInfo, TensorInfo
 
@@ -73,7 +74,7 @@ VALUE_PASS = {DEQUANTIZE, DENSIFY, CAST, RESHAPE, TRANSPOSE, SQUEEZE, EXPAND_DIM
 # Ops whose output a constant added to is a bias.
 BIASED_OPS = {FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, CONV_3D, CONV_3D_TRANSPOSE, BATCH_MATMUL}
 ARITHMETIC = {ADD, SUB, MUL, DIV}
-MAX_WALK = 10_000
+WALK_SLACK = 10_000  # steps of the constant -> consumer walks beyond one per consumer entry
 # A shared tensor takes the most specific role among its consumers.
 ROLE_RANK = {Role.EMBEDDINGS: 0, Role.KERNEL: 1, Role.DEPTHWISE_KERNEL: 1, Role.POINTWISE_KERNEL: 1,
              Role.RECURRENT_KERNEL: 1, Role.GAMMA: 2, Role.BETA: 2, Role.MOVING_MEAN: 2,
@@ -101,12 +102,20 @@ class Param:
 
 
 class Graph:
-    """Producers and consumers of one subgraph's tensors."""
+    """Producers and consumers of one subgraph's tensors, built once.
+
+    The walks from constants to their consumers share one budget: where
+    every tensor has one producer (as the converter writes them) the walks
+    are disjoint trees and visit each consumer entry at most once, so the
+    whole subgraph costs one step per entry. A crafted file whose pass-
+    through ops all write one tensor would make them quadratic; it runs out
+    of budget instead, with a one-line error."""
 
     def __init__(self, sub: SubgraphInfo):
         self.sub = sub
         self.producer: dict[int, OperatorInfo] = {}
         self.consumers: dict[int, list[tuple[OperatorInfo, int]]] = {}
+        entries = 0
         for op in sub.operators:
             for t in op.outputs:
                 if t >= 0:
@@ -114,16 +123,26 @@ class Graph:
             for slot, t in enumerate(op.inputs):
                 if t >= 0:
                     self.consumers.setdefault(t, []).append((op, slot))
+            entries += len(op.inputs) + len(op.outputs)
+        self.budget = entries + WALK_SLACK
+
+    def _spend(self, steps: int) -> None:
+        self.budget -= steps
+        if self.budget < 0:
+            raise UnsafeInputError(f"subgraph {self.sub.index}: the walk from constants to their consumers "
+                                   "exceeds one step per operator input (tensors written by several ops): crafted "
+                                   "or corrupt")
 
     def uses(self, index: int) -> tuple[list[tuple[OperatorInfo, int]], bool]:
         """Consumers of a tensor through value-preserving ops, and whether a
         DEQUANTIZE was on the way."""
-        out, frontier, steps, dequantized = [], [index], 0, False
+        out, frontier, dequantized = [], [index], False
         seen = {index}
-        while frontier and steps < MAX_WALK:
+        while frontier:
             current = frontier.pop()
-            for op, slot in self.consumers.get(current, []):
-                steps += 1
+            consumers = self.consumers.get(current, [])
+            self._spend(len(consumers) + 1)
+            for op, slot in consumers:
                 if op.opcode in VALUE_PASS and slot == 0 and op.outputs:
                     dequantized = dequantized or op.opcode == DEQUANTIZE
                     frontier.extend(t for t in op.outputs if t >= 0 and t not in seen)
@@ -177,9 +196,8 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     return Role.OTHER, "constant"
 
 
-def collect_params(sub: SubgraphInfo, has_data) -> tuple[list[Param], int]:
+def collect_params(sub: SubgraphInfo, graph: Graph, has_data) -> tuple[list[Param], int]:
     """The parameters of one subgraph, and how many constants are not."""
-    graph = Graph(sub)
     params, constants = [], 0
     for tensor in sub.tensors:
         if not is_constant(tensor, graph, has_data(tensor)):

@@ -85,10 +85,10 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     constants = 0
     graphs = {}
     for sub in tfl.subgraphs:
-        found, skipped = collect_params(sub, has_data)
+        graphs[sub.index] = Graph(sub)
+        found, skipped = collect_params(sub, graphs[sub.index], has_data)
         params += found
         constants += skipped
-        graphs[sub.index] = Graph(sub)
     params, shared = _shared_buffers(params)
     for p in params:
         ref = tfl.buffers[p.tensor.buffer]
