@@ -571,3 +571,47 @@ def test_hostile_graphs_refused_in_linear_time(tmp_path, name):
     with pytest.raises(UnsafeInputError):
         read_model(path)
     assert time.perf_counter() - start < 5
+
+
+def _param_counts(model) -> dict[str, int]:
+    return {layer.name: sum(int(np.prod(v.shape)) for v in layer.variables) for layer in model.layers}
+
+
+def test_tensors_sharing_bytes_are_distinct_parameters(tmp_path):
+    """Review 17, finding 1: a bias [12] and another layer's kernel [3, 4]
+    share one 48-byte buffer. Before, layer ``dense`` vanished and its
+    kernel was merged into ``other``'s bias; now each tensor is its own
+    parameter in the layer that reads it."""
+    w = WEIGHTS.astype("<f4").tobytes()
+    tensors = [("x", [1, 4], 0), ("model/dense/MatMul", [3, 4], 1), ("y", [1, 3], 0), ("x2", [1, 2], 0),
+               ("model/other/MatMul", [12, 2], 2), ("model/other/BiasAdd", [12], 1), ("y2", [1, 12], 0)]
+    ops = [(0, [0, 1, -1], [2]), (0, [3, 4, 5], [6])]
+    path = tmp_path / "m.tflite"
+    path.write_bytes(build_graph(tensors, ops, [FULLY_CONNECTED], [b"", w, np.ones(24, "<f4").tobytes()]))
+    model = read_model(path)
+    assert _param_counts(model) == {"dense": 12, "other": 36}
+    assert any("share their bytes" in note for note in model.notes)
+
+
+def test_one_constant_read_by_several_layers_or_one_shared_layer(tmp_path):
+    """One zero bias read by two FULLY_CONNECTED ops with their own kernels
+    (the converter's deduplication) belongs to both layers, once each; a
+    kernel and bias read by two ops (one Keras layer called twice) is one
+    layer with calls=2. Before, the first case gave layer ``a`` calls=2 and
+    ``b`` no bias."""
+    zeros, k = np.zeros(3, "<f4").tobytes(), WEIGHTS.astype("<f4").tobytes()
+    tensors = [("x", [1, 4], 0), ("model/a/MatMul", [3, 4], 1), ("model/b/MatMul", [3, 4], 2),
+               ("arith.constant", [3], 3), ("h", [1, 3], 0), ("y", [1, 3], 0), ("z", [1, 3], 0)]
+    path = tmp_path / "dedup.tflite"
+    path.write_bytes(build_graph(tensors, [(0, [0, 1, 3], [4]), (0, [0, 2, 3], [5])], [FULLY_CONNECTED],
+                                 [b"", k, k[::-1], zeros]))
+    model = read_model(path)
+    assert _param_counts(model) == {"a": 15, "b": 15}
+    assert [layer.calls for layer in model.layers] == [1, 1]
+    assert any("identical constants once" in note for note in model.notes)
+    path = tmp_path / "shared.tflite"
+    path.write_bytes(build_graph(tensors, [(0, [0, 1, 3], [4]), (0, [4, 1, 3], [5])], [FULLY_CONNECTED],
+                                 [b"", k, k[::-1], zeros]))
+    model = read_model(path)
+    assert _param_counts(model) == {"a": 15}
+    assert model.layers[0].calls == 2

@@ -5,7 +5,7 @@ scalars) is not a parameter."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reglint.errors import UnsafeInputError
 from reglint.model import Role
@@ -94,7 +94,8 @@ class Param:
     uses: int = 0
     dequantize: bool = False  # reaches its op through a DEQUANTIZE (float16 or int8 storage)
     layer: str = ""
-    notes: list[str] = field(default_factory=list)
+    copy: int = 0  # of a tensor read by several layers' ops: which layer's copy (0: the first)
+    copies: int = 1
 
     @property
     def quantized(self) -> bool:
@@ -196,8 +197,46 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     return Role.OTHER, "constant"
 
 
+# The input slot of an op's kernel: ops reading one kernel tensor are one
+# (shared) layer; ops with different kernels are different layers.
+KERNEL_SLOT = {CONV_2D: 1, DEPTHWISE_CONV_2D: 1, TRANSPOSE_CONV: 1, CONV_3D: 1, CONV_3D_TRANSPOSE: 1,
+               FULLY_CONNECTED: 1, EMBEDDING_LOOKUP: 1, PRELU: 1}
+
+
+def _root(graph: Graph, index: int) -> int:
+    """The tensor a value-preserving chain (DEQUANTIZE, reshapes) starts from."""
+    for _ in range(8):
+        producer = graph.producer.get(index)
+        if producer is None or producer.opcode not in VALUE_PASS or not producer.inputs or producer.inputs[0] < 0:
+            return index
+        index = producer.inputs[0]
+    return index
+
+
+def _anchor(graph: Graph, op: OperatorInfo, tensor: TensorInfo) -> tuple[str, int]:
+    """Which layer a consumer belongs to, for telling a shared layer (one
+    kernel read by several ops) from constants the converter deduplicated
+    (one zero bias read by the ops of many layers, each with its own kernel)."""
+    slot = KERNEL_SLOT.get(op.opcode)
+    if slot is not None and slot < len(op.inputs) and op.inputs[slot] >= 0:
+        kernel = _root(graph, op.inputs[slot])
+        return ("kernel", kernel) if kernel != tensor.index else ("self", tensor.index)
+    if op.opcode in ARITHMETIC and len(op.inputs) == 2:
+        other = op.inputs[1] if _root(graph, op.inputs[0]) == tensor.index else op.inputs[0]
+        source = graph.source(other) if other >= 0 else None
+        if source is not None and source.opcode in KERNEL_SLOT:
+            return _anchor(graph, source, tensor)
+    return "self", tensor.index
+
+
 def collect_params(sub: SubgraphInfo, graph: Graph, has_data) -> tuple[list[Param], int]:
-    """The parameters of one subgraph, and how many constants are not."""
+    """The parameters of one subgraph, and how many constants are not.
+
+    A constant tensor read by ops of one layer (one kernel: a Keras layer
+    called several times) is one parameter with ``uses`` calls. A tensor
+    read by the ops of several layers (the converter stores identical
+    constants once: the zero biases of an untrained model) is a copy per
+    layer, each marked ``deduplicated``, as Keras has one variable per layer."""
     params, constants = [], 0
     for tensor in sub.tensors:
         if not is_constant(tensor, graph, has_data(tensor)):
@@ -206,15 +245,16 @@ def collect_params(sub: SubgraphInfo, graph: Graph, has_data) -> tuple[list[Para
             constants += 1
             continue
         consumers, dequantized = graph.uses(tensor.index)
-        best: tuple[int, Role, str, OperatorInfo | None, int] = (ROLE_RANK[Role.OTHER] + 1, Role.OTHER, "", None, 0)
+        groups: dict[tuple[str, int], list[tuple[Role, str, OperatorInfo, int]]] = {}
         for op, slot in consumers:
             found = role_at(graph, op, slot, tensor)
-            if found is not None and ROLE_RANK[found[0]] < best[0]:
-                best = (ROLE_RANK[found[0]], found[0], found[1], op, slot)
-        if best[3] is None:
+            if found is not None:
+                groups.setdefault(_anchor(graph, op, tensor), []).append((found[0], found[1], op, slot))
+        if not groups:
             constants += 1
             continue
-        params.append(Param(sub.index, tensor, best[1], best[2], best[3], best[4],
-                            uses=len({op.index for op, _ in consumers}), dequantize=dequantized))
+        for n, members in enumerate(groups.values()):
+            role, name, op, slot = min(members, key=lambda m: (ROLE_RANK[m[0]], m[2].index))
+            params.append(Param(sub.index, tensor, role, name, op, slot, uses=len({m[2].index for m in members}),
+                                dequantize=dequantized, copy=n, copies=len(groups)))
     return params, constants
-

@@ -89,15 +89,18 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
         found, skipped = collect_params(sub, graphs[sub.index], has_data)
         params += found
         constants += skipped
-    params, shared = _shared_buffers(params)
+    shared = _shared_buffers(params)
     for p in params:
         ref = tfl.buffers[p.tensor.buffer]
         check_extent(p.tensor, ref)
+    stats = {}
     if options.weight_stats:
-        stats = {id(p): tensor_stats(buf, tfl.buffers[p.tensor.buffer], p.tensor, options.chunk_bytes)
-                 for p in params}
-    else:
-        stats = {}
+        by_tensor: dict[tuple[int, int], object] = {}  # a tensor's copies (one per layer) read once
+        for p in params:
+            key = (p.subgraph, p.tensor.index)
+            if key not in by_tensor:
+                by_tensor[key] = tensor_stats(buf, tfl.buffers[p.tensor.buffer], p.tensor, options.chunk_bytes)
+            stats[id(p)] = by_tensor[key]
     keys, unnamed, folded = _layer_keys(params, graphs, tfl.subgraphs)
     groups: dict[str, list[Param]] = {}
     for p in params:
@@ -130,19 +133,18 @@ def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
             f"bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
 
 
-def _shared_buffers(params: list[Param]) -> tuple[list[Param], int]:
-    """A buffer read by several constant tensors (the converter stores
-    identical constants once) is one parameter, with its most specific role."""
-    by_buffer: dict[int, Param] = {}
-    out = []
+def _shared_buffers(params: list[Param]) -> int:
+    """How many parameter tensors read a buffer another parameter tensor
+    reads too (the converter stores identical bytes once, even under
+    different quantization): each is its own parameter, counted where it
+    is consumed."""
+    first: dict[int, tuple[int, int]] = {}
+    shared = set()
     for p in params:
-        first = by_buffer.get(p.tensor.buffer)
-        if first is None:
-            by_buffer[p.tensor.buffer] = p
-            out.append(p)
-        else:
-            first.uses += p.uses
-    return out, len(params) - len(out)
+        key = (p.subgraph, p.tensor.index)
+        if first.setdefault(p.tensor.buffer, key) != key:
+            shared.add(key)
+    return len(shared)
 
 
 def _layer_keys(params: list[Param], graphs: dict[int, Graph], subgraphs: list[SubgraphInfo]
@@ -318,8 +320,17 @@ def _notes(model: Model, params: list[Param], constants: int, shared: int, unnam
         model.notes.append(f"{constants} constant tensors are shapes, indices, scalars or other constants, "
                            "not parameters")
     if shared:
-        model.notes.append(f"{shared} constant tensors share a buffer with another parameter (the converter stores "
-                           "identical constants once): counted once")
+        model.notes.append(f"{shared} weight tensors share their bytes with another (the converter stores identical "
+                           "bytes once, even under different quantization): each counted as its own parameter, in "
+                           "the layer that reads it")
+    copies = [p for p in params if p.copy]
+    if copies:
+        tensors = len({(p.subgraph, p.tensor.index) for p in params if p.copies > 1})
+        extra = sum(p.tensor.size for p in copies)
+        model.notes.append(f"the converter stores identical constants once: {tensors} weight tensors (such as the "
+                           f"all-zero biases of an untrained model) are read by the ops of {len(copies) + tensors} "
+                           f"layers; counted once per layer, as Keras does ({extra} values more than the file "
+                           "holds)")
     if unnamed:
         model.notes.append(f"{unnamed} layers have no name in the file (the converter named their weights after "
                            "itself, as arith.constant): named after their op")
