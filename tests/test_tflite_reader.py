@@ -615,3 +615,32 @@ def test_one_constant_read_by_several_layers_or_one_shared_layer(tmp_path):
     model = read_model(path)
     assert _param_counts(model) == {"a": 15}
     assert model.layers[0].calls == 2
+
+
+def test_keras3_suffixes_stripped_per_component_and_tf_keras_depthwise_kept():
+    """Review 17, findings 3 and 7, with names from MobileNetV3Small files:
+    Keras 3.15 traces mixed ``_1``/``_2`` scopes (``conv_1`` is Keras'
+    ``conv``, ``conv_1_2`` its ``conv_1``), where nothing was stripped and
+    10 layers carried another layer's name; tf.keras (TF 2.15) names a
+    layer ``expanded_conv_3/depthwise``, whose ``depthwise`` was eaten as
+    an op name."""
+    from reglint.readers.tflite.names import layer_parts, tidy_keys
+
+    keras3 = ["MobileNetV3Small_1/conv_1/convolution", "MobileNetV3Small_1/conv_1_2/convolution",
+              "MobileNetV3Small_1/expanded_conv_squeeze_excite_conv_1/convolution",
+              "MobileNetV3Small_1/expanded_conv_squeeze_excite_conv_1_2/convolution",
+              "MobileNetV3Small_1/re_lu_1/Relu;MobileNetV3Small_1/expanded_conv_depthwise_bn_1/batchnorm/mul_1;"
+              "MobileNetV3Small_1/expanded_conv_depthwise_1/depthwise"]
+    parts = {i: layer_parts(name) for i, name in enumerate(keras3)}
+    assert list(tidy_keys(parts).values()) == ["conv", "conv_1", "expanded_conv_squeeze_excite_conv",
+                                               "expanded_conv_squeeze_excite_conv_1", "expanded_conv_depthwise"]
+    # a tf.keras model_1 whose layers are dense_1, dense_2: stripping would merge them
+    assert list(tidy_keys({0: ["model_1", "dense_1"], 1: ["model_1", "dense_2"], 2: ["model_1", "dense"]}
+                          ).values()) == ["dense_1", "dense_2", "dense"]
+    legacy = ["MobilenetV3small/expanded_conv_3/depthwise/depthwise",
+              "MobilenetV3small/expanded_conv_1/depthwise/BatchNorm/FusedBatchNormV3;"
+              "MobilenetV3small/expanded_conv_1/depthwise/depthwise",
+              "MobilenetV3small/dw/depthwise/ReadVariableOp", "MobilenetV3small/Conv/Conv2D"]
+    assert [layer_parts(name) for name in legacy] == [
+        ["MobilenetV3small", "expanded_conv_3", "depthwise"], ["MobilenetV3small", "expanded_conv_1", "depthwise"],
+        ["MobilenetV3small", "dw"], ["MobilenetV3small", "Conv"]]
