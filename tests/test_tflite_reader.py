@@ -205,8 +205,9 @@ def test_folded_batchnorm_is_said(entry):
     model = read_model(TFLITE / entry["file"])
     (fold,) = entry["folded"]
     assert model.layer(fold["batchnorm"]) is None
-    note = next(n for n in model.notes if n.startswith(f"{fold['batchnorm']}: BatchNormalization folded"))
-    assert f"into {fold['into']}'s kernel and bias" in note and f"= {fold['keras_params']} values in Keras" in note
+    note = next(n for n in model.notes if "BatchNormalization layers folded" in n)
+    assert note.startswith("1 BatchNormalization layers folded") and f"({fold['keras_params']} values in Keras" in note
+    assert f"{fold['batchnorm']} into {fold['into']} ({fold['keras_params'] // 4} channels)" in note
     conv = entry["keras"]["layers"][fold["into"]]["params"]
     assert model.layer(fold["into"]).params == conv + fold["bias_added"]
     zeros = entry["zero_biases"]["sep"]
@@ -644,3 +645,31 @@ def test_keras3_suffixes_stripped_per_component_and_tf_keras_depthwise_kept():
     assert [layer_parts(name) for name in legacy] == [
         ["MobilenetV3small", "expanded_conv_3", "depthwise"], ["MobilenetV3small", "expanded_conv_1", "depthwise"],
         ["MobilenetV3small", "dw"], ["MobilenetV3small", "Conv"]]
+
+
+def test_batchnorm_notes(tmp_path):
+    """Review 17, finding 4: a Dense whose weights carry only a folded BN's
+    name (``bn_d/batchnorm/mul_1``) was reported as layer ``bn_d`` with no
+    note; an unfoldable BN's MUL/ADD constants were called gamma/beta; a
+    dense layer without a bias got no note (finding 12)."""
+    w = WEIGHTS.astype("<f4").tobytes()
+    tensors = [("x", [1, 4], 0), ("model/bn_d/batchnorm/mul_1", [3, 4], 1), ("model/bn_d/batchnorm/add_1", [3], 2),
+               ("h", [1, 3], 0), ("model/bn/batchnorm/mul", [3], 3), ("m", [1, 3], 0),
+               ("model/bn/batchnorm/sub", [3], 4), ("y", [1, 3], 0), ("model/out/MatMul", [3, 3], 5), ("z", [1, 3], 0)]
+    ops = [(0, [0, 1, 2], [3]), (1, [3, 4], [5]), (2, [5, 6], [7]), (0, [7, 8, -1], [9])]
+    three = np.arange(1, 4, dtype="<f4").tobytes()
+    path = tmp_path / "bn.tflite"
+    path.write_bytes(build_graph(tensors, ops, [FULLY_CONNECTED, MUL, ADD], [b"", w, three, three, three[::-1],
+                                                                           np.ones(9, "<f4").tobytes()]))
+    model = read_model(path)
+    assert [(layer.name, layer.class_name) for layer in model.layers] == [
+        ("fully_connected", "FULLY_CONNECTED"), ("bn", "BatchNormalization"), ("out", "FULLY_CONNECTED")]
+    assert [v.name for v in model.layer("bn").variables] == ["scale", "offset"]
+    notes = "\n".join(model.notes)
+    assert "1 BatchNormalization layers folded" in notes and "bn_d into fully_connected (3 channels)" in notes
+    assert "(12 values in Keras" in notes
+    assert "could not fold (bn)" in notes
+    assert "1 convolution or dense layers have no bias" in notes
+
+
+MUL = 18
