@@ -122,6 +122,7 @@ class _Reader:
         self.tensors = self.operators = 0
         self.io_budget = file_size // 4 + IO_SLACK
         self.seen: set[int] = set()  # positions of tensor and operator tables read
+        self.high = 0  # the end of the furthest flatbuffer extent read
 
     def table(self, pos: int) -> Table:
         if not 0 <= pos <= self.size - 4:
@@ -133,6 +134,7 @@ class _Reader:
         vsize, tsize = tab.Get(N.VOffsetTFlags, vtable), tab.Get(N.VOffsetTFlags, vtable + 2)
         if vsize < 4 or vsize % 2 or vtable + vsize > self.size or pos + tsize > self.size:
             raise ModelReadError(f"table at byte {pos} has a malformed vtable")
+        self.high = max(self.high, pos + tsize, vtable + vsize)
         return tab
 
     def field(self, tab: Table, slot: int, width: int) -> int | None:
@@ -166,6 +168,7 @@ class _Reader:
             raise ModelReadError(f"{what} claims {count} entries, more than the file holds: truncated or corrupt")
         if count > limit:
             raise UnsafeInputError(f"{what} has {count} entries, over the limit of {limit}")
+        self.high = max(self.high, pos + 4 + count * itemsize)
         return pos + 4, count
 
     def array(self, tab: Table, slot: int, dtype: str, limit: int, what: str) -> np.ndarray:
@@ -219,6 +222,10 @@ def parse(buf, file_size: int) -> TfliteFile:
     for meta in reader.tables(root, 6, MAX_OPCODES, "the metadata list"):
         metadata[reader.string(meta, 0, "a metadata name")] = int(reader.scalar(meta, 1, N.Uint32Flags, 0))
     external = sum(1 for b in buffers if b.external)
+    for i, b in enumerate(buffers):
+        if b.external and b.size and b.start < reader.high:
+            raise ModelReadError(f"buffer {i} at byte {b.start} lies inside the flatbuffer (which reaches byte "
+                                 f"{reader.high}): corrupt")
     model = TfliteFile(version, description, subgraphs, buffers, metadata, external)
     for sub in subgraphs:
         for tensor in sub.tensors:
