@@ -213,6 +213,14 @@ def _root(graph: Graph, index: int) -> int:
     return index
 
 
+def kernel_of(graph: Graph, op: OperatorInfo) -> int | None:
+    """The tensor an op's kernel slot reads, through DEQUANTIZE and reshapes."""
+    slot = KERNEL_SLOT.get(op.opcode)
+    if slot is None or slot >= len(op.inputs) or op.inputs[slot] < 0:
+        return None
+    return _root(graph, op.inputs[slot])
+
+
 def _anchor(graph: Graph, op: OperatorInfo, tensor: TensorInfo) -> tuple[str, int]:
     """Which layer a consumer belongs to, for telling a shared layer (one
     kernel read by several ops) from constants the converter deduplicated

@@ -26,6 +26,7 @@ from reglint.readers.tflite.params import (
     Graph,
     Param,
     collect_params,
+    kernel_of,
 )
 from reglint.readers.tflite.schema import FLOAT_TYPES, SubgraphInfo, TfliteFile, parse
 from reglint.readers.tflite.stats import check_extent, tensor_stats
@@ -89,6 +90,7 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
         found, skipped = collect_params(sub, graphs[sub.index], has_data)
         params += found
         constants += skipped
+    params, requantized = _requantized_biases(params, graphs)
     shared = _shared_buffers(params)
     for p in params:
         ref = tfl.buffers[p.tensor.buffer]
@@ -111,6 +113,9 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     order = sorted(groups, key=lambda k: min((p.subgraph, p.op.index if p.op else 1 << 60) for p in groups[k]))
     model.layers = [_layer(key, groups[key], stats, graphs) for key in order]
     _notes(model, params, constants, shared, unnamed, folded, options)
+    if requantized:
+        model.notes.append(f"{requantized} int32 biases are the converter's per-op requantized copies of a bias "
+                           "that a layer called several times already has: counted once")
     model.notes[1:1] = [note for note in (_zero_depthwise_bias(key, groups[key], stats) for key in order) if note]
     return model
 
@@ -130,6 +135,26 @@ def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
         return ""
     return (f"{key}: the depthwise step's bias ({zeros} zeros) is the converter's (Keras' SeparableConv2D has one "
             f"bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
+
+
+def _requantized_biases(params: list[Param], graphs: dict[int, Graph]) -> tuple[list[Param], int]:
+    """A full-integer converter requantizes a shared layer's bias once per
+    op (int32 at each op's input x kernel scale): ops reading one kernel
+    with different int32 biases of one shape hold one Keras bias. Keep the
+    first; return how many copies were dropped."""
+    first: dict[tuple[int, int], Param] = {}
+    out, dropped = [], 0
+    for p in params:
+        if p.role is Role.BIAS and p.op is not None and p.tensor.type == 2 and p.quantized:
+            kernel = kernel_of(graphs[p.subgraph], p.op)
+            if kernel is not None:
+                seen = first.setdefault((p.subgraph, kernel), p)
+                if seen is not p and seen.tensor.index != p.tensor.index and seen.tensor.shape == p.tensor.shape:
+                    seen.uses += p.uses
+                    dropped += 1
+                    continue
+        out.append(p)
+    return out, dropped
 
 
 def _shared_buffers(params: list[Param]) -> int:
