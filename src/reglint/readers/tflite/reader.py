@@ -20,6 +20,7 @@ from reglint.readers.tflite.params import (
     DEPTHWISE_CONV_2D,
     FULLY_CONNECTED,
     MUL,
+    OP_NAMES,
     RSQRT,
     TRANSPOSE_CONV,
     WEIGHT_SLOTS,
@@ -32,11 +33,6 @@ from reglint.readers.tflite.schema import FLOAT_TYPES, SubgraphInfo, TfliteFile,
 from reglint.readers.tflite.stats import check_extent, tensor_stats
 
 INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
-OP_NAMES = {0: "ADD", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 7: "EMBEDDING_LOOKUP",
-            9: "FULLY_CONNECTED", 16: "LSTM", 18: "MUL", 24: "RNN", 27: "SVDF", 35: "UNIDIRECTIONAL_SEQUENCE_RNN",
-            36: "GATHER", 41: "SUB", 42: "DIV", 44: "UNIDIRECTIONAL_SEQUENCE_LSTM", 46: "BIDIRECTIONAL_SEQUENCE_RNN",
-            52: "BIDIRECTIONAL_SEQUENCE_LSTM", 54: "PRELU", 67: "TRANSPOSE_CONV", 126: "BATCH_MATMUL",
-            132: "CONV_3D", 141: "CONV_3D_TRANSPOSE"}
 BATCHNORM = re.compile(r"FusedBatchNorm(V\d)?|batchnorm")
 
 
