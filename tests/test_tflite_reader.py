@@ -732,3 +732,14 @@ def test_untrained_float32_and_full_int8_agree():
         counts = [{layer.name: layer.params for layer in read_model(TFLITE / e["file"]).layers}
                   for e in SHARED if e["model"] == name]
         assert len(counts) == 2 and counts[0] == counts[1], name
+
+
+def test_keras3_rnn_loop_body_names_its_layer():
+    """Review 17, finding 8: a Keras 3 LSTM converts to a WHILE loop whose
+    weights are named ``lstm_1/while/lstm_cell_1/...``: the layer is
+    ``lstm`` (was ``lstm.while.lstm_cell``)."""
+    from reglint.readers.tflite.names import layer_parts, tidy_keys
+
+    names = ["functional_5_1/lstm_1/while/lstm_cell_1/MatMul",
+             "functional_5_1/lstm_1/while/lstm_cell_1/BiasAdd_1/ReadVariableOp", "functional_5_1/out_1/MatMul"]
+    assert list(tidy_keys({i: layer_parts(n) for i, n in enumerate(names)}).values()) == ["lstm", "lstm", "out"]

@@ -47,6 +47,9 @@ def layer_parts(name: str) -> list[str] | None:
         popped = [comps.pop()]  # the op itself
         if READERS.fullmatch(popped[0]) and len(comps) > 1:
             popped.append(comps.pop())  # the op that read the variable
+        if "while" in comps[1:]:  # a Keras 3 RNN's loop body: lstm/while/lstm_cell/MatMul is layer lstm
+            popped += comps[comps.index("while", 1):]
+            comps = comps[:comps.index("while", 1)]
         while len(comps) > 1 and OP_COMPONENT.fullmatch(comps[-1]) and comps[-1] not in LAYER_LIKE:
             popped.append(comps.pop())
         candidates.append((comps, any(KERNEL_OPS.fullmatch(c) for c in popped)))

@@ -188,6 +188,9 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     if found is not None:
         if op.opcode in (GATHER, BATCH_MATMUL) and len(tensor.shape) < 2:
             return None  # a gathered index list, a vector operand: constants
+        if found[0] is K and op.opcode == FULLY_CONNECTED and graph.sub.name.endswith("while_body") \
+                and op.inputs and op.inputs[0] >= 0 and _root(graph, op.inputs[0]) in graph.sub.inputs:
+            return RK, "recurrent_kernel"  # multiplies the loop-carried state, a WHILE body's own input
         return found
     if op.opcode not in ARITHMETIC or len(op.inputs) != 2 or tensor.size < 2:
         return None  # epsilons, scales, 1/sqrt(d): arithmetic constants
@@ -196,6 +199,9 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     if op.opcode in (ADD, SUB):
         if producer is not None and producer.opcode in BIASED_OPS:
             return B, "bias"
+        if producer is not None and producer.opcode == ADD and any(
+                (src := graph.source(t)) is not None and src.opcode in BIASED_OPS for t in producer.inputs if t >= 0):
+            return B, "bias"  # x W + h U + b: a Keras 3 LSTM cell in a WHILE body
         if producer is not None and producer.opcode == MUL:
             return Role.BETA, "beta"  # a folded BatchNorm's offset, LayerNorm's beta
         return Role.OTHER, "constant"

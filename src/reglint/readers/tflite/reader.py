@@ -33,6 +33,7 @@ from reglint.readers.tflite.schema import FLOAT_TYPES, SubgraphInfo, TfliteFile,
 from reglint.readers.tflite.stats import check_extent, tensor_stats
 
 INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
+VAR_HANDLE = 142
 BATCHNORM = re.compile(r"FusedBatchNorm(V\d)?|batchnorm")
 
 
@@ -109,6 +110,10 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     order = sorted(groups, key=lambda k: min((p.subgraph, p.op.index if p.op else 1 << 60) for p in groups[k]))
     model.layers = [_layer(key, groups[key], stats, graphs) for key in order]
     _notes(model, params, constants, shared, unnamed, folded, options)
+    handles = sum(1 for sub in tfl.subgraphs for op in sub.operators if op.opcode == VAR_HANDLE)
+    if handles:
+        model.notes.append(f"{handles} VAR_HANDLE ops: weights held in resource variables are not in the file (they "
+                           "are assigned when the model first runs); not counted")
     if requantized:
         model.notes.append(f"{requantized} int32 biases are the converter's per-op requantized copies of a bias "
                            "that a layer called several times already has: counted once")
