@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 
-from reglint.errors import ModelReadError
+from reglint.errors import ModelReadError, UnsafeInputError
 from reglint.model import Role
 from reglint.readers import Format, read_model, sniff
 
@@ -205,8 +205,9 @@ def test_folded_batchnorm_is_said(entry):
     model = read_model(TFLITE / entry["file"])
     (fold,) = entry["folded"]
     assert model.layer(fold["batchnorm"]) is None
-    note = next(n for n in model.notes if n.startswith(f"{fold['batchnorm']}: BatchNormalization folded"))
-    assert f"into {fold['into']}'s kernel and bias" in note and f"= {fold['keras_params']} values in Keras" in note
+    note = next(n for n in model.notes if "BatchNormalization layers folded" in n)
+    assert note.startswith("1 BatchNormalization layers folded") and f"({fold['keras_params']} values in Keras" in note
+    assert f"{fold['batchnorm']} into {fold['into']} ({fold['keras_params'] // 4} channels)" in note
     conv = entry["keras"]["layers"][fold["into"]]["params"]
     assert model.layer(fold["into"]).params == conv + fold["bias_added"]
     zeros = entry["zero_biases"]["sep"]
@@ -387,6 +388,7 @@ def _hostile(tmp_path) -> dict[str, bytes]:
         "wrong_identifier": bytes(wrong),
         "vector_length_2_31": bytes(huge),
         "buffer_offset_past_end": build_tflite(WEIGHTS, external=True, offset=1 << 40),
+        "buffer_inside_flatbuffer": build_tflite(WEIGHTS, external=True, offset=8),
         "shape_product_overflows": build_tflite(WEIGHTS, shape=[2**31 - 1, 2**31 - 1, 2**31 - 1, 2**31 - 1]),
         "root_offset_past_end": bytes(garbage_root),
         "tiny": real[:12],
@@ -398,6 +400,7 @@ EXPECTED = {
     "wrong_identifier": "no TFL3 identifier",
     "vector_length_2_31": "claims 2147483648 entries, more than the file holds",
     "buffer_offset_past_end": "runs past the end of the file",
+    "buffer_inside_flatbuffer": "lies inside the flatbuffer",
     "shape_product_overflows": "needs",
     "root_offset_past_end": "outside the flatbuffer",
     "tiny": "too short",
@@ -482,3 +485,261 @@ def test_int4_weights_are_unpacked_and_dequantized(axis):
     assert stats.count == q.size
     assert stats.sum_sq == pytest.approx(float((want ** 2).sum()), rel=1e-12)
     assert stats.max_abs == pytest.approx(float(np.abs(want).max()), rel=1e-12)
+
+
+def build_graph(tensors: list[tuple[str, list[int], int]], ops: list[tuple[int, list[int], list[int]]],
+                codes: list[int], buffers: list[bytes], *, tensor_table: list[int] | None = None,
+                op_table: list[int] | None = None) -> bytes:
+    """A one-subgraph file: ``tensors`` (name, shape, buffer), ``ops``
+    (opcode index, inputs, outputs); equal index vectors are written once
+    (shared), and ``tensor_table``/``op_table`` list which table each entry
+    of the tensor/operator vector points at (repeats: one table named many
+    times, as a crafted file may)."""
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    vectors: dict[tuple[int, ...], int] = {}
+
+    def vector(values, prepend=b.PrependInt32):
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            prepend(v)
+        return b.EndVector()
+
+    def ivec(values):
+        if tuple(values) not in vectors:
+            vectors[tuple(values)] = vector(values)
+        return vectors[tuple(values)]
+
+    def table(*fields):
+        b.StartObject(max((slot for slot, _, _ in fields), default=-1) + 1)
+        for slot, kind, value in fields:
+            getattr(b, f"Prepend{kind}Slot")(slot, value, 0)
+        return b.EndObject()
+
+    buffer_tables = [table((0, "UOffsetTRelative", b.CreateByteVector(raw))) if raw else table() for raw in buffers]
+    tensor_tables = []
+    for name, shape, buffer in tensors:
+        name_ref, dims = b.CreateString(name), vector(shape)
+        tensor_tables.append(table((0, "UOffsetTRelative", dims), (1, "Int8", 0), (2, "Uint32", buffer),
+                                   (3, "UOffsetTRelative", name_ref)))
+    op_tables = [table((0, "Uint32", code), (1, "UOffsetTRelative", ivec(inputs)),
+                       (2, "UOffsetTRelative", ivec(outputs))) for code, inputs, outputs in ops]
+    tensor_list = vector([tensor_tables[i] for i in tensor_table or range(len(tensors))],
+                         b.PrependUOffsetTRelative)
+    op_list = vector([op_tables[i] for i in op_table or range(len(ops))], b.PrependUOffsetTRelative)
+    sub = table((0, "UOffsetTRelative", tensor_list), (3, "UOffsetTRelative", op_list))
+    code_tables = [table((0, "Int8", min(code, 127)), (3, "Int32", code)) for code in codes]
+    root = table((0, "Uint32", 3), (1, "UOffsetTRelative", vector(code_tables, b.PrependUOffsetTRelative)),
+                 (2, "UOffsetTRelative", vector([sub], b.PrependUOffsetTRelative)),
+                 (4, "UOffsetTRelative", vector(buffer_tables, b.PrependUOffsetTRelative)))
+    b.Finish(root, file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+ADD, RESHAPE = 0, 22
+
+
+def _hostile_graphs() -> dict[str, bytes]:
+    """Review 17's small files that cost minutes and gigabytes: (a) one
+    tensor table named by 20,000 entries; (b) 2,000 operators sharing one
+    table whose inputs name 3,000 tensors; (c) the same with distinct
+    operator tables sharing the input vector; (d) 1,500 constants each
+    RESHAPEd into one tensor X that 1,500 ADDs read (a quadratic walk)."""
+    one = np.ones(2, "<f4").tobytes()
+    fan = [(f"t{i}", [2], 0) for i in range(3000)]
+    inputs = list(range(3000))
+    k = 1500
+    walk_tensors = [(f"c{i}", [2], 1) for i in range(k)] + [("x", [2], 0), ("y", [2], 0)]
+    walk_ops = [(1, [i], [k]) for i in range(k)] + [(0, [k, k], [k + 1])] * k
+    return {
+        "tensor_table_repeated": build_graph([("model/dense/MatMul", [3, 4], 1)], [], [FULLY_CONNECTED],
+                                             [b"", WEIGHTS.astype("<f4").tobytes()], tensor_table=[0] * 20_000),
+        "operator_table_repeated": build_graph(fan, [(0, inputs, [0])], [FULLY_CONNECTED], [b""],
+                                               op_table=[0] * 2000),
+        "operator_inputs_shared": build_graph(fan, [(0, inputs, [0])] * 2000, [FULLY_CONNECTED], [b""]),
+        "quadratic_walk": build_graph(walk_tensors, walk_ops, [ADD, RESHAPE], [b"", one]),
+    }
+
+
+@pytest.mark.parametrize("name", ["tensor_table_repeated", "operator_table_repeated", "operator_inputs_shared",
+                                  "quadratic_walk"])
+def test_hostile_graphs_refused_in_linear_time(tmp_path, name):
+    """Each was minutes or gigabytes before (review 17: 3,000 shared-table
+    operators 71 s / 4.3 GB; a 6,000 x 6,000 walk 85 s); now a one-line
+    refusal in well under a second of reading."""
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(_hostile_graphs()[name])
+    start = time.perf_counter()
+    with pytest.raises(UnsafeInputError):
+        read_model(path)
+    assert time.perf_counter() - start < 5
+
+
+def _param_counts(model) -> dict[str, int]:
+    return {layer.name: sum(int(np.prod(v.shape)) for v in layer.variables) for layer in model.layers}
+
+
+def test_tensors_sharing_bytes_are_distinct_parameters(tmp_path):
+    """Review 17, finding 1: a bias [12] and another layer's kernel [3, 4]
+    share one 48-byte buffer. Before, layer ``dense`` vanished and its
+    kernel was merged into ``other``'s bias; now each tensor is its own
+    parameter in the layer that reads it."""
+    w = WEIGHTS.astype("<f4").tobytes()
+    tensors = [("x", [1, 4], 0), ("model/dense/MatMul", [3, 4], 1), ("y", [1, 3], 0), ("x2", [1, 2], 0),
+               ("model/other/MatMul", [12, 2], 2), ("model/other/BiasAdd", [12], 1), ("y2", [1, 12], 0)]
+    ops = [(0, [0, 1, -1], [2]), (0, [3, 4, 5], [6])]
+    path = tmp_path / "m.tflite"
+    path.write_bytes(build_graph(tensors, ops, [FULLY_CONNECTED], [b"", w, np.ones(24, "<f4").tobytes()]))
+    model = read_model(path)
+    assert _param_counts(model) == {"dense": 12, "other": 36}
+    assert any("share their bytes" in note for note in model.notes)
+
+
+def test_one_constant_read_by_several_layers_or_one_shared_layer(tmp_path):
+    """One zero bias read by two FULLY_CONNECTED ops with their own kernels
+    (the converter's deduplication) belongs to both layers, once each; a
+    kernel and bias read by two ops (one Keras layer called twice) is one
+    layer with calls=2. Before, the first case gave layer ``a`` calls=2 and
+    ``b`` no bias."""
+    zeros, k = np.zeros(3, "<f4").tobytes(), WEIGHTS.astype("<f4").tobytes()
+    tensors = [("x", [1, 4], 0), ("model/a/MatMul", [3, 4], 1), ("model/b/MatMul", [3, 4], 2),
+               ("arith.constant", [3], 3), ("h", [1, 3], 0), ("y", [1, 3], 0), ("z", [1, 3], 0)]
+    path = tmp_path / "dedup.tflite"
+    path.write_bytes(build_graph(tensors, [(0, [0, 1, 3], [4]), (0, [0, 2, 3], [5])], [FULLY_CONNECTED],
+                                 [b"", k, k[::-1], zeros]))
+    model = read_model(path)
+    assert _param_counts(model) == {"a": 15, "b": 15}
+    assert [layer.calls for layer in model.layers] == [1, 1]
+    assert any("identical constants once" in note for note in model.notes)
+    path = tmp_path / "shared.tflite"
+    path.write_bytes(build_graph(tensors, [(0, [0, 1, 3], [4]), (0, [4, 1, 3], [5])], [FULLY_CONNECTED],
+                                 [b"", k, k[::-1], zeros]))
+    model = read_model(path)
+    assert _param_counts(model) == {"a": 15}
+    assert model.layers[0].calls == 2
+
+
+def test_keras3_suffixes_stripped_per_component_and_tf_keras_depthwise_kept():
+    """Review 17, findings 3 and 7, with names from MobileNetV3Small files:
+    Keras 3.15 traces mixed ``_1``/``_2`` scopes (``conv_1`` is Keras'
+    ``conv``, ``conv_1_2`` its ``conv_1``), where nothing was stripped and
+    10 layers carried another layer's name; tf.keras (TF 2.15) names a
+    layer ``expanded_conv_3/depthwise``, whose ``depthwise`` was eaten as
+    an op name."""
+    from reglint.readers.tflite.names import layer_parts, tidy_keys
+
+    keras3 = ["MobileNetV3Small_1/conv_1/convolution", "MobileNetV3Small_1/conv_1_2/convolution",
+              "MobileNetV3Small_1/expanded_conv_squeeze_excite_conv_1/convolution",
+              "MobileNetV3Small_1/expanded_conv_squeeze_excite_conv_1_2/convolution",
+              "MobileNetV3Small_1/re_lu_1/Relu;MobileNetV3Small_1/expanded_conv_depthwise_bn_1/batchnorm/mul_1;"
+              "MobileNetV3Small_1/expanded_conv_depthwise_1/depthwise"]
+    parts = {i: layer_parts(name) for i, name in enumerate(keras3)}
+    assert list(tidy_keys(parts).values()) == ["conv", "conv_1", "expanded_conv_squeeze_excite_conv",
+                                               "expanded_conv_squeeze_excite_conv_1", "expanded_conv_depthwise"]
+    # a tf.keras model_1 whose layers are dense_1, dense_2: stripping would merge them
+    assert list(tidy_keys({0: ["model_1", "dense_1"], 1: ["model_1", "dense_2"], 2: ["model_1", "dense"]}
+                          ).values()) == ["dense_1", "dense_2", "dense"]
+    legacy = ["MobilenetV3small/expanded_conv_3/depthwise/depthwise",
+              "MobilenetV3small/expanded_conv_1/depthwise/BatchNorm/FusedBatchNormV3;"
+              "MobilenetV3small/expanded_conv_1/depthwise/depthwise",
+              "MobilenetV3small/dw/depthwise/ReadVariableOp", "MobilenetV3small/Conv/Conv2D"]
+    assert [layer_parts(name) for name in legacy] == [
+        ["MobilenetV3small", "expanded_conv_3", "depthwise"], ["MobilenetV3small", "expanded_conv_1", "depthwise"],
+        ["MobilenetV3small", "dw"], ["MobilenetV3small", "Conv"]]
+
+
+def test_batchnorm_notes(tmp_path):
+    """Review 17, finding 4: a Dense whose weights carry only a folded BN's
+    name (``bn_d/batchnorm/mul_1``) was reported as layer ``bn_d`` with no
+    note; an unfoldable BN's MUL/ADD constants were called gamma/beta; a
+    dense layer without a bias got no note (finding 12)."""
+    w = WEIGHTS.astype("<f4").tobytes()
+    tensors = [("x", [1, 4], 0), ("model/bn_d/batchnorm/mul_1", [3, 4], 1), ("model/bn_d/batchnorm/add_1", [3], 2),
+               ("h", [1, 3], 0), ("model/bn/batchnorm/mul", [3], 3), ("m", [1, 3], 0),
+               ("model/bn/batchnorm/sub", [3], 4), ("y", [1, 3], 0), ("model/out/MatMul", [3, 3], 5), ("z", [1, 3], 0)]
+    ops = [(0, [0, 1, 2], [3]), (1, [3, 4], [5]), (2, [5, 6], [7]), (0, [7, 8, -1], [9])]
+    three = np.arange(1, 4, dtype="<f4").tobytes()
+    path = tmp_path / "bn.tflite"
+    path.write_bytes(build_graph(tensors, ops, [FULLY_CONNECTED, MUL, ADD], [b"", w, three, three, three[::-1],
+                                                                           np.ones(9, "<f4").tobytes()]))
+    model = read_model(path)
+    assert [(layer.name, layer.class_name) for layer in model.layers] == [
+        ("fully_connected", "FULLY_CONNECTED"), ("bn", "BatchNormalization"), ("out", "FULLY_CONNECTED")]
+    assert [v.name for v in model.layer("bn").variables] == ["scale", "offset"]
+    notes = "\n".join(model.notes)
+    assert "1 BatchNormalization layers folded" in notes and "bn_d into fully_connected (3 channels)" in notes
+    assert "(12 values in Keras" in notes
+    assert "could not fold (bn)" in notes
+    assert "1 convolution or dense layers have no bias" in notes
+
+
+MUL = 18
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((1, 4000), 1), ((1, 3, 3, 40), 3), ((6, 50, 2), 1), ((1, 4000), 0)])
+def test_wide_int8_rows_are_chunked(shape, axis):
+    """Review 17, finding 9: statistics chunked over flat elements, not
+    axis 0, so an int8 [1, 50M] row (868 MB peak before, 98 MB now) or a
+    depthwise [1, h, w, C] kernel stays within chunk_bytes; per-channel
+    scales and zero points along any axis give the direct computation."""
+    from reglint.readers.tflite.schema import BufferRef, Quantization, TensorInfo
+    from reglint.readers.tflite.stats import tensor_stats
+
+    rng = np.random.default_rng(5)
+    q = rng.integers(-128, 128, size=shape).astype(np.int8)
+    scale = rng.uniform(0.01, 0.1, size=shape[axis])
+    zero = rng.integers(-3, 3, size=shape[axis])
+    tensor = TensorInfo(0, "w", shape, 9, 1, Quantization(scale, zero.astype(np.int64), axis))
+    stats = tensor_stats(q.tobytes(), BufferRef(0, q.size), tensor, chunk_bytes=24 * 97)
+    bshape = [1] * len(shape)
+    bshape[axis] = shape[axis]
+    want = (q.astype(np.float64) - zero.reshape(bshape)) * scale.reshape(bshape)
+    assert stats.count == q.size
+    assert stats.sum_sq == pytest.approx(float((want ** 2).sum()), rel=1e-12)
+    assert stats.max_abs == pytest.approx(float(np.abs(want).max()), rel=1e-12)
+
+
+SHARED = json.loads((TFLITE / "shared" / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("entry", SHARED, ids=_id)
+def test_untrained_models_where_the_converter_shares_constants(entry):
+    """Review 17, findings 1, 3, 10: untrained Keras 3 models (every bias
+    zero), so the converter stores identical constants once: a tiny
+    MobileNetV3Small-like network (Keras 3's mixed ``_1``/``_1_2`` scopes)
+    and a Dense layer called twice. The reference is Keras alone: each
+    layer's ``count_params()`` plus the bias a folded BatchNormalization
+    gives the convolution before it, less an all-zero Dense bias, which the
+    converter drops. Before: mnv3 1,332 of 1,381 values, 21 layers with
+    another's name or count, ``conv_1`` called 4 times."""
+    model = read_model(TFLITE / entry["file"])
+    ours = {layer.name: (layer.params, layer.calls) for layer in model.layers}
+    dropped = {name: layer["zero_bias"] if layer["class"] == "Dense" else 0
+               for name, layer in entry["layers"].items()}
+    want = {name: (layer["keras_params"] + layer["bias_added"] - dropped[name], layer["calls"])
+            for name, layer in entry["layers"].items()}
+    assert ours == want
+    if any(dropped.values()):
+        assert any(n.startswith(f"{sum(1 for d in dropped.values() if d)} convolution or dense layers have no bias")
+                   for n in model.notes)
+
+
+def test_untrained_float32_and_full_int8_agree():
+    """One model, two variants: the same layers and counts (review 17:
+    MobileNetV3Small float32 2,531,192, full int8 2,448,248)."""
+    for name in {e["model"] for e in SHARED}:
+        counts = [{layer.name: layer.params for layer in read_model(TFLITE / e["file"]).layers}
+                  for e in SHARED if e["model"] == name]
+        assert len(counts) == 2 and counts[0] == counts[1], name
+
+
+def test_keras3_rnn_loop_body_names_its_layer():
+    """Review 17, finding 8: a Keras 3 LSTM converts to a WHILE loop whose
+    weights are named ``lstm_1/while/lstm_cell_1/...``: the layer is
+    ``lstm`` (was ``lstm.while.lstm_cell``)."""
+    from reglint.readers.tflite.names import layer_parts, tidy_keys
+
+    names = ["functional_5_1/lstm_1/while/lstm_cell_1/MatMul",
+             "functional_5_1/lstm_1/while/lstm_cell_1/BiasAdd_1/ReadVariableOp", "functional_5_1/out_1/MatMul"]
+    assert list(tidy_keys({i: layer_parts(n) for i, n in enumerate(names)}).values()) == ["lstm", "lstm", "out"]

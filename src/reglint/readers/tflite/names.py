@@ -27,8 +27,13 @@ OP_COMPONENT = re.compile(
 KERNEL_OPS = re.compile(r"(?:MatMul|Conv2D|Conv1D|Conv3D|convolution|depthwise|separable_conv2d|separable_conv1d|"
                         r"conv1d|Tensordot|embedding_lookup|GatherV2|BatchMatMulV2|BatchMatMulV3|Einsum|einsum|"
                         r"conv_transpose|conv2d_transpose|Conv2DBackpropInput)(?:_?\d+)?")
-WRAPPERS = {"StatefulPartitionedCall", "PartitionedCall", "StatefulPartitionedCall_1"}
-KERAS3_SUFFIX = re.compile(r".+(_\d+)$")
+WRAPPERS = re.compile(r"(?:Stateful)?PartitionedCall(?:_\d+)?")
+KERAS3_SUFFIX = re.compile(r"(.+)_\d+")
+# Ops that read a variable: the op that used the value is the component before.
+READERS = re.compile(r"ReadVariableOp(?:_\d+)?|Read|resource")
+# An op component that is also a layer's name in tf.keras' own models
+# (MobileNetV3's ``expanded_conv_3/depthwise``): dropped only as the op.
+LAYER_LIKE = {"depthwise"}
 
 
 def layer_parts(name: str) -> list[str] | None:
@@ -36,14 +41,18 @@ def layer_parts(name: str) -> list[str] | None:
     (model scope included); None for a name without a scope."""
     candidates: list[tuple[list[str], bool]] = []
     for part in name.split(";"):
-        comps = [c for c in part.split(":")[0].split("/") if c and c not in WRAPPERS]
+        comps = [c for c in part.split(":")[0].split("/") if c and not WRAPPERS.fullmatch(c)]
         if len(comps) < 2:
             continue
-        kernel = any(KERNEL_OPS.fullmatch(c) for c in comps[1:])
-        comps = comps[:-1]  # the op itself
-        while len(comps) > 1 and OP_COMPONENT.fullmatch(comps[-1]):
-            comps.pop()
-        candidates.append((comps, kernel))
+        popped = [comps.pop()]  # the op itself
+        if READERS.fullmatch(popped[0]) and len(comps) > 1:
+            popped.append(comps.pop())  # the op that read the variable
+        if "while" in comps[1:]:  # a Keras 3 RNN's loop body: lstm/while/lstm_cell/MatMul is layer lstm
+            popped += comps[comps.index("while", 1):]
+            comps = comps[:comps.index("while", 1)]
+        while len(comps) > 1 and OP_COMPONENT.fullmatch(comps[-1]) and comps[-1] not in LAYER_LIKE:
+            popped.append(comps.pop())
+        candidates.append((comps, any(KERNEL_OPS.fullmatch(c) for c in popped)))
     if not candidates:
         return None
     distinct = {tuple(c) for c, _ in candidates}
@@ -55,17 +64,25 @@ def layer_parts(name: str) -> list[str] | None:
 
 def tidy_keys(keys: dict[int, list[str]]) -> dict[int, str]:
     """Drop the model's own scope (shared by every key), and Keras 3's
-    tracing suffix where the model scope and every layer carry the same
-    ``_N``; join the rest with '.' (as the ONNX reader names sub-layers:
-    ``mha.query``)."""
+    tracing suffix: where the model scope carries a ``_N`` and every layer
+    scope one too, one ``_N`` comes off each component (the layers need not
+    share one N: MobileNetV3Small's ``conv_1`` and ``conv_1_2`` are Keras'
+    ``conv`` and ``conv_1``), unless that would merge two distinct names
+    (a tf.keras ``model_1`` with ``dense_1`` and ``dense_2``). Join the
+    rest with '.' (as the ONNX reader names sub-layers: ``mha.query``)."""
     heads = {parts[0] for parts in keys.values()}
     out = dict(keys)
     if len(heads) == 1 and all(len(parts) > 1 for parts in keys.values()):
         head = heads.pop()
         out = {k: parts[1:] for k, parts in keys.items()}
-        match = KERAS3_SUFFIX.fullmatch(head)
-        if match and all(parts[0].endswith(match.group(1)) for parts in out.values()):
-            suffix = match.group(1)
-            out = {k: [c[:-len(suffix)] if c.endswith(suffix) and len(c) > len(suffix) else c for c in parts]
-                   for k, parts in out.items()}
+        if KERAS3_SUFFIX.fullmatch(head) and all(KERAS3_SUFFIX.fullmatch(parts[0]) for parts in out.values()):
+            stripped = {k: [_strip(c) for c in parts] for k, parts in out.items()}
+            before = {tuple(parts) for parts in out.values()}
+            if len({tuple(parts) for parts in stripped.values()}) == len(before):
+                out = stripped
     return {k: ".".join(parts) for k, parts in out.items()}
+
+
+def _strip(component: str) -> str:
+    match = KERAS3_SUFFIX.fullmatch(component)
+    return match.group(1) if match else component

@@ -5,8 +5,9 @@ scalars) is not a parameter."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from reglint.errors import UnsafeInputError
 from reglint.model import Role
 from reglint.readers.tflite.schema import FLOAT_TYPES, OperatorInfo, SubgraphInfo, TensorInfo
 
@@ -17,6 +18,16 @@ UNIDIRECTIONAL_SEQUENCE_RNN, GATHER, TRANSPOSE, SUB, DIV, SQUEEZE = 35, 36, 39, 
 UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_RNN, BIDIRECTIONAL_SEQUENCE_LSTM = 44, 46, 52
 CAST, PRELU, TRANSPOSE_CONV, EXPAND_DIMS, RSQRT, DENSIFY, BATCH_MATMUL = 53, 54, 67, 70, 76, 124, 126
 CONV_3D, CONV_3D_TRANSPOSE = 132, 141
+
+# Names of the ops a layer can be named after (class names of unnamed layers).
+OP_NAMES = {ADD: "ADD", CONV_2D: "CONV_2D", DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D", DEQUANTIZE: "DEQUANTIZE",
+            EMBEDDING_LOOKUP: "EMBEDDING_LOOKUP", FULLY_CONNECTED: "FULLY_CONNECTED", LSTM: "LSTM", MUL: "MUL",
+            RNN: "RNN", SVDF: "SVDF", UNIDIRECTIONAL_SEQUENCE_RNN: "UNIDIRECTIONAL_SEQUENCE_RNN", GATHER: "GATHER",
+            SUB: "SUB", DIV: "DIV", UNIDIRECTIONAL_SEQUENCE_LSTM: "UNIDIRECTIONAL_SEQUENCE_LSTM",
+            BIDIRECTIONAL_SEQUENCE_RNN: "BIDIRECTIONAL_SEQUENCE_RNN",
+            BIDIRECTIONAL_SEQUENCE_LSTM: "BIDIRECTIONAL_SEQUENCE_LSTM", PRELU: "PRELU",
+            TRANSPOSE_CONV: "TRANSPOSE_CONV", BATCH_MATMUL: "BATCH_MATMUL", CONV_3D: "CONV_3D",
+            CONV_3D_TRANSPOSE: "CONV_3D_TRANSPOSE"}
 
 K, RK, B, G = Role.KERNEL, Role.RECURRENT_KERNEL, Role.BIAS, Role.GAMMA
 _GATES = ("input", "forget", "cell", "output")
@@ -73,7 +84,7 @@ VALUE_PASS = {DEQUANTIZE, DENSIFY, CAST, RESHAPE, TRANSPOSE, SQUEEZE, EXPAND_DIM
 # Ops whose output a constant added to is a bias.
 BIASED_OPS = {FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, CONV_3D, CONV_3D_TRANSPOSE, BATCH_MATMUL}
 ARITHMETIC = {ADD, SUB, MUL, DIV}
-MAX_WALK = 10_000
+WALK_SLACK = 10_000  # steps of the constant -> consumer walks beyond one per consumer entry
 # A shared tensor takes the most specific role among its consumers.
 ROLE_RANK = {Role.EMBEDDINGS: 0, Role.KERNEL: 1, Role.DEPTHWISE_KERNEL: 1, Role.POINTWISE_KERNEL: 1,
              Role.RECURRENT_KERNEL: 1, Role.GAMMA: 2, Role.BETA: 2, Role.MOVING_MEAN: 2,
@@ -93,7 +104,8 @@ class Param:
     uses: int = 0
     dequantize: bool = False  # reaches its op through a DEQUANTIZE (float16 or int8 storage)
     layer: str = ""
-    notes: list[str] = field(default_factory=list)
+    copy: int = 0  # of a tensor read by several layers' ops: which layer's copy (0: the first)
+    copies: int = 1
 
     @property
     def quantized(self) -> bool:
@@ -101,12 +113,20 @@ class Param:
 
 
 class Graph:
-    """Producers and consumers of one subgraph's tensors."""
+    """Producers and consumers of one subgraph's tensors, built once.
+
+    The walks from constants to their consumers share one budget: where
+    every tensor has one producer (as the converter writes them) the walks
+    are disjoint trees and visit each consumer entry at most once, so the
+    whole subgraph costs one step per entry. A crafted file whose pass-
+    through ops all write one tensor would make them quadratic; it runs out
+    of budget instead, with a one-line error."""
 
     def __init__(self, sub: SubgraphInfo):
         self.sub = sub
         self.producer: dict[int, OperatorInfo] = {}
         self.consumers: dict[int, list[tuple[OperatorInfo, int]]] = {}
+        entries = 0
         for op in sub.operators:
             for t in op.outputs:
                 if t >= 0:
@@ -114,16 +134,26 @@ class Graph:
             for slot, t in enumerate(op.inputs):
                 if t >= 0:
                     self.consumers.setdefault(t, []).append((op, slot))
+            entries += len(op.inputs) + len(op.outputs)
+        self.budget = entries + WALK_SLACK
+
+    def _spend(self, steps: int) -> None:
+        self.budget -= steps
+        if self.budget < 0:
+            raise UnsafeInputError(f"subgraph {self.sub.index}: the walk from constants to their consumers "
+                                   "exceeds one step per operator input (tensors written by several ops): crafted "
+                                   "or corrupt")
 
     def uses(self, index: int) -> tuple[list[tuple[OperatorInfo, int]], bool]:
         """Consumers of a tensor through value-preserving ops, and whether a
         DEQUANTIZE was on the way."""
-        out, frontier, steps, dequantized = [], [index], 0, False
+        out, frontier, dequantized = [], [index], False
         seen = {index}
-        while frontier and steps < MAX_WALK:
+        while frontier:
             current = frontier.pop()
-            for op, slot in self.consumers.get(current, []):
-                steps += 1
+            consumers = self.consumers.get(current, [])
+            self._spend(len(consumers) + 1)
+            for op, slot in consumers:
                 if op.opcode in VALUE_PASS and slot == 0 and op.outputs:
                     dequantized = dequantized or op.opcode == DEQUANTIZE
                     frontier.extend(t for t in op.outputs if t >= 0 and t not in seen)
@@ -158,6 +188,9 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     if found is not None:
         if op.opcode in (GATHER, BATCH_MATMUL) and len(tensor.shape) < 2:
             return None  # a gathered index list, a vector operand: constants
+        if found[0] is K and op.opcode == FULLY_CONNECTED and graph.sub.name.endswith("while_body") \
+                and op.inputs and op.inputs[0] >= 0 and _root(graph, op.inputs[0]) in graph.sub.inputs:
+            return RK, "recurrent_kernel"  # multiplies the loop-carried state, a WHILE body's own input
         return found
     if op.opcode not in ARITHMETIC or len(op.inputs) != 2 or tensor.size < 2:
         return None  # epsilons, scales, 1/sqrt(d): arithmetic constants
@@ -166,6 +199,9 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     if op.opcode in (ADD, SUB):
         if producer is not None and producer.opcode in BIASED_OPS:
             return B, "bias"
+        if producer is not None and producer.opcode == ADD and any(
+                (src := graph.source(t)) is not None and src.opcode in BIASED_OPS for t in producer.inputs if t >= 0):
+            return B, "bias"  # x W + h U + b: a Keras 3 LSTM cell in a WHILE body
         if producer is not None and producer.opcode == MUL:
             return Role.BETA, "beta"  # a folded BatchNorm's offset, LayerNorm's beta
         return Role.OTHER, "constant"
@@ -177,9 +213,54 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     return Role.OTHER, "constant"
 
 
-def collect_params(sub: SubgraphInfo, has_data) -> tuple[list[Param], int]:
-    """The parameters of one subgraph, and how many constants are not."""
-    graph = Graph(sub)
+# The input slot of an op's kernel: ops reading one kernel tensor are one
+# (shared) layer; ops with different kernels are different layers.
+KERNEL_SLOT = {CONV_2D: 1, DEPTHWISE_CONV_2D: 1, TRANSPOSE_CONV: 1, CONV_3D: 1, CONV_3D_TRANSPOSE: 1,
+               FULLY_CONNECTED: 1, EMBEDDING_LOOKUP: 1, PRELU: 1}
+
+
+def _root(graph: Graph, index: int) -> int:
+    """The tensor a value-preserving chain (DEQUANTIZE, reshapes) starts from."""
+    for _ in range(8):
+        producer = graph.producer.get(index)
+        if producer is None or producer.opcode not in VALUE_PASS or not producer.inputs or producer.inputs[0] < 0:
+            return index
+        index = producer.inputs[0]
+    return index
+
+
+def kernel_of(graph: Graph, op: OperatorInfo) -> int | None:
+    """The tensor an op's kernel slot reads, through DEQUANTIZE and reshapes."""
+    slot = KERNEL_SLOT.get(op.opcode)
+    if slot is None or slot >= len(op.inputs) or op.inputs[slot] < 0:
+        return None
+    return _root(graph, op.inputs[slot])
+
+
+def _anchor(graph: Graph, op: OperatorInfo, tensor: TensorInfo) -> tuple[str, int]:
+    """Which layer a consumer belongs to, for telling a shared layer (one
+    kernel read by several ops) from constants the converter deduplicated
+    (one zero bias read by the ops of many layers, each with its own kernel)."""
+    slot = KERNEL_SLOT.get(op.opcode)
+    if slot is not None and slot < len(op.inputs) and op.inputs[slot] >= 0:
+        kernel = _root(graph, op.inputs[slot])
+        return ("kernel", kernel) if kernel != tensor.index else ("self", tensor.index)
+    if op.opcode in ARITHMETIC and len(op.inputs) == 2:
+        other = op.inputs[1] if _root(graph, op.inputs[0]) == tensor.index else op.inputs[0]
+        source = graph.source(other) if other >= 0 else None
+        if source is not None and source.opcode in KERNEL_SLOT:
+            return _anchor(graph, source, tensor)
+    return "self", tensor.index
+
+
+def collect_params(sub: SubgraphInfo, graph: Graph, has_data) -> tuple[list[Param], int]:
+    """The parameters of one subgraph, and how many constants are not.
+
+    A constant tensor read by ops of one layer (one kernel: a Keras layer
+    called several times) is one parameter with ``uses`` calls. A tensor
+    read by the ops of several layers (the converter stores identical
+    constants once: the zero biases of an untrained model) is a copy per
+    layer, each marked ``deduplicated``, as Keras has one variable per layer."""
     params, constants = [], 0
     for tensor in sub.tensors:
         if not is_constant(tensor, graph, has_data(tensor)):
@@ -188,15 +269,16 @@ def collect_params(sub: SubgraphInfo, has_data) -> tuple[list[Param], int]:
             constants += 1
             continue
         consumers, dequantized = graph.uses(tensor.index)
-        best: tuple[int, Role, str, OperatorInfo | None, int] = (ROLE_RANK[Role.OTHER] + 1, Role.OTHER, "", None, 0)
+        groups: dict[tuple[str, int], list[tuple[Role, str, OperatorInfo, int]]] = {}
         for op, slot in consumers:
             found = role_at(graph, op, slot, tensor)
-            if found is not None and ROLE_RANK[found[0]] < best[0]:
-                best = (ROLE_RANK[found[0]], found[0], found[1], op, slot)
-        if best[3] is None:
+            if found is not None:
+                groups.setdefault(_anchor(graph, op, tensor), []).append((found[0], found[1], op, slot))
+        if not groups:
             constants += 1
             continue
-        params.append(Param(sub.index, tensor, best[1], best[2], best[3], best[4],
-                            uses=len({op.index for op, _ in consumers}), dequantize=dequantized))
+        for n, members in enumerate(groups.values()):
+            role, name, op, slot = min(members, key=lambda m: (ROLE_RANK[m[0]], m[2].index))
+            params.append(Param(sub.index, tensor, role, name, op, slot, uses=len({m[2].index for m in members}),
+                                dequantize=dequantized, copy=n, copies=len(groups)))
     return params, constants
-

@@ -20,22 +20,20 @@ from reglint.readers.tflite.params import (
     DEPTHWISE_CONV_2D,
     FULLY_CONNECTED,
     MUL,
+    OP_NAMES,
     RSQRT,
     TRANSPOSE_CONV,
     WEIGHT_SLOTS,
     Graph,
     Param,
     collect_params,
+    kernel_of,
 )
 from reglint.readers.tflite.schema import FLOAT_TYPES, SubgraphInfo, TfliteFile, parse
 from reglint.readers.tflite.stats import check_extent, tensor_stats
 
 INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
-OP_NAMES = {0: "ADD", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 7: "EMBEDDING_LOOKUP",
-            9: "FULLY_CONNECTED", 16: "LSTM", 18: "MUL", 24: "RNN", 27: "SVDF", 35: "UNIDIRECTIONAL_SEQUENCE_RNN",
-            36: "GATHER", 41: "SUB", 42: "DIV", 44: "UNIDIRECTIONAL_SEQUENCE_LSTM", 46: "BIDIRECTIONAL_SEQUENCE_RNN",
-            52: "BIDIRECTIONAL_SEQUENCE_LSTM", 54: "PRELU", 67: "TRANSPOSE_CONV", 126: "BATCH_MATMUL",
-            132: "CONV_3D", 141: "CONV_3D_TRANSPOSE"}
+VAR_HANDLE = 142
 BATCHNORM = re.compile(r"FusedBatchNorm(V\d)?|batchnorm")
 
 
@@ -85,19 +83,23 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     constants = 0
     graphs = {}
     for sub in tfl.subgraphs:
-        found, skipped = collect_params(sub, has_data)
+        graphs[sub.index] = Graph(sub)
+        found, skipped = collect_params(sub, graphs[sub.index], has_data)
         params += found
         constants += skipped
-        graphs[sub.index] = Graph(sub)
-    params, shared = _shared_buffers(params)
+    params, requantized = _requantized_biases(params, graphs)
+    shared = _shared_buffers(params)
     for p in params:
         ref = tfl.buffers[p.tensor.buffer]
         check_extent(p.tensor, ref)
+    stats = {}
     if options.weight_stats:
-        stats = {id(p): tensor_stats(buf, tfl.buffers[p.tensor.buffer], p.tensor, options.chunk_bytes)
-                 for p in params}
-    else:
-        stats = {}
+        by_tensor: dict[tuple[int, int], object] = {}  # a tensor's copies (one per layer) read once
+        for p in params:
+            key = (p.subgraph, p.tensor.index)
+            if key not in by_tensor:
+                by_tensor[key] = tensor_stats(buf, tfl.buffers[p.tensor.buffer], p.tensor, options.chunk_bytes)
+            stats[id(p)] = by_tensor[key]
     keys, unnamed, folded = _layer_keys(params, graphs, tfl.subgraphs)
     groups: dict[str, list[Param]] = {}
     for p in params:
@@ -108,8 +110,14 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     order = sorted(groups, key=lambda k: min((p.subgraph, p.op.index if p.op else 1 << 60) for p in groups[k]))
     model.layers = [_layer(key, groups[key], stats, graphs) for key in order]
     _notes(model, params, constants, shared, unnamed, folded, options)
-    model.notes[1:1] = [_zero_depthwise_bias(key, groups[key], stats) for key in order
-                        if _zero_depthwise_bias(key, groups[key], stats)]
+    handles = sum(1 for sub in tfl.subgraphs for op in sub.operators if op.opcode == VAR_HANDLE)
+    if handles:
+        model.notes.append(f"{handles} VAR_HANDLE ops: weights held in resource variables are not in the file (they "
+                           "are assigned when the model first runs); not counted")
+    if requantized:
+        model.notes.append(f"{requantized} int32 biases are the converter's per-op requantized copies of a bias "
+                           "that a layer called several times already has: counted once")
+    model.notes[1:1] = [note for note in (_zero_depthwise_bias(key, groups[key], stats) for key in order) if note]
     return model
 
 
@@ -130,23 +138,42 @@ def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
             f"bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
 
 
-def _shared_buffers(params: list[Param]) -> tuple[list[Param], int]:
-    """A buffer read by several constant tensors (the converter stores
-    identical constants once) is one parameter, with its most specific role."""
-    by_buffer: dict[int, Param] = {}
-    out = []
+def _requantized_biases(params: list[Param], graphs: dict[int, Graph]) -> tuple[list[Param], int]:
+    """A full-integer converter requantizes a shared layer's bias once per
+    op (int32 at each op's input x kernel scale): ops reading one kernel
+    with different int32 biases of one shape hold one Keras bias. Keep the
+    first; return how many copies were dropped."""
+    first: dict[tuple[int, int], Param] = {}
+    out, dropped = [], 0
     for p in params:
-        first = by_buffer.get(p.tensor.buffer)
-        if first is None:
-            by_buffer[p.tensor.buffer] = p
-            out.append(p)
-        else:
-            first.uses += p.uses
-    return out, len(params) - len(out)
+        if p.role is Role.BIAS and p.op is not None and p.tensor.type == 2 and p.quantized:
+            kernel = kernel_of(graphs[p.subgraph], p.op)
+            if kernel is not None:
+                seen = first.setdefault((p.subgraph, kernel), p)
+                if seen is not p and seen.tensor.index != p.tensor.index and seen.tensor.shape == p.tensor.shape:
+                    seen.uses += p.uses
+                    dropped += 1
+                    continue
+        out.append(p)
+    return out, dropped
+
+
+def _shared_buffers(params: list[Param]) -> int:
+    """How many parameter tensors read a buffer another parameter tensor
+    reads too (the converter stores identical bytes once, even under
+    different quantization): each is its own parameter, counted where it
+    is consumed."""
+    first: dict[int, tuple[int, int]] = {}
+    shared = set()
+    for p in params:
+        key = (p.subgraph, p.tensor.index)
+        if first.setdefault(p.tensor.buffer, key) != key:
+            shared.add(key)
+    return len(shared)
 
 
 def _layer_keys(params: list[Param], graphs: dict[int, Graph], subgraphs: list[SubgraphInfo]
-                ) -> tuple[dict[int, str], int, dict[str, str]]:
+                ) -> tuple[dict[int, str], int, dict[str, tuple[str, int | None]]]:
     """Layer key of each parameter (by id), how many layers no name gave,
     and BatchNorm layers folded away -> the layer they were folded into."""
     op_parts: dict[tuple[int, int], list[str] | None] = {}
@@ -154,18 +181,21 @@ def _layer_keys(params: list[Param], graphs: dict[int, Graph], subgraphs: list[S
         if p.op is None:
             continue
         key = (p.subgraph, p.op.index)
-        if op_parts.get(key) is None and p.role is not Role.BIAS:
+        if op_parts.get(key) is None and p.role is not Role.BIAS and not _batchnorm_only(p.tensor.name):
             op_parts[key] = layer_parts(p.tensor.name)
     for (s, index), parts in list(op_parts.items()):
         if parts is None:
             outputs = [subgraphs[s].tensors[t].name for t in subgraphs[s].operators[index].outputs if t >= 0]
-            op_parts[(s, index)] = next((found for found in map(layer_parts, outputs) if found), None)
+            op_parts[(s, index)] = next((found for found in map(layer_parts, outputs)
+                                         if found and not _batchnorm_only(outputs[0])), None)
     raw: dict[int, list[str]] = {}
     fallback: dict[int, tuple[int, int, str]] = {}
     for p in params:
         op_key = (p.subgraph, p.op.index) if p.op else None
         slot_bias = p.role is Role.BIAS and p.op is not None and p.op.opcode in WEIGHT_SLOTS
-        parts = op_parts.get(op_key) if slot_bias and op_key else layer_parts(p.tensor.name)
+        own = None if _batchnorm_only(p.tensor.name) and slot_bias is False and p.op is not None \
+            and p.op.opcode in WEIGHT_SLOTS else layer_parts(p.tensor.name)
+        parts = op_parts.get(op_key) if op_key and (slot_bias or own is None) else own
         if parts is None and p.role is Role.BIAS and p.op is not None:
             parts = _producer_parts(p, graphs, op_parts)
         if parts is None and op_key is not None:
@@ -180,9 +210,9 @@ def _layer_keys(params: list[Param], graphs: dict[int, Graph], subgraphs: list[S
     folded_raw: dict[int, list[str]] = {}
     for i, p in enumerate(params):
         for part in p.tensor.name.split(";"):
-            if BATCHNORM.search(part) and id(p) in raw:
+            if BATCHNORM.search(part) and (id(p) in raw or id(p) in fallback):
                 scope = layer_parts(part)
-                if scope is not None and scope != raw[id(p)]:
+                if scope is not None and scope != raw.get(id(p)):
                     folded_raw[-1 - i] = scope
     tidy = tidy_keys({**raw, **folded_raw})
     keys = {k: v for k, v in tidy.items() if k >= 0 or k in raw}
@@ -199,13 +229,38 @@ def _layer_keys(params: list[Param], graphs: dict[int, Graph], subgraphs: list[S
             names.add(name)
             by_op[(s, index)] = name
         keys[pid] = by_op[(s, index)]
-    folded: dict[str, str] = {}
+    folded: dict[str, tuple[str, int | None]] = {}
     for k, norm in tidy.items():
         if k < 0:
-            owner = keys[id(params[-1 - k])]
-            if norm not in names and norm != owner:
-                folded.setdefault(norm, owner)
+            p = params[-1 - k]
+            owner = keys[id(p)]
+            if norm not in names and norm != owner and norm not in folded:
+                folded[norm] = owner, _bn_channels(p, [q for q in params if keys[id(q)] == owner], norm)
     return keys, len(by_op), folded
+
+
+def _batchnorm_only(name: str) -> bool:
+    """A fused name whose every part is a BatchNorm's (``bn/batchnorm/mul_1``):
+    a weight the BN was folded into, named after the BN alone."""
+    return bool(name) and all(BATCHNORM.search(part) for part in name.split(";"))
+
+
+def _bn_channels(p: Param, members: list[Param], bn: str) -> int | None:
+    """The folded BN's channels: the bias's size when the BN came after
+    the layer (its offset is in the bias); the kernel's input size when
+    a named bias does not mention it (a BN before a Dense)."""
+    biases = [q for q in members if q.role is Role.BIAS]
+    kernels = [q for q in members if q.role.is_kernel_like and q.tensor.shape]
+    short = bn.rsplit(".", 1)[-1]
+    if any(short in q.tensor.name for q in biases):
+        return biases[0].tensor.size
+    named = [q for q in biases if "/" in q.tensor.name]
+    if named and kernels and kernels[0].op is not None and kernels[0].op.opcode == FULLY_CONNECTED:
+        return kernels[0].tensor.shape[-1]
+    if kernels:
+        kernel = kernels[0]
+        return kernel.tensor.shape[-1] if kernel.role is Role.DEPTHWISE_KERNEL else kernel.tensor.shape[0]
+    return biases[0].tensor.size if biases else None
 
 
 ROLE_ORDER = {Role.KERNEL: 0, Role.DEPTHWISE_KERNEL: 0, Role.EMBEDDINGS: 0, Role.RECURRENT_KERNEL: 1,
@@ -247,6 +302,9 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
         other = [t for t in op.inputs if t != main.tensor.index]
         source = graph.source(other[0]) if other and other[0] >= 0 else None
         class_name = "LayerNormalization" if source is not None and source.opcode == RSQRT else "BatchNormalization"
+        if class_name == "BatchNormalization":  # the converter's folded scale and offset, not gamma and beta
+            for v in variables:
+                v.name = {"gamma": "scale", "beta": "offset"}.get(v.name, v.name)
     config = {"op": class_name if op is None else OP_NAMES.get(op.opcode, f"BUILTIN_{op.opcode}"),
               "subgraph": main.subgraph, "operator": op.index if op else None}
     return Layer(name=key, path=key, class_name=class_name, variables=variables, units=_units(main),
@@ -289,18 +347,33 @@ def _units(p: Param) -> int | None:
     return None
 
 
-def _notes(model: Model, params: list[Param], constants: int, shared: int, unnamed: int, folded: dict[str, str],
+def _notes(model: Model, params: list[Param], constants: int, shared: int, unnamed: int,
+           folded: dict[str, tuple[str, int | None]],
            options: ReadOptions) -> None:
     model.notes.append(INFERENCE_NOTE)
     if options.weight_stats is False:
         model.notes.append("weight statistics not read (weight_stats disabled)")
-    for bn, owner in folded.items():
-        layer = model.layer(owner)
-        channels = layer.units if layer is not None else None
-        keras = f" (4 x {channels} = {4 * channels} values in Keras, with center and scale)" if channels else ""
-        model.notes.append(f"{bn}: BatchNormalization folded by the converter into {owner}'s kernel and bias: "
-                           f"its gamma, beta and moving statistics are not in the file{keras}; counted as the file "
-                           "holds them")
+    if folded:
+        values = sum(4 * channels for _, channels in folded.values() if channels)
+        listed = ", ".join(f"{bn} into {owner}" + (f" ({channels} channels)" if channels else "")
+                           for bn, (owner, channels) in list(folded.items())[:60])
+        more = f", and {len(folded) - 60} more" if len(folded) > 60 else ""
+        model.notes.append(f"{len(folded)} BatchNormalization layers folded by the converter into a neighbouring "
+                           f"layer's kernel and bias: their gamma, beta and moving statistics are not in the file "
+                           f"({values} values in Keras, with center and scale); counted as the file holds them: "
+                           f"{listed}{more}")
+    unfolded = [layer.name for layer in model.layers if layer.class_name == "BatchNormalization"]
+    if unfolded:
+        model.notes.append(f"{len(unfolded)} BatchNormalization layers the converter could not fold ("
+                           f"{', '.join(unfolded[:20])}) are stored as a MUL and an ADD: their constants are the "
+                           "folded scale gamma / sqrt(var + eps) and offset beta - mean * scale, named scale and "
+                           "offset; Keras counts 4 values per channel")
+    biasless = sum(1 for layer in model.layers if layer.class_name in ("CONV_2D", "DEPTHWISE_CONV_2D",
+                                                                        "FULLY_CONNECTED", "TRANSPOSE_CONV")
+                   and not any(v.role is Role.BIAS for v in layer.variables))
+    if biasless:
+        model.notes.append(f"{biasless} convolution or dense layers have no bias in the file: the layer has none, "
+                           "or the converter dropped an all-zero one (an untrained model's); Keras may count one")
     quantized = [p for p in params if p.quantized]
     if quantized:
         types = ", ".join(sorted({p.tensor.type_name for p in quantized}))
@@ -318,8 +391,17 @@ def _notes(model: Model, params: list[Param], constants: int, shared: int, unnam
         model.notes.append(f"{constants} constant tensors are shapes, indices, scalars or other constants, "
                            "not parameters")
     if shared:
-        model.notes.append(f"{shared} constant tensors share a buffer with another parameter (the converter stores "
-                           "identical constants once): counted once")
+        model.notes.append(f"{shared} weight tensors share their bytes with another (the converter stores identical "
+                           "bytes once, even under different quantization): each counted as its own parameter, in "
+                           "the layer that reads it")
+    copies = [p for p in params if p.copy]
+    if copies:
+        tensors = len({(p.subgraph, p.tensor.index) for p in params if p.copies > 1})
+        extra = sum(p.tensor.size for p in copies)
+        model.notes.append(f"the converter stores identical constants once: {tensors} weight tensors (such as the "
+                           f"all-zero biases of an untrained model) are read by the ops of {len(copies) + tensors} "
+                           f"layers; counted once per layer, as Keras does ({extra} values more than the file "
+                           "holds)")
     if unnamed:
         model.notes.append(f"{unnamed} layers have no name in the file (the converter named their weights after "
                            "itself, as arith.constant): named after their op")

@@ -33,6 +33,10 @@ MAX_OPCODES = 10_000
 MAX_RANK = 16
 MAX_IO = 10_000  # inputs or outputs of one operator (a fused LSTM has 24, a bidirectional one 48)
 MAX_NAME = 4096  # bytes of a tensor name kept
+# Operator inputs and outputs of the whole file, counted with repeats: a
+# converter writes each index once (4 bytes), so a file of n bytes holds
+# fewer than n / 4; shared vectors cannot multiply the work past this.
+IO_SLACK = 100_000
 
 # TensorType -> (name, numpy storage type or None).
 TENSOR_TYPES: dict[int, tuple[str, type | None]] = {
@@ -116,6 +120,9 @@ class _Reader:
     def __init__(self, buf, size: int, file_size: int):
         self.buf, self.size, self.file_size = buf, size, file_size
         self.tensors = self.operators = 0
+        self.io_budget = file_size // 4 + IO_SLACK
+        self.seen: set[int] = set()  # positions of tensor and operator tables read
+        self.high = 0  # the end of the furthest flatbuffer extent read
 
     def table(self, pos: int) -> Table:
         if not 0 <= pos <= self.size - 4:
@@ -127,6 +134,7 @@ class _Reader:
         vsize, tsize = tab.Get(N.VOffsetTFlags, vtable), tab.Get(N.VOffsetTFlags, vtable + 2)
         if vsize < 4 or vsize % 2 or vtable + vsize > self.size or pos + tsize > self.size:
             raise ModelReadError(f"table at byte {pos} has a malformed vtable")
+        self.high = max(self.high, pos + tsize, vtable + vsize)
         return tab
 
     def field(self, tab: Table, slot: int, width: int) -> int | None:
@@ -160,6 +168,7 @@ class _Reader:
             raise ModelReadError(f"{what} claims {count} entries, more than the file holds: truncated or corrupt")
         if count > limit:
             raise UnsafeInputError(f"{what} has {count} entries, over the limit of {limit}")
+        self.high = max(self.high, pos + 4 + count * itemsize)
         return pos + 4, count
 
     def array(self, tab: Table, slot: int, dtype: str, limit: int, what: str) -> np.ndarray:
@@ -173,12 +182,28 @@ class _Reader:
         start, count = self.vector(tab, slot, 1, self.size, what)
         return bytes(self.buf[start:start + min(count, MAX_NAME)]).decode("utf-8", "replace")
 
-    def tables(self, tab: Table, slot: int, limit: int, what: str) -> list[Table]:
+    def tables(self, tab: Table, slot: int, limit: int, what: str, unique: bool = False) -> list[Table]:
+        """The tables of a vector; ``unique``: each table once in the file
+        (a converter writes every tensor and operator table once; a file
+        naming one table a million times would cost a million parses)."""
         start, count = self.vector(tab, slot, 4, limit, what)
         if not count:
             return []
         offsets = np.frombuffer(self.buf, dtype="<u4", count=count, offset=start)
-        return [self.table(start + 4 * i + int(o)) for i, o in enumerate(offsets)]
+        positions = (start + 4 * np.arange(count, dtype=np.int64) + offsets.astype(np.int64)).tolist()
+        if unique:
+            before = len(self.seen)
+            self.seen.update(positions)
+            if len(self.seen) - before != count:
+                raise UnsafeInputError(f"{what} names one table several times (a converter writes each once): "
+                                       "crafted or corrupt")
+        return [self.table(pos) for pos in positions]
+
+    def charge_io(self, count: int) -> None:
+        self.io_budget -= count
+        if self.io_budget < 0:
+            raise UnsafeInputError(f"operator inputs and outputs total more than the file's size allows "
+                                   f"({self.file_size // 4 + IO_SLACK}): crafted or corrupt")
 
 
 def parse(buf, file_size: int) -> TfliteFile:
@@ -197,6 +222,10 @@ def parse(buf, file_size: int) -> TfliteFile:
     for meta in reader.tables(root, 6, MAX_OPCODES, "the metadata list"):
         metadata[reader.string(meta, 0, "a metadata name")] = int(reader.scalar(meta, 1, N.Uint32Flags, 0))
     external = sum(1 for b in buffers if b.external)
+    for i, b in enumerate(buffers):
+        if b.external and b.size and b.start < reader.high:
+            raise ModelReadError(f"buffer {i} at byte {b.start} lies inside the flatbuffer (which reaches byte "
+                                 f"{reader.high}): corrupt")
     model = TfliteFile(version, description, subgraphs, buffers, metadata, external)
     for sub in subgraphs:
         for tensor in sub.tensors:
@@ -214,31 +243,34 @@ def _opcode(reader: _Reader, tab: Table) -> tuple[int, str]:
 
 def _subgraph(reader: _Reader, index: int, tab: Table, opcodes: list[tuple[int, str]]) -> SubgraphInfo:
     sub = SubgraphInfo(index, reader.string(tab, 4, "a subgraph name"))
-    tensors = reader.tables(tab, 0, MAX_TENSORS - reader.tensors, "a subgraph's tensor list")
+    tensors = reader.tables(tab, 0, MAX_TENSORS - reader.tensors, "a subgraph's tensor list", unique=True)
     reader.tensors += len(tensors)
     sub.tensors = [_tensor(reader, i, t) for i, t in enumerate(tensors)]
     count = len(sub.tensors)
     sub.inputs = _indices(reader.array(tab, 1, "<i4", MAX_IO, "a subgraph's inputs"), count, "subgraph input")
     sub.outputs = _indices(reader.array(tab, 2, "<i4", MAX_IO, "a subgraph's outputs"), count, "subgraph output")
-    operators = reader.tables(tab, 3, MAX_OPERATORS - reader.operators, "a subgraph's operator list")
+    operators = reader.tables(tab, 3, MAX_OPERATORS - reader.operators, "a subgraph's operator list", unique=True)
     reader.operators += len(operators)
     for i, op in enumerate(operators):
         code = int(reader.scalar(op, 0, N.Uint32Flags, 0))
         if code >= len(opcodes):
             raise ModelReadError(f"operator {i} names operator code {code}; the file has {len(opcodes)}")
         builtin, custom = opcodes[code]
-        inputs = _indices(reader.array(op, 1, "<i4", MAX_IO, "an operator's inputs"), count, "operator input")
-        outputs = _indices(reader.array(op, 2, "<i4", MAX_IO, "an operator's outputs"), count, "operator output")
+        raw_in = reader.array(op, 1, "<i4", MAX_IO, "an operator's inputs")
+        raw_out = reader.array(op, 2, "<i4", MAX_IO, "an operator's outputs")
+        reader.charge_io(raw_in.size + raw_out.size)
+        inputs = _indices(raw_in, count, "operator input")
+        outputs = _indices(raw_out, count, "operator output")
         sub.operators.append(OperatorInfo(i, builtin, custom, inputs, outputs))
     return sub
 
 
 def _indices(values: np.ndarray, count: int, what: str) -> list[int]:
     """Tensor indices; -1 marks an omitted optional input."""
-    out = [int(v) for v in values]
-    if any(v < -1 or v >= count for v in out):
-        raise ModelReadError(f"{what} names tensor {max(out, key=abs)}; the subgraph has {count}")
-    return out
+    if values.size and (int(values.min()) < -1 or int(values.max()) >= count):
+        bad = int(values.min()) if int(values.min()) < -1 else int(values.max())
+        raise ModelReadError(f"{what} names tensor {bad}; the subgraph has {count}")
+    return values.tolist()
 
 
 def _tensor(reader: _Reader, index: int, tab: Table) -> TensorInfo:

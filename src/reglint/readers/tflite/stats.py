@@ -44,7 +44,6 @@ def tensor_stats(buf, ref: BufferRef, tensor: TensorInfo, chunk_bytes: int) -> W
         return _float_stats(buf, ref, tensor, chunk_bytes)
     if tensor.quant is None:
         return None  # an integer tensor without a scale: no float values to describe
-        return _float_stats(buf, ref, tensor, chunk_bytes)
     return _dequantized_stats(buf, ref, tensor, chunk_bytes)
 
 
@@ -72,15 +71,23 @@ def _dequantized_stats(buf, ref: BufferRef, tensor: TensorInfo, chunk_bytes: int
                                  f"for dimension {axis} of {list(tensor.shape)}: corrupt quantization")
     else:
         axis = -1
-    leading = shape[0]
-    row = math.prod(shape[1:]) if len(shape) > 1 else 1
-    rows = max(1, chunk_bytes // max(1, 8 * row))
+    total = math.prod(shape)
+    stride = math.prod(shape[axis + 1:]) if axis >= 0 else 1
+    dim = shape[axis] if axis >= 0 else 1
+    # flat chunks of chunk_bytes (a float64 value, a channel index and a
+    # temporary per element): a [1, N] row or a depthwise [1, h, w, C]
+    # kernel is chunked like any other tensor
+    step = max(1, chunk_bytes // 24)
     acc = StatsAccumulator()
-    for first in range(0, leading, rows):
-        last = min(leading, first + rows)
-        values = _elements(buf, ref, tensor, first * row, last * row).astype(np.float64)
-        block = values.reshape((last - first, *shape[1:]))
-        acc.add((block - _along(zero, axis, block.ndim, first, last)) * _along(scale, axis, block.ndim, first, last))
+    for first in range(0, total, step):
+        last = min(total, first + step)
+        values = _elements(buf, ref, tensor, first, last).astype(np.float64)
+        if axis < 0:
+            acc.add((values - zero.reshape(())) * scale.reshape(()))
+            continue
+        channel = (np.arange(first, last, dtype=np.int64) // stride) % dim
+        z = zero[channel] if zero.size > 1 else zero.reshape(())
+        acc.add((values - z) * scale[channel])
     return acc.result()
 
 
@@ -95,15 +102,3 @@ def _elements(buf, ref: BufferRef, tensor: TensorInfo, start: int, stop: int) ->
         return values[start - first * 2:][:stop - start]
     dtype = np.dtype(TENSOR_TYPES[tensor.type][1]).newbyteorder("<")
     return np.frombuffer(buf, dtype=dtype, count=stop - start, offset=ref.start + start * dtype.itemsize)
-
-
-def _along(values: np.ndarray, axis: int, ndim: int, first: int, last: int) -> np.ndarray:
-    """Per-tensor or per-channel constants shaped to broadcast over rows
-    ``first:last`` of axis 0."""
-    if axis < 0 or values.size == 1:
-        return values.reshape(())
-    if axis == 0:
-        values = values[first:last]
-    shape = [1] * ndim
-    shape[axis] = values.size
-    return values.reshape(shape)
