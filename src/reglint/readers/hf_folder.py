@@ -49,7 +49,8 @@ ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "wa
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     with contextlib.ExitStack() as stack:
         quantized: dict[str, int] = {}
-        tensors, ordered, adapter = _weights(folder, options, stack, quantized, _quantization_config(folder, options))
+        config = _json_object(folder, "config.json", options)
+        tensors, ordered, adapter = _weights(folder, options, stack, quantized, _quantization_config(config))
         args = _training_args(folder, options)
         hint = _text(args.get("optim"))
         schedule = _text(args.get("lr_scheduler_type"))
@@ -70,7 +71,7 @@ def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     if args:
         model.metadata["training_args"] = {k: _plain(args[k]) for k in ARG_FIELDS if k in args}
     _trainer_state(folder, options, model)
-    _config(folder, options, model)
+    _config(config, model)
     _adapter_config(folder, options, model, adapter)
     if quantized:
         model.notes.append(quantized_note(quantized))
@@ -279,16 +280,15 @@ def _trainer_state(folder: Path, options: ReadOptions, model: Model) -> None:
         model.optimizer.iterations = steps
 
 
-def _quantization_config(folder: Path, options: ReadOptions) -> dict | None:
+def _quantization_config(config: dict | None) -> dict | None:
     """``config.json``'s ``quantization_config`` (GPTQ's bits and format,
     FP8's block size), where there is one."""
-    config = _json_object(folder, "config.json", options)
     found = config.get("quantization_config") if config else None
     return found if isinstance(found, dict) else None
 
 
-def _config(folder: Path, options: ReadOptions, model: Model) -> None:
-    config = _json_object(folder, "config.json", options)
+def _config(config: dict | None, model: Model) -> None:
+    """The model's name and transformers' version from ``config.json``."""
     if config is None:
         return
     names = config.get("architectures")
