@@ -66,11 +66,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from reglint.model import WeightStats
-from reglint.readers.named_tensor import ITEMSIZE, MAX_CONSTANT_VALUES, NamedTensor
+from reglint.readers.named_tensor import (
+    ITEMSIZE,
+    MAX_CONSTANT_VALUES,
+    MX_SCALE_DTYPES,
+    NamedTensor,
+    constant_floats,
+    constant_ints,
+)
 from reglint.readers.small_floats import E2M1, FLOAT8, widen
-from reglint.readers.tensor_stats import StatsAccumulator, bfloat16_to_float32
+from reglint.readers.tensor_stats import StatsAccumulator
 
-E8M0 = ("uint8", "float8_e8m0fnu")  # MX scales: a biased power of two (uint8 in compressed-tensors)
+E8M0 = MX_SCALE_DTYPES
 SCALE_DTYPES = ("float32", "float16", "bfloat16", "float64", *FLOAT8)
 INTEGER_CODES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32}
 GPTQ_BITS = (2, 3, 4, 8)
@@ -219,7 +226,7 @@ def _gptq_stats(qweight: NamedTensor, qzeros: NamedTensor, scales: NamedTensor, 
     out, inputs = shape
     groups = scales.shape[0]
     columns = _group_index(source, g_idx, inputs, groups, hints.group)
-    scale = _floats(source, scales)  # read and checked before the zero points are unpacked
+    scale = constant_floats(source, scales)  # read and checked before the zero points are unpacked
     if columns is None or scale is None or groups * out > MAX_CONSTANT_VALUES:
         return None
     zero_codes = _stream_rows(_raw(source, qzeros), bits, out)
@@ -250,7 +257,7 @@ def _awq_stats(qweight: NamedTensor, qzeros: NamedTensor, scales: NamedTensor, s
     out, inputs = shape
     groups = scales.shape[0]
     size = _cell(inputs, groups, hints.group)
-    scale = _floats(source, scales)
+    scale = constant_floats(source, scales)
     if size is None or scale is None or groups * out > MAX_CONSTANT_VALUES:
         return None
     zero_stream = _stream_rows(_raw(source, qzeros), 4, out)
@@ -331,7 +338,7 @@ def _packed_stats(packed: NamedTensor, scale_tensor: NamedTensor, by_name: dict[
             stream = _stream_rows(_raw(source, zero_tensor, transpose=True), bits, cells[0])
             zero = None if stream is None else stream.T.astype(np.float32) - offset
         else:
-            zero = _ints(source, zero_tensor)
+            zero = constant_ints(source, zero_tensor)
         if zero is None or zero.size != math.prod(cells):
             return None
         grid = replace(grid, zero=zero.reshape(cells).astype(np.float32))
@@ -364,7 +371,7 @@ def _fp4_stats(packed: NamedTensor, scale_tensor: NamedTensor, global_scale: Nam
     if grid is None:
         return None
     if global_scale is not None:
-        second = _floats(source, global_scale)
+        second = constant_floats(source, global_scale)
         if second is None or second.size != 1:
             return None
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # a zero global scale: inf, counted
@@ -412,7 +419,7 @@ def _scaled(weight: NamedTensor, module: str, by_name: dict[str, NamedTensor], s
         if grid is None:
             return None
         if zero is not None:
-            values = _ints(source, zero)
+            values = constant_ints(source, zero)
             if values is None or values.size != grid.scale.size:
                 return None
             grid = replace(grid, zero=values.reshape(grid.scale.shape).astype(np.float32))
@@ -486,7 +493,7 @@ def _grid(source, scale_tensor: NamedTensor, shape: tuple[int, ...], g_idx: Name
     column = _group_index(source, g_idx, inputs, cells[1], hints.block[1] if hints.block else hints.group)
     if rows_a_cell is None or column is None:
         return None
-    scale = _floats(source, scale_tensor)
+    scale = constant_floats(source, scale_tensor)
     if scale is None or scale.size != math.prod(cells):
         return None
     return Grid(scale.reshape(cells), None, rows_a_cell, column)
@@ -513,7 +520,7 @@ def _group_index(source, g_idx: NamedTensor | None, inputs: int, groups: int, hi
     """Each input's group: the stored ``g_idx`` (act-order), else groups of
     ``_cell`` inputs; None where neither fits."""
     if g_idx is not None:
-        index = _ints(source, g_idx) if math.prod(g_idx.shape) == inputs else None
+        index = constant_ints(source, g_idx) if math.prod(g_idx.shape) == inputs else None
         if index is None or index.size != inputs or (inputs and (index.min() < 0 or index.max() >= groups)):
             return None  # a g_idx that does not index these groups: no statistics rather than wrong ones
         return index
@@ -553,40 +560,10 @@ def _raw(source, tensor: NamedTensor, *, transpose: bool = False) -> np.ndarray 
     return raw.reshape(rows, cols * itemsize)
 
 
-def _floats(source, tensor: NamedTensor) -> np.ndarray | None:
-    """A small float tensor's values as float32 (bfloat16, float8 and E8M0
-    read from their bytes; uint8 scales are E8M0 exponents)."""
-    size = math.prod(tensor.shape)
-    itemsize = 1 if tensor.dtype in FLOAT8 or tensor.dtype in E8M0 else ITEMSIZE.get(tensor.dtype, 0)
-    if not itemsize or size > MAX_CONSTANT_VALUES:
-        return None
-    raw = source.stored_bytes(tensor.name, 0, size * itemsize)
-    if raw is None or raw.size != size * itemsize:
-        return None
-    if tensor.dtype == "bfloat16":
-        return bfloat16_to_float32(raw.view("<u2"))
-    if tensor.dtype in FLOAT8 or tensor.dtype in E8M0:
-        return widen(raw, "float8_e8m0fnu" if tensor.dtype == "uint8" else tensor.dtype)
-    if tensor.dtype not in ("float32", "float16", "float64"):
-        return None
-    return raw.view(np.dtype(tensor.dtype).newbyteorder("<")).astype(np.float32)
-
-
-def _ints(source, tensor: NamedTensor) -> np.ndarray | None:
-    size = math.prod(tensor.shape)
-    if tensor.dtype not in ("int8", "uint8", "int16", "int32", "int64") or size > MAX_CONSTANT_VALUES:
-        return None
-    itemsize = ITEMSIZE[tensor.dtype]
-    raw = source.stored_bytes(tensor.name, 0, size * itemsize)
-    if raw is None or raw.size != size * itemsize:
-        return None
-    return raw.view(np.dtype(tensor.dtype).newbyteorder("<")).astype(np.int64)
-
-
 def _small_ints(source, tensor: NamedTensor | None, size: int) -> np.ndarray | None:
     if tensor is None or math.prod(tensor.shape) != size:
         return None
-    values = _ints(source, tensor)
+    values = constant_ints(source, tensor)
     return values if values is not None and values.size == size else None
 
 

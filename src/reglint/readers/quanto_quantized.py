@@ -27,7 +27,7 @@ import numpy as np
 
 from reglint.model import WeightStats
 from reglint.readers.named_tensor import FLOAT_CONSTANTS as FLOATS
-from reglint.readers.named_tensor import ITEMSIZE, NamedTensor
+from reglint.readers.named_tensor import NamedTensor, constant_floats
 from reglint.readers.tensor_stats import StatsAccumulator
 
 ACTIVATION_SCALES = ("input_scale", "output_scale")
@@ -88,8 +88,8 @@ def _weight(codes: NamedTensor, kind: str, scale: NamedTensor | None, shift: Nam
 def _stats(codes: NamedTensor, kind: str, shape: tuple[int, int], scale: NamedTensor, shift: NamedTensor | None,
            source, chunk_bytes: int) -> WeightStats | None:
     rows, width = shape
-    scales = _floats(source, scale, rows)
-    shifts = _floats(source, shift, rows) if shift is not None else np.zeros(rows, dtype=np.float32)
+    scales = constant_floats(source, scale)
+    shifts = constant_floats(source, shift) if shift is not None else np.zeros(rows, dtype=np.float32)
     if scales is None or shifts is None:
         return None
     acc = StatsAccumulator()
@@ -110,10 +110,3 @@ def _stats(codes: NamedTensor, kind: str, shape: tuple[int, int], scale: NamedTe
                 acc.add(nibble.astype(np.float32) * scales[first:first + stop - start, None]
                         - shifts[first:first + stop - start, None])
     return acc.result()
-
-
-def _floats(source, tensor: NamedTensor, size: int) -> np.ndarray | None:
-    raw = source.stored_bytes(tensor.name, 0, size * ITEMSIZE[tensor.dtype])
-    if raw is None or raw.size != size * ITEMSIZE[tensor.dtype]:
-        return None
-    return raw.view(np.dtype(tensor.dtype)).astype(np.float32)
