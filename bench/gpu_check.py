@@ -56,20 +56,35 @@ MODELS = [
     ("mlp-wrecked", None, (20,), 3, "teacher", 300),
     ("resnet-healthy", "fixtures/scenarios/recipe_resnet_sgd.keras", (16, 16, 3), 10, "means", 400),
     ("resnet-wrecked", "fixtures/scenarios/scenario_bn_l2_strong.keras", (16, 16, 3), 10, "means", 400),
+    # saved after fit: --init auto draws fresh weights (keras.models.clone_model on the device) and, with no
+    # --steps (0 here), judges at the optimizer's recorded count, 96 steps
+    ("mlp-trained", None, (20,), 3, "teacher", 0),
 ]
+# --large: where a GPU should pay, ResNet50 (23.5M weights, untrained) at 64x64 with L2(1e-4) on every kernel
+# under SGD momentum 0.9, the ImageNet recipe (lr 0.1 at batch 256, scaled linearly to profile's batch of 32:
+# 0.0125; Goyal et al. 2017), a few steps on each device.
+LARGE = [("resnet50", None, (64, 64, 3), 10, "means", 20)]
+LARGE_TIMEOUT = 300
 SAMPLES = 1280  # a fifth held back: 1024 to train on, 256 to score
 # The separation of the ResNets' class colours, in pixel-noise units: wide
 # enough that the healthy recipe reaches ~100% held-out accuracy in 400 steps.
 MEAN_SCALE = 3.0
-# GPU and CPU sum in different orders, and cuDNN convolutions run in TF32 by
-# default on Ampere and later: gradient ratios agree to ~1e-3, not 1e-7.
+# GPU and CPU sum in different orders (profile turns TF32 off:
+# backend_torch.full_float32), so gradient ratios agree to float32's
+# accumulated rounding, not exactly.
 RATIO_TOLERANCE = 0.02
+# A kernel that feeds BatchNorm gets a data gradient orthogonal to it (scale
+# invariance): a difference of nearly equal terms, whose float32 rounding a
+# 50-layer network amplifies. ResNet50's 54 ratios on an H200 against 16 CPU
+# cores, TF32 off: median 0.4%, at most 5.1% (conv2_block2_1_conv).
+LARGE_RATIO_TOLERANCE = 0.1
 # tests/test_profile.py's healthy and wrecked MLPs (L2(0.3) under SGD(0.03,
 # momentum 0.9) shrinks an unsupported kernel 18% a step), saved by Keras on
 # torch on the CPU.
 BUILD = """
 import sys
 import keras
+import numpy as np
 keras.utils.set_random_seed(0)
 def mlp(widths, reg):
     layers = [keras.Input((widths[0],))]
@@ -83,6 +98,21 @@ with keras.device("cpu"):
     wrecked = mlp([20, 64, 3], keras.regularizers.L2(0.3))
     wrecked.compile(keras.optimizers.SGD(0.03, momentum=0.9), "sparse_categorical_crossentropy")
     wrecked.save(sys.argv[1] + "/mlp-wrecked.keras")
+    trained = mlp([20, 64, 3], keras.regularizers.L2(0.3))
+    trained.compile(keras.optimizers.SGD(0.03, momentum=0.9), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1024, 20)).astype("float32")
+    trained.fit(x, (x @ rng.standard_normal((20, 3))).argmax(axis=1), batch_size=32, epochs=3, verbose=0)
+    trained.save(sys.argv[1] + "/mlp-trained.keras")
+    if sys.argv[2:] == ["large"]:
+        net = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10)
+        config = net.get_config()
+        for layer in config["layers"]:
+            if layer["class_name"] in ("Conv2D", "Dense"):
+                layer["config"]["kernel_regularizer"] = keras.regularizers.serialize(keras.regularizers.L2(1e-4))
+        net = keras.Model.from_config(config)
+        net.compile(keras.optimizers.SGD(0.0125, momentum=0.9), "sparse_categorical_crossentropy")
+        net.save(sys.argv[1] + "/resnet50.keras")
 """
 # One profile (a fresh process: imports, CUDA start-up, load, both runs).
 RUN_TIMEOUT = 150
@@ -98,7 +128,7 @@ import json, sys, time
 from reglint.profile.command import run_profile
 model, data, device, steps, report = sys.argv[1:]
 start = time.perf_counter()
-code = run_profile(model, data=data, device=device, steps=int(steps), backend="torch", output_format="json",
+code = run_profile(model, data=data, device=device, steps=int(steps) or None, backend="torch", output_format="json",
                    output_file=report, fail_on="none")
 wall = time.perf_counter() - start
 import torch
@@ -119,12 +149,16 @@ def main() -> int:
         env = environment(work)
         if args.wheels and not install_wheels(Path(args.wheels), work / "site", env):
             return 2
-        return check(out, work, env, devices, args.steps)
+        models = MODELS + LARGE if args.large else MODELS
+        if args.only:
+            models = [m for m in models if m[0] in args.only.split(",")]
+        return check(out, work, env, devices, args.steps, models)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check(out: Path, work: Path, env: dict[str, str], devices: list[str], steps_override: int | None) -> int:
+def check(out: Path, work: Path, env: dict[str, str], devices: list[str], steps_override: int | None,
+          models: list) -> int:
     missing = missing_imports(env)
     if missing:
         print(f"missing imports: {', '.join(missing)} (carry their wheels; keras needs absl-py and ml-dtypes)")
@@ -132,12 +166,14 @@ def check(out: Path, work: Path, env: dict[str, str], devices: list[str], steps_
     started = time.perf_counter()
     built = work / "models"
     built.mkdir()
-    done = subprocess.run([sys.executable, "-c", BUILD, str(built)], capture_output=True, text=True, env=env, cwd=ROOT)
+    size = ["large"] if any(m in LARGE for m in models) else []
+    done = subprocess.run([sys.executable, "-c", BUILD, str(built), *size], capture_output=True, text=True, env=env,
+                          cwd=ROOT)
     if done.returncode != 0:
         print(f"FAIL: building the MLPs: {done.stderr.strip()[-600:]}")
         return 1
     runs, failures = [], []
-    for index, (name, file, shape, classes, kind, steps) in enumerate(MODELS):
+    for index, (name, file, shape, classes, kind, steps) in enumerate(models):
         data = write_data(work / "data" / f"{name}.npz", shape, classes, kind, seed=index)
         model = ROOT / file if file else built / f"{name}.keras"
         for device in devices:
@@ -146,7 +182,7 @@ def check(out: Path, work: Path, env: dict[str, str], devices: list[str], steps_
             print_run(run)
             if run["problem"]:
                 failures.append(f"{name} --device {device}: {run['problem']}")
-    disagreements = compare(runs, devices)
+    disagreements = compare(runs, devices, models)
     (out / "gpu_check.json").write_text(json.dumps({"runs": runs, "failures": failures,
                                                     "disagreements": disagreements}, indent=1))
     print(f"\n{len(runs)} runs in {time.perf_counter() - started:.0f} s; reports and gpu_check.json in {out}")
@@ -170,6 +206,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--devices", default="gpu,cpu", help="comma-separated: gpu, cpu (default both)")
     parser.add_argument("--steps", type=int, help="steps of each run, both devices alike (default: per model)")
     parser.add_argument("--wheels", help="folder of wheels for what is missing (keras, namex, optree, absl-py ...)")
+    parser.add_argument("--large", action="store_true", help="add ResNet50 at 64x64 (where a GPU should pay)")
+    parser.add_argument("--only", help="comma-separated model names (default all)")
     parser.add_argument("--out", help="folder for the reports (default $OUT, else a temporary folder)")
     return parser.parse_args()
 
@@ -260,13 +298,14 @@ def write_data(path: Path, shape: tuple[int, ...], classes: int, kind: str, seed
 
 def profile(name: str, model: Path, data: Path, device: str, out: Path, env: dict[str, str], steps: int) -> dict:
     report_path = out / f"{name}.{device}.json"
+    limit = LARGE_TIMEOUT if name in {m[0] for m in LARGE} else RUN_TIMEOUT
     argv = [str(model), str(data), device, str(steps), str(report_path)]
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-c", WRAPPER, *argv], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=RUN_TIMEOUT)
+                              cwd=ROOT, timeout=limit)
     except subprocess.TimeoutExpired:
-        return {"model": name, "device": device, "wall": RUN_TIMEOUT, "problem": f"no result in {RUN_TIMEOUT} s"}
+        return {"model": name, "device": device, "wall": limit, "problem": f"no result in {limit} s"}
     run = {"model": name, "device": device, "wall": time.perf_counter() - start, "problem": None}
     marker = [line for line in done.stdout.splitlines() if line.startswith("GPU_CHECK ")]
     if done.returncode != 0 or not marker:
@@ -281,6 +320,7 @@ def profile(name: str, model: Path, data: Path, device: str, out: Path, env: dic
     run.update(reported_device=prof["device"], device_kind=prof["device_kind"], backend=prof.get("backend"),
                seconds=prof["seconds"], outcome=prof["outcome"]["label"],
                verdict=(twin.get("verdict") or {}).get("label"), steps=twin.get("steps"),
+               start=(twin.get("start") or {}).get("weights", "").split(" ")[0],
                ratios={v["path"]: v["ratio"] for v in prof["variables"]},
                val_accuracy={k: (r.get("val_accuracy") or [None])[-1] for k, r in (twin.get("runs") or {}).items()})
     if run["backend"] != "torch":
@@ -299,7 +339,7 @@ def print_run(run: dict) -> None:
         return
     acc = run["val_accuracy"]
     print(f"{run['model']:15} {run['device']:3}  wall {run['wall']:6.1f} s (run {run['seconds']['run']:5.1f} s, "
-          f"{run['steps']} steps x 2)  device {run['reported_device']}  "
+          f"{run['steps']} steps x 2, {run['start']} start)  device {run['reported_device']}  "
           f"CUDA peak {run['cuda_peak_bytes'] / 2**20:.1f} MiB  outcome {run['outcome']}  verdict {run['verdict']}  "
           f"held-out accuracy penalized {fmt(acc.get('penalized'))} twin {fmt(acc.get('unregularized'))}"
           + (f"  PROBLEM: {run['problem']}" if run["problem"] else "")
@@ -310,14 +350,14 @@ def fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def compare(runs: list[dict], devices: list[str]) -> list[str]:
+def compare(runs: list[dict], devices: list[str], models: list) -> list[str]:
     """GPU against CPU, per model: the largest relative difference of the
     gradient ratios, and the verdicts."""
     if set(devices) != {"gpu", "cpu"}:
         return []
     out = []
     print()
-    for name, *_ in MODELS:
+    for name, *_ in models:
         pair = {r["device"]: r for r in runs if r["model"] == name and "ratios" in r}
         if len(pair) != 2:
             continue
@@ -328,8 +368,9 @@ def compare(runs: list[dict], devices: list[str]) -> list[str]:
         print(f"{name:15} gpu vs cpu: {len(common)} gradient ratios, max relative difference {diff:.2e}; "
               f"verdict {gpu['verdict']} / {cpu['verdict']}{'' if same else '  DIFFERENT'}; "
               f"wall {gpu['wall']:.1f} s / {cpu['wall']:.1f} s")
-        if diff > RATIO_TOLERANCE or len(common) != len(cpu["ratios"]):
-            out.append(f"{name}: gradient ratios differ by {diff:.2e} (> {RATIO_TOLERANCE})")
+        tolerance = LARGE_RATIO_TOLERANCE if name in {m[0] for m in LARGE} else RATIO_TOLERANCE
+        if diff > tolerance or len(common) != len(cpu["ratios"]):
+            out.append(f"{name}: gradient ratios differ by {diff:.2e} (> {tolerance})")
     return out
 
 

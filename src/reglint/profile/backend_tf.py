@@ -43,6 +43,10 @@ def select_device(tf, device: str) -> Device:
     if device == "gpu" and not gpus:
         raise ProfileError("--device gpu: TensorFlow sees no GPU on this machine (use --device cpu or auto)")
     if gpus and device in ("auto", "gpu"):
+        # IEEE float32, not TF32 (TensorFlow's default on Ampere and later):
+        # one file and seed, one measurement on every device
+        # (backend_torch.full_float32 says what TF32 changed on an H200).
+        tf.config.experimental.enable_tensor_float_32_execution(False)
         try:
             details = tf.config.experimental.get_device_details(gpus[0])
         except Exception:  # details are cosmetic

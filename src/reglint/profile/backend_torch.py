@@ -81,12 +81,31 @@ def select_device(torch, device: str) -> Device:
     if device == "gpu" and not available:
         raise ProfileError("--device gpu: PyTorch sees no CUDA GPU on this machine (use --device cpu or auto)")
     if available and device in ("auto", "gpu"):
+        full_float32(torch)
         try:
             name = torch.cuda.get_device_name(0)
         except Exception:  # the name is cosmetic
             name = "cuda:0"
         return "cuda:0", f"GPU 0: {name}", "gpu"
     return "cpu", cpu_description(), "cpu"
+
+
+def full_float32(torch) -> None:
+    """float32 convolutions and matrix products in IEEE float32, not TF32.
+    PyTorch runs cuDNN convolutions in TF32 (10-bit mantissa) by default on
+    Ampere and later: on an H200 the per-layer ratios |g_pen|/|g_data| of
+    a 16-layer residual CNN then differed from the CPU's by 0.8%, of an
+    untrained ResNet50 by 5% (bench/GPU_CHECK.md), so one file and seed gave
+    two measurements. The profile's models are small enough that TF32's
+    speed does not matter (ResNet50 at 64x64, batch 32: ~32 GFLOP a step,
+    under a millisecond at the H200's float32 rate)."""
+    backends = torch.backends
+    if hasattr(backends.cudnn, "fp32_precision"):  # PyTorch >= 2.9; mixing with allow_tf32 raises there
+        backends.cudnn.fp32_precision = "ieee"
+        backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        backends.cudnn.allow_tf32 = False
+        backends.cuda.matmul.allow_tf32 = False
 
 
 class TorchBackend(Backend):

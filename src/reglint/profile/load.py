@@ -15,7 +15,7 @@ import platform
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,10 +177,15 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
     its saved value (a Normalization layer's adapted mean and variance come
     from the data; a frozen BatchNormalization keeps the statistics of the
     features it was frozen with). Cloning deserializes the layers again, so it runs in the
-    safe mode the model was loaded in (off with --trust-model)."""
+    safe mode the model was loaded in (off with --trust-model). The draw is
+    made on the CPU, so a seed gives the same weights on every device."""
     keras.utils.set_random_seed(seed)
     try:
-        with _safe_mode(keras, not trust_model):
+        # Drawn on the CPU whatever the run's device: PyTorch's CUDA generator
+        # gives other numbers than its CPU one for the same seed (on an H200
+        # the twin of a 20-64-3 MLP started elsewhere and its ratios moved
+        # 20%), so --seed would name two draws.
+        with _safe_mode(keras, not trust_model), _on_cpu(keras):
             fresh = keras.models.clone_model(model)
     except Exception as exc:
         raise ProfileError(f"cannot draw a fresh initialisation of this model ({_one(exc)[:200]}); "
@@ -193,6 +198,13 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
     for variable, drawn in zip(old, new, strict=True):
         if variable.trainable or id(variable) in restart:
             variable.assign(keras.ops.convert_to_numpy(drawn))
+
+
+def _on_cpu(keras) -> AbstractContextManager[Any]:
+    """Keras' device scope for the CPU (a Keras 3 without ``keras.device``:
+    wherever the framework puts it)."""
+    scope = getattr(keras, "device", None)
+    return scope("cpu") if scope is not None else nullcontext()
 
 
 def _training_statistics(model) -> set[int]:
