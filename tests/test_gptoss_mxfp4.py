@@ -21,7 +21,9 @@ import pytest
 
 from reglint.model import Role
 from reglint.readers import read_model
+from reglint.readers.gptoss_mxfp4 import E2M1_PAIRS
 from reglint.readers.limits import ReadOptions
+from reglint.readers.small_floats import E2M1
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKED = ROOT / "fixtures" / "torch_packed"
@@ -101,6 +103,16 @@ def test_small_slabs_give_the_same_statistics():
     assert slabs is not None and whole is not None
     assert (slabs.count, slabs.max_abs) == (whole.count, whole.max_abs)
     assert slabs.sum_sq == pytest.approx(whole.sum_sq, rel=1e-12)
+
+
+def test_a_byte_decodes_to_its_low_nibble_then_its_high():
+    """transformers' ``convert_moe_packed_tensors``: ``out[:, 0::2] =
+    lut[blk & 0x0F]``, ``out[:, 1::2] = lut[blk >> 4]``. (Statistics cannot
+    tell the order: a block's values share one scale.)"""
+    codes = np.arange(256, dtype=np.uint8)
+    pairs = np.take(E2M1_PAIRS, codes).view(np.float32).reshape(256, 2)
+    assert np.array_equal(pairs[:, 0], E2M1[codes & 0x0F]) and np.array_equal(pairs[:, 1], E2M1[codes >> 4])
+    assert list(pairs[0x7A]) == [-1.0, 6.0]
 
 
 def test_the_fixtures_hold_what_they_are_for():

@@ -39,13 +39,18 @@ import numpy as np
 
 from reglint.model import WeightStats
 from reglint.readers.named_tensor import MX_SCALE_DTYPES, NamedTensor
-from reglint.readers.packed_quantized import _guarded, _slabs, _stream_rows
+from reglint.readers.packed_quantized import _guarded, _slabs
 from reglint.readers.small_floats import E2M1, widen
 from reglint.readers.tensor_stats import StatsAccumulator
 
 KIND = "mxfp4 experts"  # "mxfp4": the quant_method; packed_quantized.LIBRARIES names it
 BLOCK_BYTES = 16  # 32 E2M1 codes: an MX block
 BLOCKS, SCALES = "_blocks", "_scales"
+# Each byte's two E2M1 values (low nibble first) as one 8-byte word: one
+# take a byte instead of splitting nibbles and looking each up, half the
+# time on gpt-oss-120b's 114G expert values.
+_BYTES = np.arange(256)
+E2M1_PAIRS = np.stack([E2M1[_BYTES & 0x0F], E2M1[_BYTES >> 4]], axis=-1).view(np.uint64).reshape(256)
 
 
 def dequantized_mxfp4_experts(tensors: list[NamedTensor], source, chunk_bytes: int,
@@ -96,11 +101,9 @@ def _stats(blocks: NamedTensor, scales: NamedTensor, source, chunk_bytes: int) -
     codes = _slabs(source, blocks.name, count, BLOCK_BYTES, values_a_block, chunk_bytes)
     exponents = _slabs(source, scales.name, count, 1, values_a_block, chunk_bytes)
     for (_, raw), (_, scale) in zip(codes, exponents, strict=True):  # the same slabs: same rows, same step
-        nibbles = _stream_rows(raw, 4, values_a_block)  # low nibble first
-        if nibbles is None:
-            return None
+        values = np.take(E2M1_PAIRS, raw).view(np.float32)  # [blocks, 32]
         with np.errstate(over="ignore", invalid="ignore"):  # 6 x 2^127 is inf in float32, as in transformers
-            acc.add(E2M1[nibbles] * widen(scale, "float8_e8m0fnu"))  # uint8 scales are E8M0 exponents too
+            acc.add(values * widen(scale, "float8_e8m0fnu"))  # uint8 scales are E8M0 exponents too
     return acc.result()
 
 
