@@ -95,19 +95,24 @@ def dequantized_bitsandbytes(tensors: list[NamedTensor], source: TensorSource,
 
 
 def dequantized_checkpoint(tensors: list[NamedTensor], source: TensorSource, chunk_bytes: int,
-                           quantization_config: object = None) -> tuple[list[NamedTensor], dict[str, int]]:
+                           quantization_config: object = None,
+                           notes: list[str] | None = None) -> tuple[list[NamedTensor], dict[str, int]]:
     """bitsandbytes' weights, then optimum-quanto's (``quanto_quantized``),
     then GPTQ's, AWQ's, compressed-tensors' and block FP8's
     (``packed_quantized``; ``quantization_config``: a Hugging Face
-    ``config.json``'s, where there is one), each as the float parameter it
-    stands for; the kinds found."""
+    ``config.json``'s, where there is one), then gpt-oss's MXFP4 experts
+    (``gptoss_mxfp4``), each as the float parameter it stands for; the
+    kinds found. What the model's notes should say of weights that could
+    not be decoded goes to ``notes``."""
+    from reglint.readers.gptoss_mxfp4 import dequantized_mxfp4_experts
     from reglint.readers.packed_quantized import Hints, dequantized_packed
     from reglint.readers.quanto_quantized import dequantized_quanto
 
     tensors, kinds = dequantized_bitsandbytes(tensors, source, chunk_bytes)
     tensors, more = dequantized_quanto(tensors, source, chunk_bytes)
     tensors, packed = dequantized_packed(tensors, source, chunk_bytes, Hints.of(quantization_config))
-    return tensors, {**kinds, **more, **packed}
+    tensors, experts = dequantized_mxfp4_experts(tensors, source, chunk_bytes, notes)
+    return tensors, {**kinds, **more, **packed, **experts}
 
 
 def quantized_note(kinds: dict[str, int]) -> str:

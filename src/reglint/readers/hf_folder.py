@@ -49,8 +49,10 @@ ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "wa
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     with contextlib.ExitStack() as stack:
         quantized: dict[str, int] = {}
+        undecoded: list[str] = []  # notes on quantized weights counted without statistics
         config = _json_object(folder, "config.json", options)
-        tensors, ordered, adapter = _weights(folder, options, stack, quantized, _quantization_config(config))
+        tensors, ordered, adapter = _weights(folder, options, stack, quantized, _quantization_config(config),
+                                             undecoded)
         args = _training_args(folder, options)
         hint = _text(args.get("optim"))
         schedule = _text(args.get("lr_scheduler_type"))
@@ -75,6 +77,7 @@ def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     _adapter_config(folder, options, model, adapter)
     if quantized:
         model.notes.append(quantized_note(quantized))
+    model.notes.extend(undecoded)
     return model
 
 
@@ -86,10 +89,11 @@ def _member(folder: Path, name: str) -> Path | None:
 
 
 def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int],
-             quantization_config: dict | None = None) -> tuple[list[NamedTensor] | None, bool, bool]:
+             quantization_config: dict | None = None,
+             notes: list[str] | None = None) -> tuple[list[NamedTensor] | None, bool, bool]:
     """The model's tensors, whether their order is the module order, and
     whether they are a PEFT adapter's (``quantized``: quantized weights
-    found, by kind)."""
+    found, by kind; ``notes``: what to say of those not decoded)."""
     for index_name, single, safetensors in (("model.safetensors.index.json", "model.safetensors", True),
                                             ("pytorch_model.bin.index.json", "pytorch_model.bin", False)):
         files = _shards(folder, index_name, options) or ([single] if _member(folder, single) else [])
@@ -107,7 +111,7 @@ def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int
             else:
                 tensors.extend(shards.add(name, *_archive_tensors(path, options, stack)))
         # over every shard at once: a weight and its scales may sit in two
-        tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes, quantization_config)
+        tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes, quantization_config, notes)
         for kind, count in found.items():
             quantized[kind] = quantized.get(kind, 0) + count
         return tensors, not safetensors, False

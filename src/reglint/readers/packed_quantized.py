@@ -95,7 +95,8 @@ CACHE_SCALES = ("k_scale", "v_scale", "q_scale", "prob_scale")
 # this module reports are "<key> <kind>", e.g. "gptq int4".
 LIBRARIES = {"gptq": "GPTQ", "awq": "AWQ", "compressed-tensors": "compressed-tensors",
              "fp8": "FP8 block scaling", "modelopt": "NVIDIA ModelOpt", "fbgemm_fp8": "FBGEMM FP8",
-             "scaled": "a weight-and-scale format (no quantization_config read)"}
+             "scaled": "a weight-and-scale format (no quantization_config read)",
+             "mxfp4": "OpenAI gpt-oss MXFP4"}  # gptoss_mxfp4: MoE experts as E2M1 blocks and E8M0 scales
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class SafetensorsFile:
 
         self.path, self.options = Path(path), options
         self.quantized: dict[str, int] = {}  # quantized weights by kind (nf4, gptq int4 ...)
+        self.notes: list[str] = []  # on quantized weights counted without statistics
         self._header = self._read_header()
         try:
             self._handle = safe_open(str(self.path), framework="numpy")
@@ -84,7 +85,8 @@ class SafetensorsFile:
         """Every tensor; a quantized weight as the float parameter it
         stands for (``bnb_quantized.dequantized_checkpoint``; counted in
         ``quantized``)."""
-        out, self.quantized = dequantized_checkpoint(self.stored_tensors(), self, self.options.chunk_bytes)
+        out, self.quantized = dequantized_checkpoint(self.stored_tensors(), self, self.options.chunk_bytes,
+                                                     notes=self.notes)
         return out
 
     def stored_tensors(self) -> list[NamedTensor]:
@@ -155,6 +157,7 @@ def read_safetensors(path: Path, options: ReadOptions) -> Model:
         model.layers, _ = build_layers(file.tensors(), options, model.notes)
         if file.quantized:
             model.notes.append(quantized_note(file.quantized))
+        model.notes.extend(file.notes)
         meta = file.metadata()
     if meta:
         model.metadata["safetensors_metadata"] = {k: one_line(v, 200) for k, v in list(meta.items())[:20]}

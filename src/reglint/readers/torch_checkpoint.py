@@ -131,6 +131,8 @@ def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[s
         return _rnn_class(leaves), roles
     if "in_proj_weight" in leaves:
         return "MultiheadAttention", roles
+    if weight is None and last == "experts" and any(len(t.shape) == 3 for t in leaves.values()):
+        return "Experts", _expert_roles(leaves, roles)
     if weight is None:
         return "Module", roles
     rank = len(weight.shape)
@@ -147,6 +149,19 @@ def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[s
     if "bias" in leaves:
         roles["bias"] = Role.BETA
     return _norm_class(last), roles
+
+
+def _expert_roles(leaves: dict[str, NamedTensor], roles: dict[str, Role]) -> dict[str, Role]:
+    """A MoE layer's experts stacked in one module (transformers' fused
+    experts: gpt-oss's ``gate_up_proj`` [E, H, 2*I] and ``down_proj``
+    [E, I, H], Mixtral's and Qwen-MoE's from transformers 5): each stack
+    of weights a kernel, each ``*_bias`` [E, out] a bias."""
+    for leaf, tensor in leaves.items():
+        if leaf.endswith("_bias"):
+            roles[leaf] = Role.BIAS
+        elif len(tensor.shape) == 3:
+            roles.setdefault(leaf, Role.KERNEL)
+    return roles
 
 
 def _rnn_class(leaves: dict[str, NamedTensor]) -> str:
@@ -216,15 +231,16 @@ def find_optimizer(obj: Any, notes: list[str]) -> tuple[str | None, dict | None]
     return None, None
 
 
-def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = None) -> list[NamedTensor]:
+def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = None,
+               notes: list[str] | None = None) -> list[NamedTensor]:
     """A torch state_dict's tensors as ``NamedTensor``s reading from
     ``archive``; quantized weights as the float parameters they stand for
     (``bnb_quantized.dequantized_checkpoint``), counted by kind into
-    ``quantized``."""
+    ``quantized``, those not decoded told in ``notes``."""
     out, source = stored_tensors_of(state_dict, archive)
     if archive is None or not hasattr(archive, "stored_bytes"):
         return out
-    out, found = dequantized_checkpoint(out, source, archive.options.chunk_bytes)
+    out, found = dequantized_checkpoint(out, source, archive.options.chunk_bytes, notes=notes)
     for kind, count in found.items():
         if quantized is not None:
             quantized[kind] = quantized.get(kind, 0) + count
@@ -271,9 +287,11 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     key, state_dict = find_state_dict(obj)
     quantized: dict[str, int] = {}
     if model_tensors is None and state_dict is not None:
-        model_tensors = tensors_of(state_dict, archive, quantized)
+        undecoded: list[str] = []
+        model_tensors = tensors_of(state_dict, archive, quantized, undecoded)
         if quantized:
             notes.append(quantized_note(quantized))
+        notes.extend(undecoded)
     opt_key, opt_state = find_optimizer(obj, notes)
     if model_tensors is None and opt_state is None:
         keys = ", ".join(sorted(str(k) for k in obj)[:8]) if isinstance(obj, dict) else type(obj).__name__

@@ -1,0 +1,114 @@
+"""OpenAI gpt-oss's MXFP4 experts (gpt-oss-20b and -120b on the Hub;
+transformers' ``quant_method: mxfp4``, ``integrations/mxfp4.py``).
+
+Each layer's MoE experts are stored as
+
+``X.gate_up_proj_blocks`` uint8 [E, 2*I, H/32, 16]
+    the rows of the transposed weight in blocks of 32 values, two E2M1
+    codes a byte, the low nibble first;
+``X.gate_up_proj_scales`` uint8 [E, 2*I, H/32]
+    one E8M0 exponent a block: ``value = e2m1 * 2^(scale - 127)``;
+``X.gate_up_proj_bias`` bfloat16 [E, 2*I]
+    a plain parameter,
+
+and the same for ``down_proj`` (rows H, I/32 blocks a row). Experts that
+``modules_to_not_convert`` names, and everything that is no expert, are
+stored as plain floats.
+
+Each weight counts as the float parameter transformers loads it into: its
+``convert_moe_packed_tensors`` decodes [E, R, G, 16] to [E, R, 32 * G] and
+swaps the last two axes, so ``X.gate_up_proj`` is [E, H, 2*I] and
+``X.down_proj`` [E, I, H], as ``GptOssExperts`` holds them. The scales are
+quantization constants. Statistics are those of the decoded values, equal
+to transformers' own (``fixtures/make_gptoss_fixtures.py``,
+``tests/test_gptoss_mxfp4.py``): E2M1 times a power of two is exact in
+float32, and the order of the values does not change the sums. A scale of
+0xFF is NaN here (OCP's E8M0), infinite or NaN in transformers' ``ldexp``:
+non-finite either way.
+
+Blocks and scales that do not fit ([E, R, G, 16] over [E, R, G] E8M0) cost
+the weight its statistics, not its count (the blocks alone give its shape);
+a note names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from reglint.model import WeightStats
+from reglint.readers.named_tensor import MX_SCALE_DTYPES, NamedTensor
+from reglint.readers.packed_quantized import _guarded, _slabs
+from reglint.readers.small_floats import E2M1, widen
+from reglint.readers.tensor_stats import StatsAccumulator
+
+KIND = "mxfp4 experts"  # "mxfp4": the quant_method; packed_quantized.LIBRARIES names it
+BLOCK_BYTES = 16  # 32 E2M1 codes: an MX block
+BLOCKS, SCALES = "_blocks", "_scales"
+# Each byte's two E2M1 values (low nibble first) as one 8-byte word: one
+# take a byte instead of splitting nibbles and looking each up, half the
+# time on gpt-oss-120b's 114G expert values.
+_BYTES = np.arange(256)
+E2M1_PAIRS = np.stack([E2M1[_BYTES & 0x0F], E2M1[_BYTES >> 4]], axis=-1).view(np.uint64).reshape(256)
+
+
+def dequantized_mxfp4_experts(tensors: list[NamedTensor], source, chunk_bytes: int,
+                              notes: list[str] | None = None) -> tuple[list[NamedTensor], dict[str, int]]:
+    """``tensors`` with each gpt-oss expert weight as the float parameter
+    it stands for and its scales dropped; how many were replaced (under
+    ``KIND``). Blocks that do not fit their scales are noted in ``notes``."""
+    by_name = {t.name: t for t in tensors}
+    replaced: dict[str, NamedTensor] = {}
+    misfits: list[str] = []
+    for tensor in tensors:
+        scales = by_name.get(tensor.name.removesuffix(BLOCKS) + SCALES) if tensor.name.endswith(BLOCKS) else None
+        if scales is None or tensor.quantized or tensor.dtype != "uint8" or len(tensor.shape) != 4 \
+                or 0 in tensor.shape:
+            continue
+        fits = scales.shape == tensor.shape[:3] and tensor.shape[3] == BLOCK_BYTES and scales.dtype in MX_SCALE_DTYPES
+        replaced[tensor.name] = _weight(tensor, scales if fits else None, source, chunk_bytes)
+        if not fits:
+            misfits.append(f"{tensor.name} {list(tensor.shape)} over {scales.name} {list(scales.shape)} "
+                           f"{scales.dtype}")
+    if not replaced:
+        return tensors, {}
+    if misfits and notes is not None:
+        notes.append(_misfit_note(misfits))
+    dropped = {name.removesuffix(BLOCKS) + SCALES for name in replaced}
+    return [replaced.get(t.name, t) for t in tensors if t.name not in dropped], {KIND: len(replaced)}
+
+
+def _weight(blocks: NamedTensor, scales: NamedTensor | None, source, chunk_bytes: int) -> NamedTensor:
+    """The float parameter [E, 32 * G, R] that blocks [E, R, G, 16] stand
+    for (transformers' transpose); without ``scales``, no statistics."""
+    experts, rows, groups, width = blocks.shape
+    shape = (experts, groups * width * 2, rows)
+
+    def stats() -> WeightStats | None:
+        return None if scales is None else _stats(blocks, scales, source, chunk_bytes)
+
+    return replace(blocks, name=blocks.name.removesuffix(BLOCKS), shape=shape, dtype="mxfp4", quantized=True,
+                   read_stats=_guarded(stats))
+
+
+def _stats(blocks: NamedTensor, scales: NamedTensor, source, chunk_bytes: int) -> WeightStats | None:
+    """The decoded values a slab of blocks at a time, each slab's scales
+    read beside it: a 120b layer's scales alone are 66M values."""
+    count = blocks.shape[0] * blocks.shape[1] * blocks.shape[2]
+    values_a_block = 2 * BLOCK_BYTES
+    acc = StatsAccumulator()
+    codes = _slabs(source, blocks.name, count, BLOCK_BYTES, values_a_block, chunk_bytes)
+    exponents = _slabs(source, scales.name, count, 1, values_a_block, chunk_bytes)
+    for (_, raw), (_, scale) in zip(codes, exponents, strict=True):  # the same slabs: same rows, same step
+        values = np.take(E2M1_PAIRS, raw).view(np.float32)  # [blocks, 32]
+        with np.errstate(over="ignore", invalid="ignore"):  # 6 x 2^127 is inf in float32, as in transformers
+            acc.add(values * widen(scale, "float8_e8m0fnu"))  # uint8 scales are E8M0 exponents too
+    return acc.result()
+
+
+def _misfit_note(misfits: list[str]) -> str:
+    shown = "; ".join(misfits[:3]) + (f"; and {len(misfits) - 3} more" if len(misfits) > 3 else "")
+    return (f"{len(misfits)} MXFP4 expert weights without statistics: their blocks are not [E, R, G, 16] over "
+            f"E8M0 scales [E, R, G] (a truncated or corrupt checkpoint; transformers refuses to load it): {shown}; "
+            "each counted at the shape its blocks give")
