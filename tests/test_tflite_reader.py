@@ -14,6 +14,7 @@ counts to Keras' less what conversion folded away.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import subprocess
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 
 from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.estimate.init_scale import expected_sum_sq
 from reglint.model import Role
 from reglint.readers import Format, read_model, sniff
 
@@ -743,3 +745,64 @@ def test_keras3_rnn_loop_body_names_its_layer():
     names = ["functional_5_1/lstm_1/while/lstm_cell_1/MatMul",
              "functional_5_1/lstm_1/while/lstm_cell_1/BiasAdd_1/ReadVariableOp", "functional_5_1/out_1/MatMul"]
     assert list(tidy_keys({i: layer_parts(n) for i, n in enumerate(names)}).values()) == ["lstm", "lstm", "out"]
+
+
+# ---------------------------------------------------------------------------
+# fixtures/tflite/keras_match: the converter's layouts beside Keras' own
+# (the .keras file the TFLite file came from; Keras' compute_fans).
+
+KERAS_MATCH = json.loads((TFLITE / "keras_match" / "manifest.json").read_text())["files"]
+
+
+def _match(name: str) -> dict:
+    return next(e for e in KERAS_MATCH if e["model"] == name)
+
+
+def test_depthwise_fans_are_keras_fans_at_every_depth_multiplier():
+    """Keras draws a DepthwiseConv2D kernel at [h, w, C, M] (compute_fans:
+    h*w*C in, h*w*M out); TFLite stores it [1, h, w, C*M]. Before, the
+    reader counted h*w*C*M in and h*w out, right only for M = 1: dw2
+    (54, 9) where Keras has (27, 18), dw3 (162, 9) for (54, 27), sep2's
+    depthwise step (324, 9) for (162, 18); a glorot_uniform kernel's
+    fresh-init sum of squares (1 / the fans' mean per weight) was 0.47x
+    Keras' for dw3 (a mean of 85.5 for 40.5), 0.71x for dw2."""
+    entry = _match("depthwise")
+    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
+    pairs = []
+    for layer in keras.layers:
+        for var in layer.variables:
+            if var.role.is_kernel_like:
+                mine = next(v for v in lite.layer(layer.name).variables if v.role is var.role)
+                pairs.append((layer.name, mine, var))
+    assert sorted(theirs.fans() for _, _, theirs in pairs) == sorted(tuple(f) for f in entry["fans"].values())
+    for name, mine, theirs in pairs:
+        assert mine.fans() == theirs.fans(), name
+        drawn = dataclasses.replace(mine, initializer=theirs.initializer)  # Keras' initializer, TFLite's tensor
+        assert expected_sum_sq(drawn) == pytest.approx(expected_sum_sq(theirs), rel=1e-12), name
+    assert {name for name, mine, _ in pairs if mine.role is Role.DEPTHWISE_KERNEL} == {"dw1", "dw2", "dw3", "sep2"}
+
+
+def test_depth_multiplier_from_the_file():
+    """The converter records DepthwiseConv2DOptions.depth_multiplier (read
+    here, bounds-checked), and the interpreter computes it as the kernel's
+    channels over the input's: both agree on the real file. A crafted
+    kernel whose channels the input's do not divide, without the option,
+    keeps multiplier 1 (fans h*w*channels, h*w) instead of raising."""
+    from reglint.readers.tflite.schema import parse
+
+    data = (TFLITE / _match("depthwise")["file"]).read_bytes()
+    sub = parse(data, len(data)).subgraphs[0]
+    depthwise = [op for op in sub.operators if op.opcode == 4]
+    assert [op.depth_multiplier for op in depthwise] == [2, 3, 1, 2]
+    assert [sub.tensors[op.inputs[1]].shape[3] // sub.tensors[op.inputs[0]].shape[3] for op in depthwise] == [
+        2, 3, 1, 2]
+
+
+@pytest.mark.parametrize(("channels_in", "fans"), [(3, (27, 18)), (4, (54, 9))])
+def test_depth_multiplier_from_shapes_alone(tmp_path, channels_in, fans):
+    kernel = np.linspace(-1, 1, 54, dtype="<f4")
+    tensors = [("x", [1, 4, 4, channels_in], 0), ("model/dw/depthwise", [1, 3, 3, 6], 1), ("y", [1, 2, 2, 6], 0)]
+    path = tmp_path / "dw.tflite"
+    path.write_bytes(build_graph(tensors, [(0, [0, 1, -1], [2])], [4], [b"", kernel.tobytes()]))
+    (var,) = read_model(path).layer("dw").variables
+    assert var.role is Role.DEPTHWISE_KERNEL and var.shape == (1, 3, 3, 6) and var.fans() == fans

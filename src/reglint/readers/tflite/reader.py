@@ -29,7 +29,7 @@ from reglint.readers.tflite.params import (
     collect_params,
     kernel_of,
 )
-from reglint.readers.tflite.schema import FLOAT_TYPES, SubgraphInfo, TfliteFile, parse
+from reglint.readers.tflite.schema import FLOAT_TYPES, OperatorInfo, SubgraphInfo, TfliteFile, parse
 from reglint.readers.tflite.stats import check_extent, tensor_stats
 
 INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
@@ -295,7 +295,7 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
             location = f"subgraph {p.subgraph} {location}"
         variables.append(Variable(name=p.slot_name or role.value, role=role, shape=p.tensor.shape,
                                   stats=stats.get(id(p)), dtype=p.tensor.type_name, location=location,
-                                  fan_axes=_fan_axes(p, role)))
+                                  fan_axes=_fan_axes(p, role), fan_shape=_depthwise_fan_shape(p, graphs)))
     class_name = OP_NAMES.get(op.opcode, f"BUILTIN_{op.opcode}") if op else "CONSTANT"
     if op is not None and op.opcode == MUL and main.role is Role.GAMMA:
         graph = graphs[main.subgraph]
@@ -318,8 +318,8 @@ def _op_slot(p: Param) -> tuple[int, int]:
 
 def _fan_axes(p: Param, role: Role) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Keras' fans in TFLite's layouts: FULLY_CONNECTED and LSTM gate
-    weights are [out, in], CONV_2D [out, h, w, in], DEPTHWISE_CONV_2D
-    [1, h, w, channels x multiplier], TRANSPOSE_CONV [out, h, w, in]."""
+    weights are [out, in], CONV_2D [out, h, w, in], TRANSPOSE_CONV
+    [out, h, w, in] (DEPTHWISE_CONV_2D: ``_depthwise_fan_shape``)."""
     shape, op = p.tensor.shape, p.op
     if op is None or not role.is_kernel_like:
         return None
@@ -327,9 +327,32 @@ def _fan_axes(p: Param, role: Role) -> tuple[tuple[int, ...], tuple[int, ...]] |
         return (1,), (0,)
     if len(shape) == 4 and op.opcode in (CONV_2D, TRANSPOSE_CONV):
         return ((1, 2, 3), (0, 1, 2)) if op.opcode == CONV_2D else ((0, 1, 2), (1, 2, 3))
-    if len(shape) == 4 and op.opcode == DEPTHWISE_CONV_2D:
-        return (1, 2, 3), (1, 2)
     return None
+
+
+def _depthwise_fan_shape(p: Param, graphs: dict[int, Graph]) -> tuple[int, ...] | None:
+    """Keras' [h, w, C, M] for a DEPTHWISE_CONV_2D kernel [1, h, w, C*M]:
+    Keras' fans are h*w*C in and h*w*M out, which no product of the
+    stored axes gives once the depth multiplier M is over 1."""
+    shape, op = p.tensor.shape, p.op
+    if op is None or op.opcode != DEPTHWISE_CONV_2D or p.role is not Role.DEPTHWISE_KERNEL or len(shape) != 4:
+        return None
+    multiplier = _depth_multiplier(op, graphs[p.subgraph].sub, shape[3])
+    return shape[1], shape[2], shape[3] // multiplier, multiplier
+
+
+def _depth_multiplier(op: OperatorInfo, sub: SubgraphInfo, channels: int) -> int:
+    """The kernel's channels over the input's, as the interpreter computes
+    it (builtin_op_data.h: the recorded option is ignored after TensorFlow
+    2.0); the recorded depth_multiplier where the input's channels do not
+    divide the kernel's; 1 where neither does (a corrupt file)."""
+    source = op.inputs[0] if op.inputs else -1
+    shape = sub.tensors[source].shape if source >= 0 else ()
+    inputs = shape[-1] if len(shape) == 4 else 0
+    for multiplier in (channels // inputs if inputs and channels % inputs == 0 else 0, op.depth_multiplier):
+        if multiplier > 0 and channels % multiplier == 0:
+            return multiplier
+    return 1
 
 
 def _units(p: Param) -> int | None:
@@ -406,4 +429,5 @@ def _notes(model: Model, params: list[Param], constants: int, shared: int, unnam
         model.notes.append(f"{unnamed} layers have no name in the file (the converter named their weights after "
                            "itself, as arith.constant): named after their op")
     model.notes.append("shapes are TFLite's own layouts: FULLY_CONNECTED weights [out, in], CONV_2D [out, h, w, "
-                       "in], DEPTHWISE_CONV_2D [1, h, w, channels], recurrent weights split by gate")
+                       "in], DEPTHWISE_CONV_2D [1, h, w, channels x multiplier] (its fans those of Keras' [h, w, "
+                       "channels, multiplier]), recurrent weights split by gate")
