@@ -70,14 +70,20 @@ def test_every_model_every_variant():
 @pytest.mark.parametrize("entry", ALL, ids=_id)
 def test_parameters_equal_the_interpreters(entry):
     """Every parameter tensor the interpreter finds, and no other: its
-    shape, count and the statistics of its dequantized values."""
+    shape, count and the statistics of its dequantized values. A
+    normalization's gamma and beta are at Keras' shape: the interpreter's
+    less its leading 1s, which the location keeps."""
     model = read_model(TFLITE / entry["file"])
     found = _by_index(model)
     reference = {p["index"]: p for p in entry["interpreter"]}
     assert set(found) == set(reference)
     for index, ref in reference.items():
         _, var = found[index]
-        assert list(var.shape) == ref["shape"] and var.size == ref["count"], ref["name"]
+        if list(var.shape) != ref["shape"]:
+            assert var.role in (Role.GAMMA, Role.BETA) and ref["op"] in ("MUL", "ADD"), ref["name"]
+            assert ref["shape"] == [1] * (len(ref["shape"]) - len(var.shape)) + list(var.shape), ref["name"]
+            assert var.location.endswith(f"(stored {ref['shape']})"), ref["name"]
+        assert var.size == ref["count"], ref["name"]
         assert var.dtype == ref["dtype"], ref["name"]
         stats = var.stats
         assert stats is not None and stats.count == ref["count"] and stats.nonfinite == 0
@@ -806,3 +812,28 @@ def test_depth_multiplier_from_shapes_alone(tmp_path, channels_in, fans):
     path.write_bytes(build_graph(tensors, [(0, [0, 1, -1], [2])], [4], [b"", kernel.tobytes()]))
     (var,) = read_model(path).layer("dw").variables
     assert var.role is Role.DEPTHWISE_KERNEL and var.shape == (1, 3, 3, 6) and var.fans() == fans
+
+
+def _shapes(layer) -> list[tuple[str, tuple[int, ...]]]:
+    return [(v.role.value, v.shape) for v in layer.variables]
+
+
+def test_normalization_constants_at_keras_shapes():
+    """The converter stores LayerNormalization's gamma and beta at the
+    shape they broadcast at: [1, 1, 1, C] over an image's channels,
+    [1, 1, C] over a sequence's features, [1, T, C] over two axes; Keras
+    holds [C] and [T, C]. Before, the reader reported the broadcast shapes
+    (and fans (1, 8) for ln_image's gamma, Keras' (8, 8)); the stored
+    shape stays in the location. The unfoldable BatchNormalization's scale
+    and offset are [C] in the file already."""
+    entry = _match("layernorm")
+    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
+    stored = {"ln_image": [1, 1, 1, 8], "ln_seq": [1, 1, 8], "ln_pair": [1, 16, 8]}
+    for name, shape in stored.items():
+        assert _shapes(lite.layer(name)) == _shapes(keras.layer(name)), name
+        assert [v.fans() for v in lite.layer(name).variables] == [v.fans() for v in keras.layer(name).variables]
+        assert all(v.location.endswith(f"(stored {shape})") for v in lite.layer(name).variables), name
+        assert lite.layer(name).params == keras.layer(name).params
+    assert _shapes(lite.layer("bn_in")) == [("gamma", (3,)), ("beta", (3,))]
+    assert [v.shape for v in keras.layer("bn_in").variables] == [(3,)] * 4
+    assert not lite.layer("bn_in").variables[0].location.endswith(")")

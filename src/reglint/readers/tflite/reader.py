@@ -15,6 +15,7 @@ from reglint.model import Layer, Model, Role, Variable
 from reglint.readers.limits import ReadOptions
 from reglint.readers.tflite.names import layer_parts, tidy_keys
 from reglint.readers.tflite.params import (
+    ARITHMETIC,
     BIASED_OPS,
     CONV_2D,
     DEPTHWISE_CONV_2D,
@@ -290,10 +291,13 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
         if depthwise and role is Role.KERNEL and p.op is not None and p.op.opcode == CONV_2D \
                 and len(p.tensor.shape) == 4 and p.tensor.shape[1:3] == (1, 1):
             role = Role.POINTWISE_KERNEL  # SeparableConv2D: its depthwise step, then a 1x1 convolution
+        shape = _keras_shape(p, role)
         location = f"tensor {p.tensor.index}: {p.tensor.name}"
         if p.subgraph:
             location = f"subgraph {p.subgraph} {location}"
-        variables.append(Variable(name=p.slot_name or role.value, role=role, shape=p.tensor.shape,
+        if shape != p.tensor.shape:
+            location += f" (stored {list(p.tensor.shape)})"
+        variables.append(Variable(name=p.slot_name or role.value, role=role, shape=shape,
                                   stats=stats.get(id(p)), dtype=p.tensor.type_name, location=location,
                                   fan_axes=_fan_axes(p, role), fan_shape=_depthwise_fan_shape(p, graphs)))
     class_name = OP_NAMES.get(op.opcode, f"BUILTIN_{op.opcode}") if op else "CONSTANT"
@@ -309,6 +313,19 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
               "subgraph": main.subgraph, "operator": op.index if op else None}
     return Layer(name=key, path=key, class_name=class_name, variables=variables, units=_units(main),
                  calls=max(1, *(p.uses for p in members)), config=config)
+
+
+def _keras_shape(p: Param, role: Role) -> tuple[int, ...]:
+    """A normalization's scale or offset (the constant of a MUL or ADD) is
+    stored at the shape it broadcasts at, [1, 1, C] over a sequence's
+    features; Keras holds it without those leading 1s ([C], or [T, C]
+    over two axes), so parameter tables and fans match the Keras file.
+    Only leading ones: a trailing 1 may be one of Keras' own axes."""
+    shape = p.tensor.shape
+    if role not in (Role.GAMMA, Role.BETA) or p.op is None or p.op.opcode not in ARITHMETIC:
+        return shape
+    first = next((i for i, d in enumerate(shape) if d != 1), max(0, len(shape) - 1))
+    return shape[first:]
 
 
 def _op_slot(p: Param) -> tuple[int, int]:
@@ -430,4 +447,5 @@ def _notes(model: Model, params: list[Param], constants: int, shared: int, unnam
                            "itself, as arith.constant): named after their op")
     model.notes.append("shapes are TFLite's own layouts: FULLY_CONNECTED weights [out, in], CONV_2D [out, h, w, "
                        "in], DEPTHWISE_CONV_2D [1, h, w, channels x multiplier] (its fans those of Keras' [h, w, "
-                       "channels, multiplier]), recurrent weights split by gate")
+                       "channels, multiplier]), recurrent weights split by gate; a normalization's scale and "
+                       "offset at Keras' shape ([C], not the [1, 1, C] the converter broadcasts)")
