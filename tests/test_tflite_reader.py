@@ -837,3 +837,57 @@ def test_normalization_constants_at_keras_shapes():
     assert _shapes(lite.layer("bn_in")) == [("gamma", (3,)), ("beta", (3,))]
     assert [v.shape for v in keras.layer("bn_in").variables] == [(3,)] * 4
     assert not lite.layer("bn_in").variables[0].location.endswith(")")
+
+
+ZERO_BIAS_NOTE = re.compile(r"(\d+) convolution layers read an all-zero bias the converter made .* the file cannot "
+                            r"tell which\. .* Keras holds (\d+) values there \(gamma, beta and moving statistics of "
+                            r"(\d+) channels\) that are not in the file: (.*)")
+
+
+def _zero_bias_note(model) -> tuple[int, int, int, set[str]] | None:
+    found = [ZERO_BIAS_NOTE.fullmatch(n) for n in model.notes]
+    match = next((m for m in found if m), None)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]), int(match[3]), set(match[4].split(", "))
+
+
+def test_untrained_batchnorms_folded_without_a_name_are_counted():
+    """An untrained MobileNetV2 (alpha 0.35, 32 x 32): its 52
+    BatchNormalizations fold at their initial statistics (gamma 1, beta 0,
+    mean 0, variance 1), so every folded bias is zero, stored once per
+    width (arith.constant). The 17 after a DepthwiseConv2D leave their name
+    on the folded kernel and are in the folded note; the 35 after a Conv2D
+    leave only that zero bias. Before, those 35 (17,728 Keras values) went
+    unsaid; now a note counts them, with the values and channels Keras'
+    BatchNormalizations there hold, and names the layers they follow."""
+    entry = _match("mobilenetv2")
+    model = read_model(TFLITE / entry["file"])
+    bns = entry["batchnorms"]
+    folded = next(n for n in model.notes if "BatchNormalization layers folded" in n)
+    said = {bn for bn, info in bns.items() if f"{bn} into {info['follows']} ({info['channels']} channels)" in folded}
+    assert folded.startswith(f"{len(said)} BatchNormalization layers folded")
+    assert {bns[bn]["follows_class"] for bn in said} == {"DepthwiseConv2D"} and len(said) == 17
+    silent = [info for bn, info in bns.items() if bn not in said]
+    assert _zero_bias_note(model) == (len(silent), sum(info["params"] for info in silent),
+                                      sum(info["channels"] for info in silent), {info["follows"] for info in silent})
+    assert len(silent) == 35 and len(said) + len(silent) == len(bns) == 52
+
+
+def test_a_folded_zero_bias_and_a_layers_own_zero_bias_are_one_thing_in_the_file():
+    """Why the note says "or": in the untrained mnv3 file the five
+    BatchNormalizations folded after a Conv2D and the first squeeze-excite
+    Conv2D's own zero bias (use_bias, untrained) are the same thing, an
+    all-zero arith.constant, beside kernels named after the convolution
+    alone; so the note counts all seven and says the file cannot tell
+    which. (The second squeeze-excite convolution's bias took its
+    hard_sigmoid's + 3: not zero; the depthwise BNs are in the folded note.)"""
+    entry = next(e for e in SHARED if e["model"] == "mnv3" and e["variant"] == "float32")
+    count, values, channels, layers = _zero_bias_note(read_model(TFLITE / entry["file"]))
+    folds = {name for name, info in entry["layers"].items() if info["folded_bn"] and info["class"] == "Conv2D"}
+    own = {name for name, info in entry["layers"].items() if info["class"] == "Conv2D" and info["zero_bias"]
+           and not name.endswith("squeeze_excite_conv_1")}
+    assert layers == folds | own and len(folds) == 5 and len(own) == 2 and count == 7
+    assert channels == sum(entry["layers"][name]["bias_added"] or entry["layers"][name]["zero_bias"]
+                           for name in layers)
+    assert values == 4 * channels

@@ -18,6 +18,8 @@ from reglint.readers.tflite.params import (
     ARITHMETIC,
     BIASED_OPS,
     CONV_2D,
+    CONV_3D,
+    CONV_3D_TRANSPOSE,
     DEPTHWISE_CONV_2D,
     FULLY_CONNECTED,
     MUL,
@@ -110,7 +112,10 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
         raise UnsafeInputError(f"{len(groups)} layers, over the limit of {options.max_layers}")
     order = sorted(groups, key=lambda k: min((p.subgraph, p.op.index if p.op else 1 << 60) for p in groups[k]))
     model.layers = [_layer(key, groups[key], stats, graphs) for key in order]
-    _notes(model, params, constants, shared, unnamed, folded, options)
+    separable = {key: note for key in order if (note := _zero_depthwise_bias(key, groups[key], stats))}
+    traced = {owner for owner, _ in folded.values()} | set(separable)
+    _notes(model, params, constants, shared, unnamed, folded, _untraced_zero_biases(order, groups, stats, traced),
+           options)
     handles = sum(1 for sub in tfl.subgraphs for op in sub.operators if op.opcode == VAR_HANDLE)
     if handles:
         model.notes.append(f"{handles} VAR_HANDLE ops: weights held in resource variables are not in the file (they "
@@ -118,7 +123,7 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     if requantized:
         model.notes.append(f"{requantized} int32 biases are the converter's per-op requantized copies of a bias "
                            "that a layer called several times already has: counted once")
-    model.notes[1:1] = [note for note in (_zero_depthwise_bias(key, groups[key], stats) for key in order) if note]
+    model.notes[1:1] = list(separable.values())
     return model
 
 
@@ -137,6 +142,37 @@ def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
         return ""
     return (f"{key}: the depthwise step's bias ({zeros} zeros) is the converter's (Keras' SeparableConv2D has one "
             f"bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
+
+
+CONV_OPS = {CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, CONV_3D, CONV_3D_TRANSPOSE}
+
+
+def _untraced_zero_biases(order: list[str], groups: dict[str, list[Param]], stats: dict, traced: set[str]
+                          ) -> list[tuple[str, int]]:
+    """(layer, channels) of the convolutions, other than ``traced``, whose
+    bias is all zeros and named by the converter alone (``arith.constant``,
+    no layer scope).
+
+    An untrained model's BatchNormalization folds at its initial
+    statistics (gamma 1, beta 0, mean 0, variance 1) into the convolution
+    before it: the folded bias is zero, stored once for every layer of
+    that width, and after a Conv2D its name is gone from kernel and bias
+    alike (after a DepthwiseConv2D the folded kernel keeps it: ``folded``).
+    A Conv2D's own untrained bias (use_bias, zeros) converts to the very
+    same constant, and the kernels differ only by the fold's factor
+    1 / sqrt(1 + epsilon), which a random kernel hides; so the file says
+    how many such biases there are, never which of them was a BatchNorm."""
+    out = []
+    for key in (key for key in order if key not in traced):
+        zeros = [p for p in groups[key] if p.role is Role.BIAS and p.op is not None and p.op.opcode in CONV_OPS
+                 and _all_zero(stats.get(id(p))) and layer_parts(p.tensor.name) is None]
+        if zeros:
+            out.append((key, zeros[0].tensor.size))
+    return out
+
+
+def _all_zero(found) -> bool:
+    return found is not None and found.max_abs == 0 and not found.nonfinite
 
 
 def _requantized_biases(params: list[Param], graphs: dict[int, Graph]) -> tuple[list[Param], int]:
@@ -387,8 +423,21 @@ def _units(p: Param) -> int | None:
     return None
 
 
+def _zero_bias_note(zero_biases: list[tuple[str, int]]) -> str:
+    channels = sum(size for _, size in zero_biases)
+    listed = ", ".join(key for key, _ in zero_biases[:60])
+    more = f", and {len(zero_biases) - 60} more" if len(zero_biases) > 60 else ""
+    return (f"{len(zero_biases)} convolution layers read an all-zero bias the converter made (arith.constant, often "
+            "one tensor for every layer of a width), with no other trace of its origin: each is a BatchNormalization "
+            "folded at its initial statistics (an untrained model's: gamma 1, beta 0, mean 0, variance 1), the "
+            "layer's own untrained bias, or a zero bias the converter gave a convolution without one; the file "
+            "cannot tell which. Counted as the file holds them (a bias value per channel); if BatchNormalizations, "
+            f"Keras holds {4 * channels} values there (gamma, beta and moving statistics of {channels} channels) "
+            f"that are not in the file: {listed}{more}")
+
+
 def _notes(model: Model, params: list[Param], constants: int, shared: int, unnamed: int,
-           folded: dict[str, tuple[str, int | None]],
+           folded: dict[str, tuple[str, int | None]], zero_biases: list[tuple[str, int]],
            options: ReadOptions) -> None:
     model.notes.append(INFERENCE_NOTE)
     if options.weight_stats is False:
@@ -402,6 +451,8 @@ def _notes(model: Model, params: list[Param], constants: int, shared: int, unnam
                            f"layer's kernel and bias: their gamma, beta and moving statistics are not in the file "
                            f"({values} values in Keras, with center and scale); counted as the file holds them: "
                            f"{listed}{more}")
+    if zero_biases:
+        model.notes.append(_zero_bias_note(zero_biases))
     unfolded = [layer.name for layer in model.layers if layer.class_name == "BatchNormalization"]
     if unfolded:
         model.notes.append(f"{len(unfolded)} BatchNormalization layers the converter could not fold ("
