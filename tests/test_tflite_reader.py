@@ -14,6 +14,7 @@ counts to Keras' less what conversion folded away.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import subprocess
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 
 from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.estimate.init_scale import expected_sum_sq
 from reglint.model import Role
 from reglint.readers import Format, read_model, sniff
 
@@ -68,14 +70,20 @@ def test_every_model_every_variant():
 @pytest.mark.parametrize("entry", ALL, ids=_id)
 def test_parameters_equal_the_interpreters(entry):
     """Every parameter tensor the interpreter finds, and no other: its
-    shape, count and the statistics of its dequantized values."""
+    shape, count and the statistics of its dequantized values. A
+    normalization's gamma and beta are at Keras' shape: the interpreter's
+    less its leading 1s, which the location keeps."""
     model = read_model(TFLITE / entry["file"])
     found = _by_index(model)
     reference = {p["index"]: p for p in entry["interpreter"]}
     assert set(found) == set(reference)
     for index, ref in reference.items():
         _, var = found[index]
-        assert list(var.shape) == ref["shape"] and var.size == ref["count"], ref["name"]
+        if list(var.shape) != ref["shape"]:
+            assert var.role in (Role.GAMMA, Role.BETA) and ref["op"] in ("MUL", "ADD"), ref["name"]
+            assert ref["shape"] == [1] * (len(ref["shape"]) - len(var.shape)) + list(var.shape), ref["name"]
+            assert var.location.endswith(f"(stored {ref['shape']})"), ref["name"]
+        assert var.size == ref["count"], ref["name"]
         assert var.dtype == ref["dtype"], ref["name"]
         stats = var.stats
         assert stats is not None and stats.count == ref["count"] and stats.nonfinite == 0
@@ -743,3 +751,143 @@ def test_keras3_rnn_loop_body_names_its_layer():
     names = ["functional_5_1/lstm_1/while/lstm_cell_1/MatMul",
              "functional_5_1/lstm_1/while/lstm_cell_1/BiasAdd_1/ReadVariableOp", "functional_5_1/out_1/MatMul"]
     assert list(tidy_keys({i: layer_parts(n) for i, n in enumerate(names)}).values()) == ["lstm", "lstm", "out"]
+
+
+# ---------------------------------------------------------------------------
+# fixtures/tflite/keras_match: the converter's layouts beside Keras' own
+# (the .keras file the TFLite file came from; Keras' compute_fans).
+
+KERAS_MATCH = json.loads((TFLITE / "keras_match" / "manifest.json").read_text())["files"]
+
+
+def _match(name: str) -> dict:
+    return next(e for e in KERAS_MATCH if e["model"] == name)
+
+
+def test_depthwise_fans_are_keras_fans_at_every_depth_multiplier():
+    """Keras draws a DepthwiseConv2D kernel at [h, w, C, M] (compute_fans:
+    h*w*C in, h*w*M out); TFLite stores it [1, h, w, C*M]. Before, the
+    reader counted h*w*C*M in and h*w out, right only for M = 1: dw2
+    (54, 9) where Keras has (27, 18), dw3 (162, 9) for (54, 27), sep2's
+    depthwise step (324, 9) for (162, 18); a glorot_uniform kernel's
+    fresh-init sum of squares (1 / the fans' mean per weight) was 0.47x
+    Keras' for dw3 (a mean of 85.5 for 40.5), 0.71x for dw2."""
+    entry = _match("depthwise")
+    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
+    pairs = []
+    for layer in keras.layers:
+        for var in layer.variables:
+            if var.role.is_kernel_like:
+                mine = next(v for v in lite.layer(layer.name).variables if v.role is var.role)
+                pairs.append((layer.name, mine, var))
+    assert sorted(theirs.fans() for _, _, theirs in pairs) == sorted(tuple(f) for f in entry["fans"].values())
+    for name, mine, theirs in pairs:
+        assert mine.fans() == theirs.fans(), name
+        drawn = dataclasses.replace(mine, initializer=theirs.initializer)  # Keras' initializer, TFLite's tensor
+        assert expected_sum_sq(drawn) == pytest.approx(expected_sum_sq(theirs), rel=1e-12), name
+    assert {name for name, mine, _ in pairs if mine.role is Role.DEPTHWISE_KERNEL} == {"dw1", "dw2", "dw3", "sep2"}
+
+
+def test_depth_multiplier_from_the_file():
+    """The converter records DepthwiseConv2DOptions.depth_multiplier (read
+    here, bounds-checked), and the interpreter computes it as the kernel's
+    channels over the input's: both agree on the real file. A crafted
+    kernel whose channels the input's do not divide, without the option,
+    keeps multiplier 1 (fans h*w*channels, h*w) instead of raising."""
+    from reglint.readers.tflite.schema import parse
+
+    data = (TFLITE / _match("depthwise")["file"]).read_bytes()
+    sub = parse(data, len(data)).subgraphs[0]
+    depthwise = [op for op in sub.operators if op.opcode == 4]
+    assert [op.depth_multiplier for op in depthwise] == [2, 3, 1, 2]
+    assert [sub.tensors[op.inputs[1]].shape[3] // sub.tensors[op.inputs[0]].shape[3] for op in depthwise] == [
+        2, 3, 1, 2]
+
+
+@pytest.mark.parametrize(("channels_in", "fans"), [(3, (27, 18)), (4, (54, 9))])
+def test_depth_multiplier_from_shapes_alone(tmp_path, channels_in, fans):
+    kernel = np.linspace(-1, 1, 54, dtype="<f4")
+    tensors = [("x", [1, 4, 4, channels_in], 0), ("model/dw/depthwise", [1, 3, 3, 6], 1), ("y", [1, 2, 2, 6], 0)]
+    path = tmp_path / "dw.tflite"
+    path.write_bytes(build_graph(tensors, [(0, [0, 1, -1], [2])], [4], [b"", kernel.tobytes()]))
+    (var,) = read_model(path).layer("dw").variables
+    assert var.role is Role.DEPTHWISE_KERNEL and var.shape == (1, 3, 3, 6) and var.fans() == fans
+
+
+def _shapes(layer) -> list[tuple[str, tuple[int, ...]]]:
+    return [(v.role.value, v.shape) for v in layer.variables]
+
+
+def test_normalization_constants_at_keras_shapes():
+    """The converter stores LayerNormalization's gamma and beta at the
+    shape they broadcast at: [1, 1, 1, C] over an image's channels,
+    [1, 1, C] over a sequence's features, [1, T, C] over two axes; Keras
+    holds [C] and [T, C]. Before, the reader reported the broadcast shapes
+    (and fans (1, 8) for ln_image's gamma, Keras' (8, 8)); the stored
+    shape stays in the location. The unfoldable BatchNormalization's scale
+    and offset are [C] in the file already."""
+    entry = _match("layernorm")
+    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
+    stored = {"ln_image": [1, 1, 1, 8], "ln_seq": [1, 1, 8], "ln_pair": [1, 16, 8]}
+    for name, shape in stored.items():
+        assert _shapes(lite.layer(name)) == _shapes(keras.layer(name)), name
+        assert [v.fans() for v in lite.layer(name).variables] == [v.fans() for v in keras.layer(name).variables]
+        assert all(v.location.endswith(f"(stored {shape})") for v in lite.layer(name).variables), name
+        assert lite.layer(name).params == keras.layer(name).params
+    assert _shapes(lite.layer("bn_in")) == [("gamma", (3,)), ("beta", (3,))]
+    assert [v.shape for v in keras.layer("bn_in").variables] == [(3,)] * 4
+    assert not lite.layer("bn_in").variables[0].location.endswith(")")
+
+
+ZERO_BIAS_NOTE = re.compile(r"(\d+) convolution layers read an all-zero bias the converter made .* the file cannot "
+                            r"tell which\. .* Keras holds (\d+) values there \(gamma, beta and moving statistics of "
+                            r"(\d+) channels\) that are not in the file: (.*)")
+
+
+def _zero_bias_note(model) -> tuple[int, int, int, set[str]] | None:
+    found = [ZERO_BIAS_NOTE.fullmatch(n) for n in model.notes]
+    match = next((m for m in found if m), None)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]), int(match[3]), set(match[4].split(", "))
+
+
+def test_untrained_batchnorms_folded_without_a_name_are_counted():
+    """An untrained MobileNetV2 (alpha 0.35, 32 x 32): its 52
+    BatchNormalizations fold at their initial statistics (gamma 1, beta 0,
+    mean 0, variance 1), so every folded bias is zero, stored once per
+    width (arith.constant). The 17 after a DepthwiseConv2D leave their name
+    on the folded kernel and are in the folded note; the 35 after a Conv2D
+    leave only that zero bias. Before, those 35 (17,728 Keras values) went
+    unsaid; now a note counts them, with the values and channels Keras'
+    BatchNormalizations there hold, and names the layers they follow."""
+    entry = _match("mobilenetv2")
+    model = read_model(TFLITE / entry["file"])
+    bns = entry["batchnorms"]
+    folded = next(n for n in model.notes if "BatchNormalization layers folded" in n)
+    said = {bn for bn, info in bns.items() if f"{bn} into {info['follows']} ({info['channels']} channels)" in folded}
+    assert folded.startswith(f"{len(said)} BatchNormalization layers folded")
+    assert {bns[bn]["follows_class"] for bn in said} == {"DepthwiseConv2D"} and len(said) == 17
+    silent = [info for bn, info in bns.items() if bn not in said]
+    assert _zero_bias_note(model) == (len(silent), sum(info["params"] for info in silent),
+                                      sum(info["channels"] for info in silent), {info["follows"] for info in silent})
+    assert len(silent) == 35 and len(said) + len(silent) == len(bns) == 52
+
+
+def test_a_folded_zero_bias_and_a_layers_own_zero_bias_are_one_thing_in_the_file():
+    """Why the note says "or": in the untrained mnv3 file the five
+    BatchNormalizations folded after a Conv2D and the first squeeze-excite
+    Conv2D's own zero bias (use_bias, untrained) are the same thing, an
+    all-zero arith.constant, beside kernels named after the convolution
+    alone; so the note counts all seven and says the file cannot tell
+    which. (The second squeeze-excite convolution's bias took its
+    hard_sigmoid's + 3: not zero; the depthwise BNs are in the folded note.)"""
+    entry = next(e for e in SHARED if e["model"] == "mnv3" and e["variant"] == "float32")
+    count, values, channels, layers = _zero_bias_note(read_model(TFLITE / entry["file"]))
+    folds = {name for name, info in entry["layers"].items() if info["folded_bn"] and info["class"] == "Conv2D"}
+    own = {name for name, info in entry["layers"].items() if info["class"] == "Conv2D" and info["zero_bias"]
+           and not name.endswith("squeeze_excite_conv_1")}
+    assert layers == folds | own and len(folds) == 5 and len(own) == 2 and count == 7
+    assert channels == sum(entry["layers"][name]["bias_added"] or entry["layers"][name]["zero_bias"]
+                           for name in layers)
+    assert values == 4 * channels

@@ -173,6 +173,11 @@ class Variable:
     # tensor (Keras >= 3.15: an initializer's ``input_axes``/``output_axes``,
     # which EinsumDense fills from its equation); None: the rank rule.
     fan_axes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+    # The shape Keras draws this tensor at, where the file stores it in a
+    # layout no choice of axes maps back (a TFLite depthwise kernel
+    # [1, h, w, C*M] is Keras' [h, w, C, M]: fans h*w*C and h*w*M); None:
+    # ``shape``.
+    fan_shape: tuple[int, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -181,14 +186,17 @@ class Variable:
     def fans(self) -> tuple[int, int]:
         """(fan_in, fan_out) exactly as Keras' ``compute_fans``.
 
-        With ``fan_axes``: the products of those axes' lengths. Otherwise
-        rank 1: both the length; rank 2: (rows, cols); higher ranks: the
-        receptive field times the last two dimensions.
+        With ``fan_axes``: the products of those axes' lengths. Otherwise,
+        of ``fan_shape`` where given, else ``shape``: rank 1: both the
+        length; rank 2: (rows, cols); higher ranks: the receptive field
+        times the last two dimensions.
 
         >>> Variable("query/kernel", Role.KERNEL, (32, 2, 16), fan_axes=((0,), (1, 2))).fans()
         (32, 32)
+        >>> Variable("depthwise_kernel", Role.DEPTHWISE_KERNEL, (1, 3, 3, 12), fan_shape=(3, 3, 4, 3)).fans()
+        (36, 27)
         """
-        shape = self.shape
+        shape = self.shape if self.fan_shape is None else self.fan_shape
         if self.fan_axes is not None:
             inputs, outputs = self.fan_axes
             return math.prod(shape[a] for a in inputs), math.prod(shape[a] for a in outputs)

@@ -23,7 +23,15 @@ indices, paddings and scalars are constants, not parameters.
 
 **Layers** are named after the Keras layer scope in the tensor names
 (``names``); BatchNormalization folded into the convolution before it is
-said in a note, with the values Keras counts there.
+said in a note, with the values Keras counts there. An untrained model's
+BatchNormalizations fold into zero biases that, after a Conv2D, keep no
+name: a note counts such biases, which the file cannot tell from a
+layer's own zero bias.
+
+**Shapes** are TFLite's layouts, but a depthwise kernel's fans are those
+of Keras' [h, w, C, M] (the depth multiplier from the input's channels)
+and a normalization's gamma and beta are at Keras' shape ([C], not the
+[1, 1, C] the converter broadcasts), as in the ``.keras`` file.
 """
 
 from __future__ import annotations

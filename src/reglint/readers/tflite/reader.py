@@ -15,8 +15,11 @@ from reglint.model import Layer, Model, Role, Variable
 from reglint.readers.limits import ReadOptions
 from reglint.readers.tflite.names import layer_parts, tidy_keys
 from reglint.readers.tflite.params import (
+    ARITHMETIC,
     BIASED_OPS,
     CONV_2D,
+    CONV_3D,
+    CONV_3D_TRANSPOSE,
     DEPTHWISE_CONV_2D,
     FULLY_CONNECTED,
     MUL,
@@ -29,7 +32,7 @@ from reglint.readers.tflite.params import (
     collect_params,
     kernel_of,
 )
-from reglint.readers.tflite.schema import FLOAT_TYPES, SubgraphInfo, TfliteFile, parse
+from reglint.readers.tflite.schema import FLOAT_TYPES, OperatorInfo, SubgraphInfo, TfliteFile, parse
 from reglint.readers.tflite.stats import check_extent, tensor_stats
 
 INFERENCE_NOTE = "inference graph: no regularization or optimizer recorded; pass them with options"
@@ -109,7 +112,10 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
         raise UnsafeInputError(f"{len(groups)} layers, over the limit of {options.max_layers}")
     order = sorted(groups, key=lambda k: min((p.subgraph, p.op.index if p.op else 1 << 60) for p in groups[k]))
     model.layers = [_layer(key, groups[key], stats, graphs) for key in order]
-    _notes(model, params, constants, shared, unnamed, folded, options)
+    separable = {key: note for key in order if (note := _zero_depthwise_bias(key, groups[key], stats))}
+    traced = {owner for owner, _ in folded.values()} | set(separable)
+    _notes(model, params, constants, shared, unnamed, folded, _untraced_zero_biases(order, groups, stats, traced),
+           options)
     handles = sum(1 for sub in tfl.subgraphs for op in sub.operators if op.opcode == VAR_HANDLE)
     if handles:
         model.notes.append(f"{handles} VAR_HANDLE ops: weights held in resource variables are not in the file (they "
@@ -117,7 +123,7 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     if requantized:
         model.notes.append(f"{requantized} int32 biases are the converter's per-op requantized copies of a bias "
                            "that a layer called several times already has: counted once")
-    model.notes[1:1] = [note for note in (_zero_depthwise_bias(key, groups[key], stats) for key in order) if note]
+    model.notes[1:1] = list(separable.values())
     return model
 
 
@@ -136,6 +142,37 @@ def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
         return ""
     return (f"{key}: the depthwise step's bias ({zeros} zeros) is the converter's (Keras' SeparableConv2D has one "
             f"bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
+
+
+CONV_OPS = {CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, CONV_3D, CONV_3D_TRANSPOSE}
+
+
+def _untraced_zero_biases(order: list[str], groups: dict[str, list[Param]], stats: dict, traced: set[str]
+                          ) -> list[tuple[str, int]]:
+    """(layer, channels) of the convolutions, other than ``traced``, whose
+    bias is all zeros and named by the converter alone (``arith.constant``,
+    no layer scope).
+
+    An untrained model's BatchNormalization folds at its initial
+    statistics (gamma 1, beta 0, mean 0, variance 1) into the convolution
+    before it: the folded bias is zero, stored once for every layer of
+    that width, and after a Conv2D its name is gone from kernel and bias
+    alike (after a DepthwiseConv2D the folded kernel keeps it: ``folded``).
+    A Conv2D's own untrained bias (use_bias, zeros) converts to the very
+    same constant, and the kernels differ only by the fold's factor
+    1 / sqrt(1 + epsilon), which a random kernel hides; so the file says
+    how many such biases there are, never which of them was a BatchNorm."""
+    out = []
+    for key in (key for key in order if key not in traced):
+        zeros = [p for p in groups[key] if p.role is Role.BIAS and p.op is not None and p.op.opcode in CONV_OPS
+                 and _all_zero(stats.get(id(p))) and layer_parts(p.tensor.name) is None]
+        if zeros:
+            out.append((key, zeros[0].tensor.size))
+    return out
+
+
+def _all_zero(found) -> bool:
+    return found is not None and found.max_abs == 0 and not found.nonfinite
 
 
 def _requantized_biases(params: list[Param], graphs: dict[int, Graph]) -> tuple[list[Param], int]:
@@ -290,12 +327,15 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
         if depthwise and role is Role.KERNEL and p.op is not None and p.op.opcode == CONV_2D \
                 and len(p.tensor.shape) == 4 and p.tensor.shape[1:3] == (1, 1):
             role = Role.POINTWISE_KERNEL  # SeparableConv2D: its depthwise step, then a 1x1 convolution
+        shape = _keras_shape(p, role)
         location = f"tensor {p.tensor.index}: {p.tensor.name}"
         if p.subgraph:
             location = f"subgraph {p.subgraph} {location}"
-        variables.append(Variable(name=p.slot_name or role.value, role=role, shape=p.tensor.shape,
+        if shape != p.tensor.shape:
+            location += f" (stored {list(p.tensor.shape)})"
+        variables.append(Variable(name=p.slot_name or role.value, role=role, shape=shape,
                                   stats=stats.get(id(p)), dtype=p.tensor.type_name, location=location,
-                                  fan_axes=_fan_axes(p, role)))
+                                  fan_axes=_fan_axes(p, role), fan_shape=_depthwise_fan_shape(p, graphs)))
     class_name = OP_NAMES.get(op.opcode, f"BUILTIN_{op.opcode}") if op else "CONSTANT"
     if op is not None and op.opcode == MUL and main.role is Role.GAMMA:
         graph = graphs[main.subgraph]
@@ -311,6 +351,19 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
                  calls=max(1, *(p.uses for p in members)), config=config)
 
 
+def _keras_shape(p: Param, role: Role) -> tuple[int, ...]:
+    """A normalization's scale or offset (the constant of a MUL or ADD) is
+    stored at the shape it broadcasts at, [1, 1, C] over a sequence's
+    features; Keras holds it without those leading 1s ([C], or [T, C]
+    over two axes), so parameter tables and fans match the Keras file.
+    Only leading ones: a trailing 1 may be one of Keras' own axes."""
+    shape = p.tensor.shape
+    if role not in (Role.GAMMA, Role.BETA) or p.op is None or p.op.opcode not in ARITHMETIC:
+        return shape
+    first = next((i for i, d in enumerate(shape) if d != 1), max(0, len(shape) - 1))
+    return shape[first:]
+
+
 def _op_slot(p: Param) -> tuple[int, int]:
     """A variable's place: its op's, then its input slot's."""
     return (p.op.index if p.op is not None else 1 << 60), p.slot
@@ -318,8 +371,8 @@ def _op_slot(p: Param) -> tuple[int, int]:
 
 def _fan_axes(p: Param, role: Role) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Keras' fans in TFLite's layouts: FULLY_CONNECTED and LSTM gate
-    weights are [out, in], CONV_2D [out, h, w, in], DEPTHWISE_CONV_2D
-    [1, h, w, channels x multiplier], TRANSPOSE_CONV [out, h, w, in]."""
+    weights are [out, in], CONV_2D [out, h, w, in], TRANSPOSE_CONV
+    [out, h, w, in] (DEPTHWISE_CONV_2D: ``_depthwise_fan_shape``)."""
     shape, op = p.tensor.shape, p.op
     if op is None or not role.is_kernel_like:
         return None
@@ -327,9 +380,32 @@ def _fan_axes(p: Param, role: Role) -> tuple[tuple[int, ...], tuple[int, ...]] |
         return (1,), (0,)
     if len(shape) == 4 and op.opcode in (CONV_2D, TRANSPOSE_CONV):
         return ((1, 2, 3), (0, 1, 2)) if op.opcode == CONV_2D else ((0, 1, 2), (1, 2, 3))
-    if len(shape) == 4 and op.opcode == DEPTHWISE_CONV_2D:
-        return (1, 2, 3), (1, 2)
     return None
+
+
+def _depthwise_fan_shape(p: Param, graphs: dict[int, Graph]) -> tuple[int, ...] | None:
+    """Keras' [h, w, C, M] for a DEPTHWISE_CONV_2D kernel [1, h, w, C*M]:
+    Keras' fans are h*w*C in and h*w*M out, which no product of the
+    stored axes gives once the depth multiplier M is over 1."""
+    shape, op = p.tensor.shape, p.op
+    if op is None or op.opcode != DEPTHWISE_CONV_2D or p.role is not Role.DEPTHWISE_KERNEL or len(shape) != 4:
+        return None
+    multiplier = _depth_multiplier(op, graphs[p.subgraph].sub, shape[3])
+    return shape[1], shape[2], shape[3] // multiplier, multiplier
+
+
+def _depth_multiplier(op: OperatorInfo, sub: SubgraphInfo, channels: int) -> int:
+    """The kernel's channels over the input's, as the interpreter computes
+    it (builtin_op_data.h: the recorded option is ignored after TensorFlow
+    2.0); the recorded depth_multiplier where the input's channels do not
+    divide the kernel's; 1 where neither does (a corrupt file)."""
+    source = op.inputs[0] if op.inputs else -1
+    shape = sub.tensors[source].shape if source >= 0 else ()
+    inputs = shape[-1] if len(shape) == 4 else 0
+    for multiplier in (channels // inputs if inputs and channels % inputs == 0 else 0, op.depth_multiplier):
+        if multiplier > 0 and channels % multiplier == 0:
+            return multiplier
+    return 1
 
 
 def _units(p: Param) -> int | None:
@@ -347,8 +423,21 @@ def _units(p: Param) -> int | None:
     return None
 
 
+def _zero_bias_note(zero_biases: list[tuple[str, int]]) -> str:
+    channels = sum(size for _, size in zero_biases)
+    listed = ", ".join(key for key, _ in zero_biases[:60])
+    more = f", and {len(zero_biases) - 60} more" if len(zero_biases) > 60 else ""
+    return (f"{len(zero_biases)} convolution layers read an all-zero bias the converter made (arith.constant, often "
+            "one tensor for every layer of a width), with no other trace of its origin: each is a BatchNormalization "
+            "folded at its initial statistics (an untrained model's: gamma 1, beta 0, mean 0, variance 1), the "
+            "layer's own untrained bias, or a zero bias the converter gave a convolution without one; the file "
+            "cannot tell which. Counted as the file holds them (a bias value per channel); if BatchNormalizations, "
+            f"Keras holds {4 * channels} values there (gamma, beta and moving statistics of {channels} channels) "
+            f"that are not in the file: {listed}{more}")
+
+
 def _notes(model: Model, params: list[Param], constants: int, shared: int, unnamed: int,
-           folded: dict[str, tuple[str, int | None]],
+           folded: dict[str, tuple[str, int | None]], zero_biases: list[tuple[str, int]],
            options: ReadOptions) -> None:
     model.notes.append(INFERENCE_NOTE)
     if options.weight_stats is False:
@@ -362,6 +451,8 @@ def _notes(model: Model, params: list[Param], constants: int, shared: int, unnam
                            f"layer's kernel and bias: their gamma, beta and moving statistics are not in the file "
                            f"({values} values in Keras, with center and scale); counted as the file holds them: "
                            f"{listed}{more}")
+    if zero_biases:
+        model.notes.append(_zero_bias_note(zero_biases))
     unfolded = [layer.name for layer in model.layers if layer.class_name == "BatchNormalization"]
     if unfolded:
         model.notes.append(f"{len(unfolded)} BatchNormalization layers the converter could not fold ("
@@ -406,4 +497,6 @@ def _notes(model: Model, params: list[Param], constants: int, shared: int, unnam
         model.notes.append(f"{unnamed} layers have no name in the file (the converter named their weights after "
                            "itself, as arith.constant): named after their op")
     model.notes.append("shapes are TFLite's own layouts: FULLY_CONNECTED weights [out, in], CONV_2D [out, h, w, "
-                       "in], DEPTHWISE_CONV_2D [1, h, w, channels], recurrent weights split by gate")
+                       "in], DEPTHWISE_CONV_2D [1, h, w, channels x multiplier] (its fans those of Keras' [h, w, "
+                       "channels, multiplier]), recurrent weights split by gate; a normalization's scale and "
+                       "offset at Keras' shape ([C], not the [1, 1, C] the converter broadcasts)")

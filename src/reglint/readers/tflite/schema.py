@@ -83,6 +83,7 @@ class OperatorInfo:
     custom: str
     inputs: list[int]
     outputs: list[int]
+    depth_multiplier: int = 0  # DepthwiseConv2DOptions' (0: none recorded)
 
 
 @dataclass
@@ -261,8 +262,20 @@ def _subgraph(reader: _Reader, index: int, tab: Table, opcodes: list[tuple[int, 
         reader.charge_io(raw_in.size + raw_out.size)
         inputs = _indices(raw_in, count, "operator input")
         outputs = _indices(raw_out, count, "operator output")
-        sub.operators.append(OperatorInfo(i, builtin, custom, inputs, outputs))
+        sub.operators.append(OperatorInfo(i, builtin, custom, inputs, outputs, _depth_multiplier(reader, op)))
     return sub
+
+
+DEPTHWISE_OPTIONS = 2  # BuiltinOptions.DepthwiseConv2DOptions
+
+
+def _depth_multiplier(reader: _Reader, op: Table) -> int:
+    """DepthwiseConv2DOptions.depth_multiplier (field 3) of an operator whose
+    builtin_options (field 4) are those (builtin_options_type, field 3)."""
+    if int(reader.scalar(op, 3, N.Uint8Flags, 0)) != DEPTHWISE_OPTIONS:
+        return 0
+    pos = reader.ref(op, 4)
+    return 0 if pos is None else int(reader.scalar(reader.table(pos), 3, N.Int32Flags, 0))
 
 
 def _indices(values: np.ndarray, count: int, what: str) -> list[int]:
