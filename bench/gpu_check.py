@@ -7,7 +7,7 @@ rich; Keras 3 and its pure dependencies either importable or as wheels in
 ``--wheels DIR`` (installed, offline and only where missing, into a
 temporary folder: keras, namex, optree, absl-py, ml-dtypes, packaging)::
 
-    python3 bench/gpu_check.py --wheels .whl   # --device gpu and --device cpu
+    python3 bench/gpu_check.py --wheels .whl [--large] [--only NAME,...]   # --device gpu and --device cpu
     python3 bench/gpu_check.py --devices cpu   # no GPU: the CPU half only
 
 Every profile runs in its own process with ``KERAS_BACKEND=torch``, a
@@ -18,7 +18,10 @@ and the wrecked MLP of tests/test_profile.py (built here by Keras on torch,
 softmax outputs: the committed MLP fixtures feed logits to a probability
 loss, which Keras' backends clip differently) and two committed ResNet
 fixtures, the healthy recipe and one whose kernel L2 under SGD wrecks it
-(fixtures/scenarios). Per run it prints the wall
+(fixtures/scenarios), and the wrecked MLP saved after ``fit`` (``--init
+auto`` draws fresh weights and judges at the file's recorded steps);
+``--large`` adds an untrained ResNet50 at 64x64, where a GPU pays.
+Per run it prints the wall
 time, the device the report names, the CUDA memory the process allocated,
 the outcome and the twin's verdict; per model, the largest relative
 difference of the per-layer gradient ratios ``|g_pen|/|g_data|`` between
