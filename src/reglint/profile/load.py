@@ -179,13 +179,13 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
     features it was frozen with). Cloning deserializes the layers again, so it runs in the
     safe mode the model was loaded in (off with --trust-model). The draw is
     made on the CPU, so a seed gives the same weights on every device."""
-    keras.utils.set_random_seed(seed)
     try:
-        # Drawn on the CPU whatever the run's device: PyTorch's CUDA generator
-        # gives other numbers than its CPU one for the same seed (on an H200
-        # the twin of a 20-64-3 MLP started elsewhere and its ratios moved
-        # 20%), so --seed would name two draws.
+        # Drawn on the CPU whatever the run's device, the seed's state too:
+        # PyTorch's CUDA generator gives other numbers than its CPU one for
+        # the same seed (on an H200 the twin of a 20-64-3 MLP started
+        # elsewhere and its ratios moved 20%), so --seed would name two draws.
         with _safe_mode(keras, not trust_model), _on_cpu(keras):
+            keras.utils.set_random_seed(seed)
             fresh = keras.models.clone_model(model)
     except Exception as exc:
         raise ProfileError(f"cannot draw a fresh initialisation of this model ({_one(exc)[:200]}); "
@@ -195,9 +195,10 @@ def reinitialize(keras, model, seed: int, trust_model: bool = False) -> None:
         raise ProfileError("cannot draw a fresh initialisation: the rebuilt model's weights differ from the "
                            "file's; pass --init saved to start from the file's weights")
     restart = _training_statistics(model)
-    for variable, drawn in zip(old, new, strict=True):
-        if variable.trainable or id(variable) in restart:
-            variable.assign(keras.ops.convert_to_numpy(drawn))
+    with _on_cpu(keras):  # the values read where they were drawn; assign copies them to each variable's device
+        for variable, drawn in zip(old, new, strict=True):
+            if variable.trainable or id(variable) in restart:
+                variable.assign(keras.ops.convert_to_numpy(drawn))
 
 
 def _on_cpu(keras) -> AbstractContextManager[Any]:
