@@ -81,3 +81,41 @@ def test_einsum_kernels_drawn_with_the_equations_fans():
 
 def _entry_version(file: str) -> str:
     return next(e for e in keras_manifest() if e["file"] == file)["keras_version"]
+
+
+def test_lstm_forget_gate_bias_starts_at_one():
+    """Keras builds an LSTM's bias (LSTM, Bidirectional(LSTM), ConvLSTM1D)
+    with ``units`` ones for the forget gate unless ``unit_forget_bias`` is
+    off: with zeros elsewhere the penalty at any fresh initialisation is
+    exact, L2(10) * (16 + 2*8 + 4) = 360, the penalty Keras computed on the
+    file's untrained weights. Counting the bias as all zeros said 0."""
+    model = read_model(KERAS_FIXTURES / "lstm_forget_bias.keras")
+    biases = [p for p in Analysis(model).penalties if p.variable.role.name == "BIAS"]
+    keras_penalty = next(e for e in keras_manifest() if e["file"] == "lstm_forget_bias.keras")["weight_penalty"]
+    assert sum(p.penalty_saved for p in biases) == pytest.approx(keras_penalty, rel=1e-6)
+    by_layer: dict[str, float] = {}
+    for p in biases:
+        assert p.penalty_init == pytest.approx(p.penalty_saved, rel=1e-6), (p.layer.path, p.variable.name)
+        top = p.layer.path.split("/")[0]
+        by_layer[top] = by_layer.get(top, 0.0) + p.penalty_init
+    assert by_layer == pytest.approx({"lstm": 160.0, "bidi": 160.0, "convlstm": 40.0, "plain_lstm": 0.0})
+
+
+def test_keras1_lstm_forget_gate_bias_from_forget_bias_init():
+    """Keras 1 stored an LSTM's gates apart (W_f, U_f, b_f) and drew b_f with
+    ``forget_bias_init`` ('one'): its expected sum of squares at
+    initialisation is the 6 ones the untrained file holds; the other gates'
+    biases are zeros."""
+    from reglint.estimate.init_scale import expected_sum_sq
+
+    from helpers import CORPUS
+
+    path = CORPUS / "modelimport__keras__weights__lstm_tensorflow_1.h5"
+    if not path.is_file():
+        pytest.skip("the shared corpus is not beside the checkout")
+    [lstm] = [layer for layer in read_model(path).layers if layer.class_name == "LSTM"]
+    biases = {v.name: v for v in lstm.variables if v.name.startswith("b_")}
+    assert set(biases) == {"b_i", "b_c", "b_f", "b_o"}
+    for name, var in biases.items():
+        assert var.initializer is not None and var.initializer.name == ("ones" if name == "b_f" else "zeros")
+        assert expected_sum_sq(var) == var.stats.sum_sq == (6.0 if name == "b_f" else 0.0)

@@ -48,7 +48,27 @@ def _num(cfg: dict, key: str, default: float) -> float:
 
 
 def element_moments(var: Variable) -> tuple[float, float] | None:
-    """(E[w^2], E[|w|]) per element at initialisation; None if unknown."""
+    """(E[w^2], E[|w|]) per element at initialisation; None if unknown.
+    An initializer's ``ones`` (an LSTM's forget-gate bias) are mixed in:
+    a share ``ones/size`` of the elements is exactly 1.
+
+    >>> from reglint.model import Variable, Role, Initializer
+    >>> bias = Variable("bias", Role.BIAS, (128,), initializer=Initializer("zeros", ones=32))
+    >>> element_moments(bias), expected_sum_sq(bias)
+    ((0.25, 0.25), 32.0)
+    """
+    init = var.initializer
+    if init is None:
+        return None
+    moments = _drawn_moments(var)
+    share = min(1.0, init.ones / var.size) if init.ones > 0 and var.size else 0.0
+    if moments is None or not share:
+        return moments
+    return (1.0 - share) * moments[0] + share, (1.0 - share) * moments[1] + share
+
+
+def _drawn_moments(var: Variable) -> tuple[float, float] | None:
+    """(E[w^2], E[|w|]) of what the initializer draws."""
     init = var.initializer
     if init is None:
         return None

@@ -134,6 +134,9 @@ class Initializer:
 
     name: str
     config: dict[str, Any] = field(default_factory=dict)
+    # Elements set to 1 whatever ``name`` draws: an LSTM's forget-gate bias
+    # (``unit_forget_bias``, Keras' default: ``units`` of its ``4*units``).
+    ones: int = 0
 
 
 @dataclass

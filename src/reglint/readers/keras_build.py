@@ -237,6 +237,7 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
         var.regularizer = _regularizer(reg_cfg, model, node.path, var.name)
     init_cfg = _first(cfg, initializer_keys(owner_class, role))
     var.initializer = parse_initializer(init_cfg) if init_cfg is not None else parse_initializer(DEFAULT_INIT.get(role))
+    _forget_gate_ones(var, owner_class, cfg)
     var.fan_axes = kernel_fan_axes(var, owner_class, cfg, model.framework_version)
     if options.weight_stats:
         try:
@@ -246,6 +247,34 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
             model.problems.append(Problem(ProblemKind.UNREADABLE, node.path,
                                           f"cannot read {var.name} values: {type(exc).__name__}", target=var.name))
     return var
+
+
+# Recurrent layers whose bias Keras builds with ``unit_forget_bias`` (default
+# True): ``bias_initializer`` for the input gate, ones for the forget gate's
+# ``units`` (``filters``) elements, ``bias_initializer`` for the rest
+# (keras/src/layers/rnn/lstm.py, conv_lstm.py; CuDNNLSTM's 8*units bias in
+# Keras 2 likewise has ``units`` ones).
+FORGET_BIAS_CLASSES = frozenset({"LSTM", "LSTMCell", "LSTMV1", "UnifiedLSTM", "CuDNNLSTM", "ConvLSTM1D",
+                                 "ConvLSTM2D", "ConvLSTM3D", "ConvLSTMCell", "ConvLSTM1DCell", "ConvLSTM2DCell",
+                                 "ConvLSTM3DCell", "PeepholeLSTMCell"})
+
+
+def _forget_gate_ones(var: Variable, owner_class: str, cfg: dict) -> None:
+    """An LSTM's bias starts with ``units`` ones (the forget gate) unless
+    ``unit_forget_bias`` is off: the penalty at a fresh initialisation
+    counts them (L2(10) on a 32-unit LSTM's bias: 320, not 0). Keras 1
+    kept the forget gate's bias apart (``b_f``), drawn by
+    ``forget_bias_init`` (``'one'`` by default)."""
+    if var.role is not Role.BIAS or owner_class not in FORGET_BIAS_CLASSES:
+        return
+    if var.name.rsplit("/", 1)[-1].endswith("b_f") and "forget_bias_init" in cfg:
+        var.initializer = parse_initializer(cfg["forget_bias_init"])
+        return
+    if var.initializer is None or cfg.get("unit_forget_bias", True) is False or "forget_bias_init" in cfg:
+        return
+    units = cfg.get("units", cfg.get("filters"))
+    if isinstance(units, int) and not isinstance(units, bool) and 0 < units <= var.size:
+        var.initializer.ones = units
 
 
 def _attach_custom_regularizers(layer: Layer, node: LayerNode, model: Model) -> None:
