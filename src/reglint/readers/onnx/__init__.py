@@ -38,7 +38,10 @@ weight and bias -> kernel/bias, ``EmbedLayerNormalization``'s tables ->
 embeddings, ``SkipLayerNormalization``/``SimplifiedLayerNormalization``
 scale and bias -> gamma/beta/bias, ``BiasGelu``/``FastGelu`` bias -> bias);
 anything else -> other. A shared
-initializer is counted once, with its most specific role.
+initializer is counted once, with its most specific role; one holding a
+single repeated value that nodes of other modules read too (torch.onnx
+merges equal initializers: an untrained model's LayerNorm ones and zero
+biases) gets a note with the values the merge removed.
 
 **Layers** group variables by name: ``fc1.weight``/``fc1.bias`` -> ``fc1``;
 ``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; anonymous names

@@ -1,0 +1,35 @@
+"""An untrained BERT exported by torch.onnx's TorchScript exporter, which
+merges initializers of equal value (fixtures/make_onnx_merged_fixtures.py):
+reglint counts what the file holds and its note gives the values the merge
+removed, so that the two add up to PyTorch's count."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from reglint.readers import read_model
+
+from helpers import FIXTURES
+
+FOLDER = FIXTURES / "onnx_merged"
+
+
+def test_merged_initializers_are_named_with_the_values_they_stood_for():
+    expected = json.loads((FOLDER / "manifest.json").read_text())["bert_untrained.onnx"]
+    model = read_model(FOLDER / "bert_untrained.onnx")
+    counted = sum(v.size for _, v in model.variables())
+    assert counted == expected["initializer_values"]
+    [note] = [n for n in model.notes if "repeated value" in n]
+    more = int(re.search(r"\(([\d,]+) values more\)", note).group(1).replace(",", ""))
+    assert more == expected["merged_values"] > 0
+    assert counted + more == expected["count_params"]  # what torch counted
+
+
+def test_no_merge_note_where_each_module_reads_its_own_tensor():
+    """The exporter fixtures draw every parameter at random (no two equal):
+    no initializer is merged, and a training graph's copy of a node
+    (``/train/fc1/Gemm`` reading ``fc1.bias``, all zeros) is its own module."""
+    for path in [*sorted((FIXTURES / "onnx_exporters" / "torchscript_opset17").glob("*.onnx")),
+                 FIXTURES / "onnx" / "train_momentum.onnx", FIXTURES / "onnx" / "train_penalties_mixed.onnx"]:
+        assert not [n for n in read_model(path).notes if "repeated value" in n], path
