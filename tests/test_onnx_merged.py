@@ -33,3 +33,21 @@ def test_no_merge_note_where_each_module_reads_its_own_tensor():
     for path in [*sorted((FIXTURES / "onnx_exporters" / "torchscript_opset17").glob("*.onnx")),
                  FIXTURES / "onnx" / "train_momentum.onnx", FIXTURES / "onnx" / "train_penalties_mixed.onnx"]:
         assert not [n for n in read_model(path).notes if "repeated value" in n], path
+
+
+def test_folded_mask_and_rotary_caches_are_not_parameters():
+    """The dynamo exporter's file of a tiny Llama at a fixed sequence length
+    holds the causal mask ([1, 1, 8, 8] of 0 and -3.4e38) and the rotary
+    cos/sin caches ([1, 1, 8, 16]) as initializers. Counted as weights they
+    added 320 values and a sum of squares of 3e78; without them, the file's
+    weights plus the merged RMSNorm ones equal torch's count."""
+    expected = json.loads((FOLDER / "manifest.json").read_text())["llama_static.onnx"]
+    model = read_model(FOLDER / "llama_static.onnx")
+    assert next(n for n in model.notes if "attention mask or rotary" in n).startswith(
+        f"{len(expected['folded_tables'])} initializer(s)")
+    assert all(len(v.shape) <= 2 for _, v in model.variables())
+    assert max(v.stats.max_abs for _, v in model.variables()) <= 1.0  # untrained weights and unit norms
+    counted = sum(v.size for _, v in model.variables())
+    [note] = [n for n in model.notes if "repeated value" in n]
+    more = int(re.search(r"\(([\d,]+) values more\)", note).group(1).replace(",", ""))
+    assert counted + more == expected["count_params"]

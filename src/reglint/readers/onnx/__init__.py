@@ -41,7 +41,9 @@ anything else -> other. A shared
 initializer is counted once, with its most specific role; one holding a
 single repeated value that nodes of other modules read too (torch.onnx
 merges equal initializers: an untrained model's LayerNorm ones and zero
-biases) gets a note with the values the merge removed.
+biases) gets a note with the values the merge removed. An attention mask
+or rotary cos/sin cache an export folded at a fixed sequence length is left
+out, with a note (``folded``): recognised by its values, not its role.
 
 **Layers** group variables by name: ``fc1.weight``/``fc1.bias`` -> ``fc1``;
 ``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; anonymous names
@@ -78,7 +80,8 @@ protobuf, external data confined to the model's folder, ``onnx.checker``),
 ``graph`` (every node and initializer of every scope), ``training`` (the
 optimizer via ``optimizer``, the onnxruntime-training artifacts and
 ``ort_checkpoint``), ``params`` and ``roles`` (which tensors are parameters,
-in which role, trainable or not), ``penalties``, ``stats``, ``layers``,
+in which role, trainable or not), ``folded`` (masks and rotary caches an
+export folded, left out), ``penalties``, ``stats``, ``layers``,
 ``losses`` (losses and outputs); ``tensors`` holds the element types and
 byte ranges they share.
 """

@@ -79,7 +79,7 @@ def _layer_key(p: Param, param_names: set[str], partners: dict[int, str], tf_min
             return sibling
     if node.index in partners:
         return partners[node.index]
-    return (_torch_module(node) or _node_scope(node.name, tf_min) or _input_scope(node, tf_min) or _clean(node.name)
+    return (torch_module(node) or _node_scope(node.name, tf_min) or _input_scope(node, tf_min) or _clean(node.name)
             or f"{node.op}_{node.index}")
 
 
@@ -258,7 +258,7 @@ def _tf_layer(parts: list[str], tf_min: int = TF_MIN_PARTS) -> str | None:
     return ".".join(parts) or None
 
 
-def _torch_module(node: Node) -> str | None:
+def torch_module(node: Node) -> str | None:
     """The module path the dynamo exporter (torch 2.5+) records on each node:
     metadata ``pkg.torch.onnx.name_scopes`` = ``"['', 'encoder',
     'encoder.self_attn', 'linear_1']"`` (module paths, then the op) ->

@@ -10,8 +10,9 @@ from pathlib import Path
 from reglint.errors import ModelReadError, ReglintError, one_line
 from reglint.model import Model, Role
 from reglint.readers.limits import ReadOptions
+from reglint.readers.onnx.folded import drop_folded_tables
 from reglint.readers.onnx.graph import GraphIndex
-from reglint.readers.onnx.layers import build_layers
+from reglint.readers.onnx.layers import build_layers, torch_module
 from reglint.readers.onnx.load import check_external_locations, load_proto, run_checker
 from reglint.readers.onnx.losses import find_losses, find_outputs
 from reglint.readers.onnx.params import Param, assign_trainable, collect_params
@@ -62,6 +63,10 @@ def _describe(path: Path, proto, options: ReadOptions) -> Model:
                            "(a tied weight the exporter stored twice): counted once")
     assign_trainable(params, index, setup.ckpt, setup.updated, model.notes)
     find_penalties(params, index, setup.loss_targets, model.notes)
+    params, tables = drop_folded_tables(params, index, folder)
+    if tables:
+        model.notes.append(f"{tables} initializer(s) are an attention mask or rotary cos/sin cache the export "
+                           "folded at a fixed sequence length: buffers, not parameters")
     read_stats(params, index, folder, options)  # also checks every external range against its file
     layers, owner = build_layers(params, index, options.max_layers)
     model.layers.extend(layers)
@@ -142,14 +147,23 @@ def _merged_constants(params: list[Param], index: GraphIndex) -> str | None:
 def _other_modules(p: Param, index: GraphIndex) -> int:
     """Consumers of ``p`` whose scope (a scoped node name, ``/encoder/layer.1/LayerNorm/...``)
     lies outside the module its name gives (``encoder.layer.0.LayerNorm.weight``).
-    0 when the name or the nodes say nothing: an anonymous initializer, nodes
-    without scopes. A training graph's copy of a node (``/train/fc1/Gemm``)
+    An anonymous initializer (``onnx::Mul_12``, a folded ``val_12``) takes
+    its first reader's module. 0 when the nodes carry no scopes. A training graph's copy of a node (``/train/fc1/Gemm``)
     reads its own module's tensor and is not counted."""
-    if "." not in p.name or p.name.startswith("onnx::"):
+    scopes = [scope for node, _ in uses(index, p.name) if (scope := _scope_of(node)) is not None]
+    if "." in p.name and not p.name.startswith("onnx::"):
+        module = _parts(p.name.rsplit(".", 1)[0])
+    elif scopes:  # a folded or anonymous tensor (``val_12``): the first reader's module stands for its own
+        module = _parts(scopes[0])[:-1] if "/" in scopes[0] else _parts(scopes[0])
+    else:
         return 0
-    module = _parts(p.name.rsplit(".", 1)[0])
-    scoped = [node for node, _ in uses(index, p.name) if "/" in node.name]
-    return sum(1 for node in scoped if not _in_module(module, _parts(node.name)))
+    return sum(1 for scope in scopes if not _in_module(module, _parts(scope)))
+
+
+def _scope_of(node) -> str | None:
+    """A node's module scope: its name (``/encoder/layer.1/LayerNorm/...``,
+    the TorchScript exporter) or the dynamo exporter's name-scope metadata."""
+    return node.name if "/" in node.name else torch_module(node)
 
 
 def _in_module(module: list[str], scope: list[str]) -> bool:

@@ -132,7 +132,7 @@ def role_at(index: GraphIndex, node: Node, i: int, p: Param) -> Role:
         if scaled is not None and scaled.op == "Mul" and _scales_normalized(index, scaled):
             return Role.BETA
         producer, reshaped = _linear_producer(index, node.inputs[1 - i])
-        if producer is not None and producer.op in BIASED_OPS and (
+        if producer is not None and producer.op in BIASED_OPS and _bears_weight(index, producer) and (
                 not reshaped or _out_features(index, producer) in (None, p.size)):
             # after a reshape one value an output feature, where the weight tells
             # the features (a ViT's pos_embed after its patch Conv is no bias)
@@ -141,6 +141,32 @@ def role_at(index: GraphIndex, node: Node, i: int, p: Param) -> Role:
             and _normalized(index, node.inputs[1 - i]):
         return Role.GAMMA
     return role or Role.OTHER
+
+
+# Ops a weight passes through on its way into a MatMul (a transposed,
+# dequantized or reshaped parameter is still the parameter).
+WEIGHT_PATH = ("Transpose", "Cast", "DequantizeLinear", "Identity", "Reshape", "Unsqueeze", "Squeeze")
+
+
+def _bears_weight(index: GraphIndex, op: Node) -> bool:
+    """Whether a MatMul multiplies by a weight: one operand reaches, through
+    WEIGHT_PATH ops, a tensor no node produces (an initializer or a graph
+    input, as a training graph's parameters are). Attention's ``Q @ K^T``
+    multiplies two activations: the constant added after it is a mask (an
+    export at a fixed sequence length folds the causal mask, ``[1, 1, L, L]``
+    of 0 and -3.4e38, into one), not a bias."""
+    if op.op not in ("MatMul", "FusedMatMul"):
+        return True
+    for operand in op.inputs[:2]:
+        current = operand
+        for _ in range(8):
+            producer = index.producer.get(current)
+            if producer is None:
+                return True
+            if producer.op not in WEIGHT_PATH or not producer.inputs:
+                break
+            current = producer.inputs[0]
+    return False
 
 
 def linear_producer(index: GraphIndex, name: str) -> Node | None:

@@ -24,7 +24,7 @@ def read_stats(params: list[Param], index: GraphIndex, folder: Path, options: Re
     for p in params:
         # Ranges are checked even without statistics: data past the end
         # of its file is a truncated model either way.
-        where = _external(p, folder)
+        where = external_range_of(p, folder)
         if not options.weight_stats:
             p.stats = None
         elif p.quantized:
@@ -34,7 +34,8 @@ def read_stats(params: list[Param], index: GraphIndex, folder: Path, options: Re
             p.stats = _param_stats(p, where, options.chunk_bytes)
 
 
-def _external(p: Param, folder: Path) -> FileRange | None:
+def external_range_of(p: Param, folder: Path) -> FileRange | None:
+    """Where an external initializer's bytes lie (checked against its file); None when inline."""
     if p.tensor is None or p.tensor.data_location != EXTERNAL:
         return None
     values = math.prod(checked_shape(p.tensor.dims, f"initializer {p.name!r}")) if p.tensor.dims else 1

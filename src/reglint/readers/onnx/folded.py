@@ -1,0 +1,111 @@
+"""Attention tables an export folded into constants, told apart from
+parameters by their values.
+
+Exported at a fixed sequence length (the dynamo exporter with static
+shapes), a decoder's causal mask becomes an ``[1, 1, L, L]`` initializer of
+0 and -3.4e38 added to the attention scores, and its rotary ``cos``/``sin``
+caches ``[1, 1, L, D]`` tables multiplied into Q and K. They are buffers
+computed from the position, not weights: a tiny Llama's export counted 320
+values too many, and the mask's sum of squares (3e78) stood in the model's
+statistics. Their roles say nothing (a constant added, a constant
+multiplied); their values do:
+
+- a mask holds only 0 and fills at or below MASK_FILL;
+- a rotary table's first position is one value throughout (cos 0 = 1,
+  sin 0 = 0, times the rope's attention scaling), and every value lies
+  within [-1, 1] times that scale.
+
+Only tensors shaped like such a table are read (rank >= 2, at least two
+positions, at most MAX_TABLE_VALUES values, read by Add or Mul alone).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reglint.errors import ReglintError
+from reglint.model import Role
+from reglint.readers.onnx.graph import GraphIndex
+from reglint.readers.onnx.params import Param
+from reglint.readers.onnx.roles import uses
+from reglint.readers.onnx.stats import external_range_of, proto_array
+from reglint.readers.onnx.tensors import FLOAT_TYPES
+
+# A 4,096-token causal mask (16.8M values); never a model's weights in full.
+MAX_TABLE_VALUES = 1 << 24
+# float32's -3.4e38 (torch.finfo.min), what attention masks fill with.
+MASK_FILL = -1e30
+# float32, float16, float64: numpy reads them as stored (bfloat16 never holds a mask here).
+TABLE_TYPES = (1, 10, 11)
+
+
+def drop_folded_tables(params: list[Param], index: GraphIndex, folder: Path) -> tuple[list[Param], int]:
+    """``params`` without the folded masks and rotary caches, and how many
+    were dropped."""
+    kept = [p for p in params if not _folded_table(p, index, folder)]
+    return kept, len(params) - len(kept)
+
+
+def _folded_table(p: Param, index: GraphIndex, folder: Path) -> bool:
+    if p.role is not Role.OTHER or p.tensor is None or p.dtype not in TABLE_TYPES:
+        return False
+    if len(p.shape) < 2 or p.shape[-2] < 2 or not 0 < p.size <= MAX_TABLE_VALUES:
+        return False
+    readers = uses(index, p.name)
+    ops = {node.op for node, _ in readers}
+    if not readers or not ops <= {"Add", "Mul"} or any(node.domain for node, _ in readers):
+        return False
+    values = _values(p, folder)
+    if values is None:
+        return False
+    if ops == {"Add"}:
+        return is_mask(values)
+    return is_rotary_table(values.reshape(-1, p.shape[-2], p.shape[-1]))
+
+
+def is_mask(values: np.ndarray) -> bool:
+    """Only 0 and fills at or below MASK_FILL, and some fill.
+
+    >>> is_mask(np.triu(np.full((3, 3), -3.4e38), 1))
+    True
+    >>> is_mask(np.array([0.0, -1.5]))
+    False
+    """
+    fill = values <= MASK_FILL
+    return bool(np.any(fill) and np.all(fill | (values == 0)))
+
+
+def is_rotary_table(table: np.ndarray) -> bool:
+    """``[batch, position, dim]``: position 0 one value throughout, every
+    value within it (or 1) in magnitude, and not one value everywhere.
+
+    >>> t = np.arange(4)[:, None] * np.array([1.0, 0.1])[None, :]
+    >>> is_rotary_table(np.cos(t)[None]), is_rotary_table(np.sin(t)[None])
+    (True, True)
+    >>> is_rotary_table(np.full((1, 4, 2), 0.5))
+    False
+    """
+    first = table[:, 0, :]
+    scale = max(1.0, float(np.abs(first).max()))
+    return bool(np.all(first == first.flat[0]) and np.all(np.abs(table) <= scale * (1 + 1e-6))
+                and not np.all(table == table.flat[0]))
+
+
+def _values(p: Param, folder: Path) -> np.ndarray | None:
+    """The stored values as float64, from the model file or its (already
+    range-checked) external data file; None when they cannot be read."""
+    storage = np.dtype(FLOAT_TYPES[p.dtype][1])
+    try:
+        where = external_range_of(p, folder)
+        if where is None:
+            stored = proto_array(p.tensor, p.dtype, p.size)
+        else:
+            stored = np.fromfile(where.path, dtype=storage, count=p.size, offset=where.offset)
+    except (OSError, ValueError, ReglintError):  # unreadable here: the statistics will say so
+        return None
+    if stored.size != p.size:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        return stored.astype(np.float64)
