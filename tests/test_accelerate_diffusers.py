@@ -113,6 +113,33 @@ def test_accelerate_folder_is_one_model_per_prepared_model():
     assert "RL008" in {x["code"] for x in files[1]["findings"]}
 
 
+def test_weights_a_save_hook_put_in_a_subfolder():
+    """diffusers' training scripts save the UNet to unet/ from a save hook
+    and pop it from save_state: the folder is that model with optimizer.bin
+    (before: optimizer.bin without parameter names, unet/ without its
+    optimizer, scheduler.bin unreadable, exit 2); the EMA copy is a model of
+    its own."""
+    folder = ACCELERATE / "diffusers_hook"
+    model = read_model(folder)
+    assert (model.format, model.name) == ("accelerate_state", "UNet2DModel")
+    assert model.optimizer.learning_rate.schedule == ACC["diffusers_hook"]["scheduler"]
+    assert any(n.startswith("weights read from unet/") for n in model.notes)
+    found, _, _ = discover([str(folder)], Settings())
+    assert found == [str(folder), str(folder / "unet_ema")]
+    named, _, _ = discover([str(folder / "unet" / "diffusion_pytorch_model.safetensors")], Settings())
+    assert named == [str(folder)]
+
+
+def test_several_hook_subfolders_leave_the_optimizer_unnamed(tmp_path):
+    folder = copy_folder(tmp_path, "diffusers_hook")
+    shutil.copytree(folder / "unet", folder / "controlnet")
+    model = read_model(folder)
+    assert model.total_params == 0 and all(g.mapping == "unmapped" for g in model.optimizer.param_groups)
+    assert any("saved its models in controlnet/, unet/, unet_ema/ (each linted on its own)" in n for n in model.notes)
+    found, _, _ = discover([str(folder)], Settings())
+    assert found == [str(folder / name) if name else str(folder) for name in ("", "controlnet", "unet", "unet_ema")]
+
+
 def test_accelerate_files_named_one_by_one_map_to_their_model():
     """What pre-commit passes: each file stands for the model it is read with."""
     folder = ACCELERATE / "gan_two_models"

@@ -66,6 +66,7 @@ from reglint.readers.sniff import (
     JSON_SUFFIX,
     KERAS_MEMBERS,
     MODEL_SUFFIXES,
+    accelerate_hook_folder,
     is_hf_folder,
     is_keras_folder,
     looks_like_keras_json,
@@ -176,7 +177,9 @@ def savedmodel_root_of(path: Path) -> str | None:
         root = path.parent.parent
         return _folder(root) if is_savedmodel(root) else None
     if name in folder_members(path.parent):
-        return _accelerate_model_of(path) or _folder(path.parent)
+        owner = path.parent.parent  # a save hook's subfolder belongs to its accelerate folder
+        hooked = accelerate_hook_folder(owner) == path.parent
+        return _accelerate_model_of(path) or _folder(owner if hooked else path.parent)
     return str(path)
 
 
@@ -399,12 +402,15 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
         except OSError:
             continue  # unreadable folder: nothing to lint there
         own = folder_members(folder)  # a HF/Keras folder's own files: linted as the folder
+        hook = accelerate_hook_folder(folder)  # its model's weights, saved in a subfolder: linted as the folder
         for entry in entries:
             path = Path(folder, entry.name)
             is_dir = entry.is_dir(follow_symlinks=False)
             if excludes.excluded(path, is_dir, named=top) or (ignore and ignore.ignored(path.absolute(), is_dir)):
                 continue
             if is_dir:
+                if hook is not None and entry.name == hook.name:
+                    continue
                 if is_model_folder(path):
                     out.append(_folder(path))
                 if not is_savedmodel(path):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.readers.limits import ReadOptions
-from reglint.readers.sniff import ACCELERATE_MODEL
+from reglint.readers.sniff import ACCELERATE_MODEL, ACCELERATE_WEIGHTS, is_hf_folder
 from reglint.readers.torch_checkpoint import scheduler_name
 
 OPTIMIZER_FILE = re.compile(r"optimizer(?:_[1-9]\d{0,3})?\.bin")
@@ -110,3 +110,20 @@ def models_note(folder: Path, index: int, weights: str) -> str | None:
         text += (" (with unequal counts the pairing by number is a guess: an optimizer over several models fits "
                  "none of them alone, and its groups stay unmapped)")
     return text
+
+
+def hook_note(folder: Path, hook: Path | None, read: bool) -> str | None:
+    """Where the weights of a folder without its own came from, or why none
+    were read: a training script's save hook saved its models elsewhere."""
+    if hook is not None and read:
+        return (f"weights read from {hook.name}/, where the training script's save hook put the model (popping it "
+                "from save_state); the optimizer's groups are matched to them")
+    if any((folder / name).is_file() for name in ACCELERATE_WEIGHTS):
+        return None
+    try:
+        subfolders = sorted(p.name + "/" for p in folder.iterdir() if p.is_dir() and is_hf_folder(p))
+    except OSError:
+        subfolders = []
+    where = f"saved its models in {', '.join(subfolders[:4])} (each linted on its own)" if subfolders else \
+        "saved no model weights here"
+    return f"the training script {where}: which model the optimizer updated is not recorded, so no parameter is named"

@@ -33,11 +33,17 @@ from typing import Any, NamedTuple
 
 from reglint.errors import ModelReadError, ReglintError, UnsafeInputError, one_line
 from reglint.model import LearningRate, Model, Optimizer, Provenance
-from reglint.readers.accelerate_state import mapping_note, models_note, numbered, schedule_name
+from reglint.readers.accelerate_state import hook_note, mapping_note, models_note, numbered, schedule_name
 from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
-from reglint.readers.sniff import accelerate_model_index, check_link_stays_inside, is_accelerate_folder, weight_files
+from reglint.readers.sniff import (
+    accelerate_hook_folder,
+    accelerate_model_index,
+    check_link_stays_inside,
+    is_accelerate_folder,
+    weight_files,
+)
 from reglint.readers.torch_checkpoint import NamedTensor, describe, find_state_dict, stored_tensors_of, tensors_of
 from reglint.readers.torch_optim import infer_class, is_optimizer_state, number
 from reglint.readers.torch_pickle import TRAINING_ARGS_MODULES, Opaque
@@ -55,11 +61,13 @@ class Parts:
     optimizers: tuple[str, ...] = ("optimizer.pt", "optimizer.bin")  # the first found is read
     accelerate: bool = False  # an accelerate save_state: scheduler.bin names the lr schedule
     index: int = 0  # accelerate's model number; only the first owns the folder's config and arguments
+    hook: Path | None = None  # the subfolder a save hook wrote the weights to (accelerate_hook_folder)
 
 
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     accelerate = is_accelerate_folder(folder) and not (folder / "trainer_state.json").is_file()
-    return _read(folder, options, Parts(weight_candidates(folder), accelerate=accelerate))
+    hook = accelerate_hook_folder(folder) if accelerate else None
+    return _read(folder, options, Parts(weight_candidates(hook or folder), accelerate=accelerate, hook=hook))
 
 
 def read_accelerate_model(path: Path, options: ReadOptions) -> Model:
@@ -79,8 +87,9 @@ def _read(folder: Path, options: ReadOptions, parts: Parts) -> Model:
     with contextlib.ExitStack() as stack:
         quantized: dict[str, int] = {}
         undecoded: list[str] = []  # notes on quantized weights counted without statistics
-        config = _json_object(folder, "config.json", options) if parts.index == 0 else None
-        weights = _weights(folder, options, stack, quantized, _quantization_config(config), undecoded,
+        source = parts.hook or folder  # where the weights and their config.json are
+        config = _json_object(source, "config.json", options) if parts.index == 0 else None
+        weights = _weights(source, options, stack, quantized, _quantization_config(config), undecoded,
                            parts.weights)
         args = _training_args(folder, options) if parts.index == 0 else {}
         found = _optimizer_file(folder, parts.optimizers, options, stack)
@@ -93,11 +102,10 @@ def _read(folder: Path, options: ReadOptions, parts: Parts) -> Model:
         _trainer_state(folder, options, model)
         _config(config, model)
         _adapter_config(folder, options, model, weights.adapter)
-        _unread_weights(folder, weights.files, model.notes)
+        _unread_weights(source, weights.files, model.notes)
     if parts.accelerate:
-        note = models_note(folder, parts.index, weights.label)
-        if note:
-            model.notes.append(note)
+        model.notes.extend(n for n in (hook_note(folder, parts.hook, weights.tensors is not None),
+                                       models_note(folder, parts.index, weights.label or "model.safetensors")) if n)
     if quantized:
         model.notes.append(quantized_note(quantized))
     model.notes.extend(undecoded)

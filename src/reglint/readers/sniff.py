@@ -242,9 +242,32 @@ def is_diffusers_folder(path: Path) -> bool:
 
 def is_accelerate_folder(path: Path) -> bool:
     """An ``Accelerator.save_state`` folder: the first prepared model's
-    weights beside ``optimizer.bin`` or the RNG states."""
-    return (any((path / name).is_file() for name in ACCELERATE_WEIGHTS)
-            and any((path / name).is_file() for name in ACCELERATE_MARKERS))
+    weights beside ``optimizer.bin`` or the RNG states; or, without weights
+    (a training script's save hook wrote the model elsewhere, popping it
+    from save_state: diffusers' scripts), ``optimizer.bin`` beside them."""
+    markers = [(path / name).is_file() for name in ACCELERATE_MARKERS]
+    if any((path / name).is_file() for name in ACCELERATE_WEIGHTS):
+        return any(markers)
+    return all(markers)
+
+
+# An EMA copy saved beside the trained model (diffusers' ``unet_ema/``): not what the optimizer updates.
+_EMA = re.compile(r"(^|[_-])ema($|[_-])", re.IGNORECASE)
+
+
+def accelerate_hook_folder(folder: Path) -> Path | None:
+    """Where a training script's ``register_save_state_pre_hook`` saved the
+    model of an accelerate folder without weights of its own (diffusers'
+    scripts: ``unet/`` by ``save_pretrained``): its one model subfolder,
+    EMA copies aside; None when there are none or several."""
+    if any((folder / name).is_file() for name in ACCELERATE_WEIGHTS) or not is_accelerate_folder(folder):
+        return None
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return None
+    found = [p for p in entries if p.is_dir() and not p.is_symlink() and not _EMA.search(p.name) and is_hf_folder(p)]
+    return found[0] if len(found) == 1 else None
 
 
 def accelerate_model_index(path: Path) -> int | None:
