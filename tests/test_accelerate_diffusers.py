@@ -75,6 +75,9 @@ def test_accelerate_groups_land_on_their_tensors(name, index):
     assert len(opt.param_groups) == len(want["groups"])
     for got, expected in zip(opt.param_groups, want["groups"], strict=True):
         assert got.mapping == "exact"
+        if isinstance(expected["params"], int):  # LoRA: the file renames peft's parameters
+            assert got.variables == sorted(got.variables) and len(got.variables) == expected["params"]
+            continue
         assert sorted(got.variables) == sorted(expected["params"])
         assert got.learning_rate == max(expected["lr"], expected["initial_lr"] or 0)  # the schedule's base
         assert got.hyperparameters["weight_decay"] == expected["weight_decay"]
@@ -128,6 +131,20 @@ def test_weights_a_save_hook_put_in_a_subfolder():
     assert found == [str(folder), str(folder / "unet_ema")]
     named, _, _ = discover([str(folder / "unet" / "diffusion_pytorch_model.safetensors")], Settings())
     assert named == [str(folder)]
+
+
+def test_lora_layers_a_save_hook_saved():
+    """diffusers' LoRA scripts save pytorch_lora_weights.safetensors from a
+    save hook: the folder is those layers with the optimizer that trained
+    them (before: the layers without their decay, the optimizer unnamed)."""
+    folder = ACCELERATE / "diffusers_lora_hook"
+    model = read_model(folder)
+    want = ACC["diffusers_lora_hook"]["models"][0]
+    assert model.trainable_params == want["parameters"] and model.optimizer.weight_decay == 0.01
+    assert all(model.optimizer.decays(name) for name in want["parameter_names"])
+    assert any("the LoRA layers the training script's save hook saved" in n for n in model.notes)
+    found, _, _ = discover([str(folder)], Settings())
+    assert found == [str(folder)]
 
 
 def test_several_hook_subfolders_leave_the_optimizer_unnamed(tmp_path):

@@ -61,12 +61,15 @@ from typing import TYPE_CHECKING, NamedTuple
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
     ACCELERATE_FILES,
+    ACCELERATE_LORA,
+    ACCELERATE_WEIGHTS,
     GGUF_SPLIT,
     HF_WEIGHTS,
     JSON_SUFFIX,
     KERAS_MEMBERS,
     MODEL_SUFFIXES,
     accelerate_hook_folder,
+    is_accelerate_folder,
     is_hf_folder,
     is_keras_folder,
     looks_like_keras_json,
@@ -209,6 +212,8 @@ def folder_members(folder: Path) -> frozenset[str]:
         except OSError:
             entries = []
         names.update(n for n in entries if _HF_RNG.fullmatch(n) or ACCELERATE_FILES.fullmatch(n))
+        if is_accelerate_folder(folder) and not any(n in entries for n in ACCELERATE_WEIGHTS):
+            names.update(ACCELERATE_LORA)  # a LoRA script's save hook's weights: the folder's model
     return frozenset(names)
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.readers.limits import ReadOptions
-from reglint.readers.sniff import ACCELERATE_MODEL, ACCELERATE_WEIGHTS, is_hf_folder
+from reglint.readers.sniff import ACCELERATE_LORA, ACCELERATE_MODEL, is_hf_folder
 from reglint.readers.torch_checkpoint import scheduler_name
 
 OPTIMIZER_FILE = re.compile(r"optimizer(?:_[1-9]\d{0,3})?\.bin")
@@ -112,13 +112,17 @@ def models_note(folder: Path, index: int, weights: str) -> str | None:
     return text
 
 
-def hook_note(folder: Path, hook: Path | None, read: bool) -> str | None:
-    """Where the weights of a folder without its own came from, or why none
-    were read: a training script's save hook saved its models elsewhere."""
+def hook_note(folder: Path, hook: Path | None, read: str) -> str | None:
+    """Where the weights of a folder without its own came from (``read``:
+    the file read), or why none were: a training script's save hook saved
+    its models elsewhere."""
     if hook is not None and read:
         return (f"weights read from {hook.name}/, where the training script's save hook put the model (popping it "
                 "from save_state); the optimizer's groups are matched to them")
-    if any((folder / name).is_file() for name in ACCELERATE_WEIGHTS):
+    if read in ACCELERATE_LORA:
+        return (f"weights read from {read}: the LoRA layers the training script's save hook saved (popping the "
+                "model from save_state); the counts are the adapter's, not the frozen base model's")
+    if read:
         return None
     try:
         subfolders = sorted(p.name + "/" for p in folder.iterdir() if p.is_dir() and is_hf_folder(p))

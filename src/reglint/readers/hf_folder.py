@@ -38,6 +38,7 @@ from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import (
+    ACCELERATE_LORA,
     accelerate_hook_folder,
     accelerate_model_index,
     check_link_stays_inside,
@@ -67,7 +68,10 @@ class Parts:
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
     accelerate = is_accelerate_folder(folder) and not (folder / "trainer_state.json").is_file()
     hook = accelerate_hook_folder(folder) if accelerate else None
-    return _read(folder, options, Parts(weight_candidates(hook or folder), accelerate=accelerate, hook=hook))
+    candidates = weight_candidates(hook or folder)
+    if accelerate and hook is None:  # a LoRA training script's save hook wrote the adapter's layers
+        candidates += tuple((f"{name}.index.json", name, name.endswith(".safetensors")) for name in ACCELERATE_LORA)
+    return _read(folder, options, Parts(candidates, accelerate=accelerate, hook=hook))
 
 
 def read_accelerate_model(path: Path, options: ReadOptions) -> Model:
@@ -104,7 +108,7 @@ def _read(folder: Path, options: ReadOptions, parts: Parts) -> Model:
         _adapter_config(folder, options, model, weights.adapter)
         _unread_weights(source, weights.files, model.notes)
     if parts.accelerate:
-        model.notes.extend(n for n in (hook_note(folder, parts.hook, weights.tensors is not None),
+        model.notes.extend(n for n in (hook_note(folder, parts.hook, weights.label),
                                        models_note(folder, parts.index, weights.label or "model.safetensors")) if n)
     if quantized:
         model.notes.append(quantized_note(quantized))

@@ -47,6 +47,9 @@ WEIGHT_INDEX = re.compile(r"(?P<stem>model|pytorch_model|diffusion_pytorch_model
 # pytorch_model.bin): no config.json, one RNG pickle per process.
 ACCELERATE_MARKERS = ("optimizer.bin", "random_states_0.pkl")
 ACCELERATE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+# What diffusers' LoRA training scripts save from their save hook instead
+# (``save_lora_weights``): the adapter's layers the optimizer trains.
+ACCELERATE_LORA = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")
 # The second and later models prepared together: model_1.safetensors ...
 ACCELERATE_MODEL = re.compile(r"(?:model|pytorch_model)_(?P<index>[1-9]\d{0,3})\.(?:safetensors|bin)")
 # The rest of save_state's files, numbered like the models where there are several.
