@@ -1,24 +1,39 @@
-"""Hugging Face folders: a ``Trainer`` ``checkpoint-N/`` or a
-``save_pretrained`` model folder, read as one model.
+"""Hugging Face folders: a ``Trainer`` ``checkpoint-N/``, a
+``save_pretrained`` model folder (transformers, diffusers, PEFT) or an
+accelerate ``save_state`` folder, read as one model.
 
 * weights: ``model.safetensors`` (or the shards a
-  ``model.safetensors.index.json`` lists), else ``pytorch_model.bin`` (or
-  its shards), a torch.save archive read by ``torch_zip``; else a PEFT
-  adapter's ``adapter_model.safetensors``/``.bin`` (the adapters and the
-  modules trained in full, PEFT's ``base_model.model.`` prefix dropped),
-  described by ``adapter_config.json`` (type, r, lora_alpha, targets);
-* ``optimizer.pt``: the optimizer's state dict (``torch_optim``); the
-  Trainer puts biases and LayerNorm weights in a group without decay;
+  ``model.safetensors.index.json`` lists), else diffusers'
+  ``diffusion_pytorch_model.safetensors`` (or its shards), else
+  ``pytorch_model.bin``/``diffusion_pytorch_model.bin`` (or their shards),
+  torch.save archives read by ``torch_zip``; else the same names with a
+  ``save_pretrained(variant=...)`` tag (``.fp16.``: read when the plain
+  ones are absent, noted when beside them); else a PEFT adapter's
+  ``adapter_model.safetensors``/``.bin`` (the adapters and the modules
+  trained in full, PEFT's ``base_model.model.`` prefix dropped), described
+  by ``adapter_config.json`` (type, r, lora_alpha, targets);
+* ``optimizer.pt`` (the Trainer's), else ``optimizer.bin`` (accelerate's):
+  the optimizer's state dict (``torch_optim``); the Trainer puts biases and
+  LayerNorm weights in a group without decay. A corrupt one costs the
+  optimizer (a note), not the weights; a refused one (a pickle naming a
+  global outside the allow-list) is an error;
+* an accelerate folder (``accelerate_state``): ``scheduler.bin`` names the
+  schedule; its second and later models (``model_1.safetensors``) are read
+  by ``read_accelerate_model`` with ``optimizer_1.bin``; weights a save
+  hook wrote elsewhere are read from its ``unet/`` subfolder or
+  ``pytorch_lora_weights.safetensors``;
 * ``training_args.bin``: a pickled ``TrainingArguments``, read through the
   same refusing interpreter with ``transformers``/``accelerate`` classes as
   inert records: ``weight_decay``, ``learning_rate``, ``optim`` (the class
   hint), ``lr_scheduler_type``, warm-up, batch size. Without
   ``optimizer.pt`` these describe the optimizer;
 * ``trainer_state.json``: ``global_step`` (steps taken), ``max_steps``;
-* ``config.json``: the architecture's name and the transformers version.
+* ``config.json``: the architecture's name and the transformers version
+  (diffusers: ``_class_name`` and ``_diffusers_version``).
 
-``rng_state.pth`` and ``scheduler.pt`` are not read (RNG states pickle numpy
-objects, outside the allow-list). Every file is opened by name inside the
+``rng_state.pth``, ``scheduler.pt``, accelerate's ``random_states_*.pkl``
+and ``scaler.pt`` are not read (RNG states pickle numpy objects, outside
+the allow-list). Every file is opened by name inside the
 folder; a symbolic link pointing out of it is refused.
 """
 
