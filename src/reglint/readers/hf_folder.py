@@ -169,31 +169,40 @@ def _model(folder: Path, options: ReadOptions, parts: Parts, weights: Weights, f
     """The model described from its weights and its optimizer file (else
     the Trainer's arguments)."""
     fmt = _format(parts, weights, found)
-    tensors, ordered = weights.tensors, weights.ordered
     if found is not None and found.error is None:
-        notes: list[str] = []
-        schedule = _text(args.get("lr_scheduler_type")) or (
-            schedule_name(folder, parts.index, options, notes) if parts.accelerate else None)
-        try:
-            model = describe(found.obj, found.archive, folder, options, fmt=fmt, model_tensors=tensors,
-                             ordered=ordered, hint=_text(args.get("optim")), schedule=schedule)
-        except UnsafeInputError:
-            raise
-        except ModelReadError as exc:  # its state tensors unreadable: the weights may still be
-            found.error = one_line(str(exc), 160)
-        else:
-            note = mapping_note(found.name, found.obj["param_groups"], weights.label, ordered) if tensors else None
-            model.notes.extend([*notes, *([note] if note else [])])
+        model = _with_optimizer(folder, options, parts, weights, found, args, fmt)
+        if model is not None:
             return model
-    if found is not None and tensors is None:
+    if found is not None and weights.tensors is None:
         raise ModelReadError(f"{found.name}: {found.error}")
-    model = describe({}, None, folder, options, fmt=fmt, model_tensors=tensors, ordered=ordered,
+    model = describe({}, None, folder, options, fmt=fmt, model_tensors=weights.tensors, ordered=weights.ordered,
                      optimizer_note=not args and found is None)
     if found is not None:
         model.notes.append(f"{found.name} not read ({found.error}): the optimizer is unknown; pass --optimizer, "
                            "--learning-rate and --weight-decay to check decay")
     if args:
         model.optimizer = _optimizer_from_args(args, model.notes)
+    return model
+
+
+def _with_optimizer(folder: Path, options: ReadOptions, parts: Parts, weights: Weights, found: OptimizerFile,
+                    args: dict, fmt: str) -> Model | None:
+    """The model with ``found``'s optimizer; None (its error set) when the
+    optimizer's state tensors cannot be read, so the weights may still be."""
+    notes: list[str] = []
+    schedule = _text(args.get("lr_scheduler_type")) or (
+        schedule_name(folder, parts.index, options, notes) if parts.accelerate else None)
+    try:
+        model = describe(found.obj, found.archive, folder, options, fmt=fmt, model_tensors=weights.tensors,
+                         ordered=weights.ordered, hint=_text(args.get("optim")), schedule=schedule)
+    except UnsafeInputError:
+        raise
+    except ModelReadError as exc:
+        found.error = one_line(str(exc), 160)
+        return None
+    if weights.tensors is not None:
+        notes.append(mapping_note(found.name, found.obj["param_groups"], weights.label, weights.ordered) or "")
+    model.notes.extend(n for n in notes if n)
     return model
 
 
