@@ -133,7 +133,9 @@ class Cache:
 
 
 def content_hash(path: Path) -> str:
-    """sha256 of a file's bytes; for a folder, of its files' names and bytes."""
+    """sha256 of a file's bytes; for a folder, of its files' names and bytes;
+    for an accelerate folder's ``model_N.safetensors``, of the files read
+    with it too (its optimizer and scheduler, what the folder holds)."""
     digest = hashlib.sha256()
     if path.is_dir():
         for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
@@ -141,7 +143,21 @@ def content_hash(path: Path) -> str:
             _feed(digest, file)
     else:
         _feed(digest, path)
+        for file in _read_with(path):
+            digest.update(file.name.encode("utf-8") + b"\0")
+            _feed(digest, file)
     return digest.hexdigest()
+
+
+def _read_with(path: Path) -> list[Path]:
+    """The sibling files a model file's report depends on: accelerate's
+    numbered optimizers, schedulers and models beside ``model_N``."""
+    from reglint.readers.sniff import ACCELERATE_FILES, ACCELERATE_MODEL, accelerate_model_index
+
+    if accelerate_model_index(path) is None:
+        return []
+    return sorted(p for p in path.parent.iterdir() if p != path and p.is_file() and not p.is_symlink()
+                  and (ACCELERATE_MODEL.fullmatch(p.name) or ACCELERATE_FILES.fullmatch(p.name)))
 
 
 def _feed(digest, path: Path) -> None:

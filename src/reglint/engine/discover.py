@@ -5,8 +5,11 @@
   torch.save archives: any other ``.bin`` is not a model and is skipped,
   even when named), SavedModel folders (a folder holding ``saved_model.pb``
   is one model; its insides are not searched further), Hugging Face
-  folders (``checkpoint-N/``, ``save_pretrained``: likewise one model),
-  Keras 3 folders (``model.save(folder, zipped=False)``: ``config.json``
+  folders (``checkpoint-N/``, ``save_pretrained`` of transformers, PEFT or
+  diffusers, an accelerate ``save_state`` folder: likewise one model; a
+  diffusers pipeline is no model itself, its ``unet/``, ``vae/``,
+  ``text_encoder/`` are found as models, its ``scheduler/`` and
+  ``tokenizer/`` hold none), Keras 3 folders (``model.save(folder, zipped=False)``: ``config.json``
   beside ``model.weights.h5``; one model) and ``.json`` files whose content
   is a Keras model architecture (``model.to_json()``); other JSON is
   skipped silently.
@@ -22,7 +25,9 @@
   or a Keras folder (``config.json``, ``metadata.json``, ``model.weights.h5``)
   map back to the folder, which is linted once; so does a folder named
   inside a SavedModel (``saved/variables``). Other model files in a Hugging
-  Face or Keras folder are themselves.
+  Face or Keras folder are themselves: an accelerate folder's
+  ``model_1.safetensors`` is its second model (read with
+  ``optimizer_1.bin``, which maps to it when named).
 * ``.gitignore`` files are honoured while searching folders (unless
   ``respect-gitignore = false``), and so are ``exclude`` (which replaces the
   default excludes) and ``extend-exclude``, gitignore-style globs relative to
@@ -55,15 +60,21 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
+    ACCELERATE_FILES,
+    ACCELERATE_LORA,
+    ACCELERATE_WEIGHTS,
     GGUF_SPLIT,
     HF_WEIGHTS,
     JSON_SUFFIX,
     KERAS_MEMBERS,
     MODEL_SUFFIXES,
+    accelerate_hook_folder,
+    is_accelerate_folder,
     is_hf_folder,
     is_keras_folder,
     looks_like_keras_json,
     looks_like_torch_bin,
+    weight_files,
 )
 
 if TYPE_CHECKING:  # imported when a .gitignore is read (see GitIgnore)
@@ -169,7 +180,9 @@ def savedmodel_root_of(path: Path) -> str | None:
         root = path.parent.parent
         return _folder(root) if is_savedmodel(root) else None
     if name in folder_members(path.parent):
-        return _folder(path.parent)
+        owner = path.parent.parent  # a save hook's subfolder belongs to its accelerate folder
+        hooked = accelerate_hook_folder(owner) == path.parent
+        return _accelerate_model_of(path) or _folder(owner if hooked else path.parent)
     return str(path)
 
 
@@ -183,23 +196,42 @@ HF_MEMBERS = ("config.json", "generation_config.json", "trainer_state.json", "tr
 def folder_members(folder: Path) -> frozenset[str]:
     """The names of the files directly in ``folder`` that make up its own
     model (a Hugging Face or Keras folder; nothing for any other folder):
-    any other model file in it is a model of its own."""
+    any other model file in it is a model of its own. An accelerate
+    folder's ``model_1.safetensors`` is one (its second model)."""
     names: set[str] = set()
     if is_keras_folder(folder):
         names.update(KERAS_MEMBERS)
     if is_hf_folder(folder):
         names.update(HF_WEIGHTS + HF_MEMBERS)
+        # weight shards and variants (model-00001-of-00002.safetensors,
+        # diffusion_pytorch_model.fp16.safetensors), per-process RNG states,
+        # accelerate's optimizer_N.bin, scheduler_N.bin, random_states_N.pkl
+        names.update(weight_files(folder))
         try:
             entries = os.listdir(folder)
         except OSError:
             entries = []
-        # weight shards (model-00001-of-00002.safetensors) and per-process RNG states
-        names.update(n for n in entries if _HF_SHARD.fullmatch(n) or _HF_RNG.fullmatch(n))
+        names.update(n for n in entries if _HF_RNG.fullmatch(n) or ACCELERATE_FILES.fullmatch(n))
+        if is_accelerate_folder(folder) and not any(n in entries for n in ACCELERATE_WEIGHTS):
+            names.update(ACCELERATE_LORA)  # a LoRA script's save hook's weights: the folder's model
     return frozenset(names)
 
 
-_HF_SHARD = re.compile(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)")
 _HF_RNG = re.compile(r"rng_state(_\d+)?\.pth")
+# accelerate's files of its (N+1)th model: with model_N.safetensors, not the folder's first model
+_ACCELERATE_NUMBERED = re.compile(r"(?:optimizer|scheduler)_(?P<index>[1-9]\d{0,3})\.bin")
+
+
+def _accelerate_model_of(path: Path) -> str | None:
+    """``model_N.safetensors`` (or ``pytorch_model_N.bin``) for a named
+    ``optimizer_N.bin``/``scheduler_N.bin``: the model it is read with."""
+    match = _ACCELERATE_NUMBERED.fullmatch(path.name)
+    if match is None:
+        return None
+    for name in (f"model_{match['index']}.safetensors", f"pytorch_model_{match['index']}.bin"):
+        if (path.parent / name).is_file():
+            return _folder(path.parent / name)
+    return None
 
 
 def _folder(path: Path) -> str:
@@ -375,12 +407,15 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
         except OSError:
             continue  # unreadable folder: nothing to lint there
         own = folder_members(folder)  # a HF/Keras folder's own files: linted as the folder
+        hook = accelerate_hook_folder(folder)  # its model's weights, saved in a subfolder: linted as the folder
         for entry in entries:
             path = Path(folder, entry.name)
             is_dir = entry.is_dir(follow_symlinks=False)
             if excludes.excluded(path, is_dir, named=top) or (ignore and ignore.ignored(path.absolute(), is_dir)):
                 continue
             if is_dir:
+                if hook is not None and entry.name == hook.name:
+                    continue
                 if is_model_folder(path):
                     out.append(_folder(path))
                 if not is_savedmodel(path):

@@ -33,6 +33,7 @@ READERS = {
     Format.TORCH_ZIP: "reglint.readers.torch_checkpoint:read_torch_checkpoint",
     Format.SAFETENSORS: "reglint.readers.safetensors_reader:read_safetensors",
     Format.HF_FOLDER: "reglint.readers.hf_folder:read_hf_folder",
+    Format.ACCELERATE_MODEL: "reglint.readers.hf_folder:read_accelerate_model",
     Format.GGUF: "reglint.readers.gguf_reader:read_gguf",
     Format.TFLITE: "reglint.readers.tflite:read_tflite",
 }

@@ -1,24 +1,39 @@
-"""Hugging Face folders: a ``Trainer`` ``checkpoint-N/`` or a
-``save_pretrained`` model folder, read as one model.
+"""Hugging Face folders: a ``Trainer`` ``checkpoint-N/``, a
+``save_pretrained`` model folder (transformers, diffusers, PEFT) or an
+accelerate ``save_state`` folder, read as one model.
 
 * weights: ``model.safetensors`` (or the shards a
-  ``model.safetensors.index.json`` lists), else ``pytorch_model.bin`` (or
-  its shards), a torch.save archive read by ``torch_zip``; else a PEFT
-  adapter's ``adapter_model.safetensors``/``.bin`` (the adapters and the
-  modules trained in full, PEFT's ``base_model.model.`` prefix dropped),
-  described by ``adapter_config.json`` (type, r, lora_alpha, targets);
-* ``optimizer.pt``: the optimizer's state dict (``torch_optim``); the
-  Trainer puts biases and LayerNorm weights in a group without decay;
+  ``model.safetensors.index.json`` lists), else diffusers'
+  ``diffusion_pytorch_model.safetensors`` (or its shards), else
+  ``pytorch_model.bin``/``diffusion_pytorch_model.bin`` (or their shards),
+  torch.save archives read by ``torch_zip``; else the same names with a
+  ``save_pretrained(variant=...)`` tag (``.fp16.``: read when the plain
+  ones are absent, noted when beside them); else a PEFT adapter's
+  ``adapter_model.safetensors``/``.bin`` (the adapters and the modules
+  trained in full, PEFT's ``base_model.model.`` prefix dropped), described
+  by ``adapter_config.json`` (type, r, lora_alpha, targets);
+* ``optimizer.pt`` (the Trainer's), else ``optimizer.bin`` (accelerate's):
+  the optimizer's state dict (``torch_optim``); the Trainer puts biases and
+  LayerNorm weights in a group without decay. A corrupt one costs the
+  optimizer (a note), not the weights; a refused one (a pickle naming a
+  global outside the allow-list) is an error;
+* an accelerate folder (``accelerate_state``): ``scheduler.bin`` names the
+  schedule; its second and later models (``model_1.safetensors``) are read
+  by ``read_accelerate_model`` with ``optimizer_1.bin``; weights a save
+  hook wrote elsewhere are read from its ``unet/`` subfolder or
+  ``pytorch_lora_weights.safetensors``;
 * ``training_args.bin``: a pickled ``TrainingArguments``, read through the
   same refusing interpreter with ``transformers``/``accelerate`` classes as
   inert records: ``weight_decay``, ``learning_rate``, ``optim`` (the class
   hint), ``lr_scheduler_type``, warm-up, batch size. Without
   ``optimizer.pt`` these describe the optimizer;
 * ``trainer_state.json``: ``global_step`` (steps taken), ``max_steps``;
-* ``config.json``: the architecture's name and the transformers version.
+* ``config.json``: the architecture's name and the transformers version
+  (diffusers: ``_class_name`` and ``_diffusers_version``).
 
-``rng_state.pth`` and ``scheduler.pt`` are not read (RNG states pickle numpy
-objects, outside the allow-list). Every file is opened by name inside the
+``rng_state.pth``, ``scheduler.pt``, accelerate's ``random_states_*.pkl``
+and ``scaler.pt`` are not read (RNG states pickle numpy objects, outside
+the allow-list). Every file is opened by name inside the
 folder; a symbolic link pointing out of it is refused.
 """
 
@@ -29,16 +44,24 @@ import dataclasses
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reglint.errors import ModelReadError, ReglintError, UnsafeInputError, one_line
 from reglint.model import LearningRate, Model, Optimizer, Provenance
+from reglint.readers.accelerate_state import hook_note, mapping_note, models_note, numbered, schedule_name
 from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
-from reglint.readers.sniff import check_link_stays_inside
+from reglint.readers.sniff import (
+    ACCELERATE_LORA,
+    accelerate_hook_folder,
+    accelerate_model_index,
+    check_link_stays_inside,
+    is_accelerate_folder,
+    weight_files,
+)
 from reglint.readers.torch_checkpoint import NamedTensor, describe, find_state_dict, stored_tensors_of, tensors_of
-from reglint.readers.torch_optim import infer_class, number
+from reglint.readers.torch_optim import infer_class, is_optimizer_state, number
 from reglint.readers.torch_pickle import TRAINING_ARGS_MODULES, Opaque
 
 ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "warmup_steps", "warmup_ratio",
@@ -46,39 +69,149 @@ ARG_FIELDS = ("weight_decay", "learning_rate", "optim", "lr_scheduler_type", "wa
               "gradient_accumulation_steps", "num_train_epochs", "max_steps")
 
 
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """The files of a folder that make up one model."""
+
+    weights: tuple[tuple[str, str, bool], ...]  # (index, single file, safetensors?) to try in turn
+    optimizers: tuple[str, ...] = ("optimizer.pt", "optimizer.bin")  # the first found is read
+    accelerate: bool = False  # an accelerate save_state: scheduler.bin names the lr schedule
+    index: int = 0  # accelerate's model number; only the first owns the folder's config and arguments
+    hook: Path | None = None  # the subfolder a save hook wrote the weights to (accelerate_hook_folder)
+
+
 def read_hf_folder(folder: Path, options: ReadOptions) -> Model:
+    accelerate = is_accelerate_folder(folder) and not (folder / "trainer_state.json").is_file()
+    hook = accelerate_hook_folder(folder) if accelerate else None
+    candidates = weight_candidates(hook or folder)
+    if accelerate and hook is None:  # a LoRA training script's save hook wrote the adapter's layers
+        candidates += tuple((f"{name}.index.json", name, name.endswith(".safetensors")) for name in ACCELERATE_LORA)
+    return _read(folder, options, Parts(candidates, accelerate=accelerate, hook=hook))
+
+
+def read_accelerate_model(path: Path, options: ReadOptions) -> Model:
+    """``model_N.safetensors`` (``pytorch_model_N.bin``) of an accelerate
+    ``save_state`` folder: its (N+1)th model, with ``optimizer_N.bin``."""
+    index = accelerate_model_index(path)
+    if index is None:
+        raise ModelReadError("not a model of an accelerate save_state folder")
+    parts = Parts(((f"{path.name}.index.json", path.name, path.suffix.lower() == ".safetensors"),),
+                  optimizers=(numbered("optimizer.bin", index),), accelerate=True, index=index)
+    model = _read(path.parent, options, parts)
+    model.path = str(path)
+    return model
+
+
+def _read(folder: Path, options: ReadOptions, parts: Parts) -> Model:
     with contextlib.ExitStack() as stack:
         quantized: dict[str, int] = {}
         undecoded: list[str] = []  # notes on quantized weights counted without statistics
-        config = _json_object(folder, "config.json", options)
-        tensors, ordered, adapter = _weights(folder, options, stack, quantized, _quantization_config(config),
-                                             undecoded)
-        args = _training_args(folder, options)
-        hint = _text(args.get("optim"))
-        schedule = _text(args.get("lr_scheduler_type"))
-        opt_path = _member(folder, "optimizer.pt")
-        if opt_path is not None:
-            from reglint.readers.torch_zip import TorchArchive
-
-            archive = stack.enter_context(TorchArchive(opt_path, options, what="optimizer.pt"))
-            model = describe(archive.load(), archive, folder, options, fmt="hf_trainer", model_tensors=tensors,
-                             ordered=ordered, hint=hint, schedule=schedule)
-        elif tensors is not None:
-            model = describe({}, None, folder, options, fmt="hf_folder", model_tensors=tensors, ordered=ordered,
-                             optimizer_note=not args)
-            if args:
-                model.optimizer = _optimizer_from_args(args, model.notes)
-        else:
+        source = parts.hook or folder  # where the weights and their config.json are
+        config = _json_object(source, "config.json", options) if parts.index == 0 else None
+        weights = _weights(source, options, stack, quantized, _quantization_config(config), undecoded,
+                           parts.weights)
+        args = _training_args(folder, options) if parts.index == 0 else {}
+        found = _optimizer_file(folder, parts.optimizers, options, stack)
+        if found is None and weights.tensors is None:
             raise ModelReadError("Hugging Face folder without model weights or optimizer.pt")
+        model = _model(folder, options, parts, weights, found, args)
     if args:
         model.metadata["training_args"] = {k: _plain(args[k]) for k in ARG_FIELDS if k in args}
-    _trainer_state(folder, options, model)
-    _config(config, model)
-    _adapter_config(folder, options, model, adapter)
+    if parts.index == 0:
+        _trainer_state(folder, options, model)
+        _config(config, model)
+        _adapter_config(folder, options, model, weights.adapter)
+        _unread_weights(source, weights.files, model.notes)
+    if parts.accelerate:
+        model.notes.extend(n for n in (hook_note(folder, parts.hook, weights.label),
+                                       models_note(folder, parts.index, weights.label or "model.safetensors")) if n)
     if quantized:
         model.notes.append(quantized_note(quantized))
     model.notes.extend(undecoded)
     return model
+
+
+@dataclasses.dataclass
+class OptimizerFile:
+    """An optimizer state file of the folder: loaded, or why it could not be."""
+
+    name: str
+    obj: Any = None
+    archive: Any = None
+    error: str | None = None
+
+
+def _optimizer_file(folder: Path, names: tuple[str, ...], options: ReadOptions, stack) -> OptimizerFile | None:
+    """The first of ``names`` in the folder, loaded by the refusing
+    unpickler. A corrupt one is returned with its error (it costs the
+    optimizer, not the weights); a refused one raises."""
+    from reglint.readers.torch_zip import TorchArchive
+
+    for name in names:
+        path = _member(folder, name)
+        if path is None:
+            continue
+        try:
+            archive = stack.enter_context(TorchArchive(path, options, what=name))
+            obj = archive.load()
+        except UnsafeInputError:
+            raise
+        except ModelReadError as exc:
+            return OptimizerFile(name, error=one_line(str(exc), 160))
+        if not is_optimizer_state(obj):
+            return OptimizerFile(name, error="it holds no optimizer state_dict (param_groups and state)")
+        return OptimizerFile(name, obj, archive)
+    return None
+
+
+def _model(folder: Path, options: ReadOptions, parts: Parts, weights: Weights, found: OptimizerFile | None,
+           args: dict) -> Model:
+    """The model described from its weights and its optimizer file (else
+    the Trainer's arguments)."""
+    fmt = _format(parts, weights, found)
+    if found is not None and found.error is None:
+        model = _with_optimizer(folder, options, parts, weights, found, args, fmt)
+        if model is not None:
+            return model
+    if found is not None and weights.tensors is None:
+        raise ModelReadError(f"{found.name}: {found.error}")
+    model = describe({}, None, folder, options, fmt=fmt, model_tensors=weights.tensors, ordered=weights.ordered,
+                     optimizer_note=not args and found is None)
+    if found is not None:
+        model.notes.append(f"{found.name} not read ({found.error}): the optimizer is unknown; pass --optimizer, "
+                           "--learning-rate and --weight-decay to check decay")
+    if args:
+        model.optimizer = _optimizer_from_args(args, model.notes)
+    return model
+
+
+def _with_optimizer(folder: Path, options: ReadOptions, parts: Parts, weights: Weights, found: OptimizerFile,
+                    args: dict, fmt: str) -> Model | None:
+    """The model with ``found``'s optimizer; None (its error set) when the
+    optimizer's state tensors cannot be read, so the weights may still be."""
+    notes: list[str] = []
+    schedule = _text(args.get("lr_scheduler_type")) or (
+        schedule_name(folder, parts.index, options, notes) if parts.accelerate else None)
+    try:
+        model = describe(found.obj, found.archive, folder, options, fmt=fmt, model_tensors=weights.tensors,
+                         ordered=weights.ordered, hint=_text(args.get("optim")), schedule=schedule)
+    except UnsafeInputError:
+        raise
+    except ModelReadError as exc:
+        found.error = one_line(str(exc), 160)
+        return None
+    if weights.tensors is not None:
+        notes.append(mapping_note(found.name, found.obj["param_groups"], weights.label, weights.ordered) or "")
+    model.notes.extend(n for n in notes if n)
+    return model
+
+
+def _format(parts: Parts, weights: Weights, found: OptimizerFile | None) -> str:
+    if parts.accelerate:
+        return "accelerate_state"
+    if found is not None and found.name == "optimizer.pt":
+        return "hf_trainer"
+    return "diffusers" if weights.label.startswith("diffusion_pytorch_model") else "hf_folder"
 
 
 def _member(folder: Path, name: str) -> Path | None:
@@ -88,14 +221,44 @@ def _member(folder: Path, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+# (stem of the safetensors weights, stem of the torch.save ones): transformers', diffusers'.
+WEIGHT_STEMS = (("model", "pytorch_model"), ("diffusion_pytorch_model", "diffusion_pytorch_model"))
+
+
+def weight_candidates(folder: Path) -> tuple[tuple[str, str, bool], ...]:
+    """(index, single file, safetensors?) in the order they are tried:
+    safetensors before torch.save, the plain names before the variants
+    ``save_pretrained(variant=...)`` writes (``model.fp16.safetensors``,
+    its index ``model.safetensors.index.fp16.json``)."""
+    variants = sorted({m["variant"] for m in weight_files(folder).values() if m["variant"]})
+    out = []
+    for variant in [None, *variants]:
+        tag = f".{variant}" if variant else ""
+        for stems in WEIGHT_STEMS:
+            for stem, ext in zip(stems, ("safetensors", "bin"), strict=True):
+                out.append((f"{stem}.{ext}.index{tag}.json", f"{stem}{tag}.{ext}", ext == "safetensors"))
+    return tuple(sorted(out, key=lambda c: (c[1].count(".") > 1, not c[2])))
+
+
+class Weights(NamedTuple):
+    tensors: list[NamedTensor] | None
+    ordered: bool  # whether the tensors come in the module order (torch.save keeps it, safetensors sorts)
+    adapter: bool  # a PEFT adapter's
+    files: tuple[str, ...] = ()  # the files read
+
+    @property
+    def label(self) -> str:
+        """The file read, or the index of the shards read."""
+        return self.files[0] if self.files else ""
+
+
 def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int],
-             quantization_config: dict | None = None,
-             notes: list[str] | None = None) -> tuple[list[NamedTensor] | None, bool, bool]:
-    """The model's tensors, whether their order is the module order, and
-    whether they are a PEFT adapter's (``quantized``: quantized weights
-    found, by kind; ``notes``: what to say of those not decoded)."""
-    for index_name, single, safetensors in (("model.safetensors.index.json", "model.safetensors", True),
-                                            ("pytorch_model.bin.index.json", "pytorch_model.bin", False)):
+             quantization_config: dict | None = None, notes: list[str] | None = None,
+             candidates: tuple[tuple[str, str, bool], ...] = ()) -> Weights:
+    """The model's tensors from the first of ``candidates`` the folder
+    holds, else a PEFT adapter's (``quantized``: quantized weights found,
+    by kind; ``notes``: what to say of those not decoded)."""
+    for index_name, single, safetensors in candidates:
         files = _shards(folder, index_name, options) or ([single] if _member(folder, single) else [])
         if not files:
             continue
@@ -114,13 +277,23 @@ def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int
         tensors, found = dequantized_checkpoint(tensors, shards, options.chunk_bytes, quantization_config, notes)
         for kind, count in found.items():
             quantized[kind] = quantized.get(kind, 0) + count
-        return tensors, not safetensors, False
+        return Weights(tensors, not safetensors, False, (single,) if files == [single] else (index_name, *files))
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
         if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model
             tensors = [_unwrapped(t) for t in _tensors_in(path, options, stack, safetensors, quantized)]
-            return tensors, not safetensors, True
-    return None, True, False
+            return Weights(tensors, not safetensors, True, (single,))
+    return Weights(None, True, False)
+
+
+def _unread_weights(folder: Path, read: tuple[str, ...], notes: list[str]) -> None:
+    """Weight files beside those read: the same model in another format or
+    variant (``diffusion_pytorch_model.fp16.safetensors``), not linted again."""
+    others = sorted(set(weight_files(folder)) - set(read))
+    if others and read:
+        listed = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
+        notes.append(f"weights read from {read[0]}; also in the folder, not read (another format or variant of "
+                     f"the same model): {listed}")
 
 
 # PEFT saves an adapter's tensors under its wrapper's attributes
@@ -292,15 +465,19 @@ def _quantization_config(config: dict | None) -> dict | None:
 
 
 def _config(config: dict | None, model: Model) -> None:
-    """The model's name and transformers' version from ``config.json``."""
+    """The model's name and library version from ``config.json``:
+    transformers' ``architectures``, diffusers' ``_class_name``."""
     if config is None:
         return
     names = config.get("architectures")
     if isinstance(names, list) and names and isinstance(names[0], str):
         model.name = names[0]
-    version = config.get("transformers_version")
-    if isinstance(version, str):
-        model.framework_version = f"transformers {version}"
+    elif isinstance(config.get("_class_name"), str):
+        model.name = config["_class_name"]
+    for key, library in (("transformers_version", "transformers"), ("_diffusers_version", "diffusers")):
+        if isinstance(config.get(key), str):
+            model.framework_version = f"{library} {config[key]}"
+            break
 
 
 ADAPTER_FIELDS = ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from enum import Enum
@@ -31,6 +32,29 @@ KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
               "pytorch_model.bin.index.json")
 PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+# diffusers' ModelMixin.save_pretrained: config.json (with _class_name) beside these.
+DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
+                     "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.bin.index.json")
+# Any weights file of a transformers or diffusers folder: single, shard
+# (``-00001-of-00003``) or variant (``save_pretrained(variant="fp16")``:
+# ``diffusion_pytorch_model.fp16.safetensors``, ``model.fp16-00001-of-00002.safetensors``)
+# and their indexes (``model.safetensors.index.fp16.json``).
+WEIGHT_FILE = re.compile(r"(?P<stem>model|pytorch_model|diffusion_pytorch_model)(?:\.(?P<variant>\w+))?"
+                         r"(?P<shard>-\d+-of-\d+)?\.(?P<ext>safetensors|bin)")
+WEIGHT_INDEX = re.compile(r"(?P<stem>model|pytorch_model|diffusion_pytorch_model)\.(?P<ext>safetensors|bin)"
+                          r"\.index(?:\.(?P<variant>\w+))?\.json")
+# accelerate's save_state writes these beside model.safetensors (or
+# pytorch_model.bin): no config.json, one RNG pickle per process.
+ACCELERATE_MARKERS = ("optimizer.bin", "random_states_0.pkl")
+ACCELERATE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+# What diffusers' LoRA training scripts save from their save hook instead
+# (``save_lora_weights``): the adapter's layers the optimizer trains.
+ACCELERATE_LORA = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")
+# The second and later models prepared together: model_1.safetensors ...
+ACCELERATE_MODEL = re.compile(r"(?:model|pytorch_model)_(?P<index>[1-9]\d{0,3})\.(?:safetensors|bin)")
+# The rest of save_state's files, numbered like the models where there are several.
+ACCELERATE_FILES = re.compile(r"(optimizer|scheduler|sampler|dl_state_dict)(_\d+)?\.bin|random_states_\d+\.pkl"
+                              r"|custom_checkpoint_\d+\.pkl|scaler\.pt")
 # safetensors: an 8-byte little-endian header length, then a JSON object.
 SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 # torch.save before 1.6 pickled this number (LONG1 0x1950a86a20f9469cfc6c) first.
@@ -47,6 +71,7 @@ class Format(str, Enum):
     TORCH_ZIP = "PyTorch checkpoint"
     SAFETENSORS = "safetensors"
     HF_FOLDER = "Hugging Face folder"
+    ACCELERATE_MODEL = "accelerate checkpoint model"
     KERAS_FOLDER = "Keras folder"
     GGUF = "GGUF"
     PICKLE = "pickle"
@@ -68,13 +93,20 @@ def sniff(path: Path) -> Format:
             return Format.HF_FOLDER
         if is_keras_folder(path):
             return Format.KERAS_FOLDER
+        if (path / "model_index.json").is_file():
+            raise ModelReadError("a diffusers pipeline folder (model_index.json): each component (unet/, vae/, "
+                                 "text_encoder/ ...) is a model of its own; `reglint check` on the folder lints "
+                                 "them all")
         raise ModelReadError("a folder without saved_model.pb (SavedModel), config.json with model.weights.h5 "
-                             "(Keras, zipped=False), model weights and trainer_state.json (Hugging Face) or "
-                             "adapter_config.json with adapter_model.* (PEFT) is not a model")
+                             "(Keras, zipped=False), config.json with model weights or trainer_state.json "
+                             "(Hugging Face, diffusers), model weights with optimizer.bin (accelerate save_state) "
+                             "or adapter_config.json with adapter_model.* (PEFT) is not a model")
     if not path.exists():
         raise ModelReadError("no such file")
     if not path.is_file():
         raise ModelReadError("not a regular file")
+    if accelerate_model_index(path) is not None:
+        return Format.ACCELERATE_MODEL  # read with its optimizer_N.bin; its reader checks the bytes
     try:
         with path.open("rb") as handle:
             head = handle.read(512)
@@ -189,14 +221,80 @@ def is_keras_folder(path: Path) -> bool:
 
 
 def is_hf_folder(path: Path) -> bool:
-    """A Hugging Face ``save_pretrained`` folder or Trainer ``checkpoint-N/``."""
+    """A folder ``hf_folder`` reads as one model: a Hugging Face
+    ``save_pretrained`` folder (transformers, diffusers, PEFT), a Trainer
+    ``checkpoint-N/`` or an accelerate ``save_state`` folder."""
     if (path / "trainer_state.json").is_file():
         return True
-    if (path / "config.json").is_file() and any((path / name).is_file() for name in HF_WEIGHTS):
+    if (path / "config.json").is_file() and (any((path / name).is_file() for name in HF_WEIGHTS + DIFFUSERS_WEIGHTS)
+                                             or bool(weight_files(path))):
         return True
     if (path / "adapter_config.json").is_file() and any((path / name).is_file() for name in PEFT_WEIGHTS):
         return True  # a PEFT adapter's save_pretrained folder
+    if is_accelerate_folder(path):
+        return True
     return (path / "optimizer.pt").is_file() and (path / "training_args.bin").is_file()
+
+
+def is_diffusers_folder(path: Path) -> bool:
+    """A diffusers ``ModelMixin.save_pretrained`` folder (a pipeline's
+    ``unet/``, ``vae/``): its weights are ``diffusion_pytorch_model*``."""
+    return (path / "config.json").is_file() and any(m["stem"] == "diffusion_pytorch_model"
+                                                    for m in weight_files(path).values())
+
+
+def is_accelerate_folder(path: Path) -> bool:
+    """An ``Accelerator.save_state`` folder: the first prepared model's
+    weights beside ``optimizer.bin`` or the RNG states; or, without weights
+    (a training script's save hook wrote the model elsewhere, popping it
+    from save_state: diffusers' scripts), ``optimizer.bin`` beside them."""
+    markers = [(path / name).is_file() for name in ACCELERATE_MARKERS]
+    if any((path / name).is_file() for name in ACCELERATE_WEIGHTS):
+        return any(markers)
+    return all(markers)
+
+
+# An EMA copy saved beside the trained model (diffusers' ``unet_ema/``): not what the optimizer updates.
+_EMA = re.compile(r"(^|[_-])ema($|[_-])", re.IGNORECASE)
+
+
+def accelerate_hook_folder(folder: Path) -> Path | None:
+    """Where a training script's ``register_save_state_pre_hook`` saved the
+    model of an accelerate folder without weights of its own (diffusers'
+    scripts: ``unet/`` by ``save_pretrained``): its one model subfolder,
+    EMA copies aside; None when there are none or several."""
+    if any((folder / name).is_file() for name in ACCELERATE_WEIGHTS) or not is_accelerate_folder(folder):
+        return None
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return None
+    found = [p for p in entries if p.is_dir() and not p.is_symlink() and not _EMA.search(p.name) and is_hf_folder(p)]
+    return found[0] if len(found) == 1 else None
+
+
+def accelerate_model_index(path: Path) -> int | None:
+    """N for ``model_N.safetensors``/``pytorch_model_N.bin`` of an
+    accelerate ``save_state`` folder (its (N+1)th prepared model)."""
+    match = ACCELERATE_MODEL.fullmatch(path.name)
+    if match is None or not any((path.parent / name).is_file() for name in ACCELERATE_MARKERS):
+        return None
+    return int(match["index"])
+
+
+def weight_files(folder: Path) -> dict[str, re.Match]:
+    """The transformers/diffusers weight files and indexes in ``folder``
+    (any variant, any shard), by name."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        match = WEIGHT_FILE.fullmatch(name) or WEIGHT_INDEX.fullmatch(name)
+        if match is not None:
+            found[name] = match
+    return found
 
 
 def _looks_like_onnx(head: bytes) -> bool:

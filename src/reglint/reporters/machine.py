@@ -51,7 +51,8 @@ UNREADABLE_SUMMARY = "The file could not be read as a model, so none of its regu
 
 
 # A Hugging Face folder is reported at the first of these it holds.
-HF_ARTIFACTS = ("model.safetensors", "pytorch_model.bin", "optimizer.pt", "trainer_state.json", "config.json")
+HF_ARTIFACTS = ("model.safetensors", "pytorch_model.bin", "diffusion_pytorch_model.safetensors",
+                "diffusion_pytorch_model.bin", "optimizer.pt", "optimizer.bin", "trainer_state.json", "config.json")
 
 
 def artifact_path(path: str) -> str:
