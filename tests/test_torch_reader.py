@@ -44,9 +44,10 @@ def check_json(path: Path, *extra) -> tuple[int, dict]:
     return done.returncode, json.loads(done.stdout)
 
 
-def parameters(model):
-    """Variables that are parameters (torch's model.parameters()), by state_dict name."""
-    return {v.location: v for _, v in model.variables() if not v.role.is_statistic}
+def parameters(model, wrapper: str = ""):
+    """Variables that are parameters (torch's model.parameters()), by state_dict
+    name, a training wrapper's prefix (``module.``, ``_orig_mod.``) dropped."""
+    return {v.location.removeprefix(wrapper): v for _, v in model.variables() if not v.role.is_statistic}
 
 
 # ---------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def parameters(model):
 def test_parameter_count_is_torchs(name):
     entry = MANIFEST[name]
     model = read_model(TORCH / name)
-    params = parameters(model)
+    params = parameters(model, entry.get("wrapper", ""))
     assert sum(v.size for v in params.values()) == entry["parameters"]
     assert set(params) == set(entry["parameter_names"])
     statistics = sum(v.size for _, v in model.variables() if v.role.is_statistic)
@@ -67,7 +68,7 @@ def test_parameter_count_is_torchs(name):
 
 @pytest.mark.parametrize("name", WITH_PARAMETERS)
 def test_weight_statistics_match_torch(name):
-    params = parameters(read_model(TORCH / name))
+    params = parameters(read_model(TORCH / name), MANIFEST[name].get("wrapper", ""))
     for location, want in MANIFEST[name]["sum_sq"].items():
         got = params[location].stats.sum_sq
         assert got == pytest.approx(want, rel=1e-6, abs=1e-12), location
@@ -115,8 +116,22 @@ def test_every_group_in_the_json(name):
         elif name.startswith("hf_trainer"):  # safetensors sorts its keys: membership, not order
             assert sorted(got["variables"]) == sorted(expected["params"])
         else:
-            assert got["variables"] == expected["params"]
+            wrapper = MANIFEST[name].get("wrapper", "")
+            assert [v.removeprefix(wrapper) for v in got["variables"]] == expected["params"]
         assert got["params"] == len(expected["params"])
+
+
+@pytest.mark.parametrize("name", ["data_parallel.pt", "compiled.pth"])
+def test_a_training_wrappers_prefix_is_not_part_of_the_layer_names(name):
+    """A state dict saved from DataParallel/DDP or torch.compile names every
+    tensor under ``module.`` or ``_orig_mod.``: the layers are the model's
+    own modules, the stored keys stay the locations, a note says why."""
+    entry = MANIFEST[name]
+    model = read_model(TORCH / name)
+    modules = {n.rpartition(".")[0] for n in entry["parameter_names"]}
+    assert {layer.path for layer in model.layers} == modules
+    assert all(v.location.startswith(entry["wrapper"]) for _, v in model.variables())
+    assert any(entry["wrapper"] in n and "layers are named without it" in n for n in model.notes)
 
 
 def test_weight_decay_conventions():

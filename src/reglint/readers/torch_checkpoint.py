@@ -65,19 +65,55 @@ CONV_CLASSES = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
 # ---------------------------------------------------------------------------
 # the layers
 # ---------------------------------------------------------------------------
+# Attributes under which training wrappers keep the model: DataParallel and
+# DistributedDataParallel (``module``), torch.compile's OptimizedModule
+# (``_orig_mod``); a state dict saved from the wrapper names every tensor
+# under them (``module._orig_mod.fc.weight``).
+WRAPPERS = {"module.": "DataParallel / DistributedDataParallel", "_orig_mod.": "torch.compile"}
+
+
+def wrapper_prefix(names: list[str]) -> str:
+    """The wrapper attributes every name starts with (``module.``,
+    ``_orig_mod.``, nested), so long as something is left after them.
+
+    >>> wrapper_prefix(["module._orig_mod.fc.weight", "module._orig_mod.fc.bias"])
+    'module._orig_mod.'
+    >>> wrapper_prefix(["module.weight", "fc.bias"])
+    ''
+    """
+    prefix = ""
+    while names:
+        step = next((w for w in WRAPPERS if all(n.startswith(prefix + w) and len(n) > len(prefix + w)
+                                                 for n in names)), None)
+        if step is None:
+            return prefix
+        prefix += step
+    return prefix
+
+
+def describe_wrapper(prefix: str) -> str:
+    """``module._orig_mod.`` -> 'DataParallel / DistributedDataParallel, then torch.compile'."""
+    parts = [WRAPPERS[w + "."] for w in prefix.rstrip(".").split(".") if w + "." in WRAPPERS]
+    return ", then ".join(parts)
+
+
 def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[str]) -> tuple[list[Layer], list[Slot]]:
     """Layers by module prefix, and the parameters in order (what an
     optimizer built from ``model.parameters()`` numbers)."""
     modules: dict[str, dict[str, NamedTensor]] = {}
     seen: dict[Any, str] = {}
     tied = []
+    wrapper = wrapper_prefix([t.name for t in tensors])
+    if wrapper:
+        notes.append(f"every name starts with {wrapper!r} ({describe_wrapper(wrapper)}): layers are named "
+                     "without it, as the model's own modules")
     for tensor in tensors:
         if tensor.alias is not None and tensor.alias in seen:
             tied.append(f"{tensor.name} = {seen[tensor.alias]}")
             continue
         if tensor.alias is not None:
             seen[tensor.alias] = tensor.name
-        module, _, leaf = tensor.name.rpartition(".")
+        module, _, leaf = tensor.name[len(wrapper):].rpartition(".")
         if leaf in NOT_PARAMETERS or not (tensor.is_float or tensor.quantized):
             continue
         modules.setdefault(module if module else tensor.name, {})[leaf] = tensor
