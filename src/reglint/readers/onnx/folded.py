@@ -10,7 +10,8 @@ values too many, and the mask's sum of squares (3e78) stood in the model's
 statistics. Their roles say nothing (a constant added, a constant
 multiplied); their values do:
 
-- a mask holds only 0 and fills at or below MASK_FILL;
+- a mask holds fills at or below MASK_FILL (with 0, or with a position
+  bias folded into it), which no weight does;
 - a rotary table's first position is one value throughout (cos 0 = 1,
   sin 0 = 0, times the rope's attention scaling), and every value lies
   within [-1, 1] times that scale.
@@ -66,15 +67,16 @@ def _folded_table(p: Param, index: GraphIndex, folder: Path) -> bool:
 
 
 def is_mask(values: np.ndarray) -> bool:
-    """Only 0 and fills at or below MASK_FILL, and some fill.
+    """Some fill at or below MASK_FILL: a causal mask, or one with a
+    position bias folded into it (T5's relative attention bias plus the
+    decoder's mask, ``[1, heads, L, L]``). No weight holds -3.4e38.
 
     >>> is_mask(np.triu(np.full((3, 3), -3.4e38), 1))
     True
     >>> is_mask(np.array([0.0, -1.5]))
     False
     """
-    fill = values <= MASK_FILL
-    return bool(np.any(fill) and np.all(fill | (values == 0)))
+    return bool(np.any(values <= MASK_FILL))
 
 
 def is_rotary_table(table: np.ndarray) -> bool:
