@@ -334,3 +334,24 @@ def test_quantization_constants_of_fused_experts_are_not_kernels(tmp_path):
     roles = {v.name: v.role for v in layer.variables}
     assert layer.class_name == "Experts"
     assert roles == {"gate_up_proj": Role.KERNEL, "gate_up_proj_scale_inv": Role.OTHER}
+
+
+@pytest.mark.parametrize("layout", ["3-d", "float32"])
+def test_blocks_of_another_layout_beside_scales_are_noted(tmp_path, layout):
+    """``gate_up_proj_blocks`` reshaped to [E, R, 32] or stored float32,
+    beside its scales: no MX layout, no shape to count it at
+    (transformers refuses the file). Before, the integer blocks and the
+    scales were dropped without a word; now the note names them."""
+    def edit(tensors):
+        dtype, shape, raw = tensors[f"{GATE_UP}_blocks"]
+        if layout == "3-d":
+            tensors[f"{GATE_UP}_blocks"] = (dtype, (shape[0], shape[1], shape[2] * shape[3]), raw)
+        else:
+            codes = np.frombuffer(raw, np.uint8).astype("<f4")
+            tensors[f"{GATE_UP}_blocks"] = ("F32", shape, codes.tobytes())
+
+    model = read_model(_edited(tmp_path, edit))
+    assert GATE_UP not in variables(model)
+    told = "counted as stored" if layout == "float32" else "not counted"
+    assert f"{GATE_UP}_blocks" in _undecoded_note(model) and told in _undecoded_note(model)
+    assert (f"{GATE_UP}_blocks" in variables(model)) is (layout == "float32")  # a float tensor counts as one

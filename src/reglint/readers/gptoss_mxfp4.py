@@ -31,8 +31,9 @@ are their bytes (transformers' ``blocks.to(torch.uint8)``).
 Blocks and scales that do not fit ([E, R, G, 16] over [E, R, G] E8M0),
 blocks without their scales and empty blocks over scales cost the weight
 its statistics, not its count (the blocks alone give its shape); scales
-without their blocks, and blocks beside a float weight of the name they
-decode to (the float one is kept), are not decoded. A note names each.
+without their blocks, blocks beside a float weight of the name they
+decode to (the float one is kept) and blocks of another layout beside
+scales (no shape to count them at) are not decoded. A note names each.
 """
 
 from __future__ import annotations
@@ -74,10 +75,13 @@ def dequantized_mxfp4_experts(tensors: list[NamedTensor], source, chunk_bytes: i
     dropped: set[str] = set()
     untold: list[str] = []
     for tensor in tensors:
-        if not _blocks_like(tensor):
-            continue
         base = tensor.name.removesuffix(BLOCKS)
-        scales = by_name.get(base + SCALES)
+        scales = by_name.get(base + SCALES) if tensor.name.endswith(BLOCKS) else None
+        if not _blocks_like(tensor):
+            if scales is not None and not tensor.quantized:  # named as gpt-oss', laid out otherwise
+                untold.append(f"{tensor.name} {list(tensor.shape)} {tensor.dtype} beside {scales.name} (not "
+                              f"[E, R, G, 16] bytes: {'counted as stored' if tensor.is_float else 'not counted'})")
+            continue
         if base in by_name:  # a float weight of the name the blocks decode to: kept, the blocks not decoded
             untold.append(f"{tensor.name} beside a stored {base} (kept; the blocks not decoded)")
             continue
