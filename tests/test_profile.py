@@ -730,13 +730,17 @@ def test_device_selection_without_tensorflow():
     from reglint.profile import ProfileError
     from reglint.profile.backend_tf import select_device
 
+    tf32: list[bool] = []
+
     def fake_tf(gpus):
-        experimental = SimpleNamespace(get_device_details=lambda d: {"device_name": "NVIDIA H100 80GB HBM3"})
+        experimental = SimpleNamespace(get_device_details=lambda d: {"device_name": "NVIDIA H100 80GB HBM3"},
+                                       enable_tensor_float_32_execution=tf32.append)
         config = SimpleNamespace(list_physical_devices=lambda kind: list(gpus), experimental=experimental)
         return SimpleNamespace(config=config)
 
     gpu = SimpleNamespace(name="/physical_device:GPU:0")
     assert select_device(fake_tf([gpu]), "auto")[::2] == ("/GPU:0", "gpu")
+    assert tf32 == [False]  # IEEE float32 on a GPU, not TF32
     assert "H100" in select_device(fake_tf([gpu]), "gpu")[1]
     assert select_device(fake_tf([gpu]), "cpu")[::2] == ("/CPU:0", "cpu")
     assert select_device(fake_tf([]), "auto")[::2] == ("/CPU:0", "cpu")
