@@ -215,3 +215,143 @@ def write_safetensors(path: Path, tensors: dict[str, tuple[str, tuple[int, ...],
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(raw for _, _, raw in tensors.values()))
+
+
+# ---------------------------------------------------------------------------
+# review 18: crafted and corrupt files
+# ---------------------------------------------------------------------------
+def _edited(tmp_path: Path, edit) -> Path:
+    folder = copy_fixture(tmp_path, "gptoss_mxfp4")
+    tensors = read_safetensors(folder / "model.safetensors")
+    edit(tensors)
+    write_safetensors(folder / "model.safetensors", tensors)
+    return folder
+
+
+def _u8(tensors, name: str) -> np.ndarray:
+    _, shape, raw = tensors[name]
+    return np.frombuffer(raw, np.uint8).reshape(shape).copy()
+
+
+def test_extreme_scales_decode_as_transformers_ldexp(tmp_path):
+    """Scales 255, 254 and 0 (a packer never writes 255; a corrupt file
+    may): transformers decodes ``ldexp(e2m1, scale - 127)``, so at 255 a
+    zero code stays 0 and +-0.5 is +-2^127, finite, the rest inf; at 254
+    codes of 2 and more overflow. Before, 255 read as E8M0's NaN: every
+    value of that expert non-finite (18,038 of 49,152 for transformers'
+    14,957) and its finite 2^127s gone from the sums. Reference:
+    ``from_pretrained`` of the edited file (``expected.json``'s
+    ``edge_scales``, ``make_gptoss_fixtures.py``)."""
+    want = EXPECTED["gptoss_mxfp4"]["edge_scales"]
+
+    def edit(tensors):
+        scales = _u8(tensors, f"{GATE_UP}_scales")
+        for expert, scale in want["scales"].items():
+            scales[int(expert)] = scale
+        tensors[f"{GATE_UP}_scales"] = ("U8", scales.shape, scales.tobytes())
+
+    stats = variables(read_model(_edited(tmp_path, edit)))[GATE_UP].stats
+    assert stats is not None and stats.count == want["count"]
+    assert stats.nonfinite == want["nonfinite"]
+    assert stats.max_abs == want["max_abs"]
+    assert stats.sum_sq == pytest.approx(want["sum_sq"], rel=REL)
+    assert stats.sum_abs == pytest.approx(want["sum_abs"], rel=REL)
+
+
+def _undecoded_note(model) -> str:
+    [note] = [n for n in model.notes if "MXFP4 expert" in n and "stored quantized by" not in n]
+    return note
+
+
+def test_blocks_without_their_scales_are_counted_and_noted(tmp_path):
+    """A ``_blocks`` whose ``_scales`` is not in the file (a shard lost, a
+    crafted file): before, the blocks were dropped as integers, 49,152
+    parameters (26% of the model) gone without a word. Now the weight
+    counts at the shape its blocks give, without statistics, noted."""
+    folder = _edited(tmp_path, lambda tensors: tensors.pop(f"{GATE_UP}_scales"))
+    model = read_model(folder)
+    found = variables(model)
+    assert model.total_params == EXPECTED["gptoss_mxfp4"]["float_parameters"]
+    assert list(found[GATE_UP].shape) == [4, 64, 192] and found[GATE_UP].stats is None
+    assert f"{GATE_UP}_blocks [4, 192, 2, 16] without {GATE_UP}_scales" in _undecoded_note(model)
+
+
+def test_scales_without_their_blocks_are_noted(tmp_path):
+    """The weight is not in the file: nothing to count, but said."""
+    model = read_model(_edited(tmp_path, lambda tensors: tensors.pop(f"{GATE_UP}_blocks")))
+    assert model.total_params == EXPECTED["gptoss_mxfp4"]["float_parameters"] - 4 * 64 * 192
+    assert GATE_UP not in variables(model)
+    assert f"{GATE_UP}_scales [4, 192, 2] without {GATE_UP}_blocks" in _undecoded_note(model)
+
+
+def test_int8_blocks_decode_as_their_bytes(tmp_path):
+    """transformers' ``blocks.to(torch.uint8)`` keeps an int8 tensor's
+    bytes: the same values. Before, int8 blocks were dropped as integers
+    (49,152 parameters, no note)."""
+    folder = _edited(tmp_path, lambda t: t.__setitem__(f"{GATE_UP}_blocks", ("I8", *t[f"{GATE_UP}_blocks"][1:])))
+    model = read_model(folder)
+    assert model.total_params == EXPECTED["gptoss_mxfp4"]["float_parameters"]
+    want = EXPECTED["gptoss_mxfp4"]["expected"][GATE_UP]
+    assert variables(model)[GATE_UP].stats.sum_sq == pytest.approx(want["sum_sq"], rel=REL)
+
+
+def test_empty_blocks_over_scales_are_noted(tmp_path):
+    """Blocks cut to no expert beside the four experts' scales: before,
+    skipped as empty and the weight gone without a word."""
+    def edit(tensors):
+        tensors[f"{GATE_UP}_blocks"] = ("U8", (0, 192, 2, 16), b"")
+
+    model = read_model(_edited(tmp_path, edit))
+    assert list(variables(model)[GATE_UP].shape) == [0, 64, 192]
+    assert f"{GATE_UP}_blocks [0, 192, 2, 16] over {GATE_UP}_scales [4, 192, 2]" in _undecoded_note(model)
+
+
+def test_a_float_weight_beside_its_blocks_is_not_hidden(tmp_path):
+    """A file holding both ``gate_up_proj`` (bfloat16) and its MXFP4
+    blocks: before, the decoded blocks took the float weight's name and
+    one of the two silently replaced the other. The stored float weight
+    is kept, the blocks are not decoded over it, and the note says so."""
+    def edit(tensors):
+        tensors[GATE_UP] = ("BF16", (4, 64, 192), np.full(4 * 64 * 192, 0x3F80, "<u2").tobytes())  # all 1.0
+
+    model = read_model(_edited(tmp_path, edit))
+    var = variables(model)[GATE_UP]
+    assert var.dtype == "bfloat16" and var.stats.sum_sq == 4 * 64 * 192
+    assert f"{GATE_UP}_blocks beside a stored {GATE_UP}" in _undecoded_note(model)
+
+
+def test_quantization_constants_of_fused_experts_are_not_kernels(tmp_path):
+    """transformers 5's FP8 fused experts store ``gate_up_proj`` beside
+    ``gate_up_proj_scale_inv`` [E, 2I/128, H/128] float32: the stack is a
+    kernel, its scale is not (before: both Role.KERNEL)."""
+    weight = np.full((4, 256, 128), 0x38, np.uint8)  # float8_e4m3fn 1.0
+    scale = np.ones((4, 2, 1), "<f4")
+    path = tmp_path / "fp8_experts.safetensors"
+    write_safetensors(path, {"model.layers.0.mlp.experts.gate_up_proj": ("F8_E4M3", weight.shape, weight.tobytes()),
+                             "model.layers.0.mlp.experts.gate_up_proj_scale_inv": ("F32", scale.shape,
+                                                                                   scale.tobytes())})
+    layer = read_model(path).layers[0]
+    roles = {v.name: v.role for v in layer.variables}
+    assert layer.class_name == "Experts"
+    assert roles == {"gate_up_proj": Role.KERNEL, "gate_up_proj_scale_inv": Role.OTHER}
+
+
+@pytest.mark.parametrize("layout", ["3-d", "float32"])
+def test_blocks_of_another_layout_beside_scales_are_noted(tmp_path, layout):
+    """``gate_up_proj_blocks`` reshaped to [E, R, 32] or stored float32,
+    beside its scales: no MX layout, no shape to count it at
+    (transformers refuses the file). Before, the integer blocks and the
+    scales were dropped without a word; now the note names them."""
+    def edit(tensors):
+        dtype, shape, raw = tensors[f"{GATE_UP}_blocks"]
+        if layout == "3-d":
+            tensors[f"{GATE_UP}_blocks"] = (dtype, (shape[0], shape[1], shape[2] * shape[3]), raw)
+        else:
+            codes = np.frombuffer(raw, np.uint8).astype("<f4")
+            tensors[f"{GATE_UP}_blocks"] = ("F32", shape, codes.tobytes())
+
+    model = read_model(_edited(tmp_path, edit))
+    assert GATE_UP not in variables(model)
+    told = "counted as stored" if layout == "float32" else "not counted"
+    assert f"{GATE_UP}_blocks" in _undecoded_note(model) and told in _undecoded_note(model)
+    assert (f"{GATE_UP}_blocks" in variables(model)) is (layout == "float32")  # a float tensor counts as one

@@ -891,3 +891,23 @@ def test_a_folded_zero_bias_and_a_layers_own_zero_bias_are_one_thing_in_the_file
     assert channels == sum(entry["layers"][name]["bias_added"] or entry["layers"][name]["zero_bias"]
                            for name in layers)
     assert values == 4 * channels
+
+
+def test_normalization_constants_drop_only_the_broadcast_ones():
+    """A 1 after the first axis is either broadcast (the op's output is
+    longer there: drop it) or Keras' own axis of length 1 (the output is 1
+    there too: keep it). LayerNormalization over height and width stores
+    gamma [1, 4, 4, 1] for Keras' [4, 4]; over a sequence's steps (axis 1)
+    [1, 16, 1] for [16]; over two axes whose last is 1, [1, 16, 1] for
+    [16, 1]. Before (review 18), the reader kept every 1 after the first
+    other axis: [4, 4, 1] and [16, 1] where Keras has [4, 4] and [16]."""
+    entry = _match("layernorm_axes")
+    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
+    stored = {"ln_hw": [1, 4, 4, 1], "ln_steps": [1, 16, 1], "ln_steps_one": [1, 16, 1]}
+    for name, shape in stored.items():
+        assert _shapes(lite.layer(name)) == _shapes(keras.layer(name)), name
+        assert [v.fans() for v in lite.layer(name).variables] == [v.fans() for v in keras.layer(name).variables]
+        assert all(v.location.endswith(f"(stored {shape})") for v in lite.layer(name).variables), name
+    assert _shapes(keras.layer("ln_hw")) == [("gamma", (4, 4)), ("beta", (4, 4))]
+    assert _shapes(keras.layer("ln_steps_one")) == [("gamma", (16, 1)), ("beta", (16, 1))]
+    assert lite.total_params == keras.total_params == entry["keras"]["count_params"]

@@ -191,13 +191,19 @@ def _expert_roles(leaves: dict[str, NamedTensor], roles: dict[str, Role]) -> dic
     """A MoE layer's experts stacked in one module (transformers' fused
     experts: gpt-oss's ``gate_up_proj`` [E, H, 2*I] and ``down_proj``
     [E, I, H], Mixtral's and Qwen-MoE's from transformers 5): each stack
-    of weights a kernel, each ``*_bias`` [E, out] a bias."""
+    of weights a kernel, each ``*_bias`` [E, out] a bias. A stack's
+    quantization constants (FP8 experts' ``gate_up_proj_scale_inv``
+    [E, 2I/128, H/128]) are no kernel."""
     for leaf, tensor in leaves.items():
         if leaf.endswith("_bias"):
             roles[leaf] = Role.BIAS
-        elif len(tensor.shape) == 3:
+        elif len(tensor.shape) == 3 and not EXPERT_CONSTANT.search(leaf):
             roles.setdefault(leaf, Role.KERNEL)
     return roles
+
+
+# A fused experts module's per-stack quantization constants: gate_up_proj_scale_inv, down_proj_scale, ..._zero
+EXPERT_CONSTANT = re.compile(r"_(scales?|scale_inv|zero(_point)?s?|absmax|global_scale)$")
 
 
 def _rnn_class(leaves: dict[str, NamedTensor]) -> str:

@@ -327,7 +327,7 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
         if depthwise and role is Role.KERNEL and p.op is not None and p.op.opcode == CONV_2D \
                 and len(p.tensor.shape) == 4 and p.tensor.shape[1:3] == (1, 1):
             role = Role.POINTWISE_KERNEL  # SeparableConv2D: its depthwise step, then a 1x1 convolution
-        shape = _keras_shape(p, role)
+        shape = _keras_shape(p, role, graphs)
         location = f"tensor {p.tensor.index}: {p.tensor.name}"
         if p.subgraph:
             location = f"subgraph {p.subgraph} {location}"
@@ -351,17 +351,30 @@ def _layer(key: str, members: list[Param], stats: dict, graphs: dict[int, Graph]
                  calls=max(1, *(p.uses for p in members)), config=config)
 
 
-def _keras_shape(p: Param, role: Role) -> tuple[int, ...]:
+def _keras_shape(p: Param, role: Role, graphs: dict[int, Graph]) -> tuple[int, ...]:
     """A normalization's scale or offset (the constant of a MUL or ADD) is
     stored at the shape it broadcasts at, [1, 1, C] over a sequence's
-    features; Keras holds it without those leading 1s ([C], or [T, C]
-    over two axes), so parameter tables and fans match the Keras file.
-    Only leading ones: a trailing 1 may be one of Keras' own axes."""
+    features, [1, H, W, 1] over an image's height and width; Keras holds
+    it at the normalized axes' lengths alone ([C], [H, W]), so parameter
+    tables and fans match the Keras file. Dropped: the leading 1s, and a 1
+    where the op's output is longer (broadcast); kept: a 1 where the
+    output is 1 too, which may be one of Keras' own axes ([T, 1] over two
+    axes of a [B, T, 1] input)."""
     shape = p.tensor.shape
     if role not in (Role.GAMMA, Role.BETA) or p.op is None or p.op.opcode not in ARITHMETIC:
         return shape
     first = next((i for i, d in enumerate(shape) if d != 1), max(0, len(shape) - 1))
-    return shape[first:]
+    output = _output_shape(p, graphs)
+    lead = len(output) - len(shape)  # numpy broadcasting: the shapes aligned at their last axes
+    return tuple(d for i, d in enumerate(shape[first:], first)
+                 if i == first or d != 1 or not 0 <= lead + i < len(output) or output[lead + i] == 1)
+
+
+def _output_shape(p: Param, graphs: dict[int, Graph]) -> tuple[int, ...]:
+    """The shape of the op's first output; () where there is none."""
+    sub = graphs[p.subgraph].sub
+    outputs = [i for i in (p.op.outputs if p.op is not None else []) if 0 <= i < len(sub.tensors)]
+    return tuple(sub.tensors[outputs[0]].shape) if outputs else ()
 
 
 def _op_slot(p: Param) -> tuple[int, int]:
