@@ -911,3 +911,20 @@ def test_normalization_constants_drop_only_the_broadcast_ones():
     assert _shapes(keras.layer("ln_hw")) == [("gamma", (4, 4)), ("beta", (4, 4))]
     assert _shapes(keras.layer("ln_steps_one")) == [("gamma", (16, 1)), ("beta", (16, 1))]
     assert lite.total_params == keras.total_params == entry["keras"]["count_params"]
+
+
+def test_many_separable_convolutions_share_one_note():
+    """A NASNetMobile converted to TFLite has 160 SeparableConv2D layers, each
+    with a converter-made depthwise bias: one note counts them (it was one
+    note per layer, 160 lines); a few keep a note each."""
+    from reglint.readers.tflite.reader import _separable_notes
+
+    def note(key: str, zeros: int) -> str:
+        return (f"{key}: the depthwise step's bias ({zeros} zeros) is the converter's (Keras' SeparableConv2D has "
+                f"one bias, after the pointwise step): counted as the file holds them; Keras counts {zeros} fewer")
+
+    few = {f"sep{i}": note(f"sep{i}", 8) for i in range(3)}
+    assert _separable_notes(few) == list(few.values())
+    many = {f"sep{i}": note(f"sep{i}", 8 * (i + 1)) for i in range(5)}
+    [one] = _separable_notes(many)
+    assert one.startswith("5 separable convolutions (sep0, sep1, sep2, ...)") and "Keras counts 120 fewer" in one

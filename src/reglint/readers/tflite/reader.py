@@ -123,8 +123,25 @@ def _describe(path: Path, tfl: TfliteFile, buf, options: ReadOptions) -> Model:
     if requantized:
         model.notes.append(f"{requantized} int32 biases are the converter's per-op requantized copies of a bias "
                            "that a layer called several times already has: counted once")
-    model.notes[1:1] = list(separable.values())
+    model.notes[1:1] = _separable_notes(separable)
     return model
+
+
+# Separable convolutions named one by one in the notes; past this, one note
+# counts them (a NASNetMobile has 160, each with its own line before).
+MAX_SEPARABLE_NOTES = 3
+
+
+def _separable_notes(notes: dict[str, str]) -> list[str]:
+    """The depthwise-bias notes as they are for a few layers, else one note
+    with the layers counted and the first named."""
+    if len(notes) <= MAX_SEPARABLE_NOTES:
+        return list(notes.values())
+    zeros = sum(int(m.group(1)) for note in notes.values() if (m := re.search(r"\((\d+) zeros\)", note)))
+    names = ", ".join(list(notes)[:MAX_SEPARABLE_NOTES])
+    return [f"{len(notes)} separable convolutions ({names}, ...): the depthwise step's bias ({zeros} zeros in all) "
+            f"is the converter's (Keras' SeparableConv2D has one bias, after the pointwise step): counted as the "
+            f"file holds them; Keras counts {zeros} fewer"]
 
 
 def _zero_depthwise_bias(key: str, members: list[Param], stats: dict) -> str:
