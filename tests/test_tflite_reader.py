@@ -928,3 +928,16 @@ def test_many_separable_convolutions_share_one_note():
     many = {f"sep{i}": note(f"sep{i}", 8 * (i + 1)) for i in range(5)}
     [one] = _separable_notes(many)
     assert one.startswith("5 separable convolutions (sep0, sep1, sep2, ...)") and "Keras counts 120 fewer" in one
+
+
+def test_a_layer_scale_is_not_an_unfolded_batchnorm():
+    """ConvNeXt's LayerScale (x * gamma) added to the block's input is a MUL
+    whose ADD adds an activation; a BatchNormalization the converter could
+    not fold is a MUL whose ADD adds a constant offset. Only the second is
+    named a BatchNormalization (ConvNeXtTiny's 18 layer scales were)."""
+    model = read_model(TFLITE / "keras_match" / "layer_scale" / "float32.tflite")
+    assert model.layer("layer_scale").class_name == "MUL"
+    assert [v.size for v in model.layer("layer_scale").variables] == [4]  # gamma [C], still counted
+    assert model.layer("bn").class_name == "BatchNormalization"
+    note = next(n for n in model.notes if "could not fold" in n)
+    assert note.startswith("1 BatchNormalization layers the converter could not fold (bn)")

@@ -208,7 +208,8 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
     if op.opcode == MUL:
         if producer is not None and producer.opcode == RSQRT:
             return G, "gamma"  # LayerNormalization: rsqrt(var + eps) * gamma
-        if any(o.opcode in (ADD, SUB) for o, _ in graph.consumers.get(op.outputs[0] if op.outputs else -1, [])):
+        if any(o.opcode in (ADD, SUB) and len(o.inputs) == 2 and _stored(graph, o.inputs[1 - s])
+               for o, s in graph.consumers.get(op.outputs[0] if op.outputs else -1, [])):
             return G, "gamma"  # x * scale + offset: a BatchNormalization the converter could not fold
     return Role.OTHER, "constant"
 
@@ -217,6 +218,17 @@ def role_at(graph: Graph, op: OperatorInfo, slot: int, tensor: TensorInfo) -> tu
 # (shared) layer; ops with different kernels are different layers.
 KERNEL_SLOT = {CONV_2D: 1, DEPTHWISE_CONV_2D: 1, TRANSPOSE_CONV: 1, CONV_3D: 1, CONV_3D_TRANSPOSE: 1,
                FULLY_CONNECTED: 1, EMBEDDING_LOOKUP: 1, PRELU: 1}
+
+
+def _stored(graph: Graph, index: int) -> bool:
+    """Whether a tensor is a constant of the file (through DEQUANTIZE and
+    reshapes), not an activation or a model input: the offset of a
+    BatchNormalization written as x * scale + offset is; the residual branch
+    a ConvNeXt layer scale (x * gamma) is added to is not."""
+    if index < 0:
+        return False
+    root = _root(graph, index)
+    return root not in graph.producer and root not in graph.sub.inputs
 
 
 def _root(graph: Graph, index: int) -> int:
