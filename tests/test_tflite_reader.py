@@ -826,14 +826,8 @@ def test_normalization_constants_at_keras_shapes():
     (and fans (1, 8) for ln_image's gamma, Keras' (8, 8)); the stored
     shape stays in the location. The unfoldable BatchNormalization's scale
     and offset are [C] in the file already."""
-    entry = _match("layernorm")
-    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
-    stored = {"ln_image": [1, 1, 1, 8], "ln_seq": [1, 1, 8], "ln_pair": [1, 16, 8]}
-    for name, shape in stored.items():
-        assert _shapes(lite.layer(name)) == _shapes(keras.layer(name)), name
-        assert [v.fans() for v in lite.layer(name).variables] == [v.fans() for v in keras.layer(name).variables]
-        assert all(v.location.endswith(f"(stored {shape})") for v in lite.layer(name).variables), name
-        assert lite.layer(name).params == keras.layer(name).params
+    lite, keras = _normalizations_as_keras("layernorm", {"ln_image": [1, 1, 1, 8], "ln_seq": [1, 1, 8],
+                                                         "ln_pair": [1, 16, 8]})
     assert _shapes(lite.layer("bn_in")) == [("gamma", (3,)), ("beta", (3,))]
     assert [v.shape for v in keras.layer("bn_in").variables] == [(3,)] * 4
     assert not lite.layer("bn_in").variables[0].location.endswith(")")
@@ -901,16 +895,11 @@ def test_normalization_constants_drop_only_the_broadcast_ones():
     [1, 16, 1] for [16]; over two axes whose last is 1, [1, 16, 1] for
     [16, 1]. Before (review 18), the reader kept every 1 after the first
     other axis: [4, 4, 1] and [16, 1] where Keras has [4, 4] and [16]."""
-    entry = _match("layernorm_axes")
-    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
-    stored = {"ln_hw": [1, 4, 4, 1], "ln_steps": [1, 16, 1], "ln_steps_one": [1, 16, 1]}
-    for name, shape in stored.items():
-        assert _shapes(lite.layer(name)) == _shapes(keras.layer(name)), name
-        assert [v.fans() for v in lite.layer(name).variables] == [v.fans() for v in keras.layer(name).variables]
-        assert all(v.location.endswith(f"(stored {shape})") for v in lite.layer(name).variables), name
+    lite, keras = _normalizations_as_keras("layernorm_axes", {"ln_hw": [1, 4, 4, 1], "ln_steps": [1, 16, 1],
+                                                              "ln_steps_one": [1, 16, 1]})
     assert _shapes(keras.layer("ln_hw")) == [("gamma", (4, 4)), ("beta", (4, 4))]
     assert _shapes(keras.layer("ln_steps_one")) == [("gamma", (16, 1)), ("beta", (16, 1))]
-    assert lite.total_params == keras.total_params == entry["keras"]["count_params"]
+    assert lite.total_params == keras.total_params == _match("layernorm_axes")["keras"]["count_params"]
 
 
 def test_many_separable_convolutions_share_one_note():
@@ -941,3 +930,16 @@ def test_a_layer_scale_is_not_an_unfolded_batchnorm():
     assert model.layer("bn").class_name == "BatchNormalization"
     note = next(n for n in model.notes if "could not fold" in n)
     assert note.startswith("1 BatchNormalization layers the converter could not fold (bn)")
+
+
+def _normalizations_as_keras(model: str, stored: dict[str, list[int]]):
+    """The keras_match file and its .keras, read; each named normalization's
+    shapes, fans and counts equal, its stored shape kept in the location."""
+    entry = _match(model)
+    lite, keras = read_model(TFLITE / entry["file"]), read_model(TFLITE / entry["keras_file"])
+    for name, shape in stored.items():
+        assert _shapes(lite.layer(name)) == _shapes(keras.layer(name)), name
+        assert [v.fans() for v in lite.layer(name).variables] == [v.fans() for v in keras.layer(name).variables]
+        assert all(v.location.endswith(f"(stored {shape})") for v in lite.layer(name).variables), name
+        assert lite.layer(name).params == keras.layer(name).params
+    return lite, keras
