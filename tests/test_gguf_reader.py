@@ -52,12 +52,14 @@ def test_counts_are_torchs(name):
     which changes a count)."""
     entry = MANIFEST[name]
     model = read_model(GGUF / name)
-    assert model.total_params == model.trainable_params == entry["torch_parameters"] == entry["file_parameters"]
+    assert model.trainable_params == entry["torch_parameters"] == entry["file_trainable"]
+    assert model.total_params == entry["file_parameters"]
     found = variables(model)
     want = {n: t for n, t in entry["tensors"].items() if t["parameter"]}
     assert set(found) == set(want)
     for location, tensor in want.items():
         assert list(found[location].shape) == tensor["shape"], location
+        assert found[location].trainable is tensor["trainable"], location
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,13 +82,18 @@ def test_statistics_are_ggufs_dequantized_values(name):
         assert stats.max_abs == pytest.approx(want["max_abs"], rel=1e-7), location
 
 
-def test_the_f32_file_holds_torchs_values():
-    """Independently of gguf-py: the f32 file's tensors square-sum to
-    torch's parameters (the converter's RoPE permutation of q/k rows
-    keeps sums), to float32's rounding."""
-    entry = MANIFEST["tiny_f32.gguf"]
-    model = read_model(GGUF / "tiny_f32.gguf")
-    stats = [v.stats for _, v in model.variables()]
+F32 = [n for n in NAMES if n.endswith("_f32.gguf")]
+
+
+@pytest.mark.parametrize("name", F32)
+def test_the_f32_file_holds_torchs_values(name):
+    """Independently of gguf-py: the f32 files' trainable tensors
+    square-sum to torch's parameters (the converter's RoPE permutation of
+    q/k rows, DeepSeek's split of kv_b_proj per head keep sums), to
+    float32's rounding."""
+    entry = MANIFEST[name]
+    model = read_model(GGUF / name)
+    stats = [v.stats for _, v in model.variables() if v.trainable]
     assert sum(s.sum_sq for s in stats) == pytest.approx(entry["torch_sum_sq"], rel=1e-6)
     assert sum(s.sum_abs for s in stats) == pytest.approx(entry["torch_sum_abs"], rel=1e-6)
 
@@ -100,7 +107,10 @@ def test_slabs_do_not_change_the_statistics():
                 assert small[location].stats.sum_sq == pytest.approx(want["sum_sq"], rel=1e-6), (name, location)
 
 
-@pytest.mark.parametrize("name", NAMES)
+LLAMAS = [n for n in NAMES if MANIFEST[n]["architecture"] == "llama"]
+
+
+@pytest.mark.parametrize("name", LLAMAS)
 def test_roles_follow_ggufs_tensor_names(name):
     """token_embd is an embedding table, every *_norm a gamma, attn_*,
     ffn_* and output kernels (Linear, units = output width; a Mixtral's
@@ -125,6 +135,42 @@ def test_roles_follow_ggufs_tensor_names(name):
     assert ("output" in layers) is not tied  # llama.cpp stores a tied output once, as token_embd
 
 
+def test_t5_relative_position_biases_are_embeddings():
+    """T5's relative position bias is an nn.Embedding (buckets x heads)
+    that the converter stores as ``enc/dec.blk.0.attn_rel_b``: an embedding
+    table in an Embedding layer, as torch's module says (before, a kernel
+    of a Linear, with units). Its encoder-decoder names keep their roles:
+    ``cross_attn_*`` kernels, ``*_norm`` gammas."""
+    model = read_model(GGUF / "t5_f32.gguf")
+    layers = {layer.path: layer for layer in model.layers}
+    for path in ("enc.blk.0.attn_rel_b", "dec.blk.0.attn_rel_b"):
+        [var] = layers[path].variables
+        assert var.role is Role.EMBEDDINGS and var.shape == (8, 2) and layers[path].class_name == "Embedding", path
+    roles = {v.location: v.role for _, v in model.variables()}
+    assert roles["dec.blk.0.cross_attn_q.weight"] is Role.KERNEL and roles["enc.output_norm.weight"] is Role.GAMMA
+    assert [loc for loc, role in roles.items() if role is Role.EMBEDDINGS] == [
+        "dec.blk.0.attn_rel_b.weight", "enc.blk.0.attn_rel_b.weight", "token_embd.weight"]
+
+
+def test_deepseeks_router_bias_is_state_not_a_parameter():
+    """DeepSeek-V3's ``e_score_correction_bias`` is a buffer in torch (load
+    balancing moves it, not the gradient), which the converter stores as
+    ``blk.1.exp_probs_b.bias``: reglint keeps it as non-trainable state
+    (before, a trainable bias: 2 parameters more than torch's) and says so.
+    The MLA's per-head ``attn_k_b``/``attn_v_b``, split from one
+    kv_b_proj, are kernels."""
+    entry = MANIFEST["deepseek_f32.gguf"]
+    model = read_model(GGUF / "deepseek_f32.gguf")
+    assert model.trainable_params == entry["torch_parameters"] and model.non_trainable_params == 2
+    found = variables(model)
+    bias = found["blk.1.exp_probs_b.bias"]
+    assert not bias.trainable and bias.role is Role.OTHER
+    assert bias.stats.sum_sq == pytest.approx(entry["tensors"]["blk.1.exp_probs_b.bias"]["sum_sq"], rel=1e-6)
+    assert any(n.startswith("non-trainable: blk.1.exp_probs_b.bias") for n in model.notes)
+    assert found["blk.0.attn_k_b.weight"].role is found["blk.0.attn_v_b.weight"].role is Role.KERNEL
+    assert sum(v.trainable for v in found.values()) == len(found) - 1
+
+
 def test_the_fixtures_hold_what_they_are_for():
     """The cases above: the converter's outtypes, llama-quantize's common
     mixes (k-quants on 256-wide rows: no fallback types), a tied model with
@@ -138,6 +184,13 @@ def test_the_fixtures_hold_what_they_are_for():
     kquant = MANIFEST["kquant_q4_k_m.gguf"]
     assert kquant["config"]["tie_word_embeddings"] and not kquant["tensors"]["rope_freqs.weight"]["parameter"]
     assert MANIFEST["moe_f16.gguf"]["tensors"]["blk.0.ffn_up_exps.weight"]["shape"][0] == 2
+    assert MANIFEST["t5_f32.gguf"]["architecture"] == "t5"
+    assert {"enc.blk.0.attn_rel_b.weight", "dec.blk.0.attn_rel_b.weight"} <= set(MANIFEST["t5_f32.gguf"]["tensors"])
+    deepseek = MANIFEST["deepseek_f32.gguf"]
+    assert deepseek["architecture"] == "deepseek2" and deepseek["torch_buffers"] == {
+        "model.layers.1.mlp.gate.e_score_correction_bias": 2}
+    assert not deepseek["tensors"]["blk.1.exp_probs_b.bias"]["trainable"]
+    assert deepseek["file_parameters"] == deepseek["torch_parameters"] + 2
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -145,7 +198,7 @@ def test_notes_and_metadata(name):
     entry = MANIFEST[name]
     model = read_model(GGUF / name)
     assert model.name == entry["name"] and model.format == "gguf" and model.optimizer is None
-    assert model.metadata["architecture"] == entry["architecture"] == "llama"
+    assert model.metadata["architecture"] == entry["architecture"]
     assert model.metadata["gguf_version"] == entry["version"] == 3
     assert model.metadata["file_type"] == reader.FILE_TYPES[entry["file_type"]]
     assert any("no optimizer in a GGUF file" in n for n in model.notes)

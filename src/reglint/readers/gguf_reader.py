@@ -37,13 +37,16 @@ on those bytes. Without the ``gguf`` package, or for a type it does not
 dequantize, the tensor is counted without statistics and a note says so.
 
 **Roles** follow GGUF's tensor names (gguf-py's ``constants.py``,
-``TENSOR_NAMES``): ``token_embd``, ``position_embd``, ``token_types`` and
-other ``*_embd`` tables are embeddings; a module named like a norm
+``TENSOR_NAMES``): ``token_embd``, ``position_embd``, ``token_types``,
+other ``*_embd`` tables and T5's relative position biases (``attn_rel_b``)
+are embeddings; a module named like a norm
 (``attn_norm``, ``ffn_norm``, ``output_norm``, ``attn_q_norm``, ``ln1``)
 holds a gamma (and a beta); every other weight of rank >= 2 is a kernel
 (``attn_q``, ``ffn_down``, ``output``; ``ffn_*_exps`` are each layer's
 experts stacked, [experts, out, in]); a bias is a bias; anything else
-(``ssm_d``, ``attn_sinks``) is ``other``. A GGUF file holds no optimizer.
+(``ssm_d``, ``attn_sinks``) is ``other``. DeepSeek-V3's router bias
+(``exp_probs_b``, a buffer in torch) is non-trainable state. A GGUF file
+holds no optimizer.
 """
 
 from __future__ import annotations
@@ -121,8 +124,17 @@ MIN_TENSOR = 8 + 4 + 4 + 8
 
 # Tensors llama.cpp computes from the config: buffers, not parameters.
 NOT_PARAMETERS = re.compile(r"(^|\.)(rope_freqs|rope_factors_long|rope_factors_short|attn_rot_embd)$")
+# Buffers a model updates outside the gradient, stored as tensors: the
+# router's expert-score correction bias of DeepSeek-V3 and its descendants
+# (transformers' ``e_score_correction_bias``, a registered buffer that the
+# auxiliary-loss-free load balancing moves each step; ``_vl``: a
+# vision-language model's). Torch counts no buffer among the parameters:
+# kept as non-trainable state, as BatchNorm's running statistics are.
+BUFFERS = re.compile(r"(^|\.)exp_probs_b(_vl)?$")
 NORM = re.compile(r"norm|^(pre_|post_)?ln(\d+|_[a-z]+)?$")
-EMBEDDING = re.compile(r"^token_types$|(^|_)(embd|embed_tokens|embedding)$")
+# ``*_embd`` tables, BERT's token_types and T5's relative position biases
+# (``attn_rel_b``, ``cross_attn_rel_b``: an nn.Embedding of buckets x heads).
+EMBEDDING = re.compile(r"^token_types$|(^|_)(embd|embed_tokens|embedding|rel_b)$")
 EXPERTS = re.compile(r"_(ch)?exps$")
 LORA = ("lora_a", "lora_b")
 KEPT_KEYS = re.compile(r"^(general\.[a-z_.]+|split\.(no|count|tensors\.count)|tokenizer\.ggml\.model|"
@@ -484,21 +496,19 @@ def class_of(module: str, variables: list[Variable]) -> str:
 def build_gguf_layers(files: list[GGUFFile], options: ReadOptions, notes: list[str]) -> list[Layer]:
     """The layers of a model's GGUF files (one, or every part of a split)."""
     modules: dict[str, list[Variable]] = {}
-    skipped: list[str] = []
-    integers: list[str] = []
+    set_aside: dict[str, list[str]] = {"skipped": [], "integers": [], "buffers": []}
     undecoded: dict[str, int] = {}
     for file in files:
         for tensor in file.tensors:
             if NOT_PARAMETERS.search(tensor.name.removesuffix(".weight")):
-                skipped.append(tensor.name)
+                set_aside["skipped"].append(tensor.name)
                 continue
             if tensor.type_name in INTEGERS:
-                integers.append(tensor.name)
+                set_aside["integers"].append(tensor.name)
                 continue
-            module, leaf = split_name(tensor.name)
-            role = role_of(module, leaf, len(tensor.shape))
-            dtype = FLOATS[tensor.type_name][0] if tensor.type_name in FLOATS else f"gguf {tensor.type_name}"
-            var = Variable(name=leaf, role=role, shape=tensor.shape, dtype=dtype, location=tensor.name)
+            module, var = _variable(tensor)
+            if not var.trainable:
+                set_aside["buffers"].append(tensor.name)
             if options.weight_stats:
                 var.stats = file.stats(tensor)
                 if var.stats is None:
@@ -513,18 +523,41 @@ def build_gguf_layers(files: list[GGUFFile], options: ReadOptions, notes: list[s
         units = kernel.shape[-2] if class_name == "Linear" and kernel is not None and len(kernel.shape) == 2 else None
         layers.append(Layer(name=path.rsplit(".", 1)[-1], path=path, class_name=class_name, variables=variables,
                             units=units))
-    if skipped:
-        notes.append(f"not parameters: {', '.join(skipped[:3])}{'...' if len(skipped) > 3 else ''} "
+    notes.extend(_layer_notes(set_aside, undecoded))
+    return layers
+
+
+def _variable(tensor: TensorInfo) -> tuple[str, Variable]:
+    """(module, variable) of one float or quantized tensor."""
+    module, leaf = split_name(tensor.name)
+    buffer = bool(BUFFERS.search(module))
+    role = Role.OTHER if buffer else role_of(module, leaf, len(tensor.shape))
+    dtype = FLOATS[tensor.type_name][0] if tensor.type_name in FLOATS else f"gguf {tensor.type_name}"
+    return module, Variable(name=leaf, role=role, shape=tensor.shape, trainable=not buffer, dtype=dtype,
+                            location=tensor.name)
+
+
+def _first(names: list[str]) -> str:
+    return f"{', '.join(names[:3])}{'...' if len(names) > 3 else ''}"
+
+
+def _layer_notes(set_aside: dict[str, list[str]], undecoded: dict[str, int]) -> list[str]:
+    notes = []
+    if set_aside["skipped"]:
+        notes.append(f"not parameters: {_first(set_aside['skipped'])} "
                      "(rope factors llama.cpp computes from the config)")
-    if integers:
-        notes.append(f"{len(integers)} integer tensors are not parameters: {', '.join(integers[:3])}"
-                     f"{'...' if len(integers) > 3 else ''}")
+    if set_aside["integers"]:
+        integers = set_aside["integers"]
+        notes.append(f"{len(integers)} integer tensors are not parameters: {_first(integers)}")
+    if set_aside["buffers"]:
+        notes.append(f"non-trainable: {_first(set_aside['buffers'])} (the router's expert-score correction bias, a "
+                     "buffer load balancing moves, not the gradient: no parameter in torch)")
     if undecoded:
         why = "install the gguf package (llama.cpp's) to read them" if gguf_quants() is None else \
             "the installed gguf package does not dequantize them, or their bytes did not decode"
         notes.append(f"{sum(undecoded.values())} tensors stored as {', '.join(sorted(undecoded))}: counted, "
                      f"statistics not read ({why})")
-    return layers
+    return notes
 
 
 def gguf_note(files: list[GGUFFile], undecoded: bool) -> str | None:
