@@ -53,6 +53,8 @@ SMALL = {
     "hidden_sizes": [16, 32], "depths": [1, 1], "num_experts": 4, "num_local_experts": 4,
     "num_experts_per_tok": 2, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 16, "head_dim": 16,
     "max_source_positions": 32, "max_target_positions": 32, "embed_dim": 32, "pad_token_id": 0,
+    # DeepSeek-V3: a MoE layer in two (its router holds a buffer in the state dict)
+    "first_k_dense_replace": 1, "n_routed_experts": 4, "n_group": 1, "topk_group": 1,
 }
 
 GENERATE = r"""

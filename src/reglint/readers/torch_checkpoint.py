@@ -54,7 +54,13 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
 STATISTICS = {"running_mean": Role.MOVING_MEAN, "running_var": Role.MOVING_VARIANCE}
 NOT_PARAMETERS = {"num_batches_tracked", "position_ids", "inv_freq", "masked_bias", "_float_tensor"}
-EMBEDDING_NAME = re.compile(r"emb|^(wte|wpe|shared|tok_embeddings|lookup)$", re.IGNORECASE)
+# T5's relative position biases are an nn.Embedding of buckets x heads.
+EMBEDDING_NAME = re.compile(r"emb|^(wte|wpe|shared|tok_embeddings|lookup|relative_attention_bias)$", re.IGNORECASE)
+# Buffers a model updates outside the gradient, saved in its state dict:
+# DeepSeek-V3's router score-correction bias (a registered buffer that its
+# auxiliary-loss-free load balancing moves each step). Torch counts no
+# buffer among the parameters: non-trainable, as running statistics are.
+BUFFER_LEAVES = {"e_score_correction_bias"}
 RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh|hr)_l\d+(_reverse)?$")
 RNN_GATES = {4: "LSTM", 3: "GRU", 1: "RNN"}
 CONV_CLASSES = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
@@ -127,8 +133,10 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
         variables = []
         for leaf, tensor in leaves.items():
             role = roles.get(leaf, Role.OTHER)
-            var = Variable(name=leaf, role=role, shape=tensor.shape, trainable=not (role.is_statistic or tensor.frozen),
-                           dtype=tensor.dtype, location=tensor.name)
+            buffer = leaf in BUFFER_LEAVES
+            var = Variable(name=leaf, role=Role.OTHER if buffer else role, shape=tensor.shape,
+                           trainable=not (role.is_statistic or tensor.frozen or buffer), dtype=tensor.dtype,
+                           location=tensor.name)
             if options.weight_stats:
                 var.stats = tensor.read_stats()
             variables.append(var)
