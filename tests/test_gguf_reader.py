@@ -168,6 +168,8 @@ def test_deepseeks_router_bias_is_state_not_a_parameter():
     assert bias.stats.sum_sq == pytest.approx(entry["tensors"]["blk.1.exp_probs_b.bias"]["sum_sq"], rel=1e-6)
     assert any(n.startswith("non-trainable: blk.1.exp_probs_b.bias") for n in model.notes)
     assert found["blk.0.attn_k_b.weight"].role is found["blk.0.attn_v_b.weight"].role is Role.KERNEL
+    # per-head projections [heads, out, in], not convolutions (they read "Conv1d" before)
+    assert {model.layer(f"blk.{i}.attn_{kv}_b").class_name for i in (0, 1) for kv in "kv"} == {"Linear"}
     assert sum(v.trainable for v in found.values()) == len(found) - 1
 
 

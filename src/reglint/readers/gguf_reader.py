@@ -476,6 +476,11 @@ def role_of(module: str, leaf: str, rank: int) -> Role:
     return Role.KERNEL if rank >= 2 else Role.OTHER
 
 
+# DeepSeek's multi-head latent attention: the converter splits kv_b_proj into
+# per-head key and value projections (``attn_k_b``, ``attn_v_b``), 3-D.
+PER_HEAD = re.compile(r"^attn_[kv]_b$")
+
+
 def class_of(module: str, variables: list[Variable]) -> str:
     roles = {v.role for v in variables}
     last = module.rsplit(".", 1)[-1]
@@ -489,6 +494,8 @@ def class_of(module: str, variables: list[Variable]) -> str:
     if kernel is not None:
         if EXPERTS.search(last) and len(kernel.shape) == 3:
             return "Experts"  # a layer's experts' Linear weights stacked: [experts, out, in]
+        if PER_HEAD.search(last) and len(kernel.shape) == 3:
+            return "Linear"  # DeepSeek's MLA kv_b_proj split per head by the converter: [heads, out, in]
         return {2: "Linear", 3: "Conv1d", 4: "Conv2d"}.get(len(kernel.shape), "Linear")
     return "Module"
 
