@@ -82,7 +82,8 @@ optimizer via ``optimizer``, the onnxruntime-training artifacts and
 ``ort_checkpoint``), ``params`` and ``roles`` (which tensors are parameters,
 in which role, trainable or not), ``folded`` (masks and rotary caches an
 export folded, left out), ``penalties``, ``stats``, ``layers``,
-``losses`` (losses and outputs); ``tensors`` holds the element types and
+``losses`` (losses and outputs), ``merged`` (the note on equal initializers
+an exporter merged); ``tensors`` holds the element types and
 byte ranges they share.
 """
 

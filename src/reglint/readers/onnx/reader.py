@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import struct
 from pathlib import Path
 
@@ -12,12 +11,13 @@ from reglint.model import Model, Role
 from reglint.readers.limits import ReadOptions
 from reglint.readers.onnx.folded import drop_folded_tables
 from reglint.readers.onnx.graph import GraphIndex
-from reglint.readers.onnx.layers import build_layers, torch_module
+from reglint.readers.onnx.layers import build_layers
 from reglint.readers.onnx.load import check_external_locations, load_proto, run_checker
 from reglint.readers.onnx.losses import find_losses, find_outputs
+from reglint.readers.onnx.merged import merged_constants_note
 from reglint.readers.onnx.params import Param, assign_trainable, collect_params
 from reglint.readers.onnx.penalties import find_penalties
-from reglint.readers.onnx.roles import assign_role, uses
+from reglint.readers.onnx.roles import assign_role
 from reglint.readers.onnx.stats import read_stats
 from reglint.readers.onnx.tensors import EXTERNAL
 from reglint.readers.onnx.tied import merge_quantized_copies, merge_transposed_copies
@@ -110,7 +110,7 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
                            "not parameters")
     if index.sparse:
         model.notes.append("sparse initializers are counted at their dense size")
-    merged = _merged_constants(params, index)
+    merged = merged_constants_note(params, index)
     if merged is not None:
         model.notes.append(merged)
     if proto.producer_name in ("tf2onnx", "keras2onnx"):
@@ -125,79 +125,6 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
             model.notes.append(f"weight statistics of {unread} quantized weights not read: their scale is applied "
                                "after the integer op, or they are stored in a layout not read here (act-order "
                                "g_idx, widths other than 2, 4 and 8 bits)")
-
-
-def _merged_constants(params: list[Param], index: GraphIndex) -> str | None:
-    """A note on initializers that hold one repeated value and feed several
-    nodes: torch.onnx's exporter merges identical tensors, so an untrained
-    model's LayerNorm weights (all ones) and zero biases become one
-    initializer that every layer reads (a tiny BERT: 21,472 parameters in
-    torch, 20,752 in its export). The file holds one; the count says so."""
-    merged = {p.name: others for p in params if p.uses > 1 and p.stats is not None and _one_magnitude(p.stats)
-              and (others := _other_modules(p, index))}
-    if not merged:
-        return None
-    extra = sum(p.stats.count * merged[p.name] for p in params if p.name in merged and p.stats is not None)
-    return (f"{len(merged)} initializer(s) holding one repeated value (an untrained normalization's ones, a zero "
-            f"bias) also feed {sum(merged.values())} nodes of other modules and are counted once, as stored: "
-            f"exporters merge identical tensors (torch.onnx does), so the source model may have held one per "
-            f"module ({extra:,} values more)")
-
-
-def _other_modules(p: Param, index: GraphIndex) -> int:
-    """Consumers of ``p`` whose scope (a scoped node name, ``/encoder/layer.1/LayerNorm/...``)
-    lies outside the module its name gives (``encoder.layer.0.LayerNorm.weight``).
-    An anonymous initializer (``onnx::Mul_12``, a folded ``val_12``) takes
-    its first reader's module. 0 when the nodes carry no scopes. A training graph's copy of a node (``/train/fc1/Gemm``)
-    reads its own module's tensor and is not counted."""
-    scopes = [scope for node, _ in uses(index, p.name) if (scope := _scope_of(node)) is not None]
-    if "." in p.name and not p.name.startswith("onnx::"):
-        module = _parts(p.name.rsplit(".", 1)[0])
-    elif scopes:  # a folded or anonymous tensor (``val_12``): the first reader's module stands for its own
-        module = _parts(scopes[0])[:-1] if "/" in scopes[0] else _parts(scopes[0])
-    else:
-        return 0
-    return sum(1 for scope in scopes if not _in_module(module, _parts(scope)))
-
-
-def _scope_of(node) -> str | None:
-    """A node's module scope: its name (``/encoder/layer.1/LayerNorm/...``,
-    the TorchScript exporter) or the dynamo exporter's name-scope metadata."""
-    return node.name if "/" in node.name else torch_module(node)
-
-
-def _in_module(module: list[str], scope: list[str]) -> bool:
-    """Whether a node's scope lies in the module a parameter's name gives.
-    Names and scopes differ in wrappers (``m.model.decoder.layers.0.fc1``
-    is read at ``/m/decoder/layers.0/fc1/Gemm``): the module's parts absent
-    from the scope are dropped, except its own name, and the rest must run
-    unbroken in the scope (``layers.1/fc1`` does not hold ``layers.0.fc1``).
-
-    >>> _in_module(_parts("m.model.decoder.layers.0.fc1"), _parts("/m/decoder/layers.0/fc1/Gemm"))
-    True
-    >>> _in_module(_parts("m.model.decoder.layers.0.fc1"), _parts("/m/decoder/layers.1/fc1/Gemm"))
-    False
-    >>> _in_module(_parts("m.decoder.final_layer_norm"), _parts("/m/decoder/layers.0/final_layer_norm/LayerNorm"))
-    False
-    """
-    if not module or module[-1] not in scope:
-        return False
-    kept = [part for i, part in enumerate(module) if i == len(module) - 1 or part in scope]
-    width = len(kept)
-    return any(scope[i:i + width] == kept for i in range(len(scope) - width + 1))
-
-
-def _parts(name: str) -> list[str]:
-    return [part for part in re.split(r"[./]", name) if part]
-
-
-def _one_magnitude(stats) -> bool:
-    """Every value has the same magnitude (all zeros, all ones, all -c)."""
-    if not stats.count or stats.nonfinite:
-        return False
-    peak = stats.max_abs
-    return (abs(stats.sum_abs - peak * stats.count) <= 1e-6 * max(1.0, peak * stats.count)
-            and abs(stats.sum_sq - peak * peak * stats.count) <= 1e-6 * max(1.0, peak * peak * stats.count))
 
 
 def _tidy_float32(model: Model) -> Model:

@@ -1,0 +1,90 @@
+"""Initializers an exporter merged because their values were equal.
+
+torch.onnx's exporters merge identical tensors: an untrained model's
+LayerNorm weights (all ones) and zero biases become one initializer that
+every such layer reads (a tiny BERT: 21,472 parameters in torch, 20,752 in
+its export). The file holds one and reglint counts one; the note says how
+many values the merge removed, so that the two add up to the framework's
+count. Told apart from a weight tied by design (ALBERT's shared layers) by
+its values (one repeated magnitude) and its readers (nodes of other modules
+than its name gives).
+"""
+
+from __future__ import annotations
+
+import re
+
+from reglint.readers.onnx.graph import GraphIndex
+from reglint.readers.onnx.layers import torch_module
+from reglint.readers.onnx.params import Param
+from reglint.readers.onnx.roles import uses
+
+
+def merged_constants_note(params: list[Param], index: GraphIndex) -> str | None:
+    """The note on merged initializers, or None when there are none."""
+    merged = {p.name: others for p in params if p.uses > 1 and p.stats is not None and _one_magnitude(p.stats)
+              and (others := _other_modules(p, index))}
+    if not merged:
+        return None
+    extra = sum(p.stats.count * merged[p.name] for p in params if p.name in merged and p.stats is not None)
+    return (f"{len(merged)} initializer(s) holding one repeated value (an untrained normalization's ones, a zero "
+            f"bias) also feed {sum(merged.values())} nodes of other modules and are counted once, as stored: "
+            f"exporters merge identical tensors (torch.onnx does), so the source model may have held one per "
+            f"module ({extra:,} values more)")
+
+
+def _other_modules(p: Param, index: GraphIndex) -> int:
+    """Consumers of ``p`` whose scope (a scoped node name, ``/encoder/layer.1/LayerNorm/...``)
+    lies outside the module its name gives (``encoder.layer.0.LayerNorm.weight``).
+    An anonymous initializer (``onnx::Mul_12``, a folded ``val_12``) takes
+    its first reader's module. 0 when the nodes carry no scopes. A training
+    graph's copy of a node (``/train/fc1/Gemm``) reads its own module's
+    tensor and is not counted."""
+    scopes = [scope for node, _ in uses(index, p.name) if (scope := _scope_of(node)) is not None]
+    if "." in p.name and not p.name.startswith("onnx::"):
+        module = _parts(p.name.rsplit(".", 1)[0])
+    elif scopes:  # a folded or anonymous tensor (``val_12``): the first reader's module stands for its own
+        module = _parts(scopes[0])[:-1] if "/" in scopes[0] else _parts(scopes[0])
+    else:
+        return 0
+    return sum(1 for scope in scopes if not _in_module(module, _parts(scope)))
+
+
+def _scope_of(node) -> str | None:
+    """A node's module scope: its name (``/encoder/layer.1/LayerNorm/...``,
+    the TorchScript exporter) or the dynamo exporter's name-scope metadata."""
+    return node.name if "/" in node.name else torch_module(node)
+
+
+def _in_module(module: list[str], scope: list[str]) -> bool:
+    """Whether a node's scope lies in the module a parameter's name gives.
+    Names and scopes differ in wrappers (``m.model.decoder.layers.0.fc1``
+    is read at ``/m/decoder/layers.0/fc1/Gemm``): the module's parts absent
+    from the scope are dropped, except its own name, and the rest must run
+    unbroken in the scope (``layers.1/fc1`` does not hold ``layers.0.fc1``).
+
+    >>> _in_module(_parts("m.model.decoder.layers.0.fc1"), _parts("/m/decoder/layers.0/fc1/Gemm"))
+    True
+    >>> _in_module(_parts("m.model.decoder.layers.0.fc1"), _parts("/m/decoder/layers.1/fc1/Gemm"))
+    False
+    >>> _in_module(_parts("m.decoder.final_layer_norm"), _parts("/m/decoder/layers.0/final_layer_norm/LayerNorm"))
+    False
+    """
+    if not module or module[-1] not in scope:
+        return False
+    kept = [part for i, part in enumerate(module) if i == len(module) - 1 or part in scope]
+    width = len(kept)
+    return any(scope[i:i + width] == kept for i in range(len(scope) - width + 1))
+
+
+def _parts(name: str) -> list[str]:
+    return [part for part in re.split(r"[./]", name) if part]
+
+
+def _one_magnitude(stats) -> bool:
+    """Every value has the same magnitude (all zeros, all ones, all -c)."""
+    if not stats.count or stats.nonfinite:
+        return False
+    peak = stats.max_abs
+    return (abs(stats.sum_abs - peak * stats.count) <= 1e-6 * max(1.0, peak * stats.count)
+            and abs(stats.sum_sq - peak * peak * stats.count) <= 1e-6 * max(1.0, peak * peak * stats.count))
