@@ -303,7 +303,7 @@ def stored_tensors_of(state_dict: dict, archive) -> tuple[list[NamedTensor], Arc
     out, refs = [], {}
     for name, value in state_dict.items():
         if isinstance(value, TensorRef):
-            out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(), _reader(archive, value)))
+            out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(), stats_reader(archive, value)))
             refs[name] = value
     return out, ArchiveSource(archive, refs)
 
@@ -323,7 +323,7 @@ class ArchiveSource:
         return self.archive.stored_bytes(self.refs[name], start, stop)
 
 
-def _reader(archive, tensor: TensorRef) -> Callable[[], WeightStats | None]:
+def stats_reader(archive, tensor: TensorRef) -> Callable[[], WeightStats | None]:
     return lambda: archive.stats(tensor)
 
 
@@ -417,9 +417,13 @@ def _attach_extras(model: Model, obj: Any, key: str | None, opt_key: str | None)
 
 
 def read_torch_checkpoint(path: Path, options: ReadOptions) -> Model:
-    """A ``torch.save`` zip archive (``.pt``, ``.pth``, ``.bin``, ``.ckpt``)."""
+    """A ``torch.save`` zip archive (``.pt``, ``.pth``, ``.bin``, ``.ckpt``),
+    or a TorchScript one (``torch.jit.save``: ``torchscript``)."""
     from reglint.readers.torch_zip import TorchArchive
+    from reglint.readers.torchscript import describe_script
 
     with TorchArchive(path, options) as archive:
         obj = archive.load()
+        if archive.torchscript:
+            return describe_script(obj, archive, path, options)
         return describe(obj, archive, path, options)

@@ -22,6 +22,11 @@ interpreter imports and calls nothing the file names:
   sentence-transformers, whose argument classes subclass it) may be named:
   each becomes an ``Opaque`` record of its constructor arguments and state,
   whose class is never imported;
+* for a TorchScript archive's ``data.pkl`` (``torchscript=True``) the module
+  tree's classes, ``__torch__.<path>.<Class>``, become ``Opaque`` records
+  the same way (the attributes BUILD gives them are their state, a dict),
+  and ``torch.jit._pickle``'s list builders and type tag return their
+  checked argument; nothing of the archive's code is read here;
 * the pure-Python ``pickle._Unpickler`` is used, not the C one: its memo is a
   dict (the C memo is an array a ``LONG_BINPUT 2**30`` grows to 8 GiB);
   ``BUILD``, ``NEWOBJ`` and the copyreg extension opcodes are replaced by
@@ -303,6 +308,31 @@ def _bytearray(data=b""):
     return bytearray(data)
 
 
+def _typed_list(data=()):
+    """``torch.jit._pickle.build_intlist`` and friends: the list itself."""
+    if not isinstance(data, list):
+        raise ModelReadError("malformed TorchScript list record")
+    return data
+
+
+def _restore_type_tag(value=None, type_str=""):
+    """``torch.jit._pickle.restore_type_tag``: the value; the tag is a type's name."""
+    if not isinstance(type_str, str):
+        raise ModelReadError("malformed TorchScript type tag")
+    return value
+
+
+# Globals only a TorchScript data.pkl names (allowed with torchscript=True).
+TORCHSCRIPT_ALLOWED: dict[str, Any] = {
+    "torch.jit._pickle.build_intlist": _typed_list,
+    "torch.jit._pickle.build_doublelist": _typed_list,
+    "torch.jit._pickle.build_boollist": _typed_list,
+    "torch.jit._pickle.build_tensorlist": _typed_list,
+    "torch.jit._pickle.restore_type_tag": _restore_type_tag,
+}
+TORCHSCRIPT_ROOT = "__torch__"
+
+
 def _allowed() -> dict[str, Any]:
     table: dict[str, Any] = {
         "collections.OrderedDict": StateDict,
@@ -346,10 +376,11 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
     stack: list[Any]
     append: Callable[[Any], None]
 
-    def __init__(self, data: bytes, *, what: str, opaque_modules: tuple[str, ...] = ()):
+    def __init__(self, data: bytes, *, what: str, opaque_modules: tuple[str, ...] = (), torchscript: bool = False):
         super().__init__(io.BytesIO(data), fix_imports=False, encoding="latin1")
         self.what = what
         self.opaque_modules = opaque_modules
+        self.torchscript = torchscript
         self.storages: dict[str, StorageRef] = {}
         self._opaque: dict[str, type] = {}
 
@@ -362,6 +393,11 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
             return ALLOWED[key]
         if self.opaque_modules and module.startswith(self.opaque_modules) and name.isidentifier():
             return self._opaque_class(module, name)
+        if self.torchscript:
+            if key in TORCHSCRIPT_ALLOWED:
+                return TORCHSCRIPT_ALLOWED[key]
+            if is_script_class(module, name):
+                return self._opaque_class(module, name)
         raise UnsafeInputError(
             f"{self.what} names {one_line(key, 120)}, which a tensor checkpoint does not need: refused "
             "(nothing from the file was imported or run)")
@@ -423,12 +459,21 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
     dispatch[pickle.EXT1[0]] = dispatch[pickle.EXT2[0]] = dispatch[pickle.EXT4[0]] = _refuse_extension
 
 
+def is_script_class(module: str, name: str) -> bool:
+    """``__torch__.torch.nn.modules.conv.___torch_mangle_0`` / ``Conv2d``: a
+    class TorchScript compiled, named under its ``__torch__`` namespace."""
+    parts = module.split(".")
+    return (parts[0] == TORCHSCRIPT_ROOT and len(parts) <= 64 and name.isidentifier()
+            and all(part.isidentifier() for part in parts))
+
+
 def load_pickle(data: bytes, *, what: str, opaque_modules: tuple[str, ...] = (),
-                storages: dict[str, StorageRef] | None = None) -> Any:
+                storages: dict[str, StorageRef] | None = None, torchscript: bool = False) -> Any:
     """The objects of a torch pickle, as inert data; raises one-line
     ModelReadError/UnsafeInputError for anything else. ``storages`` (when
-    given) receives every storage record by key."""
-    unpickler = _Unpickler(data, what=what, opaque_modules=opaque_modules)
+    given) receives every storage record by key; ``torchscript`` admits a
+    TorchScript module tree's classes as ``Opaque`` records."""
+    unpickler = _Unpickler(data, what=what, opaque_modules=opaque_modules, torchscript=torchscript)
     try:
         obj = unpickler.load()
     except ModelReadError:

@@ -24,7 +24,15 @@ stored uncompressed and 64-byte aligned), ``byteorder``, ``version``,
 
 A legacy (pre-1.6, non-zip) ``torch.save`` file is a bare pickle stream and
 is refused: it cannot be told from an arbitrary pickle without running it.
-TorchScript archives (``torch.jit.save``) hold code and are refused too.
+
+A TorchScript archive (``torch.jit.save``, ``torch.jit.script(m).save``,
+``torch.jit.trace(...).save``) has the same layout plus ``code/`` (the
+compiled modules as Python-like source) and ``constants.pkl``. Its
+``data.pkl`` is read the same way, its module tree's ``__torch__.*``
+classes as inert records (``torch_pickle``); ``code_text`` hands out a
+code member's text, size-bounded, for ``torchscript`` to read its
+``__parameters__`` declarations with a regex. Nothing in ``code/`` or
+``constants.pkl`` is ever run or unpickled.
 """
 
 from __future__ import annotations
@@ -57,6 +65,10 @@ STRIDED_READ_LIMIT = 256 << 20
 SMALL_GATHER_BYTES = 64 << 20
 # Elements per chunk handed to the accumulator.
 CHUNK_BYTES = 1 << 20
+# A TorchScript code member (one module's compiled source) is read up to this size.
+MAX_CODE_BYTES = 8 << 20
+TORCHSCRIPT_NO_PICKLE = ("TorchScript archive (torch.jit.save) without a data.pkl: an older layout that "
+                         "reglint does not read; lint the checkpoint or the ONNX export instead")
 
 
 def refuse_pickle_file(head: bytes) -> None:
@@ -116,15 +128,14 @@ class TorchArchive:
                    and len(PurePosixPath(i.filename).parts) <= 2]
         if len(pickles) != 1:
             if any(PurePosixPath(n).name == "constants.pkl" or "/code/" in f"/{n}" for n in seen):
-                raise ModelReadError("TorchScript archive (torch.jit.save): it holds code, not a torch.save "
-                                     "checkpoint; lint the checkpoint or the ONNX export instead")
+                raise ModelReadError(TORCHSCRIPT_NO_PICKLE)
             why = "no data.pkl" if not pickles else "several data.pkl"
             raise ModelReadError(f"zip archive with {why}: not a PyTorch checkpoint")
         self.prefix = str(PurePosixPath(pickles[0]).parent)
         self.prefix = "" if self.prefix == "." else self.prefix + "/"
-        if any(n.startswith(f"{self.prefix}code/") or n == f"{self.prefix}constants.pkl" for n in seen):
-            raise ModelReadError("TorchScript archive (torch.jit.save): it holds code, not a torch.save checkpoint; "
-                                 "lint the checkpoint or the ONNX export instead")
+        # code/ and constants.pkl mark torch.jit.save: data.pkl then pickles a module tree.
+        self.torchscript = any(n.startswith(f"{self.prefix}code/") or n == f"{self.prefix}constants.pkl"
+                               for n in seen)
         self.members = {i.filename: i for i in infos}
         order = self._small_text("byteorder") or "little"
         if order not in ("little", "big"):
@@ -164,12 +175,21 @@ class TorchArchive:
         info = self.members[self.prefix + PICKLE_NAME]
         data = self._read(info, self.options.max_pickle_bytes)
         storages: dict[str, StorageRef] = {}
-        obj = load_pickle(data, what=self.what, opaque_modules=opaque_modules, storages=storages)
+        obj = load_pickle(data, what=self.what, opaque_modules=opaque_modules, storages=storages,
+                          torchscript=self.torchscript)
         for storage in storages.values():
             self._check_storage(storage)
         for tensor in iter_tensors(obj):
             self.check_tensor(tensor)
         return obj
+
+    def code_text(self, module: str) -> str | None:
+        """The compiled source of a TorchScript module (``__torch__.a.b`` ->
+        ``code/__torch__/a/b.py``) as text, read only; None when absent."""
+        info = self.members.get(f"{self.prefix}code/{module.replace('.', '/')}.py")
+        if info is None:
+            return None
+        return self._read(info, MAX_CODE_BYTES).decode("utf-8", errors="replace")
 
     def _storage_member(self, storage: StorageRef) -> zipfile.ZipInfo:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", storage.key) or storage.key.startswith("."):
