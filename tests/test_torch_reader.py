@@ -50,7 +50,12 @@ def parameters(model, wrapper: str = ""):
     name, a training wrapper's prefix (``module.``, ``_orig_mod.``) dropped;
     running statistics and saved buffers (DeepSeek's router bias) are not."""
     return {v.location.removeprefix(wrapper): v for _, v in model.variables()
-            if not v.role.is_statistic and v.name not in BUFFER_LEAVES}
+            if not v.role.is_statistic and v.name not in BUFFER_LEAVES and not _script_buffer(model, v)}
+
+
+def _script_buffer(model, var) -> bool:
+    """A buffer a TorchScript class declares (``__buffers__``): not trained, not a parameter."""
+    return model.format == "torchscript" and not var.trainable
 
 
 # ---------------------------------------------------------------------------
@@ -67,7 +72,8 @@ def test_parameter_count_is_torchs(name):
         return {n for n in names if ".experts." not in n}
 
     assert named(params) == named(entry["parameter_names"])
-    statistics = sum(v.size for _, v in model.variables() if v.role.is_statistic or v.name in BUFFER_LEAVES)
+    statistics = sum(v.size for _, v in model.variables()
+                     if v.role.is_statistic or v.name in BUFFER_LEAVES or _script_buffer(model, v))
     saved = entry.get("saved_buffers")  # non-persistent buffers (rotary inv_freq) are not in the file
     assert statistics == (entry["float_buffers"] if saved is None else sum(
         n for name, n in saved.items() if name.rsplit(".", 1)[-1] in BUFFER_LEAVES))

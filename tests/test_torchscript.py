@@ -37,7 +37,7 @@ def trainable(model):
 
 
 def test_the_fixtures_are_there():
-    assert len(SCRIPTS) == 4 and {MANIFEST[n]["kind"] for n in SCRIPTS} == {"TorchScript scripted",
+    assert len(SCRIPTS) == 6 and {MANIFEST[n]["kind"] for n in SCRIPTS} == {"TorchScript scripted",
                                                                           "TorchScript traced"}
     for name in SCRIPTS:
         with zipfile.ZipFile(TORCH / name) as archive:
@@ -52,9 +52,8 @@ def test_parameters_are_torchs(name):
     params = trainable(model)
     assert list(params) == entry["parameter_names"]  # names and order of named_parameters()
     assert model.trainable_params == entry["parameters"] == sum(v.size for v in params.values())
-    statistics = [v for _, v in model.variables() if v.role.is_statistic]
-    assert sum(v.size for v in statistics) == entry["float_buffers"]
-    assert all(not v.trainable for v in statistics)
+    buffers = [v for _, v in model.variables() if not v.trainable]  # running statistics and declared buffers
+    assert sum(v.size for v in buffers) == entry["float_buffers"]
     for location, want in entry["sum_sq"].items():
         assert params[location].stats.sum_sq == pytest.approx(want, rel=1e-6, abs=1e-12), location
     assert model.format == "torchscript" and model.framework == "pytorch" and NOTE in model.notes
@@ -68,7 +67,7 @@ def test_batchnorm_statistics_are_not_trainable():
     assert "bn1.num_batches_tracked" not in cnn and "conv2.bias" not in cnn  # an int64 buffer; bias=False
 
 
-@pytest.mark.parametrize("stem", ["cnn", "text"])
+@pytest.mark.parametrize("stem", ["cnn", "text", "containers"])
 def test_scripted_and_traced_read_alike(stem):
     scripted, traced = (read_model(TORCH / f"torchscript_{stem}_{how}.pt") for how in ("scripted", "traced"))
     assert [(layer.path, layer.class_name) for layer in scripted.layers] == \
@@ -182,3 +181,18 @@ def test_other_hostile_torchscript_archives(tmp_path, data_pkl, needle):
 def test_os_system_in_a_torch_save_archive_is_still_refused():
     done = run("check", str(TORCH / "os_system.pt"), "--no-cache")
     assert_one_line_refusal(done, "os.system", "refused")
+
+
+def test_containers_ties_and_a_models_own_buffer():
+    """A ModuleList and a ModuleDict name their children as named_parameters()
+    does (``blocks.0.ln``, ``heads.a``), the head tied to the embedding is
+    counted once, and the model's own ``scale`` buffer (declared in
+    ``__buffers__``, not a BatchNorm statistic) is not trained: before, it
+    counted as 16 trainable values more than torch."""
+    model = read_model(TORCH / "torchscript_containers_scripted.pt")
+    assert [layer.path for layer in model.layers] == [
+        "scale", "emb", "blocks.0.ln", "blocks.0.fc", "blocks.1.ln", "blocks.1.fc", "blocks.2.ln", "blocks.2.fc",
+        "heads.a", "heads.b"]
+    [scale] = [v for _, v in model.variables() if v.location == "scale"]
+    assert not scale.trainable and model.trainable_params == MANIFEST["torchscript_containers_scripted.pt"]["parameters"]
+    assert any(n.startswith("tied weights counted once: lm.weight = emb.weight") for n in model.notes)

@@ -124,13 +124,17 @@ def script_tensors(root: Opaque, archive, notes: list[str]) -> list[NamedTensor]
 
 def _own_tensors(prefix: str, attributes: dict, found: dict[str, set[str]] | None, archive) -> list[NamedTensor]:
     wanted = None if found is None else found["__parameters__"] | found["__buffers__"]
+    buffers = set() if found is None else found["__buffers__"]
     out = []
     for key, value in attributes.items():
         if not isinstance(key, str) or not isinstance(value, TensorRef):
             continue
         if wanted is not None and key not in wanted:  # a tensor attribute or constant: no parameter
             continue
-        out.append(NamedTensor(prefix + key, value.shape, value.dtype, value.alias_key(), stats_reader(archive, value)))
+        # a declared buffer is never trained (BatchNorm's running statistics
+        # are statistics by name as well; a model's own ``scale`` buffer is not a weight)
+        out.append(NamedTensor(prefix + key, value.shape, value.dtype, value.alias_key(), stats_reader(archive, value),
+                               frozen=key in buffers))
     return out
 
 
