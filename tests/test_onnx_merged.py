@@ -51,3 +51,16 @@ def test_folded_mask_and_rotary_caches_are_not_parameters():
     [note] = [n for n in model.notes if "repeated value" in n]
     more = int(re.search(r"\(([\d,]+) values more\)", note).group(1).replace(",", ""))
     assert counted + more == expected["count_params"]
+
+
+def test_a_normalization_without_a_scale_gets_none():
+    """LayerNorm(elementwise_affine=False) (OLMo, DiT's adaLN blocks): the
+    dynamo exporter makes the ones ONNX's LayerNormalization needs as a
+    scale, under a name of its own (``val_N``), read by both norms. They are
+    not parameters: torch counts 467, the file's weights are 467 (with the
+    ones, 483)."""
+    expected = json.loads((FOLDER / "manifest.json").read_text())["norm_free.onnx"]
+    model = read_model(FOLDER / "norm_free.onnx")
+    assert sum(v.size for _, v in model.variables()) == expected["count_params"]
+    assert any("normalizations without a scale or offset of their own" in n for n in model.notes)
+    assert not [n for n in model.notes if "repeated value" in n]  # not a merge either

@@ -22,6 +22,7 @@ positions, at most MAX_TABLE_VALUES values, read by Add or Mul alone).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +43,55 @@ MASK_FILL = -1e30
 TABLE_TYPES = (1, 10, 11)
 
 
-def drop_folded_tables(params: list[Param], index: GraphIndex, folder: Path) -> tuple[list[Param], int]:
-    """``params`` without the folded masks and rotary caches, and how many
-    were dropped."""
-    kept = [p for p in params if not _folded_table(p, index, folder)]
-    return kept, len(params) - len(kept)
+def drop_folded_tables(params: list[Param], index: GraphIndex, folder: Path) -> tuple[list[Param], list[str]]:
+    """``params`` without the folded masks and rotary caches, and without
+    the constant scale and offset a dynamo export gives a normalization that
+    has none; and the notes saying so."""
+    tables = [p for p in params if _folded_table(p, index, folder)]
+    norms = [p for p in params if p not in tables and _synthesized_norm(p, index, folder)]
+    notes = []
+    if tables:
+        notes.append(f"{len(tables)} initializer(s) are an attention mask or rotary cos/sin cache the export folded "
+                     "at a fixed sequence length: buffers, not parameters")
+    if norms:
+        notes.append(f"{len(norms)} initializer(s) ({', '.join(p.name for p in norms[:3])}) are the ones and zeros "
+                     "the exporter made for normalizations without a scale or offset of their own "
+                     "(elementwise_affine=False): not parameters")
+    dropped = {id(p) for p in tables + norms}
+    return [p for p in params if id(p) not in dropped], notes
+
+
+# The names the dynamo exporter gives the tensors it makes itself; a
+# parameter it reads as it is keeps its module path (``m.model.norm.weight``).
+GENERATED_NAME = re.compile(r"^val_\d+$")
+# (op, slot) of a normalization's scale and offset.
+NORM_SLOTS = {("LayerNormalization", 1), ("LayerNormalization", 2), ("RMSNormalization", 1),
+              ("GroupNormalization", 1), ("GroupNormalization", 2)}
+
+
+def _synthesized_norm(p: Param, index: GraphIndex, folder: Path) -> bool:
+    """A LayerNorm without an affine part (``elementwise_affine=False``:
+    OLMo, DiT's adaLN blocks) still needs ONNX's scale input: the dynamo
+    exporter makes one, all ones (and an offset of zeros), under a name of
+    its own (``val_102``), read by every such norm. A parameter would have
+    kept its module path; ones read only as a norm's scale are no weight."""
+    if not GENERATED_NAME.match(p.name) or not _dynamo_export(index):
+        return False
+    readers = uses(index, p.name)
+    if not readers or any((node.op, slot) not in NORM_SLOTS or node.domain for node, slot in readers):
+        return False
+    values = _values(p, folder) if p.dtype in TABLE_TYPES and 0 < p.size <= MAX_TABLE_VALUES else None
+    if values is None:
+        return False
+    scale = all(slot == 1 for _, slot in readers)
+    return bool(np.all(values == (1.0 if scale else 0.0)))
+
+
+def _dynamo_export(index: GraphIndex) -> bool:
+    """Whether the dynamo exporter wrote the graph: its nodes carry the
+    module scopes as metadata."""
+    return any(prop.key == "pkg.torch.onnx.name_scopes" for node in index.nodes[:64]
+               for prop in node.proto.metadata_props)
 
 
 def _folded_table(p: Param, index: GraphIndex, folder: Path) -> bool:

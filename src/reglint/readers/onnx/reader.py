@@ -63,10 +63,8 @@ def _describe(path: Path, proto, options: ReadOptions) -> Model:
                            "(a tied weight the exporter stored twice): counted once")
     assign_trainable(params, index, setup.ckpt, setup.updated, model.notes)
     find_penalties(params, index, setup.loss_targets, model.notes)
-    params, tables = drop_folded_tables(params, index, folder)
-    if tables:
-        model.notes.append(f"{tables} initializer(s) are an attention mask or rotary cos/sin cache the export "
-                           "folded at a fixed sequence length: buffers, not parameters")
+    params, folded = drop_folded_tables(params, index, folder)
+    model.notes.extend(folded)
     read_stats(params, index, folder, options)  # also checks every external range against its file
     layers, owner = build_layers(params, index, options.max_layers)
     model.layers.extend(layers)
