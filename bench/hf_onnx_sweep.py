@@ -126,7 +126,7 @@ def compare(row: dict) -> tuple[bool, bool, str]:
     counted = model["params"]["trainable"]
     merged = sum(int(m.group(1).replace(",", "")) for note in model["notes"]
                  if (m := re.search(r"\(([\d,]+) values more\)", note)))
-    folded = any("attention mask or rotary" in note for note in model["notes"])
+    folded = any("attention mask, position bias or rotary" in note for note in model["notes"])
     extreme = [f"{layer['name']}/{v['name']}" for layer in model["layers"] for v in layer["variables"]
                if (v.get("sum_sq") or 0.0) >= EXTREME]
     same = counted + merged == row["params"]

@@ -43,7 +43,7 @@ def test_folded_mask_and_rotary_caches_are_not_parameters():
     weights plus the merged RMSNorm ones equal torch's count."""
     expected = json.loads((FOLDER / "manifest.json").read_text())["llama_static.onnx"]
     model = read_model(FOLDER / "llama_static.onnx")
-    assert next(n for n in model.notes if "attention mask or rotary" in n).startswith(
+    assert next(n for n in model.notes if "attention mask, position bias or rotary" in n).startswith(
         f"{len(expected['folded_tables'])} initializer(s)")
     assert all(len(v.shape) <= 2 for _, v in model.variables())
     assert max(v.stats.max_abs for _, v in model.variables()) <= 1.0  # untrained weights and unit norms

@@ -12,6 +12,8 @@ multiplied); their values do:
 
 - a mask holds fills at or below MASK_FILL (with 0, or with a position
   bias folded into it), which no weight does;
+- a position bias (T5's, ALiBi) folded with or without the mask is an
+  ``[.., L, L]`` table added to the product of two activations;
 - a rotary table's first position is one value throughout (cos 0 = 1,
   sin 0 = 0, times the rope's attention scaling), and every value lies
   within [-1, 1] times that scale.
@@ -31,7 +33,7 @@ from reglint.errors import ReglintError
 from reglint.model import Role
 from reglint.readers.onnx.graph import GraphIndex
 from reglint.readers.onnx.params import Param
-from reglint.readers.onnx.roles import uses
+from reglint.readers.onnx.roles import bears_weight, linear_producer, uses
 from reglint.readers.onnx.stats import external_range_of, proto_array
 from reglint.readers.onnx.tensors import FLOAT_TYPES
 
@@ -51,8 +53,8 @@ def drop_folded_tables(params: list[Param], index: GraphIndex, folder: Path) -> 
     norms = [p for p in params if p not in tables and _synthesized_norm(p, index, folder)]
     notes = []
     if tables:
-        notes.append(f"{len(tables)} initializer(s) are an attention mask or rotary cos/sin cache the export folded "
-                     "at a fixed sequence length: buffers, not parameters")
+        notes.append(f"{len(tables)} initializer(s) are an attention mask, position bias or rotary cos/sin cache the "
+                     "export folded at a fixed sequence length: buffers, not parameters")
     if norms:
         notes.append(f"{len(norms)} initializer(s) ({', '.join(p.name for p in norms[:3])}) are the ones and zeros "
                      "the exporter made for normalizations without a scale or offset of their own "
@@ -107,8 +109,19 @@ def _folded_table(p: Param, index: GraphIndex, folder: Path) -> bool:
     if values is None:
         return False
     if ops == {"Add"}:
-        return is_mask(values)
+        return is_mask(values) or all(_adds_to_scores(index, node, slot, p) for node, slot in readers)
     return is_rotary_table(values.reshape(-1, p.shape[-2], p.shape[-1]))
+
+
+def _adds_to_scores(index: GraphIndex, add, slot: int, p: Param) -> bool:
+    """An ``[.., L, L]`` constant added to attention scores (the product of
+    two activations, ``Q @ K^T``, possibly scaled): a position bias folded
+    at a fixed length (T5's relative attention bias, ALiBi), computed from a
+    table or the positions, not a weight of its own."""
+    if p.shape[-1] != p.shape[-2] or len(add.inputs) != 2:
+        return False
+    producer = linear_producer(index, add.inputs[1 - slot])
+    return producer is not None and producer.op in ("MatMul", "FusedMatMul") and not bears_weight(index, producer)
 
 
 def is_mask(values: np.ndarray) -> bool:

@@ -132,7 +132,7 @@ def role_at(index: GraphIndex, node: Node, i: int, p: Param) -> Role:
         if scaled is not None and scaled.op == "Mul" and _scales_normalized(index, scaled):
             return Role.BETA
         producer, reshaped = _linear_producer(index, node.inputs[1 - i])
-        if producer is not None and producer.op in BIASED_OPS and _bears_weight(index, producer) and (
+        if producer is not None and producer.op in BIASED_OPS and bears_weight(index, producer) and (
                 not reshaped or _out_features(index, producer) in (None, p.size)):
             # after a reshape one value an output feature, where the weight tells
             # the features (a ViT's pos_embed after its patch Conv is no bias)
@@ -148,7 +148,7 @@ def role_at(index: GraphIndex, node: Node, i: int, p: Param) -> Role:
 WEIGHT_PATH = ("Transpose", "Cast", "DequantizeLinear", "Identity", "Reshape", "Unsqueeze", "Squeeze")
 
 
-def _bears_weight(index: GraphIndex, op: Node) -> bool:
+def bears_weight(index: GraphIndex, op: Node) -> bool:
     """Whether a MatMul multiplies by a weight: one operand reaches, through
     WEIGHT_PATH ops, a tensor no node produces (an initializer or a graph
     input, as a training graph's parameters are). Attention's ``Q @ K^T``
