@@ -64,3 +64,16 @@ def test_a_normalization_without_a_scale_gets_none():
     assert sum(v.size for _, v in model.variables()) == expected["count_params"]
     assert any("normalizations without a scale or offset of their own" in n for n in model.notes)
     assert not [n for n in model.notes if "repeated value" in n]  # not a merge either
+
+
+def test_a_folded_position_bias_is_not_a_weight():
+    """A T5-style relative position bias, looked up from a learned table and
+    added to Q @ K^T: exported at a fixed length, the lookup is a constant
+    [1, 2, 6, 6] and the table is gone. The constant is not a weight (it
+    counted 72 values before); what the file holds is torch's count less the
+    folded table."""
+    expected = json.loads((FOLDER / "manifest.json").read_text())["position_bias.onnx"]
+    model = read_model(FOLDER / "position_bias.onnx")
+    assert sum(v.size for _, v in model.variables()) == expected["count_params"] - expected["table"]
+    assert all(len(v.shape) <= 2 for _, v in model.variables())
+    assert any(n.startswith("1 initializer(s) are an attention mask, position bias") for n in model.notes)
