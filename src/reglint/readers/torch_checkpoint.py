@@ -44,11 +44,12 @@ from typing import Any
 
 from reglint.errors import ModelReadError
 from reglint.model import Layer, Model, Role, Variable, WeightStats
+from reglint.readers import torch_ao
 from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
 from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
-from reglint.readers.torch_pickle import TensorRef
+from reglint.readers.torch_pickle import QTensorRef, TensorRef
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "model_state", "weights")
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
@@ -242,7 +243,10 @@ def is_state_dict(value: Any) -> bool:
         return False
     tensors = sum(isinstance(v, TensorRef) for v in value.values())
     others = [k for k, v in value.items() if not isinstance(v, TensorRef)]
-    return tensors > 0 and all(k.endswith("_extra_state") for k in others)
+    packed = {k for k in others if torch_ao.is_packed_entry(k, value[k])}
+    # torch.ao's quantized Linear keeps (weight, bias) and its dtype beside the tensors
+    return tensors + len(packed) > 0 and all(k.endswith(("_extra_state", torch_ao.PACKED_DTYPE)) or k in packed
+                                             for k in others)
 
 
 def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
@@ -290,6 +294,9 @@ def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = Non
     out, source = stored_tensors_of(state_dict, archive)
     if archive is None or not hasattr(archive, "stored_bytes"):
         return out
+    found_ao = torch_ao.kinds(source.refs.values())
+    if found_ao and notes is not None:
+        notes.append(torch_ao.note(found_ao))
     out, found = dequantized_checkpoint(out, source, archive.options.chunk_bytes, notes=notes)
     for kind, count in found.items():
         if quantized is not None:
@@ -300,9 +307,13 @@ def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = Non
 def stored_tensors_of(state_dict: dict, archive) -> tuple[list[NamedTensor], ArchiveSource]:
     """A torch state_dict's tensors as stored, and where their bytes are
     (a sharded save dequantizes over all its shards at once: ``hf_folder``)."""
-    out, refs = [], {}
-    for name, value in state_dict.items():
-        if isinstance(value, TensorRef):
+    out: list[NamedTensor] = []
+    refs: dict[str, TensorRef] = {}
+    for name, value in torch_ao.expand_state_dict(state_dict).items():
+        if isinstance(value, QTensorRef):
+            out.append(torch_ao.quantized_tensor(name, value, archive))
+            refs[name] = value
+        elif isinstance(value, TensorRef):
             out.append(NamedTensor(name, value.shape, value.dtype, value.alias_key(), stats_reader(archive, value)))
             refs[name] = value
     return out, ArchiveSource(archive, refs)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import math
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ DTYPES: dict[str, tuple[str | None, int]] = {
     "complex64": ("<c8", 8), "complex128": ("<c16", 16), "complex32": (None, 4),
     "float8_e4m3fn": (None, 1), "float8_e5m2": (None, 1), "float8_e4m3fnuz": (None, 1),
     "float8_e5m2fnuz": (None, 1), "float8_e8m0fnu": (None, 1), "float4_e2m1fn_x2": (None, 1),
+    # torch.ao's quantized integer codes (``_rebuild_qtensor``): read as their integers
+    "qint8": ("<i1", 1), "quint8": ("<u1", 1), "qint32": ("<i4", 4),
 }
 # Float parameters: numpy's floats, and bfloat16 and float8 read from their
 # bytes (``tensor_stats.bfloat16_to_float32``, ``small_floats``).
@@ -67,7 +70,10 @@ DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "lo
 STORAGE_TYPES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
                  "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
                  "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
-                 "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128"}
+                 "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128",
+                 "QInt8Storage": "qint8", "QUInt8Storage": "quint8", "QInt32Storage": "qint32"}
+# torch.ao quantization schemes reglint dequantizes (``torch.per_tensor_affine``).
+QSCHEMES = ("per_tensor_affine", "per_channel_affine")
 # Modules whose classes a training_args.bin may name (read as Opaque records):
 # TrainingArguments and its enums, and the subclasses TRL's SFTConfig,
 # sentence-transformers' and PEFT's trainers save in its place.
@@ -86,6 +92,13 @@ class StorageType:
 @dataclass(frozen=True)
 class DType:
     """A ``torch.<dtype>`` global."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class QScheme:
+    """A ``torch.<qscheme>`` global (``torch.per_channel_affine``)."""
 
     name: str
 
@@ -148,6 +161,25 @@ class TensorRef:
     def alias_key(self) -> tuple:
         """Equal for two state_dict entries that are the same tensor (tied weights)."""
         return self.storage.key, self.offset, self.shape, self.stride, self.dtype
+
+
+@dataclass
+class Quantizer:
+    """A quantized tensor's ``(q - zero_point) * scale``: one scale and zero
+    point (per tensor) or one per index of ``axis`` (per channel)."""
+
+    scheme: str
+    scale: float | TensorRef
+    zero_point: int | TensorRef
+    axis: int = 0
+
+
+@dataclass
+class QTensorRef(TensorRef):
+    """A torch.ao quantized tensor: integer codes in ``storage`` (dtype
+    qint8/quint8/qint32) and how they map to floats."""
+
+    quantizer: Quantizer | None = None
 
 
 class StateDict(dict):
@@ -247,6 +279,36 @@ def _rebuild_parameter(data, requires_grad=True, backward_hooks=None, *state):
     return data
 
 
+def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad=False,
+                     backward_hooks=None, *_):
+    codes = _tensor(storage, storage_offset, size, stride)
+    if codes.dtype not in ("qint8", "quint8", "qint32"):
+        raise ModelReadError("malformed quantized tensor record: its storage is not a quantized storage")
+    quantizer = _quantizer(quantizer_params, codes.shape)
+    return QTensorRef(codes.storage, codes.offset, codes.shape, codes.stride, codes.dtype, quantizer=quantizer)
+
+
+def _quantizer(params: Any, shape: tuple[int, ...]) -> Quantizer:
+    """``(per_tensor_affine, scale, zero_point)`` or ``(per_channel_affine,
+    scales, zero_points, axis)``, checked; any other scheme is refused by
+    name rather than read wrong."""
+    scheme = params[0] if isinstance(params, tuple) and params else None
+    if not isinstance(scheme, QScheme):
+        raise ModelReadError("malformed quantized tensor record: its quantizer is not a (scheme, ...) tuple")
+    if scheme.name == "per_tensor_affine" and len(params) == 3:
+        scale, zero_point = params[1], params[2]
+        if isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale):
+            return Quantizer(scheme.name, float(scale), _int(zero_point, "zero point", low=-(1 << 31)))
+    elif scheme.name == "per_channel_affine" and len(params) == 4:
+        scales, zero_points, axis = params[1], params[2], params[3]
+        if isinstance(scales, TensorRef) and isinstance(zero_points, TensorRef) and not isinstance(axis, bool) \
+                and isinstance(axis, int) and 0 <= axis < len(shape) \
+                and scales.numel == zero_points.numel == shape[axis]:
+            return Quantizer(scheme.name, scales, zero_points, axis)
+    raise ModelReadError(f"malformed quantized tensor record: a {scheme.name} quantizer of {len(params)} fields "
+                         "that do not fit the tensor")
+
+
 REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter)
 
 
@@ -340,6 +402,7 @@ def _allowed() -> dict[str, Any]:
         "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
         "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
         "torch._utils._rebuild_parameter": _rebuild_parameter,
+        "torch._utils._rebuild_qtensor": _rebuild_qtensor,
         "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
         "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
         "torch.nn.parameter.Parameter": PARAMETER,
@@ -361,6 +424,8 @@ def _allowed() -> dict[str, Any]:
         table[f"torch.{name}"] = DType(name)
     for alias, name in DTYPE_ALIASES.items():
         table[f"torch.{alias}"] = DType(name)
+    for scheme in QSCHEMES:
+        table[f"torch.{scheme}"] = QScheme(scheme)
     return table
 
 

@@ -372,6 +372,9 @@ def iter_tensors(obj: Any, limit: int = 5_000_000):
         item = stack.pop()
         if isinstance(item, TensorRef):
             yield item
+            quantizer = getattr(item, "quantizer", None)  # a per-channel qtensor's scales are tensors too
+            if quantizer is not None:
+                stack.extend(t for t in (quantizer.scale, quantizer.zero_point) if isinstance(t, TensorRef))
             continue
         if not isinstance(item, (dict, list, tuple, set, frozenset, Opaque)) or id(item) in seen:
             continue

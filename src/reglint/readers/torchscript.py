@@ -31,10 +31,11 @@ from typing import Any
 
 from reglint.errors import ModelReadError, UnsafeInputError
 from reglint.model import Model
+from reglint.readers import torch_ao
 from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
 from reglint.readers.torch_checkpoint import describe, stats_reader
-from reglint.readers.torch_pickle import TORCHSCRIPT_ROOT, Opaque, TensorRef
+from reglint.readers.torch_pickle import TORCHSCRIPT_ROOT, Opaque, QTensorRef, TensorRef
 
 NOTE = "TorchScript archive: parameters read from data.pkl as inert records; its code was not run"
 # One compiled class in a code member: its header, then its body up to the next class.
@@ -103,6 +104,7 @@ def script_tensors(root: Opaque, archive, notes: list[str]) -> list[NamedTensor]
     out: list[NamedTensor] = []
     stack: list[tuple[str, Opaque, int]] = [("", root, 0)]
     seen: set[int] = set()
+    quantized: list[TensorRef] = []
     while stack:
         prefix, record, depth = stack.pop()
         if id(record) in seen:  # a shared submodule: named_parameters() gives it its first name only
@@ -111,10 +113,19 @@ def script_tensors(root: Opaque, archive, notes: list[str]) -> list[NamedTensor]
         if len(seen) > MAX_MODULES or depth > MAX_DEPTH:
             raise UnsafeInputError("the TorchScript module tree is larger or deeper than reglint will walk")
         attributes = record.fields()
-        out.extend(_own_tensors(prefix, attributes, declared.of(record), archive))
+        out.extend(_own_tensors(prefix, attributes, declared.of(record), archive, quantized=_is_quantized(record)))
+        packed = torch_ao.script_weights(record)
+        quantized.extend(packed.values())
+        out.extend(torch_ao.quantized_tensor(prefix + key, ref, archive) if isinstance(ref, QTensorRef)
+                   else NamedTensor(prefix + key, ref.shape, ref.dtype, ref.alias_key(), stats_reader(archive, ref))
+                   for key, ref in packed.items())
+        # packed params (C++ classes) are read by script_weights, not walked as modules
         children = [(f"{prefix}{key}.", value, depth + 1) for key, value in attributes.items()
-                    if isinstance(key, str) and is_script_module(value)]
+                    if isinstance(key, str) and is_script_module(value) and not _is_packed(value)]
         stack.extend(reversed(children))  # popped in attribute order: pre-order, as named_modules()
+    found = torch_ao.kinds(quantized)
+    if found:
+        notes.append(torch_ao.note(found))
     if declared.undeclared:
         names = sorted(declared.undeclared)
         notes.append(f"no readable __parameters__ for {len(names)} TorchScript classes ({names[0]}"
@@ -122,7 +133,17 @@ def script_tensors(root: Opaque, archive, notes: list[str]) -> list[NamedTensor]
     return out
 
 
-def _own_tensors(prefix: str, attributes: dict, found: dict[str, set[str]] | None, archive) -> list[NamedTensor]:
+def _is_quantized(record: Opaque) -> bool:
+    """A torch.ao quantized module (``__torch__.torch.ao.nn.quantized...``)."""
+    return ".ao.nn.quantized" in record.module
+
+
+def _is_packed(value: Opaque) -> bool:
+    return torch_ao.is_custom_class(value) or (_is_quantized(value) and value.qualname == "LinearPackedParams")
+
+
+def _own_tensors(prefix: str, attributes: dict, found: dict[str, set[str]] | None, archive, *,
+                 quantized: bool = False) -> list[NamedTensor]:
     wanted = None if found is None else found["__parameters__"] | found["__buffers__"]
     buffers = set() if found is None else found["__buffers__"]
     out = []
@@ -130,6 +151,8 @@ def _own_tensors(prefix: str, attributes: dict, found: dict[str, set[str]] | Non
         if not isinstance(key, str) or not isinstance(value, TensorRef):
             continue
         if wanted is not None and key not in wanted:  # a tensor attribute or constant: no parameter
+            continue
+        if quantized and key in ("scale", "zero_point"):  # a quantized output's parameters, set by calibration
             continue
         # a declared buffer is never trained (BatchNorm's running statistics
         # are statistics by name as well; a model's own ``scale`` buffer is not a weight)

@@ -1,0 +1,85 @@
+"""Models quantized by PyTorch's torch.ao.quantization (``quantize_dynamic``;
+static ``prepare``/``convert``), as ``torch.save(state_dict)`` and as
+TorchScript: ``_rebuild_qtensor`` records read as data, each weight counted
+as the float parameter it stands for (before: refused, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from reglint.errors import ModelReadError
+from reglint.model import Role
+from reglint.readers import read_model
+
+TORCH = Path(__file__).resolve().parents[1] / "fixtures" / "torch"
+MANIFEST = {e["file"]: e for e in json.loads((TORCH / "manifest.json").read_text())["files"]}
+TORCHAO = sorted(name for name in MANIFEST if name.startswith("torchao/"))
+
+
+def test_the_fixtures_are_there():
+    assert len(TORCHAO) == 4
+
+
+@pytest.mark.parametrize("name", TORCHAO)
+def test_quantized_weights_are_the_float_parameters(name):
+    """The float model's count and names; torch's dequantize() for the
+    statistics; the modules' scale and zero_point not counted."""
+    entry = MANIFEST[name]
+    model = read_model(TORCH / name)
+    assert model.total_params == entry["float_parameters"]
+    variables = {v.location: v for _, v in model.variables()}
+    assert sorted(variables) == sorted(entry["parameter_names"])
+    for location, want in entry["quantized_sum_sq"].items():
+        assert variables[location].stats.sum_sq == pytest.approx(want, rel=1e-6), location
+        assert variables[location].role is Role.KERNEL
+    scheme = "per-channel" if "static" in name else "per-tensor"
+    assert any("PyTorch quantization (torch.ao)" in note and f"{scheme} affine qint8" in note
+               for note in model.notes)
+
+
+def _patched(tmp_path: Path, name: str, old: bytes, new: bytes, member: str = "data.pkl") -> Path:
+    """The fixture with the first ``old`` in one member replaced by ``new``."""
+    target = tmp_path / Path(name).name
+    with zipfile.ZipFile(TORCH / name) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("/" + member):
+                assert old in data
+                data = data.replace(old, new, 1) if new is not None else data[: len(data) // 2]
+            zout.writestr(info.filename, data)
+    return target
+
+
+HOSTILE = [
+    # the per-tensor quantizer (scheme, scale, 0) built as (scale, 0): the scheme lands outside it
+    ("torchao/dynamic_mlp_state_dict.pt", b"K\x00\x87", b"K\x00\x86", "data.pkl", "quantizer"),
+    # the first weight's QInt8Storage declared 16 values for an 8x8 tensor
+    ("torchao/dynamic_mlp_state_dict.pt", b"K@t", b"K\x10t", "data.pkl", "out of range"),
+    # a per-channel quantizer along axis 7 of a 4-d weight
+    ("torchao/static_cnn_state_dict.pt", b"K\x00t", b"K\x07t", "data.pkl", "quantizer"),
+    # a scheme reglint does not read, by name
+    ("torchao/dynamic_mlp_scripted.pt", b"per_tensor_affine", b"per_tensor_symmetr", "data.pkl", "refused"),
+    # the codes' member cut short
+    ("torchao/static_cnn_state_dict.pt", b"", None, "data/2", "storage 2"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "member", "said"), HOSTILE)
+def test_hostile_quantized_records_are_one_line_errors(tmp_path, name, old, new, member, said):
+    path = _patched(tmp_path, name, old, new, member)
+    with pytest.raises(ModelReadError, match=said):
+        read_model(path)
+
+
+def test_hostile_quantizer_from_the_command_line(tmp_path):
+    path = _patched(tmp_path, "torchao/dynamic_mlp_state_dict.pt", b"K\x00\x87", b"K\x00\x86")
+    done = subprocess.run([sys.executable, "-m", "reglint", "check", str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
