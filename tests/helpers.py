@@ -119,3 +119,12 @@ def version_entries(pattern: str) -> list[dict]:
         for entry in json.loads(manifest.read_text())["files"]:
             out.append({**entry, "path": manifest.parent / entry["file"]})
     return out
+
+def assert_one_line_refusal(done, *needles):
+    """A ``reglint`` run refused the input: exit code 2, one ``reglint: ``
+    line on stderr naming each of ``needles``, no traceback."""
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("reglint: ") and "Traceback" not in done.stderr, done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

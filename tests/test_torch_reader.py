@@ -27,6 +27,8 @@ from reglint.readers.torch_checkpoint import BUFFER_LEAVES
 from reglint.readers.torch_optim import Slot, map_groups
 from reglint.readers.torch_pickle import load_pickle
 
+from helpers import assert_one_line_refusal
+
 ROOT = Path(__file__).resolve().parents[1]
 TORCH = ROOT / "fixtures" / "torch"
 MANIFEST = {e["file"]: e for e in json.loads((TORCH / "manifest.json").read_text())["files"]}
@@ -450,14 +452,6 @@ def test_terminal_report_shows_the_groups():
 # ---------------------------------------------------------------------------
 # hostile input
 # ---------------------------------------------------------------------------
-def assert_one_line_refusal(done, *needles):
-    assert done.returncode == 2, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("reglint: ") and "Traceback" not in done.stderr, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def test_os_system_pickle_is_refused_and_nothing_runs():
     entry = MANIFEST["os_system.pt"]
     marker = Path(entry["marker"])

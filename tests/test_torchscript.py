@@ -21,6 +21,8 @@ from reglint.model import Role
 from reglint.readers import read_model
 from reglint.readers.torchscript import NOTE, parse_code
 
+from helpers import assert_one_line_refusal
+
 ROOT = Path(__file__).resolve().parents[1]
 TORCH = ROOT / "fixtures" / "torch"
 MANIFEST = {e["file"]: e for e in json.loads((TORCH / "manifest.json").read_text())["files"]}
@@ -133,14 +135,6 @@ def test_parse_code_is_a_regex_over_text():
 # ---------------------------------------------------------------------------
 # hostile
 # ---------------------------------------------------------------------------
-def assert_one_line_refusal(done, *needles):
-    assert done.returncode == 2, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("reglint: ") and "Traceback" not in done.stderr, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def script_like_pickle(command: str) -> bytes:
     """A TorchScript module record whose attribute is ``os.system(command)``:
     ``__torch__.Model()`` built with ``{"weight": os.system(command)}``."""
