@@ -30,7 +30,7 @@ READERS = {
     Format.SAVEDMODEL: "reglint.readers.savedmodel:read_savedmodel",
     Format.KERAS_JSON: "reglint.readers.keras_json:read_keras_json",
     Format.ONNX: "reglint.readers.onnx:read_onnx",
-    Format.TORCH_ZIP: "reglint.readers.torch_checkpoint:read_torch_checkpoint",
+    Format.TORCH_ZIP: "reglint.readers.torchscript:read_torch_archive",
     Format.SAFETENSORS: "reglint.readers.safetensors_reader:read_safetensors",
     Format.HF_FOLDER: "reglint.readers.hf_folder:read_hf_folder",
     Format.ACCELERATE_MODEL: "reglint.readers.hf_folder:read_accelerate_model",

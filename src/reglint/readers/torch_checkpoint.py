@@ -426,15 +426,3 @@ def _attach_extras(model: Model, obj: Any, key: str | None, opt_key: str | None)
     if opt is not None and not opt.iterations and meta.get("global_step"):
         opt.iterations = meta["global_step"]
 
-
-def read_torch_checkpoint(path: Path, options: ReadOptions) -> Model:
-    """A ``torch.save`` zip archive (``.pt``, ``.pth``, ``.bin``, ``.ckpt``),
-    or a TorchScript one (``torch.jit.save``: ``torchscript``)."""
-    from reglint.readers.torch_zip import TorchArchive
-    from reglint.readers.torchscript import describe_script
-
-    with TorchArchive(path, options) as archive:
-        obj = archive.load()
-        if archive.torchscript:
-            return describe_script(obj, archive, path, options)
-        return describe(obj, archive, path, options)

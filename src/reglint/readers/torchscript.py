@@ -174,3 +174,17 @@ def describe_script(obj: Any, archive, path: Path, options: ReadOptions) -> Mode
     model.notes[:0] = [NOTE, *notes]
     model.metadata["torchscript_class"] = f"{obj.module}.{obj.qualname}"
     return model
+
+
+def read_torch_archive(path: Path, options: ReadOptions) -> Model:
+    """A zip archive PyTorch wrote: ``torch.save`` (a checkpoint) or
+    ``torch.jit.save`` (a TorchScript module tree), told apart by its
+    members. The entry point for both, so that this module, which builds on
+    ``torch_checkpoint``, is not imported by it."""
+    from reglint.readers.torch_zip import TorchArchive
+
+    with TorchArchive(path, options) as archive:
+        obj = archive.load()
+        if archive.torchscript:
+            return describe_script(obj, archive, path, options)
+        return describe(obj, archive, path, options)
