@@ -6,6 +6,7 @@ as the float parameter it stands for (before: refused, exit 2)."""
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 import zipfile
@@ -83,3 +84,61 @@ def test_hostile_quantizer_from_the_command_line(tmp_path):
                           timeout=120)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------
+# quantizer constants no quantization writes (review19): refused, not dequantized
+# ---------------------------------------------------------------------------
+def _long1(value: int) -> bytes:
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+def _with_member(tmp_path: Path, name: str, member: str, data: bytes) -> Path:
+    target = tmp_path / Path(name).name
+    with zipfile.ZipFile(TORCH / name) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, data if info.filename.endswith("/" + member) else zin.read(info.filename))
+    return target
+
+
+def _per_tensor_scale(tmp_path: Path, scale: float) -> Path:
+    """dynamic_mlp_state_dict.pt with its first per-tensor scale replaced."""
+    name = "torchao/dynamic_mlp_state_dict.pt"
+    with zipfile.ZipFile(TORCH / name) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    at = data.index(b"K\x00\x87")
+    assert data[at - 9:at - 8] == b"G"  # BINFLOAT scale, BININT1 0, TUPLE3
+    return _with_member(tmp_path, name, "data.pkl", data[:at - 8] + struct.pack(">d", scale) + data[at:])
+
+
+@pytest.mark.parametrize("zero_point", [10**400, 10**30, 128, -129])
+def test_a_per_tensor_zero_point_outside_qint8_is_refused(tmp_path, zero_point):
+    """Before: 10**400 ended as 'unreadable model (OverflowError ...)' and
+    10**30 or 128 were dequantized as if torch could have written them."""
+    path = _patched(tmp_path, "torchao/dynamic_mlp_state_dict.pt", b"K\x00\x87", _long1(zero_point) + b"\x87")
+    with pytest.raises(ModelReadError, match="zero point"):
+        read_model(path)
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, float("inf"), float("nan")])
+def test_a_per_tensor_scale_that_is_not_positive_is_refused(tmp_path, scale):
+    """Before: a zero or negative scale was read, every weight dequantized to
+    0 (or negated) and linted as such."""
+    with pytest.raises(ModelReadError, match="scale"):
+        read_model(_per_tensor_scale(tmp_path, scale))
+
+
+@pytest.mark.parametrize(("member", "data", "said"), [
+    ("3", struct.pack("<4d", 0.1, float("nan"), 0.1, 0.1), "scale"),
+    ("3", struct.pack("<4d", 0.1, 0.0, 0.1, 0.1), "scale"),
+    ("4", struct.pack("<4q", 0, 0, 1000, 0), "zero point"),
+])
+def test_per_channel_constants_no_quantization_writes_are_refused(tmp_path, member, data, said):
+    """static_cnn_state_dict.pt's conv weight: its per-channel scales (data/3,
+    4 float64) and zero points (data/4, 4 int64). Before: a NaN scale made
+    a channel NaN, a zero point of 1000 shifted one by 1000 steps, linted as
+    the model's own weights."""
+    path = _with_member(tmp_path, "torchao/static_cnn_state_dict.pt", member, data)
+    with pytest.raises(ModelReadError, match=said):
+        read_model(path)

@@ -32,10 +32,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from reglint.errors import ModelReadError
 from reglint.model import WeightStats
 from reglint.readers.named_tensor import MAX_CONSTANT_VALUES, NamedTensor
 from reglint.readers.tensor_stats import StatsAccumulator
-from reglint.readers.torch_pickle import Opaque, QTensorRef, Quantizer, TensorRef
+from reglint.readers.torch_pickle import QRANGES, Opaque, QTensorRef, Quantizer, TensorRef
 
 PACKED = "._packed_params._packed_params"
 PACKED_DTYPE = "._packed_params.dtype"
@@ -122,7 +123,7 @@ def dequantized_stats(archive, ref: QTensorRef) -> WeightStats | None:
     quantizer = ref.quantizer
     if quantizer is None:
         return None
-    constants = _constants(archive, quantizer, ref.shape)
+    constants = _constants(archive, quantizer, ref.shape, ref.dtype)
     if constants is None:
         return None
     scales, zero_points = constants
@@ -155,7 +156,8 @@ def _dequantize(codes: np.ndarray, scales: np.ndarray, zero_points: np.ndarray, 
     return ((codes.astype(np.float64) - zero_points) * scales).astype(np.float32)
 
 
-def _constants(archive, quantizer: Quantizer, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+def _constants(archive, quantizer: Quantizer, shape: tuple[int, ...],
+               dtype: str) -> tuple[np.ndarray, np.ndarray] | None:
     if not isinstance(quantizer.scale, TensorRef) or not isinstance(quantizer.zero_point, TensorRef):
         return (np.array([quantizer.scale], dtype=np.float64), np.array([quantizer.zero_point], dtype=np.float64))
     scale, zero_point = quantizer.scale, quantizer.zero_point
@@ -165,4 +167,14 @@ def _constants(archive, quantizer: Quantizer, shape: tuple[int, ...]) -> tuple[n
     scales, zero_points = archive.values(scale), archive.values(zero_point)
     if scales is None or zero_points is None or scales.size != shape[quantizer.axis]:
         return None
-    return scales.reshape(-1).astype(np.float64), zero_points.reshape(-1).astype(np.float64)
+    scales, zero_points = scales.reshape(-1).astype(np.float64), zero_points.reshape(-1).astype(np.float64)
+    # torch's quantizers hold positive scales and zero points among the codes: anything else
+    # would be dequantized into numbers no model has (a NaN channel, one shifted 1000 steps)
+    if not np.all(np.isfinite(scales) & (scales > 0)):
+        raise ModelReadError(f"a per-channel quantized tensor of shape {shape} has a scale that is not a positive "
+                             "number: refused rather than dequantized")
+    low, high = QRANGES[dtype]
+    if not np.all((zero_points >= low) & (zero_points <= high) & (zero_points == np.round(zero_points))):
+        raise ModelReadError(f"a per-channel quantized tensor of shape {shape} has a zero point that is not a "
+                             f"{dtype} value ({low}..{high}): refused rather than dequantized")
+    return scales, zero_points

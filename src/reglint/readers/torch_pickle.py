@@ -74,6 +74,8 @@ STORAGE_TYPES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfSto
                  "QInt8Storage": "qint8", "QUInt8Storage": "quint8", "QInt32Storage": "qint32"}
 # torch.ao quantization schemes reglint dequantizes (``torch.per_tensor_affine``).
 QSCHEMES = ("per_tensor_affine", "per_channel_affine")
+# The integer codes each quantized dtype holds: a zero point outside them no quantization writes.
+QRANGES = {"qint8": (-(1 << 7), (1 << 7) - 1), "quint8": (0, (1 << 8) - 1), "qint32": (-(1 << 31), (1 << 31) - 1)}
 # Modules whose classes a training_args.bin may name (read as Opaque records):
 # TrainingArguments and its enums, and the subclasses TRL's SFTConfig,
 # sentence-transformers' and PEFT's trainers save in its place.
@@ -284,21 +286,30 @@ def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, re
     codes = _tensor(storage, storage_offset, size, stride)
     if codes.dtype not in ("qint8", "quint8", "qint32"):
         raise ModelReadError("malformed quantized tensor record: its storage is not a quantized storage")
-    quantizer = _quantizer(quantizer_params, codes.shape)
+    quantizer = _quantizer(quantizer_params, codes.shape, codes.dtype)
     return QTensorRef(codes.storage, codes.offset, codes.shape, codes.stride, codes.dtype, quantizer=quantizer)
 
 
-def _quantizer(params: Any, shape: tuple[int, ...]) -> Quantizer:
+def _quantizer(params: Any, shape: tuple[int, ...], dtype: str) -> Quantizer:
     """``(per_tensor_affine, scale, zero_point)`` or ``(per_channel_affine,
-    scales, zero_points, axis)``, checked; any other scheme is refused by
-    name rather than read wrong."""
+    scales, zero_points, axis)``, checked (a per-tensor scale finite and
+    positive, its zero point one of ``dtype``'s codes; per-channel ones are
+    checked where they are read, ``torch_ao``); any other scheme is refused
+    by name rather than read wrong."""
     scheme = params[0] if isinstance(params, tuple) and params else None
     if not isinstance(scheme, QScheme):
         raise ModelReadError("malformed quantized tensor record: its quantizer is not a (scheme, ...) tuple")
     if scheme.name == "per_tensor_affine" and len(params) == 3:
         scale, zero_point = params[1], params[2]
-        if isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale):
-            return Quantizer(scheme.name, float(scale), _int(zero_point, "zero point", low=-(1 << 31)))
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)
+                and scale > 0):
+            raise ModelReadError(f"malformed quantized tensor record: its scale {scale!r:.40} is not a positive "
+                                 "number")
+        low, high = QRANGES[dtype]
+        if isinstance(zero_point, bool) or not isinstance(zero_point, int) or not low <= zero_point <= high:
+            raise ModelReadError(f"malformed quantized tensor record: its zero point {zero_point!r:.40} is not "
+                                 f"a {dtype} value ({low}..{high})")
+        return Quantizer(scheme.name, float(scale), zero_point)
     elif scheme.name == "per_channel_affine" and len(params) == 4:
         scales, zero_points, axis = params[1], params[2], params[3]
         if isinstance(scales, TensorRef) and isinstance(zero_points, TensorRef) and not isinstance(axis, bool) \
