@@ -77,3 +77,43 @@ def test_a_folded_position_bias_is_not_a_weight():
     assert sum(v.size for _, v in model.variables()) == expected["count_params"] - expected["table"]
     assert all(len(v.shape) <= 2 for _, v in model.variables())
     assert any(n.startswith("1 initializer(s) are an attention mask, position bias") for n in model.notes)
+
+
+def _with_initializer(path, name, values, target):
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(path)
+    [init] = [i for i in model.graph.initializer if i.name == name]
+    init.CopyFrom(numpy_helper.from_array(values.astype(numpy_helper.to_array(init).dtype), name))
+    onnx.save(model, target)
+    return target
+
+
+def test_a_learned_bias_on_the_scores_stays_a_parameter(tmp_path):
+    """The same [1, 2, 6, 6] constant added to Q @ K^T, but with values no
+    function of the positions gives (a learned [H, L, L] attention bias, as
+    Synthesizer's, not T5's bucketed lookup nor ALiBi's slope * (j - i)).
+    Before: dropped as a folded position bias, 72 trained values uncounted."""
+    import numpy as np
+
+    expected = json.loads((FOLDER / "manifest.json").read_text())["position_bias.onnx"]
+    learned = np.random.default_rng(0).normal(0, 0.02, (1, 2, 6, 6))
+    target = _with_initializer(FOLDER / "position_bias.onnx", "unsqueeze_2", learned, tmp_path / "learned.onnx")
+    model = read_model(target)
+    assert sum(v.size for _, v in model.variables()) == expected["count_params"] - expected["table"] + 72
+    assert not any("attention mask, position bias" in n for n in model.notes)
+
+
+def test_a_bias_by_distance_or_by_key_position_is_still_folded(tmp_path):
+    """ALiBi's slope * (j - i) per head, and BLOOM's slope * j broadcast
+    over the rows: functions of the positions, not weights."""
+    import numpy as np
+
+    pos = np.arange(6)
+    slopes = np.array([0.5, 0.25])[:, None, None]
+    for values in (slopes * (pos[None, :] - pos[:, None])[None], slopes * np.broadcast_to(pos, (6, 6))[None]):
+        target = _with_initializer(FOLDER / "position_bias.onnx", "unsqueeze_2", values[None],
+                                   tmp_path / "alibi.onnx")
+        model = read_model(target)
+        assert any(n.startswith("1 initializer(s) are an attention mask, position bias") for n in model.notes)

@@ -12,8 +12,9 @@ multiplied); their values do:
 
 - a mask holds fills at or below MASK_FILL (with 0, or with a position
   bias folded into it), which no weight does;
-- a position bias (T5's, ALiBi) folded with or without the mask is an
-  ``[.., L, L]`` table added to the product of two activations;
+- a position bias (T5's, ALiBi) folded without the mask is an
+  ``[.., L, L]`` table added to the product of two activations, whose
+  values depend on the distance ``j - i`` (or the key position) alone;
 - a rotary table's first position is one value throughout (cos 0 = 1,
   sin 0 = 0, times the rope's attention scaling), and every value lies
   within [-1, 1] times that scale.
@@ -109,7 +110,8 @@ def _folded_table(p: Param, index: GraphIndex, folder: Path) -> bool:
     if values is None:
         return False
     if ops == {"Add"}:
-        return is_mask(values) or all(_adds_to_scores(index, node, slot, p) for node, slot in readers)
+        return is_mask(values) or (is_position_table(values.reshape(-1, p.shape[-2], p.shape[-1]))
+                                    and all(_adds_to_scores(index, node, slot, p) for node, slot in readers))
     return is_rotary_table(values.reshape(-1, p.shape[-2], p.shape[-1]))
 
 
@@ -122,6 +124,21 @@ def _adds_to_scores(index: GraphIndex, add, slot: int, p: Param) -> bool:
         return False
     producer = linear_producer(index, add.inputs[1 - slot])
     return producer is not None and producer.op in ("MatMul", "FusedMatMul") and not bears_weight(index, producer)
+
+
+def is_position_table(table: np.ndarray) -> bool:
+    """``[head, query, key]``: each head's value a function of the distance
+    ``j - i`` alone (T5's bucketed lookup, ALiBi's slope * (j - i): equal
+    along every diagonal) or of the key position alone (BLOOM's slope * j:
+    every row the first). A learned ``[H, L, L]`` bias is neither, and stays
+    a parameter.
+
+    >>> d = np.arange(3)[None, :] - np.arange(3)[:, None]
+    >>> is_position_table(0.5 * d[None]), is_position_table(np.arange(9.0).reshape(1, 3, 3))
+    (True, False)
+    """
+    return bool(np.array_equal(table[:, 1:, 1:], table[:, :-1, :-1])
+                or np.array_equal(table, np.broadcast_to(table[:, :1, :], table.shape)))
 
 
 def is_mask(values: np.ndarray) -> bool:
