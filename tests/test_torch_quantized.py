@@ -142,3 +142,62 @@ def test_per_channel_constants_no_quantization_writes_are_refused(tmp_path, memb
     path = _with_member(tmp_path, "torchao/static_cnn_state_dict.pt", member, data)
     with pytest.raises(ModelReadError, match=said):
         read_model(path)
+
+
+@pytest.mark.parametrize("name", ["torchao/static_cnn_state_dict.pt", "torchao/dynamic_mlp_state_dict.pt"])
+def test_dequantized_statistics_are_read_a_chunk_at_a_time(name, monkeypatch):
+    """Codes were read a block of whole rows at a time, at least one row:
+    a [1, 2**31] weight asked for 2 GiB of codes and 16 GiB of float64 at
+    once. Now no read is over ``chunk_bytes``, and the statistics are the
+    same (torch's dequantize())."""
+    from reglint.readers.limits import ReadOptions
+    from reglint.readers.torch_zip import TorchArchive
+
+    asked: list[int] = []
+    original = TorchArchive.stored_bytes
+
+    def stored_bytes(self, tensor, start, stop):
+        if tensor.dtype == "qint8":  # the codes (the constants are read whole, up to MAX_CONSTANT_VALUES)
+            asked.append(stop - start)
+        return original(self, tensor, start, stop)
+
+    monkeypatch.setattr(TorchArchive, "stored_bytes", stored_bytes)
+    model = read_model(TORCH / name, ReadOptions(chunk_bytes=16))
+    variables = {v.location: v for _, v in model.variables()}
+    for location, want in MANIFEST[name]["quantized_sum_sq"].items():
+        assert variables[location].stats.sum_sq == pytest.approx(want, rel=1e-6), location
+    assert asked and max(asked) <= 16
+
+
+def test_per_channel_dequantization_along_an_inner_axis():
+    """axis 1 of a [2, 3, 2] tensor, read in chunks that cut across rows:
+    each value scaled by its own channel's constants."""
+    import numpy as np
+
+    from reglint.readers import torch_ao
+    from reglint.readers.torch_pickle import QTensorRef, Quantizer, StorageRef
+
+    codes = np.arange(-6, 6, dtype=np.int8).reshape(2, 3, 2)
+    scales, zero_points = np.array([0.5, 1.0, 2.0]), np.array([1, 0, -1])
+
+    class Archive:
+        class options:
+            chunk_bytes = 40  # 5 values a chunk
+
+        @staticmethod
+        def stored_bytes(ref, start, stop):
+            return np.frombuffer(codes.tobytes(), dtype=np.uint8)[start:stop]
+
+        @staticmethod
+        def values(ref):
+            return scales if ref.dtype == "float64" else zero_points
+
+    def ref(dtype, shape):
+        return QTensorRef(StorageRef("0", dtype, 12, "cpu"), 0, shape, (1,) * len(shape), dtype)
+
+    quantizer = Quantizer("per_channel_affine", ref("float64", (3,)), ref("int64", (3,)), axis=1)
+    tensor = QTensorRef(StorageRef("1", "qint8", 12, "cpu"), 0, (2, 3, 2), (6, 2, 1), "qint8", quantizer=quantizer)
+    want = (codes - zero_points[None, :, None]) * scales[None, :, None]
+    stats = torch_ao.dequantized_stats(Archive, tensor)
+    assert stats.sum_sq == pytest.approx(float((want ** 2).sum()))
+    assert stats.max_abs == pytest.approx(float(np.abs(want).max()))

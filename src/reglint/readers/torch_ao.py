@@ -118,8 +118,9 @@ def note(found: dict[str, int]) -> str:
 
 
 def dequantized_stats(archive, ref: QTensorRef) -> WeightStats | None:
-    """Statistics of ``(q - zero_point) * scale``, a block of leading rows
-    at a time; None when the codes or constants cannot be read."""
+    """Statistics of ``(q - zero_point) * scale``, read ``chunk_bytes`` of
+    float64 at a time (never a whole row: a [1, 2**31] weight is 16 GiB of
+    them); None when the codes or constants cannot be read."""
     quantizer = ref.quantizer
     if quantizer is None:
         return None
@@ -127,31 +128,29 @@ def dequantized_stats(archive, ref: QTensorRef) -> WeightStats | None:
     if constants is None:
         return None
     scales, zero_points = constants
-    rows = ref.shape[0] if ref.shape else 1
-    width = math.prod(ref.shape[1:]) if ref.shape else 1
+    axis = quantizer.axis if quantizer.scheme == "per_channel_affine" else None
+    inner = math.prod(ref.shape[axis + 1:]) if axis is not None else 1
+    channels = ref.shape[axis] if axis is not None else 1
     itemsize = ref.itemsize
-    step = max(1, archive.options.chunk_bytes // max(1, 8 * width))
+    code_dtype = np.dtype(CODE_DTYPES[ref.dtype]).newbyteorder("<")
+    step = max(1, archive.options.chunk_bytes // 8)
     acc = StatsAccumulator()
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
-        raw = archive.stored_bytes(ref, start * width * itemsize, stop * width * itemsize)
-        if raw is None or raw.size != (stop - start) * width * itemsize:
+    for start in range(0, ref.numel, step):
+        stop = min(ref.numel, start + step)
+        raw = archive.stored_bytes(ref, start * itemsize, stop * itemsize)
+        if raw is None or raw.size != (stop - start) * itemsize:
             return None
-        codes = raw.view(np.dtype(CODE_DTYPES[ref.dtype]).newbyteorder("<")).reshape(stop - start, *ref.shape[1:])
-        axis = quantizer.axis if quantizer.scheme == "per_channel_affine" else None
-        acc.add(_dequantize(codes, scales, zero_points, axis, start, stop))
+        channel = None if axis is None else (np.arange(start, stop, dtype=np.int64) // inner) % channels
+        acc.add(_dequantize(raw.view(code_dtype), scales, zero_points, channel))
     return acc.result()
 
 
-def _dequantize(codes: np.ndarray, scales: np.ndarray, zero_points: np.ndarray, axis: int | None, start: int,
-                stop: int) -> np.ndarray:
-    """``axis`` None: one scale for all; else one per index of ``axis``."""
-    if axis is not None:
-        view = [1] * codes.ndim
-        view[axis] = -1
-        if axis == 0:  # the block holds rows start:stop
-            scales, zero_points = scales[start:stop], zero_points[start:stop]
-        scales, zero_points = scales.reshape(view), zero_points.reshape(view)
+def _dequantize(codes: np.ndarray, scales: np.ndarray, zero_points: np.ndarray,
+                channel: np.ndarray | None) -> np.ndarray:
+    """Flat ``codes``; ``channel`` None: one scale for all; else each
+    code's index along the quantizer's axis."""
+    if channel is not None:
+        scales, zero_points = scales[channel], zero_points[channel]
     # as torch's dequantize: (float(q) - zero_point) * double scale, rounded to float32
     return ((codes.astype(np.float64) - zero_points) * scales).astype(np.float32)
 
