@@ -191,3 +191,21 @@ def test_containers_ties_and_a_models_own_buffer():
     expected = MANIFEST["torchscript_containers_scripted.pt"]["parameters"]
     assert not scale.trainable and model.trainable_params == expected
     assert any(n.startswith("tied weights counted once: lm.weight = emb.weight") for n in model.notes)
+
+
+def test_a_class_name_the_file_makes_long_is_cut_short(tmp_path):
+    """``__torch__.<100,000 letters>.Model``: before, the note on undeclared
+    classes and the ``torchscript_class`` metadata carried the whole name
+    (a 100 kB note). Names the file gives are cut to a line."""
+    module = b"__torch__." + b"a" * 100_000
+    tensor = (b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+              b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQK\x00K\x04\x85K\x01\x85\x89"
+              b"ccollections\nOrderedDict\n)RtR")
+    data_pkl = b"\x80\x02c" + module + b"\nModel\n)\x81}X\x06\x00\x00\x00weight" + tensor + b"sb."
+    target = hostile_archive(tmp_path / "long.pt", data_pkl)
+    with zipfile.ZipFile(target, "a") as archive:
+        archive.writestr("model/data/0", b"\x00\x00\x80?" * 4)
+    model = read_model(target)
+    assert model.trainable_params == 4
+    assert max(len(n) for n in model.notes) < 400
+    assert len(model.metadata["torchscript_class"]) < 200

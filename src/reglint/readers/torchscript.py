@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model
 from reglint.readers import torch_ao
 from reglint.readers.limits import ReadOptions
@@ -128,7 +128,7 @@ def script_tensors(root: Opaque, archive, notes: list[str]) -> list[NamedTensor]
         notes.append(torch_ao.note(found))
     if declared.undeclared:
         names = sorted(declared.undeclared)
-        notes.append(f"no readable __parameters__ for {len(names)} TorchScript classes ({names[0]}"
+        notes.append(f"no readable __parameters__ for {len(names)} TorchScript classes ({one_line(names[0], 120)}"
                      f"{', ...' if len(names) > 1 else ''}): their tensors taken as a state dict's entries")
     return out
 
@@ -172,7 +172,7 @@ def describe_script(obj: Any, archive, path: Path, options: ReadOptions) -> Mode
         raise ModelReadError("TorchScript archive without parameters or buffers: nothing to lint")
     model = describe(obj, archive, path, options, fmt="torchscript", model_tensors=tensors)
     model.notes[:0] = [NOTE, *notes]
-    model.metadata["torchscript_class"] = f"{obj.module}.{obj.qualname}"
+    model.metadata["torchscript_class"] = one_line(f"{obj.module}.{obj.qualname}", 120)  # the file's own name
     return model
 
 
