@@ -201,3 +201,30 @@ def test_per_channel_dequantization_along_an_inner_axis():
     stats = torch_ao.dequantized_stats(Archive, tensor)
     assert stats.sum_sq == pytest.approx(float((want ** 2).sum()))
     assert stats.max_abs == pytest.approx(float(np.abs(want).max()))
+
+
+def test_a_learned_scale_beside_quantized_weights_stays_a_parameter(tmp_path):
+    """A float module's own ``scale`` (an RMSNorm's [8], left float by
+    quantize_dynamic) in a state dict with quantized Linears. Before: every
+    ``*.scale`` entry was dropped as a quantized module's output scale, the
+    8 trained values uncounted. Those are 0-d or [1]; this one stays."""
+    name = "torchao/dynamic_mlp_state_dict.pt"
+    with zipfile.ZipFile(TORCH / name) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    old = b"X\x07\x00\x00\x000.scaleq\x02"
+    record = b"K\x01tq\x08QK\x00))"  # FloatStorage of 1, offset 0, size (), stride ()
+    assert data.startswith(old, 34) and record in data
+    data = data.replace(old, b"X\x07\x00\x00\x00n.scaleq\x02", 1)
+    data = data.replace(record, b"K\x08tq\x08QK\x00K\x08\x85K\x01\x85", 1)  # 8 values, size (8,), stride (1,)
+    path = _with_member(tmp_path, name, "data.pkl", data)
+    with zipfile.ZipFile(path) as zin:
+        members = {i.filename: zin.read(i.filename) for i in zin.infolist()}
+    [storage] = [n for n in members if n.endswith("/data/0")]
+    members[storage] = struct.pack("<8f", *[1.5] * 8)
+    with zipfile.ZipFile(path, "w") as zout:
+        for member, content in members.items():
+            zout.writestr(member, content)
+    model = read_model(path)
+    variables = {v.location: v for _, v in model.variables()}
+    assert variables["n.scale"].size == 8
+    assert model.total_params == MANIFEST[name]["float_parameters"] + 8

@@ -57,9 +57,18 @@ def expand_state_dict(state_dict: dict) -> dict:
         if isinstance(key, str) and is_packed_entry(key, value):
             module = key[:-len(PACKED)]
             out[f"{module}.weight"], out[f"{module}.bias"] = value[0], value[1]
-        elif not (isinstance(key, str) and key.endswith(NOT_PARAMETERS)):
+        elif not (isinstance(key, str) and _quantization_constant(key, value)):
             out[key] = value
     return out
+
+
+def _quantization_constant(key: str, value) -> bool:
+    """A quantized module's output ``scale``/``zero_point`` (one value: 0-d,
+    or [1] for QuantStub) or a packed Linear's dtype; a float module's own
+    ``scale`` of more values (an RMSNorm's [D]) is its parameter."""
+    if key.endswith(PACKED_DTYPE):
+        return True
+    return key.endswith(NOT_PARAMETERS) and not (isinstance(value, TensorRef) and value.numel > 1)
 
 
 def is_packed_entry(key: str, value) -> bool:
