@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from reglint.readers import read_model
 
 from helpers import FIXTURES
@@ -35,14 +37,17 @@ def test_no_merge_note_where_each_module_reads_its_own_tensor():
         assert not [n for n in read_model(path).notes if "repeated value" in n], path
 
 
-def test_folded_mask_and_rotary_caches_are_not_parameters():
+@pytest.mark.parametrize("name", ["llama_static.onnx", "llama_static_fp16.onnx"])
+def test_folded_mask_and_rotary_caches_are_not_parameters(name):
     """The dynamo exporter's file of a tiny Llama at a fixed sequence length
     holds the causal mask ([1, 1, 8, 8] of 0 and -3.4e38) and the rotary
     cos/sin caches ([1, 1, 8, 16]) as initializers. Counted as weights they
     added 320 values and a sum of squares of 3e78; without them, the file's
-    weights plus the merged RMSNorm ones equal torch's count."""
-    expected = json.loads((FOLDER / "manifest.json").read_text())["llama_static.onnx"]
-    model = read_model(FOLDER / "llama_static.onnx")
+    weights plus the merged RMSNorm ones equal torch's count. In float16 the
+    mask fills with -65504 (found as a fill, ``MASK_FILL_FLOAT16``, and as a
+    table of j - i alike: its doctest holds the fill level)."""
+    expected = json.loads((FOLDER / "manifest.json").read_text())[name]
+    model = read_model(FOLDER / name)
     assert next(n for n in model.notes if "attention mask, position bias or rotary" in n).startswith(
         f"{len(expected['folded_tables'])} initializer(s)")
     assert all(len(v.shape) <= 2 for _, v in model.variables())

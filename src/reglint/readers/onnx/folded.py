@@ -10,7 +10,8 @@ values too many, and the mask's sum of squares (3e78) stood in the model's
 statistics. Their roles say nothing (a constant added, a constant
 multiplied); their values do:
 
-- a mask holds fills at or below MASK_FILL (with 0, or with a position
+- a mask holds fills at or below MASK_FILL (MASK_FILL_FLOAT16 in a float16
+  tensor; with 0, or with a position
   bias folded into it), which no weight does;
 - a position bias (T5's, ALiBi) folded without the mask is an
   ``[.., L, L]`` table added to the product of two activations, whose
@@ -42,6 +43,9 @@ from reglint.readers.onnx.tensors import FLOAT_TYPES
 MAX_TABLE_VALUES = 1 << 24
 # float32's -3.4e38 (torch.finfo.min), what attention masks fill with.
 MASK_FILL = -1e30
+# float16's: its most negative finite value is -65504 (torch.finfo(float16).min),
+# what a float16 export's masks fill with; no weight is near it either.
+MASK_FILL_FLOAT16 = -6.0e4
 # float32, float16, float64: numpy reads them as stored (bfloat16 never holds a mask here).
 TABLE_TYPES = (1, 10, 11)
 
@@ -109,10 +113,12 @@ def _folded_table(p: Param, index: GraphIndex, folder: Path) -> bool:
     values = _values(p, folder)
     if values is None:
         return False
+    table = values.reshape(-1, p.shape[-2], p.shape[-1])
     if ops == {"Add"}:
-        return is_mask(values) or (is_position_table(values.reshape(-1, p.shape[-2], p.shape[-1]))
-                                    and all(_adds_to_scores(index, node, slot, p) for node, slot in readers))
-    return is_rotary_table(values.reshape(-1, p.shape[-2], p.shape[-1]))
+        fill = MASK_FILL_FLOAT16 if p.dtype == 10 else MASK_FILL
+        return is_mask(values, fill) or (is_position_table(table)
+                                         and all(_adds_to_scores(index, node, slot, p) for node, slot in readers))
+    return is_rotary_table(table)
 
 
 def _adds_to_scores(index: GraphIndex, add, slot: int, p: Param) -> bool:
@@ -141,17 +147,19 @@ def is_position_table(table: np.ndarray) -> bool:
                 or np.array_equal(table, np.broadcast_to(table[:, :1, :], table.shape)))
 
 
-def is_mask(values: np.ndarray) -> bool:
+def is_mask(values: np.ndarray, fill: float = MASK_FILL) -> bool:
     """Some fill at or below MASK_FILL: a causal mask, or one with a
     position bias folded into it (T5's relative attention bias plus the
     decoder's mask, ``[1, heads, L, L]``). No weight holds -3.4e38.
 
     >>> is_mask(np.triu(np.full((3, 3), -3.4e38), 1))
     True
+    >>> is_mask(np.array([0.0, -65504.0]), MASK_FILL_FLOAT16)  # a float16 export's fill
+    True
     >>> is_mask(np.array([0.0, -1.5]))
     False
     """
-    return bool(np.any(values <= MASK_FILL))
+    return bool(np.any(values <= fill))
 
 
 def is_rotary_table(table: np.ndarray) -> bool:
