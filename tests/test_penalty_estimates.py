@@ -99,6 +99,9 @@ def test_lstm_forget_gate_bias_starts_at_one():
         top = p.layer.path.split("/")[0]
         by_layer[top] = by_layer.get(top, 0.0) + p.penalty_init
     assert by_layer == pytest.approx({"lstm": 160.0, "bidi": 160.0, "convlstm": 40.0, "plain_lstm": 0.0})
+    # what explain names: the ones beside the zeros, where the 160 come from
+    labels = {p.layer.path: p.variable.initializer.label for p in biases if p.layer.path in ("lstm", "plain_lstm")}
+    assert labels == {"lstm": "zeros, 16 forget-gate ones", "plain_lstm": "zeros"}
 
 
 def test_keras1_lstm_forget_gate_bias_from_forget_bias_init():

@@ -90,7 +90,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "fan_in": fan_in,
         "fan_out": fan_out,
         "regularizer": lam(p.regularizer),
-        "initializer": var.initializer.name if var.initializer else None,
+        "initializer": var.initializer.label if var.initializer else None,
         "init_rms": sigma,
         "rms_from": weights_from,  # "init" (the initializer's) or "saved" (no initializer recorded)
         # L1's pull lambda*sign(w) needs no weight scale; L2's 2*lambda*w needs sigma

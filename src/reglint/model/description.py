@@ -138,6 +138,15 @@ class Initializer:
     # (``unit_forget_bias``, Keras' default: ``units`` of its ``4*units``).
     ones: int = 0
 
+    @property
+    def label(self) -> str:
+        """``name``, and the forget gate's ones when there are any.
+
+        >>> Initializer("zeros", ones=16).label
+        'zeros, 16 forget-gate ones'
+        """
+        return f"{self.name}, {self.ones} forget-gate ones" if self.ones else self.name
+
 
 @dataclass
 class WeightStats:

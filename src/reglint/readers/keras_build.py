@@ -237,7 +237,7 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
         var.regularizer = _regularizer(reg_cfg, model, node.path, var.name)
     init_cfg = _first(cfg, initializer_keys(owner_class, role))
     var.initializer = parse_initializer(init_cfg) if init_cfg is not None else parse_initializer(DEFAULT_INIT.get(role))
-    _forget_gate_ones(var, owner_class, cfg)
+    _lstm_forget_bias(var, owner_class, cfg)
     var.fan_axes = kernel_fan_axes(var, owner_class, cfg, model.framework_version)
     if options.weight_stats:
         try:
@@ -259,7 +259,7 @@ FORGET_BIAS_CLASSES = frozenset({"LSTM", "LSTMCell", "LSTMV1", "UnifiedLSTM", "C
                                  "ConvLSTM3DCell", "PeepholeLSTMCell"})
 
 
-def _forget_gate_ones(var: Variable, owner_class: str, cfg: dict) -> None:
+def _lstm_forget_bias(var: Variable, owner_class: str, cfg: dict) -> None:
     """An LSTM's bias starts with ``units`` ones (the forget gate) unless
     ``unit_forget_bias`` is off: the penalty at a fresh initialisation
     counts them (L2(10) on a 32-unit LSTM's bias: 320, not 0). Keras 1
