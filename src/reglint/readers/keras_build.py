@@ -25,6 +25,7 @@ from reglint.readers.keras_config import (
     keras3_release,
     variable_trains,
 )
+from reglint.readers.keras_custom import group_slots
 from reglint.readers.keras_fans import kernel_fan_axes
 from reglint.readers.keras_layers import (
     DEFAULT_INIT,
@@ -77,6 +78,7 @@ class FoundTensor:
     trainable: bool | None = None
     prefix: str = ""  # sub-layer prefix for the variable name (forward_lstm/)
     group: str = ""  # the owning object's save path inside the layer (forward_layer/cell)
+    by_layout: bool = False  # named from the storage layout (keras_custom), not from the file
 
 
 def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOptions,
@@ -127,9 +129,17 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
     if custom:
         _attach_custom_regularizers(layer, node, model)
         if tensors and found_unnamed(tensors):
-            model.notes.append(f"{layer.path}: custom layer {layer.class_name}: the file does not record which "
-                               f"of its {len(tensors)} weights are trainable; all are counted as trainable")
+            model.notes.append(_unrecorded_trainable_note(layer, tensors))
     return layer
+
+
+def _unrecorded_trainable_note(layer: Layer, tensors: list[FoundTensor]) -> str:
+    state = [var for var in layer.variables if var.role.is_statistic]
+    counted = ("all are counted as trainable" if not state else
+               f"all but {len(state)} are counted as trainable (groups of four equal vectors, a BatchNormalization's "
+               "layout: its moving statistics are state)")
+    return (f"{layer.path}: custom layer {layer.class_name}: the file does not record which of its {len(tensors)} "
+            f"weights are trainable; {counted}")
 
 
 def _lora_variables(layer: Layer, node: LayerNode) -> None:
@@ -160,6 +170,8 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
             groups.setdefault((found.group or found.prefix, found.owner_class), []).append(found)
     for (prefix, owner_class), items in groups.items():
         slots = own_slots(owner_class, items[0].owner_config) if owner_class else None
+        if owner_class is None and _name_by_layout(prefix, items):
+            continue
         if slots is not None and len(slots) != len(items):  # another release's layout of a quantized layer?
             slots = next((layout for layout in _layouts(owner_class, items[0].owner_config)
                           if len(layout) == len(items)), slots)
@@ -182,6 +194,19 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
                 found.name, found.role, found.trainable = slots[index].name, slots[index].role, slots[index].trainable
             else:
                 found.name, found.role = _guess(found, index)
+
+
+def _name_by_layout(group: str, items: list[FoundTensor]) -> bool:
+    """A custom layer's group named from its layout (``keras_custom``):
+    True when it was."""
+    slots = group_slots(group, [tuple(int(d) for d in (found.dataset.shape or ())) for found in items])
+    if slots is None:
+        return False
+    for found, (name, role, trainable) in zip(items, slots, strict=True):
+        found.name, found.role, found.by_layout = name, role, True
+        if trainable is False:
+            found.trainable = False
+    return True
 
 
 def _without_kernel_zero(slots, items: list, cfg: dict):
@@ -209,7 +234,7 @@ def _guess(found: FoundTensor, index: int) -> tuple[str, Role]:
 
 
 def found_unnamed(tensors: list[FoundTensor]) -> bool:
-    return any(t.name is None or t.name.startswith("var_") for t in tensors)
+    return any(t.name is None or t.name.startswith("var_") or t.by_layout for t in tensors)
 
 
 def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: Model,

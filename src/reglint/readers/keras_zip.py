@@ -48,6 +48,7 @@ from reglint.readers.keras_config import (
     writer_load_note,
 )
 from reglint.readers.keras_placement import note_activity_placement
+from reglint.readers.keras_slots import reconcile_trainable, stored_slot_shapes
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import h5_get, load_json
 from reglint.readers.sniff import check_link_stays_inside
@@ -114,6 +115,7 @@ def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptio
     attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
     if model.optimizer is not None and "optimizer_iterations" in model.metadata:
         model.optimizer.iterations = model.metadata["optimizer_iterations"]
+    reconcile_trainable(model, model.metadata.pop("slot_shapes", []))
     attach_graph(model, tree)
     return model
 
@@ -217,6 +219,7 @@ def _read_weights(h5, model: Model, config: Any, options: ReadOptions) -> None:
     if not by_name:
         _unclaimed_groups(index, tree, model)
     _read_iterations(h5, model)
+    model.metadata["slot_shapes"] = stored_slot_shapes(index)
 
 
 def _numbers_duplicates(version: str | None) -> bool:

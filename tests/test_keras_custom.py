@@ -1,0 +1,146 @@
+"""Custom layers in Keras 3 files: roles from the storage layout, trainable
+flags from the optimizer's slots (fixtures/make_custom_layer_fixtures.py
+wrote the files and what Keras counted just before saving)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import h5py
+import pytest
+
+from reglint.model import Role
+from reglint.readers import read_model
+from reglint.readers.keras_custom import group_slots
+from reglint.readers.keras_slots import slot_families, trainable_shapes
+
+from helpers import FIXTURES
+
+CUSTOM = FIXTURES / "keras_custom"
+MANIFEST = {k: v for k, v in json.loads((CUSTOM / "manifest.json").read_text()).items() if not k.startswith("_")}
+
+
+def _layer(model, name):
+    return next(layer for layer in model.layers if layer.name == name)
+
+
+def _var(model, name):
+    return next(v for layer in model.layers for v in layer.variables if v.name == name)
+
+
+@pytest.mark.parametrize("file", sorted(MANIFEST))
+def test_counts_equal_what_keras_trained(file):
+    model = read_model(CUSTOM / file)
+    keras = MANIFEST[file]
+    assert (model.total_params, model.trainable_params) == (keras["count_params"], keras["trainable"])
+
+
+def test_a_batchnorm_inside_a_custom_block_keeps_its_statistics_out_of_training_without_an_optimizer():
+    model = read_model(CUSTOM / "resblock_untrained.keras")
+    assert model.optimizer is None
+    assert _var(model, "bn/moving_mean").role is Role.MOVING_MEAN
+    assert not _var(model, "bn/moving_variance").trainable
+    assert _var(model, "norm2/gamma").role is Role.GAMMA  # a layer norm's scale: ones at init, not a bias
+    assert any("all but 2 are counted as trainable" in note for note in model.notes)
+
+
+def test_slots_decide_what_trained_where_the_file_does_not_say():
+    model = read_model(CUSTOM / "resblock_frozen_bn_adamw.keras")
+    custom = [v for v in _layer(model, "res_block").variables if v.shape == (8,)]
+    assert sum(v.trainable for v in custom) == 3  # conv bias, the layer norm's gamma and beta; BN frozen
+    assert not any(v.trainable for v in custom if v.role.is_statistic)
+    note = next(n for n in model.notes if "optimizer's slots" in n)
+    assert "AdamW: 2 per trainable variable; 627 trainable values" in note
+    assert not any("does not record which" in n for n in model.notes)
+
+
+def test_lora_factors_merged_at_save_are_counted_from_the_slots():
+    model = read_model(CUSTOM / "keras_hub_gemma_lora_adamw.keras")
+    layer = _layer(model, "gemma_causal_lm")
+    factors = [v for v in layer.variables if "lora_kernel" in v.name]
+    assert len(factors) == 8 and all(v.trainable for v in factors)
+    assert sum(v.size for v in factors) == 256
+    assert not any(v.trainable for v in layer.variables if "lora" not in v.name)
+    assert any("rank-2 LoRA factors of 4 kernels" in n for n in model.notes)
+
+
+def test_keras_hub_embeddings_and_norms_are_named_by_layout():
+    model = read_model(CUSTOM / "keras_hub_bert_classifier_adamw.keras")
+    roles = {v.name: v.role for v in _layer(model, "bert_text_classifier").variables}
+    assert roles["layers/bert_backbone/layers/reversible_embedding/embeddings"] is Role.EMBEDDINGS
+    assert roles["layers/bert_backbone/layers/transformer_encoder/_feedforward_layer_norm/beta"] is Role.BETA
+    assert roles["layers/bert_backbone/layers/transformer_encoder/_feedforward_output_dense/var_0"] is Role.KERNEL
+
+
+def test_known_layers_frozen_when_the_optimizer_was_built_get_a_note():
+    # Keras 3.0.5 saves no lora_rank: loaded back the kernel trains, while
+    # the optimizer's slots show that the LoRA factors trained instead.
+    model = read_model(FIXTURES / "versions" / "keras-3.0.5" / "lora_dense_adamw.keras")
+    assert any("cover 48 fewer values than are counted as trainable" in n for n in model.notes)
+
+
+def test_slots_the_file_holds_no_variable_for_are_named_not_counted(tmp_path):
+    path = tmp_path / "damaged.keras"
+    shutil.copy(CUSTOM / "resblock_sgd_momentum.keras", path)
+    with zipfile.ZipFile(path) as archive:
+        weights = archive.read("model.weights.h5")
+        others = {name: archive.read(name) for name in archive.namelist() if name != "model.weights.h5"}
+    (tmp_path / "w.h5").write_bytes(weights)
+    with h5py.File(tmp_path / "w.h5", "a") as h5:
+        h5["optimizer/vars"].create_dataset("99", data=[0.0] * 8)  # one more (8,) vector trained: a statistic
+        h5["optimizer/vars"].create_dataset("100", data=[0.0] * 5)  # and a (5,) one the file does not hold
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in others.items():
+            archive.writestr(name, data)
+        archive.write(tmp_path / "w.h5", "model.weights.h5")
+    model = read_model(path)
+    # SGD keeps one slot per variable: a (5,) slot is a trainable variable
+    # no stored tensor matches, so it is named and left out of the count.
+    assert model.trainable_params == 643 + 8
+    assert any("not in the file and are not counted" in n for n in model.notes)
+
+
+def test_an_indivisible_slot_set_is_not_used(tmp_path):
+    path = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(CUSTOM / "resblock_adam_amsgrad_accumulate.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    (tmp_path / "w.h5").write_bytes(members.pop("model.weights.h5"))
+    with h5py.File(tmp_path / "w.h5", "a") as h5:
+        del h5["optimizer/vars/5"]  # one of the four slots of a (3, 3, 8, 8) kernel or a vector
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.write(tmp_path / "w.h5", "model.weights.h5")
+    model = read_model(path)
+    assert model.trainable_params == 643  # the layout's reading: BN statistics out, the rest trains
+    assert any("does not record which" in n for n in model.notes)
+    assert not any("optimizer's slots" in n for n in model.notes)
+
+
+@pytest.mark.parametrize(("name", "config", "families"), [
+    ("SGD", {"momentum": 0.0}, 0), ("SGD", {"momentum": 0.9}, 1), ("Adam", {}, 2), ("AdamW", {"amsgrad": True}, 3),
+    ("RMSprop", {"momentum": 0.5, "centered": True}, 3), ("Nadam", {"use_ema": True}, 3),
+    ("Lion", {"gradient_accumulation_steps": 4}, 2), ("Adafactor", {}, None), ("MyOptimizer", {}, None),
+])
+def test_slot_families(name, config, families):
+    assert slot_families(name, config) == families
+
+
+def test_trainable_shapes_refuses_an_uneven_set():
+    assert trainable_shapes([(), (), (3,), (3,), (3,)], 2) is None
+
+
+@pytest.mark.parametrize(("group", "shapes", "names"), [
+    ("bn", [(4,)] * 4, ["gamma", "beta", "moving_mean", "moving_variance"]),
+    ("", [(4,)] * 4, None),  # a custom class's own four vectors: could be anything
+    ("layers/transformer/_self_attention_layer_norm", [(4,)] * 2, ["gamma", "beta"]),
+    ("pre_ffw_norm", [(4,)], ["gamma"]),
+    ("token_embedding", [(10, 4)], ["embeddings"]),
+    ("ffw_linear", [(4, 4)], None),
+    ("conv1_bn", [(4,), (5,)], None),  # unequal vectors: not a normalization's pair
+])
+def test_group_slots(group, shapes, names):
+    slots = group_slots(group, shapes)
+    assert (None if slots is None else [name for name, _role, _trains in slots]) == names
