@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import h5py
@@ -144,3 +146,24 @@ def test_trainable_shapes_refuses_an_uneven_set():
 def test_group_slots(group, shapes, names):
     slots = group_slots(group, shapes)
     assert (None if slots is None else [name for name, _role, _trains in slots]) == names
+
+
+def test_a_keras_hub_task_preset_is_one_model_with_its_head(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "reglint", str(CUSTOM / "keras_hub_bert_preset"), "--format",
+                             "json", "--no-cache"], capture_output=True, text=True, timeout=120)
+    files = json.loads(result.stdout)["files"]
+    assert [f["path"].rsplit("/", 1)[-1] for f in files] == ["keras_hub_bert_preset"]  # task.weights.h5 not apart
+    layers = {layer["name"]: layer for layer in files[0]["model"]["layers"]}
+    assert set(layers) == {"bert_backbone", "bert_text_classifier"}
+    assert files[0]["model"]["params"]["total"] == 6819
+
+
+def test_a_count_other_than_keras_hub_recorded_is_named(tmp_path):
+    preset = tmp_path / "preset"
+    shutil.copytree(CUSTOM / "keras_hub_bert_preset", preset)
+    meta = json.loads((preset / "metadata.json").read_text())
+    assert meta["parameter_count"] == 6768  # the backbone's, as KerasHub counted it
+    assert not any("records" in n for n in read_model(preset).notes)
+    meta["parameter_count"] = 6000
+    (preset / "metadata.json").write_text(json.dumps(meta))
+    assert any("metadata.json records 6,000 parameters" in n for n in read_model(preset).notes)

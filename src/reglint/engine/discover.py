@@ -66,6 +66,7 @@ from reglint.readers.sniff import (
     GGUF_SPLIT,
     HF_WEIGHTS,
     JSON_SUFFIX,
+    KERAS_HUB_TASK,
     KERAS_MEMBERS,
     MODEL_SUFFIXES,
     accelerate_hook_folder,
@@ -200,7 +201,7 @@ def folder_members(folder: Path) -> frozenset[str]:
     folder's ``model_1.safetensors`` is one (its second model)."""
     names: set[str] = set()
     if is_keras_folder(folder):
-        names.update(KERAS_MEMBERS)
+        names.update(KERAS_MEMBERS + KERAS_HUB_TASK)
     if is_hf_folder(folder):
         names.update(HF_WEIGHTS + HF_MEMBERS)
         # weight shards and variants (model-00001-of-00002.safetensors,

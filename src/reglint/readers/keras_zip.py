@@ -51,7 +51,7 @@ from reglint.readers.keras_placement import note_activity_placement
 from reglint.readers.keras_slots import reconcile_trainable, stored_slot_shapes
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import h5_get, load_json
-from reglint.readers.sniff import check_link_stays_inside
+from reglint.readers.sniff import KERAS_HUB_TASK, check_link_stays_inside
 from reglint.readers.tensor_stats import raw_image
 
 CONFIG = "config.json"
@@ -83,7 +83,51 @@ def read_keras_folder(path: Path, options: ReadOptions) -> Model:
         raise ModelReadError(f"cannot list the folder: {exc.strerror or exc}") from None
     if CONFIG not in names:
         raise ModelReadError("folder without config.json: not a Keras model")
-    return _read_keras_v3(path, names, _FolderMembers(path, options), options)
+    members = _FolderMembers(path, options)
+    model = _read_keras_v3(path, names, members, options)
+    if all(name in names for name in KERAS_HUB_TASK) and WEIGHTS_H5 in names:
+        _add_keras_hub_task(model, members, options)
+    return model
+
+
+def _check_recorded_count(model: Model, recorded: Any) -> None:
+    """KerasHub's ``metadata.json`` records the backbone's
+    ``count_params()`` when it saved: a count read otherwise is named."""
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded != model.total_params:
+        model.notes.append(f"{METADATA} records {recorded:,} parameters (KerasHub's count_params() at save); "
+                           f"the files hold {model.total_params:,}")
+
+
+def _add_keras_hub_task(model: Model, members: _FolderMembers, options: ReadOptions) -> None:
+    """A KerasHub preset saved from a task (``task.save_to_preset``): the
+    backbone is ``config.json`` and ``model.weights.h5``; ``task.json`` holds
+    the task's config (the backbone's nested in it) and ``task.weights.h5``
+    the variables the task adds (a classifier's head) and the optimizer's
+    slots. One model: the backbone's layers and the task's as one custom
+    layer. The preset keeps no compile settings."""
+    config_file, weights_file = KERAS_HUB_TASK
+    task = load_json(members.read(config_file, options.max_json_bytes), what=config_file,
+                     max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
+    task = task if isinstance(task, dict) else {}
+    raw_cfg = task.get("config")
+    cfg: dict[str, Any] = raw_cfg if isinstance(raw_cfg, dict) else {}
+    class_name = str(task.get("class_name") or "Task")[:200]
+    name = str(cfg.get("name") or class_name)[:200]
+    node = LayerNode(name=name, class_name=class_name, config={k: v for k, v in cfg.items() if k != "backbone"},
+                     path=name, trainable=cfg.get("trainable") is not False, weights_path="layers")
+    backbone = model.total_params
+    with members.weights(weights_file) as h5:
+        index = H5Index(h5)
+        found: list[FoundTensor] = []
+        if index.kind("layers") == GROUP:
+            _collect(index, "layers", node, [], found, depth=0)
+        layer = build_layer(node, found, options, model)
+        slots = stored_slot_shapes(index)
+    model.layers.append(layer)
+    model.notes.append(f"KerasHub preset of a {class_name}: the backbone from {CONFIG} and {WEIGHTS_H5} "
+                       f"({backbone:,} parameters), the task's own {layer.params:,} from {weights_file} (layer "
+                       f"{name}); the preset keeps no compile settings"
+                       + (", so its optimizer slots are not read" if slots else ""))
 
 
 def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptions) -> Model:
@@ -116,6 +160,7 @@ def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptio
     if model.optimizer is not None and "optimizer_iterations" in model.metadata:
         model.optimizer.iterations = model.metadata["optimizer_iterations"]
     reconcile_trainable(model, model.metadata.pop("slot_shapes", []))
+    _check_recorded_count(model, metadata.get("parameter_count"))
     attach_graph(model, tree)
     return model
 
@@ -169,14 +214,14 @@ class _FolderMembers:
             raise ModelReadError(f"cannot read {name}: {exc.strerror or exc}") from None
 
     @contextlib.contextmanager
-    def weights(self):
+    def weights(self, name: str = WEIGHTS_H5):
         import h5py
 
-        path = self._file(WEIGHTS_H5, self.options.max_member_bytes)
+        path = self._file(name, self.options.max_member_bytes)
         try:
             h5 = h5py.File(path, "r")
         except Exception as exc:
-            raise ModelReadError(f"{WEIGHTS_H5} is not readable HDF5 ({type(exc).__name__})") from None
+            raise ModelReadError(f"{name} is not readable HDF5 ({type(exc).__name__})") from None
         with h5:
             yield h5
 

@@ -27,6 +27,9 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 # JSON's strings and structural characters: enough to follow the nesting.
 _JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]')
 KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+# A KerasHub preset's task (save_to_preset of a task model): its config
+# (the backbone's nested in it) and the weights it adds to the backbone's.
+KERAS_HUB_TASK = ("task.json", "task.weights.h5")
 # A folder holding one of these beside a config.json, or trainer_state.json,
 # is a Hugging Face model or Trainer checkpoint folder (checkpoint-N/).
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
