@@ -167,3 +167,11 @@ def test_a_count_other_than_keras_hub_recorded_is_named(tmp_path):
     meta["parameter_count"] = 6000
     (preset / "metadata.json").write_text(json.dumps(meta))
     assert any("metadata.json records 6,000 parameters" in n for n in read_model(preset).notes)
+
+
+def test_a_quantized_sub_layer_trains_its_bias_only():
+    model = read_model(CUSTOM / "adapter_int8.keras")
+    flags = {v.name: v.trainable for v in _layer(model, "adapter").variables}
+    assert flags == {"out_norm/gamma": True, "out_norm/beta": True, "proj/quantized": False, "proj/bias": True,
+                     "proj/scale": False}
+    assert any("not 2 integer tensors and scales of quantized sub-layers" in n for n in model.notes)

@@ -134,10 +134,14 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
 
 
 def _unrecorded_trainable_note(layer: Layer, tensors: list[FoundTensor]) -> str:
-    state = [var for var in layer.variables if var.role.is_statistic]
-    counted = ("all are counted as trainable" if not state else
-               f"all but {len(state)} are counted as trainable (groups of four equal vectors, a BatchNormalization's "
-               "layout: its moving statistics are state)")
+    state = sum(var.role.is_statistic for var in layer.variables)
+    quantized = sum(not var.trainable and not var.role.is_statistic for var in layer.variables)
+    why = [text for n, text in ((state, f"{state} moving statistics (groups of four equal vectors: a "
+                                        "BatchNormalization's layout)"),
+                                (quantized, f"{quantized} integer tensors and scales of quantized sub-layers"))
+           if n]
+    counted = ("all are counted as trainable" if not why else
+               f"all but {state + quantized} are counted as trainable: not {' and '.join(why)}")
     return (f"{layer.path}: custom layer {layer.class_name}: the file does not record which of its {len(tensors)} "
             f"weights are trainable; {counted}")
 
@@ -199,7 +203,8 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
 def _name_by_layout(group: str, items: list[FoundTensor]) -> bool:
     """A custom layer's group named from its layout (``keras_custom``):
     True when it was."""
-    slots = group_slots(group, [tuple(int(d) for d in (found.dataset.shape or ())) for found in items])
+    slots = group_slots(group, [tuple(int(d) for d in (found.dataset.shape or ())) for found in items],
+                        [_is_integer(found.dataset) for found in items])
     if slots is None:
         return False
     for found, (name, role, trainable) in zip(items, slots, strict=True):
@@ -207,6 +212,11 @@ def _name_by_layout(group: str, items: list[FoundTensor]) -> bool:
         if trainable is False:
             found.trainable = False
     return True
+
+
+def _is_integer(ds) -> bool:
+    kind = getattr(getattr(ds, "dtype", None), "kind", "")
+    return kind in ("i", "u")
 
 
 def _without_kernel_zero(slots, items: list, cfg: dict):

@@ -19,6 +19,10 @@ names still tell:
   scale first);
 - a matrix under an embedding's name is an embedding table.
 
+- a group holding an integer tensor is a quantized sub-layer: the
+  integers and the float scale after them do not train, a float between
+  them (the bias) does.
+
 Anything else keeps the rank rule (rank >= 2 a kernel, rank 1 a bias).
 ``keras_slots`` then corrects the trainable flags from the optimizer's
 slots where the file holds them.
@@ -40,10 +44,14 @@ BATCH_NORM_SLOTS = (("gamma", Role.GAMMA, True), ("beta", Role.BETA, True),
 NORM_SLOTS = (("gamma", Role.GAMMA, True), ("beta", Role.BETA, True))
 
 
-def group_slots(group: str, shapes: list[tuple[int, ...]]) -> list[tuple[str, Role, bool | None]] | None:
+def group_slots(group: str, shapes: list[tuple[int, ...]],
+                integer: list[bool] | None = None) -> list[tuple[str, Role, bool | None]] | None:
     """(name, role, trainable) for each tensor of one custom ``vars`` group,
     or None where neither the layout nor the name says more than the rank
-    rule. ``trainable`` None: not known from the layout."""
+    rule. ``trainable`` None: not known from the layout. ``integer``: which
+    tensors hold integers (a quantized sub-layer)."""
+    if integer is not None and any(integer):
+        return _quantized_slots(integer)
     last = group.rsplit("/", 1)[-1].lower()
     vectors = bool(shapes) and all(len(shape) == 1 for shape in shapes) and len(set(shapes)) == 1
     if vectors and len(shapes) == 4 and group:  # a sub-layer: a custom class's own four vectors could be anything
@@ -53,3 +61,23 @@ def group_slots(group: str, shapes: list[tuple[int, ...]]) -> list[tuple[str, Ro
     if _EMBED_NAME.search(last) and shapes and all(len(shape) == 2 for shape in shapes):
         return [("embeddings" if i == 0 else f"embeddings_{i}", Role.EMBEDDINGS, None) for i in range(len(shapes))]
     return None
+
+
+def _quantized_slots(integer: list[bool]) -> list[tuple[str, Role, bool | None]]:
+    """A sub-layer quantized by ``layer.quantize("int8"|"int4")``: Keras
+    stores its integer kernel (or table) first, the bias if any, then the
+    float scale (``save_own_variables`` of Dense, EinsumDense, Embedding in
+    3.x). Integers cannot train, nor do the scales; a float between the two
+    is the bias, which does."""
+    slots: list[tuple[str, Role, bool | None]] = []
+    first = integer.index(True)
+    for i, is_int in enumerate(integer):
+        if is_int:
+            slots.append(("quantized" if i == first else f"quantized_{i}", Role.OTHER, False))
+        elif i == len(integer) - 1 and i > first:
+            slots.append(("scale", Role.OTHER, False))
+        elif i > first:
+            slots.append(("bias" if i == first + 1 else f"bias_{i}", Role.BIAS, None))
+        else:
+            slots.append((f"var_{i}", Role.OTHER, None))
+    return slots
