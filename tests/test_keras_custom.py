@@ -18,7 +18,7 @@ from reglint.readers import read_model
 from reglint.readers.keras_custom import group_slots
 from reglint.readers.keras_slots import slot_families, trainable_shapes
 
-from helpers import FIXTURES
+from helpers import FIXTURES, assert_one_line_refusal
 
 CUSTOM = FIXTURES / "keras_custom"
 MANIFEST = {k: v for k, v in json.loads((CUSTOM / "manifest.json").read_text()).items() if not k.startswith("_")}
@@ -175,3 +175,27 @@ def test_a_quantized_sub_layer_trains_its_bias_only():
     assert flags == {"out_norm/gamma": True, "out_norm/beta": True, "proj/quantized": False, "proj/bias": True,
                      "proj/scale": False}
     assert any("not 2 integer tensors and scales of quantized sub-layers" in n for n in model.notes)
+
+
+def _reglint(*args):
+    return subprocess.run([sys.executable, "-m", "reglint", *map(str, args), "--no-cache"], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("damage", "needles"), [
+    ("task_weights_not_hdf5", ("task.weights.h5 is not readable HDF5",)),
+    ("task_json_not_json", ("task.json",)),
+    ("task_weights_link_outside", ("task.weights.h5",)),
+])
+def test_a_damaged_keras_hub_task_is_refused_in_one_line(tmp_path, damage, needles):
+    preset = tmp_path / "preset"
+    shutil.copytree(CUSTOM / "keras_hub_bert_preset", preset)
+    if damage == "task_weights_not_hdf5":
+        (preset / "task.weights.h5").write_bytes(b"not hdf5 at all")
+    elif damage == "task_json_not_json":
+        (preset / "task.json").write_text("{" * 5000)
+    else:
+        outside = tmp_path / "elsewhere.h5"
+        shutil.move(preset / "task.weights.h5", outside)
+        (preset / "task.weights.h5").symlink_to(outside)
+    assert_one_line_refusal(_reglint(preset), *needles)

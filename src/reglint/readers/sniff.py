@@ -8,7 +8,7 @@ import struct
 from enum import Enum
 from pathlib import Path
 
-from reglint.errors import ModelReadError, UnsafeInputError
+from reglint.errors import ModelReadError, UnsafeInputError, one_line
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -371,4 +371,5 @@ def check_link_stays_inside(path: Path) -> None:
     folder = path.absolute().parent.resolve()
     target = path.resolve()
     if folder != target.parent and folder not in target.parents:
-        raise UnsafeInputError("symbolic link pointing outside the model's folder: refused")
+        raise UnsafeInputError(f"{one_line(path.name, 120)}: symbolic link pointing outside the model's folder: "
+                               "refused")
