@@ -199,3 +199,12 @@ def test_a_damaged_keras_hub_task_is_refused_in_one_line(tmp_path, damage, needl
         shutil.move(preset / "task.weights.h5", outside)
         (preset / "task.weights.h5").symlink_to(outside)
     assert_one_line_refusal(_reglint(preset), *needles)
+
+
+def test_a_subclassed_models_units_argument_is_not_its_output_width():
+    from reglint.estimate.loss_scale import model_loss_scale
+
+    model = read_model(CUSTOM / "subclassed_model_adam.keras")
+    assert _layer(model, "net").units is None  # its config's units=16 is the hidden Dense's; the head has 3
+    scale = model_loss_scale(model)
+    assert scale.value == 1.0 and "unknown number of classes" in scale.explanation

@@ -95,7 +95,9 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
         activity_regularizer=_regularizer(node.config.get("activity_regularizer"), model, node.path, "activity"),
         custom=custom,
         activation=_activation(node.config),
-        units=_units(node.config),
+        # a custom class's "units" is a constructor argument of unknown
+        # meaning (a subclassed model's hidden width): not an output width
+        units=None if custom else _units(node.config),
         inbound=list(node.inbound),
         inbound_tensors=list(node.inbound_tensors),
         calls=node.calls,
