@@ -309,6 +309,10 @@ def profile(
                                      "tensorflow or torch."),
     trust_model: bool = typer.Option(False, "--trust-model",
                                      help="Allow Lambda layers and custom objects to run (Keras safe_mode off)."),
+    imports: list[str] = typer.Option([], "--import",
+                                      help="A module (dotted name, from the current folder) or .py file to import "
+                                           "before loading, so the custom classes it registers are found (Keras' "
+                                           "custom_objects); runs its code, so it needs --trust-model. Repeatable."),
     output_format: str = typer.Option("full", "--format", "-f", help="full, json, sarif, github, html ..."),
     output_file: Path | None = typer.Option(None, "--output-file", "-o",
                                             help="Write the report here instead of stdout."),
@@ -329,7 +333,8 @@ def profile(
                                  batch_size=batch_size, device=device, trust_model=trust_model,
                                  output_format=output_format, output_file=output_file,
                                  fail_on=fail_on.value if fail_on else None, seed=seed,
-                                 time_budget=time_budget, backend=backend, epochs=epochs, init=init.value))
+                                 time_budget=time_budget, backend=backend, epochs=epochs, init=init.value,
+                                 imports=list(imports)))
 
 
 @app.command("clean")

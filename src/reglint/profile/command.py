@@ -38,18 +38,19 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
                 steps: int | None = None, batch_size: int = 32, device: str = "auto", trust_model: bool = False,
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
                 seed: int = 0, time_budget: float = 60.0, backend: str = "auto", epochs: int | None = None,
-                init: str = "auto") -> int:
+                init: str = "auto", imports: list[str] | None = None) -> int:
     """Profile one model; returns the exit code. ``steps`` None: the twin's
     budget decides (``twin.choose_budget``) within ``time_budget`` seconds,
     unless ``epochs`` (the user's training length over the examples in
     ``data``) sets it; ``backend`` is auto, tensorflow or torch
     (``framework.resolve_backend``); ``init`` is where both runs start
-    (``load.choose_start``: auto, saved or fresh)."""
+    (``load.choose_start``: auto, saved or fresh); ``imports`` are modules or
+    ``.py`` files imported before loading (``--import``, trusted only)."""
     from reglint.errors import err
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
-                        output_file, fail_on, seed, time_budget, backend, epochs, init)
+                        output_file, fail_on, seed, time_budget, backend, epochs, init, imports or [])
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -60,7 +61,8 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
              device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
-             seed: int, time_budget: float, backend: str, epochs: int | None = None, init: str = "auto") -> int:
+             seed: int, time_budget: float, backend: str, epochs: int | None = None, init: str = "auto",
+             imports: list[str] | None = None) -> int:
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
     from reglint.profile.framework import resolve_backend
@@ -83,6 +85,8 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     if epochs is not None and (steps is not None or data is None or epochs < 1):
         raise ProfileError("--epochs needs --data (its examples make an epoch), at least 1, and no --steps"
                            if steps is None else "give --steps or --epochs, not both")
+    if imports and not trust:
+        raise ProfileError("--import runs that module's code: pass --trust-model with it if you trust it")
     backend_name = resolve_backend(backend)
     refuse_savedmodel(path)
     refuse_non_keras(path)
@@ -118,7 +122,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         horizon = Horizon.from_schedule(*end)
 
     result = _measure(path, report, npz, steps=horizon, batch_size=batch_size, device=device, trust=trust, seed=seed,
-                      time_budget=time_budget, backend_name=backend_name, start=start)
+                      time_budget=time_budget, backend_name=backend_name, start=start, imports=imports or [])
     from reglint.reporters.text import lambda_note
 
     skipped = lambda_note(report.model, ran=True)
@@ -144,7 +148,8 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
 
 def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None, batch_size: int, device: str,
-             trust: bool, seed: int, time_budget: float, backend_name: str, start: Start | None = None):
+             trust: bool, seed: int, time_budget: float, backend_name: str, start: Start | None = None,
+             imports: list[str] | None = None):
     """Import Keras on ``backend_name``, load (re-initialised for a fresh
     ``start``), build the batches and measure; ``time_budget`` counts from
     the start of loading (the import is not counted)."""
@@ -155,6 +160,7 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
     backend = load_backend(backend_name)
     keras = backend.keras
     handle, device_name, device_kind = backend.select_device(device)
+    measure.import_modules(imports or [])  # the classes they register, before Keras looks them up
     started = time.perf_counter()
     with backend.device_scope(handle):
         model, compile_problem = measure.load_model(keras, path, trust, hint=_writer_hint(report.model, path))

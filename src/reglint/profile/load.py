@@ -84,6 +84,38 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def import_modules(specs: list[str]) -> None:
+    """``--import``: the modules that register a model's custom classes
+    (``@keras.saving.register_keras_serializable``), as ``custom_objects``
+    would pass them to ``load_model``. A ``.py`` path is run as a module of
+    its own; a dotted name is imported with the current folder on the path.
+    Only with ``--trust-model``: importing runs the module's code."""
+    import importlib
+    import importlib.util
+
+    for spec in specs:
+        try:
+            if spec.endswith(".py"):
+                file = Path(spec)
+                if not file.is_file():
+                    raise ProfileError(f"--import {spec}: no such file")
+                name = f"reglint_import_{file.stem}"
+                module_spec = importlib.util.spec_from_file_location(name, file)
+                if module_spec is None or module_spec.loader is None:
+                    raise ProfileError(f"--import {spec}: not a Python module")
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module
+                module_spec.loader.exec_module(module)
+            else:
+                if os.getcwd() not in sys.path:
+                    sys.path.insert(0, os.getcwd())
+                importlib.import_module(spec)
+        except ProfileError:
+            raise
+        except (Exception, SystemExit) as exc:  # the user's code: any failure is one line
+            raise ProfileError(f"--import {spec} failed: {_one(exc)[:300]}") from None
+
+
 def load_model(keras, path: Path, trust_model: bool, hint: str = "") -> tuple[Any, str | None]:
     """``keras.saving.load_model`` with ``safe_mode`` unless trusted; any
     failure becomes one line. When only the compile settings fail to
@@ -392,7 +424,7 @@ def _compiled_from_logits(loss: Any, n_outputs: int) -> list[bool | None]:
 def outputs_of(model) -> list[tuple[str, tuple]]:
     outputs = getattr(model, "outputs", None)
     if not outputs:
-        raise ProfileError("cannot tell the model's outputs (a subclassed model without a functional graph)")
+        return [(f"output_{i}", shape) for i, shape in enumerate(_subclassed_probe(model)[1])]
     out = []
     for tensor in outputs:
         history = getattr(tensor, "_keras_history", None)
@@ -406,9 +438,12 @@ def model_specs(model, loss: DataLoss) -> tuple[list[InputSpec], list[TargetSpec
     """The model's inputs (shape, dtype, Embedding vocabulary) and the labels
     each output's loss expects."""
     inputs = getattr(model, "inputs", None)
-    if not inputs:
-        raise ProfileError("cannot tell the model's input shapes (a subclassed or unbuilt model)")
     embeddings = [layer for layer in flatten(model) if type(layer).__name__ == "Embedding"]
+    if not inputs:
+        shape = _subclassed_probe(model)[0]
+        vocab = min(int(e.input_dim) for e in embeddings) if embeddings else None
+        specs = [InputSpec(name="input_0", shape=shape, dtype="int32" if vocab else "float32", vocabulary=vocab)]
+        return specs, _targets(model, loss)
     specs = []
     for index, tensor in enumerate(inputs):
         vocab = None
@@ -423,9 +458,35 @@ def model_specs(model, loss: DataLoss) -> tuple[list[InputSpec], list[TargetSpec
         name = getattr(getattr(getattr(tensor, "_keras_history", None), "operation", None), "name", None)
         specs.append(InputSpec(name=name or f"input_{index}", shape=tuple(tensor.shape[1:]),
                                dtype=str(getattr(tensor.dtype, "name", tensor.dtype)), vocabulary=vocab))
-    targets = [TargetSpec(name=name, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None))
-               for i, (name, shape) in enumerate(outputs_of(model))]
-    return specs, targets
+    return specs, _targets(model, loss)
+
+
+def _targets(model, loss: DataLoss) -> list[TargetSpec]:
+    return [TargetSpec(name=name, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None))
+            for i, (name, shape) in enumerate(outputs_of(model))]
+
+
+def _subclassed_probe(model) -> tuple[tuple, list[tuple]]:
+    """A subclassed model (no functional graph): its one input's shape from
+    the build shape Keras 3 saved (``build_config``) and its outputs' shapes
+    from one call on zeros. Kept on the model: the call is made once."""
+    cached = getattr(model, "_reglint_probe", None)
+    if cached is not None:
+        return cached
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    shape = next(iter(shapes.values())) if len(shapes) == 1 else None
+    if not isinstance(shape, (tuple, list)) or len(shape) < 2 or any(d is None for d in shape[1:]):
+        raise ProfileError("cannot tell the model's input shape (a subclassed model whose file records no "
+                           "build shape with one input)")
+    import numpy as np
+
+    embeddings = any(type(layer).__name__ == "Embedding" for layer in flatten(model))
+    sample = np.zeros((1, *shape[1:]), "int32" if embeddings else "float32")
+    out = model(sample, training=False)
+    outs = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, (list, tuple)) else [out]
+    probe = (tuple(int(d) for d in shape[1:]), [tuple(int(d) for d in o.shape[1:]) for o in outs])
+    model._reglint_probe = probe
+    return probe
 
 
 def input_keys(model) -> list[str] | None:

@@ -36,6 +36,7 @@ from reglint.profile.gradients import (
 )
 from reglint.profile.load import (  # noqa: F401  (re-exported)
     DataLoss,
+    import_modules,
     input_keys,
     load_model,
     model_specs,

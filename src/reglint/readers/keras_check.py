@@ -172,8 +172,10 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
         except CannotInfer as exc:
             count.unknown[node.path] = str(exc)
             if layer.variables:
+                hint = ("; regularizers its code sets are not in the file: `reglint profile --trust-model --import "
+                        "MODULE` (the module that registers it) measures them") if layer.custom else ""
                 model.notes.append(f"{node.path} ({node.class_name}): {exc}; its {len(layer.variables)} stored "
-                                   f"tensors ({layer.params:,} parameters) are counted as stored")
+                                   f"tensors ({layer.params:,} parameters) are counted as stored{hint}")
             continue
         _compare(model, layer, node, expected, rules)
         if all(v.known for v in expected):
