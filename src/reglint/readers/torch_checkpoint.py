@@ -5,7 +5,10 @@ optimizer that trained them.
 tensor values): the checkpoint itself, or its ``state_dict`` (Lightning,
 whose keys keep the LightningModule's attribute prefixes, ``model.0.weight``),
 ``model_state_dict``, ``model``, ``module``, ``net``, ``network``,
-``model_state``, ``weights``. Entries that share a tensor (tied weights:
+``model_state``, ``weights``; or a whole module pickled with
+``torch.save(model)``, there or at the top, flattened from its records in
+``state_dict``'s order (``torch_modules``: its classes and each
+parameter's ``requires_grad`` kept). Entries that share a tensor (tied weights:
 ``lm_head.weight`` is ``wte.weight``) are one parameter, as
 ``model.parameters()`` counts them. Not parameters: BatchNorm's
 ``running_mean``/``running_var`` (kept as non-trainable moving statistics),
@@ -24,7 +27,8 @@ in a module named ``prelu``; RNN ``weight_ih``/``weight_hh``/``bias_*``
 are kernel/recurrent kernel/bias (LSTM, GRU or RNN by the gate count);
 ``in_proj_weight``/``in_proj_bias`` (MultiheadAttention) kernel/bias;
 ``weight_v``/``weight_g`` (weight norm) kernel/gamma; any other ``bias``
-a bias; anything else ``other``. Class names are inferred, not recorded;
+a bias; anything else ``other``. Class names are inferred (recorded only
+in a pickled module);
 shapes are PyTorch's own layout (a Linear weight is ``(out, in)``).
 
 **The optimizer**: ``optimizer``, ``optimizer_state_dict``,
@@ -42,12 +46,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reglint.errors import ModelReadError
+from reglint.errors import ModelReadError, one_line
 from reglint.model import Layer, Model, Role, Variable, WeightStats
 from reglint.readers import torch_ao
 from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
+from reglint.readers.torch_modules import ModuleStateDict, is_module_record, module_state_dict, short_class
 from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
 from reglint.readers.torch_pickle import QTensorRef, TensorRef
 
@@ -250,14 +255,20 @@ def is_state_dict(value: Any) -> bool:
 
 
 def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
-    """(key, state_dict) of the model's weights; (None, obj) for a bare state_dict."""
+    """(key, state_dict) of the model's weights; (None, obj) for a bare
+    state_dict; a whole module (``torch.save(model)``) flattened from its
+    records (``torch_modules``)."""
     if is_state_dict(obj):
         return None, obj
+    if is_module_record(obj):
+        return None, module_state_dict(obj)
     if not isinstance(obj, dict):
         return None, None
     for key in STATE_DICT_KEYS:
         if is_state_dict(obj.get(key)):
             return key, obj[key]
+        if is_module_record(obj.get(key)):
+            return key, module_state_dict(obj[key])
     for key in STATE_DICT_KEYS:  # one level deeper: {"model": {"state_dict": ...}}
         inner = obj.get(key)
         if isinstance(inner, dict):
@@ -360,6 +371,8 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     slots: list = []
     if model_tensors is not None:
         model.layers, slots = build_layers(model_tensors, options, notes)
+        if isinstance(state_dict, ModuleStateDict):
+            apply_module_records(model, state_dict)
     else:
         notes.append("optimizer state only: no model weights, so parameter names are unknown")
     if opt_state is not None:
@@ -371,10 +384,49 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     elif model_tensors is not None and optimizer_note:
         notes.append("no optimizer state saved: pass --optimizer, --learning-rate and --weight-decay to check decay")
     _attach_extras(model, obj, key, opt_key)
+    _note_records(model, getattr(archive, "record_classes", set()), state_dict)
     if archive is not None and archive.compressed_storages:
         notes.append(f"{archive.compressed_storages} tensors sit in compressed storages: "
                      "their statistics were not read")
     return model
+
+
+def apply_module_records(model: Model, state: ModuleStateDict) -> None:
+    """What a pickled module records beyond a state dict: each layer's
+    class (an ``Embedding`` is a table whatever its name) and the
+    parameters saved with ``requires_grad=False``."""
+    for layer in model.layers:
+        recorded = state.classes.get(layer.path)
+        if recorded is None:
+            continue
+        layer.class_name = short_class(recorded)
+        for var in layer.variables:
+            if layer.class_name == "Embedding" and var.role is Role.KERNEL:
+                var.role = Role.EMBEDDINGS
+    frozen = 0
+    for _, var in model.variables():
+        if var.location in state.frozen and var.trainable:
+            var.trainable = False
+            frozen += 1
+    others = sorted({name for name in state.classes.values() if not name.startswith("torch.nn.")})
+    model.notes.append(
+        f"a whole module pickled with torch.save(model) ({state.root_class}): read from its records, its classes "
+        "never imported" + (f", {frozen} parameter tensors saved with requires_grad=False counted frozen" if frozen
+                            else "") + (f"; classes of its own: {', '.join(others[:4])}" if others else "")
+        + "; torch.load(weights_only=True) refuses such a file")
+
+
+def _note_records(model: Model, classes: set[str], state_dict: Any) -> None:
+    """Objects of classes a tensor checkpoint does not need (training
+    arguments, numpy scalars, configs), kept as records: named once."""
+    modules = set(state_dict.classes.values()) if isinstance(state_dict, ModuleStateDict) else set()
+    others = sorted(name for name in classes - modules if not name.startswith(("builtins.", "__torch__.")))
+    if others:
+        shown = ", ".join(one_line(name, 120) for name in others[:5]) + (
+            f" and {len(others) - 5} more" if len(others) > 5 else "")
+        plural = "es" if len(others) > 1 else ""
+        model.notes.append(f"the checkpoint also holds objects of {len(others)} class{plural} reglint does not "
+                           f"import ({shown}): kept as inert records, never run")
 
 
 # torch.optim.lr_scheduler state dicts do not name their class: the settings do.

@@ -13,8 +13,15 @@ interpreter imports and calls nothing the file names:
   and dtypes are names, ``collections.OrderedDict`` is a dict, ``torch.Size``
   a tuple, ``torch.device`` a string, ``builtins.set``/``frozenset``/
   ``slice``/``complex`` and ``_codecs.encode`` (how protocol 2 writes bytes)
-  are checked wrappers. Any other global ends the read with a one-line error
-  naming it (``UnsafeInputError``, exit 2), before anything is called;
+  are checked wrappers. Reading a ``torch.save`` archive (``records``), any
+  other class or function the pickle names becomes an ``Opaque`` record of
+  its arguments and state, never imported (a whole ``nn.Module``, an
+  ``argparse.Namespace``, numpy scalars, omegaconf configs: what
+  ``torch.load(weights_only=True)`` refuses unless allow-listed), except
+  the modules in ``DENIED_MODULES`` (``os``, ``subprocess``, ``builtins``,
+  ``torch.hub`` ...), which only a program names; those, and any global
+  without ``records``, end the read with a one-line error naming it
+  (``UnsafeInputError``, exit 2), before anything is called;
 * ``persistent_load`` turns the ``('storage', type, key, location, numel)``
   records into ``StorageRef``s, shared by key as torch shares them;
 * for ``training_args.bin`` (a pickled ``transformers.TrainingArguments``)
@@ -130,6 +137,7 @@ class TensorRef:
     stride: tuple[int, ...]
     dtype: str
     parameter: bool = False  # saved as an nn.Parameter
+    requires_grad: bool | None = None  # an nn.Parameter's flag, where the pickle records it
 
     @property
     def numel(self) -> int:
@@ -200,6 +208,10 @@ class Opaque:
     qualname = ""
     args: tuple = ()
     state: Any = None
+    # what SETITEMS / APPENDS gave a record of a dict or list subclass
+    # (collections.defaultdict, omegaconf's containers)
+    items: dict | None = None
+    elements: list | None = None
 
     def __new__(cls, *args):
         obj = object.__new__(cls)
@@ -212,6 +224,24 @@ class Opaque:
 
     def _reglint_setstate(self, state: Any) -> None:
         self.state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self.items is None:
+            self.items = {}
+        self.items[key] = value
+
+    def append(self, value: Any) -> None:
+        if self.elements is None:
+            self.elements = []
+        self.elements.append(value)
+
+    def extend(self, values: Any) -> None:
+        for value in values:
+            self.append(value)
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.qualname}"
 
     def __repr__(self) -> str:
         return f"<{self.module}.{self.qualname}>"
@@ -278,6 +308,7 @@ def _rebuild_parameter(data, requires_grad=True, backward_hooks=None, *state):
     if not isinstance(data, TensorRef):
         raise ModelReadError("malformed parameter record: it holds no tensor")
     data.parameter = True
+    data.requires_grad = requires_grad if isinstance(requires_grad, bool) else None
     return data
 
 
@@ -297,6 +328,9 @@ def _quantizer(params: Any, shape: tuple[int, ...], dtype: str) -> Quantizer:
     checked where they are read, ``torch_ao``); any other scheme is refused
     by name rather than read wrong."""
     scheme = params[0] if isinstance(params, tuple) and params else None
+    if isinstance(scheme, type) and issubclass(scheme, Opaque):  # a torch.<qscheme> not in QSCHEMES
+        raise UnsafeInputError(f"quantization scheme {one_line(scheme.module + '.' + scheme.qualname, 120)}, which "
+                               "reglint does not read: refused")
     if not isinstance(scheme, QScheme):
         raise ModelReadError("malformed quantized tensor record: its quantizer is not a (scheme, ...) tuple")
     if scheme.name == "per_tensor_affine" and len(params) == 3:
@@ -442,6 +476,32 @@ def _allowed() -> dict[str, Any]:
 
 ALLOWED = _allowed()
 
+# With ``records`` (a torch.save archive), a global off the allow-list becomes
+# an inert ``Opaque`` record (a whole ``nn.Module``, ``argparse.Namespace``,
+# numpy scalars, omegaconf configs: nothing is imported or called either
+# way), except these, which only a program names: the file is refused by name.
+DENIED_MODULES = frozenset({
+    "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "_posixsubprocess", "sys", "shutil", "importlib",
+    "imp", "runpy", "pkgutil", "zipimport", "socket", "ssl", "http", "urllib", "urllib2", "requests", "ftplib",
+    "smtplib", "telnetlib", "xmlrpc", "webbrowser", "pickle", "_pickle", "cPickle", "marshal", "dill", "cloudpickle",
+    "joblib", "shelve", "ctypes", "cffi", "code", "codeop", "pty", "tty", "multiprocessing", "threading", "_thread",
+    "asyncio", "signal", "tempfile", "glob", "io", "_io", "builtins", "__builtin__", "types", "functools",
+    "operator", "inspect", "ast", "pdb", "bdb", "timeit", "trace", "profile", "cProfile", "commands", "pip",
+    "setuptools", "distutils", "platform", "getpass", "sqlite3", "yaml", "copyreg", "copy_reg", "_codecs", "codecs",
+    "torch.hub", "torch.jit", "torch._dynamo", "torch.ops", "torch._ops", "torch.utils.cpp_extension",
+    "torch.serialization", "torch.package", "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.lib.npyio",
+})
+
+
+# Builtin types a record's arguments name (``defaultdict(list)``): records
+# too, never the builtin itself.
+RECORD_BUILTINS = frozenset({"list", "dict", "tuple", "int", "float", "str", "bytes", "bool", "object", "range"})
+
+
+def _denied(module: str) -> bool:
+    parts = module.split(".")
+    return any(".".join(parts[:i]) in DENIED_MODULES for i in range(1, len(parts) + 1))
+
 
 # ---------------------------------------------------------------------------
 # the interpreter
@@ -452,11 +512,13 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
     stack: list[Any]
     append: Callable[[Any], None]
 
-    def __init__(self, data: bytes, *, what: str, opaque_modules: tuple[str, ...] = (), torchscript: bool = False):
+    def __init__(self, data: bytes, *, what: str, opaque_modules: tuple[str, ...] = (), torchscript: bool = False,
+                 records: bool = False):
         super().__init__(io.BytesIO(data), fix_imports=False, encoding="latin1")
         self.what = what
         self.opaque_modules = opaque_modules
         self.torchscript = torchscript
+        self.records = records
         self.storages: dict[str, StorageRef] = {}
         self._opaque: dict[str, type] = {}
 
@@ -474,6 +536,9 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
                 return TORCHSCRIPT_ALLOWED[key]
             if is_script_class(module, name):
                 return self._opaque_class(module, name)
+        if self.records and _is_record_name(module, name) and (
+                not _denied(module) or (module == "builtins" and name in RECORD_BUILTINS)):
+            return self._opaque_class(module, name)
         raise UnsafeInputError(
             f"{self.what} names {one_line(key, 120)}, which a tensor checkpoint does not need: refused "
             "(nothing from the file was imported or run)")
@@ -535,6 +600,14 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
     dispatch[pickle.EXT1[0]] = dispatch[pickle.EXT2[0]] = dispatch[pickle.EXT4[0]] = _refuse_extension
 
 
+def _is_record_name(module: str, name: str) -> bool:
+    """A dotted module and a (possibly nested) class name, as pickle writes
+    them, of bounded length: anything else is not a name a checkpoint holds."""
+    parts = module.split(".")
+    return (len(module) + len(name) <= 400 and len(parts) <= 32 and all(p.isidentifier() for p in parts)
+            and all(p.isidentifier() for p in name.split(".")))
+
+
 def is_script_class(module: str, name: str) -> bool:
     """``__torch__.torch.nn.modules.conv.___torch_mangle_0`` / ``Conv2d``: a
     class TorchScript compiled, named under its ``__torch__`` namespace."""
@@ -544,12 +617,15 @@ def is_script_class(module: str, name: str) -> bool:
 
 
 def load_pickle(data: bytes, *, what: str, opaque_modules: tuple[str, ...] = (),
-                storages: dict[str, StorageRef] | None = None, torchscript: bool = False) -> Any:
+                storages: dict[str, StorageRef] | None = None, torchscript: bool = False,
+                records: bool = False, record_classes: set[str] | None = None) -> Any:
     """The objects of a torch pickle, as inert data; raises one-line
     ModelReadError/UnsafeInputError for anything else. ``storages`` (when
     given) receives every storage record by key; ``torchscript`` admits a
-    TorchScript module tree's classes as ``Opaque`` records."""
-    unpickler = _Unpickler(data, what=what, opaque_modules=opaque_modules, torchscript=torchscript)
+    TorchScript module tree's classes as ``Opaque`` records; ``records``
+    every class off ``DENIED_MODULES``, whose names ``record_classes``
+    receives."""
+    unpickler = _Unpickler(data, what=what, opaque_modules=opaque_modules, torchscript=torchscript, records=records)
     try:
         obj = unpickler.load()
     except ModelReadError:
@@ -562,4 +638,6 @@ def load_pickle(data: bytes, *, what: str, opaque_modules: tuple[str, ...] = (),
         raise ModelReadError(one_line(f"{what} is not a readable pickle ({type(exc).__name__}: {exc})", 200)) from None
     if storages is not None:
         storages.update(unpickler.storages)
+    if record_classes is not None:
+        record_classes.update(unpickler._opaque)
     return obj

@@ -100,6 +100,7 @@ class TorchArchive:
         self._file: BinaryIO | None = None
         self._starts: dict[str, int | None] = {}
         self.compressed_storages = 0
+        self.record_classes: set[str] = set()  # classes the pickle named, kept as inert records
 
     def __enter__(self) -> TorchArchive:
         return self
@@ -171,12 +172,14 @@ class TorchArchive:
     # -- objects -------------------------------------------------------------
 
     def load(self, opaque_modules: tuple[str, ...] = ()) -> Any:
-        """The pickle's objects, every storage and tensor checked against the archive."""
+        """The pickle's objects, every storage and tensor checked against the
+        archive; classes the pickle names become inert records
+        (``torch_pickle``, ``records``)."""
         info = self.members[self.prefix + PICKLE_NAME]
         data = self._read(info, self.options.max_pickle_bytes)
         storages: dict[str, StorageRef] = {}
         obj = load_pickle(data, what=self.what, opaque_modules=opaque_modules, storages=storages,
-                          torchscript=self.torchscript)
+                          torchscript=self.torchscript, records=True, record_classes=self.record_classes)
         for storage in storages.values():
             self._check_storage(storage)
         for tensor in iter_tensors(obj):
@@ -383,6 +386,6 @@ def iter_tensors(obj: Any, limit: int = 5_000_000):
         if visited > limit:
             raise UnsafeInputError("the checkpoint holds more objects than reglint will walk")
         if isinstance(item, Opaque):
-            stack.extend((item.args, item.state))
+            stack.extend((item.args, item.state, item.items, item.elements))
         else:
             stack.extend(item.values() if isinstance(item, dict) else item)

@@ -1,0 +1,98 @@
+"""Checkpoints that pickle more than tensors (fixtures/torch_records, made by
+fixtures/make_torch_records_fixtures.py): whole modules, argparse and numpy
+objects, omegaconf configs, read as inert records, their classes never
+imported; what only a program names is still refused."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from reglint.model import Role
+from reglint.readers import read_model
+
+from helpers import FIXTURES, assert_one_line_refusal
+
+RECORDS = FIXTURES / "torch_records"
+MANIFEST = json.loads((RECORDS / "manifest.json").read_text())["files"]
+
+
+def _reglint(*args):
+    return subprocess.run([sys.executable, "-m", "reglint", *map(str, args), "--no-cache"], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("file", sorted(MANIFEST))
+def test_counts_equal_torchs(file):
+    model = read_model(RECORDS / file)
+    torch = MANIFEST[file]
+    statistics = sum(v.size for _, v in model.variables() if v.role.is_statistic)
+    assert (model.total_params - statistics, model.trainable_params) == (torch["params"], torch["trainable"])
+    locations = {v.location for _, v in model.variables()}
+    prefix = "model." if file.endswith(".ckpt") else ""
+    assert {prefix + name for name in torch["parameter_names"]} <= locations
+    if "optimizer" in torch:
+        assert model.optimizer.class_name == torch["optimizer"]["class"]
+        assert model.optimizer.weight_decay == pytest.approx(torch["optimizer"]["weight_decay"])
+
+
+def test_a_pickled_module_keeps_its_classes_and_frozen_parameters():
+    model = read_model(RECORDS / "whole_cnn.pt")
+    assert {layer.path: layer.class_name for layer in model.layers} == {
+        "stem": "Conv2d", "bn": "BatchNorm2d", "body.0": "Conv2d", "head": "Linear"}
+    assert not any(v.trainable for v in next(layer for layer in model.layers if layer.path == "stem").variables)
+    assert "scale" not in {v.location for _, v in model.variables()}  # a non-persistent buffer
+    note = next(n for n in model.notes if "torch.save(model)" in n)
+    assert "__main__.SmallNet" in note and "2 parameter tensors saved with requires_grad=False" in note
+
+
+def test_an_embedding_is_known_by_its_class_whatever_its_name():
+    model = read_model(RECORDS / "whole_text_tied.pt")
+    tokens = next(layer for layer in model.layers if layer.path == "tokens")
+    assert tokens.class_name == "Embedding" and tokens.variables[0].role is Role.EMBEDDINGS
+    assert any("out.weight = tokens.weight" in n for n in model.notes)
+
+
+def test_other_objects_are_named_in_one_note():
+    model = read_model(RECORDS / "args_and_numpy.pt")
+    note = next(n for n in model.notes if "reglint does not import" in n)
+    assert "argparse.Namespace" in note and "never run" in note
+    assert any("omegaconf.dictconfig.DictConfig" in n for n in read_model(RECORDS / "hydra_config.ckpt").notes)
+
+
+def _archive(tmp_path: Path, payload: bytes) -> Path:
+    path = tmp_path / "hostile.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", payload)
+        archive.writestr("archive/version", "3\n")
+        archive.writestr("archive/byteorder", "little")
+    return path
+
+
+@pytest.mark.parametrize(("payload", "needle"), [
+    (b"\x80\x02cposix\nsystem\nX\x04\x00\x00\x00trueq\x00\x85R.", "posix.system"),
+    (b"\x80\x02cbuiltins\ngetattr\n)R.", "builtins.getattr"),
+    (b"\x80\x02csubprocess\nPopen\n)R.", "subprocess.Popen"),
+    (b"\x80\x02ctorch.hub\nload\n)R.", "torch.hub.load"),
+    (b"\x80\x02cnumpy.testing\nx\n)R.", "numpy.testing.x"),
+])
+def test_globals_only_a_program_names_are_still_refused(tmp_path, payload, needle):
+    assert_one_line_refusal(_reglint(_archive(tmp_path, payload)), needle, "refused")
+
+
+class _Module:  # pickled under this test module's name: a record, never imported by the reader
+    pass
+
+
+def test_a_cyclic_module_tree_is_refused_in_one_line(tmp_path):
+    loop = _Module()
+    loop._parameters, loop._buffers, loop._modules = {}, {}, {}
+    loop._modules["again"] = loop
+    path = _archive(tmp_path, pickle.dumps(loop, protocol=2))
+    assert_one_line_refusal(_reglint(path), "deeper or larger than a network's")
