@@ -175,3 +175,26 @@ def test_a_quantized_sub_layer_trains_its_bias_only():
     assert flags == {"out_norm/gamma": True, "out_norm/beta": True, "proj/quantized": False, "proj/bias": True,
                      "proj/scale": False}
     assert any("not 2 integer tensors and scales of quantized sub-layers" in n for n in model.notes)
+
+
+def test_an_untied_reversible_embedding_quantized_freezes_both_scales():
+    # Llama's untied ReversibleEmbedding, int8: table, its scale, reverse
+    # table, its scale; the first scale is not a bias.
+    model = read_model(CUSTOM / "keras_hub_llama_int8.keras")
+    group = "layers/reversible_embedding/"
+    found = {v.name[len(group):]: v.trainable for v in _layer(model, "llama_backbone").variables
+             if v.name.startswith(group)}
+    assert found == {"quantized": False, "scale_1": False, "quantized_2": False, "scale_3": False}
+
+
+@pytest.mark.parametrize(("integer", "names"), [
+    ([True, False, False], ["quantized", "bias", "scale"]),  # Dense, EinsumDense int8
+    ([True, False], ["quantized", "scale"]),  # Embedding int8
+    ([True, False, True, False], ["quantized", "scale_1", "quantized_2", "scale_3"]),  # untied ReversibleEmbedding
+    ([True, False, False, False, True], ["quantized", "bias", "scale_2", "scale_3", "quantized_4"]),  # Dense int4
+])
+def test_quantized_layouts(integer, names):
+    slots = group_slots("proj", [(4, 4) if is_int else (4,) for is_int in integer], integer)
+    assert [name for name, _role, _trains in slots] == names
+    assert [trains for name, _role, trains in slots if name != "bias"] == [False] * (len(names) - ("bias" in names))
+
