@@ -198,3 +198,14 @@ def test_quantized_layouts(integer, names):
     assert [name for name, _role, _trains in slots] == names
     assert [trains for name, _role, trains in slots if name != "bias"] == [False] * (len(names) - ("bias" in names))
 
+
+def test_lora_b_factors_shaped_like_the_attention_biases_are_paired_first():
+    # GPT-2 at 2 heads, rank 2: the value/query B factors are (2, 8), as
+    # are the six attention biases, of which the four of LoRA'd layers train.
+    model = read_model(CUSTOM / "keras_hub_gpt2_lora_adamw.keras")
+    layer = _layer(model, "gpt2_causal_lm")
+    factors = [v for v in layer.variables if "lora_kernel" in v.name]
+    assert len(factors) == 8 and sum(v.size for v in factors) == 4 * (16 * 2 * 2 + 2 * 8)
+    stored = [v for v in layer.variables if "lora" not in v.name]
+    assert sum(v.trainable for v in stored if v.shape == (2, 8)) == 4
+    assert any("rank-2 LoRA factors of 4 kernels" in n for n in model.notes)
