@@ -208,3 +208,37 @@ def test_a_subclassed_models_units_argument_is_not_its_output_width():
     assert _layer(model, "net").units is None  # its config's units=16 is the hidden Dense's; the head has 3
     scale = model_loss_scale(model)
     assert scale.value == 1.0 and "unknown number of classes" in scale.explanation
+
+
+def test_an_untied_reversible_embedding_quantized_freezes_both_scales():
+    # Llama's untied ReversibleEmbedding, int8: table, its scale, reverse
+    # table, its scale; the first scale is not a bias.
+    model = read_model(CUSTOM / "keras_hub_llama_int8.keras")
+    group = "layers/reversible_embedding/"
+    found = {v.name[len(group):]: v.trainable for v in _layer(model, "llama_backbone").variables
+             if v.name.startswith(group)}
+    assert found == {"quantized": False, "scale_1": False, "quantized_2": False, "scale_3": False}
+
+
+@pytest.mark.parametrize(("integer", "names"), [
+    ([True, False, False], ["quantized", "bias", "scale"]),  # Dense, EinsumDense int8
+    ([True, False], ["quantized", "scale"]),  # Embedding int8
+    ([True, False, True, False], ["quantized", "scale_1", "quantized_2", "scale_3"]),  # untied ReversibleEmbedding
+    ([True, False, False, False, True], ["quantized", "bias", "scale_2", "scale_3", "quantized_4"]),  # Dense int4
+])
+def test_quantized_layouts(integer, names):
+    slots = group_slots("proj", [(4, 4) if is_int else (4,) for is_int in integer], integer)
+    assert [name for name, _role, _trains in slots] == names
+    assert [trains for name, _role, trains in slots if name != "bias"] == [False] * (len(names) - ("bias" in names))
+
+
+def test_lora_b_factors_shaped_like_the_attention_biases_are_paired_first():
+    # GPT-2 at 2 heads, rank 2: the value/query B factors are (2, 8), as
+    # are the six attention biases, of which the four of LoRA'd layers train.
+    model = read_model(CUSTOM / "keras_hub_gpt2_lora_adamw.keras")
+    layer = _layer(model, "gpt2_causal_lm")
+    factors = [v for v in layer.variables if "lora_kernel" in v.name]
+    assert len(factors) == 8 and sum(v.size for v in factors) == 4 * (16 * 2 * 2 + 2 * 8)
+    stored = [v for v in layer.variables if "lora" not in v.name]
+    assert sum(v.trainable for v in stored if v.shape == (2, 8)) == 4
+    assert any("rank-2 LoRA factors of 4 kernels" in n for n in model.notes)

@@ -20,8 +20,8 @@ names still tell:
 - a matrix under an embedding's name is an embedding table.
 
 - a group holding an integer tensor is a quantized sub-layer: the
-  integers and the float scale after them do not train, a float between
-  them (the bias) does.
+  integers and the float scales after them do not train, a float between
+  the first integers and the scale (the bias) does.
 
 Anything else keeps the rank rule (rank >= 2 a kernel, rank 1 a bias).
 ``keras_slots`` then corrects the trainable flags from the optimizer's
@@ -66,18 +66,22 @@ def group_slots(group: str, shapes: list[tuple[int, ...]],
 def _quantized_slots(integer: list[bool]) -> list[tuple[str, Role, bool | None]]:
     """A sub-layer quantized by ``layer.quantize("int8"|"int4")``: Keras
     stores its integer kernel (or table) first, the bias if any, then the
-    float scale (``save_own_variables`` of Dense, EinsumDense, Embedding in
-    3.x). Integers cannot train, nor do the scales; a float between the two
-    is the bias, which does."""
+    float scale (``variable_serialization_spec`` of Dense, EinsumDense,
+    Embedding in 3.x); an untied ReversibleEmbedding appends its reverse
+    table's integers and scale (``embeddings, embeddings_scale,
+    reverse_embeddings, reverse_embeddings_scale``). Integers cannot train,
+    nor do the scales (and int4's zero points); only a float right after
+    the first integer tensor, neither last nor followed by integers, is a
+    bias, which does."""
     slots: list[tuple[str, Role, bool | None]] = []
     first = integer.index(True)
     for i, is_int in enumerate(integer):
         if is_int:
             slots.append(("quantized" if i == first else f"quantized_{i}", Role.OTHER, False))
-        elif i == len(integer) - 1 and i > first:
-            slots.append(("scale", Role.OTHER, False))
+        elif i == first + 1 and i < len(integer) - 1 and not integer[i + 1]:
+            slots.append(("bias", Role.BIAS, None))
         elif i > first:
-            slots.append(("bias" if i == first + 1 else f"bias_{i}", Role.BIAS, None))
+            slots.append(("scale" if i == len(integer) - 1 and sum(integer) == 1 else f"scale_{i}", Role.OTHER, False))
         else:
             slots.append((f"var_{i}", Role.OTHER, None))
     return slots

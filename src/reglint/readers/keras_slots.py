@@ -92,17 +92,22 @@ def reconcile_trainable(model: Model, stored: list[tuple[int, ...]]) -> None:
                            "as trainable here: those did not train when it was built (frozen then, or created "
                            "since); the counts are what Keras trains when it loads the file")
         return
-    remaining = slots - known
+    available = slots - known
     if not guessed:
         return
-    # Slots say how many variables of each shape trained, not which: among
-    # equal shapes, moving statistics (a layout keras_custom recognised)
-    # come last, the rest in the file's order.
-    for _layer, var in sorted(guessed, key=lambda item: item[1].role.is_statistic):
-        var.trainable = remaining[var.shape] > 0
-        remaining[var.shape] -= var.trainable
-    remaining = +remaining
-    lora = _lora_pairs(remaining, [var for _layer, var in guessed if not var.trainable and len(var.shape) >= 2])
+    variables = [var for _layer, var in guessed]
+    remaining = _assign(variables, available)
+    frozen_kernels = [var for var in variables if not var.trainable and len(var.shape) >= 2]
+    lora = _lora_pairs(remaining, frozen_kernels)
+    if lora is None and remaining:
+        # A LoRA factor can have a stored variable's shape: an attention
+        # EinsumDense's B factor (r, head_dim) and the biases (heads,
+        # head_dim) when heads == r (KerasHub's BERT, GPT-2 at 2 heads, rank
+        # 2). Taken by those biases above, the factors are left unpaired:
+        # pair them first, then share what is left.
+        lora = _lora_first(available, variables, frozen_kernels)
+        if lora is not None:
+            remaining = Counter()
     owners = sorted({layer.path for layer, _var in guessed})
     unrecorded = tuple(f"{path}: custom layer " for path in owners)
     model.notes = [note for note in model.notes if not (note.startswith(unrecorded) and "does not record" in note)]
@@ -122,6 +127,42 @@ def reconcile_trainable(model: Model, stored: list[tuple[int, ...]]) -> None:
         note += (f"; {sum(remaining.values())} trainable variables ({extra:,} values, shapes "
                  f"{', '.join(str(s) for s in list(remaining)[:4])}) are not in the file and are not counted")
     model.notes.append(note)
+
+
+def _assign(variables: list[Variable], available: Counter) -> Counter:
+    """Trainable flags from the slots' shapes; the slots no variable
+    took. Slots say how many variables of each shape trained, not which:
+    among equal shapes, moving statistics (a layout keras_custom
+    recognised) come last, the rest in the file's order."""
+    left = Counter(available)
+    for var in sorted(variables, key=lambda var: var.role.is_statistic):
+        var.trainable = left[var.shape] > 0
+        left[var.shape] -= var.trainable
+    return +left
+
+
+def _lora_first(available: Counter, variables: list[Variable],
+                kernels: list[Variable]) -> tuple[int, list[Variable]] | None:
+    """(rank, kernels) when the slots divide into LoRA factor pairs of
+    frozen kernels plus one slot for each stored variable that trains,
+    the pairs taken first; trainable flags set that way. None (flags
+    untouched) when no rank does."""
+    for rank in sorted({shape[-1] for shape in available}):
+        left, paired = Counter(available), []
+        for kernel in kernels:
+            a, b = (*kernel.shape[:-1], rank), (rank, kernel.shape[-1])
+            if left[a] > 0 and left[b] > (1 if a == b else 0):
+                left[a] -= 1
+                left[b] -= 1
+                paired.append(kernel)
+        if not paired:
+            continue
+        flags = [var.trainable for var in variables]
+        if not _assign(variables, +left) and not any(var.trainable for var in paired):
+            return rank, paired
+        for var, flag in zip(variables, flags, strict=True):
+            var.trainable = flag
+    return None
 
 
 def _lora_pairs(remaining: Counter, kernels: list[Variable]) -> tuple[int, list[Variable]] | None:
