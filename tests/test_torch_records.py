@@ -62,7 +62,7 @@ def test_an_embedding_is_known_by_its_class_whatever_its_name():
 def test_other_objects_are_named_in_one_note():
     model = read_model(RECORDS / "args_and_numpy.pt")
     note = next(n for n in model.notes if "reglint does not import" in n)
-    assert "argparse.Namespace" in note and "never run" in note
+    assert "argparse.Namespace" in note and "nothing run" in note
     assert any("omegaconf.dictconfig.DictConfig" in n for n in read_model(RECORDS / "hydra_config.ckpt").notes)
 
 

@@ -424,9 +424,8 @@ def _note_records(model: Model, classes: set[str], state_dict: Any) -> None:
     if others:
         shown = ", ".join(one_line(name, 120) for name in others[:5]) + (
             f" and {len(others) - 5} more" if len(others) > 5 else "")
-        plural = "es" if len(others) > 1 else ""
-        model.notes.append(f"the checkpoint also holds objects of {len(others)} class{plural} reglint does not "
-                           f"import ({shown}): kept as inert records, never run")
+        model.notes.append(f"the checkpoint also names {len(others)} classes or functions reglint does not "
+                           f"import ({shown}): its objects of them are inert records, nothing run")
 
 
 # torch.optim.lr_scheduler state dicts do not name their class: the settings do.
