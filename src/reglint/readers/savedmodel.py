@@ -386,15 +386,28 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
                        "regularizers and optimizer are not recorded (lint the .keras file for those)")
     graph = read_object_graph(root / "saved_model.pb")
     layers: dict[str, Layer] = {}
-    seen: set[str] = set()
+    seen: set[int] = set()
+    names: dict[str, int] = {}
     for key in sorted(_model_variable_keys(entries), key=_view_order):
         parts = key[: -len(_VALUE_SUFFIX)].split("/")
         saved = variable_at(*graph, parts) if graph else None
         if saved is not None and saved.name:
-            if saved.name in seen:
-                continue  # the same variable reached through another list (_all_variables)
-            seen.add(saved.name)
+            own_list = parts[0] == "variables"  # the model's own list, walked first (_view_order)
+            if saved.node in seen or (not own_list and saved.name in names):
+                # the same variable reached again: through another list
+                # (Keras 3's export also tracks _all_variables, the
+                # backend's objects for the same values: other nodes)
+                continue
+            seen.add(saved.node)
+            # Keras 3 names a variable in its top-level layer's scope: a
+            # custom block's BatchNorm and LayerNorm gammas are both
+            # ``res_block/gamma``. Two variables of the model's list, one
+            # name: numbered.
+            count = names.get(saved.name, 0)
+            names[saved.name] = count + 1
             parts = saved.name.split("/")
+            if count:
+                parts[-1] = f"{parts[-1]}_{count}"
         if any(part.startswith("seed_generator") for part in parts):
             continue  # Keras 3's RNG state (Dropout, LSTM): no model weight, not in count_params()
         layer_path = "/".join(parts[:-1]) or parts[0]
