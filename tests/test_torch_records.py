@@ -96,3 +96,15 @@ def test_a_cyclic_module_tree_is_refused_in_one_line(tmp_path):
     loop._modules["again"] = loop
     path = _archive(tmp_path, pickle.dumps(loop, protocol=2))
     assert_one_line_refusal(_reglint(path), "deeper or larger than a network's")
+
+
+def test_a_pickled_modules_buffers_are_not_parameters():
+    """A spectral norm's weight_u/weight_v and a positional table registered
+    as a buffer: torch's parameters() counts none of them, and the optimizer
+    (built from parameters()) numbers only the four parameters."""
+    model = read_model(RECORDS / "whole_with_buffers.pt")
+    locations = {v.location for _, v in model.variables()}
+    assert not locations & {"pe", "sn.weight_u", "sn.weight_v"}
+    assert (model.total_params, model.trainable_params) == (63, 63)
+    assert not any("updates 4 of" in n for n in model.notes)
+    assert any("3 buffers of the pickled module not counted" in n for n in model.notes)

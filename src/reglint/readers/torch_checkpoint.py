@@ -373,6 +373,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         model.layers, slots = build_layers(model_tensors, options, notes)
         if isinstance(state_dict, ModuleStateDict):
             apply_module_records(model, state_dict)
+            slots = [slot for slot in slots if slot.location not in state_dict.buffers]
     else:
         notes.append("optimizer state only: no model weights, so parameter names are unknown")
     if opt_state is not None:
@@ -393,8 +394,10 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
 
 def apply_module_records(model: Model, state: ModuleStateDict) -> None:
     """What a pickled module records beyond a state dict: each layer's
-    class (an ``Embedding`` is a table whatever its name) and the
-    parameters saved with ``requires_grad=False``."""
+    class (an ``Embedding`` is a table whatever its name), the
+    parameters saved with ``requires_grad=False``, and its buffers other
+    than running statistics left out, as ``model.parameters()`` leaves them
+    (no optimizer trains them)."""
     for layer in model.layers:
         recorded = state.classes.get(layer.path)
         if recorded is None:
@@ -403,6 +406,14 @@ def apply_module_records(model: Model, state: ModuleStateDict) -> None:
         for var in layer.variables:
             if layer.class_name == "Embedding" and var.role is Role.KERNEL:
                 var.role = Role.EMBEDDINGS
+    buffers = [var.location for layer in model.layers for var in layer.variables
+               if var.location in state.buffers and not var.role.is_statistic]
+    for layer in model.layers:
+        layer.variables = [var for var in layer.variables if var.location not in buffers]
+    model.layers = [layer for layer in model.layers if layer.variables]
+    if buffers:
+        model.notes.append(f"{len(buffers)} buffers of the pickled module not counted ({', '.join(buffers[:3])}"
+                           f"{'...' if len(buffers) > 3 else ''}): torch counts no buffer among the parameters")
     frozen = 0
     for _, var in model.variables():
         if var.location in state.frozen and var.trainable:

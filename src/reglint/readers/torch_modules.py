@@ -13,8 +13,10 @@ record, never importing the class; its state holds what
 ``module_state_dict`` flattens that tree in ``state_dict``'s order (a
 module's parameters, then its persistent buffers, then its children by
 prefix) into the ``name -> TensorRef`` map the checkpoint reader takes,
-and keeps what a state dict loses: each module's class and each
-parameter's ``requires_grad``.
+and keeps what a state dict loses: each module's class, each
+parameter's ``requires_grad``, and which entries are buffers (a spectral
+norm's ``weight_u``, a positional table registered as a buffer), which
+``model.parameters()`` never counts.
 
 >>> from reglint.readers.torch_pickle import Opaque
 >>> is_module_record(Opaque())
@@ -35,13 +37,14 @@ MAX_MODULES = 1_000_000
 
 class ModuleStateDict(dict):
     """``name -> TensorRef`` flattened from module records, with the
-    classes (module path -> ``module.qualname``) and the parameters saved
-    with ``requires_grad=False``."""
+    classes (module path -> ``module.qualname``), the parameters saved
+    with ``requires_grad=False`` and the persistent buffers."""
 
     def __init__(self) -> None:
         super().__init__()
         self.classes: dict[str, str] = {}
         self.frozen: set[str] = set()
+        self.buffers: set[str] = set()
         self.root_class = ""
 
 
@@ -76,8 +79,9 @@ def module_state_dict(root: Opaque) -> ModuleStateDict:
             if value.requires_grad is False:
                 out.frozen.add(prefix + name)
         for name, value in _entries(fields.get("_buffers")):
-            if name not in skipped:
+            if name not in skipped and prefix + name not in out:
                 out[prefix + name] = value
+                out.buffers.add(prefix + name)
         children = [(name, child) for name, child in (fields.get("_modules") or {}).items()
                     if isinstance(name, str) and is_module_record(child)]
         stack.extend((f"{prefix}{name}.", child, depth + 1) for name, child in reversed(children))
