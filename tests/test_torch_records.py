@@ -81,6 +81,13 @@ def _archive(tmp_path: Path, payload: bytes) -> Path:
     (b"\x80\x02csubprocess\nPopen\n)R.", "subprocess.Popen"),
     (b"\x80\x02ctorch.hub\nload\n)R.", "torch.hub.load"),
     (b"\x80\x02cnumpy.testing\nx\n)R.", "numpy.testing.x"),
+    # gadgets that run a command or a nested pickle under torch.load(weights_only=False)
+    (b"\x80\x02cpydoc\npipepager\nX\x01\x00\x00\x00aX\x04\x00\x00\x00true\x86R.", "pydoc.pipepager"),
+    (b"\x80\x02ctorch.utils.collect_env\nrun\nX\x04\x00\x00\x00true\x85R.", "torch.utils.collect_env.run"),
+    (b"\x80\x02ctorch\nload\n)R.", "torch.load"),
+    (b"\x80\x02ctorch.storage\n_load_from_bytes\n)R.", "torch.storage._load_from_bytes"),
+    (b"\x80\x02cnumpy\nload\n)R.", "numpy.load"),
+    (b"\x80\x02clogging.config\nlisten\n)R.", "logging.config.listen"),
 ])
 def test_globals_only_a_program_names_are_still_refused(tmp_path, payload, needle):
     assert_one_line_refusal(_reglint(_archive(tmp_path, payload)), needle, "refused")

@@ -19,7 +19,8 @@ interpreter imports and calls nothing the file names:
   ``argparse.Namespace``, numpy scalars, omegaconf configs: what
   ``torch.load(weights_only=True)`` refuses unless allow-listed), except
   the modules in ``DENIED_MODULES`` (``os``, ``subprocess``, ``builtins``,
-  ``torch.hub`` ...), which only a program names; those, and any global
+  ``torch.hub``, ``pydoc`` ...) and the functions in ``DENIED_GLOBALS``
+  (``torch.load``, ``numpy.load``), which only a program names; those, and any global
   without ``records``, end the read with a one-line error naming it
   (``UnsafeInputError``, exit 2), before anything is called;
 * ``persistent_load`` turns the ``('storage', type, key, location, numel)``
@@ -490,6 +491,16 @@ DENIED_MODULES = frozenset({
     "setuptools", "distutils", "platform", "getpass", "sqlite3", "yaml", "copyreg", "copy_reg", "_codecs", "codecs",
     "torch.hub", "torch.jit", "torch._dynamo", "torch.ops", "torch._ops", "torch.utils.cpp_extension",
     "torch.serialization", "torch.package", "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.lib.npyio",
+    # more modules whose functions run a command or code they are given
+    # (pydoc.pipepager, torch.utils.collect_env.run, logging.config.listen)
+    "pydoc", "venv", "ensurepip", "doctest", "idlelib", "lib2to3", "logging.config", "_osx_support", "_aix_support",
+    "torch.utils.collect_env", "torch.utils.bottleneck", "torch._inductor",
+})
+# Functions of otherwise readable modules that load a nested pickle or run
+# code the file carries (torch.load without weights_only, an fx module's code).
+DENIED_GLOBALS = frozenset({
+    "torch.load", "torch.storage._load_from_bytes", "numpy.load", "torch.fx.graph_module.reduce_graph_module",
+    "torch.fx.graph_module.reduce_package_graph_module", "torch.fx.graph_module.reduce_deploy_graph_module",
 })
 
 
@@ -536,7 +547,7 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
                 return TORCHSCRIPT_ALLOWED[key]
             if is_script_class(module, name):
                 return self._opaque_class(module, name)
-        if self.records and _is_record_name(module, name) and (
+        if self.records and _is_record_name(module, name) and key not in DENIED_GLOBALS and (
                 not _denied(module) or (module == "builtins" and name in RECORD_BUILTINS)):
             return self._opaque_class(module, name)
         raise UnsafeInputError(
