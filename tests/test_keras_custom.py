@@ -242,3 +242,19 @@ def test_lora_b_factors_shaped_like_the_attention_biases_are_paired_first():
     stored = [v for v in layer.variables if "lora" not in v.name]
     assert sum(v.trainable for v in stored if v.shape == (2, 8)) == 4
     assert any("rank-2 LoRA factors of 4 kernels" in n for n in model.notes)
+
+
+def test_a_backbone_frozen_by_its_config_is_not_called_quantized(tmp_path):
+    """backbone.trainable = False before save_to_preset writes trainable:
+    false in config.json (the only change): its weights are frozen by the
+    config (Keras loads the preset with 0 of the backbone's trainable), not
+    integer tensors and scales."""
+    preset = tmp_path / "preset"
+    shutil.copytree(CUSTOM / "keras_hub_bert_preset", preset)
+    config = json.loads((preset / "config.json").read_text())
+    config["config"]["trainable"] = False
+    (preset / "config.json").write_text(json.dumps(config))
+    model = read_model(preset)
+    assert not any(v.trainable for v in _layer(model, "bert_backbone").variables)
+    note = next(n for n in model.notes if n.startswith("bert_backbone: custom layer"))
+    assert "quantized" not in note and "its config freezes (trainable=False)" in note

@@ -137,13 +137,17 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
 
 def _unrecorded_trainable_note(layer: Layer, tensors: list[FoundTensor]) -> str:
     state = sum(var.role.is_statistic for var in layer.variables)
-    quantized = sum(not var.trainable and not var.role.is_statistic for var in layer.variables)
+    held = [(var, found) for var, found in zip(layer.variables, tensors, strict=False)
+            if not var.trainable and not var.role.is_statistic]
+    quantized = sum(found.trainable is False for _, found in held)  # integers and scales (keras_custom)
+    frozen = len(held) - quantized  # frozen by the config (trainable=False)
     why = [text for n, text in ((state, f"{state} moving statistics (groups of four equal vectors: a "
                                         "BatchNormalization's layout)"),
-                                (quantized, f"{quantized} integer tensors and scales of quantized sub-layers"))
+                                (quantized, f"{quantized} integer tensors and scales of quantized sub-layers"),
+                                (frozen, f"{frozen} its config freezes (trainable=False)"))
            if n]
     counted = ("all are counted as trainable" if not why else
-               f"all but {state + quantized} are counted as trainable: not {' and '.join(why)}")
+               f"all but {state + quantized + frozen} are counted as trainable: not {' and '.join(why)}")
     return (f"{layer.path}: custom layer {layer.class_name}: the file does not record which of its {len(tensors)} "
             f"weights are trainable; {counted}")
 
