@@ -258,3 +258,24 @@ def test_a_backbone_frozen_by_its_config_is_not_called_quantized(tmp_path):
     assert not any(v.trainable for v in _layer(model, "bert_backbone").variables)
     note = next(n for n in model.notes if n.startswith("bert_backbone: custom layer"))
     assert "quantized" not in note and "its config freezes (trainable=False)" in note
+
+
+def test_lora_pairing_is_not_quadratic_in_a_crafted_files_slots():
+    """A custom layer of 4,000 frozen kernels and 4,000 slot shapes (7, r),
+    one rank each, none completing a pair: every rank was tried on every
+    kernel (16M steps, 5 s each for the two passes; a 13 MB .keras of
+    12,000 took minutes). Ranks are now found by intersection."""
+    import time
+    from collections import Counter
+
+    from reglint.model import Variable
+    from reglint.readers import keras_slots
+
+    kernels = [Variable(f"k{i}", Role.KERNEL, (7, 100_000 + i), trainable=False) for i in range(4000)]
+    available = Counter({(7, r): 1 for r in range(1, 4001)})
+    started = time.perf_counter()
+    assert keras_slots._lora_pairs(available, kernels) is None
+    assert keras_slots._lora_first(available, kernels, kernels) is None
+    assert time.perf_counter() - started < 1.0
+    # the pairs a LoRA model's slots hold are still found
+    assert keras_slots._lora_pairs(Counter({(7, 2): 1, (2, 100_000): 1}), kernels) == (2, [kernels[0]])

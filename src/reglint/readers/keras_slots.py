@@ -147,9 +147,9 @@ def _lora_first(available: Counter, variables: list[Variable],
     frozen kernels plus one slot for each stored variable that trains,
     the pairs taken first; trainable flags set that way. None (flags
     untouched) when no rank does."""
-    for rank in sorted({shape[-1] for shape in available}):
+    for rank, candidates in _candidate_ranks(available, kernels):
         left, paired = Counter(available), []
-        for kernel in kernels:
+        for kernel in candidates:
             a, b = (*kernel.shape[:-1], rank), (rank, kernel.shape[-1])
             if left[a] > 0 and left[b] > (1 if a == b else 0):
                 left[a] -= 1
@@ -170,9 +170,9 @@ def _lora_pairs(remaining: Counter, kernels: list[Variable]) -> tuple[int, list[
     ``kernel.shape[:-1] + (r,)``, ``(r, kernel.shape[-1])`` of a frozen
     kernel (Keras' ``enable_lora`` shapes for Dense, EinsumDense,
     Embedding and convolutions)."""
-    for rank in sorted({shape[-1] for shape in remaining}):
+    for rank, candidates in _candidate_ranks(remaining, kernels):
         left, paired = Counter(remaining), []
-        for kernel in kernels:
+        for kernel in candidates:
             a, b = (*kernel.shape[:-1], rank), (rank, kernel.shape[-1])
             if left[a] > 0 and left[b] > (1 if a == b else 0):
                 left[a] -= 1
@@ -181,6 +181,32 @@ def _lora_pairs(remaining: Counter, kernels: list[Variable]) -> tuple[int, list[
         if paired and not +left:
             return rank, paired
     return None
+
+
+# LoRA ranks tried, smallest first: a model has one; a file offering more
+# (each a pair of some frozen kernel's factor shapes) is not a LoRA model's.
+MAX_RANKS = 64
+
+
+def _candidate_ranks(available: Counter, kernels: list[Variable]) -> list[tuple[int, list[Variable]]]:
+    """(rank, the kernels in order whose two factor shapes the slots hold
+    at that rank), for the smallest ``MAX_RANKS`` such ranks. Found by
+    set intersection per kernel shape, not by trying every slot's last
+    dimension on every kernel (quadratic: a crafted 3 MB file of 3,000 of
+    each took 12 s, 12,000 minutes)."""
+    by_prefix: dict[tuple[int, ...], set[int]] = {}
+    by_last: dict[int, set[int]] = {}
+    for shape in available:
+        if shape:
+            by_prefix.setdefault(shape[:-1], set()).add(shape[-1])
+        if len(shape) == 2:
+            by_last.setdefault(shape[1], set()).add(shape[0])
+    ranks: dict[tuple[int, ...], set[int]] = {}
+    for kernel in kernels:
+        if kernel.shape not in ranks:
+            ranks[kernel.shape] = by_prefix.get(kernel.shape[:-1], set()) & by_last.get(kernel.shape[-1], set())
+    chosen = sorted(set().union(*ranks.values()))[:MAX_RANKS]
+    return [(rank, [kernel for kernel in kernels if rank in ranks[kernel.shape]]) for rank in chosen]
 
 
 def _lora_factors(kernel: Variable, rank: int, index: int) -> list[Variable]:
