@@ -388,12 +388,16 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
     layers: dict[str, Layer] = {}
     seen: set[int] = set()
     names: dict[str, int] = {}
-    for key in sorted(_model_variable_keys(entries), key=_view_order):
+    keys = sorted(_model_variable_keys(entries), key=_view_order)
+    # Without the model's own list (a tf.Module's attributes), names are
+    # no identity: every unnamed tf.Variable is "Variable".
+    has_own_list = any(key.startswith("variables/") for key in keys)
+    for key in keys:
         parts = key[: -len(_VALUE_SUFFIX)].split("/")
         saved = variable_at(*graph, parts) if graph else None
         if saved is not None and saved.name:
             own_list = parts[0] == "variables"  # the model's own list, walked first (_view_order)
-            if saved.node in seen or (not own_list and saved.name in names):
+            if saved.node in seen or (has_own_list and not own_list and saved.name in names):
                 # the same variable reached again: through another list
                 # (Keras 3's export also tracks _all_variables, the
                 # backend's objects for the same values: other nodes)
