@@ -59,6 +59,14 @@ def test_an_embedding_is_known_by_its_class_whatever_its_name():
     assert any("out.weight = tokens.weight" in n for n in model.notes)
 
 
+def test_a_wrapped_modules_classes_are_found_under_the_wrapper():
+    """torch.save(nn.DataParallel(model)): layers are named without
+    'module.', the recorded classes with it; the Embedding was a Linear."""
+    model = read_model(RECORDS / "whole_dataparallel.pt")
+    tokens = next(layer for layer in model.layers if layer.path == "tokens")
+    assert tokens.class_name == "Embedding" and tokens.variables[0].role is Role.EMBEDDINGS
+
+
 def test_other_objects_are_named_in_one_note():
     model = read_model(RECORDS / "args_and_numpy.pt")
     note = next(n for n in model.notes if "reglint does not import" in n)

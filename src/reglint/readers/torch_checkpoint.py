@@ -398,8 +398,9 @@ def apply_module_records(model: Model, state: ModuleStateDict) -> None:
     parameters saved with ``requires_grad=False``, and its buffers other
     than running statistics left out, as ``model.parameters()`` leaves them
     (no optimizer trains them)."""
+    wrapper = wrapper_prefix(list(state))  # layers are named without it (build_layers)
     for layer in model.layers:
-        recorded = state.classes.get(layer.path)
+        recorded = state.classes.get(wrapper + layer.path)
         if recorded is None:
             continue
         layer.class_name = short_class(recorded)
