@@ -279,3 +279,32 @@ def test_lora_pairing_is_not_quadratic_in_a_crafted_files_slots():
     assert time.perf_counter() - started < 1.0
     # the pairs a LoRA model's slots hold are still found
     assert keras_slots._lora_pairs(Counter({(7, 2): 1, (2, 100_000): 1}), kernels) == (2, [kernels[0]])
+
+
+def test_a_dataset_declaring_far_more_than_it_stores_is_not_read(tmp_path):
+    """A 4 KB task.weights.h5 whose one variable declares 2**60 floats in
+    (1, 1) chunks it never wrote: reading its statistics grew memory until
+    the process was killed (16 GB in 43 s under a limit). Now unreadable
+    values, named in one problem, at once."""
+    import time
+
+    preset = tmp_path / "preset"
+    shutil.copytree(CUSTOM / "keras_hub_bert_preset", preset)
+    (preset / "task.weights.h5").unlink()
+    with h5py.File(preset / "task.weights.h5", "w") as f:
+        f.create_group("layers/head/vars").create_dataset("0", shape=(2**40, 2**20), dtype="f4", chunks=(1, 1))
+    # a fresh wrapper whose one child is reglint, limited to 3 GiB: its
+    # peak memory is that child's
+    code = ("import resource, subprocess, sys\n"
+            "limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+            "done = subprocess.run([sys.executable, '-m', 'reglint', *sys.argv[1:]], preexec_fn=limit, "
+            "capture_output=True, text=True)\n"
+            "print(done.stdout); print(done.stderr, file=sys.stderr)\n"
+            "print('peak_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code, str(preset), "--no-cache"], capture_output=True,
+                            text=True, timeout=120)
+    assert time.perf_counter() - started < 20
+    assert "cannot read head/var_0 values: OSError" in result.stdout and "Traceback" not in result.stderr
+    peak_kb = int(result.stderr.split("peak_kb")[-1].split()[0])
+    assert peak_kb < 1 << 20  # under 1 GiB: the values were never read (the read took the whole 3 GiB)

@@ -154,6 +154,7 @@ def h5_dataset_stats(ds, chunk_bytes: int) -> WeightStats | None:
     is_bf16 = keras_dtype_attr(ds) == "bfloat16"
     if ds.dtype.kind not in FLOAT_KINDS and not is_bf16:
         return None
+    _check_stored(ds)
     if not is_bf16:
         raw = _raw_extent(ds)
         if raw is not None:
@@ -161,6 +162,33 @@ def h5_dataset_stats(ds, chunk_bytes: int) -> WeightStats | None:
             if stats is not None:
                 return stats
     return _h5py_stats(ds, chunk_bytes, is_bf16)
+
+
+# A dataset may declare far more values than it stores (chunks never
+# written read as the fill value): past this, and more than this many times
+# what it stores, its values are not read. Reading them was unbounded: a
+# 29 KB file declaring 2**60 floats in (1, 1) chunks grew reglint's memory
+# until it was killed.
+MAX_UNSTORED_BYTES = 64 * 1024 * 1024
+MAX_STORED_RATIO = 1000
+
+
+def _check_stored(ds) -> None:
+    """Refuse (``OSError``, reported as unreadable values) a dataset that
+    declares much more than it stores."""
+    dataset_id = getattr(ds, "id", None)
+    shape = getattr(ds, "shape", None)
+    if dataset_id is None or not shape:
+        return
+    declared = math.prod(int(d) for d in shape) * ds.dtype.itemsize
+    if declared <= MAX_UNSTORED_BYTES:
+        return
+    try:
+        stored = int(dataset_id.get_storage_size())
+    except Exception:
+        return
+    if declared > MAX_STORED_RATIO * stored:
+        raise OSError(f"the dataset declares {declared:,} bytes but stores {stored:,}")
 
 
 def _h5py_stats(ds, chunk_bytes: int, is_bf16: bool) -> WeightStats:
