@@ -123,3 +123,17 @@ def test_a_pickled_modules_buffers_are_not_parameters():
     assert (model.total_params, model.trainable_params) == (63, 63)
     assert not any("updates 4 of" in n for n in model.notes)
     assert any("3 buffers of the pickled module not counted" in n for n in model.notes)
+
+
+def test_an_embedding_bag_is_a_table_whatever_its_name():
+    from reglint.model import Layer, Model, Variable
+    from reglint.readers.torch_checkpoint import apply_module_records
+    from reglint.readers.torch_modules import ModuleStateDict
+
+    state = ModuleStateDict()
+    state.classes = {"": "__main__.Net", "bag": "torch.nn.modules.sparse.EmbeddingBag"}
+    model = Model(path="m.pt", format="torch_checkpoint", framework="pytorch")
+    model.layers = [Layer(name="bag", path="bag", class_name="Linear",
+                          variables=[Variable("weight", Role.KERNEL, (10, 4), location="bag.weight")])]
+    apply_module_records(model, state)
+    assert model.layers[0].variables[0].role is Role.EMBEDDINGS

@@ -405,7 +405,7 @@ def apply_module_records(model: Model, state: ModuleStateDict) -> None:
             continue
         layer.class_name = short_class(recorded)
         for var in layer.variables:
-            if layer.class_name == "Embedding" and var.role is Role.KERNEL:
+            if layer.class_name in ("Embedding", "EmbeddingBag") and var.role is Role.KERNEL:
                 var.role = Role.EMBEDDINGS
     buffers = [var.location for layer in model.layers for var in layer.variables
                if var.location in state.buffers and not var.role.is_statistic]
