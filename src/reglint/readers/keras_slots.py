@@ -148,13 +148,7 @@ def _lora_first(available: Counter, variables: list[Variable],
     the pairs taken first; trainable flags set that way. None (flags
     untouched) when no rank does."""
     for rank, candidates in _candidate_ranks(available, kernels):
-        left, paired = Counter(available), []
-        for kernel in candidates:
-            a, b = (*kernel.shape[:-1], rank), (rank, kernel.shape[-1])
-            if left[a] > 0 and left[b] > (1 if a == b else 0):
-                left[a] -= 1
-                left[b] -= 1
-                paired.append(kernel)
+        left, paired = _pair(available, candidates, rank)
         if not paired:
             continue
         flags = [var.trainable for var in variables]
@@ -171,16 +165,24 @@ def _lora_pairs(remaining: Counter, kernels: list[Variable]) -> tuple[int, list[
     kernel (Keras' ``enable_lora`` shapes for Dense, EinsumDense,
     Embedding and convolutions)."""
     for rank, candidates in _candidate_ranks(remaining, kernels):
-        left, paired = Counter(remaining), []
-        for kernel in candidates:
-            a, b = (*kernel.shape[:-1], rank), (rank, kernel.shape[-1])
-            if left[a] > 0 and left[b] > (1 if a == b else 0):
-                left[a] -= 1
-                left[b] -= 1
-                paired.append(kernel)
+        left, paired = _pair(remaining, candidates, rank)
         if paired and not +left:
             return rank, paired
     return None
+
+
+def _pair(slots: Counter, kernels: list[Variable], rank: int) -> tuple[Counter, list[Variable]]:
+    """The kernels, in order, whose factor pair ``kernel.shape[:-1] + (r,)``,
+    ``(r, kernel.shape[-1])`` the slots hold (each slot used once), and the
+    slots left."""
+    left, paired = Counter(slots), []
+    for kernel in kernels:
+        a, b = (*kernel.shape[:-1], rank), (rank, kernel.shape[-1])
+        if left[a] > 0 and left[b] > (1 if a == b else 0):
+            left[a] -= 1
+            left[b] -= 1
+            paired.append(kernel)
+    return left, paired
 
 
 # LoRA ranks tried, smallest first: a model has one; a file offering more
