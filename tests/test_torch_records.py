@@ -33,7 +33,11 @@ def test_counts_equal_torchs(file):
     model = read_model(RECORDS / file)
     torch = MANIFEST[file]
     statistics = sum(v.size for _, v in model.variables() if v.role.is_statistic)
-    assert (model.total_params - statistics, model.trainable_params) == (torch["params"], torch["trainable"])
+    # ultralytics' last.pt: its EMA copy's flags are all False, and its
+    # optimizer's groups hold every parameter (the DFL conv, frozen on the
+    # live model only, too): what trained, as far as the file tells
+    trainable = torch.get("values_in_groups", torch["trainable"])
+    assert (model.total_params - statistics, model.trainable_params) == (torch["params"], trainable)
     locations = {v.location for _, v in model.variables()}
     prefix = "model." if file.endswith(".ckpt") else ""
     assert {prefix + name for name in torch["parameter_names"]} <= locations
@@ -137,3 +141,19 @@ def test_an_embedding_bag_is_a_table_whatever_its_name():
                           variables=[Variable("weight", Role.KERNEL, (10, 4), location="bag.weight")])]
     apply_module_records(model, state)
     assert model.layers[0].variables[0].role is Role.EMBEDDINGS
+
+
+def test_an_ultralytics_last_checkpoint_reads_its_ema_model_and_optimizer_groups():
+    model = read_model(RECORDS / "yolo_last.pt")
+    groups = MANIFEST["yolo_last.pt"]["groups"]
+    assert [g.decays for g in model.optimizer.param_groups] == [g["weight_decay"] > 0 for g in groups]
+    assert [len(g.variables) for g in model.optimizer.param_groups] == [g["tensors"] for g in groups]
+    assert model.optimizer.coupled_l2 == pytest.approx(groups[0]["weight_decay"] / 2)
+    assert any("'ema' entry" in n for n in model.notes)
+    assert any(layer.class_name == "BatchNorm2d" for layer in model.layers)
+
+
+def test_a_checkpoint_stripped_for_inference_is_all_frozen_and_says_why():
+    model = read_model(RECORDS / "yolo_stripped.pt")
+    assert model.trainable_params == 0 and model.total_params > 0
+    assert any("stripped for inference" in n for n in model.notes)

@@ -57,6 +57,10 @@ from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_s
 from reglint.readers.torch_pickle import QTensorRef, TensorRef
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "model_state", "weights")
+# The exponential moving average of the weights, where a checkpoint keeps
+# no other model: ultralytics' last.pt (``"model": None``, ``"ema"``),
+# timm's ``state_dict_ema``.
+EMA_KEYS = ("ema", "model_ema", "state_dict_ema", "ema_state_dict")
 OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
 STATISTICS = {"running_mean": Role.MOVING_MEAN, "running_var": Role.MOVING_VARIANCE}
 NOT_PARAMETERS = {"num_batches_tracked", "position_ids", "inv_freq", "masked_bias", "_float_tensor"}
@@ -269,6 +273,11 @@ def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
             return key, obj[key]
         if is_module_record(obj.get(key)):
             return key, module_state_dict(obj[key])
+    for key in EMA_KEYS:
+        if is_state_dict(obj.get(key)):
+            return key, obj[key]
+        if is_module_record(obj.get(key)):
+            return key, module_state_dict(obj[key])
     for key in STATE_DICT_KEYS:  # one level deeper: {"model": {"state_dict": ...}}
         inner = obj.get(key)
         if isinstance(inner, dict):
@@ -357,6 +366,9 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     model = Model(path=str(path), format=fmt, framework="pytorch")
     notes = model.notes
     key, state_dict = find_state_dict(obj)
+    if key in EMA_KEYS:
+        notes.append(f"the weights are the checkpoint's {key!r} entry, the exponential moving average of the "
+                     "trained weights (it holds no other model)")
     quantized: dict[str, int] = {}
     if model_tensors is None and state_dict is not None:
         undecoded: list[str] = []
@@ -372,7 +384,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     if model_tensors is not None:
         model.layers, slots = build_layers(model_tensors, options, notes)
         if isinstance(state_dict, ModuleStateDict):
-            apply_module_records(model, state_dict)
+            apply_module_records(model, state_dict, ema=key in EMA_KEYS)
             slots = [slot for slot in slots if slot.location not in state_dict.buffers]
     else:
         notes.append("optimizer state only: no model weights, so parameter names are unknown")
@@ -392,7 +404,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     return model
 
 
-def apply_module_records(model: Model, state: ModuleStateDict) -> None:
+def apply_module_records(model: Model, state: ModuleStateDict, *, ema: bool = False) -> None:
     """What a pickled module records beyond a state dict: each layer's
     class (an ``Embedding`` is a table whatever its name), the
     parameters saved with ``requires_grad=False``, and its buffers other
@@ -416,15 +428,25 @@ def apply_module_records(model: Model, state: ModuleStateDict) -> None:
         model.notes.append(f"{len(buffers)} buffers of the pickled module not counted ({', '.join(buffers[:3])}"
                            f"{'...' if len(buffers) > 3 else ''}): torch counts no buffer among the parameters")
     frozen = 0
-    for _, var in model.variables():
-        if var.location in state.frozen and var.trainable:
+    parameters = [var for _, var in model.variables() if not var.role.is_statistic]
+    for var in parameters:
+        # an EMA copy's flags are not the training's: ultralytics' ModelEMA
+        # sets requires_grad=False on every parameter of its copy
+        if var.location in state.frozen and var.trainable and not ema:
             var.trainable = False
             frozen += 1
+    if ema and state.frozen:
+        frozen_text = (f", its {len(state.frozen)} parameter tensors saved with requires_grad=False not counted "
+                       "frozen: an average's flags (ultralytics' ModelEMA freezes its copy) are not the training's")
+    elif frozen and frozen == len(parameters):
+        frozen_text = (", every parameter saved with requires_grad=False (a checkpoint stripped for inference, as "
+                       "ultralytics' strip_optimizer writes): all counted frozen")
+    else:
+        frozen_text = f", {frozen} parameter tensors saved with requires_grad=False counted frozen" if frozen else ""
     others = sorted({name for name in state.classes.values() if not name.startswith("torch.nn.")})
     model.notes.append(
         f"a whole module pickled with torch.save(model) ({state.root_class}): read from its records, its classes "
-        "never imported" + (f", {frozen} parameter tensors saved with requires_grad=False counted frozen" if frozen
-                            else "") + (f"; classes of its own: {', '.join(others[:4])}" if others else "")
+        "never imported" + frozen_text + (f"; classes of its own: {', '.join(others[:4])}" if others else "")
         + "; torch.load(weights_only=True) refuses such a file")
 
 
