@@ -157,3 +157,10 @@ def test_a_checkpoint_stripped_for_inference_is_all_frozen_and_says_why():
     model = read_model(RECORDS / "yolo_stripped.pt")
     assert model.trainable_params == 0 and model.total_params > 0
     assert any("stripped for inference" in n for n in model.notes)
+
+
+def test_fairseqs_last_optimizer_state_is_the_optimizer():
+    model = read_model(RECORDS / "fairseq_layout.pt")
+    assert model.optimizer is not None and model.optimizer.class_name == "Adam"
+    assert model.optimizer.coupled_l2 == pytest.approx(0.005)  # torch's Adam: weight_decay 0.01 in the gradient
+    assert model.metadata["optimizer_key"] == "last_optimizer_state"

@@ -61,7 +61,8 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "
 # no other model: ultralytics' last.pt (``"model": None``, ``"ema"``),
 # timm's ``state_dict_ema``.
 EMA_KEYS = ("ema", "model_ema", "state_dict_ema", "ema_state_dict")
-OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
+# fairseq's checkpoint_utils keeps the optimizer as ``last_optimizer_state``.
+OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim", "last_optimizer_state")
 STATISTICS = {"running_mean": Role.MOVING_MEAN, "running_var": Role.MOVING_VARIANCE}
 NOT_PARAMETERS = {"num_batches_tracked", "position_ids", "inv_freq", "masked_bias", "_float_tensor"}
 # T5's relative position biases are an nn.Embedding of buckets x heads.
