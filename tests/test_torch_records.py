@@ -164,3 +164,12 @@ def test_fairseqs_last_optimizer_state_is_the_optimizer():
     assert model.optimizer is not None and model.optimizer.class_name == "Adam"
     assert model.optimizer.coupled_l2 == pytest.approx(0.005)  # torch's Adam: weight_decay 0.01 in the gradient
     assert model.metadata["optimizer_key"] == "last_optimizer_state"
+
+
+def test_a_dynamic_quantized_model_pickled_whole_reads_its_packed_weights():
+    # torch's parameters() counts none of a quantized Linear's weights; the
+    # state dict of the same model reads at the float model's count, and so
+    # does the pickled module now (before: 0 values, no note)
+    model = read_model(RECORDS / "dynamic_quantized_whole.pt")
+    assert MANIFEST["dynamic_quantized_whole.pt"]["quantized_parameters"] == 0
+    assert {v.location for _, v in model.variables()} == {"0.weight", "0.bias", "2.weight", "2.bias"}

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from reglint.errors import UnsafeInputError, one_line
-from reglint.readers.torch_pickle import Opaque, TensorRef
+from reglint.readers.torch_pickle import Opaque, QTensorRef, TensorRef
 
 # Modules deeper than this are not a network's tree (a cycle or a hostile file).
 MAX_DEPTH = 256
@@ -82,10 +82,26 @@ def module_state_dict(root: Opaque) -> ModuleStateDict:
             if name not in skipped and prefix + name not in out:
                 out[prefix + name] = value
                 out.buffers.add(prefix + name)
+        packed = _packed_weight_bias(fields.get("_packed_params"))
+        if packed is not None:  # state_dict's key for it, which torch_ao unpacks to weight and bias
+            out[prefix + "_packed_params"] = packed
         children = [(name, child) for name, child in (fields.get("_modules") or {}).items()
                     if isinstance(name, str) and is_module_record(child)]
         stack.extend((f"{prefix}{name}.", child, depth + 1) for name, child in reversed(children))
     return out
+
+
+def _packed_weight_bias(value: Any) -> tuple | None:
+    """A quantized Linear's ``LinearPackedParams`` keeps its weight and
+    bias in a ``torch.ScriptObject`` (``_packed_params``), pickled as
+    ``((qweight, bias), '__torch__.torch.classes.quantized.LinearPackedParamsBase')``:
+    the pair, or None for anything else."""
+    state = value.state if isinstance(value, Opaque) else None
+    pair = state[0] if isinstance(state, tuple) and state else None
+    if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], QTensorRef) and (
+            pair[1] is None or isinstance(pair[1], TensorRef)):
+        return pair
+    return None
 
 
 def _entries(table: Any) -> list[tuple[str, TensorRef]]:
