@@ -70,3 +70,33 @@ def test_an_import_that_fails_is_one_line(tmp_path):
                                      broken), "--import", "RuntimeError: no GPU here")
     assert_one_line_refusal(_reglint("profile", CUSTOM / "subclassed_model_adam.keras", "--trust-model", "--import",
                                      tmp_path / "missing.py"), "no such file")
+
+
+MAKE_ANY_SIZE = """
+import sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+import keras
+from make_custom_layer_fixtures import SubclassedNet
+keras.utils.set_random_seed(0)
+m = SubclassedNet(16, name="net")
+m.build((None, None, None, 3))  # any image size: the file records no concrete shape
+m.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+m.fit(np.random.rand(8, 8, 8, 3), np.random.randint(0, 3, 8), verbose=0)
+m.save(sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_a_subclassed_model_of_any_input_size_is_fed_the_datas_rows(tmp_path):
+    path = tmp_path / "any_size.keras"
+    done = subprocess.run([sys.executable, "-c", MAKE_ANY_SIZE, str(FIXTURES), str(path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.random((64, 8, 8, 3), dtype=np.float32), y=rng.integers(0, 3, 64))
+    trusted = ("--trust-model", "--import", CLASSES, "--steps", "2")
+    assert_one_line_refusal(_reglint("profile", path, *trusted), "input shape", "--data")
+    done = _reglint("profile", path, *trusted, "--data", data, "-f", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"][0]["model"]["analysis"]["profile"]["data"]["samples"] == 64

@@ -172,6 +172,9 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
         optimizer = measure.rebuild_optimizer(keras, static_optimizer) \
             if measure.compiled_optimizer(keras, model) is None else None
     load_seconds = time.perf_counter() - started
+    if npz is not None and len(npz.xs) == 1 and npz.xs[0].ndim >= 2:
+        # a subclassed model whose file records no build shape is fed --data's rows
+        model._reglint_data_shape = tuple(int(d) for d in npz.xs[0].shape[1:])
     try:
         loss = measure.resolve_loss(keras, model, report.model, reason=compile_problem)
         inputs, targets = measure.model_specs(model, loss)

@@ -468,7 +468,8 @@ def _targets(model, loss: DataLoss) -> list[TargetSpec]:
 
 def _subclassed_probe(model) -> tuple[tuple, list[tuple]]:
     """A subclassed model (no functional graph): its one input's shape from
-    the build shape Keras 3 saved (``build_config``) and its outputs' shapes
+    the build shape Keras 3 saved (``build_config``), else from ``--data``'s
+    rows, and its outputs' shapes
     from one call on zeros. Kept on the model: the call is made once."""
     cached = getattr(model, "_reglint_probe", None)
     if cached is not None:
@@ -476,8 +477,11 @@ def _subclassed_probe(model) -> tuple[tuple, list[tuple]]:
     shapes = getattr(model, "_build_shapes_dict", None) or {}
     shape = next(iter(shapes.values())) if len(shapes) == 1 else None
     if not isinstance(shape, (tuple, list)) or len(shape) < 2 or any(d is None for d in shape[1:]):
+        data_shape = getattr(model, "_reglint_data_shape", None)  # --data's rows, where given
+        shape = (None, *data_shape) if data_shape else None
+    if shape is None:
         raise ProfileError("cannot tell the model's input shape (a subclassed model whose file records no "
-                           "build shape with one input)")
+                           "build shape with one input; --data with one input array gives it)")
     import numpy as np
 
     embeddings = any(type(layer).__name__ == "Embedding" for layer in flatten(model))
