@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -173,3 +174,13 @@ def test_a_dynamic_quantized_model_pickled_whole_reads_its_packed_weights():
     model = read_model(RECORDS / "dynamic_quantized_whole.pt")
     assert MANIFEST["dynamic_quantized_whole.pt"]["quantized_parameters"] == 0
     assert {v.location for _, v in model.variables()} == {"0.weight", "0.bias", "2.weight", "2.bias"}
+
+
+def test_a_pth_tar_checkpoint_is_found_in_a_folder(tmp_path):
+    (tmp_path / "output").mkdir()
+    shutil.copy(RECORDS / "timm_checkpoint-3.pth.tar", tmp_path / "output" / "model_best.pth.tar")
+    (tmp_path / "output" / "notes.tar").write_bytes(b"not a model")  # a plain .tar is not looked at
+    done = _reglint(tmp_path, "-f", "json")
+    files = json.loads(done.stdout)["files"]
+    assert [Path(f["path"]).name for f in files] == ["model_best.pth.tar"]
+    assert files[0]["model"]["optimizer"]["class"] == "SGD"

@@ -18,7 +18,8 @@ GGUF_MAGIC = b"GGUF"  # llama.cpp's format
 # gguf-split and convert_hf_to_gguf.py --split-max-*), read together.
 GGUF_SPLIT = re.compile(r"(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
 
-TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+# .pth.tar: timm's and PyTorch's ImageNet example's checkpoint.pth.tar, model_best.pth.tar
+TORCH_SUFFIXES = (".pt", ".pth", ".pth.tar", ".bin", ".ckpt", ".safetensors")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".gguf", ".tflite", *TORCH_SUFFIXES)
 # A .json file is a model only when its content says so (``looks_like_keras_json``).
 JSON_SUFFIX = ".json"
