@@ -17,8 +17,7 @@ names still tell:
   ``bn``) holding one or two vectors is ``gamma`` (``scale``) then ``beta``
   (LayerNormalization, RMSNormalization, GroupNormalization build their
   scale first);
-- a matrix under an embedding's name is an embedding table.
-
+- a matrix under an embedding's name is an embedding table;
 - a group holding an integer tensor is a quantized sub-layer: the
   integers and the float scales after them do not train, a float between
   the first integers and the scale (the bias) does.

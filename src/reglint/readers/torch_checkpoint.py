@@ -263,22 +263,13 @@ def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
     """(key, state_dict) of the model's weights; (None, obj) for a bare
     state_dict; a whole module (``torch.save(model)``) flattened from its
     records (``torch_modules``)."""
-    if is_state_dict(obj):
-        return None, obj
-    if is_module_record(obj):
-        return None, module_state_dict(obj)
-    if not isinstance(obj, dict):
-        return None, None
-    for key in STATE_DICT_KEYS:
-        if is_state_dict(obj.get(key)):
-            return key, obj[key]
-        if is_module_record(obj.get(key)):
-            return key, module_state_dict(obj[key])
-    for key in EMA_KEYS:
-        if is_state_dict(obj.get(key)):
-            return key, obj[key]
-        if is_module_record(obj.get(key)):
-            return key, module_state_dict(obj[key])
+    weights = _weights(obj)
+    if weights is not None or not isinstance(obj, dict):
+        return None, weights
+    for key in (*STATE_DICT_KEYS, *EMA_KEYS):
+        weights = _weights(obj.get(key))
+        if weights is not None:
+            return key, weights
     for key in STATE_DICT_KEYS:  # one level deeper: {"model": {"state_dict": ...}}
         inner = obj.get(key)
         if isinstance(inner, dict):
@@ -286,6 +277,13 @@ def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
                 if is_state_dict(inner.get(sub)):
                     return f"{key}.{sub}", inner[sub]
     return None, None
+
+
+def _weights(value: Any) -> dict | None:
+    """``value`` as a state dict: itself, or a pickled module's flattened."""
+    if is_state_dict(value):
+        return value
+    return module_state_dict(value) if is_module_record(value) else None
 
 
 def find_optimizer(obj: Any, notes: list[str]) -> tuple[str | None, dict | None]:
