@@ -9,7 +9,10 @@
   diffusers, an accelerate ``save_state`` folder: likewise one model; a
   diffusers pipeline is no model itself, its ``unet/``, ``vae/``,
   ``text_encoder/`` are found as models, its ``scheduler/`` and
-  ``tokenizer/`` hold none), Keras 3 folders (``model.save(folder, zipped=False)``: ``config.json``
+  ``tokenizer/`` hold none; under FSDP the checkpoint's
+  ``pytorch_model_fsdp_0/`` and ``optimizer_0/`` are read with it),
+  ``torch.distributed.checkpoint`` folders (``.metadata`` beside
+  ``.distcp`` files; a Lightning ``meta.pt`` in one is part of it), Keras 3 folders (``model.save(folder, zipped=False)``: ``config.json``
   beside ``model.weights.h5``; one model) and ``.json`` files whose content
   is a Keras model architecture (``model.to_json()``); other JSON is
   skipped silently.
@@ -63,6 +66,9 @@ from reglint.readers.sniff import (
     ACCELERATE_FILES,
     ACCELERATE_LORA,
     ACCELERATE_WEIGHTS,
+    DCP_METADATA,
+    DISTCP_SUFFIX,
+    FSDP_MODEL_FOLDER,
     GGUF_SPLIT,
     HF_WEIGHTS,
     JSON_SUFFIX,
@@ -71,6 +77,8 @@ from reglint.readers.sniff import (
     MODEL_SUFFIXES,
     accelerate_hook_folder,
     is_accelerate_folder,
+    is_dcp_folder,
+    is_fsdp_part,
     is_hf_folder,
     is_keras_folder,
     looks_like_keras_json,
@@ -160,9 +168,9 @@ def is_savedmodel(folder: Path) -> bool:
 
 
 def is_model_folder(folder: Path) -> bool:
-    """A folder that is one model: a SavedModel, a Hugging Face folder or a
-    Keras 3 model saved with ``zipped=False``."""
-    return is_savedmodel(folder) or is_hf_folder(folder) or is_keras_folder(folder)
+    """A folder that is one model: a SavedModel, a Hugging Face folder, a
+    Keras 3 model saved with ``zipped=False`` or a torch.distributed.checkpoint."""
+    return is_savedmodel(folder) or is_hf_folder(folder) or is_keras_folder(folder) or is_dcp_folder(folder)
 
 
 def _is_torch_or_other(path: Path) -> bool:
@@ -177,6 +185,10 @@ def savedmodel_root_of(path: Path) -> str | None:
     name = path.name
     if name in SAVEDMODEL_TOP_FILES and is_savedmodel(path.parent):
         return _folder(path.parent)
+    if (path.suffix == DISTCP_SUFFIX or name == DCP_METADATA) and is_dcp_folder(path.parent):
+        # pre-commit passes a DCP folder's files one by one; accelerate's
+        # FSDP folders are read with the checkpoint folder holding them
+        return _folder(path.parent.parent if is_fsdp_part(path.parent) else path.parent)
     if path.parent.name == "variables" and name.startswith("variables."):
         root = path.parent.parent
         return _folder(root) if is_savedmodel(root) else None
@@ -189,9 +201,10 @@ def savedmodel_root_of(path: Path) -> str | None:
 
 # Files of a Hugging Face folder's own model besides its weights (HF_WEIGHTS
 # and their shards): what the Trainer writes beside them.
+LIGHTNING_META = "meta.pt"
 HF_MEMBERS = ("config.json", "generation_config.json", "trainer_state.json", "training_args.bin", "optimizer.pt",
               "optimizer.bin", "scheduler.pt", "scaler.pt", "adapter_config.json", "adapter_model.safetensors",
-              "adapter_model.bin")
+              "adapter_model.bin", "pytorch_model_fsdp.bin")
 
 
 def folder_members(folder: Path) -> frozenset[str]:
@@ -200,6 +213,8 @@ def folder_members(folder: Path) -> frozenset[str]:
     any other model file in it is a model of its own. An accelerate
     folder's ``model_1.safetensors`` is one (its second model)."""
     names: set[str] = set()
+    if is_dcp_folder(folder):
+        names.add(LIGHTNING_META)  # Lightning's sharded save: the rest of its checkpoint dict
     if is_keras_folder(folder):
         names.update(KERAS_MEMBERS + KERAS_HUB_TASK)
     if is_hf_folder(folder):
@@ -213,7 +228,7 @@ def folder_members(folder: Path) -> frozenset[str]:
         except OSError:
             entries = []
         names.update(n for n in entries if _HF_RNG.fullmatch(n) or ACCELERATE_FILES.fullmatch(n))
-        if is_accelerate_folder(folder) and not any(n in entries for n in ACCELERATE_WEIGHTS):
+        if is_accelerate_folder(folder) and not any(n in entries for n in (*ACCELERATE_WEIGHTS, FSDP_MODEL_FOLDER)):
             names.update(ACCELERATE_LORA)  # a LoRA script's save hook's weights: the folder's model
     return frozenset(names)
 
@@ -415,7 +430,7 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
             if excludes.excluded(path, is_dir, named=top) or (ignore and ignore.ignored(path.absolute(), is_dir)):
                 continue
             if is_dir:
-                if hook is not None and entry.name == hook.name:
+                if (hook is not None and entry.name == hook.name) or is_fsdp_part(path):
                     continue
                 if is_model_folder(path):
                     out.append(_folder(path))

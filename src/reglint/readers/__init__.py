@@ -36,6 +36,7 @@ READERS = {
     Format.ACCELERATE_MODEL: "reglint.readers.hf_folder:read_accelerate_model",
     Format.GGUF: "reglint.readers.gguf_reader:read_gguf",
     Format.TFLITE: "reglint.readers.tflite:read_tflite",
+    Format.TORCH_DCP: "reglint.readers.torch_dcp:read_dcp",
 }
 
 

@@ -54,10 +54,14 @@ from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
 from reglint.readers.sniff import (
     ACCELERATE_LORA,
+    FSDP_FULL_WEIGHTS,
+    FSDP_OPTIMIZER_FOLDER,
     accelerate_hook_folder,
     accelerate_model_index,
     check_link_stays_inside,
+    fsdp_model_folder,
     is_accelerate_folder,
+    is_dcp_folder,
     weight_files,
 )
 from reglint.readers.torch_checkpoint import NamedTensor, describe, find_state_dict, stored_tensors_of, tensors_of
@@ -143,10 +147,13 @@ class OptimizerFile:
 
 def _optimizer_file(folder: Path, names: tuple[str, ...], options: ReadOptions, stack) -> OptimizerFile | None:
     """The first of ``names`` in the folder, loaded by the refusing
-    unpickler. A corrupt one is returned with its error (it costs the
-    optimizer, not the weights); a refused one raises."""
+    unpickler (or accelerate's FSDP ``optimizer_0/``). A corrupt one is
+    returned with its error (it costs the optimizer, not the weights); a
+    refused one raises."""
     from reglint.readers.torch_zip import TorchArchive
 
+    if "optimizer.bin" in names and is_dcp_folder(folder / FSDP_OPTIMIZER_FOLDER):
+        return _dcp_optimizer(folder / FSDP_OPTIMIZER_FOLDER, options)
     for name in names:
         path = _member(folder, name)
         if path is None:
@@ -162,6 +169,23 @@ def _optimizer_file(folder: Path, names: tuple[str, ...], options: ReadOptions, 
             return OptimizerFile(name, error="it holds no optimizer state_dict (param_groups and state)")
         return OptimizerFile(name, obj, archive)
     return None
+
+
+def _dcp_optimizer(folder: Path, options: ReadOptions) -> OptimizerFile:
+    """accelerate's ``optimizer_0/`` (``{"optimizer": FSDP's optimizer state, keyed by name}``)."""
+    from reglint.readers.torch_dcp import DcpCheckpoint, plain_layout
+
+    name = f"{folder.name}/"
+    checkpoint = DcpCheckpoint(folder, options)
+    try:
+        optimizer = plain_layout(checkpoint.load(), []).get("optimizer")
+    except UnsafeInputError:
+        raise
+    except ModelReadError as exc:
+        return OptimizerFile(name, error=one_line(str(exc), 160))
+    if not is_optimizer_state(optimizer):
+        return OptimizerFile(name, error="it holds no optimizer state_dict (param_groups and state)")
+    return OptimizerFile(name, optimizer, checkpoint)
 
 
 def _model(folder: Path, options: ReadOptions, parts: Parts, weights: Weights, found: OptimizerFile | None,
@@ -237,6 +261,7 @@ def weight_candidates(folder: Path) -> tuple[tuple[str, str, bool], ...]:
         for stems in WEIGHT_STEMS:
             for stem, ext in zip(stems, ("safetensors", "bin"), strict=True):
                 out.append((f"{stem}.{ext}.index{tag}.json", f"{stem}{tag}.{ext}", ext == "safetensors"))
+    out.append((f"{FSDP_FULL_WEIGHTS}.index.json", FSDP_FULL_WEIGHTS, False))  # accelerate's FSDP FULL_STATE_DICT
     return tuple(sorted(out, key=lambda c: (c[1].count(".") > 1, not c[2])))
 
 
@@ -278,6 +303,9 @@ def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int
         for kind, count in found.items():
             quantized[kind] = quantized.get(kind, 0) + count
         return Weights(tensors, not safetensors, False, (single,) if files == [single] else (index_name, *files))
+    dcp = fsdp_model_folder(folder)
+    if dcp is not None:  # accelerate's (and the Trainer's) FSDP SHARDED_STATE_DICT
+        return Weights(_dcp_tensors(dcp, options), False, False, (f"{dcp.name}/",))
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
         if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model
@@ -343,6 +371,17 @@ def _archive_tensors(path: Path, options: ReadOptions, stack) -> tuple[list[Name
     if state_dict is None:
         raise ModelReadError(f"{path.name} holds no state_dict")
     return stored_tensors_of(state_dict, archive)
+
+
+def _dcp_tensors(folder: Path, options: ReadOptions) -> list[NamedTensor]:
+    """The model tensors of accelerate's ``pytorch_model_fsdp_0/`` (``{"model": state_dict}``)."""
+    from reglint.readers.torch_dcp import DcpCheckpoint, plain_layout
+
+    checkpoint = DcpCheckpoint(folder, options)
+    _, state_dict = find_state_dict(plain_layout(checkpoint.load(), []))
+    if state_dict is None:
+        raise ModelReadError(f"{folder.name}/ holds no model state_dict")
+    return stored_tensors_of(state_dict, checkpoint)[0]
 
 
 def _safetensors(path: Path, options: ReadOptions, stack):

@@ -50,7 +50,7 @@ WEIGHT_INDEX = re.compile(r"(?P<stem>model|pytorch_model|diffusion_pytorch_model
 # accelerate's save_state writes these beside model.safetensors (or
 # pytorch_model.bin): no config.json, one RNG pickle per process.
 ACCELERATE_MARKERS = ("optimizer.bin", "random_states_0.pkl")
-ACCELERATE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+ACCELERATE_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "pytorch_model_fsdp.bin")
 # What diffusers' LoRA training scripts save from their save hook instead
 # (``save_lora_weights``): the adapter's layers the optimizer trains.
 ACCELERATE_LORA = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")
@@ -81,6 +81,7 @@ class Format(str, Enum):
     PICKLE = "pickle"
     KERAS_JSON = "Keras JSON architecture"
     TFLITE = "TensorFlow Lite"
+    TORCH_DCP = "PyTorch distributed checkpoint"
     UNKNOWN = "unknown format"
 
 
@@ -97,6 +98,8 @@ def sniff(path: Path) -> Format:
             return Format.HF_FOLDER
         if is_keras_folder(path):
             return Format.KERAS_FOLDER
+        if is_dcp_folder(path):
+            return Format.TORCH_DCP
         if (path / "model_index.json").is_file():
             raise ModelReadError("a diffusers pipeline folder (model_index.json): each component (unet/, vae/, "
                                  "text_encoder/ ...) is a model of its own; `reglint check` on the folder lints "
@@ -104,7 +107,8 @@ def sniff(path: Path) -> Format:
         raise ModelReadError("a folder without saved_model.pb (SavedModel), config.json with model.weights.h5 "
                              "(Keras, zipped=False), config.json with model weights or trainer_state.json "
                              "(Hugging Face, diffusers), model weights with optimizer.bin (accelerate save_state) "
-                             "or adapter_config.json with adapter_model.* (PEFT) is not a model")
+                             "adapter_config.json with adapter_model.* (PEFT) or .metadata with .distcp files "
+                             "(torch.distributed.checkpoint) is not a model")
     if not path.exists():
         raise ModelReadError("no such file")
     if not path.is_file():
@@ -118,6 +122,9 @@ def sniff(path: Path) -> Format:
         raise ModelReadError(f"cannot open: {exc.strerror or exc}") from None
     if not head:
         raise ModelReadError("empty file")
+    if path.suffix == DISTCP_SUFFIX or (path.name == DCP_METADATA and is_dcp_folder(path.parent)):
+        raise ModelReadError("one file of a torch.distributed.checkpoint folder: lint the folder "
+                             f"({path.parent.name or path.parent}/), which holds the model")
     if head.startswith(LFS_POINTER):
         raise ModelReadError(
             "Git LFS pointer, not the model: fetch it with `git lfs pull` "
@@ -218,6 +225,19 @@ def is_legacy_pickle(head: bytes) -> bool:
     return len(head) > 2 and head[0] == 0x80 and head[1] <= 5 and LEGACY_MAGIC in head[:64]
 
 
+DCP_METADATA = ".metadata"
+DISTCP_SUFFIX = ".distcp"
+
+
+def is_dcp_folder(path: Path) -> bool:
+    """A ``torch.distributed.checkpoint`` folder (``torch_dcp``): ``.metadata``
+    beside ``__<rank>_<n>.distcp`` files."""
+    try:
+        return (path / DCP_METADATA).is_file() and any(p.suffix == DISTCP_SUFFIX for p in path.iterdir())
+    except OSError:
+        return False
+
+
 def is_keras_folder(path: Path) -> bool:
     """A Keras 3 ``model.save(folder, zipped=False)``: the ``.keras``
     archive's members as files (a Hugging Face folder is told first)."""
@@ -251,11 +271,35 @@ def is_accelerate_folder(path: Path) -> bool:
     """An ``Accelerator.save_state`` folder: the first prepared model's
     weights beside ``optimizer.bin`` or the RNG states; or, without weights
     (a training script's save hook wrote the model elsewhere, popping it
-    from save_state: diffusers' scripts), ``optimizer.bin`` beside them."""
+    from save_state: diffusers' scripts), ``optimizer.bin`` beside them.
+    Under FSDP the weights are ``pytorch_model_fsdp.bin`` (a full state
+    dict) or the ``pytorch_model_fsdp_0/`` DCP folder (sharded), the
+    optimizer ``optimizer.bin`` or ``optimizer_0/``."""
     markers = [(path / name).is_file() for name in ACCELERATE_MARKERS]
-    if any((path / name).is_file() for name in ACCELERATE_WEIGHTS):
-        return any(markers)
+    if any((path / name).is_file() for name in ACCELERATE_WEIGHTS) or fsdp_model_folder(path) is not None:
+        return any(markers) or is_dcp_folder(path / FSDP_OPTIMIZER_FOLDER)
     return all(markers)
+
+
+# accelerate's FSDP saves (accelerate.utils.fsdp_utils, FSDP_MODEL_NAME):
+# SHARDED_STATE_DICT writes DCP folders for the first model and optimizer.
+FSDP_MODEL_FOLDER = "pytorch_model_fsdp_0"
+FSDP_OPTIMIZER_FOLDER = "optimizer_0"
+FSDP_FULL_WEIGHTS = "pytorch_model_fsdp.bin"
+
+
+def fsdp_model_folder(folder: Path) -> Path | None:
+    """accelerate's sharded FSDP model folder in ``folder`` (a save_state or
+    Trainer checkpoint under FSDP), when there is one."""
+    path = folder / FSDP_MODEL_FOLDER
+    return path if not path.is_symlink() and is_dcp_folder(path) else None
+
+
+def is_fsdp_part(path: Path) -> bool:
+    """``pytorch_model_fsdp_0/`` or ``optimizer_0/`` of a folder read as one
+    model with them (``hf_folder``)."""
+    return path.name in (FSDP_MODEL_FOLDER, FSDP_OPTIMIZER_FOLDER) and is_dcp_folder(path) and (
+        is_hf_folder(path.parent))
 
 
 # An EMA copy saved beside the trained model (diffusers' ``unet_ema/``): not what the optimizer updates.
@@ -267,7 +311,8 @@ def accelerate_hook_folder(folder: Path) -> Path | None:
     model of an accelerate folder without weights of its own (diffusers'
     scripts: ``unet/`` by ``save_pretrained``): its one model subfolder,
     EMA copies aside; None when there are none or several."""
-    if any((folder / name).is_file() for name in ACCELERATE_WEIGHTS) or not is_accelerate_folder(folder):
+    if (any((folder / name).is_file() for name in ACCELERATE_WEIGHTS) or fsdp_model_folder(folder) is not None
+            or not is_accelerate_folder(folder)):
         return None
     try:
         entries = sorted(folder.iterdir())

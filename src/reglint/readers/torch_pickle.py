@@ -382,6 +382,14 @@ def _device(kind="cpu", index=None):
     return kind if index is None else f"{kind}:{index}"
 
 
+def _layout(name="torch.strided"):
+    """``torch.serialization._get_layout``: a layout by name (a DCP
+    checkpoint's ``TensorProperties``), kept as its name."""
+    if not isinstance(name, str) or len(name) > 64:
+        raise ModelReadError("a tensor layout is not a short name")
+    return name
+
+
 def _encode(text="", encoding="latin1"):
     """``_codecs.encode(str, 'latin1')``: how protocol 2 writes bytes. No other codec."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -455,6 +463,7 @@ def _allowed() -> dict[str, Any]:
         "torch.Tensor": TENSOR,
         "torch.Size": _size,
         "torch.device": _device,
+        "torch.serialization._get_layout": _layout,
         "torch.storage.UntypedStorage": StorageType("uint8", untyped=True),
         "torch.UntypedStorage": StorageType("uint8", untyped=True),
         "builtins.set": _collection(set),

@@ -37,6 +37,7 @@ code member's text, size-bounded, for ``torchscript`` to read its
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
@@ -82,22 +83,33 @@ def refuse_pickle_file(head: bytes) -> None:
 class TorchArchive:
     """One ``torch.save`` archive, open for reading (use as a context manager)."""
 
-    def __init__(self, path: Path, options: ReadOptions, *, what: str | None = None):
+    def __init__(self, path: Path, options: ReadOptions, *, what: str | None = None,
+                 window: tuple[int, int] | None = None):
+        """``window`` (offset, length): the archive is those bytes of the
+        file (a ``torch.distributed.checkpoint`` item: ``torch_dcp``)."""
         self.path = Path(path)
         self.options = options
         self.what = what or self.path.name
+        self.window = window
+        self._file: BinaryIO | FileWindow | None = None
+        # zipfile reads through a handle of its own (it does not close one it is given)
+        self._zip_file: FileWindow | None = None
         try:
-            self.zip = zipfile.ZipFile(self.path)
+            if window is not None:
+                self._zip_file = FileWindow(open(self.path, "rb"), *window)  # noqa: SIM115 - closed in close_file()
+            self.zip = zipfile.ZipFile(self._zip_file or self.path)
         except zipfile.BadZipFile as exc:
+            self.close_file()
             raise ModelReadError(f"not a readable zip archive ({exc})") from None
         except OSError as exc:
+            self.close_file()
             raise ModelReadError(f"cannot open: {exc.strerror or exc}") from None
         try:
             self._index()
         except BaseException:
             self.zip.close()
+            self.close_file()
             raise
-        self._file: BinaryIO | None = None
         self._starts: dict[str, int | None] = {}
         self.compressed_storages = 0
         self.record_classes: set[str] = set()  # classes the pickle named, kept as inert records
@@ -109,10 +121,14 @@ class TorchArchive:
         self.close()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.close_file()
         self.zip.close()
+
+    def close_file(self) -> None:
+        for handle in (self._file, self._zip_file):
+            if handle is not None:
+                handle.close()
+        self._file = self._zip_file = None
 
     # -- layout ------------------------------------------------------------
 
@@ -237,13 +253,15 @@ class TorchArchive:
             raise ModelReadError(f"{info.filename}: bad local header in the archive")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         start = info.header_offset + 30 + name_len + extra_len
-        if start + info.file_size > os.fstat(handle.fileno()).st_size:
+        size = self.window[1] if self.window is not None else os.fstat(handle.fileno()).st_size
+        if start + info.file_size > size:
             raise ModelReadError(f"{info.filename} runs past the end of the file: truncated archive")
         return start
 
     def _handle(self):
         if self._file is None:
-            self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            whole = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._file = whole if self.window is None else FileWindow(whole, *self.window)
         return self._file
 
     def _np_dtype(self, dtype: str) -> np.dtype | None:
@@ -256,30 +274,35 @@ class TorchArchive:
     def stats(self, tensor: TensorRef) -> WeightStats | None:
         """Statistics of a floating-point tensor, read a chunk at a time; None
         for other dtypes or a compressed storage."""
+        acc = StatsAccumulator()
+        return acc.result() if self.accumulate(acc, tensor) else None
+
+    def accumulate(self, acc: StatsAccumulator, tensor: TensorRef) -> bool:
+        """Adds a floating-point tensor's values to ``acc`` (a tensor saved
+        in pieces adds each: ``torch_dcp``); False when they cannot be read."""
         if tensor.dtype not in FLOAT_DTYPES:
-            return None
+            return False
         start = self._data_start(self._storage_member(tensor.storage))
         if start is None:
             self.compressed_storages += 1
-            return None
+            return False
         np_dtype = self._np_dtype(tensor.dtype)
         if np_dtype is None:
-            return None
+            return False
         first = start + tensor.offset * tensor.itemsize
-        acc = StatsAccumulator()
         if tensor.numel == 0:
-            return acc.result()
+            return True
         if tensor.is_contiguous():
             self._add_contiguous(acc, first, tensor.numel, np_dtype, tensor.dtype)
         else:
             nbytes = (tensor.span() - tensor.offset) * tensor.itemsize
             if max(nbytes, tensor.numel * tensor.itemsize) > STRIDED_READ_LIMIT:
-                return None
+                return False
             raw = np.frombuffer(self._pread(first, nbytes), dtype=np_dtype)
             view = np.lib.stride_tricks.as_strided(
                 raw, shape=tensor.shape, strides=[s * tensor.itemsize for s in tensor.stride], writeable=False)
             acc.add(_widen(np.ascontiguousarray(view), tensor.dtype))
-        return acc.result()
+        return True
 
     def _add_contiguous(self, acc: StatsAccumulator, first: int, count: int, np_dtype: np.dtype,
                         dtype: str) -> None:
@@ -351,6 +374,46 @@ class TorchArchive:
         value = np.frombuffer(self._pread(start + tensor.offset * tensor.itemsize, tensor.itemsize), dtype=np_dtype)
         value = _widen(value, tensor.dtype)
         return float(value[0].real) if value.dtype.kind == "c" else float(value[0])
+
+
+class FileWindow(io.RawIOBase):
+    """Bytes ``offset .. offset+length`` of an open file, as a file of their
+    own: a ``torch.distributed.checkpoint`` item is a whole ``torch.save``
+    archive inside a ``.distcp`` file, which ``zipfile`` reads in place."""
+
+    def __init__(self, handle: BinaryIO, offset: int, length: int):
+        super().__init__()
+        size = os.fstat(handle.fileno()).st_size
+        if offset < 0 or length < 0 or offset + length > size:
+            handle.close()
+            raise ModelReadError(f"an item at bytes {offset}..{offset + length} lies past the file's end ({size})")
+        self._whole, self._start, self._length, self._pos = handle, offset, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self._length - self._pos))
+        self._whole.seek(self._start + self._pos)
+        data = self._whole.read(count)
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._whole.close()
+        super().close()
 
 
 def _widen(block: np.ndarray, dtype: str) -> np.ndarray:
