@@ -10,10 +10,14 @@
   diffusers pipeline is no model itself, its ``unet/``, ``vae/``,
   ``text_encoder/`` are found as models, its ``scheduler/`` and
   ``tokenizer/`` hold none; under FSDP the checkpoint's
-  ``pytorch_model_fsdp_0/`` and ``optimizer_0/`` are read with it),
+  ``pytorch_model_fsdp_0/`` and ``optimizer_0/``, under DeepSpeed the tag
+  folder its ``latest`` names, are read with it),
   ``torch.distributed.checkpoint`` folders (``.metadata`` beside
-  ``.distcp`` files; a Lightning ``meta.pt`` in one is part of it), Keras 3 folders (``model.save(folder, zipped=False)``: ``config.json``
-  beside ``model.weights.h5``; one model) and ``.json`` files whose content
+  ``.distcp`` files; a Lightning ``meta.pt`` in one is part of it),
+  DeepSpeed tag folders (``global_step<N>/``: every rank's model and
+  optimizer states are one model), Keras 3 folders (``model.save(folder,
+  zipped=False)``: ``config.json`` beside ``model.weights.h5``; one model)
+  and ``.json`` files whose content
   is a Keras model architecture (``model.to_json()``); other JSON is
   skipped silently.
 * A Hugging Face or Keras folder is its own model (its weights, config,
@@ -55,6 +59,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from functools import cached_property
@@ -76,8 +81,10 @@ from reglint.readers.sniff import (
     KERAS_MEMBERS,
     MODEL_SUFFIXES,
     accelerate_hook_folder,
+    deepspeed_tag_folder,
     is_accelerate_folder,
     is_dcp_folder,
+    is_deepspeed_folder,
     is_fsdp_part,
     is_hf_folder,
     is_keras_folder,
@@ -169,8 +176,10 @@ def is_savedmodel(folder: Path) -> bool:
 
 def is_model_folder(folder: Path) -> bool:
     """A folder that is one model: a SavedModel, a Hugging Face folder, a
-    Keras 3 model saved with ``zipped=False`` or a torch.distributed.checkpoint."""
-    return is_savedmodel(folder) or is_hf_folder(folder) or is_keras_folder(folder) or is_dcp_folder(folder)
+    Keras 3 model saved with ``zipped=False``, a torch.distributed.checkpoint
+    or a DeepSpeed checkpoint's tag folder."""
+    return (is_savedmodel(folder) or is_hf_folder(folder) or is_keras_folder(folder) or is_dcp_folder(folder)
+            or is_deepspeed_folder(folder))
 
 
 def _is_torch_or_other(path: Path) -> bool:
@@ -193,8 +202,9 @@ def savedmodel_root_of(path: Path) -> str | None:
         root = path.parent.parent
         return _folder(root) if is_savedmodel(root) else None
     if name in folder_members(path.parent):
-        owner = path.parent.parent  # a save hook's subfolder belongs to its accelerate folder
-        hooked = accelerate_hook_folder(owner) == path.parent
+        owner = path.parent.parent  # a save hook's subfolder belongs to its accelerate folder,
+        hooked = accelerate_hook_folder(owner) == path.parent  # a Trainer's DeepSpeed tag to its checkpoint
+        hooked = hooked or (is_hf_folder(owner) and deepspeed_tag_folder(owner) == path.parent)
         return _accelerate_model_of(path) or _folder(owner if hooked else path.parent)
     return str(path)
 
@@ -215,6 +225,9 @@ def folder_members(folder: Path) -> frozenset[str]:
     names: set[str] = set()
     if is_dcp_folder(folder):
         names.add(LIGHTNING_META)  # Lightning's sharded save: the rest of its checkpoint dict
+    if is_deepspeed_folder(folder):  # every rank's model and optimizer states
+        with contextlib.suppress(OSError):
+            names.update(n for n in os.listdir(folder) if n.endswith(".pt") and _DEEPSPEED_FILE.search(n))
     if is_keras_folder(folder):
         names.update(KERAS_MEMBERS + KERAS_HUB_TASK)
     if is_hf_folder(folder):
@@ -234,6 +247,8 @@ def folder_members(folder: Path) -> frozenset[str]:
 
 
 _HF_RNG = re.compile(r"rng_state(_\d+)?\.pth")
+# DeepSpeed's files in a tag folder: model and optimizer states, MoE experts' states
+_DEEPSPEED_FILE = re.compile(r"(?:mp_rank_\d+_model_states|_optim_states|expert_\d+_mp_rank_\d+_model_states)\.pt$")
 # accelerate's files of its (N+1)th model: with model_N.safetensors, not the folder's first model
 _ACCELERATE_NUMBERED = re.compile(r"(?:optimizer|scheduler)_(?P<index>[1-9]\d{0,3})\.bin")
 
@@ -424,13 +439,14 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
             continue  # unreadable folder: nothing to lint there
         own = folder_members(folder)  # a HF/Keras folder's own files: linted as the folder
         hook = accelerate_hook_folder(folder)  # its model's weights, saved in a subfolder: linted as the folder
+        tag = deepspeed_tag_folder(folder) if is_hf_folder(folder) else None  # a Trainer's DeepSpeed states
         for entry in entries:
             path = Path(folder, entry.name)
             is_dir = entry.is_dir(follow_symlinks=False)
             if excludes.excluded(path, is_dir, named=top) or (ignore and ignore.ignored(path.absolute(), is_dir)):
                 continue
             if is_dir:
-                if (hook is not None and entry.name == hook.name) or is_fsdp_part(path):
+                if (hook is not None and entry.name == hook.name) or is_fsdp_part(path) or path == tag:
                     continue
                 if is_model_folder(path):
                     out.append(_folder(path))

@@ -37,6 +37,7 @@ READERS = {
     Format.GGUF: "reglint.readers.gguf_reader:read_gguf",
     Format.TFLITE: "reglint.readers.tflite:read_tflite",
     Format.TORCH_DCP: "reglint.readers.torch_dcp:read_dcp",
+    Format.DEEPSPEED: "reglint.readers.deepspeed_checkpoint:read_deepspeed",
 }
 
 

@@ -59,6 +59,7 @@ from reglint.readers.sniff import (
     accelerate_hook_folder,
     accelerate_model_index,
     check_link_stays_inside,
+    deepspeed_tag_folder,
     fsdp_model_folder,
     is_accelerate_folder,
     is_dcp_folder,
@@ -154,6 +155,9 @@ def _optimizer_file(folder: Path, names: tuple[str, ...], options: ReadOptions, 
 
     if "optimizer.bin" in names and is_dcp_folder(folder / FSDP_OPTIMIZER_FOLDER):
         return _dcp_optimizer(folder / FSDP_OPTIMIZER_FOLDER, options)
+    tag = deepspeed_tag_folder(folder)
+    if tag is not None and not any(_member(folder, name) for name in names):
+        return _deepspeed_optimizer(tag, options)
     for name in names:
         path = _member(folder, name)
         if path is None:
@@ -186,6 +190,22 @@ def _dcp_optimizer(folder: Path, options: ReadOptions) -> OptimizerFile:
     if not is_optimizer_state(optimizer):
         return OptimizerFile(name, error="it holds no optimizer state_dict (param_groups and state)")
     return OptimizerFile(name, optimizer, checkpoint)
+
+
+def _deepspeed_optimizer(tag: Path, options: ReadOptions) -> OptimizerFile:
+    """A Trainer's optimizer under DeepSpeed: in the tag folder ``latest`` names."""
+    from reglint.readers.deepspeed_checkpoint import DeepSpeedCheckpoint
+
+    name = f"{tag.name}/"
+    try:
+        optimizer, archive = DeepSpeedCheckpoint(tag, options).optimizer_state()
+    except UnsafeInputError:
+        raise
+    except ModelReadError as exc:
+        return OptimizerFile(name, error=one_line(str(exc), 160))
+    if optimizer is None:
+        return OptimizerFile(name, error="it holds no optimizer states")
+    return OptimizerFile(name, optimizer, archive)
 
 
 def _model(folder: Path, options: ReadOptions, parts: Parts, weights: Weights, found: OptimizerFile | None,
@@ -306,6 +326,11 @@ def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int
     dcp = fsdp_model_folder(folder)
     if dcp is not None:  # accelerate's (and the Trainer's) FSDP SHARDED_STATE_DICT
         return Weights(_dcp_tensors(dcp, options), False, False, (f"{dcp.name}/",))
+    tag = deepspeed_tag_folder(folder)
+    if tag is not None:  # a Trainer under ZeRO-3 without gathered weights: the DeepSpeed states
+        from reglint.readers.deepspeed_checkpoint import DeepSpeedCheckpoint
+
+        return Weights(DeepSpeedCheckpoint(tag, options).tensors(), True, False, (f"{tag.name}/",))
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
         if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model

@@ -82,6 +82,7 @@ class Format(str, Enum):
     KERAS_JSON = "Keras JSON architecture"
     TFLITE = "TensorFlow Lite"
     TORCH_DCP = "PyTorch distributed checkpoint"
+    DEEPSPEED = "DeepSpeed checkpoint"
     UNKNOWN = "unknown format"
 
 
@@ -100,6 +101,8 @@ def sniff(path: Path) -> Format:
             return Format.KERAS_FOLDER
         if is_dcp_folder(path):
             return Format.TORCH_DCP
+        if is_deepspeed_folder(path):
+            return Format.DEEPSPEED
         if (path / "model_index.json").is_file():
             raise ModelReadError("a diffusers pipeline folder (model_index.json): each component (unet/, vae/, "
                                  "text_encoder/ ...) is a model of its own; `reglint check` on the folder lints "
@@ -107,8 +110,8 @@ def sniff(path: Path) -> Format:
         raise ModelReadError("a folder without saved_model.pb (SavedModel), config.json with model.weights.h5 "
                              "(Keras, zipped=False), config.json with model weights or trainer_state.json "
                              "(Hugging Face, diffusers), model weights with optimizer.bin (accelerate save_state) "
-                             "adapter_config.json with adapter_model.* (PEFT) or .metadata with .distcp files "
-                             "(torch.distributed.checkpoint) is not a model")
+                             "adapter_config.json with adapter_model.* (PEFT), .metadata with .distcp files "
+                             "(torch.distributed.checkpoint) or *model_states.pt (DeepSpeed) is not a model")
     if not path.exists():
         raise ModelReadError("no such file")
     if not path.is_file():
@@ -236,6 +239,38 @@ def is_dcp_folder(path: Path) -> bool:
         return (path / DCP_METADATA).is_file() and any(p.suffix == DISTCP_SUFFIX for p in path.iterdir())
     except OSError:
         return False
+
+
+# DeepSpeed's save_checkpoint tag folder (global_step<N>/): model states of
+# mp rank 00 (one per data-parallel rank at ZeRO-3), optimizer states per rank.
+DEEPSPEED_MODEL_STATES = re.compile(r"(?:zero_pp_rank_(?P<rank>\d{1,6})_)?mp_rank_(?P<mp>\d{2,6})_model_states\.pt")
+DEEPSPEED_OPTIM_STATES = re.compile(
+    r"(?:bf16_|fp16_)?zero_pp_rank_(?P<rank>\d{1,6})_mp_rank_(?P<mp>\d{2,6})_optim_states\.pt")
+DEEPSPEED_LATEST = "latest"
+
+
+def is_deepspeed_folder(path: Path) -> bool:
+    """A DeepSpeed checkpoint tag folder (``deepspeed_checkpoint``)."""
+    try:
+        return any(DEEPSPEED_MODEL_STATES.fullmatch(p.name) for p in path.iterdir())
+    except OSError:
+        return False
+
+
+def deepspeed_tag_folder(folder: Path) -> Path | None:
+    """The tag folder ``folder/latest`` names (a Trainer checkpoint under
+    DeepSpeed keeps its optimizer there), when it is one."""
+    try:
+        latest = folder / DEEPSPEED_LATEST
+        if not latest.is_file() or latest.stat().st_size > 256:
+            return None
+        tag = latest.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", tag) or tag.startswith("."):
+        return None
+    path = folder / tag
+    return path if path.is_dir() and not path.is_symlink() and is_deepspeed_folder(path) else None
 
 
 def is_keras_folder(path: Path) -> bool:

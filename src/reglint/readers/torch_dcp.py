@@ -112,9 +112,9 @@ class DcpCheckpoint:
         path = self.folder / METADATA
         try:
             size = path.stat().st_size
-            if size > self.options.max_pickle_bytes:
-                raise UnsafeInputError(f"{METADATA} is {size} bytes, over the {self.options.max_pickle_bytes} "
-                                       "limit for a checkpoint's pickle")
+            if size > self.options.max_dcp_metadata_bytes:
+                raise UnsafeInputError(f"{METADATA} is {size} bytes, over the {self.options.max_dcp_metadata_bytes} "
+                                       "limit for a checkpoint's metadata pickle")
             data = path.read_bytes()
         except OSError as exc:
             raise ModelReadError(f"cannot read {METADATA}: {exc.strerror or exc}") from None
