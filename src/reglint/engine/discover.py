@@ -211,7 +211,9 @@ def savedmodel_root_of(path: Path) -> str | None:
 
 # Files of a Hugging Face folder's own model besides its weights (HF_WEIGHTS
 # and their shards): what the Trainer writes beside them.
-LIGHTNING_META = "meta.pt"
+# Lightning's sharded save keeps the rest of its checkpoint dict in meta.pt,
+# Megatron-core's torch_dist format its unsharded objects in common.pt.
+DCP_COMPANIONS = ("meta.pt", "common.pt")
 HF_MEMBERS = ("config.json", "generation_config.json", "trainer_state.json", "training_args.bin", "optimizer.pt",
               "optimizer.bin", "scheduler.pt", "scaler.pt", "adapter_config.json", "adapter_model.safetensors",
               "adapter_model.bin", "pytorch_model_fsdp.bin")
@@ -223,8 +225,8 @@ def folder_members(folder: Path) -> frozenset[str]:
     any other model file in it is a model of its own. An accelerate
     folder's ``model_1.safetensors`` is one (its second model)."""
     names: set[str] = set()
-    if is_dcp_folder(folder):
-        names.add(LIGHTNING_META)  # Lightning's sharded save: the rest of its checkpoint dict
+    if is_dcp_folder(folder):  # what else sharded savers write into the folder, not models of their own:
+        names.update(DCP_COMPANIONS)
     if is_deepspeed_folder(folder):  # every rank's model and optimizer states
         with contextlib.suppress(OSError):
             names.update(n for n in os.listdir(folder) if n.endswith(".pt") and _DEEPSPEED_FILE.search(n))

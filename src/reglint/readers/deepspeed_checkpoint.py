@@ -52,7 +52,13 @@ from reglint.errors import ModelReadError, one_line
 from reglint.model import Model, WeightStats
 from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
-from reglint.readers.sniff import DEEPSPEED_MODEL_STATES, DEEPSPEED_OPTIM_STATES
+from reglint.readers.sniff import (
+    DEEPSPEED_MODEL_STATES,
+    DEEPSPEED_OPTIM_STATES,
+    check_link_stays_inside,
+    deepspeed_tag_folder,
+    is_deepspeed_folder,
+)
 from reglint.readers.tensor_stats import StatsAccumulator
 from reglint.readers.torch_pickle import TensorRef
 from reglint.readers.torch_zip import TorchArchive
@@ -63,15 +69,24 @@ ADAM_TYPES = ("adam", "adamw", "cpu_adam", "fusedadam", "onebitadam", "zeroonead
 DS_CLASSES = {"lamb": "LAMB", "onebitlamb": "LAMB", "sgd": "SGD", "adagrad": "Adagrad", "lion": "Lion",
               "muadam": "Adam", "muadamw": "AdamW", "musgd": "SGD"}
 DECOUPLED_TYPES = {"lamb", "onebitlamb", "lion"}
+# Where DeepSpeed's mixed-precision wrappers (FP16_Optimizer, BF16_Optimizer,
+# ZeRO's) keep the torch optimizer's own state dict.
+WRAPPED = ("optimizer_state_dict", "base_optimizer_state")
 # DeepSpeed's lr schedulers (deepspeed/runtime/lr_schedules.py), told by their state's fields.
 SCHEDULES = (("total_num_steps", "WarmupDecayLR"), ("warmup_type", "WarmupLR"), ("cycle_min_lr", "OneCycle"),
              ("lr_range_test_min_lr", "LRRangeTest"), ("warmup_num_steps", "WarmupLR"))
 
 
 def read_deepspeed(folder: Path, options: ReadOptions) -> Model:
-    """The model of a DeepSpeed tag folder (``global_step<N>/``)."""
-    checkpoint = DeepSpeedCheckpoint(folder, options)
-    return checkpoint.describe()
+    """The model of a DeepSpeed tag folder (``global_step<N>/``), or of the
+    save_dir whose ``latest`` names one (``reglint explain save_dir``)."""
+    folder = Path(folder)
+    if not is_deepspeed_folder(folder):
+        tag = deepspeed_tag_folder(folder)
+        if tag is None:
+            raise ModelReadError("a DeepSpeed save_dir whose latest names no tag folder of model states")
+        folder = tag
+    return DeepSpeedCheckpoint(folder, options).describe()
 
 
 class DeepSpeedCheckpoint:
@@ -97,6 +112,7 @@ class DeepSpeedCheckpoint:
                               "the checkpoint is incomplete; statistics of partitioned weights not read")
         self._flat: list[list[tuple[TensorRef, int]]] | None = None
         self._offsets: list[int] | None = None
+        self._states_by_file: dict[Path, tuple[TorchArchive, dict]] = {}
 
     # -- the optimizer files -----------------------------------------------------
 
@@ -114,13 +130,14 @@ class DeepSpeedCheckpoint:
         return self._optim[rank][1]
 
     def _base_optimizer(self) -> tuple[dict | None, TorchArchive | None]:
-        if not self.optim_files:  # without ZeRO the optimizer is in the model states
-            own = self.states.get("optimizer")
-            if isinstance(own, dict) and isinstance(own.get("param_groups"), list):
-                return own, self.model_archive
+        if not self.optim_files:  # without ZeRO the optimizer is in the model states,
+            own = self.states.get("optimizer")  # inside fp16's or bf16's wrapper when they are on
+            for candidate in (own, *(own.get(k) for k in WRAPPED if isinstance(own, dict))):
+                if isinstance(candidate, dict) and isinstance(candidate.get("param_groups"), list):
+                    return candidate, self.model_archive
             return None, None
         inner = self.optim(self.optim_files[0][0])
-        base = inner.get("base_optimizer_state", inner.get("optimizer_state_dict"))
+        base = next((inner[k] for k in WRAPPED if isinstance(inner.get(k), dict)), None)
         if not (isinstance(base, dict) and isinstance(base.get("param_groups"), list)):
             self.notes.append("the optimizer states keep no torch param groups (an older ZeRO layout): "
                               "the optimizer is taken from ds_config")
@@ -151,25 +168,33 @@ class DeepSpeedCheckpoint:
 
             return stored_tensors_of(module, self.model_archive)[0]
         stage3 = self.zero_stage() == 3
+        if stage3:
+            self._check_partitions()
         out: list[NamedTensor] = []
         flat_index = 0
         for group in groups:
             for name, shape in group.items():
                 stored = module.get(name)
-                if isinstance(stored, TensorRef) and stored.shape == shape:
+                if stage3:
+                    out.append(NamedTensor(name, shape, "float32", None, self._stats_of_partitions(flat_index, shape)))
+                elif isinstance(stored, TensorRef) and stored.shape == shape:
                     out.append(NamedTensor(name, shape, stored.dtype, None, self._stats_of_module(stored)))
-                else:
-                    out.append(NamedTensor(name, shape, "float32", None,
-                                           self._stats_of_partitions(flat_index, shape) if stage3 else _none))
+                else:  # below ZeRO-3 the module holds every weight whole: param_shapes is not its shape
+                    raise ModelReadError(f"param_shapes gives {one_line(name, 80)} the shape {one_line(str(shape), 60)}"
+                                         " but the model states hold no such tensor: a corrupt or edited checkpoint")
                 flat_index += 1
         frozen = self.states.get("frozen_param_shapes")
-        for name, shape in (frozen.items() if isinstance(frozen, dict) else ()):
-            stored = module.get(name)
-            if isinstance(stored, TensorRef) and stored.shape == _shape(shape, name):
-                out.append(NamedTensor(str(name), stored.shape, stored.dtype, None, self._stats_of_module(stored),
+        for name, saved in (frozen.items() if isinstance(frozen, dict) else ()):
+            stored, shape = module.get(name), _shape(saved, name)
+            if isinstance(stored, TensorRef) and stored.shape == shape:
+                out.append(NamedTensor(str(name), shape, stored.dtype, None, self._stats_of_module(stored),
                                        frozen=True))
-            else:  # ZeRO-3 partitions frozen weights too (frozen_param_fragments): counted, not read
-                out.append(NamedTensor(str(name), _shape(shape, name), "float32", None, _none, frozen=True))
+            elif stage3:  # each rank keeps its fragment of a frozen weight in its model states
+                out.append(NamedTensor(str(name), shape, "float32", None, self._stats_of_fragments(str(name), shape),
+                                       frozen=True))
+            else:
+                raise ModelReadError(f"frozen_param_shapes gives {one_line(str(name), 80)} a shape the model states "
+                                     "do not hold: a corrupt or edited checkpoint")
         seen = {t.name for t in out}
         for name in _buffer_names(self.states):
             stored = module.get(name)
@@ -188,6 +213,51 @@ class DeepSpeedCheckpoint:
 
     def _stats_of_module(self, tensor: TensorRef):
         return lambda: self.model_archive.stats(tensor)
+
+    def _check_partitions(self) -> None:
+        """ZeRO-3: the partitions param_shapes implies must fill each rank's
+        flat fp32 groups exactly (``zero_to_fp32``'s own check): a shape
+        edited to claim more parameters than were saved is refused."""
+        want = sum(-(-math.prod(shape) // self.world) for group in self.groups_of_names() or [] for shape in
+                   group.values())
+        for rank, _ in self.optim_files:
+            groups = self.optim(rank).get("fp32_flat_groups")
+            have = sum(g.numel for g in groups if isinstance(g, TensorRef)) if isinstance(groups, list) else None
+            if have != want:
+                raise ModelReadError(f"param_shapes implies {one_line(str(want), 24)} fp32 values per rank but rank "
+                                     f"{rank}'s partitions hold {have}: a corrupt or edited checkpoint")
+
+    def _stats_of_fragments(self, name: str, shape: tuple[int, ...]):
+        return lambda: self._fragment_stats(name, shape)
+
+    def _fragment_stats(self, name: str, shape: tuple[int, ...]) -> WeightStats | None:
+        """A frozen ZeRO-3 weight: each rank's ``frozen_param_fragments[name]``,
+        one after another, cut to the weight's size (``zero_to_fp32``)."""
+        files = _ranked(self.folder, DEEPSPEED_MODEL_STATES)
+        if [rank for rank, _ in files] != list(range(self.world)):
+            return None
+        numel, acc = math.prod(shape), StatsAccumulator()
+        for _, path in files:
+            archive = self._model_states(path)
+            fragments = archive[1].get("frozen_param_fragments")
+            fragment = fragments.get(name) if isinstance(fragments, dict) else None
+            if not isinstance(fragment, TensorRef) or numel <= 0:
+                return None if not isinstance(fragment, TensorRef) else acc.result()
+            take = min(fragment.numel, numel)
+            view = TensorRef(fragment.storage, fragment.offset, (take,), (1,), fragment.dtype)
+            archive[0].check_tensor(view)
+            if not fragment.is_contiguous() or not archive[0].accumulate(acc, view):
+                return None
+            numel -= take
+        return acc.result() if numel == 0 else None
+
+    def _model_states(self, path: Path) -> tuple[TorchArchive, dict]:
+        if path not in self._states_by_file:
+            archive = TorchArchive(path, self.options, what=path.name)
+            states = archive.load()
+            _own_records(archive)
+            self._states_by_file[path] = (archive, states if isinstance(states, dict) else {})
+        return self._states_by_file[path]
 
     def _stats_of_partitions(self, index: int, shape: tuple[int, ...]):
         return lambda: self._partition_stats(index, shape)
@@ -270,7 +340,9 @@ class DeepSpeedCheckpoint:
         if model.optimizer is None:
             model.notes.append("no optimizer states saved with the model states: pass --optimizer, "
                                "--learning-rate and --weight-decay to check decay")
-        elif model.optimizer.iterations is None:
+        elif _int(self.states.get("global_steps")) is not None:
+            # the engine's count of steps taken; the wrapped optimizer's own
+            # ``step`` can differ (bf16's wrapper saves one more)
             model.optimizer.iterations = _int(self.states.get("global_steps"))
         model.notes.extend([self._layout_note(), *self.notes])
         return model
@@ -347,6 +419,8 @@ def _ranked(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
     for name in names:
         match = pattern.fullmatch(name)
         if match and match["mp"] == "00":
+            if (folder / name).is_symlink():
+                check_link_stays_inside(folder / name)
             out.append((int(match["rank"] or 0), folder / name))
     return sorted(out)
 
@@ -371,7 +445,8 @@ def _untied(tensors: list[NamedTensor], shared: Any, notes: list[str]) -> list[N
     weight counted once, under the name it is trained by."""
     if not isinstance(shared, dict) or not shared:
         return tensors
-    tied = {str(k) for k, v in shared.items() if k != v}
-    notes.append(f"tied parameters counted once: {', '.join(f'{k} = {shared[k]}' for k in sorted(tied)[:4])}")
-    return [t for t in tensors if t.name not in tied]
+    pairs = {str(k): str(v) for k, v in shared.items() if str(k) != str(v)}
+    if pairs:
+        notes.append("tied parameters counted once: " + ", ".join(f"{k} = {pairs[k]}" for k in sorted(pairs)[:4]))
+    return [t for t in tensors if t.name not in pairs]
 

@@ -154,6 +154,8 @@ def _optimizer_file(folder: Path, names: tuple[str, ...], options: ReadOptions, 
     from reglint.readers.torch_zip import TorchArchive
 
     if "optimizer.bin" in names and is_dcp_folder(folder / FSDP_OPTIMIZER_FOLDER):
+        if (folder / FSDP_OPTIMIZER_FOLDER).is_symlink():
+            check_link_stays_inside(folder / FSDP_OPTIMIZER_FOLDER)
         return _dcp_optimizer(folder / FSDP_OPTIMIZER_FOLDER, options)
     tag = deepspeed_tag_folder(folder)
     if tag is not None and not any(_member(folder, name) for name in names):

@@ -101,17 +101,16 @@ def sniff(path: Path) -> Format:
             return Format.KERAS_FOLDER
         if is_dcp_folder(path):
             return Format.TORCH_DCP
-        if is_deepspeed_folder(path):
-            return Format.DEEPSPEED
+        if is_deepspeed_folder(path) or deepspeed_tag_folder(path) is not None:
+            return Format.DEEPSPEED  # a tag folder, or the save_dir whose latest names one
         if (path / "model_index.json").is_file():
             raise ModelReadError("a diffusers pipeline folder (model_index.json): each component (unet/, vae/, "
                                  "text_encoder/ ...) is a model of its own; `reglint check` on the folder lints "
                                  "them all")
-        raise ModelReadError("a folder without saved_model.pb (SavedModel), config.json with model.weights.h5 "
-                             "(Keras, zipped=False), config.json with model weights or trainer_state.json "
-                             "(Hugging Face, diffusers), model weights with optimizer.bin (accelerate save_state) "
-                             "adapter_config.json with adapter_model.* (PEFT), .metadata with .distcp files "
-                             "(torch.distributed.checkpoint) or *model_states.pt (DeepSpeed) is not a model")
+        raise ModelReadError("not a model folder: it holds none of saved_model.pb (SavedModel), config.json with "
+                             "model.weights.h5 (Keras) or with weights (Hugging Face, diffusers), trainer_state.json, "
+                             "optimizer.bin (accelerate), adapter_config.json (PEFT), .metadata with .distcp files "
+                             "(torch.distributed.checkpoint), *model_states.pt or latest (DeepSpeed)")
     if not path.exists():
         raise ModelReadError("no such file")
     if not path.is_file():

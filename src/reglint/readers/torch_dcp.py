@@ -44,6 +44,7 @@ layouts are made plain:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -56,14 +57,15 @@ from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model, WeightStats
 from reglint.readers.limits import ReadOptions
 from reglint.readers.sniff import DCP_METADATA as METADATA
+from reglint.readers.sniff import check_link_stays_inside
 from reglint.readers.tensor_stats import StatsAccumulator
 from reglint.readers.torch_pickle import DTYPES, DType, Opaque, StorageRef, TensorRef, load_pickle
 
 _ITEM_FILE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-# Non-tensor items (param-group settings, schedulers, step counters) are
-# loaded up to this size each, and this much in all: a 7B model's optimizer
-# has ~300 params lists of names, each a few kB.
-SMALL_ITEM_BYTES = 1 << 20
+# Non-tensor items (param-group settings, schedulers, step counters, a whole
+# state dict saved without flattening) are loaded while their pickles add
+# up to this much (their tensors are read in place, not counted): a 7B
+# model's optimizer has ~300 params lists of names, each a few kB.
 SMALL_ITEMS_TOTAL_BYTES = 64 << 20
 MAX_KEYS = 2_000_000
 MAX_PATH_DEPTH = 32
@@ -95,7 +97,12 @@ class DcpCheckpoint:
         self.record_classes: set[str] = set()
         self.notes: list[str] = []
         self._pieces: dict[str, list[Piece]] = {}  # synthetic storage key -> its chunks
-        self._sizes: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}  # item file -> its size
+        # tensors inside a non-tensor item (a whole state dict saved without
+        # flattening): synthetic storage key -> (that item's archive, the tensor in it)
+        self._adopted: dict[str, tuple[Any, StorageRef]] = {}
+        self._adopted_keys: dict[tuple[int, str], str] = {}
+        self._skipped = 0  # non-tensor items past the loading budget
 
     def __enter__(self) -> DcpCheckpoint:
         return self
@@ -110,6 +117,8 @@ class DcpCheckpoint:
 
     def _metadata(self) -> Opaque:
         path = self.folder / METADATA
+        if path.is_symlink():
+            check_link_stays_inside(path)
         try:
             size = path.stat().st_size
             if size > self.options.max_dcp_metadata_bytes:
@@ -136,7 +145,7 @@ class DcpCheckpoint:
         planner = fields.get("planner_data")
         paths = planner if isinstance(planner, dict) else {}
         flat: dict[str, Any] = {}
-        budget = SMALL_ITEMS_TOTAL_BYTES
+        self._budget = SMALL_ITEMS_TOTAL_BYTES
         for key, entry in entries.items():
             if not isinstance(key, str):
                 continue
@@ -144,9 +153,11 @@ class DcpCheckpoint:
                 flat[key] = self._tensor(key, entry, where)
             elif isinstance(entry, Opaque) and entry.qualname == "BytesStorageMetadata":
                 piece = where.get((key, None))
-                if piece is not None and piece.length <= min(SMALL_ITEM_BYTES, budget):
-                    budget -= piece.length
+                if piece is not None:
                     flat[key] = self._object(key, piece)
+        if self._skipped:
+            self.notes.append(f"{self._skipped} non-tensor items of the checkpoint not read (their pickles are "
+                              f"over the {SMALL_ITEMS_TOTAL_BYTES >> 20} MiB read for such items)")
         return _nest(flat, paths)
 
     def _tensor(self, key: str, entry: Opaque, where: dict) -> TensorRef:
@@ -161,44 +172,96 @@ class DcpCheckpoint:
             box = chunk.fields() if isinstance(chunk, Opaque) else {}
             offsets, sizes = _dims(box.get("offsets"), key), _dims(box.get("sizes"), key)
             piece = where.get((key, offsets))
-            if piece is not None and len(offsets) == len(shape) == len(sizes):
-                pieces.append(Piece(piece.file, piece.offset, piece.length, offsets, sizes, piece.transformed))
+            if piece is None or not len(offsets) == len(shape) == len(sizes):
+                break
+            pieces.append(self._checked(key, Piece(piece.file, piece.offset, piece.length, offsets, sizes,
+                                                   piece.transformed), dtype))
+        # A shape its stored chunks do not make up is a corrupt or crafted
+        # checkpoint: its parameter count would be the metadata's word alone.
+        if len(pieces) != len(chunks) or not _covers(pieces, shape):
+            raise ModelReadError(f"{METADATA}: the chunks stored for {one_line(key, 80)} do not make up its shape "
+                                 f"{one_line(str(shape), 60)}: a corrupt or edited checkpoint")
         storage_key = f"dcp{len(self._pieces)}"
         numel = math.prod(shape)
-        whole = len(pieces) == len(chunks) and _covers(pieces, shape)
-        self._pieces[storage_key] = pieces if whole else []
-        if not whole and numel:
-            self.notes.append(f"{one_line(key, 80)}: the chunks {METADATA} lists for it do not tile its shape "
-                              f"{shape} or name no stored bytes: its statistics were not read")
+        self._pieces[storage_key] = pieces
         storage = StorageRef(storage_key, dtype, numel, "dcp")
         stride = tuple(math.prod(shape[i + 1:]) for i in range(len(shape)))
         return TensorRef(storage, 0, shape, stride, dtype)
 
+    def _checked(self, key: str, piece: Piece, dtype: str) -> Piece:
+        """A chunk whose bytes lie inside its file and can hold its values."""
+        size = self._file_size(piece.file)
+        need = math.prod(piece.sizes) * DTYPES[dtype][1]
+        if piece.offset + piece.length > size or (piece.length < need and not piece.transformed):
+            raise ModelReadError(f"{METADATA}: a chunk of {one_line(key, 80)} ({piece.sizes}, {dtype}) is said to "
+                                 f"lie at bytes {piece.offset}..{piece.offset + piece.length} of {piece.file} "
+                                 f"({size} bytes): a corrupt or truncated checkpoint")
+        return piece
+
     def _object(self, key: str, piece: Piece) -> Any:
-        from reglint.readers.torch_zip import TorchArchive
+        """A non-tensor item (``torch.save``-d): loaded while the pickles read
+        stay within the budget; the tensors inside it (a state dict saved
+        without flattening) kept readable through its archive."""
+        from reglint.readers.torch_zip import PICKLE_NAME, TorchArchive
 
         if piece.transformed:
             return None
         path = self._file(piece.file)
-        with TorchArchive(path, self.options, what=f"{piece.file}:{one_line(key, 60)}",
-                          window=(piece.offset, piece.length)) as archive:
+        if piece.offset + piece.length > self._file_size(piece.file):
+            raise ModelReadError(f"{METADATA}: item {one_line(key, 80)} lies past the end of {piece.file}")
+        archive = TorchArchive(path, self.options, what=f"{piece.file}:{one_line(key, 60)}",
+                               window=(piece.offset, piece.length))
+        try:
+            pickle_size = archive.members[archive.prefix + PICKLE_NAME].file_size
+            if pickle_size > self._budget:
+                self._skipped += 1
+                return None
+            self._budget -= pickle_size
             value = archive.load()
             self.record_classes.update(archive.record_classes)
-        return None if isinstance(value, TensorRef) else value
+        finally:
+            archive.close()  # reopened by its statistics, if it holds tensors
+        return self._adopt(value, archive, 0)
+
+    def _adopt(self, value: Any, archive: Any, depth: int) -> Any:
+        """``value`` with each tensor's storage renamed to one of this
+        checkpoint's (the items' own keys collide; two tensors sharing a
+        storage, tied weights, still share it)."""
+        if isinstance(value, TensorRef):
+            inner = value.storage
+            key = self._adopted_keys.setdefault((id(archive), inner.key), f"dcpitem{len(self._adopted_keys)}")
+            self._adopted[key] = (archive, inner)
+            return dataclasses.replace(value, storage=StorageRef(key, inner.dtype, inner.numel, "dcp", inner.untyped))
+        if depth > MAX_PATH_DEPTH:
+            return value
+        if isinstance(value, dict):
+            for k in list(value):  # in place: a state dict's type and attributes stay
+                value[k] = self._adopt(value[k], archive, depth + 1)
+        elif isinstance(value, list):
+            value[:] = [self._adopt(v, archive, depth + 1) for v in value]
+        return value
 
     def _file(self, name: str) -> Path:
         if not _ITEM_FILE.fullmatch(name) or name.startswith("."):
             raise UnsafeInputError(f"{METADATA} names item file {one_line(name, 60)!r}, not a file of the folder: "
                                    "refused")
         path = self.folder / name
-        if not path.is_file() or path.is_symlink():
+        if path.is_symlink():
+            check_link_stays_inside(path)
+        if not path.is_file():
             raise ModelReadError(f"{name}, named by {METADATA}, is missing from the folder")
         return path
+
+    def _file_size(self, name: str) -> int:
+        if name not in self._sizes:
+            self._sizes[name] = self._file(name).stat().st_size
+        return self._sizes[name]
 
     def files_note(self) -> str:
         """How the checkpoint was written: DCP's writers save one file per
         rank (and thread), so the file count tells how it was sharded."""
-        files = sorted({piece.file for pieces in self._pieces.values() for piece in pieces})
+        files = sorted({piece.file for pieces in self._pieces.values() for piece in pieces}
+                       | {archive.path.name for archive, _ in self._adopted.values()})
         listed = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
         return (f"a torch.distributed.checkpoint in {len(files)} file{'s' if len(files) != 1 else ''} ({listed}): "
                 f"shapes from {METADATA}, statistics over every saved chunk")
@@ -208,6 +271,9 @@ class DcpCheckpoint:
     def stats(self, tensor: TensorRef) -> WeightStats | None:
         """Statistics over every chunk of a floating-point tensor; None when
         a chunk cannot be read (a storage extension, a malformed item)."""
+        if tensor.storage.key in self._adopted:
+            archive, inner = self._adopted[tensor.storage.key]
+            return archive.stats(dataclasses.replace(tensor, storage=inner))
         pieces = self._pieces.get(tensor.storage.key)
         if not pieces:
             return None
@@ -228,9 +294,15 @@ class DcpCheckpoint:
             code = DTYPES[dtype][0]
             if code is None:
                 return False
+            itemsize = DTYPES[dtype][1]
+            step = max(1, self.options.chunk_bytes // itemsize) * itemsize
             with path.open("rb") as handle:
                 handle.seek(piece.offset)
-                acc.add(_widen(np.frombuffer(handle.read(piece.length), dtype=np.dtype(code)), dtype))
+                for done in range(0, piece.length, step):
+                    block = handle.read(min(step, piece.length - done))
+                    if len(block) != min(step, piece.length - done):
+                        raise ModelReadError(f"{piece.file} ended inside a chunk: truncated checkpoint")
+                    acc.add(_widen(np.frombuffer(block, dtype=np.dtype(code)), dtype))
             return True
         with TorchArchive(path, self.options, what=piece.file, window=(piece.offset, piece.length)) as archive:
             chunk = archive.load()
@@ -245,6 +317,9 @@ class DcpCheckpoint:
         """A one-element tensor's value (an optimizer's ``step``)."""
         from reglint.readers.torch_zip import TorchArchive
 
+        if tensor.storage.key in self._adopted:
+            archive, inner = self._adopted[tensor.storage.key]
+            return archive.scalar(dataclasses.replace(tensor, storage=inner))
         pieces = self._pieces.get(tensor.storage.key)
         if tensor.numel != 1 or not pieces or pieces[0].transformed:
             return None
@@ -256,8 +331,11 @@ class DcpCheckpoint:
                 return None
             with path.open("rb") as handle:
                 handle.seek(piece.offset)
-                value = np.frombuffer(handle.read(piece.length), dtype=np.dtype(code))
-            return float(value[0]) if value.size == 1 and value.dtype.kind in "fiu" else None
+                raw = handle.read(piece.length)
+            if len(raw) != DTYPES[tensor.dtype][1]:
+                return None
+            value = np.frombuffer(raw, dtype=np.dtype(code))
+            return float(value[0]) if value.dtype.kind in "fiu" else None
         with TorchArchive(path, self.options, what=piece.file, window=(piece.offset, piece.length)) as archive:
             chunk = archive.load()
             return archive.scalar(chunk) if isinstance(chunk, TensorRef) and chunk.numel == 1 else None
