@@ -51,12 +51,24 @@ INPUTS = OUT / "inputs"
 BIG = OUT / "big"
 INT4 = OUT / "int4"
 HF_INT4 = OUT / "hf_int4"
+DCP = OUT / "dcp"
 # A Python with torch, transformers and compressed-tensors for the hf_int4
 # group's input and its alternative (never reglint's own environment).
 TORCH_PY = os.environ.get("REGLINT_TORCH_PYTHON", "/work/torchenv/bin/python")
 HF_LOAD = ("import sys, torch, transformers; "
            "m = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1]); "
            "sum(p.numel() for p in m.parameters())")
+# The alternative for a torch.distributed.checkpoint folder: DCP's own reader
+# loads every tensor (weights and optimizer moments), then the weights' count
+# and sum of squares (what reglint reports).
+DCP_LOAD = ("import sys, torch; "
+            "from torch.distributed.checkpoint import FileSystemReader; "
+            "from torch.distributed.checkpoint.state_dict_loader import _load_state_dict; "
+            "from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner; "
+            "sd = {}; _load_state_dict(sd, storage_reader=FileSystemReader(sys.argv[1]), "
+            "planner=_EmptyStateDictLoadPlanner(), no_dist=True); "
+            "m = sd['model']; sum(t.numel() for t in m.values()); "
+            "sum(float((t.double() ** 2).sum()) for t in m.values())")
 LOGS = OUT / "logs"
 PY = sys.executable
 BIN = Path(PY).parent
@@ -295,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--only", default=None,
                         help="comma-separated groups: startup,small,keras,h5,onnx,onnx_ext,onnx_int4,hf_int4,"
-                             "big_keras,big_onnx")
+                             "dcp,big_keras,big_onnx")
     parser.add_argument("--no-markdown", action="store_true", help="write results.json only")
     parser.add_argument("--editable", action="store_true",
                         help="time this venv's (editable) reglint instead of a fresh release install")
@@ -437,6 +449,26 @@ def main(argv: list[str] | None = None) -> int:
                                    ("reglint / pyread", "reglint", "pyread")])
     elif wanted("hf_int4"):
         log(f"== hf_int4 skipped: no torch environment at {TORCH_PY} (REGLINT_TORCH_PYTHON)")
+
+    # 6. a sharded FSDP training checkpoint (torch.distributed.checkpoint, 4
+    # ranks, weights and AdamW moments): reglint reads the weights' chunks in
+    # place for their statistics (-f json asks for every one); DCP's reader
+    # loads every tensor first
+    if wanted("dcp") and Path(TORCH_PY).exists():
+        manifest = DCP / "manifest.json"
+        if not manifest.exists():
+            log("building the sharded checkpoint (bench/make_dcp.py) ...")
+            subprocess.run([TORCH_PY, str(HERE / "make_dcp.py"), str(DCP)], check=True, cwd=ROOT)
+        info = json.loads(manifest.read_text())
+        by = record("dcp", f"FSDP2 checkpoint, {info['ranks']} ranks, Llama 77M + AdamW (DCP folder)", [
+            reglint_check("dcp.reglint", DCP),
+            Cmd("dcp.torch", "`torch.distributed.checkpoint` load + count + sum of squares (torch env)",
+                [TORCH_PY, "-c", DCP_LOAD, str(DCP)]),
+            *bare_reads("dcp", *sorted(DCP.glob("*.distcp"))),
+        ], info["bytes"], {"params": info["params"]})
+        add_ratios("dcp", by, [("torch DCP / reglint", "torch", "reglint"), ("reglint / pyread", "reglint", "pyread")])
+    elif wanted("dcp"):
+        log(f"== dcp skipped: no torch environment at {TORCH_PY} (REGLINT_TORCH_PYTHON)")
 
     # --big: peak memory on ~1 GB .keras and ~2 GB ONNX
     if args.big:
