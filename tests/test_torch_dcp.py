@@ -49,7 +49,8 @@ def test_the_optimizer_is_the_one_saved(folder):
     assert optimizer.class_name == saved["class"]
     assert optimizer.learning_rate.initial == pytest.approx(saved["lr"])
     assert len(optimizer.param_groups) == saved["groups"]
-    assert optimizer.iterations == 2
+    # SGD keeps no step count; torchtitan's train_state does
+    assert optimizer.iterations == (None if folder == "recipe_app_state" else 2)
     for group, wd in zip(optimizer.param_groups, saved["weight_decay"], strict=True):
         assert group.mapping == "exact"
         assert group.decays == (wd > 0)

@@ -32,7 +32,9 @@ The state dict rebuilt from ``planner_data`` is handed to
 layouts are made plain:
 
 * the model's weights under ``model`` (accelerate, ``get_state_dict``,
-  Lightning) or at the top level (torchtitan flattens its model there);
+  Lightning), at the top level (torchtitan flattens its model there) or
+  one level down (PyTorch's DCP recipe saves ``{"app": AppState}``, whose
+  state dict is ``{"model": ..., "optim": ...}``);
 * an optimizer state keyed by parameter name (``get_state_dict``,
   ``FSDP.optim_state_dict``: ``state[fqn]`` and names in ``params``), read
   by name (its ``params`` become ``param_names``);
@@ -443,8 +445,12 @@ def plain_layout(obj: dict, notes: list[str]) -> dict:
             notes.append(f"{len(optimizers)} optimizers saved ({', '.join(optimizers[:4])}): the first is described")
     if find_state_dict(obj)[1] is None:
         top = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, TensorRef)}
+        inner = next((k for k, v in obj.items() if isinstance(v, dict) and find_state_dict(v)[1] is not None), None)
         if top:  # torchtitan: the model's parameters at the top level beside optimizer, lr_scheduler ...
             obj = {**{k: v for k, v in obj.items() if k not in top}, "model": top}
+        elif inner is not None:  # PyTorch's DCP recipe: {"app": AppState} holding {"model": ..., "optim": ...}
+            notes.append(f"the model and its optimizer are the checkpoint's {inner!r} entry")
+            obj = dict(obj[inner])
     optimizer = obj.get("optimizer")
     if isinstance(optimizer, dict):
         obj["optimizer"] = by_name(unflatten_optimizer(optimizer))
