@@ -43,6 +43,8 @@ def test_manifest_follows_the_conventions():
     ("sm/saved_model.pb", True), ("sm/keras_metadata.pb", True),
     ("sm/variables/variables.index", True), ("sm/variables/variables.data-00000-of-00001", True),
     ("models/model.json", True),  # passed by name; reglint --force-exclude keeps only Keras architectures
+    ("ckpt/step-10/__0_0.distcp", True),  # a torch.distributed.checkpoint: mapped to its folder
+    ("ckpt/global_step2/zero_pp_rank_0_mp_rank_00_model_states.pt", True),  # DeepSpeed: to its tag folder
     ("notes.txt", False), ("a.keras.txt", False), ("other.pb", False), ("variables/other.index", False),
 ])
 def test_files_regex(path, matched):
