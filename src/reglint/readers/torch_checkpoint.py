@@ -31,10 +31,14 @@ a bias; anything else ``other``. Class names are inferred (recorded only
 in a pickled module);
 shapes are PyTorch's own layout (a Linear weight is ``(out, in)``).
 
+Else the state dicts a checkpoint keeps under keys of its own, several
+merged, or nested dicts of tensors (``torch_layouts``).
+
 **The optimizer**: ``optimizer``, ``optimizer_state_dict``,
 ``optimizer_state``, ``optim``, Lightning's ``optimizer_states`` (the
 first; a note counts the others), or the checkpoint itself when it is an
-optimizer state dict; read by ``torch_optim``. A parameter the optimizer
+optimizer state dict; else any the checkpoint keeps (``torch_layouts``:
+several merged); read by ``torch_optim``. A parameter the optimizer
 does not update (when every group is matched exactly) is marked frozen.
 Steps: the optimizer's ``step`` state, else Lightning's ``global_step``.
 """
@@ -52,6 +56,13 @@ from reglint.readers import torch_ao
 from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
+from reglint.readers.torch_layouts import (
+    PARTIAL,
+    merged_optimizer,
+    nested_state_dict,
+    optimizer_states,
+    several_state_dicts,
+)
 from reglint.readers.torch_modules import ModuleStateDict, is_module_record, module_state_dict, short_class
 from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
 from reglint.readers.torch_pickle import QTensorRef, TensorRef
@@ -259,11 +270,12 @@ def is_state_dict(value: Any) -> bool:
                                              for k in others)
 
 
-def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
+def find_state_dict(obj: Any, notes: list[str] | None = None) -> tuple[str | None, dict | None]:
     """(key, state_dict) of the model's weights; (None, obj) for a bare
     state_dict; a whole module (``torch.save(model)``) flattened from its
-    records (``torch_modules``)."""
-    weights = _weights(obj)
+    records (``torch_modules``); else the state dicts a checkpoint keeps
+    under keys of its own (``torch_layouts``, what it did told in ``notes``)."""
+    weights = _weights(obj, nested=False)
     if weights is not None or not isinstance(obj, dict):
         return None, weights
     for key in (*STATE_DICT_KEYS, *EMA_KEYS):
@@ -276,17 +288,28 @@ def find_state_dict(obj: Any) -> tuple[str | None, dict | None]:
             for sub in STATE_DICT_KEYS:
                 if is_state_dict(inner.get(sub)):
                     return f"{key}.{sub}", inner[sub]
-    return None, None
+    found = None if is_optimizer_state(obj) else several_state_dicts(obj, _weights)  # its "state" holds no model
+    if found is None:
+        return None, None
+    if notes is not None:
+        notes.extend(found[2])
+    return found[0], found[1]
 
 
-def _weights(value: Any) -> dict | None:
-    """``value`` as a state dict: itself, or a pickled module's flattened."""
+def _weights(value: Any, nested: bool = True) -> dict | None:
+    """``value`` as a state dict: itself, a pickled module's flattened, or
+    (``nested``) a dict of dicts of tensors flattened (``torch_layouts``)."""
     if is_state_dict(value):
         return value
-    return module_state_dict(value) if is_module_record(value) else None
+    if is_module_record(value):
+        return module_state_dict(value)
+    return nested_state_dict(value) if nested else None
 
 
-def find_optimizer(obj: Any, notes: list[str]) -> tuple[str | None, dict | None]:
+def find_optimizer(obj: Any, notes: list[str], model_key: str | None = None) -> tuple[str | None, dict | None]:
+    """(key, optimizer state dict): under a known key, Lightning's list, or
+    any others the checkpoint keeps (``torch_layouts``: several merged, in
+    the order of the state dicts ``model_key`` names)."""
     if is_optimizer_state(obj):
         return None, obj
     if not isinstance(obj, dict):
@@ -301,7 +324,10 @@ def find_optimizer(obj: Any, notes: list[str]) -> tuple[str | None, dict | None]
             notes.append(f"{len(found)} optimizers saved (optimizer_states): the first is described")
         if found:
             return "optimizer_states", found[0]
-    return None, None
+    others = optimizer_states(obj)
+    if not others:
+        return None, None
+    return merged_optimizer(others, (model_key or "").split("+"), notes)
 
 
 def tensors_of(state_dict: dict, archive, quantized: dict[str, int] | None = None,
@@ -364,7 +390,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
     (a Trainer folder's safetensors) stands in for a state_dict in ``obj``."""
     model = Model(path=str(path), format=fmt, framework="pytorch")
     notes = model.notes
-    key, state_dict = find_state_dict(obj)
+    key, state_dict = find_state_dict(obj, notes)
     if key in EMA_KEYS:
         notes.append(f"the weights are the checkpoint's {key!r} entry, the exponential moving average of the "
                      "trained weights (it holds no other model)")
@@ -375,7 +401,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         if quantized:
             notes.append(quantized_note(quantized))
         notes.extend(undecoded)
-    opt_key, opt_state = find_optimizer(obj, notes)
+    opt_key, opt_state = find_optimizer(obj, notes, key)
     if model_tensors is None and opt_state is None:
         keys = ", ".join(sorted(str(k) for k in obj)[:8]) if isinstance(obj, dict) else type(obj).__name__
         raise ModelReadError(f"no model weights or optimizer state in this checkpoint (it holds {keys})")
@@ -392,7 +418,8 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         model.optimizer = describe_optimizer(opt_state, slots, ordered=ordered, hint=hint, schedule=schedule,
                                              scalar=archive.scalar if archive is not None else (lambda t: None),
                                              notes=notes)
-        _mark_frozen(model)
+        if not opt_state.get(PARTIAL):
+            _mark_frozen(model)
     elif model_tensors is not None and optimizer_note:
         notes.append("no optimizer state saved: pass --optimizer, --learning-rate and --weight-decay to check decay")
     _attach_extras(model, obj, key, opt_key)

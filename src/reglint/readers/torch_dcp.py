@@ -61,6 +61,7 @@ from reglint.readers.limits import ReadOptions
 from reglint.readers.sniff import DCP_METADATA as METADATA
 from reglint.readers.sniff import check_link_stays_inside
 from reglint.readers.tensor_stats import StatsAccumulator
+from reglint.readers.torch_optim import is_optimizer_state
 from reglint.readers.torch_pickle import DTYPES, DType, Opaque, StorageRef, TensorRef, load_pickle
 
 _ITEM_FILE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -443,9 +444,10 @@ def plain_layout(obj: dict, notes: list[str]) -> dict:
         obj["optimizer"] = obj[optimizers[0]]
         if len(optimizers) > 1:
             notes.append(f"{len(optimizers)} optimizers saved ({', '.join(optimizers[:4])}): the first is described")
-    if find_state_dict(obj)[1] is None:
-        top = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, TensorRef)}
-        inner = next((k for k, v in obj.items() if isinstance(v, dict) and find_state_dict(v)[1] is not None), None)
+    top = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, TensorRef)}
+    if top or find_state_dict(obj)[1] is None:
+        inner = next((k for k, v in obj.items() if isinstance(v, dict) and not is_optimizer_state(v)
+                      and find_state_dict(v)[1] is not None), None)
         if top:  # torchtitan: the model's parameters at the top level beside optimizer, lr_scheduler ...
             obj = {**{k: v for k, v in obj.items() if k not in top}, "model": top}
         elif inner is not None:  # PyTorch's DCP recipe: {"app": AppState} holding {"model": ..., "optim": ...}

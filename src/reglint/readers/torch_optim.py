@@ -312,6 +312,11 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
                      "its param groups could not be matched to parameter names")
         return [[] for _ in ids], ["unmapped"] * len(ids)
     result = _match_in_order(slots, want, decays) if ordered else _match_by_shape(slots, want, decays)
+    if result is None and ordered and shapes:  # given its parameters in another order than the module's
+        result = _match_by_shape(slots, want, decays)
+        if result is not None:
+            notes.append("the optimizer was given the parameters in another order than the model's: its param "
+                         "groups were matched by shape")
     if result is None:
         notes.append("the optimizer's state tensors do not fit the model's parameters by order and shape: "
                      "its param groups could not be matched to parameter names")

@@ -516,6 +516,10 @@ DENIED_GLOBALS = frozenset({
 # Builtin types a record's arguments name (``defaultdict(list)``): records
 # too, never the builtin itself.
 RECORD_BUILTINS = frozenset({"list", "dict", "tuple", "int", "float", "str", "bytes", "bool", "object", "range"})
+# Classes of denied modules that hold only data, records too: TransformerEngine
+# (before 1.0, and Megatron/NeMo checkpoints made with it) saves each layer's
+# ``_extra_state`` (its fp8 scaling state) as an ``io.BytesIO``.
+RECORD_DATA_CLASSES = frozenset({"io.BytesIO", "_io.BytesIO"})
 
 
 def _denied(module: str) -> bool:
@@ -557,7 +561,8 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
             if is_script_class(module, name):
                 return self._opaque_class(module, name)
         if self.records and _is_record_name(module, name) and key not in DENIED_GLOBALS and (
-                not _denied(module) or (module == "builtins" and name in RECORD_BUILTINS)):
+                not _denied(module) or (module == "builtins" and name in RECORD_BUILTINS)
+                or key in RECORD_DATA_CLASSES):
             return self._opaque_class(module, name)
         raise UnsafeInputError(
             f"{self.what} names {one_line(key, 120)}, which a tensor checkpoint does not need: refused "
