@@ -6,8 +6,10 @@ Research code saves what it trains under its own names, and several of them:
 * **several state dicts** under any keys (``{"encoder": ..., "decoder":
   ...}``, a GAN's ``{"G": ..., "D": ...}``, BasicSR's ``{"params": ...,
   "params_ema": ...}``): one model, each entry's parameters prefixed with its
-  key (``encoder.0.weight``); an exponential-moving-average copy
-  (a key with an ``ema`` token) is left out when the trained one is there;
+  key (``encoder.0.weight``); a moving-average copy (a key with an ``ema``,
+  ``teacher``, ``target``, ``swa`` token: DINO's ``teacher`` beside its
+  ``student``) is left out when the trained one is there, and so is a
+  loss's state (``dino_loss``: its centre is a buffer);
 * **nested state dicts**, a dict of dicts whose leaves are tensors
   (Megatron-LM before megatron-core: ``language_model`` -> ``embedding`` ->
   ``word_embeddings`` -> ``weight``), flattened with dots;
@@ -33,8 +35,11 @@ MAX_DEPTH = 8
 # Marks an optimizer state read alone from several: the parameters it does
 # not update are not frozen (``torch_checkpoint._mark_frozen``).
 PARTIAL = "_reglint_one_of_several"
-# An exponential moving average of the weights (a copy, not what the optimizer updates).
-_EMA = re.compile(r"(^|[_\-.])ema($|[_\-.])", re.IGNORECASE)
+# A moving average of the weights (a copy, not what the optimizer updates):
+# an EMA, DINO's and BYOL's teacher or target network, SWA's average.
+_EMA = re.compile(r"(^|[_\-.])(ema|teacher|target|swa|averaged?|shadow|momentum)($|[_\-.])", re.IGNORECASE)
+# A loss's or a metric's state (DINO's ``dino_loss`` centre): buffers, not a model.
+_NOT_MODEL = re.compile(r"(^|[_\-.])(loss|criterion|scaler|metrics?)($|[_\-.])", re.IGNORECASE)
 # The words an optimizer's key adds to its model's key: optimizer_G, opt_D, g_optim, optimizerG.
 _OPTIMIZER_WORDS = re.compile(r"optimizer|optimiser|optim|opt", re.IGNORECASE)
 
@@ -71,13 +76,14 @@ def several_state_dicts(obj: dict, as_weights) -> tuple[str, dict, list[str]] | 
     """(key, state dict, notes) for the model a checkpoint keeps under keys
     of its own: one entry, or several merged with their keys as prefixes.
     ``as_weights`` turns a value into a state dict or None."""
-    found = {k: w for k, v in obj.items()
-             if isinstance(k, str) and (w := as_weights(v)) is not None and _has_weights(w)}
+    found = {k: w for k, v in obj.items() if isinstance(k, str) and not _NOT_MODEL.search(k)
+             and (w := as_weights(v)) is not None and _has_weights(w)}
     trained = {k: w for k, w in found.items() if not _EMA.search(k)}
     notes = []
     if trained and len(trained) < len(found):
         left = sorted(set(found) - set(trained))
-        notes.append(f"{', '.join(repr(k) for k in left)}: an exponential moving average of the weights, not counted")
+        notes.append(f"{', '.join(repr(k) for k in left)}: a moving average of the trained weights (an EMA, a "
+                     "teacher or target network), not counted")
         found = trained
     if not found:
         return None
