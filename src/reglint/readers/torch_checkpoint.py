@@ -95,9 +95,13 @@ CONV_CLASSES = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
 # ---------------------------------------------------------------------------
 # Attributes under which training wrappers keep the model: DataParallel and
 # DistributedDataParallel (``module``), torch.compile's OptimizedModule
-# (``_orig_mod``); a state dict saved from the wrapper names every tensor
-# under them (``module._orig_mod.fc.weight``).
-WRAPPERS = {"module.": "DataParallel / DistributedDataParallel", "_orig_mod.": "torch.compile"}
+# (``_orig_mod``), Lightning's strategy wrapper (``_forward_module``: the
+# names DeepSpeed saves under Lightning), FSDP1 and activation checkpointing
+# before their state-dict hooks clean the names; a state dict saved from the
+# wrapper names every tensor under them (``module._orig_mod.fc.weight``).
+WRAPPERS = {"module.": "DataParallel / DistributedDataParallel", "_orig_mod.": "torch.compile",
+            "_forward_module.": "Lightning's strategy wrapper", "_fsdp_wrapped_module.": "FSDP",
+            "_checkpoint_wrapped_module.": "activation checkpointing"}
 
 
 def wrapper_prefix(names: list[str]) -> str:
