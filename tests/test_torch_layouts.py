@@ -20,7 +20,22 @@ MANIFEST = json.loads((LAYOUTS / "manifest.json").read_text())["files"]
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_counts_equal_torchs(name):
     model = read_model(LAYOUTS / name)
-    assert model.trainable_params == MANIFEST[name]["params"]
+    saved = MANIFEST[name]
+    statistics = sum(v.size for _, v in model.variables() if v.role.is_statistic)
+    assert model.total_params - statistics == saved["params"]
+    assert model.trainable_params == saved.get("trainable", saved["params"])
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MANIFEST if "models" in MANIFEST[n]))
+def test_the_entries_counted_are_those_the_optimizers_update(name):
+    """MoCo's key encoder, a GAN's running average are copies no optimizer
+    updates; ArcFace's margin head and SAC's log_alpha are trained."""
+    model = read_model(LAYOUTS / name)
+    models = MANIFEST[name]["models"]
+    if len(models) == 1:  # one entry: its own names, no prefix
+        assert model.metadata["state_dict_key"] == models[0]
+    else:
+        assert {v.location.split(".")[0] for _, v in model.variables()} == set(models)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MANIFEST if "optimizer" in MANIFEST[n]))
@@ -66,3 +81,26 @@ def test_megatrons_nested_model_and_wrapped_optimizer():
     assert not any("_extra_state" in v.location for _, v in model.variables())  # TransformerEngine's fp8 state
     decayed, plain = model.optimizer.param_groups
     assert decayed.weight_decay == pytest.approx(0.1) and not plain.decays
+
+
+def test_optimizers_in_a_dict_pair_with_their_models_by_name():
+    """Generator and discriminator have equal shapes: only the names say
+    which optimizer (lr 1e-4, 4e-4) trains which."""
+    optimizer = read_model(LAYOUTS / "gan_optimizers_dict.pt").optimizer
+    for group in optimizer.param_groups:
+        owner = {v.split(".")[0] for v in group.variables}
+        assert len(owner) == 1
+        assert group.learning_rate == pytest.approx(MANIFEST["gan_optimizers_dict.pt"]["lr"][owner.pop()])
+
+
+def test_whole_modules_merged_keep_their_buffers_and_frozen_layers():
+    model = read_model(LAYOUTS / "whole_modules.pt")
+    assert not any(v.location.endswith("noise") for _, v in model.variables())
+    assert {v.location for _, v in model.variables() if not v.trainable} == {
+        "G.stem.weight", "G.stem.bias", "D.stem.weight", "D.stem.bias"}
+
+
+def test_a_workspace_keeps_its_model_one_level_down():
+    model = read_model(LAYOUTS / "diffusion_policy_latest.ckpt")
+    assert model.metadata["state_dict_key"] == "state_dicts.model"
+    assert model.optimizer.param_groups[0].mapping == "exact"

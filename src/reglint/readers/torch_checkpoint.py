@@ -292,6 +292,12 @@ def find_state_dict(obj: Any, notes: list[str] | None = None) -> tuple[str | Non
             for sub in STATE_DICT_KEYS:
                 if is_state_dict(inner.get(sub)):
                     return f"{key}.{sub}", inner[sub]
+    for key, inner in obj.items():  # under a key of its own: Diffusion Policy's {"state_dicts": {"model": ...}}
+        if isinstance(key, str) and isinstance(inner, dict) and not is_optimizer_state(inner):
+            for sub in STATE_DICT_KEYS:
+                weights = _weights(inner.get(sub))
+                if weights is not None:
+                    return f"{key}.{sub}", weights
     found = None if is_optimizer_state(obj) else several_state_dicts(obj, _weights)  # its "state" holds no model
     if found is None:
         return None, None
