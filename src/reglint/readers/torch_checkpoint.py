@@ -139,6 +139,11 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
     if wrapper:
         notes.append(f"every name starts with {wrapper!r} ({describe_wrapper(wrapper)}): layers are named "
                      "without it, as the model's own modules")
+    averages = lit_ema_prefixes([t.name for t in tensors])
+    if averages:
+        tensors = [t for t in tensors if not t.name.startswith(averages)]
+        notes.append(f"{', '.join(repr(p) for p in averages)}: LitEma's moving averages of the weights (buffers, "
+                     "not parameters: latent diffusion's model_ema), not counted")
     for tensor in tensors:
         if tensor.alias is not None and tensor.alias in seen:
             tied.append(f"{tensor.name} = {seen[tensor.alias]}")
@@ -174,6 +179,19 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
     order = {t.name: i for i, t in enumerate(tensors)}
     slots.sort(key=lambda s: order[s.location])
     return layers, slots
+
+
+def lit_ema_prefixes(names: list[str]) -> tuple[str, ...]:
+    """Prefixes under which a ``LitEma`` (latent diffusion, Stable
+    Diffusion's training checkpoints) keeps its shadow weights as buffers:
+    it registers ``decay`` and ``num_updates`` beside them.
+
+    >>> lit_ema_prefixes(["model.w", "model_ema.decay", "model_ema.num_updates", "model_ema.w"])
+    ('model_ema.',)
+    """
+    known = set(names)
+    return tuple(sorted({n[:-len("num_updates")] for n in names
+                         if n.endswith(".num_updates") and n[:-len("num_updates")] + "decay" in known}))
 
 
 def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[str, Role]]:
