@@ -128,3 +128,9 @@ def assert_one_line_refusal(done, *needles):
     assert len(lines) == 1 and lines[0].startswith("reglint: ") and "Traceback" not in done.stderr, done.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def run_reglint(*args, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``python -m reglint ARGS --no-cache`` in a child, its output captured."""
+    return subprocess.run([sys.executable, "-m", "reglint", *map(str, args), "--no-cache"], capture_output=True,
+                          text=True, timeout=timeout)

@@ -7,8 +7,6 @@ optimizer mapped to its parameters by name."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -17,7 +15,7 @@ from reglint.engine.settings import Settings
 from reglint.readers import read_model
 from reglint.readers.sniff import Format, sniff
 
-from helpers import FIXTURES, assert_one_line_refusal
+from helpers import FIXTURES, assert_one_line_refusal, run_reglint
 
 DEEPSPEED = FIXTURES / "deepspeed"
 MANIFEST = json.loads((DEEPSPEED / "manifest.json").read_text())["checkpoints"]
@@ -85,8 +83,7 @@ def test_a_save_dir_is_found_as_its_tag_folder_and_its_files_map_to_it():
 
 
 def test_the_cli_lints_a_save_dir():
-    done = subprocess.run([sys.executable, "-m", "reglint", str(DEEPSPEED / "zero2"), "-f", "concise", "--no-cache"],
-                          capture_output=True, text=True, timeout=120)
+    done = run_reglint(DEEPSPEED / "zero2", "-f", "concise")
     assert done.returncode == 0, done.stderr
     assert "RL007" in done.stdout and "global_step2" in done.stdout
 
@@ -98,14 +95,10 @@ def test_a_save_dir_read_directly_is_the_tag_its_latest_names():
     assert model.total_params == MANIFEST["zero3"]["params"] and model.path.endswith("global_step2")
 
 
-def _reglint(*args):
-    return subprocess.run([sys.executable, "-m", "reglint", *map(str, args), "--no-cache"], capture_output=True,
-                          text=True, timeout=120)
-
 
 def test_param_shapes_that_claim_more_than_was_saved_are_refused():
     """zero_to_fp32's own check: the partitions param_shapes implies fill the ranks' fp32 groups."""
-    assert_one_line_refusal(_reglint(DEEPSPEED / "zero3_edited_shapes"), "param_shapes implies",
+    assert_one_line_refusal(run_reglint(DEEPSPEED / "zero3_edited_shapes"), "param_shapes implies",
                             "corrupt or edited checkpoint")
 
 
@@ -117,7 +110,7 @@ def test_a_states_file_linked_outside_the_folder_is_refused(tmp_path):
     outside = tmp_path / "elsewhere.pt"
     (tag / "mp_rank_00_model_states.pt").rename(outside)
     (tag / "mp_rank_00_model_states.pt").symlink_to(outside)
-    assert_one_line_refusal(_reglint(tag), "mp_rank_00_model_states.pt", "symbolic link pointing outside")
+    assert_one_line_refusal(run_reglint(tag), "mp_rank_00_model_states.pt", "symbolic link pointing outside")
 
 
 def test_a_frozen_layer_under_zero3_is_read_from_every_ranks_fragment():

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -17,16 +15,12 @@ from reglint.engine.settings import Settings
 from reglint.readers import read_model
 from reglint.readers.sniff import Format, sniff
 
-from helpers import FIXTURES, assert_one_line_refusal
+from helpers import FIXTURES, assert_one_line_refusal, run_reglint
 
 DCP = FIXTURES / "torch_dcp"
 MANIFEST = {k: v for k, v in json.loads((DCP / "manifest.json").read_text()).items() if k != "versions"}
 STATISTICS = ("running_mean", "running_var")
 
-
-def _reglint(*args):
-    return subprocess.run([sys.executable, "-m", "reglint", *map(str, args), "--no-cache"], capture_output=True,
-                          text=True, timeout=120)
 
 
 @pytest.mark.parametrize("folder", sorted(MANIFEST))
@@ -97,27 +91,27 @@ def test_the_sharded_accelerate_folder_is_read_with_its_optimizer():
 
 
 def test_a_metadata_naming_a_file_outside_the_folder_is_refused():
-    assert_one_line_refusal(_reglint(DCP / "hostile_path"), "../outside.distcp", "refused")
+    assert_one_line_refusal(run_reglint(DCP / "hostile_path"), "../outside.distcp", "refused")
 
 
 def test_a_truncated_data_file_is_a_one_line_error():
-    assert_one_line_refusal(_reglint(DCP / "hostile_truncated"), "__0_0.distcp", "truncated checkpoint")
+    assert_one_line_refusal(run_reglint(DCP / "hostile_truncated"), "__0_0.distcp", "truncated checkpoint")
 
 
 def test_chunks_that_do_not_make_up_their_tensor_are_refused():
     """A shape its stored chunks do not tile would be counted on the
     metadata's word alone (a crafted one claimed 2**61 per dimension)."""
-    assert_one_line_refusal(_reglint(DCP / "hostile_chunks"), "model.4.weight", "do not make up its shape")
+    assert_one_line_refusal(run_reglint(DCP / "hostile_chunks"), "model.4.weight", "do not make up its shape")
 
 
 def test_one_file_of_a_folder_alone_says_to_lint_the_folder(tmp_path):
     lone = tmp_path / "__0_0.distcp"
     shutil.copy(DCP / "single" / "__0_0.distcp", lone)
-    assert_one_line_refusal(_reglint(lone), "torch.distributed.checkpoint", "lint the folder")
+    assert_one_line_refusal(run_reglint(lone), "torch.distributed.checkpoint", "lint the folder")
 
 
 def test_the_cli_lints_a_dcp_folder():
-    done = _reglint(DCP / "fsdp2_two_ranks", "-f", "concise")
+    done = run_reglint(DCP / "fsdp2_two_ranks", "-f", "concise")
     assert done.returncode == 0, done.stderr
     assert "RL008" in done.stdout  # AdamW's weight decay on the LayerNorm and biases
 
@@ -128,4 +122,4 @@ def test_a_metadata_linked_outside_the_folder_is_refused(tmp_path):
     outside = tmp_path / "elsewhere.metadata"
     (folder / ".metadata").rename(outside)
     (folder / ".metadata").symlink_to(outside)
-    assert_one_line_refusal(_reglint(folder), ".metadata", "symbolic link pointing outside")
+    assert_one_line_refusal(run_reglint(folder), ".metadata", "symbolic link pointing outside")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -18,15 +16,11 @@ import pytest
 from reglint.model import Role
 from reglint.readers import read_model
 
-from helpers import FIXTURES, assert_one_line_refusal
+from helpers import FIXTURES, assert_one_line_refusal, run_reglint
 
 RECORDS = FIXTURES / "torch_records"
 MANIFEST = json.loads((RECORDS / "manifest.json").read_text())["files"]
 
-
-def _reglint(*args):
-    return subprocess.run([sys.executable, "-m", "reglint", *map(str, args), "--no-cache"], capture_output=True,
-                          text=True, timeout=120)
 
 
 @pytest.mark.parametrize("file", sorted(MANIFEST))
@@ -103,7 +97,7 @@ def _archive(tmp_path: Path, payload: bytes) -> Path:
     (b"\x80\x02clogging.config\nlisten\n)R.", "logging.config.listen"),
 ])
 def test_globals_only_a_program_names_are_still_refused(tmp_path, payload, needle):
-    assert_one_line_refusal(_reglint(_archive(tmp_path, payload)), needle, "refused")
+    assert_one_line_refusal(run_reglint(_archive(tmp_path, payload)), needle, "refused")
 
 
 class _Module:  # pickled under this test module's name: a record, never imported by the reader
@@ -115,7 +109,7 @@ def test_a_cyclic_module_tree_is_refused_in_one_line(tmp_path):
     loop._parameters, loop._buffers, loop._modules = {}, {}, {}
     loop._modules["again"] = loop
     path = _archive(tmp_path, pickle.dumps(loop, protocol=2))
-    assert_one_line_refusal(_reglint(path), "deeper or larger than a network's")
+    assert_one_line_refusal(run_reglint(path), "deeper or larger than a network's")
 
 
 def test_a_pickled_modules_buffers_are_not_parameters():
@@ -180,7 +174,7 @@ def test_a_pth_tar_checkpoint_is_found_in_a_folder(tmp_path):
     (tmp_path / "output").mkdir()
     shutil.copy(RECORDS / "timm_checkpoint-3.pth.tar", tmp_path / "output" / "model_best.pth.tar")
     (tmp_path / "output" / "notes.tar").write_bytes(b"not a model")  # a plain .tar is not looked at
-    done = _reglint(tmp_path, "-f", "json")
+    done = run_reglint(tmp_path, "-f", "json")
     files = json.loads(done.stdout)["files"]
     assert [Path(f["path"]).name for f in files] == ["model_best.pth.tar"]
     assert files[0]["model"]["optimizer"]["class"] == "SGD"

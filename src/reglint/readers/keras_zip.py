@@ -24,6 +24,7 @@ from typing import Any
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import Model
 from reglint.model.versions import major_minor
+from reglint.readers.file_window import FileWindow
 from reglint.readers.h5_index import DATASET, GROUP, H5Index
 from reglint.readers.keras_build import (
     FoundTensor,
@@ -295,7 +296,7 @@ def _buffered(handle):
     hundred bytes at a time: 1,910 reads for ResNet50. A C buffer in front of
     the window serves neighbouring ones without calling back into Python
     (362 reads; the read ~5% faster, paired over 12 runs)."""
-    if isinstance(handle, _Window):
+    if isinstance(handle, FileWindow):
         return io.BufferedReader(handle, buffer_size=METADATA_BUFFER)
     return handle
 
@@ -303,7 +304,7 @@ def _buffered(handle):
 def _direct_reads(h5, handle):
     """Let tensor_stats read contiguous datasets straight from the archive
     when the member is stored (a window onto it), not deflated."""
-    if isinstance(handle, _Window):
+    if isinstance(handle, FileWindow):
         return raw_image(h5, *handle.raw_range())
     return contextlib.nullcontext()
 
@@ -412,55 +413,6 @@ def _read_iterations(h5, model: Model) -> None:
         model.metadata["optimizer_iterations"] = max(counts)
 
 
-class _Window(io.RawIOBase):
-    """A read-only, seekable view of ``[offset, offset+size)`` of a file."""
-
-    def __init__(self, path: str, offset: int, size: int):
-        self._file = open(path, "rb")  # noqa: SIM115 -- the window owns the handle; close() closes it
-        self._offset, self._size, self._pos = offset, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def readinto(self, buffer) -> int:
-        remaining = self._size - self._pos
-        if remaining <= 0:
-            return 0
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), remaining)
-        # h5py reads every piece of HDF5 metadata through here: one pread
-        # straight into its buffer, rather than a seek, a read and a copy.
-        got = _pread_into(self._file, view[:n], self._offset + self._pos)
-        self._pos += got
-        return got
-
-    def raw_range(self) -> tuple[int, int, int]:
-        """(descriptor of the open archive, offset of the member, its size)."""
-        return self._file.fileno(), self._offset, self._size
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-def _pread_into(file, view: memoryview, offset: int) -> int:
-    if hasattr(os, "preadv"):
-        return os.preadv(file.fileno(), [view], offset)
-    file.seek(offset)  # no preadv (Windows): the buffered file does it
-    return file.readinto(view)
-
-
 def _open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
     """A seekable handle on a member: a window onto the archive for stored
     members (no copy), else zipfile's own (decompressing) handle."""
@@ -471,5 +423,5 @@ def _open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
         if len(header) == 30 and header[:4] == b"PK\x03\x04":
             name_len, extra_len = struct.unpack("<HH", header[26:30])
             start = info.header_offset + 30 + name_len + extra_len
-            return _Window(archive.filename, start, info.file_size)
+            return FileWindow(archive.filename, start, info.file_size)
     return archive.open(info)

@@ -37,7 +37,6 @@ code member's text, size-bounded, for ``torchscript`` to read its
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import struct
@@ -50,6 +49,7 @@ import numpy as np
 
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.model import WeightStats
+from reglint.readers.file_window import FileWindow
 from reglint.readers.limits import ReadOptions
 from reglint.readers.small_floats import FLOAT8, widen
 from reglint.readers.sniff import is_legacy_pickle
@@ -96,7 +96,7 @@ class TorchArchive:
         self._zip_file: FileWindow | None = None
         try:
             if window is not None:
-                self._zip_file = FileWindow(open(self.path, "rb"), *window)  # noqa: SIM115 - closed in close_file()
+                self._zip_file = FileWindow(self.path, *window)
             self.zip = zipfile.ZipFile(self._zip_file or self.path)
         except zipfile.BadZipFile as exc:
             self.close_file()
@@ -260,8 +260,8 @@ class TorchArchive:
 
     def _handle(self):
         if self._file is None:
-            whole = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-            self._file = whole if self.window is None else FileWindow(whole, *self.window)
+            self._file = (open(self.path, "rb") if self.window is None  # noqa: SIM115 - closed in close()
+                          else FileWindow(self.path, *self.window))
         return self._file
 
     def _np_dtype(self, dtype: str) -> np.dtype | None:
@@ -374,46 +374,6 @@ class TorchArchive:
         value = np.frombuffer(self._pread(start + tensor.offset * tensor.itemsize, tensor.itemsize), dtype=np_dtype)
         value = _widen(value, tensor.dtype)
         return float(value[0].real) if value.dtype.kind == "c" else float(value[0])
-
-
-class FileWindow(io.RawIOBase):
-    """Bytes ``offset .. offset+length`` of an open file, as a file of their
-    own: a ``torch.distributed.checkpoint`` item is a whole ``torch.save``
-    archive inside a ``.distcp`` file, which ``zipfile`` reads in place."""
-
-    def __init__(self, handle: BinaryIO, offset: int, length: int):
-        super().__init__()
-        size = os.fstat(handle.fileno()).st_size
-        if offset < 0 or length < 0 or offset + length > size:
-            handle.close()
-            raise ModelReadError(f"an item at bytes {offset}..{offset + length} lies past the file's end ({size})")
-        self._whole, self._start, self._length, self._pos = handle, offset, length, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def readinto(self, buffer) -> int:
-        count = max(0, min(len(buffer), self._length - self._pos))
-        self._whole.seek(self._start + self._pos)
-        data = self._whole.read(count)
-        buffer[:len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._whole.close()
-        super().close()
 
 
 def _widen(block: np.ndarray, dtype: str) -> np.ndarray:
