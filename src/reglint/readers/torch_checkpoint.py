@@ -45,6 +45,7 @@ Steps: the optimizer's ``step`` state, else Lightning's ``global_step``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,7 @@ from reglint.readers.limits import ReadOptions
 from reglint.readers.named_tensor import NamedTensor
 from reglint.readers.torch_layouts import (
     PARTIAL,
+    averaged_copies,
     merged_optimizer,
     nested_state_dict,
     optimizer_states,
@@ -144,6 +146,12 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
         tensors = [t for t in tensors if not t.name.startswith(averages)]
         notes.append(f"{', '.join(repr(p) for p in averages)}: LitEma's moving averages of the weights (buffers, "
                      "not parameters: latent diffusion's model_ema), not counted")
+    copies = averaged_copies([(t.name[len(wrapper):], t.shape) for t in tensors])
+    if copies:
+        tensors = [dataclasses.replace(t, frozen=True) if t.name[len(wrapper):].partition(".")[0] in copies else t
+                   for t in tensors]
+        notes.append(f"{', '.join(repr(c) for c in sorted(copies))}: a moving average of another module's weights "
+                     "(the same parameters, named as an EMA, teacher or target): counted, not trained")
     for tensor in tensors:
         if tensor.alias is not None and tensor.alias in seen:
             tied.append(f"{tensor.name} = {seen[tensor.alias]}")

@@ -205,6 +205,24 @@ def _merged(chosen: list[tuple[str, Any]]) -> dict:
     return merged
 
 
+def averaged_copies(names_shapes: list[tuple[str, tuple[int, ...]]]) -> set[str]:
+    """Top-level modules of one state dict that are a moving average of
+    another (mmgen's ``generator_ema`` beside ``generator``, an agent's
+    ``target_net`` beside ``q_net``): named as averages, and the same
+    parameters with the same shapes as a module that is not.
+
+    >>> sorted(averaged_copies([("g.w", (2, 2)), ("g_ema.w", (2, 2)), ("d.w", (1, 2))]))
+    ['g_ema']
+    """
+    modules: dict[str, dict[str, tuple[int, ...]]] = {}
+    for name, shape in names_shapes:
+        head, _, rest = name.partition(".")
+        if rest:
+            modules.setdefault(head, {})[rest] = tuple(shape)
+    trained = [layout for head, layout in modules.items() if not is_averaged(head)]
+    return {head for head, layout in modules.items() if is_averaged(head) and layout in trained}
+
+
 def optimizer_states(obj: dict) -> list[tuple[str, dict]]:
     """Every optimizer state a checkpoint keeps: under any key, in a list,
     or one level down in a wrapper's dict."""
