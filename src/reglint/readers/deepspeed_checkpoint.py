@@ -86,7 +86,8 @@ def read_deepspeed(folder: Path, options: ReadOptions) -> Model:
         if tag is None:
             raise ModelReadError("a DeepSpeed save_dir whose latest names no tag folder of model states")
         folder = tag
-    return DeepSpeedCheckpoint(folder, options).describe()
+    with DeepSpeedCheckpoint(folder, options) as checkpoint:
+        return checkpoint.describe()  # every statistic is read while it is open (build_layers)
 
 
 class DeepSpeedCheckpoint:
@@ -113,6 +114,20 @@ class DeepSpeedCheckpoint:
         self._flat: list[list[tuple[TensorRef, int]]] | None = None
         self._offsets: list[int] | None = None
         self._states_by_file: dict[Path, tuple[TorchArchive, dict]] = {}
+
+    def __enter__(self) -> DeepSpeedCheckpoint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Every states file opened: rank 0's model states, the optimizer
+        states, other ranks' model states (ZeRO-3's frozen fragments)."""
+        archives = [self.model_archive, *(a for a, _ in self._optim.values()),
+                    *(a for a, _ in self._states_by_file.values())]
+        for archive in archives:
+            archive.close()
 
     # -- the optimizer files -----------------------------------------------------
 

@@ -156,10 +156,10 @@ def _optimizer_file(folder: Path, names: tuple[str, ...], options: ReadOptions, 
     if "optimizer.bin" in names and is_dcp_folder(folder / FSDP_OPTIMIZER_FOLDER):
         if (folder / FSDP_OPTIMIZER_FOLDER).is_symlink():
             check_link_stays_inside(folder / FSDP_OPTIMIZER_FOLDER)
-        return _dcp_optimizer(folder / FSDP_OPTIMIZER_FOLDER, options)
+        return _dcp_optimizer(folder / FSDP_OPTIMIZER_FOLDER, options, stack)
     tag = deepspeed_tag_folder(folder)
     if tag is not None and not any(_member(folder, name) for name in names):
-        return _deepspeed_optimizer(tag, options)
+        return _deepspeed_optimizer(tag, options, stack)
     for name in names:
         path = _member(folder, name)
         if path is None:
@@ -177,12 +177,12 @@ def _optimizer_file(folder: Path, names: tuple[str, ...], options: ReadOptions, 
     return None
 
 
-def _dcp_optimizer(folder: Path, options: ReadOptions) -> OptimizerFile:
+def _dcp_optimizer(folder: Path, options: ReadOptions, stack) -> OptimizerFile:
     """accelerate's ``optimizer_0/`` (``{"optimizer": FSDP's optimizer state, keyed by name}``)."""
     from reglint.readers.torch_dcp import DcpCheckpoint, plain_layout
 
     name = f"{folder.name}/"
-    checkpoint = DcpCheckpoint(folder, options)
+    checkpoint = stack.enter_context(DcpCheckpoint(folder, options))
     try:
         optimizer = plain_layout(checkpoint.load(), []).get("optimizer")
     except UnsafeInputError:
@@ -194,13 +194,13 @@ def _dcp_optimizer(folder: Path, options: ReadOptions) -> OptimizerFile:
     return OptimizerFile(name, optimizer, checkpoint)
 
 
-def _deepspeed_optimizer(tag: Path, options: ReadOptions) -> OptimizerFile:
+def _deepspeed_optimizer(tag: Path, options: ReadOptions, stack) -> OptimizerFile:
     """A Trainer's optimizer under DeepSpeed: in the tag folder ``latest`` names."""
     from reglint.readers.deepspeed_checkpoint import DeepSpeedCheckpoint
 
     name = f"{tag.name}/"
     try:
-        optimizer, archive = DeepSpeedCheckpoint(tag, options).optimizer_state()
+        optimizer, archive = stack.enter_context(DeepSpeedCheckpoint(tag, options)).optimizer_state()
     except UnsafeInputError:
         raise
     except ModelReadError as exc:
@@ -327,12 +327,13 @@ def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int
         return Weights(tensors, not safetensors, False, (single,) if files == [single] else (index_name, *files))
     dcp = fsdp_model_folder(folder)
     if dcp is not None:  # accelerate's (and the Trainer's) FSDP SHARDED_STATE_DICT
-        return Weights(_dcp_tensors(dcp, options), False, False, (f"{dcp.name}/",))
+        return Weights(_dcp_tensors(dcp, options, stack), False, False, (f"{dcp.name}/",))
     tag = deepspeed_tag_folder(folder)
     if tag is not None:  # a Trainer under ZeRO-3 without gathered weights: the DeepSpeed states
         from reglint.readers.deepspeed_checkpoint import DeepSpeedCheckpoint
 
-        return Weights(DeepSpeedCheckpoint(tag, options).tensors(), True, False, (f"{tag.name}/",))
+        checkpoint = stack.enter_context(DeepSpeedCheckpoint(tag, options))
+        return Weights(checkpoint.tensors(), True, False, (f"{tag.name}/",))
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
         if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model
@@ -400,11 +401,11 @@ def _archive_tensors(path: Path, options: ReadOptions, stack) -> tuple[list[Name
     return stored_tensors_of(state_dict, archive)
 
 
-def _dcp_tensors(folder: Path, options: ReadOptions) -> list[NamedTensor]:
+def _dcp_tensors(folder: Path, options: ReadOptions, stack) -> list[NamedTensor]:
     """The model tensors of accelerate's ``pytorch_model_fsdp_0/`` (``{"model": state_dict}``)."""
     from reglint.readers.torch_dcp import DcpCheckpoint, plain_layout
 
-    checkpoint = DcpCheckpoint(folder, options)
+    checkpoint = stack.enter_context(DcpCheckpoint(folder, options))
     _, state_dict = find_state_dict(plain_layout(checkpoint.load(), []))
     if state_dict is None:
         raise ModelReadError(f"{folder.name}/ holds no model state_dict")

@@ -114,7 +114,10 @@ class DcpCheckpoint:
         self.close()
 
     def close(self) -> None:
-        pass  # every item is opened and closed where it is read
+        """Chunks are opened and closed where they are read; the archives of
+        items holding tensors reopen their file for statistics: closed here."""
+        for archive in {id(a): a for a, _ in self._adopted.values()}.values():
+            archive.close()
 
     # -- metadata --------------------------------------------------------------
 
