@@ -104,3 +104,11 @@ def test_a_workspace_keeps_its_model_one_level_down():
     model = read_model(LAYOUTS / "diffusion_policy_latest.ckpt")
     assert model.metadata["state_dict_key"] == "state_dicts.model"
     assert model.optimizer.param_groups[0].mapping == "exact"
+
+
+def test_a_parameter_two_optimizers_share_leaves_both_mapped():
+    """The chatbot tutorial's embedding is in the encoder's and the decoder's
+    optimizer: 12 ids for 11 parameters, each optimizer matched on its own."""
+    model = read_model(LAYOUTS / "chatbot_tutorial.tar")
+    assert all(g.mapping != "unmapped" and g.variables for g in model.optimizer.param_groups)
+    assert any("shared by several optimizers" in note for note in model.notes)

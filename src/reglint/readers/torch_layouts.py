@@ -34,7 +34,7 @@ from collections import Counter
 from typing import Any
 
 from reglint.readers.torch_modules import ModuleStateDict
-from reglint.readers.torch_optim import PARAM_SHAPED_STATE, infer_class, is_optimizer_state
+from reglint.readers.torch_optim import PARAM_SHAPED_STATE, SOURCE, infer_class, is_optimizer_state
 from reglint.readers.torch_pickle import TensorRef
 
 MAX_DEPTH = 8
@@ -259,13 +259,14 @@ def merged_optimizer(found: list[tuple[str, dict]], model_keys: list[str], notes
     groups: list[dict] = []
     state: dict = {}
     offset = 0
-    for _, opt in found:
+    for source, (_, opt) in enumerate(found):
         ids = [i for g in opt["param_groups"] if isinstance(g, dict) for i in g.get("params", [])
                if isinstance(i, int) and not isinstance(i, bool)]
         renumber = {i: offset + n for n, i in enumerate(ids)}
         for group in opt["param_groups"]:
-            if isinstance(group, dict):
-                groups.append({**group, "params": [renumber[i] for i in group.get("params", []) if i in renumber]})
+            if isinstance(group, dict):  # SOURCE: a parameter two optimizers share is matched in each
+                groups.append({**group, "params": [renumber[i] for i in group.get("params", []) if i in renumber],
+                               SOURCE: source})
         state.update({renumber[k]: v for k, v in opt["state"].items() if k in renumber})
         offset += len(ids)
     notes.append(f"{len(found)} optimizers saved ({', '.join(k for k, _ in found)}): their param groups read as "

@@ -226,7 +226,7 @@ def class_decoupled(class_name: str) -> bool | None:
 
 def _group(index: int, raw: dict, decoupled: bool | None, members: list[str], mapping: str, size: int) -> ParamGroup:
     wd = number(raw.get("weight_decay")) or 0.0
-    hyper = {k: plain(v) for k, v in raw.items() if k not in ("params", "param_names")}
+    hyper = {k: plain(v) for k, v in raw.items() if k not in ("params", "param_names", SOURCE)}
     weight_decay, coupled_l2 = decay_fields(wd, decoupled)
     return ParamGroup(
         index=index, variables=members, learning_rate=_peak_lr(raw),
@@ -308,6 +308,11 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
     want = [[shapes.get(i) for i in group_ids] for group_ids in ids]
     total = sum(len(w) for w in want)
     if total > len(slots):
+        shared = _map_each_source(slots, want, decays, groups, ordered)
+        if shared is not None:
+            notes.append(f"the optimizers update {total} tensors of the model's {len(slots)} parameters: some are "
+                         "shared by several optimizers; each optimizer's groups were matched on their own")
+            return shared
         notes.append(f"the optimizer updates {total} tensors but the model has {len(slots)} parameters: "
                      "its param groups could not be matched to parameter names")
         return [[] for _ in ids], ["unmapped"] * len(ids)
@@ -332,6 +337,38 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
         notes.append("the optimizer state holds no per-parameter tensors (saved before its first step): "
                      "param groups matched by order without a shape check")
     return members, ["exact" if unique else "uncertain"] * len(ids)
+
+
+# Which of several merged optimizers a group came from (``torch_layouts``).
+SOURCE = "_reglint_source"
+
+
+def _map_each_source(slots: list[Slot], want: list[list], decays: list[bool], groups: list[dict],
+                     ordered: bool) -> tuple[list[list[str]], list[str]] | None:
+    """Several optimizers read as one whose groups update more tensors than
+    the model has (an embedding shared by an encoder's and a decoder's
+    optimizer): each optimizer's groups matched against every parameter on
+    their own; None when one of them does not fit."""
+    if any(not isinstance(g.get(SOURCE), int) for g in groups):
+        return None
+    sources = sorted({int(g[SOURCE]) for g in groups})
+    if len(sources) < 2:
+        return None
+    members: list[list[str]] = [[] for _ in groups]
+    exact = True
+    for source in sources:
+        index = [i for i, g in enumerate(groups) if g[SOURCE] == source]
+        block = [want[i] for i in index]
+        if sum(len(w) for w in block) > len(slots):
+            return None
+        match = _match_in_order if ordered else _match_by_shape
+        result = match(slots, block, [decays[i] for i in index])
+        if result is None:
+            return None
+        for i, found in zip(index, result[0], strict=True):
+            members[i] = found
+        exact = exact and result[1]
+    return members, ["exact" if exact else "uncertain"] * len(groups)
 
 
 def _by_names(slots: list[Slot], groups: list[dict]) -> list[list[str]] | None:
