@@ -90,6 +90,7 @@ from reglint.readers.sniff import (
     is_keras_folder,
     looks_like_keras_json,
     looks_like_torch_bin,
+    tf_checkpoint_prefix,
     weight_files,
 )
 
@@ -468,6 +469,8 @@ def _other_json(path: Path) -> bool:
 
 def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
     name = entry.name.lower()
+    if name.endswith(".index"):  # a TensorFlow training checkpoint (cp.ckpt.index beside its shards)
+        return _inside(entry, top) and tf_checkpoint_prefix(Path(entry.path)) is not None
     if name.endswith(JSON_SUFFIX):
         return _inside(entry, top) and entry.is_file() and looks_like_keras_json(Path(entry.path))
     if not name.endswith(MODEL_SUFFIXES):

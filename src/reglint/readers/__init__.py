@@ -38,6 +38,7 @@ READERS = {
     Format.TFLITE: "reglint.readers.tflite:read_tflite",
     Format.TORCH_DCP: "reglint.readers.torch_dcp:read_dcp",
     Format.DEEPSPEED: "reglint.readers.deepspeed_checkpoint:read_deepspeed",
+    Format.TF_CHECKPOINT: "reglint.readers.tf_checkpoint:read_tf_checkpoint",
 }
 
 

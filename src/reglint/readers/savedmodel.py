@@ -81,7 +81,7 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
     check_against_config(model, tree, root_meta, SAVEDMODEL)
     attach_training_config(model, root_meta.get("training_config"), tree)
     if model.optimizer is not None:
-        model.optimizer.iterations = _iterations(entries, root)
+        model.optimizer.iterations = iterations(entries, data_prefix(root))
     attach_graph(model, tree)
     return model
 
@@ -310,7 +310,10 @@ class _Tensor:
     """What build_layer needs of a stored tensor: shape, dtype, attrs, and
     chunked statistics over a memory map of the shard."""
 
-    def __init__(self, entry: BundleEntry, key: str, root: Path, options: ReadOptions):
+    def __init__(self, entry: BundleEntry, key: str, root: Path, options: ReadOptions, prefix: Path | None = None):
+        """``prefix``: the bundle's path less ``.index`` (a SavedModel's
+        ``variables/variables``, a training checkpoint's ``cp.ckpt``)."""
+        self.prefix = prefix if prefix is not None else data_prefix(root)
         self.shape = entry.shape
         self.entry = entry
         self.name = key
@@ -337,7 +340,7 @@ def shard_stats(tensor: _Tensor):
     entry = tensor.entry
     if tensor.dtype.kind != "f" and tensor.attrs.get("dtype") != "bfloat16":
         return None
-    shard = tensor.root / "variables" / f"variables.data-{entry.shard:05d}-of-{_shard_count(tensor.root):05d}"
+    shard = shard_path(tensor.prefix, entry.shard)
     if not shard.is_file():
         return None
     count = int(np.prod(entry.shape)) if entry.shape else 1
@@ -351,19 +354,34 @@ def shard_stats(tensor: _Tensor):
     return array_stats(values, max(1, tensor.options.chunk_bytes // max(1, tensor.dtype.itemsize)))
 
 
-def _shard_count(root: Path) -> int:
-    for item in (root / "variables").glob("variables.data-*-of-*"):
+def data_prefix(root: Path) -> Path:
+    """A SavedModel's tensor bundle: ``variables/variables.index`` and its shards."""
+    return root / "variables" / "variables"
+
+
+def shard_path(prefix: Path, shard: int) -> Path:
+    """``<prefix>.data-<shard>-of-<count>``."""
+    return prefix.parent / f"{prefix.name}.data-{shard:05d}-of-{_shard_count(prefix):05d}"
+
+
+def _shard_count(prefix: Path) -> int:
+    for item in prefix.parent.glob(f"{glob_escape(prefix.name)}.data-*-of-*"):
         match = re.search(r"-of-(\d{5})$", item.name)
         if match:
             return int(match.group(1))
     return 1
 
 
-def _iterations(entries: dict[str, BundleEntry], root: Path) -> int | None:
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def iterations(entries: dict[str, BundleEntry], prefix: Path) -> int | None:
+    """The optimizer's step count, where the bundle holds it."""
     for key, entry in entries.items():
         if key.split("/")[:2] in (["optimizer", "iter"], ["optimizer", "_iterations"], ["optimizer", "iterations"]) \
                 and key.endswith(_VALUE_SUFFIX) and entry.dtype == 9:
-            shard = root / "variables" / f"variables.data-{entry.shard:05d}-of-{_shard_count(root):05d}"
+            shard = shard_path(prefix, entry.shard)
             try:
                 with shard.open("rb") as handle:
                     handle.seek(entry.offset)

@@ -83,6 +83,7 @@ class Format(str, Enum):
     TFLITE = "TensorFlow Lite"
     TORCH_DCP = "PyTorch distributed checkpoint"
     DEEPSPEED = "DeepSpeed checkpoint"
+    TF_CHECKPOINT = "TensorFlow checkpoint"
     UNKNOWN = "unknown format"
 
 
@@ -117,6 +118,8 @@ def sniff(path: Path) -> Format:
         raise ModelReadError("not a regular file")
     if accelerate_model_index(path) is not None:
         return Format.ACCELERATE_MODEL  # read with its optimizer_N.bin; its reader checks the bytes
+    if tf_checkpoint_prefix(path) is not None:
+        return Format.TF_CHECKPOINT
     try:
         with path.open("rb") as handle:
             head = handle.read(512)
@@ -238,6 +241,19 @@ def is_dcp_folder(path: Path) -> bool:
         return (path / DCP_METADATA).is_file() and any(p.suffix == DISTCP_SUFFIX for p in path.iterdir())
     except OSError:
         return False
+
+
+def tf_checkpoint_prefix(path: Path) -> Path | None:
+    """``cp.ckpt`` for ``cp.ckpt.index`` when its ``cp.ckpt.data-*-of-*``
+    shards lie beside it: a TensorFlow training checkpoint (``tf_checkpoint``),
+    not a SavedModel's ``variables/variables.index``."""
+    if path.suffix != ".index" or not path.is_file():
+        return None
+    prefix = path.with_suffix("")
+    if prefix.name == "variables" and path.parent.name == "variables":
+        return None  # a SavedModel's bundle (or a stray one): the SavedModel reader's
+    escaped = re.sub(r"([*?\[])", r"[\1]", prefix.name)
+    return prefix if any(path.parent.glob(f"{escaped}.data-[0-9]*-of-[0-9]*")) else None
 
 
 # DeepSpeed's save_checkpoint tag folder (global_step<N>/): model states of

@@ -1,0 +1,124 @@
+"""TensorFlow training checkpoints, read without TensorFlow.
+
+``model.save_weights("cp.ckpt")`` in tf.keras (its TF format, also what
+``ModelCheckpoint(save_weights_only=True)`` writes without an ``.h5``
+suffix) and ``tf.train.Checkpoint(model=..., optimizer=...)`` with its
+``CheckpointManager`` (``ckpt-3``) write a tensor bundle: ``<prefix>.index``
+(an SSTable of ``BundleEntryProto`` records, the SavedModel reader's
+``read_bundle_index``) beside ``<prefix>.data-00000-of-00001``, and a
+``checkpoint`` text file naming the latest. The keys are object paths:
+``layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`` (under ``model/``
+for a ``tf.train.Checkpoint`` attribute), ``optimizer/_learning_rate``,
+``optimizer/_iterations``, and the optimizer's slots (``optimizer/_variables/N``
+since Keras 2.11; ``.../.OPTIMIZER_SLOT/optimizer/m`` before).
+
+What a checkpoint holds: the variables (counted per layer path, statistics
+from the shards, moving statistics non-trainable), the learning rate's
+current value and the step count. What it does not: the architecture, the
+regularizers (Python code) and the optimizer's class and ``weight_decay``
+(Python floats); the class is guessed from the slots each weight has, and
+a note says what to lint instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from reglint.errors import ModelReadError
+from reglint.model import UNRECORDED_CLASS, Layer, LearningRate, Model, Optimizer, Variable
+from reglint.readers.keras_layers import role_from_weight_name
+from reglint.readers.limits import ReadOptions
+from reglint.readers.savedmodel import (
+    _VALUE_SUFFIX,
+    BundleEntry,
+    _model_variable_keys,
+    _Tensor,
+    _view_order,
+    iterations,
+    read_bundle_index,
+    shard_path,
+    shard_stats,
+)
+from reglint.readers.sniff import tf_checkpoint_prefix
+
+# Slots per weight -> what the optimizer was (Keras' optimizers: Adam, AdamW,
+# Nadam, Adamax keep two; SGD with momentum, RMSprop, Adagrad one; SGD none).
+SLOT_CLASSES = {0: "SGD", 1: "SGD (momentum) or RMSprop or Adagrad", 2: "Adam or AdamW or Nadam"}
+LEGACY_SLOTS = {"m": "Adam", "v": "Adam", "momentum": "SGD", "rms": "RMSprop", "accumulator": "Adagrad"}
+NOTE = ("a TensorFlow checkpoint holds the variables, the learning rate and the step count, not the architecture, "
+        "the regularizers or the optimizer's class and weight_decay: lint the .keras file or the SavedModel for those")
+
+
+def read_tf_checkpoint(path: Path, options: ReadOptions) -> Model:
+    prefix = tf_checkpoint_prefix(path)
+    if prefix is None:
+        raise ModelReadError("a .index file without its .data-* shards: not a readable TensorFlow checkpoint")
+    entries = read_bundle_index(Path(f"{prefix}.index"))
+    keys = [k for k in sorted(_model_variable_keys(entries), key=_view_order) if "/" in k[: -len(_VALUE_SUFFIX)]]
+    if not keys:
+        raise ModelReadError("a TensorFlow checkpoint without model variables")
+    model = Model(path=str(path), format="tf_checkpoint", framework="tf.keras")
+    owner = _common_owner(keys)
+    layers: dict[str, Layer] = {}
+    for key in keys:
+        parts = key[len(owner): -len(_VALUE_SUFFIX)].split("/")
+        layer_path = "/".join(parts[:-1])
+        layer = layers.setdefault(layer_path, Layer(name=parts[-2], path=layer_path, class_name=UNRECORDED_CLASS))
+        short, role = role_from_weight_name(parts[-1])
+        var = Variable(name=short, role=role, shape=entries[key].shape, trainable=not role.is_statistic,
+                       location=key)
+        if options.weight_stats:
+            var.stats = shard_stats(_Tensor(entries[key], key, prefix.parent, options, prefix=prefix))
+        layer.variables.append(var)
+    model.layers = list(layers.values())
+    model.optimizer = _optimizer(entries, prefix, sum(v.trainable for _, v in model.variables()), model.notes)
+    model.notes.append(NOTE)
+    return model
+
+
+def _common_owner(keys: list[str]) -> str:
+    """``model/`` when every variable is under one attribute of a
+    ``tf.train.Checkpoint``; layers are named without it."""
+    first = {k.split("/", 1)[0] for k in keys}
+    head = next(iter(first))
+    return f"{head}/" if len(first) == 1 and not head.startswith("layer") else ""
+
+
+def _optimizer(entries: dict[str, BundleEntry], prefix: Path, trainable: int, notes: list[str]) -> Optimizer | None:
+    rate = next((k for k in entries if k.split("/")[:2] in (["optimizer", "_learning_rate"],
+                                                           ["optimizer", "learning_rate"])), None)
+    steps = iterations(entries, prefix)
+    if rate is None and steps is None:
+        return None
+    value = _scalar(entries[rate], prefix) if rate is not None else None
+    legacy = Counter(m.group(1) for k in entries if (m := re.search(r"\.OPTIMIZER_SLOT/optimizer/(\w+)/", k)))
+    modern = sum(1 for k, e in entries.items() if k.startswith("optimizer/_variables/") and e.shape)
+    if legacy:
+        names = sorted({LEGACY_SLOTS.get(name, name) for name in legacy})
+        guess = " or ".join(names)
+    else:
+        guess = SLOT_CLASSES.get(round(modern / trainable) if trainable else 0, "unknown")
+    notes.append(f"optimizer class not saved: {guess}, from the slot variables it keeps per weight")
+    return Optimizer(class_name=f"unknown ({guess})", learning_rate=LearningRate(initial=value) if value else None,
+                     iterations=steps)
+
+
+def _scalar(entry: BundleEntry, prefix: Path) -> float | None:
+    if entry.shape or entry.dtype not in (1, 2):  # float32, float64
+        return None
+    shard = shard_path(prefix, entry.shard)
+    size = 4 if entry.dtype == 1 else 8
+    try:
+        with shard.open("rb") as handle:
+            handle.seek(entry.offset)
+            raw = handle.read(size)
+    except OSError:
+        return None
+    if len(raw) != size:
+        return None
+    value = float(np.frombuffer(raw, dtype="<f4" if size == 4 else "<f8")[0])
+    return value if np.isfinite(value) else None

@@ -1,0 +1,52 @@
+"""TensorFlow training checkpoints (fixtures/tf_checkpoint, written by
+TensorFlow 2.15's tf.keras: fixtures/make_tf_checkpoint_fixtures.py): a
+``cp.ckpt.index`` beside its shards is a model, read without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from reglint.engine.discover import discover
+from reglint.engine.settings import Settings
+from reglint.readers import read_model
+from reglint.readers.sniff import Format, sniff
+
+from helpers import FIXTURES, run_reglint
+
+CHECKPOINTS = FIXTURES / "tf_checkpoint"
+MANIFEST = json.loads((CHECKPOINTS / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_counts_equal_keras(name):
+    model = read_model(CHECKPOINTS / name)
+    assert (model.total_params, model.trainable_params) == (MANIFEST[name]["params"], MANIFEST[name]["trainable"])
+    assert all(v.stats is not None for _, v in model.variables())
+    assert any("not the architecture, the regularizers" in note for note in model.notes)
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_the_learning_rate_the_steps_and_the_slots(name):
+    optimizer = read_model(CHECKPOINTS / name).optimizer
+    saved = MANIFEST[name]
+    assert optimizer.learning_rate.initial == pytest.approx(saved["lr"])
+    assert optimizer.iterations == saved["steps"]
+    assert ("Adam" in optimizer.class_name) == (saved["slots"] == 2)
+    assert optimizer.weight_decay is None  # a Python float: not saved
+
+
+def test_the_index_is_the_model_and_the_rest_are_not():
+    found = discover([str(CHECKPOINTS)], Settings()).files
+    assert sorted(f[len(str(CHECKPOINTS)) + 1:] for f in found) == sorted(MANIFEST)
+    assert sniff(CHECKPOINTS / "training_1" / "cp.ckpt.index") is Format.TF_CHECKPOINT
+
+
+def test_an_index_without_its_shards_is_not_a_checkpoint(tmp_path):
+    lone = tmp_path / "cp.ckpt.index"
+    shutil.copy(CHECKPOINTS / "training_1" / "cp.ckpt.index", lone)
+    assert discover([str(tmp_path)], Settings()).files == []
+    done = run_reglint(lone)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
