@@ -50,3 +50,13 @@ def test_an_index_without_its_shards_is_not_a_checkpoint(tmp_path):
     assert discover([str(tmp_path)], Settings()).files == []
     done = run_reglint(lone)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_keras_3s_weights_are_named_by_the_object_graph():
+    """Keras 3's trainable weights sit under optimizer/_trainable_variables/N
+    (the first path TensorFlow meets); the object graph names them by the model."""
+    model = read_model(CHECKPOINTS / "keras3_ckpts" / "ckpt-1.index")
+    locations = [v.location for _, v in model.variables()]
+    assert not any(loc.startswith("optimizer") for loc in locations)
+    assert sum(loc.endswith("kernel") for loc in locations) == 2
+    assert sum(v.role.name == "KERNEL" for _, v in model.variables()) == 2

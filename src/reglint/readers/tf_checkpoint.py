@@ -32,6 +32,7 @@ from reglint.errors import ModelReadError
 from reglint.model import UNRECORDED_CLASS, Layer, LearningRate, Model, Optimizer, Variable
 from reglint.readers.keras_layers import role_from_weight_name
 from reglint.readers.limits import ReadOptions
+from reglint.readers.protobuf_wire import fields, varint
 from reglint.readers.savedmodel import (
     _VALUE_SUFFIX,
     BundleEntry,
@@ -44,6 +45,11 @@ from reglint.readers.savedmodel import (
     shard_stats,
 )
 from reglint.readers.sniff import tf_checkpoint_prefix
+
+OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+# Attributes that are not the model (a Keras 3 model tracks its optimizer too).
+NOT_MODEL = frozenset({"optimizer", "_optimizer", "save_counter"})
+MAX_NODES = 1_000_000
 
 # Slots per weight -> what the optimizer was (Keras' optimizers: Adam, AdamW,
 # Nadam, Adamax keep two; SGD with momentum, RMSprop, Adagrad one; SGD none).
@@ -58,19 +64,22 @@ def read_tf_checkpoint(path: Path, options: ReadOptions) -> Model:
     if prefix is None:
         raise ModelReadError("a .index file without its .data-* shards: not a readable TensorFlow checkpoint")
     entries = read_bundle_index(Path(f"{prefix}.index"))
-    keys = [k for k in sorted(_model_variable_keys(entries), key=_view_order) if "/" in k[: -len(_VALUE_SUFFIX)]]
+    paths = model_paths(entries, prefix, options)
+    keys = [k for k in sorted(set(_model_variable_keys(entries)) | set(paths), key=_view_order)
+            if "/" in paths.get(k, k[: -len(_VALUE_SUFFIX)])]
     if not keys:
         raise ModelReadError("a TensorFlow checkpoint without model variables")
     model = Model(path=str(path), format="tf_checkpoint", framework="tf.keras")
-    owner = _common_owner(keys)
+    named = {key: paths.get(key, key[: -len(_VALUE_SUFFIX)]) for key in keys}
+    owner = _common_owner(list(named.values()))
     layers: dict[str, Layer] = {}
-    for key in keys:
-        parts = key[len(owner): -len(_VALUE_SUFFIX)].split("/")
+    for key in sorted(keys, key=lambda k: _view_order(named[k])):
+        parts = named[key][len(owner):].split("/")
         layer_path = "/".join(parts[:-1])
         layer = layers.setdefault(layer_path, Layer(name=parts[-2], path=layer_path, class_name=UNRECORDED_CLASS))
-        short, role = role_from_weight_name(parts[-1])
+        short, role = role_from_weight_name(parts[-1].lstrip("_"))  # Keras 3 tracks Dense's kernel as _kernel
         var = Variable(name=short, role=role, shape=entries[key].shape, trainable=not role.is_statistic,
-                       location=key)
+                       location=named[key])
         if options.weight_stats:
             var.stats = shard_stats(_Tensor(entries[key], key, prefix.parent, options, prefix=prefix))
         layer.variables.append(var)
@@ -80,12 +89,79 @@ def read_tf_checkpoint(path: Path, options: ReadOptions) -> Model:
     return model
 
 
-def _common_owner(keys: list[str]) -> str:
-    """``model/`` when every variable is under one attribute of a
-    ``tf.train.Checkpoint``; layers are named without it."""
-    first = {k.split("/", 1)[0] for k in keys}
-    head = next(iter(first))
-    return f"{head}/" if len(first) == 1 and not head.startswith("layer") else ""
+def model_paths(entries: dict[str, BundleEntry], prefix: Path, options: ReadOptions) -> dict[str, str]:
+    """checkpoint key -> the variable's path from the root through the
+    model, from the checkpoint's object graph. A variable is saved once,
+    under the first path TensorFlow's walk meets: Keras 3's trainable
+    weights under ``optimizer/_trainable_variables/N``; their names are their
+    paths through the other attributes (``model/_functional/_operations/0/kernel``)."""
+    entry = entries.get(OBJECT_GRAPH)
+    data = _string_scalar(entry, prefix, options) if entry is not None else None
+    if not data:
+        return {}
+    nodes = [_node(value) for number, wire, value in fields(data) if number == 1 and wire == 2]
+    if not nodes:
+        return {}
+    out: dict[str, str] = {}
+    seen = {0}
+    queue = [(child, name) for child, name in nodes[0][0] if name not in NOT_MODEL]
+    while queue:
+        node, path = queue.pop(0)
+        if node in seen or not 0 <= node < len(nodes) or len(seen) > MAX_NODES:
+            continue
+        seen.add(node)
+        children, keys = nodes[node]
+        for key in keys:
+            out.setdefault(key, path)
+        queue.extend((child, f"{path}/{name}") for child, name in children if name not in NOT_MODEL)
+    return out
+
+
+def _node(data: bytes) -> tuple[list[tuple[int, str]], list[str]]:
+    """A TrackableObject: its children (node id, local name) and the
+    checkpoint keys of its VARIABLE_VALUE attributes."""
+    children, keys = [], []
+    for number, wire, value in fields(data):
+        if number == 1 and wire == 2:  # ObjectReference: node_id = 1, local_name = 2
+            ref = {n: v for n, _, v in fields(value)}
+            node, name = ref.get(1, 0), ref.get(2, b"")
+            if isinstance(node, int) and isinstance(name, bytes):
+                children.append((node, name.decode("utf-8", "replace")))
+        elif number == 2 and wire == 2:  # SerializedTensor: name = 1, checkpoint_key = 3
+            tensor = {n: v for n, _, v in fields(value)}
+            key = tensor.get(3)
+            if tensor.get(1) == b"VARIABLE_VALUE" and isinstance(key, bytes):
+                keys.append(key.decode("utf-8", "replace"))
+    return children, keys
+
+
+def _string_scalar(entry: BundleEntry, prefix: Path, options: ReadOptions) -> bytes | None:
+    """A scalar string tensor's bytes: tensor_bundle writes its length as a
+    varint, a 4-byte checksum of the lengths, then the bytes."""
+    if entry.dtype != 7 or entry.shape or not 0 < entry.size <= options.max_pickle_bytes:
+        return None
+    try:
+        with shard_path(prefix, entry.shard).open("rb") as handle:
+            handle.seek(entry.offset)
+            raw = handle.read(entry.size)
+        length, at = varint(raw, 0)
+    except (OSError, ModelReadError):
+        return None
+    data = raw[at + 4: at + 4 + length]
+    return data if len(data) == length else None
+
+
+def _common_owner(paths: list[str]) -> str:
+    """``model/`` (and Keras 3's ``_functional/``) when every variable is
+    under one attribute of a ``tf.train.Checkpoint``; layers are named
+    without it."""
+    owner = ""
+    while True:
+        first = {p[len(owner):].split("/", 1)[0] for p in paths}
+        head = next(iter(first))
+        if len(first) != 1 or head.startswith("layer") or all(p[len(owner):].count("/") < 2 for p in paths):
+            return owner
+        owner += f"{head}/"
 
 
 def _optimizer(entries: dict[str, BundleEntry], prefix: Path, trainable: int, notes: list[str]) -> Optimizer | None:
