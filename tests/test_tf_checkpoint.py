@@ -60,3 +60,24 @@ def test_keras_3s_weights_are_named_by_the_object_graph():
     assert not any(loc.startswith("optimizer") for loc in locations)
     assert sum(loc.endswith("kernel") for loc in locations) == 2
     assert sum(v.role.name == "KERNEL" for _, v in model.variables()) == 2
+
+
+def test_without_an_object_graph_keras_3s_weights_are_still_counted(monkeypatch):
+    """An unreadable object graph leaves the optimizer's list unnamed, not uncounted."""
+    import reglint.readers.tf_checkpoint as reader
+
+    monkeypatch.setattr(reader, "model_paths", lambda *args: {})
+    model = read_model(CHECKPOINTS / "keras3_ckpts" / "ckpt-1.index")
+    saved = MANIFEST["keras3_ckpts/ckpt-1.index"]
+    assert (model.total_params, model.trainable_params) == (saved["params"], saved["trainable"])
+    assert any("unnamed" in note for note in model.notes)
+
+
+def test_a_truncated_index_is_a_one_line_error(tmp_path):
+    for path in (CHECKPOINTS / "training_1").iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    index = tmp_path / "cp.ckpt.index"
+    index.write_bytes(index.read_bytes()[:300])
+    done = run_reglint(index)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cp.ckpt.index is not a TensorFlow checkpoint index" in done.stderr

@@ -43,6 +43,7 @@ import contextlib
 import dataclasses
 import math
 import re
+import weakref
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -194,13 +195,25 @@ def _dcp_optimizer(folder: Path, options: ReadOptions, stack) -> OptimizerFile:
     return OptimizerFile(name, optimizer, checkpoint)
 
 
-def _deepspeed_optimizer(tag: Path, options: ReadOptions, stack) -> OptimizerFile:
-    """A Trainer's optimizer under DeepSpeed: in the tag folder ``latest`` names."""
+# A Trainer checkpoint's DeepSpeed tag, opened once for its weights (ZeRO-3
+# without gathered weights) and its optimizer: per reading (its ExitStack).
+_DEEPSPEED_OPEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _deepspeed_checkpoint(tag: Path, options: ReadOptions, stack):
     from reglint.readers.deepspeed_checkpoint import DeepSpeedCheckpoint
 
+    opened = _DEEPSPEED_OPEN.setdefault(stack, {})
+    if tag not in opened:
+        opened[tag] = stack.enter_context(DeepSpeedCheckpoint(tag, options))
+    return opened[tag]
+
+
+def _deepspeed_optimizer(tag: Path, options: ReadOptions, stack) -> OptimizerFile:
+    """A Trainer's optimizer under DeepSpeed: in the tag folder ``latest`` names."""
     name = f"{tag.name}/"
     try:
-        optimizer, archive = stack.enter_context(DeepSpeedCheckpoint(tag, options)).optimizer_state()
+        optimizer, archive = _deepspeed_checkpoint(tag, options, stack).optimizer_state()
     except UnsafeInputError:
         raise
     except ModelReadError as exc:
@@ -330,10 +343,7 @@ def _weights(folder: Path, options: ReadOptions, stack, quantized: dict[str, int
         return Weights(_dcp_tensors(dcp, options, stack), False, False, (f"{dcp.name}/",))
     tag = deepspeed_tag_folder(folder)
     if tag is not None:  # a Trainer under ZeRO-3 without gathered weights: the DeepSpeed states
-        from reglint.readers.deepspeed_checkpoint import DeepSpeedCheckpoint
-
-        checkpoint = stack.enter_context(DeepSpeedCheckpoint(tag, options))
-        return Weights(checkpoint.tensors(), True, False, (f"{tag.name}/",))
+        return Weights(_deepspeed_checkpoint(tag, options, stack).tensors(), True, False, (f"{tag.name}/",))
     for single, safetensors in (("adapter_model.safetensors", True), ("adapter_model.bin", False)):
         path = _member(folder, single)
         if path is not None:  # a PEFT adapter: the trained tensors, not the frozen base model

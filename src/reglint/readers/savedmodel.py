@@ -142,9 +142,9 @@ class BundleEntry:
 def read_bundle_index(path: Path) -> dict[str, BundleEntry]:
     data = path.read_bytes()
     if len(data) > _MAX_INDEX_BYTES:
-        raise UnsafeInputError("variables.index is over the size limit")
+        raise UnsafeInputError(f"{path.name} is over the size limit")
     if len(data) < 48 or data[-8:] != bytes.fromhex("57fb808b247547db"):
-        raise ModelReadError("variables/variables.index is not a TensorFlow checkpoint index")
+        raise ModelReadError(f"{path.name} is not a TensorFlow checkpoint index (truncated or another file)")
     footer = data[-48:]
     _, i = varint(footer, 0)  # metaindex offset
     _, i = varint(footer, i)  # metaindex size

@@ -47,6 +47,9 @@ from reglint.readers.savedmodel import (
 from reglint.readers.sniff import tf_checkpoint_prefix
 
 OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+# Where Keras 3's optimizer lists the model's trainable variables; TensorFlow
+# saves them there, the first path its walk meets.
+TRAINABLE_LIST = "optimizer/_trainable_variables/"
 # Attributes that are not the model (a Keras 3 model tracks its optimizer too).
 NOT_MODEL = frozenset({"optimizer", "_optimizer", "save_counter"})
 MAX_NODES = 1_000_000
@@ -65,6 +68,13 @@ def read_tf_checkpoint(path: Path, options: ReadOptions) -> Model:
         raise ModelReadError("a .index file without its .data-* shards: not a readable TensorFlow checkpoint")
     entries = read_bundle_index(Path(f"{prefix}.index"))
     paths = model_paths(entries, prefix, options)
+    unnamed = [k for k in entries if k.startswith(TRAINABLE_LIST) and k.endswith(_VALUE_SUFFIX) and k not in paths]
+    if unnamed:  # Keras 3's trainable weights with no object graph to name them: counted under the list's name
+        paths.update({k: k[len("optimizer/"): -len(_VALUE_SUFFIX)] for k in unnamed})
+        model_notes = [f"{len(unnamed)} trainable variables saved under the optimizer's list without an object "
+                       "graph naming them (Keras 3): counted as one layer, unnamed"]
+    else:
+        model_notes = []
     keys = [k for k in sorted(set(_model_variable_keys(entries)) | set(paths), key=_view_order)
             if "/" in paths.get(k, k[: -len(_VALUE_SUFFIX)])]
     if not keys:
@@ -85,7 +95,7 @@ def read_tf_checkpoint(path: Path, options: ReadOptions) -> Model:
         layer.variables.append(var)
     model.layers = list(layers.values())
     model.optimizer = _optimizer(entries, prefix, sum(v.trainable for _, v in model.variables()), model.notes)
-    model.notes.append(NOTE)
+    model.notes.extend([*model_notes, NOTE])
     return model
 
 
