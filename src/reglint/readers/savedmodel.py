@@ -321,7 +321,7 @@ class _Tensor:
         bfloat16 = entry.dtype == _BFLOAT16
         self.dtype = np.dtype(np.uint16) if bfloat16 else np.dtype(_DTYPES.get(entry.dtype, np.uint8))
         self.attrs = {"dtype": "bfloat16"} if bfloat16 else {}
-        self.root, self.options = root, options
+        self.options = options
 
     def compute_stats(self):
         return shard_stats(self)
