@@ -1,12 +1,15 @@
 """# chain-shrinks-too-fast (RL024)
 
 ## What it does
-Under SGD, finds layers in series, with no normalization layer between them
-or after them, whose kernels (or embeddings) carry an L2 that shrinks them by
-a large fraction every step: ``2*eta*l2/(1-m)`` for Keras' coupled L2 with
-learning rate ``eta`` and momentum ``m``, plus the optimizer's decoupled
-``eta*wd``. Errs when at least two such layers on one forward path each
-shrink at or above the error level.
+Under SGD, finds layers in series, with no normalization layer between them,
+whose kernels (or embeddings) carry an L2 that shrinks them by a large
+fraction every step: ``2*eta*l2/(1-m)`` for Keras' coupled L2 with learning
+rate ``eta`` and momentum ``m``, plus the optimizer's decoupled ``eta*wd``.
+Errs when at least two such layers on one forward path each shrink at or
+above the error level: one level for chains that reach an output with no
+normalization after them (an MLP), a higher one for chains inside a
+normalized stream, whose every path to the outputs passes a normalization
+(a transformer block's MLP, its embedding and attention).
 
 ## Why is this bad?
 A weight the data gradient does not hold up loses that fraction of itself
@@ -24,6 +27,19 @@ shrinks degraded where plain chains collapsed). Scale-invariant kernels
 (feeding a normalization) are RL021's; decay on every weight alone is
 RL003's.
 
+Inside a normalized stream the normalization after a chain restores the
+scale of its input, not the chain's share of it: a transformer's MLP
+(two Dense in series) and attention add into a residual stream next to the
+skip path and the layers' unpenalized biases. At a large enough shrink the
+zero of the chain's product becomes the point the L2 holds it at (each
+kernel's data gradient is proportional to the other's size, so both fall
+together): the calibration's collapsed transformers ended with every
+attention and MLP kernel at 0 and the embedding's kernel at 1e-3 of its
+bias (sums of squares 0.001 against 13.5), so the normalizations rescaled
+the biases, the same for every input. The level is higher than for a chain
+to an output because the normalization undoes whatever shrink the chain
+shares with the rest of the stream.
+
 ## Example
 A 64-32 MLP with ``L2(0.3)`` on every kernel under ``SGD(0.03,
 momentum=0.9)``: each kernel shrinks ``2*0.03*0.3/0.1 = 0.18`` per step
@@ -39,7 +55,8 @@ with RL003.
 
 ## Options
 - ``chain-shrink-error`` (default 0.15): per-step shrink at which two layers in series make RL024 an error.
-- ``chain-shrink-warning`` (default 0.05): the same shrink at which it is a warning.
+- ``stream-shrink-error`` (default 0.8): the same inside a normalized stream.
+- ``chain-shrink-warning`` (default 0.05): the shrink at which either kind is a warning.
 
 ## Fix
 Each kernel of the chain at or above the warning level gets the L2 whose
@@ -48,8 +65,9 @@ the warning level; where ``eta*wd`` alone already exceeds it, the L2 is
 removed (lower ``weight_decay`` with RL003).
 
 ## Formula
-Per penalized kernel RL001 counts (not scale-invariant, not behind a
-normalization on every path to the outputs): ``r = 2*eta*(l2 + l2_opt)/(1-m)
+Per penalized kernel RL001 counts (not scale-invariant; a chain to an
+output: not behind a normalization on every path to the outputs; a chain
+in a stream: behind one on every path): ``r = 2*eta*(l2 + l2_opt)/(1-m)
 + eta*wd`` (``estimate/dynamics.py``, ``Dynamics.total_shrink``; ``l2_opt``
 the optimizer's own coupled decay, PyTorch's ``wd/2``). Per layer, its
 largest ``r``. The chain: the most layers with ``r`` at a level that one
@@ -87,6 +105,25 @@ rule's error (RL001, RL021 and ``reglint profile`` judge them). The gap is
 one grid step (lambda 0.1 to 0.3) wide: between the two levels the outcome
 depends on the data, which ``reglint profile --data`` measures.
 
+Chains inside a normalized stream (the stream grid, ``calibrate.py train
+--grid stream``, three seeds, 2026-12-01; bench/CALIBRATION.md): the
+pre-norm and post-norm transformer blocks with kernel L2 under SGD
+momentum (lr 0.03), Nesterov (lr 0.05) and plain SGD (lr 0.01), so the same
+shrink comes from lambdas 40 times apart. On the fit split (the pre-norm
+block on digits and breast cancer) by the chain's shrink: 0.018: 3 healthy,
+3 degraded; 0.06-0.3: 48 runs, none healthy, 10 collapsed; 0.4-0.6: 25 of
+30 collapsed, the rest breast cancer degraded; 0.78-0.8: 16 of 18
+collapsed; from 1 up 18 of 18. Error at **0.8**, the smallest shrink from
+which 95% of the fit split's flagged runs are wrecked (96.7%, 29 of 30;
+from 0.6 90.7%, from 0.4 89.4%, the breast-cancer runs that kept 55-83% of
+their margin); held out (the post-norm block, and wine) from 0.8: 60 of 60
+wrecked. Warning at the chain's **0.05**: from 0.06 up every fit run was
+harmed. Under the error level the shrink alone does not tell: plain SGD
+at lambda 10 (r 0.2) collapsed 13 of 18 runs over both blocks and data
+sets, momentum at lambda 0.3 (r 0.18) and Nesterov at 0.2 (r 0.2) 1 of 18
+each (a larger lambda pins the chain at zero with a weaker pull from the
+data), so there it stays a warning.
+
 ## References
 - Krogh & Hertz, "A Simple Weight Decay Can Improve Generalization", NIPS 1991 (L2 as a per-step shrink).
 - Keras ``keras/src/regularizers/regularizers.py`` (``L2``: ``l2 * sum(w^2)``, gradient ``2*l2*w``).
@@ -101,6 +138,10 @@ from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
 from reglint.estimate.dynamics import halving_steps
 
+# per-step shrink at which two layers in series inside a normalized stream
+# make RL024 an error (docstring, "Thresholds and calibration")
+STREAM_ERROR = 0.8
+
 
 class ChainShrinksTooFast(Rule):
     code = "RL024"
@@ -111,18 +152,32 @@ class ChainShrinksTooFast(Rule):
     options = {
         "chain-shrink-error": Option(0.15, "per-step shrink 2*lr*l2/(1-momentum) (+ lr*weight_decay) at which two "
                                            "layers in series make RL024 an error"),
+        "stream-shrink-error": Option(STREAM_ERROR, "the same shrink at which two layers in series inside a "
+                                                    "normalized stream (every path to the outputs passes a "
+                                                    "normalization) make RL024 an error"),
         "chain-shrink-warning": Option(0.05, "the same shrink at which RL024 is a warning"),
     }
+    # the two kinds of chain: to an output, and inside a normalized stream
+    KINDS = ((False, "chain-shrink-error"), (True, "stream-shrink-error"))
 
     def sweep(self, model, analysis):
         """Each layer's shrink ``a_i*m + b`` is affine in a common multiplier
         ``m`` of the L2s (``b``: the optimizer's own decay). As ``m`` grows,
         layers pass the warning level in order of ``a_i``; the curve is the
         shrink of the layer whose passing first closes a chain of two in
-        series (its limit is RL024's exactly; above it the chain may grow)."""
-        shrinks = self.shrink_per_layer(analysis)
+        series (its limit is RL024's exactly; above it the chain may grow),
+        one curve per kind of chain that can form."""
+        curves = []
+        for behind_norm, error in self.KINDS:
+            curve = self._curve(analysis, behind_norm, self.thresholds[error])
+            if curve is not None:
+                curves.append(curve)
+        return curves
+
+    def _curve(self, analysis, behind_norm: bool, error: float) -> Curve | None:
+        shrinks = self.shrink_per_layer(analysis, behind_norm)
         if len(shrinks) < 2:
-            return []
+            return None
         dyn = analysis.dynamics
         offset = dyn.total_shrink(0.0) or 0.0
         slopes = {path: r - offset for path, (r, _) in shrinks.items()}
@@ -133,22 +188,21 @@ class ChainShrinksTooFast(Rule):
             if len(analysis.unnormalized_chain(joined)) >= 2:
                 break
         else:
-            return []  # no two of these layers lie in series
+            return None  # no two of these layers lie in series
         slope, l2 = slopes[path], shrinks[path][1].l2
         fires = slope + offset >= warning
         fix = (self.aim - offset) / slope if fires and slope > 0 and self.aim > offset else (0.0 if fires else None)
-        return [Curve(self.code, "shrink_per_step", "r = 2*lr*l2/(1-momentum) (+ lr*weight_decay) of the layer that "
-                      "closes a chain of two in series", "lambda", slope=slope, offset=offset, warning=warning,
-                      error=self.thresholds["chain-shrink-error"], fix=fix, lambdas=(l2,))]
+        where = "inside a normalized stream" if behind_norm else "in series"
+        return Curve(self.code, "shrink_per_step", f"r = 2*lr*l2/(1-momentum) (+ lr*weight_decay) of the layer that "
+                     f"closes a chain of two {where}", "lambda", slope=slope, offset=offset, warning=warning,
+                     error=error, fix=fix, lambdas=(l2,))
 
     def check(self, model, analysis):
-        shrinks = self.shrink_per_layer(analysis)
-        if not shrinks:
-            return
-        dyn = analysis.dynamics
-        severity, chain = self.judge(analysis, shrinks)
+        severity, chain, behind_norm = self.judge(analysis)
         if severity is None:
             return
+        dyn = analysis.dynamics
+        shrinks = self.shrink_per_layer(analysis, behind_norm)
         rates = [shrinks[path][0] for path in chain]
         slowest = min(rates)
         # steps for an unsupported weight of the slowest layer to halve, from
@@ -159,45 +213,57 @@ class ChainShrinksTooFast(Rule):
         halving = halving_steps(dyn.contraction(shrinks[slow_layer][1].l2)) if slowest < 1 else None
         pace = (f"halving an unsupported weight every {amount(halving, 'step')}" if halving is not None else
                 "over 1, so each step overshoots zero and flips the weights")
-        fix = self.fix(analysis, shrinks)
+        fix = self.fix(analysis, shrinks, behind_norm)
         penalty = shrinks[chain[0]][1]
         names = ", ".join(chain[:4]) + (f" and {len(chain) - 4} more" if len(chain) > 4 else "")
         decay = f" and weight_decay {g(dyn.weight_decay)}" if dyn.weight_decay else ""
+        where, outcome = (
+            ("in series inside a normalized stream, with no normalization between them",
+             "the shrunk scales multiply along the branch, and the normalization after it restores the sum's "
+             "scale, not the branch's share of it: the kernels can fall to zero and leave it rescaling the "
+             "unpenalized biases") if behind_norm else
+            ("in series with no normalization between them",
+             "the shrunk scales multiply along the chain toward the trivial solution"))
         yield self.finding(
-            f"{len(chain)} layers in series with no normalization between them ({names}) carry "
+            f"{len(chain)} layers {where} ({names}) carry "
             f"{lam(penalty.regularizer)}{decay} under SGD (lr {g(dyn.lr)}, momentum {g(dyn.momentum)}): each shrinks "
-            f"at least {g(slowest)} per step, {pace}; "
-            f"the shrunk scales multiply along the chain toward the trivial solution",
+            f"at least {g(slowest)} per step, {pace}; {outcome}",
             layer=chain[0], target=penalty.variable.name, severity=severity, fix=fix,
             remedy=f"{fix.describe()} (a shrink of {g(self.aim)} per step), or decoupled weight decay sized with RL003",
             values={"shrink_per_step": slowest, "chain": chain, "chain_shrinks": rates, "learning_rate": dyn.lr,
                     "momentum": dyn.momentum, "weight_decay": dyn.weight_decay or None,
-                    "halving_steps": halving})
+                    "halving_steps": halving, "behind_normalization": behind_norm})
 
-    def judge(self, analysis, shrinks: dict) -> tuple[Severity | None, list[str]]:
-        """The severity and the chain: two or more layers in series, each at
-        the error level, else each at the warning level."""
-        for severity, level in ((Severity.ERROR, "chain-shrink-error"), (Severity.WARNING, "chain-shrink-warning")):
-            chain = analysis.unnormalized_chain({path for path, (r, _) in shrinks.items()
-                                                 if r >= self.thresholds[level]})
+    def judge(self, analysis) -> tuple[Severity | None, list[str], bool]:
+        """The severity, the chain and whether it lies behind a
+        normalization: two or more layers in series each at its kind's
+        error level (a chain to an output first), else each at the warning
+        level."""
+        shrinks = {behind_norm: self.shrink_per_layer(analysis, behind_norm) for behind_norm, _ in self.KINDS}
+        levels = [(Severity.ERROR, behind_norm, self.thresholds[error]) for behind_norm, error in self.KINDS]
+        levels += [(Severity.WARNING, behind_norm, self.thresholds["chain-shrink-warning"])
+                   for behind_norm, _ in self.KINDS]
+        for severity, behind_norm, level in levels:
+            chain = analysis.unnormalized_chain({path for path, (r, _) in shrinks[behind_norm].items() if r >= level})
             if len(chain) >= 2:
-                return severity, chain
-        return None, []
+                return severity, chain, behind_norm
+        return None, [], False
 
     @property
     def aim(self) -> float:
         return 0.5 * self.thresholds["chain-shrink-warning"]
 
     @staticmethod
-    def shrink_per_layer(analysis) -> dict:
+    def shrink_per_layer(analysis, behind_norm: bool = False) -> dict:
         """Layer path -> (largest per-step shrink of its counted L2 kernels,
-        that penalty), for layers some path leaves without a normalization;
-        SGD only (an adaptive optimizer normalises the L2's gradient)."""
+        that penalty), for layers some path leaves without a normalization
+        (with ``behind_norm``, layers every path of which passes one); SGD
+        only (an adaptive optimizer normalises the L2's gradient)."""
         dyn = analysis.dynamics
         if dyn.family != "sgd" or not dyn.lr:
             return {}
         out: dict = {}
-        for p in analysis.chain_penalties():
+        for p in analysis.chain_penalties(behind_norm):
             if not p.l2:
                 continue
             r = dyn.total_shrink(p.l2) or 0.0
@@ -205,16 +271,18 @@ class ChainShrinksTooFast(Rule):
                 out[p.layer.path] = (r, p)
         return out
 
-    def fix(self, analysis, shrinks: dict) -> Fix:
-        """Every L2 at or above the warning level set so that its shrink,
-        the optimizer's decoupled part included, lands at ``aim``."""
+    def fix(self, analysis, shrinks: dict, behind_norm: bool = False) -> Fix:
+        """Every L2 of the chain's kind at or above the warning level set so
+        that its shrink, the optimizer's decoupled part included, lands at
+        ``aim``."""
         dyn = analysis.dynamics
         room = self.aim - (dyn.decoupled_shrink or 0.0)
-        changes = []
-        for p in analysis.chain_penalties():
+        changes: dict[tuple[str, str, float], Change] = {}  # one per (layer, tensor kind, factor), as RL001's
+        for p in analysis.chain_penalties(behind_norm):
             r = shrinks.get(p.layer.path, (0.0, None))[0]
             if p.l2 and r >= self.thresholds["chain-shrink-warning"]:
                 safe = room * (1.0 - dyn.momentum) / (2.0 * dyn.lr) - dyn.coupled_l2 if room > 0 else 0.0
-                changes.append(Change("lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path,
-                                      target=p.variable.name.split("/")[-1]))
-        return Fix(f"a per-step shrink 2*lr*l2/(1-momentum) of {g(self.aim)}", tuple(changes))
+                target = p.variable.name.split("/")[-1]
+                changes.setdefault((p.layer.path, target, p.l2), Change(
+                    "lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path, target=target))
+        return Fix(f"a per-step shrink 2*lr*l2/(1-momentum) of {g(self.aim)}", tuple(changes.values()))

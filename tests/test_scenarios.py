@@ -182,6 +182,38 @@ def test_rl024_needs_layers_in_series_without_a_normalization():
         assert chain_findings(SCENARIOS / name) == []
 
 
+def test_l2_shrinking_a_chain_inside_a_normalized_stream_has_its_own_level():
+    """A pre-norm transformer under SGD(0.03, momentum 0.9): every kernel but
+    the classifier's reaches the outputs through the final LayerNorm, and the
+    MLP's two Dense lie in series inside that stream. L2(1.5) shrinks them
+    0.9 per step, over the stream's error level (0.8); L2(0.3), 0.18 per step,
+    is a warning there although it is over the error level of a chain that
+    reaches an output (0.15)."""
+    [f] = chain_findings(KERAS_FIXTURES / "scenario_stream_chain_sgd.keras")
+    assert f.severity is Severity.ERROR
+    assert f.values["behind_normalization"] is True
+    assert f.values["chain"] == ["mlp_in", "mlp_out"]
+    assert f.values["shrink_per_step"] == pytest.approx(2 * 0.03 * 1.5 / (1 - 0.9))
+    assert "inside a normalized stream" in f.message
+    # the fix lists each layer once (the attention has four kernels) and
+    # leaves the classifier, which is not in the stream, alone
+    assert {c.layer for c in f.fix.changes} == {"embed", "attention", "mlp_in", "mlp_out"}
+    assert f.fix.describe().count("attention") == 1
+    [w] = chain_findings(KERAS_FIXTURES / "scenario_stream_chain_warning.keras")
+    assert w.severity is Severity.WARNING and w.values["behind_normalization"] is True
+    # the option moves only the stream's level
+    [f] = chain_findings(KERAS_FIXTURES / "scenario_stream_chain_sgd.keras", thresholds={"stream-shrink-error": 1.0})
+    assert f.severity is Severity.WARNING
+    [w] = chain_findings(KERAS_FIXTURES / "scenario_stream_chain_warning.keras",
+                         thresholds={"stream-shrink-error": 0.15})
+    assert w.severity is Severity.ERROR
+    [mlp] = chain_findings(KERAS_FIXTURES / "scenario_chain_shrink.keras", thresholds={"stream-shrink-error": 0.01})
+    assert mlp.values["behind_normalization"] is False and mlp.severity is Severity.ERROR
+    # the same block under Adam: RL024 judges SGD only
+    assert chain_findings(KERAS_FIXTURES / "scenario_stream_chain_sgd.keras",
+                          TrainingContext(optimizer="Adam", learning_rate=1e-3)) == []
+
+
 def rl007_of(path, context=None):
     report = lint_file(str(path), Settings(context=context or TrainingContext()))
     assert report.error is None, report.error

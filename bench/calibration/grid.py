@@ -103,13 +103,15 @@ def _spec(dataset, arch, opt, placement, lam, grid="classic"):
 def build_grid(kind: str = "full") -> list[dict]:
     """The list of run specs; baselines first so a partial grid is usable.
     ``kind``: ``full`` (the classic grid), ``quick`` (a ~20-run smoke grid),
-    ``modern``, ``fresh``."""
+    ``modern``, ``fresh``, ``third``, ``stream``."""
     if kind == "modern":
         return _with_baselines(_modern_runs(), grid="modern")
     if kind == "fresh":
         return _with_baselines(_fresh_runs(), grid="fresh")
     if kind == "third":
         return _with_baselines(_third_runs(), grid="third")
+    if kind == "stream":
+        return _with_baselines(_stream_runs(), grid="stream")
     runs: list[dict] = []
     block = _blocks(runs, "classic")
     if kind == "quick":
@@ -229,6 +231,31 @@ def _third_runs() -> list[dict]:
         block(pairs, ["adamw", "nadam"], "wd", LAM_WD_ADAPTIVE)
         block(pairs, ["sgd_m"], "wd", LAM_WD_SGD)
     block([(d, a) for a in FRESH_ARCHS for d in ("digits", "breast", "wine", "synth")], opts, "l2", [10.0])
+    return runs
+
+
+# Stream grid: plain kernel L2 on both transformers under SGD momentum, from
+# a per-step shrink 2*0.03*l2/0.1 of 0.018 to 6, half-decade steps where the
+# third grid's post-norm runs turned from degraded (0.1) to collapsed (1).
+LAM_STREAM = [3e-2, 0.1, 0.3, 0.5, 1.0, 1.3, 3.0, 10.0]
+LAM_STREAM_NAG = [0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0]
+LAM_STREAM_PLAIN = [3.0, 10.0, 20.0, 30.0, 40.0]
+
+
+def _stream_runs() -> list[dict]:
+    """Kernels in series inside a normalized residual stream (a transformer's
+    MLP, attention's value and output projections): kernel L2 on the
+    pre-norm transformer (a fit family) and the post-norm one (held out)
+    under SGD momentum, on digits and breast cancer (fit) and wine (held
+    out). No grid above trained the pre-norm block with plain kernel L2."""
+    runs: list[dict] = []
+    block = _blocks(runs, "stream")
+    pairs = [(d, a) for a in ("tfm", "tfm_post") for d in ("digits", "breast", "wine")]
+    block(pairs, ["sgd_m"], "l2", LAM_STREAM)
+    # the same shrinks from other steps: Nesterov at lr 0.05 (shrink = l2)
+    # and plain SGD at lr 0.01 (shrink 0.02*l2)
+    block(pairs, ["sgd_nag"], "l2", LAM_STREAM_NAG)
+    block(pairs, ["sgd"], "l2", LAM_STREAM_PLAIN)
     return runs
 
 

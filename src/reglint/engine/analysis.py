@@ -419,12 +419,15 @@ class Analysis:
         return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS,
                                through=lambda nxt: True)
 
-    def chain_penalties(self) -> list[TensorPenalty]:
+    def chain_penalties(self, behind_norm: bool = False) -> list[TensorPenalty]:
         """Active penalties on kernels and embeddings that RL001 counts and
         whose layer reaches an output without passing a normalization: the
-        tensors whose shrinks compound along a chain (RL024, RL007)."""
+        tensors whose shrinks compound along a chain (RL024, RL007). With
+        ``behind_norm``, those whose every path to the outputs passes one
+        instead (a transformer block's projections: RL024's chains inside
+        a normalized stream)."""
         return [p for p in self.penalties
-                if p.active and p.counted and not p.behind_norm and (p.l1 or p.l2)
+                if p.active and p.counted and p.behind_norm == behind_norm and (p.l1 or p.l2)
                 and (p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS)]
 
     def unnormalized_chain(self, layers: set[str]) -> list[str]:

@@ -88,7 +88,7 @@ class Fix:
         parts = []
         for (target, parameter, current, suggested), layers in groups.items():
             to = "remove" if suggested is None else f"{g(current)} -> {g(suggested)}"
-            named = [x for x in layers if x]
+            named = list(dict.fromkeys(x for x in layers if x))  # a layer with several such tensors once
             where = ""
             if named:
                 more = f" and {len(named) - limit} more" if len(named) > limit else ""
