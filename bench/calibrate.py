@@ -7,11 +7,11 @@ recorded outcome. The code lives in ``bench/calibration/`` (grid, data,
 models, train, outcomes, features, scoring: read their docstrings); this is
 the command line::
 
-    python bench/calibrate.py train  [--grid full|modern|fresh|third|stream|quick] [--jobs 2] [--limit N]
+    python bench/calibrate.py train  [--grid full|modern|fresh|third|stream|residual|quick] [--jobs 2] [--limit N]
                                      [--replicate K] [--out DIR]
     python bench/calibrate.py models RECORD.jsonl.gz ... [--out DIR]
     python bench/calibrate.py export --grid modern RECORD.jsonl.gz [--out DIR]
-    python bench/calibrate.py report [--grid classic|modern|fresh|third|stream|all] [--out DIR]
+    python bench/calibrate.py report [--grid classic|modern|fresh|third|stream|residual|all] [--out DIR]
     python bench/calibrate.py sweep FEATURE|all [--grid ...] [--precision 0.95]
 
 ``train`` builds the grid (``full`` is the classic grid of 2026-11-25,
@@ -54,11 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
+    scored = ("modern", "fresh", "third", "stream", "residual")  # the grids after the classic one
     for name in ("train", "models", "export", "report", "sweep"):
         p = sub.add_parser(name)
         p.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
         if name == "train":
-            p.add_argument("--grid", default="full", choices=("full", "modern", "fresh", "third", "stream", "quick"))
+            p.add_argument("--grid", default="full", choices=("full", *scored, "quick"))
             p.add_argument("--jobs", type=int, default=1, help="worker processes (1 thread each)")
             p.add_argument("--limit", type=int, default=0, help="train only the first N runs of the grid")
             p.add_argument("--replicate", type=int, default=0,
@@ -66,10 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         elif name == "models":
             p.add_argument("records", nargs="+", help="gzipped JSON-lines records to restore")
         elif name == "export":
-            p.add_argument("--grid", default="modern", choices=("classic", "modern", "fresh", "third", "stream"))
+            p.add_argument("--grid", default="modern", choices=("classic", *scored))
             p.add_argument("record", help="gzipped JSON-lines file to write")
         else:
-            p.add_argument("--grid", default="all", choices=("classic", "modern", "fresh", "third", "stream", "all"))
+            p.add_argument("--grid", default="all", choices=("classic", *scored, "all"))
         if name == "sweep":
             p.add_argument("feature", help=f"one of {', '.join(FEATURES)}, or all")
             p.add_argument("--precision", type=float, default=0.95)

@@ -188,7 +188,7 @@ def run_one(spec: dict, out_dir: str) -> dict:
         "kernel_sq_final": clean(probe.kernel_sq()) if weights_finite else "nan",
         "error": error, "model_path": str(path.relative_to(Path(out_dir))), "wall_s": round(time.time() - t0, 3),
     })
-    if spec.get("grid") in ("modern", "fresh", "third", "stream"):
+    if spec.get("grid") in ("modern", "fresh", "third", "stream", "residual"):
         record["variable_sq"] = {k: [round(init_sq[k], 6), round(final_sq[k], 6) if k in final_sq else None]
                                  for k in init_sq}
     return record
