@@ -34,8 +34,8 @@ skip path and the layers' unpenalized biases. At a large enough shrink the
 zero of the chain's product becomes the point the L2 holds it at (each
 kernel's data gradient is proportional to the other's size, so both fall
 together): the calibration's collapsed transformers ended with every
-attention and MLP kernel at 0 and the embedding's kernel at 1e-3 of its
-bias (sums of squares 0.001 against 13.5), so the normalizations rescaled
+attention and MLP kernel at 0 and the embedding's kernel far under its
+unpenalized bias (sums of squares 0.001 against 13.5), so the normalizations rescaled
 the biases, the same for every input. The level is higher than for a chain
 to an output because the normalization undoes whatever shrink the chain
 shares with the rest of the stream.
