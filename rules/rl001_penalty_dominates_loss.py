@@ -368,7 +368,8 @@ def _behind(rho: float, rho_front: float, severity: Severity) -> str:
     if rho_front >= rho * (1 - 1e-9):
         return ""
     return (f"; {g(rho - rho_front, 2)}x of it sits behind a normalization layer, which keeps the prediction's "
-            f"scale: that part limits capacity (a warning) but cannot make this an error on its own"
+            f"scale: that part limits capacity, a warning here (under SGD, RL024 judges how fast it shrinks layers "
+            f"in series)"
             if severity is not Severity.ERROR else "")
 
 
