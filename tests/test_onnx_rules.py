@@ -71,3 +71,46 @@ def test_chain_and_angle_fixes_name_the_tensor_and_bound_the_safe_lambda():
     from reglint.engine.sweep import safe_multiplier
 
     assert safe_multiplier(report.curves) == (curves["RL024"].limit, ["RL024"])
+
+
+def _stream_chain(path, l2):
+    report = lint(path, regularizers=[{"layers": "*", "target": "kernel", "l2": l2}],
+                  optimizer="SGD", learning_rate=0.03, momentum=0.9)
+    return report, [f for f in report.findings if f.code == "RL024"]
+
+
+def test_onnx_chains_stop_at_fused_and_decomposed_layer_norms():
+    """The order of layers in an ONNX graph passes every parameter-free op (a
+    residual Add, a Softmax), as Keras' layer graph does: a BERT whose
+    LayerNorms onnxruntime fused into SkipLayerNormalization (which also
+    takes the previous MatMul's bias) and EmbedLayerNormalization has its
+    chains end at them, inside the normalized stream, so L2 0.3 under SGD
+    (0.18 per step) is a warning, not an 8-layer chain to the output."""
+    report, [f] = _stream_chain(FIXTURES / "onnx_ort_fused" / "bert_attention" / "model.onnx", 0.3)
+    assert f.severity is Severity.WARNING and f.values["behind_normalization"] is True
+    assert len(f.values["chain"]) == 2
+    by_path = {layer.path: layer for layer in report.model.layers}
+    norm = by_path["model.encoder.layer.0.attention.output.LayerNorm"]
+    assert norm.class_name == "SkipLayerNormalization"
+    # the dense's bias feeds the fused node, which is the LayerNorm's
+    assert by_path["model.encoder.layer.0.attention.output.dense"].downstream == [norm.path]
+    # the embedding tables feed the fused embedding normalization
+    assert by_path["model.embeddings.word_embeddings"].downstream == ["model.embeddings.LayerNorm"]
+    penalties = {p.layer.path: p for p in report.analysis.penalties}
+    assert penalties["model.encoder.layer.0.intermediate.dense"].behind_norm
+    assert not penalties["model.pooler.dense"].behind_norm
+
+
+def test_tf2onnx_transformer_reads_the_same_with_its_layer_norm_as_an_op_or_decomposed():
+    """A Keras post-norm block converted by tf2onnx at opset 13 (LayerNorm as
+    ReduceMean/Sub/Pow... ops) and 17 (one LayerNormalization op): the
+    embedding, the attention's projections and the MLP reach the outputs
+    only through a LayerNorm, so their chain is judged at the stream's
+    level (L2 1.5: 0.9 per step, an error)."""
+    verdicts = []
+    for opset in ("opset13", "opset17"):
+        _, [f] = _stream_chain(FIXTURES / "onnx_tf2onnx" / opset / "transformer.onnx", 1.5)
+        verdicts.append((f.severity, f.values["behind_normalization"], f.values["chain"]))
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0][:2] == (Severity.ERROR, True)
+    assert verdicts[0][2][0] == "embed"

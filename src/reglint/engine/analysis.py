@@ -17,7 +17,9 @@ from reglint.engine.graph import (
     ScaleWalk,
     every_path_ends,
     longest_chain,
+    normalizes,
     outbound_map,
+    reach_map,
 )
 from reglint.estimate.dynamics import Dynamics, dynamics_of
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
@@ -291,7 +293,10 @@ class Analysis:
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
         self._apply_accumulation()
         self._outbound = outbound_map(model)
+        # every consumer, for order (chains, what stands behind a normalization)
+        self._reach = reach_map(model) if any(x.downstream is not None for x in model.layers) else self._outbound
         self._inbound: dict[str, list[Layer]] | None = None  # built on first use (producers)
+        self._outputs: set[str] | None = None  # the layers producing the model's outputs, on first use
         self.penalties: list[TensorPenalty] = []
         for layer, var in model.variables():
             # a NaN, infinite or negative factor is RL012's: no penalty to estimate from it
@@ -415,9 +420,17 @@ class Analysis:
         """True when every path from ``layer`` to the model's outputs passes
         a normalization layer (a transformer's final LayerNorm): whatever
         the penalty does to its scale, the prediction is computed from
-        normalized features."""
-        return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS,
-                               through=lambda nxt: True)
+        normalized features. A layer that is itself a model output is not,
+        whatever else it feeds."""
+        if self._is_output(layer):
+            return False
+        return every_path_ends(layer, self._reach, normalizes, through=lambda nxt: True)
+
+    def _is_output(self, layer: Layer) -> bool:
+        if self._outputs is None:
+            self._outputs = {o.layer for o in self.model.outputs}
+        return (layer.feeds_output or layer.path in self._outputs
+                or (layer.path == layer.name and layer.name in self._outputs))
 
     def chain_penalties(self, behind_norm: bool = False) -> list[TensorPenalty]:
         """Active penalties on kernels and embeddings that RL001 counts and
@@ -434,7 +447,7 @@ class Analysis:
         """Of ``layers`` (paths), the most that one forward path passes
         without crossing a normalization layer, in order: kernels that
         shrink in series multiply their shrinks (RL024)."""
-        return longest_chain(layers, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS)
+        return longest_chain(layers, self._reach, normalizes)
 
     def _unabsorbed_norms(self) -> set[str]:
         """Normalization layers whose penalized gamma the network cannot shed

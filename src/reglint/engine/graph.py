@@ -23,6 +23,11 @@ from reglint.model.nesting import NestedGraph, layer_container
 # ONNX op types.
 NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization", "GroupNormalization",
                "InstanceNormalization", "RMSNormalization", "UnitNormalization", "SimplifiedLayerNormalization"}
+# onnxruntime's fused forms that add a residual (or the embeddings) before
+# normalising: their output is normalized, so a path through one is behind a
+# normalization and a chain ends there, but a kernel feeding one is added to
+# the skip first, as a Dense into Add -> LayerNorm: not scale-invariant.
+ADDING_NORMALIZERS = {"SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "EmbedLayerNormalization"}
 # Layers between a kernel and the normaliser that keep invariance under a
 # positive rescaling (linear or positively homogeneous, per channel).
 PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Reshape", "Flatten",
@@ -65,6 +70,26 @@ def outbound_map(model: Model) -> dict[str, list[Layer]]:
             if consumer is not None:
                 link(layer, consumer)
     return out
+
+
+def reach_map(model: Model) -> dict[str, list[Layer]]:
+    """Layer path -> every layer its output reaches next, whatever the ops
+    between: ``outbound_map``, with the ``downstream`` lists of readers that
+    group ops into layers (ONNX) in place of their scale-passing
+    ``outbound``. The map for questions of order (chains in series, what a
+    normalization stands behind), not of scale."""
+    out = outbound_map(model)
+    by_path = {layer.path: layer for layer in model.layers}
+    for layer in model.layers:
+        if layer.downstream is not None:
+            out[layer.path] = [by_path[name] for name in layer.downstream if name in by_path]
+    return out
+
+
+def normalizes(layer: Layer) -> bool:
+    """Whether ``layer``'s output is normalized (a normalization layer, or
+    onnxruntime's fused add-and-normalize)."""
+    return layer.class_name in NORMALIZERS or layer.class_name in ADDING_NORMALIZERS
 
 
 def passes_scale(layer: Layer) -> bool:

@@ -270,6 +270,14 @@ class Layer:
     units: int | None = None  # output width where the config gives it
     inbound: list[str] = field(default_factory=list)
     outbound: list[str] = field(default_factory=list)
+    # Where the reader groups ops into layers (ONNX), ``outbound`` holds only
+    # the layers reached through scale-passing ops; ``downstream`` those
+    # reached through parameter-free ops of any kind (an Add, a Softmax, a
+    # Gelu), and ``feeds_output`` whether such a path reaches a graph output
+    # without passing a layer. None where ``outbound`` already lists every
+    # consumer (Keras' layer graph).
+    downstream: list[str] | None = None
+    feeds_output: bool = False
     inbound_tensors: list[TensorRef] = field(default_factory=list)
     # Count of times the layer is applied (shared layers are counted once).
     calls: int = 1

@@ -15,6 +15,11 @@ from reglint.readers.onnx.graph import MAX_WALK, GraphIndex, Node
 from reglint.readers.onnx.params import Param
 from reglint.readers.onnx.roles import BIASED_OPS, ROLE_RANK, decomposed_norm_class, linear_producer, role_at, uses
 
+# Ops that normalise with a learned scale, fused or not: their node belongs
+# to the layer of that scale, whatever other parameters they take.
+NORMALIZING_OPS = {"LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
+                   "SkipSimplifiedLayerNormalization", "EmbedLayerNormalization", "BatchNormalization",
+                   "InstanceNormalization", "GroupNormalization", "RMSNormalization"}
 # Positively homogeneous, parameter-free ops: scale invariance survives them.
 HOMOGENEOUS = {"Relu", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
                "Reshape", "Flatten", "Transpose", "Identity", "Dropout", "Squeeze", "Unsqueeze"}
@@ -142,11 +147,18 @@ def _bias_partners(params: list[Param], index: GraphIndex, tf_min: int = TF_MIN_
 def _node_layers(index: GraphIndex, groups: dict[str, list[Param]]) -> dict[int, str]:
     """Node index -> the layer whose weights it consumes in a role."""
     out: dict[int, str] = {}
+    scales: dict[int, str] = {}  # a normalizing node -> the layer of its scale and offset
     for key, members in groups.items():
         for p in members:
             for node, i in uses(index, p.name):
-                if role_at(index, node, i, p) is not Role.OTHER or node is p.node:
+                role = role_at(index, node, i, p)
+                if role is not Role.OTHER or node is p.node:
                     out.setdefault(node.index, key)
+                if role in (Role.GAMMA, Role.BETA) and node.op in NORMALIZING_OPS:
+                    scales.setdefault(node.index, key)
+    # onnxruntime's SkipLayerNormalization also takes the previous MatMul's
+    # bias: the node is the normalization's, so walks from the MatMul reach it
+    out.update(scales)
     return out
 
 
@@ -158,6 +170,13 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
                           trainable=p.trainable, regularizer=p.regularizer, stats=p.stats, dtype=p.type_name,
                           location=f"{p.scope}:{p.name}" if p.scope else p.name) for p in members]
     outbound, activation = _outbound(index, own, node_layer)
+    downstream, feeds_output = _downstream(index, own, node_layer)
+    # a fused node that takes this layer's weights but is another layer's (an
+    # embedding table inside EmbedLayerNormalization) consumes it directly
+    fused = [node_layer[n.index] for p in members for n, _ in uses(index, p.name)
+             if node_layer.get(n.index) not in (None, key)]
+    outbound = list(dict.fromkeys(fused + outbound))
+    downstream = list(dict.fromkeys(fused + downstream))
     config = {"op_type": node.op if node else None, "domain": node.domain if node else None,
               "node": node.name if node else None, "graph": main.scope or "main",
               "attributes": {k: v for k, v in (node.attrs() if node else {}).items() if v is not None}}
@@ -166,8 +185,8 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
         class_name = decomposed_norm_class(index, node)  # a LayerNorm written as ops: a normalizer to the rules
     return Layer(name=key, path=key, class_name=class_name,
                  trainable=any(p.trainable for p in members), variables=variables,
-                 activation=activation, units=_units(main), outbound=outbound,
-                 calls=max(1, *(p.uses for p in members)), config=config)
+                 activation=activation, units=_units(main), outbound=outbound, downstream=downstream,
+                 feeds_output=feeds_output, calls=max(1, *(p.uses for p in members)), config=config)
 
 
 def _pointwise(p: Param) -> Role:
@@ -228,6 +247,34 @@ def _outbound(index: GraphIndex, own: set[int], node_layer: dict[int, str]) -> t
             else:
                 clean = False
     return (found if clean else []), activation
+
+
+def _downstream(index: GraphIndex, own: set[int], node_layer: dict[int, str]) -> tuple[list[str], bool]:
+    """Layers fed through parameter-free ops of any kind, and whether a path
+    of such ops reaches a graph output (``own``: the layer's nodes). A walk
+    cut short by ``MAX_WALK`` counts as reaching an output: unknown is not
+    behind a normalization."""
+    frontier = [o for i in own for o in index.nodes[i].outputs]
+    found: list[str] = []
+    to_output, seen, steps = False, set(), 0
+    while frontier:
+        if steps >= MAX_WALK:
+            return found, True
+        name = frontier.pop()
+        steps += 1
+        if name in index.outputs:
+            to_output = True
+        for node, _ in index.consumers.get(name, []):
+            if node.index in own or node.index in seen or node.is_gradient:
+                continue
+            seen.add(node.index)
+            owner = node_layer.get(node.index)
+            if owner is not None:
+                if owner not in found:
+                    found.append(owner)
+            else:
+                frontier.extend(node.outputs)
+    return found, to_output
 
 
 def _name_prefix(name: str, tf_min: int = TF_MIN_PARTS) -> str | None:

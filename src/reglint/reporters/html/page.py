@@ -131,17 +131,17 @@ def _toc(files: list[dict]) -> str:
 
 def _footer(files: list[dict]) -> str:
     """The levels the charts draw, as the rules' curves carry them."""
-    levels: dict[tuple[str, str], str] = {}
+    levels: set[tuple[str, str]] = set()  # (code, text): a rule's curves of one feature may differ in level (RL024)
     for fd in files:
         for group in groups_of((fd.get("model") or {}).get("analysis") or {}):
             for curve in group.curves:
                 words = [f"warns at {curve.feature} \u2265 {g(curve.warning)}" if curve.warning is not None else "",
                          f"errs at \u2265 {g(curve.error)}" if curve.error is not None else ""]
-                levels.setdefault((curve.code, curve.feature), " and ".join(w for w in words if w))
+                levels.add((curve.code, " and ".join(w for w in words if w)))
     sentence = ""
     if levels:
         sentence = ("Levels drawn in the charts, from the rules' curves: " +
-                    "; ".join(f"{esc(code)} {esc(text)}" for (code, _), text in sorted(levels.items()) if text) + ". ")
+                    "; ".join(f"{esc(code)} {esc(text)}" for code, text in sorted(levels) if text) + ". ")
     return (f"<footer class=\"page\">\n<p>{sentence}"
             "Numbers are static estimates at a fresh initialisation unless marked measured. "
             "The JSON report (<code>--format json</code>) is embedded in this file as "
