@@ -63,10 +63,12 @@ with RL003.
 - ``chain-shrink-warning`` (default 0.05): the shrink at which either kind is a warning.
 
 ## Fix
-Each kernel of the chain at or above the warning level gets the L2 whose
-coupled shrink, added to the optimizer's decoupled ``eta*wd``, lands at half
-the warning level; where ``eta*wd`` alone already exceeds it, the L2 is
-removed (lower ``weight_decay`` with RL003).
+Every counted kernel at or above the warning level, in front of a
+normalization or behind one, gets the L2 whose coupled shrink, added to the
+optimizer's decoupled ``eta*wd``, lands at half the warning level, so one
+application leaves no chain of either kind at the warning level; where
+``eta*wd`` alone already exceeds it, the L2 is removed (lower
+``weight_decay`` with RL003).
 
 ## Formula
 Per penalized kernel RL001 counts (not scale-invariant; a chain to an
