@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 
 from reglint.errors import UnsafeInputError
 from reglint.model import Layer, Role, Variable
@@ -169,8 +170,8 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
     variables = [Variable(name=p.name, role=_pointwise(p) if pointwise else p.role, shape=p.shape,
                           trainable=p.trainable, regularizer=p.regularizer, stats=p.stats, dtype=p.type_name,
                           location=f"{p.scope}:{p.name}" if p.scope else p.name) for p in members]
-    outbound, activation = _outbound(index, own, node_layer)
-    downstream, feeds_output = _downstream(index, own, node_layer)
+    reach = _reach(index, own, node_layer)
+    outbound, downstream, activation = reach.outbound, reach.downstream, reach.activation
     # a fused node that takes this layer's weights but is another layer's (an
     # embedding table inside EmbedLayerNormalization) consumes it directly
     fused = [node_layer[n.index] for p in members for n, _ in uses(index, p.name)
@@ -186,7 +187,7 @@ def _layer(index: GraphIndex, key: str, members: list[Param], node_layer: dict[i
     return Layer(name=key, path=key, class_name=class_name,
                  trainable=any(p.trainable for p in members), variables=variables,
                  activation=activation, units=_units(main), outbound=outbound, downstream=downstream,
-                 feeds_output=feeds_output, calls=max(1, *(p.uses for p in members)), config=config)
+                 feeds_output=reach.feeds_output, calls=max(1, *(p.uses for p in members)), config=config)
 
 
 def _pointwise(p: Param) -> Role:
@@ -220,61 +221,53 @@ def _units(p: Param) -> int | None:
     return None
 
 
-def _outbound(index: GraphIndex, own: set[int], node_layer: dict[int, str]) -> tuple[list[str], str | None]:
-    """Layers fed through homogeneous parameter-free ops, and the
-    activation applied right after the layer (``own``: its nodes)."""
-    frontier = [o for i in own for o in index.nodes[i].outputs]
-    first = [n for name in frontier for n, _ in index.consumers.get(name, [])
+@dataclass
+class _Reach:
+    """What a layer's output reaches before the next layers (``_reach``)."""
+
+    outbound: list[str]  # through homogeneous ops only; empty when any such path leaves through another op
+    downstream: list[str]  # through parameter-free ops of any kind
+    feeds_output: bool  # a path of parameter-free ops reaches a graph output (or the walk was cut short)
+    activation: str | None  # the activation applied right after the layer
+
+
+def _reach(index: GraphIndex, own: set[int], node_layer: dict[int, str]) -> _Reach:
+    """One walk forward from the layer's nodes (``own``) through the ops no
+    layer owns, to the layers they reach: each path remembers whether every
+    op on it so far was positively homogeneous (scale invariance survives
+    those, order survives every op). A walk cut short by ``MAX_WALK`` is
+    unknown: no scale-passing consumers, and a graph output reached."""
+    starts = [o for i in own for o in index.nodes[i].outputs]
+    first = [n for name in starts for n, _ in index.consumers.get(name, [])
              if n.index not in own and not n.is_gradient]
     activation = ACTIVATIONS.get(first[0].op) if len(first) == 1 else None
-    found: list[str] = []
-    clean, seen, steps = True, set(), 0
-    while frontier and steps < MAX_WALK:
-        name = frontier.pop()
-        steps += 1
-        if name in index.outputs:
-            clean = False
-        for node, _ in index.consumers.get(name, []):
-            if node.index in own or node.index in seen or node.is_gradient:
-                continue
-            seen.add(node.index)
-            owner = node_layer.get(node.index)
-            if owner is not None:
-                if owner not in found:
-                    found.append(owner)
-            elif node.op in HOMOGENEOUS:
-                frontier.extend(node.outputs)
-            else:
-                clean = False
-    return (found if clean else []), activation
-
-
-def _downstream(index: GraphIndex, own: set[int], node_layer: dict[int, str]) -> tuple[list[str], bool]:
-    """Layers fed through parameter-free ops of any kind, and whether a path
-    of such ops reaches a graph output (``own``: the layer's nodes). A walk
-    cut short by ``MAX_WALK`` counts as reaching an output: unknown is not
-    behind a normalization."""
-    frontier = [o for i in own for o in index.nodes[i].outputs]
-    found: list[str] = []
-    to_output, seen, steps = False, set(), 0
+    scaled: list[str] = []
+    anywhere: list[str] = []
+    clean, to_output, steps = True, False, 0
+    frontier = [(name, True) for name in starts]
+    seen: dict[int, bool] = {}  # node -> reached through homogeneous ops only
     while frontier:
         if steps >= MAX_WALK:
-            return found, True
-        name = frontier.pop()
+            return _Reach([], anywhere, True, activation)
+        name, homogeneous = frontier.pop()
         steps += 1
         if name in index.outputs:
             to_output = True
+            clean = clean and not homogeneous
         for node, _ in index.consumers.get(name, []):
-            if node.index in own or node.index in seen or node.is_gradient:
+            if node.index in own or node.is_gradient or seen.get(node.index) in (True, homogeneous):
                 continue
-            seen.add(node.index)
+            seen[node.index] = homogeneous
             owner = node_layer.get(node.index)
             if owner is not None:
-                if owner not in found:
-                    found.append(owner)
-            else:
-                frontier.extend(node.outputs)
-    return found, to_output
+                for found in ((scaled, anywhere) if homogeneous else (anywhere,)):
+                    if owner not in found:
+                        found.append(owner)
+                continue
+            passes = node.op in HOMOGENEOUS
+            clean = clean and (passes or not homogeneous)
+            frontier.extend((out, homogeneous and passes) for out in node.outputs)
+    return _Reach(scaled if clean else [], anywhere, to_output, activation)
 
 
 def _name_prefix(name: str, tf_min: int = TF_MIN_PARTS) -> str | None:
