@@ -148,10 +148,6 @@ from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
 from reglint.estimate.dynamics import halving_steps
 
-# per-step shrink at which two layers in series inside a normalized stream
-# make RL024 an error (docstring, "Thresholds and calibration")
-STREAM_ERROR = 0.79
-
 
 class ChainShrinksTooFast(Rule):
     code = "RL024"
@@ -162,9 +158,9 @@ class ChainShrinksTooFast(Rule):
     options = {
         "chain-shrink-error": Option(0.15, "per-step shrink 2*lr*l2/(1-momentum) (+ lr*weight_decay) at which two "
                                            "layers in series make RL024 an error"),
-        "stream-shrink-error": Option(STREAM_ERROR, "the same shrink at which two layers in series inside a "
-                                                    "normalized stream (every path to the outputs passes a "
-                                                    "normalization) make RL024 an error"),
+        "stream-shrink-error": Option(0.79, "the same shrink at which two layers in series, one of them inside a "
+                                            "normalized stream (every path to the outputs passes a normalization), "
+                                            "make RL024 an error"),
         "chain-shrink-warning": Option(0.05, "the same shrink at which RL024 is a warning"),
     }
     # the two kinds of chain and their error levels: to an output (every
@@ -259,9 +255,8 @@ class ChainShrinksTooFast(Rule):
         an output (all of them reach one without a normalization), else at
         the stream's error level (any two counted layers), else at the
         warning level."""
-        levels = [(Severity.ERROR, False, self.thresholds["chain-shrink-error"]),
-                  (Severity.ERROR, True, self.thresholds["stream-shrink-error"]),
-                  (Severity.WARNING, True, self.thresholds["chain-shrink-warning"])]
+        levels = [(Severity.ERROR, stream, self.thresholds[error]) for stream, error in self.KINDS]
+        levels.append((Severity.WARNING, True, self.thresholds["chain-shrink-warning"]))
         for severity, stream, level in levels:
             shrinks = self.shrink_per_layer(analysis, stream)
             chain = analysis.unnormalized_chain({path for path, (r, _) in shrinks.items() if r >= level})
