@@ -60,7 +60,13 @@ factor (``estimate/dynamics.py``, slow mode of heavy-ball momentum); ``tau = 1/r
 trainable kernels and embeddings, count-weighted, from their initializers.
 
 ## Thresholds and calibration
-``r >= 1`` is exact (the multiplier reaches zero). The rest come from the
+``eta*wd >= 1`` is exact (the multiplier ``1 - eta*wd`` reaches zero). A
+coupled L2 under heavy-ball momentum changes a weight's sign every step
+only from ``eta*h >= (1 + sqrt(b))^2`` (``h = 2*l2``); between a slow-mode
+``r`` of 1 and that bound the weight oscillates inside an envelope that
+shrinks by ``1 - sqrt(b)`` per step (``Dynamics.flips_every_step``; Keras'
+SGD(0.05, momentum 0.95) with L2(0.5), ``r = 1``, crosses zero after six
+steps), so the message gives the envelope's halving time there. The rest come from the
 calibration grid (``python bench/calibrate.py report``; bench/CALIBRATION.md;
 96 AdamW and SGD-with-weight_decay runs): on the fit split (digits, breast
 cancer, diabetes) the largest per-step shrink of a healthy run is 0.03 and
@@ -227,22 +233,44 @@ class WeightDecayTooStrong(Rule):
         aim = f"a per-step shrink {shrink} of at most {g(self.thresholds['decay-step-warning'] / 2)}"
         return Fix(aim, (Change("weight_decay", wd, safe_wd, target="optimizer"),))
 
+    def warning_shrink(self, steps_per_epoch: int | None) -> float:
+        """The per-step shrink at which RL003 warns: ``decay-step-warning``,
+        or a timescale shorter than ``decay-epochs-warning`` epochs where
+        the steps per epoch are known, whichever comes first."""
+        level = self.thresholds["decay-step-warning"]
+        if steps_per_epoch:
+            level = min(level, 1.0 / (steps_per_epoch * self.thresholds["decay-epochs-warning"]))
+        return level
+
     def sweep(self, model, analysis):
+        """``r`` against ``weight_decay`` (the decoupled part moves), and,
+        where a counted kernel's coupled L2 under SGD adds to it, against
+        the lambdas too (that part moves): ``explain``'s largest safe lambda
+        must see the warning the L2 causes."""
         dyn = analysis.dynamics
         if not dyn.decoupled_shrink:
             return []
-        r, _ = stacked_shrink(analysis)
-        decoupled = dyn.decoupled_shrink
-        fires = self.level(r, "decay-step-warning", "decay-step-error") is not None
+        r, stacked = stacked_shrink(analysis)
+        decoupled, base = dyn.decoupled_shrink, every_weight_shrink(dyn)
+        per_epoch = analysis.context.steps_per_epoch()
+        warning, error = self.warning_shrink(per_epoch), self.thresholds["decay-step-error"]
+        fires = r >= warning
         # A coupled L2 on the same weights is the offset: weight_decay moves only the decoupled part.
-        fix = max(0.0, self.safe_shrink(analysis.context.steps_per_epoch()) - (r - decoupled)) / decoupled \
-            if fires else None
-        return [Curve(self.code, "shrink_per_step", "r = lr*weight_decay (+ 2*lr*l2/(1-momentum) where a kernel "
-                      "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=decoupled,
-                      offset=r - decoupled, warning=self.thresholds["decay-step-warning"],
-                      # the error level applies to the decoupled part: shifted by the coupled offset
-                      error=self.thresholds["decay-step-error"] + (r - decoupled), fix=fix,
-                      lambdas=(dyn.weight_decay,))]
+        fix = max(0.0, self.safe_shrink(per_epoch) - (r - decoupled)) / decoupled if fires else None
+        curves = [Curve(self.code, "shrink_per_step", "r = lr*weight_decay (+ 2*lr*l2/(1-momentum) where a kernel "
+                        "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=decoupled,
+                        offset=r - decoupled, warning=warning,
+                        # the error level applies to the decoupled part: shifted by the coupled offset
+                        error=error + (r - decoupled), fix=fix, lambdas=(dyn.weight_decay,))]
+        if stacked is not None and base < warning:
+            # The error comes from the decay every weight gets (check), never from a lambda: on this knob it
+            # is either there at every multiplier (base past it) or nowhere.
+            lambdas = tuple(sorted({p.l2 for p in analysis.penalties if p.active and p.l2 and p.counted}))
+            curves.append(Curve(self.code, "shrink_per_step", "r = lr*weight_decay + 2*lr*l2/(1-momentum), the "
+                                "per-step shrink of the kernel whose coupled L2 adds most under SGD", "lambda",
+                                slope=r - base, offset=base, warning=warning,
+                                error=base if base >= error else None, lambdas=lambdas))
+        return curves
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
@@ -285,10 +313,13 @@ class WeightDecayTooStrong(Rule):
         # Coupled under SGD the setting is torch's wd = 2*l2, and momentum amplifies it.
         safe_wd = (safe_r * (1 - dyn.momentum) if coupled else safe_r) / dyn.lr if dyn.lr else None
         horizon = f" ({g(tau_epochs, 2)} epochs)" if tau_epochs is not None else ""
-        # halving from the real per-step contraction (momentum's oscillating mode included)
-        halving = halving_steps(dyn.contraction(stacked.l2 if stacked else 0.0) or r)
-        wipe = "zeroes or flips the weights every step" if r >= 1 else \
-            f"halves an unsupported weight every {amount(halving, 'step')}"
+        # "every step" only where the weight really changes sign every step
+        # (Dynamics.flips_every_step): under momentum the slow-mode r
+        # overstates it; otherwise halving from the real per-step contraction
+        # (momentum's oscillating mode included)
+        l2 = stacked.l2 if stacked else 0.0
+        wipe = "zeroes or flips the weights every step" if dyn.flips_every_step(l2) else \
+            f"halves an unsupported weight every {amount(halving_steps(dyn.contraction(l2) or r), 'step')}"
         if flattens and r < self.thresholds["decay-step-error"]:
             wipe += (f"; under {model.optimizer.class_name} no weight can stay above about 1/wd = "
                      f"{g(1 / dyn.weight_decay)}, {g(q, 2)}x below the kernels' init RMS")

@@ -221,9 +221,10 @@ class ChainShrinksTooFast(Rule):
         # steps for an unsupported weight of the slowest layer to halve, from
         # the real per-step contraction (momentum's oscillating mode included:
         # the slow-mode shrink overstates it once the roots turn complex);
-        # from a shrink of 1 per step the update overshoots zero instead
-        slow_layer = min(chain, key=lambda path: shrinks[path][0])
-        halving = halving_steps(dyn.contraction(shrinks[slow_layer][1].l2)) if slowest < 1 else None
+        # only where the weights change sign every step does the update
+        # overshoot zero instead (Dynamics.flips_every_step)
+        slow_l2 = shrinks[min(chain, key=lambda path: shrinks[path][0])][1].l2
+        halving = None if dyn.flips_every_step(slow_l2) else halving_steps(dyn.contraction(slow_l2))
         pace = (f"halving an unsupported weight every {amount(halving, 'step')}" if halving is not None else
                 "over 1, so each step overshoots zero and flips the weights")
         fix = self.fix(analysis)

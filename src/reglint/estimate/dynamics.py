@@ -136,6 +136,29 @@ class Dynamics:
         total = coupled + (self.decoupled_shrink or 0.0)
         return total or None
 
+    def flips_every_step(self, l2: float) -> bool:
+        """Whether an unsupported weight changes sign at every step: the
+        decoupled ``eta*wd`` at 1 or more, or a coupled L2 under heavy-ball
+        SGD with ``eta*h >= (1 + sqrt(m))^2`` (``h = 2*l2``), where both roots
+        of ``z^2 - (1 + m - eta*h) z + m`` are real and negative. Between
+        the slow-mode shrink ``eta*h/(1-m) = 1`` and that bound the roots are
+        complex: the weight oscillates inside an envelope that shrinks by
+        ``1 - sqrt(m)`` per step and crosses zero every few steps, not every
+        step (without momentum the two bounds meet at ``eta*h = 1``).
+
+        >>> d = Dynamics("sgd", lr=0.05, lr_initial=0.05, momentum=0.95, nesterov=False, weight_decay=0.0,
+        ...              coupled_l2=0.0)
+        >>> d.flips_every_step(0.5), round(d.contraction(0.5), 4)  # slow mode 2*0.05*0.5/0.05 = 1
+        (False, 0.0253)
+        >>> d.flips_every_step(40.0)  # 2*0.05*40 = 4 >= (1 + sqrt(0.95))^2 = 3.90
+        True
+        """
+        if (self.decoupled_shrink or 0.0) >= 1.0:
+            return True
+        if self.family != "sgd" or self.lr is None or not (l2 or self.coupled_l2):
+            return False
+        return 2.0 * self.lr * (l2 + self.coupled_l2) >= (1.0 + math.sqrt(self.momentum)) ** 2
+
     def equilibrium_steps(self, l2: float) -> float | None:
         """Steps for ``|w|^2`` to relax to its equilibrium (1/e): ``1/(2r)``
         with ``r`` the actual per-step contraction."""

@@ -1,0 +1,70 @@
+"""RL003 where a kernel's coupled L2 adds to weight_decay under SGD momentum.
+
+Two real files (``fixtures/make_keras_fixtures.py``): L2(0.006) and L2(0.5)
+on every kernel under ``SGD(0.05, momentum=0.95, nesterov=True,
+weight_decay=1e-4)``. The first makes RL003 warn through the L2 alone
+(``2*lr*l2/(1-m) = 0.012`` per step against ``lr*wd = 5e-6``), so
+``explain``'s largest safe lambda must stop where RL003 starts; the second
+has a slow-mode shrink of 1 per step, which momentum's real dynamics turn
+into an oscillation, not a weight zeroed or flipped at every step.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from reglint.cli.app import main
+
+from helpers import KERAS_FIXTURES
+
+STACKED = KERAS_FIXTURES / "scenario_sgd_wd_l2_stacked.keras"
+OSCILLATING = KERAS_FIXTURES / "scenario_sgd_wd_l2_oscillating.keras"
+
+
+def lint(capsys, path) -> dict[str, dict]:
+    main(["check", str(path), "-f", "json", "--no-cache"])
+    return {f["code"]: f for f in json.loads(capsys.readouterr().out)["files"][0]["findings"]}
+
+
+def explain(capsys, path, *formats: str) -> str:
+    main(["explain", str(path), *formats])
+    return capsys.readouterr().out
+
+
+def test_the_largest_safe_lambda_stops_where_rl003_warns(capsys):
+    findings = lint(capsys, STACKED)
+    assert findings["RL003"]["severity"] == "warning"
+    assert findings["RL003"]["values"]["coupled_shrink"] == pytest.approx(0.012)
+    report = json.loads(explain(capsys, STACKED, "-f", "json"))
+    # r(lambda) = 5e-6 + 2*0.05*lambda/0.05 reaches the warning level 0.01 at lambda = 0.0049975
+    for tensor in report["tensors"]:
+        assert tensor["largest_safe_lambda"] == pytest.approx((0.01 - 5e-6) / 2, rel=1e-6)
+        assert tensor["largest_safe_lambda_bound_by"] == ["RL003"]
+    assert report["tensors"][0]["largest_safe_lambda"] < 0.006  # under today's lambda, which RL003 warns about
+
+
+def test_momentum_does_not_zero_the_weights_every_step(capsys):
+    findings = lint(capsys, OSCILLATING)
+    for code in ("RL003", "RL024"):
+        message = findings[code]["message"]
+        assert "every step" not in message and "overshoots" not in message
+        # the envelope of the oscillation shrinks by 1 - sqrt(0.95) = 0.0253 per step: halved in 27 steps
+        assert "every 27 steps" in message
+
+
+def test_keras_sgd_takes_several_steps_to_cross_zero():
+    """What the message is checked against: Keras' own SGD with the
+    fixture's settings, on a weight whose only gradient is the L2's."""
+    keras = pytest.importorskip("keras")
+    optimizer = keras.optimizers.SGD(0.05, momentum=0.95, nesterov=True)
+    weight = keras.Variable(np.ones((1,), "float32"))
+    path = []
+    for _ in range(8):
+        optimizer.apply_gradients([(2 * 0.5 * weight.value, weight)])
+        path.append(float(weight.numpy()[0]))
+    signs = np.sign(path)
+    assert signs[0] > 0 and signs[1] > 0  # not flipped at every step
+    assert np.any(signs < 0)  # but it does oscillate through zero within a few steps
