@@ -31,6 +31,16 @@ Each finding is an error where Keras refuses to load the file, a warning
 where it loads it and ignores the difference (a ``.keras`` weights file
 holding a group no layer owns: Keras 3 skips it).
 
+A config Keras cannot build into a model at all is not linted, so no rule
+reports it: the file is refused as unreadable input (one line, exit code
+2, no report), as a config whose ``layers`` is not a list is. That covers
+a layer entry that is not a layer config, a call reading a layer the model
+does not have, a loop or a node that is never made, an ``input_layers`` or
+``output_layers`` name not in the model, and two layers of one name where
+Keras refuses them (``reglint/readers/keras_topology.py``). A layer that
+exists but whose own config Keras' constructor refuses (``units=-3``) is
+this rule's error: the rest of the model is still read.
+
 ## Why is this bad?
 Keras refuses to load such a file: ``Layer 'dense' expected 2 variables,
 but received 0 variables during loading``, ``The shape of the target
@@ -66,11 +76,15 @@ Exact. On all 671 files of the shared Keras 1.1-2.11 corpus and every
 fixture, the config-derived shapes equal the stored ones (no finding);
 the exceptions (shapes after a ``Lambda`` without ``output_shape``) are
 listed in ``tests/test_corpus.py``. Every case above was written and
-refused by Keras 3.15 itself (``fixtures/make_exactness_fixtures.py``).
+refused by Keras 3.15 itself (``fixtures/make_exactness_fixtures.py``);
+so was every refused graph (``fixtures/make_keras_refused_fixtures.py``),
+and none of the corpus files or fixtures Keras loads is refused.
 
 ## References
 - Keras ``keras/src/saving/saving_lib.py`` (``_load_state``) and
   ``keras/src/layers/layer.py`` (``load_own_variables``).
+- Keras ``keras/src/models/functional.py`` (``functional_from_config``),
+  for the graphs refused before any rule runs.
 - tf-keras ``tf_keras/src/saving/legacy/hdf5_format.py``
   (``load_weights_from_hdf5_group``).
 """

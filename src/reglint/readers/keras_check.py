@@ -27,6 +27,7 @@ from reglint.readers.keras_build import FoundTensor, build_layer
 from reglint.readers.keras_config import LayerNode, ModelConfig, keras3_release, variable_trains
 from reglint.readers.keras_graph import input_shapes
 from reglint.readers.keras_shapes import CannotInfer, Expected, InvalidConfig, expected_variables
+from reglint.readers.keras_topology import check_graph
 from reglint.readers.limits import ReadOptions
 
 
@@ -122,7 +123,9 @@ def invalid_config_problem(node: LayerNode, exc: InvalidConfig, counted: str) ->
 
 def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount:
     """Layers built from the config alone (an architecture JSON, a ``.keras``
-    without its weights file): every variable from ``build()``'s shapes."""
+    without its weights file): every variable from ``build()``'s shapes.
+    A graph Keras cannot build is refused first (``keras_topology``)."""
+    check_graph(root)
     shapes = input_shapes(root)
     count = ConfigCount()
     options = ReadOptions(weight_stats=False)
@@ -154,7 +157,9 @@ def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount
 
 
 def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: LoadRules) -> ConfigCount:
-    """Compare every layer built from stored tensors with its config."""
+    """Compare every layer built from stored tensors with its config (a
+    graph Keras cannot build is refused first: ``keras_topology``)."""
+    check_graph(root)
     shapes = input_shapes(root)
     count = ConfigCount()
     layers = {layer.path: layer for layer in model.layers}
