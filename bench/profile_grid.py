@@ -101,8 +101,11 @@ def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, mod
     rl023 = next((f for f in findings if f["code"] == "RL023"), None)
     values = (rl023 or {}).get("values") or {}
     return {
-        "static_errors": sorted({f["code"] for f in findings if f["severity"] == "error" and not f.get("measured")}),
-        "measured_errors": sorted({f["code"] for f in findings if f["severity"] == "error" and f.get("measured")
+        # errors as the rules gave them, before any yielded to the twin
+        # (``score`` applies the yield itself, so the "static" and
+        # "measured" rows count what the rules said)
+        "static_errors": sorted({f["code"] for f in findings if _was_error(f) and not f.get("measured")}),
+        "measured_errors": sorted({f["code"] for f in findings if _was_error(f) and f.get("measured")
                                    and f["code"] != "RL023"}),
         "rl023": rl023["severity"] if rl023 else None,
         "measured_label": (profile.get("outcome") or {}).get("label"),
@@ -115,6 +118,12 @@ def profile_one(rec: dict, out: Path, steps: int | None, time_budget: float, mod
         "seconds": profile.get("seconds"),
         "backend": profile.get("backend"),
     }
+
+
+def _was_error(finding: dict) -> bool:
+    """An error, or an error that yielded to the twin
+    (``values.severity_before_twin``)."""
+    return finding["severity"] == "error" or (finding.get("values") or {}).get("severity_before_twin") == "error"
 
 
 def _twin_numbers(twin: dict) -> dict:
