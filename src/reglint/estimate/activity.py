@@ -124,11 +124,35 @@ def input_second_moment(layer: Layer, moments: dict[str, float], graph: NestedGr
     return sum(values) / len(values) if values else 1.0
 
 
-def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0) -> float | None:
+# Layers whose output is their input (an activity penalty on one weighs what
+# the layer feeding it produced).
+PASS_THROUGH = frozenset({"ActivityRegularization"})
+
+
+def pass_through_source(layer: Layer, graph: NestedGraph) -> Layer | None:
+    """The layer whose output a pass-through layer hands on (its one
+    feeding layer), else None."""
+    if layer.class_name not in PASS_THROUGH:
+        return None
+    feeding = graph.feeding(layer)
+    return feeding[0] if len(feeding) == 1 else None
+
+
+def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
+                                source: Layer | None = None) -> float | None:
+    """``source``: for a pass-through layer, the layer whose output it
+    hands on (``pass_through_source``): its elements, of second moment
+    ``input_moment``, are penalised; ``E|a|`` is taken at its bound
+    ``sqrt(E[a^2])``."""
     reg = layer.activity_regularizer
     kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
-    if reg is None or kernel is None or reg.kind not in ("l1", "l2", "l1l2"):
+    if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
         return None
+    if kernel is None:
+        elements = output_elements(source) if source is not None else None
+        if elements is None:
+            return None
+        return elements * (reg.l2 * input_moment + reg.l1 * math.sqrt(input_moment))
     moments = element_moments(kernel)
     elements = output_elements(layer)
     if moments is None or elements is None:

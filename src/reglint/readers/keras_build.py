@@ -56,6 +56,7 @@ from reglint.readers.keras_objects import (
     parse_regularizer,
     unusable_loss_weights,
 )
+from reglint.readers.keras_wrappers import activity_config, slot_frozen, spectral_inner, without_aliases
 from reglint.readers.limits import ReadOptions
 from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr
 
@@ -79,6 +80,7 @@ class FoundTensor:
     prefix: str = ""  # sub-layer prefix for the variable name (forward_lstm/)
     group: str = ""  # the owning object's save path inside the layer (forward_layer/cell)
     by_layout: bool = False  # named from the storage layout (keras_custom), not from the file
+    alias: bool = False  # a second copy of a variable stored elsewhere in the layer (Slot.alias)
 
 
 def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOptions,
@@ -87,23 +89,26 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
     slots_known = own_slots(node.class_name, node.config) is not None or node.class_name in RNN_LAYERS
     known = slots_known or bool(child_layers(node.class_name, node.config))
     custom = not known
+    # SpectralNormalization's output is its wrapped layer's: width and activation are that layer's
+    output_cfg = spectral_inner(node.class_name, node.config) or node.config
     layer = Layer(
         name=node.name,
         path=node.path,
         class_name=node.class_name,
         trainable=node.trainable,
-        activity_regularizer=_regularizer(node.config.get("activity_regularizer"), model, node.path, "activity"),
+        activity_regularizer=_regularizer(activity_config(node.class_name, node.config), model, node.path, "activity"),
         custom=custom,
-        activation=_activation(node.config),
+        activation=_activation(output_cfg),
         # a custom class's "units" is a constructor argument of unknown
         # meaning (a subclassed model's hidden width): not an output width
-        units=None if custom else _units(node.config),
+        units=None if custom else _units(output_cfg),
         inbound=list(node.inbound),
         inbound_tensors=list(node.inbound_tensors),
         calls=node.calls,
         config=node.config,
     )
     _name_by_position(tensors, model, node)
+    tensors = without_aliases(tensors, model, node)
     for found in tensors:
         layer.variables.append(_variable(found, node, options, model, attach=not custom))
     if not layer.trainable and any(v.trainable for v in layer.variables):
@@ -202,6 +207,7 @@ def _name_by_position(tensors: list[FoundTensor], model: Model, node: LayerNode)
         for index, found in enumerate(items):
             if slots is not None and index < len(slots):
                 found.name, found.role, found.trainable = slots[index].name, slots[index].role, slots[index].trainable
+                found.alias = slots[index].alias
             else:
                 found.name, found.role = _guess(found, index)
 
@@ -262,7 +268,8 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
     cfg = found.owner_config
     release = keras3_release(model.framework_version, model.framework)
     trainable = variable_trains(node, cfg, release) and not role.is_statistic and found.trainable is not False
-    if (found.name or "") in NON_TRAINABLE_NAMES:
+    frozen_slot = found.trainable is None and slot_frozen(owner_class, cfg, found.name)
+    if (found.name or "") in NON_TRAINABLE_NAMES or frozen_slot:
         trainable = False
     shape = tuple(int(d) for d in (found.dataset.shape or ()))
     var = Variable(
@@ -410,6 +417,13 @@ def owner_for_components(class_name: str, cfg: dict[str, Any],
         child_class, child_cfg = children["layer"]
         sub_class, sub_cfg, prefix = owner_for_components(child_class, child_cfg, components)
         return sub_class, sub_cfg, prefix
+    if class_name == "SpectralNormalization":
+        # sn/dense/kernel (Keras 3), sn/kernel:0 (tf-keras): the wrapped
+        # layer's; sn/vector_u: the wrapper's own
+        if components and components[-1].split(":")[0] == "vector_u":
+            return class_name, cfg, ""
+        child_class, child_cfg = children["layer"]
+        return owner_for_components(child_class, child_cfg, components)
     if class_name in MHA_LIKE:
         child_class, child_cfg = next(iter(children.values()))
         part = components[-2] if len(components) >= 2 else ""

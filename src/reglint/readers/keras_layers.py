@@ -34,6 +34,9 @@ class Slot:
     name: str
     role: Role
     trainable: bool = True
+    # A second reference to a variable another slot owns (SpectralNormalization
+    # keeps the wrapped kernel as its own ``kernel``): stored again, one weight.
+    alias: bool = False
 
 
 K, RK, B = Role.KERNEL, Role.RECURRENT_KERNEL, Role.BIAS
@@ -57,6 +60,11 @@ RNN_LAYERS = {"SimpleRNN": "SimpleRNNCell", "LSTM": "LSTMCell", "GRU": "GRUCell"
 NORMALIZATION = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization",
                  "GroupNormalization", "RMSNormalization", "InstanceNormalization"}
 CONTAINERS = {"Sequential", "Functional", "Model"}
+# Wrappers of one layer: the built-in ``Wrapper`` subclasses of Keras 3.15
+# and tf-keras 2.21 but Bidirectional (two copies, apart). The wrapped
+# layer's config is the wrapper's ``layer``, its variables are saved under
+# the attribute ``layer``.
+SINGLE_WRAPPERS = frozenset({"TimeDistributed", "SpectralNormalization"})
 # Attention layers made of EinsumDense projections (query, key, value,
 # output); Keras 3 exports GroupedQueryAttention as ``GroupQueryAttention``,
 # the name its configs carry.
@@ -140,6 +148,11 @@ def own_slots(class_name: str, cfg: dict[str, Any]) -> tuple[Slot, ...] | None:
         return (Slot("alpha", Role.ALPHA),)
     if class_name in ("Attention", "AdditiveAttention"):
         return tuple(Slot(v, Role.OTHER) for v in attention_variables(class_name, cfg))
+    if class_name == "SpectralNormalization":
+        # build(): ``self.kernel = self.layer.kernel`` (or ``.embeddings``)
+        # tracks the wrapped layer's variable a second time, then vector_u;
+        # the .keras file saves both under the wrapper's own vars.
+        return (Slot("kernel", K, alias=True), Slot("vector_u", Role.OTHER, False))
     if class_name in RNN_LAYERS or class_name in ("RNN", "Bidirectional", "TimeDistributed") or class_name in MHA_LIKE:
         return ()  # their variables belong to sub-layers
     if class_name in WEIGHTLESS or class_name in CONTAINERS:
@@ -168,7 +181,7 @@ def child_layers(class_name: str, cfg: dict[str, Any]) -> dict[str, tuple[str, d
         bwd = cfg.get("backward_layer") or fwd
         return {"forward_layer": (_class(fwd), _config(fwd)),
                 "backward_layer": (_class(bwd), _config(bwd))}
-    if class_name == "TimeDistributed":
+    if class_name in SINGLE_WRAPPERS:
         inner = cfg.get("layer") or {}
         return {"layer": (_class(inner), _config(inner))}
     if class_name in MHA_LIKE:

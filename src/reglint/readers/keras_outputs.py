@@ -390,6 +390,13 @@ def _time_distributed(cls, cfg, shape, inputs):
     return (shape[0], shape[1], *tuple(inner[0][1:])) if inner and inner[0] is not None else None
 
 
+def _spectral_normalization(cls, cfg, shape, inputs):
+    """The wrapped layer's output: the wrapper only rescales its kernel."""
+    child_class, child_cfg = child_layers(cls, cfg)["layer"]
+    inner = output_shapes(child_class, child_cfg, [shape])
+    return inner[0] if inner else None
+
+
 def _attention(cls, cfg, shape, inputs):
     if cls in MHA_LIKE:  # GroupedQueryAttention has no output_shape: the query's width
         out = cfg.get("output_shape")
@@ -443,6 +450,7 @@ _HANDLERS = {
     "SimpleRNN": _rnn, "LSTM": _rnn, "GRU": _rnn, "CuDNNLSTM": _rnn, "CuDNNGRU": _rnn, "RNN": _rnn,
     "ConvLSTM1D": _conv_lstm, "ConvLSTM2D": _conv_lstm, "ConvLSTM3D": _conv_lstm,
     "Bidirectional": _bidirectional, "TimeDistributed": _time_distributed,
+    "SpectralNormalization": _spectral_normalization,
     "MultiHeadAttention": _attention, "Attention": _attention, "AdditiveAttention": _attention,
     "GroupQueryAttention": _attention, "GroupedQueryAttention": _attention,
     "Resizing": _resize, "CenterCrop": _resize, "RandomCrop": _resize,

@@ -655,6 +655,18 @@ def _time_distributed(cls, cfg, shape, inputs):
     return expected_variables(child_class, child_cfg, [inner])
 
 
+def _spectral_normalization(cls, cfg, shape, inputs):
+    """The wrapped layer's variables, then ``vector_u`` (1 x the kernel's
+    last axis, untrained); the wrapper's own reference to the kernel is
+    that variable (keras/src/layers/normalization/spectral_normalization.py)."""
+    child_class, child_cfg = child_layers(cls, cfg)["layer"]
+    inner = expected_variables(child_class, child_cfg, [shape])
+    kernel = next((v for v in inner if v.role in (K, Role.EMBEDDINGS)), None)
+    if kernel is None:
+        raise CannotInfer(f"SpectralNormalization around a {child_class or '?'}, which has no kernel")
+    return [*inner, _v("vector_u", Role.OTHER, (1, kernel.shape[-1]), trainable=False)]
+
+
 def _multi_head_attention(cls, cfg, shape, inputs):
     """Query, key, (gate,) value and output projections, each an EinsumDense
     built as MultiHeadAttention.build does (``_build_proj_equation``)."""
@@ -733,6 +745,7 @@ _BUILDERS = {
     "SimpleRNNCell": _rnn, "LSTMCell": _rnn, "GRUCell": _rnn, "RNN": _generic_rnn,
     "ConvLSTM1D": _conv_lstm, "ConvLSTM2D": _conv_lstm, "ConvLSTM3D": _conv_lstm,
     "Bidirectional": _bidirectional, "TimeDistributed": _time_distributed,
+    "SpectralNormalization": _spectral_normalization,
     "MultiHeadAttention": _multi_head_attention,
     "GroupQueryAttention": _grouped_query_attention, "GroupedQueryAttention": _grouped_query_attention,
     "LocallyConnected1D": _locally_connected, "LocallyConnected2D": _locally_connected,
