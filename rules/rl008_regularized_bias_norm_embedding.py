@@ -8,7 +8,9 @@ them too (Keras applies it to every trainable variable unless excluded,
 and the exclusions are not saved).
 
 Where the optimizer records param groups (PyTorch checkpoints, Hugging Face
-Trainer folders), which variables decay is known: it reports the biases,
+Trainer folders, a Keras MultiOptimizer, Keras' Muon: its AdamW step, which
+updates every variable that is not 2-D, decays by ``adam_weight_decay``,
+not ``weight_decay``), which variables decay is known: it reports the biases,
 normalization gammas/betas and embedding tables in groups that decay
 (coupled or decoupled). Where every parameter decays, all three; where a
 group without decay exists, biases and normalization parameters left out of
@@ -151,22 +153,49 @@ class RegularizedBiasNormEmbedding(Rule):
         if not hit:
             return
         groups = sorted({opt.group_of(v.location).index for v in hit})
-        decay = sorted({opt.group_of(v.location).hyperparameters.get("weight_decay") for v in hit}, key=str)
+        settings = sorted({_decay_setting(opt.group_of(v.location)) for v in hit}, key=str)
         certain = all(g.mapping == "exact" for g in opt.param_groups)
         kinds = ", ".join(_plural(n, noun) for noun, n in sorted(_count_roles(hit).items()))
-        names = ", ".join(v.location for v in hit[:4]) + ("..." if len(hit) > 4 else "")
+        names = ", ".join(_shown(model, v) for v in hit[:4]) + ("..." if len(hit) > 4 else "")
         where = "every parameter decays" if not has_no_decay_group else "outside the group without decay"
         if len(opt.param_groups) > 1:
             where = f"param group {', '.join(map(str, groups))}; {where}"
+        remedy = "put biases, normalization weights" + ("" if has_no_decay_group else " and embeddings") \
+            + " in a param group with weight_decay=0 (e.g. every parameter with ndim < 2)"
+        if opt.class_name == "Muon":
+            # Muon decays every variable its AdamW step updates by adam_weight_decay (muon.py)
+            remedy = ("set adam_weight_decay=None: Muon then decays only the 2-D tensors its Muon step updates "
+                      "(or exclude them: optimizer.exclude_from_weight_decay(var_names=['bias', 'gamma', 'beta']))")
+        elif opt.class_name == "MultiOptimizer":
+            # a second pattern for biases would clash with the one already matching them: Keras raises
+            remedy = ("exclude them from the decaying sub-optimizer's decay: "
+                      "exclude_from_weight_decay(var_names=['bias', 'gamma', 'beta']) on it")
         yield self.finding(
-            f"weight_decay {', '.join(g(d) if isinstance(d, (int, float)) else str(d) for d in decay)} "
+            f"{', '.join(f'{name} {g(d) if isinstance(d, (int, float)) else d}' for name, d in settings)} "
             f"({where}) decays {g(sum(v.size for v in hit))} values of "
             f"{kinds}: {names}",
             target="optimizer.weight_decay", severity=Severity.WARNING if certain else Severity.INFO,
-            remedy="put biases, normalization weights" + ("" if has_no_decay_group else " and embeddings")
-                   + " in a param group with weight_decay=0 (e.g. every parameter with ndim < 2)",
+            remedy=remedy,
             values={"values_decayed": sum(v.size for v in hit), "tensors_decayed": len(hit), "groups": groups,
                     "mapping_certain": certain})
+
+
+def _decay_setting(group) -> tuple[str, object]:
+    """The setting that decays a param group, as saved: Muon's AdamW step
+    decays by ``adam_weight_decay``, every other group by ``weight_decay``."""
+    hyper = group.hyperparameters
+    if "adam_weight_decay" in hyper:
+        return "adam_weight_decay", hyper["adam_weight_decay"]
+    return "weight_decay", hyper.get("weight_decay")
+
+
+def _shown(model, var) -> str:
+    """A variable as the message names it: its location where that is a
+    parameter name (PyTorch), else ``layer/variable`` (a Keras file's
+    location is an HDF5 path such as ``/layers/dense/vars/1``)."""
+    if not var.location.startswith("/"):
+        return var.location
+    return next((f"{layer.path}/{v.name}" for layer, v in model.variables() if v is var), var.location)
 
 
 def _count_roles(variables) -> dict[str, int]:

@@ -316,7 +316,10 @@ class LearningRate:
     """A constant learning rate, or a schedule with its initial value."""
 
     initial: float | None
-    peak: float | None = None  # the largest value a schedule reaches (warm-up)
+    # The largest value a schedule reaches (Keras: readers.keras_schedules'
+    # formulas); None where it grows without bound (the rules then judge
+    # ``initial``, a lower bound, and the reader notes it).
+    peak: float | None = None
     schedule: str | None = None  # class name of the schedule, None if constant
     config: dict[str, Any] = field(default_factory=dict)
     source: Provenance = Provenance.FILE
@@ -418,6 +421,9 @@ class Optimizer:
     invalid: dict[str, str] = field(default_factory=dict)
     source: Provenance = Provenance.FILE
     param_groups: list[ParamGroup] = field(default_factory=list)
+    # A Keras MultiOptimizer's: the class of the sub-optimizer whose settings
+    # the top-level fields hold, which decides ``family``.
+    lead_class: str | None = None
 
     def group_of(self, location: str) -> ParamGroup | None:
         """The param group updating the variable at ``location``; None when
@@ -437,8 +443,9 @@ class Optimizer:
 
     @property
     def family(self) -> str:
-        """``sgd``, ``adaptive`` (Adam-like, per-weight normalised) or ``other``."""
-        name = self.class_name.lower()
+        """``sgd``, ``adaptive`` (Adam-like, per-weight normalised) or ``other``
+        (a MultiOptimizer: its ``lead_class``'s)."""
+        name = (self.lead_class if self.class_name == "MultiOptimizer" and self.lead_class else self.class_name).lower()
         if name in ("sgd", "momentum", "sgdw"):
             return "sgd"
         if name in (

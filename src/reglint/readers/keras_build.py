@@ -56,6 +56,7 @@ from reglint.readers.keras_objects import (
     parse_regularizer,
     unusable_loss_weights,
 )
+from reglint.readers.keras_param_groups import attach_param_groups
 from reglint.readers.keras_wrappers import activity_config, slot_frozen, spectral_inner, without_aliases
 from reglint.readers.limits import ReadOptions
 from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr
@@ -482,6 +483,7 @@ def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig) ->
     opt_obj = compile_cfg.get("optimizer", compile_cfg.get("optimizer_config"))
     try:
         model.optimizer = parse_optimizer(opt_obj)
+        attach_param_groups(model, tree)  # MultiOptimizer, Muon: which variables each part updates
     except Exception as exc:  # hostile shapes of a config must not crash the report
         model.problems.append(Problem(ProblemKind.UNREADABLE, "", f"unreadable optimizer config: {type(exc).__name__}",
                                       target="optimizer"))

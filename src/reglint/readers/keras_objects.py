@@ -34,6 +34,7 @@ from reglint.model import (
     Optimizer,
     Regularizer,
 )
+from reglint.readers.keras_schedules import schedule_peak
 
 # --------------------------------------------------------------------------
 # names
@@ -282,6 +283,8 @@ def parse_optimizer(obj: Any) -> Optimizer | None:
         if parsed is not None:
             parsed.config["loss_scale_optimizer"] = True
             return parsed
+    if bare == "MultiOptimizer":
+        return _multi_optimizer(cfg)
     canonical = _OPTIMIZER_NAMES.get(bare.lower(), bare)
     opt = Optimizer(class_name=canonical, config=_jsonable(cfg))
     lr_obj = cfg.get("learning_rate", cfg.get("lr"))
@@ -307,6 +310,63 @@ def parse_optimizer(obj: Any) -> Optimizer | None:
     return opt
 
 
+def multi_optimizer_entries(cfg: dict[str, Any]) -> list[tuple[str | None, Any]]:
+    """A Keras 3 ``MultiOptimizer`` config's sub-optimizers as (pattern,
+    serialized optimizer), in Keras' order (``MultiOptimizer.optimizers``):
+    the ``OptimizerMap``'s entries, then its default (pattern None). Empty
+    where the map is a function: the file does not say what it returns.
+
+    >>> sgd, adam = {"class_name": "SGD", "config": {}}, {"class_name": "Adam", "config": {}}
+    >>> multi_optimizer_entries({"optimizer_map": {"class_name": "OptimizerMap", "config": {
+    ...     "default_optimizer": sgd, "optimizer_map": {"enc/.*": adam}}}})
+    [('enc/.*', {'class_name': 'Adam', 'config': {}}), (None, {'class_name': 'SGD', 'config': {}})]
+    """
+    mapping = cfg.get("optimizer_map")
+    if class_name_of(mapping) != "OptimizerMap":
+        return []
+    inner = inner_config(mapping)
+    entries = inner.get("optimizer_map")
+    out: list[tuple[str | None, Any]] = [(str(k), v) for k, v in entries.items()] if isinstance(entries, dict) else []
+    if inner.get("default_optimizer") is not None:
+        out.append((None, inner["default_optimizer"]))
+    return out
+
+
+def decay_shrink(opt: Optimizer) -> float:
+    """The fraction of a weight an optimizer's decoupled ``weight_decay``
+    takes per step at its peak rate (0 where unknown), to rank optimizers."""
+    lr = opt.learning_rate
+    rate = lr.peak if lr is not None and lr.peak is not None else (lr.initial if lr is not None else None)
+    value = (rate or 0.0) * (opt.weight_decay or 0.0)
+    return value if math.isfinite(value) else 0.0
+
+
+def adopt_settings(top: Optimizer, sub: Optimizer) -> None:
+    """``top`` (a MultiOptimizer) takes ``sub``'s settings as its top-level
+    fields, and ``sub``'s class as ``lead_class``."""
+    top.lead_class = sub.class_name
+    top.learning_rate, top.momentum, top.nesterov = sub.learning_rate, sub.momentum, sub.nesterov
+    top.weight_decay, top.lr_decay = sub.weight_decay, sub.lr_decay
+    top.beta_1, top.beta_2, top.epsilon = sub.beta_1, sub.beta_2, sub.epsilon
+
+
+def _multi_optimizer(cfg: dict[str, Any]) -> Optimizer:
+    """A Keras 3 ``MultiOptimizer`` with the settings of the sub-optimizer
+    whose decay shrinks weights fastest (the default where none decays);
+    ``keras_param_groups`` maps each sub-optimizer to its variables."""
+    opt = Optimizer(class_name="MultiOptimizer", config=_jsonable(cfg))
+    subs = []
+    for pattern, obj in multi_optimizer_entries(cfg):
+        sub = parse_optimizer(obj)
+        if sub is not None:
+            subs.append(sub)
+            where = f"'{pattern}'" if pattern is not None else "default"
+            opt.invalid.update({f"{name} ({sub.class_name}, {where})": raw for name, raw in sub.invalid.items()})
+    if subs:
+        adopt_settings(opt, max(reversed(subs), key=decay_shrink))  # reversed: ties go to the default
+    return opt
+
+
 # Keras 3 defaults, used when a config names an optimizer by string.
 _DEFAULT_LR = {"SGD": 0.01, "Adam": 0.001, "AdamW": 0.001, "RMSprop": 0.001, "Adagrad": 0.001,
                "Adadelta": 0.001, "Adamax": 0.001, "Nadam": 0.001, "Ftrl": 0.001, "Lion": 0.001}
@@ -322,7 +382,15 @@ def _default_lr(name: str) -> LearningRate | None:
 
 def parse_learning_rate(obj: Any) -> LearningRate:
     """A float or a schedule config. ``initial`` is the value at step 0 and
-    ``peak`` the largest value the schedule reaches (warm-up targets)."""
+    ``peak`` the largest value the schedule reaches, by the formulas of
+    ``keras_schedules`` (a rising PolynomialDecay's ``end_learning_rate``,
+    a CosineDecay's ``alpha > 1``); None where the schedule grows without
+    bound (``keras_schedules.growth_note`` says so in the report).
+
+    >>> parse_learning_rate({"class_name": "PolynomialDecay", "config": {"initial_learning_rate": 0.01,
+    ...     "decay_steps": 1000, "end_learning_rate": 0.3, "power": 1.0, "cycle": False}}).peak
+    0.3
+    """
     value = as_float(obj)
     if value is not None:
         return LearningRate(initial=tidy(value), peak=tidy(value))
@@ -334,10 +402,9 @@ def parse_learning_rate(obj: Any) -> LearningRate:
     initial = as_float(cfg.get("initial_learning_rate"))
     if initial is None and isinstance(cfg.get("values"), list) and cfg["values"]:
         initial = as_float(cfg["values"][0])  # PiecewiseConstantDecay
-    values = [as_float(v) for v in cfg.get("values", [])] if isinstance(cfg.get("values"), list) else []
-    candidates = [v for v in [initial, as_float(cfg.get("warmup_target")), *values] if v is not None]
-    peak = max(candidates) if candidates else None
-    return LearningRate(initial=initial, peak=peak, schedule=bare, config=_jsonable(cfg))
+    peak, _ = schedule_peak(bare, cfg)
+    return LearningRate(initial=initial, peak=tidy(peak) if peak is not None else None, schedule=bare,
+                        config=_jsonable(cfg))
 
 
 # --------------------------------------------------------------------------

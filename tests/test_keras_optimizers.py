@@ -1,0 +1,177 @@
+"""Keras 3 optimizers whose settings change over training or across the
+model (review 24: D3 rising learning-rate schedules, D4 MultiOptimizer,
+D5 Muon), on files Keras wrote (fixtures/make_keras_optimizer_fixtures.py)
+and against what Keras computed of each (fixtures/keras_optimizers/manifest.json)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reglint.engine.analysis import TrainingContext
+from reglint.engine.finding import Severity
+from reglint.engine.runner import lint_file
+from reglint.engine.settings import Settings
+from reglint.model import Role
+from reglint.readers import read_model
+
+from helpers import FIXTURES, run_reglint
+
+HERE = FIXTURES / "keras_optimizers"
+MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
+SCHEDULES = sorted(name for name in MANIFEST if name.startswith("sched_"))
+MULTI = sorted(name for name in MANIFEST if name.startswith("multi_"))
+MUON = sorted(name for name in MANIFEST if name.startswith("muon_"))
+
+
+def report(name):
+    found = lint_file(str(HERE / name), Settings(context=TrainingContext()))
+    assert found.error is None, found.error
+    return found
+
+
+def by_code(found, code):
+    return [f for f in found.findings if f.code == code]
+
+
+def keras_paths(model, name):
+    """location -> the variable's path as Keras named it when it loaded the
+    file (the manifest's keys): ``layer/variable``; a legacy HDF5 file
+    stores the path it was saved with in the dataset's name."""
+    if name.endswith(".h5"):
+        return {v.location: v.location.split("/", 3)[-1] for _, v in model.variables()}
+    return {v.location: f"{layer.path}/{v.name}" for layer, v in model.variables()}
+
+
+# ---------------------------------------------------------------------------
+# D3: a schedule's peak is its largest value, not its first
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [n for n in SCHEDULES if not MANIFEST[n]["grows"]])
+def test_a_schedules_peak_is_the_largest_rate_keras_computes(name):
+    truth = MANIFEST[name]
+    lr = read_model(HERE / name).optimizer.learning_rate
+    assert lr.initial == pytest.approx(truth["keras_initial"], rel=1e-6, abs=1e-9)
+    assert lr.peak == pytest.approx(truth["keras_max"], rel=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in SCHEDULES if MANIFEST[n]["grows"]])
+def test_a_schedule_growing_without_bound_has_no_peak_and_says_so(name):
+    truth = MANIFEST[name]
+    model = read_model(HERE / name)
+    lr = model.optimizer.learning_rate
+    assert truth["keras_max"] == "inf" or truth["keras_max"] > 10 * truth["keras_initial"]
+    assert lr.peak is None and lr.initial == pytest.approx(truth["keras_initial"], rel=1e-6)
+    notes = [n for n in model.notes if lr.schedule in n]
+    assert len(notes) == 1 and "grows without bound" in notes[0] and "a lower bound" in notes[0], model.notes
+
+
+def test_a_rising_schedule_draws_the_rl003_error_its_peak_rate_does():
+    """SGD(PolynomialDecay(0.01 -> 0.3), weight_decay=0.5) decays each
+    weight by 0.15 per step once the rate reaches 0.3, as SGD(0.3) does
+    from the first step (Keras' own zero-gradient steps)."""
+    keras_rise = MANIFEST["rise_poly_sgd_wd.keras"]["decay_per_step"]
+    keras_const = MANIFEST["const_sgd_wd.keras"]["decay_per_step"]
+    assert keras_rise["0"]["d1/kernel"] < keras_rise["1000"]["d1/kernel"] == keras_const["0"]["d1/kernel"]
+    for name in ("rise_poly_sgd_wd.keras", "const_sgd_wd.keras"):
+        (rl003,) = by_code(report(name), "RL003")
+        assert rl003.severity is Severity.ERROR, name
+        assert rl003.values["decoupled_shrink"] == pytest.approx(keras_rise["1000"]["d1/kernel"], rel=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# D4: MultiOptimizer
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_optimizer_groups_are_keras_assignment_and_decay(name):
+    truth = MANIFEST[name]
+    model = read_model(HERE / name)
+    opt, paths = model.optimizer, keras_paths(model, name)
+    assert opt.class_name == "MultiOptimizer" and [g.hyperparameters["class_name"] for g in opt.param_groups] \
+        == ["AdamW", "SGD"]
+    for group in opt.param_groups:
+        members = {paths[loc] for loc in group.variables}
+        assert members == {p for p, cls in truth["assignment"]["loaded"].items()
+                           if cls == group.hyperparameters["class_name"]}, group
+        for path in members:
+            assert (group.learning_rate or 0) * (group.weight_decay or 0) == pytest.approx(
+                truth["decay_per_step"][path], abs=2e-7)
+    # the same variables in the same (sorted-name) order, named as built and as loaded
+    built, loaded = (sorted(truth["assignment"][k].items()) for k in ("built", "loaded"))
+    differs = [cls for _, cls in built] != [cls for _, cls in loaded]
+    assert {g.mapping for g in opt.param_groups} == ({"uncertain"} if differs else {"exact"})
+
+
+def test_multi_optimizer_settings_are_read_not_reported_unsaved():
+    done = run_reglint(HERE / "multi_functional.keras")
+    assert "not saved" not in done.stdout and "optimizer: MultiOptimizer lr 0.01, weight_decay 6" in done.stdout
+    model = read_model(HERE / "multi_functional.keras")
+    assert model.optimizer.family == "adaptive"  # its settings are group 0's, AdamW's
+    assert any("group 0 AdamW for 'd1/.*'" in n and "group 1 SGD by default" in n for n in model.notes)
+
+
+def test_rules_see_the_adamw_groups_decay_on_its_variables_only():
+    truth = MANIFEST["multi_functional.keras"]["decay_per_step"]
+    found = report("multi_functional.keras")
+    (rl003,) = by_code(found, "RL003")
+    assert rl003.severity is Severity.ERROR and rl003.values["decoupled_shrink"] == pytest.approx(truth["d1/kernel"])
+    (rl006,) = by_code(found, "RL006")
+    assert rl006.values["layers"] == ["d1"]
+    assert len(by_code(found, "RL007")) == 1
+    (rl008,) = by_code(found, "RL008")
+    assert rl008.severity is Severity.WARNING and rl008.message.endswith("decays 16 values of 1 bias: d1/bias")
+
+
+def test_a_sequential_names_its_variables_otherwise_when_built_in_python():
+    """``"d1/.*"`` matches ``d1/kernel`` of the model Keras loads from the
+    ``.keras`` file, not ``sequential/d1/kernel`` of the model as built:
+    the groups follow the load, and a note names what would move."""
+    built = MANIFEST["multi_sequential.keras"]["assignment"]["built"]
+    model = read_model(HERE / "multi_sequential.keras")
+    moved = [n for n in model.notes if "would change group" in n]
+    groups = [g.hyperparameters["class_name"] for g in model.optimizer.param_groups]
+    changed = [f"{path} to group {groups.index(cls)}" for path, cls in built.items() if "d1/" in path]
+    assert len(moved) == 1 and len(changed) == 2 and all(text in moved[0] for text in changed), moved
+    found = report("multi_sequential.keras")
+    assert by_code(found, "RL006") and by_code(found, "RL007")
+    assert [f.severity for f in by_code(found, "RL008")] == [Severity.INFO]
+    # the HDF5 file keeps the built names: Keras trains every variable with SGD, nothing decays
+    assert not {"RL003", "RL006", "RL007", "RL008"} & {f.code for f in report("multi_sequential.h5").findings}
+
+
+# ---------------------------------------------------------------------------
+# D5: Muon
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MUON)
+def test_muon_groups_are_keras_adamw_choice_and_decay(name):
+    truth = MANIFEST[name]
+    model = read_model(HERE / name)
+    muon, adamw = model.optimizer.param_groups
+    paths = keras_paths(model, name)
+    assert {paths[loc] for loc in adamw.variables} == {p for p, adam in truth["adamw"].items() if adam}
+    assert {paths[loc] for loc in muon.variables} == {p for p, adam in truth["adamw"].items() if not adam}
+    assert muon.mapping == adamw.mapping == "exact"
+    for group in (muon, adamw):
+        for loc in group.variables:
+            assert (group.learning_rate or 0) * (group.weight_decay or 0) == pytest.approx(
+                truth["decay_per_step"][paths[loc]], abs=2e-7)
+
+
+def test_rl008_on_muon_names_adam_weight_decay_and_the_values_it_decays():
+    truth = MANIFEST["muon_awd_0.01.keras"]
+    model = read_model(HERE / "muon_awd_0.01.keras")
+    paths = keras_paths(model, "muon_awd_0.01.keras")
+    offsets = {Role.BIAS, Role.GAMMA, Role.BETA, Role.EMBEDDINGS}
+    decayed = sum(v.size for _, v in model.variables() if v.role in offsets and truth["adamw"][paths[v.location]]
+                  and truth["decay_per_step"][paths[v.location]] > 0)
+    (rl008,) = by_code(report("muon_awd_0.01.keras"), "RL008")
+    assert rl008.message.startswith("adam_weight_decay 0.01 (param group 1") and "weight_decay 0.1" not in \
+        rl008.message
+    assert rl008.values["values_decayed"] == decayed == 203
+    assert "adam_weight_decay=None" in rl008.remedy
+
+
+def test_muon_without_adam_weight_decay_decays_no_bias():
+    truth = MANIFEST["muon_awd_none.keras"]["decay_per_step"]
+    assert {p: rate for p, rate in truth.items() if rate} == {"d1/kernel": pytest.approx(0.002, rel=1e-4)}
+    assert not by_code(report("muon_awd_none.keras"), "RL008")
