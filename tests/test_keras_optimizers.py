@@ -175,3 +175,11 @@ def test_muon_without_adam_weight_decay_decays_no_bias():
     truth = MANIFEST["muon_awd_none.keras"]["decay_per_step"]
     assert {p: rate for p, rate in truth.items() if rate} == {"d1/kernel": pytest.approx(0.002, rel=1e-4)}
     assert not by_code(report("muon_awd_none.keras"), "RL008")
+
+
+def test_the_terminal_report_says_a_growing_schedule_has_no_finite_peak(capsys):
+    from reglint.cli.app import main
+
+    main(["check", str(HERE / "sched_exponential_growing.keras"), "--no-cache", "--color", "never"])
+    out = capsys.readouterr().out
+    assert "lr 0.01 (ExponentialDecay, no finite peak)" in out and "peak ?" not in out

@@ -97,7 +97,9 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     if opt is not None:
         lr = opt.learning_rate
         lr_text = "lr ? (not saved: give --lr)" if lr is None or lr.initial is None else (
-            f"lr {g(lr.initial)}" + (f" ({markup(lr.schedule)}, peak {g(lr.peak)})" if lr.schedule else ""))
+            f"lr {g(lr.initial)}" + (f" ({markup(lr.schedule)}, " + (f"peak {g(lr.peak)})" if lr.peak is not None
+                                                                     else "no finite peak)")
+                                     if lr.schedule else ""))
         extras = []
         if opt.momentum:
             extras.append(f"momentum {g(opt.momentum)}" + (" nesterov" if opt.nesterov else ""))
