@@ -340,7 +340,8 @@ class WeightDecayTooStrong(Rule):
             f"SGD's coupled weight_decay {g(2 * dyn.coupled_l2)} (L2 {g(dyn.coupled_l2)})"
             + (f" through momentum {g(dyn.momentum)}" if dyn.momentum else ""))
         both = (f" and {stacked.layer.path}/{stacked.variable.name}'s {lam(stacked.regularizer)} another "
-                f"{g(r - base)} under SGD momentum {g(dyn.momentum)}; together {g(r)} per step" if stacked else "")
+                f"{g(r - base)} under SGD" + (f" momentum {g(dyn.momentum)}" if dyn.momentum else "")
+                + f"; together {g(r)} per step" if stacked else "")
         yield self.finding(
             f"{setting}{_group_text(model)} at lr {g(dyn.lr)} shrinks every weight by {g(base)} per step{both} "
             f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",

@@ -146,7 +146,7 @@ class CoupledPenaltyAdaptive(Rule):
             gstars.append(2 * p.l2 * sigma + p.l1)
         layers = sorted({p.layer.path for p in hits})
         regs = sorted({lam(p.regularizer) for p in hits})
-        opt = model.optimizer.class_name if model.optimizer else "adaptive optimizer"
+        opt = model.optimizer.display_name if model.optimizer else "adaptive optimizer"
         if dyn.weight_decay:
             remedy = (f"drop the kernel regularizers: {opt} already applies decoupled weight_decay "
                       f"{g(dyn.weight_decay)}")

@@ -171,7 +171,7 @@ class RegularizedBiasNormEmbedding(Rule):
             remedy = ("exclude them from the decaying sub-optimizer's decay: "
                       "exclude_from_weight_decay(var_names=['bias', 'gamma', 'beta']) on it")
         yield self.finding(
-            f"{', '.join(f'{name} {g(d) if isinstance(d, (int, float)) else d}' for name, d in settings)} "
+            f"{_settings_text(settings)} "
             f"({where}) decays {g(sum(v.size for v in hit))} values of "
             f"{kinds}: {names}",
             target="optimizer.weight_decay", severity=Severity.WARNING if certain else Severity.INFO,
@@ -187,6 +187,15 @@ def _decay_setting(group) -> tuple[str, object]:
     if "adam_weight_decay" in hyper:
         return "adam_weight_decay", hyper["adam_weight_decay"]
     return "weight_decay", hyper.get("weight_decay")
+
+
+def _settings_text(settings: list[tuple[str, object]]) -> str:
+    """``weight_decay 0.01, 0.02``; ``weight_decay 0.1, adam_weight_decay 0.01``:
+    each setting named once, its values after it."""
+    by_name: dict[str, list[str]] = {}
+    for name, value in settings:
+        by_name.setdefault(name, []).append(g(value) if isinstance(value, (int, float)) else str(value))
+    return ", ".join(f"{name} {', '.join(values)}" for name, values in by_name.items())
 
 
 def _shown(model, var) -> str:

@@ -442,6 +442,14 @@ class Optimizer:
         return group.decays if group is not None else False
 
     @property
+    def display_name(self) -> str:
+        """The class as a message names it: ``AdamW (in MultiOptimizer)``
+        where a MultiOptimizer's lead group sets the family."""
+        if self.class_name == "MultiOptimizer" and self.lead_class:
+            return f"{self.lead_class} (in MultiOptimizer)"
+        return self.class_name
+
+    @property
     def family(self) -> str:
         """``sgd``, ``adaptive`` (Adam-like, per-weight normalised) or ``other``
         (a MultiOptimizer: its ``lead_class``'s)."""
