@@ -163,6 +163,10 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
     measure.import_modules(imports or [])  # the classes they register, before Keras looks them up
     started = time.perf_counter()
     with backend.device_scope(handle):
+        # Before loading: a Dropout's (any random layer's) seed generator
+        # draws its seed from Python's random when load_model builds it, and
+        # the file does not store it; seeded after, two runs would differ.
+        backend.set_seed(seed)
         model, compile_problem = measure.load_model(keras, path, trust, hint=_writer_hint(report.model, path))
         if start is not None and start.fresh:
             measure.reinitialize(keras, model, seed, trust_model=trust)
