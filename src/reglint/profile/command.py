@@ -27,6 +27,7 @@ from reglint.model import Model
 from reglint.profile import ProfileError
 from reglint.profile.result import Start
 from reglint.profile.twin import Horizon
+from reglint.readers.keras_objects import KERAS_BUILTIN_FUNCTIONS, plain_function_name
 
 DEVICES = ("auto", "cpu", "gpu")
 # A config.json larger than this is not read for the safety scan (the
@@ -426,8 +427,13 @@ def _custom_object(obj: dict[str, Any]) -> str | None:
     module, registered = obj.get("module"), obj.get("registered_name")
     if isinstance(module, str) and _keras_module(module):
         return None
-    if obj.get("class_name") == "function" and isinstance(obj.get("config"), str):
-        name = registered or obj["config"]
+    function = plain_function_name(obj)
+    if function is not None:
+        # Keras finds a plain builtin function by its name (a Keras loss,
+        # metric or activation): nothing outside Keras runs
+        if module in (None, "builtins") and function in KERAS_BUILTIN_FUNCTIONS:
+            return None
+        name = registered if registered and registered != "function" else function
         return f"function {name}" + (f" (module {module})" if module and module != "builtins" else "")
     if registered:
         return f"class {registered}"

@@ -425,6 +425,44 @@ _LOSS_ALIASES = {
 }
 
 
+# The functions Keras 3 finds by name for ``{"module": "builtins",
+# "class_name": "function", "config": NAME}`` (``serialization_lib``
+# looks them up in keras.activations, keras.losses, keras.metrics ...):
+# those of keras 3.15's activations, losses and metrics
+# (tests/test_keras_readers.py checks the set against the installed Keras).
+KERAS_BUILTIN_FUNCTIONS = frozenset({
+    # activations
+    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu", "hard_swish",
+    "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu", "sigmoid",
+    "silu", "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax",
+    "squareplus", "swish", "tanh", "tanh_shrink", "threshold",
+    # losses
+    "binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
+    "categorical_generalized_cross_entropy", "categorical_hinge", "circle", "cosine_similarity", "ctc", "dice",
+    "hinge", "huber", "kl_divergence", "log_cosh", "mean_absolute_error", "mean_absolute_percentage_error",
+    "mean_squared_error", "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy",
+    "squared_hinge", "tversky",
+    # metrics
+    "binary_accuracy", "categorical_accuracy", "concordance_correlation", "pearson_correlation",
+    "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "top_k_categorical_accuracy",
+})
+
+
+def plain_function_name(obj: Any) -> str | None:
+    """The name of a plain function as Keras 3 serializes it
+    (``compile(loss=keras.losses.mean_squared_error)``, or a user's own
+    ``def my_loss``): ``{"class_name": "function", "config": NAME, ...}``,
+    whose ``registered_name`` is the placeholder ``"function"``; else None.
+
+    >>> plain_function_name({"module": "builtins", "class_name": "function", "config": "mean_squared_error",
+    ...                      "registered_name": "function"})
+    'mean_squared_error'
+    """
+    if isinstance(obj, dict) and obj.get("class_name") == "function" and isinstance(obj.get("config"), str):
+        return obj["config"]
+    return None
+
+
 def parse_loss_name(name: str) -> str:
     """Canonical snake_case loss name for a string or class name: the one
     alias table reglint has (readers and ``profile`` both use it).
@@ -448,6 +486,8 @@ def parse_loss(obj: Any, *, weight: float = 1.0, output: str | None = None) -> L
     cfg = inner_config(obj)
     if bare_class_name(name) == "LossFunctionWrapper" and isinstance(cfg.get("fn"), str):
         name = cfg["fn"]
+    elif plain_function_name(obj) is not None:
+        name = plain_function_name(obj)
     loss = Loss(name=parse_loss_name(name), weight=weight, output=output, config=_jsonable(obj))
     if "from_logits" in cfg:
         loss.from_logits = bool(cfg.get("from_logits"))
