@@ -309,11 +309,43 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
             xs.append(array)
             continue
         xs.append(array.astype(spec.dtype, copy=False) if array.dtype.kind in "fiub" else array)
-    for y, target, y_key in zip(data.ys, targets, data.y_keys, strict=True):
+    targets_in, y_keys, notes = pair_targets(data.ys, data.y_keys, targets)
+    for y, target, y_key in zip(targets_in, targets, y_keys, strict=True):
         _check_labels(y, target, y_key)
-    ys = [y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y for y in data.ys]
+    ys = [y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y for y in targets_in]
     return Batches(xs, ys, batch_size, seed, synthetic=False, source=data.path,
-                   keys={"x": keys, "y": data.y_keys})
+                   keys={"x": keys, "y": y_keys}, notes=notes)
+
+
+def pair_targets(ys: list[np.ndarray], keys: list[str], targets: list[TargetSpec]
+                 ) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """(targets in the outputs' order, their --y-key names, notes): as Keras
+    pairs them. Arrays named after every output (``TargetSpec.name``: a
+    dict output's key, else its layer's name), in any order, go to the
+    output of their name, as a dict of targets does in Keras; otherwise by
+    position, as a list does, in the order of ``model.outputs`` (Keras
+    flattens a dict of outputs by sorted key, whatever order the model was
+    built in). A name that is an output's but would be paired with another
+    output is refused: the user meant pairing by name."""
+    names = [t.name for t in targets]
+    if len(set(keys)) == len(keys) and set(keys) == set(names):
+        return [ys[keys.index(name)] for name in names], list(names), []
+    misplaced = [(i, k) for i, k in enumerate(keys) if k in names and names[i] != k]
+    if misplaced:
+        i, key = misplaced[0]
+        unnamed = [k for k in keys if k not in names]
+        why = (f"{', '.join(map(repr, unnamed))} {'names' if len(unnamed) == 1 else 'name'} no output"
+               if unnamed else f"{key!r} is given twice" if keys.count(key) > 1 else "not every output is named")
+        raise ProfileError(f"--y-key {','.join(keys)}: {key!r} is the name of the model's output {key!r}, but by "
+                           f"position it would train output {names[i]!r} ({why}); the outputs, in the order Keras "
+                           f"pairs a list of targets with them: {', '.join(names)}; name one array per output "
+                           f"after its output (any order), or pair them by position under other names")
+    notes = []
+    if len(names) > 1:
+        pairs = ", ".join(f"{k} -> {n}" for k, n in zip(keys, names, strict=True))
+        notes.append(f"--y-key arrays paired with the outputs by position, as Keras pairs a list of targets ({pairs});"
+                     f" arrays named after the outputs ({', '.join(names)}) are paired by name")
+    return list(ys), list(keys), notes
 
 
 def _check_labels(y: np.ndarray, spec: TargetSpec, key: str) -> None:

@@ -304,6 +304,9 @@ class DataLoss:
     source: str  # compiled, file, default
     note: str | None = None
     from_logits: list[bool | None] = field(default_factory=list)  # per output, where known
+    # per output, the name Keras matches its loss, target and prediction by
+    # (``output_keys``); empty: one unnamed output
+    outputs: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         return {"names": self.names, "source": self.source, "note": self.note}
@@ -315,20 +318,24 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
     cross-entropy, sigmoid -> binary cross-entropy, anything else -> mean
     squared error."""
     outputs = outputs_of(model)
+    keys = output_keys(model)
+    layer_names = [o[0] for o in outputs]
     compile_loss = getattr(model, "_compile_loss", None)
     if getattr(model, "compiled", False) and compile_loss is not None:
-        names = _compiled_names(getattr(model, "loss", None), len(outputs), [o[0] for o in outputs])
-        return DataLoss(compile_loss, names, "compiled",
-                        from_logits=_compiled_from_logits(getattr(model, "loss", None), len(outputs)))
+        compiled = getattr(model, "loss", None)
+        return DataLoss(compile_loss, _compiled_names(compiled, len(outputs), keys, layer_names), "compiled",
+                        from_logits=_compiled_from_logits(compiled, len(outputs), keys, layer_names), outputs=keys)
     static_losses = list(static_model.losses) if static_model is not None else []
     static_outputs = list(static_model.outputs) if static_model is not None else []
-    names, objs, weights, source = [], [], [], "file" if static_losses else "default"
+    names: list[str | None] = []
+    objs, weights, source = [], [], "file" if static_losses else "default"
     logits: list[bool | None] = []
     for index, (out_name, _) in enumerate(outputs):
         # a loss dict is keyed by the output's name (its dict key, or the
         # name Keras gives it), which is not always its layer's name
-        keys = {out_name} | {o.name for o in static_outputs if o.name and o.layer.split("/")[-1] == out_name}
-        spec = next((entry for entry in static_losses if entry.output in keys), None)
+        names_of = {out_name, keys[index]} | {o.name for o in static_outputs
+                                              if o.name and o.layer.split("/")[-1] == out_name}
+        spec = next((entry for entry in static_losses if entry.output in names_of), None)
         if spec is None and index < len(static_losses) and (len(static_losses) == len(outputs) or
                                                             len(static_losses) == 1):
             spec = static_losses[min(index, len(static_losses) - 1)]
@@ -352,10 +359,10 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
              f"({', '.join(str(n) for n in names)})"))
 
     def fn(y, y_pred):
-        ys = y if isinstance(y, (list, tuple)) else [y]
-        ps = y_pred if isinstance(y_pred, (list, tuple)) else [y_pred]
-        if isinstance(y_pred, dict):
-            ps = list(y_pred.values())
+        # a dict (of outputs, or of targets) by the outputs' names, as Keras
+        # matches them; a list by position, in the order of model.outputs
+        ys = by_output(y, keys)
+        ps = by_output(y_pred, keys)
         total = None
         # several outputs: one loss, weight, target and prediction each (the
         # targets were checked against the outputs when the data was read)
@@ -366,7 +373,18 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
             total = value if total is None else total + value
         return total
 
-    return DataLoss(fn, names, source, note, from_logits=logits)
+    return DataLoss(fn, names, source, note, from_logits=logits, outputs=keys)
+
+
+def by_output(values: Any, keys: list[str]) -> list[Any]:
+    """Predictions or targets as a list in the order of ``model.outputs``:
+    a dict by the outputs' names (``output_keys``; by sorted key, the order
+    Keras flattens a dict in, where they are not all there), a list or
+    tuple as it is, anything else as the one output's."""
+    if isinstance(values, dict):
+        return [values[k] for k in keys] if keys and all(k in values for k in keys) else \
+            [values[k] for k in sorted(values)]
+    return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
 def _loss_object(keras, name: str, from_logits: bool):
@@ -384,7 +402,15 @@ def _class_of(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _compiled_names(loss: Any, n_outputs: int, output_names: list[str]) -> list[str | None]:
+def _by_name(loss: dict, key: str, layer: str | None) -> Any:
+    """A loss dict's entry for one output: by the name Keras matches it by
+    (its dict key, for a model whose outputs are a dict), else by its layer's
+    name (Keras' ``output_names``, for a list of outputs)."""
+    return loss[key] if key in loss else loss.get(layer) if layer is not None else None
+
+
+def _compiled_names(loss: Any, n_outputs: int, output_names: list[str],
+                    layer_names: list[str] | None = None) -> list[str | None]:
     def one(obj: Any) -> str | None:
         if obj is None:
             return None
@@ -397,13 +423,15 @@ def _compiled_names(loss: Any, n_outputs: int, output_names: list[str]) -> list[
         return canonical_loss_name(getattr(obj, "__name__", None) or type(obj).__name__)
 
     if isinstance(loss, dict):
-        return [one(loss.get(name)) for name in output_names]
+        layers: list[str | None] = [*layer_names] if layer_names else [None] * len(output_names)
+        return [one(_by_name(loss, name, layer)) for name, layer in zip(output_names, layers, strict=False)]
     if isinstance(loss, (list, tuple)):
         return [one(x) for x in loss] + [None] * max(0, n_outputs - len(loss))
     return [one(loss)] * max(1, n_outputs)
 
 
-def _compiled_from_logits(loss: Any, n_outputs: int) -> list[bool | None]:
+def _compiled_from_logits(loss: Any, n_outputs: int, output_names: list[str] | None = None,
+                          layer_names: list[str] | None = None) -> list[bool | None]:
     """Whether each compiled loss takes logits: a string loss takes
     probabilities; a loss object says so in ``from_logits``."""
     def one(obj: Any) -> bool | None:
@@ -415,7 +443,10 @@ def _compiled_from_logits(loss: Any, n_outputs: int) -> list[bool | None]:
         return bool(value) if value is not None else None
 
     if isinstance(loss, dict):
-        return [one(v) for v in loss.values()]
+        if not output_names:
+            return [one(loss[k]) for k in sorted(loss)]
+        layers: list[str | None] = [*layer_names] if layer_names else [None] * len(output_names)
+        return [one(_by_name(loss, name, layer)) for name, layer in zip(output_names, layers, strict=False)]
     if isinstance(loss, (list, tuple)):
         return [one(x) for x in loss]
     return [one(loss)] * max(1, n_outputs)
@@ -432,6 +463,28 @@ def outputs_of(model) -> list[tuple[str, tuple]]:
         out.append((getattr(layer, "name", None) or str(getattr(tensor, "name", "output")),
                     tuple(tensor.shape[1:])))
     return out
+
+
+def output_keys(model) -> list[str]:
+    """Per output, in the order of ``model.outputs`` (``outputs_of``), the
+    name Keras matches its loss, target and prediction by: for a model whose
+    outputs are a dict, the output's dict key (Keras flattens the dict by
+    sorted key, and a key need not be its layer's name: ``{"label":
+    Dense(name="head")}``); else its layer's name (``model.output_names``)."""
+    names = [name for name, _ in outputs_of(model)]
+    tensors = getattr(model, "outputs", None)
+    if not tensors:
+        probed = getattr(model, "_reglint_output_keys", None)  # a subclassed model's dict (_subclassed_probe)
+        return list(probed) if probed and len(probed) == len(names) else names
+    try:
+        structure = model.output
+    except Exception:  # a model called more than once has no single output structure
+        return names
+    if isinstance(structure, dict) and len(structure) == len(tensors):
+        key_of = {id(tensor): str(key) for key, tensor in structure.items()}
+        keys = [key_of.get(id(tensor)) for tensor in tensors]
+        return [k for k in keys if k is not None] if None not in keys else sorted(str(k) for k in structure)
+    return names
 
 
 def model_specs(model, loss: DataLoss) -> tuple[list[InputSpec], list[TargetSpec]]:
@@ -462,8 +515,11 @@ def model_specs(model, loss: DataLoss) -> tuple[list[InputSpec], list[TargetSpec
 
 
 def _targets(model, loss: DataLoss) -> list[TargetSpec]:
-    return [TargetSpec(name=name, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None))
-            for i, (name, shape) in enumerate(outputs_of(model))]
+    """One per output, named as Keras matches its target (``output_keys``)."""
+    outputs = outputs_of(model)
+    keys = loss.outputs if len(loss.outputs) == len(outputs) else output_keys(model)
+    return [TargetSpec(name=key, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None))
+            for i, (key, (_, shape)) in enumerate(zip(keys, outputs, strict=True))]
 
 
 def _subclassed_probe(model) -> tuple[tuple, list[tuple]]:
@@ -487,7 +543,9 @@ def _subclassed_probe(model) -> tuple[tuple, list[tuple]]:
     embeddings = any(type(layer).__name__ == "Embedding" for layer in flatten(model))
     sample = np.zeros((1, *shape[1:]), "int32" if embeddings else "float32")
     out = model(sample, training=False)
-    outs = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, (list, tuple)) else [out]
+    if isinstance(out, dict):  # Keras flattens a dict by sorted key
+        model._reglint_output_keys = [str(k) for k in sorted(out)]
+    outs = by_output(out, [])
     probe = (tuple(int(d) for d in shape[1:]), [tuple(int(d) for d in o.shape[1:]) for o in outs])
     model._reglint_probe = probe
     return probe

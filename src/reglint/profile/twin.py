@@ -68,7 +68,7 @@ import numpy as np
 from reglint.engine.fmt import g, pct
 from reglint.profile.data import BINARY, ONE_HOT, SPARSE, HeldOut, trivial_loss
 from reglint.profile.gradients import restore, snapshot
-from reglint.profile.load import DataLoss, flatten, layer_paths
+from reglint.profile.load import DataLoss, by_output, flatten, layer_paths
 from reglint.profile.result import Budget, StepRecord, Twin, TwinRun, VariableRow
 from reglint.profile.run import fresh_optimizer, make_train_step, probe_loss, train_step, unregularized_optimizer
 
@@ -328,9 +328,15 @@ class Evaluator:
             total += float(value) * n
             count += n
             if self.classifier:
-                correct += _accuracy(np.asarray(pred), np.asarray(y), self.kind, self.from_logits) * n
+                correct += _accuracy(self._prediction(pred), np.asarray(y), self.kind, self.from_logits) * n
         self.seconds = time.perf_counter() - start
         return total / count, (correct / count if self.classifier else None)
+
+    def _prediction(self, pred) -> np.ndarray:
+        """The one output's prediction as an array: a model whose outputs are
+        a dict (``{"label": Dense(3)}``) returns one, taken by the output's
+        name as Keras matches it (``load.output_keys``)."""
+        return np.asarray(by_output(pred, self.loss.outputs)[0])
 
     def reference(self) -> dict[str, Any]:
         """What a constant predictor scores on the slice: chance accuracy

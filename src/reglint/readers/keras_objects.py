@@ -486,8 +486,8 @@ def parse_loss(obj: Any, *, weight: float = 1.0, output: str | None = None) -> L
     cfg = inner_config(obj)
     if bare_class_name(name) == "LossFunctionWrapper" and isinstance(cfg.get("fn"), str):
         name = cfg["fn"]
-    elif plain_function_name(obj) is not None:
-        name = plain_function_name(obj)
+    else:
+        name = plain_function_name(obj) or name
     loss = Loss(name=parse_loss_name(name), weight=weight, output=output, config=_jsonable(obj))
     if "from_logits" in cfg:
         loss.from_logits = bool(cfg.get("from_logits"))
