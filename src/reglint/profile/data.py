@@ -308,9 +308,12 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
                                    f"takes text (a string tensor)")
             xs.append(array)
             continue
+        _check_values(array, key, "input", spec.name)
+        _check_token_ids(array, spec, key)
         xs.append(array.astype(spec.dtype, copy=False) if array.dtype.kind in "fiub" else array)
     targets_in, y_keys, notes = pair_targets(data.ys, data.y_keys, targets)
     for y, target, y_key in zip(targets_in, targets, y_keys, strict=True):
+        _check_values(y, y_key, "output", target.name)
         _check_labels(y, target, y_key)
     ys = [y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y for y in targets_in]
     return Batches(xs, ys, batch_size, seed, synthetic=False, source=data.path,
@@ -346,6 +349,38 @@ def pair_targets(ys: list[np.ndarray], keys: list[str], targets: list[TargetSpec
         notes.append(f"--y-key arrays paired with the outputs by position, as Keras pairs a list of targets ({pairs});"
                      f" arrays named after the outputs ({', '.join(names)}) are paired by name")
     return list(ys), list(keys), notes
+
+
+def _check_values(array: np.ndarray, key: str, role: str, name: str) -> None:
+    """Numbers, and finite ones: a NaN or an infinity in the data makes
+    every loss and gradient NaN, which the twin would read as a divergence
+    and blame on the learning rate; text where numbers belong reaches
+    numpy's or the framework's own error, which names neither."""
+    if array.dtype.kind not in "biuf":
+        raise ProfileError(f"--data array {key!r} holds {array.dtype} values, not real numbers; the model's "
+                           f"{role} {name!r} takes real numbers (encode labels as class ids, text as token ids)")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            rows = int(bad.reshape(len(array), -1).any(axis=1).sum()) if array.ndim else 1
+            raise ProfileError(f"--data array {key!r} holds {int(bad.sum())} NaN or infinite values in {rows} of "
+                               f"{len(array) if array.ndim else 1} examples: every loss would be NaN; drop or fill "
+                               f"them")
+
+
+def _check_token_ids(array: np.ndarray, spec: InputSpec, key: str) -> None:
+    """Token ids inside the vocabulary of the Embedding the input feeds
+    (an id past it is a gather out of range: an error on the CPU, zeros or
+    NaN on a GPU)."""
+    if not spec.vocabulary or not array.size or array.dtype.kind not in "iuf":
+        return
+    if array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0)):
+        return  # not ids: the shape and dtype checks speak for it
+    low, high = array.min(), array.max()
+    if low < 0 or high >= spec.vocabulary:
+        raise ProfileError(f"--data array {key!r} holds token ids {_value_range(array.reshape(-1))}, but input "
+                           f"{spec.name!r} feeds an Embedding of {spec.vocabulary} rows (ids 0.."
+                           f"{spec.vocabulary - 1})")
 
 
 def _check_labels(y: np.ndarray, spec: TargetSpec, key: str) -> None:

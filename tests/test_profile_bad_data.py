@@ -1,0 +1,70 @@
+"""``--data`` that would make every number NaN, or reach the framework's
+own error: refused in one line, exit 2, before any training (review 25).
+
+On real files: ``fixtures/keras/embedding.keras`` (token ids of
+length 6 into an Embedding of 50 rows, 2 classes) and
+``fixtures/keras/scenario_healthy.keras`` (64 features, 10 classes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reglint.cli.app import main
+
+from helpers import KERAS_FIXTURES
+
+EMBEDDING = KERAS_FIXTURES / "embedding.keras"
+DENSE = KERAS_FIXTURES / "scenario_healthy.keras"
+
+
+def refused(capsys, tmp_path, model, **arrays) -> str:
+    data = tmp_path / "data.npz"
+    np.savez(data, **arrays)
+    out = tmp_path / "report.json"
+    code = main(["profile", str(model), "--data", str(data), "--steps", "2", "-f", "json", "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def features(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 64)).astype("float32"), rng.integers(0, 10, n)
+
+
+@pytest.mark.slow
+def test_nan_inputs_are_refused_not_blamed_on_the_learning_rate(capsys, tmp_path):
+    x, y = features()
+    x[3, 5] = np.nan
+    x[7, 0] = np.inf
+    err = refused(capsys, tmp_path, DENSE, x=x, y=y)
+    assert "'x' holds 2 NaN or infinite values in 2 of 64 examples" in err
+
+
+@pytest.mark.slow
+def test_nan_targets_are_refused(capsys, tmp_path):
+    x, _ = features()
+    y = np.zeros((64, 10), "float32")
+    y[:, 0] = 1
+    y[9, 0] = np.nan
+    # a one-hot target of a sparse loss would be refused too: the NaN is named first
+    assert "'y' holds 1 NaN or infinite values in 1 of 64 examples" in refused(capsys, tmp_path, DENSE, x=x, y=y)
+
+
+@pytest.mark.slow
+def test_text_labels_are_refused_with_what_to_do(capsys, tmp_path):
+    x, y = features()
+    err = refused(capsys, tmp_path, DENSE, x=x, y=np.array([str(v) for v in y]))
+    assert "'y' holds <U1 values, not real numbers" in err and "class ids" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("low", "high", "shown"), [(0, 60, "0..60"), (-2, 49, "-2..49")])
+def test_token_ids_outside_the_embedding_are_refused(capsys, tmp_path, low, high, shown):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 50, size=(64, 6))
+    tokens[0, 0], tokens[1, 1] = low, high
+    err = refused(capsys, tmp_path, EMBEDDING, x=tokens, y=rng.integers(0, 2, 64))
+    assert f"holds token ids {shown}" in err and "an Embedding of 50 rows (ids 0..49)" in err
