@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,11 +43,11 @@ class Node:
     def name(self) -> str:
         return self.proto.name
 
-    @property
+    @cached_property
     def inputs(self) -> list[str]:
-        return list(self.proto.input)
+        return list(self.proto.input)  # read-only by convention: built once, not per visit
 
-    @property
+    @cached_property
     def outputs(self) -> list[str]:
         return [o for o in self.proto.output if o]
 
@@ -59,7 +60,7 @@ class Node:
                 return _attr_value(a)
         return default
 
-    @property
+    @cached_property
     def is_gradient(self) -> bool:
         """Nodes of a gradient graph (onnxruntime's ``*Grad`` ops and the
         nodes it names ``<forward>_Grad/...``, ONNX's Gradient op)."""
@@ -97,6 +98,10 @@ class GraphIndex:
         self.nodes: list[Node] = []
         self.tensors: list[tuple[str, Any]] = []  # (scope, TensorProto)
         self.sparse: list[tuple[str, Any]] = []  # (scope, SparseTensorProto)
+        # (scope, TensorProto) of Constant nodes' ``value`` tensors, named after
+        # the node's output: weights some exporters keep in the graph's nodes
+        self.constant_nodes: list[tuple[str, Any]] = []
+        self.duplicates: set[int] = set()  # initializers a later one of the same name (and graph) replaces
         self.consumers: dict[str, list[tuple[Node, int]]] = {}
         self.producer: dict[str, Node] = {}
         self.outputs: set[str] = set()  # graph outputs of every graph
@@ -105,6 +110,8 @@ class GraphIndex:
         self.constants: dict[str, Any] = {}  # small in-proto tensors and Constant outputs
         self.named: dict[str, Any] = {}  # every initializer and Constant node tensor, by name
         self.branch_outputs: dict[int, list[str]] = {}  # If/Loop/Scan node -> its subgraphs' outputs
+        self._sources: dict[str, str] = {}  # source() memo
+        self.source_steps = 0  # producer look-ups source() made (linear in the graph's size)
         self._walk(proto.graph, "", 0)
         for k, info in enumerate(proto.training_info):
             if info.HasField("initialization"):
@@ -115,8 +122,14 @@ class GraphIndex:
     def _walk(self, graph, scope: str, depth: int) -> None:
         if depth > MAX_GRAPH_DEPTH:
             raise UnsafeInputError(f"subgraphs nested more than {MAX_GRAPH_DEPTH} levels deep")
+        last: dict[str, Any] = {}
         for tensor in graph.initializer:
             self.tensors.append((scope, tensor))
+            if tensor.name in last:  # the last of a name is the one read (as onnxruntime does)
+                self.duplicates.add(id(last[tensor.name]))
+                self.named[tensor.name] = tensor
+                self.constants.pop(tensor.name, None)
+            last[tensor.name] = tensor
             self.named.setdefault(tensor.name, tensor)
             self._remember_constant(tensor.name, tensor)
         for sparse in graph.sparse_initializer:
@@ -154,9 +167,17 @@ class GraphIndex:
                 self._remember_constant(node.outputs[0] if node.outputs else "", attr.t)
                 if node.outputs:
                     self.named.setdefault(node.outputs[0], attr.t)
+                    if attr.t.name != node.outputs[0]:
+                        attr.t.name = node.outputs[0]  # messages name the tensor the graph reads
+                    self.constant_nodes.append((node.scope, attr.t))
             elif attr.name in ("value_float", "value_int") and node.outputs:
                 value = attr.f if attr.name == "value_float" else attr.i
                 self.constants[node.outputs[0]] = numpy_helper.from_array(np.array(value, np.float64))
+
+    def shadowed(self, tensor) -> bool:
+        """An initializer a later one of the same name in its graph replaces
+        (onnxruntime: "the model will use the latest encountered initializer")."""
+        return id(tensor) in self.duplicates
 
     def scalar(self, name: str) -> float | None:
         """The value of a one-element constant, or None."""
@@ -178,17 +199,42 @@ class GraphIndex:
         return self.named.get(name)
 
     def source(self, name: str) -> str:
-        """Follow a tensor back through value-preserving ops (Cast, Identity ...)."""
-        for _ in range(MAX_WALK):
-            node = self.producer.get(name)
-            if node is None or node.op not in VALUE_PASS or not node.inputs:
+        """Follow a tensor back through value-preserving ops (Cast, Identity
+        ...). Memoised: every name of a chain is resolved by one walk, so
+        resolving all of a graph's names is linear in its size. A chain that
+        loops back on itself has no source: its names resolve to themselves."""
+        known = self._sources.get(name)
+        if known is not None:
+            return known
+        path: list[str] = []
+        on_path: set[str] = set()
+        current, found = name, None
+        while True:
+            found = self._sources.get(current)
+            if found is not None:
+                break
+            if current in on_path:  # a loop (invalid ONNX): no source
+                for looped in path:
+                    self._sources[looped] = looped
                 return name
-            name = node.inputs[0]
-        return name
+            self.source_steps += 1
+            node = self.producer.get(current)
+            if node is None or node.op not in VALUE_PASS or not node.proto.input:
+                found = current
+                break
+            path.append(current)
+            on_path.add(current)
+            current = node.proto.input[0]
+        for step in path:
+            self._sources[step] = found
+        self._sources[current] = found
+        return found
 
     def dense_tensors(self) -> Iterator[tuple[str, Any]]:
-        """(scope, TensorProto) of every initializer, sparse ones' values included."""
+        """(scope, TensorProto) of every initializer, sparse ones' values and
+        Constant nodes' tensors included."""
         yield from self.tensors
+        yield from self.constant_nodes
         for scope, sparse in self.sparse:
             yield scope, sparse.values
 

@@ -57,7 +57,7 @@ QUANTIZED_PASS = {"Gather", "Transpose", "Reshape", "Identity", "Squeeze", "Unsq
 def quantized_weights(index: GraphIndex) -> set[str]:
     """Names of the integer initializers that are quantized weights."""
     out = set()
-    for _, tensor in index.tensors:
+    for _, tensor in (*index.tensors, *index.constant_nodes):
         if tensor.data_type in QUANT_TYPES and _reaches_quantized_slot(index, tensor.name):
             out.add(tensor.name)
     return out
@@ -140,12 +140,21 @@ def _stored_values(tensor, dtype: int, count: int, where_path: Path | None, offs
 
 
 def _dequantize_params(consts: Constants, name: str, dims) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(scale, zero point, axis) of the one DequantizeLinear reading ``name``,
-    when both are constants; None for blocked scales and anything else."""
+    """(scale, zero point, axis) of the DequantizeLinear nodes reading
+    ``name`` (one, or several with equal constants: a weight shared by two
+    layers); None for blocked scales, readers that disagree, and anything else."""
     readers = consts.index.consumers.get(name, [])
-    if len(readers) != 1 or readers[0][0].op != "DequantizeLinear" or readers[0][1] != 0:
+    if not readers or any(node.op != "DequantizeLinear" or i != 0 for node, i in readers):
         return None
-    node = readers[0][0]
+    found = [_reader_params(consts, node, dims) for node, _ in readers]
+    first = found[0]
+    if first is None or any(other is None or other[2] != first[2] or not np.array_equal(other[0], first[0])
+                            or not np.array_equal(other[1], first[1]) for other in found[1:]):
+        return None
+    return first
+
+
+def _reader_params(consts: Constants, node: Node, dims) -> tuple[np.ndarray, np.ndarray, int] | None:
     if int(node.attr("block_size", 0) or 0):
         return None
     scale = consts.values(node, 1)

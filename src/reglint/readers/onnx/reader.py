@@ -56,7 +56,8 @@ def _describe(path: Path, proto, options: ReadOptions) -> Model:
         model.notes.append(checker_note)
     setup = TrainingSetup(path, proto, index, model.notes, options.max_layers).find()
     model.optimizer = setup.optimizer
-    roled = [p for p in collect_params(index, setup.ckpt) if assign_role(p, index, setup.state_names, setup.updated)]
+    roled = [p for p in collect_params(index, setup.ckpt) if assign_role(p, index, setup.state_names, setup.updated)
+             and (not p.constant_node or p.role is not Role.OTHER)]  # a Constant node: a layer's weight only
     params = merge_quantized_copies(merge_transposed_copies(roled, folder), index, folder)
     if len(params) < len(roled):
         model.notes.append(f"{len(roled) - len(params)} initializers are the transpose of another parameter "
@@ -102,7 +103,15 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
         model.notes.append("training graph without optimizer settings: pass them with options")
     if options.weight_stats is False:
         model.notes.append("weight statistics not read (weight_stats disabled)")
-    skipped = len(index.tensors) + len(index.sparse) - sum(1 for p in params if p.tensor is not None) - copies
+    from_nodes = sum(1 for p in params if p.constant_node)
+    if index.duplicates:
+        model.notes.append(f"{len(index.duplicates)} initializers share their name with a later one in the same "
+                           "graph: only the last is read, as onnxruntime does")
+    read = sum(1 for p in params if p.tensor is not None and not p.constant_node)
+    skipped = len(index.tensors) - len(index.duplicates) + len(index.sparse) - read - copies
+    if from_nodes:
+        model.notes.append(f"{from_nodes} weights are held in Constant nodes, not initializers: counted as "
+                           "parameters")
     if skipped:
         model.notes.append(f"{skipped} initializers are constants, integer tensors or optimizer state, "
                            "not parameters")
@@ -121,8 +130,8 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
         unread = sum(1 for p in params if p.quantized and p.stats is None)
         if unread and options.weight_stats:
             model.notes.append(f"weight statistics of {unread} quantized weights not read: their scale is applied "
-                               "after the integer op, or they are stored in a layout not read here (act-order "
-                               "g_idx, widths other than 2, 4 and 8 bits)")
+                               "after the integer op, their readers dequantize them with different scales, or they are "
+                               "stored in a layout not read here (act-order g_idx, widths other than 2, 4 and 8 bits)")
 
 
 def _tidy_float32(model: Model) -> Model:

@@ -53,25 +53,46 @@ RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 
 def merge_transposed_copies(params: list[Param], folder: Path) -> list[Param]:
     """``params`` without the exact transposed copies of another parameter;
-    the parameter kept takes the copy's uses and the more specific role."""
+    the parameter kept takes the copy's uses and the more specific role.
+
+    A copy can only pair with a matrix of the transposed shape, of the other
+    kind of name (below) and with the same values at a few sampled places:
+    candidates are bucketed by that fingerprint, so a graph of thousands of
+    same-shaped matrices is not compared pair by pair."""
     matrices = [p for p in params if len(p.shape) == 2 and p.tensor is not None and not p.quantized
                 and p.dense_size is None and p.shape[0] > 0 and p.shape[1] > 0]
-    by_shape: dict[tuple[int, tuple[int, int]], list[Param]] = {}
+    kinds = {(p.dtype, p.shape, _anonymous(p.name)) for p in matrices}
+    buckets: dict[tuple, list[Param]] = {}
+    looked_up: dict[int, tuple | None] = {}
     for p in matrices:
-        by_shape.setdefault((p.dtype, (p.shape[0], p.shape[1])), []).append(p)
+        if (p.dtype, (p.shape[1], p.shape[0]), not _anonymous(p.name)) not in kinds:
+            continue  # no partner possible: its values are not read
+        a = _matrix(p, folder)
+        if a is None:
+            continue  # never compared (see _transposed)
+        buckets.setdefault((p.dtype, p.shape, _anonymous(p.name), _fingerprint(a)), []).append(p)
+        # the key a transposed partner of ``p`` files itself under
+        looked_up[id(p)] = (p.dtype, (p.shape[1], p.shape[0]), not _anonymous(p.name), _fingerprint(a.T))
     dropped: set[int] = set()
+    hopeless: set[int] = set()  # constant fills: never a copy
     for p in matrices:
-        if id(p) in dropped:
+        key = looked_up.get(id(p))
+        if id(p) in dropped or id(p) in hopeless or key is None or key not in buckets:
             continue
-        for q in by_shape.get((p.dtype, (p.shape[1], p.shape[0])), []):
+        bucket = buckets[key]
+        bucket[:] = [q for q in bucket if id(q) not in dropped and id(q) not in hopeless]
+        for q in bucket:
             # A folded Transpose is a constant the exporter named, its source a
             # named parameter: two named parameters, or two folded constants
             # (each a different parameter's transpose), stay two, even when
             # one equals the other's transpose (identity or symmetric
             # initialisations, a decoder initialised as the encoder's transpose).
-            if q is p or id(q) in dropped or _anonymous(p.name) == _anonymous(q.name):
+            # (The bucket holds only the other kind of name.)
+            if id(q) in dropped or id(q) in hopeless:
                 continue
-            if not _transposed(p, q, folder):
+            if not _transposed(p, q, folder, hopeless):
+                if id(p) in hopeless:
+                    break
                 continue
             keep, copy = (q, p) if _anonymous(p.name) else (p, q)  # the named one stays
             _absorb(keep, copy)
@@ -79,6 +100,22 @@ def merge_transposed_copies(params: list[Param], folder: Path) -> list[Param]:
             if copy is p:
                 break
     return [p for p in params if id(p) not in dropped]
+
+
+# Sampled places of the fingerprint: a 4x4 grid (the corners included).
+_GRID = 4
+
+
+def _fingerprint(a: np.ndarray) -> tuple:
+    """Values at a few places fixed by the shape, read without touching the
+    rest of the matrix; equal as values (``-0.0`` is ``0.0``), as the full
+    comparison is."""
+    rows, cols = a.shape
+    picks = [a[i * (rows - 1) // (_GRID - 1), j * (cols - 1) // (_GRID - 1)]
+             for i in range(_GRID) for j in range(_GRID)]
+    if a.dtype.kind == "f":
+        return tuple(float(v) + 0.0 for v in picks)
+    return tuple(int(v) for v in picks)
 
 
 def _absorb(keep: Param, copy: Param) -> None:
@@ -92,17 +129,20 @@ def _anonymous(name: str) -> bool:
     return "::" in name or "." not in name
 
 
-def _transposed(p: Param, q: Param, folder: Path) -> bool:
+def _transposed(p: Param, q: Param, folder: Path, hopeless: set[int]) -> bool:
     """Every element of ``q`` equals ``p``'s transposed one; the four corners
-    first (``p[0, -1]`` is ``q[-1, 0]``), which almost always decide."""
+    first (``p[0, -1]`` is ``q[-1, 0]``), which almost always decide. A
+    constant fill goes into ``hopeless`` (it is never compared again)."""
     a, b = _matrix(p, folder), _matrix(q, folder)
     if a is None or b is None:
         return False
     corners = ((0, 0), (0, -1), (-1, 0), (-1, -1))
     if any(a[i, j].tobytes() != b[j, i].tobytes() for i, j in corners):
         return False
-    if a.size > 1 and bool(np.all(a == a.flat[0])):
-        return False  # a constant fill (zeros, ones) is no evidence of a copy
+    for side, values in ((p, a), (q, b)):
+        if values.size > 1 and bool(np.all(values == values.flat[0])):
+            hopeless.add(id(side))  # a constant fill (zeros, ones) is no evidence of a copy
+            return False
     return bool(np.array_equal(a, b.T))
 
 
