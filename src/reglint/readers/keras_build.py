@@ -57,7 +57,7 @@ from reglint.readers.keras_objects import (
     unusable_loss_weights,
 )
 from reglint.readers.keras_param_groups import attach_param_groups
-from reglint.readers.keras_wrappers import activity_config, slot_frozen, spectral_inner, without_aliases
+from reglint.readers.keras_wrappers import activity_config, output_config, slot_frozen, without_aliases
 from reglint.readers.limits import ReadOptions
 from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr
 
@@ -90,8 +90,8 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
     slots_known = own_slots(node.class_name, node.config) is not None or node.class_name in RNN_LAYERS
     known = slots_known or bool(child_layers(node.class_name, node.config))
     custom = not known
-    # SpectralNormalization's output is its wrapped layer's: width and activation are that layer's
-    output_cfg = spectral_inner(node.class_name, node.config) or node.config
+    # A single-layer wrapper's output is its wrapped layer's: width and activation are that layer's
+    output_cfg = output_config(node.class_name, node.config)
     layer = Layer(
         name=node.name,
         path=node.path,

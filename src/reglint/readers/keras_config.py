@@ -24,7 +24,7 @@ from typing import Any
 from reglint.errors import ModelReadError
 from reglint.model import TensorRef
 from reglint.model.versions import major_minor
-from reglint.readers.keras_layers import CONTAINERS, MHA_LIKE
+from reglint.readers.keras_layers import CHAINED_CONTAINERS, CONTAINERS, MHA_LIKE
 from reglint.readers.keras_objects import bare_class_name, class_name_of, is_tensor_ref, to_snake_case
 
 
@@ -170,7 +170,7 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             inbound_nodes=entry.get("inbound_nodes"), top=top or name,
         )
         node.inbound = _unique_names(node.inbound_tensors)
-        if (not node.inbound and previous is not None and class_name == "Sequential") or (
+        if (not node.inbound and previous is not None and class_name in CHAINED_CONTAINERS) or (
             not node.inbound and previous is not None and isinstance(cfg, list)
         ):
             node.inbound = [previous]

@@ -59,7 +59,12 @@ RNN_LAYERS = {"SimpleRNN": "SimpleRNNCell", "LSTM": "LSTMCell", "GRU": "GRUCell"
               "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
 NORMALIZATION = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization",
                  "GroupNormalization", "RMSNormalization", "InstanceNormalization"}
-CONTAINERS = {"Sequential", "Functional", "Model"}
+CONTAINERS = {"Sequential", "Functional", "Model", "Pipeline"}
+# Containers that chain their layers one after the other and record no
+# graph: ``keras.layers.Pipeline`` (keras/src/layers/preprocessing/pipeline.py)
+# calls each of its ``layers`` on the previous one's output and saves them
+# under ``layers/`` as a Sequential does.
+CHAINED_CONTAINERS = frozenset({"Sequential", "Pipeline"})
 # Wrappers of one layer: the built-in ``Wrapper`` subclasses of Keras 3.15
 # and tf-keras 2.21 but Bidirectional (two copies, apart). The wrapped
 # layer's config is the wrapper's ``layer``, its variables are saved under

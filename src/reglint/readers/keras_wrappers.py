@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from reglint.model import Model, Problem, ProblemKind, Role
 from reglint.readers.keras_config import LayerNode
-from reglint.readers.keras_layers import child_layers, own_slots
+from reglint.readers.keras_layers import SINGLE_WRAPPERS, child_layers, own_slots
 
 
 class _Stored(Protocol):
@@ -60,6 +60,26 @@ def spectral_inner(class_name: str, cfg: dict[str, Any]) -> dict[str, Any] | Non
     if class_name != "SpectralNormalization":
         return None
     return child_layers(class_name, cfg)["layer"][1]
+
+
+def output_config(class_name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config that sets the layer's output width and activation: a
+    single-layer wrapper's (SpectralNormalization, TimeDistributed) output
+    is its wrapped layer's, applied at each position for TimeDistributed; a
+    sequence tagger's ``TimeDistributed(Dense(12, softmax))`` head is a
+    12-way softmax.
+
+    >>> output_config("TimeDistributed", {"layer": {"class_name": "Dense",
+    ...     "config": {"units": 12, "activation": "softmax"}}})["units"]
+    12
+    >>> output_config("Dense", {"units": 3})
+    {'units': 3}
+    """
+    if class_name in SINGLE_WRAPPERS:
+        inner = child_layers(class_name, cfg).get("layer")
+        if inner is not None and isinstance(inner[1], dict):
+            return inner[1]
+    return cfg
 
 
 def without_aliases(tensors: list[Stored], model: Model, node: LayerNode) -> list[Stored]:
