@@ -12,8 +12,11 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +137,33 @@ def run_reglint(*args, timeout: int = 120) -> subprocess.CompletedProcess:
     """``python -m reglint ARGS --no-cache`` in a child, its output captured."""
     return subprocess.run([sys.executable, "-m", "reglint", *map(str, args), "--no-cache"], capture_output=True,
                           text=True, timeout=timeout)
+
+
+class Hung(AssertionError):
+    """Raised inside a ``hang_guard`` block that ran past its limit."""
+
+
+@contextmanager
+def hang_guard(seconds: float) -> Iterator[None]:
+    """Fail the block if it has not finished after ``seconds``: a guard
+    against the hangs hostile files caused (minutes of a quadratic walk,
+    a read of 2**60 elements), set far above a working run so that a loaded
+    CI machine never trips it. Not a speed measurement: those are
+    benchmarks under bench/ (ratios, not times). POSIX only (SIGALRM); the
+    main thread only, where pytest runs tests.
+
+    >>> with hang_guard(5):
+    ...     sum(range(10))
+    45
+    """
+
+    def expired(signum, frame):
+        raise Hung(f"still running after {seconds} s: a hang, not a slow machine")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

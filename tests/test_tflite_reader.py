@@ -19,7 +19,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ from reglint.estimate.init_scale import expected_sum_sq
 from reglint.model import Role
 from reglint.readers import Format, read_model, sniff
 
-from helpers import FIXTURES, ROOT
+from helpers import FIXTURES, ROOT, hang_guard
 
 TFLITE = FIXTURES / "tflite"
 MANIFEST = json.loads((TFLITE / "manifest.json").read_text())
@@ -428,13 +427,11 @@ def test_hostile_files_exit_2_quickly_with_one_line(tmp_path):
     for name, data in files.items():
         (tmp_path / f"{name}.tflite").write_bytes(data)
     for name in files:
-        started = time.monotonic()
         result = subprocess.run([sys.executable, "-m", "reglint", "check", str(tmp_path / f"{name}.tflite"),
                                  "--no-cache"], capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert result.returncode == 2, (name, result.stdout, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("reglint: error:") and "Traceback" not in result.stderr, name
-        assert time.monotonic() - started < 20, name
 
 
 def test_truncating_anywhere_is_a_read_error(tmp_path):
@@ -575,13 +572,11 @@ def _hostile_graphs() -> dict[str, bytes]:
 def test_hostile_graphs_refused_in_linear_time(tmp_path, name):
     """Each was minutes or gigabytes before (review 17: 3,000 shared-table
     operators 71 s / 4.3 GB; a 6,000 x 6,000 walk 85 s); now a one-line
-    refusal in well under a second of reading."""
+    refusal in well under a second of reading, far inside the guard."""
     path = tmp_path / f"{name}.tflite"
     path.write_bytes(_hostile_graphs()[name])
-    start = time.perf_counter()
-    with pytest.raises(UnsafeInputError):
+    with hang_guard(45), pytest.raises(UnsafeInputError):
         read_model(path)
-    assert time.perf_counter() - start < 5
 
 
 def _param_counts(model) -> dict[str, int]:

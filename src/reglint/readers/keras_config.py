@@ -140,7 +140,14 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
           top: str) -> None:
     used: dict[str, int] = {}
     previous: str | None = None  # Sequential configs record no graph: chain them
+    functional = isinstance(cfg, dict) and "input_layers" in cfg and class_name not in CHAINED_CONTAINERS
     for entry in container_layers(class_name, cfg):
+        if functional and _never_called(entry):
+            # Keras builds a Functional's layers from the calls its config
+            # records (functional_from_config): a layer never called is not
+            # in model.layers, so it holds no weights and takes no place in
+            # the saved layer numbering.
+            continue
         if len(leaves) + len(containers) > max_layers:
             raise ModelReadError(f"more than {max_layers} layers: refusing to read")
         child_class = bare_class_name(class_name_of(entry) or "?")
@@ -182,6 +189,21 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
                   max_layers=max_layers, by_name=by_name, top=node.top)
         else:
             leaves.append(node)
+
+
+def _never_called(entry: dict[str, Any]) -> bool:
+    """A Functional config's layer entry that records no call: not an input,
+    and no inbound node (a hand-edited copy, or a layer created and never
+    used). Keras 1 InputLayers and Keras 3 ones alike have no inbound node.
+
+    >>> _never_called({"class_name": "Dense", "config": {}, "inbound_nodes": []})
+    True
+    >>> _never_called({"class_name": "InputLayer", "config": {}, "inbound_nodes": []})
+    False
+    """
+    if bare_class_name(class_name_of(entry) or "") == "InputLayer":
+        return False
+    return "inbound_nodes" in entry and not entry["inbound_nodes"]
 
 
 # Configs carry the class's public (exported) name, saving_lib the Python
