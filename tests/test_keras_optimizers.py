@@ -17,6 +17,7 @@ from reglint.model import Role
 from reglint.readers import read_model
 
 from helpers import FIXTURES, run_reglint
+from mutate import rewrite_keras_zip
 
 HERE = FIXTURES / "keras_optimizers"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
@@ -175,6 +176,21 @@ def test_muon_without_adam_weight_decay_decays_no_bias():
     truth = MANIFEST["muon_awd_none.keras"]["decay_per_step"]
     assert {p: rate for p, rate in truth.items() if rate} == {"d1/kernel": pytest.approx(0.002, rel=1e-4)}
     assert not by_code(report("muon_awd_none.keras"), "RL008")
+
+
+def test_muon_exclude_layers_that_are_no_regular_expressions_are_named(tmp_path):
+    """Keras re.search-es each entry for every 2-D variable it does not
+    send to AdamW first: 'd1(' raised re.error in keras.models.load_model
+    of this very edit (Keras 3.15.1, muon.py _should_use_adamw)."""
+    def bad_pattern(cfg):
+        cfg["compile_config"]["optimizer"]["config"]["exclude_layers"] = ["d1(", "head"]
+
+    edited = rewrite_keras_zip(HERE / "muon_awd_0.01.keras", tmp_path / "muon_bad.keras", config=bad_pattern)
+    notes = [n for n in read_model(edited).notes if "not regular expressions" in n]
+    assert notes == ["Muon: exclude_layers 'd1(' are not regular expressions: Keras raises re.error on them when it "
+                     "builds the optimizer (in load_model where the file holds the optimizer's variables, else at "
+                     "the first training step)"]
+    assert not [n for n in read_model(HERE / "muon_awd_0.01.keras").notes if "not regular expressions" in n]
 
 
 def test_the_terminal_report_says_a_growing_schedule_has_no_finite_peak(capsys):

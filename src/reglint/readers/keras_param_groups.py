@@ -323,6 +323,14 @@ def _muon(model: Model, tree: ModelConfig, opt: Optimizer) -> None:
     if unsafe:
         model.notes.append(f"Muon: exclude_layers {', '.join(map(repr, unsafe))} repeat a repetition, which can "
                            "take exponential time: not matched")
+    broken = [k for k in exclude if k not in unsafe and not _compiles(k)]
+    if broken and any(shapes[id(item.var)] == 2 and not (embeddings and "embedding" in item.paths[0].lower())
+                      for item in trained):
+        # _should_use_adamw re.search-es every entry for each 2-D variable it
+        # does not send to AdamW first: the first such variable raises
+        model.notes.append(f"Muon: exclude_layers {', '.join(map(repr, broken))} are not regular expressions: "
+                           "Keras raises re.error on them when it builds the optimizer (in load_model where the file "
+                           "holds the optimizer's variables, else at the first training step)")
 
 
 def _adamw_step(rank: int, path: str, embeddings: bool, exclude: list[str], unsafe: list[str]) -> bool:
