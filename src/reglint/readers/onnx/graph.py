@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,29 +26,35 @@ ORT_OPTIMIZERS = {"AdamWOptimizer", "SGDOptimizerV2"}
 
 @dataclass(eq=False)
 class Node:
+    """One node of the graph (a subgraph's too). What every walk reads of
+    it is read from the protobuf once, here: a protobuf field access costs
+    about a microsecond, and a million-node graph is read tens of millions
+    of times (functools.cached_property took a lock per read on 3.11).
+    Read-only by convention."""
+
     proto: Any
     scope: str
     index: int
+    op: str = field(init=False)
+    domain: str = field(init=False)
+    name: str = field(init=False)
+    inputs: list[str] = field(init=False)
+    outputs: list[str] = field(init=False)
+    # Nodes of a gradient graph (onnxruntime's ``*Grad`` ops and the nodes
+    # it names ``<forward>_Grad/...``, ONNX's Gradient op).
+    is_gradient: bool = field(init=False)
+    is_training_op: bool = field(init=False)
 
-    @property
-    def op(self) -> str:
-        return self.proto.op_type
-
-    @property
-    def domain(self) -> str:
-        return "" if self.proto.domain in ("", "ai.onnx") else self.proto.domain
-
-    @property
-    def name(self) -> str:
-        return self.proto.name
-
-    @cached_property
-    def inputs(self) -> list[str]:
-        return list(self.proto.input)  # read-only by convention: built once, not per visit
-
-    @cached_property
-    def outputs(self) -> list[str]:
-        return [o for o in self.proto.output if o]
+    def __post_init__(self) -> None:
+        proto = self.proto
+        self.op = proto.op_type
+        self.domain = "" if proto.domain in ("", "ai.onnx") else proto.domain
+        self.name = proto.name
+        self.inputs = list(proto.input)
+        self.outputs = [o for o in proto.output if o]
+        self.is_gradient = (self.op.endswith("Grad") or "_Grad" in self.name or self.op == "Gradient"
+                            or self.op.startswith("InPlaceAccumulator"))
+        self.is_training_op = self.domain == PREVIEW or (self.domain == MS and self.op in ORT_OPTIMIZERS)
 
     def attrs(self) -> dict[str, Any]:
         return {a.name: _attr_value(a) for a in self.proto.attribute}
@@ -59,17 +64,6 @@ class Node:
             if a.name == name:
                 return _attr_value(a)
         return default
-
-    @cached_property
-    def is_gradient(self) -> bool:
-        """Nodes of a gradient graph (onnxruntime's ``*Grad`` ops and the
-        nodes it names ``<forward>_Grad/...``, ONNX's Gradient op)."""
-        return (self.op.endswith("Grad") or "_Grad" in self.name or self.op == "Gradient"
-                or self.op.startswith("InPlaceAccumulator"))
-
-    @property
-    def is_training_op(self) -> bool:
-        return self.domain == PREVIEW or (self.domain == MS and self.op in ORT_OPTIMIZERS)
 
 
 def _attr_value(attr) -> Any:
@@ -138,7 +132,7 @@ class GraphIndex:
         for proto in graph.node:
             node = Node(proto, scope, len(self.nodes))
             self.nodes.append(node)
-            for i, name in enumerate(proto.input):
+            for i, name in enumerate(node.inputs):
                 if name:
                     self.consumers.setdefault(name, []).append((node, i))
             for name in node.outputs:
