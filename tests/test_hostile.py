@@ -5,12 +5,14 @@ nothing read or written outside the model's folder, in bounded time."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import KERAS_FIXTURES
 from hostile_files import write_hostile_files
 
 REGLINT = [sys.executable, "-m", "reglint"]
@@ -112,3 +114,48 @@ def test_zip_that_is_neither_keras_nor_torch_says_so(tmp_path, name):
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "neither config.json (a .keras model) nor data.pkl (a torch.save checkpoint)" in line
+
+
+def _one_error_line(result, name: str) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
+    assert "internal error" not in result.stderr, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith(f"reglint: error: {name}: "), line
+    return line
+
+
+def test_symlink_loops_are_read_errors_in_every_command(tmp_path, monkeypatch):
+    """Path.resolve() raises RuntimeError on a loop (Python 3.11): the config
+    search, the output checks and the folder walk each met it first and
+    answered "internal error". A loop is a read error of its own file."""
+    monkeypatch.chdir(tmp_path)
+    Path("loop.keras").symlink_to("loop.keras")
+    Path("a.onnx").symlink_to("b.onnx")
+    Path("b.onnx").symlink_to("a.onnx")
+    Path("notes.json").symlink_to("notes.json")  # no model's name: skipped by the walk
+    for args in (["check", "loop.keras"], ["loop.keras", "--no-cache"], ["explain", "loop.keras"],
+                 ["check", "a.onnx", "--isolated"], ["check", "a.onnx", "--format", "json", "-o", "out.json"]):
+        result = run(*args)
+        name = next(a for a in args if a.endswith((".keras", ".onnx")))
+        assert "symbolic link loop" in _one_error_line(result, name), args
+        assert result.stdout == "" and not Path("out.json").exists(), args
+    shutil.copy(KERAS_FIXTURES / "scenario_penalty_dominates.keras", "good.keras")
+    result = run("check", ".", "--format", "json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert sorted(line.split(":")[2].strip() for line in result.stderr.splitlines()) == [
+        "a.onnx", "b.onnx", "loop.keras"]
+    files = {Path(f["path"]).name: f["error"] for f in json.loads(result.stdout)["files"]}
+    assert files.keys() == {"a.onnx", "b.onnx", "loop.keras", "good.keras"} and files["good.keras"] is None
+
+
+def test_a_fifo_is_refused_without_being_read(tmp_path, monkeypatch):
+    """The cache hashed a model's bytes before the reader checked it was a
+    regular file: `reglint check fifo.keras` waited forever for a writer."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("fifo.keras")
+    for args in (["check", "fifo.keras"], ["fifo.keras"], ["explain", "fifo.keras"]):
+        line = _one_error_line(run(*args, timeout=120), "fifo.keras")  # the timeout: a hang guard
+        assert line.endswith("not a regular file"), args
+    assert run("check", ".", timeout=120).returncode == 0  # a folder's FIFO is no model: skipped, not opened

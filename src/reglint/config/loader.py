@@ -31,6 +31,7 @@ from typing import Any
 
 from reglint.engine.analysis import ContextOption, context_options
 from reglint.engine.finding import Severity
+from reglint.engine.identity import real_path
 from reglint.engine.settings import Override, Settings
 from reglint.errors import ConfigError
 
@@ -86,7 +87,7 @@ class ConfigResolver:
 
     def settings_for(self, path: str | None) -> Settings:
         source = self.source_for(path)
-        key = source.resolve() if source is not None else None
+        key = real_path(source) if source is not None else None
         if key not in self._settings:
             settings = _settings_from(source, self.inline, isolated=self.isolated)
             if self.adjust is not None:
@@ -103,7 +104,7 @@ def _settings_from(source: Path | None, inline: dict[str, Any] | None, isolated:
     prefix = ""
     if source is not None:
         table, prefix = read_table(source)
-        settings.root = str(source.resolve().parent)
+        settings.root = str(real_path(source).parent)
         settings.config_file = str(source)
     if inline:
         table = _merge(_without_replaced_length(table, inline), inline)
@@ -134,7 +135,7 @@ def find_config(paths: list[str], start: str | None = None) -> Path | None:
 def _start_folder(path: str) -> Path:
     # resolve(), not absolute(): `../models/a.keras` or a symlinked folder
     # must be searched from where the file really is, not from lexical parents.
-    current = Path(path).resolve()
+    current = real_path(path)
     while not current.exists() and current.parent != current:
         current = current.parent  # a missing path: search from what exists
     return current if current.is_dir() else current.parent

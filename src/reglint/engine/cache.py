@@ -83,9 +83,14 @@ class Cache:
         return cls(folder, key, settings_hash(settings))
 
     def key(self, path: str) -> str | None:
-        """The entry key for the model at ``path``; None if unreadable."""
+        """The entry key for the model at ``path``; None if unreadable or
+        neither a folder nor a regular file (a FIFO would block the hash
+        before the reader refuses it; a device would be read to its end)."""
+        model = Path(path)
+        if not (model.is_dir() or model.is_file()):
+            return None
         try:
-            content = content_hash(Path(path))
+            content = content_hash(model)
         except OSError:
             return None
         identity = "\0".join((content, os.path.normpath(path), self.settings_hash))

@@ -66,6 +66,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from reglint.engine.identity import real_path
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
     ACCELERATE_FILES,
@@ -468,6 +469,15 @@ def _other_json(path: Path) -> bool:
 
 
 def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
+    try:
+        return _looks_like_model_file(entry, top)
+    except OSError:
+        # DirEntry.is_file() raises on a symlink loop (ELOOP): a model's
+        # name is kept, so its reader reports the loop; other files skipped.
+        return entry.name.lower().endswith(MODEL_SUFFIXES)
+
+
+def _looks_like_model_file(entry: os.DirEntry, top: Path) -> bool:
     name = entry.name.lower()
     if name.endswith(".index"):  # a TensorFlow training checkpoint (cp.ckpt.index beside its shards)
         return _inside(entry, top) and tf_checkpoint_prefix(Path(entry.path)) is not None
@@ -484,7 +494,7 @@ def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
         # Never read outside the tree through a link (a broken link inside
         # the tree is kept: the reader reports it).
         target = Path(os.path.realpath(entry.path))
-        return target == top or top.resolve() in target.parents
+        return target == top or real_path(top) in target.parents
     return entry.is_file()
 
 
@@ -492,7 +502,7 @@ def _inside(entry: os.DirEntry, top: Path) -> bool:
     if not entry.is_symlink():
         return True
     target = Path(os.path.realpath(entry.path))
-    return target == top or top.resolve() in target.parents
+    return target == top or real_path(top) in target.parents
 
 
 def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:

@@ -24,6 +24,15 @@ def project_root() -> str:
     return os.getcwd()
 
 
+def real_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` absolute with every symbolic link resolved, never raising:
+    ``Path.resolve()`` raises RuntimeError on a symlink loop (Python 3.11,
+    3.12), ``os.path.realpath`` returns the looping part unresolved, so the
+    reader that opens it reports "too many levels of symbolic links" as a
+    one-line read error."""
+    return Path(os.path.realpath(path))
+
+
 def relative_to(path: str, base: str) -> str | None:
     """``path`` relative to the folder ``base`` with ``/``, None when it
     lies outside ``base``. Symbolic links in either are resolved when the

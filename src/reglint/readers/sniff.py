@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import struct
@@ -91,7 +92,7 @@ def sniff(path: Path) -> Format:
     """The format of ``path``; raises ModelReadError for what no reader takes."""
     if path.is_symlink():
         if not path.exists():
-            raise ModelReadError("broken symbolic link")
+            raise ModelReadError(_broken_link(path))
         check_link_stays_inside(path)
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
@@ -460,12 +461,23 @@ def top_level_keys(head: bytes) -> dict[str, str | None]:
     return keys
 
 
+def _broken_link(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop: the link never reaches a file"
+    return "broken symbolic link: its target does not exist"
+
+
 def check_link_stays_inside(path: Path) -> None:
     """A symbolic link is followed only to a target inside the folder that
     holds it: a model file in a pull request must not make the linter read
     ``/etc/shadow`` or a file elsewhere on the CI machine."""
-    folder = path.absolute().parent.resolve()
-    target = path.resolve()
+    # os.path.realpath, not Path.resolve(): the latter raises RuntimeError
+    # on a symlink loop (Python 3.11); the loop is reported when it is opened.
+    folder = Path(os.path.realpath(path.absolute().parent))
+    target = Path(os.path.realpath(path))
     if folder != target.parent and folder not in target.parents:
         raise UnsafeInputError(f"{one_line(path.name, 120)}: symbolic link pointing outside the model's folder: "
                                "refused")

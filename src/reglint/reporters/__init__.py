@@ -108,18 +108,19 @@ def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
     import os
 
     from reglint.engine.discover import is_model_folder
+    from reglint.engine.identity import real_path
     from reglint.errors import ConfigError
 
-    models = {Path(p).resolve() for p in inputs}
+    models = {real_path(p) for p in inputs}
     folders = [m for m in models if m.is_dir() and is_model_folder(m)]  # not a folder searched for models
     model_files = {_file_id(m) for m in models if m.is_file()}
     model_files |= {_file_id(Path(root) / name) for folder in folders
                     for root, _, names in os.walk(folder) for name in names}
-    data_file = _file_id(Path(data).resolve()) if data is not None and Path(data).is_file() else None
+    data_file = _file_id(real_path(data)) if data is not None and Path(data).is_file() else None
     seen: dict[Any, str] = {}
     for what, target in [(_label(fmt), t) for fmt, t in outputs if t is not None] + list(extra):
         path = Path(target)
-        resolved = path.resolve()
+        resolved = real_path(path)
         key = _file_id(resolved) if resolved.is_file() else resolved
         if data_file is not None and key == data_file:
             raise ConfigError(f"refusing to write the {what} to {target}: it is the --data file")
