@@ -318,8 +318,13 @@ class WeightDecayTooStrong(Rule):
         # overstates it; otherwise halving from the real per-step contraction
         # (momentum's oscillating mode included)
         l2 = stacked.l2 if stacked else 0.0
+        actual = dyn.contraction(l2) or r
         wipe = "zeroes or flips the weights every step" if dyn.flips_every_step(l2) else \
-            f"halves an unsupported weight every {amount(halving_steps(dyn.contraction(l2) or r), 'step')}"
+            f"halves an unsupported weight every {amount(halving_steps(actual), 'step')}"
+        if actual > 1.1 * r and not dyn.flips_every_step(l2):
+            # near critical damping momentum's two modes together contract
+            # faster than the slow mode alone: say the rate the halving uses
+            wipe += f" (momentum's real contraction, {g(actual)} per step)"
         if flattens and r < self.thresholds["decay-step-error"]:
             wipe += (f"; under {model.optimizer.class_name} no weight can stay above about 1/wd = "
                      f"{g(1 / dyn.weight_decay)}, {g(q, 2)}x below the kernels' init RMS")
@@ -343,8 +348,8 @@ class WeightDecayTooStrong(Rule):
                 f"{g(r - base)} under SGD" + (f" momentum {g(dyn.momentum)}" if dyn.momentum else "")
                 + f"; together {g(r)} per step" if stacked else "")
         yield self.finding(
-            f"{setting}{_group_text(model)} at lr {g(dyn.lr)} shrinks every weight by {g(base)} per step{both} "
-            f"(timescale {g(tau, 3)} steps{horizon}): it {wipe}",
+            f"{setting}{_group_text(model)} at lr {g(dyn.lr)} {_shrink_text(dyn, l2, base, r, both, horizon)}: "
+            f"it {wipe}",
             target="optimizer.weight_decay", severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
             fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled)),
@@ -388,6 +393,21 @@ class WeightDecayTooStrong(Rule):
                 f"with weight_decay {g(wd)} (shrink {g(r)} per step): the static error (listed beside this) is not "
                 f"reproduced over this short run; a longer one may still decay the weights away",
                 severity=Severity.INFO, target="optimizer.weight_decay", values=values, measured=True)
+
+
+def _shrink_text(dyn, l2: float, base: float, r: float, both: str, horizon: str) -> str:
+    """The per-step shrink and its timescale. Under heavy-ball SGD the
+    slow-mode ``lr*wd/(1-momentum)`` holds only while it is below
+    ``1 - sqrt(momentum)``; past that the weights oscillate inside an
+    envelope that contracts by ``1 - sqrt(momentum)`` per step (0.051 at
+    0.9, ``Dynamics.contraction``), so the slow mode is named as what the
+    setting asks for and the envelope as what happens."""
+    actual = dyn.contraction(l2)
+    if dyn.family == "sgd" and dyn.momentum and actual is not None and actual < r:
+        return (f"asks every weight to shrink by {g(base)} per step{both} (lr*wd/(1-momentum)), more than "
+                f"momentum lets it: the weights swing through zero inside an envelope that shrinks by "
+                f"{g(actual)} per step")
+    return f"shrinks every weight by {g(base)} per step{both} (timescale {g(1 / r, 3)} steps{horizon})"
 
 
 def _group_text(model) -> str:

@@ -68,3 +68,38 @@ def test_keras_sgd_takes_several_steps_to_cross_zero():
     signs = np.sign(path)
     assert signs[0] > 0 and signs[1] > 0  # not flipped at every step
     assert np.any(signs < 0)  # but it does oscillate through zero within a few steps
+
+
+def _stated_rates_and_halving(message: str) -> tuple[list[float], float] | None:
+    """(every per-step rate a message states, its halving time in steps),
+    or None when it states no halving time."""
+    import re
+
+    halving = re.search(r"halv\w* an unsupported weight every ([\d.]+) steps?", message)
+    if halving is None:
+        return None
+    return [float(x) for x in re.findall(r"([\d.]+(?:e[+-]\d+)?) per step", message)], float(halving.group(1))
+
+
+def test_every_decay_message_halves_at_the_rate_it_states(capsys):
+    """Review 26, D3: "shrinks every weight by 1 per step (timescale 1 steps):
+    it halves an unsupported weight every 13 steps". The halving time comes
+    from momentum's real contraction; the message must state that rate
+    too (halving in ln 2 / -ln(1 - rate) steps), not only the slow mode."""
+    from helpers import FIXTURES, SNAPSHOTS
+
+    messages = [f["message"] for code in ("RL003", "RL024")
+                for found in json.loads((SNAPSHOTS / f"{code}.json").read_text())["findings"].values()
+                for f in found]
+    for path in (FIXTURES / "torch" / "sgd_wd_too_strong.pt", OSCILLATING, STACKED):
+        messages += [f["message"] for f in lint(capsys, path).values()]
+    checked = 0
+    for message in messages:
+        stated = _stated_rates_and_halving(message)
+        if stated is None:
+            continue
+        rates, steps = stated
+        implied = [np.log(2) / -np.log1p(-r) for r in rates if 0 < r < 1]
+        assert any(abs(t - steps) <= max(0.6, 0.08 * steps) for t in implied), message
+        checked += 1
+    assert checked >= 5
