@@ -236,6 +236,23 @@ def test_github_caps_annotations_per_level():
     assert lines[-1].startswith("::notice::15 more findings")
 
 
+@pytest.mark.parametrize(("errors", "notes", "annotated_notes", "left_out"),
+                         [(12, 10, 9, 3), (12, 3, 3, 2), (0, 10, 10, 0), (0, 11, 9, 2), (10, 10, 10, 0)])
+def test_github_never_writes_an_eleventh_notice(errors, notes, annotated_notes, left_out):
+    """Review 26, D4: the 'N more findings' line is a notice too; with 10
+    info findings to annotate it was the 11th, which GitHub drops."""
+    findings = [Finding(code="RL001", name="x", severity=Severity.ERROR, message=f"m{i}", layer=f"d{i}")
+                for i in range(errors)]
+    findings += [Finding(code="RL005", name="y", severity=Severity.INFO, message=f"n{i}", layer=f"z{i}")
+                 for i in range(notes)]
+    lines = render(render_github, RunReport([FileReport(path="a.keras", findings=findings)])).splitlines()
+    assert sum(line.startswith("::notice") for line in lines) <= 10
+    assert sum(line.startswith("::notice file=") for line in lines) == annotated_notes
+    summary = [line for line in lines if line.startswith("::notice::")]
+    assert summary == ([f"::notice::{left_out} more findings not annotated (GitHub shows 10 per level per step); "
+                        "see the job summary or the SARIF report"] if left_out else [])
+
+
 def test_github_step_summary(report, tmp_path, monkeypatch):
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")

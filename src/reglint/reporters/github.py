@@ -3,7 +3,8 @@ and, when ``GITHUB_STEP_SUMMARY`` is set, a Markdown job summary.
 
 GitHub shows at most 10 annotations per level per step, so findings are
 sorted worst first, capped at 10 per level, and a final notice says how many
-were left out. Escaping follows ``@actions/core``: messages escape ``%``,
+were left out (it is one of the 10 notices: with 10 or more notices to
+show, the tenth gives way to it). Escaping follows ``@actions/core``: messages escape ``%``,
 CR and LF; property values also ``:`` and ``,``.
 """
 
@@ -49,14 +50,20 @@ def annotation(file_report: FileReport, finding: Finding, settings: Any = None) 
 def render_github(report: RunReport, out: TextIO, settings: Any = None, **_: object) -> None:
     """Annotations on ``out``; the job summary appended to $GITHUB_STEP_SUMMARY."""
     items = sorted_by_severity(list(results(report)))
-    shown: dict[str, int] = {}
+    counts = _per_command(items)
+    over = sum(max(0, n - PER_LEVEL_LIMIT) for n in counts.values())
+    # The count of what was left out is itself a notice: it takes the last
+    # of the 10 notice slots when notices would fill them (never an 11th).
+    room = dict.fromkeys(COMMAND.values(), PER_LEVEL_LIMIT)
+    if over and counts.get("notice", 0) >= PER_LEVEL_LIMIT:
+        room["notice"] -= 1
     hidden = 0
     for file_report, finding in items:
-        level = finding.severity.value
-        if shown.get(level, 0) >= PER_LEVEL_LIMIT:
+        command = COMMAND[finding.severity.value]
+        if room[command] == 0:
             hidden += 1
             continue
-        shown[level] = shown.get(level, 0) + 1
+        room[command] -= 1
         out.write(annotation(file_report, finding, settings) + "\n")
     if hidden:
         out.write(f"::notice::{plural(hidden, 'more finding')} not annotated (GitHub shows "
@@ -64,6 +71,14 @@ def render_github(report: RunReport, out: TextIO, settings: Any = None, **_: obj
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
         _append_summary(summary_file, report, items, settings)
+
+
+def _per_command(items: list[tuple[FileReport, Finding]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, finding in items:
+        command = COMMAND[finding.severity.value]
+        counts[command] = counts.get(command, 0) + 1
+    return counts
 
 
 # ---------------------------------------------------------------------------
