@@ -190,8 +190,9 @@ def _table(columns: list[Column], rows: list[list], natural: list[int],
 def _print_as_laid_out(columns: list[Column], rows: list[list], console: Console) -> None:
     """The table where nothing has to be cut, line by line as ``_table``'s
     rich Table lays it out (no box, no edge padding: columns two spaces
-    apart, each cell padded to its column's widest line, cells top-aligned):
-    the same characters, without rich's ~2 ms a row for measuring and
+    apart, each cell padded to its column's widest line, cells top-aligned,
+    less the trailing spaces rich pads the last column with): the same
+    characters, without rich's ~2 ms a row for measuring and
     wrapping cells that cannot wrap (9 s for a 4,000-layer graph)."""
     grid = [[[Text(name, style="bold")] for name, _ in columns]]
     for cells in rows:
@@ -213,6 +214,7 @@ def _print_as_laid_out(columns: list[Column], rows: list[list], console: Console
                     line.append(pad)
                 if i < last:
                     line.append("  ")
+            line.rstrip()  # no padding after the last cell: piped output ends lines as ruff's does
             lines.append(line)
     console.print(Text("\n").join(lines), soft_wrap=True)  # one print: rich's cost is per call
 
