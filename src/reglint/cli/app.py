@@ -167,6 +167,17 @@ def check(
                                    rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only findings: no per-layer table.",
                                rich_help_panel=OUTPUT),
+    silent: bool = typer.Option(False, "--silent", "-s",
+                                help="No report on stdout, only the exit code (FORMAT:FILE reports are still "
+                                     "written; errors still go to stderr).",
+                                rich_help_panel=OUTPUT),
+    show_files: bool = typer.Option(False, "--show-files",
+                                    help="List the model files and folders a run would lint, and exit.",
+                                    rich_help_panel=OUTPUT),
+    show_settings: bool = typer.Option(False, "--show-settings",
+                                       help="Print the settings the first file is linted with (its config and "
+                                            "the command line), and exit.",
+                                       rich_help_panel=OUTPUT),
     statistics: bool = typer.Option(False, "--statistics",
                                     help="Print only the count of findings per rule in place of the "
                                          "stdout report, to stdout or to --output-file (as ruff); FORMAT:FILE "

@@ -30,6 +30,9 @@ class CheckOptions:
     fail_on: str | None = None  # a severity name, or the CLI's FailOn (a str Enum)
     exit_zero: bool = False
     quiet: bool = False
+    silent: bool = False
+    show_files: bool = False
+    show_settings: bool = False
     statistics: bool = False
     color: Color | None = None
     select: list[str] | None = None
@@ -61,10 +64,14 @@ def run_check(opts: CheckOptions) -> int:
         files, missing, searched = discover_all([str(p) for p in opts.paths], resolver)
         groups = group_by_settings(files, resolver)
         settings = report_settings(groups, resolver, opts)
+        if opts.show_files or opts.show_settings:
+            return show(opts, files, missing, resolver)
         from reglint.reporters import check_targets, parse_outputs
 
         outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file,
                                 statistics=opts.statistics)
+        if opts.silent:  # the stdout report dropped; reports to files are still written
+            outputs = [(fmt, target) for fmt, target in outputs if target not in (None, "-")]
         baseline = baseline_to_create(opts, settings)
         check_targets(outputs, [str(p) for p in opts.paths] + files, (("baseline", str(baseline)),) if baseline else ())
     except ReglintError as exc:
@@ -75,7 +82,8 @@ def run_check(opts: CheckOptions) -> int:
     report = RunReport()
     for path in missing:
         report.files.append(FileReport(path=path, error="no such file or folder"))
-    linted = lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache, progress=not opts.quiet)
+    linted = lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache,
+                         progress=not (opts.quiet or opts.silent))
     # A file found by searching a folder that holds no model (a .json that
     # is not a Keras architecture) is skipped, as the docs say; named, it is an error.
     report.files.extend(r for r in linted if not (r.not_a_model and r.path in searched))
@@ -83,6 +91,8 @@ def run_check(opts: CheckOptions) -> int:
         err(f"{display_path(file_report.path)}: {file_report.error}")
     if report.files and len(report.errors) == len(report.files):
         return 2  # nothing was read: the error lines are the whole answer, no report
+    if not opts.silent:
+        warn_unused_suppressions(groups, report.files)
     try:
         check_patterns(opts, report.files)
         if baseline is not None:
@@ -231,6 +241,35 @@ def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
                     if any(layer_matches(glob, name) for name in kernels) else "")
             raise ConfigError(f"--{factor} {item!r} {why} in the files linted; layers with kernels: "
                               f"{', '.join(close)}{' ...' if len(kernels) > len(close) else ''}{hint}")
+
+
+def show(opts: CheckOptions, files: list[str], missing: list[str], resolver) -> int:
+    """--show-files / --show-settings: stdout, no model read; 2 when a
+    path named on the command line does not exist."""
+    from reglint.cli.show import show_files, show_settings_of
+    from reglint.errors import err
+
+    for path in missing:
+        err(f"{path}: no such file or folder")
+    if opts.show_settings:
+        first = files[0] if files else (str(opts.paths[0]) if opts.paths else ".")
+        show_settings_of(first, resolver.settings_for(first), sys.stdout)
+    else:
+        show_files(files, sys.stdout)
+    return 2 if missing else 0
+
+
+def warn_unused_suppressions(groups: list[tuple[Settings, list[str]]], reports: list[FileReport]) -> None:
+    """One stderr warning per per-file-ignores entry or override that
+    matched files read in this run and suppressed nothing in them."""
+    from reglint.engine.selection import unused_suppressions
+
+    by_path = {r.path: r for r in reports}
+    for settings, group in groups:
+        source = f" in {display_path(settings.config_file)}" if settings.config_file else ""
+        for entry in unused_suppressions(settings, [by_path[p] for p in group if p in by_path]):
+            sys.stderr.write(f"reglint: warning: {entry}{source} suppressed nothing in the files it matched: "
+                             "remove it, or it will hide the next finding it matches\n")
 
 
 def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: CheckOptions) -> Settings:

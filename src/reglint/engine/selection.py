@@ -10,8 +10,9 @@ from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
 from reglint.engine.finding import Finding
+from reglint.engine.report import FileReport
 from reglint.engine.rule import Rule, all_rules
-from reglint.engine.settings import Settings
+from reglint.engine.settings import Override, Settings
 
 
 def _matches(code: str, selectors: list[str]) -> int:
@@ -75,13 +76,52 @@ def _suppressed(finding: Finding, rel: str, settings: Settings, today: _dt.date)
     for override in settings.overrides:
         if override.expires is not None and override.expires < today:
             continue  # an expired ignore stops applying
-        if not any(_file_matches(rel, pat) for pat in override.files):
-            continue
-        layer = finding.layer or ""
-        if layer and not any(fnmatch(layer, pat) or fnmatch(layer.split("/")[-1], pat) for pat in override.layers):
-            continue
-        if not layer and override.layers not in (["*"], []):
-            continue
-        if _matches(finding.code, override.ignore):
+        if any(_file_matches(rel, pat) for pat in override.files) and _override_matches(override, finding):
             return True
     return False
+
+
+# ---------------------------------------------------------------------------
+# suppressions that suppressed nothing (ruff's RUF100, for config entries)
+
+
+def unused_suppressions(settings: Settings, reports: list[FileReport], today: _dt.date | None = None) -> list[str]:
+    """The per-file-ignores and overrides of ``settings`` that matched at
+    least one of the files read (``reports``: FileReports without a read
+    error) and suppressed none of their findings: a stale entry hides the
+    next real finding it matches. An entry whose codes select no rule this
+    run ran is not judged (``--select RL005`` says nothing about an RL001
+    ignore); an expired override already has its own warning."""
+    today = today or _dt.date.today()
+    ran = {cls.code for cls in selected_rules(settings)}
+    read = [(relative_posix(r.path, settings.root), r.suppressed) for r in reports if r.error is None]
+    stale = []
+    for pattern, codes in settings.per_file_ignores.items():
+        matched = [found for rel, found in read if _file_matches(rel, pattern)]
+        if matched and _runs_any(codes, ran) and not any(
+                _matches(f.code, codes) for found in matched for f in found):
+            stale.append(f"per-file-ignores {pattern!r} = {codes}")
+    for override in settings.overrides:
+        if override.expires is not None and override.expires < today:
+            continue
+        matched = [found for rel, found in read if any(_file_matches(rel, pat) for pat in override.files)]
+        if matched and _runs_any(override.ignore, ran) and not any(
+                _override_matches(override, f) for found in matched for f in found):
+            layers = "" if override.layers in (["*"], []) else f", layers {override.layers}"
+            stale.append(f"the override ignoring {override.ignore} for files {override.files}{layers}")
+    return stale
+
+
+def _runs_any(selectors: list[str], ran: set[str]) -> bool:
+    return any(_matches(code, selectors) for code in ran)
+
+
+def _override_matches(override: Override, finding: Finding) -> bool:
+    """Whether ``override`` covers the finding's layer and code (its files
+    are matched by the caller)."""
+    layer = finding.layer or ""
+    if layer and not any(fnmatch(layer, pat) or fnmatch(layer.split("/")[-1], pat) for pat in override.layers):
+        return False
+    if not layer and override.layers not in (["*"], []):
+        return False
+    return bool(_matches(finding.code, override.ignore))
