@@ -86,7 +86,7 @@ class SgdL2Unstable(Rule):
 
     def sweep(self, model, analysis):
         dyn = analysis.dynamics
-        l2s = [p.l2 for p in analysis.penalties if p.active and p.l2]
+        l2s = [p.l2 for p in analysis.lead_penalties if p.active and p.l2]
         if dyn.family != "sgd" or dyn.lr is None or not l2s:
             return []
         l2_max, limit = max(l2s), dyn.stability_limit
@@ -102,7 +102,7 @@ class SgdL2Unstable(Rule):
         dyn = analysis.dynamics
         if dyn.family != "sgd" or dyn.lr is None:
             return
-        for p in analysis.penalties:
+        for p in analysis.lead_penalties:
             if not p.active or not (p.l2 or dyn.coupled_l2):
                 continue
             f = dyn.l2_stability_fraction(p.l2)

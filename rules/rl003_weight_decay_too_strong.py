@@ -199,7 +199,7 @@ def stacked_shrink(analysis):
     sets an angle, not the function's scale."""
     dyn = analysis.dynamics
     best, where = every_weight_shrink(dyn), None
-    for p in analysis.penalties:
+    for p in analysis.lead_penalties:
         total = dyn.total_shrink(p.l2) if p.active and p.l2 and p.counted else None
         if total and total > best:
             best, where = total, p
@@ -265,7 +265,7 @@ class WeightDecayTooStrong(Rule):
         if stacked is not None and base < warning:
             # The error comes from the decay every weight gets (check), never from a lambda: on this knob it
             # is either there at every multiplier (base past it) or nowhere.
-            lambdas = tuple(sorted({p.l2 for p in analysis.penalties if p.active and p.l2 and p.counted}))
+            lambdas = tuple(sorted({p.l2 for p in analysis.lead_penalties if p.active and p.l2 and p.counted}))
             curves.append(Curve(self.code, "shrink_per_step", "r = lr*weight_decay + 2*lr*l2/(1-momentum), the "
                                 "per-step shrink of the kernel whose coupled L2 adds most under SGD", "lambda",
                                 slope=r - base, offset=base, warning=warning,

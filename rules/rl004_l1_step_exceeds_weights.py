@@ -72,7 +72,7 @@ class L1StepExceedsWeights(Rule):
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
-        for p in analysis.penalties:
+        for p in analysis.lead_penalties:
             if not p.active or not p.l1 or p.offset:  # biases and beta: see Thresholds
                 continue
             step = dyn.l1_step(p.l1)

@@ -113,7 +113,7 @@ class RegularizerNoEffect(Rule):
             return
         steps = analysis.context.total_steps()
         scale = analysis.loss_scale.value
-        for p in analysis.penalties:
+        for p in analysis.lead_penalties:  # not a MultiOptimizer's Adam-trained tensors
             if not p.active or p.penalty_init is None or not (p.l1 or p.l2):
                 continue
             if p.l1 < 0 or p.l2 < 0 or p.regularizer.invalid:

@@ -134,27 +134,32 @@ class CoupledPenaltyAdaptive(Rule):
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
-        if dyn.family != "adaptive":
-            return
-        yield from self._optimizer_coupled(model, dyn)
-        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2) and p.variable.role.is_kernel_like]
+        if dyn.family == "adaptive":
+            yield from self._optimizer_coupled(model, dyn)
+        # by the optimizer updating each kernel: a MultiOptimizer's SGD
+        # group is not normalised, its Adam group is whatever the lead is
+        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2) and p.variable.role.is_kernel_like
+                and analysis.optimizer_family(p.variable) == "adaptive"]
         if not hits:
             return
+        if dyn.family != "adaptive":
+            dyn = _group_dynamics(model, hits) or dyn
         gstars = []
         for p in hits:
             sigma = init_rms(p.variable) or 0.0
             gstars.append(2 * p.l2 * sigma + p.l1)
         layers = sorted({p.layer.path for p in hits})
         regs = sorted({lam(p.regularizer) for p in hits})
-        opt = model.optimizer.display_name if model.optimizer else "adaptive optimizer"
+        opt = _optimizer_name(model, hits)
         if dyn.weight_decay:
             remedy = (f"drop the kernel regularizers: {opt} already applies decoupled weight_decay "
                       f"{g(dyn.weight_decay)}")
         else:
-            suggestion = "AdamW" if opt in ("Adam", "Nadam", "Adamax") else f"{opt}(weight_decay=...)"
+            base = opt.removesuffix(" (in MultiOptimizer)")
+            suggestion = "AdamW" if base in ("Adam", "Nadam", "Adamax") else f"{base}(weight_decay=...)"
             remedy = f"use decoupled decay ({suggestion}) and drop the kernel regularizers"
         shown = ", ".join(layers[:3]) + ("..." if len(layers) > 3 else "")
-        chain, drift_steps = self.drifting_chain(analysis)
+        chain, drift_steps = self.drifting_chain(analysis) if analysis.dynamics is dyn else ([], None)
         collapse = ""
         if chain:
             level = g(self.thresholds["drift-pull-error"])
@@ -262,3 +267,36 @@ def _span(values) -> str:
     """'0.1 to 0.3', or one number when they agree at the shown precision."""
     low, high = g(min(values)), g(max(values))
     return low if low == high else f"{low} to {high}"
+
+
+def _group_dynamics(model, hits):
+    """The dynamics of the MultiOptimizer sub-optimizer updating ``hits``
+    where it is not the lead (an AdamW group under an SGD lead): the group
+    whose learning rate is the highest among theirs."""
+    from reglint.estimate.dynamics import dynamics_of
+    from reglint.readers.keras_objects import parse_optimizer
+
+    opt = model.optimizer
+    groups = [opt.group_of(p.variable.location) for p in hits] if opt is not None else []
+    groups = [g for g in groups if g is not None]
+    if not groups:
+        return None
+    group = max(groups, key=lambda g: g.learning_rate or 0.0)
+    sub = parse_optimizer({"class_name": group.hyperparameters.get("class_name"),
+                           "config": {k: v for k, v in group.hyperparameters.items()
+                                      if k not in ("class_name", "pattern", "family")}})
+    return dynamics_of(sub) if sub is not None else None
+
+
+def _optimizer_name(model, hits) -> str:
+    """The optimizer as the message names it: the sub-optimizer's class
+    (``AdamW (in MultiOptimizer)``) where the hits' group is not the lead."""
+    opt = model.optimizer
+    if opt is None:
+        return "adaptive optimizer"
+    if opt.class_name == "MultiOptimizer":
+        classes = {str(g.hyperparameters.get("class_name")) for p in hits
+                   if (g := opt.group_of(p.variable.location)) is not None}
+        if len(classes) == 1:
+            return f"{classes.pop()} (in MultiOptimizer)"
+    return opt.display_name

@@ -59,7 +59,7 @@ class L2ScaleInvariantKernel(Rule):
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
-        for p in analysis.penalties:
+        for p in analysis.lead_penalties:
             if not (p.active and p.scale_invariant and (p.l1 or p.l2)):
                 continue
             r = dyn.total_shrink(p.l2)

@@ -140,6 +140,30 @@ def test_a_sequential_names_its_variables_otherwise_when_built_in_python():
     assert not {"RL003", "RL006", "RL007", "RL008"} & {f.code for f in report("multi_sequential.h5").findings}
 
 
+def test_rl007_judges_each_kernel_by_the_sub_optimizer_keras_gives_it():
+    """RL007 took the lead group's family for every kernel: an L2 kernel
+    Keras trains with SGD was told to drop its regularizer 'under AdamW',
+    and under an SGD lead an AdamW group's L2 kernel went unflagged (and
+    RL003 counted its L2 as an SGD shrink)."""
+    both = MANIFEST["multi_l2_both.keras"]["assignment"]["loaded"]
+    assert both["out/kernel"] == "SGD" and both["d1/kernel"] == "AdamW"  # what Keras does with the file
+    (rl007,) = by_code(report("multi_l2_both.keras"), "RL007")
+    assert rl007.values["layers"] == ["d1"]
+    assert [c.layer for c in rl007.fix.changes] == ["d1"]
+
+    lead = MANIFEST["multi_sgd_lead.keras"]
+    assert lead["assignment"]["loaded"]["d1/kernel"] == "AdamW" and lead["decay_per_step"]["d1/kernel"] == 0.0
+    found = report("multi_sgd_lead.keras")
+    assert read_model(HERE / "multi_sgd_lead.keras").optimizer.family == "sgd"  # SGD decays: it leads
+    (rl007,) = by_code(found, "RL007")
+    assert rl007.values["layers"] == ["d1"] and rl007.values["learning_rate"] == pytest.approx(1e-3)
+    assert "AdamW (in MultiOptimizer)" in rl007.message
+    # d1's L2 is Adam's: no SGD shrink or stability finding counts it
+    for finding in found.findings:
+        if finding.code in ("RL002", "RL003", "RL004", "RL009", "RL024"):
+            assert "d1" not in finding.message and finding.layer != "d1", finding.message
+
+
 # ---------------------------------------------------------------------------
 # D5: Muon
 # ---------------------------------------------------------------------------

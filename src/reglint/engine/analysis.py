@@ -76,6 +76,17 @@ def _opt(help: str, *, min: float | None = None, max: float | None = None,
     return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive, "below_max": below_max}
 
 
+def sub_optimizer_families(optimizer: Optimizer | None) -> dict[str, str]:
+    """Variable location -> the family of the MultiOptimizer sub-optimizer
+    updating it, where the reader mapped every group (``ParamGroup``
+    hyperparameters carry ``family``); empty for any other optimizer."""
+    if optimizer is None or optimizer.class_name != "MultiOptimizer" or not optimizer.param_groups:
+        return {}
+    if any(g.mapping == "unmapped" or not g.hyperparameters.get("family") for g in optimizer.param_groups):
+        return {}
+    return {loc: str(g.hyperparameters["family"]) for g in optimizer.param_groups for loc in g.variables}
+
+
 @dataclass
 class TrainingContext:
     """What a model file does not say about training. Each field has a
@@ -291,6 +302,7 @@ class Analysis:
             model, override=self.context.loss_scale, target_var=self.context.target_var,
             classes=self.context.classes)
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
+        self._sub_families = sub_optimizer_families(model.optimizer)
         self._apply_accumulation()
         self._outbound = outbound_map(model)
         # every consumer, for order (chains, what stands behind a normalization)
@@ -432,6 +444,26 @@ class Analysis:
         return (layer.feeds_output or layer.path in self._outputs
                 or (layer.path == layer.name and layer.name in self._outputs))
 
+    # -- which optimizer updates a tensor -----------------------------------
+
+    def optimizer_family(self, variable: Variable) -> str:
+        """The family (``sgd``, ``adaptive`` ...) of the optimizer updating
+        ``variable``: its MultiOptimizer sub-optimizer's where the file maps
+        it to one, else the optimizer's (``self.dynamics``)."""
+        return self._sub_families.get(variable.location, self.dynamics.family)
+
+    def under_dynamics(self, variable: Variable) -> bool:
+        """Whether ``self.dynamics`` (the lead optimizer's settings) update
+        ``variable``: not where a MultiOptimizer gives it a sub-optimizer of
+        another family (an L2 on a kernel Adam trains is no SGD shrink)."""
+        return self.optimizer_family(variable) == self.dynamics.family
+
+    @property
+    def lead_penalties(self) -> list[TensorPenalty]:
+        """The penalties on tensors the lead optimizer's dynamics update:
+        what the rules judging a per-step shrink or a stability limit read."""
+        return [p for p in self.penalties if self.under_dynamics(p.variable)]
+
     def chain_penalties(self, behind_norm: bool = False) -> list[TensorPenalty]:
         """Active penalties on kernels and embeddings that RL001 counts and
         whose layer reaches an output without passing a normalization: the
@@ -439,7 +471,7 @@ class Analysis:
         ``behind_norm``, those whose every path to the outputs passes one
         instead (a transformer block's projections: RL024's chains inside
         a normalized stream)."""
-        return [p for p in self.penalties
+        return [p for p in self.lead_penalties
                 if p.active and p.counted and p.behind_norm == behind_norm and (p.l1 or p.l2)
                 and (p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS)]
 
@@ -472,12 +504,14 @@ class Analysis:
             v.trainable and (v.regularizer is None or not v.regularizer.is_effective) for v in gammas)
 
     def invariant_kernels(self) -> list[tuple[Layer, Variable, float]]:
-        """Every trainable scale-invariant kernel, regularized or not (the
-        optimizer's weight_decay reaches them all), with its coupled L2."""
+        """Every trainable scale-invariant kernel the lead optimizer updates,
+        regularized or not (its weight_decay reaches them all), with its
+        coupled L2."""
         l2_of = {(p.layer.path, p.variable.name): p.l2 for p in self.penalties if p.active}
         found = []
         for layer, var in self.model.variables():
-            if var.role.is_kernel_like and layer.trainable and var.trainable and self.feeds_normalizer(layer):
+            if (var.role.is_kernel_like and layer.trainable and var.trainable and self.feeds_normalizer(layer)
+                    and self.under_dynamics(var)):
                 found.append((layer, var, l2_of.get((layer.path, var.name), 0.0)))
         return found
 
