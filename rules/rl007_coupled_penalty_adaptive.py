@@ -142,8 +142,7 @@ class CoupledPenaltyAdaptive(Rule):
                 and analysis.optimizer_family(p.variable) == "adaptive"]
         if not hits:
             return
-        if dyn.family != "adaptive":
-            dyn = _group_dynamics(model, hits) or dyn
+        dyn = analysis.sub_optimizer_dynamics([p.variable for p in hits])
         gstars = []
         for p in hits:
             sigma = init_rms(p.variable) or 0.0
@@ -267,25 +266,6 @@ def _span(values) -> str:
     """'0.1 to 0.3', or one number when they agree at the shown precision."""
     low, high = g(min(values)), g(max(values))
     return low if low == high else f"{low} to {high}"
-
-
-def _group_dynamics(model, hits):
-    """The dynamics of the MultiOptimizer sub-optimizer updating ``hits``
-    where it is not the lead (an AdamW group under an SGD lead): the group
-    whose learning rate is the highest among theirs."""
-    from reglint.estimate.dynamics import dynamics_of
-    from reglint.readers.keras_objects import parse_optimizer
-
-    opt = model.optimizer
-    groups = [opt.group_of(p.variable.location) for p in hits] if opt is not None else []
-    groups = [g for g in groups if g is not None]
-    if not groups:
-        return None
-    group = max(groups, key=lambda g: g.learning_rate or 0.0)
-    sub = parse_optimizer({"class_name": group.hyperparameters.get("class_name"),
-                           "config": {k: v for k, v in group.hyperparameters.items()
-                                      if k not in ("class_name", "pattern", "family")}})
-    return dynamics_of(sub) if sub is not None else None
 
 
 def _optimizer_name(model, hits) -> str:

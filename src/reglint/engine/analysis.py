@@ -458,6 +458,26 @@ class Analysis:
         another family (an L2 on a kernel Adam trains is no SGD shrink)."""
         return self.optimizer_family(variable) == self.dynamics.family
 
+    def sub_optimizer_dynamics(self, variables: list[Variable]) -> Dynamics:
+        """The dynamics of the MultiOptimizer group updating ``variables``
+        when it is not the lead (the one with the highest learning rate
+        among theirs; its class's family, learning rate, momentum and
+        decoupled weight_decay as the reader mapped them); else
+        ``self.dynamics``."""
+        opt = self.model.optimizer
+        if opt is None or all(self.under_dynamics(v) for v in variables):
+            return self.dynamics
+        groups = [g for v in variables if (g := opt.group_of(v.location)) is not None]
+        if not groups:
+            return self.dynamics
+        group = max(groups, key=lambda g: g.learning_rate or 0.0)
+        hp = group.hyperparameters
+        beta_1 = hp.get("beta_1")
+        return Dynamics(family=str(hp.get("family")), lr=group.learning_rate, lr_initial=group.learning_rate,
+                        momentum=min(group.momentum or 0.0, 0.999999), nesterov=bool(hp.get("nesterov", False)),
+                        weight_decay=group.weight_decay or 0.0, coupled_l2=0.0,
+                        beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None)
+
     @property
     def lead_penalties(self) -> list[TensorPenalty]:
         """The penalties on tensors the lead optimizer's dynamics update:
