@@ -1,6 +1,7 @@
 """ruff's run-inspection flags (review 26's convention gaps): ``--show-files``
 and ``--show-settings`` print what a run would lint and with what, reading
-no model; ``-s/--silent`` leaves only the exit code (and report files); a
+no model; ``-s/--silent`` leaves only the exit code (and report files);
+``-v/--verbose`` says per file what governed it and what it suppressed; a
 per-file-ignores entry or override that suppressed nothing in the files it
 matched is named on stderr (ruff's RUF100, for config entries)."""
 
@@ -123,3 +124,16 @@ def test_a_suppression_is_judged_only_on_files_and_rules_that_ran(project):
         """), encoding="utf-8")
     assert "suppressed nothing" not in reglint(project, "check", "models/a.keras").stderr
     assert reglint(project, "check", "models/a.keras", "-s").stderr == ""
+
+
+def test_verbose_says_what_governs_each_file_and_what_it_suppressed(project):
+    first = reglint(project, "check", "models/a.keras", "models/b.keras", "-v", "-q", cache=True)
+    again = reglint(project, "check", "models/a.keras", "models/b.keras", "-v", "-q", cache=True)
+    for result, source in ((first, "read"), (again, "from the cache")):
+        lines = [line for line in result.stderr.splitlines() if line.startswith("reglint: verbose: ")]
+        assert lines == [
+            f"reglint: verbose: models/a.keras: keras_v3, settings from pyproject.toml, {source}; 0 kept, "
+            "suppressed: RL001",
+            f"reglint: verbose: models/b.keras: keras_v3, settings from pyproject.toml, {source}; 2 kept, "
+            "suppressed: RL005 [dense_1]"]
+    assert "verbose" not in reglint(project, "check", "models/a.keras", "-q").stderr

@@ -171,6 +171,10 @@ def check(
                                 help="No report on stdout, only the exit code (FORMAT:FILE reports are still "
                                      "written; errors still go to stderr).",
                                 rich_help_panel=OUTPUT),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Say on stderr, per file, which config governs it, whether the cache "
+                                      "served it, and which findings its ignores suppressed.",
+                                 rich_help_panel=OUTPUT),
     show_files: bool = typer.Option(False, "--show-files",
                                     help="List the model files and folders a run would lint, and exit.",
                                     rich_help_panel=OUTPUT),

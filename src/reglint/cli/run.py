@@ -31,6 +31,7 @@ class CheckOptions:
     exit_zero: bool = False
     quiet: bool = False
     silent: bool = False
+    verbose: bool = False
     show_files: bool = False
     show_settings: bool = False
     statistics: bool = False
@@ -91,6 +92,8 @@ def run_check(opts: CheckOptions) -> int:
         err(f"{display_path(file_report.path)}: {file_report.error}")
     if report.files and len(report.errors) == len(report.files):
         return 2  # nothing was read: the error lines are the whole answer, no report
+    if opts.verbose and not opts.silent:
+        say_per_file(groups, report.files)
     if not opts.silent:
         warn_unused_suppressions(groups, report.files)
     try:
@@ -257,6 +260,22 @@ def show(opts: CheckOptions, files: list[str], missing: list[str], resolver) -> 
     else:
         show_files(files, sys.stdout)
     return 2 if missing else 0
+
+
+def say_per_file(groups: list[tuple[Settings, list[str]]], reports: list[FileReport]) -> None:
+    """--verbose: one stderr line per file read: its config, the cache,
+    the findings kept and those its ignores or overrides suppressed."""
+    config_of = {path: settings.config_file for settings, group in groups for path in group}
+    for r in reports:
+        if r.error is not None:
+            continue
+        config = config_of.get(r.path)
+        source = f"settings from {display_path(config)}" if config else "default settings"
+        kind = r.model.format if r.model is not None else "?"
+        suppressed = ", ".join(f"{f.code}" + (f" [{f.layer}]" if f.layer else "") for f in r.suppressed)
+        sys.stderr.write(f"reglint: verbose: {display_path(r.path)}: {kind}, {source}, "
+                         f"{'from the cache' if r.cached else 'read'}; {len(r.findings)} kept"
+                         + (f", suppressed: {suppressed}" if suppressed else "") + "\n")
 
 
 def warn_unused_suppressions(groups: list[tuple[Settings, list[str]]], reports: list[FileReport]) -> None:
