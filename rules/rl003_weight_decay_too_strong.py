@@ -397,14 +397,19 @@ class WeightDecayTooStrong(Rule):
 
 def _shrink_text(dyn, l2: float, base: float, r: float, both: str, horizon: str) -> str:
     """The per-step shrink and its timescale. Under heavy-ball SGD the
-    slow-mode ``lr*wd/(1-momentum)`` holds only while it is below
-    ``1 - sqrt(momentum)``; past that the weights oscillate inside an
-    envelope that contracts by ``1 - sqrt(momentum)`` per step (0.051 at
-    0.9, ``Dynamics.contraction``), so the slow mode is named as what the
-    setting asks for and the envelope as what happens."""
+    slow mode (``lr*wd/(1-momentum)`` for torch's coupled decay; Keras'
+    ``lr*wd + 2*lr*l2/(1-momentum)`` where a kernel's L2 adds) holds only
+    while it is below ``1 - sqrt(momentum)``; past that the weights
+    oscillate inside an envelope that contracts by ``1 - sqrt(m*(1 -
+    lr*wd))`` per step (0.051 at 0.9 without decay,
+    ``Dynamics.contraction``), so the slow mode is named as what the
+    setting asks for and the envelope as what happens (10% apart at least:
+    the two agree without momentum)."""
     actual = dyn.contraction(l2)
-    if dyn.family == "sgd" and dyn.momentum and actual is not None and actual < r:
-        return (f"asks every weight to shrink by {g(base)} per step{both} (lr*wd/(1-momentum)), more than "
+    if dyn.family == "sgd" and dyn.momentum and actual is not None and actual < r / 1.1:
+        formula = "lr*wd + 2*lr*l2/(1-momentum)" if both else (
+            "lr*wd/(1-momentum)" if dyn.coupled_l2 else "lr*wd")
+        return (f"asks every weight to shrink by {g(base)} per step{both} ({formula}), more than "
                 f"momentum lets it: the weights swing through zero inside an envelope that shrinks by "
                 f"{g(actual)} per step")
     return f"shrinks every weight by {g(base)} per step{both} (timescale {g(1 / r, 3)} steps{horizon})"

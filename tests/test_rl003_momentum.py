@@ -70,6 +70,33 @@ def test_keras_sgd_takes_several_steps_to_cross_zero():
     assert np.any(signs < 0)  # but it does oscillate through zero within a few steps
 
 
+@pytest.mark.parametrize(("lr", "momentum", "wd", "l2"), [(0.3, 0.9, 0.5, 0.01), (0.1, 0.9, 0.5, 0.5),
+                                                        (0.05, 0.95, 1e-4, 0.5), (0.3, 0.99, 0.5, 0.01)])
+def test_the_contraction_is_keras_sgds_with_weight_decay_and_l2(lr, momentum, wd, l2):
+    """Keras decays the weight before the momentum step: the envelope
+    contracts by 1 - sqrt(m*(1 - lr*wd)), not by (1 - sqrt(m)) + lr*wd
+    (review 27, D10: 0.201 per step said, 0.125 measured). Measured here
+    on Keras' own SGD, a weight whose only gradient is its L2's: the linear
+    recursion its steps follow, fitted to 40 of them."""
+    keras = pytest.importorskip("keras")
+    from reglint.estimate.dynamics import Dynamics
+
+    optimizer = keras.optimizers.SGD(lr, momentum=momentum, weight_decay=wd)
+    weight = keras.Variable(np.ones((1,), "float64"), dtype="float64")
+    path = [1.0]
+    for _ in range(40):
+        optimizer.apply_gradients([(2 * l2 * weight.value, weight)])
+        path.append(float(weight.numpy()[0]))
+    # Keras' step is linear in (w, v): w[t+1] = beta*w[t] + gamma*w[t-1]; its
+    # slowest mode decays by the largest |root| of z^2 - beta*z - gamma
+    w = np.array(path)
+    (beta, gamma), *_ = np.linalg.lstsq(np.stack([w[1:-1], w[:-2]], axis=1), w[2:], rcond=None)
+    measured = 1 - max(abs(np.roots([1.0, -beta, -gamma])))
+    said = Dynamics("sgd", lr=lr, lr_initial=lr, momentum=momentum, nesterov=False, weight_decay=wd,
+                    coupled_l2=0.0).contraction(l2)
+    assert said == pytest.approx(measured, rel=1e-3)
+
+
 def _stated_rates_and_halving(message: str) -> tuple[list[float], float] | None:
     """(every per-step rate a message states, its halving time in steps),
     or None when it states no halving time."""
