@@ -159,3 +159,60 @@ def test_a_fifo_is_refused_without_being_read(tmp_path, monkeypatch):
         line = _one_error_line(run(*args, timeout=120), "fifo.keras")  # the timeout: a hang guard
         assert line.endswith("not a regular file"), args
     assert run("check", ".", timeout=120).returncode == 0  # a folder's FIFO is no model: skipped, not opened
+
+
+def _as_a_user() -> list[str] | None:
+    """The prefix that runs a command without root's permission override
+    (root reads chmod 000 files): none for a user, ``unshare --user`` for
+    root where the kernel allows it; None where neither can run it."""
+    import os
+
+    if os.geteuid() != 0:
+        return []
+    prefix = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+    try:
+        probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return prefix if probe.returncode == 0 else None
+
+
+def test_unreadable_folders_and_targets_are_one_line_errors(tmp_path, monkeypatch):
+    """Review 27, D1/D2: Path.is_file() raises PermissionError inside a
+    folder that cannot be searched (Python 3.11); a chmod 000 folder in a
+    linted tree ended the run as an "internal error", and a folder that can
+    be entered but not listed was skipped ("no model files", exit 0)."""
+    prefix = _as_a_user()
+    if prefix is None:
+        pytest.skip("cannot drop root's permission override here (no unprivileged user namespace)")
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(KERAS_FIXTURES / "scenario_penalty_dominates.keras", "a.keras")
+    for name, mode in (("secret", 0o000), ("listless", 0o311)):
+        Path(name).mkdir()
+        shutil.copy("a.keras", Path(name) / "b.keras")
+        Path(name).chmod(mode)
+    try:
+        def run_as_user(*args):
+            return subprocess.run([*prefix, *REGLINT, *args], capture_output=True, text=True, timeout=120)
+
+        result = run_as_user("check", ".", "--no-cache", "--format", "json")
+        assert result.returncode == 2 and "Traceback" not in result.stderr and "internal" not in result.stderr
+        assert sorted(result.stderr.splitlines()) == [
+            "reglint: error: listless: permission denied: the folder cannot be listed",
+            "reglint: error: secret: permission denied: the folder cannot be listed"]
+        files = {f["path"]: f["error"] for f in json.loads(result.stdout)["files"]}
+        assert files["a.keras"] is None and set(files) == {"a.keras", "secret", "listless"}  # the rest linted
+        for args, line in (
+                (["check", "secret/b.keras"], "reglint: error: secret/b.keras: permission denied"),
+                (["explain", "secret/b.keras"], "reglint: error: secret/b.keras: permission denied"),
+                (["check", "a.keras", "-o", "secret/out.json"],
+                 "reglint: error: cannot write the full report to secret/out.json: permission denied"),
+                (["check", "a.keras", "--baseline", "secret/b.json", "--create-baseline"],
+                 "reglint: error: cannot write the baseline to secret/b.json: permission denied"),
+                (["check", "a.keras", "--config", "secret/c.toml"], "reglint: error: secret/c.toml: permission denied")):
+            result = run_as_user(*args, "--no-cache") if args[0] == "check" else run_as_user(*args)
+            assert (result.returncode, result.stderr.strip()) == (2, line), args
+            assert result.stdout == ""
+    finally:
+        for name in ("secret", "listless"):
+            Path(name).chmod(0o755)

@@ -411,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 2
+    except PermissionError as exc:  # a path the user cannot read, met outside a reader (config, output)
+        err(f"{exc.filename}: permission denied" if exc.filename else "permission denied")
+        return 2
     except Exception as exc:  # an internal error: one line, a hint, exit 2
         if os.environ.get("REGLINT_DEBUG"):  # the maintainers' traceback, on request only
             traceback.print_exc()

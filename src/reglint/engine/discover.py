@@ -439,15 +439,23 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
         folder, ignore = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            own = folder_members(folder)  # a HF/Keras folder's own files: linted as the folder
+            hook = accelerate_hook_folder(folder)  # its model's weights, saved in a subfolder: linted as the folder
+            tag = deepspeed_tag_folder(folder) if is_hf_folder(folder) else None  # a Trainer's DeepSpeed states
         except OSError:
-            continue  # unreadable folder: nothing to lint there
-        own = folder_members(folder)  # a HF/Keras folder's own files: linted as the folder
-        hook = accelerate_hook_folder(folder)  # its model's weights, saved in a subfolder: linted as the folder
-        tag = deepspeed_tag_folder(folder) if is_hf_folder(folder) else None  # a Trainer's DeepSpeed states
+            # A folder CI cannot read may hold models: linted as one, its
+            # reader reports it (exit 2), never skipped as empty.
+            out.append(_folder(folder))
+            continue
         for entry in entries:
             path = Path(folder, entry.name)
             is_dir = entry.is_dir(follow_symlinks=False)
             if excludes.excluded(path, is_dir, named=top) or (ignore and ignore.ignored(path.absolute(), is_dir)):
+                continue
+            try:
+                is_model_folder(path) if is_dir else None
+            except OSError:  # a folder that cannot be searched (chmod 000): its reader says so
+                out.append(_folder(path))
                 continue
             if is_dir:
                 if (hook is not None and entry.name == hook.name) or is_fsdp_part(path) or path == tag:

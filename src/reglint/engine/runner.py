@@ -19,6 +19,9 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
         report.error = one_line(str(exc))
         report.not_a_model = isinstance(exc, NotAModelError)
         return report
+    except PermissionError:
+        report.error = "permission denied"
+        return report
     except (MemoryError, RecursionError) as exc:
         report.error = one_line(f"model too large or deeply nested to read ({type(exc).__name__})")
         report.transient = isinstance(exc, MemoryError)  # another run, with more memory, may read it

@@ -95,6 +95,10 @@ def sniff(path: Path) -> Format:
             raise ModelReadError(_broken_link(path))
         check_link_stays_inside(path)
     if path.is_dir():
+        try:
+            os.listdir(path)
+        except PermissionError:
+            raise ModelReadError("permission denied: the folder cannot be listed") from None
         if (path / "saved_model.pb").is_file():
             return Format.SAVEDMODEL
         if is_hf_folder(path):

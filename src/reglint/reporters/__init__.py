@@ -112,32 +112,53 @@ def check_targets(outputs: list[tuple[str, str | None]], inputs: list[str],
     from reglint.errors import ConfigError
 
     models = {real_path(p) for p in inputs}
-    folders = [m for m in models if m.is_dir() and is_model_folder(m)]  # not a folder searched for models
+    folders = [m for m in models if _model_folder(m, is_model_folder)]  # not a folder searched for models
     model_files = {_file_id(m) for m in models if m.is_file()}
     model_files |= {_file_id(Path(root) / name) for folder in folders
                     for root, _, names in os.walk(folder) for name in names}
     data_file = _file_id(real_path(data)) if data is not None and Path(data).is_file() else None
     seen: dict[Any, str] = {}
     for what, target in [(_label(fmt), t) for fmt, t in outputs if t is not None] + list(extra):
-        path = Path(target)
-        resolved = real_path(path)
-        key = _file_id(resolved) if resolved.is_file() else resolved
-        if data_file is not None and key == data_file:
-            raise ConfigError(f"refusing to write the {what} to {target}: it is the --data file")
-        if key in seen:
-            raise ConfigError(f"the {seen[key]} and the {what} both go to {target}: give each its own file")
-        seen[key] = what
-        if (resolved in models or key in model_files
-                or any(folder in resolved.parents for folder in folders)):
-            raise ConfigError(f"refusing to write the {what} to {target}: it is a model being linted")
-        if resolved.is_dir():
-            raise ConfigError(f"cannot write the {what} to {target}: it is a folder")
-        folder = resolved.parent
-        if not folder.is_dir():
-            raise ConfigError(f"cannot write the {what} to {target}: no such folder {path.parent}")
-        writable = os.access(resolved, os.W_OK) if resolved.exists() else os.access(folder, os.W_OK | os.X_OK)
-        if not writable:
-            raise ConfigError(f"cannot write the {what} to {target}: permission denied")
+        try:
+            _check_target(what, target, models, model_files, folders, data_file, seen)
+        except PermissionError:  # inside a folder that cannot be searched
+            raise ConfigError(f"cannot write the {what} to {target}: permission denied") from None
+
+
+def _model_folder(path: Path, is_model_folder: Callable[[Path], bool]) -> bool:
+    try:
+        return path.is_dir() and is_model_folder(path)
+    except OSError:  # a folder that cannot be searched: no report can be written inside it either
+        return False
+
+
+def _check_target(what: str, target: str, models: set[Path], model_files: set[Any], folders: list[Path],
+                  data_file: Any, seen: dict[Any, str]) -> None:
+    """One report or baseline target of ``check_targets``."""
+    import os
+
+    from reglint.engine.identity import real_path
+    from reglint.errors import ConfigError
+
+    path = Path(target)
+    resolved = real_path(path)
+    key = _file_id(resolved) if resolved.is_file() else resolved
+    if data_file is not None and key == data_file:
+        raise ConfigError(f"refusing to write the {what} to {target}: it is the --data file")
+    if key in seen:
+        raise ConfigError(f"the {seen[key]} and the {what} both go to {target}: give each its own file")
+    seen[key] = what
+    if (resolved in models or key in model_files
+            or any(folder in resolved.parents for folder in folders)):
+        raise ConfigError(f"refusing to write the {what} to {target}: it is a model being linted")
+    if resolved.is_dir():
+        raise ConfigError(f"cannot write the {what} to {target}: it is a folder")
+    folder = resolved.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write the {what} to {target}: no such folder {path.parent}")
+    writable = os.access(resolved, os.W_OK) if resolved.exists() else os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        raise ConfigError(f"cannot write the {what} to {target}: permission denied")
 
 
 def _file_id(path: Path) -> tuple[int, int] | Path:
