@@ -85,6 +85,10 @@ def test_show_settings_prints_the_config_and_the_command_line(project):
     assert settings["context.regularizers"] == '[{"layers": "dense*", "target": "kernel", "l2": 0.1}]'
     assert settings["exclude"] == '["skipped/"]' and settings["fail-on"] == '"error"'
     assert lines[3:] == sorted(lines[3:])
+    flags = reglint(project, "check", "models/a.keras", "--show-settings", "--format", "json", "--baseline", "bl.json")
+    assert 'output-format = "json"' in flags.stdout and 'baseline = "bl.json"' in flags.stdout  # review 27, D9
+    bogus = reglint(project, "check", "models/a.keras", "--show-settings", "--format", "bogus")
+    assert bogus.returncode == 2 and bogus.stdout == ""
     isolated = reglint(project, "check", "models/a.keras", "--show-settings", "--isolated")
     assert "Settings path: (none: the defaults)" in isolated.stdout and 'lint.ignore = []' in isolated.stdout
 
@@ -117,6 +121,13 @@ def test_a_suppression_is_judged_only_on_files_and_rules_that_ran(project):
     result = reglint(project, "check", "models/b.keras", "--select", "RL005")
     assert result.returncode == 0, result.stderr
     assert "suppressed nothing" not in result.stderr
+    # an entry for RL001 and RL005 on a --select RL005 run: RL001 did not run, not judged (review 27, D8)
+    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+        [tool.reglint.lint]
+        per-file-ignores = { "models/a.keras" = ["RL001", "RL005"] }
+        """), encoding="utf-8")
+    for flags in (["--select", "RL005"], ["--ignore", "RL001"]):
+        assert "suppressed nothing" not in reglint(project, "check", "models/a.keras", *flags).stderr, flags
     # every entry used: no warning
     (project / "pyproject.toml").write_text(textwrap.dedent("""\
         [tool.reglint.lint]

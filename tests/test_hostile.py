@@ -209,7 +209,8 @@ def test_unreadable_folders_and_targets_are_one_line_errors(tmp_path, monkeypatc
                  "reglint: error: cannot write the full report to secret/out.json: permission denied"),
                 (["check", "a.keras", "--baseline", "secret/b.json", "--create-baseline"],
                  "reglint: error: cannot write the baseline to secret/b.json: permission denied"),
-                (["check", "a.keras", "--config", "secret/c.toml"], "reglint: error: secret/c.toml: permission denied")):
+                (["check", "a.keras", "--config", "secret/c.toml"],
+                 "reglint: error: secret/c.toml: permission denied")):
             result = run_as_user(*args, "--no-cache") if args[0] == "check" else run_as_user(*args)
             assert (result.returncode, result.stderr.strip()) == (2, line), args
             assert result.stdout == ""

@@ -65,12 +65,12 @@ def run_check(opts: CheckOptions) -> int:
         files, missing, searched = discover_all([str(p) for p in opts.paths], resolver)
         groups = group_by_settings(files, resolver)
         settings = report_settings(groups, resolver, opts)
-        if opts.show_files or opts.show_settings:
-            return show(opts, files, missing, resolver)
         from reglint.reporters import check_targets, parse_outputs
 
         outputs = parse_outputs(opts.output_format or settings.output_format or "full", opts.output_file,
                                 statistics=opts.statistics)
+        if opts.show_files or opts.show_settings:
+            return show(opts, files, missing, resolver)
         if opts.silent:  # the stdout report dropped; reports to files are still written
             outputs = [(fmt, target) for fmt, target in outputs if target not in (None, "-")]
         baseline = baseline_to_create(opts, settings)
@@ -255,8 +255,14 @@ def show(opts: CheckOptions, files: list[str], missing: list[str], resolver) -> 
     for path in missing:
         err(f"{path}: no such file or folder")
     if opts.show_settings:
+        import dataclasses
+
         first = files[0] if files else (str(opts.paths[0]) if opts.paths else ".")
-        show_settings_of(first, resolver.settings_for(first), sys.stdout)
+        settings = resolver.settings_for(first)
+        # the flags the report writer and the baseline apply, not CommandLine.apply
+        settings = dataclasses.replace(settings, output_format=opts.output_format or settings.output_format,
+                                       baseline=str(opts.baseline) if opts.baseline else settings.baseline)
+        show_settings_of(first, settings, sys.stdout)
     else:
         show_files(files, sys.stdout)
     return 2 if missing else 0

@@ -89,8 +89,8 @@ def unused_suppressions(settings: Settings, reports: list[FileReport], today: _d
     """The per-file-ignores and overrides of ``settings`` that matched at
     least one of the files read (``reports``: FileReports without a read
     error) and suppressed none of their findings: a stale entry hides the
-    next real finding it matches. An entry whose codes select no rule this
-    run ran is not judged (``--select RL005`` says nothing about an RL001
+    next real finding it matches. An entry naming a rule this run did not
+    run is not judged (``--select RL005`` says nothing about an RL001
     ignore); an expired override already has its own warning."""
     today = today or _dt.date.today()
     ran = {cls.code for cls in selected_rules(settings)}
@@ -98,22 +98,26 @@ def unused_suppressions(settings: Settings, reports: list[FileReport], today: _d
     stale = []
     for pattern, codes in settings.per_file_ignores.items():
         matched = [found for rel, found in read if _file_matches(rel, pattern)]
-        if matched and _runs_any(codes, ran) and not any(
+        if matched and _runs_all(codes, ran) and not any(
                 _matches(f.code, codes) for found in matched for f in found):
             stale.append(f"per-file-ignores {pattern!r} = {codes}")
     for override in settings.overrides:
         if override.expires is not None and override.expires < today:
             continue
         matched = [found for rel, found in read if any(_file_matches(rel, pat) for pat in override.files)]
-        if matched and _runs_any(override.ignore, ran) and not any(
+        if matched and _runs_all(override.ignore, ran) and not any(
                 _override_matches(override, f) for found in matched for f in found):
             layers = "" if override.layers in (["*"], []) else f", layers {override.layers}"
             stale.append(f"the override ignoring {override.ignore} for files {override.files}{layers}")
     return stale
 
 
-def _runs_any(selectors: list[str], ran: set[str]) -> bool:
-    return any(_matches(code, selectors) for code in ran)
+def _runs_all(selectors: list[str], ran: set[str]) -> bool:
+    """Whether every rule the entry's selectors name ran: an entry for
+    RL001 and RL005 judged on a ``--select RL005`` run would be called
+    unused while it still hides RL001 in normal runs (review 27, D8)."""
+    named = {code for code in all_rules() if _matches(code, selectors)}
+    return bool(named) and named <= ran
 
 
 def _override_matches(override: Override, finding: Finding) -> bool:
