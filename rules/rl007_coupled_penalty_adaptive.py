@@ -140,9 +140,18 @@ class CoupledPenaltyAdaptive(Rule):
         # group is not normalised, its Adam group is whatever the lead is
         hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2) and p.variable.role.is_kernel_like
                 and analysis.optimizer_family(p.variable) == "adaptive"]
-        if not hits:
-            return
-        dyn = analysis.sub_optimizer_dynamics([p.variable for p in hits])
+        # one finding per sub-optimizer: an Adam group and an AdamW group
+        # differ in whether decay is already there to replace the penalty
+        groups = analysis.optimizer_groups([p.variable for p in hits])
+        for group_dyn, variables in groups:
+            members = {id(v) for v in variables}
+            yield self._normalised_away(model, analysis, group_dyn, [p for p in hits if id(p.variable) in members],
+                                        one_of_several=len(groups) > 1)
+
+    def _normalised_away(self, model, analysis, dyn, hits, one_of_several: bool = False):
+        """The finding for the kernels one (sub-)optimizer updates; named
+        by its first layer where several groups each get one, so that each
+        keeps its own fingerprint (baselines)."""
         gstars = []
         for p in hits:
             sigma = init_rms(p.variable) or 0.0
@@ -158,7 +167,7 @@ class CoupledPenaltyAdaptive(Rule):
             suggestion = "AdamW" if base in ("Adam", "Nadam", "Adamax") else f"{base}(weight_decay=...)"
             remedy = f"use decoupled decay ({suggestion}) and drop the kernel regularizers"
         shown = ", ".join(layers[:3]) + ("..." if len(layers) > 3 else "")
-        chain, drift_steps = self.drifting_chain(analysis) if analysis.dynamics is dyn else ([], None)
+        chain, drift_steps = self.drifting_chain(analysis, dyn)
         collapse = ""
         if chain:
             level = g(self.thresholds["drift-pull-error"])
@@ -166,26 +175,29 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{'...' if len(chain) > 4 else ''}) each pull with 2*l2 + l1/sigma >= {level}"
                         f", above the data gradient of nearly every weight: they drift to zero within about "
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
-        yield self.finding(
+        return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
             f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: a weight whose data "
             f"gradient is below "
             f"~{g(max(gstars))} drifts to zero at about lr {g(dyn.lr)} per step whatever lambda is{collapse}",
             target="kernel_regularizer", remedy=remedy, fix=self.fix(hits, dyn.weight_decay, None),
-            severity=Severity.ERROR if chain else None,
+            layer=layers[0] if one_of_several else None, severity=Severity.ERROR if chain else None,
             values={"critical_gradient": max(gstars), "layers": layers, "learning_rate": dyn.lr,
                     "optimizer": opt, "drifting_chain": chain or None, "drift_steps": drift_steps})
 
-    def drifting_chain(self, analysis) -> tuple[list[str], float | None]:
+    def drifting_chain(self, analysis, dyn=None) -> tuple[list[str], float | None]:
         """(the layers in series, no normalization between them or after,
         whose counted kernels or embeddings pull at the error level;
         steps ``sigma/lr`` to drift from their init scale to zero). Empty
         when fewer than two, or when the training's known length is shorter
-        than that drift: the weights have not reached zero."""
-        dyn = analysis.dynamics
+        than that drift: the weights have not reached zero. Of the tensors
+        ``dyn`` updates (a MultiOptimizer group's), else the lead's."""
         level = self.thresholds["drift-pull-error"]
         sigma_of: dict[str, float] = {}
-        for p in analysis.chain_penalties():
+        penalties = analysis.chain_penalties() if dyn is None or dyn is analysis.dynamics else \
+            analysis.chain_penalties(updated_by=dyn)
+        dyn = dyn or analysis.dynamics
+        for p in penalties:
             pull, sigma = p.pull, init_rms(p.variable)
             if pull is not None and sigma and pull >= level:
                 sigma_of[p.layer.path] = max(sigma, sigma_of.get(p.layer.path, 0.0))

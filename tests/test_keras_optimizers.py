@@ -164,6 +164,29 @@ def test_rl007_judges_each_kernel_by_the_sub_optimizer_keras_gives_it():
             assert "d1" not in finding.message and finding.layer != "d1", finding.message
 
 
+def test_rl007_speaks_for_each_adaptive_group_with_its_own_settings():
+    """Review 27, D6/D7: RL007 pooled an Adam group with an AdamW group and
+    told the Adam-trained kernel that 'AdamW already applies decoupled
+    weight_decay' (it drops its only regularization); under an SGD lead an
+    AdamW group's chain of drifting kernels was a warning where the same
+    model under AdamW alone is an error."""
+    truth = MANIFEST["mixed_adam_adamw.keras"]["assignment"]["loaded"]
+    assert (truth["d1/kernel"], truth["out/kernel"]) == ("Adam", "AdamW")
+    found = {f.layer: f for f in by_code(report("mixed_adam_adamw.keras"), "RL007")}
+    assert set(found) == {"d1", "out"}
+    assert "under Adam (in MultiOptimizer)" in found["d1"].message
+    assert found["d1"].remedy == "use decoupled decay (AdamW) and drop the kernel regularizers"
+    assert found["out"].remedy == "drop the kernel regularizers: AdamW (in MultiOptimizer) already applies " \
+                                  "decoupled weight_decay 0.1"
+
+    chain = MANIFEST["mixed_adamw_chain_sgd_lead.keras"]["assignment"]["loaded"]
+    assert {chain[f"{name}/kernel"] for name in ("a1", "a2", "out")} == {"AdamW"} and chain["d0/kernel"] == "SGD"
+    assert read_model(HERE / "mixed_adamw_chain_sgd_lead.keras").optimizer.family == "sgd"
+    (rl007,) = by_code(report("mixed_adamw_chain_sgd_lead.keras"), "RL007")
+    assert rl007.severity is Severity.ERROR and rl007.values["drifting_chain"] == ["a1", "a2", "out"]
+    assert rl007.values["learning_rate"] == pytest.approx(1e-3)
+
+
 # ---------------------------------------------------------------------------
 # D5: Muon
 # ---------------------------------------------------------------------------

@@ -76,15 +76,25 @@ def _opt(help: str, *, min: float | None = None, max: float | None = None,
     return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive, "below_max": below_max}
 
 
-def sub_optimizer_families(optimizer: Optimizer | None) -> dict[str, str]:
-    """Variable location -> the family of the MultiOptimizer sub-optimizer
-    updating it, where the reader mapped every group (``ParamGroup``
-    hyperparameters carry ``family``); empty for any other optimizer."""
+def sub_optimizer_groups(optimizer: Optimizer | None) -> dict[str, tuple[int, Dynamics]]:
+    """Variable location -> (its MultiOptimizer group, that sub-optimizer's
+    dynamics: its class's family, learning rate, momentum and decoupled
+    weight_decay as the reader mapped them), where the reader mapped every
+    group; empty for any other optimizer."""
     if optimizer is None or optimizer.class_name != "MultiOptimizer" or not optimizer.param_groups:
         return {}
     if any(g.mapping == "unmapped" or not g.hyperparameters.get("family") for g in optimizer.param_groups):
         return {}
-    return {loc: str(g.hyperparameters["family"]) for g in optimizer.param_groups for loc in g.variables}
+    out: dict[str, tuple[int, Dynamics]] = {}
+    for group in optimizer.param_groups:
+        hp = group.hyperparameters
+        beta_1 = hp.get("beta_1")
+        dyn = Dynamics(family=str(hp["family"]), lr=group.learning_rate, lr_initial=group.learning_rate,
+                       momentum=min(group.momentum or 0.0, 0.999999), nesterov=bool(hp.get("nesterov", False)),
+                       weight_decay=group.weight_decay or 0.0, coupled_l2=0.0,
+                       beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None)
+        out.update((loc, (group.index, dyn)) for loc in group.variables)
+    return out
 
 
 @dataclass
@@ -302,7 +312,7 @@ class Analysis:
             model, override=self.context.loss_scale, target_var=self.context.target_var,
             classes=self.context.classes)
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
-        self._sub_families = sub_optimizer_families(model.optimizer)
+        self._sub_groups = sub_optimizer_groups(model.optimizer)
         self._apply_accumulation()
         self._outbound = outbound_map(model)
         # every consumer, for order (chains, what stands behind a normalization)
@@ -450,33 +460,34 @@ class Analysis:
         """The family (``sgd``, ``adaptive`` ...) of the optimizer updating
         ``variable``: its MultiOptimizer sub-optimizer's where the file maps
         it to one, else the optimizer's (``self.dynamics``)."""
-        return self._sub_families.get(variable.location, self.dynamics.family)
+        return self.variable_dynamics(variable).family
+
+    def variable_dynamics(self, variable: Variable) -> Dynamics:
+        """The dynamics updating ``variable``: its MultiOptimizer group's,
+        else the optimizer's."""
+        found = self._sub_groups.get(variable.location)
+        return found[1] if found is not None else self.dynamics
 
     def under_dynamics(self, variable: Variable) -> bool:
-        """Whether ``self.dynamics`` (the lead optimizer's settings) update
-        ``variable``: not where a MultiOptimizer gives it a sub-optimizer of
-        another family (an L2 on a kernel Adam trains is no SGD shrink)."""
-        return self.optimizer_family(variable) == self.dynamics.family
+        """Whether ``self.dynamics`` (the lead optimizer's settings) describe
+        how ``variable`` is updated: not where a MultiOptimizer gives it a
+        sub-optimizer of another family or other settings (an L2 on a
+        kernel Adam trains is no SGD shrink; another SGD group's learning
+        rate is not the lead's)."""
+        dyn = self.variable_dynamics(variable)
+        lead = self.dynamics
+        return dyn is lead or (dyn.family, dyn.lr, dyn.momentum, dyn.nesterov, dyn.weight_decay) == (
+            lead.family, lead.lr, lead.momentum, lead.nesterov, lead.weight_decay)
 
-    def sub_optimizer_dynamics(self, variables: list[Variable]) -> Dynamics:
-        """The dynamics of the MultiOptimizer group updating ``variables``
-        when it is not the lead (the one with the highest learning rate
-        among theirs; its class's family, learning rate, momentum and
-        decoupled weight_decay as the reader mapped them); else
-        ``self.dynamics``."""
-        opt = self.model.optimizer
-        if opt is None or all(self.under_dynamics(v) for v in variables):
-            return self.dynamics
-        groups = [g for v in variables if (g := opt.group_of(v.location)) is not None]
-        if not groups:
-            return self.dynamics
-        group = max(groups, key=lambda g: g.learning_rate or 0.0)
-        hp = group.hyperparameters
-        beta_1 = hp.get("beta_1")
-        return Dynamics(family=str(hp.get("family")), lr=group.learning_rate, lr_initial=group.learning_rate,
-                        momentum=min(group.momentum or 0.0, 0.999999), nesterov=bool(hp.get("nesterov", False)),
-                        weight_decay=group.weight_decay or 0.0, coupled_l2=0.0,
-                        beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None)
+    def optimizer_groups(self, variables: list[Variable]) -> list[tuple[Dynamics, list[Variable]]]:
+        """``variables`` partitioned by the dynamics that update them (one
+        part per MultiOptimizer group; one part, the optimizer's, else), in
+        group order."""
+        parts: dict[int, tuple[Dynamics, list[Variable]]] = {}
+        for var in variables:
+            index, dyn = self._sub_groups.get(var.location, (-1, self.dynamics))
+            parts.setdefault(index, (dyn, []))[1].append(var)
+        return [parts[i] for i in sorted(parts)]
 
     @property
     def lead_penalties(self) -> list[TensorPenalty]:
@@ -484,14 +495,18 @@ class Analysis:
         what the rules judging a per-step shrink or a stability limit read."""
         return [p for p in self.penalties if self.under_dynamics(p.variable)]
 
-    def chain_penalties(self, behind_norm: bool = False) -> list[TensorPenalty]:
+    def chain_penalties(self, behind_norm: bool = False,
+                        updated_by: Dynamics | None = None) -> list[TensorPenalty]:
         """Active penalties on kernels and embeddings that RL001 counts and
         whose layer reaches an output without passing a normalization: the
         tensors whose shrinks compound along a chain (RL024, RL007). With
         ``behind_norm``, those whose every path to the outputs passes one
         instead (a transformer block's projections: RL024's chains inside
-        a normalized stream)."""
-        return [p for p in self.lead_penalties
+        a normalized stream). Of the tensors the lead optimizer updates, or
+        those ``updated_by`` a MultiOptimizer group's dynamics."""
+        among = self.lead_penalties if updated_by is None else [
+            p for p in self.penalties if self.variable_dynamics(p.variable) is updated_by]
+        return [p for p in among
                 if p.active and p.counted and p.behind_norm == behind_norm and (p.l1 or p.l2)
                 and (p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS)]
 

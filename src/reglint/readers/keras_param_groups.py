@@ -276,8 +276,8 @@ def _multi_note(model: Model, opt: Optimizer, subs: list[tuple[str | None, Optim
               for group, (_, sub) in zip(opt.param_groups, subs, strict=True)
               if group.variables and sub.family != opt.family]
     if others:
-        text += (f"; rules that tell SGD from adaptive optimizers judge every variable as {opt.lead_class}'s "
-                 f"({opt.family}), though {', '.join(others)}")
+        text += (f"; {', '.join(others)}: RL007 judges each adaptive group with its own settings, the rules of "
+                 f"SGD's shrink and stability only the variables with the lead's settings")
     return text
 
 
