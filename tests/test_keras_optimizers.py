@@ -187,6 +187,17 @@ def test_rl007_speaks_for_each_adaptive_group_with_its_own_settings():
     assert rl007.values["learning_rate"] == pytest.approx(1e-3)
 
 
+def test_rl002_judges_an_sgd_group_that_does_not_lead():
+    """Review 27, D4: the AdamW group leads (it decays), so the SGD group's
+    L2(5) at lr 1 went unjudged; under SGD alone it diverges (RL002)."""
+    truth = MANIFEST["mixed_sgd_unstable_adamw_lead.keras"]["assignment"]["loaded"]
+    assert truth["out/kernel"] == "SGD" and truth["d1/kernel"] == "AdamW"
+    assert read_model(HERE / "mixed_sgd_unstable_adamw_lead.keras").optimizer.family == "adaptive"
+    (rl002,) = by_code(report("mixed_sgd_unstable_adamw_lead.keras"), "RL002")
+    assert (rl002.layer, rl002.severity) == ("out", Severity.ERROR)
+    assert rl002.values["stability_fraction"] == pytest.approx(2 * 1.0 * 5.0 / 3.8)
+
+
 # ---------------------------------------------------------------------------
 # D5: Muon
 # ---------------------------------------------------------------------------

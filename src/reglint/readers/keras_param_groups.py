@@ -276,8 +276,8 @@ def _multi_note(model: Model, opt: Optimizer, subs: list[tuple[str | None, Optim
               for group, (_, sub) in zip(opt.param_groups, subs, strict=True)
               if group.variables and sub.family != opt.family]
     if others:
-        text += (f"; {', '.join(others)}: RL007 judges each adaptive group with its own settings, the rules of "
-                 f"SGD's shrink and stability only the variables with the lead's settings")
+        text += (f"; {', '.join(others)}: RL002 and RL007 judge each group with its own settings, the rules of "
+                 f"a per-step shrink (RL003-RL005, RL009, RL021, RL024) only the variables with the lead's")
     return text
 
 
