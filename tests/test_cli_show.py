@@ -98,6 +98,16 @@ def test_silent_leaves_the_exit_code_and_the_report_files(project):
     result = reglint(project, "check", "models/a.keras", "-s", "--format", "full,json:out.json")
     assert result.returncode == 1 and result.stdout == "" and result.stderr == ""
     assert '"RL001"' in (project / "out.json").read_text()
+    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+        [[tool.reglint.lint.overrides]]
+        files = ["models/a.keras"]
+        ignore = ["RL001"]
+        reason = "until the retrain"
+        expires = 2020-01-01
+        """), encoding="utf-8")
+    assert "expired on 2020-01-01" in reglint(project, "check", "models/a.keras").stderr
+    expired = reglint(project, "check", "models/a.keras", "-s")
+    assert (expired.returncode, expired.stdout, expired.stderr) == (1, "", "")  # review 27, D13
     broken = reglint(project, "check", "models/broken.keras", "--silent")
     assert broken.returncode == 2 and broken.stdout == "" and broken.stderr.startswith("reglint: error: ")
 

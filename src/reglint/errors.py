@@ -38,3 +38,13 @@ def one_line(message: str, limit: int = 400) -> str:
 def err(message: str) -> None:
     """One line on stderr, never a traceback."""
     sys.stderr.write(f"reglint: error: {one_line(message)}\n")
+
+
+# ``check -s/--silent``: warnings and notes are not written (errors are).
+SILENT = False
+
+
+def warn(message: str, kind: str = "warning") -> None:
+    """A ``reglint: warning:`` (or ``note:``) line on stderr, unless silent."""
+    if not SILENT:
+        sys.stderr.write(f"reglint: {kind}: {message}\n")

@@ -386,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     # Typer >= 0.26 vendors Click (pyproject pins it); its exceptions live here.
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
+    from reglint import errors
+
+    errors.SILENT = False  # only check -s sets it, for its own run
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] not in COMMANDS and args[0] not in ROOT_OPTIONS:
         args.insert(0, "check")  # `reglint FILE` and `reglint --format json FILE` alike

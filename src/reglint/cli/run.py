@@ -14,7 +14,7 @@ from reglint.engine.finding import Severity
 from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.engine.settings import Settings
-from reglint.errors import ConfigError, ReglintError
+from reglint.errors import ConfigError, ReglintError, warn
 
 if TYPE_CHECKING:  # rich is imported when a report is written
     from reglint.reporters.console import Color
@@ -58,8 +58,10 @@ def run_check(opts: CheckOptions) -> int:
     model is read (a bad report path writes nothing). An unreadable file is
     one line on stderr; the report still covers the files that were read
     (exit 2), and when none could be read nothing is written at all."""
+    from reglint import errors
     from reglint.errors import err
 
+    errors.SILENT = opts.silent  # warnings and notes too (ruff's -s); errors still say why exit 2
     try:
         resolver = make_resolver(opts)
         files, missing, searched = discover_all([str(p) for p in opts.paths], resolver)
@@ -79,7 +81,7 @@ def run_check(opts: CheckOptions) -> int:
         err(str(exc))
         return 2
     if not files and not missing:
-        sys.stderr.write("reglint: warning: no model files found under the given paths\n")
+        warn("no model files found under the given paths")
     report = RunReport()
     for path in missing:
         report.files.append(FileReport(path=path, error="no such file or folder"))
@@ -94,8 +96,7 @@ def run_check(opts: CheckOptions) -> int:
         return 2  # nothing was read: the error lines are the whole answer, no report
     if opts.verbose and not opts.silent:
         say_per_file(groups, report.files)
-    if not opts.silent:
-        warn_unused_suppressions(groups, report.files)
+    warn_unused_suppressions(groups, report.files)
     try:
         check_patterns(opts, report.files)
         if baseline is not None:
@@ -159,7 +160,7 @@ class CommandLine:
         if value is None or key in self.noted:
             return
         self.noted.add(key)
-        sys.stderr.write(f"reglint: note: {flag} replaces the configuration's context.{key} = {value}\n")
+        warn(f"{flag} replaces the configuration's context.{key} = {value}", kind="note")
 
     def apply(self, settings: Settings) -> None:
         opts = self.opts
@@ -293,8 +294,8 @@ def warn_unused_suppressions(groups: list[tuple[Settings, list[str]]], reports: 
     for settings, group in groups:
         source = f" in {display_path(settings.config_file)}" if settings.config_file else ""
         for entry in unused_suppressions(settings, [by_path[p] for p in group if p in by_path]):
-            sys.stderr.write(f"reglint: warning: {entry}{source} suppressed nothing in the files it matched: "
-                             "remove it, or it will hide the next finding it matches\n")
+            warn(f"{entry}{source} suppressed nothing in the files it matched: remove it, or it will hide the next "
+                 "finding it matches")
 
 
 def report_settings(groups: list[tuple[Settings, list[str]]], resolver, opts: CheckOptions) -> Settings:

@@ -30,7 +30,6 @@ import datetime as _dt
 import json
 import math
 import os
-import sys
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from reglint import __version__
 from reglint.engine.finding import Finding
 from reglint.engine.identity import display_path, fingerprint, relative_to
 from reglint.engine.report import RunReport
-from reglint.errors import ConfigError
+from reglint.errors import ConfigError, warn
 
 BASELINE_VERSION = 1
 MANUAL = "manually-suppressed"
@@ -204,8 +203,8 @@ def _active(manual: list[dict[str, Any]], path: Path, today: _dt.date) -> list[d
     for entry in manual:
         expires = _date(entry["expires"]) if entry.get("expires") else None
         if expires is not None and expires < today:
-            sys.stderr.write(f"reglint: warning: {path}: the suppression of {entry['rule']} for {entry['path']} "
-                             f"expired on {expires.isoformat()} and no longer applies\n")
+            warn(f"{path}: the suppression of {entry['rule']} for {entry['path']} expired on "
+                 f"{expires.isoformat()} and no longer applies")
             continue
         active.append(entry)
     return active

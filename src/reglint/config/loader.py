@@ -33,7 +33,7 @@ from reglint.engine.analysis import ContextOption, context_options
 from reglint.engine.finding import Severity
 from reglint.engine.identity import real_path
 from reglint.engine.settings import Override, Settings
-from reglint.errors import ConfigError
+from reglint.errors import ConfigError, warn
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -647,5 +647,5 @@ def warn_expired(settings: Settings, today: _dt.date | None = None) -> None:
         if override.expires is not None and override.expires < today:
             what = ", ".join(override.ignore)
             files = ", ".join(override.files)
-            sys.stderr.write(f"reglint: warning: the override ignoring {what} for {files} expired on "
-                             f"{override.expires.isoformat()} and no longer applies\n")
+            warn(f"the override ignoring {what} for {files} expired on {override.expires.isoformat()} and no "
+                 "longer applies")

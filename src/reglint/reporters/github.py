@@ -124,6 +124,6 @@ def _append_summary(path: str, report: RunReport, items, settings: Any) -> None:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(step_summary(report, items, settings))
     except OSError as exc:  # a summary is a nicety: never fail the run on it
-        import sys
+        from reglint.errors import warn
 
-        sys.stderr.write(f"reglint: warning: cannot write the job summary: {exc.strerror or exc}\n")
+        warn(f"cannot write the job summary: {exc.strerror or exc}")
