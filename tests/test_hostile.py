@@ -214,6 +214,11 @@ def test_unreadable_folders_and_targets_are_one_line_errors(tmp_path, monkeypatc
             result = run_as_user(*args, "--no-cache") if args[0] == "check" else run_as_user(*args)
             assert (result.returncode, result.stderr.strip()) == (2, line), args
             assert result.stdout == ""
+        Path("write_only.json").touch(mode=0o200)  # written, never read: -o takes it (review 27, D11)
+        result = run_as_user("check", "a.keras", "--no-cache", "--format", "json", "-o", "write_only.json")
+        assert result.returncode == 1 and result.stderr == "", result.stderr
+        Path("write_only.json").chmod(0o600)
+        assert '"RL001"' in Path("write_only.json").read_text()
     finally:
         for name in ("secret", "listless"):
             Path(name).chmod(0o755)

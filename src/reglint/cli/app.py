@@ -157,6 +157,7 @@ def check(
                                             help="github (region startLine 1, the default) or strict.",
                                             rich_help_panel=OUTPUT),
     output_file: Path | None = typer.Option(None, "--output-file", "-o", envvar="REGLINT_OUTPUT_FILE",
+                                            readable=False,  # written, never read (check_targets checks it)
                                             help="Write the report that would go to stdout here ('-': "
                                                  "stdout); an error when every format has its own FILE.",
                                             rich_help_panel=OUTPUT),
