@@ -91,6 +91,20 @@ def test_inline_config_overrides_one_key(tmp_path):
     assert settings.select == ["RL001"] and settings.ignore == ["RL002"] and settings.fail_on is Severity.WARNING
 
 
+def test_inline_per_file_ignores_replace_the_files_severities_merge(tmp_path):
+    """Review 27, D14: ``--config 'lint.per-file-ignores = {}'`` was merged
+    into the file's map and cleared nothing (ruff replaces the setting);
+    a severity or threshold given inline still changes only its own key."""
+    write(tmp_path / "pyproject.toml", "[tool.reglint.lint]\nper-file-ignores = { 'a.keras' = ['RL001'] }\n"
+                                       "severity = { error = ['RL005'], info = ['RL007'] }\n")
+    paths = [str(tmp_path / "m.keras")]
+    assert load_settings(paths, config="lint.per-file-ignores = {}").per_file_ignores == {}
+    assert load_settings(paths, config="lint.per-file-ignores = { 'b.keras' = ['RL005'] }").per_file_ignores == {
+        "b.keras": ["RL005"]}
+    severity = load_settings(paths, config="lint.severity.warning = ['RL008']").severity
+    assert severity == {"RL005": Severity.ERROR, "RL007": Severity.INFO, "RL008": Severity.WARNING}
+
+
 # ---------------------------------------------------------------------------
 # every key
 

@@ -218,10 +218,18 @@ def _without_replaced_length(table: dict[str, Any], inline: dict[str, Any]) -> d
     return table
 
 
+# A setting whose value is a map of paths: an inline --config gives the
+# whole value, as ruff's does (``lint.per-file-ignores = {}`` clears the
+# file's; review 27, D14). Tables of settings (``lint``, ``context``,
+# ``lint.thresholds``, ``lint.severity``: one setting per rule) are merged
+# key by key, so ``lint.severity.RL005 = "error"`` keeps the others.
+MAP_SETTINGS = ("per-file-ignores",)
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in MAP_SETTINGS:
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
