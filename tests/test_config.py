@@ -91,6 +91,20 @@ def test_inline_config_overrides_one_key(tmp_path):
     assert settings.select == ["RL001"] and settings.ignore == ["RL002"] and settings.fail_on is Severity.WARNING
 
 
+def test_a_config_path_that_is_no_file_says_what_it_is(tmp_path):
+    """Review 27, D15: a folder, a FIFO or a symlink loop given to --config
+    was 'not found'."""
+    import os
+
+    (tmp_path / "folder.toml").mkdir()
+    os.mkfifo(tmp_path / "fifo.toml")
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
+    for name, why in (("folder.toml", "is a folder"), ("fifo.toml", "is not a regular file"),
+                      ("loop.toml", "is a symbolic link loop"), ("missing.toml", "not found")):
+        with pytest.raises(ConfigError, match=f"^configuration file .*{name} {why}$"):
+            load_settings([str(tmp_path / "m.keras")], config=str(tmp_path / name))
+
+
 def test_inline_per_file_ignores_replace_the_files_severities_merge(tmp_path):
     """Review 27, D14: ``--config 'lint.per-file-ignores = {}'`` was merged
     into the file's map and cleared nothing (ruff replaces the setting);

@@ -67,7 +67,7 @@ class ConfigResolver:
         elif config is not None:
             self.fixed = Path(config)
             if not self.fixed.is_file():
-                raise ConfigError(f"configuration file {config} not found")
+                raise ConfigError(f"configuration file {config} {_why_not_a_file(self.fixed)}")
         self._settings: dict[Path | None, Settings] = {}
         self._cwd_config: tuple[Path | None] | None = None
 
@@ -139,6 +139,20 @@ def _start_folder(path: str) -> Path:
     while not _exists(current) and current.parent != current:
         current = current.parent  # a missing path: search from what exists
     return current if _is_dir(current) else current.parent
+
+
+def _why_not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a file, in a few words."""
+    import errno
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return "not found" if exc.errno == errno.ENOENT else f"cannot be read ({exc.strerror or exc})"
+    return "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
 
 
 # Path.exists()/is_file()/is_dir() raise PermissionError inside a folder
