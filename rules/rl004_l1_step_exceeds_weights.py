@@ -64,6 +64,7 @@ class L1StepExceedsWeights(Rule):
     name = "l1-step-exceeds-weights"
     severity = Severity.WARNING
     summary = "Each SGD step moves weights by an L1 kick comparable to their size: they jitter, not sparsify."
+    per_optimizer_group = True  # each MultiOptimizer group with its own settings
     predicts_outcome = True
     options = {
         "l1-step-error": Option(1.0, "L1 step / mean |w| at which RL004 is an error"),

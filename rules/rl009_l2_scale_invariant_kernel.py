@@ -56,6 +56,7 @@ class L2ScaleInvariantKernel(Rule):
     name = "l2-scale-invariant-kernel"
     severity = Severity.INFO
     summary = "A penalty on a kernel feeding a normalization layer only changes the effective learning rate."
+    per_optimizer_group = True  # each MultiOptimizer group with its own settings
 
     def check(self, model, analysis):
         dyn = analysis.dynamics

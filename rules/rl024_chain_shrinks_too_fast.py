@@ -154,6 +154,7 @@ class ChainShrinksTooFast(Rule):
     name = "chain-shrinks-too-fast"
     severity = Severity.ERROR
     summary = "L2 under SGD shrinks layers in series, with no normalization between them, by a large fraction per step."
+    per_optimizer_group = True  # each MultiOptimizer group with its own settings
     predicts_outcome = True
     options = {
         "chain-shrink-error": Option(0.15, "per-step shrink 2*lr*l2/(1-momentum) (+ lr*weight_decay) at which two "

@@ -198,6 +198,19 @@ def test_rl002_judges_an_sgd_group_that_does_not_lead():
     assert rl002.values["stability_fraction"] == pytest.approx(2 * 1.0 * 5.0 / 3.8)
 
 
+def test_chains_in_an_sgd_group_that_does_not_lead_are_judged():
+    """Review 27, D4: RL024 read only the lead's (AdamW's) tensors; three
+    L2(0.5) kernels in series under the SGD group shrink as under SGD alone."""
+    truth = MANIFEST["mixed_sgd_chain_adamw_lead.keras"]["assignment"]["loaded"]
+    assert {truth[f"s{i}/kernel"] for i in (1, 2, 3)} == {"SGD"} and truth["out/kernel"] == "AdamW"
+    found = report("mixed_sgd_chain_adamw_lead.keras")
+    (rl024,) = by_code(found, "RL024")
+    assert rl024.severity is Severity.ERROR and rl024.values["chain"] == ["s1", "s2", "s3"]
+    assert rl024.values["learning_rate"] == pytest.approx(0.1) and rl024.values["momentum"] == pytest.approx(0.9)
+    # the curves explain and the HTML read come from the same per-group pass
+    assert any(c.code == "RL024" for c in found.curves)
+
+
 # ---------------------------------------------------------------------------
 # D5: Muon
 # ---------------------------------------------------------------------------

@@ -76,6 +76,11 @@ def _opt(help: str, *, min: float | None = None, max: float | None = None,
     return {"help": help, "min": min, "max": max, "flags": flags, "positive": positive, "below_max": below_max}
 
 
+def _same_settings(a: Dynamics, b: Dynamics) -> bool:
+    return a is b or (a.family, a.lr, a.momentum, a.nesterov, a.weight_decay) == (
+        b.family, b.lr, b.momentum, b.nesterov, b.weight_decay)
+
+
 def sub_optimizer_groups(optimizer: Optimizer | None) -> dict[str, tuple[int, Dynamics]]:
     """Variable location -> (its MultiOptimizer group, that sub-optimizer's
     dynamics: its class's family, learning rate, momentum and decoupled
@@ -474,10 +479,22 @@ class Analysis:
         sub-optimizer of another family or other settings (an L2 on a
         kernel Adam trains is no SGD shrink; another SGD group's learning
         rate is not the lead's)."""
-        dyn = self.variable_dynamics(variable)
-        lead = self.dynamics
-        return dyn is lead or (dyn.family, dyn.lr, dyn.momentum, dyn.nesterov, dyn.weight_decay) == (
-            lead.family, lead.lr, lead.momentum, lead.nesterov, lead.weight_decay)
+        return _same_settings(self.variable_dynamics(variable), self.dynamics)
+
+    def group_views(self) -> list[Analysis]:
+        """This analysis, then one per MultiOptimizer group whose settings
+        differ from the lead's: the same model seen with that group's
+        dynamics, so that its ``lead_penalties``, chains and invariant
+        kernels are that group's (the rules marked ``per_optimizer_group``
+        run on each)."""
+        views: list[Analysis] = [self]
+        for _, dyn in self._sub_groups.values():
+            if any(_same_settings(dyn, view.dynamics) for view in views):
+                continue
+            view = copy.copy(self)
+            view.dynamics = dyn
+            views.append(view)
+        return views
 
     def optimizer_groups(self, variables: list[Variable]) -> list[tuple[Dynamics, list[Variable]]]:
         """``variables`` partitioned by the dynamics that update them (one

@@ -61,6 +61,10 @@ class Rule:
     # (``reglint.profile.findings.yield_to_twin``). Exact rules (a config
     # Keras cannot train, weights that do not match) leave it False.
     predicts_outcome: ClassVar[bool] = False
+    # Judged once per MultiOptimizer group with its own settings
+    # (Analysis.group_views): a rule of the per-step shrink or stability
+    # under one optimizer's dynamics, whose findings name their layer.
+    per_optimizer_group: ClassVar[bool] = False
 
     def __init__(self, thresholds: dict[str, float] | None = None):
         # The run's whole [thresholds] table, so a rule can ask another

@@ -32,10 +32,12 @@ def lint_file(path: str, settings: Settings, options: ReadOptions | None = None)
     report.analysis = Analysis(model, settings.context)
     report.model = model = report.analysis.model  # with the user's context applied
     findings: list[Finding] = []
+    views = report.analysis.group_views()
     for cls in selected_rules(settings):
         rule = cls(settings.thresholds)
-        findings.extend(rule.check(model, report.analysis))
-        report.curves.extend(rule.sweep(model, report.analysis))
+        for analysis in views if cls.per_optimizer_group else views[:1]:
+            findings.extend(rule.check(model, analysis))
+            report.curves.extend(rule.sweep(model, analysis))
     kept, report.suppressed = filter_findings(findings, path, settings)
     report.findings = sorted(kept, key=lambda f: (-f.severity.rank, f.code, f.layer or ""))
     return report

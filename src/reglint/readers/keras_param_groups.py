@@ -276,8 +276,8 @@ def _multi_note(model: Model, opt: Optimizer, subs: list[tuple[str | None, Optim
               for group, (_, sub) in zip(opt.param_groups, subs, strict=True)
               if group.variables and sub.family != opt.family]
     if others:
-        text += (f"; {', '.join(others)}: RL002 and RL007 judge each group with its own settings, the rules of "
-                 f"a per-step shrink (RL003-RL005, RL009, RL021, RL024) only the variables with the lead's")
+        text += (f"; {', '.join(others)}: RL002, RL004, RL007, RL009 and RL024 judge each group with its own "
+                 f"settings, RL003, RL005 and RL021 only the variables with the lead's")
     return text
 
 
