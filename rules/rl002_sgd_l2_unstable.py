@@ -69,6 +69,7 @@ class SgdL2Unstable(Rule):
     severity = Severity.ERROR
     summary = "Under SGD the L2 curvature 2*lambda uses up the step-size stability budget."
     predicts_outcome = True
+    per_optimizer_group = True  # each MultiOptimizer SGD group with its own learning rate and momentum
     options = {
         "sgd-stability-error": Option(1.0, "share of the SGD stability budget at which RL002 is an error"),
         "sgd-stability-warning": Option(0.5, "share of the SGD stability budget at which RL002 is a warning"),
@@ -85,28 +86,25 @@ class SgdL2Unstable(Rule):
         return Fix(aim, tuple(Change("lambda", l2, safe, layer=layer, target=tensor) for layer, tensor, l2 in items))
 
     def sweep(self, model, analysis):
-        return [curve for dyn, penalties in _by_sgd_group(analysis) if (curve := self._curve(dyn, penalties))]
-
-    def _curve(self, dyn, penalties):
-        l2s = [p.l2 for p in penalties if p.l2]
-        if not l2s:
-            return None
+        dyn = analysis.dynamics
+        l2s = [p.l2 for p in analysis.lead_penalties if p.active and p.l2]
+        if dyn.family != "sgd" or dyn.lr is None or not l2s:
+            return []
         l2_max, limit = max(l2s), dyn.stability_limit
         slope, offset = 2 * dyn.lr * l2_max / limit, 2 * dyn.lr * dyn.coupled_l2 / limit
         fires = self.level(slope + offset, "sgd-stability-warning", "sgd-stability-error") is not None
         fix = self.safe_l2(dyn.lr, limit, dyn.coupled_l2) / l2_max if fires else None
-        return Curve(self.code, "stability_fraction",
-                     "f = 2*lr*lambda/S for the largest L2 (share of the SGD stability budget)", "lambda",
-                     slope=slope, offset=offset, warning=self.thresholds["sgd-stability-warning"],
-                     error=self.thresholds["sgd-stability-error"], fix=fix, lambdas=(l2_max,))
+        return [Curve(self.code, "stability_fraction",
+                      "f = 2*lr*lambda/S for the largest L2 (share of the SGD stability budget)", "lambda",
+                      slope=slope, offset=offset, warning=self.thresholds["sgd-stability-warning"],
+                      error=self.thresholds["sgd-stability-error"], fix=fix, lambdas=(l2_max,))]
 
     def check(self, model, analysis):
-        for dyn, penalties in _by_sgd_group(analysis):
-            yield from self._check_group(dyn, penalties)
-
-    def _check_group(self, dyn, penalties):
-        for p in penalties:
-            if not (p.l2 or dyn.coupled_l2):
+        dyn = analysis.dynamics
+        if dyn.family != "sgd" or dyn.lr is None:
+            return
+        for p in analysis.lead_penalties:
+            if not p.active or not (p.l2 or dyn.coupled_l2):
                 continue
             f = dyn.l2_stability_fraction(p.l2)
             severity = self.level(f, "sgd-stability-warning", "sgd-stability-error")
@@ -170,18 +168,3 @@ class SgdL2Unstable(Rule):
                     f"this) is not reproduced over this short run; a longer one, or other batches, may still "
                     f"diverge",
                     severity=Severity.INFO, layer=row.layer, target=row.variable, values=values, measured=True)
-
-
-def _by_sgd_group(analysis):
-    """(dynamics, active penalties) per SGD optimizer updating them: the
-    optimizer's, or each SGD group of a MultiOptimizer with its own
-    learning rate and momentum (a non-lead SGD group's L2 is as unstable
-    as under SGD alone; review 27, D4/D5)."""
-    active = [p for p in analysis.penalties if p.active]
-    out = []
-    for dyn, variables in analysis.optimizer_groups([p.variable for p in active]):
-        if dyn.family != "sgd" or dyn.lr is None:
-            continue
-        members = {id(v) for v in variables}
-        out.append((dyn, [p for p in active if id(p.variable) in members]))
-    return out
