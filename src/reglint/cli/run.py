@@ -95,6 +95,8 @@ def run_check(opts: CheckOptions) -> int:
     if report.files and len(report.errors) == len(report.files):
         return 2  # nothing was read: the error lines are the whole answer, no report
     if opts.verbose and not opts.silent:
+        from reglint.cli.show import say_per_file
+
         say_per_file(groups, report.files)
     warn_unused_suppressions(groups, report.files)
     try:
@@ -267,22 +269,6 @@ def show(opts: CheckOptions, files: list[str], missing: list[str], resolver) -> 
     else:
         show_files(files, sys.stdout)
     return 2 if missing else 0
-
-
-def say_per_file(groups: list[tuple[Settings, list[str]]], reports: list[FileReport]) -> None:
-    """--verbose: one stderr line per file read: its config, the cache,
-    the findings kept and those its ignores or overrides suppressed."""
-    config_of = {path: settings.config_file for settings, group in groups for path in group}
-    for r in reports:
-        if r.error is not None:
-            continue
-        config = config_of.get(r.path)
-        source = f"settings from {display_path(config)}" if config else "default settings"
-        kind = r.model.format if r.model is not None else "?"
-        suppressed = ", ".join(f"{f.code}" + (f" [{f.layer}]" if f.layer else "") for f in r.suppressed)
-        sys.stderr.write(f"reglint: verbose: {display_path(r.path)}: {kind}, {source}, "
-                         f"{'from the cache' if r.cached else 'read'}; {len(r.findings)} kept"
-                         + (f", suppressed: {suppressed}" if suppressed else "") + "\n")
 
 
 def warn_unused_suppressions(groups: list[tuple[Settings, list[str]]], reports: list[FileReport]) -> None:

@@ -1,6 +1,7 @@
 """``reglint check --show-files`` and ``--show-settings``: what a run would
 lint and with which settings, without reading a model (ruff's flags of the
-same names). Both print to stdout and exit 0.
+same names; both print to stdout and exit 0); and ``--verbose``'s account
+of each file read, on stderr.
 
 >>> import io
 >>> out = io.StringIO()
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from typing import Any, TextIO
 
 from reglint.engine.identity import display_path
+from reglint.engine.report import FileReport
 from reglint.engine.settings import Settings
 
 # Bookkeeping fields that are not settings a user writes.
@@ -62,3 +65,19 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
+
+
+def say_per_file(groups: list[tuple[Settings, list[str]]], reports: list[FileReport]) -> None:
+    """--verbose: one stderr line per file read: its config, the cache,
+    the findings kept and those its ignores or overrides suppressed."""
+    config_of = {path: settings.config_file for settings, group in groups for path in group}
+    for r in reports:
+        if r.error is not None:
+            continue
+        config = config_of.get(r.path)
+        source = f"settings from {display_path(config)}" if config else "default settings"
+        kind = r.model.format if r.model is not None else "?"
+        suppressed = ", ".join(f"{f.code}" + (f" [{f.layer}]" if f.layer else "") for f in r.suppressed)
+        sys.stderr.write(f"reglint: verbose: {display_path(r.path)}: {kind}, {source}, "
+                         f"{'from the cache' if r.cached else 'read'}; {len(r.findings)} kept"
+                         + (f", suppressed: {suppressed}" if suppressed else "") + "\n")
