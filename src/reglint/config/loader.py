@@ -125,9 +125,9 @@ def find_config(paths: list[str], start: str | None = None) -> Path | None:
     while True:
         for name in CONFIG_NAMES:
             candidate = folder / name
-            if _is_file(candidate) and (name != "pyproject.toml" or _has_reglint_table(candidate)):
+            if _holds(candidate, Path.is_file) and (name != "pyproject.toml" or _has_reglint_table(candidate)):
                 return candidate
-        if _exists(folder / ".git") or folder.parent == folder:
+        if _holds(folder / ".git", Path.exists) or folder.parent == folder:
             return None  # the repository (or filesystem) root ends the search
         folder = folder.parent
 
@@ -136,9 +136,9 @@ def _start_folder(path: str) -> Path:
     # resolve(), not absolute(): `../models/a.keras` or a symlinked folder
     # must be searched from where the file really is, not from lexical parents.
     current = real_path(path)
-    while not _exists(current) and current.parent != current:
+    while not _holds(current, Path.exists) and current.parent != current:
         current = current.parent  # a missing path: search from what exists
-    return current if _is_dir(current) else current.parent
+    return current if _holds(current, Path.is_dir) else current.parent
 
 
 def _why_not_a_file(path: Path) -> str:
@@ -158,23 +158,11 @@ def _why_not_a_file(path: Path) -> str:
 # Path.exists()/is_file()/is_dir() raise PermissionError inside a folder
 # that cannot be searched (Python 3.11): such a folder holds no config the
 # user can have meant, and its models' readers report it.
-def _exists(path: Path) -> bool:
+def _holds(path: Path, test: Callable[[Path], bool]) -> bool:
+    """``test(path)`` (``Path.exists``, ``Path.is_file`` ...), False where
+    the path cannot be looked at."""
     try:
-        return path.exists()
-    except OSError:
-        return False
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
+        return test(path)
     except OSError:
         return False
 
