@@ -6,6 +6,8 @@ and against what Keras computed of each (fixtures/keras_optimizers/manifest.json
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -209,6 +211,14 @@ def test_chains_in_an_sgd_group_that_does_not_lead_are_judged():
     assert rl024.values["learning_rate"] == pytest.approx(0.1) and rl024.values["momentum"] == pytest.approx(0.9)
     # the curves explain and the HTML read come from the same per-group pass
     assert any(c.code == "RL024" for c in found.curves)
+    # explain gives each tensor its own group's shrink, the one RL024 judged (it gave the AdamW lead's)
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "mixed_sgd_chain_adamw_lead.keras"),
+                           "-f", "json"], capture_output=True, text=True, timeout=120)
+    tensors = {t["layer"]: t for t in json.loads(done.stdout)["tensors"]}
+    for name in ("s1", "s2", "s3"):
+        assert tensors[name]["optimizer_family"] == "sgd"
+        assert tensors[name]["shrink_per_step"] == pytest.approx(rl024.values["shrink_per_step"])
+        assert tensors[name]["largest_safe_lambda_bound_by"] == ["RL024"]
 
 
 # ---------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     """The numbers for one regularized tensor."""
     analysis: Analysis = report.analysis
     var, layer = p.variable, p.layer
-    dyn, ctx = analysis.dynamics, analysis.context
+    # the optimizer that updates this tensor: a MultiOptimizer group's own settings, as the rules judge it
+    dyn, ctx = analysis.variable_dynamics(var), analysis.context
     scale = analysis.loss_scale.value
     fan_in, fan_out = var.fans()
     sigma, weights_from = init_rms(var), "init"
@@ -241,7 +242,6 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
         if decay is None:
             console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
         return
-    dyn = analysis.dynamics
     for row in rows:
         title = (f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
                  f"{markup(str(row['shape']))} · {markup(row['regularizer'])}")
@@ -265,7 +265,7 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             horizon = f" = {g(row['timescale_epochs'], 2)} epochs" if row["timescale_epochs"] else ""
             lines.append(f"  per-step shrink      {shrink_text(row['shrink_terms'], row['shrink_per_step'])} "
                          f"-> timescale {g(row['timescale_steps'])} steps{horizon}")
-        elif dyn.family == "adaptive":
+        elif row["optimizer_family"] == "adaptive":
             lines.append("  per-step shrink      under an Adam-family optimizer the penalty gradient is normalised: "
                          "an unsupported weight moves ~lr per step whatever lambda is (RL007)")
         if row["l1_step"]:
