@@ -211,6 +211,7 @@ class WeightDecayTooStrong(Rule):
     name = "weight-decay-too-strong"
     severity = Severity.ERROR
     summary = "Decoupled weight_decay shrinks every weight by a large fraction each step."
+    per_optimizer_group = True  # each param group (PyTorch, MultiOptimizer) with its own settings
     predicts_outcome = True
     options = {
         "decay-step-error": Option(0.05, "per-step shrink lr*weight_decay at which RL003 is an error"),
@@ -348,9 +349,10 @@ class WeightDecayTooStrong(Rule):
                 f"{g(r - base)} under SGD" + (f" momentum {g(dyn.momentum)}" if dyn.momentum else "")
                 + f"; together {g(r)} per step" if stacked else "")
         yield self.finding(
-            f"{setting}{_group_text(model)} at lr {g(dyn.lr)} {_shrink_text(dyn, l2, base, r, both, horizon)}: "
+            f"{setting}{_group_text(model, analysis.optimizer_group)} at lr {g(dyn.lr)} "
+            f"{_shrink_text(dyn, l2, base, r, both, horizon)}: "
             f"it {wipe}",
-            target="optimizer.weight_decay", severity=severity,
+            target=_target(model, analysis), severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
             fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled)),
             values={**values, "safe_weight_decay": safe},
@@ -415,13 +417,23 @@ def _shrink_text(dyn, l2: float, base: float, r: float, both: str, horizon: str)
     return f"shrinks every weight by {g(base)} per step{both} (timescale {g(1 / r, 3)} steps{horizon})"
 
 
-def _group_text(model) -> str:
-    """`` in param group 1 (12 tensors)`` where the optimizer has several groups."""
+def _target(model, analysis) -> str:
+    """``optimizer.weight_decay``; a group other than the lead's named in it,
+    so that each group's finding keeps its own fingerprint."""
+    opt = model.optimizer
+    lead = opt.lead_group if opt is not None else None
+    if analysis.optimizer_group is None or analysis.optimizer_group == lead:
+        return "optimizer.weight_decay"
+    return f"optimizer.param_groups[{analysis.optimizer_group}].weight_decay"
+
+
+def _group_text(model, index: int | None) -> str:
+    """`` in param group 1 (12 tensors)`` where the optimizer has several
+    groups: the one whose settings were judged (``Analysis.optimizer_group``,
+    the lead's or a group view's), not the first with the same decay."""
     opt = model.optimizer
     groups = opt.param_groups if opt is not None else []
-    if len(groups) < 2:
+    if len(groups) < 2 or index is None:
         return ""
-    for group in groups:
-        if (group.weight_decay, group.coupled_l2) == (opt.weight_decay, opt.coupled_l2):
-            return f" in param group {group.index} ({group.size} tensors)"
-    return ""
+    group = next((g for g in groups if g.index == index), None)
+    return f" in param group {index} ({group.size} tensors)" if group is not None else ""

@@ -153,7 +153,8 @@ class RegularizedBiasNormEmbedding(Rule):
         if not hit:
             return
         groups = sorted({opt.group_of(v.location).index for v in hit})
-        settings = sorted({_decay_setting(opt.group_of(v.location)) for v in hit}, key=str)
+        # in group order, as the group numbers after them (sorted as text, 10 came before 60 of group 0)
+        settings = list(dict.fromkeys(_decay_setting(g) for g in opt.param_groups if g.index in groups))
         certain = all(g.mapping == "exact" for g in opt.param_groups)
         kinds = ", ".join(_plural(n, noun) for noun, n in sorted(_count_roles(hit).items()))
         names = ", ".join(_shown(model, v) for v in hit[:4]) + ("..." if len(hit) > 4 else "")

@@ -77,29 +77,45 @@ def _opt(help: str, *, min: float | None = None, max: float | None = None,
 
 
 def _same_settings(a: Dynamics, b: Dynamics) -> bool:
-    return a is b or (a.family, a.lr, a.momentum, a.nesterov, a.weight_decay) == (
-        b.family, b.lr, b.momentum, b.nesterov, b.weight_decay)
+    return a is b or (a.family, a.lr, a.momentum, a.nesterov, a.weight_decay, a.coupled_l2) == (
+        b.family, b.lr, b.momentum, b.nesterov, b.weight_decay, b.coupled_l2)
 
 
-def sub_optimizer_groups(optimizer: Optimizer | None) -> dict[str, tuple[int, Dynamics]]:
-    """Variable location -> (its MultiOptimizer group, that sub-optimizer's
-    dynamics: its class's family, learning rate, momentum and decoupled
-    weight_decay as the reader mapped them), where the reader mapped every
-    group; empty for any other optimizer."""
-    if optimizer is None or optimizer.class_name != "MultiOptimizer" or not optimizer.param_groups:
+def optimizer_groups_of(optimizer: Optimizer | None, lead: Dynamics) -> dict[str, tuple[int, Dynamics]]:
+    """Variable location -> (its param group, the dynamics that update it)
+    where an optimizer's groups differ in their settings and the reader
+    mapped every group: a MultiOptimizer's sub-optimizers (each its class's
+    family, learning rate, momentum and decoupled weight_decay) and PyTorch
+    param groups (the optimizer's family, each group's learning rate,
+    momentum and decay, coupled or decoupled). The lead group, whose
+    settings the optimizer's top-level fields hold, gets ``lead`` itself.
+    Empty otherwise."""
+    if optimizer is None or len(optimizer.param_groups) < 2:
         return {}
-    if any(g.mapping == "unmapped" or not g.hyperparameters.get("family") for g in optimizer.param_groups):
+    groups = optimizer.param_groups
+    multi = optimizer.class_name == "MultiOptimizer"
+    if any(g.mapping == "unmapped" or (multi and not g.hyperparameters.get("family")) for g in groups):
         return {}
     out: dict[str, tuple[int, Dynamics]] = {}
-    for group in optimizer.param_groups:
-        hp = group.hyperparameters
-        beta_1 = hp.get("beta_1")
-        dyn = Dynamics(family=str(hp["family"]), lr=group.learning_rate, lr_initial=group.learning_rate,
-                       momentum=min(group.momentum or 0.0, 0.999999), nesterov=bool(hp.get("nesterov", False)),
-                       weight_decay=group.weight_decay or 0.0, coupled_l2=0.0,
-                       beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None)
+    for group in groups:
+        dyn = lead if group.index == optimizer.lead_group else _group_dynamics(optimizer, group, multi)
         out.update((loc, (group.index, dyn)) for loc in group.variables)
     return out
+
+
+def _group_dynamics(optimizer: Optimizer, group: Any, multi: bool) -> Dynamics:
+    hp = group.hyperparameters
+    if multi:  # the sub-optimizer's own class and settings
+        beta_1 = hp.get("beta_1")
+        return Dynamics(family=str(hp["family"]), lr=group.learning_rate, lr_initial=group.learning_rate,
+                        momentum=min(group.momentum or 0.0, 0.999999), nesterov=bool(hp.get("nesterov", False)),
+                        weight_decay=group.weight_decay or 0.0, coupled_l2=0.0,
+                        beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None)
+    momentum = group.momentum if group.momentum is not None else optimizer.momentum
+    return Dynamics(family=optimizer.family, lr=group.learning_rate, lr_initial=group.learning_rate,
+                    momentum=min(momentum or 0.0, 0.999999), nesterov=optimizer.nesterov,
+                    weight_decay=group.weight_decay or 0.0, coupled_l2=group.coupled_l2 or 0.0,
+                    beta_1=optimizer.beta_1)
 
 
 @dataclass
@@ -317,7 +333,11 @@ class Analysis:
             model, override=self.context.loss_scale, target_var=self.context.target_var,
             classes=self.context.classes)
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
-        self._sub_groups = sub_optimizer_groups(model.optimizer)
+        ctx = self.context  # settings given on the command line apply to the whole optimizer
+        given = any(v is not None for v in (ctx.optimizer, ctx.learning_rate, ctx.momentum, ctx.weight_decay))
+        self._sub_groups = {} if given else optimizer_groups_of(model.optimizer, self.dynamics)
+        # the param group whose settings ``dynamics`` are (None: one group)
+        self.optimizer_group: int | None = model.optimizer.lead_group if model.optimizer else None
         self._apply_accumulation()
         self._outbound = outbound_map(model)
         # every consumer, for order (chains, what stands behind a normalization)
@@ -488,11 +508,11 @@ class Analysis:
         kernels are that group's (the rules marked ``per_optimizer_group``
         run on each)."""
         views: list[Analysis] = [self]
-        for _, dyn in self._sub_groups.values():
+        for index, dyn in sorted(self._sub_groups.values(), key=lambda item: item[0]):
             if any(_same_settings(dyn, view.dynamics) for view in views):
                 continue
             view = copy.copy(self)
-            view.dynamics = dyn
+            view.dynamics, view.optimizer_group = dyn, index
             views.append(view)
         return views
 

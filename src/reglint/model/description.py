@@ -424,6 +424,9 @@ class Optimizer:
     # A Keras MultiOptimizer's: the class of the sub-optimizer whose settings
     # the top-level fields hold, which decides ``family``.
     lead_class: str | None = None
+    # Where settings differ per group (PyTorch param groups, a MultiOptimizer):
+    # the index of the group whose settings the top-level fields hold.
+    lead_group: int | None = None
 
     def group_of(self, location: str) -> ParamGroup | None:
         """The param group updating the variable at ``location``; None when

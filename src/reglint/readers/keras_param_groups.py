@@ -213,6 +213,7 @@ def _multi_optimizer(model: Model, tree: ModelConfig, opt: Optimizer) -> None:
     lead = _lead(model, opt.param_groups)
     if lead is not None:
         adopt_settings(opt, subs[lead.index][1])
+        opt.lead_group = lead.index
     first = trained[0] if trained else None
     notes = (_multi_note(model, opt, subs, lead, first.label if first else None), _moved_note(moved, first),
              *_pattern_notes(clashes, unsafe))

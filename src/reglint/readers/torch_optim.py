@@ -184,6 +184,7 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
         exclude_from_weight_decay=_excluded(param_groups),
         config={k: plain(v) for k, v in raw.items() if k != "params"},
         param_groups=param_groups,
+        lead_group=lead.index if lead is not None and len(param_groups) > 1 else None,
     )
     if len(param_groups) > 1 and lead is not None and lead.decays:
         notes.append(f"{len(param_groups)} param groups; the optimizer's settings shown are group {lead.index}'s, "
