@@ -66,3 +66,23 @@ def test_rl008_pairs_each_decay_with_its_group():
     report = lint_file(str(HERE / "adamw_two_bad.pt"), Settings(context=TrainingContext()))
     (rl008,) = [f for f in report.findings if f.code == "RL008"]
     assert rl008.message.startswith("weight_decay 60, 10 (param group 0, 1;")  # group 0's 60 first
+
+
+def test_explain_gives_each_group_its_own_decay():
+    """Review 28, D3: explain said the lead group's shrink was "the same for
+    every weight" where the groups' learning rates differ a hundredfold."""
+    import subprocess
+    import sys
+
+    name = "adamw_same_wd_diff_lr.pt"
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / name), "-f", "json"],
+                          capture_output=True, text=True, timeout=120)
+    decay = json.loads(done.stdout)["optimizer_decay"]
+    assert decay["param_group"] == 1
+    rows = {row["index"]: row for row in decay["groups"]}
+    for index in (0, 1):
+        assert rows[index]["learning_rate"] == pytest.approx(group(name, index)["lr"])
+        assert rows[index]["shrink_per_step"] == pytest.approx(group(name, index)["lr"] * 10.0)
+    text = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / name)],
+                          capture_output=True, text=True, timeout=120).stdout
+    assert "param group 1 (the fastest decay)" in text and "the same for every weight," not in text

@@ -180,11 +180,35 @@ def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
     changes = [{"code": f.code, "aim": f.fix.aim, **c.to_dict()} for f in report.findings if f.fix is not None
                for c in f.fix.changes if c.target == "optimizer" and c.parameter == "weight_decay"]
     return {"weight_decay": dyn.weight_decay or coupled_wd, "learning_rate": dyn.lr, "optimizer_family": dyn.family,
+            # where groups differ, the lead group's (the fastest decay) and then every group's own
+            "param_group": report.analysis.optimizer_group, "groups": group_decays(report.analysis),
             "kind": kind, "coupled_l2": dyn.coupled_l2 or None, "momentum": dyn.momentum, "formula": formula,
             "shrink_per_step": shrink, "timescale_steps": (1 / shrink) if shrink else None,
             "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
             "findings": [{"code": f.code, "severity": f.severity.value, "message": f.message} for f in findings],
             "rule_changes": changes}
+
+
+def group_decays(analysis: Analysis) -> list[dict[str, Any]] | None:
+    """Each param group's decay with its own settings (the dynamics the
+    rules judge it with, ``Analysis.group_views``), where groups differ;
+    None where one setting covers every weight."""
+    from reglint.readers.torch_optim import torch_weight_decay
+
+    views = analysis.group_views()
+    opt = analysis.model.optimizer
+    if len(views) < 2 or opt is None:
+        return None
+    rows = []
+    for group in opt.param_groups:
+        dyn = analysis.variable_dynamics_of_group(group.index)
+        if dyn is None:
+            continue
+        shrink = dyn.total_shrink(0.0)
+        rows.append({"index": group.index, "tensors": len(group.variables), "learning_rate": dyn.lr,
+                     "weight_decay": dyn.weight_decay or torch_weight_decay(None, dyn.coupled_l2),
+                     "optimizer_family": dyn.family, "shrink_per_step": shrink})
+    return rows or None
 
 
 def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], output_format: str,
@@ -320,15 +344,18 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
     coupled = decay["kind"] != "decoupled"
     how = f" (coupled: wd*w added to the gradient, L2 {g(decay['coupled_l2'])})" if coupled else ""
     lr = g(decay["learning_rate"]) if decay["learning_rate"] is not None else "? (not saved; give --lr)"
-    title = f"[bold]optimizer weight_decay {g(decay['weight_decay'])}[/]{how} at lr {lr} · every weight"
+    groups = decay.get("groups")
+    scope = f"param group {decay['param_group']} (the fastest decay)" if groups else "every weight"
+    title = f"[bold]optimizer weight_decay {g(decay['weight_decay'])}[/]{how} at lr {lr} · {scope}"
     if console.soft_wrap:
         console.print(f"── {title} ──")
     else:
         console.rule(title)
     horizon = f" = {g(decay['timescale_epochs'], 2)} epochs" if decay["timescale_epochs"] else ""
     if decay["shrink_per_step"]:
+        same = "for every weight of the group" if groups else "for every weight"
         lines = [f"  per-step shrink      {decay['formula']} = {g(decay['shrink_per_step'])} -> timescale "
-                 f"{g(decay['timescale_steps'])} steps{horizon}: the same for every weight, whatever the layer's size"]
+                 f"{g(decay['timescale_steps'])} steps{horizon}: the same {same}, whatever the layer's size"]
     elif decay["learning_rate"] is None:
         lines = ["  per-step shrink      unknown: the file saves no learning rate; give --lr (and --optimizer)"]
     else:
@@ -337,6 +364,11 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
     lines.append("  penalty              (wd/2)*sum w^2 in effect: its gradient wd*w joins the data gradient, but no "
                  "loss term is reported" if coupled else
                  "  penalty              none in the loss: decoupled decay acts on the weights directly")
+    for row in groups or []:
+        decays = (f"weight_decay {g(row['weight_decay'])}, {g(row['shrink_per_step'])} per step"
+                  if row["shrink_per_step"] else "no static shrink" if row["weight_decay"] else "no decay")
+        lines.append(f"  param group {row['index']}        lr {g(row['learning_rate'])}, {decays} "
+                     f"({row['optimizer_family']})")
     lines += [f"  {f['code']} ({f['severity']}): {markup(f['message'])}" for f in decay["findings"]]
     for change in decay["rule_changes"]:
         lines.append(f"  {change['code']} suggests weight_decay {g(change['current'])} -> {g(change['suggested'])} "

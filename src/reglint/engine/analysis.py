@@ -493,6 +493,11 @@ class Analysis:
         found = self._sub_groups.get(variable.location)
         return found[1] if found is not None else self.dynamics
 
+    def variable_dynamics_of_group(self, index: int) -> Dynamics | None:
+        """The dynamics of param group ``index`` where groups differ; None
+        where the group updates no variable or groups are not mapped."""
+        return next((dyn for i, dyn in self._sub_groups.values() if i == index), None)
+
     def under_dynamics(self, variable: Variable) -> bool:
         """Whether ``self.dynamics`` (the lead optimizer's settings) describe
         how ``variable`` is updated: not where a MultiOptimizer gives it a

@@ -273,13 +273,17 @@ def _multi_note(model: Model, opt: Optimizer, subs: list[tuple[str | None, Optim
     why = "whose decay shrinks weights fastest" if lead.decays else \
         "which updates the most values (no group that updates a variable decays)"
     text += f"; the settings shown are group {lead.index}'s ({opt.lead_class}), {why}"
-    others = [f"group {group.index}'s {sub.class_name} is {sub.family}"
+    others = [f"group {group.index}'s {sub.class_name} is {_FAMILY_WORDS.get(sub.family, sub.family)}"
               for group, (_, sub) in zip(opt.param_groups, subs, strict=True)
               if group.variables and sub.family != opt.family]
     if others:
-        text += (f"; {', '.join(others)}: RL002, RL004, RL007, RL009 and RL024 judge each group with its own "
-                 f"settings, RL003, RL005 and RL021 only the variables with the lead's")
+        text += (f"; {', '.join(others)}: RL002-RL004, RL007, RL009 and RL024 judge each group with its own "
+                 f"settings, RL005 and RL021 only the variables with the lead's")
     return text
+
+
+# How the note names an optimizer family (``Optimizer.family``).
+_FAMILY_WORDS = {"sgd": "plain SGD, not normalised", "adaptive": "Adam-like, normalised per weight"}
 
 
 def _pattern_notes(clashes: list[str], unsafe: list[str]) -> list[str]:
