@@ -280,3 +280,22 @@ def test_the_terminal_report_says_a_growing_schedule_has_no_finite_peak(capsys):
     main(["check", str(HERE / "sched_exponential_growing.keras"), "--no-cache", "--color", "never"])
     out = capsys.readouterr().out
     assert "lr 0.01 (ExponentialDecay, no finite peak)" in out and "peak ?" not in out
+
+
+def test_profile_reads_the_leading_sub_optimizer(tmp_path):
+    """Review 28, D4: profile read a MultiOptimizer's top-level config, which
+    holds no learning rate or weight_decay ('MultiOptimizer lr ?'): a
+    decay-only model was 'nothing-removed' while RL003 erred on its decay."""
+    pytest.importorskip("keras")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 10)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(2 * x[:, :3]).astype("float32"))
+    done = subprocess.run([sys.executable, "-m", "reglint", "profile", str(HERE / "multi_functional.keras"), "--data",
+                           str(tmp_path / "data.npz"), "--steps", "10", "--device", "cpu", "-f", "json"],
+                          capture_output=True, text=True, timeout=600)
+    profile = json.loads(done.stdout)["files"][0]["model"]["analysis"]["profile"]
+    assert profile["optimizer"]["class"] == "AdamW (in MultiOptimizer)"
+    assert profile["optimizer"]["weight_decay"] == 6.0 and profile["optimizer"]["learning_rate"] == pytest.approx(0.01)
+    assert "optimizer weight_decay 6" in profile["twin"]["removed"]

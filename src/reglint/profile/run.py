@@ -66,14 +66,15 @@ def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | N
     if opt is None:
         return None, None
     inner = getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
+    lead = _lead_sub_optimizer(inner)
     cfg = {}
     with suppress(Exception):
-        cfg = inner.get_config()
-    lr = current_lr(opt)
+        cfg = lead.get_config()
+    lr = current_lr(opt if lead is inner else lead)
     name = type(inner).__name__
     return opt, {
-        "class": name,
-        "family": StaticOptimizer(class_name=name).family,
+        "class": name if lead is inner else f"{type(lead).__name__} (in {name})",
+        "family": StaticOptimizer(class_name=type(lead).__name__).family,
         "learning_rate": lr,
         "learning_rate_schedule": None if isinstance(cfg.get("learning_rate"), (int, float)) else
         type(getattr(inner, "_learning_rate", None)).__name__,
@@ -85,6 +86,23 @@ def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | N
         "global_clipnorm": cfg.get("global_clipnorm"),
         "stepped": False,
     }
+
+
+def _lead_sub_optimizer(opt):
+    """A MultiOptimizer's sub-optimizer whose decay shrinks weights fastest
+    (the static reader's lead group: its settings are the ones reported and
+    its weight_decay the one the twin removes), else ``opt`` itself."""
+    subs = list(getattr(opt, "_inner_optimizers", None) or [])
+    if not subs:
+        return opt
+
+    def shrink(sub) -> float:
+        decay = 0.0
+        with suppress(Exception):
+            decay = float(sub.get_config().get("weight_decay") or 0.0)
+        return (current_lr(sub) or 0.0) * decay
+
+    return max(subs, key=shrink)
 
 
 def current_lr(opt) -> float | None:
