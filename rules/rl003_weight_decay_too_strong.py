@@ -227,12 +227,14 @@ class WeightDecayTooStrong(Rule):
             safe_r = min(safe_r, 1.0 / (steps_per_epoch * self.thresholds["decay-epochs-warning"]))
         return safe_r
 
-    def fix(self, wd: float, safe_wd: float | None, coupled: bool = False) -> Fix | None:
+    def fix(self, wd: float, safe_wd: float | None, coupled: bool = False, group: str | None = None) -> Fix | None:
+        """``group``: ``param group N`` where the optimizer's groups differ
+        (the change is that group's, never the others')."""
         if not safe_wd:
             return None
         shrink = "lr*weight_decay/(1-momentum)" if coupled else "lr*weight_decay"
         aim = f"a per-step shrink {shrink} of at most {g(self.thresholds['decay-step-warning'] / 2)}"
-        return Fix(aim, (Change("weight_decay", wd, safe_wd, target="optimizer"),))
+        return Fix(aim, (Change("weight_decay", wd, safe_wd, layer=group, target="optimizer"),))
 
     def warning_shrink(self, steps_per_epoch: int | None) -> float:
         """The per-step shrink at which RL003 warns: ``decay-step-warning``,
@@ -354,8 +356,9 @@ class WeightDecayTooStrong(Rule):
             f"it {wipe}",
             target=_target(model, analysis), severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
-            fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled)),
-            values={**values, "safe_weight_decay": safe},
+            fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled),
+                         group=_group_name(model, analysis.optimizer_group)),
+            values={**values, "safe_weight_decay": safe, "param_group": _group_index(model, analysis)},
         )
 
     def check_measured(self, result, report):
@@ -415,6 +418,17 @@ def _shrink_text(dyn, l2: float, base: float, r: float, both: str, horizon: str)
                 f"momentum lets it: the weights swing through zero inside an envelope that shrinks by "
                 f"{g(actual)} per step")
     return f"shrinks every weight by {g(base)} per step{both} (timescale {g(1 / r, 3)} steps{horizon})"
+
+
+def _group_index(model, analysis) -> int | None:
+    """The param group judged, where the optimizer has several."""
+    opt = model.optimizer
+    return analysis.optimizer_group if opt is not None and len(opt.param_groups) > 1 else None
+
+
+def _group_name(model, index: int | None) -> str | None:
+    opt = model.optimizer
+    return f"param group {index}" if index is not None and opt is not None and len(opt.param_groups) > 1 else None
 
 
 def _target(model, analysis) -> str:

@@ -80,7 +80,8 @@ class DecayedTwice(Rule):
         combined = f"; together up to {g(coupled + decoupled)} per step" if coupled else ""
         shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
         yield self.finding(
-            f"{plural(len(hits), 'tensor')} in {plural(len(layers), 'layer')} ({shown}) carry "
+            f"{plural(len(hits), 'tensor')} in {plural(len(layers), 'layer')} ({shown}) "
+            f"{'carries' if len(hits) == 1 else 'carry'} "
             f"{', '.join(regs[:3])} and the optimizer's weight_decay {g(dyn.weight_decay)} "
             f"({g(decoupled)} per step) also decays them{combined}",
             layer=layers[0] if len(layers) == 1 else None, target="regularizers",

@@ -289,9 +289,12 @@ class PenaltyHurtsTraining(Rule):
             return Judgment("both-diverged", f"{where}: both runs diverged, the unregularized twin too: the "
                                              f"penalty is not what fails (look at the learning rate)", None, values)
         if pen_div:
+            m_ref = metric.margin(ref)
+            twin_did = (f"stayed finite but did not learn either ({metric.show(ref)}{metric.context()})"
+                        if m_ref is not None and m_ref < metric.learned else
+                        f"reached {metric.show(ref)}{metric.context()}")
             return Judgment("diverged", f"{where}: the penalized run diverged ({_diverge_text(pen)}) while its "
-                                        f"unregularized twin reached {metric.show(ref)}{metric.context()}",
-                            Severity.ERROR, values)
+                                        f"unregularized twin {twin_did}", Severity.ERROR, values)
         return None
 
     def _comparison(self, result, metric: TwinMetric, where: str, values: dict) -> Judgment:

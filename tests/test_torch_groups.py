@@ -86,3 +86,13 @@ def test_explain_gives_each_group_its_own_decay():
     text = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / name)],
                           capture_output=True, text=True, timeout=120).stdout
     assert "param group 1 (the fastest decay)" in text and "the same for every weight," not in text
+
+
+def test_the_fix_names_the_group_it_changes():
+    """Review 28, D5: the fix said 'optimizer weight_decay 10 -> 0.5' with no
+    group: applied as written it would also set the backbone's decay."""
+    found = rl003("adamw_two_bad.pt")
+    for index, finding in found.items():
+        (change,) = finding.fix.changes
+        assert change.layer == f"param group {index}" and finding.values["param_group"] == index
+        assert finding.fix.describe().endswith(f"in param group {index}")
