@@ -246,25 +246,28 @@ class WeightDecayTooStrong(Rule):
         return level
 
     def sweep(self, model, analysis):
-        """``r`` against ``weight_decay`` (the decoupled part moves), and,
-        where a counted kernel's coupled L2 under SGD adds to it, against
+        """``r`` against ``weight_decay`` (the part it sets moves: the
+        decoupled ``lr*wd``, or torch SGD's coupled ``lr*wd/(1-momentum)``),
+        and, where a counted kernel's coupled L2 under SGD adds to it, against
         the lambdas too (that part moves): ``explain``'s largest safe lambda
         must see the warning the L2 causes."""
         dyn = analysis.dynamics
-        if not dyn.decoupled_shrink:
+        base = every_weight_shrink(dyn)  # what weight_decay sets, decoupled or coupled
+        if not base:
             return []
         r, stacked = stacked_shrink(analysis)
-        decoupled, base = dyn.decoupled_shrink, every_weight_shrink(dyn)
         per_epoch = analysis.context.steps_per_epoch()
         warning, error = self.warning_shrink(per_epoch), self.thresholds["decay-step-error"]
         fires = r >= warning
-        # A coupled L2 on the same weights is the offset: weight_decay moves only the decoupled part.
-        fix = max(0.0, self.safe_shrink(per_epoch) - (r - decoupled)) / decoupled if fires else None
-        curves = [Curve(self.code, "shrink_per_step", "r = lr*weight_decay (+ 2*lr*l2/(1-momentum) where a kernel "
-                        "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=decoupled,
-                        offset=r - decoupled, warning=warning,
-                        # the error level applies to the decoupled part: shifted by the coupled offset
-                        error=error + (r - decoupled), fix=fix, lambdas=(dyn.weight_decay,))]
+        # A kernel's own coupled L2 on the same weights is the offset: weight_decay moves only its own part.
+        fix = max(0.0, self.safe_shrink(per_epoch) - (r - base)) / base if fires else None
+        formula = "lr*weight_decay/(1-momentum)" if not dyn.decoupled_shrink else "lr*weight_decay"
+        curves = [Curve(self.code, "shrink_per_step", f"r = {formula} (+ 2*lr*l2/(1-momentum) where a kernel "
+                        "also carries an L2 under SGD), the per-step shrink", "weight_decay", slope=base,
+                        offset=r - base, warning=warning,
+                        # the error level applies to weight_decay's part: shifted by the kernel's coupled offset
+                        error=error + (r - base), fix=fix,
+                        lambdas=(dyn.weight_decay or 2 * dyn.coupled_l2,))]
         if stacked is not None and base < warning:
             # The error comes from the decay every weight gets (check), never from a lambda: on this knob it
             # is either there at every multiplier (base past it) or nowhere.

@@ -96,3 +96,15 @@ def test_the_fix_names_the_group_it_changes():
         (change,) = finding.fix.changes
         assert change.layer == f"param group {index}" and finding.values["param_group"] == index
         assert finding.fix.describe().endswith(f"in param group {index}")
+
+
+def test_torch_sgd_coupled_decay_has_rl003s_curve():
+    """Review 28, D7: RL003's sweep drew no curve for torch SGD's coupled
+    weight_decay (only a decoupled part moved), so explain and the HTML had
+    no largest safe weight_decay where RL003 erred. The curve's fix is the
+    check's remedy."""
+    report = lint_file(str(FIXTURES / "torch" / "sgd_wd_too_strong.pt"), Settings(context=TrainingContext()))
+    (curve,) = [c for c in report.curves if c.code == "RL003"]
+    (finding,) = [f for f in report.findings if f.code == "RL003"]
+    assert curve.knob == "weight_decay" and curve.today == pytest.approx(finding.values["shrink_per_step"])
+    assert curve.fix * curve.lambdas[0] == pytest.approx(finding.values["safe_weight_decay"])

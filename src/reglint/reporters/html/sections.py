@@ -135,7 +135,9 @@ def cards(analysis: dict, findings: list[dict]) -> str:
                                          else ""), False))
     scale = analysis.get("loss_scale") or {}
     items.append(("data-loss scale", num_text(scale.get("value")), esc(scale.get("source") or ""), False))
-    items.append(("lambda_ref", num_text(analysis.get("lambda_ref")), "L2 factor with penalty = data loss", False))
+    if analysis.get("lambda_ref") is not None:  # none without a regularized kernel (a checkpoint's decay alone)
+        items.append(("lambda_ref", num_text(analysis.get("lambda_ref")), "L2 factor with penalty = data loss",
+                      False))
     for curve in curves:
         if curve is rho_curve:
             continue
