@@ -329,14 +329,15 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
         return [[] for _ in ids], ["unmapped"] * len(ids)
     members, unique = result
     if not unique and len(ids) > 1:
-        notes.append("several assignments of parameters to param groups fit the saved shapes: the one putting "
-                     "biases and normalization scales in the groups without decay was taken")
+        rule = ("the one putting biases and normalization scales in the groups without decay was taken"
+                if not all(decays) and any(decays) else "the one following the model's parameter order was taken")
+        notes.append(f"several assignments of parameters to param groups fit what the optimizer saved: {rule}")
     if total < len(slots):
         notes.append(f"the optimizer updates {total} of the model's {len(slots)} parameters; the rest are frozen "
                      "or trained by another optimizer")
     if not shapes and any(ids):
         notes.append("the optimizer state holds no per-parameter tensors (saved before its first step): "
-                     "param groups matched by order without a shape check")
+                     "param groups matched by their sizes and the parameters' order, without a shape check")
     return members, ["exact" if unique else "uncertain"] * len(ids)
 
 
