@@ -336,8 +336,8 @@ class Analysis:
         ctx = self.context  # settings given on the command line apply to the whole optimizer
         given = any(v is not None for v in (ctx.optimizer, ctx.learning_rate, ctx.momentum, ctx.weight_decay))
         self._sub_groups = {} if given else optimizer_groups_of(model.optimizer, self.dynamics)
-        # the param group whose settings ``dynamics`` are (None: one group)
-        self.optimizer_group: int | None = model.optimizer.lead_group if model.optimizer else None
+        # the param group whose settings ``dynamics`` are (None: one group, or settings given for all)
+        self.optimizer_group: int | None = model.optimizer.lead_group if model.optimizer and not given else None
         self._apply_accumulation()
         self._outbound = outbound_map(model)
         # every consumer, for order (chains, what stands behind a normalization)
@@ -483,13 +483,13 @@ class Analysis:
 
     def optimizer_family(self, variable: Variable) -> str:
         """The family (``sgd``, ``adaptive`` ...) of the optimizer updating
-        ``variable``: its MultiOptimizer sub-optimizer's where the file maps
-        it to one, else the optimizer's (``self.dynamics``)."""
+        ``variable``: its param group's (a MultiOptimizer's sub-optimizer)
+        where the file maps it to one, else the optimizer's."""
         return self.variable_dynamics(variable).family
 
     def variable_dynamics(self, variable: Variable) -> Dynamics:
-        """The dynamics updating ``variable``: its MultiOptimizer group's,
-        else the optimizer's."""
+        """The dynamics updating ``variable``: its param group's (PyTorch,
+        MultiOptimizer) where groups differ, else the optimizer's."""
         found = self._sub_groups.get(variable.location)
         return found[1] if found is not None else self.dynamics
 
@@ -499,19 +499,19 @@ class Analysis:
         return next((dyn for i, dyn in self._sub_groups.values() if i == index), None)
 
     def under_dynamics(self, variable: Variable) -> bool:
-        """Whether ``self.dynamics`` (the lead optimizer's settings) describe
-        how ``variable`` is updated: not where a MultiOptimizer gives it a
-        sub-optimizer of another family or other settings (an L2 on a
-        kernel Adam trains is no SGD shrink; another SGD group's learning
-        rate is not the lead's)."""
+        """Whether ``self.dynamics`` (the lead group's settings, or a group
+        view's) describe how ``variable`` is updated: not where its param
+        group has another family or other settings (an L2 on a kernel Adam
+        trains is no SGD shrink; another group's learning rate is not the
+        lead's)."""
         return _same_settings(self.variable_dynamics(variable), self.dynamics)
 
     def group_views(self) -> list[Analysis]:
-        """This analysis, then one per MultiOptimizer group whose settings
-        differ from the lead's: the same model seen with that group's
-        dynamics, so that its ``lead_penalties``, chains and invariant
-        kernels are that group's (the rules marked ``per_optimizer_group``
-        run on each)."""
+        """This analysis, then one per param group (PyTorch, MultiOptimizer)
+        whose settings differ from the lead's: the same model seen with that
+        group's dynamics, so that its ``lead_penalties``, chains and
+        invariant kernels are that group's (the rules marked
+        ``per_optimizer_group`` run on each)."""
         views: list[Analysis] = [self]
         for index, dyn in sorted(self._sub_groups.values(), key=lambda item: item[0]):
             if any(_same_settings(dyn, view.dynamics) for view in views):
@@ -523,8 +523,8 @@ class Analysis:
 
     def optimizer_groups(self, variables: list[Variable]) -> list[tuple[Dynamics, list[Variable]]]:
         """``variables`` partitioned by the dynamics that update them (one
-        part per MultiOptimizer group; one part, the optimizer's, else), in
-        group order."""
+        part per param group where groups differ; one part, the
+        optimizer's, else), in group order."""
         parts: dict[int, tuple[Dynamics, list[Variable]]] = {}
         for var in variables:
             index, dyn = self._sub_groups.get(var.location, (-1, self.dynamics))
@@ -545,7 +545,7 @@ class Analysis:
         ``behind_norm``, those whose every path to the outputs passes one
         instead (a transformer block's projections: RL024's chains inside
         a normalized stream). Of the tensors the lead optimizer updates, or
-        those ``updated_by`` a MultiOptimizer group's dynamics."""
+        those ``updated_by`` a param group's dynamics."""
         among = self.lead_penalties if updated_by is None else [
             p for p in self.penalties if self.variable_dynamics(p.variable) is updated_by]
         return [p for p in among
