@@ -292,7 +292,8 @@ class WeightDecayTooStrong(Rule):
         # A file saved before training records 0 steps: that is not the run's length.
         total = ctx.total_steps() or analysis.optimizer_steps_taken() or None
         values = {"shrink_per_step": r, "timescale_steps": tau, "learning_rate": dyn.lr,
-                  "weight_decay": dyn.weight_decay, "timescale_epochs": tau_epochs,
+                  # the setting as saved: torch SGD's coupled wd is 2 x its L2 (0.0 was said)
+                  "weight_decay": dyn.weight_decay or 2 * dyn.coupled_l2, "timescale_epochs": tau_epochs,
                   "decay_integral": r * total if total else None, "decoupled_shrink": dyn.decoupled_shrink,
                   "coupled_shrink": (r - base) if stacked else None,
                   "stacked_layer": stacked.layer.path if stacked else None}
@@ -306,9 +307,9 @@ class WeightDecayTooStrong(Rule):
         # Errors come from the decay every weight gets: a kernel's own coupled
         # L2 added under SGD momentum made the sum harmful but not fatal
         # (Thresholds).
-        if base >= self.thresholds["decay-step-error"] or flattens:
+        if _at_least(base, self.thresholds["decay-step-error"]) or flattens:
             severity = Severity.ERROR
-        elif r >= self.thresholds["decay-step-warning"] or (
+        elif _at_least(r, self.thresholds["decay-step-warning"]) or (
                 tau_epochs is not None and tau_epochs < self.thresholds["decay-epochs-warning"]):
             severity = Severity.WARNING
         if severity is None:
@@ -354,13 +355,13 @@ class WeightDecayTooStrong(Rule):
                 f"{g(r - base)} under SGD" + (f" momentum {g(dyn.momentum)}" if dyn.momentum else "")
                 + f"; together {g(r)} per step" if stacked else "")
         yield self.finding(
-            f"{setting}{_group_text(model, analysis.optimizer_group)} at lr {g(dyn.lr)} "
+            f"{setting}{_group_text(model, analysis)} at lr {g(dyn.lr)} "
             f"{_shrink_text(dyn, l2, base, r, both, horizon)}: "
             f"it {wipe}",
             target=_target(model, analysis), severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
             fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled),
-                         group=_group_name(model, analysis.optimizer_group)),
+                         group=_group_name(model, analysis)),
             values={**values, "safe_weight_decay": safe, "param_group": _group_index(model, analysis)},
         )
 
@@ -423,34 +424,55 @@ def _shrink_text(dyn, l2: float, base: float, r: float, both: str, horizon: str)
     return f"shrinks every weight by {g(base)} per step{both} (timescale {g(1 / r, 3)} steps{horizon})"
 
 
+def _at_least(shrink: float, level: float) -> bool:
+    """``shrink >= level`` up to float rounding: lr*wd/(1-momentum) at
+    momentum 0.99 is 0.0499999... where the settings give 0.05 exactly
+    (review 29, D9)."""
+    return shrink >= level * (1 - 1e-9)
+
+
 def _group_index(model, analysis) -> int | None:
-    """The param group judged, where the optimizer has several."""
-    opt = model.optimizer
-    return analysis.optimizer_group if opt is not None and len(opt.param_groups) > 1 else None
+    """The first param group judged, where the optimizer has several."""
+    groups = _judged(model, analysis)
+    return groups[0] if groups else None
 
 
-def _group_name(model, index: int | None) -> str | None:
+def _judged(model, analysis) -> list[int]:
+    """The param groups this pass judges (the lead's settings or a group
+    view's: every group with them), where the optimizer's groups differ."""
     opt = model.optimizer
-    return f"param group {index}" if index is not None and opt is not None and len(opt.param_groups) > 1 else None
+    if opt is None or len(opt.param_groups) < 2 or analysis.optimizer_group is None:
+        return []
+    return analysis.groups_judged() or [analysis.optimizer_group]
+
+
+def _group_name(model, analysis) -> str | None:
+    """``param group 1`` / ``param groups 0, 2``: where the fix applies."""
+    groups = _judged(model, analysis)
+    if not groups:
+        return None
+    return f"param group{'s' if len(groups) > 1 else ''} {', '.join(map(str, groups))}"
 
 
 def _target(model, analysis) -> str:
-    """``optimizer.weight_decay``; a group other than the lead's named in it,
-    so that each group's finding keeps its own fingerprint."""
-    opt = model.optimizer
-    lead = opt.lead_group if opt is not None else None
-    if analysis.optimizer_group is None or analysis.optimizer_group == lead:
+    """``optimizer.weight_decay``; where groups differ, the groups judged
+    named in it (``optimizer.param_groups[1].weight_decay``) whether they
+    lead or not, so that a group's fingerprint does not change with its rank
+    (a baseline must not take another group's new error for an old one)."""
+    groups = _judged(model, analysis)
+    if not groups:
         return "optimizer.weight_decay"
-    return f"optimizer.param_groups[{analysis.optimizer_group}].weight_decay"
+    return f"optimizer.param_groups[{','.join(map(str, groups))}].weight_decay"
 
 
-def _group_text(model, index: int | None) -> str:
-    """`` in param group 1 (12 tensors)`` where the optimizer has several
-    groups: the one whose settings were judged (``Analysis.optimizer_group``,
-    the lead's or a group view's), not the first with the same decay."""
-    opt = model.optimizer
-    groups = opt.param_groups if opt is not None else []
-    if len(groups) < 2 or index is None:
+def _group_text(model, analysis) -> str:
+    """`` in param group 1 (12 tensors)``, `` in param groups 0, 2 (1 + 9
+    tensors)``: the groups whose settings were judged, not the first with
+    the same decay."""
+    groups = _judged(model, analysis)
+    if not groups:
         return ""
-    group = next((g for g in groups if g.index == index), None)
-    return f" in param group {index} ({group.size} tensors)" if group is not None else ""
+    sizes = {g.index: g.size for g in model.optimizer.param_groups}
+    count = " + ".join(str(sizes.get(i, 0)) for i in groups)
+    total = sum(sizes.get(i, 0) for i in groups)
+    return f" in {_group_name(model, analysis)} ({count} {'tensor' if total == 1 else 'tensors'})"

@@ -30,8 +30,9 @@ def rl003(name: str) -> dict[str, object]:
     found = {}
     for f in report.findings:
         if f.code == "RL003":
-            index = int(f.message.split(" in param group ")[1].split()[0])
-            found[index] = f
+            named = f.message.split(" in param group")[1].lstrip("s ").split(" (")[0]
+            for index in named.split(", "):
+                found[int(index)] = f
     return found
 
 
@@ -108,3 +109,52 @@ def test_torch_sgd_coupled_decay_has_rl003s_curve():
     (finding,) = [f for f in report.findings if f.code == "RL003"]
     assert curve.knob == "weight_decay" and curve.today == pytest.approx(finding.values["shrink_per_step"])
     assert curve.fix * curve.lambdas[0] == pytest.approx(finding.values["safe_weight_decay"])
+
+
+def test_groups_with_the_same_settings_are_named_together():
+    """Review 29, D1: one view per distinct setting named only its first
+    group: the head, at the backbone's first layer's settings, had no finding
+    and its fix changed only the other group."""
+    name = "adamw_dup_groups.pt"
+    assert (group(name, 0)["lr"], group(name, 2)["lr"]) == (1e-2, 1e-2)
+    found = rl003(name)
+    assert set(found) == {0, 2} and found[0] is found[2]
+    assert "in param groups 0, 2 (2 + 2 tensors)" in found[0].message
+    assert found[0].fix.changes[0].layer == "param groups 0, 2"
+    assert found[0].target == "optimizer.param_groups[0,2].weight_decay"
+
+
+def test_a_groups_target_does_not_depend_on_which_group_leads():
+    """Review 29, D2: the lead group's finding was 'optimizer.weight_decay',
+    the others' 'param_groups[N]': a baseline taken when group 0 led hid group
+    1's new error once group 1 led."""
+    found = rl003("adamw_two_bad.pt")
+    assert {i: f.target for i, f in found.items()} == {0: "optimizer.param_groups[0].weight_decay",
+                                                        1: "optimizer.param_groups[1].weight_decay"}
+
+
+def test_values_carry_the_setting_as_saved():
+    """Review 29, D6: torch SGD's coupled weight_decay was 0.0 in values."""
+    found = rl003("sgd_two_bad_groups.pt")
+    assert {i: f.values["weight_decay"] for i, f in found.items()} == {0: 1.0, 1: 0.5}
+
+
+def test_a_shrink_at_a_level_is_at_it():
+    """Review 29, D9: lr*wd/(1-momentum) at momentum 0.99 rounds to
+    0.0499999...: the error level 0.05 was a warning."""
+    context = TrainingContext(optimizer="torch.optim.SGD", learning_rate=0.01, momentum=0.99, weight_decay=0.05)
+    report = lint_file(str(FIXTURES / "keras" / "scenario_too_weak.keras"), Settings(context=context))
+    (finding,) = [f for f in report.findings if f.code == "RL003"]
+    assert finding.values["shrink_per_step"] == pytest.approx(0.05) and finding.severity is Severity.ERROR
+
+
+def test_explain_shows_every_groups_decay_finding():
+    """Review 29, D3: explain kept only 'optimizer.weight_decay' findings,
+    and printed each group's suggestion without its group."""
+    import subprocess
+    import sys
+
+    text = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "adamw_two_bad.pt")],
+                          capture_output=True, text=True, timeout=120).stdout
+    assert text.count("RL003 (error): ") == 2
+    assert "-> 0.5 in param group 1 (" in text and "in param group 0 (" in text

@@ -176,7 +176,9 @@ def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
     # Dynamics adds the coupled part only under SGD: elsewhere it is normalised away (RL007)
     shrink = dyn.total_shrink(0.0)
     per_epoch = ctx.steps_per_epoch()
-    findings = [f for f in report.findings if f.target == "optimizer.weight_decay"]
+    # the optimizer's, or a param group's (optimizer.param_groups[N].weight_decay)
+    findings = [f for f in report.findings if (f.target or "").startswith("optimizer.")
+                and (f.target or "").endswith("weight_decay")]
     changes = [{"code": f.code, "aim": f.fix.aim, **c.to_dict()} for f in report.findings if f.fix is not None
                for c in f.fix.changes if c.target == "optimizer" and c.parameter == "weight_decay"]
     return {"weight_decay": dyn.weight_decay or coupled_wd, "learning_rate": dyn.lr, "optimizer_family": dyn.family,
@@ -371,8 +373,9 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
                      f"({row['optimizer_family']})")
     lines += [f"  {f['code']} ({f['severity']}): {markup(f['message'])}" for f in decay["findings"]]
     for change in decay["rule_changes"]:
-        lines.append(f"  {change['code']} suggests weight_decay {g(change['current'])} -> {g(change['suggested'])} "
-                     f"({markup(change['aim'])})")
+        where = f" in {markup(change['layer'])}" if change.get("layer") else ""
+        lines.append(f"  {change['code']} suggests weight_decay {g(change['current'])} -> {g(change['suggested'])}"
+                     f"{where} ({markup(change['aim'])})")
     for line in lines:
         console.print(line, highlight=False)
     console.print()

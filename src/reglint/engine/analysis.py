@@ -498,6 +498,12 @@ class Analysis:
         where the group updates no variable or groups are not mapped."""
         return next((dyn for i, dyn in self._sub_groups.values() if i == index), None)
 
+    def groups_judged(self) -> list[int]:
+        """The param groups whose settings are ``self.dynamics``: the lead's
+        (or a view's) and every other group with the same settings, judged
+        together in one pass (empty where groups do not differ)."""
+        return sorted({i for i, dyn in self._sub_groups.values() if _same_settings(dyn, self.dynamics)})
+
     def under_dynamics(self, variable: Variable) -> bool:
         """Whether ``self.dynamics`` (the lead group's settings, or a group
         view's) describe how ``variable`` is updated: not where its param

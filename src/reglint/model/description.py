@@ -387,7 +387,8 @@ class ParamGroup:
 
     @property
     def decays(self) -> bool:
-        return bool(self.weight_decay) or bool(self.coupled_l2)
+        """A decay is set and the group steps (at lr 0 nothing moves)."""
+        return (bool(self.weight_decay) or bool(self.coupled_l2)) and self.learning_rate != 0
 
 
 @dataclass

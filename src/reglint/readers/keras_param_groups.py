@@ -283,7 +283,7 @@ def _multi_note(model: Model, opt: Optimizer, subs: list[tuple[str | None, Optim
 
 
 # How the note names an optimizer family (``Optimizer.family``).
-_FAMILY_WORDS = {"sgd": "plain SGD, not normalised", "adaptive": "Adam-like, normalised per weight"}
+_FAMILY_WORDS = {"sgd": "SGD-like (steps not normalised per weight)", "adaptive": "Adam-like (normalised per weight)"}
 
 
 def _pattern_notes(clashes: list[str], unsafe: list[str]) -> list[str]:
