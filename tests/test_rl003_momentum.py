@@ -130,3 +130,25 @@ def test_every_decay_message_halves_at_the_rate_it_states(capsys):
         assert any(abs(t - steps) <= max(0.6, 0.08 * steps) for t in implied), message
         checked += 1
     assert checked >= 5
+
+
+def test_explain_gives_the_contraction_check_halves_at():
+    """Review 29, D5: explain printed only the slow mode ('1 per step ->
+    timescale 1 step', '100 per step -> 0.01 steps') where check halves at
+    momentum's contraction or says the weights flip every step."""
+    import subprocess
+    import sys
+
+    from helpers import FIXTURES
+
+    def explain(path):
+        done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(path), "-f", "json"],
+                              capture_output=True, text=True, timeout=120)
+        return json.loads(done.stdout)
+
+    decay = explain(FIXTURES / "torch" / "sgd_wd_too_strong.pt")["optimizer_decay"]
+    limit = decay["momentum_limit"]
+    assert limit["contraction"] == pytest.approx(1 - np.sqrt(0.9)) and round(limit["halving_steps"]) == 13
+    tensors = explain(FIXTURES / "keras_optimizers" / "mixed_sgd_unstable_adamw_lead.keras")["tensors"]
+    (out,) = [t for t in tensors if t["layer"] == "out"]
+    assert out["momentum_limit"]["flips_every_step"] is True

@@ -110,6 +110,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "shrink_terms": terms,  # [{formula, value}]: what adds up to shrink_per_step
         "timescale_steps": (1 / shrink) if shrink else None,
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
+        "momentum_limit": momentum_limit(dyn, l2, shrink),
         "model_penalty_ratio": analysis.penalty_ratio(),  # the part RL001 counts
         "model_penalty_whole_ratio": analysis.penalty_ratio(include_invariant=True),  # check's "penalty" line
         "rule_changes": rule_changes(report, layer.path, var.name),
@@ -120,6 +121,32 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "active": p.active,
         "optimizer_family": dyn.family,
     }
+
+
+def momentum_limit(dyn, l2: float, shrink: float | None) -> dict[str, Any] | None:
+    """Where heavy-ball momentum keeps the weights from shrinking as fast as
+    the slow mode ``shrink`` asks (the roots turn complex, or every step
+    overshoots zero): what they really do, ``Dynamics``' numbers as RL002,
+    RL003 and RL024 use them. None where the slow mode holds."""
+    from reglint.estimate.dynamics import halving_steps
+
+    if not shrink or dyn.family != "sgd" or not dyn.momentum or not (l2 or dyn.coupled_l2):
+        return None
+    if dyn.flips_every_step(l2):
+        return {"flips_every_step": True, "contraction": None, "halving_steps": None}
+    actual = dyn.contraction(l2)
+    if actual is None or actual >= shrink / 1.1:
+        return None
+    return {"flips_every_step": False, "contraction": actual, "halving_steps": halving_steps(actual)}
+
+
+def limit_text(limit: dict[str, Any]) -> str:
+    if limit["flips_every_step"]:
+        return ("  momentum's limit     past it: every step overshoots zero and flips the weights (the slow mode "
+                "above is only what the setting asks for)")
+    return (f"  momentum's limit     the weights swing through zero inside an envelope that shrinks by "
+            f"{g(limit['contraction'])} per step: an unsupported weight halves every {g(limit['halving_steps'], 2)} "
+            f"steps (the slow mode above is only what the setting asks for)")
 
 
 def shrink_terms(dyn, l2: float) -> list[dict[str, Any]]:
@@ -186,6 +213,7 @@ def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
             "param_group": report.analysis.optimizer_group, "groups": group_decays(report.analysis),
             "kind": kind, "coupled_l2": dyn.coupled_l2 or None, "momentum": dyn.momentum, "formula": formula,
             "shrink_per_step": shrink, "timescale_steps": (1 / shrink) if shrink else None,
+            "momentum_limit": momentum_limit(dyn, 0.0, shrink),
             "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
             "findings": [{"code": f.code, "severity": f.severity.value, "message": f.message} for f in findings],
             "rule_changes": changes}
@@ -291,6 +319,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             horizon = f" = {g(row['timescale_epochs'], 2)} epochs" if row["timescale_epochs"] else ""
             lines.append(f"  per-step shrink      {shrink_text(row['shrink_terms'], row['shrink_per_step'])} "
                          f"-> timescale {g(row['timescale_steps'])} steps{horizon}")
+            if row["momentum_limit"]:
+                lines.append(limit_text(row["momentum_limit"]))
         elif row["optimizer_family"] == "adaptive":
             lines.append("  per-step shrink      under an Adam-family optimizer the penalty gradient is normalised: "
                          "an unsupported weight moves ~lr per step whatever lambda is (RL007)")
@@ -358,6 +388,8 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
         same = "for every weight of the group" if groups else "for every weight"
         lines = [f"  per-step shrink      {decay['formula']} = {g(decay['shrink_per_step'])} -> timescale "
                  f"{g(decay['timescale_steps'])} steps{horizon}: the same {same}, whatever the layer's size"]
+        if decay.get("momentum_limit"):
+            lines.append(limit_text(decay["momentum_limit"]))
     elif decay["learning_rate"] is None:
         lines = ["  per-step shrink      unknown: the file saves no learning rate; give --lr (and --optimizer)"]
     else:
