@@ -328,7 +328,7 @@ class WeightDecayTooStrong(Rule):
         actual = dyn.contraction(l2) or r
         wipe = "zeroes or flips the weights every step" if dyn.flips_every_step(l2) else \
             f"halves an unsupported weight every {amount(halving_steps(actual), 'step')}"
-        if actual > 1.1 * r and not dyn.flips_every_step(l2):
+        if dyn.momentum_regime(l2, r) == "faster":
             # near critical damping momentum's two modes together contract
             # faster than the slow mode alone: say the rate the halving uses
             wipe += f" (momentum's real contraction, {g(actual)} per step)"
@@ -412,10 +412,10 @@ def _shrink_text(dyn, l2: float, base: float, r: float, both: str, horizon: str)
     oscillate inside an envelope that contracts by ``1 - sqrt(m*(1 -
     lr*wd))`` per step (0.051 at 0.9 without decay,
     ``Dynamics.contraction``), so the slow mode is named as what the
-    setting asks for and the envelope as what happens (10% apart at least:
-    the two agree without momentum)."""
+    setting asks for and the envelope as what happens
+    (``Dynamics.momentum_regime``)."""
     actual = dyn.contraction(l2)
-    if dyn.family == "sgd" and dyn.momentum and actual is not None and actual < r / 1.1:
+    if actual is not None and dyn.momentum_regime(l2, r) == "limited":
         formula = "lr*wd + 2*lr*l2/(1-momentum)" if both else (
             "lr*wd/(1-momentum)" if dyn.coupled_l2 else "lr*wd")
         return (f"asks every weight to shrink by {g(base)} per step{both} ({formula}), more than "

@@ -230,14 +230,15 @@ class ChainShrinksTooFast(Rule):
                 "over 1, so each step overshoots zero and flips the weights")
         shrink = f"shrinks at least {g(slowest)} per step, {pace}"
         actual = dyn.contraction(slow_l2)
-        if halving is not None and actual is not None and dyn.momentum and actual < slowest / 1.1:
+        regime = dyn.momentum_regime(slow_l2, slowest)
+        if regime == "limited":
             # past 1 - sqrt(momentum) the slow mode is what the setting asks
             # for, not what happens: the weights oscillate in a slower envelope
             formula = "2*lr*l2/(1-momentum)" + (" + lr*wd" if dyn.weight_decay else "")
             shrink = (f"asks to shrink at least {g(slowest)} per step ({formula}), more than momentum "
                       f"lets it: the weights swing through zero inside an envelope that shrinks by {g(actual)} per "
                       f"step, {pace}")
-        elif halving is not None and actual is not None and actual > 1.1 * slowest:
+        elif regime == "faster":
             shrink += f" (momentum's real contraction, {g(actual)} per step)"
         fix = self.fix(analysis)
         penalty = shrinks[chain[0]][1]

@@ -134,9 +134,9 @@ def momentum_limit(dyn, l2: float, shrink: float | None) -> dict[str, Any] | Non
         return None
     if dyn.flips_every_step(l2):
         return {"flips_every_step": True, "contraction": None, "halving_steps": None}
-    actual = dyn.contraction(l2)
-    if actual is None or actual >= shrink / 1.1:
+    if dyn.momentum_regime(l2, shrink) != "limited":
         return None
+    actual = dyn.contraction(l2)
     return {"flips_every_step": False, "contraction": actual, "halving_steps": halving_steps(actual)}
 
 

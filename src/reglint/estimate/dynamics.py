@@ -139,6 +139,30 @@ class Dynamics:
         rho = _spectral_radius(self.momentum, 2.0 * self.lr * (l2 + self.coupled_l2), 1.0 - decoupled)
         return max(0.0, 1.0 - rho) or None
 
+    def momentum_regime(self, l2: float, slow: float) -> str | None:
+        """How the real contraction compares with the slow-mode shrink
+        ``slow`` a message states: ``"limited"`` where heavy-ball momentum
+        keeps the weights from shrinking as fast as asked (the roots are
+        complex: an envelope of ``1 - sqrt(m*d)`` per step), ``"faster"``
+        near critical damping, where the two modes together contract faster
+        than the slow mode; None where they agree within 10% (always without
+        momentum) or every step overshoots zero (``flips_every_step``). The
+        10% keeps messages from naming two rates that round alike.
+
+        >>> d = Dynamics("sgd", lr=0.1, lr_initial=0.1, momentum=0.9, nesterov=False, weight_decay=0.0,
+        ...              coupled_l2=0.5)
+        >>> d.momentum_regime(0.0, 1.0), round(d.contraction(0.0), 4)  # slow mode 0.1*1/(1-0.9) = 1
+        ('limited', 0.0513)
+        """
+        if self.family != "sgd" or not self.momentum or self.flips_every_step(l2):
+            return None
+        actual = self.contraction(l2)
+        if actual is None or not slow:
+            return None
+        if actual < slow / 1.1:
+            return "limited"
+        return "faster" if actual > 1.1 * slow else None
+
     def flips_every_step(self, l2: float) -> bool:
         """Whether an unsupported weight changes sign at every step: the
         decoupled ``eta*wd`` at 1 or more, or a coupled L2 under heavy-ball
