@@ -355,14 +355,14 @@ class WeightDecayTooStrong(Rule):
                 f"{g(r - base)} under SGD" + (f" momentum {g(dyn.momentum)}" if dyn.momentum else "")
                 + f"; together {g(r)} per step" if stacked else "")
         yield self.finding(
-            f"{setting}{_group_text(model, analysis)} at lr {g(dyn.lr)} "
+            f"{setting}{analysis.group_text()} at lr {g(dyn.lr)} "
             f"{_shrink_text(dyn, l2, base, r, both, horizon)}: "
             f"it {wipe}",
-            target=_target(model, analysis), severity=severity,
+            target=analysis.group_target(), severity=severity,
             remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
             fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled),
-                         group=_group_name(model, analysis)),
-            values={**values, "safe_weight_decay": safe, "param_group": _group_index(model, analysis)},
+                         group=analysis.group_name()),
+            values={**values, "safe_weight_decay": safe, "param_group": (analysis.judged_groups() or [None])[0]},
         )
 
     def check_measured(self, result, report):
@@ -430,49 +430,3 @@ def _at_least(shrink: float, level: float) -> bool:
     (review 29, D9)."""
     return shrink >= level * (1 - 1e-9)
 
-
-def _group_index(model, analysis) -> int | None:
-    """The first param group judged, where the optimizer has several."""
-    groups = _judged(model, analysis)
-    return groups[0] if groups else None
-
-
-def _judged(model, analysis) -> list[int]:
-    """The param groups this pass judges (the lead's settings or a group
-    view's: every group with them), where the optimizer's groups differ."""
-    opt = model.optimizer
-    if opt is None or len(opt.param_groups) < 2 or analysis.optimizer_group is None:
-        return []
-    return analysis.groups_judged() or [analysis.optimizer_group]
-
-
-def _group_name(model, analysis) -> str | None:
-    """``param group 1`` / ``param groups 0, 2``: where the fix applies."""
-    groups = _judged(model, analysis)
-    if not groups:
-        return None
-    return f"param group{'s' if len(groups) > 1 else ''} {', '.join(map(str, groups))}"
-
-
-def _target(model, analysis) -> str:
-    """``optimizer.weight_decay``; where groups differ, the groups judged
-    named in it (``optimizer.param_groups[1].weight_decay``) whether they
-    lead or not, so that a group's fingerprint does not change with its rank
-    (a baseline must not take another group's new error for an old one)."""
-    groups = _judged(model, analysis)
-    if not groups:
-        return "optimizer.weight_decay"
-    return f"optimizer.param_groups[{','.join(map(str, groups))}].weight_decay"
-
-
-def _group_text(model, analysis) -> str:
-    """`` in param group 1 (12 tensors)``, `` in param groups 0, 2 (1 + 9
-    tensors)``: the groups whose settings were judged, not the first with
-    the same decay."""
-    groups = _judged(model, analysis)
-    if not groups:
-        return ""
-    sizes = {g.index: g.size for g in model.optimizer.param_groups}
-    count = " + ".join(str(sizes.get(i, 0)) for i in groups)
-    total = sum(sizes.get(i, 0) for i in groups)
-    return f" in {_group_name(model, analysis)} ({count} {'tensor' if total == 1 else 'tensors'})"

@@ -7,9 +7,10 @@ Flags regularizers that do nothing: one Keras never applies (an
 and penalties and weight decay too weak to change training: a coupled
 L1/L2 penalty whose value at initialisation is a negligible share of the
 data loss *and* (under SGD, when the training length is known) whose
-integrated shrink over the whole run is negligible; and a decoupled
-``weight_decay`` whose integrated decay ``D = eta*wd*T`` over the run is
-negligible.
+integrated shrink over the whole run is negligible; and an optimizer
+``weight_decay`` whose integrated decay over the run is negligible:
+``D = eta*wd*T`` decoupled (Keras, AdamW), ``D = eta*wd*T/(1-m)`` for
+``torch.optim.SGD``'s coupled one under momentum ``m``.
 
 ## Why is this bad?
 A regularizer that does nothing is a hyper-parameter someone believes is
@@ -50,7 +51,11 @@ run, ``weight_decay = 1/(eta*T)`` (integrated decay D = 1 over T steps).
 
 ## Formula
 Share ``P_init / L_chance`` per tensor; ``D = r*T`` with ``r = 2*eta*l2/(1-b)``
-(coupled SGD) or ``eta*wd`` (decoupled), ``T`` the total steps.
+(coupled SGD) or ``eta*wd`` (decoupled), ``T`` the total steps. Where an
+optimizer's param groups differ (PyTorch param groups, a Keras
+``MultiOptimizer``), each group is judged with its own learning rate,
+momentum and decay, and a weak decay is named by its group
+(``optimizer.param_groups[1].weight_decay``).
 
 ## Thresholds and calibration
 A share of 1e-4 is four orders of magnitude below the data loss, and
@@ -78,14 +83,16 @@ class RegularizerNoEffect(Rule):
     name = "regularizer-no-effect"
     severity = Severity.WARNING
     summary = "A penalty or weight decay too weak to change training."
+    per_optimizer_group = True  # each param group's decay and shrink at its own learning rate
     options = {
         "no-effect-share": Option(1e-4, "penalty / data-loss scale below which a penalty does nothing"),
         "no-effect-decay": Option(0.01, "integrated decay over the run below which decay does nothing"),
     }
 
     def check(self, model, analysis):
-        yield from self._inactive(model)
-        yield from self._zero_regularizers(model)
+        if analysis.is_lead_view:  # what the optimizer does not change: once per model
+            yield from self._inactive(model)
+            yield from self._zero_regularizers(model)
         yield from self._weak_penalties(analysis)
         yield from self._weak_decay(model, analysis)
 
@@ -113,7 +120,7 @@ class RegularizerNoEffect(Rule):
             return
         steps = analysis.context.total_steps()
         scale = analysis.loss_scale.value
-        for p in analysis.lead_penalties:  # not a MultiOptimizer's Adam-trained tensors
+        for p in analysis.lead_penalties:  # those this pass's param group updates
             if not p.active or p.penalty_init is None or not (p.l1 or p.l2):
                 continue
             if p.l1 < 0 or p.l2 < 0 or p.regularizer.invalid:
@@ -140,33 +147,43 @@ class RegularizerNoEffect(Rule):
                         "lambda": p.l2 or p.l1, "params": p.n})
 
     def _weak_decay(self, model, analysis):
-        r = analysis.dynamics.decoupled_shrink
+        """The optimizer's own decay (this pass's param group): decoupled
+        ``weight_decay`` (``lr*wd`` per step), or torch SGD's coupled one
+        (``lr*wd/(1-momentum)``), over the whole run."""
+        dyn = analysis.dynamics
+        r = dyn.total_shrink(0.0)
         steps = analysis.context.total_steps()
-        if not r or not steps:
+        wd = dyn.weight_decay or 2.0 * (dyn.coupled_l2 or 0.0)  # the setting as the optimizer takes it
+        if not r or not steps or not wd:
             return
         decay = r * steps
         if decay >= self.thresholds["no-effect-decay"]:
             return
-        lr = analysis.dynamics.lr
+        per_unit = r / wd  # the shrink is linear in the setting: lr, or lr/(1-momentum) when coupled
         # D = 1 over the run, but never past the per-step shrink RL003 calls
         # safe: on a run of a few steps D = 1 would need a shrink RL003 flags.
         from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
 
         safe = WeightDecayTooStrong(self.user_thresholds).safe_shrink(analysis.context.steps_per_epoch())
-        suggested = min(1.0 / (lr * steps), safe / lr)
-        if suggested * lr * steps >= 1.0 - 1e-9:
-            aim, remedy = ("an integrated decay D = lr*weight_decay*steps of 1 over the run",
+        suggested = min(1.0 / (per_unit * steps), safe / per_unit)
+        shrink = "lr*weight_decay" if dyn.weight_decay else "lr*weight_decay/(1-momentum)"
+        if suggested * per_unit * steps >= 1.0 - 1e-9:
+            aim, remedy = (f"an integrated decay D = {shrink}*steps of 1 over the run",
                            f"weight_decay around {g(suggested)} gives D = 1 over this run")
         else:
-            reach = suggested * lr * steps
+            reach = suggested * per_unit * steps
             aim = (f"the largest decay RL003 calls safe, a shrink of {g(safe)} per step: D = {g(reach, 2)} over "
                    f"this {g(steps)}-step run")
             remedy = (f"weight_decay {g(suggested)} (RL003's safe shrink of {g(safe)} per step) reaches only D = "
                       f"{g(reach, 2)} in {g(steps)} steps: the run is too short for decay to matter, so drop it "
                       f"or train longer")
+        setting = f"weight_decay {g(wd)}" if dyn.weight_decay else (
+            f"SGD's coupled weight_decay {g(wd)} (L2 {g(dyn.coupled_l2)})"
+            + (f" through momentum {g(dyn.momentum)}" if dyn.momentum else ""))
         yield self.finding(
-            f"weight_decay {g(analysis.dynamics.weight_decay)} at lr {g(lr)} shrinks an "
+            f"{setting}{analysis.group_text()} at lr {g(dyn.lr)} shrinks an "
             f"unsupported weight by {pct(decay)} over the {g(steps)}-step run (D = {g(decay)})",
-            target="optimizer.weight_decay", remedy=remedy,
-            fix=Fix(aim, (Change("weight_decay", analysis.dynamics.weight_decay, suggested, target="optimizer"),)),
-            values={"decay_integral": decay, "shrink_per_step": r, "total_steps": steps})
+            target=analysis.group_target(), remedy=remedy,
+            fix=Fix(aim, (Change("weight_decay", wd, suggested, layer=analysis.group_name(), target="optimizer"),)),
+            values={"decay_integral": decay, "shrink_per_step": r, "total_steps": steps,
+                    "param_group": (analysis.judged_groups() or [None])[0]})

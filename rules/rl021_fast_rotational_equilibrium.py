@@ -7,7 +7,9 @@ reshapes), computes the angle by which decay makes them turn every step
 once their norm has settled, from the learning rate, the momentum, the
 coupled L2 and the optimizer's ``weight_decay``; and how many steps it
 takes to settle. Errs when that angle is large enough that the kernels'
-direction is noise.
+direction is noise. Where an optimizer's param groups differ (PyTorch,
+a Keras ``MultiOptimizer``), each group's kernels are judged with its own
+learning rate, momentum and decay.
 
 ## Why is this bad?
 Such a kernel computes the same function at any scale, so the data
@@ -98,6 +100,7 @@ class FastRotationalEquilibrium(Rule):
     severity = Severity.ERROR
     summary = "Decay turns scale-invariant kernels by a large angle every step: their direction becomes noise."
     predicts_outcome = True
+    per_optimizer_group = True  # each param group's kernels at its own learning rate and decay
     options = {
         "angle-error": Option(0.3, "equilibrium angular update (rad per step) at which RL021 is an error"),
         "angle-warning": Option(0.09, "equilibrium angular update (rad per step) at which RL021 is a warning"),
@@ -149,9 +152,11 @@ class FastRotationalEquilibrium(Rule):
         when = f" of the run's {g(total)}" if total else ""
         aim = 0.5 * self.thresholds["angle-warning"]
         scale = (aim / theta) ** 2  # theta^2 is proportional to both decays
-        fix = self.fix([a for a in angles if a[0] >= self.thresholds["angle-warning"]], dyn.weight_decay, scale, aim)
+        fix = self.fix([a for a in angles if a[0] >= self.thresholds["angle-warning"]], dyn.weight_decay, scale, aim,
+                       group=analysis.group_name())
         yield self.finding(
-            f"{len(fast)} scale-invariant kernel(s) ({', '.join(fast[:3])}{'...' if len(fast) > 3 else ''}) feed a "
+            f"{len(fast)} scale-invariant kernel(s) ({', '.join(fast[:3])}{'...' if len(fast) > 3 else ''})"
+            f"{analysis.group_text()} feed a "
             f"normalization layer and shrink {g(dyn.contraction(l2))} per step: their norm settles within about "
             f"{g(settle, 2)} steps{when}, after which each step turns them ~{g(theta, 2)} rad whatever the data",
             layer=layer.path, target=var.name, severity=severity, fix=fix,
@@ -159,13 +164,16 @@ class FastRotationalEquilibrium(Rule):
             values={"angular_update": theta, "equilibrium_steps": settle, "shrink_per_step": dyn.contraction(l2),
                     "slow_mode_shrink": dyn.total_shrink(l2),
                     "total_steps": total, "layers": fast, "lambda": l2 or None,
-                    "weight_decay": dyn.weight_decay or None, "decay_scale_factor": scale})
+                    "weight_decay": dyn.weight_decay or None, "decay_scale_factor": scale,
+                    "param_group": (analysis.judged_groups() or [None])[0]})
 
     @staticmethod
-    def fix(angles, weight_decay: float, scale: float, aim: float) -> Fix:
+    def fix(angles, weight_decay: float, scale: float, aim: float, group: str | None = None) -> Fix:
+        """``group``: ``param group N`` where the optimizer's groups differ
+        (the weight_decay to change is that group's)."""
         changes = {(layer.path, var.name): Change("lambda", l2, l2 * scale, layer=layer.path,
                                                          target=var.name.split("/")[-1])
                    for _, layer, var, l2 in angles if l2}
         if weight_decay:
-            changes[("", "weight_decay")] = Change("weight_decay", weight_decay, weight_decay * scale)
+            changes[("", "weight_decay")] = Change("weight_decay", weight_decay, weight_decay * scale, layer=group)
         return Fix(f"an equilibrium angle of {g(aim, 2)} rad per step", tuple(changes.values()))

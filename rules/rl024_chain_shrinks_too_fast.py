@@ -75,7 +75,11 @@ Per penalized kernel RL001 counts (not scale-invariant; a chain to an
 output: not behind a normalization on every path to the outputs; a chain
 in a stream: behind one on every path): ``r = 2*eta*(l2 + l2_opt)/(1-m)
 + eta*wd`` (``estimate/dynamics.py``, ``Dynamics.total_shrink``; ``l2_opt``
-the optimizer's own coupled decay, PyTorch's ``wd/2``). Per layer, its
+the optimizer's own coupled decay, PyTorch's ``wd/2``), with the learning
+rate, momentum and decay of the param group that updates the tensor
+(PyTorch param groups, a Keras ``MultiOptimizer``): a chain may run
+through groups whose settings differ, and each layer's fix is sized at its
+own group's settings. Per layer, its
 largest ``r``. The chain: the most layers with ``r`` at a level that one
 forward path passes without crossing a normalization layer
 (``Analysis.unnormalized_chain``). ``r`` is the slow-mode rate of
@@ -154,7 +158,8 @@ class ChainShrinksTooFast(Rule):
     name = "chain-shrinks-too-fast"
     severity = Severity.ERROR
     summary = "L2 under SGD shrinks layers in series, with no normalization between them, by a large fraction per step."
-    per_optimizer_group = True  # each MultiOptimizer group with its own settings
+    # once per model: every tensor is judged with its own param group's
+    # settings (a chain may run through groups whose momenta differ)
     predicts_outcome = True
     options = {
         "chain-shrink-error": Option(0.15, "per-step shrink 2*lr*l2/(1-momentum) (+ lr*weight_decay) at which two "
@@ -189,12 +194,19 @@ class ChainShrinksTooFast(Rule):
         shrinks = self.shrink_per_layer(analysis, stream)
         if len(shrinks) < 2:
             return None
-        dyn = analysis.dynamics
-        offset = dyn.total_shrink(0.0) or 0.0
-        slopes = {path: r - offset for path, (r, _) in shrinks.items()}
+        # per layer: the part the L2 sets (scales with m) and the optimizer's
+        # own decay (its param group's, which need not be the lead's)
+        offsets = {path: dyn.total_shrink(0.0) or 0.0 for path, (_, _, dyn) in shrinks.items()}
+        slopes = {path: r - offsets[path] for path, (r, _, _) in shrinks.items()}
         warning = self.thresholds["chain-shrink-warning"]
+
+        def passes_at(path: str) -> float:  # the multiplier at which the layer reaches the warning level
+            if offsets[path] >= warning:
+                return 0.0
+            return (warning - offsets[path]) / slopes[path] if slopes[path] > 0 else float("inf")
+
         joined: set[str] = set()
-        for path in sorted(slopes, key=lambda q: -slopes[q]):  # first to pass the level first
+        for path in sorted(slopes, key=passes_at):  # first to pass the level first
             joined.add(path)
             chain = analysis.unnormalized_chain(joined)
             if len(chain) >= 2:
@@ -203,7 +215,7 @@ class ChainShrinksTooFast(Rule):
             return None  # no two of these layers lie in series
         if stream and not self._in_stream(analysis, chain):
             return None  # the first chain reaches an output: the other curve's
-        slope, l2 = slopes[path], shrinks[path][1].l2
+        slope, offset, l2 = slopes[path], offsets[path], shrinks[path][1].l2
         fires = slope + offset >= warning
         fix = (self.aim - offset) / slope if fires and slope > 0 and self.aim > offset else (0.0 if fires else None)
         where = "entering a normalized stream" if stream else "in series"
@@ -215,7 +227,6 @@ class ChainShrinksTooFast(Rule):
         severity, chain, stream = self.judge(analysis)
         if severity is None:
             return
-        dyn = analysis.dynamics
         shrinks = self.shrink_per_layer(analysis, stream=True)
         rates = [shrinks[path][0] for path in chain]
         slowest = min(rates)
@@ -223,14 +234,19 @@ class ChainShrinksTooFast(Rule):
         # the real per-step contraction (momentum's oscillating mode included:
         # the slow-mode shrink overstates it once the roots turn complex);
         # only where the weights change sign every step does the update
-        # overshoot zero instead (Dynamics.flips_every_step)
-        slow_l2 = shrinks[min(chain, key=lambda path: shrinks[path][0])][1].l2
+        # overshoot zero instead (Dynamics.flips_every_step). The slowest
+        # layer is the one whose weights contract slowest, at its own param
+        # group's settings (where groups differ in momentum, not always the
+        # one whose slow mode is slowest)
+        pace_path = min(chain, key=lambda path: self._contraction(shrinks[path]))
+        r_pace, slow_penalty, dyn = shrinks[pace_path]
+        slow_l2 = slow_penalty.l2
         halving = None if dyn.flips_every_step(slow_l2) else halving_steps(dyn.contraction(slow_l2))
         pace = (f"halving an unsupported weight every {amount(halving, 'step')}" if halving is not None else
                 "over 1, so each step overshoots zero and flips the weights")
         shrink = f"shrinks at least {g(slowest)} per step, {pace}"
         actual = dyn.contraction(slow_l2)
-        regime = dyn.momentum_regime(slow_l2, slowest)
+        regime = dyn.momentum_regime(slow_l2, r_pace)
         if regime == "limited":
             # past 1 - sqrt(momentum) the slow mode is what the setting asks
             # for, not what happens: the weights oscillate in a slower envelope
@@ -253,15 +269,46 @@ class ChainShrinksTooFast(Rule):
         else:
             where = "in series with no normalization between them"
             outcome = "the shrunk scales multiply along the chain toward the trivial solution"
+        groups = sorted({i for i in (analysis.variable_group(shrinks[path][1].variable) for path in chain)
+                         if i is not None})
         yield self.finding(
             f"{len(chain)} layers {where} ({names}) carry "
-            f"{lam(penalty.regularizer)}{decay} under SGD (lr {g(dyn.lr)}, momentum {g(dyn.momentum)}): each {shrink}; "
-            f"{outcome}",
+            f"{lam(penalty.regularizer)}{decay} under SGD ({self._settings(analysis, chain, shrinks, groups)}): "
+            f"each {shrink}; {outcome}",
             layer=chain[0], target=penalty.variable.name, severity=severity, fix=fix,
             remedy=f"{fix.describe()} (a shrink of {g(self.aim)} per step), or decoupled weight decay sized with RL003",
             values={"shrink_per_step": slowest, "chain": chain, "chain_shrinks": rates, "learning_rate": dyn.lr,
                     "momentum": dyn.momentum, "weight_decay": dyn.weight_decay or None,
-                    "halving_steps": halving, "behind_normalization": stream})
+                    "halving_steps": halving, "behind_normalization": stream,
+                    "param_groups": groups if len(analysis.group_views()) > 1 else None})
+
+    @staticmethod
+    def _contraction(entry: tuple) -> tuple[float, float]:
+        """A layer's real per-step contraction (its slow-mode shrink where
+        none is known), then its slow-mode shrink: what orders layers by how
+        fast their weights fall."""
+        r, penalty, dyn = entry
+        actual = dyn.contraction(penalty.l2)
+        return (actual if actual is not None else r, r)
+
+    @staticmethod
+    def _settings(analysis, chain: list[str], shrinks: dict, groups: list[int]) -> str:
+        """``lr 0.1, momentum 0.9``; where the chain's layers are in param
+        groups whose settings differ, each group's (``param group 0: lr
+        0.1, momentum 0.9; param group 1: ...``)."""
+        if len(analysis.group_views()) < 2 or not groups:
+            dyn = shrinks[chain[0]][2]
+            return f"lr {g(dyn.lr)}, momentum {g(dyn.momentum)}"
+        described: dict[int, str] = {}
+        for path in chain:
+            _, penalty, dyn = shrinks[path]
+            index = analysis.variable_group(penalty.variable)
+            described.setdefault(index, f"param group {index}: lr {g(dyn.lr)}, momentum {g(dyn.momentum)}")
+        texts = list(dict.fromkeys(described.values()))
+        if len(texts) == 1:  # one group, or several with the same settings
+            return f"{_group_words(groups)}: " + texts[0].split(": ", 1)[1]
+        return "; ".join(texts)
+
 
     def judge(self, analysis) -> tuple[Severity | None, list[str], bool]:
         """The severity, the chain and whether it enters a normalized stream:
@@ -273,14 +320,14 @@ class ChainShrinksTooFast(Rule):
         levels.append((Severity.WARNING, True, self.thresholds["chain-shrink-warning"]))
         for severity, stream, level in levels:
             shrinks = self.shrink_per_layer(analysis, stream)
-            chain = analysis.unnormalized_chain({path for path, (r, _) in shrinks.items() if r >= level})
+            chain = analysis.unnormalized_chain({path for path, (r, _, _) in shrinks.items() if r >= level})
             if len(chain) >= 2:
                 return severity, chain, self._in_stream(analysis, chain)
         return None, [], False
 
     @staticmethod
     def _in_stream(analysis, chain: list[str]) -> bool:
-        inside = {p.layer.path for p in analysis.chain_penalties(behind_norm=True)}
+        inside = {p.layer.path for p in analysis.chain_penalties(behind_norm=True, every_group=True)}
         return any(path in inside for path in chain)
 
     @property
@@ -290,35 +337,42 @@ class ChainShrinksTooFast(Rule):
     @staticmethod
     def shrink_per_layer(analysis, stream: bool = False) -> dict:
         """Layer path -> (largest per-step shrink of its counted L2 kernels,
-        that penalty), for layers some path leaves without a normalization;
-        with ``stream``, layers every path of which passes one as well; SGD
-        only (an adaptive optimizer normalises the L2's gradient)."""
-        dyn = analysis.dynamics
-        if dyn.family != "sgd" or not dyn.lr:
-            return {}
+        that penalty, the dynamics updating it), for layers some path leaves
+        without a normalization; with ``stream``, layers every path of which
+        passes one as well. Each tensor at its own param group's settings
+        (PyTorch, MultiOptimizer); SGD-like groups only (an adaptive
+        optimizer normalises the L2's gradient)."""
         out: dict = {}
-        penalties = analysis.chain_penalties() + (analysis.chain_penalties(behind_norm=True) if stream else [])
+        penalties = analysis.chain_penalties(every_group=True) + (
+            analysis.chain_penalties(behind_norm=True, every_group=True) if stream else [])
         for p in penalties:
-            if not p.l2:
+            dyn = analysis.variable_dynamics(p.variable)
+            if not p.l2 or dyn.family != "sgd" or not dyn.lr:
                 continue
             r = dyn.total_shrink(p.l2) or 0.0
-            if r > out.get(p.layer.path, (0.0, None))[0]:
-                out[p.layer.path] = (r, p)
+            if r > out.get(p.layer.path, (0.0, None, None))[0]:
+                out[p.layer.path] = (r, p, dyn)
         return out
 
     def fix(self, analysis) -> Fix:
         """Every counted L2 of either kind at or above the warning level set
         so that its shrink, the optimizer's decoupled part included, lands at
         ``aim``: one application leaves no chain at the warning level."""
-        dyn = analysis.dynamics
         shrinks = self.shrink_per_layer(analysis, stream=True)
-        room = self.aim - (dyn.decoupled_shrink or 0.0)
         changes: dict[tuple[str, str, float], Change] = {}  # one per (layer, tensor kind, factor), as RL001's
-        for p in analysis.chain_penalties() + analysis.chain_penalties(behind_norm=True):
-            r = shrinks.get(p.layer.path, (0.0, None))[0]
-            if p.l2 and r >= self.thresholds["chain-shrink-warning"]:
+        for p in analysis.chain_penalties(every_group=True) + analysis.chain_penalties(behind_norm=True,
+                                                                                        every_group=True):
+            r = shrinks.get(p.layer.path, (0.0, None, None))[0]
+            dyn = analysis.variable_dynamics(p.variable)  # its own param group's settings
+            if p.l2 and dyn.family == "sgd" and dyn.lr and r >= self.thresholds["chain-shrink-warning"]:
+                room = self.aim - (dyn.decoupled_shrink or 0.0)
                 safe = room * (1.0 - dyn.momentum) / (2.0 * dyn.lr) - dyn.coupled_l2 if room > 0 else 0.0
                 target = p.variable.name.split("/")[-1]
                 changes.setdefault((p.layer.path, target, p.l2), Change(
                     "lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path, target=target))
         return Fix(f"a per-step shrink 2*lr*l2/(1-momentum) of {g(self.aim)}", tuple(changes.values()))
+
+
+def _group_words(groups: list[int]) -> str:
+    """``param group 2`` / ``param groups 0, 1``."""
+    return f"param group{'s' if len(groups) > 1 else ''} {', '.join(map(str, groups))}"

@@ -237,6 +237,7 @@ def group_decays(analysis: Analysis) -> list[dict[str, Any]] | None:
         shrink = dyn.total_shrink(0.0)
         rows.append({"index": group.index, "tensors": len(group.variables), "learning_rate": dyn.lr,
                      "weight_decay": dyn.weight_decay or torch_weight_decay(None, dyn.coupled_l2),
+                     "momentum": dyn.momentum or None, "nesterov": dyn.nesterov,
                      "optimizer_family": dyn.family, "shrink_per_step": shrink})
     return rows or None
 
@@ -401,7 +402,9 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
     for row in groups or []:
         decays = (f"weight_decay {g(row['weight_decay'])}, {g(row['shrink_per_step'])} per step"
                   if row["shrink_per_step"] else "no static shrink" if row["weight_decay"] else "no decay")
-        lines.append(f"  param group {row['index']}        lr {g(row['learning_rate'])}, {decays} "
+        moves = (f", momentum {g(row['momentum'])}{' (Nesterov)' if row['nesterov'] else ''}"
+                 if row["momentum"] else "")
+        lines.append(f"  param group {row['index']}        lr {g(row['learning_rate'])}{moves}, {decays} "
                      f"({row['optimizer_family']})")
     lines += [f"  {f['code']} ({f['severity']}): {markup(f['message'])}" for f in decay["findings"]]
     for change in decay["rule_changes"]:

@@ -338,6 +338,9 @@ class Analysis:
         self._sub_groups = {} if given else optimizer_groups_of(model.optimizer, self.dynamics)
         # the param group whose settings ``dynamics`` are (None: one group, or settings given for all)
         self.optimizer_group: int | None = model.optimizer.lead_group if model.optimizer and not given else None
+        # False on the copies ``group_views`` makes: what a rule judges once
+        # per model (not per optimizer group) it judges on the lead view
+        self.is_lead_view = True
         self._apply_accumulation()
         self._outbound = outbound_map(model)
         # every consumer, for order (chains, what stands behind a normalization)
@@ -493,6 +496,11 @@ class Analysis:
         found = self._sub_groups.get(variable.location)
         return found[1] if found is not None else self.dynamics
 
+    def variable_group(self, variable: Variable) -> int | None:
+        """The param group updating ``variable`` where groups differ."""
+        found = self._sub_groups.get(variable.location)
+        return found[0] if found is not None else None
+
     def variable_dynamics_of_group(self, index: int) -> Dynamics | None:
         """The dynamics of param group ``index`` where groups differ; None
         where the group updates no variable or groups are not mapped."""
@@ -503,6 +511,47 @@ class Analysis:
         (or a view's) and every other group with the same settings, judged
         together in one pass (empty where groups do not differ)."""
         return sorted({i for i, dyn in self._sub_groups.values() if _same_settings(dyn, self.dynamics)})
+
+    def judged_groups(self) -> list[int]:
+        """The param groups a finding of this pass speaks for (the lead's
+        settings, or a group view's: every group with them), where the
+        optimizer's groups differ; empty where one setting covers all."""
+        opt = self.model.optimizer
+        if opt is None or len(opt.param_groups) < 2 or self.optimizer_group is None:
+            return []
+        return self.groups_judged() or [self.optimizer_group]
+
+    def group_name(self) -> str | None:
+        """``param group 1`` / ``param groups 0, 2``: where a fix applies."""
+        groups = self.judged_groups()
+        if not groups:
+            return None
+        return f"param group{'s' if len(groups) > 1 else ''} {', '.join(map(str, groups))}"
+
+    def group_target(self, setting: str = "weight_decay") -> str:
+        """``optimizer.weight_decay``; where groups differ, the groups judged
+        named in it (``optimizer.param_groups[1].weight_decay``) whether they
+        lead or not, so that a group's fingerprint does not change with its
+        rank (a baseline must not take another group's new error for an old
+        one)."""
+        groups = self.judged_groups()
+        if not groups:
+            return f"optimizer.{setting}"
+        return f"optimizer.param_groups[{','.join(map(str, groups))}].{setting}"
+
+    def group_text(self) -> str:
+        """`` in param group 1 (12 tensors)``, `` in param groups 0, 2 (1 + 9
+        tensors)``: the groups whose settings were judged, not the first with
+        the same decay."""
+        groups = self.judged_groups()
+        if not groups:
+            return ""
+        opt = self.model.optimizer
+        assert opt is not None  # judged_groups is empty without one
+        sizes = {g.index: g.size for g in opt.param_groups}
+        count = " + ".join(str(sizes.get(i, 0)) for i in groups)
+        total = sum(sizes.get(i, 0) for i in groups)
+        return f" in {self.group_name()} ({count} {'tensor' if total == 1 else 'tensors'})"
 
     def under_dynamics(self, variable: Variable) -> bool:
         """Whether ``self.dynamics`` (the lead group's settings, or a group
@@ -523,7 +572,7 @@ class Analysis:
             if any(_same_settings(dyn, view.dynamics) for view in views):
                 continue
             view = copy.copy(self)
-            view.dynamics, view.optimizer_group = dyn, index
+            view.dynamics, view.optimizer_group, view.is_lead_view = dyn, index, False
             views.append(view)
         return views
 
@@ -543,16 +592,17 @@ class Analysis:
         what the rules judging a per-step shrink or a stability limit read."""
         return [p for p in self.penalties if self.under_dynamics(p.variable)]
 
-    def chain_penalties(self, behind_norm: bool = False,
-                        updated_by: Dynamics | None = None) -> list[TensorPenalty]:
+    def chain_penalties(self, behind_norm: bool = False, updated_by: Dynamics | None = None,
+                        every_group: bool = False) -> list[TensorPenalty]:
         """Active penalties on kernels and embeddings that RL001 counts and
         whose layer reaches an output without passing a normalization: the
         tensors whose shrinks compound along a chain (RL024, RL007). With
         ``behind_norm``, those whose every path to the outputs passes one
         instead (a transformer block's projections: RL024's chains inside
-        a normalized stream). Of the tensors the lead optimizer updates, or
-        those ``updated_by`` a param group's dynamics."""
-        among = self.lead_penalties if updated_by is None else [
+        a normalized stream). Of the tensors the lead optimizer updates,
+        those ``updated_by`` a param group's dynamics, or (``every_group``)
+        all of them, each then judged with ``variable_dynamics``."""
+        among = self.penalties if every_group else self.lead_penalties if updated_by is None else [
             p for p in self.penalties if self.variable_dynamics(p.variable) is updated_by]
         return [p for p in among
                 if p.active and p.counted and p.behind_norm == behind_norm and (p.l1 or p.l2)

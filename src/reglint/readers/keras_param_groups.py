@@ -277,8 +277,7 @@ def _multi_note(model: Model, opt: Optimizer, subs: list[tuple[str | None, Optim
               for group, (_, sub) in zip(opt.param_groups, subs, strict=True)
               if group.variables and sub.family != opt.family]
     if others:
-        text += (f"; {', '.join(others)}: RL002-RL004, RL007, RL009 and RL024 judge each group with its own "
-                 f"settings, RL005 and RL021 only the variables with the lead's")
+        text += f"; {', '.join(others)}: each group is judged with its own settings"
     return text
 
 

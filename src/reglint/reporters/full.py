@@ -133,7 +133,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
 
 
 def param_group_lines(model, limit: int = 6) -> list[str]:
-    """One line per optimizer param group (PyTorch): size, lr, decay."""
+    """One line per optimizer param group (PyTorch, MultiOptimizer): its
+    sub-optimizer's class, size, lr, momentum, decay."""
     groups = model.optimizer.param_groups if model.optimizer is not None else []
     sizes = {v.location: v.size for _, v in model.variables()}
     lines = []
@@ -144,11 +145,22 @@ def param_group_lines(model, limit: int = 6) -> list[str]:
             f"weight_decay {g(group.weight_decay)} (decoupled)" if group.weight_decay
             else f"weight_decay {g(wd) if isinstance(wd, (int, float)) else '?'} (coupled: L2 {g(group.coupled_l2)})")
         mapped = "" if group.mapping == "exact" else f" [dim]({group.mapping} mapping)[/]"
-        lines.append(f"group {group.index}: {plural(group.size, 'tensor')} ({g(values)} values), "
-                     f"lr {g(group.learning_rate) if group.learning_rate is not None else '?'}, {decay}{mapped}")
+        kind = group.hyperparameters.get("class_name")  # a MultiOptimizer's sub-optimizer
+        lines.append(f"group {group.index}{f' ({kind})' if isinstance(kind, str) else ''}: "
+                     f"{plural(group.size, 'tensor')} ({g(values)} values), "
+                     f"lr {g(group.learning_rate) if group.learning_rate is not None else '?'}{_momentum(group)}, "
+                     f"{decay}{mapped}")
     if len(groups) > limit:
         lines.append(f"... and {plural(len(groups) - limit, 'more group')}")
     return lines
+
+
+def _momentum(group) -> str:
+    """``, momentum 0.9 (Nesterov)`` where the group's steps carry momentum:
+    groups that differ only in it shrink at different rates (RL003, RL024)."""
+    if not group.momentum:
+        return ""
+    return f", momentum {g(group.momentum)}" + (" (Nesterov)" if group.hyperparameters.get("nesterov") is True else "")
 
 
 def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
