@@ -13,13 +13,13 @@ from typing import Any
 
 from reglint.engine.graph import (
     HOMOGENEOUS_ACTIVATIONS,
-    NORMALIZERS,
     ScaleWalk,
     every_path_ends,
     longest_chain,
     normalizes,
     outbound_map,
     reach_map,
+    rescales,
 )
 from reglint.estimate.dynamics import Dynamics, dynamics_of
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
@@ -449,7 +449,7 @@ class Analysis:
         possibly through layers that keep positive scale invariance."""
         if layer.activation not in HOMOGENEOUS_ACTIVATIONS:
             return False
-        return every_path_ends(layer, self._outbound, lambda nxt: nxt.class_name in NORMALIZERS)
+        return every_path_ends(layer, self._outbound, rescales)
 
     def consumers(self, layer: Layer) -> list[Layer]:
         """The layers ``layer``'s output feeds directly (within its container)."""

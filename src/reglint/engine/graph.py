@@ -88,8 +88,16 @@ def reach_map(model: Model) -> dict[str, list[Layer]]:
 
 def normalizes(layer: Layer) -> bool:
     """Whether ``layer``'s output is normalized (a normalization layer, or
-    onnxruntime's fused add-and-normalize)."""
-    return layer.class_name in NORMALIZERS or layer.class_name in ADDING_NORMALIZERS
+    onnxruntime's fused add-and-normalize); not a frozen BatchNormalization
+    that Keras runs with its moving statistics (``Layer.fixed_statistics``)."""
+    return (layer.class_name in NORMALIZERS or layer.class_name in ADDING_NORMALIZERS) and not layer.fixed_statistics
+
+
+def rescales(layer: Layer) -> bool:
+    """Whether ``layer`` divides out the scale of its input: a normalization
+    layer whose statistics are those of the current input (not a frozen
+    BatchNormalization's moving ones); a kernel feeding it is scale-invariant."""
+    return layer.class_name in NORMALIZERS and not layer.fixed_statistics
 
 
 def passes_scale(layer: Layer) -> bool:
@@ -234,6 +242,8 @@ class ScaleWalk:
         carried = frozenset().union(*(c for _, c in inputs)) if inputs else frozenset()
         kinds = {k for k, _ in inputs}
         name = layer.class_name
+        if layer.fixed_statistics:  # a frozen BatchNormalization: a fixed per-channel affine map
+            return self._combine(kinds, carried)
         if name in NORMALIZERS:
             if layer.path in self.penalized:
                 return SCALED, frozenset({layer.path})

@@ -287,6 +287,16 @@ class Layer:
     # (MultiHeadAttention: query, key, value, attention_output). Empty: the
     # layer's own output, as for every other layer.
     activity_on: list[str] = field(default_factory=list)
+    # A BatchNormalization that normalises with its moving statistics while
+    # the model trains: Keras 3 and TensorFlow 2's tf.keras run a frozen one
+    # (trainable=False) in inference mode, so it is a fixed per-channel affine
+    # map, not a normalization: a kernel feeding it is not scale-invariant.
+    fixed_statistics: bool = False
+    # The shape of the layer's (first) output, batch dimension first, where
+    # the saved config gives it (Keras: carried from the inputs' shapes):
+    # what an activity regularizer sums over.
+    output_shape: tuple | None = None
+    input_shape: tuple | None = None  # of the (first) input, likewise
 
     @property
     def trainable_params(self) -> int:

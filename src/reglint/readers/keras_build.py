@@ -701,7 +701,9 @@ def _keras2_dict_output_unmatched(loss_obj: dict, tree: ModelConfig, *, by_layer
 def attach_graph(model: Model, tree: ModelConfig) -> None:
     """What the layer graph needs beyond each layer's inbound references:
     the nested models (their boundaries, the tensors they read and the
-    order of their outputs) and the outputs."""
+    order of their outputs), the outputs, and which batch normalizations
+    are frozen into fixed affine maps."""
+    mark_fixed_statistics(model)
     for node in tree.containers:
         inputs, outputs = container_io(node)
         model.containers.append(Container(path=node.path, name=node.name, inbound=list(node.inbound),
@@ -709,6 +711,49 @@ def attach_graph(model: Model, tree: ModelConfig) -> None:
                                           inbound_tensors=list(node.inbound_tensors),
                                           output_tensors=container_output_refs(node)))
     attach_outputs(model, tree)
+
+
+# The batch normalizations Keras runs in inference mode when frozen.
+_BATCH_NORMS = {"BatchNormalization", "SyncBatchNormalization"}
+
+
+def mark_fixed_statistics(model: Model) -> None:
+    """Flag the frozen batch normalizations that normalise with their moving
+    statistics during training (``Layer.fixed_statistics``): Keras 3's
+    ``BatchNormalization.call`` uses the batch's only ``if training and
+    self.trainable`` (``keras/src/layers/normalization/batch_normalization.py``),
+    as TensorFlow 2's tf.keras did from TF 2.0 (its ``_get_training_value``
+    returns False for a non-trainable layer under v2 behaviour). Multi-backend
+    Keras (up to 2.3.1) and TF 1's tf.keras normalised a frozen one with the
+    batch's statistics, so their files keep it a normalization; so does
+    ``2.2.4-tf``, written by TF 1.13-1.15 and by TF 2.0-2.1 alike."""
+    if not _frozen_batch_norm_is_fixed(model.framework, model.framework_version):
+        return
+    for layer in model.layers:
+        if layer.class_name in _BATCH_NORMS and not layer.trainable:
+            layer.fixed_statistics = True
+
+
+def _frozen_batch_norm_is_fixed(framework: str | None, version: str | None) -> bool:
+    """Whether the Keras that wrote the file runs a frozen BatchNormalization
+    in inference mode.
+
+    >>> [_frozen_batch_norm_is_fixed(f, v) for f, v in [("keras", "3.15.1"), ("keras", "3"),
+    ...  ("tf.keras", "2.3.0-tf"), ("keras", "2.11.0"), ("tf.keras", "2.2.4-tf"), ("keras", "2.3.1"),
+    ...  ("keras", "1.1.0"), ("keras", None)]]
+    [True, True, True, True, False, False, False, True]
+    """
+    if not version:
+        return framework != "tf.keras"  # a Keras 3 file without metadata (a .keras folder, a bare config)
+    numbers = []
+    for part in version.split("-")[0].split(".")[:2]:
+        if not part.isdigit():
+            return False
+        numbers.append(int(part))
+    major, minor = [*numbers, 0, 0][:2]
+    if version.endswith("-tf"):
+        return (major, minor) >= (2, 3)
+    return (major, minor) >= (2, 4)
 
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:
