@@ -2,9 +2,10 @@
 
 ## What it does
 Estimates each ``activity_regularizer``'s penalty per sample at
-initialisation (from the layer's width, its positions when the saved build
-config gives the input shape, its kernel initializer and activation) and
-compares it with the data-loss scale. On files saved by Keras 3.0-3.13,
+initialisation (from the number of elements in the layer's output, its
+shape carried through the saved config: width times time steps or
+positions; its kernel initializer and activation) and compares it with the
+data-loss scale. On files saved by Keras 3.0-3.13,
 which did not divide activity penalties by the batch size, it multiplies by
 the batch size (``--batch-size``, default 32).
 
@@ -41,7 +42,13 @@ predicted, 2.856 measured per sample. An ``ActivityRegularization(l1, l2)``
 layer (no kernel: it hands its input on) is judged on the output of the
 layer feeding it, ``P = elements * (l2*m_in + l1*sqrt(m_in))`` with
 ``E|a| <= sqrt(E[a^2])``: 153 predicted, 148 measured by Keras 3.15 on
-fixtures/keras_wrappers/actreg_keras3.keras.
+fixtures/keras_wrappers/actreg_keras3.keras. An Embedding's output has its
+table's moments. LSTM and GRU outputs carry a state: their ``E[h^2]``
+follows the recurrence step by step (``estimate/recurrent.py``, mean-field),
+averaged over the steps where the layer returns sequences. Checked against
+Keras 3.15 on fixtures/activity_shapes (a Conv2D, a strided one with L1,
+ActivityRegularization after BatchNormalization, an Embedding, LSTMs and
+GRUs): within 12% of Keras' penalty on every file.
 
 ## Thresholds and calibration
 Break-even (ratio 1) is where the penalty matches the data loss, but
@@ -107,7 +114,8 @@ class ActivityRegularizerScale(Rule):
             if layer.activity_regularizer is None or not layer.trainable:
                 continue
             source = pass_through_source(layer, graph)
-            per_sample = activity_penalty_per_sample(layer, input_second_moment(layer, moments, graph), source)
+            per_sample = activity_penalty_per_sample(layer, input_second_moment(layer, moments, graph), source,
+                                                     output_moment=moments.get(layer.path))
             if per_sample is None:
                 continue
             penalty = per_sample * batch_factor

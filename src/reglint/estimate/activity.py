@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from reglint.estimate.init_scale import element_moments
+from reglint.estimate.recurrent import RECURRENT, recurrent_output_moment
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph
 from reglint.model.versions import major_minor
@@ -66,8 +67,13 @@ def activation_moments(activation: str | None, variance: float) -> tuple[float, 
 
 
 def output_elements(layer: Layer) -> int | None:
-    """Output elements per sample: units times positions, where the saved
-    build config gives the input shape."""
+    """Output elements per sample: the product of the output shape's
+    dimensions after the batch, where the reader carried the shapes
+    (``Layer.output_shape``); else units times positions, where the
+    layer's config gives the input shape."""
+    shape = layer.output_shape
+    if shape and len(shape) >= 2 and all(isinstance(d, int) and d > 0 for d in shape[1:]):
+        return math.prod(shape[1:])
     if layer.units is None:
         return None
     shape = (layer.config.get("build_config") or {}).get("input_shape") if isinstance(layer.config, dict) else None
@@ -139,22 +145,30 @@ def pass_through_source(layer: Layer, graph: NestedGraph) -> Layer | None:
 
 
 def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
-                                source: Layer | None = None) -> float | None:
+                                source: Layer | None = None, output_moment: float | None = None) -> float | None:
     """``source``: for a pass-through layer, the layer whose output it
     hands on (``pass_through_source``): its elements, of second moment
-    ``input_moment``, are penalised; ``E|a|`` is taken at its bound
+    ``input_moment``, are penalised. A layer without a kernel whose output
+    moment is known (an Embedding: its table's; ``output_moment``) is
+    judged on its own output. There ``E|a|`` is taken at its bound
     ``sqrt(E[a^2])``."""
     reg = layer.activity_regularizer
     kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
     if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
         return None
     if kernel is None:
-        elements = output_elements(source) if source is not None else None
-        if elements is None:
+        moment = input_moment if layer.class_name in PASS_THROUGH else output_moment
+        elements = output_elements(layer) or (output_elements(source) if source is not None else None)
+        if elements is None or moment is None:
             return None
-        return elements * (reg.l2 * input_moment + reg.l1 * math.sqrt(input_moment))
-    moments = element_moments(kernel)
+        return elements * (reg.l2 * moment + reg.l1 * math.sqrt(moment))
     elements = output_elements(layer)
+    if layer.class_name in RECURRENT:  # a state carried over the steps, not act(z)
+        second = recurrent_output_moment(layer, input_moment)
+        if second is None or elements is None:
+            return None
+        return elements * (reg.l2 * second + reg.l1 * math.sqrt(second))
+    moments = element_moments(kernel)
     if moments is None or elements is None:
         return None
     fan_in, _ = kernel.fans()

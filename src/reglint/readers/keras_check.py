@@ -153,7 +153,19 @@ def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount
         _add(count, node, expected, model)
         model.layers.append(build_layer(node, config_tensors(node, expected), options, model))
     model.metadata["config_params"] = count.as_dict()
+    record_output_shapes(model, shapes)
     return count
+
+
+def record_output_shapes(model: Model, shapes) -> None:
+    """Each layer's first output shape, as the shape walk carried it
+    (``Layer.output_shape``; the activity penalty's element count)."""
+    for layer in model.layers:
+        outs, ins = shapes.outputs.get(layer.path), shapes.get(layer.path)
+        if outs and outs[0] is not None:
+            layer.output_shape = tuple(outs[0])
+        if ins and ins[0] is not None:
+            layer.input_shape = tuple(ins[0])
 
 
 def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: LoadRules) -> ConfigCount:
@@ -191,6 +203,7 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
                 model.notes.append(f"{node.path}: {count.unknown[node.path]}; its stored tensors are counted "
                                    "as stored")
     model.metadata["config_params"] = count.as_dict()
+    record_output_shapes(model, shapes)
     return count
 
 

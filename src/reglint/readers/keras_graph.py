@@ -37,6 +37,8 @@ class ShapeMap(dict):
     def __init__(self) -> None:
         super().__init__()
         self.opaque: dict[str, str] = {}
+        # leaf path -> the output shapes of its first call (None: unknown)
+        self.outputs: dict[str, list[Shape | None] | None] = {}
 
 
 def input_shapes(root: Any) -> ShapeMap:
@@ -119,6 +121,8 @@ class _Walker:
             outs = output_shapes(cls, cfg if isinstance(cfg, dict) else {}, used)
         if outs is None and used and used[0] is not None:
             self.inputs.opaque.setdefault(path, cls)
+        if first:
+            self.inputs.outputs[path] = outs
         return outs
 
     # -- Sequential ------------------------------------------------------

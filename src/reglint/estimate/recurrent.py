@@ -1,0 +1,108 @@
+"""The second moment of a recurrent layer's outputs at initialisation, for
+an activity regularizer on LSTM, GRU and SimpleRNN layers (RL010).
+
+A recurrent output is not ``act(z)`` of one pre-activation: an LSTM's
+``h_t = o_t * tanh(c_t)`` carries a cell that fills up over the steps,
+a GRU interpolates between its last output and a candidate. The moments
+are followed step by step in the mean-field approximation (every gate's
+pre-activation Gaussian and independent of the others, as the separate
+weight columns drawn at initialisation make them): the pre-activation
+variance is ``F*E[w^2]*m_in + U*E[u^2]*E[h_{t-1}^2]`` (``F`` inputs of
+second moment ``m_in``, ``U`` units), and
+
+- LSTM: ``E[c_t^2] = E[f^2] E[c_{t-1}^2] + E[i^2] E[g^2]``,
+  ``E[h_t^2] = E[o^2] E[tanh(c_t)^2]`` (forget bias 1 with
+  ``unit_forget_bias``);
+- GRU: ``E[h_t^2] = E[z^2] E[h_{t-1}^2] + E[(1-z)^2] E[hh^2]``, the
+  candidate's recurrent part scaled by ``E[r^2]``;
+- SimpleRNN: ``E[h_t^2] = E[act(z)^2]``.
+
+Checked against Keras 3.15's own activity penalties (``model.losses`` of
+``L2(1)`` on the output, standard-normal inputs): see
+``tests/test_activity_recurrent.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reglint.estimate.init_scale import element_moments
+from reglint.model import Layer, Role
+
+RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN"})
+MAX_STEPS = 1000  # the moments settle long before; a longer sequence repeats the last value
+
+
+def _moments(fn, mean: float, variance: float) -> tuple[float, float]:
+    """(E[fn(x)], E[fn(x)^2]) for x ~ N(mean, variance)."""
+    from reglint.estimate.activity import _gauss_hermite
+
+    nodes, weights = _gauss_hermite()
+    values = fn(mean + math.sqrt(max(variance, 0.0)) * nodes)
+    return float(np.dot(weights, values)), float(np.dot(weights, values * values))
+
+
+def recurrent_output_moment(layer: Layer, input_moment: float) -> float | None:
+    """The mean ``E[h^2]`` over the layer's output elements at
+    initialisation: over every step where it returns sequences, the last
+    step's otherwise. None for another class or unknown shapes."""
+    from reglint.estimate.activity import _ACTIVATIONS
+
+    if layer.class_name not in RECURRENT:
+        return None
+    kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
+    recurrent = next((v for v in layer.variables if v.role is Role.RECURRENT_KERNEL), None)
+    steps = _steps(layer)
+    if kernel is None or recurrent is None or steps is None or len(kernel.shape) != 2:
+        return None
+    k, u = element_moments(kernel), element_moments(recurrent)
+    act = _ACTIVATIONS.get(layer.config.get("activation", "tanh"))
+    gate = _ACTIVATIONS.get(layer.config.get("recurrent_activation", "sigmoid"))
+    if k is None or u is None or act is None or gate is None:
+        return None
+    from_input = kernel.shape[0] * k[0] * input_moment
+    units = recurrent.shape[0]
+    step = {"LSTM": _lstm, "GRU": _gru, "SimpleRNN": _simple}[layer.class_name]
+    forget_bias = 1.0 if layer.class_name == "LSTM" and layer.config.get("unit_forget_bias", True) else 0.0
+    state = (0.0, 0.0)  # (E[h^2], E[c^2])
+    total = 0.0
+    for _ in range(min(steps, MAX_STEPS)):
+        state = step(state, from_input, units * u[0], act, gate, forget_bias)
+        total += state[0]
+    last = state[0]
+    if steps > MAX_STEPS:
+        total += last * (steps - MAX_STEPS)
+    return total / steps if layer.config.get("return_sequences") else last
+
+
+def _steps(layer: Layer) -> int | None:
+    shape = layer.input_shape
+    if shape and len(shape) == 3 and isinstance(shape[1], int) and shape[1] > 0:
+        return shape[1]
+    return None
+
+
+def _lstm(state, from_input, recurrent, act, gate, forget_bias):
+    h2, c2 = state
+    v = from_input + recurrent * h2
+    _, i2 = _moments(gate, 0.0, v)
+    _, f2 = _moments(gate, forget_bias, v)
+    _, g2 = _moments(act, 0.0, v)
+    c2 = f2 * c2 + i2 * g2
+    return i2 * _moments(act, 0.0, c2)[1], c2  # o has the input gate's moments
+
+
+def _gru(state, from_input, recurrent, act, gate, forget_bias):
+    h2, _ = state
+    v = from_input + recurrent * h2
+    z1, z2 = _moments(gate, 0.0, v)
+    _, r2 = _moments(gate, 0.0, v)
+    _, hh2 = _moments(act, 0.0, from_input + r2 * recurrent * h2)
+    return z2 * h2 + (1.0 - 2.0 * z1 + z2) * hh2, 0.0
+
+
+def _simple(state, from_input, recurrent, act, gate, forget_bias):
+    h2, _ = state
+    return _moments(act, 0.0, from_input + recurrent * h2)[1], 0.0
