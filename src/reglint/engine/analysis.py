@@ -331,7 +331,7 @@ class Analysis:
         self._apply_context()
         self.loss_scale: LossScale = model_loss_scale(
             model, override=self.context.loss_scale, target_var=self.context.target_var,
-            classes=self.context.classes)
+            classes=self.context.classes, batch_size=self.context.effective_batch_size)
         self.dynamics: Dynamics = dynamics_of(model.optimizer)
         ctx = self.context  # settings given on the command line apply to the whole optimizer
         given = any(v is not None for v in (ctx.optimizer, ctx.learning_rate, ctx.momentum, ctx.weight_decay))

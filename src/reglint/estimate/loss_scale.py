@@ -12,9 +12,21 @@ initialisation with Keras 3.15 (freshly built models on standardised inputs):
 - mean squared error: the target variance (1 for standardised targets,
   ``--target-var`` otherwise); mean absolute error: ``sqrt(2/pi)`` times the
   target standard deviation (0.80);
-- Huber (delta 1) on standardised targets: 0.34; log-cosh: 0.37;
+- Huber: ``E[huber_delta(y)]`` for ``y ~ N(0, target variance)``, in closed
+  form (0.4247 for delta 1 on standardised targets; Keras' ``Huber()`` on 2M
+  draws: 0.4245); log-cosh: ``E[log cosh y]`` by quadrature (0.3700
+  standardised). Both grow like ``|y|``, not ``y^2``, with the targets' scale
+  (7.49 and 7.32 at variance 100, as Keras computes them);
+- focal cross-entropy (Lin et al. 2017) at the uniform prediction: the
+  cross-entropy times ``(1 - 1/C)^gamma`` and, for the categorical one,
+  ``alpha`` (``0.25 * 0.9^2 * ln 10 = 0.466``, Keras' value); the binary one
+  ``0.5^gamma * ln 2`` (0.173), halved by ``apply_class_balancing`` on
+  balanced labels (``alpha`` on the positives, ``1 - alpha`` on the others);
 - hinge, squared hinge, Poisson, cosine similarity: 1 (the loss's own range).
 
+A loss compiled with ``reduction="sum"`` adds up its batch's losses instead
+of averaging them: its scale is the batch size times the per-sample one
+(``--batch-size``, default 32; the penalty is added once per step).
 Several outputs add up with their ``loss_weights``.
 
 >>> from reglint.model import Loss, Output
@@ -32,9 +44,6 @@ from dataclasses import dataclass, field
 from reglint.model import Loss, Model, Output, Provenance
 
 MAE_FACTOR = math.sqrt(2.0 / math.pi)
-# E[huber_1(y)] and E[log cosh(y)] for y ~ N(0, 1), by numerical integration.
-HUBER_STANDARD = 0.3353
-LOGCOSH_STANDARD = 0.3700
 
 _CLASS_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy",
                  "kl_divergence"}
@@ -49,25 +58,58 @@ class LossScale:
     parts: list[str] = field(default_factory=list)
 
 
+def huber_chance(delta: float, target_var: float) -> float:
+    """``E[huber_delta(y)]``, ``y ~ N(0, target_var)``: ``y^2/2`` inside
+    ``delta``, ``delta*|y| - delta^2/2`` outside (Keras' ``Huber``).
+
+    >>> round(huber_chance(1.0, 1.0), 4), round(huber_chance(1.0, 100.0), 2)
+    (0.4247, 7.49)
+    """
+    sigma = math.sqrt(target_var)
+    if sigma == 0:
+        return 0.0
+    a = delta / sigma
+    density = math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+    inside = 0.5 * target_var * (math.erf(a / math.sqrt(2.0)) - 2.0 * a * density)
+    tail = 0.5 * math.erfc(a / math.sqrt(2.0))  # P(y > delta)
+    return inside + delta * sigma * 2.0 * density - delta * delta * tail
+
+
+def log_cosh_chance(target_var: float) -> float:
+    """``E[log cosh y]``, ``y ~ N(0, target_var)``, by the trapezoid rule
+    on a fine grid (the integrand is smooth and grows like ``|y|``).
+
+    >>> round(log_cosh_chance(1.0), 4), round(log_cosh_chance(100.0), 2)
+    (0.37, 7.32)
+    """
+    import numpy as np
+
+    z = np.linspace(-12.0, 12.0, 24001)
+    y = math.sqrt(target_var) * z
+    log_cosh = np.abs(y) + np.log1p(np.exp(-2.0 * np.abs(y))) - math.log(2.0)
+    density = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return float(np.sum(log_cosh * density) * (z[1] - z[0]))
+
+
 def chance_loss(loss: Loss, output: Output | None, *, target_var: float = 1.0,
                 classes: int | None = None) -> float | None:
-    """L_chance for one output; None when the loss is unknown."""
+    """L_chance for one output, per sample; None when the loss is unknown."""
     name = loss.name or ""
     units = classes or (output.units if output else None)
     if name in _CLASS_LOSSES:
         if units is None or units < 2:
-            return None if units is None else math.log(2.0)
-        return math.log(units)
+            return None if units is None else math.log(2.0) * _focal_factor(loss, 2)
+        return math.log(units) * _focal_factor(loss, units)
     if name in _BINARY_LOSSES:
-        return math.log(2.0)
+        return math.log(2.0) * _focal_factor(loss, 2)
     if name in ("mean_squared_error",):
         return target_var
     if name in ("mean_absolute_error",):
         return MAE_FACTOR * math.sqrt(target_var)
     if name == "huber":
-        return HUBER_STANDARD * target_var
+        return huber_chance(loss.params.get("delta", 1.0), target_var)
     if name == "log_cosh":
-        return LOGCOSH_STANDARD * target_var
+        return log_cosh_chance(target_var)
     if name in ("hinge", "squared_hinge", "categorical_hinge", "poisson", "cosine_similarity",
                 "mean_squared_logarithmic_error"):
         return 1.0
@@ -76,8 +118,30 @@ def chance_loss(loss: Loss, output: Output | None, *, target_var: float = 1.0,
     return None
 
 
+def _focal_factor(loss: Loss, classes: int) -> float:
+    """What a focal loss (Keras' defaults: gamma 2, alpha 0.25) multiplies
+    the cross-entropy by at the uniform prediction ``p = 1/C``:
+    ``alpha*(1-p)^gamma`` (categorical); ``(1-p)^gamma``, times the mean
+    class weight 1/2 with ``apply_class_balancing`` (binary). 1 for
+    another loss.
+
+    >>> from reglint.model import Loss
+    >>> round(_focal_factor(Loss("categorical_focal_crossentropy"), 10), 4)
+    0.2025
+    >>> _focal_factor(Loss("binary_focal_crossentropy"), 2), _focal_factor(Loss("binary_crossentropy"), 2)
+    (0.25, 1.0)
+    """
+    if loss.name not in ("categorical_focal_crossentropy", "binary_focal_crossentropy"):
+        return 1.0
+    gamma = loss.params.get("gamma", 2.0)
+    factor = (1.0 - 1.0 / classes) ** gamma
+    if loss.name == "categorical_focal_crossentropy":
+        return loss.params.get("alpha", 0.25) * factor
+    return 0.5 * factor if loss.params.get("apply_class_balancing") else factor
+
+
 def model_loss_scale(model: Model, *, override: float | None = None, target_var: float | None = None,
-                     classes: int | None = None) -> LossScale:
+                     classes: int | None = None, batch_size: int = 32) -> LossScale:
     """L_chance for the whole model, with where it came from."""
     if override is not None:
         return LossScale(override, Provenance.USER, f"data-loss scale {override:g} given by the user")
@@ -92,8 +156,12 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
             unknown.append(f"{loss.name} over an unknown number of classes"
                            if loss.name in _CLASS_LOSSES else f"unknown loss {loss.name or 'custom loss'}")
             continue
+        described = _describe(loss, output, value, target_var, classes)
+        if loss.reduction == "sum":  # the batch's losses summed, not averaged
+            value *= batch_size
+            described += f", times the batch size {batch_size} (reduction='sum')"
         total += loss.weight * value
-        parts.append(_describe(loss, output, value, target_var, classes))
+        parts.append(described)
     if parts and not unknown and total > 0:
         source = Provenance.USER if (target_var is not None or classes is not None) else Provenance.INFERRED
         return LossScale(total, source, "; ".join(parts), parts)
@@ -112,6 +180,18 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
         why = "the saved loss_weights sum to 0"
     hint = "--classes or --loss-scale" if any("classes" in u for u in unknown) else "--loss-scale"
     return LossScale(1.0, Provenance.DEFAULT, f"{why}: data-loss scale taken as 1 (set {hint})")
+
+
+def _focal_text(loss: Loss, classes: int) -> str:
+    """`` x 0.203 (focal: alpha 0.25, gamma 2)``, for a focal loss."""
+    factor = _focal_factor(loss, classes)
+    if factor == 1.0:
+        return ""
+    # alpha weighs the binary loss only with apply_class_balancing
+    keys = ("alpha", "gamma") if loss.name == "categorical_focal_crossentropy" or loss.params.get(
+        "apply_class_balancing") else ("gamma",)
+    settings = [f"{key} {loss.params[key]:g}" for key in keys if key in loss.params]
+    return f" x {factor:.3g} (focal at the uniform prediction{': ' + ', '.join(settings) if settings else ''})"
 
 
 def _output_for(loss: Loss, index: int, model: Model, outputs: dict[str, Output]) -> Output | None:
@@ -136,10 +216,10 @@ def _describe(loss: Loss, output: Output | None, value: float, target_var: float
     if name in _CLASS_LOSSES:
         c = classes or (output.units if output else None)
         if c is not None and c < 2:  # chance_loss takes one unit as two classes (a sigmoid read as softmax)
-            return f"{weight}{name} over {c} output unit, taken as 2 classes: ln 2 = {value:.3g}"
-        return f"{weight}{name}: ln {c} = {value:.3g}"
+            return f"{weight}{name} over {c} output unit, taken as 2 classes: ln 2{_focal_text(loss, 2)} = {value:.3g}"
+        return f"{weight}{name}: ln {c}{_focal_text(loss, c or 2)} = {value:.3g}"
     if name in _BINARY_LOSSES:
-        return f"{weight}{name}: ln 2 = {value:.3g}"
+        return f"{weight}{name}: ln 2{_focal_text(loss, 2)} = {value:.3g}"
     if name in ("mean_squared_error", "mean_absolute_error", "huber", "log_cosh"):
         var = f"target variance {target_var:g}" if target_var is not None else "standardised targets"
         return f"{weight}{name}: {value:.3g} ({var})"

@@ -490,6 +490,9 @@ class Loss:
     output: str | None = None  # the output layer it applies to
     config: Any = None  # raw, as saved
     source: Provenance = Provenance.FILE
+    # the loss's numeric settings that change its scale, as saved (Huber's
+    # delta, the focal losses' alpha and gamma, apply_class_balancing)
+    params: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

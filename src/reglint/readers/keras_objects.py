@@ -494,7 +494,17 @@ def parse_loss(obj: Any, *, weight: float = 1.0, output: str | None = None) -> L
     loss.label_smoothing = as_float(cfg.get("label_smoothing")) or 0.0
     reduction = cfg.get("reduction")
     loss.reduction = reduction if isinstance(reduction, str) else None
+    for key in _SCALE_PARAMS:
+        value = cfg.get(key)
+        if isinstance(value, bool):
+            loss.params[key] = float(value)
+        elif (number := as_float(value)) is not None:
+            loss.params[key] = number
     return loss
+
+
+# A loss's settings that change its value at chance (``Loss.params``).
+_SCALE_PARAMS = ("delta", "alpha", "gamma", "apply_class_balancing")
 
 
 def is_loss_map(loss_obj: Any) -> bool:
