@@ -59,6 +59,10 @@ largest per-layer ratio of a healthy fit-split run is 2.95 and every run at
 at **20** lies in that gap; warning at **3**, where 9 of 10 fit-split runs
 were degraded or worse. Held-out, the 20-class set collapsed from 8.2: a
 warning there, which ``reglint profile --data`` can confirm on real data.
+The grid's activity runs regularize Dense layers (the 64-32 MLP), whose
+output is ``units`` wide; the levels apply to a Conv2D's feature map or a
+sequence by the same ratio of penalty to data loss, which is what Keras
+adds whatever the output's shape (no grid run calibrates those shapes).
 
 ## References
 - Keras ``keras/src/layers/layer.py`` (activity penalty divided by the batch size since 3.14).
