@@ -45,7 +45,10 @@ regularizers: the optimizer decays already.
 
 ## Formula
 Adam step ``~ eta * m/(sqrt(v)+eps)``; penalty drift ``eta*2*l2*w/s`` when the
-data-gradient RMS ``s >> 2*l2*|w|``, ``~eta*sign(w)`` when ``s << g*``.
+data-gradient RMS ``s >> 2*l2*|w|``, ``~eta*sign(w)`` when ``s << g*``;
+under RMSprop's heavy-ball momentum ``m`` the steps add up to
+``eta/(1-m)*sign(w)`` (``Dynamics.drift_step``; Keras' RMSprop at lr 1e-3,
+momentum 0.9 moved such a weight 1.01e-2 per step).
 Per penalized kernel or embedding RL001 counts (not scale-invariant, not
 behind a normalization on every path to the outputs): the pull per unit of
 weight ``k = g*/sigma = 2*l2 + l1/sigma``, ``sigma`` the RMS its
@@ -57,8 +60,8 @@ lambda, MLPs 32 to 512 wide collapsed or stayed healthy together
 (bench/CALIBRATION.md, "Width at a fixed lambda"). The chain: the most
 layers with ``k`` at the error level that one forward path passes without
 crossing a normalization (``Analysis.unnormalized_chain``). At about
-``eta`` per step such a weight reaches zero in ``sigma/eta`` steps; when
-the training's length is known (``--epochs`` with ``--samples``, or
+``eta`` per step (``eta/(1-m)`` under RMSprop momentum) such a weight
+reaches zero in ``sigma/eta`` steps; when the training's length is known (``--epochs`` with ``--samples``, or
 ``--steps``) and is shorter than that, the weights have not reached zero
 and the finding stays a warning.
 
@@ -179,16 +182,17 @@ class CoupledPenaltyAdaptive(Rule):
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
             f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: a weight whose data "
             f"gradient is below "
-            f"~{g(max(gstars))} drifts to zero at about lr {g(dyn.lr)} per step whatever lambda is{collapse}",
+            f"~{g(max(gstars))} drifts to zero at about {_drift(dyn)} per step whatever lambda is{collapse}",
             target="kernel_regularizer", remedy=remedy, fix=self.fix(hits, dyn.weight_decay, None),
             layer=layers[0] if one_of_several else None, severity=Severity.ERROR if chain else None,
             values={"critical_gradient": max(gstars), "layers": layers, "learning_rate": dyn.lr,
+                    "drift_per_step": dyn.drift_step,
                     "optimizer": opt, "drifting_chain": chain or None, "drift_steps": drift_steps})
 
     def drifting_chain(self, analysis, dyn=None) -> tuple[list[str], float | None]:
         """(the layers in series, no normalization between them or after,
         whose counted kernels or embeddings pull at the error level;
-        steps ``sigma/lr`` to drift from their init scale to zero). Empty
+        steps ``sigma/drift_step`` to drift from their init scale to zero). Empty
         when fewer than two, or when the training's known length is shorter
         than that drift: the weights have not reached zero. Of the tensors
         ``dyn`` updates (a MultiOptimizer group's), else the lead's."""
@@ -204,7 +208,7 @@ class CoupledPenaltyAdaptive(Rule):
         chain = analysis.unnormalized_chain(set(sigma_of)) if dyn.lr else []
         if len(chain) < 2:
             return [], None
-        drift = max(sigma_of[path] for path in chain) / dyn.lr
+        drift = max(sigma_of[path] for path in chain) / (dyn.drift_step or dyn.lr)
         total = analysis.context.total_steps()
         if total is not None and total < drift:
             return [], drift
@@ -224,7 +228,7 @@ class CoupledPenaltyAdaptive(Rule):
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
             f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {drift}"
-            f"drifts to zero at about lr {g(dyn.lr)} per step whatever weight_decay is",
+            f"drifts to zero at about {_drift(dyn)} per step whatever weight_decay is",
             target="optimizer.weight_decay",
             remedy="use decoupled decay: torch.optim.AdamW (or decoupled_weight_decay=True where the optimizer "
                    "has it) with the weight_decay you meant",
@@ -292,3 +296,12 @@ def _optimizer_name(model, hits) -> str:
         if len(classes) == 1:
             return f"{classes.pop()} (in MultiOptimizer)"
     return opt.display_name
+
+
+def _drift(dyn) -> str:
+    """``lr 0.001``, or ``0.01 (lr/(1-momentum), RMSprop's momentum 0.9)``
+    where heavy-ball momentum adds the normalised steps up."""
+    step = dyn.drift_step
+    if step is None or step == dyn.lr:
+        return f"lr {g(dyn.lr)}"
+    return f"{g(step)} (lr/(1-momentum) at momentum {g(dyn.momentum)})"

@@ -299,3 +299,15 @@ def test_profile_reads_the_leading_sub_optimizer(tmp_path):
     assert profile["optimizer"]["class"] == "AdamW (in MultiOptimizer)"
     assert profile["optimizer"]["weight_decay"] == 6.0 and profile["optimizer"]["learning_rate"] == pytest.approx(0.01)
     assert "optimizer weight_decay 6" in profile["twin"]["removed"]
+
+
+def test_rl007_drift_under_rmsprop_momentum_is_keras_own():
+    """Review 30, D6: RL007 said a penalized weight drifts 'at about lr
+    0.001 per step' under RMSprop(momentum=0.9); Keras' own RMSprop moves it
+    ~0.009 per step (the manifest): heavy-ball momentum adds the normalised
+    steps up to lr/(1-momentum)."""
+    measured = MANIFEST["rmsprop_momentum_l2.keras"]["drift_per_step"]
+    (rl007,) = by_code(report("rmsprop_momentum_l2.keras"), "RL007")
+    assert rl007.values["drift_per_step"] == pytest.approx(measured, rel=0.2)
+    assert rl007.values["learning_rate"] == pytest.approx(1e-3)
+    assert "about 0.01 (lr/(1-momentum) at momentum 0.9) per step" in rl007.message

@@ -67,6 +67,26 @@ class Dynamics:
         return self.momentum
 
     @property
+    def drift_step(self) -> float | None:
+        """How far an adaptive optimizer moves a weight per step when the
+        normalised gradient keeps one sign (a penalty's pull with no data
+        gradient against it): ``lr`` under Adam-family optimizers, whose
+        first moment is an average; ``lr/(1-momentum)`` under RMSprop's
+        heavy-ball momentum, which adds the steps up (Keras' RMSprop moved
+        such a weight 1.01e-2 per step at lr 1e-3, momentum 0.9; review 30).
+
+        >>> Dynamics("adaptive", 1e-3, 1e-3, 0.9, False, 0.0, 0.0).drift_step
+        0.01
+        >>> Dynamics("adaptive", 1e-3, 1e-3, 0.0, False, 0.0, 0.0, beta_1=0.9).drift_step
+        0.001
+        """
+        if self.lr is None:
+            return None
+        if self.beta_1 is None and 0 < self.momentum < 1:
+            return round(self.lr / (1.0 - self.momentum), 15)
+        return self.lr
+
+    @property
     def stability_limit(self) -> float:
         """S: the largest eta*curvature the momentum method survives."""
         b = self.momentum
