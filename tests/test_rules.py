@@ -592,3 +592,27 @@ def test_rl026_a_nan_weight_makes_the_loss_nan_rather_than_failing(tmp_path):
     path = rewrite_keras_zip(KERAS_FIXTURES / "loss_weights_by_position.keras", tmp_path / "w.keras", config=rewrite)
     [f] = findings(path, "RL026")
     assert "nan" in f.message and "NaN" in f.message and "fails" not in f.message
+
+
+def test_a_frozen_tensor_adds_no_share_no_gradient_and_no_shrink(tmp_path):
+    """Review 30, D7: the table's share column counted frozen penalties (it
+    summed to twice the stated total) and explain gave a frozen kernel a
+    gradient and a per-step shrink, then said Keras adds no penalty."""
+    import json
+    import subprocess
+    import sys
+
+    path = str(FIXTURES / "keras" / "scenario_frozen_regularized.keras")
+    shown = subprocess.run([sys.executable, "-m", "reglint", "check", path, "--no-cache"], capture_output=True,
+                           text=True, timeout=120).stdout
+    (row,) = [line for line in shown.splitlines() if line.startswith("frozen (frozen)")]
+    assert row.rstrip().endswith("- (frozen)") and "penalty (at init): 0 = 0%" in shown
+    explained = subprocess.run([sys.executable, "-m", "reglint", "explain", path, "-f", "json"], capture_output=True,
+                               text=True, timeout=120).stdout
+    (tensor,) = json.loads(explained)["tensors"]
+    assert tensor["active"] is False
+    assert (tensor["share_of_data_loss"], tensor["gradient_per_weight"], tensor["shrink_per_step"]) == (0.0, None, None)
+    page = tmp_path / "report.html"
+    subprocess.run([sys.executable, "-m", "reglint", "check", path, "--no-cache", "-f", "html", "-o", str(page)],
+                   capture_output=True, text=True, timeout=120)
+    assert "- (frozen)</td>" in page.read_text()

@@ -77,8 +77,9 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     if var.initializer is None and var.stats is not None:  # ONNX: no initializer, the saved weights stand in
         sigma, weights_from = var.stats.rms, "saved"
     l2, l1 = p.l2, p.l1
-    shrink = dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink
-    terms = shrink_terms(dyn, l2)
+    # a frozen tensor: Keras adds no penalty for it and no optimizer step moves it (RL016)
+    shrink = (dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink) if p.active else None
+    terms = shrink_terms(dyn, l2) if p.active else []
     per_epoch = ctx.steps_per_epoch()
     safe, bound_by = largest_safe_lambda(report, l2 or l1)
     return {
@@ -95,16 +96,17 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "init_rms": sigma,
         "rms_from": weights_from,  # "init" (the initializer's) or "saved" (no initializer recorded)
         # L1's pull lambda*sign(w) needs no weight scale; L2's 2*lambda*w needs sigma
-        "gradient_per_weight": (2 * l2 * sigma if l2 else 0.0) + l1 if sigma is not None or not l2 else None,
+        "gradient_per_weight": (2 * l2 * sigma if l2 else 0.0) + l1
+        if p.active and (sigma is not None or not l2) else None,
         "gradient_formula": gradient_formula(l2, l1),
-        "l1_step": dyn.l1_step(l1) if l1 else None,
+        "l1_step": dyn.l1_step(l1) if l1 and p.active else None,
         "sum_sq_init": p.sum_sq_init,
         "sum_sq_saved": var.stats.sum_sq if var.stats is not None else None,
         "sum_sq_init_per_weight": (p.sum_sq_init / var.size) if p.sum_sq_init else None,
         "penalty_init": p.penalty_init,
         "penalty_saved": p.penalty_saved,
-        "share_of_data_loss": (p.penalty_init / scale) if p.penalty_init is not None else (
-            p.penalty_saved / scale if p.penalty_saved is not None else None),  # as check's share column
+        "share_of_data_loss": (0.0 if not p.active else (p.penalty_init / scale) if p.penalty_init is not None else (
+            p.penalty_saved / scale if p.penalty_saved is not None else None)),  # as check's share column
         "data_loss_scale": scale,
         "shrink_per_step": shrink,
         "shrink_terms": terms,  # [{formula, value}]: what adds up to shrink_per_step
@@ -314,9 +316,12 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             "",
             "[bold]Does NOT depend on the weight count[/]",
             f"  gradient per weight  {row['gradient_formula']} ~ {g(row['gradient_per_weight'])} for a typical "
-            f"weight {typical}",
+            f"weight {typical}" if row["active"] else
+            "  gradient per weight  none: the tensor is frozen, so Keras neither adds this penalty nor steps it",
         ]
-        if row["shrink_per_step"]:
+        if not row["active"]:
+            pass  # no shrink either: nothing updates a frozen tensor
+        elif row["shrink_per_step"]:
             horizon = f" = {g(row['timescale_epochs'], 2)} epochs" if row["timescale_epochs"] else ""
             lines.append(f"  per-step shrink      {shrink_text(row['shrink_terms'], row['shrink_per_step'])} "
                          f"-> timescale {g(row['timescale_steps'])} steps{horizon}")
@@ -336,7 +341,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             f"  penalty at init      {g(row['penalty_init'])}"
             + (f"; at the saved weights {g(row['penalty_saved'])}" if row["penalty_saved"] is not None else ""),
             f"  share of data loss   {pct(row['share_of_data_loss'])} of {g(row['data_loss_scale'])} "
-            f"[dim]({markup(analysis.loss_scale.explanation)})[/]",
+            f"[dim]({markup(analysis.loss_scale.explanation)})[/]" + ("" if row["active"] else
+                                                                      " [dim](frozen: none is added)[/]"),
             "",
             "[bold]So[/]",
             f"  doubling this layer's width roughly doubles its penalty; its per-weight pull and per-step "

@@ -61,6 +61,7 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     for layer in model.layers:
         regs, init, saved = [], 0.0, 0.0
         has_init = has_saved_here = False
+        added: float | None = None  # what Keras adds: frozen tensors' penalties are not (RL016)
         for var in layer.variables:
             if var.regularizer is None:
                 continue
@@ -73,6 +74,10 @@ def _model_summary(rep: FileReport, console: Console) -> None:
             if p is not None and p.penalty_saved is not None:
                 saved += p.penalty_saved
                 has_saved_here = True
+            if p is not None:
+                reference = p.penalty_init if p.penalty_init is not None else p.penalty_saved
+                if reference is not None:
+                    added = (added or 0.0) + (reference if p.active else 0.0)
         if layer.activity_regularizer is not None:
             regs.append(f"activity {markup(lam(layer.activity_regularizer))}")
         if not layer.variables and not regs:
@@ -82,8 +87,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
                  g(layer.non_trainable_params), "\n".join(regs) or "[dim]-[/]", g(init) if has_init else ""]
         if has_saved:
             cells.append(g(saved) if has_saved_here else "")
-        reference = init if has_init else (saved if has_saved_here else None)
-        cells.append(pct(reference / scale) if reference is not None else "")
+        frozen_only = added == 0.0 and any(not p.active for (path, _), p in penalties.items() if path == layer.path)
+        cells.append("[dim]- (frozen)[/]" if frozen_only else pct(added / scale) if added is not None else "")
         rows.append(cells)
     natural, minimum = _natural_widths(columns, rows), _minimum_widths(columns, rows)
     if not console.soft_wrap and sum(minimum) + _gaps(columns) > console.width:

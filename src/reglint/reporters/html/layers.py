@@ -26,6 +26,7 @@ class LayerRow:
     tags: list[str] = field(default_factory=list)
     # what the counted total leaves out, by reason: {"scale-invariant": 1.2, "absorbed": 0.3}
     left_out: dict[str, float] = field(default_factory=dict)
+    added: float | None = None  # the part Keras adds (frozen tensors' penalties are not: RL016)
 
     @property
     def params(self) -> int:
@@ -42,10 +43,14 @@ def layer_rows(model: dict) -> list[LayerRow]:
         inits = [number(v.get("penalty_init")) for v in variables if v.get("penalty_init") is not None]
         saved = [number(v.get("penalty_saved")) for v in variables if v.get("penalty_saved") is not None]
         counted = 0.0
+        added: float | None = None
         left_out: dict[str, float] = {}
         tags: list[str] = []
         for v in variables:
             reference = number(v.get("penalty")) or 0.0
+            known = v.get("penalty_init") if v.get("penalty_init") is not None else v.get("penalty_saved")
+            if known is not None:
+                added = (added or 0.0) + (number(known) or 0.0 if v.get("active") else 0.0)
             if v.get("counted"):
                 counted += reference
             elif v.get("active") and reference:
@@ -63,7 +68,8 @@ def layer_rows(model: dict) -> list[LayerRow]:
         rows.append(LayerRow(str(layer.get("path")), str(layer.get("class")), int(params.get("trainable") or 0),
                              int(params.get("non_trainable") or 0), regs,
                              sum(x for x in inits if x is not None) if inits else None,
-                             sum(x for x in saved if x is not None) if saved else None, counted, tags, left_out))
+                             sum(x for x in saved if x is not None) if saved else None, counted, tags, left_out,
+                             added))
     return rows
 
 
@@ -86,7 +92,8 @@ def layer_table(index: int, rows: list[LayerRow], analysis: dict) -> str:
     body = []
     for r in rows:
         tags = "".join(f" <span class=\"tag\">{esc(t)}</span>" for t in r.tags)
-        share_scale = pctx(r.penalty_init / scale) if r.penalty_init is not None and scale else ""
+        share_scale = ("- (frozen)" if r.added == 0.0 and "frozen" in r.tags else
+                       pctx(r.added / scale) if r.added is not None and scale else "")
         share_rho = pctx(r.counted / total_counted) if total_counted and r.counted else ""
         body.append(
             f"<tr data-layer=\"{esc(r.path)}\" data-params=\"{r.params}\" "
