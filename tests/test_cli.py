@@ -585,3 +585,13 @@ def test_explain_l1_tensor_with_an_unknown_initializer(tmp_path):
     assert result.returncode == 0, result.stderr
     tensors = json.loads(result.stdout)["tensors"]
     assert [t["gradient_per_weight"] for t in tensors if t["regularizer"] == "L1(0.01)"] == [pytest.approx(0.01)]
+
+
+def test_explain_layer_takes_a_nested_models_name():
+    """Review 30, D10: --layer encoder (a nested model, "name, path or
+    glob" in the help) ended 'no regularized layer matches', exit 2."""
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain",
+                           str(FIXTURES / "keras" / "nested_functional_in_functional.keras"),
+                           "--layer", "encoder", "-f", "json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [t["layer"] for t in json.loads(done.stdout)["tensors"]] == ["encoder/enc_conv"]

@@ -65,6 +65,15 @@ def largest_safe_lambda(report: FileReport, factor: float) -> tuple[float | None
     return (factor * m if m is not None and factor else None), bound_by
 
 
+def _layer_matches(layer, wanted: str, model) -> bool:
+    """``--layer``: the layer's path or name, a glob over paths, or a nested
+    model (its path or name): every layer inside it."""
+    if layer.path == wanted or layer.name == wanted or fnmatch(layer.path, wanted):
+        return True
+    nested = [c.path for c in (model.containers if model is not None else []) if wanted in (c.path, c.name)]
+    return any(layer.path.startswith(path + "/") for path in nested)
+
+
 def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     """The numbers for one regularized tensor."""
     analysis: Analysis = report.analysis
@@ -269,8 +278,7 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
     except ReglintError as exc:
         err(str(exc))
         return 2
-    items = [p for p in report.analysis.penalties
-             if layer is None or p.layer.path == layer or p.layer.name == layer or fnmatch(p.layer.path, layer)]
+    items = [p for p in report.analysis.penalties if layer is None or _layer_matches(p.layer, layer, report.model)]
     if layer is not None and not items:
         err(f"no regularized layer matches {layer!r}")
         return 2
