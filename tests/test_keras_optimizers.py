@@ -311,3 +311,15 @@ def test_rl007_drift_under_rmsprop_momentum_is_keras_own():
     assert rl007.values["drift_per_step"] == pytest.approx(measured, rel=0.2)
     assert rl007.values["learning_rate"] == pytest.approx(1e-3)
     assert "about 0.01 (lr/(1-momentum) at momentum 0.9) per step" in rl007.message
+
+
+def test_an_optimizer_lost_from_the_config_but_kept_in_the_weights_is_noted():
+    """Review 30, D8: saved as .h5 then as .keras, Keras 3.15 drops the
+    optimizer from compile_config and keeps its state; load_model compiles
+    RMSprop and resumes at the saved step. Linted as 'no optimizer', silently."""
+    truth = MANIFEST["resaved_after_h5.keras"]["loaded"]
+    assert truth == {"class": "RMSprop", "iterations": 5}
+    found = report("resaved_after_h5.keras")
+    assert found.model.optimizer is None
+    (note,) = [n for n in found.model.notes if "names no optimizer" in n]
+    assert f"({truth['iterations']} steps taken)" in note and "'rmsprop'" in note

@@ -160,6 +160,14 @@ def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptio
     attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
     if model.optimizer is not None and "optimizer_iterations" in model.metadata:
         model.optimizer.iterations = model.metadata["optimizer_iterations"]
+    elif "optimizer_iterations" in model.metadata and isinstance(config, dict) and config.get("compile_config"):
+        # Keras 3.15 leaves the optimizer out of compile_config when a model saved as .h5 is saved again as
+        # .keras; load_model then compiles its default and loads the saved state into it (review 30, D8)
+        model.notes.append(
+            f"the compile_config names no optimizer, but model.weights.h5 holds an optimizer's state "
+            f"({model.metadata['optimizer_iterations']:,} steps taken): Keras' load_model compiles its default "
+            "'rmsprop' and loads that state into it; the optimizer that trained the model is not recorded, so "
+            "no per-step rule judges it (give --optimizer and --lr)")
     reconcile_trainable(model, model.metadata.pop("slot_shapes", []))
     _check_recorded_count(model, metadata.get("parameter_count"))
     attach_graph(model, tree)
