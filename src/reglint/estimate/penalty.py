@@ -133,4 +133,6 @@ def _saved(reg: Regularizer, var: Variable) -> float | None:
         return None
     if reg.kind in ("l1", "l2", "l1l2"):
         return l1l2_value(reg, stats.sum_sq, stats.sum_abs)
+    if reg.kind == "orthogonal" and var.saved_abs_cosine is not None:
+        return reg.factor * var.saved_abs_cosine
     return None

@@ -178,6 +178,10 @@ class Variable:
     regularizer: Regularizer | None = None
     initializer: Initializer | None = None
     stats: WeightStats | None = None
+    # Under an OrthogonalRegularizer: the mean |cosine| between the saved
+    # tensor's rows (mode "rows") or columns, which the penalty is lambda
+    # times; None where not computed.
+    saved_abs_cosine: float | None = None
     dtype: str = "float32"
     # Where the tensor lives in the file (HDF5 path, ONNX initializer name).
     location: str = ""
