@@ -15,8 +15,8 @@ import pytest
 from reglint.engine.analysis import TrainingContext
 from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
+from reglint.model.versions import frozen_batch_norm_is_fixed
 from reglint.readers import read_model
-from reglint.readers.keras_build import _frozen_batch_norm_is_fixed
 
 from helpers import FIXTURES
 
@@ -61,4 +61,4 @@ def test_a_frozen_batch_norm_network_is_judged_as_one_without_it():
     ("keras", "2.3.1", False), ("keras", "2.1.6", False), ("tf.keras", "2.1.6-tf", False), ("keras", "1.2.2", False),
 ])
 def test_which_keras_freezes_batch_statistics(framework, version, fixed):
-    assert _frozen_batch_norm_is_fixed(framework, version) is fixed
+    assert frozen_batch_norm_is_fixed(framework, version) is fixed

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from reglint.estimate.gaussian import ACTIVATIONS, gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.model import Layer, Role
 
@@ -37,9 +38,7 @@ MAX_STEPS = 1000  # the moments settle long before; a longer sequence repeats th
 
 def _moments(fn, mean: float, variance: float) -> tuple[float, float]:
     """(E[fn(x)], E[fn(x)^2]) for x ~ N(mean, variance)."""
-    from reglint.estimate.activity import _gauss_hermite
-
-    nodes, weights = _gauss_hermite()
+    nodes, weights = gauss_hermite()
     values = fn(mean + math.sqrt(max(variance, 0.0)) * nodes)
     return float(np.dot(weights, values)), float(np.dot(weights, values * values))
 
@@ -48,8 +47,6 @@ def recurrent_output_moment(layer: Layer, input_moment: float) -> float | None:
     """The mean ``E[h^2]`` over the layer's output elements at
     initialisation: over every step where it returns sequences, the last
     step's otherwise. None for another class or unknown shapes."""
-    from reglint.estimate.activity import _ACTIVATIONS
-
     if layer.class_name not in RECURRENT:
         return None
     kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
@@ -58,8 +55,8 @@ def recurrent_output_moment(layer: Layer, input_moment: float) -> float | None:
     if kernel is None or recurrent is None or steps is None or len(kernel.shape) != 2:
         return None
     k, u = element_moments(kernel), element_moments(recurrent)
-    act = _ACTIVATIONS.get(layer.config.get("activation", "tanh"))
-    gate = _ACTIVATIONS.get(layer.config.get("recurrent_activation", "sigmoid"))
+    act = ACTIVATIONS.get(layer.config.get("activation", "tanh"))
+    gate = ACTIVATIONS.get(layer.config.get("recurrent_activation", "sigmoid"))
     if k is None or u is None or act is None or gate is None:
         return None
     from_input = kernel.shape[0] * k[0] * input_moment

@@ -16,7 +16,7 @@ from typing import Any
 
 from reglint.model import Container, Layer, Model, Output, Problem, ProblemKind, Regularizer, Role, Variable
 from reglint.model.nesting import OUTPUTS, NestedGraph
-from reglint.model.versions import major_minor
+from reglint.model.versions import frozen_batch_norm_is_fixed, major_minor
 from reglint.readers.keras_config import (
     LayerNode,
     ModelConfig,
@@ -59,7 +59,7 @@ from reglint.readers.keras_objects import (
 from reglint.readers.keras_param_groups import attach_param_groups
 from reglint.readers.keras_wrappers import activity_config, output_config, slot_frozen, without_aliases
 from reglint.readers.limits import ReadOptions
-from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr
+from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr, saved_abs_cosine
 
 # Stored names of variables that are state, not trained: Keras 1/2 batch-norm
 # statistics and the preprocessing Normalization layer's adapted values.
@@ -296,43 +296,8 @@ def _variable(found: FoundTensor, node: LayerNode, options: ReadOptions, model: 
             model.problems.append(Problem(ProblemKind.UNREADABLE, node.path,
                                           f"cannot read {var.name} values: {type(exc).__name__}", target=var.name))
         if var.regularizer is not None and var.regularizer.kind == "orthogonal" and var.stats is not None:
-            var.saved_abs_cosine = _saved_abs_cosine(found.dataset, var.regularizer.mode or "rows")
+            var.saved_abs_cosine = saved_abs_cosine(found.dataset, var.regularizer.mode or "rows")
     return var
-
-
-# The largest kernel whose rows' (or columns') cosines are computed for an
-# OrthogonalRegularizer's saved penalty: an n x n product of n <= 8,192.
-_ORTHOGONAL_LIMIT = 8192
-
-
-def _saved_abs_cosine(dataset: Any, mode: str) -> float | None:
-    """The mean |cosine| over the pairs of the kernel's rows (``rows``) or
-    columns, as Keras' ``OrthogonalRegularizer`` computes it (it is
-    ``factor`` times this); None for another rank, a size past the limit, or
-    a tensor that cannot be read as floats.
-
-    >>> import numpy as np
-    >>> round(_saved_abs_cosine(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), "rows"), 4)  # (0.7071*2 + 0)/3
-    0.4714
-    """
-    shape = tuple(getattr(dataset, "shape", None) or ())
-    if len(shape) != 2:
-        return None
-    n = shape[0] if mode == "rows" else shape[1]
-    if n < 2 or n > _ORTHOGONAL_LIMIT or shape[0] * shape[1] > _ORTHOGONAL_LIMIT * 2048:
-        return None
-    try:
-        import numpy as np
-
-        w = np.asarray(dataset[()], dtype=np.float64)
-    except Exception:
-        return None
-    vectors = w if mode == "rows" else w.T
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.maximum(norms, 1e-12)  # Keras' normalize: x / max(|x|, epsilon)
-    product = np.abs(unit @ unit.T)
-    np.fill_diagonal(product, 0.0)
-    return float(product.sum() / (n * (n - 1)))
 
 
 # Recurrent layers whose bias Keras builds with ``unit_forget_bias`` (default
@@ -755,42 +720,14 @@ _BATCH_NORMS = {"BatchNormalization", "SyncBatchNormalization"}
 
 
 def mark_fixed_statistics(model: Model) -> None:
-    """Flag the frozen batch normalizations that normalise with their moving
-    statistics during training (``Layer.fixed_statistics``): Keras 3's
-    ``BatchNormalization.call`` uses the batch's only ``if training and
-    self.trainable`` (``keras/src/layers/normalization/batch_normalization.py``),
-    as TensorFlow 2's tf.keras did from TF 2.0 (its ``_get_training_value``
-    returns False for a non-trainable layer under v2 behaviour). Multi-backend
-    Keras (up to 2.3.1) and TF 1's tf.keras normalised a frozen one with the
-    batch's statistics, so their files keep it a normalization; so does
-    ``2.2.4-tf``, written by TF 1.13-1.15 and by TF 2.0-2.1 alike."""
-    if not _frozen_batch_norm_is_fixed(model.framework, model.framework_version):
+    """Flag the frozen batch normalizations Keras runs with their moving
+    statistics while training (``Layer.fixed_statistics``; the versions:
+    ``model.versions.frozen_batch_norm_is_fixed``)."""
+    if not frozen_batch_norm_is_fixed(model.framework, model.framework_version):
         return
     for layer in model.layers:
         if layer.class_name in _BATCH_NORMS and not layer.trainable:
             layer.fixed_statistics = True
-
-
-def _frozen_batch_norm_is_fixed(framework: str | None, version: str | None) -> bool:
-    """Whether the Keras that wrote the file runs a frozen BatchNormalization
-    in inference mode.
-
-    >>> [_frozen_batch_norm_is_fixed(f, v) for f, v in [("keras", "3.15.1"), ("keras", "3"),
-    ...  ("tf.keras", "2.3.0-tf"), ("keras", "2.11.0"), ("tf.keras", "2.2.4-tf"), ("keras", "2.3.1"),
-    ...  ("keras", "1.1.0"), ("keras", None)]]
-    [True, True, True, True, False, False, False, True]
-    """
-    if not version:
-        return framework != "tf.keras"  # a Keras 3 file without metadata (a .keras folder, a bare config)
-    numbers = []
-    for part in version.split("-")[0].split(".")[:2]:
-        if not part.isdigit():
-            return False
-        numbers.append(int(part))
-    major, minor = [*numbers, 0, 0][:2]
-    if version.endswith("-tf"):
-        return (major, minor) >= (2, 3)
-    return (major, minor) >= (2, 4)
 
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -386,3 +387,36 @@ def _attr(ds, key: str):
     except Exception:
         return None
     return value.decode() if isinstance(value, bytes) else value
+
+
+# The largest kernel whose rows' (or columns') cosines are computed for an
+# OrthogonalRegularizer's saved penalty: an n x n product of n <= 8,192.
+_ORTHOGONAL_LIMIT = 8192
+
+
+def saved_abs_cosine(dataset: Any, mode: str) -> float | None:
+    """The mean |cosine| over the pairs of the kernel's rows (``rows``) or
+    columns, as Keras' ``OrthogonalRegularizer`` computes it (it is
+    ``factor`` times this); None for another rank, a size past the limit, or
+    a tensor that cannot be read as floats.
+
+    >>> import numpy as np
+    >>> round(saved_abs_cosine(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), "rows"), 4)  # (0.7071*2 + 0)/3
+    0.4714
+    """
+    shape = tuple(getattr(dataset, "shape", None) or ())
+    if len(shape) != 2:
+        return None
+    n = shape[0] if mode == "rows" else shape[1]
+    if n < 2 or n > _ORTHOGONAL_LIMIT or shape[0] * shape[1] > _ORTHOGONAL_LIMIT * 2048:
+        return None
+    try:
+        w = np.asarray(dataset[()], dtype=np.float64)
+    except Exception:
+        return None
+    vectors = w if mode == "rows" else w.T
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.maximum(norms, 1e-12)  # Keras' normalize: x / max(|x|, epsilon)
+    product = np.abs(unit @ unit.T)
+    np.fill_diagonal(product, 0.0)
+    return float(product.sum() / (n * (n - 1)))
