@@ -21,7 +21,7 @@ from reglint.engine.graph import (
     reach_map,
     rescales,
 )
-from reglint.estimate.dynamics import Dynamics, dynamics_of
+from reglint.estimate.dynamics import Dynamics, dynamics_of, undampened_share
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
 from reglint.model import Layer, LearningRate, Model, Optimizer, Provenance, Regularizer, Role, Variable
@@ -112,7 +112,8 @@ def _group_dynamics(optimizer: Optimizer, group: Any, multi: bool) -> Dynamics:
                         weight_decay=group.weight_decay or 0.0, coupled_l2=0.0,
                         beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None)
     momentum = group.momentum if group.momentum is not None else optimizer.momentum
-    return Dynamics(family=optimizer.family, lr=group.learning_rate, lr_initial=group.learning_rate,
+    lr = group.learning_rate * undampened_share(hp, momentum) if group.learning_rate is not None else None
+    return Dynamics(family=optimizer.family, lr=lr, lr_initial=lr,
                     momentum=min(momentum or 0.0, 0.999999), nesterov=optimizer.nesterov,
                     weight_decay=group.weight_decay or 0.0, coupled_l2=group.coupled_l2 or 0.0,
                     beta_1=optimizer.beta_1)

@@ -66,7 +66,7 @@ from reglint.readers.torch_layouts import (
     several_state_dicts,
 )
 from reglint.readers.torch_modules import ModuleStateDict, is_module_record, module_state_dict, short_class
-from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number
+from reglint.readers.torch_optim import Slot, describe_optimizer, is_optimizer_state, number, optimizer_object_state
 from reglint.readers.torch_pickle import QTensorRef, TensorRef
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "model_state", "weights")
@@ -210,8 +210,8 @@ def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[s
     for leaf in leaves:
         if leaf in STATISTICS:
             roles[leaf] = STATISTICS[leaf]
-        elif leaf == "bias" or leaf.startswith("bias_"):
-            roles[leaf] = Role.BIAS
+        elif leaf == "bias" or leaf.startswith("bias_") or leaf == "in_proj_bias":
+            roles[leaf] = Role.BIAS  # in_proj_bias: MultiheadAttention's packed q/k/v bias
         elif leaf in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "weight_v", "original1"):
             roles[leaf] = Role.KERNEL
         elif leaf in ("weight_g", "original0"):
@@ -348,11 +348,19 @@ def find_optimizer(obj: Any, notes: list[str], model_key: str | None = None) -> 
     the order of the state dicts ``model_key`` names)."""
     if is_optimizer_state(obj):
         return None, obj
+    if optimizer_object_state(obj) is not None:
+        notes.append(f"a pickled optimizer object ({obj.name}): read from its record, never imported")
+        return None, optimizer_object_state(obj)
     if not isinstance(obj, dict):
         return None, None
     for key in OPTIMIZER_KEYS:
         if is_optimizer_state(obj.get(key)):
             return key, obj[key]
+        pickled = optimizer_object_state(obj.get(key))
+        if pickled is not None:
+            notes.append(f"{key}: a pickled optimizer object ({obj[key].name}), read from its record, never "
+                         "imported")
+            return key, pickled
     states = obj.get("optimizer_states")  # Lightning: one per optimizer
     if isinstance(states, list):
         found = [s for s in states if is_optimizer_state(s)]
@@ -453,7 +461,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         schedule = schedule or scheduler_name(obj)
         model.optimizer = describe_optimizer(opt_state, slots, ordered=ordered, hint=hint, schedule=schedule,
                                              scalar=archive.scalar if archive is not None else (lambda t: None),
-                                             notes=notes)
+                                             notes=notes, peaks=scheduler_peaks(obj))
         if not opt_state.get(PARTIAL):
             _mark_frozen(model)
     elif model_tensors is not None and optimizer_note:
@@ -525,20 +533,37 @@ def _note_records(model: Model, classes: set[str], state_dict: Any) -> None:
 
 
 # torch.optim.lr_scheduler state dicts do not name their class: the settings do.
-SCHEDULER_KEYS = (("max_lrs", "OneCycleLR"), ("T_0", "CosineAnnealingWarmRestarts"), ("T_max", "CosineAnnealingLR"),
+SCHEDULER_KEYS = (("_schedule_phases", "OneCycleLR"), ("max_lrs", "CyclicLR"), ("_milestones", "SequentialLR"),
+                  ("_schedulers", "ChainedScheduler"),
+                  ("T_0", "CosineAnnealingWarmRestarts"), ("T_max", "CosineAnnealingLR"),
                   ("milestones", "MultiStepLR"), ("step_size", "StepLR"), ("lr_lambdas", "LambdaLR"),
                   ("patience", "ReduceLROnPlateau"), ("power", "PolynomialLR"), ("start_factor", "LinearLR"),
                   ("total_iters", "ConstantLR"), ("gamma", "ExponentialLR"))
 
 
-def scheduler_name(obj: Any) -> str | None:
-    """The lr scheduler saved beside the optimizer (Lightning's
-    ``lr_schedulers``, a ``scheduler``/``lr_scheduler`` entry), by its settings."""
+def scheduler_state(obj: Any) -> dict | None:
+    """The state of the lr scheduler saved beside the optimizer (Lightning's
+    ``lr_schedulers``, a ``scheduler``/``lr_scheduler`` entry)."""
     if not isinstance(obj, dict):
         return None
     found = obj.get("lr_schedulers")
     state = found[0] if isinstance(found, list) and found else obj.get("scheduler", obj.get("lr_scheduler"))
-    if not isinstance(state, dict):
+    return state if isinstance(state, dict) else None
+
+
+def scheduler_peaks(obj: Any) -> list | None:
+    """Each param group's peak learning rate where the scheduler keeps it
+    in its own state (CyclicLR's ``max_lrs``; OneCycleLR's is the group's
+    ``max_lr``)."""
+    state = scheduler_state(obj)
+    peaks = state.get("max_lrs") if state is not None else None
+    return list(peaks) if isinstance(peaks, (list, tuple)) else None
+
+
+def scheduler_name(obj: Any) -> str | None:
+    """The lr scheduler saved beside the optimizer, by its settings."""
+    state = scheduler_state(obj)
+    if state is None:
         return None
     for key, name in SCHEDULER_KEYS:
         if key in state:

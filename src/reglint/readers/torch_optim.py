@@ -94,6 +94,30 @@ def is_optimizer_state(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("param_groups"), list) and isinstance(obj.get("state"), dict)
 
 
+def optimizer_object_state(obj: Any) -> dict | None:
+    """The state dict of an optimizer pickled whole (``torch.save({"model":
+    model, "optimizer": optimizer})``), read from its inert record as
+    ``optimizer.state_dict()`` would give it: the parameters numbered in
+    group order, the per-parameter state keyed by those numbers (review 31:
+    the record's state, keyed by the parameters themselves, sank the file)."""
+    if not isinstance(obj, Opaque) or not obj.module.startswith("torch.optim"):
+        return None
+    fields = obj.fields()
+    groups, state = fields.get("param_groups"), fields.get("state")
+    if not isinstance(groups, list):
+        return None
+    entries = state.items if isinstance(state, Opaque) else state
+    number_of: dict[int, int] = {}
+    out_groups = []
+    for group in groups:
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+            return None
+        params = [number_of.setdefault(id(p), len(number_of)) for p in group["params"]]
+        out_groups.append({**group, "params": params})
+    out_state = {number_of[id(key)]: value for key, value in (entries or {}).items() if id(key) in number_of}
+    return {"param_groups": out_groups, "state": out_state}
+
+
 # ---------------------------------------------------------------------------
 # class
 # ---------------------------------------------------------------------------
@@ -128,14 +152,17 @@ _RULES: list[tuple[str, Callable[[set, set], bool], bool | None]] = [
     ("NAdam", lambda k, s: "momentum_decay" in k, False),
     ("AdamW", lambda k, s: "correct_bias" in k, True),  # transformers.AdamW
     ("Adafactor", lambda k, s: "relative_step" in k or "scale_parameter" in k, True),
-    ("SGD", lambda k, s: "nesterov" in k or "dampening" in k or "momentum_buffer" in s, False),
+    # before SGD: torch's RMSprop keeps a momentum_buffer too once it has stepped with momentum (review 31)
     ("RMSprop", lambda k, s: "centered" in k or ("alpha" in k and "square_avg" in s), False),
+    ("SGD", lambda k, s: "nesterov" in k or "dampening" in k or "momentum_buffer" in s, False),
     ("Adagrad", lambda k, s: "lr_decay" in k or "initial_accumulator_value" in k, False),
     ("Adadelta", lambda k, s: "rho" in k, False),
     ("ASGD", lambda k, s: "lambd" in k and "t0" in k, False),
     ("Rprop", lambda k, s: "etas" in k, None),
     ("LBFGS", lambda k, s: "history_size" in k, None),
-    ("Adamax", lambda k, s: "exp_inf" in s, False),
+    # Adamax's settings are RAdam's less decoupled_weight_decay (torch >= 2.1), Adam's less amsgrad
+    ("Adamax", lambda k, s: "exp_inf" in s or ("betas" in k and "capturable" in k and "amsgrad" not in k
+                                                 and "decoupled_weight_decay" not in k), False),
     ("Lion", lambda k, s: "betas" in k and "eps" not in k, True),
 ]
 
@@ -156,9 +183,13 @@ def _class_from_hint(hint: str | None) -> str | None:
 # ---------------------------------------------------------------------------
 def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
                        scalar: Callable[[TensorRef], float | None], hint: str | None = None,
-                       schedule: str | None = None, notes: list[str]) -> Optimizer:
-    """The ``Optimizer`` (with its ``param_groups``) an optimizer state dict describes."""
-    groups = [g for g in state_dict["param_groups"] if isinstance(g, dict)]
+                       schedule: str | None = None, notes: list[str],
+                       peaks: list | None = None) -> Optimizer:
+    """The ``Optimizer`` (with its ``param_groups``) an optimizer state dict
+    describes. ``peaks``: each group's peak learning rate where the
+    scheduler keeps it in its own state (CyclicLR's ``max_lrs``)."""
+    groups = [_with_peak(_with_scalars(g, scalar), peaks, i)
+              for i, g in enumerate(g for g in state_dict["param_groups"] if isinstance(g, dict))]
     state = state_dict["state"]
     state_keys = {k for entry in state.values() if isinstance(entry, dict) for k in entry}
     class_name, decoupled, note = infer_class(groups[0] if groups else {}, state_keys, hint)
@@ -173,11 +204,11 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     opt = Optimizer(
         class_name=class_name,
         learning_rate=_learning_rate(raw, schedule),
-        momentum=number(raw.get("momentum")) or 0.0,
+        momentum=_momentum_at_peak(raw) or 0.0,
         nesterov=bool(raw.get("nesterov", False)),
         weight_decay=lead.weight_decay if lead else None,
         coupled_l2=lead.coupled_l2 if lead else None,
-        beta_1=number(betas[0]) if len(betas) > 0 else None,
+        beta_1=_beta_1_at_peak(raw, betas),
         beta_2=number(betas[1]) if len(betas) > 1 else None,
         epsilon=number(raw.get("eps")),
         iterations=_steps(state, scalar),
@@ -189,7 +220,70 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     if len(param_groups) > 1 and lead is not None and lead.decays:
         notes.append(f"{len(param_groups)} param groups; the optimizer's settings shown are group {lead.index}'s, "
                      "whose decay shrinks weights fastest")
+    cycled = _cycled_momentum_note(raw, schedule)
+    if cycled:
+        notes.append(cycled)
+    damp = number(raw.get("dampening"))
+    if class_name == "SGD" and damp and 0 < damp < 1 and opt.momentum:
+        notes.append(f"SGD dampening {damp:g}: each gradient enters the momentum buffer at {1 - damp:.3g} of its "
+                     f"size, so the rules judge the effective learning rate lr*(1-dampening)")
     return opt
+
+
+def _with_peak(group: dict, peaks: list | None, index: int) -> dict:
+    """The group with the peak its scheduler keeps elsewhere as ``max_lr``
+    (where OneCycleLR puts it in the group itself)."""
+    peak = number(peaks[index]) if peaks is not None and index < len(peaks) else None
+    if peak is None or number(group.get("max_lr")) is not None:
+        return group
+    return {**group, "max_lr": peak}
+
+
+def _cycles_momentum(raw: dict) -> tuple[float, float] | None:
+    """(base, max) momentum where a OneCycleLR or CyclicLR cycles it against
+    the learning rate (lowest at the peak lr): their ``base_momentum`` and
+    ``max_momentum`` in the group."""
+    low, high = number(raw.get("base_momentum")), number(raw.get("max_momentum"))
+    return (low, high) if low is not None and high is not None and low <= high else None
+
+
+def _momentum_at_peak(raw: dict) -> float | None:
+    """The momentum the rules pair with the peak learning rate: a cycling
+    scheduler's base momentum, which it gives the peak (review 31: judged
+    with the momentum saved mid-cycle, OneCycleLR's peak 0.2 at 0.923 where
+    torch pairs it with 0.85); else the saved one."""
+    cycle = _cycles_momentum(raw)
+    return cycle[0] if cycle is not None and "momentum" in raw else number(raw.get("momentum"))
+
+
+def _beta_1_at_peak(raw: dict, betas: list) -> float | None:
+    cycle = _cycles_momentum(raw)
+    if cycle is not None and betas:
+        return cycle[0]  # the scheduler cycles beta_1 in Adam's place (use_beta1)
+    return number(betas[0]) if betas else None
+
+
+def _cycled_momentum_note(raw: dict, schedule: str | None) -> str | None:
+    cycle = _cycles_momentum(raw)
+    if cycle is None:
+        return None
+    which = "momentum" if "momentum" in raw else "beta_1"
+    saved = number(raw.get("momentum")) if which == "momentum" else (
+        number(raw["betas"][0]) if isinstance(raw.get("betas"), (list, tuple)) and raw["betas"] else None)
+    return (f"{schedule or 'the lr scheduler'} cycles {which} between {cycle[0]:g} and {cycle[1]:g}, lowest at the "
+            f"peak learning rate: the rules pair the peak lr with {which} {cycle[0]:g}"
+            + (f" ({saved:.3g} when saved)" if saved is not None else ""))
+
+
+def _with_scalars(group: dict, scalar: Callable[[TensorRef], float | None]) -> dict:
+    """A param group with its one-element tensor settings read as numbers:
+    ``lr=torch.tensor(0.5)``, as fused, capturable and compiled optimizers
+    take it, is a learning rate like 0.5 (review 31)."""
+    out = dict(group)
+    for key, value in group.items():
+        if key != "params" and isinstance(value, TensorRef) and math.prod(value.shape) == 1:
+            out[key] = scalar(value)
+    return out
 
 
 def decay_fields(wd: float, decoupled: bool | None) -> tuple[float | None, float | None]:
@@ -232,7 +326,7 @@ def _group(index: int, raw: dict, decoupled: bool | None, members: list[str], ma
     return ParamGroup(
         index=index, variables=members, learning_rate=_peak_lr(raw),
         weight_decay=weight_decay, coupled_l2=coupled_l2,
-        momentum=number(raw.get("momentum")), hyperparameters=hyper, mapping=mapping, size=size)
+        momentum=_momentum_at_peak(raw), hyperparameters=hyper, mapping=mapping, size=size)
 
 
 def _peak_lr(raw: dict) -> float | None:

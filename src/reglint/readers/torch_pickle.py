@@ -128,7 +128,7 @@ class StorageRef:
         return self.numel * (1 if self.untyped else DTYPES[self.dtype][1])
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity, as torch hashes a Parameter (an optimizer object keys its state by them)
 class TensorRef:
     """Where a tensor's values lie: nothing is read until asked."""
 

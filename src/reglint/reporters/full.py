@@ -105,9 +105,10 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     opt = model.optimizer
     if opt is not None:
         lr = opt.learning_rate
+        now = _lr_when_saved(lr)
         lr_text = "lr ? (not saved: give --lr)" if lr is None or lr.initial is None else (
-            f"lr {g(lr.initial)}" + (f" ({markup(lr.schedule)}, " + (f"peak {g(lr.peak)})" if lr.peak is not None
-                                                                     else "no finite peak)")
+            f"lr {g(lr.initial)}" + (f" ({markup(lr.schedule)}, " + (f"peak {g(lr.peak)}{now})" if lr.peak is not None
+                                                                     else f"no finite peak{now})")
                                      if lr.schedule else ""))
         extras = []
         if opt.momentum:
@@ -135,6 +136,15 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     for note in model.notes[:5] + ([skipped] if skipped else []):
         console.print(_indented(Text("note: " + clean(note), style="dim"), 2))
     console.print()
+
+
+def _lr_when_saved(lr) -> str:
+    """``, 0.059 when saved``: a torch scheduler's learning rate in effect,
+    where it is neither the schedule's start nor its peak (review 31)."""
+    saved = (lr.config or {}).get("saved_lr") if lr is not None else None
+    if not isinstance(saved, (int, float)) or saved in (lr.initial, lr.peak):
+        return ""
+    return f", {g(saved)} when saved"
 
 
 def param_group_lines(model, limit: int = 6) -> list[str]:

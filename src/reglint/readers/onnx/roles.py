@@ -64,6 +64,9 @@ BIASED_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulI
 CONSTANT_SLOTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), ("Clip", 1), ("Clip", 2),
                   ("Pow", 1), ("Dropout", 1), ("Dropout", 2), ("Pad", 2), ("LayerNormalization", 3),
                   ("Expand", 1), ("Tile", 1),
+                  # a recurrence's sequence_lens, initial_h and initial_c (the dynamo exporter writes the
+                  # zero initial state, batch x hidden, as an initializer): state, not weights (review 31)
+                  *((op, i) for op in ("LSTM", "GRU", "RNN") for i in (4, 5, 6)),
                   # quantization scales and zero points (x_scale, y_zero_point ...)
                   ("QuantizeLinear", 1), ("QuantizeLinear", 2), ("DequantizeLinear", 1), ("DequantizeLinear", 2),
                   *(("DynamicQuantizeLSTM", i) for i in range(8, 12)),
