@@ -81,3 +81,10 @@ def test_one_dimensional_attention_parameters_are_biases_or_norms():
 
 def test_a_dynamo_exports_initial_state_is_not_a_parameter():
     assert read_model(HERE / "gru_dynamo.onnx").trainable_params == TRUTH["gru_dynamo.onnx"]["parameters"]
+
+
+def test_sgd_without_momentum_is_not_said_to_be_saved_before_its_first_step():
+    assert TRUTH["sgd_plain.pt"]["state_entries"] == 0  # torch keeps none, whatever the step
+    notes = read_model(HERE / "sgd_plain.pt").notes
+    assert any("SGD without momentum keeps none" in n for n in notes)
+    assert not any("saved before its first step" in n for n in notes)

@@ -196,7 +196,10 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     if note:
         notes.append(note)
     ids = [[i for i in g.get("params", []) if isinstance(i, (int, str))] for g in groups]
-    members, mapping = map_groups(slots, ids, groups, _id_shapes(state), ordered=ordered, notes=notes)
+    # SGD without momentum keeps no per-parameter state at any step (review 31, D15)
+    stateless = class_name == "SGD" and not any(number(g.get("momentum")) for g in groups)
+    members, mapping = map_groups(slots, ids, groups, _id_shapes(state), ordered=ordered, notes=notes,
+                                  stateless=stateless)
     param_groups = [_group(i, g, decoupled, members[i], mapping[i], len(ids[i])) for i, g in enumerate(groups)]
     lead = max(param_groups, key=_shrink, default=None)
     raw = groups[param_groups.index(lead)] if lead is not None else {}
@@ -394,7 +397,7 @@ def _id_shapes(state: dict) -> dict[Any, tuple[int, ...]]:
 # which parameters each group updates
 # ---------------------------------------------------------------------------
 def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: dict, *, ordered: bool,
-               notes: list[str]) -> tuple[list[list[str]], list[str]]:
+               notes: list[str], stateless: bool = False) -> tuple[list[list[str]], list[str]]:
     """(locations per group, mapping per group)."""
     named = _by_names(slots, groups)
     if named is not None:
@@ -430,7 +433,8 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
         notes.append(f"the optimizer updates {total} of the model's {len(slots)} parameters; the rest are frozen "
                      "or trained by another optimizer")
     if not shapes and any(ids):
-        notes.append("the optimizer state holds no per-parameter tensors (saved before its first step): "
+        why = "SGD without momentum keeps none" if stateless else "saved before its first step"
+        notes.append(f"the optimizer state holds no per-parameter tensors ({why}): "
                      "param groups matched by their sizes and the parameters' order, without a shape check")
     return members, ["exact" if unique else "uncertain"] * len(ids)
 
