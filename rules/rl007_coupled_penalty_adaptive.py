@@ -48,7 +48,11 @@ Adam step ``~ eta * m/(sqrt(v)+eps)``; penalty drift ``eta*2*l2*w/s`` when the
 data-gradient RMS ``s >> 2*l2*|w|``, ``~eta*sign(w)`` when ``s << g*``;
 under RMSprop's heavy-ball momentum ``m`` the steps add up to
 ``eta/(1-m)*sign(w)`` (``Dynamics.drift_step``; Keras' RMSprop at lr 1e-3,
-momentum 0.9 moved such a weight 1.01e-2 per step).
+momentum 0.9 moved such a weight 1.01e-2 per step). Where the penalty's
+gradient is below the optimizer's ``eps`` (timm's RMSpropTF recipe, eps
+1e-3), the denominator is eps and the step ``lr*g/eps`` is not normalised:
+the penalty is then a plain L2 at ``lr/eps`` and the finding says its
+per-step shrink (0.0016 on fixtures/torch_optimizers/rmsprop_tf_eps.pt, as torch measured).
 Per penalized kernel or embedding RL001 counts (not scale-invariant, not
 behind a normalization on every path to the outputs): the pull per unit of
 weight ``k = g*/sigma = 2*l2 + l1/sigma``, ``sigma`` the RMS its
@@ -178,11 +182,13 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{'...' if len(chain) > 4 else ''}) each pull with 2*l2 + l1/sigma >= {level}"
                         f", above the data gradient of nearly every weight: they drift to zero within about "
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
+        eps = model.optimizer.epsilon if model.optimizer is not None else None
+        tail = _under_eps(eps, max(gstars), dyn, max(p.l2 for p in hits)) or (
+            f"a weight whose data gradient is below ~{g(max(gstars))} drifts to zero at about {_drift(dyn)} per "
+            f"step whatever lambda is{collapse}")
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
-            f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: a weight whose data "
-            f"gradient is below "
-            f"~{g(max(gstars))} drifts to zero at about {_drift(dyn)} per step whatever lambda is{collapse}",
+            f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: {tail}",
             target="kernel_regularizer", remedy=remedy, fix=self.fix(hits, dyn.weight_decay, None),
             layer=layers[0] if one_of_several else None, severity=Severity.ERROR if chain else None,
             values={"critical_gradient": max(gstars), "layers": layers, "learning_rate": dyn.lr,
@@ -225,10 +231,11 @@ class CoupledPenaltyAdaptive(Rule):
         gstar = 2 * dyn.coupled_l2 * max(sigmas, default=0.0)
         drift = (f"a weight whose data gradient is below ~{g(gstar)} " if gstar
                  else "a weight with little data gradient ")
+        tail = _under_eps(opt.epsilon, gstar, dyn, dyn.coupled_l2) or (
+            f"{drift}drifts to zero at about {_drift(dyn)} per step whatever weight_decay is")
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
-            f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {drift}"
-            f"drifts to zero at about {_drift(dyn)} per step whatever weight_decay is",
+            f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {tail}",
             target="optimizer.weight_decay",
             remedy="use decoupled decay: torch.optim.AdamW (or decoupled_weight_decay=True where the optimizer "
                    "has it) with the weight_decay you meant",
@@ -305,3 +312,18 @@ def _drift(dyn) -> str:
     if step is None or step == dyn.lr:
         return f"lr {g(dyn.lr)}"
     return f"{g(step)} (lr/(1-momentum) at momentum {g(dyn.momentum)})"
+
+
+def _under_eps(eps: float | None, gstar: float, dyn, l2: float) -> str | None:
+    """Where the penalty's gradient is below the optimizer's ``eps``, the
+    denominator ``sqrt(v) + eps`` is eps: the step is ``lr*g/eps``, a plain
+    L2 at ``lr/eps``, not the normalised drift (timm's RMSpropTF recipe,
+    eps 1e-3: torch shrank such a weight 0.16% per step, where 'about lr
+    per step' would have said 16%; review 31). None where eps does not
+    bind."""
+    if not eps or not gstar or gstar >= eps or not dyn.drift_step or not l2:
+        return None
+    shrink = dyn.drift_step * 2.0 * l2 / eps
+    return (f"the penalty's gradient (~{g(gstar)} on a typical weight) is below the optimizer's eps {g(eps)}, "
+            f"where the step is lr*g/eps, not normalised: the penalty acts as a plain L2 at lr/eps, shrinking a "
+            f"weight the data does not hold by about {g(shrink)} per step")
