@@ -97,3 +97,20 @@ def test_a_penalty_gradient_under_eps_is_a_plain_l2_not_a_normalised_drift():
     assert "below the optimizer's eps 0.001" in rl007.message
     shown = float(rl007.message.rsplit("by about ", 1)[1].split(" ")[0])
     assert shown == pytest.approx(TRUTH["rmsprop_tf_eps.pt"]["shrink_per_step"], rel=0.05)
+
+
+def test_explain_layer_on_a_checkpoint_shows_the_decay_that_acts_on_it():
+    """Review 31, D13: --layer always ended 'no regularized layer matches'
+    on a PyTorch checkpoint, whose layers carry no regularizer of their own."""
+    import subprocess
+    import sys
+
+    def explain(layer):
+        return subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "sgd_dampening.pt"),
+                               "--layer", layer], capture_output=True, text=True, timeout=120)
+
+    done = explain("2")
+    assert done.returncode == 0, done.stderr
+    assert "optimizer's decay above is what acts on them" in done.stdout and "weight_decay" in done.stdout
+    missing = explain("nothere")
+    assert missing.returncode == 2 and "no regularized layer matches 'nothere'" in missing.stderr

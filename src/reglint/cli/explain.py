@@ -279,11 +279,16 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
         err(str(exc))
         return 2
     items = [p for p in report.analysis.penalties if layer is None or _layer_matches(p.layer, layer, report.model)]
-    if layer is not None and not items:
-        err(f"no regularized layer matches {layer!r}")
-        return 2
-    rows = [explain_tensor(report, p) for p in items]
     decay = explain_optimizer_decay(report)
+    if layer is not None and not items:
+        # a layer without a regularizer of its own (every layer of a PyTorch
+        # checkpoint): the optimizer's decay is what acts on it (review 31, D13)
+        known = report.model is not None and any(_layer_matches(x, layer, report.model) for x in report.model.layers)
+        if not known or decay is None:
+            err(f"no regularized layer matches {layer!r}" if not known else
+                f"{layer!r} has no regularizer and the optimizer no weight decay: nothing acts on it to explain")
+            return 2
+    rows = [explain_tensor(report, p) for p in items]
     if output_format == "json":
         from reglint.engine.report import file_to_dict, jsonable
 
@@ -306,6 +311,9 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
     if not rows:
         if decay is None:
             console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
+        else:
+            console.print("no regularizer of its own on the layers asked for: the optimizer's decay above is what "
+                          "acts on them", highlight=False)
         return
     for row in rows:
         title = (f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
