@@ -114,3 +114,16 @@ def test_explain_layer_on_a_checkpoint_shows_the_decay_that_acts_on_it():
     assert "optimizer's decay above is what acts on them" in done.stdout and "weight_decay" in done.stdout
     missing = explain("nothere")
     assert missing.returncode == 2 and "no regularized layer matches 'nothere'" in missing.stderr
+
+
+def test_a_parameter_stored_as_another_through_identity_is_named():
+    """Review 31, D4: a trained ResNet's two equal BatchNorm biases are
+    stored once by the legacy exporter, the second an Identity of the first;
+    reglint counted 8 values short of torch with no word why."""
+    truth = TRUTH["residual_legacy.onnx"]
+    assert truth["equal_biases"]
+    model = read_model(HERE / "residual_legacy.onnx")
+    (note,) = [n for n in model.notes if "through an Identity node" in n]
+    assert "downsample.1.bias = bn2.bias" in note
+    held = int(note.rsplit("may hold ", 1)[1].split(" ")[0])
+    assert model.trainable_params + held == truth["parameters"]

@@ -88,3 +88,33 @@ def _one_magnitude(stats) -> bool:
     peak = stats.max_abs
     return (abs(stats.sum_abs - peak * stats.count) <= 1e-6 * max(1.0, peak * stats.count)
             and abs(stats.sum_sq - peak * peak * stats.count) <= 1e-6 * max(1.0, peak * peak * stats.count))
+
+
+# A torch module parameter's name: the last part of a dotted path.
+_PARAMETER_NAME = re.compile(r"\.(weight|bias|gamma|beta|running_mean|running_var)$")
+
+
+def identity_alias_note(params: list[Param], index: GraphIndex) -> str | None:
+    """Parameters an exporter gave another's stored values through an
+    ``Identity`` node (torch.onnx's legacy exporter deduplicates equal
+    initializers: a trained ResNet's downsample BatchNorm bias equals its
+    block's last BatchNorm bias, so ``layer2.0.downsample.1.bias`` is
+    ``Identity(layer2.0.bn2.bias)``; review 31). A tied weight is exported
+    the same way, so they are counted once, as stored, and named here."""
+    by_name = {p.name: p for p in params}
+    aliases = []
+    for node in index.nodes:
+        if node.op != "Identity" or len(node.inputs) != 1 or len(node.outputs) != 1:
+            continue
+        source, alias = node.inputs[0], node.outputs[0]
+        if source in by_name and alias not in by_name and _PARAMETER_NAME.search(alias):
+            aliases.append((alias, by_name[source]))
+    if not aliases:
+        return None
+    values = sum(p.size for _, p in aliases)
+    shown = ", ".join(f"{alias} = {p.name}" for alias, p in aliases[:3]) + (
+        f" and {len(aliases) - 3} more" if len(aliases) > 3 else "")
+    return (f"{len(aliases)} parameter(s) read another's stored values through an Identity node ({shown}): "
+            f"exporters store equal tensors once (torch.onnx deduplicates them; a trained ResNet's downsample "
+            f"BatchNorm bias equals its block's last one) and tied weights alike, so they are counted once, as "
+            f"stored: the source model may hold {values:,} values more")
