@@ -53,6 +53,9 @@ gradient is below the optimizer's ``eps`` (timm's RMSpropTF recipe, eps
 1e-3), the denominator is eps and the step ``lr*g/eps`` is not normalised:
 the penalty is then a plain L2 at ``lr/eps`` and the finding says its
 per-step shrink (0.0016 on fixtures/torch_optimizers/rmsprop_tf_eps.pt, as torch measured).
+Adagrad adds the squared gradients up instead of averaging them: its steps
+shrink as ``eta/sqrt(t)``, a weight moves ``2*eta*sqrt(T)`` in ``T`` steps
+(``Dynamics.steps_to_drift``; torch moved one 0.93 in 100 steps at lr 0.05).
 Per penalized kernel or embedding RL001 counts (not scale-invariant, not
 behind a normalization on every path to the outputs): the pull per unit of
 weight ``k = g*/sigma = 2*l2 + l1/sigma``, ``sigma`` the RMS its
@@ -184,8 +187,7 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
         eps = model.optimizer.epsilon if model.optimizer is not None else None
         tail = _under_eps(eps, max(gstars), dyn, max(p.l2 for p in hits)) or (
-            f"a weight whose data gradient is below ~{g(max(gstars))} drifts to zero at about {_drift(dyn)} per "
-            f"step whatever lambda is{collapse}")
+            f"a weight whose data gradient is below ~{g(max(gstars))} {_drifts(dyn, 'lambda')}{collapse}")
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
             f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: {tail}",
@@ -214,7 +216,7 @@ class CoupledPenaltyAdaptive(Rule):
         chain = analysis.unnormalized_chain(set(sigma_of)) if dyn.lr else []
         if len(chain) < 2:
             return [], None
-        drift = max(sigma_of[path] for path in chain) / (dyn.drift_step or dyn.lr)
+        drift = dyn.steps_to_drift(max(sigma_of[path] for path in chain))
         total = analysis.context.total_steps()
         if total is not None and total < drift:
             return [], drift
@@ -232,7 +234,7 @@ class CoupledPenaltyAdaptive(Rule):
         drift = (f"a weight whose data gradient is below ~{g(gstar)} " if gstar
                  else "a weight with little data gradient ")
         tail = _under_eps(opt.epsilon, gstar, dyn, dyn.coupled_l2) or (
-            f"{drift}drifts to zero at about {_drift(dyn)} per step whatever weight_decay is")
+            f"{drift}{_drifts(dyn, 'weight_decay')}")
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
             f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {tail}",
@@ -305,13 +307,19 @@ def _optimizer_name(model, hits) -> str:
     return opt.display_name
 
 
-def _drift(dyn) -> str:
-    """``lr 0.001``, or ``0.01 (lr/(1-momentum), RMSprop's momentum 0.9)``
-    where heavy-ball momentum adds the normalised steps up."""
+def _drifts(dyn, setting: str) -> str:
+    """``drifts to zero at about lr 0.001 per step whatever lambda is``:
+    ``lr/(1-momentum)`` where RMSprop's heavy-ball momentum adds the
+    normalised steps up; Adagrad's shrink as its accumulator grows."""
     step = dyn.drift_step
+    if dyn.accumulating:
+        return (f"drifts to zero whatever {setting} is: lr {g(dyn.lr)} at its first step, lr/sqrt(t) at step t as "
+                f"Adagrad's accumulator grows")
     if step is None or step == dyn.lr:
-        return f"lr {g(dyn.lr)}"
-    return f"{g(step)} (lr/(1-momentum) at momentum {g(dyn.momentum)})"
+        pace = f"lr {g(dyn.lr)}"
+    else:
+        pace = f"{g(step)} (lr/(1-momentum) at momentum {g(dyn.momentum)})"
+    return f"drifts to zero at about {pace} per step whatever {setting} is"
 
 
 def _under_eps(eps: float | None, gstar: float, dyn, l2: float) -> str | None:

@@ -127,3 +127,13 @@ def test_a_parameter_stored_as_another_through_identity_is_named():
     assert "downsample.1.bias = bn2.bias" in note
     held = int(note.rsplit("may hold ", 1)[1].split(" ")[0])
     assert model.trainable_params + held == truth["parameters"]
+
+
+def test_adagrads_drift_slows_as_its_accumulator_grows():
+    """Review 31, D12: 'about lr per step' holds for Adagrad's first step
+    only; torch moves a steadily pulled weight ~2*lr*sqrt(T) in T steps."""
+    dyn = Analysis(read_model(HERE / "adagrad.pt")).dynamics
+    moved = TRUTH["adagrad.pt"]["distance_in_100_steps"]
+    assert dyn.steps_to_drift(moved) == pytest.approx(100, rel=0.15)
+    (rl007,) = findings("adagrad.pt", "RL007")
+    assert "lr/sqrt(t) at step t" in rl007.message

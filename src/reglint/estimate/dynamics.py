@@ -57,6 +57,9 @@ class Dynamics:
     weight_decay: float  # decoupled, 0 when none
     coupled_l2: float  # coupled L2 folded into the gradient by the optimizer, Keras convention
     beta_1: float | None = None  # Adam-family first-moment averaging
+    # Adagrad: the squared gradients add up, so a steady pull moves a weight
+    # lr/sqrt(t) at step t (2*lr*sqrt(T) in T steps), not lr per step
+    accumulating: bool = False
 
     @property
     def averaging(self) -> float:
@@ -85,6 +88,22 @@ class Dynamics:
         if self.beta_1 is None and 0 < self.momentum < 1:
             return round(self.lr / (1.0 - self.momentum), 15)
         return self.lr
+
+    def steps_to_drift(self, distance: float) -> float | None:
+        """Steps for a steady normalised pull to move a weight ``distance``:
+        ``distance/drift_step``, or ``(distance/(2*lr))^2`` under Adagrad,
+        whose steps shrink as ``lr/sqrt(t)`` (torch's Adagrad at lr 0.05 moved
+        a weight 0.05, then 0.014 at step 10, 0.0026 at step 100; review 31).
+
+        >>> Dynamics("adaptive", 0.05, 0.05, 0.0, False, 0.0, 0.0, accumulating=True).steps_to_drift(1.0)
+        100.0
+        """
+        step = self.drift_step
+        if not step:
+            return None
+        if self.accumulating:
+            return (distance / (2.0 * step)) ** 2
+        return distance / step
 
     @property
     def stability_limit(self) -> float:
@@ -234,6 +253,7 @@ def dynamics_of(optimizer: Optimizer | None) -> Dynamics:
         weight_decay=_usable(optimizer.weight_decay) or 0.0,
         coupled_l2=_usable(optimizer.coupled_l2) or 0.0,
         beta_1=beta_1,
+        accumulating=optimizer.class_name.lower() == "adagrad",
     )
 
 
