@@ -26,7 +26,7 @@ import numpy as np
 from reglint.estimate.gaussian import ACTIVATIONS as _ACTIVATIONS
 from reglint.estimate.gaussian import gauss_hermite as _gauss_hermite
 from reglint.estimate.init_scale import element_moments
-from reglint.estimate.recurrent import RECURRENT, recurrent_output_moment
+from reglint.estimate.recurrent import RECURRENT, recurrent_outputs
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph
 from reglint.model.versions import major_minor
@@ -78,16 +78,19 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None) -> dic
     graph = graph or NestedGraph(model)
     for layer in model.layers:
         m_in = input_second_moment(layer, out, graph)
-        kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
-        if layer.class_name in _NORMALIZERS:
+        recurrent = recurrent_outputs(layer, m_in) if layer.class_name in RECURRENT else None
+        if recurrent is not None:
+            moment = recurrent.output_mean_sq  # a state carried over the steps (review 32)
+        elif layer.class_name in _NORMALIZERS and layer.fixed_statistics:
+            moment = fixed_norm_moment(layer, m_in)
+        elif layer.class_name in _NORMALIZERS:
             moment = 1.0
         elif layer.class_name == "Embedding":
             table = next((v for v in layer.variables if v.role is Role.EMBEDDINGS), None)
             moments = element_moments(table) if table is not None else None
             moment = moments[0] if moments else m_in
-        elif kernel is not None and (kernel_moments := element_moments(kernel)) is not None:
-            fan_in, _ = kernel.fans()
-            act = activation_moments(layer.activation, fan_in * kernel_moments[0] * m_in)
+        elif (variance := pre_activation_variance(layer, m_in)) is not None:
+            act = activation_moments(layer.activation, variance)
             moment = act[0] if act else m_in
         elif layer.class_name in ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"):
             name = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu"}.get(layer.class_name, layer.activation)
@@ -97,6 +100,95 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None) -> dic
             moment = m_in
         out[layer.path] = moment
     return out
+
+
+def pre_activation_variance(layer: Layer, m_in: float) -> float | None:
+    """Var of one output's pre-activation at initialisation, inputs of
+    second moment ``m_in``: ``fan_in*E[w^2]*m_in`` with the forward
+    fan-in; a depthwise kernel alone, or followed by its pointwise one (a
+    separable convolution: the two variances multiply). None where the
+    layer has no kernel or its moments are unknown."""
+    kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
+    depthwise = next((v for v in layer.variables if v.role is Role.DEPTHWISE_KERNEL), None)
+    pointwise = next((v for v in layer.variables if v.role is Role.POINTWISE_KERNEL), None)
+    if kernel is not None:
+        moments = element_moments(kernel)
+        return forward_fan_in(layer, kernel) * moments[0] * m_in if moments else None
+    if depthwise is None or (drawn := element_moments(depthwise)) is None:
+        return None
+    window = math.prod(depthwise.shape[:-2]) if len(depthwise.shape) > 2 else 1
+    variance = window * drawn[0] * m_in
+    if pointwise is None:
+        return variance
+    point = element_moments(pointwise)
+    return pointwise.fans()[0] * point[0] * variance if point else None
+
+
+def forward_fan_in(layer: Layer, kernel) -> float:
+    """The terms one output of the layer sums: the initializer's fan-in,
+    except where the forward pass differs from it (review 32): a depthwise
+    convolution reads one channel (its window alone), a transposed one
+    spreads each input over ``window/stride`` outputs (window times input
+    channels over the strides; its kernel is ``(*window, out, in)``).
+
+    >>> from reglint.model import Layer, Variable, Role
+    >>> k = Variable("kernel", Role.KERNEL, (3, 3, 8, 4))
+    >>> forward_fan_in(Layer("t", "t", "Conv2DTranspose", config={"strides": [2, 2]}), k)  # 2.25 taps x 4 channels
+    9.0
+    """
+    name = layer.class_name
+    window = math.prod(kernel.shape[:-2]) if len(kernel.shape) > 2 else 1
+    if name.startswith("DepthwiseConv"):
+        return float(window)
+    if name.endswith("Transpose") and len(kernel.shape) > 2:
+        return _transposed_taps(layer, kernel) * kernel.shape[-1]
+    return float(kernel.fans()[0])
+
+
+def _transposed_taps(layer: Layer, kernel) -> float:
+    """The mean number of kernel taps an output position of a transposed
+    convolution receives: per spatial dimension ``(n*k - cropped)/out`` for
+    ``n`` inputs, kernel ``k``, ``out`` outputs (the full ``(n-1)*s + k``
+    cropped to ``out`` loses the edge taps), ``k/s`` where the shapes are not
+    known."""
+    window = kernel.shape[:-2]
+    strides = layer.config.get("strides")
+    strides = strides if isinstance(strides, list) and len(strides) == len(window) else [1] * len(window)
+    ins, outs = layer.input_shape, layer.output_shape
+    known = (ins is not None and outs is not None and len(ins) == len(outs) == len(window) + 2
+             and all(isinstance(d, int) and d > 0 for d in (*ins[1:-1], *outs[1:-1])))
+    taps = 1.0
+    for axis, (k, given) in enumerate(zip(window, strides, strict=True)):
+        stride = given if isinstance(given, int) and given > 0 else 1
+        if known and ins is not None and outs is not None:
+            n, out = ins[1 + axis], outs[1 + axis]
+            taps *= max(n * k - max(0, (n - 1) * stride + k - out), 1) / out
+        else:
+            taps *= k / stride
+    return taps
+
+
+def fixed_norm_moment(layer: Layer, m_in: float) -> float:
+    """E[a^2] out of a frozen BatchNormalization, which applies its moving
+    statistics: ``E[gamma^2] * (m_in + E[mu^2]) / E[var] + E[beta^2]``
+    from the saved tensors (``m_in`` where they are not saved)."""
+    def stats(role: Role):
+        return next((v.stats for v in layer.variables if v.role is role and v.stats is not None and v.stats.count),
+                    None)
+
+    def mean_square(role: Role) -> float | None:
+        found = stats(role)
+        return found.sum_sq / found.count if found is not None else None
+
+    def mean(role: Role) -> float | None:
+        found = stats(role)
+        return found.sum_abs / found.count if found is not None else None
+
+    variance = mean(Role.MOVING_VARIANCE)
+    if not variance:
+        return m_in
+    gamma2, mu2, beta2 = mean_square(Role.GAMMA), mean_square(Role.MOVING_MEAN), mean_square(Role.BETA)
+    return (gamma2 if gamma2 is not None else 1.0) * (m_in + (mu2 or 0.0)) / variance + (beta2 or 0.0)
 
 
 def input_second_moment(layer: Layer, moments: dict[str, float], graph: NestedGraph) -> float:
@@ -129,30 +221,45 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
     judged on its own output. There ``E|a|`` is taken at its bound
     ``sqrt(E[a^2])``."""
     reg = layer.activity_regularizer
-    kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
     if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
         return None
+    kernel = next((v for v in layer.variables if v.role.is_kernel_like), None)
     if kernel is None:
         moment = input_moment if layer.class_name in PASS_THROUGH else output_moment
         elements = output_elements(layer) or (output_elements(source) if source is not None else None)
         if elements is None or moment is None:
             return None
-        return elements * (reg.l2 * moment + reg.l1 * math.sqrt(moment))
+        table = next((v for v in [*layer.variables, *(source.variables if source is not None else [])]
+                      if v.role is Role.EMBEDDINGS), None)
+        drawn = element_moments(table) if table is not None else None
+        if drawn is not None and drawn[0] != moment:
+            drawn = None  # the table's moments are not what this layer penalises
+        first = drawn[1] if drawn is not None else math.sqrt(moment)  # an Embedding's E|w|, else its bound
+        return elements * (reg.l2 * moment + reg.l1 * first)
     elements = output_elements(layer)
     if layer.class_name in RECURRENT:  # a state carried over the steps, not act(z)
-        second = recurrent_output_moment(layer, input_moment)
-        if second is None or elements is None:
+        outputs = recurrent_outputs(layer, input_moment)
+        if outputs is None:
             return None
-        return elements * (reg.l2 * second + reg.l1 * math.sqrt(second))
-    moments = element_moments(kernel)
-    if moments is None or elements is None:
+        return reg.l2 * outputs.sum_sq + reg.l1 * outputs.elements * math.sqrt(outputs.mean_sq)
+    variance = pre_activation_variance(layer, input_moment)
+    if variance is None or elements is None:
         return None
-    fan_in, _ = kernel.fans()
-    act = activation_moments(layer.activation, fan_in * moments[0] * input_moment)
+    act = activation_moments(layer.activation, variance)
     if act is None:
         return None
     second, first = act
     return elements * ((reg.l2 if reg.kind != "l1" else 0.0) * second + (reg.l1 if reg.kind != "l2" else 0.0) * first)
+
+
+def penalised_elements(layer: Layer, source: Layer | None, input_moment: float) -> int | None:
+    """The output elements an activity regularizer sums over: a recurrent
+    layer's states too where it returns them; a pass-through layer's are
+    those it hands on."""
+    if layer.class_name in RECURRENT:
+        outputs = recurrent_outputs(layer, input_moment)
+        return outputs.elements if outputs is not None else None
+    return output_elements(layer) or (output_elements(source) if source is not None else None)
 
 
 def keras_divides_by_batch(framework: str, version: str | None) -> bool:

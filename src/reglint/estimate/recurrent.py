@@ -25,6 +25,7 @@ Checked against Keras 3.15's own activity penalties (``model.losses`` of
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from reglint.estimate.gaussian import ACTIVATIONS, gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.model import Layer, Role
 
-RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN"})
+RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"})
 MAX_STEPS = 1000  # the moments settle long before; a longer sequence repeats the last value
 
 
@@ -43,40 +44,77 @@ def _moments(fn, mean: float, variance: float) -> tuple[float, float]:
     return float(np.dot(weights, values)), float(np.dot(weights, values * values))
 
 
-def recurrent_output_moment(layer: Layer, input_moment: float) -> float | None:
-    """The mean ``E[h^2]`` over the layer's output elements at
-    initialisation: over every step where it returns sequences, the last
-    step's otherwise. None for another class or unknown shapes."""
-    if layer.class_name not in RECURRENT:
-        return None
+@dataclass(frozen=True)
+class RecurrentOutputs:
+    """What an activity regularizer on a recurrent layer sums over, per
+    sample, at initialisation: ``sum_sq`` (``E[sum a^2]``) over its
+    ``elements``, every output Keras penalises (the sequence or the last
+    step's output, and with ``return_state`` the final states too)."""
+
+    sum_sq: float
+    elements: int
+    output_mean_sq: float  # of the first output alone (what the next layer reads)
+
+    @property
+    def mean_sq(self) -> float:
+        return self.sum_sq / self.elements if self.elements else 0.0
+
+
+def recurrent_outputs(layer: Layer, input_moment: float) -> RecurrentOutputs | None:
+    """The layer's outputs' second moments (mean-field, module docstring);
+    None for another class or unknown shapes."""
+    step = _STEPS.get(layer.class_name)
     kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
     recurrent = next((v for v in layer.variables if v.role is Role.RECURRENT_KERNEL), None)
-    steps = _steps(layer)
-    if kernel is None or recurrent is None or steps is None or len(kernel.shape) != 2:
+    steps, width = _steps(layer), _state_width(layer)
+    if step is None or kernel is None or recurrent is None or steps is None or width is None:
         return None
     k, u = element_moments(kernel), element_moments(recurrent)
-    act = ACTIVATIONS.get(layer.config.get("activation", "tanh"))
-    gate = ACTIVATIONS.get(layer.config.get("recurrent_activation", "sigmoid"))
-    if k is None or u is None or act is None or gate is None:
+    # the mean-field treats every pre-activation as centred, which a bounded,
+    # odd activation keeps; relu's cell grows a mean it does not follow
+    if layer.config.get("activation", "tanh") != "tanh":
         return None
-    from_input = kernel.shape[0] * k[0] * input_moment
-    units = recurrent.shape[0]
-    step = {"LSTM": _lstm, "GRU": _gru, "SimpleRNN": _simple}[layer.class_name]
-    forget_bias = 1.0 if layer.class_name == "LSTM" and layer.config.get("unit_forget_bias", True) else 0.0
+    act = ACTIVATIONS["tanh"]
+    gate = ACTIVATIONS.get(layer.config.get("recurrent_activation", "sigmoid"))
+    if k is None or u is None or gate is None:
+        return None
+    # the terms one pre-activation sums: a Dense cell's inputs, a ConvLSTM's
+    # kernel window times its channels (the fans Keras draws them with)
+    from_input = kernel.fans()[0] * k[0] * input_moment
+    from_state = recurrent.fans()[0] * u[0]
+    forget_bias = 1.0 if step is _lstm and layer.config.get("unit_forget_bias", True) else 0.0
     state = (0.0, 0.0)  # (E[h^2], E[c^2])
     total = 0.0
     for _ in range(min(steps, MAX_STEPS)):
-        state = step(state, from_input, units * u[0], act, gate, forget_bias)
+        state = step(state, from_input, from_state, act, gate, forget_bias)
         total += state[0]
-    last = state[0]
     if steps > MAX_STEPS:
-        total += last * (steps - MAX_STEPS)
-    return total / steps if layer.config.get("return_sequences") else last
+        total += state[0] * (steps - MAX_STEPS)
+    sequences = bool(layer.config.get("return_sequences"))
+    sum_sq, elements = (total * width, steps * width) if sequences else (state[0] * width, width)
+    first = sum_sq / elements
+    if layer.config.get("return_state"):  # Keras penalises every output: the final h (and an LSTM's c) too
+        states = [state[0]] + ([state[1]] if step is _lstm else [])
+        sum_sq += sum(states) * width
+        elements += len(states) * width
+    return RecurrentOutputs(sum_sq, elements, first)
+
+
+def _state_width(layer: Layer) -> int | None:
+    """Elements of one step's output: units, or a ConvLSTM's map (the
+    output shape without its batch and time dimensions)."""
+    shape = layer.output_shape
+    if not shape:
+        return None
+    inner = shape[2:] if layer.config.get("return_sequences") else shape[1:]
+    if not inner or not all(isinstance(d, int) and d > 0 for d in inner):
+        return None
+    return math.prod(inner)
 
 
 def _steps(layer: Layer) -> int | None:
     shape = layer.input_shape
-    if shape and len(shape) == 3 and isinstance(shape[1], int) and shape[1] > 0:
+    if shape and len(shape) >= 3 and isinstance(shape[1], int) and shape[1] > 0:
         return shape[1]
     return None
 
@@ -103,3 +141,7 @@ def _gru(state, from_input, recurrent, act, gate, forget_bias):
 def _simple(state, from_input, recurrent, act, gate, forget_bias):
     h2, _ = state
     return _moments(act, 0.0, from_input + recurrent * h2)[1], 0.0
+
+
+_STEPS = {"LSTM": _lstm, "GRU": _gru, "SimpleRNN": _simple,
+          "ConvLSTM1D": _lstm, "ConvLSTM2D": _lstm, "ConvLSTM3D": _lstm}
