@@ -37,7 +37,7 @@ def frozen_batch_norm_is_fixed(framework: str | None, version: str | None) -> bo
     """
     if not version:
         return framework != "tf.keras"  # a Keras 3 file without metadata (a .keras folder, a bare config)
-    found = major_minor(version)
+    found = major_minor(version) or ((int(version), 0) if version.isdigit() else None)  # "3": a bare major
     if found is None:
         return False
     return found >= ((2, 3) if version.endswith("-tf") else (2, 4))
