@@ -49,10 +49,15 @@ data-gradient RMS ``s >> 2*l2*|w|``, ``~eta*sign(w)`` when ``s << g*``;
 under RMSprop's heavy-ball momentum ``m`` the steps add up to
 ``eta/(1-m)*sign(w)`` (``Dynamics.drift_step``; Keras' RMSprop at lr 1e-3,
 momentum 0.9 moved such a weight 1.01e-2 per step). Where the penalty's
-gradient is below the optimizer's ``eps`` (timm's RMSpropTF recipe, eps
-1e-3), the denominator is eps and the step ``lr*g/eps`` is not normalised:
-the penalty is then a plain L2 at ``lr/eps`` and the finding says its
-per-step shrink (0.0016 on fixtures/torch_optimizers/rmsprop_tf_eps.pt, as torch measured).
+gradient is below the denominator's floor, the step ``lr*g/floor`` is not
+normalised: the penalty is then a plain L2 at ``lr/floor`` and the finding
+says its per-step shrink. The floor is ``eps`` where it is added after the
+square root (Adam; torch's RMSprop: timm's RMSpropTF recipe, eps 1e-3,
+0.0016 per step on fixtures/torch_optimizers/rmsprop_tf_eps.pt, as torch
+measured), ``sqrt(epsilon)`` where Keras adds it under the root (RMSprop:
+6.3e-5 on fixtures/keras_optimizers/floor_rmsprop.keras, as Keras), with
+Adagrad's ``initial_accumulator_value`` (Keras' 0.1) under it too (3.16e-4
+on floor_adagrad.keras, as Keras).
 Adagrad adds the squared gradients up instead of averaging them: its steps
 shrink as ``eta/sqrt(t)``, a weight moves ``2*eta*sqrt(T)`` in ``T`` steps
 (``Dynamics.steps_to_drift``; torch moved one 0.93 in 100 steps at lr 0.05).
@@ -185,8 +190,7 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{'...' if len(chain) > 4 else ''}) each pull with 2*l2 + l1/sigma >= {level}"
                         f", above the data gradient of nearly every weight: they drift to zero within about "
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
-        eps = model.optimizer.epsilon if model.optimizer is not None else None
-        tail = _under_eps(eps, max(gstars), dyn, max(p.l2 for p in hits)) or (
+        tail = _under_eps(_gradient_floor(model), max(gstars), dyn, max(p.l2 for p in hits)) or (
             f"a weight whose data gradient is below ~{g(max(gstars))} {_drifts(dyn, 'lambda')}{collapse}")
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
@@ -233,7 +237,7 @@ class CoupledPenaltyAdaptive(Rule):
         gstar = 2 * dyn.coupled_l2 * max(sigmas, default=0.0)
         drift = (f"a weight whose data gradient is below ~{g(gstar)} " if gstar
                  else "a weight with little data gradient ")
-        tail = _under_eps(opt.epsilon, gstar, dyn, dyn.coupled_l2) or (
+        tail = _under_eps(_gradient_floor(model), gstar, dyn, dyn.coupled_l2) or (
             f"{drift}{_drifts(dyn, 'weight_decay')}")
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
@@ -322,16 +326,38 @@ def _drifts(dyn, setting: str) -> str:
     return f"drifts to zero at about {pace} per step whatever {setting} is"
 
 
-def _under_eps(eps: float | None, gstar: float, dyn, l2: float) -> str | None:
-    """Where the penalty's gradient is below the optimizer's ``eps``, the
-    denominator ``sqrt(v) + eps`` is eps: the step is ``lr*g/eps``, a plain
-    L2 at ``lr/eps``, not the normalised drift (timm's RMSpropTF recipe,
-    eps 1e-3: torch shrank such a weight 0.16% per step, where 'about lr
-    per step' would have said 16%; review 31). None where eps does not
-    bind."""
-    if not eps or not gstar or gstar >= eps or not dyn.drift_step or not l2:
+def _gradient_floor(model) -> tuple[float, str] | None:
+    """The denominator a gradient much smaller than it is divided by, and
+    where it comes from: the optimizer's ``eps`` where it is added after the
+    square root (Adam; torch's RMSprop); ``sqrt(epsilon)`` where Keras adds
+    it inside (RMSprop, Adagrad: ``lr*g/sqrt(v + epsilon)``, review 32);
+    with Adagrad's ``initial_accumulator_value`` (Keras' default 0.1) inside
+    too. None where no ``eps`` is known."""
+    opt = model.optimizer
+    if opt is None or not opt.epsilon:
         return None
-    shrink = dyn.drift_step * 2.0 * l2 / eps
-    return (f"the penalty's gradient (~{g(gstar)} on a typical weight) is below the optimizer's eps {g(eps)}, "
-            f"where the step is lr*g/eps, not normalised: the penalty acts as a plain L2 at lr/eps, shrinking a "
+    cls, eps = opt.class_name, opt.epsilon
+    start = (opt.config or {}).get("initial_accumulator_value") if cls == "Adagrad" else None
+    start = float(start) if isinstance(start, (int, float)) and not isinstance(start, bool) and start > 0 else 0.0
+    if model.framework in ("keras", "tf.keras") and cls in ("RMSprop", "Adagrad"):
+        inside = f"sqrt(epsilon{' + initial_accumulator_value' if start else ''})"
+        return math.sqrt(eps + start), f"{inside}, as Keras' {cls} adds them under the square root"
+    if start:
+        return math.sqrt(start) + eps, "sqrt(initial_accumulator_value) + eps"
+    return eps, "the optimizer's eps"
+
+
+def _under_eps(floor: tuple[float, str] | None, gstar: float, dyn, l2: float) -> str | None:
+    """Where the penalty's gradient is below the denominator's floor
+    (``_gradient_floor``), the step is ``lr*g/floor``: a plain L2 at
+    ``lr/floor``, not the normalised drift (timm's RMSpropTF recipe, eps
+    1e-3: torch shrank such a weight 0.16% per step, where 'about lr per
+    step' would have said 16%; review 31). None where the floor does not
+    bind."""
+    if floor is None or not gstar or gstar >= floor[0] or not dyn.drift_step or not l2:
+        return None
+    value, why = floor
+    shrink = dyn.drift_step * 2.0 * l2 / value
+    return (f"the penalty's gradient (~{g(gstar)} on a typical weight) is below {g(value)} ({why}), where the "
+            f"step is lr*g/{g(value)}, not normalised: the penalty acts as a plain L2 at lr/{g(value)}, shrinking a "
             f"weight the data does not hold by about {g(shrink)} per step")

@@ -323,3 +323,17 @@ def test_an_optimizer_lost_from_the_config_but_kept_in_the_weights_is_noted():
     assert found.model.optimizer is None
     (note,) = [n for n in found.model.notes if "names no optimizer" in n]
     assert f"({truth['iterations']} steps taken)" in note and "'rmsprop'" in note
+
+
+@pytest.mark.parametrize(("name", "floor"), [("floor_rmsprop.keras", "sqrt(epsilon)"),
+                                             ("floor_adagrad.keras", "sqrt(epsilon + initial_accumulator_value)")])
+def test_a_penalty_gradient_under_keras_floor_is_a_plain_l2(name, floor):
+    """Review 32, D4/D5: Keras' RMSprop and Adagrad divide by
+    sqrt(v + epsilon) (Adagrad's accumulator starts at 0.1): a penalty
+    gradient under that floor is not normalised. RL007 said 0.002 per step
+    (eps taken as torch's) and 'lr 0.05 at its first step'; Keras shrinks
+    the kernel by the manifest's value."""
+    (rl007,) = by_code(report(name), "RL007")
+    assert floor in rl007.message
+    shown = float(rl007.message.rsplit("by about ", 1)[1].split(" ")[0])
+    assert shown == pytest.approx(MANIFEST[name]["shrink_per_step"], rel=0.05)

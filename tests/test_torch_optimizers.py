@@ -94,7 +94,7 @@ def test_a_penalty_gradient_under_eps_is_a_plain_l2_not_a_normalised_drift():
     """timm's RMSpropTF recipe (eps 1e-3): torch shrinks a weight the data
     does not hold ~0.0016 per step; RL007 said it drifts 0.16 per step."""
     (rl007,) = findings("rmsprop_tf_eps.pt", "RL007")
-    assert "below the optimizer's eps 0.001" in rl007.message
+    assert "is below 0.001 (the optimizer's eps)" in rl007.message
     shown = float(rl007.message.rsplit("by about ", 1)[1].split(" ")[0])
     assert shown == pytest.approx(TRUTH["rmsprop_tf_eps.pt"]["shrink_per_step"], rel=0.05)
 
