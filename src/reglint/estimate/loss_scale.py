@@ -158,9 +158,12 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
                            if loss.name in _CLASS_LOSSES else f"unknown loss {loss.name or 'custom loss'}")
             continue
         described = _describe(loss, output, value, target_var, classes)
-        if loss.reduction == "sum":  # the batch's losses summed, not averaged
-            value *= batch_size
-            described += f", times the batch size {batch_size} (reduction='sum')"
+        if loss.reduction == "sum":  # the batch's losses summed, not averaged: over time steps and positions too
+            positions = _positions(model, output)
+            value *= batch_size * positions
+            described += (f", times the batch size {batch_size}"
+                          + (f" and the {positions:,} positions of each output" if positions > 1 else "")
+                          + " (reduction='sum')")
         total += loss.weight * value
         parts.append(described)
     if parts and not unknown and total > 0:
@@ -193,6 +196,18 @@ def _focal_text(loss: Loss, classes: int) -> str:
         "apply_class_balancing") else ("gamma",)
     settings = [f"{key} {loss.params[key]:g}" for key in keys if key in loss.params]
     return f" x {factor:.3g} (focal at the uniform prediction{': ' + ', '.join(settings) if settings else ''})"
+
+
+def _positions(model: Model, output: Output | None) -> int:
+    """The per-sample losses an output's loss adds up under
+    ``reduction="sum"``: its shape between the batch and the last axis
+    (time steps, pixels), which a loss averages over only with the default
+    reduction (review 32: 385 where 32 was taken for 12 steps)."""
+    layer = model.layer(output.layer) if output is not None else None
+    shape = layer.output_shape if layer is not None else None
+    if not shape or len(shape) < 3 or not all(isinstance(d, int) and d > 0 for d in shape[1:-1]):
+        return 1
+    return math.prod(shape[1:-1])
 
 
 def _output_for(loss: Loss, index: int, model: Model, outputs: dict[str, Output]) -> Output | None:
