@@ -137,3 +137,14 @@ def test_adagrads_drift_slows_as_its_accumulator_grows():
     assert dyn.steps_to_drift(moved) == pytest.approx(100, rel=0.15)
     (rl007,) = findings("adagrad.pt", "RL007")
     assert "lr/sqrt(t) at step t" in rl007.message
+
+
+def test_the_lead_group_is_the_one_torch_shrinks_fastest_with_dampening():
+    """Review 32, D10: the ranking of groups ignored dampening, so the note
+    named the dampened group (0.00525 per step in torch) as the fastest
+    beside an undampened one (0.0446); RL003 errs on the undampened one."""
+    truth = TRUTH["sgd_dampening_groups.pt"]["shrink_per_step"]
+    model = read_model(HERE / "sgd_dampening_groups.pt")
+    assert model.optimizer.lead_group == max(range(2), key=lambda i: truth[i]) == 1
+    (rl003,) = findings("sgd_dampening_groups.pt", "RL003")
+    assert "param group 1" in rl003.message

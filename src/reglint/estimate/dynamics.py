@@ -268,11 +268,13 @@ def undampened_share(settings: dict | None, momentum: float | None) -> float:
 
     >>> undampened_share({"dampening": 0.9}, 0.9), undampened_share({"dampening": 0.9}, 0.0)
     (0.09999999999999998, 1.0)
+    >>> undampened_share({"dampening": 1.0}, 0.9)
+    0.0
     """
     value = (settings or {}).get("dampening")
-    if not momentum or isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+    if not momentum or isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         return 1.0
-    return 1.0 - float(value)
+    return max(0.0, 1.0 - float(value))  # dampening 1: after the first step no gradient enters the buffer
 
 
 def _scaled(value: float | None, factor: float) -> float | None:

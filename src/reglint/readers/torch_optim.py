@@ -227,7 +227,7 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     if cycled:
         notes.append(cycled)
     damp = number(raw.get("dampening"))
-    if class_name == "SGD" and damp and 0 < damp < 1 and opt.momentum:
+    if class_name == "SGD" and damp and damp > 0 and opt.momentum:
         notes.append(f"SGD dampening {damp:g}: each gradient enters the momentum buffer at {1 - damp:.3g} of its "
                      f"size, so the rules judge the effective learning rate lr*(1-dampening)")
     return opt
@@ -340,8 +340,12 @@ def _peak_lr(raw: dict) -> float | None:
 
 
 def _shrink(group: ParamGroup) -> float:
-    """Fraction an unsupported weight loses per step, to rank groups."""
+    """Fraction an unsupported weight loses per step, to rank groups (SGD's
+    dampening scales its steps by ``1 - dampening``: review 32)."""
     lr = group.learning_rate or 0.0
+    damp = number(group.hyperparameters.get("dampening"))
+    if damp and group.momentum:
+        lr *= max(0.0, 1.0 - damp)
     if group.weight_decay:
         return lr * group.weight_decay
     if group.coupled_l2:
