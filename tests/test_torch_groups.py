@@ -158,3 +158,16 @@ def test_explain_shows_every_groups_decay_finding():
                           capture_output=True, text=True, timeout=120).stdout
     assert text.count("RL003 (error): ") == 2
     assert "-> 0.5 in param group 1 (" in text and "in param group 0 (" in text
+
+
+def test_explain_layer_names_the_group_that_decays_it():
+    """Review 32, D8: explain --layer on a backbone layer headlined the
+    head's (fastest) group and said it acts on the backbone."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "adamw_weak_backbone.pt"),
+                           "--layer", "backbone.0"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "param group 0's decay, listed above, is what acts on them" in done.stdout
+    assert "param group 0        lr 1.00e-5" in done.stdout

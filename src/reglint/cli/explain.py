@@ -298,11 +298,27 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
                "sweep": sweep}
         sys.stdout.write(json.dumps(jsonable(doc), indent=2) + "\n")
         return 0
-    _print(rows, report.analysis, path, decay)
+    acting = _acting_groups(report, layer) if layer is not None and not rows else None
+    _print(rows, report.analysis, path, decay, acting)
     return 0
 
 
-def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: dict[str, Any] | None) -> None:
+def _acting_groups(report: FileReport, layer: str) -> str | None:
+    """``param group 0``: the groups updating the layers ``--layer`` names,
+    where the optimizer's groups differ (review 32: the headline is the
+    fastest group's, not necessarily theirs)."""
+    model, analysis = report.model, report.analysis
+    if model is None or analysis is None:
+        return None
+    groups = sorted({i for x in model.layers if _layer_matches(x, layer, model)
+                     for v in x.variables if (i := analysis.variable_group(v)) is not None})
+    if not groups:
+        return None
+    return f"param group{'s' if len(groups) > 1 else ''} {', '.join(map(str, groups))}"
+
+
+def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: dict[str, Any] | None,
+           acting: str | None = None) -> None:
     from reglint.reporters.console import make_console
 
     console = make_console()
@@ -312,8 +328,9 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
         if decay is None:
             console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
         else:
-            console.print("no regularizer of its own on the layers asked for: the optimizer's decay above is what "
-                          "acts on them", highlight=False)
+            whose = f"{acting}'s decay, listed above," if acting else "the optimizer's decay above"
+            console.print(f"no regularizer of its own on the layers asked for: {whose} is what acts on them",
+                          highlight=False)
         return
     for row in rows:
         title = (f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · {markup(row['variable'])} "
