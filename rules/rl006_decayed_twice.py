@@ -62,6 +62,7 @@ class DecayedTwice(Rule):
     name = "decayed-twice"
     severity = Severity.WARNING
     summary = "Weights carry a regularizer and are also hit by the optimizer's weight_decay."
+    per_optimizer_group = True  # each param group's tensors with its own weight_decay (review 32)
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
@@ -69,7 +70,7 @@ class DecayedTwice(Rule):
             return
         opt = model.optimizer
         # Where param groups say a variable is not decayed (PyTorch's no-decay group), it is decayed once.
-        hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2)
+        hits = [p for p in analysis.lead_penalties if p.active and (p.l1 or p.l2)
                 and (opt is None or opt.decays(p.variable.location) is not False)]
         if not hits:
             return
@@ -82,9 +83,10 @@ class DecayedTwice(Rule):
         yield self.finding(
             f"{plural(len(hits), 'tensor')} in {plural(len(layers), 'layer')} ({shown}) "
             f"{'carries' if len(hits) == 1 else 'carry'} "
-            f"{', '.join(regs[:3])} and the optimizer's weight_decay {g(dyn.weight_decay)} "
+            f"{', '.join(regs[:3])} and the optimizer's weight_decay {g(dyn.weight_decay)}{analysis.group_text()} "
             f"({g(decoupled)} per step) also decays them{combined}",
-            layer=layers[0] if len(layers) == 1 else None, target="regularizers",
+            layer=layers[0] if len(layers) == 1 else None,
+            target="regularizers" + (f" in {analysis.group_name()}" if analysis.judged_groups() else ""),
             remedy="keep one: drop the regularizers and rely on weight_decay, or set weight_decay to 0",
             fix=Fix("one decay mechanism: the optimizer's weight_decay",
                     tuple(Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name)

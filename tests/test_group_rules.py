@@ -115,3 +115,15 @@ def test_group_listings_show_each_groups_class_and_momentum():
                                 str(KERAS / "group_chain_three_momenta.keras")], capture_output=True, text=True,
                                timeout=120)
     assert "param group 2        lr 0.1, momentum 0.92, no decay (sgd)" in explained.stdout
+
+
+def test_rl006_names_the_decay_of_the_tensors_own_group():
+    """Review 32, D13: s1's L2 is decayed by its AdamW(1e-5, weight_decay
+    1e-4) group, 1e-9 per step; RL006 named the lead's weight_decay 0.1."""
+    truth = KERAS_MANIFEST["group_decayed_twice.keras"]
+    assert truth["assignment"]["loaded"]["s1/kernel"] == "AdamW"
+    assert truth["decay_per_step"]["s1/kernel"] < 1e-6 < truth["decay_per_step"]["d0/kernel"]
+    (rl006,) = findings(KERAS / "group_decayed_twice.keras", "RL006")
+    assert rl006.values["weight_decay"] == pytest.approx(1e-4)
+    assert rl006.values["decoupled_shrink"] == pytest.approx(1e-9, rel=1e-3)
+    assert "in param group 0" in rl006.message

@@ -221,8 +221,8 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
     judged on its own output. There ``E|a|`` is taken at its bound
     ``sqrt(E[a^2])``."""
     reg = layer.activity_regularizer
-    if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
-        return None
+    if reg is None or reg.kind not in ("l1", "l2", "l1l2") or layer.activity_on:
+        return None  # activity_on: Keras 3 penalises a MultiHeadAttention's projections, not its output
     kernel = next((v for v in layer.variables if v.role.is_kernel_like), None)
     if kernel is None:
         moment = input_moment if layer.class_name in PASS_THROUGH else output_moment
