@@ -33,7 +33,7 @@ from reglint.estimate.gaussian import ACTIVATIONS, gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.model import Layer, Role
 
-RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"})
+RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Bidirectional"})
 MAX_STEPS = 1000  # the moments settle long before; a longer sequence repeats the last value
 
 
@@ -62,7 +62,10 @@ class RecurrentOutputs:
 
 def recurrent_outputs(layer: Layer, input_moment: float) -> RecurrentOutputs | None:
     """The layer's outputs' second moments (mean-field, module docstring);
-    None for another class or unknown shapes."""
+    a Bidirectional's from its forward layer, both directions concatenated
+    (or summed); None for another class or unknown shapes."""
+    if layer.class_name == "Bidirectional":
+        return _bidirectional(layer, input_moment)
     step = _STEPS.get(layer.class_name)
     kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
     recurrent = next((v for v in layer.variables if v.role is Role.RECURRENT_KERNEL), None)
@@ -98,6 +101,32 @@ def recurrent_outputs(layer: Layer, input_moment: float) -> RecurrentOutputs | N
         sum_sq += sum(states) * width
         elements += len(states) * width
     return RecurrentOutputs(sum_sq, elements, first)
+
+
+def _bidirectional(layer: Layer, input_moment: float) -> RecurrentOutputs | None:
+    """Both directions start from the same initializers: one direction's
+    moments, over twice the elements (``concat``) or with twice the second
+    moment (``sum``, independent directions); other merge modes unknown."""
+    inner = layer.config.get("layer")
+    mode = layer.config.get("merge_mode", "concat")
+    if not isinstance(inner, dict) or mode not in ("concat", "sum") or layer.output_shape is None:
+        return None
+    found = inner.get("config")
+    config: dict = found if isinstance(found, dict) else {}
+    name = str(config.get("name", ""))
+    shape = list(layer.output_shape)
+    if mode == "concat" and isinstance(shape[-1], int):
+        shape[-1] //= 2
+    forward = Layer(name=name, path=f"{layer.path}/{name}", class_name=str(inner.get("class_name", "")),
+                    config=config, input_shape=layer.input_shape, output_shape=tuple(shape),
+                    variables=[v for v in layer.variables if v.name.startswith(f"{name}/")] or
+                    [v for v in layer.variables if v.name.startswith("forward")])
+    one = recurrent_outputs(forward, input_moment)
+    if one is None or forward.class_name == "Bidirectional":
+        return None
+    if mode == "sum":
+        return RecurrentOutputs(2 * one.sum_sq, one.elements, 2 * one.output_mean_sq)
+    return RecurrentOutputs(2 * one.sum_sq, 2 * one.elements, one.output_mean_sq)
 
 
 def _state_width(layer: Layer) -> int | None:
