@@ -49,9 +49,10 @@ averaged over the steps where the layer returns sequences. Checked against
 Keras 3.15 on fixtures/activity_shapes (a Conv2D, a strided one with L1,
 a DepthwiseConv2D and a Conv2DTranspose, whose forward fan-in is not the
 initializer's; ActivityRegularization after BatchNormalization, a frozen
-one, and an LSTM; an Embedding; LSTMs, GRUs and a ConvLSTM2D, with
+one, and an LSTM, a Bidirectional one too; an Embedding; LSTMs, GRUs, a
+ConvLSTM2D and the LSTM inside a Bidirectional, with
 ``return_state``'s states, which Keras penalises too): within 12% of
-Keras' penalty on all 15 files. A recurrent layer whose activation is not
+Keras' penalty on all 17 files. A recurrent layer whose activation is not
 tanh gets no estimate (the mean-field does not follow the mean a relu cell
 builds up).
 
