@@ -21,7 +21,7 @@ Both facts were checked on models Keras built (fixtures/exactness,
 
 from __future__ import annotations
 
-from reglint.model import Model, Problem, ProblemKind
+from reglint.model import Model, Problem, ProblemKind, Regularizer
 from reglint.readers.keras_config import ModelConfig
 from reglint.readers.keras_layers import child_layers
 from reglint.readers.keras_objects import parse_regularizer
@@ -48,6 +48,19 @@ def note_activity_placement(model: Model, tree: ModelConfig, keras3: bool) -> No
             _bidirectional(model, layer, node)
 
 
+def _inner_activity(node) -> tuple[str, Regularizer] | None:
+    """(class, activity_regularizer) of the layer a wrapper holds (a
+    Bidirectional's forward layer, a TimeDistributed's layer), where it has
+    one."""
+    children = child_layers(node.class_name, node.config)
+    inner = children.get("forward_layer") or children.get("layer")
+    if inner is None:
+        return None
+    inner_class, inner_cfg = inner
+    reg = parse_regularizer(inner_cfg.get("activity_regularizer"))
+    return (inner_class, reg) if reg is not None else None
+
+
 def _bidirectional(model: Model, layer, node) -> None:
     """The activity_regularizer of the layer a Bidirectional wraps: Keras
     builds both directions from that layer's config and calls each through
@@ -55,14 +68,10 @@ def _bidirectional(model: Model, layer, node) -> None:
     added 0.151 + 0.152 per sample; reglint read none). Under the default
     ``merge_mode="concat"`` the two sums are the sum over the merged output,
     which is where it is counted."""
-    children = child_layers(node.class_name, node.config)
-    inner = children.get("forward_layer") or children.get("layer")
-    if inner is None:
+    found = _inner_activity(node)
+    if found is None:
         return
-    inner_class, inner_cfg = inner
-    reg = parse_regularizer(inner_cfg.get("activity_regularizer"))
-    if reg is None:
-        return
+    inner_class, reg = found
     if layer.activity_regularizer is None and node.config.get("merge_mode", "concat") == "concat":
         layer.activity_regularizer = reg
         model.notes.append(f"{layer.path}: the activity_regularizer of the {inner_class} inside Bidirectional is "
@@ -74,14 +83,10 @@ def _bidirectional(model: Model, layer, node) -> None:
 
 
 def _time_distributed(model: Model, layer, node, keras3: bool) -> None:
-    children = child_layers(node.class_name, node.config)
-    inner = children.get("forward_layer") or children.get("layer")
-    if inner is None:
+    found = _inner_activity(node)
+    if found is None:
         return
-    inner_class, inner_cfg = inner
-    reg = parse_regularizer(inner_cfg.get("activity_regularizer"))
-    if reg is None:
-        return
+    inner_class, reg = found
     if keras3:
         model.problems.append(Problem(
             ProblemKind.INACTIVE_REGULARIZER, layer.path,
