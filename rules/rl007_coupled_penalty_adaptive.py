@@ -190,7 +190,8 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{'...' if len(chain) > 4 else ''}) each pull with 2*l2 + l1/sigma >= {level}"
                         f", above the data gradient of nearly every weight: they drift to zero within about "
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
-        tail = _under_eps(_gradient_floor(model), max(gstars), dyn, max(p.l2 for p in hits)) or (
+        tail = _under_eps(_gradient_floor(model), max(gstars), dyn, max(p.l2 for p in hits),
+                          max(p.l1 for p in hits)) or (
             f"a weight whose data gradient is below ~{g(max(gstars))} {_drifts(dyn, 'lambda')}{collapse}")
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
@@ -231,14 +232,8 @@ class CoupledPenaltyAdaptive(Rule):
         if not dyn.coupled_l2:
             return
         opt = model.optimizer
-        kernels = [v for layer, v in model.variables() if layer.trainable and v.trainable and v.role.is_kernel_like
-                   and opt.decays(v.location) is not False]
-        sigmas = [init_rms(v) or (v.stats.rms if v.stats and not v.stats.nonfinite else 0.0) for v in kernels]
-        gstar = 2 * dyn.coupled_l2 * max(sigmas, default=0.0)
-        drift = (f"a weight whose data gradient is below ~{g(gstar)} " if gstar
-                 else "a weight with little data gradient ")
-        tail = _under_eps(_gradient_floor(model), gstar, dyn, dyn.coupled_l2) or (
-            f"{drift}{_drifts(dyn, 'weight_decay')}")
+        kernels, gstar = coupled_decay_reach(model, dyn)
+        tail = penalty_motion(model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay")
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
             f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {tail}",
@@ -334,6 +329,10 @@ def _gradient_floor(model) -> tuple[float, str] | None:
     with Adagrad's ``initial_accumulator_value`` (Keras' default 0.1) inside
     too. None where no ``eps`` is known."""
     opt = model.optimizer
+    if opt is not None and opt.class_name == "Adadelta":
+        # lr*g*sqrt(E[dx^2] + eps)/sqrt(E[g^2] + eps): both accumulators start at
+        # 0, so a small gradient is stepped at lr*g, a plain L2 at lr (review 33)
+        return 1.0, "Adadelta's sqrt(E[dx^2] + eps)/sqrt(E[g^2] + eps) is 1 while both hold only eps"
     if opt is None or not opt.epsilon:
         return None
     cls, eps = opt.class_name, opt.epsilon
@@ -347,17 +346,46 @@ def _gradient_floor(model) -> tuple[float, str] | None:
     return eps, "the optimizer's eps"
 
 
-def _under_eps(floor: tuple[float, str] | None, gstar: float, dyn, l2: float) -> str | None:
+def _under_eps(floor: tuple[float, str] | None, gstar: float, dyn, l2: float, l1: float = 0.0) -> str | None:
     """Where the penalty's gradient is below the denominator's floor
     (``_gradient_floor``), the step is ``lr*g/floor``: a plain L2 at
-    ``lr/floor``, not the normalised drift (timm's RMSpropTF recipe, eps
+    ``lr/floor`` (a relative shrink), a plain L1 pull of ``lr*l1/floor``
+    (a distance), not the normalised drift (timm's RMSpropTF recipe, eps
     1e-3: torch shrank such a weight 0.16% per step, where 'about lr per
     step' would have said 16%; review 31). None where the floor does not
     bind."""
-    if floor is None or not gstar or gstar >= floor[0] or not dyn.drift_step or not l2:
+    if floor is None or not gstar or gstar >= floor[0] or not dyn.drift_step or not (l2 or l1):
         return None
     value, why = floor
-    shrink = dyn.drift_step * 2.0 * l2 / value
+    effect = []
+    if l2:
+        effect.append(f"shrinking a weight the data does not hold by about {g(dyn.drift_step * 2.0 * l2 / value)} "
+                      f"per step")
+    if l1:
+        effect.append(f"pulling it {g(dyn.drift_step * l1 / value)} toward zero per step")
+    rate = "lr" if value == 1.0 else f"lr/{g(value)}"
     return (f"the penalty's gradient (~{g(gstar)} on a typical weight) is below {g(value)} ({why}), where the "
-            f"step is lr*g/{g(value)}, not normalised: the penalty acts as a plain L2 at lr/{g(value)}, shrinking a "
-            f"weight the data does not hold by about {g(shrink)} per step")
+            f"step is {rate.replace('lr', 'lr*g', 1)}, not normalised: the penalty acts as a plain "
+            f"{'L2' if l2 else 'L1'} at {rate}, {' and '.join(effect)}")
+
+
+def penalty_motion(model, dyn, gstar: float, l2: float, l1: float, setting: str) -> str:
+    """How a coupled penalty moves a weight the data does not hold under an
+    adaptive optimizer, as RL007 says it (explain prints the same words):
+    the plain L1/L2 below the optimizer's floor, else the normalised drift."""
+    below = _under_eps(_gradient_floor(model), gstar, dyn, l2, l1)
+    if below is not None:
+        return below
+    weight = f"a weight whose data gradient is below ~{g(gstar)} " if gstar else "a weight with little data gradient "
+    return weight + _drifts(dyn, setting)
+
+
+def coupled_decay_reach(model, dyn) -> tuple[list, float]:
+    """The kernels an optimizer's coupled weight_decay reaches and its
+    critical gradient ``2*l2*sigma`` on the largest of them (``sigma`` the
+    initializer's RMS, else the saved weights')."""
+    opt = model.optimizer
+    kernels = [v for layer, v in model.variables() if layer.trainable and v.trainable and v.role.is_kernel_like
+               and opt.decays(v.location) is not False]
+    sigmas = [init_rms(v) or (v.stats.rms if v.stats and not v.stats.nonfinite else 0.0) for v in kernels]
+    return kernels, 2 * dyn.coupled_l2 * max(sigmas, default=0.0)

@@ -326,7 +326,8 @@ def test_an_optimizer_lost_from_the_config_but_kept_in_the_weights_is_noted():
 
 
 @pytest.mark.parametrize(("name", "floor"), [("floor_rmsprop.keras", "sqrt(epsilon)"),
-                                             ("floor_adagrad.keras", "sqrt(epsilon + initial_accumulator_value)")])
+                                             ("floor_adagrad.keras", "sqrt(epsilon + initial_accumulator_value)"),
+                                             ("floor_adadelta.keras", "Adadelta's sqrt(E[dx^2] + eps)")])
 def test_a_penalty_gradient_under_keras_floor_is_a_plain_l2(name, floor):
     """Review 32, D4/D5: Keras' RMSprop and Adagrad divide by
     sqrt(v + epsilon) (Adagrad's accumulator starts at 0.1): a penalty

@@ -148,3 +148,18 @@ def test_the_lead_group_is_the_one_torch_shrinks_fastest_with_dampening():
     assert model.optimizer.lead_group == max(range(2), key=lambda i: truth[i]) == 1
     (rl003,) = findings("sgd_dampening_groups.pt", "RL003")
     assert "param group 1" in rl003.message
+
+
+def test_explain_says_what_rl007_says_of_an_adaptive_optimizers_decay():
+    """Review 33, D1: explain said an unsupported weight 'moves ~lr per
+    step' where RL007, on the same file, says the decay is a plain L2 under
+    the optimizer's eps, shrinking 0.0016 per step."""
+    import subprocess
+    import sys
+
+    (rl007,) = findings("rmsprop_tf_eps.pt", "RL007")
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "rmsprop_tf_eps.pt"), "-f", "json"],
+                          capture_output=True, text=True, timeout=120)
+    motion = json.loads(done.stdout)["optimizer_decay"]["adaptive_motion"]
+    assert motion and rl007.message.endswith(motion)
+    assert "0.0016 per step" in motion

@@ -122,6 +122,9 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "timescale_steps": (1 / shrink) if shrink else None,
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
         "momentum_limit": momentum_limit(dyn, l2, shrink),
+        # under an adaptive optimizer: how the penalty moves a weight the data does not hold, in RL007's words
+        "adaptive_motion": _adaptive_motion(report, dyn, (2 * l2 * sigma if l2 and sigma else 0.0) + l1, l2, l1)
+        if p.active and dyn.family == "adaptive" else None,
         "model_penalty_ratio": analysis.penalty_ratio(),  # the part RL001 counts
         "model_penalty_whole_ratio": analysis.penalty_ratio(include_invariant=True),  # check's "penalty" line
         "rule_changes": rule_changes(report, layer.path, var.name),
@@ -132,6 +135,25 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "active": p.active,
         "optimizer_family": dyn.family,
     }
+
+
+def _coupled_motion(report: FileReport, dyn) -> str | None:
+    """An optimizer's coupled weight_decay under an adaptive optimizer, in
+    RL007's words."""
+    from reglint.rules.rl007_coupled_penalty_adaptive import coupled_decay_reach, penalty_motion
+
+    if report.model is None or report.model.optimizer is None:
+        return None
+    _, gstar = coupled_decay_reach(report.model, dyn)
+    return penalty_motion(report.model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay")
+
+
+def _adaptive_motion(report: FileReport, dyn, gstar: float, l2: float, l1: float) -> str | None:
+    from reglint.rules.rl007_coupled_penalty_adaptive import penalty_motion
+
+    if report.model is None:
+        return None
+    return penalty_motion(report.model, dyn, gstar, l2, l1, "lambda")
 
 
 def momentum_limit(dyn, l2: float, shrink: float | None) -> dict[str, Any] | None:
@@ -225,6 +247,7 @@ def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
             "kind": kind, "coupled_l2": dyn.coupled_l2 or None, "momentum": dyn.momentum, "formula": formula,
             "shrink_per_step": shrink, "timescale_steps": (1 / shrink) if shrink else None,
             "momentum_limit": momentum_limit(dyn, 0.0, shrink),
+            "adaptive_motion": _coupled_motion(report, dyn) if dyn.family == "adaptive" and coupled_wd else None,
             "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
             "findings": [{"code": f.code, "severity": f.severity.value, "message": f.message} for f in findings],
             "rule_changes": changes}
@@ -360,9 +383,9 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
                          f"-> timescale {g(row['timescale_steps'])} steps{horizon}")
             if row["momentum_limit"]:
                 lines.append(limit_text(row["momentum_limit"]))
-        elif row["optimizer_family"] == "adaptive":
-            lines.append("  per-step shrink      under an Adam-family optimizer the penalty gradient is normalised: "
-                         "an unsupported weight moves ~lr per step whatever lambda is (RL007)")
+        elif row["optimizer_family"] == "adaptive" and row["adaptive_motion"]:
+            lines.append(f"  per-step shrink      under an Adam-family optimizer: {markup(row['adaptive_motion'])} "
+                         f"(RL007)")
         if row["l1_step"]:
             lines.append(f"  per-step L1 pull     lr*l1/(1-momentum) = {g(row['l1_step'])} toward zero, whatever "
                          f"the weight's size")
@@ -433,8 +456,10 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
     elif decay["learning_rate"] is None:
         lines = ["  per-step shrink      unknown: the file saves no learning rate; give --lr (and --optimizer)"]
     else:
-        lines = ["  per-step shrink      under an Adam-family optimizer wd*w is normalised with the data gradient: "
-                 "an unsupported weight moves ~lr per step whatever weight_decay is (RL007)"]
+        lines = [f"  per-step shrink      under an Adam-family optimizer: {markup(decay['adaptive_motion'])} (RL007)"
+                 if decay.get("adaptive_motion") else
+                 "  per-step shrink      under an Adam-family optimizer wd*w is normalised with the data gradient "
+                 "(RL007)"]
     lines.append("  penalty              (wd/2)*sum w^2 in effect: its gradient wd*w joins the data gradient, but no "
                  "loss term is reported" if coupled else
                  "  penalty              none in the loss: decoupled decay acts on the weights directly")
