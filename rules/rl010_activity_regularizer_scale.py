@@ -85,6 +85,7 @@ from reglint.engine.measured import static_finding, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.activity import (
     activity_penalty_per_sample,
+    correlated_steps,
     input_second_moment,
     keras_divides_by_batch,
     output_second_moments,
@@ -123,6 +124,8 @@ class ActivityRegularizerScale(Rule):
         for layer in model.layers:
             if layer.activity_regularizer is None or not layer.trainable:
                 continue
+            if correlated_steps(layer, graph):
+                continue  # the mean-field takes each step's input as independent: no estimate rather than a low one
             source = pass_through_source(layer, graph)
             per_sample = activity_penalty_per_sample(layer, input_second_moment(layer, moments, graph), source,
                                                      output_moment=moments.get(layer.path))

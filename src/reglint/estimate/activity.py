@@ -170,8 +170,10 @@ def _transposed_taps(layer: Layer, kernel) -> float:
 
 def fixed_norm_moment(layer: Layer, m_in: float) -> float:
     """E[a^2] out of a frozen BatchNormalization, which applies its moving
-    statistics: ``E[gamma^2] * (m_in + E[mu^2]) / E[var] + E[beta^2]``
-    from the saved tensors (``m_in`` where they are not saved)."""
+    statistics: ``E[gamma^2] * (m_in - E[mu^2]) / E[var] + E[beta^2]`` from
+    the saved tensors (the moving mean tracks the input's mean, so the
+    centred input keeps ``m_in - mu^2`` of its second moment; review 33);
+    ``m_in`` where they are not saved."""
     def stats(role: Role):
         return next((v.stats for v in layer.variables if v.role is role and v.stats is not None and v.stats.count),
                     None)
@@ -188,7 +190,8 @@ def fixed_norm_moment(layer: Layer, m_in: float) -> float:
     if not variance:
         return m_in
     gamma2, mu2, beta2 = mean_square(Role.GAMMA), mean_square(Role.MOVING_MEAN), mean_square(Role.BETA)
-    return (gamma2 if gamma2 is not None else 1.0) * (m_in + (mu2 or 0.0)) / variance + (beta2 or 0.0)
+    centred = max(m_in - (mu2 or 0.0), 0.1 * m_in)  # never below a tenth: m_in is an estimate at init
+    return (gamma2 if gamma2 is not None else 1.0) * centred / variance + (beta2 or 0.0)
 
 
 def input_second_moment(layer: Layer, moments: dict[str, float], graph: NestedGraph) -> float:
@@ -250,6 +253,17 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
         return None
     second, first = act
     return elements * ((reg.l2 if reg.kind != "l1" else 0.0) * second + (reg.l1 if reg.kind != "l2" else 0.0) * first)
+
+
+def correlated_steps(layer: Layer, graph: NestedGraph) -> bool:
+    """Whether a recurrent layer reads a sequence whose steps are
+    correlated (another recurrent layer's outputs, a convolution's
+    overlapping windows): its cell adds them up coherently, which the
+    mean-field's independent steps underestimate (review 33: an LSTM fed
+    by an LSTM at 1/6 to 1/17 of Keras' penalty)."""
+    if layer.class_name not in RECURRENT:
+        return False
+    return any(src.class_name in RECURRENT or "Conv" in src.class_name for src in graph.feeding(layer))
 
 
 def penalised_elements(layer: Layer, source: Layer | None, input_moment: float) -> int | None:
