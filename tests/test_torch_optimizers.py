@@ -163,3 +163,14 @@ def test_explain_says_what_rl007_says_of_an_adaptive_optimizers_decay():
     motion = json.loads(done.stdout)["optimizer_decay"]["adaptive_motion"]
     assert motion and rl007.message.endswith(motion)
     assert "0.0016 per step" in motion
+
+
+def test_explain_lists_a_dampened_groups_own_lr():
+    """Review 33, D11: explain showed 'lr 0.05' for a group check lists at
+    lr 0.5 (the 0.05 is lr*(1-dampening))."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "sgd_dampening_groups.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert "param group 0        lr 0.5 (0.05 after dampening), momentum 0.9" in done.stdout

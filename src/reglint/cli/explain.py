@@ -269,7 +269,10 @@ def group_decays(analysis: Analysis) -> list[dict[str, Any]] | None:
         if dyn is None:
             continue
         shrink = dyn.total_shrink(0.0)
-        rows.append({"index": group.index, "tensors": len(group.variables), "learning_rate": dyn.lr,
+        rows.append({"index": group.index, "tensors": len(group.variables),
+                     # the group's own lr, as check lists it; the dynamics' where SGD's dampening scales it
+                     "learning_rate": group.learning_rate if group.learning_rate is not None else dyn.lr,
+                     "effective_learning_rate": dyn.lr,
                      "weight_decay": dyn.weight_decay or torch_weight_decay(None, dyn.coupled_l2),
                      "momentum": dyn.momentum or None, "nesterov": dyn.nesterov,
                      "optimizer_family": dyn.family, "shrink_per_step": shrink})
@@ -468,7 +471,11 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
                   if row["shrink_per_step"] else "no static shrink" if row["weight_decay"] else "no decay")
         moves = (f", momentum {g(row['momentum'])}{' (Nesterov)' if row['nesterov'] else ''}"
                  if row["momentum"] else "")
-        lines.append(f"  param group {row['index']}        lr {g(row['learning_rate'])}{moves}, {decays} "
+        damped = (f" ({g(row['effective_learning_rate'])} after dampening)"
+                  if row["effective_learning_rate"] is not None and row["learning_rate"] is not None
+                  and abs(row["effective_learning_rate"] - row["learning_rate"]) > 1e-12 * row["learning_rate"]
+                  else "")
+        lines.append(f"  param group {row['index']}        lr {g(row['learning_rate'])}{damped}{moves}, {decays} "
                      f"({row['optimizer_family']})")
     lines += [f"  {f['code']} ({f['severity']}): {markup(f['message'])}" for f in decay["findings"]]
     for change in decay["rule_changes"]:

@@ -160,9 +160,11 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
         described = _describe(loss, output, value, target_var, classes)
         if loss.reduction == "sum":  # the batch's losses summed, not averaged: over time steps and positions too
             positions = _positions(model, output)
-            value *= batch_size * positions
+            value *= batch_size * (positions or 1)
             described += (f", times the batch size {batch_size}"
-                          + (f" and the {positions:,} positions of each output" if positions > 1 else "")
+                          + (f" and the {positions:,} positions of each output" if positions and positions > 1
+                             else " (and by each sequence's length, which the file leaves open: set --loss-scale)"
+                             if positions is None else "")
                           + " (reduction='sum')")
         total += loss.weight * value
         parts.append(described)
@@ -198,15 +200,18 @@ def _focal_text(loss: Loss, classes: int) -> str:
     return f" x {factor:.3g} (focal at the uniform prediction{': ' + ', '.join(settings) if settings else ''})"
 
 
-def _positions(model: Model, output: Output | None) -> int:
+def _positions(model: Model, output: Output | None) -> int | None:
     """The per-sample losses an output's loss adds up under
     ``reduction="sum"``: its shape between the batch and the last axis
     (time steps, pixels), which a loss averages over only with the default
-    reduction (review 32: 385 where 32 was taken for 12 steps)."""
+    reduction (review 32: 385 where 32 was taken for 12 steps); None where a
+    dimension is left open."""
     layer = model.layer(output.layer) if output is not None else None
     shape = layer.output_shape if layer is not None else None
-    if not shape or len(shape) < 3 or not all(isinstance(d, int) and d > 0 for d in shape[1:-1]):
+    if not shape or len(shape) < 3:
         return 1
+    if not all(isinstance(d, int) and d > 0 for d in shape[1:-1]):
+        return None  # a variable-length sequence (review 33, D12): its length is not in the file
     return math.prod(shape[1:-1])
 
 
