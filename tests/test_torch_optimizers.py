@@ -174,3 +174,13 @@ def test_explain_lists_a_dampened_groups_own_lr():
     done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "sgd_dampening_groups.pt")],
                           capture_output=True, text=True, timeout=120)
     assert "param group 0        lr 0.5 (0.05 after dampening), momentum 0.9" in done.stdout
+
+
+@pytest.mark.parametrize("folder", ["hf_cyclic", "accelerate_cyclic"])
+def test_a_folders_scheduler_file_gives_the_cyclic_peak(folder):
+    """Review 33, D4: the CyclicLR peak was read from a single .pt only; a
+    Trainer folder's scheduler.pt and accelerate's scheduler.bin gave the
+    lr when saved as the peak."""
+    path = HERE / folder / "checkpoint-10" if folder == "hf_cyclic" else HERE / folder
+    lr = read_model(path).optimizer.learning_rate
+    assert (lr.schedule, lr.peak) == ("CyclicLR", pytest.approx(TRUTH[folder]["peak_lr"]))

@@ -38,7 +38,7 @@ from pathlib import Path
 from reglint.errors import ModelReadError, UnsafeInputError, one_line
 from reglint.readers.limits import ReadOptions
 from reglint.readers.sniff import ACCELERATE_LORA, ACCELERATE_MODEL, is_hf_folder
-from reglint.readers.torch_checkpoint import scheduler_name
+from reglint.readers.torch_checkpoint import scheduler_name, scheduler_peaks
 
 OPTIMIZER_FILE = re.compile(r"optimizer(?:_[1-9]\d{0,3})?\.bin")
 SCHEDULER_FILE = re.compile(r"scheduler(?:_[1-9]\d{0,3})?\.bin")
@@ -62,26 +62,35 @@ def numbered(name: str, index: int) -> str:
     return name if index == 0 else f"{stem}_{index}{dot}{ext}"
 
 
-def schedule_name(folder: Path, index: int, options: ReadOptions, notes: list[str]) -> str | None:
-    """The lr scheduler's class from ``scheduler.bin`` (``scheduler_N.bin``)
-    beside optimizer ``index``; None without one, or when schedulers and
+def schedule_info(folder: Path, index: int, options: ReadOptions,
+                  notes: list[str]) -> tuple[str | None, list | None]:
+    """The lr scheduler's class and peak learning rates (CyclicLR's
+    ``max_lrs``) from ``scheduler.bin`` (``scheduler_N.bin``) beside
+    optimizer ``index``; (None, None) without one, or when schedulers and
     optimizers differ in number (which scheduler drives which optimizer is
-    then unknown). An unreadable one costs the name, noted, not the model."""
-    name = numbered("scheduler.bin", index)
-    path = folder / name
-    if path.is_symlink() or not path.is_file() or _count(folder, SCHEDULER_FILE) != _count(folder, OPTIMIZER_FILE):
-        return None  # a link is not followed for optional metadata
+    then unknown)."""
+    if _count(folder, SCHEDULER_FILE) != _count(folder, OPTIMIZER_FILE):
+        return None, None
+    return scheduler_file(folder / numbered("scheduler.bin", index), options, notes)
+
+
+def scheduler_file(path: Path, options: ReadOptions, notes: list[str]) -> tuple[str | None, list | None]:
+    """(class, peaks) of the scheduler state saved in ``path`` (accelerate's
+    ``scheduler.bin``, a Trainer's ``scheduler.pt``); an unreadable one
+    costs them, noted, not the model."""
+    if path.is_symlink() or not path.is_file():
+        return None, None  # a link is not followed for optional metadata
     from reglint.readers.torch_zip import TorchArchive
 
     try:
-        with TorchArchive(path, options, what=name) as archive:
+        with TorchArchive(path, options, what=path.name) as archive:
             state = archive.load()
     except UnsafeInputError:
         raise
     except ModelReadError as exc:
-        notes.append(f"{name} not read ({one_line(str(exc), 120)}): the lr schedule's name is unknown")
-        return None
-    return scheduler_name({"scheduler": state})
+        notes.append(f"{path.name} not read ({one_line(str(exc), 120)}): the lr schedule's name is unknown")
+        return None, None
+    return scheduler_name({"scheduler": state}), scheduler_peaks({"scheduler": state})
 
 
 def mapping_note(name: str, groups: list, weights: str, ordered: bool) -> str | None:

@@ -49,7 +49,14 @@ from typing import Any, NamedTuple
 
 from reglint.errors import ModelReadError, ReglintError, UnsafeInputError, one_line
 from reglint.model import LearningRate, Model, Optimizer, Provenance
-from reglint.readers.accelerate_state import hook_note, mapping_note, models_note, numbered, schedule_name
+from reglint.readers.accelerate_state import (
+    hook_note,
+    mapping_note,
+    models_note,
+    numbered,
+    schedule_info,
+    scheduler_file,
+)
 from reglint.readers.bnb_quantized import dequantized_checkpoint, quantized_note
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import load_json
@@ -249,11 +256,12 @@ def _with_optimizer(folder: Path, options: ReadOptions, parts: Parts, weights: W
     """The model with ``found``'s optimizer; None (its error set) when the
     optimizer's state tensors cannot be read, so the weights may still be."""
     notes: list[str] = []
-    schedule = _text(args.get("lr_scheduler_type")) or (
-        schedule_name(folder, parts.index, options, notes) if parts.accelerate else None)
+    saved, peaks = (schedule_info(folder, parts.index, options, notes) if parts.accelerate
+                    else scheduler_file(folder / "scheduler.pt", options, notes))
+    schedule = _text(args.get("lr_scheduler_type")) or saved
     try:
         model = describe(found.obj, found.archive, folder, options, fmt=fmt, model_tensors=weights.tensors,
-                         ordered=weights.ordered, hint=_text(args.get("optim")), schedule=schedule)
+                         ordered=weights.ordered, hint=_text(args.get("optim")), schedule=schedule, peaks=peaks)
     except UnsafeInputError:
         raise
     except ModelReadError as exc:

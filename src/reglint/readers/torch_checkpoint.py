@@ -429,9 +429,11 @@ def stats_reader(archive, tensor: TensorRef) -> Callable[[], WeightStats | None]
 
 def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = "torch_checkpoint",
              model_tensors: list[NamedTensor] | None = None, ordered: bool = True, hint: str | None = None,
-             schedule: str | None = None, optimizer_note: bool = True) -> Model:
+             schedule: str | None = None, optimizer_note: bool = True, peaks: list | None = None) -> Model:
     """The ``Model`` a checkpoint's objects describe. ``model_tensors``
-    (a Trainer folder's safetensors) stands in for a state_dict in ``obj``."""
+    (a Trainer folder's safetensors) stands in for a state_dict in ``obj``;
+    ``peaks``: the scheduler's peak learning rates where its state lies in
+    another file (a Trainer folder's ``scheduler.pt``)."""
     model = Model(path=str(path), format=fmt, framework="pytorch")
     notes = model.notes
     key, state_dict = find_state_dict(obj, notes)
@@ -461,7 +463,7 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         schedule = schedule or scheduler_name(obj)
         model.optimizer = describe_optimizer(opt_state, slots, ordered=ordered, hint=hint, schedule=schedule,
                                              scalar=archive.scalar if archive is not None else (lambda t: None),
-                                             notes=notes, peaks=scheduler_peaks(obj))
+                                             notes=notes, peaks=peaks or scheduler_peaks(obj))
         if not opt_state.get(PARTIAL):
             _mark_frozen(model)
     elif model_tensors is not None and optimizer_note:
