@@ -297,7 +297,9 @@ def test_explain_answers_for_a_coupled_weight_decay(name):
         assert decay["shrink_per_step"] == pytest.approx(shrink)
         assert f"lr*weight_decay/(1-momentum) = {shrink:.3g}" in text.replace("5.00e-4", "0.0005")
     else:
-        assert decay["shrink_per_step"] is None and "normalised" in text and "RL007 (warning)" in text
+        # the per-step line says what RL007 says (one function): a normalised drift at about lr per step
+        assert decay["shrink_per_step"] is None and "RL007 (warning)" in text
+        assert decay["adaptive_motion"] and f"{decay['adaptive_motion']} (RL007)" in text.replace("\n", " ")
     if name == "sgd_wd_too_strong.pt":
         assert [(c["code"], c["current"]) for c in decay["rule_changes"]] == [("RL003", 1.0)]
         assert "RL003 (error)" in text and "RL003 suggests weight_decay 1 -> 0.005" in text

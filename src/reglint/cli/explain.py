@@ -325,7 +325,7 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
         sys.stdout.write(json.dumps(jsonable(doc), indent=2) + "\n")
         return 0
     acting = _acting_groups(report, layer) if layer is not None and not rows else None
-    _print(rows, report.analysis, path, decay, acting)
+    _print(rows, report.analysis, path, decay, acting, asked=layer is not None)
     return 0
 
 
@@ -344,7 +344,7 @@ def _acting_groups(report: FileReport, layer: str) -> str | None:
 
 
 def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: dict[str, Any] | None,
-           acting: str | None = None) -> None:
+           acting: str | None = None, asked: bool = False) -> None:
     from reglint.reporters.console import make_console
 
     console = make_console()
@@ -353,7 +353,7 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
     if not rows:
         if decay is None:
             console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
-        else:
+        elif asked:  # --layer named layers without a regularizer of their own
             whose = f"{acting}'s decay, listed above," if acting else "the optimizer's decay above"
             console.print(f"no regularizer of its own on the layers asked for: {whose} is what acts on them",
                           highlight=False)
