@@ -148,9 +148,9 @@ class CoupledPenaltyAdaptive(Rule):
         return Fix("decoupled decay instead of a normalised penalty", drops + add)
 
     def check(self, model, analysis):
-        dyn = analysis.dynamics
-        if dyn.family == "adaptive":
-            yield from self._optimizer_coupled(model, dyn)
+        for view in analysis.group_views():  # each param group's own coupled decay (review 33, D8)
+            if view.dynamics.family == "adaptive":
+                yield from self._optimizer_coupled(model, view)
         # by the optimizer updating each kernel: a MultiOptimizer's SGD
         # group is not normalised, its Adam group is whatever the lead is
         hits = [p for p in analysis.penalties if p.active and (p.l1 or p.l2) and p.variable.role.is_kernel_like
@@ -227,17 +227,20 @@ class CoupledPenaltyAdaptive(Rule):
             return [], drift
         return chain, drift
 
-    def _optimizer_coupled(self, model, dyn):
-        """The optimizer's own weight_decay folded into the gradient (PyTorch Adam)."""
+    def _optimizer_coupled(self, model, view):
+        """The optimizer's own weight_decay folded into the gradient (PyTorch
+        Adam), for the tensors of one param group's settings (``view``)."""
+        dyn = view.dynamics
         if not dyn.coupled_l2:
             return
         opt = model.optimizer
-        kernels, gstar = coupled_decay_reach(model, dyn)
+        kernels, gstar = coupled_decay_reach(model, dyn, view)
         tail = penalty_motion(model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay")
         yield self.finding(
-            f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)} is an L2 penalty added to the gradient "
-            f"(L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: {tail}",
-            target="optimizer.weight_decay",
+            f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)}{view.group_text()} is an L2 penalty added to "
+            f"the gradient (L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: "
+            f"{tail}",
+            target=view.group_target(),
             remedy="use decoupled decay: torch.optim.AdamW (or decoupled_weight_decay=True where the optimizer "
                    "has it) with the weight_decay you meant",
             values={"critical_gradient": gstar or None, "coupled_l2": dyn.coupled_l2, "learning_rate": dyn.lr,
@@ -380,12 +383,13 @@ def penalty_motion(model, dyn, gstar: float, l2: float, l1: float, setting: str)
     return weight + _drifts(dyn, setting)
 
 
-def coupled_decay_reach(model, dyn) -> tuple[list, float]:
-    """The kernels an optimizer's coupled weight_decay reaches and its
-    critical gradient ``2*l2*sigma`` on the largest of them (``sigma`` the
-    initializer's RMS, else the saved weights')."""
+def coupled_decay_reach(model, dyn, view=None) -> tuple[list, float]:
+    """The kernels an optimizer's coupled weight_decay reaches (those of one
+    param group's settings, with ``view``) and its critical gradient
+    ``2*l2*sigma`` on the largest of them (``sigma`` the initializer's RMS,
+    else the saved weights')."""
     opt = model.optimizer
     kernels = [v for layer, v in model.variables() if layer.trainable and v.trainable and v.role.is_kernel_like
-               and opt.decays(v.location) is not False]
+               and opt.decays(v.location) is not False and (view is None or view.under_dynamics(v))]
     sigmas = [init_rms(v) or (v.stats.rms if v.stats and not v.stats.nonfinite else 0.0) for v in kernels]
     return kernels, 2 * dyn.coupled_l2 * max(sigmas, default=0.0)

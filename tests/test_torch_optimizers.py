@@ -184,3 +184,16 @@ def test_a_folders_scheduler_file_gives_the_cyclic_peak(folder):
     path = HERE / folder / "checkpoint-10" if folder == "hf_cyclic" else HERE / folder
     lr = read_model(path).optimizer.learning_rate
     assert (lr.schedule, lr.peak) == ("CyclicLR", pytest.approx(TRUTH[folder]["peak_lr"]))
+
+
+def test_rl007_names_each_groups_coupled_decay():
+    """Review 33, D8: torch Adam's coupled weight_decay in two groups was
+    named for the lead group only; each group's is normalised by its own
+    steps."""
+    truth = TRUTH["adam_coupled_groups.pt"]["groups"]
+    found = {f.target: f for f in findings("adam_coupled_groups.pt", "RL007")}
+    assert set(found) == {"optimizer.param_groups[0].weight_decay", "optimizer.param_groups[1].weight_decay"}
+    for index, group in enumerate(truth):
+        finding = found[f"optimizer.param_groups[{index}].weight_decay"]
+        assert finding.values["learning_rate"] == pytest.approx(group["lr"])
+        assert finding.values["coupled_l2"] == pytest.approx(group["weight_decay"] / 2)
