@@ -171,3 +171,6 @@ def test_explain_layer_names_the_group_that_decays_it():
     assert done.returncode == 0, done.stderr
     assert "param group 0's decay, listed above, is what acts on them" in done.stdout
     assert "param group 0        lr 1.00e-5" in done.stdout
+    # the headline is that group's decay (review 33, D10), 1e-7 per step, not the head's 1e-5
+    assert "at lr 1.00e-5 · param group 0 (the layers asked for)" in done.stdout
+    assert "lr*weight_decay = 1.00e-7" in done.stdout

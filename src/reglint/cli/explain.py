@@ -214,7 +214,7 @@ def gradient_formula(l2: float, l1: float) -> str:
     return "lambda*sign(w)" if l1 else "2*lambda*w"
 
 
-def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
+def explain_optimizer_decay(report: FileReport, view: Analysis | None = None) -> dict[str, Any] | None:
     """The optimizer's own ``weight_decay``, which reaches every weight
     whether or not a layer has a regularizer, and what the rules say of it
     (their findings and fixes, never re-derived here). None without one.
@@ -223,10 +223,12 @@ def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
     Coupled (PyTorch SGD/Adam ``weight_decay``, ONNX training graphs): ``wd*w``
     joins the gradient, an L2 penalty of factor ``wd/2``; under SGD the
     shrink is ``lr*wd/(1-momentum)``, under Adam-family optimizers the
-    gradient's normalisation leaves no static shrink (RL007)."""
+    gradient's normalisation leaves no static shrink (RL007). ``view``: a
+    param group's (``Analysis.group_views``) in place of the fastest one."""
     from reglint.readers.torch_optim import torch_weight_decay
 
-    dyn, ctx = report.analysis.dynamics, report.analysis.context
+    view = view or report.analysis
+    dyn, ctx = view.dynamics, view.context
     coupled_wd = torch_weight_decay(None, dyn.coupled_l2) or 0.0  # torch's wd: coupled_l2 is its L2 factor wd/2
     if not dyn.weight_decay and not coupled_wd:
         return None
@@ -243,7 +245,8 @@ def explain_optimizer_decay(report: FileReport) -> dict[str, Any] | None:
                for c in f.fix.changes if c.target == "optimizer" and c.parameter == "weight_decay"]
     return {"weight_decay": dyn.weight_decay or coupled_wd, "learning_rate": dyn.lr, "optimizer_family": dyn.family,
             # where groups differ, the lead group's (the fastest decay) and then every group's own
-            "param_group": report.analysis.optimizer_group, "groups": group_decays(report.analysis),
+            "param_group": view.optimizer_group, "groups": group_decays(report.analysis),
+            "fastest": view is report.analysis,  # else the group of the layers --layer asked for
             "kind": kind, "coupled_l2": dyn.coupled_l2 or None, "momentum": dyn.momentum, "formula": formula,
             "shrink_per_step": shrink, "timescale_steps": (1 / shrink) if shrink else None,
             "momentum_limit": momentum_limit(dyn, 0.0, shrink),
@@ -315,6 +318,10 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
                 f"{layer!r} has no regularizer and the optimizer no weight decay: nothing acts on it to explain")
             return 2
     rows = [explain_tensor(report, p) for p in items]
+    if layer is not None and not rows and decay is not None:
+        view = _acting_view(report, layer)  # the headline: the asked layers' own group (review 33, D10)
+        if view is not None:
+            decay = explain_optimizer_decay(report, view)
     if output_format == "json":
         from reglint.engine.report import file_to_dict, jsonable
 
@@ -327,6 +334,18 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
     acting = _acting_groups(report, layer) if layer is not None and not rows else None
     _print(rows, report.analysis, path, decay, acting, asked=layer is not None)
     return 0
+
+
+def _acting_view(report: FileReport, layer: str) -> Analysis | None:
+    """The group view (``Analysis.group_views``) whose settings update every
+    layer ``--layer`` names, where that is not the fastest group's."""
+    model, analysis = report.model, report.analysis
+    if model is None or analysis is None:
+        return None
+    variables = [v for x in model.layers if _layer_matches(x, layer, model) for v in x.variables]
+    if not variables:
+        return None
+    return next((view for view in analysis.group_views()[1:] if all(view.under_dynamics(v) for v in variables)), None)
 
 
 def _acting_groups(report: FileReport, layer: str) -> str | None:
@@ -443,7 +462,8 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
     how = f" (coupled: wd*w added to the gradient, L2 {g(decay['coupled_l2'])})" if coupled else ""
     lr = g(decay["learning_rate"]) if decay["learning_rate"] is not None else "? (not saved; give --lr)"
     groups = decay.get("groups")
-    scope = f"param group {decay['param_group']} (the fastest decay)" if groups else "every weight"
+    which = "the fastest decay" if decay.get("fastest", True) else "the layers asked for"
+    scope = f"param group {decay['param_group']} ({which})" if groups else "every weight"
     title = f"[bold]optimizer weight_decay {g(decay['weight_decay'])}[/]{how} at lr {lr} · {scope}"
     if console.soft_wrap:
         console.print(f"── {title} ──")
