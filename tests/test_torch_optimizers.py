@@ -197,3 +197,10 @@ def test_rl007_names_each_groups_coupled_decay():
         finding = found[f"optimizer.param_groups[{index}].weight_decay"]
         assert finding.values["learning_rate"] == pytest.approx(group["lr"])
         assert finding.values["coupled_l2"] == pytest.approx(group["weight_decay"] / 2)
+
+
+def test_a_second_optimizers_parameters_are_not_frozen():
+    """Review 33, D5: in a Lightning checkpoint with two optimizers, the
+    parameters only the second updates were counted as frozen."""
+    model = read_model(HERE / "lightning_two_optimizers.ckpt")
+    assert model.trainable_params == TRUTH["lightning_two_optimizers.ckpt"]["trainable"]

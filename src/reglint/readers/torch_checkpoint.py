@@ -365,7 +365,9 @@ def find_optimizer(obj: Any, notes: list[str], model_key: str | None = None) -> 
     if isinstance(states, list):
         found = [s for s in states if is_optimizer_state(s)]
         if len(found) > 1:
-            notes.append(f"{len(found)} optimizers saved (optimizer_states): the first is described")
+            notes.append(f"{len(found)} optimizers saved (optimizer_states): the first is described; the "
+                         "parameters it does not update are trained by the others, not frozen")
+            return "optimizer_states", {**found[0], PARTIAL: True}  # review 33, D5
         if found:
             return "optimizer_states", found[0]
     others = optimizer_states(obj)
