@@ -190,9 +190,9 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{'...' if len(chain) > 4 else ''}) each pull with 2*l2 + l1/sigma >= {level}"
                         f", above the data gradient of nearly every weight: they drift to zero within about "
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
-        tail = _under_eps(_gradient_floor(model), max(gstars), dyn, max(p.l2 for p in hits),
-                          max(p.l1 for p in hits)) or (
-            f"a weight whose data gradient is below ~{g(max(gstars))} {_drifts(dyn, 'lambda')}{collapse}")
+        l2, l1 = max(p.l2 for p in hits), max(p.l1 for p in hits)
+        below = _under_eps(_gradient_floor(model), max(gstars), dyn, l2, l1)  # then no drift, no collapse
+        tail = below or penalty_motion(model, dyn, max(gstars), l2, l1, "lambda") + collapse
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
             f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: {tail}",

@@ -127,8 +127,8 @@ class ActivityRegularizerScale(Rule):
             if correlated_steps(layer, graph):
                 continue  # the mean-field takes each step's input as independent: no estimate rather than a low one
             source = pass_through_source(layer, graph)
-            per_sample = activity_penalty_per_sample(layer, input_second_moment(layer, moments, graph), source,
-                                                     output_moment=moments.get(layer.path))
+            m_in = input_second_moment(layer, moments, graph)
+            per_sample = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(layer.path))
             if per_sample is None:
                 continue
             penalty = per_sample * batch_factor
@@ -136,7 +136,7 @@ class ActivityRegularizerScale(Rule):
             severity = self.level(ratio, "activity-ratio-warning", "activity-ratio-error")
             if severity is None:
                 continue
-            elements = penalised_elements(layer, source, input_second_moment(layer, moments, graph))
+            elements = penalised_elements(layer, source, m_in)
             batch_note = (f" x batch {batch_factor} (Keras {model.framework_version} sums over the batch)"
                           if batch_factor > 1 else "")
             factor = 0.5 * self.thresholds["activity-ratio-warning"] / ratio

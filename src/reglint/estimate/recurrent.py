@@ -1,5 +1,6 @@
 """The second moment of a recurrent layer's outputs at initialisation, for
-an activity regularizer on LSTM, GRU and SimpleRNN layers (RL010).
+an activity regularizer on an LSTM, GRU, SimpleRNN, ConvLSTM or
+Bidirectional layer, or on a layer reading one (RL010).
 
 A recurrent output is not ``act(z)`` of one pre-activation: an LSTM's
 ``h_t = o_t * tanh(c_t)`` carries a cell that fills up over the steps,
@@ -17,9 +18,9 @@ second moment ``m_in``, ``U`` units), and
   candidate's recurrent part scaled by ``E[r^2]``;
 - SimpleRNN: ``E[h_t^2] = E[act(z)^2]``.
 
-Checked against Keras 3.15's own activity penalties (``model.losses`` of
-``L2(1)`` on the output, standard-normal inputs): see
-``tests/test_activity_recurrent.py``.
+Checked against Keras 3.15's own activity penalties on
+``fixtures/activity_shapes`` (``make_activity_shape_fixtures.py``;
+``tests/test_activity_shapes.py``): within 12%.
 """
 
 from __future__ import annotations
