@@ -57,7 +57,10 @@ square root (Adam; torch's RMSprop: timm's RMSpropTF recipe, eps 1e-3,
 measured), ``sqrt(epsilon)`` where Keras adds it under the root (RMSprop:
 6.3e-5 on fixtures/keras_optimizers/floor_rmsprop.keras, as Keras), with
 Adagrad's ``initial_accumulator_value`` (Keras' 0.1) under it too (3.16e-4
-on floor_adagrad.keras, as Keras).
+on floor_adagrad.keras, as Keras). Keras' Adam adds ``eps`` before its bias
+correction: there the floor is ``eps/sqrt(1-beta_2^t)`` and the plain rate
+comes after about ``1/(1-beta_2)`` steps, which the finding says with the
+shares of it reached over the first 100 and 1,000 steps (floor_adam.keras).
 Adagrad adds the squared gradients up instead of averaging them: its steps
 shrink as ``eta/sqrt(t)``, a weight moves ``2*eta*sqrt(T)`` in ``T`` steps
 (``Dynamics.steps_to_drift``; torch moved one 0.93 in 100 steps at lr 0.05).
@@ -191,8 +194,9 @@ class CoupledPenaltyAdaptive(Rule):
                         f", above the data gradient of nearly every weight: they drift to zero within about "
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
         l2, l1 = max(p.l2 for p in hits), max(p.l1 for p in hits)
-        below = _under_eps(_gradient_floor(model), max(gstars), dyn, l2, l1)  # then no drift, no collapse
-        tail = below or penalty_motion(model, dyn, max(gstars), l2, l1, "lambda") + collapse
+        group = model.optimizer.group_of(hits[0].variable.location) if model.optimizer is not None else None
+        below = _under_eps(_gradient_floor(model, group), max(gstars), dyn, l2, l1)  # then no drift, no collapse
+        tail = below or penalty_motion(model, dyn, max(gstars), l2, l1, "lambda", group) + collapse
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
             f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: {tail}",
@@ -235,7 +239,8 @@ class CoupledPenaltyAdaptive(Rule):
             return
         opt = model.optimizer
         kernels, gstar = coupled_decay_reach(model, dyn, view)
-        tail = penalty_motion(model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay")
+        group = next((grp for grp in opt.param_groups if grp.index == view.optimizer_group), None)
+        tail = penalty_motion(model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay", group)
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)}{view.group_text()} is an L2 penalty added to "
             f"the gradient (L2 {g(dyn.coupled_l2)}), which {opt.class_name} divides by each weight's gradient RMS: "
@@ -324,32 +329,77 @@ def _drifts(dyn, setting: str) -> str:
     return f"drifts to zero at about {pace} per step whatever {setting} is"
 
 
-def _gradient_floor(model) -> tuple[float, str] | None:
+Floor = tuple[float, str, float | None]  # (value, where it comes from, Keras Adam's beta_2 or None)
+
+
+def _gradient_floor(model, group=None) -> Floor | None:
     """The denominator a gradient much smaller than it is divided by, and
     where it comes from: the optimizer's ``eps`` where it is added after the
     square root (Adam; torch's RMSprop); ``sqrt(epsilon)`` where Keras adds
     it inside (RMSprop, Adagrad: ``lr*g/sqrt(v + epsilon)``, review 32);
     with Adagrad's ``initial_accumulator_value`` (Keras' default 0.1) inside
-    too. None where no ``eps`` is known."""
+    too. The third item is Keras' Adam's ``beta_2`` where that floor is
+    reached only after the warm-up (``_adam_warmup``), else None. None where
+    no ``eps`` is known. ``group``: the param group updating the weights (a
+    MultiOptimizer's sub-optimizer, a PyTorch group with its own ``eps``),
+    whose class and settings decide."""
     opt = model.optimizer
-    if opt is not None and opt.class_name == "Adadelta":
+    if opt is None:
+        return None
+    cls, eps, config = _floor_settings(opt, group)
+    if cls == "Adadelta":
         # lr*g*sqrt(E[dx^2] + eps)/sqrt(E[g^2] + eps): both accumulators start at
         # 0, so a small gradient is stepped at lr*g, a plain L2 at lr (review 33)
-        return 1.0, "Adadelta's sqrt(E[dx^2] + eps)/sqrt(E[g^2] + eps) is 1 while both hold only eps"
-    if opt is None or not opt.epsilon:
+        return 1.0, "Adadelta's sqrt(E[dx^2] + eps)/sqrt(E[g^2] + eps) is 1 while both hold only eps", None
+    if not eps:
         return None
-    cls, eps = opt.class_name, opt.epsilon
-    start = (opt.config or {}).get("initial_accumulator_value") if cls == "Adagrad" else None
-    start = float(start) if isinstance(start, (int, float)) and not isinstance(start, bool) and start > 0 else 0.0
+    start = _positive(config.get("initial_accumulator_value")) if cls == "Adagrad" else 0.0
     if model.framework in ("keras", "tf.keras") and cls in ("RMSprop", "Adagrad"):
         inside = f"sqrt(epsilon{' + initial_accumulator_value' if start else ''})"
-        return math.sqrt(eps + start), f"{inside}, as Keras' {cls} adds them under the square root"
+        return math.sqrt(eps + start), f"{inside}, as Keras' {cls} adds them under the square root", None
     if start:
-        return math.sqrt(start) + eps, "sqrt(initial_accumulator_value) + eps"
-    return eps, "the optimizer's eps"
+        return math.sqrt(start) + eps, "sqrt(initial_accumulator_value) + eps", None
+    beta_2 = config.get("beta_2", 0.999)
+    keras_adam = model.framework in ("keras", "tf.keras") and cls in ("Adam", "AdamW")
+    usable = isinstance(beta_2, (int, float)) and not isinstance(beta_2, bool) and 0 < beta_2 < 1
+    return eps, "the optimizer's eps", float(beta_2) if keras_adam and usable else None
 
 
-def _under_eps(floor: tuple[float, str] | None, gstar: float, dyn, l2: float, l1: float = 0.0) -> str | None:
+def _floor_settings(opt, group) -> tuple[str, float, dict]:
+    """(class, eps, settings) of the optimizer stepping ``group``'s weights:
+    a MultiOptimizer's sub-optimizer has its own class and ``epsilon`` (its
+    top-level fields hold the lead's); a PyTorch group may set its own
+    ``eps``."""
+    hp = group.hyperparameters if group is not None else {}
+    if opt.class_name == "MultiOptimizer" and hp.get("class_name"):
+        return str(hp["class_name"]), _positive(hp.get("epsilon")), hp
+    own = _positive(hp.get("eps", hp.get("epsilon")))
+    return opt.class_name, own or opt.epsilon or 0.0, opt.config or {}
+
+
+def _positive(value) -> float:
+    """A saved setting as a positive number, else 0."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return float(value) if ok else 0.0
+
+
+def _adam_warmup(beta_2: float) -> str:
+    """Keras' Adam steps ``lr*sqrt(1-beta_2^t)/(1-beta_1^t) * m/(sqrt(v) + eps)``:
+    eps is added before the bias correction (torch's Adam adds it after), so
+    on a gradient under it the step is ``lr*g*sqrt(1-beta_2^t)/eps``, which
+    reaches ``lr*g/eps`` only as ``beta_2^t`` fades (review 33, D9: on
+    fixtures/keras_optimizers/floor_adam.keras Keras' own Adam shrank a
+    kernel at 0.21 of its later rate over the first 100 steps, 0.58 over
+    1,000, the shares this computes)."""
+    def share(steps: int) -> float:
+        return sum(math.sqrt(1.0 - beta_2 ** t) for t in range(1, steps + 1)) / steps
+
+    return (f"; Keras' Adam adds eps before its bias correction, so that rate comes only as sqrt(1 - beta_2^t) "
+            f"grows (beta_2 {g(beta_2)}, about {g(1.0 / (1.0 - beta_2), 2)} steps): on average "
+            f"{g(share(100), 2)} of it over the first 100 steps, {g(share(1000), 2)} over 1,000")
+
+
+def _under_eps(floor: Floor | None, gstar: float, dyn, l2: float, l1: float = 0.0) -> str | None:
     """Where the penalty's gradient is below the denominator's floor
     (``_gradient_floor``), the step is ``lr*g/floor``: a plain L2 at
     ``lr/floor`` (a relative shrink), a plain L1 pull of ``lr*l1/floor``
@@ -359,7 +409,7 @@ def _under_eps(floor: tuple[float, str] | None, gstar: float, dyn, l2: float, l1
     bind."""
     if floor is None or not gstar or gstar >= floor[0] or not dyn.drift_step or not (l2 or l1):
         return None
-    value, why = floor
+    value, why, warmup = floor
     effect = []
     if l2:
         effect.append(f"shrinking a weight the data does not hold by about {g(dyn.drift_step * 2.0 * l2 / value)} "
@@ -369,14 +419,15 @@ def _under_eps(floor: tuple[float, str] | None, gstar: float, dyn, l2: float, l1
     rate = "lr" if value == 1.0 else f"lr/{g(value)}"
     return (f"the penalty's gradient (~{g(gstar)} on a typical weight) is below {g(value)} ({why}), where the "
             f"step is {rate.replace('lr', 'lr*g', 1)}, not normalised: the penalty acts as a plain "
-            f"{'L2' if l2 else 'L1'} at {rate}, {' and '.join(effect)}")
+            f"{'L2' if l2 else 'L1'} at {rate}, {' and '.join(effect)}{_adam_warmup(warmup) if warmup else ''}")
 
 
-def penalty_motion(model, dyn, gstar: float, l2: float, l1: float, setting: str) -> str:
+def penalty_motion(model, dyn, gstar: float, l2: float, l1: float, setting: str, group=None) -> str:
     """How a coupled penalty moves a weight the data does not hold under an
     adaptive optimizer, as RL007 says it (explain prints the same words):
-    the plain L1/L2 below the optimizer's floor, else the normalised drift."""
-    below = _under_eps(_gradient_floor(model), gstar, dyn, l2, l1)
+    the plain L1/L2 below the optimizer's floor (``group``'s, where a param
+    group updates the weights), else the normalised drift."""
+    below = _under_eps(_gradient_floor(model, group), gstar, dyn, l2, l1)
     if below is not None:
         return below
     weight = f"a weight whose data gradient is below ~{g(gstar)} " if gstar else "a weight with little data gradient "

@@ -271,6 +271,10 @@ class ChainShrinksTooFast(Rule):
             outcome = "the shrunk scales multiply along the chain toward the trivial solution"
         groups = sorted({i for i in (analysis.variable_group(shrinks[path][1].variable) for path in chain)
                          if i is not None})
+        weaker = self._weaker_in_series(analysis, chain, shrinks)
+        if weaker:
+            shown = [f"{path}, in series with them, shrinks only {g(r)} per step" for path, r in weaker[:3]]
+            names += "; " + ", ".join(shown) + (f" and {len(weaker) - 3} more" if len(weaker) > 3 else "")
         yield self.finding(
             f"{len(chain)} layers {where} ({names}) carry "
             f"{lam(penalty.regularizer)}{decay} under SGD ({self._settings(analysis, chain, shrinks, groups)}): "
@@ -281,6 +285,20 @@ class ChainShrinksTooFast(Rule):
                     "momentum": dyn.momentum, "weight_decay": dyn.weight_decay or None,
                     "halving_steps": halving, "behind_normalization": stream,
                     "param_groups": groups if len(analysis.group_views()) > 1 else None})
+
+    @staticmethod
+    def _weaker_in_series(analysis, chain: list[str], shrinks: dict) -> list[tuple[str, float]]:
+        """Penalized layers under the chain's level on the same forward
+        path as it, with their shrinks, in forward order: the chain ``s1,
+        s3`` runs through ``s2``, whose weaker L2 the message names so that
+        the chain does not read as s1 feeding s3 (review 32, D11)."""
+        found = []
+        for path, (r, _, _) in shrinks.items():
+            if path not in chain and r > 0:
+                series = analysis.unnormalized_chain(set(chain) | {path})
+                if len(series) == len(chain) + 1:
+                    found.append((series.index(path), path, r))
+        return [(path, r) for _, path, r in sorted(found)]
 
     @staticmethod
     def _contraction(entry: tuple) -> tuple[float, float]:

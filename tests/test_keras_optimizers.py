@@ -338,3 +338,47 @@ def test_a_penalty_gradient_under_keras_floor_is_a_plain_l2(name, floor):
     assert floor in rl007.message
     shown = float(rl007.message.rsplit("by about ", 1)[1].split(" ")[0])
     assert shown == pytest.approx(MANIFEST[name]["shrink_per_step"], rel=0.05)
+
+
+def test_keras_adam_reaches_its_eps_floor_only_after_the_warm_up():
+    """Review 33, D9: Keras' Adam adds epsilon to sqrt(v) before the bias
+    correction, so a penalty gradient under it is stepped at
+    lr*g*sqrt(1-beta_2^t)/eps: the plain-L2 rate RL007 quotes is reached
+    only after ~1/(1-beta_2) steps. The shares are those Keras' own Adam
+    shrank the kernel at (manifest), not the formula's."""
+    truth = MANIFEST["floor_adam.keras"]
+    (rl007,) = by_code(report("floor_adam.keras"), "RL007")
+    shown = float(rl007.message.rsplit("by about ", 1)[1].split(" ")[0])
+    assert shown == pytest.approx(truth["shrink_per_step"], rel=0.05)
+    warmup = rl007.message.split("on average ", 1)[1]
+    first, thousand = float(warmup.split(" of it")[0]), float(warmup.split(", ")[1].split(" over")[0])
+    assert first == pytest.approx(truth["warmup_share_100"], rel=0.05)
+    assert thousand == pytest.approx(truth["warmup_share_1000"], rel=0.05)
+
+
+def test_an_optimizer_whose_floor_has_no_warm_up_says_none():
+    """Keras' RMSprop has no bias correction: no warm-up in its floor."""
+    (rl007,) = by_code(report("floor_rmsprop.keras"), "RL007")
+    assert "bias correction" not in rl007.message
+
+
+def test_a_multioptimizer_group_is_judged_at_its_own_epsilon():
+    """Review 33: the floor came from the top-level epsilon (the lead AdamW's
+    1e-7), so a group Adam with epsilon 1e-3 was said to drift 'at about lr
+    per step', 5x faster than Keras' own group optimizer moves the kernel."""
+    truth = MANIFEST["group_adam_floor.keras"]
+    assert (truth["sub_optimizer"], truth["sub_epsilon"], truth["lead_epsilon"]) == ("Adam", 1e-3, 1e-7)
+    (rl007,) = by_code(report("group_adam_floor.keras"), "RL007")
+    assert "is below 0.001" in rl007.message
+    shown = float(rl007.message.rsplit("by about ", 1)[1].split(" ")[0])
+    assert shown == pytest.approx(truth["shrink_per_step"], rel=0.05)
+
+
+def test_a_weaker_layer_inside_a_chain_is_named_with_its_shrink():
+    """Review 32, D11: RL024 named its chain 's1, s3', which reads as s1
+    feeding s3; in Keras' graph s1 feeds s2, which feeds s3 with an L2 that
+    shrinks it 2*0.03*1e-3/0.1 = 6e-4 per step."""
+    assert MANIFEST["chain_weak_middle.keras"]["feeds"] == {"s1": "s2", "s2": "s3"}
+    (rl024,) = by_code(report("chain_weak_middle.keras"), "RL024")
+    assert rl024.values["chain"] == ["s1", "s3"]
+    assert "(s1, s3; s2, in series with them, shrinks only 6.00e-4 per step)" in rl024.message

@@ -123,7 +123,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
         "momentum_limit": momentum_limit(dyn, l2, shrink),
         # under an adaptive optimizer: how the penalty moves a weight the data does not hold, in RL007's words
-        "adaptive_motion": _adaptive_motion(report, dyn, (2 * l2 * sigma if l2 and sigma else 0.0) + l1, l2, l1)
+        "adaptive_motion": _adaptive_motion(report, dyn, (2 * l2 * sigma if l2 and sigma else 0.0) + l1, l2, l1, var)
         if p.active and dyn.family == "adaptive" else None,
         "model_penalty_ratio": analysis.penalty_ratio(),  # the part RL001 counts
         "model_penalty_whole_ratio": analysis.penalty_ratio(include_invariant=True),  # check's "penalty" line
@@ -137,23 +137,28 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     }
 
 
-def _coupled_motion(report: FileReport, dyn) -> str | None:
-    """An optimizer's coupled weight_decay under an adaptive optimizer, in
-    RL007's words."""
+def _coupled_motion(report: FileReport, view: Analysis) -> str | None:
+    """An optimizer's coupled weight_decay under an adaptive optimizer (one
+    param group's, in a group ``view``), in RL007's words."""
     from reglint.rules.rl007_coupled_penalty_adaptive import coupled_decay_reach, penalty_motion
 
-    if report.model is None or report.model.optimizer is None:
+    opt = report.model.optimizer if report.model is not None else None
+    if opt is None:
         return None
+    dyn = view.dynamics
     _, gstar = coupled_decay_reach(report.model, dyn)
-    return penalty_motion(report.model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay")
+    group = next((grp for grp in opt.param_groups if grp.index == view.optimizer_group), None)
+    return penalty_motion(report.model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay", group)
 
 
-def _adaptive_motion(report: FileReport, dyn, gstar: float, l2: float, l1: float) -> str | None:
+def _adaptive_motion(report: FileReport, dyn, gstar: float, l2: float, l1: float, var) -> str | None:
     from reglint.rules.rl007_coupled_penalty_adaptive import penalty_motion
 
     if report.model is None:
         return None
-    return penalty_motion(report.model, dyn, gstar, l2, l1, "lambda")
+    opt = report.model.optimizer
+    group = opt.group_of(var.location) if opt is not None else None  # its sub-optimizer's eps
+    return penalty_motion(report.model, dyn, gstar, l2, l1, "lambda", group)
 
 
 def momentum_limit(dyn, l2: float, shrink: float | None) -> dict[str, Any] | None:
@@ -250,7 +255,7 @@ def explain_optimizer_decay(report: FileReport, view: Analysis | None = None) ->
             "kind": kind, "coupled_l2": dyn.coupled_l2 or None, "momentum": dyn.momentum, "formula": formula,
             "shrink_per_step": shrink, "timescale_steps": (1 / shrink) if shrink else None,
             "momentum_limit": momentum_limit(dyn, 0.0, shrink),
-            "adaptive_motion": _coupled_motion(report, dyn) if dyn.family == "adaptive" and coupled_wd else None,
+            "adaptive_motion": _coupled_motion(report, view) if dyn.family == "adaptive" and coupled_wd else None,
             "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
             "findings": [{"code": f.code, "severity": f.severity.value, "message": f.message} for f in findings],
             "rule_changes": changes}
