@@ -229,3 +229,28 @@ def test_layer_norms_are_normalizers_however_exported(exporter):
     model = read_model(ROOT / exporter / "transformer.onnx")
     norms = {layer.path: layer.class_name for layer in model.layers if "norm" in layer.path}
     assert norms == dict.fromkeys(("encoder.norm1", "encoder.norm2", "norm"), "LayerNormalization")
+
+
+# A quantizer that fuses Conv with its ReLU renames the output that carried
+# the dynamo exporter's mark of a convolution that had a bias of its own.
+FOLD_HIDDEN = {"int8_qdq_per_channel/cnn_bn_residual.onnx": {"stem"}}
+FOLD_NOTE = "carry a BatchNorm the exporter folded into their kernel and bias"
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=_id)
+def test_a_batchnorm_folded_by_the_exporter_is_said(entry):
+    """Review 31, D10: both exporters fold an eval-mode BatchNorm into the
+    Conv before it; the file loses gamma and beta (trainable in PyTorch) and
+    the kernel is the fused one. reglint said nothing. The note names the
+    convolutions PyTorch's module list says took a BatchNorm (manifest
+    ``folded``), with gamma and beta's count, and appears on no other file."""
+    notes = [n for n in read_model(ROOT / entry["file"]).notes if FOLD_NOTE in n]
+    folded = {f["conv"]: f["removed"] // 4 for f in entry["folded"]}
+    if not folded:
+        assert notes == []
+        return
+    (note,) = notes
+    expected = {conv: c for conv, c in folded.items() if conv not in FOLD_HIDDEN.get(entry["file"], set())}
+    listed = dict(part.rsplit(" (", 1) for part in note.rsplit(": ", 1)[1].split(", "))
+    assert {conv: int(c.split()[0]) for conv, c in listed.items()} == expected
+    assert f"its gamma and beta ({2 * sum(expected.values()):,} values" in note

@@ -10,6 +10,7 @@ from reglint.errors import ModelReadError, ReglintError, one_line
 from reglint.model import Model, Role
 from reglint.readers.limits import ReadOptions
 from reglint.readers.onnx.folded import drop_folded_tables
+from reglint.readers.onnx.folded_norms import folded_batchnorm_note
 from reglint.readers.onnx.graph import GraphIndex
 from reglint.readers.onnx.layers import build_layers
 from reglint.readers.onnx.load import check_external_locations, load_proto, run_checker
@@ -117,7 +118,8 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
                            "not parameters")
     if index.sparse:
         model.notes.append("sparse initializers are counted at their dense size")
-    for note in (merged_constants_note(params, index), identity_alias_note(params, index)):
+    for note in (merged_constants_note(params, index), identity_alias_note(params, index),
+                 folded_batchnorm_note(params, index, proto.producer_name)):
         if note is not None:
             model.notes.append(note)
     if proto.producer_name in ("tf2onnx", "keras2onnx"):
