@@ -382,3 +382,14 @@ def test_a_weaker_layer_inside_a_chain_is_named_with_its_shrink():
     (rl024,) = by_code(report("chain_weak_middle.keras"), "RL024")
     assert rl024.values["chain"] == ["s1", "s3"]
     assert "(s1, s3; s2, in series with them, shrinks only 6.00e-4 per step)" in rl024.message
+
+
+@pytest.mark.parametrize("name", ["mixed_float16_sgd.h5", "mixed_float16_rmsprop.h5"])
+def test_a_mixed_precision_h5_counts_the_inner_optimizers_steps(name):
+    """Review 34, D2: under mixed_float16 the .h5 holds the
+    LossScaleOptimizer's counter (never advanced) beside the inner
+    optimizer's; the first in sorted order was read: 0 steps where Keras
+    took 2."""
+    truth = MANIFEST[name]
+    assert "loss_scale_optimizer/iteration" in truth["counters_in_file"]
+    assert report(name).model.optimizer.iterations == truth["iterations"] == 2

@@ -211,11 +211,26 @@ def _dataset_names(group) -> list[str]:
 
 
 def _iterations(h5) -> int | None:
+    """The optimizer's step counter. Under mixed precision the h5 holds two:
+    the LossScaleOptimizer's own (``loss_scale_optimizer/iteration``, never
+    advanced) and the inner optimizer's, which counts the steps taken
+    (review 34, D2: an SGD file read 0 of Keras' 2)."""
     import h5py
 
     group = h5_get(h5, "optimizer_weights")
     if not isinstance(group, h5py.Group):
         return None
+    counters = [name for name in _dataset_names(group)
+                if name.split("/")[-1].split(":")[0] in ("iter", "iterations", "iteration")]
+    inner = [name for name in counters if "loss_scale_optimizer" not in name.split("/")[:-1]]
+    for name in inner or counters:
+        ds = h5_get(group, name)
+        try:
+            if isinstance(ds, h5py.Dataset) and ds.size == 1:
+                return int(ds[()])
+        except Exception:
+            return None
+    return None
     for name in _dataset_names(group):
         short = name.split("/")[-1].split(":")[0]
         if short in ("iter", "iterations", "iteration"):
