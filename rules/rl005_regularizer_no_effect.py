@@ -50,7 +50,9 @@ run, ``weight_decay = 1/(eta*T)`` (integrated decay D = 1 over T steps).
 - ``no-effect-decay`` (default 0.01): integrated decay ``D`` below which decay is negligible.
 
 ## Formula
-Share ``P_init / L_chance`` per tensor; ``D = r*T`` with ``r = 2*eta*l2/(1-b)``
+Share ``P_init / L_chance`` per tensor (not for a scale-invariant kernel,
+one feeding a normalization: its penalty sets the effective learning rate
+whatever its share, RL009, so only ``D`` over a known run judges it); ``D = r*T`` with ``r = 2*eta*l2/(1-b)``
 (coupled SGD) or ``eta*wd`` (decoupled), ``T`` the total steps. Where an
 optimizer's param groups differ (PyTorch param groups, a Keras
 ``MultiOptimizer``), each group is judged with its own learning rate,
@@ -128,17 +130,21 @@ class RegularizerNoEffect(Rule):
             if not p.sum_sq_init:
                 continue  # zero-initialised (biases, beta): the init penalty says nothing
             share = p.penalty_init / scale
-            if share >= self.thresholds["no-effect-share"]:
+            if share >= self.thresholds["no-effect-share"] and not p.scale_invariant:
                 continue
             shrink = dyn.coupled_shrink(p.l2) if p.l2 else None
             decay = shrink * steps if shrink is not None and steps else None
             if decay is not None and decay >= self.thresholds["no-effect-decay"]:
                 continue
+            if p.scale_invariant and decay is None:
+                continue  # its share says nothing (review 34, D4); its reach needs the run's length
             detail = (f"; over {g(steps)} steps it shrinks an unsupported weight by {pct(decay)}"
                       if decay is not None else "")
+            head = (f"penalty {g(p.penalty_init)} at init is {pct(share)} of the data-loss scale {g(scale)}"
+                    if not p.scale_invariant else
+                    "the kernel feeds a normalization, so its penalty's share of the loss says nothing (RL009)")
             yield self.finding(
-                f"{p.variable.name}: penalty {g(p.penalty_init)} at init is {pct(share)} of the data-loss "
-                f"scale {g(scale)}{detail}",
+                f"{p.variable.name}: {head}{detail}",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="remove it or raise lambda (the summary's lambda_ref sets the scale)",
                 fix=Fix("no penalty that cannot change training",

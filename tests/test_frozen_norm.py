@@ -62,3 +62,23 @@ def test_a_frozen_batch_norm_network_is_judged_as_one_without_it():
 ])
 def test_which_keras_freezes_batch_statistics(framework, version, fixed):
     assert frozen_batch_norm_is_fixed(framework, version) is fixed
+
+
+def _rl005_layers(name: str, steps: int | None = None) -> set[str]:
+    context = TrainingContext(steps=steps) if steps else TrainingContext()
+    found = lint_file(str(HERE / name), Settings(context=context))
+    return {f.layer for f in found.findings if f.code == "RL005"}
+
+
+def test_a_scale_invariant_kernel_is_not_weak_by_its_share_of_the_loss():
+    """Review 34, D4: RL005 told the user to remove an L2 on kernels Keras'
+    own output says are scale-invariant (fc1 scaled by 0.1 moves the output
+    by 3%) because the penalty is a tiny share of the loss, beside RL009
+    saying it sets the effective learning rate. Its share says nothing of
+    such a kernel; only the shrink over a known run does. The same L2
+    without the normalization stays a weak penalty."""
+    assert MANIFEST["bn_trainable_weak.keras"]["fc1_scaled_output_change"] < 0.1
+    assert MANIFEST["no_norm_weak.keras"]["fc1_scaled_output_change"] > 0.5
+    assert _rl005_layers("bn_trainable_weak.keras") == set()
+    assert _rl005_layers("no_norm_weak.keras") == {"fc1", "fc2"}
+    assert _rl005_layers("bn_trainable_weak.keras", steps=10_000) == {"fc1", "fc2"}  # D = 2e-4 over the run
