@@ -37,6 +37,13 @@ Characteristic polynomial of heavy-ball momentum on curvature h:
 ``z^2 - (1 + b - eta*h) z + b = 0``, stable iff ``0 < eta*h < 2(1+b)``;
 Nesterov: ``eta*h < 2(1+b)/(1+2b)``. Coupled L2 from the optimizer itself
 (PyTorch-style ``weight_decay`` in an ONNX graph) adds to lambda.
+The analysis is linear: with gradient clipping (Keras' ``clipnorm``,
+``clipvalue``, ``global_clipnorm``) the step stops growing with ``w`` once
+the gradient reaches the clip, so the weights swing about zero in a bounded
+band and do not diverge; the finding is then at most a warning
+(``reglint.estimate.clipping``: Keras' clipnorm 1 at ``f = 1.3`` never grew
+the kernel past its saved norm in 200 steps, the unclipped twin overflowed;
+fixtures/keras_optimizers/clipnorm_sgd.keras).
 
 ## Thresholds and calibration
 ``f = 1`` is the exact linear-stability boundary, verified by running Keras
@@ -56,6 +63,7 @@ from reglint.engine.fmt import g, pct
 from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
+from reglint.estimate.clipping import clip_of
 
 
 def stability_limit(momentum: float, nesterov: bool) -> float:
@@ -103,6 +111,7 @@ class SgdL2Unstable(Rule):
         dyn = analysis.dynamics
         if dyn.family != "sgd" or dyn.lr is None:
             return
+        clip = clip_of(model.optimizer)
         for p in analysis.lead_penalties:
             if not p.active or not (p.l2 or dyn.coupled_l2):
                 continue
@@ -114,6 +123,11 @@ class SgdL2Unstable(Rule):
             safe = self.safe_l2(dyn.lr, limit, dyn.coupled_l2)
             method = "Nesterov" if dyn.nesterov else ("momentum " + g(dyn.momentum) if dyn.momentum else "plain SGD")
             outcome = "diverges" if f >= 1 else f"leaves the data loss {pct(1 - f)} of the budget"
+            if clip is not None:  # the step stops growing with w once the gradient reaches the clip
+                severity = Severity.WARNING
+                outcome = (("would diverge in the linear analysis, but " if f >= 1 else f"{outcome}; ")
+                           + f"{clip.text} caps each step's gradient, so the weights stay in a bounded band "
+                             f"about zero instead of {'diverging' if f >= 1 else 'growing'} (estimate.clipping)")
             yield self.finding(
                 f"{p.variable.name}: 2 x lr {g(dyn.lr)} x L2 {g(p.l2 + dyn.coupled_l2)} = "
                 f"{g(2 * dyn.lr * (p.l2 + dyn.coupled_l2))} against the {method} stability limit {g(limit)} "

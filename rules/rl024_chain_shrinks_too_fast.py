@@ -138,6 +138,17 @@ transformers were calibrated: the level is applied to chains behind
 BatchNorm, GroupNorm or RMSNorm by extension (no grid trains a counted
 chain that ends in one).
 
+## Gradient clipping
+Keras clips the penalty's gradient with the data's (``clipnorm``,
+``clipvalue``, ``global_clipnorm``): while the penalty's gradient is
+larger than the clip the shrink per step is what the clip allows, not the
+linear rate, and the finding says it with the steps until the linear rate
+applies (``reglint.estimate.clipping``; Keras' global_clipnorm 1 shrank
+fixtures/keras_optimizers/global_clipnorm_sgd.keras's kernel 1.6% per step
+where the linear rate is 0.2, to 4e-14 of its norm in 200 steps). The chain
+still shrinks to where its gradient is under the clip, so the severity is
+the linear analysis'.
+
 ## References
 - Krogh & Hertz, "A Simple Weight Decay Can Improve Generalization", NIPS 1991 (L2 as a per-step shrink).
 - Keras ``keras/src/regularizers/regularizers.py`` (``L2``: ``l2 * sum(w^2)``, gradient ``2*l2*w``).
@@ -146,10 +157,13 @@ chain that ends in one).
 
 from __future__ import annotations
 
+import math
+
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import amount, g, lam
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
+from reglint.estimate.clipping import clip_of, clipped_pace, joint_penalty_gradient
 from reglint.estimate.dynamics import halving_steps
 
 
@@ -256,6 +270,7 @@ class ChainShrinksTooFast(Rule):
                       f"step, {pace}")
         elif regime == "faster":
             shrink += f" (momentum's real contraction, {g(actual)} per step)"
+        shrink += _clipped(model, analysis, chain, shrinks, slowest)
         fix = self.fix(analysis)
         penalty = shrinks[chain[0]][1]
         names = ", ".join(chain[:4]) + (f" and {len(chain) - 4} more" if len(chain) > 4 else "")
@@ -389,6 +404,35 @@ class ChainShrinksTooFast(Rule):
                 changes.setdefault((p.layer.path, target, p.l2), Change(
                     "lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path, target=target))
         return Fix(f"a per-step shrink 2*lr*l2/(1-momentum) of {g(self.aim)}", tuple(changes.values()))
+
+
+def _clipped(model, analysis, chain: list[str], shrinks: dict, slowest: float) -> str:
+    """Where the optimizer clips gradients and the clip binds at the saved
+    weights: the shrink per step it allows and how many steps until the
+    linear rate applies (``estimate.clipping``; review 34, D1: Keras'
+    global_clipnorm 1 shrank a kernel 1.6% per step where the linear rate
+    said 20%). The chain still falls to where its gradient is under the
+    clip: the finding's severity stands."""
+    clip = clip_of(model.optimizer)
+    if clip is None:
+        return ""
+    joint = joint_penalty_gradient(analysis.active_penalties(include_invariant=True))
+    paces = []
+    for path in chain:
+        _, penalty, dyn = shrinks[path]
+        stats = penalty.variable.stats
+        if stats is None or stats.nonfinite or not stats.count:
+            continue
+        pace = clipped_pace(clip, dyn, penalty.l2, math.sqrt(stats.sum_sq), math.sqrt(stats.sum_sq / stats.count),
+                            joint)
+        if pace is not None:
+            paces.append(pace)
+    if not paces:
+        return ""
+    rate, steps = min(paces)[0], max(p[1] for p in paces)
+    return (f"; {clip.text} caps each step's gradient while the penalty's is larger: at the saved weights the "
+            f"kernels shrink about {g(rate)} per step, not {g(slowest)}, for ~{amount(steps, 'step')} before the "
+            f"rate above applies")
 
 
 def _group_words(groups: list[int]) -> str:

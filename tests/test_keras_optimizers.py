@@ -393,3 +393,38 @@ def test_a_mixed_precision_h5_counts_the_inner_optimizers_steps(name):
     truth = MANIFEST[name]
     assert "loss_scale_optimizer/iteration" in truth["counters_in_file"]
     assert report(name).model.optimizer.iterations == truth["iterations"] == 2
+
+
+CLIPPED = ["clipnorm_sgd.keras", "clipvalue_sgd.keras"]
+
+
+@pytest.mark.parametrize("name", CLIPPED)
+def test_a_clipped_sgd_is_not_said_to_diverge(name):
+    """Review 34, D1: RL002 erred 'the penalty alone diverges' (f = 1.3 and
+    2.5) where Keras clips the penalty's gradient: its own SGD never grew
+    the kernel past its saved norm in 200 steps. The unclipped twin
+    overflowed, and keeps its error."""
+    truth, twin = MANIFEST[name], MANIFEST["unclipped_sgd.keras"]
+    assert truth["finite"] and truth["norm_max"] <= truth["norm_saved"] * 1.0001
+    assert not twin["finite"]
+    clipped = by_code(report(name), "RL002")
+    assert clipped and all(f.severity is Severity.WARNING and "instead of diverging" in f.message for f in clipped)
+    assert {f.severity for f in by_code(report("unclipped_sgd.keras"), "RL002")} == {Severity.ERROR}
+
+
+@pytest.mark.parametrize("name", ["clipvalue_sgd.keras", "global_clipnorm_sgd.keras"])
+def test_rl024_gives_the_shrink_the_clip_allows(name):
+    """Review 34, D1: under global_clipnorm 1 RL024 said 0.2 per step where
+    Keras' SGD shrank the kernel 1.6%; under clipvalue 0.01, 5 per step
+    where it shrank 3.1%. The clipped shrink is within 10% of Keras'
+    (manifest ``shrink_first_steps``, the first 10 steps' mean), and
+    explain shows the same number."""
+    truth = MANIFEST[name]["shrink_first_steps"]
+    found = report(name)
+    (rl024,) = by_code(found, "RL024")
+    shown = float(rl024.message.split("kernels shrink about ", 1)[1].split(" ")[0])
+    assert shown == pytest.approx(truth, rel=0.1)
+    from reglint.cli.explain import explain_tensor
+
+    rows = [explain_tensor(found, p) for p in found.analysis.penalties]
+    assert min(row["clipped"]["shrink_per_step"] for row in rows) == pytest.approx(shown, rel=0.01)
