@@ -57,9 +57,7 @@ class RegularizerOnFrozenLayer(Rule):
                 continue
             later = f"; unfrozen, it would add {g(p.penalty_saved)} at the saved weights" \
                 if p.penalty_saved is not None else ""
-            keras2 = model.framework == "tf.keras" or (model.framework_version or "").startswith(("1.", "2."))
-            effect = ("tf.keras adds it to the reported loss as a constant with no gradient" if keras2
-                      else "Keras adds no penalty")
+            effect = frozen_penalty_effect(model)
             yield self.finding(
                 f"{p.variable.name} has {lam(p.regularizer)} but is not trainable: {effect}{later}",
                 layer=p.layer.path, target=p.variable.name,
@@ -67,3 +65,11 @@ class RegularizerOnFrozenLayer(Rule):
                 fix=Fix("no regularizer on weights that do not train",
                         (Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name),)),
                 values={"penalty_saved": p.penalty_saved})
+
+
+def frozen_penalty_effect(model) -> str:
+    """What the framework does with a frozen tensor's penalty, as RL016 and
+    explain say it: Keras 3 adds none; tf.keras 2 (and Keras 1/2) still add
+    it to the reported loss, as a constant with no gradient."""
+    keras2 = model.framework == "tf.keras" or (model.framework_version or "").startswith(("1.", "2."))
+    return "tf.keras adds it to the reported loss as a constant with no gradient" if keras2 else "Keras adds no penalty"

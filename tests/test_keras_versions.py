@@ -203,3 +203,22 @@ def test_a_release_that_cannot_load_its_own_file_is_noted():
         notes = [n for n in read_model(entry["path"]).notes if "cannot load its own Bidirectional" in n]
         raised = "could not be loaded" in (entry.get("load_error") or "")
         assert bool(notes) is raised, (entry["keras_version"], entry["file"])
+
+
+def test_explain_says_what_tf_keras_does_with_a_frozen_penalty():
+    """Review 35, 1: for a tf.keras file RL016 said the frozen layer's
+    penalty is still added as a constant (tf_keras' model.losses held
+    0.0067, manifest ``weight_penalty``) while explain said 'Keras adds no
+    penalty for it'. Both now say it from RL016's one sentence."""
+    import json
+    import subprocess
+    import sys
+
+    entries = json.loads((FIXTURES / "keras" / "manifest.json").read_text())
+    entries = entries if isinstance(entries, list) else entries.get("files", entries)
+    (truth,) = [e for e in entries if isinstance(e, dict) and e.get("file") == "tfk_frozen.h5"]
+    assert truth["weight_penalty"] > 0
+    out = subprocess.run([sys.executable, "-m", "reglint", "explain", str(FIXTURES / "keras" / "tfk_frozen.h5")],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "tf.keras adds it to the reported loss as a constant" in out
+    assert "adds no penalty" not in out and "neither adds" not in out

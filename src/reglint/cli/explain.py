@@ -31,6 +31,7 @@ absorbed normalization parameters, biases) is named as such when it differs.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
@@ -86,7 +87,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     if var.initializer is None and var.stats is not None:  # ONNX: no initializer, the saved weights stand in
         sigma, weights_from = var.stats.rms, "saved"
     l2, l1 = p.l2, p.l1
-    # a frozen tensor: Keras adds no penalty for it and no optimizer step moves it (RL016)
+    # a frozen tensor: no optimizer step moves it; Keras 3 adds no penalty for it, tf.keras a constant (RL016)
     shrink = (dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink) if p.active else None
     terms = shrink_terms(dyn, l2) if p.active else []
     per_epoch = ctx.steps_per_epoch()
@@ -122,6 +123,8 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "timescale_steps": (1 / shrink) if shrink else None,
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
         "momentum_limit": momentum_limit(dyn, l2, shrink),
+        # gradient clipping: the shrink it allows at the saved weights, as RL024 says it
+        "clipped": clipped_shrink(analysis, p, dyn) if p.active and dyn.family == "sgd" else None,
         # under an adaptive optimizer: how the penalty moves a weight the data does not hold, in RL007's words
         "adaptive_motion": _adaptive_motion(report, dyn, (2 * l2 * sigma if l2 and sigma else 0.0) + l1, l2, l1, var)
         if p.active and dyn.family == "adaptive" else None,
@@ -135,6 +138,23 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "active": p.active,
         "optimizer_family": dyn.family,
     }
+
+
+def clipped_shrink(analysis: Analysis, p, dyn) -> dict[str, Any] | None:
+    """Where the optimizer clips gradients and the clip binds on this
+    tensor at its saved weights: the shrink per step it allows and the steps
+    before the linear rate (``estimate.clipping``, as RL024 says it)."""
+    from reglint.estimate.clipping import clip_of, clipped_pace, joint_penalty_gradient
+
+    clip = clip_of(analysis.model.optimizer)
+    stats = p.variable.stats
+    if clip is None or not p.l2 or stats is None or stats.nonfinite or not stats.count:
+        return None
+    joint = joint_penalty_gradient(analysis.active_penalties(include_invariant=True))
+    pace = clipped_pace(clip, dyn, p.l2, math.sqrt(stats.sum_sq), math.sqrt(stats.sum_sq / stats.count), joint)
+    if pace is None:
+        return None
+    return {"clip": clip.text, "shrink_per_step": pace[0], "steps": pace[1]}
 
 
 def _coupled_motion(report: FileReport, view: Analysis) -> str | None:
@@ -370,6 +390,7 @@ def _acting_groups(report: FileReport, layer: str) -> str | None:
 def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: dict[str, Any] | None,
            acting: str | None = None, asked: bool = False) -> None:
     from reglint.reporters.console import make_console
+    from reglint.rules.rl016_regularizer_on_frozen_layer import frozen_penalty_effect
 
     console = make_console()
     if decay is not None:
@@ -400,7 +421,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             "[bold]Does NOT depend on the weight count[/]",
             f"  gradient per weight  {row['gradient_formula']} ~ {g(row['gradient_per_weight'])} for a typical "
             f"weight {typical}" if row["active"] else
-            "  gradient per weight  none: the tensor is frozen, so Keras neither adds this penalty nor steps it",
+            f"  gradient per weight  none: the tensor is frozen, so no optimizer step moves it "
+            f"({frozen_penalty_effect(analysis.model)})",
         ]
         if not row["active"]:
             pass  # no shrink either: nothing updates a frozen tensor
@@ -410,6 +432,11 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
                          f"-> timescale {g(row['timescale_steps'])} steps{horizon}")
             if row["momentum_limit"]:
                 lines.append(limit_text(row["momentum_limit"]))
+            if row["clipped"]:
+                clipped = row["clipped"]
+                lines.append(f"  clipped              {clipped['clip']} caps the step while the penalty's gradient is "
+                             f"larger: {g(clipped['shrink_per_step'])} per step at the saved weights, for "
+                             f"~{g(clipped['steps'], 2)} steps before the rate above (RL002, RL024)")
         elif row["optimizer_family"] == "adaptive" and row["adaptive_motion"]:
             lines.append(f"  per-step shrink      under an Adam-family optimizer: {markup(row['adaptive_motion'])} "
                          f"(RL007)")
@@ -424,8 +451,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             f"  penalty at init      {g(row['penalty_init'])}"
             + (f"; at the saved weights {g(row['penalty_saved'])}" if row["penalty_saved"] is not None else ""),
             f"  share of data loss   {pct(row['share_of_data_loss'])} of {g(row['data_loss_scale'])} "
-            f"[dim]({markup(analysis.loss_scale.explanation)})[/]" + ("" if row["active"] else
-                                                                      " [dim](frozen: none is added)[/]"),
+            f"[dim]({markup(analysis.loss_scale.explanation)})[/]"
+            + ("" if row["active"] else f" [dim](frozen: {frozen_penalty_effect(analysis.model)})[/]"),
             "",
             "[bold]So[/]",
             f"  doubling this layer's width roughly doubles its penalty; its per-weight pull and per-step "
@@ -437,7 +464,7 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             lines.append("  [yellow]this kernel feeds a normalization layer: its scale does not change the "
                          "function, so the penalty only changes the effective learning rate (RL009)[/]")
         if not row["active"]:
-            lines.append("  [yellow]the layer is frozen: Keras adds no penalty for it (RL016)[/]")
+            lines.append(f"  [yellow]the layer is frozen: {frozen_penalty_effect(analysis.model)} (RL016)[/]")
         for line in lines:
             console.print(line, highlight=False)
         console.print()
