@@ -236,6 +236,23 @@ class WeightDecayTooStrong(Rule):
         aim = f"a per-step shrink {shrink} of at most {g(self.thresholds['decay-step-warning'] / 2)}"
         return Fix(aim, (Change("weight_decay", wd, safe_wd, layer=group, target="optimizer"),))
 
+    def _stacked_fix(self, dyn, stacked, l2_shrink: float, per_epoch: int | None,
+                     group: str | None) -> tuple[str, Fix]:
+        """Where a kernel's own coupled L2 under SGD already shrinks it at or
+        above the aim, no weight_decay is safe beside it: drop the decay and
+        bring that L2 to the aim (review 35, D2: the error carried no remedy
+        and no fix)."""
+        aim = self.safe_shrink(per_epoch)
+        safe_l2 = aim * (1.0 - dyn.momentum) / (2.0 * dyn.lr)
+        where = f"{stacked.layer.path}/{stacked.variable.name}"
+        remedy = (f"drop weight_decay: {where}'s {lam(stacked.regularizer)} alone shrinks it {g(l2_shrink)} per step, "
+                  f"over the {g(aim)} aim; lower that L2 to {g(safe_l2)} too (or keep one of the two, RL006)")
+        target = stacked.variable.name.split("/")[-1]
+        return remedy, Fix(f"a per-step shrink of at most {g(aim)}, the kernel's L2 included",
+                           (Change("weight_decay", dyn.weight_decay or 2 * dyn.coupled_l2, 0.0, layer=group,
+                                   target="optimizer"),
+                            Change("lambda", stacked.l2, safe_l2, layer=stacked.layer.path, target=target)))
+
     def warning_shrink(self, steps_per_epoch: int | None) -> float:
         """The per-step shrink at which RL003 warns: ``decay-step-warning``,
         or a timescale shorter than ``decay-epochs-warning`` epochs where
@@ -354,14 +371,15 @@ class WeightDecayTooStrong(Rule):
         both = (f" and {stacked.layer.path}/{stacked.variable.name}'s {lam(stacked.regularizer)} another "
                 f"{g(r - base)} under SGD" + (f" momentum {g(dyn.momentum)}" if dyn.momentum else "")
                 + f"; together {g(r)} per step" if stacked else "")
+        remedy = f"use weight_decay <= {g(safe)} at this learning rate" if safe else None
+        fix = self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled), group=analysis.group_name())
+        if fix is None and stacked and safe_r == 0.0:
+            remedy, fix = self._stacked_fix(dyn, stacked, r - base, per_epoch, analysis.group_name())
         yield self.finding(
             f"{setting}{analysis.group_text()} at lr {g(dyn.lr)} "
             f"{_shrink_text(dyn, l2, base, r, both, horizon)}: "
             f"it {wipe}",
-            target=analysis.group_target(), severity=severity,
-            remedy=f"use weight_decay <= {g(safe)} at this learning rate" if safe else None,
-            fix=self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled),
-                         group=analysis.group_name()),
+            target=analysis.group_target(), severity=severity, remedy=remedy, fix=fix,
             values={**values, "safe_weight_decay": safe, "param_group": (analysis.judged_groups() or [None])[0]},
         )
 

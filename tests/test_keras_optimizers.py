@@ -428,3 +428,16 @@ def test_rl024_gives_the_shrink_the_clip_allows(name):
 
     rows = [explain_tensor(found, p) for p in found.analysis.penalties]
     assert min(row["clipped"]["shrink_per_step"] for row in rows) == pytest.approx(shown, rel=0.01)
+
+
+def test_a_decay_error_beside_a_kernel_l2_over_the_aim_still_has_a_fix():
+    """Review 35, D2: weight_decay 0.5 at lr 0.3 (Keras measured 0.15 per
+    step, manifest) beside d1's L2(0.01) (2*0.3*0.01 = 0.006 per step, over
+    the 0.005 aim) left no safe weight_decay, and the error carried no
+    remedy and no fix. The fix drops the decay and brings the L2 to the aim."""
+    assert MANIFEST["const_sgd_wd.keras"]["decay_per_step"]["0"]["d1/kernel"] == pytest.approx(0.15, rel=1e-3)
+    (rl003,) = by_code(report("const_sgd_wd.keras"), "RL003")
+    assert rl003.remedy and rl003.remedy.startswith("drop weight_decay")
+    changes = {c.parameter: c for c in rl003.fix.changes}
+    assert changes["weight_decay"].suggested == 0.0
+    assert 2 * 0.3 * changes["lambda"].suggested == pytest.approx(0.005)
