@@ -298,3 +298,20 @@ def test_overrides_suppress_the_same_findings_whatever_the_jobs(project):
 def test_no_progress_output_when_stderr_is_not_a_terminal(project, many, capfd):
     lint_many(many[:20], Settings(), jobs=1, use_cache=False, progress=True)
     assert capfd.readouterr().err == ""
+
+
+def test_a_training_checkpoints_files_map_to_its_index(tmp_path, monkeypatch):
+    """Review 35, D3: pre-commit never passed a TensorFlow training
+    checkpoint (its regex took .index and shards only under variables/), and
+    a shard named alone was 'unrecognised'. With --force-exclude each of its
+    files stands for the .index; an .index or shard of no checkpoint is
+    skipped. The real checkpoint is the one fixtures/tf_checkpoint holds."""
+    from helpers import FIXTURES
+
+    shutil.copytree(FIXTURES / "tf_checkpoint" / "training_1", tmp_path / "ckpt")
+    (tmp_path / "stray.index").write_text("not a checkpoint")
+    (tmp_path / "lone.data-00000-of-00001").write_text("no index")
+    monkeypatch.chdir(tmp_path)
+    named = ["ckpt/cp.ckpt.index", "ckpt/cp.ckpt.data-00000-of-00001", "stray.index", "lone.data-00000-of-00001"]
+    files, missing, _ = discover(named, Settings(force_exclude=True))
+    assert files == ["ckpt/cp.ckpt.index"] and missing == []

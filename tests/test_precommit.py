@@ -45,7 +45,9 @@ def test_manifest_follows_the_conventions():
     ("models/model.json", True),  # passed by name; reglint --force-exclude keeps only Keras architectures
     ("ckpt/step-10/__0_0.distcp", True),  # a torch.distributed.checkpoint: mapped to its folder
     ("ckpt/global_step2/zero_pp_rank_0_mp_rank_00_model_states.pt", True),  # DeepSpeed: to its tag folder
-    ("notes.txt", False), ("a.keras.txt", False), ("other.pb", False), ("variables/other.index", False),
+    ("ckpt/cp.ckpt.index", True), ("ckpt/cp.ckpt.data-00000-of-00001", True),  # a TF training checkpoint
+    ("variables/other.index", True),  # passed by name; reglint --force-exclude skips what is no checkpoint
+    ("notes.txt", False), ("a.keras.txt", False), ("other.pb", False), ("a.data-0-of-1", False),
 ])
 def test_files_regex(path, matched):
     # pre-commit matches with re.search on the repo-relative path.

@@ -153,6 +153,13 @@ def _discover(paths: list[str], settings: Settings) -> tuple[list[str], list[str
             model = savedmodel_root_of(path) if path.is_file() else str(path)
             if model is not None and model == str(path) and not _is_torch_or_other(path):
                 continue  # a .bin that is not a torch checkpoint: not a model
+            if model == str(path) and settings.force_exclude:
+                # pre-commit names a training checkpoint's files one by one:
+                # each shard stands for its .index, and an .index without
+                # shards beside it is not one (review 35, D3)
+                model = _tf_checkpoint_of(path)
+                if model is None:
+                    continue
             if model is not None and not (settings.force_exclude and excludes.excluded(Path(model))):
                 if settings.force_exclude and model == str(path) and _other_json(path):
                     continue  # a file of a Hugging Face folder maps to the folder, JSON or not
@@ -182,6 +189,21 @@ def is_model_folder(folder: Path) -> bool:
     or a DeepSpeed checkpoint's tag folder."""
     return (is_savedmodel(folder) or is_hf_folder(folder) or is_keras_folder(folder) or is_dcp_folder(folder)
             or is_deepspeed_folder(folder))
+
+
+TF_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def _tf_checkpoint_of(path: Path) -> str | None:
+    """For a file pre-commit passes: a TensorFlow checkpoint's ``.index``
+    (for itself or one of its ``.data-*`` shards); None for an ``.index``
+    or a shard that belongs to no checkpoint; any other file as it is."""
+    shard = TF_SHARD.search(path.name)
+    if shard is not None:
+        path = path.with_name(path.name[:shard.start()] + ".index")
+    elif path.suffix.lower() != ".index":
+        return str(path)
+    return str(path) if tf_checkpoint_prefix(path) is not None else None
 
 
 def _is_torch_or_other(path: Path) -> bool:
