@@ -372,3 +372,40 @@ def test_cli_output_is_not_wrapped(project):
                           capture_output=True, text=True, env=env, cwd=project)
     assert done.returncode == 1, done.stderr
     assert len(done.stdout.splitlines()) == 1 and len(done.stdout) > 40
+
+
+def test_machine_paths_and_fingerprints_are_the_repositorys_not_the_working_directorys(tmp_path):
+    """Review 35, D4: run from a subfolder of the checkout, SARIF named the
+    model 'keras/x.keras' with another fingerprint than from the root, so
+    GitHub would attach alerts to a file that does not exist and reopen
+    them all. Paths in SARIF, GitLab and the annotations, and every
+    fingerprint, are relative to the repository root wherever reglint runs."""
+    import shutil
+
+    from helpers import FIXTURES
+
+    (tmp_path / ".git").mkdir()  # the repository root, as a checkout has it
+    (tmp_path / "ml" / "keras").mkdir(parents=True)
+    shutil.copy(FIXTURES / "keras" / "scenario_sgd_unstable.keras", tmp_path / "ml" / "keras" / "x.keras")
+
+    def run(cwd: Path, path: str, fmt: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "reglint", "check", path, "-f", fmt, "--no-cache"],
+                              capture_output=True, text=True, cwd=cwd, timeout=120)
+        assert done.returncode == 1, done.stderr
+        return done.stdout
+
+    for cwd, path in ((tmp_path, "ml/keras/x.keras"), (tmp_path / "ml", "keras/x.keras")):
+        sarif = json.loads(run(cwd, path, "sarif"))["runs"][0]
+        results = sarif["results"]
+        assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results} == \
+            {"ml/keras/x.keras"}
+        assert sarif["originalUriBaseIds"]["%SRCROOT%"]["uri"] == tmp_path.as_uri() + "/"
+        prints = sorted(r["partialFingerprints"]["primaryLocationLineHash"] for r in results)
+        gitlab = sorted(issue["fingerprint"] for issue in json.loads(run(cwd, path, "gitlab")))
+        lines = sorted(json.loads(line)["fingerprint"] for line in run(cwd, path, "json-lines").splitlines())
+        annotations = run(cwd, path, "github")
+        if cwd == tmp_path:
+            first = (prints, gitlab, lines)
+        else:
+            assert (prints, gitlab, lines) == first
+        assert "file=ml/keras/x.keras" in annotations

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -22,6 +23,31 @@ def project_root() -> str:
     """The folder reported paths are relative to: the working directory
     (GitHub and GitLab resolve paths against the checkout, where CI runs)."""
     return os.getcwd()
+
+
+def repository_root() -> str:
+    """The folder machine formats anchor paths at: the root of the git
+    checkout holding the working directory (GitHub code scanning, GitHub
+    annotations and GitLab resolve a path against the repository, whatever
+    folder the CI step ran in: review 35, D4), else the working directory."""
+    cwd = os.getcwd()
+    return _repository_root(cwd) or cwd
+
+
+@functools.lru_cache(maxsize=8)
+def _repository_root(cwd: str) -> str | None:
+    for folder in (Path(cwd), *Path(cwd).parents):
+        if (folder / ".git").exists():  # a folder, or a file in a worktree or submodule
+            return str(folder)
+    return None
+
+
+def repo_path(path: str) -> str:
+    """``path`` as machine formats name it: relative to
+    ``repository_root()`` with ``/`` (what fingerprints hash, so that they do
+    not change with the folder reglint ran in); outside it, absolute."""
+    rel = relative_to(path, repository_root())
+    return rel if rel is not None else Path(os.path.abspath(path)).as_posix()
 
 
 def real_path(path: str | os.PathLike[str]) -> Path:

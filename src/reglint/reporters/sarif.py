@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from reglint import __version__
 from reglint.engine.finding import Finding, Severity
-from reglint.engine.identity import display_path, fingerprint, identity
+from reglint.engine.identity import fingerprint, identity, repo_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.machine import (
     DOCS_URL,
@@ -78,16 +78,18 @@ SRCROOT = "%SRCROOT%"
 
 def source_root() -> dict[str, Any]:
     """Where ``%SRCROOT%`` pointed on the machine that ran reglint (SARIF
-    2.1.0 §3.14.14: an absolute URI ending in ``/``): the working directory
-    the relative paths are relative to (the repository root in CI). GitHub
+    2.1.0 §3.14.14: an absolute URI ending in ``/``): the repository root
+    the relative paths are relative to (the working directory outside a
+    git checkout). GitHub
     code scanning resolves ``%SRCROOT%`` against its checkout instead;
     other viewers use this."""
     from pathlib import Path
 
-    from reglint.engine.identity import project_root
+    from reglint.engine.identity import repository_root
 
-    return {"uri": Path(project_root()).as_uri().rstrip("/") + "/",
-            "description": {"text": "The working directory reglint ran in (the repository root in CI)."}}
+    return {"uri": Path(repository_root()).as_uri().rstrip("/") + "/",
+            "description": {"text": "The root of the repository reglint ran in (the working directory outside "
+                                    "one)."}}
 
 
 def resolve_flavor(settings: Any, flavor: str | None) -> str:
@@ -159,7 +161,7 @@ def _limit(text: str) -> str:
 
 def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: str,
             index: dict[str, int], occurrences: dict[str, int]) -> dict[str, Any]:
-    rel = display_path(file_report.path)
+    rel = repo_path(file_report.path)
     uri = artifact_path(file_report.path)
     digest = fingerprint(finding.code, rel, finding.layer, finding.target)
     # GitHub numbers repeated hashes within a file ("hash:2"); do the same so
