@@ -204,3 +204,20 @@ def test_a_second_optimizers_parameters_are_not_frozen():
     parameters only the second updates were counted as frozen."""
     model = read_model(HERE / "lightning_two_optimizers.ckpt")
     assert model.trainable_params == TRUTH["lightning_two_optimizers.ckpt"]["trainable"]
+
+
+def test_the_check_report_shows_a_groups_dampening():
+    """Review 35, D5: check listed the two groups alike (lr 0.5, momentum
+    0.9, weight_decay 0.01) and erred on one; torch shrank them 0.0052 and
+    0.045 per step (manifest): group 0's steps are dampened 0.9. Its line
+    now says the rate the rules use, as explain does."""
+    import subprocess
+    import sys
+
+    truth = TRUTH["sgd_dampening_groups.pt"]["shrink_per_step"]
+    assert truth[1] / truth[0] > 5
+    out = subprocess.run([sys.executable, "-m", "reglint", "check", str(HERE / "sgd_dampening_groups.pt"),
+                          "--no-cache"], capture_output=True, text=True, timeout=120).stdout
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if line.strip().startswith("group ")}
+    assert "lr 0.5 (0.05 after dampening 0.9)" in lines["group 0"]
+    assert "dampening" not in lines["group 1"]
