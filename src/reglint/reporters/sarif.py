@@ -145,9 +145,15 @@ def _rule_descriptor(code: str, rule: Any) -> dict[str, Any]:
 
 
 def _section(doc: str, title: str) -> str:
-    """The text of ``## title`` in a rule's Markdown, joined into one paragraph."""
+    r"""The text of ``## title`` in a rule's Markdown, joined into one
+    paragraph, its reStructuredText literals (two backticks) as Markdown's
+    one, which plain-text viewers show as they are (review 35, D6).
+
+    >>> _section("## Use instead\n``L2(1e-3)`` or\nless\n## Options\n", "Use instead")
+    '`L2(1e-3)` or less'
+    """
     match = re.search(rf"^##\s+{re.escape(title)}\s*\n(.*?)(?=^##\s|\Z)", doc, re.M | re.S)
-    return " ".join(match.group(1).split()) if match else ""
+    return " ".join(match.group(1).replace("``", "`").split()) if match else ""
 
 
 def _limit(text: str) -> str:
