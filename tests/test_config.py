@@ -244,8 +244,27 @@ def test_expired_override_warns_once_on_stderr(tmp_path, capsys):
         expires = 2020-01-01
     """)
     assert settings.overrides[0].expires == dt.date(2020, 1, 1)
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "expired on 2020-01-01" in err[0] and "RL001" in err[0]
+    from reglint.engine.selection import expired_overrides
+
+    (line,) = expired_overrides(settings, [str(tmp_path / "m.keras")])
+    assert "expired on 2020-01-01" in line and "RL001" in line
+    assert expired_overrides(settings, [str(tmp_path / "m.keras")], today=dt.date(2019, 12, 31)) == []
+
+
+def test_an_expired_override_for_files_not_in_the_run_says_nothing(tmp_path):
+    """Review 35, D7: the expiry warning fired at config load, for files the
+    run did not lint: every pre-commit run warned about ok.keras."""
+    from reglint.engine.selection import expired_overrides
+
+    settings = settings_from(tmp_path, """
+        [[tool.reglint.lint.overrides]]
+        files = ["ok.keras"]
+        ignore = ["RL008"]
+        reason = "legacy"
+        expires = 2020-01-01
+    """)
+    assert expired_overrides(settings, [str(tmp_path / "m.keras")]) == []
+    assert len(expired_overrides(settings, [str(tmp_path / "ok.keras")])) == 1
 
 
 # ---------------------------------------------------------------------------

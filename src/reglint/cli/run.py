@@ -272,12 +272,15 @@ def show(opts: CheckOptions, files: list[str], missing: list[str], resolver) -> 
 
 
 def warn_unused_suppressions(groups: list[tuple[Settings, list[str]]], reports: list[FileReport]) -> None:
-    """One stderr warning per per-file-ignores entry or override that
-    matched files read in this run and suppressed nothing in them."""
-    from reglint.engine.selection import unused_suppressions
+    """One stderr warning per expired override matching a file of this run,
+    and per per-file-ignores entry or override that matched files read in
+    this run and suppressed nothing in them."""
+    from reglint.engine.selection import expired_overrides, unused_suppressions
 
     by_path = {r.path: r for r in reports}
     for settings, group in groups:
+        for line in expired_overrides(settings, group):
+            warn(line)
         source = f" in {display_path(settings.config_file)}" if settings.config_file else ""
         for entry in unused_suppressions(settings, [by_path[p] for p in group if p in by_path]):
             warn(f"{entry}{source} suppressed nothing in the files it matched: remove it, or it will hide the next "

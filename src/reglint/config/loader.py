@@ -33,7 +33,7 @@ from reglint.engine.analysis import ContextOption, context_options
 from reglint.engine.finding import Severity
 from reglint.engine.identity import real_path
 from reglint.engine.settings import Override, Settings
-from reglint.errors import ConfigError, warn
+from reglint.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,7 +109,6 @@ def _settings_from(source: Path | None, inline: dict[str, Any] | None, isolated:
     if inline:
         table = _merge(_without_replaced_length(table, inline), inline)
     apply_table(settings, table, _Where(prefix, _show(source) if source else "--config"))
-    warn_expired(settings)
     return settings
 
 
@@ -650,12 +649,3 @@ def _date(where: _Where, value: Any, dotted: str) -> _dt.date | None:
     raise where.error(dotted, f"expected a date like 2026-12-31, got {value!r}")
 
 
-def warn_expired(settings: Settings, today: _dt.date | None = None) -> None:
-    """One stderr line per expired override: it no longer applies."""
-    today = today or _dt.date.today()
-    for override in settings.overrides:
-        if override.expires is not None and override.expires < today:
-            what = ", ".join(override.ignore)
-            files = ", ".join(override.files)
-            warn(f"the override ignoring {what} for {files} expired on {override.expires.isoformat()} and no "
-                 "longer applies")

@@ -112,6 +112,23 @@ def unused_suppressions(settings: Settings, reports: list[FileReport], today: _d
     return stale
 
 
+def expired_overrides(settings: Settings, paths: list[str], today: _dt.date | None = None) -> list[str]:
+    """One line per expired override that matches a file of this run
+    (``paths``): it no longer applies. An override for files the run does
+    not lint says nothing (review 35, D7: every pre-commit run warned about
+    a file it was not given)."""
+    today = today or _dt.date.today()
+    rels = [relative_posix(path, settings.root) for path in paths]
+    lines = []
+    for override in settings.overrides:
+        if override.expires is None or override.expires >= today:
+            continue
+        if any(_file_matches(rel, pat) for rel in rels for pat in override.files):
+            lines.append(f"the override ignoring {', '.join(override.ignore)} for {', '.join(override.files)} "
+                         f"expired on {override.expires.isoformat()} and no longer applies")
+    return lines
+
+
 def _runs_all(selectors: list[str], ran: set[str]) -> bool:
     """Whether every rule the entry's selectors name ran: an entry for
     RL001 and RL005 judged on a ``--select RL005`` run would be called
