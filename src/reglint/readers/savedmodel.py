@@ -395,7 +395,7 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
     """No Keras metadata (``tf.saved_model.save``, Keras 3 ``model.export()``):
     the checkpoint's variables, each once (the object graph names them and
     says which are trainable), grouped by the layer path in their names."""
-    from reglint.readers.savedmodel_graph import read_object_graph, variable_at
+    from reglint.readers.savedmodel_graph import listed_trainability, read_object_graph, variable_at
 
     if not entries:
         raise ModelReadError("SavedModel without keras_metadata.pb or variables: nothing to lint "
@@ -403,6 +403,7 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
     model.notes.append("SavedModel without keras_metadata.pb: parameters counted from the checkpoint; "
                        "regularizers and optimizer are not recorded (lint the .keras file for those)")
     graph = read_object_graph(root / "saved_model.pb")
+    listed = listed_trainability(*graph) if graph else None
     layers: dict[str, Layer] = {}
     seen: set[int] = set()
     names: dict[str, int] = {}
@@ -438,6 +439,8 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
         short, role = role_from_weight_name(parts[-1])
         entry = entries[key]
         trainable = saved.trainable if saved is not None else not role.is_statistic
+        if saved is not None and listed:
+            trainable = listed.get(saved.node, trainable)  # the export's lists: Keras' split
         var = Variable(name=short, role=role, shape=entry.shape, trainable=trainable, location=key)
         if options.weight_stats:
             var.stats = shard_stats(_Tensor(entry, key, root, options))

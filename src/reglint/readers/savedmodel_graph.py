@@ -85,3 +85,24 @@ def variable_at(children: list[list[tuple[int, str]]], variables: dict[int, Save
             return None
         node = nxt
     return variables.get(node)
+
+
+def listed_trainability(children: list[list[tuple[int, str]]],
+                        variables: dict[int, SavedVariable]) -> dict[int, bool] | None:
+    """Variable node -> trainable, from the ``trainable_variables`` and
+    ``non_trainable_variables`` lists the root object tracks (Keras 3's
+    ``model.export()`` archive): Keras' own split, where each variable's
+    ``trainable`` flag is not (Keras 3 freezes a layer without touching its
+    ``tf.Variable``s: review 34, D3). None where the root has no such pair."""
+    if not children:
+        return None
+    lists = {name: node for node, name in children[0]}
+    if "trainable_variables" not in lists or "non_trainable_variables" not in lists:
+        return None
+    out: dict[int, bool] = {}
+    for name, trainable in (("trainable_variables", True), ("non_trainable_variables", False)):
+        node = lists[name]
+        for child, _ in children[node] if node < len(children) else []:
+            if child in variables:
+                out[child] = trainable
+    return out
