@@ -441,3 +441,17 @@ def test_a_decay_error_beside_a_kernel_l2_over_the_aim_still_has_a_fix():
     changes = {c.parameter: c for c in rl003.fix.changes}
     assert changes["weight_decay"].suggested == 0.0
     assert 2 * 0.3 * changes["lambda"].suggested == pytest.approx(0.005)
+
+
+def test_an_unstable_sgd_under_mixed_precision_says_training_stalls():
+    """Review 34, D6: under mixed_float16 Keras' compile wraps the optimizer
+    in a LossScaleOptimizer (the .keras file saves the SGD it was given):
+    the overflowing steps are skipped (Keras applied 5 of 80), the loss
+    turns NaN and the weights stay finite. RL002 said only 'diverges'."""
+    truth = MANIFEST["mixed_float16_unstable.keras"]
+    assert truth["optimizer"] == "LossScaleOptimizer" and truth["loss_final_is_nan"] and truth["weights_finite"]
+    assert truth["steps_applied"] < truth["batches"] / 4
+    found = report("mixed_float16_unstable.keras")
+    assert found.model.optimizer.class_name == "SGD"
+    rl002 = by_code(found, "RL002")
+    assert rl002 and all(f.severity is Severity.ERROR and "training stalls" in f.message for f in rl002)

@@ -157,7 +157,7 @@ def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptio
     tree = model.metadata.pop("tree")
     note_activity_placement(model, tree, keras3=model.framework != "tf.keras")
     model.name = tree.name
-    attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree)
+    attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree, config)
     if model.optimizer is not None and "optimizer_iterations" in model.metadata:
         model.optimizer.iterations = model.metadata["optimizer_iterations"]
     elif "optimizer_iterations" in model.metadata and isinstance(config, dict) and config.get("compile_config"):
