@@ -92,16 +92,19 @@ def test_a_file_under_its_own_config_is_named_from_the_repository_root(repo, fmt
     assert sorted(set(READERS[fmt](both.stdout))) == ["models/pd.keras", "other/pd.keras"]
 
 
-def test_a_file_outside_the_working_directory_is_named_absolutely(repo, monkeypatch):
+def test_a_file_outside_the_working_directory_is_named_absolutely_where_people_read_it(repo, monkeypatch):
     monkeypatch.chdir(repo / "models")
     outside = (repo / "other" / "pd.keras").as_posix()
     assert concise_files(check("-f", "concise", "../other/pd.keras").stdout) == [outside]
     assert json_files(check("-f", "json", "../other/pd.keras").stdout) == [outside]
     assert check("../other/pd.keras").stdout.startswith(outside + "  (")
     assert f'data-path="{outside}"' in check("-f", "html", "../other/pd.keras").stdout
-    sarif = json.loads(check("-f", "sarif", "../other/pd.keras").stdout)
-    location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
-    assert location == {"uri": (repo / "other" / "pd.keras").as_uri()}
+    # machine formats anchor at the repository root (review 35, D4): the
+    # same path and fingerprint as from the root
+    sarif = json.loads(check("-f", "sarif", "../other/pd.keras").stdout)["runs"][0]
+    location = sarif["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": "other/pd.keras", "uriBaseId": "%SRCROOT%"}
+    assert sarif["originalUriBaseIds"]["%SRCROOT%"]["uri"] == repo.as_uri() + "/"
 
 
 def test_a_baseline_made_from_one_file_holds_for_the_whole_tree(repo):

@@ -20,6 +20,7 @@ from reglint.model.versions import frozen_batch_norm_is_fixed, major_minor
 from reglint.readers.keras_config import (
     LayerNode,
     ModelConfig,
+    built_mixed_float16,
     container_io,
     container_output_refs,
     keras3_release,
@@ -476,42 +477,15 @@ def owner_for_attr_path(class_name: str, cfg: dict[str, Any],
 # model-level settings
 
 
-def _mixed_float16(model_cfg: Any) -> bool:
-    """Whether a saved Keras 3 model was built under the ``mixed_float16``
-    policy: its config's dtype policy, or, where a Functional config saves
-    none, its layers' (built under the global policy the model had)."""
-    cfg = model_cfg.get("config") if isinstance(model_cfg, dict) else None
-    if not isinstance(cfg, dict):
-        return False
-    if cfg.get("dtype") is not None:
-        return _policy_name(cfg.get("dtype")) == "mixed_float16"
-    layers = [layer.get("config") for layer in cfg.get("layers") or [] if isinstance(layer, dict)]
-    policies = [_policy_name(c.get("dtype")) for c in layers if isinstance(c, dict) and c.get("dtype") is not None]
-    return bool(policies) and all(name == "mixed_float16" for name in policies if name != "float32") \
-        and "mixed_float16" in policies
-
-
-def _policy_name(dtype: Any) -> str | None:
-    """A dtype policy as saved: a string, or a ``DTypePolicy`` object."""
-    if isinstance(dtype, dict):
-        inner = dtype.get("config")
-        return inner.get("name") if isinstance(inner, dict) else None
-    return dtype if isinstance(dtype, str) else None
-
-
 def attach_training_config(model: Model, compile_cfg: Any, tree: ModelConfig, model_cfg: Any = None) -> None:
-    """Optimizer and losses from a Keras 3 ``compile_config`` or a legacy
-    ``training_config`` (same keys except ``optimizer`` vs
-    ``optimizer_config``). ``model_cfg``: the saved model config, whose
-    dtype policy says whether ``compile`` wrapped the optimizer."""
+    """Optimizer and losses from a Keras 3 ``compile_config`` or a legacy ``training_config``
+    (``optimizer`` vs ``optimizer_config``); ``model_cfg``'s dtype policy: did compile wrap it."""
     if not isinstance(compile_cfg, dict):
         return
     opt_obj = compile_cfg.get("optimizer", compile_cfg.get("optimizer_config"))
     try:
         model.optimizer = parse_optimizer(opt_obj)
-        if model.optimizer is not None and _mixed_float16(model_cfg):
-            # Keras 3's compile wraps the optimizer in a LossScaleOptimizer
-            # under this policy (auto_scale_loss), and saves the one it was given
+        if model.optimizer is not None and built_mixed_float16(model_cfg):  # compile wraps it, saves the inner
             model.optimizer.config["loss_scale_optimizer"] = True
         attach_param_groups(model, tree)  # MultiOptimizer, Muon: which variables each part updates
     except Exception as exc:  # hostile shapes of a config must not crash the report

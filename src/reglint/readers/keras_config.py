@@ -472,3 +472,26 @@ def _output_layers(class_name: str, cfg: Any, leaves: list[LayerNode]) -> list[s
         # Keras 3 writes a single output as ["name", 0, 0]; Keras 2 a list of them.
         return _ref_names(cfg["output_layers"])
     return [leaves[-1].name] if leaves else []
+
+
+def built_mixed_float16(model_cfg: Any) -> bool:
+    """Whether a saved Keras 3 model was built under the ``mixed_float16``
+    policy: its config's dtype policy, or, where a Functional config saves
+    none, its layers' (built under the global policy the model had)."""
+    cfg = model_cfg.get("config") if isinstance(model_cfg, dict) else None
+    if not isinstance(cfg, dict):
+        return False
+    if cfg.get("dtype") is not None:
+        return _policy_name(cfg.get("dtype")) == "mixed_float16"
+    layers = [layer.get("config") for layer in cfg.get("layers") or [] if isinstance(layer, dict)]
+    policies = [_policy_name(c.get("dtype")) for c in layers if isinstance(c, dict) and c.get("dtype") is not None]
+    return bool(policies) and all(name == "mixed_float16" for name in policies if name != "float32") \
+        and "mixed_float16" in policies
+
+
+def _policy_name(dtype: Any) -> str | None:
+    """A dtype policy as saved: a string, or a ``DTypePolicy`` object."""
+    if isinstance(dtype, dict):
+        inner = dtype.get("config")
+        return inner.get("name") if isinstance(inner, dict) else None
+    return dtype if isinstance(dtype, str) else None
