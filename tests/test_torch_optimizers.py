@@ -221,3 +221,18 @@ def test_the_check_report_shows_a_groups_dampening():
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if line.strip().startswith("group ")}
     assert "lr 0.5 (0.05 after dampening 0.9)" in lines["group 0"]
     assert "dampening" not in lines["group 1"]
+
+
+def test_param_groups_that_differ_only_in_eps_are_judged_each_at_its_own():
+    """Review 36, D1: two Adam groups with weight_decay 2e-4 and eps 1e-2 /
+    1e-8 were one finding at group 0's eps ('plain L2, 2e-5 per step');
+    torch shrinks group 0 by 2e-5 and group 1 by 1e-3 per step (manifest)."""
+    truth = TRUTH["adam_group_eps.pt"]["shrink_per_step"]
+    assert truth[1] / truth[0] > 20
+    by_group = {("param group 0" in f.message, "param group 1" in f.message): f
+                for f in findings("adam_group_eps.pt", "RL007")}
+    assert set(by_group) == {(True, False), (False, True)}
+    first, second = by_group[True, False].message, by_group[False, True].message
+    assert "below 0.01" in first
+    assert float(first.rsplit("by about ", 1)[1].split(" ")[0]) == pytest.approx(truth[0], rel=0.05)
+    assert "drifts to zero at about lr 0.001 per step" in second and truth[1] == pytest.approx(1e-3, rel=0.1)

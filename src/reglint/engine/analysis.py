@@ -77,8 +77,12 @@ def _opt(help: str, *, min: float | None = None, max: float | None = None,
 
 
 def _same_settings(a: Dynamics, b: Dynamics) -> bool:
-    return a is b or (a.family, a.lr, a.momentum, a.nesterov, a.weight_decay, a.coupled_l2) == (
-        b.family, b.lr, b.momentum, b.nesterov, b.weight_decay, b.coupled_l2)
+    """Whether two groups' updates are judged alike: under an adaptive
+    optimizer their epsilon too, the floor RL007 judges a penalty against
+    (review 36, D1: groups differing only in eps were judged at one)."""
+    eps = a.family != "adaptive" or a.eps == b.eps
+    return a is b or (eps and (a.family, a.lr, a.momentum, a.nesterov, a.weight_decay, a.coupled_l2) == (
+        b.family, b.lr, b.momentum, b.nesterov, b.weight_decay, b.coupled_l2))
 
 
 def optimizer_groups_of(optimizer: Optimizer | None, lead: Dynamics) -> dict[str, tuple[int, Dynamics]]:
@@ -110,13 +114,20 @@ def _group_dynamics(optimizer: Optimizer, group: Any, multi: bool) -> Dynamics:
         return Dynamics(family=str(hp["family"]), lr=group.learning_rate, lr_initial=group.learning_rate,
                         momentum=min(group.momentum or 0.0, 0.999999), nesterov=bool(hp.get("nesterov", False)),
                         weight_decay=group.weight_decay or 0.0, coupled_l2=0.0,
-                        beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None)
+                        beta_1=float(beta_1) if isinstance(beta_1, (int, float)) else None,
+                        eps=_number(hp.get("epsilon")))
     momentum = group.momentum if group.momentum is not None else optimizer.momentum
     lr = group.learning_rate * undampened_share(hp, momentum) if group.learning_rate is not None else None
     return Dynamics(family=optimizer.family, lr=lr, lr_initial=lr,
                     momentum=min(momentum or 0.0, 0.999999), nesterov=optimizer.nesterov,
                     weight_decay=group.weight_decay or 0.0, coupled_l2=group.coupled_l2 or 0.0,
-                    beta_1=optimizer.beta_1)
+                    beta_1=optimizer.beta_1, eps=_number(hp.get("eps", hp.get("epsilon"))) or optimizer.epsilon)
+
+
+def _number(value: Any) -> float | None:
+    """A saved setting as a finite positive number, else None."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return float(value) if ok else None
 
 
 @dataclass

@@ -60,6 +60,9 @@ class Dynamics:
     # Adagrad: the squared gradients add up, so a steady pull moves a weight
     # lr/sqrt(t) at step t (2*lr*sqrt(T) in T steps), not lr per step
     accumulating: bool = False
+    # the adaptive optimizer's epsilon as saved (a param group's own where it
+    # has one): the floor under which a gradient is not normalised (RL007)
+    eps: float | None = None
 
     @property
     def averaging(self) -> float:
@@ -254,6 +257,7 @@ def dynamics_of(optimizer: Optimizer | None) -> Dynamics:
         coupled_l2=_usable(optimizer.coupled_l2) or 0.0,
         beta_1=beta_1,
         accumulating=optimizer.class_name.lower() == "adagrad",
+        eps=_usable(optimizer.epsilon),
     )
 
 
