@@ -157,13 +157,11 @@ the linear analysis'.
 
 from __future__ import annotations
 
-import math
-
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import amount, g, lam
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
-from reglint.estimate.clipping import clip_of, clipped_pace, joint_penalty_gradient
+from reglint.estimate.clipping import clip_of, penalty_motions
 from reglint.estimate.dynamics import halving_steps
 
 
@@ -408,31 +406,25 @@ class ChainShrinksTooFast(Rule):
 
 def _clipped(model, analysis, chain: list[str], shrinks: dict, slowest: float) -> str:
     """Where the optimizer clips gradients and the clip binds at the saved
-    weights: the shrink per step it allows and how many steps until the
-    linear rate applies (``estimate.clipping``; review 34, D1: Keras'
+    weights: the shrink per step it allows over the first steps and the
+    steps until the linear rate applies, from the simulated penalty-alone
+    run (``estimate.clipping.penalty_motions``; review 34, D1: Keras'
     global_clipnorm 1 shrank a kernel 1.6% per step where the linear rate
     said 20%). The chain still falls to where its gradient is under the
     clip: the finding's severity stands."""
     clip = clip_of(model.optimizer)
     if clip is None:
         return ""
-    joint = joint_penalty_gradient(analysis.active_penalties(include_invariant=True))
-    paces = []
-    for path in chain:
-        _, penalty, dyn = shrinks[path]
-        stats = penalty.variable.stats
-        if stats is None or stats.nonfinite or not stats.count:
-            continue
-        pace = clipped_pace(clip, dyn, penalty.l2, math.sqrt(stats.sum_sq), math.sqrt(stats.sum_sq / stats.count),
-                            joint)
-        if pace is not None:
-            paces.append(pace)
-    if not paces:
+    motions = penalty_motions(analysis, clip)
+    found = [m for m in (motions.get(id(shrinks[path][1].variable)) for path in chain) if m is not None]
+    if not found:
         return ""
-    rate, steps = min(paces)[0], max(p[1] for p in paces)
-    return (f"; {clip.text} caps each step's gradient while the penalty's is larger: at the saved weights the "
-            f"kernels shrink about {g(rate)} per step, not {g(slowest)}, for ~{amount(steps, 'step')} before the "
-            f"rate above applies")
+    rate = min(m.shrink for m in found)
+    released = [m.release for m in found]
+    steps = ("and it still binds after 2,000 steps, the weights swinging about zero inside it" if None in released
+             else f"for ~{amount(max(r for r in released if r is not None), 'step')} before the rate above applies")
+    return (f"; {clip.text} caps each step's gradient while the penalty's is larger: from the saved weights the "
+            f"kernels shrink about {g(rate)} per step over the first steps, not {g(slowest)}, {steps}")
 
 
 def _group_words(groups: list[int]) -> str:

@@ -455,3 +455,27 @@ def test_an_unstable_sgd_under_mixed_precision_says_training_stalls():
     assert found.model.optimizer.class_name == "SGD"
     rl002 = by_code(found, "RL002")
     assert rl002 and all(f.severity is Severity.ERROR and "training stalls" in f.message for f in rl002)
+
+
+def test_a_loose_clip_leaves_the_instability_an_error_with_the_growth_keras_shows():
+    """Review 36, D2: RL002 called any clip a bound; clipnorm 100 let Keras'
+    SGD grow the kernel 24x past its saved norm on the penalty alone. The
+    error stays, with the growth the simulation gives (within 15%)."""
+    truth = MANIFEST["clipnorm_loose_sgd.keras"]
+    growth = truth["norm_max"] / truth["norm_saved"]
+    (d1,) = [f for f in by_code(report("clipnorm_loose_sgd.keras"), "RL002") if f.layer == "d1"]
+    assert d1.severity is Severity.ERROR
+    shown = float(d1.message.split("grown to about ", 1)[1].split("x")[0])
+    assert shown == pytest.approx(growth, rel=0.15)
+
+
+@pytest.mark.parametrize("name", ["global_clipnorm_mixed_sgd.keras", "global_clipnorm_mixed_momentum_sgd.keras"])
+def test_a_global_clip_releases_every_tensor_at_the_step_keras_does(name):
+    """Review 36, D3/D4: the steps before the linear rate were worked out per
+    tensor (d0 ~1,054, d1 ~263, out ~105) where a global clip releases all
+    of them together (Keras: step 227; 54 under momentum 0.9, where the
+    steady-state pace also overstated the first steps)."""
+    truth = MANIFEST[name]["release_step"]
+    (rl024,) = by_code(report(name), "RL024")
+    shown = float(rl024.message.split("for ~", 1)[1].split(" step")[0].replace(",", ""))
+    assert shown == pytest.approx(truth, abs=2)

@@ -31,7 +31,6 @@ absorbed normalization parameters, biases) is named as such when it differs.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
@@ -141,20 +140,17 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
 
 
 def clipped_shrink(analysis: Analysis, p, dyn) -> dict[str, Any] | None:
-    """Where the optimizer clips gradients and the clip binds on this
-    tensor at its saved weights: the shrink per step it allows and the steps
-    before the linear rate (``estimate.clipping``, as RL024 says it)."""
-    from reglint.estimate.clipping import clip_of, clipped_pace, joint_penalty_gradient
+    """Where the optimizer clips gradients and the clip binds at the saved
+    weights: this tensor's shrink per step over the first steps and the
+    steps before the linear rate, from the one simulation RL002 and RL024
+    read (``estimate.clipping.penalty_motions``)."""
+    from reglint.estimate.clipping import clip_of, penalty_motions
 
     clip = clip_of(analysis.model.optimizer)
-    stats = p.variable.stats
-    if clip is None or not p.l2 or stats is None or stats.nonfinite or not stats.count:
+    motion = penalty_motions(analysis, clip).get(id(p.variable)) if clip is not None else None
+    if clip is None or motion is None:
         return None
-    joint = joint_penalty_gradient(analysis.active_penalties(include_invariant=True))
-    pace = clipped_pace(clip, dyn, p.l2, math.sqrt(stats.sum_sq), math.sqrt(stats.sum_sq / stats.count), joint)
-    if pace is None:
-        return None
-    return {"clip": clip.text, "shrink_per_step": pace[0], "steps": pace[1]}
+    return {"clip": clip.text, "shrink_per_step": motion.shrink, "steps": motion.release}
 
 
 def _coupled_motion(report: FileReport, view: Analysis) -> str | None:
@@ -434,9 +430,11 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
                 lines.append(limit_text(row["momentum_limit"]))
             if row["clipped"]:
                 clipped = row["clipped"]
+                steps = (f"for ~{g(clipped['steps'])} steps before the rate above" if clipped["steps"] is not None
+                         else "and it still binds after 2,000 steps")
                 lines.append(f"  clipped              {clipped['clip']} caps the step while the penalty's gradient is "
-                             f"larger: {g(clipped['shrink_per_step'])} per step at the saved weights, for "
-                             f"~{g(clipped['steps'], 2)} steps before the rate above (RL002, RL024)")
+                             f"larger: {g(clipped['shrink_per_step'])} per step over the first steps, {steps} "
+                             f"(RL002, RL024)")
         elif row["optimizer_family"] == "adaptive" and row["adaptive_motion"]:
             lines.append(f"  per-step shrink      under an Adam-family optimizer: {markup(row['adaptive_motion'])} "
                          f"(RL007)")
