@@ -197,13 +197,18 @@ TF_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
 def _tf_checkpoint_of(path: Path) -> str | None:
     """For a file pre-commit passes: a TensorFlow checkpoint's ``.index``
     (for itself or one of its ``.data-*`` shards); None for an ``.index``
-    or a shard that belongs to no checkpoint; any other file as it is."""
+    or a shard that belongs to no checkpoint, or to one holding no model
+    (``tf.train.Checkpoint(step=...)``); any other file as it is."""
     shard = TF_SHARD.search(path.name)
     if shard is not None:
         path = path.with_name(path.name[:shard.start()] + ".index")
     elif path.suffix.lower() != ".index":
         return str(path)
-    return str(path) if tf_checkpoint_prefix(path) is not None else None
+    if tf_checkpoint_prefix(path) is None:
+        return None
+    from reglint.readers.tf_checkpoint import holds_model_variables
+
+    return str(path) if holds_model_variables(path) else None
 
 
 def _is_torch_or_other(path: Path) -> bool:
@@ -509,8 +514,8 @@ def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
 
 def _looks_like_model_file(entry: os.DirEntry, top: Path) -> bool:
     name = entry.name.lower()
-    if name.endswith(".index"):  # a TensorFlow training checkpoint (cp.ckpt.index beside its shards)
-        return _inside(entry, top) and tf_checkpoint_prefix(Path(entry.path)) is not None
+    if name.endswith(".index"):  # a TensorFlow training checkpoint (cp.ckpt.index beside its shards) of a model
+        return _inside(entry, top) and _tf_checkpoint_of(Path(entry.path)) is not None
     if name.endswith(JSON_SUFFIX):
         return _inside(entry, top) and entry.is_file() and looks_like_keras_json(Path(entry.path))
     if not name.endswith(MODEL_SUFFIXES):

@@ -62,6 +62,21 @@ NOTE = ("a TensorFlow checkpoint holds the variables, the learning rate and the 
         "the regularizers or the optimizer's class and weight_decay: lint the .keras file or the SavedModel for those")
 
 
+def holds_model_variables(index: Path) -> bool:
+    """Whether a training checkpoint's index names a model's variables (a
+    layer's, nested under an attribute; or Keras 3's trainable list), as
+    ``read_tf_checkpoint`` asks: a ``tf.train.Checkpoint`` of bare variables
+    or a step counter holds none. Read from the index alone (review 36, D7:
+    pre-commit passes every checkpoint, and one holding no model must not
+    fail the hook)."""
+    try:
+        entries = read_bundle_index(index)
+    except (OSError, ModelReadError):
+        return True  # unreadable: the reader says why
+    return any(k.startswith(TRAINABLE_LIST) for k in entries) or any(
+        "/" in k[: -len(_VALUE_SUFFIX)] for k in _model_variable_keys(entries))
+
+
 def read_tf_checkpoint(path: Path, options: ReadOptions) -> Model:
     prefix = tf_checkpoint_prefix(path)
     if prefix is None:
