@@ -329,7 +329,8 @@ def _drifts(dyn, setting: str) -> str:
     return f"drifts to zero at about {pace} per step whatever {setting} is"
 
 
-Floor = tuple[float, str, float | None]  # (value, where it comes from, Keras Adam's beta_2 or None)
+# (value, where it comes from, (Keras Adam's beta_2, steps taken) or None)
+Floor = tuple[float, str, tuple[float, int] | None]
 
 
 def _gradient_floor(model, group=None) -> Floor | None:
@@ -338,8 +339,9 @@ def _gradient_floor(model, group=None) -> Floor | None:
     square root (Adam; torch's RMSprop); ``sqrt(epsilon)`` where Keras adds
     it inside (RMSprop, Adagrad: ``lr*g/sqrt(v + epsilon)``, review 32);
     with Adagrad's ``initial_accumulator_value`` (Keras' default 0.1) inside
-    too. The third item is Keras' Adam's ``beta_2`` where that floor is
-    reached only after the warm-up (``_adam_warmup``), else None. None where
+    too. The third item is Keras' Adam's ``beta_2`` and the steps the file
+    has taken, where that floor is reached only after the warm-up
+    (``_adam_warmup``), else None. None where
     no ``eps`` is known. ``group``: the param group updating the weights (a
     MultiOptimizer's sub-optimizer, a PyTorch group with its own ``eps``),
     whose class and settings decide."""
@@ -362,7 +364,8 @@ def _gradient_floor(model, group=None) -> Floor | None:
     beta_2 = config.get("beta_2", 0.999)
     keras_adam = model.framework in ("keras", "tf.keras") and cls in ("Adam", "AdamW")
     usable = isinstance(beta_2, (int, float)) and not isinstance(beta_2, bool) and 0 < beta_2 < 1
-    return eps, "the optimizer's eps", float(beta_2) if keras_adam and usable else None
+    taken = opt.iterations if isinstance(opt.iterations, int) and opt.iterations > 0 else 0
+    return eps, "the optimizer's eps", (float(beta_2), taken) if keras_adam and usable else None
 
 
 def _floor_settings(opt, group) -> tuple[str, float, dict]:
@@ -383,20 +386,25 @@ def _positive(value) -> float:
     return float(value) if ok else 0.0
 
 
-def _adam_warmup(beta_2: float) -> str:
+def _adam_warmup(beta_2: float, taken: int = 0) -> str:
     """Keras' Adam steps ``lr*sqrt(1-beta_2^t)/(1-beta_1^t) * m/(sqrt(v) + eps)``:
     eps is added before the bias correction (torch's Adam adds it after), so
     on a gradient under it the step is ``lr*g*sqrt(1-beta_2^t)/eps``, which
     reaches ``lr*g/eps`` only as ``beta_2^t`` fades (review 33, D9: on
     fixtures/keras_optimizers/floor_adam.keras Keras' own Adam shrank a
     kernel at 0.21 of its later rate over the first 100 steps, 0.58 over
-    1,000, the shares this computes)."""
+    1,000, the shares this computes). A file that has taken ``taken`` steps
+    resumes from there (review 36, D8): the shares are those of its next
+    steps, and nothing is said once they are within 5% of the rate."""
     def share(steps: int) -> float:
-        return sum(math.sqrt(1.0 - beta_2 ** t) for t in range(1, steps + 1)) / steps
+        return sum(math.sqrt(1.0 - beta_2 ** t) for t in range(taken + 1, taken + steps + 1)) / steps
 
+    if share(100) >= 0.95:
+        return ""
+    where = "the first" if not taken else f"the next (from step {taken:,}):"
     return (f"; Keras' Adam adds eps before its bias correction, so that rate comes only as sqrt(1 - beta_2^t) "
             f"grows (beta_2 {g(beta_2)}, about {g(1.0 / (1.0 - beta_2), 2)} steps): on average "
-            f"{g(share(100), 2)} of it over the first 100 steps, {g(share(1000), 2)} over 1,000")
+            f"{g(share(100), 2)} of it over {where} 100 steps, {g(share(1000), 2)} over 1,000")
 
 
 def _under_eps(floor: Floor | None, gstar: float, dyn, l2: float, l1: float = 0.0) -> str | None:
@@ -419,7 +427,7 @@ def _under_eps(floor: Floor | None, gstar: float, dyn, l2: float, l1: float = 0.
     rate = "lr" if value == 1.0 else f"lr/{g(value)}"
     return (f"the penalty's gradient (~{g(gstar)} on a typical weight) is below {g(value)} ({why}), where the "
             f"step is {rate.replace('lr', 'lr*g', 1)}, not normalised: the penalty acts as a plain "
-            f"{'L2' if l2 else 'L1'} at {rate}, {' and '.join(effect)}{_adam_warmup(warmup) if warmup else ''}")
+            f"{'L2' if l2 else 'L1'} at {rate}, {' and '.join(effect)}{_adam_warmup(*warmup) if warmup else ''}")
 
 
 def penalty_motion(model, dyn, gstar: float, l2: float, l1: float, setting: str, group=None) -> str:

@@ -479,3 +479,16 @@ def test_a_global_clip_releases_every_tensor_at_the_step_keras_does(name):
     (rl024,) = by_code(report(name), "RL024")
     shown = float(rl024.message.split("for ~", 1)[1].split(" step")[0].replace(",", ""))
     assert shown == pytest.approx(truth, abs=2)
+
+
+def test_a_file_past_adams_warm_up_is_not_told_about_it():
+    """Review 36, D8: the warm-up sentence ignored the steps the file had
+    taken: after 3,000 steps Keras' Adam shrank the kernel at 0.97 of the
+    rate over the next 100 (manifest), where RL007 said '0.21 of it over
+    the first 100 steps'."""
+    truth = MANIFEST["floor_adam_resumed.keras"]
+    assert truth["next_100_share"] > 0.95
+    found = report("floor_adam_resumed.keras")
+    assert found.model.optimizer.iterations == truth["iterations"]
+    (rl007,) = by_code(found, "RL007")
+    assert "is below 0.001" in rl007.message and "bias correction" not in rl007.message
