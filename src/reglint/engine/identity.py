@@ -44,10 +44,19 @@ def _repository_root(cwd: str) -> str | None:
 
 def repo_path(path: str) -> str:
     """``path`` as machine formats name it: relative to
-    ``repository_root()`` with ``/`` (what fingerprints hash, so that they do
-    not change with the folder reglint ran in); outside it, absolute."""
+    ``repository_root()`` with ``/``; outside it, absolute."""
     rel = relative_to(path, repository_root())
     return rel if rel is not None else Path(os.path.abspath(path)).as_posix()
+
+
+def fingerprint_path(path: str) -> str:
+    """``path`` as fingerprints hash it: relative to the root of the git
+    checkout holding the file itself, so that a fingerprint does not change
+    with the folder reglint ran in, inside the checkout or not (review 36,
+    D9); ``repo_path`` for a file in no checkout."""
+    root = _repository_root(os.path.dirname(os.path.abspath(path)))
+    rel = relative_to(path, root) if root is not None else None
+    return rel if rel is not None else repo_path(path)
 
 
 def real_path(path: str | os.PathLike[str]) -> Path:

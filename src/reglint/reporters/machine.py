@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from reglint.engine.finding import Finding, Severity
-from reglint.engine.identity import display_path, fingerprint, repo_path
+from reglint.engine.identity import display_path, fingerprint, fingerprint_path, repo_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.text import clean, summary_line
 
@@ -136,7 +136,7 @@ def render_json_lines(report: RunReport, out: TextIO, settings: Any = None, **_:
             "fix": jsonable(finding.fix.to_dict()) if finding.fix is not None else None,
             "values": jsonable(finding.values),
             "url": rule_url(finding.code),
-            "fingerprint": fingerprint(finding.code, repo_path(file_report.path), finding.layer, finding.target),
+            "fingerprint": fingerprint(finding.code, fingerprint_path(file_report.path), finding.layer, finding.target),
         }
         out.write(json.dumps(record, allow_nan=False, ensure_ascii=False) + "\n")
 
@@ -166,7 +166,7 @@ def render_gitlab(report: RunReport, out: TextIO, settings: Any = None, **_: obj
     """GitLab Code Quality JSON: one issue per finding, unique fingerprints."""
     issues, seen = [], set()
     for file_report, finding in results(report):
-        print_ = fingerprint(finding.code, repo_path(file_report.path), finding.layer, finding.target)
+        print_ = fingerprint(finding.code, fingerprint_path(file_report.path), finding.layer, finding.target)
         digest, n = print_, 1
         while digest in seen:  # GitLab drops duplicates: number repeats
             n += 1

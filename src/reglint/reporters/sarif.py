@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from reglint import __version__
 from reglint.engine.finding import Finding, Severity
-from reglint.engine.identity import fingerprint, identity, repo_path
+from reglint.engine.identity import fingerprint, fingerprint_path, identity
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.machine import (
     DOCS_URL,
@@ -167,7 +167,7 @@ def _limit(text: str) -> str:
 
 def _result(file_report: FileReport, finding: Finding, settings: Any, flavor: str,
             index: dict[str, int], occurrences: dict[str, int]) -> dict[str, Any]:
-    rel = repo_path(file_report.path)
+    rel = fingerprint_path(file_report.path)
     uri = artifact_path(file_report.path)
     digest = fingerprint(finding.code, rel, finding.layer, finding.target)
     # GitHub numbers repeated hashes within a file ("hash:2"); do the same so
