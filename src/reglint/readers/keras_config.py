@@ -310,7 +310,10 @@ def variable_trains(node: LayerNode, owner_config: Any, release: tuple[int, int]
     47 from 3.4). Keras 3.0/3.1 thaw everything (``thaw_for_writer``), and
     tf.keras skips every variable of a frozen layer or model: the node's
     flag for both (``release`` None or before 3.2)."""
-    if release is None or release < (3, 2):
+    if release is None:  # tf.keras: a frozen wrapper's or inner layer's weights do not train (review 37, 3)
+        inner = owner_config is not node.config and isinstance(owner_config, dict)
+        return node.trainable and not (inner and owner_config.get("trainable") is False)
+    if release < (3, 2):
         return node.trainable
     if node.class_name in MHA_LIKE:
         return True

@@ -113,7 +113,14 @@ class _Walker:
         built = built_inputs(entry, cls)
         first = path not in self.inputs
         if first:
-            self.inputs[path] = built if built and any(s is not None for s in built) else inputs
+            if built and any(s is not None for s in built):
+                # tf_keras builds MultiHeadAttention from the query alone: its
+                # build_config holds one shape where the graph feeds two or
+                # three (review 37, 1: a key/value of another width miscounted)
+                built = built + list(inputs[len(built):]) if len(built) < len(inputs) else built
+                self.inputs[path] = built
+            else:
+                self.inputs[path] = inputs
         used = self.inputs[path] if first else inputs
         if cls == "TFOpLambda":  # its operands sit in the node, not the config
             outs = tf_op_lambda_shapes(cfg if isinstance(cfg, dict) else {}, entry.get("inbound_nodes"), used)

@@ -354,9 +354,13 @@ def _read_exact(fd: int, view: np.ndarray, offset: int) -> bool:
 def keras_dtype_attr(ds) -> str | None:
     """The ``dtype`` attribute Keras sets on a dataset whose stored type is
     not its own (bfloat16 is stored as uint16), or None. Asked by name only
-    when the dataset has attributes at all, which nearly none has."""
+    when the dataset has attributes at all, which nearly none has. An
+    untagged 2-byte opaque dataset is bfloat16 too: Keras 3's legacy ``.h5``
+    and tf_keras write bfloat16 weights that way without the tag (review 37,
+    2), and no other weight type is stored opaque."""
     if not _has_attrs(ds):
-        return None
+        dtype = getattr(ds, "dtype", None)
+        return "bfloat16" if dtype is not None and dtype.kind == "V" and dtype.itemsize == 2 else None
     value = _attr(ds, "dtype")
     return value if isinstance(value, str) else None
 
