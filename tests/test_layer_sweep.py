@@ -29,7 +29,10 @@ HERE = FIXTURES / "layer_sweep"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
+WEIGHTS = sorted(name for name, entry in MANIFEST.items() if "weight_penalty" in entry)
+
+
+@pytest.mark.parametrize("name", WEIGHTS)
 def test_counts_and_the_saved_penalty_are_the_writers(name):
     truth = MANIFEST[name]
     found = lint_file(str(HERE / name), Settings(context=TrainingContext()))
@@ -40,3 +43,30 @@ def test_counts_and_the_saved_penalty_are_the_writers(name):
     saved = [p.penalty_saved for p in found.analysis.penalties if p.active]
     assert None not in saved
     assert sum(saved) == pytest.approx(truth["weight_penalty"], rel=0.01, abs=1e-9)
+
+
+def report(name: str):
+    found = lint_file(str(HERE / name), Settings(context=TrainingContext()))
+    assert found.error is None, found.error
+    return found
+
+
+def test_grouped_query_attention_penalises_its_projections_and_its_output():
+    """Review 37, 4: Keras 3 adds GroupQueryAttention's activity penalty
+    on each projection and on the attention output (manifest
+    ``activity_losses``); reglint counted one, on the output, unnoted."""
+    truth = MANIFEST["k3_gqa_activity.keras"]["activity_losses"]
+    found = report("k3_gqa_activity.keras")
+    (note,) = [n for n in found.model.notes if "GroupedQueryAttention's activity_regularizer" in n]
+    assert f"({truth} penalties per call)" in note
+    assert len(found.model.layer("gqa").activity_on) == truth
+
+
+def test_a_backward_layer_without_the_forward_ones_activity_is_not_counted_as_both():
+    """Review 37, 5: with an explicit backward_layer of its own, only the
+    forward direction is penalised (Keras: one activity loss); reglint
+    counted the regularizer over the whole concatenated output."""
+    assert MANIFEST["k3_bidirectional_backward.keras"]["activity_losses"] == 1
+    found = report("k3_bidirectional_backward.keras")
+    assert found.model.layer("bi").activity_regularizer is None
+    assert any("explicit backward_layer does not share" in n for n in found.model.notes)

@@ -9,6 +9,10 @@ Two built-in layers make the config say something else:
   so it adds one penalty per projection output and none on the attention
   output (the argument is not passed on to ``Layer``). tf-keras 2 applies
   it to the attention output only, like any layer (one penalty).
+  ``GroupedQueryAttention`` hands it to its query, key, (gate,) value and
+  output projections and keeps it as its own too: one penalty per
+  projection and one on the attention output (review 37, 4: five per call,
+  counted in Keras 3.15).
 - ``TimeDistributed(Dense(..., activity_regularizer=...))``: Keras 3's
   wrapper calls the inner layer's ``call()`` directly, so the inner
   activity penalty is never added; tf-keras 2 calls the inner layer
@@ -27,6 +31,8 @@ from reglint.readers.keras_layers import child_layers
 from reglint.readers.keras_objects import parse_regularizer
 
 PROJECTIONS = ("query", "key", "value", "attention_output")
+# Keras 3 saves GroupedQueryAttention as GroupQueryAttention
+GQA = ("GroupedQueryAttention", "GroupQueryAttention")
 
 
 def note_activity_placement(model: Model, tree: ModelConfig, keras3: bool) -> None:
@@ -42,6 +48,13 @@ def note_activity_placement(model: Model, tree: ModelConfig, keras3: bool) -> No
                 f"{layer.path}: MultiHeadAttention's activity_regularizer is applied by Keras 3 to the outputs of "
                 f"its {', '.join(targets)} projections ({len(targets)} penalties per call), not to the "
                 "attention output")
+        if node.class_name in GQA and layer.activity_regularizer is not None and keras3:
+            targets = ["query", "key"] + (["gate"] if node.config.get("use_gate") else []) + ["value", "output"]
+            layer.activity_on = [*targets, "attention output"]
+            model.notes.append(
+                f"{layer.path}: GroupedQueryAttention's activity_regularizer is applied by Keras 3 to the outputs of "
+                f"its {', '.join(targets)} projections and to the attention output ({len(targets) + 1} penalties "
+                "per call)")
         if node.class_name == "TimeDistributed":
             _time_distributed(model, layer, node, keras3)
         if node.class_name == "Bidirectional":
@@ -72,6 +85,14 @@ def _bidirectional(model: Model, layer, node) -> None:
     if found is None:
         return
     inner_class, reg = found
+    backward = child_layers(node.class_name, node.config).get("backward_layer")
+    if backward is not None and parse_regularizer(backward[1].get("activity_regularizer")) != reg:
+        # an explicit backward_layer keeps its own config (review 37, 5: only
+        # the forward half was penalised, 0.73 of the 1.85 counted)
+        model.notes.append(f"{layer.path}: the forward {inner_class} inside Bidirectional has an "
+                           "activity_regularizer its explicit backward_layer does not share: Keras penalises each "
+                           "direction's output with its own, which is not estimated here")
+        return
     if layer.activity_regularizer is None and node.config.get("merge_mode", "concat") == "concat":
         layer.activity_regularizer = reg
         model.notes.append(f"{layer.path}: the activity_regularizer of the {inner_class} inside Bidirectional is "
