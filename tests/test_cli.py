@@ -251,6 +251,12 @@ def test_explain_answers_the_seed_question():
     assert abs(row["gradient_per_weight"] - 2 * 0.01 * row["init_rms"]) < 1e-12
     text = reglint("explain", str(KERAS_FIXTURES / "conv2d_seed_l2.keras")).stdout
     assert "Does NOT depend on the weight count" in text and "E[sum w^2]" in text
+    # review 39: doubling the 20 filters multiplies sum w^2 at init by 16/13.33 = 1.2 under Glorot (Keras'
+    # own fresh initialisations: 13.41 -> 17.93 at 80 filters), not 2; the typical weight by sqrt(0.6)
+    penalty, weight = row["width_doubling"]
+    assert penalty == pytest.approx(1.2) and weight == pytest.approx(0.6 ** 0.5)
+    assert "roughly doubles" not in text and "multiplies its penalty at init by 1.2" in text
+    assert "would it shrink, by 1/1.2 per doubling" in " ".join(text.split())
 
 
 def test_explain_answers_for_the_optimizers_weight_decay_too():
@@ -332,7 +338,7 @@ def test_explain_words_the_whole_penalty_as_check_does():
     check_line = next(line for line in reglint(path, "--no-cache").stdout.splitlines() if "penalty (at init)" in line)
     assert "= 0.19% of the data-loss scale; RL001 counts 0 = 0%" in check_line
     text = reglint("explain", path).stdout
-    assert "The whole model's penalty is 0.19% of the data loss; RL001 counts 0% of it." in text
+    assert "the whole model's penalty is 0.19% of the data loss; RL001 counts 0% of it." in text
     row = json.loads(reglint("explain", path, "-f", "json").stdout)["tensors"][0]
     assert row["model_penalty_whole_ratio"] == pytest.approx(0.0019, abs=5e-5) and row["model_penalty_ratio"] == 0
 

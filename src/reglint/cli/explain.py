@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from reglint.engine.analysis import Analysis
-from reglint.engine.fmt import g, lam, pct
+from reglint.engine.fmt import g, g_down, lam, pct
 from reglint.engine.report import FileReport
 from reglint.engine.sweep import safe_multiplier
 from reglint.errors import ReglintError
-from reglint.estimate.init_scale import init_rms
+from reglint.estimate.init_scale import init_rms, width_doubling
 from reglint.reporters.text import markup
 
 
@@ -118,6 +118,10 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
             p.penalty_saved / scale if p.penalty_saved is not None else None)),  # as check's share column
         "data_loss_scale": scale,
         "shrink_per_step": shrink,
+        # the seed question: what doubling this layer's output width does at init (penalty, typical |w|)
+        "width_doubling": width_doubling(var),
+        "map_lambda": (1.0 / (2.0 * sigma * sigma * ctx.samples)) if sigma and ctx.samples else None,
+        "samples": ctx.samples,
         "shrink_terms": terms,  # [{formula, value}]: what adds up to shrink_per_step
         "timescale_steps": (1 / shrink) if shrink else None,
         "timescale_epochs": (1 / shrink / per_epoch) if shrink and per_epoch else None,
@@ -453,8 +457,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             + ("" if row["active"] else f" [dim](frozen: {frozen_penalty_effect(analysis.model)})[/]"),
             "",
             "[bold]So[/]",
-            f"  doubling this layer's width roughly doubles its penalty; its per-weight pull and per-step "
-            f"shrink stay the same. The whole model's penalty is {pct(whole)} of the data loss"
+            _growth_line(row),
+            f"  the whole model's penalty is {pct(whole)} of the data loss"
             + (f"; RL001 counts {pct(counted)} of it" if whole - counted > 1e-12 * max(1.0, whole) else "") + ".",
         ]
         lines += _rule_lines(row)
@@ -539,13 +543,40 @@ def _print_decay(console, decay: dict[str, Any]) -> None:
 
 def _rule_lines(row: dict[str, Any]) -> list[str]:
     """What the rules say about this tensor's lambda: their fixes, else the
-    largest lambda none of them warns about."""
+    largest lambda none of them warns about (rounded down: typed back, it
+    must stay quiet)."""
     lines = []
     for change in row["rule_changes"]:
-        to = "remove it" if change["suggested"] is None else f"{g(change['current'])} -> {g(change['suggested'])}"
-        lines.append(f"  {change['code']} suggests {change['parameter']} {to} ({markup(change['aim'])})")
+        what = "removing the regularizer" if change["parameter"] == "regularizer" else change["parameter"]
+        to = "" if change["suggested"] is None and change["parameter"] == "regularizer" else (
+            " (remove it)" if change["suggested"] is None else f" {g(change['current'])} -> {g(change['suggested'])}")
+        lines.append(f"  {change['code']} suggests {what}{to} ({markup(change['aim'])})")
     if not row["rule_changes"] and row["largest_safe_lambda"] is not None:
         lines.append(f"  no rule asks to change this lambda; the largest before any rule warns is "
-                     f"{g(row['largest_safe_lambda'])} (bound by {', '.join(row['largest_safe_lambda_bound_by'])})")
-    lines.append("  with more data (N), the MAP view lambda = 1/(2*sigma^2*N) shrinks as 1/N.")
+                     f"{g_down(row['largest_safe_lambda'])} (bound by "
+                     f"{', '.join(row['largest_safe_lambda_bound_by'])})")
+    if row["map_lambda"] is not None:
+        lines.append(f"  with N = {g(row['samples'])} examples, the MAP view (a Gaussian prior of the init's spread "
+                     f"sigma) gives lambda = 1/(2*sigma^2*N) = {g(row['map_lambda'])}, shrinking as 1/N.")
+    else:
+        lines.append("  with more data (N), the MAP view lambda = 1/(2*sigma^2*N) shrinks as 1/N (give --samples).")
     return lines
+
+
+def _growth_line(row: dict[str, Any]) -> str:
+    """The seed question answered for this tensor: what doubling the
+    layer's width does to its penalty (a count, or a width under a
+    variance-scaling initializer), to a typical weight's pull and to the
+    per-step shrink, and so whether lambda should shrink (review 39: the
+    line was fixed text, 'roughly doubles', where Glorot gives 1.2x)."""
+    grow = row["width_doubling"]
+    if grow is None:
+        return "  how this penalty grows with the layer's width is not known here (no initializer recorded)."
+    penalty, weight = grow
+    kind = "a count" if abs(penalty - 2.0) < 1e-9 else "a width, not a count"
+    shrink = (f"the per-step shrink {g(row['shrink_per_step'])} does not change" if row["shrink_per_step"]
+              else "under an Adam-family optimizer the drift is about lr per step whatever lambda is")
+    return (f"  doubling this layer's width multiplies its penalty at init by {g(penalty, 2)} (sum w^2 is {kind} "
+            f"under {markup(row['initializer'])}) and a typical weight's pull 2*lambda*|w| by {g(weight, 2)}; "
+            f"{shrink}. So lambda need not shrink as the layer grows: what it does to each weight does not grow; "
+            f"only to hold the penalty's share of the loss would it shrink, by 1/{g(penalty, 2)} per doubling.")

@@ -18,6 +18,7 @@ Checked against tensors drawn by Keras 3.15's initializers (seed conv layer:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from reglint.model import Variable
@@ -151,3 +152,26 @@ def expected_abs_cosine(dim: int) -> float:
     if dim <= 1:
         return 1.0
     return math.exp(math.lgamma(dim / 2) - math.lgamma((dim + 1) / 2)) / math.sqrt(math.pi)
+
+
+def width_doubling(var: Variable) -> tuple[float, float] | None:
+    """(penalty factor, typical weight factor) at initialisation when the
+    layer's output width (the kernel's last axis) doubles, from the same
+    initializer: a count for a fixed-scale draw (2.0, 1.0), a width for a
+    variance-scaling one (the seed question's 20 -> 80 Conv2D filters of
+    2x3 over depth 10 under Glorot: sum w^2 from 13.3 to 17.8, 1.33x, as
+    Keras measured; review 39). None where the layout is not a plain kernel
+    (explicit fan axes) or the initializer is unknown.
+
+    >>> from reglint.model import Variable, Role, Initializer
+    >>> conv = Variable("kernel", Role.KERNEL, (2, 3, 10, 20), initializer=Initializer("glorot_uniform"))
+    >>> round(width_doubling(conv)[0], 3)
+    1.2
+    """
+    if not var.shape or var.fan_axes is not None or var.fan_shape is not None:
+        return None
+    wider = dataclasses.replace(var, shape=(*var.shape[:-1], 2 * var.shape[-1]), stats=None)
+    before, after = expected_sum_sq(var), expected_sum_sq(wider)
+    if not before or after is None:
+        return None
+    return after / before, math.sqrt((after / wider.size) / (before / var.size))
