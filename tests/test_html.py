@@ -776,3 +776,19 @@ def test_update_docs_screenshot(tmp_path):
     assert png.stat().st_size < 400_000
     SCREENSHOT.parent.mkdir(exist_ok=True)
     shutil.copyfile(png, SCREENSHOT)
+
+
+def test_the_largest_safe_lambda_is_rounded_down_where_people_read_it():
+    """Review 39, 2: a largest safe lambda shown rounded up (0.64760 as
+    0.648) made RL001 warn when typed back. attention_scale.keras's bound
+    is 0.93864: the HTML card says 0.938, not 0.939, and explain's JSON
+    keeps the exact value."""
+    report = run_report(ROOT / "fixtures" / "keras" / "attention_scale.keras")
+    page = render(report)
+    shown = re.findall(r'largest safe \u03bb</div><div class="value">([^<]*)<', page)
+    assert shown == ["0.938"]
+    from reglint.cli.explain import explain_tensor
+
+    (file_report,) = report.files
+    (exact,) = {explain_tensor(file_report, p)["largest_safe_lambda"] for p in file_report.analysis.penalties}
+    assert exact == pytest.approx(0.93864, abs=1e-5) and float(shown[0]) <= exact

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reglint.engine.fmt import g
+from reglint.engine.fmt import g, g_down
 from reglint.reporters.html import charts as c
 from reglint.reporters.html.markup import as_object, esc, num_attr, number, positive
 
@@ -117,7 +117,8 @@ def safe_value(group: Group) -> str:
         return ""
     if group.safe <= 0:
         return "none"
-    return g(group.absolute * group.safe, 3) if group.absolute else f"\u00d7{g(group.safe, 2)}"
+    # rounded down, as explain shows it: typed back, a bound must stay inside (review 39, 2)
+    return g_down(group.absolute * group.safe, 3) if group.absolute else f"\u00d7{g_down(group.safe, 2)}"
 
 
 def safe_text(group: Group) -> str:
@@ -126,7 +127,7 @@ def safe_text(group: Group) -> str:
         return safe_value(group)
     if group.absolute:
         return f"{group.symbol} \u2264 {safe_value(group)}"
-    return f"\u00d7 \u2264 {g(group.safe, 2)}"
+    return f"\u00d7 \u2264 {g_down(group.safe, 2)}"
 
 
 # ---------------------------------------------------------------------------
