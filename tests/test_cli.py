@@ -603,3 +603,18 @@ def test_explain_layer_takes_a_nested_models_name():
                            "--layer", "encoder", "-f", "json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert [t["layer"] for t in json.loads(done.stdout)["tensors"]] == ["encoder/enc_conv"]
+
+
+def test_explain_on_a_layer_nothing_acts_on_answers_and_a_missing_one_lists_the_layers():
+    """Review 39, 10: --layer on a real layer with no regularizer and no
+    weight decay exited 2 as an error; it is an answer (exit 0). A name that
+    matches no layer lists the layers there are."""
+    from reglint.readers import read_model
+
+    path = str(KERAS_FIXTURES / "dense_l2.keras")  # dense_1 has no regularizer; SGD has no weight decay
+    names = [layer.path for layer in read_model(path).layers if layer.class_name != "InputLayer"]
+    bare = "dense_1"
+    answered = reglint("explain", path, "--layer", bare)
+    assert answered.returncode == 0 and "nothing shrinks its weights but the data" in answered.stdout
+    missing = reglint("explain", path, "--layer", "nope")
+    assert missing.returncode == 2 and f"no layer matches 'nope'; the layers are {', '.join(names)}" in missing.stderr

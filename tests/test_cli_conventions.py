@@ -273,6 +273,18 @@ def test_profile_refuses_onnx_in_one_line_without_tensorflow():
     assert line == f"reglint: error: profile reads Keras models (.keras, .h5); {model} is onnx"
 
 
+def test_profile_says_what_the_file_is_before_what_the_install_lacks():
+    """Review 39, 7: in the core install (no Keras, no TensorFlow, no torch)
+    profile on an ONNX file asked to install TensorFlow, where the README
+    says it tells the file's kind."""
+    model = FIXTURES / "onnx" / "cnn.onnx"
+    code = ("import sys; import reglint.profile.framework as f; f.installed = lambda name: False; "
+            "from reglint.cli.app import main; sys.exit(main(['profile', sys.argv[1]]))")
+    result = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "KERAS_BACKEND": ""})
+    assert one_error_line(result) == f"reglint: error: profile reads Keras models (.keras, .h5); {model} is onnx"
+
+
 # ---------------------------------------------------------------------------
 # 11. wording
 

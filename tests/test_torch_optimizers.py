@@ -113,7 +113,7 @@ def test_explain_layer_on_a_checkpoint_shows_the_decay_that_acts_on_it():
     assert done.returncode == 0, done.stderr
     assert "optimizer's decay above is what acts on them" in done.stdout and "weight_decay" in done.stdout
     missing = explain("nothere")
-    assert missing.returncode == 2 and "no regularized layer matches 'nothere'" in missing.stderr
+    assert missing.returncode == 2 and "no layer matches 'nothere'; the layers are" in missing.stderr
 
 
 def test_a_parameter_stored_as_another_through_identity_is_named():

@@ -200,11 +200,12 @@ def momentum_limit(dyn, l2: float, shrink: float | None) -> dict[str, Any] | Non
 
 def limit_text(limit: dict[str, Any]) -> str:
     if limit["flips_every_step"]:
-        return ("  momentum's limit     past it: every step overshoots zero and flips the weights (the slow mode "
-                "above is only what the setting asks for)")
+        return ("  momentum's limit     past it: every step overshoots zero and flips the weights (the per-step "
+                "shrink above, 2*lr*lambda/(1-momentum), is only what the setting asks for)")
     return (f"  momentum's limit     the weights swing through zero inside an envelope that shrinks by "
             f"{g(limit['contraction'])} per step: an unsupported weight halves every {g(limit['halving_steps'], 2)} "
-            f"steps (the slow mode above is only what the setting asks for)")
+            f"steps (the per-step shrink above, 2*lr*lambda/(1-momentum), is only what the setting asks for; "
+            f"momentum lets the weights decay no faster than this)")
 
 
 def shrink_terms(dyn, l2: float) -> list[dict[str, Any]]:
@@ -338,10 +339,20 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
         # a layer without a regularizer of its own (every layer of a PyTorch
         # checkpoint): the optimizer's decay is what acts on it (review 31, D13)
         known = report.model is not None and any(_layer_matches(x, layer, report.model) for x in report.model.layers)
-        if not known or decay is None:
-            err(f"no regularized layer matches {layer!r}" if not known else
-                f"{layer!r} has no regularizer and the optimizer no weight decay: nothing acts on it to explain")
+        if not known:
+            names = [x.path for x in report.model.layers if x.class_name != "InputLayer"] \
+                if report.model is not None else []
+            shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+            err(f"no layer matches {layer!r}" + (f"; the layers are {shown}" if names else ""))
             return 2
+        if decay is None:  # an answer, not an error (review 39, 10)
+            if output_format == "json":
+                print(json.dumps({"path": str(path), "tensors": [], "optimizer_decay": None,
+                                  "layer": layer, "nothing_acts": True}))
+            else:
+                print(f"{layer}: no regularizer and no weight decay in the optimizer: nothing shrinks its weights "
+                      f"but the data")
+            return 0
     rows = [explain_tensor(report, p) for p in items]
     if layer is not None and not rows and decay is not None:
         view = _acting_view(report, layer)  # the headline: the asked layers' own group (review 33, D10)

@@ -88,9 +88,9 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
                            if steps is None else "give --steps or --epochs, not both")
     if imports and not trust:
         raise ProfileError("--import runs that module's code: pass --trust-model with it if you trust it")
-    backend_name = resolve_backend(backend)
     refuse_savedmodel(path)
-    refuse_non_keras(path)
+    refuse_non_keras(path)  # what the file is, before what this install lacks (review 39, 7)
+    backend_name = resolve_backend(backend)
 
     report = lint_file(str(path), settings)
     if report.error or report.model is None:
