@@ -953,3 +953,27 @@ def test_a_tf_keras_file_keras_3_cannot_load_says_who_wrote_it(capsys):
     assert main(["profile", str(KERAS_FIXTURES / "tfk_mlp.keras"), "--steps", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "written by Keras 2." in err[0] and "model.save('model.h5')" in err[0], err
+
+
+SWEEP = Path(__file__).resolve().parent.parent / "fixtures" / "layer_sweep"
+SWEEP_MANIFEST = json.loads((SWEEP / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tfk_sgd_momentum.h5", "tfk_adamw.h5", "tfk_adam.keras"])
+def test_a_tf_keras_files_optimizer_is_trained_as_tf_keras_compiled_it(name, capsys):
+    """Review 38, 1-2: Keras 3 compiles a tf_keras file's optimizer with its
+    defaults where it cannot read the saved settings (SGD lr 0.01 without
+    momentum for lr 0.05, momentum 0.9; AdamW's weight_decay 0.004 for
+    0.01), or drops it ("saved without an optimizer": no step, no twin).
+    profile now trains with the optimizer tf_keras compiled (manifest)."""
+    pytest.importorskip("keras")
+    truth = SWEEP_MANIFEST[name]
+    code, report, err = profile_json(capsys, str(SWEEP / name), "--steps", "3")
+    assert code in (0, 1), err
+    prof = profile_of(report)
+    optimizer = prof["optimizer"]
+    assert optimizer["class"] == truth["optimizer"] and optimizer["stepped"]
+    for key, value in truth["optimizer_settings"].items():
+        assert optimizer[key] == pytest.approx(value, rel=1e-6), key
+    assert not any("saved without an optimizer" in note for note in prof["notes"])

@@ -174,8 +174,19 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
         # A model saved compiled whose compile settings Keras could not
         # restore still has the optimizer the file records.
         static_optimizer = report.model.optimizer if report.model is not None else None
-        optimizer = measure.rebuild_optimizer(keras, static_optimizer) \
-            if measure.compiled_optimizer(keras, model) is None else None
+        compiled = measure.compiled_optimizer(keras, model)
+        optimizer = measure.rebuild_optimizer(keras, static_optimizer) if compiled is None else None
+        optimizer_note = None
+        differ = measure.disagreement(compiled, static_optimizer)
+        if differ:  # Keras compiled defaults where it could not read the file's settings
+            rebuilt = measure.rebuild_optimizer(keras, static_optimizer)
+            if rebuilt is not None:
+                model.optimizer = rebuilt
+                optimizer_note = (f"Keras compiled another optimizer than the file records ({'; '.join(differ)}): "
+                                  f"profile trains with the file's")
+            else:
+                optimizer_note = (f"Keras compiled another optimizer than the file records ({'; '.join(differ)}) "
+                                  f"and the file's could not be rebuilt: profile trains with Keras'")
     load_seconds = time.perf_counter() - started
     if npz is not None and len(npz.xs) == 1 and npz.xs[0].ndim >= 2:
         # a subclassed model whose file records no build shape is fed --data's rows
@@ -193,7 +204,7 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
                 backend, model, batches, loss, steps=steps, device=handle, device_name=device_name,
                 device_kind=device_kind, load_seconds=load_seconds, analysis=report.analysis,
                 optimizer=optimizer, held=held, time_budget=time_budget, started=started, progress=progress,
-                start_at=start)
+                start_at=start, optimizer_note=optimizer_note)
     except ReglintError:
         raise
     except Exception as exc:  # TensorFlow and PyTorch errors: one line, never a traceback

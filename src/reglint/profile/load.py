@@ -10,6 +10,8 @@ pays for them.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import os
 import platform
 import sys
@@ -265,20 +267,69 @@ def rebuild_optimizer(keras, static_optimizer):
         return None
 
 
+# the settings compared between the optimizer Keras compiled and the one the
+# file records (a schedule's learning rate is compared only when both are numbers)
+COMPARED = ("learning_rate", "momentum", "nesterov", "weight_decay", "beta_1", "beta_2", "epsilon", "rho")
+
+
+def disagreement(compiled, static_optimizer) -> list[str]:
+    """The settings where the optimizer Keras compiled differs from the one
+    the file records: Keras 3 compiles a tf_keras .h5's optimizer with its
+    defaults where it cannot read the saved config (review 38, 1: SGD at lr
+    0.01 without momentum for the file's lr 0.05, momentum 0.9; AdamW's
+    weight_decay 0.004 for 0.01). Empty where they agree or cannot be told
+    apart."""
+    if compiled is None or static_optimizer is None or not static_optimizer.config:
+        return []
+    inner = getattr(compiled, "inner_optimizer", compiled)
+    try:
+        have = inner.get_config()
+    except Exception:
+        return []
+    saved = static_optimizer.config
+    found = []
+    for key in COMPARED:
+        a, b = have.get(key), saved.get(key)
+        if isinstance(a, bool) or isinstance(b, bool):
+            if isinstance(a, bool) and isinstance(b, bool) and a != b:
+                found.append(f"{key} {b} (compiled: {a})")
+            continue
+        a = 0.0 if a is None and key == "weight_decay" else a
+        b = 0.0 if b is None and key == "weight_decay" else b
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) > 1e-6 * max(abs(a), abs(b)):
+            found.append(f"{key} {b:g} (compiled: {a:g})")
+    if type(inner).__name__.lower() != str(static_optimizer.class_name).lower() and static_optimizer.class_name:
+        found.insert(0, f"class {static_optimizer.class_name} (compiled: {type(inner).__name__})")
+    return found
+
+
 def deserialize_optimizer(keras, config: dict[str, Any]):
     """An optimizer from its serialized config: ``keras.optimizers.deserialize``,
     which hands back the bare class name (a str) for an optimizer missing
     from its name table (Keras 3.15: ``Lamb``); else Keras' general
     deserializer, which follows the config's ``module``; else the class of
     that name in ``keras.optimizers`` (legacy HDF5 configs name no module).
-    Raises when none gives an optimizer."""
+    Failing those, the class called with the settings its constructor takes
+    (tf_keras configs). Raises when none gives an optimizer."""
+    config = copy.deepcopy(config)
+    name = str(config.get("class_name"))  # Keras' deserializers may rewrite the config they are given
+
     def by_class_name():
-        cls: Any = getattr(keras.optimizers, str(config.get("class_name")))
-        return cls.from_config(config.get("config", {}))
+        cls: Any = getattr(keras.optimizers, name)
+        return cls.from_config(copy.deepcopy(config.get("config", {})))
+
+    def by_known_arguments():
+        # tf_keras' configs carry keys Keras 3 refuses (is_legacy_optimizer,
+        # jit_compile): the settings its constructor takes (review 38, 1)
+        cls: Any = getattr(keras.optimizers, name)
+        accepted = inspect.signature(cls.__init__).parameters
+        settings = {k: v for k, v in (config.get("config") or {}).items() if k in accepted and k != "self"}
+        return cls(**settings)
 
     error: Exception | None = None
-    for attempt in (lambda: keras.optimizers.deserialize(config),
-                    lambda: keras.saving.deserialize_keras_object(config), by_class_name):
+    for attempt in (lambda: keras.optimizers.deserialize(copy.deepcopy(config)),
+                    lambda: keras.saving.deserialize_keras_object(copy.deepcopy(config)), by_class_name,
+                    by_known_arguments):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -288,7 +339,7 @@ def deserialize_optimizer(keras, config: dict[str, Any]):
             continue
         if isinstance(built, keras.optimizers.Optimizer):
             return built
-    raise ValueError(f"{config.get('class_name')!r} did not deserialize to an optimizer") from error
+    raise ValueError(f"{name!r} did not deserialize to an optimizer") from error
 
 
 # ---------------------------------------------------------------------------

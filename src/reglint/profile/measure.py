@@ -36,6 +36,7 @@ from reglint.profile.gradients import (
 )
 from reglint.profile.load import (  # noqa: F401  (re-exported)
     DataLoss,
+    disagreement,
     import_modules,
     input_keys,
     load_model,
@@ -78,15 +79,16 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
                             optimizer=None, held=None, time_budget: float = DEFAULT_TIME_BUDGET,
                             started: float | None = None,
                             progress: Callable[[int, int, dict[str, float]], None] | None = None,
-                            start_at: Start | None = None) -> ProfileResult:
+                            start_at: Start | None = None, optimizer_note: str | None = None) -> ProfileResult:
     """Everything in the module docstring, on ``device``. ``optimizer``
     stands in for a model loaded without its compiled one; ``held`` is the
     held-back slice (``data.split_held_out``); ``steps`` (a count or a
     ``twin.Horizon``) None lets the twin's budget decide; ``started`` is when the time budget began (load start).
     ``backend`` is a ``backend.Backend`` (TensorFlow or PyTorch); ``start_at`` says where the model's
-    weights come from (the caller re-initialised them for a fresh start)."""
+    weights come from (the caller re-initialised them for a fresh start); ``optimizer_note`` says why
+    ``optimizer`` replaced the one Keras compiled."""
     keras = backend.keras
-    notes: list[str] = []
+    notes: list[str] = [optimizer_note] if optimizer_note else []
     opt, opt_info = optimizer_info(keras, model, optimizer)
     if loss.note:
         notes.append(loss.note)
