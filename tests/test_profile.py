@@ -594,7 +594,7 @@ def test_budget_from_timescales_without_tensorflow():
     cut = choose_budget(mid, per_step=0.1, **{**common, "remaining": 30.0})
     assert cut.steps == cut.target == 150 and "--time-budget" in cut.reason and cut.early_stop
     forced = choose_budget(mid, per_step=0.1, **{**common, "remaining": 30.0, "steps_override": 999})
-    assert forced.steps == 999 and not forced.early_stop
+    assert forced.steps == 150 and "--steps 999, cut to 150" in forced.reason and not forced.early_stop  # review 38
     # --steps 50 where the timescales alone ask for fewer than the minimum: 50
     # run, and the reason does not claim a raise to the minimum
     assert choose_budget(mid, per_step=1e-3, **common).reason.startswith(
@@ -977,3 +977,17 @@ def test_a_tf_keras_files_optimizer_is_trained_as_tf_keras_compiled_it(name, cap
     for key, value in truth["optimizer_settings"].items():
         assert optimizer[key] == pytest.approx(value, rel=1e-6), key
     assert not any("saved without an optimizer" in note for note in prof["notes"])
+
+
+@pytest.mark.slow
+def test_an_explicit_step_count_is_cut_to_the_time_budget(models, capsys):
+    """Review 38, 3: --time-budget's help says the steps are cut to fit,
+    but --steps was exempt: --steps 100000000 ran past ten minutes. It is
+    cut like --epochs, and the budget's reason says so."""
+    code, report, err = profile_json(capsys, str(models["healthy"]), "--data", str(models["data"]),
+                                     "--x-key", "inputs", "--y-key", "labels", "--steps", "20000",
+                                     "--time-budget", "2")
+    assert code in (0, 1), err
+    twin = profile_of(report)["twin"]
+    assert twin["steps"] < 20_000
+    assert "--steps 20000, cut to" in twin["budget"]["reason"] and "--time-budget 2 s" in twin["budget"]["reason"]

@@ -309,14 +309,15 @@ def profile(
     x_key: str = typer.Option("x", "--x-key", help="Key of the inputs in --data."),
     y_key: str = typer.Option("y", "--y-key", help="Key of the targets in --data."),
     steps: int | None = typer.Option(None, "--steps", min=1,
-                                        help="Steps of each run (penalized and twin); default: from the penalty's "
-                                             "timescales, within --time-budget."),
+                                        help="Steps of each run (penalized and twin), cut to --time-budget; "
+                                             "default: from the penalty's timescales."),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Your training's length in epochs over --data: both runs take "
                                            "epochs x ceil(examples/batch) steps (cut to --time-budget) and "
                                            "RL023 judges there."),
     time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
-                                      help="Seconds for loading and both runs; the step budget is cut to fit."),
+                                      help="Seconds for loading and both runs; the steps (--steps, --epochs or "
+                                           "the default) are cut to fit."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                    help="Examples per step of both runs (your training's batch size)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or gpu."),

@@ -159,11 +159,13 @@ def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]
 
 @dataclass
 class Horizon:
-    """The length the user asked for: ``--steps N`` (exactly N steps, the
-    time budget not applied) or ``--epochs E`` (their training's length,
-    ``E * ceil(examples / batch)``, cut to the time budget); without either,
+    """The length the user asked for: ``--steps N`` or ``--epochs E`` (their
+    training's length, ``E * ceil(examples / batch)``), each cut to the time
+    budget as the help says (review 38, 3: ``--steps 100000000`` ran past
+    ten minutes; raise ``--time-budget`` for a longer run); without either,
     the steps a trained file's optimizer records, or where its learning-rate
-    schedule ends (cut the same way)."""
+    schedule ends (cut the same way). ``exact``: never cut (no caller asks
+    for it now; kept for a length that must hold whatever the time)."""
 
     steps: int
     reason: str
@@ -171,7 +173,7 @@ class Horizon:
 
     @classmethod
     def from_steps(cls, steps: int) -> Horizon:
-        return cls(steps, f"--steps {steps}", exact=True)
+        return cls(steps, f"--steps {steps}", exact=False)
 
     @classmethod
     def from_file(cls, steps: int, batch_size: int) -> Horizon:
@@ -203,8 +205,8 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Hor
     """The plan before the runs: ``target`` (the steps the timescales ask
     for: no early stop before them) and ``steps`` (the most either run may
     take: MAX_STEPS, the time budget's cut, or the user's ``Horizon``: both
-    runs then take exactly its steps, an ``--epochs`` one cut to the time
-    budget, and RL023 judges there)."""
+    runs then take its steps, cut to the time budget, and RL023 judges
+    there)."""
     named = {k: v.steps for k, v in timescales.items()}
     if timescales:
         shortest = min(timescales.values(), key=lambda scale: scale.steps)
