@@ -44,6 +44,18 @@ def test_nan_inputs_are_refused_not_blamed_on_the_learning_rate(capsys, tmp_path
 
 
 @pytest.mark.slow
+def test_finite_inputs_that_overflow_float32_are_refused_in_one_line(capsys, tmp_path):
+    """Review 38, 4: inputs of 1e19 are finite in the file, but the model's
+    float32 arithmetic overflows: profile ended 'profiling failed
+    (ZeroDivisionError: float division by zero)'."""
+    rng = np.random.default_rng(0)  # a regression MLP (mse, 10 inputs, 3 outputs): nothing saturates
+    x, y = rng.normal(size=(64, 10)).astype("float32"), rng.normal(size=(64, 3)).astype("float32")
+    model = KERAS_FIXTURES.parent / "keras_optimizers" / "multi_functional.keras"
+    err = refused(capsys, tmp_path, model, x=x * np.float32(1e19), y=y)
+    assert "the inputs' scale overflows the model's float32 arithmetic; standardise --data's inputs" in err
+
+
+@pytest.mark.slow
 def test_nan_targets_are_refused(capsys, tmp_path):
     x, _ = features()
     y = np.zeros((64, 10), "float32")

@@ -133,6 +133,8 @@ def penalty_timescales(opt_info: dict[str, Any] | None, rows: list[VariableRow])
         else:
             rms = row.weight_norm / math.sqrt(max(row.params, 1))
             share = row.grad_penalty_norm / (row.grad_penalty_norm + row.grad_data_norm)
+            if not share > 0:  # a data gradient that overflowed (inputs of 1e19: review 38, 4): no timescale
+                continue
             keep("adaptive_penalty", Timescale(rms / (lr * share), where,
                                                "penalty under an adaptive optimizer rms(w)/(lr*share of |g_pen|)"))
     return out
