@@ -80,3 +80,20 @@ def test_token_ids_outside_the_embedding_are_refused(capsys, tmp_path, low, high
     tokens[0, 0], tokens[1, 1] = low, high
     err = refused(capsys, tmp_path, EMBEDDING, x=tokens, y=rng.integers(0, 2, 64))
     assert f"holds token ids {shown}" in err and "an Embedding of 50 rows (ids 0..49)" in err
+
+
+@pytest.mark.slow
+def test_labels_a_sparse_loss_ignores_are_not_refused(capsys, tmp_path):
+    """Review 38, 5: SparseCategoricalCrossentropy(ignore_class=-1) skips
+    label -1 (padding); profile refused '-1..3' where Keras' own fit trains
+    (manifest ``fit_losses``)."""
+    import json
+
+    sweep = KERAS_FIXTURES.parent / "layer_sweep"
+    truth = json.loads((sweep / "manifest.json").read_text())["files"]["k3_ignore_class.keras"]
+    assert truth["ignore_class"] == -1 and all(np.isfinite(truth["fit_losses"]))
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.normal(size=(64, 8)).astype("float32"), y=rng.integers(-1, 4, size=64))
+    code = main(["profile", str(sweep / "k3_ignore_class.keras"), "--data", str(data), "--steps", "3"])
+    assert code in (0, 1), capsys.readouterr().err

@@ -102,6 +102,7 @@ class TargetSpec:
     name: str
     shape: tuple[int | None, ...]  # the output's shape without the batch axis
     kind: str  # SPARSE, ONE_HOT, BINARY, POSITIVE, REGRESSION
+    ignore_class: int | None = None  # the label a sparse loss skips (Keras' ignore_class)
 
 
 @dataclass
@@ -395,6 +396,8 @@ def _check_labels(y: np.ndarray, spec: TargetSpec, key: str) -> None:
                                f"is trained with a sparse loss that takes class ids: save y.argmax(-1), or use a "
                                f"categorical loss")
         ids = y.reshape(-1)
+        if spec.ignore_class is not None:
+            ids = ids[ids != spec.ignore_class]  # the loss skips these (padding)
         if ids.size and (ids.dtype.kind not in "iu" and not np.all(np.equal(np.mod(ids, 1), 0))):
             raise ProfileError(f"--data array {key!r} holds non-integer labels; output {spec.name!r}'s sparse loss "
                                f"takes class ids 0..{(width or 1) - 1}")

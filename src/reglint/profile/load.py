@@ -358,6 +358,8 @@ class DataLoss:
     # per output, the name Keras matches its loss, target and prediction by
     # (``output_keys``); empty: one unnamed output
     outputs: list[str] = field(default_factory=list)
+    # per output, the class id a sparse loss skips (``ignore_class``), where set
+    ignore_class: list[int | None] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         return {"names": self.names, "source": self.source, "note": self.note}
@@ -375,7 +377,8 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
     if getattr(model, "compiled", False) and compile_loss is not None:
         compiled = getattr(model, "loss", None)
         return DataLoss(compile_loss, _compiled_names(compiled, len(outputs), keys, layer_names), "compiled",
-                        from_logits=_compiled_from_logits(compiled, len(outputs), keys, layer_names), outputs=keys)
+                        from_logits=_compiled_from_logits(compiled, len(outputs), keys, layer_names), outputs=keys,
+                        ignore_class=_compiled_ignore_class(compiled, len(outputs), keys, layer_names))
     static_losses = list(static_model.losses) if static_model is not None else []
     static_outputs = list(static_model.outputs) if static_model is not None else []
     names: list[str | None] = []
@@ -493,6 +496,24 @@ def _compiled_from_logits(loss: Any, n_outputs: int, output_names: list[str] | N
         value = getattr(obj, "from_logits", None)
         return bool(value) if value is not None else None
 
+    return _per_output(loss, one, n_outputs, output_names, layer_names)
+
+
+def _compiled_ignore_class(loss: Any, n_outputs: int, output_names: list[str] | None = None,
+                           layer_names: list[str] | None = None) -> list[int | None]:
+    """Each compiled sparse loss's ``ignore_class`` (the label it skips,
+    -1 for padding: review 38, 5), else None."""
+    def one(obj: Any) -> int | None:
+        value = getattr(obj, "ignore_class", None) if obj is not None and not isinstance(obj, str) else None
+        return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return _per_output(loss, one, n_outputs, output_names, layer_names)
+
+
+def _per_output(loss: Any, one: Callable[[Any], Any], n_outputs: int, output_names: list[str] | None,
+                layer_names: list[str] | None) -> list[Any]:
+    """``one`` of each output's compiled loss: a dict by output name, a
+    list by position, one loss for every output."""
     if isinstance(loss, dict):
         if not output_names:
             return [one(loss[k]) for k in sorted(loss)]
@@ -569,7 +590,8 @@ def _targets(model, loss: DataLoss) -> list[TargetSpec]:
     """One per output, named as Keras matches its target (``output_keys``)."""
     outputs = outputs_of(model)
     keys = loss.outputs if len(loss.outputs) == len(outputs) else output_keys(model)
-    return [TargetSpec(name=key, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None))
+    return [TargetSpec(name=key, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None),
+                       ignore_class=loss.ignore_class[i] if i < len(loss.ignore_class) else None)
             for i, (key, (_, shape)) in enumerate(zip(keys, outputs, strict=True))]
 
 
