@@ -991,3 +991,17 @@ def test_an_explicit_step_count_is_cut_to_the_time_budget(models, capsys):
     twin = profile_of(report)["twin"]
     assert twin["steps"] < 20_000
     assert "--steps 20000, cut to" in twin["budget"]["reason"] and "--time-budget 2 s" in twin["budget"]["reason"]
+
+
+@pytest.mark.slow
+def test_the_optimizer_line_shows_the_schedule_and_the_clip(capsys):
+    """Review 38, 9: the terminal's optimizer line said 'Adam lr 0.001' for
+    a warm-up to 0.01 under global_clipnorm 1, beside findings quoting 0.01."""
+    pytest.importorskip("keras")
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "keras_optimizers"
+    main(["profile", str(folder / "sched_poly_rising.keras"), "--steps", "2"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("optimizer:"))
+    assert "lr PolynomialDecay from 0.01" in line and "at most in these runs" in line
+    main(["profile", str(folder / "clipnorm_sgd.keras"), "--steps", "2"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("optimizer:"))
+    assert line.strip() == "optimizer: SGD lr 0.5, momentum 0.9, clipnorm 1"

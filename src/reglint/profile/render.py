@@ -144,11 +144,18 @@ def _summary(result: ProfileResult, file_report, console) -> None:
     console.print(f"  loss: {markup(names)} [dim]({loss.get('source')})[/]")
     opt = result.optimizer
     if opt:
+        lr = f"lr {g(opt.get('learning_rate'))}"
+        if opt.get("learning_rate_schedule"):  # review 38, 9: the schedule and its peak, as RL007 quotes it
+            peak = opt.get("learning_rate_peak")
+            lr = (f"lr {markup(str(opt['learning_rate_schedule']))} from {g(opt.get('learning_rate'))}"
+                  + (f", {g(peak)} at most in these runs" if peak is not None and peak != opt.get("learning_rate")
+                     else ""))
+        clip = next((f"{key} {g(opt[key])}" for key in ("global_clipnorm", "clipnorm", "clipvalue") if opt.get(key)),
+                    "")
         extras = [f"momentum {g(opt['momentum'])}" + (" nesterov" if opt.get("nesterov") else "")
                   if opt.get("momentum") else "",
-                  f"weight_decay {g(opt['weight_decay'])}" if opt.get("weight_decay") else ""]
-        console.print(f"  optimizer: {markup(opt['class'])} lr {g(opt.get('learning_rate'))}" +
-                      "".join(f", {e}" for e in extras if e))
+                  f"weight_decay {g(opt['weight_decay'])}" if opt.get("weight_decay") else "", clip]
+        console.print(f"  optimizer: {markup(opt['class'])} {lr}" + "".join(f", {e}" for e in extras if e))
     static_rho = None
     if file_report.analysis is not None and file_report.analysis.penalties:
         from reglint.rules.rl001_penalty_dominates_loss import static_ratio

@@ -84,6 +84,7 @@ def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | N
         "own_penalties": {k: float(cfg[k]) for k in OWN_PENALTIES if isinstance(cfg.get(k), (int, float)) and cfg[k]},
         "clipnorm": cfg.get("clipnorm"),
         "global_clipnorm": cfg.get("global_clipnorm"),
+        "clipvalue": cfg.get("clipvalue"),
         "stepped": False,
     }
 
