@@ -1005,3 +1005,14 @@ def test_the_optimizer_line_shows_the_schedule_and_the_clip(capsys):
     main(["profile", str(folder / "clipnorm_sgd.keras"), "--steps", "2"])
     line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("optimizer:"))
     assert line.strip() == "optimizer: SGD lr 0.5, momentum 0.9, clipnorm 1"
+
+
+@pytest.mark.slow
+def test_the_first_batch_line_says_what_rl001s_ratio_leaves_out(capsys):
+    """Review 38, 8: 'penalty 0.00471 ...; penalty/data 0' on a kernel that
+    feeds a BatchNorm, with no word of why the ratio is 0."""
+    pytest.importorskip("keras")
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "keras" / "scenario_l2_before_bn.keras"
+    main(["profile", str(path), "--steps", "2"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("first batch:"))
+    assert "penalty/data 0, " in line and "with the kernels feeding a normalization" in line

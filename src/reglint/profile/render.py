@@ -161,8 +161,11 @@ def _summary(result: ProfileResult, file_report, console) -> None:
         from reglint.rules.rl001_penalty_dominates_loss import static_ratio
 
         static_rho = static_ratio(file_report)
+    counted, whole = result.weight_penalty_ratio(), result.weight_penalty_ratio(include_invariant=True)
+    left_out = (f", {g(whole, 2)} with the kernels feeding a normalization and the gammas/betas RL001 leaves out"
+                if abs(whole - counted) > 1e-12 * max(1.0, abs(whole)) else "")  # review 38, 8
     console.print(f"  first batch: data loss {g(result.data_loss)}, penalty {g(result.penalty)} "
-                  f"(weights {g(result.weight_penalty)}); penalty/data {g(result.weight_penalty_ratio(), 2)}" +
+                  f"(weights {g(result.weight_penalty)}); penalty/data {g(counted, 2)}{left_out}" +
                   (f" [dim](static estimate {g(static_rho, 2)})[/]" if static_rho is not None else ""))
     outcome = result.outcome
     if result.trajectory:
