@@ -1016,3 +1016,18 @@ def test_the_first_batch_line_says_what_rl001s_ratio_leaves_out(capsys):
     main(["profile", str(path), "--steps", "2"])
     line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("first batch:"))
     assert "penalty/data 0, " in line and "with the kernels feeding a normalization" in line
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_is_one_update_per_k_batches(capsys):
+    """Review 38, 7: under gradient_accumulation_steps the first applied
+    gradient only accumulates, so every update/|w| read 0; and the penalty's
+    timescale (counted in updates) was read as batches."""
+    pytest.importorskip("keras")
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "versions" / "keras-3.15.1"
+    path = path / "ema_accumulate_adam.keras"
+    code, report, err = profile_json(capsys, str(path), "--steps", "2")
+    assert code in (0, 1), err
+    prof = profile_of(report)
+    assert prof["optimizer"]["gradient_accumulation_steps"] == 2
+    assert all(v["update_ratio"] > 0 for v in prof["variables"])

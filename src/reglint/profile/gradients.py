@@ -215,7 +215,10 @@ def first_update(backend, model, opt, trainable, grads_data, grads_pen, rows) ->
                         ("update_ratio_data", dense_data)):
         trial = fresh_optimizer(backend.keras, opt)
         before = {i: backend.copy(var.value) for i, var in watched}
-        backend.apply_gradients(trial, [g * scale for g in grads], trainable)
+        # under gradient accumulation the first k-1 applications only add up
+        # (review 38, 7: every update/|w| read 0); the k-th is the update
+        for _ in range(max(1, int(getattr(trial, "gradient_accumulation_steps", None) or 1))):
+            backend.apply_gradients(trial, [g * scale for g in grads], trainable)
         for i, var in watched:
             row = by_path[str(getattr(var, "path", var.name))]
             w0 = backend.norm(before[i])

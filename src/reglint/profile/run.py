@@ -85,6 +85,7 @@ def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | N
         "clipnorm": cfg.get("clipnorm"),
         "global_clipnorm": cfg.get("global_clipnorm"),
         "clipvalue": cfg.get("clipvalue"),
+        "gradient_accumulation_steps": cfg.get("gradient_accumulation_steps"),
         "stepped": False,
     }
 

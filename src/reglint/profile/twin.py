@@ -115,8 +115,13 @@ def penalty_timescales(opt_info: dict[str, Any] | None, rows: list[VariableRow])
         return {}
     mu = float(opt_info.get("momentum") or 0.0)
     out: dict[str, Timescale] = {}
+    # the formulas count optimizer updates; the runs count batches, and under
+    # gradient accumulation k batches make one update (review 38, 7)
+    every = max(1, int(opt_info.get("gradient_accumulation_steps") or 1))
 
     def keep(name: str, scale: Timescale) -> None:
+        if every > 1:
+            scale = Timescale(scale.steps * every, scale.where, f"{scale.formula} x {every} batches per update")
         if math.isfinite(scale.steps) and scale.steps > 0 and (name not in out or scale.steps < out[name].steps):
             out[name] = scale
 
