@@ -1031,3 +1031,14 @@ def test_gradient_accumulation_is_one_update_per_k_batches(capsys):
     prof = profile_of(report)
     assert prof["optimizer"]["gradient_accumulation_steps"] == 2
     assert all(v["update_ratio"] > 0 for v in prof["variables"])
+
+
+@pytest.mark.slow
+def test_a_legacy_learning_rate_decay_that_is_not_applied_is_said(capsys):
+    """Review 38, 11: a tf.keras 2 optimizer's `decay` (lr/(1 + decay*t))
+    has no Keras 3 counterpart; profile ran at the initial rate, silently."""
+    pytest.importorskip("keras")
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "rules" / "tfk_legacy_sgd_decay.h5"
+    code, report, err = profile_json(capsys, str(path), "--steps", "2")
+    assert code in (0, 1), err
+    assert any("legacy decay" in note and "not applied" in note for note in profile_of(report)["notes"])

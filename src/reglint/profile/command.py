@@ -187,6 +187,11 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
             else:
                 optimizer_note = (f"Keras compiled another optimizer than the file records ({'; '.join(differ)}) "
                                   f"and the file's could not be rebuilt: profile trains with Keras'")
+        decay = getattr(static_optimizer, "lr_decay", None)
+        if decay:  # review 38, 11: Keras 3 optimizers have no such setting
+            legacy = (f"the file's legacy decay {decay:g} (lr/(1 + decay*t), tf.keras 2's learning-rate decay) is "
+                      f"not applied: Keras 3's optimizers have no such setting, so both runs keep the initial rate")
+            optimizer_note = f"{optimizer_note}; {legacy}" if optimizer_note else legacy
     load_seconds = time.perf_counter() - started
     if npz is not None and len(npz.xs) == 1 and npz.xs[0].ndim >= 2:
         # a subclassed model whose file records no build shape is fed --data's rows
