@@ -1042,3 +1042,16 @@ def test_a_legacy_learning_rate_decay_that_is_not_applied_is_said(capsys):
     code, report, err = profile_json(capsys, str(path), "--steps", "2")
     assert code in (0, 1), err
     assert any("legacy decay" in note and "not applied" in note for note in profile_of(report)["notes"])
+
+
+@pytest.mark.slow
+def test_the_twins_removed_list_names_layers_as_the_table_does(capsys):
+    """Review 38, 12: the table said body/dense_50, the twin's list
+    dense_50/kernel; a nested model's layers keep their container's path in
+    both (nested_chain_three_deep: lvl1/lvl2/lvl3/d1 ...)."""
+    pytest.importorskip("keras")
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "keras" / "nested_chain_three_deep.keras"
+    code, report, err = profile_json(capsys, str(path), "--steps", "2")
+    assert code in (0, 1), err
+    removed = " ".join(profile_of(report)["twin"]["removed"])
+    assert "lvl1/lvl2/lvl3/d1/kernel L2" in removed and "lvl1/lvl2/d3/kernel L2" in removed

@@ -270,18 +270,25 @@ def penalties_removed(model) -> Iterator[list[str]]:
     """Every weight and activity regularizer of ``model`` set to None for
     the duration, and put back after; yields what was removed."""
     weights, activities, removed = [], [], []
+    paths = layer_paths(model)  # the table's names: a nested model's layers under it (review 38, 12)
+    owner: dict[int, str] = {}
+    for layer in sorted(flatten(model), key=lambda x: paths.get(id(x), "").count("/")):
+        for var in getattr(layer, "weights", []) or []:
+            owner[id(var)] = paths.get(id(layer), layer.name)  # the deepest layer holding it wins
     for var in model.trainable_variables:
         reg = getattr(var, "regularizer", None)
         if reg is not None:
             weights.append((var, reg))
             var.regularizer = None
-            removed.append(f"{getattr(var, 'path', var.name)} {type(reg).__name__}")
+            short = str(getattr(var, "name", "")).split("/")[-1]
+            name = f"{owner[id(var)]}/{short}" if id(var) in owner and short else getattr(var, "path", var.name)
+            removed.append(f"{name} {type(reg).__name__}")
     for layer in [model, *flatten(model)]:
         reg = getattr(layer, "activity_regularizer", None)
         if reg is not None:
             activities.append((layer, reg))
             layer.activity_regularizer = None
-            removed.append(f"{layer.name} activity {type(reg).__name__}")
+            removed.append(f"{paths.get(id(layer), layer.name)} activity {type(reg).__name__}")
     try:
         yield removed
     finally:
