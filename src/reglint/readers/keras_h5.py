@@ -231,13 +231,3 @@ def _iterations(h5) -> int | None:
         except Exception:
             return None
     return None
-    for name in _dataset_names(group):
-        short = name.split("/")[-1].split(":")[0]
-        if short in ("iter", "iterations", "iteration"):
-            ds = h5_get(group, name)
-            try:
-                if isinstance(ds, h5py.Dataset) and ds.size == 1:
-                    return int(ds[()])
-            except Exception:
-                return None
-    return None
