@@ -70,3 +70,12 @@ def test_a_backward_layer_without_the_forward_ones_activity_is_not_counted_as_bo
     found = report("k3_bidirectional_backward.keras")
     assert found.model.layer("bi").activity_regularizer is None
     assert any("explicit backward_layer does not share" in n for n in found.model.notes)
+
+
+def test_an_activity_regularizer_under_mixed_float16_is_said_to_break_fit():
+    """Review 34, D5 (and review 37): Keras 3.15.1's fit raises a TypeError
+    (manifest ``fit_error``) on an activity penalty under mixed_float16;
+    reglint had passed the file with no word."""
+    assert MANIFEST["k3_mixed_activity.keras"]["fit_error"] == "TypeError"
+    notes = report("k3_mixed_activity.keras").model.notes
+    assert any("under the mixed_float16 policy; Keras 3.15.1's fit raises a TypeError" in n for n in notes)

@@ -119,3 +119,20 @@ def _time_distributed(model: Model, layer, node, keras3: bool) -> None:
         model.notes.append(f"{layer.path}: the activity_regularizer of the {inner_class} inside TimeDistributed "
                            "is applied by tf-keras to the output with the time steps folded into the batch (its "
                            "penalty is divided by batch x time steps)")
+
+
+def note_mixed_precision_activity(model: Model, mixed: bool) -> None:
+    """An activity regularizer in a Keras 3 model built under the
+    ``mixed_float16`` policy: Keras 3.15.1's ``fit`` raises a TypeError
+    adding the float16 activity penalty to the float32 loss (review 34, D5;
+    review 37; fixtures/layer_sweep/k3_mixed_activity.keras), so the model
+    cannot train as saved. Other releases were not checked: the note says
+    which was."""
+    if not mixed or not (model.framework_version or "").startswith("3."):
+        return
+    layers = [layer.path for layer in model.layers if layer.activity_regularizer is not None]
+    if layers:
+        model.notes.append(f"{', '.join(layers[:3])}{'...' if len(layers) > 3 else ''}: an activity_regularizer "
+                           "under the mixed_float16 policy; Keras 3.15.1's fit raises a TypeError adding its float16 "
+                           "penalty to the float32 loss (other releases not checked): cast the layer to float32 "
+                           "(dtype='float32') or drop the regularizer")

@@ -44,11 +44,12 @@ from reglint.readers.keras_config import (
     Keras2ZipLayout,
     LayerNode,
     ModelConfig,
+    built_mixed_float16,
     thaw_for_writer,
     walk_model_config,
     writer_load_note,
 )
-from reglint.readers.keras_placement import note_activity_placement
+from reglint.readers.keras_placement import note_activity_placement, note_mixed_precision_activity
 from reglint.readers.keras_slots import reconcile_trainable, stored_slot_shapes
 from reglint.readers.limits import ReadOptions
 from reglint.readers.safe_io import h5_get, load_json
@@ -156,6 +157,7 @@ def _read_keras_v3(path: Path, names: set[str], members: Any, options: ReadOptio
         model.metadata["tree"] = tree
     tree = model.metadata.pop("tree")
     note_activity_placement(model, tree, keras3=model.framework != "tf.keras")
+    note_mixed_precision_activity(model, built_mixed_float16(config))
     model.name = tree.name
     attach_training_config(model, config.get("compile_config") if isinstance(config, dict) else None, tree, config)
     if model.optimizer is not None and "optimizer_iterations" in model.metadata:
