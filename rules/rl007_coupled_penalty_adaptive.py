@@ -195,7 +195,7 @@ class CoupledPenaltyAdaptive(Rule):
                         f"{g(drift_steps, 2)} steps and the chain's output with them")
         l2, l1 = max(p.l2 for p in hits), max(p.l1 for p in hits)
         group = model.optimizer.group_of(hits[0].variable.location) if model.optimizer is not None else None
-        below = _under_eps(_gradient_floor(model, group), max(gstars), dyn, l2, l1)  # then no drift, no collapse
+        below = _under_eps(_gradient_floor(model, dyn, group), max(gstars), dyn, l2, l1)  # then no drift, no collapse
         tail = below or penalty_motion(model, dyn, max(gstars), l2, l1, "lambda", group) + collapse
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
@@ -239,7 +239,7 @@ class CoupledPenaltyAdaptive(Rule):
             return
         opt = model.optimizer
         kernels, gstar = coupled_decay_reach(model, dyn, view)
-        group = next((grp for grp in opt.param_groups if grp.index == view.optimizer_group), None)
+        group = opt.group_at(view.optimizer_group)
         tail = penalty_motion(model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay", group)
         yield self.finding(
             f"{opt.class_name}'s weight_decay {g(2 * dyn.coupled_l2)}{view.group_text()} is an L2 penalty added to "
@@ -333,7 +333,7 @@ def _drifts(dyn, setting: str) -> str:
 Floor = tuple[float, str, tuple[float, int] | None]
 
 
-def _gradient_floor(model, group=None) -> Floor | None:
+def _gradient_floor(model, dyn, group=None) -> Floor | None:
     """The denominator a gradient much smaller than it is divided by, and
     where it comes from: the optimizer's ``eps`` where it is added after the
     square root (Adam; torch's RMSprop); ``sqrt(epsilon)`` where Keras adds
@@ -342,13 +342,15 @@ def _gradient_floor(model, group=None) -> Floor | None:
     too. The third item is Keras' Adam's ``beta_2`` and the steps the file
     has taken, where that floor is reached only after the warm-up
     (``_adam_warmup``), else None. None where
-    no ``eps`` is known. ``group``: the param group updating the weights (a
-    MultiOptimizer's sub-optimizer, a PyTorch group with its own ``eps``),
-    whose class and settings decide."""
+    no ``eps`` is known. ``dyn``: the dynamics updating the weights, whose
+    ``eps`` is their param group's (``Analysis``' group dynamics read it);
+    ``group``: that param group (a MultiOptimizer's sub-optimizer), whose
+    class and settings decide."""
     opt = model.optimizer
     if opt is None:
         return None
-    cls, eps, config = _floor_settings(opt, group)
+    cls, config = _floor_settings(opt, group)
+    eps = dyn.eps or 0.0
     if cls == "Adadelta":
         # lr*g*sqrt(E[dx^2] + eps)/sqrt(E[g^2] + eps): both accumulators start at
         # 0, so a small gradient is stepped at lr*g, a plain L2 at lr (review 33)
@@ -368,16 +370,14 @@ def _gradient_floor(model, group=None) -> Floor | None:
     return eps, "the optimizer's eps", (float(beta_2), taken) if keras_adam and usable else None
 
 
-def _floor_settings(opt, group) -> tuple[str, float, dict]:
-    """(class, eps, settings) of the optimizer stepping ``group``'s weights:
-    a MultiOptimizer's sub-optimizer has its own class and ``epsilon`` (its
-    top-level fields hold the lead's); a PyTorch group may set its own
-    ``eps``."""
+def _floor_settings(opt, group) -> tuple[str, dict]:
+    """(class, settings) of the optimizer stepping ``group``'s weights: a
+    MultiOptimizer's sub-optimizer has its own class and config (its
+    top-level fields hold the lead's)."""
     hp = group.hyperparameters if group is not None else {}
     if opt.class_name == "MultiOptimizer" and hp.get("class_name"):
-        return str(hp["class_name"]), _positive(hp.get("epsilon")), hp
-    own = _positive(hp.get("eps", hp.get("epsilon")))
-    return opt.class_name, own or opt.epsilon or 0.0, opt.config or {}
+        return str(hp["class_name"]), hp
+    return opt.class_name, opt.config or {}
 
 
 def _positive(value) -> float:
@@ -435,7 +435,7 @@ def penalty_motion(model, dyn, gstar: float, l2: float, l1: float, setting: str,
     adaptive optimizer, as RL007 says it (explain prints the same words):
     the plain L1/L2 below the optimizer's floor (``group``'s, where a param
     group updates the weights), else the normalised drift."""
-    below = _under_eps(_gradient_floor(model, group), gstar, dyn, l2, l1)
+    below = _under_eps(_gradient_floor(model, dyn, group), gstar, dyn, l2, l1)
     if below is not None:
         return below
     weight = f"a weight whose data gradient is below ~{g(gstar)} " if gstar else "a weight with little data gradient "

@@ -167,7 +167,7 @@ def _coupled_motion(report: FileReport, view: Analysis) -> str | None:
         return None
     dyn = view.dynamics
     _, gstar = coupled_decay_reach(report.model, dyn)
-    group = next((grp for grp in opt.param_groups if grp.index == view.optimizer_group), None)
+    group = opt.group_at(view.optimizer_group)
     return penalty_motion(report.model, dyn, gstar, dyn.coupled_l2, 0.0, "weight_decay", group)
 
 
@@ -177,7 +177,7 @@ def _adaptive_motion(report: FileReport, dyn, gstar: float, l2: float, l1: float
     if report.model is None:
         return None
     opt = report.model.optimizer
-    group = opt.group_of(var.location) if opt is not None else None  # its sub-optimizer's eps
+    group = opt.group_of(var.location) if opt is not None else None  # its sub-optimizer's class
     return penalty_motion(report.model, dyn, gstar, l2, l1, "lambda", group)
 
 

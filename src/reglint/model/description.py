@@ -451,6 +451,11 @@ class Optimizer:
                 return group
         return None
 
+    def group_at(self, index: int | None) -> ParamGroup | None:
+        """The param group numbered ``index`` (an analysis view's
+        ``optimizer_group``); None for None or a number no group has."""
+        return next((g for g in self.param_groups if g.index == index), None) if index is not None else None
+
     def decays(self, location: str) -> bool | None:
         """Whether the optimizer decays the variable at ``location``: from its
         param group where groups are recorded and mapped, else None (unknown)."""
