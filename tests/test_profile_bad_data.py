@@ -97,3 +97,28 @@ def test_labels_a_sparse_loss_ignores_are_not_refused(capsys, tmp_path):
     np.savez(data, x=rng.normal(size=(64, 8)).astype("float32"), y=rng.integers(-1, 4, size=64))
     code = main(["profile", str(sweep / "k3_ignore_class.keras"), "--data", str(data), "--steps", "3"])
     assert code in (0, 1), capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_output_without_a_loss_takes_no_target(tmp_path):
+    """Review 38, 6: an output compiled with loss None takes no target in
+    Keras' ``fit`` (manifest ``fit_losses``, trained on the ``label`` targets
+    alone); profile asked for one array per output and refused. It trains on
+    the one target, says which output has no loss, and scores the held-back
+    slice's accuracy on the output that has one."""
+    import json
+
+    sweep = KERAS_FIXTURES.parent / "layer_sweep"
+    truth = json.loads((sweep / "manifest.json").read_text())["files"]["k3_unlossed_output.keras"]
+    assert truth["untrained_outputs"] == ["embedding"] and all(np.isfinite(truth["fit_losses"]))
+    rng = np.random.default_rng(0)
+    data, out = tmp_path / "data.npz", tmp_path / "report.json"
+    np.savez(data, x=rng.normal(size=(96, 8)).astype("float32"), y=rng.integers(0, 3, size=96))
+    code = main(["profile", str(sweep / "k3_unlossed_output.keras"), "--data", str(data), "--steps", "3",
+                 "-f", "json", "-o", str(out)])
+    assert code in (0, 1)
+    profile = json.loads(out.read_text())["files"][0]["model"]["analysis"]["profile"]
+    assert profile["loss"]["untrained_outputs"] == truth["untrained_outputs"]
+    assert "sparse_categorical_crossentropy" in profile["loss"]["names"]
+    accuracy = profile["twin"]["runs"]["penalized"]["val_accuracy"]
+    assert accuracy and all(a is not None and 0 <= a <= 1 for a in accuracy)

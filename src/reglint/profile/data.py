@@ -291,8 +291,9 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
         raise ProfileError(f"--data gives {len(data.xs)} input array(s) but the model has {len(inputs)} input(s) "
                            f"({names}); name one array per input with --x-key a,b,...")
     if len(data.ys) != len(targets):
-        raise ProfileError(f"--data gives {len(data.ys)} target array(s) but the model has {len(targets)} output(s); "
-                           f"name one array per output with --y-key a,b,...")
+        names = ", ".join(t.name for t in targets)
+        raise ProfileError(f"--data gives {len(data.ys)} target array(s) but the model's loss trains {len(targets)} "
+                           f"output(s) ({names}); name one array per output with --y-key a,b,...")
     xs = []
     arrays, keys = data.xs, data.x_keys
     if set(keys) == {spec.name for spec in inputs} and len(set(keys)) == len(keys):

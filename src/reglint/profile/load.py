@@ -360,9 +360,25 @@ class DataLoss:
     outputs: list[str] = field(default_factory=list)
     # per output, the class id a sparse loss skips (``ignore_class``), where set
     ignore_class: list[int | None] = field(default_factory=list)
+    # per output, whether a loss trains it: Keras leaves out an output whose
+    # loss is None (or that a loss dict does not name), and ``fit`` takes no
+    # target for it; empty: every output
+    trained: list[bool] = field(default_factory=list)
+
+    def trained_outputs(self) -> list[int]:
+        """The positions (in ``model.outputs``' order) of the outputs a loss
+        trains: the ones that take a target."""
+        return [i for i in range(len(self.names)) if not self.trained or self.trained[i]]
+
+    def trained_names(self) -> list[str | None]:
+        return [self.names[i] for i in self.trained_outputs()]
 
     def describe(self) -> dict[str, Any]:
-        return {"names": self.names, "source": self.source, "note": self.note}
+        out: dict[str, Any] = {"names": self.names, "source": self.source, "note": self.note}
+        if self.trained and not all(self.trained):
+            out["untrained_outputs"] = [self.outputs[i] if i < len(self.outputs) else i
+                                        for i, t in enumerate(self.trained) if not t]
+        return out
 
 
 def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataLoss:
@@ -378,21 +394,26 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
         compiled = getattr(model, "loss", None)
         return DataLoss(compile_loss, _compiled_names(compiled, len(outputs), keys, layer_names), "compiled",
                         from_logits=_compiled_from_logits(compiled, len(outputs), keys, layer_names), outputs=keys,
-                        ignore_class=_compiled_ignore_class(compiled, len(outputs), keys, layer_names))
+                        ignore_class=_compiled_ignore_class(compiled, len(outputs), keys, layer_names),
+                        trained=_compiled_trained(compiled, len(outputs), keys, layer_names))
     static_losses = list(static_model.losses) if static_model is not None else []
     static_outputs = list(static_model.outputs) if static_model is not None else []
     names: list[str | None] = []
     objs, weights, source = [], [], "file" if static_losses else "default"
     logits: list[bool | None] = []
-    for index, (out_name, _) in enumerate(outputs):
-        # a loss dict is keyed by the output's name (its dict key, or the
-        # name Keras gives it), which is not always its layer's name
-        names_of = {out_name, keys[index]} | {o.name for o in static_outputs
-                                              if o.name and o.layer.split("/")[-1] == out_name}
-        spec = next((entry for entry in static_losses if entry.output in names_of), None)
-        if spec is None and index < len(static_losses) and (len(static_losses) == len(outputs) or
-                                                            len(static_losses) == 1):
-            spec = static_losses[min(index, len(static_losses) - 1)]
+    named = [_names_of(out_name, keys[index], static_outputs) for index, (out_name, _) in enumerate(outputs)]
+    specs = [_file_loss_of(index, named, static_losses) for index in range(len(outputs))]
+    # losses that each name their output (a loss dict): an output none of
+    # them names has no loss, as in Keras, and is not given a default one
+    # (unless none is named: then the names, not the losses, are off)
+    keyed = bool(static_losses) and all(entry.output for entry in static_losses) and \
+        any(spec is not None for spec in specs)
+    trained = [spec is not None or not keyed for spec in specs]
+    for index, ((out_name, _), spec) in enumerate(zip(outputs, specs, strict=True)):
+        if not trained[index]:
+            names.append(None)
+            logits.append(None)
+            continue
         activation = next((o.activation for o in static_outputs if o.layer == out_name), None)
         if activation is None and index < len(static_outputs):
             activation = static_outputs[index].activation
@@ -407,16 +428,18 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
         logits.append(from_logits)
         weights.append(spec.weight if spec is not None else 1.0)
         objs.append(_loss_object(keras, name, from_logits))
+    trained_keys = [key for key, t in zip(keys, trained, strict=True) if t]
     note = ((reason or "the model was saved uncompiled") + ": " +
             ("the loss the file records is used" if source == "file" else
              f"no loss recorded, so reglint's default from the output activation is used "
-             f"({', '.join(str(n) for n in names)})"))
+             f"({', '.join(str(n) for n in names if n)})"))
 
     def fn(y, y_pred):
         # a dict (of outputs, or of targets) by the outputs' names, as Keras
-        # matches them; a list by position, in the order of model.outputs
-        ys = by_output(y, keys)
-        ps = by_output(y_pred, keys)
+        # matches them; a list by position, in the order of model.outputs;
+        # targets only for the outputs a loss trains
+        ys = by_output(y, trained_keys)
+        ps = [p for p, t in zip(by_output(y_pred, keys), trained, strict=False) if t]
         total = None
         # several outputs: one loss, weight, target and prediction each (the
         # targets were checked against the outputs when the data was read)
@@ -427,7 +450,7 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
             total = value if total is None else total + value
         return total
 
-    return DataLoss(fn, names, source, note, from_logits=logits, outputs=keys)
+    return DataLoss(fn, names, source, note, from_logits=logits, outputs=keys, trained=trained)
 
 
 def by_output(values: Any, keys: list[str]) -> list[Any]:
@@ -482,6 +505,38 @@ def _compiled_names(loss: Any, n_outputs: int, output_names: list[str],
     if isinstance(loss, (list, tuple)):
         return [one(x) for x in loss] + [None] * max(0, n_outputs - len(loss))
     return [one(loss)] * max(1, n_outputs)
+
+
+def _names_of(out_name: str, key: str, static_outputs: list) -> set[str]:
+    """Every name a loss dict may key one output by: its dict key, or the
+    name Keras gives it, which is not always its layer's name."""
+    return {out_name, key} | {o.name for o in static_outputs if o.name and o.layer.split("/")[-1] == out_name}
+
+
+def _file_loss_of(index: int, named: list[set[str]], static_losses: list):
+    """The loss the file records for output ``index``: the one keyed by its
+    name, else by position where the file records one loss per output or
+    one for all (never one keyed to another output); None where it records
+    none for it."""
+    spec = next((entry for entry in static_losses if entry.output in named[index]), None)
+    if spec is None and (len(static_losses) == 1 or index < len(static_losses) == len(named)):
+        spec = static_losses[min(index, len(static_losses) - 1)]
+        others = set().union(*(n for i, n in enumerate(named) if i != index))
+        spec = None if spec.output and spec.output in others else spec
+    return spec
+
+
+def _compiled_trained(loss: Any, n_outputs: int, output_names: list[str],
+                       layer_names: list[str] | None = None) -> list[bool]:
+    """Per output, whether the compiled loss trains it: a loss dict's entry
+    for it (missing or None: no loss), a list's entry at its position; one
+    loss for every output trains them all."""
+    if isinstance(loss, dict):
+        layers: list[str | None] = [*layer_names] if layer_names else [None] * len(output_names)
+        return [_by_name(loss, name, layer) is not None for name, layer in zip(output_names, layers, strict=False)]
+    if isinstance(loss, (list, tuple)) and len(loss) == n_outputs:
+        return [entry is not None for entry in loss]
+    return [True] * max(1, n_outputs)
 
 
 def _compiled_from_logits(loss: Any, n_outputs: int, output_names: list[str] | None = None,
@@ -587,12 +642,15 @@ def model_specs(model, loss: DataLoss) -> tuple[list[InputSpec], list[TargetSpec
 
 
 def _targets(model, loss: DataLoss) -> list[TargetSpec]:
-    """One per output, named as Keras matches its target (``output_keys``)."""
+    """One per output a loss trains (``DataLoss.trained_outputs``: an output
+    whose loss is None takes no target, as in ``fit``), named as Keras
+    matches its target (``output_keys``)."""
     outputs = outputs_of(model)
     keys = loss.outputs if len(loss.outputs) == len(outputs) else output_keys(model)
+    trained = set(loss.trained_outputs()) if loss.trained else set(range(len(outputs)))
     return [TargetSpec(name=key, shape=shape, kind=label_kind(loss.names[i] if i < len(loss.names) else None),
                        ignore_class=loss.ignore_class[i] if i < len(loss.ignore_class) else None)
-            for i, (key, (_, shape)) in enumerate(zip(keys, outputs, strict=True))]
+            for i, (key, (_, shape)) in enumerate(zip(keys, outputs, strict=True)) if i in trained]
 
 
 def _subclassed_probe(model) -> tuple[tuple, list[tuple]]:

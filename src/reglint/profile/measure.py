@@ -140,7 +140,8 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
     run_seconds = time.perf_counter() - start
     diverged_at = twin.penalized.diverged_at if twin is not None else None
     kernel_final = trajectory[-1].kernel_norm if trajectory else None
-    trivial = trivial_loss(y0, loss.names[0]) if len(batches.ys) == 1 and len(loss.names) == 1 else None
+    trained = loss.trained_names()
+    trivial = trivial_loss(y0, trained[0]) if len(batches.ys) == 1 and len(trained) == 1 else None
     outcome = classify(data0, data_final, kernel_norm0 if tracked else None,
                        kernel_final if tracked else None, diverged_at, stepped=opt is not None, trivial=trivial)
     if batches.synthetic:
@@ -156,8 +157,9 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
 def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows, tracked, data0: float,
               kernel_norm0: float, analysis, *, steps: int | Horizon | None, time_budget: float, deadline: float,
               progress) -> tuple[Twin, list[StepRecord], float | None]:
-    kind = label_kind(loss.names[0]) if len(loss.names) == 1 else None
-    from_logits = bool(loss.from_logits and loss.from_logits[0])
+    trained = loss.trained_outputs()
+    kind = label_kind(loss.names[trained[0]]) if len(trained) == 1 else None
+    from_logits = bool(len(trained) == 1 and trained[0] < len(loss.from_logits) and loss.from_logits[trained[0]])
     evaluator = Evaluator(backend, model, loss, held, kind, from_logits)
     inputs = PairInputs(model=model, opt=opt, opt_info=opt_info, batches=batches, held=held, loss=loss,
                         rows=rows, tracked=tracked, invariant=scale_invariant_variables(model, analysis),

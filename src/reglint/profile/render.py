@@ -140,7 +140,10 @@ def _summary(result: ProfileResult, file_report, console) -> None:
         console.print(f"  data: {markup(data.get('path'))}, {g(data['samples'])} examples{held}, "
                       f"batches of {data['batch_size']} (seed {data['seed']})")
     loss = result.loss
-    names = ", ".join(n or "?" for n in loss.get("names") or [])
+    untrained = loss.get("untrained_outputs") or []
+    names = ", ".join(n or "?" for n in loss.get("names") or [] if n or not untrained)
+    if untrained:  # outputs whose loss is None: Keras trains them on no target
+        names += f"; no loss on {', '.join(map(str, untrained))}"
     console.print(f"  loss: {markup(names)} [dim]({loss.get('source')})[/]")
     opt = result.optimizer
     if opt:

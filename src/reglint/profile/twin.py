@@ -352,7 +352,7 @@ class Evaluator:
         """The one output's prediction as an array: a model whose outputs are
         a dict (``{"label": Dense(3)}``) returns one, taken by the output's
         name as Keras matches it (``load.output_keys``)."""
-        return np.asarray(by_output(pred, self.loss.outputs)[0])
+        return np.asarray(by_output(pred, self.loss.outputs)[self.loss.trained_outputs()[0]])
 
     def reference(self) -> dict[str, Any]:
         """What a constant predictor scores on the slice: chance accuracy
@@ -361,7 +361,7 @@ class Evaluator:
             return {}
         y = self.held.ys[0]
         out = {"samples": self.held.samples, "available": self.held.available, "kind": self.kind,
-               "trivial_loss": trivial_loss(y, self.loss.names[0]) if len(self.held.ys) == 1 else None,
+               "trivial_loss": trivial_loss(y, self.loss.trained_names()[0]) if len(self.held.ys) == 1 else None,
                "chance": _chance(np.asarray(y), self.kind) if self.classifier else None,
                "metric": "accuracy" if self.classifier else "loss"}
         return out
