@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
             continue
         if tensor.alias is not None:
             seen[tensor.alias] = tensor.name
-        module, _, leaf = tensor.name[len(wrapper):].rpartition(".")
+        module, leaf = module_and_leaf(tensor.name[len(wrapper):])
         if leaf in NOT_PARAMETERS or not (tensor.is_float or tensor.quantized):
             continue
         modules.setdefault(module if module else tensor.name, {})[leaf] = tensor
@@ -170,9 +170,10 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
     for path, leaves in modules.items():
         class_name, roles = module_roles(path, leaves)
         variables = []
+        buffers = buffer_leaves(leaves)
         for leaf, tensor in leaves.items():
             role = roles.get(leaf, Role.OTHER)
-            buffer = leaf in BUFFER_LEAVES
+            buffer = leaf in buffers
             var = Variable(name=leaf, role=Role.OTHER if buffer else role, shape=tensor.shape,
                            trainable=not (role.is_statistic or tensor.frozen or buffer), dtype=tensor.dtype,
                            location=tensor.name)
@@ -189,6 +190,66 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
     return layers, slots
 
 
+# torch.nn.utils.parametrize (weight_norm, spectral_norm, orthogonal ...)
+# moves a parameter under the module it parametrizes:
+# ``conv.parametrizations.weight.original0`` (weight norm's magnitude g),
+# ``.original1`` (its direction v), ``.original`` (one-part
+# parametrizations), and each parametrization's own buffers by index
+# (``.0._u``, ``.0._v``: spectral norm's power-iteration vectors; ``.0.base``:
+# orthogonal's). The leaf keeps the parameter's name in front:
+# ``weight.original0``.
+PARAMETRIZED = re.compile(r"^(?P<module>.+?)\.parametrizations\.(?P<param>[^.]+)\.(?P<rest>.+)$")
+
+
+def module_and_leaf(name: str) -> tuple[str, str]:
+    """(module path, leaf): a parametrized tensor belongs to the module it
+    parametrizes, as ``model.named_modules()`` shows the layer.
+
+    >>> module_and_leaf("layer1.0.conv1.weight")
+    ('layer1.0.conv1', 'weight')
+    >>> module_and_leaf("0.parametrizations.weight.original0")
+    ('0', 'weight.original0')
+    >>> module_and_leaf("fc.parametrizations.weight.0._u")
+    ('fc', 'weight.0._u')
+    """
+    match = PARAMETRIZED.match(name)
+    if match:
+        return match["module"], f"{match['param']}.{match['rest']}"
+    module, _, leaf = name.rpartition(".")
+    return module, leaf
+
+
+def canonical_leaf(leaf: str, leaves: Mapping[str, Any]) -> str | None:
+    """The plain name a (parametrized) leaf stands for, for its role: a
+    one-part parametrization's ``weight.original`` and the legacy
+    ``spectral_norm``'s ``weight_orig`` are the weight itself; the new
+    ``weight_norm``'s ``original0``/``original1`` are the legacy one's
+    ``weight_g``/``weight_v``. None for a buffer that is no parameter
+    (``buffer_leaves``)."""
+    if leaf in buffer_leaves(leaves):
+        return None
+    param, dot, rest = leaf.partition(".")
+    if dot:
+        return {"original": param, "original0": f"{param}_g", "original1": f"{param}_v"}.get(rest)
+    return leaf[:-len("_orig")] if leaf.endswith("_orig") else leaf
+
+
+def buffer_leaves(leaves: Mapping[str, Any]) -> set[str]:
+    """The leaves of a module that are buffers, not parameters: the ones
+    ``BUFFER_LEAVES`` names; a parametrization's own state
+    (``weight.0._u``: numbered, under the parameter it parametrizes); the
+    legacy ``spectral_norm``'s ``weight_u``/``weight_v`` beside its
+    ``weight_orig`` (the legacy ``weight_norm``'s ``weight_v`` beside
+    ``weight_g`` is a parameter)."""
+    found = {leaf for leaf in leaves if leaf in BUFFER_LEAVES}
+    found |= {leaf for leaf in leaves if re.match(r"^[^.]+\.\d+\.", leaf)}
+    for leaf in leaves:
+        if leaf.endswith("_orig"):
+            stem = leaf[:-len("_orig")]
+            found |= {f"{stem}_u", f"{stem}_v"} & set(leaves)
+    return found
+
+
 def lit_ema_prefixes(names: list[str]) -> tuple[str, ...]:
     """Prefixes under which a ``LitEma`` (latent diffusion, Stable
     Diffusion's training checkpoints) keeps its shadow weights as buffers:
@@ -203,9 +264,16 @@ def lit_ema_prefixes(names: list[str]) -> tuple[str, ...]:
 
 
 def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[str, Role]]:
-    """(inferred class name, role of each tensor) for one module."""
+    """(inferred class name, role of each tensor) for one module; a
+    parametrized leaf (``canonical_leaf``) takes the role of the plain
+    name it stands for."""
+    canonical = {c: leaf for leaf in leaves if (c := canonical_leaf(leaf, leaves)) is not None}
+    if any(c != leaf for c, leaf in canonical.items()):
+        name_class, plain = module_roles(path, {c: leaves[leaf] for c, leaf in canonical.items()})
+        return name_class, {canonical[c]: role for c, role in plain.items() if c in canonical}
     last = path.rsplit(".", 1)[-1]
-    weight = leaves.get("weight")
+    # weight norm keeps no weight: its direction v has the weight's shape
+    weight = leaves.get("weight", leaves.get("weight_v") if "weight_g" in leaves else None)
     roles: dict[str, Role] = {}
     for leaf in leaves:
         if leaf in STATISTICS:
@@ -236,7 +304,7 @@ def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[s
         if rank == 2 and "bias" not in leaves and EMBEDDING_NAME.search(last):
             roles["weight"] = Role.EMBEDDINGS
             return "Embedding", roles
-        roles["weight"] = Role.KERNEL
+        roles["weight" if "weight" in leaves else "weight_v"] = Role.KERNEL
         return CONV_CLASSES.get(rank, "ConvNd"), roles
     if "prelu" in last.lower():
         roles["weight"] = Role.ALPHA
