@@ -154,6 +154,13 @@ def equilibrium_ratio(model, dyn) -> float | None:
     None for SGD, where the bound depends on the data gradient's size."""
     if dyn.family != "adaptive" or not dyn.weight_decay:
         return None
+    rms = kernel_init_rms(model)
+    return dyn.weight_decay * rms if rms is not None else None
+
+
+def kernel_init_rms(model) -> float | None:
+    """The RMS at a fresh initialisation over the trainable kernels and
+    embeddings (``expected_sum_sq``), None where none is known."""
     energy, count = 0.0, 0
     for layer, var in model.variables():
         if not (var.trainable and layer.trainable and (var.role.is_kernel_like or var.role.value == "embeddings")):
@@ -161,9 +168,7 @@ def equilibrium_ratio(model, dyn) -> float | None:
         sum_sq = expected_sum_sq(var)
         if sum_sq is not None and var.size:
             energy, count = energy + sum_sq, count + var.size
-    if not count:
-        return None
-    return dyn.weight_decay * (energy / count) ** 0.5
+    return (energy / count) ** 0.5 if count else None
 
 
 def every_weight_shrink(dyn) -> float:
@@ -235,6 +240,22 @@ class WeightDecayTooStrong(Rule):
         shrink = "lr*weight_decay/(1-momentum)" if coupled else "lr*weight_decay"
         aim = f"a per-step shrink {shrink} of at most {g(self.thresholds['decay-step-warning'] / 2)}"
         return Fix(aim, (Change("weight_decay", wd, safe_wd, layer=group, target="optimizer"),))
+
+    def quiet_weight_decay(self, model, analysis, lr: float) -> float | None:
+        """The decoupled ``weight_decay`` this rule itself suggests at ``lr``
+        under an adaptive optimizer: a per-step shrink ``lr*wd`` of
+        ``safe_shrink`` (half the warning level, or a timescale of the
+        warning's epochs where the steps per epoch are known), and at most
+        half the equilibrium error level over the kernels' init RMS. A rule
+        that suggests a weight_decay of its own (RL007's equal strength)
+        keeps under it, so its fix does not become this rule's finding."""
+        if not lr:
+            return None
+        safe = self.safe_shrink(analysis.context.steps_per_epoch()) / lr
+        rms = kernel_init_rms(model)
+        if rms:
+            safe = min(safe, 0.5 * self.thresholds["adamw-equilibrium-error"] / rms)
+        return safe
 
     def _stacked_fix(self, dyn, stacked, l2_shrink: float, per_epoch: int | None,
                      group: str | None) -> tuple[str, Fix]:

@@ -36,7 +36,13 @@ Aim: decoupled decay instead of a normalised penalty. Without a
 ``2*l2/s`` (``s`` = the data-gradient RMS ``reglint profile`` measures;
 statically ``2*l2`` over the init RMS as a starting point); with one
 already set (AdamW, Keras 3's ``weight_decay=``) it only removes the
-regularizers: the optimizer decays already.
+regularizers: the optimizer decays already. Where the equal strength is
+more decay than RL003 calls safe at the learning rate
+(``WeightDecayTooStrong.quiet_weight_decay``), the fix sets RL003's safe
+level instead: on ``fixtures/layer_sweep/k3_adam_strong_l2.keras`` (L2 0.3
+under Adam 1e-3) the equal strength measured 67.7, which as ``AdamW`` left
+the model at chance (held-out accuracy 0.32, loss ln 3) where the capped 5
+reached 0.89 (unregularized 0.84; 40 epochs of 200 examples, review 38, 10).
 
 ## Options
 - ``drift-pull-error`` (default 0.4): the pull per unit of weight ``g*/sigma = 2*l2 + l1/sigma``
@@ -276,22 +282,27 @@ class CoupledPenaltyAdaptive(Rule):
         remedy, fix = None, None
         from reglint.rules.rl003_weight_decay_too_strong import WeightDecayTooStrong
 
-        decay_rule = WeightDecayTooStrong(self.user_thresholds)
-        if typical and shrink is not None and decay_rule.level(shrink, "decay-step-warning") is None:
-            remedy = f"use weight_decay ~ {g(typical)} in the optimizer and no kernel regularizer"
+        # the equal strength is where to start, unless RL003 would judge that
+        # decay too strong itself (review 38, 10: a suggestion that collapsed
+        # the training): then RL003's own safe weight_decay
+        quiet = WeightDecayTooStrong(self.user_thresholds).quiet_weight_decay(
+            report.model, report.analysis, lr) if report.analysis is not None and report.model is not None else None
+        suggested = min(typical, quiet) if typical and quiet else typical
+        if suggested:
+            capped = suggested < typical
+            remedy = (f"use weight_decay ~ {g(suggested)} in the optimizer and no kernel regularizer"
+                      + (f" (the equal strength {g(typical)}, a per-step shrink lr*wd of {g(shrink)}, is more decay "
+                         f"than RL003 calls safe at lr {g(lr)}: {g(suggested)} is its safe level)" if capped else ""))
             hits = [p for p in report.analysis.penalties if p.active and (p.l1 or p.l2)
                     and p.variable.role.is_kernel_like] if report.analysis is not None else []
-            fix = self.fix(hits, opt.get("weight_decay"), typical)
-        elif typical:
-            remedy = (f"that decay would shrink weights by lr*wd = {g(shrink)} per step, itself too strong (RL003): "
-                      f"lower the lambda first (RL001)")
+            fix = self.fix(hits, opt.get("weight_decay"), suggested)
         yield self.finding(
             f"measured data-gradient RMS per weight {_span(rms.values())} under "
             f"{opt.get('class')}: the coupled L2 acts like a decoupled weight_decay of about 2*l2/s = {g(typical)} "
             f"where the data holds the weights up, and moves the others by about lr per step: confirmed",
             severity=found.severity, target="kernel", remedy=remedy, fix=fix, measured=True,
             values={"grad_rms": rms, "equivalent_weight_decay": equivalent, "typical_weight_decay": typical,
-                    "typical_shrink_per_step": shrink})
+                    "typical_shrink_per_step": shrink, "suggested_weight_decay": suggested})
 
 
 def _span(values) -> str:
