@@ -612,6 +612,27 @@ def test_training_args_classes_only_where_asked():
         load_pickle(data, what="model.pt")
 
 
+@pytest.mark.parametrize("name", ["transfer_head_first.pt", "frozen_conv_head_group.pt",
+                                  "whole_module_and_optimizer.pt"])
+def test_groups_given_in_another_order_with_frozen_layers(name):
+    """Review 41, 1-3: an optimizer given the head's parameters before the
+    backbone's, a frozen stem or conv left out. The matching took the first
+    same-shaped vectors in module order, froze the wrong ones and called it
+    exact (or left a frozen conv trainable). Each group holds torch's
+    parameters (manifest ``group_params``), the frozen ones are not
+    trainable, the count is torch's; shapes alone do not decide these, so
+    no mapping is called exact."""
+    truth = MANIFEST[name]
+    model = read_model(TORCH / name)
+    groups = model.optimizer.param_groups
+    assert [sorted(g.variables) for g in groups] == [sorted(p) for p in truth["group_params"]]
+    assert model.trainable_params == truth["trainable"]
+    trainable = {v.location for _, v in model.variables() if v.trainable}
+    assert not trainable & set(truth["frozen_names"])
+    if name != "whole_module_and_optimizer.pt":  # there the module records which are frozen
+        assert all(g.mapping == "uncertain" for g in groups)
+
+
 def test_group_mapping_says_when_it_is_uncertain():
     slots = [Slot("a.weight", (4, 4)), Slot("a.bias", (4,)), Slot("b.weight", (4, 4)), Slot("b.bias", (4,))]
     groups = [{"weight_decay": 0.1}, {"weight_decay": 0.0}]

@@ -527,6 +527,12 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         if isinstance(state_dict, ModuleStateDict):
             apply_module_records(model, state_dict, ema=key in EMA_KEYS)
             slots = [slot for slot in slots if slot.location not in state_dict.buffers]
+            # parameters saved with requires_grad=False are in no optimizer
+            # built from the trainable ones (review 41, 2); one built from
+            # model.parameters() holds them too, and then they stay
+            trained = [slot for slot in slots if slot.location not in state_dict.frozen]
+            if key not in EMA_KEYS and opt_state is not None and optimizer_ids(opt_state) <= len(trained):
+                slots = trained
     else:
         notes.append("optimizer state only: no model weights, so parameter names are unknown")
     if opt_state is not None:
@@ -643,11 +649,27 @@ def scheduler_name(obj: Any) -> str | None:
     return None
 
 
+def optimizer_ids(opt_state: dict) -> int:
+    """How many parameters an optimizer state dict's groups list."""
+    groups = opt_state.get("param_groups") if isinstance(opt_state, dict) else None
+    return sum(len(g.get("params") or []) for g in groups if isinstance(g, dict)) if isinstance(groups, list) else 0
+
+
 def _mark_frozen(model: Model) -> None:
+    """Parameters no param group updates are frozen (or another optimizer's).
+    Where the mapping is uncertain the groups' members are a guess among
+    parameters of the same shapes, but how many values they update is
+    not: marking the rest frozen keeps the trainable count torch's (review
+    41, 3: a frozen conv counted trainable though no group holds its
+    shape), and a note says which layers' split is a guess."""
     opt = model.optimizer
-    if opt is None or not opt.param_groups or any(g.mapping != "exact" for g in opt.param_groups) or not model.layers:
+    if opt is None or not opt.param_groups or not model.layers or \
+            any(g.mapping not in ("exact", "uncertain") for g in opt.param_groups):
         return
     updated = {loc for g in opt.param_groups for loc in g.variables}
+    if any(g.mapping == "uncertain" for g in opt.param_groups) and \
+            len(updated) != sum(len(g.variables) for g in opt.param_groups):
+        return  # several optimizers share parameters: a guess there is no count to keep
     for _, var in model.variables():
         if var.trainable and var.location not in updated:
             var.trainable = False

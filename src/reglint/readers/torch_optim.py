@@ -420,10 +420,12 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
         return [[] for _ in ids], ["unmapped"] * len(ids)
     result = _match_in_order(slots, want, decays) if ordered else _match_by_shape(slots, want, decays)
     if result is None and ordered and shapes:  # given its parameters in another order than the module's
-        result = _match_by_shape(slots, want, decays)
+        runs = _match_in_runs(slots, want)
+        result = runs or _match_by_shape(slots, want, decays)
         if result is not None:
             notes.append("the optimizer was given the parameters in another order than the model's: its param "
-                         "groups were matched by shape")
+                         "groups were matched by shape" + (", in runs of the model's consecutive parameters"
+                                                           if runs else ""))
     if result is None:
         notes.append("the optimizer's state tensors do not fit the model's parameters by order and shape: "
                      "its param groups could not be matched to parameter names")
@@ -492,40 +494,48 @@ def _fits(shape: tuple[int, ...] | None, slot: Slot) -> bool:
 
 
 def _match_in_order(slots: list[Slot], want: list[list], decays: list[bool]):
-    """Dynamic programme over (position in each group, parameters skipped):
-    each parameter, in order, goes to the group whose next id fits its shape,
-    or (when the optimizer updates fewer) to none. Returns (members, unique)
-    or None when nothing fits."""
+    """Dynamic programme over (position in each group, parameters skipped,
+    whether the last parameter was skipped): each parameter, in order, goes
+    to the group whose next id fits its shape, or (when the optimizer
+    updates fewer) to none. Of several fits it takes the one that puts
+    undecayed-looking parameters in groups without decay, then the one
+    whose skipped (frozen) parameters lie together, as a frozen stem or
+    module does (review 41, 3: of a frozen conv and a BatchNorm's three
+    same-shaped vectors, the conv's bias is the one skipped). Returns
+    (members, unique) or None when nothing fits."""
     skips_allowed = len(slots) - sum(len(w) for w in want)
-    start = (tuple(0 for _ in want), 0)
-    layer = {start: (1, 0, None)}  # state -> (paths capped at 2, best score, (previous state, group))
-    history = []
+    start = (tuple(0 for _ in want), 0, False)
+    # state -> (paths capped at 2, best score (decay fit, runs), (previous state, group))
+    layer: dict = {start: (1, (0, 0), None)}
+    history: list[dict] = []
     for slot in slots:
         nxt: dict = {}
-        for (pos, skipped), (count, score, _) in layer.items():
+        for (pos, skipped, was_skipped), (count, score, _) in layer.items():
             moves: list[tuple[int | None, tuple[int, ...], int]] = [
                 (g, (*pos[:g], pos[g] + 1, *pos[g + 1:]), skipped) for g in range(len(want))
                      if pos[g] < len(want[g]) and _fits(want[g][pos[g]], slot)]
             if skipped < skips_allowed:
                 moves.append((None, pos, skipped + 1))
             for g, new_pos, new_skipped in moves:
-                gain = 0 if g is None else int(slot.looks_undecayed != decays[g])
-                key = (new_pos, new_skipped)
+                gain = (0 if g is None else int(slot.looks_undecayed != decays[g]),
+                        int((g is None) == was_skipped) if history else 0)
+                key = (new_pos, new_skipped, g is None)
                 old = nxt.get(key)
                 total = min(2, count + (old[0] if old else 0))
-                if old is None or score + gain > old[1]:
-                    nxt[key] = (total, score + gain, ((pos, skipped), g))
+                new_score = (score[0] + gain[0], score[1] + gain[1])
+                if old is None or new_score > old[1]:
+                    nxt[key] = (total, new_score, ((pos, skipped, was_skipped), g))
                 else:
                     nxt[key] = (total, old[1], old[2])
         if not nxt or len(nxt) > MAX_STATES:
             return None if not nxt else _greedy(slots, want, decays)
         history.append(nxt)
         layer = nxt
-    end = ((tuple(len(w) for w in want)), skips_allowed)
-    if end not in layer:
+    ends = [key for key in layer if key[:2] == (tuple(len(w) for w in want), skips_allowed)]
+    if not ends:
         return None
+    state = max(ends, key=lambda key: layer[key][1])
     members: list[list[str]] = [[] for _ in want]
-    state = end
     for index in range(len(slots) - 1, -1, -1):
         previous, group = history[index][state][2]
         if group is not None:
@@ -533,7 +543,7 @@ def _match_in_order(slots: list[Slot], want: list[list], decays: list[bool]):
         state = previous
     for group_members in members:
         group_members.reverse()
-    return members, layer[end][0] == 1
+    return members, sum(layer[key][0] for key in ends) == 1
 
 
 def _match_by_shape(slots: list[Slot], want: list[list], decays: list[bool]):
@@ -571,7 +581,73 @@ def _match_by_shape(slots: list[Slot], want: list[list], decays: list[bool]):
     if any(sum(n.values()) for n in need) or any(free):
         return None
     position = {s.location: i for i, s in enumerate(slots)}
-    return [sorted(m, key=lambda loc: position[loc]) for m in members], unique
+    return [sorted(m, key=lambda loc: position[loc]) for m in members], unique and shapes_decide(slots, want)
+
+
+def shapes_decide(slots: list[Slot], want: list[list]) -> bool:
+    """Whether the shapes alone fix every group's members (which parameter
+    has which id inside a group does not matter): no shape is wanted by two
+    groups, nor held by more parameters than the groups want (then which
+    of them the optimizer left out is a guess: review 41, 1).
+
+    >>> a, b = Slot("a.weight", (8,)), Slot("b.weight", (8,))
+    >>> shapes_decide([a, b], [[(8,), (8,)]]), shapes_decide([a, b], [[(8,)]]), shapes_decide([a, b], [[(8,)], [(8,)]])
+    (True, False, False)
+    """
+    if any(shape is None for w in want for shape in w):
+        return len(want) == 1 and len(want[0]) == len(slots)
+    supply = Counter(slot.shape for slot in slots)
+    wanted = [Counter(tuple(shape) for shape in w) for w in want]
+    for shape, held in supply.items():
+        takers = [c[shape] for c in wanted if c[shape]]
+        if len(takers) > 1 or (takers and held > sum(takers)):
+            return False
+    return True
+
+
+def _match_in_runs(slots: list[Slot], want: list[list]):
+    """An optimizer given its parameters module by module in another order
+    than the model's (``list(fc.parameters()) + list(block.parameters())``,
+    a frozen stem left out): its ids, in order, are a few runs of the
+    model's consecutive parameters. Each id continues the run of the one
+    before where the next parameter fits its shape, else starts the longest
+    run that fits from a parameter not yet taken (the first of equals).
+    (members, unique) with unique where the shapes alone decide
+    (``shapes_decide``); None when an id finds no parameter or the model
+    is too large to search."""
+    if len(slots) > RUNS_LIMIT:
+        return None
+    flat = [(g, shape) for g, w in enumerate(want) for shape in w]
+    used: set[int] = set()
+    members: list[list[str]] = [[] for _ in want]
+    previous = None
+    for i, (group, shape) in enumerate(flat):
+        follow = previous + 1 if previous is not None else None
+        if follow is not None and follow < len(slots) and follow not in used and _fits(shape, slots[follow]):
+            pick = follow
+        else:
+            runs = {start: _run_length(flat, i, slots, start, used) for start in range(len(slots))
+                    if start not in used and _fits(shape, slots[start])}
+            if not runs:
+                return None
+            pick = max(runs, key=lambda start: (runs[start], -start))
+        used.add(pick)
+        members[group].append(slots[pick].location)
+        previous = pick
+    position = {s.location: i for i, s in enumerate(slots)}
+    return [sorted(m, key=lambda loc: position[loc]) for m in members], shapes_decide(slots, want)
+
+
+# The runs search costs ids x parameters where runs break: models up to this many parameters.
+RUNS_LIMIT = 4096
+
+
+def _run_length(flat: list, i: int, slots: list[Slot], start: int, used: set[int]) -> int:
+    length = 0
+    while (i + length < len(flat) and start + length < len(slots) and start + length not in used
+           and _fits(flat[i + length][1], slots[start + length])):
+        length += 1
+    return length
 
 
 def _greedy(slots: list[Slot], want: list[list], decays: list[bool]):
