@@ -53,7 +53,10 @@ def rule_changes(report: FileReport, layer: str, tensor: str) -> list[dict[str, 
         if finding.fix is None:
             continue
         for change in finding.fix.changes:
-            if change.layer == layer and change.target == tensor.split("/")[-1]:
+            # a change names the tensor as the layer holds it (``key/kernel`` in
+            # a MultiHeadAttention, ``forward_gru/bias`` in a Bidirectional:
+            # review 40, 1), or by its last part alone
+            if change.layer == layer and change.target in (tensor, tensor.split("/")[-1]):
                 out.append({"code": finding.code, "aim": finding.fix.aim, **change.to_dict()})
     return out
 
