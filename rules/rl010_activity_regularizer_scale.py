@@ -36,7 +36,10 @@ lambda is multiplied by ``(warning/2) / ratio``.
 ## Formula
 ``P = elements * (l2*E[a^2] + l1*E[|a|])``, ``a = act(z)``,
 ``z ~ N(0, fan_in*E[w^2]*m_in)`` with ``m_in`` the input's second moment
-propagated from standardised model inputs; times ``B`` for Keras 3.0-3.13.
+propagated from standardised model inputs; times ``B`` for Keras 3.0-3.13;
+times the layer's calls for a shared layer (Keras adds the penalty at each
+call: 3.76 measured on fixtures/activity_shapes/shared_dense.keras, one Dense
+on three inputs, where one call's 1.28 was the estimate before).
 Checked against Keras 3.15 on fixtures/keras/scenario_activity.keras: 2.84
 predicted, 2.856 measured per sample. An ``ActivityRegularization(l1, l2)``
 layer (no kernel: it hands its input on) is judged on the output of the
@@ -131,6 +134,9 @@ class ActivityRegularizerScale(Rule):
             per_sample = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(layer.path))
             if per_sample is None:
                 continue
+            # a shared layer: Keras adds its activity penalty at every call (review 40, 2)
+            calls = max(1, layer.calls)
+            per_sample *= calls
             penalty = per_sample * batch_factor
             ratio = penalty / scale
             severity = self.level(ratio, "activity-ratio-warning", "activity-ratio-error")
@@ -139,14 +145,16 @@ class ActivityRegularizerScale(Rule):
             elements = penalised_elements(layer, source, m_in)
             batch_note = (f" x batch {batch_factor} (Keras {model.framework_version} sums over the batch)"
                           if batch_factor > 1 else "")
+            calls_note = f" over its {calls} calls (a shared layer: Keras adds it at each call)" if calls > 1 else ""
             factor = 0.5 * self.thresholds["activity-ratio-warning"] / ratio
             yield self.finding(
                 f"activity {lam(layer.activity_regularizer)} over {g(elements)} output elements adds about "
-                f"{g(per_sample)} per sample{batch_note}, {g(ratio, 2)}x the data-loss scale {g(scale)}",
+                f"{g(per_sample)} per sample{calls_note}{batch_note}, {g(ratio, 2)}x the data-loss scale {g(scale)}",
                 layer=layer.path, target="activity", severity=severity,
                 remedy=f"scale the activity lambda by {g(factor, 2)} or penalise a mean instead of a sum",
                 fix=self.fix(layer.path, _factor(layer.activity_regularizer), factor),
                 values={"activity_ratio": ratio, "penalty_per_sample": per_sample, "batch_factor": batch_factor,
+                        "calls": calls,
                         "output_elements": elements, "lambda_scale_factor": factor})
 
     def check_measured(self, result, report):
