@@ -492,3 +492,32 @@ def test_a_file_past_adams_warm_up_is_not_told_about_it():
     assert found.model.optimizer.iterations == truth["iterations"]
     (rl007,) = by_code(found, "RL007")
     assert "is below 0.001" in rl007.message and "bias correction" not in rl007.message
+
+
+@pytest.mark.parametrize("name", ["ftrl_l2.keras", "ftrl_l1.keras"])
+def test_ftrls_own_penalties_are_reported(name):
+    """Review 40, 3: Ftrl's ``l1/l2_regularization_strength`` act in its own
+    update and showed nowhere (optimizer line, JSON, explain said 'nothing to
+    explain'). They are in the JSON's ``own_penalties``, the optimizer line,
+    and explain, whose L2 effect at the start is Keras' own one-step ratio
+    (manifest ``one_step_ratio``) within the squared gradients' 5%."""
+    import json as json_module
+
+    truth = MANIFEST[name]
+    done = run_reglint("check", str(HERE / name), "--format", "json")
+    optimizer = json_module.loads(done.stdout)["files"][0]["model"]["optimizer"]
+    assert optimizer["own_penalties"] == truth["settings"]
+    text = run_reglint(str(HERE / name)).stdout
+    key, value = next(iter(truth["settings"].items()))
+    assert f"{key} {value:g}" in text
+    def explain(*args):  # explain keeps no cache: no --no-cache
+        return subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / name), *args],
+                              capture_output=True, text=True, timeout=120).stdout
+
+    explained = json_module.loads(explain("--format", "json"))
+    own = explained["optimizer_own_penalties"]
+    assert own["strengths"] == truth["settings"]
+    if "one_step_ratio" in truth:
+        assert own["l2_scale_at_start"] == pytest.approx(truth["one_step_ratio"], rel=0.05)
+    plain = explain()
+    assert "nothing to explain" not in plain and "own penalties" in plain

@@ -367,12 +367,57 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
         whole = file_to_dict(report)
         sweep = (whole.get("model") or {}).get("analysis", {}).get("sweep")
         doc = {"path": str(path), "tensors": rows, "optimizer_decay": decay, "findings": whole["findings"],
-               "sweep": sweep}
+               "sweep": sweep, "optimizer_own_penalties": own_penalties(report.model)}
         sys.stdout.write(json.dumps(jsonable(doc), indent=2) + "\n")
         return 0
     acting = _acting_groups(report, layer) if layer is not None and not rows else None
-    _print(rows, report.analysis, path, decay, acting, asked=layer is not None)
+    own = own_penalties(report.model)
+    if own:
+        _print_own_penalties(own)
+    _print(rows, report.analysis, path, decay, acting, asked=layer is not None, own=bool(own))
     return 0
+
+
+def own_penalties(model) -> dict[str, Any] | None:
+    """The penalties the optimizer applies in its own update (Ftrl's
+    ``l1_regularization_strength`` and ``l2_regularization_strength``,
+    review 40, 3), with what they do to a weight at the start. Keras' Ftrl
+    (``keras/src/optimizers/ftrl.py``) sets each weight to
+    ``-(z - sign(z)*l1) / ((beta + n**-p)/lr + 2*l2)``, zero where
+    ``|z| <= l1``, with ``n`` the sum of squared gradients from
+    ``initial_accumulator_value`` and ``p`` the ``learning_rate_power``:
+    the L2 scales every weight by ``1/(1 + 2*l2*lr/(beta + n**-p))`` against
+    Ftrl without it, most at the start, less as ``n`` grows."""
+    opt = model.optimizer if model is not None else None
+    strengths = opt.own_penalties() if opt is not None else {}
+    if opt is None or not strengths:
+        return None
+    out: dict[str, Any] = {"class": opt.class_name, "strengths": strengths}
+    l2 = strengths.get("l2_regularization_strength")
+    lr = opt.learning_rate.peak or opt.learning_rate.initial if opt.learning_rate is not None else None
+    n0, power = opt.config.get("initial_accumulator_value"), opt.config.get("learning_rate_power")
+    beta = opt.config.get("beta") or 0.0
+    if l2 and lr and isinstance(n0, (int, float)) and n0 > 0 and isinstance(power, (int, float)):
+        out["l2_scale_at_start"] = 1.0 / (1.0 + 2.0 * l2 * lr / (beta + n0 ** -power))
+    return out
+
+
+def _print_own_penalties(own: dict[str, Any]) -> None:
+    from reglint.reporters.console import make_console
+
+    console = make_console()
+    settings = ", ".join(f"{key} {g(value)}" for key, value in own["strengths"].items())
+    console.print(f"── optimizer {markup(own['class'])}'s own penalties: {markup(settings)} ──", highlight=False)
+    console.print("  applied in the optimizer's update, not added to the loss (neither a regularizer nor weight_decay: "
+                  "no other line shows them)", highlight=False)
+    scale = own.get("l2_scale_at_start")
+    if scale is not None:
+        console.print(f"  L2 at the start    each weight is {g(scale)} of what Ftrl without it would set "
+                      f"(1/(1 + 2*l2*lr/(beta + n0**-lr_power)), n0 the initial accumulator); it weakens as the "
+                      f"squared gradients accumulate", highlight=False)
+    if own["strengths"].get("l1_regularization_strength"):
+        console.print("  L1                 a weight is zero while its accumulated gradient |z| stays under l1",
+                      highlight=False)
 
 
 def _acting_view(report: FileReport, layer: str) -> Analysis | None:
@@ -402,7 +447,7 @@ def _acting_groups(report: FileReport, layer: str) -> str | None:
 
 
 def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: dict[str, Any] | None,
-           acting: str | None = None, asked: bool = False) -> None:
+           acting: str | None = None, asked: bool = False, own: bool = False) -> None:
     from reglint.reporters.console import make_console
     from reglint.rules.rl016_regularizer_on_frozen_layer import frozen_penalty_effect
 
@@ -410,7 +455,7 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
     if decay is not None:
         _print_decay(console, decay)
     if not rows:
-        if decay is None:
+        if decay is None and not own:
             console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
         elif asked:  # --layer named layers without a regularizer of their own
             whose = f"{acting}'s decay, listed above," if acting else "the optimizer's decay above"

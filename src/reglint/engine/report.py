@@ -185,6 +185,8 @@ def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
         "lr_decay": number(opt.lr_decay),
         "iterations": opt.iterations,  # as stored: batches under gradient accumulation
         "gradient_accumulation_steps": opt.gradient_accumulation_steps,
+        # the optimizer's own penalties (Ftrl's l1/l2 strengths); null where none
+        "own_penalties": opt.own_penalties() or None,
         "source": opt.source.value,
         # PyTorch param groups; null where the optimizer keeps one setting for all.
         "param_groups": [param_group_to_dict(group) for group in opt.param_groups] or None,

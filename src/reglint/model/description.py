@@ -405,6 +405,11 @@ class ParamGroup:
         return (bool(self.weight_decay) or bool(self.coupled_l2)) and self.learning_rate != 0
 
 
+# Penalties an optimizer applies in its own update (Keras' Ftrl): neither a
+# regularizer in the loss nor weight_decay.
+OWN_PENALTIES = ("l1_regularization_strength", "l2_regularization_strength", "l2_shrinkage_regularization_strength")
+
+
 @dataclass
 class Optimizer:
     """The optimizer settings saved with the model (or given by the user).
@@ -442,6 +447,14 @@ class Optimizer:
     # Where settings differ per group (PyTorch param groups, a MultiOptimizer):
     # the index of the group whose settings the top-level fields hold.
     lead_group: int | None = None
+
+    def own_penalties(self) -> dict[str, float]:
+        """The penalties the optimizer applies itself, outside the loss and
+        outside ``weight_decay``: Ftrl's ``l1_regularization_strength``,
+        ``l2_regularization_strength`` and ``l2_shrinkage_regularization_strength``
+        (review 40, 3), where set and non-zero."""
+        return {key: float(value) for key in OWN_PENALTIES
+                if isinstance(value := self.config.get(key), (int, float)) and not isinstance(value, bool) and value}
 
     def group_of(self, location: str) -> ParamGroup | None:
         """The param group updating the variable at ``location``; None when

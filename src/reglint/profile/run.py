@@ -15,6 +15,7 @@ from typing import Any
 
 from reglint.engine.twin_metric import DIVERGE_FACTOR
 from reglint.model import Optimizer as StaticOptimizer
+from reglint.model.description import OWN_PENALTIES
 from reglint.profile import ProfileError
 from reglint.profile.load import DataLoss, deserialize_optimizer
 from reglint.profile.result import KERNEL_NAMES, Outcome, StepRecord, VariableRow
@@ -48,7 +49,6 @@ TRIVIAL_BAND = 0.10
 
 # Optimizer settings that are penalties of their own: Ftrl's L1 and L2
 # (FTRL-Proximal) and L2 shrinkage. The twin sets them to 0 with weight_decay.
-OWN_PENALTIES = ("l1_regularization_strength", "l2_regularization_strength", "l2_shrinkage_regularization_strength")
 
 
 def compiled_optimizer(keras, model):

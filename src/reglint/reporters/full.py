@@ -118,6 +118,7 @@ def _model_summary(rep: FileReport, console: Console) -> None:
             extras.append(f"weight_decay {g(opt.weight_decay)}")
         if opt.coupled_l2:
             extras.append(f"coupled L2 {g(opt.coupled_l2)}")
+        extras.extend(f"{key} {g(value)}" for key, value in opt.own_penalties().items())
         if opt.iterations:
             extras.append(steps_taken(opt.iterations, opt.gradient_accumulation_steps))
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"
