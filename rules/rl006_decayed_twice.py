@@ -53,7 +53,7 @@ penalty, RL021 the angle the sum sets on scale-invariant kernels.
 from __future__ import annotations
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import g, lam, plural
+from reglint.engine.fmt import g, lam_list, plural
 from reglint.engine.rule import Rule
 
 
@@ -75,7 +75,7 @@ class DecayedTwice(Rule):
         if not hits:
             return
         layers = list(dict.fromkeys(p.layer.path for p in hits))
-        regs = sorted({lam(p.regularizer) for p in hits})
+        regs = lam_list(p.regularizer for p in hits)
         coupled = max((dyn.coupled_shrink(p.l2) or 0.0) for p in hits)
         decoupled = dyn.decoupled_shrink or 0.0
         combined = f"; together up to {g(coupled + decoupled)} per step" if coupled else ""
@@ -83,7 +83,7 @@ class DecayedTwice(Rule):
         yield self.finding(
             f"{plural(len(hits), 'tensor')} in {plural(len(layers), 'layer')} ({shown}) "
             f"{'carries' if len(hits) == 1 else 'carry'} "
-            f"{', '.join(regs[:3])} and the optimizer's weight_decay {g(dyn.weight_decay)}{analysis.group_text()} "
+            f"{regs} and the optimizer's weight_decay {g(dyn.weight_decay)}{analysis.group_text()} "
             f"({g(decoupled)} per step) also decays them{combined}",
             layer=layers[0] if len(layers) == 1 else None,
             target="regularizers" + (f" in {analysis.group_name()}" if analysis.judged_groups() else ""),

@@ -131,7 +131,7 @@ from __future__ import annotations
 import math
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import g, lam, plural
+from reglint.engine.fmt import g, lam_list, plural
 from reglint.engine.measured import static_finding
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import init_rms
@@ -181,7 +181,7 @@ class CoupledPenaltyAdaptive(Rule):
             sigma = init_rms(p.variable) or 0.0
             gstars.append(2 * p.l2 * sigma + p.l1)
         layers = sorted({p.layer.path for p in hits})
-        regs = sorted({lam(p.regularizer) for p in hits})
+        regs = lam_list(p.regularizer for p in hits)
         opt = _optimizer_name(model, hits)
         if dyn.weight_decay:
             remedy = (f"drop the kernel regularizers: {opt} already applies decoupled weight_decay "
@@ -205,7 +205,7 @@ class CoupledPenaltyAdaptive(Rule):
         tail = below or penalty_motion(model, dyn, max(gstars), l2, l1, "lambda", group) + collapse
         return self.finding(
             f"{plural(len(hits), 'kernel')} in {plural(len(layers), 'layer')} ({shown}) "
-            f"{'carries' if len(hits) == 1 else 'carry'} {', '.join(regs[:3])} under {opt}: {tail}",
+            f"{'carries' if len(hits) == 1 else 'carry'} {regs} under {opt}: {tail}",
             target="kernel_regularizer", remedy=remedy, fix=self.fix(hits, dyn.weight_decay, None),
             layer=layers[0] if one_of_several else None, severity=Severity.ERROR if chain else None,
             values={"critical_gradient": max(gstars), "layers": layers, "learning_rate": dyn.lr,

@@ -79,3 +79,15 @@ def test_an_activity_regularizer_under_mixed_float16_is_said_to_break_fit():
     assert MANIFEST["k3_mixed_activity.keras"]["fit_error"] == "TypeError"
     notes = report("k3_mixed_activity.keras").model.notes
     assert any("under the mixed_float16 policy; Keras 3.15.1's fit raises a TypeError" in n for n in notes)
+
+
+def test_a_message_listing_some_lambdas_names_the_strongest_and_counts_the_rest():
+    """Review 40, 7: RL006 and RL007 listed the first three lambdas sorted as
+    text (L2(0.001), L2(0.02), L2(0.05)) and dropped the rest unsaid, the
+    strongest among them."""
+    lambdas = sorted(MANIFEST["k3_many_lambdas.keras"]["lambdas"], reverse=True)
+    report = lint_file(str(HERE / "k3_many_lambdas.keras"), Settings(context=TrainingContext()))
+    listed = ", ".join(f"L2({x:g})" for x in lambdas[:3]) + f" and {len(lambdas) - 3} more"
+    for code in ("RL006", "RL007"):
+        finding = next(f for f in report.findings if f.code == code)
+        assert listed in finding.message, (code, finding.message)

@@ -101,6 +101,27 @@ def lam(reg) -> str:
     return reg.class_name or "custom"
 
 
+def lam_list(regularizers, limit: int = 3) -> str:
+    """Distinct regularizers as the user wrote them, strongest first (their
+    largest lambda), the first ``limit`` named and the rest counted (review
+    40, 7: three sorted as text, the strongest left out unsaid).
+
+    >>> from types import SimpleNamespace as R
+    >>> regs = [R(kind="l2", l2=x, l1=0.0) for x in (0.001, 0.2, 0.02, 0.2, 0.05)] + [R(kind="l1", l1=0.03, l2=0.0)]
+    >>> lam_list(regs)
+    'L2(0.2), L2(0.05), L1(0.03) and 2 more'
+    """
+    strongest: dict[str, float] = {}
+    for reg in regularizers:
+        text = lam(reg)
+        strength = max(getattr(reg, "l1", 0.0) or 0.0, getattr(reg, "l2", 0.0) or 0.0,
+                       getattr(reg, "factor", 0.0) or 0.0)
+        strongest[text] = max(strength, strongest.get(text, 0.0))
+    names = sorted(strongest, key=lambda text: (-strongest[text], text))
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def steps_taken(iterations: int, accumulation: int | None) -> str:
     """The optimizer's recorded steps as both reports say them: the stored
     counter counts batches, and under gradient accumulation one optimizer
