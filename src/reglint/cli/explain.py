@@ -89,6 +89,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     if var.initializer is None and var.stats is not None:  # ONNX: no initializer, the saved weights stand in
         sigma, weights_from = var.stats.rms, "saved"
     l2, l1 = p.l2, p.l1
+    orthogonal = p.regularizer.kind == "orthogonal"
     # a frozen tensor: no optimizer step moves it; Keras 3 adds no penalty for it, tf.keras a constant (RL016)
     shrink = (dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink) if p.active else None
     terms = shrink_terms(dyn, l2) if p.active else []
@@ -109,8 +110,9 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "rms_from": weights_from,  # "init" (the initializer's) or "saved" (no initializer recorded)
         # L1's pull lambda*sign(w) needs no weight scale; L2's 2*lambda*w needs sigma
         "gradient_per_weight": (2 * l2 * sigma if l2 else 0.0) + l1
-        if p.active and (sigma is not None or not l2) else None,
-        "gradient_formula": gradient_formula(l2, l1),
+        if p.active and (sigma is not None or not l2) and not orthogonal else None,
+        "gradient_formula": gradient_formula(l2, l1) if not orthogonal else ORTHOGONAL_GRADIENT,
+        "orthogonal": orthogonal,
         "l1_step": dyn.l1_step(l1) if l1 and p.active else None,
         "sum_sq_init": p.sum_sq_init,
         "sum_sq_saved": var.stats.sum_sq if var.stats is not None else None,
@@ -234,6 +236,20 @@ def shrink_text(terms: list[dict[str, Any]], total: float) -> str:
     if len(terms) < 2:
         return f"{formulas or 'shrink'} = {g(total)}"
     return f"{formulas} = {' + '.join(g(t['value']) for t in terms)} = {g(total)}"
+
+
+# An OrthogonalRegularizer's gradient (Keras: factor * 0.5 * mean |cos| over
+# pairs of rows or columns) depends on the overlaps, not on one weight.
+ORTHOGONAL_GRADIENT = "d/dw of factor x mean |cos| between rows (or columns): turns them apart, not toward 0"
+
+
+def _why_no_growth(row: dict[str, Any]) -> str:
+    """Why ``width_doubling`` gave nothing, as the row already says it (review
+    40, 6: '(no initializer recorded)' right after naming one)."""
+    if not row["initializer"]:
+        return "(no initializer recorded)"
+    return (f"from the initializer: {row['class']}'s {row['variable']} does not take its fans from one output "
+            f"width ({row['initializer']})")
 
 
 def gradient_formula(l2: float, l1: float) -> str:
@@ -478,8 +494,9 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
             f"fan_in {g(row['fan_in'])}, fan_out {g(row['fan_out'])}, {initializer}",
             "",
             "[bold]Does NOT depend on the weight count[/]",
-            f"  gradient per weight  {row['gradient_formula']} ~ {g(row['gradient_per_weight'])} for a typical "
-            f"weight {typical}" if row["active"] else
+            (f"  gradient per weight  {row['gradient_formula']}" if row["orthogonal"] else
+             f"  gradient per weight  {row['gradient_formula']} ~ {g(row['gradient_per_weight'])} for a typical "
+             f"weight {typical}") if row["active"] else
             f"  gradient per weight  none: the tensor is frozen, so no optimizer step moves it "
             f"({frozen_penalty_effect(analysis.model)})",
         ]
@@ -629,8 +646,16 @@ def _growth_line(row: dict[str, Any]) -> str:
     per-step shrink, and so whether lambda should shrink (review 39: the
     line was fixed text, 'roughly doubles', where Glorot gives 1.2x)."""
     grow = row["width_doubling"]
+    if row.get("orthogonal"):
+        return ("  an OrthogonalRegularizer's penalty is a mean over pairs of normalized rows or columns, not a sum "
+                "over weights: it does not grow with the weight count, and it turns directions apart rather than "
+                "shrinking weights, so there is no per-step shrink to keep. Lambda need not shrink as the layer "
+                "grows.")
+    if grow is None and str(row["initializer"] or "").split("(")[0].lower() == "zeros":
+        return (f"  this tensor starts at 0 ({markup(row['initializer'])}): its penalty at init is 0 at any width, "
+                f"and grows only as training moves the weights.")
     if grow is None:
-        return "  how this penalty grows with the layer's width is not known here (no initializer recorded)."
+        return "  how this penalty grows with the layer's width is not known here " + _why_no_growth(row) + "."
     penalty, weight = grow
     kind = "a count" if abs(penalty - 2.0) < 1e-9 else "a width, not a count"
     shrink = (f"the per-step shrink {g(row['shrink_per_step'])} does not change" if row["shrink_per_step"]
