@@ -146,3 +146,80 @@ class Finding:
             "measured": self.measured,
             "fix": self.fix.to_dict() if self.fix is not None else None,
         }
+
+
+@dataclass(frozen=True)
+class CombinedChange:
+    """Where several rules change the same setting to different values: the
+    one value that meets them all (the smallest where every rule lowers it,
+    the largest where every rule raises it), or None where they pull apart.
+    Each rule's own change stays its own; this says how they add up (review
+    40, 8: RL004's 0.019 applied left RL001's error, which asked 3.02e-4)."""
+
+    layer: str | None
+    target: str
+    parameter: str
+    current: float
+    asked: tuple[tuple[str, float], ...]  # (rule code, suggested) per rule
+    together: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "target": self.target, "parameter": self.parameter,
+                "current": _number(self.current), "asked": {code: _number(v) for code, v in self.asked},
+                "together": _number(self.together)}
+
+    def describe(self, layers: list[str] | None = None, limit: int = 4) -> str:
+        """One line; ``layers``: every layer the same combination holds for."""
+        from reglint.engine.fmt import g
+
+        named = layers if layers is not None else ([self.layer] if self.layer else [])
+        where = (" in " + ", ".join(named[:limit]) + (f" and {len(named) - limit} more" if len(named) > limit
+                                                       else "")) if named else ""
+        asked = ", ".join(f"{code} {g(value)}" for code, value in self.asked)
+        if self.together is None:
+            return (f"{self.target} {self.parameter} {g(self.current)}{where}: the rules pull it apart ({asked}); "
+                    f"choose one rule's aim")
+        return f"{self.target} {self.parameter} {g(self.current)} -> {g(self.together)}{where}: meets {asked}"
+
+
+def describe_combined(combined: list[CombinedChange]) -> list[str]:
+    """The combinations in lines, one per setting and values, its layers
+    listed together (as ``Fix.describe`` groups a fix's changes)."""
+    groups: dict[tuple, list[CombinedChange]] = {}
+    for c in combined:
+        groups.setdefault((c.target, c.parameter, c.current, c.asked, c.together), []).append(c)
+    return [same[0].describe([c.layer for c in same if c.layer]) for same in groups.values()]
+
+
+def combined_changes(findings: list[Finding]) -> list[CombinedChange]:
+    """Settings that two or more rules' fixes change to different values.
+
+    >>> a = Finding("RL001", "n", Severity.ERROR, "m", fix=Fix("a", (Change("lambda", 0.5, 3e-4, "d", "kernel"),)))
+    >>> b = Finding("RL004", "n", Severity.ERROR, "m", fix=Fix("b", (Change("lambda", 0.5, 0.019, "d", "kernel"),)))
+    >>> describe_combined(combined_changes([a, b]))
+    ['kernel lambda 0.5 -> 3.00e-4 in d: meets RL001 3.00e-4, RL004 0.019']
+    """
+    asked: dict[tuple, dict[str, float]] = {}
+    current: dict[tuple, float] = {}
+    for finding in findings:
+        if finding.fix is None:
+            continue
+        for change in finding.fix.changes:
+            if change.current is None or change.suggested is None:
+                continue
+            key = (change.layer, change.target, change.parameter)
+            current[key] = change.current
+            by_rule = asked.setdefault(key, {})
+            value = by_rule.get(finding.code)
+            by_rule[finding.code] = change.suggested if value is None else (
+                min(value, change.suggested) if change.suggested < change.current else max(value, change.suggested))
+    out = []
+    for key, by_rule in asked.items():
+        if len(by_rule) < 2 or len(set(by_rule.values())) < 2:
+            continue
+        now = current[key]
+        values = list(by_rule.values())
+        together = min(values) if all(v < now for v in values) else max(values) if all(v > now for v in values) \
+            else None
+        out.append(CombinedChange(*key, current=now, asked=tuple(sorted(by_rule.items())), together=together))
+    return out

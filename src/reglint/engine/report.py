@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from reglint.engine.finding import Finding, Severity
+from reglint.engine.finding import Finding, Severity, combined_changes
 from reglint.engine.identity import display_path
 from reglint.model import Model, ParamGroup, Regularizer
 
@@ -239,6 +239,8 @@ def file_to_dict(report: FileReport) -> dict[str, Any]:
         "error": report.error,
         "model": model_to_dict(report.model, report.analysis, report.curves) if report.model is not None else None,
         "findings": [_finding_dict(f) for f in report.findings],
+        # settings two or more rules change to different values, and the value meeting them all
+        "combined_changes": [c.to_dict() for c in combined_changes(report.findings)],
     }
 
 

@@ -15,6 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from reglint.engine.finding import combined_changes, describe_combined
 from reglint.engine.fmt import g, lam, pct, steps_taken
 from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
@@ -207,6 +208,11 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
         if finding.fix is not None and finding.fix.changes:
             console.print(_indented(Text(f"changes ({clean(finding.fix.aim)}): {clean(finding.fix.describe())}",
                                          style="green")))
+    together = combined_changes(rep.findings)
+    if together:  # several rules change one setting: the value that meets them all
+        console.print(Text("fixes together", style="bold green"))
+        for combined in describe_combined(together):
+            console.print(_indented(Text(clean(combined), style="green")))
 
 
 def _table(columns: list[Column], rows: list[list], natural: list[int],
