@@ -122,3 +122,22 @@ def test_a_bias_by_distance_or_by_key_position_is_still_folded(tmp_path):
                                    tmp_path / "alibi.onnx")
         model = read_model(target)
         assert any(n.startswith("1 initializer(s) are an attention mask, position bias") for n in model.notes)
+
+
+@pytest.mark.parametrize("name", ["encoder_copies_torchscript.onnx", "encoder_copies_dynamo.onnx"])
+def test_an_untrained_encoders_copied_layers_are_added_back_in_the_notes(name):
+    """Review 41, 4: ``nn.TransformerEncoder`` deep-copies its layer, so an
+    untrained one's layers hold equal weights, which both exporters store
+    once (4,448 parameters in torch, 2,176 stored). The notes added back
+    the repeated ones and zeros only (and the TorchScript file's Identity
+    aliases a second time). Now they add the copies' weights once each:
+    the TorchScript file adds up to torch's count; the dynamo file is short
+    by the two out-projection biases (zeros) it drops from its Gemms."""
+    expected = json.loads((FOLDER / "manifest.json").read_text())[name]
+    model = read_model(FOLDER / name)
+    counted = sum(v.size for _, v in model.variables())
+    assert counted == expected["float_initializer_values"] - (1 if "dynamo" in name else 0)
+    more = sum(int(m.group(1).replace(",", "")) for note in model.notes
+               for m in [re.search(r"([\d,]+) values more", note)] if m)
+    dropped = 2 * 16 if "dynamo" in name else 0  # out_proj.bias of each layer, absent from the file
+    assert counted + more + dropped == expected["count_params"]

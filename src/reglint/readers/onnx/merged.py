@@ -33,21 +33,95 @@ def merged_constants_note(params: list[Param], index: GraphIndex) -> str | None:
             f"module ({extra:,} values more)")
 
 
+def parallel_copies_note(params: list[Param], index: GraphIndex) -> str | None:
+    """Weights an exporter stored once for several copies of one module: an
+    untrained ``nn.TransformerEncoder`` deep-copies its layer, so layer 1's
+    weights equal layer 0's and torch.onnx keeps one tensor that both
+    layers' nodes read (review 41, 4: 5,156 parameters in torch, 2,884
+    stored). Told apart from a weight tied by design by where its readers
+    sit: in a module that differs from its own only by an index
+    (``layers.1/linear1`` for ``layers.0.linear1``), reading it the same way;
+    a tied embedding's second reader is another module (``lm_head``), and
+    ALBERT's shared layer is one module called again. Repeated-value tensors
+    are ``merged_constants_note``'s."""
+    copies: dict[str, int] = {}
+    for p in params:
+        if p.uses < 2 or p.stats is None or _one_magnitude(p.stats):
+            continue
+        found = _parallel_modules(p, index)
+        if found:
+            copies[p.name] = found
+    if not copies:
+        return None
+    extra = sum(p.stats.count * copies[p.name] for p in params if p.name in copies and p.stats is not None)
+    return (f"{len(copies)} weight(s) are read by {sum(copies.values())} copies of their module (the same path "
+            f"under another index, as an untrained model's deep-copied layers) and counted once, as stored: "
+            f"exporters merge equal tensors (torch.onnx does), so the source model held one per copy ({extra:,} "
+            f"values more)")
+
+
+def _parallel_modules(p: Param, index: GraphIndex) -> int:
+    """How many module copies besides its own read ``p``: readers whose
+    module, with every index written as ``#``, is its own module's, with an
+    op its own module reads it with."""
+    readers = [(node, _module_scope(scope)) for node, _ in uses(index, p.name)
+               if (scope := _scope_of(node)) is not None]
+    if not readers:
+        return 0
+    own = _own_module(p, [scope for _, scope in readers])
+    ops = {node.op for node, module in readers if _within(own, module)}
+    return len({tuple(module) for node, module in readers
+                if not _within(own, module) and node.op in ops and _indexless(module) == _indexless(own)})
+
+
+def _own_module(p: Param, modules: list[list[str]]) -> list[str]:
+    """The module ``p`` belongs to: the one its name gives where a reader
+    sits in it, else its first reader's (an anonymous ``onnx::MatMul_12``,
+    a folded ``val_4``, or a weight its module reads from its parent's scope:
+    MultiheadAttention's ``out_proj.weight`` at ``/self_attn/Gemm``)."""
+    named = _parts(p.name.rsplit(".", 1)[0]) if "." in p.name and not p.name.startswith("onnx::") else None
+    inside = next((module for module in modules if named and _in_module(named, module)), None)
+    return inside if inside is not None else modules[0]
+
+
+def _within(own: list[str], module: list[str]) -> bool:
+    return module[:len(own)] == own
+
+
+def _counted_elsewhere(p: Param, index: GraphIndex) -> bool:
+    """Whether another note already counts ``p``'s extra copies (a merged
+    repeated value, a module's copies): the legacy exporter reads them
+    through Identity nodes too, and a value is added back once."""
+    if p.stats is None:
+        return False
+    if _one_magnitude(p.stats):
+        return _other_modules(p, index) > 0
+    return _parallel_modules(p, index) > 0
+
+
+def _module_scope(scope: str) -> list[str]:
+    """A scope's module parts: a scoped node name drops its op
+    (``/enc/layers.1/linear1/MatMul`` -> enc, layers, 1, linear1)."""
+    parts = _parts(scope)
+    return parts[:-1] if "/" in scope else parts
+
+
+def _indexless(parts: list[str]) -> list[str]:
+    return ["#" if part.isdigit() else part for part in parts]
+
+
 def _other_modules(p: Param, index: GraphIndex) -> int:
     """Consumers of ``p`` whose scope (a scoped node name, ``/encoder/layer.1/LayerNorm/...``)
-    lies outside the module its name gives (``encoder.layer.0.LayerNorm.weight``).
-    An anonymous initializer (``onnx::Mul_12``, a folded ``val_12``) takes
-    its first reader's module. 0 when the nodes carry no scopes. A training
+    lies outside its own module (``_own_module``: the one its name gives,
+    ``encoder.layer.0.LayerNorm.weight``, where a reader sits in it; else
+    its first reader's). 0 when the nodes carry no scopes. A training
     graph's copy of a node (``/train/fc1/Gemm``) reads its own module's
     tensor and is not counted."""
-    scopes = [scope for node, _ in uses(index, p.name) if (scope := _scope_of(node)) is not None]
-    if "." in p.name and not p.name.startswith("onnx::"):
-        module = _parts(p.name.rsplit(".", 1)[0])
-    elif scopes:  # a folded or anonymous tensor (``val_12``): the first reader's module stands for its own
-        module = _parts(scopes[0])[:-1] if "/" in scopes[0] else _parts(scopes[0])
-    else:
+    modules = [_module_scope(scope) for node, _ in uses(index, p.name) if (scope := _scope_of(node)) is not None]
+    if not modules:
         return 0
-    return sum(1 for scope in scopes if not _in_module(module, _parts(scope)))
+    own = _own_module(p, modules)
+    return sum(1 for module in modules if not _within(own, module) and not _in_module(own, module))
 
 
 def _scope_of(node) -> str | None:
@@ -107,7 +181,8 @@ def identity_alias_note(params: list[Param], index: GraphIndex) -> str | None:
         if node.op != "Identity" or len(node.inputs) != 1 or len(node.outputs) != 1:
             continue
         source, alias = node.inputs[0], node.outputs[0]
-        if source in by_name and alias not in by_name and _PARAMETER_NAME.search(alias):
+        if source in by_name and alias not in by_name and _PARAMETER_NAME.search(alias) \
+                and not _counted_elsewhere(by_name[source], index):
             aliases.append((alias, by_name[source]))
     if not aliases:
         return None

@@ -15,7 +15,7 @@ from reglint.readers.onnx.graph import GraphIndex
 from reglint.readers.onnx.layers import build_layers
 from reglint.readers.onnx.load import check_external_locations, load_proto, run_checker
 from reglint.readers.onnx.losses import find_losses, find_outputs
-from reglint.readers.onnx.merged import identity_alias_note, merged_constants_note
+from reglint.readers.onnx.merged import identity_alias_note, merged_constants_note, parallel_copies_note
 from reglint.readers.onnx.params import Param, assign_trainable, collect_params
 from reglint.readers.onnx.penalties import find_penalties
 from reglint.readers.onnx.roles import assign_role
@@ -118,7 +118,8 @@ def _final_notes(model: Model, proto, index: GraphIndex, setup: TrainingSetup, p
                            "not parameters")
     if index.sparse:
         model.notes.append("sparse initializers are counted at their dense size")
-    for note in (merged_constants_note(params, index), identity_alias_note(params, index),
+    for note in (merged_constants_note(params, index), parallel_copies_note(params, index),
+                 identity_alias_note(params, index),
                  folded_batchnorm_note(params, index, proto.producer_name)):
         if note is not None:
             model.notes.append(note)
