@@ -236,3 +236,26 @@ def test_param_groups_that_differ_only_in_eps_are_judged_each_at_its_own():
     assert "below 0.01" in first
     assert float(first.rsplit("by about ", 1)[1].split(" ")[0]) == pytest.approx(truth[0], rel=0.05)
     assert "drifts to zero at about lr 0.001 per step" in second and truth[1] == pytest.approx(1e-3, rel=0.1)
+
+
+def test_lbfgs_iterations_are_its_steps():
+    """Review 41, 5: LBFGS keeps one state entry for all parameters, its
+    iterations in ``n_iter``; a trained file read as 'saved before its first
+    step', with no steps."""
+    model = read_model(HERE / "lbfgs.pt")
+    assert model.optimizer.class_name == "LBFGS"
+    assert model.optimizer.iterations == TRUTH["lbfgs.pt"]["n_iter"] > 0
+    assert not any("saved before its first step" in note for note in model.notes)
+    assert any("LBFGS keeps flat vectors" in note for note in model.notes)
+
+
+def test_reduce_lr_on_plateau_says_the_saved_rate_is_after_its_cuts():
+    """Review 41, 6: ReduceLROnPlateau keeps no starting rate; the saved lr
+    (0.001 after two cuts from 0.1) was judged with no word that the run
+    trained faster before."""
+    truth = TRUTH["sgd_plateau.pt"]
+    model = read_model(HERE / "sgd_plateau.pt")
+    assert truth["saved_lr"] < truth["start_lr"]
+    assert model.optimizer.learning_rate.initial == pytest.approx(truth["saved_lr"])
+    [note] = [n for n in model.notes if n.startswith("ReduceLROnPlateau")]
+    assert f"by {truth['factor']:g}" in note and "--learning-rate" in note

@@ -542,6 +542,9 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
                                              notes=notes, peaks=peaks or scheduler_peaks(obj))
         if not opt_state.get(PARTIAL):
             _mark_frozen(model)
+        plateau = plateau_note(obj, model.optimizer)
+        if plateau:
+            notes.append(plateau)
     elif model_tensors is not None and optimizer_note:
         notes.append("no optimizer state saved: pass --optimizer, --learning-rate and --weight-decay to check decay")
     _attach_extras(model, obj, key, opt_key)
@@ -647,6 +650,20 @@ def scheduler_name(obj: Any) -> str | None:
         if key in state:
             return name
     return None
+
+
+def plateau_note(obj: Any, opt) -> str | None:
+    """ReduceLROnPlateau keeps no starting rate (no ``initial_lr``): the
+    saved lr is the one after every cut so far, and the rules judge it
+    (review 41, 6: a run trained at 0.1 read as lr 1e-4, unsaid)."""
+    state = scheduler_state(obj)
+    if scheduler_name(obj) != "ReduceLROnPlateau" or state is None or opt is None or opt.learning_rate is None:
+        return None
+    factor = number(state.get("factor"))
+    cuts = f"by {factor:g} " if factor else ""
+    return (f"ReduceLROnPlateau: it cuts the learning rate {cuts}whenever the monitored metric stalls and keeps no "
+            f"starting rate, so lr {opt.learning_rate.initial:.3g} is the rate after any cuts so far, which the "
+            f"rules judge; earlier steps may have run at a higher one (--learning-rate sets the rate to judge)")
 
 
 def optimizer_ids(opt_state: dict) -> int:

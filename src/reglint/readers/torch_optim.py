@@ -197,7 +197,9 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
         notes.append(note)
     ids = [[i for i in g.get("params", []) if isinstance(i, (int, str))] for g in groups]
     # SGD without momentum keeps no per-parameter state at any step (review 31, D15)
-    stateless = class_name == "SGD" and not any(number(g.get("momentum")) for g in groups)
+    stateless = "SGD without momentum keeps none" if class_name == "SGD" and not any(
+        number(g.get("momentum")) for g in groups) else (
+        "LBFGS keeps flat vectors over every parameter" if class_name == "LBFGS" else None)
     members, mapping = map_groups(slots, ids, groups, _id_shapes(state), ordered=ordered, notes=notes,
                                   stateless=stateless)
     param_groups = [_group(i, g, decoupled, members[i], mapping[i], len(ids[i])) for i, g in enumerate(groups)]
@@ -365,9 +367,11 @@ def _learning_rate(raw: dict, schedule: str | None) -> LearningRate | None:
 
 
 def _steps(state: dict, scalar: Callable[[TensorRef], float | None]) -> int | None:
+    """The largest ``step`` in the per-parameter state; LBFGS keeps its
+    iterations as ``n_iter`` in its one entry (review 41, 5)."""
     best = None
     for entry in state.values():
-        step = entry.get("step") if isinstance(entry, dict) else None
+        step = (entry.get("step", entry.get("n_iter"))) if isinstance(entry, dict) else None
         value = scalar(step) if isinstance(step, TensorRef) else number(step)
         if value is not None and value >= 0:
             best = max(best or 0, int(value))
@@ -401,7 +405,7 @@ def _id_shapes(state: dict) -> dict[Any, tuple[int, ...]]:
 # which parameters each group updates
 # ---------------------------------------------------------------------------
 def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: dict, *, ordered: bool,
-               notes: list[str], stateless: bool = False) -> tuple[list[list[str]], list[str]]:
+               notes: list[str], stateless: str | None = None) -> tuple[list[list[str]], list[str]]:
     """(locations per group, mapping per group)."""
     named = _by_names(slots, groups)
     if named is not None:
@@ -439,7 +443,7 @@ def map_groups(slots: list[Slot], ids: list[list], groups: list[dict], shapes: d
         notes.append(f"the optimizer updates {total} of the model's {len(slots)} parameters; the rest are frozen "
                      "or trained by another optimizer")
     if not shapes and any(ids):
-        why = "SGD without momentum keeps none" if stateless else "saved before its first step"
+        why = stateless or "saved before its first step"  # stateless: why the class keeps none
         notes.append(f"the optimizer state holds no per-parameter tensors ({why}): "
                      "param groups matched by their sizes and the parameters' order, without a shape check")
     return members, ["exact" if unique else "uncertain"] * len(ids)
