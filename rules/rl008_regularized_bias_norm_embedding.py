@@ -203,9 +203,12 @@ def _shown(model, var) -> str:
     """A variable as the message names it: its location where that is a
     parameter name (PyTorch), else ``layer/variable`` (a Keras file's
     location is an HDF5 path such as ``/layers/dense/vars/1``)."""
+    layer = next((layer for layer, v in model.variables() if v is var), None)
     if not var.location.startswith("/"):
-        return var.location
-    return next((f"{layer.path}/{v.name}" for layer, v in model.variables() if v is var), var.location)
+        # a wrapper's prefix (``module.``, ``_orig_mod.``) dropped, as the layer table drops it (review 41, 7)
+        plain = f"{layer.path}.{var.name}" if layer is not None else var.location
+        return plain if var.location.endswith("." + plain) else var.location
+    return f"{layer.path}/{var.name}" if layer is not None else var.location
 
 
 def _count_roles(variables) -> dict[str, int]:

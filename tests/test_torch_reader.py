@@ -121,6 +121,24 @@ def test_a_parametrized_parameter_belongs_to_its_module(name):
     assert set(roles) == set(MANIFEST[name]["parameter_names"])
 
 
+def test_module_classes_told_by_their_tensors():
+    """Review 41, 7: a MultiheadAttention with kdim/vdim (q/k/v projections
+    of their own) read as Module, a per-channel PReLU named ``act`` as a
+    Norm (and RL008 counted its slopes as a norm's gain), an LSTM with
+    ``proj_size`` as RNN. The classes are torch's (manifest ``modules``)."""
+    truth = MANIFEST["module_classes.pt"]["modules"]
+    layers = {layer.path: layer.class_name for layer in read_model(TORCH / "module_classes.pt").layers}
+    assert {path: layers[path] for path in truth} == truth
+
+
+def test_rl008_names_parameters_without_a_wrappers_prefix():
+    """Review 41, 7: the table names ``conv1`` where the file says
+    ``module.conv1``; RL008 named ``module.conv1.bias``."""
+    _, report = check_json(TORCH / "data_parallel.pt")
+    [rl008] = [f for f in report["files"][0]["findings"] if f["code"] == "RL008"]
+    assert "conv1.bias" in rl008["message"] and "module." not in rl008["message"]
+
+
 def test_roles_from_module_structure():
     cnn = {v.location: v for _, v in read_model(TORCH / "sgd_momentum_wd.pt").variables()}
     assert cnn["conv1.weight"].role is Role.KERNEL and cnn["conv1.bias"].role is Role.BIAS

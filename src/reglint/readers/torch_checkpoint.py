@@ -85,6 +85,8 @@ EMBEDDING_NAME = re.compile(r"emb|^(wte|wpe|shared|tok_embeddings|lookup|relativ
 # auxiliary-loss-free load balancing moves each step). Torch counts no
 # buffer among the parameters: non-trainable, as running statistics are.
 BUFFER_LEAVES = {"e_score_correction_bias"}
+# A module holding a rank-1 weight alone, named as an activation: PReLU's slopes, not a norm's gain.
+ACTIVATION_NAME = re.compile(r"(^|_)(prelu|act|activation|relu)(_?\d*)$", re.IGNORECASE)
 RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh|hr)_l\d+(_reverse)?$")
 RNN_GATES = {4: "LSTM", 3: "GRU", 1: "RNN"}
 CONV_CLASSES = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
@@ -293,7 +295,7 @@ def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[s
         return "BatchNorm", roles
     if any(RNN_LEAF.match(leaf) for leaf in leaves):
         return _rnn_class(leaves), roles
-    if "in_proj_weight" in leaves:
+    if "in_proj_weight" in leaves or "q_proj_weight" in leaves:  # kdim/vdim: separate projections
         return "MultiheadAttention", roles
     if weight is None and last == "experts" and any(len(t.shape) == 3 for t in leaves.values()):
         return "Experts", _expert_roles(leaves, roles)
@@ -306,7 +308,9 @@ def module_roles(path: str, leaves: dict[str, NamedTensor]) -> tuple[str, dict[s
             return "Embedding", roles
         roles["weight" if "weight" in leaves else "weight_v"] = Role.KERNEL
         return CONV_CLASSES.get(rank, "ConvNd"), roles
-    if "prelu" in last.lower():
+    if ACTIVATION_NAME.search(last) or (tuple(weight.shape) == (1,) and "bias" not in leaves):
+        # PReLU: a module named as an activation, or one shared slope (no
+        # normalization scales a single feature)
         roles["weight"] = Role.ALPHA
         return "PReLU", roles
     roles["weight"] = Role.GAMMA
@@ -335,10 +339,17 @@ EXPERT_CONSTANT = re.compile(r"_(scales?|scale_inv|zero(_point)?s?|absmax|global
 
 
 def _rnn_class(leaves: dict[str, NamedTensor]) -> str:
-    ih, hh = leaves.get("weight_ih_l0"), leaves.get("weight_hh_l0")
-    if ih is None or hh is None or len(hh.shape) != 2 or not hh.shape[1]:
+    """By the gate count: ``weight_ih`` is [gates*hidden, in]; the hidden
+    size is ``weight_hh``'s columns, or with ``proj_size`` (an LSTM's
+    ``weight_hr`` [proj, hidden]) ``weight_hr``'s (review 41, 7)."""
+    ih, hh, hr = leaves.get("weight_ih_l0"), leaves.get("weight_hh_l0"), leaves.get("weight_hr_l0")
+    if hr is not None and len(hr.shape) == 2 and hr.shape[1]:
+        hidden = hr.shape[1]
+    elif hh is not None and len(hh.shape) == 2 and hh.shape[1]:
+        hidden = hh.shape[1]
+    else:
         return "RNN"
-    return RNN_GATES.get(ih.shape[0] // hh.shape[1], "RNN")
+    return RNN_GATES.get(ih.shape[0] // hidden, "RNN") if ih is not None else "RNN"
 
 
 def _norm_class(name: str) -> str:
