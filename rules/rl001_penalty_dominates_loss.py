@@ -147,7 +147,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.finding import Change, Fix, Severity, lambda_parameter
 from reglint.engine.fmt import g, pct
 from reglint.engine.measured import data_note, verdict
 from reglint.engine.rule import Option, Rule
@@ -167,10 +167,9 @@ def lambda_changes(penalties: list[Any], scale: float) -> tuple[Change, ...]:
     out: dict[tuple[str, str, str], Change] = {}
     for p in penalties:
         layer, target, l1, l2 = _tensor(p)
-        both = bool(l1 and l2)
         for name, value in (("l1", l1), ("l2", l2)):
             if value:
-                parameter = name if both else "lambda"
+                parameter = lambda_parameter(l1, l2, name)
                 out.setdefault((layer, target, parameter),
                                Change(parameter, value, value * scale, layer=layer, target=target))
     return tuple(out.values())

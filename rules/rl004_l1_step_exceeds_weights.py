@@ -53,7 +53,7 @@ compared with; an L1 penalty on them is RL008's finding.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.finding import Change, Fix, Severity, lambda_parameter
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import expected_sum_abs
@@ -92,7 +92,8 @@ class L1StepExceedsWeights(Rule):
                 layer=p.layer.path, target=p.variable.name, severity=severity,
                 remedy=f"use L1 <= {g(safe)} at this learning rate, or a proximal L1 update",
                 fix=Fix(f"an L1 step of {g(0.5 * self.thresholds['l1-step-warning'], 2)}x the mean |w| per step",
-                        (Change("lambda", p.l1, safe, layer=p.layer.path, target=p.variable.name),)),
+                        (Change(lambda_parameter(p.l1, p.l2, "l1"), p.l1, safe, layer=p.layer.path,
+                                target=p.variable.name),)),
                 values={"l1_step_ratio": ratio, "l1_step": step, "mean_abs_weight": mean_abs,
                         "lambda": p.l1, "learning_rate": dyn.lr, "safe_lambda": safe, "params": p.n},
             )

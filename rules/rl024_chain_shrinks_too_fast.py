@@ -157,7 +157,7 @@ the linear analysis'.
 
 from __future__ import annotations
 
-from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.finding import Change, Fix, Severity, lambda_parameter
 from reglint.engine.fmt import amount, g, lam
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
@@ -400,7 +400,8 @@ class ChainShrinksTooFast(Rule):
                 safe = room * (1.0 - dyn.momentum) / (2.0 * dyn.lr) - dyn.coupled_l2 if room > 0 else 0.0
                 target = p.variable.name.split("/")[-1]
                 changes.setdefault((p.layer.path, target, p.l2), Change(
-                    "lambda", p.l2, safe if safe > 0 else None, layer=p.layer.path, target=target))
+                    lambda_parameter(p.l1, p.l2, "l2"), p.l2, safe if safe > 0 else None, layer=p.layer.path,
+                    target=target))
         return Fix(f"a per-step shrink 2*lr*l2/(1-momentum) of {g(self.aim)}", tuple(changes.values()))
 
 

@@ -96,30 +96,41 @@ def test_weight_decay_fix_is_rl003s_safe_value():
     assert math.isclose(change.suggested, f.values["safe_weight_decay"])
 
 
-@pytest.mark.parametrize("name", ["nested_chain_three_deep.keras", "nested_dict_outputs.keras"])
-def test_fixes_of_several_rules_on_one_lambda_combine_into_one_that_meets_them_all(name, tmp_path):
+@pytest.mark.parametrize("path", [KERAS_FIXTURES / "nested_chain_three_deep.keras",
+                                  KERAS_FIXTURES / "nested_dict_outputs.keras",
+                                  FIXTURES / "layer_sweep" / "k3_l1l2_two_rules.keras"], ids=lambda p: p.name)
+def test_fixes_of_several_rules_on_one_lambda_combine_into_one_that_meets_them_all(path, tmp_path):
     """Review 40, 8: two rules asked different values of one lambda (RL001
     and RL024 here) and the output offered no value meeting both; applying
     the larger left the other rule's error. ``combined_changes`` gives the
-    smaller, and a model rebuilt with it draws neither error."""
+    smaller, and a model rebuilt with it draws neither error. An L1L2's L1
+    (RL004) and L2 (RL024) are two settings, never one (review 43, 3)."""
     from reglint.engine.finding import Severity
 
     from mutate import layer_configs, rewrite_keras_zip
 
-    source = KERAS_FIXTURES / name
+    source, name = path, path.name
     report = run_json("check", str(source), "--format", "json", "--no-cache")
     combined = report["files"][0]["combined_changes"]
     assert combined
     for entry in combined:
         assert entry["together"] == min(entry["asked"].values()) < entry["current"]
     codes = {code for entry in combined for code in entry["asked"]}
-    together = {entry["layer"].rsplit("/", 1)[-1]: entry["together"] for entry in combined}
+    together = {(entry["layer"].rsplit("/", 1)[-1], entry["parameter"], entry["current"]): entry["together"]
+                for entry in combined}
 
     def apply(cfg):
         for layer in layer_configs(cfg):
             reg = layer.get("kernel_regularizer")
-            if layer.get("name") in together and isinstance(reg, dict):
-                reg["config"]["l2"] = together[layer["name"]]
+            if not isinstance(reg, dict):
+                continue
+            factors = reg["config"]
+            for (name_, parameter, current), value in together.items():
+                if name_ != layer.get("name"):
+                    continue
+                for factor in ("l1", "l2"):
+                    if parameter in (factor, "lambda") and factors.get(factor) == pytest.approx(current):
+                        factors[factor] = value
 
     fixed = rewrite_keras_zip(source, tmp_path / name, config=apply)
     after = lint_file(str(fixed), Settings())

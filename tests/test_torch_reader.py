@@ -630,25 +630,47 @@ def test_training_args_classes_only_where_asked():
         load_pickle(data, what="model.pt")
 
 
+def test_a_parametrizations_own_parameters_are_trained():
+    """Review 43, 1: a minLoRA-style parametrization's ``lora_A``/``lora_B``
+    (``0.parametrizations.weight.0.lora_A``) were read as buffers, the
+    frozen base weights as trained, and the optimizer's one group matched
+    'exact' to tensors of other shapes."""
+    truth = MANIFEST["lora_parametrized.pt"]
+    model = read_model(TORCH / "lora_parametrized.pt")
+    assert model.trainable_params == truth["trainable"]
+    assert [sorted(g.variables) for g in model.optimizer.param_groups] == [sorted(p) for p in truth["group_params"]]
+    trainable = {v.location for _, v in model.variables() if v.trainable}
+    assert trainable == {n for group in truth["group_params"] for n in group}
+
+
 @pytest.mark.parametrize("name", ["transfer_head_first.pt", "frozen_conv_head_group.pt",
                                   "whole_module_and_optimizer.pt"])
 def test_groups_given_in_another_order_with_frozen_layers(name):
-    """Review 41, 1-3: an optimizer given the head's parameters before the
-    backbone's, a frozen stem or conv left out. The matching took the first
-    same-shaped vectors in module order, froze the wrong ones and called it
-    exact (or left a frozen conv trainable). Each group holds torch's
-    parameters (manifest ``group_params``), the frozen ones are not
-    trainable, the count is torch's; shapes alone do not decide these, so
-    no mapping is called exact."""
+    """Review 41, 1-3 and 43, 5-7: an optimizer given the head's parameters
+    before the backbone's, a frozen stem or conv left out. The matching took
+    the first same-shaped vectors in module order, froze the wrong ones and
+    called it exact. Each group holds torch's parameters (manifest
+    ``group_params``); shapes alone do not decide these, so no mapping is
+    exact, and only the parameters whose shape no group holds are marked
+    frozen (a guess would name wrong layers frozen): the rest of the
+    frozen values are counted trainable, and a note says how many. A
+    pickled module records which are frozen: there the count is torch's."""
     truth = MANIFEST[name]
     model = read_model(TORCH / name)
     groups = model.optimizer.param_groups
     assert [sorted(g.variables) for g in groups] == [sorted(p) for p in truth["group_params"]]
-    assert model.trainable_params == truth["trainable"]
-    trainable = {v.location for _, v in model.variables() if v.trainable}
-    assert not trainable & set(truth["frozen_names"])
-    if name != "whole_module_and_optimizer.pt":  # there the module records which are frozen
-        assert all(g.mapping == "uncertain" for g in groups)
+    if name == "whole_module_and_optimizer.pt":
+        assert model.trainable_params == truth["trainable"]
+        return
+    assert all(g.mapping == "uncertain" for g in groups)
+    members = {loc for g in groups for loc in g.variables}
+    variables = {v.location: v for _, v in model.variables()}
+    held = {variables[loc].shape for loc in members}
+    for name_ in truth["frozen_names"]:  # frozen where no group holds the shape, else counted trainable
+        assert variables[name_].trainable == (variables[name_].shape in held)
+    [note] = [n for n in model.notes if "is not told by the file" in n]
+    guessed = int(note.split(" values", 1)[0].replace(",", ""))
+    assert model.trainable_params - guessed == truth["trainable"]
 
 
 def test_group_mapping_says_when_it_is_uncertain():

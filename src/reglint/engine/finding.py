@@ -57,6 +57,17 @@ class Change:
                 "current": _number(self.current), "suggested": _number(self.suggested)}
 
 
+def lambda_parameter(l1: float, l2: float, which: str) -> str:
+    """The name a change gives one factor of a regularizer: ``lambda`` where
+    it has one, ``l1`` or ``l2`` (``which``) where it has both (an L1L2), so
+    two rules changing the same factor name it alike (review 43, 3).
+
+    >>> lambda_parameter(0.0, 0.3, "l2"), lambda_parameter(0.05, 0.3, "l1")
+    ('lambda', 'l1')
+    """
+    return which if l1 and l2 else "lambda"
+
+
 @dataclass(frozen=True)
 class Fix:
     """What a finding proposes, as data: the ``aim`` the change achieves and
@@ -201,14 +212,21 @@ def combined_changes(findings: list[Finding]) -> list[CombinedChange]:
     """
     asked: dict[tuple, dict[str, float]] = {}
     current: dict[tuple, float] = {}
+    named: dict[tuple, str] = {}  # an L1L2's factor as a rule named it
     for finding in findings:
         if finding.fix is None:
             continue
         for change in finding.fix.changes:
             if change.current is None or change.suggested is None:
                 continue
-            key = (change.layer, change.target, change.parameter)
+            # a factor is keyed by the value it starts from: an L1L2's L1 and L2
+            # are told apart by it, whichever rule names them "lambda" and
+            # which "l1"/"l2" (review 43, 3)
+            factor = change.parameter in ("lambda", "l1", "l2")
+            key = (change.layer, change.target, "lambda" if factor else change.parameter, change.current)
             current[key] = change.current
+            if factor and change.parameter != "lambda":
+                named[key] = change.parameter
             by_rule = asked.setdefault(key, {})
             value = by_rule.get(finding.code)
             by_rule[finding.code] = change.suggested if value is None else (
@@ -221,5 +239,6 @@ def combined_changes(findings: list[Finding]) -> list[CombinedChange]:
         values = list(by_rule.values())
         together = min(values) if all(v < now for v in values) else max(values) if all(v > now for v in values) \
             else None
-        out.append(CombinedChange(*key, current=now, asked=tuple(sorted(by_rule.items())), together=together))
+        out.append(CombinedChange(key[0], key[1], named.get(key, key[2]), current=now,
+                                  asked=tuple(sorted(by_rule.items())), together=together))
     return out

@@ -447,6 +447,9 @@ class Optimizer:
     # Where settings differ per group (PyTorch param groups, a MultiOptimizer):
     # the index of the group whose settings the top-level fields hold.
     lead_group: int | None = None
+    # PyTorch: parameters no param group can update (no group's state holds
+    # their shape), where the groups' members are otherwise a guess
+    not_updated: list[str] | None = None
 
     def own_penalties(self) -> dict[str, float]:
         """The penalties the optimizer applies itself, outside the loss and

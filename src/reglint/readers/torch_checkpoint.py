@@ -244,7 +244,10 @@ def buffer_leaves(leaves: Mapping[str, Any]) -> set[str]:
     ``weight_orig`` (the legacy ``weight_norm``'s ``weight_v`` beside
     ``weight_g`` is a parameter)."""
     found = {leaf for leaf in leaves if leaf in BUFFER_LEAVES}
-    found |= {leaf for leaf in leaves if re.match(r"^[^.]+\.\d+\.", leaf)}
+    # a parametrization module's buffers: spectral norm's power-iteration
+    # vectors, orthogonal's base; its parameters (minLoRA's lora_A/lora_B,
+    # a learned gain) are parameters (review 43, 1)
+    found |= {leaf for leaf in leaves if re.match(r"^[^.]+\.\d+\.(_u|_v|base)$", leaf)}
     for leaf in leaves:
         if leaf.endswith("_orig"):
             stem = leaf[:-len("_orig")]
@@ -537,13 +540,13 @@ def describe(obj: Any, archive, path: Path, options: ReadOptions, *, fmt: str = 
         model.layers, slots = build_layers(model_tensors, options, notes)
         if isinstance(state_dict, ModuleStateDict):
             apply_module_records(model, state_dict, ema=key in EMA_KEYS)
-            slots = [slot for slot in slots if slot.location not in state_dict.buffers]
             # parameters saved with requires_grad=False are in no optimizer
-            # built from the trainable ones (review 41, 2); one built from
-            # model.parameters() holds them too, and then they stay
-            trained = [slot for slot in slots if slot.location not in state_dict.frozen]
-            if key not in EMA_KEYS and opt_state is not None and optimizer_ids(opt_state) <= len(trained):
-                slots = trained
+            # built from the trainable ones (review 41, 2), but one built from
+            # model.parameters(), or a sub-model's, may hold them (review 43, 6):
+            # a preference where several matches fit, not a filter
+            frozen = state_dict.frozen if key not in EMA_KEYS else set()
+            slots = [dataclasses.replace(slot, recorded_frozen=slot.location in frozen)
+                     for slot in slots if slot.location not in state_dict.buffers]
     else:
         notes.append("optimizer state only: no model weights, so parameter names are unknown")
     if opt_state is not None:
@@ -677,30 +680,34 @@ def plateau_note(obj: Any, opt) -> str | None:
             f"rules judge; earlier steps may have run at a higher one (--learning-rate sets the rate to judge)")
 
 
-def optimizer_ids(opt_state: dict) -> int:
-    """How many parameters an optimizer state dict's groups list."""
-    groups = opt_state.get("param_groups") if isinstance(opt_state, dict) else None
-    return sum(len(g.get("params") or []) for g in groups if isinstance(g, dict)) if isinstance(groups, list) else 0
-
-
 def _mark_frozen(model: Model) -> None:
     """Parameters no param group updates are frozen (or another optimizer's).
-    Where the mapping is uncertain the groups' members are a guess among
-    parameters of the same shapes, but how many values they update is
-    not: marking the rest frozen keeps the trainable count torch's (review
-    41, 3: a frozen conv counted trainable though no group holds its
-    shape), and a note says which layers' split is a guess."""
+    Where the mapping is exact, every parameter outside the groups; where it
+    is uncertain, only those whose shape no group's state holds
+    (``Optimizer.not_updated``): which of several same-shaped parameters
+    the optimizer left out is a guess, and a guess would name a wrong layer
+    frozen (review 43, 5 and 7); a note says how many values are left."""
     opt = model.optimizer
-    if opt is None or not opt.param_groups or not model.layers or \
-            any(g.mapping not in ("exact", "uncertain") for g in opt.param_groups):
+    if opt is None or not opt.param_groups or not model.layers:
         return
-    updated = {loc for g in opt.param_groups for loc in g.variables}
-    if any(g.mapping == "uncertain" for g in opt.param_groups) and \
-            len(updated) != sum(len(g.variables) for g in opt.param_groups):
-        return  # several optimizers share parameters: a guess there is no count to keep
+    if all(g.mapping == "exact" for g in opt.param_groups):
+        updated = {loc for g in opt.param_groups for loc in g.variables}
+        for _, var in model.variables():
+            if var.trainable and var.location not in updated:
+                var.trainable = False
+        return
+    certain = set(opt.not_updated or ())
+    members = {loc for g in opt.param_groups for loc in g.variables}
+    guessed = 0
     for _, var in model.variables():
-        if var.trainable and var.location not in updated:
+        if var.trainable and var.location in certain:
             var.trainable = False
+        elif var.trainable and var.location not in members:
+            guessed += var.size
+    if guessed and members:
+        model.notes.append(f"{guessed:,} values of parameters shaped like those the optimizer updates are left out of "
+                           f"its groups, but which of the same-shaped parameters is not told by the file: they are "
+                           f"counted trainable")
 
 
 def _attach_extras(model: Model, obj: Any, key: str | None, opt_key: str | None) -> None:

@@ -60,6 +60,9 @@ class Slot:
 
     location: str
     shape: tuple[int, ...]
+    # a pickled module recorded it ``requires_grad=False``: an optimizer
+    # built from the trainable parameters leaves it out
+    recorded_frozen: bool = False
 
     @property
     def looks_undecayed(self) -> bool:
@@ -203,6 +206,7 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     members, mapping = map_groups(slots, ids, groups, _id_shapes(state), ordered=ordered, notes=notes,
                                   stateless=stateless)
     param_groups = [_group(i, g, decoupled, members[i], mapping[i], len(ids[i])) for i, g in enumerate(groups)]
+    not_updated = _not_updated(slots, ids, _id_shapes(state))
     lead = max(param_groups, key=_shrink, default=None)
     raw = groups[param_groups.index(lead)] if lead is not None else {}
     betas = list(raw["betas"]) if isinstance(raw.get("betas"), (tuple, list)) else []
@@ -221,6 +225,7 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
         config={k: plain(v) for k, v in raw.items() if k != "params"},
         param_groups=param_groups,
         lead_group=lead.index if lead is not None and len(param_groups) > 1 else None,
+        not_updated=not_updated,
     )
     if len(param_groups) > 1 and lead is not None and lead.decays:
         notes.append(f"{len(param_groups)} param groups; the optimizer's settings shown are group {lead.index}'s, "
@@ -233,6 +238,17 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
         notes.append(f"SGD dampening {damp:g}: each gradient enters the momentum buffer at {1 - damp:.3g} of its "
                      f"size, so the rules judge the effective learning rate lr*(1-dampening)")
     return opt
+
+
+def _not_updated(slots: list[Slot], ids: list[list], shapes: dict) -> list[str] | None:
+    """The parameters whose shape no group's state holds: surely outside
+    every group. None where some id has no saved shape (no state yet, SGD
+    without momentum): then nothing is sure."""
+    wanted = [shapes.get(i) for group_ids in ids for i in group_ids]
+    if not wanted or any(shape is None for shape in wanted):
+        return None
+    held = {tuple(shape) for shape in wanted if shape is not None}
+    return [slot.location for slot in slots if slot.shape not in held]
 
 
 def _with_peak(group: dict, peaks: list | None, index: int) -> dict:
@@ -501,7 +517,8 @@ def _match_in_order(slots: list[Slot], want: list[list], decays: list[bool]):
     """Dynamic programme over (position in each group, parameters skipped,
     whether the last parameter was skipped): each parameter, in order, goes
     to the group whose next id fits its shape, or (when the optimizer
-    updates fewer) to none. Of several fits it takes the one that puts
+    updates fewer) to none. Of several fits it takes the one that skips the
+    parameters a pickled module recorded frozen, then the one that puts
     undecayed-looking parameters in groups without decay, then the one
     whose skipped (frozen) parameters lie together, as a frozen stem or
     module does (review 41, 3: of a frozen conv and a BatchNorm's three
@@ -509,8 +526,8 @@ def _match_in_order(slots: list[Slot], want: list[list], decays: list[bool]):
     (members, unique) or None when nothing fits."""
     skips_allowed = len(slots) - sum(len(w) for w in want)
     start = (tuple(0 for _ in want), 0, False)
-    # state -> (paths capped at 2, best score (decay fit, runs), (previous state, group))
-    layer: dict = {start: (1, (0, 0), None)}
+    # state -> (paths capped at 2, best score (recorded frozen skipped, decay fit, runs), (previous state, group))
+    layer: dict = {start: (1, (0, 0, 0), None)}
     history: list[dict] = []
     for slot in slots:
         nxt: dict = {}
@@ -521,12 +538,13 @@ def _match_in_order(slots: list[Slot], want: list[list], decays: list[bool]):
             if skipped < skips_allowed:
                 moves.append((None, pos, skipped + 1))
             for g, new_pos, new_skipped in moves:
-                gain = (0 if g is None else int(slot.looks_undecayed != decays[g]),
+                gain = (int((g is None) == slot.recorded_frozen),
+                        0 if g is None else int(slot.looks_undecayed != decays[g]),
                         int((g is None) == was_skipped) if history else 0)
                 key = (new_pos, new_skipped, g is None)
                 old = nxt.get(key)
                 total = min(2, count + (old[0] if old else 0))
-                new_score = (score[0] + gain[0], score[1] + gain[1])
+                new_score = (score[0] + gain[0], score[1] + gain[1], score[2] + gain[2])
                 if old is None or new_score > old[1]:
                     nxt[key] = (total, new_score, ((pos, skipped, was_skipped), g))
                 else:
@@ -554,8 +572,10 @@ def _match_by_shape(slots: list[Slot], want: list[list], decays: list[bool]):
     """For files that do not keep the module order: each shape's parameters
     go to the groups whose ids have that shape (unknown shapes take any).
     Unique when no shape is shared between groups."""
-    if len(want) == 1 and len(want[0]) == len(slots):
-        return [[s.location for s in slots]], True
+    if len(want) == 1 and len(want[0]) == len(slots) and (
+            any(shape is None for shape in want[0])
+            or Counter(tuple(shape) for shape in want[0]) == Counter(s.shape for s in slots)):
+        return [[s.location for s in slots]], True  # every parameter, the shapes agreeing where saved
     need = [Counter(tuple(s) for s in w if s is not None) for w in want]
     free = [sum(1 for s in w if s is None) for w in want]
     unique = not any(free) or len(want) == 1
