@@ -141,3 +141,15 @@ def test_an_untrained_encoders_copied_layers_are_added_back_in_the_notes(name):
                for m in [re.search(r"([\d,]+) values more", note)] if m)
     dropped = 2 * 16 if "dynamo" in name else 0  # out_proj.bias of each layer, absent from the file
     assert counted + more + dropped == expected["count_params"]
+
+
+@pytest.mark.parametrize("name", ["tied_blocks_torchscript.onnx", "tied_blocks_dynamo.onnx"])
+def test_a_weight_shared_by_design_is_not_added_back_as_a_copy(name):
+    """Review 43, 2: three trained blocks share one weight by design; each
+    block keeps its other weights. Torch counts the shared weight once, as
+    the file stores it: no note adds values for it."""
+    expected = json.loads((FOLDER / "manifest.json").read_text())[name]
+    model = read_model(FOLDER / name)
+    counted = sum(v.size for _, v in model.variables())
+    assert counted == expected["count_params"]
+    assert not [note for note in model.notes if "values more" in note]

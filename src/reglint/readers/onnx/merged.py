@@ -45,33 +45,53 @@ def parallel_copies_note(params: list[Param], index: GraphIndex) -> str | None:
     ALBERT's shared layer is one module called again. Repeated-value tensors
     are ``merged_constants_note``'s."""
     copies: dict[str, int] = {}
+    own = _own_tensors(params, index)
     for p in params:
         if p.uses < 2 or p.stats is None or _one_magnitude(p.stats):
             continue
-        found = _parallel_modules(p, index)
+        found = _parallel_modules(p, index, own)
         if found:
             copies[p.name] = found
     if not copies:
         return None
     extra = sum(p.stats.count * copies[p.name] for p in params if p.name in copies and p.stats is not None)
     return (f"{len(copies)} weight(s) are read by {sum(copies.values())} copies of their module (the same path "
-            f"under another index, as an untrained model's deep-copied layers) and counted once, as stored: "
-            f"exporters merge equal tensors (torch.onnx does), so the source model held one per copy ({extra:,} "
-            f"values more)")
+            f"under another index, storing no weight of their own) and counted once, as stored: exporters merge "
+            f"equal tensors (torch.onnx does), so where these are an untrained model's deep-copied layers "
+            f"(nn.TransformerEncoder) the source held one per copy ({extra:,} values more); one module called "
+            f"under several names is one parameter in torch too")
 
 
-def _parallel_modules(p: Param, index: GraphIndex) -> int:
+def _parallel_modules(p: Param, index: GraphIndex, own_tensors: dict[tuple, int] | None = None) -> int:
     """How many module copies besides its own read ``p``: readers whose
     module, with every index written as ``#``, is its own module's, with an
-    op its own module reads it with."""
+    op its own module reads it with, and that store no tensor of their own
+    (``own_tensors``): a copy reading its own weights beside ``p`` shares
+    ``p`` by design (``blocks[i].fc1.weight = blocks[0].fc1.weight``,
+    review 43, 2), where an untrained deep copy has every tensor merged."""
     readers = [(node, _module_scope(scope)) for node, _ in uses(index, p.name)
                if (scope := _scope_of(node)) is not None]
     if not readers:
         return 0
     own = _own_module(p, [scope for _, scope in readers])
     ops = {node.op for node, module in readers if _within(own, module)}
-    return len({tuple(module) for node, module in readers
-                if not _within(own, module) and node.op in ops and _indexless(module) == _indexless(own)})
+    copies = {tuple(module) for node, module in readers
+              if not _within(own, module) and node.op in ops and _indexless(module) == _indexless(own)}
+    return len([c for c in copies if not (own_tensors or {}).get(c)])
+
+
+def _own_tensors(params: list[Param], index: GraphIndex) -> dict[tuple, int]:
+    """Per module (its scope's parts), how many stored weights only it reads."""
+    out: dict[tuple, int] = {}
+    for p in params:
+        if p.stats is None or _one_magnitude(p.stats):
+            continue
+        modules = {tuple(_module_scope(scope)) for node, _ in uses(index, p.name)
+                   if (scope := _scope_of(node)) is not None}
+        if len(modules) == 1:
+            [module] = modules
+            out[module] = out.get(module, 0) + 1
+    return out
 
 
 def _own_module(p: Param, modules: list[list[str]]) -> list[str]:
