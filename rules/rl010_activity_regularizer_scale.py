@@ -37,9 +37,11 @@ lambda is multiplied by ``(warning/2) / ratio``.
 ``P = elements * (l2*E[a^2] + l1*E[|a|])``, ``a = act(z)``,
 ``z ~ N(0, fan_in*E[w^2]*m_in)`` with ``m_in`` the input's second moment
 propagated from standardised model inputs; times ``B`` for Keras 3.0-3.13;
-times the layer's calls for a shared layer (Keras adds the penalty at each
-call: 3.76 measured on fixtures/activity_shapes/shared_dense.keras, one Dense
-on three inputs, where one call's 1.28 was the estimate before).
+times the layer's calls for a shared layer, and those of every nested model
+around it (``Model.calls_of``; Keras adds the penalty at each call: 3.76
+measured on fixtures/activity_shapes/shared_dense.keras, one Dense on three
+inputs, where one call's 1.28 was the estimate before; 2.03 on
+nested_tower_twice.keras, a tower model called on two inputs).
 Checked against Keras 3.15 on fixtures/keras/scenario_activity.keras: 2.84
 predicted, 2.856 measured per sample. An ``ActivityRegularization(l1, l2)``
 layer (no kernel: it hands its input on) is judged on the output of the
@@ -135,7 +137,7 @@ class ActivityRegularizerScale(Rule):
             if per_sample is None:
                 continue
             # a shared layer: Keras adds its activity penalty at every call (review 40, 2)
-            calls = max(1, layer.calls)
+            calls = model.calls_of(layer)  # nested models called several times included
             per_sample *= calls
             penalty = per_sample * batch_factor
             ratio = penalty / scale
@@ -145,7 +147,8 @@ class ActivityRegularizerScale(Rule):
             elements = penalised_elements(layer, source, m_in)
             batch_note = (f" x batch {batch_factor} (Keras {model.framework_version} sums over the batch)"
                           if batch_factor > 1 else "")
-            calls_note = f" over its {calls} calls (a shared layer: Keras adds it at each call)" if calls > 1 else ""
+            calls_note = f" over its {calls} calls (a shared layer or model: Keras adds it at each call)" if calls > 1 \
+                else ""
             factor = 0.5 * self.thresholds["activity-ratio-warning"] / ratio
             yield self.finding(
                 f"activity {lam(layer.activity_regularizer)} over {g(elements)} output elements adds about "

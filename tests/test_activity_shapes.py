@@ -29,7 +29,7 @@ def estimate(name: str) -> float | None:
     settings.thresholds["activity-ratio-warning"] = 1e-12  # every estimate becomes a finding
     report = lint_file(str(HERE / name), settings)
     assert report.error is None, report.error
-    found = [f for f in report.findings if f.code == "RL010" and f.layer == "reg"]
+    found = [f for f in report.findings if f.code == "RL010" and f.layer == MANIFEST[name]["layer"]]
     return found[0].values["penalty_per_sample"] if found else None
 
 
@@ -44,7 +44,7 @@ def test_the_estimate_is_keras_penalty(name):
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_the_output_shape_is_keras(name):
-    layer = {layer.path: layer for layer in read_model(HERE / name).layers}["reg"]
+    layer = {layer.path: layer for layer in read_model(HERE / name).layers}[MANIFEST[name]["layer"]]
     assert list(layer.output_shape) == MANIFEST[name]["output_shape"]
 
 

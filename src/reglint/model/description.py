@@ -595,6 +595,7 @@ class Container:
     outputs: list[str] = field(default_factory=list)
     inbound_tensors: list[TensorRef] = field(default_factory=list)  # in the parent container
     output_tensors: list[TensorRef] = field(default_factory=list)  # inside it
+    calls: int = 1  # times its parent calls it (a tower shared by a siamese network's inputs)
 
     def __post_init__(self) -> None:
         self.name = self.name or self.path.rsplit("/", 1)[-1]
@@ -632,6 +633,16 @@ class Model:
     @property
     def total_params(self) -> int:
         return self.trainable_params + self.non_trainable_params
+
+    def calls_of(self, layer: Layer) -> int:
+        """Times the layer runs in one forward pass: its own calls times those
+        of every nested model around it (a Dense inside a tower the model
+        calls on three inputs runs three times: review 43, 4)."""
+        calls = max(1, layer.calls)
+        for container in self.containers:
+            if layer.path.startswith(container.path + "/"):
+                calls *= max(1, container.calls)
+        return calls
 
     def variables(self):
         """Every (layer, variable) pair, in model order."""

@@ -713,7 +713,7 @@ def attach_graph(model: Model, tree: ModelConfig) -> None:
         model.containers.append(Container(path=node.path, name=node.name, inbound=list(node.inbound),
                                           inputs=inputs, outputs=outputs,
                                           inbound_tensors=list(node.inbound_tensors),
-                                          output_tensors=container_output_refs(node)))
+                                          output_tensors=container_output_refs(node), calls=max(1, node.calls)))
     attach_outputs(model, tree)
 
 
