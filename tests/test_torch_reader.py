@@ -630,6 +630,18 @@ def test_training_args_classes_only_where_asked():
         load_pickle(data, what="model.pt")
 
 
+def test_frozen_parameters_inside_the_groups_are_the_ones_without_state():
+    """Review 43, 8: an optimizer built from ``model.parameters()`` holds the
+    frozen conv too, but after its steps has no state for it (no gradient
+    reached it): those are frozen, and a note says why."""
+    truth = MANIFEST["frozen_in_groups.pt"]
+    model = read_model(TORCH / "frozen_in_groups.pt")
+    assert model.trainable_params == truth["trainable"]
+    trainable = {v.location for _, v in model.variables() if v.trainable}
+    assert not trainable & set(truth["frozen_names"])
+    assert any("never received a gradient" in note for note in model.notes)
+
+
 def test_a_parametrizations_own_parameters_are_trained():
     """Review 43, 1: a minLoRA-style parametrization's ``lora_A``/``lora_B``
     (``0.parametrizations.weight.0.lora_A``) were read as buffers, the

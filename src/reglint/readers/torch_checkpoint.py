@@ -691,7 +691,7 @@ def _mark_frozen(model: Model) -> None:
     if opt is None or not opt.param_groups or not model.layers:
         return
     if all(g.mapping == "exact" for g in opt.param_groups):
-        updated = {loc for g in opt.param_groups for loc in g.variables}
+        updated = {loc for g in opt.param_groups for loc in g.variables} - set(opt.not_updated or ())
         for _, var in model.variables():
             if var.trainable and var.location not in updated:
                 var.trainable = False

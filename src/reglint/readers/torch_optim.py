@@ -207,6 +207,12 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
                                   stateless=stateless)
     param_groups = [_group(i, g, decoupled, members[i], mapping[i], len(ids[i])) for i, g in enumerate(groups)]
     not_updated = _not_updated(slots, ids, _id_shapes(state))
+    never_stepped = _never_stepped(slots, ids, members, _id_shapes(state)) if stateless is None else []
+    if never_stepped:
+        notes.append(f"{len(never_stepped)} parameter(s) in the optimizer's groups have no optimizer state after its "
+                     f"steps ({', '.join(never_stepped[:3])}{'...' if len(never_stepped) > 3 else ''}): they never "
+                     f"received a gradient (requires_grad=False, or unused), so they are counted frozen")
+        not_updated = sorted(set(not_updated or ()) | set(never_stepped))
     lead = max(param_groups, key=_shrink, default=None)
     raw = groups[param_groups.index(lead)] if lead is not None else {}
     betas = list(raw["betas"]) if isinstance(raw.get("betas"), (tuple, list)) else []
@@ -238,6 +244,26 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
         notes.append(f"SGD dampening {damp:g}: each gradient enters the momentum buffer at {1 - damp:.3g} of its "
                      f"size, so the rules judge the effective learning rate lr*(1-dampening)")
     return opt
+
+
+def _never_stepped(slots: list[Slot], ids: list[list], members: list[list[str]], shapes: dict) -> list[str]:
+    """The parameters a group lists that have no state although others do
+    (an optimizer over ``model.parameters()`` with frozen ones: they get no
+    gradient, so no state; review 43, 8). Only where each group's members
+    line up with its ids, every saved shape agreeing in order."""
+    if not any(i in shapes for group_ids in ids for i in group_ids):
+        return []  # no state keyed by these ids (DeepSpeed's flat ZeRO state): no evidence either way
+    by_location = {slot.location: slot for slot in slots}
+    out = []
+    for group_ids, group_members in zip(ids, members, strict=False):
+        if len(group_ids) != len(group_members):
+            return []
+        for i, location in zip(group_ids, group_members, strict=True):
+            slot = by_location.get(location)
+            if i in shapes and (slot is None or tuple(shapes[i]) != slot.shape):
+                return []  # the members are not in id order: no id names a member
+        out += [location for i, location in zip(group_ids, group_members, strict=True) if i not in shapes]
+    return out
 
 
 def _not_updated(slots: list[Slot], ids: list[list], shapes: dict) -> list[str] | None:
