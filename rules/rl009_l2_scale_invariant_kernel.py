@@ -69,7 +69,9 @@ class L2ScaleInvariantKernel(Rule):
                        f"per step" if theta else "")
             yield self.finding(
                 f"{p.variable.name} has {lam(p.regularizer)} but feeds a normalization layer: rescaling it "
-                f"leaves the function unchanged, so the penalty only raises the effective learning rate{angular}",
+                f"leaves the function unchanged, so the penalty acts as a learning-rate knob: it raises the "
+                f"effective learning rate{angular} (RL021 judges the angle, and whether BatchNorm's moving "
+                f"statistics can follow it)",
                 layer=p.layer.path, target=p.variable.name,
                 remedy="tune this lambda as a learning-rate knob, or use decoupled weight_decay",
                 values={"lambda": p.l2 or p.l1, "shrink_per_step": r, "angular_update": theta,

@@ -39,6 +39,8 @@ bring the angle under the warning level.
 ## Options
 - ``angle-error`` (default 0.3): equilibrium angular update, in radians per step, at which RL021 is an error.
 - ``angle-warning`` (default 0.09): angle at which it is a warning.
+- ``lag-warning`` (default 0.1): turn over BatchNorm's moving-statistics window at which it warns, constant lr.
+- ``lag-warning-decayed`` (default 0.3): the same under a learning-rate schedule, at its peak.
 
 ## Formula
 ``R`` = per-step shrink of the norm: ``2*eta*l2/(1-m)`` for Keras' coupled
@@ -79,6 +81,31 @@ at **0.3**. Between the two the damage depends on the data (wine stayed
 healthy or degraded where digits collapsed), which ``reglint profile
 --data`` measures.
 
+## Moving statistics (a warning)
+A BatchNormalization's moving mean and variance, which ``evaluate`` and
+``predict`` use, average over ``W = 1/(1 - momentum)`` steps (100 at Keras'
+default 0.99). Over that window a kernel at equilibrium turns about
+``phi = theta*sqrt(W)`` rad (a random walk): where ``phi`` is large the
+statistics describe weights the model no longer has, and a model that
+trained well scores near chance. RL021 warns at ``phi >= 0.1`` under a
+constant learning rate (``lag-warning``) and at ``phi >= 0.3`` at a
+schedule's peak (``lag-warning-decayed``: a rate that decays at the end
+lets the statistics catch up). Evidence (``bench/bn_rotation_lag.py``,
+bench/CALIBRATION.md "BatchNorm's moving statistics"): a residual CNN under
+SGD(0.1, momentum 0.9), L2 0 to 0.1 on its kernels, BatchNorm momentum 0.99
+and 0.9, constant lr and cosine decay, two seeds (56 runs). Under a
+constant lr no run at ``phi <= 0.05`` lost over 5% of its validation
+margin, the two at 0.08 lost 16% and 47%, and every one of the 16 from
+0.15 lost 26-98%; recomputing the statistics on the training data, the
+weights unchanged, brought the L2 1e-3 and 1e-2 runs back to 0.86-0.96.
+Under cosine decay none lost over 3% up to 0.15, those at 0.25 lost -1% to
+24%, and every one of the 8 from 0.46 lost 17-100%. Held out, on the
+modern calibration grid, it marks 44 of 394 runs: 18 harmed, 26 healthy
+(9.2% of its healthy runs; 9 of 11 harmed on digits, 0 of 11 on wine): the
+data decide how much a lag costs, so a warning, never an error;
+``reglint profile --data`` scores the held-back slice with the moving
+statistics, so it measures this.
+
 ## References
 - van Laarhoven, "L2 Regularization versus Batch and Weight Normalization", 2017.
 - Zhang, Wang, Xu & Grosse, "Three Mechanisms of Weight Decay Regularization", ICLR 2019.
@@ -104,6 +131,9 @@ class FastRotationalEquilibrium(Rule):
     options = {
         "angle-error": Option(0.3, "equilibrium angular update (rad per step) at which RL021 is an error"),
         "angle-warning": Option(0.09, "equilibrium angular update (rad per step) at which RL021 is a warning"),
+        "lag-warning": Option(0.1, "turn (rad) of BatchNorm-fed kernels over the moving statistics' window, "
+                                   "theta*sqrt(1/(1-momentum)), at which RL021 warns under a constant learning rate"),
+        "lag-warning-decayed": Option(0.3, "the same under a learning-rate schedule, judged at its peak"),
     }
 
     def sweep(self, model, analysis):
@@ -143,7 +173,10 @@ class FastRotationalEquilibrium(Rule):
         if not angles:
             return
         theta, layer, var, l2 = max(angles, key=lambda a: a[0])
+        lag = self.statistics_lag(model, analysis, angles)
         if theta < self.thresholds["angle-warning"]:
+            if lag is not None:
+                yield lag
             return
         severity = Severity.ERROR if theta >= self.thresholds["angle-error"] else Severity.WARNING
         fast = sorted({a[1].path for a in angles if a[0] >= self.thresholds["angle-warning"]})
@@ -167,6 +200,47 @@ class FastRotationalEquilibrium(Rule):
                     "weight_decay": dyn.weight_decay or None, "decay_scale_factor": scale,
                     "param_group": (analysis.judged_groups() or [None])[0]})
 
+    def statistics_lag(self, model, analysis, angles):
+        """The warning for kernels whose BatchNorm's moving statistics cannot
+        follow them: each turns ``theta`` rad per step at equilibrium and the
+        statistics average over ``W = 1/(1 - momentum)`` steps, over which it
+        turns about ``phi = theta*sqrt(W)``; evaluation (``evaluate``,
+        ``predict``) then normalizes with statistics of other weights (review
+        42, 1). None under the level for the schedule."""
+        schedule = model.optimizer.learning_rate.schedule if model.optimizer and model.optimizer.learning_rate \
+            else None
+        level = self.thresholds["lag-warning-decayed" if schedule else "lag-warning"]
+        lagging = []
+        for theta, layer, var, l2 in angles:
+            momentum = _statistics_momentum(analysis, layer)
+            if momentum is not None:
+                phi = theta * (1.0 / (1.0 - momentum)) ** 0.5
+                if phi >= level:
+                    lagging.append((phi, momentum, theta, layer, var, l2))
+        if not lagging:
+            return None
+        phi, momentum, theta, layer, var, l2 = max(lagging, key=lambda a: a[0])
+        aim = 0.5 * level
+        scale = (aim / phi) ** 2  # phi^2, like theta^2, is proportional to the decays
+        fix = self.fix([(a[2], a[3], a[4], a[5]) for a in lagging], analysis.dynamics.weight_decay, scale,
+                       aim * (1.0 - momentum) ** 0.5, group=analysis.group_name())
+        paths = sorted({a[3].path for a in lagging})
+        rate = f"the {schedule} schedule's peak learning rate" if schedule else "a constant learning rate"
+        return self.finding(
+            f"{len(paths)} kernel(s) feeding BatchNormalization ({', '.join(paths[:3])}"
+            f"{'...' if len(paths) > 3 else ''}){analysis.group_text()} turn ~{g(theta, 2)} rad per step at "
+            f"{rate} once their norm settles; the moving statistics average over {g(1 / (1 - momentum))} steps "
+            f"(momentum {g(momentum)}), over which the kernels turn ~{g(phi, 2)} rad: evaluate() and predict() "
+            f"normalize with statistics of weights the model no longer has, and can score near chance although "
+            f"training went well",
+            layer=layer.path, target=var.name, severity=Severity.WARNING, fix=fix,
+            remedy=(f"{fix.describe()}; or recompute the BatchNorm statistics on training data before evaluating, "
+                    f"a lower BatchNorm momentum, or a learning rate that decays at the end"),
+            values={"angular_update": theta, "statistics_turn": phi, "bn_momentum": momentum,
+                    "statistics_window": 1 / (1 - momentum), "schedule": schedule, "layers": paths,
+                    "lambda": l2 or None, "decay_scale_factor": scale,
+                    "param_group": (analysis.judged_groups() or [None])[0]})
+
     @staticmethod
     def fix(angles, weight_decay: float, scale: float, aim: float, group: str | None = None) -> Fix:
         """``group``: ``param group N`` where the optimizer's groups differ
@@ -177,3 +251,26 @@ class FastRotationalEquilibrium(Rule):
         if weight_decay:
             changes[("", "weight_decay")] = Change("weight_decay", weight_decay, weight_decay * scale, layer=group)
         return Fix(f"an equilibrium angle of {g(aim, 2)} rad per step", tuple(changes.values()))
+
+
+# Layers a kernel's output passes through unchanged in kind on its way to a
+# BatchNormalization (the batch statistics then see the same rotation).
+_PASS = {"Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+         "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+         "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Reshape", "Flatten"}
+
+
+def _statistics_momentum(analysis, layer) -> float | None:
+    """The momentum of the trainable BatchNormalization ``layer`` feeds
+    (directly or through an activation, dropout, pooling or reshape), where
+    its moving statistics are updated in training (not a frozen one); the
+    slowest where it feeds several."""
+    found = []
+    for nxt in analysis.consumers(layer):
+        ahead = [nxt] + (analysis.consumers(nxt) if nxt.class_name in _PASS else [])
+        for norm in ahead:
+            momentum = norm.config.get("momentum") if isinstance(norm.config, dict) else None
+            if (norm.class_name in ("BatchNormalization", "SyncBatchNormalization") and norm.trainable
+                    and isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+                found.append(float(momentum))
+    return max(found) if found else None
