@@ -26,7 +26,7 @@ def merged_constants_note(params: list[Param], index: GraphIndex) -> str | None:
               and (others := _other_modules(p, index))}
     if not merged:
         return None
-    extra = sum(p.stats.count * merged[p.name] for p in params if p.name in merged and p.stats is not None)
+    extra = _values_more(params, merged)
     return (f"{len(merged)} initializer(s) holding one repeated value (an untrained normalization's ones, a zero "
             f"bias) also feed {sum(merged.values())} nodes of other modules and are counted once, as stored: "
             f"exporters merge identical tensors (torch.onnx does), so the source model may have held one per "
@@ -54,12 +54,18 @@ def parallel_copies_note(params: list[Param], index: GraphIndex) -> str | None:
             copies[p.name] = found
     if not copies:
         return None
-    extra = sum(p.stats.count * copies[p.name] for p in params if p.name in copies and p.stats is not None)
+    extra = _values_more(params, copies)
     return (f"{len(copies)} weight(s) are read by {sum(copies.values())} copies of their module (the same path "
             f"under another index, storing no weight of their own) and counted once, as stored: exporters merge "
             f"equal tensors (torch.onnx does), so where these are an untrained model's deep-copied layers "
             f"(nn.TransformerEncoder) the source held one per copy ({extra:,} values more); one module called "
             f"under several names is one parameter in torch too")
+
+
+def _values_more(params: list[Param], extra_copies: dict[str, int]) -> int:
+    """The values the source held beyond the file: each tensor's size times
+    its extra copies."""
+    return sum(p.stats.count * extra_copies[p.name] for p in params if p.name in extra_copies and p.stats is not None)
 
 
 def _parallel_modules(p: Param, index: GraphIndex, own_tensors: dict[tuple, int] | None = None) -> int:
