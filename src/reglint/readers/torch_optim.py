@@ -203,11 +203,11 @@ def describe_optimizer(state_dict: dict, slots: list[Slot], *, ordered: bool,
     stateless = "SGD without momentum keeps none" if class_name == "SGD" and not any(
         number(g.get("momentum")) for g in groups) else (
         "LBFGS keeps flat vectors over every parameter" if class_name == "LBFGS" else None)
-    members, mapping = map_groups(slots, ids, groups, _id_shapes(state), ordered=ordered, notes=notes,
-                                  stateless=stateless)
+    shapes = _id_shapes(state)
+    members, mapping = map_groups(slots, ids, groups, shapes, ordered=ordered, notes=notes, stateless=stateless)
     param_groups = [_group(i, g, decoupled, members[i], mapping[i], len(ids[i])) for i, g in enumerate(groups)]
-    not_updated = _not_updated(slots, ids, _id_shapes(state))
-    never_stepped = _never_stepped(slots, ids, members, _id_shapes(state)) if stateless is None else []
+    not_updated = _not_updated(slots, ids, shapes)
+    never_stepped = _never_stepped(slots, ids, members, shapes) if stateless is None else []
     if never_stepped:
         notes.append(f"{len(never_stepped)} parameter(s) in the optimizer's groups have no optimizer state after its "
                      f"steps ({', '.join(never_stepped[:3])}{'...' if len(never_stepped) > 3 else ''}): they never "
