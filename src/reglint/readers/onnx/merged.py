@@ -68,7 +68,7 @@ def _values_more(params: list[Param], extra_copies: dict[str, int]) -> int:
     return sum(p.stats.count * extra_copies[p.name] for p in params if p.name in extra_copies and p.stats is not None)
 
 
-def _parallel_modules(p: Param, index: GraphIndex, own_tensors: dict[tuple, int] | None = None) -> int:
+def _parallel_modules(p: Param, index: GraphIndex, own_tensors: dict[tuple, int]) -> int:
     """How many module copies besides its own read ``p``: readers whose
     module, with every index written as ``#``, is its own module's, with an
     op its own module reads it with, and that store no tensor of their own
@@ -83,7 +83,7 @@ def _parallel_modules(p: Param, index: GraphIndex, own_tensors: dict[tuple, int]
     ops = {node.op for node, module in readers if _within(own, module)}
     copies = {tuple(module) for node, module in readers
               if not _within(own, module) and node.op in ops and _indexless(module) == _indexless(own)}
-    return len([c for c in copies if not (own_tensors or {}).get(c)])
+    return len([c for c in copies if not own_tensors.get(c)])
 
 
 def _own_tensors(params: list[Param], index: GraphIndex) -> dict[tuple, int]:
@@ -114,7 +114,7 @@ def _within(own: list[str], module: list[str]) -> bool:
     return module[:len(own)] == own
 
 
-def _counted_elsewhere(p: Param, index: GraphIndex) -> bool:
+def _counted_elsewhere(p: Param, index: GraphIndex, own_tensors: dict[tuple, int]) -> bool:
     """Whether another note already counts ``p``'s extra copies (a merged
     repeated value, a module's copies): the legacy exporter reads them
     through Identity nodes too, and a value is added back once."""
@@ -122,7 +122,7 @@ def _counted_elsewhere(p: Param, index: GraphIndex) -> bool:
         return False
     if _one_magnitude(p.stats):
         return _other_modules(p, index) > 0
-    return _parallel_modules(p, index) > 0
+    return _parallel_modules(p, index, own_tensors) > 0
 
 
 def _module_scope(scope: str) -> list[str]:
@@ -202,13 +202,14 @@ def identity_alias_note(params: list[Param], index: GraphIndex) -> str | None:
     ``Identity(layer2.0.bn2.bias)``; review 31). A tied weight is exported
     the same way, so they are counted once, as stored, and named here."""
     by_name = {p.name: p for p in params}
+    own = _own_tensors(params, index)  # as parallel_copies_note judges a copy: one verdict for both notes
     aliases = []
     for node in index.nodes:
         if node.op != "Identity" or len(node.inputs) != 1 or len(node.outputs) != 1:
             continue
         source, alias = node.inputs[0], node.outputs[0]
         if source in by_name and alias not in by_name and _PARAMETER_NAME.search(alias) \
-                and not _counted_elsewhere(by_name[source], index):
+                and not _counted_elsewhere(by_name[source], index, own):
             aliases.append((alias, by_name[source]))
     if not aliases:
         return None
