@@ -41,6 +41,7 @@ from reglint.engine.fmt import g, g_down, lam, pct
 from reglint.engine.report import FileReport
 from reglint.engine.sweep import safe_multiplier
 from reglint.errors import ReglintError
+from reglint.estimate.dynamics import ftrl_l2_scale_at_start
 from reglint.estimate.init_scale import init_rms, width_doubling
 from reglint.reporters.text import markup
 
@@ -396,25 +397,16 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
 
 def own_penalties(model) -> dict[str, Any] | None:
     """The penalties the optimizer applies in its own update (Ftrl's
-    ``l1_regularization_strength`` and ``l2_regularization_strength``,
-    review 40, 3), with what they do to a weight at the start. Keras' Ftrl
-    (``keras/src/optimizers/ftrl.py``) sets each weight to
-    ``-(z - sign(z)*l1) / ((beta + n**-p)/lr + 2*l2)``, zero where
-    ``|z| <= l1``, with ``n`` the sum of squared gradients from
-    ``initial_accumulator_value`` and ``p`` the ``learning_rate_power``:
-    the L2 scales every weight by ``1/(1 + 2*l2*lr/(beta + n**-p))`` against
-    Ftrl without it, most at the start, less as ``n`` grows."""
+    strengths, review 40, 3) and the L2's effect at the start
+    (``estimate.dynamics.ftrl_l2_scale_at_start``)."""
     opt = model.optimizer if model is not None else None
     strengths = opt.own_penalties() if opt is not None else {}
     if opt is None or not strengths:
         return None
     out: dict[str, Any] = {"class": opt.class_name, "strengths": strengths}
-    l2 = strengths.get("l2_regularization_strength")
-    lr = opt.learning_rate.peak or opt.learning_rate.initial if opt.learning_rate is not None else None
-    n0, power = opt.config.get("initial_accumulator_value"), opt.config.get("learning_rate_power")
-    beta = opt.config.get("beta") or 0.0
-    if l2 and lr and isinstance(n0, (int, float)) and n0 > 0 and isinstance(power, (int, float)):
-        out["l2_scale_at_start"] = 1.0 / (1.0 + 2.0 * l2 * lr / (beta + n0 ** -power))
+    scale = ftrl_l2_scale_at_start(opt)
+    if scale is not None:
+        out["l2_scale_at_start"] = scale
     return out
 
 
