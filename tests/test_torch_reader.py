@@ -121,6 +121,31 @@ def test_a_parametrized_parameter_belongs_to_its_module(name):
     assert set(roles) == set(MANIFEST[name]["parameter_names"])
 
 
+@pytest.mark.parametrize("name", ["root_spectral_norm_legacy.pt", "root_weight_norm.pt", "root_batchnorm.pt",
+                                  "root_whole_linear.pt"])
+def test_a_module_saved_alone_is_one_layer(name):
+    """Review 43, 9: a bare module's state dict keeps its leaves at the
+    root; each tensor made a layer of its own (``weight_u`` a trainable
+    ``Module``), so a spectral-normed Linear counted 38 trainable values
+    where torch counts 28. One layer, torch's class, torch's parameters
+    trainable and the buffers not."""
+    truth = MANIFEST[name]
+    model = read_model(TORCH / name)
+    assert [(layer.class_name, layer.trainable_params) for layer in model.layers] == [
+        (truth["class"].removeprefix("Parametrized").replace("BatchNorm1d", "BatchNorm"), truth["parameters"])]
+    trainable = {v.location for _, v in model.variables() if v.trainable}
+    assert trainable == set(truth["parameter_names"])
+
+
+def test_free_tensors_at_the_root_stay_layers_of_their_own():
+    """A ViT's ``cls_token`` and ``pos_embed`` sit at the root beside its
+    submodules: they are no one module's weight and bias."""
+    truth = MANIFEST["root_free_tensors.pt"]
+    model = read_model(TORCH / "root_free_tensors.pt")
+    assert [layer.path for layer in model.layers] == ["cls_token", "pos_embed", "head"]
+    assert sum(layer.trainable_params for layer in model.layers) == truth["parameters"]
+
+
 def test_module_classes_told_by_their_tensors():
     """Review 41, 7: a MultiheadAttention with kdim/vdim (q/k/v projections
     of their own) read as Module, a per-channel PReLU named ``act`` as a

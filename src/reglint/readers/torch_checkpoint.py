@@ -154,6 +154,12 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
                    for t in tensors]
         notes.append(f"{', '.join(repr(c) for c in sorted(copies))}: a moving average of another module's weights "
                      "(the same parameters, named as an EMA, teacher or target): counted, not trained")
+    root_leaves = [leaf for module, leaf in (module_and_leaf(t.name[len(wrapper):]) for t in tensors)
+                   if not module and leaf not in NOT_PARAMETERS]
+    # the root's own leaves make one module when they are a module's
+    # (review 43, 9); free tensors at the root (a ViT's cls_token and
+    # pos_embed) stay a layer each
+    root_module = bool(root_leaves) and all(MODULE_LEAF.match(leaf) for leaf in root_leaves)
     for tensor in tensors:
         if tensor.alias is not None and tensor.alias in seen:
             tied.append(f"{tensor.name} = {seen[tensor.alias]}")
@@ -163,7 +169,7 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
         module, leaf = module_and_leaf(tensor.name[len(wrapper):])
         if leaf in NOT_PARAMETERS or not (tensor.is_float or tensor.quantized):
             continue
-        modules.setdefault(module if module else tensor.name, {})[leaf] = tensor
+        modules.setdefault(module if module or root_module else tensor.name, {})[leaf] = tensor
     if tied:
         notes.append(f"tied weights counted once: {', '.join(tied[:3])}{'...' if len(tied) > 3 else ''}")
     if len(modules) > options.max_layers:
@@ -185,7 +191,8 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
             if var.trainable:
                 slots.append(Slot(tensor.name, tensor.shape))
         units = variables[0].shape[0] if class_name in CONV_CLASSES.values() and variables[0].shape else None
-        layers.append(Layer(name=path.rsplit(".", 1)[-1], path=path, class_name=class_name, variables=variables,
+        layers.append(Layer(name=path.rsplit(".", 1)[-1] or ROOT_LAYER_NAME, path=path or ROOT_LAYER_NAME,
+                            class_name=class_name, variables=variables,
                             units=units))
     order = {t.name: i for i, t in enumerate(tensors)}
     slots.sort(key=lambda s: order[s.location])
@@ -200,7 +207,13 @@ def build_layers(tensors: list[NamedTensor], options: ReadOptions, notes: list[s
 # (``.0._u``, ``.0._v``: spectral norm's power-iteration vectors; ``.0.base``:
 # orthogonal's). The leaf keeps the parameter's name in front:
 # ``weight.original0``.
-PARAMETRIZED = re.compile(r"^(?P<module>.+?)\.parametrizations\.(?P<param>[^.]+)\.(?P<rest>.+)$")
+PARAMETRIZED = re.compile(r"^(?:(?P<module>.+?)\.)?parametrizations\.(?P<param>[^.]+)\.(?P<rest>.+)$")
+# The leaves a module of torch.nn holds itself. A bare module saved alone
+# (``nn.Linear(3, 4).state_dict()``, the root of a model that holds its own
+# weight) keeps them at the root: one module, not a layer per tensor.
+MODULE_LEAF = re.compile(r"^(weight|bias)(_orig|_u|_v|_g)?$|^(weight|bias)\.|^running_(mean|var)$"
+                         r"|^(in|q|k|v)_proj_(weight|bias)$|^(weight|bias)_(ih|hh|hr)_l\d+(_reverse)?$")
+ROOT_LAYER_NAME = "(root)"
 
 
 def module_and_leaf(name: str) -> tuple[str, str]:
@@ -213,10 +226,12 @@ def module_and_leaf(name: str) -> tuple[str, str]:
     ('0', 'weight.original0')
     >>> module_and_leaf("fc.parametrizations.weight.0._u")
     ('fc', 'weight.0._u')
+    >>> module_and_leaf("parametrizations.weight.original1")
+    ('', 'weight.original1')
     """
     match = PARAMETRIZED.match(name)
     if match:
-        return match["module"], f"{match['param']}.{match['rest']}"
+        return match["module"] or "", f"{match['param']}.{match['rest']}"
     module, _, leaf = name.rpartition(".")
     return module, leaf
 
@@ -577,7 +592,7 @@ def apply_module_records(model: Model, state: ModuleStateDict, *, ema: bool = Fa
     (no optimizer trains them)."""
     wrapper = wrapper_prefix(list(state))  # layers are named without it (build_layers)
     for layer in model.layers:
-        recorded = state.classes.get(wrapper + layer.path)
+        recorded = state.classes.get(wrapper + ("" if layer.path == ROOT_LAYER_NAME else layer.path))
         if recorded is None:
             continue
         layer.class_name = short_class(recorded)
