@@ -506,6 +506,25 @@ def test_unregularized_twin(val_accuracy):
     assert "twin" not in [c.get("caption") for c in parsed.find("table", class_="profile")]  # not dumped generically
 
 
+def test_measured_fixes_are_drawn_beside_the_pair():
+    """RL023's fix trials (``twin.fix_trials``) are curves of their own,
+    labelled with the change they ran, and rows of the table."""
+    report = run_report(DOMINATES)
+    data = report.to_dict()
+    twin = twin_dict(True)
+    trial_run = dict(twin["runs"]["unregularized"], val_accuracy=[0.1, 0.4, 0.6, 0.75, 0.8])
+    twin["fix_trials"] = [{"changes": [{"layer": "dense", "target": "kernel", "parameter": "lambda", "current": 0.2,
+                                        "suggested": 0.0046}], "run": trial_run, "not_applied": []}]
+    data["files"][0]["model"]["analysis"]["profile"] = {"device": "CPU", "twin": twin}
+    parsed = parse(render(report, data=data))
+    curves = [(p["data-run"], p["data-series"]) for p in parsed.find("path", class_="curve") if p.get("data-run")]
+    assert curves == [(run, series) for series in ("data_loss", "val_accuracy")
+                      for run in ("penalized", "unregularized", "fix_1")]
+    assert {r["data-run"] for r in parsed.find("tr") if r.get("data-run")} == {"penalized", "unregularized",
+                                                                                 "fix_1"}
+    assert "fix 1: kernel lambda 0.2 \u2192 0.0046" in parsed.visible and "RL023 measured" in parsed.visible
+
+
 def test_cli_writes_the_file(tmp_path):
     target = tmp_path / "report.html"
     proc = reglint("check", str(DOMINATES), "--no-cache", "--format", "html", "--output-file", str(target),

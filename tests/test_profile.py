@@ -358,8 +358,8 @@ def test_l2_that_wrecks_training_gets_rl023_error_with_both_runs(wrecked_twin):
     assert ref["val_accuracy"][-1] > chance + 0.3 and pen["val_accuracy"][-1] < chance + 0.05
     assert twin["verdict"]["label"] == "collapsed"
     (rl023,) = measured(report, "RL023")
-    assert rl023["severity"] == "error" and rl023["message"] == twin["verdict"]["message"]
-    # the fix is what RL001/RL003 compute: the smaller of the two scales, for every kernel
+    assert rl023["severity"] == "error" and rl023["message"].startswith(twin["verdict"]["message"])
+    # the fix is what RL001/RL003 compute (the smaller of the two scales, for every kernel), measured
     changes = rl023["fix"]["changes"]
     assert {c["layer"] for c in changes} == {v["layer"] for v in profile_of(report)["variables"]}
     assert all(c["parameter"] == "lambda" and 0 < c["suggested"] < 0.3 * 0.2 for c in changes)
@@ -367,6 +367,40 @@ def test_l2_that_wrecks_training_gets_rl023_error_with_both_runs(wrecked_twin):
     assert rl023["values"]["gradient_ratios"] and rl023["values"]["penalty_ratio"] > 1
     # a fifth of the file held back, never trained on
     assert profile_of(report)["data"]["held_out"] == round(256 * 0.2) == twin["held_out"]["samples"]
+
+
+@pytest.mark.slow
+def test_rl023_measures_its_fix(wrecked_twin):
+    """Review 42, 5: RL023's formula fixes, applied to real trainings,
+    still wrecked two of them. The profile runs the recipe again with the
+    fix (same saved weights, batches and steps as the pair), then one
+    decade lower if that still trails the twin, and reports the first value
+    that trains within the warning gap as the fix."""
+    report = wrecked_twin["report"]
+    twin = profile_of(report)["twin"]
+    (rl023,) = measured(report, "RL023")
+    trials = twin["fix_trials"]
+    assert 1 <= len(trials) <= 2 and rl023["values"]["fix_trials"]
+    pen = twin["runs"]["penalized"]
+    for trial in trials:
+        run = trial["run"]
+        assert run["step"][0] == 0 and run["step"][-1] == twin["steps"] and run["val_loss"][0] == pen["val_loss"][0]
+        assert trial["not_applied"] == []
+    # the first trial is the formula's fix: RL001/RL003's scale of the saved 0.3
+    first = {c["layer"]: c["suggested"] for c in trials[0]["changes"]}
+    assert all(0 < v < 0.3 * 0.2 for v in first.values())
+    if len(trials) == 2:  # the second is one decade lower than the first
+        second = {c["layer"]: c["suggested"] for c in trials[1]["changes"]}
+        assert second == pytest.approx({k: v * 0.1 for k, v in first.items()})
+    scored = rl023["values"]["fix_trials"]
+    passed = [t for t in scored if t["passed"]]
+    assert all(t["passed"] == (t["gap"] < 0.2) for t in scored)
+    if passed:  # the reported fix is the first value measured to train
+        assert rl023["fix"]["changes"] == passed[0]["changes"] and "measured" in rl023["fix"]["aim"]
+    # the message tells each trial's outcome
+    assert "measured on the same batches with kernel lambda 0.3 ->" in rl023["message"]
+    # a trial that still trails has what it lost; the twin itself ended far better than the saved recipe
+    assert scored[0]["gap"] < rl023["values"]["gap"]
 
 
 @pytest.mark.slow
@@ -438,6 +472,60 @@ def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, dive
                              data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0,
                              start=Start())
     return PenaltyHurtsTraining().judge(result)
+
+
+def _decayed_result(pen_acc: list[float], ref_acc: list[float]):
+    """A twin under AdamW(1e-3, weight_decay 10) whose penalized run
+    scored ``pen_acc`` on the held-back slice; no TensorFlow."""
+    from types import SimpleNamespace
+
+    from reglint.profile.result import Budget, Twin, TwinRun
+
+    def run(acc):
+        return TwinRun(step=list(range(0, 10 * len(acc), 10)), data_loss=[1.0] * len(acc),
+                       val_loss=[1.0] * len(acc), val_accuracy=list(acc), kernel_norm=[1.0] * len(acc))
+
+    twin = Twin(budget=Budget(steps=10 * (len(ref_acc) - 1), reason="test"), penalized=run(pen_acc),
+                unregularized=run(ref_acc), removed=["optimizer weight_decay 10"],
+                held_out={"chance": 0.1, "samples": 50, "trivial_loss": 2.3}, synthetic=False)
+    return SimpleNamespace(twin=twin, data={"path": "d.npz", "held_out": 50}, variables=[],
+                           optimizer={"class": "AdamW", "family": "adam", "learning_rate": 1e-3, "weight_decay": 10.0},
+                           outcome=SimpleNamespace(trivial_loss=None, label="learning"), layer_penalties=[],
+                           data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0, start=Start()), run
+
+
+def test_rl023_measures_its_fix_then_a_decade_lower_then_stops():
+    """``next_trial`` (review 42, 5): the formula's fix first; a trial that
+    still trails its twin by the warning gap is followed by the same
+    changes a decade lower; two trials at most; the first that trains is
+    the reported fix, and when none does the remedy says to go lower."""
+    from reglint.profile.result import FixTrial
+    from reglint.rules.rl023_penalty_hurts_training import PenaltyHurtsTraining
+
+    learned, collapsed, trails, trains = ([0.1, 0.5, 0.9, 0.9, 0.9], [0.1] * 5, [0.1, 0.2, 0.4, 0.4, 0.4],
+                                          [0.1, 0.5, 0.85, 0.85, 0.85])
+    rule = PenaltyHurtsTraining()
+    result, run = _decayed_result(collapsed, learned)
+    first = rule.next_trial(result)
+    assert [(c.parameter, c.current) for c in first] == [("weight_decay", 10.0)] and first[0].suggested < 10
+    result.twin.trials.append(FixTrial(first, run(trails)))
+    second = rule.next_trial(result)
+    assert second[0].suggested == pytest.approx(first[0].suggested * 0.1)
+    result.twin.trials.append(FixTrial(second, run(trails)))
+    assert rule.next_trial(result) is None  # two at most
+    (finding,) = rule.check_measured(result, None)
+    assert "go below weight_decay 10 ->" in finding.remedy and "62.5% of the twin's margin lost" in finding.message
+    assert [t["passed"] for t in finding.values["fix_trials"]] == [False, False]
+
+    result, run = _decayed_result(collapsed, learned)
+    result.twin.trials.append(FixTrial(rule.next_trial(result), run(trains)))
+    assert rule.next_trial(result) is None  # it trains: done
+    (finding,) = rule.check_measured(result, None)
+    assert finding.fix.changes == tuple(result.twin.trials[0].changes) and finding.fix.aim.startswith("measured")
+    assert "(measured on your data)" in finding.remedy
+    # a verdict without a finding measures nothing
+    healthy, _ = _decayed_result(trains, learned)
+    assert rule.next_trial(healthy) is None
 
 
 def test_rl023_verdicts_follow_the_documented_order():

@@ -122,19 +122,21 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         # training: judge where it ends, not past it.
         horizon = Horizon.from_schedule(*end)
 
+    from reglint.engine.selection import filter_findings, selected_rules
+
+    selected = {cls.code for cls in selected_rules(settings)}
     result = _measure(path, report, npz, steps=horizon, batch_size=batch_size, device=device, trust=trust, seed=seed,
-                      time_budget=time_budget, backend_name=backend_name, start=start, imports=imports or [])
+                      time_budget=time_budget, backend_name=backend_name, start=start, imports=imports or [],
+                      next_trial=_next_trial(settings) if "RL023" in selected else None)
     from reglint.reporters.text import lambda_note
 
     skipped = lambda_note(report.model, ran=True)
     if skipped:
         result.notes.append(skipped)
 
-    from reglint.engine.selection import filter_findings, selected_rules
     from reglint.profile.findings import attach_twin_verdict, measured_findings, yield_to_twin
 
     attach_twin_verdict(result, report, settings.thresholds)
-    selected = {cls.code for cls in selected_rules(settings)}
     measured = measured_findings(result, report, settings.thresholds, selected)
     kept, suppressed = filter_findings(measured, str(path), settings)
     report.findings = sorted(yield_to_twin(result, report.findings + kept),
@@ -148,9 +150,21 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     return run_report.exit_code(settings.fail_on)
 
 
+def _next_trial(settings):
+    """RL023's choice of the next fix to measure (its ``next_trial``),
+    under the run's thresholds."""
+    from reglint.engine.rule import get_rule
+
+    rule = get_rule("RL023")
+    if rule is None:
+        return None
+    judging: Any = rule(settings.thresholds)  # RL023: next_trial is its own
+    return judging.next_trial
+
+
 def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None, batch_size: int, device: str,
              trust: bool, seed: int, time_budget: float, backend_name: str, start: Start | None = None,
-             imports: list[str] | None = None):
+             imports: list[str] | None = None, next_trial=None):
     """Import Keras on ``backend_name``, load (re-initialised for a fresh
     ``start``), build the batches and measure; ``time_budget`` counts from
     the start of loading (the import is not counted)."""
@@ -209,7 +223,7 @@ def _measure(path: Path, report: FileReport, npz, *, steps: int | Horizon | None
                 backend, model, batches, loss, steps=steps, device=handle, device_name=device_name,
                 device_kind=device_kind, load_seconds=load_seconds, analysis=report.analysis,
                 optimizer=optimizer, held=held, time_budget=time_budget, started=started, progress=progress,
-                start_at=start, optimizer_note=optimizer_note)
+                start_at=start, optimizer_note=optimizer_note, next_trial=next_trial)
     except ReglintError:
         raise
     except Exception as exc:  # TensorFlow and PyTorch errors: one line, never a traceback

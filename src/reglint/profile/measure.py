@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 from reglint.profile import ProfileError
 from reglint.profile.data import label_kind, trivial_loss
@@ -80,14 +81,16 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
                             optimizer=None, held=None, time_budget: float = DEFAULT_TIME_BUDGET,
                             started: float | None = None,
                             progress: Callable[[int, int, dict[str, float]], None] | None = None,
-                            start_at: Start | None = None, optimizer_note: str | None = None) -> ProfileResult:
+                            start_at: Start | None = None, optimizer_note: str | None = None,
+                            next_trial: Callable[[ProfileResult], list | None] | None = None) -> ProfileResult:
     """Everything in the module docstring, on ``device``. ``optimizer``
     stands in for a model loaded without its compiled one; ``held`` is the
     held-back slice (``data.split_held_out``); ``steps`` (a count or a
     ``twin.Horizon``) None lets the twin's budget decide; ``started`` is when the time budget began (load start).
     ``backend`` is a ``backend.Backend`` (TensorFlow or PyTorch); ``start_at`` says where the model's
     weights come from (the caller re-initialised them for a fresh start); ``optimizer_note`` says why
-    ``optimizer`` replaced the one Keras compiled."""
+    ``optimizer`` replaced the one Keras compiled; ``next_trial`` (RL023's)
+    says which fix to measure next once the pair has run (``fix_trial``)."""
     keras = backend.keras
     notes: list[str] = [optimizer_note] if optimizer_note else []
     opt, opt_info = optimizer_info(keras, model, optimizer)
@@ -126,13 +129,14 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
         tracked = tracked_kernels(model, rows)
         kernel_norm0 = norm_of(backend, tracked)
         twin: Twin | None = None
+        trial: Callable[[int, list], Any] | None = None
         trajectory: list[StepRecord] = []
         data_final, budget_steps = None, (steps.steps if isinstance(steps, Horizon) else steps) or 0
         if opt is not None and opt_info is not None:
-            twin, trajectory, data_final = _run_twin(backend, model, opt, opt_info, batches, held, loss, rows,
-                                                     tracked, data0, kernel_norm0, analysis, steps=steps,
-                                                     time_budget=time_budget, deadline=deadline,
-                                                     progress=progress)
+            twin, trajectory, data_final, trial = _run_twin(backend, model, opt, opt_info, batches, held, loss,
+                                                            rows, tracked, data0, kernel_norm0, analysis,
+                                                            steps=steps, time_budget=time_budget,
+                                                            deadline=deadline, progress=progress)
             budget_steps = twin.budget.steps
             opt_info["stepped"] = True
             lrs = [r.learning_rate for r in trajectory if r.learning_rate is not None]
@@ -146,17 +150,43 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
                        kernel_final if tracked else None, diverged_at, stepped=opt is not None, trivial=trivial)
     if batches.synthetic:
         notes.insert(0, "synthetic data: only the scale at initialisation was measured")
-    return ProfileResult(
+    result = ProfileResult(
         device=device_name, device_kind=device_kind, backend=backend.name, load_seconds=load_seconds,
         run_seconds=run_seconds, data=batches.describe(), loss=loss.describe(), optimizer=opt_info,
         data_loss=data0, penalty=penalty0, weight_penalty=weight_penalty, layer_penalties=penalties,
         variables=rows, steps_requested=budget_steps, trajectory=trajectory, outcome=outcome, notes=notes,
         twin=twin, start=start_at or Start())
+    if trial is not None and next_trial is not None and twin is not None:
+        with backend.device_scope(device):
+            _measure_fixes(result, twin, trial, next_trial, limit=(started if started is not None else start)
+                           + time_budget * (1 + TRIAL_ALLOWANCE))
+        result.run_seconds = time.perf_counter() - start
+    return result
+
+
+# Fix trials may run past --time-budget by this share of it: the pair is
+# cut to the budget, and a fix measured is worth the wait an error costs.
+TRIAL_ALLOWANCE = 0.5
+
+
+def _measure_fixes(result: ProfileResult, twin: Twin, trial, next_trial, *, limit: float) -> None:
+    """Run the fixes ``next_trial`` asks for while time allows (each about
+    as long as the pair's penalized run); ``twin.trials`` holds them."""
+    from reglint.profile.result import FixTrial
+
+    while (changes := next_trial(result)):
+        needed = 1.25 * twin.penalized.seconds
+        if time.perf_counter() + needed > limit:
+            twin.trials_note = (f"a fix was not measured: it needs about {needed:.0f} s more than --time-budget "
+                                f"allows (raise --time-budget to measure it)")
+            return
+        run, skipped = trial(twin.budget.steps, list(changes))
+        twin.trials.append(FixTrial(list(changes), run, skipped))
 
 
 def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows, tracked, data0: float,
               kernel_norm0: float, analysis, *, steps: int | Horizon | None, time_budget: float, deadline: float,
-              progress) -> tuple[Twin, list[StepRecord], float | None]:
+              progress) -> tuple[Twin, list[StepRecord], float | None, Callable[[int, list], Any]]:
     trained = loss.trained_outputs()
     kind = label_kind(loss.names[trained[0]]) if len(trained) == 1 else None
     from_logits = bool(len(trained) == 1 and trained[0] < len(loss.from_logits) and loss.from_logits[trained[0]])
@@ -164,6 +194,13 @@ def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows
     inputs = PairInputs(model=model, opt=opt, opt_info=opt_info, batches=batches, held=held, loss=loss,
                         rows=rows, tracked=tracked, invariant=scale_invariant_variables(model, analysis),
                         data0=data0, kernel0=kernel_norm0, seed=batches.seed)
-    return run_pair(backend, inputs, evaluator, steps_override=steps, time_budget=time_budget,
-                    deadline=deadline, progress=progress)
+    twin, trajectory, data_final = run_pair(backend, inputs, evaluator, steps_override=steps,
+                                            time_budget=time_budget, deadline=deadline, progress=progress)
+
+    def trial(steps: int, changes: list):
+        from reglint.profile.fix_trial import run_trial
+
+        return run_trial(backend, inputs, evaluator, steps, changes)
+
+    return twin, trajectory, data_final, trial
 

@@ -251,9 +251,27 @@ def _twin(result: ProfileResult, console) -> None:
     style = VERDICT_STYLE.get(label, "")
     console.print(f"  verdict: [{style}]{markup(label)}[/]: {markup(message)}" if style else
                   f"  verdict: {markup(label)}: {markup(message)}")
+    for i, trial in enumerate(twin.trials, 1):
+        console.print(f"  fix {i} measured: {markup(_trial_text(result, trial))}")
+    if twin.trials_note:
+        console.print(f"  [dim]note: {markup(twin.trials_note)}[/]")
     for note in twin.notes:
         console.print(f"  [dim]note: {markup(note)}[/]")
     console.print()
+
+
+def _trial_text(result: ProfileResult, trial) -> str:
+    """What a fix trial ran and where it ended, in the verdict's metric
+    (RL023's finding judges it)."""
+    from reglint.engine.twin_metric import TwinMetric
+
+    changes = ", ".join(dict.fromkeys(
+        ("weight_decay" if c.parameter == "weight_decay" else f"{c.target} {c.parameter}")
+        + f" {g(c.current)} -> {g(c.suggested)}" for c in trial.changes))
+    run = trial.run
+    if run.diverged_at is not None:
+        return f"{changes}: diverged at step {g(run.diverged_at)}"
+    return f"{changes}: {TwinMetric(result.twin, result).show(run)} at step {g(run.step[-1])}"
 
 
 def _row_indices(count: int) -> list[int]:

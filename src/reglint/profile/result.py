@@ -172,6 +172,21 @@ class TwinRun:
 
 
 @dataclass
+class FixTrial:
+    """The penalized recipe run again with a fix's changes (RL023's
+    ``next_trial``, ``profile.fix_trial``): same saved weights, batches and
+    steps as the pair."""
+
+    changes: list[Any]  # engine.finding.Change
+    run: TwinRun
+    skipped: list[str] = field(default_factory=list)  # changes that could not be applied
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changes": [c.to_dict() for c in self.changes], "run": self.run.to_dict(),
+                "not_applied": list(self.skipped)}
+
+
+@dataclass
 class Twin:
     """The saved recipe and its unregularized twin, run from the same saved
     weights on the same batches in the same order.
@@ -192,6 +207,9 @@ class Twin:
     moving_statistics: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     verdict: dict[str, Any] = field(default_factory=lambda: {"label": "pending", "message": ""})
+    # the fixes RL023 measured after its verdict, in the order tried
+    trials: list[FixTrial] = field(default_factory=list)
+    trials_note: str | None = None  # why no (further) fix was measured
 
     @property
     def steps(self) -> int:
@@ -210,6 +228,8 @@ class Twin:
             "synthetic": self.synthetic,
             "angular_equilibrium": self.angular_equilibrium,
             "moving_statistics": self.moving_statistics,
+            "fix_trials": [t.to_dict() for t in self.trials],
+            "fix_trials_note": self.trials_note,
             "notes": list(self.notes),
         }
 

@@ -480,6 +480,8 @@ class _Lane:
     keep_records: bool = False
     records: list = field(default_factory=list)  # per-step records (the penalized run's only)
     stop: _EarlyStop | None = None
+    # the lane's penalties, around its steps (a fix trial's changed ones: fix_trial)
+    context: Callable[[], Any] | None = None
 
     @property
     def settled(self) -> bool:
@@ -500,7 +502,8 @@ def _lockstep(backend, model, lanes: list[_Lane], inputs: PairInputs, evaluator:
                 continue
             restore(model.variables, lane.state)
             # (PyTorch runs eagerly: its twin's steps need the penalties off as they run)
-            with penalties_removed(model) if lane.unregularized else nullcontext():
+            with lane.context() if lane.context else penalties_removed(model) if lane.unregularized \
+                    else nullcontext():
                 _advance(backend, lane, step + 1, end, inputs, evaluator)
             lane.state = snapshot(backend, model.variables)
             done += end - step
