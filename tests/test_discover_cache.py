@@ -247,6 +247,63 @@ def test_running_out_of_memory_is_never_cached(project, monkeypatch):
     assert lint_many([path], Settings(), use_cache=True, progress=False)[0].cached  # a real report is kept
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.mark.parametrize(("folder", "model", "sibling"), [
+    ("onnx/external", "model.onnx", "weights.bin"),
+    ("tf_checkpoint/tf_ckpts", "ckpt-1.index", "ckpt-1.data-00000-of-00001"),
+])
+def test_a_file_read_beside_the_model_is_part_of_its_cache_entry(tmp_path, monkeypatch, folder, model, sibling):
+    """Review 45, 1: the key hashed the linted file alone, so an ONNX
+    model's external data or a checkpoint's shard turned to NaN was still
+    served clean from the cache. The files a read opens beside the model
+    are hashed with the entry: a change is a miss, and the new read sees
+    the NaNs (RL013)."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(FIXTURES / folder, tmp_path / "m")
+    path = f"m/{model}"
+    first = lint_many([path], Settings(), use_cache=True, progress=False)[0]
+    assert first.error is None and str(tmp_path / "m" / sibling) in first.read_with
+    assert lint_many([path], Settings(), use_cache=True, progress=False)[0].cached
+    data = np.fromfile(tmp_path / "m" / sibling, dtype=np.uint8)
+    data[:] = 0xFF  # every float32 a NaN
+    data.tofile(tmp_path / "m" / sibling)
+    again = lint_many([path], Settings(), use_cache=True, progress=False)[0]
+    assert not again.cached and "RL013" in {f.code for f in again.findings}
+
+
+def test_onnxruntime_artifacts_removed_beside_the_training_graph_are_a_miss(tmp_path, monkeypatch):
+    """Review 45, 1: the optimizer graph and checkpoint read beside
+    ``training_model.onnx``: once deleted, the cached optimizer is stale."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(FIXTURES / "onnx" / "artifacts_adamw", tmp_path / "art")
+    path = "art/training_model.onnx"
+    assert lint_many([path], Settings(), use_cache=True, progress=False)[0].model.optimizer is not None
+    assert lint_many([path], Settings(), use_cache=True, progress=False)[0].cached
+    (tmp_path / "art" / "optimizer_model.onnx").unlink()
+    report = lint_many([path], Settings(), use_cache=True, progress=False)[0]
+    assert not report.cached
+
+
+def test_a_failed_read_is_never_cached(tmp_path, monkeypatch):
+    """Review 45, 2: an ONNX model read while its external data was still
+    a Git LFS pointer failed, and the cached failure outlived ``git lfs
+    pull``. A failed run writes nothing, the cache included."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    shutil.copy(FIXTURES / "onnx" / "external" / "model.onnx", tmp_path / "m")
+    (tmp_path / "m" / "weights.bin").write_text("version https://git-lfs.github.com/spec/v1\n"
+                                                 f"oid sha256:{'0' * 64}\nsize 11048\n")
+    failed = lint_many(["m/model.onnx"], Settings(), use_cache=True, progress=False)[0]
+    assert failed.error and not list((tmp_path / ".reglint_cache").rglob("*.pickle"))
+    shutil.copy(FIXTURES / "onnx" / "external" / "weights.bin", tmp_path / "m")  # git lfs pull
+    report = lint_many(["m/model.onnx"], Settings(), use_cache=True, progress=False)[0]
+    assert report.error is None and not report.cached
+
+
 def test_no_cache_writes_nothing_and_env_moves_the_cache(project, tmp_path, monkeypatch):
     lint_many(["models/healthy.keras"], Settings(), use_cache=False, progress=False)
     assert not (project / ".reglint_cache").exists()

@@ -105,17 +105,23 @@ class Cache:
         if not hmac.compare_digest(signature, self._sign(payload)):
             return None  # not written by this user's reglint: never unpickle it
         try:
-            report = pickle.loads(payload)
+            report, read_with = pickle.loads(payload)
         except Exception:  # a stale class layout: treat as a miss
             return None
-        if not isinstance(report, FileReport):
+        if not isinstance(report, FileReport) or not isinstance(read_with, dict):
             return None
+        if any(_hash_or_none(Path(p)) != digest for p, digest in read_with.items()):
+            return None  # a file read beside the model changed, appeared or went (review 45, 1-2)
         report.cached = True
         return report
 
     def put(self, key: str, report: FileReport) -> None:
-        """Store ``report`` atomically (parallel runs may race on one key)."""
-        payload = pickle.dumps(dataclasses.replace(report, cached=False), protocol=pickle.HIGHEST_PROTOCOL)
+        """Store ``report`` atomically (parallel runs may race on one key),
+        with the hash of every file its read opened beside the model (None:
+        it was missing)."""
+        read_with = {p: _hash_or_none(Path(p)) for p in report.read_with}
+        payload = pickle.dumps((dataclasses.replace(report, cached=False), read_with),
+                               protocol=pickle.HIGHEST_PROTOCOL)
         target = self._entry(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +158,18 @@ def content_hash(path: Path) -> str:
             digest.update(file.name.encode("utf-8") + b"\0")
             _feed(digest, file)
     return digest.hexdigest()
+
+
+def _hash_or_none(path: Path) -> str | None:
+    """sha256 of a file's bytes; None when it is missing or unreadable."""
+    try:
+        if not path.is_file():
+            return None
+        digest = hashlib.sha256()
+        _feed(digest, path)
+        return digest.hexdigest()
+    except OSError:
+        return None
 
 
 def _read_with(path: Path) -> list[Path]:

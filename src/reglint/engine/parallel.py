@@ -55,14 +55,16 @@ def lint_many(files: list[str], settings: Settings, *, jobs: int = 1, use_cache:
 
 def _lint(todo: list[tuple[int, str, str | None]], settings: Settings,
           jobs: int) -> Iterator[tuple[int, FileReport, bool]]:
-    """(index, report, whether the report may be cached). A report depends
-    only on the content and the settings (a corrupt file stays corrupt), except
-    when the worker process died or memory ran out (``transient``): those
-    are never cached."""
+    """(index, report, whether the report may be cached). A report read
+    depends on the content, the files read beside it (``report.read_with``)
+    and the settings. A failed read is never cached (review 45, 2): its
+    cause may lie outside the bytes hashed (a missing or half-fetched
+    sibling checked by its size, an LFS pointer, the worker process dying or
+    memory running out), and a failed run writes nothing."""
     if jobs <= 1 or len(todo) <= 1:
         for i, path, _ in todo:
             report = lint_file(path, settings)
-            yield i, report, not report.transient
+            yield i, report, cacheable(report)
         return
     yield from _lint_in_pool(todo, settings, min(jobs, len(todo)))
 
@@ -89,7 +91,11 @@ def _lint_in_pool(todo, settings: Settings, workers: int) -> Iterator[tuple[int,
                     yield i, FileReport(path=path, error="the process linting this file died "
                                                          "(out of memory?); try --jobs 1"), False
                     continue
-                yield i, report, not report.transient
+                yield i, report, cacheable(report)
+
+
+def cacheable(report: FileReport) -> bool:
+    return report.error is None and not report.transient
 
 
 _WORKER_SETTINGS: Settings | None = None

@@ -31,6 +31,9 @@ class FileReport:
     # The error came from this machine, not the file (out of memory): the
     # report is never cached, the next run tries again.
     transient: bool = False
+    # Files the read opened beside the model (external data, checkpoint
+    # shards, split parts): the cache entry goes stale when one changes.
+    read_with: list[str] = field(default_factory=list)
 
     def worst(self) -> Severity | None:
         if not self.findings:

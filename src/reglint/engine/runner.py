@@ -12,6 +12,15 @@ from reglint.readers import ReadOptions, read_model
 
 
 def lint_file(path: str, settings: Settings, options: ReadOptions | None = None) -> FileReport:
+    from reglint.engine.opened_files import beside, collect
+
+    with collect() as opened:
+        report = _read_and_lint(path, settings, options)
+    report.read_with = beside(path, opened)
+    return report
+
+
+def _read_and_lint(path: str, settings: Settings, options: ReadOptions | None) -> FileReport:
     report = FileReport(path=path)
     try:
         model = read_model(path, options)
