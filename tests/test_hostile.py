@@ -214,6 +214,14 @@ def test_unreadable_folders_and_targets_are_one_line_errors(tmp_path, monkeypatc
             result = run_as_user(*args, "--no-cache") if args[0] == "check" else run_as_user(*args)
             assert (result.returncode, result.stderr.strip()) == (2, line), args
             assert result.stdout == ""
+        # review 45, 3: an unreadable file named beside a readable one is one line; the other is linted
+        shutil.copy("a.keras", "noread.keras")
+        Path("noread.keras").chmod(0o000)
+        result = run_as_user("check", "noread.keras", "a.keras", "--no-cache", "--format", "json")
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("reglint: error: noread.keras: ") and "ermission denied" in result.stderr
+        files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+        assert [f["code"] for f in files["a.keras"]["findings"]] == ["RL001"] and files["noread.keras"]["error"]
         Path("write_only.json").touch(mode=0o200)  # written, never read: -o takes it (review 27, D11)
         result = run_as_user("check", "a.keras", "--no-cache", "--format", "json", "-o", "write_only.json")
         assert result.returncode == 1 and result.stderr == "", result.stderr

@@ -146,7 +146,8 @@ def pattern_option(factor: str):
 @app.command(epilog=EXIT_CODES)
 @with_context_options(CONTEXT)
 def check(
-    paths: list[Path] = typer.Argument(..., help="Model files or folders (searched for model files)."),
+    paths: list[Path] = typer.Argument(..., readable=False,  # an unreadable file is reported, the others linted
+                                       help="Model files or folders (searched for model files)."),
     output_format: str | None = typer.Option(None, "--format", "--output-format", "-f",
                                              envvar="REGLINT_OUTPUT_FORMAT",
                                              help="full (default), concise, json, json-lines, sarif, github, gitlab, "
