@@ -230,3 +230,24 @@ def test_unreadable_folders_and_targets_are_one_line_errors(tmp_path, monkeypatc
     finally:
         for name in ("secret", "listless"):
             Path(name).chmod(0o755)
+
+
+def test_a_name_cannot_start_a_github_workflow_command(tmp_path, monkeypatch):
+    """Review 45, 4-5: a model file named ``::warning file=README.md::...``
+    began lines of the full, concise and pylint reports, which the Actions
+    runner executes as workflow commands (a forged annotation,
+    ``::add-mask::``, ``::stop-commands::``); and the github format's
+    ``file=`` property kept an escape byte its message had removed."""
+    monkeypatch.chdir(tmp_path)
+    hostile = "::warning file=README.md,line=1::looks fine.keras"
+    shutil.copy(KERAS_FIXTURES / "scenario_penalty_dominates.keras", hostile)
+    shutil.copy(KERAS_FIXTURES / "scenario_penalty_dominates.keras", "esc\x1b[31mred.keras")
+    for fmt in ("full", "concise", "pylint"):
+        result = run("check", hostile, "--no-cache", "--format", fmt, timeout=120)
+        assert result.returncode == 1, result.stderr
+        lines = result.stdout.splitlines()
+        assert not [line for line in lines if line.lstrip().startswith(("::", "##["))], fmt
+        assert any("./::warning file=README.md,line=1::looks fine.keras" in line for line in lines), fmt
+    result = run("check", "esc\x1b[31mred.keras", "--no-cache", "--format", "github", timeout=120)
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("::error ")]
+    assert "\x1b" not in line and line.startswith("::error file=escred.keras,")  # as its message names it

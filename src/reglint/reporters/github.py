@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from reglint.engine.finding import Finding
 from reglint.engine.report import FileReport, RunReport
 from reglint.reporters.machine import artifact_path, display_path, headline, results, sorted_by_severity
-from reglint.reporters.text import clean, plural
+from reglint.reporters.text import clean, plural, strip_controls
 
 PER_LEVEL_LIMIT = 10
 COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
@@ -37,7 +37,7 @@ def escape_property(text: str) -> str:
 def annotation(file_report: FileReport, finding: Finding, settings: Any = None) -> str:
     """One workflow command for one finding."""
     command = COMMAND[finding.severity.value]
-    path = artifact_path(file_report.path)
+    path = strip_controls(artifact_path(file_report.path))  # as the message names it (review 45, 5)
     props = f"file={escape_property(path)},line=1,title={escape_property(f'reglint ({finding.code})')}"
     message = f"{clean(display_path(file_report.path))}: {headline(finding)}"
     if finding.remedy:  # multi-line detail, as ruff does: %0A in the message

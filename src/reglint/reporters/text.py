@@ -14,13 +14,32 @@ _ESCAPE_SEQ = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|
 
 
 def clean(text: object) -> str:
-    """Strip terminal escape sequences and control characters.
+    """Strip terminal escape sequences and control characters, and keep a
+    name from starting a GitHub Actions workflow command.
 
     >>> clean("dense\\x1b[31m_red\\x1b[0m\\n")
     'dense_red'
+    >>> clean("::add-mask::secret.keras")
+    './::add-mask::secret.keras'
     """
-    value = str(text)
-    value = _ESCAPE_SEQ.sub("", value)
+    value = strip_controls(text)
+    # A log line starting (after spaces) with "::" or "##[" is a command to
+    # the Actions runner (::warning, ::add-mask::, ::stop-commands::); a file
+    # or layer name may start a line of the human reports (review 45, 4).
+    # "./" keeps a path the same path.
+    if value.lstrip().startswith(WORKFLOW_COMMAND):
+        value = "./" + value.lstrip()
+    return value
+
+
+WORKFLOW_COMMAND = ("::", "##[")
+
+
+def strip_controls(text: object) -> str:
+    """Terminal escape sequences, control characters and bidi overrides
+    removed (``clean`` without its workflow-command guard: a GitHub
+    annotation's ``file=`` property names the file as it is)."""
+    value = _ESCAPE_SEQ.sub("", str(text))
     value = _CONTROL.sub("", value)
     # Unicode bidi overrides can reorder what a reviewer sees.
     return re.sub("[\u202a-\u202e\u2066-\u2069]", "", value)
