@@ -222,6 +222,31 @@ def test_savedmodel_nested_model_weights_found_through_the_object_graph():
     assert penalty == pytest.approx(_entry("tfk_savedmodel_nested")["weight_penalty"], rel=1e-5)
 
 
+def test_savedmodel_recurrent_wrappers_keep_their_regularizers():
+    """Review 44, 1-2: a tf-keras SavedModel keys a Bidirectional's and a
+    stacked RNN's tensors as ``variables/N``. The object-graph walk stopped
+    at the first level (``variables/3``), so their regularizers were lost
+    (no penalty, no finding, exit 0); and tensors taken in text order
+    (``variables/10`` before ``variables/5``) were matched to the wrong
+    variables (six false RL019 errors). Every regularizer Keras lists is
+    read, and the penalty at the saved weights is Keras' ``sum(model.losses)``."""
+    entry = _entry("tfk_savedmodel_rnns")
+    model = read_model(KERAS_FIXTURES / "tfk_savedmodel_rnns")
+    assert not model.problems
+    import re
+
+    regularized = [(layer.path, re.sub(r"_\d+/", "/", var.name))  # forward_lstm_1/kernel: Keras' unique names
+                   for layer in model.layers for var in layer.variables if var.regularizer]
+    assert sorted(regularized) == sorted([
+        ("bi_lstm", f"{d}_lstm/{n}") for d in ("forward", "backward") for n in ("kernel", "recurrent_kernel", "bias")
+    ] + [("bi_custom", "forward_lstm/kernel"), ("bi_custom", "backward_gru/kernel"),
+         ("stacked", "simple_rnn_cell/kernel"), ("stacked", "lstm_cell/bias"),
+         ("stacked", "gru_cell/recurrent_kernel")])
+    penalty = sum(var.regularizer.l2 * var.stats.sum_sq + var.regularizer.l1 * var.stats.sum_abs
+                  for layer in model.layers for var in layer.variables if var.regularizer)
+    assert penalty == pytest.approx(entry["weight_penalty"], rel=1e-4)
+
+
 def test_savedmodel_of_a_subclassed_model_counts_its_variables():
     model = read_model(KERAS_FIXTURES / "tfk_savedmodel_subclassed")
     assert model.total_params == _entry("tfk_savedmodel_subclassed")["count_params"] == 10

@@ -228,7 +228,10 @@ def _assign(entries, nodes, leaves, root: Path, options: ReadOptions,
     names = {path: meta.get("name") for path, meta in nodes.items() if isinstance(meta, dict)}
     owners: _GraphOwners | None = None
     out: dict[str, list[FoundTensor]] = {}
-    for key in _model_variable_keys(entries):
+    # numbered keys in number order: ``variables/10`` after ``variables/5``
+    # (in text order a layer's tensors crossing 9 -> 10 came out rotated and
+    # matched the wrong variables: review 44, 2)
+    for key in sorted(_model_variable_keys(entries), key=_natural):
         parts = key[: -len(_VALUE_SUFFIX)].split("/")
         leaf, rest = None, parts
         for cut in range(len(parts) - 1, 0, -1):
@@ -254,7 +257,7 @@ class _GraphOwners:
     ``saved_model.pb``'s object graph: up from the variable's node to the
     nearest node that the Keras metadata names as a leaf layer."""
 
-    MAX_DEPTH = 4  # layer -> cell -> kernel, with room for wrappers
+    MAX_DEPTH = 5  # layer -> cell -> cells -> 0 -> kernel (an RNN over a list of cells)
 
     def __init__(self, root: Path, nodes: dict[str, object], names: dict[str, object], by_name: dict,
                  root_leaf=None) -> None:
@@ -289,21 +292,33 @@ class _GraphOwners:
         if start is None:
             return None, object_path
         frontier: list[tuple[int, list[str]]] = [(start, [])]
-        seen = {start}
+        # each node once, by its most named path (``forward_layer`` is
+        # reached through its ``variables`` list and through ``cell``)
+        best: dict[int, tuple[int, int]] = {start: _path_rank([])}
+        found: list[tuple[object, list[str]]] = []
+        owners: set[int] = set()
         for _ in range(self.MAX_DEPTH):
             hits, nxt = [], []
             for node, rest in frontier:
                 for parent, local in self.parents.get(node, []):
+                    path = [local, *rest]
                     if parent in self.leaf_at:
-                        hits.append((self.leaf_at[parent], [local, *rest]))
-                    elif parent not in seen:
-                        seen.add(parent)
-                        nxt.append((parent, [local, *rest]))
-            if hits:
-                # Through attributes (``dense/kernel``) rather than lists (``variables/0``): names give roles.
-                return min(hits, key=lambda hit: sum(part.isdigit() for part in hit[1]))
+                        hits.append((self.leaf_at[parent], path))
+                    elif parent not in best or _path_rank(path) < best[parent]:
+                        best[parent] = _path_rank(path)
+                        nxt.append((parent, path))
+            # The nearest leaf layer owns it; the walk goes on for a named
+            # path to that same layer: a Bidirectional's or a stacked RNN's
+            # layer reaches its kernels through ``variables/3`` one level
+            # up and through ``backward_layer/cell/kernel`` three levels up
+            # (review 44, 1).
+            owners = owners or {id(leaf) for leaf, _ in hits}
+            found += [hit for hit in hits if id(hit[0]) in owners]
             frontier = nxt
-        return None, object_path
+        if not found:
+            return None, object_path
+        # Through attributes (``dense/kernel``) rather than lists (``variables/0``): names give roles.
+        return min(found, key=lambda hit: _path_rank(hit[1]))
 
 
 class _Tensor:
@@ -447,6 +462,17 @@ def _variables_only(model: Model, root: Path, entries: dict[str, BundleEntry], o
         layer.variables.append(var)
     model.layers = list(layers.values())
     return model
+
+
+def _path_rank(path: list[str]) -> tuple[int, int]:
+    """Fewer list indices first, then more names: ``cell/kernel`` before
+    ``variables/3``, ``cell/cells/0/kernel`` before ``keras_api/variables/0``."""
+    return sum(p.isdigit() for p in path), -sum(not p.isdigit() and p != "keras_api" for p in path)
+
+
+def _natural(key: str) -> list:
+    """A key's parts, numbers compared as numbers."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in key.split("/")]
 
 
 def _view_order(key: str) -> tuple[int, list]:
