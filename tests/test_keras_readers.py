@@ -339,3 +339,18 @@ def test_mixed_precision_steps_are_the_inner_optimizers():
     model = read_model(KERAS_FIXTURES / entry["file"])
     assert entry["generator_iterations"] == 3 and entry["iterations"] == 0
     assert model.optimizer is not None and model.optimizer.iterations == 3
+
+
+def test_savedmodel_without_its_data_shard_is_refused(tmp_path):
+    """Review 44, 3: a SavedModel folder copied without
+    ``variables.data-*`` was linted as complete (exit 1, P@saved silently
+    empty); TensorFlow cannot load it. One line, exit 2."""
+    import shutil
+
+    from helpers import assert_one_line_refusal, run_reglint
+
+    folder = tmp_path / "sm"
+    shutil.copytree(KERAS_FIXTURES / "tfk_savedmodel_mlp", folder)
+    for shard in (folder / "variables").glob("variables.data-*"):
+        shard.unlink()
+    assert_one_line_refusal(run_reglint(folder), "variables.data-* shard", "not saved or not copied")

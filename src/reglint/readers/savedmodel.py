@@ -59,6 +59,7 @@ def read_savedmodel(path: Path, options: ReadOptions) -> Model:
             check_link_stays_inside(candidate)
     index_path = root / "variables" / "variables.index"
     entries = read_bundle_index(index_path) if index_path.is_file() else {}
+    _check_shards(entries, data_prefix(root))
     metadata_path = root / "keras_metadata.pb"
     model = Model(path=str(root), format="savedmodel", framework="tf.keras")
     if not metadata_path.is_file():
@@ -367,6 +368,24 @@ def shard_stats(tensor: _Tensor):
 
         values = bfloat16_to_float32(np.asarray(values))
     return array_stats(values, max(1, tensor.options.chunk_bytes // max(1, tensor.dtype.itemsize)))
+
+
+def _check_shards(entries: dict[str, BundleEntry], prefix: Path) -> None:
+    """Refuse a bundle whose index points into a ``.data-*`` shard that is
+    not there (a folder copied without ``variables.data-*``): TensorFlow
+    cannot load it, and a report without its weights would look complete
+    (review 44, 3)."""
+    if not any(entry.size for entry in entries.values()):
+        return
+    if not any(prefix.parent.glob(f"{glob_escape(prefix.name)}.data-*-of-*")):
+        raise ModelReadError(f"{prefix.parent.name}/{prefix.name}.index has no {prefix.name}.data-* shard beside "
+                             f"it: the weights were not saved or not copied")
+    missing = sorted({shard_path(prefix, entry.shard).name for entry in entries.values()
+                      if entry.size and not shard_path(prefix, entry.shard).is_file()})
+    if missing:
+        raise ModelReadError(f"{prefix.parent.name}/{missing[0]} is missing"
+                             f"{f' (and {len(missing) - 1} more shards)' if len(missing) > 1 else ''}: "
+                             f"the weights were not saved or not copied")
 
 
 def data_prefix(root: Path) -> Path:
