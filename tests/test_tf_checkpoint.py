@@ -41,6 +41,14 @@ def test_the_learning_rate_the_steps_and_the_slots(name):
     assert optimizer.weight_decay is None  # a Python float: not saved
 
 
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if n.startswith("legacy/")))
+def test_legacy_slots_together_name_the_optimizer(name):
+    """Review 44, 4: the slot names were joined with "or" as if each were a
+    class ("RMSprop or SGD or mg", "Adam or vhat"); an optimizer keeps all
+    its slots, so their set names it: Keras' class and settings."""
+    assert read_model(CHECKPOINTS / name).optimizer.class_name == f"unknown ({MODELS[name]['optimizer']})"
+
+
 def test_the_index_is_the_model_and_the_rest_are_not():
     found = discover([str(CHECKPOINTS)], Settings()).files
     assert sorted(f[len(str(CHECKPOINTS)) + 1:] for f in found) == sorted(MODELS)  # no bare variables

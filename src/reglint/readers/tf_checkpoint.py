@@ -57,7 +57,21 @@ MAX_NODES = 1_000_000
 # Slots per weight -> what the optimizer was (Keras' optimizers: Adam, AdamW,
 # Nadam, Adamax keep two; SGD with momentum, RMSprop, Adagrad one; SGD none).
 SLOT_CLASSES = {0: "SGD", 1: "SGD (momentum) or RMSprop or Adagrad", 2: "Adam or AdamW or Nadam"}
-LEGACY_SLOTS = {"m": "Adam", "v": "Adam", "momentum": "SGD", "rms": "RMSprop", "accumulator": "Adagrad"}
+# A tf.keras (legacy) optimizer's slots, together, name it: an optimizer keeps
+# all its slots (a centered RMSprop with momentum: rms, momentum and mg),
+# so the set is read as a whole (review 44, 4).
+LEGACY_SLOT_SETS = {
+    frozenset({"momentum"}): "SGD (momentum)",
+    frozenset({"m", "v"}): "Adam or Nadam or Adamax",
+    frozenset({"m", "v", "vhat"}): "Adam (amsgrad)",
+    frozenset({"rms"}): "RMSprop",
+    frozenset({"rms", "momentum"}): "RMSprop (momentum)",
+    frozenset({"rms", "mg"}): "RMSprop (centered)",
+    frozenset({"rms", "momentum", "mg"}): "RMSprop (centered, momentum)",
+    frozenset({"accumulator"}): "Adagrad",
+    frozenset({"accumulator", "linear"}): "Ftrl",
+    frozenset({"accum_grad", "accum_var"}): "Adadelta",
+}
 NOTE = ("a TensorFlow checkpoint holds the variables, the learning rate and the step count, not the architecture, "
         "the regularizers or the optimizer's class and weight_decay: lint the .keras file or the SavedModel for those")
 
@@ -199,8 +213,7 @@ def _optimizer(entries: dict[str, BundleEntry], prefix: Path, trainable: int, no
     legacy = Counter(m.group(1) for k in entries if (m := re.search(r"\.OPTIMIZER_SLOT/optimizer/(\w+)/", k)))
     modern = sum(1 for k, e in entries.items() if k.startswith("optimizer/_variables/") and e.shape)
     if legacy:
-        names = sorted({LEGACY_SLOTS.get(name, name) for name in legacy})
-        guess = " or ".join(names)
+        guess = LEGACY_SLOT_SETS.get(frozenset(legacy), f"slots {', '.join(sorted(legacy))}")
     else:
         guess = SLOT_CLASSES.get(round(modern / trainable) if trainable else 0, "unknown")
     notes.append(f"optimizer class not saved: {guess}, from the slot variables it keeps per weight")
