@@ -90,6 +90,10 @@ WEIGHTLESS = {
     "Softmax", "UnitNormalization", "Identity", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer", "Rescaling",
     "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop",
     "RandomTranslation", "RandomContrast", "RandomBrightness", "Cropping",
+    # preprocessing whose state is a vocabulary or bin edges in its config or
+    # assets, not variables: Keras' count_params() counts none (review 44, 5)
+    "IntegerLookup", "StringLookup", "Discretization", "CategoryEncoding", "Hashing", "HashedCrossing",
+    "TextVectorization",
 }
 
 
