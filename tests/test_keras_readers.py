@@ -58,7 +58,18 @@ def test_weights_only_file_counts_its_tensors_and_says_so(entry):
     assert model.total_params == entry["count_params"]
     assert any("weights-only" in note for note in model.notes)
     assert not model.problems and not model.has_regularization
-    assert all(v.stats is not None and v.stats.count == v.size for _, v in model.variables())
+    # every float tensor's statistics (a Normalization's count is an integer)
+    assert all(v.stats is not None and v.stats.count == v.size for _, v in model.variables() if "int" not in v.dtype)
+
+
+@pytest.mark.parametrize("file", ["k3_norm_stats.weights.h5", "tfk_norm_stats_weights.h5"])
+def test_weights_only_statistics_are_not_trainable(file):
+    """Review 44, 6: a weights file records no trainable flags, but Keras'
+    names for BatchNormalization and Normalization layers (and tf-keras'
+    weight names) say which tensors are statistics: Keras' trainable count."""
+    entry = _entry(file)
+    model = read_model(KERAS_FIXTURES / file)
+    assert (model.total_params, model.trainable_params) == (entry["count_params"], entry["trainable_params"])
 
 
 def test_seed_layer_counts_1220_and_reads_l2():

@@ -18,6 +18,7 @@ input, just input with little to check.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from reglint.errors import ModelReadError
@@ -30,7 +31,14 @@ from reglint.readers.tensor_stats import h5_dataset_stats, keras_dtype_attr
 
 NOTE = ("weights-only file: no architecture, regularizers or optimizer to lint; parameters counted from the "
         "stored tensors (save the full model with model.save(...) to lint its regularization)")
-NON_TRAINABLE = {"moving_mean", "moving_variance", "running_mean", "running_std", "running_var"}
+NON_TRAINABLE = {"moving_mean", "moving_variance", "running_mean", "running_std", "running_var",
+                 "mean", "variance", "count"}  # the last three: a Normalization layer's adapted statistics
+# Keras 3 files number a layer's variables (vars/0...); Keras' own names for
+# the layers say which hold statistics: BatchNormalization's gamma, beta,
+# moving_mean, moving_variance, and Normalization's mean, variance, count
+# (review 44, 6).
+AUTO_BATCHNORM = re.compile(r"batch_normalization(_\d+)?")
+AUTO_NORMALIZATION = re.compile(r"normalization(_\d+)?")
 
 
 def is_weights_only(h5) -> bool:
@@ -55,7 +63,8 @@ def read_weights_only(h5, path: Path, options: ReadOptions) -> Model:
     model.notes.append(NOTE)
     if any(layer.variables for layer in model.layers) and "layer_names" not in h5.attrs:
         model.notes.append("a Keras 3 weights file does not record which tensors are trainable: all are "
-                           "counted as trainable")
+                           "counted as trainable but the statistics of layers named as Keras names "
+                           "BatchNormalization and Normalization")
     return model
 
 
@@ -122,8 +131,28 @@ def _collect_layer(index: H5Index, path: str, label: str, model: Model, options:
                 visit(f"{group}/{name}", prefix if name == "vars" else f"{prefix}{name}/", depth + 1)
 
     visit(path, "", 0)
+    _statistics_by_name(layer)
     if layer.variables:
         model.layers.append(layer)
+
+
+def _statistics_by_name(layer: Layer) -> None:
+    """Mark a Keras-named BatchNormalization's or Normalization's numbered
+    statistics (AUTO_BATCHNORM, AUTO_NORMALIZATION) not trainable."""
+    shapes = [v.shape for v in layer.variables]
+    if AUTO_BATCHNORM.fullmatch(layer.name) and 2 <= len(shapes) <= 4 and len(set(shapes)) == 1 \
+            and len(shapes[0]) == 1:
+        # gamma and beta (either left out by scale=False or center=False), then the statistics
+        own = {4: (Role.GAMMA, Role.BETA), 3: (Role.OTHER,), 2: ()}[len(shapes)]
+        roles = (*own, Role.MOVING_MEAN, Role.MOVING_VARIANCE)
+        for var, role in zip(layer.variables, roles, strict=True):
+            var.role, var.trainable = role, not role.is_statistic
+        layer.class_name = "BatchNormalization"
+    elif AUTO_NORMALIZATION.fullmatch(layer.name) and len(shapes) == 3 and shapes[0] == shapes[1] \
+            and shapes[2] == ():
+        for var in layer.variables:
+            var.role, var.trainable = Role.OTHER, False
+        layer.class_name = "Normalization"
 
 
 def _order(name: str) -> tuple[int, str]:
