@@ -228,6 +228,10 @@ def test_rules_and_rule_commands():
     doc = reglint("rule", "RL003").stdout
     assert doc.startswith("# weight-decay-too-strong (RL003)")
     assert reglint("rule", "RL999").returncode == 2
+    # review 45, 6: the code CI formats give an unreadable file is explained where the SARIF help points
+    unreadable = reglint("rule", "RL900")
+    assert unreadable.returncode == 0 and unreadable.stdout.startswith("# unreadable-model (RL900)")
+    assert "`reglint rule RL900`" in listing.splitlines()[-1]
 
 
 @pytest.mark.parametrize(("args", "expected"), [

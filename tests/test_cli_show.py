@@ -158,3 +158,13 @@ def test_verbose_says_what_governs_each_file_and_what_it_suppressed(project):
             f"reglint: verbose: models/b.keras: keras_v3, settings from pyproject.toml, {source}; 2 kept, "
             "suppressed: RL005 [dense_1]"]
     assert "verbose" not in reglint(project, "check", "models/a.keras", "-q").stderr
+
+
+def test_verbose_names_a_file_that_failed_on_every_run(project):
+    """Review 45, 8: -v said nothing of a file whose read failed, so a
+    failure served from the cache looked like a fresh one. Failures are
+    never cached now, and -v says each run read it again."""
+    for _ in range(2):
+        result = reglint(project, "check", "models/broken.keras", "models/b.keras", "-v", "-q", cache=True)
+        lines = [line for line in result.stderr.splitlines() if line.startswith("reglint: verbose: ")]
+        assert "reglint: verbose: models/broken.keras: read failed (never cached)" in lines, result.stderr

@@ -271,14 +271,22 @@ def rules_command(
         return
     for code, rule in rules.items():
         sys.stdout.write(f"{code}  {rule.severity.value:<7}  {rule.name:<40}  {rule.summary}\n")
+    from reglint.reporters.machine import UNREADABLE_CODE, UNREADABLE_NAME
+
+    sys.stdout.write(f"({UNREADABLE_CODE}  {'error':<7}  {UNREADABLE_NAME:<40}  what CI formats report for a file "
+                     f"that could not be read; not a rule: `reglint rule {UNREADABLE_CODE}`)\n")
 
 
 @app.command("rule")
 def rule_command(code: str = typer.Argument(..., help="A rule code (RL001) or name.")) -> None:
     """Print a rule's documentation."""
     from reglint.engine.rule import get_rule
+    from reglint.reporters.machine import UNREADABLE_CODE, UNREADABLE_DOC, UNREADABLE_NAME
 
     rule = get_rule(code)
+    if rule is None and code.strip().lower() in (UNREADABLE_CODE.lower(), UNREADABLE_NAME):
+        sys.stdout.write(UNREADABLE_DOC)  # the CI formats' code for a file that could not be read (review 45, 6)
+        return
     if rule is None:
         err(f"unknown rule {code!r}; `reglint rules` lists them")
         raise typer.Exit(2)

@@ -72,7 +72,9 @@ def say_per_file(groups: list[tuple[Settings, list[str]]], reports: list[FileRep
     the findings kept and those its ignores or overrides suppressed."""
     config_of = {path: settings.config_file for settings, group in groups for path in group}
     for r in reports:
-        if r.error is not None:
+        if r.error is not None:  # its error line says why; this says it was read now (review 45, 8)
+            if not r.not_a_model:
+                sys.stderr.write(f"reglint: verbose: {display_path(r.path)}: read failed (never cached)\n")
             continue
         config = config_of.get(r.path)
         source = f"settings from {display_path(config)}" if config else "default settings"

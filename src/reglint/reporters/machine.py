@@ -44,6 +44,26 @@ DOCS_URL = _docs_url()
 UNREADABLE_CODE = "RL900"
 UNREADABLE_NAME = "unreadable-model"
 UNREADABLE_SUMMARY = "The file could not be read as a model, so none of its regularization was checked."
+UNREADABLE_DOC = f"""# {UNREADABLE_NAME} ({UNREADABLE_CODE})
+
+## What it does
+{UNREADABLE_SUMMARY} The CI formats (sarif, github, gitlab, junit, pylint,
+concise, json-lines) report such a file under this code, with the read
+error as its message; the terminal prints the error as one line.
+
+## Why it is bad
+A model no reader can open passes no check: a truncated download, a Git LFS
+pointer where the weights should be, a hostile archive or a format reglint
+does not read.
+
+## Use instead
+Fix or re-save the file (the message names what failed), or keep it out of
+the linted paths (``exclude`` in the configuration).
+
+## Options
+None. It is not a rule: ``select`` and ``ignore`` do not reach it, and a
+read error always exits 2.
+"""
 
 
 # ---------------------------------------------------------------------------
