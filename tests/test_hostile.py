@@ -251,3 +251,21 @@ def test_a_name_cannot_start_a_github_workflow_command(tmp_path, monkeypatch):
     result = run("check", "esc\x1b[31mred.keras", "--no-cache", "--format", "github", timeout=120)
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("::error ")]
     assert "\x1b" not in line and line.startswith("::error file=escred.keras,")  # as its message names it
+
+
+def test_a_keras_archive_with_a_member_twice_is_refused(tmp_path):
+    """Review 45, 7: two ``config.json`` members; Python's zipfile (and so
+    Keras) reads the last, ``unzip`` shows the first: the archive was linted
+    as the hidden one. A zip-smuggling trick: one line, exit 2."""
+    import zipfile
+
+    from helpers import assert_one_line_refusal, run_reglint
+
+    source = KERAS_FIXTURES / "scenario_penalty_dominates.keras"
+    target = tmp_path / "twice.keras"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            new.writestr(info, old.read(info))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            new.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": []}}')
+    assert_one_line_refusal(run_reglint(target), "'config.json' appears twice")

@@ -71,10 +71,25 @@ def read_keras_zip(path: Path, options: ReadOptions) -> Model:
     except OSError as exc:
         raise ModelReadError(f"cannot open archive: {exc.strerror or exc}") from None
     with archive:
-        names = set(archive.namelist())
+        listed = archive.namelist()
+        names = set(listed)
+        if len(names) < len(listed):
+            # zipfile reads the last of two same-named members, unzip shows the
+            # first: which config is linted would depend on the tool (review 45, 7)
+            twice = _first_repeated(listed)
+            raise UnsafeInputError(f"archive member {one_line(twice, 80)!r} appears twice: refused")
         if CONFIG not in names:
             raise ModelReadError("zip archive without config.json: not a .keras model")
         return _read_keras_v3(path, names, _ZipMembers(archive, options), options)
+
+
+def _first_repeated(names: list[str]) -> str:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return ""
 
 
 def read_keras_folder(path: Path, options: ReadOptions) -> Model:
