@@ -84,7 +84,7 @@ def run_check(opts: CheckOptions) -> int:
         warn("no model files found under the given paths")
     report = RunReport()
     for path in missing:
-        report.files.append(FileReport(path=path, error="no such file or folder"))
+        report.files.append(FileReport(path=path, error=missing_error(path)))
     linted = lint_groups(groups, files, jobs=opts.jobs, use_cache=not opts.no_cache,
                          progress=not (opts.quiet or opts.silent))
     # A file found by searching a folder that holds no model (a .json that
@@ -249,6 +249,13 @@ def check_patterns(opts: CheckOptions, reports: list[FileReport]) -> None:
                               f"{', '.join(close)}{' ...' if len(kernels) > len(close) else ''}{hint}")
 
 
+def missing_error(path: str) -> str:
+    """Why a path named on the command line was not linted."""
+    if path == "-":  # ruff's convention for stdin: a model is a file or a folder, never a stream
+        return "reading a model from stdin is not supported: name the file"
+    return "no such file or folder"
+
+
 def show(opts: CheckOptions, files: list[str], missing: list[str], resolver) -> int:
     """--show-files / --show-settings: stdout, no model read; 2 when a
     path named on the command line does not exist."""
@@ -256,7 +263,7 @@ def show(opts: CheckOptions, files: list[str], missing: list[str], resolver) -> 
     from reglint.errors import err
 
     for path in missing:
-        err(f"{path}: no such file or folder")
+        err(f"{path}: {missing_error(path)}")
     if opts.show_settings:
         import dataclasses
 
