@@ -43,6 +43,7 @@ from reglint.readers.keras_layers import (
     quantization_mode,
     quantized_layouts,
     regularizer_keys,
+    stacked_cell_owner,
 )
 from reglint.readers.keras_objects import (
     is_loss_map,
@@ -410,18 +411,8 @@ def owner_for_components(class_name: str, cfg: dict[str, Any],
         return sub_class, sub_cfg, direction_label(key.split("_")[0], child_cfg) + "/"
     if class_name in RNN_LAYERS or class_name == "RNN":
         child_class, child_cfg = children["cell"]
-        if child_class == "StackedRNNCells":
-            cells = child_layers(child_class, child_cfg)
-            # rnn/stacked_rnn_cells/lstm_cell/kernel: the cell named in the path
-            for key, (cell_class, cell_cfg) in cells.items():
-                label = cell_label(cell_cfg, key)
-                if label in components:
-                    return cell_class, cell_cfg, f"{label}/"
-            # cell/cells/0/kernel (a tf.keras SavedModel's object graph): by position
-            at = components.index("cells") + 1 if "cells" in components else len(components)
-            if at < len(components) and components[at].isdigit() and int(components[at]) < len(cells):
-                key, (cell_class, cell_cfg) = list(cells.items())[int(components[at])]
-                return cell_class, cell_cfg, f"{cell_label(cell_cfg, key)}/"
+        if child_class == "StackedRNNCells" and (cell := stacked_cell_owner(child_cfg, components)) is not None:
+            return cell
         return child_class, child_cfg, ""
     if class_name == "TimeDistributed":
         child_class, child_cfg = children["layer"]

@@ -233,6 +233,22 @@ def stacked_cells(cfg: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     return out
 
 
+def stacked_cell_owner(cfg: dict[str, Any], components: list[str]) -> tuple[str, dict[str, Any], str] | None:
+    """The (class, config, name prefix) of the StackedRNNCells' cell a
+    stored name belongs to: the cell named in the path
+    (``rnn/stacked_rnn_cells/lstm_cell/kernel``), or by position
+    (``cell/cells/0/kernel``: a tf.keras SavedModel's object graph)."""
+    cells = child_layers("StackedRNNCells", cfg)
+    for key, (cell_class, cell_cfg) in cells.items():
+        if cell_label(cell_cfg, key) in components:
+            return cell_class, cell_cfg, f"{cell_label(cell_cfg, key)}/"
+    at = components.index("cells") + 1 if "cells" in components else 0
+    if 0 < at < len(components) and components[at].isdigit() and int(components[at]) < len(cells):
+        key, (cell_class, cell_cfg) = list(cells.items())[int(components[at])]
+        return cell_class, cell_cfg, f"{cell_label(cell_cfg, key)}/"
+    return None
+
+
 def cell_label(cell_cfg: dict[str, Any], key: str) -> str:
     """The name a stacked cell's variables carry (``lstm_cell/kernel``):
     its configured name, as legacy HDF5 files store it."""
