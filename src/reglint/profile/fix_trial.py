@@ -73,8 +73,8 @@ def penalties_changed(model, rows: list, changes: list[Change]) -> Iterator[list
     report does: a change's ``layer`` and ``target``."""
     variables = {str(getattr(v, "path", v.name)): v for v in model.trainable_variables}
     by_name = {(row.layer, row.variable.split("/")[-1]): variables.get(row.path) for row in rows}
-    layers = {path: layer for layer_id, path in layer_paths(model).items()
-              for layer in _flat(model) if id(layer) == layer_id}
+    by_id = {id(layer): layer for layer in _flat(model)}
+    layers = {path: by_id[layer_id] for layer_id, path in layer_paths(model).items() if layer_id in by_id}
     swapped: list[tuple[Any, str, Any]] = []
     skipped: list[str] = []
     try:
