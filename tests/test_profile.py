@@ -1143,3 +1143,17 @@ def test_the_twins_removed_list_names_layers_as_the_table_does(capsys):
     assert code in (0, 1), err
     removed = " ".join(profile_of(report)["twin"]["removed"])
     assert "lvl1/lvl2/lvl3/d1/kernel L2" in removed and "lvl1/lvl2/d3/kernel L2" in removed
+
+
+@pytest.mark.slow
+def test_a_fix_trial_builds_the_saved_optimizer_with_the_fix_weight_decay():
+    """A trial's optimizer is the saved one with the fix's weight_decay
+    (its other settings kept); without a decay change, a fresh copy."""
+    keras = pytest.importorskip("keras")
+    from reglint.engine.finding import Change
+    from reglint.profile.fix_trial import changed_optimizer
+
+    saved = keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=10.0, beta_1=0.8)
+    trial = changed_optimizer(keras, saved, [Change("weight_decay", 10.0, 0.1)])
+    assert (trial.weight_decay, float(trial.learning_rate), trial.beta_1) == pytest.approx((0.1, 3e-4, 0.8))
+    assert changed_optimizer(keras, saved, []).weight_decay == pytest.approx(10.0)

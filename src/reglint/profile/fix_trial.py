@@ -30,7 +30,7 @@ from reglint.engine.finding import Change
 from reglint.profile import ProfileError
 from reglint.profile.gradients import restore, snapshot
 from reglint.profile.load import deserialize_optimizer, flatten, layer_paths
-from reglint.profile.run import fresh_optimizer, make_train_step
+from reglint.profile.run import fresh_optimizer, make_train_step, with_optimizer_settings
 
 # The factors a Keras regularizer's config holds, by the parameter a Change
 # names: "lambda" is whichever factor the regularizer has (both scaled for
@@ -40,9 +40,9 @@ FACTORS = {"l1": ("l1",), "l2": ("l2",), "lambda": ("l1", "l2", "factor")}
 
 def scaled_regularizer(reg: Any, change: Change) -> Any:
     """A copy of ``reg`` with the factor ``change`` names scaled by
-    ``suggested / current`` (removed when ``suggested`` is None or 0);
-    None when the regularizer cannot be rebuilt from its config (a custom
-    class without ``from_config``)."""
+    ``suggested / current``; None when the change removes it or the
+    regularizer cannot be rebuilt from its config (a custom class without
+    ``from_config``)."""
     if change.suggested is None or not change.current:
         return None
     try:
@@ -113,20 +113,11 @@ def changed_optimizer(keras, opt, changes: list[Change]):
     if not decay:
         return fresh_optimizer(keras, opt)
     try:
-        config = _with_weight_decay(keras.optimizers.serialize(opt), decay[-1].suggested or 0.0)
+        config = with_optimizer_settings(keras.optimizers.serialize(opt), {"weight_decay": decay[-1].suggested or 0.0})
         return deserialize_optimizer(keras, config)
     except Exception as exc:
         raise ProfileError(f"cannot build the optimizer {type(opt).__name__} with the fix's weight decay "
                            f"({exc})") from None
-
-
-def _with_weight_decay(node: Any, value: float) -> Any:
-    if isinstance(node, dict):
-        return {k: (value if k == "weight_decay" and v is not None else _with_weight_decay(v, value))
-                for k, v in node.items()}
-    if isinstance(node, list):
-        return [_with_weight_decay(v, value) for v in node]
-    return node
 
 
 def run_trial(backend, inputs, evaluator, steps: int, changes: list[Change]):

@@ -128,19 +128,22 @@ def unregularized_optimizer(keras, opt):
     the config holds them, a LossScaleOptimizer's inner optimizer
     included): the twin's."""
     try:
-        config = _without_optimizer_penalties(keras.optimizers.serialize(opt))
+        config = with_optimizer_settings(keras.optimizers.serialize(opt),
+                                         dict.fromkeys(("weight_decay", *OWN_PENALTIES), 0.0))
         return deserialize_optimizer(keras, config)
     except Exception as exc:
         raise ProfileError(f"cannot build the optimizer {type(opt).__name__} without weight decay ({exc})") from None
 
 
-def _without_optimizer_penalties(node: Any) -> Any:
+def with_optimizer_settings(node: Any, values: dict[str, float]) -> Any:
+    """A serialized optimizer with each key of ``values`` set wherever its
+    config holds it (a LossScaleOptimizer's inner optimizer included): the
+    twin's zeroed penalties, a fix trial's weight decay."""
     if isinstance(node, dict):
-        return {k: (0.0 if k in ("weight_decay", *OWN_PENALTIES) and v is not None
-                    else _without_optimizer_penalties(v))
+        return {k: (values[k] if k in values and v is not None else with_optimizer_settings(v, values))
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [_without_optimizer_penalties(v) for v in node]
+        return [with_optimizer_settings(v, values) for v in node]
     return node
 
 
