@@ -80,7 +80,8 @@ initialisation grows with the layers' widths at a fixed lambda (Glorot:
 ``E[sum w^2]`` is about the harmonic mean of fan-in and fan-out), while a
 layer's data gradient per weight scales with its weights' size, so whether
 the pull wins does not depend on the width; a wide layer's large penalty at
-initialisation is shed without harm when ``k`` is small. The suggested lambda is
+initialisation is usually shed when ``k`` is small (a warning, not a
+promise: the width check's L2 0.1 degraded 6 of 18 runs). The suggested lambda is
 ``lambda * min(1, warning/2) / rho``: the penalty at most the data loss.
 
 ## Fix
@@ -225,7 +226,8 @@ class PenaltyDominatesLoss(Rule):
             return ""
         return (f"; its pull per unit of weight (2*l2 + l1/sigma = {g(pull, 2)}) is under "
                 f"{g(self.thresholds['penalty-pull-error'])}: a penalty this size at initialisation comes from the "
-                f"layers' width, which training sheds without harm (a warning)")
+                f"layers' width, which training usually sheds (a warning; `reglint profile --data` measures it on "
+                f"yours)")
 
     def aim(self) -> float:
         return remedy_ratio(self.thresholds["penalty-ratio-warning"])
