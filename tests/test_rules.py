@@ -381,10 +381,34 @@ def test_rl025_small_table_feeding_penalized_kernels_is_an_error():
 def test_rl025_levels_follow_the_weaker_lambda_and_the_options():
     """The error needs both lambdas at 0.1: raising the error level to 0.2
     leaves a warning (0.1 >= 0.03), raising the warning above 0.1 leaves none."""
-    [f] = findings("scenario_embedding_chain_sgd.keras", "RL025", thresholds={"embedding-chain-error": 0.2})
-    assert f.severity is Severity.WARNING
+    quiet = {"table-kernels-shrink-error": 1.0, "table-kernels-shrink-warning": 1.0}  # the SGD shrink's branch
+    [f] = findings("scenario_embedding_chain_sgd.keras", "RL025", thresholds={"embedding-chain-error": 0.2, **quiet})
+    assert f.severity is Severity.WARNING and not f.values["kernels_alone"]
     assert findings("scenario_embedding_chain_sgd.keras", "RL025",
-                    thresholds={"embedding-chain-error": 0.5, "embedding-chain-warning": 0.2}) == []
+                    thresholds={"embedding-chain-error": 0.5, "embedding-chain-warning": 0.2, **quiet}) == []
+
+
+def test_rl025_kernels_alone_after_a_small_table_under_sgd():
+    """Review 46 / bench/emb_probe.py: with the table unpenalized, the
+    kernels' L2(0.1) alone under SGD(0.03, momentum 0.9) (a shrink of 0.06
+    per step) collapsed every family the probe trained (flattened, bag of
+    tokens, LSTM, Conv1D; 12 of 12), and RL025 needed the table's L2 to
+    fire. The fix sets each kernel's L2 to a shrink of 0.0075 per step:
+    0.0075 * (1 - 0.9) / (2 * 0.03) = 0.0125."""
+    [f] = findings("scenario_embedding_kernels_sgd.keras", "RL025")
+    assert f.severity is Severity.ERROR and f.values["kernels_alone"] and f.values["table_l2"] == 0.0
+    assert f.values["kernel_shrink_per_step"] == pytest.approx(0.06)
+    assert "carries no penalty" in f.message and "shrink of 0.06 per step" in f.message
+    changes = {(c.layer, c.parameter): c.suggested for c in f.fix.changes}
+    assert changes == pytest.approx({("dense", "lambda"): 0.0125, ("dense_1", "lambda"): 0.0125})
+    [w] = findings("scenario_embedding_kernels_sgd.keras", "RL025", thresholds={"table-kernels-shrink-error": 0.1})
+    assert w.severity is Severity.WARNING
+
+
+def test_rl025_kernels_alone_under_adam_is_not_judged():
+    """Adam normalises the L2's gradient (no static shrink): the flattened
+    model trained at L2 0.1 on every data set of the probe."""
+    assert findings("scenario_embedding_kernels_adam.keras", "RL025") == []
 
 
 def test_rl025_table_at_unit_scale_is_not_small():
