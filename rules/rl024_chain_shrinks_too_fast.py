@@ -186,6 +186,7 @@ class ChainShrinksTooFast(Rule):
     # other (at least one layer whose every path passes one: a chain inside
     # a normalized stream, or one that enters it)
     KINDS = ((False, "chain-shrink-error"), (True, "stream-shrink-error"))
+    extra_level_pairs = (("stream-shrink-error", "chain-shrink-warning"),)
 
     def sweep(self, model, analysis):
         """Each layer's shrink ``a_i*m + b`` is affine in a common multiplier

@@ -223,10 +223,32 @@ def test_unknown_keys_are_errors_naming_the_key(tmp_path, monkeypatch, text, exp
      "has no 'reason'"),
     ("[tool.reglint\n", "invalid TOML in pyproject.toml"),
     ("[tool.reglint.lint.severity]\nerror = ['RL001']\ninfo = ['RL001']\n", "RL001 is put under both error and info"),
+    # review 46: a warning level above its error level (against the other's default, or both set) was accepted
+    ("[tool.reglint.lint.thresholds]\npenalty-ratio-warning = 30\n",
+     "penalty-ratio-warning = 30 is above penalty-ratio-error = 18 (RL001)"),
+    ("[tool.reglint.lint.thresholds]\nchain-shrink-error = 0.1\nchain-shrink-warning = 0.2\n",
+     "chain-shrink-warning = 0.2 is above chain-shrink-error = 0.1 (RL024)"),
+    ("[tool.reglint.lint.thresholds]\nstream-shrink-error = 0.05\nchain-shrink-warning = 0.1\n",
+     "chain-shrink-warning = 0.1 is above stream-shrink-error = 0.05 (RL024)"),
 ])
 def test_invalid_values_are_errors(tmp_path, monkeypatch, text, expected):
     monkeypatch.chdir(tmp_path)
     assert expected in config_error(tmp_path, text)
+
+
+def test_level_pairs_in_order_and_disabled_errors_load(tmp_path, monkeypatch):
+    """An error level at inf (never an error) and a warning under it load;
+    so does an error level set alone under the default warning (errors
+    from there: a stricter gate, not a slip)."""
+    monkeypatch.chdir(tmp_path)
+    settings = settings_from(tmp_path, """
+        [tool.reglint.lint.thresholds]
+        penalty-ratio-error = inf
+        penalty-ratio-warning = 30
+    """)
+    assert settings.thresholds == {"penalty-ratio-error": float("inf"), "penalty-ratio-warning": 30.0}
+    strict = settings_from(tmp_path, "[tool.reglint.lint.thresholds]\npenalty-ratio-error = 2\n")
+    assert strict.thresholds == {"penalty-ratio-error": 2.0}
 
 
 def test_reglint_toml_keys_have_no_prefix(tmp_path, monkeypatch):

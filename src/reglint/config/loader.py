@@ -603,8 +603,30 @@ def _thresholds(where: _Where, table: dict[str, Any], dotted: str = "lint.thresh
 
     options = sorted({name for rule in all_rules().values() for name in rule.options})
     where.check_keys(table, options, dotted)
-    return {name: _number(where, value, f"{dotted}.{name}", minimum=float("-inf"), finite=False)
-            for name, value in table.items()}
+    values = {name: _number(where, value, f"{dotted}.{name}", minimum=float("-inf"), finite=False)
+              for name, value in table.items()}
+    _check_level_pairs(where, values, dotted)
+    return values
+
+
+def _check_level_pairs(where: _Where, values: dict[str, float], dotted: str) -> None:
+    """A warning level set above its error level (``penalty-ratio-warning =
+    30`` with the error at 18) leaves no value that warns, and the findings
+    it meant to quiet still come, as errors: a slip, refused naming both.
+    An error level set under the default warning alone is a stricter gate
+    (errors from there), and loads."""
+    from reglint.engine.rule import all_rules
+
+    for rule in all_rules().values():
+        for error, warning in rule.level_pairs():
+            if warning not in values:
+                continue
+            high = values.get(error, rule.options[error].default)
+            low = values[warning]
+            if low > high:
+                raise where.error(f"{dotted}.{warning}",
+                                  f"{warning} = {low:g} is above {error} = {high:g} ({rule.code}): a warning level "
+                                  f"must not exceed its error level; set both")
 
 
 OVERRIDE_KEYS = ("files", "layers", "ignore", "reason", "expires")

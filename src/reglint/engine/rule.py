@@ -76,6 +76,23 @@ class Rule:
                 {k: v for k, v in thresholds.items() if k in self.options}
             )
 
+    # (error option, warning option) pairs on one quantity beyond the
+    # ``X-error``/``X-warning`` names that ``level_pairs`` pairs by itself
+    extra_level_pairs: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def level_pairs(cls) -> list[tuple[str, str]]:
+        """The rule's (error, warning) option pairs on one quantity: a
+        warning level above its error level is refused (config loader).
+
+        >>> from reglint.engine.rule import all_rules
+        >>> all_rules()["RL001"].level_pairs()
+        [('penalty-ratio-error', 'penalty-ratio-warning')]
+        """
+        pairs = [(name, name[:-len("error")] + "warning") for name in cls.options
+                 if name.endswith("-error") and name[:-len("error")] + "warning" in cls.options]
+        return pairs + list(cls.extra_level_pairs)
+
     def check(self, model: Model, analysis: Analysis) -> Iterable[Finding]:
         raise NotImplementedError
 
