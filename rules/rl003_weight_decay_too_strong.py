@@ -57,13 +57,7 @@ divided by the learning rate.
 SGD: ``r = 2*eta*l2/(1-b) = eta*wd/(1-b)`` with ``l2 = wd/2`` the Keras L2
 factor (``estimate/dynamics.py``, slow mode of heavy-ball momentum); ``tau = 1/r`` steps; ``tau_epoch = tau * B / N``;
 ``D = r * T``; adaptive: ``q = wd * rms(w_init)`` with ``rms`` over the
-trainable kernels and embeddings, count-weighted, from their initializers;
-a table that starts small (RMS <= 0.1, RL025's gate) is left out where the
-model has kernels: it must grow to carry a signal, so its init scale says
-nothing of the scale decay must allow, and a large one outweighed the
-kernels (review 46: an ``Embedding`` diluted ``q`` to 1.61 on a model wd
-30 collapsed). On the grids' Embedding model (a 4,096-weight table beside
-33,408 kernel weights) it moves ``q`` by 4%.
+trainable kernels and embeddings, count-weighted, from their initializers.
 
 ## Thresholds and calibration
 ``eta*wd >= 1`` is exact (the multiplier ``1 - eta*wd`` reaches zero). A
@@ -164,35 +158,17 @@ def equilibrium_ratio(model, dyn) -> float | None:
     return dyn.weight_decay * rms if rms is not None else None
 
 
-# An embedding table at or under this RMS starts small (RL025's
-# ``small-table-rms``): what it must grow to is not its init scale.
-SMALL_TABLE_RMS = 0.1
-
-
 def kernel_init_rms(model) -> float | None:
     """The RMS at a fresh initialisation over the trainable kernels and
-    embeddings (``expected_sum_sq``), None where none is known. Tables that
-    start small are left out where there are kernels: Keras' default table
-    (RMS 0.029) must grow to carry a signal, so its init scale is no
-    measure of the scale decay has to allow, and a large one outweighed the
-    kernels (review 46: a table diluted ``q`` to 1.61 on a model wd 30
-    collapsed)."""
-    kernels: list[tuple[float, int]] = []
-    tables: list[tuple[float, int]] = []
+    embeddings (``expected_sum_sq``), None where none is known."""
+    energy, count = 0.0, 0
     for layer, var in model.variables():
-        is_table = var.role.value == "embeddings"
-        if not (var.trainable and layer.trainable and (var.role.is_kernel_like or is_table)):
+        if not (var.trainable and layer.trainable and (var.role.is_kernel_like or var.role.value == "embeddings")):
             continue
         sum_sq = expected_sum_sq(var)
-        if sum_sq is None or not var.size:
-            continue
-        if is_table and (sum_sq / var.size) ** 0.5 <= SMALL_TABLE_RMS:
-            tables.append((sum_sq, var.size))
-        else:
-            kernels.append((sum_sq, var.size))
-    counted = kernels or tables
-    count = sum(n for _, n in counted)
-    return (sum(e for e, _ in counted) / count) ** 0.5 if count else None
+        if sum_sq is not None and var.size:
+            energy, count = energy + sum_sq, count + var.size
+    return (energy / count) ** 0.5 if count else None
 
 
 def every_weight_shrink(dyn) -> float:

@@ -109,17 +109,6 @@ def test_rl003_timescale_shorter_than_an_epoch_needs_context():
     assert f.severity is Severity.WARNING and f.values["timescale_epochs"] < 1
 
 
-def test_rl003_a_small_table_does_not_dilute_the_kernels_init_scale():
-    """Review 46: 16,000 table weights at Keras' default RMS 0.029 beside
-    1,344 kernel weights averaged ``q`` down to 30 * 0.047 = 1.4 (a
-    warning) on AdamW wd 30, which collapsed every calibration model. The
-    table must grow to carry a signal, so it is left out: the kernels'
-    Glorot RMS, sqrt((16*16*2/32 + 16*4*2/20)/320) = 0.265."""
-    [f] = findings("scenario_adamw_big_table.keras", "RL003")
-    assert f.severity is Severity.ERROR
-    assert f.values["equilibrium_ratio"] == pytest.approx(30 * math.sqrt((16 + 6.4) / 320), rel=1e-6)
-
-
 def test_rl003_adamw_bound_below_init_scale_is_an_error_even_with_a_small_step():
     # scenario_activity.keras: Adam 1e-3, kernels 64x512 and 512x10 (glorot).
     # AdamW wd=30 shrinks only 0.03 per step, but caps weights near 1/30,
