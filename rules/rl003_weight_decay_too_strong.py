@@ -58,6 +58,15 @@ SGD: ``r = 2*eta*l2/(1-b) = eta*wd/(1-b)`` with ``l2 = wd/2`` the Keras L2
 factor (``estimate/dynamics.py``, slow mode of heavy-ball momentum); ``tau = 1/r`` steps; ``tau_epoch = tau * B / N``;
 ``D = r * T``; adaptive: ``q = wd * rms(w_init)`` with ``rms`` over the
 trainable kernels and embeddings, count-weighted, from their initializers.
+A large table at Keras' small default scale pulls ``rms`` down (review 46:
+``q`` 1.61 on a wd-30 model that collapsed). Leaving such tables out was
+tried and rejected (2026-12-03): on ``Embedding(F*8, 16)`` -> mean ->
+``Dense(16)`` -> ``Dense(C)`` under AdamW (digits, breast cancer, wine)
+the kernels alone give ``q`` 2.6 at wd 10, where breast cancer trained
+healthy and the other two only degraded (wd 30: all three collapsed, ``q``
+7.8; with the table, 1.4): narrow kernels start large, so ``q`` over
+kernels alone errs on runs that train. The miss stays a warning (the
+shrink, 0.03 per step) that ``reglint profile --data`` settles.
 
 ## Thresholds and calibration
 ``eta*wd >= 1`` is exact (the multiplier ``1 - eta*wd`` reaches zero). A
