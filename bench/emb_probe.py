@@ -45,6 +45,11 @@ EPOCHS = {"digits": 20, "breast": 30, "wine": 60}
 # its missed wrecks): every family, three optimizers, both table scales.
 KERNEL_ARCHS = ("flat", "bag", "lstm", "conv")
 KERNEL_OPTS = ("sgd_m", "adam", "rmsprop")
+# Checked after RL025's shrink levels were set: the same shrinks (0.06 at
+# the kernels' L2 0.1 or 0.3; 0.018-0.02 at 0.03 or 0.1) from other SGD settings.
+SHRINK_OPTS = {"sgd_lr03": ("SGD", {"learning_rate": 0.3}),
+               "sgd_m001": ("SGD", {"learning_rate": 0.01, "momentum": 0.9})}
+SHRINK_LAMBDAS = {"sgd_lr03": (0.03, 0.1), "sgd_m001": (0.1, 0.3)}
 
 
 def specs(seeds: int) -> list[dict]:
@@ -69,7 +74,7 @@ def specs(seeds: int) -> list[dict]:
                     cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed, "init": "small"}
                     out.append({**cell, "placement": "none", "lam": 0.0})
                     out += [{**cell, "placement": "both", "lam": lam} for lam in LAMBDAS]
-    out += kernel_specs(seeds)
+    out += kernel_specs(seeds) + shrink_specs(seeds)
     unique: dict[str, dict] = {}
     for s in out:  # the kernel runs share their baselines with the runs above
         unique.setdefault(run_id(s), {**s, "run_id": run_id(s)})
@@ -93,6 +98,19 @@ def kernel_specs(seeds: int) -> list[dict]:
                         cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed, "init": init}
                         out.append({**cell, "placement": "none", "lam": 0.0})
                         out += [{**cell, "placement": "dense", "lam": lam} for lam in LAMBDAS]
+    return out
+
+
+def shrink_specs(seeds: int) -> list[dict]:
+    """The kernels alone under two more SGD settings, flattened and Conv1D."""
+    out = []
+    for seed in range(seeds):
+        for ds in DATASETS:
+            for arch in ("flat", "conv"):
+                for opt, lams in SHRINK_LAMBDAS.items():
+                    cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed, "init": "small"}
+                    out.append({**cell, "placement": "none", "lam": 0.0})
+                    out += [{**cell, "placement": "dense", "lam": lam} for lam in lams]
     return out
 
 
@@ -139,7 +157,7 @@ def run_one(spec: dict) -> dict:
     data = load_dataset(spec["dataset"])
     keras.utils.set_random_seed(1000 + spec["seed"])
     model, loss = build(data, spec)
-    cls, kwargs, _ = OPTIMIZERS[spec["opt"]]
+    cls, kwargs = SHRINK_OPTS[spec["opt"]] if spec["opt"] in SHRINK_OPTS else OPTIMIZERS[spec["opt"]][:2]
     model.compile(optimizer=getattr(keras.optimizers, cls)(**kwargs), loss=loss)
     Xtr, ytr, Xva, yva = data["Ttr"], data["ytr"], data["Tva"], data["yva"]
     ds = (tf.data.Dataset.from_tensor_slices((Xtr, ytr)).shuffle(len(ytr), seed=spec["seed"])
@@ -163,8 +181,8 @@ def cmd_run(args) -> int:
     path = OUT / "runs.jsonl"
     done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
     chosen = specs(args.seeds)
-    if args.only == "kernels":
-        ids = {run_id(s) for s in kernel_specs(args.seeds)}
+    if args.only:
+        ids = {run_id(s) for s in (kernel_specs if args.only == "kernels" else shrink_specs)(args.seeds)}
         chosen = [s for s in chosen if s["run_id"] in ids]
     todo = [s for s in chosen if s["run_id"] not in done]
     print(f"{len(todo)} runs to train", flush=True)
@@ -203,7 +221,7 @@ def cmd_table(args) -> int:
     print("|---|---|---|" + "---|" * len(LAMBDAS))
     for arch in (*ARCHS, *(f"{a}-unit" for a in ARCHS), *CHECK_ARCHS):
         for plc in PLACEMENTS:
-            for opt in (*OPTS, *(o for o in KERNEL_OPTS if o not in OPTS)):
+            for opt in (*OPTS, *(o for o in KERNEL_OPTS if o not in OPTS), *SHRINK_OPTS):
                 row = [" ".join(sorted(cells.get((arch, plc, opt, lam), []))) or "-" for lam in LAMBDAS]
                 if row == ["-"] * len(LAMBDAS):
                     continue
@@ -218,7 +236,8 @@ def main(argv=None) -> int:
     r = sub.add_parser("run")
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--seeds", type=int, default=1)
-    r.add_argument("--only", choices=("kernels",), help="only the kernels-alone runs (unpenalized table)")
+    r.add_argument("--only", choices=("kernels", "shrink"),
+                   help="only the kernels-alone runs (unpenalized table), or their check under other SGD settings")
     sub.add_parser("table")
     args = ap.parse_args(argv)
     return cmd_run(args) if args.cmd == "run" else cmd_table(args)

@@ -405,6 +405,26 @@ def test_rl025_kernels_alone_after_a_small_table_under_sgd():
     assert w.severity is Severity.WARNING
 
 
+def test_rl025_a_free_layer_between_table_and_kernels_breaks_the_chain(tmp_path):
+    """An unpenalized trainable layer after the table can grow to re-scale
+    its signal: every chain the calibration trained had a penalized kernel
+    right after the table. The tagger (table -> unpenalized LSTM ->
+    penalized classifier, SGD 0.1 momentum 0.9) is not one; nor is the SGD
+    chain with its first Dense's L2 removed (it erred on the classifier
+    alone through the free Dense)."""
+    assert findings(FIXTURES / "keras_containers" / "td_tagger.keras", "RL025") == []
+
+    def free_first_dense(cfg):
+        for layer in layer_configs(cfg):
+            if layer.get("name") == "dense":
+                layer["kernel_regularizer"] = None
+
+    path = rewrite_keras_zip(KERAS_FIXTURES / "scenario_embedding_chain_sgd.keras", tmp_path / "free.keras",
+                             config=free_first_dense)
+    assert findings(path, "RL025") == []
+    assert findings("scenario_embedding_chain_sgd.keras", "RL025")  # the same chain with dense penalized
+
+
 def test_rl025_kernels_alone_under_adam_is_not_judged():
     """Adam normalises the L2's gradient (no static shrink): the flattened
     model trained at L2 0.1 on every data set of the probe."""
