@@ -33,6 +33,7 @@ from reglint.readers.keras_layers import (
     MHA_LIKE,
     PROJECTION_NAMES,
     RNN_LAYERS,
+    VALUE_KEEPING,
     WEIGHTLESS,
     cell_label,
     child_layers,
@@ -753,14 +754,17 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
         if layer.class_name in ("Softmax",):
             activation = "softmax"
         probe: Layer | None = layer
-        hops = 0
+        hops, kept = 0, True
         while units is None and probe is not None and hops < 8:
+            # an activation read upstream is the output's only through layers that keep values
+            # (a Rescaling(10) after a sigmoid is no longer inside [0, 1]: review 47, D4)
+            kept = kept and (probe.class_name in VALUE_KEEPING or probe.class_name == "Activation")
             feeding = graph.feeding(probe)
             probe = feeding[0] if feeding else None
             hops += 1
             if probe is not None:
                 units = probe.units
-                if activation in (None, "linear") and probe.activation:
+                if activation in (None, "linear") and probe.activation and kept:
                     activation = probe.activation
         model.outputs.append(Output(layer=layer.path, units=units, activation=activation, name=name))
 

@@ -74,6 +74,12 @@ SINGLE_WRAPPERS = frozenset({"TimeDistributed", "SpectralNormalization"})
 # output); Keras 3 exports GroupedQueryAttention as ``GroupQueryAttention``,
 # the name its configs carry.
 MHA_LIKE = frozenset({"MultiHeadAttention", "GroupQueryAttention", "GroupedQueryAttention"})
+# Layers whose output holds their input's values (moved, masked or dropped):
+# a model output behind them keeps the range of the activation before them.
+VALUE_KEEPING = frozenset({
+    "Flatten", "Reshape", "Permute", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianDropout", "GaussianNoise", "AlphaDropout", "Identity", "Masking", "ActivityRegularization",
+    "Cropping1D", "Cropping2D", "Cropping3D", "RepeatVector"})
 # Layers known to own no variables (their configs may still carry an
 # activity_regularizer).
 WEIGHTLESS = {
