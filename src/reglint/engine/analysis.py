@@ -20,6 +20,7 @@ from reglint.engine.graph import (
     outbound_map,
     reach_map,
     rescales,
+    widest_path,
 )
 from reglint.estimate.dynamics import Dynamics, dynamics_of, undampened_share
 from reglint.estimate.loss_scale import LossScale, model_loss_scale
@@ -630,6 +631,15 @@ class Analysis:
         if through_free:
             return longest_chain(layers, self._reach, normalizes)
         return longest_chain(layers, self._reach, lambda layer: normalizes(layer) or self._free_kernel(layer))
+
+    def weakest_link_to_output(self, start: str, weight) -> tuple[float, list[str]] | None:
+        """From ``start`` to an output, through no normalization and no free
+        kernel, the path whose smallest ``weight(layer)`` is largest, with
+        it (``graph.widest_path``); outputs unknown: layers that feed none."""
+        ends = {o.layer for o in self.model.outputs} or {
+            layer.path for layer in self.model.layers if not self._reach.get(layer.path)}
+        return widest_path(start, self._reach, lambda layer: None if normalizes(layer) or self._free_kernel(layer)
+                           else weight(layer), ends)
 
     def _unabsorbed_norms(self) -> set[str]:
         """Normalization layers whose penalized gamma the network cannot shed

@@ -13,6 +13,7 @@ changes what the network computes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from reglint.model import Layer, Model
@@ -162,6 +163,48 @@ def longest_chain(marked: set[str], outbound: dict[str, list[Layer]], stop: Call
             tail = max((best.get(nxt, []) for nxt in following), key=len, default=[])
             best[path] = ([path] if path in marked else []) + tail
     return max((best[path] for path in sorted(marked)), key=len, default=[])
+
+def widest_path(start: str, outbound: dict[str, list[Layer]], weight: Callable[[Layer], float | None],
+                ends: set[str]) -> tuple[float, list[str]] | None:
+    """Of the forward paths from ``start`` to a layer in ``ends``, the one
+    whose smallest weight is largest (a chain is as strong as its weakest
+    layer): that weight and the layers along it with a finite weight, in
+    order. ``weight`` None closes a path; ``inf`` passes a layer unweighed
+    (``start`` always does). None where no path reaches an end. Iterative,
+    like ``longest_chain``; a layer that feeds itself is walked once.
+
+    >>> from reglint.model import Layer
+    >>> a, b, c, d = (Layer(name=n, path=n, class_name="Dense") for n in "abcd")
+    >>> weights = {"b": 0.3, "c": 0.1, "d": float("inf")}
+    >>> widest_path("a", {"a": [b, c], "b": [d], "c": [d]}, lambda layer: weights[layer.path], {"d"})
+    (0.3, ['b'])
+    """
+    layers = {nxt.path: nxt for following in outbound.values() for nxt in following}
+    best: dict[str, tuple[float, list[str]] | None] = {}
+    stack: list[tuple[str, bool]] = [(start, False)]
+    walking: set[str] = set()
+    while stack:
+        path, expanded = stack.pop()
+        if path in best:
+            continue
+        following = [nxt.path for nxt in outbound.get(path, [])]
+        if not expanded:
+            walking.add(path)
+            stack.append((path, True))
+            stack.extend((nxt, False) for nxt in following if nxt not in best and nxt not in walking)
+            continue
+        walking.discard(path)
+        own = math.inf if path == start or path not in layers else weight(layers[path])
+        options = [option for option in (best.get(nxt) for nxt in following) if option is not None]
+        if path in ends:
+            options.append((math.inf, []))
+        if own is None or not options:
+            best[path] = None
+            continue
+        value, chain = max(options, key=lambda option: option[0])
+        best[path] = (min(own, value), ([path] if math.isfinite(own) else []) + chain)
+    return best.get(start)
+
 
 # Layers that combine tensors elementwise and are jointly positively
 # homogeneous: scaling every input by c scales the output by c. Scaling only
