@@ -327,8 +327,7 @@ class PenalizedEmbeddingChain(Rule):
             if _recurrent(p):
                 target = 0.0
             if p.l2 > target * (1 + 1e-9):
-                changes.append(Change("lambda", p.l2, _tidy(target) or None, layer=p.layer.path,
-                                      target=p.variable.name.split("/")[-1]))
+                changes.append(_lambda_change(p, _tidy(target) or None))
         recurrent = _RECURRENT_AIM if any(_recurrent(p) for p in chain.fed) else ""
         return Fix(f"penalties on the kernels only, at L2 {g(self.aim)} or less{recurrent}", tuple(changes))
 
@@ -353,8 +352,7 @@ class PenalizedEmbeddingChain(Rule):
             if (dyn.coupled_shrink(p.l2) or 0.0) + decoupled <= self.shrink_aim * (1 + 1e-9) and not _recurrent(p):
                 continue
             safe = None if _recurrent(p) else self._sgd_l2(dyn, decoupled)
-            changes.append(Change("lambda", p.l2, _tidy(safe) if safe else None, layer=p.layer.path,
-                                  target=p.variable.name.split("/")[-1]))
+            changes.append(_lambda_change(p, _tidy(safe) if safe else None))
         recurrent = _RECURRENT_AIM if any(_recurrent(p) for p in chain.fed) else ""
         return Fix(f"the kernels' L2 at a per-step shrink of {g(self.shrink_aim)}{recurrent}", tuple(changes))
 
@@ -453,6 +451,12 @@ def _chain(analysis, start: str, table, by_variable: dict, rms: float) -> Embedd
     dynamics = tuple(analysis.variable_dynamics(v) for path in by_shrink[1]
                      for v in _kernels(analysis.model.layer(path)))
     return replace(chain, shrink_chain=tuple(by_shrink[1]), shrink=by_shrink[0], dynamics=dynamics)
+
+
+def _lambda_change(penalty: TensorPenalty, suggested: float | None) -> Change:
+    """A tensor's L2 set to ``suggested``, or its regularizer removed (None)."""
+    return Change("lambda" if suggested is not None else "regularizer", penalty.l2, suggested,
+                  layer=penalty.layer.path, target=penalty.variable.name.split("/")[-1])
 
 
 def _tidy(value: float) -> float:

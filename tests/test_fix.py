@@ -137,3 +137,19 @@ def test_fixes_of_several_rules_on_one_lambda_combine_into_one_that_meets_them_a
     assert not [f for f in after.findings if f.code in codes and f.severity is Severity.ERROR]
     text = CliRunner().invoke(app, ["check", str(source), "--no-cache"]).output
     assert "fixes together" in text
+
+
+def test_a_rule_that_removes_a_regularizer_and_one_that_lowers_it_meet_at_removal():
+    """Review 47: RL008 and RL025 remove the table's L2 while RL024 lowers
+    it; the combined line offered RL024's value alone (removals were left
+    out), contradicting the two. A removal is the factor at 0: together,
+    remove."""
+    report = run_json("check", str(KERAS_FIXTURES / "scenario_embedding_chain_sgd.keras"), "--format", "json",
+                      "--no-cache")
+    table = [c for c in report["files"][0]["combined_changes"] if c["target"] == "embeddings"]
+    assert [(c["together"], sorted(c["asked"])) for c in table] == [(0.0, ["RL008", "RL024", "RL025"])]
+    from reglint.engine.finding import combined_changes, describe_combined
+
+    report = lint_file(str(KERAS_FIXTURES / "scenario_embedding_chain_sgd.keras"), Settings())
+    assert any(line.startswith("embeddings lambda 0.1 -> remove in embedding")
+               for line in describe_combined(combined_changes(report.findings)))

@@ -64,6 +64,18 @@ def test_a_squashing_output_bounds_the_targets_it_can_fit(name):
     in the manifest), and said so; a given --target-var still wins."""
     model = read_model(HERE / name)
     scale = Analysis(model, TrainingContext()).loss_scale
-    assert "range: variance at most" in scale.explanation or name == "mse_tanh.keras", scale.explanation
+    assert "of targets inside a" in scale.explanation or name == "mse_tanh.keras", \
+        scale.explanation
     given = Analysis(model, TrainingContext(target_var=4.0)).loss_scale
     assert "target variance 4" in given.explanation and given.value > scale.value
+
+
+def test_an_option_no_loss_takes_does_not_make_the_scale_the_users():
+    """Review 47, D5: --classes on a squared error left the value (0.09 from
+    the softmax's 10 units) but labelled the scale as the user's."""
+    from reglint.model import Provenance
+
+    model = read_model(HERE / "mse_softmax.keras")
+    scale = Analysis(model, TrainingContext(classes=7)).loss_scale
+    assert scale.value == pytest.approx(0.09) and scale.source is Provenance.INFERRED
+    assert Analysis(model, TrainingContext(target_var=0.5)).loss_scale.source is Provenance.USER

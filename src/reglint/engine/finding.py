@@ -186,11 +186,14 @@ class CombinedChange:
         named = layers if layers is not None else ([self.layer] if self.layer else [])
         where = (" in " + ", ".join(named[:limit]) + (f" and {len(named) - limit} more" if len(named) > limit
                                                        else "")) if named else ""
-        asked = ", ".join(f"{code} {g(value)}" for code, value in self.asked)
+        def shown(value: float) -> str:  # a factor at 0 is a regularizer removed
+            return "remove" if value == 0 and self.parameter in ("lambda", "l1", "l2") else g(value)
+
+        asked = ", ".join(f"{code} {shown(value)}" for code, value in self.asked)
         if self.together is None:
             return (f"{self.target} {self.parameter} {g(self.current)}{where}: the rules pull it apart ({asked}); "
                     f"choose one rule's aim")
-        return f"{self.target} {self.parameter} {g(self.current)} -> {g(self.together)}{where}: meets {asked}"
+        return f"{self.target} {self.parameter} {g(self.current)} -> {shown(self.together)}{where}: meets {asked}"
 
 
 def describe_combined(combined: list[CombinedChange]) -> list[str]:
@@ -217,20 +220,24 @@ def combined_changes(findings: list[Finding]) -> list[CombinedChange]:
         if finding.fix is None:
             continue
         for change in finding.fix.changes:
-            if change.current is None or change.suggested is None:
-                continue
             # a factor is keyed by the value it starts from: an L1L2's L1 and L2
             # are told apart by it, whichever rule names them "lambda" and
-            # which "l1"/"l2" (review 43, 3)
-            factor = change.parameter in ("lambda", "l1", "l2")
+            # which "l1"/"l2" (review 43, 3); a regularizer removed is its
+            # factor at 0, so a rule that lowers it and one that removes it
+            # meet at removal (review 47: RL001 lowered a table's L2 that
+            # RL025 and RL008 remove)
+            factor = change.parameter in ("lambda", "l1", "l2", "regularizer")
+            suggested = 0.0 if change.suggested is None and factor else change.suggested
+            if change.current is None or suggested is None:
+                continue
             key = (change.layer, change.target, "lambda" if factor else change.parameter, change.current)
             current[key] = change.current
-            if factor and change.parameter != "lambda":
+            if factor and change.parameter not in ("lambda", "regularizer"):
                 named[key] = change.parameter
             by_rule = asked.setdefault(key, {})
             value = by_rule.get(finding.code)
-            by_rule[finding.code] = change.suggested if value is None else (
-                min(value, change.suggested) if change.suggested < change.current else max(value, change.suggested))
+            by_rule[finding.code] = suggested if value is None else (
+                min(value, suggested) if suggested < change.current else max(value, suggested))
     out = []
     for key, by_rule in asked.items():
         if len(by_rule) < 2 or len(set(by_rule.values())) < 2:

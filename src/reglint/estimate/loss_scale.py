@@ -208,7 +208,12 @@ def model_loss_scale(model: Model, *, override: float | None = None, target_var:
         total += loss.weight * value
         parts.append(described)
     if parts and not unknown and total > 0:
-        source = Provenance.USER if (target_var is not None or classes is not None) else Provenance.INFERRED
+        # the user's --target-var / --classes, where a loss took them (review 47: --classes on a squared error
+        # changed the label, not the value)
+        names = {loss.name for loss in model.losses}
+        used = (target_var is not None and bool(names & set(_TARGET_LOSSES))) or (
+            classes is not None and bool(names & _CLASS_LOSSES))
+        source = Provenance.USER if used else Provenance.INFERRED
         return LossScale(total, source, "; ".join(parts), parts)
     if not model.losses and classes is not None:
         value = math.log(classes) if classes >= 2 else math.log(2.0)
@@ -283,9 +288,10 @@ def _describe(loss: Loss, output: Output | None, value: float, target_var: float
     if name in _TARGET_LOSSES:
         bound = bounded_target_var(output) if target_var is None else None
         activation = output.activation if output is not None else None
-        if bound is not None and bound < 1.0:
-            var = (f"targets inside a {activation} output's range: variance at most {bound:.3g}"
-                   f"{' per unit' if activation == 'softmax' else ''}; set --target-var for yours")
+        if bound is not None and bound < 1.0:  # no parentheses: RL001 quotes this inside its own
+            per_unit = " per unit" if activation == "softmax" else ""
+            return (f"{weight}{name}: {value:.3g}, the largest variance{per_unit} of targets inside a {activation} "
+                    f"output's range; --target-var sets yours")
         else:
             var = f"target variance {target_var:g}" if target_var is not None else "standardised targets"
         return f"{weight}{name}: {value:.3g} ({var})"
