@@ -143,7 +143,7 @@ from __future__ import annotations
 from reglint.engine.finding import Severity
 from reglint.engine.fmt import g, pct, plural
 from reglint.engine.graph import NORMALIZERS
-from reglint.engine.measured import static_finding, static_said
+from reglint.engine.measured import static_finding, static_predictions, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.twin_metric import learned_on_held_out, twin_learned_nothing
 from reglint.estimate.init_scale import expected_sum_sq
@@ -301,8 +301,9 @@ class WeightsCollapsed(Rule):
         elif unlearnable:  # nor can the signature blame the penalty when nothing was learned without it
             message, severity = f"{fell}, {unlearnable}; {_cause(result)}", Severity.WARNING
         else:
+            said = static_said(static, Severity.ERROR, static_predictions(report))
             message, severity = (f"{fell}: the penalty is driving the network to its trivial solution; "
-                                 f"{_cause(result)}; {static_said(static, Severity.ERROR)}"), Severity.ERROR
+                                 f"{_cause(result)}; {said}"), Severity.ERROR
         yield self.finding(
             message, severity=severity, target="kernel", measured=True,
             remedy=_remedy(result),

@@ -851,6 +851,22 @@ def test_rl017_remedy_names_the_decay_that_collapsed_the_run():
     assert "the static check did not predict it" in finding.message
 
 
+def test_rl017_names_the_static_rules_that_predicted_the_damage():
+    """A collapse that RL025 (or any outcome rule) predicted statically was
+    reported as 'the static check did not predict it', because RL017's own
+    static form (weights already collapsed in the file) had not fired."""
+    from types import SimpleNamespace
+
+    from reglint.engine.finding import Finding, Severity
+    from reglint.rules.rl017_weights_collapsed import WeightsCollapsed
+
+    predicted = Finding("RL025", "penalized-embedding-chain", Severity.ERROR, "m")
+    info = Finding("RL008", "regularized-bias-norm-embedding", Severity.WARNING, "m")  # predicts no outcome
+    report = SimpleNamespace(findings=[info, predicted], suppressed=[])
+    (finding,) = WeightsCollapsed().check_measured(_collapsing_result([0.1] * 7), report)
+    assert "the static check predicted the damage under other rules (RL025 error)" in finding.message
+
+
 def test_profile_rows_keep_l1_and_orthogonal_factors():
     """Keras 3 keeps L1's l1 and OrthogonalRegularizer's factor as tensors:
     the profile's rows read them (from the config) as numbers, as it does

@@ -27,6 +27,18 @@ def static_finding(report: Any, code: str, layer: str | None = None,
     return None
 
 
+def static_predictions(report: Any) -> list[Finding]:
+    """The static findings (kept) of rules that predict a training's
+    outcome, errors first: what the static check said of the damage a
+    measurement then shows, whichever rule said it."""
+    from reglint.engine.rule import all_rules
+
+    rules = all_rules()
+    found = [f for f in getattr(report, "findings", []) if not f.measured
+             and getattr(rules.get(f.code), "predicts_outcome", False)]
+    return sorted(found, key=lambda f: -f.severity.rank)
+
+
 def collapsed_weights(report: Any) -> bool:
     """True when the saved weights have already collapsed (RL017 fired on
     them): a measurement at those weights says nothing about a fresh run."""
@@ -56,9 +68,11 @@ def verdict(static: Severity | None, measured: Severity | None, report: Any = No
     return f"milder than the static estimate ({static.value})"
 
 
-def static_said(static: Severity | None, measured: Severity) -> str:
+def static_said(static: Severity | None, measured: Severity, others: list[Finding] | None = None) -> str:
     """What the static check said of a finding measured at ``measured``, as
-    the end of a sentence that begins "the static check ...".
+    the end of a sentence that begins "the static check ...". ``others``:
+    where the rule's own static finding is missing, other rules' static
+    findings that predicted the damage (``static_predictions``).
 
     >>> static_said(Severity.ERROR, Severity.ERROR)
     'the static check estimated it too (error)'
@@ -67,6 +81,9 @@ def static_said(static: Severity | None, measured: Severity) -> str:
     >>> static_said(Severity.WARNING, Severity.ERROR)
     'the static check rated it a warning'
     """
+    if static is None and others:
+        named = ", ".join(f"{f.code} {f.severity.value}" for f in others[:3])
+        return f"the static check predicted the damage under other rules ({named})"
     if static is None:
         return "the static check did not predict it"
     if static == measured:
