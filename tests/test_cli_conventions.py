@@ -85,6 +85,8 @@ def test_unknown_selector_in_the_config_is_refused(tmp_path):
     ((BAD, "--color", "sometimes"), "reglint: error: invalid value for '--color': 'sometimes' is not one of"),
     ((BAD, "--samples", "0"), "reglint: error: invalid value for '--samples': 0 is not >= 1"),
     ((BAD, "--no-such-option"), "reglint: error: no such option: --no-such-option"),
+    # review 45: Click offered every option sharing a few letters (--loss-scale, --no-cache, --select)
+    ((BAD, "--lose-scale", "2"), "reglint: error: no such option: --lose-scale (did you mean --loss-scale?)"),
     (("check",), "reglint: error: missing argument 'paths'"),
     (("rule",), "reglint: error: missing argument 'code'"),
     ((BAD, "--samples"), "reglint: error: option '--samples' requires an argument"),

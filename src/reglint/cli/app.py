@@ -444,10 +444,28 @@ def usage_message(exc) -> str:
     import re
 
     text = exc.format_message()
+    closest = _closest_options(exc)
+    if closest:  # Click lists every near match (--lose-scale: --loss-scale, --no-cache, --select)
+        text = f"No such option: {exc.option_name} (did you mean {' or '.join(closest)}?)"
     match = re.search(r" \(env var: '([^']+)'\)", text)
     if match and not os.environ.get(match.group(1)):
         text = text.replace(match.group(0), "")
     return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+def _closest_options(exc) -> list[str]:
+    """Of the options Click offers for a misspelt one, those as close as
+    the closest (difflib's ratio within 0.1 of the best): a typo's fix,
+    not every option that shares a few letters."""
+    import difflib
+
+    possibilities = list(getattr(exc, "possibilities", None) or [])
+    name = getattr(exc, "option_name", None)
+    if not possibilities or not name:
+        return []
+    ratios = {p: difflib.SequenceMatcher(None, name, p).ratio() for p in possibilities}
+    best = max(ratios.values())
+    return [p for p in possibilities if ratios[p] >= best - 0.1]
 
 
 def entry() -> None:
