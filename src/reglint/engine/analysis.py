@@ -630,23 +630,63 @@ class Analysis:
         (RL025's small table)."""
         if through_free:
             return longest_chain(layers, self._reach, normalizes)
-        return longest_chain(layers, self._reach, lambda layer: normalizes(layer) or self._free_kernel(layer))
+        return longest_chain(layers, self._reach, lambda layer: normalizes(layer) or self.free_kernel(layer))
 
-    def weakest_link_to_output(self, start: str, weight) -> tuple[float, list[str]] | None:
-        """From ``start`` to an output, through no normalization and no free
-        kernel, the path whose smallest ``weight(layer)`` is largest, with
-        it (``graph.widest_path``); outputs unknown: layers that feed none."""
+    def weakest_link_to_output(self, start: str, weight, *, through_free: bool = False
+                               ) -> tuple[float, list[str]] | None:
+        """From ``start`` to an output, through no normalization (nor, unless
+        ``through_free``, a free kernel), the path whose smallest
+        ``weight(layer)`` is largest, with it (``graph.widest_path``);
+        outputs unknown: layers that feed none."""
         ends = {o.layer for o in self.model.outputs} or {
             layer.path for layer in self.model.layers if not self._reach.get(layer.path)}
-        return widest_path(start, self._reach, lambda layer: None if normalizes(layer) or self._free_kernel(layer)
-                           else weight(layer), ends)
+        return widest_path(start, self._reach, lambda layer: None if normalizes(layer) or (
+            not through_free and self.free_kernel(layer)) else weight(layer), ends)
+
+    def first_kernels(self, start: str) -> list[Layer]:
+        """The layers with trainable kernels that ``start``'s output reaches
+        first, through layers without any (weightless, frozen) and no
+        normalization: the kernels a small embedding table feeds (RL025)."""
+        found: dict[str, Layer] = {}
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in self._reach.get(todo.pop(), []):
+                if nxt.path in seen or normalizes(nxt):
+                    continue
+                seen.add(nxt.path)
+                if any(v.role.is_kernel_like and v.trainable for v in nxt.variables) and nxt.trainable:
+                    found[nxt.path] = nxt
+                else:
+                    todo.append(nxt.path)
+        return list(found.values())
+
+    def reachable(self, start: str) -> list[Layer]:
+        """Every layer ``start``'s output reaches without crossing a
+        normalization or a free kernel, in no particular order."""
+        seen: dict[str, Layer] = {}
+        todo = [start]
+        while todo:
+            for nxt in self._reach.get(todo.pop(), []):
+                if nxt.path in seen or normalizes(nxt) or self.free_kernel(nxt):
+                    continue
+                seen[nxt.path] = nxt
+                todo.append(nxt.path)
+        return list(seen.values())
 
     def _unabsorbed_norms(self) -> set[str]:
         """Normalization layers whose penalized gamma the network cannot shed
         for free (``reglint.engine.graph.ScaleWalk``)."""
         penalized = {p.layer.path for p in self.penalties
                      if p.active and p.variable.role is Role.GAMMA and (p.l1 or p.l2)}
-        return ScaleWalk(self.model, self._outbound, penalized, self._free_kernel, self._free_gamma).unabsorbed()
+        return ScaleWalk(self.model, self._outbound, penalized, self.free_kernel, self._free_gamma).unabsorbed()
+
+    def free_kernel(self, layer: Layer) -> bool:
+        """``_free_kernel``, once per layer (a graph walk asks it of every
+        layer it passes: review 48 counted 47M calls on 200 tables)."""
+        cache = self.__dict__.setdefault("_free_kernels", {})
+        if layer.path not in cache:
+            cache[layer.path] = self._free_kernel(layer)
+        return cache[layer.path]
 
     def _free_kernel(self, layer: Layer) -> bool:
         """A linear layer whose kernels may grow at no cost: trainable, and
