@@ -621,16 +621,11 @@ class Analysis:
                 if p.active and p.counted and p.behind_norm == behind_norm and (p.l1 or p.l2)
                 and (p.variable.role.is_kernel_like or p.variable.role is Role.EMBEDDINGS)]
 
-    def unnormalized_chain(self, layers: set[str], *, through_free: bool = True) -> list[str]:
+    def unnormalized_chain(self, layers: set[str]) -> list[str]:
         """Of ``layers`` (paths), the most that one forward path passes
         without crossing a normalization layer, in order: kernels that
-        shrink in series multiply their shrinks (RL024). ``through_free``
-        False: nor a free kernel (trainable, unpenalized or feeding a
-        normalization), which can grow to re-scale what it passes on
-        (RL025's small table)."""
-        if through_free:
-            return longest_chain(layers, self._reach, normalizes)
-        return longest_chain(layers, self._reach, lambda layer: normalizes(layer) or self.free_kernel(layer))
+        shrink in series multiply their shrinks (RL024)."""
+        return longest_chain(layers, self._reach, normalizes)
 
     def weakest_link_to_output(self, start: str, weight, *, through_free: bool = False
                                ) -> tuple[float, list[str]] | None:
