@@ -30,10 +30,9 @@ def main() -> int:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     import keras
     import numpy as np
+    from calibration.data import load_dataset
     from keras import layers as L
     from keras import regularizers as R
-
-    from calibration.data import load_dataset
 
     OUT.mkdir(parents=True, exist_ok=True)
     data = load_dataset("breast")
