@@ -186,7 +186,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from reglint.engine.finding import Change, Fix, Severity
+from reglint.engine.finding import Change, Fix, Severity, lambda_parameter
 from reglint.engine.fmt import g
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
@@ -488,7 +488,8 @@ def _chain(analysis, start: str, table, by_variable: dict, rms: float) -> Embedd
 
 def _lambda_change(penalty: TensorPenalty, suggested: float | None) -> Change:
     """A tensor's L2 set to ``suggested``, or its regularizer removed (None)."""
-    return Change("lambda" if suggested is not None else "regularizer", penalty.l2, suggested,
+    return Change(lambda_parameter(penalty.l1, penalty.l2, "l2") if suggested is not None else "regularizer",
+                  penalty.l2, suggested,
                   layer=penalty.layer.path, target=penalty.variable.name.split("/")[-1])
 
 

@@ -153,3 +153,25 @@ def test_a_rule_that_removes_a_regularizer_and_one_that_lowers_it_meet_at_remova
     report = lint_file(str(KERAS_FIXTURES / "scenario_embedding_chain_sgd.keras"), Settings())
     assert any(line.startswith("embeddings lambda 0.1 -> remove in embedding")
                for line in describe_combined(combined_changes(report.findings)))
+
+
+def test_an_l1l2s_equal_factors_stay_two_settings(tmp_path):
+    """Review 49, 1: with L1L2(0.3, 0.3) the two factors share their current
+    value, and combined_changes merged RL004's L1 change with RL001's and
+    RL024's L2 ones into one 'l2' entry; applied, RL001 and RL004 still
+    erred. A factor's name (l1, l2) is part of its key."""
+    from mutate import layer_configs, rewrite_keras_zip
+
+    def equal(cfg):
+        for layer in layer_configs(cfg):
+            reg = layer.get("kernel_regularizer")
+            if isinstance(reg, dict):
+                reg["config"]["l1"] = reg["config"]["l2"] = 0.3
+
+    path = rewrite_keras_zip(FIXTURES / "layer_sweep" / "k3_l1l2_two_rules.keras", tmp_path / "equal.keras",
+                             config=equal)
+    report = run_json("check", str(path), "--format", "json", "--no-cache")
+    combined = report["files"][0]["combined_changes"]
+    asked_by = {(c["layer"], c["parameter"]): set(c["asked"]) for c in combined}
+    assert all("RL004" not in codes for (_, parameter), codes in asked_by.items() if parameter == "l2"), asked_by
+    assert any(parameter == "l2" for _, parameter in asked_by)

@@ -239,7 +239,11 @@ def combined_changes(findings: list[Finding]) -> list[CombinedChange]:
             suggested = 0.0 if change.suggested is None and factor else change.suggested
             if change.current is None or suggested is None:
                 continue
-            key = (change.layer, change.target, "lambda" if factor else change.parameter, change.current)
+            # an L1L2's two factors ("l1", "l2") are two settings even when they are equal (review 49, 1:
+            # L1L2(0.3, 0.3)'s were merged and RL004's L1 change landed on the L2); "lambda" names a
+            # regularizer's only factor, and a removal both
+            kind = change.parameter if change.parameter in ("l1", "l2") else "lambda" if factor else change.parameter
+            key = (change.layer, change.target, kind, change.current)
             current[key] = change.current
             if factor and change.parameter not in ("lambda", "regularizer"):
                 named[key] = change.parameter
