@@ -60,10 +60,14 @@ simulated angle grows as ``(lambda/s)^(1/3)``), so only the optimizer's
 ``weight_decay`` enters the angle there: the rule then errs on the low side.
 
 ## Fix
-Aim: half the warning angle (0.045 rad per step by default). ``theta^2``
-is proportional to both decays, so the coupled L2 of the kernels concerned
-and the optimizer's ``weight_decay`` are both multiplied by
-``(aim/theta)^2``; the finding's ``fix.changes`` lists them.
+Aim: half the warning angle (0.045 rad per step by default), or, where
+the kernels feed a BatchNormalization whose moving statistics would still
+lag at that angle, half the lag level over its window (0.05 rad over 100
+steps: 0.005 rad per step at Keras' momentum 0.99), so that the fix clears
+both warnings (review 49: the angle's aim alone left the lag warning).
+``theta^2`` is proportional to both decays, so the coupled L2 of the
+kernels concerned and the optimizer's ``weight_decay`` are both multiplied
+by ``(aim/theta)^2``; the finding's ``fix.changes`` lists them.
 
 ## Thresholds and calibration
 From the calibration grids (``python bench/calibrate.py report``;
@@ -161,8 +165,14 @@ class FastRotationalEquilibrium(Rule):
             return []
         today = slope + offset
         fires = today >= warning
-        # the fix scales every decay by (aim/theta)^2 (see fix): theta^2 lands at aim^2
+        # the fix scales every decay by (aim/theta)^2 (see fix): theta^2 lands at aim^2, or lower
+        # where BatchNorm's moving statistics need it (check's scale, the same number)
         fix = (0.5 * self.thresholds["angle-warning"]) ** 2 / today if fires else None
+        if fix is not None:
+            angles = [(a, layer, var, l2) for layer, var, l2 in kernels if (a := dyn.equilibrium_angle(l2))]
+            lag = self.statistics_lag(model, analysis, angles) if angles else None
+            if lag is not None:
+                fix = min(fix, lag.values["decay_scale_factor"])
         return [Curve(self.code, "angle_squared", label, knob, slope=slope, offset=offset, warning=warning,
                       error=error, fix=fix, lambdas=lambdas)]
 
@@ -185,8 +195,15 @@ class FastRotationalEquilibrium(Rule):
         when = f" of the run's {g(total)}" if total else ""
         aim = 0.5 * self.thresholds["angle-warning"]
         scale = (aim / theta) ** 2  # theta^2 is proportional to both decays
-        fix = self.fix([a for a in angles if a[0] >= self.thresholds["angle-warning"]], dyn.weight_decay, scale, aim,
-                       group=analysis.group_name())
+        members = [a for a in angles if a[0] >= self.thresholds["angle-warning"]]
+        if lag is not None and lag.values["decay_scale_factor"] < scale:
+            # BatchNorm's moving statistics need a slower turn than the angle's aim: a fix at the
+            # angle's aim alone left the lag warning (review 49, 2), so the fix meets both
+            scale = lag.values["decay_scale_factor"]
+            aim = theta * scale ** 0.5
+            lagging = set(lag.values["layers"])
+            members += [a for a in angles if a[1].path in lagging and a not in members]
+        fix = self.fix(members, dyn.weight_decay, scale, aim, group=analysis.group_name())
         yield self.finding(
             f"{len(fast)} scale-invariant kernel(s) ({', '.join(fast[:3])}{'...' if len(fast) > 3 else ''})"
             f"{analysis.group_text()} feed a "

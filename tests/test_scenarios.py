@@ -76,10 +76,28 @@ def test_strong_l2_on_kernels_feeding_batchnorm_is_an_rl021_error():
     assert f.severity is Severity.ERROR
     assert f.values["angular_update"] == pytest.approx(math.sqrt(4 * 0.1 * 0.5 / 1.9))  # 0.32 rad per step
     assert len(f.values["layers"]) == 10  # every conv kernel of the residual network feeds a BatchNorm
-    # the fix scales the L2 by (aim / theta)^2, landing at half the warning angle
+    # the fix scales the L2 by (aim / theta)^2; these kernels feed BatchNorm (momentum 0.99), whose moving
+    # statistics need a slower turn than half the warning angle: half the lag level over its 100-step window,
+    # 0.05 * sqrt(0.01) = 0.005 rad per step (review 49, 2: the angle's aim alone left the lag warning)
     change = f.fix.changes[0]
     assert change.parameter == "lambda" and change.current == pytest.approx(0.5)
-    assert 4 * 0.1 * change.suggested / 1.9 == pytest.approx((0.5 * 0.09) ** 2)
+    assert 4 * 0.1 * change.suggested / 1.9 == pytest.approx(0.005 ** 2)
+
+
+def test_rl021s_fix_applied_leaves_no_rl021(tmp_path):
+    from mutate import layer_configs, rewrite_keras_zip
+
+    [f] = findings_of("scenario_bn_l2_strong.keras", "RL021")
+    suggested = {c.layer: c.suggested for c in f.fix.changes}
+
+    def apply(cfg):
+        for layer in layer_configs(cfg):
+            reg = layer.get("kernel_regularizer")
+            if layer.get("name") in suggested and isinstance(reg, dict):
+                reg["config"]["l2"] = suggested[layer["name"]]
+
+    fixed = rewrite_keras_zip(SCENARIOS / "scenario_bn_l2_strong.keras", tmp_path / "fixed.keras", config=apply)
+    assert [x for x in report_of(fixed).findings if x.code == "RL021"] == []
 
 
 def test_rl021_levels_and_options():
