@@ -162,16 +162,19 @@ def remedy_ratio(warning: float) -> float:
 
 
 def lambda_changes(penalties: list[Any], scale: float) -> tuple[Change, ...]:
-    """One change per (layer, tensor, factor): today's factor times ``scale``.
-    ``penalties`` are ``TensorPenalty`` (static) or measured rows with the
-    same ``layer_path``/``target``/``l1``/``l2`` meaning."""
-    out: dict[tuple[str, str, str], Change] = {}
+    """One change per (layer, tensor, factor, today's value): today's factor
+    times ``scale``. A wrapper's tensors of one name with different factors
+    (a Bidirectional whose backward layer differs) are two changes, told
+    apart by their current value (review 49, 3: the forward one was
+    dropped). ``penalties`` are ``TensorPenalty`` (static) or measured rows
+    with the same ``layer_path``/``target``/``l1``/``l2`` meaning."""
+    out: dict[tuple[str, str, str, float], Change] = {}
     for p in penalties:
         layer, target, l1, l2 = _tensor(p)
         for name, value in (("l1", l1), ("l2", l2)):
             if value:
                 parameter = lambda_parameter(l1, l2, name)
-                out.setdefault((layer, target, parameter),
+                out.setdefault((layer, target, parameter, value),
                                Change(parameter, value, value * scale, layer=layer, target=target))
     return tuple(out.values())
 

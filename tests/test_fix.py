@@ -175,3 +175,22 @@ def test_an_l1l2s_equal_factors_stay_two_settings(tmp_path):
     asked_by = {(c["layer"], c["parameter"]): set(c["asked"]) for c in combined}
     assert all("RL004" not in codes for (_, parameter), codes in asked_by.items() if parameter == "l2"), asked_by
     assert any(parameter == "l2" for _, parameter in asked_by)
+
+
+def test_a_bidirectional_whose_directions_differ_gets_both_in_the_fix():
+    """Review 49, 3 and 4: RL001's changes were keyed by (layer, tensor,
+    factor), so of a Bidirectional whose backward GRU carries L2 0.6 and
+    forward 0.3 only one direction was changed, and RL007 named the same
+    tensors 'forward_gru/kernel' where RL001 said 'kernel', so the combined
+    line never saw them meet. Both directions now, told apart by their
+    current value, and one name for a tensor: the removal RL007 asks and
+    RL001's lowering meet at removal."""
+    report = lint_file(str(KERAS_FIXTURES / "bidirectional_backward_differs.keras"), Settings())
+    [rl001] = [f for f in report.findings if f.code == "RL001"]
+    bidi = sorted((c.target, c.current) for c in rl001.fix.changes if c.layer == "bidi")
+    assert bidi == [("kernel", 0.3), ("kernel", 0.6), ("recurrent_kernel", 0.3), ("recurrent_kernel", 0.6)]
+    from reglint.engine.finding import combined_changes
+
+    met = {(c.target, c.current): (c.together, dict(c.asked)) for c in combined_changes(report.findings)
+           if c.layer == "bidi"}
+    assert met[("kernel", 0.6)][0] == 0.0 and {"RL001", "RL007"} <= set(met[("kernel", 0.6)][1])

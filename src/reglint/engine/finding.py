@@ -42,8 +42,16 @@ class Change:
     or L2 as it is), ``weight_decay``, ``learning_rate``, ``momentum`` or
     ``regularizer`` (its presence).
 
+    A Keras wrapper's or stacked cell's tensor (``forward_gru/kernel``)
+    is named by its last part too, as every rule names it (review 49, 4:
+    RL001 said ``kernel`` and RL007 ``forward_gru/kernel`` for one tensor,
+    so their fixes never met); two such tensors of one layer with
+    different factors are told apart by ``current``.
+
     >>> Change(layer="dense", target="kernel", parameter="lambda", current=0.2, suggested=0.0046).to_dict()["suggested"]
     0.0046
+    >>> Change("regularizer", 0.3, None, layer="bidi", target="forward_gru/kernel").target
+    'kernel'
     """
 
     parameter: str
@@ -51,6 +59,9 @@ class Change:
     suggested: float | None
     layer: str | None = None
     target: str = "optimizer"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", self.target.rsplit("/", 1)[-1])
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "target": self.target, "parameter": self.parameter,
