@@ -14,7 +14,7 @@ changes what the network computes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from reglint.model import Layer, Model
 from reglint.model.nesting import NestedGraph, layer_container
@@ -131,6 +131,35 @@ def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Call
 
 
 
+def post_order(root: str, outbound: dict[str, list[Layer]], done: dict,
+               stop: Callable[[Layer], bool] | None = None) -> Iterator[tuple[str, list[str]]]:
+    """Layers forward of ``root`` (``stop`` cuts an edge) in post-order,
+    each with the layers it feeds, skipping those already in ``done``
+    (the caller's results, which it fills as it goes). Iterative: graphs of
+    thousands of layers stay within Python's recursion limit; a layer that
+    feeds itself is walked once.
+
+    >>> from reglint.model import Layer
+    >>> b, c = (Layer(name=n, path=n, class_name="Dense") for n in "bc")
+    >>> [path for path, _ in post_order("a", {"a": [b], "b": [c]}, {})]
+    ['c', 'b', 'a']
+    """
+    stack: list[tuple[str, bool]] = [(root, False)]
+    walking: set[str] = set()
+    while stack:
+        path, expanded = stack.pop()
+        if path in done:
+            continue
+        following = [nxt.path for nxt in outbound.get(path, []) if stop is None or not stop(nxt)]
+        if not expanded:
+            walking.add(path)
+            stack.append((path, True))
+            stack.extend((nxt, False) for nxt in following if nxt not in done and nxt not in walking)
+            continue
+        walking.discard(path)
+        yield path, following
+
+
 def longest_chain(marked: set[str], outbound: dict[str, list[Layer]], stop: Callable[[Layer], bool]) -> list[str]:
     """The marked layers along the path that holds the most of them, from
     any marked layer forward through layers ``stop`` does not take (a
@@ -146,20 +175,8 @@ def longest_chain(marked: set[str], outbound: dict[str, list[Layer]], stop: Call
     """
     best: dict[str, list[str]] = {}
     for root in sorted(marked):
-        # post-order walk: a layer's chain once every layer after it has one
-        stack: list[tuple[str, bool]] = [(root, False)]
-        walking: set[str] = set()
-        while stack:
-            path, expanded = stack.pop()
-            if path in best:
-                continue
-            following = [nxt.path for nxt in outbound.get(path, []) if not stop(nxt)]
-            if not expanded:
-                walking.add(path)
-                stack.append((path, True))
-                stack.extend((nxt, False) for nxt in following if nxt not in best and nxt not in walking)
-                continue
-            walking.discard(path)
+        # post-order: a layer's chain once every layer after it has one
+        for path, following in post_order(root, outbound, best, stop):
             tail = max((best.get(nxt, []) for nxt in following), key=len, default=[])
             best[path] = ([path] if path in marked else []) + tail
     return max((best[path] for path in sorted(marked)), key=len, default=[])
@@ -181,19 +198,7 @@ def widest_path(start: str, outbound: dict[str, list[Layer]], weight: Callable[[
     """
     layers = {nxt.path: nxt for following in outbound.values() for nxt in following}
     best: dict[str, tuple[float, list[str]] | None] = {}
-    stack: list[tuple[str, bool]] = [(start, False)]
-    walking: set[str] = set()
-    while stack:
-        path, expanded = stack.pop()
-        if path in best:
-            continue
-        following = [nxt.path for nxt in outbound.get(path, [])]
-        if not expanded:
-            walking.add(path)
-            stack.append((path, True))
-            stack.extend((nxt, False) for nxt in following if nxt not in best and nxt not in walking)
-            continue
-        walking.discard(path)
+    for path, following in post_order(start, outbound, best):
         own = math.inf if path == start or path not in layers else weight(layers[path])
         options = [option for option in (best.get(nxt) for nxt in following) if option is not None]
         if path in ends:
