@@ -56,12 +56,12 @@ Recommender and text models that regularize their tables use L2 of 1e-6
 to 1e-4.
 
 ## Options
-- ``embedding-chain-error`` (default 0.1): the weaker L2 of the table and the kernels it feeds at which
-  RL025 is an error.
+- ``embedding-chain-error`` (default 0.1): the weaker L2 of the table and the kernels it feeds first at
+  which RL025 is an error (on a complete chain).
 - ``embedding-chain-warning`` (default 0.03): the same L2 at which it is a warning.
 - ``table-kernels-shrink-error`` (default 0.05): under SGD, the per-step shrink
-  ``2*lr*l2/(1-momentum)`` (+ ``lr*weight_decay``) of a kernel a small table feeds at which
-  RL025 is an error, whatever the table's own L2.
+  ``2*lr*l2/(1-momentum)`` (+ ``lr*weight_decay``) of the kernels a small table feeds first at which
+  RL025 is an error (on a complete chain), whatever the table's own L2.
 - ``table-kernels-shrink-warning`` (default 0.015): the same shrink at which it is a warning.
 - ``small-table-rms`` (default 0.1): the table's RMS (the larger of its initializer's and its saved
   values', so that a table loaded from pre-trained vectors is not taken for a fresh one) at or below
@@ -222,7 +222,7 @@ class EmbeddingChain:
 
     @property
     def strength(self) -> float:
-        """The weaker of the tables' L2 and the path's weakest kernel's."""
+        """The weaker of the tables' L2 and their first kernels'."""
         return min(self.table_l2, self.kernel_l2)
 
     @property
@@ -238,13 +238,13 @@ class PenalizedEmbeddingChain(Rule):
                "with the table, or alone under SGD.")
     predicts_outcome = True
     options = {
-        "embedding-chain-error": Option(0.1, "the weaker of a small embedding table's L2 and the weakest L2 on its "
-                                             "path of penalized kernels to an output at which RL025 is an error"),
+        "embedding-chain-error": Option(0.1, "the weaker of a small embedding table's L2 and the L2 of the kernels "
+                                             "it feeds first at which RL025 is an error (a complete chain)"),
         "embedding-chain-warning": Option(0.03, "the same L2 at which RL025 is a warning"),
-        "table-kernels-shrink-error": Option(0.05, "under SGD, the weakest per-step shrink 2*lr*l2/(1-momentum) (+ "
-                                                   "lr*weight_decay) on a small table's path of penalized kernels "
-                                                   "to an output at which RL025 is an error, whatever the table's "
-                                                   "own L2"),
+        "table-kernels-shrink-error": Option(0.05, "under SGD, the per-step shrink 2*lr*l2/(1-momentum) (+ "
+                                                   "lr*weight_decay) of the kernels a small table feeds first at "
+                                                   "which RL025 is an error (a complete chain), whatever the "
+                                                   "table's own L2"),
         "table-kernels-shrink-warning": Option(0.015, "the same shrink at which RL025 is a warning"),
         "small-table-rms": Option(0.1, "an embedding table's RMS (initializer, else saved values) at or below which "
                                        "it counts as starting small"),
@@ -388,9 +388,9 @@ class PenalizedEmbeddingChain(Rule):
 
     def sweep(self, model, analysis):
         """``strength`` scales with a common multiplier of the lambdas; the
-        curve is the strongest chain's. Under SGD a second curve: the
-        weakest shrink on the path, ``a*m + b`` (``b``: the optimizer's own
-        decay)."""
+        curve is the strongest chain's. Under SGD a second curve: the shrink
+        of the kernels a table feeds first, ``a*m + b`` (``b``: the
+        optimizer's own decay)."""
         chains = self.chains(analysis)
         if not chains:
             return []
@@ -398,8 +398,8 @@ class PenalizedEmbeddingChain(Rule):
         chain = max(chains, key=lambda c: c.strength)
         if chain.strength > 0:
             fires = self.level(chain.strength, "embedding-chain-warning") is not None
-            curves.append(Curve(self.code, "strength", "min(L2 of a small embedding table, weakest L2 on its path "
-                                "of penalized kernels to an output)", "lambda", slope=chain.strength, offset=0.0,
+            curves.append(Curve(self.code, "strength", "min(L2 of a small embedding table, L2 of the kernels it "
+                                "feeds first)", "lambda", slope=chain.strength, offset=0.0,
                                 warning=self.thresholds["embedding-chain-warning"],
                                 error=self.thresholds["embedding-chain-error"] if chain.complete else None,
                                 fix=self.aim / chain.strength if fires else None, lambdas=(chain.strength,)))
@@ -412,7 +412,7 @@ class PenalizedEmbeddingChain(Rule):
             fix = (self.shrink_aim - offset) / slope if fires and slope > 0 and self.shrink_aim > offset else (
                 0.0 if fires else None)
             curves.append(Curve(self.code, "kernel_shrink_per_step", "r = 2*lr*l2/(1-momentum) (+ lr*weight_decay) "
-                                "of the weakest kernel on a small table's penalized path (SGD)", "lambda",
+                                "of the kernels a small table feeds first (SGD)", "lambda",
                                 slope=slope, offset=offset, warning=warning,
                                 error=self.thresholds["table-kernels-shrink-error"] if fastest.complete else None,
                                 fix=fix,
