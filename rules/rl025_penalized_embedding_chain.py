@@ -215,6 +215,7 @@ class EmbeddingChain:
     # the dynamics of its tensors; None / () under an adaptive optimizer
     shrink_chain: tuple[str, ...] = ()
     shrink: float | None = None
+    shrink_l2: float = 0.0  # that first kernel's L2
     dynamics: tuple[Dynamics, ...] = ()
     # every kernel on a path from the first one to an output carries L2;
     # False: the path passes an unpenalized layer (a warning at most)
@@ -284,7 +285,7 @@ class PenalizedEmbeddingChain(Rule):
         start = (f"the embedding table{'s' if several else ''} of {' and '.join(chain.layers)} "
                  f"start{'' if several else 's'} at RMS {g(chain.rms)}, {below} the unit scale the kernels after "
                  f"{'them' if several else 'it'} are initialised for")
-        first_l2 = _layer_l2(analysis, names[0])
+        first_l2 = chain.shrink_l2 if alone else chain.kernel_l2
         if chain.complete:
             path = (f"the kernels it feeds first ({names[0]}) carry L2({g(first_l2)}), as does every kernel on to the "
                     f"output ({shown}), with no normalization or unpenalized layer to re-scale the signal")
@@ -434,13 +435,6 @@ def _kernels(layer: Layer | None) -> list:
     return [v for v in layer.variables if v.role.is_kernel_like and v.trainable] if layer is not None else []
 
 
-def _layer_l2(analysis, path: str) -> float:
-    """A layer's weakest kernel L2 (what the signal through it can grow by
-    is bounded by its least penalized tensor)."""
-    penalties = {id(p.variable): p.l2 for p in analysis.chain_penalties(every_group=True)}
-    return min((penalties.get(id(v), 0.0) for v in _kernels(analysis.model.layer(path))), default=0.0)
-
-
 def _chain(analysis, start: str, table, by_variable: dict, rms: float) -> EmbeddingChain | None:
     """A table's chain, judged by the penalized kernels it feeds first
     (through weightless layers, no normalization): the ones whose inputs
@@ -480,17 +474,17 @@ def _chain(analysis, start: str, table, by_variable: dict, rms: float) -> Embedd
     chain = EmbeddingChain((start,), (table,), own.l2 if own is not None else 0.0, rms, path, l2_of(first), fed,
                            complete=bool(complete))
     fastest, shrink_path = max(candidates, key=lambda c: shrink_of(c[0]))
-    if shrink_of(fastest) <= 0 or not math.isfinite(shrink_of(fastest)):
+    shrink = shrink_of(fastest)
+    if shrink <= 0 or not math.isfinite(shrink):
         return chain
     dynamics = tuple(analysis.variable_dynamics(v) for v in _kernels(fastest))
-    return replace(chain, shrink_chain=shrink_path, shrink=shrink_of(fastest), dynamics=dynamics)
+    return replace(chain, shrink_chain=shrink_path, shrink=shrink, shrink_l2=l2_of(fastest), dynamics=dynamics)
 
 
 def _lambda_change(penalty: TensorPenalty, suggested: float | None) -> Change:
     """A tensor's L2 set to ``suggested``, or its regularizer removed (None)."""
     return Change(lambda_parameter(penalty.l1, penalty.l2, "l2") if suggested is not None else "regularizer",
-                  penalty.l2, suggested,
-                  layer=penalty.layer.path, target=penalty.variable.name.split("/")[-1])
+                  penalty.l2, suggested, layer=penalty.layer.path, target=penalty.variable.name)
 
 
 def _tidy(value: float) -> float:
