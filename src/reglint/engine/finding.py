@@ -37,10 +37,14 @@ class Change:
 
     ``target`` is the variable's own name in its layer (the last part of
     its path: ``kernel``, ``bias``, ``gamma`` in Keras, ``conv1.weight`` in
-    ONNX), ``activity``, ``penalty`` (every regularizer the finding counts) or
-    ``optimizer``; ``parameter`` is ``lambda`` (the regularizer's factor, L1
-    or L2 as it is), ``weight_decay``, ``learning_rate``, ``momentum`` or
-    ``regularizer`` (its presence).
+    ONNX), ``activity``, ``penalty`` (every regularizer the finding counts),
+    ``optimizer``, ``loss`` or ``compile``; ``parameter`` is ``lambda`` (the
+    regularizer's factor, L1 or L2 as it is; ``l1`` or ``l2`` for one factor
+    of an L1L2), ``weight_decay``, ``learning_rate``, ``momentum``,
+    ``regularizer`` (its presence), ``loss_weight`` (target ``loss``: one
+    output's weight in ``compile(loss_weights=...)``, ``layer`` the output)
+    or ``loss_weights`` (target ``compile``: the argument as a whole, None
+    to remove it).
 
     A Keras wrapper's or stacked cell's tensor (``forward_gru/kernel``)
     is named by its last part too, as every rule names it (review 49, 4:
