@@ -13,6 +13,7 @@ of chance, degraded = lost a tenth of the baseline's margin).
 
     .venv/bin/python bench/emb_probe.py run --jobs 2 [--seeds 1]   # ~10 min on 2 cores
     .venv/bin/python bench/emb_probe.py table
+    .venv/bin/python bench/emb_probe.py lint [--verbose]   # each run's untrained model linted
 
 Rows go to ``bench/out/emb_probe/runs.jsonl`` (resume-safe).
 """
@@ -50,6 +51,16 @@ KERNEL_OPTS = ("sgd_m", "adam", "rmsprop")
 SHRINK_OPTS = {"sgd_lr03": ("SGD", {"learning_rate": 0.3}),
                "sgd_m001": ("SGD", {"learning_rate": 0.01, "momentum": 0.9})}
 SHRINK_LAMBDAS = {"sgd_lr03": (0.03, 0.1), "sgd_m001": (0.1, 0.3)}
+# SGD momentum's decoupled weight_decay (``lr*wd`` per step) on every
+# variable, or with the table excluded (review 47, D2: wd 1 at lr 0.03
+# collapsed a small-table model): does the table's own decay matter?
+WD_PLACEMENTS = ("wd_all", "wd_kernels")
+WD_LAMBDAS = (0.3, 1.0, 3.0)
+# Table and kernels shrinking together under SGD, by the per-step shrink
+# ``2*lr*l2/(1-m)``: 0.018, 0.03 and 0.06 from SGD momentum (the four
+# families), then 0.018 and 0.03 from two other SGD settings (flattened and
+# Conv1D), as the weight-decay runs' 0.03 suggested a level there.
+BOTH_SHRINK_LAMBDAS = {"sgd_m": (0.03, 0.05, 0.1), "sgd_m001": (0.09, 0.15), "sgd_lr03": (0.03, 0.05)}
 
 
 def specs(seeds: int) -> list[dict]:
@@ -74,7 +85,7 @@ def specs(seeds: int) -> list[dict]:
                     cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed, "init": "small"}
                     out.append({**cell, "placement": "none", "lam": 0.0})
                     out += [{**cell, "placement": "both", "lam": lam} for lam in LAMBDAS]
-    out += kernel_specs(seeds) + shrink_specs(seeds)
+    out += kernel_specs(seeds) + shrink_specs(seeds) + wd_specs(seeds) + both_shrink_specs(seeds)
     unique: dict[str, dict] = {}
     for s in out:  # the kernel runs share their baselines with the runs above
         unique.setdefault(run_id(s), {**s, "run_id": run_id(s)})
@@ -112,6 +123,48 @@ def shrink_specs(seeds: int) -> list[dict]:
                     out.append({**cell, "placement": "none", "lam": 0.0})
                     out += [{**cell, "placement": "dense", "lam": lam} for lam in lams]
     return out
+
+
+def wd_specs(seeds: int) -> list[dict]:
+    """No L2 anywhere: SGD momentum's weight_decay on every variable, or on
+    every variable but the table; the four families, three data sets."""
+    out = []
+    for seed in range(seeds):
+        for ds in DATASETS:
+            for arch in KERNEL_ARCHS:
+                cell = {"dataset": ds, "arch": arch, "opt": "sgd_m", "seed": seed, "init": "small"}
+                out.append({**cell, "placement": "none", "lam": 0.0})
+                out += [{**cell, "placement": plc, "lam": wd} for plc in WD_PLACEMENTS for wd in WD_LAMBDAS]
+    return out
+
+
+def both_shrink_specs(seeds: int) -> list[dict]:
+    """L2 on the table and the kernels together under SGD, at the shrinks
+    ``BOTH_SHRINK_LAMBDAS`` gives."""
+    out = []
+    for seed in range(seeds):
+        for ds in DATASETS:
+            for opt, lams in BOTH_SHRINK_LAMBDAS.items():
+                for arch in KERNEL_ARCHS if opt == "sgd_m" else ("flat", "conv"):
+                    cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed, "init": "small"}
+                    out.append({**cell, "placement": "none", "lam": 0.0})
+                    out += [{**cell, "placement": "both", "lam": lam} for lam in lams]
+    return out
+
+
+def optimizer(spec: dict):
+    """The run's optimizer; in the weight-decay placements lambda is SGD
+    momentum's ``weight_decay`` (the table excluded in ``wd_kernels``)."""
+    import keras
+    from calibration.grid import OPTIMIZERS
+
+    cls, kwargs = SHRINK_OPTS[spec["opt"]] if spec["opt"] in SHRINK_OPTS else OPTIMIZERS[spec["opt"]][:2]
+    if spec["placement"] not in WD_PLACEMENTS:
+        return getattr(keras.optimizers, cls)(**kwargs)
+    opt = getattr(keras.optimizers, cls)(**kwargs, weight_decay=spec["lam"])
+    if spec["placement"] == "wd_kernels":
+        opt.exclude_from_weight_decay(var_names=["embeddings"])
+    return opt
 
 
 def build(data: dict, spec: dict):
@@ -152,13 +205,11 @@ def run_one(spec: dict) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from calibration.data import load_dataset
-    from calibration.grid import OPTIMIZERS
 
     data = load_dataset(spec["dataset"])
     keras.utils.set_random_seed(1000 + spec["seed"])
     model, loss = build(data, spec)
-    cls, kwargs = SHRINK_OPTS[spec["opt"]] if spec["opt"] in SHRINK_OPTS else OPTIMIZERS[spec["opt"]][:2]
-    model.compile(optimizer=getattr(keras.optimizers, cls)(**kwargs), loss=loss)
+    model.compile(optimizer=optimizer(spec), loss=loss)
     Xtr, ytr, Xva, yva = data["Ttr"], data["ytr"], data["Tva"], data["yva"]
     ds = (tf.data.Dataset.from_tensor_slices((Xtr, ytr)).shuffle(len(ytr), seed=spec["seed"])
           .batch(32).repeat())
@@ -182,7 +233,9 @@ def cmd_run(args) -> int:
     done = {json.loads(line)["run_id"] for line in path.read_text().splitlines()} if path.exists() else set()
     chosen = specs(args.seeds)
     if args.only:
-        ids = {run_id(s) for s in (kernel_specs if args.only == "kernels" else shrink_specs)(args.seeds)}
+        only = {"kernels": kernel_specs, "shrink": shrink_specs, "wd": wd_specs,
+                "both_shrink": both_shrink_specs}[args.only]
+        ids = {run_id(s) for s in only(args.seeds)}
         chosen = [s for s in chosen if s["run_id"] in ids]
     todo = [s for s in chosen if s["run_id"] not in done]
     print(f"{len(todo)} runs to train", flush=True)
@@ -201,6 +254,14 @@ def outcome(rec: dict, base: float) -> str:
     if v <= chance + 0.05:
         return "collapsed"
     return "degraded" if v < base - 0.10 * (base - chance) else "healthy"
+
+
+def sgd_shrink(opt: str, lam: float) -> float:
+    """The per-step shrink ``2*lr*l2/(1-m)`` an SGD setting gives L2 ``lam``."""
+    from calibration.grid import OPTIMIZERS
+
+    kwargs = SHRINK_OPTS[opt][1] if opt in SHRINK_OPTS else OPTIMIZERS[opt][1]
+    return 2 * kwargs["learning_rate"] * lam / (1 - kwargs.get("momentum", 0.0))
 
 
 def cmd_table(args) -> int:
@@ -226,8 +287,75 @@ def cmd_table(args) -> int:
                 if row == ["-"] * len(LAMBDAS):
                     continue
                 print(f"| {arch} | {plc} | {opt} | " + " | ".join(row) + " |")
+    print("\n| arch | weight_decay on | optimizer | " + " | ".join(f"wd {wd:g}" for wd in WD_LAMBDAS) + " |")
+    print("|---|---|---|" + "---|" * len(WD_LAMBDAS))
+    for arch in KERNEL_ARCHS:
+        for plc in WD_PLACEMENTS:
+            row = [" ".join(sorted(cells.get((arch, plc, "sgd_m", wd), []))) or "-" for wd in WD_LAMBDAS]
+            if row != ["-"] * len(WD_LAMBDAS):
+                print(f"| {arch} | {plc} | sgd_m | " + " | ".join(row) + " |")
+    print("\n| arch | L2 on table and kernels | optimizer | shrink 0.018 | shrink 0.03 | shrink 0.06 |")
+    print("|---|---|---|---|---|---|")
+    for arch in KERNEL_ARCHS:
+        for opt, lams in BOTH_SHRINK_LAMBDAS.items():
+            row = {}
+            for lam in lams:
+                got = cells.get((arch, "both", opt, lam))
+                if got:
+                    row[round(sgd_shrink(opt, lam), 3)] = f"L2 {lam:g}: " + " ".join(sorted(got))
+            if row:
+                print(f"| {arch} | both | {opt} | " + " | ".join(row.get(r, "-") for r in (0.018, 0.03, 0.06)) + " |")
     print("\nbaselines:", {f"{k[0][:3]}-{k[1]}-{k[2]}": round(v, 3) for k, v in sorted(base.items())})
     return 0
+
+
+def cmd_lint(args) -> int:
+    """Each recorded run's model, untrained, saved and linted with this
+    checkout's rules: error findings against the run's outcome."""
+    import subprocess
+
+    recs = [json.loads(line) for line in (OUT / "runs.jsonl").read_text().splitlines()]
+    folder = OUT / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [r for r in recs if r["placement"] != "none" and not (folder / f"{r['run_id']}.keras").exists()]
+    if todo:
+        save_untrained(todo, folder)
+    done = subprocess.run([sys.executable, "-m", "reglint", "check", str(folder), "-f", "json", "--no-cache"],
+                          capture_output=True, text=True, check=False)
+    report = {Path(f["path"]).stem: f for f in json.loads(done.stdout)["files"]}
+    base = {(r["dataset"], r["arch"], r.get("init", "small"), r["opt"], r["seed"]): r["val"]
+            for r in recs if r["placement"] == "none"}
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in recs:
+        b = base.get((r["dataset"], r["arch"], r.get("init", "small"), r["opt"], r["seed"]))
+        if r["placement"] == "none" or b is None or b < r["chance"] + 0.15 or r["run_id"] not in report:
+            continue
+        kind = outcome(r, b)
+        findings = report[r["run_id"]]["findings"]
+        errors = sorted({f["code"] for f in findings if f["severity"] == "error"})
+        tally[kind][0] += 1
+        tally[kind][1] += bool(errors)
+        if args.verbose:
+            print(f"{r['run_id']:45s} {kind:9s} {','.join(errors) or '-'}")
+    for kind in ("collapsed", "diverged", "degraded", "healthy"):
+        runs, flagged = tally.get(kind, [0, 0])
+        print(f"{kind:9s} {flagged:3d} of {runs:3d} with an error finding")
+    return 0
+
+
+def save_untrained(recs: list[dict], folder: Path) -> None:
+    """Build and compile each run's model as ``run_one`` does, untrained."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    from calibration.data import load_dataset
+
+    for r in recs:
+        data = load_dataset(r["dataset"])
+        keras.utils.set_random_seed(1000 + r["seed"])
+        model, loss = build(data, r)
+        model.compile(optimizer=optimizer(r), loss=loss)
+        model.save(folder / f"{r['run_id']}.keras")
+        keras.backend.clear_session()
 
 
 def main(argv=None) -> int:
@@ -236,11 +364,15 @@ def main(argv=None) -> int:
     r = sub.add_parser("run")
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--seeds", type=int, default=1)
-    r.add_argument("--only", choices=("kernels", "shrink"),
-                   help="only the kernels-alone runs (unpenalized table), or their check under other SGD settings")
+    r.add_argument("--only", choices=("kernels", "shrink", "wd", "both_shrink"),
+                   help="only the kernels-alone runs (unpenalized table), their check under other SGD settings, "
+                        "SGD momentum's weight_decay with and without the table, or the table's and kernels' L2 "
+                        "together under SGD at chosen shrinks")
     sub.add_parser("table")
+    lint = sub.add_parser("lint", help="lint each run's untrained model; error findings against the outcomes")
+    lint.add_argument("--verbose", action="store_true", help="one line per run")
     args = ap.parse_args(argv)
-    return cmd_run(args) if args.cmd == "run" else cmd_table(args)
+    return {"run": cmd_run, "table": cmd_table, "lint": cmd_lint}[args.cmd](args)
 
 
 if __name__ == "__main__":

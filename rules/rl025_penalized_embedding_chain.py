@@ -9,7 +9,11 @@ signal. Two ways make the chain fail, and either is judged:
 - the table carries an L2 too: the weaker of the table's L2 and those
   kernels', under any optimizer;
 - under SGD, their L2 alone, whatever the table's: the per-step shrink
-  ``2*lr*l2/(1-momentum)`` (plus ``lr*weight_decay``) it gives them.
+  ``2*lr*l2/(1-momentum)`` (plus ``lr*weight_decay``) it gives them;
+- under SGD, the table and those kernels shrinking together: the slower of
+  the two per-step shrinks, the table's own from its L2 and from the
+  optimizer's ``weight_decay`` (which Keras applies to every variable not
+  excluded from it).
 
 An error needs a complete chain: a path from those kernels to an output on
 which every kernel carries an L2 and no normalization re-scales the
@@ -63,6 +67,10 @@ to 1e-4.
   ``2*lr*l2/(1-momentum)`` (+ ``lr*weight_decay``) of the kernels a small table feeds first at which
   RL025 is an error (on a complete chain), whatever the table's own L2.
 - ``table-kernels-shrink-warning`` (default 0.015): the same shrink at which it is a warning.
+- ``table-and-kernels-shrink-error`` (default 0.025): under SGD, the slower per-step shrink of a small table
+  (``2*lr*l2/(1-momentum) + lr*weight_decay``) and of the kernels it feeds first at which RL025 is an error (on
+  a complete chain). No warning level of its own: the kernels' shrink is at least as large, and their warning
+  is lower.
 - ``small-table-rms`` (default 0.1): the table's RMS (the larger of its initializer's and its saved
   values', so that a table loaded from pre-trained vectors is not taken for a fresh one) at or below
   which it counts as starting small.
@@ -78,7 +86,8 @@ each fed kernel tensor's L2 set so that its shrink, the optimizer's
 decoupled ``lr*wd`` included, is half ``table-kernels-shrink-warning``
 (``l2 = 0.0075*(1-m)/(2*lr)``); where ``lr*wd`` alone reaches that, the
 optimizer's ``weight_decay`` is lowered to half of it first (it decays the
-table too, unless excluded). A recurrent layer's L2 is removed, not
+table too, unless excluded). Where the table and the kernels shrinking
+together are the cause: the same, and the tables' regularizers removed. A recurrent layer's L2 is removed, not
 lowered: the probe's LSTM chains under SGD momentum collapsed at L2 0.01
 (a shrink of 0.006, under the aim) on all three data sets, and review 47's
 LSTM at the aim collapsed as well.
@@ -99,9 +108,13 @@ crosses no normalization and no free kernel and carries L2 on every
 kernel (``Analysis.weakest_link_to_output``, a max-min path walk).
 ``strength = min(l2_table, max over first kernels of l2)``; under SGD also
 ``r`` = the largest first kernel's ``2*lr*(l2 + l2_opt)/(1-m) + lr*wd``
-(``Dynamics.total_shrink``, each tensor at its param group's settings);
-the finding is the worse of the two verdicts, an error only on a complete
-chain.
+(``Dynamics.total_shrink``, each tensor at its param group's settings),
+and ``together = min(r, r_table)`` with ``r_table`` the slowest trainable
+table's ``2*lr*l2_table/(1-m) + lr*wd`` (a Keras file does not record
+``exclude_from_weight_decay``, so a Keras table counts as decayed, as
+Keras' default decays it; PyTorch's param groups say). The finding is the
+worst of the three verdicts (at one severity: the L2, then together, then
+the kernels' shrink), an error only on a complete chain.
 
 Why the first kernels, not the weakest link: review 47 and review 48
 trained the partial chains. An unpenalized first layer (then penalized
@@ -173,6 +186,36 @@ errors; at 0.018-0.02, 10 of 12 wrecked (the flattened model collapsed
 under lr 0.01 with momentum, where at lr 0.03 it trained): warnings, which
 ``reglint profile --data`` settles.
 
+The table and the kernels together (2026-12-03; review 47, D2: SGD(0.03,
+momentum 0.9, weight_decay 1) with the kernels at L2 0.01 collapsed, the
+table's norm at 0, where RL025 saw only the kernels' 0.036 per step, a
+warning). ``bench/emb_probe.py run --only wd`` (72 runs): no L2, SGD
+momentum's ``weight_decay`` 0.3, 1 and 3 (0.009, 0.03, 0.09 per step) on
+every variable or with the table excluded, four families, three data
+sets. At 0.03 with the table decayed: 12 of 12 collapsed; with it
+excluded: 10 of 12 (the flattened model trained on breast cancer and
+wine): the table's own shrink is what tips the flattened model.
+``run --only both_shrink`` (60 runs): L2 on the table and the kernels at
+the same shrink from three SGD settings (momentum 0.9 at lr 0.03 and 0.01,
+plain SGD at lr 0.3): at 0.03, 24 of 24 collapsed (every family and
+setting); at 0.018, the flattened model trained on 4 of 9 runs, the other
+families collapsed 15 of 15; at 0.06, 12 of 12. Error at **0.025**, between
+the highest shrink where a family trained (0.018) and the lowest where
+every run failed (0.03). At 0.009 (weight decay 0.3) the bag-of-tokens,
+LSTM and Conv1D chains collapsed 8 of 9 with no finding, the flattened one
+trained 3 of 3: under the kernels' warning level, a miss the rule accepts
+(``reglint profile --data`` measures it). The L2's verdict (``strength``)
+is unchanged: at lr 0.03 and momentum 0.9 it reaches its error at L2 0.1
+(a shrink of 0.06), which ``together`` now meets from L2 0.042. Under
+SGD a kernel decayed by ``weight_decay`` counts as pulled as one with an
+L2 (``pull_of``: the decay as the L2 that shrinks as fast), so a chain
+with no regularizer but the optimizer's decay is judged too. A Keras file
+does not record ``exclude_from_weight_decay``: the table counts as decayed,
+as Keras' default decays it, and the two flattened runs that excluded it
+and trained are errors. The probe's 372 penalized runs, each untrained
+model linted (``emb_probe.py lint``): 149 of 237 collapses caught (109
+before), 8 of 115 healthy runs flagged (those two added).
+
 ## References
 - Keras ``keras/src/layers/core/embedding.py`` (``embeddings_initializer="uniform"``: ``RandomUniform(-0.05, 0.05)``).
 - Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural networks", AISTATS 2010
@@ -220,6 +263,17 @@ class EmbeddingChain:
     # every kernel on a path from the first one to an output carries L2;
     # False: the path passes an unpenalized layer (a warning at most)
     complete: bool = True
+    # under SGD: the slowest table's per-step shrink, its L2 and the
+    # optimizer's decoupled weight_decay together; None under an adaptive one
+    table_shrink: float | None = None
+
+    @property
+    def together(self) -> float | None:
+        """Under SGD, the slower per-step shrink of the tables and the
+        kernels they feed first: both pulled toward zero at least this fast."""
+        if not self.table_shrink or not self.shrink:
+            return None
+        return min(self.table_shrink, self.shrink)
 
     @property
     def strength(self) -> float:
@@ -247,6 +301,10 @@ class PenalizedEmbeddingChain(Rule):
                                                    "which RL025 is an error (a complete chain), whatever the "
                                                    "table's own L2"),
         "table-kernels-shrink-warning": Option(0.015, "the same shrink at which RL025 is a warning"),
+        "table-and-kernels-shrink-error": Option(0.025, "under SGD, the slower per-step shrink of a small table "
+                                                        "(its L2 through momentum and lr*weight_decay) and of the "
+                                                        "kernels it feeds first at which RL025 is an error (a "
+                                                        "complete chain)"),
         "small-table-rms": Option(0.1, "an embedding table's RMS (initializer, else saved values) at or below which "
                                        "it counts as starting small"),
     }
@@ -261,23 +319,25 @@ class PenalizedEmbeddingChain(Rule):
                 rms = table_rms(table)
                 if rms is None or rms > self.thresholds["small-table-rms"]:
                     continue
-                chain = _chain(analysis, layer.path, table, by_variable, rms)
+                chain = _chain(analysis, layer, table, by_variable, rms)
                 if chain is None:
                     continue
                 same = found.get(chain.chain)
                 found[chain.chain] = chain if same is None else replace(
                     same, layers=same.layers + chain.layers, tables=same.tables + chain.tables,
                     table_l2=min(same.table_l2, chain.table_l2), rms=max(same.rms, chain.rms),
-                    fed=tuple({id(p.variable): p for p in same.fed + chain.fed}.values()))
+                    fed=tuple({id(p.variable): p for p in same.fed + chain.fed}.values()),
+                    table_shrink=_slower(same.table_shrink, chain.table_shrink))
         return list(found.values())
 
     def check(self, model, analysis):
         for chain in self.chains(analysis):
-            severity, alone = self.judge(chain)
+            severity, cause = self.judge(chain)
             if severity is not None:
-                yield self._finding(analysis, chain, severity, alone)
+                yield self._finding(analysis, chain, severity, cause)
 
-    def _finding(self, analysis, chain: EmbeddingChain, severity: Severity, alone: bool):
+    def _finding(self, analysis, chain: EmbeddingChain, severity: Severity, cause: str):
+        alone = cause != LAMBDAS
         names = list(chain.shrink_chain if alone else chain.chain)
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         several = len(chain.layers) > 1
@@ -286,18 +346,41 @@ class PenalizedEmbeddingChain(Rule):
                  f"start{'' if several else 's'} at RMS {g(chain.rms)}, {below} the unit scale the kernels after "
                  f"{'them' if several else 'it'} are initialised for")
         first_l2 = chain.shrink_l2 if alone else chain.kernel_l2
-        if chain.complete:
+        decayed = bool(alone and chain.weight_decay)  # under SGD the weight decay pulls as an L2 does
+        pulled = f"carry L2({g(first_l2)})" if first_l2 else "carry no L2 but decay with the weight decay"
+        if chain.complete and decayed:
+            path = (f"the kernels it feeds first ({names[0]}) {pulled}, and every kernel on to the output ({shown}) "
+                    f"carries an L2 or decays with it, with no normalization or unpenalized layer to re-scale the "
+                    f"signal")
+        elif chain.complete:
             path = (f"the kernels it feeds first ({names[0]}) carry L2({g(first_l2)}), as does every kernel on to the "
                     f"output ({shown}), with no normalization or unpenalized layer to re-scale the signal")
         else:
-            path = (f"the kernels it feeds first ({names[0]}) carry L2({g(first_l2)}) and only unpenalized layers "
+            path = (f"the kernels it feeds first ({names[0]}) {pulled} and only unpenalized layers "
                     f"follow them to the output (such chains collapsed on some data and trained on other: a "
                     f"warning)")
         carries = "carry" if several else "carries"
-        fix = self.fix_alone(analysis, chain) if alone else self.fix(analysis, chain)
-        if alone:
-            dyn = chain.dynamics[0]
-            decay = f", weight_decay {g(chain.weight_decay)}" if chain.weight_decay else ""
+        fix = self.fix(analysis, chain) if not alone else self.fix_alone(analysis, chain, tables=cause == TOGETHER)
+        dyn = chain.dynamics[0] if chain.dynamics else None
+        decay = f", weight_decay {g(chain.weight_decay)}" if chain.weight_decay else ""
+        if cause == TOGETHER and dyn is not None:  # judged on complete chains only
+            opt = analysis.model.optimizer
+            unrecorded = opt is not None and opt.exclude_from_weight_decay is None
+            by_decay = "the weight decay" + (", unless the table was excluded from it: the file does not record "
+                                             "exclusions" if unrecorded else "")
+            pulls = " and ".join(([f"its L2({g(chain.table_l2)})"] if chain.table_l2 else [])
+                                 + ([by_decay] if chain.table_shrink and chain.table_shrink > (
+                                     _coupled(analysis.variable_dynamics(chain.tables[0]), chain.table_l2))
+                                     * (1 + 1e-9) else []))
+            kernels = f"L2({g(first_l2)})" if first_l2 else "the weight decay alone"
+            every = "carries an L2 or decays with it" if chain.weight_decay else "carries L2"
+            message = (f"{start}; SGD (lr {g(dyn.lr)}, momentum {g(dyn.momentum)}{decay}) shrinks "
+                       f"{'them' if several else 'it'} {g(chain.table_shrink)} per step ({pulls}) and the kernels it "
+                       f"feeds first ({names[0]}, {kernels}) {g(chain.shrink)} per step, and every kernel on to the "
+                       f"output ({shown}) {every}, with no normalization or unpenalized layer to re-scale the "
+                       f"signal: the table and the kernels after it are pulled back toward the trivial solution "
+                       f"together, and the small signal between them cannot regrow either")
+        elif alone and dyn is not None:
             table = f"L2({g(chain.table_l2)})" if chain.table_l2 else "no penalty"
             message = (f"{start}, and {carries} {table}, while {path}: SGD (lr {g(dyn.lr)}, momentum "
                        f"{g(dyn.momentum)}{decay}) shrinks them {g(chain.shrink)} per step, so the weights must grow "
@@ -313,18 +396,30 @@ class PenalizedEmbeddingChain(Rule):
             remedy=fix.describe() + other,
             values={"strength": chain.strength, "table_rms": chain.rms, "table_l2": chain.table_l2,
                     "tables": list(chain.layers), "fed_layers": names, "kernel_l2": chain.kernel_l2,
-                    "kernel_shrink_per_step": chain.shrink, "kernels_alone": alone, "complete_chain": chain.complete})
+                    "kernel_shrink_per_step": chain.shrink, "table_shrink_per_step": chain.table_shrink,
+                    "together_shrink_per_step": chain.together, "cause": cause,
+                    "kernels_alone": cause == KERNELS, "complete_chain": chain.complete})
 
-    def judge(self, chain: EmbeddingChain) -> tuple[Severity | None, bool]:
-        """The severity, and whether it comes from the kernels' shrink under
-        SGD alone (the table's L2 not needed for it)."""
-        error, shrink_error = ("embedding-chain-error", "table-kernels-shrink-error") if chain.complete else (None,
-                                                                                                            None)
-        both = self.level(chain.strength, "embedding-chain-warning", error) if chain.strength > 0 else None
-        alone = self.level(chain.shrink, "table-kernels-shrink-warning", shrink_error)
-        if alone is not None and (both is None or alone.rank > both.rank):
-            return alone, True
-        return both, False
+    def judge(self, chain: EmbeddingChain) -> tuple[Severity | None, str]:
+        """The severity and its cause: the tables' and kernels' L2
+        (``LAMBDAS``), under SGD the kernels' shrink whatever the table's
+        (``KERNELS``), or the table and the kernels shrinking together
+        (``TOGETHER``, an error only). At one severity the first of these
+        speaks."""
+        complete = chain.complete
+        verdicts = [
+            (self.level(chain.strength, "embedding-chain-warning", "embedding-chain-error" if complete else None)
+             if chain.strength > 0 else None, LAMBDAS),
+            (Severity.ERROR if complete and chain.together is not None
+             and chain.together >= self.thresholds["table-and-kernels-shrink-error"] else None, TOGETHER),
+            (self.level(chain.shrink, "table-kernels-shrink-warning",
+                        "table-kernels-shrink-error" if complete else None), KERNELS),
+        ]
+        found = [(severity, cause) for severity, cause in verdicts if severity is not None]
+        if not found:
+            return None, LAMBDAS
+        top = max(severity.rank for severity, _ in found)
+        return next((severity, cause) for severity, cause in found if severity.rank == top)
 
     @property
     def aim(self) -> float:
@@ -353,12 +448,15 @@ class PenalizedEmbeddingChain(Rule):
         recurrent = _RECURRENT_AIM if any(_recurrent(p) for p in chain.fed) else ""
         return Fix(f"penalties on the kernels only, at L2 {g(self.aim)} or less{recurrent}", tuple(changes))
 
-    def fix_alone(self, analysis, chain: EmbeddingChain) -> Fix:
+    def fix_alone(self, analysis, chain: EmbeddingChain, tables: bool = False) -> Fix:
         """Every kernel tensor the tables feed at the L2 whose shrink, the
         optimizer's decoupled part included, is ``shrink_aim``; where that
         part alone reaches it, the optimizer's weight_decay lowered to half
-        of it first (the table decays with it unless excluded)."""
-        changes: list[Change] = []
+        of it first (the table decays with it unless excluded). ``tables``:
+        the tables' regularizers removed as well (the two shrinking together)."""
+        changes: list[Change] = [Change("regularizer", chain.table_l2, None, layer=layer, target=table.name)
+                                 for layer, table in zip(chain.layers, chain.tables, strict=True)
+                                 if tables and chain.table_l2]
         decay: dict[int, float] = {}
         for dyn in chain.dynamics:
             if (dyn.decoupled_shrink or 0.0) >= self.shrink_aim and dyn.lr:
@@ -421,6 +519,9 @@ class PenalizedEmbeddingChain(Rule):
         return curves
 
 
+# What a finding's verdict comes from (``judge``).
+LAMBDAS, TOGETHER, KERNELS = "lambdas", "together", "kernels"
+
 # A recurrent layer's L2 is removed, not lowered: the probe's LSTM chains
 # under SGD momentum collapsed at L2 0.01 (a shrink of 0.006, under the
 # aim) on all three data sets, and review 47's LSTM at the aim collapsed.
@@ -435,16 +536,27 @@ def _kernels(layer: Layer | None) -> list:
     return [v for v in layer.variables if v.role.is_kernel_like and v.trainable] if layer is not None else []
 
 
-def _chain(analysis, start: str, table, by_variable: dict, rms: float) -> EmbeddingChain | None:
+def _chain(analysis, table_layer: Layer, table, by_variable: dict, rms: float) -> EmbeddingChain | None:
     """A table's chain, judged by the penalized kernels it feeds first
     (through weightless layers, no normalization): the ones whose inputs
     are the table's small signal. Complete where a path from one of them
     to an output carries L2 on every kernel, partial where the path passes
     an unpenalized layer; None where every first kernel is free (it can grow
     to re-scale the signal) or no path reaches an output unnormalized."""
+    start = table_layer.path
 
     def l2_of(layer: Layer) -> float:
         return min((getattr(by_variable.get(id(v)), "l2", 0.0) for v in _kernels(layer)), default=math.inf)
+
+    def pull_of(layer: Layer) -> float:
+        """The weakest kernel tensor's L2 plus, under SGD, the L2 that would
+        shrink it as fast as the optimizer's decoupled weight_decay does
+        (``lr*wd = 2*lr*l2/(1-m)``): positive where every kernel tensor is
+        pulled toward zero, by a regularizer or by the weight decay."""
+        if analysis.feeds_normalizer(layer):
+            return 0.0  # scale-invariant: its norm is free
+        return min((getattr(by_variable.get(id(v)), "l2", 0.0) + _decay_as_l2(analysis.variable_dynamics(v))
+                    for v in _kernels(layer)), default=math.inf)
 
     def shrink_of(layer: Layer) -> float:
         rates = []
@@ -457,9 +569,9 @@ def _chain(analysis, start: str, table, by_variable: dict, rms: float) -> Embedd
 
     complete, partial = [], []
     for first in analysis.first_kernels(start):
-        if analysis.free_kernel(first) or l2_of(first) <= 0:
-            continue
-        rest = analysis.weakest_link_to_output(first.path, l2_of)
+        if pull_of(first) <= 0:
+            continue  # unpenalized or scale-invariant: it can grow to re-scale the signal
+        rest = analysis.weakest_link_to_output(first.path, pull_of, through_free=True)
         if rest is not None and rest[0] > 0:
             complete.append((first, (first.path, *rest[1])))
         elif analysis.weakest_link_to_output(first.path, lambda layer: math.inf, through_free=True) is not None:
@@ -471,14 +583,48 @@ def _chain(analysis, start: str, table, by_variable: dict, rms: float) -> Embedd
     fed = tuple(by_variable[id(v)] for layer in analysis.reachable(start) for v in _kernels(layer)
                 if id(v) in by_variable)
     own = by_variable.get(id(table))
-    chain = EmbeddingChain((start,), (table,), own.l2 if own is not None else 0.0, rms, path, l2_of(first), fed,
-                           complete=bool(complete))
+    table_l2 = own.l2 if own is not None else 0.0
+    chain = EmbeddingChain((start,), (table,), table_l2, rms, path, l2_of(first), fed, complete=bool(complete))
     fastest, shrink_path = max(candidates, key=lambda c: shrink_of(c[0]))
     shrink = shrink_of(fastest)
     if shrink <= 0 or not math.isfinite(shrink):
         return chain
     dynamics = tuple(analysis.variable_dynamics(v) for v in _kernels(fastest))
-    return replace(chain, shrink_chain=shrink_path, shrink=shrink, shrink_l2=l2_of(fastest), dynamics=dynamics)
+    return replace(chain, shrink_chain=shrink_path, shrink=shrink, shrink_l2=l2_of(fastest), dynamics=dynamics,
+                   table_shrink=_table_shrink(analysis, table_layer, table, table_l2))
+
+
+def _table_shrink(analysis, layer: Layer, table: Variable, l2: float) -> float | None:
+    """Under SGD, the table's per-step shrink: its L2 through momentum and
+    the optimizer's decoupled ``lr*weight_decay``, which Keras applies to
+    every trainable variable unless excluded (a saved Keras file does not
+    record exclusions; PyTorch's param groups do, and ``variable_dynamics``
+    reads them). None for a frozen table or an adaptive optimizer."""
+    if not table.trainable or not layer.trainable:
+        return None
+    dyn = analysis.variable_dynamics(table)
+    if dyn.family != "sgd" or not dyn.lr:
+        return None
+    return dyn.total_shrink(l2) or None
+
+
+def _decay_as_l2(dyn: Dynamics) -> float:
+    """Under SGD, the L2 whose coupled shrink ``2*lr*l2/(1-m)`` equals the
+    optimizer's decoupled ``lr*wd``; 0 without one or under an adaptive
+    optimizer (whose decoupled decay is not this rule's)."""
+    if dyn.family != "sgd" or not dyn.lr or not dyn.decoupled_shrink:
+        return 0.0
+    return dyn.decoupled_shrink * (1.0 - dyn.momentum) / (2.0 * dyn.lr)
+
+
+def _coupled(dyn: Dynamics, l2: float) -> float:
+    """The part of an SGD shrink an L2 gives (0 without one)."""
+    return (dyn.coupled_shrink(l2) or 0.0) if l2 else 0.0
+
+
+def _slower(a: float | None, b: float | None) -> float | None:
+    """The slower of two tables' shrinks (None: not judged)."""
+    return min(a, b) if a is not None and b is not None else None
 
 
 def _lambda_change(penalty: TensorPenalty, suggested: float | None) -> Change:
