@@ -61,6 +61,9 @@ WD_LAMBDAS = (0.3, 1.0, 3.0)
 # families), then 0.018 and 0.03 from two other SGD settings (flattened and
 # Conv1D), as the weight-decay runs' 0.03 suggested a level there.
 BOTH_SHRINK_LAMBDAS = {"sgd_m": (0.03, 0.05, 0.1), "sgd_m001": (0.09, 0.15), "sgd_lr03": (0.03, 0.05)}
+# An LSTM with kernel_regularizer only, its recurrent kernel free (how most
+# code regularizes an LSTM): does the free recurrent kernel rescue the chain?
+RECURRENT_FREE_LAMBDAS = (0.03, 0.1, 0.3)
 
 
 def specs(seeds: int) -> list[dict]:
@@ -85,7 +88,8 @@ def specs(seeds: int) -> list[dict]:
                     cell = {"dataset": ds, "arch": arch, "opt": opt, "seed": seed, "init": "small"}
                     out.append({**cell, "placement": "none", "lam": 0.0})
                     out += [{**cell, "placement": "both", "lam": lam} for lam in LAMBDAS]
-    out += kernel_specs(seeds) + shrink_specs(seeds) + wd_specs(seeds) + both_shrink_specs(seeds)
+    out += (kernel_specs(seeds) + shrink_specs(seeds) + wd_specs(seeds) + both_shrink_specs(seeds)
+            + recurrent_free_specs(seeds))
     unique: dict[str, dict] = {}
     for s in out:  # the kernel runs share their baselines with the runs above
         unique.setdefault(run_id(s), {**s, "run_id": run_id(s)})
@@ -152,6 +156,19 @@ def both_shrink_specs(seeds: int) -> list[dict]:
     return out
 
 
+def recurrent_free_specs(seeds: int) -> list[dict]:
+    """The LSTM family with L2 on its input kernel and the Dense kernels,
+    the recurrent kernel unpenalized (placement ``input_kernels``)."""
+    out = []
+    for seed in range(seeds):
+        for ds in DATASETS:
+            for opt in ("sgd_m", "adam"):
+                cell = {"dataset": ds, "arch": "lstm", "opt": opt, "seed": seed, "init": "small"}
+                out.append({**cell, "placement": "none", "lam": 0.0})
+                out += [{**cell, "placement": "input_kernels", "lam": lam} for lam in RECURRENT_FREE_LAMBDAS]
+    return out
+
+
 def optimizer(spec: dict):
     """The run's optimizer; in the weight-decay placements lambda is SGD
     momentum's ``weight_decay`` (the table excluded in ``wd_kernels``)."""
@@ -173,14 +190,15 @@ def build(data: dict, spec: dict):
 
     lam, plc = spec["lam"], spec["placement"]
     table = regularizers.L2(lam) if plc in ("table", "both") and lam else None
-    dense = regularizers.L2(lam) if plc in ("dense", "both") and lam else None
+    dense = regularizers.L2(lam) if plc in ("dense", "both", "input_kernels") and lam else None
+    recurrent = None if plc == "input_kernels" else dense
     F = data["features"]
     inp = keras.Input((F,), dtype="int32")
     width = 8 if spec["arch"] == "flat" else 32
     init = keras.initializers.RandomNormal(stddev=1.0) if spec["init"] == "unit" else "uniform"
     h = layers.Embedding(F * 8, width, embeddings_initializer=init, embeddings_regularizer=table)(inp)
     if spec["arch"] == "lstm":
-        h = layers.LSTM(32, kernel_regularizer=dense, recurrent_regularizer=dense)(h)
+        h = layers.LSTM(32, kernel_regularizer=dense, recurrent_regularizer=recurrent)(h)
     elif spec["arch"] == "conv":
         h = layers.Conv1D(32, 3, activation="relu", kernel_regularizer=dense)(h)
         h = layers.GlobalMaxPooling1D()(h)
@@ -234,7 +252,7 @@ def cmd_run(args) -> int:
     chosen = specs(args.seeds)
     if args.only:
         only = {"kernels": kernel_specs, "shrink": shrink_specs, "wd": wd_specs,
-                "both_shrink": both_shrink_specs}[args.only]
+                "both_shrink": both_shrink_specs, "recurrent_free": recurrent_free_specs}[args.only]
         ids = {run_id(s) for s in only(args.seeds)}
         chosen = [s for s in chosen if s["run_id"] in ids]
     todo = [s for s in chosen if s["run_id"] not in done]
@@ -364,10 +382,10 @@ def main(argv=None) -> int:
     r = sub.add_parser("run")
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--seeds", type=int, default=1)
-    r.add_argument("--only", choices=("kernels", "shrink", "wd", "both_shrink"),
+    r.add_argument("--only", choices=("kernels", "shrink", "wd", "both_shrink", "recurrent_free"),
                    help="only the kernels-alone runs (unpenalized table), their check under other SGD settings, "
                         "SGD momentum's weight_decay with and without the table, or the table's and kernels' L2 "
-                        "together under SGD at chosen shrinks")
+                        "together under SGD at chosen shrinks, or an LSTM whose recurrent kernel is free")
     sub.add_parser("table")
     lint = sub.add_parser("lint", help="lint each run's untrained model; error findings against the outcomes")
     lint.add_argument("--verbose", action="store_true", help="one line per run")

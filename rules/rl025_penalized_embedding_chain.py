@@ -102,10 +102,15 @@ penalized or not. First kernels: the layers with trainable kernels the
 table's output reaches through layers without any (weightless, frozen)
 and no normalization (``Analysis.first_kernels``); an unpenalized or
 scale-invariant one (feeding a normalization) is skipped, and a layer
-weighs its weakest trainable kernel tensor (an LSTM whose input kernel is
-unpenalized weighs 0). Complete: from that layer, some path to an output
-crosses no normalization and no free kernel and carries L2 on every
-kernel (``Analysis.weakest_link_to_output``, a max-min path walk).
+weighs its weakest trainable kernel tensor that multiplies its inputs (an
+LSTM whose input kernel is unpenalized weighs 0; its recurrent kernel,
+which multiplies its state, is left out: with ``kernel_regularizer``
+alone, the recurrent kernel free, the probe's LSTM chains collapsed 9 of 9
+under SGD momentum at L2 0.03-0.3, as with both penalized). Complete: from
+that layer, some path to an output crosses no normalization and no free
+kernel and carries L2 on every kernel (under SGD, L2 or the optimizer's
+decoupled weight decay; ``Analysis.weakest_link_to_output``, a max-min
+path walk).
 ``strength = min(l2_table, max over first kernels of l2)``; under SGD also
 ``r`` = the largest first kernel's ``2*lr*(l2 + l2_opt)/(1-m) + lr*wd``
 (``Dynamics.total_shrink``, each tensor at its param group's settings),
@@ -536,6 +541,15 @@ def _kernels(layer: Layer | None) -> list:
     return [v for v in layer.variables if v.role.is_kernel_like and v.trainable] if layer is not None else []
 
 
+def _input_kernels(layer: Layer) -> list:
+    """The kernel tensors that multiply a layer's inputs: a recurrent
+    layer's recurrent kernel multiplies its state, not the table's signal,
+    and left free it did not rescue the chain (``emb_probe.py --only
+    recurrent_free``: an LSTM with ``kernel_regularizer`` alone collapsed 9
+    of 9 under SGD momentum from L2 0.03)."""
+    return [v for v in _kernels(layer) if v.role is not Role.RECURRENT_KERNEL]
+
+
 def _chain(analysis, table_layer: Layer, table, by_variable: dict, rms: float) -> EmbeddingChain | None:
     """A table's chain, judged by the penalized kernels it feeds first
     (through weightless layers, no normalization): the ones whose inputs
@@ -546,7 +560,7 @@ def _chain(analysis, table_layer: Layer, table, by_variable: dict, rms: float) -
     start = table_layer.path
 
     def l2_of(layer: Layer) -> float:
-        return min((getattr(by_variable.get(id(v)), "l2", 0.0) for v in _kernels(layer)), default=math.inf)
+        return min((getattr(by_variable.get(id(v)), "l2", 0.0) for v in _input_kernels(layer)), default=math.inf)
 
     def pull_of(layer: Layer) -> float:
         """The weakest kernel tensor's L2 plus, under SGD, the L2 that would
@@ -556,11 +570,11 @@ def _chain(analysis, table_layer: Layer, table, by_variable: dict, rms: float) -
         if analysis.feeds_normalizer(layer):
             return 0.0  # scale-invariant: its norm is free
         return min((getattr(by_variable.get(id(v)), "l2", 0.0) + _decay_as_l2(analysis.variable_dynamics(v))
-                    for v in _kernels(layer)), default=math.inf)
+                    for v in _input_kernels(layer)), default=math.inf)
 
     def shrink_of(layer: Layer) -> float:
         rates = []
-        for v in _kernels(layer):
+        for v in _input_kernels(layer):
             dyn = analysis.variable_dynamics(v)
             if dyn.family != "sgd" or not dyn.lr:
                 return 0.0  # an adaptive optimizer: no static shrink
@@ -589,7 +603,7 @@ def _chain(analysis, table_layer: Layer, table, by_variable: dict, rms: float) -
     shrink = shrink_of(fastest)
     if shrink <= 0 or not math.isfinite(shrink):
         return chain
-    dynamics = tuple(analysis.variable_dynamics(v) for v in _kernels(fastest))
+    dynamics = tuple(analysis.variable_dynamics(v) for v in _input_kernels(fastest))
     return replace(chain, shrink_chain=shrink_path, shrink=shrink, shrink_l2=l2_of(fastest), dynamics=dynamics,
                    table_shrink=_table_shrink(analysis, table_layer, table, table_l2))
 

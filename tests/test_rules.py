@@ -485,6 +485,18 @@ def test_rl025_fix_covers_every_tensor_of_the_chain():
     assert "a recurrent layer's removed" in f.fix.aim
 
 
+def test_rl025_an_lstm_with_its_input_kernel_penalized_is_a_link():
+    """``LSTM(kernel_regularizer=L2(0.1))``, the recurrent kernel free: the
+    layer weighed its weakest kernel tensor (0) and RL025 said nothing,
+    yet such chains collapsed 9 of 9 under SGD momentum. The recurrent
+    kernel multiplies the state, not the table's signal: the input kernel
+    is the link, and the fix removes the LSTM's L2 (a recurrent layer's)."""
+    [f] = findings("scenario_embedding_lstm_input_l2_sgd.keras", "RL025")
+    assert f.severity is Severity.ERROR and f.values["kernel_shrink_per_step"] == pytest.approx(0.06)
+    assert f.values["fed_layers"][0] == "lstm"
+    assert ("regularizer", "lstm", "kernel") in {(c.parameter, c.layer, c.target) for c in f.fix.changes}
+
+
 def test_rl025_tables_sharing_a_path_are_one_finding():
     """Review 47, D5: a token and a position table feeding the same kernels
     gave two errors with the same fix; one finding names both."""
