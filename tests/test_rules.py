@@ -196,6 +196,24 @@ def test_rl009_kernels_feeding_bn_are_left_out_of_rl001():
     assert report.analysis.total_penalty_init() < report.analysis.total_penalty_init(include_invariant=True)
 
 
+def test_kernels_joined_by_concatenate_into_batchnorm_are_scale_invariant():
+    """Review 51: a DenseNet block (conv -> Concatenate -> BN) under SGD
+    with L2 0.1 collapsed with no finding at all: the Concatenate stopped
+    the walk, so no kernel counted as scale-invariant. BatchNorm normalises
+    each channel on its own, so each joined input keeps its invariance; a
+    LayerNorm after the join mixes them, and its kernels stay counted."""
+    bn = lint_file(str(KERAS_FIXTURES / "densenet_concat_bn.keras"), Settings())
+    invariant = {p.layer.path for p in bn.analysis.penalties if p.scale_invariant}
+    convs = {layer.path for layer in bn.analysis.model.layers if layer.class_name == "Conv2D"}
+    assert len(convs) == 3 and invariant == convs
+    assert {f.layer for f in bn.findings if f.code == "RL009"} == convs
+    [angle] = [f for f in bn.findings if f.code == "RL021"]
+    assert set(angle.values["layers"]) == convs and angle.values["angular_update"] > 0.09
+    ln = lint_file(str(KERAS_FIXTURES / "densenet_concat_ln.keras"), Settings())
+    stem = next(layer.path for layer in ln.analysis.model.layers if layer.class_name == "Conv2D")
+    assert stem not in {p.layer.path for p in ln.analysis.penalties if p.scale_invariant}
+
+
 def test_rl011_inconsistent_lambdas():
     [f] = findings("scenario_inconsistent.keras", "RL011")
     assert math.isclose(f.values["spread"], 1e-2 / 1e-5, rel_tol=1e-6)

@@ -15,6 +15,7 @@ from reglint.engine.graph import (
     HOMOGENEOUS_ACTIVATIONS,
     ScaleWalk,
     every_path_ends,
+    joins_channels_into_norms,
     longest_chain,
     normalizes,
     outbound_map,
@@ -459,10 +460,13 @@ class Analysis:
 
     def feeds_normalizer(self, layer: Layer) -> bool:
         """True when every consumer of ``layer`` is a normalization layer,
-        possibly through layers that keep positive scale invariance."""
+        possibly through layers that keep positive scale invariance, or a
+        channel ``Concatenate`` into per-channel normalizations (DenseNet's
+        blocks: ``graph.joins_channels_into_norms``)."""
         if layer.activation not in HOMOGENEOUS_ACTIVATIONS:
             return False
-        return every_path_ends(layer, self._outbound, rescales)
+        return every_path_ends(layer, self._outbound, lambda nxt: rescales(nxt) or joins_channels_into_norms(
+            nxt, self._outbound))
 
     def consumers(self, layer: Layer) -> list[Layer]:
         """The layers ``layer``'s output feeds directly (within its container)."""

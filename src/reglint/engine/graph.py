@@ -105,6 +105,47 @@ def passes_scale(layer: Layer) -> bool:
     return layer.class_name in PASS_THROUGH and layer.activation in HOMOGENEOUS_ACTIVATIONS
 
 
+# Normalizations that normalise each channel on its own (over the batch and
+# the other axes): a scale on some channels is divided out whatever the
+# others hold, so channels joined by a Concatenate stay scale-invariant.
+# LayerNormalization and GroupNormalization mix the channels they join.
+CHANNEL_NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization"}
+# Scale-passing layers that move the channel axis: after one, an axis
+# number no longer names the channels a Concatenate joined.
+MOVES_AXES = {"Flatten", "Reshape", "Permute"}
+
+
+def _axis(layer: Layer) -> int | None:
+    """The axis a Concatenate joins on or a BatchNormalization normalises,
+    as a negative index where the layer's rank is known (Keras' default -1;
+    a one-item list as tf.keras writes it)."""
+    value = layer.config.get("axis", -1)
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            return None
+        value = value[0]
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    rank = len(layer.output_shape) if layer.output_shape else None
+    return value - rank if value >= 0 and rank else value
+
+
+def joins_channels_into_norms(concat: Layer, outbound: dict[str, list[Layer]]) -> bool:
+    """A ``Concatenate`` whose every path ends at a per-channel
+    normalization on the axis it joins (through scale-passing layers that
+    keep the axes, and more such joins): DenseNet's ``concat -> BN``. Each
+    input's channels are normalized on their own, so a kernel feeding it
+    keeps its scale invariance."""
+    axis = _axis(concat)
+    if concat.class_name != "Concatenate" or axis is None:
+        return False
+    return every_path_ends(
+        concat, outbound,
+        lambda nxt: nxt.class_name in CHANNEL_NORMALIZERS and not nxt.fixed_statistics and _axis(nxt) == axis,
+        through=lambda nxt: (passes_scale(nxt) and nxt.class_name not in MOVES_AXES) or (
+            nxt.class_name == "Concatenate" and _axis(nxt) == axis))
+
+
 def every_path_ends(start: Layer, outbound: dict[str, list[Layer]], accept: Callable[[Layer], bool],
                     through: Callable[[Layer], bool] = passes_scale) -> bool:
     """True when every path from ``start``'s output, through layers
