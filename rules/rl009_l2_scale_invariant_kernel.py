@@ -4,8 +4,12 @@
 Finds L1/L2 penalties on kernels whose output goes straight into a
 normalization layer (BatchNormalization, LayerNormalization,
 GroupNormalization), possibly through ReLU, dropout, pooling or reshapes,
-which keep the function unchanged when the kernel is rescaled. Reports the
-per-step shrink and the equilibrium angular update it implies.
+which keep the function unchanged when the kernel is rescaled; also through
+a channel ``Concatenate`` into BatchNormalizations on the same axis
+(DenseNet's blocks: BatchNorm normalises each channel on its own, so each
+joined input keeps its invariance; a LayerNorm after the join mixes them,
+and the kernels before it are not invariant alone). Reports the per-step
+shrink and the equilibrium angular update it implies.
 
 ## Why is this bad?
 For such a kernel ``f(alpha*w) = f(w)``: the penalty cannot regularize the
