@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from reglint.engine.fmt import g, pct
+from reglint.engine.twin_metric import LEARNED, LEARNED_SKILL
 from reglint.profile.data import BINARY, ONE_HOT, SPARSE, HeldOut, trivial_loss
 from reglint.profile.gradients import restore, snapshot
 from reglint.profile.load import DataLoss, by_output, flatten, layer_paths
@@ -450,8 +451,10 @@ def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_overrid
         if opt_info.get("weight_decay"):
             removed.append(f"optimizer weight_decay {g(opt_info['weight_decay'])}")
         removed += [f"optimizer {name} {g(value)}" for name, value in (opt_info.get("own_penalties") or {}).items()]
+    learned = _learned_on(evaluator.reference())
     for lane in lanes:
-        lane.stop = _EarlyStop(budget.target or 0, evaluator.held is not None) if budget.early_stop else None
+        lane.stop = _EarlyStop(budget.target or 0, evaluator.held is not None,
+                               learned if lane.unregularized else None) if budget.early_stop else None
     backend.set_seed(inputs.seed)
     taken, stopped = _lockstep(backend, model, lanes, inputs, evaluator, budget.steps, progress)
     finish_budget(budget, taken, stopped, monitor)
@@ -555,10 +558,15 @@ def _notes(inputs: PairInputs, penalize: bool) -> list[str]:
 
 class _EarlyStop:
     """Keras' EarlyStopping on one run's records (see PATIENCE); ``stopped``
-    is its state at the last record (it clears if the run improves again)."""
+    is its state at the last record (it clears if the run improves again).
+    ``learned`` (the twin's lane): the run cannot settle before it has
+    learned on the held-back slice, since a twin that has not learned gives
+    no verdict (review 50: a DenseNet block's twin stopped at step 336
+    inside BatchNorm's moving-statistics bump, its held-out loss not
+    improving, and learned from step ~350)."""
 
-    def __init__(self, target: int, held_out: bool):
-        self.target, self.held_out = target, held_out
+    def __init__(self, target: int, held_out: bool, learned: Callable[[TwinRun], bool] | None = None):
+        self.target, self.held_out, self.learned = target, held_out, learned
         self.best = math.inf
         self.start: float | None = None
         self.waited, self.stopped = 0, False
@@ -573,8 +581,22 @@ class _EarlyStop:
             self.best, self.waited = value, 0
         else:
             self.waited += 1
-        self.stopped = run.step[-1] >= self.target and self.waited >= PATIENCE
+        self.stopped = (run.step[-1] >= self.target and self.waited >= PATIENCE
+                        and (self.learned is None or self.learned(run)))
         return self.stopped
+
+
+def _learned_on(reference: dict[str, Any]) -> Callable[[TwinRun], bool] | None:
+    """Whether a run has learned on the held-back slice at some record, by
+    RL023's own criterion (``twin_metric``: LEARNED accuracy over chance, or
+    a held-out loss LEARNED_SKILL under the constant predictor's); None
+    where the slice gives no such measure (synthetic data, several outputs)."""
+    chance, trivial = reference.get("chance"), reference.get("trivial_loss")
+    if chance is not None:
+        return lambda run: any(v is not None and v >= chance + LEARNED for v in run.val_accuracy or [])
+    if trivial:
+        return lambda run: any(v is not None and v <= (1 - LEARNED_SKILL) * trivial for v in run.val_loss or [])
+    return None
 
 
 def _time_steps(backend, step_fn, opt, batches, saved, model) -> float | None:
