@@ -1205,3 +1205,30 @@ def test_a_fix_trial_builds_the_saved_optimizer_with_the_fix_weight_decay():
     trial = changed_optimizer(keras, saved, [Change("weight_decay", 10.0, 0.1)])
     assert (trial.weight_decay, float(trial.learning_rate), trial.beta_1) == pytest.approx((0.1, 3e-4, 0.8))
     assert changed_optimizer(keras, saved, []).weight_decay == pytest.approx(10.0)
+
+
+def test_the_twin_does_not_settle_before_it_has_learned():
+    """Review 50: a DenseNet block's twin, its held-out loss flat inside
+    BatchNorm's moving-statistics bump, early-stopped at step 336 with
+    accuracy at chance ("twin-did-not-learn", no verdict), and learned from
+    step ~350. The twin's lane now settles only once it has learned on the
+    held-back slice (RL023's own criterion); the penalized lane as before."""
+    from reglint.profile.result import TwinRun
+    from reglint.profile.twin import PATIENCE, _EarlyStop, _learned_on
+
+    learned = _learned_on({"chance": 0.1, "trivial_loss": 2.3})
+    run = TwinRun(step=[0], data_loss=[2.3], val_loss=[2.3], val_accuracy=[0.1], kernel_norm=[1.0])
+    twin_stop, pen_stop = _EarlyStop(0, True, learned), _EarlyStop(0, True)
+    for i in range(1, PATIENCE + 3):  # the held-out loss never improves
+        run.step.append(10 * i)
+        run.val_loss.append(2.3)
+        run.val_accuracy.append(0.2)  # 0.1 over chance: not learned (0.15)
+        twin_stop(run), pen_stop(run)
+    assert pen_stop.stopped and not twin_stop.stopped
+    run.val_accuracy[-1] = 0.3
+    assert twin_stop(run)
+    # a regression's slice: learned once the held-out loss is 20% under the constant predictor's
+    by_loss = _learned_on({"trivial_loss": 1.0})
+    assert not by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9], kernel_norm=[1.0]))
+    assert by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9, 0.75], kernel_norm=[1.0]))
+    assert _learned_on({}) is None
