@@ -1232,3 +1232,19 @@ def test_the_twin_does_not_settle_before_it_has_learned():
     assert not by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9], kernel_norm=[1.0]))
     assert by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9, 0.75], kernel_norm=[1.0]))
     assert _learned_on({}) is None
+
+
+def test_the_default_budget_says_when_it_took_every_step_and_how_many_epochs_that_is():
+    """Review 50: runs that took all 2,000 steps were told to have 'stopped
+    improving at step 2,000', and a ``similar`` verdict never said it
+    judged 45 epochs of the user's data (their training ran 12)."""
+    from reglint.profile.result import Budget
+    from reglint.profile.twin import finish_budget
+
+    full = Budget(steps=2000, reason="timescales")
+    finish_budget(full, 2000, True, "held-out loss", per_epoch=45)
+    assert "took the full 2,000 steps, about 44 epochs of --data (45 steps each)" in full.reason
+    assert "stopped improving" not in full.reason and "--epochs E" in full.reason
+    early = Budget(steps=2000, reason="timescales")
+    finish_budget(early, 336, True, "held-out loss")
+    assert "stopped improving" in early.reason and "epochs" not in early.reason and early.steps == 336
