@@ -43,7 +43,11 @@ yours), or decoupled ``weight_decay`` in the optimizer.
 - ``penalty-ratio-error`` (default 18): ratio at which the finding is an error.
 - ``penalty-ratio-warning`` (default 5): ratio at which it is a warning.
 - ``penalty-pull-error`` (default 0.4): the error also needs the penalty's pull per unit of weight,
-  ``2*l2 + l1/sigma_init``, at this level (penalty-weighted over the tensors the error judges).
+  ``2*l2 + l1/sigma_init``, at this level (penalty-weighted over the tensors the error judges); twice
+  it where every output's loss is mean squared error under an adaptive optimizer (``data_gradient_scale``:
+  MSE's gradient ``2*(p - y)`` is twice cross-entropy's; ``bench/regression_probe.py``, 2026-12-03: MSE
+  MLPs at L2 0.3, a pull of 0.6, stayed off chance 12 of 12 under Adam and RMSprop, from L2 1 collapsed 24
+  of 24; the calibration grids' one RL001 error this moved, diabetes under Adam at L2 0.3, had degraded).
 - Context: ``--loss-scale``, ``--classes``, ``--target-var`` refine the data-loss scale.
 
 ## Formula
@@ -207,30 +211,34 @@ class PenaltyDominatesLoss(Rule):
         return [p for p in analysis.active_penalties() if p.penalty is not None]
 
     def severity_of(self, rho: float | None, rho_front: float | None,
-                    pull: float | None = None) -> Severity | None:
+                    pull: float | None = None, gradient_scale: float = 1.0) -> Severity | None:
         """A warning from the whole counted ratio, an error only from the part
         that reaches an output without passing a normalization, pulling each
-        weight hard enough (``pull``, None: not known; Formula): one
-        judgement for the static estimate and the measured ratio."""
+        weight hard enough (``pull``, None: not known; against the gate times
+        ``gradient_scale``, ``data_gradient_scale``; Formula): one judgement
+        for the static estimate and the measured ratio."""
         if rho is None:
             return None
         severity = self.level(rho, "penalty-ratio-warning")
         if rho_front is not None and self.level(rho_front, "penalty-ratio-warning",
                                                 "penalty-ratio-error") is Severity.ERROR \
-                and (pull is None or pull >= self.thresholds["penalty-pull-error"]):
+                and (pull is None or pull >= self.thresholds["penalty-pull-error"] * gradient_scale):
             severity = Severity.ERROR
         return severity
 
-    def _weak_pull(self, rho_front: float, pull: float | None, severity: Severity) -> str:
+    def _weak_pull(self, rho_front: float, pull: float | None, severity: Severity,
+                   gradient_scale: float = 1.0) -> str:
         """Why a ratio past the error level is a warning: each weight is
         pulled too weakly to be taken to zero (a wide layer's penalty at
         initialisation is large, what training must carry is not)."""
         if severity is Severity.ERROR or pull is None or rho_front < self.thresholds["penalty-ratio-error"]:
             return ""
-        return (f"; its pull per unit of weight (2*l2 + l1/sigma = {g(pull, 2)}) is under "
-                f"{g(self.thresholds['penalty-pull-error'])}: a penalty this size at initialisation comes from the "
-                f"layers' width, which training usually sheds (a warning; `reglint profile --data` measures it on "
-                f"yours)")
+        gate = g(self.thresholds["penalty-pull-error"] * gradient_scale)
+        squared = (" (twice the gate: a squared error's gradient, 2*(p - y), is twice cross-entropy's, and an "
+                   "adaptive optimizer weighs the two against each other)" if gradient_scale != 1 else "")
+        return (f"; its pull per unit of weight (2*l2 + l1/sigma = {g(pull, 2)}) is under {gate}{squared}: a "
+                f"penalty this size at initialisation comes from the layers' width, which training usually sheds "
+                f"(a warning; `reglint profile --data` measures it on yours)")
 
     def aim(self) -> float:
         return remedy_ratio(self.thresholds["penalty-ratio-warning"])
@@ -257,7 +265,7 @@ class PenaltyDominatesLoss(Rule):
         pull = front_pull(analysis)
         error = self.thresholds["penalty-ratio-error"] * rho / rho_front if rho_front else None
         if error is not None and pull:
-            error = max(error, self.thresholds["penalty-pull-error"] * rho / pull)
+            error = max(error, self.thresholds["penalty-pull-error"] * data_gradient_scale(analysis) * rho / pull)
         return [Curve(self.code, "penalty_ratio",
                       "rho = sum P_t(lambda) / L_chance over the tensors RL001 counts", "lambda",
                       slope=rho, offset=0.0, warning=self.thresholds["penalty-ratio-warning"],
@@ -275,7 +283,8 @@ class PenaltyDominatesLoss(Rule):
         rho = total / loss.value
         rho_front = front_ratio(analysis)
         pull = front_pull(analysis)
-        severity = self.severity_of(rho, rho_front, pull)
+        scale_of_gradient = data_gradient_scale(analysis)
+        severity = self.severity_of(rho, rho_front, pull, scale_of_gradient)
         if severity is None:
             return
         fix = self.fix(penalties, rho)
@@ -289,7 +298,7 @@ class PenaltyDominatesLoss(Rule):
             f"the penalty {where} is {g(total)} over {g(n_weights)} regularized weights, "
             f"{g(rho, 2)}x the data-loss scale {g(loss.value)} ({loss.explanation}); "
             f"largest shares of the penalty: {_shares(by_layer, total)}{_left_out(analysis)}"
-            f"{_behind(rho, rho_front, severity)}{self._weak_pull(rho_front, pull, severity)}",
+            f"{_behind(rho, rho_front, severity)}{self._weak_pull(rho_front, pull, severity, scale_of_gradient)}",
             remedy=f"scale every lambda by {g(scale, 2)} (now {', '.join(g(x) for x in lambdas[:3])} -> {safe}) "
                    f"to keep the penalty under {pct(self.aim())} of the data loss, or use decoupled weight_decay",
             severity=severity,
@@ -320,8 +329,9 @@ class PenaltyDominatesLoss(Rule):
         rho_front = result.weight_penalty_ratio(front_only=True)
         srho = static_ratio(report)
         pull = front_pull(report.analysis) if report.analysis is not None else None
-        measured = self.severity_of(rho, rho_front, pull)
-        static = self.severity_of(srho, front_ratio(report.analysis) if srho is not None else None, pull)
+        gradient = data_gradient_scale(report.analysis) if report.analysis is not None else 1.0
+        measured = self.severity_of(rho, rho_front, pull, gradient)
+        static = self.severity_of(srho, front_ratio(report.analysis) if srho is not None else None, pull, gradient)
         if measured is None and static is None:
             return
         total = sum(r.penalty for r in rows)
@@ -354,6 +364,23 @@ def front_ratio(analysis) -> float:
     trivial solution, and the only part that makes RL001 an error."""
     front = [p for p in PenaltyDominatesLoss.counted(analysis) if not p.behind_norm]
     return sum(p.penalty for p in front) / analysis.loss_scale.value
+
+
+def data_gradient_scale(analysis) -> float:
+    """The size of the data gradient the pull gates weigh a penalty's pull
+    against, relative to cross-entropy's (``p - y``): 2 where every output's
+    loss is Keras' mean squared error under an adaptive optimizer (its
+    gradient ``2*(p - y)`` on unit-variance targets), else 1. An adaptive
+    optimizer sets each weight's step by the two gradients' balance alone
+    (RL007's drift); under SGD the per-step shrink decides as well, and the
+    gate stays (``bench/regression_probe.py``: MSE MLPs at L2 0.3, a pull of
+    0.6, stayed off chance in 12 of 12 runs under Adam and RMSprop and
+    collapsed from L2 1 in 24 of 24; under SGD momentum 4 of 6 collapsed
+    at 0.3)."""
+    losses = analysis.model.losses
+    if analysis.dynamics.family != "adaptive" or not losses:
+        return 1.0
+    return 2.0 if all(loss.name == "mean_squared_error" for loss in losses) else 1.0
 
 
 def front_pull(analysis) -> float | None:
