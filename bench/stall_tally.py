@@ -9,6 +9,13 @@ ended, and whether the stall began after the penalized run had learned.
 These are the numbers behind RL023's "Why ``stalled`` stays a warning".
 
     .venv/bin/python bench/stall_tally.py bench/out/classic bench/out/modern bench/out/modern-r1 bench/out/fresh
+    .venv/bin/python bench/stall_tally.py --windows bench/out/fresh
+
+``--windows`` reads every profiled run's curves instead and counts, by
+outcome, the runs whose penalized run spent at least 3 records (before the
+final 3) at chance, or at least 70% of the twin's margin short, while the
+twin had learned: the stretch RL023 calls ``stalled`` since review 50 (at
+chance only before), split by the verdict at the end of the budget.
 """
 
 from __future__ import annotations
@@ -58,6 +65,55 @@ def stall_features(report: dict) -> tuple[bool, bool]:
     return converged <= last, relapsed
 
 
+def harm_window(twin: dict, lost: float | None) -> bool:
+    """Whether the penalized run spent 3 records in a row (before the final
+    3) at chance (``lost`` None) or at least ``lost`` of the twin's margin
+    short, while the twin had learned."""
+    ref, learned = margins(twin, twin["runs"]["unregularized"])
+    pen, _ = margins(twin, twin["runs"]["penalized"])
+    run = 0
+    for i in range(1, len(pen) - 3 + 1):
+        m_pen, m_ref = pen[i], ref[i]
+        harmed = m_ref >= learned and (m_pen <= COLLAPSED or (lost is not None and (m_ref - m_pen) / m_ref >= lost))
+        run = run + 1 if harmed else 0
+        if run >= 3:
+            return True
+    return False
+
+
+def windows(outs: list[str]) -> None:
+    """Runs with a harm window, by outcome and by the verdict at the end."""
+    tally: Counter = Counter()
+    totals: Counter = Counter()
+    for out in map(Path, outs):
+        runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines() if line.strip()]
+        label_runs(runs)
+        by_id = {r["run_id"]: r for r in runs}
+        for line in (out / "profile_grid.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            path = out / "profile" / f"{row['run_id']}.json"
+            if row["run_id"] not in by_id or not path.exists():
+                continue
+            doc = json.loads(path.read_text())["files"][0]
+            twin = ((doc.get("model") or {}).get("analysis") or {}).get("profile", {}).get("twin")
+            if not twin or not twin.get("held_out") or not twin.get("runs"):
+                continue
+            kind = outcome_class(by_id[row["run_id"]])
+            totals[kind] += 1
+            end = row.get("twin_label")
+            if harm_window(twin, None):
+                tally[("at chance", end, kind)] += 1
+            if harm_window(twin, 0.7):
+                tally[("chance or 70% short", end, kind)] += 1
+    print(f"profiled runs by outcome: {dict(totals)}")
+    for window in ("at chance", "chance or 70% short"):
+        print(f"\nwindow {window}:")
+        ends = sorted({end for w, end, _ in tally if w == window}, key=str)
+        for end in ends:
+            counts = {kind: tally[(window, end, kind)] for kind in ("wrecked", "severe", "degraded", "healthy")}
+            print(f"  end verdict {end}: {counts}")
+
+
 def main(outs: list[str]) -> None:
     classes, converged, relapsed = Counter(), Counter(), Counter()
     for out in map(Path, outs):
@@ -84,4 +140,8 @@ def main(outs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["bench/out/classic", "bench/out/modern", "bench/out/modern-r1", "bench/out/fresh"])
+    args = sys.argv[1:]
+    if args[:1] == ["--windows"]:
+        windows(args[1:] or ["bench/out/fresh"])
+    else:
+        main(args or ["bench/out/classic", "bench/out/modern", "bench/out/modern-r1", "bench/out/fresh"])
