@@ -1225,12 +1225,14 @@ def test_the_twin_does_not_settle_before_it_has_learned():
         run.val_accuracy.append(0.2)  # 0.1 over chance: not learned (0.15)
         twin_stop(run), pen_stop(run)
     assert pen_stop.stopped and not twin_stop.stopped
-    run.val_accuracy[-1] = 0.3
+    run.val_accuracy[-1] = 0.3  # one record over the line: the mean of the last three is not
+    assert not twin_stop(run)
+    run.val_accuracy[-3:] = [0.3, 0.3, 0.3]
     assert twin_stop(run)
     # a regression's slice: learned once the held-out loss is 20% under the constant predictor's
     by_loss = _learned_on({"trivial_loss": 1.0})
-    assert not by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9], kernel_norm=[1.0]))
-    assert by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9, 0.75], kernel_norm=[1.0]))
+    assert not by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.6, 0.9, 0.9, 0.9], kernel_norm=[1.0]))
+    assert by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9, 0.75, 0.75, 0.75], kernel_norm=[1.0]))
     assert _learned_on({}) is None
 
 
