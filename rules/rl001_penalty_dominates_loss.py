@@ -47,7 +47,9 @@ yours), or decoupled ``weight_decay`` in the optimizer.
   it where every output's loss is mean squared error under an adaptive optimizer (``data_gradient_scale``:
   MSE's gradient ``2*(p - y)`` is twice cross-entropy's; ``bench/regression_probe.py``, 2026-12-03: MSE
   MLPs at L2 0.3, a pull of 0.6, stayed off chance 12 of 12 under Adam and RMSprop, from L2 1 collapsed 24
-  of 24; the calibration grids' one RL001 error this moved, diabetes under Adam at L2 0.3, had degraded).
+  of 24; the calibration grids' one RL001 error this moved, diabetes under Adam at L2 0.3, had degraded);
+  ``2*sqrt(--target-var)`` where that is larger than 1, and never behind a sigmoid or softmax, where MSE's
+  gradient is smaller than cross-entropy's (review 52's such classifiers collapsed at L2 0.3).
 - Context: ``--loss-scale``, ``--classes``, ``--target-var`` refine the data-loss scale.
 
 ## Formula
@@ -368,19 +370,29 @@ def front_ratio(analysis) -> float:
 
 def data_gradient_scale(analysis) -> float:
     """The size of the data gradient the pull gates weigh a penalty's pull
-    against, relative to cross-entropy's (``p - y``): 2 where every output's
-    loss is Keras' mean squared error under an adaptive optimizer (its
-    gradient ``2*(p - y)`` on unit-variance targets), else 1. An adaptive
-    optimizer sets each weight's step by the two gradients' balance alone
-    (RL007's drift); under SGD the per-step shrink decides as well, and the
-    gate stays (``bench/regression_probe.py``: MSE MLPs at L2 0.3, a pull of
-    0.6, stayed off chance in 12 of 12 runs under Adam and RMSprop and
-    collapsed from L2 1 in 24 of 24; under SGD momentum 4 of 6 collapsed
-    at 0.3)."""
-    losses = analysis.model.losses
-    if analysis.dynamics.family != "adaptive" or not losses:
+    against, relative to cross-entropy's (``p - y``), never under 1: where
+    every output's loss is Keras' mean squared error on an unbounded
+    (linear) output under an adaptive optimizer, ``2*sqrt(target variance)``
+    (its gradient ``2*(p - y)``; 2 on standardised targets, ``--target-var``
+    where given), else 1. An adaptive optimizer sets each weight's step by
+    the two gradients' balance alone (RL007's drift); under SGD the per-step
+    shrink decides as well, and the gate stays (``bench/regression_probe.py``:
+    MSE MLPs at L2 0.3, a pull of 0.6, stayed off chance in 12 of 12 runs
+    under Adam and RMSprop and collapsed from L2 1 in 24 of 24; under SGD
+    momentum 4 of 6 collapsed at 0.3). Behind a sigmoid or softmax MSE's
+    gradient is ``2*(p - y)*p*(1 - p)``, smaller than cross-entropy's, and
+    such classifiers collapsed at L2 0.3 (review 52): the gate stays."""
+    from reglint.estimate.loss_scale import output_of
+
+    model = analysis.model
+    if analysis.dynamics.family != "adaptive" or not model.losses:
         return 1.0
-    return 2.0 if all(loss.name == "mean_squared_error" for loss in losses) else 1.0
+    for index, loss in enumerate(model.losses):
+        output = output_of(loss, index, model)
+        if loss.name != "mean_squared_error" or output is None or (output.activation or "linear") != "linear":
+            return 1.0
+    variance = analysis.context.target_var or 1.0
+    return max(1.0, 2.0 * math.sqrt(variance))
 
 
 def front_pull(analysis) -> float | None:

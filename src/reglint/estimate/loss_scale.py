@@ -259,6 +259,11 @@ def _positions(model: Model, output: Output | None) -> int | None:
     return math.prod(shape[1:-1])
 
 
+def output_of(loss: Loss, index: int, model: Model) -> Output | None:
+    """The output the ``index``-th loss of ``model`` applies to (``_output_for``)."""
+    return _output_for(loss, index, model, {o.layer: o for o in model.outputs})
+
+
 def _output_for(loss: Loss, index: int, model: Model, outputs: dict[str, Output]) -> Output | None:
     """The output a loss applies to: by the output's Keras name (a loss
     dict's key), by its layer, else by position."""
