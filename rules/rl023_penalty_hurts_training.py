@@ -501,7 +501,7 @@ class PenaltyHurtsTraining(Rule):
         if twin.trials_note and not twin.trials:
             return fix, f"; {twin.trials_note}", f"{fix.describe()}, then profile again" if fix else None, rows
         lowest = twin.trials[-1].changes
-        removal = _removal(twin.trials[0].changes)
+        removal = _removal(result)
         remedy = (f"every value tried still trails the twin: remove the penalty (its unregularized twin trained), "
                   f"or go below {_changes_text(lowest)} and profile again")
         return removal, sentence, remedy, rows
@@ -631,17 +631,29 @@ def _changes_text(changes) -> str:
     return ", ".join(shown)
 
 
-def _removal(changes) -> Fix:
-    """What the twin ran: each setting a failed trial changed, removed (a
-    regularizer) or set to 0 (weight_decay). Review 50: when every value
-    tried still trailed the twin, the fix kept the first one, which the
-    profile had just measured to fail (and real trainings at it collapsed);
-    the only setting measured to train is the twin's."""
-    out = [Change("regularizer", c.current, None, layer=c.layer, target=c.target)
-           if c.parameter not in ("weight_decay", "learning_rate", "momentum") else
-           Change(c.parameter, c.current, 0.0, layer=c.layer, target=c.target)
-           for c in changes if c.parameter not in ("learning_rate", "momentum")]
-    return Fix("measured: the unregularized twin's settings (every value tried trailed it)", tuple(out))
+def _removal(result) -> Fix:
+    """What the twin ran: every weight and activity regularizer removed and
+    the optimizer's weight_decay at 0. Review 50: when every value tried
+    still trailed the twin, the fix kept the first one, which the profile
+    had just measured to fail (and real trainings at it collapsed); the
+    only setting measured to train is the twin's. Review 52: all of it,
+    not only what the trials changed."""
+    out: dict[tuple, Change] = {}
+    for row in result.variables:
+        reg = row.regularizer or {}
+        current = reg.get("l2") or reg.get("l1")
+        if row.regularizer is not None:
+            target = row.variable.split("/")[-1]
+            out.setdefault((row.layer, target), Change("regularizer", current, None, layer=row.layer, target=target))
+    for lp in getattr(result, "layer_penalties", []) or []:
+        if lp.kind == "activity" and lp.regularizer:
+            current = lp.regularizer.get("l2") or lp.regularizer.get("l1")
+            out.setdefault((lp.layer, "activity"), Change("regularizer", current, None, layer=lp.layer,
+                                                          target="activity"))
+    wd = (result.optimizer or {}).get("weight_decay")
+    if wd:
+        out[("optimizer", "weight_decay")] = Change("weight_decay", wd, 0.0, target="optimizer")
+    return Fix("measured: the unregularized twin's settings (every value tried trailed it)", tuple(out.values()))
 
 
 def _lr(result) -> float:

@@ -1250,3 +1250,27 @@ def test_the_default_budget_says_when_it_took_every_step_and_how_many_epochs_tha
     early = Budget(steps=2000, reason="timescales")
     finish_budget(early, 336, True, "held-out loss")
     assert "stopped improving" in early.reason and "epochs" not in early.reason and early.steps == 336
+
+
+def test_rl023_the_failed_trials_fix_is_everything_the_twin_removed():
+    """Review 52: the twin dropped two kernel L2s and an activity L1, the
+    trials had lowered only the activity lambda, and the 'twin's settings'
+    fix removed only the activity regularizer (the kernel L2s, never
+    measured, stayed). The fix is every penalty the twin removed."""
+    from types import SimpleNamespace
+
+    from reglint.profile.result import LayerPenalty, VariableRow
+    from reglint.rules.rl023_penalty_hurts_training import _removal
+
+    def row(layer, l2):
+        return VariableRow(path=f"{layer}/kernel", layer=layer, variable=f"{layer}/kernel", params=10, kernel_like=True,
+                           regularizer={"class": "L2", "l2": l2}, penalty=1.0, share=0.5, weight_norm=1.0,
+                           grad_data_norm=1.0, grad_penalty_norm=1.0)
+
+    result = SimpleNamespace(variables=[row("dense", 0.01), row("dense_1", 0.01)],
+                             layer_penalties=[LayerPenalty("dense", "activity", {"class": "L1", "l1": 0.5}, 2.0)],
+                             optimizer={"weight_decay": 0.004})
+    fix = _removal(result)
+    assert {(c.parameter, c.layer, c.target, c.current, c.suggested) for c in fix.changes} == {
+        ("regularizer", "dense", "kernel", 0.01, None), ("regularizer", "dense_1", "kernel", 0.01, None),
+        ("regularizer", "dense", "activity", 0.5, None), ("weight_decay", None, "optimizer", 0.004, 0.0)}
