@@ -81,10 +81,9 @@ def harm_window(twin: dict, lost: float | None) -> bool:
     return False
 
 
-def windows(outs: list[str]) -> None:
-    """Runs with a harm window, by outcome and by the verdict at the end."""
-    tally: Counter = Counter()
-    totals: Counter = Counter()
+def profiled(outs: list[str]):
+    """(profile_grid row, the profile's JSON file entry, the run's record)
+    for every profiled run of the grids in ``outs`` whose report exists."""
     for out in map(Path, outs):
         runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines() if line.strip()]
         label_runs(runs)
@@ -92,19 +91,25 @@ def windows(outs: list[str]) -> None:
         for line in (out / "profile_grid.jsonl").read_text().splitlines():
             row = json.loads(line)
             path = out / "profile" / f"{row['run_id']}.json"
-            if row["run_id"] not in by_id or not path.exists():
-                continue
-            doc = json.loads(path.read_text())["files"][0]
-            twin = ((doc.get("model") or {}).get("analysis") or {}).get("profile", {}).get("twin")
-            if not twin or not twin.get("held_out") or not twin.get("runs"):
-                continue
-            kind = outcome_class(by_id[row["run_id"]])
-            totals[kind] += 1
-            end = row.get("twin_label")
-            if harm_window(twin, None):
-                tally[("at chance", end, kind)] += 1
-            if harm_window(twin, 0.7):
-                tally[("chance or 70% short", end, kind)] += 1
+            if row["run_id"] in by_id and path.exists():
+                yield row, json.loads(path.read_text())["files"][0], by_id[row["run_id"]]
+
+
+def windows(outs: list[str]) -> None:
+    """Runs with a harm window, by outcome and by the verdict at the end."""
+    tally: Counter = Counter()
+    totals: Counter = Counter()
+    for row, doc, run in profiled(outs):
+        twin = ((doc.get("model") or {}).get("analysis") or {}).get("profile", {}).get("twin")
+        if not twin or not twin.get("held_out") or not twin.get("runs"):
+            continue
+        kind = outcome_class(run)
+        totals[kind] += 1
+        end = row.get("twin_label")
+        if harm_window(twin, None):
+            tally[("at chance", end, kind)] += 1
+        if harm_window(twin, 0.7):
+            tally[("chance or 70% short", end, kind)] += 1
     print(f"profiled runs by outcome: {dict(totals)}")
     for window in ("at chance", "chance or 70% short"):
         print(f"\nwindow {window}:")
@@ -116,17 +121,10 @@ def windows(outs: list[str]) -> None:
 
 def main(outs: list[str]) -> None:
     classes, converged, relapsed = Counter(), Counter(), Counter()
-    for out in map(Path, outs):
-        runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines() if line.strip()]
-        label_runs(runs)
-        by_id = {r["run_id"]: r for r in runs}
-        for line in (out / "profile_grid.jsonl").read_text().splitlines():
-            row = json.loads(line)
-            if row.get("twin_label") != "stalled":
-                continue
-            doc = json.loads((out / "profile" / f"{row['run_id']}.json").read_text())["files"][0]
+    for row, doc, run in profiled(outs):
+        if row.get("twin_label") == "stalled":
             report = {"analysis": doc["model"]["analysis"], "findings": doc["findings"]}
-            kind = outcome_class(by_id[row["run_id"]])
+            kind = outcome_class(run)
             done_first, after = stall_features(report)
             classes[kind] += 1
             converged[(done_first, kind)] += 1
