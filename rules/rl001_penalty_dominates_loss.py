@@ -44,7 +44,8 @@ yours), or decoupled ``weight_decay`` in the optimizer.
 - ``penalty-ratio-warning`` (default 5): ratio at which it is a warning.
 - ``penalty-pull-error`` (default 0.4): the error also needs the penalty's pull per unit of weight,
   ``2*l2 + l1/sigma_init``, at this level (penalty-weighted over the tensors the error judges); twice
-  it where every output's loss is mean squared error under an adaptive optimizer (``data_gradient_scale``:
+  it where every output's loss is mean squared error under an adaptive optimizer
+  (``estimate.loss_scale.data_gradient_scale``:
   MSE's gradient ``2*(p - y)`` is twice cross-entropy's; ``bench/regression_probe.py``, 2026-12-03: MSE
   MLPs at L2 0.3, a pull of 0.6, stayed off chance 12 of 12 under Adam and RMSprop, from L2 1 collapsed 24
   of 24; the calibration grids' one RL001 error this moved, diabetes under Adam at L2 0.3, had degraded);
@@ -217,7 +218,7 @@ class PenaltyDominatesLoss(Rule):
         """A warning from the whole counted ratio, an error only from the part
         that reaches an output without passing a normalization, pulling each
         weight hard enough (``pull``, None: not known; against the gate times
-        ``gradient_scale``, ``data_gradient_scale``; Formula): one judgement
+        ``gradient_scale``, ``Analysis.data_gradient_scale``; Formula): one judgement
         for the static estimate and the measured ratio."""
         if rho is None:
             return None
@@ -267,7 +268,7 @@ class PenaltyDominatesLoss(Rule):
         pull = front_pull(analysis)
         error = self.thresholds["penalty-ratio-error"] * rho / rho_front if rho_front else None
         if error is not None and pull:
-            error = max(error, self.thresholds["penalty-pull-error"] * data_gradient_scale(analysis) * rho / pull)
+            error = max(error, self.thresholds["penalty-pull-error"] * analysis.data_gradient_scale * rho / pull)
         return [Curve(self.code, "penalty_ratio",
                       "rho = sum P_t(lambda) / L_chance over the tensors RL001 counts", "lambda",
                       slope=rho, offset=0.0, warning=self.thresholds["penalty-ratio-warning"],
@@ -285,7 +286,7 @@ class PenaltyDominatesLoss(Rule):
         rho = total / loss.value
         rho_front = front_ratio(analysis)
         pull = front_pull(analysis)
-        scale_of_gradient = data_gradient_scale(analysis)
+        scale_of_gradient = analysis.data_gradient_scale
         severity = self.severity_of(rho, rho_front, pull, scale_of_gradient)
         if severity is None:
             return
@@ -331,7 +332,7 @@ class PenaltyDominatesLoss(Rule):
         rho_front = result.weight_penalty_ratio(front_only=True)
         srho = static_ratio(report)
         pull = front_pull(report.analysis) if report.analysis is not None else None
-        gradient = data_gradient_scale(report.analysis) if report.analysis is not None else 1.0
+        gradient = report.analysis.data_gradient_scale if report.analysis is not None else 1.0
         measured = self.severity_of(rho, rho_front, pull, gradient)
         static = self.severity_of(srho, front_ratio(report.analysis) if srho is not None else None, pull, gradient)
         if measured is None and static is None:
@@ -366,33 +367,6 @@ def front_ratio(analysis) -> float:
     trivial solution, and the only part that makes RL001 an error."""
     front = [p for p in PenaltyDominatesLoss.counted(analysis) if not p.behind_norm]
     return sum(p.penalty for p in front) / analysis.loss_scale.value
-
-
-def data_gradient_scale(analysis) -> float:
-    """The size of the data gradient the pull gates weigh a penalty's pull
-    against, relative to cross-entropy's (``p - y``), never under 1: where
-    every output's loss is Keras' mean squared error on an unbounded
-    (linear) output under an adaptive optimizer, ``2*sqrt(target variance)``
-    (its gradient ``2*(p - y)``; 2 on standardised targets, ``--target-var``
-    where given), else 1. An adaptive optimizer sets each weight's step by
-    the two gradients' balance alone (RL007's drift); under SGD the per-step
-    shrink decides as well, and the gate stays (``bench/regression_probe.py``:
-    MSE MLPs at L2 0.3, a pull of 0.6, stayed off chance in 12 of 12 runs
-    under Adam and RMSprop and collapsed from L2 1 in 24 of 24; under SGD
-    momentum 4 of 6 collapsed at 0.3). Behind a sigmoid or softmax MSE's
-    gradient is ``2*(p - y)*p*(1 - p)``, smaller than cross-entropy's, and
-    such classifiers collapsed at L2 0.3 (review 52): the gate stays."""
-    from reglint.estimate.loss_scale import output_of
-
-    model = analysis.model
-    if analysis.dynamics.family != "adaptive" or not model.losses:
-        return 1.0
-    for index, loss in enumerate(model.losses):
-        output = output_of(loss, index, model)
-        if loss.name != "mean_squared_error" or output is None or (output.activation or "linear") != "linear":
-            return 1.0
-    variance = analysis.context.target_var or 1.0
-    return max(1.0, 2.0 * math.sqrt(variance))
 
 
 def front_pull(analysis) -> float | None:

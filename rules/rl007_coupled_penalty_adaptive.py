@@ -48,7 +48,7 @@ reached 0.89 (unregularized 0.84; 40 epochs of 200 examples, review 38, 10).
 - ``drift-pull-error`` (default 0.4): the pull per unit of weight ``g*/sigma = 2*l2 + l1/sigma``
   at which two layers in series, with no normalization between them or after them, make RL007 an
   error; twice it where every output's loss is mean squared error, whose gradient ``2*(p - y)`` is
-  twice cross-entropy's (RL001's ``data_gradient_scale``, ``bench/regression_probe.py``).
+  twice cross-entropy's (``estimate.loss_scale.data_gradient_scale``, ``bench/regression_probe.py``).
 
 ## Formula
 Adam step ``~ eta * m/(sqrt(v)+eps)``; penalty drift ``eta*2*l2*w/s`` when the
@@ -136,7 +136,6 @@ from reglint.engine.fmt import g, lam_list, plural
 from reglint.engine.measured import static_finding
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import init_rms
-from reglint.rules.rl001_penalty_dominates_loss import data_gradient_scale
 
 
 class CoupledPenaltyAdaptive(Rule):
@@ -196,7 +195,7 @@ class CoupledPenaltyAdaptive(Rule):
         chain, drift_steps = self.drifting_chain(analysis, dyn)
         collapse = ""
         if chain:
-            level = g(self.thresholds["drift-pull-error"] * data_gradient_scale(analysis))
+            level = g(self.thresholds["drift-pull-error"] * analysis.data_gradient_scale)
             collapse = (f"; {len(chain)} layers in series with no normalization ({', '.join(chain[:4])}"
                         f"{'...' if len(chain) > 4 else ''}) each pull with 2*l2 + l1/sigma >= {level}"
                         f", above the data gradient of nearly every weight: they drift to zero within about "
@@ -221,7 +220,7 @@ class CoupledPenaltyAdaptive(Rule):
         when fewer than two, or when the training's known length is shorter
         than that drift: the weights have not reached zero. Of the tensors
         ``dyn`` updates (a MultiOptimizer group's), else the lead's."""
-        level = self.thresholds["drift-pull-error"] * data_gradient_scale(analysis)
+        level = self.thresholds["drift-pull-error"] * analysis.data_gradient_scale
         sigma_of: dict[str, float] = {}
         penalties = analysis.chain_penalties() if dyn is None or dyn is analysis.dynamics else \
             analysis.chain_penalties(updated_by=dyn)

@@ -24,7 +24,7 @@ from reglint.engine.graph import (
     widest_path,
 )
 from reglint.estimate.dynamics import Dynamics, dynamics_of, undampened_share
-from reglint.estimate.loss_scale import LossScale, model_loss_scale
+from reglint.estimate.loss_scale import LossScale, data_gradient_scale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
 from reglint.model import Layer, LearningRate, Model, Optimizer, Provenance, Regularizer, Role, Variable
 
@@ -455,6 +455,14 @@ class Analysis:
             kind = "l1l2" if l1 and l2 else ("l1" if l1 else "l2")
             var.regularizer = Regularizer(kind=kind, l1=l1, l2=l2, class_name="(user)",
                                           config=dict(spec), source=Provenance.USER)
+
+    @property
+    def data_gradient_scale(self) -> float:
+        """How much larger the data gradient is than cross-entropy's, for the
+        pull gates of RL001 and RL007 (``loss_scale.data_gradient_scale``),
+        under this view's optimizer (a param group view's own family)."""
+        return data_gradient_scale(self.model, adaptive=self.dynamics.family == "adaptive",
+                                   target_var=self.context.target_var)
 
     # -- graph ---------------------------------------------------------------
 
