@@ -276,7 +276,8 @@ def data_gradient_scale(model: Model, *, adaptive: bool, target_var: float | Non
     (review 52): 1.
 
     >>> from reglint.model import Model, Output
-    >>> regressor = Model(format="keras_v3", losses=[Loss("mean_squared_error")], outputs=[Output("out", 1, "linear")])
+    >>> linear = [Output("out", 1, "linear")]
+    >>> regressor = Model("m.keras", "keras_v3", losses=[Loss("mean_squared_error")], outputs=linear)
     >>> data_gradient_scale(regressor, adaptive=True), data_gradient_scale(regressor, adaptive=False)
     (2.0, 1.0)
     >>> data_gradient_scale(regressor, adaptive=True, target_var=0.01)
