@@ -1233,6 +1233,7 @@ def test_the_twin_does_not_settle_before_it_has_learned():
     by_loss = _learned_on({"trivial_loss": 1.0})
     assert not by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.6, 0.9, 0.9, 0.9], kernel_norm=[1.0]))
     assert by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.9, 0.75, 0.75, 0.75], kernel_norm=[1.0]))
+    assert by_loss(TwinRun(step=[0], data_loss=[1.0], val_loss=[0.0, 0.0, 0.0], kernel_norm=[1.0]))  # a perfect fit
     assert _learned_on({}) is None
 
 

@@ -610,10 +610,13 @@ def _learned_on(reference: dict[str, Any]) -> Callable[[TwinRun], bool] | None:
         tail = [v for v in (values or [])[-FINAL_RECORDS:] if v is not None]
         return sum(tail) / len(tail) if tail else None
 
+    def reached(value: float | None, level: float, above: bool) -> bool:
+        return value is not None and (value >= level if above else value <= level)
+
     if chance is not None:
-        return lambda run: (last(run.val_accuracy) or -math.inf) >= chance + LEARNED
+        return lambda run: reached(last(run.val_accuracy), chance + LEARNED, above=True)
     if trivial:
-        return lambda run: (last(run.val_loss) or math.inf) <= (1 - LEARNED_SKILL) * trivial
+        return lambda run: reached(last(run.val_loss), (1 - LEARNED_SKILL) * trivial, above=False)
     return None
 
 
