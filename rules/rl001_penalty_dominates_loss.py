@@ -237,8 +237,9 @@ class PenaltyDominatesLoss(Rule):
         if severity is Severity.ERROR or pull is None or rho_front < self.thresholds["penalty-ratio-error"]:
             return ""
         gate = g(self.thresholds["penalty-pull-error"] * gradient_scale)
-        squared = (" (twice the gate: a squared error's gradient, 2*(p - y), is twice cross-entropy's, and an "
-                   "adaptive optimizer weighs the two against each other)" if gradient_scale != 1 else "")
+        squared = (f" ({g(gradient_scale, 2)}x the gate: a squared error's gradient, 2*(p - y), is that much larger "
+                   f"than cross-entropy's on these targets, and an adaptive optimizer weighs the two against each "
+                   f"other)" if gradient_scale != 1 else "")
         return (f"; its pull per unit of weight (2*l2 + l1/sigma = {g(pull, 2)}) is under {gate}{squared}: a "
                 f"penalty this size at initialisation comes from the layers' width, which training usually sheds "
                 f"(a warning; `reglint profile --data` measures it on yours)")
