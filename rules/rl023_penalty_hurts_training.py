@@ -72,10 +72,11 @@ real trainings confirmed (bench/CALIBRATION.md, "Measured fixes").
 ## Formula
 Both runs record every ``steps/24`` steps; the verdict takes the mean of
 each run's last three records. With ``m = acc - chance`` on the held-back
-slice (chance: its majority class), or ``m = 1 - L/L_const`` for other
-losses (``L_const``: the constant predictor's loss on the slice, R^2 for
-MSE; for losses without one, or several outputs, the loss at the saved
-weights), ``gap = (m_twin - m_pen) / m_twin``. In order:
+slice (chance: the slice's share of the most frequent class of ``--data``),
+or ``m = 1 - L/L_const`` for other losses (``L_const``: the constant
+predictor's loss on the slice, R^2 for MSE; for losses without one, or
+several outputs, the loss at the saved weights),
+``gap = (m_twin - m_pen) / m_twin``. In order:
 
 - both runs diverged (non-finite, or training loss > 3x its start): no
   verdict on the penalty (``both-diverged``);

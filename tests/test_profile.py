@@ -843,6 +843,31 @@ def test_trivial_loss_is_the_constant_predictors():
     assert trivial_loss(np.array([1.0]), "cosine_similarity") is None
 
 
+def test_chance_is_the_class_prior_of_all_the_data_not_the_slices():
+    """Review 50: chance was the held-back slice's majority share (0.13 on
+    287 examples of 10 balanced classes, true 0.10). It is what predicting
+    the most frequent class of all of --data scores on the slice."""
+    from types import SimpleNamespace
+
+    from reglint.profile.data import SPARSE, Batches, split_held_out
+    from reglint.profile.twin import Evaluator
+
+    n = 100
+    held = np.random.default_rng([0, 1]).permutation(n)[-20:]
+    y = np.arange(n) % 8 + 2  # classes 2..9, 10 each, in the training part ...
+    y[:40] = 1  # ... and class 1, the most frequent in the file
+    y[held] = 0
+    y[held[:8]] = 1  # the slice: 12 of class 0, 8 of class 1
+    batches = Batches([np.zeros((n, 3), np.float32)], [y], 10, 0, synthetic=False, source="t.npz")
+    _, slice_ = split_held_out(batches)
+    assert slice_ is not None and sorted(slice_.ys[0].tolist()) == [0] * 12 + [1] * 8
+    assert np.bincount(y).argmax() == 1
+    backend = SimpleNamespace(make_evaluate=lambda model, loss: None)
+    loss = SimpleNamespace(trained_names=lambda: ["sparse_categorical_crossentropy"])
+    reference = Evaluator(backend, None, loss, slice_, SPARSE, False).reference()
+    assert reference["chance"] == pytest.approx(0.4)  # class 1's share of the slice, not class 0's 0.6
+
+
 def test_device_selection_without_tensorflow():
     """auto takes the GPU when TensorFlow lists one, in IEEE float32 (TF32
     off); gpu without one is an error."""
