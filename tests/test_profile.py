@@ -401,6 +401,12 @@ def test_rl023_measures_its_fix(wrecked_twin):
     assert "measured on the same batches with kernel lambda 0.3 ->" in rl023["message"]
     # a trial that still trails has what it lost; the twin itself ended far better than the saved recipe
     assert scored[0]["gap"] < rl023["values"]["gap"]
+    if not scored[0]["passed"]:  # every other finding asking for the first trial's values (or less) says so
+        tried = {(c["layer"], c["target"], c["current"]): c["suggested"] for c in trials[0]["changes"]}
+        asking = [f for f in report["files"][0]["findings"] if f["code"] != "RL023" and f["fix"] and all(
+            c["suggested"] is not None and tried.get((c["layer"], c["target"], c["current"]), math.inf)
+            <= c["suggested"] < c["current"] for c in f["fix"]["changes"])]
+        assert asking and all("fix_trailed_twin" in f["values"] for f in asking)
 
 
 @pytest.mark.slow
@@ -841,6 +847,48 @@ def test_trivial_loss_is_the_constant_predictors():
     assert math.isclose(trivial_loss(np.array([[0.0], [1.0]]), "binary_crossentropy"), math.log(2))
     assert math.isclose(trivial_loss(np.array([[1.0], [3.0]]), "mse"), 1.0)
     assert trivial_loss(np.array([1.0]), "cosine_similarity") is None
+
+
+def test_another_rules_fix_measured_to_trail_the_twin_says_so():
+    """Review 50: RL023 trained RL001/RL003's formula value and it trailed
+    the twin like the saved recipe, yet the other rule's finding in the same
+    report still proposed it with nothing said. A fix whose every change
+    asks for no less than a failed trial is told so; one going lower than
+    the trial, or changing another setting too, is not."""
+    from reglint.engine.finding import Change, Finding, Fix, Severity
+    from reglint.profile.findings import weigh_fixes_by_trials
+    from reglint.profile.result import FixTrial
+    from reglint.rules.rl023_penalty_hurts_training import PenaltyHurtsTraining
+
+    learned, collapsed, trails = [0.1, 0.5, 0.9, 0.9, 0.9], [0.1] * 5, [0.1, 0.2, 0.4, 0.4, 0.4]
+    result, run = _decayed_result(collapsed, learned)
+    first = PenaltyHurtsTraining().next_trial(result)
+    tried = first[0].suggested
+    result.twin.trials.append(FixTrial(first, run(trails)))
+
+    def finding(code, suggested, parameter="weight_decay", current=10.0):
+        return Finding(code, "n", Severity.ERROR, "m", remedy="lower it",
+                       fix=Fix("aim", (Change(parameter, current, suggested, target="optimizer"),)))
+
+    same, milder, lower, other = (finding("RL003", tried), finding("RL010", (tried + 10.0) / 2),
+                                  finding("RL021", tried / 100), finding("RL007", 0.01, "learning_rate", 0.1))
+    # a fix that also changes what the trial left alone was not measured (RL025: the table removed)
+    wider = Finding("RL025", "n", Severity.ERROR, "m", fix=Fix("aim", (
+        Change("weight_decay", 10.0, tried, target="optimizer"), Change("regularizer", 0.3, None, "e", "embeddings"))))
+    weigh_fixes_by_trials(result, [same, milder, lower, other, wider], {})
+    for told in (same, milder):
+        assert "still trailed the unregularized twin" in told.message
+        assert "62.5% of the twin's margin lost" in told.message
+        assert told.values["fix_trailed_twin"]["trial"][0]["suggested"] == tried
+        assert told.remedy.startswith("measured not enough on your data") and "lower it" in told.remedy
+    for untold in (lower, other, wider):
+        assert untold.message == "m" and "fix_trailed_twin" not in untold.values
+    # a trial that trained tells nothing
+    result, run = _decayed_result(collapsed, learned)
+    result.twin.trials.append(FixTrial(first, run([0.1, 0.5, 0.85, 0.85, 0.85])))
+    again = finding("RL003", tried)
+    weigh_fixes_by_trials(result, [again], {})
+    assert again.message == "m"
 
 
 def test_chance_is_the_class_prior_of_all_the_data_not_the_slices():

@@ -229,6 +229,29 @@ def describe_combined(combined: list[CombinedChange]) -> list[str]:
     return [same[0].describe([c.layer for c in same if c.layer]) for same in groups.values()]
 
 
+def setting_key(change: Change) -> tuple[tuple | None, float | None]:
+    """(the setting ``change`` moves, the value it asks for) in terms two
+    rules' changes can be compared in: a regularizer removed is its factor
+    at 0, so a rule that lowers it and one that removes it meet at removal
+    (review 47: RL001 lowered a table's L2 that RL025 and RL008 remove); an
+    L1L2's two factors (``l1``, ``l2``) are two settings even when they are
+    equal (review 49, 1: L1L2(0.3, 0.3)'s were merged and RL004's L1 change
+    landed on the L2), ``lambda`` names a regularizer's only factor, and a
+    removal both; a factor is keyed by the value it starts from, so an
+    L1L2's L1 and L2 are told apart whichever rule names them ``lambda``
+    (review 43, 3). (None, None) where it starts from nothing.
+
+    >>> setting_key(Change("regularizer", 0.3, None, layer="d", target="kernel"))
+    (('d', 'kernel', 'lambda', 0.3), 0.0)
+    """
+    factor = change.parameter in ("lambda", "l1", "l2", "regularizer")
+    suggested = 0.0 if change.suggested is None and factor else change.suggested
+    if change.current is None:
+        return None, None
+    kind = change.parameter if change.parameter in ("l1", "l2") else "lambda" if factor else change.parameter
+    return (change.layer, change.target, kind, change.current), suggested
+
+
 def combined_changes(findings: list[Finding]) -> list[CombinedChange]:
     """Settings that two or more rules' fixes change to different values.
 
@@ -244,23 +267,11 @@ def combined_changes(findings: list[Finding]) -> list[CombinedChange]:
         if finding.fix is None:
             continue
         for change in finding.fix.changes:
-            # a factor is keyed by the value it starts from: an L1L2's L1 and L2
-            # are told apart by it, whichever rule names them "lambda" and
-            # which "l1"/"l2" (review 43, 3); a regularizer removed is its
-            # factor at 0, so a rule that lowers it and one that removes it
-            # meet at removal (review 47: RL001 lowered a table's L2 that
-            # RL025 and RL008 remove)
-            factor = change.parameter in ("lambda", "l1", "l2", "regularizer")
-            suggested = 0.0 if change.suggested is None and factor else change.suggested
-            if change.current is None or suggested is None:
+            key, suggested = setting_key(change)
+            if key is None or suggested is None or change.current is None:
                 continue
-            # an L1L2's two factors ("l1", "l2") are two settings even when they are equal (review 49, 1:
-            # L1L2(0.3, 0.3)'s were merged and RL004's L1 change landed on the L2); "lambda" names a
-            # regularizer's only factor, and a removal both
-            kind = change.parameter if change.parameter in ("l1", "l2") else "lambda" if factor else change.parameter
-            key = (change.layer, change.target, kind, change.current)
             current[key] = change.current
-            if factor and change.parameter not in ("lambda", "regularizer"):
+            if change.parameter in ("l1", "l2"):
                 named[key] = change.parameter
             by_rule = asked.setdefault(key, {})
             value = by_rule.get(finding.code)

@@ -134,12 +134,13 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     if skipped:
         result.notes.append(skipped)
 
-    from reglint.profile.findings import attach_twin_verdict, measured_findings, yield_to_twin
+    from reglint.profile.findings import attach_twin_verdict, measured_findings, weigh_fixes_by_trials, yield_to_twin
 
     attach_twin_verdict(result, report, settings.thresholds)
     measured = measured_findings(result, report, settings.thresholds, selected)
     kept, suppressed = filter_findings(measured, str(path), settings)
-    report.findings = sorted(yield_to_twin(result, report.findings + kept),
+    findings = weigh_fixes_by_trials(result, yield_to_twin(result, report.findings + kept), settings.thresholds)
+    report.findings = sorted(findings,
                              key=lambda f: (-f.severity.rank, f.code, not f.measured, f.layer or ""))
     report.suppressed = report.suppressed + suppressed
     run_report = RunReport(files=[report])
