@@ -241,7 +241,7 @@ class PenaltyDominatesLoss(Rule):
                    f"than cross-entropy's on these targets, and an adaptive optimizer weighs the two against each "
                    f"other)" if gradient_scale != 1 else "")
         return (f"; its pull per unit of weight (2*l2 + l1/sigma = {g(pull, 2)}) is under {gate}{squared}: a "
-                f"penalty this size at initialisation comes from the layers' width, which training usually sheds "
+                f"penalty this size comes from the layers' width, which training usually sheds "
                 f"(a warning; `reglint profile --data` measures it on yours)")
 
     def aim(self) -> float:

@@ -50,6 +50,19 @@ def test_inference_graph_takes_user_regularizers():
     assert lint(ONNX / "mlp.onnx").findings == []
 
 
+def test_an_l2_penalty_is_judged_by_its_pull_without_an_initializer():
+    """Review 54, 1: RL001's error needs each weight pulled by at least
+    ``penalty-pull-error``; for an L2 alone the pull is ``2*l2`` whatever the
+    initializer, but an ONNX file (no initializer recorded) skipped the gate
+    and got an error where the same recipe in a Keras file got a warning."""
+    report = lint(ONNX / "mlp.onnx", regularizers=[{"layers": "*", "target": "kernel", "l2": 0.1}], loss_scale=0.001)
+    (rl001,) = [f for f in report.findings if f.code == "RL001"]
+    assert rl001.values["penalty_ratio"] > 100 and rl001.values["pull_per_weight"] == 0.2
+    assert rl001.severity is Severity.WARNING and "is under 0.4" in rl001.message
+    strong = lint(ONNX / "mlp.onnx", regularizers=[{"layers": "*", "target": "kernel", "l2": 0.3}], loss_scale=0.001)
+    assert [f.severity for f in strong.findings if f.code == "RL001"] == [Severity.ERROR]
+
+
 def test_chain_and_angle_fixes_name_the_tensor_and_bound_the_safe_lambda():
     """On an ONNX CNN under SGD(0.5, momentum 0.9) with L2 0.3 everywhere,
     RL024 (shrink 2*0.5*0.3/0.1 = 3 per step in series) and RL021 are errors:

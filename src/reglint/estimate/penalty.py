@@ -83,7 +83,11 @@ class TensorPenalty:
         """The penalty's gradient per unit of weight at its init scale,
         ``2*l2 + l1/sigma_init``: width-free, since a layer's data gradient
         per weight scales with its weights' size (RL001's error gate, RL007's
-        chain error). None without an initializer scale."""
+        chain error). An L2 alone needs no scale (review 54, 1: an ONNX file,
+        whose initializers are not recorded, passed the gate an identical
+        Keras file failed); an L1 part without an initializer scale: None."""
+        if not self.l1:
+            return 2 * self.l2
         sigma = init_rms(self.variable)
         return 2 * self.l2 + self.l1 / sigma if sigma else None
 
