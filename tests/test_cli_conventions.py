@@ -96,6 +96,8 @@ def test_unknown_selector_in_the_config_is_refused(tmp_path):
     ((BAD, "--select", ","), "reglint: error: '--select' got no rule code (',')"),
     ((BAD, "--ignore", ""), "reglint: error: '--ignore' got no rule code"),
     ((BAD, "--extend-select", ","), "reglint: error: '--extend-select' got no rule code"),
+    # review 54, 2: an empty select in a config file ran no rule and passed the model
+    ((BAD, "--config", "select = []"), "reglint: error: 'select' in --config: select is empty: it would run no rule"),
 ])
 def test_usage_errors_are_one_line(args, expected):
     assert one_error_line(reglint(*args)).startswith(expected)

@@ -559,6 +559,10 @@ def _apply_lint(settings: Settings, where: _Where, entries: dict[str, tuple[Any,
     for key in ("select", "extend-select", "ignore"):
         if key in entries:
             value, dotted = entries[key]
+            if key == "select" and isinstance(value, list) and not value:
+                # as --select '' and reglint.lint(select=[]): a lint that runs no rule passes every model
+                raise where.error(dotted, "select is empty: it would run no rule; remove the key for the defaults "
+                                          "or list codes or prefixes such as RL001, RL01")
             setattr(settings, key.replace("-", "_"), _selectors(where, value, dotted))
     if "severity" in entries:
         value, dotted = entries["severity"]
