@@ -82,6 +82,24 @@ def test_a_rising_schedule_draws_the_rl003_error_its_peak_rate_does():
         assert rl003.values["decoupled_shrink"] == pytest.approx(keras_rise["1000"]["d1/kernel"], rel=1e-5)
 
 
+def test_a_custom_schedule_is_saved_not_missing_and_the_report_says_what_goes_unjudged():
+    """Review 54, 3: SGD with a registered custom LearningRateSchedule
+    (config ``peak`` 3.0, no ``initial_learning_rate``) was shown as "lr ?
+    (not saved: give --lr)" and the rules that need the rate were skipped
+    without a word; given the rate, the same file draws an RL024 error."""
+    path = FIXTURES / "keras" / "custom_lr_schedule.keras"
+    lr = read_model(path).optimizer.learning_rate
+    assert lr.schedule == "WarmupHold" and lr.initial is None and lr.config["peak"] == 3.0
+    shown = run_reglint(path)
+    assert "lr ? (WarmupHold: not computed, give --lr)" in shown.stdout and "not saved" not in shown.stdout
+    assert "note: learning-rate schedule WarmupHold is a class reglint cannot compute" in shown.stdout
+    notes = json.loads(run_reglint(path, "-f", "json").stdout)["files"][0]["model"]["notes"]
+    assert sum("WarmupHold" in n for n in notes) == 1
+    given = lint_file(str(path), Settings(context=TrainingContext(learning_rate=3.0)))
+    assert not any("WarmupHold" in n for n in given.model.notes)
+    assert [f.severity for f in given.findings if f.code == "RL024"] == [Severity.ERROR]
+
+
 # ---------------------------------------------------------------------------
 # D4: MultiOptimizer
 # ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from reglint.estimate.dynamics import Dynamics, dynamics_of, undampened_share
 from reglint.estimate.loss_scale import LossScale, data_gradient_scale, model_loss_scale
 from reglint.estimate.penalty import TensorPenalty, tensor_penalty
 from reglint.model import Layer, LearningRate, Model, Optimizer, Provenance, Regularizer, Role, Variable
+from reglint.readers.keras_schedules import unknown_rate_note
 
 # Keras' fit() default batch size, used when the user gives none.
 DEFAULT_BATCH_SIZE = 32
@@ -400,6 +401,10 @@ class Analysis:
     def _apply_context(self) -> None:
         """User settings fill in (or override) what the file holds, marked USER."""
         ctx, model = self.context, self.model
+        saved_lr = model.optimizer.learning_rate if model.optimizer is not None else None
+        unknown = unknown_rate_note(saved_lr.schedule, saved_lr.initial, saved_lr.peak) if saved_lr else None
+        if unknown and ctx.learning_rate is None and unknown not in model.notes:
+            model.notes.append(unknown)  # a custom schedule: saved, but no rate to judge by
         if ctx.optimizer or ctx.learning_rate is not None or ctx.weight_decay is not None or ctx.momentum is not None:
             opt = model.optimizer or Optimizer(class_name=_class_of(ctx.optimizer or "SGD"), source=Provenance.USER)
             note = optimizer_context_note(model.optimizer, ctx)

@@ -132,6 +132,25 @@ def growth_note(name: str | None, cfg: dict[str, Any], initial: float | None) ->
             "give --lr with the largest rate the training reaches")
 
 
+def unknown_rate_note(name: str | None, initial: float | None, peak: float | None) -> str | None:
+    """The note for a schedule whose rates reglint cannot compute (a custom
+    class, registered in the training code, whose config names no
+    ``initial_learning_rate``): it is saved, not missing, but without a
+    rate no per-step shrink or step size is judged (review 54, 3: the report
+    said "not saved" and the rules that need the rate were skipped silently).
+
+    >>> unknown_rate_note("Warm", None, None).split(":")[0]
+    'learning-rate schedule Warm is a class reglint cannot compute'
+    >>> unknown_rate_note("CosineDecay", 0.1, 0.1) is None
+    True
+    """
+    if not name or initial is not None or peak is not None:
+        return None
+    return (f"learning-rate schedule {name} is a class reglint cannot compute: no per-step shrink or step size "
+            "is judged (RL002, RL003, RL004, RL021, RL024 need the rate); give --lr with the largest rate the "
+            "training reaches")
+
+
 def _number(value: Any) -> float | None:
     """A finite config number (a serialized scalar's ``value`` too); None otherwise."""
     if isinstance(value, dict) and isinstance(value.get("config"), dict):

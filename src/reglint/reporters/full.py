@@ -108,7 +108,8 @@ def _model_summary(rep: FileReport, console: Console) -> None:
     if opt is not None:
         lr = opt.learning_rate
         now = _lr_when_saved(lr)
-        lr_text = "lr ? (not saved: give --lr)" if lr is None or lr.initial is None else (
+        lr_text = ("lr ? (not saved: give --lr)" if lr is None or not lr.schedule else
+                   f"lr ? ({markup(lr.schedule)}: not computed, give --lr)") if lr is None or lr.initial is None else (
             f"lr {g(lr.initial)}" + (f" ({markup(lr.schedule)}, " + (f"peak {g(lr.peak)}{now})" if lr.peak is not None
                                                                      else f"no finite peak{now})")
                                      if lr.schedule else ""))

@@ -65,7 +65,8 @@ def _optimizer(opt: dict | None, family: str | None) -> str:
         return "none saved (not compiled; set --optimizer and --learning-rate)"
     lr = opt.get("learning_rate") or {}
     text = esc(opt.get("class")) + " "
-    text += "lr ? (not saved: give --lr)" if lr.get("initial") is None else (
+    text += ("lr ? (not saved: give --lr)" if not lr.get("schedule") else
+             f"lr ? ({esc(lr['schedule'])}: not computed, give --lr)") if lr.get("initial") is None else (
         f"lr {esc(gx(lr['initial']))}" + (f" ({esc(lr['schedule'])}, peak {esc(gx(lr.get('peak')))})"
                                           if lr.get("schedule") else ""))
     extras = []
