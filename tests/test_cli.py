@@ -263,6 +263,24 @@ def test_explain_answers_the_seed_question():
     assert "would it shrink, by 1/1.2 per doubling" in " ".join(text.split())
 
 
+def test_explain_grows_an_l1_penalty_as_sum_abs_w_and_keeps_its_pull():
+    """Review 54, 4: an L1 kernel was given the L2 factors (sum w^2's 1.2x
+    and a pull 2*lambda*|w| falling 0.77x). An L1's penalty is
+    lambda*sum|w|: under Glorot uniform E|w| = limit/2, so doubling the
+    width of a [64, 64] kernel multiplies it by 2*sqrt(128/192); its pull
+    lambda*sign(w) does not change."""
+    path = str(KERAS_FIXTURES / "scenario_l1_jitter.keras")
+    rows = {row["layer"]: row for row in json.loads(reglint("explain", path, "--format", "json").stdout)["tensors"]}
+    dense = rows["dense"]
+    assert dense["l1"] == 0.05 and dense["l2"] == 0 and dense["shape"] == [64, 64]
+    assert dense["sum_abs_init"] == pytest.approx(4096 * (6 / 128) ** 0.5 / 2)
+    assert dense["width_doubling"] == pytest.approx([2 * (128 / 192) ** 0.5, 1.0])
+    text = " ".join(reglint("explain", path, "--layer", "dense").stdout.split())
+    assert "E[sum |w|] at init 443" in text and "E[sum w^2]" not in text
+    assert "multiplies its penalty at init by 1.6 (sum |w| is a width" in text
+    assert "a typical weight's pull lambda*sign(w) by 1;" in text
+
+
 def test_explain_answers_for_the_optimizers_weight_decay_too():
     """A model with no regularizer objects and AdamW(weight_decay=10): the
     decay reaches every weight, so explain shows its per-step shrink and
@@ -357,7 +375,7 @@ def test_explain_l1_zero_init_and_unrecorded_initializers():
     bias = text[text.index("bias [16] · L1(1.00e-4)"):]
     bias = bias[:bias.index("with more data")]
     assert "gradient per weight  lambda*sign(w) ~ 1.00e-4" in bias and "2*lambda*w" not in bias
-    assert "E[sum w^2] at init  0: initialised to zeros, so the penalty is 0 at init" in bias
+    assert "E[sum |w|] at init  0: initialised to zeros, so the penalty is 0 at init" in bias
     assert "x ? each" not in text and "Glorot" not in bias
     onnx = reglint("explain", str(FIXTURES / "onnx" / "mlp.onnx"), "--l2", "fc1=0.01").stdout
     assert "initializer None" not in onnx and "the file does not record an initializer" in onnx

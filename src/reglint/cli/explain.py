@@ -106,6 +106,8 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "fan_in": fan_in,
         "fan_out": fan_out,
         "regularizer": lam(p.regularizer),
+        "l1": l1,
+        "l2": l2,
         "initializer": var.initializer.label if var.initializer else None,
         "init_rms": sigma,
         "rms_from": weights_from,  # "init" (the initializer's) or "saved" (no initializer recorded)
@@ -118,6 +120,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "sum_sq_init": p.sum_sq_init,
         "sum_sq_saved": var.stats.sum_sq if var.stats is not None else None,
         "sum_sq_init_per_weight": (p.sum_sq_init / var.size) if p.sum_sq_init else None,
+        "sum_abs_init": p.sum_abs_init,  # an L1's penalty grows as sum |w|
         "penalty_init": p.penalty_init,
         "penalty_saved": p.penalty_saved,
         "share_of_data_loss": (0.0 if not p.active else (p.penalty_init / scale) if p.penalty_init is not None else (
@@ -125,7 +128,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
         "data_loss_scale": scale,
         "shrink_per_step": shrink,
         # the seed question: what doubling this layer's output width does at init (penalty, typical |w|)
-        "width_doubling": width_doubling(var),
+        "width_doubling": width_doubling(var, l2, l1) if not orthogonal else None,
         "map_lambda": (1.0 / (2.0 * sigma * sigma * ctx.samples)) if sigma and ctx.samples else None,
         "samples": ctx.samples,
         "shrink_terms": terms,  # [{formula, value}]: what adds up to shrink_per_step
@@ -541,21 +544,25 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
 
 
 def _sum_sq_line(row: dict[str, Any]) -> str:
-    """sum w^2: its expectation at init (0 for a zeros initializer, a width
-    for variance-scaling kernels), else the saved weights'."""
-    if row["sum_sq_init"] == 0:
-        return (f"  E\\[sum w^2] at init  0: initialised to {markup(row['initializer'])}, so the penalty is 0 at init "
+    """The sum the penalty grows with: sum w^2 for an L2, sum |w| for an L1
+    alone (review 54, 4); its expectation at init (0 for a zeros
+    initializer, a width for variance-scaling kernels), else the saved
+    weights'."""
+    l1_only = row["l1"] and not row["l2"]
+    name, init, saved = (("sum |w|", row["sum_abs_init"], None) if l1_only else
+                         ("sum w^2", row["sum_sq_init"], row["sum_sq_saved"]))
+    label = f"E\\[{name}] at init"
+    if init == 0:
+        return (f"  {label:<20} 0: initialised to {markup(row['initializer'])}, so the penalty is 0 at init "
                 f"and grows only as training moves these {g(row['weights'])} weights")
-    if row["sum_sq_init"] is not None:
+    if init is not None:
         width = (": for Glorot/He/LeCun kernels this is a width, not a count (kernel size cancels)"
                  if row["fan_in"] != row["fan_out"] or len(row["shape"]) > 1 else "")
-        return (f"  E\\[sum w^2] at init  {g(row['sum_sq_init'])} = {g(row['weights'])} weights x "
-                f"{g(row['sum_sq_init_per_weight'])} each{width}")
-    if row["sum_sq_saved"] is not None:
-        return (f"  sum w^2 saved        {g(row['sum_sq_saved'])} = {g(row['weights'])} weights x "
-                f"{g(row['sum_sq_saved'] / row['weights'])} each (no initializer recorded: the saved weights "
-                f"stand in)")
-    return "  E\\[sum w^2]          unknown: the file records neither an initializer nor the weights"
+        return f"  {label:<20} {g(init)} = {g(row['weights'])} weights x {g(init / row['weights'])} each{width}"
+    if saved is not None:
+        return (f"  {name + ' saved':<20} {g(saved)} = {g(row['weights'])} weights x "
+                f"{g(saved / row['weights'])} each (no initializer recorded: the saved weights stand in)")
+    return f"  {label.replace(' at init', ''):<20} unknown: the file records neither an initializer nor the weights"
 
 
 def _print_decay(console, decay: dict[str, Any]) -> None:
@@ -646,13 +653,17 @@ def _growth_line(row: dict[str, Any]) -> str:
     if grow is None and str(row["initializer"] or "").split("(")[0].lower() == "zeros":
         return (f"  this tensor starts at 0 ({markup(row['initializer'])}): its penalty at init is 0 at any width, "
                 f"and grows only as training moves the weights.")
+    if grow is None and not (row["l1"] or row["l2"]):
+        return "  this regularizer's factors are 0: its penalty is 0 at any width (RL005)."
     if grow is None:
         return "  how this penalty grows with the layer's width is not known here " + _why_no_growth(row) + "."
-    penalty, weight = grow
+    penalty, pull = grow
+    measure = "sum |w|" if row["l1"] and not row["l2"] else "sum w^2"
     kind = "a count" if abs(penalty - 2.0) < 1e-9 else "a width, not a count"
     shrink = (f"the per-step shrink {g(row['shrink_per_step'])} does not change" if row["shrink_per_step"]
               else "under an Adam-family optimizer the drift is about lr per step whatever lambda is")
-    return (f"  doubling this layer's width multiplies its penalty at init by {g(penalty, 2)} (sum w^2 is {kind} "
-            f"under {markup(row['initializer'])}) and a typical weight's pull 2*lambda*|w| by {g(weight, 2)}; "
-            f"{shrink}. So lambda need not shrink as the layer grows: what it does to each weight does not grow; "
+    return (f"  doubling this layer's width multiplies its penalty at init by {g(penalty, 2)} ({measure} is {kind} "
+            f"under {markup(row['initializer'])}) and a typical weight's pull {row['gradient_formula']} by "
+            f"{g(pull, 2)}; {shrink}. So lambda need not shrink as the layer grows: what it does to each weight does "
+            f"not grow; "
             f"only to hold the penalty's share of the loss would it shrink, by 1/{g(penalty, 2)} per doubling.")

@@ -154,24 +154,36 @@ def expected_abs_cosine(dim: int) -> float:
     return math.exp(math.lgamma(dim / 2) - math.lgamma((dim + 1) / 2)) / math.sqrt(math.pi)
 
 
-def width_doubling(var: Variable) -> tuple[float, float] | None:
-    """(penalty factor, typical weight factor) at initialisation when the
-    layer's output width (the kernel's last axis) doubles, from the same
-    initializer: a count for a fixed-scale draw (2.0, 1.0), a width for a
-    variance-scaling one (the seed question's 20 -> 80 Conv2D filters of
-    2x3 over depth 10 under Glorot: sum w^2 from 13.3 to 17.8, 1.33x, as
-    Keras measured; review 39). None where the layout is not a plain kernel
-    (explicit fan axes) or the initializer is unknown.
+def width_doubling(var: Variable, l2: float = 1.0, l1: float = 0.0) -> tuple[float, float] | None:
+    """(penalty factor, a typical weight's pull factor) at initialisation
+    when the layer's output width (the kernel's last axis) doubles, from the
+    same initializer, for the penalty ``l2*sum w^2 + l1*sum |w|`` and the
+    pull ``2*l2*|w| + l1``: a count for a fixed-scale draw (2.0, 1.0), a
+    width for a variance-scaling one (the seed question's 20 -> 80 Conv2D
+    filters of 2x3 over depth 10 under Glorot: sum w^2 from 13.3 to 17.8,
+    1.33x, as Keras measured; review 39). An L1 penalty grows as sum |w|
+    and its pull ``l1*sign(w)`` does not change (review 54, 4: the L2
+    factors were printed for an L1). None where the layout is not a plain
+    kernel (explicit fan axes), the initializer is unknown or both factors
+    are 0.
 
     >>> from reglint.model import Variable, Role, Initializer
     >>> conv = Variable("kernel", Role.KERNEL, (2, 3, 10, 20), initializer=Initializer("glorot_uniform"))
     >>> round(width_doubling(conv)[0], 3)
     1.2
+    >>> lstm = Variable("kernel", Role.KERNEL, (16, 32), initializer=Initializer("glorot_uniform"))
+    >>> [round(f, 2) for f in width_doubling(lstm, l2=0.0, l1=0.01)]
+    [1.55, 1.0]
     """
-    if not var.shape or var.fan_axes is not None or var.fan_shape is not None:
+    if not var.shape or var.fan_axes is not None or var.fan_shape is not None or not (l1 or l2):
         return None
     wider = dataclasses.replace(var, shape=(*var.shape[:-1], 2 * var.shape[-1]), stats=None)
-    before, after = expected_sum_sq(var), expected_sum_sq(wider)
-    if not before or after is None:
+    sq, ab, sq_wide, ab_wide = expected_sum_sq(var), expected_sum_abs(var), expected_sum_sq(wider), \
+        expected_sum_abs(wider)
+    if sq is None or ab is None or sq_wide is None or ab_wide is None:
         return None
-    return after / before, math.sqrt((after / wider.size) / (before / var.size))
+    before, after = l2 * sq + l1 * ab, l2 * sq_wide + l1 * ab_wide
+    if not before:
+        return None
+    rms, rms_wide = math.sqrt(sq / var.size), math.sqrt(sq_wide / wider.size)
+    return after / before, (2 * l2 * rms_wide + l1) / (2 * l2 * rms + l1)
