@@ -148,6 +148,29 @@ def test_symlink_loops_are_read_errors_in_every_command(tmp_path, monkeypatch):
     assert files.keys() == {"a.onnx", "b.onnx", "loop.keras", "good.keras"} and files["good.keras"] is None
 
 
+def test_a_link_into_a_sibling_folder_of_the_project_is_followed_one_out_of_it_refused(tmp_path, monkeypatch):
+    """Review 54, 5: ``latest.keras -> ../runs/best.keras`` was refused (its
+    target is outside the link's folder) and the refusal named the file
+    twice. A link is followed within its folder or the working directory
+    (the project pre-commit and CI lint); one leaving both is refused, named
+    once."""
+    project, outside = tmp_path / "project", tmp_path / "elsewhere"
+    for folder in (project / "runs", project / "models", outside):
+        folder.mkdir(parents=True)
+    shutil.copy(KERAS_FIXTURES / "scenario_penalty_dominates.keras", project / "runs" / "best.keras")
+    shutil.copy(KERAS_FIXTURES / "scenario_penalty_dominates.keras", outside / "secret.keras")
+    Path(project / "models" / "latest.keras").symlink_to("../runs/best.keras")
+    Path(project / "models" / "out.keras").symlink_to(outside / "secret.keras")
+    monkeypatch.chdir(project)
+    followed = run("check", "models/latest.keras", "--format", "json")
+    assert followed.returncode == 1 and json.loads(followed.stdout)["files"][0]["findings"], followed.stderr
+    line = _one_error_line(run("check", "models/out.keras"), "models/out.keras")
+    assert line.endswith("symbolic link pointing outside the model's folder and the working directory: refused")
+    assert line.count("out.keras") == 1
+    monkeypatch.chdir(outside)  # from elsewhere, the project's own link leaves both
+    _one_error_line(run("check", str(project / "models" / "latest.keras")), str(project / "models" / "latest.keras"))
+
+
 def test_a_fifo_is_refused_without_being_read(tmp_path, monkeypatch):
     """The cache hashed a model's bytes before the reader checked it was a
     regular file: `reglint check fifo.keras` waited forever for a writer."""

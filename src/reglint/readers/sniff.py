@@ -93,7 +93,7 @@ def sniff(path: Path) -> Format:
     if path.is_symlink():
         if not path.exists():
             raise ModelReadError(_broken_link(path))
-        check_link_stays_inside(path)
+        check_link_stays_inside(path, named=False)
     if path.is_dir():
         try:
             os.listdir(path)
@@ -474,14 +474,23 @@ def _broken_link(path: Path) -> str:
     return "broken symbolic link: its target does not exist"
 
 
-def check_link_stays_inside(path: Path) -> None:
+def check_link_stays_inside(path: Path, named: bool = True) -> None:
     """A symbolic link is followed only to a target inside the folder that
-    holds it: a model file in a pull request must not make the linter read
-    ``/etc/shadow`` or a file elsewhere on the CI machine."""
+    holds it or inside the working directory (the project being linted,
+    where pre-commit and CI run): a model file in a pull request must not
+    make the linter read ``/etc/shadow`` or a file elsewhere on the CI
+    machine, but ``latest.keras -> ../runs/best.keras`` within the project
+    is a common layout (review 54, 5). A working directory that is the
+    filesystem's root widens nothing. ``named``: the message names the
+    link (a file inside a model's folder; the file given is named by the
+    caller, and was named twice, review 54, 5)."""
     # os.path.realpath, not Path.resolve(): the latter raises RuntimeError
     # on a symlink loop (Python 3.11); the loop is reported when it is opened.
-    folder = Path(os.path.realpath(path.absolute().parent))
     target = Path(os.path.realpath(path))
-    if folder != target.parent and folder not in target.parents:
-        raise UnsafeInputError(f"{one_line(path.name, 120)}: symbolic link pointing outside the model's folder: "
-                               "refused")
+    roots = [Path(os.path.realpath(path.absolute().parent))]
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if cwd.parent != cwd:
+        roots.append(cwd)
+    if not any(root == target.parent or root in target.parents for root in roots):
+        raise UnsafeInputError(f"{one_line(path.name, 120) + ': ' if named else ''}symbolic link pointing outside "
+                               "the model's folder and the working directory: refused")

@@ -183,7 +183,7 @@ def read_torch_archive(path: Path, options: ReadOptions) -> Model:
     ``torch_checkpoint``, is not imported by it."""
     from reglint.readers.torch_zip import TorchArchive
 
-    with TorchArchive(path, options) as archive:
+    with TorchArchive(path, options, what="the checkpoint") as archive:
         obj = archive.load()
         if archive.torchscript:
             return describe_script(obj, archive, path, options)
