@@ -230,6 +230,9 @@ def test_unknown_keys_are_errors_naming_the_key(tmp_path, monkeypatch, text, exp
      "chain-shrink-warning = 0.2 is above chain-shrink-error = 0.1 (RL024)"),
     ("[tool.reglint.lint.thresholds]\nstream-shrink-error = 0.05\nchain-shrink-warning = 0.1\n",
      "chain-shrink-warning = 0.1 is above stream-shrink-error = 0.05 (RL024)"),
+    # review 54: every threshold is a ratio, share, rate or count; a negative one loaded
+    ("[tool.reglint.lint.thresholds]\npenalty-ratio-warning = -1\npenalty-ratio-error = -0.5\n",
+     "'tool.reglint.lint.thresholds.penalty-ratio-warning' in pyproject.toml: expected a number >= 0, got -1"),
 ])
 def test_invalid_values_are_errors(tmp_path, monkeypatch, text, expected):
     monkeypatch.chdir(tmp_path)

@@ -607,7 +607,8 @@ def _thresholds(where: _Where, table: dict[str, Any], dotted: str = "lint.thresh
 
     options = sorted({name for rule in all_rules().values() for name in rule.options})
     where.check_keys(table, options, dotted)
-    values = {name: _number(where, value, f"{dotted}.{name}", minimum=float("-inf"), finite=False)
+    # every threshold is a ratio, a share, a rate or a count: a negative one is a slip (review 54)
+    values = {name: _number(where, value, f"{dotted}.{name}", minimum=0.0, finite=False)
               for name, value in table.items()}
     _check_level_pairs(where, values, dotted)
     return values
