@@ -6,6 +6,8 @@
 '1,220'
 >>> g(261.4, 2)
 '261'
+>>> g(99.6, 2), g(999.7)
+('100', '1,000')
 >>> pct(0.0578)
 '5.8%'
 >>> plural(1, "kernel"), plural(3, "layer")
@@ -31,7 +33,9 @@ def g(value: float | int | None, digits: int = 3) -> str:
     if 10 ** digits <= abs(value) < 1e6:
         return f"{round(value):,}"
     if 1e-3 <= abs(value) < 1e5:
-        return f"{value:.{digits}g}"
+        shown = f"{value:.{digits}g}"
+        # rounding up to 10**digits switches %g to an exponent (99.6 -> '1e+02', review 54)
+        return f"{round(float(shown)):,}" if "e" in shown else shown
     return f"{value:.{max(1, digits - 1)}e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
