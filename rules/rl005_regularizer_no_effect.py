@@ -108,10 +108,14 @@ class RegularizerNoEffect(Rule):
         for layer, var in model.variables():
             reg = var.regularizer
             if reg is not None and reg.kind in ("l1", "l2", "l1l2") and not reg.is_effective and not reg.invalid:
+                # review 54: an L2(0.0) was told "with l1 = l2 = 0" and pointed at the 'l1l2' string
+                both = reg.kind == "l1l2"
+                said = f"{reg.class_name or 'L1L2'} with l1 = l2 = 0" if both else f"{reg.kind.upper()}(0)"
                 yield self.finding(
-                    f"{var.name}: {reg.class_name or 'L1L2'} with l1 = l2 = 0 adds nothing",
+                    f"{var.name}: {said} adds nothing",
                     layer=layer.path, target=var.name,
-                    remedy="remove it, or set the factor you meant (the Keras 3 string 'l1l2' is L1L2(0, 0))",
+                    remedy="remove it, or set the factor you meant" + (
+                        " (the Keras 3 string 'l1l2' is L1L2(0, 0))" if both else ""),
                     fix=Fix("no regularizer that adds nothing",
                             (Change("regularizer", 0.0, None, layer=layer.path, target=var.name),)),
                     values={"lambda": 0.0})

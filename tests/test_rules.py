@@ -164,6 +164,16 @@ def test_rl005_weak_penalty_under_sgd(tmp_path):
 # -- RL006 - RL011 -------------------------------------------------------------------
 
 
+def test_rl005_names_a_zero_regularizer_as_it_was_written():
+    """Review 54: an L2(0.0) was told "L2 with l1 = l2 = 0" and pointed at
+    Keras 3's 'l1l2' string; that hint is for an L1L2 with both factors 0."""
+    by_target = {f.target: f for f in findings("zero_factor_regularizers.keras", "RL005")}
+    assert by_target["kernel"].message == "kernel: L2(0) adds nothing"
+    assert by_target["kernel"].remedy == "remove it, or set the factor you meant"
+    assert by_target["bias"].message == "bias: L1L2 with l1 = l2 = 0 adds nothing"
+    assert "the Keras 3 string 'l1l2' is L1L2(0, 0)" in by_target["bias"].remedy
+
+
 def test_rl006_decayed_twice():
     found = findings("scenario_decayed_twice.keras", "RL006")
     assert found and found[0].values["weight_decay"] == 0.01
