@@ -356,3 +356,24 @@ def test_isolated_flag_ignores_the_config(project):
     write(project / "pyproject.toml", "[tool.reglint.lint]\nignore = ['RL']\n")
     assert run(["models/tiny_bad.keras"]).stdout == ""
     assert codes(run(["models/tiny_bad.keras", "--isolated"]))
+
+
+def test_a_layer_override_covers_a_finding_over_layers_it_all_covers():
+    """Review 54: RL007's "1 kernel in 1 layer (lstm)" carries no one layer
+    (it may name several), so ``layers = ["ls*"]`` suppressed nothing and
+    was reported unused. A finding listing its layers in ``values
+    ["layers"]`` is covered when every one of them is."""
+    from reglint.engine.finding import Finding, Severity
+    from reglint.engine.selection import filter_findings
+    from reglint.engine.settings import Override, Settings
+
+    def rl007(*layers):
+        return Finding("RL007", "coupled-penalty-adaptive", Severity.WARNING, "m", values={"layers": list(layers)})
+
+    settings = Settings(overrides=[Override(layers=["ls*"], ignore=["RL007"])])
+    one, both, bare = rl007("lstm"), rl007("lstm", "dense"), Finding("RL007", "n", Severity.WARNING, "m")
+    kept, suppressed = filter_findings([one, both, bare], "m.keras", settings)
+    assert suppressed == [one] and kept == [both, bare]
+    # without layers, an override covers every finding of its codes, as before
+    kept, suppressed = filter_findings([one, both, bare], "m.keras", Settings(overrides=[Override(ignore=["RL007"])]))
+    assert suppressed == [one, both, bare]

@@ -140,9 +140,15 @@ def _runs_all(selectors: list[str], ran: set[str]) -> bool:
 def _override_matches(override: Override, finding: Finding) -> bool:
     """Whether ``override`` covers the finding's layer and code (its files
     are matched by the caller)."""
-    layer = finding.layer or ""
-    if layer and not any(fnmatch(layer, pat) or fnmatch(layer.split("/")[-1], pat) for pat in override.layers):
-        return False
-    if not layer and override.layers not in (["*"], []):
-        return False
+    def covered(layer: str) -> bool:
+        return any(fnmatch(layer, pat) or fnmatch(layer.split("/")[-1], pat) for pat in override.layers)
+
+    if override.layers not in (["*"], []):
+        # a finding over several layers (RL007's "1 kernel in 1 layer (lstm)") carries no one layer but
+        # lists them in values["layers"]: covered where every one of them is (review 54)
+        listed = finding.values.get("layers") if isinstance(finding.values, dict) else None
+        layers = [finding.layer] if finding.layer else (
+            [x for x in listed if isinstance(x, str)] if isinstance(listed, list) else [])
+        if not layers or not all(covered(layer) for layer in layers):
+            return False
     return bool(_matches(finding.code, override.ignore))
