@@ -25,7 +25,10 @@ Where the config fixes every shape, the report counts the layer as the
 config defines it (15 parameters for that Dense), not as the damaged file
 stores it. Layers whose shapes the config cannot fix (a custom class, an
 input shape lost after a ``Lambda``) are said so in a note, and their
-stored tensors are counted as stored.
+stored tensors are counted as stored, except one that contradicts the part
+of its shape the config does fix (a kernel stored as (200000, 200000)
+where the config implies (?, 32)): it is left out of the counts and the
+penalties, and this rule reports it.
 
 Each finding is an error where Keras refuses to load the file, a warning
 where it loads it and ignores the difference (a ``.keras`` weights file

@@ -292,3 +292,33 @@ def test_a_keras_archive_with_a_member_twice_is_refused(tmp_path):
         with pytest.warns(UserWarning, match="Duplicate name"):
             new.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": []}}')
     assert_one_line_refusal(run_reglint(target), "'config.json' appears twice")
+
+
+def test_a_stored_tensor_the_config_refutes_is_not_counted(tmp_path):
+    """Review 54: where the config fixes only part of a kernel's shape (no
+    input shape recorded), a 32 KB file declaring a 200000 x 200000 kernel
+    where the config implies (?, 16) was counted as 40 billion regularized
+    weights, with RL001 and RL004 judging them. RL019 reports the tensor;
+    counts and penalties leave it out."""
+    import h5py
+
+    path = tmp_path / "huge.h5"
+    shutil.copy(KERAS_FIXTURES / "tfk_mlp.h5", path)
+    with h5py.File(path, "a") as f:
+        config = json.loads(f.attrs["model_config"])
+        config["config"]["layers"] = config["config"]["layers"][1:]  # no InputLayer: the input width is lost
+        for layer in config["config"]["layers"]:
+            layer["config"].pop("batch_input_shape", None)
+        f.attrs["model_config"] = json.dumps(config)
+        group = f["model_weights/dense/dense"]
+        del group["kernel:0"]
+        group.create_dataset("kernel:0", shape=(200000, 200000), dtype="f4", chunks=(1000, 1000))  # never written
+    result = run("check", str(path), "--format", "json", "--no-cache")
+    report = json.loads(result.stdout)["files"][0]
+    assert result.returncode == 1 and report["error"] is None
+    mismatch = [f for f in report["findings"] if f["code"] == "RL019" and f["severity"] == "error"]
+    assert [(f["layer"], f["message"]) for f in mismatch] == [
+        ("dense", "kernel: stored shape (200000, 200000) where the config implies (?, 16)")]
+    assert report["model"]["params"]["total"] < 1000
+    assert not any(f["code"] in ("RL001", "RL004") for f in report["findings"])
+    assert any("which the config refutes: left out of the counts and penalties" in n for n in report["model"]["notes"])

@@ -194,14 +194,14 @@ def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: Load
                 model.notes.append(f"{node.path} ({node.class_name}): {exc}; its {len(layer.variables)} stored "
                                    f"tensors ({layer.params:,} parameters) are counted as stored{hint}")
             continue
-        _compare(model, layer, node, expected, rules)
+        dropped = _compare(model, layer, node, expected, rules)
         if all(v.known for v in expected):
             _add(count, node, expected, model)
         else:
             count.unknown[node.path] = _unknown_reason(node, [v for v in expected if not v.known], shapes)
             if layer.variables:
-                model.notes.append(f"{node.path}: {count.unknown[node.path]}; its stored tensors are counted "
-                                   "as stored")
+                model.notes.append(f"{node.path}: {count.unknown[node.path]}; its {'other ' if dropped else ''}"
+                                   "stored tensors are counted as stored")
     model.metadata["config_params"] = count.as_dict()
     record_output_shapes(model, shapes)
     return count
@@ -232,18 +232,21 @@ def _fmt(shape) -> str:
 # comparison
 
 
-def _compare(model: Model, layer: Layer, node: LayerNode, expected: list[Expected], rules: LoadRules) -> None:
+def _compare(model: Model, layer: Layer, node: LayerNode, expected: list[Expected], rules: LoadRules) -> int:
+    """Compares; returns how many stored tensors the config refuted and the
+    count leaves out (``_drop_contradicted``)."""
     factors = [v for v in expected if v.merged] if rules.merges_lora else []
-    _compare_stored(model, layer, node, [v for v in expected if v not in factors], rules)
+    dropped = _compare_stored(model, layer, node, [v for v in expected if v not in factors], rules)
     if factors:
         _add_lora_factors(model, layer, node, factors)
+    return dropped
 
 
 def _compare_stored(model: Model, layer: Layer, node: LayerNode, expected: list[Expected],
-                    rules: LoadRules) -> None:
+                    rules: LoadRules) -> int:
     stored = layer.variables
     if not expected and not stored:
-        return
+        return 0
     problems: list[Problem] = []
     if expected and not stored:
         problems.append(Problem(
@@ -270,13 +273,32 @@ def _compare_stored(model: Model, layer: Layer, node: LayerNode, expected: list[
                 f"{_fmt(have.shape)} is not a variable this {node.class_name} creates",
                 target=have.name, stored=tuple(have.shape), blocks_load=rules.extra_blocks))
     if not problems:
-        return
+        return 0
     # A count mismatch found while naming the tensors says the same thing again.
     model.problems[:] = [p for p in model.problems if not (
         p.layer == node.path and p.kind is ProblemKind.WEIGHTS_MISMATCH and p.expected is None)]
     model.problems.extend(problems)
     if all(v.known for v in expected):
         _use_config_variables(model, layer, node, expected)
+        return 0
+    return _drop_contradicted(model, layer, problems)
+
+
+def _drop_contradicted(model: Model, layer: Layer, problems: list[Problem]) -> int:
+    """Where the config fixes only part of a layer's shapes (an input shape
+    lost after a ``Lambda``), a stored tensor that contradicts the part it
+    fixes is left out: no count or penalty is computed from a shape the
+    architecture refutes (review 54: a 37 KB file declaring a 200000 x
+    200000 kernel where the config implies (?, 32) was counted as 40
+    billion regularized weights, with an RL001 error and an RL004 step on
+    them). RL019 reports the tensor."""
+    wrong = {p.target for p in problems if p.kind is ProblemKind.WEIGHTS_MISMATCH and p.target}
+    dropped = [v for v in layer.variables if v.name in wrong]
+    layer.variables[:] = [v for v in layer.variables if v not in dropped]
+    for var in dropped:
+        model.notes.append(f"{layer.path}: {var.name} is stored as {_fmt(var.shape)}, which the config refutes: left "
+                           f"out of the counts and penalties (RL019)")
+    return len(dropped)
 
 
 def _add_lora_factors(model: Model, layer: Layer, node: LayerNode, factors: list[Expected]) -> None:
