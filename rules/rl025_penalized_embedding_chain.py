@@ -111,7 +111,10 @@ under SGD momentum at L2 0.03-0.3, as with both penalized). Complete: from
 that layer, some path to an output crosses no normalization and no free
 kernel and carries L2 on every kernel (under SGD, L2 or the optimizer's
 decoupled weight decay; ``Analysis.weakest_link_to_output``, a max-min
-path walk).
+path walk). The walks follow calls: a layer applied to two tensors is two
+nodes (``engine.graph.call_graph``), so a Dense shared by the table's
+branch and another input is judged on the path the table's signal takes
+(review 48, D3).
 ``strength = min(l2_table, max over first kernels of l2)``; under SGD also
 ``r`` = the largest first kernel's ``2*lr*(l2 + l2_opt)/(1-m) + lr*wd``
 (``Dynamics.total_shrink``, each tensor at its param group's settings),
@@ -592,21 +595,25 @@ def _chain(analysis, table_layer: Layer, table, by_variable: dict, rms: float) -
             rates.append(dyn.total_shrink(getattr(by_variable.get(id(v)), "l2", 0.0)) or 0.0)
         return min(rates, default=math.inf)
 
+    def named(nodes) -> tuple[str, ...]:
+        """A walk's nodes (a shared layer's call is a node: review 48, D3) as layer paths."""
+        return tuple(dict.fromkeys(analysis.origin_path(node) for node in nodes))
+
     complete, partial = [], []
     for first in analysis.first_kernels(start):
         if pull_of(first) <= 0:
             continue  # unpenalized or scale-invariant: it can grow to re-scale the signal
         rest = analysis.weakest_link_to_output(first.path, pull_of, through_free=True)
         if rest is not None and rest[0] > 0:
-            complete.append((first, (first.path, *rest[1])))
+            complete.append((first, named((first.path, *rest[1]))))
         elif analysis.weakest_link_to_output(first.path, lambda layer: math.inf, through_free=True) is not None:
-            partial.append((first, (first.path,)))
+            partial.append((first, named((first.path,))))
     candidates = complete or partial
     if not candidates:
         return None
     first, path = max(candidates, key=lambda c: l2_of(c[0]))
-    fed = tuple(by_variable[id(v)] for layer in analysis.reachable(start) for v in _kernels(layer)
-                if id(v) in by_variable)
+    fed = tuple({id(v): by_variable[id(v)] for layer in analysis.reachable(start) for v in _kernels(layer)
+                 if id(v) in by_variable}.values())
     own = by_variable.get(id(table))
     table_l2 = own.l2 if own is not None else 0.0
     chain = EmbeddingChain((start,), (table,), table_l2, rms, path, l2_of(first), fed, complete=bool(complete))

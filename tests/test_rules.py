@@ -510,6 +510,19 @@ def test_rl025_judges_the_kernels_the_table_feeds_first(tmp_path):
     assert findings(_without_regularizer(tmp_path, "scenario_embedding_lstm_sgd.keras", "lstm"), "RL025") == []
 
 
+def test_rl025_follows_the_tables_call_of_a_shared_layer():
+    """Review 48, D3: the walk went by layers, so a Dense shared by the
+    table's branch (-> out1) and a numeric input (-> out2) joined them, and
+    the chain was named (S, out2), a path the table's signal never takes,
+    with out2's L2 lowered by the fix. The walk follows calls (Keras'
+    inbound nodes): S's first call feeds out1 only."""
+    [f] = findings("embedding_shared_dense_branches.keras", "RL025")
+    assert f.severity is Severity.ERROR and "every kernel on to the output (S, out1)" in f.message
+    assert "out2" not in f.message
+    lowered = {(c.layer, c.target) for c in f.fix.changes if c.parameter == "lambda"}
+    assert lowered == {("S", "kernel")}  # out1's 0.01 is under the aim; out2 is not on the table's path
+
+
 def test_rl025_a_weak_last_kernel_does_not_hide_the_chain(tmp_path):
     """Review 48, D2: table and first Dense at L2 1, the classifier lowered
     to 0.01, under Adam: judged by its weakest link (0.01) the chain went

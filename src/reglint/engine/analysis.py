@@ -14,6 +14,7 @@ from typing import Any
 from reglint.engine.graph import (
     HOMOGENEOUS_ACTIVATIONS,
     ScaleWalk,
+    call_graph,
     every_path_ends,
     joins_channels_into_norms,
     longest_chain,
@@ -360,6 +361,8 @@ class Analysis:
         self._outbound = outbound_map(model)
         # every consumer, for order (chains, what stands behind a normalization)
         self._reach = reach_map(model) if any(x.downstream is not None for x in model.layers) else self._outbound
+        # a node per call of a shared layer, for walks that follow one tensor (RL025); None: none is shared
+        self._calls = call_graph(model, self._reach)
         self._inbound: dict[str, list[Layer]] | None = None  # built on first use (producers)
         self._outputs: set[str] | None = None  # the layers producing the model's outputs, on first use
         self.penalties: list[TensorPenalty] = []
@@ -476,6 +479,7 @@ class Analysis:
         possibly through layers that keep positive scale invariance, or a
         channel ``Concatenate`` into per-channel normalizations (DenseNet's
         blocks: ``graph.joins_channels_into_norms``)."""
+        layer = self.origin(layer)
         if layer.activation not in HOMOGENEOUS_ACTIVATIONS:
             return False
         return every_path_ends(layer, self._outbound, lambda nxt: rescales(nxt) or joins_channels_into_norms(
@@ -644,25 +648,55 @@ class Analysis:
         shrink in series multiply their shrinks (RL024)."""
         return longest_chain(layers, self._reach, normalizes)
 
+    # -- walks that follow one tensor: a node per call of a shared layer ------
+
+    def origin(self, layer: Layer) -> Layer:
+        """The layer a node of the call graph is a call of (itself where no
+        layer is shared): ``first_kernels`` and ``reachable`` return nodes."""
+        return self._calls.origin.get(layer.path, layer) if self._calls is not None else layer
+
+    def origin_path(self, key: str) -> str:
+        """The layer path of a node key (``weakest_link_to_output``'s paths)."""
+        return self._calls.origin[key].path if self._calls is not None and key in self._calls.origin else key
+
+    def _walk(self) -> dict[str, list[Layer]]:
+        return self._calls.outbound if self._calls is not None else self._reach
+
+    def _nodes(self, start: str) -> list[str]:
+        """The nodes a walk from ``start`` begins at: a node key as given, a
+        shared layer's path: each of its calls."""
+        if self._calls is None or (start in self._calls.origin and start not in self._calls.keys):
+            return [start]
+        return list(self._calls.keys.get(start, [start]))  # a copy: walks pop from it
+
     def weakest_link_to_output(self, start: str, weight, *, through_free: bool = False
                                ) -> tuple[float, list[str]] | None:
-        """From ``start`` to an output, through no normalization (nor, unless
-        ``through_free``, a free kernel), the path whose smallest
-        ``weight(layer)`` is largest, with it (``graph.widest_path``);
-        outputs unknown: layers that feed none."""
+        """From ``start`` (a layer path or a node of the call graph) to an
+        output, through no normalization (nor, unless ``through_free``, a
+        free kernel), the path whose smallest ``weight(layer)`` is largest,
+        with it (``graph.widest_path``), following calls; outputs unknown:
+        layers that feed none. The path's entries are node keys
+        (``origin_path`` names their layers)."""
+        walk = self._walk()
         ends = {o.layer for o in self.model.outputs} or {
             layer.path for layer in self.model.layers if not self._reach.get(layer.path)}
-        return widest_path(start, self._reach, lambda layer: None if normalizes(layer) or (
-            not through_free and self.free_kernel(layer)) else weight(layer), ends)
+        ends = {key for end in ends for key in self._nodes(end)}
+        found = [widest_path(node, walk, lambda layer: None if normalizes(layer) or (
+            not through_free and self.free_kernel(layer)) else weight(layer), ends) for node in self._nodes(start)]
+        return max((f for f in found if f is not None), key=lambda f: f[0], default=None)
 
     def first_kernels(self, start: str) -> list[Layer]:
         """The layers with trainable kernels that ``start``'s output reaches
         first, through layers without any (weightless, frozen) and no
-        normalization: the kernels a small embedding table feeds (RL025)."""
+        normalization: the kernels a small embedding table feeds (RL025).
+        Nodes of the call graph: a shared layer is the call the tensor
+        reaches (``origin`` names the layer)."""
+        walk = self._walk()
         found: dict[str, Layer] = {}
-        seen, todo = {start}, [start]
+        todo = self._nodes(start)
+        seen = set(todo)
         while todo:
-            for nxt in self._reach.get(todo.pop(), []):
+            for nxt in walk.get(todo.pop(), []):
                 if nxt.path in seen or normalizes(nxt):
                     continue
                 seen.add(nxt.path)
@@ -673,12 +707,13 @@ class Analysis:
         return list(found.values())
 
     def reachable(self, start: str) -> list[Layer]:
-        """Every layer ``start``'s output reaches without crossing a
+        """Every node ``start``'s output reaches without crossing a
         normalization or a free kernel, in no particular order."""
+        walk = self._walk()
         seen: dict[str, Layer] = {}
-        todo = [start]
+        todo = self._nodes(start)
         while todo:
-            for nxt in self._reach.get(todo.pop(), []):
+            for nxt in walk.get(todo.pop(), []):
                 if nxt.path in seen or normalizes(nxt) or self.free_kernel(nxt):
                     continue
                 seen[nxt.path] = nxt
@@ -695,6 +730,7 @@ class Analysis:
     def free_kernel(self, layer: Layer) -> bool:
         """``_free_kernel``, once per layer (a graph walk asks it of every
         layer it passes: review 48 counted 47M calls on 200 tables)."""
+        layer = self.origin(layer)
         cache = self.__dict__.setdefault("_free_kernels", {})
         if layer.path not in cache:
             cache[layer.path] = self._free_kernel(layer)
