@@ -22,6 +22,7 @@ from reglint.engine.graph import (
     outbound_map,
     reach_map,
     rescales,
+    walk_forward,
     widest_path,
 )
 from reglint.estimate.dynamics import Dynamics, dynamics_of, undampened_share
@@ -691,34 +692,16 @@ class Analysis:
         normalization: the kernels a small embedding table feeds (RL025).
         Nodes of the call graph: a shared layer is the call the tensor
         reaches (``origin`` names the layer)."""
-        walk = self._walk()
-        found: dict[str, Layer] = {}
-        todo = self._nodes(start)
-        seen = set(todo)
-        while todo:
-            for nxt in walk.get(todo.pop(), []):
-                if nxt.path in seen or normalizes(nxt):
-                    continue
-                seen.add(nxt.path)
-                if any(v.role.is_kernel_like and v.trainable for v in nxt.variables) and nxt.trainable:
-                    found[nxt.path] = nxt
-                else:
-                    todo.append(nxt.path)
-        return list(found.values())
+        def has_kernel(layer: Layer) -> bool:
+            return layer.trainable and any(v.role.is_kernel_like and v.trainable for v in layer.variables)
+
+        return [n for n in walk_forward(self._nodes(start), self._walk(), normalizes, has_kernel) if has_kernel(n)]
 
     def reachable(self, start: str) -> list[Layer]:
         """Every node ``start``'s output reaches without crossing a
         normalization or a free kernel, in no particular order."""
-        walk = self._walk()
-        seen: dict[str, Layer] = {}
-        todo = self._nodes(start)
-        while todo:
-            for nxt in walk.get(todo.pop(), []):
-                if nxt.path in seen or normalizes(nxt) or self.free_kernel(nxt):
-                    continue
-                seen[nxt.path] = nxt
-                todo.append(nxt.path)
-        return list(seen.values())
+        return walk_forward(self._nodes(start), self._walk(),
+                            lambda layer: normalizes(layer) or self.free_kernel(layer))
 
     def _unabsorbed_norms(self) -> set[str]:
         """Normalization layers whose penalized gamma the network cannot shed

@@ -283,6 +283,29 @@ def post_order(root: str, outbound: dict[str, list[Layer]], done: dict,
         yield path, following
 
 
+def walk_forward(starts: list[str], outbound: dict[str, list[Layer]], skip: Callable[[Layer], bool],
+                 stop: Callable[[Layer], bool] = lambda layer: False) -> list[Layer]:
+    """The layers reached from ``starts`` (paths or node keys), in no
+    particular order, entering none that ``skip`` takes and passing none that
+    ``stop`` takes (reached, not followed).
+
+    >>> from reglint.model import Layer
+    >>> a, b, c = (Layer(name=n, path=n, class_name="Dense") for n in "abc")
+    >>> [x.path for x in walk_forward(["a"], {"a": [b], "b": [c]}, lambda l: False, lambda l: l.path == "b")]
+    ['b']
+    """
+    seen: dict[str, Layer] = {}
+    todo = list(starts)
+    while todo:
+        for nxt in outbound.get(todo.pop(), []):
+            if nxt.path in seen or nxt.path in starts or skip(nxt):
+                continue
+            seen[nxt.path] = nxt
+            if not stop(nxt):
+                todo.append(nxt.path)
+    return list(seen.values())
+
+
 def longest_chain(marked: set[str], outbound: dict[str, list[Layer]], stop: Callable[[Layer], bool]) -> list[str]:
     """The marked layers along the path that holds the most of them, from
     any marked layer forward through layers ``stop`` does not take (a
