@@ -157,7 +157,7 @@ from typing import Any
 
 from reglint.engine.finding import Change, Fix, Severity, lambda_parameter
 from reglint.engine.fmt import g, pct
-from reglint.engine.measured import data_note, verdict
+from reglint.engine.measured import data_note, twin_harm, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
 
@@ -349,8 +349,8 @@ class PenaltyDominatesLoss(Rule):
                       f"{pct(self.aim())} of the data loss, or use decoupled weight_decay")
         yield self.finding(
             f"measured penalty/data ratio {g(rho, 2)} ({static_text}): "
-            f"{verdict(static, measured, result)}; weight penalty {g(total)} against a data loss of "
-            f"{g(result.data_loss)} {data_note(result)}; largest shares of the penalty: "
+            f"{verdict(static, measured, report, twin_harm(result))}; weight penalty {g(total)} against a data "
+            f"loss of {g(result.data_loss)} {data_note(result)}; largest shares of the penalty: "
             f"{_shares(by_layer, total) if total else '-'}{_behind(rho, rho_front, measured or Severity.INFO)}",
             severity=measured or Severity.INFO, target="penalty", remedy=remedy, fix=fix, measured=True,
             values={"penalty_ratio": rho, "penalty_ratio_unnormalized": rho_front,

@@ -86,7 +86,7 @@ import math
 
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
-from reglint.engine.measured import static_finding, verdict
+from reglint.engine.measured import static_finding, twin_harm, verdict
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.activity import (
     activity_penalty_per_sample,
@@ -181,7 +181,7 @@ class ActivityRegularizerScale(Rule):
                                0.5 * self.thresholds["activity-ratio-warning"] / ratio)
             yield self.finding(
                 f"measured activity penalty {g(lp.penalty)} per sample, {g(ratio, 2)}x the data loss "
-                f"{g(result.data_loss)} ({static_text}): {verdict(static, measured, report)}",
+                f"{g(result.data_loss)} ({static_text}): {verdict(static, measured, report, twin_harm(result))}",
                 severity=measured or Severity.INFO, layer=lp.layer, target="activity", measured=True, fix=fix,
                 remedy="scale the activity lambda down or penalise a mean instead of a sum" if measured else None,
                 values={"activity_ratio": ratio, "static_activity_ratio": sratio, "penalty_per_sample": lp.penalty,

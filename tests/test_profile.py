@@ -891,6 +891,33 @@ def test_another_rules_fix_measured_to_trail_the_twin_says_so():
     assert again.message == "m"
 
 
+def test_a_ratio_at_the_saved_weights_does_not_overturn_damage_the_twin_measured():
+    """Review 53: a siamese tower's activity penalty measured 1x the data
+    loss at the saved weights, so RL010's measured finding said "overturned
+    (static warning)" in the report whose RL023 error showed the penalized
+    run at chance and its fix (the activity lambda lowered) training."""
+    from types import SimpleNamespace
+
+    from reglint.engine.finding import Finding, Severity
+    from reglint.profile.result import LayerPenalty
+    from reglint.rules.rl010_activity_regularizer_scale import ActivityRegularizerScale
+
+    static = Finding("RL010", "activity-regularizer-scale", Severity.WARNING, "m", layer="tower",
+                     values={"activity_ratio": 9.2})
+    report = SimpleNamespace(findings=[static], suppressed=[], model=None)
+
+    def measured(verdict):
+        result = SimpleNamespace(layer_penalties=[LayerPenalty("tower", "activity", {"l2": 0.3}, 0.69)],
+                                 data_loss=0.69, synthetic=False, twin=SimpleNamespace(verdict=verdict))
+        [finding] = ActivityRegularizerScale().check_measured(result, report)
+        return finding
+
+    harmed = measured({"label": "collapsed", "severity": "error"})
+    assert "overturned (static" not in harmed.message and "RL023 measured the damage itself" in harmed.message
+    assert "the penalized run collapsed against its unregularized twin" in harmed.message
+    assert "overturned (static warning)" in measured({"label": "similar", "severity": None}).message
+
+
 def test_chance_is_the_class_prior_of_all_the_data_not_the_slices():
     """Review 50: chance was the held-back slice's majority share (0.13 on
     287 examples of 10 balanced classes, true 0.10). It is what predicting

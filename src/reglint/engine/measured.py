@@ -45,18 +45,39 @@ def collapsed_weights(report: Any) -> bool:
     return static_finding(report, "RL017") is not None
 
 
-def verdict(static: Severity | None, measured: Severity | None, report: Any = None) -> str:
-    """How the measurement relates to the static estimate.
+def twin_harm(result: Any) -> str | None:
+    """RL023's verdict where its twin measured an error's damage (the
+    penalized run collapsed, diverged or ended far short of its
+    unregularized twin), else None: what a ratio measured at the saved
+    weights cannot overturn."""
+    twin = getattr(result, "twin", None)
+    verdict_ = getattr(twin, "verdict", None) or {}
+    return verdict_.get("label") if verdict_.get("severity") == Severity.ERROR.value else None
+
+
+def verdict(static: Severity | None, measured: Severity | None, report: Any = None,
+            harm: str | None = None) -> str:
+    """How the measurement relates to the static estimate; ``harm``: RL023's
+    verdict where the twin measured the damage itself (``twin_harm``), which
+    a milder ratio does not overturn (review 53: an activity penalty 1x the
+    data loss at the saved weights was "overturned" in the report whose
+    twin stayed at chance because of it).
 
     >>> verdict(Severity.ERROR, Severity.ERROR)
     'confirmed'
     >>> verdict(Severity.ERROR, None)
     'overturned (static error)'
+    >>> verdict(Severity.WARNING, None, harm="collapsed")[:60]
+    'under the static warning here, but not overturned: RL023 mea'
     """
     if static == measured:
         return "confirmed"
     if static is None:
         return "not predicted by the static estimate"
+    if harm is not None and (measured is None or measured.rank < static.rank):
+        return (f"under the static {static.value} here, but not overturned: RL023 measured the damage itself "
+                f"(the penalized run {harm} against its unregularized twin), and the ratio at these weights does "
+                f"not show what the penalty does as training goes on")
     if measured is None:
         if report is not None and collapsed_weights(report):
             return (f"not reproduced at the saved weights, which have already collapsed (RL017): a measurement "

@@ -40,7 +40,8 @@ def attach_twin_verdict(result, report: FileReport, thresholds: dict[str, float]
     judging: Any = rule(thresholds)  # RL023: judge and learned_as_well are its own
     judgment = judging.judge(result)
     if judgment is not None:
-        twin.verdict = {"label": judgment.label, "message": judgment.message}
+        twin.verdict = {"label": judgment.label, "message": judgment.message,
+                        "severity": judgment.severity.value if judgment.severity is not None else None}
         margins = (judgment.values.get("margin_penalized"), judgment.values.get("margin_unregularized"))
         if None not in margins:
             twin.verdict["margins"] = list(margins)
