@@ -47,8 +47,10 @@ reached 0.89 (unregularized 0.84; 40 epochs of 200 examples, review 38, 10).
 ## Options
 - ``drift-pull-error`` (default 0.4): the pull per unit of weight ``g*/sigma = 2*l2 + l1/sigma``
   at which two layers in series, with no normalization between them or after them, make RL007 an
-  error; twice it where every output's loss is mean squared error, whose gradient ``2*(p - y)`` is
-  twice cross-entropy's (``estimate.loss_scale.data_gradient_scale``, ``bench/regression_probe.py``).
+  error; twice it where every output's loss is mean squared error on a linear output, whose gradient
+  ``2*(p - y)`` is twice cross-entropy's, and ``2*v`` of it (``v`` the target variance per unit) behind a
+  sigmoid or softmax, where it is ``2*(p - y)*p*(1 - p)`` (``estimate.loss_scale.data_gradient_scale``,
+  ``bench/regression_probe.py``, ``bench/bounded_mse_probe.py``).
 
 ## Formula
 Adam step ``~ eta * m/(sqrt(v)+eps)``; penalty drift ``eta*2*l2*w/s`` when the
@@ -220,7 +222,8 @@ class CoupledPenaltyAdaptive(Rule):
         when fewer than two, or when the training's known length is shorter
         than that drift: the weights have not reached zero. Of the tensors
         ``dyn`` updates (a MultiOptimizer group's), else the lead's."""
-        level = self.thresholds["drift-pull-error"] * analysis.data_gradient_scale
+        # at the level counts: a pull weighted over tensors lands a rounding error either side of it
+        level = self.thresholds["drift-pull-error"] * analysis.data_gradient_scale * (1 - 1e-9)
         sigma_of: dict[str, float] = {}
         penalties = analysis.chain_penalties() if dyn is None or dyn is analysis.dynamics else \
             analysis.chain_penalties(updated_by=dyn)

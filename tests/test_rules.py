@@ -224,6 +224,24 @@ def test_kernels_joined_by_concatenate_into_batchnorm_are_scale_invariant():
     assert stem not in {p.layer.path for p in ln.analysis.penalties if p.scale_invariant}
 
 
+def test_squared_error_behind_a_sigmoid_lowers_the_pull_gate_by_twice_the_target_variance():
+    """Review 53: a digits autoencoder (sigmoid reconstruction, MSE) with L2
+    0.1 under Adam stayed at R^2 0 in 3 of 3 seeds with an RL001 warning
+    (44x, a pull of 0.2 under the cross-entropy gate 0.4). Behind a sigmoid
+    or softmax MSE's gradient on a logit is 2*(p - y)*p*(1 - p): the gate
+    scales by 2*v, v the target variance per unit (0.25 at a sigmoid's
+    bound; bench/bounded_mse_probe.py: such models collapsed from L2 0.01-0.1
+    under Adam and RMSprop)."""
+    [rl001] = findings("mse_autoencoder_sigmoid_l2_adam.keras", "RL001")
+    assert rl001.severity is Severity.ERROR and rl001.values["pull_per_weight"] == pytest.approx(0.2)
+    # the pixels' own variance, 0.073: the gate falls to 0.4 * 2 * 0.073 = 0.058 (an L2 of 0.03 would err too)
+    scaled = findings("mse_autoencoder_sigmoid_l2_adam.keras", "RL001", context=TrainingContext(target_var=0.073))
+    assert [f.severity for f in scaled] == [Severity.ERROR]
+    # under SGD the gate stays (the per-step shrink decides as well)
+    sgd = findings("mse_autoencoder_sigmoid_l2_adam.keras", "RL001", context=TrainingContext(optimizer="SGD"))
+    assert [f.severity for f in sgd] == [Severity.WARNING] and "is under 0.4" in sgd[0].message
+
+
 def test_squared_error_under_an_adaptive_optimizer_doubles_the_pull_gates():
     """Review 51: a diabetes MLP with L2 0.3 under Adam (25x the data loss,
     pull 0.6) trained healthy, with RL001 and RL007 errors. MSE's gradient
@@ -242,8 +260,8 @@ def test_squared_error_under_an_adaptive_optimizer_doubles_the_pull_gates():
     assert "is under 0.88 (2.2x the gate" in wide[0].message
     sgd = findings("mse_mlp_l2_sgd.keras", "RL001")
     assert [f.severity for f in sgd] == [Severity.ERROR]
-    # review 52: behind a sigmoid MSE's gradient is smaller than cross-entropy's (the gate stays), and targets
-    # of variance 0.01 give a gradient 0.2x as large (the gate is never lowered under the grids' 0.4)
+    # review 52: behind a sigmoid MSE's gradient is smaller than cross-entropy's, and targets of variance
+    # 0.01 on a linear output give a gradient 0.2x as large (that gate is never lowered under the grids' 0.4)
     assert {f.code for f in findings("mse_mlp_sigmoid_l2_adam.keras") if f.severity is Severity.ERROR} >= {
         "RL001", "RL007"}
     small = findings("mse_mlp_l2_adam.keras", context=TrainingContext(target_var=0.01))

@@ -262,18 +262,25 @@ def _positions(model: Model, output: Output | None) -> int | None:
 def data_gradient_scale(model: Model, *, adaptive: bool, target_var: float | None = None) -> float:
     """The size of the data gradient a penalty's pull is weighed against
     (RL001's and RL007's pull gates), relative to cross-entropy's
-    (``p - y``), never under 1: where every output's loss is Keras' mean
-    squared error on an unbounded (linear) output under an adaptive
-    optimizer, ``2*sqrt(target variance)`` (its gradient ``2*(p - y)``; 2 on
-    standardised targets, ``--target-var`` where given), else 1. An adaptive
-    optimizer steps each weight by the two gradients' balance alone (RL007's
-    drift); under SGD the per-step shrink decides as well, and the gate
-    stays (``bench/regression_probe.py``: MSE MLPs at L2 0.3, a pull of 0.6,
-    stayed off chance in 12 of 12 runs under Adam and RMSprop and collapsed
-    from L2 1 in 24 of 24; under SGD momentum 4 of 6 collapsed at 0.3).
-    Behind a sigmoid or softmax MSE's gradient is ``2*(p - y)*p*(1 - p)``,
-    smaller than cross-entropy's, and such classifiers collapsed at L2 0.3
-    (review 52): 1.
+    (``p - y``), under an adaptive optimizer where every output's loss is
+    Keras' mean squared error (else 1; under SGD the per-step shrink decides
+    as well, and the gate stays: ``bench/regression_probe.py``, 4 of 6 MSE
+    MLPs collapsed at L2 0.3 under SGD momentum):
+
+    - on unbounded (linear) outputs, ``2*sqrt(target variance)``, never
+      under 1 (its gradient ``2*(p - y)``; 2 on standardised targets,
+      ``--target-var`` where given). ``bench/regression_probe.py``: MSE MLPs
+      at L2 0.3, a pull of 0.6, stayed off chance in 12 of 12 runs under
+      Adam and RMSprop and collapsed from L2 1 in 24 of 24;
+    - behind a sigmoid or softmax, ``2*v`` with ``v`` the target variance
+      per unit (``--target-var``, else the largest the output can fit:
+      0.25, ``(C-1)/C^2``): the gradient on a logit is ``2*(p - y)*p*(1 -
+      p)``, and ``p*(1 - p)`` at the class prior is the variance of 0/1
+      targets. ``bench/bounded_mse_probe.py`` (32 runs, Adam and RMSprop): a
+      digits autoencoder (pixel variance 0.073) collapsed at every L2 from
+      0.01, a 10-class softmax-MSE classifier too, breast cancer's sigmoid
+      from 0.1 (RMSprop; Adam lost a third of its margin), where the
+      cross-entropy gate (a pull of 0.4: L2 0.2) erred only at 0.3.
 
     >>> from reglint.model import Model, Output
     >>> linear = [Output("out", 1, "linear")]
@@ -282,14 +289,27 @@ def data_gradient_scale(model: Model, *, adaptive: bool, target_var: float | Non
     (2.0, 1.0)
     >>> data_gradient_scale(regressor, adaptive=True, target_var=0.01)
     1.0
+    >>> softmax = Model("m.keras", "keras_v3", losses=[Loss("mean_squared_error")],
+    ...                 outputs=[Output("out", 10, "softmax")])
+    >>> round(data_gradient_scale(softmax, adaptive=True), 3)
+    0.18
     """
     if not adaptive or not model.losses:
         return 1.0
+    linear, bounded = True, []
     for index, loss in enumerate(model.losses):
         output = _output_for(loss, index, model, {o.layer: o for o in model.outputs})
-        if loss.name != "mean_squared_error" or output is None or (output.activation or "linear") != "linear":
+        if loss.name != "mean_squared_error" or output is None:
             return 1.0
-    return max(1.0, 2.0 * math.sqrt(target_var or 1.0))
+        if (output.activation or "linear") != "linear":
+            linear = False
+            var = target_var if target_var is not None else bounded_target_var(output)
+            if var is None or output.activation not in ("sigmoid", "softmax"):
+                return 1.0
+            bounded.append(2.0 * var)
+    if linear:
+        return max(1.0, 2.0 * math.sqrt(target_var or 1.0))
+    return min(1.0, max(bounded)) if len(bounded) == len(model.losses) else 1.0
 
 
 def _output_for(loss: Loss, index: int, model: Model, outputs: dict[str, Output]) -> Output | None:
