@@ -50,7 +50,8 @@ yours), or decoupled ``weight_decay`` in the optimizer.
   MLPs at L2 0.3, a pull of 0.6, stayed off chance 12 of 12 under Adam and RMSprop, from L2 1 collapsed 24
   of 24; the calibration grids' one RL001 error this moved, diabetes under Adam at L2 0.3, had degraded);
   ``2*sqrt(--target-var)`` where that is larger than 1; behind a sigmoid or softmax, ``2*v`` of it with ``v``
-  the target variance per unit (``--target-var``, else the output's bound: 0.25, ``(C-1)/C^2``), where MSE's
+  the output's bound on the target variance per unit (0.25, ``(C-1)/C^2``; not ``--target-var``, which is
+  ``p*(1 - p)`` only for 0/1 targets: review 55's sigmoid regressor on targets of variance 0.01), where MSE's
   gradient on a logit, ``2*(p - y)*p*(1 - p)``, is smaller than cross-entropy's (``bench/bounded_mse_probe.py``,
   2026-12-03, Adam and RMSprop: a digits autoencoder and a 10-class softmax-MSE classifier collapsed at every
   L2 from 0.01, breast cancer's sigmoid-MSE classifier from 0.1 under RMSprop and at 0.3 under Adam; at the

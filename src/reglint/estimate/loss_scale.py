@@ -272,11 +272,14 @@ def data_gradient_scale(model: Model, *, adaptive: bool, target_var: float | Non
       ``--target-var`` where given). ``bench/regression_probe.py``: MSE MLPs
       at L2 0.3, a pull of 0.6, stayed off chance in 12 of 12 runs under
       Adam and RMSprop and collapsed from L2 1 in 24 of 24;
-    - behind a sigmoid or softmax, ``2*v`` with ``v`` the target variance
-      per unit (``--target-var``, else the largest the output can fit:
-      0.25, ``(C-1)/C^2``): the gradient on a logit is ``2*(p - y)*p*(1 -
-      p)``, and ``p*(1 - p)`` at the class prior is the variance of 0/1
-      targets. ``bench/bounded_mse_probe.py`` (32 runs, Adam and RMSprop): a
+    - behind a sigmoid or softmax, ``2*v`` with ``v`` the largest variance
+      the output can fit per unit (0.25, ``(C-1)/C^2``): the gradient on a
+      logit is ``2*(p - y)*p*(1 - p)``, and ``p*(1 - p)`` at the targets'
+      mean ``m`` is ``m*(1 - m)``, at most that bound; ``--target-var`` is
+      not used (it equals ``m*(1 - m)`` for 0/1 targets only: review 55's
+      sigmoid regressor, targets of variance 0.0105 around 0.5, trained at
+      an L2 the gate at ``2*0.0105`` called an error).
+      ``bench/bounded_mse_probe.py`` (32 runs, Adam and RMSprop): a
       digits autoencoder (pixel variance 0.073) collapsed at every L2 from
       0.01, a 10-class softmax-MSE classifier too, breast cancer's sigmoid
       from 0.1 (RMSprop; Adam lost a third of its margin), where the
@@ -293,6 +296,10 @@ def data_gradient_scale(model: Model, *, adaptive: bool, target_var: float | Non
     ...                 outputs=[Output("out", 10, "softmax")])
     >>> round(data_gradient_scale(softmax, adaptive=True), 3)
     0.18
+    >>> sigmoid = Model("m.keras", "keras_v3", losses=[Loss("mean_squared_error")],
+    ...                 outputs=[Output("out", 1, "sigmoid")])
+    >>> data_gradient_scale(sigmoid, adaptive=True, target_var=0.0105)
+    0.5
     """
     if not adaptive or not model.losses:
         return 1.0
@@ -303,7 +310,7 @@ def data_gradient_scale(model: Model, *, adaptive: bool, target_var: float | Non
             return 1.0
         if (output.activation or "linear") != "linear":
             linear = False
-            var = target_var if target_var is not None else bounded_target_var(output)
+            var = bounded_target_var(output)
             if var is None or output.activation not in ("sigmoid", "softmax"):
                 return 1.0
             bounded.append(2.0 * var)
