@@ -547,6 +547,19 @@ def test_rl025_follows_the_tables_call_of_a_shared_layer():
     assert lowered == {("S", "kernel")}  # out1's 0.01 is under the aim; out2 is not on the table's path
 
 
+def test_rl025_a_shared_layer_is_an_output_only_on_the_call_the_model_returns():
+    """Review 55: every call of a shared layer counted as a model output, so
+    the table's chain through H's first call (into an unpenalized head)
+    "reached the output" at H and was an error; the model returns H's
+    second call (output_layers ['H', 1, 0])."""
+    from reglint.readers import read_model
+
+    path = KERAS_FIXTURES / "embedding_shared_output_call.keras"
+    assert [(o.layer, o.node) for o in read_model(path).outputs] == [("F_free", None), ("H", 1)]
+    [f] = findings("embedding_shared_output_call.keras", "RL025")
+    assert f.severity is Severity.WARNING and "only unpenalized layers follow them" in f.message
+
+
 def test_rl025_a_weak_last_kernel_does_not_hide_the_chain(tmp_path):
     """Review 48, D2: table and first Dense at L2 1, the classifier lowered
     to 0.01, under Adam: judged by its weakest link (0.01) the chain went

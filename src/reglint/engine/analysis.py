@@ -670,6 +670,12 @@ class Analysis:
             return [start]
         return list(self._calls.keys.get(start, [start]))  # a copy: walks pop from it
 
+    def _output_nodes(self, layer: str, node: int | None) -> list[str]:
+        """The call graph's nodes an output is: the call the model returns
+        where the file says which (a shared layer), else every call."""
+        keys = self._nodes(layer)
+        return [keys[node]] if node is not None and 0 <= node < len(keys) else keys
+
     def weakest_link_to_output(self, start: str, weight, *, through_free: bool = False
                                ) -> tuple[float, list[str]] | None:
         """From ``start`` (a layer path or a node of the call graph) to an
@@ -679,9 +685,8 @@ class Analysis:
         layers that feed none. The path's entries are node keys
         (``origin_path`` names their layers)."""
         walk = self._walk()
-        ends = {o.layer for o in self.model.outputs} or {
-            layer.path for layer in self.model.layers if not self._reach.get(layer.path)}
-        ends = {key for end in ends for key in self._nodes(end)}
+        ends = {key for o in self.model.outputs for key in self._output_nodes(o.layer, o.node)} or {
+            key for layer in self.model.layers if not self._reach.get(layer.path) for key in self._nodes(layer.path)}
         found = [widest_path(node, walk, lambda layer: None if normalizes(layer) or (
             not through_free and self.free_kernel(layer)) else weight(layer), ends) for node in self._nodes(start)]
         return max((f for f in found if f is not None), key=lambda f: f[0], default=None)

@@ -533,6 +533,10 @@ class Output:
     units: int | None = None
     activation: str | None = None
     name: str | None = None
+    # which call of ``layer`` the model returns, where the layer is applied
+    # more than once (Keras' ``output_layers`` node index); None: its only
+    # call, or not known (review 55: a shared layer was an output on every call)
+    node: int | None = None
 
 
 class ProblemKind(str, Enum):

@@ -732,12 +732,11 @@ def mark_fixed_statistics(model: Model) -> None:
 
 def attach_outputs(model: Model, tree: ModelConfig) -> None:
     """Output layers with their width, activation and Keras name (a dict
-    output's key, else its layer's). Each output is
-    resolved in the top container, through nested models, to the layer
-    that produces it (a nested model's output is the layer behind its
-    tensor index, not its last layer; a name is looked up where the output
-    sits, not among same-named layers of nested models); an Activation or
-    Softmax head takes its width from the layer feeding it."""
+    output's key, else its layer's), each resolved in the top container, through
+    nested models, to the layer that produces it (a nested model's output is the
+    layer behind its tensor index; a name is looked up where the output sits,
+    not among same-named layers of nested models; a shared layer: the call
+    returned); an Activation or Softmax head takes its width from its input."""
     graph = NestedGraph(model, tree.output_refs)
     nested = {node.path: node for node in tree.containers}
     names = output_names([ref.name for ref in tree.output_refs])
@@ -766,7 +765,8 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
                 units = probe.units
                 if activation in (None, "linear") and probe.activation and kept:
                     activation = probe.activation
-        model.outputs.append(Output(layer=layer.path, units=units, activation=activation, name=name))
+        model.outputs.append(Output(layer=layer.path, units=units, activation=activation, name=name,
+                                    node=ref.node if layer.calls > 1 and layer.path == ref.name else None))
 
 
 def output_names(layers: list[str]) -> list[str]:
