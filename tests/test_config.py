@@ -374,6 +374,12 @@ def test_a_layer_override_covers_a_finding_over_layers_it_all_covers():
     one, both, bare = rl007("lstm"), rl007("lstm", "dense"), Finding("RL007", "n", Severity.WARNING, "m")
     kept, suppressed = filter_findings([one, both, bare], "m.keras", settings)
     assert suppressed == [one] and kept == [both, bare]
+    # review 55: a finding on one layer that lists its chain (RL024) or changes other layers in its fix
+    chain = Finding("RL024", "chain-shrinks-too-fast", Severity.ERROR, "m", layer="h0",
+                    values={"chain": ["h0", "h1", "out"]})
+    assert filter_findings([chain], "m.keras", Settings(overrides=[Override(layers=["h0"], ignore=["RL024"])]))[0]
+    assert filter_findings([chain], "m.keras", Settings(overrides=[Override(layers=["h*", "out"],
+                                                                             ignore=["RL024"])]))[1] == [chain]
     # without layers, an override covers every finding of its codes, as before
     kept, suppressed = filter_findings([one, both, bare], "m.keras", Settings(overrides=[Override(ignore=["RL007"])]))
     assert suppressed == [one, both, bare]

@@ -144,11 +144,29 @@ def _override_matches(override: Override, finding: Finding) -> bool:
         return any(fnmatch(layer, pat) or fnmatch(layer.split("/")[-1], pat) for pat in override.layers)
 
     if override.layers not in (["*"], []):
-        # a finding over several layers (RL007's "1 kernel in 1 layer (lstm)") carries no one layer but
-        # lists them in values["layers"]: covered where every one of them is (review 54)
-        listed = finding.values.get("layers") if isinstance(finding.values, dict) else None
-        layers = [finding.layer] if finding.layer else (
-            [x for x in listed if isinstance(x, str)] if isinstance(listed, list) else [])
+        layers = named_layers(finding)
         if not layers or not all(covered(layer) for layer in layers):
             return False
     return bool(_matches(finding.code, override.ignore))
+
+
+# values keys under which rules list the layers a finding is about (RL007, RL021: layers; RL024: its chain;
+# RL025: the kernels its tables feed)
+_LAYER_LISTS = ("layers", "chain", "fed_layers", "tables")
+
+
+def named_layers(finding: Finding) -> list[str]:
+    """Every layer a finding is about: its own, those its values list
+    (``_LAYER_LISTS``) and those its fix changes. A layer-scoped override
+    covers the finding when it covers each (review 54: RL007's "1 kernel in
+    1 layer (lstm)" carries no one layer; review 55: RL024's chain (h0, h1,
+    out) was silenced by ``layers = ["h0"]``, its first layer)."""
+    found = [finding.layer] if finding.layer else []
+    values = finding.values if isinstance(finding.values, dict) else {}
+    for key in _LAYER_LISTS:
+        listed = values.get(key)
+        if isinstance(listed, (list, tuple)):
+            found += [x for x in listed if isinstance(x, str)]
+    if finding.fix is not None:
+        found += [c.layer for c in finding.fix.changes if c.layer]
+    return list(dict.fromkeys(found))
