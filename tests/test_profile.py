@@ -914,7 +914,7 @@ def test_a_ratio_at_the_saved_weights_does_not_overturn_damage_the_twin_measured
 
     harmed = measured({"label": "collapsed", "severity": "error"})
     assert "overturned (static" not in harmed.message and "RL023 measured the damage itself" in harmed.message
-    assert "the penalized run collapsed against its unregularized twin" in harmed.message
+    assert "its verdict against the unregularized twin: collapsed" in harmed.message
     assert "overturned (static warning)" in measured({"label": "similar", "severity": None}).message
 
 

@@ -6,8 +6,8 @@
 '1,220'
 >>> g(261.4, 2)
 '261'
->>> g(99.6, 2), g(999.7)
-('100', '1,000')
+>>> g(99.6, 2), g(999.7), g(999.96, 4), g(1234.5, 4)
+('100', '1,000', '1,000', '1,234')
 >>> pct(0.0578)
 '5.8%'
 >>> plural(1, "kernel"), plural(3, "layer")
@@ -34,8 +34,10 @@ def g(value: float | int | None, digits: int = 3) -> str:
         return f"{round(value):,}"
     if 1e-3 <= abs(value) < 1e5:
         shown = f"{value:.{digits}g}"
-        # rounding up to 10**digits switches %g to an exponent (99.6 -> '1e+02', review 54)
-        return f"{round(float(shown)):,}" if "e" in shown else shown
+        # rounding up to 10**digits switches %g to an exponent (99.6 -> '1e+02', review 54); a whole number
+        # of four digits or more takes its thousands separator, as the branches above give it (review 55)
+        return f"{round(float(shown)):,}" if "e" in shown or ("." not in shown and abs(float(shown)) >= 1000) \
+            else shown
     return f"{value:.{max(1, digits - 1)}e}".replace("e-0", "e-").replace("e+0", "e+")
 
 

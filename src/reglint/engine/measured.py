@@ -76,7 +76,7 @@ def verdict(static: Severity | None, measured: Severity | None, report: Any = No
         return "not predicted by the static estimate"
     if harm is not None and (measured is None or measured.rank < static.rank):
         return (f"under the static {static.value} here, but not overturned: RL023 measured the damage itself "
-                f"(the penalized run {harm} against its unregularized twin), and the ratio at these weights does "
+                f"(its verdict against the unregularized twin: {harm}), and the ratio at these weights does "
                 f"not show what the penalty does as training goes on")
     if measured is None:
         if report is not None and collapsed_weights(report):

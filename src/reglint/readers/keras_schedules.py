@@ -147,8 +147,8 @@ def unknown_rate_note(name: str | None, initial: float | None, peak: float | Non
     if not name or initial is not None or peak is not None:
         return None
     return (f"learning-rate schedule {name} is a class reglint cannot compute: no per-step shrink or step size "
-            "is judged (RL002, RL003, RL004, RL021, RL024 need the rate); give --lr with the largest rate the "
-            "training reaches")
+            "is judged (RL002, RL003, RL004, RL021, RL024 and RL025 under SGD need the rate); give --lr with the "
+            "largest rate the training reaches")
 
 
 def _number(value: Any) -> float | None:
