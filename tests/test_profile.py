@@ -918,6 +918,24 @@ def test_a_ratio_at_the_saved_weights_does_not_overturn_damage_the_twin_measured
     assert "overturned (static warning)" in measured({"label": "similar", "severity": None}).message
 
 
+def test_on_data_of_one_dominant_class_the_levels_are_shares_of_the_headroom():
+    """Review 55: with 91.4% of the examples in one class the twin reached
+    0.997 (0.083 over chance, under the 0.15 that "learned" asked) and a
+    penalized run sitting at chance got "twin-did-not-learn", no verdict.
+    Learned and collapsed are at most half and a quarter of 1 - chance; on
+    balanced data nothing changes."""
+    from reglint.engine.finding import Severity
+
+    chance = 0.914
+    judged = _judge([0.9136] * 7, [0.914, 0.95, 0.99, 0.997, 0.997, 0.997, 0.997], chance=chance)
+    assert judged.label == "collapsed" and judged.severity is Severity.ERROR
+    # a run 0.03 over chance kept a third of the twin's 0.083: not collapsed (a quarter of 0.086 is 0.0215)
+    kept = _judge([0.944] * 7, [0.914, 0.95, 0.99, 0.997, 0.997, 0.997, 0.997], chance=chance)
+    assert kept.label != "collapsed"
+    balanced = _judge([0.1] * 7, [0.1, 0.2, 0.22, 0.24, 0.24, 0.24, 0.24])  # 0.14 over chance 0.1: not learned
+    assert balanced.label == "twin-did-not-learn"
+
+
 def test_chance_is_the_class_prior_of_all_the_data_not_the_slices():
     """Review 50: chance was the held-back slice's majority share (0.13 on
     287 examples of 10 balanced classes, true 0.10). It is what predicting

@@ -23,6 +23,31 @@ from reglint.engine.fmt import g, pct
 # learned beats chance by LEARNED accuracy points (R^2-like LEARNED_SKILL).
 LEARNED = 0.15
 LEARNED_SKILL = 0.20
+# A run within COLLAPSED of chance (R^2-like: of the constant predictor's
+# loss) has collapsed.
+COLLAPSED = 0.05
+# On data whose majority class holds most examples the headroom over chance,
+# 1 - chance, is small: the accuracy levels are at most these shares of it
+# (review 55: with 91.4% of one class the twin reached 0.997, 0.083 over
+# chance, "did not learn", and a penalized run sitting at chance got no
+# verdict). Where chance is at most 0.7 (0.8 for COLLAPSED) they change
+# nothing: the calibration grids' data sets.
+LEARNED_HEADROOM = 0.5
+COLLAPSED_HEADROOM = 0.25
+
+
+def learned_over(chance: float) -> float:
+    """Accuracy over ``chance`` a run that learned beats.
+
+    >>> learned_over(0.1), round(learned_over(0.914), 3)
+    (0.15, 0.043)
+    """
+    return min(LEARNED, LEARNED_HEADROOM * (1.0 - chance))
+
+
+def collapsed_over(chance: float) -> float:
+    """Accuracy over ``chance`` within which a run has collapsed."""
+    return min(COLLAPSED, COLLAPSED_HEADROOM * (1.0 - chance))
 # Records averaged at the end of each run.
 FINAL_RECORDS = 3
 # A run whose margin rose this much over its second half is still learning:
@@ -55,7 +80,9 @@ class TwinMetric:
         if self.series != "val_accuracy" and not self.reference:
             # no constant-predictor loss for this loss (or several outputs): the share of the starting loss removed
             self.reference, self.against = first_value(twin.penalized, self.series), "its start"
-        self.learned = LEARNED if self.series == "val_accuracy" else LEARNED_SKILL
+        chance = self.chance if self.series == "val_accuracy" else None
+        self.learned = learned_over(chance) if chance is not None else LEARNED_SKILL
+        self.collapsed = collapsed_over(chance) if chance is not None else COLLAPSED
 
     def final(self, run) -> float | None:
         return final_value(run, self.series)

@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from reglint.engine.fmt import g, pct
-from reglint.engine.twin_metric import FINAL_RECORDS, LEARNED, LEARNED_SKILL
+from reglint.engine.twin_metric import FINAL_RECORDS, LEARNED_SKILL, learned_over
 from reglint.profile.data import BINARY, ONE_HOT, SPARSE, HeldOut, trivial_loss
 from reglint.profile.gradients import restore, snapshot
 from reglint.profile.load import DataLoss, by_output, flatten, layer_paths
@@ -632,7 +632,7 @@ def _learned_on(reference: dict[str, Any]) -> Callable[[TwinRun], bool] | None:
         return value is not None and (value >= level if above else value <= level)
 
     if chance is not None:
-        return lambda run: reached(last(run.val_accuracy), chance + LEARNED, above=True)
+        return lambda run: reached(last(run.val_accuracy), chance + learned_over(chance), above=True)
     if trivial:
         return lambda run: reached(last(run.val_loss), (1 - LEARNED_SKILL) * trivial, above=False)
     return None
