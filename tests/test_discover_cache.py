@@ -162,6 +162,10 @@ def test_symlinks_never_lead_out_of_the_tree(tmp_path, monkeypatch):
     monkeypatch.chdir(repo)
     files, _, _ = discover(["models"], Settings())
     assert files == ["models/link_in.keras"]  # a link and its target: one file, linted once, first spelling
+    # review 55: a link into a sibling folder of the working directory is followed, as the reader follows it
+    touch(repo, "runs/best.keras")
+    (repo / "models" / "latest.keras").symlink_to(repo / "runs" / "best.keras")
+    assert discover(["models"], Settings())[0] == ["models/latest.keras", "models/link_in.keras"]
     # Named explicitly, a link is the user's choice.
     assert discover(["models/link_out.keras"], Settings())[0] == ["models/link_out.keras"]
 

@@ -54,7 +54,7 @@
   symlink and its target, a folder named directly and through a symlink)
   is linted once, shown as it was first spelled.
 * Symlinked folders are never followed; a symlinked file is linted only when
-  it points inside the folder being searched.
+  it points inside the folder being searched or the working directory.
 """
 
 from __future__ import annotations
@@ -526,18 +526,24 @@ def _looks_like_model_file(entry: os.DirEntry, top: Path) -> bool:
     if split and int(split["no"]) > 1:  # read with the first part, as one model
         return False
     if entry.is_symlink():
-        # Never read outside the tree through a link (a broken link inside
-        # the tree is kept: the reader reports it).
-        target = Path(os.path.realpath(entry.path))
-        return target == top or real_path(top) in target.parents
+        # Never read outside the tree or the working directory through a link
+        # (a broken link inside the tree is kept: the reader reports it).
+        return _inside(entry, top)
     return entry.is_file()
 
 
 def _inside(entry: os.DirEntry, top: Path) -> bool:
+    """Not a link, or a link to a target inside the folder searched or the
+    working directory (the project: ``models/latest.keras ->
+    ../runs/best.keras``), the reader's own rule for a link
+    (``readers.sniff.check_link_stays_inside``; review 55: the search
+    skipped what the reader follows when the file is named)."""
     if not entry.is_symlink():
         return True
     target = Path(os.path.realpath(entry.path))
-    return target == top or real_path(top) in target.parents
+    cwd = Path(os.path.realpath(os.getcwd()))
+    roots = [real_path(top)] + ([cwd] if cwd.parent != cwd else [])
+    return target == top or any(root == target or root in target.parents for root in roots)
 
 
 def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:
