@@ -131,7 +131,8 @@ Measured (``reglint profile``): an error when the short run from the saved
 weights diverged or collapsed with the shrink at or above the warning
 level. A collapse read from the training loss and the kernel norms is a
 warning instead when the same run ended at least 0.15 over chance on the
-data held back by ``--data`` (R^2-like 0.2): the network still separates
+data held back by ``--data`` (R^2-like 0.2; on data of one dominant class
+half the headroom ``1 - chance``, ``engine.twin_metric``): the network still separates
 the data with shrunken weights. On the older grids' profiles 3 runs got
 the error while having learned there (1 collapsed, 2 degraded) and 40 while
 not (35 collapsed, 5 diverged); the fresh grid added 2 learned, both

@@ -58,7 +58,8 @@ starting weights (the saved ones, or a fresh draw for a trained file) the
 tracked kernels' norm fell while the data loss did not
 improve (``collapsing``): an error. With ``--data``, the same run is scored
 on a slice held back from training; when it ends at least 0.15 over chance
-there (R^2-like 0.2: the calibration grid's "learned"), the network still
+there (R^2-like 0.2: the calibration grid's "learned"; on data of one
+dominant class half the headroom ``1 - chance``), the network still
 separates the data with shrunken weights and small logits, and the finding
 is a warning that says so. Over the calibration grids' profiles (the
 classic grid at the default budget, the modern grid's three seeds at each

@@ -332,7 +332,7 @@ class PenaltyHurtsTraining(Rule):
         values.update({"margin_penalized": m_pen, "margin_unregularized": m_ref})
         if m_ref is None or m_pen is None:
             return Judgment("not-measured", f"{where}: no {metric.name} to compare", None, values)
-        if m_ref < metric.learned:
+        if m_ref < metric.learned or m_ref <= 0:
             return Judgment("twin-did-not-learn", f"{where}: the unregularized twin did not learn either "
                                                   f"({metric.show(ref)}{metric.context()}; {metric.criterion()}): "
                                                   f"no verdict on the penalty", None, values)

@@ -380,6 +380,16 @@ def test_a_layer_override_covers_a_finding_over_layers_it_all_covers():
     assert filter_findings([chain], "m.keras", Settings(overrides=[Override(layers=["h0"], ignore=["RL024"])]))[0]
     assert filter_findings([chain], "m.keras", Settings(overrides=[Override(layers=["h*", "out"],
                                                                              ignore=["RL024"])]))[1] == [chain]
+    # review 56: a fix changing a setting of no layer (the optimizer's weight_decay) makes the finding the whole
+    # model's; RL007's drifting chain counts as a list of its layers
+    from reglint.engine.finding import Change, Fix
+
+    wide = Finding("RL003", "weight-decay-too-strong", Severity.ERROR, "m", fix=Fix("aim", (
+        Change("weight_decay", 1.0, 0.01, target="optimizer"), Change("lambda", 0.1, 0.01, "dense", "kernel"))))
+    drift = Finding("RL007", "coupled-penalty-adaptive", Severity.ERROR, "m",
+                    values={"layers": ["dense", "dense_1"], "drifting_chain": ["embedding", "dense", "dense_1"]})
+    scoped = Settings(overrides=[Override(layers=["dense*"], ignore=["RL003", "RL007"])])
+    assert filter_findings([wide, drift], "m.keras", scoped) == ([wide, drift], [])
     # without layers, an override covers every finding of its codes, as before
     kept, suppressed = filter_findings([one, both, bare], "m.keras", Settings(overrides=[Override(ignore=["RL007"])]))
     assert suppressed == [one, both, bare]

@@ -456,7 +456,8 @@ def test_full_report_shows_both_runs(models, capsys):
 
 
 def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, diverged_at: int | None = None,
-           pen_loss: list[float] | None = None, moving_statistics: dict | None = None, data: dict | None = None):
+           pen_loss: list[float] | None = None, moving_statistics: dict | None = None, data: dict | None = None,
+           samples: int = 50):
     """RL023's verdict on two recorded runs (held-out accuracy; the
     penalized run's training-batch loss ``pen_loss``), no TensorFlow."""
     from types import SimpleNamespace
@@ -471,7 +472,7 @@ def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, dive
 
     twin = Twin(budget=Budget(steps=10 * (len(ref_acc) - 1), reason="test"),
                 penalized=run(pen_acc, diverged_at, pen_loss), unregularized=run(ref_acc), removed=["d/kernel L2"],
-                held_out={"chance": chance, "samples": 50, "trivial_loss": 2.3}, synthetic=False,
+                held_out={"chance": chance, "samples": samples, "trivial_loss": 2.3}, synthetic=False,
                 moving_statistics=moving_statistics)
     result = SimpleNamespace(twin=twin, data=data or {"path": "d.npz", "held_out": 50}, variables=[], optimizer={},
                              outcome=SimpleNamespace(trivial_loss=None, label="learning"), layer_penalties=[],
@@ -926,12 +927,15 @@ def test_on_data_of_one_dominant_class_the_levels_are_shares_of_the_headroom():
     balanced data nothing changes."""
     from reglint.engine.finding import Severity
 
-    chance = 0.914
-    judged = _judge([0.9136] * 7, [0.914, 0.95, 0.99, 0.997, 0.997, 0.997, 0.997], chance=chance)
+    chance, twin = 0.914, [0.914, 0.95, 0.99, 0.997, 0.997, 0.997, 0.997]
+    judged = _judge([0.9136] * 7, twin, chance=chance, samples=359)
     assert judged.label == "collapsed" and judged.severity is Severity.ERROR
     # a run 0.03 over chance kept a third of the twin's 0.083: not collapsed (a quarter of 0.086 is 0.0215)
-    kept = _judge([0.944] * 7, [0.914, 0.95, 0.99, 0.997, 0.997, 0.997, 0.997], chance=chance)
-    assert kept.label != "collapsed"
+    assert _judge([0.944] * 7, twin, chance=chance, samples=359).label != "collapsed"
+    # review 56: a slice of fewer than 10 minority examples (here 4), or of one class, keeps the fixed
+    # levels: no verdict, and no division by a margin of 0
+    assert _judge([0.9136] * 7, twin, chance=chance, samples=50).label == "twin-did-not-learn"
+    assert _judge([1.0] * 7, [1.0] * 7, chance=1.0, samples=300).label == "twin-did-not-learn"
     balanced = _judge([0.1] * 7, [0.1, 0.2, 0.22, 0.24, 0.24, 0.24, 0.24])  # 0.14 over chance 0.1: not learned
     assert balanced.label == "twin-did-not-learn"
 

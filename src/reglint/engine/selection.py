@@ -150,9 +150,9 @@ def _override_matches(override: Override, finding: Finding) -> bool:
     return bool(_matches(finding.code, override.ignore))
 
 
-# values keys under which rules list the layers a finding is about (RL007, RL021: layers; RL024: its chain;
-# RL025: the kernels its tables feed)
-_LAYER_LISTS = ("layers", "chain", "fed_layers", "tables")
+# values keys under which rules list the layers a finding is about (RL007, RL021: layers; RL007: the chain
+# drifting to zero; RL024: its chain; RL025: the kernels its tables feed)
+_LAYER_LISTS = ("layers", "drifting_chain", "chain", "fed_layers", "tables")
 
 
 def named_layers(finding: Finding) -> list[str]:
@@ -160,7 +160,13 @@ def named_layers(finding: Finding) -> list[str]:
     (``_LAYER_LISTS``) and those its fix changes. A layer-scoped override
     covers the finding when it covers each (review 54: RL007's "1 kernel in
     1 layer (lstm)" carries no one layer; review 55: RL024's chain (h0, h1,
-    out) was silenced by ``layers = ["h0"]``, its first layer)."""
+    out) was silenced by ``layers = ["h0"]``, its first layer). Empty, so
+    covered by none, where the fix changes a setting of no layer (the
+    optimizer's weight_decay, compile's loss weights): the finding is about
+    the whole model (review 56: RL003 and RL026 were hidden by an override
+    naming a layer their fix also touched)."""
+    if finding.fix is not None and any(c.layer is None for c in finding.fix.changes):
+        return []
     found = [finding.layer] if finding.layer else []
     values = finding.values if isinstance(finding.values, dict) else {}
     for key in _LAYER_LISTS:

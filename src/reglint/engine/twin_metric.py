@@ -34,20 +34,34 @@ COLLAPSED = 0.05
 # nothing: the calibration grids' data sets.
 LEARNED_HEADROOM = 0.5
 COLLAPSED_HEADROOM = 0.25
+# ... where the held-back slice holds at least this many examples outside
+# the majority class: fewer, and one example decides (review 56: a slice of
+# one class crashed the comparison, a margin of 0; one minority example put
+# "learned" at half an example); the levels stay, and such a twin "did not
+# learn".
+MIN_MINORITY = 10
 
 
-def learned_over(chance: float) -> float:
-    """Accuracy over ``chance`` a run that learned beats.
+def _headroom(chance: float, samples: int | None) -> float | None:
+    headroom = 1.0 - chance
+    return headroom if samples and headroom * samples >= MIN_MINORITY else None
 
-    >>> learned_over(0.1), round(learned_over(0.914), 3)
-    (0.15, 0.043)
+
+def learned_over(chance: float, samples: int | None = None) -> float:
+    """Accuracy over ``chance`` a run that learned beats (``samples``: the
+    held-back slice's size; unknown: the fixed level).
+
+    >>> learned_over(0.1, 300), round(learned_over(0.914, 359), 3), learned_over(0.997, 327), learned_over(0.914)
+    (0.15, 0.043, 0.15, 0.15)
     """
-    return min(LEARNED, LEARNED_HEADROOM * (1.0 - chance))
+    headroom = _headroom(chance, samples)
+    return LEARNED if headroom is None else min(LEARNED, LEARNED_HEADROOM * headroom)
 
 
-def collapsed_over(chance: float) -> float:
+def collapsed_over(chance: float, samples: int | None = None) -> float:
     """Accuracy over ``chance`` within which a run has collapsed."""
-    return min(COLLAPSED, COLLAPSED_HEADROOM * (1.0 - chance))
+    headroom = _headroom(chance, samples)
+    return COLLAPSED if headroom is None else min(COLLAPSED, COLLAPSED_HEADROOM * headroom)
 # Records averaged at the end of each run.
 FINAL_RECORDS = 3
 # A run whose margin rose this much over its second half is still learning:
@@ -81,8 +95,9 @@ class TwinMetric:
             # no constant-predictor loss for this loss (or several outputs): the share of the starting loss removed
             self.reference, self.against = first_value(twin.penalized, self.series), "its start"
         chance = self.chance if self.series == "val_accuracy" else None
-        self.learned = learned_over(chance) if chance is not None else LEARNED_SKILL
-        self.collapsed = collapsed_over(chance) if chance is not None else COLLAPSED
+        samples = held.get("samples")
+        self.learned = learned_over(chance, samples) if chance is not None else LEARNED_SKILL
+        self.collapsed = collapsed_over(chance, samples) if chance is not None else COLLAPSED
 
     def final(self, run) -> float | None:
         return final_value(run, self.series)

@@ -632,7 +632,8 @@ def _learned_on(reference: dict[str, Any]) -> Callable[[TwinRun], bool] | None:
         return value is not None and (value >= level if above else value <= level)
 
     if chance is not None:
-        return lambda run: reached(last(run.val_accuracy), chance + learned_over(chance), above=True)
+        level = chance + learned_over(chance, reference.get("samples"))
+        return lambda run: reached(last(run.val_accuracy), level, above=True)
     if trivial:
         return lambda run: reached(last(run.val_loss), (1 - LEARNED_SKILL) * trivial, above=False)
     return None
