@@ -135,15 +135,16 @@ def call_graph(model: Model, outbound: dict[str, list[Layer]]) -> CallGraph | No
     by_key = {(layer_container(layer), layer.name): layer for layer in model.layers}
     nested = {(parent_of(c.path, c.name), c.name) for c in model.containers}
     out: dict[str, list[Layer]] = {}
+    linked: set[tuple[str, str]] = set()  # by key: Layer's dataclass equality compares every field
     for layer in model.layers:
         fed = producers.get(layer.path, [])
         edges = _call_edges(layer, by_key, nested, keys, set(fed))
         if edges is None:  # every call of every producer to every call of this layer
             edges = [(src, dst) for source in fed for src in keys.get(source, [source]) for dst in keys[layer.path]]
         for src, dst in edges:
-            following = out.setdefault(src, [])
-            if nodes[dst] not in following:
-                following.append(nodes[dst])
+            if (src, dst) not in linked:
+                linked.add((src, dst))
+                out.setdefault(src, []).append(nodes[dst])
     return CallGraph(out, origin, keys)
 
 
