@@ -229,6 +229,8 @@ class PenaltyDominatesLoss(Rule):
         if rho is None:
             return None
         severity = self.level(rho, "penalty-ratio-warning")
+        # a pull at the gate counts: weighted over tensors, L2 0.1 behind a sigmoid (pull 0.2, gate 0.4 x 0.5)
+        # lands a rounding error either side of it
         if rho_front is not None and self.level(rho_front, "penalty-ratio-warning",
                                                 "penalty-ratio-error") is Severity.ERROR \
                 and (pull is None or pull >= self.thresholds["penalty-pull-error"] * gradient_scale * (1 - 1e-9)):

@@ -30,8 +30,10 @@ COLLAPSED = 0.05
 # 1 - chance, is small: the accuracy levels are at most these shares of it
 # (review 55: with 91.4% of one class the twin reached 0.997, 0.083 over
 # chance, "did not learn", and a penalized run sitting at chance got no
-# verdict). Where chance is at most 0.7 (0.8 for COLLAPSED) they change
-# nothing: the calibration grids' data sets.
+# verdict). The shares are the fixed levels' own ratios to the headroom at
+# chance 0.7 (0.15 / 0.3) and 0.8 (0.05 / 0.2): at or under those chances
+# they change nothing, and the calibration grids' data sets (chance at most
+# 0.63) keep the levels they were calibrated with.
 LEARNED_HEADROOM = 0.5
 COLLAPSED_HEADROOM = 0.25
 # ... where the held-back slice holds at least this many examples outside
