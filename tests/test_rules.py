@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from reglint.engine.analysis import TrainingContext
+from reglint.engine.analysis import Analysis, TrainingContext
 from reglint.engine.finding import Severity
 from reglint.engine.rule import all_rules, get_rule
 from reglint.engine.runner import lint_file
@@ -555,8 +555,31 @@ def test_rl025_a_shared_layer_is_an_output_only_on_the_call_the_model_returns():
     from reglint.readers import read_model
 
     path = KERAS_FIXTURES / "embedding_shared_output_call.keras"
-    assert [(o.layer, o.node) for o in read_model(path).outputs] == [("F_free", None), ("H", 1)]
+    assert [(o.layer, o.ref.node if o.ref else None) for o in read_model(path).outputs] == [("F_free", 0), ("H", 1)]
     [f] = findings("embedding_shared_output_call.keras", "RL025")
+    assert f.severity is Severity.WARNING and "only unpenalized layers follow them" in f.message
+
+
+@pytest.mark.parametrize(("name", "tower"), [("embedding_nested_tower_output_call.keras", "tower"),
+                                         ("embedding_sequential_tower_output_call.keras", "stower")])
+def test_rl025_a_nested_model_called_twice_is_an_output_only_on_the_call_returned(name, tower):
+    """Review 56, 2: the shared layer sat inside a tower model the model
+    calls twice (the siamese layout), so the layer ran once per call but
+    was recorded once; the walk joined the calls and the table's chain,
+    through the tower's first call into an unpenalized head, "reached the
+    output" at the tower's second call: an error. The call graph copies the
+    tower per call; Keras 3 numbers a Functional's calls in output lists
+    from 1 and a Sequential's from 0."""
+    from reglint.readers import read_model
+
+    model = read_model(KERAS_FIXTURES / name)
+    calls = Analysis(model)._calls
+    assert calls is not None and calls.keys[f"{tower}/H"] == [f"{tower}/H#call0", f"{tower}/H#call1"]
+    assert [n.path for n in calls.outbound["D1"]] == [f"{tower}/H#call0"]
+    assert [n.path for n in calls.outbound["x"]] == [f"{tower}/H#call1"]
+    assert [n.path for n in calls.outbound[f"{tower}/H#call0"]] == ["F_free"]
+    assert calls.outputs == [["F_free"], [f"{tower}/H#call1"]]
+    [f] = findings(name, "RL025")
     assert f.severity is Severity.WARNING and "only unpenalized layers follow them" in f.message
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, fields, replace
 from fnmatch import fnmatch
 from typing import Any
 
+from reglint.engine.calls import call_graph
 from reglint.engine.graph import (
     HOMOGENEOUS_ACTIVATIONS,
     ScaleWalk,
-    call_graph,
     every_path_ends,
     joins_channels_into_norms,
     longest_chain,
@@ -670,11 +670,11 @@ class Analysis:
             return [start]
         return list(self._calls.keys.get(start, [start]))  # a copy: walks pop from it
 
-    def _output_nodes(self, layer: str, node: int | None) -> list[str]:
-        """The call graph's nodes an output is: the call the model returns
-        where the file says which (a shared layer), else every call."""
-        keys = self._nodes(layer)
-        return [keys[node]] if node is not None and 0 <= node < len(keys) else keys
+    def _output_nodes(self, index: int) -> list[str]:
+        """The call graph's nodes output ``index`` is: the call the model
+        returns where the file says which, else every call of its layer."""
+        known = self._calls.outputs[index] if self._calls is not None else None
+        return list(known) if known else self._nodes(self.model.outputs[index].layer)
 
     def weakest_link_to_output(self, start: str, weight, *, through_free: bool = False
                                ) -> tuple[float, list[str]] | None:
@@ -685,7 +685,7 @@ class Analysis:
         layers that feed none. The path's entries are node keys
         (``origin_path`` names their layers)."""
         walk = self._walk()
-        ends = {key for o in self.model.outputs for key in self._output_nodes(o.layer, o.node)} or {
+        ends = {key for index in range(len(self.model.outputs)) for key in self._output_nodes(index)} or {
             key for layer in self.model.layers if not self._reach.get(layer.path) for key in self._nodes(layer.path)}
         found = [widest_path(node, walk, lambda layer: None if normalizes(layer) or (
             not through_free and self.free_kernel(layer)) else weight(layer), ends) for node in self._nodes(start)]

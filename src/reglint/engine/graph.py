@@ -13,13 +13,11 @@ changes what the network computes.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from reglint.model import Layer, Model
-from reglint.model.nesting import NestedGraph, layer_container, parent_of
+from reglint.model.nesting import NestedGraph, layer_container
 
 # Layers that normalise their input per channel or per sample: a kernel
 # feeding one is scale-invariant (van Laarhoven 2017). Keras class names and
@@ -87,87 +85,6 @@ def reach_map(model: Model) -> dict[str, list[Layer]]:
         if layer.downstream is not None:
             out[layer.path] = [by_path[name] for name in layer.downstream if name in by_path]
     return out
-
-
-# Joins a shared layer's path and the call a node of the call graph is:
-# ``encoder/shared`` called twice is ``encoder/shared#call0`` and ``#call1``.
-CALL = "#call"
-
-
-@dataclass
-class CallGraph:
-    """The layer graph with a node per call of each shared layer (Keras'
-    ``inbound_nodes``: a Dense applied to two inputs is two nodes), so a
-    walk follows the tensor it starts from, not every tensor the layer ever
-    handled (review 48, D3: a Dense shared by a table's branch and a
-    numeric input joined the two, and RL025 judged the table's chain on the
-    other branch's output). ``outbound``: node key -> the nodes it feeds (a
-    shared layer's nodes are copies of it whose ``path`` is the key, sharing
-    its variables); ``origin``: node key -> the layer; ``keys``: layer path
-    -> its node keys."""
-
-    outbound: dict[str, list[Layer]]
-    origin: dict[str, Layer]
-    keys: dict[str, list[str]]
-
-
-def call_graph(model: Model, outbound: dict[str, list[Layer]]) -> CallGraph | None:
-    """``outbound`` (the layer graph) split into calls where the file says
-    which call reads which (``Layer.inbound_tensors``); a layer whose
-    references cannot be matched call by call (a nested model between, a
-    reader that records no calls) keeps the layer graph's links, from every
-    call to every call. None where no layer is called twice: the layer
-    graph is the call graph."""
-    if not any(layer.calls > 1 for layer in model.layers):
-        return None
-    keys = {layer.path: ([layer.path] if layer.calls <= 1 else [f"{layer.path}{CALL}{k}" for k in range(layer.calls)])
-            for layer in model.layers}
-    origin: dict[str, Layer] = {}
-    nodes: dict[str, Layer] = {}
-    for layer in model.layers:
-        for key in keys[layer.path]:
-            origin[key] = layer
-            nodes[key] = layer if key == layer.path else dataclasses.replace(layer, path=key)
-    producers: dict[str, list[str]] = {}
-    for source, targets in outbound.items():
-        for target in targets:
-            producers.setdefault(target.path, []).append(source)
-    by_key = {(layer_container(layer), layer.name): layer for layer in model.layers}
-    nested = {(parent_of(c.path, c.name), c.name) for c in model.containers}
-    out: dict[str, list[Layer]] = {}
-    linked: set[tuple[str, str]] = set()  # by key: Layer's dataclass equality compares every field
-    for layer in model.layers:
-        fed = producers.get(layer.path, [])
-        edges = _call_edges(layer, by_key, nested, keys, set(fed))
-        if edges is None:  # every call of every producer to every call of this layer
-            edges = [(src, dst) for source in fed for src in keys.get(source, [source]) for dst in keys[layer.path]]
-        for src, dst in edges:
-            if (src, dst) not in linked:
-                linked.add((src, dst))
-                out.setdefault(src, []).append(nodes[dst])
-    return CallGraph(out, origin, keys)
-
-
-def _call_edges(layer: Layer, by_key: dict, nested: set, keys: dict[str, list[str]],
-                fed: set[str]) -> list[tuple[str, str]] | None:
-    """(source node, this layer's node) for each tensor ``layer`` reads, by
-    call; None where a reference is not to a leaf layer of the same
-    container (a nested model, a name the file does not resolve) or names a
-    call the layers do not have, or where they disagree with the layer
-    graph's producers."""
-    if not layer.inbound_tensors:
-        return None
-    container, edges, sources = layer_container(layer), [], set()
-    for ref in layer.inbound_tensors:
-        source = by_key.get((container, ref.name))
-        if source is None or (container, ref.name) in nested:
-            return None
-        src_keys, dst_keys = keys[source.path], keys[layer.path]
-        if not (0 <= ref.node < len(src_keys) and 0 <= ref.call < len(dst_keys)):
-            return None
-        edges.append((src_keys[ref.node], dst_keys[ref.call]))
-        sources.add(source.path)
-    return edges if sources == fed else None
 
 
 def normalizes(layer: Layer) -> bool:

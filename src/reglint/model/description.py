@@ -533,10 +533,11 @@ class Output:
     units: int | None = None
     activation: str | None = None
     name: str | None = None
-    # which call of ``layer`` the model returns, where the layer is applied
-    # more than once (Keras' ``output_layers`` node index); None: its only
-    # call, or not known (review 55: a shared layer was an output on every call)
-    node: int | None = None
+    # the reference the model returns in its top container (Keras'
+    # ``output_layers`` entry: name, node, tensor), which says which call of a
+    # shared layer or nested model it is (``engine.calls``); None where the
+    # format has none (review 55: a shared layer was an output on every call)
+    ref: TensorRef | None = field(default=None, compare=False)  # where it is, not what it is
 
 
 class ProblemKind(str, Enum):
@@ -600,6 +601,10 @@ class Container:
     inbound_tensors: list[TensorRef] = field(default_factory=list)  # in the parent container
     output_tensors: list[TensorRef] = field(default_factory=list)  # inside it
     calls: int = 1  # times its parent calls it (a tower shared by a siamese network's inputs)
+    # The node index an output list gives this model's first call where the
+    # writer is known (Keras 3: 1 for a Functional, whose node 0 is its own,
+    # 0 for a Sequential: functional.py, node_reindexing_map); None: unknown.
+    outputs_count_from: int | None = None
 
     def __post_init__(self) -> None:
         self.name = self.name or self.path.rsplit("/", 1)[-1]

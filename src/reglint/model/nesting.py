@@ -89,6 +89,12 @@ class NestedGraph:
         ``node`` (None: unknown) of ``name`` in ``container``."""
         return self.outward(self.local(container, name, tensor, node, kind))
 
+    def call_of(self, inner: Container, node: int | None, kind: str) -> int | None:
+        """Which call of ``inner`` (its position among the calls its
+        ``inbound_tensors`` record) Keras' node index ``node`` names in a
+        reference of ``kind``; None where that cannot be told."""
+        return self._call_index(inner, node, kind)
+
     def feeders(self, inner: Container) -> tuple[Layer, ...]:
         """What feeds the nested model ``inner``, any input, any call."""
         return _unique(src for index in range(max(1, len(inner.inputs)))
@@ -193,7 +199,8 @@ class NestedGraph:
         if key not in self._offsets:
             nodes = self._nodes_named.get((kind, parent_of(inner.path, inner.name), inner.name), set())
             count = max(by_call(inner.inbound_tensors), default=-1) + 1
-            self._offsets[key] = 1 if any(n >= count for n in nodes) else 0 if 0 in nodes else None
+            self._offsets[key] = 1 if any(n >= count for n in nodes) else 0 if 0 in nodes else (
+                inner.outputs_count_from if kind == OUTPUTS else None)
         offset = self._offsets[key]
         return None if offset is None else node - offset
 

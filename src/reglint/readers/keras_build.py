@@ -702,16 +702,17 @@ def _keras2_dict_output_unmatched(loss_obj: dict, tree: ModelConfig, *, by_layer
 
 def attach_graph(model: Model, tree: ModelConfig) -> None:
     """What the layer graph needs beyond each layer's inbound references:
-    the nested models (their boundaries, the tensors they read and the
-    order of their outputs), the outputs, and which batch normalizations
-    are frozen into fixed affine maps."""
+    the nested models (their boundaries, the tensors they read, the order
+    of their outputs and how Keras 3 numbers their calls), the outputs,
+    and which batch normalizations are frozen into fixed affine maps."""
     mark_fixed_statistics(model)
+    keras3 = keras3_release(model.framework_version, model.framework) is not None
     for node in tree.containers:
         inputs, outputs = container_io(node)
-        model.containers.append(Container(path=node.path, name=node.name, inbound=list(node.inbound),
-                                          inputs=inputs, outputs=outputs,
-                                          inbound_tensors=list(node.inbound_tensors),
-                                          output_tensors=container_output_refs(node), calls=max(1, node.calls)))
+        model.containers.append(Container(
+            path=node.path, name=node.name, inbound=list(node.inbound), inputs=inputs, outputs=outputs,
+            inbound_tensors=list(node.inbound_tensors), output_tensors=container_output_refs(node),
+            calls=max(1, node.calls), outputs_count_from=int(node.class_name != "Sequential") if keras3 else None))
     attach_outputs(model, tree)
 
 
@@ -765,8 +766,7 @@ def attach_outputs(model: Model, tree: ModelConfig) -> None:
                 units = probe.units
                 if activation in (None, "linear") and probe.activation and kept:
                     activation = probe.activation
-        model.outputs.append(Output(layer=layer.path, units=units, activation=activation, name=name,
-                                    node=ref.node if layer.calls > 1 and layer.path == ref.name else None))
+        model.outputs.append(Output(layer=layer.path, units=units, activation=activation, name=name, ref=ref))
 
 
 def output_names(layers: list[str]) -> list[str]:
