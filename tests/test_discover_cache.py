@@ -170,6 +170,26 @@ def test_symlinks_never_lead_out_of_the_tree(tmp_path, monkeypatch):
     assert discover(["models/link_out.keras"], Settings())[0] == ["models/link_out.keras"]
 
 
+def test_a_folder_searched_from_outside_offers_only_links_the_reader_follows(tmp_path, monkeypatch):
+    """Review 56: searched from another working directory, a link to a
+    sibling folder of the tree was offered (its target is inside the folder
+    searched) and the reader then refused it (a link is followed within its
+    own folder or the working directory): exit 2 on a file the user never
+    named (its target ignored by .gitignore, so not found as itself). The
+    search keeps the reader's rule, whatever the working directory."""
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    touch(repo, "runs/best.keras", "models/real.keras")
+    (repo / ".gitignore").write_text("runs/\n")
+    elsewhere.mkdir()
+    (repo / "models" / "latest.keras").symlink_to(repo / "runs" / "best.keras")
+    (repo / "models" / "alias.keras").symlink_to(repo / "models" / "real.keras")
+    monkeypatch.chdir(elsewhere)
+    found = discover([str(repo)], Settings())[0]
+    assert [Path(p).relative_to(repo).as_posix() for p in found] == ["models/alias.keras"]
+    monkeypatch.chdir(repo)  # inside the project the reader follows it: so does the search
+    assert discover(["."], Settings())[0] == ["models/alias.keras", "models/latest.keras"]
+
+
 def test_relative_excludes_are_anchored_at_the_config_root(tree):
     os.chdir(tree / "models")
     files, _, _ = discover(["."], Settings(root=str(tree), extend_exclude=["/models/a.keras"]))

@@ -66,7 +66,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from reglint.engine.identity import real_path
 from reglint.engine.settings import Settings
 from reglint.readers.sniff import (
     ACCELERATE_FILES,
@@ -89,6 +88,7 @@ from reglint.readers.sniff import (
     is_fsdp_part,
     is_hf_folder,
     is_keras_folder,
+    link_stays_inside,
     looks_like_keras_json,
     looks_like_torch_bin,
     tf_checkpoint_prefix,
@@ -493,7 +493,7 @@ def walk(top: Path, settings: Settings, excludes: ExcludeMatcher) -> list[str]:
                     stack.append((path, ignore.scoped(path.absolute()) if ignore else None))
             elif entry.name in own:
                 continue
-            elif _is_model_file(entry, top_abs):
+            elif _is_model_file(entry):
                 out.append(_folder(path))
     return out
 
@@ -503,21 +503,21 @@ def _other_json(path: Path) -> bool:
     return path.suffix.lower() == JSON_SUFFIX and path.is_file() and not looks_like_keras_json(path)
 
 
-def _is_model_file(entry: os.DirEntry, top: Path) -> bool:
+def _is_model_file(entry: os.DirEntry) -> bool:
     try:
-        return _looks_like_model_file(entry, top)
+        return _looks_like_model_file(entry)
     except OSError:
         # DirEntry.is_file() raises on a symlink loop (ELOOP): a model's
         # name is kept, so its reader reports the loop; other files skipped.
         return entry.name.lower().endswith(MODEL_SUFFIXES)
 
 
-def _looks_like_model_file(entry: os.DirEntry, top: Path) -> bool:
+def _looks_like_model_file(entry: os.DirEntry) -> bool:
     name = entry.name.lower()
     if name.endswith(".index"):  # a TensorFlow training checkpoint (cp.ckpt.index beside its shards) of a model
-        return _inside(entry, top) and _tf_checkpoint_of(Path(entry.path)) is not None
+        return _inside(entry) and _tf_checkpoint_of(Path(entry.path)) is not None
     if name.endswith(JSON_SUFFIX):
-        return _inside(entry, top) and entry.is_file() and looks_like_keras_json(Path(entry.path))
+        return _inside(entry) and entry.is_file() and looks_like_keras_json(Path(entry.path))
     if not name.endswith(MODEL_SUFFIXES):
         return False
     if entry.name.lower().endswith(".bin") and not looks_like_torch_bin(Path(entry.path)):
@@ -528,22 +528,19 @@ def _looks_like_model_file(entry: os.DirEntry, top: Path) -> bool:
     if entry.is_symlink():
         # Never read outside the tree or the working directory through a link
         # (a broken link inside the tree is kept: the reader reports it).
-        return _inside(entry, top)
+        return _inside(entry)
     return entry.is_file()
 
 
-def _inside(entry: os.DirEntry, top: Path) -> bool:
-    """Not a link, or a link to a target inside the folder searched or the
-    working directory (the project: ``models/latest.keras ->
-    ../runs/best.keras``), the reader's own rule for a link
-    (``readers.sniff.check_link_stays_inside``; review 55: the search
-    skipped what the reader follows when the file is named)."""
-    if not entry.is_symlink():
-        return True
-    target = Path(os.path.realpath(entry.path))
-    cwd = Path(os.path.realpath(os.getcwd()))
-    roots = [real_path(top)] + ([cwd] if cwd.parent != cwd else [])
-    return target == top or any(root == target or root in target.parents for root in roots)
+def _inside(entry: os.DirEntry) -> bool:
+    """Not a link, or a link the readers follow: to a target inside the
+    folder holding it or the working directory (the project:
+    ``models/latest.keras -> ../runs/best.keras``;
+    ``readers.sniff.link_stays_inside``). Review 55: the search skipped what
+    the reader follows when the file is named; review 56: it offered, from a
+    folder searched outside the working directory, links the reader refuses
+    (their targets inside the tree are found as themselves)."""
+    return not entry.is_symlink() or link_stays_inside(Path(entry.path))
 
 
 def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:

@@ -474,6 +474,20 @@ def _broken_link(path: Path) -> str:
     return "broken symbolic link: its target does not exist"
 
 
+def link_stays_inside(path: Path) -> bool:
+    """Whether the target of ``path`` (a link or not) lies inside the folder
+    that holds it or inside the working directory: the one rule for links,
+    for the readers and for a folder search (``engine.discover``)."""
+    # os.path.realpath, not Path.resolve(): the latter raises RuntimeError
+    # on a symlink loop (Python 3.11); the loop is reported when it is opened.
+    target = Path(os.path.realpath(path))
+    roots = [Path(os.path.realpath(path.absolute().parent))]
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if cwd.parent != cwd:
+        roots.append(cwd)
+    return any(root == target.parent or root in target.parents for root in roots)
+
+
 def check_link_stays_inside(path: Path, named: bool = True) -> None:
     """A symbolic link is followed only to a target inside the folder that
     holds it or inside the working directory (the project being linted,
@@ -484,13 +498,6 @@ def check_link_stays_inside(path: Path, named: bool = True) -> None:
     filesystem's root widens nothing. ``named``: the message names the
     link (a file inside a model's folder; the file given is named by the
     caller, and was named twice, review 54, 5)."""
-    # os.path.realpath, not Path.resolve(): the latter raises RuntimeError
-    # on a symlink loop (Python 3.11); the loop is reported when it is opened.
-    target = Path(os.path.realpath(path))
-    roots = [Path(os.path.realpath(path.absolute().parent))]
-    cwd = Path(os.path.realpath(os.getcwd()))
-    if cwd.parent != cwd:
-        roots.append(cwd)
-    if not any(root == target.parent or root in target.parents for root in roots):
+    if not link_stays_inside(path):
         raise UnsafeInputError(f"{one_line(path.name, 120) + ': ' if named else ''}symbolic link pointing outside "
                                "the model's folder and the working directory: refused")
