@@ -30,13 +30,19 @@ Aim: the activity penalty at half the warning level: the layer's activity
 lambda is multiplied by ``(warning/2) / ratio``.
 
 ## Options
+- ``--input-var`` (context): the model inputs' mean square, default 1.
 - ``activity-ratio-error`` (default 20): per-sample penalty / data-loss scale at which RL010 is an error.
 - ``activity-ratio-warning`` (default 3): at which it is a warning.
 
 ## Formula
 ``P = elements * (l2*E[a^2] + l1*E[|a|])``, ``a = act(z)``,
 ``z ~ N(0, fan_in*E[w^2]*m_in)`` with ``m_in`` the input's second moment
-propagated from standardised model inputs; times ``B`` for Keras 3.0-3.13;
+propagated from the model inputs' (1, standardised, unless ``--input-var``
+gives it: review 53 measured 9x Keras' penalty on digits in [0, 1], whose
+mean square is 0.235; checked against Keras on inputs uniform in [0, 1]
+in tests/test_activity_shapes.py: within 15%, and 2x on convolutions of a
+few filters, where the inputs' mean offsets each filter by a drawn
+``mean*sum(w)``); times ``B`` for Keras 3.0-3.13;
 times the layer's calls for a shared layer, and those of every nested model
 around it (``Model.calls_of``; Keras adds the penalty at each call: 3.76
 measured on fixtures/activity_shapes/shared_dense.keras, one Dense on three
@@ -125,14 +131,16 @@ class ActivityRegularizerScale(Rule):
         if not any(layer.activity_regularizer for layer in model.layers):
             return
         graph = NestedGraph(model)
-        moments = output_second_moments(model, graph)
+        given = analysis.context.input_var
+        inputs = given if given is not None else 1.0
+        moments = output_second_moments(model, graph, inputs)
         for layer in model.layers:
             if layer.activity_regularizer is None or not layer.trainable:
                 continue
             if correlated_steps(layer, graph):
                 continue  # the mean-field takes each step's input as independent: no estimate rather than a low one
             source = pass_through_source(layer, graph)
-            m_in = input_second_moment(layer, moments, graph)
+            m_in = input_second_moment(layer, moments, graph, inputs)
             per_sample = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(layer.path))
             if per_sample is None:
                 continue
@@ -150,14 +158,17 @@ class ActivityRegularizerScale(Rule):
             calls_note = f" over its {calls} calls (a shared layer or model: Keras adds it at each call)" if calls > 1 \
                 else ""
             factor = 0.5 * self.thresholds["activity-ratio-warning"] / ratio
+            inputs_note = (f" on inputs of second moment {g(inputs)} (--input-var)" if given is not None
+                           else " on standardised inputs")
             yield self.finding(
                 f"activity {lam(layer.activity_regularizer)} over {g(elements)} output elements adds about "
-                f"{g(per_sample)} per sample{calls_note}{batch_note}, {g(ratio, 2)}x the data-loss scale {g(scale)}",
+                f"{g(per_sample)} per sample{inputs_note}{calls_note}{batch_note}, {g(ratio, 2)}x the data-loss "
+                f"scale {g(scale)}",
                 layer=layer.path, target="activity", severity=severity,
                 remedy=f"scale the activity lambda by {g(factor, 2)} or penalise a mean instead of a sum",
                 fix=self.fix(layer.path, _factor(layer.activity_regularizer), factor),
                 values={"activity_ratio": ratio, "penalty_per_sample": per_sample, "batch_factor": batch_factor,
-                        "calls": calls,
+                        "calls": calls, "input_second_moment": inputs,
                         "output_elements": elements, "lambda_scale_factor": factor})
 
     def check_measured(self, result, report):

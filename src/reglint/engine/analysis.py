@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass, field, fields, replace
 from fnmatch import fnmatch
 from typing import Any
@@ -153,6 +154,8 @@ class TrainingContext:
     target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets (> 0: the "
                                                                      "data-loss scale divides by it).", min=0.0,
                                                                      positive=True))
+    input_var: float | None = field(default=None, metadata=_opt("Second moment E(x^2) of the input features (default "
+        "1: standardised), for RL010's activity estimate (pixels in [0, 1]: ~0.1-0.4).", min=0.0, positive=True))
     # One class is no classification (ln 1 = 0: no data loss to compare with).
     classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=2))
     loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
@@ -236,8 +239,6 @@ def _check_kind(name: str, value: Any, kind: type) -> None:
     """TypeError naming the option when ``value`` is not of its kind (an
     integer, a number, a string): ``samples="many"`` must not reach the
     arithmetic. A bool is no number here."""
-    import numbers
-
     wanted = {int: (numbers.Integral, "an integer"), float: (numbers.Real, "a number"), str: (str, "a string")}
     base, words = wanted[kind]
     if isinstance(value, bool) or not isinstance(value, base):

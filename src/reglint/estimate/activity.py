@@ -68,16 +68,17 @@ _NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalizat
                 "RMSNormalization", "UnitNormalization"}
 
 
-def output_second_moments(model: Model, graph: NestedGraph | None = None) -> dict[str, float]:
-    """E[a^2] of each layer's output at initialisation, for standardised
-    model inputs, propagated in model order along the recorded graph,
-    across nested models' boundaries (a layer inside a nested model reads
-    what the parent feeds it; a layer after a nested model reads the layer
-    behind the output it takes)."""
+def output_second_moments(model: Model, graph: NestedGraph | None = None,
+                          input_moment: float = 1.0) -> dict[str, float]:
+    """E[a^2] of each layer's output at initialisation, for model inputs of
+    second moment ``input_moment`` (1: standardised), propagated in model
+    order along the recorded graph, across nested models' boundaries (a
+    layer inside a nested model reads what the parent feeds it; a layer
+    after a nested model reads the layer behind the output it takes)."""
     out: dict[str, float] = {}
     graph = graph or NestedGraph(model)
     for layer in model.layers:
-        m_in = input_second_moment(layer, out, graph)
+        m_in = input_second_moment(layer, out, graph, input_moment)
         recurrent = recurrent_outputs(layer, m_in) if layer.class_name in RECURRENT else None
         if recurrent is not None:
             moment = recurrent.output_mean_sq  # a state carried over the steps (review 32)
@@ -194,11 +195,12 @@ def fixed_norm_moment(layer: Layer, m_in: float) -> float:
     return (gamma2 if gamma2 is not None else 1.0) * centred / variance + (beta2 or 0.0)
 
 
-def input_second_moment(layer: Layer, moments: dict[str, float], graph: NestedGraph) -> float:
-    """The mean second moment of the layers feeding ``layer`` (1: a model
-    input, or nothing known)."""
+def input_second_moment(layer: Layer, moments: dict[str, float], graph: NestedGraph,
+                        input_moment: float = 1.0) -> float:
+    """The mean second moment of the layers feeding ``layer``
+    (``input_moment``: a model input, or nothing known)."""
     values = [moments[src.path] for src in graph.feeding(layer) if src.path in moments]
-    return sum(values) / len(values) if values else 1.0
+    return sum(values) / len(values) if values else input_moment
 
 
 # Layers whose output is their input (an activity penalty on one weighs what
