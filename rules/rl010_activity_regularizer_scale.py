@@ -158,8 +158,9 @@ class ActivityRegularizerScale(Rule):
             calls_note = f" over its {calls} calls (a shared layer or model: Keras adds it at each call)" if calls > 1 \
                 else ""
             factor = 0.5 * self.thresholds["activity-ratio-warning"] / ratio
-            inputs_note = (f" on inputs of second moment {g(inputs)} (--input-var)" if given is not None
-                           else " on standardised inputs")
+            # the inputs' scale: given (--input-var; profile: measured on --data), else assumed
+            inputs_note = (f" on inputs of mean square {g(inputs)}" if given is not None
+                           else " on standardised inputs (--input-var)")
             yield self.finding(
                 f"activity {lam(layer.activity_regularizer)} over {g(elements)} output elements adds about "
                 f"{g(per_sample)} per sample{inputs_note}{calls_note}{batch_note}, {g(ratio, 2)}x the data-loss "

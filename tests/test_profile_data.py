@@ -82,3 +82,36 @@ def test_report_over_the_data_file_is_refused_by_name(tmp_path):
                              "-o", str(data)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().endswith("it is the --data file")
     assert data.read_bytes() == before
+
+
+def test_the_static_estimate_beside_a_measured_activity_penalty_takes_the_datas_scale(tmp_path):
+    """Review 53, 4: ``profile --data`` on pixels in [0, 1] printed RL010's
+    static estimate for standardised inputs (9x Keras' penalty) beside the
+    measured one. The static report is made again with the inputs' mean
+    square measured on --data; token ids are no scale, and a value the user
+    gave is kept."""
+    from reglint.engine.runner import lint_file
+    from reglint.engine.settings import Settings
+    from reglint.profile.command import _with_input_scale
+    from reglint.profile.data import NpzData
+
+    path = KERAS_FIXTURES / "scenario_activity.keras"
+    pixels = np.random.default_rng(0).uniform(size=(256, 64)).astype("float32")
+
+    def rl010(report):
+        [f] = [f for f in report.findings if f.code == "RL010"]
+        return f
+
+    settings = Settings()
+    before = lint_file(str(path), settings)
+    after = _with_input_scale(path, before, settings, NpzData("d.npz", [pixels], [np.zeros(256)], ["x"], ["y"]))
+    assert rl010(after).values["input_second_moment"] == pytest.approx(1 / 3, rel=0.02)
+    assert rl010(after).values["penalty_per_sample"] == pytest.approx(
+        rl010(before).values["penalty_per_sample"] / 3, rel=0.05)
+    assert "on inputs of mean square 0.33" in rl010(after).message
+    tokens = NpzData("d.npz", [np.ones((256, 64), "int32")], [np.zeros(256)], ["x"], ["y"])
+    assert _with_input_scale(path, before, Settings(), tokens) is before
+    given = Settings()
+    given.context.input_var = 2.0
+    assert _with_input_scale(path, before, given, NpzData("d.npz", [pixels], [np.zeros(256)], ["x"], ["y"])) \
+        is before

@@ -60,6 +60,24 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
         return 2
 
 
+def _with_input_scale(path: Path, report, settings, npz):
+    """The static report again with the inputs' mean square measured on
+    ``--data`` where an activity penalty's estimate depends on it and the
+    user gave none (RL010's "static estimate" beside the measured one
+    assumes standardised inputs otherwise: review 53, 4, 9x on [0, 1])."""
+    from reglint.engine.runner import lint_file
+
+    if settings.context.input_var is not None or not any(
+            layer.activity_regularizer for layer in report.model.layers):
+        return report
+    moment = npz.input_mean_square()
+    if moment is None:
+        return report
+    settings.context.input_var = moment
+    again = lint_file(str(path), settings)
+    return again if again.error is None and again.model is not None else report
+
+
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
              device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
              seed: int, time_budget: float, backend: str, epochs: int | None = None, init: str = "auto",
@@ -110,6 +128,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         from reglint.profile.data import load_npz
 
         npz = load_npz(data, x_key, y_key)
+        report = _with_input_scale(path, report, settings, npz)
     horizon: int | Horizon | None = steps
     if epochs is not None and npz is not None:
         horizon = Horizon.from_epochs(epochs, npz.examples, batch_size)

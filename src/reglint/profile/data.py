@@ -237,6 +237,22 @@ class NpzData:
         """Rows of the first input (load_npz checks that they all agree)."""
         return len(self.xs[0]) if self.xs else 0
 
+    def input_mean_square(self) -> float | None:
+        """The mean of ``x**2`` over every element of the floating-point
+        inputs (token ids are no scale), in float64 chunks; None where there
+        are none or it is not a positive finite number."""
+        total, count = 0.0, 0
+        for x in self.xs:
+            if not np.issubdtype(x.dtype, np.floating):
+                continue
+            flat = x.reshape(-1)
+            for start in range(0, flat.size, 1 << 20):
+                chunk = flat[start:start + (1 << 20)].astype(np.float64)
+                total += float(np.dot(chunk, chunk))
+            count += flat.size
+        mean = total / count if count else None
+        return mean if mean is not None and np.isfinite(mean) and mean > 0 else None
+
 
 def split_keys(text: str) -> list[str]:
     """``--x-key a,b`` names one array per model input, in input order."""
