@@ -89,6 +89,7 @@ adds whatever the output's shape (no grid run calibrates those shapes).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
@@ -103,7 +104,41 @@ from reglint.estimate.activity import (
     pass_through_source,
     penalised_elements,
 )
+from reglint.model import Layer
 from reglint.model.nesting import NestedGraph
+
+
+@dataclass
+class ActivityEstimate:
+    """One layer's activity penalty per sample (``per_sample``, every call
+    and, on Keras 3.0-3.13, the batch included), or why there is none."""
+
+    layer: Layer
+    calls: int
+    batch_factor: int
+    inputs: float  # the model inputs' mean square the estimate assumed
+    inputs_given: bool  # --input-var (or profile's --data), not the standardised default
+    scale: float  # the data-loss scale
+    per_sample: float | None = None
+    elements: int | None = None
+    missing: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.per_sample is None else self.per_sample * self.batch_factor / self.scale
+
+    def describe(self, model) -> str:
+        """'over N output elements adds about P per sample ..., R x the
+        data-loss scale S' (the finding's words, and explain's)."""
+        batch = (f" x batch {self.batch_factor} (Keras {model.framework_version} sums over the batch)"
+                 if self.batch_factor > 1 else "")
+        calls = f" over its {self.calls} calls (a shared layer or model: Keras adds it at each call)" \
+            if self.calls > 1 else ""
+        # the inputs' scale: given (--input-var; profile: measured on --data), else assumed
+        inputs = (f" on inputs of mean square {g(self.inputs)}" if self.inputs_given
+                  else " on standardised inputs (--input-var)")
+        return (f"over {g(self.elements)} output elements adds about {g(self.per_sample)} per sample{inputs}{calls}"
+                f"{batch}, {g(self.ratio, 2)}x the data-loss scale {g(self.scale)}")
 
 
 class ActivityRegularizerScale(Rule):
@@ -123,54 +158,66 @@ class ActivityRegularizerScale(Rule):
         return Fix(aim, (Change("lambda", current, current * factor if current is not None else None,
                                 layer=layer, target="activity"),))
 
-    def check(self, model, analysis):
+    def estimates(self, model, analysis) -> list[ActivityEstimate]:
+        """Every trainable layer's activity penalty per sample as Keras adds
+        it (every call, the batch where Keras sums over it), against the
+        data-loss scale; ``per_sample`` None where the estimate does not
+        follow the layer (``missing`` says why). ``check`` judges these and
+        ``reglint explain`` prints them: one arithmetic."""
+        if not any(layer.activity_regularizer for layer in model.layers):
+            return []
         scale = analysis.loss_scale.value
         batch_factor = 1
         if not keras_divides_by_batch(model.framework, model.framework_version):
             batch_factor = analysis.context.effective_batch_size
-        if not any(layer.activity_regularizer for layer in model.layers):
-            return
         graph = NestedGraph(model)
         given = analysis.context.input_var
         inputs = given if given is not None else 1.0
         moments = output_second_moments(model, graph, inputs)
+        found = []
         for layer in model.layers:
             if layer.activity_regularizer is None or not layer.trainable:
                 continue
-            if correlated_steps(layer, graph):
-                continue  # the mean-field takes each step's input as independent: no estimate rather than a low one
-            source = pass_through_source(layer, graph)
-            m_in = input_second_moment(layer, moments, graph, inputs)
-            per_sample = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(layer.path))
-            if per_sample is None:
-                continue
             # a shared layer: Keras adds its activity penalty at every call (review 40, 2)
             calls = model.calls_of(layer)  # nested models called several times included
-            per_sample *= calls
-            penalty = per_sample * batch_factor
-            ratio = penalty / scale
-            severity = self.level(ratio, "activity-ratio-warning", "activity-ratio-error")
+            estimate = ActivityEstimate(layer, calls, batch_factor, inputs, given is not None, scale)
+            found.append(estimate)
+            if correlated_steps(layer, graph):  # no estimate rather than a low one
+                estimate.missing = ("a recurrent layer reading correlated steps (another recurrent layer's or a "
+                                    "convolution's outputs), which the mean-field's independent steps underestimate")
+                continue
+            if layer.activity_on:
+                estimate.missing = (f"Keras penalises the outputs of its {', '.join(layer.activity_on)} "
+                                    f"projections, which reglint does not estimate")
+                continue
+            source = pass_through_source(layer, graph)
+            m_in = input_second_moment(layer, moments, graph, inputs)
+            one_call = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(layer.path))
+            if one_call is None:
+                estimate.missing = "the moments of this layer's output are not modelled"
+                continue
+            estimate.per_sample = one_call * calls
+            estimate.elements = penalised_elements(layer, source, m_in)
+        return found
+
+    def check(self, model, analysis):
+        for estimate in self.estimates(model, analysis):
+            if estimate.ratio is None:
+                continue
+            severity = self.level(estimate.ratio, "activity-ratio-warning", "activity-ratio-error")
             if severity is None:
                 continue
-            elements = penalised_elements(layer, source, m_in)
-            batch_note = (f" x batch {batch_factor} (Keras {model.framework_version} sums over the batch)"
-                          if batch_factor > 1 else "")
-            calls_note = f" over its {calls} calls (a shared layer or model: Keras adds it at each call)" if calls > 1 \
-                else ""
-            factor = 0.5 * self.thresholds["activity-ratio-warning"] / ratio
-            # the inputs' scale: given (--input-var; profile: measured on --data), else assumed
-            inputs_note = (f" on inputs of mean square {g(inputs)}" if given is not None
-                           else " on standardised inputs (--input-var)")
+            layer = estimate.layer
+            factor = 0.5 * self.thresholds["activity-ratio-warning"] / estimate.ratio
             yield self.finding(
-                f"activity {lam(layer.activity_regularizer)} over {g(elements)} output elements adds about "
-                f"{g(per_sample)} per sample{inputs_note}{calls_note}{batch_note}, {g(ratio, 2)}x the data-loss "
-                f"scale {g(scale)}",
+                f"activity {lam(layer.activity_regularizer)} {estimate.describe(model)}",
                 layer=layer.path, target="activity", severity=severity,
                 remedy=f"scale the activity lambda by {g(factor, 2)} or penalise a mean instead of a sum",
                 fix=self.fix(layer.path, _factor(layer.activity_regularizer), factor),
-                values={"activity_ratio": ratio, "penalty_per_sample": per_sample, "batch_factor": batch_factor,
-                        "calls": calls, "input_second_moment": inputs,
-                        "output_elements": elements, "lambda_scale_factor": factor})
+                values={"activity_ratio": estimate.ratio, "penalty_per_sample": estimate.per_sample,
+                        "batch_factor": estimate.batch_factor, "calls": estimate.calls,
+                        "input_second_moment": estimate.inputs, "output_elements": estimate.elements,
+                        "lambda_scale_factor": factor})
 
     def check_measured(self, result, report):
         """Each layer's measured activity penalty (per sample, as Keras >= 3.14

@@ -38,3 +38,27 @@ def test_a_recorded_initializer_is_never_said_to_be_missing(name):
     text = explain(KERAS_FIXTURES / name)
     assert "initializer " in text
     assert "(no initializer recorded)" not in text
+
+
+def test_activity_regularizers_are_explained_with_rl010s_numbers():
+    """Review 57, 3: explain said "no regularized tensors: nothing to
+    explain" of a model check gives an RL010 error, and "no regularizer" of
+    a layer whose only one is an activity regularizer. It prints RL010's
+    own estimate (the same words as the finding) and verdict, or why there
+    is none."""
+    import json
+
+    text = explain(KERAS_FIXTURES / "scenario_activity.keras")
+    assert "nothing to explain" not in text
+    assert "wide Dense · activity · L2(1)" in text
+    assert "over 512 output elements adds about 56.9 per sample on standardised inputs" in text
+    assert "RL010 error: scale the activity lambda by 0.061" in text and "2*l2*a per element" in text
+    asked = subprocess.run([sys.executable, "-m", "reglint", "explain", str(FIXTURES / "activity_shapes" /
+                            "conv_strided_l1.keras"), "--layer", "reg", "-f", "json"], capture_output=True,
+                           text=True, timeout=120)
+    assert asked.returncode == 0, asked.stderr
+    [row] = json.loads(asked.stdout)["activity"]
+    assert row["layer"] == "reg" and row["regularizer"] == "L1(0.01)" and row["pull"] == "l1*sign(a)"
+    assert row["per_sample"] > 0 and row["no_estimate"] is None
+    mha = explain(FIXTURES / "exactness" / "mha_activity.keras")
+    assert "no estimate: Keras penalises the outputs of its query, key, value, attention_output projections" in mha

@@ -357,8 +357,9 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
         err(str(exc))
         return 2
     items = [p for p in report.analysis.penalties if layer is None or _layer_matches(p.layer, layer, report.model)]
+    activity = activity_rows(report, layer)
     decay = explain_optimizer_decay(report)
-    if layer is not None and not items:
+    if layer is not None and not items and not activity:
         # a layer without a regularizer of its own (every layer of a PyTorch
         # checkpoint): the optimizer's decay is what acts on it (review 31, D13)
         known = report.model is not None and any(_layer_matches(x, layer, report.model) for x in report.model.layers)
@@ -386,7 +387,8 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
 
         whole = file_to_dict(report)
         sweep = (whole.get("model") or {}).get("analysis", {}).get("sweep")
-        doc = {"path": str(path), "tensors": rows, "optimizer_decay": decay, "findings": whole["findings"],
+        doc = {"path": str(path), "tensors": rows, "activity": activity, "optimizer_decay": decay,
+               "findings": whole["findings"],
                "sweep": sweep, "optimizer_own_penalties": own_penalties(report.model)}
         sys.stdout.write(json.dumps(jsonable(doc), indent=2) + "\n")
         return 0
@@ -394,8 +396,71 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
     own = own_penalties(report.model)
     if own:
         _print_own_penalties(own)
-    _print(rows, report.analysis, path, decay, acting, asked=layer is not None, own=bool(own))
+    _print(rows, report.analysis, path, decay, acting, asked=layer is not None, own=bool(own), activity=bool(activity))
+    _print_activity(activity)
     return 0
+
+
+def activity_rows(report: FileReport, layer: str | None) -> list[dict[str, Any]]:
+    """Each activity regularizer (of the layers ``layer`` matches) with
+    RL010's estimate of its penalty per sample (``estimates``: the rule's
+    own arithmetic) and what RL010 says of it (review 57, 3: explain said
+    "nothing to explain" of a model check gave an RL010 error)."""
+    from reglint.rules.rl010_activity_regularizer_scale import ActivityRegularizerScale
+
+    if report.model is None or report.analysis is None:
+        return []
+    rows = []
+    for estimate in ActivityRegularizerScale().estimates(report.model, report.analysis):
+        if layer is not None and not _layer_matches(estimate.layer, layer, report.model):
+            continue
+        finding = next((f for f in report.findings if f.code == "RL010" and f.layer == estimate.layer.path
+                        and not f.measured), None)
+        rows.append({
+            "layer": estimate.layer.path, "class": estimate.layer.class_name,
+            "regularizer": lam(estimate.layer.activity_regularizer), "pull": _activity_pull(estimate.layer),
+            "per_sample": estimate.per_sample,
+            "ratio": estimate.ratio, "output_elements": estimate.elements, "calls": estimate.calls,
+            "batch_factor": estimate.batch_factor, "input_second_moment": estimate.inputs,
+            "data_loss_scale": estimate.scale, "no_estimate": estimate.missing,
+            "summary": estimate.describe(report.model) if estimate.per_sample is not None else None,
+            "finding": None if finding is None else {"severity": finding.severity.value,
+                                                     "remedy": finding.remedy}})
+    return rows
+
+
+def _activity_pull(layer) -> str:
+    """The penalty's gradient on one output element ``a``."""
+    reg = layer.activity_regularizer
+    terms = (["2*l2*a"] if reg.l2 else []) + (["l1*sign(a)"] if reg.l1 else [])
+    return " + ".join(terms) or "0"
+
+
+def _print_activity(rows: list[dict[str, Any]]) -> None:
+    from reglint.reporters.console import make_console
+
+    console = make_console()
+    for row in rows:
+        title = f"[bold]{markup(row['layer'])}[/] {markup(row['class'])} · activity · {markup(row['regularizer'])}"
+        if console.soft_wrap:
+            console.print(f"── {title} ──")
+        else:
+            console.rule(title)
+        if row["per_sample"] is None:
+            lines = [f"  no estimate: {markup(row['no_estimate'])}; reglint profile measures it"]
+        else:
+            lines = [
+                f"  penalty per sample   {markup(row['summary'])}",
+                "  grows with           the output's elements (width x positions or steps) and the layer's calls, "
+                f"not with its weight count; it pulls each output toward 0 ({row['pull']} per element), not the "
+                "weights",
+            ]
+            finding = row["finding"]
+            lines.append(f"  RL010 {finding['severity']}: {markup(finding['remedy'])}" if finding else
+                         "  RL010 does not warn: under its warning level of the data-loss scale")
+        for line in lines:
+            console.print(line, highlight=False)
+        console.print()
 
 
 def own_penalties(model) -> dict[str, Any] | None:
@@ -458,7 +523,7 @@ def _acting_groups(report: FileReport, layer: str) -> str | None:
 
 
 def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: dict[str, Any] | None,
-           acting: str | None = None, asked: bool = False, own: bool = False) -> None:
+           acting: str | None = None, asked: bool = False, own: bool = False, activity: bool = False) -> None:
     from reglint.reporters.console import make_console
     from reglint.rules.rl016_regularizer_on_frozen_layer import frozen_penalty_effect
 
@@ -466,6 +531,8 @@ def _print(rows: list[dict[str, Any]], analysis: Analysis, path: Path, decay: di
     if decay is not None:
         _print_decay(console, decay)
     if not rows:
+        if activity:  # the activity penalties follow (_print_activity)
+            return
         if decay is None and not own:
             console.print(f"{markup(path)}: no regularized tensors: nothing to explain.")
         elif asked:  # --layer named layers without a regularizer of their own
