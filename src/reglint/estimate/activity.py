@@ -250,11 +250,30 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
     variance = pre_activation_variance(layer, input_moment)
     if variance is None or elements is None:
         return None
+    if layer.activation == "softmax" and layer.units:
+        return softmax_activity(reg, elements // layer.units, layer.units, variance)
     act = activation_moments(layer.activation, variance)
     if act is None:
         return None
     second, first = act
     return elements * ((reg.l2 if reg.kind != "l1" else 0.0) * second + (reg.l1 if reg.kind != "l2" else 0.0) * first)
+
+
+def softmax_activity(reg, rows: int, classes: int, variance: float) -> float:
+    """An activity penalty on softmax outputs, ``rows`` distributions of
+    ``classes`` each: ``sum |p|`` is 1 per row whatever the weights (L1's
+    part is exact), and ``sum p^2`` at initialisation, logits ``N(0, v)``, is
+    about ``exp(v)/C`` (the lognormal's ``E[e^(2z)]/E[e^z]^2``), at most 1.
+
+    >>> from reglint.model import Regularizer
+    >>> softmax_activity(Regularizer(kind="l1", l1=0.1), 1, 10, 0.5)
+    0.1
+    >>> round(softmax_activity(Regularizer(kind="l2", l2=1.0), 1, 10, 0.0), 3)
+    0.1
+    """
+    l1 = reg.l1 if reg.kind != "l2" else 0.0
+    l2 = reg.l2 if reg.kind != "l1" else 0.0
+    return rows * (l1 + l2 * min(1.0, math.exp(variance) / classes))
 
 
 def correlated_steps(layer: Layer, graph: NestedGraph) -> bool:
