@@ -262,8 +262,10 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
 def softmax_activity(reg, rows: int, classes: int, variance: float) -> float:
     """An activity penalty on softmax outputs, ``rows`` distributions of
     ``classes`` each: ``sum |p|`` is 1 per row whatever the weights (L1's
-    part is exact), and ``sum p^2`` at initialisation, logits ``N(0, v)``, is
-    about ``exp(v)/C`` (the lognormal's ``E[e^(2z)]/E[e^z]^2``), at most 1.
+    part is exact), and ``sum p^2`` at initialisation, logits ``N(0, v)``,
+    about ``(1 + v*(1 - 1/C))/C`` (``p_i ~ (1 + z_i - mean z)/C`` to first
+    order; within 4% of Keras' 0.147 on fixtures/activity_shapes/softmax_l2.keras,
+    where ``exp(v)/C`` gave 0.178), at most 1.
 
     >>> from reglint.model import Regularizer
     >>> softmax_activity(Regularizer(kind="l1", l1=0.1), 1, 10, 0.5)
@@ -273,7 +275,7 @@ def softmax_activity(reg, rows: int, classes: int, variance: float) -> float:
     """
     l1 = reg.l1 if reg.kind != "l2" else 0.0
     l2 = reg.l2 if reg.kind != "l1" else 0.0
-    return rows * (l1 + l2 * min(1.0, math.exp(variance) / classes))
+    return rows * (l1 + l2 * min(1.0, (1.0 + variance * (1.0 - 1.0 / classes)) / classes))
 
 
 def correlated_steps(layer: Layer, graph: NestedGraph) -> bool:
