@@ -89,8 +89,12 @@ _WHY = {
     "absorbed": "pulls the normalized output scale toward zero, which the next layer can take over",
     "branch": "pulls toward zero the scale of what this layer feeds (a residual Add, attention, a penalized "
               "kernel or the output), which no later layer takes over: RL001 counts it",
-    Role.BETA: "penalises an offset that carries no capacity",
-    Role.BIAS: "penalises an offset that carries no capacity",
+    # review 57, 5: "no capacity" misread a threshold: an offset shifts an activation's threshold, but adds
+    # no weight that fits noise, and starts at 0 where the penalty pulls it
+    Role.BETA: "pulls an offset (a shift, an activation's threshold) toward 0, where it starts: it adds little "
+               "capacity to overfit, so the penalty constrains the fit more than it regularizes",
+    Role.BIAS: "pulls an offset (a shift, an activation's threshold) toward 0, where it starts: it adds little "
+               "capacity to overfit, so the penalty constrains the fit more than it regularizes",
     Role.ALPHA: "pushes activation slopes toward a fixed ReLU",
     Role.EMBEDDINGS: "decays rare tokens' rows every step while they get no data gradient",
 }

@@ -280,6 +280,10 @@ class ChainShrinksTooFast(Rule):
                        "so its kernels can fall to zero together")
             if severity is Severity.ERROR:
                 outcome += "; from this shrink the calibration's transformers collapsed"
+        elif _skipped(analysis, chain):  # review 57, 5: a residual TCN's "10 layers in series"
+            where = "in series along the longest path with no normalization between them"
+            outcome = ("the shrunk scales multiply along the chain toward the trivial solution (residual skips give "
+                       "shorter paths, whose kernels shrink as well)")
         else:
             where = "in series with no normalization between them"
             outcome = "the shrunk scales multiply along the chain toward the trivial solution"
@@ -432,3 +436,22 @@ def _clipped(model, analysis, chain: list[str], shrinks: dict, slowest: float) -
 def _group_words(groups: list[int]) -> str:
     """``param group 2`` / ``param groups 0, 1``."""
     return f"param group{'s' if len(groups) > 1 else ''} {', '.join(map(str, groups))}"
+
+
+# Layers that add a branch to a skip connection (a residual join).
+RESIDUAL_JOINS = {"Add", "Average", "Subtract"}
+
+
+def _skipped(analysis, chain: list[str]) -> bool:
+    """Whether a layer of ``chain`` before its last feeds a residual join
+    (within two hops: an activation between): the chain is then the
+    longest of several paths, not the only one."""
+    by_path = {layer.path: layer for layer in analysis.model.layers}
+    for path in chain[:-1]:
+        layer = by_path.get(path)
+        frontier = analysis.consumers(layer) if layer is not None else []
+        for _ in range(2):
+            if any(nxt.class_name in RESIDUAL_JOINS for nxt in frontier):
+                return True
+            frontier = [after for nxt in frontier for after in analysis.consumers(nxt)]
+    return False

@@ -92,6 +92,20 @@ def test_rl024_shrink_over_one_flips_instead_of_halving():
     assert f.values["halving_steps"] is None
 
 
+def test_rl024_says_when_its_chain_is_the_longest_of_several_paths():
+    """Review 57, 5: on a residual TCN RL024 said "10 layers in series",
+    the longest path, though every block's skip gives a shorter one; a
+    plain chain keeps its words. RL008 no longer says an offset "carries
+    no capacity" (before a ReLU it is the threshold)."""
+    [residual] = findings("residual_mlp_l2_sgd.keras", "RL024")
+    assert "6 layers in series along the longest path" in residual.message
+    assert "residual skips give shorter paths" in residual.message
+    [plain] = findings("scenario_sgd_unstable.keras", "RL024")
+    assert "along the longest path" not in plain.message and "skips" not in plain.message
+    offsets = [f for f in findings("batchnorm.keras", "RL008") if f.target in ("beta", "bias")]
+    assert offsets and all("carries no capacity" not in f.message and "threshold" in f.message for f in offsets)
+
+
 def test_rl003_weight_decay_too_fast():
     [f] = findings("scenario_wd_too_fast.keras", "RL003")
     assert f.severity is Severity.ERROR
