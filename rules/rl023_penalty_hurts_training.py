@@ -557,13 +557,14 @@ def _stall(metric: TwinMetric, pen, ref, lost: float) -> tuple[int, int] | None:
 
 def _in_epochs(result, first: int, last: int, values: dict) -> str:
     """Steps ``first..last`` in the unit a training is planned in: epochs of
-    every example in ``--data``, ``ceil(examples / batch)`` steps each, as
+    ``--samples`` examples, else every example in ``--data``, ``ceil(examples / batch)`` steps each, as
     ``fit`` and ``--epochs`` count them (review 50: the examples the twin
     trained on, four fifths of them, named epochs 2.3-14 where ``--epochs``
     counts 1.9-11.2); '' when the data's size is not known (the synthetic
     batch)."""
     data = result.data or {}
-    examples, batch = data.get("samples") or data.get("train_samples"), data.get("batch_size")
+    examples = data.get("epoch_samples") or data.get("samples") or data.get("train_samples")  # profile --samples first
+    batch = data.get("batch_size")
     if not examples or not batch:
         return ""
     per_epoch = math.ceil(examples / batch)

@@ -759,6 +759,25 @@ def test_epochs_refusals_are_one_line(tmp_path):
         result = subprocess.run([sys.executable, "-m", "reglint", "profile", model, "--epochs", "2", *args],
                                 capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    alone = subprocess.run([sys.executable, "-m", "reglint", "profile", model, "--samples", "100"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert alone.returncode == 2 and "--samples sizes --epochs' epochs" in alone.stderr
+
+
+@pytest.mark.slow
+def test_samples_size_the_epochs_when_data_holds_more_than_the_training_set(models, capsys):
+    """Review 57, 6: --data holding the user's held-out part too made
+    --epochs 12 run 684 steps for a 540-step training. --samples gives the
+    training's examples: E*ceil(N/B) steps over those, and the epochs the
+    verdict names are counted in them."""
+    code, report, err = profile_json(capsys, str(models["healthy"]), "--data", str(models["data"]),
+                                     "--x-key", "inputs", "--y-key", "labels", "--epochs", "2", "--samples", "96",
+                                     "--batch-size", "32")
+    assert code in (0, 1), err
+    profile = profile_of(report)
+    assert profile["twin"]["budget"]["steps"] == 6 and "2 x ceil(96 examples / batch 32) = 6 steps" in \
+        profile["twin"]["budget"]["reason"]
+    assert profile["data"]["epoch_samples"] == 96
 
 
 # ---------------------------------------------------------------------------

@@ -324,6 +324,10 @@ def profile(
                                       help="Your training's length in epochs over --data: both runs take "
                                            "epochs x ceil(examples/batch) steps (cut to --time-budget) and "
                                            "RL023 judges there."),
+    samples: int | None = typer.Option(None, "--samples", min=1,
+                                       help="Your training's examples, for --epochs (default: the rows of "
+                                            "--data); give it when --data holds more than your training set "
+                                            "(its held-out part too)."),
     time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
                                       help="Seconds for loading and both runs; the steps (--steps, --epochs or "
                                            "the default) are cut to fit. When RL023 finds damage, measuring "
@@ -361,7 +365,7 @@ def profile(
                                  output_format=output_format, output_file=output_file,
                                  fail_on=fail_on.value if fail_on else None, seed=seed,
                                  time_budget=time_budget, backend=backend, epochs=epochs, init=init.value,
-                                 imports=list(imports)))
+                                 imports=list(imports), samples=samples))
 
 
 @app.command("clean")

@@ -39,11 +39,11 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
                 steps: int | None = None, batch_size: int = 32, device: str = "auto", trust_model: bool = False,
                 output_format: str = "full", output_file: Path | None = None, fail_on: str | None = None,
                 seed: int = 0, time_budget: float = 60.0, backend: str = "auto", epochs: int | None = None,
-                init: str = "auto", imports: list[str] | None = None) -> int:
+                init: str = "auto", imports: list[str] | None = None, samples: int | None = None) -> int:
     """Profile one model; returns the exit code. ``steps`` None: the twin's
     budget decides (``twin.choose_budget``) within ``time_budget`` seconds,
-    unless ``epochs`` (the user's training length over the examples in
-    ``data``) sets it; ``backend`` is auto, tensorflow or torch
+    unless ``epochs`` (the user's training length over ``samples``
+    examples, default the rows of ``data``) sets it; ``backend`` is auto, tensorflow or torch
     (``framework.resolve_backend``); ``init`` is where both runs start
     (``load.choose_start``: auto, saved or fresh); ``imports`` are modules or
     ``.py`` files imported before loading (``--import``, trusted only)."""
@@ -51,7 +51,7 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
 
     try:
         return _profile(Path(path), data, x_key, y_key, steps, batch_size, device, trust_model, output_format,
-                        output_file, fail_on, seed, time_budget, backend, epochs, init, imports or [])
+                        output_file, fail_on, seed, time_budget, backend, epochs, init, imports or [], samples)
     except ReglintError as exc:
         err(str(exc))
         return 2
@@ -81,7 +81,7 @@ def _with_input_scale(path: Path, report, settings, npz):
 def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int | None, batch_size: int,
              device: str, trust_model: bool, output_format: str, output_file: Path | None, fail_on: str | None,
              seed: int, time_budget: float, backend: str, epochs: int | None = None, init: str = "auto",
-             imports: list[str] | None = None) -> int:
+             imports: list[str] | None = None, samples: int | None = None) -> int:
     from reglint.config.loader import load_settings
     from reglint.engine.runner import lint_file
     from reglint.profile.framework import resolve_backend
@@ -104,6 +104,10 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
     if epochs is not None and (steps is not None or data is None or epochs < 1):
         raise ProfileError("--epochs needs --data (its examples make an epoch), at least 1, and no --steps"
                            if steps is None else "give --steps or --epochs, not both")
+    if samples is not None and (epochs is None or samples < 1):
+        # review 57, 6: --data with its held-out part counted 684 steps for a 540-step training
+        raise ProfileError("--samples sizes --epochs' epochs (your training's examples): give --epochs with it, "
+                           "and at least 1")
     if imports and not trust:
         raise ProfileError("--import runs that module's code: pass --trust-model with it if you trust it")
     refuse_savedmodel(path)
@@ -128,10 +132,11 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
         from reglint.profile.data import load_npz
 
         npz = load_npz(data, x_key, y_key)
+        npz.epoch_samples = samples
         report = _with_input_scale(path, report, settings, npz)
     horizon: int | Horizon | None = steps
     if epochs is not None and npz is not None:
-        horizon = Horizon.from_epochs(epochs, npz.examples, batch_size)
+        horizon = Horizon.from_epochs(epochs, samples or npz.examples, batch_size)
     elif steps is None and npz is not None and _steps_taken(report.model):
         # A trained file says how long its training was: judge there, as
         # --epochs would (the default budget may run past a stall window).

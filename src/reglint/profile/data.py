@@ -128,6 +128,9 @@ class Batches:
     # The model's input dict keys, in the order of ``xs`` (a model built on
     # a dict of inputs takes a dict: KerasHub backbones, dict Functionals).
     input_keys: list[str] | None = None
+    # The user's training examples per epoch (profile --samples), where --data
+    # holds more than the training set; None: the file's examples.
+    epoch_samples: int | None = None
 
     def __post_init__(self) -> None:
         self.samples = int(self.xs[0].shape[0])
@@ -156,6 +159,7 @@ class Batches:
     def describe(self) -> dict[str, Any]:
         return {"source": "synthetic" if self.synthetic else "file", "path": None if self.synthetic else self.source,
                 "samples": self.file_samples, "train_samples": self.samples, "held_out": self.held_out,
+                "epoch_samples": self.epoch_samples,
                 "batch_size": self.batch_size, "seed": self.seed,
                 "x_shapes": [list(x.shape) for x in self.xs], "y_shapes": [list(y.shape) for y in self.ys],
                 "keys": self.keys or None, "notes": list(self.notes)}
@@ -211,7 +215,7 @@ def split_held_out(batches: Batches, fraction: float = HOLD_OUT) -> tuple[Batche
     capped = held[:MAX_HELD_OUT]
     kept = Batches([x[train] for x in batches.xs], [y[train] for y in batches.ys], batches.batch_size,
                    batches.seed, synthetic=False, source=batches.source, keys=batches.keys,
-                   notes=list(batches.notes), input_keys=batches.input_keys)
+                   notes=list(batches.notes), input_keys=batches.input_keys, epoch_samples=batches.epoch_samples)
     kept.file_samples = batches.samples
     kept.held_out = n_held
     return kept, HeldOut([x[capped] for x in batches.xs], [y[capped] for y in batches.ys], n_held,
@@ -231,6 +235,7 @@ class NpzData:
     ys: list[np.ndarray]
     x_keys: list[str]
     y_keys: list[str]
+    epoch_samples: int | None = None  # profile --samples: the training's examples, when --data holds more
 
     @property
     def examples(self) -> int:
@@ -339,7 +344,7 @@ def batches_from_npz(data: NpzData, inputs: list[InputSpec], targets: list[Targe
         _check_labels(y, target, y_key)
     ys = [y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y for y in targets_in]
     return Batches(xs, ys, batch_size, seed, synthetic=False, source=data.path,
-                   keys={"x": keys, "y": y_keys}, notes=notes)
+                   keys={"x": keys, "y": y_keys}, notes=notes, epoch_samples=data.epoch_samples)
 
 
 def pair_targets(ys: list[np.ndarray], keys: list[str], targets: list[TargetSpec]

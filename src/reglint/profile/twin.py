@@ -483,7 +483,7 @@ def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_overrid
     backend.set_seed(inputs.seed)
     taken, stopped = _lockstep(backend, model, lanes, inputs, evaluator, budget.steps, progress)
     batches = inputs.batches
-    per_epoch = (math.ceil(batches.file_samples / batches.batch_size)
+    per_epoch = (math.ceil((batches.epoch_samples or batches.file_samples) / batches.batch_size)
                  if not batches.synthetic and batches.batch_size else None)
     finish_budget(budget, taken, stopped, monitor, per_epoch)
     pen = lanes[0]
