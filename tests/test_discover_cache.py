@@ -183,11 +183,12 @@ def test_a_folder_searched_from_outside_offers_only_links_the_reader_follows(tmp
     elsewhere.mkdir()
     (repo / "models" / "latest.keras").symlink_to(repo / "runs" / "best.keras")
     (repo / "models" / "alias.keras").symlink_to(repo / "models" / "real.keras")
+    (repo / "models" / "broken.keras").symlink_to(tmp_path / "gone" / "nope.keras")  # kept: the reader reports it
     monkeypatch.chdir(elsewhere)
     found = discover([str(repo)], Settings())[0]
-    assert [Path(p).relative_to(repo).as_posix() for p in found] == ["models/alias.keras"]
+    assert [Path(p).relative_to(repo).as_posix() for p in found] == ["models/alias.keras", "models/broken.keras"]
     monkeypatch.chdir(repo)  # inside the project the reader follows it: so does the search
-    assert discover(["."], Settings())[0] == ["models/alias.keras", "models/latest.keras"]
+    assert discover(["."], Settings())[0] == ["models/alias.keras", "models/broken.keras", "models/latest.keras"]
 
 
 def test_relative_excludes_are_anchored_at_the_config_root(tree):

@@ -540,7 +540,10 @@ def _inside(entry: os.DirEntry) -> bool:
     the reader follows when the file is named; review 56: it offered, from a
     folder searched outside the working directory, links the reader refuses
     (their targets inside the tree are found as themselves)."""
-    return not entry.is_symlink() or link_stays_inside(Path(entry.path))
+    if not entry.is_symlink():
+        return True
+    # a broken link is kept wherever it points: the reader reports it, reading nothing
+    return not os.path.exists(entry.path) or link_stays_inside(Path(entry.path))
 
 
 def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:
