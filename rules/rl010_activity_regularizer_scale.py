@@ -103,7 +103,9 @@ from reglint.estimate.activity import (
     output_second_moments,
     pass_through_source,
     penalised_elements,
+    softmax_classes,
 )
+from reglint.estimate.recurrent import RECURRENT
 from reglint.model import Layer
 from reglint.model.nesting import NestedGraph
 
@@ -191,9 +193,19 @@ class ActivityRegularizerScale(Rule):
                                     f"projections, which reglint does not estimate")
                 continue
             source = pass_through_source(layer, graph)
+            if softmax_classes(layer) is not None and not layer.activity_regularizer.l2:
+                estimate.missing = ("an L1 penalty on softmax outputs is a constant (sum |p| = 1 per row): it has "
+                                    "no gradient and does nothing")
+                continue
+            if given is not None and any(x is not None and x.class_name in RECURRENT for x in (layer, source)):
+                # review 58, 3: a mean in the inputs drives the state at every step (an LSTM on inputs in
+                # [0, 1] at 5x the estimate); the mean-field takes the inputs as zero-mean
+                estimate.missing = ("a recurrent layer on inputs that are not standardised (--input-var): the "
+                                    "mean-field takes them as zero-mean, and their mean builds up the state")
+                continue
             m_in = input_second_moment(layer, moments, graph, inputs)
             one_call = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(layer.path))
-            if one_call is None:
+            if one_call is None or not math.isfinite(one_call):
                 estimate.missing = "the moments of this layer's output are not modelled"
                 continue
             estimate.per_sample = one_call * calls

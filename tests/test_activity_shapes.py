@@ -21,7 +21,10 @@ from helpers import FIXTURES
 
 HERE = FIXTURES / "activity_shapes"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
-ESTIMATED = sorted(name for name, entry in MANIFEST.items() if entry["keras_penalty_per_sample"] > 0)
+# An L1 on softmax outputs: Keras adds sum |p| = 1 per row, a constant with no gradient (review 58, 1).
+CONSTANT = {"softmax_l1.keras"}
+ESTIMATED = sorted(name for name, entry in MANIFEST.items()
+                   if entry["keras_penalty_per_sample"] > 0 and name not in CONSTANT)
 
 
 def estimate(name: str, input_var: float | None = None) -> float | None:
@@ -67,7 +70,7 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
     assert estimate(name, input_var=1 / 3) == pytest.approx(keras, rel=1.0 if few_filters else 0.15)
     # a normalization, an Embedding or a softmax (sum |p| = 1) in front keeps its own scale
     assert estimate(name, input_var=1 / 3) < 0.6 * estimate(name) or name in (
-        "bn_then_actreg.keras", "embedding.keras", "softmax_l1.keras", "softmax_l2.keras")
+        "bn_then_actreg.keras", "embedding.keras", "softmax_l2.keras", "softmax_layer_l2.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
@@ -82,3 +85,25 @@ def test_keras_3_drops_a_simple_rnn_activity_regularizer_and_so_does_the_reading
     assert MANIFEST["simple_rnn_seq.keras"]["keras_penalty_per_sample"] == 0
     layer = {layer.path: layer for layer in read_model(HERE / "simple_rnn_seq.keras").layers}["reg"]
     assert layer.activity_regularizer is None and estimate("simple_rnn_seq.keras") is None
+
+
+def test_a_constant_or_unmodelled_activity_penalty_gets_no_estimate():
+    """Review 58: an L1 on softmax outputs is Keras' constant sum |p| = 1
+    per row (gradient ~3e-7): counted, it made an RL010 error of a penalty
+    that does nothing. Recurrent layers on inputs given as not standardised
+    (--input-var) get no estimate: the inputs' mean drives the state at
+    every step (Keras 0.659 where the zero-mean mean-field said 0.122)."""
+    from reglint.engine.analysis import Analysis
+    from reglint.rules.rl010_activity_regularizer_scale import ActivityRegularizerScale
+
+    assert MANIFEST["softmax_l1.keras"]["keras_penalty_per_sample"] == pytest.approx(0.1)
+    assert estimate("softmax_l1.keras") is None
+    model = read_model(HERE / "softmax_l1.keras")
+    [why] = ActivityRegularizerScale().estimates(model, Analysis(model))
+    assert why.per_sample is None and "constant" in why.missing and "does nothing" in why.missing
+    for name in sorted(RECURRENT_FILES):
+        assert estimate(name, input_var=1 / 3) is None, name
+        model = read_model(HERE / name)
+        found = ActivityRegularizerScale().estimates(model, Analysis(model, TrainingContext(input_var=0.5)))
+        assert all(e.per_sample is None and "zero-mean" in e.missing for e in found
+                   if e.layer.path == MANIFEST[name]["layer"]), name
