@@ -75,8 +75,8 @@ Nor is the collapse blamed on the penalty when the unregularized twin
 had settled (its margin rose less than 0.02 over the second half of the
 run, the 2% the profile's "learning" asks of a loss; a twin still climbing
 when ``--steps`` cut it short leaves the error standing, review 11, unless
-the penalized run climbed with it, within the "collapsed" level of its
-margin: review 57, 2): with
+the penalized run climbed with it on held-back data, within the
+"collapsed" level of its margin: review 57, 2): with
 nothing in the data holding the weights, a penalty shrinks them unopposed,
 by up to ``1 - exp(-3)`` = 95% over the three timescales the default budget runs,
 whatever its size. That is the synthetic batch's usual case (random labels

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REGLINT = Path(sys.executable).with_name("reglint")
-KERAS_FIXTURES = ROOT / "fixtures" / "keras"
+FIXTURES = ROOT / "fixtures"
+KERAS_FIXTURES = FIXTURES / "keras"
 
 
 def test_data_that_is_not_an_npz_or_needs_pickle_is_refused_by_name(tmp_path):
@@ -109,8 +110,14 @@ def test_the_static_estimate_beside_a_measured_activity_penalty_takes_the_datas_
     assert rl010(after).values["penalty_per_sample"] == pytest.approx(
         rl010(before).values["penalty_per_sample"] / 3, rel=0.05)
     assert "on inputs of mean square 0.33" in rl010(after).message
-    tokens = NpzData("d.npz", [np.ones((256, 64), "int32")], [np.zeros(256)], ["x"], ["y"])
-    assert _with_input_scale(path, before, Settings(), tokens) is before
+    # review 58, 4: uint8 pixels fed to a float input are values (mean square of 0..255 ~ 2e4), not token ids
+    raw = NpzData("d.npz", [(pixels * 255).astype("uint8")], [np.zeros(256)], ["x"], ["y"])
+    assert rl010(_with_input_scale(path, before, Settings(), raw)).values["input_second_moment"] > 1e4
+    # token ids an Embedding reads are no scale: the report stays
+    table = FIXTURES / "activity_shapes" / "embedding.keras"
+    ids = lint_file(str(table), Settings())
+    tokens = NpzData("d.npz", [np.ones((256, 12), "int32")], [np.zeros(256)], ["x"], ["y"])
+    assert _with_input_scale(table, ids, Settings(), tokens) is ids
     given = Settings()
     given.context.input_var = 2.0
     assert _with_input_scale(path, before, given, NpzData("d.npz", [pixels], [np.zeros(256)], ["x"], ["y"])) \

@@ -174,8 +174,9 @@ def twin_learned_nothing(result) -> str | None:
         # a twin still rising has not settled (review 11): the penalty is blamed where the
         # penalized run fell behind it, not where it kept pace (review 57, 2: a cross-attention
         # model whose penalized run ended 0.022 behind a twin at 0.031 over chance, an RL017 error)
-        behind = margin - (metric.margin(twin.penalized) or 0.0)
-        if behind > metric.collapsed:
+        # on held-back data only: on the synthetic batch the signature is the evidence there is
+        penalized = metric.margin(twin.penalized)
+        if twin.synthetic or not twin.held_out or penalized is None or margin - penalized > metric.collapsed:
             return None
         return (f"but the unregularized twin, still rising, had not learned either ({metric.show(twin.unregularized)}"
                 f", the penalized run {metric.show(twin.penalized, False)}{metric.context()}; "

@@ -60,6 +60,11 @@ def run_profile(path: Path, data: Path | None = None, x_key: str = "x", y_key: s
         return 2
 
 
+# Layers that read integers as ids, not values.
+INTEGER_INPUT_LAYERS = {"Embedding", "IntegerLookup", "StringLookup", "CategoryEncoding", "Hashing",
+                        "TextVectorization", "HashedCrossing"}
+
+
 def _with_input_scale(path: Path, report, settings, npz):
     """The static report again with the inputs' mean square measured on
     ``--data`` where an activity penalty's estimate depends on it and the
@@ -70,7 +75,9 @@ def _with_input_scale(path: Path, report, settings, npz):
     if settings.context.input_var is not None or not any(
             layer.activity_regularizer for layer in report.model.layers):
         return report
-    moment = npz.input_mean_square()
+    # integer arrays are values unless the model turns integers into vectors (token ids)
+    integers = not any(layer.class_name in INTEGER_INPUT_LAYERS for layer in report.model.layers)
+    moment = npz.input_mean_square(integers)
     if moment is None:
         return report
     settings.context.input_var = moment

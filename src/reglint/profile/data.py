@@ -242,13 +242,14 @@ class NpzData:
         """Rows of the first input (load_npz checks that they all agree)."""
         return len(self.xs[0]) if self.xs else 0
 
-    def input_mean_square(self) -> float | None:
-        """The mean of ``x**2`` over every element of the floating-point
-        inputs (token ids are no scale), in float64 chunks; None where there
-        are none or it is not a positive finite number."""
+    def input_mean_square(self, integers: bool = True) -> float | None:
+        """The mean of ``x**2`` over every element of the numeric inputs, in
+        float64 chunks; integer arrays only with ``integers`` (uint8 pixels
+        are values, review 58, 4; token ids fed to an Embedding are not).
+        None where there are none or it is not a positive finite number."""
         total, count = 0.0, 0
         for x in self.xs:
-            if not np.issubdtype(x.dtype, np.floating):
+            if not (np.issubdtype(x.dtype, np.floating) or (integers and np.issubdtype(x.dtype, np.integer))):
                 continue
             flat = x.reshape(-1)
             for start in range(0, flat.size, 1 << 20):
