@@ -443,15 +443,27 @@ RESIDUAL_JOINS = {"Add", "Average", "Subtract"}
 
 
 def _skipped(analysis, chain: list[str]) -> bool:
-    """Whether a layer of ``chain`` before its last feeds a residual join
-    (within two hops: an activation between): the chain is then the
-    longest of several paths, not the only one."""
+    """Whether a layer of ``chain`` before its last feeds (within two hops:
+    an activation between) a residual join that the chain's first layer
+    also reaches by another operand: the chain is then the longest of
+    several paths, not the only one. An Add merging an independent input is
+    no skip (review 58, 7)."""
     by_path = {layer.path: layer for layer in analysis.model.layers}
+    start = by_path.get(chain[0])
+    if start is None:
+        return False
+    reached = {start.path}
+    frontier = [start]
+    while frontier and len(reached) < 100_000:
+        frontier = [nxt for layer in frontier for nxt in analysis.consumers(layer) if nxt.path not in reached]
+        reached.update(nxt.path for nxt in frontier)
     for path in chain[:-1]:
         layer = by_path.get(path)
-        frontier = analysis.consumers(layer) if layer is not None else []
+        near = analysis.consumers(layer) if layer is not None else []
         for _ in range(2):
-            if any(nxt.class_name in RESIDUAL_JOINS for nxt in frontier):
-                return True
-            frontier = [after for nxt in frontier for after in analysis.consumers(nxt)]
+            for join in near:
+                fed_by = [p for p in analysis.producers(join) if p.path in reached]
+                if join.class_name in RESIDUAL_JOINS and len(fed_by) >= 2:
+                    return True
+            near = [after for nxt in near for after in analysis.consumers(nxt)]
     return False

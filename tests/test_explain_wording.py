@@ -58,7 +58,28 @@ def test_activity_regularizers_are_explained_with_rl010s_numbers():
                            text=True, timeout=120)
     assert asked.returncode == 0, asked.stderr
     [row] = json.loads(asked.stdout)["activity"]
-    assert row["layer"] == "reg" and row["regularizer"] == "L1(0.01)" and row["pull"] == "l1*sign(a)"
+    assert row["layer"] == "reg" and row["regularizer"] == "L1(0.01)" and "(l1*sign(a) per element)" in row["pull"]
     assert row["per_sample"] > 0 and row["no_estimate"] is None
     mha = explain(FIXTURES / "exactness" / "mha_activity.keras")
     assert "no estimate: Keras penalises the outputs of its query, key, value, attention_output projections" in mha
+
+
+def test_explain_says_when_rl010_is_off_not_under_its_level(tmp_path):
+    """Review 58, 8: with RL010 ignored in the configuration, explain said
+    "RL010 does not warn: under its warning level" beside a ratio above it."""
+    (tmp_path / "pyproject.toml").write_text('[tool.reglint]\nignore = ["RL010"]\n')
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(KERAS_FIXTURES / "scenario_activity.keras")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "RL010 is not selected in this configuration" in done.stdout and "under its warning level" not in done.stdout
+
+
+def test_input_var_past_its_bound_is_a_usage_error():
+    """Review 58, 5: --input-var 1e308 printed an infinite penalty and a fix
+    "scale by 0"; like nan, 0 or a negative value it is refused (exit 2)."""
+    model = str(KERAS_FIXTURES / "scenario_activity.keras")
+    for value in ("1e308", "0", "-1", "nan"):
+        done = subprocess.run([sys.executable, "-m", "reglint", "check", model, "--input-var", value],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (value, done.stderr)
+        assert "Traceback" not in done.stderr and "RuntimeWarning" not in done.stderr

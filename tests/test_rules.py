@@ -102,6 +102,9 @@ def test_rl024_says_when_its_chain_is_the_longest_of_several_paths():
     assert "residual skips give shorter paths" in residual.message
     [plain] = findings("scenario_sgd_unstable.keras", "RL024")
     assert "along the longest path" not in plain.message and "skips" not in plain.message
+    # review 58, 7: an Add that merges a second input is no skip
+    [merged] = findings("merge_independent_input_l2_sgd.keras", "RL024")
+    assert "8 layers in series with no normalization" in merged.message and "skips" not in merged.message
     offsets = [f for f in findings("batchnorm.keras", "RL008") if f.target in ("beta", "bias")]
     assert offsets and all("carries no capacity" not in f.message and "threshold" in f.message for f in offsets)
 
@@ -595,6 +598,21 @@ def test_rl025_a_nested_model_called_twice_is_an_output_only_on_the_call_returne
     assert calls.outputs == [["F_free"], [f"{tower}/H#call1"]]
     [f] = findings(name, "RL025")
     assert f.severity is Severity.WARNING and "only unpenalized layers follow them" in f.message
+
+
+def test_rl025_a_keras_3_json_architecture_numbers_a_sequentials_calls_from_0(tmp_path):
+    """Review 58, 6: model.to_json() records Keras "3" without a minor, so
+    the Sequential tower's numbering was unknown and its returned call
+    ['stower', 1, 0] was every call again (an error). The .keras file's
+    config.json is what to_json() writes."""
+    import zipfile
+
+    with zipfile.ZipFile(KERAS_FIXTURES / "embedding_sequential_tower_output_call.keras") as archive:
+        (tmp_path / "arch.json").write_bytes(archive.read("config.json"))
+    model = read_model(tmp_path / "arch.json")
+    assert model.framework_version == "3" and [c.outputs_count_from for c in model.containers] == [0]
+    [f] = findings(tmp_path / "arch.json", "RL025")
+    assert f.severity is Severity.WARNING
 
 
 def test_rl025_a_weak_last_kernel_does_not_hide_the_chain(tmp_path):

@@ -357,7 +357,7 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
         err(str(exc))
         return 2
     items = [p for p in report.analysis.penalties if layer is None or _layer_matches(p.layer, layer, report.model)]
-    activity = activity_rows(report, layer)
+    activity = activity_rows(report, layer, settings)
     decay = explain_optimizer_decay(report)
     if layer is not None and not items and not activity:
         # a layer without a regularizer of its own (every layer of a PyTorch
@@ -401,17 +401,22 @@ def run_explain(path: Path, *, layer: str | None, context: dict[str, Any], outpu
     return 0
 
 
-def activity_rows(report: FileReport, layer: str | None) -> list[dict[str, Any]]:
+def activity_rows(report: FileReport, layer: str | None, settings=None) -> list[dict[str, Any]]:
     """Each activity regularizer (of the layers ``layer`` matches) with
     RL010's estimate of its penalty per sample (``estimates``: the rule's
     own arithmetic) and what RL010 says of it (review 57, 3: explain said
     "nothing to explain" of a model check gave an RL010 error)."""
+    from reglint.engine.selection import selected_rules
     from reglint.rules.rl010_activity_regularizer_scale import ActivityRegularizerScale
 
     if report.model is None or report.analysis is None:
         return []
+    rule = ActivityRegularizerScale()
+    selected = settings is None or any(cls.code == rule.code for cls in selected_rules(settings))
+    level = (settings.thresholds if settings is not None else {}).get("activity-ratio-warning",
+                                                                       rule.options["activity-ratio-warning"].default)
     rows = []
-    for estimate in ActivityRegularizerScale().estimates(report.model, report.analysis):
+    for estimate in rule.estimates(report.model, report.analysis):
         if layer is not None and not _layer_matches(estimate.layer, layer, report.model):
             continue
         finding = next((f for f in report.findings if f.code == "RL010" and f.layer == estimate.layer.path
@@ -425,15 +430,24 @@ def activity_rows(report: FileReport, layer: str | None) -> list[dict[str, Any]]
             "data_loss_scale": estimate.scale, "no_estimate": estimate.missing,
             "summary": estimate.describe(report.model) if estimate.per_sample is not None else None,
             "finding": None if finding is None else {"severity": finding.severity.value,
-                                                     "remedy": finding.remedy}})
+                                                     "remedy": finding.remedy},
+            # why RL010 says nothing (review 58, 8: "under its warning level" of a rule switched off)
+            "rl010": "finding" if finding else "off" if not selected else (
+                "under-level" if estimate.ratio is None or estimate.ratio < level else "suppressed"),
+            "warning_level": level})
     return rows
 
 
 def _activity_pull(layer) -> str:
     """The penalty's gradient on one output element ``a``."""
+    from reglint.estimate.activity import softmax_classes
+
     reg = layer.activity_regularizer
+    if softmax_classes(layer) is not None:  # sum |p| = 1: L1 has no gradient there
+        return ("it pulls the predictions toward uniform (2*l2*p per element), not the weights" if reg.l2 else
+                "none: sum |p| is 1 per row")
     terms = (["2*l2*a"] if reg.l2 else []) + (["l1*sign(a)"] if reg.l1 else [])
-    return " + ".join(terms) or "0"
+    return f"it pulls each output toward 0 ({' + '.join(terms) or '0'} per element), not the weights"
 
 
 def _print_activity(rows: list[dict[str, Any]]) -> None:
@@ -447,17 +461,20 @@ def _print_activity(rows: list[dict[str, Any]]) -> None:
         else:
             console.rule(title)
         if row["per_sample"] is None:
-            lines = [f"  no estimate: {markup(row['no_estimate'])}; reglint profile measures it"]
+            measures = "" if "does nothing" in row["no_estimate"] else "; reglint profile measures it"
+            lines = [f"  no estimate: {markup(row['no_estimate'])}{measures}"]
         else:
             lines = [
                 f"  penalty per sample   {markup(row['summary'])}",
                 "  grows with           the output's elements (width x positions or steps) and the layer's calls, "
-                f"not with its weight count; it pulls each output toward 0 ({row['pull']} per element), not the "
-                "weights",
+                f"not with its weight count; {row['pull']}",
             ]
-            finding = row["finding"]
+            finding, state = row["finding"], row["rl010"]
             lines.append(f"  RL010 {finding['severity']}: {markup(finding['remedy'])}" if finding else
-                         "  RL010 does not warn: under its warning level of the data-loss scale")
+                         "  RL010 is not selected in this configuration" if state == "off" else
+                         f"  RL010 does not warn: under its warning level ({g(row['warning_level'])}x the data-loss "
+                         f"scale)" if state == "under-level" else
+                         "  RL010's finding here is suppressed (an ignore or override in the configuration)")
         for line in lines:
             console.print(line, highlight=False)
         console.print()

@@ -706,7 +706,7 @@ def attach_graph(model: Model, tree: ModelConfig) -> None:
     of their outputs and how Keras 3 numbers their calls), the outputs,
     and which batch normalizations are frozen into fixed affine maps."""
     mark_fixed_statistics(model)
-    keras3 = keras3_release(model.framework_version, model.framework) is not None
+    keras3 = model.framework != "tf.keras" and (model.framework_version or "").split(".")[0] == "3"  # to_json: "3"
     for node in tree.containers:
         inputs, outputs = container_io(node)
         model.containers.append(Container(
