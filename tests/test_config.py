@@ -214,6 +214,9 @@ def test_unknown_keys_are_errors_naming_the_key(tmp_path, monkeypatch, text, exp
     ("[tool.reglint.context]\nsamples = 0\n", "expected a positive integer"),
     ("[tool.reglint.context]\nlearning-rate = -1\n", "expected a number >= 0"),
     ("[tool.reglint.context]\nmomentum = 1.5\n", "expected a number in [0, 1)"),
+    # review 58: an option that wants > 0 says so, not ">= 0", of a negative value
+    ("[tool.reglint.context]\ninput-var = -2\n", "expected a number in (0, 1e+12], got -2"),
+    ("[tool.reglint.context]\ntarget-var = -2\n", "expected a number > 0, got -2"),
     ("[tool.reglint.context]\nregularizers = [{layers = 'fc*'}]\n", "needs l1 or l2"),
     ("[tool.reglint.context]\ncustom-regularizers = {A = {kind = 'l3'}}\n", "expected one of l1, l2, l1l2"),
     ("[tool.reglint.lint.thresholds]\npenalty-ratio-error = 'high'\n", "expected a number"),

@@ -504,7 +504,9 @@ def _scalar(where: _Where, option: ContextOption, value: Any, dotted: str) -> An
             except ValueError as exc:
                 raise where.error(dotted, str(exc)) from None
         return text
-    number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted)
+    # the option's own range in the message (review 58: "-2" was told ">= 0" of an option that wants "> 0")
+    number = _integer(where, value, dotted) if option.kind is int else _number(where, value, dotted,
+                                                                               minimum=-math.inf)
     if option.violation(number):
         raise where.error(dotted, f"expected a number {option.range_text()}, got {value!r}")
     return number
