@@ -155,8 +155,7 @@ class TrainingContext:
                                                                      "data-loss scale divides by it).", min=0.0,
                                                                      positive=True))
     input_var: float | None = field(default=None, metadata=_opt("Second moment E(x^2) of the input features (default "
-        "1: standardised), for RL010's activity estimate (pixels in [0, 1]: ~0.1-0.4).", min=0.0, max=1e12,
-        positive=True))
+        "1: standardised), for RL010's activity estimate (pixels in [0, 1]: 0.1-0.4).", min=0, max=1e12, positive=True))
     # One class is no classification (ln 1 = 0: no data loss to compare with).
     classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=2))
     loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
