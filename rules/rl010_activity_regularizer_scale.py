@@ -193,11 +193,14 @@ class ActivityRegularizerScale(Rule):
                                     f"projections, which reglint does not estimate")
                 continue
             source = pass_through_source(layer, graph)
-            if softmax_classes(layer) is not None and not layer.activity_regularizer.l2:
+            on_softmax = softmax_classes(layer) is not None or (source is not None and softmax_classes(source))
+            if on_softmax and not layer.activity_regularizer.l2:
                 estimate.missing = ("an L1 penalty on softmax outputs is a constant (sum |p| = 1 per row): it has "
                                     "no gradient and does nothing")
                 continue
-            if given is not None and any(x is not None and x.class_name in RECURRENT for x in (layer, source)):
+            # a given mean square of about 1 is standardised data (profile measures ~1 there: review 59, 5)
+            if given is not None and abs(given - 1.0) > 0.1 and any(
+                    x is not None and x.class_name in RECURRENT for x in (layer, source)):
                 # review 58, 3: a mean in the inputs drives the state at every step (an LSTM on inputs in
                 # [0, 1] at 5x the estimate); the mean-field takes the inputs as zero-mean
                 estimate.missing = ("a recurrent layer on inputs that are not standardised (--input-var): the "
@@ -234,9 +237,12 @@ class ActivityRegularizerScale(Rule):
     def check_measured(self, result, report):
         """Each layer's measured activity penalty (per sample, as Keras >= 3.14
         divides by the batch) over the measured data loss."""
+        model = getattr(report, "model", None)
         for lp in result.layer_penalties:
             if lp.kind != "activity":
                 continue
+            if model is not None and _constant_on_softmax(model, lp.layer):
+                continue  # sum |p| = 1 per row: measured, a constant without a gradient (review 59, 3)
             ratio = _ratio(lp.penalty, result.data_loss)
             found = static_finding(report, self.code, layer=lp.layer)
             sratio = found.values.get("activity_ratio") if found else None
@@ -273,3 +279,15 @@ def _ratio(a: float, b: float) -> float:
     if b == 0 or not math.isfinite(b):
         return math.inf if a else 0.0
     return a / b
+
+
+def _constant_on_softmax(model, path: str) -> bool:
+    """Whether ``path``'s activity penalty is an L1 alone on softmax
+    outputs (its own, or those an ActivityRegularization after it hands
+    on): ``sum |p|`` is 1 per row, a constant."""
+    layer = model.layer(path)
+    reg = layer.activity_regularizer if layer is not None else None
+    if reg is None or reg.l2:
+        return False
+    source = pass_through_source(layer, NestedGraph(model))
+    return softmax_classes(layer) is not None or (source is not None and softmax_classes(source) is not None)

@@ -282,8 +282,8 @@ class ChainShrinksTooFast(Rule):
                 outcome += "; from this shrink the calibration's transformers collapsed"
         elif _skipped(analysis, chain):  # review 57, 5: a residual TCN's "10 layers in series"
             where = "in series along the longest path with no normalization between them"
-            outcome = ("the shrunk scales multiply along the chain toward the trivial solution (residual skips give "
-                       "shorter paths, whose kernels shrink as well)")
+            outcome = ("the shrunk scales multiply along the chain toward the trivial solution (skip connections "
+                       "give shorter paths, whose kernels shrink as well)")
         else:
             where = "in series with no normalization between them"
             outcome = "the shrunk scales multiply along the chain toward the trivial solution"
@@ -438,32 +438,43 @@ def _group_words(groups: list[int]) -> str:
     return f"param group{'s' if len(groups) > 1 else ''} {', '.join(map(str, groups))}"
 
 
-# Layers that add a branch to a skip connection (a residual join).
-RESIDUAL_JOINS = {"Add", "Average", "Subtract"}
+# Layers that join a branch to a skip connection (residual or dense).
+RESIDUAL_JOINS = {"Add", "Average", "Subtract", "Concatenate"}  # a DenseNet's concatenations skip too
 
 
 def _skipped(analysis, chain: list[str]) -> bool:
     """Whether a layer of ``chain`` before its last feeds (within two hops:
-    an activation between) a residual join that the chain's first layer
-    also reaches by another operand: the chain is then the longest of
-    several paths, not the only one. An Add merging an independent input is
-    no skip (review 58, 7)."""
+    an activation between) a residual join: an Add whose operands fork from
+    a common layer upstream (the input, a normalization, the chain itself),
+    so the chain is the longest of several paths. An Add merging an
+    independent input is no skip (review 58, 7); a skip that forks above
+    the chain's first layer is one (review 59, 4)."""
     by_path = {layer.path: layer for layer in analysis.model.layers}
-    start = by_path.get(chain[0])
-    if start is None:
-        return False
-    reached = {start.path}
-    frontier = [start]
-    while frontier and len(reached) < 100_000:
-        frontier = [nxt for layer in frontier for nxt in analysis.consumers(layer) if nxt.path not in reached]
-        reached.update(nxt.path for nxt in frontier)
     for path in chain[:-1]:
         layer = by_path.get(path)
         near = analysis.consumers(layer) if layer is not None else []
         for _ in range(2):
-            for join in near:
-                fed_by = [p for p in analysis.producers(join) if p.path in reached]
-                if join.class_name in RESIDUAL_JOINS and len(fed_by) >= 2:
-                    return True
+            if any(join.class_name in RESIDUAL_JOINS and _forks_and_joins(analysis, join) for join in near):
+                return True
             near = [after for nxt in near for after in analysis.consumers(nxt)]
     return False
+
+
+def _forks_and_joins(analysis, join) -> bool:
+    """Whether two operands of ``join`` share an ancestor (themselves
+    included)."""
+    seen: set[str] = set()
+    for operand in analysis.producers(join):
+        mine = _ancestors(analysis, operand)
+        if mine & seen:
+            return True
+        seen |= mine
+    return False
+
+
+def _ancestors(analysis, layer, limit: int = 20_000) -> set[str]:
+    found, frontier = {layer.path}, [layer]
+    while frontier and len(found) < limit:
+        frontier = [p for item in frontier for p in analysis.producers(item) if p.path not in found]
+        found.update(p.path for p in frontier)
+    return found

@@ -113,6 +113,13 @@ def test_the_static_estimate_beside_a_measured_activity_penalty_takes_the_datas_
     # review 58, 4: uint8 pixels fed to a float input are values (mean square of 0..255 ~ 2e4), not token ids
     raw = NpzData("d.npz", [(pixels * 255).astype("uint8")], [np.zeros(256)], ["x"], ["y"])
     assert rl010(_with_input_scale(path, before, Settings(), raw)).values["input_second_moment"] > 1e4
+    # review 59, 6: per input: the pixels beside token ids an Embedding reads count, the ids do not
+    both = KERAS_FIXTURES / "ids_and_pixels_activity.keras"
+    mixed = NpzData("d.npz", [np.ones((256, 12), "int32"), (pixels[:, :16] * 255).astype("uint8")],
+                    [np.zeros(256)], ["ids", "feat"], ["y"])
+    scaled = _with_input_scale(both, lint_file(str(both), Settings()), Settings(), mixed)
+    assert rl010(scaled).values["input_second_moment"] == pytest.approx(
+        float(((pixels[:, :16] * 255).astype("uint8").astype("f8") ** 2).mean()))
     # token ids an Embedding reads are no scale: the report stays
     table = FIXTURES / "activity_shapes" / "embedding.keras"
     ids = lint_file(str(table), Settings())

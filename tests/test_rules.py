@@ -99,9 +99,12 @@ def test_rl024_says_when_its_chain_is_the_longest_of_several_paths():
     no capacity" (before a ReLU it is the threshold)."""
     [residual] = findings("residual_mlp_l2_sgd.keras", "RL024")
     assert "6 layers in series along the longest path" in residual.message
-    assert "residual skips give shorter paths" in residual.message
+    assert "skip connections give shorter paths" in residual.message
     [plain] = findings("scenario_sgd_unstable.keras", "RL024")
     assert "along the longest path" not in plain.message and "skips" not in plain.message
+    # review 59, 4: a skip that forks above the chain's first layer (from the input) is one
+    [forked] = findings("residual_from_input_l2_sgd.keras", "RL024")
+    assert "along the longest path" in forked.message and "skip connections" in forked.message
     # review 58, 7: an Add that merges a second input is no skip
     [merged] = findings("merge_independent_input_l2_sgd.keras", "RL024")
     assert "8 layers in series with no normalization" in merged.message and "skips" not in merged.message

@@ -432,8 +432,8 @@ def activity_rows(report: FileReport, layer: str | None, settings=None) -> list[
             "finding": None if finding is None else {"severity": finding.severity.value,
                                                      "remedy": finding.remedy},
             # why RL010 says nothing (review 58, 8: "under its warning level" of a rule switched off)
-            "rl010": "finding" if finding else "off" if not selected else (
-                "under-level" if estimate.ratio is None or estimate.ratio < level else "suppressed"),
+            "rl010": "finding" if finding else "off" if not selected else "no-estimate" if estimate.ratio is None
+            else "under-level" if estimate.ratio < level else "suppressed",
             "warning_level": level})
     return rows
 

@@ -91,7 +91,9 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None,
             moments = element_moments(table) if table is not None else None
             moment = moments[0] if moments else m_in
         elif (variance := pre_activation_variance(layer, m_in)) is not None:
-            act = activation_moments(layer.activation, variance)
+            classes = softmax_classes(layer)
+            act = activation_moments(layer.activation, variance) if classes is None else (
+                softmax_square_sum(classes, variance) / classes, 0.0)  # E[p^2] per element (review 59, 1)
             moment = act[0] if act else m_in
         elif (classes := softmax_classes(layer)) is not None and layer.class_name in ("Activation", "Softmax"):
             moment = softmax_square_sum(classes, m_in) / classes  # E[p^2] per element (review 58, 2)
@@ -235,6 +237,11 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
     if kernel is None and classes is not None and layer.class_name in ("Activation", "Softmax"):
         elements = output_elements(layer)  # a softmax layer: the logits' moment is its input's
         return softmax_activity(reg, elements // classes, classes, input_moment) if elements else None
+    if kernel is None and source is not None and softmax_classes(source) is not None:
+        # after a softmax (review 59, 2): sum |p| is a constant, only the L2 part acts
+        elements = output_elements(layer) or output_elements(source)
+        l2 = reg.l2 if reg.kind != "l1" else 0.0
+        return elements * l2 * input_moment if elements else None
     if kernel is None:
         moment = input_moment if layer.class_name in PASS_THROUGH else output_moment
         elements = output_elements(layer) or (output_elements(source) if source is not None else None)
@@ -267,12 +274,15 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
 
 def softmax_classes(layer: Layer) -> int | None:
     """The width of the distributions a layer's softmax output holds (a
-    Dense with ``activation="softmax"``, an ``Activation("softmax")`` or a
-    ``Softmax`` layer, last axis), else None."""
+    Dense with ``activation="softmax"``, an ``Activation("softmax")``, or a
+    ``Softmax`` layer over its ``axis``: review 59, 7), else None."""
     if layer.class_name == "Softmax" or (layer.class_name == "Activation" and layer.activation == "softmax"):
+        axis = layer.config.get("axis", -1) if layer.class_name == "Softmax" else -1
         shape = layer.output_shape
-        last = shape[-1] if shape else None
-        return last if isinstance(last, int) and last > 0 else None
+        if not shape or not isinstance(axis, int) or not -len(shape) <= axis < len(shape):
+            return None
+        width = shape[axis]
+        return width if isinstance(width, int) and width > 0 else None
     return layer.units if layer.activation == "softmax" and layer.units else None
 
 

@@ -65,6 +65,33 @@ INTEGER_INPUT_LAYERS = {"Embedding", "IntegerLookup", "StringLookup", "CategoryE
                         "TextVectorization", "HashedCrossing"}
 
 
+def _integer_values(report, keys: list[str]) -> list[bool]:
+    """Per array of ``--data``'s inputs, whether integers in it are values
+    (pixels) rather than token ids: ids where the model input of that name
+    (or the only one) feeds a layer that reads ids within three layers;
+    where the arrays cannot be matched to inputs, ids if any layer reads
+    them (review 59, 6: pixels beside token ids were taken for ids)."""
+    model, analysis = report.model, report.analysis
+    inputs = {layer.name: layer for layer in model.layers
+              if layer.class_name == "InputLayer" and layer.path == layer.name}
+    anywhere = any(layer.class_name in INTEGER_INPUT_LAYERS for layer in model.layers)
+
+    def reads_ids(start) -> bool:
+        frontier = [start]
+        for _ in range(3):
+            frontier = [nxt for layer in frontier for nxt in analysis.consumers(layer)]
+            if any(nxt.class_name in INTEGER_INPUT_LAYERS for nxt in frontier):
+                return True
+        return False
+
+    only = next(iter(inputs.values())) if len(inputs) == 1 else None
+    values = []
+    for key in keys:
+        layer = inputs.get(key) or only
+        values.append(not (reads_ids(layer) if layer is not None and analysis is not None else anywhere))
+    return values
+
+
 def _with_input_scale(path: Path, report, settings, npz):
     """The static report again with the inputs' mean square measured on
     ``--data`` where an activity penalty's estimate depends on it and the
@@ -75,9 +102,7 @@ def _with_input_scale(path: Path, report, settings, npz):
     if settings.context.input_var is not None or not any(
             layer.activity_regularizer for layer in report.model.layers):
         return report
-    # integer arrays are values unless the model turns integers into vectors (token ids)
-    integers = not any(layer.class_name in INTEGER_INPUT_LAYERS for layer in report.model.layers)
-    moment = npz.input_mean_square(integers)
+    moment = npz.input_mean_square(_integer_values(report, npz.x_keys))
     if moment is None:
         return report
     settings.context.input_var = moment

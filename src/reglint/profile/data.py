@@ -242,14 +242,16 @@ class NpzData:
         """Rows of the first input (load_npz checks that they all agree)."""
         return len(self.xs[0]) if self.xs else 0
 
-    def input_mean_square(self, integers: bool = True) -> float | None:
+    def input_mean_square(self, integers: bool | list[bool] = True) -> float | None:
         """The mean of ``x**2`` over every element of the numeric inputs, in
-        float64 chunks; integer arrays only with ``integers`` (uint8 pixels
-        are values, review 58, 4; token ids fed to an Embedding are not).
-        None where there are none or it is not a positive finite number."""
+        float64 chunks; integer arrays only where ``integers`` (one flag, or
+        one per array) says they are values (uint8 pixels, review 58, 4;
+        token ids fed to an Embedding are not). None where there are none or
+        it is not a positive finite number."""
         total, count = 0.0, 0
-        for x in self.xs:
-            if not (np.issubdtype(x.dtype, np.floating) or (integers and np.issubdtype(x.dtype, np.integer))):
+        flags = integers if isinstance(integers, list) else [integers] * len(self.xs)
+        for x, values in zip(self.xs, flags, strict=False):
+            if not (np.issubdtype(x.dtype, np.floating) or (values and np.issubdtype(x.dtype, np.integer))):
                 continue
             flat = x.reshape(-1)
             for start in range(0, flat.size, 1 << 20):
