@@ -65,7 +65,16 @@ ConvLSTM2D and the LSTM inside a Bidirectional, with
 ``return_state``'s states, which Keras penalises too): within 12% of
 Keras' penalty on all 17 files. A recurrent layer whose activation is not
 tanh gets no estimate (the mean-field does not follow the mean a relu cell
-builds up).
+builds up), nor does one on inputs whose mean square ``--input-var`` puts
+away from 1 (a mean drives the state at every step: Keras 0.659 where the
+zero-mean estimate said 0.122, review 58). Softmax outputs (a Dense's,
+an ``Activation``/``Softmax`` layer's over its axis, and what an
+``ActivityRegularization`` after one penalises): ``l2 * sum p^2`` per
+distribution, ``sum p^2`` about ``(1 + v(1 - 1/C))/C`` at initialisation
+for logits of variance ``v``; an L1 there is ``sum |p| = 1``, a constant
+with no gradient, which RL010 does not count (reviews 58, 59; within 5% of
+Keras on fixtures/activity_shapes' softmax files, 2x high on a softmax over
+positions of inputs with a mean).
 
 ## Thresholds and calibration
 Break-even (ratio 1) is where the penalty matches the data loss, but
