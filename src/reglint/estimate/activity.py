@@ -230,8 +230,10 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
     judged on its own output. There ``E|a|`` is taken at its bound
     ``sqrt(E[a^2])``."""
     reg = layer.activity_regularizer
-    if reg is None or reg.kind not in ("l1", "l2", "l1l2") or layer.activity_on:
-        return None  # activity_on: Keras 3 penalises a MultiHeadAttention's projections, not its output
+    if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
+        return None
+    if layer.activity_on:  # Keras 3 penalises a MultiHeadAttention's projections, not its output
+        return attention_projections_activity(layer, reg, input_moment)
     kernel = next((v for v in layer.variables if v.role.is_kernel_like), None)
     classes = softmax_classes(layer)
     if kernel is None and classes is not None and layer.class_name in ("Activation", "Softmax"):
@@ -270,6 +272,49 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
         return None
     second, first = act
     return elements * ((reg.l2 if reg.kind != "l1" else 0.0) * second + (reg.l1 if reg.kind != "l2" else 0.0) * first)
+
+
+# The projections Keras 3 gives a MultiHeadAttention's activity_regularizer
+# (keras_placement.PROJECTIONS; a gated one adds a gate: no estimate).
+ATTENTION_PROJECTIONS = ("query", "key", "value", "attention_output")
+
+
+def attention_projections_activity(layer: Layer, reg, input_moment: float) -> float | None:
+    """A MultiHeadAttention's activity penalty per sample as Keras 3 adds it
+    (review 57, 4): on the outputs of its query, key, value and output
+    projections. Each projection's output has second moment
+    ``fan_in*E[w^2]*m_in`` (linear, zero bias), ``m_in`` the inputs' (query
+    and value read the same moment: self-attention, or the mean of the
+    two); the output projection reads the attention output, near-uniform
+    weights over ``T`` value tokens at initialisation, whose moment is the
+    value projection's over ``T`` for independent tokens: the low end (a
+    sequence of identical tokens keeps all of it), so the estimate errs low.
+    ``E|z| = sqrt(2*E[z^2]/pi)`` for L1. None for other placements (a gate,
+    GroupedQueryAttention) or unknown shapes."""
+    if tuple(layer.activity_on) != ATTENTION_PROJECTIONS:
+        return None
+    kernels = {v.name.split("/")[0]: v for v in layer.variables if v.name.endswith("kernel")}
+    shape = layer.input_shape
+    tokens = math.prod(shape[1:-1]) if shape and len(shape) >= 3 and all(
+        isinstance(d, int) and d > 0 for d in shape[1:-1]) else None
+    if tokens is None or any(name not in kernels for name in ATTENTION_PROJECTIONS):
+        return None
+    total, value_moment = 0.0, None
+    for name in ATTENTION_PROJECTIONS:
+        kernel = kernels[name]
+        drawn = element_moments(kernel)
+        if drawn is None or len(kernel.shape) < 2:
+            return None
+        heads_out = kernel.shape[-2:] if name == "attention_output" else kernel.shape[1:]
+        fan_in = math.prod(kernel.shape[:-1]) if name == "attention_output" else kernel.shape[0]
+        width = kernel.shape[-1] if name == "attention_output" else math.prod(heads_out)
+        m_in = input_moment if name != "attention_output" else (value_moment or 0.0) / tokens
+        moment = fan_in * drawn[0] * m_in
+        if name == "value":
+            value_moment = moment
+        elements = tokens * width
+        total += elements * (reg.l2 * moment + reg.l1 * math.sqrt(2.0 * moment / math.pi))
+    return total
 
 
 def softmax_classes(layer: Layer) -> int | None:
@@ -331,7 +376,22 @@ def penalised_elements(layer: Layer, source: Layer | None, input_moment: float) 
     if layer.class_name in RECURRENT:
         outputs = recurrent_outputs(layer, input_moment)
         return outputs.elements if outputs is not None else None
+    if layer.activity_on:
+        return attention_projection_elements(layer)
     return output_elements(layer) or (output_elements(source) if source is not None else None)
+
+
+def attention_projection_elements(layer: Layer) -> int | None:
+    """The elements of a MultiHeadAttention's four projections' outputs per
+    sample (``attention_projections_activity``'s, query and value tokens
+    taken alike)."""
+    shape = layer.input_shape
+    kernels = {v.name.split("/")[0]: v.shape for v in layer.variables if v.name.endswith("kernel")}
+    if not shape or len(shape) < 3 or not all(isinstance(d, int) and d > 0 for d in shape[1:-1]) or any(
+            name not in kernels for name in ATTENTION_PROJECTIONS):
+        return None
+    widths = [math.prod(kernels[name][1:]) for name in ATTENTION_PROJECTIONS[:3]] + [kernels["attention_output"][-1]]
+    return math.prod(shape[1:-1]) * sum(widths)
 
 
 def keras_divides_by_batch(framework: str, version: str | None) -> bool:
