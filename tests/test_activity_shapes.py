@@ -67,15 +67,14 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
     64-unit Dense are within 1%)."""
     keras = MANIFEST[name]["keras_penalty_per_sample_unit_interval"]
     # also within 2x: a softmax over positions, where the inputs' mean shifts every position's logit alike and
-    # cancels (0.96 against Keras' 0.74: high, not low); attention, whose tokens share the inputs' mean, so the
-    # attention output averages less of the values' moment away (16.5 against 22.4: low)
-    loose = name in ("conv_relu.keras", "conv_strided_l1.keras", "conv_transpose.keras", "softmax_axis1.keras",
-                     "attention_l1.keras", "attention_l2.keras")
+    # cancels (0.96 against Keras' 0.74: high, not low). Attention on such inputs: its tokens share the inputs'
+    # mean, which the attention output keeps (review 60, 3: 21.3 against Keras' 22.4; 16.5 averaged over tokens)
+    loose = name in ("conv_relu.keras", "conv_strided_l1.keras", "conv_transpose.keras", "softmax_axis1.keras")
     assert estimate(name, input_var=1 / 3) == pytest.approx(keras, rel=1.0 if loose else 0.15)
     # a normalization, an Embedding or a softmax (sum |p| = 1) in front keeps its own scale
     assert estimate(name, input_var=1 / 3) < 0.6 * estimate(name) or name in (
         "bn_then_actreg.keras", "embedding.keras", "softmax_l2.keras", "softmax_layer_l2.keras",
-        "actreg_after_softmax_l2.keras", "softmax_axis1.keras")
+        "actreg_after_softmax_l2.keras", "softmax_axis1.keras", "attention_l1.keras")  # L1: as sqrt(m)
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))

@@ -20,6 +20,7 @@ measured by Keras 3.15 on standard-normal inputs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from reglint.estimate.gaussian import gauss_hermite as _gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.estimate.recurrent import RECURRENT, recurrent_outputs
 from reglint.model import Layer, Model, Role
-from reglint.model.nesting import NestedGraph
+from reglint.model.nesting import NestedGraph, layer_container
 from reglint.model.versions import major_minor
 
 
@@ -86,6 +87,9 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None,
             moment = fixed_norm_moment(layer, m_in)
         elif layer.class_name in _NORMALIZERS:
             moment = 1.0
+        elif layer.class_name == "MultiHeadAttention" and (inputs := attention_inputs(
+                layer, graph, out, input_moment, shared_mean=abs(input_moment - 1.0) > 0.1)) is not None:
+            moment = attention_output_moment(layer, inputs) or m_in
         elif layer.class_name == "Embedding":
             table = next((v for v in layer.variables if v.role is Role.EMBEDDINGS), None)
             moments = element_moments(table) if table is not None else None
@@ -221,8 +225,9 @@ def pass_through_source(layer: Layer, graph: NestedGraph) -> Layer | None:
     return feeding[0] if len(feeding) == 1 else None
 
 
-def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
-                                source: Layer | None = None, output_moment: float | None = None) -> float | None:
+def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0, source: Layer | None = None,
+                                output_moment: float | None = None,
+                                attention: AttentionInputs | None = None) -> float | None:
     """``source``: for a pass-through layer, the layer whose output it
     hands on (``pass_through_source``): its elements, of second moment
     ``input_moment``, are penalised. A layer without a kernel whose output
@@ -233,7 +238,7 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
     if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
         return None
     if layer.activity_on:  # Keras 3 penalises a MultiHeadAttention's projections, not its output
-        return attention_projections_activity(layer, reg, input_moment)
+        return attention_projections_activity(layer, reg, attention) if attention is not None else None
     kernel = next((v for v in layer.variables if v.role.is_kernel_like), None)
     classes = softmax_classes(layer)
     if kernel is None and classes is not None and layer.class_name in ("Activation", "Softmax"):
@@ -279,42 +284,117 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0,
 ATTENTION_PROJECTIONS = ("query", "key", "value", "attention_output")
 
 
-def attention_projections_activity(layer: Layer, reg, input_moment: float) -> float | None:
-    """A MultiHeadAttention's activity penalty per sample as Keras 3 adds it
-    (review 57, 4): on the outputs of its query, key, value and output
-    projections. Each projection's output has second moment
-    ``fan_in*E[w^2]*m_in`` (linear, zero bias), ``m_in`` the inputs' (query
-    and value read the same moment: self-attention, or the mean of the
-    two); the output projection reads the attention output, near-uniform
-    weights over ``T`` value tokens at initialisation, whose moment is the
-    value projection's over ``T`` for independent tokens: the low end (a
-    sequence of identical tokens keeps all of it), so the estimate errs low.
-    ``E|z| = sqrt(2*E[z^2]/pi)`` for L1. None for other placements (a gate,
-    GroupedQueryAttention) or unknown shapes."""
-    if tuple(layer.activity_on) != ATTENTION_PROJECTIONS:
+@dataclass
+class AttentionInputs:
+    """What a MultiHeadAttention reads: the second moments of its query,
+    key and value inputs, its query and value token counts, and whether
+    the tokens share a mean (inputs given as not standardised): the
+    attention output then keeps the values' moment instead of averaging
+    it over the tokens."""
+
+    query: float
+    key: float
+    value: float
+    query_tokens: int
+    value_tokens: int
+    shared_mean: bool = False
+
+
+def attention_inputs(layer: Layer, graph: NestedGraph, moments: dict[str, float], default: float,
+                     shared_mean: bool = False) -> AttentionInputs | None:
+    """``AttentionInputs`` from the layers feeding ``layer`` in call order
+    (query, value, key; the value stands for a key not given), None where a
+    token count is not recorded (review 60, 2: cross-attention's key and
+    value were counted over the query's tokens)."""
+    # one call's references, in Keras' order: query, value, key (a nested or shared layer's other calls
+    # read other tensors; review 60: taken together they were the query and the value)
+    first = [ref for ref in layer.inbound_tensors if ref.call == 0]
+    container = layer_container(layer)
+    sources = [found[0] if (found := graph.sources(container, ref.name, ref.tensor, ref.node)) else None
+               for ref in first] or list(graph.feeding(layer)[:1])
+    query_tokens = _tokens(layer.input_shape)
+    value_src = sources[1] if len(sources) > 1 else None
+    value_tokens = _tokens(_shape_of(value_src)) if value_src is not None else query_tokens
+    if query_tokens is None or value_tokens is None:
         return None
+
+    def moment(index: int, fallback: float) -> float:
+        source = sources[index] if len(sources) > index else None
+        return moments.get(source.path, default) if source is not None else fallback
+
+    query = moment(0, default)
+    value = moment(1, query)
+    return AttentionInputs(query, moment(2, value), value, query_tokens, value_tokens, shared_mean)
+
+
+def _shape_of(layer: Layer) -> list | tuple | None:
+    """A layer's output shape; an input layer's from its config."""
+    if layer.output_shape:
+        return layer.output_shape
+    shape = layer.config.get("batch_shape") or layer.config.get("batch_input_shape")
+    return shape if isinstance(shape, (list, tuple)) else None
+
+
+def _tokens(shape) -> int | None:
+    if not shape or len(shape) < 3 or not all(isinstance(d, int) and d > 0 for d in shape[1:-1]):
+        return None
+    return math.prod(shape[1:-1])
+
+
+def attention_projections(layer: Layer, inputs: AttentionInputs) -> list[tuple[int, float]] | None:
+    """(elements, second moment) of each projection's output per sample,
+    query, key, value, output: ``fan_in*E[w^2]*m_in`` (linear, zero bias);
+    the output projection reads the attention output, softmax weights
+    ``a_j`` over the value tokens: the value projection's moment times
+    ``E[sum a_j^2]`` (``softmax_square_sum``, logits ``q.k/sqrt(d)`` of
+    variance ``m_q*m_k``) for independent tokens, all of it where they
+    share a mean. None where a projection or its initializer is not recorded."""
     kernels = {v.name.split("/")[0]: v for v in layer.variables if v.name.endswith("kernel")}
-    shape = layer.input_shape
-    tokens = math.prod(shape[1:-1]) if shape and len(shape) >= 3 and all(
-        isinstance(d, int) and d > 0 for d in shape[1:-1]) else None
-    if tokens is None or any(name not in kernels for name in ATTENTION_PROJECTIONS):
+    if any(name not in kernels or len(kernels[name].shape) < 2 for name in ATTENTION_PROJECTIONS):
         return None
-    total, value_moment = 0.0, None
+    reads = {"query": (inputs.query, inputs.query_tokens), "key": (inputs.key, inputs.value_tokens),
+             "value": (inputs.value, inputs.value_tokens)}
+    out, value_moment, query_moment, key_moment = [], 0.0, 0.0, 0.0
     for name in ATTENTION_PROJECTIONS:
         kernel = kernels[name]
         drawn = element_moments(kernel)
-        if drawn is None or len(kernel.shape) < 2:
+        if drawn is None:
             return None
-        heads_out = kernel.shape[-2:] if name == "attention_output" else kernel.shape[1:]
-        fan_in = math.prod(kernel.shape[:-1]) if name == "attention_output" else kernel.shape[0]
-        width = kernel.shape[-1] if name == "attention_output" else math.prod(heads_out)
-        m_in = input_moment if name != "attention_output" else (value_moment or 0.0) / tokens
+        if name == "attention_output":
+            fan_in, width, tokens = math.prod(kernel.shape[:-1]), kernel.shape[-1], inputs.query_tokens
+            # weights a_j over the value tokens: E[sum a_j^2], logits q.k/sqrt(d) of variance m_q*m_k
+            spread = softmax_square_sum(inputs.value_tokens, query_moment * key_moment)
+            m_in = value_moment if inputs.shared_mean else value_moment * spread
+        else:
+            fan_in, width = kernel.shape[0], math.prod(kernel.shape[1:])
+            m_in, tokens = reads[name]
         moment = fan_in * drawn[0] * m_in
         if name == "value":
             value_moment = moment
-        elements = tokens * width
-        total += elements * (reg.l2 * moment + reg.l1 * math.sqrt(2.0 * moment / math.pi))
-    return total
+        elif name == "query":
+            query_moment = moment
+        elif name == "key":
+            key_moment = moment
+        out.append((tokens * width, moment))
+    return out
+
+
+def attention_projections_activity(layer: Layer, reg, inputs: AttentionInputs) -> float | None:
+    """A MultiHeadAttention's activity penalty per sample as Keras 3 adds it
+    (review 57, 4): on the outputs of its query, key, value and output
+    projections (``attention_projections``); ``E|z| = sqrt(2*E[z^2]/pi)``
+    for L1. None for other placements (a gate, GroupedQueryAttention)."""
+    parts = attention_projections(layer, inputs) if tuple(layer.activity_on) == ATTENTION_PROJECTIONS else None
+    if parts is None:
+        return None
+    return sum(n * (reg.l2 * m + reg.l1 * math.sqrt(2.0 * m / math.pi)) for n, m in parts)
+
+
+def attention_output_moment(layer: Layer, inputs: AttentionInputs) -> float | None:
+    """E[a^2] of a MultiHeadAttention's output at initialisation: its output
+    projection's (review 60, 1: the layers after one took its input's)."""
+    parts = attention_projections(layer, inputs)
+    return parts[-1][1] if parts else None
 
 
 def softmax_classes(layer: Layer) -> int | None:
@@ -376,22 +456,7 @@ def penalised_elements(layer: Layer, source: Layer | None, input_moment: float) 
     if layer.class_name in RECURRENT:
         outputs = recurrent_outputs(layer, input_moment)
         return outputs.elements if outputs is not None else None
-    if layer.activity_on:
-        return attention_projection_elements(layer)
     return output_elements(layer) or (output_elements(source) if source is not None else None)
-
-
-def attention_projection_elements(layer: Layer) -> int | None:
-    """The elements of a MultiHeadAttention's four projections' outputs per
-    sample (``attention_projections_activity``'s, query and value tokens
-    taken alike)."""
-    shape = layer.input_shape
-    kernels = {v.name.split("/")[0]: v.shape for v in layer.variables if v.name.endswith("kernel")}
-    if not shape or len(shape) < 3 or not all(isinstance(d, int) and d > 0 for d in shape[1:-1]) or any(
-            name not in kernels for name in ATTENTION_PROJECTIONS):
-        return None
-    widths = [math.prod(kernels[name][1:]) for name in ATTENTION_PROJECTIONS[:3]] + [kernels["attention_output"][-1]]
-    return math.prod(shape[1:-1]) * sum(widths)
 
 
 def keras_divides_by_batch(framework: str, version: str | None) -> bool:
