@@ -127,6 +127,7 @@ from reglint.estimate.activity import (
     pass_through_source,
     penalised_elements,
     softmax_classes,
+    standardised,
 )
 from reglint.estimate.recurrent import RECURRENT
 from reglint.model import Layer
@@ -219,7 +220,7 @@ class ActivityRegularizerScale(Rule):
                                     "no gradient and does nothing")
                 continue
             # a given mean square of about 1 is standardised data (profile measures ~1 there: review 59, 5)
-            if given is not None and abs(given - 1.0) > 0.1 and any(
+            if not standardised(given) and any(
                     x is not None and x.class_name in RECURRENT for x in (layer, source)):
                 # review 58, 3: a mean in the inputs drives the state at every step (an LSTM on inputs in
                 # [0, 1] at 5x the estimate); the mean-field takes the inputs as zero-mean
@@ -229,8 +230,8 @@ class ActivityRegularizerScale(Rule):
             m_in = input_second_moment(layer, moments, graph, inputs)
             # attention: its query, key and value inputs; tokens sharing the inputs' mean where --input-var puts
             # them away from standardised (review 60, 3: the output projection at 0.62-0.77 of Keras' otherwise)
-            attention = attention_inputs(layer, graph, moments, inputs, shared_mean=given is not None and abs(
-                given - 1.0) > 0.1) if layer.activity_on else None
+            attention = (attention_inputs(layer, graph, moments, inputs, shared_mean=not standardised(given))
+                         if layer.activity_on else None)
             one_call = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(layer.path),
                                                    attention=attention)
             if one_call is None or not math.isfinite(one_call):

@@ -112,7 +112,7 @@ that layer, some path to an output crosses no normalization and no free
 kernel and carries L2 on every kernel (under SGD, L2 or the optimizer's
 decoupled weight decay; ``Analysis.weakest_link_to_output``, a max-min
 path walk). The walks follow calls: a layer applied to two tensors is two
-nodes (``engine.graph.call_graph``), so a Dense shared by the table's
+nodes (``engine.calls.call_graph``), so a Dense shared by the table's
 branch and another input is judged on the path the table's signal takes
 (review 48, D3).
 ``strength = min(l2_table, max over first kernels of l2)``; under SGD also
