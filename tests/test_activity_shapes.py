@@ -12,9 +12,10 @@ import json
 
 import pytest
 
-from reglint.engine.analysis import TrainingContext
+from reglint.engine.analysis import Analysis, TrainingContext
 from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
+from reglint.estimate.activity import output_second_moments
 from reglint.readers import read_model
 
 from helpers import FIXTURES
@@ -71,15 +72,18 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
     # also within 2x: a softmax over positions, where the inputs' mean shifts every position's logit alike and
     # cancels (0.96 against Keras' 0.74: high, not low). Attention on such inputs: its tokens share the inputs'
     # mean, which the attention output keeps (review 60, 3: 21.3 against Keras' 22.4; 16.5 averaged over tokens)
-    # After an attention block on such inputs the values' mean is kept whole (3.56 against 2.06: high).
+    # After an attention block on such inputs the values' mean is kept whole (3.56 against 2.06: high; an
+    # attention called on its own output: 1.37 against 0.97, its second call reading the first's output as all
+    # mean, 0.68 against Keras' 0.36).
     loose = name in ("conv_relu.keras", "conv_strided_l1.keras", "conv_transpose.keras", "softmax_axis1.keras",
-                     "dense_after_attention.keras")
+                     "dense_after_attention.keras", "attention_on_own_output.keras",
+                     "attention_tower_on_own_output.keras")
     assert estimate(name, input_var=1 / 3) == pytest.approx(keras, rel=1.0 if loose else 0.15)
     # a normalization, an Embedding or a softmax (sum |p| = 1) in front keeps its own scale
     assert estimate(name, input_var=1 / 3) < 0.6 * estimate(name) or name in (
         "bn_then_actreg.keras", "embedding.keras", "softmax_l2.keras", "softmax_layer_l2.keras",
         "actreg_after_softmax_l2.keras", "softmax_axis1.keras", "attention_l1.keras",  # L1: as sqrt(m)
-        "dense_after_attention.keras")
+        "dense_after_attention.keras", "attention_on_own_output.keras", "attention_tower_on_own_output.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
@@ -140,3 +144,20 @@ def test_a_measured_constant_on_softmax_outputs_is_no_finding():
 
     assert measured("actreg_after_softmax_l1.keras") == [] and measured("softmax_l1.keras") == []
     assert [f.severity.value for f in measured("softmax_l2.keras")] == ["error"]  # the L2 part acts: judged
+
+
+@pytest.mark.parametrize(("name", "layer"), [("dense_on_own_output.keras", "reg"),
+                                             ("attention_tower_on_own_output.keras", "tower/reg")])
+def test_a_layer_called_on_its_own_output_runs_each_call_after_what_it_reads(name, layer):
+    """Review 60: every call of a shared layer was read on the model's
+    inputs (1.5-1.7x Keras' penalty, a false warning). The call graph orders
+    the calls: the second reads the first's output, whose moment is
+    smaller (a Dense of weight std 0.1 over 32 inputs: 0.32 of its input)."""
+    analysis = Analysis(read_model(HERE / name))
+    calls = analysis.calls
+    assert calls is not None and calls.keys[layer] == [f"{layer}#call0", f"{layer}#call1"]
+    order = calls.order(analysis.model)
+    assert order.index(f"{layer}#call0") < order.index(f"{layer}#call1")
+    assert calls.producers()[f"{layer}#call1"] == [f"{layer}#call0"]
+    moments = output_second_moments(analysis.model, calls=calls)
+    assert moments[f"{layer}#call1"] < 0.5 * moments[f"{layer}#call0"]

@@ -593,7 +593,7 @@ def test_rl025_a_nested_model_called_twice_is_an_output_only_on_the_call_returne
     from reglint.readers import read_model
 
     model = read_model(KERAS_FIXTURES / name)
-    calls = Analysis(model)._calls
+    calls = Analysis(model).calls
     assert calls is not None and calls.keys[f"{tower}/H"] == [f"{tower}/H#call0", f"{tower}/H#call1"]
     assert [n.path for n in calls.outbound["D1"]] == [f"{tower}/H#call0"]
     assert [n.path for n in calls.outbound["x"]] == [f"{tower}/H#call1"]

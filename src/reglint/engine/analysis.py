@@ -363,8 +363,8 @@ class Analysis:
         self._outbound = outbound_map(model)
         # every consumer, for order (chains, what stands behind a normalization)
         self._reach = reach_map(model) if any(x.downstream is not None for x in model.layers) else self._outbound
-        # a node per call of a shared layer, for walks that follow one tensor (RL025); None: none is shared
-        self._calls = call_graph(model, self._reach)
+        # a node per call of a shared layer: walks that follow one tensor (RL025), moments per call (RL010); None: none
+        self.calls = call_graph(model, self._reach)
         self._inbound: dict[str, list[Layer]] | None = None  # built on first use (producers)
         self._outputs: set[str] | None = None  # the layers producing the model's outputs, on first use
         self.penalties: list[TensorPenalty] = []
@@ -655,26 +655,26 @@ class Analysis:
     def origin(self, layer: Layer) -> Layer:
         """The layer a node of the call graph is a call of (itself where no
         layer is shared): ``first_kernels`` and ``reachable`` return nodes."""
-        return self._calls.origin.get(layer.path, layer) if self._calls is not None else layer
+        return self.calls.origin.get(layer.path, layer) if self.calls is not None else layer
 
     def origin_path(self, key: str) -> str:
         """The layer path of a node key (``weakest_link_to_output``'s paths)."""
-        return self._calls.origin[key].path if self._calls is not None and key in self._calls.origin else key
+        return self.calls.origin[key].path if self.calls is not None and key in self.calls.origin else key
 
     def _walk(self) -> dict[str, list[Layer]]:
-        return self._calls.outbound if self._calls is not None else self._reach
+        return self.calls.outbound if self.calls is not None else self._reach
 
     def _nodes(self, start: str) -> list[str]:
         """The nodes a walk from ``start`` begins at: a node key as given, a
         shared layer's path: each of its calls."""
-        if self._calls is None or (start in self._calls.origin and start not in self._calls.keys):
+        if self.calls is None or (start in self.calls.origin and start not in self.calls.keys):
             return [start]
-        return list(self._calls.keys.get(start, [start]))  # a copy: walks pop from it
+        return list(self.calls.keys.get(start, [start]))  # a copy: walks pop from it
 
     def _output_nodes(self, index: int) -> list[str]:
         """The call graph's nodes output ``index`` is: the call the model
         returns where the file says which, else every call of its layer."""
-        known = self._calls.outputs[index] if self._calls is not None else None
+        known = self.calls.outputs[index] if self.calls is not None else None
         return list(known) if known else self._nodes(self.model.outputs[index].layer)
 
     def weakest_link_to_output(self, start: str, weight, *, through_free: bool = False

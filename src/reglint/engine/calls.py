@@ -24,6 +24,7 @@ links, from every call of each producer to every call of it.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
 import math
 from dataclasses import dataclass
@@ -55,6 +56,37 @@ class CallGraph:
     origin: dict[str, Layer]
     keys: dict[str, list[str]]
     outputs: list[list[str] | None]
+
+    def producers(self) -> dict[str, list[str]]:
+        """Node key -> the node keys whose outputs it reads."""
+        found: dict[str, list[str]] = {}
+        for source, targets in self.outbound.items():
+            for target in targets:
+                found.setdefault(target.path, []).append(source)
+        return found
+
+    def order(self, model: Model) -> list[str]:
+        """Every node key, each after the nodes it reads (a shared layer called
+        on its own output runs after what it fed: ``model.layers`` lists it
+        once, at its first call); ties in model order, then call order. Nodes
+        on a cycle (a malformed config) come last, in that order."""
+        keys = [key for layer in model.layers for key in self.keys.get(layer.path, [layer.path])]
+        rank = {key: index for index, key in enumerate(keys)}
+        waiting = {key: len({src for src in sources if src in rank})
+                   for key, sources in self.producers().items() if key in rank}
+        ready = [rank[key] for key in keys if not waiting.get(key)]
+        heapq.heapify(ready)
+        done: list[str] = []
+        while ready:
+            key = keys[heapq.heappop(ready)]
+            done.append(key)
+            for target in {t.path for t in self.outbound.get(key, [])}:
+                if target in waiting:
+                    waiting[target] -= 1
+                    if waiting[target] == 0:
+                        heapq.heappush(ready, rank[target])
+        placed = set(done)
+        return done + [key for key in keys if key not in placed]
 
 
 def call_graph(model: Model, outbound: dict[str, list[Layer]]) -> CallGraph | None:

@@ -19,8 +19,10 @@ measured by Keras 3.15 on standard-normal inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +33,9 @@ from reglint.estimate.recurrent import RECURRENT, recurrent_outputs
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph, layer_container
 from reglint.model.versions import major_minor
+
+if TYPE_CHECKING:
+    from reglint.engine.calls import CallGraph
 
 
 def activation_moments(activation: str | None, variance: float) -> tuple[float, float] | None:
@@ -79,45 +84,88 @@ _NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalizat
 
 
 def output_second_moments(model: Model, graph: NestedGraph | None = None,
-                          input_moment: float = 1.0) -> dict[str, float]:
+                          input_moment: float = 1.0, calls: CallGraph | None = None) -> dict[str, float]:
     """E[a^2] of each layer's output at initialisation, for model inputs of
     second moment ``input_moment`` (1: standardised), propagated in model
     order along the recorded graph, across nested models' boundaries (a
     layer inside a nested model reads what the parent feeds it; a layer
-    after a nested model reads the layer behind the output it takes)."""
+    after a nested model reads the layer behind the output it takes).
+
+    With ``calls`` (``engine.calls``: some layer runs more than once), call
+    by call: each call reads what that call was fed (review 60: an attention
+    called on its own output read the model's inputs at its second call,
+    1.7x high); a shared layer's calls are keyed by their node keys
+    (``path#callK``), its path holds its first call's moment."""
     out: dict[str, float] = {}
     graph = graph or NestedGraph(model)
-    for layer in model.layers:
-        m_in = input_second_moment(layer, out, graph, input_moment)
-        recurrent = recurrent_outputs(layer, m_in) if layer.class_name in RECURRENT else None
-        if recurrent is not None:
-            moment = recurrent.output_mean_sq  # a state carried over the steps (review 32)
-        elif layer.class_name in _NORMALIZERS and layer.fixed_statistics:
-            moment = fixed_norm_moment(layer, m_in)
-        elif layer.class_name in _NORMALIZERS:
-            moment = 1.0
-        elif layer.class_name == "MultiHeadAttention" and (inputs := attention_inputs(
-                layer, graph, out, input_moment, shared_mean=not standardised(input_moment))) is not None:
-            moment = attention_output_moment(layer, inputs) or m_in
-        elif layer.class_name == "Embedding":
-            table = next((v for v in layer.variables if v.role is Role.EMBEDDINGS), None)
-            moments = element_moments(table) if table is not None else None
-            moment = moments[0] if moments else m_in
-        elif (variance := pre_activation_variance(layer, m_in)) is not None:
-            classes = softmax_classes(layer)
-            act = activation_moments(layer.activation, variance) if classes is None else (
-                softmax_square_sum(classes, variance) / classes, 0.0)  # E[p^2] per element (review 59, 1)
-            moment = act[0] if act else m_in
-        elif (classes := softmax_classes(layer)) is not None and layer.class_name in ("Activation", "Softmax"):
-            moment = softmax_square_sum(classes, m_in) / classes  # E[p^2] per element (review 58, 2)
-        elif layer.class_name in ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"):
-            name = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu"}.get(layer.class_name, layer.activation)
-            act = activation_moments(name, m_in) if name != "softmax" else None
-            moment = act[0] if act else m_in
-        else:
-            moment = m_in
-        out[layer.path] = moment
+    if calls is None:
+        for layer in model.layers:
+            m_in = input_second_moment(layer, out, graph, input_moment)
+            attention = attention_inputs(layer, graph, out, input_moment, shared_mean=not standardised(
+                input_moment)) if layer.class_name in ATTENTION_LAYERS else None
+            out[layer.path] = _output_moment(layer, m_in, attention)
+        return out
+    producers = calls.producers()
+    for key in calls.order(model):
+        origin = calls.origin.get(key)
+        if origin is None:
+            continue
+        m_in = node_input_moment(key, producers, out, input_moment)
+        out[key] = _output_moment(origin, m_in, node_attention_inputs(origin, key, producers, graph, out,
+                                                                      input_moment))
+        out.setdefault(origin.path, out[key])
     return out
+
+
+def node_input_moment(key: str, producers: dict[str, list[str]], moments: dict[str, float],
+                      default: float = 1.0) -> float:
+    """The mean second moment of what the call-graph node ``key`` reads
+    (``default``: a model input, or nothing known)."""
+    values = [moments[src] for src in producers.get(key, []) if src in moments]
+    return sum(values) / len(values) if values else default
+
+
+def node_attention_inputs(layer: Layer, key: str, producers: dict[str, list[str]], graph: NestedGraph,
+                          moments: dict[str, float], default: float) -> AttentionInputs | None:
+    """``attention_inputs`` for one call of ``layer``: a call reading one
+    tensor (self-attention) takes that call's moment for its query, key and
+    value; a call reading several keeps the layer's references."""
+    if layer.class_name not in ATTENTION_LAYERS:
+        return None
+    inputs = attention_inputs(layer, graph, moments, default, shared_mean=not standardised(default))
+    read = set(producers.get(key, []))
+    if inputs is None or len(read) != 1 or (only := read.pop()) not in moments:
+        return inputs
+    m = moments[only]
+    return dataclasses.replace(inputs, query=m, key=m, value=m)
+
+
+def _output_moment(layer: Layer, m_in: float, attention: AttentionInputs | None) -> float:
+    """E[a^2] of ``layer``'s output on inputs of second moment ``m_in``
+    (``attention``: what a MultiHeadAttention reads)."""
+    recurrent = recurrent_outputs(layer, m_in) if layer.class_name in RECURRENT else None
+    if recurrent is not None:
+        return recurrent.output_mean_sq  # a state carried over the steps (review 32)
+    if layer.class_name in _NORMALIZERS:
+        return fixed_norm_moment(layer, m_in) if layer.fixed_statistics else 1.0
+    if layer.class_name in ATTENTION_LAYERS and attention is not None:
+        return attention_output_moment(layer, attention) or m_in
+    if layer.class_name == "Embedding":
+        table = next((v for v in layer.variables if v.role is Role.EMBEDDINGS), None)
+        moments = element_moments(table) if table is not None else None
+        return moments[0] if moments else m_in
+    if (variance := pre_activation_variance(layer, m_in)) is not None:
+        classes = softmax_classes(layer)
+        act = activation_moments(layer.activation, variance) if classes is None else (
+            softmax_square_sum(classes, variance) / classes, 0.0)  # E[p^2] per element (review 59, 1)
+        return act[0] if act else m_in
+    if (classes := softmax_classes(layer)) is not None and layer.class_name in ("Activation", "Softmax"):
+        return softmax_square_sum(classes, m_in) / classes  # E[p^2] per element (review 58, 2)
+    if layer.class_name in ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"):
+        name = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu"}.get(layer.class_name, layer.activation)
+        act = activation_moments(name, m_in) if name != "softmax" else None
+        return act[0] if act else m_in
+    return m_in
 
 
 def pre_activation_variance(layer: Layer, m_in: float) -> float | None:
@@ -289,8 +337,16 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0, source:
 
 
 # The projections Keras 3 gives a MultiHeadAttention's activity_regularizer
-# (keras_placement.PROJECTIONS; a gated one adds a gate: no estimate).
+# (keras_placement.PROJECTIONS; a gated one adds a gate).
 ATTENTION_PROJECTIONS = ("query", "key", "value", "attention_output")
+# Keras' attention layers; a GroupedQueryAttention is saved as GroupQueryAttention.
+ATTENTION_LAYERS = frozenset({"MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention"})
+# The penalties ``Layer.activity_on`` names, by the projection whose output each
+# weighs: a GroupedQueryAttention calls its output projection "output", and
+# penalises its own output as well ("attention output"), the same tensor.
+PENALISED_OUTPUT = {"query": "query", "key": "key", "value": "value", "gate": "gate",
+                    "attention_output": "attention_output", "output": "attention_output",
+                    "attention output": "attention_output"}
 
 
 @dataclass
@@ -351,20 +407,35 @@ def _tokens(shape) -> int | None:
 
 
 def attention_projections(layer: Layer, inputs: AttentionInputs) -> list[tuple[int, float]] | None:
-    """(elements, second moment) of each projection's output per sample,
-    query, key, value, output: ``fan_in*E[w^2]*m_in`` (linear, zero bias);
-    the output projection reads the attention output, softmax weights
-    ``a_j`` over the value tokens: the value projection's moment times
-    ``E[sum a_j^2]`` (``softmax_square_sum``, logits ``q.k/sqrt(d)`` of
-    variance ``m_q*m_k``) for independent tokens, all of it where they
-    share a mean. None where a projection or its initializer is not recorded."""
+    """(elements, second moment) of each penalised output per sample, in
+    ``layer.activity_on``'s order (``ATTENTION_PROJECTIONS`` where it names
+    none): query, key, value: ``fan_in*E[w^2]*m_in`` (linear, zero bias); a
+    gate ``sigmoid`` of the query's projection by its own kernel; the
+    output projection reads the attention output, softmax weights ``a_j``
+    over the value tokens: the value projection's moment times ``E[sum
+    a_j^2]`` (``softmax_square_sum``, logits ``q.k/sqrt(d)`` of variance
+    ``m_q*m_k``) for independent tokens, all of it where they share a mean,
+    times the gate's ``E[g^2]`` where a gate multiplies it. A
+    GroupedQueryAttention's fewer key and value heads are their kernels'
+    widths. None where a projection or its initializer is not recorded."""
+    moments = _projection_moments(layer, inputs)
+    if moments is None:
+        return None
+    named = [PENALISED_OUTPUT.get(name, "") for name in layer.activity_on] or list(ATTENTION_PROJECTIONS)
+    if any(name not in moments for name in named):
+        return None  # a placement reglint does not know
+    return [moments[name] for name in named]
+
+
+def _projection_moments(layer: Layer, inputs: AttentionInputs) -> dict[str, tuple[int, float]] | None:
     kernels = {v.name.split("/")[0]: v for v in layer.variables if v.name.endswith("kernel")}
     if any(name not in kernels or len(kernels[name].shape) < 2 for name in ATTENTION_PROJECTIONS):
         return None
     reads = {"query": (inputs.query, inputs.query_tokens), "key": (inputs.key, inputs.value_tokens),
-             "value": (inputs.value, inputs.value_tokens)}
-    out, value_moment, query_moment, key_moment = [], 0.0, 0.0, 0.0
-    for name in ATTENTION_PROJECTIONS:
+             "value": (inputs.value, inputs.value_tokens), "gate": (inputs.query, inputs.query_tokens)}
+    found: dict[str, tuple[int, float]] = {}
+    gated = "gate" in kernels
+    for name in ("query", "key", "value", *(("gate",) if gated else ()), "attention_output"):
         kernel = kernels[name]
         drawn = element_moments(kernel)
         if drawn is None:
@@ -372,38 +443,40 @@ def attention_projections(layer: Layer, inputs: AttentionInputs) -> list[tuple[i
         if name == "attention_output":
             fan_in, width, tokens = math.prod(kernel.shape[:-1]), kernel.shape[-1], inputs.query_tokens
             # weights a_j over the value tokens: E[sum a_j^2], logits q.k/sqrt(d) of variance m_q*m_k
-            spread = softmax_square_sum(inputs.value_tokens, query_moment * key_moment)
-            m_in = value_moment if inputs.shared_mean else value_moment * spread
+            spread = softmax_square_sum(inputs.value_tokens, found["query"][1] * found["key"][1])
+            m_in = found["value"][1] * (1.0 if inputs.shared_mean else spread)
+            m_in *= found["gate"][1] if gated else 1.0  # the attention output times the gate, element by element
         else:
             fan_in, width = kernel.shape[0], math.prod(kernel.shape[1:])
             m_in, tokens = reads[name]
         moment = fan_in * drawn[0] * m_in
-        if name == "value":
-            value_moment = moment
-        elif name == "query":
-            query_moment = moment
-        elif name == "key":
-            key_moment = moment
-        out.append((tokens * width, moment))
-    return out
+        if name == "gate":
+            gate = activation_moments("sigmoid", moment)
+            if gate is None:
+                return None
+            moment = gate[0]
+        found[name] = (tokens * width, moment)
+    return found
 
 
 def attention_projections_activity(layer: Layer, reg, inputs: AttentionInputs) -> float | None:
-    """A MultiHeadAttention's activity penalty per sample as Keras 3 adds it
-    (review 57, 4): on the outputs of its query, key, value and output
-    projections (``attention_projections``); ``E|z| = sqrt(2*E[z^2]/pi)``
-    for L1. None for other placements (a gate, GroupedQueryAttention)."""
-    parts = attention_projections(layer, inputs) if tuple(layer.activity_on) == ATTENTION_PROJECTIONS else None
+    """An attention layer's activity penalty per sample as Keras 3 adds it
+    (review 57, 4): on the outputs ``layer.activity_on`` names
+    (``attention_projections``); ``E|z| = sqrt(2*E[z^2]/pi)`` for L1 on the
+    linear projections, ``sqrt(E[g^2])`` (its bound) on a gate."""
+    parts = attention_projections(layer, inputs)
     if parts is None:
         return None
-    return sum(n * (reg.l2 * m + reg.l1 * math.sqrt(2.0 * m / math.pi)) for n, m in parts)
+    first = [math.sqrt(m) if name == "gate" else math.sqrt(2.0 * m / math.pi)
+             for name, (_, m) in zip(layer.activity_on or ATTENTION_PROJECTIONS, parts, strict=True)]
+    return sum(n * (reg.l2 * m + reg.l1 * e) for (n, m), e in zip(parts, first, strict=True))
 
 
 def attention_output_moment(layer: Layer, inputs: AttentionInputs) -> float | None:
-    """E[a^2] of a MultiHeadAttention's output at initialisation: its output
+    """E[a^2] of an attention layer's output at initialisation: its output
     projection's (review 60, 1: the layers after one took its input's)."""
-    parts = attention_projections(layer, inputs)
-    return parts[-1][1] if parts else None
+    moments = _projection_moments(layer, inputs)
+    return moments["attention_output"][1] if moments else None
 
 
 def softmax_classes(layer: Layer) -> int | None:
