@@ -70,9 +70,14 @@ ConvLSTM2D and the LSTM inside a Bidirectional, with
 ``return_state``'s states, which Keras penalises too): within 12% of
 Keras' penalty on all 17 files. A recurrent layer whose activation is not
 tanh gets no estimate (the mean-field does not follow the mean a relu cell
-builds up), nor does one on inputs whose mean square ``--input-var`` puts
-away from 1 (a mean drives the state at every step: Keras 0.659 where the
-zero-mean estimate said 0.122, review 58). Softmax outputs (a Dense's,
+builds up). On inputs whose mean square ``--input-var`` puts away from 1
+a mean drives the state by the same amount at every step, and the state
+adds it up coherently (Keras 0.659 where the zero-mean estimate said 0.122,
+review 58): each unit's recurrence is then run on its own constant drive,
+the inputs' whole second moment taken as mean (``estimate/recurrent.py``),
+on inputs uniform in [0, 1] (three quarters mean) 1.08-1.87x Keras on
+fixtures/activity_shapes' recurrent files, 0.68x on review 58's LSTM of 8
+inputs (one draw of 64 drives). Softmax outputs (a Dense's,
 an ``Activation``/``Softmax`` layer's over its axis, and what an
 ``ActivityRegularization`` after one penalises): ``l2 * sum p^2`` per
 distribution, ``sum p^2`` about ``(1 + v(1 - 1/C))/C`` at initialisation
@@ -141,7 +146,6 @@ from reglint.estimate.activity import (
     softmax_classes,
     standardised,
 )
-from reglint.estimate.recurrent import RECURRENT
 from reglint.model import Layer
 from reglint.model.nesting import NestedGraph
 
@@ -232,14 +236,6 @@ class ActivityRegularizerScale(Rule):
                 estimate.missing = ("an L1 penalty on softmax outputs is a constant (sum |p| = 1 per row): it has "
                                     "no gradient and does nothing")
                 continue
-            # a given mean square of about 1 is standardised data (profile measures ~1 there: review 59, 5)
-            if not standardised(given) and any(
-                    x is not None and x.class_name in RECURRENT for x in (layer, source)):
-                # review 58, 3: a mean in the inputs drives the state at every step (an LSTM on inputs in
-                # [0, 1] at 5x the estimate); the mean-field takes the inputs as zero-mean
-                estimate.missing = ("a recurrent layer on inputs that are not standardised (--input-var): the "
-                                    "mean-field takes them as zero-mean, and their mean builds up the state")
-                continue
             # a shared layer: each call on what it reads (review 60: an attention on its own output)
             keys = analysis.calls.keys.get(layer.path, []) if analysis.calls is not None else []
             runs = [_one_call(layer, key, source, moments, graph, producers, inputs) for key in keys] \
@@ -318,8 +314,10 @@ def _one_call(layer, key, source, moments, graph, producers, inputs):
         m_in = node_input_moment(key, producers, moments, inputs)
         attention = node_attention_inputs(layer, key, producers, graph, moments, inputs) \
             if layer.activity_on else None
+    # a given mean square of about 1 is standardised data (profile measures ~1 there: review 59, 5); elsewhere
+    # the inputs carry a mean, which a recurrent state adds up step after step (review 58, 3)
     penalty = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(key or layer.path),
-                                          attention=attention)
+                                          attention=attention, input_mean=not standardised(inputs))
     return penalty, m_in, attention
 
 

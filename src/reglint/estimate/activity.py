@@ -103,7 +103,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None,
             m_in = input_second_moment(layer, out, graph, input_moment)
             attention = attention_inputs(layer, graph, out, input_moment, shared_mean=not standardised(
                 input_moment)) if layer.class_name in ATTENTION_LAYERS else None
-            out[layer.path] = _output_moment(layer, m_in, attention)
+            out[layer.path] = _output_moment(layer, m_in, attention, not standardised(input_moment))
         return out
     producers = calls.producers()
     for key in calls.order(model):
@@ -111,8 +111,8 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None,
         if origin is None:
             continue
         m_in = node_input_moment(key, producers, out, input_moment)
-        out[key] = _output_moment(origin, m_in, node_attention_inputs(origin, key, producers, graph, out,
-                                                                      input_moment))
+        attention = node_attention_inputs(origin, key, producers, graph, out, input_moment)
+        out[key] = _output_moment(origin, m_in, attention, not standardised(input_moment))
         out.setdefault(origin.path, out[key])
     return out
 
@@ -140,10 +140,11 @@ def node_attention_inputs(layer: Layer, key: str, producers: dict[str, list[str]
     return dataclasses.replace(inputs, query=m, key=m, value=m)
 
 
-def _output_moment(layer: Layer, m_in: float, attention: AttentionInputs | None) -> float:
+def _output_moment(layer: Layer, m_in: float, attention: AttentionInputs | None, input_mean: bool) -> float:
     """E[a^2] of ``layer``'s output on inputs of second moment ``m_in``
-    (``attention``: what a MultiHeadAttention reads)."""
-    recurrent = recurrent_outputs(layer, m_in) if layer.class_name in RECURRENT else None
+    (``attention``: what a MultiHeadAttention reads; ``input_mean``: the
+    model's inputs carry a mean, which a recurrent state adds up)."""
+    recurrent = recurrent_outputs(layer, m_in, input_mean) if layer.class_name in RECURRENT else None
     if recurrent is not None:
         return recurrent.output_mean_sq  # a state carried over the steps (review 32)
     if layer.class_name in _NORMALIZERS:
@@ -283,14 +284,15 @@ def pass_through_source(layer: Layer, graph: NestedGraph) -> Layer | None:
 
 
 def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0, source: Layer | None = None,
-                                output_moment: float | None = None,
-                                attention: AttentionInputs | None = None) -> float | None:
+                                output_moment: float | None = None, attention: AttentionInputs | None = None,
+                                input_mean: bool = False) -> float | None:
     """``source``: for a pass-through layer, the layer whose output it
     hands on (``pass_through_source``): its elements, of second moment
     ``input_moment``, are penalised. A layer without a kernel whose output
     moment is known (an Embedding: its table's; ``output_moment``) is
     judged on its own output. There ``E|a|`` is taken at its bound
-    ``sqrt(E[a^2])``."""
+    ``sqrt(E[a^2])``. ``input_mean``: the model's inputs carry a mean,
+    which a recurrent state adds up (``recurrent_outputs``)."""
     reg = layer.activity_regularizer
     if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
         return None
@@ -320,7 +322,7 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0, source:
         return elements * (reg.l2 * moment + reg.l1 * first)
     elements = output_elements(layer)
     if layer.class_name in RECURRENT:  # a state carried over the steps, not act(z)
-        outputs = recurrent_outputs(layer, input_moment)
+        outputs = recurrent_outputs(layer, input_moment, input_mean)
         if outputs is None:
             return None
         return reg.l2 * outputs.sum_sq + reg.l1 * outputs.elements * math.sqrt(outputs.mean_sq)
