@@ -52,7 +52,11 @@ on what it reads (``engine.calls``: a layer called on its own output reads
 its first call's output at its second; review 60 measured 1.6-1.7x Keras'
 penalty when every call read the model's inputs, a false warning; Keras
 1.40 against 1.35 on dense_on_own_output.keras, 1.90 against 1.79 on an
-attention called on its own output, directly or as a nested model).
+attention called on its own output, directly or as a nested model), and
+with that call's shapes (``Layer.call_shapes``: a shared encoder reads a
+query of 20 steps and a document of 80; review 62 measured 0.40-0.52x
+Keras' penalty when every call took the first call's size; now 1.01-1.07x
+on its four such models and fixtures/activity_shapes/*_two_lengths.keras).
 Checked against Keras 3.15 on fixtures/keras/scenario_activity.keras: 2.84
 predicted, 2.856 measured per sample. An ``ActivityRegularization(l1, l2)``
 layer (no kernel: it hands its input on) is judged on the output of the
@@ -135,6 +139,7 @@ from reglint.estimate.activity import (
     activity_penalty_per_sample,
     attention_inputs,
     attention_projections,
+    call_run,
     correlated_steps,
     input_second_moment,
     keras_divides_by_batch,
@@ -238,15 +243,15 @@ class ActivityRegularizerScale(Rule):
                 continue
             # a shared layer: each call on what it reads (review 60: an attention on its own output)
             keys = analysis.calls.keys.get(layer.path, []) if analysis.calls is not None else []
-            runs = [_one_call(layer, key, source, moments, graph, producers, inputs) for key in keys] \
-                if len(keys) == calls else [_one_call(layer, None, source, moments, graph, producers, inputs)] * calls
+            runs = [_one_call(layer, key, source, moments, graph, analysis.calls, producers, inputs)
+                    for key in keys] if len(keys) == calls else \
+                [_one_call(layer, None, source, moments, graph, None, producers, inputs)] * calls
             if any(penalty is None or not math.isfinite(penalty) for penalty, _, _ in runs):
                 estimate.missing = _why_none(layer, runs[0][2])
                 continue
             estimate.per_sample = sum(penalty for penalty, _, _ in runs)
-            _, m_in, attention = runs[0]
-            estimate.elements = penalised_elements(layer, source, m_in) if attention is None else sum(
-                n for n, _ in attention_projections(layer, attention) or [])
+            counts = [elements for _, elements, _ in runs]
+            estimate.elements = None if None in counts else sum(counts)  # every call's: Keras sums each
         return found
 
     def check(self, model, analysis):
@@ -299,26 +304,30 @@ class ActivityRegularizerScale(Rule):
                         "data_loss": result.data_loss, "synthetic_data": result.synthetic})
 
 
-def _one_call(layer, key, source, moments, graph, producers, inputs):
-    """(penalty per sample, input moment, attention inputs) of one call of
-    ``layer``: the call-graph node ``key``, or (None) the layer read as a
+def _one_call(layer, key, source, moments, graph, calls, producers, inputs):
+    """(penalty per sample, output elements it sums over, attention inputs)
+    of one call of ``layer``: the call-graph node ``key``, on what that call
+    reads and with its shapes (``call_run``), or (None) the layer read as a
     whole. An attention's query, key and value are its inputs' moments;
     tokens share the inputs' mean where --input-var puts them away from
     standardised (review 60, 3: the output projection at 0.62-0.77 of
     Keras' otherwise)."""
+    run = call_run(layer, calls, key)
     if key is None:
         m_in = input_second_moment(layer, moments, graph, inputs)
         attention = attention_inputs(layer, graph, moments, inputs, shared_mean=not standardised(inputs)) \
             if layer.activity_on else None
     else:
         m_in = node_input_moment(key, producers, moments, inputs)
-        attention = node_attention_inputs(layer, key, producers, graph, moments, inputs) \
+        attention = node_attention_inputs(run, key, producers, graph, moments, inputs) \
             if layer.activity_on else None
     # a given mean square of about 1 is standardised data (profile measures ~1 there: review 59, 5); elsewhere
     # the inputs carry a mean, which a recurrent state adds up step after step (review 58, 3)
-    penalty = activity_penalty_per_sample(layer, m_in, source, output_moment=moments.get(key or layer.path),
+    penalty = activity_penalty_per_sample(run, m_in, source, output_moment=moments.get(key or layer.path),
                                           attention=attention, input_mean=not standardised(inputs))
-    return penalty, m_in, attention
+    elements = penalised_elements(run, source, m_in) if attention is None else sum(
+        n for n, _ in attention_projections(run, attention) or [])
+    return penalty, elements, attention
 
 
 def _factor(reg) -> float | None:

@@ -2,6 +2,7 @@
 
 from reglint.model.description import (
     UNRECORDED_CLASS,
+    CallShapes,
     Container,
     Initializer,
     Layer,
@@ -23,6 +24,7 @@ from reglint.model.description import (
 
 __all__ = [
     "UNRECORDED_CLASS",
+    "CallShapes",
     "Container",
     "Initializer",
     "Layer",

@@ -251,6 +251,16 @@ class TensorRef:
 UNRECORDED_CLASS = "(not recorded)"
 
 
+@dataclass(frozen=True)
+class CallShapes:
+    """One run of a layer: the shapes of the tensors it reads (Keras' call
+    order: a MultiHeadAttention's query, value, key) and of its (first)
+    output, batch dimension first; None where not known."""
+
+    inputs: tuple[tuple | None, ...]
+    output: tuple | None
+
+
 @dataclass
 class Layer:
     """A layer (or an ONNX node group) and the variables it owns.
@@ -301,6 +311,12 @@ class Layer:
     # what an activity regularizer sums over.
     output_shape: tuple | None = None
     input_shape: tuple | None = None  # of the (first) input, likewise
+    # A layer that runs more than once in a forward pass: each run's shapes,
+    # in the call graph's order (``engine.calls``: a nested model's calls
+    # outermost), where the reader carried them; a shared encoder reads a
+    # query of 16 tokens and a document of 128 (review 62, 1). Empty: one run,
+    # or unknown.
+    call_shapes: list[CallShapes] = field(default_factory=list)
 
     @property
     def trainable_params(self) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from reglint.model import Layer, Model, Problem, ProblemKind
+from reglint.model import CallShapes, Layer, Model, Problem, ProblemKind
 from reglint.readers.keras_build import FoundTensor, build_layer
 from reglint.readers.keras_config import LayerNode, ModelConfig, keras3_release, variable_trains
 from reglint.readers.keras_graph import input_shapes
@@ -159,13 +159,17 @@ def build_from_config(model: Model, tree: ModelConfig, root: Any) -> ConfigCount
 
 def record_output_shapes(model: Model, shapes) -> None:
     """Each layer's first output shape, as the shape walk carried it
-    (``Layer.output_shape``; the activity penalty's element count)."""
+    (``Layer.output_shape``; the activity penalty's element count), and
+    each run's shapes where a layer runs more than once (``Layer.call_shapes``)."""
     for layer in model.layers:
         outs, ins = shapes.outputs.get(layer.path), shapes.get(layer.path)
         if outs and outs[0] is not None:
             layer.output_shape = tuple(outs[0])
         if ins and ins[0] is not None:
             layer.input_shape = tuple(ins[0])
+        runs = shapes.calls.get(layer.path, [])
+        if len(runs) > 1:
+            layer.call_shapes = [CallShapes(inputs, output) for inputs, output in runs]
 
 
 def check_against_config(model: Model, tree: ModelConfig, root: Any, rules: LoadRules) -> ConfigCount:

@@ -39,6 +39,9 @@ class ShapeMap(dict):
         self.opaque: dict[str, str] = {}
         # leaf path -> the output shapes of its first call (None: unknown)
         self.outputs: dict[str, list[Shape | None] | None] = {}
+        # leaf path -> (input shapes, first output shape) of each run in one forward pass, in the order the
+        # walk meets them: a nested model's calls outermost, then the layer's own (``engine.calls``' order)
+        self.calls: dict[str, list[tuple[tuple[Shape | None, ...], Shape | None]]] = {}
 
 
 def input_shapes(root: Any) -> ShapeMap:
@@ -103,13 +106,17 @@ class _Walker:
         finally:
             self.depth -= 1
 
-    def layer(self, entry: dict, prefix: str, inputs: list[Shape | None]) -> list[Shape | None] | None:
-        """Record a leaf's inputs (first call only) and return its outputs."""
+    def layer(self, entry: dict, prefix: str, inputs: list[Shape | None],
+              precise: list[Shape | None] | None = None) -> list[Shape | None] | None:
+        """Record a leaf's inputs (first call only) and return its outputs;
+        ``precise``: this call's input shapes where what feeds it pins down
+        dimensions its own record leaves open (a nested model's input of
+        ``(None, None, 16)`` called on 10 steps), for ``ShapeMap.calls``."""
         cls = bare_class_name(class_name_of(entry) or "?")
         cfg = entry.get("config") if isinstance(entry.get("config"), (dict, list)) else {}
         path = prefix + _layer_name(entry, cfg, cls)
         if is_container(cls, cfg):
-            return self.container(cls, cfg, path + "/", inputs)
+            return self.container(cls, cfg, path + "/", precise or inputs)
         built = built_inputs(entry, cls)
         first = path not in self.inputs
         if first:
@@ -130,6 +137,12 @@ class _Walker:
             self.inputs.opaque.setdefault(path, cls)
         if first:
             self.inputs.outputs[path] = outs
+        run, run_outs = used, outs
+        if precise and len(precise) == len(used or []) and all(
+                _refines(p, u) for p, u in zip(precise, used or [], strict=True)) and list(precise) != list(used):
+            run = precise
+            run_outs = output_shapes(cls, cfg if isinstance(cfg, dict) else {}, run) if cls != "TFOpLambda" else outs
+        self.inputs.calls.setdefault(path, []).append((tuple(run or ()), run_outs[0] if run_outs else None))
         return outs
 
     # -- Sequential ------------------------------------------------------
@@ -175,7 +188,8 @@ class _Walker:
                     shapes = _resolve(nodes[k], tensors, classes[id(entry)])
                     if shapes is None:
                         break  # a layer's calls happen in order: wait for this one's inputs
-                    for j, out in enumerate(self.layer(entry, prefix, shapes) or []):
+                    precise = _resolve(nodes[k], tensors, classes[id(entry)], refine=True)
+                    for j, out in enumerate(self.layer(entry, prefix, shapes, precise) or []):
                         tensors[(name, k + offsets.get(name, 0), j)] = out
                     k += 1
                 calls_done[name] = k
@@ -211,14 +225,20 @@ def _nodes(entry: dict) -> list:
     return nodes if isinstance(nodes, list) else []
 
 
-def _resolve(node: Any, tensors: dict, cls: str) -> list[Shape | None] | None:
-    """The input shapes of one call; None while an input is not yet known."""
+def _resolve(node: Any, tensors: dict, cls: str, refine: bool = False) -> list[Shape | None] | None:
+    """The input shapes of one call; None while an input is not yet known.
+    ``refine``: where the tensor fed pins down a dimension the recorded
+    shape leaves open (inside a nested model, the shape of the call's
+    input), the tensor's."""
     items = _node_tensors(node, cls)
     if not items:
         return None
     shapes: list[Shape | None] = []
     for shape, ref in items:
-        if shape is not None:
+        fed = tensors.get(ref) if refine and ref is not None else None
+        if shape is not None and fed is not None and _refines(fed, shape):
+            shapes.append(fed)
+        elif shape is not None:
             shapes.append(shape)
         elif ref is not None and ref in tensors:
             shapes.append(tensors[ref])
@@ -227,6 +247,13 @@ def _resolve(node: Any, tensors: dict, cls: str) -> list[Shape | None] | None:
         else:
             shapes.append(None)
     return shapes
+
+
+def _refines(precise: Shape | None, recorded: Shape | None) -> bool:
+    """Whether ``precise`` is ``recorded`` with some open dimensions known."""
+    if precise is None or recorded is None:
+        return precise is None and recorded is None
+    return len(precise) == len(recorded) and all(r is None or p == r for p, r in zip(precise, recorded, strict=True))
 
 
 def _node_tensors(node: Any, cls: str) -> list[tuple[Shape | None, tuple | None]]:
