@@ -867,6 +867,75 @@ def test_classify_thresholds():
     assert classify(1.0, None, None, None, None, stepped=False).label == "not-run"
 
 
+def test_rl023_a_fix_trial_passes_only_if_its_lowest_last_record_does():
+    """Review 61, 1: a BatchNorm net's trial swung 0.685-0.91 between its
+    last records; their mean passed the warning gap, and two of three real
+    trainings at that value lost 28-31% of the margin. A trial is judged at
+    the lowest of its last three records: here the mean loses 7.5% of the
+    twin's margin, the lowest record 35%, and the next decade is tried."""
+    from reglint.profile.result import FixTrial
+    from reglint.rules.rl023_penalty_hurts_training import PenaltyHurtsTraining
+
+    rule = PenaltyHurtsTraining()
+    result, run = _decayed_result([0.1] * 5, [0.1, 0.5, 0.9, 0.9, 0.9])
+    first = rule.next_trial(result)
+    result.twin.trials.append(FixTrial(first, run([0.1, 0.5, 0.95, 0.62, 0.95])))
+    assert rule.trial_gap(result, result.twin.trials[0]) == pytest.approx(0.35)
+    assert not rule.trial_passed(result, result.twin.trials[0])
+    assert rule.next_trial(result)[0].suggested == pytest.approx(first[0].suggested * 0.1)
+    steady, run = _decayed_result([0.1] * 5, [0.1, 0.5, 0.9, 0.9, 0.9])
+    steady.twin.trials.append(FixTrial(first, run([0.1, 0.5, 0.85, 0.84, 0.86])))
+    assert rule.trial_passed(steady, steady.twin.trials[0]) and rule.next_trial(steady) is None
+
+
+def test_rl023_a_divergence_beside_a_twin_that_learned_nothing_is_fixed_by_staying_finite():
+    """Review 61, 2: SGD with L2 50 on a GRU diverged while its twin stayed
+    finite without learning; the trials were judged against the twin's
+    margin (none to keep) and the fix said "its unregularized twin
+    trained". There a trial that stays finite passes, and the words say
+    what the twin did."""
+    from reglint.profile.result import FixTrial, TwinRun
+    from reglint.rules.rl023_penalty_hurts_training import PenaltyHurtsTraining
+
+    rule = PenaltyHurtsTraining()
+    result, run = _decayed_result([0.1] * 5, [0.1, 0.12, 0.12, 0.12, 0.12])
+    pen = result.twin.penalized
+    result.twin.penalized = TwinRun(step=pen.step, data_loss=pen.data_loss, val_loss=pen.val_loss,
+                                    val_accuracy=pen.val_accuracy, kernel_norm=pen.kernel_norm, diverged_at=20)
+    assert rule.judge(result).label == "diverged"
+    first = rule.next_trial(result)
+    blown = TwinRun(step=pen.step, data_loss=pen.data_loss, val_loss=pen.val_loss, val_accuracy=pen.val_accuracy,
+                    kernel_norm=pen.kernel_norm, diverged_at=30)
+    result.twin.trials.append(FixTrial(first, blown))
+    assert not rule.trial_passed(result, result.twin.trials[0])
+    result.twin.trials.append(FixTrial(rule.next_trial(result), blown))
+    (finding,) = rule.check_measured(result, None)
+    assert finding.remedy.startswith("every value tried still diverged") and "did not learn either" in finding.remedy
+    assert "its unregularized twin trained" not in finding.remedy
+    finite, run = _decayed_result([0.1] * 5, [0.1, 0.12, 0.12, 0.12, 0.12])
+    finite.twin.penalized = result.twin.penalized
+    finite.twin.trials.append(FixTrial(first, run([0.1, 0.11, 0.12, 0.11, 0.12])))
+    assert rule.trial_passed(finite, finite.twin.trials[0]) and rule.next_trial(finite) is None
+    (finding,) = rule.check_measured(finite, None)
+    assert finding.fix.aim == "measured: the run stayed finite, as the unregularized twin did"
+
+
+def test_a_regression_collapse_is_no_better_than_the_constant_predictor():
+    """Review 61, 5: an MSE autoencoder's collapse "stayed at chance"."""
+    from types import SimpleNamespace
+
+    from reglint.engine.twin_metric import TwinMetric
+    from reglint.profile.result import TwinRun
+
+    run = TwinRun(step=[0, 10], data_loss=[1.0, 1.0], val_loss=[1.0, 1.0], val_accuracy=None, kernel_norm=[1.0, 1.0])
+    twin = SimpleNamespace(penalized=run, held_out={"trivial_loss": 1.0}, synthetic=False)
+    assert TwinMetric(twin, SimpleNamespace()).trivial() == "no better than the constant predictor's loss"
+    twin.penalized = TwinRun(step=[0, 10], data_loss=[1.0, 1.0], val_loss=[1.0, 1.0], val_accuracy=[0.1, 0.1],
+                             kernel_norm=[1.0, 1.0])
+    twin.held_out["chance"] = 0.1
+    assert TwinMetric(twin, SimpleNamespace()).trivial() == "at chance"
+
+
 def test_trivial_loss_is_the_constant_predictors():
     assert math.isclose(trivial_loss(np.array([0, 1, 2, 0, 1, 2]), "sparse_categorical_crossentropy"), math.log(3))
     assert math.isclose(trivial_loss(np.eye(4)[[0, 1, 2, 3]], "CategoricalCrossentropy"), math.log(4))

@@ -136,6 +136,17 @@ class TwinMetric:
             return value - self.chance
         return 1.0 - value / self.reference if self.reference else None
 
+    def trivial(self) -> str:
+        """Where a collapsed run sits, in words: at chance, or (a loss without
+        accuracy: an MSE autoencoder, review 61, 5) no better than the
+        reference loss."""
+        return "at chance" if self.series == "val_accuracy" else f"no better than {self.against} loss"
+
+    def has_learned(self, run) -> bool:
+        """The run's margin reached the "learned" level."""
+        margin = self.margin(run)
+        return margin is not None and margin >= self.learned and margin > 0
+
     def context(self) -> str:
         return f" (chance {g(self.chance)})" if self.series == "val_accuracy" else ""
 
