@@ -79,3 +79,14 @@ def test_an_option_no_loss_takes_does_not_make_the_scale_the_users():
     scale = Analysis(model, TrainingContext(classes=7)).loss_scale
     assert scale.value == pytest.approx(0.09) and scale.source is Provenance.INFERRED
     assert Analysis(model, TrainingContext(target_var=0.5)).loss_scale.source is Provenance.USER
+
+
+def test_a_squared_error_on_targets_not_given_says_it_assumed_them_standardised():
+    """Review 61, 3: an MSE autoencoder's scale read "1 (standardised
+    targets)", an assumption put as a fact; its targets' variance was 0.07,
+    14x under it. The words say it was taken, and which option gives it."""
+    model = read_model(HERE / "mse_tanh.keras")
+    scale = Analysis(model, TrainingContext()).loss_scale
+    assert scale.value == pytest.approx(1.0)
+    assert "taken for standardised targets; --target-var sets yours" in scale.explanation
+    assert "(target variance 0.07)" in Analysis(model, TrainingContext(target_var=0.07)).loss_scale.explanation

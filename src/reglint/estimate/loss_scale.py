@@ -352,7 +352,7 @@ def _describe(loss: Loss, output: Output | None, value: float, target_var: float
             per_unit = " per unit" if activation == "softmax" else ""
             return (f"{weight}{name}: {value:.3g}, the largest variance{per_unit} of targets inside a {activation} "
                     f"output's range; --target-var sets yours")
-        else:
-            var = f"target variance {target_var:g}" if target_var is not None else "standardised targets"
-        return f"{weight}{name}: {value:.3g} ({var})"
+        if target_var is None:  # an assumption: say so, and how to give the real one (review 61, 3)
+            return f"{weight}{name}: {value:.3g}, taken for standardised targets; --target-var sets yours"
+        return f"{weight}{name}: {value:.3g} (target variance {target_var:g})"
     return f"{weight}{name}: {value:.3g}"
