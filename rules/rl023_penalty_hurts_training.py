@@ -80,8 +80,11 @@ Both runs record every ``steps/24`` steps; the verdict takes the mean of
 each run's last three records. With ``m = acc - chance`` on the held-back
 slice (chance: the slice's share of the most frequent class of ``--data``),
 or ``m = 1 - L/L_const`` for other losses (``L_const``: the constant
-predictor's loss on the slice, R^2 for MSE; for losses without one, or
-several outputs, the loss at the saved weights),
+predictor's loss on the slice, R^2 for MSE; for several outputs each
+output's, weighted as the total weighs them (review 61, 4: two heads at
+the constant predictor were judged against the loss at the saved weights,
+``worse``, not ``collapsed``); for losses without one, or weights the file
+does not record, the loss at the saved weights),
 ``gap = (m_twin - m_pen) / m_twin``. In order:
 
 - both runs diverged (non-finite, or training loss > 3x its start): no

@@ -240,6 +240,29 @@ def test_dict_keys_unlike_the_layer_names_match_losses_and_targets_by_key(built,
     assert profile["twin"]["runs"]["penalized"]["val_loss"][0] == pytest.approx(truth, rel=1e-4)
 
 
+@pytest.mark.slow
+def test_several_outputs_are_judged_against_the_constant_predictor_of_each_weighted(built, capsys):
+    """Review 61, 4: a two-output model (softmax and linear heads) whose
+    heads both sat at the constant predictor was judged against the loss at
+    the saved weights: "worse", not "collapsed". The reference is now each
+    output's constant predictor, weighted as the total weighs them (zeta 1,
+    alpha 0.01 here, which a swap would tell; kind and price 1 each)."""
+    from reglint.profile.data import trivial_loss
+
+    data, held = arrays(built["reg"]), held_slice()
+    code, report, err = profile_json(capsys, str(built["two_reg"]), "--data", str(built["reg"]), "--y-key",
+                                     "zeta,alpha", "--steps", "20")
+    assert code in (0, 1), err
+    expected = 0.01 * trivial_loss(data["alpha"][held], "mse") + trivial_loss(data["zeta"][held], "mse")
+    assert profile_of(report)["twin"]["held_out"]["trivial_loss"] == pytest.approx(expected, rel=1e-6)
+    code, report, err = profile_json(capsys, str(built["mixed"]), "--data", str(built["reg"]), "--y-key",
+                                     "price,kind", "--steps", "20")
+    assert code in (0, 1), err
+    expected = trivial_loss(data["kind"][held], "sparse_categorical_crossentropy") + trivial_loss(
+        data["price"][held], "mse")
+    assert profile_of(report)["twin"]["held_out"]["trivial_loss"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_pair_targets_without_tensorflow():
     from reglint.profile.data import pair_targets
 

@@ -94,7 +94,7 @@ class TwinMetric:
             self.name = "held-out loss"
         self.against = "the constant predictor's"
         if self.series != "val_accuracy" and not self.reference:
-            # no constant-predictor loss for this loss (or several outputs): the share of the starting loss removed
+            # no constant-predictor loss (this loss, or an output weight unknown): the share of the start removed
             self.reference, self.against = first_value(twin.penalized, self.series), "its start"
         chance = self.chance if self.series == "val_accuracy" else None
         samples = held.get("samples")

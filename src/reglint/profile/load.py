@@ -364,6 +364,8 @@ class DataLoss:
     # loss is None (or that a loss dict does not name), and ``fit`` takes no
     # target for it; empty: every output
     trained: list[bool] = field(default_factory=list)
+    # per trained output, the weight its loss carries in the total (``loss_weights``); empty where not known
+    weights: list[float] = field(default_factory=list)
 
     def trained_outputs(self) -> list[int]:
         """The positions (in ``model.outputs``' order) of the outputs a loss
@@ -392,10 +394,11 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
     compile_loss = getattr(model, "_compile_loss", None)
     if getattr(model, "compiled", False) and compile_loss is not None:
         compiled = getattr(model, "loss", None)
+        trained = _compiled_trained(compiled, len(outputs), keys, layer_names)
         return DataLoss(compile_loss, _compiled_names(compiled, len(outputs), keys, layer_names), "compiled",
                         from_logits=_compiled_from_logits(compiled, len(outputs), keys, layer_names), outputs=keys,
                         ignore_class=_compiled_ignore_class(compiled, len(outputs), keys, layer_names),
-                        trained=_compiled_trained(compiled, len(outputs), keys, layer_names))
+                        trained=trained, weights=_recorded_weights(outputs, keys, static_model, trained))
     static_losses = list(static_model.losses) if static_model is not None else []
     static_outputs = list(static_model.outputs) if static_model is not None else []
     names: list[str | None] = []
@@ -450,7 +453,21 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
             total = value if total is None else total + value
         return total
 
-    return DataLoss(fn, names, source, note, from_logits=logits, outputs=keys, trained=trained)
+    return DataLoss(fn, names, source, note, from_logits=logits, outputs=keys, trained=trained, weights=weights)
+
+
+def _recorded_weights(outputs: list, keys: list[str], static_model, trained: list[bool]) -> list[float]:
+    """Per trained output, the weight of its loss as the file records it
+    (``loss_weights``; 1 where none is given); empty unless the file
+    records a loss for every trained output."""
+    static_losses = list(static_model.losses) if static_model is not None else []
+    static_outputs = list(static_model.outputs) if static_model is not None else []
+    named = [_names_of(out_name, keys[index], static_outputs) for index, (out_name, _) in enumerate(outputs)]
+    specs = [_file_loss_of(index, named, static_losses) for index in range(len(outputs))
+             if index >= len(trained) or trained[index]]
+    if not specs or any(spec is None for spec in specs):
+        return []
+    return [float(spec.weight) for spec in specs]
 
 
 def by_output(values: Any, keys: list[str]) -> list[Any]:

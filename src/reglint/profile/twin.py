@@ -371,10 +371,26 @@ class Evaluator:
         y = self.held.ys[0]
         prior = np.asarray(self.held.all_ys[0]) if self.held.all_ys else None
         out = {"samples": self.held.samples, "available": self.held.available, "kind": self.kind,
-               "trivial_loss": trivial_loss(y, self.loss.trained_names()[0]) if len(self.held.ys) == 1 else None,
+               "trivial_loss": self._trivial_loss(),
                "chance": _chance(np.asarray(y), self.kind, prior) if self.classifier else None,
                "metric": "accuracy" if self.classifier else "loss"}
         return out
+
+
+    def _trivial_loss(self) -> float | None:
+        """The constant predictor's loss on the slice: for several outputs,
+        each output's, weighted as the total weighs them (review 61, 4: a
+        two-output model whose heads both sat at the constant predictor was
+        judged against the loss at the saved weights, and called ``worse``,
+        not ``collapsed``); None where an output or weight has none."""
+        assert self.held is not None
+        names, ys, weights = self.loss.trained_names(), self.held.ys, self.loss.weights
+        if len(ys) == 1:
+            return trivial_loss(ys[0], names[0])
+        if not (len(names) == len(ys) == len(weights)):
+            return None
+        parts = [trivial_loss(y, name) for y, name in zip(ys, names, strict=True)]
+        return None if None in parts else sum(w * p for w, p in zip(weights, parts, strict=True) if p is not None)
 
 
 def _rows(x) -> int:
