@@ -138,12 +138,16 @@ class _Walker:
         if first:
             self.inputs.outputs[path] = outs
         run, run_outs = used, outs
-        if precise and len(precise) == len(used or []) and all(
-                _refines(p, u) for p, u in zip(precise, used or [], strict=True)) and list(precise) != list(used):
-            run = precise
+        # a call fed fewer tensors than the layer was built with (a MultiHeadAttention's key: the value's)
+        fed = list(precise or []) + list((used or [])[len(precise or []):])
+        if precise and len(fed) == len(used or []) and all(
+                _refines(p, u) for p, u in zip(fed, used or [], strict=True)) and fed != list(used or []):
+            run = fed
             run_outs = output_shapes(cls, cfg if isinstance(cfg, dict) else {}, run) if cls != "TFOpLambda" else outs
         self.inputs.calls.setdefault(path, []).append((tuple(run or ()), run_outs[0] if run_outs else None))
-        return outs
+        # what follows reads this call's shapes (review 63, 1: every layer after a nested model's first was
+        # counted at one step)
+        return run_outs if run_outs is not None else outs
 
     # -- Sequential ------------------------------------------------------
 
@@ -160,7 +164,7 @@ class _Walker:
                 continue
             if shape is None:
                 shape = input_layer_shape(cfg_)  # Keras 1/2: the first layer's batch_input_shape
-            outs = self.layer(entry, prefix, [shape])
+            outs = self.layer(entry, prefix, [shape], [shape])  # this call's shape, where it is more precise
             shape = outs[0] if outs else None
         return [shape]
 
