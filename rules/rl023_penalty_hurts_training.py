@@ -511,18 +511,19 @@ class PenaltyHurtsTraining(Rule):
         twin = result.twin
         metric = TwinMetric(twin, result)
         rows, told = [], []
+        learned = metric.has_learned(twin.unregularized)
         for trial in twin.trials:
             gap = self.trial_gap(result, trial)
             rows.append({"changes": [c.to_dict() for c in trial.changes], "gap": gap,
                          "passed": self.trial_passed(result, trial), "not_applied": list(trial.skipped)})
             values = _changes_text(trial.changes)
             reached = ("diverged" if gap == math.inf else
+                       f"stayed finite ({metric.show(trial.run)})" if not learned else  # review 63, 8
                        f"reached {metric.show(trial.run)}, {pct(max(gap, 0.0))} of the twin's margin lost at the "
                        f"lowest of its last {FINAL_RECORDS} records" if gap is not None else "could not be compared")
             told.append(f"{values}: {reached}")
         passed = next((t for t in twin.trials if self.trial_passed(result, t)), None)
         sentence = f"; measured on the same batches with {'; then '.join(told)}"
-        learned = metric.has_learned(twin.unregularized)
         if passed is not None:
             aim = (f"measured: within {pct(self.thresholds['twin-gap-warning'])} of the unregularized twin's margin on "
                    "the held-back slice" if learned else

@@ -918,6 +918,8 @@ def test_rl023_a_divergence_beside_a_twin_that_learned_nothing_is_fixed_by_stayi
     assert rule.trial_passed(finite, finite.twin.trials[0]) and rule.next_trial(finite) is None
     (finding,) = rule.check_measured(finite, None)
     assert finding.fix.aim == "measured: the run stayed finite, as the unregularized twin did"
+    # review 63, 8: the trial chosen was "could not be compared" in the same message
+    assert "stayed finite (held-out accuracy" in finding.message and "could not be compared" not in finding.message
 
 
 def test_a_regression_collapse_is_no_better_than_the_constant_predictor():

@@ -107,6 +107,21 @@ def built(tmp_path_factory) -> dict[str, Path]:
     model.compile(keras.optimizers.Adam(1e-3), {"price": "mse", "kind": "sparse_categorical_crossentropy"})
     out["mixed"] = folder / "mixed.keras"
     model.save(out["mixed"])
+
+    # one output whose loss weighs 0.5 (review 63, 6)
+    i, h = trunk(5)
+    model = keras.Model(i, keras.layers.Dense(1, name="price")(h))
+    model.compile(keras.optimizers.Adam(1e-3), "mse", loss_weights=[0.5])
+    out["half"] = folder / "half.keras"
+    model.save(out["half"])
+
+    # two outputs, a loss for one only (review 63, 7: Keras takes a None target for the other)
+    i, h = trunk(6)
+    model = keras.Model(i, [keras.layers.Dense(3, activation="softmax", name="kind")(h),
+                            keras.layers.Dense(1, name="price")(h)])
+    model.compile(keras.optimizers.Adam(1e-3), {"kind": None, "price": "mse"}, loss_weights={"kind": 1.0, "price": 0.5})
+    out["one_loss"] = folder / "one_loss.keras"
+    model.save(out["one_loss"])
     return out
 
 
@@ -261,6 +276,29 @@ def test_several_outputs_are_judged_against_the_constant_predictor_of_each_weigh
     expected = trivial_loss(data["kind"][held], "sparse_categorical_crossentropy") + trivial_loss(
         data["price"][held], "mse")
     assert profile_of(report)["twin"]["held_out"]["trivial_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["half", "one_loss"])
+def test_a_loss_weight_scales_the_constant_predictors_loss_and_an_output_without_a_loss_takes_no_target(
+        built, capsys, name):
+    """Review 63, 6: one output whose loss weighs 0.5 sat at the constant
+    predictor and was "49.5% below" it: the runs report the weighted loss,
+    and so is the reference now. Review 63, 7: two outputs, a loss for one
+    (``{"kind": None, "price": "mse"}``): the profile failed with Keras'
+    KeyError, which wants a None target for the other; it profiles now."""
+    from reglint.profile.data import trivial_loss
+
+    data, held = arrays(built["reg"]), held_slice()
+    code, report, err = profile_json(capsys, str(built[name]), "--data", str(built["reg"]), "--y-key", "price",
+                                     "--steps", "20")
+    assert code in (0, 1), err
+    twin = profile_of(report)["twin"]
+    assert twin["held_out"]["trivial_loss"] == pytest.approx(0.5 * trivial_loss(data["price"][held], "mse"), rel=1e-6)
+    model = keras_model(built[name])
+    truth = data_loss(model, data["x"][held], data["price"][held] if name == "half" else
+                      [None, data["price"][held]])
+    assert twin["runs"]["penalized"]["val_loss"][0] == pytest.approx(truth, rel=1e-4)
 
 
 def test_pair_targets_without_tensorflow():

@@ -395,7 +395,8 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
     if getattr(model, "compiled", False) and compile_loss is not None:
         compiled = getattr(model, "loss", None)
         trained = _compiled_trained(compiled, len(outputs), keys, layer_names)
-        return DataLoss(compile_loss, _compiled_names(compiled, len(outputs), keys, layer_names), "compiled",
+        return DataLoss(_with_placeholders(compile_loss, trained), _compiled_names(compiled, len(outputs), keys,
+                                                                                    layer_names), "compiled",
                         from_logits=_compiled_from_logits(compiled, len(outputs), keys, layer_names), outputs=keys,
                         ignore_class=_compiled_ignore_class(compiled, len(outputs), keys, layer_names),
                         trained=trained, weights=_recorded_weights(outputs, keys, static_model, trained))
@@ -454,6 +455,21 @@ def resolve_loss(keras, model, static_model, reason: str | None = None) -> DataL
         return total
 
     return DataLoss(fn, names, source, note, from_logits=logits, outputs=keys, trained=trained, weights=weights)
+
+
+def _with_placeholders(compile_loss, trained: list[bool]):
+    """The compiled loss taking the trained outputs' targets only: Keras'
+    own takes a target per output, None where its loss is None (review 63,
+    7: ``loss={"cls": None, "reg": "mse"}`` failed with Keras' KeyError, as
+    ``fit`` does without the placeholder)."""
+    if not trained or all(trained):
+        return compile_loss
+
+    def fn(y, y_pred):
+        given = iter(y if isinstance(y, (list, tuple)) else [y])
+        return compile_loss([next(given, None) if t else None for t in trained], y_pred)
+
+    return fn
 
 
 def _recorded_weights(outputs: list, keys: list[str], static_model, trained: list[bool]) -> list[float]:

@@ -385,8 +385,9 @@ class Evaluator:
         not ``collapsed``); None where an output or weight has none."""
         assert self.held is not None
         names, ys, weights = self.loss.trained_names(), self.held.ys, self.loss.weights
-        if len(ys) == 1:
-            return trivial_loss(ys[0], names[0])
+        if len(ys) == 1:  # its loss weight scales the loss the runs report (review 63, 6: 0.5, "49.5% below")
+            one = trivial_loss(ys[0], names[0])
+            return one * weights[0] if one is not None and len(weights) == 1 else one
         if not (len(names) == len(ys) == len(weights)):
             return None
         parts = [trivial_loss(y, name) for y, name in zip(ys, names, strict=True)]
