@@ -78,10 +78,14 @@ builds up). On inputs whose mean square ``--input-var`` puts away from 1
 a mean drives the state by the same amount at every step, and the state
 adds it up coherently (Keras 0.659 where the zero-mean estimate said 0.122,
 review 58): each unit's recurrence is then run on its own constant drive,
-the inputs' whole second moment taken as mean (``estimate/recurrent.py``),
-on inputs uniform in [0, 1] (three quarters mean) 1.08-1.87x Keras on
-fixtures/activity_shapes' recurrent files, 0.68x on review 58's LSTM of 8
-inputs (one draw of 64 drives). Softmax outputs (a Dense's,
+the share ``U^2/M`` of it that is a mean (``--input-mean U``; without it,
+all of the mean square ``M``; profile measures both on ``--data``) held
+per unit and the rest drawn at each step (``estimate/recurrent.py``);
+with ``--input-mean 0`` on zero-mean inputs of mean square 4, within 10% of
+Keras on the recurrent files (1.8-8.5x without it, review 63, 4); on
+inputs uniform in [0, 1] 0.89-1.55x with ``--input-mean 0.5``, 1.08-1.87x
+with all of it taken as mean, 0.68x on review 58's LSTM of 8 inputs (one
+draw of 64 drives). Softmax outputs (a Dense's,
 an ``Activation``/``Softmax`` layer's over its axis, and what an
 ``ActivityRegularization`` after one penalises): ``l2 * sum p^2`` per
 distribution, ``sum p^2`` about ``(1 + v(1 - 1/C))/C`` at initialisation
@@ -143,14 +147,15 @@ from reglint.estimate.activity import (
     correlated_steps,
     input_second_moment,
     keras_divides_by_batch,
+    mean_share,
     node_attention_inputs,
     node_input_moment,
     output_second_moments,
     pass_through_source,
     penalised_elements,
     softmax_classes,
-    standardised,
 )
+from reglint.estimate.recurrent import RECURRENT
 from reglint.model import Layer
 from reglint.model.nesting import NestedGraph
 
@@ -169,10 +174,19 @@ class ActivityEstimate:
     per_sample: float | None = None
     elements: int | None = None
     missing: str | None = None
+    # --input-mean where given; else whether the estimate took the inputs' whole mean square as a mean (a
+    # recurrent layer or an attention on inputs that are not standardised: review 63, 4)
+    mean: float | None = None
+    mean_assumed: bool = False
 
     @property
     def ratio(self) -> float | None:
         return None if self.per_sample is None else self.per_sample * self.batch_factor / self.scale
+
+    def _mean_words(self) -> str:
+        if self.mean is not None:
+            return f" and mean {g(self.mean)}"
+        return ", taken as their mean (--input-mean gives it)" if self.mean_assumed else ""
 
     def describe(self, model) -> str:
         """'over N output elements adds about P per sample ..., R x the
@@ -182,7 +196,7 @@ class ActivityEstimate:
         calls = f" over its {self.calls} calls (a shared layer or model: Keras adds it at each call)" \
             if self.calls > 1 else ""
         # the inputs' scale: given (--input-var; profile: measured on --data), else assumed
-        inputs = (f" on inputs of mean square {g(self.inputs)}" if self.inputs_given
+        inputs = (f" on inputs of mean square {g(self.inputs)}{self._mean_words()}" if self.inputs_given
                   else " on standardised inputs (--input-var)")
         where = "elements of its projections' outputs" if self.layer.activity_on else "output elements"
         return (f"over {g(self.elements)} {where} adds about {g(self.per_sample)} per sample{inputs}{calls}"
@@ -221,7 +235,8 @@ class ActivityRegularizerScale(Rule):
         graph = NestedGraph(model)
         given = analysis.context.input_var
         inputs = given if given is not None else 1.0
-        moments = output_second_moments(model, graph, inputs, analysis.calls)
+        share = mean_share(given, analysis.context.input_mean)
+        moments = output_second_moments(model, graph, inputs, analysis.calls, share)
         producers = analysis.calls.producers() if analysis.calls is not None else {}
         found = []
         for layer in model.layers:
@@ -229,7 +244,8 @@ class ActivityRegularizerScale(Rule):
                 continue
             # a shared layer: Keras adds its activity penalty at every call (review 40, 2)
             calls = model.calls_of(layer)  # nested models called several times included
-            estimate = ActivityEstimate(layer, calls, batch_factor, inputs, given is not None, scale)
+            estimate = ActivityEstimate(layer, calls, batch_factor, inputs, given is not None, scale,
+                                        mean=analysis.context.input_mean)
             found.append(estimate)
             if correlated_steps(layer, graph):  # no estimate rather than a low one
                 estimate.missing = ("a recurrent layer reading correlated steps (another recurrent layer's or a "
@@ -243,13 +259,16 @@ class ActivityRegularizerScale(Rule):
                 continue
             # a shared layer: each call on what it reads (review 60: an attention on its own output)
             keys = analysis.calls.keys.get(layer.path, []) if analysis.calls is not None else []
-            runs = [_one_call(layer, key, source, moments, graph, analysis.calls, producers, inputs)
+            runs = [_one_call(layer, key, source, moments, graph, analysis.calls, producers, inputs, share)
                     for key in keys] if len(keys) == calls else \
-                [_one_call(layer, None, source, moments, graph, None, producers, inputs)] * calls
+                [_one_call(layer, None, source, moments, graph, None, producers, inputs, share)] * calls
             if any(penalty is None or not math.isfinite(penalty) for penalty, _, _ in runs):
                 estimate.missing = _why_none(layer, runs[0][2])
                 continue
             estimate.per_sample = sum(penalty for penalty, _, _ in runs)
+            # where the inputs' mean shapes the estimate and no --input-mean said how much of them it is
+            estimate.mean_assumed = analysis.context.input_mean is None and share > 0 and (
+                bool(layer.activity_on) or any(x is not None and x.class_name in RECURRENT for x in (layer, source)))
             counts = [elements for _, elements, _ in runs]
             estimate.elements = None if None in counts else sum(counts)  # every call's: Keras sums each
         return found
@@ -270,8 +289,8 @@ class ActivityRegularizerScale(Rule):
                 fix=self.fix(layer.path, _factor(layer.activity_regularizer), factor),
                 values={"activity_ratio": estimate.ratio, "penalty_per_sample": estimate.per_sample,
                         "batch_factor": estimate.batch_factor, "calls": estimate.calls,
-                        "input_second_moment": estimate.inputs, "output_elements": estimate.elements,
-                        "lambda_scale_factor": factor})
+                        "input_second_moment": estimate.inputs, "input_mean": estimate.mean,
+                        "output_elements": estimate.elements, "lambda_scale_factor": factor})
 
     def check_measured(self, result, report):
         """Each layer's measured activity penalty (per sample, as Keras >= 3.14
@@ -304,7 +323,7 @@ class ActivityRegularizerScale(Rule):
                         "data_loss": result.data_loss, "synthetic_data": result.synthetic})
 
 
-def _one_call(layer, key, source, moments, graph, calls, producers, inputs):
+def _one_call(layer, key, source, moments, graph, calls, producers, inputs, share):
     """(penalty per sample, output elements it sums over, attention inputs)
     of one call of ``layer``: the call-graph node ``key``, on what that call
     reads and with its shapes (``call_run``), or (None) the layer read as a
@@ -315,16 +334,15 @@ def _one_call(layer, key, source, moments, graph, calls, producers, inputs):
     run = call_run(layer, calls, key)
     if key is None:
         m_in = input_second_moment(layer, moments, graph, inputs)
-        attention = attention_inputs(layer, graph, moments, inputs, shared_mean=not standardised(inputs)) \
-            if layer.activity_on else None
+        attention = attention_inputs(layer, graph, moments, inputs, share) if layer.activity_on else None
     else:
         m_in = node_input_moment(key, producers, moments, inputs)
-        attention = node_attention_inputs(run, key, producers, graph, moments, inputs) \
+        attention = node_attention_inputs(run, key, producers, graph, moments, inputs, share) \
             if layer.activity_on else None
-    # a given mean square of about 1 is standardised data (profile measures ~1 there: review 59, 5); elsewhere
-    # the inputs carry a mean, which a recurrent state adds up step after step (review 58, 3)
+    # the inputs' mean, which a recurrent state adds up step after step (review 58, 3): none on a given mean
+    # square of about 1, standardised data (profile measures ~1 there: review 59, 5), unless --input-mean says
     penalty = activity_penalty_per_sample(run, m_in, source, output_moment=moments.get(key or layer.path),
-                                          attention=attention, input_mean=not standardised(inputs))
+                                          attention=attention, share=share)
     elements = penalised_elements(run, source, m_in) if attention is None else sum(
         n for n, _ in attention_projections(run, attention) or [])
     return penalty, elements, attention

@@ -29,8 +29,8 @@ ESTIMATED = sorted(name for name, entry in MANIFEST.items()
                    if entry["keras_penalty_per_sample"] > 0 and name not in CONSTANT)
 
 
-def estimate(name: str, input_var: float | None = None) -> float | None:
-    settings = Settings(context=TrainingContext(input_var=input_var))
+def estimate(name: str, input_var: float | None = None, input_mean: float | None = None) -> float | None:
+    settings = Settings(context=TrainingContext(input_var=input_var, input_mean=input_mean))
     settings.thresholds["activity-ratio-warning"] = 1e-12  # every estimate becomes a finding
     report = lint_file(str(HERE / name), settings)
     assert report.error is None, report.error
@@ -216,3 +216,28 @@ def test_a_keras_3_json_architecture_draws_attention_kernels_as_its_keras_did(tm
     [found] = [f for f in report.findings if f.code == "RL010"]
     keras = MANIFEST[name]["keras_penalty_per_sample"]
     assert found.values["penalty_per_sample"] == pytest.approx(keras, rel=0.15)
+
+
+@pytest.mark.parametrize("name", sorted(RECURRENT_FILES))
+def test_input_mean_zero_keeps_a_recurrent_estimate_on_zero_mean_inputs_of_another_scale(name):
+    """Review 63, 4: on inputs of zero mean and another scale (normal of
+    standard deviation 2: --input-var 4) the estimate took the whole mean
+    square as a mean, which the state adds up: 1.8-8.5x Keras here.
+    ``--input-mean 0`` says there is none: within 10% of Keras' penalty on
+    such inputs. On inputs in [0, 1], ``--input-mean 0.5`` (three quarters
+    of 1/3 is mean) keeps it within 2x (0.89-1.55)."""
+    keras = MANIFEST[name]["keras_penalty_per_sample_sd2"]
+    assert estimate(name, input_var=4.0, input_mean=0.0) == pytest.approx(keras, rel=0.1)
+    assert estimate(name, input_var=4.0) > 1.5 * keras  # all of it taken as mean: high
+    unit = MANIFEST[name]["keras_penalty_per_sample_unit_interval"]
+    assert estimate(name, input_var=1 / 3, input_mean=0.5) == pytest.approx(unit, rel=1.0)
+
+
+def test_input_mean_without_a_mean_square_that_holds_it_is_a_usage_error():
+    from typer.testing import CliRunner
+
+    from reglint.cli.app import app
+
+    result = CliRunner().invoke(app, ["check", str(HERE / "lstm_seq.keras"), "--input-var", "0.2", "--input-mean",
+                                      "0.5"])
+    assert result.exit_code == 2 and "--input-mean 0.5 needs --input-var M" in result.output

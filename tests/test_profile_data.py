@@ -110,6 +110,8 @@ def test_the_static_estimate_beside_a_measured_activity_penalty_takes_the_datas_
     assert rl010(after).values["penalty_per_sample"] == pytest.approx(
         rl010(before).values["penalty_per_sample"] / 3, rel=0.05)
     assert "on inputs of mean square 0.33" in rl010(after).message
+    # review 63, 4: their mean too, the share of the mean square a recurrent state would add up
+    assert rl010(after).values["input_mean"] == pytest.approx(0.5, abs=0.01) and " and mean 0." in rl010(after).message
     # review 58, 4: uint8 pixels fed to a float input are values (mean square of 0..255 ~ 2e4), not token ids
     raw = NpzData("d.npz", [(pixels * 255).astype("uint8")], [np.zeros(256)], ["x"], ["y"])
     assert rl010(_with_input_scale(path, before, Settings(), raw)).values["input_second_moment"] > 1e4

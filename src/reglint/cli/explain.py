@@ -426,7 +426,7 @@ def activity_rows(report: FileReport, layer: str | None, settings=None) -> list[
             "regularizer": lam(estimate.layer.activity_regularizer), "pull": _activity_pull(estimate.layer),
             "per_sample": estimate.per_sample,
             "ratio": estimate.ratio, "output_elements": estimate.elements, "calls": estimate.calls,
-            "batch_factor": estimate.batch_factor, "input_second_moment": estimate.inputs,
+            "batch_factor": estimate.batch_factor, "input_second_moment": estimate.inputs, "input_mean": estimate.mean,
             "data_loss_scale": estimate.scale, "no_estimate": estimate.missing,
             "summary": estimate.describe(report.model) if estimate.per_sample is not None else None,
             "finding": None if finding is None else {"severity": finding.severity.value,

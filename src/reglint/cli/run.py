@@ -199,6 +199,11 @@ class CommandLine:
             raise ConfigError(f"{'--epochs' if opts.context.get('epochs') is not None else 'context.epochs'} "
                               f"{ctx.epochs} needs --samples N (training examples) to count steps; or give "
                               "--steps T")
+        if ctx.input_mean is not None and (ctx.input_var is None or ctx.input_mean ** 2 > ctx.input_var * (1 + 1e-9)):
+            # a mean square is at least the mean's square; without it the share of it a mean makes is unknown
+            raise ConfigError(f"--input-mean {ctx.input_mean:g} needs --input-var M, the inputs' mean square, of at "
+                              f"least its square ({ctx.input_mean ** 2:g})" + (
+                                  f"; got {ctx.input_var:g}" if ctx.input_var is not None else ""))
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
 
 

@@ -151,13 +151,13 @@ class TrainingContext:
                                                            "--samples). Give --epochs or --steps, not both.", min=1))
     steps: int | None = field(default=None, metadata=_opt("Total optimizer steps T, instead of --epochs (either "
                                                           "flag replaces the other's config value).", min=1))
-    target_var: float | None = field(default=None, metadata=_opt("Variance of regression targets (> 0: the "
-                                                                     "data-loss scale divides by it).", min=0.0,
-                                                                     positive=True))
+    target_var: float | None = field(default=None, metadata=_opt(
+        "Variance of regression targets (> 0: the data-loss scale divides by it).", min=0.0, positive=True))
     input_var: float | None = field(default=None, metadata=_opt("Second moment E(x^2) of the input features (default "
         "1: standardised), for RL010's activity estimate (pixels in [0, 1]: 0.1-0.4).", min=0, max=1e12, positive=True))
-    # One class is no classification (ln 1 = 0: no data loss to compare with).
-    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=2))
+    input_mean: float | None = field(default=None, metadata=_opt("Mean of the input features, for RL010 beside "
+        "--input-var (default: a mean square away from 1 taken as all mean; 0: zero-mean inputs).", min=-1e6, max=1e6))
+    classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=2))  # 1: ln 1 = 0, no loss
     loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",
                                                                  min=0.0, positive=True))
     # Settings for files that carry none (ONNX inference graphs) or to

@@ -79,12 +79,28 @@ def standardised(input_moment: float | None) -> bool:
     return input_moment is None or abs(input_moment - 1.0) <= 0.1
 
 
+def mean_share(input_moment: float | None, input_mean: float | None = None) -> float:
+    """The share of the model inputs' second moment that is a mean, the
+    same at every step and token (a recurrent state adds it up, an
+    attention's average keeps it): ``mean^2 / E[x^2]`` where ``--input-mean``
+    gives the mean; else none on standardised inputs and all of it on others
+    (pixels in [0, 1] carry three quarters; inputs of zero mean and another
+    scale none: review 63, 4, 1.6-6x high there without ``--input-mean 0``).
+
+    >>> mean_share(None), mean_share(1 / 3), mean_share(1 / 3, 0.5), mean_share(4.0, 0.0)
+    (0.0, 1.0, 0.75, 0.0)
+    """
+    if input_mean is not None:
+        return min(1.0, input_mean * input_mean / (input_moment if input_moment else 1.0))
+    return 0.0 if standardised(input_moment) else 1.0
+
+
 _NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalization", "GroupNormalization",
                 "RMSNormalization", "UnitNormalization"}
 
 
-def output_second_moments(model: Model, graph: NestedGraph | None = None,
-                          input_moment: float = 1.0, calls: CallGraph | None = None) -> dict[str, float]:
+def output_second_moments(model: Model, graph: NestedGraph | None = None, input_moment: float = 1.0,
+                          calls: CallGraph | None = None, share: float | None = None) -> dict[str, float]:
     """E[a^2] of each layer's output at initialisation, for model inputs of
     second moment ``input_moment`` (1: standardised), propagated in model
     order along the recorded graph, across nested models' boundaries (a
@@ -95,15 +111,17 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None,
     by call: each call reads what that call was fed (review 60: an attention
     called on its own output read the model's inputs at its second call,
     1.7x high); a shared layer's calls are keyed by their node keys
-    (``path#callK``), its path holds its first call's moment."""
+    (``path#callK``), its path holds its first call's moment. ``share``:
+    the inputs' ``mean_share`` (None: its default for ``input_moment``)."""
     out: dict[str, float] = {}
     graph = graph or NestedGraph(model)
+    share = mean_share(input_moment) if share is None else share
     if calls is None:
         for layer in model.layers:
             m_in = input_second_moment(layer, out, graph, input_moment)
-            attention = attention_inputs(layer, graph, out, input_moment, shared_mean=not standardised(
-                input_moment)) if layer.class_name in ATTENTION_LAYERS else None
-            out[layer.path] = _output_moment(layer, m_in, attention, not standardised(input_moment))
+            attention = attention_inputs(layer, graph, out, input_moment, share) \
+                if layer.class_name in ATTENTION_LAYERS else None
+            out[layer.path] = _output_moment(layer, m_in, attention, share)
         return out
     producers = calls.producers()
     for key in calls.order(model):
@@ -112,8 +130,8 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None,
             continue
         m_in = node_input_moment(key, producers, out, input_moment)
         run = call_run(origin, calls, key)
-        attention = node_attention_inputs(run, key, producers, graph, out, input_moment)
-        out[key] = _output_moment(origin, m_in, attention, not standardised(input_moment))
+        attention = node_attention_inputs(run, key, producers, graph, out, input_moment, share)
+        out[key] = _output_moment(origin, m_in, attention, share)
         out.setdefault(origin.path, out[key])
     return out
 
@@ -141,13 +159,13 @@ def node_input_moment(key: str, producers: dict[str, list[str]], moments: dict[s
 
 
 def node_attention_inputs(layer: Layer, key: str, producers: dict[str, list[str]], graph: NestedGraph,
-                          moments: dict[str, float], default: float) -> AttentionInputs | None:
+                          moments: dict[str, float], default: float, share: float = 0.0) -> AttentionInputs | None:
     """``attention_inputs`` for one call of ``layer``: a call reading one
     tensor (self-attention) takes that call's moment for its query, key and
     value; a call reading several keeps the layer's references."""
     if layer.class_name not in ATTENTION_LAYERS:
         return None
-    inputs = attention_inputs(layer, graph, moments, default, shared_mean=not standardised(default))
+    inputs = attention_inputs(layer, graph, moments, default, share)
     if inputs is not None and len(layer.call_shapes) == 1:  # one call's shapes (``call_run``): its own tokens
         shapes = layer.call_shapes[0].inputs
         value_tokens = _tokens(shapes[1]) if len(shapes) > 1 else inputs.query_tokens
@@ -159,11 +177,11 @@ def node_attention_inputs(layer: Layer, key: str, producers: dict[str, list[str]
     return dataclasses.replace(inputs, query=m, key=m, value=m)
 
 
-def _output_moment(layer: Layer, m_in: float, attention: AttentionInputs | None, input_mean: bool) -> float:
+def _output_moment(layer: Layer, m_in: float, attention: AttentionInputs | None, share: float) -> float:
     """E[a^2] of ``layer``'s output on inputs of second moment ``m_in``
-    (``attention``: what a MultiHeadAttention reads; ``input_mean``: the
-    model's inputs carry a mean, which a recurrent state adds up)."""
-    recurrent = recurrent_outputs(layer, m_in, input_mean) if layer.class_name in RECURRENT else None
+    (``attention``: what a MultiHeadAttention reads; ``share``: the share of
+    the model inputs' moment that is a mean, which a recurrent state adds up)."""
+    recurrent = recurrent_outputs(layer, m_in, share) if layer.class_name in RECURRENT else None
     if recurrent is not None:
         return recurrent.output_mean_sq  # a state carried over the steps (review 32)
     if layer.class_name in _NORMALIZERS:
@@ -304,14 +322,14 @@ def pass_through_source(layer: Layer, graph: NestedGraph) -> Layer | None:
 
 def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0, source: Layer | None = None,
                                 output_moment: float | None = None, attention: AttentionInputs | None = None,
-                                input_mean: bool = False) -> float | None:
+                                share: float = 0.0) -> float | None:
     """``source``: for a pass-through layer, the layer whose output it
     hands on (``pass_through_source``): its elements, of second moment
     ``input_moment``, are penalised. A layer without a kernel whose output
     moment is known (an Embedding: its table's; ``output_moment``) is
     judged on its own output. There ``E|a|`` is taken at its bound
-    ``sqrt(E[a^2])``. ``input_mean``: the model's inputs carry a mean,
-    which a recurrent state adds up (``recurrent_outputs``)."""
+    ``sqrt(E[a^2])``. ``share``: the share of the model inputs' moment that
+    is a mean, which a recurrent state adds up (``recurrent_outputs``)."""
     reg = layer.activity_regularizer
     if reg is None or reg.kind not in ("l1", "l2", "l1l2"):
         return None
@@ -341,7 +359,7 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0, source:
         return elements * (reg.l2 * moment + reg.l1 * first)
     elements = output_elements(layer)
     if layer.class_name in RECURRENT:  # a state carried over the steps, not act(z)
-        outputs = recurrent_outputs(layer, input_moment, input_mean)
+        outputs = recurrent_outputs(layer, input_moment, share)
         if outputs is None:
             return None
         return reg.l2 * outputs.sum_sq + reg.l1 * outputs.elements * math.sqrt(outputs.mean_sq)
@@ -373,21 +391,21 @@ PENALISED_OUTPUT = {"query": "query", "key": "key", "value": "value", "gate": "g
 @dataclass
 class AttentionInputs:
     """What a MultiHeadAttention reads: the second moments of its query,
-    key and value inputs, its query and value token counts, and whether
-    the tokens share a mean (inputs given as not standardised): the
-    attention output then keeps the values' moment instead of averaging
-    it over the tokens."""
+    key and value inputs, its query and value token counts, and the share
+    of their moment that is a mean every token shares (``mean_share``):
+    the attention output keeps that part of the values' moment whole and
+    averages the rest over the tokens."""
 
     query: float
     key: float
     value: float
     query_tokens: int
     value_tokens: int
-    shared_mean: bool = False
+    mean_share: float = 0.0
 
 
 def attention_inputs(layer: Layer, graph: NestedGraph, moments: dict[str, float], default: float,
-                     shared_mean: bool = False) -> AttentionInputs | None:
+                     share: float = 0.0) -> AttentionInputs | None:
     """``AttentionInputs`` from the layers feeding ``layer`` in call order
     (query, value, key; the value stands for a key not given), None where a
     token count is not recorded (review 60, 2: cross-attention's key and
@@ -410,7 +428,7 @@ def attention_inputs(layer: Layer, graph: NestedGraph, moments: dict[str, float]
 
     query = moment(0, default)
     value = moment(1, query)
-    return AttentionInputs(query, moment(2, value), value, query_tokens, value_tokens, shared_mean)
+    return AttentionInputs(query, moment(2, value), value, query_tokens, value_tokens, share)
 
 
 def _shape_of(layer: Layer) -> list | tuple | None:
@@ -435,7 +453,7 @@ def attention_projections(layer: Layer, inputs: AttentionInputs) -> list[tuple[i
     output projection reads the attention output, softmax weights ``a_j``
     over the value tokens: the value projection's moment times ``E[sum
     a_j^2]`` (``softmax_square_sum``, logits ``q.k/sqrt(d)`` of variance
-    ``m_q*m_k``) for independent tokens, all of it where they share a mean,
+    ``m_q*m_k``) for independent tokens, all of it for the mean they share,
     times the gate's ``E[g^2]`` where a gate multiplies it. A
     GroupedQueryAttention's fewer key and value heads are their kernels'
     widths. None where a projection or its initializer is not recorded."""
@@ -465,7 +483,8 @@ def _projection_moments(layer: Layer, inputs: AttentionInputs) -> dict[str, tupl
             fan_in, width, tokens = math.prod(kernel.shape[:-1]), kernel.shape[-1], inputs.query_tokens
             # weights a_j over the value tokens: E[sum a_j^2], logits q.k/sqrt(d) of variance m_q*m_k
             spread = softmax_square_sum(inputs.value_tokens, found["query"][1] * found["key"][1])
-            m_in = found["value"][1] * (1.0 if inputs.shared_mean else spread)
+            # the tokens' shared mean survives the average whole, the rest is spread over the tokens
+            m_in = found["value"][1] * (inputs.mean_share + (1.0 - inputs.mean_share) * spread)
             m_in *= found["gate"][1] if gated else 1.0  # the attention output times the gate, element by element
         else:
             fan_in, width = kernel.shape[0], math.prod(kernel.shape[1:])

@@ -22,15 +22,18 @@ Checked against Keras 3.15's own activity penalties on
 ``fixtures/activity_shapes`` (``make_activity_shape_fixtures.py``;
 ``tests/test_activity_shapes.py``): within 12%.
 
-Inputs with a mean (``input_mean``: ``--input-var`` away from 1) drive each
-unit by the same amount at every step, and a state adds those drives up
+Inputs with a mean (``share`` of their second moment: ``--input-mean``, or
+all of it where ``--input-var`` is away from 1) drive each unit by the same
+amount at every step, and a state adds those drives up
 coherently: an LSTM's cell fills to ``i*g/(1-f)``, not the incoherent
 ``sqrt(E[(ig)^2]/(1-E[f^2]))`` (review 58, 3: Keras 0.659 per sample where
 the zero-mean estimate said 0.122). There every unit keeps its own drive:
 each gate's pre-activation is ``sqrt(F*E[w^2]*m_in)*xi + sqrt(U*E[u^2]*
 E[h_{t-1}^2])*zeta (+ forget bias)``, ``xi`` and ``zeta`` drawn once per
-unit (``COHERENT_UNITS`` units, a fixed seed), and each unit's recurrence is
-run step by step, the inputs' whole second moment taken as their mean
+unit (``COHERENT_UNITS`` units, a fixed seed; the part of the input drive
+that is not a mean drawn afresh at each step), and each unit's recurrence is
+run step by step; without ``--input-mean`` the inputs' whole second moment
+is taken as their mean
 (of inputs uniform in [0, 1], three quarters is): 1.08-1.87x Keras on the
 fixtures' inputs uniform in [0, 1]; 0.68x on review 58's LSTM of 8 inputs
 (its 64 drives one draw).
@@ -77,14 +80,14 @@ class RecurrentOutputs:
         return self.sum_sq / self.elements if self.elements else 0.0
 
 
-def recurrent_outputs(layer: Layer, input_moment: float, input_mean: bool = False) -> RecurrentOutputs | None:
+def recurrent_outputs(layer: Layer, input_moment: float, share: float = 0.0) -> RecurrentOutputs | None:
     """The layer's outputs' second moments (mean-field, module docstring;
-    ``input_mean``: inputs whose second moment is a mean, each unit's
-    recurrence run on its own constant drive); a Bidirectional's from its
-    forward layer, both directions concatenated (or summed); None for
-    another class or unknown shapes."""
+    ``share``: the share of the inputs' second moment that is a mean, each
+    unit's recurrence then run on its own constant drive); a Bidirectional's
+    from its forward layer, both directions concatenated (or summed); None
+    for another class or unknown shapes."""
     if layer.class_name == "Bidirectional":
-        return _bidirectional(layer, input_moment, input_mean)
+        return _bidirectional(layer, input_moment, share)
     step = _STEPS.get(layer.class_name)
     kernel = next((v for v in layer.variables if v.role is Role.KERNEL), None)
     recurrent = next((v for v in layer.variables if v.role is Role.RECURRENT_KERNEL), None)
@@ -105,8 +108,8 @@ def recurrent_outputs(layer: Layer, input_moment: float, input_mean: bool = Fals
     from_input = kernel.fans()[0] * k[0] * input_moment
     from_state = recurrent.fans()[0] * u[0]
     forget_bias = 1.0 if step is _lstm and layer.config.get("unit_forget_bias", True) else 0.0
-    if input_mean:
-        total, state = _coherent(step, steps, from_input, from_state, act, gate, forget_bias)
+    if share > 0:
+        total, state = _coherent(step, steps, from_input, from_state, act, gate, forget_bias, share)
     else:
         state = (0.0, 0.0)  # (E[h^2], E[c^2])
         total = 0.0
@@ -126,19 +129,22 @@ def recurrent_outputs(layer: Layer, input_moment: float, input_mean: bool = Fals
 
 
 def _coherent(step, steps: int, from_input: float, from_state: float, act, gate,
-              forget_bias: float) -> tuple[float, tuple[float, float]]:
+              forget_bias: float, share: float = 1.0) -> tuple[float, tuple[float, float]]:
     """(sum over the steps of E[h_t^2], (E[h^2], E[c^2]) at the last step)
-    for inputs whose second moment is a mean: each of ``COHERENT_UNITS``
-    units keeps its input drive and its recurrent drive's direction over
-    the steps (module docstring)."""
+    for inputs whose second moment is in part (``share``) a mean: each of
+    ``COHERENT_UNITS`` units keeps that part of its input drive and its
+    recurrent drive's direction over the steps, the rest of the input drive
+    drawn afresh at every step (module docstring)."""
     rng = np.random.default_rng(0)
     gates = 4 if step is _lstm else 3 if step is _gru else 1
-    drive = math.sqrt(from_input) * rng.standard_normal((gates, COHERENT_UNITS))
+    held = math.sqrt(from_input * share) * rng.standard_normal((gates, COHERENT_UNITS))
     direction = rng.standard_normal((gates, COHERENT_UNITS))
+    spread = math.sqrt(from_input * max(0.0, 1.0 - share))
     h = np.zeros(COHERENT_UNITS)
     c = np.zeros(COHERENT_UNITS)
     total, h2 = 0.0, 0.0
     for _ in range(min(steps, MAX_STEPS)):
+        drive = held + spread * rng.standard_normal((gates, COHERENT_UNITS)) if spread else held
         z = drive + math.sqrt(from_state * h2) * direction
         if step is _lstm:
             c = gate(z[1] + forget_bias) * c + gate(z[0]) * act(z[2])
@@ -156,7 +162,7 @@ def _coherent(step, steps: int, from_input: float, from_state: float, act, gate,
     return total, (h2, float(np.mean(c * c)))
 
 
-def _bidirectional(layer: Layer, input_moment: float, input_mean: bool = False) -> RecurrentOutputs | None:
+def _bidirectional(layer: Layer, input_moment: float, share: float = 0.0) -> RecurrentOutputs | None:
     """Both directions start from the same initializers: one direction's
     moments, over twice the elements (``concat``) or with twice the second
     moment (``sum``, independent directions); other merge modes unknown."""
@@ -174,7 +180,7 @@ def _bidirectional(layer: Layer, input_moment: float, input_mean: bool = False) 
                     config=config, input_shape=layer.input_shape, output_shape=tuple(shape),
                     variables=[v for v in layer.variables if v.name.startswith(f"{name}/")] or
                     [v for v in layer.variables if v.name.startswith("forward")])
-    one = recurrent_outputs(forward, input_moment, input_mean)
+    one = recurrent_outputs(forward, input_moment, share)
     if one is None or forward.class_name == "Bidirectional":
         return None
     if mode == "sum":

@@ -93,19 +93,19 @@ def _integer_values(report, keys: list[str]) -> list[bool]:
 
 
 def _with_input_scale(path: Path, report, settings, npz):
-    """The static report again with the inputs' mean square measured on
-    ``--data`` where an activity penalty's estimate depends on it and the
-    user gave none (RL010's "static estimate" beside the measured one
+    """The static report again with the inputs' mean square and mean
+    measured on ``--data`` where an activity penalty's estimate depends on
+    them and the user gave no mean square (RL010's "static estimate" beside the measured one
     assumes standardised inputs otherwise: review 53, 4, 9x on [0, 1])."""
     from reglint.engine.runner import lint_file
 
     if settings.context.input_var is not None or not any(
             layer.activity_regularizer for layer in report.model.layers):
         return report
-    moment = npz.input_mean_square(_integer_values(report, npz.x_keys))
-    if moment is None:
+    moments = npz.input_moments(_integer_values(report, npz.x_keys))
+    if moments is None:
         return report
-    settings.context.input_var = moment
+    settings.context.input_mean, settings.context.input_var = moments
     again = lint_file(str(path), settings)
     return again if again.error is None and again.model is not None else report
 

@@ -248,7 +248,15 @@ class NpzData:
         one per array) says they are values (uint8 pixels, review 58, 4;
         token ids fed to an Embedding are not). None where there are none or
         it is not a positive finite number."""
-        total, count = 0.0, 0
+        moments = self.input_moments(integers)
+        return moments[1] if moments is not None else None
+
+    def input_moments(self, integers: bool | list[bool] = True) -> tuple[float, float] | None:
+        """(mean, mean square) of every element of the numeric inputs
+        (``input_mean_square``'s arrays): RL010's ``--input-mean`` and
+        ``--input-var`` (review 63, 4: the share of the mean square a mean
+        makes, which a recurrent state adds up)."""
+        total, squares, count = 0.0, 0.0, 0
         flags = integers if isinstance(integers, list) else [integers] * len(self.xs)
         for x, values in zip(self.xs, flags, strict=False):
             if not (np.issubdtype(x.dtype, np.floating) or (values and np.issubdtype(x.dtype, np.integer))):
@@ -256,10 +264,13 @@ class NpzData:
             flat = x.reshape(-1)
             for start in range(0, flat.size, 1 << 20):
                 chunk = flat[start:start + (1 << 20)].astype(np.float64)
-                total += float(np.dot(chunk, chunk))
+                total += float(chunk.sum())
+                squares += float(np.dot(chunk, chunk))
             count += flat.size
-        mean = total / count if count else None
-        return mean if mean is not None and np.isfinite(mean) and mean > 0 else None
+        if not count:
+            return None
+        mean, square = total / count, squares / count
+        return (mean, square) if np.isfinite(square) and square > 0 and np.isfinite(mean) else None
 
 
 def split_keys(text: str) -> list[str]:
