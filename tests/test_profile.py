@@ -1056,7 +1056,7 @@ def test_chance_is_the_class_prior_of_all_the_data_not_the_slices():
     assert slice_ is not None and sorted(slice_.ys[0].tolist()) == [0] * 12 + [1] * 8
     assert np.bincount(y).argmax() == 1
     backend = SimpleNamespace(make_evaluate=lambda model, loss: None)
-    loss = SimpleNamespace(trained_names=lambda: ["sparse_categorical_crossentropy"])
+    loss = SimpleNamespace(trained_names=lambda: ["sparse_categorical_crossentropy"], weights=[])
     reference = Evaluator(backend, None, loss, slice_, SPARSE, False).reference()
     assert reference["chance"] == pytest.approx(0.4)  # class 1's share of the slice, not class 0's 0.6
 
