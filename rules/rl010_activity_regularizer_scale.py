@@ -150,6 +150,7 @@ from reglint.estimate.activity import (
     mean_share,
     node_attention_inputs,
     node_input_moment,
+    open_length,
     output_second_moments,
     pass_through_source,
     penalised_elements,
@@ -378,6 +379,9 @@ def _constant_on_softmax(model, path: str) -> bool:
 
 def _why_none(layer, attention) -> str:
     """Why a layer's activity penalty has no estimate."""
+    if not layer.activity_on and open_length(layer):
+        return ("the file leaves the length of its output open (a sequence of any length, Input((None, ...)), or one "
+                "behind a layer whose output shape is not recorded): the penalty sums over every step")
     if not layer.activity_on:
         return "the moments of this layer's output are not modelled"
     where = f"Keras penalises the outputs of its {', '.join(layer.activity_on)} projections"

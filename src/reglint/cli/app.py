@@ -201,10 +201,10 @@ def check(
                                                    rich_help_panel=RULE_SELECTION),
     ignore: list[str] | None = typer.Option(None, "--ignore", help="Rule codes or prefixes to skip.",
                                             rich_help_panel=RULE_SELECTION),
-    config: str | None = typer.Option(None, "--config",
-                                      help="Use this pyproject.toml or reglint.toml, or override one key: "
-                                           "--config \"lint.ignore=['RL011']\".",
-                                      rich_help_panel=RULE_SELECTION),
+    config: list[str] | None = typer.Option(None, "--config",
+                                            help="Use this pyproject.toml or reglint.toml, or override one key: "
+                                                 "--config \"lint.ignore=['RL011']\" (repeat it for several).",
+                                            rich_help_panel=RULE_SELECTION),
     isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file.",
                                   rich_help_panel=RULE_SELECTION),
     baseline: Path | None = typer.Option(None, "--baseline", help="Report only findings not in this baseline file.",

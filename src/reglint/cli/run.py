@@ -39,7 +39,7 @@ class CheckOptions:
     select: list[str] | None = None
     extend_select: list[str] | None = None
     ignore: list[str] | None = None
-    config: str | None = None
+    config: list[str] | str | None = None
     isolated: bool = False
     baseline: Path | None = None
     create_baseline: bool = False
@@ -201,8 +201,9 @@ class CommandLine:
                               "--steps T")
         if ctx.input_mean is not None and (ctx.input_var is None or ctx.input_mean ** 2 > ctx.input_var * (1 + 1e-9)):
             # a mean square is at least the mean's square; without it the share of it a mean makes is unknown
-            raise ConfigError(f"--input-mean {ctx.input_mean:g} needs --input-var M, the inputs' mean square, of at "
-                              f"least its square ({ctx.input_mean ** 2:g})" + (
+            flag = "--input-{}" if opts.context.get("input_mean") is not None else "context.input-{}"
+            raise ConfigError(f"{flag.format('mean')} {ctx.input_mean:g} needs {flag.format('var')} M, the inputs' "
+                              f"mean square, of at least its square ({ctx.input_mean ** 2:g})" + (
                                   f"; got {ctx.input_var:g}" if ctx.input_var is not None else ""))
         ctx.regularizers = ctx.regularizers + [dict(spec) for spec in self.regularizers]
 

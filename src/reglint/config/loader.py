@@ -57,17 +57,22 @@ class ConfigResolver:
     ``adjust`` (the command line's overrides) is applied to every Settings
     made, so flags beat whichever file applies."""
 
-    def __init__(self, config: str | None = None, isolated: bool = False,
+    def __init__(self, config: str | list[str] | None = None, isolated: bool = False,
                  adjust: Callable[[Settings], None] | None = None):
         self.isolated, self.adjust = isolated, adjust
         self.inline: dict[str, Any] | None = None
         self.fixed: Path | None = None
-        if config is not None and _is_inline(config):
-            self.inline = _parse_inline(config)
-        elif config is not None:
-            self.fixed = Path(config)
+        given = [config] if isinstance(config, str) else list(config or [])
+        files = [item for item in given if not _is_inline(item)]
+        if len(files) > 1:
+            raise ConfigError(f"--config names {len(files)} configuration files ({', '.join(files)}): give one")
+        for item in given:  # each --config an override of its own, the later winning (review 64, 4)
+            if _is_inline(item):
+                self.inline = _merged(self.inline or {}, _parse_inline(item))
+        if files:
+            self.fixed = Path(files[0])
             if not self.fixed.is_file():
-                raise ConfigError(f"configuration file {config} {_why_not_a_file(self.fixed)}")
+                raise ConfigError(f"configuration file {files[0]} {_why_not_a_file(self.fixed)}")
         self._settings: dict[Path | None, Settings] = {}
         self._cwd_config: tuple[Path | None] | None = None
 
@@ -196,6 +201,14 @@ def _load_toml(path: Path) -> dict[str, Any]:
 def _is_inline(config: str) -> bool:
     """``--config "fail-on = 'warning'"``: TOML, not a path (ruff's rule)."""
     return "=" in config and not Path(config).exists()
+
+
+def _merged(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """``more``'s keys over ``base``'s, tables merged key by key."""
+    out = dict(base)
+    for key, value in more.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _parse_inline(config: str) -> dict[str, Any]:

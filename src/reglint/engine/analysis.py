@@ -155,7 +155,7 @@ class TrainingContext:
         "Variance of regression targets (> 0: the data-loss scale divides by it).", min=0.0, positive=True))
     input_var: float | None = field(default=None, metadata=_opt("Second moment E(x^2) of the input features (default "
         "1: standardised), for RL010's activity estimate (pixels in [0, 1]: 0.1-0.4).", min=0, max=1e12, positive=True))
-    input_mean: float | None = field(default=None, metadata=_opt("Mean of the input features, for RL010 beside "
+    input_mean: float | None = field(default=None, metadata=_opt("RMS of the input features' means, for RL010 beside "
         "--input-var (default: a mean square away from 1 taken as all mean; 0: zero-mean inputs).", min=-1e6, max=1e6))
     classes: int | None = field(default=None, metadata=_opt("Number of classes C.", min=2))  # 1: ln 1 = 0, no loss
     loss_scale: float | None = field(default=None, metadata=_opt("Typical data loss, overriding the estimate.",

@@ -56,8 +56,8 @@ def output_elements(layer: Layer) -> int | None:
     shape = layer.output_shape
     if shape and len(shape) >= 2 and all(isinstance(d, int) and d > 0 for d in shape[1:]):
         return math.prod(shape[1:])
-    if layer.units is None:
-        return None
+    if layer.units is None or open_length(layer):
+        return None  # a length the file leaves open is not one step (review 64, 2: 12 elements for 204)
     shape = (layer.config.get("build_config") or {}).get("input_shape") if isinstance(layer.config, dict) else None
     positions = 1
     if isinstance(shape, list) and len(shape) > 2:
@@ -68,6 +68,17 @@ def output_elements(layer: Layer) -> int | None:
             if isinstance(strides, list) and strides and all(isinstance(s, int) for s in strides):
                 positions = max(1, positions // math.prod(strides))
     return layer.units * positions
+
+
+def open_length(layer: Layer) -> bool:
+    """Whether the layer's output (or, where it has none recorded, its
+    input) has a dimension besides the batch and the features that the file
+    leaves open: a sequence of any length (``Input((None, 16))``), or a
+    length lost behind a layer whose output shape is not recorded (a Lambda)."""
+    shape = layer.output_shape or layer.input_shape
+    if not shape and isinstance(layer.config, dict):
+        shape = (layer.config.get("build_config") or {}).get("input_shape")
+    return isinstance(shape, (list, tuple)) and len(shape) > 2 and any(d is None for d in shape[1:-1])
 
 
 def standardised(input_moment: float | None) -> bool:
@@ -131,7 +142,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
         m_in = node_input_moment(key, producers, out, input_moment)
         run = call_run(origin, calls, key)
         attention = node_attention_inputs(run, key, producers, graph, out, input_moment, share)
-        out[key] = _output_moment(origin, m_in, attention, share)
+        out[key] = _output_moment(run, m_in, attention, share)  # with this call's steps (review 64, 1)
         out.setdefault(origin.path, out[key])
     return out
 

@@ -23,6 +23,7 @@ fixed batch, which is what the short run checks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,24 +253,30 @@ class NpzData:
         return moments[1] if moments is not None else None
 
     def input_moments(self, integers: bool | list[bool] = True) -> tuple[float, float] | None:
-        """(mean, mean square) of every element of the numeric inputs
-        (``input_mean_square``'s arrays): RL010's ``--input-mean`` and
-        ``--input-var`` (review 63, 4: the share of the mean square a mean
-        makes, which a recurrent state adds up)."""
-        total, squares, count = 0.0, 0.0, 0
+        """(mean, mean square) of the numeric inputs (``input_mean_square``'s
+        arrays): RL010's ``--input-mean`` and ``--input-var``. The mean is the
+        root mean square of each feature's own mean (the last axis; over the
+        examples and any steps or positions): what drives a unit the same at
+        every step is ``sum_i w_i * mean_i``, whose spread over the units goes
+        with the features' mean squares, not their pooled mean (review 64, 3:
+        features at +2 and -2 pool to 0, and the estimate fell to 0.45x)."""
+        weighted, squares, count = 0.0, 0.0, 0
         flags = integers if isinstance(integers, list) else [integers] * len(self.xs)
         for x, values in zip(self.xs, flags, strict=False):
             if not (np.issubdtype(x.dtype, np.floating) or (values and np.issubdtype(x.dtype, np.integer))):
                 continue
-            flat = x.reshape(-1)
-            for start in range(0, flat.size, 1 << 20):
-                chunk = flat[start:start + (1 << 20)].astype(np.float64)
-                total += float(chunk.sum())
-                squares += float(np.dot(chunk, chunk))
-            count += flat.size
+            rows = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
+            sums = np.zeros(rows.shape[1])
+            for start in range(0, rows.shape[0], max(1, (1 << 20) // rows.shape[1])):
+                chunk = rows[start:start + max(1, (1 << 20) // rows.shape[1])].astype(np.float64)
+                sums += chunk.sum(axis=0)
+                squares += float(np.einsum("ij,ij->", chunk, chunk))
+            means = sums / max(1, rows.shape[0])
+            weighted += float(np.dot(means, means)) * rows.shape[0]
+            count += rows.size
         if not count:
             return None
-        mean, square = total / count, squares / count
+        mean, square = math.sqrt(weighted / count), squares / count
         return (mean, square) if np.isfinite(square) and square > 0 and np.isfinite(mean) else None
 
 
