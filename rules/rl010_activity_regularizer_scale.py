@@ -179,6 +179,9 @@ class ActivityEstimate:
     # recurrent layer or an attention on inputs that are not standardised: review 63, 4)
     mean: float | None = None
     mean_assumed: bool = False
+    # a call whose output length the file leaves open (Input((None, 16)), behind a Lambda): counted at one step,
+    # a lower bound of a penalty summed over every step (review 64, 2; review 65, 1: an error at 97x hidden)
+    open_length: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -200,6 +203,10 @@ class ActivityEstimate:
         inputs = (f" on inputs of mean square {g(self.inputs)}{self._mean_words()}" if self.inputs_given
                   else " on standardised inputs (--input-var)")
         where = "elements of its projections' outputs" if self.layer.activity_on else "output elements"
+        if self.open_length:
+            return (f"over {g(self.elements)} {where} of one step of a length the file leaves open adds at least "
+                    f"{g(self.per_sample)} per sample{inputs}{calls}{batch} (once per step: a lower bound), "
+                    f"{g(self.ratio, 2)}x the data-loss scale {g(self.scale)}")
         return (f"over {g(self.elements)} {where} adds about {g(self.per_sample)} per sample{inputs}{calls}"
                 f"{batch}, {g(self.ratio, 2)}x the data-loss scale {g(self.scale)}")
 
@@ -270,6 +277,8 @@ class ActivityRegularizerScale(Rule):
             # where the inputs' mean shapes the estimate and no --input-mean said how much of them it is
             estimate.mean_assumed = analysis.context.input_mean is None and share > 0 and (
                 bool(layer.activity_on) or any(x is not None and x.class_name in RECURRENT for x in (layer, source)))
+            estimate.open_length = any(open_length(call_run(layer, analysis.calls, key)) for key in keys) \
+                if len(keys) == calls else open_length(layer)
             counts = [elements for _, elements, _ in runs]
             estimate.elements = None if None in counts else sum(counts)  # every call's: Keras sums each
         return found

@@ -244,17 +244,25 @@ def test_input_mean_without_a_mean_square_that_holds_it_is_a_usage_error():
     assert result.exit_code == 2 and "--input-mean 0.5 needs --input-var M" in result.output
 
 
-def test_an_output_length_the_file_leaves_open_gets_no_estimate_not_one_step():
+def test_an_output_length_the_file_leaves_open_is_one_step_said_to_be_a_lower_bound():
     """Review 64, 2: a Dense over sequences of any length (Input((None, 16)),
     or behind a Lambda whose output shape is not recorded) was counted at one
-    step: 12 elements for 204, 0.05x Keras' penalty, an error missed without
-    a word. The penalty sums over steps the file does not record: no
-    estimate, and the reason."""
+    step without a word (0.05x Keras' penalty at 17 steps). Review 65, 1: no
+    estimate there hid an error the one step already proved (97x the data
+    loss). The penalty sums non-negative terms over every step: one step's
+    is a lower bound, judged as such and said so."""
     from reglint.rules.rl010_activity_regularizer_scale import ActivityRegularizerScale
 
-    model = read_model(FIXTURES / "keras" / "open_length_activity.keras")
+    path = FIXTURES / "keras" / "open_length_activity.keras"
+    model = read_model(path)
     [found] = ActivityRegularizerScale().estimates(model, Analysis(model))
-    assert found.per_sample is None and "leaves the length of its output open" in found.missing
+    # Dense(8) over 16 inputs, glorot: E[z^2] = 16 * 2 / 24 per element, L2 0.1, 8 elements of one step
+    assert found.open_length and found.elements == 8 and found.per_sample == pytest.approx(8 * 0.1 * 16 * 2 / 24)
+    settings = Settings()
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    [finding] = [f for f in lint_file(str(path), settings).findings if f.code == "RL010"]
+    assert "of one step of a length the file leaves open adds at least" in finding.message
+    assert "a lower bound" in finding.message
 
 
 def test_several_config_overrides_all_apply():
@@ -286,3 +294,33 @@ def test_a_config_files_input_mean_is_named_as_the_file_names_it(tmp_path):
     model.write_bytes((HERE / "lstm_seq.keras").read_bytes())
     result = CliRunner().invoke(app, ["check", str(model)])
     assert result.exit_code == 2 and "context.input-mean 0.5 needs context.input-var M" in result.output
+
+
+def test_later_config_overrides_win_over_earlier_ones(tmp_path):
+    """Review 65, 2-3: a second --config moving a rule to another severity
+    level was "put under both"; a map setting given again kept the first's
+    entries; context.epochs after context.steps was "sets both"; and
+    --isolated dropped every --config without a word (now: the overrides
+    apply, a named file is an error)."""
+    from typer.testing import CliRunner
+
+    from reglint.cli.app import app
+
+    path = str(HERE / "lstm_seq.keras")
+    low = "lint.thresholds.activity-ratio-warning = 1e-9"
+
+    def run(*args):
+        return CliRunner().invoke(app, ["check", path, "--isolated", "--select", "RL010", "-f", "json", *args])
+
+    result = run("--config", low, "--config", 'lint.severity.error = ["RL010"]', "--config",
+                 'lint.severity.info = ["RL010"]')
+    assert result.exit_code == 0, result.output
+    assert [f["severity"] for f in json.loads(result.output)["files"][0]["findings"]] == ["info"]
+    ignored = run("--config", low, "--config", 'lint.per-file-ignores = {"*lstm_seq.keras" = ["RL010"]}',
+                  "--config", "lint.per-file-ignores = {}")
+    assert json.loads(ignored.output)["files"][0]["findings"], ignored.output
+    lengths = run("--config", low, "--config", "context.steps = 10", "--config", "context.epochs = 2", "--config",
+                  "context.samples = 64")
+    assert lengths.exit_code in (0, 1), lengths.output
+    named = CliRunner().invoke(app, ["check", path, "--isolated", "--config", str(tmp_path / "reglint.toml")])
+    assert named.exit_code == 2 and "--isolated" in named.output

@@ -7,8 +7,9 @@ Git repository (the folder holding ``.git``) or of the filesystem; a file
 with none gets the working directory's config. Files in different folders
 may so get different settings (``ConfigResolver``); settings are never merged
 across files. ``--config FILE`` replaces discovery, ``--config "key = value"``
-overrides one key as inline TOML (on whichever file applies), ``--isolated``
-ignores every file.
+overrides one key as inline TOML (on whichever file applies; repeat it for
+several, the later winning), ``--isolated`` ignores every file (the
+overrides still apply; naming a file with ``--config`` is an error).
 
 As in ruff, the ``lint`` keys (``select``, ``ignore`` ...) are also accepted
 at the top of the table (``[tool.reglint] ignore = [...]``).
@@ -66,9 +67,11 @@ class ConfigResolver:
         files = [item for item in given if not _is_inline(item)]
         if len(files) > 1:
             raise ConfigError(f"--config names {len(files)} configuration files ({', '.join(files)}): give one")
+        if files and isolated:  # as ruff: --isolated reads no configuration file, named or found
+            raise ConfigError(f"--config {files[0]} names a configuration file, which --isolated ignores: drop one")
         for item in given:  # each --config an override of its own, the later winning (review 64, 4)
             if _is_inline(item):
-                self.inline = _merged(self.inline or {}, _parse_inline(item))
+                self.inline = _later_wins(self.inline or {}, _parse_inline(item))
         if files:
             self.fixed = Path(files[0])
             if not self.fixed.is_file():
@@ -103,17 +106,15 @@ class ConfigResolver:
 
 def _settings_from(source: Path | None, inline: dict[str, Any] | None, isolated: bool = False) -> Settings:
     settings = Settings()
-    if isolated:
-        return settings
     table: dict[str, Any] = {}
     prefix = ""
-    if source is not None:
+    if source is not None and not isolated:  # --isolated: no file, but the command line's overrides (review 65, 5)
         table, prefix = read_table(source)
         settings.root = str(real_path(source).parent)
         settings.config_file = str(source)
     if inline:
         table = _merge(_without_replaced_length(table, inline), inline)
-    apply_table(settings, table, _Where(prefix, _show(source) if source else "--config"))
+    apply_table(settings, table, _Where(prefix, _show(source) if source and not isolated else "--config"))
     return settings
 
 
@@ -203,12 +204,19 @@ def _is_inline(config: str) -> bool:
     return "=" in config and not Path(config).exists()
 
 
-def _merged(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-    """``more``'s keys over ``base``'s, tables merged key by key."""
-    out = dict(base)
-    for key, value in more.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+def _later_wins(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Two ``--config`` overrides, the later (``more``) winning as one over
+    a file does (``_merge``: a map setting whole, one length of training),
+    and a selector it puts under a severity level leaving the level an
+    earlier one put it under (review 65, 2-3)."""
+    severity = (more.get("lint") or {}).get("severity") if isinstance(more.get("lint"), dict) else None
+    earlier = (base.get("lint") or {}).get("severity") if isinstance(base.get("lint"), dict) else None
+    if isinstance(severity, dict) and isinstance(earlier, dict):
+        moved = {sel for value in severity.values() for sel in (value if isinstance(value, list) else [value])}
+        kept = {level: [sel for sel in value if sel not in moved] if isinstance(value, list) else value
+                for level, value in earlier.items() if level not in severity}
+        base = {**base, "lint": {**base["lint"], "severity": kept}}
+    return _merge(_without_replaced_length(base, more), more)
 
 
 def _parse_inline(config: str) -> dict[str, Any]:

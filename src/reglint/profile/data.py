@@ -265,6 +265,8 @@ class NpzData:
         for x, values in zip(self.xs, flags, strict=False):
             if not (np.issubdtype(x.dtype, np.floating) or (values and np.issubdtype(x.dtype, np.integer))):
                 continue
+            if x.size == 0:
+                continue
             rows = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
             sums = np.zeros(rows.shape[1])
             for start in range(0, rows.shape[0], max(1, (1 << 20) // rows.shape[1])):
