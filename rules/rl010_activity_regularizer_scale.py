@@ -57,6 +57,11 @@ with that call's shapes (``Layer.call_shapes``: a shared encoder reads a
 query of 20 steps and a document of 80; review 62 measured 0.40-0.52x
 Keras' penalty when every call took the first call's size; now 1.01-1.07x
 on its four such models and fixtures/activity_shapes/*_two_lengths.keras).
+A length the file leaves open (``Input((None, 16))``, or one behind a
+Lambda without an ``output_shape``) counts one step: the penalty sums
+non-negative terms over the steps, so that is a lower bound, judged as
+one and said so (reviews 64-65: counted at one step without a word, then
+no estimate, which hid an error at 97x the data loss).
 Checked against Keras 3.15 on fixtures/keras/scenario_activity.keras: 2.84
 predicted, 2.856 measured per sample. An ``ActivityRegularization(l1, l2)``
 layer (no kernel: it hands its input on) is judged on the output of the
