@@ -90,7 +90,11 @@ with ``--input-mean 0`` on zero-mean inputs of mean square 4, within 10% of
 Keras on the recurrent files (1.8-8.5x without it, review 63, 4); on
 inputs uniform in [0, 1] 0.89-1.55x with ``--input-mean 0.5``, 1.08-1.87x
 with all of it taken as mean, 0.68x on review 58's LSTM of 8 inputs (one
-draw of 64 drives). Softmax outputs (a Dense's,
+draw of 64 drives). The inputs' moment follows the layers that change it
+(a ``Rescaling`` by ``scale^2``, a ``Normalization`` back to 1) and their
+mean the branches it reaches: an Embedding's or a BatchNormalization's
+output carries none of it (review 66: pixels rescaled by 1/255 read raw, an
+error at 7e4x Keras; token ids beside features of mean 3, 2.9x). Softmax outputs (a Dense's,
 an ``Activation``/``Softmax`` layer's over its axis, and what an
 ``ActivityRegularization`` after one penalises): ``l2 * sum p^2`` per
 distribution, ``sum p^2`` about ``(1 + v(1 - 1/C))/C`` at initialisation
@@ -249,7 +253,8 @@ class ActivityRegularizerScale(Rule):
         given = analysis.context.input_var
         inputs = given if given is not None else 1.0
         share = mean_share(given, analysis.context.input_mean)
-        moments = output_second_moments(model, graph, inputs, analysis.calls, share)
+        shares: dict[str, float] = {}  # the share of what each layer reads that is the inputs' mean
+        moments = output_second_moments(model, graph, inputs, analysis.calls, share, shares)
         producers = analysis.calls.producers() if analysis.calls is not None else {}
         found = []
         for layer in model.layers:
@@ -272,15 +277,16 @@ class ActivityRegularizerScale(Rule):
                 continue
             # a shared layer: each call on what it reads (review 60: an attention on its own output)
             keys = analysis.calls.keys.get(layer.path, []) if analysis.calls is not None else []
-            runs = [_one_call(layer, key, source, moments, graph, analysis.calls, producers, inputs, share)
-                    for key in keys] if len(keys) == calls else \
-                [_one_call(layer, None, source, moments, graph, None, producers, inputs, share)] * calls
+            runs = [_one_call(layer, key, source, moments, graph, analysis.calls, producers, inputs,
+                              shares.get(key, share)) for key in keys] if len(keys) == calls else \
+                [_one_call(layer, None, source, moments, graph, None, producers, inputs,
+                           shares.get(layer.path, share))] * calls
             if any(penalty is None or not math.isfinite(penalty) for penalty, _, _ in runs):
                 estimate.missing = _why_none(layer, runs[0][2])
                 continue
             estimate.per_sample = sum(penalty for penalty, _, _ in runs)
             # where the inputs' mean shapes the estimate and no --input-mean said how much of them it is
-            estimate.mean_assumed = analysis.context.input_mean is None and share > 0 and (
+            estimate.mean_assumed = analysis.context.input_mean is None and shares.get(layer.path, share) > 0 and (
                 bool(layer.activity_on) or any(x is not None and x.class_name in RECURRENT for x in (layer, source)))
             estimate.open_length = any(open_length(call_run(layer, analysis.calls, key)) for key in keys) \
                 if len(keys) == calls else open_length(layer)

@@ -88,7 +88,8 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
     assert estimate(name, input_var=1 / 3) < 0.6 * estimate(name) or name in (
         "bn_then_actreg.keras", "embedding.keras", "softmax_l2.keras", "softmax_layer_l2.keras",
         "actreg_after_softmax_l2.keras", "softmax_axis1.keras", "attention_l1.keras",  # L1: as sqrt(m)
-        "dense_after_attention.keras", "attention_on_own_output.keras", "attention_tower_on_own_output.keras")
+        "dense_after_attention.keras", "attention_on_own_output.keras", "attention_tower_on_own_output.keras",
+        "ids_beside_features.keras")  # review 66, 3: the LSTM reads the ids' Embedding, not the features
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))

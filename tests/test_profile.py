@@ -1493,3 +1493,18 @@ def test_rl023_the_failed_trials_fix_is_everything_the_twin_removed():
     assert {(c.parameter, c.layer, c.target, c.current, c.suggested) for c in fix.changes} == {
         ("regularizer", "dense", "kernel", 0.01, None), ("regularizer", "dense_1", "kernel", 0.01, None),
         ("regularizer", "dense", "activity", 0.5, None), ("weight_decay", None, "optimizer", 0.004, 0.0)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["attention_l2.keras", "grouped_query_attention.keras"])
+def test_an_attentions_measured_activity_penalty_is_the_layers_not_its_projections(name, capsys):
+    """Review 66, 2: Keras 3 puts a MultiHeadAttention's activity penalty on
+    its projections; profile reported each under its bare name (query, key,
+    value, attention_output), never matched to the layer's static finding,
+    and two attention layers could not be told apart. They add up to the
+    layer the static reader names."""
+    code = main(["profile", str(ROOT / "fixtures" / "activity_shapes" / name), "--steps", "3", "-f", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    penalties = report["files"][0]["model"]["analysis"]["profile"]["layer_penalties"]
+    assert [p["layer"] for p in penalties] == ["reg"] and penalties[0]["kind"] == "activity"

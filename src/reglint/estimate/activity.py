@@ -81,6 +81,15 @@ def open_length(layer: Layer) -> bool:
     return isinstance(shape, (list, tuple)) and len(shape) > 2 and any(d is None for d in shape[1:-1])
 
 
+def _number(value, default: float) -> float:
+    """A config's scalar (a per-channel list: its mean square's root)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        return math.sqrt(sum(v * v for v in value) / len(value))
+    return default
+
+
 def standardised(input_moment: float | None) -> bool:
     """Whether the model inputs' mean square (``--input-var``; None: not
     given) is that of standardised data, within 10% of 1: elsewhere the
@@ -111,7 +120,8 @@ _NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalizat
 
 
 def output_second_moments(model: Model, graph: NestedGraph | None = None, input_moment: float = 1.0,
-                          calls: CallGraph | None = None, share: float | None = None) -> dict[str, float]:
+                          calls: CallGraph | None = None, share: float | None = None,
+                          shares: dict[str, float] | None = None) -> dict[str, float]:
     """E[a^2] of each layer's output at initialisation, for model inputs of
     second moment ``input_moment`` (1: standardised), propagated in model
     order along the recorded graph, across nested models' boundaries (a
@@ -123,16 +133,25 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
     called on its own output read the model's inputs at its second call,
     1.7x high); a shared layer's calls are keyed by their node keys
     (``path#callK``), its path holds its first call's moment. ``share``:
-    the inputs' ``mean_share`` (None: its default for ``input_moment``)."""
+    the model inputs' ``mean_share`` (None: its default for
+    ``input_moment``); ``shares``, where given, is filled with the share of
+    what each layer (node) reads: an Embedding's or a BatchNormalization's
+    output carries none of the inputs' mean (review 66, 3: token ids beside
+    features of mean 3 gave an LSTM after the Embedding 2.9x Keras)."""
     out: dict[str, float] = {}
     graph = graph or NestedGraph(model)
     share = mean_share(input_moment) if share is None else share
+    carried: dict[str, float] = {}  # the share of each output that is the inputs' mean
+    read = shares if shares is not None else {}
     if calls is None:
         for layer in model.layers:
             m_in = input_second_moment(layer, out, graph, input_moment)
-            attention = attention_inputs(layer, graph, out, input_moment, share) \
+            sources = [carried[src.path] for src in graph.feeding(layer) if src.path in carried]
+            read[layer.path] = own = sum(sources) / len(sources) if sources else share
+            attention = attention_inputs(layer, graph, out, input_moment, own) \
                 if layer.class_name in ATTENTION_LAYERS else None
-            out[layer.path] = _output_moment(layer, m_in, attention, share)
+            out[layer.path] = _output_moment(layer, m_in, attention, own)
+            carried[layer.path] = _output_share(layer, own)
         return out
     producers = calls.producers()
     for key in calls.order(model):
@@ -140,11 +159,28 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
         if origin is None:
             continue
         m_in = node_input_moment(key, producers, out, input_moment)
+        read[key] = own = node_input_moment(key, producers, carried, share)
         run = call_run(origin, calls, key)
-        attention = node_attention_inputs(run, key, producers, graph, out, input_moment, share)
-        out[key] = _output_moment(run, m_in, attention, share)  # with this call's steps (review 64, 1)
+        attention = node_attention_inputs(run, key, producers, graph, out, input_moment, own)
+        out[key] = _output_moment(run, m_in, attention, own)  # with this call's steps (review 64, 1)
+        carried[key] = _output_share(origin, own)
         out.setdefault(origin.path, out[key])
     return out
+
+
+# Layers whose output carries none of the inputs' mean: a table's rows (the
+# ids are no scale), statistics of the batch or of the data taken away.
+_MEAN_FREE = {"Embedding", "BatchNormalization", "SyncBatchNormalization", "Normalization"}
+
+
+def _output_share(layer: Layer, share: float) -> float:
+    """The share of ``layer``'s output moment that is the inputs' mean,
+    where it reads ``share``: none after an Embedding or a normalization by
+    batch or data statistics (a frozen BatchNormalization keeps it), the
+    same elsewhere (a constant pattern maps to a constant pattern)."""
+    if layer.class_name in _MEAN_FREE and not layer.fixed_statistics:
+        return 0.0
+    return share
 
 
 def call_run(layer: Layer, calls: CallGraph | None, key: str | None) -> Layer:
@@ -197,6 +233,11 @@ def _output_moment(layer: Layer, m_in: float, attention: AttentionInputs | None,
         return recurrent.output_mean_sq  # a state carried over the steps (review 32)
     if layer.class_name in _NORMALIZERS:
         return fixed_norm_moment(layer, m_in) if layer.fixed_statistics else 1.0
+    if layer.class_name == "Normalization":  # Keras' preprocessing layer: the data's mean and variance taken away
+        return 1.0
+    if layer.class_name == "Rescaling":  # x * scale + offset (review 66, 1: uint8 pixels / 255 read as raw, 7e4x)
+        scale, offset = _number(layer.config.get("scale"), 1.0), _number(layer.config.get("offset"), 0.0)
+        return scale * scale * m_in + offset * offset
     if layer.class_name in ATTENTION_LAYERS and attention is not None:
         return attention_output_moment(layer, attention) or m_in
     if layer.class_name == "Embedding":

@@ -172,24 +172,58 @@ def _match_static(path: str, index: list[StaticVariable]) -> StaticVariable | No
 
 
 def layer_penalties(backend, model) -> list[LayerPenalty]:
-    """Activity and ``add_loss`` penalties, per layer, from the last call."""
+    """Activity and ``add_loss`` penalties, per layer, from the last call.
+    A layer's inner layers (a MultiHeadAttention's projections, a
+    Bidirectional's two directions) add theirs to it: the layer the static
+    reader names (review 66, 2: they were reported under their bare names,
+    never matched to the layer's static finding)."""
     paths = layer_paths(model)
+    owner = _owners(model, paths)
+    totals: dict[int, list[float]] = {}
+    regs: dict[int, object] = {}  # the activity regularizer behind each owner's losses (an inner layer's)
+    for layer in [model, *flatten(model)]:
+        values = _own_losses(backend, layer)
+        if values:
+            key = id(owner.get(id(layer), layer))
+            totals.setdefault(key, []).extend(values)
+            if getattr(layer, "activity_regularizer", None) is not None:
+                regs.setdefault(key, layer.activity_regularizer)
     out = []
     for layer in [model, *flatten(model)]:
-        own = getattr(layer, "_get_own_losses", None)
-        if own is None:
+        summed = totals.get(id(layer))
+        if not summed:
             continue
-        try:
-            values = [backend.scalar(v) for v in own()]
-        except Exception:
-            continue
-        if not values:
-            continue
-        reg = getattr(layer, "activity_regularizer", None)
+        reg = getattr(layer, "activity_regularizer", None) or regs.get(id(layer))
         out.append(LayerPenalty(layer=paths.get(id(layer), layer.name),
                                 kind="activity" if reg is not None else "add_loss",
-                                regularizer=regularizer_info(reg), penalty=sum(values)))
+                                regularizer=regularizer_info(reg), penalty=sum(summed)))
     return out
+
+
+def _own_losses(backend, layer) -> list[float]:
+    own = getattr(layer, "_get_own_losses", None)
+    if own is None:
+        return []
+    try:
+        return [backend.scalar(v) for v in own()]
+    except Exception:
+        return []
+
+
+def _owners(model, paths: dict[int, str]) -> dict[int, object]:
+    """id(inner layer) -> the nearest layer the static reader names (a
+    layer in ``paths``) that holds it, deepest first."""
+    found: dict[int, object] = {}
+    for layer in sorted((x for x in flatten(model) if id(x) in paths), key=lambda x: -paths[id(x)].count("/")):
+        inner = getattr(layer, "_flatten_layers", None)
+        try:
+            below = list(inner(include_self=False, recursive=True)) if inner is not None else []
+        except TypeError:
+            below = []
+        for sub in below:
+            if id(sub) not in paths:
+                found.setdefault(id(sub), layer)
+    return found
 
 
 def snapshot(backend, variables) -> list:
