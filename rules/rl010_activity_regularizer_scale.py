@@ -281,16 +281,15 @@ class ActivityRegularizerScale(Rule):
                               shares.get(key, share)) for key in keys] if len(keys) == calls else \
                 [_one_call(layer, None, source, moments, graph, None, producers, inputs,
                            shares.get(layer.path, share))] * calls
-            if any(penalty is None or not math.isfinite(penalty) for penalty, _, _ in runs):
+            if any(penalty is None or not math.isfinite(penalty) for penalty, _, _, _ in runs):
                 estimate.missing = _why_none(layer, runs[0][2])
                 continue
-            estimate.per_sample = sum(penalty for penalty, _, _ in runs)
+            estimate.per_sample = sum(penalty for penalty, _, _, _ in runs)
             # where the inputs' mean shapes the estimate and no --input-mean said how much of them it is
             estimate.mean_assumed = analysis.context.input_mean is None and shares.get(layer.path, share) > 0 and (
                 bool(layer.activity_on) or any(x is not None and x.class_name in RECURRENT for x in (layer, source)))
-            estimate.open_length = any(open_length(call_run(layer, analysis.calls, key)) for key in keys) \
-                if len(keys) == calls else open_length(layer)
-            counts = [elements for _, elements, _ in runs]
+            estimate.open_length = any(is_open for _, _, _, is_open in runs)
+            counts = [elements for _, elements, _, _ in runs]
             estimate.elements = None if None in counts else sum(counts)  # every call's: Keras sums each
         return found
 
@@ -345,13 +344,13 @@ class ActivityRegularizerScale(Rule):
 
 
 def _one_call(layer, key, source, moments, graph, calls, producers, inputs, share):
-    """(penalty per sample, output elements it sums over, attention inputs)
-    of one call of ``layer``: the call-graph node ``key``, on what that call
-    reads and with its shapes (``call_run``), or (None) the layer read as a
-    whole. An attention's query, key and value are its inputs' moments;
-    tokens share the inputs' mean where --input-var puts them away from
-    standardised (review 60, 3: the output projection at 0.62-0.77 of
-    Keras' otherwise)."""
+    """(penalty per sample, output elements it sums over, attention inputs,
+    whether its output length is open) of one call of ``layer``: the
+    call-graph node ``key``, on what that call reads and with its shapes
+    (``call_run``), or (None) the layer read as a whole. An attention's
+    query, key and value are its inputs' moments; ``share`` of what the
+    call reads is a mean its tokens share (review 60, 3: the output
+    projection at 0.62-0.77 of Keras' otherwise)."""
     run = call_run(layer, calls, key)
     if key is None:
         m_in = input_second_moment(layer, moments, graph, inputs)
@@ -366,7 +365,7 @@ def _one_call(layer, key, source, moments, graph, calls, producers, inputs, shar
                                           attention=attention, share=share)
     elements = penalised_elements(run, source, m_in) if attention is None else sum(
         n for n, _ in attention_projections(run, attention) or [])
-    return penalty, elements, attention
+    return penalty, elements, attention, open_length(run)
 
 
 def _factor(reg) -> float | None:

@@ -57,9 +57,9 @@ def output_elements(layer: Layer) -> int | None:
     if shape and len(shape) >= 2 and all(isinstance(d, int) and d > 0 for d in shape[1:]):
         return math.prod(shape[1:])
     if layer.units is None:
-        return None  # (a length the file leaves open counts one step: RL010 says it is a lower bound)
+        return None
     shape = (layer.config.get("build_config") or {}).get("input_shape") if isinstance(layer.config, dict) else None
-    positions = 1
+    positions = 1  # a length the file leaves open counts one step (RL010 says it is a lower bound: open_length)
     if isinstance(shape, list) and len(shape) > 2:
         inner = [d for d in shape[1:-1] if isinstance(d, int)]
         if len(inner) == len(shape) - 2:
