@@ -13,6 +13,7 @@ import json
 import pytest
 
 from reglint.engine.analysis import Analysis, TrainingContext
+from reglint.engine.fmt import g
 from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
 from reglint.estimate.activity import output_second_moments
@@ -25,8 +26,10 @@ HERE = FIXTURES / "activity_shapes"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
 # An L1 on softmax outputs: Keras adds sum |p| = 1 per row, a constant with no gradient (review 58, 1).
 CONSTANT = {"softmax_l1.keras", "actreg_after_softmax_l1.keras"}
+# A Lambda's code, which reglint does not run, doubles the inputs (review 65, 7): taken as identity, and said so.
+UNKNOWN_SCALE = {"lambda_scaled_dense.keras"}
 ESTIMATED = sorted(name for name, entry in MANIFEST.items()
-                   if entry["keras_penalty_per_sample"] > 0 and name not in CONSTANT)
+                   if entry["keras_penalty_per_sample"] > 0 and name not in CONSTANT | UNKNOWN_SCALE)
 
 
 def estimate(name: str, input_var: float | None = None, input_mean: float | None = None) -> float | None:
@@ -46,18 +49,100 @@ def test_the_estimate_is_keras_penalty(name):
     attention block, whose output moment rides on two heads' draws and
     softmax weights (2.03 against Keras' 2.45; 7x high before review 60)."""
     keras = MANIFEST[name]["keras_penalty_per_sample"]
-    assert estimate(name) == pytest.approx(keras, rel=0.2 if name == "dense_after_attention.keras" else 0.15)
+    assert estimate(name) == pytest.approx(keras, rel=LOOSE_ON_NORMAL_INPUTS.get(name, 0.15))
+
+
+# A 3x3 convolution's overlapping windows make neighbouring positions move together, which an average pooling's
+# estimate takes as independent (0.78x and 0.83x Keras); an attention block's output rides on two heads' draws.
+LOOSE_ON_NORMAL_INPUTS = {"dense_after_attention.keras": 0.2, "dense_after_pooled_relu_map.keras": 0.25,
+                          "conv_after_average_pooling.keras": 0.2}
+POOLED = ("dense_after_pooled_steps.keras", "dense_after_pooled_relu_map.keras", "pooled_embedding_dense.keras",
+          "conv_after_average_pooling.keras")
+
+
+@pytest.mark.parametrize("name", POOLED)
+def test_an_average_over_positions_keeps_their_mean_and_averages_the_rest(name):
+    """Review 65, 7: a layer after an average pooling was estimated as if
+    the pooling kept the second moment (19x Keras' penalty after 20 steps of
+    a linear Dense, 11x after 12 tokens' embeddings, 2.4x after a ReLU map,
+    whose mean a ReLU makes). The estimate takes the pooled positions as
+    independent, as Keras' random draws are (within 25%, above); where they
+    move together, as an image's neighbouring pixels do, the penalty can
+    reach what it was before, which the finding gives as its bound."""
+    settings = Settings()
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    [found] = [f for f in lint_file(str(HERE / name), settings).findings if f.code == "RL010"]
+    keras = MANIFEST[name]["keras_penalty_per_sample"]
+    bound = found.values["penalty_per_sample_correlated"]
+    assert bound is not None and bound > 1.5 * found.values["penalty_per_sample"] and bound > keras
+    assert f"up to {g(bound)} where they move together" in found.message
+
+
+def test_a_lambda_upstream_is_taken_as_keeping_the_scale_and_said_so():
+    """Review 65, 7: a Lambda doubling its input left the estimate at a
+    quarter of Keras' penalty without a word. reglint never runs a model
+    file's code: it takes the Lambda as identity (Keras' penalty / 4 here,
+    the doubling squared) and names it."""
+    settings = Settings()
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    [found] = [f for f in lint_file(str(HERE / "lambda_scaled_dense.keras"), settings).findings if f.code == "RL010"]
+    keras = MANIFEST["lambda_scaled_dense.keras"]["keras_penalty_per_sample"]
+    assert found.values["penalty_per_sample"] == pytest.approx(keras / 4, rel=0.15)
+    assert "(taking double, whose code reglint does not run, as keeping the scale it reads)" in found.message
+    [plain] = [f for f in lint_file(str(HERE / "conv_relu.keras"), settings).findings if f.code == "RL010"]
+    assert "whose code reglint does not run" not in plain.message
+
+
+def test_a_pooling_over_positions_the_file_leaves_open_is_said_to_give_a_bound():
+    """Images of any size (Input((None, None, 3))) into a pooling: its
+    positions are not recorded, so it is taken as keeping the moment, the
+    bound for positions that move together, and the finding says so
+    (review 65, 7: 0.058 against Keras' 0.00024 on 20x20 random images,
+    said as an estimate)."""
+    settings = Settings()
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    path = FIXTURES / "keras" / "open_pooling_activity.keras"
+    [found] = [f for f in lint_file(str(path), settings).findings if f.code == "RL010"]
+    assert "(at most: a pooling averages positions the file leaves open, taken as moving together)" in found.message
+    assert found.values["penalty_per_sample_correlated"] is None
+
+
+def test_a_layer_not_after_a_pooling_gives_no_bound():
+    settings = Settings()
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    for name in ("conv_relu.keras", "lstm_seq.keras", "dense_after_attention.keras"):
+        [found] = [f for f in lint_file(str(HERE / name), settings).findings if f.code == "RL010"]
+        assert found.values["penalty_per_sample_correlated"] is None and "move together" not in found.message
 
 
 # Recurrent layers see a mean input at every step: the mean-field, which
 # takes the steps' inputs as independent and zero-mean, does not follow the
 # state it builds up (uniform [0, 1] inputs raise an LSTM's penalty 1.7x).
-RECURRENT_FILES = {"actreg_after_bilstm.keras", "actreg_after_lstm.keras", "bilstm_inner_activity.keras",
+RECURRENT_FILES = ("actreg_after_bilstm.keras", "actreg_after_lstm.keras", "bilstm_inner_activity.keras",
                    "convlstm.keras", "gru_last.keras", "gru_seq.keras", "gru_state.keras", "lstm_last.keras",
-                   "lstm_seq.keras", "lstm_state.keras", "recurrent_tower_two_lengths.keras"}
+                   "lstm_seq.keras", "lstm_state.keras", "recurrent_tower_two_lengths.keras")
 
 
-@pytest.mark.parametrize("name", [name for name in ESTIMATED if name not in RECURRENT_FILES])
+# A recurrent layer after a ReLU Dense: its mean drives every step (1/pi of a ReLU's moment on inputs of zero mean).
+AFTER_RELU = ("lstm_after_relu_dense.keras", "gru_after_relu_dense.keras")
+
+
+@pytest.mark.parametrize("name", AFTER_RELU)
+def test_a_recurrent_state_adds_up_the_mean_a_relu_makes(name):
+    """A ReLU's output has a mean, ``1/pi`` of its second moment on inputs
+    of zero mean, the same at every step: a recurrent layer after one adds
+    it up (0.44x and 0.58x Keras' penalty when only the model inputs' mean
+    was followed; within 15% on normal inputs, above, and on inputs of
+    standard deviation 2 with ``--input-mean 0``). On inputs in [0, 1] the
+    two means together are high, as the recurrent estimates on inputs with
+    a mean are (1.9x and 2.4x here; 2.0x and 2.4x before the ReLU's mean was
+    followed)."""
+    assert estimate(name, 4.0, 0.0) == pytest.approx(MANIFEST[name]["keras_penalty_per_sample_sd2"], rel=0.15)
+    unit = MANIFEST[name]["keras_penalty_per_sample_unit_interval"]
+    assert unit < estimate(name, input_var=1 / 3) < 2.5 * unit
+
+
+@pytest.mark.parametrize("name", [name for name in ESTIMATED if name not in RECURRENT_FILES + AFTER_RELU])
 def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
     """Review 53, 4: on pixels in [0, 1] the estimate, made for standardised
     inputs, was 9x Keras' penalty. ``--input-var`` gives the inputs' second
@@ -80,7 +165,8 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
     # of tower_two_lengths' Dense (17.0 against 13.0), 16 then 8 units in the two towers of two layers (17.8, 12.4).
     loose = name in ("conv_relu.keras", "conv_strided_l1.keras", "conv_transpose.keras", "softmax_axis1.keras",
                      "conv_two_lengths.keras", "tower_two_lengths.keras", "tower_second_layer_two_lengths.keras",
-                     "sequential_tower_two_lengths.keras",
+                     "sequential_tower_two_lengths.keras", "conv_after_average_pooling.keras",
+                     "dense_after_pooled_steps.keras",  # the whole mean square as mean, which the pooling keeps
                      "dense_after_attention.keras", "attention_on_own_output.keras",
                      "attention_tower_on_own_output.keras")
     assert estimate(name, input_var=1 / 3) == pytest.approx(keras, rel=1.0 if loose else 0.15)
@@ -89,7 +175,10 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
         "bn_then_actreg.keras", "embedding.keras", "softmax_l2.keras", "softmax_layer_l2.keras",
         "actreg_after_softmax_l2.keras", "softmax_axis1.keras", "attention_l1.keras",  # L1: as sqrt(m)
         "dense_after_attention.keras", "attention_on_own_output.keras", "attention_tower_on_own_output.keras",
-        "ids_beside_features.keras")  # review 66, 3: the LSTM reads the ids' Embedding, not the features
+        "ids_beside_features.keras",  # review 66, 3: the LSTM reads the ids' Embedding, not the features
+        "pooled_embedding_dense.keras", "dense_after_pooled_relu_map.keras",
+        # the inputs' mean, which a pooling keeps whole where it averages the rest of a larger moment away
+        "dense_after_pooled_steps.keras", "conv_after_average_pooling.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))

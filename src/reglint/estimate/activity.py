@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reglint.estimate.gaussian import ACTIVATIONS as _ACTIVATIONS
+from reglint.estimate.gaussian import constant_share as _constant_share
 from reglint.estimate.gaussian import gauss_hermite as _gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.estimate.recurrent import RECURRENT, recurrent_outputs
@@ -121,7 +122,7 @@ _NORMALIZERS = {"BatchNormalization", "SyncBatchNormalization", "LayerNormalizat
 
 def output_second_moments(model: Model, graph: NestedGraph | None = None, input_moment: float = 1.0,
                           calls: CallGraph | None = None, share: float | None = None,
-                          shares: dict[str, float] | None = None) -> dict[str, float]:
+                          shares: dict[str, float] | None = None, independent: bool = True) -> dict[str, float]:
     """E[a^2] of each layer's output at initialisation, for model inputs of
     second moment ``input_moment`` (1: standardised), propagated in model
     order along the recorded graph, across nested models' boundaries (a
@@ -137,7 +138,11 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
     ``input_moment``); ``shares``, where given, is filled with the share of
     what each layer (node) reads: an Embedding's or a BatchNormalization's
     output carries none of the inputs' mean (review 66, 3: token ids beside
-    features of mean 3 gave an LSTM after the Embedding 2.9x Keras)."""
+    features of mean 3 gave an LSTM after the Embedding 2.9x Keras).
+    ``independent``: an average over positions (``pooled_positions``)
+    divides the part of the moment that is not a mean by their number, as
+    on independent positions; False keeps it whole, as on positions that
+    move together (the bound for correlated ones, such as real images')."""
     out: dict[str, float] = {}
     graph = graph or NestedGraph(model)
     share = mean_share(input_moment) if share is None else share
@@ -150,8 +155,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
             read[layer.path] = own = sum(sources) / len(sources) if sources else share
             attention = attention_inputs(layer, graph, out, input_moment, own) \
                 if layer.class_name in ATTENTION_LAYERS else None
-            out[layer.path] = _output_moment(layer, m_in, attention, own)
-            carried[layer.path] = _output_share(layer, own)
+            out[layer.path], carried[layer.path] = _output(layer, m_in, attention, own, independent)
         return out
     producers = calls.producers()
     for key in calls.order(model):
@@ -162,8 +166,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
         read[key] = own = node_input_moment(key, producers, carried, share)
         run = call_run(origin, calls, key)
         attention = node_attention_inputs(run, key, producers, graph, out, input_moment, own)
-        out[key] = _output_moment(run, m_in, attention, own)  # with this call's steps (review 64, 1)
-        carried[key] = _output_share(origin, own)
+        out[key], carried[key] = _output(run, m_in, attention, own, independent)  # this call's steps (review 64)
         out.setdefault(origin.path, out[key])
     return out
 
@@ -173,14 +176,106 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
 _MEAN_FREE = {"Embedding", "BatchNormalization", "SyncBatchNormalization", "Normalization"}
 
 
-def _output_share(layer: Layer, share: float) -> float:
-    """The share of ``layer``'s output moment that is the inputs' mean,
-    where it reads ``share``: none after an Embedding or a normalization by
-    batch or data statistics (a frozen BatchNormalization keeps it), the
-    same elsewhere (a constant pattern maps to a constant pattern)."""
+# Averages over positions: each output reads ``pooled_positions`` of its input's.
+_AVERAGE_POOLING = {"GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalAvgPool1D",
+                    "GlobalAvgPool2D", "GlobalAvgPool3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+                    "AvgPool1D", "AvgPool2D", "AvgPool3D"}
+
+
+def _output(layer: Layer, m_in: float, attention: AttentionInputs | None, share: float,
+            independent: bool = True) -> tuple[float, float]:
+    """(E[a^2], the share of it that is a mean) of ``layer``'s output where
+    it reads ``m_in`` of which ``share`` is a mean. An average over ``n``
+    positions keeps the mean and divides the rest by ``n`` on independent
+    positions (review 65, 7: a Dense after GlobalAveragePooling1D over 20
+    steps of a linear Dense was 20x Keras' penalty)."""
+    positions = pooled_positions(layer) if independent else None
+    if positions:
+        moment = m_in * (share + (1.0 - share) / positions)
+        return moment, (share * m_in / moment if moment > 0 else share)
+    return _output_moment(layer, m_in, attention, share), _output_share(layer, m_in, share)
+
+
+def pooled_positions(layer: Layer) -> int | None:
+    """The input positions each output of an average pooling reads: every
+    one of a global pooling's (its input's spatial or time dimensions, as
+    its ``data_format`` lays them out), a local pooling's window
+    (``pool_size``); None for another layer or positions the file leaves
+    open.
+
+    >>> pooled_positions(Layer("p", "p", "GlobalAveragePooling2D", input_shape=[None, 7, 7, 64]))
+    49
+    >>> pooled_positions(Layer("p", "p", "AveragePooling2D", config={"pool_size": [2, 3]}))
+    6
+    >>> pooled_positions(Layer("p", "p", "GlobalAveragePooling1D", input_shape=[None, None, 8])) is None
+    True
+    """
+    name = layer.class_name
+    if name not in _AVERAGE_POOLING:
+        return None
+    if not name.startswith("Global"):
+        size = layer.config.get("pool_size", layer.config.get("pool_length", 2))
+        sizes = size if isinstance(size, (list, tuple)) else [size] * int(name[-2])
+        return math.prod(sizes) if all(isinstance(d, int) and d > 0 for d in sizes) else None
+    shape = layer.input_shape
+    if not shape or len(shape) < 3:
+        return None
+    spatial = shape[2:] if layer.config.get("data_format") == "channels_first" else shape[1:-1]
+    return math.prod(spatial) if all(isinstance(d, int) and d > 0 for d in spatial) else None
+
+
+# Layers whose effect on the scale reglint cannot know without running their code: taken as identity.
+UNKNOWN_SCALE = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer"})
+
+
+def upstream(layer: Layer, graph: NestedGraph) -> list[Layer]:
+    """Every layer on the paths into ``layer``, by path."""
+    seen: dict[str, Layer] = {}
+    todo = list(graph.feeding(layer))
+    while todo:
+        current = todo.pop()
+        if current.path not in seen:
+            seen[current.path] = current
+            todo.extend(graph.feeding(current))
+    return [seen[path] for path in sorted(seen)]
+
+
+def unknown_scale(layer: Layer) -> bool:
+    """Whether reglint cannot know ``layer``'s effect on the scale without
+    running its code (``UNKNOWN_SCALE``, a custom class): taken to hand its
+    input's moment on (review 65, 7: a Lambda doubling its input left the
+    penalty at 0.29x Keras' without a word)."""
+    return layer.class_name in UNKNOWN_SCALE or layer.custom
+
+
+def open_pooling(layer: Layer) -> bool:
+    """An average pooling whose positions the file leaves open: taken as
+    keeping its input's moment, the bound for positions that move together."""
+    return layer.class_name in _AVERAGE_POOLING and pooled_positions(layer) is None
+
+
+def _output_share(layer: Layer, m_in: float, share: float) -> float:
+    """The share of ``layer``'s output moment that is a mean (the same at
+    every position, step and sample), where it reads ``m_in`` of which
+    ``share`` is: none after an Embedding or a normalization by batch or
+    data statistics (a frozen BatchNormalization keeps it); an activation
+    makes one of inputs of zero mean (a ReLU's is ``1/pi`` of its output's
+    moment: ``constant_share``); a linear map keeps it."""
     if layer.class_name in _MEAN_FREE and not layer.fixed_statistics:
         return 0.0
-    return share
+    if softmax_classes(layer) is not None:
+        return share
+    variance: float | None = m_in
+    if layer.class_name in ("Activation", "ReLU", "LeakyReLU", "ELU"):
+        name = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu"}.get(layer.class_name, layer.activation)
+        fn = _ACTIVATIONS.get(name)
+    elif layer.activation in (None, "linear") or layer.class_name in RECURRENT:
+        return share  # a linear map; a recurrent layer, taken to hand on the share it reads
+    else:
+        fn, variance = _ACTIVATIONS.get(layer.activation), pre_activation_variance(layer, m_in)
+    if fn is None or variance is None:
+        return share
+    return _constant_share(fn, variance, share)
 
 
 def call_run(layer: Layer, calls: CallGraph | None, key: str | None) -> Layer:

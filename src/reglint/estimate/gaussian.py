@@ -35,3 +35,28 @@ ACTIVATIONS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+
+
+def constant_share(fn: Callable[[np.ndarray], np.ndarray], variance: float, share: float) -> float:
+    """The share of ``E[f(z)^2]`` that is each unit's mean ``E[f(z)]``, the
+    same at every position, step and sample, for ``z = c + n``: ``c`` a
+    unit's constant drive, ``N(0, share * variance)`` over the units, ``n``
+    the rest, ``N(0, (1 - share) * variance)``, drawn afresh everywhere. A
+    nonlinearity makes a mean of zero-mean inputs: a ReLU's is ``1/pi`` of
+    its output's second moment, which an average over positions keeps
+    (``activity``: a Dense after GlobalAveragePooling) and a recurrent state
+    adds up; a linear map keeps the share it reads.
+
+    >>> relu, linear = ACTIVATIONS["relu"], ACTIVATIONS["linear"]
+    >>> round(constant_share(relu, 1.0, 0.0), 2), round(1 / math.pi, 2), round(constant_share(relu, 2.0, 1.0), 6)
+    (0.32, 0.32, 1.0)
+    >>> round(constant_share(linear, 3.0, 0.25), 6), round(constant_share(ACTIVATIONS["tanh"], 1.0, 0.0), 6)
+    (0.25, 0.0)
+    """
+    share = min(max(share, 0.0), 1.0)
+    nodes, weights = gauss_hermite()
+    z = math.sqrt(share * variance) * nodes[:, None] + math.sqrt((1.0 - share) * variance) * nodes[None, :]
+    out = fn(z)
+    mean = out @ weights  # each unit's mean over the fresh part, for its drive c
+    total = float(weights @ (out * out) @ weights)
+    return float(weights @ (mean * mean)) / total if total > 0 else share
