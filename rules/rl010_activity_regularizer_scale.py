@@ -218,6 +218,8 @@ class ActivityEstimate:
     unknown: list[str] = field(default_factory=list)
     # an average pooling upstream over positions the file leaves open, taken as one: the estimate is then a bound
     open_pooling: bool = False
+    # whether the model inputs' scale reaches the estimate (False behind a normalization on every path)
+    inputs_enter: bool = True
 
     @property
     def ratio(self) -> float | None:
@@ -238,6 +240,8 @@ class ActivityEstimate:
         # the inputs' scale: given (--input-var; profile: measured on --data), else assumed
         inputs = (f" on inputs of mean square {g(self.inputs)}{self._mean_words()}" if self.inputs_given
                   else " on standardised inputs (--input-var)")
+        if not self.inputs_enter:  # review 67, 6: named the inputs' moments behind a LayerNorm
+            inputs = " (the model inputs' scale does not reach it: a normalization or an embedding lies between)"
         where = "elements of its projections' outputs" if self.layer.activity_on else "output elements"
         if self.open_length:
             return (f"over {g(self.elements)} {where} of one step of a length the file leaves open adds at least "
@@ -296,6 +300,8 @@ class ActivityRegularizerScale(Rule):
         moments = output_second_moments(model, graph, inputs, analysis.calls, share, shares)
         together: dict[str, float] = {}  # as ``shares``, on pooled positions that move together
         bound = output_second_moments(model, graph, inputs, analysis.calls, share, together, independent=False)
+        moved_shares: dict[str, float] = {}  # as ``shares``, on inputs of 4x the mean square
+        moved = output_second_moments(model, graph, 4 * inputs, analysis.calls, share, moved_shares)
         producers = analysis.calls.producers() if analysis.calls is not None else {}
         found = []
         for layer in model.layers:
@@ -327,6 +333,9 @@ class ActivityRegularizerScale(Rule):
             estimate.per_sample = sum(penalty for penalty, _, _, _ in runs)
             upper = sum(penalty or 0.0 for penalty, _, _, _ in _each_call(layer, keys, bound, together, *read))
             estimate.correlated = upper if upper >= 1.5 * estimate.per_sample else None
+            at_four = sum(penalty or 0.0 for penalty, _, _, _ in _each_call(
+                layer, keys, moved, moved_shares, source, graph, analysis.calls, producers, 4 * inputs, share))
+            estimate.inputs_enter = not math.isclose(at_four, estimate.per_sample, rel_tol=1e-6)
             # where the inputs' mean shapes the estimate and no --input-mean said how much of them it is
             estimate.mean_assumed = analysis.context.input_mean is None and shares.get(layer.path, share) > 0 and (
                 bool(layer.activity_on) or any(x is not None and x.class_name in RECURRENT for x in (layer, source)))

@@ -107,6 +107,18 @@ def test_a_pooling_over_positions_the_file_leaves_open_is_said_to_give_a_bound()
     assert found.values["penalty_per_sample_correlated"] is None
 
 
+def test_an_estimate_the_inputs_scale_does_not_reach_does_not_name_it():
+    """Review 67, 6: behind a LayerNorm the finding read "on inputs of mean
+    square 0.05 and mean 0.0511", moments that do not enter its estimate
+    (the same 545 as on standardised inputs)."""
+    settings = Settings(context=TrainingContext(input_var=0.05, input_mean=0.05))
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    for name, reached in (("bn_then_actreg.keras", False), ("embedding.keras", False), ("conv_relu.keras", True)):
+        [found] = [f for f in lint_file(str(HERE / name), settings).findings if f.code == "RL010"]
+        assert ("on inputs of mean square 0.05" in found.message) is reached, found.message
+        assert ("the model inputs' scale does not reach it" in found.message) is not reached, found.message
+
+
 def test_a_layer_not_after_a_pooling_gives_no_bound():
     settings = Settings()
     settings.thresholds["activity-ratio-warning"] = 1e-12
