@@ -148,6 +148,8 @@ the decay shrank them unopposed).
 
 from __future__ import annotations
 
+import math
+
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import amount, g, lam
 from reglint.engine.measured import static_finding, static_said
@@ -395,6 +397,10 @@ class WeightDecayTooStrong(Rule):
                      f"shrink of {g((1 - lag['momentum']) / 2)} per step): until their norm "
                      f"settles the network predicts from stale statistics, and a training stopped then saves a "
                      f"model that predicts one class (reglint profile --data --epochs E measures it)")
+        given = ctx.total_steps()
+        if given:  # review 67, 3: the run's integrated decay was in the JSON only
+            wipe += (f"; over the {amount(given, 'step')} of the training, D = {g(r * given, 2)}: an unsupported "
+                     f"weight ends at {g(math.exp(-r * given), 2)} of itself")
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
         setting = f"weight_decay {g(dyn.weight_decay)}" if not coupled else (
             f"SGD's coupled weight_decay {g(2 * dyn.coupled_l2)} (L2 {g(dyn.coupled_l2)})"
@@ -403,6 +409,10 @@ class WeightDecayTooStrong(Rule):
                 f"{g(r - base)} under SGD" + (f" momentum {g(dyn.momentum)}" if dyn.momentum else "")
                 + f"; together {g(r)} per step" if stacked else "")
         remedy = f"use weight_decay <= {g(safe)} at this learning rate" if safe else None
+        left = r - base + (safe * dyn.lr / (1 - dyn.momentum) if coupled else safe * dyn.lr) if safe and given else 0.0
+        if remedy and given and left * given >= 1:  # review 67, 2: 1.67 over 300 steps still lost 61% of the margin
+            remedy += (f" (over the {amount(given, 'step')} still D = {g(left * given, 2)}: reglint profile --data "
+                       f"measures whether your data holds the weights up)")
         fix = self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled), group=analysis.group_name())
         if fix is None and stacked and safe_r == 0.0:
             remedy, fix = self._stacked_fix(dyn, stacked, r - base, per_epoch, analysis.group_name())

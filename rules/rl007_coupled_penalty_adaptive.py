@@ -37,12 +37,16 @@ Aim: decoupled decay instead of a normalised penalty. Without a
 statically ``2*l2`` over the init RMS as a starting point); with one
 already set (AdamW, Keras 3's ``weight_decay=``) it only removes the
 regularizers: the optimizer decays already. Where the equal strength is
-more decay than RL003 calls safe at the learning rate
-(``WeightDecayTooStrong.quiet_weight_decay``), the fix sets RL003's safe
-level instead: on ``fixtures/layer_sweep/k3_adam_strong_l2.keras`` (L2 0.3
+more decay than RL003 leaves quiet at the learning rate
+(``WeightDecayTooStrong.quiet_weight_decay``), the fix sets the most RL003
+leaves quiet instead: on ``fixtures/layer_sweep/k3_adam_strong_l2.keras`` (L2 0.3
 under Adam 1e-3) the equal strength measured 67.7, which as ``AdamW`` left
 the model at chance (held-out accuracy 0.32, loss ln 3) where the capped 5
 reached 0.89 (unregularized 0.84; 40 epochs of 200 examples, review 38, 10).
+That level is a per-step shrink, not a promise for the whole run: over a
+short training it can still decay unsupported weights far (review 67, 2:
+1.67 at lr 0.003 over 300 steps, ``exp(-1.5)``, left a U-Net at chance),
+which the remedy then says, and RL023's trial measures.
 
 ## Options
 - ``drift-pull-error`` (default 0.4): the pull per unit of weight ``g*/sigma = 2*l2 + l1/sigma``
@@ -135,7 +139,7 @@ from __future__ import annotations
 import math
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import g, lam_list, plural
+from reglint.engine.fmt import amount, g, lam_list, plural
 from reglint.engine.measured import static_finding
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import init_rms
@@ -296,9 +300,16 @@ class CoupledPenaltyAdaptive(Rule):
         suggested = min(typical, quiet) if typical and quiet else typical
         if suggested:
             capped = suggested < typical
+            twin = getattr(result, "twin", None)
+            steps = twin.budget.steps if twin is not None and getattr(twin, "budget", None) is not None else None
+            # review 67, 2: "its safe level" collapsed a U-Net trained 300 steps (D = 1.5): say what it leaves
+            left = lr * suggested * steps if steps else 0.0
+            after = f"; over {amount(steps, 'step')} it still decays an unsupported weight by exp(-{g(left, 2)})" \
+                if left >= 1 else ""
             remedy = (f"use weight_decay ~ {g(suggested)} in the optimizer and no kernel regularizer"
                       + (f" (the equal strength {g(typical)}, a per-step shrink lr*wd of {g(shrink)}, is more decay "
-                         f"than RL003 calls safe at lr {g(lr)}: {g(suggested)} is its safe level)" if capped else ""))
+                         f"than RL003 leaves quiet at lr {g(lr)}: {g(suggested)} is the most it does{after})"
+                         if capped else ""))
             hits = [p for p in report.analysis.penalties if p.active and (p.l1 or p.l2)
                     and p.variable.role.is_kernel_like] if report.analysis is not None else []
             fix = self.fix(hits, opt.get("weight_decay"), suggested)

@@ -11,6 +11,7 @@ import pytest
 
 from reglint.engine.analysis import Analysis, TrainingContext
 from reglint.engine.finding import Severity
+from reglint.engine.fmt import g
 from reglint.engine.rule import all_rules, get_rule
 from reglint.engine.runner import lint_file
 from reglint.engine.settings import Settings
@@ -147,6 +148,27 @@ def test_rl003_adamw_bound_below_init_scale_is_an_error_even_with_a_small_step()
     # a run too short to reach the bound (eta*wd*T < 1) is not an error
     short = TrainingContext(optimizer="AdamW", learning_rate=1e-3, weight_decay=30.0, steps=20)
     assert all(f.severity is not Severity.ERROR for f in findings("scenario_activity.keras", "RL003", context=short))
+
+
+def test_rl003_says_the_runs_integrated_decay_and_what_its_fix_leaves():
+    """Review 67, 3 and 2: the integrated decay ``D = r*T`` of a run whose
+    length is given was in the JSON only, and the fix ("weight_decay <=
+    1.67") read as safe where over a 300-step run it still left D = 1.5
+    (AdamW at lr 0.003: 61% of a TCN's margin lost, a U-Net at chance)."""
+    ctx = TrainingContext(optimizer="AdamW", learning_rate=3e-3, weight_decay=5.0, steps=300)
+    [f] = findings("scenario_activity.keras", "RL003", context=ctx)
+    assert f.values["decay_integral"] == pytest.approx(4.5)
+    assert "over the 300 steps of the training, D = 4.5: an unsupported weight ends at 0.011 of itself" in f.message
+    safe = f.values["safe_weight_decay"]
+    assert safe == pytest.approx(0.005 / 3e-3)
+    assert f"(over the 300 steps still D = {g(safe * 3e-3 * 300, 2)}: reglint profile --data" in f.remedy
+    # without a length no D is claimed; a fix that leaves D under 1 says nothing more
+    [bare] = findings("scenario_activity.keras", "RL003", context=TrainingContext(
+        optimizer="AdamW", learning_rate=3e-3, weight_decay=5.0))
+    assert "D =" not in bare.message and "still D" not in bare.remedy
+    [short] = findings("scenario_activity.keras", "RL003", context=TrainingContext(
+        optimizer="AdamW", learning_rate=3e-3, weight_decay=5.0, steps=100))
+    assert "D = 1.5" in short.message and "still D" not in short.remedy
 
 
 def test_rl004_l1_jitter():
