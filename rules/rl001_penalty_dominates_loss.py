@@ -83,8 +83,14 @@ graph shows:
 an output without passing a normalization layer (``penalty_ratio_unnormalized``):
 behind a transformer's final LayerNorm the prediction is computed from
 normalized features whatever the penalty does to their scale, so that part
-limits capacity (the warning) but cannot take the prediction to chance on
-its own. ``reglint profile`` judges its measured ratio (the penalties at
+limits capacity (the warning) but on the calibration grids' transformers did
+not take the prediction to chance on its own: they degraded at rho 22-1007
+far more often than they collapsed. Review 67's TCN, U-Net and language
+model did collapse at 199x, 33x and 16x, most of it on branches that join
+a residual ``Add`` or a concatenated skip before the normalization; counting
+those as not behind it cost the grids' precision 87.7% -> 75.3% for recall
+71.9% -> 78.9% (bench/CALIBRATION.md, "Six more families"), so they stay a
+warning that ``reglint profile --data`` settles. ``reglint profile`` judges its measured ratio (the penalties at
 the saved weights against the data loss on the user's batch) the same way:
 one ``severity_of`` for both. The error also needs the penalty to pull each
 weight hard enough: ``k = 2*l2 + l1/sigma_init`` (penalty-weighted over the
