@@ -285,6 +285,9 @@ class EmbeddingChain:
     # under SGD: the slowest table's per-step shrink, its L2 and the
     # optimizer's decoupled weight_decay together; None under an adaptive one
     table_shrink: float | None = None
+    # every penalized kernel the tables feed first on a path of the same kind (review 67, 6: a Wide&Deep
+    # model's tables feed the output Dense directly and a deep tower's first Dense: the words named one)
+    firsts: tuple[str, ...] = ()
 
     @property
     def together(self) -> float | None:
@@ -346,7 +349,8 @@ class PenalizedEmbeddingChain(Rule):
                     same, layers=same.layers + chain.layers, tables=same.tables + chain.tables,
                     table_l2=min(same.table_l2, chain.table_l2), rms=max(same.rms, chain.rms),
                     fed=tuple({id(p.variable): p for p in same.fed + chain.fed}.values()),
-                    table_shrink=_slower(same.table_shrink, chain.table_shrink))
+                    table_shrink=_slower(same.table_shrink, chain.table_shrink),
+                    firsts=tuple(dict.fromkeys(same.firsts + chain.firsts)))
         return list(found.values())
 
     def check(self, model, analysis):
@@ -367,6 +371,9 @@ class PenalizedEmbeddingChain(Rule):
         first_l2 = chain.shrink_l2 if alone else chain.kernel_l2
         decayed = bool(alone and chain.weight_decay)  # under SGD the weight decay pulls as an L2 does
         pulled = f"carry L2({g(first_l2)})" if first_l2 else "carry no L2 but decay with the weight decay"
+        others = [path for path in chain.firsts if path != names[0]]
+        if others:  # the kernels it feeds first on its other paths, whose chains the fix changes too
+            names[0] += f"; {', '.join(others[:3])}{' and more' if len(others) > 3 else ''} on other paths"
         if chain.complete and decayed:
             path = (f"the kernels it feeds first ({names[0]}) {pulled}, and every kernel on to the output ({shown}) "
                     f"carries an L2 or decays with it, with no normalization or unpenalized layer to re-scale the "
@@ -616,7 +623,8 @@ def _chain(analysis, table_layer: Layer, table, by_variable: dict, rms: float) -
                  if id(v) in by_variable}.values())
     own = by_variable.get(id(table))
     table_l2 = own.l2 if own is not None else 0.0
-    chain = EmbeddingChain((start,), (table,), table_l2, rms, path, l2_of(first), fed, complete=bool(complete))
+    chain = EmbeddingChain((start,), (table,), table_l2, rms, path, l2_of(first), fed, complete=bool(complete),
+                           firsts=tuple(dict.fromkeys(analysis.origin_path(c[0].path) for c in candidates)))
     fastest, shrink_path = max(candidates, key=lambda c: shrink_of(c[0]))
     shrink = shrink_of(fastest)
     if shrink <= 0 or not math.isfinite(shrink):

@@ -171,6 +171,17 @@ def test_rl003_says_the_runs_integrated_decay_and_what_its_fix_leaves():
     assert "D = 1.5" in short.message and "still D" not in short.remedy
 
 
+def test_rl025_names_every_kernel_the_table_feeds_first():
+    """Review 67, 6: a Wide&Deep model's table feeds the output Dense
+    directly and a deep tower's first Dense; the words named the first path
+    only, while the fix changed both."""
+    [f] = findings("scenario_embedding_wide_deep.keras", "RL025")
+    assert "the kernels it feeds first (deep_1; head on other paths)" in f.message
+    assert {c.layer for c in f.fix.changes} >= {"deep_1", "head"}
+    [single] = findings("scenario_embedding_chain_sgd.keras", "RL025")
+    assert "on other paths" not in single.message
+
+
 def test_rl004_l1_jitter():
     found = findings("scenario_l1_jitter.keras", "RL004")
     assert found and found[0].values["l1_step_ratio"] >= 0.1
