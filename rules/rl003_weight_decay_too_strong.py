@@ -148,10 +148,8 @@ the decay shrank them unopposed).
 
 from __future__ import annotations
 
-import math
-
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import amount, g, lam
+from reglint.engine.fmt import amount, decayed_to, g, lam
 from reglint.engine.measured import static_finding, static_said
 from reglint.engine.rule import Option, Rule
 from reglint.engine.sweep import Curve
@@ -398,9 +396,13 @@ class WeightDecayTooStrong(Rule):
                      f"settles the network predicts from stale statistics, and a training stopped then saves a "
                      f"model that predicts one class (reglint profile --data --epochs E measures it)")
         given = ctx.total_steps()
-        if given:  # review 67, 3: the run's integrated decay was in the JSON only
-            wipe += (f"; over the {amount(given, 'step')} of the training, D = {g(r * given, 2)}: an unsupported "
-                     f"weight ends at {g(math.exp(-r * given), 2)} of itself")
+        # review 67, 3: the run's integrated decay was in the JSON only; review 68, 5-6: not where a step flips
+        # the weight (exp(-D) is no longer what is left), and at the peak learning rate under a schedule
+        peak = _scheduled(model)
+        if given and not dyn.flips_every_step(l2) and r < 1:
+            wipe += (f"; over the {amount(given, 'step')} of the training, D = {g(r * given, 2)}"
+                     f"{' at most (at the peak learning rate of its ' + peak + ')' if peak else ''}: an "
+                     f"unsupported weight ends at {'no less than ' if peak else ''}{decayed_to(r * given)} of itself")
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
         setting = f"weight_decay {g(dyn.weight_decay)}" if not coupled else (
             f"SGD's coupled weight_decay {g(2 * dyn.coupled_l2)} (L2 {g(dyn.coupled_l2)})"
@@ -411,11 +413,12 @@ class WeightDecayTooStrong(Rule):
         remedy = f"use weight_decay <= {g(safe)} at this learning rate" if safe else None
         left = r - base + (safe * dyn.lr / (1 - dyn.momentum) if coupled else safe * dyn.lr) if safe and given else 0.0
         if remedy and given and left * given >= 1:  # review 67, 2: 1.67 over 300 steps still lost 61% of the margin
-            remedy += (f" (over the {amount(given, 'step')} still D = {g(left * given, 2)}: reglint profile --data "
-                       f"measures whether your data holds the weights up)")
+            remedy += _still(given, left, peak)
         fix = self.fix(dyn.weight_decay or 2 * dyn.coupled_l2, safe, coupled=bool(coupled), group=analysis.group_name())
         if fix is None and stacked and safe_r == 0.0:
             remedy, fix = self._stacked_fix(dyn, stacked, r - base, per_epoch, analysis.group_name())
+            if given and self.safe_shrink(per_epoch) * given >= 1:  # review 68, 9: the note this branch dropped
+                remedy += _still(given, self.safe_shrink(per_epoch), peak)
         yield self.finding(
             f"{setting}{analysis.group_text()} at lr {g(dyn.lr)} "
             f"{_shrink_text(dyn, l2, base, r, both, horizon)}: "
@@ -481,6 +484,20 @@ def _shrink_text(dyn, l2: float, base: float, r: float, both: str, horizon: str)
                 f"momentum lets it: the weights swing through zero inside an envelope that shrinks by "
                 f"{g(actual)} per step")
     return f"shrinks every weight by {g(base)} per step{both} (timescale {g(1 / r, 3)} steps{horizon})"
+
+
+def _scheduled(model) -> str | None:
+    """The class of the learning-rate schedule the optimizer keeps, whose
+    peak RL003 judges (None: a constant rate)."""
+    rate = model.optimizer.learning_rate if model.optimizer is not None else None
+    return rate.schedule if rate is not None else None
+
+
+def _still(steps: int, shrink: float, peak: str | None) -> str:
+    """The integrated decay a fix still leaves over the training's length."""
+    return (f" (over the {amount(steps, 'step')} still D = {g(shrink * steps, 2)}"
+            f"{' at the peak learning rate' if peak else ''}: reglint profile --data measures whether your data "
+            f"holds the weights up)")
 
 
 def _at_least(shrink: float, level: float) -> bool:

@@ -139,7 +139,7 @@ from __future__ import annotations
 import math
 
 from reglint.engine.finding import Change, Fix, Severity
-from reglint.engine.fmt import amount, g, lam_list, plural
+from reglint.engine.fmt import amount, decayed_to, g, lam_list, plural
 from reglint.engine.measured import static_finding
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.init_scale import init_rms
@@ -300,16 +300,16 @@ class CoupledPenaltyAdaptive(Rule):
         suggested = min(typical, quiet) if typical and quiet else typical
         if suggested:
             capped = suggested < typical
-            twin = getattr(result, "twin", None)
-            steps = twin.budget.steps if twin is not None and getattr(twin, "budget", None) is not None else None
-            # review 67, 2: "its safe level" collapsed a U-Net trained 300 steps (D = 1.5): say what it leaves
+            # review 67, 2: RL003's level collapsed a U-Net trained 300 steps (D = 1.5): say what it leaves over
+            # the training's length where the user gave it (review 68, 4: not profile's own trial length)
+            steps = report.analysis.context.total_steps() if report.analysis is not None else None
             left = lr * suggested * steps if steps else 0.0
-            after = f"; over {amount(steps, 'step')} it still decays an unsupported weight by exp(-{g(left, 2)})" \
-                if left >= 1 else ""
+            after = (f"; over the {amount(steps, 'step')} of the training it still leaves D = {g(left, 2)}: an "
+                     f"unsupported weight ends at {decayed_to(left)} of itself") if steps and left >= 1 else ""
             remedy = (f"use weight_decay ~ {g(suggested)} in the optimizer and no kernel regularizer"
                       + (f" (the equal strength {g(typical)}, a per-step shrink lr*wd of {g(shrink)}, is more decay "
-                         f"than RL003 leaves quiet at lr {g(lr)}: {g(suggested)} is the most it does{after})"
-                         if capped else ""))
+                         f"than RL003 leaves quiet at lr {g(lr)}, whose largest quiet weight_decay is "
+                         f"{g(suggested)}{after})" if capped else ""))
             hits = [p for p in report.analysis.penalties if p.active and (p.l1 or p.l2)
                     and p.variable.role.is_kernel_like] if report.analysis is not None else []
             fix = self.fix(hits, opt.get("weight_decay"), suggested)

@@ -109,9 +109,18 @@ Conv2D-BatchNorm-ReLU map 2.4-4.1x; now within 25% on
 fixtures/activity_shapes' four pooled files, 0.78x where a 3x3
 convolution's overlapping windows make neighbours move together). Where
 the positions move together, as an image's neighbouring pixels do, the
-penalty reaches what a pooling that kept the moment gives: the finding
-says that bound where it is 1.5x the estimate or more, and judges the
-estimate (``reglint profile --data`` measures the penalty). Softmax outputs (a Dense's,
+penalty is about what a pooling that kept the moment gives: the finding
+says that value where it is 1.5x the estimate or more (an expectation over
+the weights' draws, not a bound: review 68, 3 found Keras' penalty above it
+in up to half of eight draws on smooth images), and judges the estimate
+(``reglint profile --data`` measures the penalty). After an attention
+the positions share most of their output: each averages the same value
+tokens with near-uniform weights at initialisation, and only the weights'
+spread differs between positions (``attention_output_share``; review 68,
+2: 0.37x Keras' penalty over eight draws when taken as independent, 1.04x
+now). A ``mask=`` input (an ``Embedding(mask_zero=True)``'s ``NotEqual``)
+is no data: it carries no scale (review 68, 1: token ids' scale reached a
+pooling, 2.4-8x Keras). Softmax outputs (a Dense's,
 an ``Activation``/``Softmax`` layer's over its axis, and what an
 ``ActivityRegularization`` after one penalises): ``l2 * sum p^2`` per
 distribution, ``sum p^2`` about ``(1 + v(1 - 1/C))/C`` at initialisation
@@ -184,6 +193,7 @@ from reglint.estimate.activity import (
     softmax_classes,
     unknown_scale,
     upstream,
+    upstream_calls,
 )
 from reglint.estimate.recurrent import RECURRENT
 from reglint.model import Layer
@@ -240,27 +250,35 @@ class ActivityEstimate:
         # the inputs' scale: given (--input-var; profile: measured on --data), else assumed
         inputs = (f" on inputs of mean square {g(self.inputs)}{self._mean_words()}" if self.inputs_given
                   else " on standardised inputs (--input-var)")
+        notes = self._notes()
         if not self.inputs_enter:  # review 67, 6: named the inputs' moments behind a LayerNorm
-            inputs = " (the model inputs' scale does not reach it: a normalization or an embedding lies between)"
+            inputs = ""
+            notes.insert(0, "the model inputs' scale does not reach it: a normalization or an embedding lies between")
         where = "elements of its projections' outputs" if self.layer.activity_on else "output elements"
+        told = f" ({'; '.join(notes)})" if notes else ""  # review 68, 9: one parenthesis, not three
         if self.open_length:
             return (f"over {g(self.elements)} {where} of one step of a length the file leaves open adds at least "
-                    f"{g(self.per_sample)} per sample{inputs}{calls}{batch} (once per step: a lower bound)"
-                    f"{self._unknown_words()}, "
+                    f"{g(self.per_sample)} per sample{inputs}{calls}{batch} (once per step: a lower bound){told}, "
                     f"{g(self.ratio, 2)}x the data-loss scale {g(self.scale)}")
-        pooled = (f" (pooled positions taken as independent; up to {g(self.correlated)} where they move together, "
-                  f"as neighbouring pixels do: reglint profile --data measures it)"
-                  if self.correlated is not None else
-                  " (at most: a pooling averages positions the file leaves open, taken as moving together)"
-                  if self.open_pooling else "")
         return (f"over {g(self.elements)} {where} adds about {g(self.per_sample)} per sample{inputs}{calls}"
-                f"{batch}{pooled}{self._unknown_words()}, {g(self.ratio, 2)}x the data-loss scale {g(self.scale)}")
+                f"{batch}{told}, {g(self.ratio, 2)}x the data-loss scale {g(self.scale)}")
 
-    def _unknown_words(self) -> str:
-        if not self.unknown:
-            return ""
-        names = ", ".join(self.unknown[:3]) + (f" and {len(self.unknown) - 3} more" if len(self.unknown) > 3 else "")
-        return f" (taking {names}, whose code reglint does not run, as keeping the scale it reads)"
+    def _notes(self) -> list[str]:
+        """What the estimate took where the file does not say: a pooling's
+        positions as independent (about ``correlated`` where they move
+        together: an expectation over the weights' draws, not a bound,
+        review 68, 3), positions it leaves open, code it does not run."""
+        notes = []
+        if self.correlated is not None:
+            notes.append(f"pooled positions taken as independent; about {g(self.correlated)} where they move "
+                         f"together, as neighbouring pixels or steps often do: reglint profile --data measures it")
+        elif self.open_pooling:
+            notes.append("at most: a pooling averages positions the file leaves open, taken as moving together")
+        if self.unknown:
+            names = ", ".join(self.unknown[:3]) + (f" and {len(self.unknown) - 3} more" if len(self.unknown) > 3
+                                                   else "")
+            notes.append(f"taking {names}, whose code reglint does not run, as keeping the scale it reads")
+        return notes
 
 
 class ActivityRegularizerScale(Rule):
@@ -340,7 +358,8 @@ class ActivityRegularizerScale(Rule):
             estimate.mean_assumed = analysis.context.input_mean is None and shares.get(layer.path, share) > 0 and (
                 bool(layer.activity_on) or any(x is not None and x.class_name in RECURRENT for x in (layer, source)))
             estimate.open_length = any(is_open for _, _, _, is_open in runs)
-            before = upstream(layer, graph)
+            before = upstream_calls(keys, analysis.calls) if analysis.calls is not None and None not in keys \
+                else upstream(layer, graph)
             estimate.unknown = [x.path for x in before if unknown_scale(x)]
             estimate.open_pooling = any(open_pooling(x) for x in before)
             counts = [elements for _, elements, _, _ in runs]

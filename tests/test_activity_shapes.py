@@ -54,8 +54,10 @@ def test_the_estimate_is_keras_penalty(name):
 
 # A 3x3 convolution's overlapping windows make neighbouring positions move together, which an average pooling's
 # estimate takes as independent (0.78x and 0.83x Keras); an attention block's output rides on two heads' draws.
+# A pooling after an attention rides on one draw of its heads (1.19x here; 0.73-1.70x, 1.04x on average, over
+# review 68's eight draws).
 LOOSE_ON_NORMAL_INPUTS = {"dense_after_attention.keras": 0.2, "dense_after_pooled_relu_map.keras": 0.25,
-                          "conv_after_average_pooling.keras": 0.2}
+                          "conv_after_average_pooling.keras": 0.2, "attention_pooled_dense.keras": 0.25}
 POOLED = ("dense_after_pooled_steps.keras", "dense_after_pooled_relu_map.keras", "pooled_embedding_dense.keras",
           "conv_after_average_pooling.keras")
 
@@ -75,7 +77,7 @@ def test_an_average_over_positions_keeps_their_mean_and_averages_the_rest(name):
     keras = MANIFEST[name]["keras_penalty_per_sample"]
     bound = found.values["penalty_per_sample_correlated"]
     assert bound is not None and bound > 1.5 * found.values["penalty_per_sample"] and bound > keras
-    assert f"up to {g(bound)} where they move together" in found.message
+    assert f"about {g(bound)} where they move together" in found.message
 
 
 def test_a_lambda_upstream_is_taken_as_keeping_the_scale_and_said_so():
@@ -117,6 +119,32 @@ def test_an_estimate_the_inputs_scale_does_not_reach_does_not_name_it():
         [found] = [f for f in lint_file(str(HERE / name), settings).findings if f.code == "RL010"]
         assert ("on inputs of mean square 0.05" in found.message) is reached, found.message
         assert ("the model inputs' scale does not reach it" in found.message) is not reached, found.message
+
+
+def test_a_mask_carries_no_scale():
+    """Review 68, 1: an Embedding(mask_zero=True)'s mask, which Keras 3
+    saves as a ``NotEqual`` layer passed as ``mask=``, was read as a second
+    data input of the pooling after it (560x Keras' penalty on this file),
+    moved with ``--input-var`` on a model whose only input is token ids,
+    and was named as code reglint does not run."""
+    settings = Settings(context=TrainingContext(input_var=4.0, input_mean=0.0))
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    [found] = [f for f in lint_file(str(HERE / "masked_embedding_pooled.keras"), settings).findings
+               if f.code == "RL010"]
+    assert found.values["penalty_per_sample"] == pytest.approx(estimate("masked_embedding_pooled.keras"))
+    assert "the model inputs' scale does not reach it" in found.message and "not_equal" not in found.message
+    layer = {x.name: x for x in read_model(HERE / "masked_embedding_pooled.keras").layers}
+    pooling = next(x for x in layer.values() if x.class_name == "GlobalAveragePooling1D")
+    assert [ref.name for ref in pooling.inbound_tensors] == ["embedding"]
+
+
+def test_a_lambda_feeding_another_call_of_a_shared_layer_is_not_named():
+    """Review 68, 7: the penalized Dense reads a shared Dense's first call;
+    the Lambda feeds its second call only, and was named all the same."""
+    settings = Settings()
+    settings.thresholds["activity-ratio-warning"] = 1e-12
+    [found] = [f for f in lint_file(str(HERE / "lambda_on_other_call.keras"), settings).findings if f.code == "RL010"]
+    assert "whose code reglint does not run" not in found.message
 
 
 def test_a_layer_not_after_a_pooling_gives_no_bound():
@@ -181,6 +209,8 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
                      "conv_two_lengths.keras", "tower_two_lengths.keras", "tower_second_layer_two_lengths.keras",
                      "sequential_tower_two_lengths.keras", "conv_after_average_pooling.keras",
                      "dense_after_pooled_steps.keras",  # the whole mean square as mean, which the pooling keeps
+                     "attention_pooled_dense.keras",  # and which an attention's average keeps (1.8x)
+                     "lambda_on_other_call.keras",  # the inputs' mean offsets each unit by one draw (1.44x)
                      "dense_after_attention.keras", "attention_on_own_output.keras",
                      "attention_tower_on_own_output.keras")
     assert estimate(name, input_var=1 / 3) == pytest.approx(keras, rel=1.0 if loose else 0.15)
@@ -192,7 +222,8 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
         "ids_beside_features.keras",  # review 66, 3: the LSTM reads the ids' Embedding, not the features
         "pooled_embedding_dense.keras", "dense_after_pooled_relu_map.keras",
         # the inputs' mean, which a pooling keeps whole where it averages the rest of a larger moment away
-        "dense_after_pooled_steps.keras", "conv_after_average_pooling.keras")
+        "dense_after_pooled_steps.keras", "conv_after_average_pooling.keras", "attention_pooled_dense.keras",
+        "lambda_on_other_call.keras", "masked_embedding_pooled.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
@@ -276,7 +307,9 @@ def test_a_layer_called_on_its_own_output_runs_each_call_after_what_it_reads(nam
     """Review 60: every call of a shared layer was read on the model's
     inputs (1.5-1.7x Keras' penalty, a false warning). The call graph orders
     the calls: the second reads the first's output, whose moment is
-    smaller (a Dense of weight std 0.1 over 32 inputs: 0.32 of its input)."""
+    smaller (a Dense of weight std 0.1 over 32 inputs: 0.32 of its input;
+    an attention's 0.55, its first output's positions sharing their average
+    over the tokens, which the second call's average keeps: review 68, 2)."""
     analysis = Analysis(read_model(HERE / name))
     calls = analysis.calls
     assert calls is not None and calls.keys[layer] == [f"{layer}#call0", f"{layer}#call1"]
@@ -284,7 +317,7 @@ def test_a_layer_called_on_its_own_output_runs_each_call_after_what_it_reads(nam
     assert order.index(f"{layer}#call0") < order.index(f"{layer}#call1")
     assert calls.producers()[f"{layer}#call1"] == [f"{layer}#call0"]
     moments = output_second_moments(analysis.model, calls=calls)
-    assert moments[f"{layer}#call1"] < 0.5 * moments[f"{layer}#call0"]
+    assert moments[f"{layer}#call1"] < 0.6 * moments[f"{layer}#call0"]
 
 
 @pytest.mark.parametrize(("name", "layer", "runs"), [

@@ -50,3 +50,5 @@ def test_equal_strength_past_rl003s_safe_level_is_capped_there(tmp_path):
     changes = {c["parameter"]: c["suggested"] for c in measured["fix"]["changes"]}
     assert changes["weight_decay"] == pytest.approx(quiet)
     assert "than RL003 leaves quiet" in (measured.get("remedy") or "")
+    # review 68, 4: what the capped decay leaves is said over the training's length only (5 steps: D < 1)
+    assert "of the training" not in measured["remedy"] and "exp(-" not in measured["remedy"]

@@ -171,6 +171,23 @@ def test_rl003_says_the_runs_integrated_decay_and_what_its_fix_leaves():
     assert "D = 1.5" in short.message and "still D" not in short.remedy
 
 
+def test_rl003_says_no_integrated_decay_where_a_step_flips_the_weights_and_takes_a_schedules_peak():
+    """Review 68, 5-6: "zeroes or flips the weights every step" then "ends
+    at 3.7e-196 of itself" (a weight multiplied by 1 - 1.5 each step is
+    not exp(-D) of itself), "ends at 0" where exp(-D) underflowed, and a
+    cosine schedule's D taken at its peak without a word."""
+    flip = TrainingContext(optimizer="AdamW", learning_rate=0.5, weight_decay=3.0, steps=300)
+    [f] = findings("scenario_activity.keras", "RL003", context=flip)
+    assert "zeroes or flips the weights every step" in f.message and "D =" not in f.message
+    long = TrainingContext(optimizer="AdamW", learning_rate=0.3, weight_decay=0.5, steps=3000)
+    [f] = findings("scenario_activity.keras", "RL003", context=long)
+    assert "D = 450: an unsupported weight ends at exp(-450) of itself" in f.message
+    cosine = FIXTURES / "keras_optimizers" / "sched_cosine_alpha.keras"
+    [f] = findings(cosine, "RL003", context=TrainingContext(weight_decay=0.05, steps=300))
+    assert "at most (at the peak learning rate of its CosineDecay): an unsupported weight ends at no less than" \
+        in f.message
+
+
 def test_rl025_names_every_kernel_the_table_feeds_first():
     """Review 67, 6: a Wide&Deep model's table feeds the output Dense
     directly and a deep tower's first Dense; the words named the first path

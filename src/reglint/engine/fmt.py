@@ -79,6 +79,16 @@ def pct(value: float | None) -> str:
     return "<0.001%"
 
 
+def decayed_to(decay: float) -> str:
+    """What is left of a weight an integrated decay ``D`` shrinks, ``exp(-D)``,
+    written as a number while it is one (not the 0 an underflow prints).
+
+    >>> decayed_to(4.5), decayed_to(750.0)
+    ('0.011', 'exp(-750)')
+    """
+    return g(math.exp(-decay), 2) if decay < 300 else f"exp(-{g(decay, 3)})"
+
+
 def plural(count: int, noun: str, many: str | None = None) -> str:
     """``count`` and the noun in the right number."""
     return f"{count:,} {noun if count == 1 else (many or noun + 's')}"

@@ -193,6 +193,9 @@ def _output(layer: Layer, m_in: float, attention: AttentionInputs | None, share:
     if positions:
         moment = m_in * (share + (1.0 - share) / positions)
         return moment, (share * m_in / moment if moment > 0 else share)
+    if layer.class_name in ATTENTION_LAYERS and attention is not None:
+        found = attention_output_share(layer, attention)
+        return _output_moment(layer, m_in, attention, share), share if found is None else found
     return _output_moment(layer, m_in, attention, share), _output_share(layer, m_in, share)
 
 
@@ -238,6 +241,27 @@ def upstream(layer: Layer, graph: NestedGraph) -> list[Layer]:
             seen[current.path] = current
             todo.extend(graph.feeding(current))
     return [seen[path] for path in sorted(seen)]
+
+
+def upstream_calls(keys: list[str], calls: CallGraph) -> list[Layer]:
+    """Every layer whose call feeds the call-graph nodes ``keys``, by path:
+    one call of a shared layer reads what that call was fed, not what its
+    other calls were (review 68, 7: a Lambda feeding a shared Dense's other
+    call was named)."""
+    producers = calls.producers()
+    seen: set[str] = set()
+    found: dict[str, Layer] = {}
+    todo = [source for key in keys for source in producers.get(key, [])]
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        origin = calls.origin.get(key)
+        if origin is not None:
+            found.setdefault(origin.path, origin)
+        todo.extend(producers.get(key, []))
+    return [found[path] for path in sorted(found)]
 
 
 def unknown_scale(layer: Layer) -> bool:
@@ -657,6 +681,23 @@ def attention_projections_activity(layer: Layer, reg, inputs: AttentionInputs) -
     first = [math.sqrt(m) if name == "gate" else math.sqrt(2.0 * m / math.pi)
              for name, (_, m) in zip(layer.activity_on or ATTENTION_PROJECTIONS, parts, strict=True)]
     return sum(n * (reg.l2 * m + reg.l1 * e) for (n, m), e in zip(parts, first, strict=True))
+
+
+def attention_output_share(layer: Layer, inputs: AttentionInputs) -> float | None:
+    """The share of an attention output's moment that is the same at every
+    query position: each position averages the value tokens with weights
+    near ``1/T`` at initialisation, so the average ``sum_j abar_j v_j``
+    (the tokens' shared mean whole, the rest over ``T``) is common to all,
+    and only the weights' spread around it, ``E[sum a_j^2] - 1/T``, differs
+    from one position to the next. Review 68, 2: a pooling after an
+    attention took its positions as independent, 0.37x Keras' penalty."""
+    moments = _projection_moments(layer, inputs)
+    if not moments or not inputs.value_tokens:
+        return None
+    share, tokens = inputs.mean_share, inputs.value_tokens
+    spread = softmax_square_sum(tokens, moments["query"][1] * moments["key"][1])
+    total = share + (1.0 - share) * spread
+    return min(1.0, (share + (1.0 - share) / tokens) / total) if total > 0 else None
 
 
 def attention_output_moment(layer: Layer, inputs: AttentionInputs) -> float | None:

@@ -171,7 +171,8 @@ def _walk(class_name: str, cfg: Any, *, prefix: str, weights_prefix: str, traina
             name=name, class_name=child_class, config=child_cfg if isinstance(child_cfg, dict) else {},
             path=path, trainable=child_trainable, weights_path=weights_path,
             registered_name=entry.get("registered_name"), module=entry.get("module"),
-            inbound_tensors=inbound_refs(entry), calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
+            inbound_tensors=inbound_refs(entry, masks=False),
+            calls=max(1, len(entry.get("inbound_nodes") or []) or 1),
             container=prefix.rstrip("/"),
             build_config=_table_or_empty(entry.get("build_config")),
             inbound_nodes=entry.get("inbound_nodes"), top=top or name,
@@ -331,14 +332,22 @@ def _table_or_empty(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def inbound_refs(entry: dict) -> list[TensorRef]:
+def inbound_refs(entry: dict, masks: bool = True) -> list[TensorRef]:
     """The tensors feeding this layer, every call's in order, each with the
     call it belongs to, across config generations (the one parser of
     ``inbound_nodes``: a list of calls; tf.keras writes a TF op layer's
-    call as one flat [name, node, tensor, kwargs])."""
+    call as one flat [name, node, tensor, kwargs]). ``masks=False`` leaves
+    out the tensors passed as a ``mask`` (``mask=``, ``attention_mask=``...):
+    a boolean mask gates the data, it carries none (review 68, 1: an
+    Embedding(mask_zero=True)'s ``NotEqual`` mask was read as a second data
+    input of the pooling after it, and the token ids' scale reached it)."""
     nodes = entry.get("inbound_nodes")
     calls = nodes if isinstance(nodes, list) and not is_tensor_ref(nodes) else [nodes]
-    return [replace(ref, call=call) for call, node in enumerate(calls) for ref in _iter_history(node)]
+    return [replace(ref, call=call) for call, node in enumerate(calls) for ref in _iter_history(node, masks=masks)]
+
+
+def _is_mask(key: Any) -> bool:
+    return isinstance(key, str) and (key == "mask" or key.endswith("_mask"))
 
 
 def _unique_names(refs: list[TensorRef]) -> list[str]:
@@ -346,7 +355,7 @@ def _unique_names(refs: list[TensorRef]) -> list[str]:
     return list(dict.fromkeys(ref.name for ref in refs))
 
 
-def _iter_history(obj: Any, depth: int = 0) -> Iterator[TensorRef]:
+def _iter_history(obj: Any, depth: int = 0, masks: bool = True) -> Iterator[TensorRef]:
     """Keras 2 nodes are [[name, node, tensor, kwargs], ...]; Keras 3 nodes are
     {"args": [{"class_name": "__keras_tensor__", "config": {"keras_history":
     [name, node, tensor]}}], "kwargs": {...}}. Collect the references in the
@@ -362,15 +371,16 @@ def _iter_history(obj: Any, depth: int = 0) -> Iterator[TensorRef]:
             yield _tensor_ref(history)
             return
         for key in sorted(obj, key=str):
-            yield from _iter_history(obj[key], depth + 1)
+            if masks or not _is_mask(key):
+                yield from _iter_history(obj[key], depth + 1, masks)
     elif isinstance(obj, list):
         if is_tensor_ref(obj):
             yield _tensor_ref(obj)
             for extra in obj[3:]:  # a call's kwargs may hold tensors too (a TF op's ``y``, attention's value)
-                yield from _iter_history(extra, depth + 1)
+                yield from _iter_history(extra, depth + 1, masks)
             return
         for value in obj:
-            yield from _iter_history(value, depth + 1)
+            yield from _iter_history(value, depth + 1, masks)
 
 
 def _tensor_ref(item: list) -> TensorRef:
