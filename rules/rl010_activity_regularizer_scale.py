@@ -101,8 +101,9 @@ position and sample (``estimate/gaussian.constant_share``), which a
 recurrent state adds up like the inputs' own (an LSTM and a GRU of 64 units
 after a ReLU Dense: 0.35-0.67x Keras' penalty over three seeds when only
 the inputs' mean was followed, 0.86-1.18x now). An average pooling over
-``n`` positions (global, or a window) keeps that mean and divides the rest
-by ``n``, as on independent positions, which Keras' random draws are
+``n`` positions (global, or a window: an edge window of ``padding="same"``
+averages only its valid positions, review 68, 8) keeps that mean and
+divides the rest by ``n``, as on independent positions, which Keras' random draws are
 (review 65, 7: a Dense after 20 steps of a linear Dense pooled was 19x
 Keras' penalty, after 12 tokens' embeddings 11x, after a
 Conv2D-BatchNorm-ReLU map 2.4-4.1x; now within 25% on

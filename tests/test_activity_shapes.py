@@ -59,7 +59,7 @@ def test_the_estimate_is_keras_penalty(name):
 LOOSE_ON_NORMAL_INPUTS = {"dense_after_attention.keras": 0.2, "dense_after_pooled_relu_map.keras": 0.25,
                           "conv_after_average_pooling.keras": 0.2, "attention_pooled_dense.keras": 0.25}
 POOLED = ("dense_after_pooled_steps.keras", "dense_after_pooled_relu_map.keras", "pooled_embedding_dense.keras",
-          "conv_after_average_pooling.keras")
+          "conv_after_average_pooling.keras", "pooling_same_edges.keras")
 
 
 @pytest.mark.parametrize("name", POOLED)
@@ -223,7 +223,7 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
         "pooled_embedding_dense.keras", "dense_after_pooled_relu_map.keras",
         # the inputs' mean, which a pooling keeps whole where it averages the rest of a larger moment away
         "dense_after_pooled_steps.keras", "conv_after_average_pooling.keras", "attention_pooled_dense.keras",
-        "lambda_on_other_call.keras", "masked_embedding_pooled.keras")
+        "lambda_on_other_call.keras", "masked_embedding_pooled.keras", "pooling_same_edges.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
