@@ -187,16 +187,14 @@ from reglint.estimate.activity import (
     node_attention_inputs,
     node_input_moment,
     open_length,
-    open_pooling,
     output_second_moments,
     pass_through_source,
     penalised_elements,
     softmax_classes,
-    unknown_scale,
-    upstream,
-    upstream_calls,
 )
+from reglint.estimate.pooling import open_pooling
 from reglint.estimate.recurrent import RECURRENT
+from reglint.estimate.upstream import unknown_scale, upstream, upstream_calls
 from reglint.model import Layer
 from reglint.model.nesting import NestedGraph
 

@@ -30,6 +30,7 @@ from reglint.estimate.gaussian import ACTIVATIONS as _ACTIVATIONS
 from reglint.estimate.gaussian import constant_share as _constant_share
 from reglint.estimate.gaussian import gauss_hermite as _gauss_hermite
 from reglint.estimate.init_scale import element_moments
+from reglint.estimate.pooling import pooled_positions
 from reglint.estimate.recurrent import RECURRENT, recurrent_outputs
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph, layer_container
@@ -176,12 +177,6 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
 _MEAN_FREE = {"Embedding", "BatchNormalization", "SyncBatchNormalization", "Normalization"}
 
 
-# Averages over positions: each output reads ``pooled_positions`` of its input's.
-_AVERAGE_POOLING = {"GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalAvgPool1D",
-                    "GlobalAvgPool2D", "GlobalAvgPool3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-                    "AvgPool1D", "AvgPool2D", "AvgPool3D"}
-
-
 def _output(layer: Layer, m_in: float, attention: AttentionInputs | None, share: float,
             independent: bool = True) -> tuple[float, float]:
     """(E[a^2], the share of it that is a mean) of ``layer``'s output where
@@ -197,118 +192,6 @@ def _output(layer: Layer, m_in: float, attention: AttentionInputs | None, share:
         found = attention_output_share(layer, attention)
         return _output_moment(layer, m_in, attention, share), share if found is None else found
     return _output_moment(layer, m_in, attention, share), _output_share(layer, m_in, share)
-
-
-def pooled_positions(layer: Layer) -> float | None:
-    """The input positions each output of an average pooling reads: every
-    one of a global pooling's (its input's spatial or time dimensions, as
-    its ``data_format`` lays them out), a local pooling's window
-    (``pool_size``); None for another layer or positions the file leaves
-    open.
-
-    >>> pooled_positions(Layer("p", "p", "GlobalAveragePooling2D", input_shape=[None, 7, 7, 64]))
-    49
-    >>> pooled_positions(Layer("p", "p", "AveragePooling2D", config={"pool_size": [2, 3]}))
-    6
-    >>> pooled_positions(Layer("p", "p", "GlobalAveragePooling1D", input_shape=[None, None, 8])) is None
-    True
-    """
-    name = layer.class_name
-    if name not in _AVERAGE_POOLING:
-        return None
-    if not name.startswith("Global"):
-        return _window_positions(layer, int(name[-2]))
-    shape = layer.input_shape
-    if not shape or len(shape) < 3:
-        return None
-    spatial = shape[2:] if layer.config.get("data_format") == "channels_first" else shape[1:-1]
-    return math.prod(spatial) if all(isinstance(d, int) and d > 0 for d in spatial) else None
-
-
-def _window_positions(layer: Layer, rank: int) -> float | None:
-    """A local average pooling's positions per output: its window, or with
-    ``padding="same"`` on a length the file records, the harmonic mean of
-    the positions each output's window holds (an edge window averages only
-    the valid ones: review 68, 8, 0.77x Keras' penalty with a window of 8
-    over 10 steps counted whole).
-
-    >>> round(_window_positions(Layer("p", "p", "AveragePooling1D", config={"pool_size": [3], "padding": "same",
-    ...     "strides": [1]}, input_shape=[None, 4, 2]), 1), 6)  # windows of 2, 3, 3, 2
-    2.4
-    """
-    def listed(key: str, default) -> list:
-        value = layer.config.get(key, default)
-        value = default if value is None else value
-        return list(value) if isinstance(value, (list, tuple)) else [value] * rank
-    sizes = listed("pool_size", layer.config.get("pool_length", 2))
-    if len(sizes) != rank or not all(isinstance(d, int) and d > 0 for d in sizes):
-        return None
-    strides = listed("strides", sizes)
-    shape = layer.input_shape
-    spatial = (shape[2:] if layer.config.get("data_format") == "channels_first" else shape[1:-1]) if shape else []
-    if layer.config.get("padding") != "same" or len(spatial) != rank or len(strides) != rank:
-        return math.prod(sizes)
-    total = 1.0
-    for size, stride, length in zip(sizes, strides, spatial, strict=True):
-        if not (isinstance(length, int) and length > 0 and isinstance(stride, int) and stride > 0):
-            total *= size
-            continue
-        outputs = -(-length // stride)
-        before = max((outputs - 1) * stride + size - length, 0) // 2
-        counts = [min(i * stride - before + size, length) - max(i * stride - before, 0) for i in range(outputs)]
-        total *= len(counts) / sum(1.0 / max(c, 1) for c in counts)
-    return total
-
-
-# Layers whose effect on the scale reglint cannot know without running their code: taken as identity.
-UNKNOWN_SCALE = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer"})
-
-
-def upstream(layer: Layer, graph: NestedGraph) -> list[Layer]:
-    """Every layer on the paths into ``layer``, by path."""
-    seen: dict[str, Layer] = {}
-    todo = list(graph.feeding(layer))
-    while todo:
-        current = todo.pop()
-        if current.path not in seen:
-            seen[current.path] = current
-            todo.extend(graph.feeding(current))
-    return [seen[path] for path in sorted(seen)]
-
-
-def upstream_calls(keys: list[str], calls: CallGraph) -> list[Layer]:
-    """Every layer whose call feeds the call-graph nodes ``keys``, by path:
-    one call of a shared layer reads what that call was fed, not what its
-    other calls were (review 68, 7: a Lambda feeding a shared Dense's other
-    call was named)."""
-    producers = calls.producers()
-    seen: set[str] = set()
-    found: dict[str, Layer] = {}
-    todo = [source for key in keys for source in producers.get(key, [])]
-    while todo:
-        key = todo.pop()
-        if key in seen:
-            continue
-        seen.add(key)
-        origin = calls.origin.get(key)
-        if origin is not None:
-            found.setdefault(origin.path, origin)
-        todo.extend(producers.get(key, []))
-    return [found[path] for path in sorted(found)]
-
-
-def unknown_scale(layer: Layer) -> bool:
-    """Whether reglint cannot know ``layer``'s effect on the scale without
-    running its code (``UNKNOWN_SCALE``, a custom class): taken to hand its
-    input's moment on (review 65, 7: a Lambda doubling its input left the
-    penalty at 0.29x Keras' without a word)."""
-    return layer.class_name in UNKNOWN_SCALE or layer.custom
-
-
-def open_pooling(layer: Layer) -> bool:
-    """An average pooling whose positions the file leaves open: taken as
-    keeping its input's moment, the bound for positions that move together."""
-    return layer.class_name in _AVERAGE_POOLING and pooled_positions(layer) is None
 
 
 def _output_share(layer: Layer, m_in: float, share: float) -> float:
