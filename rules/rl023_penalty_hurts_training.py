@@ -553,6 +553,9 @@ class PenaltyHurtsTraining(Rule):
         if twin is not None and (twin.trials or twin.trials_note):
             fix, sentence, remedy, values["fix_trials"] = self._trials(result, fix)
             message += sentence
+        if "stale_moving_statistics" in values:  # review 67, 6: the remedy that keeps the trained weights
+            remedy = (f"{remedy}; or " if remedy else "") + \
+                "re-estimate BatchNorm's moving statistics on training data before saving"
         yield self.finding(message, severity=judgment.severity, target="penalty", fix=fix,
                            remedy=remedy, values=values, measured=True)
 

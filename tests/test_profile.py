@@ -457,7 +457,7 @@ def test_full_report_shows_both_runs(models, capsys):
 
 def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, diverged_at: int | None = None,
            pen_loss: list[float] | None = None, moving_statistics: dict | None = None, data: dict | None = None,
-           samples: int = 50):
+           samples: int = 50, finding: bool = False):
     """RL023's verdict on two recorded runs (held-out accuracy; the
     penalized run's training-batch loss ``pen_loss``), no TensorFlow."""
     from types import SimpleNamespace
@@ -478,6 +478,8 @@ def _judge(pen_acc: list[float], ref_acc: list[float], chance: float = 0.1, dive
                              outcome=SimpleNamespace(trivial_loss=None, label="learning"), layer_penalties=[],
                              data_loss=1.0, weight_penalty_ratio=lambda include_invariant=False: 0.0,
                              start=Start())
+    if finding:  # the finding check_measured makes of the verdict, its remedy included
+        return next(iter(PenaltyHurtsTraining().check_measured(result, None)), None)
     return PenaltyHurtsTraining().judge(result)
 
 
@@ -709,6 +711,20 @@ def test_rl023_names_stale_batchnorm_statistics_when_the_run_fits_its_batches():
         plain = _judge(stalled, learned, pen_loss=pen_loss, moving_statistics=stats)
         assert plain.label == "stalled" and "moving statistics" not in plain.message
         assert "stale_moving_statistics" not in plain.values
+
+
+def test_rl023s_remedy_offers_to_re_estimate_stale_batchnorm_statistics():
+    """Review 67, 6: a U-Net at chance from stale moving statistics reached
+    0.952 (its twin 0.933) once they were re-estimated on training rows;
+    the remedy offered only a lower lambda, the statistics in the prose."""
+    learned = [0.1, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9]
+    fits = [2.3, 0.3, 0.3, 0.3, 0.2, 0.2, 0.2]
+    stale = _judge([0.1] * 7, learned, pen_loss=fits, moving_statistics={"layers": ["bn"], "momentum": 0.99},
+                   finding=True)
+    assert stale is not None and "re-estimate BatchNorm's moving statistics on training data" in stale.remedy
+    plain = _judge([0.1] * 7, learned, pen_loss=[2.3] * 7, moving_statistics={"layers": ["bn"], "momentum": 0.99},
+                   finding=True)
+    assert plain is not None and "re-estimate" not in (plain.remedy or "")
 
 
 def test_budget_from_timescales_without_tensorflow():
