@@ -148,6 +148,8 @@ the decay shrank them unopposed).
 
 from __future__ import annotations
 
+import math
+
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import amount, decayed_to, g, lam
 from reglint.engine.measured import static_finding, static_said
@@ -399,10 +401,11 @@ class WeightDecayTooStrong(Rule):
         # review 67, 3: the run's integrated decay was in the JSON only; review 68, 5-6: not where a step flips
         # the weight (exp(-D) is no longer what is left), and at the peak learning rate under a schedule
         peak = _scheduled(model)
-        if given and not dyn.flips_every_step(l2) and r < 1:
+        if given and not dyn.flips_every_step(l2) and r < 1 and actual < 1:
             wipe += (f"; over the {amount(given, 'step')} of the training, D = {g(r * given, 2)}"
                      f"{' at most (at the peak learning rate of its ' + peak + ')' if peak else ''}: an "
-                     f"unsupported weight ends at {'no less than ' if peak else ''}{decayed_to(r * given)} of itself")
+                     f"unsupported weight ends at {'no less than ' if peak else ''}"
+                     f"{decayed_to(-given * math.log1p(-actual))} of itself")  # review 69, 2: (1 - r)^T, not exp(-rT)
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
         setting = f"weight_decay {g(dyn.weight_decay)}" if not coupled else (
             f"SGD's coupled weight_decay {g(2 * dyn.coupled_l2)} (L2 {g(dyn.coupled_l2)})"

@@ -713,6 +713,26 @@ def test_rl023_names_stale_batchnorm_statistics_when_the_run_fits_its_batches():
         assert "stale_moving_statistics" not in plain.values
 
 
+def test_profiles_epochs_are_the_static_rules_training_length():
+    """Review 69, 1: ``profile --epochs 40`` trained 320 steps while the
+    static findings beside the measurement saw no length (RL003's and
+    RL007's integrated decay left unsaid); a config's length is kept."""
+    from reglint.engine.runner import lint_file
+    from reglint.engine.settings import Settings
+    from reglint.profile.command import _with_training_length
+
+    path = ROOT / "fixtures" / "keras" / "scenario_wd_too_fast.keras"
+    settings = Settings()
+    report = _with_training_length(path, lint_file(str(path), settings), settings, 3, 320)
+    [rl003] = [f for f in report.findings if f.code == "RL003"]
+    assert "over the 30 steps of the training" in rl003.message  # 3 x ceil(320 / 32)
+    given = Settings()
+    given.context.steps = 100
+    kept = _with_training_length(path, lint_file(str(path), given), given, 3, 320)
+    assert given.context.epochs is None and "over the 100 steps of the training" in \
+        next(f for f in kept.findings if f.code == "RL003").message
+
+
 def test_rl023s_remedy_offers_to_re_estimate_stale_batchnorm_statistics():
     """Review 67, 6: a U-Net at chance from stale moving statistics reached
     0.952 (its twin 0.933) once they were re-estimated on training rows;

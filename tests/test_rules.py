@@ -5,6 +5,7 @@ and mutations of real files (tests/mutate.py)."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -181,7 +182,12 @@ def test_rl003_says_no_integrated_decay_where_a_step_flips_the_weights_and_takes
     assert "zeroes or flips the weights every step" in f.message and "D =" not in f.message
     long = TrainingContext(optimizer="AdamW", learning_rate=0.3, weight_decay=0.5, steps=3000)
     [f] = findings("scenario_activity.keras", "RL003", context=long)
-    assert "D = 450: an unsupported weight ends at exp(-450) of itself" in f.message
+    assert "D = 450: an unsupported weight ends at exp(-488) of itself" in f.message  # 0.85^3000, not exp(-450)
+    # review 69, 2: what is left is the halving the message states, T/H times (SGD momentum, 80 steps)
+    [f] = findings(FIXTURES / "keras_optimizers" / "const_sgd_wd.keras", "RL003", context=TrainingContext(steps=80))
+    halving = float(re.search(r"halves an unsupported weight every ([0-9.]+) steps", f.message).group(1))
+    left = float(re.search(r"ends at ([0-9.e+-]+) of itself", f.message).group(1))
+    assert left == pytest.approx(0.5 ** (80 / halving), rel=0.1)
     cosine = FIXTURES / "keras_optimizers" / "sched_cosine_alpha.keras"
     [f] = findings(cosine, "RL003", context=TrainingContext(weight_decay=0.05, steps=300))
     assert "at most (at the peak learning rate of its CosineDecay): an unsupported weight ends at no less than" \

@@ -92,6 +92,21 @@ def _integer_values(report, keys: list[str]) -> list[bool]:
     return values
 
 
+def _with_training_length(path: Path, report, settings, epochs: int | None, examples: int):
+    """The static report again with ``--epochs`` over ``examples`` as the
+    training's length, where no config gave one: the rules that use it
+    (RL003's integrated decay, RL007's measured suggestion) judge the run
+    profile trains (review 69, 1: they saw none)."""
+    from reglint.engine.runner import lint_file
+
+    ctx = settings.context
+    if epochs is None or ctx.epochs is not None or ctx.steps is not None:
+        return report
+    ctx.epochs, ctx.samples = epochs, examples  # the length profile trains: its Horizon.from_epochs
+    again = lint_file(str(path), settings)
+    return again if again.error is None and again.model is not None else report
+
+
 def _with_input_scale(path: Path, report, settings, npz):
     """The static report again with the inputs' mean square and mean
     measured on ``--data`` where an activity penalty's estimate depends on
@@ -165,6 +180,7 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
         npz = load_npz(data, x_key, y_key)
         npz.epoch_samples = samples
+        report = _with_training_length(path, report, settings, epochs, samples or npz.examples)
         report = _with_input_scale(path, report, settings, npz)
     horizon: int | Horizon | None = steps
     if epochs is not None and npz is not None:
