@@ -121,7 +121,11 @@ spread differs between positions (``attention_output_share``; review 68,
 2: 0.37x Keras' penalty over eight draws when taken as independent, 1.04x
 now). A ``mask=`` input (an ``Embedding(mask_zero=True)``'s ``NotEqual``)
 is no data: it carries no scale (review 68, 1: token ids' scale reached a
-pooling, 2.4-8x Keras). Softmax outputs (a Dense's,
+pooling, 2.4-8x Keras). A recurrent layer returning sequences carries part
+of its state into the next step (an LSTM's forget gate, a GRU's update
+gate), so its neighbouring steps move together and a pooling over them
+keeps more than its share (``recurrent.sequence_share``; review 69, 3:
+0.11-0.34x Keras' penalty with the steps independent, 0.64-1.0x now). Softmax outputs (a Dense's,
 an ``Activation``/``Softmax`` layer's over its axis, and what an
 ``ActivityRegularization`` after one penalises): ``l2 * sum p^2`` per
 distribution, ``sum p^2`` about ``(1 + v(1 - 1/C))/C`` at initialisation

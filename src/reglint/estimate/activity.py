@@ -31,7 +31,7 @@ from reglint.estimate.gaussian import constant_share as _constant_share
 from reglint.estimate.gaussian import gauss_hermite as _gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.estimate.pooling import pooled_positions
-from reglint.estimate.recurrent import RECURRENT, recurrent_outputs
+from reglint.estimate.recurrent import RECURRENT, recurrent_outputs, sequence_share
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph, layer_container
 from reglint.model.versions import major_minor
@@ -209,8 +209,10 @@ def _output_share(layer: Layer, m_in: float, share: float) -> float:
     if layer.class_name in ("Activation", "ReLU", "LeakyReLU", "ELU"):
         name = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu"}.get(layer.class_name, layer.activation)
         fn = _ACTIVATIONS.get(name)
-    elif layer.activation in (None, "linear") or layer.class_name in RECURRENT:
-        return share  # a linear map; a recurrent layer, taken to hand on the share it reads
+    elif layer.class_name in RECURRENT:  # its steps move together through the state it carries
+        return max(share, sequence_share(layer))
+    elif layer.activation in (None, "linear"):
+        return share  # a linear map
     else:
         fn, variance = _ACTIVATIONS.get(layer.activation), pre_activation_variance(layer, m_in)
     if fn is None or variance is None:
