@@ -403,8 +403,8 @@ class WeightDecayTooStrong(Rule):
         peak = _scheduled(model)
         if given and not dyn.flips_every_step(l2) and r < 1 and actual < 1:
             wipe += (f"; over the {amount(given, 'step')} of the training, D = {g(r * given, 2)}"
-                     f"{' at most (at the peak learning rate of its ' + peak + ')' if peak else ''}: an "
-                     f"unsupported weight ends at {'no less than ' if peak else ''}"
+                     f"{' at most (at the peak learning rate of its ' + peak + ')' if peak else ''}, and at the "
+                     f"halving above an unsupported weight ends at {'no less than ' if peak else ''}"
                      f"{decayed_to(-given * math.log1p(-actual))} of itself")  # review 69, 2: (1 - r)^T, not exp(-rT)
         safe = min((x for x in (safe_wd, safe_wd_eq) if x), default=None)
         setting = f"weight_decay {g(dyn.weight_decay)}" if not coupled else (

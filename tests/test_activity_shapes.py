@@ -142,6 +142,19 @@ def test_a_mask_carries_no_scale():
     assert [ref.name for ref in pooling.inbound_tensors] == ["embedding"]
 
 
+def test_a_dict_input_named_like_a_mask_is_an_input():
+    """The keys of a dict a nested model is called with number its inputs:
+    a ``padding_mask`` there is data the encoder reads (cast into a Dense),
+    not a call's ``mask=`` keyword. Dropping every ``*_mask`` key left the
+    encoder's inputs unresolved (its Embedding fed by nothing)."""
+    from reglint.model.nesting import NestedGraph
+
+    model = read_model(FIXTURES / "keras" / "nested_dict_padding_mask.keras")
+    graph = NestedGraph(model)
+    feeding = {layer.path: [x.path for x in graph.feeding(layer)] for layer in model.layers}
+    assert feeding["encoder/embedding"] == ["token_ids"] and feeding["encoder/cast"] == ["padding_mask"]
+
+
 def test_a_lambda_feeding_another_call_of_a_shared_layer_is_not_named():
     """Review 68, 7: the penalized Dense reads a shared Dense's first call;
     the Lambda feeds its second call only, and was named all the same."""

@@ -91,7 +91,7 @@ def build_layer(node: LayerNode, tensors: list[FoundTensor], options: ReadOption
                 model: Model) -> Layer:
     """One description ``Layer`` from a config node and its stored tensors."""
     slots_known = own_slots(node.class_name, node.config) is not None or node.class_name in RNN_LAYERS
-    known = slots_known or bool(child_layers(node.class_name, node.config))
+    known = slots_known or node.is_operation or bool(child_layers(node.class_name, node.config))
     custom = not known
     # A single-layer wrapper's output is its wrapped layer's: width and activation are that layer's
     output_cfg = output_config(node.class_name, node.config)

@@ -88,6 +88,8 @@ class ConfigTensor:
 
 def expected_for(node: LayerNode, shapes: dict[str, list]) -> list[Expected]:
     """The layer's variables as its config implies; CannotInfer with the reason."""
+    if node.is_operation:
+        return []
     return expected_variables(node.class_name, node.config, shapes.get(node.path) or [None])
 
 

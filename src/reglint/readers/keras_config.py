@@ -55,6 +55,13 @@ class LayerNode:
     def __post_init__(self) -> None:
         self.top = self.top or self.name
 
+    @property
+    def is_operation(self) -> bool:
+        """A Keras 3 operation called on a symbolic tensor (``keras.ops.cast``,
+        an ``Embedding(mask_zero=True)``'s ``NotEqual``), saved as a node of
+        the graph from module ``keras.src.ops``: it owns no variables."""
+        return isinstance(self.module, str) and self.module.startswith(("keras.src.ops.", "keras.ops."))
+
 
 @dataclass
 class ModelConfig:
@@ -370,17 +377,27 @@ def _iter_history(obj: Any, depth: int = 0, masks: bool = True) -> Iterator[Tens
         if isinstance(history, list) and history and isinstance(history[0], str):
             yield _tensor_ref(history)
             return
+        if not masks and set(obj) == {"args", "kwargs"}:  # a Keras 3 call: its keywords are the call's own
+            yield from _iter_history(obj["args"], depth + 1)
+            yield from _iter_history(_without_masks(obj["kwargs"]), depth + 1)
+            return
         for key in sorted(obj, key=str):
-            if masks or not _is_mask(key):
-                yield from _iter_history(obj[key], depth + 1, masks)
+            yield from _iter_history(obj[key], depth + 1, masks)
     elif isinstance(obj, list):
         if is_tensor_ref(obj):
             yield _tensor_ref(obj)
             for extra in obj[3:]:  # a call's kwargs may hold tensors too (a TF op's ``y``, attention's value)
-                yield from _iter_history(extra, depth + 1, masks)
+                yield from _iter_history(extra if masks else _without_masks(extra), depth + 1)
             return
         for value in obj:
             yield from _iter_history(value, depth + 1, masks)
+
+
+def _without_masks(kwargs: Any) -> Any:
+    """A call's keyword arguments without its masks: only the call's own
+    keywords (``mask=``, ``attention_mask=``), never the keys of a dict a
+    model is called with, whose order numbers its inputs."""
+    return {k: v for k, v in kwargs.items() if not _is_mask(k)} if isinstance(kwargs, dict) else kwargs
 
 
 def _tensor_ref(item: list) -> TensorRef:
