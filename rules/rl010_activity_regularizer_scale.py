@@ -320,7 +320,8 @@ class ActivityRegularizerScale(Rule):
         shares: dict[str, float] = {}  # the share of what each layer reads that is the inputs' mean
         moments = output_second_moments(model, graph, inputs, analysis.calls, share, shares)
         together: dict[str, float] = {}  # as ``shares``, on pooled positions that move together
-        bound = output_second_moments(model, graph, inputs, analysis.calls, share, together, independent=False)
+        moving_together = output_second_moments(model, graph, inputs, analysis.calls, share, together,
+                                                independent=False)
         moved_shares: dict[str, float] = {}  # as ``shares``, on inputs of 4x the mean square
         moved = output_second_moments(model, graph, 4 * inputs, analysis.calls, share, moved_shares)
         producers = analysis.calls.producers() if analysis.calls is not None else {}
@@ -352,14 +353,17 @@ class ActivityRegularizerScale(Rule):
                 estimate.missing = _why_none(layer, runs[0][2])
                 continue
             estimate.per_sample = sum(penalty for penalty, _, _, _ in runs)
-            upper = sum(penalty or 0.0 for penalty, _, _, _ in _each_call(layer, keys, bound, together, *read))
-            estimate.correlated = upper if upper >= 1.5 * estimate.per_sample else None
+            correlated = sum(penalty or 0.0 for penalty, _, _, _ in _each_call(
+                layer, keys, moving_together, together, *read))
+            estimate.correlated = correlated if correlated >= 1.5 * estimate.per_sample else None
             at_four = sum(penalty or 0.0 for penalty, _, _, _ in _each_call(
                 layer, keys, moved, moved_shares, source, graph, analysis.calls, producers, 4 * inputs, share))
             estimate.inputs_enter = not math.isclose(at_four, estimate.per_sample, rel_tol=1e-6)
             # where the inputs' mean shapes the estimate and no --input-mean said how much of them it is
-            estimate.mean_assumed = analysis.context.input_mean is None and shares.get(layer.path, share) > 0 and (
-                bool(layer.activity_on) or any(x is not None and x.class_name in RECURRENT for x in (layer, source)))
+            # (the inputs' own share: what a ReLU, an attention or a recurrent state makes is no assumption)
+            estimate.mean_assumed = analysis.context.input_mean is None and share > 0 and \
+                shares.get(layer.path, share) > 0 and (bool(layer.activity_on) or any(
+                    x is not None and x.class_name in RECURRENT for x in (layer, source)))
             estimate.open_length = any(is_open for _, _, _, is_open in runs)
             before = upstream_calls(keys, analysis.calls) if analysis.calls is not None and None not in keys \
                 else upstream(layer, graph)

@@ -143,7 +143,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
     ``independent``: an average over positions (``pooled_positions``)
     divides the part of the moment that is not a mean by their number, as
     on independent positions; False keeps it whole, as on positions that
-    move together (the bound for correlated ones, such as real images')."""
+    move together (as real images' neighbouring pixels often do)."""
     out: dict[str, float] = {}
     graph = graph or NestedGraph(model)
     share = mean_share(input_moment) if share is None else share
@@ -195,12 +195,15 @@ def _output(layer: Layer, m_in: float, attention: AttentionInputs | None, share:
 
 
 def _output_share(layer: Layer, m_in: float, share: float) -> float:
-    """The share of ``layer``'s output moment that is a mean (the same at
-    every position, step and sample), where it reads ``m_in`` of which
-    ``share`` is: none after an Embedding or a normalization by batch or
-    data statistics (a frozen BatchNormalization keeps it); an activation
-    makes one of inputs of zero mean (a ReLU's is ``1/pi`` of its output's
-    moment: ``constant_share``); a linear map keeps it."""
+    """The share of ``layer``'s output moment that is the same at every
+    position and step of a sample (the inputs' mean, and what an
+    activation, an attention's average or a recurrent state adds), where
+    it reads ``m_in`` of which ``share`` is: none after an Embedding or a
+    normalization by batch or data statistics (a frozen BatchNormalization
+    keeps it); an activation makes one of inputs of zero mean (a ReLU's is
+    ``1/pi`` of its output's moment: ``constant_share``); a recurrent
+    layer's steps share its carried state (``sequence_share``); a linear
+    map keeps it."""
     if layer.class_name in _MEAN_FREE and not layer.fixed_statistics:
         return 0.0
     if softmax_classes(layer) is not None:
