@@ -56,7 +56,11 @@ divided by the learning rate.
 ``v <- v - v*wd*lr``; PyTorch AdamW ``p <- p*(1 - lr*wd)``); coupled under
 SGD: ``r = 2*eta*l2/(1-b) = eta*wd/(1-b)`` with ``l2 = wd/2`` the Keras L2
 factor (``estimate/dynamics.py``, slow mode of heavy-ball momentum); ``tau = 1/r`` steps; ``tau_epoch = tau * B / N``;
-``D = r * T``; adaptive: ``q = wd * rms(w_init)`` with ``rms`` over the
+``D = r * T`` (at a schedule's peak rate: at most), and what an unsupported
+weight ends at, ``(1 - c)^T`` with ``c`` the per-step contraction whose
+halving the message states (not ``exp(-D)``, which parts from it as ``r``
+grows: review 69, 2; none where a step flips the weights, review 68, 5);
+adaptive: ``q = wd * rms(w_init)`` with ``rms`` over the
 trainable kernels and embeddings, count-weighted, from their initializers.
 A large table at Keras' small default scale pulls ``rms`` down (review 46:
 ``q`` 1.61 on a wd-30 model that collapsed). Leaving such tables out was

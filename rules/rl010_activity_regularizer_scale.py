@@ -365,8 +365,8 @@ class ActivityRegularizerScale(Rule):
                 shares.get(layer.path, share) > 0 and (bool(layer.activity_on) or any(
                     x is not None and x.class_name in RECURRENT for x in (layer, source)))
             estimate.open_length = any(is_open for _, _, _, is_open in runs)
-            before = upstream_calls(keys, analysis.calls) if analysis.calls is not None and None not in keys \
-                else upstream(layer, graph)
+            told_apart = analysis.calls is not None and None not in keys
+            before = upstream_calls(keys, analysis.calls, producers) if told_apart else upstream(layer, graph)
             estimate.unknown = [x.path for x in before if unknown_scale(x)]
             estimate.open_pooling = any(open_pooling(x) for x in before)
             counts = [elements for _, elements, _, _ in runs]

@@ -29,12 +29,11 @@ def upstream(layer: Layer, graph: NestedGraph) -> list[Layer]:
     return [seen[path] for path in sorted(seen)]
 
 
-def upstream_calls(keys: list[str], calls: CallGraph) -> list[Layer]:
-    """Every layer whose call feeds the call-graph nodes ``keys``, by path:
-    one call of a shared layer reads what that call was fed, not what its
-    other calls were (review 68, 7: a Lambda feeding a shared Dense's other
-    call was named)."""
-    producers = calls.producers()
+def upstream_calls(keys: list[str], calls: CallGraph, producers: dict[str, list[str]]) -> list[Layer]:
+    """Every layer whose call feeds the call-graph nodes ``keys``, by path
+    (``producers``: ``calls.producers()``): one call of a shared layer reads
+    what that call was fed, not what its other calls were (review 68, 7: a
+    Lambda feeding a shared Dense's other call was named)."""
     seen: set[str] = set()
     found: dict[str, Layer] = {}
     todo = [source for key in keys for source in producers.get(key, [])]

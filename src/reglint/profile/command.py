@@ -94,33 +94,49 @@ def _integer_values(report, keys: list[str]) -> list[bool]:
 
 def _with_training_length(path: Path, report, settings, epochs: int | None, examples: int):
     """The static report again with ``--epochs`` over ``examples`` as the
-    training's length, where no config gave one: the rules that use it
-    (RL003's integrated decay, RL007's measured suggestion) judge the run
-    profile trains (review 69, 1: they saw none)."""
-    from reglint.engine.runner import lint_file
-
-    ctx = settings.context
-    if epochs is None or ctx.epochs is not None or ctx.steps is not None:
-        return report
-    ctx.epochs, ctx.samples = epochs, examples  # the length profile trains: its Horizon.from_epochs
-    again = lint_file(str(path), settings)
-    return again if again.error is None and again.model is not None else report
+    training's length (``_set_training_length``)."""
+    return _relinted(path, report, settings) if _set_training_length(settings, epochs, examples) else report
 
 
 def _with_input_scale(path: Path, report, settings, npz):
-    """The static report again with the inputs' mean square and mean
-    measured on ``--data`` where an activity penalty's estimate depends on
-    them and the user gave no mean square (RL010's "static estimate" beside the measured one
-    assumes standardised inputs otherwise: review 53, 4, 9x on [0, 1])."""
-    from reglint.engine.runner import lint_file
+    """The static report again with the inputs' moments measured on
+    ``--data`` (``_set_input_scale``)."""
+    return _relinted(path, report, settings) if _set_input_scale(report, settings, npz) else report
 
+
+def _set_training_length(settings, epochs: int | None, examples: int) -> bool:
+    """Give the static rules ``--epochs`` over ``examples`` as the training's
+    length, where no config gave one: the rules that use it (RL003's
+    integrated decay, RL007's measured suggestion) judge the run profile
+    trains (review 69, 1: they saw none). Whether it set it."""
+    ctx = settings.context
+    if epochs is None or ctx.epochs is not None or ctx.steps is not None:
+        return False
+    ctx.epochs, ctx.samples = epochs, examples  # the length profile trains: its Horizon.from_epochs
+    return True
+
+
+def _set_input_scale(report, settings, npz) -> bool:
+    """Give the static rules the inputs' mean square and mean measured on
+    ``--data`` where an activity penalty's estimate depends on them and the
+    user gave no mean square (RL010's "static estimate" beside the measured
+    one assumes standardised inputs otherwise: review 53, 4, 9x on [0, 1]).
+    Whether it set them."""
     if settings.context.input_var is not None or not any(
             layer.activity_regularizer for layer in report.model.layers):
-        return report
+        return False
     moments = npz.input_moments(_integer_values(report, npz.x_keys))
     if moments is None:
-        return report
+        return False
     settings.context.input_mean, settings.context.input_var = moments
+    return True
+
+
+def _relinted(path: Path, report, settings):
+    """The static report under the settings' new context (``report`` where
+    that read fails)."""
+    from reglint.engine.runner import lint_file
+
     again = lint_file(str(path), settings)
     return again if again.error is None and again.model is not None else report
 
@@ -180,8 +196,9 @@ def _profile(path: Path, data: Path | None, x_key: str, y_key: str, steps: int |
 
         npz = load_npz(data, x_key, y_key)
         npz.epoch_samples = samples
-        report = _with_training_length(path, report, settings, epochs, samples or npz.examples)
-        report = _with_input_scale(path, report, settings, npz)
+        lengthened = _set_training_length(settings, epochs, samples or npz.examples)
+        if _set_input_scale(report, settings, npz) or lengthened:  # one read of the file for both
+            report = _relinted(path, report, settings)
     horizon: int | Horizon | None = steps
     if epochs is not None and npz is not None:
         horizon = Horizon.from_epochs(epochs, samples or npz.examples, batch_size)
