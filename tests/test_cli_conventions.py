@@ -208,6 +208,9 @@ def test_help_explains_the_short_form_and_the_exit_codes():
         assert stray is None, stray.group(0)
     check_help = " ".join(reglint("check", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "this severity (default: error)." in check_help and "Batch size B (default: 32)." in check_help
+    profile_help = " ".join(reglint("profile", "--help", env={"COLUMNS": "200"}).stdout.replace("│", "").split())
+    # --steps is how long reglint measures, not the training the rules judge (--epochs is)
+    assert "A measuring budget, not your training's length: --epochs gives that" in profile_help
 
 
 def test_every_option_of_every_command_has_help():

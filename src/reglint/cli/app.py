@@ -319,7 +319,9 @@ def profile(
     y_key: str = typer.Option("y", "--y-key", help="Key of the targets in --data."),
     steps: int | None = typer.Option(None, "--steps", min=1,
                                         help="Steps of each run (penalized and twin), cut to --time-budget; "
-                                             "default: from the penalty's timescales."),
+                                             "default: from the penalty's timescales. A measuring budget, not "
+                                             "your training's length: --epochs gives that, and the rules judge "
+                                             "over it."),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Your training's length in epochs over --data: both runs take "
                                            "epochs x ceil(examples/batch) steps (cut to --time-budget) and "
