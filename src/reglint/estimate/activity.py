@@ -31,7 +31,7 @@ from reglint.estimate.gaussian import constant_share as _constant_share
 from reglint.estimate.gaussian import gauss_hermite as _gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.estimate.pooling import pooled_positions
-from reglint.estimate.recurrent import RECURRENT, recurrent_outputs, sequence_share
+from reglint.estimate.recurrent import RECURRENT, correlation_gain, recurrent_outputs, sequence_share, step_retention
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph, layer_container
 from reglint.model.versions import major_minor
@@ -149,6 +149,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
     share = mean_share(input_moment) if share is None else share
     carried: dict[str, float] = {}  # the share of each output that is the inputs' mean
     read = shares if shares is not None else {}
+    lags: dict[str, Lag] = {}  # how each sequence output's steps move together, where a state carries them
     if calls is None:
         for layer in model.layers:
             m_in = input_second_moment(layer, out, graph, input_moment)
@@ -156,7 +157,10 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
             read[layer.path] = own = sum(sources) / len(sources) if sources else share
             attention = attention_inputs(layer, graph, out, input_moment, own) \
                 if layer.class_name in ATTENTION_LAYERS else None
-            out[layer.path], carried[layer.path] = _output(layer, m_in, attention, own, independent)
+            lag = _one_lag([src.path for src in graph.feeding(layer)], lags)
+            out[layer.path], carried[layer.path], found = _output(layer, m_in, attention, own, independent, lag)
+            if found is not None:
+                lags[layer.path] = found
         return out
     producers = calls.producers()
     for key in calls.order(model):
@@ -167,9 +171,37 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
         read[key] = own = node_input_moment(key, producers, carried, share)
         run = call_run(origin, calls, key)
         attention = node_attention_inputs(run, key, producers, graph, out, input_moment, own)
-        out[key], carried[key] = _output(run, m_in, attention, own, independent)  # this call's steps (review 64)
+        lag = _one_lag(producers.get(key, []), lags)  # this call's steps (review 64)
+        out[key], carried[key], found = _output(run, m_in, attention, own, independent, lag)
+        if found is not None:
+            lags[key] = found
         out.setdefault(origin.path, out[key])
     return out
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How the steps of a sequence a recurrent state carries move together:
+    their correlation falls by ``retention`` a step
+    (``recurrent.step_retention``), over the part of the moment that is not
+    ``base``, the share the same at every step (the inputs' mean, an
+    activation's)."""
+
+    retention: float
+    base: float
+
+
+def _one_lag(sources: list[str], lags: dict[str, Lag]) -> Lag | None:
+    """The lag of what a layer reads: its one source's (a merge of several
+    is left to the shares)."""
+    return lags.get(sources[0]) if len(sources) == 1 else None
+
+
+# Layers that act on each step alone (a Dense on a sequence acts per step): their
+# output's steps move together as their input's do.
+_PER_STEP = {"Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Dropout", "SpatialDropout1D",
+             "GaussianNoise", "GaussianDropout", "AlphaDropout", "LayerNormalization", "BatchNormalization",
+             "RMSNormalization", "Masking", "ActivityRegularization", "TimeDistributed"}
 
 
 # Layers whose output carries none of the inputs' mean: a table's rows (the
@@ -178,20 +210,72 @@ _MEAN_FREE = {"Embedding", "BatchNormalization", "SyncBatchNormalization", "Norm
 
 
 def _output(layer: Layer, m_in: float, attention: AttentionInputs | None, share: float,
-            independent: bool = True) -> tuple[float, float]:
-    """(E[a^2], the share of it that is a mean) of ``layer``'s output where
-    it reads ``m_in`` of which ``share`` is a mean. An average over ``n``
-    positions keeps the mean and divides the rest by ``n`` on independent
-    positions (review 65, 7: a Dense after GlobalAveragePooling1D over 20
-    steps of a linear Dense was 20x Keras' penalty)."""
+            independent: bool = True, lag: Lag | None = None) -> tuple[float, float, Lag | None]:
+    """(E[a^2], the share of it that is a mean, how its steps move together)
+    of ``layer``'s output where it reads ``m_in`` of which ``share`` is a
+    mean. An average over ``n`` positions keeps the mean and divides the
+    rest by ``n`` on independent positions (review 65, 7: a Dense after
+    GlobalAveragePooling1D over 20 steps of a linear Dense was 20x Keras'
+    penalty); a window over a recurrent state's steps, by fewer
+    (``_window_over_steps``)."""
     positions = pooled_positions(layer) if independent else None
+    if positions and lag is not None and layer.class_name in _STEP_WINDOWS and \
+            layer.config.get("data_format") != "channels_first":
+        return _window_over_steps(layer, m_in, share, lag, positions)
     if positions:
         moment = m_in * (share + (1.0 - share) / positions)
-        return moment, (share * m_in / moment if moment > 0 else share)
+        return moment, (share * m_in / moment if moment > 0 else share), None
     if layer.class_name in ATTENTION_LAYERS and attention is not None:
         found = attention_output_share(layer, attention)
-        return _output_moment(layer, m_in, attention, share), share if found is None else found
-    return _output_moment(layer, m_in, attention, share), _output_share(layer, m_in, share)
+        return _output_moment(layer, m_in, attention, share), share if found is None else found, None
+    moment, own = _output_moment(layer, m_in, attention, share), _output_share(layer, m_in, share)
+    if (retention := step_retention(layer)) is not None:
+        return moment, own, Lag(retention, share)
+    if lag is not None and layer.class_name in _PER_STEP:
+        return moment, own, Lag(lag.retention, _output_share(layer, m_in, lag.base))
+    return moment, own, None
+
+
+_STEP_WINDOWS = {"AveragePooling1D", "AvgPool1D"}  # a local average over a sequence's steps
+
+
+def _window_over_steps(layer: Layer, m_in: float, share: float, lag: Lag,
+                       positions: float) -> tuple[float, float, Lag | None]:
+    """A local average over ``w`` neighbouring steps of a sequence a state
+    carries keeps ``base + (1 - base) g_w/w`` of its moment
+    (``correlation_gain``), not the share a whole-sequence average sees
+    (review 70: AveragePooling1D(4) after an LSTM over 40 steps at 0.44x
+    Keras' penalty). The share of the output an average over all its
+    ``M`` windows keeps is what the input's whole average keeps,
+    ``share + (1 - share)/N`` of ``m_in``, over the output's moment.
+
+    >>> pool = Layer("p", "p", "AveragePooling1D", config={"pool_size": [4]}, input_shape=(None, 40, 64),
+    ...              output_shape=(None, 10, 64))
+    >>> moment, own, lag = _window_over_steps(pool, 1.0, 0.1, Lag(0.5, 0.0), 4)
+    >>> round(moment, 3), round(0.5 ** 4, 4) == lag.retention  # g_4 = 2.06 of 4, not 0.1 + 0.9/4
+    (0.516, True)
+    >>> round(moment * (own + (1 - own) / 10), 4) == round(0.1 + 0.9 / 40, 4)  # the whole average is kept
+    True
+    """
+    base = lag.base
+    kept = base + (1.0 - base) * correlation_gain(lag.retention, positions) / positions
+    moment = m_in * kept
+    steps, windows = _length(layer.input_shape), _length(layer.output_shape)
+    if moment <= 0 or steps is None or windows is None or windows < 2:
+        return moment, share, None
+    whole = (share + (1.0 - share) / steps) / kept
+    own = min(1.0, max(0.0, (whole - 1.0 / windows) / (1.0 - 1.0 / windows)))
+    stride = layer.config.get("strides")
+    stride = stride[0] if isinstance(stride, (list, tuple)) and stride else stride
+    step = stride if isinstance(stride, int) and stride > 0 else max(1, round(positions))
+    return moment, own, Lag(lag.retention ** step, base * m_in / moment)
+
+
+def _length(shape) -> int | None:
+    """A sequence's steps (``(batch, steps, features)``), where recorded."""
+    if shape and len(shape) == 3 and isinstance(shape[1], int) and shape[1] > 0:
+        return shape[1]
+    return None
 
 
 def _output_share(layer: Layer, m_in: float, share: float) -> float:

@@ -192,35 +192,54 @@ def sequence_share(layer: Layer) -> float:
     """For a layer returning its state at every step, the share of its
     outputs' moment that an average over its steps keeps, as though it were
     the same at every step: the state carries a part ``a`` of itself into
-    the next step (an LSTM's forget gate, ``sigmoid(1)`` with Keras' unit
-    forget bias; a GRU's update gate, ``sigmoid(0)``), so neighbouring
-    steps move together and an average over ``N`` of them keeps
-    ``g/N`` of the moment, ``g = 1 + 2*sum_k (1 - k/N) a^k``, which a share
-    ``(g - 1)/(N - 1)`` gives. Review 69, 3: an Embedding, an LSTM or GRU
-    returning sequences and a pooling were 0.11-0.34x Keras' penalty with the
-    steps taken as independent. 0 for another layer, a last state alone or
-    unknown steps.
+    the next step (``step_retention``), so neighbouring steps move together
+    and an average over ``N`` of them keeps ``g/N`` of the moment
+    (``correlation_gain``), which a share ``(g - 1)/(N - 1)`` gives.
+    Review 69, 3: an Embedding, an LSTM or GRU returning sequences and a
+    pooling were 0.11-0.34x Keras' penalty with the steps taken as
+    independent. 0 for another layer, a last state alone or unknown steps.
 
     >>> from reglint.model import Layer
     >>> gru = Layer("g", "g", "GRU", config={"return_sequences": True}, input_shape=(None, 12, 8))
     >>> round(12 * sequence_share(gru) + (1 - sequence_share(gru)), 2)  # g: 3 for N >> 1, 2.7 at 12
     2.67
     """
+    retention, steps = step_retention(layer), _steps(layer)
+    if retention is None or steps is None or steps < 2:
+        return 0.0
+    return (correlation_gain(retention, steps) - 1.0) / (steps - 1.0)
+
+
+def step_retention(layer: Layer) -> float | None:
+    """The part ``a`` of its state a recurrent layer returning sequences
+    carries into the next step, the correlation of neighbouring steps'
+    outputs: an LSTM's forget gate, ``sigmoid(1)`` with Keras' unit forget
+    bias, a GRU's update gate, ``sigmoid(0)`` (Keras 3.15, 40 steps, 16-128
+    units: neighbouring outputs correlate 0.77-0.79 and 0.52-0.53, decaying
+    by about those factors a step). None for another layer or a last
+    state alone."""
     name, config = layer.class_name, layer.config
     if name == "Bidirectional" and isinstance(config.get("layer"), dict):
         inner = config["layer"]
         name = str(inner.get("class_name", ""))
         config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
     if not config.get("return_sequences"):
-        return 0.0
+        return None
     forget = 1.0 / (1.0 + math.exp(-1.0)) if config.get("unit_forget_bias", True) else 0.5
-    retention = {"LSTM": forget, "ConvLSTM1D": forget, "ConvLSTM2D": forget, "ConvLSTM3D": forget,
-                 "GRU": 0.5}.get(name)
-    steps = _steps(layer)
-    if retention is None or steps is None or steps < 2:
-        return 0.0
-    gain = 1.0 + 2.0 * sum((1.0 - k / steps) * retention ** k for k in range(1, steps))
-    return (gain - 1.0) / (steps - 1.0)
+    return {"LSTM": forget, "ConvLSTM1D": forget, "ConvLSTM2D": forget, "ConvLSTM3D": forget,
+            "GRU": 0.5}.get(name)
+
+
+def correlation_gain(retention: float, steps: float) -> float:
+    """``g = 1 + 2*sum_{k<N} (1 - k/N) a^k``: an average over ``N``
+    neighbouring steps whose correlation falls by ``a`` a step keeps ``g/N``
+    of their moment (1/N for independent steps, all of it for ``a = 1``).
+
+    >>> correlation_gain(0.0, 4), correlation_gain(1.0, 4), round(correlation_gain(0.5, 2), 2)
+    (1.0, 4.0, 1.5)
+    """
+    whole = math.ceil(steps)
+    return 1.0 + 2.0 * sum((1.0 - k / steps) * retention ** k for k in range(1, whole))
 
 
 def _state_width(layer: Layer) -> int | None:
