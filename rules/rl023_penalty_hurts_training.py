@@ -51,7 +51,11 @@ counted, scale-invariant kernels and gamma/beta included), RL003's safe
 per-step shrink applied to decoupled ``weight_decay`` and to coupled L2
 under SGD (shrink ``2*lr*l2/(1-mu)``), and RL010's for activity
 penalties; when none of them asks for a change, every lambda and
-``weight_decay`` one decade lower. On real held-back data the profile
+``weight_decay`` one decade lower. A value a formula puts less than half a
+decade (3.2x) below the current one is taken down to that: the profile
+measured damage at the current value, and the calibration grids step
+lambdas by 3x to 10x (review 71, 5: RL010's aim moved an activity L2 of
+0.3, measured to hurt, to 0.286, whose trial repeated the damage). On real held-back data the profile
 then runs the recipe again with the candidate (same saved weights,
 batches and steps as the pair: ``analysis.profile.twin.fix_trials``) and,
 if that run still loses ``twin-gap-warning`` of the twin's margin, once
@@ -229,6 +233,7 @@ past windows ending at 252-420 were healthy).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,6 +259,11 @@ STALL_RECORDS = 3
 # trails its twin is tried once more this much lower (MAX_TRIALS in all).
 FALLBACK_SCALE = 0.1
 MAX_TRIALS = 2
+# A formula's fix within this factor of the value measured to hurt is taken
+# down to it: half a decade, the calibration grids' step between lambdas
+# (review 71, 5: RL010's aim moved a measured-harmful activity L2 0.3 to
+# 0.286, a trial that could only repeat the damage; 0.0286 trained).
+LEAST_STEP = 10 ** -0.5
 # A penalized run at chance on the held-back slice whose training-batch loss
 # is at most this share of the constant predictor's fits its batches: with
 # BatchNorm, the moving statistics are what fail (see Formula).
@@ -393,7 +403,11 @@ class PenaltyHurtsTraining(Rule):
         parts: list[Fix] = [p for p in candidates if p is not None and p.changes]
         if not parts:
             return _fallback(result)
-        return Fix("; ".join(dict.fromkeys(p.aim for p in parts)), tuple(c for p in parts for c in p.changes))
+        changes = tuple(_at_least_a_step(c) for p in parts for c in p.changes)
+        aim = "; ".join(dict.fromkeys(p.aim for p in parts))
+        if changes != tuple(c for p in parts for c in p.changes):
+            aim += f" (each at least {g(1 / LEAST_STEP, 2)}x below the value measured to hurt)"
+        return Fix(aim, changes)
 
     def _lambda_fix(self, result) -> Fix | None:
         """Every weight lambda scaled by the smaller of RL001's scale (the
@@ -698,6 +712,16 @@ def _removal(result) -> Fix:
 def _lr(result) -> float:
     opt = result.optimizer or {}
     return opt.get("learning_rate_peak") or opt.get("learning_rate") or 0.0
+
+
+def _at_least_a_step(change: Change) -> Change:
+    """``change`` at ``LEAST_STEP`` of its current value where it asks for
+    less of a cut: the profile measured damage at the current value, and a
+    trial a few percent below it can only repeat that."""
+    current, suggested = change.current, change.suggested
+    if not isinstance(current, (int, float)) or suggested is None or current <= 0 or suggested <= current * LEAST_STEP:
+        return change
+    return dataclasses.replace(change, suggested=current * LEAST_STEP)
 
 
 def _fallback(result) -> Fix | None:

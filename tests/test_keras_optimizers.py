@@ -539,3 +539,18 @@ def test_ftrls_own_penalties_are_reported(name):
         assert own["l2_scale_at_start"] == pytest.approx(truth["one_step_ratio"], rel=0.05)
     plain = explain()
     assert "nothing to explain" not in plain and "own penalties" in plain
+
+
+def test_the_optimizer_line_and_the_json_say_ema_and_clipping():
+    """Review 71, 6: ``use_ema`` (``fit`` leaves the weights' moving
+    average in the model) and ``global_clipnorm`` were read (the clipping
+    rules use it) and shown nowhere: "optimizer: AdamW lr 0.001"."""
+    truth = MANIFEST["ema_adamw.keras"]["settings"]
+    optimizer = json.loads(run_reglint("check", str(HERE / "ema_adamw.keras"), "--format", "json").stdout
+                           )["files"][0]["model"]["optimizer"]
+    assert optimizer["ema_momentum"] == truth["ema_momentum"]
+    assert optimizer["clipping"] == {"kind": "global_clipnorm", "value": truth["global_clipnorm"]}
+    line = next(x for x in run_reglint(str(HERE / "ema_adamw.keras")).stdout.splitlines() if "optimizer:" in x)
+    assert "global_clipnorm 1, EMA of the weights 0.95 (use_ema)" in line
+    plain = json.loads(run_reglint("check", str(HERE / "clipnorm_sgd.keras"), "--format", "json").stdout)
+    assert plain["files"][0]["model"]["optimizer"]["ema_momentum"] is None

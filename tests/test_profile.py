@@ -1012,7 +1012,7 @@ def test_another_rules_fix_measured_to_trail_the_twin_says_so():
     for told in (same, milder):
         assert "still trailed the unregularized twin" in told.message
         assert "62.5% of the twin's margin lost" in told.message
-        assert told.values["fix_trailed_twin"]["trial"][0]["suggested"] == tried
+        assert told.values["fix_trailed_twin"]["trial"][0]["suggested"] == pytest.approx(tried, rel=1e-9)
         assert told.remedy.startswith("measured not enough on your data") and "lower it" in told.remedy
     for untold in (lower, other, wider):
         assert untold.message == "m" and "fix_trailed_twin" not in untold.values

@@ -9,6 +9,7 @@ from typing import Any
 
 from reglint.engine.finding import Finding, Severity, combined_changes
 from reglint.engine.identity import display_path
+from reglint.estimate.clipping import clip_of
 from reglint.model import Model, ParamGroup, Regularizer
 
 JSON_VERSION = 1
@@ -188,6 +189,9 @@ def optimizer_to_dict(model: Model) -> dict[str, Any] | None:
         "lr_decay": number(opt.lr_decay),
         "iterations": opt.iterations,  # as stored: batches under gradient accumulation
         "gradient_accumulation_steps": opt.gradient_accumulation_steps,
+        # gradient clipping, the first Keras applies (global_clipnorm, clipnorm, clipvalue); null where none
+        "clipping": None if (clip := clip_of(opt)) is None else {"kind": clip.kind, "value": clip.value},
+        "ema_momentum": number(opt.ema_momentum()),  # use_ema: fit leaves the weights' moving average; null: none
         # the optimizer's own penalties (Ftrl's l1/l2 strengths); null where none
         "own_penalties": opt.own_penalties() or None,
         "source": opt.source.value,

@@ -475,6 +475,19 @@ class Optimizer:
         return {key: float(value) for key in OWN_PENALTIES
                 if isinstance(value := self.config.get(key), (int, float)) and not isinstance(value, bool) and value}
 
+    def ema_momentum(self) -> float | None:
+        """Keras' ``use_ema``: the weights' exponential moving average's
+        momentum (``ema_momentum``, 0.99 by default), whose average ``fit``
+        leaves in the model; None without it.
+
+        >>> Optimizer("Adam", config={"use_ema": True}).ema_momentum(), Optimizer("Adam").ema_momentum()
+        (0.99, None)
+        """
+        if self.config.get("use_ema") is not True:
+            return None
+        value = self.config.get("ema_momentum", 0.99)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.99
+
     def group_of(self, location: str) -> ParamGroup | None:
         """The param group updating the variable at ``location``; None when
         the optimizer has no groups or the variable is in none."""

@@ -94,6 +94,8 @@ def run_profile_measurement(backend, model, batches, loss: DataLoss, *, steps: i
     keras = backend.keras
     notes: list[str] = [optimizer_note] if optimizer_note else []
     opt, opt_info = optimizer_info(keras, model, optimizer)
+    if opt_info is not None and (peak := schedule_peak(analysis, opt_info)) is not None:
+        opt_info["schedule_peak"] = peak  # the timescales' rate (twin.timescale_lr)
     if loss.note:
         notes.append(loss.note)
     if opt_info is not None and compiled_optimizer(keras, model) is None:
@@ -182,6 +184,16 @@ def _measure_fixes(result: ProfileResult, twin: Twin, trial, next_trial, *, limi
             return
         run, skipped = trial(twin.budget.steps, list(changes))
         twin.trials.append(FixTrial(list(changes), run, skipped))
+
+
+def schedule_peak(analysis, opt_info: dict) -> float | None:
+    """The peak of the learning-rate schedule the file records
+    (``LearningRate.peak``, the static rules' rate), where the optimizer
+    profile trains with runs that schedule; None otherwise."""
+    static = getattr(getattr(getattr(analysis, "model", None), "optimizer", None), "learning_rate", None)
+    if static is None or static.schedule is None or static.schedule != opt_info.get("learning_rate_schedule"):
+        return None
+    return float(static.peak) if isinstance(static.peak, (int, float)) and static.peak > 0 else None
 
 
 def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows, tracked, data0: float,

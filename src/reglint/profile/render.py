@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from reglint.engine.fmt import g, pct
 from reglint.engine.report import RunReport, jsonable
-from reglint.profile.result import ProfileResult
+from reglint.profile.result import ProfileResult, activity_share_text
 
 if TYPE_CHECKING:  # rich is imported where a table is drawn
     from rich.console import JustifyMethod
@@ -167,8 +167,9 @@ def _summary(result: ProfileResult, file_report, console) -> None:
     counted, whole = result.weight_penalty_ratio(), result.weight_penalty_ratio(include_invariant=True)
     left_out = (f", {g(whole, 2)} with the kernels feeding a normalization and the gammas/betas RL001 leaves out"
                 if abs(whole - counted) > 1e-12 * max(1.0, abs(whole)) else "")  # review 38, 8
+    activity = activity_share_text(result.to_dict()["initial"], lambda v: g(v, 2))
     console.print(f"  first batch: data loss {g(result.data_loss)}, penalty {g(result.penalty)} "
-                  f"(weights {g(result.weight_penalty)}); penalty/data {g(counted, 2)}{left_out}" +
+                  f"(weights {g(result.weight_penalty)}); penalty/data {g(counted, 2)}{left_out}{activity}" +
                   (f" [dim](static estimate {g(static_rho, 2)})[/]" if static_rho is not None else ""))
     outcome = result.outcome
     if result.trajectory:

@@ -322,3 +322,21 @@ def div(a: float, b: float) -> float:
         return math.inf if a else 0.0
     return a / b
 
+
+
+def activity_share_text(initial: dict[str, Any], fmt) -> str:
+    """What the weights' penalty/data ratio leaves out, for the terminal and
+    the HTML alike: the activity penalty's part of the first batch's
+    penalty (review 71, 2: an activity L2 alone read "penalty/data 0" where
+    penalty/data was 1.6). ``initial``: ``ProfileResult.to_dict()['initial']``;
+    ``fmt``: the surface's number format.
+
+    >>> activity_share_text({"other_penalty": 2.43, "penalty_ratio_all": 1.57}, str)
+    '; with the activity penalty 2.43: 1.57'
+    >>> activity_share_text({"other_penalty": 0.0, "penalty_ratio_all": 0.0}, str)
+    ''
+    """
+    other, whole = initial.get("other_penalty"), initial.get("penalty_ratio_all")
+    if not isinstance(other, (int, float)) or not other > 0 or not isinstance(whole, (int, float)):
+        return ""
+    return f"; with the activity penalty {fmt(other)}: {fmt(whole)}"

@@ -108,8 +108,11 @@ def _lead_sub_optimizer(opt):
 
 
 def current_lr(opt) -> float | None:
+    """The optimizer's learning rate now, to float32's 7 significant digits
+    (Keras holds it in a float32 variable: 1e-4 reads 9.99999974e-05, and a
+    timescale 1/(lr*wd) of 1e8 steps read 100,000,002; review 71, 4)."""
     try:
-        return float(opt.learning_rate)
+        return float(f"{float(opt.learning_rate):.7g}")
     except Exception:
         return None
 

@@ -111,7 +111,7 @@ def penalty_timescales(opt_info: dict[str, Any] | None, rows: list[VariableRow])
     """The shortest timescale of each mechanism, in steps (module docstring)."""
     if not opt_info:
         return {}
-    lr = opt_info.get("learning_rate") or 0.0
+    lr = timescale_lr(opt_info)
     if not lr or lr <= 0:
         return {}
     mu = float(opt_info.get("momentum") or 0.0)
@@ -126,24 +126,36 @@ def penalty_timescales(opt_info: dict[str, Any] | None, rows: list[VariableRow])
         if math.isfinite(scale.steps) and scale.steps > 0 and (name not in out or scale.steps < out[name].steps):
             out[name] = scale
 
+    at = f" at the schedule's peak lr {g(lr)}" if lr != (opt_info.get("learning_rate") or 0.0) else ""
     wd = opt_info.get("weight_decay") or 0.0
     if wd > 0:
-        keep("weight_decay", Timescale(1.0 / (lr * wd), "optimizer", "decoupled weight decay 1/(lr*wd)"))
+        keep("weight_decay", Timescale(1.0 / (lr * wd), "optimizer", "decoupled weight decay 1/(lr*wd)" + at))
     for row in rows:
         if not row.grad_penalty_norm or not row.weight_norm:
             continue
         where = f"{row.layer}/{row.variable}"
         if opt_info.get("family") == "sgd":
             steps = (1.0 - mu) * row.weight_norm / (lr * row.grad_penalty_norm)
-            keep("sgd_penalty", Timescale(steps, where, "penalty under SGD (1-mu)*|w|/(lr*|g_pen|)"))
+            keep("sgd_penalty", Timescale(steps, where, "penalty under SGD (1-mu)*|w|/(lr*|g_pen|)" + at))
         else:
             rms = row.weight_norm / math.sqrt(max(row.params, 1))
             share = row.grad_penalty_norm / (row.grad_penalty_norm + row.grad_data_norm)
             if not share > 0:  # a data gradient that overflowed (inputs of 1e19: review 38, 4): no timescale
                 continue
             keep("adaptive_penalty", Timescale(rms / (lr * share), where,
-                                               "penalty under an adaptive optimizer rms(w)/(lr*share of |g_pen|)"))
+                                               "penalty under an adaptive optimizer rms(w)/(lr*share of |g_pen|)"
+                                               + at))
     return out
+
+
+def timescale_lr(opt_info: dict[str, Any]) -> float:
+    """The learning rate the timescales are taken at: a schedule's peak,
+    where the file's schedule has one above its start (review 71, 4: a
+    warm-up from 1e-4 to 5e-3 gave AdamW's decay 1e8 steps for 2e6, and the
+    default budget 50x too long a target), else the rate at the start."""
+    peak = opt_info.get("schedule_peak")
+    start = opt_info.get("learning_rate") or 0.0
+    return peak if isinstance(peak, float) and peak > start else start
 
 
 def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]) -> float | None:
@@ -154,7 +166,7 @@ def angular_equilibrium(opt_info: dict[str, Any] | None, rows: list[VariableRow]
     decoupled decay ``sqrt(2*lr*wd)``; None without either."""
     if not opt_info or not opt_info.get("learning_rate"):
         return None
-    lr, mu = opt_info["learning_rate"], float(opt_info.get("momentum") or 0.0)
+    lr, mu = timescale_lr(opt_info), float(opt_info.get("momentum") or 0.0)
     wd = opt_info.get("weight_decay") or 0.0
     l2 = max(((r.regularizer or {}).get("l2") or 0.0 for r in rows if r.scale_invariant), default=0.0)
     rates = []

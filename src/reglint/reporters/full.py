@@ -19,6 +19,7 @@ from reglint.engine.finding import combined_changes, describe_combined
 from reglint.engine.fmt import g, lam, pct, steps_taken
 from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
+from reglint.estimate.clipping import clip_of
 from reglint.estimate.dynamics import undampened_share
 from reglint.reporters.text import clean, lambda_note, markup, plural, summary_line
 
@@ -121,6 +122,10 @@ def _model_summary(rep: FileReport, console: Console) -> None:
         if opt.coupled_l2:
             extras.append(f"coupled L2 {g(opt.coupled_l2)}")
         extras.extend(f"{key} {g(value)}" for key, value in opt.own_penalties().items())
+        if (clip := clip_of(opt)) is not None:
+            extras.append(clip.text)
+        if (ema := opt.ema_momentum()) is not None:
+            extras.append(f"EMA of the weights {g(ema)} (use_ema)")
         if opt.iterations:
             extras.append(steps_taken(opt.iterations, opt.gradient_accumulation_steps))
         source = "" if opt.source.value == "file" else f" [dim](from {opt.source.value})[/]"

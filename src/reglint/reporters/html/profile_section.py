@@ -81,7 +81,7 @@ def _summary_rows(profile: dict, analysis: dict) -> list[tuple[str, str]]:
         rows.append((where, esc(
             f"data loss {gx(initial.get('data_loss'))}, penalty {gx(initial.get('penalty'))} "
             f"(weights {gx(initial.get('weight_penalty'))}); measured penalty / data loss "
-            f"{gx(initial.get('penalty_ratio'))}{static_text}")))
+            f"{gx(initial.get('penalty_ratio'))}{_with_activity(initial)}{static_text}")))
     outcome = profile.get("outcome")
     if isinstance(outcome, dict):
         label = str(outcome.get("label", "?"))
@@ -198,3 +198,11 @@ def _dict_table(caption: str, rows: list[dict]) -> str:
     return ("<div class=\"scroll\"><table class=\"profile\"><caption>" + esc(caption) + "</caption><thead><tr>"
             + "".join(f"<th scope=\"col\">{esc(col)}</th>" for col in columns) + "</tr></thead><tbody>"
             + body + "</tbody></table></div>\n")
+
+
+def _with_activity(initial: dict) -> str:
+    """The first batch's whole penalty/data where an activity penalty is
+    part of it, as the terminal prints it (``profile.result.
+    activity_share_text``; review 71, 2: "0" for an activity L2 at 1.57)."""
+    other, whole = number(initial.get("other_penalty")), number(initial.get("penalty_ratio_all"))
+    return f"; with the activity penalty {gx(other)}: {gx(whole)}" if other and other > 0 and whole is not None else ""
