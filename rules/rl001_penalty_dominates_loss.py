@@ -291,7 +291,8 @@ class PenaltyDominatesLoss(Rule):
                       "rho = sum P_t(lambda) / L_chance over the tensors RL001 counts", "lambda",
                       slope=rho, offset=0.0, warning=self.thresholds["penalty-ratio-warning"],
                       error=error,
-                      fix=min(1.0, self.aim() / rho) if fires and rho else None, lambdas=lambdas)]
+                      fix=min(1.0, self.aim() / rho) if fires and rho else None, lambdas=lambdas,
+                      layers=tuple(dict.fromkeys(p.layer.path for p in penalties)))]
 
     # -- static
 

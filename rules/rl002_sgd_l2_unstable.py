@@ -102,6 +102,7 @@ class SgdL2Unstable(Rule):
     def sweep(self, model, analysis):
         dyn = analysis.dynamics
         l2s = [p.l2 for p in analysis.lead_penalties if p.active and p.l2]
+        layers = tuple(dict.fromkeys(p.layer.path for p in analysis.lead_penalties if p.active and p.l2))
         if dyn.family != "sgd" or dyn.lr is None or not l2s:
             return []
         l2_max, limit = max(l2s), dyn.stability_limit
@@ -111,7 +112,7 @@ class SgdL2Unstable(Rule):
         return [Curve(self.code, "stability_fraction",
                       "f = 2*lr*lambda/S for the largest L2 (share of the SGD stability budget)", "lambda",
                       slope=slope, offset=offset, warning=self.thresholds["sgd-stability-warning"],
-                      error=self.thresholds["sgd-stability-error"], fix=fix, lambdas=(l2_max,))]
+                      error=self.thresholds["sgd-stability-error"], fix=fix, lambdas=(l2_max,), layers=layers)]
 
     def check(self, model, analysis):
         dyn = analysis.dynamics

@@ -325,11 +325,13 @@ class WeightDecayTooStrong(Rule):
         if stacked is not None and base < warning:
             # The error comes from the decay every weight gets (check), never from a lambda: on this knob it
             # is either there at every multiplier (base past it) or nowhere.
-            lambdas = tuple(sorted({p.l2 for p in analysis.lead_penalties if p.active and p.l2 and p.counted}))
+            stacking = [p for p in analysis.lead_penalties if p.active and p.l2 and p.counted]
+            lambdas = tuple(sorted({p.l2 for p in stacking}))
             curves.append(Curve(self.code, "shrink_per_step", "r = lr*weight_decay + 2*lr*l2/(1-momentum), the "
                                 "per-step shrink of the kernel whose coupled L2 adds most under SGD", "lambda",
                                 slope=r - base, offset=base, warning=warning,
-                                error=base if base >= error else None, lambdas=lambdas))
+                                error=base if base >= error else None, lambdas=lambdas,
+                                layers=tuple(dict.fromkeys(p.layer.path for p in stacking))))
         return curves
 
     def check(self, model, analysis):

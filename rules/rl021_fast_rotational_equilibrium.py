@@ -173,8 +173,9 @@ class FastRotationalEquilibrium(Rule):
             lag = self.statistics_lag(model, analysis, angles) if angles else None
             if lag is not None:
                 fix = min(fix, lag.values["decay_scale_factor"])
+        layers = tuple(dict.fromkeys(layer.path for layer, _, _ in kernels)) if knob == "lambda" else ()
         return [Curve(self.code, "angle_squared", label, knob, slope=slope, offset=offset, warning=warning,
-                      error=error, fix=fix, lambdas=lambdas)]
+                      error=error, fix=fix, lambdas=lambdas, layers=layers)]
 
     def check(self, model, analysis):
         dyn = analysis.dynamics

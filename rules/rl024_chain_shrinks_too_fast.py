@@ -234,7 +234,7 @@ class ChainShrinksTooFast(Rule):
         where = "entering a normalized stream" if stream else "in series"
         return Curve(self.code, "shrink_per_step", f"r = 2*lr*l2/(1-momentum) (+ lr*weight_decay) of the layer that "
                      f"closes a chain of two {where}", "lambda", slope=slope, offset=offset, warning=warning,
-                     error=error, fix=fix, lambdas=(l2,))
+                     error=error, fix=fix, lambdas=(l2,), layers=tuple(shrinks))
 
     def check(self, model, analysis):
         severity, chain, stream = self.judge(analysis)

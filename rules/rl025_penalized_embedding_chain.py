@@ -527,7 +527,8 @@ class PenalizedEmbeddingChain(Rule):
                                 "feeds first)", "lambda", slope=chain.strength, offset=0.0,
                                 warning=self.thresholds["embedding-chain-warning"],
                                 error=self.thresholds["embedding-chain-error"] if chain.complete else None,
-                                fix=self.aim / chain.strength if fires else None, lambdas=(chain.strength,)))
+                                fix=self.aim / chain.strength if fires else None, lambdas=(chain.strength,),
+                                layers=tuple(dict.fromkeys((*chain.layers, *chain.chain)))))
         fastest = max((c for c in chains if c.shrink), key=lambda c: c.shrink or 0.0, default=None)
         if fastest is not None and fastest.shrink:
             offset = max(dyn.decoupled_shrink or 0.0 for dyn in fastest.dynamics)
@@ -540,8 +541,8 @@ class PenalizedEmbeddingChain(Rule):
                                 "of the kernels a small table feeds first (SGD)", "lambda",
                                 slope=slope, offset=offset, warning=warning,
                                 error=self.thresholds["table-kernels-shrink-error"] if fastest.complete else None,
-                                fix=fix,
-                                lambdas=(fastest.kernel_l2,)))
+                                fix=fix, lambdas=(fastest.kernel_l2,),
+                                layers=tuple(dict.fromkeys((*fastest.layers, *fastest.shrink_chain)))))
         return curves
 
 

@@ -396,3 +396,35 @@ def test_a_layer_override_covers_a_finding_over_layers_it_all_covers():
     # without layers, an override covers every finding of its codes, as before
     kept, suppressed = filter_findings([one, both, bare], "m.keras", Settings(overrides=[Override(ignore=["RL007"])]))
     assert suppressed == [one, both, bare]
+
+
+def test_an_override_silencing_a_rule_on_all_its_layers_silences_its_sweep_curve(tmp_path, monkeypatch):
+    """Review 72, 1: an override ignoring RL024 on d1 and out hid its
+    finding, yet its curve still bounded the HTML's safe range and explain's
+    largest safe lambda at 0.005 where ``--ignore RL024`` gave 0.24. Covering
+    only some of the layers the curve judges keeps it, as it keeps a finding
+    about them all; a per-file ignore drops it like ``--ignore``."""
+    import shutil
+
+    from helpers import FIXTURES
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    shutil.copy(FIXTURES / "keras_optimizers" / "clipnorm_sgd.keras", tmp_path / "m.keras")
+
+    def sweep(config: str) -> dict:
+        write(tmp_path / "pyproject.toml", config)
+        out = CliRunner().invoke(app, ["check", "m.keras", "--no-cache", "-f", "json"]).stdout
+        return json.loads(out)["files"][0]["model"]["analysis"]["sweep"]
+
+    head = '[tool.reglint.lint]\nignore = ["RL002"]\n'
+    alone = sweep(head)
+    assert {c["code"] for c in alone["curves"]} == {"RL001", "RL024"} and alone["bound_by"] == ["RL024"]
+    both = sweep(head + '[[tool.reglint.lint.overrides]]\nfiles = ["m.keras"]\nlayers = ["d1", "out"]\n'
+                        'ignore = ["RL024"]\n')
+    assert {c["code"] for c in both["curves"]} == {"RL001"} and both["bound_by"] == ["RL001"]
+    assert both["safe_multiplier"] > 40 * alone["safe_multiplier"]
+    one = sweep(head + '[[tool.reglint.lint.overrides]]\nfiles = ["m.keras"]\nlayers = ["d1"]\nignore = ["RL024"]\n')
+    assert {c["code"] for c in one["curves"]} == {"RL001", "RL024"}
+    per_file = sweep(head + '[tool.reglint.lint.per-file-ignores]\n"m.keras" = ["RL024"]\n')
+    assert {c["code"] for c in per_file["curves"]} == {"RL001"}

@@ -554,3 +554,19 @@ def test_the_optimizer_line_and_the_json_say_ema_and_clipping():
     assert "global_clipnorm 1, EMA of the weights 0.95 (use_ema)" in line
     plain = json.loads(run_reglint("check", str(HERE / "clipnorm_sgd.keras"), "--format", "json").stdout)
     assert plain["files"][0]["model"]["optimizer"]["ema_momentum"] is None
+
+
+def test_a_layer_outside_a_rules_chain_is_not_bounded_by_it():
+    """Review 72, 2: the output's L1 lies outside RL024's chain (d1, d2),
+    yet explain bounded it by RL024 (the model-wide multiplier times its
+    own lambda): raising it moves no shrink RL024 judges. The chain's own
+    kernels keep RL024's bound."""
+    done = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / "chain_and_l1_head_sgd.keras"),
+                           "--format", "json"], capture_output=True, text=True, timeout=120)
+    rows = {(t["layer"], t["variable"]): t for t in json.loads(done.stdout)["tensors"]}
+    assert rows[("out", "kernel")]["largest_safe_lambda_bound_by"] == ["RL001"]
+    assert rows[("d1", "kernel")]["largest_safe_lambda_bound_by"] == ["RL024"]
+    sweep = json.loads(run_reglint("check", str(HERE / "chain_and_l1_head_sgd.keras"), "--format", "json").stdout
+                       )["files"][0]["model"]["analysis"]["sweep"]
+    assert {c["code"]: c["layers"] for c in sweep["curves"]}["RL024"] == ["d1", "d2"]
+    assert sweep["bound_by"] == ["RL024"]  # the model-wide multiplier: every lambda together

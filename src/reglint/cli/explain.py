@@ -62,10 +62,12 @@ def rule_changes(report: FileReport, layer: str, tensor: str) -> list[dict[str, 
     return out
 
 
-def largest_safe_lambda(report: FileReport, factor: float) -> tuple[float | None, list[str]]:
+def largest_safe_lambda(report: FileReport, factor: float, layer: str) -> tuple[float | None, list[str]]:
     """Today's factor times the largest common multiplier under every
-    selected rule's warning level (the rules' ``sweep`` curves)."""
-    m, bound_by = safe_multiplier(report.curves)
+    selected rule's warning level (the rules' ``sweep`` curves) that
+    ``layer``'s lambda moves (review 72, 2: an output L1 outside RL024's
+    chain was bounded by RL024)."""
+    m, bound_by = safe_multiplier([c for c in report.curves if c.judges(layer)])
     return (factor * m if m is not None and factor else None), bound_by
 
 
@@ -95,7 +97,7 @@ def explain_tensor(report: FileReport, p) -> dict[str, Any]:
     shrink = (dyn.total_shrink(l2) if l2 else dyn.decoupled_shrink) if p.active else None
     terms = shrink_terms(dyn, l2) if p.active else []
     per_epoch = ctx.steps_per_epoch()
-    safe, bound_by = largest_safe_lambda(report, l2 or l1)
+    safe, bound_by = largest_safe_lambda(report, l2 or l1, layer.path)
     return {
         "layer": layer.path,
         "class": layer.class_name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from reglint.engine.analysis import Analysis
 from reglint.engine.finding import Finding
 from reglint.engine.report import FileReport
-from reglint.engine.selection import filter_findings, selected_rules
+from reglint.engine.selection import filter_findings, kept_curves, selected_rules
 from reglint.engine.settings import Settings
 from reglint.errors import NotAModelError, ReglintError, one_line
 from reglint.readers import ReadOptions, read_model
@@ -48,5 +48,6 @@ def _read_and_lint(path: str, settings: Settings, options: ReadOptions | None) -
             findings.extend(rule.check(model, analysis))
             report.curves.extend(rule.sweep(model, analysis))
     kept, report.suppressed = filter_findings(findings, path, settings)
+    report.curves = kept_curves(report.curves, path, settings)
     report.findings = sorted(kept, key=lambda f: (-f.severity.rank, f.code, f.layer or ""))
     return report

@@ -9,10 +9,11 @@ import os
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
-from reglint.engine.finding import Finding
+from reglint.engine.finding import Finding, Severity
 from reglint.engine.report import FileReport
 from reglint.engine.rule import Rule, all_rules
 from reglint.engine.settings import Override, Settings
+from reglint.engine.sweep import Curve
 
 
 def _matches(code: str, selectors: list[str]) -> int:
@@ -67,6 +68,24 @@ def filter_findings(findings: list[Finding], path: str, settings: Settings,
             finding.severity = settings.severity[finding.code]
         kept.append(finding)
     return kept, suppressed
+
+
+def kept_curves(curves: list[Curve], path: str, settings: Settings,
+                today: _dt.date | None = None) -> list[Curve]:
+    """The sweep curves a finding of their rule about their layers would
+    survive with: a per-file ignore or a layer override that silences the
+    rule on every layer a curve judges silences the curve too, as ``--ignore``
+    does (review 72, 1: an override hid RL024's finding while its curve set
+    the HTML's safe range and explain's largest safe lambda 48x lower)."""
+    today = today or _dt.date.today()
+    rel = relative_posix(path, settings.root)
+    kept = []
+    for curve in curves:
+        probe = Finding(curve.code, "", Severity.WARNING, "", layer=curve.layers[0] if curve.layers else None,
+                        values={"layers": list(curve.layers)})
+        if not _suppressed(probe, rel, settings, today):
+            kept.append(curve)
+    return kept
 
 
 def _suppressed(finding: Finding, rel: str, settings: Settings, today: _dt.date) -> bool:

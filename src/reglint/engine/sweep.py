@@ -39,6 +39,11 @@ class Curve:
     fix: float | None = None  # the multiplier the rule's fix suggests (None: the rule does not fire)
     lambdas: tuple[float, ...] = ()  # today's distinct factors, for an absolute axis
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # the layers whose lambdas the rule judges here, which its findings name
+    # (empty: the optimizer's setting, every layer): a layer elsewhere does
+    # not move the feature, and an override silencing the rule on every one
+    # of them silences the curve too (review 72, 1-2)
+    layers: tuple[str, ...] = ()
 
     def at(self, m: float) -> float:
         return self.slope * m + self.offset
@@ -72,7 +77,11 @@ class Curve:
         return {"code": self.code, "feature": self.feature, "label": self.label, "knob": self.knob,
                 "slope": _num(self.slope), "offset": _num(self.offset), "today": _num(self.today),
                 "warning": self.warning, "error": self.error, "limit": _num(self.limit), "fix": _num(self.fix),
-                "lambdas": list(self.lambdas), "notes": list(self.notes)}
+                "lambdas": list(self.lambdas), "notes": list(self.notes), "layers": list(self.layers)}
+
+    def judges(self, layer: str) -> bool:
+        """Whether the feature moves with ``layer``'s lambda."""
+        return not self.layers or layer in self.layers
 
 
 def safe_multiplier(curves: list[Curve]) -> tuple[float | None, list[str]]:
