@@ -70,6 +70,9 @@ def test_show_files_lists_what_would_be_linted_without_reading_it(project):
     assert result.stderr == ""
     missing = reglint(project, "check", "models", "nowhere.keras", "--show-files")
     assert missing.returncode == 2 and missing.stderr == "reglint: error: nowhere.keras: no such file or folder\n"
+    for command in ("explain", "profile"):  # review 72, 5: explain said "no such file"
+        said = reglint(project, command, "nowhere.keras", cache=True)
+        assert said.returncode == 2 and said.stderr == "reglint: error: nowhere.keras: no such file or folder\n"
     stdin = reglint(project, "check", "-")  # review 45: "-" is no file, and reglint reads no stream
     assert stdin.returncode == 2 and stdin.stderr == ("reglint: error: -: reading a model from stdin is not "
                                                       "supported: name the file\n")

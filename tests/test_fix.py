@@ -194,3 +194,18 @@ def test_a_bidirectional_whose_directions_differ_gets_both_in_the_fix():
     met = {(c.target, c.current): (c.together, dict(c.asked)) for c in combined_changes(report.findings)
            if c.layer == "bidi"}
     assert met[("kernel", 0.6)][0] == 0.0 and {"RL001", "RL007"} <= set(met[("kernel", 0.6)][1])
+
+
+def test_every_text_surface_prints_the_fix_with_its_aim():
+    """Review 72, 4: the terminal and the HTML print "changes (aim): ...",
+    the GitHub annotations and JUnit printed "changes: ..." alone; the aim
+    says why (one decay mechanism, the optimizer's weight_decay)."""
+    path = str(KERAS_FIXTURES / "scenario_decayed_twice.keras")
+    report = lint_file(path, Settings())
+    lines = {f.fix.line() for f in report.findings if f.fix is not None and f.fix.changes}
+    assert any("(one decay mechanism" in line for line in lines)
+    for output_format in ("full", "github", "junit"):
+        out = CliRunner().invoke(app, ["check", path, "--no-cache", "-f", output_format], env={"COLUMNS": "400"}).stdout
+        flat = " ".join(out.replace("%0A", "\n").split())
+        for line in lines:
+            assert " ".join(line.split()) in flat, (output_format, line)

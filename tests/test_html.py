@@ -811,3 +811,18 @@ def test_the_largest_safe_lambda_is_rounded_down_where_people_read_it():
     (file_report,) = report.files
     (exact,) = {explain_tensor(file_report, p)["largest_safe_lambda"] for p in file_report.analysis.penalties}
     assert exact == pytest.approx(0.93864, abs=1e-5) and float(shown[0]) <= exact
+
+
+def test_the_figures_description_gives_the_safe_range_as_its_cards_do():
+    """Review 72, 3: the figure's description rounded the safe multiplier
+    (64, 0.73, "1,000 times today's") where the figure and the cards floor
+    it (x <= 63, 0.72, largest safe weight_decay 9.99): one page, two
+    numbers for one bound."""
+    from reglint.reporters.html.sweep_chart import Group, _desc, safe_text
+
+    page = render(run_report(KERAS / "scenario_decayed_twice.keras"))
+    cards = dict(re.findall(r'<div class="label">largest safe ([^<]+)</div><div class="value">([^<]+)</div>', page))
+    said = dict(re.findall(r"Safe range for (\w+): up to ([^ ]+?)\.(?:\s|<)", page))
+    assert cards["weight_decay"] == said["weight_decay"] == "9.99"
+    group = Group("lambda", [], 63.97, ["RL001"])  # several factors today: a multiplier
+    assert "up to 63 times today's" in _desc([group]) and safe_text(group) == "\u00d7 \u2264 63"

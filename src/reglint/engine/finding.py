@@ -103,6 +103,15 @@ class Fix:
     def to_dict(self) -> dict[str, Any]:
         return {"aim": self.aim, "changes": [c.to_dict() for c in self.changes]}
 
+    def line(self) -> str:
+        """``changes (aim): ...``, the one line every text surface prints
+        (review 72, 4: the GitHub annotations and JUnit left the aim out).
+
+        >>> Fix("RL001's aim", (Change("lambda", 0.2, 0.005, "dense", "kernel"),)).line()
+        "changes (RL001's aim): kernel lambda 0.2 -> 0.005 in dense"
+        """
+        return f"changes ({self.aim}): {self.describe()}" if self.aim else f"changes: {self.describe()}"
+
     def describe(self, limit: int = 4) -> str:
         """The changes in one line, grouped where only the layer differs."""
         from reglint.engine.fmt import g

@@ -118,7 +118,7 @@ def sniff(path: Path) -> Format:
                              "optimizer.bin (accelerate), adapter_config.json (PEFT), .metadata with .distcp files "
                              "(torch.distributed.checkpoint), *model_states.pt or latest (DeepSpeed)")
     if not path.exists():
-        raise ModelReadError("no such file")
+        raise ModelReadError("no such file or folder")  # as check says it (review 72, 5)
     if not path.is_file():
         raise ModelReadError("not a regular file")
     if accelerate_model_index(path) is not None:

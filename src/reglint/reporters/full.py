@@ -212,8 +212,7 @@ def _findings(rep: FileReport, console: Console, with_path: bool) -> None:
         if finding.remedy:
             console.print(_indented(Text("fix: " + clean(finding.remedy), style="green")))
         if finding.fix is not None and finding.fix.changes:
-            console.print(_indented(Text(f"changes ({clean(finding.fix.aim)}): {clean(finding.fix.describe())}",
-                                         style="green")))
+            console.print(_indented(Text(clean(finding.fix.line()), style="green")))
     together = combined_changes(rep.findings)
     if together:  # several rules change one setting: the value that meets them all
         console.print(Text("fixes together", style="bold green"))

@@ -43,7 +43,7 @@ def annotation(file_report: FileReport, finding: Finding, settings: Any = None) 
     if finding.remedy:  # multi-line detail, as ruff does: %0A in the message
         message += "\nfix: " + clean(finding.remedy)
     if finding.fix is not None and finding.fix.changes:
-        message += "\nchanges: " + clean(finding.fix.describe())
+        message += "\n" + clean(finding.fix.line())
     return f"::{command} {props}::{escape_data(message)}"
 
 

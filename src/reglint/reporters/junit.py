@@ -72,5 +72,5 @@ def _details(path: str, finding: Finding) -> str:
     if finding.remedy:
         lines.append(f"fix: {xml_text(finding.remedy)}")
     if finding.fix is not None and finding.fix.changes:
-        lines.append(f"changes: {xml_text(finding.fix.describe())}")
+        lines.append(xml_text(finding.fix.line()))
     return "\n".join(lines)

@@ -361,6 +361,7 @@ def _desc(groups: list[Group]) -> str:
         for curve in group.curves:
             parts.append(f"{curve.code} {curve.feature} today {g(curve.today)}"
                          + (f", fix at {g(curve.fix, 2)} times today's {group.knob}" if curve.fix else "") + ".")
-        if group.safe is not None:
-            parts.append(f"Safe range for {group.knob}: up to {g(group.safe, 2)} times today's.")
+        if group.safe is not None:  # the figure's own words and rounding (review 72, 3: 64 beside x <= 63)
+            parts.append(f"Safe range for {group.knob}: " + (f"up to {safe_value(group)}." if group.absolute else
+                                                               f"up to {g_down(group.safe, 2)} times today's."))
     return " ".join(parts)
