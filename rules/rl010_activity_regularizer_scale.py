@@ -181,6 +181,7 @@ from dataclasses import dataclass, field
 from reglint.engine.finding import Change, Fix, Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.measured import static_finding, twin_harm, verdict
+from reglint.engine.penalty_estimate import PenaltyEstimate
 from reglint.engine.rule import Option, Rule
 from reglint.estimate.activity import (
     PENALISED_OUTPUT,
@@ -305,14 +306,26 @@ class ActivityRegularizerScale(Rule):
         return Fix(aim, (Change("lambda", current, current * factor if current is not None else None,
                                 layer=layer, target="activity"),))
 
+    def penalty_estimates(self, model, analysis) -> list[PenaltyEstimate]:
+        """The estimates every report prints beside the weights' penalty."""
+        return [PenaltyEstimate(self.code, e.layer.path, "activity", e.per_sample, e.ratio, e.batch_factor)
+                for e in self.estimates(model, analysis) if e.per_sample is not None and e.ratio is not None]
+
     def estimates(self, model, analysis) -> list[ActivityEstimate]:
         """Every trainable layer's activity penalty per sample as Keras adds
         it (every call, the batch where Keras sums over it), against the
         data-loss scale; ``per_sample`` None where the estimate does not
         follow the layer (``missing`` says why). ``check`` judges these and
-        ``reglint explain`` prints them: one arithmetic."""
+        ``reglint explain`` prints them: one arithmetic, computed once per
+        analysis (check and the reports ask for it alike)."""
         if not any(layer.activity_regularizer for layer in model.layers):
             return []
+        cache = analysis.__dict__.setdefault("_activity_estimates", {})
+        if id(model) not in cache:
+            cache[id(model)] = self._estimates(model, analysis)
+        return cache[id(model)]
+
+    def _estimates(self, model, analysis) -> list[ActivityEstimate]:
         scale = analysis.loss_scale.value
         batch_factor = 1
         if not keras_divides_by_batch(model.framework, model.framework_version):

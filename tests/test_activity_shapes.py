@@ -481,3 +481,36 @@ def test_later_config_overrides_win_over_earlier_ones(tmp_path):
     assert lengths.exit_code in (0, 1), lengths.output
     named = CliRunner().invoke(app, ["check", path, "--isolated", "--config", str(tmp_path / "reglint.toml")])
     assert named.exit_code == 2 and "--isolated" in named.output
+
+
+def test_every_report_prints_the_activity_penalty_rl010_estimates():
+    """Review 71, 3: check's table and penalty line left an activity L2 at
+    1.4x the data-loss scale out (JSON ``penalty_init`` 0) while explain
+    estimated it. The rule's one estimate is in the JSON, the terminal and
+    the HTML, in the same words."""
+    import os
+    import subprocess
+    import sys
+
+    from reglint.engine.fmt import pct
+    from reglint.reporters.text import estimates_line
+
+    name = "dense_after_pooled_steps.keras"
+    report = lint_file(str(HERE / name), Settings())
+    [found] = report.penalty_estimates
+    explained = subprocess.run([sys.executable, "-m", "reglint", "explain", str(HERE / name), "-f", "json"],
+                               capture_output=True, text=True, timeout=120).stdout
+    [row] = json.loads(explained)["activity"]
+    assert (found.layer, found.per_sample, found.ratio) == (row["layer"], row["per_sample"], row["ratio"])
+    assert found.per_sample == pytest.approx(MANIFEST[name]["keras_penalty_per_sample"], rel=0.15)
+    line = estimates_line([found.to_dict()], g, pct)
+    assert line is not None and line.startswith("activity penalty (RL010's estimate per sample at init): reg about")
+    outputs = {}
+    for output_format in ("full", "json", "html"):
+        outputs[output_format] = subprocess.run(
+            [sys.executable, "-m", "reglint", "check", str(HERE / name), "--no-cache", "-f", output_format],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"}).stdout
+    assert line in " ".join(outputs["full"].split())
+    [estimate] = json.loads(outputs["json"])["files"][0]["model"]["analysis"]["penalty_estimates"]
+    assert estimate == found.to_dict()
+    assert "activity penalty (RL010&#x27;s estimate per sample at init): reg about" in outputs["html"]

@@ -29,6 +29,8 @@ class FileReport:
     not_a_model: bool = False
     # The selected rules' responses to the lambdas (``Rule.sweep``).
     curves: list[Any] = field(default_factory=list)
+    # The selected rules' estimates of penalties outside the weights' (``Rule.penalty_estimates``).
+    penalty_estimates: list[Any] = field(default_factory=list)
     # The error came from this machine, not the file (out of memory): the
     # report is never cached, the next run tries again.
     transient: bool = False
@@ -108,7 +110,8 @@ def regularizer_to_dict(target: str, reg: Regularizer) -> dict[str, Any]:
     return out
 
 
-def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None = None) -> dict[str, Any]:
+def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None = None,
+                  penalty_estimates: list[Any] | None = None) -> dict[str, Any]:
     layers = []
     penalties = {}
     counted: set[int] = set()  # the tensors analysis.penalty_init sums (and RL001 judges)
@@ -155,7 +158,7 @@ def model_to_dict(model: Model, analysis: Any = None, curves: list[Any] | None =
         "notes": list(model.notes),
     }
     if analysis is not None:
-        out["analysis"] = analysis_to_dict(analysis, curves or [])
+        out["analysis"] = analysis_to_dict(analysis, curves or [], penalty_estimates or [])
     return out
 
 
@@ -219,7 +222,8 @@ def param_group_to_dict(group: ParamGroup) -> dict[str, Any]:
     }
 
 
-def analysis_to_dict(analysis, curves: list[Any] | None = None) -> dict[str, Any]:
+def analysis_to_dict(analysis, curves: list[Any] | None = None,
+                     penalty_estimates: list[Any] | None = None) -> dict[str, Any]:
     from reglint.engine.sweep import safe_multiplier
 
     ls = analysis.loss_scale
@@ -233,6 +237,8 @@ def analysis_to_dict(analysis, curves: list[Any] | None = None) -> dict[str, Any
         "penalty_init": number(analysis.total_penalty_init()),
         "penalty_init_all": number(analysis.total_penalty_init(include_invariant=True)),
         "penalty_ratio": number(analysis.penalty_ratio()),
+        # penalties outside the weights' (activity), per sample as the rules estimate them: not in the above
+        "penalty_estimates": [e.to_dict() for e in penalty_estimates or []],
         "lambda_ref": number(analysis.lambda_scale()),
         "optimizer_family": dyn.family,
         "learning_rate": number(dyn.lr),
@@ -244,7 +250,8 @@ def file_to_dict(report: FileReport) -> dict[str, Any]:
     return {
         "path": display_path(report.path),  # as every reporter names it: relative to the working directory
         "error": report.error,
-        "model": model_to_dict(report.model, report.analysis, report.curves) if report.model is not None else None,
+        "model": model_to_dict(report.model, report.analysis, report.curves, report.penalty_estimates)
+        if report.model is not None else None,
         "findings": [_finding_dict(f) for f in report.findings],
         # settings two or more rules change to different values, and the value meeting them all
         "combined_changes": [c.to_dict() for c in combined_changes(report.findings)],

@@ -21,6 +21,7 @@ from reglint.engine.finding import Finding, Fix, Severity
 
 if TYPE_CHECKING:  # pragma: no cover
     from reglint.engine.analysis import Analysis
+    from reglint.engine.penalty_estimate import PenaltyEstimate
     from reglint.engine.sweep import Curve
     from reglint.model import Model
 
@@ -105,6 +106,12 @@ class Rule:
     def sweep(self, model: Model, analysis: Analysis) -> list[Curve]:
         """The rule's feature as a function of a common multiplier on the
         lambdas it judges; empty for rules without one."""
+        return []
+
+    def penalty_estimates(self, model: Model, analysis: Analysis) -> list[PenaltyEstimate]:
+        """The penalties outside the weights' (an activity regularizer's)
+        as the rule estimates them, for every report to print; empty for
+        rules without one."""
         return []
 
     def level(self, value: float | None, warning: str, error: str | None = None) -> Severity | None:

@@ -47,6 +47,7 @@ def _read_and_lint(path: str, settings: Settings, options: ReadOptions | None) -
         for analysis in views if cls.per_optimizer_group else views[:1]:
             findings.extend(rule.check(model, analysis))
             report.curves.extend(rule.sweep(model, analysis))
+        report.penalty_estimates.extend(rule.penalty_estimates(model, views[0]))
     kept, report.suppressed = filter_findings(findings, path, settings)
     report.curves = kept_curves(report.curves, path, settings)
     report.findings = sorted(kept, key=lambda f: (-f.severity.rank, f.code, f.layer or ""))

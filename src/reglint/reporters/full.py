@@ -21,7 +21,7 @@ from reglint.engine.identity import display_path
 from reglint.engine.report import FileReport, RunReport
 from reglint.estimate.clipping import clip_of
 from reglint.estimate.dynamics import undampened_share
-from reglint.reporters.text import clean, lambda_note, markup, plural, summary_line
+from reglint.reporters.text import clean, estimates_line, lambda_note, markup, plural, summary_line
 
 Column = tuple[str, JustifyMethod]  # a table column's header and how its cells are justified
 
@@ -141,6 +141,9 @@ def _model_summary(rep: FileReport, console: Console) -> None:
             "at init, or at the saved weights where no initializer is recorded"
         console.print(_indented(Text(f"penalty ({at}): {g(total)} = {pct(total / scale)} of the data-loss scale"
                                      + _counted_note(analysis, total, scale)), 2))
+    estimated = estimates_line([e.to_dict() for e in rep.penalty_estimates], g, pct)
+    if estimated:  # review 71, 3: an activity penalty at 1.4x the data loss showed nowhere
+        console.print(_indented(Text(clean(estimated)), 2))
     skipped = lambda_note(model)
     for note in model.notes[:5] + ([skipped] if skipped else []):
         console.print(_indented(Text("note: " + clean(note), style="dim"), 2))

@@ -86,3 +86,26 @@ def summary_line(report) -> str:
     if unreadable:
         text += f"; {unreadable} unreadable"
     return text + "."
+
+
+def estimates_line(estimates: list[dict], fmt, pct, limit: int = 3) -> str | None:
+    """``activity penalty (RL010's estimate per sample at init): d2 about
+    2.29 = 142% of the data-loss scale``, from the JSON's
+    ``analysis.penalty_estimates``: the terminal's and the HTML's words
+    (review 71, 3); ``fmt`` and ``pct`` are the surface's number formats.
+
+    >>> estimates_line([{"code": "RL010", "layer": "d2", "kind": "activity", "per_sample": 2.29, "ratio": 1.42,
+    ...                  "batch_factor": 1}], str, lambda v: f"{v:.0%}")
+    "activity penalty (RL010's estimate per sample at init): d2 about 2.29 = 142% of the data-loss scale"
+    >>> estimates_line([], str, str) is None
+    True
+    """
+    if not estimates:
+        return None
+    codes = ", ".join(dict.fromkeys(f"{e['code']}'s" for e in estimates))
+    parts = [f"{e['layer']} about {fmt(e['per_sample'])}"
+             + (f" x batch {e['batch_factor']}" if (e.get("batch_factor") or 1) > 1 else "")
+             + f" = {pct(e['ratio'])}" for e in estimates[:limit]]
+    more = f" and {len(estimates) - limit} more (reglint explain)" if len(estimates) > limit else ""
+    return (f"{estimates[0]['kind']} penalty ({codes} estimate per sample at init): {', '.join(parts)}{more} "
+            f"of the data-loss scale")

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from reglint.engine.fmt import g
 from reglint.reporters.html import charts as c
-from reglint.reporters.html.markup import esc, num_attr, number, pctx, regularizer_text
+from reglint.reporters.html.markup import esc, gx, num_attr, number, pctx, regularizer_text
+from reglint.reporters.text import estimates_line
 
 MAX_BAR_LAYERS = 40
 
@@ -112,7 +113,16 @@ def layer_table(index: int, rows: list[LayerRow], analysis: dict) -> str:
             "<th scope=\"col\" class=\"num\">penalty@init</th><th scope=\"col\" class=\"num\">@saved</th>"
             "<th scope=\"col\" class=\"num\" title=\"penalty at init / data-loss scale\">% of data loss</th>"
             "<th scope=\"col\" class=\"num\" title=\"share of the counted penalty (rho)\">share of penalty</th>"
-            "</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>" + _totals(rows, analysis) + "</table></div>\n")
+            "</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>" + _totals(rows, analysis) + "</table></div>\n"
+            + _estimates(analysis))
+
+
+def _estimates(analysis: dict) -> str:
+    """The penalties outside the weights' (an activity regularizer's), as the
+    terminal prints them under its table (review 71, 3)."""
+    found = analysis.get("penalty_estimates")
+    line = estimates_line(found, gx, pctx) if isinstance(found, list) and found else None
+    return f"<p class=\"estimates\">{esc(line)}</p>\n" if line else ""
 
 
 def _totals(rows: list[LayerRow], analysis: dict) -> str:
