@@ -127,9 +127,14 @@ gate), so its neighbouring steps move together and a pooling over them
 keeps more than its share (``recurrent.sequence_share``; review 69, 3:
 0.11-0.34x Keras' penalty with the steps independent, 0.64-1.0x now); a
 local average over a window of its steps keeps ``g_w/w``, the correlation
-falling by that part a step (``activity._window_over_steps``:
+falling by that part a step (``steps.window_over_steps``:
 AveragePooling1D of 2, 4, 8 after an LSTM or GRU over 40 steps, 0.40-0.63x
-with the whole sequence's share, 0.86-0.92x now). Softmax outputs (a Dense's,
+with the whole sequence's share, 0.86-0.92x now). Keras' weightless
+``Attention`` and ``AdditiveAttention`` average their value tokens with
+softmax weights over their scores (``dot_attention``: nearly uniform over an
+Embedding's small vectors, peaked on the token itself where a query is its
+own key): taken as passing their values' moment on, a Dense after one was
+9-33x Keras' penalty, 0.82-1.14x now over eight shapes. Softmax outputs (a Dense's,
 an ``Activation``/``Softmax`` layer's over its axis, and what an
 ``ActivityRegularization`` after one penalises): ``l2 * sum p^2`` per
 distribution, ``sum p^2`` about ``(1 + v(1 - 1/C))/C`` at initialisation

@@ -56,7 +56,8 @@ def test_the_estimate_is_keras_penalty(name):
 # estimate takes as independent (0.78x and 0.83x Keras); an attention block's output rides on two heads' draws.
 # A pooling after an attention rides on one draw of its heads (1.19x here; 0.73-1.70x, 1.04x on average, over
 # review 68's eight draws).
-LOOSE_ON_NORMAL_INPUTS = {"dense_after_attention.keras": 0.2, "dense_after_pooled_relu_map.keras": 0.25,
+LOOSE_ON_NORMAL_INPUTS = {"additive_attention_dense.keras": 0.2,  # one draw: 0.85x, 0.91-1.10x over six more seeds
+                          "dense_after_attention.keras": 0.2, "dense_after_pooled_relu_map.keras": 0.25,
                           "conv_after_average_pooling.keras": 0.2, "attention_pooled_dense.keras": 0.25,
                           # a GRU's update gate holds sigmoid(0) of its state on average only (0.81x; 0.76-0.90x
                           # over two draws at 12 and 40 steps; 0.26-0.34x with the steps independent)
@@ -229,6 +230,7 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
                      "attention_pooled_dense.keras",  # and which an attention's average keeps (1.8x)
                      "lambda_on_other_call.keras",  # the inputs' mean offsets each unit by one draw (1.44x)
                      "gru_sequence_pooled.keras",  # token ids: its 0.81x on normal inputs, above
+                     "additive_attention_dense.keras",  # token ids: its 0.85x on normal inputs, above
                      "dense_after_attention.keras", "attention_on_own_output.keras",
                      "attention_tower_on_own_output.keras")
     assert estimate(name, input_var=1 / 3) == pytest.approx(keras, rel=1.0 if loose else 0.15)
@@ -243,7 +245,10 @@ def test_inputs_in_the_unit_interval_are_input_var_one_third(name):
         "dense_after_pooled_steps.keras", "conv_after_average_pooling.keras", "attention_pooled_dense.keras",
         "lambda_on_other_call.keras", "masked_embedding_pooled.keras", "pooling_same_edges.keras",
         "lstm_sequence_pooled.keras", "gru_sequence_pooled.keras",
-        "lstm_windows_pooled.keras", "gru_windows_pooled.keras")  # token ids: --input-var does not reach them
+        "lstm_windows_pooled.keras", "gru_windows_pooled.keras",  # token ids: --input-var does not reach them
+        "attention_over_embedding.keras", "attention_across_embeddings.keras", "additive_attention_dense.keras",
+        # the inputs' mean, which an attention's average and the pooling keep whole (4.1x Keras on normal inputs)
+        "self_attention_dense_pooled.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))

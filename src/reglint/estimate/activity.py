@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reglint.estimate.dot_attention import WEIGHTLESS_ATTENTION, own_score, score_variance, self_square_sum
 from reglint.estimate.gaussian import ACTIVATIONS as _ACTIVATIONS
 from reglint.estimate.gaussian import constant_share as _constant_share
 from reglint.estimate.gaussian import gauss_hermite as _gauss_hermite
 from reglint.estimate.init_scale import element_moments
 from reglint.estimate.pooling import pooled_positions
-from reglint.estimate.recurrent import RECURRENT, correlation_gain, recurrent_outputs, sequence_share, step_retention
+from reglint.estimate.recurrent import RECURRENT, recurrent_outputs, sequence_share, step_retention
+from reglint.estimate.steps import PER_STEP, STEP_WINDOWS, Lag, one_lag, window_over_steps
 from reglint.model import Layer, Model, Role
 from reglint.model.nesting import NestedGraph, layer_container
 from reglint.model.versions import major_minor
@@ -156,8 +158,8 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
             sources = [carried[src.path] for src in graph.feeding(layer) if src.path in carried]
             read[layer.path] = own = sum(sources) / len(sources) if sources else share
             attention = attention_inputs(layer, graph, out, input_moment, own) \
-                if layer.class_name in ATTENTION_LAYERS else None
-            lag = _one_lag([src.path for src in graph.feeding(layer)], lags)
+                if layer.class_name in _ATTENDING else None
+            lag = one_lag([src.path for src in graph.feeding(layer)], lags)
             out[layer.path], carried[layer.path], found = _output(layer, m_in, attention, own, independent, lag)
             if found is not None:
                 lags[layer.path] = found
@@ -171,7 +173,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
         read[key] = own = node_input_moment(key, producers, carried, share)
         run = call_run(origin, calls, key)
         attention = node_attention_inputs(run, key, producers, graph, out, input_moment, own)
-        lag = _one_lag(producers.get(key, []), lags)  # this call's steps (review 64)
+        lag = one_lag(producers.get(key, []), lags)  # this call's steps (review 64)
         out[key], carried[key], found = _output(run, m_in, attention, own, independent, lag)
         if found is not None:
             lags[key] = found
@@ -179,29 +181,7 @@ def output_second_moments(model: Model, graph: NestedGraph | None = None, input_
     return out
 
 
-@dataclass(frozen=True)
-class Lag:
-    """How the steps of a sequence a recurrent state carries move together:
-    their correlation falls by ``retention`` a step
-    (``recurrent.step_retention``), over the part of the moment that is not
-    ``base``, the share the same at every step (the inputs' mean, an
-    activation's)."""
 
-    retention: float
-    base: float
-
-
-def _one_lag(sources: list[str], lags: dict[str, Lag]) -> Lag | None:
-    """The lag of what a layer reads: its one source's (a merge of several
-    is left to the shares)."""
-    return lags.get(sources[0]) if len(sources) == 1 else None
-
-
-# Layers that act on each step alone (a Dense on a sequence acts per step): their
-# output's steps move together as their input's do.
-_PER_STEP = {"Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Dropout", "SpatialDropout1D",
-             "GaussianNoise", "GaussianDropout", "AlphaDropout", "LayerNormalization", "BatchNormalization",
-             "RMSNormalization", "Masking", "ActivityRegularization", "TimeDistributed"}
 
 
 # Layers whose output carries none of the inputs' mean: a table's rows (the
@@ -217,65 +197,54 @@ def _output(layer: Layer, m_in: float, attention: AttentionInputs | None, share:
     rest by ``n`` on independent positions (review 65, 7: a Dense after
     GlobalAveragePooling1D over 20 steps of a linear Dense was 20x Keras'
     penalty); a window over a recurrent state's steps, by fewer
-    (``_window_over_steps``)."""
+    (``steps.window_over_steps``)."""
     positions = pooled_positions(layer) if independent else None
-    if positions and lag is not None and layer.class_name in _STEP_WINDOWS and \
+    if positions and lag is not None and layer.class_name in STEP_WINDOWS and \
             layer.config.get("data_format") != "channels_first":
-        return _window_over_steps(layer, m_in, share, lag, positions)
+        return window_over_steps(layer, m_in, share, lag, positions)
     if positions:
         moment = m_in * (share + (1.0 - share) / positions)
         return moment, (share * m_in / moment if moment > 0 else share), None
     if layer.class_name in ATTENTION_LAYERS and attention is not None:
         found = attention_output_share(layer, attention)
         return _output_moment(layer, m_in, attention, share), share if found is None else found, None
+    if attention is not None and (averaged := _weightless_attention(layer, attention)) is not None:
+        return averaged[0], averaged[1], None
     moment, own = _output_moment(layer, m_in, attention, share), _output_share(layer, m_in, share)
     if (retention := step_retention(layer)) is not None:
         return moment, own, Lag(retention, share)
-    if lag is not None and layer.class_name in _PER_STEP:
+    if lag is not None and layer.class_name in PER_STEP:
         return moment, own, Lag(lag.retention, _output_share(layer, m_in, lag.base))
     return moment, own, None
 
 
-_STEP_WINDOWS = {"AveragePooling1D", "AvgPool1D"}  # a local average over a sequence's steps
+def _weightless_attention(layer: Layer, inputs: AttentionInputs) -> tuple[float, float] | None:
+    """(E[a^2], its share the same at every query) of a Keras ``Attention``
+    or ``AdditiveAttention`` output: the values' moment, their shared mean
+    whole and the rest times ``E[sum a_j^2]`` over the value tokens
+    (``dot_attention``; an Embedding's small vectors: every token weighed
+    alike, 9.4x and 33x Keras' penalty after one taken as passing its values
+    on). None where the scores are not known."""
+    variance = score_variance(layer, inputs.query, inputs.key)
+    if variance is None or not inputs.value_tokens:
+        return None
+    share, tokens = inputs.mean_share, inputs.value_tokens
+    squares = softmax_square_sum(tokens, variance) if not inputs.self_keyed else \
+        self_square_sum(tokens, variance, own_score(layer, inputs.query), softmax_square_sum)
+    total = share + (1.0 - share) * squares
+    return inputs.value * total, (_query_share((share + (1.0 - share) / tokens) / total, inputs.query_tokens)
+                                  if total > 0 else share)
 
 
-def _window_over_steps(layer: Layer, m_in: float, share: float, lag: Lag,
-                       positions: float) -> tuple[float, float, Lag | None]:
-    """A local average over ``w`` neighbouring steps of a sequence a state
-    carries keeps ``base + (1 - base) g_w/w`` of its moment
-    (``correlation_gain``), not the share a whole-sequence average sees
-    (review 70: AveragePooling1D(4) after an LSTM over 40 steps at 0.44x
-    Keras' penalty). The share of the output an average over all its
-    ``M`` windows keeps is what the input's whole average keeps,
-    ``share + (1 - share)/N`` of ``m_in``, over the output's moment.
-
-    >>> pool = Layer("p", "p", "AveragePooling1D", config={"pool_size": [4]}, input_shape=(None, 40, 64),
-    ...              output_shape=(None, 10, 64))
-    >>> moment, own, lag = _window_over_steps(pool, 1.0, 0.1, Lag(0.5, 0.0), 4)
-    >>> round(moment, 3), round(0.5 ** 4, 4) == lag.retention  # g_4 = 2.06 of 4, not 0.1 + 0.9/4
-    (0.516, True)
-    >>> round(moment * (own + (1 - own) / 10), 4) == round(0.1 + 0.9 / 40, 4)  # the whole average is kept
-    True
-    """
-    base = lag.base
-    kept = base + (1.0 - base) * correlation_gain(lag.retention, positions) / positions
-    moment = m_in * kept
-    steps, windows = _length(layer.input_shape), _length(layer.output_shape)
-    if moment <= 0 or steps is None or windows is None or windows < 2:
-        return moment, share, None
-    whole = (share + (1.0 - share) / steps) / kept
-    own = min(1.0, max(0.0, (whole - 1.0 / windows) / (1.0 - 1.0 / windows)))
-    stride = layer.config.get("strides")
-    stride = stride[0] if isinstance(stride, (list, tuple)) and stride else stride
-    step = stride if isinstance(stride, int) and stride > 0 else max(1, round(positions))
-    return moment, own, Lag(lag.retention ** step, base * m_in / moment)
-
-
-def _length(shape) -> int | None:
-    """A sequence's steps (``(batch, steps, features)``), where recorded."""
-    if shape and len(shape) == 3 and isinstance(shape[1], int) and shape[1] > 0:
-        return shape[1]
-    return None
+def _query_share(common: float, queries: int) -> float:
+    """The share that makes an average over the ``queries`` positions keep
+    ``common`` of the moment: what the positions differ by sums to zero over
+    them (each value's weight less its mean weight), so the average keeps
+    the common part alone, not a ``1/N`` of the rest too (a Dense's outputs
+    attending to themselves then pooled: 1.75x and 1.48x Keras' penalty)."""
+    if queries < 2:
+        return min(1.0, common)
+    return min(1.0, max(0.0, (common - 1.0 / queries) / (1.0 - 1.0 / queries)))
 
 
 def _output_share(layer: Layer, m_in: float, share: float) -> float:
@@ -287,7 +256,13 @@ def _output_share(layer: Layer, m_in: float, share: float) -> float:
     keeps it); an activation makes one of inputs of zero mean (a ReLU's is
     ``1/pi`` of its output's moment: ``constant_share``); a recurrent
     layer's steps share its carried state (``sequence_share``); a linear
-    map keeps it."""
+    map keeps it. An Embedding's rows share the table's own mean, a
+    ``1/V`` of their moment over ``V`` rows drawn alike, which tokens drawn
+    from the whole vocabulary keep in common (40 tokens of 200: an average
+    over them keeps ``1/40 + 1/200``, not ``1/40``); frequent tokens share
+    more, which the file does not say."""
+    if layer.class_name == "Embedding" and isinstance(rows := layer.config.get("input_dim"), int) and rows > 0:
+        return 1.0 / rows
     if layer.class_name in _MEAN_FREE and not layer.fixed_statistics:
         return 0.0
     if softmax_classes(layer) is not None:
@@ -334,7 +309,7 @@ def node_attention_inputs(layer: Layer, key: str, producers: dict[str, list[str]
     """``attention_inputs`` for one call of ``layer``: a call reading one
     tensor (self-attention) takes that call's moment for its query, key and
     value; a call reading several keeps the layer's references."""
-    if layer.class_name not in ATTENTION_LAYERS:
+    if layer.class_name not in _ATTENDING:
         return None
     inputs = attention_inputs(layer, graph, moments, default, share)
     if inputs is not None and len(layer.call_shapes) == 1:  # one call's shapes (``call_run``): its own tokens
@@ -345,7 +320,7 @@ def node_attention_inputs(layer: Layer, key: str, producers: dict[str, list[str]
     if inputs is None or len(read) != 1 or (only := read.pop()) not in moments:
         return inputs
     m = moments[only]
-    return dataclasses.replace(inputs, query=m, key=m, value=m)
+    return dataclasses.replace(inputs, query=m, key=m, value=m, self_keyed=True)
 
 
 def _output_moment(layer: Layer, m_in: float, attention: AttentionInputs | None, share: float) -> float:
@@ -556,6 +531,7 @@ def activity_penalty_per_sample(layer: Layer, input_moment: float = 1.0, source:
 ATTENTION_PROJECTIONS = ("query", "key", "value", "attention_output")
 # Keras' attention layers; a GroupedQueryAttention is saved as GroupQueryAttention.
 ATTENTION_LAYERS = frozenset({"MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention"})
+_ATTENDING = ATTENTION_LAYERS | WEIGHTLESS_ATTENTION  # layers whose query, key and value are gathered
 # The penalties ``Layer.activity_on`` names, by the projection whose output each
 # weighs: a GroupedQueryAttention calls its output projection "output", and
 # penalises its own output as well ("attention output"), the same tensor.
@@ -578,6 +554,7 @@ class AttentionInputs:
     query_tokens: int
     value_tokens: int
     mean_share: float = 0.0
+    self_keyed: bool = False  # the query is its own key: a weightless attention's token scores itself high
 
 
 def attention_inputs(layer: Layer, graph: NestedGraph, moments: dict[str, float], default: float,
@@ -604,7 +581,9 @@ def attention_inputs(layer: Layer, graph: NestedGraph, moments: dict[str, float]
 
     query = moment(0, default)
     value = moment(1, query)
-    return AttentionInputs(query, moment(2, value), value, query_tokens, value_tokens, share)
+    key = first[2] if len(first) > 2 else first[1] if len(first) > 1 else None
+    same = key is not None and (key.name, key.tensor, key.node) == (first[0].name, first[0].tensor, first[0].node)
+    return AttentionInputs(query, moment(2, value), value, query_tokens, value_tokens, share, self_keyed=same)
 
 
 def _shape_of(layer: Layer) -> list | tuple | None:
@@ -702,7 +681,7 @@ def attention_output_share(layer: Layer, inputs: AttentionInputs) -> float | Non
     share, tokens = inputs.mean_share, inputs.value_tokens
     spread = softmax_square_sum(tokens, moments["query"][1] * moments["key"][1])
     total = share + (1.0 - share) * spread
-    return min(1.0, (share + (1.0 - share) / tokens) / total) if total > 0 else None
+    return _query_share((share + (1.0 - share) / tokens) / total, inputs.query_tokens) if total > 0 else None
 
 
 def attention_output_moment(layer: Layer, inputs: AttentionInputs) -> float | None:
