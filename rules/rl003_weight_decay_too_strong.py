@@ -321,7 +321,7 @@ class WeightDecayTooStrong(Rule):
                         offset=r - base, warning=warning,
                         # the error level applies to weight_decay's part: shifted by the kernel's coupled offset
                         error=error + (r - base), fix=fix,
-                        lambdas=(dyn.weight_decay or 2 * dyn.coupled_l2,))]
+                        lambdas=(dyn.weight_decay or 2 * dyn.coupled_l2,), about=())]
         if stacked is not None and base < warning:
             # The error comes from the decay every weight gets (check), never from a lambda: on this knob it
             # is either there at every multiplier (base past it) or nowhere.
@@ -331,7 +331,7 @@ class WeightDecayTooStrong(Rule):
                                 "per-step shrink of the kernel whose coupled L2 adds most under SGD", "lambda",
                                 slope=r - base, offset=base, warning=warning,
                                 error=base if base >= error else None, lambdas=lambdas,
-                                layers=tuple(dict.fromkeys(p.layer.path for p in stacking))))
+                                layers=tuple(dict.fromkeys(p.layer.path for p in stacking)), about=()))
         return curves
 
     def check(self, model, analysis):

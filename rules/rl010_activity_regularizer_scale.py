@@ -313,7 +313,9 @@ class ActivityRegularizerScale(Rule):
 
     def penalty_estimates(self, model, analysis) -> list[PenaltyEstimate]:
         """The estimates every report prints beside the weights' penalty."""
-        return [PenaltyEstimate(self.code, e.layer.path, "activity", e.per_sample, e.ratio, e.batch_factor)
+        return [PenaltyEstimate(self.code, e.layer.path, "activity", e.per_sample, e.ratio, e.batch_factor,
+                                bound="at least" if e.open_length else "at most" if e.open_pooling else "about",
+                                assumed=bool(e.correlated is not None or e.unknown or e.mean_assumed))
                 for e in self.estimates(model, analysis) if e.per_sample is not None and e.ratio is not None]
 
     def estimates(self, model, analysis) -> list[ActivityEstimate]:

@@ -174,8 +174,10 @@ class FastRotationalEquilibrium(Rule):
             if lag is not None:
                 fix = min(fix, lag.values["decay_scale_factor"])
         layers = tuple(dict.fromkeys(layer.path for layer, _, _ in kernels)) if knob == "lambda" else ()
+        # its fix lowers the optimizer's weight_decay too where one is set: a finding about the optimizer
+        about = () if dyn.weight_decay else None
         return [Curve(self.code, "angle_squared", label, knob, slope=slope, offset=offset, warning=warning,
-                      error=error, fix=fix, lambdas=lambdas, layers=layers)]
+                      error=error, fix=fix, lambdas=lambdas, layers=layers, about=about)]
 
     def check(self, model, analysis):
         dyn = analysis.dynamics

@@ -542,7 +542,9 @@ class PenalizedEmbeddingChain(Rule):
                                 slope=slope, offset=offset, warning=warning,
                                 error=self.thresholds["table-kernels-shrink-error"] if fastest.complete else None,
                                 fix=fix, lambdas=(fastest.kernel_l2,),
-                                layers=tuple(dict.fromkeys((*fastest.layers, *fastest.shrink_chain)))))
+                                layers=tuple(dict.fromkeys((*fastest.layers, *fastest.shrink_chain))),
+                                # its fix lowers the optimizer's weight_decay first where it decays: about the optimizer
+                                about=() if any(dyn.weight_decay for dyn in fastest.dynamics) else None))
         return curves
 
 

@@ -428,3 +428,29 @@ def test_an_override_silencing_a_rule_on_all_its_layers_silences_its_sweep_curve
     assert {c["code"] for c in one["curves"]} == {"RL001", "RL024"}
     per_file = sweep(head + '[tool.reglint.lint.per-file-ignores]\n"m.keras" = ["RL024"]\n')
     assert {c["code"] for c in per_file["curves"]} == {"RL001"}
+
+
+def test_an_override_that_silences_no_finding_keeps_the_rules_curve(tmp_path, monkeypatch):
+    """Review 73, 2: an override ignoring RL003 on every layer its lambda
+    curve judges suppressed nothing (RL003's finding is about the
+    optimizer's weight_decay, which no layer override covers) yet dropped
+    the curve: the safe multiplier jumped 135x while RL003 still warned."""
+    import shutil
+
+    from helpers import FIXTURES
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    shutil.copy(FIXTURES / "keras" / "scenario_sgd_wd_l2_stacked.keras", tmp_path / "m.keras")
+
+    def run_with(config: str) -> dict:
+        write(tmp_path / "pyproject.toml", config)
+        return json.loads(CliRunner().invoke(app, ["check", "m.keras", "--no-cache", "-f", "json"]).stdout)["files"][0]
+
+    plain = run_with("[tool.reglint.lint]\n")
+    overridden = run_with('[[tool.reglint.lint.overrides]]\nfiles = ["m.keras"]\nlayers = ["dense", "dense_1", '
+                          '"dense_2"]\nignore = ["RL003"]\n')
+    assert "RL003" in {f["code"] for f in overridden["findings"]}
+    sweep, before = overridden["model"]["analysis"]["sweep"], plain["model"]["analysis"]["sweep"]
+    assert sweep["bound_by"] == before["bound_by"] == ["RL003"]
+    assert sweep["safe_multiplier"] == before["safe_multiplier"]

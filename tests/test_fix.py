@@ -204,7 +204,7 @@ def test_every_text_surface_prints_the_fix_with_its_aim():
     report = lint_file(path, Settings())
     lines = {f.fix.line() for f in report.findings if f.fix is not None and f.fix.changes}
     assert any("(one decay mechanism" in line for line in lines)
-    for output_format in ("full", "github", "junit"):
+    for output_format in ("full", "github", "junit", "sarif"):
         out = CliRunner().invoke(app, ["check", path, "--no-cache", "-f", output_format], env={"COLUMNS": "400"}).stdout
         flat = " ".join(out.replace("%0A", "\n").split())
         for line in lines:

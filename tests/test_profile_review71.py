@@ -51,12 +51,13 @@ def test_an_activity_penalty_is_in_the_first_batch_ratio_line():
     weights' ratio) where the penalty was 1.57x the data loss."""
     initial = {"data_loss": 1.55, "penalty": 2.43, "weight_penalty": 0.0, "other_penalty": 2.43,
                "penalty_ratio": 0.0, "penalty_ratio_all": 2.43 / 1.55}
-    assert activity_share_text(initial, lambda v: f"{v:.3g}") == "; with the activity penalty 2.43: 1.57"
+    assert activity_share_text(initial, lambda v: f"{v:.3g}") == "; counting the activity penalty 2.43 too: 1.57"
     assert activity_share_text({**initial, "other_penalty": 0.0}, str) == ""
     from reglint.reporters.html.profile_section import _with_activity
 
-    assert _with_activity(initial) == "; with the activity penalty 2.43: 1.57"  # the HTML's, from the JSON
-    assert _with_activity({**initial, "other_penalty": 0.0}) == ""
+    analysis = {"penalty_ratio": 0.0, "penalty_estimates": [{"ratio": 1.42}]}  # the HTML's, from the JSON
+    assert _with_activity(initial, analysis) == "; counting the activity penalty 2.43 too: 1.57 (static estimate 1.42)"
+    assert _with_activity({**initial, "other_penalty": 0.0}, analysis) == ""
 
 
 def test_a_measured_fix_moves_a_harmful_value_by_at_least_half_a_decade():
@@ -73,3 +74,16 @@ def test_a_measured_fix_moves_a_harmful_value_by_at_least_half_a_decade():
     result.layer_penalties = [LayerPenalty("d2", "activity", {"class": "L2", "l2": 0.3}, 155.0)]
     [change] = PenaltyHurtsTraining().fix(result).changes
     assert change.suggested == pytest.approx(0.3 * 1.5 / 100)
+
+
+def test_the_profiles_optimizer_line_says_ema_and_clipping_as_check_does(capsys):
+    """Review 73, 3: check's optimizer line said "global_clipnorm 1, EMA of
+    the weights 0.95 (use_ema)", profile's only the clipping."""
+    from reglint.cli.app import main
+
+    from helpers import FIXTURES
+
+    path = FIXTURES / "keras_optimizers" / "ema_adamw.keras"
+    assert main(["profile", str(path), "--steps", "2", "--device", "cpu"]) in (0, 1)
+    line = next(x for x in capsys.readouterr().out.splitlines() if "optimizer:" in x)
+    assert line.endswith("global_clipnorm 1, EMA of the weights 0.95 (use_ema)"), line

@@ -27,8 +27,13 @@ class PenaltyEstimate:
     per_sample: float
     ratio: float
     batch_factor: int = 1  # Keras 3.0-3.13 sum an activity penalty over the batch: the loss gets B times it
+    # "about"; "at least" where the file leaves a length open (counted at one step), "at most" where a
+    # pooling's positions are open (review 73, 1: a lower bound 17x under Keras' penalty read "about")
+    bound: str = "about"
+    assumed: bool = False  # it rests on what the file does not say (pooled positions, code it does not run ...)
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "layer": self.layer, "kind": self.kind, "per_sample": self.per_sample,
-                "batch_factor": self.batch_factor, "ratio": self.ratio}
+                "batch_factor": self.batch_factor, "ratio": self.ratio, "bound": self.bound,
+                "assumed": self.assumed}
 

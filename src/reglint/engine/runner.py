@@ -49,6 +49,6 @@ def _read_and_lint(path: str, settings: Settings, options: ReadOptions | None) -
             report.curves.extend(rule.sweep(model, analysis))
         report.penalty_estimates.extend(rule.penalty_estimates(model, views[0]))
     kept, report.suppressed = filter_findings(findings, path, settings)
-    report.curves = kept_curves(report.curves, path, settings)
+    report.curves = kept_curves(report.curves, path, settings, kept, report.suppressed)
     report.findings = sorted(kept, key=lambda f: (-f.severity.rank, f.code, f.layer or ""))
     return report

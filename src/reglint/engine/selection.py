@@ -70,22 +70,30 @@ def filter_findings(findings: list[Finding], path: str, settings: Settings,
     return kept, suppressed
 
 
-def kept_curves(curves: list[Curve], path: str, settings: Settings,
-                today: _dt.date | None = None) -> list[Curve]:
-    """The sweep curves a finding of their rule about their layers would
-    survive with: a per-file ignore or a layer override that silences the
-    rule on every layer a curve judges silences the curve too, as ``--ignore``
-    does (review 72, 1: an override hid RL024's finding while its curve set
-    the HTML's safe range and explain's largest safe lambda 48x lower)."""
+def kept_curves(curves: list[Curve], path: str, settings: Settings, kept: list[Finding],
+                suppressed: list[Finding], today: _dt.date | None = None) -> list[Curve]:
+    """The sweep curves whose rule is heard: where it fired, those of a rule
+    with a finding kept (review 72, 1: an override hid RL024's finding while
+    its curve set the HTML's safe range and explain's largest safe lambda 48x
+    lower; review 73, 2: one that suppressed nothing must not drop RL003's);
+    where it did not, those a finding naming the curve's layers
+    (``Curve.named``) would survive with, as ``--ignore`` would have it."""
     today = today or _dt.date.today()
     rel = relative_posix(path, settings.root)
-    kept = []
+    heard = {f.code for f in kept}
+    fired = heard | {f.code for f in suppressed}
+    out = []
     for curve in curves:
-        probe = Finding(curve.code, "", Severity.WARNING, "", layer=curve.layers[0] if curve.layers else None,
-                        values={"layers": list(curve.layers)})
+        if curve.code in fired:
+            if curve.code in heard:
+                out.append(curve)
+            continue
+        named = curve.named
+        probe = Finding(curve.code, "", Severity.WARNING, "", layer=named[0] if named else None,
+                        values={"layers": list(named)})
         if not _suppressed(probe, rel, settings, today):
-            kept.append(curve)
-    return kept
+            out.append(curve)
+    return out
 
 
 def _suppressed(finding: Finding, rel: str, settings: Settings, today: _dt.date) -> bool:

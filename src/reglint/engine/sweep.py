@@ -44,6 +44,14 @@ class Curve:
     # not move the feature, and an override silencing the rule on every one
     # of them silences the curve too (review 72, 1-2)
     layers: tuple[str, ...] = ()
+    # the layers a finding of the rule on this curve names, where not ``layers``: () for a finding about the
+    # optimizer's decay, which no layer override covers (RL003; review 73, 2)
+    about: tuple[str, ...] | None = None
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The layers a finding on this curve would name."""
+        return self.layers if self.about is None else self.about
 
     def at(self, m: float) -> float:
         return self.slope * m + self.offset

@@ -153,12 +153,7 @@ def _summary(result: ProfileResult, file_report, console) -> None:
             lr = (f"lr {markup(str(opt['learning_rate_schedule']))} from {g(opt.get('learning_rate'))}"
                   + (f", {g(peak)} at most in these runs" if peak is not None and peak != opt.get("learning_rate")
                      else ""))
-        clip = next((f"{key} {g(opt[key])}" for key in ("global_clipnorm", "clipnorm", "clipvalue") if opt.get(key)),
-                    "")
-        extras = [f"momentum {g(opt['momentum'])}" + (" nesterov" if opt.get("nesterov") else "")
-                  if opt.get("momentum") else "",
-                  f"weight_decay {g(opt['weight_decay'])}" if opt.get("weight_decay") else "", clip]
-        console.print(f"  optimizer: {markup(opt['class'])} {lr}" + "".join(f", {e}" for e in extras if e))
+        console.print(f"  optimizer: {markup(opt['class'])} {lr}" + "".join(f", {e}" for e in optimizer_extras(opt)))
     static_rho = None
     if file_report.analysis is not None and file_report.analysis.penalties:
         from reglint.rules.rl001_penalty_dominates_loss import static_ratio
@@ -167,10 +162,13 @@ def _summary(result: ProfileResult, file_report, console) -> None:
     counted, whole = result.weight_penalty_ratio(), result.weight_penalty_ratio(include_invariant=True)
     left_out = (f", {g(whole, 2)} with the kernels feeding a normalization and the gammas/betas RL001 leaves out"
                 if abs(whole - counted) > 1e-12 * max(1.0, abs(whole)) else "")  # review 38, 8
-    activity = activity_share_text(result.to_dict()["initial"], lambda v: g(v, 2))
+    # the static estimate of the same quantity beside each (review 73, 4: the weights' beside the whole)
+    estimated = [e.ratio for e in file_report.penalty_estimates]
+    activity = activity_share_text(result.to_dict()["initial"], lambda v: g(v, 2),
+                                   (static_rho or 0.0) + sum(estimated) if estimated else None)
     console.print(f"  first batch: data loss {g(result.data_loss)}, penalty {g(result.penalty)} "
-                  f"(weights {g(result.weight_penalty)}); penalty/data {g(counted, 2)}{left_out}{activity}" +
-                  (f" [dim](static estimate {g(static_rho, 2)})[/]" if static_rho is not None else ""))
+                  f"(weights {g(result.weight_penalty)}); penalty/data {g(counted, 2)}{left_out}" +
+                  (f" [dim](static estimate {g(static_rho, 2)})[/]" if static_rho is not None else "") + activity)
     outcome = result.outcome
     if result.trajectory:
         first, last = result.trajectory[0], result.trajectory[-1]
@@ -301,3 +299,18 @@ def _findings(file_report, console) -> None:
         console.print(Text("        " + clean(finding.message)))
         if finding.remedy:
             console.print(Text("        fix: " + clean(finding.remedy), style="green"))
+
+
+def optimizer_extras(opt: dict) -> list[str]:
+    """The optimizer line's settings after its rate, in check's words:
+    momentum, weight_decay, the clipping Keras applies first, use_ema.
+
+    >>> optimizer_extras({"momentum": 0.9, "global_clipnorm": 1.0, "ema_momentum": 0.99})
+    ['momentum 0.9', 'global_clipnorm 1', 'EMA of the weights 0.99 (use_ema)']
+    """
+    clip = next((f"{key} {g(opt[key])}" for key in ("global_clipnorm", "clipnorm", "clipvalue") if opt.get(key)), "")
+    extras = [f"momentum {g(opt['momentum'])}" + (" nesterov" if opt.get("nesterov") else "")
+              if opt.get("momentum") else "",
+              f"weight_decay {g(opt['weight_decay'])}" if opt.get("weight_decay") else "", clip,
+              f"EMA of the weights {g(opt['ema_momentum'])} (use_ema)" if opt.get("ema_momentum") else ""]
+    return [e for e in extras if e]

@@ -86,6 +86,8 @@ def optimizer_info(keras, model, fallback=None) -> tuple[Any, dict[str, Any] | N
         "global_clipnorm": cfg.get("global_clipnorm"),
         "clipvalue": cfg.get("clipvalue"),
         "gradient_accumulation_steps": cfg.get("gradient_accumulation_steps"),
+        # use_ema: the moving average fit leaves in the model (review 73, 3: check showed it, profile did not)
+        "ema_momentum": float(cfg.get("ema_momentum") or 0.99) if cfg.get("use_ema") is True else None,
         "stepped": False,
     }
 

@@ -230,7 +230,7 @@ def _message(finding: Finding, rel: str) -> str:
     if finding.remedy:
         text += f". Fix: {clean(finding.remedy)}"
     if finding.fix is not None and finding.fix.changes:
-        text += f" ({clean(finding.fix.describe())})"
+        text += f". {clean(finding.fix.line())}"  # with its aim, as every surface prints it (review 73, 6)
     return text
 
 

@@ -97,15 +97,19 @@ def estimates_line(estimates: list[dict], fmt, pct, limit: int = 3) -> str | Non
     >>> estimates_line([{"code": "RL010", "layer": "d2", "kind": "activity", "per_sample": 2.29, "ratio": 1.42,
     ...                  "batch_factor": 1}], str, lambda v: f"{v:.0%}")
     "activity penalty (RL010's estimate per sample at init): d2 about 2.29 = 142% of the data-loss scale"
+    >>> estimates_line([{"code": "RL010", "layer": "c", "kind": "activity", "per_sample": 0.04, "ratio": 0.02,
+    ...                  "bound": "at least", "assumed": True}], str, lambda v: f"{v:.0%}").split(": ", 1)[1]
+    'c at least 0.04 = 2% (assuming what the file leaves open: reglint explain) of the data-loss scale'
     >>> estimates_line([], str, str) is None
     True
     """
     if not estimates:
         return None
     codes = ", ".join(dict.fromkeys(f"{e['code']}'s" for e in estimates))
-    parts = [f"{e['layer']} about {fmt(e['per_sample'])}"
+    parts = [f"{e['layer']} {e.get('bound') or 'about'} {fmt(e['per_sample'])}"
              + (f" x batch {e['batch_factor']}" if (e.get("batch_factor") or 1) > 1 else "")
-             + f" = {pct(e['ratio'])}" for e in estimates[:limit]]
+             + f" = {pct(e['ratio'])}" + (" (assuming what the file leaves open: reglint explain)"
+                                          if e.get("assumed") else "") for e in estimates[:limit]]
     more = f" and {len(estimates) - limit} more (reglint explain)" if len(estimates) > limit else ""
     return (f"{estimates[0]['kind']} penalty ({codes} estimate per sample at init): {', '.join(parts)}{more} "
             f"of the data-loss scale")

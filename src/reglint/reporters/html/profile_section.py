@@ -81,7 +81,7 @@ def _summary_rows(profile: dict, analysis: dict) -> list[tuple[str, str]]:
         rows.append((where, esc(
             f"data loss {gx(initial.get('data_loss'))}, penalty {gx(initial.get('penalty'))} "
             f"(weights {gx(initial.get('weight_penalty'))}); measured penalty / data loss "
-            f"{gx(initial.get('penalty_ratio'))}{_with_activity(initial)}{static_text}")))
+            f"{gx(initial.get('penalty_ratio'))}{static_text}{_with_activity(initial, analysis)}")))
     outcome = profile.get("outcome")
     if isinstance(outcome, dict):
         label = str(outcome.get("label", "?"))
@@ -200,9 +200,16 @@ def _dict_table(caption: str, rows: list[dict]) -> str:
             + body + "</tbody></table></div>\n")
 
 
-def _with_activity(initial: dict) -> str:
+def _with_activity(initial: dict, analysis: dict) -> str:
     """The first batch's whole penalty/data where an activity penalty is
     part of it, as the terminal prints it (``profile.result.
-    activity_share_text``; review 71, 2: "0" for an activity L2 at 1.57)."""
+    activity_share_text``; review 71, 2: "0" for an activity L2 at 1.57),
+    beside the static estimate of the same whole (review 73, 4)."""
     other, whole = number(initial.get("other_penalty")), number(initial.get("penalty_ratio_all"))
-    return f"; with the activity penalty {gx(other)}: {gx(whole)}" if other and other > 0 and whole is not None else ""
+    if not (other and other > 0 and whole is not None):
+        return ""
+    estimated = [number(e.get("ratio")) for e in analysis.get("penalty_estimates") or [] if isinstance(e, dict)]
+    static = (number(analysis.get("penalty_ratio")) or 0.0) + sum(r for r in estimated if r is not None) \
+        if estimated else None
+    return f"; counting the activity penalty {gx(other)} too: {gx(whole)}" + (
+        f" (static estimate {gx(static)})" if static is not None else "")
