@@ -353,8 +353,9 @@ class PenaltyHurtsTraining(Rule):
             return Judgment("not-measured", f"{where}: no {metric.name} to compare", None, values)
         if m_ref < metric.learned or m_ref <= 0:
             return Judgment("twin-did-not-learn", f"{where}: the unregularized twin did not learn either "
-                                                  f"({metric.show(ref)}{metric.context()}; {metric.criterion()}): "
-                                                  f"no verdict on the penalty", None, values)
+                                                  f"({metric.show(ref)}{metric.context()}; {metric.criterion()})"
+                                                  f"{_unlearned(twin, values)}: no verdict on the penalty",
+                            None, values)
         gap = values["gap"] = (m_ref - m_pen) / m_ref
         # each the mean of the run's last FINAL_RECORDS records (the curves' last row is one of them)
         both = (f"the penalized run reached {metric.show(pen)}, its unregularized twin {metric.show(ref, False)}"
@@ -548,7 +549,10 @@ class PenaltyHurtsTraining(Rule):
             return fix, f"; {twin.trials_note}", f"{fix.describe()}, then profile again" if fix else None, rows
         lowest = twin.trials[-1].changes
         removal = _removal(result)
-        remedy = (f"every value tried still trails the twin: remove the penalty (its unregularized twin trained), "
+        if twin.trials_note:  # review 74, 5: the next trial did not fit the time budget; say so, not "every value"
+            sentence += f"; {twin.trials_note}"
+        tried = "the value tried" if len(twin.trials) == 1 else "every value tried"
+        remedy = (f"{tried} still trails the twin: remove the penalty (its unregularized twin trained), "
                   f"or go below {_changes_text(lowest)} and profile again" if learned else
                   f"every value tried still diverged: remove the penalty (its unregularized twin stayed finite, though "
                   f"it did not learn either at these optimizer settings), or go below {_changes_text(lowest)} and "
@@ -642,6 +646,33 @@ def _stale_statistics(twin, pen, first: int, last: int, values: dict) -> str:
             f"faster than that: the network fits but predicts from stale statistics, and so would a model saved "
             f"then. Lower the decay on BatchNorm-fed kernels, train past the window, or re-estimate the "
             f"statistics on training data before saving")
+
+
+def _unlearned(twin, values: dict) -> str:
+    """Why the twin may not have learned where a longer or fuller run would
+    (review 74, 1 and 3: ResNet50 and a transformer cut to one step of 150,
+    BatchNorm CNNs fitting their batches at chance on the held-back slice,
+    each read "did not learn either"): the time budget cut the steps asked
+    for; the twin fit its training batches with their own statistics while
+    BatchNorm's moving ones lag. '' otherwise."""
+    budget, ref = twin.budget, twin.unregularized
+    taken = ref.step[-1] if ref.step else 0
+    if budget.asked:
+        values["twin_unlearned_reason"] = "time-budget"
+        need = 2 * budget.asked * budget.seconds_per_step if budget.seconds_per_step else None
+        return (f", after {g(taken)} steps of the {g(budget.asked)} asked for, cut to fit --time-budget "
+                f"{g(budget.time_budget)} s" + (f" (the two runs' steps alone need about {g(need, 2)} s: raise it)"
+                                                if need else ""))
+    stats, trivial = twin.moving_statistics, (twin.held_out or {}).get("trivial_loss")
+    fit = [v for v in ref.data_loss[1:][-FINAL_RECORDS:] if v is not None and math.isfinite(v)]  # past step 0
+    if twin.synthetic or not stats or not trivial or not fit or sum(fit) / len(fit) > STALE_FIT * trivial:
+        return ""
+    values["twin_unlearned_reason"] = "stale-moving-statistics"
+    window = 1.0 / (1.0 - stats["momentum"]) if stats["momentum"] < 1 else math.inf
+    return (f"; yet it fit its training batches (loss {g(sum(fit) / len(fit))} with each batch's own statistics, "
+            f"against the constant predictor's {g(trivial)}): BatchNorm's moving statistics (momentum "
+            f"{g(stats['momentum'])}, an average over about {g(window)} steps) still lag after {g(taken)} steps; "
+            f"a longer run (--epochs) judges where they have caught up")
 
 
 def _diverge_text(run) -> str:

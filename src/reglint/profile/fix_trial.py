@@ -120,12 +120,13 @@ def changed_optimizer(keras, opt, changes: list[Change]):
                            f"({exc})") from None
 
 
-def run_trial(backend, inputs, evaluator, steps: int, changes: list[Change]):
+def run_trial(backend, inputs, evaluator, steps: int, changes: list[Change], records: int | None = None):
     """The penalized recipe again, from the saved weights on the same
     batches, with ``changes`` applied, for ``steps`` steps: a ``TwinRun``
     and what could not be applied. The model is back at its saved
-    weights and regularizers afterwards."""
-    from reglint.profile.twin import _Lane, _lockstep, _new_run
+    weights and regularizers afterwards. ``records``: the pair's, so the
+    trial's records fall on its steps."""
+    from reglint.profile.twin import POINTS, _Lane, _lockstep, _new_run
 
     model, keras = inputs.model, backend.keras
     saved = snapshot(backend, model.variables)
@@ -137,7 +138,7 @@ def run_trial(backend, inputs, evaluator, steps: int, changes: list[Change]):
                  context=lambda: penalties_changed(model, inputs.rows, changes))
     backend.set_seed(inputs.seed)
     start = time.perf_counter()
-    _lockstep(backend, model, [lane], inputs, evaluator, steps, None)
+    _lockstep(backend, model, [lane], inputs, evaluator, steps, None, records or POINTS)
     lane.run.seconds = time.perf_counter() - start
     restore(model.variables, saved)
     return lane.run, skipped

@@ -179,7 +179,8 @@ def _measure_fixes(result: ProfileResult, twin: Twin, trial, next_trial, *, limi
     while (changes := next_trial(result)):
         needed = 1.25 * twin.penalized.seconds
         if time.perf_counter() + needed > limit:
-            twin.trials_note = (f"a fix was not measured: it needs about {needed:.0f} s more than --time-budget "
+            which = "a fix was" if not twin.trials else "the next fix, a decade lower, was"
+            twin.trials_note = (f"{which} not measured: it needs about {needed:.0f} s more than --time-budget "
                                 f"allows (raise --time-budget to measure it)")
             return
         run, skipped = trial(twin.budget.steps, list(changes))
@@ -212,7 +213,7 @@ def _run_twin(backend, model, opt, opt_info, batches, held, loss: DataLoss, rows
     def trial(steps: int, changes: list):
         from reglint.profile.fix_trial import run_trial
 
-        return run_trial(backend, inputs, evaluator, steps, changes)
+        return run_trial(backend, inputs, evaluator, steps, changes, records=twin.budget.records)
 
     return twin, trajectory, data_final, trial
 

@@ -134,6 +134,8 @@ class Budget:
     seconds_per_step: float | None = None  # measured, one run
     time_budget: float | None = None  # --time-budget seconds
     early_stop: bool = True  # the twin may stop once its held-out loss stops improving (not with --steps)
+    records: int = 24  # records per run besides step 0 (twin.records_for)
+    asked: int | None = None  # the steps asked for (--epochs, --steps, the timescales) where the time budget cut them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

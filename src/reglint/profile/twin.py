@@ -80,8 +80,12 @@ MIN_STEPS = 100
 MAX_STEPS = 2000
 DEFAULT_TIME_BUDGET = 60.0
 # Records per run besides step 0, evenly spaced over the most steps a run
-# may take.
+# may take; where evaluating POINTS records would take more than half the
+# time left (a large model on a CPU), fewer, down to MIN_RECORDS (review 74,
+# 1: ResNet50 and a transformer were cut to 1 step of 150, their 2 x 25
+# records of 320 held-out examples taking the whole budget).
 POINTS = 24
+MIN_RECORDS = 6
 # Early stop of the twin (as Keras' EarlyStopping): after the target steps,
 # once its monitored loss (held-out, else training) has not improved on its
 # best by MIN_DELTA of its starting value for PATIENCE records.
@@ -247,22 +251,38 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Hor
         reason = f"no penalty timescale (nothing to remove, or no learning rate): the minimum of {g(MIN_STEPS)} steps"
         alone = "no penalty timescale (nothing to remove, or no learning rate)"
     horizon = Horizon.from_steps(steps_override) if isinstance(steps_override, int) else steps_override
-    affordable = max(int((remaining - 2 * (POINTS + 1) * eval_seconds) / (2 * per_step)), 1) if per_step else None
+    records = records_for(remaining, eval_seconds)
+    affordable = max(int((remaining - 2 * (records + 1) * eval_seconds) / (2 * per_step)), 1) if per_step else None
     ms = g((per_step or 0.0) * 1000, 3)  # per step, for the reasons below
     if horizon is not None:
-        steps, told = horizon.steps, horizon.reason
+        steps, told, asked = horizon.steps, horizon.reason, None
         if not horizon.exact and affordable is not None and affordable < steps:
-            steps = affordable
+            steps, asked = affordable, steps
             told += (f", cut to {g(steps)} to fit --time-budget {g(time_budget)} s ({ms} ms per step, two runs): "
                      f"judged there")
         return Budget(steps=steps, reason=f"{told} (the timescales alone: {alone})", target=target,
-                      timescales=named, seconds_per_step=per_step, time_budget=time_budget, early_stop=False)
+                      timescales=named, seconds_per_step=per_step, time_budget=time_budget, early_stop=False,
+                      records=records, asked=asked)
     cap = MAX_STEPS
     if affordable is not None and affordable < MAX_STEPS:
         cap = affordable
         reason += f"; at most {g(cap)} fit --time-budget {g(time_budget)} s ({ms} ms per step, two runs)"
     return Budget(steps=cap, reason=reason, target=min(target, cap), timescales=named, seconds_per_step=per_step,
-                  time_budget=time_budget, early_stop=True)
+                  time_budget=time_budget, early_stop=True, records=records,
+                  asked=target if cap < target else None)
+
+
+def records_for(remaining: float, eval_seconds: float) -> int:
+    """Records per run: POINTS where evaluating them in both runs takes at
+    most half of the ``remaining`` seconds, else as many as half allows,
+    at least MIN_RECORDS (the steps get the rest).
+
+    >>> records_for(60.0, 0.01), records_for(50.0, 1.5), records_for(10.0, 2.0)
+    (24, 7, 6)
+    """
+    if eval_seconds <= 0 or 2 * (POINTS + 1) * eval_seconds <= remaining / 2:
+        return POINTS
+    return max(MIN_RECORDS, min(POINTS, int(remaining / (4 * eval_seconds)) - 1))
 
 
 def finish_budget(budget: Budget, taken: int, stopped: bool, monitor: str, per_epoch: int | None = None) -> None:
@@ -486,12 +506,15 @@ def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_overrid
     trainable = list(model.trainable_variables)
     pen_opt = fresh_optimizer(keras, inputs.opt)
     pen_step = make_train_step(backend, model, pen_opt, inputs.loss, trainable, inputs.tracked, inputs.invariant)
-    per_step = _time_steps(backend, pen_step, pen_opt, inputs.batches, saved, model)
+    per_step, traced = _time_steps(backend, pen_step, pen_opt, inputs.batches, saved, model)
     evaluator()  # traces
     val0 = evaluator()  # timed: what each record costs
+    # the twin's step traces as the penalized one did, after the budget is set (review 74, 2: DenseNet121
+    # spent 102 s of a 60 s budget)
+    twin_trace = traced if has_penalty(model, opt_info) else 0.0
     budget = choose_budget(penalty_timescales(opt_info, inputs.rows), steps_override=steps_override,
                            per_step=per_step, eval_seconds=evaluator.seconds,
-                           remaining=deadline - time.perf_counter(), time_budget=time_budget,
+                           remaining=deadline - time.perf_counter() - twin_trace, time_budget=time_budget,
                            invariant=bool(inputs.invariant))
     monitor = "held-out loss" if evaluator.held is not None else "training loss"
     lanes = [_Lane(pen_step, pen_opt, _new_run(inputs, evaluator, val0), saved, keep_records=True)]
@@ -510,7 +533,7 @@ def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_overrid
         lane.stop = _EarlyStop(budget.target or 0, evaluator.held is not None,
                                learned if lane.unregularized else None) if budget.early_stop else None
     backend.set_seed(inputs.seed)
-    taken, stopped = _lockstep(backend, model, lanes, inputs, evaluator, budget.steps, progress)
+    taken, stopped = _lockstep(backend, model, lanes, inputs, evaluator, budget.steps, progress, budget.records)
     batches = inputs.batches
     per_epoch = (math.ceil((batches.epoch_samples or batches.file_samples) / batches.batch_size)
                  if not batches.synthetic and batches.batch_size else None)
@@ -550,10 +573,10 @@ class _Lane:
 
 
 def _lockstep(backend, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Evaluator, cap: int,
-              progress) -> tuple[int, bool]:
+              progress, records: int = POINTS) -> tuple[int, bool]:
     """Advance every lane a record interval at a time up to ``cap`` steps;
     stop early once every lane has settled. Returns (steps, stopped early)."""
-    every = max(1, math.ceil(cap / POINTS))
+    every = max(1, math.ceil(cap / records))
     step, done = 0, 0
     while step < cap:
         end = min(step + every, cap)
@@ -668,11 +691,14 @@ def _learned_on(reference: dict[str, Any]) -> Callable[[TwinRun], bool] | None:
     return None
 
 
-def _time_steps(backend, step_fn, opt, batches, saved, model) -> float | None:
-    """Seconds per step over TIMING_STEPS steps after the tracing one; the
-    model and the optimizer are put back as they were."""
+def _time_steps(backend, step_fn, opt, batches, saved, model) -> tuple[float, float]:
+    """(seconds per step over TIMING_STEPS steps after the tracing one, the
+    tracing one's seconds); the model and the optimizer are put back as
+    they were."""
     opt_saved = snapshot(backend, opt.variables)
-    step_fn(*batches.batch(0))  # traces
+    traced = time.perf_counter()
+    backend.fetch(step_fn(*batches.batch(0)))  # traces
+    traced = time.perf_counter() - traced
     start = time.perf_counter()
     for i in range(TIMING_STEPS):
         out = step_fn(*batches.batch(i + 1))
@@ -680,7 +706,7 @@ def _time_steps(backend, step_fn, opt, batches, saved, model) -> float | None:
     per_step = (time.perf_counter() - start) / TIMING_STEPS
     restore(model.variables, saved)
     restore(opt.variables, opt_saved)
-    return per_step
+    return per_step, traced
 
 
 def _record(run: TwinRun, step: int, losses: list[float], angles: list[float], record: StepRecord,
