@@ -5,7 +5,9 @@ Flags regularizers on normalization scales and offsets (``gamma``/``beta``),
 biases, PReLU slopes and embedding tables, with their penalty at
 initialisation; and notes when the optimizer's ``weight_decay`` will hit
 them too (Keras applies it to every trainable variable unless excluded,
-and the exclusions are not saved).
+and the exclusions are not saved). Four or more layers whose same tensor
+carries the same regularizer for the same reason are one finding that
+lists them (a MobileNetV2 with L2 on gamma and beta: 2, not 104).
 
 Where the optimizer records param groups (PyTorch checkpoints, Hugging Face
 Trainer folders, a Keras MultiOptimizer, Keras' Muon: its AdamW step, which
@@ -100,6 +102,12 @@ _WHY = {
 }
 
 
+# Alike penalties on this many layers or more are one finding listing them
+# (fewer read well one by one; ruff groups nothing, but a network repeats a
+# block dozens of times).
+GROUP_AT = 4
+
+
 class RegularizedBiasNormEmbedding(Rule):
     code = "RL008"
     name = "regularized-bias-norm-embedding"
@@ -107,26 +115,53 @@ class RegularizedBiasNormEmbedding(Rule):
     summary = "Biases, normalization gamma/beta or embedding tables carry a regularizer."
 
     def check(self, model, analysis):
-        scale = analysis.loss_scale.value
+        groups: dict[tuple, list] = {}  # alike penalties: the same tensor, role, reason and regularizer
         for p in analysis.penalties:
             role = p.variable.role
             if not p.active or role not in _WHY or not p.regularizer.is_effective:
                 continue
-            cost = f"; penalty at init {g(p.penalty_init)} ({pct(p.penalty_init / scale)} of the data-loss scale)" \
-                if p.penalty_init else ""
             why = _WHY[role]
             if role is Role.GAMMA:
                 why = _WHY["absorbed"] if p.absorbed else _WHY["branch"]
-            yield self.finding(
-                f"{p.variable.name} ({role.value}, {g(p.n)} values) has {lam(p.regularizer)}: "
-                f"it {why}{cost}",
-                layer=p.layer.path, target=p.variable.name,
-                remedy="drop this regularizer and regularize kernels only",
-                fix=Fix("penalties on kernels only",
-                        (Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name),)),
-                values={"role": role.value, "penalty_init": p.penalty_init, "params": p.n,
-                        "lambda": p.l2 or p.l1, "absorbed": p.absorbed, "counted": p.counted})
+            groups.setdefault((p.variable.name, role, why, lam(p.regularizer)), []).append(p)
+        for (name, role, why, _), alike in groups.items():
+            if len(alike) >= GROUP_AT:
+                yield self._grouped(name, role, why, alike, analysis.loss_scale.value)
+                continue
+            for p in alike:
+                yield self._one(p, role, why, analysis.loss_scale.value)
         yield from self._weight_decay_everywhere(model, analysis)
+
+    def _one(self, p, role, why: str, scale: float):
+        cost = f"; penalty at init {g(p.penalty_init)} ({pct(p.penalty_init / scale)} of the data-loss scale)" \
+            if p.penalty_init else ""
+        return self.finding(
+            f"{p.variable.name} ({role.value}, {g(p.n)} values) has {lam(p.regularizer)}: it {why}{cost}",
+            layer=p.layer.path, target=p.variable.name,
+            remedy="drop this regularizer and regularize kernels only",
+            fix=Fix("penalties on kernels only",
+                    (Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path, target=p.variable.name),)),
+            values={"role": role.value, "penalty_init": p.penalty_init, "params": p.n,
+                    "lambda": p.l2 or p.l1, "absorbed": p.absorbed, "counted": p.counted})
+
+    def _grouped(self, name: str, role, why: str, alike: list, scale: float):
+        """One finding for ``GROUP_AT`` or more layers whose same tensor
+        carries the same regularizer for the same reason (review 74, 4: a
+        MobileNetV2 with L2 on gamma and beta read 104 warnings)."""
+        layers = [p.layer.path for p in alike]
+        total = sum(p.penalty_init or 0.0 for p in alike)
+        cost = f"; penalty at init {g(total)} in all ({pct(total / scale)} of the data-loss scale)" if total else ""
+        shown = ", ".join(layers[:3]) + (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
+        first = alike[0]
+        return self.finding(
+            f"{name} of {len(layers)} layers ({shown}; {role.value}, {g(sum(p.n for p in alike))} values) has "
+            f"{lam(first.regularizer)}: it {why}{cost}",
+            target=name, remedy="drop these regularizers and regularize kernels only",
+            fix=Fix("penalties on kernels only", tuple(Change("regularizer", p.l2 or p.l1, None, layer=p.layer.path,
+                                                              target=p.variable.name) for p in alike)),
+            values={"role": role.value, "penalty_init": total, "params": sum(p.n for p in alike),
+                    "lambda": first.l2 or first.l1, "absorbed": first.absorbed, "counted": first.counted,
+                    "layers": layers})
 
     def _weight_decay_everywhere(self, model, analysis):
         opt = model.optimizer

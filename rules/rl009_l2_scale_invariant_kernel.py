@@ -9,7 +9,8 @@ a channel ``Concatenate`` into BatchNormalizations on the same axis
 (DenseNet's blocks: BatchNorm normalises each channel on its own, so each
 joined input keeps its invariance; a LayerNorm after the join mixes them,
 and the kernels before it are not invariant alone). Reports the per-step
-shrink and the equilibrium angular update it implies.
+shrink and the equilibrium angular update it implies; four or more layers
+whose kernels carry the same regularizer are one finding that lists them.
 
 ## Why is this bad?
 For such a kernel ``f(alpha*w) = f(w)``: the penalty cannot regularize the
@@ -54,6 +55,9 @@ from reglint.engine.finding import Severity
 from reglint.engine.fmt import g, lam
 from reglint.engine.rule import Rule
 
+# Alike kernels in this many layers or more are one finding listing them (as RL008 groups).
+GROUP_AT = 4
+
 
 class L2ScaleInvariantKernel(Rule):
     code = "RL009"
@@ -64,19 +68,29 @@ class L2ScaleInvariantKernel(Rule):
 
     def check(self, model, analysis):
         dyn = analysis.dynamics
+        groups: dict[tuple, list] = {}  # the same tensor with the same regularizer: the same dynamics
         for p in analysis.lead_penalties:
-            if not (p.active and p.scale_invariant and (p.l1 or p.l2)):
-                continue
+            if p.active and p.scale_invariant and (p.l1 or p.l2):
+                groups.setdefault((p.variable.name, lam(p.regularizer)), []).append(p)
+        for (name, _), alike in groups.items():
+            p = alike[0]
             r = dyn.total_shrink(p.l2)
             theta, settle = dyn.equilibrium_angle(p.l2), dyn.equilibrium_steps(p.l2)
             angular = (f"; its norm settles in ~{g(settle, 2)} steps at an angular update of ~{g(theta, 2)} rad "
                        f"per step" if theta else "")
-            yield self.finding(
-                f"{p.variable.name} has {lam(p.regularizer)} but feeds a normalization layer: rescaling it "
-                f"leaves the function unchanged, so the penalty acts as a learning-rate knob: it raises the "
-                f"effective learning rate{angular} (RL021 judges the angle, and whether BatchNorm's moving "
-                f"statistics can follow it)",
-                layer=p.layer.path, target=p.variable.name,
-                remedy="tune this lambda as a learning-rate knob, or use decoupled weight_decay",
-                values={"lambda": p.l2 or p.l1, "shrink_per_step": r, "angular_update": theta,
-                        "equilibrium_steps": settle})
+            values = {"lambda": p.l2 or p.l1, "shrink_per_step": r, "angular_update": theta,
+                      "equilibrium_steps": settle}
+            # alike kernels in GROUP_AT layers or more: one finding listing them (review 74, 4: ResNet50, 53 notes)
+            many = len(alike) >= GROUP_AT
+            layers = [q.layer.path for q in alike] if many else [p.layer.path]
+            for q in alike if not many else alike[:1]:
+                shown = (f"{name} of {len(layers)} layers ({', '.join(layers[:3])} and {len(layers) - 3} more) "
+                         f"has" if many else f"{q.variable.name} has")
+                yield self.finding(
+                    f"{shown} {lam(q.regularizer)} but feeds a normalization layer: rescaling it leaves the "
+                    f"function unchanged, so the penalty acts as a learning-rate knob: it raises the effective "
+                    f"learning rate{angular} (RL021 judges the angle, and whether BatchNorm's moving statistics "
+                    f"can follow it)",
+                    layer=None if many else q.layer.path, target=q.variable.name,
+                    remedy="tune this lambda as a learning-rate knob, or use decoupled weight_decay",
+                    values={**values, "layers": layers} if many else values)

@@ -376,8 +376,10 @@ def test_l2_with_a_strong_adamw_decay_is_an_error():
 def test_gamma_l2_on_a_residual_network_is_a_warning_not_an_error():
     report = report_of(SCENARIOS / "scenario_residual_gamma_l2.keras")
     assert errors(report) == []
-    rl008 = [f for f in report.findings if f.code == "RL008" and f.target == "gamma"]
-    assert len(rl008) == 10 and all("next layer can take over" in f.message for f in rl008)
+    # ten alike gammas: one finding naming them all (review 74, 4), its fix removing each
+    [rl008] = [f for f in report.findings if f.code == "RL008" and f.target == "gamma"]
+    assert len(rl008.values["layers"]) == 10 and "next layer can take over" in rl008.message
+    assert rl008.message.startswith("gamma of 10 layers (") and len(rl008.fix.changes) == 10
 
 
 def test_penalties_behind_a_final_layernorm_warn_but_do_not_err():
@@ -491,3 +493,23 @@ def test_the_scale_walk_handles_graphs_deeper_than_the_recursion_limit():
         previous = f"b{i}"
     analysis = Analysis(Model("deep", "keras_v3", layers=layers))
     assert [p.layer.path for p in analysis.penalties if not p.absorbed] == ["b1199"]
+
+
+def test_alike_kernels_feeding_batchnorm_are_one_note_an_override_on_all_of_them_silences():
+    """Review 74, 4: ResNet50 read 53 identical RL009 notes, MobileNetV2 104
+    RL008 warnings. Four or more alike tensors are one finding listing their
+    layers; a layer override covering every one of them silences it, one
+    covering a few does not (as for RL007's and RL024's lists)."""
+    from reglint.engine.selection import filter_findings
+    from reglint.engine.settings import Override
+
+    [note] = findings_of("scenario_bn_l2_strong.keras", "RL009")
+    layers = note.values["layers"]
+    assert len(layers) == 10 and note.layer is None and note.message.startswith("kernel of 10 layers (conv2d, ")
+    path = str(SCENARIOS / "scenario_bn_l2_strong.keras")
+
+    def kept_with(covered: list[str]) -> list:
+        settings = Settings(overrides=[Override(files=["*.keras"], layers=covered, ignore=["RL009"])])
+        return filter_findings([note], path, settings)[0]
+
+    assert kept_with(layers) == [] and kept_with(layers[:3]) == [note]
