@@ -48,7 +48,7 @@ def test_an_unlearned_twin_says_when_the_time_budget_cut_it():
     judged = PenaltyHurtsTraining().judge(_twin([2.3, 2.2], asked=150, stats=None))
     assert judged.label == "twin-did-not-learn" and judged.values["twin_unlearned_reason"] == "time-budget"
     assert "after 1 steps of the 150 asked for, cut to fit --time-budget 60 s" in judged.message
-    assert "need about 180 s: raise it" in judged.message
+    assert "both runs need about 180 s for their steps and records, loading besides: raise it" in judged.message
 
 
 def test_an_unlearned_twin_that_fit_its_batches_names_batchnorms_statistics():
@@ -75,3 +75,41 @@ def test_a_fix_trial_cut_for_time_is_not_every_value_tried():
     [finding] = rule.check_measured(result, None)
     assert "the next fix, a decade lower, was not measured" in finding.message
     assert finding.remedy.startswith("the value tried still trails the twin")
+
+
+def test_both_diverged_after_a_cut_says_the_steps_were_cut():
+    """Review 75, 3: after 14 of 150 steps ResNet50's loss spiked in both
+    runs, which a longer run recovered from: the verdict said "both runs
+    diverged" and nothing of the cut."""
+    result = _twin([2.3, 2.2], asked=150, stats=None)
+    result.twin.penalized.diverged_at = result.twin.unregularized.diverged_at = 1
+    judged = PenaltyHurtsTraining().judge(result)
+    assert judged.label == "both-diverged" and "after 1 steps of the 150 asked for, cut to fit" in judged.message
+
+
+def test_the_runs_stop_at_the_record_past_the_deadline(monkeypatch):
+    """Review 75, 2: the plan's step time was measured on an idle machine;
+    under load ResNet50 ran 88.7 s of a 60 s budget, nothing watching the
+    clock during the runs. They now stop at the first record past it."""
+    import time
+
+    import reglint.profile.twin as twin_module
+
+    advanced: list[int] = []
+    monkeypatch.setattr(twin_module, "restore", lambda variables, state: None)
+    monkeypatch.setattr(twin_module, "snapshot", lambda backend, variables: None)
+
+    def advance(backend, lane, first, last, inputs, evaluator):
+        advanced.append(last)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(twin_module, "_advance", advance)
+    lane = twin_module._Lane(step_fn=None, opt=None, run=TwinRun(step=[0], data_loss=[1.0], kernel_norm=[1.0]),
+                             state=None)
+    model = SimpleNamespace(variables=[])
+    taken, stopped = twin_module._lockstep(None, model, [lane], None, None, 100, None, records=10,
+                                           deadline=time.perf_counter() + 0.05)
+    assert not stopped and 10 <= taken < 100 and advanced[-1] == taken
+    advanced.clear()
+    assert twin_module._lockstep(None, model, [lane], None, None, 100, None, records=10) == (100, False)
+    assert len(advanced) == 10

@@ -333,7 +333,7 @@ def profile(
     time_budget: float = typer.Option(60.0, "--time-budget", min=0.001,
                                       help="Seconds for loading and both runs; the steps (--steps, --epochs or "
                                            "the default) are cut to fit. When RL023 finds damage, measuring "
-                                           "its fix may take up to half as long again."),
+                                           "its fix may take up to three quarters as long again."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                    help="Examples per step of both runs (your training's batch size)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or gpu."),

@@ -136,6 +136,14 @@ class Budget:
     early_stop: bool = True  # the twin may stop once its held-out loss stops improving (not with --steps)
     records: int = 24  # records per run besides step 0 (twin.records_for)
     asked: int | None = None  # the steps asked for (--epochs, --steps, the timescales) where the time budget cut them
+    seconds_per_record: float | None = None  # one held-out evaluation, measured
+
+    def seconds_needed(self) -> float | None:
+        """About what both runs of the ``asked`` steps take, their records
+        included (loading and tracing besides): what --time-budget needs."""
+        if not self.asked or not self.seconds_per_step:
+            return None
+        return 2 * self.asked * self.seconds_per_step + 2 * (self.records + 1) * (self.seconds_per_record or 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -262,14 +262,14 @@ def choose_budget(timescales: dict[str, Timescale], *, steps_override: int | Hor
                      f"judged there")
         return Budget(steps=steps, reason=f"{told} (the timescales alone: {alone})", target=target,
                       timescales=named, seconds_per_step=per_step, time_budget=time_budget, early_stop=False,
-                      records=records, asked=asked)
+                      records=records, asked=asked, seconds_per_record=eval_seconds)
     cap = MAX_STEPS
     if affordable is not None and affordable < MAX_STEPS:
         cap = affordable
         reason += f"; at most {g(cap)} fit --time-budget {g(time_budget)} s ({ms} ms per step, two runs)"
     return Budget(steps=cap, reason=reason, target=min(target, cap), timescales=named, seconds_per_step=per_step,
                   time_budget=time_budget, early_stop=True, records=records,
-                  asked=target if cap < target else None)
+                  asked=target if cap < target else None, seconds_per_record=eval_seconds)
 
 
 def records_for(remaining: float, eval_seconds: float) -> int:
@@ -533,7 +533,14 @@ def run_pair(backend, inputs: PairInputs, evaluator: Evaluator, *, steps_overrid
         lane.stop = _EarlyStop(budget.target or 0, evaluator.held is not None,
                                learned if lane.unregularized else None) if budget.early_stop else None
     backend.set_seed(inputs.seed)
-    taken, stopped = _lockstep(backend, model, lanes, inputs, evaluator, budget.steps, progress, budget.records)
+    planned = budget.steps
+    taken, stopped = _lockstep(backend, model, lanes, inputs, evaluator, budget.steps, progress, budget.records,
+                               deadline=deadline)
+    if taken < planned and not stopped:  # the time ran out before the plan's steps did
+        wanted = planned if not budget.early_stop else min(budget.target or planned, planned)
+        if taken < wanted:
+            budget.asked = budget.asked or wanted
+        budget.reason += f"; --time-budget ran out at step {g(taken)} of the {g(planned)} planned"
     batches = inputs.batches
     per_epoch = (math.ceil((batches.epoch_samples or batches.file_samples) / batches.batch_size)
                  if not batches.synthetic and batches.batch_size else None)
@@ -573,9 +580,12 @@ class _Lane:
 
 
 def _lockstep(backend, model, lanes: list[_Lane], inputs: PairInputs, evaluator: Evaluator, cap: int,
-              progress, records: int = POINTS) -> tuple[int, bool]:
+              progress, records: int = POINTS, deadline: float | None = None) -> tuple[int, bool]:
     """Advance every lane a record interval at a time up to ``cap`` steps;
-    stop early once every lane has settled. Returns (steps, stopped early)."""
+    stop early once every lane has settled, or at the record past
+    ``deadline`` (review 75, 2: a machine under load ran ResNet50 88.7 s of a
+    60 s budget, the plan's step time too short). Returns (steps, stopped
+    early because both settled)."""
     every = max(1, math.ceil(cap / records))
     step, done = 0, 0
     while step < cap:
@@ -596,6 +606,8 @@ def _lockstep(backend, model, lanes: list[_Lane], inputs: PairInputs, evaluator:
         step = end
         if all(lane.stop is not None and lane.settled for lane in lanes):
             return step, True
+        if deadline is not None and step < cap and time.perf_counter() > deadline:
+            return step, False
     return step, False
 
 
