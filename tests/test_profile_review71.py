@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from reglint.model import LearningRate
-from reglint.profile.result import LayerPenalty, activity_share_text
+from reglint.profile.result import LayerPenalty
 from reglint.profile.run import current_lr
 from reglint.profile.twin import angular_equilibrium, penalty_timescales
+from reglint.reporters.text import activity_share_text
 from reglint.rules.rl023_penalty_hurts_training import LEAST_STEP, PenaltyHurtsTraining
 
 

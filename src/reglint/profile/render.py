@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from reglint.engine.fmt import g, pct
 from reglint.engine.report import RunReport, jsonable
-from reglint.profile.result import ProfileResult, activity_share_text
+from reglint.profile.result import ProfileResult
+from reglint.reporters.text import activity_share_text
 
 if TYPE_CHECKING:  # rich is imported where a table is drawn
     from rich.console import JustifyMethod

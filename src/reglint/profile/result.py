@@ -333,22 +333,3 @@ def div(a: float, b: float) -> float:
     return a / b
 
 
-
-def activity_share_text(initial: dict[str, Any], fmt, static: float | None = None) -> str:
-    """What the weights' penalty/data ratio leaves out, for the terminal and
-    the HTML alike: the activity penalty's part of the first batch's
-    penalty (review 71, 2: an activity L2 alone read "penalty/data 0" where
-    penalty/data was 1.6). ``initial``: ``ProfileResult.to_dict()['initial']``;
-    ``fmt``: the surface's number format; ``static``: the static estimate
-    of the whole ratio (the weights' and RL010's activity estimate).
-
-    >>> activity_share_text({"other_penalty": 2.43, "penalty_ratio_all": 1.57}, str, 1.42)
-    '; counting the activity penalty 2.43 too: 1.57 (static estimate 1.42)'
-    >>> activity_share_text({"other_penalty": 0.0, "penalty_ratio_all": 0.0}, str)
-    ''
-    """
-    other, whole = initial.get("other_penalty"), initial.get("penalty_ratio_all")
-    if not isinstance(other, (int, float)) or not other > 0 or not isinstance(whole, (int, float)):
-        return ""
-    told = f" (static estimate {fmt(static)})" if static is not None else ""
-    return f"; counting the activity penalty {fmt(other)} too: {fmt(whole)}{told}"

@@ -4,6 +4,7 @@ or terminal control sequences."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from reglint.engine.fmt import plural
 
@@ -113,3 +114,23 @@ def estimates_line(estimates: list[dict], fmt, pct, limit: int = 3) -> str | Non
     more = f" and {len(estimates) - limit} more (reglint explain)" if len(estimates) > limit else ""
     return (f"{estimates[0]['kind']} penalty ({codes} estimate per sample at init): {', '.join(parts)}{more} "
             f"of the data-loss scale")
+
+
+def activity_share_text(initial: dict[str, Any], fmt, static: float | None = None) -> str:
+    """What the weights' penalty/data ratio leaves out, for the profile's
+    terminal and HTML alike: the activity penalty's part of the first batch's
+    penalty (review 71, 2: an activity L2 alone read "penalty/data 0" where
+    penalty/data was 1.6). ``initial``: ``ProfileResult.to_dict()['initial']``;
+    ``fmt``: the surface's number format; ``static``: the static estimate
+    of the whole ratio (the weights' and RL010's activity estimate).
+
+    >>> activity_share_text({"other_penalty": 2.43, "penalty_ratio_all": 1.57}, str, 1.42)
+    '; counting the activity penalty 2.43 too: 1.57 (static estimate 1.42)'
+    >>> activity_share_text({"other_penalty": 0.0, "penalty_ratio_all": 0.0}, str)
+    ''
+    """
+    other, whole = initial.get("other_penalty"), initial.get("penalty_ratio_all")
+    if not isinstance(other, (int, float)) or not other > 0 or not isinstance(whole, (int, float)):
+        return ""
+    told = f" (static estimate {fmt(static)})" if static is not None else ""
+    return f"; counting the activity penalty {fmt(other)} too: {fmt(whole)}{told}"

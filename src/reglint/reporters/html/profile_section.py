@@ -12,6 +12,7 @@ from typing import Any
 from reglint.reporters.html import charts as c
 from reglint.reporters.html.markup import esc, gx, num_attr, num_text, number, pctx, sev_label
 from reglint.reporters.html.twin_chart import twin_section
+from reglint.reporters.text import activity_share_text
 
 PROFILE_KEYS = ("device", "device_kind", "backend", "seconds", "weights", "data", "loss", "optimizer", "initial",
                 "variables", "layer_penalties", "steps", "outcome", "notes", "twin")
@@ -202,14 +203,10 @@ def _dict_table(caption: str, rows: list[dict]) -> str:
 
 def _with_activity(initial: dict, analysis: dict) -> str:
     """The first batch's whole penalty/data where an activity penalty is
-    part of it, as the terminal prints it (``profile.result.
+    part of it, in the terminal's words (``reporters.text.
     activity_share_text``; review 71, 2: "0" for an activity L2 at 1.57),
     beside the static estimate of the same whole (review 73, 4)."""
-    other, whole = number(initial.get("other_penalty")), number(initial.get("penalty_ratio_all"))
-    if not (other and other > 0 and whole is not None):
-        return ""
     estimated = [number(e.get("ratio")) for e in analysis.get("penalty_estimates") or [] if isinstance(e, dict)]
     static = (number(analysis.get("penalty_ratio")) or 0.0) + sum(r for r in estimated if r is not None) \
         if estimated else None
-    return f"; counting the activity penalty {gx(other)} too: {gx(whole)}" + (
-        f" (static estimate {gx(static)})" if static is not None else "")
+    return activity_share_text(initial, gx, static)  # the terminal's words
